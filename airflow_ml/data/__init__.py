@@ -1,0 +1,1 @@
+"""Data helpers for airflow_ml (demo data generation and friends)."""

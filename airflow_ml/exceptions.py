@@ -1,0 +1,50 @@
+"""The project's small error tree: every error says what is wrong, where, and how to fix it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AirflowMLError(Exception):
+    """Base class of every error raised by airflow-ml."""
+
+
+class ConfigError(AirflowMLError):
+    """A template or city file is invalid.
+
+    Args:
+        file: The YAML file at fault.
+        problems: One line per problem, each naming line, field, value and fix.
+    """
+
+    def __init__(self, file: str, problems: list[str]) -> None:
+        self.file = file
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{file}: {len(problems)} problem(s)\n{lines}")
+
+
+class DataError(AirflowMLError):
+    """The data of a city cannot be read or snapshotted (missing path, empty partition, bad format)."""
+
+
+class ValidationFailed(AirflowMLError):
+    """The snapshot failed its expectation suite.
+
+    Args:
+        summary: A readable multi-line summary of the failed expectations.
+        verdict: The machine-readable verdict (counts, failed expectations, suite file).
+    """
+
+    def __init__(self, summary: str, verdict: dict[str, Any]) -> None:
+        self.summary = summary
+        self.verdict = verdict
+        super().__init__(summary)
+
+
+class GateRefused(AirflowMLError):
+    """The promotion gate refused the challenger where the caller required a promotion."""
+
+
+class ServiceUnavailable(AirflowMLError):
+    """A service the run needs (MLflow, object storage) cannot be reached."""

@@ -1,0 +1,63 @@
+"""Provider metadata read by Airflow through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_ml import __version__
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe the provider: its hooks, operators, the ``mlflow`` connection type and extra links."""
+    return {
+        "package-name": "airflow-ml",
+        "name": "airflow-ml",
+        "description": "Per-city retraining of LightGBM models with Great Expectations and MLflow.",
+        "versions": [__version__],
+        "integrations": [
+            {"integration-name": "MLflow", "external-doc-url": "https://mlflow.org/docs/latest/", "tags": ["software"]}
+        ],
+        "hooks": [{"integration-name": "MLflow", "python-modules": ["airflow_ml.hooks.mlflow"]}],
+        "operators": [
+            {
+                "integration-name": "MLflow",
+                "python-modules": [
+                    "airflow_ml.operators.snapshot",
+                    "airflow_ml.operators.validate",
+                    "airflow_ml.operators.train",
+                    "airflow_ml.operators.register",
+                    "airflow_ml.operators.gate",
+                ],
+            }
+        ],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_ml.hooks.mlflow.MlflowHook",
+                "hook-name": "MLflow",
+                "connection-type": "mlflow",
+                "conn-fields": {
+                    "tracking_uri": {
+                        "label": "Tracking URI",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "e.g. http://mlflow:5000 or sqlite:////srv/mlflow.db; else host and port",
+                    },
+                    "registry_uri": {
+                        "label": "Registry URI",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "Defaults to the tracking URI.",
+                    },
+                    "artifact_root": {
+                        "label": "Artifact root",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "Artifacts of new experiments (file:// or s3://); leave unset with a server.",
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["login", "password", "extra"],
+                    "relabeling": {"host": "Tracking server host", "schema": "Scheme (http or https)"},
+                    "placeholders": {"host": "mlflow", "port": "5000", "schema": "http"},
+                },
+            }
+        ],
+        "extra-links": ["airflow_ml.links.mlflow.MlflowRunLink", "airflow_ml.links.mlflow.MlflowModelVersionLink"],
+    }

@@ -1,0 +1,1 @@
+"""Extra links shown on the provider's tasks in the Airflow UI."""

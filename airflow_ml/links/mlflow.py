@@ -1,0 +1,70 @@
+"""Links from a task to the MLflow run it logged and to the model version it registered.
+
+The URL is computed once at execute time and stored in XCom, as the Apache providers do, so the
+API server never needs the MLflow connection to draw the button.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperatorLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator, Context
+    from airflow.sdk.types import TaskInstanceKey
+
+
+class _PersistedLink(BaseOperatorLink):
+    label: ClassVar[str] = ""
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        value: Any = XCom.get_value(ti_key=ti_key, key=self.xcom_key)
+        return str(value) if value else ""
+
+    @classmethod
+    def persist(cls, context: Context, url: str | None) -> None:
+        """Store the link's URL for this task instance; empty when the store has no browsable UI."""
+        context["ti"].xcom_push(key=cls().xcom_key, value=url or "")
+
+
+class MlflowRunLink(_PersistedLink):
+    """Opens the MLflow run that trained the model."""
+
+    label = "MLflow run"
+
+
+class MlflowModelVersionLink(_PersistedLink):
+    """Opens the registered model version in MLflow."""
+
+    label = "Model version"
+
+
+def ui_base(tracking_uri: str) -> str | None:
+    """The MLflow UI's base URL for a tracking URI, or None for a store without a UI (SQLite, files).
+
+    ``AIRFLOW_ML_MLFLOW_UI_URL`` names the UI of an embedded store (e.g. ``http://127.0.0.1:5000``).
+    """
+    import os
+
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri.rstrip("/")
+    return os.environ.get("AIRFLOW_ML_MLFLOW_UI_URL") or None
+
+
+def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
+    """URL of a run in the MLflow UI."""
+    base = ui_base(tracking_uri)
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}" if base else None
+
+
+def model_version_url(tracking_uri: str, name: str, version: str) -> str | None:
+    """URL of a registered model version in the MLflow UI."""
+    base = ui_base(tracking_uri)
+    return f"{base}/#/models/{name}/versions/{version}" if base else None

@@ -1,0 +1,75 @@
+"""The promotion gate's decision, as a pure function of scores and thresholds."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """What the gate decided and why; recorded as version tags and a JSON artifact."""
+
+    promote: bool
+    reason: str
+    challenger_score: float
+    champion_score: float | None
+    improvement: float | None
+    min_improvement: float
+    improvement_mode: str
+    direction: str
+    holdout_rows: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable form."""
+        return asdict(self)
+
+
+def decide(
+    challenger_score: float,
+    champion_score: float | None,
+    *,
+    direction: Literal["minimize", "maximize"],
+    min_improvement: float = 0.0,
+    improvement_mode: Literal["relative", "absolute"] = "relative",
+    holdout_rows: int,
+    min_holdout_rows: int = 1,
+) -> GateDecision:
+    """Decide whether the challenger replaces the champion.
+
+    Both scores must come from the same holdout. The challenger is promoted when there is no
+    champion yet, or when it is strictly better and its improvement reaches ``min_improvement``
+    (a fraction of the champion's score when relative). Anything else keeps the champion.
+    """
+
+    def decision(promote: bool, reason: str, improvement: float | None = None) -> GateDecision:
+        return GateDecision(
+            promote=promote,
+            reason=reason,
+            challenger_score=challenger_score,
+            champion_score=champion_score,
+            improvement=improvement,
+            min_improvement=min_improvement,
+            improvement_mode=improvement_mode,
+            direction=direction,
+            holdout_rows=holdout_rows,
+        )
+
+    if holdout_rows < min_holdout_rows:
+        return decision(False, f"holdout has {holdout_rows} rows, fewer than the {min_holdout_rows} required")
+    if not math.isfinite(challenger_score):
+        return decision(False, f"challenger score {challenger_score!r} is not a finite number")
+    if champion_score is None or not math.isfinite(champion_score):
+        return decision(True, "no champion yet: the first valid model becomes champion")
+    gain = champion_score - challenger_score if direction == "minimize" else challenger_score - champion_score
+    improvement = gain / abs(champion_score) if improvement_mode == "relative" and champion_score != 0 else gain
+    unit = "%" if improvement_mode == "relative" else ""
+    scale = 100.0 if improvement_mode == "relative" else 1.0
+    shown = f"{improvement * scale:+.3g}{unit}"
+    needed = f"{min_improvement * scale:.3g}{unit}"
+    if gain <= 0:
+        return decision(False, f"challenger is not better than the champion ({shown}); champion kept", improvement)
+    if improvement < min_improvement:
+        return decision(False, f"improvement {shown} is below the required {needed}; champion kept", improvement)
+    return decision(True, f"challenger beats the champion by {shown} (required {needed})", improvement)

@@ -1,0 +1,157 @@
+"""The training and promotion steps of a run, as plain functions over a snapshot and an MLflow client.
+
+Operators call these; a notebook or a test can too. Each reads the one snapshot of the run, so every
+figure logged can be traced back to the exact rows through the snapshot's content hash.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+
+from airflow_ml.data.snapshot import Manifest, read_snapshot
+from airflow_ml.ml import registry
+from airflow_ml.ml.gate import GateDecision, decide
+from airflow_ml.ml.metrics import DIRECTIONS, score
+from airflow_ml.ml.serving import predict_raw
+from airflow_ml.ml.train import TrainSpec, time_split, train_model
+
+HOLDOUT_PREDICTIONS = "holdout_predictions.parquet"
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How a snapshot is split by time."""
+
+    time_column: str
+    validation_fraction: float
+    holdout_fraction: float
+
+
+def train_and_log(
+    client: MlflowClient,
+    manifest: Manifest,
+    spec: TrainSpec,
+    split: SplitSettings,
+    *,
+    experiment: str,
+    artifact_root: str | None = None,
+    tags: dict[str, str] | None = None,
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train on the snapshot and log params, metrics, the model and its lineage to a new MLflow run.
+
+    Returns:
+        ``run_id``, ``experiment_id``, ``model_uri`` and the ``metrics``.
+    """
+    columns = list(dict.fromkeys([*spec.features, spec.target, split.time_column]))
+    frame = read_snapshot(manifest.uri, columns=columns)
+    splits = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction)
+    experiment_id = registry.get_or_create_experiment(client, experiment, artifact_root)
+    run_tags = {
+        **(tags or {}),
+        "airflow_ml.snapshot_uri": manifest.uri,
+        "airflow_ml.snapshot_hash": manifest.content_hash,
+        "mlflow.runName": f"{manifest.city} {manifest.run_id}",
+    }
+    run = client.create_run(experiment_id, tags=run_tags)
+    run_id = run.info.run_id
+    try:
+        trained = train_model(splits, spec)
+        params = {
+            **spec.lightgbm_params(),
+            "num_boost_round": spec.num_boost_round,
+            "early_stopping_rounds": spec.early_stopping_rounds,
+            "features": ",".join(spec.features),
+            "categorical_features": ",".join(spec.categorical),
+            "target": spec.target,
+            "validation_fraction": split.validation_fraction,
+            "holdout_fraction": split.holdout_fraction,
+            "snapshot_hash": manifest.content_hash,
+        }
+        sizes = {f"rows_{name}": float(n) for name, n in splits.sizes().items()}
+        metrics = {**trained.metrics, **sizes, "best_iteration": float(trained.best_iteration)}
+        curve = [Metric(f"validation_curve_{spec.metric}", v, 0, step) for step, v in enumerate(trained.learning_curve)]
+        client.log_batch(
+            run_id,
+            metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()] + curve,
+            params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+        )
+        with tempfile.TemporaryDirectory(prefix="airflow-ml-run-") as tmp:
+            Path(tmp, "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=1), encoding="utf-8")
+            if config is not None:
+                Path(tmp, "city_config.json").write_text(json.dumps(config, indent=1, default=str), encoding="utf-8")
+            holdout = splits.holdout.assign(
+                prediction=predict_raw(trained.booster, trained.preprocessor, splits.holdout)
+            )
+            holdout.to_parquet(Path(tmp, HOLDOUT_PREDICTIONS), index=False)
+            client.log_artifacts(run_id, tmp, "lineage")
+        model_uri = registry.log_model(client, run_id, trained, splits.train)
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id, status="FINISHED")
+    return {"run_id": run_id, "experiment_id": experiment_id, "model_uri": model_uri, "metrics": metrics}
+
+
+def evaluate_and_decide(
+    client: MlflowClient,
+    manifest: Manifest,
+    *,
+    model_name: str,
+    challenger_version: str,
+    target: str,
+    metric: str,
+    split: SplitSettings,
+    min_improvement: float,
+    improvement_mode: str,
+    min_holdout_rows: int,
+    context: dict[str, Any] | None = None,
+) -> tuple[GateDecision, dict[str, Any]]:
+    """Score the challenger and the current champion on this snapshot's holdout, decide, and act.
+
+    The champion alias moves only when the decision is to promote, and only as the very last step.
+
+    Returns:
+        The decision and the full record that was stored as version tags.
+    """
+    frame = read_snapshot(manifest.uri)
+    holdout = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction).holdout
+    challenger = client.get_model_version(model_name, challenger_version)
+    champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
+    challenger_score = score(metric, holdout[target], registry.load_version(client, challenger).predict(holdout))
+    champion_score = None
+    if champion is not None and str(champion.version) != str(challenger.version):
+        champion_score = score(metric, holdout[target], registry.load_version(client, champion).predict(holdout))
+    decision = decide(
+        challenger_score,
+        champion_score,
+        direction=DIRECTIONS[metric],  # type: ignore[arg-type]
+        min_improvement=min_improvement,
+        improvement_mode=improvement_mode,  # type: ignore[arg-type]
+        holdout_rows=len(holdout),
+        min_holdout_rows=min_holdout_rows,
+    )
+    record = {
+        **decision.to_dict(),
+        "decision": "promoted" if decision.promote else "kept",
+        "metric": metric,
+        "challenger_version": str(challenger.version),
+        "baseline_version": str(champion.version) if champion is not None else None,
+        "snapshot_hash": manifest.content_hash,
+        "snapshot_uri": manifest.uri,
+        **(context or {}),
+    }
+    if decision.promote:
+        registry.promote(client, model_name, str(challenger.version), record)
+    else:
+        registry.tag_decision(client, model_name, str(challenger.version), record)
+    if challenger.run_id:
+        client.log_dict(challenger.run_id, record, "gate/decision.json")
+    return decision, record

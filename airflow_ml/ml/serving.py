@@ -1,0 +1,109 @@
+"""The preprocessing and the model that serve predictions: the very code that training uses.
+
+This file travels inside every logged model (MLflow "models from code"), so it must stay self-contained:
+it imports only json, numpy, pandas, lightgbm and mlflow, never ``airflow_ml``. Training imports
+:class:`Preprocessor` from here, which is how training and serving apply one and the same transform.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
+
+PREPROCESSOR_ARTIFACT = "preprocessor"
+BOOSTER_ARTIFACT = "booster"
+
+
+class Preprocessor:
+    """Turns raw rows into the model's input; fitted on training rows only.
+
+    Categorical columns get the category list seen in training (unseen values and nulls become
+    missing, which LightGBM handles natively); numeric columns become float64.
+
+    Args:
+        features: Feature columns in model order.
+        categories: For each categorical feature, its categories as seen in the training rows.
+        task: ``regression`` or ``binary``; tells :meth:`TabularModel.predict` what to return.
+    """
+
+    def __init__(self, features: list[str], categories: dict[str, list[str]], task: str = "regression") -> None:
+        self.features = list(features)
+        self.categories = {name: list(values) for name, values in categories.items()}
+        self.task = task
+
+    @classmethod
+    def fit(
+        cls, train: pd.DataFrame, features: list[str], categorical: list[str], task: str = "regression"
+    ) -> Preprocessor:
+        """Learn the categories of each categorical feature from the training rows."""
+        _require_columns(train, features)
+        categories = {name: sorted(str(v) for v in _as_text(train[name]).dropna().unique()) for name in categorical}
+        return cls(features, categories, task)
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Return the model input for raw rows: the feature columns, typed, in model order."""
+        _require_columns(frame, self.features)
+        columns: dict[str, Any] = {}
+        for name in self.features:
+            if name in self.categories:
+                columns[name] = pd.Categorical(_as_text(frame[name]), categories=self.categories[name])
+            else:
+                columns[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64").to_numpy()
+        return pd.DataFrame(columns, index=frame.index)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable form, saved beside the booster."""
+        return {"features": self.features, "categories": self.categories, "task": self.task}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessor:
+        """Rebuild a preprocessor saved with :meth:`to_dict`."""
+        return cls(data["features"], data["categories"], data.get("task", "regression"))
+
+    def save(self, path: Path) -> None:
+        """Write the preprocessor as JSON."""
+        path.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Preprocessor:
+        """Read a preprocessor written by :meth:`save`."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def predict_raw(booster: lgb.Booster, preprocessor: Preprocessor, frame: pd.DataFrame) -> np.ndarray:
+    """Predict raw rows: the one prediction path shared by training, the gate and serving."""
+    return np.asarray(booster.predict(preprocessor.transform(frame)), dtype="float64")
+
+
+class TabularModel(PythonModel):
+    """MLflow pyfunc wrapper: raw rows in, predictions out, with the preprocessing inside."""
+
+    def load_context(self, context: Any) -> None:
+        """Load the booster and the preprocessor from the model's artifacts."""
+        self.preprocessor = Preprocessor.load(context.artifacts[PREPROCESSOR_ARTIFACT])
+        self.booster = lgb.Booster(model_file=context.artifacts[BOOSTER_ARTIFACT])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> np.ndarray:
+        """Predict raw rows (a data frame with at least the feature columns)."""
+        return predict_raw(self.booster, self.preprocessor, model_input)
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    # One text form for categories whatever the input dtype (object, str, category, numbers); vectorised.
+    return values.astype("string")
+
+
+def _require_columns(frame: pd.DataFrame, columns: list[str]) -> None:
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise ValueError(f"input is missing feature column(s) {missing}; it has {list(frame.columns)}")
+
+
+set_model(TabularModel())

@@ -1,0 +1,103 @@
+"""Score challenger and champion on the same holdout and move ``champion`` only when the challenger wins."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import Context
+
+from airflow_ml.links.mlflow import MlflowModelVersionLink, model_version_url
+from airflow_ml.operators.base import MlflowBaseOperator
+from airflow_ml.operators.validate import snapshot_uri
+
+DECISION_FILE = "decision.json"
+
+
+class PromotionGateOperator(MlflowBaseOperator):
+    """The promotion gate of a city.
+
+    Both models are loaded from the registry, as serving loads them, and scored on the holdout of this
+    run's snapshot. The challenger becomes champion when there is none yet or when it beats the champion
+    by ``min_improvement``; otherwise the champion stays. Either way the decision, its reason, both
+    scores, the thresholds, the baseline version and the snapshot hash are recorded as version tags,
+    as an artifact of the training run and beside the snapshot.
+
+    Args:
+        model_name: The city's registered model.
+        registration: The register task's XCom (``version``); templated.
+        snapshot: The snapshot task's XCom; templated.
+        target: Column to predict.
+        time_column: Column the time-based split follows.
+        metric: The metric compared.
+        validation_fraction: As in training, so the holdout is the same rows.
+        holdout_fraction: As in training.
+        min_improvement: Required gain over the champion.
+        improvement_mode: ``relative`` (a fraction of the champion's score) or ``absolute``.
+        min_holdout_rows: Refuse to decide on a smaller holdout.
+        reason: Why the run was triggered (free text from the trigger form); templated.
+
+    Returns (XCom): the decision record.
+    """
+
+    template_fields: Sequence[str] = ("registration", "snapshot", "reason")
+    operator_extra_links = (MlflowModelVersionLink(),)
+    ui_color = "#fbeaea"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        registration: Any,
+        snapshot: Any,
+        target: str,
+        time_column: str,
+        metric: str,
+        validation_fraction: float,
+        holdout_fraction: float,
+        min_improvement: float = 0.0,
+        improvement_mode: str = "relative",
+        min_holdout_rows: int = 1,
+        reason: Any = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.registration = registration
+        self.snapshot = snapshot
+        self.target = target
+        self.time_column = time_column
+        self.metric = metric
+        self.validation_fraction = validation_fraction
+        self.holdout_fraction = holdout_fraction
+        self.min_improvement = min_improvement
+        self.improvement_mode = improvement_mode
+        self.min_holdout_rows = min_holdout_rows
+        self.reason = reason
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_ml.data.snapshot import load_manifest, write_json
+        from airflow_ml.ml.pipeline import SplitSettings, evaluate_and_decide
+
+        uri = snapshot_uri(self.snapshot)
+        decision, record = evaluate_and_decide(
+            self.hook.get_conn(),
+            load_manifest(uri),
+            model_name=self.model_name,
+            challenger_version=str(self.registration["version"]),
+            target=self.target,
+            metric=self.metric,
+            split=SplitSettings(self.time_column, self.validation_fraction, self.holdout_fraction),
+            min_improvement=self.min_improvement,
+            improvement_mode=self.improvement_mode,
+            min_holdout_rows=self.min_holdout_rows,
+            context={"airflow_run_id": context["run_id"], "trigger_reason": str(self.reason or "")},
+        )
+        write_json(uri, DECISION_FILE, record)
+        version = record["challenger_version"] if decision.promote else record["baseline_version"]
+        if version is not None:
+            MlflowModelVersionLink.persist(
+                context, model_version_url(self.hook.tracking_uri, self.model_name, str(version))
+            )
+        self.log.info("gate for %s v%s: %s", self.model_name, record["challenger_version"], decision.reason)
+        return record

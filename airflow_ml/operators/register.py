@@ -1,0 +1,58 @@
+"""Register the trained model as a new version of the city's model, aliased ``challenger``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import Context
+
+from airflow_ml.links.mlflow import MlflowModelVersionLink, model_version_url
+from airflow_ml.operators.base import MlflowBaseOperator, airflow_lineage
+
+
+class RegisterModelOperator(MlflowBaseOperator):
+    """Create a version of registered model ``model_name`` from the training run's model.
+
+    The ``champion`` alias is never touched here: only the gate moves it.
+
+    Args:
+        model_name: The city's registered model.
+        training: The training task's XCom (``run_id`` and ``model_uri``); templated.
+        snapshot: The snapshot task's XCom, for the lineage tags; templated.
+        tags: Extra version tags (city, template...).
+
+    Returns (XCom): ``name`` and ``version``.
+    """
+
+    template_fields: Sequence[str] = ("training", "snapshot")
+    operator_extra_links = (MlflowModelVersionLink(),)
+    ui_color = "#f1ecfa"
+
+    def __init__(
+        self, *, model_name: str, training: Any, snapshot: Any, tags: dict[str, str] | None = None, **kwargs: Any
+    ):
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.training = training
+        self.snapshot = snapshot
+        self.tags = tags or {}
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_ml.ml.registry import register_challenger
+
+        tags = {
+            **self.tags,
+            **airflow_lineage(context),
+            "airflow_ml.snapshot_hash": str(self.snapshot["content_hash"]),
+            "airflow_ml.snapshot_uri": str(self.snapshot["uri"]),
+            "mlflow_run_id": str(self.training["run_id"]),
+        }
+        version = register_challenger(
+            self.hook.get_conn(), self.model_name, self.training["model_uri"], self.training["run_id"], tags
+        )
+        MlflowModelVersionLink.persist(
+            context, model_version_url(self.hook.tracking_uri, self.model_name, version.version)
+        )
+        self.log.info("registered %s version %s as challenger", self.model_name, version.version)
+        return {"name": self.model_name, "version": str(version.version)}

@@ -1,0 +1,8 @@
+"""YAML templates and city files: pydantic models, layered merge and precise errors. No Airflow import."""
+
+from __future__ import annotations
+
+from airflow_ml.templates.loader import load_city_configs, load_city_file, load_template
+from airflow_ml.templates.models import CityConfig
+
+__all__ = ["CityConfig", "load_city_configs", "load_city_file", "load_template"]

@@ -1,0 +1,229 @@
+"""Pydantic models of a use-case template and of a city's merged configuration.
+
+Every model forbids unknown keys, so a typo is an error that names the key instead of a setting that is
+silently ignored. The models describe data, never code: YAML cannot name a Python class or callable.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+CITY_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+#: Metrics the trainer and the gate know, with the direction in which they improve.
+METRIC_DIRECTIONS: dict[str, Literal["minimize", "maximize"]] = {
+    "rmse": "minimize",
+    "mae": "minimize",
+    "mape": "minimize",
+    "r2": "maximize",
+    "auc": "maximize",
+    "logloss": "minimize",
+}
+METRICS_BY_TASK: dict[str, frozenset[str]] = {
+    "regression": frozenset({"rmse", "mae", "mape", "r2"}),
+    "binary": frozenset({"auc", "logloss"}),
+}
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys are errors and objects are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSpec(Strict):
+    """Where a city's data lives and which columns the model uses."""
+
+    source: str = Field(
+        description="URI pattern of the city's partitioned data; {data_root} and {city} are filled in at run time.",
+        examples=["{data_root}/raw/trips/{city}"],
+    )
+    format: Literal["parquet", "csv"] = "parquet"
+    target: str = Field(min_length=1, description="Column to predict.")
+    time_column: str = Field(
+        min_length=1, description="Timestamp column; the split into train/validation/holdout follows it."
+    )
+    features: list[str] = Field(min_length=1, description="Feature columns, in model order.")
+    categorical_features: list[str] = Field(
+        default_factory=list, description="Subset of features treated as categories."
+    )
+    window_days: int | None = Field(
+        default=None, ge=1, le=3660, description="Use only the latest N days of partitions (all when unset)."
+    )
+
+    @model_validator(mode="after")
+    def _columns_agree(self) -> DatasetSpec:
+        duplicated = sorted({c for c in self.features if self.features.count(c) > 1})
+        if duplicated:
+            raise ValueError(f"features lists {duplicated!r} more than once; keep each column once")
+        unknown = [c for c in self.categorical_features if c not in self.features]
+        if unknown:
+            raise ValueError(
+                f"categorical_features {unknown!r} are not in features; add them to features or remove them"
+            )
+        if self.target in self.features:
+            raise ValueError(f"the target {self.target!r} is also a feature; remove it from features (it would leak)")
+        if self.time_column in self.features:
+            raise ValueError(
+                f"the time column {self.time_column!r} cannot be a feature; derive features such as the hour instead"
+            )
+        if "{city}" not in self.source:
+            raise ValueError(f"source {self.source!r} must contain '{{city}}' so that each city reads its own data")
+        return self
+
+
+class SplitSpec(Strict):
+    """Time-based split: the oldest rows train, newer rows validate, the newest rows are the holdout."""
+
+    validation_fraction: float = Field(default=0.15, gt=0, lt=0.5)
+    holdout_fraction: float = Field(default=0.15, gt=0, lt=0.5)
+    min_holdout_rows: int = Field(default=100, ge=1, description="Refuse to decide on a smaller holdout.")
+
+
+class MetricSpec(Strict):
+    """The metric the gate compares; its direction follows from its name."""
+
+    name: Literal["rmse", "mae", "mape", "r2", "auc", "logloss"]
+
+    @property
+    def direction(self) -> Literal["minimize", "maximize"]:
+        """Whether a lower or a higher value is better."""
+        return METRIC_DIRECTIONS[self.name]
+
+
+class LightGBMParams(Strict):
+    """The LightGBM parameters a template may set, each within LightGBM's valid range."""
+
+    learning_rate: float = Field(default=0.05, gt=0, le=1)
+    num_leaves: int = Field(default=31, ge=2, le=131072)
+    max_depth: int = Field(default=-1, ge=-1)
+    min_data_in_leaf: int = Field(default=20, ge=1)
+    feature_fraction: float = Field(default=1.0, gt=0, le=1)
+    bagging_fraction: float = Field(default=1.0, gt=0, le=1)
+    bagging_freq: int = Field(default=0, ge=0)
+    lambda_l1: float = Field(default=0.0, ge=0)
+    lambda_l2: float = Field(default=0.0, ge=0)
+    min_gain_to_split: float = Field(default=0.0, ge=0)
+    max_bin: int = Field(default=255, ge=2, le=65535)
+    cat_smooth: float = Field(default=10.0, ge=0)
+
+
+class TrainingSpec(Strict):
+    """How the model is trained."""
+
+    num_boost_round: int = Field(default=500, ge=1, le=100_000)
+    early_stopping_rounds: int | None = Field(default=50, ge=1)
+    seed: int = Field(default=42, ge=0)
+    num_threads: int = Field(default=0, ge=0, description="0 lets LightGBM use every core.")
+    params: LightGBMParams = Field(default_factory=LightGBMParams)
+
+
+class GateSpec(Strict):
+    """When a challenger may replace the champion."""
+
+    min_improvement: float = Field(default=0.0, ge=0, description="Required gain over the champion's holdout score.")
+    improvement_mode: Literal["relative", "absolute"] = "relative"
+
+    @model_validator(mode="after")
+    def _relative_is_a_fraction(self) -> GateSpec:
+        if self.improvement_mode == "relative" and self.min_improvement >= 1:
+            raise ValueError(
+                f"min_improvement {self.min_improvement!r} is a relative gain and must be below 1 (0.02 means 2%)"
+            )
+        return self
+
+
+class DagSpec(Strict):
+    """How the city's DAG runs in Airflow."""
+
+    schedule: str | None = Field(default="@daily", description="A cron expression, a preset such as '@daily', or null.")
+    owner: str = Field(default="airflow-ml", min_length=1)
+    retries: int = Field(default=1, ge=0, le=20)
+    retry_delay_minutes: float = Field(default=5.0, ge=0, le=24 * 60)
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        presets = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
+        if value.startswith("@"):
+            if value not in presets:
+                raise ValueError(
+                    f"unknown schedule preset {value!r}; use one of {sorted(presets)} or a cron expression"
+                )
+            return value
+        from croniter import croniter  # small, pure Python; imported here to keep module import light
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a valid cron expression (five fields, e.g. '0 2 * * *')")
+        return value
+
+
+class UseCase(Strict):
+    """What a template defines: a dataset, its task and how to train and promote its models."""
+
+    description: str = ""
+    suite: Name = Field(description="Expectation suite in expectations/<suite>.json that validates the data.")
+    task: Literal["regression", "binary"]
+    dataset: DatasetSpec
+    metric: MetricSpec
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    gate: GateSpec = Field(default_factory=GateSpec)
+    dag: DagSpec = Field(default_factory=DagSpec)
+
+    @model_validator(mode="after")
+    def _metric_fits_task(self) -> UseCase:
+        allowed = METRICS_BY_TASK[self.task]
+        if self.metric.name not in allowed:
+            raise ValueError(
+                f"metric {self.metric.name!r} does not fit task {self.task!r}; use one of {sorted(allowed)}"
+            )
+        return self
+
+
+class TemplateConfig(UseCase):
+    """A template file in ``dag_templates/templates/``."""
+
+    template: Name
+
+
+class CityConfig(UseCase):
+    """One city's configuration: its template merged with the city's overrides."""
+
+    city: str = Field(pattern=CITY_ID_PATTERN, description="Stable id: lower-case letters, digits, underscores.")
+    template: Name
+    display_name: str = ""
+
+    @property
+    def dag_id(self) -> str:
+        """The Airflow DAG id, deterministic and safe: ``<template>.<city>``."""
+        return f"{self.template}.{self.city}"
+
+    @property
+    def model_name(self) -> str:
+        """The MLflow registered model of this city: ``<template>.<city>``."""
+        return f"{self.template}.{self.city}"
+
+    @property
+    def title(self) -> str:
+        """A human-readable name for docs and tables."""
+        return self.display_name or self.city
+
+
+def slugify(value: str) -> str:
+    """Suggest a valid city id for a free-form name (``"São Paulo"`` becomes ``"sao_paulo"``)."""
+    import unicodedata
+
+    ascii_value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "_", ascii_value.lower()).strip("_")
+    if not slug or not slug[0].isalpha():
+        slug = f"city_{slug}".rstrip("_")
+    return slug[:63]

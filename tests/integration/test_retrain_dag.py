@@ -1,0 +1,159 @@
+"""End to end with real Airflow (dag.test()), GX, LightGBM and MLflow: one city's life over three runs.
+
+The runs build on each other, as nights do: a first run makes a champion; a crippled retrain must not
+replace it; a broken batch must stop at validation. Fixtures chain them so each test names what it needs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, _wire_mlflow, write_loader
+
+pytestmark = pytest.mark.integration
+CITY = "lisbon"
+MODEL = f"ride_duration.{CITY}"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: Path) -> Iterator[dict[str, Any]]:
+    """A templates folder with one city, its demo data, and a real MLflow store, wired through the environment."""
+    from airflow_ml.data.demo import write_demo_data
+    from airflow_ml.factory import register_dags
+
+    root = tmp_path_factory.mktemp("world")
+    (root / "templates").mkdir()
+    (root / "cities").mkdir()
+    shutil.copy(REPO / "dag_templates" / "templates" / "ride_duration.yaml", root / "templates")
+    (root / "cities" / f"{CITY}.yaml").write_text(
+        f"city: {CITY}\ntemplate: ride_duration\ndag:\n  retries: 0\n  schedule: null\n", encoding="utf-8"
+    )
+    loader = write_loader(dags_dir, "retrain_dag_test", root)
+    data_root = root / "data"
+    write_demo_data(data_root, cities=[CITY], batch="initial", scale=0.3)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_ML_DATA_ROOT", str(data_root))
+        store = _wire_mlflow(root / "mlflow", mp)
+        dag = register_dags({}, templates_root=root, expectations_dir=REPO / "expectations")[MODEL]
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=store["tracking_uri"], registry_uri=store["tracking_uri"])
+        yield {"dag": dag, "client": client, "data_root": data_root, "store": store}
+    loader.unlink()
+
+
+def _run(world: dict[str, Any], conf: dict[str, Any] | None = None) -> dict[str, Any]:
+    from airflow_ml.data.snapshot import safe_segment
+
+    run = world["dag"].test(run_conf=conf)
+    folder = world["data_root"] / "snapshots" / CITY / safe_segment(run.run_id)
+    records = {}
+    for name in ("manifest", "validation", "decision"):
+        path = folder / f"{name}.json"
+        records[name] = json.loads(path.read_text()) if path.exists() else None
+    return {"state": str(run.state), "run_id": run.run_id, **records}
+
+
+def _versions(client: Any) -> list[str]:
+    return sorted(str(v.version) for v in client.search_model_versions(f"name='{MODEL}'"))
+
+
+@pytest.fixture(scope="module")
+def first_run(world: dict[str, Any]) -> dict[str, Any]:
+    return _run(world)
+
+
+@pytest.fixture(scope="module")
+def crippled_run(world: dict[str, Any], first_run: dict[str, Any]) -> dict[str, Any]:
+    # One boosting round: a model far worse than the champion.
+    return _run(world, {"num_boost_round": 1, "reason": "integration test: crippled challenger"})
+
+
+@pytest.fixture(scope="module")
+def broken_run(world: dict[str, Any], crippled_run: dict[str, Any]) -> dict[str, Any]:
+    from airflow_ml.data.demo import write_demo_data
+
+    champion_before = str(world["client"].get_model_version_by_alias(MODEL, "champion").version)
+    versions_before = _versions(world["client"])
+    write_demo_data(world["data_root"], cities=[CITY], batch="broken", scale=0.3)
+    return {**_run(world), "champion_before": champion_before, "versions_before": versions_before}
+
+
+def test_first_run_registers_version_1_and_makes_it_champion(world: dict[str, Any], first_run: dict[str, Any]) -> None:
+    client = world["client"]
+    assert first_run["state"] == "success"
+    assert first_run["validation"]["status"] in {"passed", "warned"}
+    assert first_run["decision"]["decision"] == "promoted"
+    assert "no champion" in first_run["decision"]["reason"]
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    assert str(champion.version) == "1"
+    assert champion.tags["gate.decision"] == "promoted"
+    assert champion.tags["airflow_ml.snapshot_hash"] == first_run["manifest"]["content_hash"]
+    run = client.get_run(champion.run_id)
+    assert run.data.tags["airflow_ml.snapshot_hash"] == first_run["manifest"]["content_hash"]
+    assert run.data.params["snapshot_hash"] == first_run["manifest"]["content_hash"]
+    assert run.data.metrics["holdout_rmse"] == pytest.approx(first_run["decision"]["challenger_score"])
+    assert run.data.tags["airflow.dag_id"] == MODEL
+
+
+def test_worse_challenger_leaves_the_champion_and_says_why(world: dict[str, Any], crippled_run: dict[str, Any]) -> None:
+    client = world["client"]
+    assert crippled_run["state"] == "success"
+    decision = crippled_run["decision"]
+    assert decision["decision"] == "kept"
+    assert decision["baseline_version"] == "1"
+    assert decision["challenger_score"] > decision["champion_score"]  # rmse: higher is worse
+    assert "not better" in decision["reason"]
+    assert decision["trigger_reason"] == "integration test: crippled challenger"
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
+    challenger = client.get_model_version_by_alias(MODEL, "challenger")
+    assert str(challenger.version) == "2"
+    assert challenger.tags["gate.decision"] == "kept"
+    assert challenger.tags["gate.reason"] == decision["reason"]
+    assert client.get_run(challenger.run_id).data.params["num_boost_round"] == "1"
+
+
+def test_broken_batch_fails_validation_registers_nothing_and_keeps_the_champion(
+    world: dict[str, Any], broken_run: dict[str, Any]
+) -> None:
+    client = world["client"]
+    assert broken_run["state"] == "failed"
+    assert broken_run["decision"] is None
+    verdict = broken_run["validation"]
+    assert verdict["status"] == "failed"
+    failed_columns = {f["column"] for f in verdict["failures"]}
+    assert {"distance_km", "duration_min"} <= failed_columns
+    assert verdict["suite_file"].endswith("expectations/ride_trips.json")
+    assert _versions(client) == broken_run["versions_before"]
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == broken_run["champion_before"]
+
+
+def test_champion_served_by_alias_predicts_what_training_predicted(
+    world: dict[str, Any], first_run: dict[str, Any], tmp_path: Path
+) -> None:
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    client = world["client"]
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    logged = client.download_artifacts(champion.run_id, "lineage/holdout_predictions.parquet", str(tmp_path))
+    holdout = pd.read_parquet(logged)
+    raw = holdout.drop(columns=["prediction"])
+    # Serving exactly as a consumer would: the registry URI with the alias, on raw rows.
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(world["store"]["tracking_uri"])
+    mlflow.set_registry_uri(world["store"]["tracking_uri"])
+    try:
+        served = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion").predict(raw)
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+    assert len(served) == len(holdout) > 100
+    np.testing.assert_array_equal(np.asarray(served), holdout["prediction"].to_numpy())
