@@ -9,7 +9,10 @@ the run left beside its snapshot: the manifest, the validation verdict and the g
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,12 +42,17 @@ class RunSummary:
     reason: str
 
 
-def run_demo(*, templates_root: Path, expectations_dir: Path, out: Any = None) -> int:
-    """Generate demo data, run every city's DAG once per batch, print the summary; 0 when all ran."""
+def run_demo(*, templates_root: Path, expectations_dir: Path, log_file: Path | None = None) -> int:
+    """Generate demo data, run every city's DAG once per batch, print the summary; 0 when all ran.
+
+    Airflow's and the tasks' logs go to ``log_file`` (default ``<data root>/../demo.log``) so that the
+    terminal shows progress and the table.
+    """
     from airflow_ml.data.demo import write_demo_data
 
-    out = out or sys.stdout
     data_root = settings.data_root()
+    log_path = log_file or Path(data_root).parent / "demo.log"
+    out = sys.stdout
     dags = register_dags({}, templates_root=templates_root, expectations_dir=expectations_dir)
     if not dags:
         print(f"no valid city file under {templates_root}/cities; run `airflow-ml lint {templates_root}`", file=out)
@@ -54,11 +62,14 @@ def run_demo(*, templates_root: Path, expectations_dir: Path, out: Any = None) -
         files = write_demo_data(data_root, batch=batch)
         print(f"\n== batch {batch!r}: {len(files)} new partition file(s); retraining {len(dags)} cities ==", file=out)
         for dag_id, dag in dags.items():
-            print(f"-- {dag_id}", file=out, flush=True)
-            run = dag.test()
+            print(f"-- {dag_id}", end=" ", file=out, flush=True)
+            with _output_to(log_path):
+                run = dag.test()
+            print(run.state, file=out, flush=True)
             city = dag_id.split(".", 1)[1]
             rows.append(summarize(data_root, city, run.run_id, batch, str(run.state)))
     print("\n" + format_table(rows), file=out)
+    print(f"\nTask logs: {log_path}", file=out)
     print(
         "\nLook at the results: `make ui` serves the MLflow UI on http://127.0.0.1:5000 and Airflow on "
         "http://127.0.0.1:8080 (user admin; the password is printed by airflow standalone).",
@@ -116,6 +127,26 @@ def format_table(rows: list[RunSummary]) -> str:
         if index == 0:
             lines.append("  ".join("-" * width for width in widths) + "  " + "-" * 6)
     return "\n".join(lines)
+
+
+@contextmanager
+def _output_to(path: Path) -> Iterator[None]:
+    """Send everything written to stdout and stderr (Python and C level alike) to ``path``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with path.open("a", encoding="utf-8") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def _read(path: Path) -> dict[str, Any]:

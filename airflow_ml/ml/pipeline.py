@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
@@ -125,10 +126,10 @@ def evaluate_and_decide(
     holdout = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction).holdout
     challenger = client.get_model_version(model_name, challenger_version)
     champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
-    challenger_score = score(metric, holdout[target], registry.load_version(client, challenger).predict(holdout))
+    challenger_score = score(metric, holdout[target], _predict(registry.load_version(client, challenger), holdout))
     champion_score = None
     if champion is not None and str(champion.version) != str(challenger.version):
-        champion_score = score(metric, holdout[target], registry.load_version(client, champion).predict(holdout))
+        champion_score = score(metric, holdout[target], _predict(registry.load_version(client, champion), holdout))
     decision = decide(
         challenger_score,
         champion_score,
@@ -155,3 +156,10 @@ def evaluate_and_decide(
     if challenger.run_id:
         client.log_dict(challenger.run_id, record, "gate/decision.json")
     return decision, record
+
+
+def _predict(model: Any, rows: pd.DataFrame) -> Any:
+    """Predict raw rows with a pyfunc model, handing it only the columns its signature names."""
+    schema = model.metadata.get_input_schema()
+    columns = schema.input_names() if schema is not None else list(rows.columns)
+    return model.predict(rows[columns])

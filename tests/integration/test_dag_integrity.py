@@ -72,3 +72,15 @@ def test_dags_carry_tags_owner_retries_docs_and_typed_params(parsed: dict) -> No
 
 def test_parsing_dags_imports_no_heavy_library(parsed: dict) -> None:
     assert parsed["heavy"] == []
+
+
+def test_airflow_lists_the_provider_with_its_hook_and_connection_type() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert "airflow-ml" in manager.providers
+    hook = manager.hooks["mlflow"]
+    assert hook is not None
+    assert hook.hook_class_name == "airflow_ml.hooks.mlflow.MlflowHook"
+    assert hook.connection_id_attribute_name == "mlflow_conn_id"
+    assert "airflow_ml.links.mlflow.MlflowRunLink" in manager.extra_links_class_names

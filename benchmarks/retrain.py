@@ -1,0 +1,169 @@
+"""Retraining one city: the full DAG run against the floor of a bare script, side by side in one run.
+
+The floor reads the same parquet partitions, runs the suite's checks as vectorised pandas, fits the same
+LightGBM model (same parameters, same early stopping, same split) and logs and registers it in MLflow.
+The DAG run is the city's real DAG through ``dag.test()``: snapshot, GX validation, training, registration
+and the gate. Each measurement is a fresh process (imports included), alternating DAG and floor.
+
+    .venv/bin/python benchmarks/retrain.py --rows 100000 1000000 --repeat 3
+
+Prints seconds (median), the ratio DAG/floor and the peak RSS of each process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CITY = "sao_paulo"
+# sao_paulo writes about 1,990 trips a day at scale 1 over the 60 days of the initial batch.
+ROWS_PER_SCALE = 119_500
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--child", choices=("dag", "floor"), help=argparse.SUPPRESS)
+    parser.add_argument("--world", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        (_run_dag if args.child == "dag" else _run_floor)(Path(args.world))
+        return
+    print(f"{'rows':>10} {'dag s':>8} {'floor s':>8} {'ratio':>6} {'dag MB':>8} {'floor MB':>9}")
+    for rows in args.rows:
+        with tempfile.TemporaryDirectory(prefix="airflow-ml-bench-") as tmp:
+            world = _prepare(Path(tmp), rows)
+            dag, floor = [], []
+            for _ in range(args.repeat):
+                dag.append(_measure("dag", world))
+                floor.append(_measure("floor", world))
+            dag_s, floor_s = statistics.median(t for t, _ in dag), statistics.median(t for t, _ in floor)
+            dag_mb, floor_mb = max(m for _, m in dag), max(m for _, m in floor)
+            print(f"{rows:>10,} {dag_s:>8.1f} {floor_s:>8.1f} {dag_s / floor_s:>6.2f} {dag_mb:>8.0f} {floor_mb:>9.0f}")
+
+
+def _prepare(root: Path, rows: int) -> Path:
+    from airflow_ml.data.demo import write_demo_data
+
+    (root / "templates").mkdir()
+    (root / "cities").mkdir()
+    shutil.copy(REPO / "dag_templates" / "templates" / "ride_duration.yaml", root / "templates")
+    (root / "cities" / f"{CITY}.yaml").write_text(
+        f"city: {CITY}\ntemplate: ride_duration\ndataset:\n  window_days: null\ndag:\n  retries: 0\n", encoding="utf-8"
+    )
+    write_demo_data(root / "data", cities=[CITY], batch="initial", scale=rows / ROWS_PER_SCALE)
+    (root / "dags").mkdir()
+    (root / "dags" / "retrain.py").write_text(
+        "from airflow_ml.factory import register_dags\n"
+        f"register_dags(globals(), templates_root={str(root)!r}, expectations_dir={str(REPO / 'expectations')!r})\n"
+    )
+    env = _env(root)
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    return root
+
+
+def _env(root: Path) -> dict[str, str]:
+    store = f"sqlite:///{root}/mlflow.db"
+    conn = {"conn_type": "mlflow", "extra": {"tracking_uri": store, "artifact_root": f"file://{root}/artifacts"}}
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(root / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW_ML_DATA_ROOT": str(root / "data"),
+        "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(conn),
+        "MLFLOW_TRACKING_URI": store,
+        "GX_ANALYTICS_ENABLED": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "1",
+        "SCARF_NO_ANALYTICS": "true",
+    }
+
+
+def _measure(kind: str, world: Path) -> tuple[float, float]:
+    start = time.perf_counter()
+    cmd = [sys.executable, __file__, "--child", kind, "--world", str(world)]
+    proc = subprocess.Popen(cmd, env=_env(world), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"{kind} run failed:\n{proc.stderr.read().decode()[-3000:] if proc.stderr else ''}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def _run_dag(world: Path) -> None:
+    from airflow_ml.factory import register_dags
+
+    dag = register_dags({}, templates_root=world, expectations_dir=REPO / "expectations")[f"ride_duration.{CITY}"]
+    run = dag.test()
+    if str(run.state) != "success":
+        raise SystemExit(f"DAG run ended {run.state}")
+
+
+def _run_floor(world: Path) -> None:
+    import glob
+
+    import lightgbm as lgb
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from airflow_ml.templates import load_city_file
+
+    config = load_city_file(world / "cities" / f"{CITY}.yaml", world / "templates")
+    ds, tr = config.dataset, config.training
+    frame = pd.concat(
+        [pd.read_parquet(f) for f in sorted(glob.glob(f"{world}/data/raw/trips/{CITY}/date=*/*.parquet"))],
+        ignore_index=True,
+    )
+    # The suite's checks, vectorised.
+    checks = [
+        len(frame) >= 500,
+        all(c in frame for c in ("pickup_at", "distance_km", "pickup_zone", "duration_min")),
+        frame["pickup_at"].notna().all(),
+        frame["duration_min"].notna().all() and frame["duration_min"].between(0.5, 600).all(),
+        frame["distance_km"].notna().all() and frame["distance_km"].between(0, 300).all(),
+        frame["pickup_hour"].between(0, 23).all() and frame["weekday"].between(0, 6).all(),
+        frame["is_raining"].isin([0, 1]).all(),
+        frame["pickup_zone"].notna().mean() >= 0.95,
+        frame["temperature_c"].dropna().between(-40, 50).all() and frame["temperature_c"].notna().mean() >= 0.9,
+    ]
+    if not all(checks):
+        raise SystemExit("floor: data checks failed")
+    frame = frame.sort_values(ds.time_column, kind="mergesort", ignore_index=True)
+    n = len(frame)
+    hold = n - round(n * config.split.holdout_fraction)
+    val = hold - round(n * config.split.validation_fraction)
+    x = frame[ds.features].copy()
+    for c in ds.categorical_features:
+        x[c] = pd.Categorical(x[c], categories=sorted(x[c].iloc[:val].dropna().unique()))
+    y = frame[ds.target].to_numpy()
+    params = {**tr.params.model_dump(), "objective": "regression", "metric": "rmse", "seed": tr.seed, "verbosity": -1}
+    train = lgb.Dataset(x.iloc[:val], y[:val])
+    booster = lgb.train(
+        params,
+        train,
+        tr.num_boost_round,
+        valid_sets=[lgb.Dataset(x.iloc[val:hold], y[val:hold], reference=train)],
+        callbacks=[lgb.early_stopping(tr.early_stopping_rounds or 0, verbose=False)],
+    )
+    rmse = float(np.sqrt(np.mean((booster.predict(x.iloc[hold:]) - y[hold:]) ** 2)))
+    mlflow.set_experiment("floor")
+    with mlflow.start_run():
+        mlflow.log_params(params)
+        mlflow.log_metric("holdout_rmse", rmse)
+        mlflow.lightgbm.log_model(booster, name="model", registered_model_name="floor", pip_requirements=["lightgbm"])
+
+
+if __name__ == "__main__":
+    main()
