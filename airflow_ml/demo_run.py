@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_ml import settings
-from airflow_ml.data.snapshot import MANIFEST, safe_segment
+from airflow_ml.data.snapshot import MANIFEST, snapshot_location
 from airflow_ml.factory import register_dags
 from airflow_ml.operators.gate import DECISION_FILE
 from airflow_ml.operators.validate import VERDICT_FILE
@@ -80,7 +80,7 @@ def run_demo(*, templates_root: Path, expectations_dir: Path, log_file: Path | N
 
 def summarize(data_root: str, city: str, run_id: str, batch: str, state: str) -> RunSummary:
     """Read back what a run left beside its snapshot."""
-    folder = Path(data_root) / "snapshots" / safe_segment(city) / safe_segment(run_id)
+    folder = Path(snapshot_location(f"{data_root}/snapshots", city, run_id))
     manifest = _read(folder / MANIFEST)
     verdict = _read(folder / VERDICT_FILE)
     decision = _read(folder / DECISION_FILE)

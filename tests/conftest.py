@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,9 +56,12 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     return _wire_mlflow(tmp_path / "mlflow", monkeypatch)
 
 
-def _wire_mlflow(folder: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def _wire_mlflow(folder: Path, monkeypatch: pytest.MonkeyPatch, tracking_uri: str | None = None) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
-    store = {"tracking_uri": f"sqlite:///{folder}/mlflow.db", "artifact_root": f"file://{folder}/artifacts"}
+    store = {
+        "tracking_uri": tracking_uri or f"sqlite:///{folder}/mlflow.db",
+        "artifact_root": f"file://{folder}/artifacts",
+    }
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "mlflow", "extra": store}))
     return store
 
@@ -75,3 +79,65 @@ def write_loader(dags_dir: Path, name: str, templates_root: Path) -> Path:
         encoding="utf-8",
     )
     return path
+
+
+def make_city_world(root: Path, dags_dir: Path, city: str, *, scale: float = 0.3) -> Path:
+    """A templates folder with one demo city (no retries, no schedule), its demo data and its DAG loader.
+
+    Returns:
+        The data root, to export as ``AIRFLOW_ML_DATA_ROOT``.
+    """
+    import shutil
+
+    from airflow_ml.data.demo import write_demo_data
+
+    (root / "templates").mkdir(parents=True)
+    (root / "cities").mkdir()
+    shutil.copy(REPO / "dag_templates" / "templates" / "ride_duration.yaml", root / "templates")
+    (root / "cities" / f"{city}.yaml").write_text(
+        f"city: {city}\ntemplate: ride_duration\ndag:\n  retries: 0\n  schedule: null\n", encoding="utf-8"
+    )
+    write_loader(dags_dir, f"world_{root.name}", root)
+    write_demo_data(root / "data", cities=[city], batch="initial", scale=scale)
+    return root / "data"
+
+
+REQUIRE_SERVICES = os.environ.get("AIRFLOW_ML_REQUIRE_SERVICES") == "1"
+
+
+def service_missing(reason: str) -> None:
+    """Skip a test whose service is missing, or fail it in CI (``AIRFLOW_ML_REQUIRE_SERVICES=1``)."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason}; AIRFLOW_ML_REQUIRE_SERVICES=1 makes a missing service a failure", pytrace=False)
+    pytest.skip(reason)
+
+
+POSTGRES_DSN = os.environ.get("AIRFLOW_ML_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards; yields its SQLAlchemy URL."""
+    import uuid
+
+    import psycopg2
+
+    try:
+        admin = psycopg2.connect(POSTGRES_DSN, connect_timeout=5)
+    except psycopg2.OperationalError as exc:
+        service_missing(
+            f"PostgreSQL at {POSTGRES_DSN} is not reachable ({str(exc).strip()}); start it with "
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+        )
+        return
+    admin.autocommit = True
+    name = f"airflow_ml_test_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

@@ -56,6 +56,15 @@ def safe_segment(value: str) -> str:
     return cleaned[:200]
 
 
+def snapshot_location(snapshot_root: str, city: str, run_id: str) -> str:
+    """Where the snapshot of ``run_id`` lives: ``<root>/<city>/<readable run id>-<hash of run id>``.
+
+    The short hash keeps two run ids that read alike once sanitised (``a:b`` and ``a+b``) apart.
+    """
+    digest = hashlib.sha256(run_id.encode()).hexdigest()[:10]
+    return f"{snapshot_root.rstrip('/')}/{safe_segment(city)}/{safe_segment(run_id)}-{digest}"
+
+
 def resolve_source(pattern: str, *, data_root: str, city: str) -> str:
     """Fill ``{data_root}`` and ``{city}`` into a template's source pattern."""
     if safe_segment(city) != city:
@@ -125,10 +134,16 @@ def take_snapshot(
     Raises:
         DataError: for a missing source, an empty window or unreadable files, naming the path.
     """
-    uri = f"{snapshot_root.rstrip('/')}/{safe_segment(city)}/{safe_segment(run_id)}"
+    uri = snapshot_location(snapshot_root, city, run_id)
     fs, folder = fsspec.core.url_to_fs(uri)
     if fs.exists(f"{folder}/{MANIFEST}"):
-        return load_manifest(uri)
+        existing = load_manifest(uri)
+        if existing.run_id != run_id or existing.city != city:
+            raise DataError(
+                f"snapshot {uri!r} belongs to run {existing.run_id!r} of {existing.city!r}, not to run {run_id!r}; "
+                "snapshots are immutable: give the run another id"
+            )
+        return existing
     partitions = list_partitions(source, fmt)
     dates = select_window(list(partitions), window_days=window_days, start=start, end=end)
     if not dates:

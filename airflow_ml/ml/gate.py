@@ -60,8 +60,12 @@ def decide(
         return decision(False, f"holdout has {holdout_rows} rows, fewer than the {min_holdout_rows} required")
     if not math.isfinite(challenger_score):
         return decision(False, f"challenger score {challenger_score!r} is not a finite number")
-    if champion_score is None or not math.isfinite(champion_score):
+    if champion_score is None:
         return decision(True, "no champion yet: the first valid model becomes champion")
+    if not math.isfinite(champion_score):
+        return decision(
+            True, f"the champion cannot be scored on this holdout ({champion_score!r}); challenger promoted"
+        )
     gain = champion_score - challenger_score if direction == "minimize" else challenger_score - champion_score
     improvement = gain / abs(champion_score) if improvement_mode == "relative" and champion_score != 0 else gain
     unit = "%" if improvement_mode == "relative" else ""

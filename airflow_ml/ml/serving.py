@@ -96,7 +96,12 @@ class TabularModel(PythonModel):
 
 
 def _as_text(values: pd.Series) -> pd.Series:
-    # One text form for categories whatever the input dtype (object, str, category, numbers); vectorised.
+    # One text form for categories whatever the input dtype (object, str, category, numbers), vectorised.
+    # Integral floats become integers first: an int column that gains a null arrives as float (1 -> 1.0).
+    if pd.api.types.is_float_dtype(values.dtype):
+        present = values.dropna()
+        if (present == np.floor(present)).all():
+            values = values.astype("Int64")
     return values.astype("string")
 
 

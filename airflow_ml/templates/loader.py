@@ -12,6 +12,7 @@ Precedence: the city file overrides the template. Mappings merge key by key; lis
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ def load_city_file(path: Path, templates_dir: Path) -> CityConfig:
     origin.update({k: (path, n) for k, n in lines.items()})
     merged = deep_merge(template_data, data)
     city = merged.get("city")
-    if isinstance(city, str) and path.stem != city:
+    if isinstance(city, str) and re.fullmatch(CITY_ID_PATTERN, city) and path.stem != city:
         line = lines.get(("city",), 1)
         raise ConfigError(
             str(path), [f"line {line}: city: {city!r} must equal the file name {path.stem!r}; rename one of them"]
@@ -130,7 +131,7 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
     except FileNotFoundError:
         raise ConfigError(str(path), ["the file does not exist"]) from None
     except YamlFileError as exc:
-        raise ConfigError(str(path), [f"{exc}; fix the YAML syntax"]) from None
+        raise ConfigError(str(path), [str(exc)]) from None
 
 
 def _describe(exc: ValidationError, model: type[BaseModel], origin: Mapping[Path_, tuple[Path, int]]) -> list[str]:
@@ -153,7 +154,7 @@ def _describe(exc: ValidationError, model: type[BaseModel], origin: Mapping[Path
             )
         else:
             message = error["msg"].removeprefix("Value error, ")
-            shown = "" if isinstance(value, Mapping) else f" (got {value!r})"
+            shown = "" if isinstance(value, Mapping) or repr(value) in message else f" (got {value!r})"
             problems.append(f"{where}{field}: {message}{shown}")
     return problems
 

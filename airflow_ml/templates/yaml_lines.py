@@ -29,21 +29,24 @@ def load_yaml_with_lines(path: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
     Raises:
         YamlFileError: on a syntax error (with its line) or a top level that is not a mapping.
     """
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise YamlFileError(f"byte {exc.start} is not UTF-8; save the file as UTF-8 text") from None
     try:
         node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # the C or pure-Python *safe* loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "somewhere"
         problem = getattr(exc, "problem", None) or str(exc)
-        raise YamlFileError(f"invalid YAML at {where}: {problem}") from exc
+        raise YamlFileError(f"invalid YAML at {where}: {problem}; fix the syntax (plain YAML, no tags)") from None
     if node is None:
-        raise YamlFileError("the file is empty; it must hold a mapping of settings")
+        raise YamlFileError("the file is empty; it must hold a mapping of settings such as 'city: ...'")
     if not isinstance(node, yaml.MappingNode):
-        raise YamlFileError(f"line {node.start_mark.line + 1}: the top level must be a mapping")
+        raise YamlFileError(f"line {node.start_mark.line + 1}: the top level must be a mapping of settings")
     lines: dict[Path_, int] = {}
     _collect_lines(node, (), lines)
-    data = yaml.load(text, Loader=_Loader)
     return data, lines
 
 

@@ -104,7 +104,7 @@ def validate_frame(frame: pd.DataFrame, suite: dict[str, Any], *, suite_file: st
         if config is None:  # GX always sets it on a suite result; guard for the type checker
             continue
         details = item.result or {}
-        raised = (item.exception_info or {}).get("raised_exception")
+        error = _exception_message(item.exception_info)
         failures.append(
             Failure(
                 expectation=config.type,
@@ -114,13 +114,24 @@ def validate_frame(frame: pd.DataFrame, suite: dict[str, Any], *, suite_file: st
                 unexpected_count=details.get("unexpected_count"),
                 unexpected_percent=details.get("unexpected_percent"),
                 sample=[_plain(v) for v in (details.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]],
-                error=str((item.exception_info or {}).get("exception_message")) if raised else None,
+                error=error,
             )
         )
     errors = sum(f.severity == "error" for f in failures)
     warnings = len(failures) - errors
     status = "failed" if errors else "warned" if warnings else "passed"
     return Verdict(status, suite["name"], suite_file, len(result.results), errors, warnings, len(frame), failures)
+
+
+def _exception_message(info: dict[str, Any] | None) -> str | None:
+    """The first exception message of a result: GX 1.x nests exception info per metric, older results are flat."""
+    if not info:
+        return None
+    entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    for entry in entries:
+        if entry.get("raised_exception"):
+            return str(entry.get("exception_message") or "unknown error")
+    return None
 
 
 def _plain(value: Any) -> Any:

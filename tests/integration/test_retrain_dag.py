@@ -7,14 +7,13 @@ replace it; a broken batch must stop at validation. Fixtures chain them so each 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, _wire_mlflow, write_loader
+from tests.conftest import REPO, _wire_mlflow, make_city_world
 
 pytestmark = pytest.mark.integration
 CITY = "lisbon"
@@ -23,36 +22,26 @@ MODEL = f"ride_duration.{CITY}"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: Path) -> Iterator[dict[str, Any]]:
-    """A templates folder with one city, its demo data, and a real MLflow store, wired through the environment."""
-    from airflow_ml.data.demo import write_demo_data
+    """One city's templates, demo data and DAG, and a real MLflow store, wired through the environment."""
+    from mlflow import MlflowClient
+
     from airflow_ml.factory import register_dags
 
     root = tmp_path_factory.mktemp("world")
-    (root / "templates").mkdir()
-    (root / "cities").mkdir()
-    shutil.copy(REPO / "dag_templates" / "templates" / "ride_duration.yaml", root / "templates")
-    (root / "cities" / f"{CITY}.yaml").write_text(
-        f"city: {CITY}\ntemplate: ride_duration\ndag:\n  retries: 0\n  schedule: null\n", encoding="utf-8"
-    )
-    loader = write_loader(dags_dir, "retrain_dag_test", root)
-    data_root = root / "data"
-    write_demo_data(data_root, cities=[CITY], batch="initial", scale=0.3)
+    data_root = make_city_world(root, dags_dir, CITY)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_ML_DATA_ROOT", str(data_root))
         store = _wire_mlflow(root / "mlflow", mp)
         dag = register_dags({}, templates_root=root, expectations_dir=REPO / "expectations")[MODEL]
-        from mlflow import MlflowClient
-
         client = MlflowClient(tracking_uri=store["tracking_uri"], registry_uri=store["tracking_uri"])
         yield {"dag": dag, "client": client, "data_root": data_root, "store": store}
-    loader.unlink()
 
 
 def _run(world: dict[str, Any], conf: dict[str, Any] | None = None) -> dict[str, Any]:
-    from airflow_ml.data.snapshot import safe_segment
+    from airflow_ml.data.snapshot import snapshot_location
 
     run = world["dag"].test(run_conf=conf)
-    folder = world["data_root"] / "snapshots" / CITY / safe_segment(run.run_id)
+    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), CITY, run.run_id))
     records = {}
     for name in ("manifest", "validation", "decision"):
         path = folder / f"{name}.json"
@@ -157,3 +146,18 @@ def test_champion_served_by_alias_predicts_what_training_predicted(
         mlflow.set_registry_uri(previous[1])
     assert len(served) == len(holdout) > 100
     np.testing.assert_array_equal(np.asarray(served), holdout["prediction"].to_numpy())
+
+
+def test_invalid_trigger_params_are_refused_before_any_task_runs(
+    world: dict[str, Any], first_run: dict[str, Any]
+) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    client = world["client"]
+    versions_before = _versions(client)
+    snapshots_before = sorted((world["data_root"] / "snapshots" / CITY).iterdir())
+    for conf, named in (({"num_boost_round": 0}, "num_boost_round"), ({"learning_rate": "fast"}, "learning_rate")):
+        with pytest.raises(ParamValidationError, match=named):
+            world["dag"].test(run_conf=conf)
+    assert sorted((world["data_root"] / "snapshots" / CITY).iterdir()) == snapshots_before
+    assert _versions(client) == versions_before

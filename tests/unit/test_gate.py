@@ -1,0 +1,149 @@
+"""Unit tests of the promotion gate's decision (airflow_ml.ml.gate.decide), a pure function."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from airflow_ml.ml.gate import GateDecision, decide
+
+ROWS = {"holdout_rows": 1000, "min_holdout_rows": 100}
+
+
+def test_no_champion_promotes() -> None:
+    decision = decide(5.0, None, direction="minimize", min_improvement=0.05, **ROWS)
+
+    assert decision.promote is True
+    assert "no champion" in decision.reason
+    assert decision.champion_score is None
+    assert decision.improvement is None
+
+
+def test_better_by_more_than_threshold_promotes() -> None:
+    champion, challenger, threshold = 10.0, 9.0, 0.05
+    decision = decide(challenger, champion, direction="minimize", min_improvement=threshold, **ROWS)
+
+    assert decision.promote is True
+    assert decision.improvement == pytest.approx((champion - challenger) / champion)
+    assert decision.improvement > threshold
+    assert decision.challenger_score == challenger
+    assert decision.champion_score == champion
+
+
+def test_improvement_exactly_at_threshold_promotes() -> None:
+    # 4 -> 3 is exactly a 25% gain, representable without rounding
+    decision = decide(3.0, 4.0, direction="minimize", min_improvement=0.25, **ROWS)
+
+    assert decision.promote is True
+
+
+def test_better_but_under_threshold_keeps_and_says_what_was_required() -> None:
+    decision = decide(9.95, 10.0, direction="minimize", min_improvement=0.02, **ROWS)
+
+    assert decision.promote is False
+    assert decision.improvement is not None
+    assert 0 < decision.improvement < 0.02
+    assert "required" in decision.reason
+    assert "2%" in decision.reason  # 0.02 relative shown as a percentage
+    assert "kept" in decision.reason
+
+
+def test_worse_challenger_keeps() -> None:
+    decision = decide(11.0, 10.0, direction="minimize", min_improvement=0.0, **ROWS)
+
+    assert decision.promote is False
+    assert decision.improvement is not None
+    assert decision.improvement < 0
+    assert "not better" in decision.reason
+
+
+def test_exact_tie_with_zero_threshold_keeps() -> None:
+    decision = decide(7.25, 7.25, direction="minimize", min_improvement=0.0, **ROWS)
+
+    assert decision.promote is False
+    assert decision.improvement == 0
+
+
+@pytest.mark.parametrize(("challenger", "promote"), [(0.90, True), (0.80, False), (0.85, False)])
+def test_maximize_metric_direction(challenger: float, promote: bool) -> None:
+    decision = decide(challenger, 0.85, direction="maximize", min_improvement=0.01, **ROWS)
+
+    assert decision.promote is promote
+    assert decision.direction == "maximize"
+    if challenger != 0.85:
+        assert (decision.improvement > 0) is (challenger > 0.85)
+
+
+def test_minimize_and_maximize_disagree_on_the_same_scores() -> None:
+    lower = decide(0.7, 0.8, direction="minimize", **ROWS)
+    higher = decide(0.7, 0.8, direction="maximize", **ROWS)
+
+    assert lower.promote is True
+    assert higher.promote is False
+
+
+def test_absolute_mode_compares_the_raw_gain() -> None:
+    # a gain of 0.3 is 30% relative but below an absolute threshold of 0.5
+    kept = decide(0.7, 1.0, direction="minimize", min_improvement=0.5, improvement_mode="absolute", **ROWS)
+    promoted = decide(0.4, 1.0, direction="minimize", min_improvement=0.5, improvement_mode="absolute", **ROWS)
+    relative = decide(0.7, 1.0, direction="minimize", min_improvement=0.5, improvement_mode="relative", **ROWS)
+
+    assert kept.promote is False
+    assert kept.improvement == pytest.approx(0.3)
+    assert "%" not in kept.reason
+    assert promoted.promote is True
+    assert promoted.improvement == pytest.approx(0.6)
+    assert relative.promote is False
+    assert kept.improvement_mode == "absolute"
+
+
+def test_absolute_mode_is_independent_of_the_champion_scale() -> None:
+    small = decide(1.0, 2.0, direction="minimize", min_improvement=0.5, improvement_mode="absolute", **ROWS)
+    large = decide(99.0, 100.0, direction="minimize", min_improvement=0.5, improvement_mode="absolute", **ROWS)
+
+    assert small.improvement == pytest.approx(large.improvement)
+    assert small.promote is large.promote is True
+
+
+def test_relative_mode_with_a_zero_champion_uses_the_raw_gain() -> None:
+    decision = decide(0.1, 0.0, direction="maximize", min_improvement=0.05, **ROWS)
+
+    assert decision.promote is True
+    assert math.isfinite(decision.improvement)
+
+
+def test_holdout_too_small_keeps_even_without_champion() -> None:
+    decision = decide(1.0, None, direction="minimize", holdout_rows=50, min_holdout_rows=100)
+
+    assert decision.promote is False
+    assert "50" in decision.reason
+    assert "100" in decision.reason
+    assert decision.holdout_rows == 50
+
+
+def test_holdout_of_exactly_the_minimum_is_enough() -> None:
+    assert decide(1.0, None, direction="minimize", holdout_rows=100, min_holdout_rows=100).promote is True
+
+
+@pytest.mark.parametrize("score", [math.nan, math.inf, -math.inf])
+def test_non_finite_challenger_keeps(score: float) -> None:
+    with_champion = decide(score, 10.0, direction="minimize", **ROWS)
+    without_champion = decide(score, None, direction="maximize", **ROWS)
+
+    assert with_champion.promote is False
+    assert without_champion.promote is False
+    assert "finite" in with_champion.reason
+
+
+def test_decision_is_json_serialisable() -> None:
+    decision = decide(9.0, 10.0, direction="minimize", min_improvement=0.01, **ROWS)
+
+    data = json.loads(json.dumps(decision.to_dict()))
+
+    assert data["promote"] is True
+    assert data["min_improvement"] == 0.01
+    assert data["improvement_mode"] == "relative"
+    assert data["holdout_rows"] == ROWS["holdout_rows"]
+    assert GateDecision(**data) == decision

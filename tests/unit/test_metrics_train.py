@@ -1,0 +1,254 @@
+"""Unit tests of the metrics (airflow_ml.ml.metrics) and of time splits and LightGBM training (airflow_ml.ml.train)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from airflow_ml.data.demo import DEMO_START, generate_day
+from airflow_ml.ml.metrics import DIRECTIONS, lightgbm_metric, score
+from airflow_ml.ml.serving import predict_raw
+from airflow_ml.ml.train import Splits, TrainSpec, time_split, train_model
+from airflow_ml.templates.models import METRIC_DIRECTIONS
+
+FEATURES = ["distance_km", "pickup_hour", "weekday", "pickup_zone", "temperature_c", "is_raining"]
+
+
+# --- metrics -------------------------------------------------------------------------------------------------
+
+
+def test_rmse_and_mae_match_numpy() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=50)
+    p = y + rng.normal(size=50)
+
+    assert score("rmse", y, p) == pytest.approx(np.sqrt(np.mean((y - p) ** 2)))
+    assert score("mae", y, p) == pytest.approx(np.mean(np.abs(y - p)))
+
+
+def test_small_hand_computed_cases() -> None:
+    y, p = [1.0, 2.0, 3.0], [1.0, 2.0, 5.0]
+
+    assert score("rmse", y, p) == pytest.approx(np.sqrt(4 / 3))
+    assert score("mae", y, p) == pytest.approx(2 / 3)
+    # r2 = 1 - SSE/SST = 1 - 4/2
+    assert score("r2", y, p) == pytest.approx(-1.0)
+    assert score("r2", y, y) == 1.0
+    assert score("mape", [2.0, 0.0, 4.0], [1.0, 9.0, 5.0]) == pytest.approx((0.5 + 0.25) / 2)  # zeros skipped
+
+
+def test_r2_of_the_mean_predictor_is_zero() -> None:
+    y = np.array([1.0, 4.0, 2.0, 8.0])
+
+    assert score("r2", y, np.full(4, y.mean())) == pytest.approx(0.0)
+
+
+def brute_force_auc(y: list[int], p: list[float]) -> float:
+    """Probability that a random positive outranks a random negative, ties counting one half."""
+    pos = [s for s, label in zip(p, y, strict=True) if label == 1]
+    neg = [s for s, label in zip(p, y, strict=True) if label == 0]
+    wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in itertools.product(pos, neg))
+    return wins / (len(pos) * len(neg))
+
+
+def test_auc_hand_computed_with_ties() -> None:
+    y = [0, 0, 1, 1]
+    p = [0.1, 0.4, 0.4, 0.8]
+    # pairs (pos, neg): (0.4,0.1)=1, (0.4,0.4)=0.5, (0.8,0.1)=1, (0.8,0.4)=1 -> 3.5 / 4
+
+    assert score("auc", y, p) == pytest.approx(3.5 / 4)
+
+
+def test_auc_matches_brute_force_on_heavy_ties() -> None:
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 2, size=200)
+    p = np.round(rng.uniform(size=200) + 0.3 * y, 1)  # few distinct values: many ties
+
+    assert score("auc", y, p) == pytest.approx(brute_force_auc(y.tolist(), p.tolist()))
+
+
+def test_auc_extremes_and_constant_scores() -> None:
+    y = [0, 0, 1, 1, 1]
+
+    assert score("auc", y, [0.1, 0.2, 0.3, 0.4, 0.5]) == 1.0
+    assert score("auc", y, [0.5, 0.4, 0.3, 0.2, 0.1]) == 0.0
+    assert score("auc", y, [0.3] * 5) == 0.5
+    assert np.isnan(score("auc", [1, 1], [0.2, 0.3]))
+
+
+def test_logloss_hand_computed() -> None:
+    assert score("logloss", [1, 0], [0.8, 0.4]) == pytest.approx(-(np.log(0.8) + np.log(0.6)) / 2)
+
+
+def test_unknown_metric_is_named() -> None:
+    with pytest.raises(ValueError, match="'rsme'"):
+        score("rsme", [1.0], [1.0])
+
+
+def test_mismatched_or_empty_arrays_are_refused() -> None:
+    with pytest.raises(ValueError, match="equal"):
+        score("rmse", [1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="non-empty"):
+        score("rmse", [], [])
+
+
+def test_metric_directions_agree_with_the_template_models() -> None:
+    assert DIRECTIONS == METRIC_DIRECTIONS
+    for metric in DIRECTIONS:
+        assert isinstance(lightgbm_metric(metric), str)
+
+
+# --- time_split ----------------------------------------------------------------------------------------------
+
+
+def shuffled_frame(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    times = pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.permutation(n), unit="min")
+    return pd.DataFrame({"t": times, "x": rng.normal(size=n)})
+
+
+def test_time_split_orders_by_time_and_matches_fractions() -> None:
+    frame = shuffled_frame(1000)
+
+    splits = time_split(frame, "t", 0.2, 0.1)
+
+    sizes = splits.sizes()
+    assert sum(sizes.values()) == len(frame)
+    assert sizes["holdout"] == round(len(frame) * 0.1)
+    assert sizes["validation"] == round(len(frame) * 0.2)
+    assert splits.train["t"].is_monotonic_increasing
+    assert splits.train["t"].max() < splits.validation["t"].min()
+    assert splits.validation["t"].max() < splits.holdout["t"].min()
+    assert splits.holdout["t"].max() == frame["t"].max()
+    # rows are kept whole, not only reordered times
+    merged = pd.concat([splits.train, splits.validation, splits.holdout])
+    pd.testing.assert_frame_equal(merged.sort_values("t", ignore_index=True), frame.sort_values("t", ignore_index=True))
+
+
+def test_time_split_is_deterministic_with_equal_timestamps() -> None:
+    frame = pd.DataFrame({"t": [1, 1, 1, 2, 2, 2, 3, 3, 3, 3], "x": range(10)})
+
+    first = time_split(frame, "t", 0.2, 0.2)
+    second = time_split(frame.copy(), "t", 0.2, 0.2)
+
+    pd.testing.assert_frame_equal(first.train, second.train)
+    pd.testing.assert_frame_equal(first.holdout, second.holdout)
+
+
+def test_time_split_with_too_few_rows() -> None:
+    with pytest.raises(ValueError, match="too few"):
+        time_split(shuffled_frame(2), "t", 0.15, 0.15)
+
+
+def test_time_split_needs_the_time_column() -> None:
+    with pytest.raises(ValueError, match="'pickup_at'"):
+        time_split(shuffled_frame(100), "pickup_at", 0.15, 0.15)
+
+
+# --- train_model ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trips() -> pd.DataFrame:
+    days = [DEMO_START + dt.timedelta(days=i) for i in range(8)]
+    return pd.concat([generate_day("lisbon", day, scale=0.5) for day in days], ignore_index=True)
+
+
+def spec(**overrides: object) -> TrainSpec:
+    values: dict[str, object] = {
+        "features": FEATURES,
+        "categorical": ["pickup_zone"],
+        "target": "duration_min",
+        "num_boost_round": 60,
+        "early_stopping_rounds": 10,
+        "num_threads": 1,
+        "params": {"learning_rate": 0.1, "num_leaves": 15, "min_data_in_leaf": 20},
+    }
+    values.update(overrides)
+    return TrainSpec(**values)  # type: ignore[arg-type]
+
+
+def test_train_model_is_deterministic(trips: pd.DataFrame) -> None:
+    splits = time_split(trips, "pickup_at", 0.15, 0.15)
+
+    first = train_model(splits, spec())
+    second = train_model(time_split(trips.copy(), "pickup_at", 0.15, 0.15), spec())
+
+    np.testing.assert_array_equal(
+        predict_raw(first.booster, first.preprocessor, splits.holdout),
+        predict_raw(second.booster, second.preprocessor, splits.holdout),
+    )
+    assert first.metrics == second.metrics
+    assert first.best_iteration == second.best_iteration
+
+
+def test_train_model_beats_a_constant_predictor(trips: pd.DataFrame) -> None:
+    splits = time_split(trips, "pickup_at", 0.15, 0.15)
+
+    model = train_model(splits, spec())
+
+    holdout = splits.holdout
+    constant = np.full(len(holdout), splits.train["duration_min"].mean())
+    baseline = score("rmse", holdout["duration_min"], constant)
+    predicted = predict_raw(model.booster, model.preprocessor, holdout)
+    assert score("rmse", holdout["duration_min"], predicted) < 0.8 * baseline
+    assert model.metrics["holdout_rmse"] == pytest.approx(score("rmse", holdout["duration_min"], predicted))
+    assert set(model.metrics) == {"train_rmse", "validation_rmse", "holdout_rmse"}
+    assert 1 <= model.best_iteration <= 60
+    assert model.learning_curve
+
+
+def test_preprocessor_is_fitted_on_training_rows_only(trips: pd.DataFrame) -> None:
+    splits = time_split(trips, "pickup_at", 0.15, 0.15)
+    train = splits.train.copy()
+    train["pickup_zone"] = train["pickup_zone"].where(train["pickup_zone"] != "belem", None)
+    holdout = splits.holdout.copy()
+    holdout.loc[holdout.index[:5], "pickup_zone"] = "belem"
+    assert (holdout["pickup_zone"] == "belem").any()
+
+    model = train_model(Splits(train, splits.validation, holdout), spec())
+
+    assert "belem" not in model.preprocessor.categories["pickup_zone"]
+    assert set(model.preprocessor.categories["pickup_zone"]) == set(train["pickup_zone"].dropna())
+
+
+def test_train_model_learns_a_synthetic_signal() -> None:
+    rng = np.random.default_rng(2)
+    n = 3000
+    frame = pd.DataFrame(
+        {
+            "t": np.arange(n),
+            "a": rng.uniform(-2, 2, n),
+            "g": rng.choice(["x", "y", "z"], n),
+        }
+    )
+    frame["y"] = 3 * frame["a"] + frame["g"].map({"x": 0.0, "y": 4.0, "z": -4.0}) + rng.normal(0, 0.1, n)
+    splits = time_split(frame, "t", 0.15, 0.15)
+    small = TrainSpec(features=["a", "g"], categorical=["g"], target="y", num_boost_round=100, num_threads=1)
+
+    model = train_model(splits, small)
+
+    assert model.metrics["holdout_rmse"] < 0.25 * float(splits.holdout["y"].std())
+
+
+def test_null_target_is_refused_with_its_name(trips: pd.DataFrame) -> None:
+    splits = time_split(trips, "pickup_at", 0.15, 0.15)
+    train = splits.train.copy()
+    train.loc[train.index[3], "duration_min"] = np.nan
+
+    with pytest.raises(ValueError, match="'duration_min'"):
+        train_model(Splits(train, splits.validation, splits.holdout), spec())
+
+
+def test_lightgbm_params_are_reproducible_and_keep_template_params() -> None:
+    params = spec(seed=7).lightgbm_params()
+
+    assert params["seed"] == 7
+    assert params["deterministic"] is True
+    assert params["objective"] == "regression"
+    assert params["num_leaves"] == 15
+    assert spec(task="binary", metric="auc").lightgbm_params()["objective"] == "binary"

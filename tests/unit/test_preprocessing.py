@@ -1,0 +1,166 @@
+"""Unit tests of the preprocessing that travels with the model (airflow_ml.ml.serving)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from airflow_ml.ml.serving import Preprocessor, predict_raw
+
+FEATURES = ["distance_km", "zone", "hour"]
+CATEGORICAL = ["zone"]
+
+
+@pytest.fixture
+def train() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "hour": [8, 9, 17, 18, 23],
+            "zone": ["mitte", "kreuzberg", None, "mitte", "wedding"],
+            "distance_km": [1.5, 2.0, 3.25, 0.5, 10.0],
+            "duration_min": [5.0, 7.0, 11.0, 3.0, 25.0],
+        }
+    )
+
+
+@pytest.fixture
+def fitted(train: pd.DataFrame) -> Preprocessor:
+    return Preprocessor.fit(train, FEATURES, CATEGORICAL)
+
+
+def test_categories_come_from_training_rows_only(fitted: Preprocessor, train: pd.DataFrame) -> None:
+    seen = set(train["zone"].dropna())
+    later = pd.DataFrame({"hour": [1, 2, 3], "zone": ["neukoelln", "mitte", None], "distance_km": [1.0, 2.0, 3.0]})
+
+    out = fitted.transform(later)
+
+    assert set(fitted.categories["zone"]) == seen
+    assert list(out["zone"].cat.categories) == fitted.categories["zone"]
+    assert pd.isna(out["zone"].iloc[0])  # seen only later -> missing
+    assert out["zone"].iloc[1] == "mitte"
+    assert pd.isna(out["zone"].iloc[2])
+    # transforming later rows never teaches the preprocessor new categories
+    assert "neukoelln" not in fitted.categories["zone"]
+    assert set(fitted.categories["zone"]) == seen
+
+
+def test_transform_orders_columns_and_types_them(fitted: Preprocessor, train: pd.DataFrame) -> None:
+    shuffled = train[["duration_min", "zone", "hour", "distance_km"]].copy()
+    shuffled.index = [10, 11, 12, 13, 14]
+
+    out = fitted.transform(shuffled)
+
+    assert list(out.columns) == FEATURES
+    assert isinstance(out["zone"].dtype, pd.CategoricalDtype)
+    assert out["distance_km"].dtype == np.float64
+    assert out["hour"].dtype == np.float64
+    assert list(out.index) == list(shuffled.index)
+    np.testing.assert_array_equal(out["hour"].to_numpy(), shuffled["hour"].to_numpy(dtype="float64"))
+    assert "duration_min" not in out.columns
+
+
+def test_missing_feature_column_is_named(fitted: Preprocessor, train: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="distance_km"):
+        fitted.transform(train.drop(columns=["distance_km"]))
+
+
+def test_fit_also_requires_the_features(train: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="'hour'"):
+        Preprocessor.fit(train.drop(columns=["hour"]), FEATURES, CATEGORICAL)
+
+
+def test_numeric_strings_are_coerced(fitted: Preprocessor) -> None:
+    raw = pd.DataFrame({"distance_km": ["1.5", "2", "not a number", None], "zone": ["mitte"] * 4, "hour": [1] * 4})
+
+    out = fitted.transform(raw)
+
+    assert out["distance_km"].dtype == np.float64
+    assert out["distance_km"].iloc[0] == 1.5
+    assert out["distance_km"].iloc[1] == 2.0
+    assert np.isnan(out["distance_km"].iloc[2])
+    assert np.isnan(out["distance_km"].iloc[3])
+
+
+def test_object_and_string_dtype_give_the_same_output(train: pd.DataFrame) -> None:
+    as_object = train.astype({"zone": object})
+    as_string = train.astype({"zone": "string"})
+
+    fitted_object = Preprocessor.fit(as_object, FEATURES, CATEGORICAL)
+    fitted_string = Preprocessor.fit(as_string, FEATURES, CATEGORICAL)
+
+    assert fitted_object.categories == fitted_string.categories
+    pd.testing.assert_frame_equal(fitted_object.transform(as_object), fitted_object.transform(as_string))
+    pd.testing.assert_frame_equal(fitted_object.transform(as_string), fitted_string.transform(as_object))
+
+
+def test_integer_categories_survive_a_null_in_the_serving_batch() -> None:
+    train = pd.DataFrame({"station": [1, 2, 3, 1], "x": [0.0, 1.0, 2.0, 3.0]})
+    fitted = Preprocessor.fit(train, ["station", "x"], ["station"])
+    batch = pd.DataFrame({"station": [1, 2, None], "x": [0.0, 1.0, 2.0]})
+
+    out = fitted.transform(batch)
+
+    assert out["station"].notna().tolist() == [True, True, False]
+
+
+def test_to_dict_from_dict_round_trip(fitted: Preprocessor, train: pd.DataFrame) -> None:
+    data = json.loads(json.dumps(fitted.to_dict()))
+    copy = Preprocessor.from_dict(data)
+
+    assert copy.features == fitted.features
+    assert copy.categories == fitted.categories
+    assert copy.task == fitted.task
+    pd.testing.assert_frame_equal(copy.transform(train), fitted.transform(train))
+
+
+def test_save_load_round_trip(fitted: Preprocessor, train: pd.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / "preprocessor.json"
+    fitted.save(path)
+
+    loaded = Preprocessor.load(str(path))
+
+    assert loaded.to_dict() == fitted.to_dict()
+    pd.testing.assert_frame_equal(loaded.transform(train), fitted.transform(train))
+
+
+def test_preprocessor_does_not_alias_its_inputs() -> None:
+    features = ["a", "b"]
+    categories = {"b": ["x"]}
+    pre = Preprocessor(features, categories, "binary")
+
+    features.append("c")
+    categories["b"].append("y")
+
+    assert pre.features == ["a", "b"]
+    assert pre.categories == {"b": ["x"]}
+    assert Preprocessor.from_dict(pre.to_dict()).task == "binary"
+
+
+def test_predict_raw_applies_the_transform() -> None:
+    rng = np.random.default_rng(0)
+    n = 600
+    frame = pd.DataFrame(
+        {
+            "zone": rng.choice(["a", "b", "c"], size=n),
+            "distance_km": rng.uniform(0.5, 10, size=n),
+            "hour": rng.integers(0, 24, size=n),
+        }
+    )
+    y = frame["distance_km"] * 3 + frame["zone"].map({"a": 0.0, "b": 5.0, "c": 10.0})
+    pre = Preprocessor.fit(frame, FEATURES, CATEGORICAL)
+    params = {"objective": "regression", "verbosity": -1, "seed": 1, "deterministic": True, "num_threads": 1}
+    booster = lgb.train(params, lgb.Dataset(pre.transform(frame), label=y), num_boost_round=30)
+
+    # raw rows with shuffled columns, object dtype and numeric strings predict like the clean frame
+    messy = frame[["hour", "distance_km", "zone"]].astype({"distance_km": str, "zone": object})
+    clean = predict_raw(booster, pre, frame)
+    assert clean.dtype == np.float64
+    assert clean.shape == (n,)
+    np.testing.assert_allclose(predict_raw(booster, pre, messy), clean)
+    np.testing.assert_array_equal(clean, booster.predict(pre.transform(frame)))
+    assert np.corrcoef(clean, y)[0, 1] > 0.9
