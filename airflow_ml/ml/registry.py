@@ -86,6 +86,7 @@ def log_model(client: MlflowClient, run_id: str, trained: TrainedModel, sample: 
                 serving.PREPROCESSOR_ARTIFACT: str(preprocessor_path),
             },
             signature=infer_signature(example, predictions),
+            input_example=example,
             pip_requirements=serving_requirements(),
         )
         client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)

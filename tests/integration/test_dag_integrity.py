@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -84,3 +85,15 @@ def test_airflow_lists_the_provider_with_its_hook_and_connection_type() -> None:
     assert hook.hook_class_name == "airflow_ml.hooks.mlflow.MlflowHook"
     assert hook.connection_id_attribute_name == "mlflow_conn_id"
     assert "airflow_ml.links.mlflow.MlflowRunLink" in manager.extra_links_class_names
+
+
+def test_a_task_process_builds_only_its_own_dag() -> None:
+    # Airflow sets the parsing context when a worker parses the file to run one task.
+    script = (
+        "import runpy, json\n"
+        f"ns = runpy.run_path({str(REPO / 'dags' / 'retrain.py')!r})\n"
+        "print(json.dumps(sorted(getattr(v, 'dag_id', '') for k, v in ns.items() if k.startswith('dag_'))))\n"
+    )
+    env = {**os.environ, "_AIRFLOW_PARSING_CONTEXT_DAG_ID": "ride_duration.lisbon"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == ["ride_duration.lisbon"]
