@@ -1,9 +1,11 @@
-"""The ``airflow-ml`` command: demo data, template lint, and the end-to-end demo."""
+"""The ``airflow-ml`` command: demo data, template lint, JSON Schema, city scaffolding and the demo."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +30,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     lint.add_argument("root", nargs="?", default="dag_templates", help="templates folder (default: dag_templates)")
     lint.add_argument("--expectations", default="expectations", help="suites folder (default: expectations)")
 
+    schema = commands.add_parser("schema", help="print the JSON Schema of city, group or template files, for editors")
+    schema.add_argument("kind", nargs="?", default="city", choices=("city", "group", "template"))
+
+    new_city = commands.add_parser("new-city", help="scaffold dag_templates/cities/<city>.yaml")
+    new_city.add_argument("template", help="template name, e.g. ride_duration")
+    new_city.add_argument("city", help="city id, e.g. porto (a readable name gets a suggested id)")
+    new_city.add_argument("--root", default="dag_templates", help="templates folder (default: dag_templates)")
+    new_city.add_argument("--display-name", default=None)
+    new_city.add_argument("--group", default=None, help="a groups/<group>.yaml the city belongs to")
+
     demo = commands.add_parser("demo", help="run every demo city end to end twice and print a summary table")
     demo.add_argument("--templates", default="dag_templates")
     demo.add_argument("--expectations", default="expectations")
@@ -37,6 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo_data(args)
     if args.command == "lint":
         return _lint(Path(args.root), Path(args.expectations))
+    if args.command == "schema":
+        from airflow_ml.templates.schema import file_schema
+
+        print(json.dumps(file_schema(args.kind), indent=2))
+        return 0
+    if args.command == "new-city":
+        return _new_city(args)
     from airflow_ml.demo_run import run_demo
 
     return run_demo(templates_root=Path(args.templates), expectations_dir=Path(args.expectations))
@@ -56,6 +75,52 @@ def _demo_data(args: argparse.Namespace) -> int:
         print(f"airflow-ml demo-data: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {len(files)} partition file(s) of batch {args.batch!r} under {args.root}/raw/trips")
+    return 0
+
+
+def _new_city(args: argparse.Namespace) -> int:
+    from airflow_ml.templates import load_city_configs
+    from airflow_ml.templates.models import CITY_ID_PATTERN, slugify
+
+    root = Path(args.root)
+    city = args.city
+    if not re.fullmatch(CITY_ID_PATTERN, city):
+        print(
+            f"airflow-ml new-city: {city!r} is not a valid city id; use {slugify(city)!r} and --display-name",
+            file=sys.stderr,
+        )
+        return 2
+    if not (root / "templates" / f"{args.template}.yaml").is_file():
+        known = sorted(p.stem for p in (root / "templates").glob("*.yaml"))
+        print(
+            f"airflow-ml new-city: no template {args.template!r} in {root}/templates (known: {known})", file=sys.stderr
+        )
+        return 2
+    path = root / "cities" / f"{city}.yaml"
+    if path.exists():
+        print(f"airflow-ml new-city: {path} already exists; edit it instead", file=sys.stderr)
+        return 2
+    lines = [f"city: {city}", f"template: {args.template}", f"display_name: {json.dumps(args.display_name or city)}"]
+    if args.group:
+        lines.append(f"group: {args.group}")
+    lines += [
+        "# Only what differs from the template (and group). Examples:",
+        "# dag:",
+        '#   schedule: "0 3 * * *"',
+        "# training:",
+        "#   params:",
+        "#     num_leaves: 63",
+        "# gate:",
+        "#   min_improvement: 0.01",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    broken = [e for e in load_city_configs(root)[1] if Path(e.file) == path]
+    if broken:
+        path.unlink()
+        print(f"airflow-ml new-city: {broken[0]}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}; its data goes under the template's source with city={city!r}")
     return 0
 
 

@@ -24,6 +24,21 @@ class ConfigError(AirflowMLError):
         super().__init__(f"{file}: {len(problems)} problem(s)\n{lines}")
 
 
+class BrokenCityFiles(AirflowMLError):
+    """One or more city files are invalid; raised by ``dags/retrain_errors.py`` so Airflow lists them.
+
+    Args:
+        errors: One ConfigError per broken file.
+    """
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        body = "\n".join(str(e) for e in errors)
+        super().__init__(
+            f"{len(errors)} broken city file(s); their DAGs are not loaded, every other city's are:\n{body}"
+        )
+
+
 class DataError(AirflowMLError):
     """The data of a city cannot be read or snapshotted (missing path, empty partition, bad format)."""
 

@@ -93,11 +93,13 @@ def _env(root: Path) -> dict[str, str]:
 def _measure(kind: str, world: Path) -> tuple[float, float]:
     start = time.perf_counter()
     cmd = [sys.executable, __file__, "--child", kind, "--world", str(world)]
-    proc = subprocess.Popen(cmd, env=_env(world), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = world / f"{kind}.log"
+    proc = subprocess.Popen(cmd, env=_env(world), stdout=log.open("w"), stderr=subprocess.STDOUT)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     if status != 0:
-        raise SystemExit(f"{kind} run failed:\n{proc.stderr.read().decode()[-3000:] if proc.stderr else ''}")
+        errors = [line for line in log.read_text().splitlines() if "error" in line.lower()]
+        raise SystemExit(f"{kind} run failed; log {log}:\n" + "\n".join(errors[-20:]))
     return elapsed, usage.ru_maxrss / 1024
 
 

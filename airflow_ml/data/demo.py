@@ -240,7 +240,8 @@ def generate_day(
     travel *= np.where(raining, 1.0 + p.rain_effect, 1.0)
     travel *= np.where(temperature < 0, 1.1, 1.0)  # icy roads
     noise = rng.lognormal(0.0, p.noise_sd, n)
-    duration = np.round((_FIXED_OVERHEAD_MIN + travel) * noise, 2)
+    # Heavy-tailed noise, capped: the platform ends a trip after 4 hours, as real ones do.
+    duration = np.round(np.minimum((_FIXED_OVERHEAD_MIN + travel) * noise, 240.0), 2)
 
     temperature = np.round(temperature, 1)
     temperature[rng.random(n) < _TEMPERATURE_NULL_RATE] = np.nan

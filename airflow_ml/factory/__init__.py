@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from airflow_ml.factory.builder import TASK_ORDER, build_dag, register_dags
+from airflow_ml.factory.builder import TASK_ORDER, build_dag, city_problems, register_dags, report_broken_cities
 
-__all__ = ["TASK_ORDER", "build_dag", "register_dags"]
+__all__ = ["TASK_ORDER", "build_dag", "city_problems", "register_dags", "report_broken_cities"]

@@ -8,20 +8,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, get_parsing_context
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, get_parsing_context
 
+from airflow_ml.exceptions import BrokenCityFiles, ConfigError
 from airflow_ml.factory.params import trigger_params
 from airflow_ml.operators.gate import PromotionGateOperator
 from airflow_ml.operators.register import RegisterModelOperator
 from airflow_ml.operators.snapshot import SnapshotOperator
 from airflow_ml.operators.train import TrainModelOperator
 from airflow_ml.operators.validate import ValidateDataOperator
+from airflow_ml.settings import DATA_ROOT_ENV
 from airflow_ml.templates.loader import load_city_configs
-from airflow_ml.templates.models import CityConfig
+from airflow_ml.templates.models import CityConfig, NotifierSpec
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +37,26 @@ def build_dag(config: CityConfig, *, expectations_dir: str | Path) -> DAG:
     """Build the retraining DAG of one city: snapshot → validate → train → register → gate."""
     dataset, split, training, gate = config.dataset, config.split, config.training, config.gate
     lineage_tags = {"airflow_ml.city": config.city, "airflow_ml.template": config.template}
+    spec = config.dag
+    default_args: dict[str, Any] = {
+        "owner": spec.owner,
+        "retries": spec.retries,
+        "retry_delay": dt.timedelta(minutes=spec.retry_delay_minutes),
+    }
+    if spec.task_timeout_minutes is not None:
+        default_args["execution_timeout"] = dt.timedelta(minutes=spec.task_timeout_minutes)
+    if spec.on_failure:
+        default_args["on_failure_callback"] = [_notifier(n) for n in spec.on_failure]
     with DAG(
         dag_id=config.dag_id,
         description=f"Retrain {config.title}'s {config.template} model",
-        schedule=config.dag.schedule,
+        schedule=_schedule(config),
         start_date=_START,
         catchup=False,
         max_active_runs=1,
-        tags=sorted({"airflow-ml", config.template, f"city:{config.city}", *config.dag.tags}),
-        default_args={
-            "owner": config.dag.owner,
-            "retries": config.dag.retries,
-            "retry_delay": dt.timedelta(minutes=config.dag.retry_delay_minutes),
-        },
+        dagrun_timeout=dt.timedelta(minutes=spec.run_timeout_minutes) if spec.run_timeout_minutes else None,
+        tags=sorted({"airflow-ml", config.template, f"city:{config.city}", *spec.tags}),
+        default_args=default_args,
         params=trigger_params(config),
         doc_md=_doc(config),
     ) as dag:
@@ -114,7 +124,8 @@ def register_dags(
 ) -> dict[str, DAG]:
     """Build every city's DAG into ``namespace`` (a DAG file's ``globals()``).
 
-    A broken city file is logged with its full error and skipped; the other cities' DAGs still load.
+    A broken city file is logged and skipped; the other cities' DAGs still load, and
+    ``dags/retrain_errors.py`` (see :func:`report_broken_cities`) shows the error in Airflow.
     When a task process parses the file for one DAG, only that DAG is built.
     """
     configs, errors = load_city_configs(Path(templates_root))
@@ -125,10 +136,74 @@ def register_dags(
     for config in configs:
         if wanted and config.dag_id != wanted:
             continue
-        dag = build_dag(config, expectations_dir=expectations_dir)
+        try:
+            dag = build_dag(config, expectations_dir=expectations_dir)
+        except ConfigError as error:
+            log.error("airflow-ml: skipped a city: %s", error)
+            continue
         namespace[_variable_name(config.dag_id)] = dag
         dags[config.dag_id] = dag
     return dags
+
+
+def city_problems(templates_root: str | Path) -> list[ConfigError]:
+    """Every problem that keeps a city's DAG from loading: invalid files and unusable schedules."""
+    configs, errors = load_city_configs(Path(templates_root))
+    for config in configs:
+        try:
+            _schedule(config)
+        except ConfigError as error:
+            errors.append(error)
+    return errors
+
+
+def report_broken_cities(*, templates_root: str | Path) -> None:
+    """Raise one error naming every broken city file, so that Airflow lists it among the import errors.
+
+    Called from a DAG file of its own: its import error is visible in the UI and in
+    ``airflow dags list-import-errors`` while the DAG file that builds the cities loads every good one.
+    """
+    errors = city_problems(templates_root)
+    if errors:
+        raise BrokenCityFiles(errors)
+
+
+def data_asset(config: CityConfig, data_root: str) -> Asset:
+    """The Asset of a city's raw data; a producer that lands new partitions updates it."""
+    return Asset(uri=config.source_uri(data_root), name=f"{config.dag_id}.data", group="airflow-ml")
+
+
+def _schedule(config: CityConfig) -> Any:
+    if not config.dag.on_new_data:
+        return config.dag.schedule
+    data_root = os.environ.get(DATA_ROOT_ENV)
+    if not data_root:
+        raise ConfigError(
+            config.dag_id, [f"dag.on_new_data needs {DATA_ROOT_ENV} set where DAGs are parsed, to name the data Asset"]
+        )
+    asset = data_asset(config, data_root)
+    schedule = config.dag.schedule
+    if schedule is None:
+        return [asset]
+    if schedule.startswith("@"):
+        raise ConfigError(
+            config.dag_id, [f"dag.schedule {schedule!r} with on_new_data needs a cron expression, e.g. '0 2 * * *'"]
+        )
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(schedule, timezone="UTC"), assets=[asset])
+
+
+def _notifier(spec: NotifierSpec) -> Any:
+    # The closed registry of notifier kinds; each import happens only for cities that use it.
+    if spec.kind == "smtp":
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        return SmtpNotifier(
+            to=spec.to,
+            smtp_conn_id=spec.conn_id,
+            subject="airflow-ml: {{ ti.dag_id }}.{{ ti.task_id }} failed",
+            html_content="Task {{ ti.task_id }} of {{ ti.dag_id }} failed in run {{ run_id }}: {{ exception }}",
+        )
+    raise ConfigError(spec.kind, [f"unknown notifier kind {spec.kind!r}"])  # pragma: no cover - pydantic refuses it
 
 
 def _variable_name(dag_id: str) -> str:

@@ -3,10 +3,13 @@
 Layout of a templates folder::
 
     dag_templates/
+      defaults.yaml               # optional: shared defaults of every template (owner, retries, tags...)
       templates/<template>.yaml   # a use case: dataset, target, features, metric, training, gate, dag
-      cities/<city>.yaml          # ``city``, ``template`` and only the settings that differ
+      groups/<group>.yaml         # optional: what a country or a client shares
+      cities/**/<city>.yaml       # ``city``, ``template``, optional ``group``, and only what differs
 
-Precedence: the city file overrides the template. Mappings merge key by key; lists and scalars replace.
+Precedence, lowest first: defaults < template < group < city. Mappings merge key by key; lists and
+scalars replace.
 """
 
 from __future__ import annotations
@@ -25,93 +28,147 @@ from airflow_ml.templates.yaml_lines import Path_, YamlFileError, load_yaml_with
 
 TEMPLATES_SUBDIR = "templates"
 CITIES_SUBDIR = "cities"
-_CITY_OWN_KEYS = {"city", "template", "display_name"}
+GROUPS_SUBDIR = "groups"
+DEFAULTS_FILE = "defaults.yaml"
+_CITY_OWN_KEYS = {"city", "template", "display_name", "group"}
+Origin = dict[Path_, tuple[Path, int]]
 
 
-def load_template(path: Path) -> TemplateConfig:
-    """Load and validate one template file.
+def load_template(path: Path, *, defaults: Path | None = None) -> TemplateConfig:
+    """Load and validate one template file, over the shared defaults when given.
 
     Raises:
         ConfigError: naming the file, line, field and value of each problem.
     """
-    data, lines = _read(path)
-    if data.get("template") is None:
-        data = {**data, "template": path.stem}
-    elif data["template"] != path.stem:
-        line = lines.get(("template",), 1)
-        problem = f"line {line}: template: {data['template']!r} must equal the file name {path.stem!r}"
-        raise ConfigError(str(path), [problem])
-    try:
-        return TemplateConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(str(path), _describe(exc, TemplateConfig, {k: (path, n) for k, n in lines.items()})) from None
+    layers = _Layers()
+    return layers.template(path, defaults)[0]
 
 
-def load_city_file(path: Path, templates_dir: Path) -> CityConfig:
-    """Load one city file and merge it over the template it names.
+def load_city_file(
+    path: Path, templates_dir: Path, *, defaults: Path | None = None, groups_dir: Path | None = None
+) -> CityConfig:
+    """Load one city file and merge it over its group, its template and the shared defaults.
 
     Args:
         path: The city's YAML file.
         templates_dir: The folder holding ``<template>.yaml`` files.
+        defaults: The shared defaults file, if any.
+        groups_dir: The folder holding ``<group>.yaml`` files (a country, a client), if any.
 
     Raises:
         ConfigError: naming the file, line, field and value of each problem.
     """
-    data, lines = _read(path)
-    origin: dict[Path_, tuple[Path, int]] = {}
-    template_name = data.get("template")
-    if not isinstance(template_name, str):
-        raise ConfigError(
-            str(path), [f"line 1: template: missing or not a name (got {template_name!r}); add 'template: <name>'"]
-        )
-    template_path = templates_dir / f"{template_name}.yaml"
-    if not template_path.is_file():
-        known = sorted(p.stem for p in templates_dir.glob("*.yaml"))
-        hint = _did_you_mean(template_name, known) or f"known templates: {known}"
-        line = lines.get(("template",), 1)
-        raise ConfigError(
-            str(path), [f"line {line}: template: no template named {template_name!r} in {templates_dir}; {hint}"]
-        )
-    template = load_template(template_path)
-    template_data = template.model_dump(mode="python", exclude={"template"})
-    _, template_lines = load_yaml_with_lines(template_path)
-    origin.update({k: (template_path, n) for k, n in template_lines.items()})
-    origin.update({k: (path, n) for k, n in lines.items()})
-    merged = deep_merge(template_data, data)
-    city = merged.get("city")
-    if isinstance(city, str) and re.fullmatch(CITY_ID_PATTERN, city) and path.stem != city:
-        line = lines.get(("city",), 1)
-        raise ConfigError(
-            str(path), [f"line {line}: city: {city!r} must equal the file name {path.stem!r}; rename one of them"]
-        )
-    try:
-        return CityConfig.model_validate(merged)
-    except ValidationError as exc:
-        raise ConfigError(str(path), _describe(exc, CityConfig, origin)) from None
+    return _Layers().city(path, templates_dir, defaults, groups_dir)
 
 
 def load_city_configs(root: Path) -> tuple[list[CityConfig], list[ConfigError]]:
-    """Load every city under ``root/cities`` against the templates in ``root/templates``.
+    """Load every city under ``root/cities`` (subfolders included) with its layers from ``root``.
 
-    A broken city file never hides the others: its error is returned beside the good configs.
+    Precedence, lowest first: ``defaults.yaml`` < ``templates/<template>.yaml`` < ``groups/<group>.yaml``
+    < the city file. A broken file never hides the others: its error is returned beside the good configs.
 
     Returns:
-        The valid city configs sorted by city id, and one error per broken file.
+        The valid city configs sorted by DAG id, and one error per broken file.
     """
-    templates_dir = root / TEMPLATES_SUBDIR
-    configs: dict[str, CityConfig] = {}
+    layers = _Layers()
+    defaults = root / DEFAULTS_FILE
+    configs: dict[str, tuple[Path, CityConfig]] = {}
     errors: list[ConfigError] = []
-    for path in sorted((root / CITIES_SUBDIR).glob("*.y*ml")):
+    for path in sorted((root / CITIES_SUBDIR).rglob("*.y*ml")):
         try:
-            config = load_city_file(path, templates_dir)
+            config = layers.city(
+                path, root / TEMPLATES_SUBDIR, defaults if defaults.is_file() else None, root / GROUPS_SUBDIR
+            )
         except ConfigError as exc:
             errors.append(exc)
             continue
-        if config.city in configs:
-            errors.append(ConfigError(str(path), [f"city: {config.city!r} is defined twice; rename one of the files"]))
+        clash = configs.get(config.dag_id)
+        if clash is not None:
+            errors.append(
+                ConfigError(
+                    str(path),
+                    [
+                        f"city: {config.city!r} with template {config.template!r} gives DAG id {config.dag_id!r}, "
+                        f"already given by {clash[0]}; give one of them another city id"
+                    ],
+                )
+            )
             continue
-        configs[config.city] = config
-    return [configs[c] for c in sorted(configs)], errors
+        configs[config.dag_id] = (path, config)
+    return [configs[dag_id][1] for dag_id in sorted(configs)], errors
+
+
+class _Layers:
+    """Reads each layer file once per load, however many cities share it."""
+
+    def __init__(self) -> None:
+        self._files: dict[Path, tuple[dict[str, Any], dict[Path_, int]]] = {}
+        self._templates: dict[tuple[Path, Path | None], tuple[TemplateConfig, dict[str, Any], Origin]] = {}
+
+    def read(self, path: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
+        if path not in self._files:
+            self._files[path] = _read(path)
+        return self._files[path]
+
+    def template(self, path: Path, defaults: Path | None) -> tuple[TemplateConfig, dict[str, Any], Origin]:
+        key = (path, defaults)
+        if key not in self._templates:
+            data, lines = self.read(path)
+            if data.get("template") not in (None, path.stem):
+                line = lines.get(("template",), 1)
+                problem = f"line {line}: template: {data['template']!r} must equal the file name {path.stem!r}"
+                raise ConfigError(str(path), [problem])
+            merged: dict[str, Any] = {}
+            origin: Origin = {}
+            if defaults is not None:
+                merged, origin = self._overlay(merged, origin, defaults)
+            merged, origin = self._overlay(merged, origin, path)
+            merged["template"] = path.stem
+            try:
+                config = TemplateConfig.model_validate(merged)
+            except ValidationError as exc:
+                raise ConfigError(str(path), _describe(exc, TemplateConfig, origin)) from None
+            self._templates[key] = (config, merged, origin)
+        return self._templates[key]
+
+    def city(self, path: Path, templates_dir: Path, defaults: Path | None, groups_dir: Path | None) -> CityConfig:
+        data, lines = self.read(path)
+        template_path = _named_file(path, data, lines, "template", templates_dir)
+        _, merged, origin = self.template(template_path, defaults)
+        merged = {k: v for k, v in merged.items() if k != "template"}
+        if data.get("group") is not None:
+            if groups_dir is None:
+                raise ConfigError(str(path), [f"line {lines.get(('group',), 1)}: group: no groups folder to look in"])
+            merged, origin = self._overlay(merged, origin, _named_file(path, data, lines, "group", groups_dir))
+        merged, origin = self._overlay(merged, origin, path)
+        city = merged.get("city")
+        if isinstance(city, str) and re.fullmatch(CITY_ID_PATTERN, city) and path.stem != city:
+            line = lines.get(("city",), 1)
+            raise ConfigError(
+                str(path), [f"line {line}: city: {city!r} must equal the file name {path.stem!r}; rename one of them"]
+            )
+        try:
+            return CityConfig.model_validate(merged)
+        except ValidationError as exc:
+            raise ConfigError(str(path), _describe(exc, CityConfig, origin)) from None
+
+    def _overlay(self, merged: dict[str, Any], origin: Origin, path: Path) -> tuple[dict[str, Any], Origin]:
+        data, lines = self.read(path)
+        return deep_merge(merged, data), {**origin, **{k: (path, n) for k, n in lines.items()}}
+
+
+def _named_file(path: Path, data: dict[str, Any], lines: dict[Path_, int], key: str, folder: Path) -> Path:
+    """The ``<folder>/<name>.yaml`` that ``key`` of a city file names, or a ConfigError with a suggestion."""
+    name = data.get(key)
+    line = lines.get((key,), 1)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(str(path), [f"line {line}: {key}: missing or not a name (got {name!r}); add '{key}: <name>'"])
+    target = folder / f"{name}.yaml"
+    if not target.is_file():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        hint = _did_you_mean(name, known) or f"known: {known}"
+        raise ConfigError(str(path), [f"line {line}: {key}: no {key} named {name!r} in {folder}; {hint}"])
+    return target
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

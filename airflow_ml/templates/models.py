@@ -7,6 +7,7 @@ silently ignored. The models describe data, never code: YAML cannot name a Pytho
 from __future__ import annotations
 
 import re
+import string
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -72,8 +73,14 @@ class DatasetSpec(Strict):
             raise ValueError(
                 f"the time column {self.time_column!r} cannot be a feature; derive features such as the hour instead"
             )
-        if "{city}" not in self.source:
+        fields = {name for _, name, _, _ in string.Formatter().parse(self.source) if name is not None}
+        if "city" not in fields:
             raise ValueError(f"source {self.source!r} must contain '{{city}}' so that each city reads its own data")
+        if fields - {"city", "data_root"}:
+            unknown = sorted(fields - {"city", "data_root"})
+            raise ValueError(
+                f"source {self.source!r} has unknown placeholder(s) {unknown}; use {{data_root}} and {{city}}"
+            )
         return self
 
 
@@ -138,14 +145,30 @@ class GateSpec(Strict):
         return self
 
 
+class NotifierSpec(Strict):
+    """A failure notification, from a closed list of kinds (YAML never names a Python class)."""
+
+    kind: Literal["smtp"] = Field(description="smtp: an e-mail through an Airflow 'smtp' connection.")
+    to: list[str] = Field(min_length=1, description="Recipients.")
+    conn_id: str = Field(default="smtp_default", min_length=1)
+
+
 class DagSpec(Strict):
     """How the city's DAG runs in Airflow."""
 
     schedule: str | None = Field(default="@daily", description="A cron expression, a preset such as '@daily', or null.")
+    on_new_data: bool = Field(
+        default=False,
+        description="Also run when the city's data Asset is updated (data-aware scheduling); with a null "
+        "schedule, run only then.",
+    )
     owner: str = Field(default="airflow-ml", min_length=1)
     retries: int = Field(default=1, ge=0, le=20)
     retry_delay_minutes: float = Field(default=5.0, ge=0, le=24 * 60)
-    tags: list[str] = Field(default_factory=list)
+    task_timeout_minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60, description="Per task.")
+    run_timeout_minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60, description="Per DAG run.")
+    on_failure: list[NotifierSpec] = Field(default_factory=list, description="Who hears of a failed task.")
+    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
 
     @field_validator("schedule")
     @classmethod
@@ -200,6 +223,7 @@ class CityConfig(UseCase):
 
     city: str = Field(pattern=CITY_ID_PATTERN, description="Stable id: lower-case letters, digits, underscores.")
     template: Name
+    group: Name | None = Field(default=None, description="A country or client whose groups/<group>.yaml applies.")
     display_name: str = ""
 
     @property
@@ -211,6 +235,11 @@ class CityConfig(UseCase):
     def model_name(self) -> str:
         """The MLflow registered model of this city: ``<template>.<city>``."""
         return f"{self.template}.{self.city}"
+
+    def source_uri(self, data_root: str) -> str:
+        """The city's data location: the template's source pattern with the data root and the city filled in."""
+        uri = self.dataset.source.format(data_root=data_root.rstrip("/"), city=self.city)
+        return uri if "://" in uri else f"file://{uri}"
 
     @property
     def title(self) -> str:
