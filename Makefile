@@ -21,7 +21,8 @@ export SCARF_NO_ANALYTICS := true
 
 # The embedded default: Airflow on SQLite, MLflow on SQLite with local artifacts, data on local disk, all in var/.
 MLFLOW_DB := sqlite:///$(VAR)/mlflow/mlflow.db
-EMBEDDED := AIRFLOW_HOME=$(VAR)/airflow \
+EMBEDDED := PATH="$(BIN):$$PATH" \
+	AIRFLOW_HOME=$(VAR)/airflow \
 	AIRFLOW__CORE__DAGS_FOLDER=$(ROOT)/dags \
 	AIRFLOW__CORE__LOAD_EXAMPLES=False \
 	AIRFLOW_ML_DATA_ROOT=$(VAR)/data \

@@ -72,7 +72,7 @@ def run_demo(*, templates_root: Path, expectations_dir: Path, log_file: Path | N
     print(f"\nTask logs: {log_path}", file=out)
     print(
         "\nLook at the results: `make ui` serves the MLflow UI on http://127.0.0.1:5000 and Airflow on "
-        "http://127.0.0.1:8080 (user admin; the password is printed by airflow standalone).",
+        "http://127.0.0.1:8080 (user admin; password in var/airflow/simple_auth_manager_passwords.json.generated).",
         file=out,
     )
     return 0 if all(r.state == "success" for r in rows) else 1
