@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, get_parsing_context
 
 from airflow_ml.exceptions import BrokenCityFiles, ConfigError
-from airflow_ml.factory.params import trigger_params
+from airflow_ml.factory.params import TUNABLE, trigger_params
 from airflow_ml.operators.gate import PromotionGateOperator
 from airflow_ml.operators.register import RegisterModelOperator
 from airflow_ml.operators.snapshot import SnapshotOperator
@@ -85,7 +85,7 @@ def build_dag(config: CityConfig, *, expectations_dir: str | Path) -> DAG:
             validation_fraction=split.validation_fraction,
             holdout_fraction=split.holdout_fraction,
             num_boost_round=f"{{{{ params.num_boost_round or {training.num_boost_round} }}}}",
-            learning_rate="{{ params.learning_rate }}",
+            param_overrides={name: f"{{{{ params.{name} }}}}" for name in TUNABLE},
             early_stopping_rounds=training.early_stopping_rounds,
             seed=training.seed,
             num_threads=training.num_threads,
@@ -113,6 +113,7 @@ def build_dag(config: CityConfig, *, expectations_dir: str | Path) -> DAG:
             min_improvement=gate.min_improvement,
             improvement_mode=gate.improvement_mode,
             min_holdout_rows=split.min_holdout_rows,
+            mode="{{ params.promotion_mode }}",
             reason="{{ params.reason }}",
         )
         snapshot >> validate >> train >> register >> promote

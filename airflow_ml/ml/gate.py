@@ -77,3 +77,43 @@ def decide(
     if improvement < min_improvement:
         return decision(False, f"improvement {shown} is below the required {needed}; champion kept", improvement)
     return decision(True, f"challenger beats the champion by {shown} (required {needed})", improvement)
+
+
+#: Promotion modes a run can be triggered with.
+MODES = ("auto", "force", "dry_run")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run does with the gate's decision, given its promotion mode."""
+
+    label: str
+    move_champion: bool
+    reason: str
+
+
+def check_mode(mode: str, trigger_reason: str = "") -> None:
+    """Refuse an unknown mode, and a forced promotion without a reason to record.
+
+    Raises:
+        ValueError: naming the mode and the fix.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown promotion mode {mode!r}; choose one of {list(MODES)}")
+    if mode == "force" and not trigger_reason.strip():
+        raise ValueError("promotion mode 'force' needs a reason: fill in the trigger form's Reason, it is recorded")
+
+
+def apply_mode(decision: GateDecision, mode: str, trigger_reason: str = "") -> Outcome:
+    """Turn the gate's decision into what the run does: ``auto`` follows it, ``force`` promotes anyway
+    (recorded as forced, with the trigger's reason), ``dry_run`` records it and moves nothing."""
+    check_mode(mode, trigger_reason)
+    would = "promoted" if decision.promote else "kept the champion"
+    if mode == "dry_run":
+        return Outcome("dry-run", False, f"dry run, nothing moved; the gate would have {would}: {decision.reason}")
+    if mode == "force":
+        reason = (
+            f"forced by the trigger ({trigger_reason.strip()}); the gate alone would have {would}: {decision.reason}"
+        )
+        return Outcome("forced", True, reason)
+    return Outcome("promoted" if decision.promote else "kept", decision.promote, decision.reason)

@@ -18,7 +18,7 @@ from mlflow.entities import Metric, Param
 
 from airflow_ml.data.snapshot import Manifest, read_snapshot
 from airflow_ml.ml import registry
-from airflow_ml.ml.gate import GateDecision, decide
+from airflow_ml.ml.gate import Outcome, apply_mode, check_mode, decide
 from airflow_ml.ml.metrics import DIRECTIONS, score
 from airflow_ml.ml.serving import predict_raw
 from airflow_ml.ml.train import TrainSpec, time_split, train_model
@@ -113,15 +113,19 @@ def evaluate_and_decide(
     min_improvement: float,
     improvement_mode: str,
     min_holdout_rows: int,
+    mode: str = "auto",
+    trigger_reason: str = "",
     context: dict[str, Any] | None = None,
-) -> tuple[GateDecision, dict[str, Any]]:
+) -> tuple[Outcome, dict[str, Any]]:
     """Score the challenger and the current champion on this snapshot's holdout, decide, and act.
 
-    The champion alias moves only when the decision is to promote, and only as the very last step.
+    The champion alias moves only when the outcome says so (a win in ``auto`` mode, or ``force``), and
+    only as the very last step; ``dry_run`` records the decision and moves nothing.
 
     Returns:
-        The decision and the full record that was stored as version tags.
+        The outcome and the full record that was stored as version tags.
     """
+    check_mode(mode, trigger_reason)
     frame = read_snapshot(manifest.uri)
     holdout = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction).holdout
     challenger = client.get_model_version(model_name, challenger_version)
@@ -139,9 +143,14 @@ def evaluate_and_decide(
         holdout_rows=len(holdout),
         min_holdout_rows=min_holdout_rows,
     )
+    outcome = apply_mode(decision, mode, trigger_reason)
     record = {
         **decision.to_dict(),
-        "decision": "promoted" if decision.promote else "kept",
+        "gate_reason": decision.reason,
+        "reason": outcome.reason,
+        "decision": outcome.label,
+        "mode": mode,
+        "trigger_reason": trigger_reason,
         "metric": metric,
         "challenger_version": str(challenger.version),
         "baseline_version": str(champion.version) if champion is not None else None,
@@ -149,13 +158,13 @@ def evaluate_and_decide(
         "snapshot_uri": manifest.uri,
         **(context or {}),
     }
-    if decision.promote:
+    if outcome.move_champion:
         registry.promote(client, model_name, str(challenger.version), record)
     else:
         registry.tag_decision(client, model_name, str(challenger.version), record)
     if challenger.run_id:
         client.log_dict(challenger.run_id, record, "gate/decision.json")
-    return decision, record
+    return outcome, record
 
 
 def _predict(model: Any, rows: pd.DataFrame) -> Any:

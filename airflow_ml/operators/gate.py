@@ -35,12 +35,14 @@ class PromotionGateOperator(MlflowBaseOperator):
         min_improvement: Required gain over the champion.
         improvement_mode: ``relative`` (a fraction of the champion's score) or ``absolute``.
         min_holdout_rows: Refuse to decide on a smaller holdout.
+        mode: ``auto`` (follow the gate), ``force`` (promote anyway, needs a reason) or ``dry_run``
+            (record the decision, move nothing); templated for the trigger form.
         reason: Why the run was triggered (free text from the trigger form); templated.
 
     Returns (XCom): the decision record.
     """
 
-    template_fields: Sequence[str] = ("registration", "snapshot", "reason")
+    template_fields: Sequence[str] = ("registration", "snapshot", "mode", "reason")
     operator_extra_links = (MlflowModelVersionLink(),)
     ui_color = "#fbeaea"
 
@@ -58,6 +60,7 @@ class PromotionGateOperator(MlflowBaseOperator):
         min_improvement: float = 0.0,
         improvement_mode: str = "relative",
         min_holdout_rows: int = 1,
+        mode: Any = "auto",
         reason: Any = "",
         **kwargs: Any,
     ) -> None:
@@ -73,6 +76,7 @@ class PromotionGateOperator(MlflowBaseOperator):
         self.min_improvement = min_improvement
         self.improvement_mode = improvement_mode
         self.min_holdout_rows = min_holdout_rows
+        self.mode = mode
         self.reason = reason
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -80,7 +84,7 @@ class PromotionGateOperator(MlflowBaseOperator):
         from airflow_ml.ml.pipeline import SplitSettings, evaluate_and_decide
 
         uri = snapshot_uri(self.snapshot)
-        decision, record = evaluate_and_decide(
+        outcome, record = evaluate_and_decide(
             self.hook.get_conn(),
             load_manifest(uri),
             model_name=self.model_name,
@@ -91,13 +95,15 @@ class PromotionGateOperator(MlflowBaseOperator):
             min_improvement=self.min_improvement,
             improvement_mode=self.improvement_mode,
             min_holdout_rows=self.min_holdout_rows,
-            context={"airflow_run_id": context["run_id"], "trigger_reason": str(self.reason or "")},
+            mode=str(self.mode or "auto"),
+            trigger_reason="" if self.reason in (None, "None") else str(self.reason),
+            context={"airflow_run_id": context["run_id"]},
         )
         write_json(uri, DECISION_FILE, record)
-        version = record["challenger_version"] if decision.promote else record["baseline_version"]
+        version = record["challenger_version"] if outcome.move_champion else record["baseline_version"]
         if version is not None:
             MlflowModelVersionLink.persist(
                 context, model_version_url(self.hook.tracking_uri, self.model_name, str(version))
             )
-        self.log.info("gate for %s v%s: %s", self.model_name, record["challenger_version"], decision.reason)
+        self.log.info("gate for %s v%s: %s", self.model_name, record["challenger_version"], outcome.reason)
         return record

@@ -27,7 +27,8 @@ class TrainModelOperator(MlflowBaseOperator):
         validation_fraction: Share of the newest rows before the holdout used for early stopping.
         holdout_fraction: Share of the newest rows kept for the gate.
         num_boost_round: Boosting rounds; templated so the trigger form can override it.
-        learning_rate: Overrides ``params['learning_rate']`` when set; templated for the trigger form.
+        param_overrides: LightGBM parameters that override ``lgbm_params`` when set (empty values keep
+            the configured one); values are templated, so the trigger form can fill them.
         early_stopping_rounds: Rounds without improvement before training stops.
         seed: Random seed (training is deterministic).
         num_threads: LightGBM threads (0 for all cores).
@@ -38,7 +39,7 @@ class TrainModelOperator(MlflowBaseOperator):
     Returns (XCom): ``run_id``, ``experiment_id``, ``model_uri`` and ``metrics``.
     """
 
-    template_fields: Sequence[str] = ("snapshot", "num_boost_round", "learning_rate")
+    template_fields: Sequence[str] = ("snapshot", "num_boost_round", "param_overrides")
     operator_extra_links = (MlflowRunLink(),)
     ui_color = "#eaf7ea"
 
@@ -56,7 +57,7 @@ class TrainModelOperator(MlflowBaseOperator):
         validation_fraction: float = 0.15,
         holdout_fraction: float = 0.15,
         num_boost_round: Any = 500,
-        learning_rate: Any = None,
+        param_overrides: dict[str, Any] | None = None,
         early_stopping_rounds: int | None = 50,
         seed: int = 42,
         num_threads: int = 0,
@@ -77,7 +78,7 @@ class TrainModelOperator(MlflowBaseOperator):
         self.validation_fraction = validation_fraction
         self.holdout_fraction = holdout_fraction
         self.num_boost_round = num_boost_round
-        self.learning_rate = learning_rate
+        self.param_overrides = param_overrides or {}
         self.early_stopping_rounds = early_stopping_rounds
         self.seed = seed
         self.num_threads = num_threads
@@ -91,9 +92,11 @@ class TrainModelOperator(MlflowBaseOperator):
         from airflow_ml.ml.train import TrainSpec
 
         params = dict(self.lgbm_params or {})
-        learning_rate = optional_number(self.learning_rate, "learning_rate")
-        if learning_rate is not None:
-            params["learning_rate"] = learning_rate
+        for name, value in self.param_overrides.items():
+            number = optional_number(value, name)
+            if number is not None:
+                # Integer parameters stay integers (LightGBM refuses num_leaves=31.0).
+                params[name] = int(number) if isinstance(params.get(name), int) else number
         rounds = optional_number(self.num_boost_round, "num_boost_round")
         spec = TrainSpec(
             features=list(self.features),

@@ -32,15 +32,21 @@ def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_ML_DATA_ROOT", str(data_root))
         store = _wire_mlflow(root / "mlflow", mp)
-        dag = register_dags({}, templates_root=root, expectations_dir=REPO / "expectations")[MODEL]
         client = MlflowClient(tracking_uri=store["tracking_uri"], registry_uri=store["tracking_uri"])
-        yield {"dag": dag, "client": client, "data_root": data_root, "store": store}
+        # A fresh DAG object per run, as each scheduled run gets: dag.test(run_conf=...) leaves the conf in
+        # the in-process DAG's params, where it would leak into the next run of the same object.
+        yield {
+            "build": lambda: register_dags({}, templates_root=root, expectations_dir=REPO / "expectations")[MODEL],
+            "client": client,
+            "data_root": data_root,
+            "store": store,
+        }
 
 
 def _run(world: dict[str, Any], conf: dict[str, Any] | None = None) -> dict[str, Any]:
     from airflow_ml.data.snapshot import snapshot_location
 
-    run = world["dag"].test(run_conf=conf)
+    run = world["build"]().test(run_conf=conf)
     folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), CITY, run.run_id))
     records = {}
     for name in ("manifest", "validation", "decision"):
@@ -61,11 +67,23 @@ def first_run(world: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def crippled_run(world: dict[str, Any], first_run: dict[str, Any]) -> dict[str, Any]:
     # One boosting round: a model far worse than the champion.
-    return _run(world, {"num_boost_round": 1, "reason": "integration test: crippled challenger"})
+    return _run(world, {"num_boost_round": 1, "num_leaves": 4, "reason": "integration test: crippled challenger"})
 
 
 @pytest.fixture(scope="module")
-def broken_run(world: dict[str, Any], crippled_run: dict[str, Any]) -> dict[str, Any]:
+def dry_run(world: dict[str, Any], crippled_run: dict[str, Any]) -> dict[str, Any]:
+    return _run(world, {"promotion_mode": "dry_run", "num_boost_round": 1})
+
+
+@pytest.fixture(scope="module")
+def forced_run(world: dict[str, Any], dry_run: dict[str, Any]) -> dict[str, Any]:
+    unexplained = _run(world, {"promotion_mode": "force", "num_boost_round": 1})
+    forced = _run(world, {"promotion_mode": "force", "num_boost_round": 1, "reason": "integration test: forced"})
+    return {**forced, "unexplained": unexplained}
+
+
+@pytest.fixture(scope="module")
+def broken_run(world: dict[str, Any], forced_run: dict[str, Any]) -> dict[str, Any]:
     from airflow_ml.data.demo import write_demo_data
 
     champion_before = str(world["client"].get_model_version_by_alias(MODEL, "champion").version)
@@ -105,7 +123,34 @@ def test_worse_challenger_leaves_the_champion_and_says_why(world: dict[str, Any]
     assert str(challenger.version) == "2"
     assert challenger.tags["gate.decision"] == "kept"
     assert challenger.tags["gate.reason"] == decision["reason"]
-    assert client.get_run(challenger.run_id).data.params["num_boost_round"] == "1"
+    params = client.get_run(challenger.run_id).data.params
+    assert (params["num_boost_round"], params["num_leaves"]) == ("1", "4")
+    assert params["learning_rate"] == "0.08"  # not overridden: the template's value
+
+
+def test_dry_run_records_the_decision_and_moves_nothing(world: dict[str, Any], dry_run: dict[str, Any]) -> None:
+    client = world["client"]
+    assert dry_run["state"] == "success"
+    assert dry_run["decision"]["decision"] == "dry-run"
+    assert dry_run["decision"]["mode"] == "dry_run"
+    assert "would have kept the champion" in dry_run["decision"]["reason"]
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
+    version = dry_run["decision"]["challenger_version"]
+    assert client.get_model_version(MODEL, version).tags["gate.decision"] == "dry-run"
+
+
+def test_force_needs_a_reason_then_promotes_and_keeps_the_previous_champion(
+    world: dict[str, Any], forced_run: dict[str, Any]
+) -> None:
+    client = world["client"]
+    assert forced_run["unexplained"]["state"] == "failed"
+    assert forced_run["unexplained"]["decision"] is None
+    assert forced_run["state"] == "success"
+    decision = forced_run["decision"]
+    assert decision["decision"] == "forced"
+    assert "integration test: forced" in decision["reason"]
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == decision["challenger_version"]
+    assert str(client.get_model_version_by_alias(MODEL, "previous-champion").version) == "1"
 
 
 def test_broken_batch_fails_validation_registers_nothing_and_keeps_the_champion(
@@ -158,6 +203,6 @@ def test_invalid_trigger_params_are_refused_before_any_task_runs(
     snapshots_before = sorted((world["data_root"] / "snapshots" / CITY).iterdir())
     for conf, named in (({"num_boost_round": 0}, "num_boost_round"), ({"learning_rate": "fast"}, "learning_rate")):
         with pytest.raises(ParamValidationError, match=named):
-            world["dag"].test(run_conf=conf)
+            world["build"]().test(run_conf=conf)
     assert sorted((world["data_root"] / "snapshots" / CITY).iterdir()) == snapshots_before
     assert _versions(client) == versions_before

@@ -147,3 +147,44 @@ def test_decision_is_json_serialisable() -> None:
     assert data["improvement_mode"] == "relative"
     assert data["holdout_rows"] == ROWS["holdout_rows"]
     assert GateDecision(**data) == decision
+
+
+def _decision(promote: bool):
+    from airflow_ml.ml.gate import decide
+
+    champion = 10.0
+    challenger = 9.0 if promote else 11.0
+    return decide(challenger, champion, direction="minimize", min_improvement=0.01, holdout_rows=500)
+
+
+def test_auto_mode_follows_the_gate() -> None:
+    from airflow_ml.ml.gate import apply_mode
+
+    assert apply_mode(_decision(True), "auto").move_champion is True
+    kept = apply_mode(_decision(False), "auto")
+    assert (kept.label, kept.move_champion) == ("kept", False)
+
+
+def test_dry_run_moves_nothing_and_says_what_would_have_happened() -> None:
+    from airflow_ml.ml.gate import apply_mode
+
+    outcome = apply_mode(_decision(True), "dry_run")
+    assert (outcome.label, outcome.move_champion) == ("dry-run", False)
+    assert "would have promoted" in outcome.reason
+
+
+def test_force_promotes_a_refused_challenger_and_records_the_trigger_reason() -> None:
+    from airflow_ml.ml.gate import apply_mode
+
+    outcome = apply_mode(_decision(False), "force", "hotfix for the new zones")
+    assert (outcome.label, outcome.move_champion) == ("forced", True)
+    assert "hotfix for the new zones" in outcome.reason
+    assert "would have kept the champion" in outcome.reason
+
+
+@pytest.mark.parametrize(("mode", "reason", "fragment"), [("force", "  ", "needs a reason"), ("yolo", "", "'yolo'")])
+def test_bad_modes_are_refused(mode: str, reason: str, fragment: str) -> None:
+    from airflow_ml.ml.gate import check_mode
+
+    with pytest.raises(ValueError, match=fragment):
+        check_mode(mode, reason)
