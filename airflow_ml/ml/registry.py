@@ -122,9 +122,10 @@ def load_version(client: MlflowClient, version: ModelVersion) -> Any:
     """Download a registered version's model through ``client`` and load it as a pyfunc model."""
     if not version.run_id:
         raise ValueError(f"model version {version.name} v{version.version} has no run; it was not logged by airflow-ml")
-    destination = tempfile.mkdtemp(prefix="airflow-ml-load-")
-    local = client.download_artifacts(version.run_id, MODEL_ARTIFACT_PATH, destination)
-    return mlflow.pyfunc.load_model(local)
+    # The booster and the preprocessor are read at load time, so the download can go once loaded.
+    with tempfile.TemporaryDirectory(prefix="airflow-ml-load-") as destination:
+        local = client.download_artifacts(version.run_id, MODEL_ARTIFACT_PATH, destination)
+        return mlflow.pyfunc.load_model(local)
 
 
 def promote(client: MlflowClient, name: str, version: str, record: dict[str, Any]) -> None:

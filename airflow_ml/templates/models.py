@@ -16,15 +16,7 @@ CITY_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
-#: Metrics the trainer and the gate know, with the direction in which they improve.
-METRIC_DIRECTIONS: dict[str, Literal["minimize", "maximize"]] = {
-    "rmse": "minimize",
-    "mae": "minimize",
-    "mape": "minimize",
-    "r2": "maximize",
-    "auc": "maximize",
-    "logloss": "minimize",
-}
+#: Metrics each task may use; their direction (lower or higher is better) belongs to ``airflow_ml.ml.metrics``.
 METRICS_BY_TASK: dict[str, frozenset[str]] = {
     "regression": frozenset({"rmse", "mae", "mape", "r2"}),
     "binary": frozenset({"auc", "logloss"}),
@@ -93,14 +85,9 @@ class SplitSpec(Strict):
 
 
 class MetricSpec(Strict):
-    """The metric the gate compares; its direction follows from its name."""
+    """The metric the gate compares; whether lower or higher is better follows from its name."""
 
     name: Literal["rmse", "mae", "mape", "r2", "auc", "logloss"]
-
-    @property
-    def direction(self) -> Literal["minimize", "maximize"]:
-        """Whether a lower or a higher value is better."""
-        return METRIC_DIRECTIONS[self.name]
 
 
 class LightGBMParams(Strict):
