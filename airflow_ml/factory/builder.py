@@ -28,8 +28,6 @@ from airflow_ml.templates.models import CityConfig, NotifierSpec
 
 log = logging.getLogger(__name__)
 
-#: The designed order of every retraining DAG.
-TASK_ORDER = ("snapshot", "validate", "train", "register", "gate")
 _START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
