@@ -13,7 +13,14 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, get_parsing_context
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    MultipleCronTriggerTimetable,
+    get_parsing_context,
+)
 
 from airflow_ml.exceptions import BrokenCityFiles, ConfigError
 from airflow_ml.factory.params import TUNABLE, trigger_params
@@ -173,22 +180,27 @@ def data_asset(config: CityConfig, data_root: str) -> Asset:
 
 
 def _schedule(config: CityConfig) -> Any:
+    schedule: Any = config.dag.schedule  # a cron or preset string, a timetable, or None
+    if isinstance(schedule, list):
+        schedule = MultipleCronTriggerTimetable(*schedule, timezone="UTC")
     if not config.dag.on_new_data:
-        return config.dag.schedule
+        return schedule
     data_root = os.environ.get(DATA_ROOT_ENV)
     if not data_root:
         raise ConfigError(
             config.dag_id, [f"dag.on_new_data needs {DATA_ROOT_ENV} set where DAGs are parsed, to name the data Asset"]
         )
     asset = data_asset(config, data_root)
-    schedule = config.dag.schedule
     if schedule is None:
         return [asset]
-    if schedule.startswith("@"):
-        raise ConfigError(
-            config.dag_id, [f"dag.schedule {schedule!r} with on_new_data needs a cron expression, e.g. '0 2 * * *'"]
-        )
-    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(schedule, timezone="UTC"), assets=[asset])
+    if isinstance(schedule, str):
+        if schedule.startswith("@"):
+            raise ConfigError(
+                config.dag_id,
+                [f"dag.schedule {schedule!r} with on_new_data needs a cron expression, e.g. '0 2 * * *'"],
+            )
+        schedule = CronTriggerTimetable(schedule, timezone="UTC")
+    return AssetOrTimeSchedule(timetable=schedule, assets=[asset])
 
 
 def _notifier(spec: NotifierSpec) -> Any:

@@ -143,7 +143,10 @@ class NotifierSpec(Strict):
 class DagSpec(Strict):
     """How the city's DAG runs in Airflow."""
 
-    schedule: str | None = Field(default="@daily", description="A cron expression, a preset such as '@daily', or null.")
+    schedule: str | list[str] | None = Field(
+        default="@daily",
+        description="A cron expression, a preset such as '@daily', a list of cron expressions (runs at each), or null.",
+    )
     on_new_data: bool = Field(
         default=False,
         description="Also run when the city's data Asset is updated (data-aware scheduling); with a null "
@@ -159,9 +162,15 @@ class DagSpec(Strict):
 
     @field_validator("schedule")
     @classmethod
-    def _valid_schedule(cls, value: str | None) -> str | None:
+    def _valid_schedule(cls, value: str | list[str] | None) -> str | list[str] | None:
         if value is None:
             return None
+        if isinstance(value, list):
+            if not value or any(v.startswith("@") for v in value):
+                raise ValueError(
+                    "a list schedule holds one or more cron expressions, e.g. ['0 2 * * 1-5', '0 6 * * 6,0']"
+                )
+            return [cls._cron(v) for v in value]
         presets = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
         if value.startswith("@"):
             if value not in presets:
@@ -169,6 +178,10 @@ class DagSpec(Strict):
                     f"unknown schedule preset {value!r}; use one of {sorted(presets)} or a cron expression"
                 )
             return value
+        return cls._cron(value)
+
+    @staticmethod
+    def _cron(value: str) -> str:
         from croniter import croniter  # small, pure Python; imported here to keep module import light
 
         if not croniter.is_valid(value):

@@ -116,3 +116,15 @@ def test_a_broken_city_hides_no_other_city_and_is_listed_as_an_import_error(root
     message = parsed["errors"][str(dags / "retrain_errors.py")]
     assert "porto.yaml" in message
     assert "did you mean 'learning_rate'?" in message
+
+
+def test_a_list_of_crons_runs_at_each(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk import MultipleCronTriggerTimetable
+
+    dag = _build(_city(root, "porto", 'dag:\n  schedule: ["0 2 * * 1-5", "0 6 * * 6,0"]\n'))
+    assert isinstance(dag.timetable, MultipleCronTriggerTimetable)
+    assert [t.expression for t in dag.timetable.timetables] == ["0 2 * * 1-5", "0 6 * * 6,0"]
+
+    monkeypatch.setenv("AIRFLOW_ML_DATA_ROOT", "/srv/data")
+    both = _build(_city(root, "lisbon", 'dag:\n  schedule: ["0 2 * * *"]\n  on_new_data: true\n'))
+    assert isinstance(both.timetable.timetable, MultipleCronTriggerTimetable)

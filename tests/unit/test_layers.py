@@ -182,3 +182,16 @@ def test_new_city_with_an_unknown_group_writes_nothing(root: Path, capsys: pytes
     assert main(["new-city", "ride_duration", "porto", "--root", str(root), "--group", "nowhere"]) == 1
     assert "no group named 'nowhere'" in capsys.readouterr().err
     assert list((root / "cities").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("schedule", "fragment"),
+    [('["0 2 * * *", "61 * * * *"]', "'61 * * * *' is not a valid cron"), ('["@daily"]', "one or more cron")],
+)
+def test_list_schedules_hold_valid_crons(root: Path, schedule: str, fragment: str) -> None:
+    _write(root / "cities" / "porto.yaml", f"city: porto\ntemplate: ride_duration\ndag:\n  schedule: {schedule}\n")
+
+    _, errors = load_city_configs(root)
+
+    assert fragment in str(errors[0])
+    assert "porto.yaml line 4" in str(errors[0])
