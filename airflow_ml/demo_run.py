@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,21 +105,7 @@ def summarize(data_root: str, city: str, run_id: str, batch: str, state: str) ->
 def format_table(rows: list[RunSummary]) -> str:
     """A fixed-width text table of the summaries."""
     header = ("city", "batch", "run", "rows", "validation", "challenger", "champion", "version", "decision", "reason")
-    cells = [header] + [
-        (
-            r.city,
-            r.batch,
-            r.state,
-            r.rows,
-            r.validation,
-            r.challenger,
-            r.champion,
-            r.version,
-            r.decision,
-            r.reason,
-        )
-        for r in rows
-    ]
+    cells = [header, *(astuple(r) for r in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header) - 1)]
     lines = []
     for index, row in enumerate(cells):

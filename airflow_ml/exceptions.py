@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class AirflowMLError(Exception):
     """Base class of every error raised by airflow-ml."""
@@ -41,25 +39,3 @@ class BrokenCityFiles(AirflowMLError):
 
 class DataError(AirflowMLError):
     """The data of a city cannot be read or snapshotted (missing path, empty partition, bad format)."""
-
-
-class ValidationFailed(AirflowMLError):
-    """The snapshot failed its expectation suite.
-
-    Args:
-        summary: A readable multi-line summary of the failed expectations.
-        verdict: The machine-readable verdict (counts, failed expectations, suite file).
-    """
-
-    def __init__(self, summary: str, verdict: dict[str, Any]) -> None:
-        self.summary = summary
-        self.verdict = verdict
-        super().__init__(summary)
-
-
-class GateRefused(AirflowMLError):
-    """The promotion gate refused the challenger where the caller required a promotion."""
-
-
-class ServiceUnavailable(AirflowMLError):
-    """A service the run needs (MLflow, object storage) cannot be reached."""

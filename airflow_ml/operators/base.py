@@ -38,13 +38,18 @@ def airflow_lineage(context: Context) -> dict[str, str]:
     }
 
 
+def is_empty(value: Any) -> bool:
+    """Whether a rendered template value means "no override": None, "", "None" or "null"."""
+    return value is None or (isinstance(value, str) and value.strip() in ("", "None", "null"))
+
+
 def optional_number(value: Any, field: str) -> float | None:
-    """A rendered template value as a number, or None for an empty override ("", "None", None).
+    """A rendered template value as a number, or None for an empty override.
 
     Raises:
         ValueError: naming the field when the value is not a number.
     """
-    if value is None or (isinstance(value, str) and value.strip() in ("", "None", "null")):
+    if is_empty(value):
         return None
     if isinstance(value, bool):
         raise ValueError(f"{field}: expected a number, got {value!r}")

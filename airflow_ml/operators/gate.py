@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from airflow_ml.links.mlflow import MlflowModelVersionLink, model_version_url
-from airflow_ml.operators.base import MlflowBaseOperator
+from airflow_ml.operators.base import MlflowBaseOperator, is_empty
 from airflow_ml.operators.validate import snapshot_uri
 
 DECISION_FILE = "decision.json"
@@ -96,7 +96,7 @@ class PromotionGateOperator(MlflowBaseOperator):
             improvement_mode=self.improvement_mode,
             min_holdout_rows=self.min_holdout_rows,
             mode=str(self.mode or "auto"),
-            trigger_reason="" if self.reason in (None, "None") else str(self.reason),
+            trigger_reason="" if is_empty(self.reason) else str(self.reason),
             context={"airflow_run_id": context["run_id"]},
         )
         write_json(uri, DECISION_FILE, record)

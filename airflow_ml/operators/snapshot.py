@@ -9,6 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from airflow_ml import settings
+from airflow_ml.operators.base import is_empty
 
 
 class SnapshotOperator(BaseOperator):
@@ -83,7 +84,7 @@ class SnapshotOperator(BaseOperator):
 
 
 def _date(value: Any) -> dt.date | None:
-    if value in (None, "", "None"):
+    if is_empty(value):
         return None
     if isinstance(value, dt.date):
         return value

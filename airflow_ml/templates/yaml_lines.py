@@ -33,21 +33,24 @@ def load_yaml_with_lines(path: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise YamlFileError(f"byte {exc.start} is not UTF-8; save the file as UTF-8 text") from None
+    loader = _Loader(text)  # the C or pure-Python *safe* loader
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # the C or pure-Python *safe* loader
+        node = loader.get_single_node()
+        data: Any = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "somewhere"
         problem = getattr(exc, "problem", None) or str(exc)
         raise YamlFileError(f"invalid YAML at {where}: {problem}; fix the syntax (plain YAML, no tags)") from None
+    finally:
+        loader.dispose()
     if node is None:
         raise YamlFileError("the file is empty; it must hold a mapping of settings such as 'city: ...'")
     if not isinstance(node, yaml.MappingNode):
         raise YamlFileError(f"line {node.start_mark.line + 1}: the top level must be a mapping of settings")
     lines: dict[Path_, int] = {}
     _collect_lines(node, (), lines)
-    return data, lines
+    return dict(data), lines
 
 
 def _collect_lines(node: yaml.Node, prefix: Path_, lines: dict[Path_, int]) -> None:
