@@ -94,7 +94,7 @@ def _measure(kind: str, world: Path) -> tuple[float, float]:
     start = time.perf_counter()
     cmd = [sys.executable, __file__, "--child", kind, "--world", str(world)]
     log = world / f"{kind}.log"
-    proc = subprocess.Popen(cmd, env=_env(world), stdout=log.open("w"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, env=_env(world), cwd=world, stdout=log.open("w"), stderr=subprocess.STDOUT)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     if status != 0:
@@ -160,7 +160,8 @@ def _run_floor(world: Path) -> None:
         callbacks=[lgb.early_stopping(tr.early_stopping_rounds or 0, verbose=False)],
     )
     rmse = float(np.sqrt(np.mean((booster.predict(x.iloc[hold:]) - y[hold:]) ** 2)))
-    mlflow.set_experiment("floor")
+    # Artifacts beside the world's store, never in the caller's working directory.
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("floor", artifact_location=f"file://{world}/floor"))
     with mlflow.start_run():
         mlflow.log_params(params)
         mlflow.log_metric("holdout_rmse", rmse)
