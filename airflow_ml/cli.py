@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from airflow_ml.exceptions import ConfigError
@@ -44,6 +45,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--templates", default="dag_templates")
     demo.add_argument("--expectations", default="expectations")
 
+    suite = commands.add_parser("suite", help="work with expectation suites")
+    suite_commands = suite.add_subparsers(dest="suite_command", required=True)
+    infer = suite_commands.add_parser(
+        "infer", help="write a starter GX suite inferred from a data sample (types, nulls, ranges, sets, row count)"
+    )
+    infer.add_argument("data", help="a .parquet or .csv file, or a folder of date=YYYY-MM-DD partitions")
+    infer.add_argument("-o", "--output", default=None, help="suite file to write (default: print to stdout)")
+    infer.add_argument("--name", default=None, help="suite name (default: the output file's stem, or 'inferred')")
+    infer.add_argument("--format", default=None, choices=("parquet", "csv"), help="default: file suffix, or parquet")
+    infer.add_argument("--sample-rows", type=_at_least(1, int), default=100_000, help="rows sampled (default: 100000)")
+    infer.add_argument("--margin", type=_at_least(0, float), default=0.1, help="widen ranges by this share (0.1)")
+    infer.add_argument("--max-categories", type=_at_least(0, int), default=50, help="largest value set inferred (50)")
+    infer.add_argument("--force", action="store_true", help="overwrite an existing output file")
+
     args = parser.parse_args(argv)
     if args.command == "demo-data":
         return _demo_data(args)
@@ -56,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "new-city":
         return _new_city(args)
+    if args.command == "suite":
+        return _suite_infer(args)
     from airflow_ml.demo_run import run_demo
 
     return run_demo(templates_root=Path(args.templates), expectations_dir=Path(args.expectations))
@@ -126,21 +143,82 @@ def _new_city(args: argparse.Namespace) -> int:
 
 def _lint(root: Path, expectations: Path) -> int:
     from airflow_ml.templates import load_city_configs
-    from airflow_ml.validation.suites import load_suite
+    from airflow_ml.templates.suites import load_suite
+    from airflow_ml.validation.suites import check_suite
 
     if not (root / "cities").is_dir():
         print(f"airflow-ml lint: {root}/cities does not exist; give the templates folder", file=sys.stderr)
         return 2
     configs, errors = load_city_configs(root)
-    for suite in sorted({c.suite for c in configs}):
+    problems: dict[str, list[str]] = {}  # a suite problem is reported once, however many cities share it
+    for config in configs:
         try:
-            load_suite(expectations, suite)
+            suite = load_suite(expectations, config.suite, city=config.city, overrides=config.expectations)
         except ConfigError as exc:
-            errors.append(exc)
+            if str(exc) not in {str(e) for e in errors}:
+                errors.append(exc)
+            continue
+        for problem in check_suite(suite, known_columns=config.dataset.known_columns):
+            problems.setdefault(problem, []).append(config.city)
+    if problems:
+        lines = [f"{problem} (cities: {', '.join(cities)})" for problem, cities in problems.items()]
+        errors.append(ConfigError(f"suites in {expectations}", lines))
     for error in errors:
         print(error, file=sys.stderr)
     print(f"{len(configs)} city config(s) valid, {len(errors)} file(s) with errors")
     return 1 if errors else 0
+
+
+def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` that is at least ``minimum`` (finite for floats)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from None
+        if not (value >= minimum and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= {minimum:g}")
+        return value
+
+    return parse
+
+
+def _suite_infer(args: argparse.Namespace) -> int:
+    from airflow_ml.data.sample import read_sample
+    from airflow_ml.exceptions import DataError
+    from airflow_ml.validation.infer import infer_suite
+
+    output = Path(args.output) if args.output else None
+    if output is not None and output.exists() and not args.force:
+        print(f"airflow-ml suite infer: {output} already exists; give another -o file or --force", file=sys.stderr)
+        return 1
+    try:
+        sample = read_sample(args.data, fmt=args.format, sample_rows=args.sample_rows)
+        suite = infer_suite(
+            sample.frame,
+            name=args.name or (output.stem if output else "inferred"),
+            margin=args.margin,
+            max_categories=args.max_categories,
+            batch_rows=sample.batch_rows,
+            source=sample.describe(),
+        )
+    except (DataError, ValueError) as exc:
+        print(f"airflow-ml suite infer: {exc}", file=sys.stderr)
+        return 1
+    text = json.dumps(suite, indent=2, ensure_ascii=False) + "\n"
+    summary = (
+        f"{len(suite['expectations'])} expectation(s) on {sample.frame.shape[1]} column(s), inferred from "
+        f"{len(sample.frame)} of {sample.total_rows} row(s) of {args.data}"
+    )
+    if output is None:
+        sys.stdout.write(text)
+        print(summary, file=sys.stderr)  # stdout stays pure JSON, ready to redirect
+        return 0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    print(f"wrote {output}: {summary}; review and edit it before a template names it (suite: {suite['name']})")
+    return 0
 
 
 if __name__ == "__main__":

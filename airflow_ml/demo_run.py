@@ -22,6 +22,7 @@ from airflow_ml.data.snapshot import MANIFEST, snapshot_location
 from airflow_ml.factory import register_dags
 from airflow_ml.operators.gate import DECISION_FILE
 from airflow_ml.operators.validate import VERDICT_FILE
+from airflow_ml.validation.runner import headline
 
 ROUNDS = ("initial", "later")
 
@@ -98,7 +99,7 @@ def summarize(data_root: str, city: str, run_id: str, batch: str, state: str) ->
         champion=_score(decision.get("champion_score")),
         version=str(decision.get("challenger_version", "-")),
         decision=decision.get("decision", "not reached"),
-        reason=decision.get("reason") or _first_failure(failures) or "see the task logs",
+        reason=decision.get("reason") or (headline(verdict) if failures else "") or "see the task logs",
     )
 
 
@@ -145,10 +146,3 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _score(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
-
-
-def _first_failure(failures: list[dict[str, Any]]) -> str:
-    if not failures:
-        return ""
-    first = failures[0]
-    return f"{first.get('expectation')} on {first.get('column')!r}"

@@ -24,9 +24,11 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_ml.operators.snapshot",
                     "airflow_ml.operators.validate",
+                    "airflow_ml.operators.drift",
                     "airflow_ml.operators.train",
                     "airflow_ml.operators.register",
                     "airflow_ml.operators.gate",
+                    "airflow_ml.operators.approval",
                 ],
             }
         ],
@@ -59,5 +61,9 @@ def get_provider_info() -> dict[str, Any]:
                 },
             }
         ],
-        "extra-links": ["airflow_ml.links.mlflow.MlflowRunLink", "airflow_ml.links.mlflow.MlflowModelVersionLink"],
+        "extra-links": [
+            "airflow_ml.links.mlflow.MlflowRunLink",
+            "airflow_ml.links.mlflow.MlflowModelVersionLink",
+            "airflow_ml.links.mlflow.ValidationReportLink",
+        ],
     }

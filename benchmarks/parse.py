@@ -1,9 +1,19 @@
-"""Parse budget: our factory from YAML against the same DAGs written as plain Python, side by side.
+"""Parse budget: our factory from YAML against plain Python and dag-factory 1.1, side by side in one run.
 
-For N cities, each variant runs in a fresh process that parses its DAG file with Airflow's DagBag and then
-serializes every DAG as the DAG processor does (``DagSerialization.to_dict``); Airflow's own import is
-timed apart. The plain-Python variant builds the very same operators and Params from an inline dict per
-city, so the difference is the cost of YAML, layering and validation.
+For N cities, each DAG file is parsed in a fresh process with Airflow's DagBag, then every DAG is
+serialized as the DAG processor does (``DagSerialization.to_dict``); Airflow's own import is timed apart.
+
+- factory: N city files over the template, loaded by the shard files of ``dags/`` (4 shards); the full
+  typed trigger form (8 Params). Each shard file is its own measurement: the table shows their sum and the
+  slowest file (the one that meets the processor's per-file timeout first).
+- plain Python: the same DAGs written by hand the way Airflow's docs show: ``DAG(params=...)`` with the
+  operators inside, one file with a loop over the cities; once with a single Param, once with the same 8.
+- dag-factory 1.1: the same DAGs from one equivalent YAML file (Param objects through ``__type__``; XCom
+  inputs as Jinja pulls), with the same 8 Params. It runs from a side venv layered over the project's, so
+  its Airflow plugin never enters the project's environment.
+
+Task start-up: a process that parses the file of one DAG with Airflow's parsing context set, as a worker
+does before it runs a task, at 1 city and at N.
 
     .venv/bin/python benchmarks/parse.py --cities 10 100 1000 --repeat 3
 """
@@ -11,6 +21,7 @@ city, so the difference is the cost of YAML, layering and validation.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import shutil
@@ -20,20 +31,57 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "benchmarks" / "out"
+SHARDS = 4
+DAG_FACTORY = "dag-factory==1.1.0"
 
-# The same DAGs authored in Python: one validated config copied per city, no YAML and no per-city validation.
 PLAIN = """
-from airflow_ml.factory.builder import build_dag
-from airflow_ml.templates.models import CityConfig
+import datetime
+import datetime as dt
+import importlib
 
-BASE = CityConfig.model_validate({base!r})
+from airflow.sdk import DAG, Param
+
+SPEC = {spec!r}
+PARAMS = {params!r}
+
+
+def _operator(path):
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
 for index in range({n}):
-    leaves = BASE.training.params.model_copy(update={{"num_leaves": 16 + index % 48}})
-    training = BASE.training.model_copy(update={{"params": leaves}})
-    config = BASE.model_copy(update={{"city": f"city_{{index:04d}}", "training": training}})
-    globals()[f"dag_{{index}}"] = build_dag(config, expectations_dir={expectations!r})
+    city = f"city_{{index:04d}}"
+    with DAG(
+        dag_id=f"ride_duration.{{city}}",
+        schedule=SPEC["schedule"],
+        start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+        catchup=False,
+        max_active_runs=1,
+        tags=["airflow-ml", "ride_duration", f"city:{{city}}"],
+        default_args={{"owner": "ml-platform", "retries": 2, "retry_delay": dt.timedelta(minutes=5)}},
+        doc_md=SPEC["doc_md"],
+        params={{name: Param(value, description=text, **schema) for name, (value, text, schema) in PARAMS.items()}},
+    ) as dag:
+        tasks = {{}}
+        for task_id, path, kwargs in SPEC["tasks"]:
+            kwargs = {{k: tasks[v[1]].output if isinstance(v, tuple) else v for k, v in kwargs.items()}}
+            if task_id == "train":
+                kwargs["lgbm_params"] = {{**kwargs["lgbm_params"], "num_leaves": 16 + index % 48}}
+            tasks[task_id] = _operator(path)(task_id=task_id, **kwargs)
+        for upstream, downstream in zip(SPEC["order"], SPEC["order"][1:]):
+            tasks[upstream] >> tasks[downstream]
+    globals()[f"dag_{{index}}"] = dag
+"""
+
+DAG_FACTORY_LOADER = """
+from dagfactory import load_yaml_dags
+
+load_yaml_dags(globals_dict=globals(), config_filepath={path!r})
 """
 
 
@@ -41,30 +89,56 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cities", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=2, metavar=("FILE", "AIRFLOW_HOME"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(Path(args.child))
+        _child(Path(args.child[0]))
         return
-    header = f"{'cities':>7} {'variant':<13} {'airflow s':>9} {'parse s':>8} {'serialize s':>11} {'total s':>8}"
-    print(header + f" {'ms/DAG':>7} {'peak MB':>8}")
+    side_python = _dag_factory_python()
+    print(
+        f"{'cities':>7} {'variant':<26} {'airflow s':>9} {'parse s':>8} {'serialize s':>11} {'total s':>8} "
+        f"{'slowest file s':>14} {'ms/DAG':>7} {'peak MB':>8}"
+    )
+    startup: dict[int, float] = {}
     for n in args.cities:
         with tempfile.TemporaryDirectory(prefix="airflow-ml-parse-") as tmp:
-            folders = _prepare(Path(tmp), n)
-            for variant, folder in folders.items():
-                runs = [_measure(folder) for _ in range(args.repeat)]
-                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-                total = med["parse"] + med["serialize"]
-                print(
-                    f"{n:>7} {variant:<13} {med['airflow']:>9.2f} {med['parse']:>8.2f} {med['serialize']:>11.2f} "
-                    f"{total:>8.2f} {1000 * total / n:>7.1f} {max(r['peak_mb'] for r in runs):>8.0f}",
-                    flush=True,
-                )
+            variants = _prepare(Path(tmp), n)
+            for name, (files, python) in variants.items():
+                rows = [[_measure(f, python or side_python) for f in files] for _ in range(args.repeat)]
+                _report(n, name, rows)
+            startup[n] = statistics.median(
+                _measure(Path(tmp) / "factory" / "dags" / f"retrain_shard_{_shard_of('city_0000')}.py", None, True)[
+                    "parse"
+                ]
+                for _ in range(args.repeat)
+            )
+    for n, seconds in startup.items():
+        print(f"task start-up, {n:>5} cities: {1000 * seconds:7.0f} ms to parse the DAG file for one task")
 
 
-def _prepare(root: Path, n: int) -> dict[str, Path]:
-    import yaml
+def _report(n: int, name: str, rows: list[list[dict[str, float]]]) -> None:
+    # Each row is one repeat: one measurement per DAG file of the variant.
+    def median_of(key: str) -> float:
+        return statistics.median(sum(m[key] for m in row) for row in rows)
 
+    total = median_of("parse") + median_of("serialize")
+    slowest = statistics.median(max(m["parse"] + m["serialize"] for m in row) for row in rows)
+    airflow = statistics.median(m["airflow"] for row in rows for m in row)
+    peak = max(m["peak_mb"] for row in rows for m in row)
+    print(
+        f"{n:>7} {name:<26} {airflow:>9.2f} {median_of('parse'):>8.2f} {median_of('serialize'):>11.2f} "
+        f"{total:>8.2f} {slowest:>14.2f} {1000 * total / n:>7.1f} {peak:>8.0f}",
+        flush=True,
+    )
+
+
+def _shard_of(city: str) -> int:
+    from airflow_ml.factory import Shard
+
+    return next(index for index in range(SHARDS) if Shard(index, SHARDS).holds(city))
+
+
+def _prepare(root: Path, n: int) -> dict[str, tuple[list[Path], str | None]]:
     templates = root / "dag_templates"
     (templates / "templates").mkdir(parents=True)
     (templates / "cities").mkdir()
@@ -74,32 +148,152 @@ def _prepare(root: Path, n: int) -> dict[str, Path]:
         (templates / "cities" / f"{city}.yaml").write_text(
             f"city: {city}\ntemplate: ride_duration\ntraining:\n  params:\n    num_leaves: {16 + index % 48}\n"
         )
-    factory = root / "factory"
-    factory.mkdir()
-    (factory / "retrain.py").write_text(
-        "from airflow_ml.factory import register_dags\n"
-        f"register_dags(globals(), templates_root={str(templates)!r}, "
-        f"expectations_dir={str(REPO / 'expectations')!r})\n"
-    )
-    plain = root / "plain"
-    plain.mkdir()
-    base = {**yaml.safe_load((templates / "templates" / "ride_duration.yaml").read_text()), "city": "city_0000"}
-    base["template"] = "ride_duration"
-    (plain / "retrain.py").write_text(PLAIN.format(base=base, n=n, expectations=str(REPO / "expectations")))
-    return {"factory (YAML)": factory, "plain Python": plain}
+    factory = root / "factory" / "dags"
+    factory.mkdir(parents=True)
+    for index in range(SHARDS):
+        text = (REPO / "dags" / f"retrain_shard_{index}.py").read_text()
+        text = text.replace('_REPO / "dag_templates"', repr(str(templates)))
+        (factory / f"retrain_shard_{index}.py").write_text(
+            text.replace('_REPO / "expectations"', repr(str(REPO / "expectations")))
+        )
+
+    spec, params = _spec(templates)
+    one_param = {"reason": params["reason"]}
+    variants: dict[str, tuple[list[Path], str | None]] = {
+        f"factory, 8 Params, {SHARDS} files": (sorted(factory.glob("*.py")), sys.executable)
+    }
+    for name, chosen in (("plain Python, 1 Param", one_param), ("plain Python, 8 Params", params)):
+        folder = root / name.replace(" ", "_").replace(",", "")
+        folder.mkdir()
+        (folder / "retrain.py").write_text(PLAIN.format(spec=spec, params=chosen, n=n))
+        variants[name] = ([folder / "retrain.py"], sys.executable)
+    folder = root / "dag_factory"
+    folder.mkdir()
+    (folder / "cities.yml").write_text(_dag_factory_yaml(spec, params, n))
+    (folder / "retrain.py").write_text(DAG_FACTORY_LOADER.format(path=str(folder / "cities.yml")))
+    variants["dag-factory 1.1, 8 Params"] = ([folder / "retrain.py"], None)
+    return variants
 
 
-def _measure(folder: Path) -> dict[str, float]:
-    env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW_HOME": str(folder / "airflow")}
-    cmd = [sys.executable, __file__, "--child", str(folder)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = proc.communicate()
+def _spec(templates: Path) -> tuple[dict[str, Any], dict[str, tuple[Any, str, dict[str, Any]]]]:
+    """The operators, kwargs and Params of one factory-built DAG, as plain data the other variants rebuild."""
+    from airflow.sdk.definitions.xcom_arg import XComArg
+
+    from airflow_ml.factory import build_dag
+    from airflow_ml.factory.params import trigger_params
+    from airflow_ml.templates import load_city_file
+
+    config = load_city_file(templates / "cities" / "city_0000.yaml", templates / "templates")
+    dag = build_dag(config, expectations_dir=REPO / "expectations")
+    tasks = []
+    for task in dag.topological_sort():
+        # The arguments of the operator's own signature (what the factory passed), not those its base classes
+        # received from it.
+        own = set(inspect.signature(type(task).__init__).parameters) - {"self", "kwargs"}
+        kwargs = {
+            k: ("xcom", v.operator.task_id) if isinstance(v, XComArg) else v
+            for k, v in task._BaseOperator__init_kwargs.items()
+            if k in own
+        }
+        tasks.append((task.task_id, f"{type(task).__module__}.{type(task).__name__}", kwargs))
+    spec = {
+        "schedule": config.dag.schedule,
+        "doc_md": dag.doc_md,
+        "tasks": tasks,
+        "order": [t.task_id for t in dag.topological_sort()],
+    }
+    params = {name: (p.value, p.description, p.schema) for name, p in trigger_params(config).items()}
+    return spec, params
+
+
+def _dag_factory_yaml(spec: dict[str, Any], params: dict[str, tuple[Any, str, dict[str, Any]]], n: int) -> str:
+    import yaml
+
+    typed = {
+        name: {"__type__": "airflow.sdk.Param", "__args__": [value], "description": text, **schema}
+        for name, (value, text, schema) in params.items()
+    }
+    dags: dict[str, Any] = {}
+    for index in range(n):
+        city = f"city_{index:04d}"
+        tasks = {}
+        for position, (task_id, path, kwargs) in enumerate(spec["tasks"]):
+            args = {k: _yaml_value(v) for k, v in kwargs.items()}
+            if task_id == "train":
+                args["lgbm_params"] = {**args["lgbm_params"], "num_leaves": 16 + index % 48}
+            tasks[task_id] = {"operator": path, **args}
+            if position:
+                tasks[task_id]["dependencies"] = [spec["tasks"][position - 1][0]]
+        dags[f"ride_duration.{city}"] = {
+            "schedule": spec["schedule"],
+            "start_date": "2026-01-01",
+            "catchup": False,
+            "max_active_runs": 1,
+            "tags": ["airflow-ml", "ride_duration", f"city:{city}"],
+            "default_args": {"owner": "ml-platform", "retries": 2, "retry_delay_sec": 300},
+            "doc_md": spec["doc_md"],
+            "params": typed,
+            "tasks": tasks,
+        }
+    return yaml.safe_dump(dags, sort_keys=False)
+
+
+def _yaml_value(value: Any) -> Any:
+    """An operator argument as dag-factory YAML: XCom inputs as Jinja pulls, timedeltas through ``__type__``."""
+    import datetime as dt
+
+    if isinstance(value, tuple):
+        return f"{{{{ ti.xcom_pull(task_ids='{value[1]}') }}}}"
+    if isinstance(value, dt.timedelta):
+        return {"__type__": "datetime.timedelta", "seconds": value.total_seconds()}
+    return value
+
+
+def _dag_factory_python() -> str:
+    """A venv layered over the project's (a .pth file) with only dag-factory added, built once."""
+    import site
+
+    venv = OUT / "dag-factory-venv"
+    python = venv / "bin" / "python"
+    if not (venv / ".ready").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys._base_executable, "-m", "venv", str(venv)], check=True)  # type: ignore[attr-defined]
+        inner = subprocess.run(
+            [str(python), "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True
+        ).stdout.strip()
+        # An ``import`` line, so that the project's own .pth files (its editable install) are processed too.
+        project = site.getsitepackages()[0]
+        Path(inner, "airflow_ml_project.pth").write_text(f"import site; site.addsitedir({project!r})\n")
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check", DAG_FACTORY],
+            check=True,
+        )
+        (venv / ".ready").touch()
+    return str(python)
+
+
+def _measure(dag_file: Path, python: str | None, task: bool = False) -> dict[str, float]:
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW_HOME": str(dag_file.parent / "airflow"),
+        "AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY": "False",
+        "SCARF_NO_ANALYTICS": "true",
+        "DO_NOT_TRACK": "1",
+    }
+    if task:
+        env["_AIRFLOW_PARSING_CONTEXT_DAG_ID"] = "ride_duration.city_0000"
+    cmd = [python or sys.executable, __file__, "--child", str(dag_file), env["AIRFLOW_HOME"]]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise SystemExit(f"parse of {folder} failed:\n{err[-3000:]}")
-    return json.loads(out.strip().splitlines()[-1])
+        raise SystemExit(f"parse of {dag_file} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if task and result["dags"] != 1:
+        raise SystemExit(f"a task process built {result['dags']} DAGs from {dag_file}, expected 1")
+    return result
 
 
-def _child(folder: Path) -> None:
+def _child(dag_file: Path) -> None:
     import resource
 
     start = time.perf_counter()
@@ -107,7 +301,7 @@ def _child(folder: Path) -> None:
     from airflow.serialization.serialized_objects import DagSerialization
 
     imported = time.perf_counter()
-    bag = DagBag(dag_folder=str(folder / "retrain.py"))
+    bag = DagBag(dag_folder=str(dag_file))
     parsed = time.perf_counter()
     if bag.import_errors:
         raise SystemExit(str(bag.import_errors))

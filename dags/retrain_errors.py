@@ -1,7 +1,7 @@
 """Lists broken city files as this DAG file's import error (Airflow UI, `airflow dags list-import-errors`).
 
-retrain.py builds every valid city's DAG; this file raises only when some city file is broken, so one
-bad file never hides the other cities and is never silent either.
+The retrain_shard_*.py files build every valid city's DAG; this file raises only when some city file is
+broken, so one bad file never hides the other cities and is never silent either.
 """
 
 from __future__ import annotations

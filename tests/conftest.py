@@ -6,11 +6,13 @@ any test module imports it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,8 +83,10 @@ def write_loader(dags_dir: Path, name: str, templates_root: Path) -> Path:
     return path
 
 
-def make_city_world(root: Path, dags_dir: Path, city: str, *, scale: float = 0.3) -> Path:
+def make_city_world(root: Path, dags_dir: Path, city: str, *, scale: float = 0.3, extra: str = "") -> Path:
     """A templates folder with one demo city (no retries, no schedule), its demo data and its DAG loader.
+
+    ``extra`` is appended to the city file (YAML of what this world's city changes).
 
     Returns:
         The data root, to export as ``AIRFLOW_ML_DATA_ROOT``.
@@ -95,11 +99,54 @@ def make_city_world(root: Path, dags_dir: Path, city: str, *, scale: float = 0.3
     (root / "cities").mkdir()
     shutil.copy(REPO / "dag_templates" / "templates" / "ride_duration.yaml", root / "templates")
     (root / "cities" / f"{city}.yaml").write_text(
-        f"city: {city}\ntemplate: ride_duration\ndag:\n  retries: 0\n  schedule: null\n", encoding="utf-8"
+        f"city: {city}\ntemplate: ride_duration\ndag:\n  retries: 0\n  schedule: null\n{extra}", encoding="utf-8"
     )
     write_loader(dags_dir, f"world_{root.name}", root)
     write_demo_data(root / "data", cities=[city], batch="initial", scale=scale)
     return root / "data"
+
+
+@contextlib.contextmanager
+def city_world(root: Path, dags_dir: Path, city: str, *, extra: str = "") -> Iterator[dict[str, Any]]:
+    """One demo city's world (see :func:`make_city_world`) with a real MLflow store, wired through the environment.
+
+    Yields ``build`` (a fresh DAG object per call: ``dag.test(run_conf=...)`` leaves the conf in the in-process
+    DAG's params, where it would leak into the next run), ``client``, ``data_root`` and ``store``.
+    """
+    from mlflow import MlflowClient
+
+    from airflow_ml.factory import register_dags
+
+    data_root = make_city_world(root, dags_dir, city, extra=extra)
+    dag_id = f"ride_duration.{city}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_ML_DATA_ROOT", str(data_root))
+        store = _wire_mlflow(root / "mlflow", mp)
+        yield {
+            "build": lambda: register_dags({}, templates_root=root, expectations_dir=REPO / "expectations")[dag_id],
+            "client": MlflowClient(tracking_uri=store["tracking_uri"], registry_uri=store["tracking_uri"]),
+            "data_root": data_root,
+            "store": store,
+        }
+
+
+@contextlib.contextmanager
+def airflow_api() -> Iterator[Any]:
+    """Airflow's own REST API (its FastAPI app) in-process, every request an admin's.
+
+    Authentication is not what the tests that use it are about; the metadata database is the session's.
+    """
+    from airflow.api_fastapi.app import create_app, purge_cached_app
+    from fastapi.testclient import TestClient
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+        mp.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "airflow-ml-tests-" + "x" * 64)
+        purge_cached_app()
+        try:
+            yield TestClient(create_app())
+        finally:
+            purge_cached_app()
 
 
 REQUIRE_SERVICES = os.environ.get("AIRFLOW_ML_REQUIRE_SERVICES") == "1"
@@ -118,6 +165,16 @@ POSTGRES_DSN = os.environ.get("AIRFLOW_ML_TEST_POSTGRES", "postgresql://postgres
 @pytest.fixture
 def postgres_database() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards; yields its SQLAlchemy URL."""
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """Create an empty PostgreSQL database, yield its SQLAlchemy URL, drop it afterwards.
+
+    Skips (or fails, under ``AIRFLOW_ML_REQUIRE_SERVICES=1``) when PostgreSQL is not reachable.
+    """
     import uuid
 
     import psycopg2
@@ -129,7 +186,7 @@ def postgres_database() -> Iterator[str]:
             f"PostgreSQL at {POSTGRES_DSN} is not reachable ({str(exc).strip()}); start it with "
             "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
         )
-        return
+        raise  # service_missing skips or fails; this line is never reached
     admin.autocommit = True
     name = f"airflow_ml_test_{uuid.uuid4().hex[:12]}"
     with admin.cursor() as cursor:

@@ -1,27 +1,30 @@
 """Immutable, content-hashed snapshots of a city's partitioned data.
 
 A source is a folder (``file://``, a local path, or any fsspec URL such as ``s3://``) of hive-style
-partitions ``date=YYYY-MM-DD/*.parquet``. A snapshot copies the partitions of the run's window into
-``<snapshot_root>/<city>/<run_id>/data.parquet`` and writes ``manifest.json`` last: a folder with a
-manifest is complete and never rewritten, so a retry of the same run reuses it.
+partitions ``date=YYYY-MM-DD/*.parquet`` (or ``*.csv``). A snapshot copies the partitions of the run's
+window into ``<snapshot_root>/<city>/<run_id>/data.parquet`` (always parquet) and writes ``manifest.json``
+last: a folder with a manifest is complete and never rewritten, so a retry of the same run reuses it.
+Every function takes ``storage_options`` (see :mod:`airflow_ml.data.storage`) for credentials.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
 import json
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import fsspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fsspec.implementations.local import LocalFileSystem
+from fsspec import AbstractFileSystem
 
+from airflow_ml.data.storage import StorageOptions, display, filesystem, is_local, storage_errors
 from airflow_ml.exceptions import DataError
 
 MANIFEST = "manifest.json"
@@ -72,29 +75,56 @@ def resolve_source(pattern: str, *, data_root: str, city: str) -> str:
     return pattern.format(data_root=data_root.rstrip("/"), city=city)
 
 
-def list_partitions(source: str, fmt: str = "parquet") -> dict[dt.date, list[str]]:
+def list_partitions(
+    source: str, fmt: str = "parquet", *, storage_options: StorageOptions | None = None
+) -> dict[dt.date, list[str]]:
     """Map each ``date=`` partition under ``source`` to its data files, sorted.
 
+    One recursive listing (a few requests on S3, whatever the number of partitions). Other files
+    (``_SUCCESS``, notes) and S3's folder markers are ignored.
+
     Raises:
-        DataError: when the source folder is missing or holds no partition.
+        DataError: when the source (or its bucket) is missing, holds no partition, or a partition holds
+            no ``.<fmt>`` file, naming the path.
     """
-    fs, root = fsspec.core.url_to_fs(source)
-    if not fs.isdir(root):
-        raise DataError(
-            f"data source {source!r} does not exist; check dataset.source in the template and the data root"
-        )
-    partitions: dict[dt.date, list[str]] = {}
-    for entry in fs.ls(root, detail=False):
-        match = _PARTITION.match(entry.rstrip("/").rsplit("/", 1)[-1])
+    fs, root = filesystem(source, storage_options)
+    root = root.rstrip("/")
+    with storage_errors(source, storage_options):
+        if not fs.isdir(root):
+            raise DataError(_missing_source(fs, root, source))
+        listing = fs.find(root, withdirs=True, detail=True)
+    folders: dict[str, dt.date] = {}
+    files: dict[str, list[str]] = {}
+    for path, info in listing.items():
+        parts = path[len(root) :].strip("/").split("/")
+        match = _PARTITION.match(parts[0])
         if not match:
             continue
-        files = sorted(f for f in fs.ls(entry, detail=False) if f.endswith(f".{fmt}"))
-        if not files:
-            raise DataError(f"partition {entry!r} holds no .{fmt} file; remove the empty folder or fill it")
-        partitions[dt.date.fromisoformat(match.group(1))] = files
+        folders[parts[0]] = dt.date.fromisoformat(match.group(1))
+        if len(parts) == 2 and info.get("type") == "file" and parts[1].endswith(f".{fmt}"):
+            files.setdefault(parts[0], []).append(path)
+    partitions: dict[dt.date, list[str]] = {}
+    for name, day in folders.items():
+        if name not in files:
+            where = display(fs, f"{root}/{name}")
+            raise DataError(f"partition {where!r} holds no .{fmt} file; remove the empty folder or fill it")
+        partitions[day] = sorted(files[name])
     if not partitions:
         raise DataError(f"data source {source!r} holds no date=YYYY-MM-DD partition with .{fmt} files")
     return dict(sorted(partitions.items()))
+
+
+def _missing_source(fs: AbstractFileSystem, root: str, source: str) -> str:
+    """Why ``source`` is not there: a missing bucket is worth naming, it is not a typo in the path."""
+    fix = "check dataset.source in the template and the data root (AIRFLOW_ML_DATA_ROOT)"
+    if not is_local(fs):
+        bucket = root.split("/", 1)[0]
+        if not fs.exists(bucket):
+            return (
+                f"data source {source!r}: bucket {bucket!r} does not exist or the connection's credentials "
+                f"cannot see it; create it, or {fix}"
+            )
+    return f"data source {source!r} does not exist; {fix}"
 
 
 def select_window(
@@ -126,38 +156,53 @@ def take_snapshot(
     window_days: int | None = None,
     start: dt.date | None = None,
     end: dt.date | None = None,
+    parse_dates: Sequence[str] = (),
+    storage_options: StorageOptions | None = None,
 ) -> Manifest:
     """Copy the run's partitions into an immutable snapshot and return its manifest.
 
-    A snapshot that already has a manifest (a retry of the same run) is returned as it is.
+    A snapshot that already has a manifest (a retry of the same run) is returned as it is, nothing is
+    rewritten. Every partition of the window must hold rows: an empty one means a failed upload.
+
+    Args:
+        parse_dates: Columns of CSV files to parse as date-times (ISO 8601); parquet keeps its own types.
+        storage_options: Options of the source's and the snapshot root's filesystems, by protocol.
 
     Raises:
-        DataError: for a missing source, an empty window or unreadable files, naming the path.
+        DataError: for a missing source or bucket, an empty window or partition, an unreadable file or an
+            unreachable store, naming the path.
     """
     uri = snapshot_location(snapshot_root, city, run_id)
-    fs, folder = fsspec.core.url_to_fs(uri)
-    if fs.exists(f"{folder}/{MANIFEST}"):
-        existing = load_manifest(uri)
+    fs, folder = filesystem(uri, storage_options)
+    with storage_errors(uri, storage_options):
+        done = fs.exists(f"{folder}/{MANIFEST}")
+    if done:
+        existing = load_manifest(uri, storage_options=storage_options)
         if existing.run_id != run_id or existing.city != city:
             raise DataError(
                 f"snapshot {uri!r} belongs to run {existing.run_id!r} of {existing.city!r}, not to run {run_id!r}; "
                 "snapshots are immutable: give the run another id"
             )
         return existing
-    partitions = list_partitions(source, fmt)
+    partitions = list_partitions(source, fmt, storage_options=storage_options)
     dates = select_window(list(partitions), window_days=window_days, start=start, end=end)
     if not dates:
         raise DataError(
             f"no partition of {source!r} falls in the window start={start} end={end}; "
             f"available dates run from {min(partitions)} to {max(partitions)}"
         )
-    frame = _read_files(source, [f for d in dates for f in partitions[d]], fmt)
-    if frame.empty:
-        raise DataError(f"the partitions {dates[0]}..{dates[-1]} of {source!r} hold no rows")
-    fs.makedirs(folder, exist_ok=True)
+    frames = []
+    for day in dates:
+        frame = read_files(source, partitions[day], fmt, parse_dates=parse_dates, storage_options=storage_options)
+        if frame.empty:
+            raise DataError(
+                f"partition '{source.rstrip('/')}/date={day.isoformat()}' holds no rows; "
+                "re-upload the day's files, or delete the partition if the day truly has no data"
+            )
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True, sort=False)
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
-    fs.pipe_file(f"{folder}/{DATA_FILE}", buffer.getvalue())
     manifest = Manifest(
         city=city,
         run_id=run_id,
@@ -169,46 +214,101 @@ def take_snapshot(
         partitions=[d.isoformat() for d in dates],
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
-    # The manifest goes last: its presence is what marks the snapshot complete.
-    fs.pipe_file(f"{folder}/{MANIFEST}", json.dumps(manifest.to_dict(), indent=1).encode())
-    if isinstance(fs, LocalFileSystem):
+    with storage_errors(uri, storage_options), _writing(uri, "AIRFLOW_ML_DATA_ROOT"):
+        if is_local(fs):  # object stores have no folders to make (and s3fs would create a missing bucket)
+            fs.makedirs(folder, exist_ok=True)
+        fs.pipe_file(f"{folder}/{DATA_FILE}", buffer.getvalue())
+        # The manifest goes last: its presence is what marks the snapshot complete.
+        fs.pipe_file(f"{folder}/{MANIFEST}", json.dumps(manifest.to_dict(), indent=1).encode())
+    if is_local(fs):
         for name in (DATA_FILE, MANIFEST):
             fs.chmod(f"{folder}/{name}", 0o444)
     return manifest
 
 
-def load_manifest(uri: str) -> Manifest:
+def load_manifest(uri: str, *, storage_options: StorageOptions | None = None) -> Manifest:
     """Read the manifest of the snapshot at ``uri``."""
-    fs, folder = fsspec.core.url_to_fs(uri)
+    fs, folder = filesystem(uri, storage_options)
     try:
-        data = json.loads(fs.cat_file(f"{folder}/{MANIFEST}"))
+        with storage_errors(uri, storage_options):
+            data = json.loads(fs.cat_file(f"{folder}/{MANIFEST}"))
     except FileNotFoundError:
         raise DataError(f"snapshot {uri!r} has no manifest: it is missing or incomplete") from None
     return Manifest(**data)
 
 
-def read_snapshot(uri: str, columns: list[str] | None = None) -> pd.DataFrame:
+def read_snapshot(
+    uri: str, columns: list[str] | None = None, *, storage_options: StorageOptions | None = None
+) -> pd.DataFrame:
     """Read the rows of the snapshot at ``uri`` (optionally only some columns)."""
-    fs, folder = fsspec.core.url_to_fs(uri)
-    with fs.open(f"{folder}/{DATA_FILE}", "rb") as handle:
+    fs, folder = filesystem(uri, storage_options)
+    with storage_errors(uri, storage_options), fs.open(f"{folder}/{DATA_FILE}", "rb") as handle:
         return pq.read_table(handle, columns=columns).to_pandas()
 
 
-def write_json(uri: str, name: str, payload: dict[str, Any]) -> str:
+def write_json(uri: str, name: str, payload: dict[str, Any], *, storage_options: StorageOptions | None = None) -> str:
     """Write a JSON record (validation verdict, gate decision) beside a snapshot; returns its URI."""
-    fs, folder = fsspec.core.url_to_fs(uri)
-    fs.pipe_file(f"{folder}/{name}", json.dumps(payload, indent=1, default=str).encode())
+    return write_text(uri, name, json.dumps(payload, indent=1, default=str), storage_options=storage_options)
+
+
+def write_text(uri: str, name: str, text: str, *, storage_options: StorageOptions | None = None) -> str:
+    """Write a text file (a report) beside a snapshot; returns its URI."""
+    fs, folder = filesystem(uri, storage_options)
+    with storage_errors(uri, storage_options), _writing(uri, "AIRFLOW_ML_DATA_ROOT"):
+        fs.pipe_file(f"{folder}/{name}", text.encode("utf-8"))
     return f"{uri}/{name}"
 
 
-def _read_files(source: str, files: list[str], fmt: str) -> pd.DataFrame:
-    fs, _ = fsspec.core.url_to_fs(source)
+@contextlib.contextmanager
+def _writing(uri: str, setting: str) -> Iterator[None]:
+    """A write into a missing bucket (or a vanished folder) names the target and the setting to fix."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise DataError(f"cannot write to {uri!r} ({exc}); create its bucket or folder, or fix {setting}") from exc
+
+
+def read_files(
+    source: str,
+    files: list[str],
+    fmt: str,
+    *,
+    parse_dates: Sequence[str] = (),
+    storage_options: StorageOptions | None = None,
+) -> pd.DataFrame:
+    """Read and concatenate data ``files`` (paths as :func:`list_partitions` gives them), parquet or csv.
+
+    Args:
+        parse_dates: Columns of CSV files to parse as date-times (ISO 8601) when present; a missing one
+            is left for validation to report.
+
+    Raises:
+        DataError: naming the first file that cannot be read (or is empty: 0 bytes).
+    """
+    fs, _ = filesystem(source, storage_options)
     frames = []
     for path in files:
-        try:
-            with fs.open(path, "rb") as handle:
-                frames.append(pq.read_table(handle).to_pandas() if fmt == "parquet" else pd.read_csv(handle))
-        except (OSError, ValueError, pa.ArrowException) as exc:
-            raise DataError(f"cannot read {path!r}: {exc}") from exc
+        with storage_errors(display(fs, path), storage_options):
+            try:
+                with fs.open(path, "rb") as handle:
+                    frame = pq.read_table(handle).to_pandas() if fmt == "parquet" else pd.read_csv(handle)
+                for column in parse_dates if fmt == "csv" else ():
+                    if column in frame.columns:
+                        frame[column] = _datetimes(frame[column], column)
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                if fs.size(path) == 0:
+                    raise DataError(
+                        f"{display(fs, path)!r} is empty (0 bytes): its upload failed or was cut short; "
+                        "upload it again or delete it"
+                    ) from exc
+                raise DataError(f"cannot read {display(fs, path)!r} as {fmt}: {exc}") from exc
+        frames.append(frame)
     # Partitions of a broken batch may differ in columns; concat keeps them all so validation can say so.
     return pd.concat(frames, ignore_index=True, sort=False)
+
+
+def _datetimes(values: pd.Series, column: str) -> pd.Series:
+    try:
+        return pd.to_datetime(values, format="ISO8601")
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"column {column!r} is not ISO 8601 date-times (e.g. 2026-01-05 08:14:18): {exc}") from exc

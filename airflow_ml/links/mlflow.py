@@ -46,6 +46,12 @@ class MlflowModelVersionLink(_PersistedLink):
     label = "Model version"
 
 
+class ValidationReportLink(_PersistedLink):
+    """Opens the validation's HTML report among its MLflow run's artifacts."""
+
+    label = "Validation report"
+
+
 def ui_base(tracking_uri: str) -> str | None:
     """The MLflow UI's base URL for a tracking URI, or None for a store without a UI (SQLite, files).
 
@@ -68,3 +74,9 @@ def model_version_url(tracking_uri: str, name: str, version: str) -> str | None:
     """URL of a registered model version in the MLflow UI."""
     base = ui_base(tracking_uri)
     return f"{base}/#/models/{name}/versions/{version}" if base else None
+
+
+def artifact_url(tracking_uri: str, experiment_id: str, run_id: str, path: str) -> str | None:
+    """URL of one artifact of a run in the MLflow UI (its artifact view renders HTML pages)."""
+    base = run_url(tracking_uri, experiment_id, run_id)
+    return f"{base}/artifactPath/{path}" if base else None

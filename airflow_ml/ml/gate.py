@@ -80,7 +80,10 @@ def decide(
 
 
 #: Promotion modes a run can be triggered with.
-MODES = ("auto", "force", "dry_run")
+MODES = ("auto", "require_approval", "force", "dry_run")
+
+#: The decision label of a run whose gate recommends promotion and which waits for a person.
+AWAITING_APPROVAL = "awaiting-approval"
 
 
 @dataclass(frozen=True)
@@ -105,10 +108,15 @@ def check_mode(mode: str, trigger_reason: str = "") -> None:
 
 
 def apply_mode(decision: GateDecision, mode: str, trigger_reason: str = "") -> Outcome:
-    """Turn the gate's decision into what the run does: ``auto`` follows it, ``force`` promotes anyway
-    (recorded as forced, with the trigger's reason), ``dry_run`` records it and moves nothing."""
+    """Turn the gate's decision into what the run does: ``auto`` follows it, ``require_approval`` waits
+    for a person before following a recommendation to promote, ``force`` promotes anyway (recorded as
+    forced, with the trigger's reason), ``dry_run`` records it and moves nothing."""
     check_mode(mode, trigger_reason)
     would = "promoted" if decision.promote else "kept the champion"
+    if mode == "require_approval" and decision.promote:
+        return Outcome(
+            AWAITING_APPROVAL, False, f"the gate recommends promotion, waiting for approval: {decision.reason}"
+        )
     if mode == "dry_run":
         return Outcome("dry-run", False, f"dry run, nothing moved; the gate would have {would}: {decision.reason}")
     if mode == "force":

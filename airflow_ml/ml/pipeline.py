@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from airflow_ml.data.snapshot import Manifest, read_snapshot
+from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml import registry
 from airflow_ml.ml.gate import Outcome, apply_mode, check_mode, decide
 from airflow_ml.ml.metrics import DIRECTIONS, score
@@ -24,6 +25,8 @@ from airflow_ml.ml.serving import predict_raw
 from airflow_ml.ml.train import TrainSpec, time_split, train_model
 
 HOLDOUT_PREDICTIONS = "holdout_predictions.parquet"
+#: The artifact folder of a validation run.
+VALIDATION_ARTIFACTS = "validation"
 
 
 @dataclass(frozen=True)
@@ -45,14 +48,17 @@ def train_and_log(
     artifact_root: str | None = None,
     tags: dict[str, str] | None = None,
     config: dict[str, Any] | None = None,
+    storage_options: StorageOptions | None = None,
 ) -> dict[str, Any]:
     """Train on the snapshot and log params, metrics, the model and its lineage to a new MLflow run.
+
+    ``storage_options`` (by protocol, see :mod:`airflow_ml.data.storage`) open a snapshot on object storage.
 
     Returns:
         ``run_id``, ``experiment_id``, ``model_uri`` and the ``metrics``.
     """
     columns = list(dict.fromkeys([*spec.features, spec.target, split.time_column]))
-    frame = read_snapshot(manifest.uri, columns=columns)
+    frame = read_snapshot(manifest.uri, columns=columns, storage_options=storage_options)
     splits = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction)
     experiment_id = registry.get_or_create_experiment(client, experiment, artifact_root)
     run_tags = {
@@ -116,6 +122,7 @@ def evaluate_and_decide(
     mode: str = "auto",
     trigger_reason: str = "",
     context: dict[str, Any] | None = None,
+    storage_options: StorageOptions | None = None,
 ) -> tuple[Outcome, dict[str, Any]]:
     """Score the challenger and the current champion on this snapshot's holdout, decide, and act.
 
@@ -126,7 +133,7 @@ def evaluate_and_decide(
         The outcome and the full record that was stored as version tags.
     """
     check_mode(mode, trigger_reason)
-    frame = read_snapshot(manifest.uri)
+    frame = read_snapshot(manifest.uri, storage_options=storage_options)
     holdout = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction).holdout
     challenger = client.get_model_version(model_name, challenger_version)
     champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
@@ -152,6 +159,7 @@ def evaluate_and_decide(
         "mode": mode,
         "trigger_reason": trigger_reason,
         "metric": metric,
+        "model_name": model_name,
         "challenger_version": str(challenger.version),
         "baseline_version": str(champion.version) if champion is not None else None,
         "snapshot_hash": manifest.content_hash,
@@ -165,6 +173,89 @@ def evaluate_and_decide(
     if challenger.run_id:
         client.log_dict(challenger.run_id, record, "gate/decision.json")
     return outcome, record
+
+
+def log_validation(
+    client: MlflowClient,
+    manifest: Manifest,
+    *,
+    experiment: str,
+    verdict: dict[str, Any],
+    files: dict[str, str],
+    artifact_root: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Record a validation as its own MLflow run in the city's experiment: counts, status and the files.
+
+    The run ends FINISHED whatever the verdict (the validation itself ran); its ``airflow_ml.validation``
+    tag says passed, warned or failed.
+
+    Returns:
+        ``run_id`` and ``experiment_id``.
+    """
+    experiment_id = registry.get_or_create_experiment(client, experiment, artifact_root)
+    run_tags = {
+        **(tags or {}),
+        "airflow_ml.step": "validation",
+        "airflow_ml.validation": verdict["status"],
+        "airflow_ml.suite": verdict["suite"],
+        "airflow_ml.snapshot_uri": manifest.uri,
+        "airflow_ml.snapshot_hash": manifest.content_hash,
+        "mlflow.runName": f"validate {manifest.city} {manifest.run_id}",
+    }
+    run_id = client.create_run(experiment_id, tags=run_tags).info.run_id
+    counts = {
+        "validation_expectations": verdict["evaluated"],
+        "validation_failed_errors": verdict["failed_errors"],
+        "validation_failed_warnings": verdict["failed_warnings"],
+        "validation_rows": verdict["row_count"],
+    }
+    client.log_batch(run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in counts.items()])
+    with tempfile.TemporaryDirectory(prefix="airflow-ml-validation-") as tmp:
+        for name, text in files.items():
+            Path(tmp, name).write_text(text, encoding="utf-8")
+        client.log_artifacts(run_id, tmp, VALIDATION_ARTIFACTS)
+    client.set_terminated(run_id, status="FINISHED")
+    return {"run_id": run_id, "experiment_id": experiment_id}
+
+
+def settle_approval(client: MlflowClient, record: dict[str, Any], *, approved: bool, approver: str) -> dict[str, Any]:
+    """Act on a person's answer to a gate that recommended promotion (``require_approval`` mode).
+
+    Approved: the challenger becomes champion, unless the champion moved since the gate scored it (then
+    nothing moves and the run must decide again). Rejected: the champion stays. Either way the answer and
+    who gave it are recorded on the challenger's version.
+
+    Returns:
+        The final decision record.
+
+    Raises:
+        ChampionMovedError: when the champion is no longer the version the gate compared against.
+    """
+    model_name, version = record["model_name"], str(record["challenger_version"])
+    if not approved:
+        final = {**record, "decision": "rejected", "approved_by": approver, "reason": f"rejected by {approver}"}
+        registry.tag_decision(client, model_name, version, final)
+        return final
+    champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
+    current = str(champion.version) if champion is not None else None
+    if current != record["baseline_version"]:
+        raise ChampionMovedError(
+            f"{model_name}: the champion moved from v{record['baseline_version']} to v{current} after the gate "
+            f"compared v{version} against it; nothing was moved, trigger the DAG again to decide on fresh scores"
+        )
+    final = {
+        **record,
+        "decision": "promoted",
+        "approved_by": approver,
+        "reason": f"approved by {approver}: {record['gate_reason']}",
+    }
+    registry.promote(client, model_name, version, final)
+    return final
+
+
+class ChampionMovedError(RuntimeError):
+    """The champion changed between a gate's decision and the approval of it."""
 
 
 def _predict(model: Any, rows: pd.DataFrame) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.sdk import Context
 
+from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.links.mlflow import MlflowModelVersionLink, model_version_url
 from airflow_ml.operators.base import MlflowBaseOperator, is_empty
 from airflow_ml.operators.validate import snapshot_uri
@@ -38,6 +39,7 @@ class PromotionGateOperator(MlflowBaseOperator):
         mode: ``auto`` (follow the gate), ``force`` (promote anyway, needs a reason) or ``dry_run``
             (record the decision, move nothing); templated for the trigger form.
         reason: Why the run was triggered (free text from the trigger form); templated.
+        aws_conn_id: Airflow connection (type ``aws``) for a snapshot on ``s3://``.
 
     Returns (XCom): the decision record.
     """
@@ -62,6 +64,7 @@ class PromotionGateOperator(MlflowBaseOperator):
         min_holdout_rows: int = 1,
         mode: Any = "auto",
         reason: Any = "",
+        aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -78,15 +81,17 @@ class PromotionGateOperator(MlflowBaseOperator):
         self.min_holdout_rows = min_holdout_rows
         self.mode = mode
         self.reason = reason
+        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.data.snapshot import load_manifest, write_json
         from airflow_ml.ml.pipeline import SplitSettings, evaluate_and_decide
 
         uri = snapshot_uri(self.snapshot)
+        options = storage_options(uri, aws_conn_id=self.aws_conn_id)
         outcome, record = evaluate_and_decide(
             self.hook.get_conn(),
-            load_manifest(uri),
+            load_manifest(uri, storage_options=options),
             model_name=self.model_name,
             challenger_version=str(self.registration["version"]),
             target=self.target,
@@ -98,8 +103,9 @@ class PromotionGateOperator(MlflowBaseOperator):
             mode=str(self.mode or "auto"),
             trigger_reason="" if is_empty(self.reason) else str(self.reason),
             context={"airflow_run_id": context["run_id"]},
+            storage_options=options,
         )
-        write_json(uri, DECISION_FILE, record)
+        write_json(uri, DECISION_FILE, record, storage_options=options)
         version = record["challenger_version"] if outcome.move_champion else record["baseline_version"]
         if version is not None:
             MlflowModelVersionLink.persist(

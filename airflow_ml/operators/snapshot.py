@@ -9,6 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from airflow_ml import settings
+from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.operators.base import is_empty
 
 
@@ -18,11 +19,13 @@ class SnapshotOperator(BaseOperator):
     Args:
         city: The city id.
         source: URI pattern of the city's data; ``{data_root}`` and ``{city}`` are filled in.
-        data_format: ``parquet`` or ``csv``.
+        data_format: ``parquet`` or ``csv`` (the snapshot is parquet either way).
+        time_column: Column of CSV files parsed as date-times (ISO 8601).
         window_days: Use the latest N days of partitions (all when None).
         window_start: First partition date (``YYYY-MM-DD``) to use; templated.
         window_end: Last partition date to use; templated.
         data_root: Root of raw data and snapshots; defaults to ``AIRFLOW_ML_DATA_ROOT``.
+        aws_conn_id: Airflow connection (type ``aws``) for ``s3://`` sources and data roots.
 
     Returns (XCom): ``uri``, ``row_count``, ``content_hash`` and ``partitions`` of the snapshot.
     """
@@ -36,16 +39,20 @@ class SnapshotOperator(BaseOperator):
         city: str,
         source: str,
         data_format: str = "parquet",
+        time_column: str | None = None,
         window_days: int | None = None,
         window_start: str | None = None,
         window_end: str | None = None,
         data_root: str | None = None,
+        aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.city = city
         self.source = source
         self.data_format = data_format
+        self.time_column = time_column
+        self.aws_conn_id = aws_conn_id
         self.window_days = window_days
         self.window_start = window_start
         self.window_end = window_end
@@ -59,6 +66,8 @@ class SnapshotOperator(BaseOperator):
         manifest = take_snapshot(
             source,
             f"{root}/snapshots",
+            storage_options=storage_options(source, root, aws_conn_id=self.aws_conn_id),
+            parse_dates=[self.time_column] if self.time_column else [],
             city=self.city,
             run_id=context["run_id"],
             fmt=self.data_format,

@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow.sdk import Context
 
+from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.links.mlflow import MlflowRunLink, run_url
 from airflow_ml.operators.base import MlflowBaseOperator, airflow_lineage, optional_number
 from airflow_ml.operators.validate import snapshot_uri
@@ -35,6 +36,7 @@ class TrainModelOperator(MlflowBaseOperator):
         lgbm_params: LightGBM parameters (``params`` is taken by Airflow for the DAG's Params).
         tags: Extra MLflow run tags (city, template...).
         config: The merged city config, logged as an artifact.
+        aws_conn_id: Airflow connection (type ``aws``) for a snapshot on ``s3://``.
 
     Returns (XCom): ``run_id``, ``experiment_id``, ``model_uri`` and ``metrics``.
     """
@@ -64,6 +66,7 @@ class TrainModelOperator(MlflowBaseOperator):
         lgbm_params: dict[str, Any] | None = None,
         tags: dict[str, str] | None = None,
         config: dict[str, Any] | None = None,
+        aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -85,6 +88,7 @@ class TrainModelOperator(MlflowBaseOperator):
         self.lgbm_params = lgbm_params
         self.tags = tags or {}
         self.config = config
+        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.data.snapshot import load_manifest
@@ -111,15 +115,18 @@ class TrainModelOperator(MlflowBaseOperator):
             params=params,
         )
         split = SplitSettings(self.time_column, self.validation_fraction, self.holdout_fraction)
+        uri = snapshot_uri(self.snapshot)
+        options = storage_options(uri, aws_conn_id=self.aws_conn_id)
         result = train_and_log(
             self.hook.get_conn(),
-            load_manifest(snapshot_uri(self.snapshot)),
+            load_manifest(uri, storage_options=options),
             spec,
             split,
             experiment=self.experiment,
             artifact_root=self.hook.artifact_root,
             tags={**self.tags, **airflow_lineage(context)},
             config=self.config,
+            storage_options=options,
         )
         MlflowRunLink.persist(context, run_url(self.hook.tracking_uri, result["experiment_id"], result["run_id"]))
         self.log.info("trained run %s: %s", result["run_id"], result["metrics"])

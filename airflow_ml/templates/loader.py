@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +61,19 @@ def load_city_file(
     return _Layers().city(path, templates_dir, defaults, groups_dir)
 
 
-def load_city_configs(root: Path) -> tuple[list[CityConfig], list[ConfigError]]:
+def load_city_configs(
+    root: Path, *, include: Callable[[str], bool] | None = None
+) -> tuple[list[CityConfig], list[ConfigError]]:
     """Load every city under ``root/cities`` (subfolders included) with its layers from ``root``.
 
     Precedence, lowest first: ``defaults.yaml`` < ``templates/<template>.yaml`` < ``groups/<group>.yaml``
     < the city file. A broken file never hides the others: its error is returned beside the good configs.
+
+    Args:
+        root: The templates folder.
+        include: Given a city file's name without extension (which must be its city id), whether to load
+            it; files left out are never read. Files of one city id are always kept or left out together,
+            so duplicates are still found.
 
     Returns:
         The valid city configs sorted by DAG id, and one error per broken file.
@@ -75,6 +83,8 @@ def load_city_configs(root: Path) -> tuple[list[CityConfig], list[ConfigError]]:
     configs: dict[str, tuple[Path, CityConfig]] = {}
     errors: list[ConfigError] = []
     for path in sorted((root / CITIES_SUBDIR).rglob("*.y*ml")):
+        if include is not None and not include(path.stem):
+            continue
         try:
             config = layers.city(
                 path, root / TEMPLATES_SUBDIR, defaults if defaults.is_file() else None, root / GROUPS_SUBDIR

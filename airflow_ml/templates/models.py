@@ -6,11 +6,15 @@ silently ignored. The models describe data, never code: YAML cannot name a Pytho
 
 from __future__ import annotations
 
+import difflib
+import functools
 import re
 import string
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from airflow_ml.exceptions import ConfigError
 
 CITY_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
@@ -36,7 +40,15 @@ class DatasetSpec(Strict):
         description="URI pattern of the city's partitioned data; {data_root} and {city} are filled in at run time.",
         examples=["{data_root}/raw/trips/{city}"],
     )
-    format: Literal["parquet", "csv"] = "parquet"
+    format: Literal["parquet", "csv"] = Field(
+        default="parquet",
+        description="File format of the partitions date=YYYY-MM-DD/*.parquet or *.csv; snapshots are parquet.",
+    )
+    conn_id: str = Field(
+        default="aws_default",
+        min_length=1,
+        description="Airflow connection (type aws) for an s3:// source or data root; unused for local paths.",
+    )
     target: str = Field(min_length=1, description="Column to predict.")
     time_column: str = Field(
         min_length=1, description="Timestamp column; the split into train/validation/holdout follows it."
@@ -48,6 +60,15 @@ class DatasetSpec(Strict):
     window_days: int | None = Field(
         default=None, ge=1, le=3660, description="Use only the latest N days of partitions (all when unset)."
     )
+    extra_columns: list[str] = Field(
+        default_factory=list,
+        description="Columns the data has beyond features, target and time column (ids, say) that suites may check.",
+    )
+
+    @property
+    def known_columns(self) -> set[str]:
+        """Every column a suite may name."""
+        return {*self.features, self.target, self.time_column, *self.extra_columns}
 
     @model_validator(mode="after")
     def _columns_agree(self) -> DatasetSpec:
@@ -122,6 +143,12 @@ class GateSpec(Strict):
 
     min_improvement: float = Field(default=0.0, ge=0, description="Required gain over the champion's holdout score.")
     improvement_mode: Literal["relative", "absolute"] = "relative"
+    approval_timeout_hours: float = Field(
+        default=24,
+        gt=0,
+        le=24 * 30,
+        description="In promotion mode require_approval: hours to wait for a person before rejecting.",
+    )
 
     @model_validator(mode="after")
     def _relative_is_a_fraction(self) -> GateSpec:
@@ -130,6 +157,133 @@ class GateSpec(Strict):
                 f"min_improvement {self.min_improvement!r} is a relative gain and must be below 1 (0.02 means 2%)"
             )
         return self
+
+
+class DriftThreshold(Strict):
+    """Limits of one drift statistic: above ``warn`` the run warns, above ``error`` it stops before training.
+
+    Either may be null: that level is not checked.
+    """
+
+    warn: float | None = Field(default=None, ge=0, description="Above this, the run goes on with a warning.")
+    error: float | None = Field(default=None, ge=0, description="Above this, the run stops before training.")
+
+    @model_validator(mode="after")
+    def _warn_not_above_error(self) -> DriftThreshold:
+        if self.warn is not None and self.error is not None and self.warn > self.error:
+            raise ValueError(
+                f"warn {self.warn!r} is above error {self.error!r}; lower warn, raise error, or set one to null"
+            )
+        return self
+
+
+class DriftFraction(DriftThreshold):
+    """Limits of a drift statistic that lies in [0, 1] (Jensen-Shannon distance, change of missing rate)."""
+
+    warn: float | None = Field(default=None, ge=0, le=1, description="Above this, the run goes on with a warning.")
+    error: float | None = Field(default=None, ge=0, le=1, description="Above this, the run stops before training.")
+
+
+class ColumnDrift(Strict):
+    """One column's own drift limits; unset keys inherit the general ones, ``null`` turns a check off."""
+
+    psi: DriftThreshold | None = None
+    js_distance: DriftFraction | None = None
+    missing_rate_change: DriftFraction | None = None
+
+
+#: Defaults of the general drift limits; a partial mapping (``psi: {error: 0.5}``) keeps the other default.
+DRIFT_DEFAULTS: dict[str, dict[str, float]] = {
+    "psi": {"warn": 0.1, "error": 0.25},
+    "js_distance": {"warn": 0.1, "error": 0.2},
+    "missing_rate_change": {"warn": 0.05, "error": 0.2},
+    "label_psi": {"warn": 0.1, "error": 0.25},
+    "label_js_distance": {"warn": 0.1, "error": 0.2},
+}
+
+
+class DriftSpec(Strict):
+    """The drift check: this run's snapshot against the champion's training snapshot, before training.
+
+    Numeric features are compared with the population stability index (PSI, on the reference's quantile
+    bins), categorical features with the Jensen-Shannon distance (base 2, in [0, 1]), every column with
+    the change of its missing rate, and the target with PSI (regression) or the JS distance (binary).
+    """
+
+    enabled: bool = Field(default=True, description="false skips the check (the task still runs, and says so).")
+    psi_bins: int = Field(default=10, ge=2, le=100, description="PSI bins: quantiles of the champion's data.")
+    psi: DriftThreshold = Field(default=DriftThreshold(**DRIFT_DEFAULTS["psi"]), description="PSI of numeric features.")
+    js_distance: DriftFraction = Field(
+        default=DriftFraction(**DRIFT_DEFAULTS["js_distance"]), description="JS distance of categorical features."
+    )
+    missing_rate_change: DriftFraction = Field(
+        default=DriftFraction(**DRIFT_DEFAULTS["missing_rate_change"]),
+        description="Absolute change of a column's share of missing values (features and target).",
+    )
+    label_psi: DriftThreshold = Field(
+        default=DriftThreshold(**DRIFT_DEFAULTS["label_psi"]), description="PSI of a regression target."
+    )
+    label_js_distance: DriftFraction = Field(
+        default=DriftFraction(**DRIFT_DEFAULTS["label_js_distance"]), description="JS distance of a binary target."
+    )
+    features: dict[str, ColumnDrift] = Field(
+        default_factory=dict,
+        description="Per-column limits (a feature or the target), e.g. {distance_km: {psi: {error: 0.5}}}.",
+    )
+
+    @field_validator("psi", "js_distance", "missing_rate_change", "label_psi", "label_js_distance", mode="before")
+    @classmethod
+    def _keep_unset_defaults(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:  # the whole statistic off
+            return {"warn": None, "error": None}
+        if isinstance(value, dict):
+            return {**DRIFT_DEFAULTS[str(info.field_name)], **value}
+        return value
+
+    def thresholds(self) -> dict[str, Any]:
+        """The limits as plain dicts for ``airflow_ml.ml.drift.compare``: per-column entries hold only what they set."""
+        data = self.model_dump(include=set(DRIFT_DEFAULTS))
+        data["features"] = {column: _set_limits(limits) for column, limits in self.features.items()}
+        return data
+
+    def problems(self, *, features: list[str], categorical: list[str], target: str, task: str) -> list[str]:
+        """What in ``features:`` does not fit the dataset: unknown columns, statistics never computed, limits."""
+        problems = []
+        columns = [*features, target]
+        for column, own in self.features.items():
+            if column not in columns:
+                close = difflib.get_close_matches(column, columns, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}?" if close else f"use one of {columns}"
+                problems.append(f"features.{column}: {column!r} is neither a feature nor the target; {hint}")
+                continue
+            binary_label = column == target and task == "binary"
+            statistic = "js_distance" if column in categorical or binary_label else "psi"
+            other = "psi" if statistic == "js_distance" else "js_distance"
+            if other in own.model_fields_set and getattr(own, other) is not None:
+                problems.append(
+                    f"features.{column}.{other}: the drift of {column!r} is measured with {statistic}, not {other}; "
+                    f"rename the key to {statistic}"
+                )
+            for name, limits in _set_limits(own).items():
+                if name == other:
+                    continue
+                general = f"label_{name}" if column == target and name != "missing_rate_change" else name
+                merged = {**self.model_dump()[general], **limits}
+                if merged["warn"] is not None and merged["error"] is not None and merged["warn"] > merged["error"]:
+                    problems.append(
+                        f"features.{column}.{name}: warn {merged['warn']!r} is above error {merged['error']!r} "
+                        f"(unset keys come from drift.{general}); lower warn, raise error, or set one to null"
+                    )
+        return problems
+
+
+def _set_limits(column: ColumnDrift) -> dict[str, dict[str, float | None]]:
+    """The limits a column sets itself; a statistic set to null is off for that column."""
+    limits: dict[str, dict[str, float | None]] = {}
+    for name in sorted(column.model_fields_set):
+        value = getattr(column, name)
+        limits[name] = {"warn": None, "error": None} if value is None else value.model_dump(exclude_unset=True)
+    return limits
 
 
 class NotifierSpec(Strict):
@@ -182,18 +336,32 @@ class DagSpec(Strict):
 
     @staticmethod
     def _cron(value: str) -> str:
-        from croniter import croniter  # small, pure Python; imported here to keep module import light
-
-        if not croniter.is_valid(value):
+        if not _valid_cron(value):
             raise ValueError(f"{value!r} is not a valid cron expression (five fields, e.g. '0 2 * * *')")
         return value
+
+
+@functools.lru_cache(maxsize=1024)
+def _valid_cron(expression: str) -> bool:
+    # A fleet shares a few schedules: parse each expression once per process, not once per city.
+    from croniter import croniter  # small, pure Python; imported here to keep module import light
+
+    return bool(croniter.is_valid(expression))
 
 
 class UseCase(Strict):
     """What a template defines: a dataset, its task and how to train and promote its models."""
 
     description: str = ""
-    suite: Name = Field(description="Expectation suite in expectations/<suite>.json that validates the data.")
+    suite: Name = Field(
+        description="Expectation suite expectations/<suite>.yaml or .json that validates the data; a city may add "
+        "expectations/<suite>.<city>.yaml."
+    )
+    expectations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Expectations added to the suite, or overriding those of the same type and column, in the "
+        "suite's YAML form, e.g. '- expect_column_values_to_be_between: {column: distance_km, max_value: 80}'.",
+    )
     task: Literal["regression", "binary"]
     dataset: DatasetSpec
     metric: MetricSpec
@@ -201,6 +369,31 @@ class UseCase(Strict):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     gate: GateSpec = Field(default_factory=GateSpec)
     dag: DagSpec = Field(default_factory=DagSpec)
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+
+    @field_validator("expectations")
+    @classmethod
+    def _expectations_are_well_formed(cls, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from airflow_ml.templates.suites import parse_expectations
+
+        try:
+            parse_expectations(items, "expectations", {})
+        except ConfigError as exc:
+            raise ValueError("; ".join(exc.problems)) from None
+        return items
+
+    @field_validator("drift")
+    @classmethod
+    def _drift_fits_dataset(cls, drift: DriftSpec, info: ValidationInfo) -> DriftSpec:
+        dataset, task = info.data.get("dataset"), info.data.get("task")
+        if dataset is None or task is None:  # already reported
+            return drift
+        problems = drift.problems(
+            features=dataset.features, categorical=dataset.categorical_features, target=dataset.target, task=task
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return drift
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> UseCase:

@@ -1,52 +1,84 @@
-"""Find and check expectation suites stored as GX Core 1.x suite JSON in ``expectations/``."""
+"""Check a suite (GX Core 1.x form, see ``airflow_ml.templates.suites``) the way GX and the template will.
+
+Reading suite files is the templates layer's job; here each expectation is checked against GX itself
+(is the type known, do its arguments validate) and against the columns the template knows, so that a
+mistake is reported with its file and line by ``airflow-ml lint`` instead of failing a night's run.
+"""
 
 from __future__ import annotations
 
+import difflib
 import json
-from pathlib import Path
+from collections.abc import Collection
 from typing import Any
 
-from airflow_ml.exceptions import ConfigError
-
-SEVERITIES = ("error", "warn")
+_COLUMN_KEYS = ("column", "column_A", "column_B")
 
 
-def suite_path(expectations_dir: str | Path, name: str) -> Path:
-    """The file of suite ``name``: ``<expectations_dir>/<name>.json``."""
-    return Path(expectations_dir) / f"{name}.json"
-
-
-def load_suite(expectations_dir: str | Path, name: str) -> dict[str, Any]:
-    """Read suite ``name`` and check its shape before GX sees it.
+def check_suite(suite: dict[str, Any], *, known_columns: Collection[str] | None = None) -> list[str]:
+    """Every problem of ``suite``: unknown expectation types, bad arguments, columns the template does not know.
 
     Returns:
-        The suite as a dict (``name``, ``expectations`` with ``type``, ``kwargs`` and ``meta``).
-
-    Raises:
-        ConfigError: naming the file and the expectation at fault.
+        One line per problem: ``<file:line>: <type>: <problem and fix>``; empty when the suite is sound.
     """
-    path = suite_path(expectations_dir, name)
-    if not path.is_file():
-        known = sorted(p.stem for p in Path(expectations_dir).glob("*.json"))
-        raise ConfigError(
-            str(path), [f"suite {name!r} not found; add {path.name} to {expectations_dir} (known: {known})"]
-        )
-    try:
-        suite = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(str(path), [f"line {exc.lineno}: invalid JSON: {exc.msg}"]) from None
+    from great_expectations.expectations.registry import (
+        get_expectation_impl,
+        list_registered_expectation_implementations,
+    )
+
     problems = []
-    if not isinstance(suite, dict) or not isinstance(suite.get("expectations"), list):
-        raise ConfigError(str(path), ["a suite is a JSON object with a list under 'expectations'"])
-    for index, expectation in enumerate(suite["expectations"]):
-        where = f"expectations[{index}]"
-        if not isinstance(expectation, dict) or not isinstance(expectation.get("type"), str):
-            problems.append(f"{where}: needs a 'type' such as 'expect_column_values_to_not_be_null'")
-            continue
-        severity = (expectation.get("meta") or {}).get("severity", "error")
-        if severity not in SEVERITIES:
-            problems.append(f"{where}.meta.severity: {severity!r} is not one of {list(SEVERITIES)}")
-    if problems:
-        raise ConfigError(str(path), problems)
-    suite.setdefault("name", name)
-    return suite
+    checked: dict[str, list[str]] = {}  # a thousand cities share their base suite's expectations
+    for expectation in suite["expectations"]:
+        kind, kwargs = expectation["type"], expectation.get("kwargs") or {}
+        where = (expectation.get("meta") or {}).get("source", suite.get("name", "suite"))
+        key = json.dumps([kind, kwargs], sort_keys=True, default=str)
+        if key not in checked:
+            checked[key] = _check_one(kind, kwargs, get_expectation_impl, list_registered_expectation_implementations)
+        found = list(checked[key])
+        if known_columns is not None:
+            found += [
+                _unknown_column(column, known_columns) for column in _columns(kwargs) if column not in known_columns
+            ]
+        problems += [f"{where}: {kind}: {problem}" for problem in found]
+    return problems
+
+
+def _unknown_column(column: str, known: Collection[str]) -> str:
+    close = difflib.get_close_matches(column, sorted(known), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known: {sorted(known)}"
+    return f"column {column!r} is not a column the template knows; {hint} (or add it to dataset.extra_columns)"
+
+
+def _check_one(kind: str, kwargs: dict[str, Any], get_impl: Any, registered: Any) -> list[str]:
+    from great_expectations.exceptions import ExpectationNotFoundError
+
+    try:
+        implementation = get_impl(kind)
+    except ExpectationNotFoundError:
+        close = difflib.get_close_matches(kind, registered(), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "see the GX Core 1.x expectation gallery"
+        return [f"GX has no expectation type {kind!r}; {hint}"]
+    try:
+        implementation(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - GX raises pydantic (v1) errors and its own; all mean bad arguments
+        return [_argument_problem(exc)]
+    return []
+
+
+def _argument_problem(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return f"bad arguments: {exc}"
+    first_per_field: dict[str, str] = {}
+    for error in errors():
+        field = ".".join(str(part) for part in error.get("loc", ())) or "arguments"
+        first_per_field.setdefault(field, str(error.get("msg", "invalid")))
+    return "bad arguments: " + "; ".join(f"{field}: {msg}" for field, msg in first_per_field.items())
+
+
+def _columns(kwargs: dict[str, Any]) -> list[str]:
+    columns = [kwargs[key] for key in _COLUMN_KEYS if isinstance(kwargs.get(key), str)]
+    listed = kwargs.get("column_list")
+    if isinstance(listed, list):
+        columns += [c for c in listed if isinstance(c, str)]
+    return columns

@@ -54,10 +54,12 @@ def test_every_city_file_yields_a_dag_without_import_errors(parsed: dict) -> Non
 
 def test_dags_have_the_designed_task_order(parsed: dict) -> None:
     for dag_id, dag in parsed["dags"].items():
-        assert dag["order"] == ["snapshot", "validate", "train", "register", "gate"], dag_id
-        chain = [["snapshot", "validate"], ["validate", "train"], ["train", "register"], ["register", "gate"]]
-        # Extra edges carry XComs (snapshot feeds train, register and gate) but never skip validation.
+        assert dag["order"] == ["snapshot", "validate", "drift", "train", "register", "gate", "approve"], dag_id
+        chain = [["snapshot", "validate"], ["validate", "drift"], ["drift", "train"], ["train", "register"]]
+        chain += [["register", "gate"], ["gate", "approve"]]
+        # Extra edges carry XComs (snapshot feeds drift, train, register and gate) but never skip validation.
         assert all(edge in dag["edges"] for edge in chain), dag_id
+        assert ["validate", "train"] not in dag["edges"], dag_id  # training waits for the drift check
 
 
 def test_dags_carry_tags_owner_retries_docs_and_typed_params(parsed: dict) -> None:
@@ -89,12 +91,19 @@ def test_airflow_lists_the_provider_with_its_hook_and_connection_type() -> None:
 
 
 def test_a_task_process_builds_only_its_own_dag() -> None:
-    # Airflow sets the parsing context when a worker parses the file to run one task.
+    # Airflow sets the parsing context when a worker parses the DAG's file to run one of its tasks.
     script = (
-        "import runpy, json\n"
-        f"ns = runpy.run_path({str(REPO / 'dags' / 'retrain.py')!r})\n"
-        "print(json.dumps(sorted(getattr(v, 'dag_id', '') for k, v in ns.items() if k.startswith('dag_'))))\n"
+        "import runpy, json, sys\n"
+        "built = {}\n"
+        "for path in sys.argv[1:]:\n"
+        "    ns = runpy.run_path(path)\n"
+        "    built[path] = sorted(getattr(v, 'dag_id', '') for k, v in ns.items() if k.startswith('dag_'))\n"
+        "print(json.dumps(built))\n"
     )
+    shards = [str(path) for path in sorted((REPO / "dags").glob("retrain_shard_*.py"))]
     env = {**os.environ, "_AIRFLOW_PARSING_CONTEXT_DAG_ID": "ride_duration.lisbon"}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == ["ride_duration.lisbon"]
+    result = subprocess.run(
+        [sys.executable, "-c", script, *shards], capture_output=True, text=True, env=env, check=True
+    )
+    built = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sorted(dag_id for dags in built.values() for dag_id in dags) == ["ride_duration.lisbon"]

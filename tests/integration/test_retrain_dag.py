@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, _wire_mlflow, make_city_world
+from tests.conftest import city_world
 
 pytestmark = pytest.mark.integration
 CITY = "lisbon"
@@ -23,24 +23,8 @@ MODEL = f"ride_duration.{CITY}"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: Path) -> Iterator[dict[str, Any]]:
     """One city's templates, demo data and DAG, and a real MLflow store, wired through the environment."""
-    from mlflow import MlflowClient
-
-    from airflow_ml.factory import register_dags
-
-    root = tmp_path_factory.mktemp("world")
-    data_root = make_city_world(root, dags_dir, CITY)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIRFLOW_ML_DATA_ROOT", str(data_root))
-        store = _wire_mlflow(root / "mlflow", mp)
-        client = MlflowClient(tracking_uri=store["tracking_uri"], registry_uri=store["tracking_uri"])
-        # A fresh DAG object per run, as each scheduled run gets: dag.test(run_conf=...) leaves the conf in
-        # the in-process DAG's params, where it would leak into the next run of the same object.
-        yield {
-            "build": lambda: register_dags({}, templates_root=root, expectations_dir=REPO / "expectations")[MODEL],
-            "client": client,
-            "data_root": data_root,
-            "store": store,
-        }
+    with city_world(tmp_path_factory.mktemp("world"), dags_dir, CITY) as world:
+        yield world
 
 
 def _run(world: dict[str, Any], conf: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -48,10 +32,12 @@ def _run(world: dict[str, Any], conf: dict[str, Any] | None = None) -> dict[str,
 
     run = world["build"]().test(run_conf=conf)
     folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), CITY, run.run_id))
-    records = {}
-    for name in ("manifest", "validation", "decision"):
+    records: dict[str, Any] = {}
+    for name in ("manifest", "validation", "validation_result", "decision"):
         path = folder / f"{name}.json"
         records[name] = json.loads(path.read_text()) if path.exists() else None
+    report = folder / "validation_report.html"
+    records["report"] = report.read_text() if report.exists() else None
     return {"state": str(run.state), "run_id": run.run_id, **records}
 
 
@@ -96,6 +82,10 @@ def test_first_run_registers_version_1_and_makes_it_champion(world: dict[str, An
     client = world["client"]
     assert first_run["state"] == "success"
     assert first_run["validation"]["status"] in {"passed", "warned"}
+    assert first_run["validation"]["evaluated"] == len(first_run["validation_result"]["results"])
+    validation_run = client.get_run(first_run["validation"]["mlflow_run_id"])
+    assert validation_run.data.tags["airflow_ml.snapshot_hash"] == first_run["manifest"]["content_hash"]
+    assert validation_run.data.tags["airflow_ml.step"] == "validation"
     assert first_run["decision"]["decision"] == "promoted"
     assert "no champion" in first_run["decision"]["reason"]
     champion = client.get_model_version_by_alias(MODEL, "champion")
@@ -164,7 +154,20 @@ def test_broken_batch_fails_validation_registers_nothing_and_keeps_the_champion(
     failed_columns = {f["column"] for f in verdict["failures"]}
     assert {"distance_km", "duration_min"} <= failed_columns
     assert verdict["suite_file"].endswith("expectations/ride_trips.json")
+    assert all(f["source"].startswith(verdict["suite_file"]) for f in verdict["failures"])
     assert _versions(client) == broken_run["versions_before"]
+    # The full GX result and a readable report, beside the snapshot and in a validation run in MLflow.
+    failed_in_result = [r for r in broken_run["validation_result"]["results"] if not r["success"]]
+    assert len(failed_in_result) == len(verdict["failures"])
+    assert "FAILED" in broken_run["report"]
+    assert "distance_km" in broken_run["report"]
+    run = client.get_run(verdict["mlflow_run_id"])
+    assert run.data.tags["airflow_ml.validation"] == "failed"
+    assert run.data.metrics["validation_failed_errors"] == verdict["failed_errors"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "validation")}
+    assert artifacts == {
+        f"validation/{n}" for n in ("validation.json", "validation_result.json", "validation_report.html")
+    }
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == broken_run["champion_before"]
 
 

@@ -182,6 +182,16 @@ def test_force_promotes_a_refused_challenger_and_records_the_trigger_reason() ->
     assert "would have kept the champion" in outcome.reason
 
 
+def test_require_approval_waits_only_when_the_gate_would_promote() -> None:
+    from airflow_ml.ml.gate import AWAITING_APPROVAL, apply_mode
+
+    asked = apply_mode(_decision(True), "require_approval")
+    assert (asked.label, asked.move_champion) == (AWAITING_APPROVAL, False)
+    assert "waiting for approval" in asked.reason
+    not_asked = apply_mode(_decision(False), "require_approval")
+    assert (not_asked.label, not_asked.move_champion) == ("kept", False)
+
+
 @pytest.mark.parametrize(("mode", "reason", "fragment"), [("force", "  ", "needs a reason"), ("yolo", "", "'yolo'")])
 def test_bad_modes_are_refused(mode: str, reason: str, fragment: str) -> None:
     from airflow_ml.ml.gate import check_mode

@@ -280,3 +280,75 @@ def test_load_manifest_of_an_incomplete_snapshot(tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match="manifest"):
         load_manifest(str(folder))
+
+
+def _as_csv(source: Path, target: Path) -> Path:
+    """The same partitions as CSV files."""
+    for path in sorted(source.glob("date=*/*.parquet")):
+        out = target / path.parent.name / path.with_suffix(".csv").name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pd.read_parquet(path).to_csv(out, index=False)
+    return target
+
+
+def test_csv_partitions_parse_the_time_column_and_snapshot_as_parquet(source: Path, tmp_path: Path) -> None:
+    csv = _as_csv(source, tmp_path / "csv")
+
+    manifest = take_snapshot(
+        str(csv), str(tmp_path / "s"), city="lisbon", run_id=RUN_ID, fmt="csv", parse_dates=["pickup_at"]
+    )
+
+    assert manifest.columns["pickup_at"].startswith("datetime64")
+    assert manifest.columns["distance_km"] == "float64"
+    assert manifest.row_count == len(read_partitions(source))
+    schema = pq.read_schema(Path(manifest.uri) / DATA_FILE)
+    assert str(schema.field("pickup_at").type).startswith("timestamp")
+    snapshot = read_snapshot(manifest.uri)
+    assert content_hash(snapshot) == manifest.content_hash
+    pd.testing.assert_series_equal(
+        snapshot["pickup_at"], read_partitions(source)["pickup_at"], check_dtype=False, check_exact=True
+    )
+
+
+def test_csv_without_parse_dates_keeps_text(source: Path, tmp_path: Path) -> None:
+    csv = _as_csv(source, tmp_path / "csv")
+
+    manifest = take_snapshot(str(csv), str(tmp_path / "s"), city="lisbon", run_id=RUN_ID, fmt="csv")
+
+    assert not manifest.columns["pickup_at"].startswith("datetime64")
+
+
+def test_csv_with_a_bad_date_names_the_file_and_the_column(source: Path, tmp_path: Path) -> None:
+    csv = _as_csv(source, tmp_path / "csv")
+    broken = sorted(csv.glob("date=*/*.csv"))[2]
+    frame = pd.read_csv(broken)
+    frame.loc[3, "pickup_at"] = "yesterday at noon"
+    frame.to_csv(broken, index=False)
+
+    with pytest.raises(DataError) as info:
+        take_snapshot(str(csv), str(tmp_path / "s"), city="lisbon", run_id=RUN_ID, fmt="csv", parse_dates=["pickup_at"])
+
+    message = str(info.value)
+    assert f"cannot read {str(broken)!r} as csv" in message
+    assert "column 'pickup_at' is not ISO 8601" in message
+
+
+def test_zero_byte_file_names_it(source: Path, tmp_path: Path) -> None:
+    empty = sorted(source.glob("date=*"))[-1] / "part-late.parquet"
+    empty.write_bytes(b"")
+
+    with pytest.raises(DataError) as info:
+        take_snapshot(str(source), str(tmp_path / "s"), city="lisbon", run_id=RUN_ID)
+
+    assert f"{str(empty)!r} is empty (0 bytes)" in str(info.value)
+
+
+def test_partition_without_rows_names_it(source: Path, tmp_path: Path) -> None:
+    day = sorted(source.glob("date=*"))[-1]
+    for path in day.glob("*.parquet"):
+        pd.read_parquet(path).head(0).to_parquet(path, index=False)
+
+    with pytest.raises(DataError) as info:
+        take_snapshot(str(source), str(tmp_path / "s"), city="lisbon", run_id=RUN_ID)
+
+    assert f"partition '{source}/{day.name}' holds no rows" in str(info.value)

@@ -11,12 +11,12 @@ import pytest
 
 from airflow_ml.data.demo import batch_days, generate_day
 from airflow_ml.exceptions import ConfigError
+from airflow_ml.templates.suites import load_suite, suite_file
 from airflow_ml.validation.runner import SAMPLE_SIZE, Verdict, validate_frame
-from airflow_ml.validation.suites import load_suite, suite_path
 
 REPO = Path(__file__).resolve().parents[2]
 EXPECTATIONS = REPO / "expectations"
-SUITE_FILE = str(suite_path(EXPECTATIONS, "ride_trips"))
+SUITE_FILE = str(suite_file(EXPECTATIONS, "ride_trips"))
 
 
 def demo_days(*, broken: bool, count: int = 3) -> pd.DataFrame:
@@ -218,8 +218,7 @@ def test_bad_severity_is_quoted(tmp_path: Path) -> None:
         load_suite(tmp_path, "trips")
 
     assert str(path) in str(info.value)
-    assert "expectations[0].meta.severity" in str(info.value)
-    assert "'fatal'" in str(info.value)
+    assert "expectations[0]: expect_column_to_exist: severity 'fatal'" in str(info.value)
     assert "'warn'" in str(info.value)
 
 
@@ -228,3 +227,61 @@ def test_expectation_that_could_not_run_says_why(broken_verdict: Verdict) -> Non
 
     assert failure.error
     assert "could not run" in failure.describe()
+
+
+def test_gx_gets_only_the_named_columns_unless_the_suite_looks_at_the_whole_table() -> None:
+    from airflow_ml.validation.runner import columns_to_validate
+
+    columns = ["trip_id", "a", "b", "c"]
+    named = small_suite(
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "b"}},
+        {"type": "expect_column_pair_values_a_to_be_greater_than_b", "kwargs": {"column_A": "c", "column_B": "a"}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "missing"}},
+    )
+    assert columns_to_validate(named, columns) == ["a", "b", "c"]
+    whole = small_suite(*named["expectations"], {"type": "expect_table_column_count_to_equal", "kwargs": {"value": 4}})
+    assert columns_to_validate(whole, columns) is None
+    assert (
+        columns_to_validate(small_suite({"type": "expect_table_row_count_to_be_between", "kwargs": {}}), columns)
+        is None
+    )
+
+
+def test_a_missing_column_is_still_reported_and_gx_fingerprints_nothing() -> None:
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    from airflow_ml.validation.runner import run_suite
+
+    frame = pd.DataFrame({"x": [1.0, 2.0], "other": ["a", "b"]})
+    suite = small_suite(
+        {"type": "expect_column_to_exist", "kwargs": {"column": "y"}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "x"}},
+    )
+    threshold = pandas_execution_engine.HASH_THRESHOLD
+
+    verdict, result = run_suite(frame, suite, suite_file="small.json")
+
+    assert [f.column for f in verdict.failures] == ["y"]
+    assert "pandas_data_fingerprint" not in json.dumps(result, default=str)
+    assert threshold == pandas_execution_engine.HASH_THRESHOLD, "GX's setting is restored"
+
+
+def test_the_html_report_lists_every_expectation_and_escapes_the_data() -> None:
+    from airflow_ml.validation.report import render_report
+    from airflow_ml.validation.runner import run_suite
+
+    frame = pd.DataFrame({"zone": ["<script>alert(1)</script>", "north", None]})
+    suite = small_suite(
+        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "zone", "value_set": ["north"]}},
+        {"type": "expect_column_to_exist", "kwargs": {"column": "zone"}, "meta": {"source": "zones.yaml:3"}},
+    )
+
+    verdict, result = run_suite(frame, suite, suite_file="zones.yaml")
+    page = render_report(verdict.to_dict(), result, title="Validation of porto")
+
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert page.count("<tr") == 3  # the header and one row per expectation
+    assert "FAILED" in page
+    assert "zones.yaml:3" in page
+    assert "FAILED</span>" in page  # the status badge

@@ -1,0 +1,89 @@
+"""Filesystems for data URIs (local paths, ``file://``, ``s3://`` and any fsspec URL) and their errors.
+
+Credentials never come from ``os.environ`` here: callers pass ``storage_options``, a mapping from a URL
+protocol (``"s3"``) to the keyword arguments of that protocol's fsspec filesystem. A URI of another
+protocol gets none, so one mapping serves a run whose data is on S3 and whose snapshots are local, or
+the reverse. Operators build the mapping from an Airflow connection (``airflow_ml.hooks.storage``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import fsspec
+from fsspec import AbstractFileSystem
+from fsspec.implementations.local import LocalFileSystem
+
+from airflow_ml.exceptions import DataError
+
+#: Protocol (``"s3"``) → keyword arguments of its fsspec filesystem.
+StorageOptions = Mapping[str, Mapping[str, Any]]
+
+
+def protocol(uri: str) -> str:
+    """The protocol of ``uri``: ``"s3"`` for ``s3://bucket/key``, ``"file"`` for a plain path."""
+    return uri.split("://", 1)[0].lower() if "://" in uri else "file"
+
+
+def filesystem(uri: str, storage_options: StorageOptions | None = None) -> tuple[AbstractFileSystem, str]:
+    """The fsspec filesystem of ``uri`` (with the options of its protocol) and the path within it."""
+    options = dict((storage_options or {}).get(protocol(uri), {}))
+    return fsspec.core.url_to_fs(uri, **options)
+
+
+def is_local(fs: AbstractFileSystem) -> bool:
+    """Whether ``fs`` is the local disk (where folders exist on their own and files may be made read-only)."""
+    return isinstance(fs, LocalFileSystem)
+
+
+def display(fs: AbstractFileSystem, path: str) -> str:
+    """``path`` as a person would look it up: a local path as it is, anything else as a full URL."""
+    return path if is_local(fs) else str(fs.unstrip_protocol(path))
+
+
+def _unreachable_errors() -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
+    try:
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+        from botocore.exceptions import HTTPClientError
+    except ImportError:  # pragma: no cover - botocore comes with the amazon provider
+        return errors
+    return (*errors, BotoConnectionError, HTTPClientError)
+
+
+def _credential_errors() -> tuple[type[BaseException], ...]:
+    try:
+        from botocore.exceptions import CredentialRetrievalError, NoCredentialsError
+    except ImportError:  # pragma: no cover - botocore comes with the amazon provider
+        return ()
+    return (NoCredentialsError, CredentialRetrievalError)
+
+
+@contextlib.contextmanager
+def storage_errors(uri: str, storage_options: StorageOptions | None = None) -> Iterator[None]:
+    """Turn an unreachable object store, missing credentials or a refused access into a DataError naming ``uri``.
+
+    The filesystems' own retries are bounded by the options the operators pass (short connect timeouts,
+    few attempts), so an endpoint that is down fails the task in seconds with this message.
+    """
+    try:
+        yield
+    except DataError:
+        raise
+    except PermissionError as exc:
+        raise DataError(
+            f"access to {uri!r} was refused ({exc}); give the connection's credentials read and write access to it"
+        ) from exc
+    except _credential_errors() as exc:
+        raise DataError(
+            f"no credentials to read {uri!r} ({exc}); set login/password (access key id/secret) or a role "
+            "on the Airflow connection of type aws (aws_conn_id, default 'aws_default')"
+        ) from exc
+    except _unreachable_errors() as exc:
+        endpoint = (storage_options or {}).get(protocol(uri), {}).get("endpoint_url") or "its default endpoint"
+        raise DataError(
+            f"cannot reach the storage of {uri!r} at {endpoint} ({exc}); check that the service is up and the "
+            "connection's endpoint_url (extra) points at it"
+        ) from exc

@@ -1,0 +1,113 @@
+"""The drift step of a run: this snapshot against the champion's training snapshot, recorded in MLflow.
+
+Plain Python over an ``MlflowClient``: the operator only renders its arguments and acts on the status.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+
+from airflow_ml.data.snapshot import Manifest, load_manifest, read_snapshot
+from airflow_ml.data.storage import StorageOptions
+from airflow_ml.exceptions import DataError
+from airflow_ml.ml import registry
+from airflow_ml.ml.drift import DEFAULT_BINS, compare
+from airflow_ml.ml.lineage import training_snapshot
+
+#: The file beside the snapshot and the artifact of the drift run.
+DRIFT_FILE = "drift.json"
+NO_CHAMPION = "no champion yet (first run): nothing to compare against"
+_BATCH = 1000  # MLflow's most metrics per log_batch call
+
+
+def check_drift(
+    client: MlflowClient,
+    manifest: Manifest,
+    *,
+    model_name: str,
+    features: Sequence[str],
+    categorical: Sequence[str],
+    target: str,
+    task: str,
+    thresholds: Mapping[str, Any],
+    bins: int = DEFAULT_BINS,
+    artifact_root: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    storage_options: StorageOptions | None = None,
+) -> dict[str, Any]:
+    """Compare the snapshot of ``manifest`` with the champion's training snapshot and log the result.
+
+    A skipped check (no champion, or its snapshot gone) is not an error: the record says why, and nothing
+    is logged to MLflow. A computed one becomes a run named ``drift`` in the experiment ``model_name``,
+    with a metric ``drift.<column>.<statistic>`` per value and ``drift.json`` as an artifact.
+
+    Returns:
+        The record: ``status`` (passed, warned, failed or skipped), ``reason`` when skipped, ``summary``,
+        the champion's version and snapshot, every check, and ``mlflow_run_id`` when logged.
+    """
+    base = {"model_name": model_name, "snapshot_uri": manifest.uri, "snapshot_hash": manifest.content_hash}
+    champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
+    if champion is None:
+        return {**base, "status": "skipped", "reason": NO_CHAMPION, "champion_version": None}
+    version = str(champion.version)
+    base["champion_version"] = version
+    reference_uri = training_snapshot(client, champion)
+    if reference_uri is None:
+        reason = f"champion v{version} carries no snapshot lineage (tag airflow_ml.snapshot_uri); nothing to compare"
+        return {**base, "status": "skipped", "reason": reason, "champion_snapshot_uri": None}
+    base["champion_snapshot_uri"] = reference_uri
+    wanted = list(dict.fromkeys([*features, target]))
+    try:
+        reference_manifest = load_manifest(reference_uri, storage_options=storage_options)
+        reference = read_snapshot(
+            reference_uri,
+            columns=[c for c in wanted if c in reference_manifest.columns],
+            storage_options=storage_options,
+        )
+    except (DataError, OSError, ValueError, pa.ArrowException) as exc:
+        reason = f"the training snapshot of champion v{version} at {reference_uri!r} cannot be read: {exc}"
+        return {**base, "status": "skipped", "reason": reason}
+    base["champion_snapshot_hash"] = reference_manifest.content_hash
+    current = read_snapshot(
+        manifest.uri, columns=[c for c in wanted if c in manifest.columns], storage_options=storage_options
+    )
+    report = compare(
+        reference,
+        current,
+        features=features,
+        categorical=categorical,
+        target=target,
+        task=task,
+        thresholds=thresholds,
+        bins=bins,
+        reference_name=f"champion v{version}'s training snapshot",
+    )
+    record = {**base, **report.to_dict(), "summary": report.summary()}
+    experiment_id = registry.get_or_create_experiment(client, model_name, artifact_root)
+    run_tags = {
+        **(tags or {}),
+        "airflow_ml.step": "drift",
+        "airflow_ml.drift": report.status,
+        "airflow_ml.snapshot_uri": manifest.uri,
+        "airflow_ml.snapshot_hash": manifest.content_hash,
+        "airflow_ml.champion_version": version,
+        "airflow_ml.champion_snapshot_hash": reference_manifest.content_hash,
+        "mlflow.runName": "drift",
+    }
+    run_id = client.create_run(experiment_id, tags=run_tags).info.run_id
+    metrics = [Metric(k, v, 0, 0) for k, v in report.metrics().items()]
+    for start in range(0, len(metrics), _BATCH):
+        client.log_batch(run_id, metrics=metrics[start : start + _BATCH])
+    with tempfile.TemporaryDirectory(prefix="airflow-ml-drift-") as tmp:
+        Path(tmp, DRIFT_FILE).write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+        client.log_artifact(run_id, str(Path(tmp, DRIFT_FILE)))
+    client.set_terminated(run_id, status="FINISHED")
+    return {**record, "mlflow_run_id": run_id, "experiment_id": experiment_id}

@@ -1,0 +1,127 @@
+"""A person approves or rejects a promotion the gate recommends (promotion mode ``require_approval``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_ml.hooks.mlflow import MlflowHook
+from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
+from airflow_ml.links.mlflow import MlflowModelVersionLink, model_version_url
+from airflow_ml.ml.gate import AWAITING_APPROVAL  # a pure-Python module: cheap at parse time
+from airflow_ml.operators.validate import snapshot_uri
+
+APPROVAL_FILE = "approval.json"
+
+
+class PromotionApprovalOperator(ApprovalOperator):
+    """Airflow's human-in-the-loop approval of the gate's recommendation, then the promotion itself.
+
+    Unless the gate's decision is ``awaiting-approval`` (the run was triggered with promotion mode
+    ``require_approval`` and the challenger won), the task succeeds at once and asks nobody. Otherwise it
+    waits in Airflow's "Required actions" with the scores, thresholds and baseline in its body. On
+    *Approve* the challenger becomes champion, unless the champion moved since the gate scored it (then the
+    task fails and nothing moves); on *Reject*, or when nobody answers within ``response_timeout`` (the
+    default answer is *Reject*), the champion stays. The answer and who gave it are recorded as version
+    tags and beside the snapshot.
+
+    Args:
+        model_name: The city's registered model.
+        decision: The gate task's XCom (its decision record); templated.
+        snapshot: The snapshot task's XCom; templated.
+        mlflow_conn_id: The Airflow connection of type ``mlflow``.
+        response_timeout: How long to wait for an answer before rejecting.
+        aws_conn_id: Airflow connection (type ``aws``) for a snapshot on ``s3://``.
+    """
+
+    template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "decision", "snapshot")
+    operator_extra_links = (MlflowModelVersionLink(),)
+    ui_color = "#fff4d6"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        decision: Any,
+        snapshot: Any,
+        mlflow_conn_id: str = MlflowHook.default_conn_name,
+        response_timeout: dt.timedelta = dt.timedelta(hours=24),
+        aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            subject=f"Promote a new {model_name} model?",
+            defaults=self.REJECT,
+            response_timeout=response_timeout,
+            **kwargs,
+        )
+        self.model_name = model_name
+        self.decision = decision
+        self.snapshot = snapshot
+        self.mlflow_conn_id = mlflow_conn_id
+        self.aws_conn_id = aws_conn_id
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        """The MLflow hook of this task."""
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def execute(self, context: Context) -> Any:
+        record = dict(self.decision)
+        if record.get("decision") != AWAITING_APPROVAL:
+            self.log.info(
+                "no approval needed: the gate's decision is %r (%s)", record.get("decision"), record["reason"]
+            )
+            return {"approval": "not needed", "decision": record.get("decision")}
+        self.subject = f"Promote {self.model_name} v{record['challenger_version']} to champion?"
+        self.body = approval_body(record)
+        return super().execute(context)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        from airflow_ml.data.snapshot import write_json
+        from airflow_ml.ml.pipeline import ChampionMovedError, settle_approval
+
+        answer = super().execute_complete(context, event)
+        approved = answer["chosen_options"] == [self.APPROVE]
+        user = answer.get("responded_by_user") or {}
+        approver = user.get("name") or user.get("id") or "nobody: the request timed out"
+        record = dict(self.decision)
+        try:
+            final = settle_approval(self.hook.get_conn(), record, approved=approved, approver=str(approver))
+        except ChampionMovedError as exc:
+            raise AirflowFailException(str(exc)) from None
+        uri = snapshot_uri(self.snapshot)
+        write_json(uri, APPROVAL_FILE, final, storage_options=storage_options(uri, aws_conn_id=self.aws_conn_id))
+        version = final["challenger_version"] if approved else final["baseline_version"]
+        if version is not None:
+            MlflowModelVersionLink.persist(
+                context, model_version_url(self.hook.tracking_uri, self.model_name, str(version))
+            )
+        self.log.info("%s v%s: %s", self.model_name, final["challenger_version"], final["reason"])
+        return final
+
+
+def approval_body(record: dict[str, Any]) -> str:
+    """The evidence a person sees before approving: both scores, the threshold, the data and the reason."""
+    champion = (
+        f"v{record['baseline_version']}: {record['champion_score']:.6g}"
+        if record.get("baseline_version") is not None and record.get("champion_score") is not None
+        else "none yet"
+    )
+    return (
+        f"The gate recommends promoting **v{record['challenger_version']}**: {record['gate_reason']}\n\n"
+        f"| | |\n| --- | --- |\n"
+        f"| metric | `{record['metric']}` on the same holdout ({record.get('holdout_rows')} rows) |\n"
+        f"| challenger | v{record['challenger_version']}: {record['challenger_score']:.6g} |\n"
+        f"| champion | {champion} |\n"
+        f"| snapshot | `{record['snapshot_hash']}` |\n"
+        f"| trigger reason | {record.get('trigger_reason') or '(none)'} |\n\n"
+        "Approve to make it champion (the current one is kept as `previous-champion`); "
+        "Reject to keep the champion."
+    )

@@ -1,0 +1,181 @@
+"""Expectation suites as files that data engineers own: GX Core 1.x JSON, or a shorter YAML form.
+
+A template names its suite (``suite: ride_trips``); the suite is ``expectations/ride_trips.json`` or
+``expectations/ride_trips.yaml``. A city adds or overrides expectations in a sibling file
+``expectations/ride_trips.<city>.yaml`` (or ``.json``) and in its city file's ``expectations:`` list, in
+that order. An expectation overrides another when both have the same type and the same column(s); any
+other expectation is added. The YAML form, one mapping per expectation::
+
+    description: Ride-hailing trips, one row per trip.
+    expectations:
+      - expect_table_row_count_to_be_between: {min_value: 500}
+      - expect_column_values_to_be_between: {column: duration_min, min_value: 0.5, max_value: 600}
+        severity: warn          # error (the default) stops the run; warn is recorded and the run goes on
+        notes: trips over 10 hours are data errors
+
+The GX form (``{"type": ..., "kwargs": {...}, "meta": {"severity": ...}}``) is accepted in both files.
+Every expectation remembers where it came from (``meta.source``: file and line), so that a failure names
+the file to edit. Whether GX knows the type and its arguments is checked by ``airflow_ml.validation``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow_ml.exceptions import ConfigError
+from airflow_ml.templates.yaml_lines import Path_, YamlFileError, load_yaml_with_lines
+
+SEVERITIES = ("error", "warn")
+SUITE_SUFFIXES = (".yaml", ".yml", ".json")
+_ITEM_KEYS = {"severity", "notes"}
+_COLUMN_KEYS = ("column", "column_A", "column_B", "column_list")
+
+
+def suite_file(expectations_dir: str | Path, name: str, *, required: bool = True) -> Path | None:
+    """The file of suite ``name`` (``<name>.yaml``, ``.yml`` or ``.json``), or None if optional and absent.
+
+    Raises:
+        ConfigError: when a required suite is missing, or two files claim the same name.
+    """
+    folder = Path(expectations_dir)
+    found = [folder / f"{name}{suffix}" for suffix in SUITE_SUFFIXES if (folder / f"{name}{suffix}").is_file()]
+    if len(found) > 1:
+        names = [p.name for p in found]
+        raise ConfigError(str(found[0]), [f"suite {name!r} is defined by {names}; keep one of them"])
+    if found:
+        return found[0]
+    if not required:
+        return None
+    known = sorted({p.name.split(".")[0] for p in folder.glob("*") if p.suffix in SUITE_SUFFIXES})
+    raise ConfigError(
+        str(folder / f"{name}.json"),
+        [f"suite {name!r} not found in {folder}; add {name}.yaml or {name}.json there (known: {known})"],
+    )
+
+
+def load_suite(
+    expectations_dir: str | Path,
+    name: str,
+    *,
+    city: str | None = None,
+    overrides: Sequence[Mapping[str, Any]] = (),
+    overrides_source: str = "the city file",
+) -> dict[str, Any]:
+    """Suite ``name`` as a GX Core 1.x suite dict, with the city's sibling file and overrides applied.
+
+    Returns:
+        ``{"name", "meta", "expectations": [{"type", "kwargs", "meta": {"severity", "source", ...}}]}``.
+
+    Raises:
+        ConfigError: naming the file and line of each malformed expectation.
+    """
+    path = suite_file(expectations_dir, name)
+    assert path is not None  # required=True raises instead
+    meta, expectations = read_suite_file(path)
+    if city is not None:
+        sibling = suite_file(expectations_dir, f"{name}.{city}", required=False)
+        if sibling is not None:
+            expectations = merge_expectations(expectations, read_suite_file(sibling)[1])
+    if overrides:
+        expectations = merge_expectations(expectations, parse_expectations(overrides, overrides_source, {}))
+    return {"name": name, "meta": meta, "expectations": expectations}
+
+
+def read_suite_file(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The meta and the expectations (GX form) of one suite file, YAML or JSON."""
+    if path.suffix == ".json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(str(path), [f"line {exc.lineno}: invalid JSON: {exc.msg}"]) from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(str(path), [f"byte {exc.start} is not UTF-8; save the file as UTF-8 text"]) from None
+        lines: dict[Path_, int] = {}
+    else:
+        try:
+            data, lines = load_yaml_with_lines(path)
+        except YamlFileError as exc:
+            raise ConfigError(str(path), [str(exc)]) from None
+    if not isinstance(data, dict) or not isinstance(data.get("expectations"), list):
+        raise ConfigError(str(path), ["a suite is a mapping with a list under 'expectations'"])
+    unknown = sorted(set(data) - {"name", "description", "meta", "expectations", "id", "notes"})
+    if unknown:
+        raise ConfigError(str(path), [f"unknown top-level key(s) {unknown}; a suite has description and expectations"])
+    meta = dict(data.get("meta") or {})
+    if data.get("description"):
+        meta["description"] = data["description"]
+    return meta, parse_expectations(data["expectations"], str(path), lines)
+
+
+def parse_expectations(
+    items: Iterable[Any], source: str, lines: Mapping[Path_, int], prefix: Path_ = ("expectations",)
+) -> list[dict[str, Any]]:
+    """Turn expectations in either form into GX form, each with ``meta.severity`` and ``meta.source``.
+
+    Raises:
+        ConfigError: naming ``source`` and the line (when known) of every malformed item.
+    """
+    parsed, problems = [], []
+    for index, item in enumerate(items):
+        line = lines.get((*prefix, index))
+        where = f"line {line}" if line is not None else f"{prefix[-1]}[{index}]"
+        try:
+            parsed.append(_parse_item(item, f"{source}:{line}" if line is not None else f"{source} {where}"))
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+    if problems:
+        raise ConfigError(source, problems)
+    return parsed
+
+
+def merge_expectations(base: list[dict[str, Any]], changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Apply ``changes`` over ``base``: same type and column(s) replaces in place; anything else is added."""
+    merged = list(base)
+    positions = {expectation_key(e): i for i, e in enumerate(merged)}
+    for change in changes:
+        key = expectation_key(change)
+        if key in positions:
+            merged[positions[key]] = change
+        else:
+            positions[key] = len(merged)
+            merged.append(change)
+    return merged
+
+
+def expectation_key(expectation: Mapping[str, Any]) -> tuple[str, str]:
+    """What identifies an expectation for overrides: its type and the column(s) it looks at."""
+    kwargs = expectation.get("kwargs") or {}
+    columns = [json.dumps(kwargs[k], sort_keys=True) for k in _COLUMN_KEYS if k in kwargs]
+    return str(expectation["type"]), ",".join(columns)
+
+
+def _parse_item(item: Any, source: str) -> dict[str, Any]:
+    if not isinstance(item, Mapping):
+        raise ValueError(f"an expectation is a mapping, got {item!r}")
+    if "type" in item:  # the GX form
+        extra = sorted(set(item) - {"type", "kwargs", "meta", "id", "rendered_content", "notes", "description"})
+        if extra:
+            raise ValueError(f"unknown key(s) {extra} beside 'type'; the GX form has type, kwargs and meta")
+        kind, kwargs, meta = item["type"], item.get("kwargs") or {}, dict(item.get("meta") or {})
+    elif "kwargs" in item or "meta" in item:
+        raise ValueError("the GX form needs a 'type' such as 'expect_column_to_exist' beside 'kwargs'")
+    else:  # the YAML form: one expect_* key, plus severity and notes
+        names = [k for k in item if k not in _ITEM_KEYS]
+        if len(names) != 1 or not str(names[0]).startswith("expect_"):
+            raise ValueError(
+                f"name exactly one expectation such as 'expect_column_values_to_not_be_null: {{column: x}}' "
+                f"(got keys {sorted(map(str, item))}); other keys may only be {sorted(_ITEM_KEYS)}"
+            )
+        kind, kwargs = names[0], item[names[0]] or {}
+        meta = {k: item[k] for k in _ITEM_KEYS if k in item}
+    if not isinstance(kind, str) or not kind.startswith("expect_"):
+        raise ValueError(f"type {kind!r} is not an expectation type (they start with 'expect_')")
+    if not isinstance(kwargs, Mapping):
+        raise ValueError(f"{kind}: the arguments must be a mapping such as {{column: x}}, got {kwargs!r}")
+    severity = meta.get("severity", "error")
+    if severity not in SEVERITIES:
+        raise ValueError(f"{kind}: severity {severity!r} is not one of {list(SEVERITIES)}")
+    return {"type": kind, "kwargs": dict(kwargs), "meta": {**meta, "severity": severity, "source": source}}

@@ -1,0 +1,144 @@
+"""Promotion mode ``require_approval``: a person answers through Airflow's human-in-the-loop REST API.
+
+Real runs (dag.test()) wait in Airflow's "awaiting input" state; a responder thread answers through the
+api-server's own app, as the "Required actions" page does.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import airflow_api, city_world
+
+pytestmark = pytest.mark.integration
+CITY = "berlin"
+MODEL = f"ride_duration.{CITY}"
+ASK = "require_approval"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: Path) -> Iterator[dict[str, Any]]:
+    with city_world(tmp_path_factory.mktemp("approval"), dags_dir, CITY) as world, airflow_api() as api:
+        yield {**world, "api": api}
+
+
+class Responder(threading.Thread):
+    """Answers the first open approval request of the city's DAG, and remembers what it was shown."""
+
+    def __init__(self, api: Any, option: str, deadline: float = 240) -> None:
+        super().__init__(daemon=True)
+        self.api, self.option, self.deadline = api, option, deadline
+        self.request: dict[str, Any] | None = None
+        self.status: int | None = None
+
+    def run(self) -> None:
+        end = time.monotonic() + self.deadline
+        while time.monotonic() < end and self.request is None:
+            listing = self.api.get(f"/api/v2/dags/{MODEL}/dagRuns/~/hitlDetails", params={"response_received": False})
+            for detail in listing.json().get("hitl_details", []) if listing.status_code == 200 else []:
+                ti = detail["task_instance"]
+                self.request = detail
+                answer = self.api.patch(
+                    f"/api/v2/dags/{MODEL}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}/-1/hitlDetails",
+                    json={"chosen_options": [self.option], "params_input": {}},
+                )
+                self.status = answer.status_code
+                break
+            time.sleep(0.5)
+
+
+def _run(world: dict[str, Any], conf: dict[str, Any], answer: str | None = None) -> dict[str, Any]:
+    from airflow_ml.data.snapshot import snapshot_location
+
+    responder = Responder(world["api"], answer) if answer else None
+    if responder:
+        responder.start()
+    run = world["build"]().test(run_conf=conf)
+    if responder:
+        responder.join(timeout=5)
+    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), CITY, run.run_id))
+    files = {name: folder / f"{name}.json" for name in ("decision", "approval")}
+    return {
+        "state": str(run.state),
+        **{name: json.loads(path.read_text()) if path.exists() else None for name, path in files.items()},
+        "asked": responder.request if responder else None,
+        "status": responder.status if responder else None,
+    }
+
+
+def _champion(client: Any) -> str | None:
+    from airflow_ml.ml.registry import CHAMPION, version_by_alias
+
+    version = version_by_alias(client, MODEL, CHAMPION)
+    return str(version.version) if version is not None else None
+
+
+@pytest.fixture(scope="module")
+def rejected(world: dict[str, Any]) -> dict[str, Any]:
+    return _run(world, {"promotion_mode": ASK, "reason": "first model, needs a look"}, answer="Reject")
+
+
+@pytest.fixture(scope="module")
+def approved(world: dict[str, Any], rejected: dict[str, Any]) -> dict[str, Any]:
+    return _run(world, {"promotion_mode": ASK}, answer="Approve")
+
+
+@pytest.fixture(scope="module")
+def refused_by_gate(world: dict[str, Any], approved: dict[str, Any]) -> dict[str, Any]:
+    # One boosting round: the gate keeps the champion, so nobody is asked.
+    return _run(world, {"promotion_mode": ASK, "num_boost_round": 1, "num_leaves": 4})
+
+
+def test_a_rejected_promotion_keeps_the_champion_and_records_who_rejected(
+    world: dict[str, Any], rejected: dict[str, Any]
+) -> None:
+    assert rejected["state"] == "success"
+    assert rejected["status"] == 200
+    assert rejected["asked"]["subject"] == f"Promote {MODEL} v1 to champion?"
+    assert "no champion yet" in rejected["asked"]["body"]
+    assert "first model, needs a look" in rejected["asked"]["body"]
+    assert rejected["decision"]["decision"] == "awaiting-approval"
+    assert _champion(world["client"]) is None
+    tags = world["client"].get_model_version(MODEL, "1").tags
+    assert tags["gate.decision"] == "rejected"
+    assert tags["gate.approved_by"] == rejected["approval"]["approved_by"] != ""
+    assert rejected["approval"]["reason"].startswith("rejected by ")
+
+
+def test_an_approved_promotion_makes_the_challenger_champion(world: dict[str, Any], approved: dict[str, Any]) -> None:
+    assert approved["state"] == "success"
+    assert approved["asked"]["subject"] == f"Promote {MODEL} v2 to champion?"
+    assert _champion(world["client"]) == "2"
+    tags = world["client"].get_model_version(MODEL, "2").tags
+    assert tags["gate.decision"] == "promoted"
+    assert tags["gate.reason"].startswith("approved by ")
+    assert approved["approval"]["decision"] == "promoted"
+
+
+def test_nobody_is_asked_when_the_gate_keeps_the_champion(
+    world: dict[str, Any], refused_by_gate: dict[str, Any]
+) -> None:
+    assert refused_by_gate["state"] == "success"
+    assert refused_by_gate["decision"]["decision"] == "kept"
+    assert refused_by_gate["approval"] is None
+    open_requests = world["api"].get(f"/api/v2/dags/{MODEL}/dagRuns/~/hitlDetails", params={"response_received": False})
+    assert open_requests.json()["total_entries"] == 0
+    assert _champion(world["client"]) == "2"
+
+
+def test_an_approval_after_the_champion_moved_moves_nothing(
+    world: dict[str, Any], refused_by_gate: dict[str, Any]
+) -> None:
+    from airflow_ml.ml.pipeline import ChampionMovedError, settle_approval
+
+    stale = {**refused_by_gate["decision"], "baseline_version": "1", "decision": "awaiting-approval"}
+    with pytest.raises(ChampionMovedError, match="champion moved from v1 to v2"):
+        settle_approval(world["client"], stale, approved=True, approver="late reviewer")
+    assert _champion(world["client"]) == "2"

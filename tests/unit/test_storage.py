@@ -1,0 +1,100 @@
+"""Storage options by protocol (airflow_ml.data.storage) and their resolution from Airflow connections
+(airflow_ml.hooks.storage), down to the operators of a city's DAG. No network: resolving keys is local.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from airflow_ml.data.storage import filesystem, protocol
+from airflow_ml.hooks.storage import FAIL_FAST_CONFIG, storage_options
+from airflow_ml.templates import load_city_configs
+from tests.conftest import REPO
+
+KEYS = {"login": "unit-test-access-key", "password": "unit-test-secret-key"}
+
+
+def _connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, extra: dict[str, object]) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "aws", **KEYS, "extra": extra}))
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [("s3://bucket/key", "s3"), ("S3A://bucket/key", "s3a"), ("/srv/data", "file"), ("file:///srv/data", "file")],
+)
+def test_protocol(uri: str, expected: str) -> None:
+    assert protocol(uri) == expected
+
+
+def test_filesystem_applies_only_the_options_of_its_protocol(tmp_path: Path) -> None:
+    # Options for S3 (here nonsense for a local disk) must not reach the local filesystem.
+    fs, path = filesystem(str(tmp_path), {"s3": {"endpoint_url": "http://127.0.0.1:1"}})
+
+    assert fs.protocol[0] == "file"
+    assert path == str(tmp_path)
+
+
+def test_local_uris_need_no_connection() -> None:
+    # The connection does not exist: it must not even be looked up.
+    assert storage_options("/srv/data/raw", "file:///srv/snapshots", aws_conn_id="no_such_connection") == {}
+
+
+def test_s3_options_come_from_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    _connection(monkeypatch, "aws_lake", {"endpoint_url": "http://127.0.0.1:9000", "region_name": "eu-west-1"})
+
+    options = storage_options("/srv/data", "s3://bucket/root", aws_conn_id="aws_lake")
+
+    s3 = options["s3"]
+    assert options["s3a"] is s3
+    assert s3["endpoint_url"] == "http://127.0.0.1:9000"
+    assert s3["use_listings_cache"] is False
+    assert s3["config_kwargs"] == FAIL_FAST_CONFIG
+    credentials = asyncio.run(s3["session"].get_credentials())  # an aiobotocore session, as s3fs needs
+    assert (credentials.access_key, credentials.secret_key) == (KEYS["login"], KEYS["password"])
+    assert s3["session"].get_config_variable("region") == "eu-west-1"
+
+
+def test_the_connections_own_botocore_settings_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    _connection(monkeypatch, "aws_slow", {"config_kwargs": {"connect_timeout": 30}})
+
+    config = storage_options("s3://bucket/root", aws_conn_id="aws_slow")["s3"]["config_kwargs"]
+
+    assert config["connect_timeout"] == 30
+    assert config["retries"] == FAIL_FAST_CONFIG["retries"]
+
+
+def test_the_citys_connection_and_time_column_reach_the_data_tasks(tmp_path: Path) -> None:
+    from airflow_ml.factory import build_dag
+
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "cities").mkdir()
+    shutil.copy(REPO / "dag_templates" / "templates" / "ride_duration.yaml", tmp_path / "templates")
+    (tmp_path / "cities" / "porto.yaml").write_text(
+        "city: porto\ntemplate: ride_duration\ndataset:\n  format: csv\n  conn_id: aws_porto_lake\n", encoding="utf-8"
+    )
+    configs, errors = load_city_configs(tmp_path)
+    assert errors == []
+
+    dag = build_dag(configs[0], expectations_dir=REPO / "expectations")
+
+    data_tasks = {t.task_id for t in dag.tasks if hasattr(t, "aws_conn_id")}
+    assert {"snapshot", "validate", "train", "gate", "approve"} <= data_tasks
+    assert {dag.get_task(t).aws_conn_id for t in data_tasks} == {"aws_porto_lake"}
+    snapshot = dag.get_task("snapshot")
+    assert (snapshot.data_format, snapshot.time_column) == ("csv", "pickup_at")
+
+
+def test_conn_id_defaults_to_aws_default(tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "cities").mkdir()
+    shutil.copy(REPO / "dag_templates" / "templates" / "ride_duration.yaml", tmp_path / "templates")
+    (tmp_path / "cities" / "porto.yaml").write_text("city: porto\ntemplate: ride_duration\n", encoding="utf-8")
+
+    configs, _ = load_city_configs(tmp_path)
+
+    assert configs[0].dataset.conn_id == "aws_default"
