@@ -39,3 +39,7 @@ class BrokenCityFiles(AirflowMLError):
 
 class DataError(AirflowMLError):
     """The data of a city cannot be read or snapshotted (missing path, empty partition, bad format)."""
+
+
+class RollbackRefused(AirflowMLError):
+    """A rollback that cannot be done: the model is unknown or has no ``previous-champion`` to go back to."""

@@ -29,6 +29,8 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_ml.operators.register",
                     "airflow_ml.operators.gate",
                     "airflow_ml.operators.approval",
+                    "airflow_ml.operators.health",
+                    "airflow_ml.operators.rollback",
                 ],
             }
         ],
@@ -53,10 +55,20 @@ def get_provider_info() -> dict[str, Any]:
                         "schema": {"type": ["string", "null"]},
                         "description": "Artifacts of new experiments (file:// or s3://); leave unset with a server.",
                     },
+                    "token": {
+                        "label": "Token",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                        "description": "Bearer token for an HTTP(S) server; wins over Login and Password.",
+                    },
                 },
                 "ui-field-behaviour": {
-                    "hidden-fields": ["login", "password", "extra"],
-                    "relabeling": {"host": "Tracking server host", "schema": "Scheme (http or https)"},
+                    "hidden-fields": ["extra"],
+                    "relabeling": {
+                        "host": "Tracking server host",
+                        "schema": "Scheme (http or https)",
+                        "login": "Username (basic auth)",
+                        "password": "Password (basic auth)",
+                    },
                     "placeholders": {"host": "mlflow", "port": "5000", "schema": "http"},
                 },
             }

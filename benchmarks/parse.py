@@ -35,7 +35,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "out"
-SHARDS = 4
+SHARDS = 2
 DAG_FACTORY = "dag-factory==1.1.0"
 
 PLAIN = """
@@ -160,9 +160,9 @@ def _prepare(root: Path, n: int) -> dict[str, tuple[list[Path], str | None]]:
     spec, params = _spec(templates)
     one_param = {"reason": params["reason"]}
     variants: dict[str, tuple[list[Path], str | None]] = {
-        f"factory, 8 Params, {SHARDS} files": (sorted(factory.glob("*.py")), sys.executable)
+        f"factory, full form, {SHARDS} files": (sorted(factory.glob("*.py")), sys.executable)
     }
-    for name, chosen in (("plain Python, 1 Param", one_param), ("plain Python, 8 Params", params)):
+    for name, chosen in (("plain Python, 1 Param", one_param), ("plain Python, full form", params)):
         folder = root / name.replace(" ", "_").replace(",", "")
         folder.mkdir()
         (folder / "retrain.py").write_text(PLAIN.format(spec=spec, params=chosen, n=n))
@@ -171,7 +171,7 @@ def _prepare(root: Path, n: int) -> dict[str, tuple[list[Path], str | None]]:
     folder.mkdir()
     (folder / "cities.yml").write_text(_dag_factory_yaml(spec, params, n))
     (folder / "retrain.py").write_text(DAG_FACTORY_LOADER.format(path=str(folder / "cities.yml")))
-    variants["dag-factory 1.1, 8 Params"] = ([folder / "retrain.py"], None)
+    variants["dag-factory 1.1, full form"] = ([folder / "retrain.py"], None)
     return variants
 
 

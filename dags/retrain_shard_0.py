@@ -1,6 +1,6 @@
-"""Retraining DAGs, shard 0 of 4: one DAG per city file in dag_templates/cities (airflow-ml DAG factory).
+"""Retraining DAGs, shard 0 of 2: one DAG per city file in dag_templates/cities (airflow-ml DAG factory).
 
-Cities are spread over the four retrain_shard_*.py files by a stable hash of their id, so that Airflow's
+Cities are spread over the two retrain_shard_*.py files by a stable hash of their id, so that Airflow's
 parsing processes share the fleet; every shard file must name the same count (README: "Many cities").
 """
 
@@ -13,5 +13,5 @@ from airflow_ml.factory import Shard, register_dags
 _REPO = Path(__file__).resolve().parent.parent
 
 register_dags(
-    globals(), templates_root=_REPO / "dag_templates", expectations_dir=_REPO / "expectations", shard=Shard(0, 4)
+    globals(), templates_root=_REPO / "dag_templates", expectations_dir=_REPO / "expectations", shard=Shard(0, 2)
 )

@@ -25,18 +25,20 @@ from airflow.sdk import (
 from airflow.sdk.definitions.param import ParamsDict
 
 from airflow_ml.exceptions import BrokenCityFiles, ConfigError
+from airflow_ml.factory.assets import champion_asset
 from airflow_ml.factory.params import TUNABLE, trigger_params
 from airflow_ml.factory.sharding import Shard
 from airflow_ml.operators.approval import PromotionApprovalOperator
 from airflow_ml.operators.drift import DriftCheckOperator
 from airflow_ml.operators.gate import PromotionGateOperator
+from airflow_ml.operators.health import ChampionHealthCheckOperator
 from airflow_ml.operators.register import RegisterModelOperator
 from airflow_ml.operators.snapshot import SnapshotOperator
 from airflow_ml.operators.train import TrainModelOperator
 from airflow_ml.operators.validate import ValidateDataOperator
 from airflow_ml.settings import DATA_ROOT_ENV
 from airflow_ml.templates.loader import load_city_configs
-from airflow_ml.templates.models import CityConfig, NotifierSpec
+from airflow_ml.templates.models import CityConfig, NotifierSpec, SearchSpec
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,11 @@ _START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def build_dag(config: CityConfig, *, expectations_dir: str | Path) -> DAG:
-    """Build the retraining DAG of one city: snapshot → validate → drift → train → register → gate → approve."""
+    """Build the retraining DAG of one city.
+
+    snapshot → validate → drift → train → register → gate → approve → health_check; the last emits the
+    city's champion Asset event (see :func:`~airflow_ml.factory.assets.champion_asset`) after a healthy promotion.
+    """
     dataset, split, training, gate = config.dataset, config.split, config.training, config.gate
     lineage_tags = {"airflow_ml.city": config.city, "airflow_ml.template": config.template}
     spec = config.dag
@@ -125,6 +131,13 @@ def build_dag(config: CityConfig, *, expectations_dir: str | Path) -> DAG:
             lgbm_params=training.params.model_dump(),
             tags=lineage_tags,
             config=config.model_dump(mode="json"),
+            class_weight=training.class_weight,
+            # Without training.search, the trigger form's search_trials searches the default ranges.
+            search=(training.search or SearchSpec(trials=0)).model_dump(),
+            search_trials="{{ params.search_trials }}",
+            search_timeout_minutes="{{ params.search_timeout_minutes }}",
+            warm_start=training.warm_start,
+            model_name=config.model_name,
         )
         register = RegisterModelOperator(
             task_id="register",
@@ -146,6 +159,11 @@ def build_dag(config: CityConfig, *, expectations_dir: str | Path) -> DAG:
             min_improvement=gate.min_improvement,
             improvement_mode=gate.improvement_mode,
             min_holdout_rows=split.min_holdout_rows,
+            min_quality=gate.min_quality.bound() if gate.min_quality is not None else None,
+            bootstrap=gate.bootstrap.model_dump() if gate.bootstrap is not None else None,
+            slices=[s.model_dump() for s in gate.slices],
+            max_slice_regression=gate.max_slice_regression,
+            min_slice_rows=gate.min_slice_rows,
             mode="{{ params.promotion_mode }}",
             reason="{{ params.reason }}",
         )
@@ -156,7 +174,23 @@ def build_dag(config: CityConfig, *, expectations_dir: str | Path) -> DAG:
             snapshot=snapshot.output,
             response_timeout=dt.timedelta(hours=gate.approval_timeout_hours),
         )
-        snapshot >> validate >> drift >> train >> register >> promote >> approve
+        health = config.health
+        health_check = ChampionHealthCheckOperator(
+            task_id="health_check",
+            model_name=config.model_name,
+            registration=register.output,
+            snapshot=snapshot.output,
+            time_column=dataset.time_column,
+            validation_fraction=split.validation_fraction,
+            holdout_fraction=split.holdout_fraction,
+            enabled=health.enabled,
+            sample_rows=health.sample_rows,
+            max_mean_shift=health.max_mean_shift,
+            max_quantile_shift=health.max_quantile_shift,
+            # The event is emitted only when the task succeeds: skipped (no move) and failed (rolled back) emit none.
+            outlets=[champion_asset(config)],
+        )
+        snapshot >> validate >> drift >> train >> register >> promote >> approve >> health_check
     # The trigger form belongs to the DAG, set once its tasks exist: a task made inside a DAG with Params
     # keeps a private copy of all of them, which the DAG processor validates and serializes again per task
     # (about 85% of the serialization time, and 60% of the size, of a city's DAG). At run time every task
@@ -299,6 +333,8 @@ def _doc(config: CityConfig) -> str:
         f"{config.description}\n\n"
         f"Snapshot → validate (suite `{config.suite}`) → drift against the champion's training data → "
         f"train LightGBM → register `{config.model_name}` as "
-        f"`challenger` → gate on `{config.metric.name}` (champion moves only if the challenger wins).\n\n"
+        f"`challenger` → gate on `{config.metric.name}` (champion moves only if the challenger wins) → "
+        f"health check of a new champion (rolled back on failure; on success the Asset "
+        f"`{champion_asset(config).uri}` gets an event).\n\n"
         f"<details><summary>Merged configuration</summary>\n\n```json\n{merged}\n```\n</details>\n"
     )

@@ -7,7 +7,7 @@ from typing import Any
 from airflow.sdk import Param
 
 from airflow_ml.ml.gate import MODES
-from airflow_ml.templates.models import CityConfig
+from airflow_ml.templates.models import CityConfig, SearchSpec
 
 #: Every Param names its JSON Schema dialect. Airflow validates each Param with ``jsonschema.validate``,
 #: which first checks the schema itself against its dialect's meta-schema; draft-07's meta-schema is
@@ -32,6 +32,8 @@ def trigger_params(config: CityConfig) -> dict[str, Param]:
     """Params shown in the Airflow trigger form; None means "use the city's configured value"."""
     training = config.training
     configured = training.params.model_dump()
+    search_trials = training.search.trials if training.search else 0
+    search_minutes = training.search.timeout_minutes if training.search else SearchSpec().timeout_minutes
     tunable = {
         name: _param(None, description=f"Override the configured {configured[name]} (empty keeps it).", **schema)
         for name, schema in TUNABLE.items()
@@ -46,6 +48,22 @@ def trigger_params(config: CityConfig) -> dict[str, Param]:
             description=f"Override the configured {training.num_boost_round} rounds (empty keeps it).",
         ),
         **tunable,
+        "search_trials": _param(
+            None,
+            type=["null", "integer"],
+            minimum=0,
+            maximum=1000,
+            title="Search trials",
+            description=f"Optuna trials before training (0: no search; empty keeps the configured {search_trials}).",
+        ),
+        "search_timeout_minutes": _param(
+            None,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            maximum=24 * 60,
+            title="Search time limit (minutes)",
+            description=f"No new trial starts after this (empty keeps the configured {search_minutes:g}).",
+        ),
         "window_start": _param(
             None,
             type=["null", "string"],

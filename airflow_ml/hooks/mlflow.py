@@ -16,8 +16,10 @@ class MlflowHook(BaseHook):
 
     The connection's extras ``tracking_uri``, ``registry_uri`` and ``artifact_root`` win; without a
     ``tracking_uri`` the URI is built from the scheme, host and port (``http://mlflow:5000``).
-    The hook never writes ``os.environ`` or MLflow's global URIs, so runs of several cities can share a
-    process without sharing state.
+    An HTTP(S) server may need credentials: the extra ``token`` (sent as ``Authorization: Bearer``) or
+    the connection's login and password (basic auth); a token wins over a login.
+    The hook never writes ``os.environ`` or MLflow's global URIs: the credentials go into the client's own
+    REST stores, so two hooks with different credentials (or several cities) share a process safely.
 
     Args:
         mlflow_conn_id: The Airflow connection of type ``mlflow``.
@@ -50,6 +52,9 @@ class MlflowHook(BaseHook):
             "tracking_uri": tracking_uri,
             "registry_uri": extra.get("registry_uri") or tracking_uri,
             "artifact_root": extra.get("artifact_root") or None,
+            "token": extra.get("token") or None,
+            "username": conn.login or None,
+            "password": conn.password or None,
         }
 
     @property
@@ -68,10 +73,17 @@ class MlflowHook(BaseHook):
         return self._settings["artifact_root"]
 
     def get_conn(self) -> MlflowClient:
-        """A client bound to this connection's tracking and registry URIs."""
-        from mlflow import MlflowClient
+        """A client bound to this connection's tracking and registry URIs, and to its credentials if any."""
+        from airflow_ml.hooks.mlflow_auth import authenticated_client
 
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+        settings = self._settings
+        return authenticated_client(
+            self.tracking_uri,
+            self.registry_uri,
+            token=settings["token"],
+            username=settings["username"],
+            password=settings["password"],
+        )
 
     def test_connection(self) -> tuple[bool, str]:
         """Check that the tracking store answers (used by the UI's *Test* button)."""

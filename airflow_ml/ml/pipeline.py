@@ -6,6 +6,7 @@ figure logged can be traced back to the exact rows through the snapshot's conten
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from dataclasses import dataclass
@@ -19,10 +20,12 @@ from mlflow.entities import Metric, Param
 from airflow_ml.data.snapshot import Manifest, read_snapshot
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml import registry
-from airflow_ml.ml.gate import Outcome, apply_mode, check_mode, decide
-from airflow_ml.ml.metrics import DIRECTIONS, score
+from airflow_ml.ml.gate import GateRules, Outcome, apply_mode, check_mode, judge, slice_summary
+from airflow_ml.ml.search import SearchSettings, search_params
 from airflow_ml.ml.serving import predict_raw
 from airflow_ml.ml.train import TrainSpec, time_split, train_model
+from airflow_ml.ml.training_report import code_version, write_feature_importance
+from airflow_ml.ml.warm_start import WARM_START_TAG, warm_start
 
 HOLDOUT_PREDICTIONS = "holdout_predictions.parquet"
 #: The artifact folder of a validation run.
@@ -49,13 +52,19 @@ def train_and_log(
     tags: dict[str, str] | None = None,
     config: dict[str, Any] | None = None,
     storage_options: StorageOptions | None = None,
+    search: SearchSettings | None = None,
+    warm_start_from: str | None = None,
 ) -> dict[str, Any]:
     """Train on the snapshot and log params, metrics, the model and its lineage to a new MLflow run.
 
     ``storage_options`` (by protocol, see :mod:`airflow_ml.data.storage`) open a snapshot on object storage.
+    ``search`` (with trials) first searches the LightGBM parameters, each trial a nested run, and trains
+    the final model with the best ones. ``warm_start_from`` names a registered model: a second candidate
+    boosts on from its champion, and the better of the two on the validation split is kept (tag
+    ``airflow_ml.warm_start``).
 
     Returns:
-        ``run_id``, ``experiment_id``, ``model_uri`` and the ``metrics``.
+        ``run_id``, ``experiment_id``, ``model_uri``, the ``metrics`` and ``warm_start`` (None when off).
     """
     columns = list(dict.fromkeys([*spec.features, spec.target, split.time_column]))
     frame = read_snapshot(manifest.uri, columns=columns, storage_options=storage_options)
@@ -66,13 +75,27 @@ def train_and_log(
         "airflow_ml.snapshot_uri": manifest.uri,
         "airflow_ml.snapshot_hash": manifest.content_hash,
         "mlflow.runName": f"{manifest.city} {manifest.run_id}",
+        **code_version(),
     }
     run = client.create_run(experiment_id, tags=run_tags)
     run_id = run.info.run_id
+    choice = None
     try:
+        if search is not None and search.trials > 0:
+            found = search_params(
+                client, experiment_id=experiment_id, parent_run_id=run_id, splits=splits, spec=spec, settings=search
+            )
+            spec = dataclasses.replace(spec, params={**spec.params, **found.best_params})
         trained = train_model(splits, spec)
+        if warm_start_from:
+            outcome = warm_start(client, warm_start_from, splits, spec, trained)
+            trained, choice = outcome.model, outcome.choice
+            client.set_tag(run_id, WARM_START_TAG, choice[:5000])
+            client.log_batch(
+                run_id, metrics=[Metric(f"warm_start_{k}_validation", v, 0, 0) for k, v in outcome.scores.items()]
+            )
         params = {
-            **spec.lightgbm_params(),
+            **trained.params,
             "num_boost_round": spec.num_boost_round,
             "early_stopping_rounds": spec.early_stopping_rounds,
             "features": ",".join(spec.features),
@@ -81,6 +104,7 @@ def train_and_log(
             "validation_fraction": split.validation_fraction,
             "holdout_fraction": split.holdout_fraction,
             "snapshot_hash": manifest.content_hash,
+            "class_weight": spec.class_weight,
         }
         sizes = {f"rows_{name}": float(n) for name, n in splits.sizes().items()}
         metrics = {**trained.metrics, **sizes, "best_iteration": float(trained.best_iteration)}
@@ -99,12 +123,21 @@ def train_and_log(
             )
             holdout.to_parquet(Path(tmp, HOLDOUT_PREDICTIONS), index=False)
             client.log_artifacts(run_id, tmp, "lineage")
+        with tempfile.TemporaryDirectory(prefix="airflow-ml-report-") as tmp:
+            write_feature_importance(trained.booster, Path(tmp))
+            client.log_artifacts(run_id, tmp, "importance")
         model_uri = registry.log_model(client, run_id, trained, splits.train)
     except BaseException:
         client.set_terminated(run_id, status="FAILED")
         raise
     client.set_terminated(run_id, status="FINISHED")
-    return {"run_id": run_id, "experiment_id": experiment_id, "model_uri": model_uri, "metrics": metrics}
+    return {
+        "run_id": run_id,
+        "experiment_id": experiment_id,
+        "model_uri": model_uri,
+        "metrics": metrics,
+        "warm_start": choice,
+    }
 
 
 def evaluate_and_decide(
@@ -116,9 +149,7 @@ def evaluate_and_decide(
     target: str,
     metric: str,
     split: SplitSettings,
-    min_improvement: float,
-    improvement_mode: str,
-    min_holdout_rows: int,
+    rules: GateRules,
     mode: str = "auto",
     trigger_reason: str = "",
     context: dict[str, Any] | None = None,
@@ -130,25 +161,34 @@ def evaluate_and_decide(
     only as the very last step; ``dry_run`` records the decision and moves nothing.
 
     Returns:
-        The outcome and the full record that was stored as version tags.
+        The outcome and the full decision record: rules, both scores with their bootstrap intervals, the
+        slice table, baseline version, snapshot hash, mode and trigger. It is logged as
+        ``gate/decision.json`` on the challenger's run; its version tags (``gate.*``) hold the same
+        with the slice table summarised in one line.
     """
     check_mode(mode, trigger_reason)
     frame = read_snapshot(manifest.uri, storage_options=storage_options)
     holdout = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction).holdout
     challenger = client.get_model_version(model_name, challenger_version)
     champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
-    challenger_score = score(metric, holdout[target], _predict(registry.load_version(client, challenger), holdout))
-    champion_score = None
+    challenger_pred = _predict(registry.load_version(client, challenger), holdout)
+    champion_pred = None
     if champion is not None and str(champion.version) != str(challenger.version):
-        champion_score = score(metric, holdout[target], _predict(registry.load_version(client, champion), holdout))
-    decision = decide(
-        challenger_score,
-        champion_score,
-        direction=DIRECTIONS[metric],  # type: ignore[arg-type]
-        min_improvement=min_improvement,
-        improvement_mode=improvement_mode,  # type: ignore[arg-type]
-        holdout_rows=len(holdout),
-        min_holdout_rows=min_holdout_rows,
+        champion_pred = _predict(registry.load_version(client, champion), holdout)
+    slice_columns = [str(s["column"]) for s in rules.slices]
+    missing = [c for c in slice_columns if c not in holdout.columns]
+    if missing:
+        raise ValueError(
+            f"gate slices name column(s) {missing} that the snapshot of {manifest.city} lacks; "
+            f"it has {sorted(holdout.columns)}"
+        )
+    decision = judge(
+        metric,
+        holdout[target].to_numpy(),
+        challenger_pred,
+        champion_pred,
+        rules=rules,
+        columns={c: holdout[c] for c in slice_columns},
     )
     outcome = apply_mode(decision, mode, trigger_reason)
     record = {
@@ -167,12 +207,17 @@ def evaluate_and_decide(
         **(context or {}),
     }
     if outcome.move_champion:
-        registry.promote(client, model_name, str(challenger.version), record)
+        registry.promote(client, model_name, str(challenger.version), decision_tags(record))
     else:
-        registry.tag_decision(client, model_name, str(challenger.version), record)
+        registry.tag_decision(client, model_name, str(challenger.version), decision_tags(record))
     if challenger.run_id:
         client.log_dict(challenger.run_id, record, "gate/decision.json")
     return outcome, record
+
+
+def decision_tags(record: dict[str, Any]) -> dict[str, Any]:
+    """The decision record as version tags: the slice table (in ``gate/decision.json``) becomes one line."""
+    return {**record, "slices": slice_summary(record)} if "slices" in record else record
 
 
 def log_validation(
@@ -235,7 +280,7 @@ def settle_approval(client: MlflowClient, record: dict[str, Any], *, approved: b
     model_name, version = record["model_name"], str(record["challenger_version"])
     if not approved:
         final = {**record, "decision": "rejected", "approved_by": approver, "reason": f"rejected by {approver}"}
-        registry.tag_decision(client, model_name, version, final)
+        registry.tag_decision(client, model_name, version, decision_tags(final))
         return final
     champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
     current = str(champion.version) if champion is not None else None
@@ -250,7 +295,7 @@ def settle_approval(client: MlflowClient, record: dict[str, Any], *, approved: b
         "approved_by": approver,
         "reason": f"approved by {approver}: {record['gate_reason']}",
     }
-    registry.promote(client, model_name, version, final)
+    registry.promote(client, model_name, version, decision_tags(final))
     return final
 
 

@@ -25,6 +25,7 @@ from mlflow.protos.databricks_pb2 import (
     ErrorCode,
 )
 
+from airflow_ml.exceptions import RollbackRefused
 from airflow_ml.ml import serving
 from airflow_ml.ml.train import TrainedModel
 
@@ -145,3 +146,101 @@ def tag_decision(client: MlflowClient, name: str, version: str, record: dict[str
     for key, value in record.items():
         text = value if isinstance(value, str) else json.dumps(value)
         client.set_model_version_tag(name, version, f"gate.{key}", text[:5000])
+
+
+def rollback(
+    client: MlflowClient,
+    name: str,
+    reason: str,
+    context: dict[str, Any] | None = None,
+    *,
+    without_previous: str = "refuse",
+) -> dict[str, Any]:
+    """Move ``champion`` back to ``previous-champion`` and record who, why and when on both versions.
+
+    ``previous-champion`` then points at the version that was champion before the restored one (its
+    ``gate.baseline_version`` tag, kept by :func:`promote`), or is removed when none is recorded, so a
+    second rollback goes one step further back or is refused.
+
+    Args:
+        client: The MLflow client.
+        name: The registered model.
+        reason: Why; required, recorded as ``rollback.reason``.
+        context: Who and where (e.g. ``airflow_run_id``, ``by``), recorded as ``rollback.*`` tags.
+        without_previous: ``refuse`` (raise) or ``clear`` (remove ``champion``: used by the health check
+            when the failing champion was the model's first).
+
+    Returns:
+        The record: ``model_name``, ``rolled_back_version``, ``restored_version``, ``previous_champion``, ...
+
+    Raises:
+        RollbackRefused: when the model does not exist, has no champion, or has no previous champion.
+    """
+    import datetime as dt
+
+    if not reason.strip():
+        raise RollbackRefused(f"{name}: a rollback needs a reason; say why the champion goes back")
+    ensure_model_exists(client, name)
+    current = version_by_alias(client, name, CHAMPION)
+    if current is None:
+        raise RollbackRefused(f"{name} has no {CHAMPION!r}; there is nothing to roll back")
+    previous = version_by_alias(client, name, PREVIOUS_CHAMPION)
+    if previous is None and without_previous != "clear":
+        raise RollbackRefused(
+            f"{name} has no {PREVIOUS_CHAMPION!r} alias: v{current.version} was its first champion or was already "
+            "rolled back; promote another version instead (trigger the city's DAG with promotion mode force)"
+        )
+    earlier = _recorded_baseline(client, name, previous) if previous is not None else None
+    record: dict[str, Any] = {
+        "model_name": name,
+        "reason": reason,
+        "rolled_back_version": str(current.version),
+        "restored_version": str(previous.version) if previous is not None else None,
+        "previous_champion": earlier,
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **(context or {}),
+    }
+    for version in {record["rolled_back_version"], record["restored_version"]} - {None}:
+        for key, value in record.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            client.set_model_version_tag(name, str(version), f"rollback.{key}", text[:5000])
+    if previous is None:
+        client.delete_registered_model_alias(name, CHAMPION)
+        return record
+    client.set_registered_model_alias(name, CHAMPION, previous.version)
+    if earlier is not None:
+        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, earlier)
+    else:
+        client.delete_registered_model_alias(name, PREVIOUS_CHAMPION)
+    return record
+
+
+def ensure_model_exists(client: MlflowClient, name: str) -> None:
+    """Raise :class:`RollbackRefused` naming the closest registered models when ``name`` is not registered."""
+    import difflib
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise
+        known = [m.name for m in client.search_registered_models(max_results=1000)]
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(map(repr, close))}?" if close else f"registered models: {sorted(known)[:10]}"
+        raise RollbackRefused(f"model {name!r} is not in the registry; {hint}") from None
+
+
+def _recorded_baseline(client: MlflowClient, name: str, version: ModelVersion) -> str | None:
+    """The version that was champion before ``version`` was promoted, if recorded and still registered."""
+    text = (version.tags or {}).get("gate.baseline_version")
+    try:
+        baseline = json.loads(text) if text and text != "None" else None
+    except json.JSONDecodeError:
+        baseline = text
+    if baseline is None or str(baseline) == str(version.version):
+        return None
+    try:
+        client.get_model_version(name, str(baseline))
+    except MlflowException:  # deleted since: nothing to point at
+        return None
+    return str(baseline)

@@ -39,6 +39,8 @@ class TrainSpec:
     seed: int = 42
     num_threads: int = 0
     params: dict[str, Any] = field(default_factory=dict)
+    #: ``balanced`` (task binary): weigh positives by negatives / positives of the training rows.
+    class_weight: str = "none"
 
     def lightgbm_params(self) -> dict[str, Any]:
         """The full LightGBM parameter set: the template's params plus what makes training reproducible."""
@@ -54,6 +56,31 @@ class TrainSpec:
             "verbosity": -1,
         }
 
+    def imbalance_params(self, labels: Any) -> dict[str, float]:
+        """``scale_pos_weight`` from the training labels when ``class_weight`` is ``balanced``, else nothing.
+
+        Computed from the training rows only, so validation and holdout never leak into the weights.
+
+        Raises:
+            ValueError: when balancing is asked for a regression, or the training rows lack a class.
+        """
+        if self.class_weight == "none":
+            return {}
+        if self.class_weight != "balanced" or self.task != "binary":
+            raise ValueError(
+                f"class_weight {self.class_weight!r} needs task 'binary' and 'balanced' or 'none' "
+                f"(task is {self.task!r}); fix training.class_weight"
+            )
+        values = pd.Series(labels).astype("float64")
+        positives = int((values == 1).sum())
+        negatives = int((values == 0).sum())
+        if not positives or not negatives:
+            raise ValueError(
+                f"class_weight 'balanced' needs both classes in the training rows; {self.target!r} has "
+                f"{positives} positive(s) and {negatives} negative(s) there"
+            )
+        return {"scale_pos_weight": negatives / positives}
+
 
 @dataclass
 class TrainedModel:
@@ -64,6 +91,8 @@ class TrainedModel:
     metrics: dict[str, float]
     best_iteration: int
     learning_curve: list[float]
+    #: The LightGBM parameters the booster was trained with (after class weights and search).
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 def time_split(frame: pd.DataFrame, time_column: str, validation_fraction: float, holdout_fraction: float) -> Splits:
@@ -90,8 +119,22 @@ def time_split(frame: pd.DataFrame, time_column: str, validation_fraction: float
     )
 
 
-def train_model(splits: Splits, spec: TrainSpec) -> TrainedModel:
+def train_model(
+    splits: Splits,
+    spec: TrainSpec,
+    *,
+    init_model: lgb.Booster | None = None,
+    preprocessor: Preprocessor | None = None,
+    score_holdout: bool = True,
+) -> TrainedModel:
     """Fit the preprocessor on the training rows only, then train LightGBM with early stopping on validation.
+
+    Args:
+        splits: The time-based splits.
+        spec: What decides the model.
+        init_model: Continue boosting from this booster (warm start); needs its ``preprocessor``.
+        preprocessor: Use this fitted preprocessor instead of fitting one on the training rows.
+        score_holdout: False leaves the holdout unscored (search trials must never look at it).
 
     Raises:
         ValueError: when the target has nulls in the training or validation rows.
@@ -102,10 +145,13 @@ def train_model(splits: Splits, spec: TrainSpec) -> TrainedModel:
             raise ValueError(
                 f"target {spec.target!r} has {nulls} null(s) in the {name} split; fix the data or its suite"
             )
-    preprocessor = Preprocessor.fit(splits.train, spec.features, spec.categorical, spec.task)
+    if preprocessor is None:
+        preprocessor = Preprocessor.fit(splits.train, spec.features, spec.categorical, spec.task)
+    labels = splits.train[spec.target].to_numpy(dtype="float64")
+    params = {**spec.lightgbm_params(), **spec.imbalance_params(labels)}
     train_set = lgb.Dataset(
         preprocessor.transform(splits.train),
-        label=splits.train[spec.target].to_numpy(dtype="float64"),
+        label=labels,
         categorical_feature=spec.categorical or "auto",
         free_raw_data=True,
     )
@@ -119,18 +165,22 @@ def train_model(splits: Splits, spec: TrainSpec) -> TrainedModel:
     if spec.early_stopping_rounds:
         callbacks.append(lgb.early_stopping(spec.early_stopping_rounds, verbose=False))
     booster = lgb.train(
-        spec.lightgbm_params(),
+        params,
         train_set,
         num_boost_round=spec.num_boost_round,
         valid_sets=[valid_set],
         valid_names=["validation"],
         callbacks=callbacks,
+        init_model=init_model,
     )
     if booster.best_iteration > 0:
         # Keep only the trees up to the best iteration so the saved model predicts what was scored.
         booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
     metrics: dict[str, float] = {}
-    for name, part in (("train", splits.train), ("validation", splits.validation), ("holdout", splits.holdout)):
+    parts = [("train", splits.train), ("validation", splits.validation)]
+    if score_holdout:
+        parts.append(("holdout", splits.holdout))
+    for name, part in parts:
         metrics[f"{name}_{spec.metric}"] = score(
             spec.metric, part[spec.target], predict_raw(booster, preprocessor, part)
         )
@@ -141,4 +191,5 @@ def train_model(splits: Splits, spec: TrainSpec) -> TrainedModel:
         metrics=metrics,
         best_iteration=int(booster.current_iteration()),
         learning_curve=[float(v) for v in validation_curve],
+        params=params,
     )

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOperator
 from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, DownstreamTasksSkipped
 
 from airflow_ml.hooks.mlflow import MlflowHook
 from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
@@ -87,7 +87,12 @@ class PromotionApprovalOperator(ApprovalOperator):
         from airflow_ml.data.snapshot import write_json
         from airflow_ml.ml.pipeline import ChampionMovedError, settle_approval
 
-        answer = super().execute_complete(context, event)
+        try:
+            answer = super().execute_complete(context, event)
+        except DownstreamTasksSkipped:
+            # Airflow's ApprovalOperator skips the downstream tasks on Reject before returning the answer;
+            # the rejection must still be recorded, and the health check skips itself when nothing moved.
+            answer = HITLOperator.execute_complete(self, context, event)
         approved = answer["chosen_options"] == [self.APPROVE]
         user = answer.get("responded_by_user") or {}
         approver = user.get("name") or user.get("id") or "nobody: the request timed out"

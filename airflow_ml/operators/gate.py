@@ -20,9 +20,11 @@ class PromotionGateOperator(MlflowBaseOperator):
 
     Both models are loaded from the registry, as serving loads them, and scored on the holdout of this
     run's snapshot. The challenger becomes champion when there is none yet or when it beats the champion
-    by ``min_improvement``; otherwise the champion stays. Either way the decision, its reason, both
-    scores, the thresholds, the baseline version and the snapshot hash are recorded as version tags,
-    as an artifact of the training run and beside the snapshot.
+    by ``min_improvement`` and passes the other rules (``min_quality``, the bootstrap interval, the
+    slices); otherwise the champion stays. Either way the decision, its reason, both scores with their
+    intervals, the slice table, the thresholds, the baseline version, the snapshot hash and what
+    triggered the run are recorded as version tags, as an artifact of the training run and beside the
+    snapshot.
 
     Args:
         model_name: The city's registered model.
@@ -36,6 +38,11 @@ class PromotionGateOperator(MlflowBaseOperator):
         min_improvement: Required gain over the champion.
         improvement_mode: ``relative`` (a fraction of the champion's score) or ``absolute``.
         min_holdout_rows: Refuse to decide on a smaller holdout.
+        min_quality: At most one absolute bound on the challenger's score, e.g. ``{"max_rmse": 12.0}``.
+        bootstrap: ``{"resamples": 1000, "confidence": 0.95, "seed": 0}``, or None for no bootstrap.
+        slices: ``[{"column": "pickup_zone"}, {"column": "pickup_hour", "bins": [0, 6, 24]}]``.
+        max_slice_regression: How much worse (relative) any judged slice may be; None: report only.
+        min_slice_rows: Smaller slices are reported but not judged.
         mode: ``auto`` (follow the gate), ``force`` (promote anyway, needs a reason) or ``dry_run``
             (record the decision, move nothing); templated for the trigger form.
         reason: Why the run was triggered (free text from the trigger form); templated.
@@ -62,6 +69,11 @@ class PromotionGateOperator(MlflowBaseOperator):
         min_improvement: float = 0.0,
         improvement_mode: str = "relative",
         min_holdout_rows: int = 1,
+        min_quality: dict[str, float] | None = None,
+        bootstrap: dict[str, Any] | None = None,
+        slices: list[dict[str, Any]] | None = None,
+        max_slice_regression: float | None = None,
+        min_slice_rows: int = 100,
         mode: Any = "auto",
         reason: Any = "",
         aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
@@ -79,12 +91,18 @@ class PromotionGateOperator(MlflowBaseOperator):
         self.min_improvement = min_improvement
         self.improvement_mode = improvement_mode
         self.min_holdout_rows = min_holdout_rows
+        self.min_quality = min_quality
+        self.bootstrap = bootstrap
+        self.slices = list(slices or [])
+        self.max_slice_regression = max_slice_regression
+        self.min_slice_rows = min_slice_rows
         self.mode = mode
         self.reason = reason
         self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.data.snapshot import load_manifest, write_json
+        from airflow_ml.ml.gate import GateRules
         from airflow_ml.ml.pipeline import SplitSettings, evaluate_and_decide
 
         uri = snapshot_uri(self.snapshot)
@@ -97,12 +115,19 @@ class PromotionGateOperator(MlflowBaseOperator):
             target=self.target,
             metric=self.metric,
             split=SplitSettings(self.time_column, self.validation_fraction, self.holdout_fraction),
-            min_improvement=self.min_improvement,
-            improvement_mode=self.improvement_mode,
-            min_holdout_rows=self.min_holdout_rows,
+            rules=GateRules(
+                min_improvement=self.min_improvement,
+                improvement_mode=self.improvement_mode,  # type: ignore[arg-type]
+                min_holdout_rows=self.min_holdout_rows,
+                min_quality=self.min_quality,
+                bootstrap=self.bootstrap,
+                slices=tuple(self.slices),
+                max_slice_regression=self.max_slice_regression,
+                min_slice_rows=self.min_slice_rows,
+            ),
             mode=str(self.mode or "auto"),
             trigger_reason="" if is_empty(self.reason) else str(self.reason),
-            context={"airflow_run_id": context["run_id"]},
+            context=_trigger(context),
             storage_options=options,
         )
         write_json(uri, DECISION_FILE, record, storage_options=options)
@@ -113,3 +138,15 @@ class PromotionGateOperator(MlflowBaseOperator):
             )
         self.log.info("gate for %s v%s: %s", self.model_name, record["challenger_version"], outcome.reason)
         return record
+
+
+def _trigger(context: Context) -> dict[str, Any]:
+    """What started the run, for the decision record: its id and type, who triggered it, which data events."""
+    dag_run = context["dag_run"]
+    events = getattr(dag_run, "consumed_asset_events", None) or []
+    return {
+        "airflow_run_id": context["run_id"],
+        "run_type": str(getattr(dag_run.run_type, "value", dag_run.run_type)),
+        "triggered_by_user": getattr(dag_run, "triggering_user_name", None),
+        "triggering_assets": sorted({event.asset.uri for event in events}),
+    }

@@ -37,11 +37,24 @@ class TrainModelOperator(MlflowBaseOperator):
         tags: Extra MLflow run tags (city, template...).
         config: The merged city config, logged as an artifact.
         aws_conn_id: Airflow connection (type ``aws``) for a snapshot on ``s3://``.
+        class_weight: ``none`` or ``balanced`` (task binary: ``scale_pos_weight`` from the training rows).
+        search: The configured search: ``trials``, ``timeout_minutes`` and ``params`` (the ranges,
+            ``{param: [low, high]}`` or ``[low, high, "log"]``); None or 0 trials: no search.
+        search_trials: Overrides the configured trials when set (0: no search); templated for the trigger form.
+        search_timeout_minutes: Overrides the configured time limit when set; templated for the trigger form.
+        warm_start: Also train from the champion's booster and keep the better one on validation.
+        model_name: The registered model whose champion a warm start continues (default: ``experiment``).
 
-    Returns (XCom): ``run_id``, ``experiment_id``, ``model_uri`` and ``metrics``.
+    Returns (XCom): ``run_id``, ``experiment_id``, ``model_uri``, ``metrics`` and ``warm_start``.
     """
 
-    template_fields: Sequence[str] = ("snapshot", "num_boost_round", "param_overrides")
+    template_fields: Sequence[str] = (
+        "snapshot",
+        "num_boost_round",
+        "param_overrides",
+        "search_trials",
+        "search_timeout_minutes",
+    )
     operator_extra_links = (MlflowRunLink(),)
     ui_color = "#eaf7ea"
 
@@ -67,6 +80,12 @@ class TrainModelOperator(MlflowBaseOperator):
         tags: dict[str, str] | None = None,
         config: dict[str, Any] | None = None,
         aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
+        class_weight: str = "none",
+        search: dict[str, Any] | None = None,
+        search_trials: Any = None,
+        search_timeout_minutes: Any = None,
+        warm_start: bool = False,
+        model_name: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -89,6 +108,12 @@ class TrainModelOperator(MlflowBaseOperator):
         self.tags = tags or {}
         self.config = config
         self.aws_conn_id = aws_conn_id
+        self.class_weight = class_weight
+        self.search = search or {}
+        self.search_trials = search_trials
+        self.search_timeout_minutes = search_timeout_minutes
+        self.warm_start = warm_start
+        self.model_name = model_name or experiment
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.data.snapshot import load_manifest
@@ -113,6 +138,7 @@ class TrainModelOperator(MlflowBaseOperator):
             seed=self.seed,
             num_threads=self.num_threads,
             params=params,
+            class_weight=self.class_weight,
         )
         split = SplitSettings(self.time_column, self.validation_fraction, self.holdout_fraction)
         uri = snapshot_uri(self.snapshot)
@@ -127,7 +153,34 @@ class TrainModelOperator(MlflowBaseOperator):
             tags={**self.tags, **airflow_lineage(context)},
             config=self.config,
             storage_options=options,
+            search=self._search_settings(),
+            warm_start_from=self.model_name if self.warm_start else None,
         )
         MlflowRunLink.persist(context, run_url(self.hook.tracking_uri, result["experiment_id"], result["run_id"]))
         self.log.info("trained run %s: %s", result["run_id"], result["metrics"])
         return result
+
+    def _search_settings(self) -> Any:
+        """The search to run, or None: trials and time come from the (rendered) trigger form or the template."""
+        from airflow_ml.ml.search import SearchSettings
+        from airflow_ml.templates.models import LightGBMParams
+
+        trials = optional_number(self.search_trials, "search_trials")
+        if trials is None:
+            trials = float(self.search.get("trials") or 0)
+        minutes = optional_number(self.search_timeout_minutes, "search_timeout_minutes")
+        if minutes is None:
+            minutes = float(self.search.get("timeout_minutes") or 10)
+        if not trials:
+            return None
+        if trials != int(trials) or trials < 0:
+            raise ValueError(f"search_trials: expected a whole number of trials >= 0, got {self.search_trials!r}")
+        if minutes <= 0:
+            raise ValueError(f"search_timeout_minutes: expected minutes > 0, got {self.search_timeout_minutes!r}")
+        ranges = self.search.get("params")
+        if not ranges:
+            raise ValueError(
+                f"search_trials is {int(trials)} but no search ranges are configured; set training.search.params"
+            )
+        integers = {name for name, info in LightGBMParams.model_fields.items() if info.annotation is int}
+        return SearchSettings.from_config(ranges, trials=int(trials), timeout_minutes=minutes, integers=integers)

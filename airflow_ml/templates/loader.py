@@ -18,7 +18,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -244,7 +244,8 @@ def _field_names(model: type[BaseModel]) -> set[str]:
     names: set[str] = set()
     for name, field in model.model_fields.items():
         names.add(name)
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            names |= _field_names(annotation)
+        # Look inside ``Model | None`` and ``list[Model]`` too, so their keys get a "did you mean".
+        for candidate in (field.annotation, *get_args(field.annotation)):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                names |= _field_names(candidate)
     return names | _CITY_OWN_KEYS

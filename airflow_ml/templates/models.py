@@ -128,6 +128,66 @@ class LightGBMParams(Strict):
     cat_smooth: float = Field(default=10.0, ge=0)
 
 
+#: A search range: ``[low, high]`` or ``[low, high, log]`` (sampled on a log scale).
+SearchRange = Annotated[list[int | float | str], Field(min_length=2, max_length=3)]
+#: What a search covers when the template names no ranges (or only the trigger form asks for trials).
+DEFAULT_SEARCH_RANGES: dict[str, list[int | float | str]] = {
+    "learning_rate": [0.01, 0.3, "log"],
+    "num_leaves": [8, 256],
+}
+
+
+class SearchSpec(Strict):
+    """Optional Optuna search of LightGBM parameters, bounded by trials and time.
+
+    Each range is ``[low, high]`` or ``[low, high, log]``; integer parameters sample integers. The
+    bounds must lie in the parameter's valid range (see :class:`LightGBMParams`).
+    """
+
+    trials: int = Field(default=20, ge=0, le=1000, description="0 turns the search off.")
+    timeout_minutes: float = Field(default=10, gt=0, le=24 * 60, description="Stops starting new trials after this.")
+    params: dict[str, SearchRange] = Field(
+        default_factory=lambda: dict(DEFAULT_SEARCH_RANGES),
+        description="LightGBM parameter -> [low, high] or [low, high, log].",
+    )
+
+    @field_validator("params")
+    @classmethod
+    def _ranges_are_valid(cls, ranges: dict[str, list[int | float | str]]) -> dict[str, list[int | float | str]]:
+        problems = [problem for name, bounds in ranges.items() if (problem := _range_problem(name, bounds))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        if not ranges:
+            raise ValueError("params is empty; name at least one LightGBM parameter to search, e.g. num_leaves")
+        return ranges
+
+
+def _range_problem(name: str, bounds: list[int | float | str]) -> str | None:
+    """What is wrong with one search range, or None."""
+    fields = LightGBMParams.model_fields
+    if name not in fields:
+        return f"{name!r} is not a LightGBM parameter a template may set; use one of {sorted(fields)}"
+    low, high, *scale = bounds
+    if scale and scale != ["log"]:
+        return f"{name}: the third item may only be 'log', got {scale[0]!r}"
+    if isinstance(low, str) or isinstance(high, str):
+        return f"{name}: bounds must be numbers, got {[low, high]!r}"
+    is_int = fields[name].annotation is int
+    if is_int and (low != int(low) or high != int(high)):
+        return f"{name} is an integer parameter; use integer bounds, got {[low, high]!r}"
+    if not low < high:
+        return f"{name}: low {low!r} must be below high {high!r}"
+    if scale and low <= 0:
+        return f"{name}: a log range needs a positive low bound, got {low!r}"
+    for bound in (low, high):
+        try:
+            LightGBMParams.model_validate({name: int(bound) if is_int else bound})
+        except ValueError as exc:
+            reason = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc)
+            return f"{name}: bound {bound!r} is outside the parameter's valid range ({reason})"
+    return None
+
+
 class TrainingSpec(Strict):
     """How the model is trained."""
 
@@ -136,10 +196,71 @@ class TrainingSpec(Strict):
     seed: int = Field(default=42, ge=0)
     num_threads: int = Field(default=0, ge=0, description="0 lets LightGBM use every core.")
     params: LightGBMParams = Field(default_factory=LightGBMParams)
+    class_weight: Literal["none", "balanced"] = Field(
+        default="none",
+        description="Task binary only. balanced: LightGBM scale_pos_weight = negatives / positives of the "
+        "training rows.",
+    )
+    search: SearchSpec | None = Field(default=None, description="Optuna search of the LightGBM parameters.")
+    warm_start: bool = Field(
+        default=False,
+        description="Also train from the champion's booster and keep whichever wins on the validation split.",
+    )
+
+
+class QualityBound(Strict):
+    """An absolute bound on the challenger's own holdout score; set the one key of the template's metric.
+
+    A metric where lower is better takes a maximum (``max_rmse: 12``: refuse any challenger whose holdout
+    RMSE is above 12), one where higher is better a minimum (``min_auc: 0.7``).
+    """
+
+    max_rmse: float | None = Field(default=None, gt=0)
+    max_mae: float | None = Field(default=None, gt=0)
+    max_mape: float | None = Field(default=None, gt=0)
+    min_r2: float | None = Field(default=None, le=1)
+    min_auc: float | None = Field(default=None, ge=0, le=1)
+    max_logloss: float | None = Field(default=None, gt=0)
+
+    def bound(self) -> dict[str, float]:
+        """The keys that are set, e.g. ``{"max_rmse": 12.0}``."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class BootstrapSpec(Strict):
+    """A paired bootstrap over the holdout rows, so that a small city does not promote on noise."""
+
+    resamples: int = Field(default=1000, ge=100, le=100_000, description="Resamples of the holdout rows.")
+    confidence: float = Field(default=0.95, ge=0.5, lt=1, description="Level of the percentile interval.")
+    seed: int = Field(default=0, ge=0, description="Same data, same seed: same interval.")
+
+
+class SliceSpec(Strict):
+    """A slicing of the holdout: one slice per value of ``column``, or per interval of ``bins``."""
+
+    column: str = Field(min_length=1, description="A feature or an extra column of the dataset.")
+    bins: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
+        default=None,
+        min_length=2,
+        description="Increasing edges of numeric intervals, e.g. [0, 6, 10, 16, 20, 24] for hour bands; "
+        "[a, b) each, the last one closed.",
+    )
+
+    @field_validator("bins")
+    @classmethod
+    def _increasing(cls, bins: list[float] | None) -> list[float] | None:
+        if bins is not None and any(bins[i + 1] <= bins[i] for i in range(len(bins) - 1)):
+            raise ValueError("bins must be strictly increasing edges, e.g. [0, 6, 10, 16, 20, 24]")
+        return bins
 
 
 class GateSpec(Strict):
-    """When a challenger may replace the champion."""
+    """When a challenger may replace the champion.
+
+    Both models are scored on the same holdout; the challenger must meet ``min_quality``, beat the
+    champion by ``min_improvement``, with a bootstrap interval of the improvement that excludes zero, and
+    be no more than ``max_slice_regression`` worse on any judged slice.
+    """
 
     min_improvement: float = Field(default=0.0, ge=0, description="Required gain over the champion's holdout score.")
     improvement_mode: Literal["relative", "absolute"] = "relative"
@@ -149,6 +270,25 @@ class GateSpec(Strict):
         le=24 * 30,
         description="In promotion mode require_approval: hours to wait for a person before rejecting.",
     )
+    min_quality: QualityBound | None = Field(
+        default=None, description="Absolute bound on the challenger's holdout score, e.g. {max_rmse: 12}; null: none."
+    )
+    bootstrap: BootstrapSpec | None = Field(
+        default=None,
+        description="Promote only when the interval of the improvement excludes zero, e.g. {resamples: 1000, "
+        "confidence: 0.95, seed: 0}; null: off.",
+    )
+    slices: list[SliceSpec] = Field(
+        default_factory=list,
+        description="Slicings of the holdout, e.g. [{column: pickup_zone}, {column: pickup_hour, bins: [0, 6, 24]}].",
+    )
+    max_slice_regression: float | None = Field(
+        default=None,
+        ge=0,
+        description="How much worse than the champion (relative) any judged slice may be: 0.05 = 5%; null: "
+        "slices are reported, not judged.",
+    )
+    min_slice_rows: int = Field(default=100, ge=1, description="Smaller slices are reported but not judged.")
 
     @model_validator(mode="after")
     def _relative_is_a_fraction(self) -> GateSpec:
@@ -157,6 +297,46 @@ class GateSpec(Strict):
                 f"min_improvement {self.min_improvement!r} is a relative gain and must be below 1 (0.02 means 2%)"
             )
         return self
+
+    @field_validator("slices")
+    @classmethod
+    def _one_slicing_per_column(cls, slices: list[SliceSpec]) -> list[SliceSpec]:
+        columns = [s.column for s in slices]
+        twice = sorted({c for c in columns if columns.count(c) > 1})
+        if twice:
+            raise ValueError(f"slices name {twice!r} more than once; keep one slicing per column")
+        return slices
+
+    def problems(self, *, metric: str, dataset: DatasetSpec) -> list[str]:
+        """What does not fit the template's metric and dataset: the quality bound's key, slice columns and bins."""
+        problems = []
+        bound = self.min_quality.bound() if self.min_quality is not None else {}
+        expected = next(name for name in QualityBound.model_fields if name.endswith(f"_{metric}"))
+        wrong = sorted(set(bound) - {expected})
+        if wrong:
+            problems.append(
+                f"min_quality.{wrong[0]}: the metric is {metric!r}, so the bound is {expected}; "
+                f"write min_quality: {{{expected}: <bound>}}"
+                + (" and set the other key(s) to null" if len(bound) > 1 else "")
+            )
+        columns = [*dataset.features, *dataset.extra_columns]
+        for index, spec in enumerate(self.slices):
+            where = f"slices[{index}]"
+            if spec.column not in columns:
+                why = {dataset.target: "is the target", dataset.time_column: "is the time column"}.get(spec.column)
+                if why:
+                    hint = "slice by a feature instead (e.g. an hour band of pickup_hour)"
+                    problems.append(f"{where}.column: {spec.column!r} {why}; {hint}")
+                    continue
+                close = difflib.get_close_matches(spec.column, columns, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}?" if close else f"use one of {columns}"
+                problems.append(
+                    f"{where}.column: {spec.column!r} is neither a feature nor an extra column; {hint} "
+                    "(or set gate.slices in this file to slice by other columns)"
+                )
+            elif spec.bins is not None and spec.column in dataset.categorical_features:
+                problems.append(f"{where}.bins: {spec.column!r} is categorical, so each value is a slice; remove bins")
+        return problems
 
 
 class DriftThreshold(Strict):
@@ -286,6 +466,25 @@ def _set_limits(column: ColumnDrift) -> dict[str, dict[str, float | None]]:
     return limits
 
 
+class HealthSpec(Strict):
+    """The health check after a promotion: the new champion, loaded by its alias, predicts sanely or is rolled back.
+
+    Its predictions on a sample of the run's holdout are compared with the holdout predictions logged when it
+    was trained; shifts are measured in standard deviations of those reference predictions.
+    """
+
+    enabled: bool = Field(default=True, description="Run the health check after every promotion.")
+    sample_rows: int = Field(default=1000, ge=10, le=1_000_000, description="Holdout rows the check predicts.")
+    max_mean_shift: float = Field(
+        default=1.0, ge=0, description="Largest allowed shift of the mean prediction, in reference std devs."
+    )
+    max_quantile_shift: float = Field(
+        default=1.5,
+        ge=0,
+        description="Largest allowed shift of the 10%, 50% and 90% prediction quantiles, in reference std devs.",
+    )
+
+
 class NotifierSpec(Strict):
     """A failure notification, from a closed list of kinds (YAML never names a Python class)."""
 
@@ -370,6 +569,7 @@ class UseCase(Strict):
     gate: GateSpec = Field(default_factory=GateSpec)
     dag: DagSpec = Field(default_factory=DagSpec)
     drift: DriftSpec = Field(default_factory=DriftSpec)
+    health: HealthSpec = Field(default_factory=HealthSpec)
 
     @field_validator("expectations")
     @classmethod
@@ -381,6 +581,17 @@ class UseCase(Strict):
         except ConfigError as exc:
             raise ValueError("; ".join(exc.problems)) from None
         return items
+
+    @field_validator("gate")
+    @classmethod
+    def _gate_fits_dataset(cls, gate: GateSpec, info: ValidationInfo) -> GateSpec:
+        dataset, metric = info.data.get("dataset"), info.data.get("metric")
+        if dataset is None or metric is None:  # already reported
+            return gate
+        problems = gate.problems(metric=metric.name, dataset=dataset)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return gate
 
     @field_validator("drift")
     @classmethod
@@ -401,6 +612,15 @@ class UseCase(Strict):
         if self.metric.name not in allowed:
             raise ValueError(
                 f"metric {self.metric.name!r} does not fit task {self.task!r}; use one of {sorted(allowed)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _class_weight_fits_task(self) -> UseCase:
+        if self.training.class_weight != "none" and self.task != "binary":
+            raise ValueError(
+                f"training.class_weight {self.training.class_weight!r} applies to task 'binary' only, not "
+                f"{self.task!r}; remove it or set it to 'none'"
             )
         return self
 

@@ -31,6 +31,7 @@ def _parse_in_fresh_process() -> dict:
                 "tags": sorted(dag.tags), "owner": dag.default_args.get("owner"),
                 "retries": dag.default_args.get("retries"), "params": sorted(dag.params.keys()),
                 "doc": dag.doc_md or "", "max_active_runs": dag.max_active_runs, "catchup": dag.catchup,
+                "timetable": type(dag.timetable).__name__,
             }} for dag_id, dag in bag.dags.items()}},
             "heavy": sorted(m for m in {list(HEAVY)!r} if m in sys.modules),
         }}))
@@ -49,14 +50,24 @@ def parsed() -> dict:
 def test_every_city_file_yields_a_dag_without_import_errors(parsed: dict) -> None:
     cities = sorted(p.stem for p in (REPO / "dag_templates" / "cities").glob("*.yaml"))
     assert parsed["errors"] == {}
-    assert sorted(parsed["dags"]) == [f"ride_duration.{city}" for city in cities]
+    assert sorted(parsed["dags"]) == ["airflow_ml.rollback", *(f"ride_duration.{city}" for city in cities)]
+
+
+def test_one_manual_rollback_dag_serves_the_fleet(parsed: dict) -> None:
+    rollback = parsed["dags"]["airflow_ml.rollback"]
+    assert rollback["order"] == ["rollback"]
+    assert rollback["params"] == ["model", "reason"]
+    assert rollback["timetable"] == "NullTimetable"  # manual only
 
 
 def test_dags_have_the_designed_task_order(parsed: dict) -> None:
     for dag_id, dag in parsed["dags"].items():
-        assert dag["order"] == ["snapshot", "validate", "drift", "train", "register", "gate", "approve"], dag_id
+        if dag_id == "airflow_ml.rollback":
+            continue
+        order = ["snapshot", "validate", "drift", "train", "register", "gate", "approve", "health_check"]
+        assert dag["order"] == order, dag_id
         chain = [["snapshot", "validate"], ["validate", "drift"], ["drift", "train"], ["train", "register"]]
-        chain += [["register", "gate"], ["gate", "approve"]]
+        chain += [["register", "gate"], ["gate", "approve"], ["approve", "health_check"]]
         # Extra edges carry XComs (snapshot feeds drift, train, register and gate) but never skip validation.
         assert all(edge in dag["edges"] for edge in chain), dag_id
         assert ["validate", "train"] not in dag["edges"], dag_id  # training waits for the drift check

@@ -146,7 +146,7 @@ def test_decision_is_json_serialisable() -> None:
     assert data["min_improvement"] == 0.01
     assert data["improvement_mode"] == "relative"
     assert data["holdout_rows"] == ROWS["holdout_rows"]
-    assert GateDecision(**data) == decision
+    assert GateDecision.from_dict(data) == decision
 
 
 def _decision(promote: bool):

@@ -129,7 +129,10 @@ def test_hook_class_attributes_match_the_provider_info() -> None:
     module, _, name = conn_type["hook-class-name"].rpartition(".")
     assert getattr(importlib.import_module(module), name) is MlflowHook
     assert MlflowHook.default_conn_name == "mlflow_default"
-    assert set(conn_type["conn-fields"]) == {"tracking_uri", "registry_uri", "artifact_root"}
+    assert set(conn_type["conn-fields"]) == {"tracking_uri", "registry_uri", "artifact_root", "token"}
+    # The token is a secret: Airflow masks conn-fields whose schema has format "password".
+    assert conn_type["conn-fields"]["token"]["schema"]["format"] == "password"
+    assert "password" not in conn_type["ui-field-behaviour"]["hidden-fields"]
 
 
 def test_every_listed_module_and_link_imports() -> None:

@@ -1,0 +1,52 @@
+"""The fleet-wide rollback DAG: one manual DAG for every city, so rollback costs no DAG per city."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, Param
+
+from airflow_ml.factory.params import SCHEMA_DIALECT
+from airflow_ml.operators.rollback import RollbackChampionOperator
+from airflow_ml.templates.models import NAME_PATTERN
+
+ROLLBACK_DAG_ID = "airflow_ml.rollback"
+#: ``<template>.<city>``: both parts follow the id pattern of templates and cities.
+MODEL_PATTERN = NAME_PATTERN.removesuffix("$") + r"\." + NAME_PATTERN.removeprefix("^")
+
+
+def build_rollback_dag(dag_id: str = ROLLBACK_DAG_ID) -> DAG:
+    """Build the manual DAG that moves a model's ``champion`` back to its ``previous-champion``.
+
+    Trigger it with ``model`` (the city's DAG id, ``<template>.<city>``) and a ``reason``; see
+    :class:`~airflow_ml.operators.rollback.RollbackChampionOperator` for what it records and emits.
+    """
+    with DAG(
+        dag_id=dag_id,
+        description="Roll a city's champion back to its previous champion (airflow-ml)",
+        schedule=None,
+        start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        catchup=False,
+        tags=["airflow-ml", "rollback"],
+        default_args={"retries": 0},
+        doc_md=(
+            "### Roll back a champion\n\nMoves `champion` of the model named in **model** back to its "
+            "`previous-champion`, records who, why and when as `rollback.*` version tags and a JSON artifact, "
+            "and emits the model's champion Asset event. Refused (nothing moves) when there is no previous champion."
+        ),
+    ) as dag:
+        RollbackChampionOperator(task_id="rollback", model="{{ params.model }}", reason="{{ params.reason }}")
+    # Set after the task exists, as for the city DAGs: the task keeps no private copy of the form.
+    dag.params = {  # type: ignore[assignment]  # attrs converts the dict to ParamsDict
+        "model": Param(
+            None,
+            "The registered model to roll back: the city's DAG id, e.g. 'ride_duration.berlin'.",
+            schema={"type": "string", "pattern": MODEL_PATTERN, "title": "Model", "$schema": SCHEMA_DIALECT},
+        ),
+        "reason": Param(
+            None,
+            "Why the champion goes back; recorded on both versions.",
+            schema={"type": "string", "minLength": 1, "maxLength": 500, "title": "Reason", "$schema": SCHEMA_DIALECT},
+        ),
+    }
+    return dag

@@ -1,0 +1,173 @@
+"""The health check of a freshly promoted champion: load it by its alias, predict, judge the predictions.
+
+Plain functions over a client and frames: the operator fetches the rows, these decide. A failed check
+rolls the champion back through :func:`airflow_ml.ml.registry.rollback`.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+
+from airflow_ml.ml import registry
+
+#: Where training logs the holdout predictions of each run (see ``pipeline.train_and_log``).
+HOLDOUT_PREDICTIONS_ARTIFACT = "lineage/holdout_predictions.parquet"
+QUANTILES = (0.1, 0.5, 0.9)
+
+
+@dataclass(frozen=True)
+class HealthThresholds:
+    """Limits of the distribution check, in standard deviations of the reference predictions."""
+
+    max_mean_shift: float = 1.0
+    max_quantile_shift: float = 1.5
+
+
+def reference_predictions(client: MlflowClient, version: ModelVersion) -> pd.Series | None:
+    """The holdout predictions logged when ``version`` was trained, or None when its run logged none."""
+    if not version.run_id:
+        return None
+    names = {a.path for a in client.list_artifacts(version.run_id, "lineage")}
+    if HOLDOUT_PREDICTIONS_ARTIFACT not in names:
+        return None
+    with tempfile.TemporaryDirectory(prefix="airflow-ml-health-") as tmp:
+        local = client.download_artifacts(version.run_id, HOLDOUT_PREDICTIONS_ARTIFACT, tmp)
+        return pd.read_parquet(Path(local), columns=["prediction"])["prediction"]
+
+
+def check_predictions(
+    model: Any, rows: pd.DataFrame, reference: pd.Series | None, thresholds: HealthThresholds
+) -> dict[str, Any]:
+    """Judge a model on ``rows``: schema, finite and varied predictions, a distribution close to ``reference``.
+
+    Returns:
+        ``passed``, the ``problems`` found (empty when passed) and the figures behind them.
+    """
+    problems: list[str] = []
+    figures: dict[str, Any] = {"rows": len(rows)}
+    schema = model.metadata.get_input_schema()
+    expected = schema.input_names() if schema is not None else list(rows.columns)
+    missing = [name for name in expected if name not in rows.columns]
+    if missing:
+        problems.append(f"schema: the model expects columns {missing} that the snapshot lacks")
+        return {"passed": False, "problems": problems, **figures}
+    try:
+        predictions = np.asarray(model.predict(rows[expected]), dtype=float).ravel()
+    except Exception as exc:  # noqa: BLE001 - any failure to predict is the finding
+        problems.append(f"schema: the model refused the snapshot's rows: {str(exc).splitlines()[0][:300]}")
+        return {"passed": False, "problems": problems, **figures}
+    finite = np.isfinite(predictions)
+    figures["non_finite"] = int((~finite).sum())
+    if figures["non_finite"]:
+        problems.append(f"predictions: {figures['non_finite']} of {len(predictions)} are NaN or infinite")
+    values = predictions[finite]
+    if values.size == 0 or float(np.std(values)) == 0.0:
+        problems.append("predictions: every prediction is the same value; the model predicts a constant")
+    if reference is not None and values.size and not problems:
+        problems += _distribution_problems(values, reference.to_numpy(dtype=float), thresholds, figures)
+    return {"passed": not problems, "problems": problems, **figures}
+
+
+def _distribution_problems(
+    values: np.ndarray, reference: np.ndarray, thresholds: HealthThresholds, figures: dict[str, Any]
+) -> list[str]:
+    reference = reference[np.isfinite(reference)]
+    if reference.size == 0:
+        return []
+    # A reference with no spread would make every shift infinite; fall back to a unit scale.
+    scale = float(np.std(reference)) or 1.0
+    problems = []
+    mean_shift = abs(float(values.mean()) - float(reference.mean())) / scale
+    figures["mean_shift"] = round(mean_shift, 6)
+    figures["mean"], figures["reference_mean"] = float(values.mean()), float(reference.mean())
+    if mean_shift > thresholds.max_mean_shift:
+        problems.append(
+            f"distribution: the mean prediction moved {mean_shift:.3g} std devs from the holdout's at training "
+            f"({figures['mean']:.6g} vs {figures['reference_mean']:.6g}), more than {thresholds.max_mean_shift}"
+        )
+    for q in QUANTILES:
+        shift = abs(float(np.quantile(values, q)) - float(np.quantile(reference, q))) / scale
+        figures[f"q{round(q * 100)}_shift"] = round(shift, 6)
+        if shift > thresholds.max_quantile_shift or math.isnan(shift):
+            problems.append(
+                f"distribution: the {q:.0%} quantile moved {shift:.3g} std devs from the holdout's at training, "
+                f"more than {thresholds.max_quantile_shift}"
+            )
+    return problems
+
+
+def check_champion(
+    client: MlflowClient,
+    model_name: str,
+    holdout: pd.DataFrame,
+    *,
+    sample_rows: int,
+    thresholds: HealthThresholds,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Load ``model_name@champion`` through the registry and check it on a sample of ``holdout``.
+
+    Returns:
+        The check's record (see :func:`check_predictions`) with the ``champion_version`` checked.
+    """
+    champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
+    if champion is None:
+        return {"passed": False, "problems": [f"{model_name} has no {registry.CHAMPION!r} alias"]}
+    rows = holdout.sample(n=min(sample_rows, len(holdout)), random_state=seed) if len(holdout) else holdout
+    model = registry.load_version(client, champion)
+    record = check_predictions(model, rows, reference_predictions(client, champion), thresholds)
+    return {**record, "champion_version": str(champion.version)}
+
+
+def check_and_settle(
+    client: MlflowClient,
+    model_name: str,
+    holdout: pd.DataFrame,
+    *,
+    sample_rows: int,
+    thresholds: HealthThresholds,
+    context: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Check the champion and, when it fails, roll it back; record the outcome as ``health.*`` version tags.
+
+    A failing champion that was the model's first loses the ``champion`` alias, so nothing serves a
+    model known to be broken.
+
+    Returns:
+        The check's record; ``rollback`` holds the rollback's record when one was done.
+    """
+    import json
+
+    record = check_champion(client, model_name, holdout, sample_rows=sample_rows, thresholds=thresholds)
+    record = {**record, **(context or {})}
+    version = record.get("champion_version")
+    if version is not None:
+        for key, value in record.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            client.set_model_version_tag(model_name, version, f"health.{key}", text[:5000])
+    if not record["passed"] and version is not None:
+        reason = "health check failed: " + "; ".join(record["problems"])
+        record["rollback"] = registry.rollback(
+            client, model_name, reason, {**(context or {}), "by": "health_check"}, without_previous="clear"
+        )
+    return record
+
+
+def snapshot_holdout(
+    uri: str, time_column: str, validation_fraction: float, holdout_fraction: float, storage_options: Any = None
+) -> pd.DataFrame:
+    """The holdout rows of the snapshot at ``uri``, split by time exactly as training and the gate split it."""
+    from airflow_ml.data.snapshot import read_snapshot
+    from airflow_ml.ml.train import time_split
+
+    frame = read_snapshot(uri, storage_options=storage_options)
+    return time_split(frame, time_column, validation_fraction, holdout_fraction).holdout

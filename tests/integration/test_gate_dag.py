@@ -1,0 +1,151 @@
+"""The gate's rules end to end (dag.test(), LightGBM, MLflow): determinism, a tie, and a planted slice regression.
+
+The world copies the repo's template as ``gate_rules`` so its DAG (``gate_rules.lisbon``) and model never
+clash with the other modules' worlds in the shared dags folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, _wire_mlflow, write_loader
+
+pytestmark = pytest.mark.integration
+CITY = "lisbon"
+TEMPLATE = "gate_rules"
+MODEL = f"{TEMPLATE}.{CITY}"
+PLANTED_ZONE = "belem"
+# Small slices still count here (the demo city is small); drift is not what this module is about.
+CITY_FILE = (
+    f"city: {CITY}\ntemplate: {TEMPLATE}\ndag:\n  retries: 0\n  schedule: null\n"
+    "gate:\n  min_slice_rows: 50\n  slices:\n    - {column: pickup_zone}\n"
+    "    - {column: pickup_hour, bins: [0, 6, 10, 16, 20, 24]}\ndrift:\n  enabled: false\n"
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: Path) -> Iterator[dict[str, Any]]:
+    from mlflow import MlflowClient
+
+    from airflow_ml.data.demo import write_demo_data
+    from airflow_ml.factory import register_dags
+
+    root = tmp_path_factory.mktemp("gate_rules")
+    (root / "templates").mkdir()
+    (root / "cities").mkdir()
+    shutil.copy(REPO / "dag_templates" / "templates" / "ride_duration.yaml", root / "templates" / f"{TEMPLATE}.yaml")
+    (root / "cities" / f"{CITY}.yaml").write_text(CITY_FILE, encoding="utf-8")
+    write_loader(dags_dir, "world_gate_rules", root)
+    data_root = root / "data"
+    write_demo_data(data_root, cities=[CITY], batch="initial", scale=0.3)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_ML_DATA_ROOT", str(data_root))
+        store = _wire_mlflow(root / "mlflow", mp)
+        yield {
+            "build": lambda: register_dags({}, templates_root=root, expectations_dir=REPO / "expectations")[MODEL],
+            "client": MlflowClient(tracking_uri=store["tracking_uri"], registry_uri=store["tracking_uri"]),
+            "data_root": data_root,
+        }
+
+
+def _run(world: dict[str, Any], conf: dict[str, Any] | None = None) -> dict[str, Any]:
+    from airflow_ml.data.snapshot import snapshot_location
+
+    run = world["build"]().test(run_conf=conf)
+    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), CITY, run.run_id))
+    path = folder / "decision.json"
+    return {"state": str(run.state), "decision": json.loads(path.read_text()) if path.exists() else None}
+
+
+def _champion(client: Any) -> str:
+    return str(client.get_model_version_by_alias(MODEL, "champion").version)
+
+
+@pytest.fixture(scope="module")
+def weak_champion(world: dict[str, Any]) -> dict[str, Any]:
+    # One boosting round: a champion that any real model beats overall.
+    return _run(world, {"num_boost_round": 1, "reason": "gate test: weak champion"})
+
+
+@pytest.fixture(scope="module")
+def same_again(world: dict[str, Any], weak_champion: dict[str, Any]) -> dict[str, Any]:
+    return _run(world, {"num_boost_round": 1})
+
+
+@pytest.fixture(scope="module")
+def planted(world: dict[str, Any], same_again: dict[str, Any]) -> dict[str, Any]:
+    """A full model trained on data where one zone's older trips (train rows only) take twice as long."""
+    import pandas as pd
+
+    files = sorted((world["data_root"] / "raw" / "trips" / CITY).glob("date=*/*.parquet"))
+    frames = {path: pd.read_parquet(path) for path in files}
+    # The oldest 60% of rows are training rows (the holdout is the newest 15%), so the holdout stays true.
+    cutoff = pd.concat(frames.values())["pickup_at"].quantile(0.6)
+    for path, frame in frames.items():
+        rows = (frame["pickup_zone"] == PLANTED_ZONE).fillna(False) & (frame["pickup_at"] < cutoff)
+        if rows.any():
+            frame.loc[rows, "duration_min"] *= 2
+            frame.to_parquet(path, index=False)
+    return _run(world)
+
+
+def test_a_first_model_is_promoted_and_its_record_holds_its_interval_and_slices(
+    world: dict[str, Any], weak_champion: dict[str, Any]
+) -> None:
+    assert weak_champion["state"] == "success"
+    decision = weak_champion["decision"]
+    assert decision["decision"] == "promoted"
+    assert decision["bootstrap"]["resamples"] == 1000
+    low, high = decision["bootstrap"]["challenger"]
+    assert low < decision["challenger_score"] < high
+    assert decision["bootstrap"]["improvement"] is None  # nothing to compare with
+    assert {s["column"] for s in decision["slices"]} == {"pickup_zone", "pickup_hour"}
+    assert not any(s["judged"] for s in decision["slices"])
+    assert decision["run_type"] == "manual"
+    assert decision["trigger_reason"] == "gate test: weak champion"
+    assert _champion(world["client"]) == "1"
+
+
+def test_the_same_data_and_config_twice_give_identical_predictions_and_a_tie_is_not_promoted(
+    world: dict[str, Any], weak_champion: dict[str, Any], same_again: dict[str, Any]
+) -> None:
+    first, again = weak_champion["decision"], same_again["decision"]
+    assert again["snapshot_hash"] == first["snapshot_hash"]
+    assert again["challenger_score"] == again["champion_score"] == first["challenger_score"]
+    assert again["bootstrap"]["challenger"] == again["bootstrap"]["champion"] == first["bootstrap"]["challenger"]
+    assert again["bootstrap"]["improvement"] == [0.0, 0.0]
+    assert again["decision"] == "kept"
+    assert again["refused_by"] == "better_than_champion"
+    assert all(s["regression"] == 0 for s in again["slices"] if s["regression"] is not None)
+    assert _champion(world["client"]) == "1"
+
+
+def test_a_planted_slice_regression_blocks_a_model_that_is_better_overall(
+    world: dict[str, Any], planted: dict[str, Any]
+) -> None:
+    client = world["client"]
+    assert planted["state"] == "success"
+    decision = planted["decision"]
+    assert decision["champion_score"] > decision["challenger_score"] * 1.2  # far better overall (rmse)
+    assert decision["bootstrap"]["improvement"][0] > 0  # and not by chance
+    assert decision["decision"] == "kept"
+    assert decision["refused_by"] == "max_slice_regression"
+    zone = next(s for s in decision["slices"] if s["column"] == "pickup_zone" and s["value"] == PLANTED_ZONE)
+    assert zone["breached"] is True
+    assert zone["regression"] > decision["max_slice_regression"] == 0.10
+    assert f"pickup_zone={PLANTED_ZONE}" in decision["reason"]
+    assert _champion(client) == "1"
+    # The record: version tags (slices summarised) and the full JSON on the challenger's run.
+    version = client.get_model_version(MODEL, decision["challenger_version"])
+    assert version.tags["gate.refused_by"] == "max_slice_regression"
+    assert version.tags["gate.baseline_version"] == "1"
+    assert version.tags["gate.slices"].startswith(f"{len(decision['slices'])} slice(s) of pickup_zone, pickup_hour")
+    assert json.loads(version.tags["gate.bootstrap"]) == decision["bootstrap"]
+    logged = client.download_artifacts(version.run_id, "gate/decision.json", str(world["data_root"].parent))
+    assert json.loads(Path(logged).read_text()) == decision
