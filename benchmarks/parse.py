@@ -3,19 +3,19 @@
 For N cities, each DAG file is parsed in a fresh process with Airflow's DagBag, then every DAG is
 serialized as the DAG processor does (``DagSerialization.to_dict``); Airflow's own import is timed apart.
 
-- factory: N city files over the template, loaded by the shard files of ``dags/`` (4 shards); the full
-  typed trigger form (8 Params). Each shard file is its own measurement: the table shows their sum and the
+- factory: N city files over the template, loaded by the shard files of ``dags/`` (2 shards); the full
+  typed trigger form. Each shard file is its own measurement: the table shows their sum and the
   slowest file (the one that meets the processor's per-file timeout first).
 - plain Python: the same DAGs written by hand the way Airflow's docs show: ``DAG(params=...)`` with the
-  operators inside, one file with a loop over the cities; once with a single Param, once with the same 8.
+  operators inside, one file with a loop over the cities; once with a single Param, once with the same full form.
 - dag-factory 1.1: the same DAGs from one equivalent YAML file (Param objects through ``__type__``; XCom
-  inputs as Jinja pulls), with the same 8 Params. It runs from a side venv layered over the project's, so
+  inputs as Jinja pulls), with the same full form. It runs from a side venv layered over the project's, so
   its Airflow plugin never enters the project's environment.
 
 Task start-up: a process that parses the file of one DAG with Airflow's parsing context set, as a worker
 does before it runs a task, at 1 city and at N.
 
-    .venv/bin/python benchmarks/parse.py --cities 10 100 1000 --repeat 3
+    .venv/bin/python benchmarks/parse.py --cities 1 10 100 1000 --repeat 3
 """
 
 from __future__ import annotations
