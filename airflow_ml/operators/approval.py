@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException, DownstreamTasksSkipped
 from airflow_ml.hooks.mlflow import MlflowHook
 from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.links.mlflow import MlflowModelVersionLink, model_version_url
-from airflow_ml.ml.gate import AWAITING_APPROVAL  # a pure-Python module: cheap at parse time
+from airflow_ml.ml.gate import AWAITING_APPROVAL, slice_summary  # a pure-Python module: cheap at parse time
 from airflow_ml.operators.validate import snapshot_uri
 
 APPROVAL_FILE = "approval.json"
@@ -113,18 +113,28 @@ class PromotionApprovalOperator(ApprovalOperator):
 
 
 def approval_body(record: dict[str, Any]) -> str:
-    """The evidence a person sees before approving: both scores, the threshold, the data and the reason."""
+    """The evidence a person sees before approving: both scores with their intervals, the slices, the data."""
+    boot = record.get("bootstrap") or {}
+
+    def interval(key: str) -> str:
+        bounds = boot.get(key)
+        return f" ({boot['confidence']:.0%} CI [{bounds[0]:.6g}, {bounds[1]:.6g}])" if bounds else ""
+
     champion = (
-        f"v{record['baseline_version']}: {record['champion_score']:.6g}"
+        f"v{record['baseline_version']}: {record['champion_score']:.6g}{interval('champion')}"
         if record.get("baseline_version") is not None and record.get("champion_score") is not None
         else "none yet"
     )
+    improvement = "-" if record.get("improvement") is None else f"{record['improvement']:.4g}{interval('improvement')}"
+    required = f"required: {record.get('min_improvement')}, {record.get('improvement_mode')}"
     return (
         f"The gate recommends promoting **v{record['challenger_version']}**: {record['gate_reason']}\n\n"
         f"| | |\n| --- | --- |\n"
         f"| metric | `{record['metric']}` on the same holdout ({record.get('holdout_rows')} rows) |\n"
-        f"| challenger | v{record['challenger_version']}: {record['challenger_score']:.6g} |\n"
+        f"| challenger | v{record['challenger_version']}: {record['challenger_score']:.6g}{interval('challenger')} |\n"
         f"| champion | {champion} |\n"
+        f"| improvement | {improvement} ({required}) |\n"
+        f"| slices | {slice_summary(record)} |\n"
         f"| snapshot | `{record['snapshot_hash']}` |\n"
         f"| trigger reason | {record.get('trigger_reason') or '(none)'} |\n\n"
         "Approve to make it champion (the current one is kept as `previous-champion`); "

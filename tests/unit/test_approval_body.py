@@ -1,0 +1,60 @@
+"""The evidence a person sees in the approval request."""
+
+from __future__ import annotations
+
+from airflow_ml.operators.approval import approval_body
+
+
+def test_the_request_shows_both_scores_with_their_intervals_the_improvement_and_the_slices() -> None:
+    record = {
+        "challenger_version": "7",
+        "baseline_version": "6",
+        "gate_reason": "better by 2.1%",
+        "metric": "rmse",
+        "holdout_rows": 4000,
+        "challenger_score": 4.1,
+        "champion_score": 4.19,
+        "improvement": 0.0215,
+        "min_improvement": 0.005,
+        "improvement_mode": "relative",
+        "bootstrap": {
+            "confidence": 0.95,
+            "challenger": [4.0, 4.2],
+            "champion": [4.1, 4.3],
+            "improvement": [0.01, 0.03],
+        },
+        "slices": [
+            {"column": "pickup_zone", "value": "Mitte", "judged": True, "breached": False, "regression": -0.02},
+        ],
+        "min_slice_rows": 200,
+        "max_slice_regression": 0.1,
+        "snapshot_hash": "abc123",
+        "trigger_reason": "",
+    }
+
+    body = approval_body(record)
+
+    assert "| challenger | v7: 4.1 (95% CI [4, 4.2]) |" in body
+    assert "| champion | v6: 4.19 (95% CI [4.1, 4.3]) |" in body
+    assert "| improvement | 0.0215 (95% CI [0.01, 0.03]) (required: 0.005, relative) |" in body
+    assert "1 slice(s) of pickup_zone; 1 judged" in body
+    assert "0 breached" in body
+
+
+def test_a_first_model_has_no_champion_and_no_slices() -> None:
+    record = {
+        "challenger_version": "1",
+        "baseline_version": None,
+        "gate_reason": "no champion yet",
+        "metric": "rmse",
+        "challenger_score": 4.1,
+        "champion_score": None,
+        "improvement": None,
+        "snapshot_hash": "abc",
+    }
+
+    body = approval_body(record)
+
+    assert "| champion | none yet |" in body
+    assert "| improvement | - (" in body
+    assert "| slices | no slices |" in body
