@@ -83,23 +83,27 @@ def write_loader(dags_dir: Path, name: str, templates_root: Path) -> Path:
     return path
 
 
-def make_city_world(root: Path, dags_dir: Path, city: str, *, scale: float = 0.3, extra: str = "") -> Path:
+def make_city_world(
+    root: Path, dags_dir: Path, city: str, *, scale: float = 0.3, extra: str = "", template: str = "ride_duration"
+) -> Path:
     """A templates folder with one demo city (no retries, no schedule), its demo data and its DAG loader.
 
-    ``extra`` is appended to the city file (YAML of what this world's city changes).
+    ``extra`` is appended to the city file (YAML of what this world's city changes). ``template`` names the
+    copy of the ride_duration template, so that a world's DAG ids can differ from another world's.
 
     Returns:
         The data root, to export as ``AIRFLOW_ML_DATA_ROOT``.
     """
-    import shutil
-
     from airflow_ml.data.demo import write_demo_data
 
     (root / "templates").mkdir(parents=True)
     (root / "cities").mkdir()
-    shutil.copy(REPO / "dag_templates" / "templates" / "ride_duration.yaml", root / "templates")
+    text = (REPO / "dag_templates" / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
+    (root / "templates" / f"{template}.yaml").write_text(
+        text.replace("template: ride_duration\n", f"template: {template}\n"), encoding="utf-8"
+    )
     (root / "cities" / f"{city}.yaml").write_text(
-        f"city: {city}\ntemplate: ride_duration\ndag:\n  retries: 0\n  schedule: null\n{extra}", encoding="utf-8"
+        f"city: {city}\ntemplate: {template}\ndag:\n  retries: 0\n  schedule: null\n{extra}", encoding="utf-8"
     )
     write_loader(dags_dir, f"world_{root.name}", root)
     write_demo_data(root / "data", cities=[city], batch="initial", scale=scale)
@@ -107,7 +111,9 @@ def make_city_world(root: Path, dags_dir: Path, city: str, *, scale: float = 0.3
 
 
 @contextlib.contextmanager
-def city_world(root: Path, dags_dir: Path, city: str, *, extra: str = "") -> Iterator[dict[str, Any]]:
+def city_world(
+    root: Path, dags_dir: Path, city: str, *, extra: str = "", template: str = "ride_duration"
+) -> Iterator[dict[str, Any]]:
     """One demo city's world (see :func:`make_city_world`) with a real MLflow store, wired through the environment.
 
     Yields ``build`` (a fresh DAG object per call: ``dag.test(run_conf=...)`` leaves the conf in the in-process
@@ -117,8 +123,8 @@ def city_world(root: Path, dags_dir: Path, city: str, *, extra: str = "") -> Ite
 
     from airflow_ml.factory import register_dags
 
-    data_root = make_city_world(root, dags_dir, city, extra=extra)
-    dag_id = f"ride_duration.{city}"
+    data_root = make_city_world(root, dags_dir, city, extra=extra, template=template)
+    dag_id = f"{template}.{city}"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_ML_DATA_ROOT", str(data_root))
         store = _wire_mlflow(root / "mlflow", mp)
@@ -166,6 +172,48 @@ POSTGRES_DSN = os.environ.get("AIRFLOW_ML_TEST_POSTGRES", "postgresql://postgres
 def postgres_database() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards; yields its SQLAlchemy URL."""
     with fresh_postgres_database() as url:
+        yield url
+
+
+def worker_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a process that plays one Airflow worker: its own home, dags folder and SQLite."""
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        **extra,
+    }
+
+
+def make_worker_home(home: Path, loader: str) -> None:
+    """Create a worker's Airflow home with ``loader`` as its only DAG file, and migrate its database."""
+    import subprocess
+    import sys
+
+    (home / "dags").mkdir(parents=True)
+    (home / "dags" / "cities.py").write_text(loader, encoding="utf-8")
+    migrated = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env=worker_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert migrated.returncode == 0, migrated.stderr[-3000:]
+
+
+@contextlib.contextmanager
+def shared_registry() -> Iterator[str]:
+    """A fresh PostgreSQL MLflow store that several worker processes share; yields its URL.
+
+    The registry's tables exist before the fleet runs (a tracking server creates them at start): two
+    workers' first connections must not both create MLflow's schema in an empty database.
+    """
+    from mlflow import MlflowClient
+
+    with fresh_postgres_database() as url:
+        MlflowClient(tracking_uri=url, registry_uri=url).search_experiments()
         yield url
 
 

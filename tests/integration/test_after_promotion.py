@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, _wire_mlflow, make_city_world
+from tests.conftest import REPO, city_world
 
 pytestmark = pytest.mark.integration
 TEMPLATE = "ride_duration_rb"
@@ -31,31 +31,12 @@ ASSET_URI = f"x-airflow-ml://champion/{MODEL}"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: Path) -> Iterator[dict[str, Any]]:
-    from mlflow import MlflowClient
-
-    from airflow_ml.factory import register_dags
-
     root = tmp_path_factory.mktemp("after_promotion")
-    data_root = make_city_world(root, dags_dir, CITY)
-    template = (root / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
-    (root / "templates" / f"{TEMPLATE}.yaml").write_text(
-        template.replace("template: ride_duration\n", f"template: {TEMPLATE}\n"), encoding="utf-8"
-    )
-    (root / "templates" / "ride_duration.yaml").unlink()
-    city_file = root / "cities" / f"{CITY}.yaml"
-    city_file.write_text(city_file.read_text().replace("template: ride_duration\n", f"template: {TEMPLATE}\n"))
     (dags_dir / "rollback_after_promotion.py").write_text(
         "from airflow_ml.factory.rollback import build_rollback_dag\nrollback_dag = build_rollback_dag()\n"
     )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIRFLOW_ML_DATA_ROOT", str(data_root))
-        store = _wire_mlflow(root / "mlflow", mp)
-        yield {
-            "build": lambda: register_dags({}, templates_root=root, expectations_dir=REPO / "expectations")[MODEL],
-            "client": MlflowClient(tracking_uri=store["tracking_uri"], registry_uri=store["tracking_uri"]),
-            "data_root": data_root,
-            "city_file": city_file,
-        }
+    with city_world(root, dags_dir, CITY, template=TEMPLATE) as world:
+        yield {**world, "city_file": root / "cities" / f"{CITY}.yaml"}
 
 
 def _run(world: dict[str, Any], conf: dict[str, Any] | None = None, dag: Any = None) -> dict[str, Any]:

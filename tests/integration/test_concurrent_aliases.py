@@ -7,7 +7,6 @@ one MLflow tracking store and registry on the machine's PostgreSQL, as a fleet d
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, fresh_postgres_database
+from tests.conftest import REPO, make_worker_home, shared_registry, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 TEMPLATE = "ride_duration_cc"
@@ -58,29 +57,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         (templates / "cities" / f"{city}.yaml").write_text(
             f"city: {city}\ntemplate: {TEMPLATE}\ndag:\n  retries: 0\n  schedule: null\n", encoding="utf-8"
         )
-        home = root / f"airflow_{city}"
-        (home / "dags").mkdir(parents=True)
-        (home / "dags" / "cities.py").write_text(
+        make_worker_home(
+            root / f"airflow_{city}",
             "from airflow_ml.factory import register_dags\n"
             "from airflow_ml.factory.rollback import build_rollback_dag\n"
             f"register_dags(globals(), templates_root={str(templates)!r}, "
             f"expectations_dir={str(REPO / 'expectations')!r})\n"
             "rollback_dag = build_rollback_dag()\n",
-            encoding="utf-8",
         )
-        env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags")}
-        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
-        migrated = subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
-        )
-        assert migrated.returncode == 0, migrated.stderr[-3000:]
     data_root = root / "data"
     write_demo_data(data_root, cities=list(CITIES), batch="initial", scale=0.3)
-    with fresh_postgres_database() as url:
-        from mlflow import MlflowClient
-
-        # The registry's tables exist before the fleet runs, as with a tracking server.
-        MlflowClient(tracking_uri=url, registry_uri=url).search_experiments()
+    with shared_registry() as url:
         yield {"root": root, "templates": templates, "data_root": data_root, "tracking_uri": url}
     shutil.rmtree(root, ignore_errors=True)
 
@@ -93,15 +80,11 @@ def test_two_cities_moving_their_champions_at_once_never_touch_each_others_alias
     store = {"tracking_uri": world["tracking_uri"], "artifact_root": f"file://{world['root']}/art"}
     running = {}
     for city in CITIES:
-        home = world["root"] / f"airflow_{city}"
-        env = {
-            **os.environ,
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-            "AIRFLOW_ML_DATA_ROOT": str(world["data_root"]),
-            "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "extra": store}),
-        }
+        env = worker_env(
+            world["root"] / f"airflow_{city}",
+            AIRFLOW_ML_DATA_ROOT=str(world["data_root"]),
+            AIRFLOW_CONN_MLFLOW_DEFAULT=json.dumps({"conn_type": "mlflow", "extra": store}),
+        )
         running[city] = subprocess.Popen(
             [sys.executable, "-c", RUN, str(world["templates"]), city],
             env=env,

@@ -7,14 +7,13 @@ clash with the other modules' worlds in the shared dags folder.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, _wire_mlflow, write_loader
+from tests.conftest import city_world
 
 pytestmark = pytest.mark.integration
 CITY = "lisbon"
@@ -22,8 +21,7 @@ TEMPLATE = "gate_rules"
 MODEL = f"{TEMPLATE}.{CITY}"
 PLANTED_ZONE = "belem"
 # Small slices still count here (the demo city is small); drift is not what this module is about.
-CITY_FILE = (
-    f"city: {CITY}\ntemplate: {TEMPLATE}\ndag:\n  retries: 0\n  schedule: null\n"
+CITY_EXTRA = (
     "gate:\n  min_slice_rows: 50\n  slices:\n    - {column: pickup_zone}\n"
     "    - {column: pickup_hour, bins: [0, 6, 10, 16, 20, 24]}\ndrift:\n  enabled: false\n"
 )
@@ -31,27 +29,9 @@ CITY_FILE = (
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: Path) -> Iterator[dict[str, Any]]:
-    from mlflow import MlflowClient
-
-    from airflow_ml.data.demo import write_demo_data
-    from airflow_ml.factory import register_dags
-
     root = tmp_path_factory.mktemp("gate_rules")
-    (root / "templates").mkdir()
-    (root / "cities").mkdir()
-    shutil.copy(REPO / "dag_templates" / "templates" / "ride_duration.yaml", root / "templates" / f"{TEMPLATE}.yaml")
-    (root / "cities" / f"{CITY}.yaml").write_text(CITY_FILE, encoding="utf-8")
-    write_loader(dags_dir, "world_gate_rules", root)
-    data_root = root / "data"
-    write_demo_data(data_root, cities=[CITY], batch="initial", scale=0.3)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIRFLOW_ML_DATA_ROOT", str(data_root))
-        store = _wire_mlflow(root / "mlflow", mp)
-        yield {
-            "build": lambda: register_dags({}, templates_root=root, expectations_dir=REPO / "expectations")[MODEL],
-            "client": MlflowClient(tracking_uri=store["tracking_uri"], registry_uri=store["tracking_uri"]),
-            "data_root": data_root,
-        }
+    with city_world(root, dags_dir, CITY, extra=CITY_EXTRA, template=TEMPLATE) as world:
+        yield world
 
 
 def _run(world: dict[str, Any], conf: dict[str, Any] | None = None) -> dict[str, Any]:
