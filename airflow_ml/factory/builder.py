@@ -38,7 +38,8 @@ from airflow_ml.operators.train import TrainModelOperator
 from airflow_ml.operators.validate import ValidateDataOperator
 from airflow_ml.settings import DATA_ROOT_ENV
 from airflow_ml.templates.loader import load_city_configs
-from airflow_ml.templates.models import CityConfig, NotifierSpec, SearchSpec
+from airflow_ml.templates.models import CityConfig, NotifierSpec
+from airflow_ml.templates.training_spec import SearchSpec
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ from typing import Any
 from airflow.sdk import Param
 
 from airflow_ml.ml.gate import MODES
-from airflow_ml.templates.models import CityConfig, SearchSpec
+from airflow_ml.templates.models import CityConfig
+from airflow_ml.templates.training_spec import SearchSpec
 
 #: Every Param names its JSON Schema dialect. Airflow validates each Param with ``jsonschema.validate``,
 #: which first checks the schema itself against its dialect's meta-schema; draft-07's meta-schema is

@@ -8,7 +8,7 @@ from airflow.sdk import DAG, Param
 
 from airflow_ml.factory.params import SCHEMA_DIALECT
 from airflow_ml.operators.rollback import RollbackChampionOperator
-from airflow_ml.templates.models import NAME_PATTERN
+from airflow_ml.templates.base import NAME_PATTERN
 
 ROLLBACK_DAG_ID = "airflow_ml.rollback"
 #: ``<template>.<city>``: both parts follow the id pattern of templates and cities.

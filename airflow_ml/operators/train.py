@@ -163,7 +163,7 @@ class TrainModelOperator(MlflowBaseOperator):
     def _search_settings(self) -> Any:
         """The search to run, or None: trials and time come from the (rendered) trigger form or the template."""
         from airflow_ml.ml.search import SearchSettings
-        from airflow_ml.templates.models import LightGBMParams
+        from airflow_ml.templates.training_spec import LightGBMParams
 
         trials = optional_number(self.search_trials, "search_trials")
         if trials is None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from airflow_ml.templates import load_city_file
-from airflow_ml.templates.models import DRIFT_DEFAULTS, DriftSpec
+from airflow_ml.templates.drift_spec import DRIFT_DEFAULTS, DriftSpec
 from airflow_ml.templates.schema import file_schema
 from tests.unit.test_templates import assert_points_at, config_error, line_of, root, write_city
 

@@ -1,0 +1,159 @@
+"""Drift limits per template, group or city, and the health check after a promotion."""
+
+from __future__ import annotations
+
+import difflib
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from airflow_ml.templates.base import Strict
+
+if TYPE_CHECKING:
+    pass
+
+
+class DriftThreshold(Strict):
+    """Limits of one drift statistic: above ``warn`` the run warns, above ``error`` it stops before training.
+
+    Either may be null: that level is not checked.
+    """
+
+    warn: float | None = Field(default=None, ge=0, description="Above this, the run goes on with a warning.")
+    error: float | None = Field(default=None, ge=0, description="Above this, the run stops before training.")
+
+    @model_validator(mode="after")
+    def _warn_not_above_error(self) -> DriftThreshold:
+        if self.warn is not None and self.error is not None and self.warn > self.error:
+            raise ValueError(
+                f"warn {self.warn!r} is above error {self.error!r}; lower warn, raise error, or set one to null"
+            )
+        return self
+
+
+class DriftFraction(DriftThreshold):
+    """Limits of a drift statistic that lies in [0, 1] (Jensen-Shannon distance, change of missing rate)."""
+
+    warn: float | None = Field(default=None, ge=0, le=1, description="Above this, the run goes on with a warning.")
+    error: float | None = Field(default=None, ge=0, le=1, description="Above this, the run stops before training.")
+
+
+class ColumnDrift(Strict):
+    """One column's own drift limits; unset keys inherit the general ones, ``null`` turns a check off."""
+
+    psi: DriftThreshold | None = None
+    js_distance: DriftFraction | None = None
+    missing_rate_change: DriftFraction | None = None
+
+
+#: Defaults of the general drift limits; a partial mapping (``psi: {error: 0.5}``) keeps the other default.
+DRIFT_DEFAULTS: dict[str, dict[str, float]] = {
+    "psi": {"warn": 0.1, "error": 0.25},
+    "js_distance": {"warn": 0.1, "error": 0.2},
+    "missing_rate_change": {"warn": 0.05, "error": 0.2},
+    "label_psi": {"warn": 0.1, "error": 0.25},
+    "label_js_distance": {"warn": 0.1, "error": 0.2},
+}
+
+
+class DriftSpec(Strict):
+    """The drift check: this run's snapshot against the champion's training snapshot, before training.
+
+    Numeric features are compared with the population stability index (PSI, on the reference's quantile
+    bins), categorical features with the Jensen-Shannon distance (base 2, in [0, 1]), every column with
+    the change of its missing rate, and the target with PSI (regression) or the JS distance (binary).
+    """
+
+    enabled: bool = Field(default=True, description="false skips the check (the task still runs, and says so).")
+    psi_bins: int = Field(default=10, ge=2, le=100, description="PSI bins: quantiles of the champion's data.")
+    psi: DriftThreshold = Field(default=DriftThreshold(**DRIFT_DEFAULTS["psi"]), description="PSI of numeric features.")
+    js_distance: DriftFraction = Field(
+        default=DriftFraction(**DRIFT_DEFAULTS["js_distance"]), description="JS distance of categorical features."
+    )
+    missing_rate_change: DriftFraction = Field(
+        default=DriftFraction(**DRIFT_DEFAULTS["missing_rate_change"]),
+        description="Absolute change of a column's share of missing values (features and target).",
+    )
+    label_psi: DriftThreshold = Field(
+        default=DriftThreshold(**DRIFT_DEFAULTS["label_psi"]), description="PSI of a regression target."
+    )
+    label_js_distance: DriftFraction = Field(
+        default=DriftFraction(**DRIFT_DEFAULTS["label_js_distance"]), description="JS distance of a binary target."
+    )
+    features: dict[str, ColumnDrift] = Field(
+        default_factory=dict,
+        description="Per-column limits (a feature or the target), e.g. {distance_km: {psi: {error: 0.5}}}.",
+    )
+
+    @field_validator("psi", "js_distance", "missing_rate_change", "label_psi", "label_js_distance", mode="before")
+    @classmethod
+    def _keep_unset_defaults(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:  # the whole statistic off
+            return {"warn": None, "error": None}
+        if isinstance(value, dict):
+            return {**DRIFT_DEFAULTS[str(info.field_name)], **value}
+        return value
+
+    def thresholds(self) -> dict[str, Any]:
+        """The limits as plain dicts for ``airflow_ml.ml.drift.compare``: per-column entries hold only what they set."""
+        data = self.model_dump(include=set(DRIFT_DEFAULTS))
+        data["features"] = {column: _set_limits(limits) for column, limits in self.features.items()}
+        return data
+
+    def problems(self, *, features: list[str], categorical: list[str], target: str, task: str) -> list[str]:
+        """What in ``features:`` does not fit the dataset: unknown columns, statistics never computed, limits."""
+        problems = []
+        columns = [*features, target]
+        for column, own in self.features.items():
+            if column not in columns:
+                close = difflib.get_close_matches(column, columns, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}?" if close else f"use one of {columns}"
+                problems.append(f"features.{column}: {column!r} is neither a feature nor the target; {hint}")
+                continue
+            binary_label = column == target and task == "binary"
+            statistic = "js_distance" if column in categorical or binary_label else "psi"
+            other = "psi" if statistic == "js_distance" else "js_distance"
+            if other in own.model_fields_set and getattr(own, other) is not None:
+                problems.append(
+                    f"features.{column}.{other}: the drift of {column!r} is measured with {statistic}, not {other}; "
+                    f"rename the key to {statistic}"
+                )
+            for name, limits in _set_limits(own).items():
+                if name == other:
+                    continue
+                general = f"label_{name}" if column == target and name != "missing_rate_change" else name
+                merged = {**self.model_dump()[general], **limits}
+                if merged["warn"] is not None and merged["error"] is not None and merged["warn"] > merged["error"]:
+                    problems.append(
+                        f"features.{column}.{name}: warn {merged['warn']!r} is above error {merged['error']!r} "
+                        f"(unset keys come from drift.{general}); lower warn, raise error, or set one to null"
+                    )
+        return problems
+
+
+def _set_limits(column: ColumnDrift) -> dict[str, dict[str, float | None]]:
+    """The limits a column sets itself; a statistic set to null is off for that column."""
+    limits: dict[str, dict[str, float | None]] = {}
+    for name in sorted(column.model_fields_set):
+        value = getattr(column, name)
+        limits[name] = {"warn": None, "error": None} if value is None else value.model_dump(exclude_unset=True)
+    return limits
+
+
+class HealthSpec(Strict):
+    """The health check after a promotion: the new champion, loaded by its alias, predicts sanely or is rolled back.
+
+    Its predictions on a sample of the run's holdout are compared with the holdout predictions logged when it
+    was trained; shifts are measured in standard deviations of those reference predictions.
+    """
+
+    enabled: bool = Field(default=True, description="Run the health check after every promotion.")
+    sample_rows: int = Field(default=1000, ge=10, le=1_000_000, description="Holdout rows the check predicts.")
+    max_mean_shift: float = Field(
+        default=1.0, ge=0, description="Largest allowed shift of the mean prediction, in reference std devs."
+    )
+    max_quantile_shift: float = Field(
+        default=1.5,
+        ge=0,
+        description="Largest allowed shift of the 10%, 50% and 90% prediction quantiles, in reference std devs.",
+    )

@@ -1,0 +1,144 @@
+"""The promotion gate's rules: quality bounds, improvement, bootstrap interval, slices."""
+
+from __future__ import annotations
+
+import difflib
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from airflow_ml.templates.base import Strict
+
+if TYPE_CHECKING:
+    from airflow_ml.templates.models import DatasetSpec
+
+
+class QualityBound(Strict):
+    """An absolute bound on the challenger's own holdout score; set the one key of the template's metric.
+
+    A metric where lower is better takes a maximum (``max_rmse: 12``: refuse any challenger whose holdout
+    RMSE is above 12), one where higher is better a minimum (``min_auc: 0.7``).
+    """
+
+    max_rmse: float | None = Field(default=None, gt=0)
+    max_mae: float | None = Field(default=None, gt=0)
+    max_mape: float | None = Field(default=None, gt=0)
+    min_r2: float | None = Field(default=None, le=1)
+    min_auc: float | None = Field(default=None, ge=0, le=1)
+    max_logloss: float | None = Field(default=None, gt=0)
+
+    def bound(self) -> dict[str, float]:
+        """The keys that are set, e.g. ``{"max_rmse": 12.0}``."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class BootstrapSpec(Strict):
+    """A paired bootstrap over the holdout rows, so that a small city does not promote on noise."""
+
+    resamples: int = Field(default=1000, ge=100, le=100_000, description="Resamples of the holdout rows.")
+    confidence: float = Field(default=0.95, ge=0.5, lt=1, description="Level of the percentile interval.")
+    seed: int = Field(default=0, ge=0, description="Same data, same seed: same interval.")
+
+
+class SliceSpec(Strict):
+    """A slicing of the holdout: one slice per value of ``column``, or per interval of ``bins``."""
+
+    column: str = Field(min_length=1, description="A feature or an extra column of the dataset.")
+    bins: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
+        default=None,
+        min_length=2,
+        description="Increasing edges of numeric intervals, e.g. [0, 6, 10, 16, 20, 24] for hour bands; "
+        "[a, b) each, the last one closed.",
+    )
+
+    @field_validator("bins")
+    @classmethod
+    def _increasing(cls, bins: list[float] | None) -> list[float] | None:
+        if bins is not None and any(bins[i + 1] <= bins[i] for i in range(len(bins) - 1)):
+            raise ValueError("bins must be strictly increasing edges, e.g. [0, 6, 10, 16, 20, 24]")
+        return bins
+
+
+class GateSpec(Strict):
+    """When a challenger may replace the champion.
+
+    Both models are scored on the same holdout; the challenger must meet ``min_quality``, beat the
+    champion by ``min_improvement``, with a bootstrap interval of the improvement that excludes zero, and
+    be no more than ``max_slice_regression`` worse on any judged slice.
+    """
+
+    min_improvement: float = Field(default=0.0, ge=0, description="Required gain over the champion's holdout score.")
+    improvement_mode: Literal["relative", "absolute"] = "relative"
+    approval_timeout_hours: float = Field(
+        default=24,
+        gt=0,
+        le=24 * 30,
+        description="In promotion mode require_approval: hours to wait for a person before rejecting.",
+    )
+    min_quality: QualityBound | None = Field(
+        default=None, description="Absolute bound on the challenger's holdout score, e.g. {max_rmse: 12}; null: none."
+    )
+    bootstrap: BootstrapSpec | None = Field(
+        default=None,
+        description="Promote only when the interval of the improvement excludes zero, e.g. {resamples: 1000, "
+        "confidence: 0.95, seed: 0}; null: off.",
+    )
+    slices: list[SliceSpec] = Field(
+        default_factory=list,
+        description="Slicings of the holdout, e.g. [{column: pickup_zone}, {column: pickup_hour, bins: [0, 6, 24]}].",
+    )
+    max_slice_regression: float | None = Field(
+        default=None,
+        ge=0,
+        description="How much worse than the champion (relative) any judged slice may be: 0.05 = 5%; null: "
+        "slices are reported, not judged.",
+    )
+    min_slice_rows: int = Field(default=100, ge=1, description="Smaller slices are reported but not judged.")
+
+    @model_validator(mode="after")
+    def _relative_is_a_fraction(self) -> GateSpec:
+        if self.improvement_mode == "relative" and self.min_improvement >= 1:
+            raise ValueError(
+                f"min_improvement {self.min_improvement!r} is a relative gain and must be below 1 (0.02 means 2%)"
+            )
+        return self
+
+    @field_validator("slices")
+    @classmethod
+    def _one_slicing_per_column(cls, slices: list[SliceSpec]) -> list[SliceSpec]:
+        columns = [s.column for s in slices]
+        twice = sorted({c for c in columns if columns.count(c) > 1})
+        if twice:
+            raise ValueError(f"slices name {twice!r} more than once; keep one slicing per column")
+        return slices
+
+    def problems(self, *, metric: str, dataset: DatasetSpec) -> list[str]:
+        """What does not fit the template's metric and dataset: the quality bound's key, slice columns and bins."""
+        problems = []
+        bound = self.min_quality.bound() if self.min_quality is not None else {}
+        expected = next(name for name in QualityBound.model_fields if name.endswith(f"_{metric}"))
+        wrong = sorted(set(bound) - {expected})
+        if wrong:
+            problems.append(
+                f"min_quality.{wrong[0]}: the metric is {metric!r}, so the bound is {expected}; "
+                f"write min_quality: {{{expected}: <bound>}}"
+                + (" and set the other key(s) to null" if len(bound) > 1 else "")
+            )
+        columns = [*dataset.features, *dataset.extra_columns]
+        for index, spec in enumerate(self.slices):
+            where = f"slices[{index}]"
+            if spec.column not in columns:
+                why = {dataset.target: "is the target", dataset.time_column: "is the time column"}.get(spec.column)
+                if why:
+                    hint = "slice by a feature instead (e.g. an hour band of pickup_hour)"
+                    problems.append(f"{where}.column: {spec.column!r} {why}; {hint}")
+                    continue
+                close = difflib.get_close_matches(spec.column, columns, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}?" if close else f"use one of {columns}"
+                problems.append(
+                    f"{where}.column: {spec.column!r} is neither a feature nor an extra column; {hint} "
+                    "(or set gate.slices in this file to slice by other columns)"
+                )
+            elif spec.bins is not None and spec.column in dataset.categorical_features:
+                problems.append(f"{where}.bins: {spec.column!r} is categorical, so each value is a slice; remove bins")
+        return problems

@@ -1,0 +1,109 @@
+"""What a template says about training: LightGBM parameters, the search, class weights."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from airflow_ml.templates.base import Strict
+
+if TYPE_CHECKING:
+    pass
+
+
+class LightGBMParams(Strict):
+    """The LightGBM parameters a template may set, each within LightGBM's valid range."""
+
+    learning_rate: float = Field(default=0.05, gt=0, le=1)
+    num_leaves: int = Field(default=31, ge=2, le=131072)
+    max_depth: int = Field(default=-1, ge=-1)
+    min_data_in_leaf: int = Field(default=20, ge=1)
+    feature_fraction: float = Field(default=1.0, gt=0, le=1)
+    bagging_fraction: float = Field(default=1.0, gt=0, le=1)
+    bagging_freq: int = Field(default=0, ge=0)
+    lambda_l1: float = Field(default=0.0, ge=0)
+    lambda_l2: float = Field(default=0.0, ge=0)
+    min_gain_to_split: float = Field(default=0.0, ge=0)
+    max_bin: int = Field(default=255, ge=2, le=65535)
+    cat_smooth: float = Field(default=10.0, ge=0)
+
+
+#: A search range: ``[low, high]`` or ``[low, high, log]`` (sampled on a log scale).
+SearchRange = Annotated[list[int | float | str], Field(min_length=2, max_length=3)]
+#: What a search covers when the template names no ranges (or only the trigger form asks for trials).
+DEFAULT_SEARCH_RANGES: dict[str, list[int | float | str]] = {
+    "learning_rate": [0.01, 0.3, "log"],
+    "num_leaves": [8, 256],
+}
+
+
+class SearchSpec(Strict):
+    """Optional Optuna search of LightGBM parameters, bounded by trials and time.
+
+    Each range is ``[low, high]`` or ``[low, high, log]``; integer parameters sample integers. The
+    bounds must lie in the parameter's valid range (see :class:`LightGBMParams`).
+    """
+
+    trials: int = Field(default=20, ge=0, le=1000, description="0 turns the search off.")
+    timeout_minutes: float = Field(default=10, gt=0, le=24 * 60, description="Stops starting new trials after this.")
+    params: dict[str, SearchRange] = Field(
+        default_factory=lambda: dict(DEFAULT_SEARCH_RANGES),
+        description="LightGBM parameter -> [low, high] or [low, high, log].",
+    )
+
+    @field_validator("params")
+    @classmethod
+    def _ranges_are_valid(cls, ranges: dict[str, list[int | float | str]]) -> dict[str, list[int | float | str]]:
+        problems = [problem for name, bounds in ranges.items() if (problem := _range_problem(name, bounds))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        if not ranges:
+            raise ValueError("params is empty; name at least one LightGBM parameter to search, e.g. num_leaves")
+        return ranges
+
+
+def _range_problem(name: str, bounds: list[int | float | str]) -> str | None:
+    """What is wrong with one search range, or None."""
+    fields = LightGBMParams.model_fields
+    if name not in fields:
+        return f"{name!r} is not a LightGBM parameter a template may set; use one of {sorted(fields)}"
+    low, high, *scale = bounds
+    if scale and scale != ["log"]:
+        return f"{name}: the third item may only be 'log', got {scale[0]!r}"
+    if isinstance(low, str) or isinstance(high, str):
+        return f"{name}: bounds must be numbers, got {[low, high]!r}"
+    is_int = fields[name].annotation is int
+    if is_int and (low != int(low) or high != int(high)):
+        return f"{name} is an integer parameter; use integer bounds, got {[low, high]!r}"
+    if not low < high:
+        return f"{name}: low {low!r} must be below high {high!r}"
+    if scale and low <= 0:
+        return f"{name}: a log range needs a positive low bound, got {low!r}"
+    for bound in (low, high):
+        try:
+            LightGBMParams.model_validate({name: int(bound) if is_int else bound})
+        except ValueError as exc:
+            reason = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc)
+            return f"{name}: bound {bound!r} is outside the parameter's valid range ({reason})"
+    return None
+
+
+class TrainingSpec(Strict):
+    """How the model is trained."""
+
+    num_boost_round: int = Field(default=500, ge=1, le=100_000)
+    early_stopping_rounds: int | None = Field(default=50, ge=1)
+    seed: int = Field(default=42, ge=0)
+    num_threads: int = Field(default=0, ge=0, description="0 lets LightGBM use every core.")
+    params: LightGBMParams = Field(default_factory=LightGBMParams)
+    class_weight: Literal["none", "balanced"] = Field(
+        default="none",
+        description="Task binary only. balanced: LightGBM scale_pos_weight = negatives / positives of the "
+        "training rows.",
+    )
+    search: SearchSpec | None = Field(default=None, description="Optuna search of the LightGBM parameters.")
+    warm_start: bool = Field(
+        default=False,
+        description="Also train from the champion's booster and keep whichever wins on the validation split.",
+    )
