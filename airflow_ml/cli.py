@@ -1,4 +1,4 @@
-"""The ``airflow-ml`` command: demo data, template lint, JSON Schema, city scaffolding and the demo."""
+"""The ``airflow-ml`` command: demo data, template lint, JSON Schema, city scaffolding, serving and the demo."""
 
 from __future__ import annotations
 
@@ -59,7 +59,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     infer.add_argument("--max-categories", type=_at_least(0, int), default=50, help="largest value set inferred (50)")
     infer.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
+    serving = commands.add_parser(
+        "serving", help="which model serves a city, and why (its own champion, its fallback parent's, or none)"
+    )
+    serving.add_argument("city", help="city id or DAG id, e.g. berlin or ride_duration.berlin")
+    serving.add_argument("--root", default="dag_templates", help="templates folder (default: dag_templates)")
+    serving.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: the Airflow connection)")
+    serving.add_argument("--conn-id", default="mlflow_default", help="Airflow connection of type mlflow")
+    serving.add_argument("--json", action="store_true", help="print the answer as JSON")
+
     args = parser.parse_args(argv)
+    if args.command == "serving":
+        from airflow_ml.cli_serving import serving_command
+
+        return serving_command(args)
     if args.command == "demo-data":
         return _demo_data(args)
     if args.command == "lint":
@@ -142,7 +155,7 @@ def _new_city(args: argparse.Namespace) -> int:
 
 
 def _lint(root: Path, expectations: Path) -> int:
-    from airflow_ml.templates import load_city_configs
+    from airflow_ml.templates import load_city_configs, load_parent_configs
     from airflow_ml.templates.suites import load_suite
     from airflow_ml.validation.suites import check_suite
 
@@ -150,6 +163,8 @@ def _lint(root: Path, expectations: Path) -> int:
         print(f"airflow-ml lint: {root}/cities does not exist; give the templates folder", file=sys.stderr)
         return 2
     configs, errors = load_city_configs(root)
+    parents, parent_errors = load_parent_configs(root)
+    errors.extend(parent_errors)
     problems: dict[str, list[str]] = {}  # a suite problem is reported once, however many cities share it
     for config in configs:
         try:
@@ -165,7 +180,8 @@ def _lint(root: Path, expectations: Path) -> int:
         errors.append(ConfigError(f"suites in {expectations}", lines))
     for error in errors:
         print(error, file=sys.stderr)
-    print(f"{len(configs)} city config(s) valid, {len(errors)} file(s) with errors")
+    with_parents = f" and {len(parents)} fallback parent(s)" if parents else ""
+    print(f"{len(configs)} city config(s){with_parents} valid, {len(errors)} file(s) with errors")
     return 1 if errors else 0
 
 

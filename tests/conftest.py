@@ -136,6 +136,21 @@ def city_world(
         }
 
 
+def task_states(dag_id: str, run_id: str) -> dict[str, str]:
+    """Each task's final state in a run, read from the session's metadata database."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(TaskInstance.task_id, TaskInstance.state).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
+            )
+        ).all()
+    return {task_id: str(state) for task_id, state in rows}
+
+
 @contextlib.contextmanager
 def airflow_api() -> Iterator[Any]:
     """Airflow's own REST API (its FastAPI app) in-process, every request an admin's.

@@ -147,7 +147,7 @@ def content_hash(frame: pd.DataFrame) -> str:
 
 
 def take_snapshot(
-    source: str,
+    source: str | Sequence[str],
     snapshot_root: str,
     *,
     city: str,
@@ -165,6 +165,8 @@ def take_snapshot(
     rewritten. Every partition of the window must hold rows: an empty one means a failed upload.
 
     Args:
+        source: The source folder, or several (a fallback parent's members): their partitions of the window
+            are read in order and concatenated; the window is chosen on the union of their dates.
         parse_dates: Columns of CSV files to parse as date-times (ISO 8601); parquet keeps its own types.
         storage_options: Options of the source's and the snapshot root's filesystems, by protocol.
 
@@ -184,22 +186,37 @@ def take_snapshot(
                 "snapshots are immutable: give the run another id"
             )
         return existing
-    partitions = list_partitions(source, fmt, storage_options=storage_options)
-    dates = select_window(list(partitions), window_days=window_days, start=start, end=end)
+    sources = [source] if isinstance(source, str) else list(source)
+    by_source: dict[str, dict[dt.date, list[str]]] = {}
+    skipped: dict[str, str] = {}
+    for src in sources:
+        try:
+            by_source[src] = list_partitions(src, fmt, storage_options=storage_options)
+        except DataError as exc:
+            if len(sources) == 1:
+                raise
+            skipped[src] = str(exc)  # a member city without data yet must not stop its parent's model
+    if not by_source:
+        raise DataError(f"none of the {len(sources)} sources holds data: " + "; ".join(skipped.values()))
+    available = sorted({day for partitions in by_source.values() for day in partitions})
+    dates = select_window(available, window_days=window_days, start=start, end=end)
     if not dates:
         raise DataError(
-            f"no partition of {source!r} falls in the window start={start} end={end}; "
-            f"available dates run from {min(partitions)} to {max(partitions)}"
+            f"no partition of {' + '.join(sources)!r} falls in the window start={start} end={end}; "
+            f"available dates run from {available[0]} to {available[-1]}"
         )
     frames = []
-    for day in dates:
-        frame = read_files(source, partitions[day], fmt, parse_dates=parse_dates, storage_options=storage_options)
-        if frame.empty:
-            raise DataError(
-                f"partition '{source.rstrip('/')}/date={day.isoformat()}' holds no rows; "
-                "re-upload the day's files, or delete the partition if the day truly has no data"
-            )
-        frames.append(frame)
+    for src, partitions in by_source.items():
+        for day in dates:
+            if day not in partitions:
+                continue  # several sources need not share every day
+            frame = read_files(src, partitions[day], fmt, parse_dates=parse_dates, storage_options=storage_options)
+            if frame.empty:
+                raise DataError(
+                    f"partition '{src.rstrip('/')}/date={day.isoformat()}' holds no rows; "
+                    "re-upload the day's files, or delete the partition if the day truly has no data"
+                )
+            frames.append(frame)
     frame = pd.concat(frames, ignore_index=True, sort=False)
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
@@ -207,12 +224,13 @@ def take_snapshot(
         city=city,
         run_id=run_id,
         uri=uri,
-        source=source,
+        source=" + ".join(sources),
         row_count=len(frame),
         columns={c: str(t) for c, t in frame.dtypes.items()},
         content_hash=content_hash(frame),
         partitions=[d.isoformat() for d in dates],
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        extra={"sources": sources, "skipped_sources": skipped} if len(sources) > 1 else {},
     )
     with storage_errors(uri, storage_options), _writing(uri, "AIRFLOW_ML_DATA_ROOT"):
         if is_local(fs):  # object stores have no folders to make (and s3fs would create a missing bucket)

@@ -3,7 +3,21 @@
 from __future__ import annotations
 
 from airflow_ml.factory.assets import champion_asset
-from airflow_ml.factory.builder import build_dag, city_problems, register_dags, report_broken_cities
+from airflow_ml.factory.builder import (
+    build_dag,
+    city_problems,
+    register_dags,
+    register_parent_dags,
+    report_broken_cities,
+)
 from airflow_ml.factory.sharding import Shard
 
-__all__ = ["Shard", "build_dag", "champion_asset", "city_problems", "register_dags", "report_broken_cities"]
+__all__ = [
+    "Shard",
+    "build_dag",
+    "champion_asset",
+    "city_problems",
+    "register_dags",
+    "register_parent_dags",
+    "report_broken_cities",
+]

@@ -5,12 +5,12 @@ from __future__ import annotations
 from airflow.sdk import Asset
 
 from airflow_ml.operators.assets import CHAMPION_ALIAS, champion_alias, champion_asset_for
-from airflow_ml.templates.models import CityConfig
+from airflow_ml.templates.models import ModelConfig
 
 __all__ = ["CHAMPION_ALIAS", "champion_alias", "champion_asset", "champion_asset_for"]
 
 
-def champion_asset(config: CityConfig) -> Asset:
+def champion_asset(config: ModelConfig) -> Asset:
     """The Asset that gets an event whenever the city's ``champion`` alias moves (healthy promotion or rollback).
 
     Downstream DAGs schedule on it: ``DAG(..., schedule=[champion_asset(config)])``; see

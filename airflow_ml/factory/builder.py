@@ -37,8 +37,9 @@ from airflow_ml.operators.snapshot import SnapshotOperator
 from airflow_ml.operators.train import TrainModelOperator
 from airflow_ml.operators.validate import ValidateDataOperator
 from airflow_ml.settings import DATA_ROOT_ENV
-from airflow_ml.templates.loader import load_city_configs
-from airflow_ml.templates.models import CityConfig, NotifierSpec
+from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX
+from airflow_ml.templates.loader import load_city_configs, load_parent_configs
+from airflow_ml.templates.models import CityConfig, ModelConfig, NotifierSpec, ParentConfig
 from airflow_ml.templates.training_spec import SearchSpec
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,8 @@ log = logging.getLogger(__name__)
 _START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
-def build_dag(config: CityConfig, *, expectations_dir: str | Path) -> DAG:
-    """Build the retraining DAG of one city.
+def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
+    """Build the retraining DAG of one city, or of a fallback parent (trained on the union of its members' data).
 
     snapshot → validate → drift → train → register → gate → approve → health_check; the last emits the
     city's champion Asset event (see :func:`~airflow_ml.factory.assets.champion_asset`) after a healthy promotion.
@@ -82,6 +83,7 @@ def build_dag(config: CityConfig, *, expectations_dir: str | Path) -> DAG:
         snapshot = SnapshotOperator(
             task_id="snapshot",
             city=config.city,
+            members=config.members if isinstance(config, ParentConfig) else None,
             source=dataset.source,
             data_format=dataset.format,
             time_column=dataset.time_column,
@@ -139,6 +141,8 @@ def build_dag(config: CityConfig, *, expectations_dir: str | Path) -> DAG:
             search_timeout_minutes="{{ params.search_timeout_minutes }}",
             warm_start=training.warm_start,
             model_name=config.model_name,
+            fallback_min_rows=config.fallback.min_rows if config.parent_model_name else None,
+            parent_model=config.parent_model_name,
         )
         register = RegisterModelOperator(
             task_id="register",
@@ -167,6 +171,7 @@ def build_dag(config: CityConfig, *, expectations_dir: str | Path) -> DAG:
             min_slice_rows=gate.min_slice_rows,
             mode="{{ params.promotion_mode }}",
             reason="{{ params.reason }}",
+            parent_model=config.parent_model_name,
         )
         approve = PromotionApprovalOperator(
             task_id="approve",
@@ -258,14 +263,45 @@ def register_dags(
     return dags
 
 
+def register_parent_dags(
+    namespace: MutableMapping[str, Any], *, templates_root: str | Path, expectations_dir: str | Path
+) -> dict[str, DAG]:
+    """Build the DAG of every fallback parent that some city names (``<template>.global``, ``<template>.group.<g>``).
+
+    A parent trains on the union of its members' data: every city file is scanned for its template and
+    group (not validated: broken files are :func:`report_broken_cities`'s); a task process of a city's DAG
+    reads none.
+    """
+    wanted = get_parsing_context().dag_id
+    if wanted and not _is_parent_dag_id(wanted):
+        return {}
+    parents, errors = load_parent_configs(Path(templates_root))
+    for error in errors:
+        log.error("airflow-ml: skipped a fallback parent: %s", error)
+    dags = {}
+    for config in parents:
+        if wanted and config.dag_id != wanted:
+            continue
+        dag = build_dag(config, expectations_dir=expectations_dir)
+        namespace[_variable_name(config.dag_id)] = dag
+        dags[config.dag_id] = dag
+    return dags
+
+
+def _is_parent_dag_id(dag_id: str) -> bool:
+    _, _, rest = dag_id.partition(".")
+    return rest == GLOBAL_PARENT or rest.startswith(GROUP_PARENT_PREFIX)
+
+
 def city_problems(templates_root: str | Path) -> list[ConfigError]:
-    """Every problem that keeps a city's DAG from loading: invalid files and unusable schedules."""
+    """Every problem that keeps a city's (or a fallback parent's) DAG from loading: invalid files, bad schedules."""
     configs, errors = load_city_configs(Path(templates_root))
     for config in configs:
         try:
             _schedule(config)
         except ConfigError as error:
             errors.append(error)
+    errors.extend(load_parent_configs(Path(templates_root))[1])
     return errors
 
 
@@ -285,11 +321,11 @@ def data_asset(config: CityConfig, data_root: str) -> Asset:
     return Asset(uri=config.source_uri(data_root), name=f"{config.dag_id}.data", group="airflow-ml")
 
 
-def _schedule(config: CityConfig) -> Any:
+def _schedule(config: ModelConfig) -> Any:
     schedule: Any = config.dag.schedule  # a cron or preset string, a timetable, or None
     if isinstance(schedule, list):
         schedule = MultipleCronTriggerTimetable(*schedule, timezone="UTC")
-    if not config.dag.on_new_data:
+    if not config.dag.on_new_data or isinstance(config, ParentConfig):  # a parent keeps to the clock
         return schedule
     data_root = os.environ.get(DATA_ROOT_ENV)
     if not data_root:
@@ -327,11 +363,23 @@ def _variable_name(dag_id: str) -> str:
     return "dag_" + "".join(c if c.isalnum() else "_" for c in dag_id)
 
 
-def _doc(config: CityConfig) -> str:
+def _doc(config: ModelConfig) -> str:
     merged = json.dumps(config.model_dump(mode="json"), indent=2)
+    if isinstance(config, ParentConfig):
+        role = (
+            f"Fallback parent: trained on the union of {', '.join(config.members)}; it serves those of them "
+            f"that have too little data for a model of their own (`airflow-ml serving <city>`).\n\n"
+        )
+    elif config.parent_model_name:
+        role = (
+            f"With fewer than {config.fallback.min_rows} rows a run trains nothing and the city falls back to "
+            f"`{config.parent_model_name}`; a challenger must beat the model that serves the city.\n\n"
+        )
+    else:
+        role = ""
     return (
         f"### Retraining {config.title} ({config.template})\n\n"
-        f"{config.description}\n\n"
+        f"{config.description}\n\n{role}"
         f"Snapshot → validate (suite `{config.suite}`) → drift against the champion's training data → "
         f"train LightGBM → register `{config.model_name}` as "
         f"`challenger` → gate on `{config.metric.name}` (champion moves only if the challenger wins) → "

@@ -7,7 +7,7 @@ from typing import Any
 from airflow.sdk import Param
 
 from airflow_ml.ml.gate import MODES
-from airflow_ml.templates.models import CityConfig
+from airflow_ml.templates.models import ModelConfig
 from airflow_ml.templates.training_spec import SearchSpec
 
 #: Every Param names its JSON Schema dialect. Airflow validates each Param with ``jsonschema.validate``,
@@ -29,7 +29,7 @@ def _param(default: Any, **schema: Any) -> Param:
     return Param(default, description, schema={**schema, "$schema": SCHEMA_DIALECT})
 
 
-def trigger_params(config: CityConfig) -> dict[str, Param]:
+def trigger_params(config: ModelConfig) -> dict[str, Param]:
     """Params shown in the Airflow trigger form; None means "use the city's configured value"."""
     training = config.training
     configured = training.params.model_dump()

@@ -154,8 +154,12 @@ def evaluate_and_decide(
     trigger_reason: str = "",
     context: dict[str, Any] | None = None,
     storage_options: StorageOptions | None = None,
+    parent_model: str | None = None,
 ) -> tuple[Outcome, dict[str, Any]]:
     """Score the challenger and the current champion on this snapshot's holdout, decide, and act.
+
+    A city without a champion of its own is served by its fallback parent (``parent_model``), when that
+    has a champion: the challenger must then beat the parent's champion on the city's holdout.
 
     The champion alias moves only when the outcome says so (a win in ``auto`` mode, or ``force``), and
     only as the very last step; ``dry_run`` records the decision and moves nothing.
@@ -175,6 +179,11 @@ def evaluate_and_decide(
     champion_pred = None
     if champion is not None and str(champion.version) != str(challenger.version):
         champion_pred = _predict(registry.load_version(client, champion), holdout)
+    parent = None
+    if champion is None and parent_model is not None:
+        parent = registry.version_by_alias(client, parent_model, registry.CHAMPION)
+        if parent is not None:
+            champion_pred = _predict(registry.load_version(client, parent), holdout)
     slice_columns = [str(s["column"]) for s in rules.slices]
     missing = [c for c in slice_columns if c not in holdout.columns]
     if missing:
@@ -191,10 +200,14 @@ def evaluate_and_decide(
         columns={c: holdout[c] for c in slice_columns},
     )
     outcome = apply_mode(decision, mode, trigger_reason)
+    served_by = ""
+    if parent is not None:
+        served_by = f" (baseline: the parent model {parent_model!r} v{parent.version}, which serves this city)"
     record = {
         **decision.to_dict(),
         "gate_reason": decision.reason,
-        "reason": outcome.reason,
+        "reason": outcome.reason + served_by,
+        "parent_baseline": {"model": parent_model, "version": str(parent.version)} if parent is not None else None,
         "decision": outcome.label,
         "mode": mode,
         "trigger_reason": trigger_reason,

@@ -28,6 +28,8 @@ class PromotionGateOperator(MlflowBaseOperator):
 
     Args:
         model_name: The city's registered model.
+        parent_model: The fallback parent that serves the city while it has no champion: the challenger must beat
+            the parent's champion on the city's holdout (see :mod:`airflow_ml.ml.fallback`).
         registration: The register task's XCom (``version``); templated.
         snapshot: The snapshot task's XCom; templated.
         target: Column to predict.
@@ -77,9 +79,11 @@ class PromotionGateOperator(MlflowBaseOperator):
         mode: Any = "auto",
         reason: Any = "",
         aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
+        parent_model: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.parent_model = parent_model
         self.model_name = model_name
         self.registration = registration
         self.snapshot = snapshot
@@ -129,6 +133,7 @@ class PromotionGateOperator(MlflowBaseOperator):
             trigger_reason="" if is_empty(self.reason) else str(self.reason),
             context=_trigger(context),
             storage_options=options,
+            parent_model=self.parent_model,
         )
         write_json(uri, DECISION_FILE, record, storage_options=options)
         version = record["challenger_version"] if outcome.move_champion else record["baseline_version"]

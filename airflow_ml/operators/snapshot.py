@@ -17,7 +17,8 @@ class SnapshotOperator(BaseOperator):
     """Copy the city's partitions of the run's window into ``<data_root>/snapshots/<city>/<run_id>``.
 
     Args:
-        city: The city id.
+        city: The city id (a fallback parent's id: ``global`` or ``group.<group>``).
+        members: The cities whose data the snapshot unites (a fallback parent's); just ``city`` when None.
         source: URI pattern of the city's data; ``{data_root}`` and ``{city}`` are filled in.
         data_format: ``parquet`` or ``csv`` (the snapshot is parquet either way).
         time_column: Column of CSV files parsed as date-times (ISO 8601).
@@ -38,6 +39,7 @@ class SnapshotOperator(BaseOperator):
         *,
         city: str,
         source: str,
+        members: Sequence[str] | None = None,
         data_format: str = "parquet",
         time_column: str | None = None,
         window_days: int | None = None,
@@ -49,6 +51,7 @@ class SnapshotOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.city = city
+        self.members = list(members) if members else None
         self.source = source
         self.data_format = data_format
         self.time_column = time_column
@@ -62,9 +65,10 @@ class SnapshotOperator(BaseOperator):
         from airflow_ml.data.snapshot import resolve_source, take_snapshot
 
         root = settings.data_root(self.data_root)
-        source = resolve_source(self.source, data_root=root, city=self.city)
+        sources = [resolve_source(self.source, data_root=root, city=m) for m in self.members or [self.city]]
+        source = sources[0]
         manifest = take_snapshot(
-            source,
+            sources if self.members else source,
             f"{root}/snapshots",
             storage_options=storage_options(source, root, aws_conn_id=self.aws_conn_id),
             parse_dates=[self.time_column] if self.time_column else [],

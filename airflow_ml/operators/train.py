@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.links.mlflow import MlflowRunLink, run_url
@@ -44,6 +45,10 @@ class TrainModelOperator(MlflowBaseOperator):
         search_timeout_minutes: Overrides the configured time limit when set; templated for the trigger form.
         warm_start: Also train from the champion's booster and keep the better one on validation.
         model_name: The registered model whose champion a warm start continues (default: ``experiment``).
+        fallback_min_rows: With a fallback parent: a snapshot with fewer rows trains nothing; the task records
+            the data status on the city's registered model and is skipped (so are register and gate), and
+            the city stays served by its champion, or else by ``parent_model``'s.
+        parent_model: The city's fallback parent, recorded with the data status.
 
     Returns (XCom): ``run_id``, ``experiment_id``, ``model_uri``, ``metrics`` and ``warm_start``.
     """
@@ -86,6 +91,8 @@ class TrainModelOperator(MlflowBaseOperator):
         search_timeout_minutes: Any = None,
         warm_start: bool = False,
         model_name: str | None = None,
+        fallback_min_rows: int | None = None,
+        parent_model: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -114,12 +121,15 @@ class TrainModelOperator(MlflowBaseOperator):
         self.search_timeout_minutes = search_timeout_minutes
         self.warm_start = warm_start
         self.model_name = model_name or experiment
+        self.fallback_min_rows = fallback_min_rows
+        self.parent_model = parent_model
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.data.snapshot import load_manifest
         from airflow_ml.ml.pipeline import SplitSettings, train_and_log
         from airflow_ml.ml.train import TrainSpec
 
+        self._check_enough_data(context)
         params = dict(self.lgbm_params or {})
         for name, value in self.param_overrides.items():
             number = optional_number(value, name)
@@ -159,6 +169,30 @@ class TrainModelOperator(MlflowBaseOperator):
         MlflowRunLink.persist(context, run_url(self.hook.tracking_uri, result["experiment_id"], result["run_id"]))
         self.log.info("trained run %s: %s", result["run_id"], result["metrics"])
         return result
+
+    def _check_enough_data(self, context: Context) -> None:
+        """Skip training when the snapshot is too small for a model of the city's own (see ``fallback_min_rows``)."""
+        if self.fallback_min_rows is None:
+            return
+        from airflow_ml.ml.fallback import record_data_status
+
+        rows = int(self.snapshot["row_count"]) if isinstance(self.snapshot, dict) else None
+        if rows is None:
+            raise ValueError(f"snapshot {self.snapshot!r} carries no row_count; pass the snapshot task's XCom")
+        enough = record_data_status(
+            self.hook.get_conn(),
+            self.model_name,
+            rows=rows,
+            min_rows=self.fallback_min_rows,
+            run_id=context["run_id"],
+            parent_model=self.parent_model,
+        )
+        if not enough:
+            raise AirflowSkipException(
+                f"{rows} rows < fallback.min_rows {self.fallback_min_rows}: no model of {self.model_name!r} is "
+                f"trained; it stays served by its champion, or else by its parent {self.parent_model!r} "
+                f"(airflow-ml serving tells which)"
+            )
 
     def _search_settings(self) -> Any:
         """The search to run, or None: trials and time come from the (rendered) trigger form or the template."""

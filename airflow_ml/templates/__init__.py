@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow_ml.templates.loader import load_city_configs, load_city_file, load_template
-from airflow_ml.templates.models import CityConfig
+from airflow_ml.templates.loader import load_city_configs, load_city_file, load_parent_configs, load_template
+from airflow_ml.templates.models import CityConfig, ParentConfig
 
-__all__ = ["CityConfig", "load_city_configs", "load_city_file", "load_template"]
+__all__ = ["CityConfig", "ParentConfig", "load_city_configs", "load_city_file", "load_parent_configs", "load_template"]

@@ -23,8 +23,8 @@ from typing import Any, get_args
 from pydantic import BaseModel, ValidationError
 
 from airflow_ml.exceptions import ConfigError
-from airflow_ml.templates.models import CITY_ID_PATTERN, CityConfig, TemplateConfig, slugify
-from airflow_ml.templates.yaml_lines import Path_, YamlFileError, load_yaml_with_lines
+from airflow_ml.templates.models import CITY_ID_PATTERN, CityConfig, ParentConfig, TemplateConfig, slugify
+from airflow_ml.templates.yaml_lines import FastSafeLoader, Path_, YamlFileError, load_yaml_with_lines
 
 TEMPLATES_SUBDIR = "templates"
 CITIES_SUBDIR = "cities"
@@ -108,6 +108,85 @@ def load_city_configs(
     return [configs[dag_id][1] for dag_id in sorted(configs)], errors
 
 
+def load_parent_configs(root: Path) -> tuple[list[ParentConfig], list[ConfigError]]:
+    """The fallback parents that templates and groups declare, each with its members and its layers.
+
+    ``fallback.parent`` belongs to a template or a group (a city may only turn it off), so the parents are
+    known from those few files and each city file's ``template`` and ``group``: city files are scanned, not
+    validated, which keeps the DAG file that builds the parents cheap to parse with a thousand cities.
+    A ``global`` parent trains on every city of its template; a group's parent on its template's cities
+    of that group.
+
+    Returns:
+        The parent configs sorted by DAG id, and one error per parent whose layers do not validate.
+    """
+    layers = _Layers()
+    defaults = root / DEFAULTS_FILE
+    if not _declares_a_parent(layers, root):
+        return [], []  # the common case costs a few files, not one per city
+    members: dict[tuple[str, str | None], list[str]] = {}
+    for city, template, group in _memberships(root):
+        try:
+            _, merged, _ = layers.template(root / TEMPLATES_SUBDIR / f"{template}.yaml", _file(defaults))
+            if group is not None:
+                merged = deep_merge(merged, layers.read(root / GROUPS_SUBDIR / f"{group}.yaml")[0])
+        except (ConfigError, OSError):
+            continue  # the city's own load reports it
+        kind = (merged.get("fallback") or {}).get("parent", "none")
+        if kind in ("global", "group") and (kind == "global" or group is not None):
+            members.setdefault((template, group if kind == "group" else None), []).append(city)
+    parents: list[ParentConfig] = []
+    errors: list[ConfigError] = []
+    for (template, group), cities in sorted(members.items(), key=lambda item: (item[0][0], item[0][1] or "")):
+        where = root / TEMPLATES_SUBDIR / f"{template}.yaml"
+        _, merged, origin = layers.template(where, _file(defaults))
+        if group is not None:
+            where = root / GROUPS_SUBDIR / f"{group}.yaml"
+            merged, origin = layers._overlay(merged, origin, where)
+        scope = "group" if group else "global"
+        fields: dict[str, Any] = {"fallback": {}, "scope": scope, "group": group, "members": sorted(cities)}
+        try:
+            parents.append(ParentConfig.model_validate({**merged, **fields}))
+        except ValidationError as exc:
+            errors.append(ConfigError(str(where), _describe(exc, ParentConfig, origin)))
+    return sorted(parents, key=lambda p: p.dag_id), errors
+
+
+def _declares_a_parent(layers: _Layers, root: Path) -> bool:
+    """Whether the defaults, a template or a group file declares a fallback parent (broken files: no)."""
+    files = [root / DEFAULTS_FILE, *sorted((root / TEMPLATES_SUBDIR).glob("*.yaml"))]
+    files += sorted((root / GROUPS_SUBDIR).glob("*.yaml"))
+    for path in files:
+        try:
+            data = layers.read(path)[0] if path.is_file() else {}
+        except ConfigError:
+            continue
+        fallback = data.get("fallback")
+        if isinstance(fallback, dict) and fallback.get("parent") in ("group", "global"):
+            return True
+    return False
+
+
+def _memberships(root: Path) -> list[tuple[str, str, str | None]]:
+    """``(city, template, group)`` of every city file that names them; broken files are left to the city load."""
+    import yaml
+
+    found = []
+    for path in sorted((root / CITIES_SUBDIR).rglob("*.y*ml")):
+        try:
+            data = yaml.load(path.read_bytes(), Loader=FastSafeLoader)  # noqa: S506 - a safe loader (C or Python)
+        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("template"), str):
+            group = data.get("group")
+            found.append((path.stem, data["template"], group if isinstance(group, str) else None))
+    return found
+
+
+def _file(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
 class _Layers:
     """Reads each layer file once per load, however many cities share it."""
 
@@ -150,6 +229,7 @@ class _Layers:
             if groups_dir is None:
                 raise ConfigError(str(path), [f"line {lines.get(('group',), 1)}: group: no groups folder to look in"])
             merged, origin = self._overlay(merged, origin, _named_file(path, data, lines, "group", groups_dir))
+        _check_city_fallback(path, data, lines, merged)
         merged, origin = self._overlay(merged, origin, path)
         city = merged.get("city")
         if isinstance(city, str) and re.fullmatch(CITY_ID_PATTERN, city) and path.stem != city:
@@ -165,6 +245,24 @@ class _Layers:
     def _overlay(self, merged: dict[str, Any], origin: Origin, path: Path) -> tuple[dict[str, Any], Origin]:
         data, lines = self.read(path)
         return deep_merge(merged, data), {**origin, **{k: (path, n) for k, n in lines.items()}}
+
+
+def _check_city_fallback(path: Path, data: dict[str, Any], lines: dict[Path_, int], below: dict[str, Any]) -> None:
+    """A city may turn its fallback off or change ``min_rows``; the parent itself is its template's or group's."""
+    own = data.get("fallback")
+    wanted = own.get("parent") if isinstance(own, dict) else None
+    declared = (below.get("fallback") or {}).get("parent", "none")
+    if wanted in (None, "none", declared) or wanted not in ("group", "global"):
+        return  # nothing to say, or a value pydantic refuses with its own message
+    line = lines.get(("fallback", "parent"), 1)
+    raise ConfigError(
+        str(path),
+        [
+            f"line {line}: fallback.parent: {wanted!r} is not what the template or group declares ({declared!r}); "
+            "a parent model is built for what templates and groups declare: set 'fallback: {parent: "
+            f"{wanted}}}' in the template or group file, or keep only 'min_rows' (or 'parent: none') in the city"
+        ],
+    )
 
 
 def _named_file(path: Path, data: dict[str, Any], lines: dict[Path_, int], key: str, folder: Path) -> Path:

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates.base import CITY_ID_PATTERN, Name, Strict
 from airflow_ml.templates.drift_spec import DriftSpec, HealthSpec
+from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX, FallbackSpec
 from airflow_ml.templates.gate_spec import GateSpec
 from airflow_ml.templates.training_spec import TrainingSpec
 
@@ -189,6 +190,7 @@ class UseCase(Strict):
     dag: DagSpec = Field(default_factory=DagSpec)
     drift: DriftSpec = Field(default_factory=DriftSpec)
     health: HealthSpec = Field(default_factory=HealthSpec)
+    fallback: FallbackSpec = Field(default_factory=FallbackSpec)
 
     @field_validator("expectations")
     @classmethod
@@ -258,6 +260,20 @@ class CityConfig(UseCase):
     group: Name | None = Field(default=None, description="A country or client whose groups/<group>.yaml applies.")
     display_name: str = ""
 
+    @model_validator(mode="after")
+    def _fallback_has_a_parent(self) -> CityConfig:
+        if self.city == GLOBAL_PARENT:
+            raise ValueError(
+                f"city id {GLOBAL_PARENT!r} is reserved for the template's global fallback model "
+                f"('{self.template}.{GLOBAL_PARENT}'); give the city another id"
+            )
+        if self.fallback.parent == "group" and self.group is None:
+            raise ValueError(
+                "fallback.parent 'group' needs the city to belong to a group: add 'group: <country or client>' "
+                "to the city file, or set fallback.parent to 'global' or 'none'"
+            )
+        return self
+
     @property
     def dag_id(self) -> str:
         """The Airflow DAG id, deterministic and safe: ``<template>.<city>``."""
@@ -268,6 +284,20 @@ class CityConfig(UseCase):
         """The MLflow registered model of this city: ``<template>.<city>``."""
         return f"{self.template}.{self.city}"
 
+    @property
+    def members(self) -> list[str]:
+        """The cities whose data the model trains on: this city alone."""
+        return [self.city]
+
+    @property
+    def parent_model_name(self) -> str | None:
+        """The registered model that serves this city while it has too little data, or None without fallback."""
+        if self.fallback.parent == "none":
+            return None
+        if self.fallback.parent == "group":
+            return f"{self.template}.{GROUP_PARENT_PREFIX}{self.group}"
+        return f"{self.template}.{GLOBAL_PARENT}"
+
     def source_uri(self, data_root: str) -> str:
         """The city's data location: the template's source pattern with the data root and the city filled in."""
         uri = self.dataset.source.format(data_root=data_root.rstrip("/"), city=self.city)
@@ -277,6 +307,49 @@ class CityConfig(UseCase):
     def title(self) -> str:
         """A human-readable name for docs and tables."""
         return self.display_name or self.city
+
+
+class ParentConfig(UseCase):
+    """A fallback parent: one model trained on the union of several cities' data (a group's, or all of a template's).
+
+    Built from the template (and, for a group, the group file); its DAG and registered model are
+    ``<template>.global`` or ``<template>.group.<group>``, ids no city can take.
+    """
+
+    template: Name
+    scope: Literal["group", "global"]
+    group: Name | None = None
+    members: list[str] = Field(min_length=1, description="The cities whose data the parent trains on.")
+
+    @property
+    def city(self) -> str:
+        """The parent's id where a city id goes (snapshot folders, lineage tags): ``global`` or ``group.<group>``."""
+        return GLOBAL_PARENT if self.scope == "global" else f"{GROUP_PARENT_PREFIX}{self.group}"
+
+    @property
+    def dag_id(self) -> str:
+        """``<template>.global`` or ``<template>.group.<group>``."""
+        return f"{self.template}.{self.city}"
+
+    @property
+    def model_name(self) -> str:
+        """The parent's registered model, named as its DAG."""
+        return self.dag_id
+
+    @property
+    def parent_model_name(self) -> None:
+        """A parent has no parent of its own."""
+        return None
+
+    @property
+    def title(self) -> str:
+        """A human-readable name for docs and tables."""
+        where = "all cities" if self.scope == "global" else f"group {self.group}"
+        return f"{where} ({len(self.members)} cities)"
+
+
+#: What a retraining DAG is built from: a city, or a fallback parent that unites several cities.
+ModelConfig = CityConfig | ParentConfig
 
 
 def slugify(value: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, city_world
+from tests.conftest import REPO, city_world, task_states
 
 pytestmark = pytest.mark.integration
 TEMPLATE = "ride_duration_rb"
@@ -48,7 +48,7 @@ def _run(world: dict[str, Any], conf: dict[str, Any] | None = None, dag: Any = N
     return {
         "run_id": run.run_id,
         "state": str(run.state),
-        "tasks": _task_states(MODEL, run.run_id),
+        "tasks": task_states(MODEL, run.run_id),
         **{name: json.loads(path.read_text()) if path.exists() else None for name, path in read.items()},
     }
 
@@ -57,21 +57,7 @@ def _rollback(conf: dict[str, Any]) -> dict[str, Any]:
     from airflow_ml.factory.rollback import ROLLBACK_DAG_ID, build_rollback_dag
 
     run = build_rollback_dag().test(run_conf=conf)
-    return {"run_id": run.run_id, "state": str(run.state), "tasks": _task_states(ROLLBACK_DAG_ID, run.run_id)}
-
-
-def _task_states(dag_id: str, run_id: str) -> dict[str, str]:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.execute(
-            select(TaskInstance.task_id, TaskInstance.state).where(
-                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
-            )
-        ).all()
-    return {task_id: str(state) for task_id, state in rows}
+    return {"run_id": run.run_id, "state": str(run.state), "tasks": task_states(ROLLBACK_DAG_ID, run.run_id)}
 
 
 def _events() -> list[dict[str, Any]]:

@@ -352,3 +352,24 @@ def test_partition_without_rows_names_it(source: Path, tmp_path: Path) -> None:
         take_snapshot(str(source), str(tmp_path / "s"), city="lisbon", run_id=RUN_ID)
 
     assert f"partition '{source}/{day.name}' holds no rows" in str(info.value)
+
+
+def test_several_sources_make_one_snapshot_and_a_missing_one_is_skipped(lake: Path, tmp_path: Path) -> None:
+    write_demo_data(tmp_path / "more", cities=["berlin"], batch="initial", scale=0.05)
+    lisbon, berlin = lake / "raw" / "trips" / "lisbon", tmp_path / "more" / "raw" / "trips" / "berlin"
+    missing = tmp_path / "raw" / "trips" / "porto"
+
+    manifest = take_snapshot(
+        [str(lisbon), str(berlin), str(missing)], str(tmp_path / "snaps"), city="global", run_id=RUN_ID
+    )
+
+    expected = len(read_partitions(lisbon)) + len(read_partitions(berlin))
+    assert manifest.row_count == expected == len(read_snapshot(manifest.uri))
+    assert manifest.extra["sources"] == [str(lisbon), str(berlin), str(missing)]
+    assert list(manifest.extra["skipped_sources"]) == [str(missing)]
+    assert "does not exist" in manifest.extra["skipped_sources"][str(missing)]
+
+
+def test_several_sources_without_any_data_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="none of the 2 sources holds data"):
+        take_snapshot([str(tmp_path / "a"), str(tmp_path / "b")], str(tmp_path / "snaps"), city="g", run_id=RUN_ID)
