@@ -19,7 +19,9 @@ class MlflowHook(BaseHook):
     An HTTP(S) server may need credentials: the extra ``token`` (sent as ``Authorization: Bearer``) or
     the connection's login and password (basic auth); a token wins over a login.
     The hook never writes ``os.environ`` or MLflow's global URIs: the credentials go into the client's own
-    REST stores, so two hooks with different credentials (or several cities) share a process safely.
+    REST stores and artifact calls (the server's artifact proxy included), so two hooks with different
+    credentials (or several cities) share a process safely. A server that refuses them (HTTP 401 or 403)
+    raises an error naming this connection, the server, the user and the fix.
 
     Args:
         mlflow_conn_id: The Airflow connection of type ``mlflow``.
@@ -83,6 +85,7 @@ class MlflowHook(BaseHook):
             token=settings["token"],
             username=settings["username"],
             password=settings["password"],
+            source=f"Airflow connection {self.mlflow_conn_id!r}",
         )
 
     def test_connection(self) -> tuple[bool, str]:

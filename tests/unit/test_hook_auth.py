@@ -1,8 +1,9 @@
 """The MLflow hook's credentials (token, basic auth) reach the server, per client, without os.environ.
 
-MLflow's basic-auth server app needs Flask-WTF, which is not installed, so the server here is a small
-local HTTP server that records each request's Authorization header and answers the two MLflow REST
-calls used (search experiments, get a registered model) with minimal valid JSON.
+A fast stand-in for a server: a small local HTTP server that records each request's Authorization header,
+answers the MLflow REST calls used with minimal valid JSON, and refuses what a basic-auth server would
+(401 for user 'mallory', 403 when 'bob' moves an alias). tests/integration/test_mlflow_basic_auth.py runs
+the same hook against a real ``mlflow server --app-name basic-auth``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from mlflow.exceptions import MlflowException
 
 from airflow_ml.hooks.mlflow import MlflowHook
 from airflow_ml.hooks.mlflow_auth import authenticated_client
@@ -24,7 +26,12 @@ class _Recorder(BaseHTTPRequestHandler):
     seen: list[tuple[str, str | None]] = []
 
     def _answer(self) -> None:
-        type(self).seen.append((self.path.split("?")[0], self.headers.get("Authorization")))
+        auth = self.headers.get("Authorization")
+        type(self).seen.append((self.path.split("?")[0], auth))
+        if auth == _basic("mallory", "guess"):
+            return self._refuse(401, b"You are not authenticated.")
+        if auth == _basic("bob", "bobs-secret") and "registered-models/alias" in self.path:
+            return self._refuse(403, b"Permission denied")
         body = b"{}"
         if "registered-models/get" in self.path:
             body = json.dumps({"registered_model": {"name": "m"}}).encode()
@@ -33,6 +40,12 @@ class _Recorder(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _refuse(self, status: int, text: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text)
 
     do_GET = do_POST = _answer
 
@@ -108,3 +121,37 @@ def test_a_token_wins_over_basic_auth(server) -> None:
 def test_a_login_without_password_is_an_error() -> None:
     with pytest.raises(ValueError, match="login without a password"):
         authenticated_client("http://127.0.0.1:1", "http://127.0.0.1:1", username="alice")
+
+
+def test_refused_credentials_name_the_connection_the_server_and_the_fix(
+    server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri, _ = server
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLFLOW_MALLORY",
+        json.dumps({"conn_type": "mlflow", "login": "mallory", "password": "guess", "extra": {"tracking_uri": uri}}),
+    )
+
+    with pytest.raises(MlflowException) as refused:
+        MlflowHook("mlflow_mallory").get_conn().search_experiments(max_results=1)
+
+    assert refused.value.message == (
+        f"MLflow at {uri} refused the credentials of Airflow connection 'mlflow_mallory' (user 'mallory') with "
+        "HTTP 401 on SearchExperiments: You are not authenticated. Fix its login and password (see `airflow "
+        "connections get`), or ask the MLflow admin to reset the password (MLflow's update-password API)"
+    )
+    assert refused.value.error_code == "UNAUTHENTICATED"
+
+
+def test_a_denied_call_names_the_user_and_the_permission_to_grant(server) -> None:
+    uri, _ = server
+    client = authenticated_client(uri, uri, username="bob", password="bobs-secret", source="connection 'b'")
+
+    with pytest.raises(MlflowException) as denied:
+        client.set_registered_model_alias("m", "champion", "1")
+
+    assert denied.value.message.startswith(
+        f"MLflow at {uri} denied user 'bob' of connection 'b' permission for SetRegisteredModelAlias (HTTP 403: "
+        "Permission denied). Ask the MLflow admin to grant that user EDIT or MANAGE"
+    )
+    assert denied.value.error_code == "PERMISSION_DENIED"
