@@ -25,6 +25,7 @@ EMBEDDED := PATH="$(BIN):$$PATH" \
 	AIRFLOW_HOME=$(VAR)/airflow \
 	AIRFLOW__CORE__DAGS_FOLDER=$(ROOT)/dags \
 	AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__CORE__PLUGINS_FOLDER=$(ROOT)/plugins \
 	AIRFLOW_ML_DATA_ROOT=$(VAR)/data \
 	AIRFLOW_ML_MLFLOW_UI_URL=http://127.0.0.1:5000 \
 	AIRFLOW_CONN_MLFLOW_DEFAULT='{"conn_type": "mlflow", "extra": {"tracking_uri": "$(MLFLOW_DB)", "artifact_root": "file://$(VAR)/mlflow/artifacts"}}'

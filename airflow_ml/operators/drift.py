@@ -13,6 +13,9 @@ from airflow_ml.links.mlflow import MlflowRunLink, run_url
 from airflow_ml.operators.base import MlflowBaseOperator, airflow_lineage
 from airflow_ml.operators.validate import snapshot_uri
 
+#: The XCom key of the task's short verdict (``status``, ``detail``, ``champion_version``), even when it fails.
+DRIFT_VERDICT_KEY = "drift_verdict"
+
 
 class DriftCheckOperator(MlflowBaseOperator):
     """The drift check of a city, between validation and training.
@@ -40,7 +43,8 @@ class DriftCheckOperator(MlflowBaseOperator):
         aws_conn_id: Airflow connection (type ``aws``) for snapshots on ``s3://``.
 
     Returns (XCom): the drift record: ``status`` (passed, warned, failed or skipped), ``reason`` when
-    skipped, the champion's version, every check and the summary.
+    skipped, the champion's version, every check and the summary. A short verdict goes to the XCom key
+    ``drift_verdict`` in every case, a failed check included (the fleet view shows it).
     """
 
     template_fields: Sequence[str] = ("snapshot",)
@@ -101,6 +105,8 @@ class DriftCheckOperator(MlflowBaseOperator):
                 storage_options=options,
             )
         write_json(uri, DRIFT_FILE, record, storage_options=options)
+        # A small verdict for the fleet view, pushed before a failed check raises (a return value would not be).
+        context["ti"].xcom_push(key=DRIFT_VERDICT_KEY, value=_verdict(record))
         if record["status"] == "skipped":
             # A first run has nothing to compare with; anything else that skips deserves a look.
             level = self.log.info if record["reason"] == NO_CHAMPION or not self.enabled else self.log.warning
@@ -116,3 +122,13 @@ class DriftCheckOperator(MlflowBaseOperator):
         else:
             self.log.info("%s", record["summary"])
         return record
+
+
+def _verdict(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The status, one line of why (the reason it skipped or the summary's first line), the champion compared."""
+    detail = str(record.get("reason") or record.get("summary") or "")
+    return {
+        "status": record["status"],
+        "detail": detail.splitlines()[0][:500] if detail else None,
+        "champion_version": record.get("champion_version"),
+    }

@@ -1,0 +1,192 @@
+"""What Airflow's metadata database says about the fleet: its city DAGs, their last runs, their drift verdicts.
+
+Used by the api-server only (the fleet view plugin), so Airflow's models are imported inside the
+functions: the plugin module stays cheap for the other processes that load plugins. Each function is
+one query for the whole fleet, however many cities.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+FLEET_TAG = "airflow-ml"  # every DAG the factory builds carries it (airflow_ml.factory.builder)
+CITY_TAG_PREFIX = "city:"  # and ``city:<city>``, which the fleet-wide rollback DAG lacks
+DRIFT_TASK = "drift"
+DRIFT_VERDICT_KEY = "drift_verdict"  # pushed by DriftCheckOperator, failed checks included
+
+
+@dataclass(frozen=True)
+class CityDag:
+    """A city's retraining DAG, as the DAG processor wrote it to the metadata database."""
+
+    dag_id: str
+    city: str
+    paused: bool = False
+
+    @property
+    def template(self) -> str:
+        """The template part of the DAG id ``<template>.<city>``."""
+        return self.dag_id.removesuffix(f".{self.city}")
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """The newest run of a DAG."""
+
+    run_id: str
+    state: str | None
+    run_type: str | None
+    run_after: dt.datetime | None
+    start_date: dt.datetime | None
+    end_date: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class DriftVerdict:
+    """The drift verdict of the newest run whose drift task finished (succeeded or failed)."""
+
+    run_id: str
+    status: str
+    detail: str | None = None
+    champion_version: str | None = None
+
+
+def city_dags(session: Session, readable: Collection[str] | None = None) -> list[CityDag]:
+    """The factory's city DAGs that are not stale, sorted by DAG id; only ``readable`` ones when given."""
+    from airflow.models.dag import DagModel, DagTag
+    from sqlalchemy import select
+
+    fleet = select(DagTag.dag_id).where(DagTag.name == FLEET_TAG)
+    query = (
+        select(DagModel.dag_id, DagTag.name, DagModel.is_paused)
+        .join(DagTag, DagTag.dag_id == DagModel.dag_id)
+        .where(DagTag.name.startswith(CITY_TAG_PREFIX), DagModel.dag_id.in_(fleet), DagModel.is_stale.is_(False))
+        .order_by(DagModel.dag_id)
+    )
+    if readable is not None:
+        query = query.where(DagModel.dag_id.in_(list(readable)))
+    dags: dict[str, CityDag] = {}
+    for dag_id, tag, paused in session.execute(query):
+        dags.setdefault(dag_id, CityDag(dag_id, tag.removeprefix(CITY_TAG_PREFIX), bool(paused)))
+    return list(dags.values())
+
+
+def last_runs(session: Session, dag_ids: Collection[str]) -> dict[str, LastRun]:
+    """The newest run (latest ``run_after``) of each DAG in ``dag_ids`` that has run."""
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import func, select
+
+    if not dag_ids:
+        return {}
+    rank = func.row_number().over(partition_by=DagRun.dag_id, order_by=(DagRun.run_after.desc(), DagRun.id.desc()))
+    ranked = (
+        select(
+            DagRun.dag_id,
+            DagRun.run_id,
+            DagRun.state,
+            DagRun.run_type,
+            DagRun.run_after,
+            DagRun.start_date,
+            DagRun.end_date,
+            rank.label("rank"),
+        )
+        .where(DagRun.dag_id.in_(list(dag_ids)))
+        .subquery()
+    )
+    rows = session.execute(select(ranked).where(ranked.c.rank == 1))
+    return {
+        row.dag_id: LastRun(
+            run_id=row.run_id,
+            state=_text(row.state),
+            run_type=_text(row.run_type),
+            run_after=row.run_after,
+            start_date=row.start_date,
+            end_date=row.end_date,
+        )
+        for row in rows
+    }
+
+
+def drift_verdicts(session: Session, dag_ids: Collection[str]) -> dict[str, DriftVerdict]:
+    """The drift verdict of each DAG's newest run whose ``drift`` task succeeded or failed.
+
+    The verdict is the ``drift_verdict`` XCom (or, for runs older than that XCom, the task's return
+    value); a failed task without either is reported as ``failed``.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import and_, func, select
+
+    if not dag_ids:
+        return {}
+    rank = func.row_number().over(
+        partition_by=TaskInstance.dag_id, order_by=(DagRun.run_after.desc(), DagRun.id.desc())
+    )
+    ranked = (
+        select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.state, rank.label("rank"))
+        .join(DagRun, and_(DagRun.dag_id == TaskInstance.dag_id, DagRun.run_id == TaskInstance.run_id))
+        .where(
+            TaskInstance.dag_id.in_(list(dag_ids)),
+            TaskInstance.task_id == DRIFT_TASK,
+            TaskInstance.state.in_(["success", "failed"]),
+        )
+        .subquery()
+    )
+    query = (
+        select(ranked.c.dag_id, ranked.c.run_id, ranked.c.state, XComModel.key, XComModel.value)
+        .outerjoin(
+            XComModel,
+            and_(
+                XComModel.dag_id == ranked.c.dag_id,
+                XComModel.run_id == ranked.c.run_id,
+                XComModel.task_id == DRIFT_TASK,
+                XComModel.map_index == -1,
+                XComModel.key.in_([DRIFT_VERDICT_KEY, "return_value"]),
+            ),
+        )
+        .where(ranked.c.rank == 1)
+    )
+    found: dict[str, dict[str, Any]] = {}
+    for dag_id, run_id, state, key, value in session.execute(query):
+        entry = found.setdefault(dag_id, {"run_id": run_id, "state": _text(state)})
+        if key is not None:
+            entry[key] = XComModel.deserialize_value(_Stored(value))
+    return {dag_id: verdict_from(entry) for dag_id, entry in found.items()}
+
+
+def verdict_from(entry: dict[str, Any]) -> DriftVerdict:
+    """A verdict from ``run_id``, the task ``state`` and the XComs found (``drift_verdict``, ``return_value``)."""
+    record = entry.get(DRIFT_VERDICT_KEY) or entry.get("return_value")
+    if not isinstance(record, dict) or not record.get("status"):
+        if entry["state"] == "failed":
+            return DriftVerdict(entry["run_id"], "failed", "the drift task failed; its log says why")
+        return DriftVerdict(entry["run_id"], "unknown", "the drift task recorded no verdict")
+    detail = record.get("detail") or record.get("reason") or record.get("summary")
+    version = record.get("champion_version")
+    return DriftVerdict(
+        entry["run_id"],
+        str(record["status"]),
+        str(detail) if detail else None,
+        str(version) if version is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What :meth:`XComModel.deserialize_value` reads: an object with the stored ``value``."""
+
+    value: Any
+
+
+def _text(value: Any) -> str | None:
+    """An enum's value (``DagRunState.SUCCESS`` → ``success``) or the text itself."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))

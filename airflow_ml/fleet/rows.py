@@ -1,0 +1,136 @@
+"""One row per city of the fleet: the metadata database's facts and the registry's, side by side.
+
+Plain Python: the FastAPI adapter (:mod:`airflow_ml.fleet.app`) gathers the facts and renders the rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from airflow_ml.fleet.metadata import CityDag, DriftVerdict, LastRun
+from airflow_ml.fleet.registry import ModelState
+
+NO_MODEL = "no champion yet: no model is registered for this city"
+NO_CHAMPION = "no champion yet: no version has been promoted"
+
+
+def build_rows(
+    dags: Iterable[CityDag],
+    runs: Mapping[str, LastRun],
+    drifts: Mapping[str, DriftVerdict],
+    models: Mapping[str, ModelState],
+    *,
+    ui_root: str = "/",
+    mlflow_ui: str | None = None,
+) -> list[dict[str, Any]]:
+    """The fleet's rows, JSON-ready, in the order of ``dags``.
+
+    Args:
+        dags: The city DAGs.
+        runs: The last run of each DAG id that has run.
+        drifts: The last drift verdict of each DAG id.
+        models: The registry state of each model (the model name is the DAG id).
+        ui_root: The Airflow UI's root path (``[api] base_url``'s path), for the DAG and run links.
+        mlflow_ui: The MLflow UI's base URL, or None when the store has no UI (no MLflow links then).
+
+    Returns:
+        One dict per city: ``dag_id``, ``city``, ``template``, ``model_name``, ``paused``, ``last_run``,
+        ``champion``, ``champion_note``, ``decision``, ``drift``, ``registry_error`` and ``links``.
+    """
+    root = ui_root if ui_root.endswith("/") else ui_root + "/"
+    rows = []
+    for dag in dags:
+        run = runs.get(dag.dag_id)
+        drift = drifts.get(dag.dag_id)
+        model = models.get(dag.dag_id) or ModelState(dag.dag_id, error="registry not read")
+        dag_path = f"{root}dags/{quote(dag.dag_id, safe='')}"
+        rows.append(
+            {
+                "dag_id": dag.dag_id,
+                "city": dag.city,
+                "template": dag.template,
+                "model_name": model.name,
+                "paused": dag.paused,
+                "last_run": _run(run),
+                "champion": _champion(model),
+                "champion_note": _champion_note(model),
+                "decision": _decision(model),
+                "drift": _drift(drift),
+                "registry_error": model.error,
+                "links": {
+                    "dag": dag_path,
+                    "last_run": f"{dag_path}/runs/{quote(run.run_id, safe='')}" if run else None,
+                    **_mlflow_links(mlflow_ui, model),
+                },
+            }
+        )
+    return rows
+
+
+def _run(run: LastRun | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "run_id": run.run_id,
+        "state": run.state,
+        "run_type": run.run_type,
+        "run_after": _iso(run.run_after),
+        "start_date": _iso(run.start_date),
+        "end_date": _iso(run.end_date),
+    }
+
+
+def _champion(model: ModelState) -> dict[str, Any] | None:
+    if model.champion_version is None:
+        return None
+    return {"version": model.champion_version, "metric": model.metric, "value": model.score}
+
+
+def _champion_note(model: ModelState) -> str | None:
+    """Why there is no champion to show, or None when there is one."""
+    if model.error:
+        return model.error
+    if not model.registered:
+        return NO_MODEL
+    return NO_CHAMPION if model.champion_version is None else None
+
+
+def _decision(model: ModelState) -> dict[str, Any] | None:
+    if model.decision is None:
+        return None
+    return {
+        "decision": model.decision,
+        "reason": model.reason,
+        "version": model.decision_version,
+        "run_id": model.decision_run_id,
+    }
+
+
+def _drift(drift: DriftVerdict | None) -> dict[str, Any] | None:
+    if drift is None:
+        return None
+    return {
+        "status": drift.status,
+        "detail": drift.detail,
+        "run_id": drift.run_id,
+        "champion_version": drift.champion_version,
+    }
+
+
+def _mlflow_links(base: str | None, model: ModelState) -> dict[str, str | None]:
+    """Links into the MLflow UI: the model, its champion and the last decided version (None without a UI)."""
+    if not base or not model.registered:
+        return {"mlflow_model": None, "mlflow_champion": None, "mlflow_decision": None}
+    model_url = f"{base.rstrip('/')}/#/models/{quote(model.name, safe='')}"
+    return {
+        "mlflow_model": model_url,
+        "mlflow_champion": f"{model_url}/versions/{model.champion_version}" if model.champion_version else None,
+        "mlflow_decision": f"{model_url}/versions/{model.decision_version}" if model.decision_version else None,
+    }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
