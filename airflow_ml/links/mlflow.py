@@ -55,13 +55,17 @@ class ValidationReportLink(_PersistedLink):
 def ui_base(tracking_uri: str) -> str | None:
     """The MLflow UI's base URL for a tracking URI, or None for a store without a UI (SQLite, files).
 
-    ``AIRFLOW_ML_MLFLOW_UI_URL`` names the UI of an embedded store (e.g. ``http://127.0.0.1:5000``).
+    ``AIRFLOW_ML_MLFLOW_UI_URL`` wins: it names the UI as a browser reaches it (the workers may reach the
+    server by an internal name such as ``http://mlflow:5000``), or the UI of an embedded store.
     """
     import os
 
+    configured = os.environ.get("AIRFLOW_ML_MLFLOW_UI_URL")
+    if configured:
+        return configured.rstrip("/")
     if tracking_uri.startswith(("http://", "https://")):
         return tracking_uri.rstrip("/")
-    return os.environ.get("AIRFLOW_ML_MLFLOW_UI_URL") or None
+    return None
 
 
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:

@@ -1,0 +1,473 @@
+"""docker-compose.yaml, the Dockerfiles and deploy/ against the code: no Docker engine runs here.
+
+The compose file is read as Docker Compose reads it (YAML merge keys, ``${VAR:-default}`` interpolation,
+``$$`` escapes), then its commands are parsed by Airflow's and MLflow's own command-line parsers, its
+connection variables by Airflow and this project's hooks, its paths against the repository.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from tests.conftest import POSTGRES_DSN, REPO, service_missing
+
+COMPOSE = REPO / "docker-compose.yaml"
+ENV_EXAMPLE = REPO / ".env.example"
+AIRFLOW_SERVICES = {
+    "airflow-apiserver": "api-server",
+    "airflow-scheduler": "scheduler",
+    "airflow-dag-processor": "dag-processor",
+    "airflow-worker": "celery worker",
+    "airflow-triggerer": "triggerer",
+    "flower": "celery flower",
+}
+REQUIRED = {"postgres", "redis", "minio", "minio-init", "mlflow", "airflow-init", *AIRFLOW_SERVICES} - {"flower"}
+TELEMETRY_OFF = {
+    "GX_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "SCARF_NO_ANALYTICS": "true",
+}
+_REFERENCE = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?-)(?P<default>[^}]*))?\}")
+_SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|_KEY$|_KEY_ID$|ROOT_USER$")
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    """Compose's interpolation of every string in ``value``: ``${V}``, ``${V:-d}``, ``${V-d}`` and ``$$``."""
+    if isinstance(value, dict):
+        return {key: interpolate(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, env) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, op, default = match.group("name", "op", "default")
+        if op == ":-":
+            return env.get(name) or default
+        if op == "-":
+            return env.get(name, default)
+        return env.get(name, "")
+
+    return _REFERENCE.sub(substitute, value)
+
+
+def compose(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The compose file as Docker Compose resolves it with ``env`` (none: every default)."""
+    return interpolate(yaml.safe_load(COMPOSE.read_text(encoding="utf-8")), env or {})
+
+
+def env_example() -> dict[str, str]:
+    lines = ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def locked(package: str) -> str:
+    lock = tomllib.loads((REPO / "uv.lock").read_text(encoding="utf-8"))
+    return next(p["version"] for p in lock["package"] if p["name"] == package)
+
+
+def import_string(dotted: str) -> Any:
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def option(args: list[str], name: str) -> str:
+    """The value of ``--name=value`` in an exec-form command."""
+    return next(arg.split("=", 1)[1] for arg in args if arg.startswith(f"--{name}="))
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    return compose()["services"]
+
+
+def test_the_file_has_every_service_of_the_stack(services: dict[str, Any]) -> None:
+    default = {name for name, service in services.items() if not service.get("profiles")}
+    assert default >= REQUIRED, f"docker-compose.yaml lacks {sorted(REQUIRED - default)}"
+    assert services["flower"]["profiles"] == ["flower"]
+    assert services["airflow-cli"]["profiles"] == ["debug"]
+    assert services["airflow-ml-demo-upload"]["profiles"] == services["airflow-ml-demo-data"]["profiles"] == ["demo"]
+
+
+def test_airflow_services_share_one_image_built_from_the_dockerfile(services: dict[str, Any]) -> None:
+    common = compose()["x-airflow-common"]
+    assert common["build"]["context"] == "."
+    assert (REPO / "Dockerfile").is_file()
+    airflow = [*AIRFLOW_SERVICES, "airflow-init", "airflow-cli", "airflow-ml-demo-data"]
+    for name in airflow:
+        service = services[name]
+        assert (service["image"], service["build"]) == (common["image"], common["build"]), name
+        assert service["environment"].items() >= common["environment"].items(), f"{name} drops common variables"
+        assert service["user"] == common["user"] or name == "airflow-init", name
+    assert COMPOSE.read_text(encoding="utf-8").count("<<: *airflow-common\n") == len(airflow)
+
+
+def test_commands_are_commands_of_the_installed_airflow(services: dict[str, Any]) -> None:
+    from airflow.api_fastapi.auth.managers.base_auth_manager import BaseAuthManager
+    from airflow.cli.cli_parser import get_parser
+
+    parser = get_parser()
+    env = services["airflow-worker"]["environment"]
+    commands = {name: shlex.split(services[name]["command"]) for name in AIRFLOW_SERVICES}
+    assert commands == {name: expected.split() for name, expected in AIRFLOW_SERVICES.items()}
+    init_script = services["airflow-init"]["command"][1]
+    assert "/entrypoint airflow db migrate" in init_script
+    health = [services[name]["healthcheck"]["test"][1] for name in ("airflow-dag-processor", "airflow-triggerer")]
+    for argv in [*commands.values(), ["db", "migrate"], *(shlex.split(test)[1:] for test in health)]:
+        try:
+            parser.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"'airflow {' '.join(argv)}' is not a command of Airflow {locked('apache-airflow')}")
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    # Found, not imported: the image brings its own Celery (see the Dockerfile); only the provider must exist.
+    assert importlib.util.find_spec("airflow.providers.celery.executors.celery_executor") is not None
+    assert issubclass(import_string(env["AIRFLOW__CORE__AUTH_MANAGER"]), BaseAuthManager)
+    execution_api = urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
+    assert (execution_api.hostname, execution_api.port, execution_api.path) == (
+        "airflow-apiserver",
+        8080,
+        "/execution/",
+    )
+    assert "8080" in services["airflow-apiserver"]["ports"][0].split(":")[-1]
+
+
+def test_celery_uses_the_redis_and_postgres_services(services: dict[str, Any]) -> None:
+    env, postgres = services["airflow-worker"]["environment"], services["postgres"]["environment"]
+    broker = urlsplit(env["AIRFLOW__CELERY__BROKER_URL"])
+    assert (broker.scheme, broker.hostname, broker.port) == ("redis", "redis", 6379)
+    assert 6379 in services["redis"]["expose"]
+    for key, scheme in (
+        ("AIRFLOW__CELERY__RESULT_BACKEND", "db+postgresql"),
+        ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql+psycopg2"),
+    ):
+        url = urlsplit(env[key])
+        assert (url.scheme, url.hostname, url.port) == (scheme, "postgres", 5432), key
+        assert (url.username, url.password, url.path) == (
+            postgres["POSTGRES_USER"],
+            postgres["POSTGRES_PASSWORD"],
+            f"/{postgres['POSTGRES_DB']}",
+        ), key
+
+
+def test_the_connections_reach_the_mlflow_and_minio_services(
+    services: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.sdk import Connection
+    from mlflow.server.security_utils import is_allowed_host_header
+
+    from airflow_ml.hooks.mlflow import MlflowHook
+    from airflow_ml.hooks.storage import storage_options
+
+    env = services["airflow-worker"]["environment"]
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", env["AIRFLOW_CONN_MLFLOW_DEFAULT"])
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", env["AIRFLOW_CONN_AWS_DEFAULT"])
+    for conn_id, conn_type in (("mlflow_default", "mlflow"), ("aws_default", "aws")):
+        parsed = Connection.from_json(env[f"AIRFLOW_CONN_{conn_id.upper()}"], conn_id=conn_id)
+        assert parsed.conn_type == conn_type, conn_id
+
+    hook, server = MlflowHook(), services["mlflow"]["command"]
+    assert hook.tracking_uri == f"http://mlflow:{option(server, 'port')}"
+    assert hook.artifact_root is None
+    assert hook._settings["token"] is None
+    assert hook._settings["username"] is None
+    assert is_allowed_host_header(option(server, "allowed-hosts").split(","), urlsplit(hook.tracking_uri).netloc)
+
+    s3 = storage_options(env["AIRFLOW_ML_DATA_ROOT"])["s3"]
+    minio = services["minio"]["environment"]
+    assert s3["endpoint_url"] == "http://minio:9000"
+    assert services["minio"]["command"][:2] == ["server", "/data"]
+    assert S3Hook().conn_config.aws_access_key_id == minio["MINIO_ROOT_USER"]
+    assert S3Hook().conn_config.aws_secret_access_key == minio["MINIO_ROOT_PASSWORD"]
+
+
+def test_hosted_mlflow_and_real_s3_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from airflow_ml.hooks.mlflow import MlflowHook
+
+    env = compose(
+        {
+            "AIRFLOW_ML_MLFLOW_TRACKING_URI": "https://mlflow.example.com",
+            "AIRFLOW_ML_MLFLOW_TOKEN": "t0ken",
+            "AIRFLOW_ML_S3_ENDPOINT_URL": "https://s3.eu-west-1.amazonaws.com",
+            "AIRFLOW_ML_S3_REGION": "eu-west-1",
+            "AIRFLOW_ML_S3_ACCESS_KEY_ID": "",
+            "AIRFLOW_ML_S3_SECRET_ACCESS_KEY": "",
+        }
+    )["services"]["airflow-worker"]["environment"]
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", env["AIRFLOW_CONN_MLFLOW_DEFAULT"])
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", env["AIRFLOW_CONN_AWS_DEFAULT"])
+
+    hook = MlflowHook()
+    assert (hook.tracking_uri, hook._settings["token"]) == ("https://mlflow.example.com", "t0ken")
+    config = S3Hook().conn_config
+    assert config.aws_access_key_id is None, "empty keys must leave boto's credential chain (an instance role)"
+    assert (config.endpoint_url, config.region_name) == ("https://s3.eu-west-1.amazonaws.com", "eu-west-1")
+
+
+def test_mlflow_server_stores_runs_in_postgres_and_artifacts_in_a_minio_bucket(services: dict[str, Any]) -> None:
+    from mlflow.cli import server
+
+    args = services["mlflow"]["command"]
+    assert args[:2] == ["mlflow", "server"]
+    params = server.make_context("server", list(args[2:])).params  # refuses an option mlflow does not have
+    store, postgres = urlsplit(params["backend_store_uri"]), services["postgres"]["environment"]
+    assert (store.scheme, store.hostname, store.port) == ("postgresql", "postgres", 5432)
+    assert (store.username, store.password, store.path) == (
+        postgres["MLFLOW_DB_USER"],
+        postgres["MLFLOW_DB_PASSWORD"],
+        f"/{postgres['MLFLOW_DB_NAME']}",
+    )
+    assert "./deploy/postgres:/docker-entrypoint-initdb.d:ro" in services["postgres"]["volumes"]
+    assert (REPO / "deploy/postgres/10-mlflow-database.sh").is_file()
+    assert params["serve_artifacts"]
+    assert params["host"] == "0.0.0.0"
+    artifacts = urlsplit(params["artifacts_destination"])
+    assert artifacts.scheme == "s3"
+    assert f"local/{artifacts.hostname}" in buckets(services)
+    env, minio = services["mlflow"]["environment"], services["minio"]["environment"]
+    assert env["MLFLOW_S3_ENDPOINT_URL"] == "http://minio:9000"
+    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
+        minio["MINIO_ROOT_USER"],
+        minio["MINIO_ROOT_PASSWORD"],
+    )
+    image = (REPO / "deploy/mlflow/Dockerfile").read_text(encoding="utf-8")
+    pins = {"mlflow": "MLFLOW_VERSION", "boto3": "BOTO3_VERSION", "psycopg2-binary": "PSYCOPG2_VERSION"}
+    for package, arg in pins.items():
+        assert f"ARG {arg}={locked(package)}\n" in image, f"deploy/mlflow/Dockerfile: pin {package} to uv.lock's"
+    assert services["mlflow"]["build"]["context"] == "./deploy/mlflow"
+
+
+def buckets(services: dict[str, Any]) -> list[str]:
+    """The buckets ``minio-init`` makes (``mc mb ... local/<bucket>``)."""
+    line = next(line for line in services["minio-init"]["command"][1].splitlines() if line.startswith("mc mb"))
+    return [word for word in line.split() if word.startswith("local/")]
+
+
+def test_what_the_code_reads_from_the_environment_is_set(services: dict[str, Any]) -> None:
+    from airflow_ml.data.demo import DEMO_CITIES
+    from airflow_ml.settings import data_root
+    from airflow_ml.templates import load_city_configs
+
+    sources = [*REPO.glob("airflow_ml/**/*.py"), *REPO.glob("dags/*.py"), *REPO.glob("plugins/**/*.py")]
+    read = {
+        name for path in sources for name in re.findall(r'"(AIRFLOW_ML_[A-Z_]+)"', path.read_text(encoding="utf-8"))
+    }
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    for name in sorted(read):
+        for service in AIRFLOW_SERVICES:
+            env = services[service]["environment"]
+            assert name in env or f"{name}=${{{name}}}" in dockerfile, f"{service} does not set {name}"
+    root = data_root(services["airflow-worker"]["environment"]["AIRFLOW_ML_DATA_ROOT"])
+    bucket, prefix = urlsplit(root).hostname, urlsplit(root).path
+    assert root.startswith("s3://")
+    assert f"local/{bucket}" in buckets(services)
+    upload = services["airflow-ml-demo-upload"]["command"][1]
+    assert f"mc mirror --overwrite /opt/airflow/demo-data/raw local/{bucket}{prefix}/raw" in upload
+    configs = [config for config in load_city_configs(REPO / "dag_templates")[0] if config.city in DEMO_CITIES]
+    assert configs
+    for config in configs:  # the demo writes <root>/raw/trips/<city>, where each demo city's DAG reads
+        assert config.source_uri(root) == f"{root}/raw/trips/{config.city}"
+
+
+def test_the_demo_data_command_writes_what_the_upload_mirrors(services: dict[str, Any], tmp_path: Path) -> None:
+    from airflow_ml.cli import main
+
+    argv = shlex.split(services["airflow-ml-demo-data"]["command"][2])
+    assert argv[:2] == ["airflow-ml", "demo-data"]
+    root = argv[argv.index("--root") + 1]
+    assert f" {root}/raw " in services["airflow-ml-demo-upload"]["command"][1]
+    argv[argv.index("--root") + 1] = str(tmp_path)
+    assert main([*argv[1:], "--cities", "berlin", "--scale", "0.05"]) == 0
+    assert list((tmp_path / "raw" / "trips" / "berlin").glob("date=*/*.parquet"))
+
+
+def test_dockerfile_installs_the_locked_airflow_on_an_allowed_python() -> None:
+    from packaging.specifiers import SpecifierSet
+
+    text = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    args = dict(re.findall(r"^ARG (\w+)=(\S*)$", text, flags=re.MULTILINE))
+    bases = re.findall(r"^FROM (\S+)", text, flags=re.MULTILINE)
+    assert set(bases) == {"apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}"}
+    assert args["AIRFLOW_VERSION"] == locked("apache-airflow"), "Dockerfile: AIRFLOW_VERSION must be uv.lock's"
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["requires-python"]
+    assert args["PYTHON_VERSION"] in SpecifierSet(requires)
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert f"UV_VERSION := {args['UV_VERSION']}\n" in makefile, "Dockerfile: use the Makefile's uv version"
+    assert "uv export --frozen --no-dev" in text
+    assert "-r /tmp/requirements.txt" in text
+    mlflow_image = (REPO / "deploy/mlflow/Dockerfile").read_text(encoding="utf-8")
+    assert f"FROM python:{args['PYTHON_VERSION']}-slim" in mlflow_image, "run MLflow's server on the workers' Python"
+
+
+def test_paths_and_volumes_agree_with_the_repository(services: dict[str, Any]) -> None:
+    top_volumes = set(compose()["volumes"])
+    env = services["airflow-worker"]["environment"]
+    dags = Path(env["AIRFLOW__CORE__DAGS_FOLDER"])
+    plugins = Path(env["AIRFLOW__CORE__PLUGINS_FOLDER"])
+    assert plugins == dags.parent / "plugins"
+    mounts = {}
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source, target = volume.split(":")[:2]
+            if source.startswith("."):
+                assert (REPO / source).exists(), f"{name} mounts {source}, which is not in the repository"
+                mounts[Path(source).name] = Path(target)
+            else:
+                assert source in top_volumes, f"{name} uses volume {source!r}, not declared under volumes:"
+    # dags/*.py find dag_templates/ and expectations/ beside their own folder.
+    assert '_REPO / "dag_templates"' in (REPO / "dags/retrain_shard_0.py").read_text(encoding="utf-8")
+    assert mounts["dags"] == dags
+    assert mounts["plugins"] == plugins
+    assert mounts["dag_templates"] == dags.parent / "dag_templates"
+    assert mounts["expectations"] == dags.parent / "expectations"
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert f"{mounts['expectations'].parent}/" in dockerfile
+    assert "COPY --chown=airflow:0 . /opt/airflow-ml/" in dockerfile
+    script = services["airflow-init"]["command"][1]
+    assert "python /opt/airflow-ml/deploy/airflow/simple_auth_passwords.py" in script
+    lines = (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    ignored = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+    assert {".venv", ".tools", "var", ".env", ".git"} <= ignored
+    needed = {"dags", "dag_templates", "expectations", "plugins", "deploy", "airflow_ml", "README.md", "uv.lock"}
+    assert not ignored & needed, f".dockerignore leaves out what the image needs: {sorted(ignored & needed)}"
+
+
+def test_secrets_are_variables_whose_local_defaults_are_documented() -> None:
+    raw, documented = COMPOSE.read_text(encoding="utf-8"), env_example()
+    for match in _REFERENCE.finditer(raw):
+        name, default = match.group("name", "default")
+        if name:
+            assert name in documented, f"docker-compose.yaml uses ${{{name}}}: document it in .env.example"
+            assert (default or "") == documented[name], f"{name}: compose default {default!r} != .env.example"
+    used = {match.group("name") for match in _REFERENCE.finditer(raw)}
+    assert set(documented) <= used, f".env.example documents unused {sorted(set(documented) - used)}"
+    bare = _REFERENCE.sub("", raw)  # what is left is literal
+    for key, value in re.findall(r'"?(\w+)"?:[ \t]*"?([^",}\n]*)', bare):
+        if _SECRET_KEY.search(key.upper()) and key != "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE":
+            assert not value.strip(), f"docker-compose.yaml: {key} has a literal value; use ${{VARIABLE:-default}}"
+    for url in re.findall(r"\w+://[^\s\"']+@", bare):
+        assert re.fullmatch(r"\w+://(\w*:?)@", url.replace("redis://:@", "redis://@")), f"literal password in {url}"
+
+
+def test_telemetry_is_off_on_every_python_service(services: dict[str, Any]) -> None:
+    python = [name for name, service in services.items() if "build" in service]
+    assert {"mlflow", *AIRFLOW_SERVICES} <= set(python)
+    for name in python:
+        assert services[name]["environment"].items() >= TELEMETRY_OFF.items(), name
+
+
+def test_docker_compose_accepts_the_file() -> None:
+    for command in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(command[0]) and subprocess.run([*command, "version"], capture_output=True).returncode == 0:
+            break
+    else:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    profiles = ["--profile", "demo", "--profile", "debug", "--profile", "flower"]
+    checked = subprocess.run(
+        [*command, "-f", str(COMPOSE), "--env-file", str(ENV_EXAMPLE), *profiles, "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_airflow_init_sets_the_admin_password_the_api_server_accepts(
+    services: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.api_fastapi.app import create_app, purge_cached_app
+    from fastapi.testclient import TestClient
+
+    init = services["airflow-init"]["environment"]
+    passwords = tmp_path / "auth" / "passwords.json"
+    env = {**init, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords)}
+    script = REPO / "deploy/airflow/simple_auth_passwords.py"
+    done = subprocess.run(
+        [sys.executable, str(script)], env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    refused = subprocess.run(
+        [sys.executable, str(script)], env={**env, "_AIRFLOW_WWW_USER_USERNAME": "root"}, capture_output=True, text=True
+    )
+    assert refused.returncode != 0
+    assert "is not among AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS" in refused.stderr
+
+    for key in (
+        "AIRFLOW__CORE__AUTH_MANAGER",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+    ):
+        monkeypatch.setenv(key, init[key])
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords))
+    purge_cached_app()
+    try:
+        client = TestClient(create_app())
+        health = urlsplit(services["airflow-apiserver"]["healthcheck"]["test"][-1]).path
+        assert client.get(health).status_code == 200, "the api-server's healthcheck must need no login"
+        user, password = init["_AIRFLOW_WWW_USER_USERNAME"], init["_AIRFLOW_WWW_USER_PASSWORD"]
+        assert client.post("/auth/token", json={"username": user, "password": password}).status_code == 201
+        assert client.post("/auth/token", json={"username": user, "password": "wrong"}).status_code == 401
+    finally:
+        purge_cached_app()
+
+
+@pytest.mark.services
+def test_postgres_init_script_creates_mlflows_role_and_database() -> None:
+    import psycopg2
+
+    if not shutil.which("psql"):
+        service_missing("psql is not installed (apt-get install postgresql-client)")
+    try:
+        admin = psycopg2.connect(POSTGRES_DSN, connect_timeout=5)
+    except psycopg2.OperationalError as exc:
+        service_missing(f"PostgreSQL at {POSTGRES_DSN} is not reachable ({str(exc).strip()})")
+        raise
+    admin.autocommit = True
+    dsn, suffix = urlsplit(POSTGRES_DSN), uuid.uuid4().hex[:10]
+    role, database = f"mlflow_{suffix}", f"mlflow_db_{suffix}"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PGHOST": dsn.hostname or "127.0.0.1",
+        "PGPORT": str(dsn.port or 5432),
+        "POSTGRES_USER": dsn.username or "postgres",
+        "POSTGRES_DB": dsn.path.lstrip("/"),
+        "MLFLOW_DB_USER": role,
+        "MLFLOW_DB_NAME": database,
+        "MLFLOW_DB_PASSWORD": "it's a 'quoted' pass",
+    }
+    try:
+        done = subprocess.run(
+            ["bash", str(REPO / "deploy/postgres/10-mlflow-database.sh")], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        with admin.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_get_userbyid(datdba), (SELECT rolpassword IS NOT NULL FROM pg_authid WHERE rolname = %s) "
+                "FROM pg_database WHERE datname = %s",
+                (role, database),
+            )
+            assert cursor.fetchone() == (role, True)
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{database}"')
+            cursor.execute(f'DROP ROLE IF EXISTS "{role}"')
+        admin.close()
