@@ -240,6 +240,21 @@ def fresh_postgres_database() -> Iterator[str]:
     """
     import uuid
 
+    admin = postgres_admin()
+    name = f"airflow_ml_test_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def postgres_admin() -> Any:
+    """An autocommit psycopg2 connection to the machine's PostgreSQL (skips, or fails in CI, when it is down)."""
     import psycopg2
 
     try:
@@ -251,13 +266,4 @@ def fresh_postgres_database() -> Iterator[str]:
         )
         raise  # service_missing skips or fails; this line is never reached
     admin.autocommit = True
-    name = f"airflow_ml_test_{uuid.uuid4().hex[:12]}"
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    base = POSTGRES_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    return admin

@@ -1,0 +1,146 @@
+"""What an :class:`~tests.services.harness.AirflowStack` writes and sets: its templates world and environments."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from tests.conftest import REPO, write_loader
+from tests.services.processes import free_port
+
+ADMIN_USER = "admin"
+REDIS = ("127.0.0.1", 6379)
+S3_KEYS = {"login": "testing-access-key", "password": "testing-secret-key"}
+#: Libraries the tasks import, imported once by the scheduler and the Celery worker (see ``AirflowStack``).
+DEFAULT_PRELOAD = ("pandas", "pyarrow.parquet", "s3fs", "mlflow", "mlflow.pyfunc", "great_expectations", "lightgbm")
+_PRELOAD_SETTINGS = """\
+# Written by tests/services/config.py. The scheduler's LocalExecutor workers and the Celery worker's pool
+# are forks of this process, and every task process is a fork of them: importing the heavy libraries here
+# once spares each task importing them again. The DAG processor and the api-server import nothing more.
+import importlib
+import sys
+
+if sys.argv[1:2] == ["scheduler"] or sys.argv[1:3] == ["celery", "worker"]:
+    for _name in {modules!r}:
+        importlib.import_module(_name)
+"""
+#: Environment names never inherited from the test process: the stack's own configuration replaces them.
+_NOT_INHERITED = ("AIRFLOW", "AWS_", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+_TELEMETRY_OFF = {
+    "GX_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "SCARF_NO_ANALYTICS": "true",
+}
+
+
+def write_world(
+    templates_root: Path, dags_dir: Path, *, cities: Sequence[str], template: str, city_extra: str = ""
+) -> None:
+    """A templates folder with a copy of ``ride_duration`` named ``template``, one file per city (no retries,
+    no schedule, plus ``city_extra``), and its DAG loader in ``dags_dir``."""
+    (templates_root / "templates").mkdir(parents=True)
+    (templates_root / "cities").mkdir()
+    text = (REPO / "dag_templates" / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
+    (templates_root / "templates" / f"{template}.yaml").write_text(
+        text.replace("template: ride_duration\n", f"template: {template}\n"), encoding="utf-8"
+    )
+    for city in cities:
+        (templates_root / "cities" / f"{city}.yaml").write_text(
+            f"city: {city}\ntemplate: {template}\ndag:\n  retries: 0\n  schedule: null\n{city_extra}",
+            encoding="utf-8",
+        )
+    write_loader(dags_dir, "cities", templates_root)
+
+
+def write_preload(home: Path, modules: Sequence[str]) -> None:
+    """An ``airflow_local_settings.py`` in ``home/config`` that makes the scheduler and the Celery worker
+    import ``modules`` at start (nothing when ``modules`` is empty)."""
+    if modules:
+        (home / "config").mkdir(parents=True, exist_ok=True)
+        (home / "config" / "airflow_local_settings.py").write_text(
+            _PRELOAD_SETTINGS.format(modules=tuple(modules)), encoding="utf-8"
+        )
+
+
+def base_env() -> dict[str, str]:
+    """The test process's environment without its Airflow, AWS and MLflow settings, telemetry off."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_INHERITED)}
+    return {**env, **_TELEMETRY_OFF, "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+
+
+def airflow_env(
+    *,
+    home: Path,
+    dags_dir: Path,
+    executor: str,
+    api_port: int,
+    password: str,
+    metadata_db_url: str,
+    data_root: str,
+    s3_endpoint: str,
+    mlflow_url: str,
+    worker_concurrency: int,
+) -> dict[str, str]:
+    """The environment of every Airflow process of a stack (and of the tasks they run).
+
+    Writes the SimpleAuthManager passwords file (``admin`` with ``password``) into ``home``.
+    """
+    api_url = f"http://127.0.0.1:{api_port}"
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({ADMIN_USER: password}), encoding="utf-8")
+    from cryptography.fernet import Fernet
+
+    env = {
+        **base_env(),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_dir),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": executor,
+        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        # A loaded CI machine parses slowly: no import or processor timeout for a healthy file.
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "300",
+        # The LocalExecutor forks this many workers at start; a test runs a few tasks at a time.
+        "AIRFLOW__CORE__PARALLELISM": "8",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url,
+        "AIRFLOW__API__BASE_URL": api_url,
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        # Short loops, for test speed: new files are seen within seconds, a DAG is re-parsed each minute.
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "60",
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "300",
+        "AIRFLOW__DAG_PROCESSOR__PRINT_STATS_INTERVAL": "0",
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH": str(home / "bundles"),
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+        # Parallel stacks on one machine: every log server on a port of its own.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW_ML_DATA_ROOT": data_root,
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
+            {"conn_type": "aws", **S3_KEYS, "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}
+        ),
+        "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "extra": {"tracking_uri": mlflow_url}}),
+    }
+    if executor == "CeleryExecutor":
+        base, database = metadata_db_url.split("://", 1)[1].rsplit("/", 1)
+        env |= {
+            # A random broker database and a queue of the stack's own: parallel stacks never share tasks.
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS[0]}:{REDIS[1]}/{random.randint(1, 15)}",
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql+psycopg2://{base}/{database}",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(worker_concurrency),
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"airflow-ml-{uuid.uuid4().hex[:12]}",
+        }
+    return env

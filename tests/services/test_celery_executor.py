@@ -1,0 +1,86 @@
+"""Two cities at once on a real CeleryExecutor deployment: a Celery worker (concurrency 2) on Redis.
+
+The stack (tests/services/harness.py) is the LocalExecutor one with ``airflow celery worker`` added: the
+scheduler sends each task to a queue of the stack's own on a Redis broker, the worker runs it, results go
+to PostgreSQL. Both cities' DAGs are triggered together through the REST API; their ``train`` tasks must
+overlap in time (the task instances' start and end dates), which only a worker running two tasks at once
+can do, and each city must end with its own champion.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from airflow_ml.data.snapshot import snapshot_location
+from tests.services.harness import AirflowStack, RunResult
+
+pytestmark = [pytest.mark.integration, pytest.mark.services]
+
+TEMPLATE = "svc_celery"
+CITIES = ("berlin", "lisbon")
+CONF = {"num_boost_round": 40, "reason": "services tier: two cities on one Celery worker"}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    root = tmp_path_factory.mktemp("svc_celery")
+    with AirflowStack(root, cities=CITIES, template=TEMPLATE, executor="CeleryExecutor", worker_concurrency=2) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def runs(stack: AirflowStack) -> dict[str, RunResult]:
+    """Both cities triggered back to back, then waited for: city → finished run."""
+    started = {city: stack.rest.trigger(stack.dag_id(city), CONF) for city in CITIES}
+    return {city: stack.rest.wait(stack.dag_id(city), run_id, timeout=900) for city, run_id in started.items()}
+
+
+def test_both_cities_succeed_on_the_celery_worker(stack: AirflowStack, runs: dict[str, RunResult]) -> None:
+    queue = stack.env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]
+    for run in runs.values():
+        assert run.state == "success", stack.report(run)
+        assert set(run.tasks.values()) == {"success"}, stack.report(run)
+        # Every task went through the stack's own Celery queue, so the Celery worker ran it.
+        assert {ti["queue"] for ti in run.task_instances} == {queue}
+    # ... and the worker's log shows every one of them as a Celery task that succeeded.
+    worker = stack.processes["celery-worker"]
+    succeeded = re.findall(r"Task execute_workload\[[0-9a-f-]+\] succeeded", worker.log.read_text(errors="replace"))
+    assert len(succeeded) == sum(len(run.task_instances) for run in runs.values()), worker.tail()
+
+
+def test_the_train_tasks_of_the_two_cities_overlap(stack: AirflowStack, runs: dict[str, RunResult]) -> None:
+    for run in runs.values():
+        assert run.state == "success", stack.report(run)
+    (first_start, first_end), (second_start, second_end) = (runs[city].interval("train") for city in CITIES)
+
+    ran = (
+        f"train ran at {first_start:%T.%f}-{first_end:%T.%f} ({CITIES[0]}) and "
+        f"{second_start:%T.%f}-{second_end:%T.%f} ({CITIES[1]})"
+    )
+    assert first_start < second_end, ran
+    assert second_start < first_end, ran
+
+
+def test_each_city_has_its_own_champion(stack: AirflowStack, runs: dict[str, RunResult]) -> None:
+    client = stack.mlflow_client()
+    training_runs = set()
+    for city, run in runs.items():
+        assert run.state == "success", stack.report(run)
+        model = stack.dag_id(city)
+
+        champion = client.get_model_version_by_alias(model, "champion")
+
+        assert champion.version == "1"
+        assert champion.tags["airflow_ml.city"] == city
+        assert champion.tags["airflow.run_id"] == run.run_id
+        assert champion.tags["gate.decision"] == "promoted"
+        assert champion.tags["gate.trigger_reason"] == CONF["reason"]
+        assert champion.tags["airflow_ml.snapshot_uri"] == snapshot_location(
+            f"{stack.data_root}/snapshots", city, run.run_id
+        )
+        assert client.get_run(champion.run_id).data.params["num_boost_round"] == str(CONF["num_boost_round"])
+        training_runs.add(champion.run_id)
+    assert len(training_runs) == len(CITIES)
