@@ -30,11 +30,11 @@ EMBEDDED := PATH="$(BIN):$$PATH" \
 	AIRFLOW_ML_MLFLOW_UI_URL=http://127.0.0.1:5000 \
 	AIRFLOW_CONN_MLFLOW_DEFAULT='{"conn_type": "mlflow", "extra": {"tracking_uri": "$(MLFLOW_DB)", "artifact_root": "file://$(VAR)/mlflow/artifacts"}}'
 
-.PHONY: help install demo test check ui clean
+.PHONY: help install demo test check browser ui clean
 
 help:
 	@echo "make demo   install everything, then retrain every demo city twice on the embedded default"
-	@echo "make test   lint, type-check, import contracts and the whole test suite"
+	@echo "make test   lint, type-check, import contracts and the whole test suite (installs Debian's chromium if root)"
 	@echo "make ui     serve the MLflow UI (:5000) and Airflow (:8080) on loopback for the demo's results"
 
 $(UV):
@@ -60,7 +60,21 @@ check: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: check
+# The browser test (tests/services/test_ui_browser.py) drives Debian's Chromium; Playwright never downloads one.
+CHROMIUM ?= /usr/bin/chromium
+export AIRFLOW_ML_CHROMIUM := $(CHROMIUM)
+
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then \
+		echo "chromium: $$($(CHROMIUM) --version 2>/dev/null)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+	else \
+		echo "Chromium is missing at $(CHROMIUM): sudo apt-get install -y --no-install-recommends chromium" \
+			"(the browser tests skip until then, and fail under .ci/run)"; \
+	fi
+
+test: check browser
 	$(BIN)/pytest
 
 ui: install

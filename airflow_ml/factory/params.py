@@ -88,7 +88,13 @@ def trigger_params(config: ModelConfig) -> dict[str, Param]:
             "approves or rejects it under Required actions. force: promote even if the gate refuses (needs a "
             "Reason). dry_run: decide and record, move nothing.",
         ),
+        # Nullable: Airflow's form requires a value for a Param whose type excludes null, so a plain string
+        # would keep the Trigger button disabled until someone typed a reason.
         "reason": _param(
-            "", type="string", maxLength=500, title="Reason", description="Why this run; recorded with the decision."
+            "",
+            type=["null", "string"],
+            maxLength=500,
+            title="Reason",
+            description="Why this run; recorded with the decision.",
         ),
     }

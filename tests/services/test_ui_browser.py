@@ -1,0 +1,419 @@
+"""The Airflow UI in a real browser: headless Chromium (Debian's ``chromium``) against a real ``airflow api-server``.
+
+One api-server (SimpleAuthManager, SQLite metadata database, ``plugins/`` as its plugins folder) serves a
+templates world with one demo city, serialized with ``airflow db migrate`` and ``airflow dags reserialize``:
+the trigger form needs no scheduler, so none runs and triggered runs stay queued. The browser logs in
+through Airflow's own login page, opens the city's trigger form and checks that every Param renders as its
+type; the fleet view plugin is checked behind the same login and inside Airflow's navigation.
+
+Every test keeps full-page screenshots in ``$AIRFLOW_ML_TEST_ARTIFACTS/ui`` (default ``var/test-artifacts/ui``),
+and a ``<test>-failure.png`` when it fails. The tests.services.harness stack (scheduler, DAG processor, MLflow
+server, S3) is more than a form needs, so only its process and REST helpers are reused here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, make_city_world, service_missing
+from tests.services.harness import AirflowRest, ManagedProcess, StackError, free_port, wait_until
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Locator, Page, ViewportSize
+
+    from airflow_ml.templates import CityConfig
+
+pytestmark = [pytest.mark.integration, pytest.mark.services]
+
+CITY, TEMPLATE = "berlin", "ui_browser"
+DAG_ID = f"{TEMPLATE}.{CITY}"
+USER = "admin"
+CHROMIUM = Path(os.environ.get("AIRFLOW_ML_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(os.environ.get("AIRFLOW_ML_TEST_ARTIFACTS") or REPO / "var" / "test-artifacts") / "ui"
+#: Tall enough that the whole trigger dialog fits: a full-page screenshot does not scroll inside a modal.
+VIEWPORT: ViewportSize = {"width": 1280, "height": 2200}
+#: Milliseconds a browser step may take; the React UI's first load is slow on a loaded 2-core machine.
+STEP_TIMEOUT = 60_000
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class UiServer:
+    """The api-server under test: its URL, the admin's password, a REST client, and the city's config."""
+
+    url: str
+    password: str
+    rest: AirflowRest
+    config: CityConfig
+
+
+def _require_browser() -> None:
+    if importlib.util.find_spec("playwright") is None:
+        service_missing(f"the playwright Python package is not installed in {sys.prefix}; run `make install`")
+    if not os.access(CHROMIUM, os.X_OK):
+        service_missing(
+            f"Chromium is not installed at {CHROMIUM}; install Debian's package with "
+            "`sudo apt-get install -y --no-install-recommends chromium` (or `make browser`), "
+            "or point AIRFLOW_ML_CHROMIUM at a Chromium binary"
+        )
+
+
+def _airflow(env: dict[str, str], *args: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, f"airflow {' '.join(args)} exited with {done.returncode}:\n{done.stderr[-4000:]}"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
+    """A real api-server with the city's DAG serialized in its database and the fleet view plugin loaded."""
+    from airflow_ml.templates import load_city_configs
+
+    _require_browser()  # before the slow start: a machine without Chromium skips at once
+    root = tmp_path_factory.mktemp("ui_browser")
+    home, dags = root / "airflow", root / "dags"
+    home.mkdir()
+    dags.mkdir()
+    make_city_world(root / "world", dags, CITY, scale=0.1, template=TEMPLATE)
+    (config,), errors = load_city_configs(root / "world")
+    assert not errors, errors
+    password = secrets.token_urlsafe(12)
+    (home / "passwords.json").write_text(json.dumps({USER: password}), encoding="utf-8")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},  # not the test session's Airflow
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__AUTH_MANAGER": (
+            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+        ),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__API__BASE_URL": url,
+        "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        "AIRFLOW_ML_DATA_ROOT": str(root / "world" / "data"),
+        # The fleet view reads this (empty) registry: the row shows "no champion yet".
+        "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(
+            {"conn_type": "mlflow", "extra": {"tracking_uri": f"sqlite:///{root}/mlflow.db"}}
+        ),
+    }
+    _airflow(env, "db", "migrate")
+    argv = [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    api = ManagedProcess("api-server", argv, env, root / "api-server.log")
+    api.start()
+    rest = None
+    try:
+        # The DAG processor's work, done once while the api-server starts (no scheduler is needed for the UI).
+        _airflow(env, "dags", "reserialize")
+
+        def healthy() -> bool:
+            if not api.alive:
+                raise StackError(f"the api-server exited\n{api.tail()}")
+            return httpx.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200
+
+        wait_until(
+            healthy,
+            timeout=180,
+            what=f"the Airflow api-server did not answer at {url}/api/v2/monitor/health",
+            diagnose=api.tail,
+        )
+        rest = AirflowRest(url, USER, password)
+        assert rest.dag(DAG_ID) is not None, f"{DAG_ID} is not in the api-server's database; {rest.import_errors()}"
+        yield UiServer(url, password, rest, config)
+    finally:
+        if rest is not None:
+            rest.close()
+        api.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def admin(browser: Browser, server: UiServer) -> Iterator[BrowserContext]:
+    """A browser profile of an admin who logged in once through SimpleAuthManager's real login form.
+
+    The tests' pages share it, and so its cache: the UI's JavaScript is fetched and compiled once.
+    """
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(STEP_TIMEOUT)
+    page = context.new_page()
+    try:
+        page.goto(f"{server.url}/")
+        log_in(page, server)
+        page.get_by_role("button", name="Browse").wait_for()  # the logged-in UI's navigation
+    except BaseException:
+        keep_failure_screenshot(page, "login-failure")
+        context.close()
+        raise
+    page.close()
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(request: pytest.FixtureRequest, admin: BrowserContext) -> Iterator[Page]:
+    """A new page of the logged-in admin; when its test fails, a ``<test>-failure.png`` is kept among the artifacts."""
+    new_page = admin.new_page()
+    # The call phase's report is logged before teardown: a failed call has raised the session's count.
+    failed_before = request.session.testsfailed
+    yield new_page
+    if request.session.testsfailed > failed_before:
+        keep_failure_screenshot(new_page, f"{request.node.name}-failure")
+    new_page.close()
+
+
+def log_in(page: Page, server: UiServer) -> None:
+    """Fill SimpleAuthManager's login form on ``page`` (which must show it) and wait until it lets us in."""
+    page.wait_for_url(re.compile(r"/auth/login"))
+    page.get_by_label("Username").fill(USER)
+    page.get_by_label("Password").fill(server.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/auth/login" not in url)
+
+
+def keep_screenshot(page: Page, name: str) -> Path:
+    """Save a full-page screenshot among the test artifacts and check that it is a non-empty PNG."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    data = path.read_bytes()
+    assert data.startswith(PNG_MAGIC), f"{path} is not a PNG"
+    assert len(data) > 10_000, f"{path} is too small ({len(data)} bytes) to show a page"
+    return path
+
+
+def keep_failure_screenshot(page: Page, name: str) -> None:
+    """Keep what the browser showed when a step failed; a page too broken to capture adds no second error."""
+    with contextlib.suppress(Exception):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def open_trigger_form(page: Page, server: UiServer) -> Locator:
+    """Open the city's DAG page, press *Trigger* and return the "Run Parameters" section of the dialog."""
+    page.goto(f"{server.url}/dags/{DAG_ID}")
+    page.get_by_role("button", name="Trigger Dag").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(f"Trigger Dag - {DAG_ID}").wait_for()
+    section = dialog.locator('[id$=":content:Run Parameters"]')
+    field(section, "Reason")  # the last Param: the whole form is there
+    return section
+
+
+def field(section: Locator, title: str) -> Locator:
+    """The form row (label, input, help text) whose label is ``title`` (a required field's label ends in ``*``).
+
+    Rows are found by their label, inputs inside them: the form's text and date inputs are not tied to
+    their labels (the label's ``for`` names another id), so ``get_by_label`` cannot find them.
+    """
+    label = section.page.locator('label[data-part="label"]', has_text=re.compile(rf"^\s*{re.escape(title)}\s*\*?\s*$"))
+    row = section.get_by_role("group").filter(has=label)
+    row.wait_for()
+    return row
+
+
+def labels(section: Locator) -> list[str]:
+    """The form's labels in order, without the required marker."""
+    return [text.rstrip("*").strip() for text in section.locator('label[data-part="label"]').all_inner_texts()]
+
+
+def run_ids(server: UiServer) -> set[str]:
+    """The ids of the DAG's runs."""
+    return {run["dag_run_id"] for run in server.rest.get(f"/dags/{DAG_ID}/dagRuns")["dag_runs"]}
+
+
+def submit(page: Page, server: UiServer) -> dict[str, Any]:
+    """Press the dialog's *Trigger* and return the conf of the one run it created (read through the REST API)."""
+    before = run_ids(server)
+    page.get_by_test_id("trigger-dag-submit").click()
+    page.get_by_text("Dag run has been successfully triggered").wait_for()
+    new = run_ids(server) - before
+    assert len(new) == 1, f"expected one new run of {DAG_ID}, got {sorted(new)}"
+    return dict(server.rest.get(f"/dags/{DAG_ID}/dagRuns/{new.pop()}")["conf"])
+
+
+def test_the_trigger_form_renders_every_param_as_its_type(page: Page, server: UiServer) -> None:
+    from playwright.sync_api import expect
+
+    from airflow_ml.factory.params import trigger_params
+    from airflow_ml.ml.gate import MODES
+
+    params = trigger_params(server.config)
+    section = open_trigger_form(page, server)
+
+    # Every Param is there, in order, under its title (not its key).
+    assert labels(section) == [param.schema["title"] for param in params.values()]
+
+    # Numbers: spin buttons carrying the Params' bounds, with the configured value in the help text.
+    for key in ("num_boost_round", "num_leaves", "min_data_in_leaf", "search_trials"):
+        schema = params[key].schema
+        title = schema["title"]
+        number = field(section, title).get_by_role("spinbutton")
+        assert number.get_attribute("name") == f"element_{key}"
+        assert number.get_attribute("aria-valuemin") == str(schema["minimum"]), title
+        assert number.get_attribute("aria-valuemax") == str(schema["maximum"]), title
+        assert number.input_value() == "", f"{title} must start empty (None keeps the configured value)"
+    rounds = server.config.training.num_boost_round
+    assert f"Override the configured {rounds} rounds" in field(section, "Boosting rounds").inner_text()
+
+    # Dates: native date pickers, empty by default.
+    for key in ("window_start", "window_end"):
+        date = field(section, params[key].schema["title"]).locator("input")
+        assert (date.get_attribute("type"), date.get_attribute("name")) == ("date", f"element_{key}")
+        assert date.input_value() == ""
+
+    # The enum: a select showing the default, offering exactly the gate's modes.
+    mode = field(section, "Promotion mode")
+    chosen = mode.locator('input[name="element_promotion_mode"]')
+    assert chosen.input_value() == "auto"
+    mode.get_by_role("combobox").click()
+    expect(page.get_by_role("option")).to_have_text(list(MODES))
+    page.get_by_role("option", name="dry_run").click()
+    expect(chosen).to_have_value("dry_run")
+
+    # Free text: a plain text input limited to the Param's maxLength.
+    reason = field(section, "Reason").locator("input")
+    assert reason.get_attribute("type") in (None, "text")
+    assert reason.get_attribute("maxlength") == str(params["reason"].schema["maxLength"])
+
+    keep_screenshot(page, "trigger-form")
+
+
+def test_a_run_triggered_from_the_form_carries_typed_values_within_bounds(page: Page, server: UiServer) -> None:
+    from playwright.sync_api import expect
+
+    section = open_trigger_form(page, server)
+    rounds = field(section, "Boosting rounds").get_by_role("spinbutton")
+    leaves = field(section, "Leaves per tree").get_by_role("spinbutton")
+    rounds.fill("0")  # below the minimum of 1
+    leaves.fill("5000")  # above the maximum of 4096
+    field(section, "Learning rate").get_by_role("spinbutton").fill("0.05")
+    field(section, "First day of data").locator("input").fill("2026-01-05")
+    field(section, "Promotion mode").get_by_role("combobox").click()
+    page.get_by_role("option", name="dry_run").click()
+    field(section, "Reason").locator("input").fill("browser test")
+    # The form clamps a number to its Param's bounds when the field loses focus.
+    expect(rounds).to_have_value("1")
+    expect(leaves).to_have_value("4096")
+    keep_screenshot(page, "trigger-form-filled")
+
+    conf = submit(page, server)
+
+    assert conf == {
+        "num_boost_round": 1,
+        "learning_rate": 0.05,
+        "num_leaves": 4096,
+        "min_data_in_leaf": None,
+        "search_trials": None,
+        "search_timeout_minutes": None,
+        "window_start": "2026-01-05",
+        "window_end": None,
+        "promotion_mode": "dry_run",
+        "reason": "browser test",
+    }
+
+
+def test_the_form_can_be_submitted_with_its_defaults(page: Page, server: UiServer) -> None:
+    """Every Param has a default meaning "keep the configured value", so *Trigger* works without typing."""
+    from playwright.sync_api import expect
+
+    section = open_trigger_form(page, server)
+    rows = {title: field(section, title) for title in labels(section)}
+    values = {
+        title: row.locator("input").evaluate_all("inputs => inputs.map(i => i.value)") for title, row in rows.items()
+    }
+    missing = [
+        title for title, row in rows.items() if row.locator("[data-required]").count() and not any(values[title])
+    ]
+    expect(
+        page.get_by_test_id("trigger-dag-submit"),
+        f"the trigger form of {DAG_ID} cannot be submitted with its defaults: {missing} must be filled in (Airflow's "
+        'form requires a value for every Param whose schema "type" lacks "null"; an optional one needs it)',
+    ).to_be_enabled(timeout=10_000)
+
+    conf = submit(page, server)
+
+    assert conf.pop("promotion_mode") == "auto"
+    assert conf.pop("reason") in ("", None)
+    assert conf == dict.fromkeys(conf, None), "every other Param must default to None (the configured value)"
+
+
+def test_the_fleet_view_lists_the_city_behind_airflows_login(browser: Browser, server: UiServer) -> None:
+    context = browser.new_context(viewport=VIEWPORT)  # not logged in
+    context.set_default_timeout(STEP_TIMEOUT)
+    page = context.new_page()
+    try:
+        page.goto(f"{server.url}/airflow-ml/fleet")
+        log_in(page, server)
+        page.wait_for_url(f"{server.url}/airflow-ml/fleet")
+
+        row = page.locator(f'tr.fleet-row[data-dag-id="{DAG_ID}"]')
+        assert row.get_attribute("data-city") == CITY
+        city = row.locator("td.city a.city-link")
+        assert city.inner_text() == CITY
+        assert city.get_attribute("href") == f"/dags/{DAG_ID}"
+        assert row.locator("td.links a.dag-link").get_attribute("href") == f"/dags/{DAG_ID}"
+        assert row.locator("td.champion").inner_text().startswith("no champion yet")
+        runs = server.rest.get(f"/dags/{DAG_ID}/dagRuns", params={"order_by": "-run_after", "limit": 1})["dag_runs"]
+        assert row.locator("td.last-run").get_attribute("data-state") == (runs[0]["state"] if runs else "none")
+        keep_screenshot(page, "fleet-view")
+
+        city.click()  # the row leads to the city's DAG in the Airflow UI (whose page the other tests check)
+        page.wait_for_url(f"{server.url}/dags/{DAG_ID}", wait_until="commit")
+    except BaseException:
+        keep_failure_screenshot(page, "fleet-view-failure")
+        raise
+    finally:
+        context.close()
+
+
+def test_the_fleet_view_is_in_airflows_navigation(page: Page, server: UiServer) -> None:
+    page.goto(f"{server.url}/")
+    page.get_by_role("button", name="Browse").click()
+    page.get_by_role("menuitem", name="Fleet").click()
+    page.wait_for_url(f"{server.url}/plugin/airflow-ml-fleet")
+
+    row = page.frame_locator("iframe").locator(f'tr.fleet-row[data-dag-id="{DAG_ID}"]')
+    assert row.locator("td.city a.city-link").inner_text() == CITY
+    keep_screenshot(page, "fleet-in-airflow-ui")
