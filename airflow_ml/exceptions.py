@@ -41,5 +41,13 @@ class DataError(AirflowMLError):
     """The data of a city cannot be read or snapshotted (missing path, empty partition, bad format)."""
 
 
+class StorageUnreachable(DataError):
+    """The object store did not answer, or refused the connection's credentials: the data may be fine."""
+
+
+class MlflowUnreachable(AirflowMLError, ConnectionError):
+    """The MLflow tracking server did not answer; the task fails and Airflow's retries try again."""
+
+
 class RollbackRefused(AirflowMLError):
     """A rollback that cannot be done: the model is unknown or has no ``previous-champion`` to go back to."""

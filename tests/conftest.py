@@ -138,17 +138,26 @@ def city_world(
 
 def task_states(dag_id: str, run_id: str) -> dict[str, str]:
     """Each task's final state in a run, read from the session's metadata database."""
+    return {task_id: str(state) for task_id, state in _task_column(dag_id, run_id, "state").items()}
+
+
+def try_numbers(dag_id: str, run_id: str) -> dict[str, int]:
+    """Each task's try number in a run (1 when the first try was the last)."""
+    return {task_id: int(number) for task_id, number in _task_column(dag_id, run_id, "try_number").items()}
+
+
+def _task_column(dag_id: str, run_id: str, column: str) -> dict[str, Any]:
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     with create_session() as session:
         rows = session.execute(
-            select(TaskInstance.task_id, TaskInstance.state).where(
+            select(TaskInstance.task_id, getattr(TaskInstance, column)).where(
                 TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
             )
         ).all()
-    return {task_id: str(state) for task_id, state in rows}
+    return dict(rows)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import io
 import json
@@ -29,6 +30,8 @@ from airflow_ml.exceptions import DataError
 
 MANIFEST = "manifest.json"
 DATA_FILE = "data.parquet"
+#: A full disk, a file over the size limit, a quota, an I/O error, a read-only mount.
+_STORAGE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS}
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -235,13 +238,33 @@ def take_snapshot(
     with storage_errors(uri, storage_options), _writing(uri, "AIRFLOW_ML_DATA_ROOT"):
         if is_local(fs):  # object stores have no folders to make (and s3fs would create a missing bucket)
             fs.makedirs(folder, exist_ok=True)
-        fs.pipe_file(f"{folder}/{DATA_FILE}", buffer.getvalue())
+        _put_whole(fs, f"{folder}/{DATA_FILE}", buffer.getvalue())
         # The manifest goes last: its presence is what marks the snapshot complete.
-        fs.pipe_file(f"{folder}/{MANIFEST}", json.dumps(manifest.to_dict(), indent=1).encode())
+        _put_whole(fs, f"{folder}/{MANIFEST}", json.dumps(manifest.to_dict(), indent=1).encode())
     if is_local(fs):
         for name in (DATA_FILE, MANIFEST):
             fs.chmod(f"{folder}/{name}", 0o444)
     return manifest
+
+
+def _put_whole(fs: AbstractFileSystem, path: str, data: bytes) -> None:
+    """Write a file that a reader sees whole or not at all.
+
+    An object store's PUT is atomic already. On a local disk the bytes go to ``<name>.partial`` first and
+    are renamed (atomic on POSIX), so a disk that fills up or a write cut short never leaves a truncated
+    file under the snapshot's name; the partial file is removed when the write fails.
+    """
+    if not is_local(fs):
+        fs.pipe_file(path, data)
+        return
+    partial = f"{path}.partial"
+    try:
+        fs.pipe_file(partial, data)
+        fs.mv(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            fs.rm_file(partial)
+        raise
 
 
 def load_manifest(uri: str, *, storage_options: StorageOptions | None = None) -> Manifest:
@@ -260,8 +283,13 @@ def read_snapshot(
 ) -> pd.DataFrame:
     """Read the rows of the snapshot at ``uri`` (optionally only some columns)."""
     fs, folder = filesystem(uri, storage_options)
-    with storage_errors(uri, storage_options), fs.open(f"{folder}/{DATA_FILE}", "rb") as handle:
-        return pq.read_table(handle, columns=columns).to_pandas()
+    try:
+        with storage_errors(uri, storage_options), fs.open(f"{folder}/{DATA_FILE}", "rb") as handle:
+            return pq.read_table(handle, columns=columns).to_pandas()
+    except FileNotFoundError:
+        raise DataError(
+            f"snapshot {uri!r} has no {DATA_FILE}: it is missing or was never completed; run the snapshot task again"
+        ) from None
 
 
 def write_json(uri: str, name: str, payload: dict[str, Any], *, storage_options: StorageOptions | None = None) -> str:
@@ -273,7 +301,7 @@ def write_text(uri: str, name: str, text: str, *, storage_options: StorageOption
     """Write a text file (a report) beside a snapshot; returns its URI."""
     fs, folder = filesystem(uri, storage_options)
     with storage_errors(uri, storage_options), _writing(uri, "AIRFLOW_ML_DATA_ROOT"):
-        fs.pipe_file(f"{folder}/{name}", text.encode("utf-8"))
+        _put_whole(fs, f"{folder}/{name}", text.encode("utf-8"))
     return f"{uri}/{name}"
 
 
@@ -284,6 +312,14 @@ def _writing(uri: str, setting: str) -> Iterator[None]:
         yield
     except FileNotFoundError as exc:
         raise DataError(f"cannot write to {uri!r} ({exc}); create its bucket or folder, or fix {setting}") from exc
+    except OSError as exc:
+        if exc.errno not in _STORAGE_FAILURES:
+            raise
+        raise DataError(
+            f"writing to {uri!r} failed part-way ({exc}): the storage is full or failing; nothing partial was "
+            f"left under the final names and a snapshot without its {MANIFEST} is never read; free space or fix "
+            f"the storage behind {setting}, then let the task retry"
+        ) from exc
 
 
 def read_files(

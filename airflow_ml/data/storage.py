@@ -16,7 +16,7 @@ import fsspec
 from fsspec import AbstractFileSystem
 from fsspec.implementations.local import LocalFileSystem
 
-from airflow_ml.exceptions import DataError
+from airflow_ml.exceptions import DataError, StorageUnreachable
 
 #: Protocol (``"s3"``) → keyword arguments of its fsspec filesystem.
 StorageOptions = Mapping[str, Mapping[str, Any]]
@@ -73,17 +73,17 @@ def storage_errors(uri: str, storage_options: StorageOptions | None = None) -> I
     except DataError:
         raise
     except PermissionError as exc:
-        raise DataError(
+        raise StorageUnreachable(
             f"access to {uri!r} was refused ({exc}); give the connection's credentials read and write access to it"
         ) from exc
     except _credential_errors() as exc:
-        raise DataError(
+        raise StorageUnreachable(
             f"no credentials to read {uri!r} ({exc}); set login/password (access key id/secret) or a role "
             "on the Airflow connection of type aws (aws_conn_id, default 'aws_default')"
         ) from exc
     except _unreachable_errors() as exc:
         endpoint = (storage_options or {}).get(protocol(uri), {}).get("endpoint_url") or "its default endpoint"
-        raise DataError(
+        raise StorageUnreachable(
             f"cannot reach the storage of {uri!r} at {endpoint} ({exc}); check that the service is up and the "
             "connection's endpoint_url (extra) points at it"
         ) from exc

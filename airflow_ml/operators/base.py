@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
+from airflow_ml.exceptions import MlflowUnreachable
 from airflow_ml.hooks.mlflow import MlflowHook
 
 
@@ -27,6 +30,56 @@ class MlflowBaseOperator(BaseOperator):
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
 
 
+@contextlib.contextmanager
+def mlflow_errors(hook: MlflowHook, action: str) -> Iterator[None]:
+    """Turn "the MLflow server cannot be reached" into one clear line: the URL, the connection and the fix.
+
+    MLflow reports a server that is down as ``API request to ... failed with exception
+    HTTPConnectionPool(...): Max retries exceeded ...``; this names what the task was doing instead.
+    Any other error passes through unchanged.
+
+    Args:
+        hook: The task's MLflow hook (for the URL and the connection id).
+        action: What the task was doing, e.g. ``"registering model 'x'"``.
+
+    Raises:
+        MlflowUnreachable: when the cause is a refused or timed-out connection, or a server that keeps
+            answering 5xx until the client's retries run out.
+    """
+    try:
+        yield
+    except Exception as exc:
+        cause = _unreachable_cause(exc)
+        if cause is None:
+            raise
+        raise MlflowUnreachable(
+            f"the MLflow tracking server at {hook.tracking_uri} is unreachable while {action} ({cause}); "
+            f"the task fails and Airflow retries it (dag.retries); check that the server is up and that "
+            f"connection {hook.mlflow_conn_id!r} points at it"
+        ) from exc
+
+
+def _unreachable_cause(exc: BaseException) -> str | None:
+    """A short description of the network failure behind ``exc`` (following its chain), or None."""
+    try:
+        from requests.exceptions import ConnectionError as RequestsConnectionError
+        from requests.exceptions import RetryError, Timeout
+    except ImportError:  # pragma: no cover - requests comes with mlflow
+        return None
+    seen: BaseException | None = exc
+    for _ in range(10):  # MLflow wraps the requests error as the implicit context of its own
+        if seen is None:
+            return None
+        if isinstance(seen, Timeout):
+            return "the connection timed out"
+        if isinstance(seen, RequestsConnectionError):
+            return "connection refused" if "refused" in str(seen).lower() else "the connection failed"
+        if isinstance(seen, RetryError):
+            return "it kept answering with server errors"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def airflow_lineage(context: Context) -> dict[str, str]:
     """Tags that tie an MLflow object to the Airflow task instance that made it."""
     ti = context["ti"]
@@ -36,6 +89,34 @@ def airflow_lineage(context: Context) -> dict[str, str]:
         "airflow.task_id": ti.task_id,
         "airflow.try_number": str(ti.try_number),
     }
+
+
+def close_abandoned_runs(client: Any, experiment: str, context: Context) -> list[str]:
+    """Mark the MLflow runs that earlier tries of this task left open as ``KILLED``; return their ids.
+
+    A worker killed mid-task (an OOM kill, a lost node) never closes its run, which would stay ``RUNNING``
+    for ever. A retry knows better: any open run of the same DAG run and task from an earlier try is dead.
+    The run keeps what it logged and gets the tag ``airflow_ml.abandoned`` saying which try replaced it.
+    """
+    ti = context["ti"]
+    if ti.try_number <= 1:
+        return []
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    lineage = airflow_lineage(context)
+    query = " and ".join(
+        [f"tags.`{key}` = '{lineage[key]}'" for key in ("airflow.dag_id", "airflow.run_id", "airflow.task_id")]
+        + ["attributes.status = 'RUNNING'"]
+    )
+    closed = []
+    for run in client.search_runs([found.experiment_id], filter_string=query):
+        if run.data.tags.get("airflow.try_number") == str(ti.try_number):
+            continue
+        client.set_tag(run.info.run_id, "airflow_ml.abandoned", f"its try died unfinished; try {ti.try_number} retried")
+        client.set_terminated(run.info.run_id, status="KILLED")
+        closed.append(run.info.run_id)
+    return closed
 
 
 def is_empty(value: Any) -> bool:

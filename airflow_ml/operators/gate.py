@@ -9,7 +9,7 @@ from airflow.sdk import Context
 
 from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.links.mlflow import MlflowModelVersionLink, model_version_url
-from airflow_ml.operators.base import MlflowBaseOperator, is_empty
+from airflow_ml.operators.base import MlflowBaseOperator, is_empty, mlflow_errors
 from airflow_ml.operators.validate import snapshot_uri
 
 DECISION_FILE = "decision.json"
@@ -111,30 +111,31 @@ class PromotionGateOperator(MlflowBaseOperator):
 
         uri = snapshot_uri(self.snapshot)
         options = storage_options(uri, aws_conn_id=self.aws_conn_id)
-        outcome, record = evaluate_and_decide(
-            self.hook.get_conn(),
-            load_manifest(uri, storage_options=options),
-            model_name=self.model_name,
-            challenger_version=str(self.registration["version"]),
-            target=self.target,
-            metric=self.metric,
-            split=SplitSettings(self.time_column, self.validation_fraction, self.holdout_fraction),
-            rules=GateRules(
-                min_improvement=self.min_improvement,
-                improvement_mode=self.improvement_mode,  # type: ignore[arg-type]
-                min_holdout_rows=self.min_holdout_rows,
-                min_quality=self.min_quality,
-                bootstrap=self.bootstrap,
-                slices=tuple(self.slices),
-                max_slice_regression=self.max_slice_regression,
-                min_slice_rows=self.min_slice_rows,
-            ),
-            mode=str(self.mode or "auto"),
-            trigger_reason="" if is_empty(self.reason) else str(self.reason),
-            context=_trigger(context),
-            storage_options=options,
-            parent_model=self.parent_model,
-        )
+        with mlflow_errors(self.hook, f"deciding on {self.model_name!r}"):
+            outcome, record = evaluate_and_decide(
+                self.hook.get_conn(),
+                load_manifest(uri, storage_options=options),
+                model_name=self.model_name,
+                challenger_version=str(self.registration["version"]),
+                target=self.target,
+                metric=self.metric,
+                split=SplitSettings(self.time_column, self.validation_fraction, self.holdout_fraction),
+                rules=GateRules(
+                    min_improvement=self.min_improvement,
+                    improvement_mode=self.improvement_mode,  # type: ignore[arg-type]
+                    min_holdout_rows=self.min_holdout_rows,
+                    min_quality=self.min_quality,
+                    bootstrap=self.bootstrap,
+                    slices=tuple(self.slices),
+                    max_slice_regression=self.max_slice_regression,
+                    min_slice_rows=self.min_slice_rows,
+                ),
+                mode=str(self.mode or "auto"),
+                trigger_reason="" if is_empty(self.reason) else str(self.reason),
+                context=_trigger(context),
+                storage_options=options,
+                parent_model=self.parent_model,
+            )
         write_json(uri, DECISION_FILE, record, storage_options=options)
         version = record["challenger_version"] if outcome.move_champion else record["baseline_version"]
         if version is not None:

@@ -9,7 +9,7 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
-from airflow_ml.operators.base import MlflowBaseOperator
+from airflow_ml.operators.base import MlflowBaseOperator, mlflow_errors
 from airflow_ml.operators.validate import snapshot_uri
 
 HEALTH_FILE = "health.json"
@@ -80,7 +80,8 @@ class ChampionHealthCheckOperator(MlflowBaseOperator):
 
         client = self.hook.get_conn()
         version = str(self.registration["version"])
-        champion = registry.version_by_alias(client, self.model_name, registry.CHAMPION)
+        with mlflow_errors(self.hook, f"reading the champion of {self.model_name!r}"):
+            champion = registry.version_by_alias(client, self.model_name, registry.CHAMPION)
         if champion is None or str(champion.version) != version:
             current = f"v{champion.version}" if champion is not None else "none"
             raise AirflowSkipException(f"the champion did not move in this run (champion: {current}, run: v{version})")

@@ -9,6 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from airflow_ml import settings
+from airflow_ml.exceptions import StorageUnreachable
 from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.operators.base import is_empty
 
@@ -67,18 +68,28 @@ class SnapshotOperator(BaseOperator):
         root = settings.data_root(self.data_root)
         sources = [resolve_source(self.source, data_root=root, city=m) for m in self.members or [self.city]]
         source = sources[0]
-        manifest = take_snapshot(
-            sources if self.members else source,
-            f"{root}/snapshots",
-            storage_options=storage_options(source, root, aws_conn_id=self.aws_conn_id),
-            parse_dates=[self.time_column] if self.time_column else [],
-            city=self.city,
-            run_id=context["run_id"],
-            fmt=self.data_format,
-            window_days=self.window_days,
-            start=_date(self.window_start),
-            end=_date(self.window_end),
-        )
+        options = storage_options(source, root, aws_conn_id=self.aws_conn_id)
+        try:
+            manifest = take_snapshot(
+                sources if self.members else source,
+                f"{root}/snapshots",
+                storage_options=options,
+                parse_dates=[self.time_column] if self.time_column else [],
+                city=self.city,
+                run_id=context["run_id"],
+                fmt=self.data_format,
+                window_days=self.window_days,
+                start=_date(self.window_start),
+                end=_date(self.window_end),
+            )
+        except StorageUnreachable as exc:
+            if not options:
+                raise
+            # The data layer knows the URL, not which Airflow connection reached it: name it here.
+            raise StorageUnreachable(
+                f"{exc} (Airflow connection {self.aws_conn_id!r} of type aws; its extra's endpoint_url and "
+                "credentials are what the task used)"
+            ) from exc
         self.log.info(
             "snapshot %s: %d rows from %d partition(s) %s..%s, content hash %s",
             manifest.uri,

@@ -10,7 +10,13 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.links.mlflow import MlflowRunLink, run_url
-from airflow_ml.operators.base import MlflowBaseOperator, airflow_lineage, optional_number
+from airflow_ml.operators.base import (
+    MlflowBaseOperator,
+    airflow_lineage,
+    close_abandoned_runs,
+    mlflow_errors,
+    optional_number,
+)
 from airflow_ml.operators.validate import snapshot_uri
 
 
@@ -153,19 +159,22 @@ class TrainModelOperator(MlflowBaseOperator):
         split = SplitSettings(self.time_column, self.validation_fraction, self.holdout_fraction)
         uri = snapshot_uri(self.snapshot)
         options = storage_options(uri, aws_conn_id=self.aws_conn_id)
-        result = train_and_log(
-            self.hook.get_conn(),
-            load_manifest(uri, storage_options=options),
-            spec,
-            split,
-            experiment=self.experiment,
-            artifact_root=self.hook.artifact_root,
-            tags={**self.tags, **airflow_lineage(context)},
-            config=self.config,
-            storage_options=options,
-            search=self._search_settings(),
-            warm_start_from=self.model_name if self.warm_start else None,
-        )
+        with mlflow_errors(self.hook, f"training {self.experiment!r}"):
+            for run_id in close_abandoned_runs(self.hook.get_conn(), self.experiment, context):
+                self.log.warning("marked run %s of an earlier, unfinished try KILLED", run_id)
+            result = train_and_log(
+                self.hook.get_conn(),
+                load_manifest(uri, storage_options=options),
+                spec,
+                split,
+                experiment=self.experiment,
+                artifact_root=self.hook.artifact_root,
+                tags={**self.tags, **airflow_lineage(context)},
+                config=self.config,
+                storage_options=options,
+                search=self._search_settings(),
+                warm_start_from=self.model_name if self.warm_start else None,
+            )
         MlflowRunLink.persist(context, run_url(self.hook.tracking_uri, result["experiment_id"], result["run_id"]))
         self.log.info("trained run %s: %s", result["run_id"], result["metrics"])
         return result
