@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -39,11 +40,33 @@ _TELEMETRY_OFF = {
 }
 
 
+#: The ``dag:`` block of every city file of a stack: no retries, no schedule (``dag_extra`` may override them).
+_DAG_DEFAULTS = {"retries": "0", "schedule": "null"}
+
+
+def dag_block(dag_extra: str = "") -> str:
+    """A city file's ``dag:`` block: :data:`_DAG_DEFAULTS` plus ``dag_extra`` (YAML lines indented by two
+    spaces, e.g. ``"  retries: 2\n  retry_delay_minutes: 0.05\n"``); a key set in ``dag_extra`` replaces
+    its default, so that the block never holds a key twice."""
+    if dag_extra and not dag_extra.endswith("\n"):
+        dag_extra += "\n"
+    overridden = set(re.findall(r"^  ([A-Za-z_][\w-]*)\s*:", dag_extra, flags=re.MULTILINE))
+    defaults = "".join(f"  {key}: {value}\n" for key, value in _DAG_DEFAULTS.items() if key not in overridden)
+    return f"dag:\n{defaults}{dag_extra}"
+
+
 def write_world(
-    templates_root: Path, dags_dir: Path, *, cities: Sequence[str], template: str, city_extra: str = ""
+    templates_root: Path,
+    dags_dir: Path,
+    *,
+    cities: Sequence[str],
+    template: str,
+    city_extra: str = "",
+    dag_extra: str = "",
 ) -> None:
-    """A templates folder with a copy of ``ride_duration`` named ``template``, one file per city (no retries,
-    no schedule, plus ``city_extra``), and its DAG loader in ``dags_dir``."""
+    """A templates folder with a copy of ``ride_duration`` named ``template``, one file per city (the
+    ``dag:`` block of :func:`dag_block` with ``dag_extra``, then ``city_extra``), and its DAG loader in
+    ``dags_dir``."""
     (templates_root / "templates").mkdir(parents=True)
     (templates_root / "cities").mkdir()
     text = (REPO / "dag_templates" / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
@@ -52,7 +75,7 @@ def write_world(
     )
     for city in cities:
         (templates_root / "cities" / f"{city}.yaml").write_text(
-            f"city: {city}\ntemplate: {template}\ndag:\n  retries: 0\n  schedule: null\n{city_extra}",
+            f"city: {city}\ntemplate: {template}\n{dag_block(dag_extra)}{city_extra}",
             encoding="utf-8",
         )
     write_loader(dags_dir, "cities", templates_root)

@@ -13,7 +13,10 @@
 - ``triggerer`` (optional) - for deferrable tasks such as the approval step of ``require_approval``.
 
 Both databases are copies of schemas migrated once per machine (``airflow db migrate``, MLflow's
-migrations; see :func:`~tests.services.processes.database_from_template`). Every port is a free loopback
+migrations; see :func:`~tests.services.processes.database_from_template`) on the machine's shared server,
+or, with ``postgres_dsn``, fresh databases migrated on the server that DSN names (a test's private cluster,
+which the test may restart under the stack). With ``supervise``, a watcher restarts a component that exits,
+as a process supervisor (docker compose's ``restart: always``) would. Every port is a free loopback
 port, every stack has its own AIRFLOW_HOME, and leaving the ``with`` block stops every process and its
 descendants (SIGTERM, 10 s of grace, SIGKILL, then any process left with this AIRFLOW_HOME) and drops both
 databases. Each process logs to ``<root>/logs/<name>.log``; tasks log under ``<root>/airflow/logs``. Usage::
@@ -30,6 +33,7 @@ A missing service (PostgreSQL, Redis) or program skips the test through ``tests.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import importlib.metadata
 import importlib.util
@@ -39,6 +43,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -87,6 +92,9 @@ class AirflowStack:
         executor: ``LocalExecutor`` or ``CeleryExecutor`` (adds a Celery worker on Redis).
         scale: Demo data volume (1.0 is the full demo; 0.1-0.3 keeps runs short).
         city_extra: YAML appended to every city file (what this world's cities change).
+        dag_extra: YAML lines placed inside every city file's ``dag:`` block, indented by two spaces (e.g.
+            ``"  retries: 2\n  retry_delay_minutes: 0.05\n"``); a key set here replaces the block's default
+            (``retries: 0``, ``schedule: null``).
         worker_concurrency: Task slots of the Celery worker.
         triggerer: Also run ``airflow triggerer`` (deferrable tasks: the approval step).
         preload: Modules the scheduler and the Celery worker import at start (an ``airflow_local_settings.py``),
@@ -94,6 +102,13 @@ class AirflowStack:
             GX and LightGBM is most of a short task's time. ``()`` turns it off.
         extra_env: Environment added to (or overriding) every Airflow process's.
         start_timeout: Seconds each component may take to come up.
+        postgres_dsn: A PostgreSQL server for both databases instead of the shared one (``POSTGRES_DSN``):
+            any database on it that a superuser may connect to, e.g. ``postgresql://postgres@127.0.0.1:5433/postgres``.
+            The stack creates the Airflow metadata and MLflow databases there, migrates them (no template:
+            a private cluster is fresh) and drops them when it closes.
+        supervise: Names of components (``scheduler``, ``api-server``, ``dag-processor``, ``mlflow``, …)
+            that a watcher thread starts again whenever they exit, as ``restart: always`` does; each restart
+            is recorded in :attr:`restarts`.
 
     Attributes (once started):
         env: The environment of the Airflow processes (for ``airflow`` CLI calls, see :meth:`airflow`).
@@ -103,6 +118,7 @@ class AirflowStack:
         password: The password of the ``admin`` user. rest: an :class:`AirflowRest` logged in as admin.
         processes: The :class:`ManagedProcess` of each component, by name (to stop, kill or restart one).
         metadata_db_url, mlflow_db_url: The SQLAlchemy URLs of the two databases.
+        restarts: ``(name, exit code, time.time())`` of each supervised restart, in order.
     """
 
     def __init__(
@@ -114,11 +130,14 @@ class AirflowStack:
         executor: Executor = "LocalExecutor",
         scale: float = 0.15,
         city_extra: str = "",
+        dag_extra: str = "",
         worker_concurrency: int = 2,
         triggerer: bool = False,
         preload: Sequence[str] = DEFAULT_PRELOAD,
         extra_env: Mapping[str, str] | None = None,
         start_timeout: float = 240,
+        postgres_dsn: str | None = None,
+        supervise: Sequence[str] = (),
     ) -> None:
         self.root = Path(root)
         self.cities = list(cities)
@@ -126,11 +145,17 @@ class AirflowStack:
         self.executor = executor
         self.scale = scale
         self.city_extra = city_extra
+        self.dag_extra = dag_extra
         self.worker_concurrency = worker_concurrency
         self.triggerer = triggerer
         self.preload = tuple(preload)
         self.extra_env = dict(extra_env or {})
         self.start_timeout = start_timeout
+        self.postgres_dsn = postgres_dsn
+        self.supervise = tuple(supervise)
+        self.restarts: list[tuple[str, int | None, float]] = []
+        self._supervisor: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.home = self.root / "airflow"
         self.dags_dir = self.home / "dags"
         self.templates_root = self.root / "world"
@@ -161,6 +186,7 @@ class AirflowStack:
     def close(self) -> None:
         """Stop every process, then drop the databases (idempotent)."""
         try:
+            self._stop_supervisor()
             self._stop_all()
         finally:
             self._exit.close()  # drops the databases
@@ -170,16 +196,26 @@ class AirflowStack:
         for folder in (self.dags_dir, self.logs_dir):
             folder.mkdir(parents=True)
         write_world(
-            self.templates_root, self.dags_dir, cities=self.cities, template=self.template, city_extra=self.city_extra
+            self.templates_root,
+            self.dags_dir,
+            cities=self.cities,
+            template=self.template,
+            city_extra=self.city_extra,
+            dag_extra=self.dag_extra,
         )
         write_preload(self.home, self.preload)
-        # Both schemas come from migrated template databases (see database_from_template): seconds, not minutes.
-        self.mlflow_db_url = self._exit.enter_context(
-            database_from_template("mlflow", importlib.metadata.version("mlflow"), self._build_mlflow_schema)
-        )
-        self.metadata_db_url = self._exit.enter_context(
-            database_from_template("airflow", importlib.metadata.version("apache-airflow"), self._build_airflow_schema)
-        )
+        if self.postgres_dsn:
+            self._create_private_databases(self.postgres_dsn)
+        else:
+            # Both schemas come from migrated template databases (see database_from_template): seconds, not minutes.
+            self.mlflow_db_url = self._exit.enter_context(
+                database_from_template("mlflow", importlib.metadata.version("mlflow"), self._build_mlflow_schema)
+            )
+            self.metadata_db_url = self._exit.enter_context(
+                database_from_template(
+                    "airflow", importlib.metadata.version("apache-airflow"), self._build_airflow_schema
+                )
+            )
         self.s3_endpoint = f"http://127.0.0.1:{free_port()}"
         self.bucket = f"airflow-ml-{uuid.uuid4().hex[:12]}"
         self.data_root = f"s3://{self.bucket}/data"
@@ -189,6 +225,51 @@ class AirflowStack:
         self._start_airflow()
         self._start_s3()
         self._wait_ready()
+        if self.supervise:
+            self._supervisor = threading.Thread(target=self._watch, name="stack-supervisor", daemon=True)
+            self._supervisor.start()
+
+    def _create_private_databases(self, dsn: str) -> None:
+        """Both databases on the server of ``dsn``, created empty and migrated side by side (a fresh cluster
+        has no template); dropped when the stack closes."""
+        plain = dsn.replace("postgresql+psycopg2://", "postgresql://", 1)
+        base = plain.split("?", 1)[0].rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
+        urls = {}
+        for kind in ("airflow", "mlflow"):
+            name = f"airflow_ml_{kind}_{uuid.uuid4().hex[:12]}"
+            _admin_sql(plain, f'CREATE DATABASE "{name}"')
+            # A connection of its own at the end: the test may have restarted the server since.
+            self._exit.callback(_admin_sql, plain, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', check=False)
+            urls[kind] = f"{base}/{name}"
+        self.metadata_db_url, self.mlflow_db_url = urls["airflow"], urls["mlflow"]
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            builds = [
+                pool.submit(self._build_airflow_schema, self.metadata_db_url),
+                pool.submit(self._build_mlflow_schema, self.mlflow_db_url),
+            ]
+            for build in builds:
+                build.result()
+
+    def _watch(self) -> None:
+        """Start again each supervised component that exited (see ``supervise``), until the stack closes."""
+        while not self._stopping.wait(1.0):
+            for name in self.supervise:
+                process = self.processes.get(name)
+                if process is None or process.alive or self._stopping.is_set():
+                    continue
+                code = process.popen.returncode if process.popen else None
+                self.restarts.append((name, code, time.time()))
+                with process.log.open("a", encoding="utf-8") as log:
+                    log.write(f"\n=== {time.strftime('%H:%M:%S')} supervisor: exited with {code}, starting again\n")
+                # What is left of its process group (a task of a dead scheduler) goes with it, as a container's would.
+                process.kill()
+                process.start()
+
+    def _stop_supervisor(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(30)
+            self._supervisor = None
 
     def _build_mlflow_schema(self, url: str) -> None:
         # The store the server opens: its schema, and the Default experiment with the server's artifact root.
@@ -196,16 +277,17 @@ class AirflowStack:
             "import sys; from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore; "
             "SqlAlchemyStore(sys.argv[1], 'mlflow-artifacts:/').engine.dispose()"
         )
-        self._build_schema("mlflow schema", [sys.executable, "-c", code, url], base_env())
+        self._build_schema("mlflow schema", [sys.executable, "-c", code, url], base_env(), "schema-mlflow")
 
     def _build_airflow_schema(self, url: str) -> None:
         home = self.root / "template-home"
         home.mkdir(exist_ok=True)
         env = {**base_env(), "AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url}
-        self._build_schema("airflow db migrate", [sys.executable, "-m", "airflow", "db", "migrate"], env)
+        argv = [sys.executable, "-m", "airflow", "db", "migrate"]
+        self._build_schema("airflow db migrate", argv, env, "schema-airflow")
 
-    def _build_schema(self, what: str, argv: list[str], env: dict[str, str]) -> None:
-        log = self.logs_dir / "schema.log"
+    def _build_schema(self, what: str, argv: list[str], env: dict[str, str], log_name: str) -> None:
+        log = self.logs_dir / f"{log_name}.log"
         with log.open("a", encoding="utf-8") as out:
             done = subprocess.run(argv, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, check=False)
         if done.returncode != 0:
@@ -456,6 +538,28 @@ class AirflowStack:
             if name in self.processes:
                 lines.append(self.processes[name].tail(40))
         return "\n".join(lines)
+
+
+def _admin_sql(dsn: str, statement: str, *, check: bool = True) -> None:
+    """Run one statement outside a transaction on a connection of its own to ``dsn``; with ``check=False``,
+    a server that is gone (a test's cluster, stopped) is not an error."""
+    import psycopg2
+
+    try:
+        connection = psycopg2.connect(dsn, connect_timeout=10)
+    except psycopg2.OperationalError as exc:
+        if not check:
+            return
+        raise StackError(f"PostgreSQL at {dsn} is not reachable: {str(exc).strip()}") from exc
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+    except psycopg2.Error:
+        if check:
+            raise
+    finally:
+        connection.close()
 
 
 def _alive(process: ManagedProcess) -> bool:
