@@ -308,7 +308,9 @@ def _describe(exc: ValidationError, model: type[BaseModel], origin: Mapping[Path
         where = _where(loc, origin)
         value = error.get("input")
         if error["type"] == "extra_forbidden":
-            hint = _did_you_mean(str(loc[-1]), known) or "remove it or check the spelling"
+            # The keys valid where the unknown one stands come first: min_rmse under min_quality is max_rmse.
+            hint = _did_you_mean(str(loc[-1]), _keys_at(model, loc[:-1])) or _did_you_mean(str(loc[-1]), known)
+            hint = hint or "remove it or check the spelling"
             problems.append(f"{where}{field}: unknown key {str(loc[-1])!r}; {hint}")
         elif error["type"] == "missing":
             problems.append(f"{where}{field}: required setting is missing; add it to the city file or its template")
@@ -336,6 +338,20 @@ def _where(loc: Path_, origin: Mapping[Path_, tuple[Path, int]]) -> str:
 def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else ""
+
+
+def _keys_at(model: type[BaseModel], loc: Path_) -> set[str]:
+    """The keys of the model found at ``loc`` (list indexes skipped), or none when ``loc`` leads to no model."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        field = current.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        current = next(
+            (c for c in (annotation, *get_args(annotation)) if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+    return set(current.model_fields) if current is not None else set()
 
 
 def _field_names(model: type[BaseModel]) -> set[str]:
