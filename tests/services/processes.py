@@ -67,7 +67,8 @@ class ManagedProcess:
     def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], log: Path) -> None:
         self.name = name
         self.argv = list(argv)
-        self.env = dict(env)
+        # Unbuffered, so that its log is live: tests wait for lines in it while the process runs.
+        self.env = {**env, "PYTHONUNBUFFERED": "1"}
         self.log = log
         self.popen: subprocess.Popen[bytes] | None = None
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_ml.data.snapshot import snapshot_location
-from tests.services.harness import AirflowStack, RunResult
+from tests.services.harness import AirflowStack, RunResult, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
@@ -45,10 +45,17 @@ def test_both_cities_succeed_on_the_celery_worker(stack: AirflowStack, runs: dic
         assert set(run.tasks.values()) == {"success"}, stack.report(run)
         # Every task went through the stack's own Celery queue, so the Celery worker ran it.
         assert {ti["queue"] for ti in run.task_instances} == {queue}
-    # ... and the worker's log shows every one of them as a Celery task that succeeded.
+    # ... and the worker's log shows every one of them as a Celery task that succeeded. Celery logs that line
+    # after the task has reported its state to Airflow, so the last one may still be on its way.
     worker = stack.processes["celery-worker"]
-    succeeded = re.findall(r"Task execute_workload\[[0-9a-f-]+\] succeeded", worker.log.read_text(errors="replace"))
-    assert len(succeeded) == sum(len(run.task_instances) for run in runs.values()), worker.tail()
+    expected = sum(len(run.task_instances) for run in runs.values())
+
+    def succeeded() -> int:
+        text = worker.log.read_text(errors="replace")
+        return len(re.findall(r"Task execute_workload\[[0-9a-f-]+\] succeeded", text))
+
+    wait_until(lambda: succeeded() >= expected, timeout=60, what="the worker's log", diagnose=worker.tail)
+    assert succeeded() == expected, worker.tail()
 
 
 def test_the_train_tasks_of_the_two_cities_overlap(stack: AirflowStack, runs: dict[str, RunResult]) -> None:
