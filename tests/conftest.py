@@ -83,6 +83,19 @@ def write_loader(dags_dir: Path, name: str, templates_root: Path) -> Path:
     return path
 
 
+def copy_template(root: Path, template: str, extra: str = "") -> None:
+    """Make ``root/templates`` and ``root/cities``, with a copy of the repo's ride_duration template named ``template``.
+
+    ``extra`` (YAML) is appended to the copy.
+    """
+    (root / "templates").mkdir(parents=True)
+    (root / "cities").mkdir()
+    text = (REPO / "dag_templates" / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
+    (root / "templates" / f"{template}.yaml").write_text(
+        text.replace("template: ride_duration\n", f"template: {template}\n") + extra, encoding="utf-8"
+    )
+
+
 def make_city_world(
     root: Path, dags_dir: Path, city: str, *, scale: float = 0.3, extra: str = "", template: str = "ride_duration"
 ) -> Path:
@@ -96,12 +109,7 @@ def make_city_world(
     """
     from airflow_ml.data.demo import write_demo_data
 
-    (root / "templates").mkdir(parents=True)
-    (root / "cities").mkdir()
-    text = (REPO / "dag_templates" / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
-    (root / "templates" / f"{template}.yaml").write_text(
-        text.replace("template: ride_duration\n", f"template: {template}\n"), encoding="utf-8"
-    )
+    copy_template(root, template)
     (root / "cities" / f"{city}.yaml").write_text(
         f"city: {city}\ntemplate: {template}\ndag:\n  retries: 0\n  schedule: null\n{extra}", encoding="utf-8"
     )

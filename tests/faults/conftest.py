@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import REPO, service_missing, write_loader
+from tests.conftest import REPO, copy_template, service_missing, write_loader
 from tests.services.processes import ManagedProcess, free_port, wait_until
 
 #: What every fault world's city turns off: the faults are about the pipeline's plumbing, not the gate's rules.
@@ -68,12 +68,7 @@ def lean_world(
     """
     from airflow_ml.data.demo import write_demo_data
 
-    (root / "templates").mkdir(parents=True)
-    (root / "cities").mkdir()
-    text = (REPO / "dag_templates" / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
-    (root / "templates" / f"{template}.yaml").write_text(
-        text.replace("template: ride_duration\n", f"template: {template}\n"), encoding="utf-8"
-    )
+    copy_template(root, template)
     (root / "cities" / f"{city}.yaml").write_text(
         f"city: {city}\ntemplate: {template}\ndag:\n  retries: {retries}\n"
         f"  retry_delay_minutes: {retry_delay_minutes}\n  schedule: null\n{LEAN}",

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, _wire_mlflow, task_states
+from tests.conftest import REPO, _wire_mlflow, copy_template, task_states
 
 pytestmark = pytest.mark.integration
 TEMPLATE = "fallback_rides"
@@ -30,13 +30,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: 
     from airflow_ml.factory import register_dags, register_parent_dags
 
     root = tmp_path_factory.mktemp("fallback")
-    (root / "templates").mkdir()
-    (root / "cities").mkdir()
-    text = (REPO / "dag_templates" / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
-    text = text.replace("template: ride_duration\n", f"template: {TEMPLATE}\n")
-    (root / "templates" / f"{TEMPLATE}.yaml").write_text(
-        f"{text}\nfallback:\n  parent: global\n  min_rows: {MIN_ROWS}\n", encoding="utf-8"
-    )
+    copy_template(root, TEMPLATE, extra=f"\nfallback:\n  parent: global\n  min_rows: {MIN_ROWS}\n")
     for city, scale in SCALES.items():
         (root / "cities" / f"{city}.yaml").write_text(
             f"city: {city}\ntemplate: {TEMPLATE}\ndag:\n  retries: 0\n  schedule: null\ndrift:\n  enabled: false\n",

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.conftest import REPO, write_loader
+from tests.conftest import copy_template, write_loader
 from tests.services.processes import free_port
 
 ADMIN_USER = "admin"
@@ -67,12 +67,7 @@ def write_world(
     """A templates folder with a copy of ``ride_duration`` named ``template``, one file per city (the
     ``dag:`` block of :func:`dag_block` with ``dag_extra``, then ``city_extra``), and its DAG loader in
     ``dags_dir``."""
-    (templates_root / "templates").mkdir(parents=True)
-    (templates_root / "cities").mkdir()
-    text = (REPO / "dag_templates" / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
-    (templates_root / "templates" / f"{template}.yaml").write_text(
-        text.replace("template: ride_duration\n", f"template: {template}\n"), encoding="utf-8"
-    )
+    copy_template(templates_root, template)
     for city in cities:
         (templates_root / "cities" / f"{city}.yaml").write_text(
             f"city: {city}\ntemplate: {template}\n{dag_block(dag_extra)}{city_extra}",
