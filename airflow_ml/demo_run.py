@@ -67,8 +67,8 @@ def run_demo(*, templates_root: Path, expectations_dir: Path, log_file: Path | N
             with _output_to(log_path):
                 run = dag.test()
             print(run.state, file=out, flush=True)
-            city = dag_id.split(".", 1)[1]
-            rows.append(summarize(data_root, city, run.run_id, batch, str(run.state)))
+            template, city = dag_id.split(".", 1)
+            rows.append(summarize(data_root, template, city, run.run_id, batch, str(run.state)))
     print("\n" + format_table(rows), file=out)
     print(f"\nTask logs: {log_path}", file=out)
     print(
@@ -79,9 +79,9 @@ def run_demo(*, templates_root: Path, expectations_dir: Path, log_file: Path | N
     return 0 if all(r.state == "success" for r in rows) else 1
 
 
-def summarize(data_root: str, city: str, run_id: str, batch: str, state: str) -> RunSummary:
+def summarize(data_root: str, template: str, city: str, run_id: str, batch: str, state: str) -> RunSummary:
     """Read back what a run left beside its snapshot."""
-    folder = Path(snapshot_location(f"{data_root}/snapshots", city, run_id))
+    folder = Path(snapshot_location(f"{data_root}/snapshots", template, city, run_id))
     manifest = _read(folder / MANIFEST)
     verdict = _read(folder / VERDICT_FILE)
     decision = _read(folder / DECISION_FILE)

@@ -2,8 +2,10 @@
 
 A source is a folder (``file://``, a local path, or any fsspec URL such as ``s3://``) of hive-style
 partitions ``date=YYYY-MM-DD/*.parquet`` (or ``*.csv``). A snapshot copies the partitions of the run's
-window into ``<snapshot_root>/<city>/<run_id>/data.parquet`` (always parquet) and writes ``manifest.json``
-last: a folder with a manifest is complete and never rewritten, so a retry of the same run reuses it.
+window into ``<snapshot_root>/<template>/<city>/<run_id>/data.parquet`` (always parquet) and writes
+``manifest.json`` last: a folder with a manifest is complete and never rewritten, so a retry of the same run
+reuses it. The folder is keyed by the DAG (template and city), not the city alone: two templates that share a
+city id and a schedule get the same ``scheduled__…`` run id, and must never read each other's rows.
 Every function takes ``storage_options`` (see :mod:`airflow_ml.data.storage`) for credentials.
 """
 
@@ -50,6 +52,8 @@ class Manifest:
     partitions: list[str]
     created_at: str
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The template of the DAG that took the snapshot ("" in manifests written before snapshots were keyed by it).
+    template: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form."""
@@ -62,13 +66,14 @@ def safe_segment(value: str) -> str:
     return cleaned[:200]
 
 
-def snapshot_location(snapshot_root: str, city: str, run_id: str) -> str:
-    """Where the snapshot of ``run_id`` lives: ``<root>/<city>/<readable run id>-<hash of run id>``.
+def snapshot_location(snapshot_root: str, template: str, city: str, run_id: str) -> str:
+    """Where the snapshot of a DAG's run lives: ``<root>/<template>/<city>/<readable run id>-<hash of run id>``.
 
     The short hash keeps two run ids that read alike once sanitised (``a:b`` and ``a+b``) apart.
     """
     digest = hashlib.sha256(run_id.encode()).hexdigest()[:10]
-    return f"{snapshot_root.rstrip('/')}/{safe_segment(city)}/{safe_segment(run_id)}-{digest}"
+    dag = f"{safe_segment(template)}/{safe_segment(city)}"
+    return f"{snapshot_root.rstrip('/')}/{dag}/{safe_segment(run_id)}-{digest}"
 
 
 def resolve_source(pattern: str, *, data_root: str, city: str) -> str:
@@ -153,6 +158,7 @@ def take_snapshot(
     source: str | Sequence[str],
     snapshot_root: str,
     *,
+    template: str,
     city: str,
     run_id: str,
     fmt: str = "parquet",
@@ -165,11 +171,13 @@ def take_snapshot(
     """Copy the run's partitions into an immutable snapshot and return its manifest.
 
     A snapshot that already has a manifest (a retry of the same run) is returned as it is, nothing is
-    rewritten. Every partition of the window must hold rows: an empty one means a failed upload.
+    rewritten, once its manifest shows that it belongs to the same template, city and run. Every partition
+    of the window must hold rows: an empty one means a failed upload.
 
     Args:
         source: The source folder, or several (a fallback parent's members): their partitions of the window
             are read in order and concatenated; the window is chosen on the union of their dates.
+        template: The template of the DAG; with ``city`` it keys the snapshot folder.
         parse_dates: Columns of CSV files to parse as date-times (ISO 8601); parquet keeps its own types.
         storage_options: Options of the source's and the snapshot root's filesystems, by protocol.
 
@@ -177,16 +185,17 @@ def take_snapshot(
         DataError: for a missing source or bucket, an empty window or partition, an unreadable file or an
             unreachable store, naming the path.
     """
-    uri = snapshot_location(snapshot_root, city, run_id)
+    uri = snapshot_location(snapshot_root, template, city, run_id)
     fs, folder = filesystem(uri, storage_options)
     with storage_errors(uri, storage_options):
         done = fs.exists(f"{folder}/{MANIFEST}")
     if done:
         existing = load_manifest(uri, storage_options=storage_options)
-        if existing.run_id != run_id or existing.city != city:
+        if (existing.template, existing.city, existing.run_id) != (template, city, run_id):
+            owner = f"{existing.template or '(no template)'}.{existing.city}"
             raise DataError(
-                f"snapshot {uri!r} belongs to run {existing.run_id!r} of {existing.city!r}, not to run {run_id!r}; "
-                "snapshots are immutable: give the run another id"
+                f"snapshot {uri!r} belongs to run {existing.run_id!r} of {owner!r}, not to run {run_id!r} of "
+                f"'{template}.{city}'; snapshots are immutable: move that folder away or give the run another id"
             )
         return existing
     sources = [source] if isinstance(source, str) else list(source)
@@ -224,6 +233,7 @@ def take_snapshot(
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
     manifest = Manifest(
+        template=template,
         city=city,
         run_id=run_id,
         uri=uri,

@@ -82,6 +82,7 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
     ) as dag:
         snapshot = SnapshotOperator(
             task_id="snapshot",
+            template=config.template,
             city=config.city,
             members=config.members if isinstance(config, ParentConfig) else None,
             source=dataset.source,

@@ -15,9 +15,10 @@ from airflow_ml.operators.base import is_empty
 
 
 class SnapshotOperator(BaseOperator):
-    """Copy the city's partitions of the run's window into ``<data_root>/snapshots/<city>/<run_id>``.
+    """Copy the city's partitions of the run's window into ``<data_root>/snapshots/<template>/<city>/<run_id>``.
 
     Args:
+        template: The DAG's template; with ``city`` it keys the snapshot, so cities of two templates never meet.
         city: The city id (a fallback parent's id: ``global`` or ``group.<group>``).
         members: The cities whose data the snapshot unites (a fallback parent's); just ``city`` when None.
         source: URI pattern of the city's data; ``{data_root}`` and ``{city}`` are filled in.
@@ -38,6 +39,7 @@ class SnapshotOperator(BaseOperator):
     def __init__(
         self,
         *,
+        template: str,
         city: str,
         source: str,
         members: Sequence[str] | None = None,
@@ -51,6 +53,7 @@ class SnapshotOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.template = template
         self.city = city
         self.members = list(members) if members else None
         self.source = source
@@ -75,6 +78,7 @@ class SnapshotOperator(BaseOperator):
                 f"{root}/snapshots",
                 storage_options=options,
                 parse_dates=[self.time_column] if self.time_column else [],
+                template=self.template,
                 city=self.city,
                 run_id=context["run_id"],
                 fmt=self.data_format,

@@ -221,7 +221,7 @@ def test_the_registry_holds_one_champion_with_the_runs_snapshot_and_nothing_dang
     champion = client.get_model_version_by_alias(DAG_ID, "champion")
     assert str(champion.version) == "1"
     assert champion.tags["airflow.run_id"] == result.run_id
-    snapshot = snapshot_location(f"{stack.data_root}/snapshots", CITY, result.run_id)
+    snapshot = snapshot_location(f"{stack.data_root}/snapshots", TEMPLATE, CITY, result.run_id)
     bucket, key = f"{snapshot}/{MANIFEST}".removeprefix("s3://").split("/", 1)
     manifest = json.loads(stack.s3_client().get_object(Bucket=bucket, Key=key)["Body"].read())
     assert champion.tags["airflow_ml.snapshot_hash"] == manifest["content_hash"]

@@ -213,7 +213,7 @@ def test_two_triggers_of_one_city_run_one_after_the_other_with_consistent_aliase
         tags = client.get_model_version(BERLIN, version).tags
         assert tags["airflow.run_id"] == run.run_id
         assert tags["airflow_ml.snapshot_uri"] == snapshot_location(
-            f"{stack.data_root}/snapshots", "berlin", run.run_id
+            f"{stack.data_root}/snapshots", TEMPLATE, "berlin", run.run_id
         )
     assert len(client.search_model_versions(f"name='{BERLIN}'")) == 2
 

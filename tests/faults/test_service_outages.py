@@ -357,7 +357,7 @@ def test_s3_unreachable_fails_the_snapshot_clearly_and_writes_nothing(
     assert "Airflow connection 'aws_default' of type aws" in message
     assert "endpoint_url" in message
 
-    snapshot = snapshot_location(f"s3://{bucket}/data/snapshots", CITY, s3_down["run_id"])
+    snapshot = snapshot_location(f"s3://{bucket}/data/snapshots", TEMPLATE, CITY, s3_down["run_id"])
     prefix = snapshot.removeprefix(f"s3://{bucket}/")
     assert world["s3"].list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount") == 0
     assert len(_runs(client)) == s3_down["before"]["runs"], "no MLflow run may start without data"

@@ -37,13 +37,15 @@ FIRST_TRY = textwrap.dedent(
     source = resolve_source("{data_root}/raw/trips/{city}", data_root=data_root, city=%(city)r)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # Python ignores SIGXFSZ: writes get EFBIG
     try:
-        take_snapshot(source, data_root + "/snapshots", city=%(city)r, run_id=run_id, window_days=90)
+        take_snapshot(
+            source, data_root + "/snapshots", template=%(template)r, city=%(city)r, run_id=run_id, window_days=90
+        )
     except Exception as exc:
         print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
         sys.exit(3)
     print(json.dumps({"error": None}))
     """
-) % {"city": CITY}
+) % {"city": CITY, "template": TEMPLATE}
 
 
 @pytest.fixture
@@ -72,7 +74,7 @@ def test_a_snapshot_write_cut_short_leaves_no_snapshot_and_the_retry_completes_i
     monkeypatch.setenv("AIRFLOW_ML_DATA_ROOT", str(world["data_root"]))
     logical_date = dt.datetime(2026, 3, 1, 2, 0, tzinfo=dt.UTC)
     run_id = DagRun.generate_run_id(run_type=DagRunType.MANUAL, logical_date=logical_date, run_after=logical_date)
-    uri = snapshot_location(str(world["data_root"] / "snapshots"), CITY, run_id)
+    uri = snapshot_location(str(world["data_root"] / "snapshots"), TEMPLATE, CITY, run_id)
     folder = Path(uri)
 
     first = subprocess.run(

@@ -43,7 +43,7 @@ def _run(world: dict[str, Any], conf: dict[str, Any] | None = None, dag: Any = N
     from airflow_ml.data.snapshot import snapshot_location
 
     run = (dag or world["build"]()).test(run_conf=conf or {})
-    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), CITY, run.run_id))
+    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), TEMPLATE, CITY, run.run_id))
     read = {name: folder / f"{name}.json" for name in ("decision", "health")}
     return {
         "run_id": run.run_id,

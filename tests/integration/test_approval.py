@@ -63,7 +63,7 @@ def _run(world: dict[str, Any], conf: dict[str, Any], answer: str | None = None)
     run = world["build"]().test(run_conf=conf)
     if responder:
         responder.join(timeout=5)
-    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), CITY, run.run_id))
+    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), "ride_duration", CITY, run.run_id))
     files = {name: folder / f"{name}.json" for name in ("decision", "approval")}
     return {
         "state": str(run.state),

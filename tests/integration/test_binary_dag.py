@@ -116,7 +116,7 @@ def _run(world: dict[str, Any], conf: dict[str, Any] | None = None) -> dict[str,
     from airflow_ml.data.snapshot import snapshot_location
 
     run = world["build"]().test(run_conf=conf)
-    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), CITY, run.run_id))
+    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), TEMPLATE, CITY, run.run_id))
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     found = {}
     for name in ("decision", "health", "drift"):

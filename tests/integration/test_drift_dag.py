@@ -30,7 +30,7 @@ def _run(world: dict[str, Any], conf: dict[str, Any] | None = None) -> dict[str,
     from airflow_ml.data.snapshot import snapshot_location
 
     run = world["build"]().test(run_conf=conf)
-    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), CITY, run.run_id))
+    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), "ride_duration", CITY, run.run_id))
     records = {}
     for name in ("manifest", "drift", "decision"):
         path = folder / f"{name}.json"

@@ -59,8 +59,8 @@ def _run(world: dict[str, Any], dag_id: str) -> dict[str, Any]:
     from airflow_ml.data.snapshot import load_manifest, snapshot_location
 
     run = world["build"](dag_id).test()
-    city = dag_id.split(".", 1)[1]
-    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), city, run.run_id))
+    template, city = dag_id.split(".", 1)
+    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), template, city, run.run_id))
     decision = folder / "decision.json"
     return {
         "state": str(run.state),

@@ -38,7 +38,7 @@ def _run(world: dict[str, Any], conf: dict[str, Any] | None = None) -> dict[str,
     from airflow_ml.data.snapshot import snapshot_location
 
     run = world["build"]().test(run_conf=conf)
-    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), CITY, run.run_id))
+    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), TEMPLATE, CITY, run.run_id))
     path = folder / "decision.json"
     return {"state": str(run.state), "decision": json.loads(path.read_text()) if path.exists() else None}
 

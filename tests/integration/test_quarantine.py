@@ -30,7 +30,8 @@ RUN = textwrap.dedent(
     root, data_root, city, batch = sys.argv[1:5]
     dag = register_dags({{}}, templates_root=root, expectations_dir={expectations!r})[f"ride_duration.{{city}}"]
     run = dag.test()
-    print(json.dumps(dataclasses.asdict(summarize(data_root, city, run.run_id, batch, str(run.state)))))
+    summary = summarize(data_root, "ride_duration", city, run.run_id, batch, str(run.state))
+    print(json.dumps(dataclasses.asdict(summary)))
     """
 ).format(expectations=str(REPO / "expectations"))
 

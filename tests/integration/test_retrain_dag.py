@@ -31,7 +31,7 @@ def _run(world: dict[str, Any], conf: dict[str, Any] | None = None) -> dict[str,
     from airflow_ml.data.snapshot import snapshot_location
 
     run = world["build"]().test(run_conf=conf)
-    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), CITY, run.run_id))
+    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), "ride_duration", CITY, run.run_id))
     records: dict[str, Any] = {}
     for name in ("manifest", "validation", "validation_result", "decision"):
         path = folder / f"{name}.json"
@@ -203,9 +203,9 @@ def test_invalid_trigger_params_are_refused_before_any_task_runs(
 
     client = world["client"]
     versions_before = _versions(client)
-    snapshots_before = sorted((world["data_root"] / "snapshots" / CITY).iterdir())
+    snapshots_before = sorted((world["data_root"] / "snapshots" / "ride_duration" / CITY).iterdir())
     for conf, named in (({"num_boost_round": 0}, "num_boost_round"), ({"learning_rate": "fast"}, "learning_rate")):
         with pytest.raises(ParamValidationError, match=named):
             world["build"]().test(run_conf=conf)
-    assert sorted((world["data_root"] / "snapshots" / CITY).iterdir()) == snapshots_before
+    assert sorted((world["data_root"] / "snapshots" / "ride_duration" / CITY).iterdir()) == snapshots_before
     assert _versions(client) == versions_before

@@ -145,7 +145,9 @@ def _object(s3: Any, uri: str) -> dict[str, Any]:
 def _snapshot_errors(source: str, **kwargs: Any) -> str:
     root = f"s3://{source.removeprefix('s3://').split('/', 1)[0]}/failed-snapshots/{uuid.uuid4().hex}"
     with pytest.raises(DataError) as info:
-        take_snapshot(source, root, city=CITY, run_id=RUN_ID, storage_options=_options(source), **kwargs)
+        take_snapshot(
+            source, root, template="ride_duration", city=CITY, run_id=RUN_ID, storage_options=_options(source), **kwargs
+        )
     return str(info.value)
 
 
@@ -156,11 +158,13 @@ def test_snapshot_from_s3_parquet_equals_the_local_one_and_is_reused(
     root = f"s3://{bucket}/snapshots"
     options = _options(source, root)
 
-    manifest = take_snapshot(source, root, city=CITY, run_id=RUN_ID, storage_options=options)
-    local = take_snapshot(str(lake / "raw" / "trips" / CITY), str(tmp_path), city=CITY, run_id=RUN_ID)
+    manifest = take_snapshot(source, root, template="ride_duration", city=CITY, run_id=RUN_ID, storage_options=options)
+    local = take_snapshot(
+        str(lake / "raw" / "trips" / CITY), str(tmp_path), template="ride_duration", city=CITY, run_id=RUN_ID
+    )
 
-    assert manifest.uri == snapshot_location(root, CITY, RUN_ID)
-    assert manifest.uri.startswith(f"s3://{bucket}/snapshots/{CITY}/")
+    assert manifest.uri == snapshot_location(root, "ride_duration", CITY, RUN_ID)
+    assert manifest.uri.startswith(f"s3://{bucket}/snapshots/ride_duration/{CITY}/")
     assert manifest.source == source
     assert manifest.content_hash == local.content_hash
     assert (manifest.row_count, manifest.partitions, manifest.columns) == (
@@ -176,7 +180,9 @@ def test_snapshot_from_s3_parquet_equals_the_local_one_and_is_reused(
 
     before = {name: _object(s3, f"{manifest.uri}/{name}") for name in (DATA_FILE, MANIFEST)}
     time.sleep(1.1)  # LastModified has a resolution of one second: a rewrite would show
-    again = take_snapshot(source, root, city=CITY, run_id=RUN_ID, storage_options=_options(source, root))
+    again = take_snapshot(
+        source, root, template="ride_duration", city=CITY, run_id=RUN_ID, storage_options=_options(source, root)
+    )
 
     assert again == manifest
     for name, head in before.items():
@@ -196,10 +202,23 @@ def test_snapshot_from_s3_csv_parses_the_time_column_and_writes_parquet(
     options = _options(source, root)
 
     manifest = take_snapshot(
-        source, root, city=CITY, run_id=RUN_ID, fmt="csv", parse_dates=["pickup_at"], storage_options=options
+        source,
+        root,
+        template="ride_duration",
+        city=CITY,
+        run_id=RUN_ID,
+        fmt="csv",
+        parse_dates=["pickup_at"],
+        storage_options=options,
     )
     local = take_snapshot(
-        str(lake / "csv" / CITY), str(tmp_path), city=CITY, run_id=RUN_ID, fmt="csv", parse_dates=["pickup_at"]
+        str(lake / "csv" / CITY),
+        str(tmp_path),
+        template="ride_duration",
+        city=CITY,
+        run_id=RUN_ID,
+        fmt="csv",
+        parse_dates=["pickup_at"],
     )
 
     assert manifest.content_hash == local.content_hash
@@ -284,9 +303,11 @@ def test_snapshot_root_in_a_missing_bucket_names_it(small: str) -> None:
     root = "s3://no-such-bucket-airflow-ml/snapshots"
 
     with pytest.raises(DataError) as info:
-        take_snapshot(small, root, city=CITY, run_id=RUN_ID, storage_options=_options(small, root))
+        take_snapshot(
+            small, root, template="ride_duration", city=CITY, run_id=RUN_ID, storage_options=_options(small, root)
+        )
 
-    assert f"cannot write to {snapshot_location(root, CITY, RUN_ID)!r}" in str(info.value)
+    assert f"cannot write to {snapshot_location(root, 'ride_duration', CITY, RUN_ID)!r}" in str(info.value)
 
 
 def test_unreachable_endpoint_fails_fast_and_names_it(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -301,6 +322,7 @@ def test_unreachable_endpoint_fails_fast_and_names_it(endpoint: str, monkeypatch
         take_snapshot(
             source,
             "s3://lake/snapshots",
+            template="ride_duration",
             city=CITY,
             run_id=RUN_ID,
             storage_options=storage_options(source, aws_conn_id="aws_down"),
@@ -349,7 +371,7 @@ def test_dag_with_data_root_on_s3_makes_a_champion(s3: Any, s3_world: dict[str, 
     run = dag.test()
 
     assert str(run.state) == "success"
-    snapshot = snapshot_location(f"{s3_world['data_root']}/snapshots", S3_CITY, run.run_id)
+    snapshot = snapshot_location(f"{s3_world['data_root']}/snapshots", "ride_duration", S3_CITY, run.run_id)
     bucket = s3_world["bucket"]
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=_key(snapshot, ""))
     names = {item["Key"].rsplit("/", 1)[1] for item in listed.get("Contents", [])}

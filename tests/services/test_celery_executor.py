@@ -86,7 +86,7 @@ def test_each_city_has_its_own_champion(stack: AirflowStack, runs: dict[str, Run
         assert champion.tags["gate.decision"] == "promoted"
         assert champion.tags["gate.trigger_reason"] == CONF["reason"]
         assert champion.tags["airflow_ml.snapshot_uri"] == snapshot_location(
-            f"{stack.data_root}/snapshots", city, run.run_id
+            f"{stack.data_root}/snapshots", TEMPLATE, city, run.run_id
         )
         assert client.get_run(champion.run_id).data.params["num_boost_round"] == str(CONF["num_boost_round"])
         training_runs.add(champion.run_id)

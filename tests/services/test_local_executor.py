@@ -60,7 +60,7 @@ def test_the_registry_holds_the_champion_with_its_lineage(stack: AirflowStack, r
     assert champion.version == "1"
     assert client.get_model_version_by_alias(DAG_ID, "challenger").version == "1"
     tags = champion.tags
-    snapshot = snapshot_location(f"{stack.data_root}/snapshots", CITY, run.run_id)
+    snapshot = snapshot_location(f"{stack.data_root}/snapshots", TEMPLATE, CITY, run.run_id)
     manifest = _s3_json(stack, f"{snapshot}/{MANIFEST}")
     assert (tags["airflow_ml.city"], tags["airflow_ml.template"]) == (CITY, TEMPLATE)
     assert (tags["airflow.dag_id"], tags["airflow.run_id"], tags["airflow.task_id"]) == (DAG_ID, run.run_id, "register")
@@ -86,7 +86,7 @@ def test_the_decision_records_the_mode_and_the_trigger_conf(stack: AirflowStack,
     assert tags["gate.airflow_run_id"] == run.run_id
     assert tags["gate.run_type"] == "manual"
     assert tags["gate.triggered_by_user"] == "admin"
-    snapshot = snapshot_location(f"{stack.data_root}/snapshots", CITY, run.run_id)
+    snapshot = snapshot_location(f"{stack.data_root}/snapshots", TEMPLATE, CITY, run.run_id)
     beside_snapshot = _s3_json(stack, f"{snapshot}/decision.json")
     assert (beside_snapshot["decision"], beside_snapshot["mode"]) == ("forced", "force")
     assert beside_snapshot["trigger_reason"] == CONF["reason"]

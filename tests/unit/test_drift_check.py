@@ -42,7 +42,9 @@ def snapshot(tmp_path: Path, run_id: str, *, scale: float = 1.0) -> Manifest:
     partition.mkdir(parents=True)
     x = rng.lognormal(1, 0.5, 2000) * scale
     pd.DataFrame({"x": x, "y": x * 2 + rng.normal(0, 1, 2000)}).to_parquet(partition / "part.parquet")
-    return take_snapshot(str(partition.parent), str(tmp_path / "snapshots"), city="oslo", run_id=run_id)
+    return take_snapshot(
+        str(partition.parent), str(tmp_path / "snapshots"), template="ride_duration", city="oslo", run_id=run_id
+    )
 
 
 def make_champion(client: Any, model: str, tmp_path: Path, tags: dict[str, str]) -> str:

@@ -55,11 +55,12 @@ def read_partitions(source: Path, dates: list[str] | None = None) -> pd.DataFram
 def test_take_snapshot_writes_data_and_manifest(source: Path, tmp_path: Path) -> None:
     root = tmp_path / "snapshots"
 
-    manifest = take_snapshot(str(source), str(root), city="lisbon", run_id=RUN_ID)
+    manifest = take_snapshot(str(source), str(root), template="ride_duration", city="lisbon", run_id=RUN_ID)
 
     expected = read_partitions(source)
     folder = Path(manifest.uri)
-    assert folder.parent.parent == root
+    assert folder.parent.parent.parent == root
+    assert (folder.parent.parent.name, folder.parent.name) == ("ride_duration", "lisbon")
     assert (folder / DATA_FILE).is_file()
     assert (folder / MANIFEST).is_file()
     assert manifest.row_count == len(expected)
@@ -80,13 +81,13 @@ def test_take_snapshot_writes_data_and_manifest(source: Path, tmp_path: Path) ->
 
 def test_same_run_id_reuses_the_snapshot(source: Path, tmp_path: Path) -> None:
     root = str(tmp_path / "snapshots")
-    first = take_snapshot(str(source), root, city="lisbon", run_id=RUN_ID)
+    first = take_snapshot(str(source), root, template="ride_duration", city="lisbon", run_id=RUN_ID)
     data_file = Path(first.uri) / DATA_FILE
     before = data_file.stat().st_mtime_ns
     # new data arrives between the attempts: a retry must still see the rows of its first attempt
     shutil.rmtree(next(iter(sorted(source.glob("date=*")))))
 
-    second = take_snapshot(str(source), root, city="lisbon", run_id=RUN_ID)
+    second = take_snapshot(str(source), root, template="ride_duration", city="lisbon", run_id=RUN_ID)
 
     assert second == first
     assert second.created_at == first.created_at
@@ -96,18 +97,66 @@ def test_same_run_id_reuses_the_snapshot(source: Path, tmp_path: Path) -> None:
 
 def test_other_run_id_takes_a_new_snapshot(source: Path, tmp_path: Path) -> None:
     root = str(tmp_path / "snapshots")
-    first = take_snapshot(str(source), root, city="lisbon", run_id="run_1")
+    first = take_snapshot(str(source), root, template="ride_duration", city="lisbon", run_id="run_1")
     shutil.rmtree(sorted(source.glob("date=*"))[-1])
 
-    second = take_snapshot(str(source), root, city="lisbon", run_id="run_2")
+    second = take_snapshot(str(source), root, template="ride_duration", city="lisbon", run_id="run_2")
 
     assert second.uri != first.uri
     assert second.row_count < first.row_count
     assert second.content_hash != first.content_hash
 
 
+def test_two_templates_sharing_a_city_id_and_run_id_never_share_a_snapshot(tmp_path: Path) -> None:
+    # Two DAGs on the same cron get the same scheduled__ run id: late.site_a and delay.site_a.
+    write_demo_data(tmp_path / "late", cities=["lisbon"], batch="initial", scale=0.1)
+    write_demo_data(tmp_path / "delay", cities=["lisbon"], batch="initial", scale=0.05, seed=3)
+    root = str(tmp_path / "snapshots")
+    run_id = "scheduled__2026-03-01T02:00:00+00:00"
+
+    late = take_snapshot(str(tmp_path / "late/raw/trips/lisbon"), root, template="late", city="lisbon", run_id=run_id)
+    delay = take_snapshot(
+        str(tmp_path / "delay/raw/trips/lisbon"), root, template="delay", city="lisbon", run_id=run_id
+    )
+
+    assert late.uri != delay.uri
+    assert (late.template, delay.template) == ("late", "delay")
+    assert late.row_count == len(read_partitions(tmp_path / "late/raw/trips/lisbon"))
+    assert delay.row_count == len(read_partitions(tmp_path / "delay/raw/trips/lisbon"))
+    assert delay.row_count != late.row_count
+    assert len(read_snapshot(delay.uri)) == delay.row_count
+
+
+def test_a_manifest_of_another_dag_is_never_reused(source: Path, tmp_path: Path) -> None:
+    root = str(tmp_path / "snapshots")
+    first = take_snapshot(str(source), root, template="ride_duration", city="lisbon", run_id=RUN_ID)
+    manifest = Path(first.uri) / MANIFEST
+    manifest.chmod(0o644)
+    manifest.write_text(json.dumps({**first.to_dict(), "template": "delay"}), encoding="utf-8")
+
+    with pytest.raises(DataError, match=r"belongs to run .* of 'delay.lisbon'.*move that folder away"):
+        take_snapshot(str(source), root, template="ride_duration", city="lisbon", run_id=RUN_ID)
+
+
+def test_snapshots_of_the_old_layout_stay_readable(source: Path, tmp_path: Path) -> None:
+    # Champions trained before snapshots were keyed by template point at <root>/<city>/<run>: still readable.
+    new = take_snapshot(str(source), str(tmp_path / "new"), template="ride_duration", city="lisbon", run_id=RUN_ID)
+    old = tmp_path / "snapshots" / "lisbon" / "manual__2026-01-01-0123456789"
+    old.mkdir(parents=True)
+    shutil.copy(Path(new.uri) / DATA_FILE, old / DATA_FILE)
+    legacy = {k: v for k, v in new.to_dict().items() if k != "template"}
+    (old / MANIFEST).write_text(json.dumps({**legacy, "uri": str(old)}), encoding="utf-8")
+
+    manifest = load_manifest(str(old))
+
+    assert (manifest.template, manifest.city, manifest.row_count) == ("", "lisbon", new.row_count)
+    assert len(read_snapshot(str(old))) == new.row_count
+
+
 def test_snapshot_files_are_read_only(source: Path, tmp_path: Path) -> None:
-    manifest = take_snapshot(str(source), str(tmp_path / "snapshots"), city="lisbon", run_id=RUN_ID)
+    manifest = take_snapshot(
+        str(source), str(tmp_path / "snapshots"), template="ride_duration", city="lisbon", run_id=RUN_ID
+    )
 
     for name in (DATA_FILE, MANIFEST):
         mode = stat.S_IMODE((Path(manifest.uri) / name).stat().st_mode)
@@ -117,7 +166,9 @@ def test_snapshot_files_are_read_only(source: Path, tmp_path: Path) -> None:
 def test_window_days_selects_the_latest_partitions(source: Path, tmp_path: Path) -> None:
     all_dates = sorted(p.name.removeprefix("date=") for p in source.glob("date=*"))
 
-    manifest = take_snapshot(str(source), str(tmp_path / "s"), city="lisbon", run_id="r", window_days=7)
+    manifest = take_snapshot(
+        str(source), str(tmp_path / "s"), template="ride_duration", city="lisbon", run_id="r", window_days=7
+    )
 
     assert manifest.partitions == all_dates[-7:]
     assert manifest.row_count == len(read_partitions(source, all_dates[-7:]))
@@ -128,7 +179,9 @@ def test_window_days_counts_calendar_days_not_partitions(source: Path, tmp_path:
     for gone in dates[-4:-1]:  # a gap of three days right before the last partition
         shutil.rmtree(source / f"date={gone}")
 
-    manifest = take_snapshot(str(source), str(tmp_path / "s"), city="lisbon", run_id="r", window_days=5)
+    manifest = take_snapshot(
+        str(source), str(tmp_path / "s"), template="ride_duration", city="lisbon", run_id="r", window_days=5
+    )
 
     assert manifest.partitions == [dates[-5], dates[-1]]
 
@@ -137,7 +190,9 @@ def test_window_start_and_end(source: Path, tmp_path: Path) -> None:
     days = batch_days("initial")
     start, end = days[10], days[14]
 
-    manifest = take_snapshot(str(source), str(tmp_path / "s"), city="lisbon", run_id="r", start=start, end=end)
+    manifest = take_snapshot(
+        str(source), str(tmp_path / "s"), template="ride_duration", city="lisbon", run_id="r", start=start, end=end
+    )
 
     assert manifest.partitions == [d.isoformat() for d in days[10:15]]
     frame = read_snapshot(manifest.uri)
@@ -149,7 +204,7 @@ def test_window_outside_the_data_is_an_error(source: Path, tmp_path: Path) -> No
     late = batch_days("initial")[-1] + dt.timedelta(days=30)
 
     with pytest.raises(DataError, match="window") as info:
-        take_snapshot(str(source), str(tmp_path / "s"), city="lisbon", run_id="r", start=late)
+        take_snapshot(str(source), str(tmp_path / "s"), template="ride_duration", city="lisbon", run_id="r", start=late)
 
     assert str(source) in str(info.value)
     assert not (tmp_path / "s" / "lisbon" / "r" / MANIFEST).exists()
@@ -168,7 +223,7 @@ def test_missing_source_names_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "raw" / "trips" / "nowhere"
 
     with pytest.raises(DataError) as info:
-        take_snapshot(str(missing), str(tmp_path / "s"), city="nowhere", run_id="r")
+        take_snapshot(str(missing), str(tmp_path / "s"), template="ride_duration", city="nowhere", run_id="r")
 
     assert str(missing) in str(info.value)
 
@@ -178,7 +233,7 @@ def test_empty_partition_folder_names_the_path(source: Path, tmp_path: Path) -> 
     empty.mkdir()
 
     with pytest.raises(DataError) as info:
-        take_snapshot(str(source), str(tmp_path / "s"), city="lisbon", run_id="r")
+        take_snapshot(str(source), str(tmp_path / "s"), template="ride_duration", city="lisbon", run_id="r")
 
     assert "date=2027-01-01" in str(info.value)
     assert str(source) in str(info.value)
@@ -239,10 +294,12 @@ def test_safe_segment_cannot_escape(value: str) -> None:
 def test_run_ids_stay_inside_the_snapshot_root(source: Path, tmp_path: Path, run_id: str) -> None:
     root = tmp_path / "snapshots"
 
-    manifest = take_snapshot(str(source), str(root), city="lisbon", run_id=run_id, window_days=1)
+    manifest = take_snapshot(
+        str(source), str(root), template="ride_duration", city="lisbon", run_id=run_id, window_days=1
+    )
 
     folder = Path(manifest.uri).resolve()
-    assert folder.parent == (root / "lisbon").resolve()
+    assert folder.parent == (root / "ride_duration" / "lisbon").resolve()
     assert ":" not in folder.name
     assert "+" not in folder.name
     assert manifest.run_id == run_id
@@ -251,9 +308,13 @@ def test_run_ids_stay_inside_the_snapshot_root(source: Path, tmp_path: Path, run
 
 def test_distinct_run_ids_never_share_a_snapshot(source: Path, tmp_path: Path) -> None:
     root = str(tmp_path / "snapshots")
-    first = take_snapshot(str(source), root, city="lisbon", run_id="manual__a:b", window_days=1)
+    first = take_snapshot(
+        str(source), root, template="ride_duration", city="lisbon", run_id="manual__a:b", window_days=1
+    )
 
-    second = take_snapshot(str(source), root, city="lisbon", run_id="manual__a+b", window_days=2)
+    second = take_snapshot(
+        str(source), root, template="ride_duration", city="lisbon", run_id="manual__a+b", window_days=2
+    )
 
     assert second.run_id == "manual__a+b"
     assert second.uri != first.uri
@@ -295,7 +356,13 @@ def test_csv_partitions_parse_the_time_column_and_snapshot_as_parquet(source: Pa
     csv = _as_csv(source, tmp_path / "csv")
 
     manifest = take_snapshot(
-        str(csv), str(tmp_path / "s"), city="lisbon", run_id=RUN_ID, fmt="csv", parse_dates=["pickup_at"]
+        str(csv),
+        str(tmp_path / "s"),
+        template="ride_duration",
+        city="lisbon",
+        run_id=RUN_ID,
+        fmt="csv",
+        parse_dates=["pickup_at"],
     )
 
     assert manifest.columns["pickup_at"].startswith("datetime64")
@@ -313,7 +380,9 @@ def test_csv_partitions_parse_the_time_column_and_snapshot_as_parquet(source: Pa
 def test_csv_without_parse_dates_keeps_text(source: Path, tmp_path: Path) -> None:
     csv = _as_csv(source, tmp_path / "csv")
 
-    manifest = take_snapshot(str(csv), str(tmp_path / "s"), city="lisbon", run_id=RUN_ID, fmt="csv")
+    manifest = take_snapshot(
+        str(csv), str(tmp_path / "s"), template="ride_duration", city="lisbon", run_id=RUN_ID, fmt="csv"
+    )
 
     assert not manifest.columns["pickup_at"].startswith("datetime64")
 
@@ -326,7 +395,15 @@ def test_csv_with_a_bad_date_names_the_file_and_the_column(source: Path, tmp_pat
     frame.to_csv(broken, index=False)
 
     with pytest.raises(DataError) as info:
-        take_snapshot(str(csv), str(tmp_path / "s"), city="lisbon", run_id=RUN_ID, fmt="csv", parse_dates=["pickup_at"])
+        take_snapshot(
+            str(csv),
+            str(tmp_path / "s"),
+            template="ride_duration",
+            city="lisbon",
+            run_id=RUN_ID,
+            fmt="csv",
+            parse_dates=["pickup_at"],
+        )
 
     message = str(info.value)
     assert f"cannot read {str(broken)!r} as csv" in message
@@ -338,7 +415,7 @@ def test_zero_byte_file_names_it(source: Path, tmp_path: Path) -> None:
     empty.write_bytes(b"")
 
     with pytest.raises(DataError) as info:
-        take_snapshot(str(source), str(tmp_path / "s"), city="lisbon", run_id=RUN_ID)
+        take_snapshot(str(source), str(tmp_path / "s"), template="ride_duration", city="lisbon", run_id=RUN_ID)
 
     assert f"{str(empty)!r} is empty (0 bytes)" in str(info.value)
 
@@ -349,7 +426,7 @@ def test_partition_without_rows_names_it(source: Path, tmp_path: Path) -> None:
         pd.read_parquet(path).head(0).to_parquet(path, index=False)
 
     with pytest.raises(DataError) as info:
-        take_snapshot(str(source), str(tmp_path / "s"), city="lisbon", run_id=RUN_ID)
+        take_snapshot(str(source), str(tmp_path / "s"), template="ride_duration", city="lisbon", run_id=RUN_ID)
 
     assert f"partition '{source}/{day.name}' holds no rows" in str(info.value)
 
@@ -360,7 +437,11 @@ def test_several_sources_make_one_snapshot_and_a_missing_one_is_skipped(lake: Pa
     missing = tmp_path / "raw" / "trips" / "porto"
 
     manifest = take_snapshot(
-        [str(lisbon), str(berlin), str(missing)], str(tmp_path / "snaps"), city="global", run_id=RUN_ID
+        [str(lisbon), str(berlin), str(missing)],
+        str(tmp_path / "snaps"),
+        template="ride_duration",
+        city="global",
+        run_id=RUN_ID,
     )
 
     expected = len(read_partitions(lisbon)) + len(read_partitions(berlin))
@@ -372,4 +453,10 @@ def test_several_sources_make_one_snapshot_and_a_missing_one_is_skipped(lake: Pa
 
 def test_several_sources_without_any_data_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="none of the 2 sources holds data"):
-        take_snapshot([str(tmp_path / "a"), str(tmp_path / "b")], str(tmp_path / "snaps"), city="g", run_id=RUN_ID)
+        take_snapshot(
+            [str(tmp_path / "a"), str(tmp_path / "b")],
+            str(tmp_path / "snaps"),
+            template="ride_duration",
+            city="g",
+            run_id=RUN_ID,
+        )

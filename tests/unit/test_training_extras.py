@@ -55,7 +55,9 @@ def snapshot(frame: pd.DataFrame, root: Path, run_id: str) -> object:
         folder = source / f"date={day.isoformat()}"
         folder.mkdir(parents=True, exist_ok=True)
         rows.to_parquet(folder / "part-0.parquet", index=False)
-    return take_snapshot(f"file://{source}", f"file://{root / 'snapshots'}", city="lisbon", run_id=run_id)
+    return take_snapshot(
+        f"file://{source}", f"file://{root / 'snapshots'}", template="ride_duration", city="lisbon", run_id=run_id
+    )
 
 
 @pytest.fixture
