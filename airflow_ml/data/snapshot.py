@@ -27,14 +27,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
-from airflow_ml.data.storage import StorageOptions, display, filesystem, is_local, storage_errors
+from airflow_ml.data.partitions import list_partitions
+from airflow_ml.data.partitions import read_files as read_files  # re-exported: its home before partitions
+from airflow_ml.data.storage import StorageOptions, filesystem, is_local, storage_errors
 from airflow_ml.exceptions import DataError
 
 MANIFEST = "manifest.json"
 DATA_FILE = "data.parquet"
 #: A full disk, a file over the size limit, a quota, an I/O error, a read-only mount.
 _STORAGE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS}
-_PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -83,58 +84,6 @@ def resolve_source(pattern: str, *, data_root: str, city: str) -> str:
     return pattern.format(data_root=data_root.rstrip("/"), city=city)
 
 
-def list_partitions(
-    source: str, fmt: str = "parquet", *, storage_options: StorageOptions | None = None
-) -> dict[dt.date, list[str]]:
-    """Map each ``date=`` partition under ``source`` to its data files, sorted.
-
-    One recursive listing (a few requests on S3, whatever the number of partitions). Other files
-    (``_SUCCESS``, notes) and S3's folder markers are ignored.
-
-    Raises:
-        DataError: when the source (or its bucket) is missing, holds no partition, or a partition holds
-            no ``.<fmt>`` file, naming the path.
-    """
-    fs, root = filesystem(source, storage_options)
-    root = root.rstrip("/")
-    with storage_errors(source, storage_options):
-        if not fs.isdir(root):
-            raise DataError(_missing_source(fs, root, source))
-        listing = fs.find(root, withdirs=True, detail=True)
-    folders: dict[str, dt.date] = {}
-    files: dict[str, list[str]] = {}
-    for path, info in listing.items():
-        parts = path[len(root) :].strip("/").split("/")
-        match = _PARTITION.match(parts[0])
-        if not match:
-            continue
-        folders[parts[0]] = dt.date.fromisoformat(match.group(1))
-        if len(parts) == 2 and info.get("type") == "file" and parts[1].endswith(f".{fmt}"):
-            files.setdefault(parts[0], []).append(path)
-    partitions: dict[dt.date, list[str]] = {}
-    for name, day in folders.items():
-        if name not in files:
-            where = display(fs, f"{root}/{name}")
-            raise DataError(f"partition {where!r} holds no .{fmt} file; remove the empty folder or fill it")
-        partitions[day] = sorted(files[name])
-    if not partitions:
-        raise DataError(f"data source {source!r} holds no date=YYYY-MM-DD partition with .{fmt} files")
-    return dict(sorted(partitions.items()))
-
-
-def _missing_source(fs: AbstractFileSystem, root: str, source: str) -> str:
-    """Why ``source`` is not there: a missing bucket is worth naming, it is not a typo in the path."""
-    fix = "check dataset.source in the template and the data root (AIRFLOW_ML_DATA_ROOT)"
-    if not is_local(fs):
-        bucket = root.split("/", 1)[0]
-        if not fs.exists(bucket):
-            return (
-                f"data source {source!r}: bucket {bucket!r} does not exist or the connection's credentials "
-                f"cannot see it; create it, or {fix}"
-            )
-    return f"data source {source!r} does not exist; {fix}"
-
-
 def select_window(
     dates: list[dt.date], *, window_days: int | None, start: dt.date | None = None, end: dt.date | None = None
 ) -> list[dt.date]:
@@ -167,6 +116,7 @@ def take_snapshot(
     end: dt.date | None = None,
     parse_dates: Sequence[str] = (),
     storage_options: StorageOptions | None = None,
+    data_root: str | None = None,
 ) -> Manifest:
     """Copy the run's partitions into an immutable snapshot and return its manifest.
 
@@ -180,6 +130,7 @@ def take_snapshot(
         template: The template of the DAG; with ``city`` it keys the snapshot folder.
         parse_dates: Columns of CSV files to parse as date-times (ISO 8601); parquet keeps its own types.
         storage_options: Options of the source's and the snapshot root's filesystems, by protocol.
+        data_root: Where a local source's symbolic links may point (besides the source itself).
 
     Raises:
         DataError: for a missing source or bucket, an empty window or partition, an unreadable file or an
@@ -203,7 +154,7 @@ def take_snapshot(
     skipped: dict[str, str] = {}
     for src in sources:
         try:
-            by_source[src] = list_partitions(src, fmt, storage_options=storage_options)
+            by_source[src] = list_partitions(src, fmt, storage_options=storage_options, data_root=data_root)
         except DataError as exc:
             if len(sources) == 1:
                 raise
@@ -330,49 +281,3 @@ def _writing(uri: str, setting: str) -> Iterator[None]:
             f"left under the final names and a snapshot without its {MANIFEST} is never read; free space or fix "
             f"the storage behind {setting}, then let the task retry"
         ) from exc
-
-
-def read_files(
-    source: str,
-    files: list[str],
-    fmt: str,
-    *,
-    parse_dates: Sequence[str] = (),
-    storage_options: StorageOptions | None = None,
-) -> pd.DataFrame:
-    """Read and concatenate data ``files`` (paths as :func:`list_partitions` gives them), parquet or csv.
-
-    Args:
-        parse_dates: Columns of CSV files to parse as date-times (ISO 8601) when present; a missing one
-            is left for validation to report.
-
-    Raises:
-        DataError: naming the first file that cannot be read (or is empty: 0 bytes).
-    """
-    fs, _ = filesystem(source, storage_options)
-    frames = []
-    for path in files:
-        with storage_errors(display(fs, path), storage_options):
-            try:
-                with fs.open(path, "rb") as handle:
-                    frame = pq.read_table(handle).to_pandas() if fmt == "parquet" else pd.read_csv(handle)
-                for column in parse_dates if fmt == "csv" else ():
-                    if column in frame.columns:
-                        frame[column] = _datetimes(frame[column], column)
-            except (OSError, ValueError, pa.ArrowException) as exc:
-                if fs.size(path) == 0:
-                    raise DataError(
-                        f"{display(fs, path)!r} is empty (0 bytes): its upload failed or was cut short; "
-                        "upload it again or delete it"
-                    ) from exc
-                raise DataError(f"cannot read {display(fs, path)!r} as {fmt}: {exc}") from exc
-        frames.append(frame)
-    # Partitions of a broken batch may differ in columns; concat keeps them all so validation can say so.
-    return pd.concat(frames, ignore_index=True, sort=False)
-
-
-def _datetimes(values: pd.Series, column: str) -> pd.Series:
-    try:
-        return pd.to_datetime(values, format="ISO8601")
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"column {column!r} is not ISO 8601 date-times (e.g. 2026-01-05 08:14:18): {exc}") from exc

@@ -85,6 +85,7 @@ class SnapshotOperator(BaseOperator):
                 window_days=self.window_days,
                 start=_date(self.window_start),
                 end=_date(self.window_end),
+                data_root=root,
             )
         except StorageUnreachable as exc:
             if not options:
