@@ -156,7 +156,7 @@ def _new_city(args: argparse.Namespace) -> int:
 
 def _lint(root: Path, expectations: Path) -> int:
     from airflow_ml.templates import load_city_configs, load_parent_configs
-    from airflow_ml.templates.suites import load_suite
+    from airflow_ml.templates.suites import load_suite, target_null_warning
     from airflow_ml.validation.suites import check_suite
 
     if not (root / "cities").is_dir():
@@ -166,6 +166,7 @@ def _lint(root: Path, expectations: Path) -> int:
     parents, parent_errors = load_parent_configs(root)
     errors.extend(parent_errors)
     problems: dict[str, list[str]] = {}  # a suite problem is reported once, however many cities share it
+    warnings: dict[str, list[str]] = {}  # likewise a warning; warnings leave the exit code alone
     for config in configs:
         try:
             suite = load_suite(expectations, config.suite, city=config.city, overrides=config.expectations)
@@ -175,11 +176,16 @@ def _lint(root: Path, expectations: Path) -> int:
             continue
         for problem in check_suite(suite, known_columns=config.dataset.known_columns):
             problems.setdefault(problem, []).append(config.city)
+        warning = target_null_warning(suite, config.dataset.target, filtered=config.dataset.target_nulls_filtered)
+        if warning:
+            warnings.setdefault(warning, []).append(config.city)
     if problems:
         lines = [f"{problem} (cities: {', '.join(cities)})" for problem, cities in problems.items()]
         errors.append(ConfigError(f"suites in {expectations}", lines))
     for error in errors:
         print(error, file=sys.stderr)
+    for warning, cities in warnings.items():
+        print(f"warning: {warning} (cities: {', '.join(cities)})", file=sys.stderr)
     with_parents = f" and {len(parents)} fallback parent(s)" if parents else ""
     print(f"{len(configs)} city config(s){with_parents} valid, {len(errors)} file(s) with errors")
     return 1 if errors else 0

@@ -93,7 +93,7 @@ def summarize(data_root: str, template: str, city: str, run_id: str, batch: str,
         city=city,
         batch=batch,
         state=state,
-        rows=str(manifest.get("row_count", "-")),
+        rows=_rows(manifest),
         validation=validation,
         challenger=_score(decision.get("challenger_score")),
         champion=_score(decision.get("champion_score")),
@@ -142,6 +142,15 @@ def _read(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     return data
+
+
+def _rows(manifest: dict[str, Any]) -> str:
+    """The snapshot's rows, with those its row filters dropped: ``9,362 (-120 filtered)``."""
+    count = manifest.get("row_count")
+    if not isinstance(count, int):
+        return "-"
+    dropped = sum(int(f.get("dropped", 0)) for f in manifest.get("filters") or [])
+    return f"{count:,} (-{dropped:,} filtered)" if dropped else f"{count:,}"
 
 
 def _score(value: Any) -> str:

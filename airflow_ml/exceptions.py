@@ -41,6 +41,14 @@ class DataError(AirflowMLError):
     """The data of a city cannot be read or snapshotted (missing path, empty partition, bad format)."""
 
 
+class DataContractError(DataError):
+    """The data breaks its DAG's dataset contract; a retry would read the same files, so the task fails for good.
+
+    A column the template names is missing or of an unusable type, a column's type differs between partition
+    files, or a row filter keeps no row.
+    """
+
+
 class StorageUnreachable(DataError):
     """The object store did not answer, or refused the connection's credentials: the data may be fine."""
 

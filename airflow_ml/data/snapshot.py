@@ -27,6 +27,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
+from airflow_ml.data import conformance
+from airflow_ml.data.contract import DataContract
+from airflow_ml.data.partitions import list_partitions, read_file
+from airflow_ml.data.partitions import read_files as read_files  # re-exported: its home before partitions
 from airflow_ml.data.storage import StorageOptions, display, filesystem, is_local, storage_errors
 from airflow_ml.exceptions import DataError
 
@@ -34,7 +38,6 @@ MANIFEST = "manifest.json"
 DATA_FILE = "data.parquet"
 #: A full disk, a file over the size limit, a quota, an I/O error, a read-only mount.
 _STORAGE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS}
-_PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -54,10 +57,39 @@ class Manifest:
     extra: dict[str, Any] = field(default_factory=dict)
     #: The template of the DAG that took the snapshot ("" in manifests written before snapshots were keyed by it).
     template: str = ""
+    #: The row filters of ``dataset.filters``, in order, each with the rows it ``dropped``.
+    filters: list[dict[str, Any]] = field(default_factory=list)
+    #: Days of the window without a partition, as ``YYYY-MM-DD`` or ``first..last`` ranges.
+    missing_days: list[str] = field(default_factory=list)
+    #: Per partition date, the rows whose time column falls on another day (kept, and reported).
+    rows_outside_partition: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form."""
         return asdict(self)
+
+    @property
+    def filtered_rows(self) -> int:
+        """How many rows the row filters dropped."""
+        return sum(int(f.get("dropped", 0)) for f in self.filters)
+
+    def warnings(self) -> list[str]:
+        """What the snapshot's task log should warn about: days missing, rows outside their partition."""
+        found = []
+        if self.missing_days:
+            days = conformance.count_days(self.missing_days)
+            found.append(
+                f"{days} day(s) inside the run's window have no partition, so no rows in the snapshot: "
+                f"{', '.join(self.missing_days)}"
+            )
+        if self.rows_outside_partition:
+            shown = ", ".join(f"date={d}: {n}" for d, n in list(self.rows_outside_partition.items())[:10])
+            more = " ..." if len(self.rows_outside_partition) > 10 else ""
+            found.append(
+                f"{sum(self.rows_outside_partition.values())} row(s) have a time outside their date= partition "
+                f"(kept): {shown}{more}"
+            )
+        return found
 
 
 def safe_segment(value: str) -> str:
@@ -81,58 +113,6 @@ def resolve_source(pattern: str, *, data_root: str, city: str) -> str:
     if safe_segment(city) != city:
         raise DataError(f"city id {city!r} is not a safe path segment; use lower-case letters, digits and '_'")
     return pattern.format(data_root=data_root.rstrip("/"), city=city)
-
-
-def list_partitions(
-    source: str, fmt: str = "parquet", *, storage_options: StorageOptions | None = None
-) -> dict[dt.date, list[str]]:
-    """Map each ``date=`` partition under ``source`` to its data files, sorted.
-
-    One recursive listing (a few requests on S3, whatever the number of partitions). Other files
-    (``_SUCCESS``, notes) and S3's folder markers are ignored.
-
-    Raises:
-        DataError: when the source (or its bucket) is missing, holds no partition, or a partition holds
-            no ``.<fmt>`` file, naming the path.
-    """
-    fs, root = filesystem(source, storage_options)
-    root = root.rstrip("/")
-    with storage_errors(source, storage_options):
-        if not fs.isdir(root):
-            raise DataError(_missing_source(fs, root, source))
-        listing = fs.find(root, withdirs=True, detail=True)
-    folders: dict[str, dt.date] = {}
-    files: dict[str, list[str]] = {}
-    for path, info in listing.items():
-        parts = path[len(root) :].strip("/").split("/")
-        match = _PARTITION.match(parts[0])
-        if not match:
-            continue
-        folders[parts[0]] = dt.date.fromisoformat(match.group(1))
-        if len(parts) == 2 and info.get("type") == "file" and parts[1].endswith(f".{fmt}"):
-            files.setdefault(parts[0], []).append(path)
-    partitions: dict[dt.date, list[str]] = {}
-    for name, day in folders.items():
-        if name not in files:
-            where = display(fs, f"{root}/{name}")
-            raise DataError(f"partition {where!r} holds no .{fmt} file; remove the empty folder or fill it")
-        partitions[day] = sorted(files[name])
-    if not partitions:
-        raise DataError(f"data source {source!r} holds no date=YYYY-MM-DD partition with .{fmt} files")
-    return dict(sorted(partitions.items()))
-
-
-def _missing_source(fs: AbstractFileSystem, root: str, source: str) -> str:
-    """Why ``source`` is not there: a missing bucket is worth naming, it is not a typo in the path."""
-    fix = "check dataset.source in the template and the data root (AIRFLOW_ML_DATA_ROOT)"
-    if not is_local(fs):
-        bucket = root.split("/", 1)[0]
-        if not fs.exists(bucket):
-            return (
-                f"data source {source!r}: bucket {bucket!r} does not exist or the connection's credentials "
-                f"cannot see it; create it, or {fix}"
-            )
-    return f"data source {source!r} does not exist; {fix}"
 
 
 def select_window(
@@ -167,12 +147,15 @@ def take_snapshot(
     end: dt.date | None = None,
     parse_dates: Sequence[str] = (),
     storage_options: StorageOptions | None = None,
+    contract: DataContract | None = None,
+    data_root: str | None = None,
 ) -> Manifest:
     """Copy the run's partitions into an immutable snapshot and return its manifest.
 
     A snapshot that already has a manifest (a retry of the same run) is returned as it is, nothing is
     rewritten, once its manifest shows that it belongs to the same template, city and run. Every partition
-    of the window must hold rows: an empty one means a failed upload.
+    of the window must hold rows: an empty one means a failed upload. Before anything is written, the rows
+    are checked against ``contract`` and its row filters applied: data that breaks it leaves no snapshot.
 
     Args:
         source: The source folder, or several (a fallback parent's members): their partitions of the window
@@ -180,8 +163,12 @@ def take_snapshot(
         template: The template of the DAG; with ``city`` it keys the snapshot folder.
         parse_dates: Columns of CSV files to parse as date-times (ISO 8601); parquet keeps its own types.
         storage_options: Options of the source's and the snapshot root's filesystems, by protocol.
+        contract: The columns the DAG needs and its row filters (none checked when None).
+        data_root: Where a local source's symbolic links may point (besides the source itself).
 
     Raises:
+        DataContractError: for types that differ between partition files, a column of the contract that
+            is missing or unusable, or a filter that keeps no row; a retry cannot fix those.
         DataError: for a missing source or bucket, an empty window or partition, an unreadable file or an
             unreachable store, naming the path.
     """
@@ -198,12 +185,13 @@ def take_snapshot(
                 f"'{template}.{city}'; snapshots are immutable: move that folder away or give the run another id"
             )
         return existing
+    contract = contract or DataContract()
     sources = [source] if isinstance(source, str) else list(source)
     by_source: dict[str, dict[dt.date, list[str]]] = {}
     skipped: dict[str, str] = {}
     for src in sources:
         try:
-            by_source[src] = list_partitions(src, fmt, storage_options=storage_options)
+            by_source[src] = list_partitions(src, fmt, storage_options=storage_options, data_root=data_root)
         except DataError as exc:
             if len(sources) == 1:
                 raise
@@ -217,19 +205,35 @@ def take_snapshot(
             f"no partition of {' + '.join(sources)!r} falls in the window start={start} end={end}; "
             f"available dates run from {available[0]} to {available[-1]}"
         )
-    frames = []
+    files: list[tuple[str, pd.DataFrame]] = []
+    outside: dict[str, int] = {}
     for src, partitions in by_source.items():
+        src_fs, _ = filesystem(src, storage_options)
         for day in dates:
             if day not in partitions:
                 continue  # several sources need not share every day
-            frame = read_files(src, partitions[day], fmt, parse_dates=parse_dates, storage_options=storage_options)
-            if frame.empty:
+            read = [
+                (
+                    display(src_fs, path),
+                    read_file(src_fs, path, fmt, parse_dates=parse_dates, storage_options=storage_options),
+                )
+                for path in partitions[day]
+            ]
+            rows = sum(len(frame) for _, frame in read)
+            if not rows:
                 raise DataError(
                     f"partition '{src.rstrip('/')}/date={day.isoformat()}' holds no rows; "
                     "re-upload the day's files, or delete the partition if the day truly has no data"
                 )
-            frames.append(frame)
-    frame = pd.concat(frames, ignore_index=True, sort=False)
+            late = sum(conformance.rows_outside_partition(f, contract.time_column, day) for _, f in read)
+            if late:
+                outside[day.isoformat()] = outside.get(day.isoformat(), 0) + late
+            files.extend(read)
+    conformance.check_file_types(files)
+    frame = pd.concat([f for _, f in files], ignore_index=True, sort=False)
+    conformance.check_columns(frame, contract)
+    frame, applied = conformance.apply_filters(frame, contract.filters)
+    conformance.check_values(frame, contract)
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
     manifest = Manifest(
@@ -244,6 +248,9 @@ def take_snapshot(
         partitions=[d.isoformat() for d in dates],
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         extra={"sources": sources, "skipped_sources": skipped} if len(sources) > 1 else {},
+        filters=applied,
+        missing_days=conformance.missing_days(*_window_span(available, dates, window_days, start, end), available),
+        rows_outside_partition=outside,
     )
     with storage_errors(uri, storage_options), _writing(uri, "AIRFLOW_ML_DATA_ROOT"):
         if is_local(fs):  # object stores have no folders to make (and s3fs would create a missing bucket)
@@ -255,6 +262,20 @@ def take_snapshot(
         for name in (DATA_FILE, MANIFEST):
             fs.chmod(f"{folder}/{name}", 0o444)
     return manifest
+
+
+def _window_span(
+    available: list[dt.date], dates: list[dt.date], window_days: int | None, start: dt.date | None, end: dt.date | None
+) -> tuple[dt.date, dt.date]:
+    """The first and last day a run's window asks for.
+
+    From ``start`` (else ``window_days`` back from the last partition used, but not before the source's first
+    partition: a city younger than its window misses no day) to ``end`` (else the last partition used).
+    """
+    first = start or dates[0]
+    if start is None and window_days is not None:
+        first = max(dates[-1] - dt.timedelta(days=window_days - 1), available[0])
+    return first, end or dates[-1]
 
 
 def _put_whole(fs: AbstractFileSystem, path: str, data: bytes) -> None:
@@ -330,49 +351,3 @@ def _writing(uri: str, setting: str) -> Iterator[None]:
             f"left under the final names and a snapshot without its {MANIFEST} is never read; free space or fix "
             f"the storage behind {setting}, then let the task retry"
         ) from exc
-
-
-def read_files(
-    source: str,
-    files: list[str],
-    fmt: str,
-    *,
-    parse_dates: Sequence[str] = (),
-    storage_options: StorageOptions | None = None,
-) -> pd.DataFrame:
-    """Read and concatenate data ``files`` (paths as :func:`list_partitions` gives them), parquet or csv.
-
-    Args:
-        parse_dates: Columns of CSV files to parse as date-times (ISO 8601) when present; a missing one
-            is left for validation to report.
-
-    Raises:
-        DataError: naming the first file that cannot be read (or is empty: 0 bytes).
-    """
-    fs, _ = filesystem(source, storage_options)
-    frames = []
-    for path in files:
-        with storage_errors(display(fs, path), storage_options):
-            try:
-                with fs.open(path, "rb") as handle:
-                    frame = pq.read_table(handle).to_pandas() if fmt == "parquet" else pd.read_csv(handle)
-                for column in parse_dates if fmt == "csv" else ():
-                    if column in frame.columns:
-                        frame[column] = _datetimes(frame[column], column)
-            except (OSError, ValueError, pa.ArrowException) as exc:
-                if fs.size(path) == 0:
-                    raise DataError(
-                        f"{display(fs, path)!r} is empty (0 bytes): its upload failed or was cut short; "
-                        "upload it again or delete it"
-                    ) from exc
-                raise DataError(f"cannot read {display(fs, path)!r} as {fmt}: {exc}") from exc
-        frames.append(frame)
-    # Partitions of a broken batch may differ in columns; concat keeps them all so validation can say so.
-    return pd.concat(frames, ignore_index=True, sort=False)
-
-
-def _datetimes(values: pd.Series, column: str) -> pd.Series:
-    try:
-        return pd.to_datetime(values, format="ISO8601")
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"column {column!r} is not ISO 8601 date-times (e.g. 2026-01-05 08:14:18): {exc}") from exc

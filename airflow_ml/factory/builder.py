@@ -26,6 +26,7 @@ from airflow.sdk.definitions.param import ParamsDict
 
 from airflow_ml.exceptions import BrokenCityFiles, ConfigError
 from airflow_ml.factory.assets import champion_asset
+from airflow_ml.factory.dataset_contract import data_contract
 from airflow_ml.factory.params import TUNABLE, trigger_params
 from airflow_ml.factory.sharding import Shard
 from airflow_ml.operators.approval import PromotionApprovalOperator
@@ -91,6 +92,7 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
             window_days=dataset.window_days,
             window_start="{{ params.window_start }}",
             window_end="{{ params.window_end }}",
+            contract=data_contract(config).to_dict(),
         )
         validate = ValidateDataOperator(
             task_id="validate",

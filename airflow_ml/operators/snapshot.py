@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml import settings
-from airflow_ml.exceptions import StorageUnreachable
+from airflow_ml.exceptions import DataContractError, StorageUnreachable
 from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.operators.base import is_empty
 
@@ -29,6 +30,8 @@ class SnapshotOperator(BaseOperator):
         window_end: Last partition date to use; templated.
         data_root: Root of raw data and snapshots; defaults to ``AIRFLOW_ML_DATA_ROOT``.
         aws_conn_id: Airflow connection (type ``aws``) for ``s3://`` sources and data roots.
+        contract: The dataset contract (:meth:`airflow_ml.data.contract.DataContract.to_dict`): the columns the
+            DAG needs and the row filters; data that breaks it fails the task without a retry, and no snapshot.
 
     Returns (XCom): ``uri``, ``row_count``, ``content_hash`` and ``partitions`` of the snapshot.
     """
@@ -50,6 +53,7 @@ class SnapshotOperator(BaseOperator):
         window_end: str | None = None,
         data_root: str | None = None,
         aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
+        contract: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -64,8 +68,10 @@ class SnapshotOperator(BaseOperator):
         self.window_start = window_start
         self.window_end = window_end
         self.data_root = data_root
+        self.contract = contract
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_ml.data.contract import DataContract
         from airflow_ml.data.snapshot import resolve_source, take_snapshot
 
         root = settings.data_root(self.data_root)
@@ -85,7 +91,11 @@ class SnapshotOperator(BaseOperator):
                 window_days=self.window_days,
                 start=_date(self.window_start),
                 end=_date(self.window_end),
+                contract=DataContract.from_dict(self.contract) if self.contract else None,
+                data_root=root,
             )
+        except DataContractError as exc:
+            raise AirflowFailException(f"{exc}\nno snapshot was written; the run stops here") from exc
         except StorageUnreachable as exc:
             if not options:
                 raise
@@ -103,6 +113,10 @@ class SnapshotOperator(BaseOperator):
             manifest.partitions[-1],
             manifest.content_hash,
         )
+        for applied in manifest.filters:
+            self.log.info("filter %s (%s) dropped %d row(s)", applied["field"], applied["filter"], applied["dropped"])
+        for warning in manifest.warnings():
+            self.log.warning("%s", warning)
         return {
             "uri": manifest.uri,
             "row_count": manifest.row_count,

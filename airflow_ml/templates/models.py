@@ -6,6 +6,7 @@ silently ignored. The models describe data, never code: YAML cannot name a Pytho
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 import string
@@ -17,6 +18,7 @@ from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates.base import CITY_ID_PATTERN, Name, Strict
 from airflow_ml.templates.drift_spec import DriftSpec, HealthSpec
 from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX, FallbackSpec
+from airflow_ml.templates.filter_spec import RowFilterSpec
 from airflow_ml.templates.gate_spec import GateSpec
 from airflow_ml.templates.training_spec import TrainingSpec
 
@@ -58,11 +60,22 @@ class DatasetSpec(Strict):
         default_factory=list,
         description="Columns the data has beyond features, target and time column (ids, say) that suites may check.",
     )
+    filters: list[RowFilterSpec] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Row filters applied at snapshot time, in order, e.g. [{column: duration_min, op: not_null}]; "
+        "the manifest and the run's summary count the rows each dropped.",
+    )
 
     @property
     def known_columns(self) -> set[str]:
         """Every column a suite may name."""
         return {*self.features, self.target, self.time_column, *self.extra_columns}
+
+    @property
+    def target_nulls_filtered(self) -> bool:
+        """Whether a row filter drops the rows whose target is null (every op but ``is_null`` does)."""
+        return any(f.column == self.target and f.op != "is_null" for f in self.filters)
 
     @model_validator(mode="after")
     def _columns_agree(self) -> DatasetSpec:
@@ -80,6 +93,15 @@ class DatasetSpec(Strict):
             raise ValueError(
                 f"the time column {self.time_column!r} cannot be a feature; derive features such as the hour instead"
             )
+        known = self.known_columns
+        for index, row_filter in enumerate(self.filters):
+            if row_filter.column not in known:
+                close = difflib.get_close_matches(row_filter.column, sorted(known), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"use one of {sorted(known)}"
+                raise ValueError(
+                    f"filters[{index}].column {row_filter.column!r} is not a column the dataset names; {hint} "
+                    "(or add it to extra_columns)"
+                )
         fields = {name for _, name, _, _ in string.Formatter().parse(self.source) if name is not None}
         if "city" not in fields:
             raise ValueError(f"source {self.source!r} must contain '{{city}}' so that each city reads its own data")

@@ -179,3 +179,39 @@ def _parse_item(item: Any, source: str) -> dict[str, Any]:
     if severity not in SEVERITIES:
         raise ValueError(f"{kind}: severity {severity!r} is not one of {list(SEVERITIES)}")
     return {"type": kind, "kwargs": dict(kwargs), "meta": {**meta, "severity": severity, "source": source}}
+
+
+def target_null_warning(suite: Mapping[str, Any], target: str, *, filtered: bool = False) -> str | None:
+    """A warning when neither the suite nor a row filter keeps rows with a null target out of training.
+
+    Real data has such rows (an outcome never observed). Without an ``error``-severity
+    ``expect_column_values_to_not_be_null`` on the target (with no ``mostly`` below 1 and no
+    ``row_condition``), they reach training, which refuses them after the slow steps.
+
+    Args:
+        suite: The suite in GX form (:func:`load_suite`).
+        target: The dataset's target column.
+        filtered: Whether a ``not_null`` row filter on the target drops them at snapshot time.
+
+    Returns:
+        The warning, or None when the target cannot be null in training.
+    """
+    if filtered:
+        return None
+    weak = []
+    for expectation in suite.get("expectations", []):
+        kwargs = expectation.get("kwargs") or {}
+        if expectation.get("type") != "expect_column_values_to_not_be_null" or kwargs.get("column") != target:
+            continue
+        severity = (expectation.get("meta") or {}).get("severity", "error")
+        mostly = kwargs.get("mostly")
+        if severity == "error" and (mostly is None or mostly >= 1) and not kwargs.get("row_condition"):
+            return None
+        weak.append(f"severity {severity}" + (f", mostly {mostly}" if mostly is not None else ""))
+    found = f"its not-null check has {'; '.join(weak)}" if weak else "it has no not-null check on it"
+    return (
+        f"suite {suite.get('name')!r} lets the target {target!r} be null ({found}); a null target stops the run "
+        f"in train, after validation: add '- expect_column_values_to_not_be_null: {{column: {target}}}' to the "
+        f"suite, or drop such rows at snapshot time with 'filters: [{{column: {target}, op: not_null}}]' under "
+        "dataset (the manifest counts them)"
+    )

@@ -1,0 +1,188 @@
+"""List and read a source's ``date=YYYY-MM-DD`` partitions (parquet or csv), on any fsspec filesystem.
+
+On a local disk a partition folder or file may be a symbolic link, as long as it stays inside the data
+root (or the city's source folder): a link that leaves it is refused, naming the link and its target, so
+that a snapshot never copies files from elsewhere on the machine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Sequence
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec import AbstractFileSystem
+
+from airflow_ml.data.storage import StorageOptions, display, filesystem, is_local, storage_errors
+from airflow_ml.exceptions import DataError
+
+_PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+
+
+def list_partitions(
+    source: str,
+    fmt: str = "parquet",
+    *,
+    storage_options: StorageOptions | None = None,
+    data_root: str | None = None,
+) -> dict[dt.date, list[str]]:
+    """Map each ``date=`` partition under ``source`` to its data files, sorted.
+
+    One recursive listing (a few requests on S3, whatever the number of partitions). Other files
+    (``_SUCCESS``, notes) and S3's folder markers are ignored.
+
+    Args:
+        data_root: Where symbolic links may point (besides ``source`` itself); None: only inside ``source``.
+
+    Raises:
+        DataError: when the source (or its bucket) is missing, holds no partition, a partition holds
+            no ``.<fmt>`` file, or a link points outside the data root or nowhere, naming the path.
+    """
+    fs, root = filesystem(source, storage_options)
+    root = root.rstrip("/")
+    with storage_errors(source, storage_options):
+        if not fs.isdir(root):
+            raise DataError(_missing_source(fs, root, source))
+        listing = fs.find(root, withdirs=True, detail=True)
+    links = _Links(root, data_root) if is_local(fs) else None
+    folders: dict[str, dt.date] = {}
+    files: dict[str, list[str]] = {}
+    for path, info in listing.items():
+        parts = path[len(root) :].strip("/").split("/")
+        match = _PARTITION.match(parts[0])
+        if not match:
+            continue
+        folders[parts[0]] = dt.date.fromisoformat(match.group(1))
+        if links is not None and info.get("islink") and len(parts) <= 2:
+            for found in links.follow(path, folder=len(parts) == 1):
+                if found.endswith(f".{fmt}"):
+                    files.setdefault(parts[0], []).append(found)
+        elif len(parts) == 2 and info.get("type") == "file" and parts[1].endswith(f".{fmt}"):
+            files.setdefault(parts[0], []).append(path)
+    partitions: dict[dt.date, list[str]] = {}
+    for name, day in folders.items():
+        if name not in files:
+            where = display(fs, f"{root}/{name}")
+            raise DataError(f"partition {where!r} holds no .{fmt} file; remove the empty folder or fill it")
+        partitions[day] = sorted(files[name])
+    if not partitions:
+        raise DataError(f"data source {source!r} holds no date=YYYY-MM-DD partition with .{fmt} files")
+    return dict(sorted(partitions.items()))
+
+
+class _Links:
+    """Symbolic links of a local source: followed inside the data root (or the source), refused elsewhere."""
+
+    def __init__(self, root: str, data_root: str | None) -> None:
+        self.source = root
+        self.data_root = data_root
+        self.allowed = [os.path.realpath(p) for p in (root, data_root) if p]
+
+    def follow(self, path: str, *, folder: bool) -> list[str]:
+        """The data files a link stands for: itself for a file, the files inside for a partition folder."""
+        target = self._check(path)
+        if not folder:  # a file of a partition (a folder there is ignored, as real ones are)
+            return [path] if os.path.isfile(target) else []
+        if not os.path.isdir(target):
+            return []
+        found = []
+        with os.scandir(path) as entries:
+            for entry in entries:
+                name = f"{path}/{entry.name}"
+                if entry.is_symlink():
+                    self._check(name)
+                if os.path.isfile(name):
+                    found.append(name)
+        return found
+
+    def _check(self, path: str) -> str:
+        destination = os.readlink(path)
+        target = os.path.realpath(path)
+        fix = (
+            "copy the files into the partition instead of linking them, or move them under the data root and "
+            "link to them there"
+        )
+        if not os.path.exists(target):
+            raise DataError(
+                f"{path!r} is a symbolic link to {destination!r}, which does not exist; fix or remove the link"
+            )
+        if not any(target == a or target.startswith(a.rstrip("/") + "/") for a in self.allowed):
+            inside = f"the data root {self.data_root!r}" if self.data_root else f"the source {self.source!r}"
+            raise DataError(
+                f"{path!r} is a symbolic link to {target!r}, which leaves {inside}; a snapshot reads only files "
+                f"under it: {fix}"
+            )
+        return target
+
+
+def _missing_source(fs: AbstractFileSystem, root: str, source: str) -> str:
+    """Why ``source`` is not there: a missing bucket is worth naming, it is not a typo in the path."""
+    fix = "check dataset.source in the template and the data root (AIRFLOW_ML_DATA_ROOT)"
+    if not is_local(fs):
+        bucket = root.split("/", 1)[0]
+        if not fs.exists(bucket):
+            return (
+                f"data source {source!r}: bucket {bucket!r} does not exist or the connection's credentials "
+                f"cannot see it; create it, or {fix}"
+            )
+    return f"data source {source!r} does not exist; {fix}"
+
+
+def read_files(
+    source: str,
+    files: list[str],
+    fmt: str,
+    *,
+    parse_dates: Sequence[str] = (),
+    storage_options: StorageOptions | None = None,
+) -> pd.DataFrame:
+    """Read and concatenate data ``files`` (paths as :func:`list_partitions` gives them), parquet or csv.
+
+    Args:
+        parse_dates: Columns of CSV files to parse as date-times (ISO 8601) when present; a missing one
+            is left for validation to report.
+
+    Raises:
+        DataError: naming the first file that cannot be read (or is empty: 0 bytes).
+    """
+    fs, _ = filesystem(source, storage_options)
+    frames = [read_file(fs, path, fmt, parse_dates=parse_dates, storage_options=storage_options) for path in files]
+    # Partitions of a broken batch may differ in columns; concat keeps them all so validation can say so.
+    return pd.concat(frames, ignore_index=True, sort=False)
+
+
+def read_file(
+    fs: AbstractFileSystem,
+    path: str,
+    fmt: str,
+    *,
+    parse_dates: Sequence[str] = (),
+    storage_options: StorageOptions | None = None,
+) -> pd.DataFrame:
+    """Read one data file of ``fs``, parquet or csv (see :func:`read_files`)."""
+    with storage_errors(display(fs, path), storage_options):
+        try:
+            with fs.open(path, "rb") as handle:
+                frame = pq.read_table(handle).to_pandas() if fmt == "parquet" else pd.read_csv(handle)
+            for column in parse_dates if fmt == "csv" else ():
+                if column in frame.columns:
+                    frame[column] = _datetimes(frame[column], column)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            if fs.size(path) == 0:
+                raise DataError(
+                    f"{display(fs, path)!r} is empty (0 bytes): its upload failed or was cut short; "
+                    "upload it again or delete it"
+                ) from exc
+            raise DataError(f"cannot read {display(fs, path)!r} as {fmt}: {exc}") from exc
+    return frame
+
+
+def _datetimes(values: pd.Series, column: str) -> pd.Series:
+    try:
+        return pd.to_datetime(values, format="ISO8601")
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"column {column!r} is not ISO 8601 date-times (e.g. 2026-01-05 08:14:18): {exc}") from exc

@@ -1,0 +1,110 @@
+"""Symbolic links in a local source (airflow_ml.data.partitions): followed inside the data root, refused outside.
+
+Real links in tmp_path, on demo data: a ``date=`` folder or a partition file that links out of the data root
+is refused with a message naming the link, its target and the fix (it used to say "remove the empty
+folder", or skip the file without a word).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from airflow_ml.data.demo import write_demo_data
+from airflow_ml.data.partitions import list_partitions
+from airflow_ml.data.snapshot import take_snapshot
+from airflow_ml.exceptions import DataError
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("lake")
+    write_demo_data(root, cities=["lisbon"], batch="later", scale=0.05)
+    return root
+
+
+@pytest.fixture
+def world(lake: Path, tmp_path: Path) -> dict[str, Path]:
+    """A data root with lisbon's partitions, and a folder outside it holding one more day."""
+    data_root = tmp_path / "data"
+    source = data_root / "raw" / "trips" / "lisbon"
+    shutil.copytree(lake / "raw" / "trips" / "lisbon", source)
+    outside = tmp_path / "elsewhere"
+    last = sorted(source.glob("date=*"))[-1]
+    shutil.move(last, outside / last.name)
+    return {"data_root": data_root, "source": source, "outside": outside, "day": outside / last.name}
+
+
+def test_a_partition_folder_linking_out_of_the_data_root_is_refused_naming_link_and_target(
+    world: dict[str, Path],
+) -> None:
+    link = world["source"] / world["day"].name
+    link.symlink_to(world["day"], target_is_directory=True)
+
+    with pytest.raises(DataError) as info:
+        list_partitions(str(world["source"]), data_root=str(world["data_root"]))
+
+    message = str(info.value)
+    assert f"{str(link)!r} is a symbolic link to {str(world['day'].resolve())!r}" in message
+    assert f"which leaves the data root {str(world['data_root'])!r}" in message
+    assert "copy the files into the partition instead of linking them" in message
+    assert "remove the empty folder" not in message
+
+
+def test_a_partition_file_linking_out_of_the_data_root_is_refused(world: dict[str, Path]) -> None:
+    # Today the linked file is skipped without a word: the day's rows would silently go missing.
+    folder = world["source"] / world["day"].name
+    folder.mkdir()
+    file = next(world["day"].glob("*.parquet"))
+    (folder / file.name).symlink_to(file)
+
+    with pytest.raises(DataError, match=r"part-later\.parquet' is a symbolic link to .* which leaves the data root"):
+        take_snapshot(
+            str(world["source"]),
+            str(world["data_root"] / "snapshots"),
+            template="ride_duration",
+            city="lisbon",
+            run_id="r",
+            data_root=str(world["data_root"]),
+        )
+    assert not (world["data_root"] / "snapshots").exists()
+
+
+def test_links_inside_the_data_root_are_followed(world: dict[str, Path]) -> None:
+    shared = world["data_root"] / "shared" / world["day"].name
+    shutil.copytree(world["day"], shared)
+    (world["source"] / world["day"].name).symlink_to(shared, target_is_directory=True)
+    expected = sum(len(pd.read_parquet(p)) for p in [*world["source"].glob("date=*/*.parquet")])
+
+    manifest = take_snapshot(
+        str(world["source"]),
+        str(world["data_root"] / "snapshots"),
+        template="ride_duration",
+        city="lisbon",
+        run_id="r",
+        data_root=str(world["data_root"]),
+    )
+
+    assert manifest.partitions[-1] == world["day"].name.removeprefix("date=")
+    assert manifest.row_count == expected
+    assert len(manifest.partitions) == 14
+
+
+def test_without_a_data_root_links_may_not_leave_the_source(world: dict[str, Path]) -> None:
+    shared = world["data_root"] / "shared" / world["day"].name
+    shutil.copytree(world["day"], shared)
+    (world["source"] / world["day"].name).symlink_to(shared, target_is_directory=True)
+
+    with pytest.raises(DataError, match=r"which leaves the source '.*lisbon'"):
+        list_partitions(str(world["source"]))
+
+
+def test_a_dangling_link_says_its_target_does_not_exist(world: dict[str, Path]) -> None:
+    link = world["source"] / "date=2030-01-01"
+    link.symlink_to(world["data_root"] / "gone", target_is_directory=True)
+
+    with pytest.raises(DataError, match=r"date=2030-01-01' is a symbolic link to '.*gone', which does not exist"):
+        list_partitions(str(world["source"]), data_root=str(world["data_root"]))
