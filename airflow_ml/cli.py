@@ -41,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     new_city.add_argument("--display-name", default=None)
     new_city.add_argument("--group", default=None, help="a groups/<group>.yaml the city belongs to")
 
-    demo = commands.add_parser("demo", help="run every demo city end to end twice and print a summary table")
+    demo = commands.add_parser(
+        "demo", help="reset the demo's own folder var/demo/, run every demo city twice, print a summary table"
+    )
     demo.add_argument("--templates", default="dag_templates")
     demo.add_argument("--expectations", default="expectations")
 
@@ -68,7 +70,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     serving.add_argument("--conn-id", default="mlflow_default", help="Airflow connection of type mlflow")
     serving.add_argument("--json", action="store_true", help="print the answer as JSON")
 
+    from airflow_ml import cli_run
+
+    cli_run.add_parsers(commands)
+
     args = parser.parse_args(argv)
+    if args.command in ("run", "status", "env", "demo"):
+        return {
+            "run": cli_run.run_command,
+            "status": cli_run.status_command,
+            "env": cli_run.env_command,
+            "demo": cli_run.demo_command,
+        }[args.command](args)
     if args.command == "serving":
         from airflow_ml.cli_serving import serving_command
 
@@ -86,9 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _new_city(args)
     if args.command == "suite":
         return _suite_infer(args)
-    from airflow_ml.demo_run import run_demo
-
-    return run_demo(templates_root=Path(args.templates), expectations_dir=Path(args.expectations))
+    raise AssertionError(f"no handler for {args.command!r}")  # argparse allows only the commands above
 
 
 def _demo_data(args: argparse.Namespace) -> int:
