@@ -178,9 +178,9 @@ def status_command(args: argparse.Namespace) -> int:
 def demo_command(args: argparse.Namespace) -> int:
     """The demo in its own folder (``var/demo``): reset its data and registry (saying so), migrate, run."""
     project = Path.cwd()
-    apply_environment(effective_environment(project, demo=True), force=True)
     print(f"the demo keeps its Airflow home, data and MLflow store in {state_folder(project, demo=True)}/")
-    reset_demo(project)
+    reset_demo(project)  # before the environment, which makes the folders it names
+    apply_environment(effective_environment(project, demo=True), force=True)
     problem = ensure_database()
     if problem:
         print(f"airflow-ml demo: {problem}", file=sys.stderr)
