@@ -52,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     infer = suite_commands.add_parser(
         "infer", help="write a starter GX suite inferred from a data sample (types, nulls, ranges, sets, row count)"
     )
-    infer.add_argument("data", help="a .parquet or .csv file, or a folder of date=YYYY-MM-DD partitions")
+    infer.add_argument(
+        "data", nargs="?", default=None, help="a .parquet or .csv file, or a folder of date=YYYY-MM-DD partitions"
+    )
     infer.add_argument("-o", "--output", default=None, help="suite file to write (default: print to stdout)")
     infer.add_argument("--name", default=None, help="suite name (default: the output file's stem, or 'inferred')")
     infer.add_argument("--format", default=None, choices=("parquet", "csv"), help="default: file suffix, or parquet")
@@ -60,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     infer.add_argument("--margin", type=_at_least(0, float), default=0.1, help="widen ranges by this share (0.1)")
     infer.add_argument("--max-categories", type=_at_least(0, int), default=50, help="largest value set inferred (50)")
     infer.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    from airflow_ml.cli_suite import add_fleet_arguments
+
+    add_fleet_arguments(infer)
 
     serving = commands.add_parser(
         "serving", help="which model serves a city, and why (its own champion, its fallback parent's, or none)"
@@ -98,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "new-city":
         return _new_city(args)
     if args.command == "suite":
+        if args.template is not None or args.data is None:
+            from airflow_ml.cli_suite import suite_fleet_command
+
+            return suite_fleet_command(args)
         return _suite_infer(args)
     raise AssertionError(f"no handler for {args.command!r}")  # argparse allows only the commands above
 
