@@ -19,23 +19,18 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export SCARF_NO_ANALYTICS := true
 
-# The embedded default: Airflow on SQLite, MLflow on SQLite with local artifacts, data on local disk, all in var/.
-MLFLOW_DB := sqlite:///$(VAR)/mlflow/mlflow.db
-EMBEDDED := PATH="$(BIN):$$PATH" \
-	AIRFLOW_HOME=$(VAR)/airflow \
-	AIRFLOW__CORE__DAGS_FOLDER=$(ROOT)/dags \
-	AIRFLOW__CORE__LOAD_EXAMPLES=False \
-	AIRFLOW__CORE__PLUGINS_FOLDER=$(ROOT)/plugins \
-	AIRFLOW_ML_DATA_ROOT=$(VAR)/data \
-	AIRFLOW_ML_MLFLOW_UI_URL=http://127.0.0.1:5000 \
-	AIRFLOW_CONN_MLFLOW_DEFAULT='{"conn_type": "mlflow", "extra": {"tracking_uri": "$(MLFLOW_DB)", "artifact_root": "file://$(VAR)/mlflow/artifacts"}}'
+# The embedded default (Airflow on SQLite, MLflow on SQLite with local artifacts, data on local disk) is computed by
+# airflow_ml/embedded.py, never here: `airflow-ml env` prints it for your own cities (var/), `airflow-ml env --demo`
+# for the demo's own folder (var/demo/); `airflow-ml run`, `status` and `demo` set it themselves.
+DEMO_ENV = eval "$$($(BIN)/airflow-ml env --demo)" && export PATH="$(BIN):$$PATH"
 
 .PHONY: help install demo test check browser ui clean
 
 help:
-	@echo "make demo   install everything, then retrain every demo city twice on the embedded default"
+	@echo "make demo   install everything, then retrain every demo city twice in the demo's own folder var/demo/"
 	@echo "make test   lint, type-check, import contracts and the whole test suite (installs Debian's chromium if root)"
-	@echo "make ui     serve the MLflow UI (:5000) and Airflow (:8080) on loopback for the demo's results"
+	@echo "make ui     serve the demo's results (var/demo/): the MLflow UI (:5000) and Airflow (:8080) on loopback"
+	@echo "make clean  delete .venv, .tools and the demo's var/demo/; your own cities' var/ stays"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -47,12 +42,10 @@ $(BIN)/.synced: pyproject.toml uv.lock | $(UV)
 
 install: $(BIN)/.synced
 
+# The demo resets only its own var/demo/data and var/demo/mlflow (and says so); your var/ is never touched.
 demo: install
-	rm -rf $(VAR)/data $(VAR)/mlflow
-	mkdir -p $(VAR)/airflow $(VAR)/mlflow/artifacts $(VAR)/data
-	$(EMBEDDED) $(BIN)/airflow db migrate > $(VAR)/airflow/db-migrate.log
-	$(EMBEDDED) $(BIN)/airflow-ml lint dag_templates --expectations expectations
-	$(EMBEDDED) $(BIN)/airflow-ml demo
+	$(BIN)/airflow-ml lint dag_templates --expectations expectations
+	$(BIN)/airflow-ml demo
 
 check: install
 	$(BIN)/ruff check .
@@ -77,11 +70,11 @@ browser:
 test: check browser
 	$(BIN)/pytest
 
+# mlflow ui reads the demo's store from MLFLOW_BACKEND_STORE_URI and MLFLOW_DEFAULT_ARTIFACT_ROOT.
 ui: install
-	mkdir -p $(VAR)/airflow $(VAR)/mlflow/artifacts
-	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_DB) --default-artifact-root file://$(VAR)/mlflow/artifacts \
-		--host 127.0.0.1 --port 5000 & \
-	$(EMBEDDED) AIRFLOW__API__HOST=127.0.0.1 $(BIN)/airflow standalone
+	@$(DEMO_ENV) && echo "the demo's results ($(VAR)/demo): MLflow on http://127.0.0.1:5000, Airflow on http://127.0.0.1:8080" \
+		&& { $(BIN)/mlflow ui --host 127.0.0.1 --port 5000 & AIRFLOW__API__HOST=127.0.0.1 $(BIN)/airflow standalone; }
 
 clean:
-	rm -rf $(VAR) $(ROOT)/.venv $(TOOLS)
+	rm -rf $(VAR)/demo $(ROOT)/.venv $(TOOLS)
+	@echo "kept $(VAR) (your own cities' Airflow home, data and MLflow store)"

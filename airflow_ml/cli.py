@@ -41,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     new_city.add_argument("--display-name", default=None)
     new_city.add_argument("--group", default=None, help="a groups/<group>.yaml the city belongs to")
 
-    demo = commands.add_parser("demo", help="run every demo city end to end twice and print a summary table")
+    demo = commands.add_parser(
+        "demo", help="reset the demo's own folder var/demo/, run every demo city twice, print a summary table"
+    )
     demo.add_argument("--templates", default="dag_templates")
     demo.add_argument("--expectations", default="expectations")
 
@@ -50,7 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     infer = suite_commands.add_parser(
         "infer", help="write a starter GX suite inferred from a data sample (types, nulls, ranges, sets, row count)"
     )
-    infer.add_argument("data", help="a .parquet or .csv file, or a folder of date=YYYY-MM-DD partitions")
+    infer.add_argument(
+        "data", nargs="?", default=None, help="a .parquet or .csv file, or a folder of date=YYYY-MM-DD partitions"
+    )
     infer.add_argument("-o", "--output", default=None, help="suite file to write (default: print to stdout)")
     infer.add_argument("--name", default=None, help="suite name (default: the output file's stem, or 'inferred')")
     infer.add_argument("--format", default=None, choices=("parquet", "csv"), help="default: file suffix, or parquet")
@@ -58,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     infer.add_argument("--margin", type=_at_least(0, float), default=0.1, help="widen ranges by this share (0.1)")
     infer.add_argument("--max-categories", type=_at_least(0, int), default=50, help="largest value set inferred (50)")
     infer.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    from airflow_ml.cli_suite import add_fleet_arguments
+
+    add_fleet_arguments(infer)
 
     serving = commands.add_parser(
         "serving", help="which model serves a city, and why (its own champion, its fallback parent's, or none)"
@@ -68,7 +75,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     serving.add_argument("--conn-id", default="mlflow_default", help="Airflow connection of type mlflow")
     serving.add_argument("--json", action="store_true", help="print the answer as JSON")
 
+    from airflow_ml import cli_run
+
+    cli_run.add_parsers(commands)
+
     args = parser.parse_args(argv)
+    if args.command in ("run", "status", "env", "demo"):
+        return {
+            "run": cli_run.run_command,
+            "status": cli_run.status_command,
+            "env": cli_run.env_command,
+            "demo": cli_run.demo_command,
+        }[args.command](args)
     if args.command == "serving":
         from airflow_ml.cli_serving import serving_command
 
@@ -85,10 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "new-city":
         return _new_city(args)
     if args.command == "suite":
-        return _suite_infer(args)
-    from airflow_ml.demo_run import run_demo
+        if args.template is not None or args.data is None:
+            from airflow_ml.cli_suite import suite_fleet_command
 
-    return run_demo(templates_root=Path(args.templates), expectations_dir=Path(args.expectations))
+            return suite_fleet_command(args)
+        return _suite_infer(args)
+    raise AssertionError(f"no handler for {args.command!r}")  # argparse allows only the commands above
 
 
 def _demo_data(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ readers), so a suite inferred from the sample describes what a run will validate
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -50,7 +51,14 @@ class Sample:
         return described
 
 
-def read_sample(path: str, *, fmt: str | None = None, sample_rows: int = DEFAULT_SAMPLE_ROWS, seed: int = 0) -> Sample:
+def read_sample(
+    path: str,
+    *,
+    fmt: str | None = None,
+    sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    seed: int = 0,
+    parse_dates: Sequence[str] = (),
+) -> Sample:
     """Read ``path`` (a .parquet/.csv file or a folder of partitions) and keep a deterministic sample.
 
     Args:
@@ -58,6 +66,7 @@ def read_sample(path: str, *, fmt: str | None = None, sample_rows: int = DEFAULT
         fmt: ``parquet`` or ``csv``; by default the file's suffix, or ``parquet`` for a folder.
         sample_rows: Most rows kept; larger sources are sampled uniformly with ``seed``.
         seed: Seed of the sample, so the same source always gives the same sample.
+        parse_dates: Columns of CSV files to parse as ISO 8601 date-times (a template's time column), as snapshots do.
 
     Raises:
         DataError: for a missing path, an unknown format, an unreadable file or no rows, naming the path.
@@ -77,12 +86,12 @@ def read_sample(path: str, *, fmt: str | None = None, sample_rows: int = DEFAULT
         fmt = _check_format(fmt or "parquet", path)
         frames = []
         for day, files in list_partitions(path, fmt).items():
-            frames.append(read_files(path, files, fmt))
+            frames.append(read_files(path, files, fmt, parse_dates=parse_dates))
             partition_rows[day.isoformat()] = len(frames[-1])
         frame = pd.concat(frames, ignore_index=True, sort=False)
     else:
         fmt = _check_format(fmt or PurePosixPath(root).suffix.lstrip(".").lower(), path)
-        frame = read_files(path, [root], fmt)
+        frame = read_files(path, [root], fmt, parse_dates=parse_dates)
     if frame.empty:
         raise DataError(f"data path {path!r} holds no rows; infer the suite from a sample with data")
     total = len(frame)

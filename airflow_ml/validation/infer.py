@@ -68,7 +68,7 @@ def infer_suite(
     Raises:
         ValueError: for an empty frame, a column name that is not a string, or a setting out of range.
     """
-    _check_settings(name, margin, max_categories, null_margin, min_rows_fraction)
+    check_settings(name, margin, max_categories, null_margin, min_rows_fraction)
     if frame.empty:
         raise ValueError(f"the sample has {len(frame)} row(s) and {len(frame.columns)} column(s); nothing to infer")
     odd = [c for c in frame.columns if not isinstance(c, str) or not c]
@@ -83,7 +83,7 @@ def infer_suite(
     basis = f"{batch_rows} rows of the smallest batch" if batch_rows else f"{rows} sampled rows"
     min_rows = max(1, math.floor((batch_rows or rows) * min_rows_fraction))
     expectations = [
-        _expectation(
+        expectation(
             "expect_table_row_count_to_be_between",
             {"min_value": min_rows},
             SHAPE_SEVERITY,
@@ -126,7 +126,8 @@ def infer_suite(
     }
 
 
-def _check_settings(name: str, margin: float, max_categories: int, null_margin: float, fraction: float) -> None:
+def check_settings(name: str, margin: float, max_categories: int, null_margin: float, fraction: float) -> None:
+    """Raise ValueError naming every setting of :func:`infer_suite` that is out of range."""
     problems = []
     if not isinstance(name, str) or not name.strip():
         problems.append(f"name must be a non-empty string, got {name!r}")
@@ -142,9 +143,10 @@ def _check_settings(name: str, margin: float, max_categories: int, null_margin: 
         raise ValueError("; ".join(problems))
 
 
-def _expectation(
+def expectation(
     kind: str, kwargs: dict[str, Any], severity: str, *, observed: dict[str, Any] | None = None, notes: str = ""
 ) -> dict[str, Any]:
+    """One inferred expectation in GX form, its meta saying the severity, ``inferred``, what was observed and why."""
     meta: dict[str, Any] = {"severity": severity, "inferred": True}
     if observed:
         meta["observed"] = observed
@@ -162,10 +164,10 @@ def _column(
     values = series.dropna()
     null_fraction = 1 - len(values) / len(series)
     notes: list[str] = []
-    expectations = [_expectation("expect_column_to_exist", {"column": column}, SHAPE_SEVERITY)]
-    expectations.append(_type_expectation(column, dtype, values))
-    expectations += _null_expectations(column, null_fraction, null_margin, notes)
-    distinct = _distinct(values)
+    expectations = [expectation("expect_column_to_exist", {"column": column}, SHAPE_SEVERITY)]
+    expectations.append(type_expectation(column, dtype, values))
+    expectations += null_expectations(column, null_fraction, null_margin, notes)
+    distinct = distinct_count(values)
     profile = {"dtype": str(dtype), "null_fraction": round(null_fraction, 6), "distinct": distinct}
 
     if values.empty:
@@ -173,22 +175,22 @@ def _column(
     elif pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
         notes.append("no range: a new day's data is always newer than the sample; type and nulls only")
     elif isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
-        expectations += _value_set(column, values, distinct, max_categories, notes)
+        expectations += value_set(column, values, distinct, max_categories, notes)
     elif pd.api.types.is_integer_dtype(dtype):
         if distinct is not None and distinct <= max_categories:
-            expectations += _value_set(column, values, distinct, max_categories, notes)
+            expectations += value_set(column, values, distinct, max_categories, notes)
         else:
-            expectations += _range(column, values, margin=margin, integer=True, notes=notes)
+            expectations += value_range(column, values, margin=margin, integer=True, notes=notes)
     elif pd.api.types.is_float_dtype(dtype):
-        expectations += _range(column, values, margin=margin, integer=False, notes=notes)
+        expectations += value_range(column, values, margin=margin, integer=False, notes=notes)
     else:  # strings and other objects
-        expectations += _value_set(column, values, distinct, max_categories, notes)
+        expectations += value_set(column, values, distinct, max_categories, notes)
     if notes:
         profile["notes"] = notes
     return expectations, profile
 
 
-def _type_expectation(column: str, dtype: Any, values: pd.Series) -> dict[str, Any]:
+def type_expectation(column: str, dtype: Any, values: pd.Series) -> dict[str, Any]:
     """``expect_column_values_to_be_of_type`` (or ``_in_type_list``) with a name GX's pandas backend resolves.
 
     GX compares the dtype's scalar type with ``numpy.dtype(name).type``, a pandas class of that name, or a Python
@@ -198,7 +200,7 @@ def _type_expectation(column: str, dtype: Any, values: pd.Series) -> dict[str, A
     if isinstance(dtype, np.dtype) and dtype.kind == "O":
         names = sorted({_native_name(v) for v in values})
         if names and "object" not in names and len(names) > 1:
-            return _expectation(
+            return expectation(
                 "expect_column_values_to_be_in_type_list",
                 {"column": column, "type_list": names},
                 SHAPE_SEVERITY,
@@ -219,7 +221,7 @@ def _type_expectation(column: str, dtype: Any, values: pd.Series) -> dict[str, A
     else:
         type_name = dtype.type.__name__
     notes = "" if type_name == str(dtype) else f"GX matches pandas dtype {str(dtype)!r} by the type name {type_name!r}"
-    return _expectation(
+    return expectation(
         "expect_column_values_to_be_of_type",
         {"column": column, "type_": type_name},
         SHAPE_SEVERITY,
@@ -235,10 +237,11 @@ def _native_name(value: Any) -> str:
     return "object"
 
 
-def _null_expectations(column: str, null_fraction: float, null_margin: float, notes: list[str]) -> list[dict[str, Any]]:
+def null_expectations(column: str, null_fraction: float, null_margin: float, notes: list[str]) -> list[dict[str, Any]]:
+    """Not-null for a column with ``null_fraction`` nulls: strict at 0, else ``mostly`` a ``null_margin`` lower."""
     if null_fraction == 0:
         return [
-            _expectation(
+            expectation(
                 "expect_column_values_to_not_be_null",
                 {"column": column},
                 SHAPE_SEVERITY,
@@ -252,7 +255,7 @@ def _null_expectations(column: str, null_fraction: float, null_margin: float, no
         notes.append(f"{null_fraction:.1%} of the sampled values are null: no null expectation")
         return []
     return [
-        _expectation(
+        expectation(
             "expect_column_values_to_not_be_null",
             {"column": column, "mostly": mostly},
             SHAPE_SEVERITY,
@@ -262,32 +265,30 @@ def _null_expectations(column: str, null_fraction: float, null_margin: float, no
     ]
 
 
-def _distinct(values: pd.Series) -> int | None:
+def distinct_count(values: pd.Series) -> int | None:
+    """The number of distinct values, or None for unhashable ones."""
     try:
         return int(values.nunique())
     except TypeError:  # unhashable values (lists, dicts)
         return None
 
 
-def _value_set(
+def value_set(
     column: str, values: pd.Series, distinct: int | None, max_categories: int, notes: list[str]
 ) -> list[dict[str, Any]]:
+    """The set of ``values`` (``warn``) when it has at most ``max_categories`` values JSON can hold, else a note."""
     if distinct is None:
         notes.append("unhashable values: no set")
         return []
     if distinct > max_categories:
         notes.append(f"{distinct} distinct values (more than max_categories={max_categories}): no set")
         return []
-    domain = [_plain(v) for v in pd.unique(values.to_numpy(dtype=object))]
-    if not all(isinstance(v, (str, int, float, bool)) for v in domain):
+    domain = value_domain(values)
+    if domain is None:
         notes.append("values that JSON cannot hold as they are: no set")
         return []
-    try:
-        domain.sort()
-    except TypeError:  # mixed types
-        domain.sort(key=lambda v: (type(v).__name__, str(v)))
     return [
-        _expectation(
+        expectation(
             "expect_column_values_to_be_in_set",
             {"column": column, "value_set": domain},
             VALUE_SEVERITY,
@@ -297,7 +298,25 @@ def _value_set(
     ]
 
 
-def _range(column: str, values: pd.Series, *, margin: float, integer: bool, notes: list[str]) -> list[dict[str, Any]]:
+def value_domain(values: pd.Series) -> list[Any] | None:
+    """The sorted distinct values of ``values`` as plain JSON values, or None when JSON cannot hold them."""
+    domain = [_plain(v) for v in pd.unique(values.to_numpy(dtype=object))]
+    if not all(isinstance(v, (str, int, float, bool)) for v in domain):
+        return None
+    try:
+        domain.sort()
+    except TypeError:  # mixed types
+        domain.sort(key=lambda v: (type(v).__name__, str(v)))
+    return domain
+
+
+def value_range(
+    column: str, values: pd.Series, *, margin: float, integer: bool, notes: list[str]
+) -> list[dict[str, Any]]:
+    """The range of the finite ``values`` (``warn``), widened by ``margin`` of it on each side and rounded outwards.
+
+    A side with an infinite value stays open; a range of values none of which is negative keeps 0 as its minimum.
+    """
     numbers = values.to_numpy(dtype=float)
     finite = numbers[np.isfinite(numbers)]
     if finite.size == 0:
@@ -327,7 +346,7 @@ def _range(column: str, values: pd.Series, *, margin: float, integer: bool, note
     note = f"observed {observed['min']}..{observed['max']}, widened by {margin:.0%} of the range on each side"
     if clamped:
         note += "; kept at 0 as no sampled value is negative"
-    return [_expectation("expect_column_values_to_be_between", kwargs, VALUE_SEVERITY, observed=observed, notes=note)]
+    return [expectation("expect_column_values_to_be_between", kwargs, VALUE_SEVERITY, observed=observed, notes=note)]
 
 
 def _round_out(value: float, pad: float, *, down: bool, integer: bool) -> float:

@@ -1,0 +1,168 @@
+"""One row per run, read back from what the run left beside its snapshot: the demo's table, ``run`` and ``status``.
+
+A run leaves ``manifest.json`` (rows, days, when), ``validation.json`` (the verdict), ``drift.json``,
+``decision.json`` (the gate's record) and, after a promotion, ``health.json`` in its snapshot folder
+``<data root>/snapshots/<template>/<city>/<run>/``. Reading them needs no scheduler and no Airflow database,
+and imports no Airflow.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import astuple, dataclass
+from typing import Any
+
+from airflow_ml.data.snapshot import MANIFEST, safe_segment, snapshot_location
+from airflow_ml.data.storage import filesystem, storage_errors
+from airflow_ml.validation.runner import headline
+
+# The names the operators write (airflow_ml.operators.validate/.gate/.health, airflow_ml.ml.drift_check); a
+# unit test keeps them in step, as this module must not import the operators (they import Airflow).
+VERDICT_FILE = "validation.json"
+DRIFT_FILE = "drift.json"
+DECISION_FILE = "decision.json"
+HEALTH_FILE = "health.json"
+NO_RUN = "no run yet"
+HEADER = ("city", "batch", "run", "rows", "validation", "challenger", "champion", "version", "decision", "reason")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of the table: a city's run."""
+
+    city: str
+    batch: str
+    state: str
+    rows: str
+    validation: str
+    challenger: str
+    champion: str
+    version: str
+    decision: str
+    reason: str
+
+
+def summarize(data_root: str, template: str, city: str, run_id: str, batch: str, state: str) -> RunSummary:
+    """Read back what the run ``run_id`` of DAG ``<template>.<city>`` left beside its snapshot."""
+    folder = snapshot_location(f"{data_root}/snapshots", template, city, run_id)
+    return summarize_folder(folder, city=city, batch=batch, state=state)
+
+
+def summarize_folder(folder: str, *, city: str, batch: str | None = None, state: str | None = None) -> RunSummary:
+    """The row of the run whose snapshot folder is ``folder``.
+
+    Args:
+        folder: The snapshot folder (a path or URL).
+        city: The city, for the first column.
+        batch: What the second column says; by default the first and last day of the snapshot's data.
+        state: The run's state as Airflow knows it; by default what the files say (see :func:`state_from_files`).
+    """
+    manifest = _read(folder, MANIFEST)
+    verdict = _read(folder, VERDICT_FILE)
+    drift = _read(folder, DRIFT_FILE)
+    decision = _read(folder, DECISION_FILE)
+    health = _read(folder, HEALTH_FILE)
+    failures = verdict.get("failures") or []
+    validation = verdict.get("status", "-")
+    if failures:
+        validation += f" ({len(failures)} failed)"
+    reason = decision.get("reason") or (headline(verdict) if failures else "")
+    if not reason and drift.get("status") == "failed":
+        reason = str(drift.get("summary") or "drift above an error limit").splitlines()[0]
+    return RunSummary(
+        city=city,
+        batch=batch if batch is not None else _days(manifest),
+        state=state if state is not None else state_from_files(verdict, drift, decision, health),
+        rows=_rows(manifest),
+        validation=validation,
+        challenger=_score(decision.get("challenger_score")),
+        champion=_score(decision.get("champion_score")),
+        version=str(decision.get("challenger_version", "-")),
+        decision=decision.get("decision", "not reached"),
+        reason=reason or "see the task logs",
+    )
+
+
+def state_from_files(
+    verdict: dict[str, Any], drift: dict[str, Any], decision: dict[str, Any], health: dict[str, Any]
+) -> str:
+    """What the files say of a run, without Airflow: ``failed`` (validation, drift or health), ``decided``
+    (the gate recorded its decision) or ``no decision`` (still running, or stopped before the gate)."""
+    if verdict.get("status") == "failed":
+        return "failed"
+    if drift.get("status") == "failed":
+        return "failed"
+    if health and health.get("passed") is False:
+        return "failed"
+    return "decided" if decision else "no decision"
+
+
+def latest_run_folder(data_root: str, template: str, city: str) -> str | None:
+    """The snapshot folder of the DAG's latest run (by its manifest's ``created_at``), or None before any run."""
+    fs, root = filesystem(f"{data_root.rstrip('/')}/snapshots/{safe_segment(template)}/{safe_segment(city)}")
+    with storage_errors(root):
+        manifests = fs.glob(f"{root}/*/{MANIFEST}")
+    latest: tuple[str, str] | None = None
+    for path in manifests:
+        created = str(json.loads(fs.cat_file(path)).get("created_at", ""))
+        folder = path.rsplit("/", 1)[0]
+        if latest is None or (created, folder) > latest:
+            latest = (created, folder)
+    if latest is None:
+        return None
+    return latest[1] if "://" not in data_root else str(fs.unstrip_protocol(latest[1]))
+
+
+def latest_summaries(data_root: str, template: str, cities: list[str]) -> list[RunSummary]:
+    """One row per city of ``template``: its latest run, or ``no run yet``."""
+    rows = []
+    for city in cities:
+        folder = latest_run_folder(data_root, template, city)
+        if folder is None:
+            rows.append(RunSummary(city, "-", NO_RUN, "-", "-", "-", "-", "-", "-", ""))
+        else:
+            rows.append(summarize_folder(folder, city=city))
+    return rows
+
+
+def format_table(rows: list[RunSummary], *, batch_header: str = "batch") -> str:
+    """A fixed-width text table of the summaries; ``batch_header`` names the second column."""
+    header = (HEADER[0], batch_header, *HEADER[2:])
+    cells = [header, *(astuple(r) for r in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header) - 1)]
+    lines = []
+    for index, row in enumerate(cells):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths) + "  " + "-" * 6)
+    return "\n".join(lines)
+
+
+def _read(folder: str, name: str) -> dict[str, Any]:
+    fs, path = filesystem(folder)
+    try:
+        with storage_errors(folder):
+            data: dict[str, Any] = json.loads(fs.cat_file(f"{path}/{name}"))
+    except FileNotFoundError:
+        return {}
+    return data
+
+
+def _days(manifest: dict[str, Any]) -> str:
+    days = sorted(str(p) for p in manifest.get("partitions") or [])
+    if not days:
+        return "-"
+    return days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+
+
+def _rows(manifest: dict[str, Any]) -> str:
+    """The snapshot's rows, with those its row filters dropped: ``9,362 (-120 filtered)``."""
+    count = manifest.get("row_count")
+    if not isinstance(count, int):
+        return "-"
+    dropped = sum(int(f.get("dropped", 0)) for f in manifest.get("filters") or [])
+    return f"{count:,} (-{dropped:,} filtered)" if dropped else f"{count:,}"
+
+
+def _score(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "-"

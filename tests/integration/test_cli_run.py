@@ -1,0 +1,101 @@
+"""``airflow-ml run`` and ``status`` in a user's project folder, on the embedded default the command sets up itself.
+
+No Airflow variable is set: the command computes the embedded default for the working folder (``var/``), sets it
+before importing Airflow, migrates the new SQLite database, runs the city's real DAG with ``dag.test()`` and prints
+its summary row; ``status`` then reads the latest run back from the files beside the snapshots.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from airflow_ml.data.demo import batch_days, write_demo_data
+from tests.support.project import airflow_ml, make_project
+
+pytestmark = pytest.mark.integration
+
+
+def _row(stdout: str, city: str) -> list[str]:
+    """The cells of ``city``'s row, cut where the table's dashed line puts its columns."""
+    lines = stdout.splitlines()
+    dashes = next(line for line in lines if line.startswith("---"))
+    starts = [m.start() for m in re.finditer(r"-+", dashes)]
+    line = next(line for line in lines if line.startswith(city + " "))
+    return [line[a:b].strip() for a, b in zip(starts, [*starts[1:], len(line)], strict=True)]
+
+
+def test_run_one_city_then_read_the_fleets_status(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    project = make_project(tmp_path / "project")
+    data_root = project / "var" / "data"
+    # The README's tour, as typed (smaller data).
+    data = airflow_ml("demo-data", "--root", "var/data", "--cities", "berlin", "--scale", "0.3", cwd=project)
+    assert data.returncode == 0, data.stderr
+    days = batch_days("initial")
+    assert (days[0].isoformat(), days[44].isoformat()) == ("2026-01-05", "2026-02-18")
+    first = airflow_ml(
+        *("run", "ride_duration.berlin", "--conf", '{"num_boost_round": 60}'),
+        *("--window-start", "2026-01-05", "--window-end", "2026-02-18"),
+        cwd=project,
+        timeout=900,
+    )
+    assert first.returncode == 0, first.stderr[-4000:]
+    assert "migrating Airflow's SQLite database" in first.stderr
+    assert (project / "var" / "airflow" / "airflow.db").is_file()
+    header, _, only = first.stdout.splitlines()  # the summary is the only output on stdout
+    assert header.split()[:3] == ["city", "data", "run"]
+    assert only.startswith("berlin ")
+    _, window, state, rows, validation, challenger, champion, version, decision, reason = _row(first.stdout, "berlin")
+    assert (window, state, validation, version, decision) == (
+        f"{days[0]}..{days[44]}",
+        "success",
+        "passed",
+        "1",
+        "promoted",
+    )
+    assert int(rows) > 0
+    assert float(challenger) > 0
+    assert champion == "-"
+    assert "no champion yet" in reason
+    store = f"sqlite:///{project.resolve()}/var/mlflow/mlflow.db"
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    assert str(client.get_model_version_by_alias("ride_duration.berlin", "champion").version) == "1"
+
+    # Airflow validates the conf against the DAG's params: out of bounds is bad input, and nothing runs.
+    bounded = airflow_ml("run", "ride_duration.berlin", "--conf", '{"num_leaves": 1}', cwd=project)
+    assert bounded.returncode == 2, bounded.stderr[-3000:]
+    assert "num_leaves" in bounded.stderr
+    assert bounded.stdout == ""
+
+    # A run whose data fails validation: exit 1, its row says why, and the champion stays.
+    write_demo_data(data_root, cities=["berlin"], batch="broken", scale=0.3)
+    broken_days = batch_days("broken")
+    second = airflow_ml(
+        "run",
+        "ride_duration.berlin",
+        "--window-start",
+        broken_days[0].isoformat(),
+        "--window-end",
+        broken_days[-1].isoformat(),
+        cwd=project,
+        timeout=900,
+    )
+    assert second.returncode == 1, second.stderr[-4000:]
+    failed = _row(second.stdout, "berlin")
+    assert failed[1:3] == [f"{broken_days[0]}..{broken_days[-1]}", "failed"]
+    assert failed[4].startswith("failed")
+    assert failed[8] == "not reached"
+    assert failed[9].startswith("validation failed: ")
+    assert str(client.get_model_version_by_alias("ride_duration.berlin", "champion").version) == "1"
+
+    # status: no Airflow, the latest run of each city from its files.
+    status = airflow_ml("status", "--template", "ride_duration", cwd=project)
+    assert status.returncode == 0, status.stderr[-3000:]
+    latest = _row(status.stdout, "berlin")
+    assert latest[1:3] == [f"{broken_days[0]}..{broken_days[-1]}", "failed"]
+    assert latest[9].startswith("validation failed: ")
+    assert "no run yet" in next(line for line in status.stdout.splitlines() if line.startswith("lisbon "))
