@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from airflow_ml.cli_snapshots import add_snapshots_parser, snapshots_command
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.settings import DATA_ROOT_ENV
 
@@ -68,7 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     serving.add_argument("--conn-id", default="mlflow_default", help="Airflow connection of type mlflow")
     serving.add_argument("--json", action="store_true", help="print the answer as JSON")
 
+    add_snapshots_parser(commands)
+
     args = parser.parse_args(argv)
+    if args.command == "snapshots":
+        return snapshots_command(args)
     if args.command == "serving":
         from airflow_ml.cli_serving import serving_command
 
