@@ -64,7 +64,8 @@ def snapshots_command(args: argparse.Namespace) -> int:
             root,
             keep_last=policies.keep_last,
             kept=policies.kept,
-            templates=policies.templates,
+            # One template: its DAGs and cities; else every snapshot, those of unknown templates too (kept).
+            templates=policies.templates if args.template else None,
             old_layout_cities=policies.cities if args.template else None,
             prune_old_layout=args.prune_old_layout,
             dry_run=args.dry_run,

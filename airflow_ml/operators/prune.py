@@ -69,7 +69,8 @@ class PruneSnapshotsOperator(MlflowBaseOperator):
             root,
             keep_last=policies.keep_last,
             kept=policies.kept,
-            templates=policies.templates,
+            # One template: its DAGs and cities; else every snapshot, those of unknown templates too (kept).
+            templates=policies.templates if template else None,
             old_layout_cities=policies.cities if template else None,
             dry_run=dry_run,
             storage_options=storage_options(root, aws_conn_id=self.aws_conn_id),

@@ -108,14 +108,16 @@ def world(tmp_path: Path, empty_store: Path) -> dict[str, Any]:
 
 
 def _prune(world: dict[str, Any], **options: Any) -> Any:
-    policies = retention_policies(world["templates"], options.pop("template", "ride_duration"))
+    """As the CLI and the DAG prune: one template's DAGs and cities, or every snapshot under the root."""
+    template = options.pop("template", "ride_duration")
+    policies = retention_policies(world["templates"], template)
     return prune_snapshots(
         world["client"],
         str(world["root"]),
         keep_last=policies.keep_last,
         kept=policies.kept,
-        templates=policies.templates,
-        old_layout_cities=policies.cities,
+        templates=policies.templates if template else None,
+        old_layout_cities=policies.cities if template else None,
         **options,
     )
 
