@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from airflow_ml.cli_snapshots import add_snapshots_parser, snapshots_command
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.settings import DATA_ROOT_ENV
 
@@ -78,8 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from airflow_ml import cli_run
 
     cli_run.add_parsers(commands)
+    add_snapshots_parser(commands)
 
     args = parser.parse_args(argv)
+    if args.command == "snapshots":
+        return snapshots_command(args)
     if args.command in ("run", "status", "env", "demo"):
         return {
             "run": cli_run.run_command,

@@ -114,6 +114,8 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
             task=config.task,
             thresholds=config.drift.thresholds(),
             bins=config.drift.psi_bins,
+            time_column=dataset.time_column,
+            comparison=config.drift.comparison(),
             enabled=config.drift.enabled,
             tags=lineage_tags,
         )

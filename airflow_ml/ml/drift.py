@@ -153,6 +153,8 @@ class DriftReport:
     current_rows: int
     reference: str = "the reference snapshot"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: What was compared with the reference: the whole snapshot, or its rows since a day.
+    current: str = "this snapshot"
 
     @property
     def status(self) -> Status:
@@ -178,7 +180,7 @@ class DriftReport:
         columns = len({c.column for c in self.checks})
         lines = [
             f"drift {self.status.upper()}: {errors} error(s), {len(breaches) - errors} warning(s) over "
-            f"{columns} column(s); this snapshot ({self.current_rows} rows) against {self.reference} "
+            f"{columns} column(s); {self.current} ({self.current_rows} rows) against {self.reference} "
             f"({self.reference_rows} rows)"
         ]
         for check in breaches:
@@ -200,6 +202,7 @@ class DriftReport:
         return {
             "status": self.status,
             "reference": self.reference,
+            "current": self.current,
             "reference_rows": self.reference_rows,
             "current_rows": self.current_rows,
             "breaches": [f"{c.column}.{c.statistic}" for c in self.breaches],
@@ -219,6 +222,7 @@ def compare(
     thresholds: Mapping[str, Any],
     bins: int = DEFAULT_BINS,
     reference_name: str = "the reference snapshot",
+    current_name: str = "this snapshot",
 ) -> DriftReport:
     """Compare ``current`` with ``reference`` column by column and hold each statistic against its thresholds.
 
@@ -234,6 +238,7 @@ def compare(
             key or a None threshold is not checked. Per-column entries override the general ones key by key.
         bins: PSI bins (the reference's quantiles).
         reference_name: How the summary names the reference.
+        current_name: How the summary names the rows compared with it.
     """
     checks: list[DriftCheck] = []
     categorical_set = set(categorical)
@@ -261,7 +266,11 @@ def compare(
         rate = None if missing else _finite_or_none(missing_rate_change(reference[column], current[column]))
         checks.append(_check(column, kind, "missing_rate_change", rate, thresholds, is_label, missing))
     return DriftReport(
-        checks=checks, reference_rows=len(reference), current_rows=len(current), reference=reference_name
+        checks=checks,
+        reference_rows=len(reference),
+        current_rows=len(current),
+        reference=reference_name,
+        current=current_name,
     )
 
 

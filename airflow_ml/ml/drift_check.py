@@ -1,4 +1,4 @@
-"""The drift step of a run: this snapshot against the champion's training snapshot, recorded in MLflow.
+"""The drift step of a run: this snapshot's new rows against the champion's training snapshot, recorded in MLflow.
 
 Plain Python over an ``MlflowClient``: the operator only renders its arguments and acts on the status.
 """
@@ -13,13 +13,15 @@ from typing import Any
 
 import pyarrow as pa
 from mlflow import MlflowClient
-from mlflow.entities import Metric
+from mlflow.entities import Metric, Param
 
 from airflow_ml.data.snapshot import Manifest, load_manifest, read_snapshot
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.exceptions import DataError
 from airflow_ml.ml import registry
-from airflow_ml.ml.drift import DEFAULT_BINS, compare
+from airflow_ml.ml.drift import DEFAULT_BINS
+from airflow_ml.ml.drift import compare as compare_frames
+from airflow_ml.ml.drift_window import Compare, select_rows
 from airflow_ml.ml.lineage import training_snapshot
 
 #: The file beside the snapshot and the artifact of the drift run.
@@ -42,16 +44,25 @@ def check_drift(
     artifact_root: str | None = None,
     tags: Mapping[str, str] | None = None,
     storage_options: StorageOptions | None = None,
+    time_column: str | None = None,
+    compare: Compare = "new_rows",
+    min_new_rows: int = 200,
+    min_new_days: int = 7,
 ) -> dict[str, Any]:
-    """Compare the snapshot of ``manifest`` with the champion's training snapshot and log the result.
+    """Compare the snapshot of ``manifest`` (by default its new rows) with the champion's training snapshot; log it.
 
-    A skipped check (no champion, or its snapshot gone) is not an error: the record says why, and nothing
-    is logged to MLflow. A computed one becomes a run named ``drift`` in the experiment ``model_name``,
-    with a metric ``drift.<column>.<statistic>`` per value and ``drift.json`` as an artifact.
+    With ``compare="new_rows"`` only the rows of the partitions after the champion's training window are
+    compared (selected by ``time_column``; see :func:`airflow_ml.ml.drift_window.select_rows` for the
+    ``min_new_rows`` and ``min_new_days`` guards); ``whole_snapshot`` compares every row. The record's
+    ``compared`` says which rows were compared and why.
+
+    A skipped check (no champion, or its snapshot gone) is not an error: the record says why, and nothing is
+    logged to MLflow. A computed one becomes a run named ``drift`` in the experiment ``model_name``, with a
+    metric ``drift.<column>.<statistic>`` per value, ``compared.*`` params and ``drift.json`` as an artifact.
 
     Returns:
         The record: ``status`` (passed, warned, failed or skipped), ``reason`` when skipped, ``summary``,
-        the champion's version and snapshot, every check, and ``mlflow_run_id`` when logged.
+        the champion's version and snapshot, ``compared``, every check, and ``mlflow_run_id`` when logged.
     """
     base = {"model_name": model_name, "snapshot_uri": manifest.uri, "snapshot_hash": manifest.content_hash}
     champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
@@ -76,12 +87,22 @@ def check_drift(
         reason = f"the training snapshot of champion v{version} at {reference_uri!r} cannot be read: {exc}"
         return {**base, "status": "skipped", "reason": reason}
     base["champion_snapshot_hash"] = reference_manifest.content_hash
+    read = [*wanted, time_column] if time_column and compare == "new_rows" else wanted
     current = read_snapshot(
-        manifest.uri, columns=[c for c in wanted if c in manifest.columns], storage_options=storage_options
+        manifest.uri, columns=[c for c in dict.fromkeys(read) if c in manifest.columns], storage_options=storage_options
     )
-    report = compare(
-        reference,
+    selection = select_rows(
         current,
+        partitions=manifest.partitions,
+        reference_partitions=reference_manifest.partitions,
+        time_column=time_column,
+        compare=compare,
+        min_new_rows=min_new_rows,
+        min_new_days=min_new_days,
+    )
+    report = compare_frames(
+        reference,
+        selection.frame,
         features=features,
         categorical=categorical,
         target=target,
@@ -89,8 +110,11 @@ def check_drift(
         thresholds=thresholds,
         bins=bins,
         reference_name=f"champion v{version}'s training snapshot",
+        current_name=selection.name,
     )
-    record = {**base, **report.to_dict(), "summary": report.summary()}
+    compared = {**selection.record, "reference_rows": len(reference)}
+    summary = report.summary() + (f"\n  compared: {compared['note']}" if compared["note"] else "")
+    record = {**base, **report.to_dict(), "compared": compared, "summary": summary}
     experiment_id = registry.get_or_create_experiment(client, model_name, artifact_root)
     run_tags = {
         **(tags or {}),
@@ -100,12 +124,15 @@ def check_drift(
         "airflow_ml.snapshot_hash": manifest.content_hash,
         "airflow_ml.champion_version": version,
         "airflow_ml.champion_snapshot_hash": reference_manifest.content_hash,
+        "airflow_ml.drift_compared": compared["mode"],
         "mlflow.runName": "drift",
     }
     run_id = client.create_run(experiment_id, tags=run_tags).info.run_id
     metrics = [Metric(k, v, 0, 0) for k, v in report.metrics().items()]
     for start in range(0, len(metrics), _BATCH):
         client.log_batch(run_id, metrics=metrics[start : start + _BATCH])
+    params = {k: compared[k] for k in ("requested", "mode", "since", "rows", "reference_rows", "snapshot_rows")}
+    client.log_batch(run_id, params=[Param(f"compared.{k}", str(v)) for k, v in params.items()])
     with tempfile.TemporaryDirectory(prefix="airflow-ml-drift-") as tmp:
         Path(tmp, DRIFT_FILE).write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
         client.log_artifact(run_id, str(Path(tmp, DRIFT_FILE)))

@@ -1,4 +1,4 @@
-"""Compare the run's snapshot with the champion's training snapshot; stop before training on ``error`` drift."""
+"""Compare the run's new rows with the champion's training snapshot; stop before training on ``error`` drift."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ DRIFT_VERDICT_KEY = "drift_verdict"
 class DriftCheckOperator(MlflowBaseOperator):
     """The drift check of a city, between validation and training.
 
-    Each feature of this run's snapshot is compared with the snapshot the current champion was trained
-    on: PSI for numeric features, Jensen-Shannon distance for categorical ones, the change of every
-    column's missing rate, and the label's distribution (PSI for regression, JS distance for binary). A
+    Each feature of this run's snapshot (by default only its rows newer than the champion's training
+    window, see ``comparison``) is compared with the snapshot the current champion was trained on: PSI for
+    numeric features, Jensen-Shannon distance for categorical ones, the change of every column's missing
+    rate, and the label's distribution (PSI for regression, JS distance for binary). A
     value above an ``error`` threshold fails the task without retry (the data will not change on a retry),
     so nothing is trained, registered or promoted; above ``warn`` the summary is logged and the run goes
     on. Without a champion (a first run) or when its snapshot cannot be read, the check is skipped and
@@ -38,6 +39,9 @@ class DriftCheckOperator(MlflowBaseOperator):
         task: ``regression`` or ``binary``.
         thresholds: Plain dicts shaped like the template's ``drift:`` section (``DriftSpec.thresholds()``).
         bins: PSI bins (quantiles of the champion's data).
+        time_column: The column that dates a row; it tells the new rows apart.
+        comparison: Which rows are compared (``DriftSpec.comparison()``): ``compare`` (``new_rows`` or
+            ``whole_snapshot``), ``min_new_rows`` and ``min_new_days``; new rows by default.
         enabled: False skips the check.
         tags: Extra MLflow run tags (city, template...).
         aws_conn_id: Airflow connection (type ``aws``) for snapshots on ``s3://``.
@@ -62,6 +66,8 @@ class DriftCheckOperator(MlflowBaseOperator):
         task: str = "regression",
         thresholds: Mapping[str, Any] | None = None,
         bins: int = 10,
+        time_column: str | None = None,
+        comparison: Mapping[str, Any] | None = None,
         enabled: bool = True,
         tags: Mapping[str, str] | None = None,
         aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
@@ -76,6 +82,8 @@ class DriftCheckOperator(MlflowBaseOperator):
         self.task = task
         self.thresholds = dict(thresholds or {})
         self.bins = bins
+        self.time_column = time_column
+        self.comparison = dict(comparison or {})
         self.enabled = enabled
         self.tags = dict(tags or {})
         self.aws_conn_id = aws_conn_id
@@ -103,6 +111,8 @@ class DriftCheckOperator(MlflowBaseOperator):
                 artifact_root=self.hook.artifact_root,
                 tags={**self.tags, **airflow_lineage(context)},
                 storage_options=options,
+                time_column=self.time_column,
+                **self.comparison,
             )
         write_json(uri, DRIFT_FILE, record, storage_options=options)
         # A small verdict for the fleet view, pushed before a failed check raises (a return value would not be).
@@ -115,6 +125,9 @@ class DriftCheckOperator(MlflowBaseOperator):
         MlflowRunLink.persist(
             context, run_url(self.hook.tracking_uri, record["experiment_id"], record["mlflow_run_id"])
         )
+        compared = record.get("compared") or {}
+        if compared.get("mode") != compared.get("requested"):
+            self.log.warning("drift compared the whole snapshot, not new rows: %s", compared.get("note"))
         if record["status"] == "failed":
             raise AirflowFailException(record["summary"])
         if record["status"] == "warned":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -57,14 +57,36 @@ DRIFT_DEFAULTS: dict[str, dict[str, float]] = {
 
 
 class DriftSpec(Strict):
-    """The drift check: this run's snapshot against the champion's training snapshot, before training.
+    """The drift check: this run's new rows against the champion's training snapshot, before training.
 
     Numeric features are compared with the population stability index (PSI, on the reference's quantile
     bins), categorical features with the Jensen-Shannon distance (base 2, in [0, 1]), every column with
     the change of its missing rate, and the target with PSI (regression) or the JS distance (binary).
+    By default only the rows newer than the champion's training window are compared (``compare: new_rows``):
+    windows that overlap would dilute a shift in what is new.
     """
 
     enabled: bool = Field(default=True, description="false skips the check (the task still runs, and says so).")
+    compare: Literal["new_rows", "whole_snapshot"] = Field(
+        default="new_rows",
+        description="new_rows: the rows of this snapshot's partitions after the champion's training window "
+        "(selected by the time column); whole_snapshot: every row of this snapshot.",
+    )
+    min_new_rows: int = Field(
+        default=200,
+        ge=1,
+        le=10_000_000,
+        strict=True,
+        description="With fewer new rows than this, the whole snapshot is compared instead (and the record says so).",
+    )
+    min_new_days: int = Field(
+        default=7,
+        ge=1,
+        le=366,
+        strict=True,
+        description="Compare at least the latest N partitions (days), so that one new day is not judged against "
+        "a whole weekly cycle.",
+    )
     psi_bins: int = Field(default=10, ge=2, le=100, description="PSI bins: quantiles of the champion's data.")
     psi: DriftThreshold = Field(default=DriftThreshold(**DRIFT_DEFAULTS["psi"]), description="PSI of numeric features.")
     js_distance: DriftFraction = Field(
@@ -99,6 +121,10 @@ class DriftSpec(Strict):
         data = self.model_dump(include=set(DRIFT_DEFAULTS))
         data["features"] = {column: _set_limits(limits) for column, limits in self.features.items()}
         return data
+
+    def comparison(self) -> dict[str, Any]:
+        """What the drift step compares, as keyword arguments of ``airflow_ml.ml.drift_check.check_drift``."""
+        return {"compare": self.compare, "min_new_rows": self.min_new_rows, "min_new_days": self.min_new_days}
 
     def problems(self, *, features: list[str], categorical: list[str], target: str, task: str) -> list[str]:
         """What in ``features:`` does not fit the dataset: unknown columns, statistics never computed, limits."""

@@ -20,6 +20,7 @@ from airflow_ml.templates.drift_spec import DriftSpec, HealthSpec
 from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX, FallbackSpec
 from airflow_ml.templates.filter_spec import RowFilterSpec
 from airflow_ml.templates.gate_spec import GateSpec
+from airflow_ml.templates.retention_spec import RetentionSpec
 from airflow_ml.templates.training_spec import TrainingSpec
 
 #: Metrics each task may use; their direction (lower or higher is better) belongs to ``airflow_ml.ml.metrics``.
@@ -213,6 +214,7 @@ class UseCase(Strict):
     drift: DriftSpec = Field(default_factory=DriftSpec)
     health: HealthSpec = Field(default_factory=HealthSpec)
     fallback: FallbackSpec = Field(default_factory=FallbackSpec)
+    retention: RetentionSpec = Field(default_factory=RetentionSpec)
 
     @field_validator("expectations")
     @classmethod

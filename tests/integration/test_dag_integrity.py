@@ -50,7 +50,8 @@ def parsed() -> dict:
 def test_every_city_file_yields_a_dag_without_import_errors(parsed: dict) -> None:
     cities = sorted(p.stem for p in (REPO / "dag_templates" / "cities").glob("*.yaml"))
     assert parsed["errors"] == {}
-    assert sorted(parsed["dags"]) == ["airflow_ml.rollback", *(f"ride_duration.{city}" for city in cities)]
+    fleet = ["airflow_ml.rollback", "airflow_ml.snapshot_retention"]
+    assert sorted(parsed["dags"]) == [*fleet, *(f"ride_duration.{city}" for city in cities)]
 
 
 def test_one_manual_rollback_dag_serves_the_fleet(parsed: dict) -> None:
@@ -60,9 +61,17 @@ def test_one_manual_rollback_dag_serves_the_fleet(parsed: dict) -> None:
     assert rollback["timetable"] == "NullTimetable"  # manual only
 
 
+def test_one_daily_retention_dag_prunes_the_fleets_snapshots(parsed: dict) -> None:
+    retention = parsed["dags"]["airflow_ml.snapshot_retention"]
+    assert retention["order"] == ["prune_snapshots"]
+    assert retention["params"] == ["dry_run", "template"]
+    assert retention["timetable"] == "CronTriggerTimetable"
+    assert retention["catchup"] is False
+
+
 def test_dags_have_the_designed_task_order(parsed: dict) -> None:
     for dag_id, dag in parsed["dags"].items():
-        if dag_id == "airflow_ml.rollback":
+        if dag_id.startswith("airflow_ml."):
             continue
         order = ["snapshot", "validate", "drift", "train", "register", "gate", "approve", "health_check"]
         assert dag["order"] == order, dag_id

@@ -108,6 +108,9 @@ def test_same_data_passes_with_values_near_zero_logged_to_mlflow(
         "duration_min"
     }
     assert all(c["value"] == pytest.approx(0.0, abs=1e-9) for c in drift["checks"])
+    # The same window as the champion's: no new rows, so the whole snapshot was compared, and the record says so.
+    assert (drift["compared"]["requested"], drift["compared"]["mode"]) == ("new_rows", "whole_snapshot")
+    assert "no partition of this snapshot is newer than the champion's training window" in drift["compared"]["note"]
     run = client.get_run(drift["mlflow_run_id"])
     assert run.info.run_name == "drift"
     assert run.info.experiment_id == client.get_experiment_by_name(MODEL).experiment_id
@@ -146,6 +149,12 @@ def test_shifted_data_fails_at_drift_before_training_and_keeps_the_champion(
     assert distance["setting"] == "drift.features.distance_km.psi"
     assert "distance_km (numeric): psi" in drift["summary"]
     assert "drift.features.distance_km.psi.error" in drift["summary"]
+    # Only the new weeks were compared (the template's time column picks them), named with their first day.
+    from airflow_ml.data.demo import batch_days
+
+    assert drift["compared"]["mode"] == "new_rows"
+    assert drift["compared"]["since"] == batch_days("later")[0].isoformat()
+    assert drift["compared"]["rows"] == drift["current_rows"] == shifted_run["manifest"]["row_count"]
     run = client.get_run(drift["mlflow_run_id"])
     assert run.data.tags["airflow_ml.drift"] == "failed"
     assert run.data.metrics["drift.distance_km.psi"] == pytest.approx(distance["value"])

@@ -114,7 +114,12 @@ def test_a_broken_city_hides_no_other_city_and_is_listed_as_an_import_error(root
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
     parsed = json.loads(result.stdout.strip().splitlines()[-1])
 
-    assert parsed["dags"] == ["airflow_ml.rollback", "ride_duration.berlin", "ride_duration.lisbon"]
+    assert parsed["dags"] == [
+        "airflow_ml.rollback",
+        "airflow_ml.snapshot_retention",
+        "ride_duration.berlin",
+        "ride_duration.lisbon",
+    ]
     assert list(parsed["errors"]) == [str(dags / "retrain_errors.py")]
     message = parsed["errors"][str(dags / "retrain_errors.py")]
     assert "porto.yaml" in message
@@ -161,7 +166,12 @@ def test_airflow_dags_list_import_errors_shows_the_lint_message(root: Path, tmp_
     assert "did you mean 'learning_rate'?" in errors[0]["error"]
     listed_dags = _json_list(dag_list.stdout)
     dag_ids = sorted(d["dag_id"] for d in listed_dags)
-    assert dag_ids == ["airflow_ml.rollback", "ride_duration.berlin", "ride_duration.lisbon"]
+    assert dag_ids == [
+        "airflow_ml.rollback",
+        "airflow_ml.snapshot_retention",
+        "ride_duration.berlin",
+        "ride_duration.lisbon",
+    ]
 
 
 def _json_list(output: str) -> list[dict]:

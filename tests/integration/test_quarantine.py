@@ -68,9 +68,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     (templates / "templates").mkdir(parents=True)
     (templates / "cities").mkdir()
     shutil.copy(REPO / "dag_templates" / "templates" / "ride_duration.yaml", templates / "templates")
+    # As in the shipped city files: the later batch's new weeks are warmer (spring), a seasonal drift that warns.
+    seasonal = "drift:\n  features:\n    temperature_c: {psi: {error: null}}\n"
     for city in CITIES:
         (templates / "cities" / f"{city}.yaml").write_text(
-            f"city: {city}\ntemplate: ride_duration\ndag:\n  retries: 0\n  schedule: null\n", encoding="utf-8"
+            f"city: {city}\ntemplate: ride_duration\ndag:\n  retries: 0\n  schedule: null\n{seasonal}", encoding="utf-8"
         )
         make_worker_home(
             root / f"airflow_{city}",

@@ -1,0 +1,126 @@
+"""Prune snapshots that no registered version needs, beyond the newest few of each DAG.
+
+The registry is the source of truth: it is read whole before anything is deleted, and when it cannot be read,
+nothing is pruned and :class:`PruneRefused` says why. The rules a snapshot is kept by are
+:mod:`airflow_ml.data.retention`'s; the policies (``keep_last`` per DAG) come from the templates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+
+from mlflow import MlflowClient
+
+from airflow_ml.data.retention import Verdict, delete_snapshots, list_snapshots, location_key, plan_retention
+from airflow_ml.data.snapshot import safe_segment
+from airflow_ml.data.storage import StorageOptions
+from airflow_ml.exceptions import AirflowMLError
+from airflow_ml.ml.lineage import registered_snapshots
+
+
+class PruneRefused(AirflowMLError):
+    """Nothing was pruned: the registry (the source of truth of lineage) could not be read, or is empty."""
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """What a prune kept and deleted, and why.
+
+    Attributes:
+        verdicts: One per snapshot in scope, with its reason.
+        deleted: The locations deleted (none in a dry run).
+        dry_run: Whether nothing was deleted on purpose.
+        problems: Templates left alone, each with why (the registry holds none of their models): warnings.
+    """
+
+    verdicts: list[Verdict]
+    deleted: list[str]
+    dry_run: bool
+    problems: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """One line per snapshot (``keep``, ``delete`` or ``would delete``, location, why), then a summary."""
+        out = [v.line(dry_run=self.dry_run) for v in self.verdicts]
+        kept = sum(v.keep for v in self.verdicts)
+        doomed = len(self.verdicts) - kept
+        done = f"would delete {doomed} (dry run: nothing deleted)" if self.dry_run else f"deleted {len(self.deleted)}"
+        out.append(f"{len(self.verdicts)} snapshot(s): kept {kept}, {done}")
+        return out
+
+
+def prune_snapshots(
+    client: MlflowClient,
+    snapshot_root: str,
+    *,
+    keep_last: Mapping[tuple[str, str], int],
+    kept: Mapping[tuple[str, str], str] | None = None,
+    templates: Collection[str] | None = None,
+    old_layout_cities: Collection[str] | None = None,
+    prune_old_layout: bool = False,
+    dry_run: bool = False,
+    storage_options: StorageOptions | None = None,
+) -> PruneReport:
+    """Keep every snapshot a registered version points at and the newest ``keep_last`` others per DAG; delete the rest.
+
+    Args:
+        client: The registry whose versions' lineage is kept.
+        snapshot_root: ``<data root>/snapshots``.
+        keep_last: ``(template, city) -> N`` of the DAGs whose retention is on.
+        kept: ``(template, city) -> why`` of the DAGs that keep every snapshot.
+        templates: Only these templates' snapshots (all when None).
+        old_layout_cities: Only these cities' old-layout snapshots (all when None).
+        prune_old_layout: Also delete unregistered snapshots of the old layout ``<root>/<city>/<run>``.
+        dry_run: Decide and report; delete nothing.
+        storage_options: fsspec options of the snapshot root's protocol.
+
+    Raises:
+        PruneRefused: when the registry cannot be read, or holds no model at all (nothing was deleted).
+    """
+    snapshots = list_snapshots(snapshot_root, storage_options=storage_options)
+    if templates is not None:
+        wanted = {safe_segment(t) for t in templates}
+        cities = None if old_layout_cities is None else {safe_segment(c) for c in old_layout_cities}
+        snapshots = [
+            s
+            for s in snapshots
+            if (s.template in wanted if s.layout == "dag" else (cities is None or s.city in cities))
+        ]
+    if not snapshots:
+        return PruneReport([], [], dry_run)
+    try:
+        references, models = registered_snapshots(client)
+    except Exception as exc:  # whatever the registry raised (it re-raises as ours), nothing may be deleted
+        raise PruneRefused(
+            f"cannot read the model registry ({type(exc).__name__}: {exc}); nothing was pruned: lineage is read "
+            "from the registry before any snapshot is deleted; check the MLflow connection and try again"
+        ) from exc
+    if not models:
+        raise PruneRefused(
+            f"the model registry holds no registered model at all, yet {len(snapshots)} snapshot(s) lie under "
+            f"{snapshot_root}; nothing was pruned: it is not the registry their runs used (check the MLflow "
+            "connection)"
+        )
+    referenced: dict[str, list[str]] = {}
+    for uri, who in references.items():
+        referenced.setdefault(location_key(uri), []).extend(who)
+    problems = []
+    unsure: dict[tuple[str, str], str] = {}
+    registered_templates = {name.split(".", 1)[0] for name in models}
+    for template in sorted({s.template for s in snapshots if s.layout == "dag"} - registered_templates):
+        why = (
+            f"the registry holds no model of template {template!r} ({template}.*): every snapshot of it is kept; "
+            "if models were registered, this is not their registry (check the MLflow connection)"
+        )
+        problems.append(why)
+        unsure.update({(s.template, s.city): why for s in snapshots if s.template == template})
+    verdicts = plan_retention(
+        snapshots,
+        referenced=referenced,
+        keep_last=keep_last,
+        kept={**(kept or {}), **unsure},
+        prune_old_layout=prune_old_layout,
+        storage_options=storage_options,
+    )
+    deleted = [] if dry_run else delete_snapshots(verdicts, storage_options=storage_options)
+    return PruneReport(verdicts, deleted, dry_run, problems)

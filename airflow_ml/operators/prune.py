@@ -1,0 +1,84 @@
+"""Snapshot retention as a task: what ``airflow-ml snapshots prune`` does, on the workers' data root and registry."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import Context
+
+from airflow_ml import settings
+from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
+from airflow_ml.operators.base import MlflowBaseOperator, is_empty
+
+
+class PruneSnapshotsOperator(MlflowBaseOperator):
+    """Delete the snapshots no registered version needs, beyond the newest ``retention.keep_last`` of each DAG.
+
+    Reads every city and fallback parent under ``templates_root`` for its ``retention:`` (a broken file's DAG
+    keeps all its snapshots), reads the whole registry (every version's snapshot lineage), then prunes
+    ``<data root>/snapshots`` (see :mod:`airflow_ml.data.retention` for the rules). Old-layout snapshots
+    (``<data root>/snapshots/<city>/<run>``) are kept and reported; ``airflow-ml snapshots prune
+    --prune-old-layout`` deletes them. When the registry cannot be read, or holds no model at all, nothing
+    is deleted and the task fails.
+
+    Args:
+        templates_root: The templates folder (``dag_templates``).
+        template: Only this template's snapshots; all templates when empty; templated.
+        report_only: A dry run: log what would be deleted and delete nothing; templated (``True``/``False``).
+        data_root: Root of raw data and snapshots; defaults to ``AIRFLOW_ML_DATA_ROOT``.
+        aws_conn_id: Airflow connection (type ``aws``) for an ``s3://`` data root.
+
+    Returns (XCom): ``kept``, ``deleted`` (or ``would_delete`` in a dry run) as counts, and ``problems``.
+    """
+
+    template_fields: Sequence[str] = ("template", "report_only")
+    ui_color = "#eef2e6"
+
+    def __init__(
+        self,
+        *,
+        templates_root: str,
+        template: Any = None,
+        report_only: Any = False,
+        data_root: str | None = None,
+        aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.templates_root = templates_root
+        self.template = template
+        self.report_only = report_only
+        self.data_root = data_root
+        self.aws_conn_id = aws_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from pathlib import Path
+
+        from airflow_ml.ml.snapshot_prune import prune_snapshots
+        from airflow_ml.templates.retention_spec import retention_policies
+
+        template = None if is_empty(self.template) else str(self.template).strip()
+        dry_run = str(self.report_only).strip().lower() in ("true", "1", "yes")
+        policies = retention_policies(Path(self.templates_root), template)
+        for error in policies.errors:
+            self.log.warning("%s does not load; its DAG's snapshots are all kept", error.file)
+        root = f"{settings.data_root(self.data_root)}/snapshots"
+        report = prune_snapshots(
+            self.hook.get_conn(),
+            root,
+            keep_last=policies.keep_last,
+            kept=policies.kept,
+            # One template: its DAGs and cities; else every snapshot, those of unknown templates too (kept).
+            templates=policies.templates if template else None,
+            old_layout_cities=policies.cities if template else None,
+            dry_run=dry_run,
+            storage_options=storage_options(root, aws_conn_id=self.aws_conn_id),
+        )
+        for line in report.lines():
+            self.log.info("%s", line)
+        for problem in report.problems:
+            self.log.warning("%s", problem)
+        kept = sum(v.keep for v in report.verdicts)
+        gone = "would_delete" if dry_run else "deleted"
+        return {"kept": kept, gone: len(report.verdicts) - kept, "dry_run": dry_run, "problems": report.problems}
