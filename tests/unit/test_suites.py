@@ -111,7 +111,7 @@ def test_malformed_yaml_expectations_name_file_and_line(tmp_path: Path, item: st
 def test_invalid_yaml_names_the_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "trips.yaml").write_text("expectations:\n  - expect_column_to_exist: {column: a\n", encoding="utf-8")
 
-    with pytest.raises(ConfigError, match=r"(?s)trips.yaml.*invalid YAML at line 3"):
+    with pytest.raises(ConfigError, match=r"(?s)trips.yaml.*line 3: invalid YAML"):
         load_suite(tmp_path, "trips")
 
 
