@@ -163,12 +163,12 @@ def test_lint_reports_a_broken_suite_with_its_line_and_exits_1(tmp_path: Path, c
 
     code = main(["lint", str(tmp_path / "dag_templates"), "--expectations", str(expectations)])
 
-    err = capsys.readouterr().err
+    out = capsys.readouterr().out
     assert code == 1
-    assert f"{expectations / 'ride_trips.berlin.yaml'}:2: expect_column_values_to_be_between" in err
-    assert "column 'distance_kms'" in err
-    assert "did you mean 'distance_km'?" in err
-    assert "(cities: berlin)" in err
+    assert f"{expectations / 'ride_trips.berlin.yaml'}:2:1: expect_column_values_to_be_between" in out
+    assert "column 'distance_kms'" in out
+    assert "did you mean 'distance_km'?" in out
+    assert "(cities: berlin)" in out
 
 
 def test_a_city_file_expectation_is_checked_by_the_loader(tmp_path: Path) -> None:

@@ -251,6 +251,27 @@ def test_an_alias_bomb_suite_is_refused(tmp_path: Path) -> None:
     assert "alias '*e'" in info.value.located[-1].message
 
 
+def test_lint_names_the_alias_bomb_fast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from airflow_ml.cli import main
+
+    templates = tmp_path / "dag_templates"
+    (templates / "templates").mkdir(parents=True)
+    (templates / "templates" / "ride_duration.yaml").write_text(
+        (REPO / "dag_templates" / "templates" / "ride_duration.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    (templates / "cities").mkdir()
+    path = write_city(templates, "porto", CITY.format(city="porto") + _bomb())
+
+    start = time.perf_counter()
+    code = main(["lint", str(templates), "--expectations", str(REPO / "expectations")])
+
+    assert time.perf_counter() - start < 5
+    assert code == 1
+    out = capsys.readouterr().out
+    assert f"{path}:3:4: a: anchor '&a': anchors and aliases are not allowed" in out
+    assert f"{path}:10:4: h: anchor '&h'" in out
+
+
 # --- 4. No key twice ------------------------------------------------------------------------------------------
 
 
