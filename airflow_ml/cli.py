@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch",
         default="initial",
         choices=("initial", "later", "broken"),
-        help="initial: 60 days; later: 14 newer days; broken: a later batch with data errors (default: initial)",
+        help="initial: 60 days; later: the next 14 days; broken: the next 3 days, with data errors (default: initial)",
     )
     data.add_argument("--cities", nargs="+", default=None, help="demo cities (default: all)")
     data.add_argument("--seed", type=int, default=7, help="random seed: same seed, same trips (default: 7)")
