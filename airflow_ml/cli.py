@@ -12,41 +12,70 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from airflow_ml.cli_snapshots import add_snapshots_parser, snapshots_command
-from airflow_ml.exceptions import ConfigError
 from airflow_ml.settings import DATA_ROOT_ENV
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``airflow-ml`` console script; returns the exit code."""
+    try:
+        code = _run(build_parser().parse_args(argv))
+        sys.stdout.flush()  # inside the try: a reader that left (``| head``) fails the flush, not the exit
+    except BrokenPipeError:
+        # The reader of our output went away, as `airflow-ml schema city | head` does: stop quietly, with the
+        # status of a process ended by SIGPIPE, and point stdout at /dev/null so the exit's flush cannot fail.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``airflow-ml`` command line: every subcommand, each option with its help."""
+    from airflow_ml import __version__
+
     parser = argparse.ArgumentParser(prog="airflow-ml", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("demo-data", help="write demo ride-hailing trips, partitioned by city and date")
     data.add_argument("--root", default=os.environ.get(DATA_ROOT_ENV), help=f"data root (default: ${DATA_ROOT_ENV})")
-    data.add_argument("--batch", default="initial", choices=("initial", "later", "broken"))
+    data.add_argument(
+        "--batch",
+        default="initial",
+        choices=("initial", "later", "broken"),
+        help="initial: 60 days; later: the next 14 days; broken: the next 3 days, with data errors (default: initial)",
+    )
     data.add_argument("--cities", nargs="+", default=None, help="demo cities (default: all)")
-    data.add_argument("--seed", type=int, default=7)
+    data.add_argument("--seed", type=int, default=7, help="random seed: same seed, same trips (default: 7)")
     data.add_argument("--scale", type=float, default=1.0, help="multiplier of the trips per day")
 
     lint = commands.add_parser("lint", help="validate templates, city files and their suites; exit 1 on any error")
     lint.add_argument("root", nargs="?", default="dag_templates", help="templates folder (default: dag_templates)")
     lint.add_argument("--expectations", default="expectations", help="suites folder (default: expectations)")
+    lint.add_argument(
+        "--format",
+        default="text",
+        choices=("text", "json", "github"),
+        help="text: path:line:col: message; json: one object; github: workflow commands that annotate a pull "
+        "request (default: text)",
+    )
 
     schema = commands.add_parser("schema", help="print the JSON Schema of city, group or template files, for editors")
-    schema.add_argument("kind", nargs="?", default="city", choices=("city", "group", "template"))
+    schema.add_argument(
+        "kind", nargs="?", default="city", choices=("city", "group", "template"), help="which files (default: city)"
+    )
 
     new_city = commands.add_parser("new-city", help="scaffold dag_templates/cities/<city>.yaml")
     new_city.add_argument("template", help="template name, e.g. ride_duration")
     new_city.add_argument("city", help="city id, e.g. porto (a readable name gets a suggested id)")
     new_city.add_argument("--root", default="dag_templates", help="templates folder (default: dag_templates)")
-    new_city.add_argument("--display-name", default=None)
+    new_city.add_argument("--display-name", default=None, help="readable name shown in the UI (default: the id)")
     new_city.add_argument("--group", default=None, help="a groups/<group>.yaml the city belongs to")
 
     demo = commands.add_parser(
         "demo", help="reset the demo's own folder var/demo/, run every demo city twice, print a summary table"
     )
-    demo.add_argument("--templates", default="dag_templates")
-    demo.add_argument("--expectations", default="expectations")
+    demo.add_argument("--templates", default="dag_templates", help="templates folder (default: dag_templates)")
+    demo.add_argument("--expectations", default="expectations", help="suites folder (default: expectations)")
 
     suite = commands.add_parser("suite", help="work with expectation suites")
     suite_commands = suite.add_subparsers(dest="suite_command", required=True)
@@ -80,8 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cli_run.add_parsers(commands)
     add_snapshots_parser(commands)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def _run(args: argparse.Namespace) -> int:
+    from airflow_ml import cli_run
+
     if args.command == "snapshots":
         return snapshots_command(args)
     if args.command in ("run", "status", "env", "demo"):
@@ -98,7 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo-data":
         return _demo_data(args)
     if args.command == "lint":
-        return _lint(Path(args.root), Path(args.expectations))
+        from airflow_ml.cli_lint import lint
+
+        return lint(Path(args.root), Path(args.expectations), args.format)
     if args.command == "schema":
         from airflow_ml.templates.schema import file_schema
 
@@ -134,6 +169,8 @@ def _demo_data(args: argparse.Namespace) -> int:
 
 def _new_city(args: argparse.Namespace) -> int:
     from airflow_ml.templates import load_city_configs
+    from airflow_ml.templates.describe import did_you_mean
+    from airflow_ml.templates.files import yaml_files
     from airflow_ml.templates.models import CITY_ID_PATTERN, slugify
 
     root = Path(args.root)
@@ -145,10 +182,9 @@ def _new_city(args: argparse.Namespace) -> int:
         )
         return 2
     if not (root / "templates" / f"{args.template}.yaml").is_file():
-        known = sorted(p.stem for p in (root / "templates").glob("*.yaml"))
-        print(
-            f"airflow-ml new-city: no template {args.template!r} in {root}/templates (known: {known})", file=sys.stderr
-        )
+        known = sorted(p.stem for p in yaml_files(root / "templates")[0])
+        hint = did_you_mean(args.template, known) or f"known: {known}"
+        print(f"airflow-ml new-city: no template {args.template!r} in {root}/templates; {hint}", file=sys.stderr)
         return 2
     path = root / "cities" / f"{city}.yaml"
     if path.exists():
@@ -176,43 +212,6 @@ def _new_city(args: argparse.Namespace) -> int:
         return 1
     print(f"wrote {path}; its data goes under the template's source with city={city!r}")
     return 0
-
-
-def _lint(root: Path, expectations: Path) -> int:
-    from airflow_ml.templates import load_city_configs, load_parent_configs
-    from airflow_ml.templates.suites import load_suite, target_null_warning
-    from airflow_ml.validation.suites import check_suite
-
-    if not (root / "cities").is_dir():
-        print(f"airflow-ml lint: {root}/cities does not exist; give the templates folder", file=sys.stderr)
-        return 2
-    configs, errors = load_city_configs(root)
-    parents, parent_errors = load_parent_configs(root)
-    errors.extend(parent_errors)
-    problems: dict[str, list[str]] = {}  # a suite problem is reported once, however many cities share it
-    warnings: dict[str, list[str]] = {}  # likewise a warning; warnings leave the exit code alone
-    for config in configs:
-        try:
-            suite = load_suite(expectations, config.suite, city=config.city, overrides=config.expectations)
-        except ConfigError as exc:
-            if str(exc) not in {str(e) for e in errors}:
-                errors.append(exc)
-            continue
-        for problem in check_suite(suite, known_columns=config.dataset.known_columns):
-            problems.setdefault(problem, []).append(config.city)
-        warning = target_null_warning(suite, config.dataset.target, filtered=config.dataset.target_nulls_filtered)
-        if warning:
-            warnings.setdefault(warning, []).append(config.city)
-    if problems:
-        lines = [f"{problem} (cities: {', '.join(cities)})" for problem, cities in problems.items()]
-        errors.append(ConfigError(f"suites in {expectations}", lines))
-    for error in errors:
-        print(error, file=sys.stderr)
-    for warning, cities in warnings.items():
-        print(f"warning: {warning} (cities: {', '.join(cities)})", file=sys.stderr)
-    with_parents = f" and {len(parents)} fallback parent(s)" if parents else ""
-    print(f"{len(configs)} city config(s){with_parents} valid, {len(errors)} file(s) with errors")
-    return 1 if errors else 0
 
 
 def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], float]:

@@ -2,24 +2,74 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import PurePath
+
+_LINE_PREFIX = re.compile(r"line (\d+): (.*)", re.DOTALL)
+
 
 class AirflowMLError(Exception):
     """Base class of every error raised by airflow-ml."""
 
 
-class ConfigError(AirflowMLError):
-    """A template or city file is invalid.
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a configuration file: what is wrong and how to fix it, and where.
 
     Args:
-        file: The YAML file at fault.
-        problems: One line per problem, each naming line, field, value and fix.
+        message: ``<field>: <what is wrong>; <fix>``, without the location.
+        line: 1-based line, when known.
+        col: 1-based column, when known.
+        file: The file the problem is in, when it is not the file of the :class:`ConfigError` that holds it
+            (a template or group line that a city's load found).
     """
 
-    def __init__(self, file: str, problems: list[str]) -> None:
+    message: str
+    line: int | None = None
+    col: int | None = None
+    file: str | None = None
+
+    @classmethod
+    def of(cls, problem: str | Problem) -> Problem:
+        """``problem`` as a Problem; a string that starts with ``line N:`` keeps its line."""
+        if isinstance(problem, Problem):
+            return problem
+        match = _LINE_PREFIX.fullmatch(problem)
+        return cls(match.group(2), line=int(match.group(1))) if match else cls(problem)
+
+    def __str__(self) -> str:
+        at = f"line {self.line}" if self.line is not None else ""
+        if self.file is not None:
+            at = f"{PurePath(self.file).name} {at}".rstrip()
+        return f"{at}: {self.message}" if at else self.message
+
+
+class ConfigError(AirflowMLError):
+    """A template, city, group, defaults or suite file is invalid.
+
+    Args:
+        file: The file at fault.
+        problems: One per problem, each naming line, field, value and fix: a :class:`Problem`, or a string
+            (``"line N: field: message"`` keeps its line).
+    """
+
+    def __init__(self, file: str, problems: Sequence[str | Problem]) -> None:
         self.file = file
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{file}: {len(problems)} problem(s)\n{lines}")
+        #: The problems with their location; ``file`` is None where it is this error's file.
+        self.located = [Problem.of(p) for p in problems]
+        #: One readable line per problem, as ``str(error)`` lists them.
+        self.problems = [str(p) for p in self.located]
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{file}: {len(self.problems)} problem(s)\n{lines}")
+
+    def resolved(self) -> list[Problem]:
+        """The problems, each with its own file (this error's file where the problem names none)."""
+        return [p if p.file is not None else replace(p, file=self.file) for p in self.located]
+
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, list[Problem]]]:
+        return (type(self), (self.file, self.located))
 
 
 class BrokenCityFiles(AirflowMLError):

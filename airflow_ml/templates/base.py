@@ -12,6 +12,10 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
 class Strict(BaseModel):
-    """Base of every config model: unknown keys are errors and objects are immutable."""
+    """Base of every config model: unknown keys are errors, types are strict and objects are immutable.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Strict types: ``true`` is not a number and ``'400'`` is not 400, each is an error naming the field (a
+    whole number is still a valid float). Every number has a lower and an upper bound.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from airflow_ml.templates.base import Strict
-
-if TYPE_CHECKING:
-    pass
 
 
 class DriftThreshold(Strict):
@@ -19,8 +16,12 @@ class DriftThreshold(Strict):
     Either may be null: that level is not checked.
     """
 
-    warn: float | None = Field(default=None, ge=0, description="Above this, the run goes on with a warning.")
-    error: float | None = Field(default=None, ge=0, description="Above this, the run stops before training.")
+    warn: float | None = Field(
+        default=None, ge=0, le=1000, description="Above this, the run goes on with a warning; 0 to 1000."
+    )
+    error: float | None = Field(
+        default=None, ge=0, le=1000, description="Above this, the run stops before training; 0 to 1000."
+    )
 
     @model_validator(mode="after")
     def _warn_not_above_error(self) -> DriftThreshold:
@@ -34,8 +35,12 @@ class DriftThreshold(Strict):
 class DriftFraction(DriftThreshold):
     """Limits of a drift statistic that lies in [0, 1] (Jensen-Shannon distance, change of missing rate)."""
 
-    warn: float | None = Field(default=None, ge=0, le=1, description="Above this, the run goes on with a warning.")
-    error: float | None = Field(default=None, ge=0, le=1, description="Above this, the run stops before training.")
+    warn: float | None = Field(
+        default=None, ge=0, le=1, description="Above this, the run goes on with a warning; 0 to 1."
+    )
+    error: float | None = Field(
+        default=None, ge=0, le=1, description="Above this, the run stops before training; 0 to 1."
+    )
 
 
 class ColumnDrift(Strict):
@@ -87,7 +92,7 @@ class DriftSpec(Strict):
         description="Compare at least the latest N partitions (days), so that one new day is not judged against "
         "a whole weekly cycle.",
     )
-    psi_bins: int = Field(default=10, ge=2, le=100, description="PSI bins: quantiles of the champion's data.")
+    psi_bins: int = Field(default=10, ge=2, le=100, description="PSI bins: quantiles of the champion's data; 2 to 100.")
     psi: DriftThreshold = Field(default=DriftThreshold(**DRIFT_DEFAULTS["psi"]), description="PSI of numeric features.")
     js_distance: DriftFraction = Field(
         default=DriftFraction(**DRIFT_DEFAULTS["js_distance"]), description="JS distance of categorical features."
@@ -174,12 +179,19 @@ class HealthSpec(Strict):
     """
 
     enabled: bool = Field(default=True, description="Run the health check after every promotion.")
-    sample_rows: int = Field(default=1000, ge=10, le=1_000_000, description="Holdout rows the check predicts.")
+    sample_rows: int = Field(
+        default=1000, ge=10, le=1_000_000, description="Holdout rows the check predicts; 10 to 1,000,000."
+    )
     max_mean_shift: float = Field(
-        default=1.0, ge=0, description="Largest allowed shift of the mean prediction, in reference std devs."
+        default=1.0,
+        ge=0,
+        le=1000,
+        description="Largest allowed shift of the mean prediction, in reference std devs; 0 to 1000.",
     )
     max_quantile_shift: float = Field(
         default=1.5,
         ge=0,
-        description="Largest allowed shift of the 10%, 50% and 90% prediction quantiles, in reference std devs.",
+        le=1000,
+        description="Largest allowed shift of the 10%, 50% and 90% prediction quantiles, in reference std devs; "
+        "0 to 1000.",
     )

@@ -33,5 +33,6 @@ class FallbackSpec(Strict):
         default=1000,
         ge=1,
         le=1_000_000_000,
-        description="A snapshot with fewer rows does not train a city model; the city falls back to its parent.",
+        description="A snapshot with fewer rows does not train a city model; the city falls back to its parent "
+        "(1 to 1,000,000,000).",
     )

@@ -12,6 +12,11 @@ from airflow_ml.templates.base import Strict
 if TYPE_CHECKING:
     from airflow_ml.templates.models import DatasetSpec
 
+#: The bound of a score or a difference of scores in the metric's own unit: far beyond any real one.
+_LARGE = 1_000_000_000
+#: The bound of a slice edge, in the column's own unit (epoch microseconds fit).
+_EDGE = 1e18
+
 
 class QualityBound(Strict):
     """An absolute bound on the challenger's own holdout score; set the one key of the template's metric.
@@ -20,12 +25,12 @@ class QualityBound(Strict):
     RMSE is above 12), one where higher is better a minimum (``min_auc: 0.7``).
     """
 
-    max_rmse: float | None = Field(default=None, gt=0)
-    max_mae: float | None = Field(default=None, gt=0)
-    max_mape: float | None = Field(default=None, gt=0)
-    min_r2: float | None = Field(default=None, le=1)
-    min_auc: float | None = Field(default=None, ge=0, le=1)
-    max_logloss: float | None = Field(default=None, gt=0)
+    max_rmse: float | None = Field(default=None, gt=0, le=_LARGE, description="Above 0, at most 1e9.")
+    max_mae: float | None = Field(default=None, gt=0, le=_LARGE, description="Above 0, at most 1e9.")
+    max_mape: float | None = Field(default=None, gt=0, le=_LARGE, description="Above 0, at most 1e9.")
+    min_r2: float | None = Field(default=None, ge=-1_000_000, le=1, description="-1,000,000 to 1.")
+    min_auc: float | None = Field(default=None, ge=0, le=1, description="0 to 1.")
+    max_logloss: float | None = Field(default=None, gt=0, le=1000, description="Above 0, at most 1000.")
 
     def bound(self) -> dict[str, float]:
         """The keys that are set, e.g. ``{"max_rmse": 12.0}``."""
@@ -35,20 +40,27 @@ class QualityBound(Strict):
 class BootstrapSpec(Strict):
     """A paired bootstrap over the holdout rows, so that a small city does not promote on noise."""
 
-    resamples: int = Field(default=1000, ge=100, le=100_000, description="Resamples of the holdout rows.")
-    confidence: float = Field(default=0.95, ge=0.5, lt=1, description="Level of the percentile interval.")
-    seed: int = Field(default=0, ge=0, description="Same data, same seed: same interval.")
+    resamples: int = Field(
+        default=1000, ge=100, le=100_000, description="Resamples of the holdout rows, 100 to 100,000."
+    )
+    confidence: float = Field(
+        default=0.95, ge=0.5, lt=1, description="Level of the percentile interval, 0.5 to below 1."
+    )
+    seed: int = Field(
+        default=0, ge=0, le=2**31 - 1, description="Same data, same seed: same interval; 0 to 2147483647."
+    )
 
 
 class SliceSpec(Strict):
     """A slicing of the holdout: one slice per value of ``column``, or per interval of ``bins``."""
 
     column: str = Field(min_length=1, description="A feature or an extra column of the dataset.")
-    bins: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
+    bins: list[Annotated[float, Field(allow_inf_nan=False, ge=-_EDGE, le=_EDGE)]] | None = Field(
         default=None,
         min_length=2,
+        max_length=1000,
         description="Increasing edges of numeric intervals, e.g. [0, 6, 10, 16, 20, 24] for hour bands; "
-        "[a, b) each, the last one closed.",
+        "[a, b) each, the last one closed; up to 1000 edges, each within +-1e18.",
     )
 
     @field_validator("bins")
@@ -67,13 +79,19 @@ class GateSpec(Strict):
     be no more than ``max_slice_regression`` worse on any judged slice.
     """
 
-    min_improvement: float = Field(default=0.0, ge=0, description="Required gain over the champion's holdout score.")
+    min_improvement: float = Field(
+        default=0.0,
+        ge=0,
+        le=_LARGE,
+        description="Required gain over the champion's holdout score; 0 to below 1 when relative, at most 1e9.",
+    )
     improvement_mode: Literal["relative", "absolute"] = "relative"
     approval_timeout_hours: float = Field(
         default=24,
         gt=0,
         le=24 * 30,
-        description="In promotion mode require_approval: hours to wait for a person before rejecting.",
+        description="In promotion mode require_approval: hours to wait for a person before rejecting; above 0, "
+        "at most 720.",
     )
     min_quality: QualityBound | None = Field(
         default=None, description="Absolute bound on the challenger's holdout score, e.g. {max_rmse: 12}; null: none."
@@ -90,10 +108,13 @@ class GateSpec(Strict):
     max_slice_regression: float | None = Field(
         default=None,
         ge=0,
-        description="How much worse than the champion (relative) any judged slice may be: 0.05 = 5%; null: "
-        "slices are reported, not judged.",
+        le=100,
+        description="How much worse than the champion (relative) any judged slice may be: 0.05 = 5%, 0 to 100; "
+        "null: slices are reported, not judged.",
     )
-    min_slice_rows: int = Field(default=100, ge=1, description="Smaller slices are reported but not judged.")
+    min_slice_rows: int = Field(
+        default=100, ge=1, le=100_000_000, description="Smaller slices are reported but not judged; 1 to 100,000,000."
+    )
 
     @model_validator(mode="after")
     def _relative_is_a_fraction(self) -> GateSpec:

@@ -14,24 +14,25 @@ scalars replace.
 
 from __future__ import annotations
 
-import difflib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from airflow_ml.exceptions import ConfigError
-from airflow_ml.templates.models import CITY_ID_PATTERN, CityConfig, ParentConfig, TemplateConfig, slugify
-from airflow_ml.templates.yaml_lines import FastSafeLoader, Path_, YamlFileError, load_yaml_with_lines
+from airflow_ml.exceptions import ConfigError, Problem
+from airflow_ml.templates.describe import Origin, describe, did_you_mean
+from airflow_ml.templates.files import YAML_SUFFIX, yaml_files
+from airflow_ml.templates.models import CITY_ID_PATTERN, CityConfig, ParentConfig, TemplateConfig
+from airflow_ml.templates.yaml_lines import Path_, YamlFileError, load_yaml_with_positions
 
 TEMPLATES_SUBDIR = "templates"
 CITIES_SUBDIR = "cities"
 GROUPS_SUBDIR = "groups"
 DEFAULTS_FILE = "defaults.yaml"
-_CITY_OWN_KEYS = {"city", "template", "display_name", "group"}
-Origin = dict[Path_, tuple[Path, int]]
+#: A file's data, and each key path's line and column.
+_Read = tuple[dict[str, Any], dict[Path_, int], dict[Path_, int]]
 
 
 def load_template(path: Path, *, defaults: Path | None = None) -> TemplateConfig:
@@ -58,54 +59,74 @@ def load_city_file(
     Raises:
         ConfigError: naming the file, line, field and value of each problem.
     """
-    return _Layers().city(path, templates_dir, defaults, groups_dir)
+    return _Layers().city(path, templates_dir, defaults, groups_dir)[0]
 
 
 def load_city_configs(
-    root: Path, *, include: Callable[[str], bool] | None = None
+    root: Path,
+    *,
+    include: Callable[[str], bool] | None = None,
+    origins: dict[str, Origin] | None = None,
 ) -> tuple[list[CityConfig], list[ConfigError]]:
     """Load every city under ``root/cities`` (subfolders included) with its layers from ``root``.
 
     Precedence, lowest first: ``defaults.yaml`` < ``templates/<template>.yaml`` < ``groups/<group>.yaml``
     < the city file. A broken file never hides the others: its error is returned beside the good configs.
+    Files are ``<name>.yaml``; one spelled otherwise (``porto.yml``) is reported, never silently skipped.
 
     Args:
         root: The templates folder.
         include: Given a city file's name without extension (which must be its city id), whether to load
             it; files left out are never read. Files of one city id are always kept or left out together,
             so duplicates are still found.
+        origins: When given, filled with each valid config's DAG id -> where each of its settings was set
+            (file, line, column), for tools that point at a setting.
 
     Returns:
-        The valid city configs sorted by DAG id, and one error per broken file.
+        The valid city configs sorted by DAG id, and one error per broken file (a template that breaks
+        every city of its own is reported once).
     """
     layers = _Layers()
     defaults = root / DEFAULTS_FILE
     configs: dict[str, tuple[Path, CityConfig]] = {}
-    errors: list[ConfigError] = []
-    for path in sorted((root / CITIES_SUBDIR).rglob("*.y*ml")):
-        if include is not None and not include(path.stem):
-            continue
+    paths, errors = yaml_files(root / CITIES_SUBDIR, recursive=True, include=include)
+    errors += misnamed_layers(root)
+    reported = {(e.file, tuple(e.problems)) for e in errors}
+    for path in paths:
         try:
-            config = layers.city(
+            config, origin = layers.city(
                 path, root / TEMPLATES_SUBDIR, defaults if defaults.is_file() else None, root / GROUPS_SUBDIR
             )
         except ConfigError as exc:
-            errors.append(exc)
+            if (exc.file, tuple(exc.problems)) not in reported:  # a broken template fails each of its cities
+                reported.add((exc.file, tuple(exc.problems)))
+                errors.append(exc)
             continue
         clash = configs.get(config.dag_id)
         if clash is not None:
-            errors.append(
-                ConfigError(
-                    str(path),
-                    [
-                        f"city: {config.city!r} with template {config.template!r} gives DAG id {config.dag_id!r}, "
-                        f"already given by {clash[0]}; give one of them another city id"
-                    ],
-                )
+            problem = (
+                f"city: {config.city!r} with template {config.template!r} gives DAG id {config.dag_id!r}, "
+                f"already given by {clash[0]}; give one of them another city id"
             )
+            line, col = origin.get(("city",), (path, 1, 1))[1:]
+            errors.append(ConfigError(str(path), [Problem(problem, line=line, col=col)]))
             continue
         configs[config.dag_id] = (path, config)
+        if origins is not None:
+            origins[config.dag_id] = origin
     return [configs[dag_id][1] for dag_id in sorted(configs)], errors
+
+
+def misnamed_layers(root: Path) -> list[ConfigError]:
+    """One error per defaults, template or group file whose suffix is not spelled ``.yaml`` (never read)."""
+    errors = yaml_files(root, include=_is_defaults)[1]
+    for folder in (TEMPLATES_SUBDIR, GROUPS_SUBDIR):
+        errors += yaml_files(root / folder)[1]
+    return errors
+
+
+def _is_defaults(stem: str) -> bool:
+    return stem == Path(DEFAULTS_FILE).stem
 
 
 def load_parent_configs(root: Path) -> tuple[list[ParentConfig], list[ConfigError]]:
@@ -127,9 +148,9 @@ def load_parent_configs(root: Path) -> tuple[list[ParentConfig], list[ConfigErro
     members: dict[tuple[str, str | None], list[str]] = {}
     for city, template, group in _memberships(root):
         try:
-            _, merged, _ = layers.template(root / TEMPLATES_SUBDIR / f"{template}.yaml", _file(defaults))
+            _, merged, _ = layers.template(root / TEMPLATES_SUBDIR / f"{template}{YAML_SUFFIX}", _file(defaults))
             if group is not None:
-                merged = deep_merge(merged, layers.read(root / GROUPS_SUBDIR / f"{group}.yaml")[0])
+                merged = deep_merge(merged, layers.read(root / GROUPS_SUBDIR / f"{group}{YAML_SUFFIX}")[0])
         except (ConfigError, OSError):
             continue  # the city's own load reports it
         kind = (merged.get("fallback") or {}).get("parent", "none")
@@ -138,24 +159,23 @@ def load_parent_configs(root: Path) -> tuple[list[ParentConfig], list[ConfigErro
     parents: list[ParentConfig] = []
     errors: list[ConfigError] = []
     for (template, group), cities in sorted(members.items(), key=lambda item: (item[0][0], item[0][1] or "")):
-        where = root / TEMPLATES_SUBDIR / f"{template}.yaml"
+        where = root / TEMPLATES_SUBDIR / f"{template}{YAML_SUFFIX}"
         _, merged, origin = layers.template(where, _file(defaults))
         if group is not None:
-            where = root / GROUPS_SUBDIR / f"{group}.yaml"
+            where = root / GROUPS_SUBDIR / f"{group}{YAML_SUFFIX}"
             merged, origin = layers._overlay(merged, origin, where)
         scope = "group" if group else "global"
         fields: dict[str, Any] = {"fallback": {}, "scope": scope, "group": group, "members": sorted(cities)}
         try:
             parents.append(ParentConfig.model_validate({**merged, **fields}))
         except ValidationError as exc:
-            errors.append(ConfigError(str(where), _describe(exc, ParentConfig, origin)))
+            errors.append(ConfigError(str(where), describe(exc, ParentConfig, origin)))
     return sorted(parents, key=lambda p: p.dag_id), errors
 
 
 def _declares_a_parent(layers: _Layers, root: Path) -> bool:
     """Whether the defaults, a template or a group file declares a fallback parent (broken files: no)."""
-    files = [root / DEFAULTS_FILE, *sorted((root / TEMPLATES_SUBDIR).glob("*.yaml"))]
-    files += sorted((root / GROUPS_SUBDIR).glob("*.yaml"))
+    files = [root / DEFAULTS_FILE, *yaml_files(root / TEMPLATES_SUBDIR)[0], *yaml_files(root / GROUPS_SUBDIR)[0]]
     for path in files:
         try:
             data = layers.read(path)[0] if path.is_file() else {}
@@ -169,15 +189,13 @@ def _declares_a_parent(layers: _Layers, root: Path) -> bool:
 
 def _memberships(root: Path) -> list[tuple[str, str, str | None]]:
     """``(city, template, group)`` of every city file that names them; broken files are left to the city load."""
-    import yaml
-
     found = []
-    for path in sorted((root / CITIES_SUBDIR).rglob("*.y*ml")):
-        try:
-            data = yaml.load(path.read_bytes(), Loader=FastSafeLoader)  # noqa: S506 - a safe loader (C or Python)
-        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+    for path in yaml_files(root / CITIES_SUBDIR, recursive=True)[0]:
+        try:  # the same safe reading as every other file: no anchors, no duplicate keys, no Jinja
+            data = load_yaml_with_positions(path)[0]
+        except (YamlFileError, OSError):
             continue
-        if isinstance(data, dict) and isinstance(data.get("template"), str):
+        if isinstance(data.get("template"), str):
             group = data.get("group")
             found.append((path.stem, data["template"], group if isinstance(group, str) else None))
     return found
@@ -191,10 +209,10 @@ class _Layers:
     """Reads each layer file once per load, however many cities share it."""
 
     def __init__(self) -> None:
-        self._files: dict[Path, tuple[dict[str, Any], dict[Path_, int]]] = {}
+        self._files: dict[Path, _Read] = {}
         self._templates: dict[tuple[Path, Path | None], tuple[TemplateConfig, dict[str, Any], Origin]] = {}
 
-    def read(self, path: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
+    def read(self, path: Path) -> _Read:
         if path not in self._files:
             self._files[path] = _read(path)
         return self._files[path]
@@ -202,11 +220,10 @@ class _Layers:
     def template(self, path: Path, defaults: Path | None) -> tuple[TemplateConfig, dict[str, Any], Origin]:
         key = (path, defaults)
         if key not in self._templates:
-            data, lines = self.read(path)
+            data, lines, cols = self.read(path)
             if data.get("template") not in (None, path.stem):
-                line = lines.get(("template",), 1)
-                problem = f"line {line}: template: {data['template']!r} must equal the file name {path.stem!r}"
-                raise ConfigError(str(path), [problem])
+                problem = f"template: {data['template']!r} must equal the file name {path.stem!r}"
+                raise ConfigError(str(path), [_at(problem, ("template",), lines, cols)])
             merged: dict[str, Any] = {}
             origin: Origin = {}
             if defaults is not None:
@@ -216,66 +233,77 @@ class _Layers:
             try:
                 config = TemplateConfig.model_validate(merged)
             except ValidationError as exc:
-                raise ConfigError(str(path), _describe(exc, TemplateConfig, origin)) from None
+                raise ConfigError(str(path), describe(exc, TemplateConfig, origin)) from None
             self._templates[key] = (config, merged, origin)
         return self._templates[key]
 
-    def city(self, path: Path, templates_dir: Path, defaults: Path | None, groups_dir: Path | None) -> CityConfig:
-        data, lines = self.read(path)
-        template_path = _named_file(path, data, lines, "template", templates_dir)
+    def city(
+        self, path: Path, templates_dir: Path, defaults: Path | None, groups_dir: Path | None
+    ) -> tuple[CityConfig, Origin]:
+        data, lines, cols = self.read(path)
+        template_path = _named_file(path, data, (lines, cols), "template", templates_dir)
         _, merged, origin = self.template(template_path, defaults)
         merged = {k: v for k, v in merged.items() if k != "template"}
         if data.get("group") is not None:
             if groups_dir is None:
-                raise ConfigError(str(path), [f"line {lines.get(('group',), 1)}: group: no groups folder to look in"])
-            merged, origin = self._overlay(merged, origin, _named_file(path, data, lines, "group", groups_dir))
-        _check_city_fallback(path, data, lines, merged)
+                raise ConfigError(str(path), [_at("group: no groups folder to look in", ("group",), lines, cols)])
+            merged, origin = self._overlay(merged, origin, _named_file(path, data, (lines, cols), "group", groups_dir))
+        _check_city_fallback(path, data, (lines, cols), merged)
         merged, origin = self._overlay(merged, origin, path)
         city = merged.get("city")
         if isinstance(city, str) and re.fullmatch(CITY_ID_PATTERN, city) and path.stem != city:
-            line = lines.get(("city",), 1)
-            raise ConfigError(
-                str(path), [f"line {line}: city: {city!r} must equal the file name {path.stem!r}; rename one of them"]
-            )
+            problem = f"city: {city!r} must equal the file name {path.stem!r}; rename one of them"
+            raise ConfigError(str(path), [_at(problem, ("city",), lines, cols)])
         try:
-            return CityConfig.model_validate(merged)
+            return CityConfig.model_validate(merged), origin
         except ValidationError as exc:
-            raise ConfigError(str(path), _describe(exc, CityConfig, origin)) from None
+            raise ConfigError(str(path), describe(exc, CityConfig, origin)) from None
 
     def _overlay(self, merged: dict[str, Any], origin: Origin, path: Path) -> tuple[dict[str, Any], Origin]:
-        data, lines = self.read(path)
-        return deep_merge(merged, data), {**origin, **{k: (path, n) for k, n in lines.items()}}
+        data, lines, cols = self.read(path)
+        return deep_merge(merged, data), {**origin, **{k: (path, n, cols.get(k, 1)) for k, n in lines.items()}}
 
 
-def _check_city_fallback(path: Path, data: dict[str, Any], lines: dict[Path_, int], below: dict[str, Any]) -> None:
+_Positions = tuple[dict[Path_, int], dict[Path_, int]]
+
+
+def _at(message: str, key: Path_, lines: dict[Path_, int], cols: dict[Path_, int]) -> Problem:
+    """A problem placed at ``key`` of the file (its first line when the key is absent)."""
+    return Problem(message, line=lines.get(key, 1), col=cols.get(key, 1))
+
+
+def _check_city_fallback(path: Path, data: dict[str, Any], where: _Positions, below: dict[str, Any]) -> None:
     """A city may turn its fallback off or change ``min_rows``; the parent itself is its template's or group's."""
     own = data.get("fallback")
     wanted = own.get("parent") if isinstance(own, dict) else None
     declared = (below.get("fallback") or {}).get("parent", "none")
     if wanted in (None, "none", declared) or wanted not in ("group", "global"):
         return  # nothing to say, or a value pydantic refuses with its own message
-    line = lines.get(("fallback", "parent"), 1)
-    raise ConfigError(
-        str(path),
-        [
-            f"line {line}: fallback.parent: {wanted!r} is not what the template or group declares ({declared!r}); "
-            "a parent model is built for what templates and groups declare: set 'fallback: {parent: "
-            f"{wanted}}}' in the template or group file, or keep only 'min_rows' (or 'parent: none') in the city"
-        ],
+    problem = (
+        f"fallback.parent: {wanted!r} is not what the template or group declares ({declared!r}); "
+        "a parent model is built for what templates and groups declare: set 'fallback: {parent: "
+        f"{wanted}}}' in the template or group file, or keep only 'min_rows' (or 'parent: none') in the city"
     )
+    raise ConfigError(str(path), [_at(problem, ("fallback", "parent"), *where)])
 
 
-def _named_file(path: Path, data: dict[str, Any], lines: dict[Path_, int], key: str, folder: Path) -> Path:
+def _named_file(path: Path, data: dict[str, Any], where: _Positions, key: str, folder: Path) -> Path:
     """The ``<folder>/<name>.yaml`` that ``key`` of a city file names, or a ConfigError with a suggestion."""
     name = data.get(key)
-    line = lines.get((key,), 1)
     if not isinstance(name, str) or not name:
-        raise ConfigError(str(path), [f"line {line}: {key}: missing or not a name (got {name!r}); add '{key}: <name>'"])
-    target = folder / f"{name}.yaml"
+        problem = f"{key}: missing or not a name (got {name!r}); add '{key}: <name>'"
+        raise ConfigError(str(path), [_at(problem, (key,), *where)])
+    target = folder / f"{name}{YAML_SUFFIX}"
     if not target.is_file():
-        known = sorted(p.stem for p in folder.glob("*.yaml"))
-        hint = _did_you_mean(name, known) or f"known: {known}"
-        raise ConfigError(str(path), [f"line {line}: {key}: no {key} named {name!r} in {folder}; {hint}"])
+        found, misnamed = yaml_files(folder)
+        spelled = [Path(e.file).name for e in misnamed if Path(e.file).stem == name]
+        known = sorted(p.stem for p in found)
+        hint = (
+            f"{spelled[0]} is not read: rename it to {name}{YAML_SUFFIX}"
+            if spelled
+            else did_you_mean(name, known) or f"known: {known}"
+        )
+        raise ConfigError(str(path), [_at(f"{key}: no {key} named {name!r} in {folder}; {hint}", (key,), *where)])
     return target
 
 
@@ -290,76 +318,10 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
-def _read(path: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
+def _read(path: Path) -> _Read:
     try:
-        return load_yaml_with_lines(path)
+        return load_yaml_with_positions(path)
     except FileNotFoundError:
         raise ConfigError(str(path), ["the file does not exist"]) from None
     except YamlFileError as exc:
-        raise ConfigError(str(path), [str(exc)]) from None
-
-
-def _describe(exc: ValidationError, model: type[BaseModel], origin: Mapping[Path_, tuple[Path, int]]) -> list[str]:
-    known = sorted(_field_names(model))
-    problems = []
-    for error in exc.errors(include_url=False):
-        loc: Path_ = tuple(error["loc"])
-        field = ".".join(str(p) for p in loc) or "(top level)"
-        where = _where(loc, origin)
-        value = error.get("input")
-        if error["type"] == "extra_forbidden":
-            # The keys valid where the unknown one stands come first: min_rmse under min_quality is max_rmse.
-            hint = _did_you_mean(str(loc[-1]), _keys_at(model, loc[:-1])) or _did_you_mean(str(loc[-1]), known)
-            hint = hint or "remove it or check the spelling"
-            problems.append(f"{where}{field}: unknown key {str(loc[-1])!r}; {hint}")
-        elif error["type"] == "missing":
-            problems.append(f"{where}{field}: required setting is missing; add it to the city file or its template")
-        elif error["type"] == "string_pattern_mismatch" and loc == ("city",):
-            problems.append(
-                f"{where}city: {value!r} is not a valid city id ({CITY_ID_PATTERN}); use {slugify(str(value))!r} "
-                "and put the readable name in display_name"
-            )
-        else:
-            message = error["msg"].removeprefix("Value error, ")
-            shown = "" if isinstance(value, Mapping) or repr(value) in message else f" (got {value!r})"
-            problems.append(f"{where}{field}: {message}{shown}")
-    return problems
-
-
-def _where(loc: Path_, origin: Mapping[Path_, tuple[Path, int]]) -> str:
-    for end in range(len(loc), -1, -1):
-        found = origin.get(loc[:end])
-        if found is not None:
-            path, line = found
-            return f"{path.name} line {line}: "
-    return ""
-
-
-def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else ""
-
-
-def _keys_at(model: type[BaseModel], loc: Path_) -> set[str]:
-    """The keys of the model found at ``loc`` (list indexes skipped), or none when ``loc`` leads to no model."""
-    current: type[BaseModel] | None = model
-    for part in loc:
-        if isinstance(part, int) or current is None:
-            continue
-        field = current.model_fields.get(str(part))
-        annotation = field.annotation if field is not None else None
-        current = next(
-            (c for c in (annotation, *get_args(annotation)) if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
-    return set(current.model_fields) if current is not None else set()
-
-
-def _field_names(model: type[BaseModel]) -> set[str]:
-    names: set[str] = set()
-    for name, field in model.model_fields.items():
-        names.add(name)
-        # Look inside ``Model | None`` and ``list[Model]`` too, so their keys get a "did you mean".
-        for candidate in (field.annotation, *get_args(field.annotation)):
-            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-                names |= _field_names(candidate)
-    return names | _CITY_OWN_KEYS
+        raise ConfigError(str(path), exc.problems) from None

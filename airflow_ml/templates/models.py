@@ -7,15 +7,16 @@ silently ignored. The models describe data, never code: YAML cannot name a Pytho
 from __future__ import annotations
 
 import difflib
-import functools
 import re
 import string
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates.base import CITY_ID_PATTERN, Name, Strict
+from airflow_ml.templates.dag_spec import DagSpec
+from airflow_ml.templates.dag_spec import NotifierSpec as NotifierSpec  # where the factory imports it from
 from airflow_ml.templates.drift_spec import DriftSpec, HealthSpec
 from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX, FallbackSpec
 from airflow_ml.templates.filter_spec import RowFilterSpec
@@ -55,7 +56,7 @@ class DatasetSpec(Strict):
         default_factory=list, description="Subset of features treated as categories."
     )
     window_days: int | None = Field(
-        default=None, ge=1, le=3660, description="Use only the latest N days of partitions (all when unset)."
+        default=None, ge=1, le=3660, description="Use only the latest N days of partitions, 1 to 3660 (all when unset)."
     )
     extra_columns: list[str] = Field(
         default_factory=list,
@@ -103,7 +104,14 @@ class DatasetSpec(Strict):
                     f"filters[{index}].column {row_filter.column!r} is not a column the dataset names; {hint} "
                     "(or add it to extra_columns)"
                 )
-        fields = {name for _, name, _, _ in string.Formatter().parse(self.source) if name is not None}
+        parsed = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(self.source)]
+        decorated = [name for name, spec, conversion in parsed if name is not None and (spec or conversion)]
+        if decorated:
+            raise ValueError(
+                f"source {self.source!r} gives {{{decorated[0]}}} a conversion ('!') or a format spec (':'); "
+                "write the placeholders bare: {data_root} and {city}"
+            )
+        fields = {name for name, _, _ in parsed if name is not None}
         if "city" not in fields:
             raise ValueError(f"source {self.source!r} must contain '{{city}}' so that each city reads its own data")
         if fields - {"city", "data_root"}:
@@ -117,78 +125,17 @@ class DatasetSpec(Strict):
 class SplitSpec(Strict):
     """Time-based split: the oldest rows train, newer rows validate, the newest rows are the holdout."""
 
-    validation_fraction: float = Field(default=0.15, gt=0, lt=0.5)
-    holdout_fraction: float = Field(default=0.15, gt=0, lt=0.5)
-    min_holdout_rows: int = Field(default=100, ge=1, description="Refuse to decide on a smaller holdout.")
+    validation_fraction: float = Field(default=0.15, gt=0, lt=0.5, description="Above 0, below 0.5.")
+    holdout_fraction: float = Field(default=0.15, gt=0, lt=0.5, description="Above 0, below 0.5.")
+    min_holdout_rows: int = Field(
+        default=100, ge=1, le=100_000_000, description="Refuse to decide on a smaller holdout; 1 to 100,000,000."
+    )
 
 
 class MetricSpec(Strict):
     """The metric the gate compares; whether lower or higher is better follows from its name."""
 
     name: Literal["rmse", "mae", "mape", "r2", "auc", "logloss"]
-
-
-class NotifierSpec(Strict):
-    """A failure notification, from a closed list of kinds (YAML never names a Python class)."""
-
-    kind: Literal["smtp"] = Field(description="smtp: an e-mail through an Airflow 'smtp' connection.")
-    to: list[str] = Field(min_length=1, description="Recipients.")
-    conn_id: str = Field(default="smtp_default", min_length=1)
-
-
-class DagSpec(Strict):
-    """How the city's DAG runs in Airflow."""
-
-    schedule: str | list[str] | None = Field(
-        default="@daily",
-        description="A cron expression, a preset such as '@daily', a list of cron expressions (runs at each), or null.",
-    )
-    on_new_data: bool = Field(
-        default=False,
-        description="Also run when the city's data Asset is updated (data-aware scheduling); with a null "
-        "schedule, run only then.",
-    )
-    owner: str = Field(default="airflow-ml", min_length=1)
-    retries: int = Field(default=1, ge=0, le=20)
-    retry_delay_minutes: float = Field(default=5.0, ge=0, le=24 * 60)
-    task_timeout_minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60, description="Per task.")
-    run_timeout_minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60, description="Per DAG run.")
-    on_failure: list[NotifierSpec] = Field(default_factory=list, description="Who hears of a failed task.")
-    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
-
-    @field_validator("schedule")
-    @classmethod
-    def _valid_schedule(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if value is None:
-            return None
-        if isinstance(value, list):
-            if not value or any(v.startswith("@") for v in value):
-                raise ValueError(
-                    "a list schedule holds one or more cron expressions, e.g. ['0 2 * * 1-5', '0 6 * * 6,0']"
-                )
-            return [cls._cron(v) for v in value]
-        presets = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
-        if value.startswith("@"):
-            if value not in presets:
-                raise ValueError(
-                    f"unknown schedule preset {value!r}; use one of {sorted(presets)} or a cron expression"
-                )
-            return value
-        return cls._cron(value)
-
-    @staticmethod
-    def _cron(value: str) -> str:
-        if not _valid_cron(value):
-            raise ValueError(f"{value!r} is not a valid cron expression (five fields, e.g. '0 2 * * *')")
-        return value
-
-
-@functools.lru_cache(maxsize=1024)
-def _valid_cron(expression: str) -> bool:
-    # A fleet shares a few schedules: parse each expression once per process, not once per city.
-    from croniter import croniter  # small, pure Python; imported here to keep module import light
-
-    return bool(croniter.is_valid(expression))
 
 
 class UseCase(Strict):

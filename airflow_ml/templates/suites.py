@@ -1,10 +1,10 @@
 """Expectation suites as files that data engineers own: GX Core 1.x JSON, or a shorter YAML form.
 
 A template names its suite (``suite: ride_trips``); the suite is ``expectations/ride_trips.json`` or
-``expectations/ride_trips.yaml``. A city adds or overrides expectations in a sibling file
-``expectations/ride_trips.<city>.yaml`` (or ``.json``) and in its city file's ``expectations:`` list, in
-that order. An expectation overrides another when both have the same type and the same column(s); any
-other expectation is added. The YAML form, one mapping per expectation::
+``expectations/ride_trips.yaml`` (spelled so: ``ride_trips.yml`` is reported, not read). A city adds or
+overrides expectations in a sibling file ``expectations/ride_trips.<city>.yaml`` (or ``.json``) and in its
+city file's ``expectations:`` list, in that order. An expectation overrides another when both have the same
+type and the same column(s); any other expectation is added. The YAML form, one mapping per expectation::
 
     description: Ride-hailing trips, one row per trip.
     expectations:
@@ -14,6 +14,7 @@ other expectation is added. The YAML form, one mapping per expectation::
         notes: trips over 10 hours are data errors
 
 The GX form (``{"type": ..., "kwargs": {...}, "meta": {"severity": ...}}``) is accepted in both files.
+Both are read with the YAML files' refusals: no key twice in one mapping, no Jinja, no anchors (YAML).
 Every expectation remembers where it came from (``meta.source``: file and line), so that a failure names
 the file to edit. Whether GX knows the type and its arguments is checked by ``airflow_ml.validation``.
 """
@@ -25,20 +26,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow_ml.exceptions import ConfigError
+from airflow_ml.exceptions import ConfigError, Problem
+from airflow_ml.templates.files import SUITE_SUFFIXES, misspelled_suite
+from airflow_ml.templates.json_lines import load_json_checked
 from airflow_ml.templates.yaml_lines import Path_, YamlFileError, load_yaml_with_lines
 
 SEVERITIES = ("error", "warn")
-SUITE_SUFFIXES = (".yaml", ".yml", ".json")
 _ITEM_KEYS = {"severity", "notes"}
 _COLUMN_KEYS = ("column", "column_A", "column_B", "column_list")
 
 
 def suite_file(expectations_dir: str | Path, name: str, *, required: bool = True) -> Path | None:
-    """The file of suite ``name`` (``<name>.yaml``, ``.yml`` or ``.json``), or None if optional and absent.
+    """The file of suite ``name`` (``<name>.yaml`` or ``<name>.json``), or None if optional and absent.
 
     Raises:
-        ConfigError: when a required suite is missing, or two files claim the same name.
+        ConfigError: when a required suite is missing, two files claim the same name, or the file is spelled
+            otherwise (``<name>.yml``, ``<name>.JSON``: never silently skipped).
     """
     folder = Path(expectations_dir)
     found = [folder / f"{name}{suffix}" for suffix in SUITE_SUFFIXES if (folder / f"{name}{suffix}").is_file()]
@@ -47,6 +50,9 @@ def suite_file(expectations_dir: str | Path, name: str, *, required: bool = True
         raise ConfigError(str(found[0]), [f"suite {name!r} is defined by {names}; keep one of them"])
     if found:
         return found[0]
+    misspelled = misspelled_suite(folder, name)
+    if misspelled is not None:
+        raise misspelled
     if not required:
         return None
     known = sorted({p.name.split(".")[0] for p in folder.glob("*") if p.suffix in SUITE_SUFFIXES})
@@ -63,8 +69,12 @@ def load_suite(
     city: str | None = None,
     overrides: Sequence[Mapping[str, Any]] = (),
     overrides_source: str = "the city file",
+    overrides_lines: Mapping[Path_, int] | None = None,
 ) -> dict[str, Any]:
     """Suite ``name`` as a GX Core 1.x suite dict, with the city's sibling file and overrides applied.
+
+    ``overrides_source`` names the file the overrides come from, and ``overrides_lines`` the line of each
+    (``("expectations", index)``), when known.
 
     Returns:
         ``{"name", "meta", "expectations": [{"type", "kwargs", "meta": {"severity", "source", ...}}]}``.
@@ -80,27 +90,38 @@ def load_suite(
         if sibling is not None:
             expectations = merge_expectations(expectations, read_suite_file(sibling)[1])
     if overrides:
-        expectations = merge_expectations(expectations, parse_expectations(overrides, overrides_source, {}))
+        expectations = merge_expectations(
+            expectations, parse_expectations(overrides, overrides_source, overrides_lines or {})
+        )
     return {"name": name, "meta": meta, "expectations": expectations}
 
 
 def read_suite_file(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The meta and the expectations (GX form) of one suite file, YAML or JSON."""
+    lines: dict[Path_, int] = {}
     if path.suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(str(path), [f"line {exc.lineno}: invalid JSON: {exc.msg}"]) from None
+            data, problems = load_json_checked(path.read_text(encoding="utf-8"))
         except UnicodeDecodeError as exc:
             raise ConfigError(str(path), [f"byte {exc.start} is not UTF-8; save the file as UTF-8 text"]) from None
-        lines: dict[Path_, int] = {}
+        if problems:
+            raise ConfigError(str(path), problems)
     else:
         try:
             data, lines = load_yaml_with_lines(path)
         except YamlFileError as exc:
-            raise ConfigError(str(path), [str(exc)]) from None
+            raise ConfigError(str(path), exc.problems) from None
     if not isinstance(data, dict) or not isinstance(data.get("expectations"), list):
         raise ConfigError(str(path), ["a suite is a mapping with a list under 'expectations'"])
+    if not data["expectations"]:
+        fix = (
+            "list the expectations it adds or overrides, or delete the file"
+            if "." in path.stem
+            else "list at least one expectation (e.g. '- expect_table_row_count_to_be_between: {min_value: 1}'), "
+            "or name another suite in the template"
+        )
+        problem = f"expectations: the list is empty, so this suite would check nothing; {fix}"
+        raise ConfigError(str(path), [Problem(problem, line=lines.get(("expectations",)))])
     unknown = sorted(set(data) - {"name", "description", "meta", "expectations", "id", "notes"})
     if unknown:
         raise ConfigError(str(path), [f"unknown top-level key(s) {unknown}; a suite has description and expectations"])

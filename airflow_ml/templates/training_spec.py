@@ -2,35 +2,45 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
 from airflow_ml.templates.base import Strict
 
-if TYPE_CHECKING:
-    pass
-
 
 class LightGBMParams(Strict):
     """The LightGBM parameters a template may set, each within LightGBM's valid range."""
 
-    learning_rate: float = Field(default=0.05, gt=0, le=1)
-    num_leaves: int = Field(default=31, ge=2, le=131072)
-    max_depth: int = Field(default=-1, ge=-1)
-    min_data_in_leaf: int = Field(default=20, ge=1)
-    feature_fraction: float = Field(default=1.0, gt=0, le=1)
-    bagging_fraction: float = Field(default=1.0, gt=0, le=1)
-    bagging_freq: int = Field(default=0, ge=0)
-    lambda_l1: float = Field(default=0.0, ge=0)
-    lambda_l2: float = Field(default=0.0, ge=0)
-    min_gain_to_split: float = Field(default=0.0, ge=0)
-    max_bin: int = Field(default=255, ge=2, le=65535)
-    cat_smooth: float = Field(default=10.0, ge=0)
+    learning_rate: float = Field(default=0.05, gt=0, le=1, description="Shrinkage per round, above 0 and at most 1.")
+    num_leaves: int = Field(default=31, ge=2, le=131072, description="Leaves per tree, 2 to 131072.")
+    max_depth: int = Field(default=-1, ge=-1, le=1024, description="Depth limit per tree, -1 (none) to 1024.")
+    min_data_in_leaf: int = Field(default=20, ge=1, le=100_000_000, description="Rows per leaf, 1 to 100,000,000.")
+    feature_fraction: float = Field(
+        default=1.0, gt=0, le=1, description="Share of features per tree, above 0 and at most 1."
+    )
+    bagging_fraction: float = Field(
+        default=1.0, gt=0, le=1, description="Share of rows per bagging, above 0 and at most 1."
+    )
+    bagging_freq: int = Field(default=0, ge=0, le=100_000, description="Bag every k rounds, 0 (off) to 100,000.")
+    lambda_l1: float = Field(default=0.0, ge=0, le=1_000_000, description="L1 regularisation, 0 to 1,000,000.")
+    lambda_l2: float = Field(default=0.0, ge=0, le=1_000_000, description="L2 regularisation, 0 to 1,000,000.")
+    min_gain_to_split: float = Field(
+        default=0.0, ge=0, le=1_000_000, description="Least gain of a split, 0 to 1,000,000."
+    )
+    max_bin: int = Field(default=255, ge=2, le=65535, description="Histogram bins per feature, 2 to 65535.")
+    cat_smooth: float = Field(
+        default=10.0, ge=0, le=1_000_000, description="Smoothing of categorical splits, 0 to 1,000,000."
+    )
 
 
+#: A bound of a search range; whether it suits its parameter is checked against :class:`LightGBMParams`.
+_Bound = (
+    Annotated[int, Field(ge=-1_000_000_000, le=1_000_000_000)]
+    | Annotated[float, Field(ge=-1_000_000_000, le=1_000_000_000)]
+)
 #: A search range: ``[low, high]`` or ``[low, high, log]`` (sampled on a log scale).
-SearchRange = Annotated[list[int | float | str], Field(min_length=2, max_length=3)]
+SearchRange = Annotated[list[_Bound | str], Field(min_length=2, max_length=3)]
 #: What a search covers when the template names no ranges (or only the trigger form asks for trials).
 DEFAULT_SEARCH_RANGES: dict[str, list[int | float | str]] = {
     "learning_rate": [0.01, 0.3, "log"],
@@ -45,8 +55,10 @@ class SearchSpec(Strict):
     bounds must lie in the parameter's valid range (see :class:`LightGBMParams`).
     """
 
-    trials: int = Field(default=20, ge=0, le=1000, description="0 turns the search off.")
-    timeout_minutes: float = Field(default=10, gt=0, le=24 * 60, description="Stops starting new trials after this.")
+    trials: int = Field(default=20, ge=0, le=1000, description="0 to 1000; 0 turns the search off.")
+    timeout_minutes: float = Field(
+        default=10, gt=0, le=24 * 60, description="Stops starting new trials after this; above 0, at most 1440."
+    )
     params: dict[str, SearchRange] = Field(
         default_factory=lambda: dict(DEFAULT_SEARCH_RANGES),
         description="LightGBM parameter -> [low, high] or [low, high, log].",
@@ -92,10 +104,14 @@ def _range_problem(name: str, bounds: list[int | float | str]) -> str | None:
 class TrainingSpec(Strict):
     """How the model is trained."""
 
-    num_boost_round: int = Field(default=500, ge=1, le=100_000)
-    early_stopping_rounds: int | None = Field(default=50, ge=1)
-    seed: int = Field(default=42, ge=0)
-    num_threads: int = Field(default=0, ge=0, description="0 lets LightGBM use every core.")
+    num_boost_round: int = Field(default=500, ge=1, le=100_000, description="Boosting rounds, 1 to 100,000.")
+    early_stopping_rounds: int | None = Field(
+        default=50, ge=1, le=100_000, description="Stop after this many rounds without gain, 1 to 100,000; null: never."
+    )
+    seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Random seed, 0 to 2147483647.")
+    num_threads: int = Field(
+        default=0, ge=0, le=1024, description="Threads, 0 to 1024; 0 lets LightGBM use every core."
+    )
     params: LightGBMParams = Field(default_factory=LightGBMParams)
     class_weight: Literal["none", "balanced"] = Field(
         default="none",

@@ -1,11 +1,25 @@
-"""Load YAML safely while remembering the line of every mapping key, for errors that point at a line."""
+"""Load YAML safely, refuse what these files may never hold, and remember where every key is.
+
+Every YAML file of the project (defaults, templates, groups, cities, suites) is read here, by lint, by the
+DAG files and by the tasks alike. Besides YAML's own syntax, a file is refused, naming line and field, when
+it holds:
+
+- an anchor or an alias (``&a``, ``*a``): a few hundred bytes of nested aliases expand to gigabytes. They
+  are found in the parser's event stream, before any node is composed, so such a file costs microseconds;
+- a merge key (``<<``);
+- a key set twice in one mapping (the last one would silently win);
+- Jinja (``{{``, ``{%`` or ``{#``) in any string, key or value: values from YAML are data, never templates.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from airflow_ml.exceptions import Problem
 
 try:  # the C loader is about 7x faster; fall back to pure Python where libyaml is missing
     from yaml import CSafeLoader as _Loader
@@ -16,52 +30,196 @@ Path_ = tuple[str | int, ...]
 #: The fastest safe loader this PyYAML build has (no Python objects, no tags beyond YAML's own).
 FastSafeLoader = _Loader
 
+#: An anchor or alias indicator followed by a name character; YAML (libyaml and PyYAML alike) needs one,
+#: so a text without a match holds no anchor or alias and skips the event scan.
+_MAYBE_ANCHOR = re.compile(r"[&*][0-9A-Za-z_-]")
+#: The openings of a Jinja expression, statement or comment.
+JINJA = re.compile(r"\{[{%#]")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_SHARE = "write the values out, or put what several cities share in their template or a group file"
+_NO_ANCHORS = f"anchors and aliases are not allowed (nested aliases expand a small file to gigabytes); {_SHARE}"
+
 
 class YamlFileError(ValueError):
-    """The file is not valid YAML or its top level is not a mapping."""
+    """The file is not valid YAML, holds what these files may not, or its top level is not a mapping.
+
+    Args:
+        problems: Each problem with its line and column where known.
+    """
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+def format_path(path: Path_) -> str:
+    """A key path as a field name: ``("gate", "slices", 0, "column")`` is ``gate.slices[0].column``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text or "(top level)"
+
+
+def jinja_problem(field: str, value: str, *, key: bool = False) -> str:
+    """The message for a string that holds Jinja."""
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    what = f"the key {shown!r}" if key else repr(shown)
+    return (
+        f"{field}: {what} holds Jinja ('{{{{', '{{%' or '{{#'), which these files may never contain: their values "
+        "are data and are never rendered as templates; remove it (dataset.source takes only {data_root} and {city})"
+    )
 
 
 def load_yaml_with_lines(path: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
-    """Parse ``path`` with the safe loader.
+    """Parse ``path`` with the safe loader and the checks above.
 
     Returns:
         The data, and a map from each key path (e.g. ``("training", "params", "num_leaves")``)
         to its 1-based line in the file.
 
     Raises:
-        YamlFileError: on a syntax error (with its line) or a top level that is not a mapping.
+        YamlFileError: naming the line of each problem (syntax, anchors, merge keys, duplicate keys, Jinja),
+            or a top level that is not a mapping.
     """
+    data, lines, _ = load_yaml_with_positions(path)
+    return data, lines
+
+
+def load_yaml_with_positions(path: Path) -> tuple[dict[str, Any], dict[Path_, int], dict[Path_, int]]:
+    """As :func:`load_yaml_with_lines`, with a third map: each key path's 1-based column."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise YamlFileError(f"byte {exc.start} is not UTF-8; save the file as UTF-8 text") from None
+        raise YamlFileError([Problem(f"byte {exc.start} is not UTF-8; save the file as UTF-8 text")]) from None
+    if _MAYBE_ANCHOR.search(text):
+        _refuse_anchors(text)  # before anything is composed: the events of a small file are few
     loader = _Loader(text)  # the C or pure-Python *safe* loader
     try:
         node = loader.get_single_node()
-        data: Any = loader.construct_document(node) if node is not None else None
+        if node is None:
+            raise YamlFileError([Problem("the file is empty; it must hold a mapping of settings such as 'city: ...'")])
+        if not isinstance(node, yaml.MappingNode):
+            line = node.start_mark.line + 1
+            raise YamlFileError([Problem("the top level must be a mapping of settings", line=line)])
+        walk = _Walk()
+        walk.node(node, ())
+        if walk.problems:
+            raise YamlFileError(walk.problems)
+        data: dict[str, Any] = loader.construct_document(node)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "somewhere"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise YamlFileError(f"invalid YAML at {where}: {problem}; fix the syntax (plain YAML, no tags)") from None
+        raise YamlFileError([_syntax_problem(exc)]) from None
+    except RecursionError:
+        raise YamlFileError([Problem("the file is nested too deeply; these files need a few levels")]) from None
     finally:
         loader.dispose()
-    if node is None:
-        raise YamlFileError("the file is empty; it must hold a mapping of settings such as 'city: ...'")
-    if not isinstance(node, yaml.MappingNode):
-        raise YamlFileError(f"line {node.start_mark.line + 1}: the top level must be a mapping of settings")
-    lines: dict[Path_, int] = {}
-    _collect_lines(node, (), lines)
-    return dict(data), lines
+    return dict(data), walk.lines, walk.cols
 
 
-def _collect_lines(node: yaml.Node, prefix: Path_, lines: dict[Path_, int]) -> None:
-    lines.setdefault(prefix, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            path = (*prefix, str(key_node.value))
-            lines[path] = key_node.start_mark.line + 1
-            _collect_lines(value_node, path, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _collect_lines(item, (*prefix, index), lines)
+def _syntax_problem(exc: yaml.YAMLError) -> Problem:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    message = f"invalid YAML: {problem}; fix the syntax (plain YAML, no tags)"
+    if mark is None:
+        return Problem(message)
+    return Problem(message, line=mark.line + 1, col=mark.column + 1)
+
+
+def _refuse_anchors(text: str) -> None:
+    """Raise for the anchors and aliases of ``text``, one problem per line, from the parser's events alone."""
+    loader = _Loader(text)
+    problems: dict[int, Problem] = {}
+    stack: list[list[Any]] = []  # per open collection: [path, is_mapping, expecting_key, key, index]
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                stack.pop()
+                _advance(stack, None)
+                continue
+            if not isinstance(event, yaml.NodeEvent):
+                continue
+            path = _event_path(stack)
+            name = getattr(event, "anchor", None)
+            line, col = (event.start_mark.line + 1, event.start_mark.column + 1) if event.start_mark else (1, 1)
+            if name is not None and line not in problems:
+                what = f"alias '*{name}'" if isinstance(event, yaml.AliasEvent) else f"anchor '&{name}'"
+                problems[line] = Problem(f"{format_path(path)}: {what}: {_NO_ANCHORS}", line=line, col=col)
+            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                stack.append([path, isinstance(event, yaml.MappingStartEvent), True, None, 0])
+            else:
+                _advance(stack, event.value if isinstance(event, yaml.ScalarEvent) else None)
+    except yaml.YAMLError as exc:
+        raise YamlFileError([*problems.values(), _syntax_problem(exc)]) from None
+    finally:
+        loader.dispose()
+    if problems:
+        raise YamlFileError(list(problems.values()))
+
+
+def _event_path(stack: list[list[Any]]) -> Path_:
+    if not stack:
+        return ()
+    path, is_mapping, expecting_key, key, index = stack[-1]
+    if is_mapping:
+        return path if expecting_key else (*path, key)
+    return (*path, index)
+
+
+def _advance(stack: list[list[Any]], scalar: str | None) -> None:
+    """A node ended: the mapping above now expects a key or a value, the sequence above its next item."""
+    if not stack:
+        return
+    frame = stack[-1]
+    if frame[1]:
+        if frame[2]:
+            frame[3] = scalar if scalar is not None else "?"
+        frame[2] = not frame[2]
+    else:
+        frame[4] += 1
+
+
+class _Walk:
+    """One pass over the composed nodes (no alias left): positions of keys, duplicates, merge keys, Jinja."""
+
+    def __init__(self) -> None:
+        self.lines: dict[Path_, int] = {}
+        self.cols: dict[Path_, int] = {}
+        self.problems: list[Problem] = []
+
+    def node(self, node: yaml.Node, path: Path_) -> None:
+        if path not in self.lines:  # a mapping's value: its key set it already
+            mark = node.start_mark
+            self.lines[path] = mark.line + 1
+            self.cols[path] = mark.column + 1
+        if isinstance(node, yaml.ScalarNode):
+            value = node.value
+            if "{" in value and JINJA.search(value):  # the cheap test first: most values hold no brace
+                self._problem(jinja_problem(format_path(path), value), node)
+        elif isinstance(node, yaml.MappingNode):
+            seen: dict[tuple[str, str], int] = {}
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                child = (*path, key)
+                line = key_node.start_mark.line + 1
+                if key_node.tag == _MERGE_TAG:
+                    self._problem(f"{format_path(path)}: merge keys ('<<') are not allowed; {_SHARE}", key_node)
+                elif "{" in key and isinstance(key_node, yaml.ScalarNode) and JINJA.search(key):
+                    self._problem(jinja_problem(format_path(path), key, key=True), key_node)
+                first = seen.get((key_node.tag, key))
+                if first is None:
+                    seen[(key_node.tag, key)] = line
+                else:  # its value is still checked below, for what else it may hold
+                    self._problem(
+                        f"{format_path(child)}: set twice, on lines {first} and {line}; the second would silently "
+                        "replace the first: keep one",
+                        key_node,
+                    )
+                self.lines[child] = line
+                self.cols[child] = key_node.start_mark.column + 1
+                self.node(value_node, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.node(item, (*path, index))
+
+    def _problem(self, message: str, node: yaml.Node) -> None:
+        self.problems.append(Problem(message, line=node.start_mark.line + 1, col=node.start_mark.column + 1))

@@ -87,7 +87,7 @@ def test_a_city_file_broken_while_the_scheduler_runs_is_listed_with_file_line_an
     [error] = broken["errors"]
     text = error["stack_trace"]
     assert "lisbon.yaml" in text
-    assert "invalid YAML at line 5: mapping values are not allowed" in text, text
+    assert "line 5: invalid YAML: mapping values are not allowed" in text, text
     assert "fix the syntax" in text
     assert "berlin.yaml" not in text
     assert stack.rest.dag(BERLIN)["is_stale"] is False

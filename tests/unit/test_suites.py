@@ -111,7 +111,7 @@ def test_malformed_yaml_expectations_name_file_and_line(tmp_path: Path, item: st
 def test_invalid_yaml_names_the_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "trips.yaml").write_text("expectations:\n  - expect_column_to_exist: {column: a\n", encoding="utf-8")
 
-    with pytest.raises(ConfigError, match=r"(?s)trips.yaml.*invalid YAML at line 3"):
+    with pytest.raises(ConfigError, match=r"(?s)trips.yaml.*line 3: invalid YAML"):
         load_suite(tmp_path, "trips")
 
 
@@ -163,12 +163,12 @@ def test_lint_reports_a_broken_suite_with_its_line_and_exits_1(tmp_path: Path, c
 
     code = main(["lint", str(tmp_path / "dag_templates"), "--expectations", str(expectations)])
 
-    err = capsys.readouterr().err
+    out = capsys.readouterr().out
     assert code == 1
-    assert f"{expectations / 'ride_trips.berlin.yaml'}:2: expect_column_values_to_be_between" in err
-    assert "column 'distance_kms'" in err
-    assert "did you mean 'distance_km'?" in err
-    assert "(cities: berlin)" in err
+    assert f"{expectations / 'ride_trips.berlin.yaml'}:2:1: expect_column_values_to_be_between" in out
+    assert "column 'distance_kms'" in out
+    assert "did you mean 'distance_km'?" in out
+    assert "(cities: berlin)" in out
 
 
 def test_a_city_file_expectation_is_checked_by_the_loader(tmp_path: Path) -> None:

@@ -78,11 +78,12 @@ def test_lint_prints_the_warning_once_and_still_exits_0(
 
     captured = capsys.readouterr()
     assert code == 0
-    warnings = [line for line in captured.err.splitlines() if line.startswith("warning: ")]
-    assert len(warnings) == 1, captured.err
+    warnings = [line for line in captured.out.splitlines() if ": warning: " in line]
+    assert len(warnings) == 1, captured.out
+    assert warnings[0].startswith(f"{world['expectations'] / 'ride_trips.json'}:1:1: warning: ")
     assert "suite 'ride_trips' lets the target 'duration_min' be null" in warnings[0]
     assert warnings[0].endswith("(cities: berlin, lisbon, sao_paulo)")
-    assert "3 city config(s) valid, 0 file(s) with errors" in captured.out
+    assert "3 city config(s) valid, 0 file(s) with errors, 1 warning(s)" in captured.out
 
 
 def test_lint_says_nothing_when_the_template_filters_null_targets(
@@ -96,7 +97,7 @@ def test_lint_says_nothing_when_the_template_filters_null_targets(
     )
 
     assert main(["lint", str(world["templates"]), "--expectations", str(world["expectations"])]) == 0
-    assert "warning" not in capsys.readouterr().err
+    assert "warning" not in capsys.readouterr().out
 
 
 def test_the_repository_suite_requires_the_target(capsys: pytest.CaptureFixture[str]) -> None:

@@ -413,7 +413,8 @@ def test_template_name_must_match_its_file(root: Path) -> None:
 
 def test_duplicate_city_is_reported_once_and_the_first_kept(root: Path) -> None:
     write_city(root, "berlin", "city: berlin\ntemplate: ride_duration\n")
-    second = write_city(root, "berlin", "city: berlin\ntemplate: ride_duration\n", suffix=".yml")
+    (root / "cities" / "germany").mkdir()
+    second = write_city(root, "germany/berlin", "city: berlin\ntemplate: ride_duration\n")
 
     configs, errors = load_city_configs(root)
 

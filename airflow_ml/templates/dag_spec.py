@@ -1,0 +1,102 @@
+"""How a city's DAG runs in Airflow: its schedule (five-field cron or a preset), retries, timeouts, notifiers."""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from airflow_ml.templates.base import Strict
+
+
+class NotifierSpec(Strict):
+    """A failure notification, from a closed list of kinds (YAML never names a Python class)."""
+
+    kind: Literal["smtp"] = Field(description="smtp: an e-mail through an Airflow 'smtp' connection.")
+    to: list[str] = Field(min_length=1, description="Recipients.")
+    conn_id: str = Field(default="smtp_default", min_length=1)
+
+
+class DagSpec(Strict):
+    """How the city's DAG runs in Airflow."""
+
+    schedule: str | list[str] | None = Field(
+        default="@daily",
+        description="A five-field cron expression (minute hour day-of-month month day-of-week), a preset such as "
+        "'@daily', a list of cron expressions (runs at each), or null.",
+    )
+    on_new_data: bool = Field(
+        default=False,
+        description="Also run when the city's data Asset is updated (data-aware scheduling); with a null "
+        "schedule, run only then.",
+    )
+    owner: str = Field(default="airflow-ml", min_length=1)
+    retries: int = Field(default=1, ge=0, le=20, description="Retries of a failed task, 0 to 20.")
+    retry_delay_minutes: float = Field(default=5.0, ge=0, le=24 * 60, description="0 to 1440.")
+    task_timeout_minutes: float | None = Field(
+        default=None, gt=0, le=7 * 24 * 60, description="Per task; above 0, at most 10080 (a week)."
+    )
+    run_timeout_minutes: float | None = Field(
+        default=None, gt=0, le=7 * 24 * 60, description="Per DAG run; above 0, at most 10080 (a week)."
+    )
+    on_failure: list[NotifierSpec] = Field(default_factory=list, description="Who hears of a failed task.")
+    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value is None:
+            return None
+        if isinstance(value, list):
+            if not value or any(v.startswith("@") for v in value):
+                raise ValueError(
+                    "a list schedule holds one or more cron expressions, e.g. ['0 2 * * 1-5', '0 6 * * 6,0']"
+                )
+            return [cls._cron(v) for v in value]
+        presets = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
+        if value.startswith("@"):
+            if value not in presets:
+                raise ValueError(
+                    f"unknown schedule preset {value!r}; use one of {sorted(presets)} or a cron expression"
+                )
+            return value
+        return cls._cron(value)
+
+    @staticmethod
+    def _cron(value: str) -> str:
+        fields = value.split()
+        if len(fields) != len(_CRON_FIELDS):
+            beyond = " (a sixth field would be seconds, a seventh a year: neither is supported)"
+            raise ValueError(
+                f"{value!r} has {len(fields)} field(s); a cron expression has five: minute, hour, day of month, "
+                f"month and day of week, e.g. '0 2 * * *'{beyond if len(fields) > len(_CRON_FIELDS) else ''}"
+            )
+        if _valid_cron(value):
+            return value
+        for index, (name, allowed) in enumerate(_CRON_FIELDS):
+            alone = " ".join(field if i == index else "*" for i, field in enumerate(fields))
+            if not _valid_cron(alone):
+                raise ValueError(
+                    f"{value!r}: the {name} field {fields[index]!r} is out of range or malformed; the {name} takes "
+                    f"{allowed}, as a value, a range a-b, a step */n or a list a,b"
+                )
+        raise ValueError(f"{value!r} is not a valid cron expression; e.g. '0 2 * * *'")  # pragma: no cover
+
+
+#: The five fields of a cron expression and the values each takes.
+_CRON_FIELDS = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day of month", "1-31"),
+    ("month", "1-12 or JAN-DEC"),
+    ("day of week", "0-7 or SUN-SAT (0 and 7 are Sunday)"),
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _valid_cron(expression: str) -> bool:
+    # A fleet shares a few schedules: parse each expression once per process, not once per city.
+    from croniter import croniter  # small, pure Python; imported here to keep module import light
+
+    return bool(croniter.is_valid(expression))
