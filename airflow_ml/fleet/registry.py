@@ -44,6 +44,7 @@ class ModelState:
         decision_version: The version that decision was about.
         decision_run_id: The Airflow run that decided (``gate.airflow_run_id``).
         error: What went wrong while reading this model, or None.
+        naive_baseline: That decision's naive baseline (``gate.naive_baseline``: statistic, score, skill...).
     """
 
     name: str
@@ -56,6 +57,7 @@ class ModelState:
     decision_version: str | None = None
     decision_run_id: str | None = None
     error: str | None = None
+    naive_baseline: dict[str, Any] | None = None
 
 
 def read_models(client: MlflowClient, names: Iterable[str]) -> dict[str, ModelState]:
@@ -134,7 +136,17 @@ def _state(client: MlflowClient, model: Any) -> ModelState:
         reason=decided_tags.get("gate.reason") or None,
         decision_version=str(decided.version) if decided is not None else None,
         decision_run_id=decided_tags.get("gate.airflow_run_id") or None,
+        naive_baseline=_json_object(decided_tags.get("gate.naive_baseline")),
     )
+
+
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    """A tag holding a JSON object (as :func:`airflow_ml.ml.registry.tag_decision` writes one), or None."""
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _last_decided(client: MlflowClient, name: str) -> ModelVersion | None:

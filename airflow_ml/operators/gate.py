@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import Context
@@ -19,12 +19,13 @@ class PromotionGateOperator(MlflowBaseOperator):
     """The promotion gate of a city.
 
     Both models are loaded from the registry, as serving loads them, and scored on the holdout of this
-    run's snapshot. The challenger becomes champion when there is none yet or when it beats the champion
-    by ``min_improvement`` and passes the other rules (``min_quality``, the bootstrap interval, the
-    slices); otherwise the champion stays. Either way the decision, its reason, both scores with their
-    intervals, the slice table, the thresholds, the baseline version, the snapshot hash and what
-    triggered the run are recorded as version tags, as an artifact of the training run and beside the
-    snapshot.
+    run's snapshot, with a naive baseline (a constant learnt from the training rows of the same split).
+    The challenger becomes champion when it passes the rules (``min_quality``, the naive baseline) and
+    there is no champion yet, or when it beats the champion by ``min_improvement`` and passes the others
+    (the bootstrap interval, the slices); otherwise the champion stays. Either way the decision, its
+    reason, the scores with their intervals, the naive baseline and the skill over it, the slice table,
+    the thresholds, the baseline version, the snapshot hash and what triggered the run are recorded as
+    version tags, as an artifact of the training run and beside the snapshot.
 
     Args:
         model_name: The city's registered model.
@@ -37,14 +38,9 @@ class PromotionGateOperator(MlflowBaseOperator):
         metric: The metric compared.
         validation_fraction: As in training, so the holdout is the same rows.
         holdout_fraction: As in training.
-        min_improvement: Required gain over the champion.
-        improvement_mode: ``relative`` (a fraction of the champion's score) or ``absolute``.
-        min_holdout_rows: Refuse to decide on a smaller holdout.
-        min_quality: At most one absolute bound on the challenger's score, e.g. ``{"max_rmse": 12.0}``.
-        bootstrap: ``{"resamples": 1000, "confidence": 0.95, "seed": 0}``, or None for no bootstrap.
-        slices: ``[{"column": "pickup_zone"}, {"column": "pickup_hour", "bins": [0, 6, 24]}]``.
-        max_slice_regression: How much worse (relative) any judged slice may be; None: report only.
-        min_slice_rows: Smaller slices are reported but not judged.
+        rules: The gate's rules as :meth:`airflow_ml.ml.gate.GateRules.to_dict` gives them
+            (``min_improvement``, ``min_quality``, ``bootstrap``, ``slices``, ``naive_baseline``...); the
+            factory builds them from the template's ``gate:`` section. None: ``GateRules()``'s.
         mode: ``auto`` (follow the gate), ``force`` (promote anyway, needs a reason) or ``dry_run``
             (record the decision, move nothing); templated for the trigger form.
         reason: Why the run was triggered (free text from the trigger form); templated.
@@ -68,14 +64,7 @@ class PromotionGateOperator(MlflowBaseOperator):
         metric: str,
         validation_fraction: float,
         holdout_fraction: float,
-        min_improvement: float = 0.0,
-        improvement_mode: str = "relative",
-        min_holdout_rows: int = 1,
-        min_quality: dict[str, float] | None = None,
-        bootstrap: dict[str, Any] | None = None,
-        slices: list[dict[str, Any]] | None = None,
-        max_slice_regression: float | None = None,
-        min_slice_rows: int = 100,
+        rules: Mapping[str, Any] | None = None,
         mode: Any = "auto",
         reason: Any = "",
         aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
@@ -92,14 +81,7 @@ class PromotionGateOperator(MlflowBaseOperator):
         self.metric = metric
         self.validation_fraction = validation_fraction
         self.holdout_fraction = holdout_fraction
-        self.min_improvement = min_improvement
-        self.improvement_mode = improvement_mode
-        self.min_holdout_rows = min_holdout_rows
-        self.min_quality = min_quality
-        self.bootstrap = bootstrap
-        self.slices = list(slices or [])
-        self.max_slice_regression = max_slice_regression
-        self.min_slice_rows = min_slice_rows
+        self.rules = dict(rules or {})
         self.mode = mode
         self.reason = reason
         self.aws_conn_id = aws_conn_id
@@ -120,16 +102,7 @@ class PromotionGateOperator(MlflowBaseOperator):
                 target=self.target,
                 metric=self.metric,
                 split=SplitSettings(self.time_column, self.validation_fraction, self.holdout_fraction),
-                rules=GateRules(
-                    min_improvement=self.min_improvement,
-                    improvement_mode=self.improvement_mode,  # type: ignore[arg-type]
-                    min_holdout_rows=self.min_holdout_rows,
-                    min_quality=self.min_quality,
-                    bootstrap=self.bootstrap,
-                    slices=tuple(self.slices),
-                    max_slice_regression=self.max_slice_regression,
-                    min_slice_rows=self.min_slice_rows,
-                ),
+                rules=GateRules.from_dict(self.rules),
                 mode=str(self.mode or "auto"),
                 trigger_reason="" if is_empty(self.reason) else str(self.reason),
                 context=_trigger(context),
