@@ -21,6 +21,7 @@ from airflow_ml.data.snapshot import Manifest, read_snapshot
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml import registry
 from airflow_ml.ml.gate import GateRules, Outcome, apply_mode, check_mode, judge, slice_summary
+from airflow_ml.ml.lineage import this_citys_champion
 from airflow_ml.ml.search import SearchSettings, search_params
 from airflow_ml.ml.serving import predict_raw
 from airflow_ml.ml.train import TrainSpec, time_split, train_model
@@ -171,12 +172,17 @@ def evaluate_and_decide(
         naive baseline's score and the skill over it, the slice table, baseline version, snapshot hash,
         mode and trigger. It is logged as ``gate/decision.json`` on the challenger's run; its version tags
         (``gate.*``) hold the same with the slice table summarised in one line.
+
+    Raises:
+        ForeignChampion: when the champion (or the parent's) was trained for another city or template;
+            nothing is scored or moved.
     """
     check_mode(mode, trigger_reason)
-    champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
+    champion = this_citys_champion(client, model_name)
+    deleted = registry.deleted_champion(client, model_name) if champion is None else None
     parent = None
     if champion is None and parent_model is not None:
-        parent = registry.version_by_alias(client, parent_model, registry.CHAMPION)
+        parent = this_citys_champion(client, parent_model)
     frame = read_snapshot(manifest.uri, storage_options=storage_options)
     splits = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction)
     holdout = splits.holdout
@@ -202,6 +208,7 @@ def evaluate_and_decide(
         rules=rules,
         columns={c: holdout[c] for c in slice_columns},
         training_target=splits.train[target].to_numpy(),
+        no_champion=f"no champion: {deleted}" if deleted else "no champion yet",
     )
     outcome = apply_mode(decision, mode, trigger_reason)
     served_by = ""
@@ -219,6 +226,7 @@ def evaluate_and_decide(
         "model_name": model_name,
         "challenger_version": str(challenger.version),
         "baseline_version": str(champion.version) if champion is not None else None,
+        "champion_deleted": deleted,
         "snapshot_hash": manifest.content_hash,
         "snapshot_uri": manifest.uri,
         **(context or {}),

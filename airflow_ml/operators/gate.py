@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.links.mlflow import MlflowModelVersionLink, model_version_url
@@ -22,10 +24,11 @@ class PromotionGateOperator(MlflowBaseOperator):
     run's snapshot, with a naive baseline (a constant learnt from the training rows of the same split).
     The challenger becomes champion when it passes the rules (``min_quality``, the naive baseline) and
     there is no champion yet, or when it beats the champion by ``min_improvement`` and passes the others
-    (the bootstrap interval, the slices); otherwise the champion stays. Either way the decision, its
-    reason, the scores with their intervals, the naive baseline and the skill over it, the slice table,
-    the thresholds, the baseline version, the snapshot hash and what triggered the run are recorded as
-    version tags, as an artifact of the training run and beside the snapshot.
+    (the bootstrap interval, the slices); otherwise the champion stays. A champion that is not this
+    city's (its lineage tags name another city or template) is refused: the task fails and nothing moves.
+    Either way the decision, its reason, the scores with their intervals, the naive baseline and the skill
+    over it, the slice table, the thresholds, the baseline version, the snapshot hash and what triggered
+    the run are recorded as version tags, as an artifact of the training run and beside the snapshot.
 
     Args:
         model_name: The city's registered model.
@@ -88,12 +91,13 @@ class PromotionGateOperator(MlflowBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.data.snapshot import load_manifest, write_json
+        from airflow_ml.exceptions import ForeignChampion
         from airflow_ml.ml.gate import GateRules
         from airflow_ml.ml.pipeline import SplitSettings, evaluate_and_decide
 
         uri = snapshot_uri(self.snapshot)
         options = storage_options(uri, aws_conn_id=self.aws_conn_id)
-        with mlflow_errors(self.hook, f"deciding on {self.model_name!r}"):
+        with mlflow_errors(self.hook, f"deciding on {self.model_name!r}"), _refuse(ForeignChampion):
             outcome, record = evaluate_and_decide(
                 self.hook.get_conn(),
                 load_manifest(uri, storage_options=options),
@@ -117,6 +121,15 @@ class PromotionGateOperator(MlflowBaseOperator):
             )
         self.log.info("gate for %s v%s: %s", self.model_name, record["challenger_version"], outcome.reason)
         return record
+
+
+@contextlib.contextmanager
+def _refuse(*errors: type[Exception]) -> Iterator[None]:
+    """Fail the task without a retry on ``errors``: a retry would meet the same registry."""
+    try:
+        yield
+    except errors as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 def _trigger(context: Context) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """The gate's guards end to end (dag.test(), GX, LightGBM, MLflow): a useless first model is refused by the
-naive baseline.
+naive baseline, and a champion trained for another city stops the run before training.
 
 Each world copies the repo's template under its own name, so its DAG and model never clash with other modules'.
 """
@@ -80,3 +80,34 @@ def test_a_first_model_no_better_than_the_training_mean_is_refused_and_no_champi
     tags = client.get_model_version(model, decision["challenger_version"]).tags
     assert tags["gate.refused_by"] == "naive_baseline"
     assert json.loads(tags["gate.naive_baseline"]) == naive
+
+
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: Path) -> Iterator[dict[str, Any]]:
+    """A city whose 'champion' alias was pointed, by hand, at a version trained for porto."""
+    root = tmp_path_factory.mktemp("foreign")
+    with city_world(root, dags_dir, CITY, template="lineage_gate") as world:
+        client, model = world["client"], f"lineage_gate.{CITY}"
+        porto = {"airflow_ml.template": "lineage_gate", "airflow_ml.city": "porto"}
+        client.create_registered_model(model)
+        run_id = client.create_run(client.create_experiment(model), tags=porto).info.run_id
+        (root / "porto_model").mkdir()
+        version = client.create_model_version(model, str(root / "porto_model"), run_id=run_id, tags=porto)
+        client.set_registered_model_alias(model, "champion", version.version)
+        yield {**world, "model": model, "version": str(version.version), "run": _run(world)}
+
+
+def test_a_champion_of_another_city_stops_the_run_at_drift_and_stays_where_it_was(foreign: dict[str, Any]) -> None:
+    client, run, model = foreign["client"], foreign["run"], foreign["model"]
+    assert run["state"] == "failed"
+    assert run["tasks"]["drift"] == "failed"
+    assert run["tasks"]["train"] == "upstream_failed"  # nothing trained, registered or judged
+    drift = run["drift"]
+    assert drift["status"] == "failed"
+    assert drift["refused_by"] == "champion_lineage"
+    assert drift["reason"].startswith(f"{model}: the 'champion' alias points at v{foreign['version']}")
+    assert "airflow_ml.city='porto'" in drift["reason"]
+    assert "airflow_ml.city='lisbon'" in drift["reason"]
+    assert "remove the alias" in drift["reason"]  # the fix: none of its versions is this city's
+    assert _champion(client, model) == foreign["version"]
+    assert [str(v.version) for v in client.search_model_versions(f"name='{model}'")] == [foreign["version"]]
