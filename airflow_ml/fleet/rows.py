@@ -98,7 +98,11 @@ def _champion_note(model: ModelState) -> str | None:
         return model.error
     if not model.registered:
         return NO_MODEL
-    return NO_CHAMPION if model.champion_version is None else None
+    if model.champion_version is not None:
+        return None
+    if model.champion_gone:
+        return f"no champion: {model.champion_gone}; the next run's challenger may become champion"
+    return NO_CHAMPION
 
 
 def _decision(model: ModelState) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""The fleet view shows the last decision's skill over the naive baseline."""
+"""The fleet view shows the last decision's skill over the naive baseline, and a champion that was deleted."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from airflow_ml.fleet.html import render
 from airflow_ml.fleet.metadata import CityDag
 from airflow_ml.fleet.registry import read_models
-from airflow_ml.fleet.rows import build_rows
+from airflow_ml.fleet.rows import NO_MODEL, build_rows
 from airflow_ml.ml import registry
 
 REFUSED = {
@@ -70,3 +70,24 @@ def test_the_last_decisions_naive_baseline_is_a_column(client: MlflowClient, tmp
     assert rows["tpl.c"]["naive_baseline"]["skill"] is None
     assert 'data-skill="" data-passed="false"><span class="reason">no skill measured' in page
     json.dumps(rows, allow_nan=False)  # the JSON API refuses NaN
+
+
+def test_a_deleted_champion_is_not_shown_as_none_yet(client: MlflowClient, tmp_path: Path) -> None:
+    for name in ("tpl.a", "tpl.b", "tpl.c"):
+        first = _version(client, name, tmp_path, {"decision": "promoted", "reason": "first"})
+        registry.promote(client, name, first, {"decision": "promoted"})
+    second = _version(client, "tpl.b", tmp_path, {"decision": "promoted", "reason": "better"})
+    registry.promote(client, "tpl.b", second, {"decision": "promoted"})
+    client.delete_model_version("tpl.a", "1")  # MLflow removes the champion alias with the version
+    client.delete_model_version("tpl.b", second)
+
+    rows = _rows(client, "tpl.a", "tpl.b", "tpl.c", "tpl.d")
+
+    assert rows["tpl.a"]["champion"] is None
+    assert rows["tpl.a"]["champion_note"] == (
+        "no champion: its champion v1 was deleted, or its alias removed; the next run's challenger may become champion"
+    )
+    assert "v2 was deleted" in rows["tpl.b"]["champion_note"]
+    assert rows["tpl.c"]["champion"] == {"version": "1", "metric": None, "value": None}
+    assert rows["tpl.d"]["champion_note"] == NO_MODEL  # never registered: still "none yet"
+    json.dumps(rows, allow_nan=False)  # JSON-ready
