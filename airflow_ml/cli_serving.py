@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from airflow_ml.exceptions import ConfigError
+from airflow_ml.exceptions import ConfigError, ForeignChampion
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -36,6 +36,9 @@ def serving_command(args: argparse.Namespace) -> int:
     try:
         client = _client(args.tracking_uri, args.conn_id)
         answer = which_model_serves(client, config.model_name, config.parent_model_name)
+    except ForeignChampion as exc:
+        print(f"airflow-ml serving: {exc}", file=sys.stderr)
+        return 2
     except (ConfigError, ValueError, OSError) as exc:
         print(f"airflow-ml serving: cannot read the registry: {exc}", file=sys.stderr)
         return 2

@@ -109,3 +109,32 @@ class MlflowUnreachable(AirflowMLError, ConnectionError):
 
 class RollbackRefused(AirflowMLError):
     """A rollback that cannot be done: the model is unknown or has no ``previous-champion`` to go back to."""
+
+
+class ForeignChampion(AirflowMLError):
+    """A model's ``champion`` alias points at a version trained for another city or template.
+
+    Args:
+        model_name: The registered model whose champion it is.
+        version: The version behind the alias.
+        lineage: The lineage tags the version (or its run) carries, e.g. ``{"airflow_ml.city": "porto"}``.
+        expected: The lineage this model's champion must have.
+        fix: What to do about it, one sentence.
+    """
+
+    def __init__(
+        self, model_name: str, version: str, lineage: dict[str, str], expected: dict[str, str], fix: str
+    ) -> None:
+        self.model_name = model_name
+        self.version = version
+        self.lineage = lineage
+        self.expected = expected
+
+        def show(tags: dict[str, str]) -> str:
+            return ", ".join(f"{key}={value!r}" for key, value in sorted(tags.items()))
+
+        super().__init__(
+            f"{model_name}: the 'champion' alias points at v{version}, which was trained for another city or "
+            f"template (its lineage: {show(lineage)}; this model's champion must have {show(expected)}); it is "
+            f"not used as a baseline and nothing was moved. {fix}"
+        )

@@ -29,6 +29,7 @@ from airflow_ml.factory.assets import champion_asset
 from airflow_ml.factory.dataset_contract import data_contract
 from airflow_ml.factory.params import TUNABLE, trigger_params
 from airflow_ml.factory.sharding import Shard
+from airflow_ml.ml.gate import GateRules  # pure Python: cheap at parse time
 from airflow_ml.operators.approval import PromotionApprovalOperator
 from airflow_ml.operators.drift import DriftCheckOperator
 from airflow_ml.operators.gate import PromotionGateOperator
@@ -166,14 +167,7 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
             metric=config.metric.name,
             validation_fraction=split.validation_fraction,
             holdout_fraction=split.holdout_fraction,
-            min_improvement=gate.min_improvement,
-            improvement_mode=gate.improvement_mode,
-            min_holdout_rows=split.min_holdout_rows,
-            min_quality=gate.min_quality.bound() if gate.min_quality is not None else None,
-            bootstrap=gate.bootstrap.model_dump() if gate.bootstrap is not None else None,
-            slices=[s.model_dump() for s in gate.slices],
-            max_slice_regression=gate.max_slice_regression,
-            min_slice_rows=gate.min_slice_rows,
+            rules=GateRules.from_dict({**gate.rules(), "min_holdout_rows": split.min_holdout_rows}).to_dict(),
             mode="{{ params.promotion_mode }}",
             reason="{{ params.reason }}",
             parent_model=config.parent_model_name,

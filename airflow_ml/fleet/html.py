@@ -5,7 +5,8 @@ The structure is a contract for browser tests and for people scripting the page:
 - ``table#fleet-table``; each city is a ``tr.fleet-row`` with ``data-dag-id``, ``data-city`` and, when its
   model could not be read, the class ``registry-error``;
 - its cells are ``td.city``, ``td.last-run`` (``data-state``), ``td.champion`` (``data-version``),
-  ``td.metric`` (``data-metric``, ``data-value``), ``td.decision`` (``data-decision``), ``td.drift``
+  ``td.metric`` (``data-metric``, ``data-value``), ``td.decision`` (``data-decision``), ``td.naive-baseline``
+  (the last decision's skill over the naive baseline: ``data-skill``, ``data-passed``), ``td.drift``
   (``data-status``) and ``td.links``; a cell's explanation is in its ``.reason`` element;
 - links: ``td.city a.city-link`` and ``td.links a.dag-link`` (the DAG in the Airflow UI), ``td.last-run a.run-link``,
   ``a.mlflow-model-link`` and ``a.mlflow-champion-link`` (only when the MLflow store has a UI);
@@ -32,9 +33,8 @@ _WARN = {"warned", "running", "queued", "awaiting-approval", "dry-run"}
 
 def render(rows: Sequence[dict[str, Any]], *, generated_at: str, user: str | None = None) -> str:
     """The page for ``rows`` (as :func:`airflow_ml.fleet.rows.build_rows` makes them)."""
-    head = "".join(
-        f"<th>{name}</th>" for name in ("City", "Last run", "Champion", "Metric", "Last decision", "Drift", "Links")
-    )
+    names = ("City", "Last run", "Champion", "Metric", "Last decision", "Vs naive", "Drift", "Links")
+    head = "".join(f"<th>{name}</th>" for name in names)
     body = "".join(_row(row) for row in rows)
     table = (
         f'<table id="fleet-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
@@ -59,7 +59,7 @@ def _row(row: dict[str, Any]) -> str:
         f'data-city="{_attr(row["city"])}">'
         f'<td class="city"><a class="city-link" href="{_attr(links["dag"])}" target="_top">{escape(row["city"])}</a>'
         f'<div class="reason">{escape(row["dag_id"])}{" (paused)" if row["paused"] else ""}</div></td>'
-        f"{_last_run(row)}{_champion(row)}{_metric(row)}{_decision(row)}{_drift(row)}{_links(links)}</tr>"
+        f"{_last_run(row)}{_champion(row)}{_metric(row)}{_decision(row)}{_naive(row)}{_drift(row)}{_links(links)}</tr>"
     )
 
 
@@ -105,6 +105,23 @@ def _decision(row: dict[str, Any]) -> str:
     )
 
 
+def _naive(row: dict[str, Any]) -> str:
+    naive = row.get("naive_baseline")
+    if not naive or naive.get("skill") is None:
+        why = "no skill measured" if naive else "—"
+        verdict = "" if not naive else str(bool(naive.get("passed"))).lower()
+        cell = f'<td class="naive-baseline" data-skill="" data-passed="{verdict}">'
+        return f'{cell}<span class="reason">{why}</span></td>'
+    skill, passed = float(naive["skill"]), bool(naive["passed"])
+    score = "n/a" if naive.get("score") is None else f"{float(naive['score']):.4g}"
+    required = f", required {float(naive['min_skill']):.1%}" if naive.get("min_skill") else ""
+    what = f"vs training {naive['statistic']}: {naive['metric']} {score}{required}"
+    return (
+        f'<td class="naive-baseline" data-skill="{skill!r}" data-passed="{str(passed).lower()}">'
+        f'{_badge("passed" if passed else "failed", f"{skill:+.1%}")}<div class="reason">{escape(what)}</div></td>'
+    )
+
+
 def _drift(row: dict[str, Any]) -> str:
     drift = row["drift"]
     if drift is None:
@@ -126,9 +143,9 @@ def _links(links: dict[str, Any]) -> str:
     return f'<td class="links">{" · ".join(parts)}</td>'
 
 
-def _badge(value: str) -> str:
+def _badge(value: str, text: str | None = None) -> str:
     tone = "ok" if value in _GOOD else "bad" if value in _BAD else "warn" if value in _WARN else "idle"
-    return f'<span class="badge {tone}">{escape(value)}</span>'
+    return f'<span class="badge {tone}">{escape(value if text is None else text)}</span>'
 
 
 def _attr(value: Any) -> str:

@@ -23,7 +23,10 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-CHAMPION = "champion"  # airflow_ml.ml.registry.CHAMPION; that module imports pandas, so not imported here
+# airflow_ml.ml.registry's names; that module imports pandas, so it is not imported here.
+CHAMPION = "champion"
+PREVIOUS_CHAMPION = "previous-champion"
+CHAMPION_VERSION_TAG = "airflow_ml.champion_version"
 _PAGE = 1000  # MLflow's most registered models per search page
 _LOOKBACK = 20  # versions searched for the last decision when the latest version has none
 _WORKERS = 8  # concurrent per-model lookups
@@ -44,6 +47,9 @@ class ModelState:
         decision_version: The version that decision was about.
         decision_run_id: The Airflow run that decided (``gate.airflow_run_id``).
         error: What went wrong while reading this model, or None.
+        naive_baseline: That decision's naive baseline (``gate.naive_baseline``: statistic, score, skill...).
+        champion_gone: Without a champion, what became of the one it had (deleted, or its alias removed), from
+            the model's ``airflow_ml.champion_version`` tag or a ``previous-champion`` left behind; else None.
     """
 
     name: str
@@ -56,6 +62,8 @@ class ModelState:
     decision_version: str | None = None
     decision_run_id: str | None = None
     error: str | None = None
+    naive_baseline: dict[str, Any] | None = None
+    champion_gone: str | None = None
 
 
 def read_models(client: MlflowClient, names: Iterable[str]) -> dict[str, ModelState]:
@@ -134,7 +142,27 @@ def _state(client: MlflowClient, model: Any) -> ModelState:
         reason=decided_tags.get("gate.reason") or None,
         decision_version=str(decided.version) if decided is not None else None,
         decision_run_id=decided_tags.get("gate.airflow_run_id") or None,
+        naive_baseline=_json_object(decided_tags.get("gate.naive_baseline")),
+        champion_gone=None if champion_version is not None else _champion_gone(model),
     )
+
+
+def _champion_gone(model: Any) -> str | None:
+    """What became of the champion of a model that has none now, when it had one; None when it never had."""
+    recorded = (model.tags or {}).get(CHAMPION_VERSION_TAG)
+    previous = (model.aliases or {}).get(PREVIOUS_CHAMPION)
+    if recorded:
+        return f"its champion v{recorded} was deleted, or its alias removed"
+    return f"its champion was deleted ({PREVIOUS_CHAMPION} v{previous} is left)" if previous is not None else None
+
+
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    """A tag holding a JSON object (as :func:`airflow_ml.ml.registry.tag_decision` writes one), or None."""
+    try:
+        value = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _last_decided(client: MlflowClient, name: str) -> ModelVersion | None:

@@ -6,6 +6,7 @@ Plain Python: the FastAPI adapter (:mod:`airflow_ml.fleet.app`) gathers the fact
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -38,7 +39,8 @@ def build_rows(
 
     Returns:
         One dict per city: ``dag_id``, ``city``, ``template``, ``model_name``, ``paused``, ``last_run``,
-        ``champion``, ``champion_note``, ``decision``, ``drift``, ``registry_error`` and ``links``.
+        ``champion``, ``champion_note``, ``decision``, ``naive_baseline`` (of the last decision), ``drift``,
+        ``registry_error`` and ``links``.
     """
     root = ui_root if ui_root.endswith("/") else ui_root + "/"
     rows = []
@@ -58,6 +60,7 @@ def build_rows(
                 "champion": _champion(model),
                 "champion_note": _champion_note(model),
                 "decision": _decision(model),
+                "naive_baseline": _naive_baseline(model),
                 "drift": _drift(drift),
                 "registry_error": model.error,
                 "links": {
@@ -95,7 +98,11 @@ def _champion_note(model: ModelState) -> str | None:
         return model.error
     if not model.registered:
         return NO_MODEL
-    return NO_CHAMPION if model.champion_version is None else None
+    if model.champion_version is not None:
+        return None
+    if model.champion_gone:
+        return f"no champion: {model.champion_gone}; the next run's challenger may become champion"
+    return NO_CHAMPION
 
 
 def _decision(model: ModelState) -> dict[str, Any] | None:
@@ -107,6 +114,20 @@ def _decision(model: ModelState) -> dict[str, Any] | None:
         "version": model.decision_version,
         "run_id": model.decision_run_id,
     }
+
+
+def _naive_baseline(model: ModelState) -> dict[str, Any] | None:
+    """The last decision's naive baseline: what it predicted, its score, the challenger's skill and the minimum."""
+    naive = model.naive_baseline
+    if not naive:
+        return None
+    keys = ("metric", "statistic", "value", "score", "skill", "min_skill", "passed")
+    # NaN (a skill that cannot be measured) is no JSON: the API would fail on it.
+    return {key: None if _nan(naive.get(key)) else naive.get(key) for key in keys}
+
+
+def _nan(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _drift(drift: DriftVerdict | None) -> dict[str, Any] | None:

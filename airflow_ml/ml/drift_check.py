@@ -17,12 +17,12 @@ from mlflow.entities import Metric, Param
 
 from airflow_ml.data.snapshot import Manifest, load_manifest, read_snapshot
 from airflow_ml.data.storage import StorageOptions
-from airflow_ml.exceptions import DataError
+from airflow_ml.exceptions import DataError, ForeignChampion
 from airflow_ml.ml import registry
 from airflow_ml.ml.drift import DEFAULT_BINS
 from airflow_ml.ml.drift import compare as compare_frames
 from airflow_ml.ml.drift_window import Compare, select_rows
-from airflow_ml.ml.lineage import training_snapshot
+from airflow_ml.ml.lineage import this_citys_champion, training_snapshot
 
 #: The file beside the snapshot and the artifact of the drift run.
 DRIFT_FILE = "drift.json"
@@ -56,18 +56,27 @@ def check_drift(
     ``min_new_rows`` and ``min_new_days`` guards); ``whole_snapshot`` compares every row. The record's
     ``compared`` says which rows were compared and why.
 
-    A skipped check (no champion, or its snapshot gone) is not an error: the record says why, and nothing is
-    logged to MLflow. A computed one becomes a run named ``drift`` in the experiment ``model_name``, with a
-    metric ``drift.<column>.<statistic>`` per value, ``compared.*`` params and ``drift.json`` as an artifact.
+    A skipped check (no champion, a deleted one, or its snapshot gone) is not an error: the record says
+    why, and nothing is logged to MLflow. A champion trained for another city or template (its lineage
+    tags say so) fails the check, unlogged, with the reason and the fix. A computed check becomes a run
+    named ``drift`` in the experiment ``model_name``, with a metric ``drift.<column>.<statistic>`` per value,
+    ``compared.*`` params and ``drift.json`` as an artifact.
 
     Returns:
-        The record: ``status`` (passed, warned, failed or skipped), ``reason`` when skipped, ``summary``,
-        the champion's version and snapshot, ``compared``, every check, and ``mlflow_run_id`` when logged.
+        The record: ``status`` (passed, warned, failed or skipped), ``reason`` when skipped or refused,
+        ``summary``, the champion's version and snapshot, ``compared``, every check, and ``mlflow_run_id``
+        when logged.
     """
     base = {"model_name": model_name, "snapshot_uri": manifest.uri, "snapshot_hash": manifest.content_hash}
-    champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
+    try:
+        champion = this_citys_champion(client, model_name)
+    except ForeignChampion as exc:
+        refused = {"status": "failed", "reason": str(exc), "summary": str(exc), "refused_by": "champion_lineage"}
+        return {**base, **refused, "champion_version": exc.version, "champion_lineage": exc.lineage}
     if champion is None:
-        return {**base, "status": "skipped", "reason": NO_CHAMPION, "champion_version": None}
+        deleted = registry.deleted_champion(client, model_name)
+        reason = NO_CHAMPION if deleted is None else f"no champion: {deleted}; nothing to compare against"
+        return {**base, "status": "skipped", "reason": reason, "champion_version": None}
     version = str(champion.version)
     base["champion_version"] = version
     reference_uri = training_snapshot(client, champion)

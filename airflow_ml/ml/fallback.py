@@ -17,7 +17,8 @@ from mlflow.entities.model_registry import RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
 
-from airflow_ml.ml.registry import CHAMPION, version_by_alias
+from airflow_ml.ml.lineage import this_citys_champion
+from airflow_ml.ml.registry import CHAMPION
 
 #: Tags of a city's registered model: the data status of its latest run that checked it.
 DATA_STATUS = "airflow_ml.data.status"
@@ -99,11 +100,15 @@ def which_model_serves(client: MlflowClient, city_model: str, parent_model: str 
         client: The registry.
         city_model: The city's registered model (``<template>.<city>``).
         parent_model: Its fallback parent (``<template>.global`` or ``<template>.group.<group>``), or None.
+
+    Raises:
+        ForeignChampion: when the city's champion, or the parent's, was trained for another city, group or
+            template (its lineage tags say so): it serves nobody here until its alias is fixed.
     """
     model = _registered(client, city_model)
     data = _data_status(model)
     status = _status_sentence(data)
-    own = version_by_alias(client, city_model, CHAMPION) if model is not None else None
+    own = this_citys_champion(client, city_model) if model is not None else None
     if own is not None:
         return Serving(
             city_model, "own", city_model, str(own.version), f"its own champion v{own.version} serves it{status}", data
@@ -117,7 +122,7 @@ def which_model_serves(client: MlflowClient, city_model: str, parent_model: str 
     if parent_model is None:
         reason = f"no model serves it: {why}, and it has no fallback parent (fallback.parent is 'none')"
         return Serving(city_model, "none", None, None, reason, data)
-    parent = version_by_alias(client, parent_model, CHAMPION)
+    parent = this_citys_champion(client, parent_model)
     if parent is None:
         return Serving(
             city_model,

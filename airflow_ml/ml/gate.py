@@ -11,6 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+from airflow_ml.ml import naive_baseline as naive
+from airflow_ml.ml.naive_baseline import NaiveBaseline, NaiveBaselineResult
+
 Direction = Literal["minimize", "maximize"]
 
 
@@ -28,6 +31,7 @@ class GateRules:
         slices: ``{"column": ..., "bins": [...] or None}`` per slicing of the holdout.
         max_slice_regression: How much worse (relative) any judged slice may be; None: slices are reported only.
         min_slice_rows: Smaller slices are reported but not judged.
+        naive_baseline: The challenger must beat a constant learnt from the training rows; None: off.
     """
 
     min_improvement: float = 0.0
@@ -38,6 +42,7 @@ class GateRules:
     slices: Sequence[Mapping[str, Any]] = ()
     max_slice_regression: float | None = None
     min_slice_rows: int = 100
+    naive_baseline: NaiveBaseline | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form."""
@@ -46,6 +51,24 @@ class GateRules:
         data["bootstrap"] = dict(self.bootstrap) if self.bootstrap else None
         data["slices"] = [dict(s) for s in self.slices]
         return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateRules:
+        """The rules from :meth:`to_dict`, or from the template's ``gate:`` rules as the spec dumps them.
+
+        Raises:
+            ValueError: naming a key that is no rule, so a rule added to the spec is never silently dropped.
+        """
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown gate rule(s) {unknown}; GateRules knows {[f.name for f in fields(cls)]}")
+        values = dict(data)
+        bound = {k: v for k, v in (values.get("min_quality") or {}).items() if v is not None}
+        values["min_quality"] = bound or None
+        values["slices"] = tuple(dict(s) for s in values.get("slices") or ())
+        raw = values.get("naive_baseline")
+        values["naive_baseline"] = NaiveBaseline.from_dict(raw) if isinstance(raw, Mapping) else raw
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -92,8 +115,8 @@ class GateDecision:
     """What the gate decided and why; recorded as version tags and a JSON artifact.
 
     ``refused_by`` names the rule that kept the champion (None when the gate promotes): one of
-    ``min_holdout_rows``, ``finite_score``, ``min_quality``, ``better_than_champion``, ``min_improvement``,
-    ``bootstrap`` or ``max_slice_regression``.
+    ``min_holdout_rows``, ``finite_score``, ``min_quality``, ``naive_baseline``, ``better_than_champion``,
+    ``min_improvement``, ``bootstrap`` or ``max_slice_regression``.
     """
 
     promote: bool
@@ -112,6 +135,7 @@ class GateDecision:
     slices: tuple[SliceResult, ...] = ()
     max_slice_regression: float | None = None
     min_slice_rows: int | None = None
+    naive_baseline: NaiveBaselineResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form."""
@@ -135,6 +159,7 @@ class GateDecision:
                 improvement=_pair(raw.get("improvement")),
             )
         values["slices"] = tuple(SliceResult(**s) for s in values.get("slices") or ())
+        values["naive_baseline"] = naive.from_record(values.get("naive_baseline"))
         return cls(**values)
 
 
@@ -173,12 +198,15 @@ def decide(
     slices: Sequence[SliceResult] = (),
     max_slice_regression: float | None = None,
     min_slice_rows: int | None = None,
+    naive_baseline: NaiveBaselineResult | None = None,
+    no_champion: str = "no champion yet",
 ) -> GateDecision:
     """Decide whether the challenger replaces the champion.
 
-    Both scores (and the bootstrap and slices) must come from the same holdout. The rules, in order: the
-    holdout has ``min_holdout_rows``; the challenger's score is finite and within ``min_quality``; with no
-    champion (or one that cannot be scored) the challenger is promoted; otherwise it must be better, by at
+    Both scores (and the bootstrap, slices and naive baseline) must come from the same holdout. The rules,
+    in order: the holdout has ``min_holdout_rows``; the challenger's score is finite and within
+    ``min_quality``; it beats the ``naive_baseline`` (when given); with no champion (``no_champion`` says
+    why) or one that cannot be scored the challenger is promoted; otherwise it must be better, by at
     least ``min_improvement`` (a fraction of the champion's score when relative); with a bootstrap, the
     interval of the improvement must exclude zero; and no judged slice may be breached (worse than the
     champion on it by more than ``max_slice_regression``). The first rule that fails keeps the champion
@@ -206,6 +234,7 @@ def decide(
             slices=tuple(slices),
             max_slice_regression=max_slice_regression,
             min_slice_rows=min_slice_rows,
+            naive_baseline=naive_baseline,
         )
 
     if holdout_rows < min_holdout_rows:
@@ -231,8 +260,11 @@ def decide(
                 None,
                 "min_quality",
             )
+    if naive_baseline is not None and not naive_baseline.passed:
+        return decision(False, naive.refusal(naive_baseline, challenger_score), None, "naive_baseline")
     if champion_score is None:
-        return decision(True, "no champion yet: the first valid model becomes champion")
+        beats = f" (skill {naive_baseline.skill:+.1%} over the naive baseline)" if naive_baseline else ""
+        return decision(True, f"{no_champion}: the first valid model becomes champion{beats}")
     if not math.isfinite(champion_score):
         return decision(
             True, f"the champion cannot be scored on this holdout ({champion_score!r}); challenger promoted"
@@ -295,8 +327,10 @@ def judge(
     *,
     rules: GateRules,
     columns: Mapping[str, Any] | None = None,
+    training_target: Any | None = None,
+    no_champion: str = "no champion yet",
 ) -> GateDecision:
-    """Score both models' holdout predictions, bootstrap and slice them, and :func:`decide`.
+    """Score both models' and the naive baseline's holdout predictions, bootstrap and slice them, and :func:`decide`.
 
     Args:
         metric: A metric of :data:`airflow_ml.ml.metrics.DIRECTIONS`.
@@ -305,9 +339,12 @@ def judge(
         champion_pred: The champion's, or None when there is no champion.
         rules: The thresholds.
         columns: The holdout's values of every column that ``rules.slices`` names.
+        training_target: The training rows' target (of the same time split), for ``rules.naive_baseline``.
+        no_champion: Why there is no champion, for the reason of a first model.
 
     Raises:
-        ValueError: for a ``min_quality`` that does not fit the metric, or a slice column not in ``columns``.
+        ValueError: for a ``min_quality`` that does not fit the metric, a slice column not in ``columns``, or
+            a naive baseline without ``training_target``.
     """
     from airflow_ml.ml.bootstrap import paired_bootstrap
     from airflow_ml.ml.metrics import DIRECTIONS, score
@@ -317,6 +354,11 @@ def judge(
     quality_bound(rules.min_quality, metric, direction)  # refuses a bound that does not fit the metric
     challenger_score = score(metric, y_true, challenger_pred)
     champion_score = None if champion_pred is None else score(metric, y_true, champion_pred)
+    baseline = None
+    if rules.naive_baseline is not None and rules.naive_baseline.enabled:
+        if training_target is None:
+            raise ValueError("the naive_baseline rule needs the training rows' target (training_target)")
+        baseline = naive.evaluate(metric, y_true, challenger_score, training_target, rules.naive_baseline)
     bootstrap = None
     if rules.bootstrap and math.isfinite(challenger_score):
         bootstrap = paired_bootstrap(
@@ -352,6 +394,8 @@ def judge(
         slices=slices,
         max_slice_regression=rules.max_slice_regression,
         min_slice_rows=rules.min_slice_rows if rules.slices else None,
+        naive_baseline=baseline,
+        no_champion=no_champion,
     )
 
 

@@ -1,20 +1,28 @@
-"""Which snapshot a registered model version was trained on, from the tags its run and version carry.
+"""What a registered model version was trained on and for, from the tags its run and version carry.
 
-Registration tags each version with ``airflow_ml.snapshot_uri`` and ``airflow_ml.snapshot_hash``; the
-training run carries the same tags, so a version registered by hand from an airflow-ml run still leads
-back to its rows.
+Registration tags each version with ``airflow_ml.snapshot_uri`` and ``airflow_ml.snapshot_hash``, and with
+the city and template it was trained for (``airflow_ml.city``, ``airflow_ml.template``); the training run
+carries the same tags, so a version registered by hand from an airflow-ml run still leads back to its rows
+and its city. A champion whose lineage names another city or template is never used as this city's.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from airflow_ml.exceptions import ForeignChampion
 from airflow_ml.ml import registry
 
 SNAPSHOT_URI_TAG = "airflow_ml.snapshot_uri"
 SNAPSHOT_HASH_TAG = "airflow_ml.snapshot_hash"
+TEMPLATE_TAG = "airflow_ml.template"
+CITY_TAG = "airflow_ml.city"
+#: The tags that say which city of which template a version was trained for (see the factory's lineage tags).
+LINEAGE_TAGS = (TEMPLATE_TAG, CITY_TAG)
 
 
 def training_snapshot(client: MlflowClient, version: ModelVersion) -> str | None:
@@ -94,3 +102,76 @@ def _run_snapshot(client: MlflowClient, run_id: str | None) -> str | None:
             return None
         raise
     return run.data.tags.get(SNAPSHOT_URI_TAG) or None
+
+
+def model_lineage(model_name: str) -> dict[str, str]:
+    """The lineage of the factory's model ``<template>.<city>`` (or ``<template>.global``, ``<template>.group.<g>``).
+
+    Empty for a name without a dot (not the factory's): nothing to check then.
+    """
+    template, dot, city = model_name.partition(".")
+    return {TEMPLATE_TAG: template, CITY_TAG: city} if dot and template and city else {}
+
+
+def version_lineage(client: MlflowClient, version: ModelVersion) -> dict[str, list[str]]:
+    """Every value of each lineage tag on ``version`` and on its training run (a deleted run has none)."""
+    sources = [dict(version.tags or {})]
+    if version.run_id:
+        with contextlib.suppress(MlflowException):  # the run is gone: the version's own tags remain
+            sources.append(dict(client.get_run(version.run_id).data.tags))
+    found: dict[str, list[str]] = {}
+    for tags in sources:
+        for key in LINEAGE_TAGS:
+            if tags.get(key) and tags[key] not in found.setdefault(key, []):
+                found[key].append(tags[key])
+    return {key: values for key, values in found.items() if values}
+
+
+def this_citys_champion(
+    client: MlflowClient, model_name: str, expected: dict[str, str] | None = None
+) -> ModelVersion | None:
+    """The version behind ``model_name``'s ``champion`` alias, checked to be this city's; None without one.
+
+    Args:
+        client: The registry.
+        model_name: The registered model.
+        expected: The lineage its champion must have; default: :func:`model_lineage` of the name.
+
+    Raises:
+        ForeignChampion: when a lineage tag of the version or its run names another city or template, with
+            the fix (a version of this city's to move the alias back to).
+    """
+    champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
+    if champion is None:
+        return None
+    expected = model_lineage(model_name) if expected is None else expected
+    found = version_lineage(client, champion)
+    if all(values == [expected[key]] for key, values in found.items() if key in expected):
+        return champion
+    lineage = {key: " / ".join(values) for key, values in found.items()}
+    raise ForeignChampion(model_name, str(champion.version), lineage, expected, _fix(client, model_name, expected))
+
+
+def _fix(client: MlflowClient, model_name: str, expected: dict[str, str]) -> str:
+    """How to give ``model_name`` back a champion of its own: roll back to, or set, one of its own versions."""
+    previous = registry.version_by_alias(client, model_name, registry.PREVIOUS_CHAMPION)
+    by_hand = f"MlflowClient().set_registered_model_alias({model_name!r}, 'champion', <version>)"
+    if previous is not None and _own(previous, expected):
+        return (
+            f"Fix: move the alias back to its previous-champion v{previous.version}, which is this city's: trigger "
+            f"the DAG airflow_ml.rollback with model={model_name!r} and a reason (or {by_hand})."
+        )
+    versions = client.search_model_versions(f"name = '{model_name}'", max_results=50, order_by=["version_number DESC"])
+    own = [f"v{v.version}" for v in versions if _own(v, expected)][:5]
+    if not own:
+        return (
+            f"Fix: none of its versions is this city's; remove the alias (MlflowClient().delete_registered_model_"
+            f"alias({model_name!r}, 'champion')) and the next run's challenger can become its first champion."
+        )
+    return f"Fix: point the alias at a version of this city's (its latest: {', '.join(own)}): {by_hand}."
+
+
+def _own(version: ModelVersion, expected: dict[str, str]) -> bool:
+    """Whether the version's own tags carry exactly the expected lineage."""
+    tags = version.tags or {}
+    return all(tags.get(key) == value for key, value in expected.items())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -14,6 +15,12 @@ DIRECTIONS = {
     "auc": "maximize",
     "logloss": "minimize",
 }
+
+#: The score of a perfect prediction, the far end of each metric's direction.
+PERFECT = {"rmse": 0.0, "mae": 0.0, "mape": 0.0, "r2": 1.0, "auc": 1.0, "logloss": 0.0}
+
+#: Metrics of a binary task, scored on predicted probabilities of the positive class.
+BINARY = frozenset({"auc", "logloss"})
 
 
 def _rmse(y: np.ndarray, p: np.ndarray) -> float:
@@ -73,6 +80,19 @@ def score(metric: str, y_true: object, y_pred: object) -> float:
     if y.shape != p.shape or y.size == 0:
         raise ValueError(f"need equal, non-empty arrays to score; got {y.shape} and {p.shape}")
     return _METRICS[metric](y, p)
+
+
+def skill(metric: str, value: float, reference: float) -> float:
+    """How much of the reference's distance to a perfect score ``value`` closes: ``(value - ref) / (perfect - ref)``.
+
+    For an error metric (perfect 0) this is the relative improvement over the reference, ``1 - value / ref``
+    (0.05: 5% lower rmse); for r2 and auc (perfect 1) the share of the gap to 1 that is closed. Positive is
+    better, 1 is perfect; NaN when the reference is already perfect or either score is not finite.
+    """
+    gap = PERFECT[metric] - reference
+    if gap == 0 or not (math.isfinite(value) and math.isfinite(reference)):
+        return math.nan
+    return (value - reference) / gap
 
 
 def lightgbm_metric(metric: str) -> str:

@@ -21,6 +21,7 @@ from airflow_ml.data.snapshot import Manifest, read_snapshot
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml import registry
 from airflow_ml.ml.gate import GateRules, Outcome, apply_mode, check_mode, judge, slice_summary
+from airflow_ml.ml.lineage import this_citys_champion
 from airflow_ml.ml.search import SearchSettings, search_params
 from airflow_ml.ml.serving import predict_raw
 from airflow_ml.ml.train import TrainSpec, time_split, train_model
@@ -159,31 +160,39 @@ def evaluate_and_decide(
     """Score the challenger and the current champion on this snapshot's holdout, decide, and act.
 
     A city without a champion of its own is served by its fallback parent (``parent_model``), when that
-    has a champion: the challenger must then beat the parent's champion on the city's holdout.
+    has a champion: the challenger must then beat the parent's champion on the city's holdout. Every
+    challenger, a first one included, must also beat the naive baseline of ``rules.naive_baseline``,
+    learnt from the training rows of the same split.
 
     The champion alias moves only when the outcome says so (a win in ``auto`` mode, or ``force``), and
     only as the very last step; ``dry_run`` records the decision and moves nothing.
 
     Returns:
         The outcome and the full decision record: rules, both scores with their bootstrap intervals, the
-        slice table, baseline version, snapshot hash, mode and trigger. It is logged as
-        ``gate/decision.json`` on the challenger's run; its version tags (``gate.*``) hold the same
-        with the slice table summarised in one line.
+        naive baseline's score and the skill over it, the slice table, baseline version, snapshot hash,
+        mode and trigger. It is logged as ``gate/decision.json`` on the challenger's run; its version tags
+        (``gate.*``) hold the same with the slice table summarised in one line.
+
+    Raises:
+        ForeignChampion: when the champion (or the parent's) was trained for another city or template;
+            nothing is scored or moved.
     """
     check_mode(mode, trigger_reason)
+    champion = this_citys_champion(client, model_name)
+    deleted = registry.deleted_champion(client, model_name) if champion is None else None
+    parent = None
+    if champion is None and parent_model is not None:
+        parent = this_citys_champion(client, parent_model)
     frame = read_snapshot(manifest.uri, storage_options=storage_options)
-    holdout = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction).holdout
+    splits = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction)
+    holdout = splits.holdout
     challenger = client.get_model_version(model_name, challenger_version)
-    champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
     challenger_pred = _predict(registry.load_version(client, challenger), holdout)
     champion_pred = None
     if champion is not None and str(champion.version) != str(challenger.version):
         champion_pred = _predict(registry.load_version(client, champion), holdout)
-    parent = None
-    if champion is None and parent_model is not None:
-        parent = registry.version_by_alias(client, parent_model, registry.CHAMPION)
-        if parent is not None:
-            champion_pred = _predict(registry.load_version(client, parent), holdout)
+    if parent is not None:
+        champion_pred = _predict(registry.load_version(client, parent), holdout)
     slice_columns = [str(s["column"]) for s in rules.slices]
     missing = [c for c in slice_columns if c not in holdout.columns]
     if missing:
@@ -198,6 +207,8 @@ def evaluate_and_decide(
         champion_pred,
         rules=rules,
         columns={c: holdout[c] for c in slice_columns},
+        training_target=splits.train[target].to_numpy(),
+        no_champion=f"no champion: {deleted}" if deleted else "no champion yet",
     )
     outcome = apply_mode(decision, mode, trigger_reason)
     served_by = ""
@@ -215,6 +226,7 @@ def evaluate_and_decide(
         "model_name": model_name,
         "challenger_version": str(challenger.version),
         "baseline_version": str(champion.version) if champion is not None else None,
+        "champion_deleted": deleted,
         "snapshot_hash": manifest.content_hash,
         "snapshot_uri": manifest.uri,
         **(context or {}),

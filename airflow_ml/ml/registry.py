@@ -32,6 +32,9 @@ from airflow_ml.ml.train import TrainedModel
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
+#: A registered model's tag: the version that promotion or rollback last made champion. MLflow removes an
+#: alias with the version it points at, so this tag is how a deleted champion is told from "none yet".
+CHAMPION_VERSION_TAG = "airflow_ml.champion_version"
 MODEL_ARTIFACT_PATH = "model"
 _SERVING_REQUIREMENTS = ("mlflow", "lightgbm", "pandas", "numpy", "pyarrow")
 
@@ -139,6 +142,37 @@ def promote(client: MlflowClient, name: str, version: str, record: dict[str, Any
     if current is not None and str(current.version) != str(version):
         client.set_registered_model_alias(name, PREVIOUS_CHAMPION, current.version)
     client.set_registered_model_alias(name, CHAMPION, version)
+    client.set_registered_model_tag(name, CHAMPION_VERSION_TAG, str(version))
+
+
+def deleted_champion(client: MlflowClient, name: str) -> str | None:
+    """Why ``name`` has no champion although it had one, or None when it never had one (as far as we know).
+
+    MLflow deletes a version's aliases with it, so a deleted champion looks like no champion at all; the
+    tag :data:`CHAMPION_VERSION_TAG` (set by :func:`promote` and :func:`rollback`) and a ``previous-champion``
+    left behind tell the two apart. The sentence names the version.
+    """
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
+    aliases = {alias: str(version) for alias, version in (model.aliases or {}).items()}
+    recorded = aliases.get(CHAMPION) or (model.tags or {}).get(CHAMPION_VERSION_TAG)
+    if recorded:
+        try:
+            client.get_model_version(name, recorded)
+        except MlflowException as exc:
+            if exc.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+                raise
+            alias = "the alias still names it" if CHAMPION in aliases else "its alias went with it"
+            return f"the champion of {name}, v{recorded}, was deleted from the registry ({alias})"
+        return f"the {CHAMPION!r} alias of {name} was removed (it pointed at v{recorded}, which still exists)"
+    previous = aliases.get(PREVIOUS_CHAMPION)
+    if previous is not None:
+        return f"the champion of {name} was deleted (its {PREVIOUS_CHAMPION!r}, v{previous}, is left without one)"
+    return None
 
 
 def tag_decision(client: MlflowClient, name: str, version: str, record: dict[str, Any]) -> None:
@@ -206,8 +240,10 @@ def rollback(
             client.set_model_version_tag(name, str(version), f"rollback.{key}", text[:5000])
     if previous is None:
         client.delete_registered_model_alias(name, CHAMPION)
+        client.delete_registered_model_tag(name, CHAMPION_VERSION_TAG)
         return record
     client.set_registered_model_alias(name, CHAMPION, previous.version)
+    client.set_registered_model_tag(name, CHAMPION_VERSION_TAG, str(previous.version))
     if earlier is not None:
         client.set_registered_model_alias(name, PREVIOUS_CHAMPION, earlier)
     else:

@@ -1,6 +1,7 @@
 """Guarded warm start: also boost on from the champion's booster, and keep whichever wins on validation.
 
-The champion's trees are only reused when its inputs mean the same as today's: the same features in
+The champion's trees are only reused when it is this city's (its lineage tags) and its inputs mean the
+same as today's: the same features in
 the same order, the same categorical features with the same categories, and the same task. Otherwise
 the warm candidate is skipped, and the reason is recorded.
 """
@@ -11,7 +12,9 @@ from dataclasses import dataclass
 
 from mlflow import MlflowClient
 
+from airflow_ml.exceptions import ForeignChampion
 from airflow_ml.ml import registry
+from airflow_ml.ml.lineage import this_citys_champion
 from airflow_ml.ml.metrics import DIRECTIONS
 from airflow_ml.ml.serving import Preprocessor
 from airflow_ml.ml.train import Splits, TrainedModel, TrainSpec, train_model
@@ -52,7 +55,10 @@ def warm_start(
 
     Ties keep the cold model (fewer trees, no inherited history).
     """
-    champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
+    try:
+        champion = this_citys_champion(client, model_name)
+    except ForeignChampion as exc:  # never boost on from another city's trees
+        return WarmStartOutcome(cold, f"skipped: champion v{exc.version} is not this city's ({exc.lineage})", {})
     if champion is None:
         return WarmStartOutcome(cold, "skipped: no champion yet", {})
     try:

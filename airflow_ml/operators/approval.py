@@ -113,7 +113,7 @@ class PromotionApprovalOperator(ApprovalOperator):
 
 
 def approval_body(record: dict[str, Any]) -> str:
-    """The evidence a person sees before approving: both scores with their intervals, the slices, the data."""
+    """The evidence a person sees before approving: the scores with their intervals, the slices, the data."""
     boot = record.get("bootstrap") or {}
 
     def interval(key: str) -> str:
@@ -127,6 +127,13 @@ def approval_body(record: dict[str, Any]) -> str:
     )
     improvement = "-" if record.get("improvement") is None else f"{record['improvement']:.4g}{interval('improvement')}"
     required = f"required: {record.get('min_improvement')}, {record.get('improvement_mode')}"
+    naive = record.get("naive_baseline")
+    baseline = (
+        f"training {naive['statistic']} {naive['value']:.6g} for every row: {naive['score']:.6g}; challenger's "
+        f"skill {naive['skill']:+.1%} (required: more than 0 and at least {naive['min_skill']:.1%})"
+        if naive
+        else "off"
+    )
     return (
         f"The gate recommends promoting **v{record['challenger_version']}**: {record['gate_reason']}\n\n"
         f"| | |\n| --- | --- |\n"
@@ -134,6 +141,7 @@ def approval_body(record: dict[str, Any]) -> str:
         f"| challenger | v{record['challenger_version']}: {record['challenger_score']:.6g}{interval('challenger')} |\n"
         f"| champion | {champion} |\n"
         f"| improvement | {improvement} ({required}) |\n"
+        f"| naive baseline | {baseline} |\n"
         f"| slices | {slice_summary(record)} |\n"
         f"| snapshot | `{record['snapshot_hash']}` |\n"
         f"| trigger reason | {record.get('trigger_reason') or '(none)'} |\n\n"

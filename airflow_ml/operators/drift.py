@@ -26,9 +26,11 @@ class DriftCheckOperator(MlflowBaseOperator):
     rate, and the label's distribution (PSI for regression, JS distance for binary). A
     value above an ``error`` threshold fails the task without retry (the data will not change on a retry),
     so nothing is trained, registered or promoted; above ``warn`` the summary is logged and the run goes
-    on. Without a champion (a first run) or when its snapshot cannot be read, the check is skipped and
-    says why. The record is written beside the snapshot as ``drift.json`` and, when computed, logged as
-    an MLflow run named ``drift`` in the city's experiment, with an "MLflow run" link on the task.
+    on. A champion trained for another city or template (its lineage tags say so) fails the task the same
+    way, naming the fix. Without a champion (a first run, or a deleted one) or when its snapshot cannot be
+    read, the check is skipped and says why. The record is written beside the snapshot as ``drift.json``
+    and, when computed, logged as an MLflow run named ``drift`` in the city's experiment, with an "MLflow
+    run" link on the task.
 
     Args:
         snapshot: The snapshot task's XCom (a dict with ``uri``) or a snapshot URI; templated.
@@ -122,11 +124,12 @@ class DriftCheckOperator(MlflowBaseOperator):
             level = self.log.info if record["reason"] == NO_CHAMPION or not self.enabled else self.log.warning
             level("drift skipped: %s", record["reason"])
             return record
-        MlflowRunLink.persist(
-            context, run_url(self.hook.tracking_uri, record["experiment_id"], record["mlflow_run_id"])
-        )
+        if "mlflow_run_id" in record:  # not when the champion was refused before any comparison
+            MlflowRunLink.persist(
+                context, run_url(self.hook.tracking_uri, record["experiment_id"], record["mlflow_run_id"])
+            )
         compared = record.get("compared") or {}
-        if compared.get("mode") != compared.get("requested"):
+        if compared and compared.get("mode") != compared.get("requested"):
             self.log.warning("drift compared the whole snapshot, not new rows: %s", compared.get("note"))
         if record["status"] == "failed":
             raise AirflowFailException(record["summary"])

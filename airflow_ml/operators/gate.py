@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.links.mlflow import MlflowModelVersionLink, model_version_url
@@ -19,12 +21,14 @@ class PromotionGateOperator(MlflowBaseOperator):
     """The promotion gate of a city.
 
     Both models are loaded from the registry, as serving loads them, and scored on the holdout of this
-    run's snapshot. The challenger becomes champion when there is none yet or when it beats the champion
-    by ``min_improvement`` and passes the other rules (``min_quality``, the bootstrap interval, the
-    slices); otherwise the champion stays. Either way the decision, its reason, both scores with their
-    intervals, the slice table, the thresholds, the baseline version, the snapshot hash and what
-    triggered the run are recorded as version tags, as an artifact of the training run and beside the
-    snapshot.
+    run's snapshot, with a naive baseline (a constant learnt from the training rows of the same split).
+    The challenger becomes champion when it passes the rules (``min_quality``, the naive baseline) and
+    there is no champion yet, or when it beats the champion by ``min_improvement`` and passes the others
+    (the bootstrap interval, the slices); otherwise the champion stays. A champion that is not this
+    city's (its lineage tags name another city or template) is refused: the task fails and nothing moves.
+    Either way the decision, its reason, the scores with their intervals, the naive baseline and the skill
+    over it, the slice table, the thresholds, the baseline version, the snapshot hash and what triggered
+    the run are recorded as version tags, as an artifact of the training run and beside the snapshot.
 
     Args:
         model_name: The city's registered model.
@@ -37,14 +41,9 @@ class PromotionGateOperator(MlflowBaseOperator):
         metric: The metric compared.
         validation_fraction: As in training, so the holdout is the same rows.
         holdout_fraction: As in training.
-        min_improvement: Required gain over the champion.
-        improvement_mode: ``relative`` (a fraction of the champion's score) or ``absolute``.
-        min_holdout_rows: Refuse to decide on a smaller holdout.
-        min_quality: At most one absolute bound on the challenger's score, e.g. ``{"max_rmse": 12.0}``.
-        bootstrap: ``{"resamples": 1000, "confidence": 0.95, "seed": 0}``, or None for no bootstrap.
-        slices: ``[{"column": "pickup_zone"}, {"column": "pickup_hour", "bins": [0, 6, 24]}]``.
-        max_slice_regression: How much worse (relative) any judged slice may be; None: report only.
-        min_slice_rows: Smaller slices are reported but not judged.
+        rules: The gate's rules as :meth:`airflow_ml.ml.gate.GateRules.to_dict` gives them
+            (``min_improvement``, ``min_quality``, ``bootstrap``, ``slices``, ``naive_baseline``...); the
+            factory builds them from the template's ``gate:`` section. None: ``GateRules()``'s.
         mode: ``auto`` (follow the gate), ``force`` (promote anyway, needs a reason) or ``dry_run``
             (record the decision, move nothing); templated for the trigger form.
         reason: Why the run was triggered (free text from the trigger form); templated.
@@ -68,14 +67,7 @@ class PromotionGateOperator(MlflowBaseOperator):
         metric: str,
         validation_fraction: float,
         holdout_fraction: float,
-        min_improvement: float = 0.0,
-        improvement_mode: str = "relative",
-        min_holdout_rows: int = 1,
-        min_quality: dict[str, float] | None = None,
-        bootstrap: dict[str, Any] | None = None,
-        slices: list[dict[str, Any]] | None = None,
-        max_slice_regression: float | None = None,
-        min_slice_rows: int = 100,
+        rules: Mapping[str, Any] | None = None,
         mode: Any = "auto",
         reason: Any = "",
         aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
@@ -92,26 +84,20 @@ class PromotionGateOperator(MlflowBaseOperator):
         self.metric = metric
         self.validation_fraction = validation_fraction
         self.holdout_fraction = holdout_fraction
-        self.min_improvement = min_improvement
-        self.improvement_mode = improvement_mode
-        self.min_holdout_rows = min_holdout_rows
-        self.min_quality = min_quality
-        self.bootstrap = bootstrap
-        self.slices = list(slices or [])
-        self.max_slice_regression = max_slice_regression
-        self.min_slice_rows = min_slice_rows
+        self.rules = dict(rules or {})
         self.mode = mode
         self.reason = reason
         self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.data.snapshot import load_manifest, write_json
+        from airflow_ml.exceptions import ForeignChampion
         from airflow_ml.ml.gate import GateRules
         from airflow_ml.ml.pipeline import SplitSettings, evaluate_and_decide
 
         uri = snapshot_uri(self.snapshot)
         options = storage_options(uri, aws_conn_id=self.aws_conn_id)
-        with mlflow_errors(self.hook, f"deciding on {self.model_name!r}"):
+        with mlflow_errors(self.hook, f"deciding on {self.model_name!r}"), _refuse(ForeignChampion):
             outcome, record = evaluate_and_decide(
                 self.hook.get_conn(),
                 load_manifest(uri, storage_options=options),
@@ -120,16 +106,7 @@ class PromotionGateOperator(MlflowBaseOperator):
                 target=self.target,
                 metric=self.metric,
                 split=SplitSettings(self.time_column, self.validation_fraction, self.holdout_fraction),
-                rules=GateRules(
-                    min_improvement=self.min_improvement,
-                    improvement_mode=self.improvement_mode,  # type: ignore[arg-type]
-                    min_holdout_rows=self.min_holdout_rows,
-                    min_quality=self.min_quality,
-                    bootstrap=self.bootstrap,
-                    slices=tuple(self.slices),
-                    max_slice_regression=self.max_slice_regression,
-                    min_slice_rows=self.min_slice_rows,
-                ),
+                rules=GateRules.from_dict(self.rules),
                 mode=str(self.mode or "auto"),
                 trigger_reason="" if is_empty(self.reason) else str(self.reason),
                 context=_trigger(context),
@@ -144,6 +121,15 @@ class PromotionGateOperator(MlflowBaseOperator):
             )
         self.log.info("gate for %s v%s: %s", self.model_name, record["challenger_version"], outcome.reason)
         return record
+
+
+@contextlib.contextmanager
+def _refuse(*errors: type[Exception]) -> Iterator[None]:
+    """Fail the task without a retry on ``errors``: a retry would meet the same registry."""
+    try:
+        yield
+    except errors as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 def _trigger(context: Context) -> dict[str, Any]:

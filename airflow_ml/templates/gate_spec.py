@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -71,6 +71,31 @@ class SliceSpec(Strict):
         return bins
 
 
+class NaiveBaselineSpec(Strict):
+    """Every challenger, a first model included, must beat a constant learnt from the training rows.
+
+    The constant is the training target's mean (or median) for a regression and the positive rate for a
+    binary task, scored on the same holdout with the template's metric. The challenger's skill over it,
+    ``(score - baseline) / (perfect - baseline)``, is the relative improvement for an error metric
+    (``min_skill: 0.05``: a 5% lower rmse than predicting the mean) and the share of the gap to a perfect
+    score for ``r2`` and ``auc``.
+    """
+
+    enabled: bool = Field(default=True, description="false turns the rule off.")
+    statistic: Literal["mean", "median"] = Field(
+        default="mean",
+        description="The constant of a regression: the training target's mean or median (a binary task always "
+        "predicts the training prior).",
+    )
+    min_skill: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        allow_inf_nan=False,
+        description="Required skill over the baseline: 0.05 = 5% better; at 0 the challenger must still be better.",
+    )
+
+
 class GateSpec(Strict):
     """When a challenger may replace the champion.
 
@@ -115,6 +140,15 @@ class GateSpec(Strict):
     min_slice_rows: int = Field(
         default=100, ge=1, le=100_000_000, description="Smaller slices are reported but not judged; 1 to 100,000,000."
     )
+    naive_baseline: NaiveBaselineSpec = Field(
+        default_factory=NaiveBaselineSpec,
+        description="The challenger must beat predicting the training mean (median, prior) on the holdout, e.g. "
+        "{statistic: median, min_skill: 0.05}; {enabled: false} turns it off.",
+    )
+
+    def rules(self) -> dict[str, Any]:
+        """The promotion rules as plain values (every field but the approval's timeout), for ``GateRules``."""
+        return self.model_dump(exclude={"approval_timeout_hours"})
 
     @model_validator(mode="after")
     def _relative_is_a_fraction(self) -> GateSpec:
@@ -144,6 +178,11 @@ class GateSpec(Strict):
                 f"min_quality.{wrong[0]}: the metric is {metric!r}, so the bound is {expected}; "
                 f"write min_quality: {{{expected}: <bound>}}"
                 + (" and set the other key(s) to null" if len(bound) > 1 else "")
+            )
+        if self.naive_baseline.statistic == "median" and metric in ("auc", "logloss"):
+            problems.append(
+                f"naive_baseline.statistic: 'median' applies to a regression; the metric {metric!r} is a binary "
+                "task's, whose naive baseline is the training prior; remove statistic"
             )
         columns = [*dataset.features, *dataset.extra_columns]
         for index, spec in enumerate(self.slices):

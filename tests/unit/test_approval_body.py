@@ -58,3 +58,35 @@ def test_a_first_model_has_no_champion_and_no_slices() -> None:
     assert "| champion | none yet |" in body
     assert "| improvement | - (" in body
     assert "| slices | no slices |" in body
+
+
+def test_the_request_shows_the_naive_baseline_and_the_challengers_skill_over_it() -> None:
+    record = {
+        "challenger_version": "1",
+        "baseline_version": None,
+        "gate_reason": "no champion yet: the first valid model becomes champion (skill +61.2% over the naive baseline)",
+        "metric": "rmse",
+        "challenger_score": 4.7,
+        "champion_score": None,
+        "improvement": None,
+        "snapshot_hash": "abc",
+        "naive_baseline": {
+            "metric": "rmse",
+            "statistic": "mean",
+            "value": 21.34,
+            "training_rows": 900,
+            "score": 12.1,
+            "skill": 0.612,
+            "min_skill": 0.05,
+            "passed": True,
+        },
+    }
+
+    body = approval_body(record)
+    off = approval_body({**record, "naive_baseline": None})
+
+    assert (
+        "| naive baseline | training mean 21.34 for every row: 12.1; challenger's skill +61.2% "
+        "(required: more than 0 and at least 5.0%) |"
+    ) in body
+    assert "| naive baseline | off |" in off

@@ -43,6 +43,16 @@ def test_a_city_layers_its_own_rules_over_the_template(root: Path) -> None:
     assert gate.min_improvement == 0.005  # untouched: the template's
 
 
+def test_the_naive_baseline_is_on_by_default_and_a_city_sets_its_margin(root: Path) -> None:
+    default = load_city_file(write_city(root, "oslo", CITY), root / "templates").gate.naive_baseline
+    text = CITY + "gate:\n  naive_baseline: {min_skill: 0.05}\n"
+    city = load_city_file(write_city(root, "bergen", text.replace("oslo", "bergen")), root / "templates").gate
+
+    assert (default.enabled, default.statistic, default.min_skill) == (True, "mean", 0.0)
+    assert (city.naive_baseline.enabled, city.naive_baseline.statistic) == (True, "mean")  # merged key by key
+    assert city.naive_baseline.min_skill == 0.05
+
+
 def test_null_turns_the_bootstrap_off(root: Path) -> None:
     gate = load_city_file(write_city(root, "oslo", CITY + "gate:\n  bootstrap: null\n"), root / "templates").gate
 
@@ -95,6 +105,10 @@ def test_null_turns_the_bootstrap_off(root: Path) -> None:
         ),
         ("gate:\n  max_slice_regression: -0.1\n", "max_slice_regression", ("gate.max_slice_regression", "-0.1")),
         ("gate:\n  min_slice_rows: 0\n", "min_slice_rows", ("gate.min_slice_rows", "0")),
+        ("gate:\n  naive_baseline: {min_skill: 1.5}\n", "min_skill", ("gate.naive_baseline.min_skill", "1.5")),
+        ("gate:\n  naive_baseline: {min_skill: -0.1}\n", "min_skill", ("gate.naive_baseline.min_skill", "-0.1")),
+        ("gate:\n  naive_baseline: {statistic: mode}\n", "statistic", ("gate.naive_baseline.statistic", "'mode'")),
+        ("gate:\n  naive_baseline: {min_skil: 0.1}\n", "min_skil", ("'min_skil'", "did you mean 'min_skill'?")),
     ],
 )
 def test_bad_gate_rules_name_file_line_field_and_fix(
@@ -122,5 +136,7 @@ def test_a_bad_rule_in_the_template_names_the_template(root: Path) -> None:
 def test_the_schema_documents_the_gate_rules() -> None:
     gate = file_schema("template")["$defs"]["GateSpec"]["properties"]
 
-    assert {"min_quality", "bootstrap", "slices", "max_slice_regression", "min_slice_rows"} <= set(gate)
+    assert {"min_quality", "bootstrap", "slices", "max_slice_regression", "min_slice_rows", "naive_baseline"} <= set(
+        gate
+    )
     assert "max_rmse" in file_schema("template")["$defs"]["QualityBound"]["properties"]

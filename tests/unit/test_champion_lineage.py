@@ -1,0 +1,323 @@
+"""The champion must be this city's, and a deleted one is reported as deleted: drift, gate, fallback, registry.
+
+A real MLflow registry (SQLite) throughout; the gate's cases train small real models on demo trips.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from airflow_ml.data.demo import DEMO_START, generate_day
+from airflow_ml.data.snapshot import Manifest, read_snapshot, take_snapshot
+from airflow_ml.exceptions import ForeignChampion
+from airflow_ml.ml import registry
+from airflow_ml.ml.drift_check import NO_CHAMPION, check_drift
+from airflow_ml.ml.fallback import which_model_serves
+from airflow_ml.ml.gate import GateRules
+from airflow_ml.ml.lineage import model_lineage, this_citys_champion
+from airflow_ml.ml.naive_baseline import NaiveBaseline
+from airflow_ml.ml.pipeline import SplitSettings, evaluate_and_decide, train_and_log
+from airflow_ml.ml.train import TrainSpec, time_split
+
+MODEL = "ride_duration.lisbon"
+LISBON = {"airflow_ml.template": "ride_duration", "airflow_ml.city": "lisbon"}
+PORTO = {"airflow_ml.template": "ride_duration", "airflow_ml.city": "porto"}
+SPLIT = SplitSettings("pickup_at", 0.15, 0.15)
+FEATURES = ["distance_km", "pickup_hour", "weekday", "pickup_zone", "temperature_c", "is_raining"]
+SPEC = TrainSpec(
+    features=FEATURES,
+    categorical=["pickup_zone"],
+    target="duration_min",
+    num_boost_round=30,
+    early_stopping_rounds=10,
+    num_threads=1,
+    params={"learning_rate": 0.1, "num_leaves": 15, "min_data_in_leaf": 20},
+)
+RULES = GateRules(naive_baseline=NaiveBaseline())
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> MlflowClient:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> Manifest:
+    """Six days of demo trips in Lisbon, snapshotted."""
+    root = tmp_path_factory.mktemp("lisbon")
+    for i in range(6):
+        day = DEMO_START + dt.timedelta(days=i)
+        folder = root / "raw" / f"date={day.isoformat()}"
+        folder.mkdir(parents=True)
+        generate_day("lisbon", day, scale=0.4).to_parquet(folder / "part-0.parquet", index=False)
+    return take_snapshot(
+        f"file://{root / 'raw'}", f"file://{root / 'snapshots'}", template="ride_duration", city="lisbon", run_id="run1"
+    )
+
+
+def version(
+    client: MlflowClient, tmp_path: Path, name: str = MODEL, *, run: dict[str, str], tags: dict[str, str]
+) -> str:
+    """A version of ``name`` whose training run carries ``run`` tags and the version ``tags`` (no model trained)."""
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(name)
+    experiment = client.get_experiment_by_name(name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
+    run_id = client.create_run(experiment_id, tags=run).info.run_id
+    source = tmp_path / "model"
+    source.mkdir(exist_ok=True)
+    return str(client.create_model_version(name, str(source), run_id=run_id, tags=tags).version)
+
+
+def trained(client: MlflowClient, manifest: Manifest, name: str = MODEL, lineage: dict[str, str] = LISBON) -> str:
+    """Train a real (small) model on the snapshot and register it, with the factory's lineage tags."""
+    result = train_and_log(client, manifest, SPEC, SPLIT, experiment=name, tags=lineage)
+    return str(registry.register_challenger(client, name, result["model_uri"], result["run_id"], lineage).version)
+
+
+def decide_on(client: MlflowClient, manifest: Manifest, challenger: str, **kwargs: Any) -> tuple[Any, dict]:
+    return evaluate_and_decide(
+        client,
+        manifest,
+        model_name=MODEL,
+        challenger_version=challenger,
+        target="duration_min",
+        metric="rmse",
+        split=SPLIT,
+        rules=RULES,
+        **kwargs,
+    )
+
+
+def champion(client: MlflowClient, name: str = MODEL) -> str | None:
+    found = registry.version_by_alias(client, name, registry.CHAMPION)
+    return None if found is None else str(found.version)
+
+
+# --- whose champion ------------------------------------------------------------------------------------------
+
+
+def test_the_factorys_model_names_give_the_lineage_to_expect() -> None:
+    assert model_lineage(MODEL) == LISBON
+    assert model_lineage("ride_duration.group.pt") == {**LISBON, "airflow_ml.city": "group.pt"}
+    assert model_lineage("handmade") == {}
+
+
+def test_this_citys_champion_is_used_and_so_is_one_without_lineage(client: MlflowClient, tmp_path: Path) -> None:
+    own = version(client, tmp_path, run=LISBON, tags=LISBON)
+    bare = version(client, tmp_path, "ride_duration.porto", run={}, tags={})
+    client.set_registered_model_alias(MODEL, "champion", own)
+    client.set_registered_model_alias("ride_duration.porto", "champion", bare)
+
+    assert str(this_citys_champion(client, MODEL).version) == own  # type: ignore[union-attr]
+    assert str(this_citys_champion(client, "ride_duration.porto").version) == bare  # type: ignore[union-attr]
+    assert this_citys_champion(client, "ride_duration.nowhere") is None
+
+
+def test_a_champion_trained_for_another_city_is_refused_naming_its_lineage_and_the_fix(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    own = version(client, tmp_path, run=LISBON, tags=LISBON)
+    registry.promote(client, MODEL, own, {"decision": "promoted"})
+    foreign = version(client, tmp_path, run=PORTO, tags=PORTO)
+    registry.promote(client, MODEL, foreign, {"decision": "promoted"})  # e.g. a hand-made promotion gone wrong
+
+    with pytest.raises(ForeignChampion) as caught:
+        this_citys_champion(client, MODEL)
+
+    text = str(caught.value)
+    assert text.startswith(f"{MODEL}: the 'champion' alias points at v{foreign}, which was trained for another city")
+    assert "its lineage: airflow_ml.city='porto', airflow_ml.template='ride_duration'" in text
+    assert "must have airflow_ml.city='lisbon', airflow_ml.template='ride_duration'" in text
+    assert "not used as a baseline and nothing was moved" in text
+    assert f"previous-champion v{own}, which is this city's: trigger the DAG airflow_ml.rollback" in text
+    assert (caught.value.model_name, caught.value.version) == (MODEL, foreign)
+    assert champion(client) == foreign  # refusing moves nothing
+
+
+def test_the_training_runs_lineage_counts_when_the_version_carries_none(client: MlflowClient, tmp_path: Path) -> None:
+    # Registered by hand from another template's run: the version has no tags, its run says where it is from.
+    other = version(client, tmp_path, run={**LISBON, "airflow_ml.template": "late_pickup"}, tags={})
+    client.set_registered_model_alias(MODEL, "champion", other)
+
+    with pytest.raises(ForeignChampion, match=r"airflow_ml\.template='late_pickup'") as caught:
+        this_citys_champion(client, MODEL)
+
+    assert "none of its versions is this city's; remove the alias" in str(caught.value)
+
+
+# --- deleted champions ---------------------------------------------------------------------------------------
+
+
+def test_mlflow_deletes_the_alias_with_the_version_and_the_registry_tells_deleted_from_none_yet(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    first = version(client, tmp_path, run=LISBON, tags=LISBON)
+    assert registry.deleted_champion(client, MODEL) is None  # registered, never promoted
+    registry.promote(client, MODEL, first, {"decision": "promoted"})
+
+    client.delete_model_version(MODEL, first)
+
+    assert champion(client) is None  # MLflow 3 removes the alias: it looks like "no champion yet"
+    assert registry.deleted_champion(client, MODEL) == (
+        f"the champion of {MODEL}, v{first}, was deleted from the registry (its alias went with it)"
+    )
+    assert registry.deleted_champion(client, "ride_duration.never") is None
+
+
+def test_a_removed_alias_and_a_lone_previous_champion_are_reported(client: MlflowClient, tmp_path: Path) -> None:
+    first = version(client, tmp_path, run=LISBON, tags=LISBON)
+    registry.promote(client, MODEL, first, {"decision": "promoted"})
+    client.delete_registered_model_alias(MODEL, "champion")
+    assert "alias of ride_duration.lisbon was removed (it pointed at v1, which still exists)" in str(
+        registry.deleted_champion(client, MODEL)
+    )
+    # Set by hand (no tag), then deleted: the previous-champion left behind says there was one.
+    hand = "ride_duration.porto"
+    old, new = (version(client, tmp_path, hand, run=PORTO, tags=PORTO) for _ in range(2))
+    client.set_registered_model_alias(hand, "previous-champion", old)
+    client.set_registered_model_alias(hand, "champion", new)
+    client.delete_model_version(hand, new)
+    assert registry.deleted_champion(client, hand) == (
+        f"the champion of {hand} was deleted (its 'previous-champion', v{old}, is left without one)"
+    )
+
+
+def test_a_rollback_that_removes_the_first_champion_is_not_a_deletion(client: MlflowClient, tmp_path: Path) -> None:
+    first = version(client, tmp_path, run=LISBON, tags=LISBON)
+    registry.promote(client, MODEL, first, {"decision": "promoted"})
+
+    registry.rollback(client, MODEL, "health check failed", without_previous="clear")
+
+    assert champion(client) is None
+    assert registry.deleted_champion(client, MODEL) is None
+
+
+# --- drift ---------------------------------------------------------------------------------------------------
+
+
+def drift(client: MlflowClient, manifest: Manifest, name: str = MODEL) -> dict[str, Any]:
+    return check_drift(
+        client, manifest, model_name=name, features=["distance_km"], categorical=[], target="duration_min",
+        task="regression", thresholds={"psi": {"warn": 0.1, "error": 0.25}},
+    )  # fmt: skip
+
+
+def test_drift_fails_on_another_citys_champion_and_logs_nothing(
+    client: MlflowClient, tmp_path: Path, manifest: Manifest
+) -> None:
+    foreign = version(client, tmp_path, run=PORTO, tags=PORTO)
+    client.set_registered_model_alias(MODEL, "champion", foreign)
+
+    record = drift(client, manifest)
+
+    assert (record["status"], record["refused_by"], record["champion_version"]) == ("failed", "champion_lineage", "1")
+    assert record["summary"] == record["reason"]
+    assert "airflow_ml.city='porto'" in record["reason"]
+    assert "mlflow_run_id" not in record
+    assert (
+        client.search_runs([client.get_experiment_by_name(MODEL).experiment_id], "tags.`airflow_ml.step` = 'drift'")
+        == []
+    )
+    assert champion(client) == foreign
+
+
+def test_drift_reports_a_deleted_champion_as_deleted(client: MlflowClient, tmp_path: Path, manifest: Manifest) -> None:
+    first = version(client, tmp_path, run=LISBON, tags=LISBON)
+    registry.promote(client, MODEL, first, {"decision": "promoted"})
+    client.delete_model_version(MODEL, first)
+
+    record = drift(client, manifest)
+
+    assert record["status"] == "skipped"
+    assert record["reason"] != NO_CHAMPION
+    assert record["reason"] == (
+        f"no champion: the champion of {MODEL}, v1, was deleted from the registry (its alias went with it); "
+        "nothing to compare against"
+    )
+
+
+# --- gate ----------------------------------------------------------------------------------------------------
+
+
+def test_the_gate_refuses_another_citys_champion_before_scoring_and_moves_nothing(
+    client: MlflowClient, tmp_path: Path, manifest: Manifest
+) -> None:
+    foreign = version(client, tmp_path, run=PORTO, tags=PORTO)
+    client.set_registered_model_alias(MODEL, "champion", foreign)
+    challenger = version(client, tmp_path, run=LISBON, tags=LISBON)
+
+    with pytest.raises(ForeignChampion, match=f"points at v{foreign}"):
+        decide_on(client, manifest, challenger)
+
+    assert champion(client) == foreign
+    assert not any(key.startswith("gate.") for key in client.get_model_version(MODEL, challenger).tags)
+
+
+def test_the_gate_says_a_deleted_champion_was_deleted_and_judges_the_challenger_against_the_naive_baseline(
+    client: MlflowClient, manifest: Manifest
+) -> None:
+    first = trained(client, manifest)
+    registry.promote(client, MODEL, first, {"decision": "promoted"})
+    second = trained(client, manifest)
+    client.delete_model_version(MODEL, first)
+
+    outcome, record = decide_on(client, manifest, second)
+
+    assert outcome.label == "promoted"
+    deleted = f"the champion of {MODEL}, v{first}, was deleted from the registry (its alias went with it)"
+    assert record["champion_deleted"] == deleted
+    assert record["reason"].startswith(f"no champion: {deleted}: the first valid model becomes champion (skill +")
+    assert "no champion yet" not in record["reason"]
+    # The naive baseline is the mean target of the training rows of the same time split.
+    train = time_split(read_snapshot(manifest.uri), "pickup_at", 0.15, 0.15).train
+    naive = record["naive_baseline"]
+    assert (naive["statistic"], naive["training_rows"]) == ("mean", len(train))
+    assert naive["value"] == pytest.approx(float(train["duration_min"].mean()))
+    assert naive["score"] > record["challenger_score"]
+    assert naive["skill"] == pytest.approx(1 - record["challenger_score"] / naive["score"])
+    assert champion(client) == second
+    tags = client.get_model_version(MODEL, second).tags
+    assert tags["gate.champion_deleted"] == deleted
+    assert '"statistic": "mean"' in tags["gate.naive_baseline"]
+
+
+# --- fallback parents ----------------------------------------------------------------------------------------
+
+
+def test_a_parent_whose_champion_belongs_to_another_template_serves_nobody(
+    client: MlflowClient, tmp_path: Path, manifest: Manifest
+) -> None:
+    parent = "ride_duration.global"
+    wrong = version(
+        client, tmp_path, parent, run={}, tags={"airflow_ml.template": "late_pickup", "airflow_ml.city": "global"}
+    )
+    client.set_registered_model_alias(parent, "champion", wrong)
+    challenger = version(client, tmp_path, run=LISBON, tags=LISBON)
+
+    with pytest.raises(ForeignChampion, match=r"airflow_ml\.template='late_pickup'"):
+        which_model_serves(client, MODEL, parent)
+    with pytest.raises(ForeignChampion, match=f"{parent}: the 'champion' alias points at v{wrong}"):
+        decide_on(client, manifest, challenger, parent_model=parent)
+
+    assert champion(client) is None  # the city got nothing from it
+
+
+def test_warm_start_never_boosts_on_from_another_citys_champion(
+    client: MlflowClient, tmp_path: Path, manifest: Manifest
+) -> None:
+    from airflow_ml.ml.warm_start import WARM_START_TAG
+
+    foreign = version(client, tmp_path, run=PORTO, tags=PORTO)
+    client.set_registered_model_alias(MODEL, "champion", foreign)
+
+    result = train_and_log(client, manifest, SPEC, SPLIT, experiment=MODEL, tags=LISBON, warm_start_from=MODEL)
+
+    assert result["warm_start"].startswith(f"skipped: champion v{foreign} is not this city's")
+    assert client.get_run(result["run_id"]).data.tags[WARM_START_TAG] == result["warm_start"]
