@@ -26,7 +26,7 @@ from airflow.sdk.definitions.param import ParamsDict
 
 from airflow_ml.exceptions import BrokenCityFiles, ConfigError
 from airflow_ml.factory.assets import champion_asset
-from airflow_ml.factory.params import TUNABLE, trigger_params
+from airflow_ml.factory.params import trigger_params
 from airflow_ml.factory.sharding import Shard
 from airflow_ml.operators.approval import PromotionApprovalOperator
 from airflow_ml.operators.drift import DriftCheckOperator
@@ -52,6 +52,8 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
 
     snapshot → validate → drift → train → register → gate → approve → health_check; the last emits the
     city's champion Asset event (see :func:`~airflow_ml.factory.assets.champion_asset`) after a healthy promotion.
+    No value from the config reaches a template field: the tasks read the run's overrides, typed, from its
+    Params (:func:`~airflow_ml.operators.base.run_overrides`), and Jinja renders only the XCom references.
     """
     dataset, split, training, gate = config.dataset, config.split, config.training, config.gate
     lineage_tags = {"airflow_ml.city": config.city, "airflow_ml.template": config.template}
@@ -88,8 +90,6 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
             data_format=dataset.format,
             time_column=dataset.time_column,
             window_days=dataset.window_days,
-            window_start="{{ params.window_start }}",
-            window_end="{{ params.window_end }}",
         )
         validate = ValidateDataOperator(
             task_id="validate",
@@ -126,8 +126,7 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
             metric=config.metric.name,
             validation_fraction=split.validation_fraction,
             holdout_fraction=split.holdout_fraction,
-            num_boost_round=f"{{{{ params.num_boost_round or {training.num_boost_round} }}}}",
-            param_overrides={name: f"{{{{ params.{name} }}}}" for name in TUNABLE},
+            num_boost_round=training.num_boost_round,
             early_stopping_rounds=training.early_stopping_rounds,
             seed=training.seed,
             num_threads=training.num_threads,
@@ -137,8 +136,6 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
             class_weight=training.class_weight,
             # Without training.search, the trigger form's search_trials searches the default ranges.
             search=(training.search or SearchSpec(trials=0)).model_dump(),
-            search_trials="{{ params.search_trials }}",
-            search_timeout_minutes="{{ params.search_timeout_minutes }}",
             warm_start=training.warm_start,
             model_name=config.model_name,
             fallback_min_rows=config.fallback.min_rows if config.parent_model_name else None,
@@ -169,8 +166,6 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
             slices=[s.model_dump() for s in gate.slices],
             max_slice_regression=gate.max_slice_regression,
             min_slice_rows=gate.min_slice_rows,
-            mode="{{ params.promotion_mode }}",
-            reason="{{ params.reason }}",
             parent_model=config.parent_model_name,
         )
         approve = PromotionApprovalOperator(

@@ -7,6 +7,7 @@ import datetime as dt
 from airflow.sdk import DAG, Param
 
 from airflow_ml.factory.params import SCHEMA_DIALECT
+from airflow_ml.operators.overrides import NO_CONTROL_PATTERN, REASON_MAX_LENGTH
 from airflow_ml.operators.rollback import RollbackChampionOperator
 from airflow_ml.templates.base import NAME_PATTERN
 
@@ -35,7 +36,7 @@ def build_rollback_dag(dag_id: str = ROLLBACK_DAG_ID) -> DAG:
             "and emits the model's champion Asset event. Refused (nothing moves) when there is no previous champion."
         ),
     ) as dag:
-        RollbackChampionOperator(task_id="rollback", model="{{ params.model }}", reason="{{ params.reason }}")
+        RollbackChampionOperator(task_id="rollback")  # model and reason: the run's Params
     # Set after the task exists, as for the city DAGs: the task keeps no private copy of the form.
     dag.params = {  # type: ignore[assignment]  # attrs converts the dict to ParamsDict
         "model": Param(
@@ -46,7 +47,14 @@ def build_rollback_dag(dag_id: str = ROLLBACK_DAG_ID) -> DAG:
         "reason": Param(
             None,
             "Why the champion goes back; recorded on both versions.",
-            schema={"type": "string", "minLength": 1, "maxLength": 500, "title": "Reason", "$schema": SCHEMA_DIALECT},
+            schema={
+                "type": "string",
+                "minLength": 1,
+                "maxLength": REASON_MAX_LENGTH,
+                "pattern": NO_CONTROL_PATTERN,
+                "title": "Reason",
+                "$schema": SCHEMA_DIALECT,
+            },
         ),
     }
     return dag

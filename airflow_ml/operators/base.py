@@ -8,9 +8,11 @@ from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml.exceptions import MlflowUnreachable
 from airflow_ml.hooks.mlflow import MlflowHook
+from airflow_ml.operators.overrides import OverrideError, RunOverrides, refusal
 
 
 class MlflowBaseOperator(BaseOperator):
@@ -119,22 +121,16 @@ def close_abandoned_runs(client: Any, experiment: str, context: Context) -> list
     return closed
 
 
-def is_empty(value: Any) -> bool:
-    """Whether a rendered template value means "no override": None, "", "None" or "null"."""
-    return value is None or (isinstance(value, str) and value.strip() in ("", "None", "null"))
+def run_overrides(context: Context) -> RunOverrides:
+    """The run's trigger overrides, parsed once from ``context["params"]`` (typed values, validated by Airflow).
 
-
-def optional_number(value: Any, field: str) -> float | None:
-    """A rendered template value as a number, or None for an empty override.
+    Args:
+        context: The task's context.
 
     Raises:
-        ValueError: naming the field when the value is not a number.
+        AirflowFailException: naming each problem and its fix; a retry cannot help.
     """
-    if is_empty(value):
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"{field}: expected a number, got {value!r}")
     try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{field}: expected a number, got {value!r}; fix the trigger parameter") from None
+        return RunOverrides.from_params(context["params"])
+    except OverrideError as exc:
+        raise AirflowFailException(refusal(context["ti"].dag_id, exc.problems)) from None

@@ -9,7 +9,7 @@ from airflow.sdk import Context
 
 from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.links.mlflow import MlflowModelVersionLink, model_version_url
-from airflow_ml.operators.base import MlflowBaseOperator, is_empty, mlflow_errors
+from airflow_ml.operators.base import MlflowBaseOperator, mlflow_errors, run_overrides
 from airflow_ml.operators.validate import snapshot_uri
 
 DECISION_FILE = "decision.json"
@@ -25,6 +25,10 @@ class PromotionGateOperator(MlflowBaseOperator):
     intervals, the slice table, the thresholds, the baseline version, the snapshot hash and what
     triggered the run are recorded as version tags, as an artifact of the training run and beside the
     snapshot.
+
+    The run's ``promotion_mode`` Param says what to do with the decision: ``auto`` (follow the gate),
+    ``require_approval``, ``force`` (promote anyway, with the run's ``reason``) or ``dry_run`` (record the
+    decision, move nothing); the ``reason`` is recorded with it.
 
     Args:
         model_name: The city's registered model.
@@ -45,15 +49,12 @@ class PromotionGateOperator(MlflowBaseOperator):
         slices: ``[{"column": "pickup_zone"}, {"column": "pickup_hour", "bins": [0, 6, 24]}]``.
         max_slice_regression: How much worse (relative) any judged slice may be; None: report only.
         min_slice_rows: Smaller slices are reported but not judged.
-        mode: ``auto`` (follow the gate), ``force`` (promote anyway, needs a reason) or ``dry_run``
-            (record the decision, move nothing); templated for the trigger form.
-        reason: Why the run was triggered (free text from the trigger form); templated.
         aws_conn_id: Airflow connection (type ``aws``) for a snapshot on ``s3://``.
 
     Returns (XCom): the decision record.
     """
 
-    template_fields: Sequence[str] = ("registration", "snapshot", "mode", "reason")
+    template_fields: Sequence[str] = ("registration", "snapshot")
     operator_extra_links = (MlflowModelVersionLink(),)
     ui_color = "#fbeaea"
 
@@ -76,8 +77,6 @@ class PromotionGateOperator(MlflowBaseOperator):
         slices: list[dict[str, Any]] | None = None,
         max_slice_regression: float | None = None,
         min_slice_rows: int = 100,
-        mode: Any = "auto",
-        reason: Any = "",
         aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
         parent_model: str | None = None,
         **kwargs: Any,
@@ -100,8 +99,6 @@ class PromotionGateOperator(MlflowBaseOperator):
         self.slices = list(slices or [])
         self.max_slice_regression = max_slice_regression
         self.min_slice_rows = min_slice_rows
-        self.mode = mode
-        self.reason = reason
         self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -109,6 +106,7 @@ class PromotionGateOperator(MlflowBaseOperator):
         from airflow_ml.ml.gate import GateRules
         from airflow_ml.ml.pipeline import SplitSettings, evaluate_and_decide
 
+        overrides = run_overrides(context)
         uri = snapshot_uri(self.snapshot)
         options = storage_options(uri, aws_conn_id=self.aws_conn_id)
         with mlflow_errors(self.hook, f"deciding on {self.model_name!r}"):
@@ -130,8 +128,8 @@ class PromotionGateOperator(MlflowBaseOperator):
                     max_slice_regression=self.max_slice_regression,
                     min_slice_rows=self.min_slice_rows,
                 ),
-                mode=str(self.mode or "auto"),
-                trigger_reason="" if is_empty(self.reason) else str(self.reason),
+                mode=overrides.promotion_mode,
+                trigger_reason=overrides.reason,
                 context=_trigger(context),
                 storage_options=options,
                 parent_model=self.parent_model,
