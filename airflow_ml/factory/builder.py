@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import (
-    DAG,
     Asset,
     AssetOrTimeSchedule,
     CronTriggerTimetable,
@@ -26,6 +25,7 @@ from airflow.sdk.definitions.param import ParamsDict
 
 from airflow_ml.exceptions import BrokenCityFiles, ConfigError
 from airflow_ml.factory.assets import champion_asset
+from airflow_ml.factory.checked_dag import CheckedConfDAG
 from airflow_ml.factory.params import trigger_params
 from airflow_ml.factory.sharding import Shard
 from airflow_ml.operators.approval import PromotionApprovalOperator
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 _START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
-def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
+def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> CheckedConfDAG:
     """Build the retraining DAG of one city, or of a fallback parent (trained on the union of its members' data).
 
     snapshot → validate → drift → train → register → gate → approve → health_check; the last emits the
@@ -70,7 +70,7 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
         default_args["execution_timeout"] = dt.timedelta(minutes=spec.task_timeout_minutes)
     if spec.on_failure:
         default_args["on_failure_callback"] = [_notifier(n) for n in spec.on_failure]
-    with DAG(
+    with CheckedConfDAG(
         dag_id=config.dag_id,
         description=f"Retrain {config.title}'s {config.template} model",
         schedule=_schedule(config),
@@ -204,7 +204,7 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
 _VALIDATED_FORMS: set[str] = set()
 
 
-def _attach_trigger_form(dag: DAG, params: dict[str, Param]) -> None:
+def _attach_trigger_form(dag: CheckedConfDAG, params: dict[str, Param]) -> None:
     """Give ``dag`` its trigger form, validated by Airflow once per distinct form rather than once per DAG.
 
     A scheduled DAG's Params are validated when assigned (every default must satisfy its JSON Schema),
@@ -226,7 +226,7 @@ def register_dags(
     templates_root: str | Path,
     expectations_dir: str | Path,
     shard: Shard | None = None,
-) -> dict[str, DAG]:
+) -> dict[str, CheckedConfDAG]:
     """Build the DAG of every city in ``shard`` into ``namespace`` (a DAG file's ``globals()``).
 
     A broken city file is logged and skipped; the other cities' DAGs still load, and
@@ -260,7 +260,7 @@ def register_dags(
 
 def register_parent_dags(
     namespace: MutableMapping[str, Any], *, templates_root: str | Path, expectations_dir: str | Path
-) -> dict[str, DAG]:
+) -> dict[str, CheckedConfDAG]:
     """Build the DAG of every fallback parent that some city names (``<template>.global``, ``<template>.group.<g>``).
 
     A parent trains on the union of its members' data: every city file is scanned for its template and

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import Param
 
+from airflow_ml.factory.checked_dag import CheckedConfDAG
 from airflow_ml.factory.params import SCHEMA_DIALECT
 from airflow_ml.operators.overrides import NO_CONTROL_PATTERN, REASON_MAX_LENGTH
 from airflow_ml.operators.rollback import RollbackChampionOperator
@@ -16,13 +17,13 @@ ROLLBACK_DAG_ID = "airflow_ml.rollback"
 MODEL_PATTERN = NAME_PATTERN.removesuffix("$") + r"\." + NAME_PATTERN.removeprefix("^")
 
 
-def build_rollback_dag(dag_id: str = ROLLBACK_DAG_ID) -> DAG:
+def build_rollback_dag(dag_id: str = ROLLBACK_DAG_ID) -> CheckedConfDAG:
     """Build the manual DAG that moves a model's ``champion`` back to its ``previous-champion``.
 
     Trigger it with ``model`` (the city's DAG id, ``<template>.<city>``) and a ``reason``; see
     :class:`~airflow_ml.operators.rollback.RollbackChampionOperator` for what it records and emits.
     """
-    with DAG(
+    with CheckedConfDAG(
         dag_id=dag_id,
         description="Roll a city's champion back to its previous champion (airflow-ml)",
         schedule=None,

@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml.exceptions import MlflowUnreachable
 from airflow_ml.hooks.mlflow import MlflowHook
-from airflow_ml.operators.overrides import OverrideError, RunOverrides, refusal
+from airflow_ml.operators.overrides import OverrideError, RunOverrides, conf_problems, param_defaults, refusal
 
 
 class MlflowBaseOperator(BaseOperator):
@@ -121,15 +121,33 @@ def close_abandoned_runs(client: Any, experiment: str, context: Context) -> list
     return closed
 
 
-def run_overrides(context: Context) -> RunOverrides:
+def refuse_bad_conf(context: Context) -> None:
+    """Fail the task, without retry, when the run's conf sets a key that is no Param of its DAG, or conflicts.
+
+    The first task of a run calls it: a run created by a path that does not check the conf (``airflow dags
+    trigger`` writes it straight into the metadata database) stops here, before any work.
+
+    Raises:
+        AirflowFailException: naming each problem and its fix (see
+            :func:`~airflow_ml.operators.overrides.conf_problems`).
+    """
+    problems = conf_problems(context["dag_run"].conf, param_defaults(context["dag"].params))
+    if problems:
+        raise AirflowFailException(refusal(context["ti"].dag_id, problems))
+
+
+def run_overrides(context: Context, *, check_conf: bool = False) -> RunOverrides:
     """The run's trigger overrides, parsed once from ``context["params"]`` (typed values, validated by Airflow).
 
     Args:
         context: The task's context.
+        check_conf: First :func:`refuse_bad_conf` (the first task of a run does).
 
     Raises:
         AirflowFailException: naming each problem and its fix; a retry cannot help.
     """
+    if check_conf:
+        refuse_bad_conf(context)
     try:
         return RunOverrides.from_params(context["params"])
     except OverrideError as exc:

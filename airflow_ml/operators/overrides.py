@@ -1,20 +1,21 @@
 """A run's trigger overrides: typed, bounded by the very models that bound the YAML, parsed once.
 
-The trigger form (:func:`airflow_ml.factory.params.trigger_params`) shows these fields. Each numeric
-override shares its bounds and type with the template field it overrides (``num_leaves`` with
-``training.params.num_leaves``...): the form's JSON Schema comes from the model's ``model_json_schema()``
-and a value is validated by the model itself, so the two never disagree.
+The trigger form (:func:`airflow_ml.factory.params.trigger_params`) shows these fields; a run's conf may set
+any of them and nothing else. Each numeric override shares its bounds and type with the template field it
+overrides (``num_leaves`` with ``training.params.num_leaves``...): the form's JSON Schema comes from the
+model's ``model_json_schema()`` and a value is validated by the model itself, so the two never disagree.
 
-Plain Python (pydantic and the template models): the DAG files and the tasks import it.
+Plain Python (pydantic and the template models): the DAG files, the api-server plugin and the tasks import it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -144,8 +145,49 @@ class RunOverrides:
 FIELDS = tuple(field.name for field in dataclasses.fields(RunOverrides))
 
 
+def conf_problems(conf: Mapping[str, Any] | None, params: Mapping[str, Any]) -> list[str]:
+    """What makes ``conf`` unfit for a run of a DAG whose Params are ``params`` (name to default value).
+
+    Only what Airflow's own check of each Param against its JSON Schema (when it creates the run) cannot
+    see, or says cryptically: a key that is no Param (Airflow keeps it and ignores it) with the closest
+    Param's name, a control character in ``reason``, and, when the Params are a city DAG's trigger form,
+    overrides that conflict (``force`` needs a reason).
+    """
+    if not isinstance(conf, Mapping):
+        return []  # None, or not a JSON object: Airflow's own check answers that
+    problems = unknown_keys(conf, params)
+    if "reason" in params and (control := _control_character(conf.get("reason"))):
+        problems.append(control)
+    if set(FIELDS) <= set(params):
+        values, invalid = _parse({name: conf.get(name, params[name]) for name in FIELDS})
+        if not invalid:  # else Airflow names the value that breaks its Param's schema
+            problems.extend(RunOverrides(**values).conflicts())
+    return problems
+
+
+def param_defaults(params: Any) -> dict[str, Any]:
+    """Name to default value of a DAG's Params (Airflow's ``ParamsDict``, SDK or serialized), without validating.
+
+    Reading ``params[name]`` would validate each default, and a required Param (the rollback DAG's ``model``)
+    has none that is valid.
+    """
+    return {name: params.get_param(name).value for name in params}
+
+
+def unknown_keys(conf: Mapping[str, Any], known: Collection[str]) -> list[str]:
+    """One line per key of ``conf`` that is not in ``known``, with a "did you mean" when one is close."""
+    problems = []
+    for key in conf:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else f"use one of {sorted(known)}"
+        problems.append(f"unknown trigger parameter {key!r}: {hint} (a conf may only set the DAG's Params)")
+    return problems
+
+
 def refusal(dag_id: str, problems: list[str]) -> str:
-    """The one message a refused conf gives."""
+    """The one message every path that refuses a run's conf gives."""
     return f"the conf of a run of {dag_id} is refused, nothing runs: " + "; ".join(problems)
 
 

@@ -9,7 +9,7 @@ from airflow.sdk import AssetAlias, Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml.operators.assets import champion_alias, champion_asset_for
-from airflow_ml.operators.base import MlflowBaseOperator
+from airflow_ml.operators.base import MlflowBaseOperator, refuse_bad_conf
 
 ROLLBACK_ARTIFACT = "rollback/rollback.json"
 
@@ -44,6 +44,7 @@ class RollbackChampionOperator(MlflowBaseOperator):
         from airflow_ml.exceptions import RollbackRefused
         from airflow_ml.ml import registry
 
+        refuse_bad_conf(context)
         params = context["params"]
         name = str(self.model if self.model is not None else params.get("model") or "").strip()
         reason = str(self.reason if self.reason is not None else params.get("reason") or "").strip()

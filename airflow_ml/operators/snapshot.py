@@ -16,7 +16,9 @@ from airflow_ml.operators.base import run_overrides
 class SnapshotOperator(BaseOperator):
     """Copy the city's partitions of the run's window into ``<data_root>/snapshots/<city>/<run_id>``.
 
-    The window comes from the run's ``window_start``/``window_end`` Params. Nothing here is a template field:
+    The first task of a run: it refuses a conf that sets anything but the DAG's Params, or conflicting
+    overrides (see :mod:`airflow_ml.operators.overrides`), before any work, whatever created the run. The
+    window comes from the run's ``window_start``/``window_end`` Params. Nothing here is a template field:
     ``source`` comes from YAML and is never rendered by Jinja.
 
     Args:
@@ -61,7 +63,7 @@ class SnapshotOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.data.snapshot import resolve_source, take_snapshot
 
-        overrides = run_overrides(context)
+        overrides = run_overrides(context, check_conf=True)
         self.log.info("the run's overrides: %s", overrides.to_dict())
         root = settings.data_root(self.data_root)
         sources = [resolve_source(self.source, data_root=root, city=m) for m in self.members or [self.city]]

@@ -1,4 +1,4 @@
-"""A run's overrides: the form's bounds are the YAML's, values arrive typed, a bad value is named with its fix."""
+"""A run's overrides: the form's bounds are the YAML's, values arrive typed, a bad conf is named with its fix."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from airflow_ml.factory.params import trigger_params
-from airflow_ml.operators.overrides import FIELDS, OverrideError, RunOverrides
+from airflow_ml.operators.overrides import FIELDS, OverrideError, RunOverrides, conf_problems
 from airflow_ml.templates import load_city_file
 from airflow_ml.templates.training_spec import LightGBMParams, SearchSpec, TrainingSpec
 
@@ -107,6 +107,34 @@ def test_overrides_arrive_typed_and_none_keeps_the_template_value() -> None:
 def test_a_bad_override_is_refused_naming_the_field(params: dict[str, Any], message: str) -> None:
     with pytest.raises(OverrideError, match=message):
         RunOverrides.from_params(params)
+
+
+def test_an_unknown_conf_key_is_named_with_the_closest_param(form: dict[str, Any]) -> None:
+    defaults = {name: param.value for name, param in form.items()}
+
+    assert conf_problems({"num_boost_rounds": 1}, defaults) == [
+        "unknown trigger parameter 'num_boost_rounds': did you mean 'num_boost_round'? "
+        "(a conf may only set the DAG's Params)"
+    ]
+    (far,) = conf_problems({"colour": "red"}, defaults)
+    assert far.startswith("unknown trigger parameter 'colour': use one of ['learning_rate'")
+    assert conf_problems({"num_boost_round": 5, "promotion_mode": "dry_run"}, defaults) == []
+
+
+def test_conflicts_and_control_characters_are_the_conf_checks_own_and_bad_values_are_airflows(
+    form: dict[str, Any],
+) -> None:
+    defaults = {name: param.value for name, param in form.items()}
+
+    assert conf_problems({"promotion_mode": "force"}, defaults) == [
+        "promotion_mode 'force' needs a reason: set 'reason' (it is recorded with the forced promotion)"
+    ]
+    assert conf_problems({"promotion_mode": "force", "reason": "hotfix"}, defaults) == []
+    assert conf_problems({"reason": "a\x00b"}, defaults) == [
+        "reason holds a control character (U+0000 at position 1); remove it"
+    ]
+    # A value that breaks its Param's schema is left to Airflow's own check, whose message names the Param.
+    assert conf_problems({"num_leaves": 1}, defaults) == []
 
 
 def test_the_reason_param_refuses_control_characters_but_not_tabs_or_newlines(form: dict[str, Any]) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from airflow_ml.factory import build_dag, register_dags, register_parent_dags
 from airflow_ml.factory.params import trigger_params
 from airflow_ml.factory.rollback import build_rollback_dag
@@ -73,3 +75,20 @@ def test_a_jinja_source_that_got_past_the_yaml_check_is_never_rendered() -> None
     for task in dag.tasks:
         rendered = {name: getattr(task, name) for name in task.template_fields}
         assert SECRET not in repr(rendered), (task.task_id, rendered)
+
+
+@pytest.mark.parametrize("run_conf", [{"num_boost_rounds": 1}, {"promotion_mode": "force"}, {"reason": "\x00"}])
+def test_dag_test_refuses_a_bad_conf_before_it_touches_the_database(run_conf: dict[str, Any]) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    dag = build_dag(load_city_file(TEMPLATES / "cities" / "berlin.yaml", TEMPLATES / "templates"), expectations_dir=".")
+
+    with pytest.raises(ParamValidationError, match=r"the conf of a run of ride_duration\.berlin is refused"):
+        dag.test(run_conf=run_conf)
+
+
+def test_the_rollback_dag_refuses_a_misspelt_key_too() -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match="unknown trigger parameter 'modle': did you mean 'model'"):
+        build_rollback_dag().test(run_conf={"modle": "ride_duration.berlin", "reason": "bad model"})
