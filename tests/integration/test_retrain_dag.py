@@ -133,6 +133,8 @@ def test_dry_run_records_the_decision_and_moves_nothing(world: dict[str, Any], d
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
     version = dry_run["decision"]["challenger_version"]
     assert client.get_model_version(MODEL, version).tags["gate.decision"] == "dry-run"
+    # Registered for the gate to score, and no alias moved: challenger still names the last real candidate.
+    assert str(client.get_model_version_by_alias(MODEL, "challenger").version) != version
 
 
 def test_force_needs_a_reason_then_promotes_and_keeps_the_previous_champion(

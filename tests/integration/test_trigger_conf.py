@@ -1,5 +1,5 @@
 """A run's conf end to end (dag.test(), LightGBM, MLflow): a bad conf is refused before a run exists, or by the
-run's first task when a path created the run without checking.
+run's first task when a path created the run without checking; a dry run moves no alias.
 
 The world copies the repo's template as ``trigger_conf`` so its DAG (``trigger_conf.lisbon``) and model never
 clash with the other modules' worlds in the shared dags folder.
@@ -44,6 +44,10 @@ def _snapshots(world: dict[str, Any]) -> list[Path]:
     return sorted((world["data_root"] / "snapshots").rglob("manifest.json"))
 
 
+def _aliases(client: Any) -> dict[str, str]:
+    return {alias: str(version) for alias, version in client.get_registered_model(MODEL).aliases.items()}
+
+
 @pytest.mark.parametrize(
     ("conf", "message"),
     [
@@ -82,6 +86,24 @@ def test_the_first_task_refuses_a_conf_that_reached_a_run_unchecked(
     assert {state for task, state in states.items() if task != "snapshot"} == {"upstream_failed"}
     assert _snapshots(world) == snapshots  # refused before any work
     assert "did you mean 'num_boost_round'?" in capfd.readouterr().out
+
+
+def test_a_dry_run_registers_its_version_and_moves_no_alias(world: dict[str, Any]) -> None:
+    client = world["client"]
+    first = world["build"]().test(run_conf=FAST)
+    assert str(first.state) == "success"
+    before = _aliases(client)
+    assert before == {"champion": "1", "challenger": "1"}
+
+    dry = world["build"]().test(run_conf={**FAST, "num_leaves": 7, "promotion_mode": "dry_run"})
+
+    assert str(dry.state) == "success", task_states(MODEL, dry.run_id)
+    versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{MODEL}'"))
+    assert versions == [1, 2]  # registered, so the gate could score it
+    assert _aliases(client) == before
+    tags = client.get_model_version(MODEL, "2").tags
+    assert tags["gate.decision"] == "dry-run"
+    assert task_states(MODEL, dry.run_id)["health_check"] == "skipped"
 
 
 def test_airflow_dags_test_refuses_a_typo_before_a_run_exists(world: dict[str, Any]) -> None:
