@@ -40,6 +40,19 @@ def _run_ids() -> list[str]:
         return sorted(session.scalars(select(DagRun.run_id).where(DagRun.dag_id == MODEL)))
 
 
+def _sync_dags_folder() -> None:
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+
+    manager = DagBundlesManager()
+    manager.sync_bundles_to_db()
+    bundle = manager.get_bundle("dags-folder")
+    bundle.initialize()
+    bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
+    assert MODEL in bag.dags, bag.import_errors
+    sync_bag_to_db(bag, bundle.name, bundle.version)
+
+
 def _snapshots(world: dict[str, Any]) -> list[Path]:
     return sorted((world["data_root"] / "snapshots").rglob("manifest.json"))
 
@@ -125,3 +138,33 @@ def test_airflow_dags_test_refuses_a_typo_before_a_run_exists(world: dict[str, A
     assert done.returncode != 0
     assert "unknown trigger parameter 'num_boost_rounds': did you mean 'num_boost_round'?" in done.stderr + done.stdout
     assert _run_ids() == runs
+
+
+def test_a_run_made_by_airflow_dags_trigger_stops_at_its_first_task(world: dict[str, Any]) -> None:
+    """The CLI's ``dags trigger`` creates the run straight in the database (no api-server): the snapshot refuses it."""
+    import os
+    import subprocess
+    import sys
+
+    def airflow(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "airflow", *args],
+            env=dict(os.environ),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    _sync_dags_folder()  # as the DAG processor would have
+    runs, snapshots = _run_ids(), _snapshots(world)
+    triggered = airflow("dags", "trigger", MODEL, "-c", json.dumps({"num_boost_rounds": 1}))
+    assert triggered.returncode == 0, triggered.stderr[-3000:]
+    (run_id,) = set(_run_ids()) - set(runs)  # the CLI created it, Params and all
+
+    # As a worker runs it (``tasks test`` reports a task's failure in the log and its state, not its exit code).
+    snapshot = airflow("tasks", "test", MODEL, "snapshot", run_id)
+
+    assert task_states(MODEL, run_id)["snapshot"] == "failed"
+    assert "did you mean 'num_boost_round'?" in snapshot.stdout + snapshot.stderr
+    assert _snapshots(world) == snapshots
