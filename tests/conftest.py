@@ -169,22 +169,33 @@ def _task_column(dag_id: str, run_id: str, column: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def airflow_api() -> Iterator[Any]:
+def airflow_api(*, plugins_folder: Path | None = None) -> Iterator[Any]:
     """Airflow's own REST API (its FastAPI app) in-process, every request an admin's.
 
     Authentication is not what the tests that use it are about; the metadata database is the session's.
+    ``plugins_folder`` (e.g. the repo's ``plugins/``) is loaded as Airflow's plugins folder.
     """
+    from airflow import plugins_manager, settings
     from airflow.api_fastapi.app import create_app, purge_cached_app
     from fastapi.testclient import TestClient
+
+    def clear_plugin_caches() -> None:
+        for value in vars(plugins_manager).values():
+            if callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
         mp.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "airflow-ml-tests-" + "x" * 64)
+        if plugins_folder is not None:
+            mp.setattr(settings, "PLUGINS_FOLDER", str(plugins_folder))
+        clear_plugin_caches()
         purge_cached_app()
         try:
             yield TestClient(create_app())
         finally:
             purge_cached_app()
+            clear_plugin_caches()
 
 
 REQUIRE_SERVICES = os.environ.get("AIRFLOW_ML_REQUIRE_SERVICES") == "1"

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import (
-    DAG,
     Asset,
     AssetOrTimeSchedule,
     CronTriggerTimetable,
@@ -26,8 +25,9 @@ from airflow.sdk.definitions.param import ParamsDict
 
 from airflow_ml.exceptions import BrokenCityFiles, ConfigError
 from airflow_ml.factory.assets import champion_asset
+from airflow_ml.factory.checked_dag import CheckedConfDAG
 from airflow_ml.factory.dataset_contract import data_contract
-from airflow_ml.factory.params import TUNABLE, trigger_params
+from airflow_ml.factory.params import trigger_params
 from airflow_ml.factory.sharding import Shard
 from airflow_ml.ml.gate import GateRules  # pure Python: cheap at parse time
 from airflow_ml.operators.approval import PromotionApprovalOperator
@@ -49,11 +49,13 @@ log = logging.getLogger(__name__)
 _START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
-def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
+def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> CheckedConfDAG:
     """Build the retraining DAG of one city, or of a fallback parent (trained on the union of its members' data).
 
     snapshot → validate → drift → train → register → gate → approve → health_check; the last emits the
     city's champion Asset event (see :func:`~airflow_ml.factory.assets.champion_asset`) after a healthy promotion.
+    No value from the config reaches a template field: the tasks read the run's overrides, typed, from its
+    Params (:func:`~airflow_ml.operators.base.run_overrides`), and Jinja renders only the XCom references.
     """
     dataset, split, training, gate = config.dataset, config.split, config.training, config.gate
     lineage_tags = {"airflow_ml.city": config.city, "airflow_ml.template": config.template}
@@ -70,7 +72,7 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
         default_args["execution_timeout"] = dt.timedelta(minutes=spec.task_timeout_minutes)
     if spec.on_failure:
         default_args["on_failure_callback"] = [_notifier(n) for n in spec.on_failure]
-    with DAG(
+    with CheckedConfDAG(
         dag_id=config.dag_id,
         description=f"Retrain {config.title}'s {config.template} model",
         schedule=_schedule(config),
@@ -91,8 +93,6 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
             data_format=dataset.format,
             time_column=dataset.time_column,
             window_days=dataset.window_days,
-            window_start="{{ params.window_start }}",
-            window_end="{{ params.window_end }}",
             contract=data_contract(config).to_dict(),
         )
         validate = ValidateDataOperator(
@@ -132,8 +132,7 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
             metric=config.metric.name,
             validation_fraction=split.validation_fraction,
             holdout_fraction=split.holdout_fraction,
-            num_boost_round=f"{{{{ params.num_boost_round or {training.num_boost_round} }}}}",
-            param_overrides={name: f"{{{{ params.{name} }}}}" for name in TUNABLE},
+            num_boost_round=training.num_boost_round,
             early_stopping_rounds=training.early_stopping_rounds,
             seed=training.seed,
             num_threads=training.num_threads,
@@ -143,8 +142,6 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
             class_weight=training.class_weight,
             # Without training.search, the trigger form's search_trials searches the default ranges.
             search=(training.search or SearchSpec(trials=0)).model_dump(),
-            search_trials="{{ params.search_trials }}",
-            search_timeout_minutes="{{ params.search_timeout_minutes }}",
             warm_start=training.warm_start,
             model_name=config.model_name,
             fallback_min_rows=config.fallback.min_rows if config.parent_model_name else None,
@@ -168,8 +165,6 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
             validation_fraction=split.validation_fraction,
             holdout_fraction=split.holdout_fraction,
             rules=GateRules.from_dict({**gate.rules(), "min_holdout_rows": split.min_holdout_rows}).to_dict(),
-            mode="{{ params.promotion_mode }}",
-            reason="{{ params.reason }}",
             parent_model=config.parent_model_name,
         )
         approve = PromotionApprovalOperator(
@@ -208,7 +203,7 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> DAG:
 _VALIDATED_FORMS: set[str] = set()
 
 
-def _attach_trigger_form(dag: DAG, params: dict[str, Param]) -> None:
+def _attach_trigger_form(dag: CheckedConfDAG, params: dict[str, Param]) -> None:
     """Give ``dag`` its trigger form, validated by Airflow once per distinct form rather than once per DAG.
 
     A scheduled DAG's Params are validated when assigned (every default must satisfy its JSON Schema),
@@ -230,7 +225,7 @@ def register_dags(
     templates_root: str | Path,
     expectations_dir: str | Path,
     shard: Shard | None = None,
-) -> dict[str, DAG]:
+) -> dict[str, CheckedConfDAG]:
     """Build the DAG of every city in ``shard`` into ``namespace`` (a DAG file's ``globals()``).
 
     A broken city file is logged and skipped; the other cities' DAGs still load, and
@@ -264,7 +259,7 @@ def register_dags(
 
 def register_parent_dags(
     namespace: MutableMapping[str, Any], *, templates_root: str | Path, expectations_dir: str | Path
-) -> dict[str, DAG]:
+) -> dict[str, CheckedConfDAG]:
     """Build the DAG of every fallback parent that some city names (``<template>.global``, ``<template>.group.<g>``).
 
     A parent trains on the union of its members' data: every city file is scanned for its template and

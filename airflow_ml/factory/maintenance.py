@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import Param
 
+from airflow_ml.factory.checked_dag import CheckedConfDAG
 from airflow_ml.factory.params import SCHEMA_DIALECT
 from airflow_ml.operators.prune import PruneSnapshotsOperator
 from airflow_ml.templates.base import NAME_PATTERN
@@ -24,14 +25,14 @@ def build_retention_dag(
     dag_id: str = RETENTION_DAG_ID,
     schedule: str | None = "30 4 * * *",
     retries: int = 1,
-) -> DAG:
+) -> CheckedConfDAG:
     """Build the daily DAG that prunes snapshots as ``airflow-ml snapshots prune`` does.
 
     Every snapshot a registered model version points at is kept, and the newest ``retention.keep_last`` others
     of each city's DAG; see :class:`~airflow_ml.operators.prune.PruneSnapshotsOperator`. Trigger it by hand with
     ``dry_run`` to see what it would delete, or with ``template`` to prune one template.
     """
-    with DAG(
+    with CheckedConfDAG(
         dag_id=dag_id,
         description="Prune the snapshots that no registered model version needs (airflow-ml retention)",
         schedule=schedule,
@@ -49,8 +50,6 @@ def build_retention_dag(
         PruneSnapshotsOperator(
             task_id="prune_snapshots",
             templates_root=str(templates_root),
-            template="{{ params.template }}",
-            report_only="{{ params.dry_run }}",
         )
     # Set after the task exists, as for the city DAGs: the task keeps no private copy of the form.
     dag.params = {  # type: ignore[assignment]  # attrs converts the dict to ParamsDict

@@ -1,4 +1,8 @@
-"""The typed trigger form of a city's DAG: Params with JSON Schema, validated by the form and the run."""
+"""The typed trigger form of a city's DAG: Params with JSON Schema, validated by the form and the run.
+
+The numeric Params take their type and bounds from the template models (see
+:mod:`airflow_ml.operators.overrides`): the form and the YAML never disagree on what a value may be.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 from airflow.sdk import Param
 
 from airflow_ml.ml.gate import MODES
+from airflow_ml.operators.overrides import NO_CONTROL_PATTERN, REASON_MAX_LENGTH, number_schema
 from airflow_ml.templates.models import ModelConfig
 from airflow_ml.templates.training_spec import SearchSpec
 
@@ -16,11 +21,14 @@ from airflow_ml.templates.training_spec import SearchSpec
 #: while the DAG processor builds and serializes it. Every keyword used here means the same in both.
 SCHEMA_DIALECT = "http://json-schema.org/draft-07/schema#"
 
-#: LightGBM parameters the trigger form may override, with their bounds.
-TUNABLE: dict[str, dict[str, Any]] = {
-    "learning_rate": {"type": ["null", "number"], "exclusiveMinimum": 0, "maximum": 1, "title": "Learning rate"},
-    "num_leaves": {"type": ["null", "integer"], "minimum": 2, "maximum": 4096, "title": "Leaves per tree"},
-    "min_data_in_leaf": {"type": ["null", "integer"], "minimum": 1, "maximum": 100_000, "title": "Rows per leaf"},
+#: The form's title of each numeric override.
+TITLES = {
+    "num_boost_round": "Boosting rounds",
+    "learning_rate": "Learning rate",
+    "num_leaves": "Leaves per tree",
+    "min_data_in_leaf": "Rows per leaf",
+    "search_trials": "Search trials",
+    "search_timeout_minutes": "Search time limit (minutes)",
 }
 
 
@@ -29,41 +37,32 @@ def _param(default: Any, **schema: Any) -> Param:
     return Param(default, description, schema={**schema, "$schema": SCHEMA_DIALECT})
 
 
+def _number(name: str, description: str) -> Param:
+    """An empty-by-default Param with the template field's type and bounds (None keeps the configured value)."""
+    schema = dict(number_schema(name))
+    return _param(None, **{**schema, "type": ["null", schema["type"]]}, title=TITLES[name], description=description)
+
+
 def trigger_params(config: ModelConfig) -> dict[str, Param]:
     """Params shown in the Airflow trigger form; None means "use the city's configured value"."""
     training = config.training
     configured = training.params.model_dump()
     search_trials = training.search.trials if training.search else 0
     search_minutes = training.search.timeout_minutes if training.search else SearchSpec().timeout_minutes
-    tunable = {
-        name: _param(None, description=f"Override the configured {configured[name]} (empty keeps it).", **schema)
-        for name, schema in TUNABLE.items()
-    }
     return {
-        "num_boost_round": _param(
-            None,
-            type=["null", "integer"],
-            minimum=1,
-            maximum=100_000,
-            title="Boosting rounds",
-            description=f"Override the configured {training.num_boost_round} rounds (empty keeps it).",
+        "num_boost_round": _number(
+            "num_boost_round", f"Override the configured {training.num_boost_round} rounds (empty keeps it)."
         ),
-        **tunable,
-        "search_trials": _param(
-            None,
-            type=["null", "integer"],
-            minimum=0,
-            maximum=1000,
-            title="Search trials",
-            description=f"Optuna trials before training (0: no search; empty keeps the configured {search_trials}).",
+        **{
+            name: _number(name, f"Override the configured {configured[name]} (empty keeps it).")
+            for name in ("learning_rate", "num_leaves", "min_data_in_leaf")
+        },
+        "search_trials": _number(
+            "search_trials",
+            f"Optuna trials before training (0: no search; empty keeps the configured {search_trials}).",
         ),
-        "search_timeout_minutes": _param(
-            None,
-            type=["null", "number"],
-            exclusiveMinimum=0,
-            maximum=24 * 60,
-            title="Search time limit (minutes)",
-            description=f"No new trial starts after this (empty keeps the configured {search_minutes:g}).",
+        "search_timeout_minutes": _number(
+            "search_timeout_minutes", f"No new trial starts after this (empty keeps the configured {search_minutes:g})."
         ),
         "window_start": _param(
             None,
@@ -86,14 +85,15 @@ def trigger_params(config: ModelConfig) -> dict[str, Param]:
             title="Promotion mode",
             description="auto: the gate decides. require_approval: if the gate recommends promotion, a person "
             "approves or rejects it under Required actions. force: promote even if the gate refuses (needs a "
-            "Reason). dry_run: decide and record, move nothing.",
+            "Reason). dry_run: decide and record, move no alias.",
         ),
         # Nullable: Airflow's form requires a value for a Param whose type excludes null, so a plain string
         # would keep the Trigger button disabled until someone typed a reason.
         "reason": _param(
             "",
             type=["null", "string"],
-            maxLength=500,
+            maxLength=REASON_MAX_LENGTH,
+            pattern=NO_CONTROL_PATTERN,
             title="Reason",
             description="Why this run; recorded with the decision.",
         ),

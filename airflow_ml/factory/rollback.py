@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import Param
 
+from airflow_ml.factory.checked_dag import CheckedConfDAG
 from airflow_ml.factory.params import SCHEMA_DIALECT
+from airflow_ml.operators.overrides import NO_CONTROL_PATTERN, REASON_MAX_LENGTH
 from airflow_ml.operators.rollback import RollbackChampionOperator
 from airflow_ml.templates.base import NAME_PATTERN
 
@@ -15,13 +17,13 @@ ROLLBACK_DAG_ID = "airflow_ml.rollback"
 MODEL_PATTERN = NAME_PATTERN.removesuffix("$") + r"\." + NAME_PATTERN.removeprefix("^")
 
 
-def build_rollback_dag(dag_id: str = ROLLBACK_DAG_ID) -> DAG:
+def build_rollback_dag(dag_id: str = ROLLBACK_DAG_ID) -> CheckedConfDAG:
     """Build the manual DAG that moves a model's ``champion`` back to its ``previous-champion``.
 
     Trigger it with ``model`` (the city's DAG id, ``<template>.<city>``) and a ``reason``; see
     :class:`~airflow_ml.operators.rollback.RollbackChampionOperator` for what it records and emits.
     """
-    with DAG(
+    with CheckedConfDAG(
         dag_id=dag_id,
         description="Roll a city's champion back to its previous champion (airflow-ml)",
         schedule=None,
@@ -35,7 +37,7 @@ def build_rollback_dag(dag_id: str = ROLLBACK_DAG_ID) -> DAG:
             "and emits the model's champion Asset event. Refused (nothing moves) when there is no previous champion."
         ),
     ) as dag:
-        RollbackChampionOperator(task_id="rollback", model="{{ params.model }}", reason="{{ params.reason }}")
+        RollbackChampionOperator(task_id="rollback")  # model and reason: the run's Params
     # Set after the task exists, as for the city DAGs: the task keeps no private copy of the form.
     dag.params = {  # type: ignore[assignment]  # attrs converts the dict to ParamsDict
         "model": Param(
@@ -46,7 +48,14 @@ def build_rollback_dag(dag_id: str = ROLLBACK_DAG_ID) -> DAG:
         "reason": Param(
             None,
             "Why the champion goes back; recorded on both versions.",
-            schema={"type": "string", "minLength": 1, "maxLength": 500, "title": "Reason", "$schema": SCHEMA_DIALECT},
+            schema={
+                "type": "string",
+                "minLength": 1,
+                "maxLength": REASON_MAX_LENGTH,
+                "pattern": NO_CONTROL_PATTERN,
+                "title": "Reason",
+                "$schema": SCHEMA_DIALECT,
+            },
         ),
     }
     return dag

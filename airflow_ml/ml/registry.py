@@ -98,16 +98,17 @@ def log_model(client: MlflowClient, run_id: str, trained: TrainedModel, sample: 
 
 
 def register_challenger(
-    client: MlflowClient, name: str, source: str, run_id: str, tags: dict[str, str]
+    client: MlflowClient, name: str, source: str, run_id: str, tags: dict[str, str], *, alias: bool = True
 ) -> ModelVersion:
-    """Register ``source`` as a new version of ``name`` and point the ``challenger`` alias at it."""
+    """Register ``source`` as a new version of ``name`` and, with ``alias``, point the ``challenger`` alias at it."""
     try:
         client.create_registered_model(name, description=f"Retrained by airflow-ml; {CHAMPION!r} serves.")
     except MlflowException as exc:
         if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
             raise
     version = client.create_model_version(name, source, run_id=run_id, tags=tags)
-    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    if alias:
+        client.set_registered_model_alias(name, CHALLENGER, version.version)
     return version
 
 

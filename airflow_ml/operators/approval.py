@@ -40,7 +40,9 @@ class PromotionApprovalOperator(ApprovalOperator):
         aws_conn_id: Airflow connection (type ``aws``) for a snapshot on ``s3://``.
     """
 
-    template_fields: Sequence[str] = (*ApprovalOperator.template_fields, "decision", "snapshot")
+    # Not HITL's subject and body: they are written at execute from the gate's record and the city's model
+    # name (which comes from YAML), and nothing from YAML is ever rendered by Jinja.
+    template_fields: Sequence[str] = ("decision", "snapshot")
     operator_extra_links = (MlflowModelVersionLink(),)
     ui_color = "#fff4d6"
 

@@ -8,9 +8,11 @@ from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml.exceptions import MlflowUnreachable
 from airflow_ml.hooks.mlflow import MlflowHook
+from airflow_ml.operators.overrides import OverrideError, RunOverrides, conf_problems, param_defaults, refusal
 
 
 class MlflowBaseOperator(BaseOperator):
@@ -119,22 +121,34 @@ def close_abandoned_runs(client: Any, experiment: str, context: Context) -> list
     return closed
 
 
-def is_empty(value: Any) -> bool:
-    """Whether a rendered template value means "no override": None, "", "None" or "null"."""
-    return value is None or (isinstance(value, str) and value.strip() in ("", "None", "null"))
+def refuse_bad_conf(context: Context) -> None:
+    """Fail the task, without retry, when the run's conf sets a key that is no Param of its DAG, or conflicts.
 
-
-def optional_number(value: Any, field: str) -> float | None:
-    """A rendered template value as a number, or None for an empty override.
+    The first task of a run calls it: a run created by a path that does not check the conf (``airflow dags
+    trigger`` writes it straight into the metadata database) stops here, before any work.
 
     Raises:
-        ValueError: naming the field when the value is not a number.
+        AirflowFailException: naming each problem and its fix (see
+            :func:`~airflow_ml.operators.overrides.conf_problems`).
     """
-    if is_empty(value):
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"{field}: expected a number, got {value!r}")
+    problems = conf_problems(context["dag_run"].conf, param_defaults(context["dag"].params))
+    if problems:
+        raise AirflowFailException(refusal(context["ti"].dag_id, problems))
+
+
+def run_overrides(context: Context, *, check_conf: bool = False) -> RunOverrides:
+    """The run's trigger overrides, parsed once from ``context["params"]`` (typed values, validated by Airflow).
+
+    Args:
+        context: The task's context.
+        check_conf: First :func:`refuse_bad_conf` (the first task of a run does).
+
+    Raises:
+        AirflowFailException: naming each problem and its fix; a retry cannot help.
+    """
+    if check_conf:
+        refuse_bad_conf(context)
     try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{field}: expected a number, got {value!r}; fix the trigger parameter") from None
+        return RunOverrides.from_params(context["params"])
+    except OverrideError as exc:
+        raise AirflowFailException(refusal(context["ti"].dag_id, exc.problems)) from None

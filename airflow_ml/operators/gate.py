@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.links.mlflow import MlflowModelVersionLink, model_version_url
-from airflow_ml.operators.base import MlflowBaseOperator, is_empty, mlflow_errors
+from airflow_ml.operators.base import MlflowBaseOperator, mlflow_errors, run_overrides
 from airflow_ml.operators.validate import snapshot_uri
 
 DECISION_FILE = "decision.json"
@@ -30,6 +30,10 @@ class PromotionGateOperator(MlflowBaseOperator):
     over it, the slice table, the thresholds, the baseline version, the snapshot hash and what triggered
     the run are recorded as version tags, as an artifact of the training run and beside the snapshot.
 
+    The run's ``promotion_mode`` Param says what to do with the decision: ``auto`` (follow the gate),
+    ``require_approval``, ``force`` (promote anyway, with the run's ``reason``) or ``dry_run`` (record the
+    decision, move nothing); the ``reason`` is recorded with it.
+
     Args:
         model_name: The city's registered model.
         parent_model: The fallback parent that serves the city while it has no champion: the challenger must beat
@@ -44,15 +48,12 @@ class PromotionGateOperator(MlflowBaseOperator):
         rules: The gate's rules as :meth:`airflow_ml.ml.gate.GateRules.to_dict` gives them
             (``min_improvement``, ``min_quality``, ``bootstrap``, ``slices``, ``naive_baseline``...); the
             factory builds them from the template's ``gate:`` section. None: ``GateRules()``'s.
-        mode: ``auto`` (follow the gate), ``force`` (promote anyway, needs a reason) or ``dry_run``
-            (record the decision, move nothing); templated for the trigger form.
-        reason: Why the run was triggered (free text from the trigger form); templated.
         aws_conn_id: Airflow connection (type ``aws``) for a snapshot on ``s3://``.
 
     Returns (XCom): the decision record.
     """
 
-    template_fields: Sequence[str] = ("registration", "snapshot", "mode", "reason")
+    template_fields: Sequence[str] = ("registration", "snapshot")
     operator_extra_links = (MlflowModelVersionLink(),)
     ui_color = "#fbeaea"
 
@@ -68,8 +69,6 @@ class PromotionGateOperator(MlflowBaseOperator):
         validation_fraction: float,
         holdout_fraction: float,
         rules: Mapping[str, Any] | None = None,
-        mode: Any = "auto",
-        reason: Any = "",
         aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
         parent_model: str | None = None,
         **kwargs: Any,
@@ -85,8 +84,6 @@ class PromotionGateOperator(MlflowBaseOperator):
         self.validation_fraction = validation_fraction
         self.holdout_fraction = holdout_fraction
         self.rules = dict(rules or {})
-        self.mode = mode
-        self.reason = reason
         self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -95,6 +92,7 @@ class PromotionGateOperator(MlflowBaseOperator):
         from airflow_ml.ml.gate import GateRules
         from airflow_ml.ml.pipeline import SplitSettings, evaluate_and_decide
 
+        overrides = run_overrides(context)
         uri = snapshot_uri(self.snapshot)
         options = storage_options(uri, aws_conn_id=self.aws_conn_id)
         with mlflow_errors(self.hook, f"deciding on {self.model_name!r}"), _refuse(ForeignChampion):
@@ -107,8 +105,8 @@ class PromotionGateOperator(MlflowBaseOperator):
                 metric=self.metric,
                 split=SplitSettings(self.time_column, self.validation_fraction, self.holdout_fraction),
                 rules=GateRules.from_dict(self.rules),
-                mode=str(self.mode or "auto"),
-                trigger_reason="" if is_empty(self.reason) else str(self.reason),
+                mode=overrides.promotion_mode,
+                trigger_reason=overrides.reason,
                 context=_trigger(context),
                 storage_options=options,
                 parent_model=self.parent_model,

@@ -9,7 +9,7 @@ from airflow.sdk import Context
 
 from airflow_ml import settings
 from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
-from airflow_ml.operators.base import MlflowBaseOperator, is_empty
+from airflow_ml.operators.base import MlflowBaseOperator, refuse_bad_conf
 
 
 class PruneSnapshotsOperator(MlflowBaseOperator):
@@ -22,33 +22,30 @@ class PruneSnapshotsOperator(MlflowBaseOperator):
     --prune-old-layout`` deletes them. When the registry cannot be read, or holds no model at all, nothing
     is deleted and the task fails.
 
+    The run's ``template`` Param (empty: every template) and ``dry_run`` Param (log what would be deleted,
+    delete nothing) say what to prune; a conf with any other key is refused before any work.
+
     Args:
         templates_root: The templates folder (``dag_templates``).
-        template: Only this template's snapshots; all templates when empty; templated.
-        report_only: A dry run: log what would be deleted and delete nothing; templated (``True``/``False``).
         data_root: Root of raw data and snapshots; defaults to ``AIRFLOW_ML_DATA_ROOT``.
         aws_conn_id: Airflow connection (type ``aws``) for an ``s3://`` data root.
 
     Returns (XCom): ``kept``, ``deleted`` (or ``would_delete`` in a dry run) as counts, and ``problems``.
     """
 
-    template_fields: Sequence[str] = ("template", "report_only")
+    template_fields: Sequence[str] = ()
     ui_color = "#eef2e6"
 
     def __init__(
         self,
         *,
         templates_root: str,
-        template: Any = None,
-        report_only: Any = False,
         data_root: str | None = None,
         aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.templates_root = templates_root
-        self.template = template
-        self.report_only = report_only
         self.data_root = data_root
         self.aws_conn_id = aws_conn_id
 
@@ -58,8 +55,10 @@ class PruneSnapshotsOperator(MlflowBaseOperator):
         from airflow_ml.ml.snapshot_prune import prune_snapshots
         from airflow_ml.templates.retention_spec import retention_policies
 
-        template = None if is_empty(self.template) else str(self.template).strip()
-        dry_run = str(self.report_only).strip().lower() in ("true", "1", "yes")
+        refuse_bad_conf(context)
+        params = context["params"]
+        template = str(params.get("template") or "").strip() or None
+        dry_run = params.get("dry_run") is True
         policies = retention_policies(Path(self.templates_root), template)
         for error in policies.errors:
             self.log.warning("%s does not load; its DAG's snapshots are all kept", error.file)

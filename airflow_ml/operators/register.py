@@ -8,13 +8,14 @@ from typing import Any
 from airflow.sdk import Context
 
 from airflow_ml.links.mlflow import MlflowModelVersionLink, model_version_url
-from airflow_ml.operators.base import MlflowBaseOperator, airflow_lineage, mlflow_errors
+from airflow_ml.operators.base import MlflowBaseOperator, airflow_lineage, mlflow_errors, run_overrides
 
 
 class RegisterModelOperator(MlflowBaseOperator):
     """Create a version of registered model ``model_name`` from the training run's model.
 
-    The ``champion`` alias is never touched here: only the gate moves it.
+    The ``champion`` alias is never touched here: only the gate moves it. A run with promotion mode
+    ``dry_run`` registers the version (the gate scores it) and moves no alias, ``challenger`` included.
 
     Args:
         model_name: The city's registered model.
@@ -41,6 +42,7 @@ class RegisterModelOperator(MlflowBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.ml.registry import CHALLENGER, register_challenger
 
+        alias = not run_overrides(context).dry_run
         tags = {
             **self.tags,
             **airflow_lineage(context),
@@ -56,12 +58,16 @@ class RegisterModelOperator(MlflowBaseOperator):
             earlier = client.search_model_versions(f"name='{self.model_name}' and run_id='{run_id}'")
             if earlier:
                 version = earlier[0]
-                client.set_registered_model_alias(self.model_name, CHALLENGER, version.version)
+                if alias:
+                    client.set_registered_model_alias(self.model_name, CHALLENGER, version.version)
                 self.log.info("version %s already holds run %s (an earlier try)", version.version, run_id)
             else:
-                version = register_challenger(client, self.model_name, self.training["model_uri"], run_id, tags)
+                version = register_challenger(
+                    client, self.model_name, self.training["model_uri"], run_id, tags, alias=alias
+                )
         MlflowModelVersionLink.persist(
             context, model_version_url(self.hook.tracking_uri, self.model_name, version.version)
         )
-        self.log.info("registered %s version %s as challenger", self.model_name, version.version)
+        role = "challenger" if alias else "a dry run's version (no alias moved)"
+        self.log.info("registered %s version %s as %s", self.model_name, version.version, role)
         return {"name": self.model_name, "version": str(version.version)}

@@ -9,7 +9,7 @@ from airflow.sdk import AssetAlias, Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml.operators.assets import champion_alias, champion_asset_for
-from airflow_ml.operators.base import MlflowBaseOperator, is_empty
+from airflow_ml.operators.base import MlflowBaseOperator, refuse_bad_conf
 
 ROLLBACK_ARTIFACT = "rollback/rollback.json"
 
@@ -25,15 +25,16 @@ class RollbackChampionOperator(MlflowBaseOperator):
     previous champion.
 
     Args:
-        model: The registered model (``<template>.<city>``, the city's DAG id); templated.
-        reason: Why; required; templated.
+        model: The registered model (``<template>.<city>``, the city's DAG id); templated. None: the run's
+            ``model`` Param.
+        reason: Why; required; templated. None: the run's ``reason`` Param.
         outlets: Defaults to the fleet's champion AssetAlias, through which the model's event is emitted.
     """
 
     template_fields: Sequence[str] = ("model", "reason")
     ui_color = "#fde2cf"
 
-    def __init__(self, *, model: Any, reason: Any, **kwargs: Any) -> None:
+    def __init__(self, *, model: str | None = None, reason: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("outlets", [champion_alias()])
         super().__init__(**kwargs)
         self.model = model
@@ -43,9 +44,12 @@ class RollbackChampionOperator(MlflowBaseOperator):
         from airflow_ml.exceptions import RollbackRefused
         from airflow_ml.ml import registry
 
-        if is_empty(self.model) or is_empty(self.reason):
+        refuse_bad_conf(context)
+        params = context["params"]
+        name = str(self.model if self.model is not None else params.get("model") or "").strip()
+        reason = str(self.reason if self.reason is not None else params.get("reason") or "").strip()
+        if not name or not reason:
             raise AirflowFailException("a rollback needs both Params: model (e.g. 'ride_duration.berlin') and reason")
-        name, reason = str(self.model).strip(), str(self.reason).strip()
         client = self.hook.get_conn()
         who = getattr(context["dag_run"], "triggering_user_name", None) or "airflow"
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,11 +11,16 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_ml import settings
 from airflow_ml.exceptions import DataContractError, StorageUnreachable
 from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
-from airflow_ml.operators.base import is_empty
+from airflow_ml.operators.base import run_overrides
 
 
 class SnapshotOperator(BaseOperator):
     """Copy the city's partitions of the run's window into ``<data_root>/snapshots/<template>/<city>/<run_id>``.
+
+    The first task of a run: it refuses a conf that sets anything but the DAG's Params, or conflicting
+    overrides (see :mod:`airflow_ml.operators.overrides`), before any work, whatever created the run. The
+    window comes from the run's ``window_start``/``window_end`` Params. Nothing here is a template field:
+    ``source`` comes from YAML and is never rendered by Jinja.
 
     Args:
         template: The DAG's template; with ``city`` it keys the snapshot, so cities of two templates never meet.
@@ -25,9 +29,7 @@ class SnapshotOperator(BaseOperator):
         source: URI pattern of the city's data; ``{data_root}`` and ``{city}`` are filled in.
         data_format: ``parquet`` or ``csv`` (the snapshot is parquet either way).
         time_column: Column of CSV files parsed as date-times (ISO 8601).
-        window_days: Use the latest N days of partitions (all when None).
-        window_start: First partition date (``YYYY-MM-DD``) to use; templated.
-        window_end: Last partition date to use; templated.
+        window_days: Use the latest N days of partitions (all when None and the run sets no window).
         data_root: Root of raw data and snapshots; defaults to ``AIRFLOW_ML_DATA_ROOT``.
         aws_conn_id: Airflow connection (type ``aws``) for ``s3://`` sources and data roots.
         contract: The dataset contract (:meth:`airflow_ml.data.contract.DataContract.to_dict`): the columns the
@@ -36,7 +38,7 @@ class SnapshotOperator(BaseOperator):
     Returns (XCom): ``uri``, ``row_count``, ``content_hash`` and ``partitions`` of the snapshot.
     """
 
-    template_fields: Sequence[str] = ("source", "window_start", "window_end", "data_root")
+    template_fields: Sequence[str] = ()
     ui_color = "#e8f4fa"
 
     def __init__(
@@ -49,8 +51,6 @@ class SnapshotOperator(BaseOperator):
         data_format: str = "parquet",
         time_column: str | None = None,
         window_days: int | None = None,
-        window_start: str | None = None,
-        window_end: str | None = None,
         data_root: str | None = None,
         aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
         contract: dict[str, Any] | None = None,
@@ -65,8 +65,6 @@ class SnapshotOperator(BaseOperator):
         self.time_column = time_column
         self.aws_conn_id = aws_conn_id
         self.window_days = window_days
-        self.window_start = window_start
-        self.window_end = window_end
         self.data_root = data_root
         self.contract = contract
 
@@ -74,6 +72,8 @@ class SnapshotOperator(BaseOperator):
         from airflow_ml.data.contract import DataContract
         from airflow_ml.data.snapshot import resolve_source, take_snapshot
 
+        overrides = run_overrides(context, check_conf=True)
+        self.log.info("the run's overrides: %s", overrides.to_dict())
         root = settings.data_root(self.data_root)
         sources = [resolve_source(self.source, data_root=root, city=m) for m in self.members or [self.city]]
         source = sources[0]
@@ -89,8 +89,8 @@ class SnapshotOperator(BaseOperator):
                 run_id=context["run_id"],
                 fmt=self.data_format,
                 window_days=self.window_days,
-                start=_date(self.window_start),
-                end=_date(self.window_end),
+                start=overrides.window_start,
+                end=overrides.window_end,
                 contract=DataContract.from_dict(self.contract) if self.contract else None,
                 data_root=root,
             )
@@ -123,11 +123,3 @@ class SnapshotOperator(BaseOperator):
             "content_hash": manifest.content_hash,
             "partitions": [manifest.partitions[0], manifest.partitions[-1]],
         }
-
-
-def _date(value: Any) -> dt.date | None:
-    if is_empty(value):
-        return None
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value))

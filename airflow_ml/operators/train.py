@@ -15,8 +15,9 @@ from airflow_ml.operators.base import (
     airflow_lineage,
     close_abandoned_runs,
     mlflow_errors,
-    optional_number,
+    run_overrides,
 )
+from airflow_ml.operators.overrides import RunOverrides
 from airflow_ml.operators.validate import snapshot_uri
 
 
@@ -34,21 +35,19 @@ class TrainModelOperator(MlflowBaseOperator):
         metric: Metric of the template (``rmse``, ``auc``...).
         validation_fraction: Share of the newest rows before the holdout used for early stopping.
         holdout_fraction: Share of the newest rows kept for the gate.
-        num_boost_round: Boosting rounds; templated so the trigger form can override it.
-        param_overrides: LightGBM parameters that override ``lgbm_params`` when set (empty values keep
-            the configured one); values are templated, so the trigger form can fill them.
+        num_boost_round: Boosting rounds; the run's ``num_boost_round`` Param overrides it.
         early_stopping_rounds: Rounds without improvement before training stops.
         seed: Random seed (training is deterministic).
         num_threads: LightGBM threads (0 for all cores).
-        lgbm_params: LightGBM parameters (``params`` is taken by Airflow for the DAG's Params).
+        lgbm_params: LightGBM parameters (``params`` is taken by Airflow for the DAG's Params); the run's
+            ``learning_rate``, ``num_leaves`` and ``min_data_in_leaf`` Params override them.
         tags: Extra MLflow run tags (city, template...).
         config: The merged city config, logged as an artifact.
         aws_conn_id: Airflow connection (type ``aws``) for a snapshot on ``s3://``.
         class_weight: ``none`` or ``balanced`` (task binary: ``scale_pos_weight`` from the training rows).
         search: The configured search: ``trials``, ``timeout_minutes`` and ``params`` (the ranges,
-            ``{param: [low, high]}`` or ``[low, high, "log"]``); None or 0 trials: no search.
-        search_trials: Overrides the configured trials when set (0: no search); templated for the trigger form.
-        search_timeout_minutes: Overrides the configured time limit when set; templated for the trigger form.
+            ``{param: [low, high]}`` or ``[low, high, "log"]``); None or 0 trials: no search. The run's
+            ``search_trials`` (0: no search) and ``search_timeout_minutes`` Params override them.
         warm_start: Also train from the champion's booster and keep the better one on validation.
         model_name: The registered model whose champion a warm start continues (default: ``experiment``).
         fallback_min_rows: With a fallback parent: a snapshot with fewer rows trains nothing; the task records
@@ -59,13 +58,8 @@ class TrainModelOperator(MlflowBaseOperator):
     Returns (XCom): ``run_id``, ``experiment_id``, ``model_uri``, ``metrics`` and ``warm_start``.
     """
 
-    template_fields: Sequence[str] = (
-        "snapshot",
-        "num_boost_round",
-        "param_overrides",
-        "search_trials",
-        "search_timeout_minutes",
-    )
+    # Only the XCom: the trigger's overrides are read, typed, from the run's Params (see run_overrides).
+    template_fields: Sequence[str] = ("snapshot",)
     operator_extra_links = (MlflowRunLink(),)
     ui_color = "#eaf7ea"
 
@@ -82,8 +76,7 @@ class TrainModelOperator(MlflowBaseOperator):
         metric: str = "rmse",
         validation_fraction: float = 0.15,
         holdout_fraction: float = 0.15,
-        num_boost_round: Any = 500,
-        param_overrides: dict[str, Any] | None = None,
+        num_boost_round: int = 500,
         early_stopping_rounds: int | None = 50,
         seed: int = 42,
         num_threads: int = 0,
@@ -93,8 +86,6 @@ class TrainModelOperator(MlflowBaseOperator):
         aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
         class_weight: str = "none",
         search: dict[str, Any] | None = None,
-        search_trials: Any = None,
-        search_timeout_minutes: Any = None,
         warm_start: bool = False,
         model_name: str | None = None,
         fallback_min_rows: int | None = None,
@@ -113,7 +104,6 @@ class TrainModelOperator(MlflowBaseOperator):
         self.validation_fraction = validation_fraction
         self.holdout_fraction = holdout_fraction
         self.num_boost_round = num_boost_round
-        self.param_overrides = param_overrides or {}
         self.early_stopping_rounds = early_stopping_rounds
         self.seed = seed
         self.num_threads = num_threads
@@ -123,8 +113,6 @@ class TrainModelOperator(MlflowBaseOperator):
         self.aws_conn_id = aws_conn_id
         self.class_weight = class_weight
         self.search = search or {}
-        self.search_trials = search_trials
-        self.search_timeout_minutes = search_timeout_minutes
         self.warm_start = warm_start
         self.model_name = model_name or experiment
         self.fallback_min_rows = fallback_min_rows
@@ -135,21 +123,17 @@ class TrainModelOperator(MlflowBaseOperator):
         from airflow_ml.ml.pipeline import SplitSettings, train_and_log
         from airflow_ml.ml.train import TrainSpec
 
+        overrides = run_overrides(context)
         self._check_enough_data(context)
-        params = dict(self.lgbm_params or {})
-        for name, value in self.param_overrides.items():
-            number = optional_number(value, name)
-            if number is not None:
-                # Integer parameters stay integers (LightGBM refuses num_leaves=31.0).
-                params[name] = int(number) if isinstance(params.get(name), int) else number
-        rounds = optional_number(self.num_boost_round, "num_boost_round")
+        # Typed by the overrides: an integer parameter stays an integer (LightGBM refuses num_leaves=31.0).
+        params = {**(self.lgbm_params or {}), **overrides.lgbm_params()}
         spec = TrainSpec(
             features=list(self.features),
             categorical=list(self.categorical_features),
             target=self.target,
             task=self.task,
             metric=self.metric,
-            num_boost_round=int(rounds) if rounds is not None else TrainSpec.num_boost_round,
+            num_boost_round=self.num_boost_round if overrides.num_boost_round is None else overrides.num_boost_round,
             early_stopping_rounds=self.early_stopping_rounds,
             seed=self.seed,
             num_threads=self.num_threads,
@@ -172,7 +156,7 @@ class TrainModelOperator(MlflowBaseOperator):
                 tags={**self.tags, **airflow_lineage(context)},
                 config=self.config,
                 storage_options=options,
-                search=self._search_settings(),
+                search=self._search_settings(overrides),
                 warm_start_from=self.model_name if self.warm_start else None,
             )
         MlflowRunLink.persist(context, run_url(self.hook.tracking_uri, result["experiment_id"], result["run_id"]))
@@ -203,27 +187,23 @@ class TrainModelOperator(MlflowBaseOperator):
                 f"(airflow-ml serving tells which)"
             )
 
-    def _search_settings(self) -> Any:
-        """The search to run, or None: trials and time come from the (rendered) trigger form or the template."""
+    def _search_settings(self, overrides: RunOverrides) -> Any:
+        """The search to run, or None: trials and time come from the run's overrides, else from the template."""
         from airflow_ml.ml.search import SearchSettings
         from airflow_ml.templates.training_spec import LightGBMParams
 
-        trials = optional_number(self.search_trials, "search_trials")
+        trials = overrides.search_trials
         if trials is None:
-            trials = float(self.search.get("trials") or 0)
-        minutes = optional_number(self.search_timeout_minutes, "search_timeout_minutes")
+            trials = int(self.search.get("trials") or 0)
+        minutes = overrides.search_timeout_minutes
         if minutes is None:
             minutes = float(self.search.get("timeout_minutes") or 10)
         if not trials:
             return None
-        if trials != int(trials) or trials < 0:
-            raise ValueError(f"search_trials: expected a whole number of trials >= 0, got {self.search_trials!r}")
-        if minutes <= 0:
-            raise ValueError(f"search_timeout_minutes: expected minutes > 0, got {self.search_timeout_minutes!r}")
         ranges = self.search.get("params")
         if not ranges:
             raise ValueError(
                 f"search_trials is {int(trials)} but no search ranges are configured; set training.search.params"
             )
         integers = {name for name, info in LightGBMParams.model_fields.items() if info.annotation is int}
-        return SearchSettings.from_config(ranges, trials=int(trials), timeout_minutes=minutes, integers=integers)
+        return SearchSettings.from_config(ranges, trials=trials, timeout_minutes=minutes, integers=integers)

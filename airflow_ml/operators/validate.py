@@ -40,7 +40,8 @@ class ValidateDataOperator(MlflowBaseOperator):
     Returns (XCom): the verdict: ``status`` (passed, warned, failed), counts and failed expectations.
     """
 
-    template_fields: Sequence[str] = ("snapshot", "suite")
+    # Only the XCom: the suite's name comes from YAML and is never rendered by Jinja.
+    template_fields: Sequence[str] = ("snapshot",)
     operator_extra_links = (ValidationReportLink(),)
     ui_color = "#fdf3e1"
 

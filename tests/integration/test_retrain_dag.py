@@ -63,9 +63,15 @@ def dry_run(world: dict[str, Any], crippled_run: dict[str, Any]) -> dict[str, An
 
 @pytest.fixture(scope="module")
 def forced_run(world: dict[str, Any], dry_run: dict[str, Any]) -> dict[str, Any]:
-    unexplained = _run(world, {"promotion_mode": "force", "num_boost_round": 1})
+    from airflow.sdk.exceptions import ParamValidationError
+
+    versions = _versions(world["client"])
+    # Refused when the run is created: nothing is trained for a promotion that could not happen.
+    with pytest.raises(ParamValidationError) as unexplained:
+        world["build"]().test(run_conf={"promotion_mode": "force", "num_boost_round": 1})
+    trained_anyway = _versions(world["client"]) != versions
     forced = _run(world, {"promotion_mode": "force", "num_boost_round": 1, "reason": "integration test: forced"})
-    return {**forced, "unexplained": unexplained}
+    return {**forced, "unexplained": str(unexplained.value), "trained_anyway": trained_anyway}
 
 
 @pytest.fixture(scope="module")
@@ -127,14 +133,16 @@ def test_dry_run_records_the_decision_and_moves_nothing(world: dict[str, Any], d
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
     version = dry_run["decision"]["challenger_version"]
     assert client.get_model_version(MODEL, version).tags["gate.decision"] == "dry-run"
+    # Registered for the gate to score, and no alias moved: challenger still names the last real candidate.
+    assert str(client.get_model_version_by_alias(MODEL, "challenger").version) != version
 
 
 def test_force_needs_a_reason_then_promotes_and_keeps_the_previous_champion(
     world: dict[str, Any], forced_run: dict[str, Any]
 ) -> None:
     client = world["client"]
-    assert forced_run["unexplained"]["state"] == "failed"
-    assert forced_run["unexplained"]["decision"] is None
+    assert "promotion_mode 'force' needs a reason: set 'reason'" in forced_run["unexplained"]
+    assert not forced_run["trained_anyway"]
     assert forced_run["state"] == "success"
     decision = forced_run["decision"]
     assert decision["decision"] == "forced"

@@ -11,6 +11,7 @@ import pytest
 
 from airflow_ml.factory import Shard, register_dags
 from airflow_ml.factory.params import SCHEMA_DIALECT
+from airflow_ml.templates.training_spec import LightGBMParams
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration
@@ -88,7 +89,8 @@ def test_the_trigger_form_lives_on_the_dag_and_runs_still_see_it(root: Path) -> 
     assert all("params" not in task["__var"] for task in serialized["tasks"])
     restored = DagSerialization.from_dict(DagSerialization.to_dict(dag))
     restored_schema = restored.params.get_param("num_leaves").schema
-    assert restored_schema["maximum"] == 4096
+    # The form's bound is the template's (one source of truth: the model's JSON Schema).
+    assert restored_schema["maximum"] == LightGBMParams.model_json_schema()["properties"]["num_leaves"]["maximum"]
     assert restored_schema["$schema"] == SCHEMA_DIALECT, "the cheaper meta-schema must survive serialization"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -39,6 +40,19 @@ def config() -> Any:
     return next(c for c in configs if c.city == "lisbon")
 
 
+def run_context(config: Any) -> dict[str, Any]:
+    """What the task runner hands ``execute``: the run (no conf), its DAG and the DAG's default Params."""
+    dag = build_dag(config, expectations_dir=REPO / "expectations")
+    params = {name: dag.params.get_param(name).value for name in dag.params}
+    return {
+        "run_id": RUN_ID,
+        "dag_run": SimpleNamespace(conf={}),
+        "dag": dag,
+        "params": params,
+        "ti": SimpleNamespace(dag_id=dag.dag_id),
+    }
+
+
 def operator(data_root: Path, contract: dict[str, Any]) -> SnapshotOperator:
     return SnapshotOperator(
         task_id="snapshot",
@@ -65,7 +79,7 @@ def test_a_broken_contract_fails_the_task_for_good_and_writes_no_snapshot(data_r
         pd.read_parquet(path).drop(columns=["temperature_c"]).to_parquet(path, index=False)
 
     with pytest.raises(AirflowFailException) as info:
-        operator(data_root, data_contract(config).to_dict()).execute({"run_id": RUN_ID})  # type: ignore[arg-type]
+        operator(data_root, data_contract(config).to_dict()).execute(run_context(config))  # type: ignore[arg-type]
 
     assert "dataset.features[4]: column 'temperature_c' is not in the data" in str(info.value)
     assert "no snapshot was written" in str(info.value)
@@ -77,7 +91,7 @@ def test_filters_and_gaps_are_logged(data_root: Path, config: Any, capfd: pytest
     contract = data_contract(config).to_dict()
     contract["filters"] = [{"column": "distance_km", "op": ">", "value": 5, "field": "dataset.filters[0]"}]
 
-    result = operator(data_root, contract).execute({"run_id": RUN_ID})  # type: ignore[arg-type]
+    result = operator(data_root, contract).execute(run_context(config))  # type: ignore[arg-type]
 
     # Outside a task runner the task logger (structlog) prints one line per event to stdout.
     lines = capfd.readouterr().out.splitlines()

@@ -11,6 +11,7 @@ import yaml
 
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.factory.params import SCHEMA_DIALECT, trigger_params
+from airflow_ml.operators.overrides import OverrideError, RunOverrides
 from airflow_ml.operators.train import TrainModelOperator
 from airflow_ml.templates import load_city_file
 
@@ -115,7 +116,7 @@ def test_trigger_form_has_the_two_search_params_with_the_dialect(root: Path) -> 
     assert params["search_timeout_minutes"].schema["maximum"] == 24 * 60
 
 
-def operator(search: dict | None, trials: object, minutes: object) -> TrainModelOperator:
+def operator(search: dict | None) -> TrainModelOperator:
     return TrainModelOperator(
         task_id="train",
         snapshot="file:///nowhere",
@@ -125,30 +126,32 @@ def operator(search: dict | None, trials: object, minutes: object) -> TrainModel
         categorical_features=[],
         time_column="t",
         search=search,
-        search_trials=trials,
-        search_timeout_minutes=minutes,
     )
 
 
 CONFIGURED = {"trials": 7, "timeout_minutes": 2, "params": {"num_leaves": [8, 256], "learning_rate": [0.01, 0.3]}}
 
 
+def overrides(**params: object) -> RunOverrides:
+    return RunOverrides.from_params(params)
+
+
 def test_the_form_overrides_the_configured_search() -> None:
-    kept = operator(CONFIGURED, "None", "")._search_settings()
-    overridden = operator(CONFIGURED, "3", "0.5")._search_settings()
+    kept = operator(CONFIGURED)._search_settings(overrides(search_trials=None, search_timeout_minutes=None))
+    overridden = operator(CONFIGURED)._search_settings(overrides(search_trials=3, search_timeout_minutes=0.5))
 
     assert (kept.trials, kept.timeout_seconds) == (7, 120)
     assert (overridden.trials, overridden.timeout_seconds) == (3, 30)
     assert overridden.ranges["num_leaves"].integer
     assert not overridden.ranges["learning_rate"].integer
-    assert operator(CONFIGURED, "0", None)._search_settings() is None  # 0 turns it off
-    assert operator(None, None, None)._search_settings() is None
+    assert operator(CONFIGURED)._search_settings(overrides(search_trials=0)) is None  # 0 turns it off
+    assert operator(None)._search_settings(overrides()) is None
 
 
 def test_bad_form_values_name_the_field() -> None:
-    with pytest.raises(ValueError, match="search_trials: expected a whole number"):
-        operator(CONFIGURED, "2.5", None)._search_settings()
-    with pytest.raises(ValueError, match="search_trials: expected a number, got 'many'"):
-        operator(CONFIGURED, "many", None)._search_settings()
+    with pytest.raises(OverrideError, match=r"search_trials: expected an integer, got 2\.5"):
+        overrides(search_trials=2.5)
+    with pytest.raises(OverrideError, match="search_trials: expected an integer, got 'many'"):
+        overrides(search_trials="many")
     with pytest.raises(ValueError, match="no search ranges are configured"):
-        operator({"trials": 0, "timeout_minutes": 1, "params": {}}, "4", None)._search_settings()
+        operator({"trials": 0, "timeout_minutes": 1, "params": {}})._search_settings(overrides(search_trials=4))
