@@ -78,8 +78,10 @@ def suite_fleet_command(args: argparse.Namespace) -> int:
 
 
 def _infer_and_write(args: argparse.Namespace, cities: list[Any], output: Path, name: str, data_root: str) -> int:
+    from airflow_ml.data.conformance import apply_filters
     from airflow_ml.data.sample import read_sample
     from airflow_ml.exceptions import DataError
+    from airflow_ml.factory.dataset_contract import data_contract
     from airflow_ml.validation.fleet_suite import Roles, infer_fleet_suite
 
     samples, batch_rows, sources, ignored = {}, {}, {}, set()
@@ -95,7 +97,17 @@ def _infer_and_write(args: argparse.Namespace, cities: list[Any], output: Path, 
             print(f"{_PREFIX}: {config.city} left out: {exc}", file=sys.stderr)
             continue
         known = config.dataset.known_columns
-        samples[config.city] = sample.frame[[c for c in sample.frame.columns if c in known]]
+        frame = sample.frame
+        if config.dataset.filters:  # validation judges the rows the snapshot keeps: infer from those too
+            try:
+                frame, applied = apply_filters(frame, data_contract(config).filters)
+            except (DataError, KeyError) as exc:
+                print(f"{_PREFIX}: {config.city} left out: its row filters cannot apply: {exc}", file=sys.stderr)
+                continue
+            dropped = ", ".join(f"{a['filter']}: -{a['dropped']:,}" for a in applied if a["dropped"])
+            if dropped:
+                print(f"{_PREFIX}: {config.city}: the template's row filters dropped {dropped} sampled rows")
+        samples[config.city] = frame[[c for c in frame.columns if c in known]]
         ignored |= set(sample.frame.columns) - known
         batch_rows[config.city] = sample.batch_rows
         sources[config.city] = sample.describe()

@@ -39,6 +39,7 @@ from airflow_ml.operators.snapshot import SnapshotOperator
 from airflow_ml.operators.train import TrainModelOperator
 from airflow_ml.operators.validate import ValidateDataOperator
 from airflow_ml.settings import DATA_ROOT_ENV
+from airflow_ml.templates.describe import Origin
 from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX
 from airflow_ml.templates.loader import load_city_configs, load_parent_configs
 from airflow_ml.templates.models import CityConfig, ModelConfig, NotifierSpec, ParentConfig
@@ -49,8 +50,11 @@ log = logging.getLogger(__name__)
 _START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
-def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> CheckedConfDAG:
+def build_dag(config: ModelConfig, *, expectations_dir: str | Path, origin: Origin | None = None) -> CheckedConfDAG:
     """Build the retraining DAG of one city, or of a fallback parent (trained on the union of its members' data).
+
+    ``origin`` (the loader's record of where each setting was set) lets the snapshot's dataset contract name
+    the file and line of a column the data lacks.
 
     snapshot → validate → drift → train → register → gate → approve → health_check; the last emits the
     city's champion Asset event (see :func:`~airflow_ml.factory.assets.champion_asset`) after a healthy promotion.
@@ -93,7 +97,7 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path) -> CheckedCo
             data_format=dataset.format,
             time_column=dataset.time_column,
             window_days=dataset.window_days,
-            contract=data_contract(config).to_dict(),
+            contract=data_contract(config, origin).to_dict(),
         )
         validate = ValidateDataOperator(
             task_id="validate",
@@ -240,7 +244,8 @@ def register_dags(
     def include(city: str) -> bool:
         return shard.holds(city) and (wanted_city is None or city == wanted_city)
 
-    configs, errors = load_city_configs(Path(templates_root), include=include)
+    origins: dict[str, Origin] = {}
+    configs, errors = load_city_configs(Path(templates_root), include=include, origins=origins)
     for error in errors:
         log.error("airflow-ml: skipped a city file: %s", error)
     dags = {}
@@ -248,7 +253,7 @@ def register_dags(
         if wanted and config.dag_id != wanted:
             continue
         try:
-            dag = build_dag(config, expectations_dir=expectations_dir)
+            dag = build_dag(config, expectations_dir=expectations_dir, origin=origins.get(config.dag_id))
         except ConfigError as error:
             log.error("airflow-ml: skipped a city: %s", error)
             continue

@@ -87,6 +87,23 @@ def test_the_factory_names_every_column_with_its_kind_and_field(contract: DataCo
     assert DataContract.from_dict(contract.to_dict()) == contract
 
 
+def test_with_the_loaders_origins_each_field_names_its_file_and_line() -> None:
+    from airflow_ml.factory.dataset_contract import data_contract
+    from airflow_ml.templates import load_city_configs
+
+    origins: dict[str, Any] = {}
+    configs, _ = load_city_configs(REPO / "dag_templates", origins=origins)
+    berlin = next(c for c in configs if c.city == "berlin")
+    template = (REPO / "dag_templates" / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
+    features_line = next(n for n, line in enumerate(template.splitlines(), 1) if line.startswith("  features:"))
+    target_line = next(n for n, line in enumerate(template.splitlines(), 1) if line.startswith("  target:"))
+
+    fields = {r.column: r.field for r in data_contract(berlin, origins[berlin.dag_id]).rules}
+
+    assert fields["distance_km"] == f"dataset.features[0] (ride_duration.yaml line {features_line})"
+    assert fields["duration_min"] == f"dataset.target (ride_duration.yaml line {target_line})"
+
+
 def test_a_contract_with_filters_round_trips_through_its_dict() -> None:
     contract = DataContract(
         rules=(ColumnRule("label", "binary_target", "dataset.target"),),
