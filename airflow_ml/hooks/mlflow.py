@@ -18,10 +18,11 @@ class MlflowHook(BaseHook):
     ``tracking_uri`` the URI is built from the scheme, host and port (``http://mlflow:5000``).
     An HTTP(S) server may need credentials: the extra ``token`` (sent as ``Authorization: Bearer``) or
     the connection's login and password (basic auth); a token wins over a login.
-    The hook never writes ``os.environ`` or MLflow's global URIs: the credentials go into the client's own
-    REST stores and artifact calls (the server's artifact proxy included), so two hooks with different
-    credentials (or several cities) share a process safely. A server that refuses them (HTTP 401 or 403)
-    raises an error naming this connection, the server, the user and the fix.
+    The hook never writes ``os.environ`` or MLflow's global URIs: each call of the client it gives sends
+    this connection's credentials (MLflow's request-header plugin, see :mod:`airflow_ml.hooks.mlflow_auth`),
+    artifacts through the server's proxy included, so two hooks with different credentials (or several
+    cities) share a process safely. A server that refuses them (HTTP 401 or 403) raises an error naming this
+    connection, the server, the user and the fix.
 
     Args:
         mlflow_conn_id: The Airflow connection of type ``mlflow``.

@@ -18,12 +18,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import mlflow.pyfunc
+import pandas as pd
 import pytest
 import requests
+from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from airflow_ml.hooks.mlflow import MlflowHook
+from airflow_ml.ml.registry import load_version
 from tests.conftest import service_missing
 
 pytestmark = pytest.mark.integration
@@ -32,6 +37,13 @@ ADMIN, ADMIN_PASSWORD = "admin", "admin-password-0001"
 BOB, BOB_PASSWORD = "bob", "bob-password-00001"
 _CREDENTIAL_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 _START_TIMEOUT_S = 300  # two shared cores: the server alone can take a minute and more to start
+
+
+class Doubled(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+    """Predicts twice the column ``x``."""
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> Any:
+        return model_input["x"] * 2
 
 
 @dataclass(frozen=True)
@@ -186,9 +198,9 @@ def test_the_admin_logs_registers_and_sets_an_alias(server: Server, monkeypatch:
     client = hook.get_conn()
     client.set_registered_model_alias("auth_admin_model", "champion", version)
 
-    # The client's own REST stores carry the credentials; MlflowClient's private attributes hold them.
-    assert type(client._tracking_client).__name__ == "AuthTrackingClient"
-    assert type(client._get_registry_client()).__name__ == "AuthRegistryClient"
+    # A public MlflowClient; its calls carry the credentials (MLflow's request-header plugin), os.environ does not.
+    assert isinstance(client, MlflowClient)
+    assert not any(name in os.environ for name in _CREDENTIAL_VARS)
     champion = client.get_model_version_by_alias("auth_admin_model", "champion")
     assert champion.version == version
     run = client.get_run(champion.run_id)
@@ -231,7 +243,7 @@ def test_a_user_without_permission_cannot_move_an_alias_the_admin_can(
         bob.get_conn().set_registered_model_alias("auth_guarded_model", "champion", version)
     message = denied.value.message
     assert f"MLflow at {server.uri} denied user 'bob' of Airflow connection 'mlflow_bob'" in message
-    assert "SetRegisteredModelAlias" in message
+    assert "permission for set_registered_model_alias" in message
     assert "grant that user EDIT or MANAGE" in message
     assert denied.value.error_code == "PERMISSION_DENIED"
 
@@ -300,6 +312,12 @@ def test_artifacts_through_the_servers_proxy_carry_the_connections_credentials(
     # Bob may read the admin's run, so he may download its artifacts: his own credentials reach the proxy.
     bob = connect(monkeypatch, server, "mlflow_bob_proxied", BOB, BOB_PASSWORD, proxied=True).get_conn()
     assert Path(bob.download_artifacts(model.run_id, "model/MLmodel", str(tmp_path / "bob"))).read_text() == "a model"
+    # A model loads from a folder downloaded through the proxy with bob's credentials (as the health check does).
+    saved = tmp_path / "saved"
+    mlflow.pyfunc.save_model(path=str(saved), python_model=Doubled(), pip_requirements=["mlflow"])
+    client.log_artifacts(model.run_id, str(saved), "model")  # the version's model folder, now a real model
+    loaded = load_version(bob, model)
+    assert loaded.predict(pd.DataFrame({"x": [1.0, 2.5]})).tolist() == [2.0, 5.0]
     typo = connect(monkeypatch, server, "mlflow_proxied_typo", BOB, "not-the-password", proxied=True).get_conn()
     with pytest.raises(MlflowException, match="refused the credentials of Airflow connection 'mlflow_proxied_typo'"):
         typo.download_artifacts(model.run_id, "model/MLmodel", str(tmp_path / "typo"))
