@@ -141,6 +141,29 @@ def test_a_champion_trained_for_another_city_is_refused_naming_its_lineage_and_t
     assert champion(client) == foreign  # refusing moves nothing
 
 
+def test_no_lineage_function_hands_out_a_foreign_champion_or_its_snapshot(client: MlflowClient, tmp_path: Path) -> None:
+    # Every function of the module that resolves a model's champion by name checks that it is this city's:
+    # none returns another city's champion (or the snapshot it was trained on) unchecked.
+    import inspect
+
+    from airflow_ml.ml import lineage
+
+    foreign = version(client, tmp_path, run=PORTO, tags={**PORTO, "airflow_ml.snapshot_uri": "file:///porto/run"})
+    client.set_registered_model_alias(MODEL, "champion", foreign)
+    by_name = [
+        function
+        for name, function in inspect.getmembers(lineage, inspect.isfunction)
+        if function.__module__ == lineage.__name__
+        and not name.startswith("_")
+        and list(inspect.signature(function).parameters)[:2] == ["client", "model_name"]
+    ]
+
+    assert by_name  # this_citys_champion at least
+    for function in by_name:
+        with pytest.raises(ForeignChampion):
+            function(client, MODEL)
+
+
 def test_the_training_runs_lineage_counts_when_the_version_carries_none(client: MlflowClient, tmp_path: Path) -> None:
     # Registered by hand from another template's run: the version has no tags, its run says where it is from.
     other = version(client, tmp_path, run={**LISBON, "airflow_ml.template": "late_pickup"}, tags={})
