@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import difflib
 import json
 import os
 import re
@@ -103,14 +102,11 @@ def run_command(args: argparse.Namespace) -> int:
     if dag is None:
         print(f"airflow-ml run: {problem}", file=sys.stderr)
         return 2
-    unknown = sorted(set(conf) - set(dag.params))
-    if unknown:
-        hints = [f"{key!r} ({_did_you_mean(key, dag.params) or 'no close match'})" for key in unknown]
-        print(
-            f"airflow-ml run: unknown conf key(s) {', '.join(hints)} for {args.dag_id}; its params are "
-            f"{sorted(dag.params)}",
-            file=sys.stderr,
-        )
+    from airflow_ml.operators.overrides import conf_problems, param_defaults, refusal
+
+    problems = conf_problems(conf, param_defaults(dag.params))
+    if problems:  # what run creation says (CheckedConfDAG.test), before the database is migrated
+        print(f"airflow-ml run: {refusal(args.dag_id, problems)}", file=sys.stderr)
         return 2
     from airflow.sdk.exceptions import ParamValidationError
 
@@ -142,6 +138,7 @@ def status_command(args: argparse.Namespace) -> int:
     """Print each city's latest run per template; exit 2 for an unknown template."""
     from airflow_ml.run_summary import format_table, latest_summaries
     from airflow_ml.templates import load_city_configs, load_parent_configs
+    from airflow_ml.templates.files import unknown_template
 
     root = Path(args.root)
     if not (root / "cities").is_dir():
@@ -152,13 +149,9 @@ def status_command(args: argparse.Namespace) -> int:
     cities: dict[str, list[str]] = {}
     for template, city in [(c.template, c.city) for c in configs] + [(p.template, p.city) for p in parents]:
         cities.setdefault(template, []).append(city)
-    known = sorted({p.stem for p in (root / "templates").glob("*.y*ml")} | set(cities))
-    if args.template is not None and args.template not in known:
-        print(
-            f"airflow-ml status: no template {args.template!r} in {root}/templates; "
-            f"{_did_you_mean(args.template, known) or 'no close match'} (known: {known})",
-            file=sys.stderr,
-        )
+    unknown = None if args.template is None else unknown_template(args.template, root / "templates")
+    if unknown:
+        print(f"airflow-ml status: {unknown}", file=sys.stderr)
         return 2
     data_root = args.data_root or effective_environment(Path.cwd())[DATA_ROOT_ENV]
     chosen = [args.template] if args.template else sorted(cities)
@@ -256,20 +249,17 @@ def _find_dag(dag_id: str) -> tuple[Any, str]:
     from airflow.configuration import conf
     from airflow.dag_processing.dagbag import DagBag
 
+    from airflow_ml.templates.describe import did_you_mean
+
     folder = conf.get("core", "dags_folder")
     bag = DagBag(dag_folder=folder, collect_dags=True)
     if dag_id in bag.dags:
         return bag.dags[dag_id], ""
     known = sorted(bag.dags)
     cities = [d for d in known if d.split(".", 1)[-1] == dag_id]
-    hint = f"did you mean {cities[0]!r}?" if cities else _did_you_mean(dag_id, known) or "no close match"
+    hint = f"did you mean {cities[0]!r}?" if cities else did_you_mean(dag_id, known) or "no close match"
     broken = f"; {len(bag.import_errors)} DAG file(s) fail to import: airflow-ml lint" if bag.import_errors else ""
     return None, f"no DAG {dag_id!r} in {folder}; {hint} (known: {known}){broken}"
-
-
-def _did_you_mean(word: str, candidates: Any) -> str:
-    close = difflib.get_close_matches(word, [str(c) for c in candidates], n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else ""
 
 
 @contextmanager

@@ -9,7 +9,6 @@ as GX JSON (``-o``, default ``expectations/<suite>.json``); a city whose values 
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import os
 import sys
@@ -40,6 +39,7 @@ def add_fleet_arguments(infer: argparse.ArgumentParser) -> None:
 def suite_fleet_command(args: argparse.Namespace) -> int:
     """Infer and write a template's shared suite and its cities' overrides; 0 when written, 1 or 2 when not."""
     from airflow_ml.templates import load_city_configs
+    from airflow_ml.templates.files import unknown_template
 
     if (args.data is None) == (args.template is None):
         both = "not both" if args.data else "one of them"
@@ -47,14 +47,9 @@ def suite_fleet_command(args: argparse.Namespace) -> int:
         return 2
     root = Path(args.root)
     configs, errors = load_city_configs(root)
-    templates = sorted({p.stem for p in (root / "templates").glob("*.y*ml")})
-    if args.template not in templates:
-        close = difflib.get_close_matches(args.template, templates, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else "no close match"
-        print(
-            f"{_PREFIX}: no template {args.template!r} in {root}/templates; {hint} (known: {templates})",
-            file=sys.stderr,
-        )
+    unknown = unknown_template(args.template, root / "templates")
+    if unknown:
+        print(f"{_PREFIX}: {unknown}", file=sys.stderr)
         return 2
     cities = [c for c in configs if c.template == args.template]
     broken = f"; {len(errors)} city file(s) do not load: airflow-ml lint {root}" if errors else ""

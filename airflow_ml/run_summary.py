@@ -12,7 +12,7 @@ import json
 from dataclasses import astuple, dataclass
 from typing import Any
 
-from airflow_ml.data.snapshot import MANIFEST, safe_segment, snapshot_location
+from airflow_ml.data.snapshot import MANIFEST, Manifest, safe_segment, snapshot_location
 from airflow_ml.data.storage import filesystem, storage_errors
 from airflow_ml.validation.runner import headline
 
@@ -57,7 +57,7 @@ def summarize_folder(folder: str, *, city: str, batch: str | None = None, state:
         batch: What the second column says; by default the first and last day of the snapshot's data.
         state: The run's state as Airflow knows it; by default what the files say (see :func:`state_from_files`).
     """
-    manifest = _read(folder, MANIFEST)
+    manifest = _manifest(folder)
     verdict = _read(folder, VERDICT_FILE)
     drift = _read(folder, DRIFT_FILE)
     decision = _read(folder, DECISION_FILE)
@@ -148,20 +148,28 @@ def _read(folder: str, name: str) -> dict[str, Any]:
     return data
 
 
-def _days(manifest: dict[str, Any]) -> str:
-    days = sorted(str(p) for p in manifest.get("partitions") or [])
+def _manifest(folder: str) -> Manifest | None:
+    """The snapshot's manifest, or None when it has none (or one that is no manifest)."""
+    data = _read(folder, MANIFEST)
+    try:
+        return Manifest(**data) if data else None
+    except TypeError:  # not a manifest this version of airflow-ml wrote
+        return None
+
+
+def _days(manifest: Manifest | None) -> str:
+    days = sorted(manifest.partitions) if manifest is not None else []
     if not days:
         return "-"
     return days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
 
 
-def _rows(manifest: dict[str, Any]) -> str:
+def _rows(manifest: Manifest | None) -> str:
     """The snapshot's rows, with those its row filters dropped: ``9,362 (-120 filtered)``."""
-    count = manifest.get("row_count")
-    if not isinstance(count, int):
+    if manifest is None:
         return "-"
-    dropped = sum(int(f.get("dropped", 0)) for f in manifest.get("filters") or [])
-    return f"{count:,} (-{dropped:,} filtered)" if dropped else f"{count:,}"
+    dropped = manifest.filtered_rows
+    return f"{manifest.row_count:,} (-{dropped:,} filtered)" if dropped else f"{manifest.row_count:,}"
 
 
 def _score(value: Any) -> str:

@@ -195,9 +195,25 @@ def test_run_names_an_unknown_dag_and_an_unknown_conf_key_with_a_close_match(pro
 
     key = airflow_ml("run", "ride_duration.berlin", "--conf", '{"num_boost_rounds": 1}', cwd=project)
     assert key.returncode == 2, key.stderr[-2000:]
-    assert "unknown conf key(s) 'num_boost_rounds' (did you mean 'num_boost_round'?)" in key.stderr
+    # The very message run creation gives (CheckedConfDAG.test, the REST API's plugin, the first task).
+    assert (
+        "airflow-ml run: the conf of a run of ride_duration.berlin is refused, nothing runs: unknown trigger "
+        "parameter 'num_boost_rounds': did you mean 'num_boost_round'? (a conf may only set the DAG's Params)"
+    ) in key.stderr
     assert not list((project / "var").glob("**/snapshots")), "nothing ran"
     assert key.stdout == ""
+
+
+def test_run_refuses_a_conf_that_run_creation_refuses_before_migrating_anything(project: Path) -> None:
+    forced = airflow_ml("run", "ride_duration.berlin", "--conf", '{"promotion_mode": "force"}', cwd=project)
+
+    assert forced.returncode == 2, forced.stderr[-2000:]
+    assert (
+        "airflow-ml run: the conf of a run of ride_duration.berlin is refused, nothing runs: promotion_mode "
+        "'force' needs a reason"
+    ) in forced.stderr
+    assert not (project / "var" / "airflow" / "db-migrate.log").exists()  # refused before the database
+    assert not (project / "var" / "airflow" / "airflow.db").exists()
 
 
 # --- airflow-ml status: from what the runs left, no Airflow ---------------------------------------------------------
@@ -252,6 +268,27 @@ def test_status_refuses_an_unknown_template_with_a_close_match(
     err = capsys.readouterr().err
     assert "no template 'ride_duraton'" in err
     assert "did you mean 'ride_duration'?" in err
+
+
+def test_a_misnamed_template_file_is_no_template_for_status_suite_infer_and_new_city(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The loader reads templates/<name>.yaml only: templates/late.yml is reported, never taken for a template.
+    templates = project / "dag_templates" / "templates"
+    (templates / "late.yml").write_text((templates / "ride_duration.yaml").read_text(encoding="utf-8"))
+    monkeypatch.chdir(project)
+    said = "no template 'late' in dag_templates/templates; the file is not read: its name ends in '.yml'"
+
+    for command in (
+        ["status", "--template", "late"],
+        ["suite", "infer", "--template", "late"],
+        ["new-city", "late", "porto"],
+    ):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert said in err, (command, err)
+        assert "rename it to late.yaml (known: ['ride_duration'])" in err
+    assert not (project / "dag_templates" / "cities" / "porto.yaml").exists()
 
 
 def test_status_imports_no_airflow(project: Path) -> None:
