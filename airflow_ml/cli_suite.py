@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from airflow_ml.embedded import embedded_environment
+from airflow_ml.embedded import effective_environment
 from airflow_ml.settings import DATA_ROOT_ENV
 from airflow_ml.templates.suites import SUITE_SUFFIXES
 
@@ -32,7 +32,9 @@ def add_fleet_arguments(infer: argparse.ArgumentParser) -> None:
     )
     infer.add_argument("--root", default="dag_templates", help="templates folder, with --template (dag_templates)")
     infer.add_argument(
-        "--data-root", default=None, help=f"with --template (default: ${DATA_ROOT_ENV}, else the embedded default's)"
+        "--data-root",
+        default=None,
+        help=f"with --template (default: ${DATA_ROOT_ENV}, else the embedded default's when AIRFLOW_HOME is unset)",
     )
 
 
@@ -66,7 +68,10 @@ def suite_fleet_command(args: argparse.Namespace) -> int:
     if output.suffix != ".json":
         print(f"{_PREFIX}: {output} must end in .json (the shared suite is GX JSON)", file=sys.stderr)
         return 2
-    data_root = args.data_root or os.environ.get(DATA_ROOT_ENV) or embedded_environment(Path.cwd())[DATA_ROOT_ENV]
+    data_root = args.data_root or os.environ.get(DATA_ROOT_ENV) or effective_environment(Path.cwd()).get(DATA_ROOT_ENV)
+    if not data_root:  # a user's own AIRFLOW_HOME: the embedded default's data root is not theirs
+        print(f"{_PREFIX}: give --data-root or set {DATA_ROOT_ENV} (AIRFLOW_HOME is set)", file=sys.stderr)
+        return 2
     if "://" not in data_root:
         data_root = str(Path(data_root).resolve())
     return _infer_and_write(args, cities, output, args.name or output.stem, data_root)

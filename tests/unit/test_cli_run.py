@@ -75,6 +75,8 @@ def test_env_prints_the_embedded_default_of_the_working_folder(
 def test_an_explicit_variable_wins_except_for_the_demos_own_folder(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    for key in EMBEDDED_KEYS:  # AIRFLOW_HOME unset: the embedded default, under what the environment sets
+        monkeypatch.delenv(key, raising=False)
     monkeypatch.chdir(project)
     monkeypatch.setenv("AIRFLOW_ML_DATA_ROOT", "s3://my-bucket/ml")
     monkeypatch.setenv("DO_NOT_TRACK", "0")
@@ -86,6 +88,57 @@ def test_an_explicit_variable_wins_except_for_the_demos_own_folder(
     demo = exports(capsys.readouterr().out)
     assert demo["AIRFLOW_ML_DATA_ROOT"] == str(project.resolve() / "var" / "demo" / "data")  # never the user's
     assert demo["DO_NOT_TRACK"] == "0"  # telemetry stays the user's choice
+
+
+def test_a_users_own_airflow_home_is_used_whole_and_the_command_says_so(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Their airflow.cfg, their database's mlflow_default and their data root: none may be replaced by the
+    # embedded default's (an AIRFLOW_CONN_MLFLOW_DEFAULT variable would win over their database's connection).
+    for key in EMBEDDED_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    home = project / "their-airflow"
+    monkeypatch.setenv("AIRFLOW_HOME", str(home))
+    monkeypatch.chdir(project)
+
+    assert main(["env"]) == 0
+    out, err = capsys.readouterr()
+    assert exports(out) == embedded.TELEMETRY_OFF  # telemetry off, nothing else
+    assert f"AIRFLOW_HOME is set ({home}): using your own Airflow environment as it is" in err
+    assert "the embedded default (var/) applies only when AIRFLOW_HOME is unset" in err
+    assert not (project / "var").exists()
+
+    assert main(["status"]) == 2  # no data root of theirs: the embedded one is not guessed
+    assert "give --data-root or set AIRFLOW_ML_DATA_ROOT" in capsys.readouterr().err
+    monkeypatch.setenv("AIRFLOW_ML_DATA_ROOT", str(project / "their-data"))
+    assert main(["status"]) == 0
+    assert "no run yet" in capsys.readouterr().out
+
+    assert main(["env", "--demo"]) == 0  # the demo keeps its own folder whatever the environment
+    demo = exports(capsys.readouterr().out)
+    assert demo["AIRFLOW_HOME"] == str(project.resolve() / "var" / "demo" / "airflow")
+
+
+def test_run_in_a_users_own_airflow_home_neither_migrates_it_nor_adds_the_embedded_default(project: Path) -> None:
+    home = project / "their-airflow"
+    home.mkdir()
+    command = [sys.executable, "-m", "airflow_ml.cli", "run", "ride_duration.berlin"]
+
+    # Their own DAGs folder (airflow.cfg's default, $AIRFLOW_HOME/dags) does not hold the project's DAGs.
+    theirs = subprocess.run(
+        command, cwd=project, env=clean_env(AIRFLOW_HOME=str(home)), capture_output=True, text=True, timeout=300
+    )
+    assert theirs.returncode == 2, theirs.stderr[-3000:]
+    assert f"AIRFLOW_HOME is set ({home}): using your own Airflow environment" in theirs.stderr
+    assert f"no DAG 'ride_duration.berlin' in {home}/dags" in theirs.stderr
+
+    # Given their DAGs folder, their (new, empty) SQLite database is theirs to migrate, not the command's.
+    env = clean_env(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(project / "dags"))
+    unmigrated = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert unmigrated.returncode == 1, unmigrated.stderr[-3000:]
+    assert "is not migrated; run `airflow db migrate` first" in unmigrated.stderr
+    assert not (home / "db-migrate.log").exists()
+    assert not (project / "var").exists()  # no embedded data root, MLflow store or Airflow home
 
 
 def test_the_makefile_takes_the_embedded_default_from_the_module(project: Path) -> None:
