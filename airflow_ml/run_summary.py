@@ -2,7 +2,8 @@
 
 A run leaves ``manifest.json`` (rows, days, when), ``validation.json`` (the verdict), ``drift.json``,
 ``decision.json`` (the gate's record) and, after a promotion, ``health.json`` in its snapshot folder
-``<data root>/snapshots/<template>/<city>/<run>/``. Reading them needs no scheduler and no Airflow database,
+``<data root>/snapshots/<template>/<city>/<run>/``; a run its snapshot task refused leaves only
+``refusal.json`` there (when, the window asked, why). Reading them needs no scheduler and no Airflow database,
 and imports no Airflow.
 """
 
@@ -12,6 +13,7 @@ import json
 from dataclasses import astuple, dataclass
 from typing import Any
 
+from airflow_ml.data.refusal import REFUSAL, read_refusal
 from airflow_ml.data.snapshot import MANIFEST, Manifest, safe_segment, snapshot_location
 from airflow_ml.data.storage import filesystem, storage_errors
 from airflow_ml.validation.runner import headline
@@ -58,6 +60,20 @@ def summarize_folder(folder: str, *, city: str, batch: str | None = None, state:
         state: The run's state as Airflow knows it; by default what the files say (see :func:`state_from_files`).
     """
     manifest = _manifest(folder)
+    refused = read_refusal(folder) if manifest is None else None
+    if refused is not None:  # stopped at its snapshot: nothing else was written
+        return RunSummary(
+            city=city,
+            batch=batch if batch is not None else refused.window,
+            state=state if state is not None else "failed",
+            rows="-",
+            validation="-",
+            challenger="-",
+            champion="-",
+            version="-",
+            decision="not reached",
+            reason=refused.reason,
+        )
     verdict = _read(folder, VERDICT_FILE)
     drift = _read(folder, DRIFT_FILE)
     decision = _read(folder, DECISION_FILE)
@@ -98,19 +114,23 @@ def state_from_files(
 
 
 def latest_run_folder(data_root: str, template: str, city: str) -> str | None:
-    """The snapshot folder of the DAG's latest run (by its manifest's ``created_at``), or None before any run."""
+    """The snapshot folder of the DAG's latest run, or None before any run.
+
+    Runs are ordered by the ``created_at`` of their manifest, or of their refusal record when the snapshot
+    refused the run (see :mod:`airflow_ml.data.refusal`); in a folder holding both, the manifest counts.
+    """
     fs, root = filesystem(f"{data_root.rstrip('/')}/snapshots/{safe_segment(template)}/{safe_segment(city)}")
     with storage_errors(root):
-        manifests = fs.glob(f"{root}/*/{MANIFEST}")
-    latest: tuple[str, str] | None = None
-    for path in manifests:
-        created = str(json.loads(fs.cat_file(path)).get("created_at", ""))
+        records = [p for p in fs.glob(f"{root}/*/*.json") if p.rsplit("/", 1)[-1] in (MANIFEST, REFUSAL)]
+    created: dict[str, str] = {}
+    for path in sorted(records, key=lambda p: p.endswith(REFUSAL)):  # manifests first: they win
         folder = path.rsplit("/", 1)[0]
-        if latest is None or (created, folder) > latest:
-            latest = (created, folder)
-    if latest is None:
+        if folder not in created:
+            created[folder] = _created_at(fs.cat_file(path))
+    if not created:
         return None
-    return latest[1] if "://" not in data_root else str(fs.unstrip_protocol(latest[1]))
+    latest = max(created, key=lambda folder: (created[folder], folder))
+    return latest if "://" not in data_root else str(fs.unstrip_protocol(latest))
 
 
 def latest_summaries(data_root: str, template: str, cities: list[str]) -> list[RunSummary]:
@@ -146,6 +166,14 @@ def _read(folder: str, name: str) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     return data
+
+
+def _created_at(text: bytes) -> str:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ""
+    return str(data.get("created_at", "")) if isinstance(data, dict) else ""
 
 
 def _manifest(folder: str) -> Manifest | None:

@@ -75,7 +75,8 @@ def prune_snapshots(
         storage_options: fsspec options of the snapshot root's protocol.
 
     Raises:
-        PruneRefused: when the registry cannot be read, or holds no model at all (nothing was deleted).
+        PruneRefused: when the registry cannot be read, or holds no model at all while a complete snapshot lies
+            in scope (nothing was deleted).
     """
     snapshots = list_snapshots(snapshot_root, storage_options=storage_options)
     if templates is not None:
@@ -95,7 +96,7 @@ def prune_snapshots(
             f"cannot read the model registry ({type(exc).__name__}: {exc}); nothing was pruned: lineage is read "
             "from the registry before any snapshot is deleted; check the MLflow connection and try again"
         ) from exc
-    if not models:
+    if not models and any(s.complete for s in snapshots):  # refused runs' folders hold no data: none to lose
         raise PruneRefused(
             f"the model registry holds no registered model at all, yet {len(snapshots)} snapshot(s) lie under "
             f"{snapshot_root}; nothing was pruned: it is not the registry their runs used (check the MLflow "

@@ -18,6 +18,7 @@ import pytest
 from airflow_ml import embedded
 from airflow_ml.cli import main
 from airflow_ml.data.demo import batch_days, write_demo_data
+from airflow_ml.data.refusal import record_refusal
 from airflow_ml.data.snapshot import read_snapshot, take_snapshot, write_json
 from airflow_ml.run_summary import DECISION_FILE, DRIFT_FILE, HEALTH_FILE, VERDICT_FILE
 from airflow_ml.validation.runner import validate_frame
@@ -28,6 +29,14 @@ from tests.support.project import EMBEDDED_KEYS, airflow_ml, clean_env, make_pro
 def exports(text: str) -> dict[str, str]:
     """The variables of ``export NAME=value`` lines, read as a POSIX shell would."""
     return dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in text.splitlines())
+
+
+def row(table: str, city: str) -> list[str]:
+    """The cells of ``city``'s row of a summary table, cut where its dashed line puts the columns."""
+    lines = table.splitlines()
+    starts = [m.start() for m in re.finditer(r"-+", next(line for line in lines if line.startswith("---")))]
+    line = next(line for line in lines if line.startswith(city + " "))
+    return [line[a:b].strip() for a, b in zip(starts, [*starts[1:], len(line)], strict=True)]
 
 
 @pytest.fixture
@@ -311,6 +320,47 @@ def test_status_shows_each_citys_latest_run_from_its_files(
     rows = capsys.readouterr().out.splitlines()[2:]
     assert [row.split()[0] for row in rows] == ["berlin", "lisbon"]
     assert all("no run yet" in row for row in rows)
+
+
+def test_status_shows_a_run_refused_at_its_snapshot_as_the_latest(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_root = project / "var" / "data"
+    write_demo_data(data_root, cities=["berlin"], batch="initial", scale=0.05)
+    source = str(data_root / "raw" / "trips" / "berlin")
+    snapshots = str(data_root / "snapshots")
+    days = batch_days("initial")
+    take_snapshot(source, snapshots, template="ride_duration", city="berlin", run_id="z_run", end=days[29])
+    time.sleep(1.1)
+    # What the snapshot task leaves when the dataset contract refuses the next run (tested in test_snapshot_operator).
+    message = (
+        "the data does not match the dataset contract of the template (or the city file that overrides it):\n"
+        "  - dataset.features[0]: column 'distance_km' is not in the data; did you mean 'distance'?\n"
+        "the data's columns: [...]"
+    )
+    record_refusal(
+        snapshots, template="ride_duration", city="berlin", run_id="a_refused", kind="contract", message=message,
+        window_start=days[30].isoformat(), window_end=days[-1].isoformat(),
+    )  # fmt: skip
+    monkeypatch.chdir(project)
+    for key in EMBEDDED_KEYS:
+        monkeypatch.delenv(key, raising=False)
+
+    assert main(["status", "--template", "ride_duration"]) == 0
+    cells = row(capsys.readouterr().out, "berlin")
+    assert cells[:9] == ["berlin", f"{days[30]}..{days[-1]}", "failed", "-", "-", "-", "-", "-", "not reached"]
+    assert cells[9].startswith(
+        "snapshot refused: the data does not match the dataset contract of the template (or the city file that "
+        "overrides it): dataset.features[0]: column 'distance_km' is not in the data; did you mean 'distance'?"
+    )
+
+    # A later try of that run that succeeded: its manifest wins over the refusal left in the same folder.
+    time.sleep(1.1)
+    retried = take_snapshot(source, snapshots, template="ride_duration", city="berlin", run_id="a_refused")
+    assert main(["status", "--template", "ride_duration"]) == 0
+    cells = row(capsys.readouterr().out, "berlin")
+    assert cells[1:4] == [f"{days[0]}..{days[-1]}", "no decision", f"{retried.row_count:,}"]
+    assert cells[8:] == ["not reached", "see the task logs"]
 
 
 def test_status_refuses_an_unknown_template_with_a_close_match(

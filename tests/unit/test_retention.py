@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from airflow_ml.cli import main
+from airflow_ml.data.refusal import record_refusal
 from airflow_ml.data.retention import list_snapshots, location_key
 from airflow_ml.data.snapshot import MANIFEST, take_snapshot
 from airflow_ml.ml.snapshot_prune import PruneRefused, prune_snapshots
@@ -241,6 +242,36 @@ def test_a_template_without_any_model_in_the_registry_is_kept_whole_with_a_warni
         "registered, this is not their registry (check the MLflow connection)"
     ]
     assert _left(world) == ALL - DELETED  # the other template was pruned as usual
+
+
+def test_a_refused_runs_folder_is_a_failed_run_pruned_beyond_keep_last_and_never_being_written(
+    world: dict[str, Any],
+) -> None:
+    # Runs refused at their snapshot leave refusal.json alone where the snapshot would be (data.refusal).
+    for run, when in (("rf1", T0 - 3600), ("rf2", T0 + 50 * 3600)):  # older than every run; the newest
+        written = record_refusal(
+            str(world["root"]), template="ride_duration", city="oslo", run_id=run, kind="contract",
+            message="the data does not match the dataset contract of the template",
+        )  # fmt: skip
+        assert written is not None
+        os.utime(written, (when,) * 2)
+    listed = {_short(s.location, world): s for s in list_snapshots(str(world["root"]))}
+    assert (listed["ride_duration/oslo/rf1"].refused, listed["ride_duration/oslo/rf1"].complete) == (True, False)
+    assert listed["ride_duration/oslo/rf1"].written == T0 - 3600
+    assert listed["ride_duration/oslo/r9"].refused is False  # a data.parquet.partial: being written
+
+    verdicts = _verdicts(_prune(world), world)
+
+    assert verdicts["ride_duration/oslo/rf1"] == (
+        False,
+        "a refused run (only refusal.json), older than the newest 2 of ride_duration.oslo (retention.keep_last)",
+    )
+    newest = "one of the newest 2 unregistered snapshots of ride_duration.oslo (retention.keep_last)"
+    assert verdicts["ride_duration/oslo/rf2"] == (True, newest)
+    assert verdicts["ride_duration/oslo/r8"] == (True, newest)
+    assert verdicts["ride_duration/oslo/r7"][0] is False  # the refused run is the newest: it takes a place
+    assert verdicts["ride_duration/oslo/r9"] == (True, "incomplete (no manifest.json): a run may be writing it")
+    assert _left(world) == (ALL | {"ride_duration/oslo/rf2"}) - DELETED - {"ride_duration/oslo/r7"}
 
 
 def test_a_snapshot_registered_under_another_spelling_of_its_path_is_kept(world: dict[str, Any]) -> None:
