@@ -212,6 +212,31 @@ def test_a_removed_alias_and_a_lone_previous_champion_are_reported(client: Mlflo
     )
 
 
+def test_a_first_champion_promoted_before_the_tag_existed_is_found_deleted_through_its_runs_decision(
+    client: MlflowClient, tmp_path: Path, manifest: Manifest
+) -> None:
+    first = trained(client, manifest)
+    outcome, _ = decide_on(client, manifest, first)
+    assert (outcome.label, champion(client)) == ("promoted", first)
+    client.delete_registered_model_tag(MODEL, registry.CHAMPION_VERSION_TAG)  # as promoted before the tag existed
+    # A version never promoted, deleted too: its run has no decision to find.
+    ignored = version(client, tmp_path, run=LISBON, tags=LISBON)
+    client.delete_model_version(MODEL, ignored)
+    run_id = client.get_model_version(MODEL, first).run_id
+
+    client.delete_model_version(MODEL, first)  # its run stays, with the gate's record
+
+    assert champion(client) is None
+    assert registry.deleted_champion(client, MODEL) == (
+        f"v{first} of {MODEL}, which the gate promoted (gate/decision.json of its training run {run_id}), was "
+        "deleted from the registry; no record says whether it was still the champion then"
+    )
+    assert "v1 of ride_duration.lisbon, which the gate promoted" in drift(client, manifest)["reason"]
+    never = version(client, tmp_path, "ride_duration.porto", run=PORTO, tags=PORTO)
+    client.delete_model_version("ride_duration.porto", never)
+    assert registry.deleted_champion(client, "ride_duration.porto") is None  # deleted, never promoted
+
+
 def test_a_rollback_that_removes_the_first_champion_is_not_a_deletion(client: MlflowClient, tmp_path: Path) -> None:
     first = version(client, tmp_path, run=LISBON, tags=LISBON)
     registry.promote(client, MODEL, first, {"decision": "promoted"})
