@@ -169,8 +169,7 @@ def _demo_data(args: argparse.Namespace) -> int:
 
 def _new_city(args: argparse.Namespace) -> int:
     from airflow_ml.templates import load_city_configs
-    from airflow_ml.templates.describe import did_you_mean
-    from airflow_ml.templates.files import yaml_files
+    from airflow_ml.templates.files import unknown_template
     from airflow_ml.templates.models import CITY_ID_PATTERN, slugify
 
     root = Path(args.root)
@@ -181,10 +180,9 @@ def _new_city(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if not (root / "templates" / f"{args.template}.yaml").is_file():
-        known = sorted(p.stem for p in yaml_files(root / "templates")[0])
-        hint = did_you_mean(args.template, known) or f"known: {known}"
-        print(f"airflow-ml new-city: no template {args.template!r} in {root}/templates; {hint}", file=sys.stderr)
+    unknown = unknown_template(args.template, root / "templates")
+    if unknown:
+        print(f"airflow-ml new-city: {unknown}", file=sys.stderr)
         return 2
     path = root / "cities" / f"{city}.yaml"
     if path.exists():

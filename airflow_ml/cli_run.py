@@ -1,8 +1,10 @@
 """``airflow-ml run``, ``status``, ``env`` and ``demo``: one city now, the fleet's latest runs, the embedded default.
 
 The project folder is the working folder (the one holding ``dags/`` and ``dag_templates/``, as for ``make``).
-Every variable of the embedded default (:mod:`airflow_ml.embedded`) that the environment does not set is set
-before Airflow is imported, since Airflow reads its configuration at import; an explicit environment wins.
+Without ``AIRFLOW_HOME``, every variable of the embedded default (:mod:`airflow_ml.embedded`) that the
+environment does not set is set before Airflow is imported, since Airflow reads its configuration at import.
+With ``AIRFLOW_HOME``, the user's own Airflow environment is used as it is, and the command says so on stderr
+(see :func:`airflow_ml.embedded.effective_environment`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import difflib
 import json
 import os
 import re
@@ -21,10 +22,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from airflow_ml.embedded import (
-    TELEMETRY_OFF,
     apply_environment,
-    embedded_environment,
+    effective_environment,
     make_folders,
+    own_environment_note,
     reset_demo,
     shell_exports,
     state_folder,
@@ -52,7 +53,9 @@ def add_parsers(commands: Any) -> None:
     status.add_argument("--template", default=None, help="only the cities of this template")
     status.add_argument("--root", default="dag_templates", help="templates folder (default: dag_templates)")
     status.add_argument(
-        "--data-root", default=None, help=f"data root (default: ${DATA_ROOT_ENV}, else the embedded default's)"
+        "--data-root",
+        default=None,
+        help=f"data root (default: ${DATA_ROOT_ENV}, else the embedded default's when AIRFLOW_HOME is unset)",
     )
 
     env = commands.add_parser(
@@ -61,22 +64,10 @@ def add_parsers(commands: Any) -> None:
     env.add_argument("--demo", action="store_true", help="the demo's own folder var/demo/ instead of var/")
 
 
-def effective_environment(project: Path, *, demo: bool = False) -> dict[str, str]:
-    """The embedded default of ``project`` under the explicit environment.
-
-    A variable set in the environment wins, except that the demo always keeps its state (Airflow home, data
-    root, MLflow store) in its own folder, so that it never reads or writes a user's.
-    """
-    wanted = embedded_environment(project, demo=demo)
-    return {
-        name: value if demo and name not in TELEMETRY_OFF else os.environ.get(name) or value
-        for name, value in wanted.items()
-    }
-
-
 def env_command(args: argparse.Namespace) -> int:
     """Print the effective embedded default as ``export`` lines (and create the folders it names)."""
     environment = effective_environment(Path.cwd(), demo=args.demo)
+    _say_own_environment("env", demo=args.demo)
     make_folders(environment)
     sys.stdout.write(shell_exports(environment))
     return 0
@@ -90,7 +81,8 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"airflow-ml run: {exc}", file=sys.stderr)
         return 2
     project = Path.cwd()
-    if not os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") and not (project / "dags").is_dir():
+    own = _say_own_environment("run")
+    if not own and not os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") and not (project / "dags").is_dir():
         print(
             f"airflow-ml run: no dags/ folder in {project}; run it from the project folder (the one with dags/ "
             "and dag_templates/), or set AIRFLOW__CORE__DAGS_FOLDER",
@@ -103,18 +95,15 @@ def run_command(args: argparse.Namespace) -> int:
     if dag is None:
         print(f"airflow-ml run: {problem}", file=sys.stderr)
         return 2
-    unknown = sorted(set(conf) - set(dag.params))
-    if unknown:
-        hints = [f"{key!r} ({_did_you_mean(key, dag.params) or 'no close match'})" for key in unknown]
-        print(
-            f"airflow-ml run: unknown conf key(s) {', '.join(hints)} for {args.dag_id}; its params are "
-            f"{sorted(dag.params)}",
-            file=sys.stderr,
-        )
+    from airflow_ml.operators.overrides import conf_problems, param_defaults, refusal
+
+    problems = conf_problems(conf, param_defaults(dag.params))
+    if problems:  # what run creation says (CheckedConfDAG.test), before the database is migrated
+        print(f"airflow-ml run: {refusal(args.dag_id, problems)}", file=sys.stderr)
         return 2
     from airflow.sdk.exceptions import ParamValidationError
 
-    not_ready = ensure_database()
+    not_ready = ensure_database(migrate=not own)
     if not_ready:
         print(f"airflow-ml run: {not_ready}", file=sys.stderr)
         return 1
@@ -127,13 +116,16 @@ def run_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from airflow_ml import settings
     from airflow_ml.data.snapshot import snapshot_location
     from airflow_ml.run_summary import format_table, summarize_folder
 
     template, city = args.dag_id.split(".", 1)
-    folder = snapshot_location(f"{settings.data_root()}/snapshots", template, city, run.run_id)
-    print(format_table([summarize_folder(folder, city=city, state=str(run.state))], batch_header="data"))
+    data_root = os.environ.get(DATA_ROOT_ENV)
+    if data_root:
+        folder = snapshot_location(f"{data_root.rstrip('/')}/snapshots", template, city, run.run_id)
+        print(format_table([summarize_folder(folder, city=city, state=str(run.state))], batch_header="data"))
+    else:
+        print(f"airflow-ml run: no summary row: {DATA_ROOT_ENV} is not set", file=sys.stderr)
     print(f"run {run.run_id!r}: {run.state}", file=sys.stderr)
     return 0 if str(run.state) == "success" else 1
 
@@ -142,6 +134,7 @@ def status_command(args: argparse.Namespace) -> int:
     """Print each city's latest run per template; exit 2 for an unknown template."""
     from airflow_ml.run_summary import format_table, latest_summaries
     from airflow_ml.templates import load_city_configs, load_parent_configs
+    from airflow_ml.templates.files import unknown_template
 
     root = Path(args.root)
     if not (root / "cities").is_dir():
@@ -152,15 +145,15 @@ def status_command(args: argparse.Namespace) -> int:
     cities: dict[str, list[str]] = {}
     for template, city in [(c.template, c.city) for c in configs] + [(p.template, p.city) for p in parents]:
         cities.setdefault(template, []).append(city)
-    known = sorted({p.stem for p in (root / "templates").glob("*.y*ml")} | set(cities))
-    if args.template is not None and args.template not in known:
-        print(
-            f"airflow-ml status: no template {args.template!r} in {root}/templates; "
-            f"{_did_you_mean(args.template, known) or 'no close match'} (known: {known})",
-            file=sys.stderr,
-        )
+    unknown = None if args.template is None else unknown_template(args.template, root / "templates")
+    if unknown:
+        print(f"airflow-ml status: {unknown}", file=sys.stderr)
         return 2
-    data_root = args.data_root or effective_environment(Path.cwd())[DATA_ROOT_ENV]
+    data_root = args.data_root or os.environ.get(DATA_ROOT_ENV) or effective_environment(Path.cwd()).get(DATA_ROOT_ENV)
+    if not data_root:
+        _say_own_environment("status")
+        print(f"airflow-ml status: give --data-root or set {DATA_ROOT_ENV}", file=sys.stderr)
+        return 2
     chosen = [args.template] if args.template else sorted(cities)
     for index, template in enumerate(chosen):
         if len(chosen) > 1:
@@ -190,8 +183,11 @@ def demo_command(args: argparse.Namespace) -> int:
     return run_demo(templates_root=Path(args.templates), expectations_dir=Path(args.expectations))
 
 
-def ensure_database() -> str | None:
+def ensure_database(*, migrate: bool = True) -> str | None:
     """Migrate Airflow's metadata database when it is SQLite (the embedded default's) and not migrated yet.
+
+    Args:
+        migrate: Migrate it; False for a user's own Airflow (``AIRFLOW_HOME`` set), which is never migrated here.
 
     Returns:
         None when the database is ready, else what to do (another database is never migrated from here).
@@ -206,13 +202,21 @@ def ensure_database() -> str | None:
         except TimeoutError:
             pass
     url = str(settings.SQL_ALCHEMY_CONN)
-    if not url.startswith("sqlite:"):
+    if not migrate or not url.startswith("sqlite:"):
         return f"Airflow's metadata database {url.split('@')[-1]} is not migrated; run `airflow db migrate` first"
     log = Path(os.environ.get("AIRFLOW_HOME", ".")) / "db-migrate.log"
     print(f"migrating Airflow's SQLite database {url.removeprefix('sqlite:///')} (log: {log})", file=sys.stderr)
     with log.open("a", encoding="utf-8") as handle, _stdout_to(handle, stderr=True):
         initdb()
     return None
+
+
+def _say_own_environment(command: str, *, demo: bool = False) -> bool:
+    """Say on stderr when the user's own Airflow environment is used instead of the embedded default."""
+    note = None if demo else own_environment_note()
+    if note:
+        print(f"airflow-ml {command}: {note}", file=sys.stderr)
+    return note is not None
 
 
 def _conf(text: str | None, window_start: str | None, window_end: str | None) -> dict[str, Any]:
@@ -256,20 +260,17 @@ def _find_dag(dag_id: str) -> tuple[Any, str]:
     from airflow.configuration import conf
     from airflow.dag_processing.dagbag import DagBag
 
+    from airflow_ml.templates.describe import did_you_mean
+
     folder = conf.get("core", "dags_folder")
     bag = DagBag(dag_folder=folder, collect_dags=True)
     if dag_id in bag.dags:
         return bag.dags[dag_id], ""
     known = sorted(bag.dags)
     cities = [d for d in known if d.split(".", 1)[-1] == dag_id]
-    hint = f"did you mean {cities[0]!r}?" if cities else _did_you_mean(dag_id, known) or "no close match"
+    hint = f"did you mean {cities[0]!r}?" if cities else did_you_mean(dag_id, known) or "no close match"
     broken = f"; {len(bag.import_errors)} DAG file(s) fail to import: airflow-ml lint" if bag.import_errors else ""
     return None, f"no DAG {dag_id!r} in {folder}; {hint} (known: {known}){broken}"
-
-
-def _did_you_mean(word: str, candidates: Any) -> str:
-    close = difflib.get_close_matches(word, [str(c) for c in candidates], n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else ""
 
 
 @contextmanager

@@ -9,7 +9,6 @@ as GX JSON (``-o``, default ``expectations/<suite>.json``); a city whose values 
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import os
 import sys
@@ -19,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from airflow_ml.embedded import embedded_environment
+from airflow_ml.embedded import effective_environment
 from airflow_ml.settings import DATA_ROOT_ENV
 from airflow_ml.templates.suites import SUITE_SUFFIXES
 
@@ -33,13 +32,16 @@ def add_fleet_arguments(infer: argparse.ArgumentParser) -> None:
     )
     infer.add_argument("--root", default="dag_templates", help="templates folder, with --template (dag_templates)")
     infer.add_argument(
-        "--data-root", default=None, help=f"with --template (default: ${DATA_ROOT_ENV}, else the embedded default's)"
+        "--data-root",
+        default=None,
+        help=f"with --template (default: ${DATA_ROOT_ENV}, else the embedded default's when AIRFLOW_HOME is unset)",
     )
 
 
 def suite_fleet_command(args: argparse.Namespace) -> int:
     """Infer and write a template's shared suite and its cities' overrides; 0 when written, 1 or 2 when not."""
     from airflow_ml.templates import load_city_configs
+    from airflow_ml.templates.files import unknown_template
 
     if (args.data is None) == (args.template is None):
         both = "not both" if args.data else "one of them"
@@ -47,14 +49,9 @@ def suite_fleet_command(args: argparse.Namespace) -> int:
         return 2
     root = Path(args.root)
     configs, errors = load_city_configs(root)
-    templates = sorted({p.stem for p in (root / "templates").glob("*.y*ml")})
-    if args.template not in templates:
-        close = difflib.get_close_matches(args.template, templates, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else "no close match"
-        print(
-            f"{_PREFIX}: no template {args.template!r} in {root}/templates; {hint} (known: {templates})",
-            file=sys.stderr,
-        )
+    unknown = unknown_template(args.template, root / "templates")
+    if unknown:
+        print(f"{_PREFIX}: {unknown}", file=sys.stderr)
         return 2
     cities = [c for c in configs if c.template == args.template]
     broken = f"; {len(errors)} city file(s) do not load: airflow-ml lint {root}" if errors else ""
@@ -71,7 +68,10 @@ def suite_fleet_command(args: argparse.Namespace) -> int:
     if output.suffix != ".json":
         print(f"{_PREFIX}: {output} must end in .json (the shared suite is GX JSON)", file=sys.stderr)
         return 2
-    data_root = args.data_root or os.environ.get(DATA_ROOT_ENV) or embedded_environment(Path.cwd())[DATA_ROOT_ENV]
+    data_root = args.data_root or os.environ.get(DATA_ROOT_ENV) or effective_environment(Path.cwd()).get(DATA_ROOT_ENV)
+    if not data_root:  # a user's own AIRFLOW_HOME: the embedded default's data root is not theirs
+        print(f"{_PREFIX}: give --data-root or set {DATA_ROOT_ENV} (AIRFLOW_HOME is set)", file=sys.stderr)
+        return 2
     if "://" not in data_root:
         data_root = str(Path(data_root).resolve())
     return _infer_and_write(args, cities, output, args.name or output.stem, data_root)

@@ -72,6 +72,49 @@ def embedded_environment(project: Path, *, demo: bool = False) -> dict[str, str]
     }
 
 
+def effective_environment(
+    project: Path, *, demo: bool = False, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """What ``airflow-ml run``, ``status``, ``env`` and ``demo`` set: the embedded default as a whole, or nothing of it.
+
+    - The demo always keeps its state (Airflow home, data root, MLflow store) in its own folder, so that it never
+      reads or writes a user's; only telemetry stays the environment's choice.
+    - Without ``AIRFLOW_HOME``, the embedded default of ``project``; a variable the environment sets wins.
+    - With ``AIRFLOW_HOME`` (a user's own Airflow), the user's environment entirely: their ``airflow.cfg``,
+      connections (``mlflow_default`` from their database) and data root; only telemetry is turned off, unless
+      set. Filling in the embedded MLflow connection or data root there would silently replace theirs.
+
+    Args:
+        project: The project folder.
+        demo: The demo's own folder (``var/demo``).
+        environ: The environment to read (``os.environ`` by default).
+    """
+    env = os.environ if environ is None else environ
+    wanted = embedded_environment(project, demo=demo)
+    if demo:
+        return {name: env.get(name) or value if name in TELEMETRY_OFF else value for name, value in wanted.items()}
+    if own_airflow_home(env):
+        return {name: env.get(name) or value for name, value in TELEMETRY_OFF.items()}
+    return {name: env.get(name) or value for name, value in wanted.items()}
+
+
+def own_airflow_home(environ: Mapping[str, str] | None = None) -> str | None:
+    """The user's own ``AIRFLOW_HOME`` when the environment sets one (then the embedded default is not used)."""
+    return (os.environ if environ is None else environ).get("AIRFLOW_HOME") or None
+
+
+def own_environment_note(environ: Mapping[str, str] | None = None) -> str | None:
+    """One line saying that the user's own Airflow environment is used, and why; None on the embedded default."""
+    home = own_airflow_home(environ)
+    if home is None:
+        return None
+    return (
+        f"AIRFLOW_HOME is set ({home}): using your own Airflow environment as it is (its airflow.cfg, its "
+        f"connections such as mlflow_default, and AIRFLOW_ML_DATA_ROOT); the embedded default ({STATE_DIR}/) "
+        "applies only when AIRFLOW_HOME is unset"
+    )
+
+
 def apply_environment(
     wanted: Mapping[str, str], *, force: bool = False, environ: MutableMapping[str, str] | None = None
 ) -> dict[str, str]:

@@ -2,7 +2,8 @@
 
 A run leaves ``manifest.json`` (rows, days, when), ``validation.json`` (the verdict), ``drift.json``,
 ``decision.json`` (the gate's record) and, after a promotion, ``health.json`` in its snapshot folder
-``<data root>/snapshots/<template>/<city>/<run>/``. Reading them needs no scheduler and no Airflow database,
+``<data root>/snapshots/<template>/<city>/<run>/``; a run its snapshot task refused leaves only
+``refusal.json`` there (when, the window asked, why). Reading them needs no scheduler and no Airflow database,
 and imports no Airflow.
 """
 
@@ -12,7 +13,8 @@ import json
 from dataclasses import astuple, dataclass
 from typing import Any
 
-from airflow_ml.data.snapshot import MANIFEST, safe_segment, snapshot_location
+from airflow_ml.data.refusal import REFUSAL, read_refusal
+from airflow_ml.data.snapshot import MANIFEST, Manifest, safe_segment, snapshot_location
 from airflow_ml.data.storage import filesystem, storage_errors
 from airflow_ml.validation.runner import headline
 
@@ -57,7 +59,21 @@ def summarize_folder(folder: str, *, city: str, batch: str | None = None, state:
         batch: What the second column says; by default the first and last day of the snapshot's data.
         state: The run's state as Airflow knows it; by default what the files say (see :func:`state_from_files`).
     """
-    manifest = _read(folder, MANIFEST)
+    manifest = _manifest(folder)
+    refused = read_refusal(folder) if manifest is None else None
+    if refused is not None:  # stopped at its snapshot: nothing else was written
+        return RunSummary(
+            city=city,
+            batch=batch if batch is not None else refused.window,
+            state=state if state is not None else "failed",
+            rows="-",
+            validation="-",
+            challenger="-",
+            champion="-",
+            version="-",
+            decision="not reached",
+            reason=refused.reason,
+        )
     verdict = _read(folder, VERDICT_FILE)
     drift = _read(folder, DRIFT_FILE)
     decision = _read(folder, DECISION_FILE)
@@ -98,19 +114,23 @@ def state_from_files(
 
 
 def latest_run_folder(data_root: str, template: str, city: str) -> str | None:
-    """The snapshot folder of the DAG's latest run (by its manifest's ``created_at``), or None before any run."""
+    """The snapshot folder of the DAG's latest run, or None before any run.
+
+    Runs are ordered by the ``created_at`` of their manifest, or of their refusal record when the snapshot
+    refused the run (see :mod:`airflow_ml.data.refusal`); in a folder holding both, the manifest counts.
+    """
     fs, root = filesystem(f"{data_root.rstrip('/')}/snapshots/{safe_segment(template)}/{safe_segment(city)}")
     with storage_errors(root):
-        manifests = fs.glob(f"{root}/*/{MANIFEST}")
-    latest: tuple[str, str] | None = None
-    for path in manifests:
-        created = str(json.loads(fs.cat_file(path)).get("created_at", ""))
+        records = [p for p in fs.glob(f"{root}/*/*.json") if p.rsplit("/", 1)[-1] in (MANIFEST, REFUSAL)]
+    created: dict[str, str] = {}
+    for path in sorted(records, key=lambda p: p.endswith(REFUSAL)):  # manifests first: they win
         folder = path.rsplit("/", 1)[0]
-        if latest is None or (created, folder) > latest:
-            latest = (created, folder)
-    if latest is None:
+        if folder not in created:
+            created[folder] = _created_at(fs.cat_file(path))
+    if not created:
         return None
-    return latest[1] if "://" not in data_root else str(fs.unstrip_protocol(latest[1]))
+    latest = max(created, key=lambda folder: (created[folder], folder))
+    return latest if "://" not in data_root else str(fs.unstrip_protocol(latest))
 
 
 def latest_summaries(data_root: str, template: str, cities: list[str]) -> list[RunSummary]:
@@ -148,20 +168,36 @@ def _read(folder: str, name: str) -> dict[str, Any]:
     return data
 
 
-def _days(manifest: dict[str, Any]) -> str:
-    days = sorted(str(p) for p in manifest.get("partitions") or [])
+def _created_at(text: bytes) -> str:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ""
+    return str(data.get("created_at", "")) if isinstance(data, dict) else ""
+
+
+def _manifest(folder: str) -> Manifest | None:
+    """The snapshot's manifest, or None when it has none (or one that is no manifest)."""
+    data = _read(folder, MANIFEST)
+    try:
+        return Manifest(**data) if data else None
+    except TypeError:  # not a manifest this version of airflow-ml wrote
+        return None
+
+
+def _days(manifest: Manifest | None) -> str:
+    days = sorted(manifest.partitions) if manifest is not None else []
     if not days:
         return "-"
     return days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
 
 
-def _rows(manifest: dict[str, Any]) -> str:
+def _rows(manifest: Manifest | None) -> str:
     """The snapshot's rows, with those its row filters dropped: ``9,362 (-120 filtered)``."""
-    count = manifest.get("row_count")
-    if not isinstance(count, int):
+    if manifest is None:
         return "-"
-    dropped = sum(int(f.get("dropped", 0)) for f in manifest.get("filters") or [])
-    return f"{count:,} (-{dropped:,} filtered)" if dropped else f"{count:,}"
+    dropped = manifest.filtered_rows
+    return f"{manifest.row_count:,} (-{dropped:,} filtered)" if dropped else f"{manifest.row_count:,}"
 
 
 def _score(value: Any) -> str:

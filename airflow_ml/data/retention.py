@@ -4,14 +4,16 @@ Plain fsspec, so a local folder and ``s3://`` behave alike. What lineage needs c
 registry is the source of truth, see :mod:`airflow_ml.ml.snapshot_prune`): here a snapshot is kept when
 
 1. a registered version points at it (``referenced``, by location or by its manifest's own ``uri``);
-2. it is incomplete (no ``manifest.json`` yet): a run may be writing it;
+2. it is incomplete (no ``manifest.json`` yet, and no refusal record): a run may be writing it, however old;
 3. its DAG keeps everything (``retention.enabled: false``), or no valid city or parent of the templates
    names its DAG (a removed or broken city file: nothing is deleted on a guess);
 4. it is one of the newest ``keep_last`` of its DAG's other snapshots (by the manifest's write time);
 5. it lies in the old layout ``<root>/<city>/<run>/`` (written before snapshots were keyed by template),
    unless ``prune_old_layout`` is asked for.
 
-Everything else is deleted, folder and records (drift, verdict, decision) together.
+Everything else is deleted, folder and records (drift, verdict, decision) together. A folder that holds only
+``refusal.json`` (a run refused at its snapshot, see :mod:`airflow_ml.data.refusal`) is a finished, failed
+run: it counts among its DAG's unregistered snapshots and goes like them beyond ``keep_last``.
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from airflow_ml.data.refusal import REFUSAL
 from airflow_ml.data.snapshot import DATA_FILE, MANIFEST, safe_segment
 from airflow_ml.data.storage import StorageOptions, display, filesystem, protocol, storage_errors
 
 #: Files that make a folder a snapshot (complete or being written).
 _SNAPSHOT_FILES = {MANIFEST, DATA_FILE, f"{MANIFEST}.partial", f"{DATA_FILE}.partial"}
+#: What the listing looks for: a snapshot's files, and the record of a run refused at its snapshot.
+_LISTED = _SNAPSHOT_FILES | {REFUSAL}
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,10 @@ class StoredSnapshot:
         city: The city folder (a fallback parent's ``global`` or ``group.<group>``).
         run: The run folder.
         complete: Whether its manifest is there (it is written last).
-        written: When its manifest was written (POSIX seconds); 0 when it has none.
+        written: When its manifest (or, for a refused run, its refusal record) was written (POSIX seconds); 0
+            when it has neither.
+        refused: Whether it holds only the refusal record of a run its snapshot task refused: no data, no
+            manifest, nothing being written.
     """
 
     location: str
@@ -51,6 +59,7 @@ class StoredSnapshot:
     run: str
     complete: bool
     written: float
+    refused: bool = False
 
     @property
     def dag(self) -> str:
@@ -75,8 +84,9 @@ class Verdict:
 def list_snapshots(snapshot_root: str, *, storage_options: StorageOptions | None = None) -> list[StoredSnapshot]:
     """Every snapshot folder under ``snapshot_root``, in both layouts, sorted by location (one recursive listing).
 
-    A folder is a snapshot when it holds a manifest or a data file (``.partial`` ones included); its depth tells
-    the layout: three levels below the root for ``<template>/<city>/<run>``, two for the old ``<city>/<run>``.
+    A folder is a snapshot when it holds a manifest, a data file (``.partial`` ones included) or a refusal
+    record; its depth tells the layout: three levels below the root for ``<template>/<city>/<run>``, two for
+    the old ``<city>/<run>``.
     """
     fs, root = filesystem(snapshot_root, storage_options)
     root = root.rstrip("/")
@@ -84,22 +94,21 @@ def list_snapshots(snapshot_root: str, *, storage_options: StorageOptions | None
         if not fs.exists(root):
             return []
         listing = fs.find(root, detail=True)
-    folders: dict[tuple[str, ...], float | None] = {}
+    folders: dict[tuple[str, ...], dict[str, float]] = {}
     for path, info in listing.items():
         parts = tuple(path[len(root) :].strip("/").split("/"))
-        if parts[-1] not in _SNAPSHOT_FILES or len(parts) not in (3, 4):
+        if parts[-1] not in _LISTED or len(parts) not in (3, 4):
             continue
-        folder = parts[:-1]
-        if parts[-1] == MANIFEST:
-            folders[folder] = _modified(info)
-        else:
-            folders.setdefault(folder, None)
+        folders.setdefault(parts[:-1], {})[parts[-1]] = _modified(info)
     found = []
-    for folder, written in folders.items():
+    for folder, files in folders.items():
         template, city, run = folder if len(folder) == 3 else ("", *folder)
         location = display(fs, f"{root}/{'/'.join(folder)}")
-        if written is not None and written <= 0:  # a store that lists no time: the manifest has one
-            written = _created(location, storage_options)
+        refused = not _SNAPSHOT_FILES.intersection(files)  # only the refusal: nothing is being written
+        record = MANIFEST if MANIFEST in files else REFUSAL if refused else None
+        written = files[record] if record else None
+        if record and written is not None and written <= 0:  # a store that lists no time: the record has one
+            written = _created(location, record, storage_options)
         found.append(
             StoredSnapshot(
                 location=location,
@@ -107,8 +116,9 @@ def list_snapshots(snapshot_root: str, *, storage_options: StorageOptions | None
                 template=template,
                 city=city,
                 run=run,
-                complete=written is not None,
+                complete=MANIFEST in files,
                 written=written or 0.0,
+                refused=refused,
             )
         )
     return sorted(found, key=lambda s: s.location)
@@ -155,7 +165,7 @@ def plan_retention(
         who = referenced.get(location_key(snap.location))
         if who:
             verdicts[snap.location] = Verdict(snap, True, f"registered: {'; '.join(who)}")
-        elif not snap.complete:
+        elif not snap.complete and not snap.refused:
             verdicts[snap.location] = Verdict(snap, True, f"incomplete (no {MANIFEST}): a run may be writing it")
         elif snap.layout == "old":
             if prune_old_layout:
@@ -182,14 +192,15 @@ def plan_retention(
                 why = f"one of the newest {limit} unregistered snapshots of {snap.dag} (retention.keep_last)"
                 verdicts[snap.location] = Verdict(snap, True, why)
                 continue
-            own = _manifest_uri(snap, storage_options)
+            own = None if snap.refused else _manifest_uri(snap, storage_options)
             who = referenced.get(location_key(own)) if own else None
             if who:
                 verdicts[snap.location] = Verdict(snap, True, f"registered (as {own}): {'; '.join(who)}")
             elif not template:
                 verdicts[snap.location] = Verdict(snap, False, "old layout, not registered (--prune-old-layout)")
             else:
-                why = f"not registered, older than the newest {limit} of {snap.dag} (retention.keep_last)"
+                what = f"a refused run (only {REFUSAL})" if snap.refused else "not registered"
+                why = f"{what}, older than the newest {limit} of {snap.dag} (retention.keep_last)"
                 verdicts[snap.location] = Verdict(snap, False, why)
     return [verdicts[s.location] for s in snapshots]
 
@@ -208,11 +219,12 @@ def delete_snapshots(verdicts: Iterable[Verdict], *, storage_options: StorageOpt
     return deleted
 
 
-def _manifest(location: str, storage_options: StorageOptions | None) -> dict[str, Any]:
+def _manifest(location: str, storage_options: StorageOptions | None, name: str = MANIFEST) -> dict[str, Any]:
+    """The JSON record ``name`` (the manifest by default) of the folder ``location``; empty when unreadable."""
     fs, path = filesystem(location, storage_options)
     with storage_errors(location, storage_options):
         try:
-            data = json.loads(fs.cat_file(f"{path}/{MANIFEST}"))
+            data = json.loads(fs.cat_file(f"{path}/{name}"))
         except (FileNotFoundError, ValueError):
             return {}
     return data if isinstance(data, dict) else {}
@@ -223,10 +235,10 @@ def _manifest_uri(snap: StoredSnapshot, storage_options: StorageOptions | None) 
     return str(uri) if uri else None
 
 
-def _created(location: str, storage_options: StorageOptions | None) -> float:
-    """The manifest's ``created_at`` in POSIX seconds; far in the future when unreadable, so it counts as newest."""
+def _created(location: str, name: str, storage_options: StorageOptions | None) -> float:
+    """Record ``name``'s ``created_at`` in POSIX seconds; far in the future when unreadable, so it counts as newest."""
     try:
-        return dt.datetime.fromisoformat(str(_manifest(location, storage_options)["created_at"])).timestamp()
+        return dt.datetime.fromisoformat(str(_manifest(location, storage_options, name)["created_at"])).timestamp()
     except (KeyError, ValueError):
         return float("inf")
 

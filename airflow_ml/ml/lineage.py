@@ -39,15 +39,6 @@ def training_snapshot(client: MlflowClient, version: ModelVersion) -> str | None
     return run.data.tags.get(SNAPSHOT_URI_TAG) or None
 
 
-def champion_snapshot(client: MlflowClient, model_name: str) -> str | None:
-    """The URI of the snapshot the current champion of ``model_name`` was trained on, or None.
-
-    None when there is no champion yet (a first run) or when the champion carries no lineage.
-    """
-    champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
-    return None if champion is None else training_snapshot(client, champion)
-
-
 def registered_snapshots(client: MlflowClient) -> tuple[dict[str, list[str]], set[str]]:
     """Every snapshot that a registered model version points at, with who points at it; and the model names.
 

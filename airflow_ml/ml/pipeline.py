@@ -236,7 +236,7 @@ def evaluate_and_decide(
     else:
         registry.tag_decision(client, model_name, str(challenger.version), decision_tags(record))
     if challenger.run_id:
-        client.log_dict(challenger.run_id, record, "gate/decision.json")
+        client.log_dict(challenger.run_id, record, registry.DECISION_ARTIFACT)
     return outcome, record
 
 

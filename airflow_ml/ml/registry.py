@@ -151,7 +151,9 @@ def deleted_champion(client: MlflowClient, name: str) -> str | None:
 
     MLflow deletes a version's aliases with it, so a deleted champion looks like no champion at all; the
     tag :data:`CHAMPION_VERSION_TAG` (set by :func:`promote` and :func:`rollback`) and a ``previous-champion``
-    left behind tell the two apart. The sentence names the version.
+    left behind tell the two apart. Without either (a first champion promoted before the tag existed, or
+    after a rollback cleared it), the gate's own record is the trace left: see :func:`_deleted_promotion`.
+    The sentence names the version.
     """
     try:
         model = client.get_registered_model(name)
@@ -173,7 +175,77 @@ def deleted_champion(client: MlflowClient, name: str) -> str | None:
     previous = aliases.get(PREVIOUS_CHAMPION)
     if previous is not None:
         return f"the champion of {name} was deleted (its {PREVIOUS_CHAMPION!r}, v{previous}, is left without one)"
+    return _deleted_promotion(client, name)
+
+
+#: How many of a model's newest finished training runs without a registered version are read for a promotion.
+_TRACED_RUNS = 20
+#: Where the gate logs its decision record on the challenger's training run.
+DECISION_ARTIFACT = "gate/decision.json"
+
+
+def _deleted_promotion(client: MlflowClient, name: str) -> str | None:
+    """A version of ``name`` that the gate promoted and that is deleted, from its training run's decision record.
+
+    What MLflow keeps of a deleted version (its sources, for MLflow 3: ``SqlAlchemyStore`` and ``FileStore``
+    ``delete_model_version``): the row or file stays, marked ``Deleted_Internal`` with its tags (``gate.*``
+    included), but every public call (``get_model_version``, ``search_model_versions``) skips it; its aliases
+    are deleted and its run id is redacted; version numbers go on from the highest ever, so only a gap shows
+    that some version went. The registered model keeps no tag of its own before :data:`CHAMPION_VERSION_TAG`.
+    The training run is not deleted with the version, and the gate logs its record there as
+    ``gate/decision.json`` (``decision``, ``model_name``, ``challenger_version``). So the newest finished runs
+    of the model's experiment (named like the model, as the factory names it) whose version is gone are read
+    for a ``promoted`` or ``forced`` decision of this model.
+
+    Limits: a promotion approved by a person (the run's record says ``awaiting-approval``) or made by hand
+    leaves no such record, nor does a version whose run was deleted; and nothing says whether the version was
+    still the champion when it was deleted (a rollback may have moved the alias first). Informational only:
+    a registry or artifact store that cannot be read here gives None.
+    """
+    try:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            return None
+        versions = client.search_model_versions(f"name = '{name}'")
+        live, live_runs = {str(v.version) for v in versions}, {v.run_id for v in versions}
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            "attributes.status = 'FINISHED'",
+            max_results=200,
+            order_by=["attributes.start_time DESC"],
+        )
+        # Training runs only: drift, validation and search trials carry a step tag or a parent.
+        orphans = [
+            run
+            for run in runs
+            if run.info.run_id not in live_runs and not {"airflow_ml.step", "mlflow.parentRunId"} & set(run.data.tags)
+        ]
+        for run in orphans[:_TRACED_RUNS]:
+            record = _decision_record(client, run.info.run_id)
+            version = str(record.get("challenger_version") or "")
+            decided = record.get("decision")
+            if record.get("model_name") == name and decided in ("promoted", "forced") and version not in live:
+                return (
+                    f"v{version} of {name}, which the gate {decided} (gate/decision.json of its training run "
+                    f"{run.info.run_id}), was deleted from the registry; no record says whether it was still the "
+                    "champion then"
+                )
+    except (MlflowException, OSError):
+        return None
     return None
+
+
+def _decision_record(client: MlflowClient, run_id: str) -> dict[str, Any]:
+    """The gate's record logged on a training run, or an empty dict when it has none."""
+    if not any(f.path == DECISION_ARTIFACT for f in client.list_artifacts(run_id, "gate")):
+        return {}
+    with tempfile.TemporaryDirectory(prefix="airflow-ml-decision-") as tmp:
+        text = Path(client.download_artifacts(run_id, DECISION_ARTIFACT, tmp)).read_text(encoding="utf-8")
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def tag_decision(client: MlflowClient, name: str, version: str, record: dict[str, Any]) -> None:

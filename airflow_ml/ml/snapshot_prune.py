@@ -1,18 +1,26 @@
 """Prune snapshots that no registered version needs, beyond the newest few of each DAG.
 
 The registry is the source of truth: it is read whole before anything is deleted, and when it cannot be read,
-nothing is pruned and :class:`PruneRefused` says why. The rules a snapshot is kept by are
+nothing is pruned and :class:`PruneRefused` says why; a DAG whose model it lacks is left whole (see
+:func:`unregistered_dags`). The rules a snapshot is kept by are
 :mod:`airflow_ml.data.retention`'s; the policies (``keep_last`` per DAG) come from the templates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from mlflow import MlflowClient
 
-from airflow_ml.data.retention import Verdict, delete_snapshots, list_snapshots, location_key, plan_retention
+from airflow_ml.data.retention import (
+    StoredSnapshot,
+    Verdict,
+    delete_snapshots,
+    list_snapshots,
+    location_key,
+    plan_retention,
+)
 from airflow_ml.data.snapshot import safe_segment
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.exceptions import AirflowMLError
@@ -31,7 +39,7 @@ class PruneReport:
         verdicts: One per snapshot in scope, with its reason.
         deleted: The locations deleted (none in a dry run).
         dry_run: Whether nothing was deleted on purpose.
-        problems: Templates left alone, each with why (the registry holds none of their models): warnings.
+        problems: DAGs left alone, each with why (the registry holds no model of theirs): warnings.
     """
 
     verdicts: list[Verdict]
@@ -75,7 +83,8 @@ def prune_snapshots(
         storage_options: fsspec options of the snapshot root's protocol.
 
     Raises:
-        PruneRefused: when the registry cannot be read, or holds no model at all (nothing was deleted).
+        PruneRefused: when the registry cannot be read, or holds no model at all while a complete snapshot lies
+            in scope (nothing was deleted).
     """
     snapshots = list_snapshots(snapshot_root, storage_options=storage_options)
     if templates is not None:
@@ -95,7 +104,7 @@ def prune_snapshots(
             f"cannot read the model registry ({type(exc).__name__}: {exc}); nothing was pruned: lineage is read "
             "from the registry before any snapshot is deleted; check the MLflow connection and try again"
         ) from exc
-    if not models:
+    if not models and any(s.complete for s in snapshots):  # refused runs' folders hold no data: none to lose
         raise PruneRefused(
             f"the model registry holds no registered model at all, yet {len(snapshots)} snapshot(s) lie under "
             f"{snapshot_root}; nothing was pruned: it is not the registry their runs used (check the MLflow "
@@ -104,16 +113,7 @@ def prune_snapshots(
     referenced: dict[str, list[str]] = {}
     for uri, who in references.items():
         referenced.setdefault(location_key(uri), []).extend(who)
-    problems = []
-    unsure: dict[tuple[str, str], str] = {}
-    registered_templates = {name.split(".", 1)[0] for name in models}
-    for template in sorted({s.template for s in snapshots if s.layout == "dag"} - registered_templates):
-        why = (
-            f"the registry holds no model of template {template!r} ({template}.*): every snapshot of it is kept; "
-            "if models were registered, this is not their registry (check the MLflow connection)"
-        )
-        problems.append(why)
-        unsure.update({(s.template, s.city): why for s in snapshots if s.template == template})
+    problems, unsure = unregistered_dags(snapshots, models, keep_last)
     verdicts = plan_retention(
         snapshots,
         referenced=referenced,
@@ -124,3 +124,40 @@ def prune_snapshots(
     )
     deleted = [] if dry_run else delete_snapshots(verdicts, storage_options=storage_options)
     return PruneReport(verdicts, deleted, dry_run, problems)
+
+
+def unregistered_dags(
+    snapshots: Sequence[StoredSnapshot], models: Collection[str], keep_last: Mapping[tuple[str, str], int]
+) -> tuple[list[str], dict[tuple[str, str], str]]:
+    """The DAGs whose snapshots are all kept because the registry holds no model of theirs, with a warning each.
+
+    The guard against the wrong registry (a mistyped tracking URI, another team's) works per DAG: a registry
+    holding ``ride_duration.berlin`` only says nothing of ``ride_duration.lisbon``'s lineage, so a DAG whose
+    retention would prune (``keep_last``) and whose model ``<template>.<city>`` the registry lacks keeps every
+    snapshot. Except when its folders show that it never registered anything: when all of them are refused
+    runs (``refusal.json`` only), no version can point at them, since a refused run wrote no snapshot. A DAG
+    with a complete snapshot is kept whole even if its runs all failed later (validation, say): from the files
+    alone, a run that registered in another registry cannot be told apart. Its first registered version lifts
+    the guard.
+
+    Returns:
+        The warnings, and ``(template folder, city folder) -> why`` of the DAGs kept whole.
+    """
+    registered = {tuple(safe_segment(part) for part in name.split(".", 1)) for name in models if "." in name}
+    pruned = {(safe_segment(t), safe_segment(c)) for t, c in keep_last}
+    folders: dict[tuple[str, str], list[StoredSnapshot]] = {}
+    for snap in snapshots:
+        if snap.layout == "dag":
+            folders.setdefault((snap.template, snap.city), []).append(snap)
+    problems, unsure = [], {}
+    for dag, theirs in sorted(folders.items()):
+        if dag in registered or dag not in pruned or all(s.refused for s in theirs):
+            continue
+        name = ".".join(dag)
+        why = (
+            f"the registry holds no model {name!r}: every snapshot of {name} is kept; if its runs registered "
+            "models, this is not their registry (check the MLflow connection)"
+        )
+        problems.append(why)
+        unsure[dag] = why
+    return problems, unsure

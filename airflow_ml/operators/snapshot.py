@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml import settings
-from airflow_ml.exceptions import DataContractError, StorageUnreachable
+from airflow_ml.exceptions import DataContractError, DataError, StorageUnreachable
 from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.operators.base import run_overrides
+
+if TYPE_CHECKING:
+    from airflow_ml.data.refusal import Kind
 
 
 class SnapshotOperator(BaseOperator):
@@ -34,6 +37,9 @@ class SnapshotOperator(BaseOperator):
         aws_conn_id: Airflow connection (type ``aws``) for ``s3://`` sources and data roots.
         contract: The dataset contract (:meth:`airflow_ml.data.contract.DataContract.to_dict`): the columns the
             DAG needs and the row filters; data that breaks it fails the task without a retry, and no snapshot.
+
+    A run refused for its data, its conf or its source leaves ``refusal.json`` where its snapshot would be (see
+    :mod:`airflow_ml.data.refusal`), so that ``airflow-ml status`` shows it as the latest run.
 
     Returns (XCom): ``uri``, ``row_count``, ``content_hash`` and ``partitions`` of the snapshot.
     """
@@ -69,6 +75,40 @@ class SnapshotOperator(BaseOperator):
         self.contract = contract
 
     def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            return self._snapshot(context)
+        except Exception as exc:
+            kind = refusal_kind(exc)
+            if kind is not None:
+                self._record_refusal(context, kind, exc)
+            raise
+
+    def _record_refusal(self, context: Context, kind: Kind, exc: Exception) -> None:
+        """Leave ``refusal.json`` where the snapshot would be, best effort: it must never hide ``exc``."""
+        from airflow_ml.data.refusal import record_refusal
+
+        params = context.get("params") or {}
+        try:
+            root = settings.data_root(self.data_root)
+            written = record_refusal(
+                f"{root}/snapshots",
+                template=self.template,
+                city=self.city,
+                run_id=context["run_id"],
+                kind=kind,
+                message=str(exc),
+                window_start=params.get("window_start"),
+                window_end=params.get("window_end"),
+                window_days=self.window_days,
+                storage_options=storage_options(root, aws_conn_id=self.aws_conn_id),
+            )
+        except Exception as problem:  # noqa: BLE001 - a storage outage, say: the refusal is what the task reports
+            self.log.warning("no refusal record was written (%s: %s)", type(problem).__name__, problem)
+            return
+        if written:
+            self.log.info("the refusal is recorded in %s (read by airflow-ml status)", written)
+
+    def _snapshot(self, context: Context) -> dict[str, Any]:
         from airflow_ml.data.contract import DataContract
         from airflow_ml.data.snapshot import resolve_source, take_snapshot
 
@@ -123,3 +163,18 @@ class SnapshotOperator(BaseOperator):
             "content_hash": manifest.content_hash,
             "partitions": [manifest.partitions[0], manifest.partitions[-1]],
         }
+
+
+def refusal_kind(exc: BaseException) -> Kind | None:
+    """What refused the run, for its refusal record; None when it is neither the data's nor the conf's.
+
+    A storage outage (:class:`StorageUnreachable`) is not: the data may be fine and a retry may succeed.
+    """
+    cause = exc.__cause__ if isinstance(exc, AirflowFailException) and exc.__cause__ is not None else exc
+    if isinstance(cause, StorageUnreachable):
+        return None
+    if isinstance(cause, DataContractError):
+        return "contract"
+    if isinstance(cause, DataError):
+        return "storage"
+    return "conf" if isinstance(exc, AirflowFailException) else None

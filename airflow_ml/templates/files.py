@@ -45,6 +45,27 @@ def yaml_files(
     return sorted(found), sorted(misnamed, key=lambda e: e.file)
 
 
+def template_names(folder: Path) -> list[str]:
+    """The templates of a ``templates/`` folder, as the loader reads them: its ``<name>.yaml`` files' names, sorted."""
+    return [path.stem for path in yaml_files(folder)[0]]
+
+
+def unknown_template(name: str, folder: Path) -> str | None:
+    """Why ``name`` is no template of the ``templates/`` folder ``folder``, or None when it is one.
+
+    The sentence names the folder, then the file to rename (``late.yml``), else the closest template's name,
+    and lists the templates there.
+    """
+    from airflow_ml.templates.describe import did_you_mean
+
+    known = template_names(folder)
+    if name in known:
+        return None
+    misnamed = yaml_files(folder, include=lambda stem: stem == name)[1]
+    hint = misnamed[0].located[0].message if misnamed else did_you_mean(name, known) or "no close match"
+    return f"no template {name!r} in {folder}; {hint} (known: {known})"
+
+
 def misnamed_error(path: Path, suffix: str) -> ConfigError:
     """The error of a file that is not read because of how its suffix is spelled."""
     problem = (

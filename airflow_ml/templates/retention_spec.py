@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,15 +65,15 @@ def retention_policies(root: Path, template: str | None = None) -> RetentionPoli
     Raises:
         ConfigError: when ``root`` has no templates, or ``template`` is not one of them (with a suggestion).
     """
+    from airflow_ml.templates.files import template_names, unknown_template
     from airflow_ml.templates.loader import TEMPLATES_SUBDIR, load_city_configs, load_parent_configs
 
-    known = sorted(p.stem for p in (root / TEMPLATES_SUBDIR).glob("*.yaml"))
+    known = template_names(root / TEMPLATES_SUBDIR)
     if not known:
         raise ConfigError(str(root / TEMPLATES_SUBDIR), ["no template file here; give the templates folder (--root)"])
-    if template is not None and template not in known:
-        close = difflib.get_close_matches(template, known, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}?" if close else f"known: {known}"
-        raise ConfigError(str(root / TEMPLATES_SUBDIR), [f"no template {template!r}; {hint}"])
+    unknown = None if template is None else unknown_template(template, root / TEMPLATES_SUBDIR)
+    if unknown:
+        raise ConfigError(str(root / TEMPLATES_SUBDIR), [unknown])
     scope = [template] if template is not None else known
     configs, errors = load_city_configs(root)
     parents, parent_errors = load_parent_configs(root)

@@ -103,3 +103,17 @@ def test_run_one_city_then_read_the_fleets_status(tmp_path: Path) -> None:
     assert latest[1:3] == [f"{broken_days[0]}..{broken_days[-1]}", "failed"]
     assert latest[9].startswith("validation failed: ")
     assert "no run yet" in next(line for line in status.stdout.splitlines() if line.startswith("lisbon "))
+
+    # A run the dataset contract refuses at its first task: no snapshot, yet its row and status's say why.
+    for path in (data_root / "raw" / "trips" / "berlin").glob("date=*/*.parquet"):
+        pd.read_parquet(path).drop(columns=["temperature_c"]).to_parquet(path, index=False)
+    window = ("--window-start", broken_days[0].isoformat(), "--window-end", broken_days[-1].isoformat())
+    third = airflow_ml("run", "ride_duration.berlin", *window, cwd=project, timeout=900)
+    assert third.returncode == 1, third.stderr[-4000:]
+    refused = _row(third.stdout, "berlin")
+    assert refused[1:9] == [f"{broken_days[0]}..{broken_days[-1]}", "failed", "-", "-", "-", "-", "-", "not reached"]
+    assert refused[9].startswith("snapshot refused: the data does not match the dataset contract")
+    assert "column 'temperature_c' is not in the data" in refused[9]
+    status = airflow_ml("status", "--template", "ride_duration", cwd=project)
+    assert _row(status.stdout, "berlin") == refused  # the latest run, though it left no manifest
+    assert str(client.get_model_version_by_alias("ride_duration.berlin", "champion").version) == "1"

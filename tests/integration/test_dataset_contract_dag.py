@@ -1,12 +1,14 @@
 """The dataset contract in a real DAG run (dag.test(), real GX, LightGBM and MLflow) on demo data with faults.
 
 A feature the data lacks used to pass lint and validation and fail in ``train`` with ``ArrowInvalid: No match
-for FieldRef``; now the snapshot task fails at once, for good (no retry), and leaves no snapshot. Null targets,
-which real data has, are dropped by a row filter the template declares, and the run's summary shows how many.
+for FieldRef``; now the snapshot task fails at once, for good (no retry), and leaves no snapshot, only its
+refusal record. Null targets, which real data has, are dropped by a row filter the template declares, and the
+run's summary shows how many.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -53,7 +55,12 @@ def test_a_feature_missing_from_the_data_stops_the_run_at_the_snapshot_for_good(
         assert states["snapshot"] == "failed"
         assert try_numbers(f"contract.{CITY}", run.run_id)["snapshot"] == 1
         assert {states[t] for t in ("validate", "train", "register", "gate")} == {"upstream_failed"}
-        assert not (world["data_root"] / "snapshots").exists()
+        # No snapshot: only the refusal record where it would be, for `airflow-ml status` (data.refusal).
+        left = [p for p in (world["data_root"] / "snapshots").rglob("*") if p.is_file()]
+        assert [p.name for p in left] == ["refusal.json"]
+        refused = json.loads(left[0].read_text(encoding="utf-8"))
+        assert (refused["kind"], refused["run_id"]) == ("contract", run.run_id)
+        assert "column 'rain_mm' is not in the data" in refused["error"]
         assert world["client"].search_registered_models() == []
 
 

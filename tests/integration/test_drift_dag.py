@@ -87,10 +87,12 @@ def test_first_run_skips_drift_with_its_reason_and_makes_a_champion(
 
 
 def test_the_champion_version_carries_its_training_snapshot(world: dict[str, Any], first_run: dict[str, Any]) -> None:
-    from airflow_ml.ml.lineage import champion_snapshot
+    from airflow_ml.ml.lineage import this_citys_champion, training_snapshot
 
-    assert champion_snapshot(world["client"], MODEL) == first_run["manifest"]["uri"]
-    assert champion_snapshot(world["client"], "ride_duration.nowhere") is None
+    champion = this_citys_champion(world["client"], MODEL)
+    assert champion is not None
+    assert training_snapshot(world["client"], champion) == first_run["manifest"]["uri"]
+    assert this_citys_champion(world["client"], "ride_duration.nowhere") is None
 
 
 def test_same_data_passes_with_values_near_zero_logged_to_mlflow(

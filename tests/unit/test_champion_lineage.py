@@ -141,6 +141,29 @@ def test_a_champion_trained_for_another_city_is_refused_naming_its_lineage_and_t
     assert champion(client) == foreign  # refusing moves nothing
 
 
+def test_no_lineage_function_hands_out_a_foreign_champion_or_its_snapshot(client: MlflowClient, tmp_path: Path) -> None:
+    # Every function of the module that resolves a model's champion by name checks that it is this city's:
+    # none returns another city's champion (or the snapshot it was trained on) unchecked.
+    import inspect
+
+    from airflow_ml.ml import lineage
+
+    foreign = version(client, tmp_path, run=PORTO, tags={**PORTO, "airflow_ml.snapshot_uri": "file:///porto/run"})
+    client.set_registered_model_alias(MODEL, "champion", foreign)
+    by_name = [
+        function
+        for name, function in inspect.getmembers(lineage, inspect.isfunction)
+        if function.__module__ == lineage.__name__
+        and not name.startswith("_")
+        and list(inspect.signature(function).parameters)[:2] == ["client", "model_name"]
+    ]
+
+    assert by_name  # this_citys_champion at least
+    for function in by_name:
+        with pytest.raises(ForeignChampion):
+            function(client, MODEL)
+
+
 def test_the_training_runs_lineage_counts_when_the_version_carries_none(client: MlflowClient, tmp_path: Path) -> None:
     # Registered by hand from another template's run: the version has no tags, its run says where it is from.
     other = version(client, tmp_path, run={**LISBON, "airflow_ml.template": "late_pickup"}, tags={})
@@ -187,6 +210,31 @@ def test_a_removed_alias_and_a_lone_previous_champion_are_reported(client: Mlflo
     assert registry.deleted_champion(client, hand) == (
         f"the champion of {hand} was deleted (its 'previous-champion', v{old}, is left without one)"
     )
+
+
+def test_a_first_champion_promoted_before_the_tag_existed_is_found_deleted_through_its_runs_decision(
+    client: MlflowClient, tmp_path: Path, manifest: Manifest
+) -> None:
+    first = trained(client, manifest)
+    outcome, _ = decide_on(client, manifest, first)
+    assert (outcome.label, champion(client)) == ("promoted", first)
+    client.delete_registered_model_tag(MODEL, registry.CHAMPION_VERSION_TAG)  # as promoted before the tag existed
+    # A version never promoted, deleted too: its run has no decision to find.
+    ignored = version(client, tmp_path, run=LISBON, tags=LISBON)
+    client.delete_model_version(MODEL, ignored)
+    run_id = client.get_model_version(MODEL, first).run_id
+
+    client.delete_model_version(MODEL, first)  # its run stays, with the gate's record
+
+    assert champion(client) is None
+    assert registry.deleted_champion(client, MODEL) == (
+        f"v{first} of {MODEL}, which the gate promoted (gate/decision.json of its training run {run_id}), was "
+        "deleted from the registry; no record says whether it was still the champion then"
+    )
+    assert "v1 of ride_duration.lisbon, which the gate promoted" in drift(client, manifest)["reason"]
+    never = version(client, tmp_path, "ride_duration.porto", run=PORTO, tags=PORTO)
+    client.delete_model_version("ride_duration.porto", never)
+    assert registry.deleted_champion(client, "ride_duration.porto") is None  # deleted, never promoted
 
 
 def test_a_rollback_that_removes_the_first_champion_is_not_a_deletion(client: MlflowClient, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import pytest
 from airflow_ml import embedded
 from airflow_ml.cli import main
 from airflow_ml.data.demo import batch_days, write_demo_data
+from airflow_ml.data.refusal import record_refusal
 from airflow_ml.data.snapshot import read_snapshot, take_snapshot, write_json
 from airflow_ml.run_summary import DECISION_FILE, DRIFT_FILE, HEALTH_FILE, VERDICT_FILE
 from airflow_ml.validation.runner import validate_frame
@@ -28,6 +29,14 @@ from tests.support.project import EMBEDDED_KEYS, airflow_ml, clean_env, make_pro
 def exports(text: str) -> dict[str, str]:
     """The variables of ``export NAME=value`` lines, read as a POSIX shell would."""
     return dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in text.splitlines())
+
+
+def row(table: str, city: str) -> list[str]:
+    """The cells of ``city``'s row of a summary table, cut where its dashed line puts the columns."""
+    lines = table.splitlines()
+    starts = [m.start() for m in re.finditer(r"-+", next(line for line in lines if line.startswith("---")))]
+    line = next(line for line in lines if line.startswith(city + " "))
+    return [line[a:b].strip() for a, b in zip(starts, [*starts[1:], len(line)], strict=True)]
 
 
 @pytest.fixture
@@ -75,6 +84,8 @@ def test_env_prints_the_embedded_default_of_the_working_folder(
 def test_an_explicit_variable_wins_except_for_the_demos_own_folder(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    for key in EMBEDDED_KEYS:  # AIRFLOW_HOME unset: the embedded default, under what the environment sets
+        monkeypatch.delenv(key, raising=False)
     monkeypatch.chdir(project)
     monkeypatch.setenv("AIRFLOW_ML_DATA_ROOT", "s3://my-bucket/ml")
     monkeypatch.setenv("DO_NOT_TRACK", "0")
@@ -86,6 +97,57 @@ def test_an_explicit_variable_wins_except_for_the_demos_own_folder(
     demo = exports(capsys.readouterr().out)
     assert demo["AIRFLOW_ML_DATA_ROOT"] == str(project.resolve() / "var" / "demo" / "data")  # never the user's
     assert demo["DO_NOT_TRACK"] == "0"  # telemetry stays the user's choice
+
+
+def test_a_users_own_airflow_home_is_used_whole_and_the_command_says_so(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Their airflow.cfg, their database's mlflow_default and their data root: none may be replaced by the
+    # embedded default's (an AIRFLOW_CONN_MLFLOW_DEFAULT variable would win over their database's connection).
+    for key in EMBEDDED_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    home = project / "their-airflow"
+    monkeypatch.setenv("AIRFLOW_HOME", str(home))
+    monkeypatch.chdir(project)
+
+    assert main(["env"]) == 0
+    out, err = capsys.readouterr()
+    assert exports(out) == embedded.TELEMETRY_OFF  # telemetry off, nothing else
+    assert f"AIRFLOW_HOME is set ({home}): using your own Airflow environment as it is" in err
+    assert "the embedded default (var/) applies only when AIRFLOW_HOME is unset" in err
+    assert not (project / "var").exists()
+
+    assert main(["status"]) == 2  # no data root of theirs: the embedded one is not guessed
+    assert "give --data-root or set AIRFLOW_ML_DATA_ROOT" in capsys.readouterr().err
+    monkeypatch.setenv("AIRFLOW_ML_DATA_ROOT", str(project / "their-data"))
+    assert main(["status"]) == 0
+    assert "no run yet" in capsys.readouterr().out
+
+    assert main(["env", "--demo"]) == 0  # the demo keeps its own folder whatever the environment
+    demo = exports(capsys.readouterr().out)
+    assert demo["AIRFLOW_HOME"] == str(project.resolve() / "var" / "demo" / "airflow")
+
+
+def test_run_in_a_users_own_airflow_home_neither_migrates_it_nor_adds_the_embedded_default(project: Path) -> None:
+    home = project / "their-airflow"
+    home.mkdir()
+    command = [sys.executable, "-m", "airflow_ml.cli", "run", "ride_duration.berlin"]
+
+    # Their own DAGs folder (airflow.cfg's default, $AIRFLOW_HOME/dags) does not hold the project's DAGs.
+    theirs = subprocess.run(
+        command, cwd=project, env=clean_env(AIRFLOW_HOME=str(home)), capture_output=True, text=True, timeout=300
+    )
+    assert theirs.returncode == 2, theirs.stderr[-3000:]
+    assert f"AIRFLOW_HOME is set ({home}): using your own Airflow environment" in theirs.stderr
+    assert f"no DAG 'ride_duration.berlin' in {home}/dags" in theirs.stderr
+
+    # Given their DAGs folder, their (new, empty) SQLite database is theirs to migrate, not the command's.
+    env = clean_env(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(project / "dags"))
+    unmigrated = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert unmigrated.returncode == 1, unmigrated.stderr[-3000:]
+    assert "is not migrated; run `airflow db migrate` first" in unmigrated.stderr
+    assert not (home / "db-migrate.log").exists()
+    assert not (project / "var").exists()  # no embedded data root, MLflow store or Airflow home
 
 
 def test_the_makefile_takes_the_embedded_default_from_the_module(project: Path) -> None:
@@ -195,9 +257,25 @@ def test_run_names_an_unknown_dag_and_an_unknown_conf_key_with_a_close_match(pro
 
     key = airflow_ml("run", "ride_duration.berlin", "--conf", '{"num_boost_rounds": 1}', cwd=project)
     assert key.returncode == 2, key.stderr[-2000:]
-    assert "unknown conf key(s) 'num_boost_rounds' (did you mean 'num_boost_round'?)" in key.stderr
+    # The very message run creation gives (CheckedConfDAG.test, the REST API's plugin, the first task).
+    assert (
+        "airflow-ml run: the conf of a run of ride_duration.berlin is refused, nothing runs: unknown trigger "
+        "parameter 'num_boost_rounds': did you mean 'num_boost_round'? (a conf may only set the DAG's Params)"
+    ) in key.stderr
     assert not list((project / "var").glob("**/snapshots")), "nothing ran"
     assert key.stdout == ""
+
+
+def test_run_refuses_a_conf_that_run_creation_refuses_before_migrating_anything(project: Path) -> None:
+    forced = airflow_ml("run", "ride_duration.berlin", "--conf", '{"promotion_mode": "force"}', cwd=project)
+
+    assert forced.returncode == 2, forced.stderr[-2000:]
+    assert (
+        "airflow-ml run: the conf of a run of ride_duration.berlin is refused, nothing runs: promotion_mode "
+        "'force' needs a reason"
+    ) in forced.stderr
+    assert not (project / "var" / "airflow" / "db-migrate.log").exists()  # refused before the database
+    assert not (project / "var" / "airflow" / "airflow.db").exists()
 
 
 # --- airflow-ml status: from what the runs left, no Airflow ---------------------------------------------------------
@@ -244,6 +322,47 @@ def test_status_shows_each_citys_latest_run_from_its_files(
     assert all("no run yet" in row for row in rows)
 
 
+def test_status_shows_a_run_refused_at_its_snapshot_as_the_latest(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_root = project / "var" / "data"
+    write_demo_data(data_root, cities=["berlin"], batch="initial", scale=0.05)
+    source = str(data_root / "raw" / "trips" / "berlin")
+    snapshots = str(data_root / "snapshots")
+    days = batch_days("initial")
+    take_snapshot(source, snapshots, template="ride_duration", city="berlin", run_id="z_run", end=days[29])
+    time.sleep(1.1)
+    # What the snapshot task leaves when the dataset contract refuses the next run (tested in test_snapshot_operator).
+    message = (
+        "the data does not match the dataset contract of the template (or the city file that overrides it):\n"
+        "  - dataset.features[0]: column 'distance_km' is not in the data; did you mean 'distance'?\n"
+        "the data's columns: [...]"
+    )
+    record_refusal(
+        snapshots, template="ride_duration", city="berlin", run_id="a_refused", kind="contract", message=message,
+        window_start=days[30].isoformat(), window_end=days[-1].isoformat(),
+    )  # fmt: skip
+    monkeypatch.chdir(project)
+    for key in EMBEDDED_KEYS:
+        monkeypatch.delenv(key, raising=False)
+
+    assert main(["status", "--template", "ride_duration"]) == 0
+    cells = row(capsys.readouterr().out, "berlin")
+    assert cells[:9] == ["berlin", f"{days[30]}..{days[-1]}", "failed", "-", "-", "-", "-", "-", "not reached"]
+    assert cells[9].startswith(
+        "snapshot refused: the data does not match the dataset contract of the template (or the city file that "
+        "overrides it): dataset.features[0]: column 'distance_km' is not in the data; did you mean 'distance'?"
+    )
+
+    # A later try of that run that succeeded: its manifest wins over the refusal left in the same folder.
+    time.sleep(1.1)
+    retried = take_snapshot(source, snapshots, template="ride_duration", city="berlin", run_id="a_refused")
+    assert main(["status", "--template", "ride_duration"]) == 0
+    cells = row(capsys.readouterr().out, "berlin")
+    assert cells[1:4] == [f"{days[0]}..{days[-1]}", "no decision", f"{retried.row_count:,}"]
+    assert cells[8:] == ["not reached", "see the task logs"]
+
+
 def test_status_refuses_an_unknown_template_with_a_close_match(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -252,6 +371,27 @@ def test_status_refuses_an_unknown_template_with_a_close_match(
     err = capsys.readouterr().err
     assert "no template 'ride_duraton'" in err
     assert "did you mean 'ride_duration'?" in err
+
+
+def test_a_misnamed_template_file_is_no_template_for_status_suite_infer_and_new_city(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The loader reads templates/<name>.yaml only: templates/late.yml is reported, never taken for a template.
+    templates = project / "dag_templates" / "templates"
+    (templates / "late.yml").write_text((templates / "ride_duration.yaml").read_text(encoding="utf-8"))
+    monkeypatch.chdir(project)
+    said = "no template 'late' in dag_templates/templates; the file is not read: its name ends in '.yml'"
+
+    for command in (
+        ["status", "--template", "late"],
+        ["suite", "infer", "--template", "late"],
+        ["new-city", "late", "porto"],
+    ):
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        assert said in err, (command, err)
+        assert "rename it to late.yaml (known: ['ride_duration'])" in err
+    assert not (project / "dag_templates" / "cities" / "porto.yaml").exists()
 
 
 def test_status_imports_no_airflow(project: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from airflow_ml.data.snapshot import Manifest, take_snapshot
 from airflow_ml.ml.drift_check import NO_CHAMPION, check_drift
-from airflow_ml.ml.lineage import champion_snapshot
+from airflow_ml.ml.lineage import this_citys_champion, training_snapshot
 
 THRESHOLDS = {"psi": {"warn": 0.1, "error": 0.25}, "missing_rate_change": {"warn": 0.05, "error": 0.2}}
 
@@ -69,7 +69,7 @@ def test_no_champion_skips_with_the_first_run_reason(client: Any, model: str, tm
 
     assert (record["status"], record["reason"]) == ("skipped", NO_CHAMPION)
     assert "first run" in record["reason"]
-    assert champion_snapshot(client, model) is None
+    assert this_citys_champion(client, model) is None
     assert client.get_experiment_by_name(model) is None  # nothing logged
 
 
@@ -101,7 +101,9 @@ def test_lineage_falls_back_to_the_training_runs_tag(client: Any, model: str, tm
     run_id = client.get_model_version(model, version).run_id
     client.set_tag(run_id, "airflow_ml.snapshot_uri", old.uri)
 
-    assert champion_snapshot(client, model) == old.uri
+    champion = this_citys_champion(client, model)
+    assert champion is not None
+    assert training_snapshot(client, champion) == old.uri
 
 
 def test_a_shift_is_logged_as_a_drift_run_with_metrics_tags_and_the_record(

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from airflow_ml.cli import main
+from airflow_ml.data.refusal import record_refusal
 from airflow_ml.data.retention import list_snapshots, location_key
 from airflow_ml.data.snapshot import MANIFEST, take_snapshot
 from airflow_ml.ml.snapshot_prune import PruneRefused, prune_snapshots
@@ -227,20 +228,96 @@ def test_an_empty_registry_is_not_taken_for_no_lineage(
     assert _left(world) == ALL
 
 
-def test_a_template_without_any_model_in_the_registry_is_kept_whole_with_a_warning(world: dict[str, Any]) -> None:
+def test_a_dag_whose_model_the_registry_lacks_is_kept_whole_with_a_warning_unless_it_only_has_refused_runs(
+    world: dict[str, Any],
+) -> None:
+    # The registry holds ride_duration.oslo and .global, not lisbon's model: it may not be lisbon's registry
+    # (the guard used to look at the template only, and pruned lisbon's snapshots for oslo's sake).
     copy_template(world["templates"] / "more", "late")
     shutil.move(world["templates"] / "more" / "templates" / "late.yaml", world["templates"] / "templates")
-    (world["templates"] / "cities" / "oslo_late.yaml").write_text("city: oslo_late\ntemplate: late\n")
+    (world["templates"] / "cities" / "late").mkdir()
+    (world["templates"] / "cities" / "late" / "oslo.yaml").write_text("city: oslo\ntemplate: late\n")
+    for city in ("lisbon", "porto"):
+        (world["templates"] / "cities" / f"{city}.yaml").write_text(f"city: {city}\ntemplate: ride_duration\n")
+    source = world["data"] / "raw"
+    for index, run in enumerate(("s1", "s2", "s3", "s4")):
+        uri = take_snapshot(str(source), str(world["root"]), template="ride_duration", city="lisbon", run_id=run).uri
+        os.utime(Path(uri) / MANIFEST, (T0 + index * 3600,) * 2)
+        # porto's runs were all refused at their snapshot: nothing of theirs can have been registered anywhere.
+        refused = record_refusal(
+            str(world["root"]), template="ride_duration", city="porto", run_id=run, kind="storage", message="no data"
+        )
+        os.utime(str(refused), (T0 + index * 3600,) * 2)
 
     report = _prune(world, template=None)
 
-    assert "late/oslo/l1" in _left(world)
-    assert _verdicts(report, world)["late/oslo/l1"][0] is True
-    assert report.problems == [
-        "the registry holds no model of template 'late' (late.*): every snapshot of it is kept; if models were "
-        "registered, this is not their registry (check the MLflow connection)"
-    ]
-    assert _left(world) == ALL - DELETED  # the other template was pruned as usual
+    verdicts = _verdicts(report, world)
+    lisbon = (
+        "the registry holds no model 'ride_duration.lisbon': every snapshot of ride_duration.lisbon is kept; if "
+        "its runs registered models, this is not their registry (check the MLflow connection)"
+    )
+    late = lisbon.replace("ride_duration.lisbon", "late.oslo")
+    assert report.problems == [late, lisbon]
+    assert {run: verdicts[f"ride_duration/lisbon/{run}"] for run in ("s1", "s2", "s3", "s4")} == dict.fromkeys(
+        ("s1", "s2", "s3", "s4"), (True, lisbon)
+    )
+    assert verdicts["late/oslo/l1"] == (True, late)
+    assert [verdicts[f"ride_duration/porto/{run}"][0] for run in ("s1", "s2", "s3", "s4")] == [False, False, True, True]
+    assert verdicts["ride_duration/porto/s1"][1].startswith(
+        "a refused run (only refusal.json), older than the newest 2"
+    )
+    assert _left(world) >= {f"ride_duration/lisbon/s{i}" for i in range(1, 5)}
+    assert not _left(world) & {"ride_duration/porto/s1", "ride_duration/porto/s2"}
+    assert not _left(world) & DELETED  # the DAGs the registry knows were pruned as usual
+
+
+def test_an_empty_registry_refuses_no_prune_that_can_only_delete_refused_runs(
+    world: dict[str, Any], tmp_path: Path, empty_store: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    root = tmp_path / "fresh" / "snapshots"  # a new fleet whose first runs were all refused
+    for index, run in enumerate(("f1", "f2", "f3")):
+        written = record_refusal(str(root), template="ride_duration", city="oslo", run_id=run, kind="conf", message="x")
+        os.utime(str(written), (T0 + index,) * 2)
+    shutil.copy(empty_store, tmp_path / "empty.db")
+    empty = f"sqlite:///{tmp_path}/empty.db"
+    world.update(client=MlflowClient(tracking_uri=empty, registry_uri=empty), root=root)
+
+    report = _prune(world)
+
+    assert report.problems == []
+    assert {_short(d, world) for d in report.deleted} == {"ride_duration/oslo/f1"}
+
+
+def test_a_refused_runs_folder_is_a_failed_run_pruned_beyond_keep_last_and_never_being_written(
+    world: dict[str, Any],
+) -> None:
+    # Runs refused at their snapshot leave refusal.json alone where the snapshot would be (data.refusal).
+    for run, when in (("rf1", T0 - 3600), ("rf2", T0 + 50 * 3600)):  # older than every run; the newest
+        written = record_refusal(
+            str(world["root"]), template="ride_duration", city="oslo", run_id=run, kind="contract",
+            message="the data does not match the dataset contract of the template",
+        )  # fmt: skip
+        assert written is not None
+        os.utime(written, (when,) * 2)
+    listed = {_short(s.location, world): s for s in list_snapshots(str(world["root"]))}
+    assert (listed["ride_duration/oslo/rf1"].refused, listed["ride_duration/oslo/rf1"].complete) == (True, False)
+    assert listed["ride_duration/oslo/rf1"].written == T0 - 3600
+    assert listed["ride_duration/oslo/r9"].refused is False  # a data.parquet.partial: being written
+
+    verdicts = _verdicts(_prune(world), world)
+
+    assert verdicts["ride_duration/oslo/rf1"] == (
+        False,
+        "a refused run (only refusal.json), older than the newest 2 of ride_duration.oslo (retention.keep_last)",
+    )
+    newest = "one of the newest 2 unregistered snapshots of ride_duration.oslo (retention.keep_last)"
+    assert verdicts["ride_duration/oslo/rf2"] == (True, newest)
+    assert verdicts["ride_duration/oslo/r8"] == (True, newest)
+    assert verdicts["ride_duration/oslo/r7"][0] is False  # the refused run is the newest: it takes a place
+    assert verdicts["ride_duration/oslo/r9"] == (True, "incomplete (no manifest.json): a run may be writing it")
+    assert _left(world) == (ALL | {"ride_duration/oslo/rf2"}) - DELETED - {"ride_duration/oslo/r7"}
 
 
 def test_a_snapshot_registered_under_another_spelling_of_its_path_is_kept(world: dict[str, Any]) -> None:
@@ -290,7 +367,8 @@ def test_the_cli_names_an_unknown_template_and_a_missing_data_root(
     args = ["snapshots", "prune", "--root", str(world["templates"]), "--tracking-uri", world["store"]]
 
     assert main([*args, "--template", "ride_duratoin", "--data-root", str(world["data"])]) == 2
-    assert "no template 'ride_duratoin'; did you mean 'ride_duration'?" in capsys.readouterr().err
+    assert "no template 'ride_duratoin' in " in (err := capsys.readouterr().err)
+    assert "templates; did you mean 'ride_duration'? (known: ['ride_duration'])" in err
     monkeypatch.delenv("AIRFLOW_ML_DATA_ROOT", raising=False)
     assert main(args) == 2
     assert "give --data-root or set AIRFLOW_ML_DATA_ROOT" in capsys.readouterr().err

@@ -12,9 +12,12 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml.data.demo import write_demo_data
+from airflow_ml.data.refusal import REFUSAL, read_refusal
+from airflow_ml.data.snapshot import snapshot_location
+from airflow_ml.exceptions import DataContractError, DataError, StorageUnreachable
 from airflow_ml.factory import build_dag
 from airflow_ml.factory.dataset_contract import data_contract
-from airflow_ml.operators.snapshot import SnapshotOperator
+from airflow_ml.operators.snapshot import SnapshotOperator, refusal_kind
 from airflow_ml.templates import load_city_configs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,15 +43,15 @@ def config() -> Any:
     return next(c for c in configs if c.city == "lisbon")
 
 
-def run_context(config: Any) -> dict[str, Any]:
-    """What the task runner hands ``execute``: the run (no conf), its DAG and the DAG's default Params."""
+def run_context(config: Any, conf: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the task runner hands ``execute``: the run and its conf, its DAG and the DAG's Params under the conf."""
     dag = build_dag(config, expectations_dir=REPO / "expectations")
     params = {name: dag.params.get_param(name).value for name in dag.params}
     return {
         "run_id": RUN_ID,
-        "dag_run": SimpleNamespace(conf={}),
+        "dag_run": SimpleNamespace(conf=conf or {}),
         "dag": dag,
-        "params": params,
+        "params": {**params, **(conf or {})},
         "ti": SimpleNamespace(dag_id=dag.dag_id),
     }
 
@@ -83,7 +86,8 @@ def test_a_broken_contract_fails_the_task_for_good_and_writes_no_snapshot(data_r
 
     assert "dataset.features[4]: column 'temperature_c' is not in the data" in str(info.value)
     assert "no snapshot was written" in str(info.value)
-    assert not (data_root / "snapshots").exists()
+    # No snapshot: only the refusal record where it would have been (see the refusal tests below).
+    assert [p.name for p in (data_root / "snapshots").rglob("*") if p.is_file()] == [REFUSAL]
 
 
 def test_filters_and_gaps_are_logged(data_root: Path, config: Any, capfd: pytest.CaptureFixture[str]) -> None:
@@ -104,3 +108,90 @@ def test_filters_and_gaps_are_logged(data_root: Path, config: Any, capfd: pytest
     rows = pd.read_parquet(Path(result["uri"]) / "data.parquet")
     assert (rows["distance_km"] > 5).all()
     assert result["row_count"] == len(rows)
+
+
+# --- a refused run leaves refusal.json where its snapshot would be ---------------------------------------------------
+
+
+def refusal_folder(data_root: Path) -> Path:
+    return Path(snapshot_location(str(data_root / "snapshots"), "ride_duration", "lisbon", RUN_ID))
+
+
+def test_a_run_refused_by_the_contract_leaves_a_refusal_record_and_no_data(data_root: Path, config: Any) -> None:
+    for path in data_root.glob("raw/trips/lisbon/date=*/*.parquet"):
+        pd.read_parquet(path).drop(columns=["temperature_c"]).to_parquet(path, index=False)
+    conf = {"window_start": "2026-03-06", "window_end": "2026-03-12"}
+
+    with pytest.raises(AirflowFailException, match="column 'temperature_c' is not in the data"):
+        operator(data_root, data_contract(config).to_dict()).execute(run_context(config, conf))  # type: ignore[arg-type]
+
+    folder = refusal_folder(data_root)
+    assert sorted(p.name for p in folder.iterdir()) == [REFUSAL]  # no data.parquet, no manifest.json
+    refused = read_refusal(str(folder))
+    assert refused is not None
+    assert (refused.template, refused.city, refused.run_id, refused.kind) == (
+        "ride_duration",
+        "lisbon",
+        RUN_ID,
+        "contract",
+    )
+    assert refused.window == "2026-03-06..2026-03-12"
+    assert refused.error.startswith("the data does not match the dataset contract of the template")
+    assert "dataset.features[4]: column 'temperature_c' is not in the data" in refused.error
+    assert refused.reason == f"snapshot refused: {refused.error}"
+    assert refused.created_at.endswith("+00:00")
+
+
+def test_a_refused_conf_and_a_missing_source_are_recorded_with_their_kind(data_root: Path, config: Any) -> None:
+    contract = data_contract(config).to_dict()
+    with pytest.raises(AirflowFailException, match="unknown trigger parameter 'num_boost_rounds'"):
+        operator(data_root, contract).execute(run_context(config, {"num_boost_rounds": 1}))  # type: ignore[arg-type]
+    refused = read_refusal(str(refusal_folder(data_root)))
+    assert refused is not None
+    assert (refused.kind, refused.window) == ("conf", "-")
+    assert refused.error.startswith("the conf of a run of ride_duration.lisbon is refused, nothing runs: unknown")
+
+    shutil.rmtree(data_root / "raw" / "trips" / "lisbon")
+    with pytest.raises(DataError, match="does not exist") as info:  # retryable: Airflow's retries try again
+        operator(data_root, contract).execute(run_context(config))  # type: ignore[arg-type]
+    assert not isinstance(info.value, DataContractError)
+    refused = read_refusal(str(refusal_folder(data_root)))
+    assert refused is not None
+    assert refused.kind == "storage"  # the same run's later try: its record says what stopped it last
+    assert "does not exist" in refused.error
+
+
+def test_a_refusal_record_that_cannot_be_written_never_hides_the_refusal(
+    data_root: Path, config: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    for path in data_root.glob("raw/trips/lisbon/date=*/*.parquet"):
+        pd.read_parquet(path).drop(columns=["temperature_c"]).to_parquet(path, index=False)
+    (data_root / "snapshots").write_text("a file where the snapshot folders would go")
+
+    with pytest.raises(AirflowFailException, match="column 'temperature_c' is not in the data"):
+        operator(data_root, data_contract(config).to_dict()).execute(run_context(config))  # type: ignore[arg-type]
+
+    assert "no refusal record was written" in capfd.readouterr().out
+    assert (data_root / "snapshots").is_file()
+
+
+def test_a_complete_snapshot_never_gets_a_refusal_record(data_root: Path, config: Any) -> None:
+    contract = data_contract(config).to_dict()
+    done = operator(data_root, contract).execute(run_context(config))  # type: ignore[arg-type]
+    # A later try of the same run refused for its conf (written into the database behind Airflow's back).
+    with pytest.raises(AirflowFailException):
+        operator(data_root, contract).execute(run_context(config, {"num_boost_rounds": 1}))  # type: ignore[arg-type]
+
+    assert not (Path(done["uri"]) / REFUSAL).exists()
+
+
+def test_what_the_record_calls_a_failure() -> None:
+    contract = AirflowFailException("refused")
+    contract.__cause__ = DataContractError("column missing")
+    outage = StorageUnreachable("the bucket did not answer")
+
+    assert refusal_kind(contract) == "contract"
+    assert refusal_kind(AirflowFailException("the conf of a run is refused")) == "conf"
+    assert refusal_kind(DataError("no partition in the window")) == "storage"
+    assert refusal_kind(outage) is None  # the data may be fine: a retry may succeed, nothing is recorded
+    assert refusal_kind(ValueError("a bug")) is None
