@@ -26,13 +26,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow_ml.exceptions import ConfigError, Problem
+from airflow_ml.exceptions import ConfigError, Problem, show_value
 from airflow_ml.templates.files import SUITE_SUFFIXES, misspelled_suite
 from airflow_ml.templates.json_lines import load_json_checked
 from airflow_ml.templates.yaml_lines import Path_, YamlFileError, load_yaml_with_lines
 
 SEVERITIES = ("error", "warn")
 _ITEM_KEYS = {"severity", "notes"}
+_GX_KEYS = {"type", "kwargs", "meta", "id", "rendered_content", "notes", "description"}
 _COLUMN_KEYS = ("column", "column_A", "column_B", "column_list")
 
 
@@ -125,7 +126,11 @@ def read_suite_file(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     unknown = sorted(set(data) - {"name", "description", "meta", "expectations", "id", "notes"})
     if unknown:
         raise ConfigError(str(path), [f"unknown top-level key(s) {unknown}; a suite has description and expectations"])
-    meta = dict(data.get("meta") or {})
+    meta = data.get("meta") or {}
+    if not isinstance(meta, Mapping):
+        problem = f"meta: must be a mapping such as '{{owner: data-team}}', got {show_value(meta)}"
+        raise ConfigError(str(path), [Problem(problem, line=lines.get(("meta",)))])
+    meta = dict(meta)
     if data.get("description"):
         meta["description"] = data["description"]
     return meta, parse_expectations(data["expectations"], str(path), lines)
@@ -145,7 +150,7 @@ def parse_expectations(
         where = f"line {line}" if line is not None else f"{prefix[-1]}[{index}]"
         try:
             parsed.append(_parse_item(item, f"{source}:{line}" if line is not None else f"{source} {where}"))
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:  # TypeError: a value of a type no check foresaw
             problems.append(f"{where}: {exc}")
     if problems:
         raise ConfigError(source, problems)
@@ -169,18 +174,30 @@ def merge_expectations(base: list[dict[str, Any]], changes: list[dict[str, Any]]
 def expectation_key(expectation: Mapping[str, Any]) -> tuple[str, str]:
     """What identifies an expectation for overrides: its type and the column(s) it looks at."""
     kwargs = expectation.get("kwargs") or {}
-    columns = [json.dumps(kwargs[k], sort_keys=True) for k in _COLUMN_KEYS if k in kwargs]
+    columns = [_canonical(kwargs[k]) for k in _COLUMN_KEYS if k in kwargs]
     return str(expectation["type"]), ",".join(columns)
+
+
+def _canonical(value: Any) -> str:
+    """One text per value, whatever YAML built: a date, or a mapping with keys of mixed types."""
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _parse_item(item: Any, source: str) -> dict[str, Any]:
     if not isinstance(item, Mapping):
-        raise ValueError(f"an expectation is a mapping, got {item!r}")
+        raise ValueError(f"an expectation is a mapping, got {show_value(item)}")
     if "type" in item:  # the GX form
-        extra = sorted(set(item) - {"type", "kwargs", "meta", "id", "rendered_content", "notes", "description"})
+        extra = sorted(map(str, set(item) - _GX_KEYS))
         if extra:
-            raise ValueError(f"unknown key(s) {extra} beside 'type'; the GX form has type, kwargs and meta")
-        kind, kwargs, meta = item["type"], item.get("kwargs") or {}, dict(item.get("meta") or {})
+            shown = show_value(extra, quote=False)
+            raise ValueError(f"unknown key(s) {shown} beside 'type'; the GX form has type, kwargs and meta")
+        kind, kwargs, meta = item["type"], item.get("kwargs") or {}, item.get("meta") or {}
+        if not isinstance(meta, Mapping):
+            raise ValueError(f"meta must be a mapping such as {{severity: warn}}, got {show_value(meta)}")
+        meta = dict(meta)
     elif "kwargs" in item or "meta" in item:
         raise ValueError("the GX form needs a 'type' such as 'expect_column_to_exist' beside 'kwargs'")
     else:  # the YAML form: one expect_* key, plus severity and notes
@@ -188,17 +205,20 @@ def _parse_item(item: Any, source: str) -> dict[str, Any]:
         if len(names) != 1 or not str(names[0]).startswith("expect_"):
             raise ValueError(
                 f"name exactly one expectation such as 'expect_column_values_to_not_be_null: {{column: x}}' "
-                f"(got keys {sorted(map(str, item))}); other keys may only be {sorted(_ITEM_KEYS)}"
+                f"(got keys {show_value(sorted(map(str, item)), quote=False)}); other keys may only be "
+                f"{sorted(_ITEM_KEYS)}"
             )
         kind, kwargs = names[0], item[names[0]] or {}
         meta = {k: item[k] for k in _ITEM_KEYS if k in item}
     if not isinstance(kind, str) or not kind.startswith("expect_"):
-        raise ValueError(f"type {kind!r} is not an expectation type (they start with 'expect_')")
+        raise ValueError(f"type {show_value(kind)} is not an expectation type (they start with 'expect_')")
     if not isinstance(kwargs, Mapping):
-        raise ValueError(f"{kind}: the arguments must be a mapping such as {{column: x}}, got {kwargs!r}")
+        name = show_value(kind, quote=False)
+        raise ValueError(f"{name}: the arguments must be a mapping such as {{column: x}}, got {show_value(kwargs)}")
     severity = meta.get("severity", "error")
-    if severity not in SEVERITIES:
-        raise ValueError(f"{kind}: severity {severity!r} is not one of {list(SEVERITIES)}")
+    if not isinstance(severity, str) or severity not in SEVERITIES:
+        name = show_value(kind, quote=False)
+        raise ValueError(f"{name}: severity {show_value(severity)} is not one of {list(SEVERITIES)}")
     return {"type": kind, "kwargs": dict(kwargs), "meta": {**meta, "severity": severity, "source": source}}
 
 

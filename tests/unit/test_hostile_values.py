@@ -1,8 +1,9 @@
 """One small hostile file never crashes a reader and never hides the other cities (review of issue 11, H1).
 
 Values YAML cannot build (a date that does not exist), whole numbers Python will not build, nesting that
-crashes libyaml's C composer: each is that file's error, with its line, for the loader, the DAG files'
-broken-files report and lint alike.
+crashes libyaml's C composer, a ``meta`` of the wrong type: each is that file's error, with its line, for
+the loader, the DAG files' broken-files report and lint alike. What no message foresaw is still only that
+file's error.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_ml.exceptions import ConfigError
+from airflow_ml.exceptions import BrokenCityFiles, ConfigError
 from airflow_ml.templates import load_city_configs
 from airflow_ml.templates.suites import read_suite_file
 from airflow_ml.templates.yaml_lines import MAX_DEPTH, YamlFileError, load_yaml_with_lines
@@ -159,3 +160,71 @@ def test_brackets_inside_json_strings_are_not_nesting(tmp_path: Path) -> None:
     _, [parsed] = read_suite_file(path)
 
     assert parsed["meta"]["notes"] == notes
+
+
+def test_an_expectation_whose_meta_is_not_a_mapping_in_a_city_is_its_error(root: Path) -> None:
+    _porto(root, "expectations:\n  - {type: expect_column_to_exist, kwargs: {column: a}, meta: [1, 2, 3]}\n")
+
+    [problem] = _porto_error(root).located
+
+    assert problem.line == 3
+    assert problem.message.startswith("expectations:")
+    assert "meta must be a mapping such as {severity: warn}, got [1, 2, 3]" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("meta: [1, 2]\nexpectations:\n  - expect_column_to_exist: {column: a}\n", 1, "meta: must be a mapping"),
+        (
+            "expectations:\n  - {type: expect_column_to_exist, kwargs: {column: a}, meta: [1]}\n",
+            2,
+            "meta must be a mapping",
+        ),
+        (
+            "expectations:\n  - {type: expect_column_to_exist, kwargs: {column: a}, 1: x, zz: y}\n",
+            2,
+            "unknown key(s) ['1', 'zz'] beside 'type'",
+        ),
+    ],
+)
+def test_a_suite_item_of_the_wrong_shape_is_refused(tmp_path: Path, text: str, line: int, fragment: str) -> None:
+    path = tmp_path / "trips.yaml"
+    path.write_text(text, encoding="utf-8")
+
+    with pytest.raises(ConfigError) as info:
+        read_suite_file(path)
+
+    [problem] = info.value.located
+    assert problem.line == line
+    assert fragment in problem.message
+
+
+def test_what_no_check_foresaw_is_one_files_error_everywhere(
+    root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A check that breaks on one file's values (a fault put into airflow-ml's own code): the others load."""
+    from airflow_ml.cli import main
+    from airflow_ml.factory import report_broken_cities
+    from airflow_ml.templates import loader
+
+    path = _porto(root, "display_name: Porto\n")
+    real = loader.CityConfig.model_validate
+
+    def breaks_on_porto(data: dict, *args: object, **kwargs: object) -> object:
+        if data.get("city") == "porto":
+            raise RuntimeError("a check nobody foresaw")
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(loader.CityConfig, "model_validate", breaks_on_porto)
+
+    error = _porto_error(root)
+    assert "the file could not be checked (RuntimeError: a check nobody foresaw)" in str(error)
+    with pytest.raises(BrokenCityFiles) as info:  # dags/retrain_errors.py
+        report_broken_cities(templates_root=root)
+    assert f"{path}: 1 problem(s)" in str(info.value)
+    code = main(["lint", str(root), "--expectations", str(REPO / "expectations")])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"{path}:1:1: the file could not be checked (RuntimeError: a check nobody foresaw)" in out
+    assert "1 city config(s) valid, 1 file(s) with errors" in out
