@@ -227,7 +227,8 @@ def target_null_warning(suite: Mapping[str, Any], target: str, *, filtered: bool
 
     Real data has such rows (an outcome never observed). Without an ``error``-severity
     ``expect_column_values_to_not_be_null`` on the target (with no ``mostly`` below 1 and no
-    ``row_condition``), they reach training, which refuses them after the slow steps.
+    ``row_condition``), they reach training, which refuses them after the slow steps. A ``mostly`` that is
+    not a number is never compared: GX judges it (lint prints its problem), and the check counts as weak.
 
     Args:
         suite: The suite in GX form (:func:`load_suite`).
@@ -239,20 +240,40 @@ def target_null_warning(suite: Mapping[str, Any], target: str, *, filtered: bool
     """
     if filtered:
         return None
-    weak = []
-    for expectation in suite.get("expectations", []):
-        kwargs = expectation.get("kwargs") or {}
-        if expectation.get("type") != "expect_column_values_to_not_be_null" or kwargs.get("column") != target:
-            continue
-        severity = (expectation.get("meta") or {}).get("severity", "error")
-        mostly = kwargs.get("mostly")
-        if severity == "error" and (mostly is None or mostly >= 1) and not kwargs.get("row_condition"):
-            return None
-        weak.append(f"severity {severity}" + (f", mostly {mostly}" if mostly is not None else ""))
-    found = f"its not-null check has {'; '.join(weak)}" if weak else "it has no not-null check on it"
+    weak = _target_null_checks(suite, target)
+    if weak is None:
+        return None
+    found = "its not-null check has " + "; ".join(how for _, how in weak) if weak else "it has no not-null check on it"
     return (
         f"suite {suite.get('name')!r} lets the target {target!r} be null ({found}); a null target stops the run "
         f"in train, after validation: add '- expect_column_values_to_not_be_null: {{column: {target}}}' to the "
         f"suite, or drop such rows at snapshot time with 'filters: [{{column: {target}, op: not_null}}]' under "
         "dataset (the manifest counts them)"
     )
+
+
+def weak_target_check_source(suite: Mapping[str, Any], target: str) -> str | None:
+    """Where the first not-null check on ``target`` that lets nulls through was written (its ``meta.source``).
+
+    None when the suite has no such check (no not-null check at all, or one that keeps nulls out).
+    """
+    weak = _target_null_checks(suite, target)
+    return weak[0][0] if weak else None
+
+
+def _target_null_checks(suite: Mapping[str, Any], target: str) -> list[tuple[str | None, str]] | None:
+    """The not-null checks on ``target`` that let nulls through (source, how); None if one keeps them out."""
+    weak: list[tuple[str | None, str]] = []
+    for expectation in suite.get("expectations", []):
+        kwargs = expectation.get("kwargs") or {}
+        if expectation.get("type") != "expect_column_values_to_not_be_null" or kwargs.get("column") != target:
+            continue
+        severity = (expectation.get("meta") or {}).get("severity", "error")
+        mostly = kwargs.get("mostly")
+        number = isinstance(mostly, int | float) and not isinstance(mostly, bool)
+        if severity == "error" and (mostly is None or (number and mostly >= 1)) and not kwargs.get("row_condition"):
+            return None
+        shown = mostly if number else show_value(mostly)
+        how = f"severity {severity}" + (f", mostly {shown}" if mostly is not None else "")
+        weak.append(((expectation.get("meta") or {}).get("source"), how))
+    return weak
