@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -73,8 +73,9 @@ class DagSpec(Strict):
                 f"{show_value(value)} has {len(fields)} field(s); a cron expression has five: minute, hour, day of "
                 f"month, month and day of week, e.g. '0 2 * * *'{beyond if len(fields) > len(_CRON_FIELDS) else ''}"
             )
-        if _valid_cron(value):
-            if fields[3] != "*" and not _fires(value):  # only a month restricted can rule out every date
+        expanded = _expanded(value)
+        if expanded is not None:
+            if not _may_fire(expanded) and not _fires(value):  # croniter has the last word, as in the timetable
                 on = f" and day of week {show_value(fields[4])}" if fields[4] not in ("*", "?") else ""
                 raise ValueError(
                     f"{show_value(value)} never runs: no date has day of month {show_value(fields[2])} in month "
@@ -104,12 +105,37 @@ _CRON_FIELDS = (
 )
 
 
-@functools.lru_cache(maxsize=1024)
-def _valid_cron(expression: str) -> bool:
-    # A fleet shares a few schedules: parse each expression once per process, not once per city.
-    from croniter import croniter  # small, pure Python; imported here to keep module import light
+#: The most days each month has (February 29: a leap year comes).
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
-    return bool(croniter.is_valid(expression))
+
+@functools.lru_cache(maxsize=1024)
+def _expanded(expression: str) -> tuple[list[Any], ...] | None:
+    """The values each field takes, as croniter expands them; None when croniter refuses the expression."""
+    # A fleet shares a few schedules: parse each expression once per process, not once per city.
+    from croniter import CroniterError, croniter  # small, pure Python; imported here to keep module import light
+
+    try:
+        return tuple(croniter.expand(expression)[0])
+    except CroniterError:
+        return None
+
+
+def _valid_cron(expression: str) -> bool:
+    return _expanded(expression) is not None
+
+
+def _may_fire(expanded: tuple[list[Any], ...]) -> bool:
+    """False when no date may match: a day of month that none of the months has (only then is croniter asked).
+
+    Cheap, from the expansion that validation made anyway; a day of week other than '*' is left to croniter.
+    """
+    days, months, weekdays = expanded[2], expanded[3], expanded[4]
+    if "*" in days or "*" in months or "l" in days:
+        return True
+    if weekdays != ["*"]:
+        return False
+    return any(isinstance(day, int) and day <= _MONTH_DAYS[month - 1] for month in months for day in days)
 
 
 @functools.lru_cache(maxsize=1024)

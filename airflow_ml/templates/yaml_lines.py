@@ -9,9 +9,11 @@ it holds:
 - a merge key (``<<``);
 - a key set twice in one mapping (the last one would silently win);
 - Jinja (``{{``, ``{%`` or ``{#``) in any string, key or value: values from YAML are data, never templates;
-- nesting deeper than :data:`MAX_DEPTH` levels: libyaml composes nodes recursively in C, and a 60 KB file of
-  brackets crashes the process. Every collection needs an indicator character of its own, so a text with
-  few of them skips the count; otherwise the parser's events are counted before anything is composed;
+- nesting deeper than :data:`MAX_DEPTH` levels. libyaml composes nodes recursively in C, and a 60 KB file of
+  brackets crashes the process; every collection needs an indicator character of its own, so a text with
+  more than ``_SCAN_ABOVE`` of them (no city file, few templates) has its parser events counted before
+  anything is composed. Any other file cannot nest deep enough to hurt the composer, and the node walk
+  refuses it past the bound;
 - a whole number longer than :data:`MAX_INT_CHARS` characters (Python builds none over 4,300 digits, and no
   setting takes one near this length), refused without printing it;
 - a value YAML cannot build (``2026-02-30`` reads as a date that does not exist), at its line.
@@ -50,6 +52,8 @@ MAX_DEPTH = 100
 MAX_INT_CHARS = 32
 #: Every collection is opened by an indicator of its own: '[', '{', a block entry '-', a key's ':' or '?'.
 _NESTING_INDICATORS = "[{-:?"
+#: A text with at most this many indicators nests at most as deep: libyaml composes ten times deeper safely.
+_SCAN_ABOVE = 1000
 _SHARE = "write the values out, or put what several cities share in their template or a group file"
 _NO_ANCHORS = f"anchors and aliases are not allowed (nested aliases expand a small file to gigabytes); {_SHARE}"
 
@@ -92,6 +96,14 @@ def huge_number_problem(field: str, digits: str) -> str:
     )
 
 
+def too_deep_problem(path: Path_) -> str:
+    """The message for a collection nested past MAX_DEPTH at ``path`` (the path cut: it is long)."""
+    return (
+        f"{show_value(format_path(path), quote=False)}: nested more than {MAX_DEPTH} levels deep; a setting needs a "
+        "few levels (a section, a list, an item's arguments): write the value out flat"
+    )
+
+
 def load_yaml_with_lines(path: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
     """Parse ``path`` with the safe loader and the checks above.
 
@@ -114,7 +126,7 @@ def load_yaml_with_positions(path: Path) -> tuple[dict[str, Any], dict[Path_, in
     except UnicodeDecodeError as exc:
         raise YamlFileError([Problem(f"byte {exc.start} is not UTF-8; save the file as UTF-8 text")]) from None
     anchors = _MAYBE_ANCHOR.search(text) is not None
-    if anchors or sum(map(text.count, _NESTING_INDICATORS)) > MAX_DEPTH:
+    if anchors or sum(map(text.count, _NESTING_INDICATORS)) > _SCAN_ABOVE:
         _scan_events(text)  # before anything is composed: anchors, and how deep the file nests
     loader = _Loader(text)  # the C or pure-Python *safe* loader
     try:
@@ -201,12 +213,7 @@ def _scan_events(text: str) -> None:
                 problems[line] = Problem(f"{format_path(path)}: {what}: {_NO_ANCHORS}", line=line, col=col)
             if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
                 if len(stack) >= MAX_DEPTH:
-                    field = show_value(format_path(path), quote=False)
-                    message = (
-                        f"{field}: nested more than {MAX_DEPTH} levels deep; a setting needs a few levels (a "
-                        "section, a list, an item's arguments): write the value out flat"
-                    )
-                    problems.setdefault(line, Problem(message, line=line, col=col))
+                    problems.setdefault(line, Problem(too_deep_problem(path), line=line, col=col))
                     break
                 stack.append([path, isinstance(event, yaml.MappingStartEvent), True, None, 0])
             else:
@@ -248,6 +255,7 @@ class _Walk:
         self.lines: dict[Path_, int] = {}
         self.cols: dict[Path_, int] = {}
         self.problems: list[Problem] = []
+        self.too_deep = False
 
     def node(self, node: yaml.Node, path: Path_) -> None:
         if path not in self.lines:  # a mapping's value: its key set it already
@@ -260,6 +268,10 @@ class _Walk:
                 self._problem(jinja_problem(format_path(path), value), node)
             elif len(value) > MAX_INT_CHARS and node.tag == _INT_TAG:
                 self._problem(huge_number_problem(format_path(path), value), node)
+        elif len(path) >= MAX_DEPTH:  # a collection past the bound: said once, not walked into
+            if not self.too_deep:
+                self.too_deep = True
+                self._problem(too_deep_problem(path), node)
         elif isinstance(node, yaml.MappingNode):
             seen: dict[tuple[str, str], int] = {}
             for key_node, value_node in node.value:
