@@ -8,6 +8,23 @@ from dataclasses import dataclass, replace
 from pathlib import PurePath
 
 _LINE_PREFIX = re.compile(r"line (\d+): (.*)", re.DOTALL)
+#: How many characters of a value an error message shows.
+SHOWN_CHARS = 80
+
+
+def show_value(value: object, *, limit: int = SHOWN_CHARS, quote: bool = True) -> str:
+    """``value`` as an error message shows it: its repr (``quote``) or text, cut to ``limit`` characters.
+
+    A value from a file can be megabytes long, or a whole number Python will not even print (over 4,300
+    digits): the message stays one readable line.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4 * limit:
+        return f"a whole number of about {int(value.bit_length() * 0.30103) + 1} digits"
+    try:
+        text = repr(value) if quote else str(value)
+    except (ValueError, RecursionError):  # a huge number or a deep structure inside a container
+        return f"a {type(value).__name__} too large to show"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 class AirflowMLError(Exception):

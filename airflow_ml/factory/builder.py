@@ -41,7 +41,7 @@ from airflow_ml.operators.validate import ValidateDataOperator
 from airflow_ml.settings import DATA_ROOT_ENV
 from airflow_ml.templates.describe import Origin
 from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX
-from airflow_ml.templates.loader import load_city_configs, load_parent_configs
+from airflow_ml.templates.loader import load_city_configs, load_parent_configs, unexpected_error
 from airflow_ml.templates.models import CityConfig, ModelConfig, NotifierSpec, ParentConfig
 from airflow_ml.templates.training_spec import SearchSpec
 
@@ -294,12 +294,16 @@ def _is_parent_dag_id(dag_id: str) -> bool:
 
 def city_problems(templates_root: str | Path) -> list[ConfigError]:
     """Every problem that keeps a city's (or a fallback parent's) DAG from loading: invalid files, bad schedules."""
-    configs, errors = load_city_configs(Path(templates_root))
+    origins: dict[str, Origin] = {}
+    configs, errors = load_city_configs(Path(templates_root), origins=origins)
     for config in configs:
         try:
             _schedule(config)
         except ConfigError as error:
             errors.append(error)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it is this city's error and hides no other
+            city_file = origins.get(config.dag_id, {}).get(("city",), (Path(templates_root) / "cities",))[0]
+            errors.append(unexpected_error(city_file, exc))
     errors.extend(load_parent_configs(Path(templates_root))[1])
     return errors
 

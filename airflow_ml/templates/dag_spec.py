@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
+from airflow_ml.exceptions import show_value
 from airflow_ml.templates.base import Strict
 
 
@@ -58,7 +59,7 @@ class DagSpec(Strict):
         if value.startswith("@"):
             if value not in presets:
                 raise ValueError(
-                    f"unknown schedule preset {value!r}; use one of {sorted(presets)} or a cron expression"
+                    f"unknown schedule preset {show_value(value)}; use one of {sorted(presets)} or a cron expression"
                 )
             return value
         return cls._cron(value)
@@ -69,19 +70,29 @@ class DagSpec(Strict):
         if len(fields) != len(_CRON_FIELDS):
             beyond = " (a sixth field would be seconds, a seventh a year: neither is supported)"
             raise ValueError(
-                f"{value!r} has {len(fields)} field(s); a cron expression has five: minute, hour, day of month, "
-                f"month and day of week, e.g. '0 2 * * *'{beyond if len(fields) > len(_CRON_FIELDS) else ''}"
+                f"{show_value(value)} has {len(fields)} field(s); a cron expression has five: minute, hour, day of "
+                f"month, month and day of week, e.g. '0 2 * * *'{beyond if len(fields) > len(_CRON_FIELDS) else ''}"
             )
-        if _valid_cron(value):
+        expanded = _expanded(value)
+        if expanded is not None:
+            if not _may_fire(expanded) and not _fires(value):  # croniter has the last word, as in the timetable
+                on = f" and day of week {show_value(fields[4])}" if fields[4] not in ("*", "?") else ""
+                raise ValueError(
+                    f"{show_value(value)} never runs: no date has day of month {show_value(fields[2])} in month "
+                    f"{show_value(fields[3])}{on}; choose "
+                    "days that the months have (February has 28, or 29 in leap years; April, June, September and "
+                    "November 30)"
+                )
             return value
         for index, (name, allowed) in enumerate(_CRON_FIELDS):
             alone = " ".join(field if i == index else "*" for i, field in enumerate(fields))
             if not _valid_cron(alone):
                 raise ValueError(
-                    f"{value!r}: the {name} field {fields[index]!r} is out of range or malformed; the {name} takes "
+                    f"{show_value(value)}: the {name} field {show_value(fields[index])} is out of range or malformed; "
+                    f"the {name} takes "
                     f"{allowed}, as a value, a range a-b, a step */n or a list a,b"
                 )
-        raise ValueError(f"{value!r} is not a valid cron expression; e.g. '0 2 * * *'")  # pragma: no cover
+        raise ValueError(f"{show_value(value)} is not a valid cron expression; e.g. '0 2 * * *'")  # pragma: no cover
 
 
 #: The five fields of a cron expression and the values each takes.
@@ -94,9 +105,51 @@ _CRON_FIELDS = (
 )
 
 
-@functools.lru_cache(maxsize=1024)
-def _valid_cron(expression: str) -> bool:
-    # A fleet shares a few schedules: parse each expression once per process, not once per city.
-    from croniter import croniter  # small, pure Python; imported here to keep module import light
+#: The most days each month has (February 29: a leap year comes).
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
-    return bool(croniter.is_valid(expression))
+
+@functools.lru_cache(maxsize=1024)
+def _expanded(expression: str) -> tuple[list[Any], ...] | None:
+    """The values each field takes, as croniter expands them; None when croniter refuses the expression."""
+    # A fleet shares a few schedules: parse each expression once per process, not once per city.
+    from croniter import CroniterError, croniter  # small, pure Python; imported here to keep module import light
+
+    try:
+        return tuple(croniter.expand(expression)[0])
+    except CroniterError:
+        return None
+
+
+def _valid_cron(expression: str) -> bool:
+    return _expanded(expression) is not None
+
+
+def _may_fire(expanded: tuple[list[Any], ...]) -> bool:
+    """False when no date may match: a day of month that none of the months has (only then is croniter asked).
+
+    Cheap, from the expansion that validation made anyway; a day of week other than '*' is left to croniter.
+    """
+    days, months, weekdays = expanded[2], expanded[3], expanded[4]
+    if "*" in days or "*" in months or "l" in days:
+        return True
+    if weekdays != ["*"]:
+        return False
+    return any(isinstance(day, int) and day <= _MONTH_DAYS[month - 1] for month in months for day in days)
+
+
+@functools.lru_cache(maxsize=1024)
+def _fires(expression: str) -> bool:
+    """Whether a valid cron expression has a next run at all ('0 0 31 2 *' is valid field by field, and never runs).
+
+    Searched from a fixed start, as croniter (and so Airflow's timetables) does: a leap day is found.
+    """
+    from datetime import datetime
+
+    from croniter import CroniterError, croniter
+
+    try:
+        croniter(expression, datetime(2001, 1, 1)).get_next(datetime)
+    except CroniterError:
+        return False
+    return True

@@ -9,7 +9,7 @@ from typing import get_args
 
 from pydantic import BaseModel, ValidationError
 
-from airflow_ml.exceptions import Problem
+from airflow_ml.exceptions import Problem, show_value
 from airflow_ml.templates.base import CITY_ID_PATTERN
 from airflow_ml.templates.models import slugify
 from airflow_ml.templates.yaml_lines import Path_
@@ -32,23 +32,25 @@ def describe(exc: ValidationError, model: type[BaseModel], origin: Origin) -> li
     problems = []
     for error in exc.errors(include_url=False):
         loc: Path_ = tuple(error["loc"])
-        field = ".".join(str(p) for p in loc) or "(top level)"
+        field = show_value(".".join(str(p) for p in loc) or "(top level)", quote=False)
         value = error.get("input")
         if error["type"] == "extra_forbidden":
             # The keys valid where the unknown one stands come first: min_rmse under min_quality is max_rmse.
-            hint = did_you_mean(str(loc[-1]), _keys_at(model, loc[:-1])) or did_you_mean(str(loc[-1]), known)
+            key = str(loc[-1])
+            hint = did_you_mean(key, _keys_at(model, loc[:-1])) or did_you_mean(key, known) if len(key) < 200 else ""
             hint = hint or "remove it or check the spelling"
-            message = f"{field}: unknown key {str(loc[-1])!r}; {hint}"
+            message = f"{field}: unknown key {show_value(key)}; {hint}"
         elif error["type"] == "missing":
             message = f"{field}: required setting is missing; add it to the city file or its template"
         elif error["type"] == "string_pattern_mismatch" and loc == ("city",):
             message = (
-                f"city: {value!r} is not a valid city id ({CITY_ID_PATTERN}); use {slugify(str(value))!r} "
-                "and put the readable name in display_name"
+                f"city: {show_value(value)} is not a valid city id ({CITY_ID_PATTERN}); use "
+                f"{show_value(slugify(str(value)[:200]))} and put the readable name in display_name"
             )
         else:
             text = error["msg"].removeprefix("Value error, ")
-            shown = "" if isinstance(value, Mapping) or repr(value) in text else f" (got {value!r})"
+            shown = show_value(value)
+            shown = "" if isinstance(value, Mapping) or shown in text else f" (got {shown})"
             fix = _TYPE_HINTS.get(error["type"])
             message = f"{field}: {text}{shown}" + (f"; {fix}" if fix else "")
         problems.append(_placed(message, loc, origin))

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from airflow_ml.exceptions import show_value
 from airflow_ml.templates.base import Strict
 
 
@@ -137,9 +138,10 @@ class DriftSpec(Strict):
         columns = [*features, target]
         for column, own in self.features.items():
             if column not in columns:
-                close = difflib.get_close_matches(column, columns, n=1, cutoff=0.6)
+                close = difflib.get_close_matches(column[:200], columns, n=1, cutoff=0.6)
                 hint = f"did you mean {close[0]!r}?" if close else f"use one of {columns}"
-                problems.append(f"features.{column}: {column!r} is neither a feature nor the target; {hint}")
+                shown = show_value(column, quote=False)
+                problems.append(f"features.{shown}: {show_value(column)} is neither a feature nor the target; {hint}")
                 continue
             binary_label = column == target and task == "binary"
             statistic = "js_distance" if column in categorical or binary_label else "psi"

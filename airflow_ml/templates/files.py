@@ -75,6 +75,11 @@ def misnamed_error(path: Path, suffix: str) -> ConfigError:
     return ConfigError(str(path), [Problem(problem)])
 
 
+def suite_names(folder: Path) -> list[str]:
+    """The name of every file of ``folder`` meant as a suite (``<name>.yaml``, ``<name>.json``, ``<name>.yml``...)."""
+    return sorted({path.stem for path in _entries(folder) if path.suffix.lower() in _LOOKS_LIKE})
+
+
 def misspelled_suite(folder: Path, name: str) -> ConfigError | None:
     """The error of a file meant as suite ``name`` (``<name>.yml``, ``<name>.JSON``...), or None."""
     for path in sorted(_entries(folder)):

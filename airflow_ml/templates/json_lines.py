@@ -2,6 +2,8 @@
 
 ``json`` keeps the last of two equal keys silently and knows no lines; the C decoder finds whether a file has
 a problem at all, and only then a second pass over the text finds each problem's line, column and field.
+As in YAML, nesting beyond ``MAX_DEPTH`` levels and a whole number longer than ``MAX_INT_CHARS`` characters
+are refused at their line, before anything is built.
 """
 
 from __future__ import annotations
@@ -11,9 +13,31 @@ import re
 from typing import Any
 
 from airflow_ml.exceptions import Problem
-from airflow_ml.templates.yaml_lines import JINJA, Path_, format_path, jinja_problem
+from airflow_ml.templates.yaml_lines import (
+    JINJA,
+    MAX_DEPTH,
+    MAX_INT_CHARS,
+    Path_,
+    format_path,
+    huge_number_problem,
+    jinja_problem,
+)
 
 _SPACE = re.compile(r"[ \t\n\r]*")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[{\]}]")
+
+
+class _HugeNumber(ValueError):
+    def __init__(self, digits: str) -> None:
+        super().__init__(digits)
+        self.digits = digits
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits) > MAX_INT_CHARS:
+        raise _HugeNumber(digits)
+    return int(digits)
 
 
 def _skip(text: str, pos: int) -> int:
@@ -37,15 +61,37 @@ def load_json_checked(text: str) -> tuple[Any, list[Problem]]:
         twice = twice or len(mapping) != len(items)
         return mapping
 
+    if text.count("[") + text.count("{") > MAX_DEPTH:  # only then can it nest that deep
+        deep = _too_deep(text)
+        if deep is not None:
+            return None, [deep]
     try:
-        data = json.loads(text, object_pairs_hook=pairs)
+        data = json.loads(text, object_pairs_hook=pairs, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         return None, [Problem(f"invalid JSON: {exc.msg}; fix the syntax", line=exc.lineno, col=exc.colno)]
+    except _HugeNumber:
+        return None, _Scan(text).problems()  # the scan places each such number at its field and line
     except RecursionError:
         return None, [Problem("the file is nested too deeply; a suite needs a few levels")]
     if not twice and not _holds_jinja(data):
         return data, []
     return data, _Scan(text).problems()
+
+
+def _too_deep(text: str) -> Problem | None:
+    """The problem of a text whose brackets (outside strings) nest deeper than MAX_DEPTH, at its line."""
+    bare = _STRING.sub(lambda match: " " * len(match.group()), text)  # brackets in strings do not count
+    depth = 0
+    for match in _BRACKET.finditer(bare):
+        depth += 1 if match.group() in "[{" else -1
+        if depth > MAX_DEPTH:
+            pos = match.start()
+            message = (
+                f"nested more than {MAX_DEPTH} levels deep; a suite needs a few levels (the list of expectations, "
+                "each one's arguments): write the value out flat"
+            )
+            return Problem(message, line=text.count("\n", 0, pos) + 1, col=pos - text.rfind("\n", 0, pos))
+    return None
 
 
 def _holds_jinja(value: Any) -> bool:
@@ -64,7 +110,7 @@ class _Scan:
     def __init__(self, text: str) -> None:
         self.text = text
         self.found: list[Problem] = []
-        self.decoder = json.JSONDecoder()
+        self.decoder = json.JSONDecoder(parse_int=_bounded_int)
 
     def problems(self) -> list[Problem]:
         self.value(0, ())
@@ -81,7 +127,11 @@ class _Scan:
                 self.problem(pos, jinja_problem(format_path(path), string))
             return end
         if opening not in "{[":
-            return self.decoder.raw_decode(text, pos)[1]
+            try:
+                return self.decoder.raw_decode(text, pos)[1]
+            except _HugeNumber as exc:
+                self.problem(pos, huge_number_problem(format_path(path), exc.digits))
+                return pos + len(exc.digits)
         closing = "}" if opening == "{" else "]"
         pos = _skip(text, pos + 1)
         if text[pos] == closing:

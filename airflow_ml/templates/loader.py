@@ -9,7 +9,10 @@ Layout of a templates folder::
       cities/**/<city>.yaml       # ``city``, ``template``, optional ``group``, and only what differs
 
 Precedence, lowest first: defaults < template < group < city. Mappings merge key by key; lists and
-scalars replace.
+scalars replace. A city's ``template`` and ``group`` are names (``NAME_PATTERN``), never paths: the file they
+name must lie in its folder, so no value of a file elsewhere on the disk can reach an error message. A
+file that breaks a check in a way no message foresaw is still reported as that file's error: one file
+never hides the others.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from airflow_ml.exceptions import ConfigError, Problem
+from airflow_ml.exceptions import ConfigError, Problem, show_value
+from airflow_ml.templates.base import NAME_PATTERN
 from airflow_ml.templates.describe import Origin, describe, did_you_mean
 from airflow_ml.templates.files import YAML_SUFFIX, yaml_files
 from airflow_ml.templates.models import CITY_ID_PATTERN, CityConfig, ParentConfig, TemplateConfig
@@ -102,6 +106,9 @@ def load_city_configs(
                 reported.add((exc.file, tuple(exc.problems)))
                 errors.append(exc)
             continue
+        except Exception as exc:  # noqa: BLE001 - a check no message foresaw: still this file's error alone
+            errors.append(unexpected_error(path, exc))
+            continue
         clash = configs.get(config.dag_id)
         if clash is not None:
             problem = (
@@ -115,6 +122,19 @@ def load_city_configs(
         if origins is not None:
             origins[config.dag_id] = origin
     return [configs[dag_id][1] for dag_id in sorted(configs)], errors
+
+
+def unexpected_error(path: Path, exc: Exception) -> ConfigError:
+    """The error of a file that broke a check in a way no message foresaw (a bug of airflow-ml's checks).
+
+    It is reported as that file's error, like any other, so the other files still load.
+    """
+    what = show_value(f"{type(exc).__name__}: {exc}", quote=False)
+    problem = (
+        f"the file could not be checked ({what}); correct or remove the value it names, and report the file "
+        "to airflow-ml's maintainers so that this mistake gets a clear message"
+    )
+    return ConfigError(str(path), [Problem(problem)])
 
 
 def misnamed_layers(root: Path) -> list[ConfigError]:
@@ -148,28 +168,32 @@ def load_parent_configs(root: Path) -> tuple[list[ParentConfig], list[ConfigErro
     members: dict[tuple[str, str | None], list[str]] = {}
     for city, template, group in _memberships(root):
         try:
-            _, merged, _ = layers.template(root / TEMPLATES_SUBDIR / f"{template}{YAML_SUFFIX}", _file(defaults))
+            _, merged, _ = layers.template(layers.layer(root / TEMPLATES_SUBDIR, template), _file(defaults))
             if group is not None:
-                merged = deep_merge(merged, layers.read(root / GROUPS_SUBDIR / f"{group}{YAML_SUFFIX}")[0])
-        except (ConfigError, OSError):
-            continue  # the city's own load reports it
+                merged = deep_merge(merged, layers.read(layers.layer(root / GROUPS_SUBDIR, group))[0])
+        except Exception:  # noqa: BLE001, S112 - the city's own load reports it, whatever it is
+            continue
         kind = (merged.get("fallback") or {}).get("parent", "none")
         if kind in ("global", "group") and (kind == "global" or group is not None):
             members.setdefault((template, group if kind == "group" else None), []).append(city)
     parents: list[ParentConfig] = []
     errors: list[ConfigError] = []
     for (template, group), cities in sorted(members.items(), key=lambda item: (item[0][0], item[0][1] or "")):
-        where = root / TEMPLATES_SUBDIR / f"{template}{YAML_SUFFIX}"
-        _, merged, origin = layers.template(where, _file(defaults))
-        if group is not None:
-            where = root / GROUPS_SUBDIR / f"{group}{YAML_SUFFIX}"
-            merged, origin = layers._overlay(merged, origin, where)
-        scope = "group" if group else "global"
-        fields: dict[str, Any] = {"fallback": {}, "scope": scope, "group": group, "members": sorted(cities)}
+        where = layers.layer(root / TEMPLATES_SUBDIR, template)
         try:
+            _, merged, origin = layers.template(where, _file(defaults))
+            if group is not None:
+                where = layers.layer(root / GROUPS_SUBDIR, group)
+                merged, origin = layers._overlay(merged, origin, where)
+            scope = "group" if group else "global"
+            fields: dict[str, Any] = {"fallback": {}, "scope": scope, "group": group, "members": sorted(cities)}
             parents.append(ParentConfig.model_validate({**merged, **fields}))
         except ValidationError as exc:
             errors.append(ConfigError(str(where), describe(exc, ParentConfig, origin)))
+        except ConfigError as exc:
+            errors.append(exc)
+        except Exception as exc:  # noqa: BLE001 - a check no message foresaw: still this file's error alone
+            errors.append(unexpected_error(where, exc))
     return sorted(parents, key=lambda p: p.dag_id), errors
 
 
@@ -178,7 +202,7 @@ def _declares_a_parent(layers: _Layers, root: Path) -> bool:
     files = [root / DEFAULTS_FILE, *yaml_files(root / TEMPLATES_SUBDIR)[0], *yaml_files(root / GROUPS_SUBDIR)[0]]
     for path in files:
         try:
-            data = layers.read(path)[0] if path.is_file() else {}
+            data = layers.read(path)[0] if path.is_file() and layers.inside(path, path.parent) else {}
         except ConfigError:
             continue
         fallback = data.get("fallback")
@@ -195,10 +219,14 @@ def _memberships(root: Path) -> list[tuple[str, str, str | None]]:
             data = load_yaml_with_positions(path)[0]
         except (YamlFileError, OSError):
             continue
-        if isinstance(data.get("template"), str):
-            group = data.get("group")
-            found.append((path.stem, data["template"], group if isinstance(group, str) else None))
+        template, group = data.get("template"), data.get("group")
+        if isinstance(template, str) and _is_name(template) and (group is None or _is_name(group)):  # never a path
+            found.append((path.stem, template, group))
     return found
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(NAME_PATTERN, value) is not None
 
 
 def _file(path: Path) -> Path | None:
@@ -211,6 +239,25 @@ class _Layers:
     def __init__(self) -> None:
         self._files: dict[Path, _Read] = {}
         self._templates: dict[tuple[Path, Path | None], tuple[TemplateConfig, dict[str, Any], Origin]] = {}
+        self._inside: dict[tuple[Path, Path], bool] = {}
+
+    def inside(self, path: Path, folder: Path) -> bool:
+        """Whether ``path``, links resolved, lies in ``folder`` (resolved once per load: a few layer files)."""
+        key = (path, folder)
+        if key not in self._inside:
+            self._inside[key] = path.resolve().is_relative_to(folder.resolve())
+        return self._inside[key]
+
+    def layer(self, folder: Path, name: str) -> Path:
+        """``<folder>/<name>.yaml`` for a name already checked; a file whose link leaves the folder is refused."""
+        path = folder / f"{name}{YAML_SUFFIX}"
+        if path.is_file() and not self.inside(path, folder):
+            problem = (
+                f"{path.name} is a link to a file outside {folder}; a layer is read only from its own folder: "
+                "copy the file there instead of linking it"
+            )
+            raise ConfigError(str(path), [Problem(problem)])
+        return path
 
     def read(self, path: Path) -> _Read:
         if path not in self._files:
@@ -222,7 +269,7 @@ class _Layers:
         if key not in self._templates:
             data, lines, cols = self.read(path)
             if data.get("template") not in (None, path.stem):
-                problem = f"template: {data['template']!r} must equal the file name {path.stem!r}"
+                problem = f"template: {show_value(data['template'])} must equal the file name {path.stem!r}"
                 raise ConfigError(str(path), [_at(problem, ("template",), lines, cols)])
             merged: dict[str, Any] = {}
             origin: Origin = {}
@@ -241,23 +288,61 @@ class _Layers:
         self, path: Path, templates_dir: Path, defaults: Path | None, groups_dir: Path | None
     ) -> tuple[CityConfig, Origin]:
         data, lines, cols = self.read(path)
-        template_path = _named_file(path, data, (lines, cols), "template", templates_dir)
+        template_path = self.named_file(path, data, (lines, cols), "template", templates_dir)
         _, merged, origin = self.template(template_path, defaults)
         merged = {k: v for k, v in merged.items() if k != "template"}
         if data.get("group") is not None:
             if groups_dir is None:
                 raise ConfigError(str(path), [_at("group: no groups folder to look in", ("group",), lines, cols)])
-            merged, origin = self._overlay(merged, origin, _named_file(path, data, (lines, cols), "group", groups_dir))
+            group_path = self.named_file(path, data, (lines, cols), "group", groups_dir)
+            merged, origin = self._overlay(merged, origin, group_path)
         _check_city_fallback(path, data, (lines, cols), merged)
         merged, origin = self._overlay(merged, origin, path)
         city = merged.get("city")
         if isinstance(city, str) and re.fullmatch(CITY_ID_PATTERN, city) and path.stem != city:
-            problem = f"city: {city!r} must equal the file name {path.stem!r}; rename one of them"
+            problem = f"city: {show_value(city)} must equal the file name {path.stem!r}; rename one of them"
             raise ConfigError(str(path), [_at(problem, ("city",), lines, cols)])
         try:
             return CityConfig.model_validate(merged), origin
         except ValidationError as exc:
             raise ConfigError(str(path), describe(exc, CityConfig, origin)) from None
+
+    def named_file(self, path: Path, data: dict[str, Any], where: _Positions, key: str, folder: Path) -> Path:
+        """The ``<folder>/<name>.yaml`` that ``key`` of a city file names, or a ConfigError with a suggestion.
+
+        The value must be a name (``NAME_PATTERN``), never a path, and the file it names must lie in the
+        folder: neither ``/etc/creds`` nor ``../cities/berlin`` is read, and no value of theirs is shown.
+        """
+        name = data.get(key)
+        if not isinstance(name, str) or not name:
+            problem = f"{key}: missing or not a name (got {show_value(name)}); add '{key}: <name>'"
+            raise ConfigError(str(path), [_at(problem, (key,), *where)])
+        if not _is_name(name):
+            known = sorted(p.stem for p in yaml_files(folder)[0])
+            hint = did_you_mean(Path(name[:200]).name, known) or f"known: {known}"
+            problem = (
+                f"{key}: {show_value(name)} is not a {key} name; give the name of a file in {folder.name}/ "
+                f"without '{YAML_SUFFIX}' (lower-case letters, digits and underscores), never a path; {hint}"
+            )
+            raise ConfigError(str(path), [_at(problem, (key,), *where)])
+        target = folder / f"{name}{YAML_SUFFIX}"
+        if not target.is_file():
+            found, misnamed = yaml_files(folder)
+            spelled = [Path(e.file).name for e in misnamed if Path(e.file).stem == name]
+            known = sorted(p.stem for p in found)
+            hint = (
+                f"{spelled[0]} is not read: rename it to {name}{YAML_SUFFIX}"
+                if spelled
+                else did_you_mean(name, known) or f"known: {known}"
+            )
+            raise ConfigError(str(path), [_at(f"{key}: no {key} named {name!r} in {folder}; {hint}", (key,), *where)])
+        if not self.inside(target, folder):
+            problem = (
+                f"{key}: {target.name} in {folder} is a link to a file outside that folder, which is never read; "
+                f"copy the {key} file into {folder.name}/ instead of linking it"
+            )
+            raise ConfigError(str(path), [_at(problem, (key,), *where)])
+        return target
 
     def _overlay(self, merged: dict[str, Any], origin: Origin, path: Path) -> tuple[dict[str, Any], Origin]:
         data, lines, cols = self.read(path)
@@ -287,26 +372,6 @@ def _check_city_fallback(path: Path, data: dict[str, Any], where: _Positions, be
     raise ConfigError(str(path), [_at(problem, ("fallback", "parent"), *where)])
 
 
-def _named_file(path: Path, data: dict[str, Any], where: _Positions, key: str, folder: Path) -> Path:
-    """The ``<folder>/<name>.yaml`` that ``key`` of a city file names, or a ConfigError with a suggestion."""
-    name = data.get(key)
-    if not isinstance(name, str) or not name:
-        problem = f"{key}: missing or not a name (got {name!r}); add '{key}: <name>'"
-        raise ConfigError(str(path), [_at(problem, (key,), *where)])
-    target = folder / f"{name}{YAML_SUFFIX}"
-    if not target.is_file():
-        found, misnamed = yaml_files(folder)
-        spelled = [Path(e.file).name for e in misnamed if Path(e.file).stem == name]
-        known = sorted(p.stem for p in found)
-        hint = (
-            f"{spelled[0]} is not read: rename it to {name}{YAML_SUFFIX}"
-            if spelled
-            else did_you_mean(name, known) or f"known: {known}"
-        )
-        raise ConfigError(str(path), [_at(f"{key}: no {key} named {name!r} in {folder}; {hint}", (key,), *where)])
-    return target
-
-
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Merge ``override`` over ``base``: mappings merge key by key; lists and scalars replace."""
     merged = dict(base)
@@ -325,3 +390,5 @@ def _read(path: Path) -> _Read:
         raise ConfigError(str(path), ["the file does not exist"]) from None
     except YamlFileError as exc:
         raise ConfigError(str(path), exc.problems) from None
+    except OSError as exc:
+        raise ConfigError(str(path), [f"the file cannot be read ({exc.strerror}); check its permissions"]) from None

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from airflow_ml.exceptions import ConfigError
+from airflow_ml.exceptions import ConfigError, show_value
 from airflow_ml.templates.base import CITY_ID_PATTERN, Name, Strict
 from airflow_ml.templates.dag_spec import DagSpec
 from airflow_ml.templates.dag_spec import NotifierSpec as NotifierSpec  # where the factory imports it from
@@ -108,16 +108,20 @@ class DatasetSpec(Strict):
         decorated = [name for name, spec, conversion in parsed if name is not None and (spec or conversion)]
         if decorated:
             raise ValueError(
-                f"source {self.source!r} gives {{{decorated[0]}}} a conversion ('!') or a format spec (':'); "
+                f"source {show_value(self.source)} gives {{{show_value(decorated[0], quote=False)}}} a conversion "
+                "('!') or a format spec (':'); "
                 "write the placeholders bare: {data_root} and {city}"
             )
         fields = {name for name, _, _ in parsed if name is not None}
         if "city" not in fields:
-            raise ValueError(f"source {self.source!r} must contain '{{city}}' so that each city reads its own data")
+            raise ValueError(
+                f"source {show_value(self.source)} must contain '{{city}}' so that each city reads its own data"
+            )
         if fields - {"city", "data_root"}:
             unknown = sorted(fields - {"city", "data_root"})
             raise ValueError(
-                f"source {self.source!r} has unknown placeholder(s) {unknown}; use {{data_root}} and {{city}}"
+                f"source {show_value(self.source)} has unknown placeholder(s) {show_value(unknown)}; use "
+                "{data_root} and {city}"
             )
         return self
 

@@ -26,13 +26,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow_ml.exceptions import ConfigError, Problem
+from airflow_ml.exceptions import ConfigError, Problem, show_value
 from airflow_ml.templates.files import SUITE_SUFFIXES, misspelled_suite
 from airflow_ml.templates.json_lines import load_json_checked
 from airflow_ml.templates.yaml_lines import Path_, YamlFileError, load_yaml_with_lines
 
 SEVERITIES = ("error", "warn")
 _ITEM_KEYS = {"severity", "notes"}
+_GX_KEYS = {"type", "kwargs", "meta", "id", "rendered_content", "notes", "description"}
 _COLUMN_KEYS = ("column", "column_A", "column_B", "column_list")
 
 
@@ -125,7 +126,11 @@ def read_suite_file(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     unknown = sorted(set(data) - {"name", "description", "meta", "expectations", "id", "notes"})
     if unknown:
         raise ConfigError(str(path), [f"unknown top-level key(s) {unknown}; a suite has description and expectations"])
-    meta = dict(data.get("meta") or {})
+    meta = data.get("meta") or {}
+    if not isinstance(meta, Mapping):
+        problem = f"meta: must be a mapping such as '{{owner: data-team}}', got {show_value(meta)}"
+        raise ConfigError(str(path), [Problem(problem, line=lines.get(("meta",)))])
+    meta = dict(meta)
     if data.get("description"):
         meta["description"] = data["description"]
     return meta, parse_expectations(data["expectations"], str(path), lines)
@@ -145,7 +150,7 @@ def parse_expectations(
         where = f"line {line}" if line is not None else f"{prefix[-1]}[{index}]"
         try:
             parsed.append(_parse_item(item, f"{source}:{line}" if line is not None else f"{source} {where}"))
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:  # TypeError: a value of a type no check foresaw
             problems.append(f"{where}: {exc}")
     if problems:
         raise ConfigError(source, problems)
@@ -169,18 +174,30 @@ def merge_expectations(base: list[dict[str, Any]], changes: list[dict[str, Any]]
 def expectation_key(expectation: Mapping[str, Any]) -> tuple[str, str]:
     """What identifies an expectation for overrides: its type and the column(s) it looks at."""
     kwargs = expectation.get("kwargs") or {}
-    columns = [json.dumps(kwargs[k], sort_keys=True) for k in _COLUMN_KEYS if k in kwargs]
+    columns = [_canonical(kwargs[k]) for k in _COLUMN_KEYS if k in kwargs]
     return str(expectation["type"]), ",".join(columns)
+
+
+def _canonical(value: Any) -> str:
+    """One text per value, whatever YAML built: a date, or a mapping with keys of mixed types."""
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _parse_item(item: Any, source: str) -> dict[str, Any]:
     if not isinstance(item, Mapping):
-        raise ValueError(f"an expectation is a mapping, got {item!r}")
+        raise ValueError(f"an expectation is a mapping, got {show_value(item)}")
     if "type" in item:  # the GX form
-        extra = sorted(set(item) - {"type", "kwargs", "meta", "id", "rendered_content", "notes", "description"})
+        extra = sorted(map(str, set(item) - _GX_KEYS))
         if extra:
-            raise ValueError(f"unknown key(s) {extra} beside 'type'; the GX form has type, kwargs and meta")
-        kind, kwargs, meta = item["type"], item.get("kwargs") or {}, dict(item.get("meta") or {})
+            shown = show_value(extra, quote=False)
+            raise ValueError(f"unknown key(s) {shown} beside 'type'; the GX form has type, kwargs and meta")
+        kind, kwargs, meta = item["type"], item.get("kwargs") or {}, item.get("meta") or {}
+        if not isinstance(meta, Mapping):
+            raise ValueError(f"meta must be a mapping such as {{severity: warn}}, got {show_value(meta)}")
+        meta = dict(meta)
     elif "kwargs" in item or "meta" in item:
         raise ValueError("the GX form needs a 'type' such as 'expect_column_to_exist' beside 'kwargs'")
     else:  # the YAML form: one expect_* key, plus severity and notes
@@ -188,17 +205,20 @@ def _parse_item(item: Any, source: str) -> dict[str, Any]:
         if len(names) != 1 or not str(names[0]).startswith("expect_"):
             raise ValueError(
                 f"name exactly one expectation such as 'expect_column_values_to_not_be_null: {{column: x}}' "
-                f"(got keys {sorted(map(str, item))}); other keys may only be {sorted(_ITEM_KEYS)}"
+                f"(got keys {show_value(sorted(map(str, item)), quote=False)}); other keys may only be "
+                f"{sorted(_ITEM_KEYS)}"
             )
         kind, kwargs = names[0], item[names[0]] or {}
         meta = {k: item[k] for k in _ITEM_KEYS if k in item}
     if not isinstance(kind, str) or not kind.startswith("expect_"):
-        raise ValueError(f"type {kind!r} is not an expectation type (they start with 'expect_')")
+        raise ValueError(f"type {show_value(kind)} is not an expectation type (they start with 'expect_')")
     if not isinstance(kwargs, Mapping):
-        raise ValueError(f"{kind}: the arguments must be a mapping such as {{column: x}}, got {kwargs!r}")
+        name = show_value(kind, quote=False)
+        raise ValueError(f"{name}: the arguments must be a mapping such as {{column: x}}, got {show_value(kwargs)}")
     severity = meta.get("severity", "error")
-    if severity not in SEVERITIES:
-        raise ValueError(f"{kind}: severity {severity!r} is not one of {list(SEVERITIES)}")
+    if not isinstance(severity, str) or severity not in SEVERITIES:
+        name = show_value(kind, quote=False)
+        raise ValueError(f"{name}: severity {show_value(severity)} is not one of {list(SEVERITIES)}")
     return {"type": kind, "kwargs": dict(kwargs), "meta": {**meta, "severity": severity, "source": source}}
 
 
@@ -207,7 +227,8 @@ def target_null_warning(suite: Mapping[str, Any], target: str, *, filtered: bool
 
     Real data has such rows (an outcome never observed). Without an ``error``-severity
     ``expect_column_values_to_not_be_null`` on the target (with no ``mostly`` below 1 and no
-    ``row_condition``), they reach training, which refuses them after the slow steps.
+    ``row_condition``), they reach training, which refuses them after the slow steps. A ``mostly`` that is
+    not a number is never compared: GX judges it (lint prints its problem), and the check counts as weak.
 
     Args:
         suite: The suite in GX form (:func:`load_suite`).
@@ -219,20 +240,40 @@ def target_null_warning(suite: Mapping[str, Any], target: str, *, filtered: bool
     """
     if filtered:
         return None
-    weak = []
-    for expectation in suite.get("expectations", []):
-        kwargs = expectation.get("kwargs") or {}
-        if expectation.get("type") != "expect_column_values_to_not_be_null" or kwargs.get("column") != target:
-            continue
-        severity = (expectation.get("meta") or {}).get("severity", "error")
-        mostly = kwargs.get("mostly")
-        if severity == "error" and (mostly is None or mostly >= 1) and not kwargs.get("row_condition"):
-            return None
-        weak.append(f"severity {severity}" + (f", mostly {mostly}" if mostly is not None else ""))
-    found = f"its not-null check has {'; '.join(weak)}" if weak else "it has no not-null check on it"
+    weak = _target_null_checks(suite, target)
+    if weak is None:
+        return None
+    found = "its not-null check has " + "; ".join(how for _, how in weak) if weak else "it has no not-null check on it"
     return (
         f"suite {suite.get('name')!r} lets the target {target!r} be null ({found}); a null target stops the run "
         f"in train, after validation: add '- expect_column_values_to_not_be_null: {{column: {target}}}' to the "
         f"suite, or drop such rows at snapshot time with 'filters: [{{column: {target}, op: not_null}}]' under "
         "dataset (the manifest counts them)"
     )
+
+
+def weak_target_check_source(suite: Mapping[str, Any], target: str) -> str | None:
+    """Where the first not-null check on ``target`` that lets nulls through was written (its ``meta.source``).
+
+    None when the suite has no such check (no not-null check at all, or one that keeps nulls out).
+    """
+    weak = _target_null_checks(suite, target)
+    return weak[0][0] if weak else None
+
+
+def _target_null_checks(suite: Mapping[str, Any], target: str) -> list[tuple[str | None, str]] | None:
+    """The not-null checks on ``target`` that let nulls through (source, how); None if one keeps them out."""
+    weak: list[tuple[str | None, str]] = []
+    for expectation in suite.get("expectations", []):
+        kwargs = expectation.get("kwargs") or {}
+        if expectation.get("type") != "expect_column_values_to_not_be_null" or kwargs.get("column") != target:
+            continue
+        severity = (expectation.get("meta") or {}).get("severity", "error")
+        mostly = kwargs.get("mostly")
+        number = isinstance(mostly, int | float) and not isinstance(mostly, bool)
+        if severity == "error" and (mostly is None or (number and mostly >= 1)) and not kwargs.get("row_condition"):
+            return None
+        shown = mostly if number else show_value(mostly)
+        how = f"severity {severity}" + (f", mostly {shown}" if mostly is not None else "")
+        weak.append(((expectation.get("meta") or {}).get("source"), how))
+    return weak

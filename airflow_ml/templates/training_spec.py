@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from airflow_ml.exceptions import show_value
 from airflow_ml.templates.base import Strict
 
 
@@ -79,25 +80,25 @@ def _range_problem(name: str, bounds: list[int | float | str]) -> str | None:
     """What is wrong with one search range, or None."""
     fields = LightGBMParams.model_fields
     if name not in fields:
-        return f"{name!r} is not a LightGBM parameter a template may set; use one of {sorted(fields)}"
+        return f"{show_value(name)} is not a LightGBM parameter a template may set; use one of {sorted(fields)}"
     low, high, *scale = bounds
     if scale and scale != ["log"]:
-        return f"{name}: the third item may only be 'log', got {scale[0]!r}"
+        return f"{name}: the third item may only be 'log', got {show_value(scale[0])}"
     if isinstance(low, str) or isinstance(high, str):
-        return f"{name}: bounds must be numbers, got {[low, high]!r}"
+        return f"{name}: bounds must be numbers, got {show_value([low, high])}"
     is_int = fields[name].annotation is int
     if is_int and (low != int(low) or high != int(high)):
-        return f"{name} is an integer parameter; use integer bounds, got {[low, high]!r}"
+        return f"{name} is an integer parameter; use integer bounds, got {show_value([low, high])}"
     if not low < high:
-        return f"{name}: low {low!r} must be below high {high!r}"
+        return f"{name}: low {show_value(low)} must be below high {show_value(high)}"
     if scale and low <= 0:
-        return f"{name}: a log range needs a positive low bound, got {low!r}"
+        return f"{name}: a log range needs a positive low bound, got {show_value(low)}"
     for bound in (low, high):
         try:
             LightGBMParams.model_validate({name: int(bound) if is_int else bound})
         except ValueError as exc:
             reason = exc.errors()[0]["msg"] if hasattr(exc, "errors") else str(exc)
-            return f"{name}: bound {bound!r} is outside the parameter's valid range ({reason})"
+            return f"{name}: bound {show_value(bound)} is outside the parameter's valid range ({reason})"
     return None
 
 

@@ -8,7 +8,15 @@ it holds:
   are found in the parser's event stream, before any node is composed, so such a file costs microseconds;
 - a merge key (``<<``);
 - a key set twice in one mapping (the last one would silently win);
-- Jinja (``{{``, ``{%`` or ``{#``) in any string, key or value: values from YAML are data, never templates.
+- Jinja (``{{``, ``{%`` or ``{#``) in any string, key or value: values from YAML are data, never templates;
+- nesting deeper than :data:`MAX_DEPTH` levels. libyaml composes nodes recursively in C, and a 60 KB file of
+  brackets crashes the process; every collection needs an indicator character of its own, so a text with
+  more than ``_SCAN_ABOVE`` of them (no city file, few templates) has its parser events counted before
+  anything is composed. Any other file cannot nest deep enough to hurt the composer, and the node walk
+  refuses it past the bound;
+- a whole number longer than :data:`MAX_INT_CHARS` characters (Python builds none over 4,300 digits, and no
+  setting takes one near this length), refused without printing it;
+- a value YAML cannot build (``2026-02-30`` reads as a date that does not exist), at its line.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from airflow_ml.exceptions import Problem
+from airflow_ml.exceptions import Problem, show_value
 
 try:  # the C loader is about 7x faster; fall back to pure Python where libyaml is missing
     from yaml import CSafeLoader as _Loader
@@ -36,6 +44,16 @@ _MAYBE_ANCHOR = re.compile(r"[&*][0-9A-Za-z_-]")
 #: The openings of a Jinja expression, statement or comment.
 JINJA = re.compile(r"\{[{%#]")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_INT_TAG = "tag:yaml.org,2002:int"
+_KINDS = {_INT_TAG: "a whole number", "tag:yaml.org,2002:float": "a number", "tag:yaml.org,2002:timestamp": "a date"}
+#: How deep a file may nest: the settings need a few levels (a section, a list, an item's arguments).
+MAX_DEPTH = 100
+#: The longest whole number a file may hold, in characters: no setting takes one beyond 2**63 (19 digits).
+MAX_INT_CHARS = 32
+#: Every collection is opened by an indicator of its own: '[', '{', a block entry '-', a key's ':' or '?'.
+_NESTING_INDICATORS = "[{-:?"
+#: A text with at most this many indicators nests at most as deep: libyaml composes ten times deeper safely.
+_SCAN_ABOVE = 1000
 _SHARE = "write the values out, or put what several cities share in their template or a group file"
 _NO_ANCHORS = f"anchors and aliases are not allowed (nested aliases expand a small file to gigabytes); {_SHARE}"
 
@@ -70,6 +88,22 @@ def jinja_problem(field: str, value: str, *, key: bool = False) -> str:
     )
 
 
+def huge_number_problem(field: str, digits: str) -> str:
+    """The message for a whole number too long to be any setting's, without printing it whole."""
+    return (
+        f"{field}: a whole number of {len(digits)} characters ({digits[:12]}...), longer than any value these "
+        f"files take (at most {MAX_INT_CHARS} characters); write the number meant"
+    )
+
+
+def too_deep_problem(path: Path_) -> str:
+    """The message for a collection nested past MAX_DEPTH at ``path`` (the path cut: it is long)."""
+    return (
+        f"{show_value(format_path(path), quote=False)}: nested more than {MAX_DEPTH} levels deep; a setting needs a "
+        "few levels (a section, a list, an item's arguments): write the value out flat"
+    )
+
+
 def load_yaml_with_lines(path: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
     """Parse ``path`` with the safe loader and the checks above.
 
@@ -91,8 +125,9 @@ def load_yaml_with_positions(path: Path) -> tuple[dict[str, Any], dict[Path_, in
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise YamlFileError([Problem(f"byte {exc.start} is not UTF-8; save the file as UTF-8 text")]) from None
-    if _MAYBE_ANCHOR.search(text):
-        _refuse_anchors(text)  # before anything is composed: the events of a small file are few
+    anchors = _MAYBE_ANCHOR.search(text) is not None
+    if anchors or sum(map(text.count, _NESTING_INDICATORS)) > _SCAN_ABOVE:
+        _scan_events(text)  # before anything is composed: anchors, and how deep the file nests
     loader = _Loader(text)  # the C or pure-Python *safe* loader
     try:
         node = loader.get_single_node()
@@ -105,7 +140,10 @@ def load_yaml_with_positions(path: Path) -> tuple[dict[str, Any], dict[Path_, in
         walk.node(node, ())
         if walk.problems:
             raise YamlFileError(walk.problems)
-        data: dict[str, Any] = loader.construct_document(node)
+        try:
+            data: dict[str, Any] = loader.construct_document(node)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise YamlFileError([_unbuildable(node, exc)]) from None
     except yaml.YAMLError as exc:
         raise YamlFileError([_syntax_problem(exc)]) from None
     except RecursionError:
@@ -124,8 +162,37 @@ def _syntax_problem(exc: yaml.YAMLError) -> Problem:
     return Problem(message, line=mark.line + 1, col=mark.column + 1)
 
 
-def _refuse_anchors(text: str) -> None:
-    """Raise for the anchors and aliases of ``text``, one problem per line, from the parser's events alone."""
+def _unbuildable(root: yaml.Node, exc: Exception) -> Problem:
+    """The problem of the first scalar YAML cannot build (rare: found by building each scalar alone)."""
+    constructor = yaml.constructor.SafeConstructor()
+    stack: list[tuple[yaml.Node, Path_]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in reversed(node.value):
+                key = (*path, str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?")
+                stack += [(value_node, key), (key_node, key)]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += [(item, (*path, index)) for index, item in reversed(list(enumerate(node.value)))]
+        else:
+            try:
+                constructor.construct_object(node, deep=True)
+            except (ValueError, TypeError, OverflowError, yaml.YAMLError) as found:
+                kind = _KINDS.get(node.tag, "a value")
+                message = (
+                    f"{format_path(path)}: {show_value(node.value)} reads as {kind} that cannot be built ({found}); "
+                    "correct it, or quote it to keep it as text"
+                )
+                return Problem(message, line=node.start_mark.line + 1, col=node.start_mark.column + 1)
+    what = show_value(str(exc))
+    return Problem(f"the file's values cannot be built ({type(exc).__name__}: {what}); correct the value it names")
+
+
+def _scan_events(text: str) -> None:
+    """Raise for the anchors and aliases of ``text`` (one problem per line) and for nesting beyond MAX_DEPTH.
+
+    Only the parser's events are read (libyaml parses without recursion): nothing is composed or built.
+    """
     loader = _Loader(text)
     problems: dict[int, Problem] = {}
     stack: list[list[Any]] = []  # per open collection: [path, is_mapping, expecting_key, key, index]
@@ -145,6 +212,9 @@ def _refuse_anchors(text: str) -> None:
                 what = f"alias '*{name}'" if isinstance(event, yaml.AliasEvent) else f"anchor '&{name}'"
                 problems[line] = Problem(f"{format_path(path)}: {what}: {_NO_ANCHORS}", line=line, col=col)
             if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                if len(stack) >= MAX_DEPTH:
+                    problems.setdefault(line, Problem(too_deep_problem(path), line=line, col=col))
+                    break
                 stack.append([path, isinstance(event, yaml.MappingStartEvent), True, None, 0])
             else:
                 _advance(stack, event.value if isinstance(event, yaml.ScalarEvent) else None)
@@ -185,6 +255,7 @@ class _Walk:
         self.lines: dict[Path_, int] = {}
         self.cols: dict[Path_, int] = {}
         self.problems: list[Problem] = []
+        self.too_deep = False
 
     def node(self, node: yaml.Node, path: Path_) -> None:
         if path not in self.lines:  # a mapping's value: its key set it already
@@ -195,6 +266,12 @@ class _Walk:
             value = node.value
             if "{" in value and JINJA.search(value):  # the cheap test first: most values hold no brace
                 self._problem(jinja_problem(format_path(path), value), node)
+            elif len(value) > MAX_INT_CHARS and node.tag == _INT_TAG:
+                self._problem(huge_number_problem(format_path(path), value), node)
+        elif len(path) >= MAX_DEPTH:  # a collection past the bound: said once, not walked into
+            if not self.too_deep:
+                self.too_deep = True
+                self._problem(too_deep_problem(path), node)
         elif isinstance(node, yaml.MappingNode):
             seen: dict[tuple[str, str], int] = {}
             for key_node, value_node in node.value:

@@ -1,0 +1,167 @@
+"""Lint reads every file, used by a city or not, and its null-target warning never crashes (review of issue 11).
+
+M4: a template, group, defaults or suite file that no city uses was never read, so a key set twice, Jinja or an
+anchor in it passed with exit code 0. M6: ``mostly: "0.9"`` crashed lint with a TypeError. L4: the null-target
+warning stood at line 1 of the suite, not at the check that lets nulls through.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from airflow_ml.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> dict[str, Path]:
+    """A copy of the repository's templates (berlin, lisbon, sao_paulo) and suites."""
+    templates = tmp_path / "dag_templates"
+    shutil.copytree(REPO / "dag_templates", templates)
+    expectations = tmp_path / "expectations"
+    shutil.copytree(REPO / "expectations", expectations)
+    return {"templates": templates, "expectations": expectations}
+
+
+def _lint(world: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    code = main(["lint", str(world["templates"]), "--expectations", str(world["expectations"])])
+    return code, capsys.readouterr().out.splitlines()
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_templates_and_groups_no_city_uses_are_linted(
+    world: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    template = (world["templates"] / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
+    orphan = _write(
+        world["templates"] / "templates" / "orphan.yaml",
+        template.replace("suite: ride_trips ", "suite: other\nsuite: ride_trips ")
+        + 'notes: "{{ var.value.secret }}"\n',
+    )
+    suite_line = 1 + next(i for i, row in enumerate(template.splitlines()) if row.startswith("suite:")) + 1
+    typo = _write(
+        world["templates"] / "templates" / "typo.yaml", template.replace("min_improvement:", "min_improvment:")
+    )
+    group = _write(world["templates"] / "groups" / "pt.yaml", "dag: &d {retries: 1}\ntraining: *d\n")
+
+    code, out = _lint(world, capsys)
+
+    assert code == 1
+    assert f"{orphan}:{suite_line}:1: suite: set twice, on lines {suite_line - 1} and {suite_line}" in "\n".join(out)
+    assert any(line.startswith(f"{orphan}:") and "holds Jinja" in line for line in out), out
+    assert any(line.startswith(f"{typo}:") and "did you mean 'min_improvement'?" in line for line in out), out
+    assert any(line.startswith(f"{group}:1:6: dag: anchor '&d'") for line in out), out
+    assert any(line.startswith(f"{group}:2:11: training: alias '*d'") for line in out), out
+    assert out[-1] == "3 city config(s) valid, 3 file(s) with errors"
+
+
+def test_the_defaults_are_linted_with_no_city_at_all(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    templates = tmp_path / "dag_templates"
+    (templates / "cities").mkdir(parents=True)
+    defaults = _write(templates / "defaults.yaml", "dag:\n  owner: a\n  owner: b\n")
+
+    code = main(["lint", str(templates), "--expectations", str(tmp_path / "none")])
+
+    out = capsys.readouterr().out.splitlines()
+    assert code == 1
+    assert out[0].startswith(f"{defaults}:3:3: dag.owner: set twice, on lines 2 and 3")
+    assert out[-1] == "0 city config(s) valid, 1 file(s) with errors"
+
+
+def test_suites_no_city_uses_are_linted(world: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    folder = world["expectations"]
+    unused = _write(folder / "unused.yaml", "expectations:\n  - expect_column_to_exsit: {column: a}\n")
+    twice = _write(folder / "orphan.json", '{"expectations": [],\n "expectations": [{"type": "x"}]}\n')
+    misnamed = _write(folder / "spare.yml", "expectations:\n  - expect_column_to_exist: {column: a}\n")
+    nobody = _write(folder / "ride_trips.nowhere.yaml", "expectations: []\n")
+
+    code, out = _lint(world, capsys)
+
+    assert code == 1
+    text = "\n".join(out)
+    assert f"{unused}:2:1: expect_column_to_exsit: GX has no expectation type 'expect_column_to_exsit'" in text
+    assert "did you mean 'expect_column_to_exist'?" in text
+    assert f"{twice}:2:2: expectations: set twice, on lines 1 and 2" in text
+    assert f"{misnamed}:1:1: the file is not read: its name ends in '.yml'" in text
+    assert f"{nobody}:1:1: expectations: the list is empty" in text
+    assert out[-1] == "3 city config(s) valid, 4 file(s) with errors"
+
+
+def test_a_suite_problem_found_through_a_city_is_printed_once(
+    world: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    sibling = _write(
+        world["expectations"] / "ride_trips.lisbon.yaml",
+        "expectations:\n  - expect_column_to_exsit: {column: pickup_hour}\n",
+    )
+
+    code, out = _lint(world, capsys)
+
+    assert code == 1
+    mine = [line for line in out if line.startswith(f"{sibling}:")]
+    assert mine == [
+        f"{sibling}:2:1: expect_column_to_exsit: GX has no expectation type 'expect_column_to_exsit'; "
+        "did you mean 'expect_column_to_exist'? (cities: lisbon)"
+    ]
+
+
+def test_a_quoted_mostly_is_warned_about_at_its_line_without_a_traceback(
+    world: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    sibling = _write(
+        world["expectations"] / "ride_trips.lisbon.yaml",
+        "expectations:\n  - expect_column_values_to_not_be_null: {column: duration_min, mostly: '0.9'}\n",
+    )
+
+    code, out = _lint(world, capsys)
+
+    assert code == 0  # GX reads '0.9' as 0.9: a weak check, not a broken one
+    [warning] = [line for line in out if ": warning: " in line]
+    assert warning.startswith(f"{sibling}:2:1: warning: suite 'ride_trips' lets the target 'duration_min' be null")
+    assert "(its not-null check has severity error, mostly '0.9')" in warning
+    assert warning.endswith("(cities: lisbon)")
+
+
+def test_a_mostly_gx_refuses_is_gxs_problem_not_a_crash(
+    world: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    sibling = _write(
+        world["expectations"] / "ride_trips.lisbon.yaml",
+        "expectations:\n  - expect_column_values_to_not_be_null: {column: duration_min, mostly: high}\n",
+    )
+
+    code, out = _lint(world, capsys)
+
+    assert code == 1
+    assert f"{sibling}:2:1: expect_column_values_to_not_be_null: bad arguments: mostly: value is not a valid float" in (
+        "\n".join(out)
+    )
+    assert out[-1] == "3 city config(s) valid, 1 file(s) with errors, 1 warning(s)"
+
+
+def test_the_warning_stands_at_the_weak_check_in_a_city_file(
+    world: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    city = world["templates"] / "cities" / "berlin.yaml"
+    text = city.read_text(encoding="utf-8")
+    city.write_text(
+        text + "expectations:\n  - expect_column_values_to_not_be_null: {column: duration_min}\n    severity: warn\n",
+        encoding="utf-8",
+    )
+    line = len(text.splitlines()) + 2
+
+    code, out = _lint(world, capsys)
+
+    assert code == 0
+    [warning] = [line for line in out if ": warning: " in line]
+    assert warning.startswith(f"{city}:{line}:1: warning: suite 'ride_trips' lets the target 'duration_min' be null")
+    assert "(its not-null check has severity warn)" in warning
