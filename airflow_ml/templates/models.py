@@ -111,6 +111,8 @@ class DatasetSpec(Strict):
                 f"source {self.source!r} gives {{{decorated[0]}}} a conversion ('!') or a format spec (':'); "
                 "write the placeholders bare: {data_root} and {city}"
             )
+        if ".." in re.split(r"[/\\]", self.source):
+            raise ValueError(f"source {self.source!r} has a '..' segment, which leads out of the data root; drop it")
         fields = {name for name, _, _ in parsed if name is not None}
         if "city" not in fields:
             raise ValueError(f"source {self.source!r} must contain '{{city}}' so that each city reads its own data")

@@ -104,3 +104,27 @@ def test_filters_and_gaps_are_logged(data_root: Path, config: Any, capfd: pytest
     rows = pd.read_parquet(Path(result["uri"]) / "data.parquet")
     assert (rows["distance_km"] > 5).all()
     assert result["row_count"] == len(rows)
+
+
+@pytest.mark.parametrize("linked", [False, True])
+def test_a_source_outside_the_data_root_fails_the_task_for_good(
+    data_root: Path, config: Any, tmp_path: Path, linked: bool
+) -> None:
+    # A '..' in the pattern (lint refuses it; a task still checks), or a source folder linked out of the data root.
+    source = "{data_root}/raw/trips/{city}"
+    if linked:
+        city = data_root / "raw" / "trips" / "lisbon"
+        shutil.move(city, tmp_path / "elsewhere")
+        city.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    else:
+        shutil.copytree(data_root / "raw", tmp_path / "raw")
+        source = "{data_root}/../raw/trips/{city}"
+    task = operator(data_root, data_contract(config).to_dict())
+    task.source = source
+
+    with pytest.raises(AirflowFailException) as info:
+        task.execute(run_context(config))  # type: ignore[arg-type]
+
+    assert ("is a symbolic link to" if linked else "has a '..' segment") in str(info.value)
+    assert "no snapshot was written" in str(info.value)
+    assert not (data_root / "snapshots").exists()
