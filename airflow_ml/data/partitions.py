@@ -200,7 +200,7 @@ def read_files(
     """
     fs, _ = filesystem(source, storage_options)
     frames = [read_file(fs, path, fmt, parse_dates=parse_dates, storage_options=storage_options) for path in files]
-    # Partitions of a broken batch may differ in columns; concat keeps them all so validation can say so.
+    # Files may differ in columns; concat keeps them all (a snapshot's contract refuses files that lack one it names).
     return pd.concat(frames, ignore_index=True, sort=False)
 
 

@@ -179,8 +179,9 @@ def take_snapshot(
             :mod:`airflow_ml.data.partitions`); None: links only inside the source.
 
     Raises:
-        DataContractError: for types that differ between partition files, a column of the contract that
-            is missing or unusable, or a filter that keeps no row; a retry cannot fix those.
+        DataContractError: for a column of the contract that some partition files lack, types that differ
+            between partition files, a column of the contract that is missing or unusable, or a filter that
+            keeps no row; a retry cannot fix those.
         SourceOutsideDataRoot: for a local source, or a link in it, that leads out of the data root.
         DataError: for a missing source or bucket, an empty window or partition, an unreadable file or an
             unreachable store, naming the path.
@@ -242,6 +243,7 @@ def take_snapshot(
             if late:
                 outside[day.isoformat()] = outside.get(day.isoformat(), 0) + late
             files.extend(read)
+    conformance.check_file_columns(files, contract)
     conformance.check_file_types(files)
     frame = pd.concat([f for _, f in files], ignore_index=True, sort=False)
     conformance.check_columns(frame, contract)

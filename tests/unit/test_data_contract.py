@@ -143,6 +143,35 @@ def test_a_feature_missing_from_the_data_names_the_field_suggests_the_column_and
     assert no_snapshot_left(source)
 
 
+def test_a_feature_missing_from_some_partition_files_names_those_files_and_leaves_no_snapshot(
+    source: Path, contract: DataContract
+) -> None:
+    # The demo's broken batch: three days whose files call distance_km "distance". Concatenated, those rows used
+    # to get nulls in distance_km, which only validation (and its ``mostly``) stood between and training.
+    broken = write_demo_data(source.parents[2], cities=["lisbon"], batch="broken", scale=0.05)
+    assert len(broken) == 3
+
+    with pytest.raises(DataContractError) as info:
+        snapshot(source, contract)
+
+    message = str(info.value)
+    assert "dataset.features[0]: column 'distance_km' is missing from 3 of the 63 partition files: " in message
+    assert ", ".join(repr(str(path)) for path in sorted(broken)) in message
+    assert "(which hold 'distance': renamed?)" in message
+    assert "add the column to the file(s) named (or rename it back), or delete them" in message
+    assert no_snapshot_left(source)
+
+
+def test_a_filter_column_missing_from_one_file_is_named_too(source: Path) -> None:
+    contract = DataContract(filters=(RowFilter("duration_min", "not_null", None, "dataset.filters[0]"),))
+    odd = files_of(source)[7]
+    rewrite(odd, lambda f: f.drop(columns=["duration_min"]))
+
+    with pytest.raises(DataContractError, match=r"dataset.filters\[0\]: column 'duration_min' is missing from 1 of"):
+        snapshot(source, contract)
+    assert no_snapshot_left(source)
+
+
 @pytest.mark.parametrize(
     ("column", "change", "expected"),
     [
