@@ -229,18 +229,22 @@ def rows_outside_partition(frame: pd.DataFrame, time_column: str | None, day: dt
 
 
 def missing_days(first: dt.date, last: dt.date, present: Iterable[dt.date]) -> list[str]:
-    """The days from ``first`` to ``last`` without a partition, as ``YYYY-MM-DD`` or ``first..last`` ranges."""
-    have = set(present)
-    ranges: list[list[dt.date]] = []
-    day = first
-    while day <= last:
-        if day not in have:
-            if ranges and ranges[-1][1] == day - dt.timedelta(days=1):
-                ranges[-1][1] = day
-            else:
-                ranges.append([day, day])
-        day += dt.timedelta(days=1)
-    return [a.isoformat() if a == b else f"{a.isoformat()}..{b.isoformat()}" for a, b in ranges]
+    """The days from ``first`` to ``last`` without a partition, as ``YYYY-MM-DD`` or ``first..last`` ranges.
+
+    Computed from the gaps between the partitions, never day by day: a window of any length costs what its
+    partitions cost (a run's window is bounded anyway, see ``airflow_ml.operators.overrides``).
+    """
+    end = last.toordinal()
+    ranges: list[tuple[int, int]] = []
+    expected = first.toordinal()  # the next day that needs a partition; ordinals cannot overflow past date.max
+    for day in sorted({d.toordinal() for d in present if first <= d <= last}):
+        if day > expected:
+            ranges.append((expected, day - 1))
+        expected = day + 1
+    if expected <= end:
+        ranges.append((expected, end))
+    shown = [(dt.date.fromordinal(a).isoformat(), dt.date.fromordinal(b).isoformat()) for a, b in ranges]
+    return [a if a == b else f"{a}..{b}" for a, b in shown]
 
 
 def count_days(ranges: Iterable[str]) -> int:

@@ -287,6 +287,16 @@ def test_missing_days_are_compact_ranges() -> None:
     ]
 
 
+def test_missing_days_of_a_window_to_the_end_of_time_cost_no_more_than_its_partitions() -> None:
+    # A window ending 9999-12-31 used to walk 2.9 million days (seconds), then overflow past date.max.
+    started = dt.datetime.now()
+
+    found = missing_days(dt.date(2026, 1, 1), dt.date.max, [dt.date(2026, 1, 1), dt.date(2026, 1, 3), dt.date.max])
+
+    assert found == ["2026-01-02", "2026-01-04..9999-12-30"]
+    assert (dt.datetime.now() - started).total_seconds() < 0.5
+
+
 def test_rows_outside_their_partition_are_counted_per_partition(source: Path, contract: DataContract) -> None:
     late = source / "date=2026-01-06" / "part-initial.parquet"
     rewrite(
