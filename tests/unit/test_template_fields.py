@@ -136,14 +136,26 @@ def test_a_notifier_sends_the_recipients_and_connection_of_the_config_as_written
     assert SECRET not in repr(vars(notifier))
 
 
-@pytest.mark.parametrize("run_conf", [{"num_boost_rounds": 1}, {"promotion_mode": "force"}, {"reason": "\x00"}])
-def test_dag_test_refuses_a_bad_conf_before_it_touches_the_database(run_conf: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("run_conf", "named"),
+    [
+        ({"num_boost_rounds": 1}, "did you mean 'num_boost_round'"),
+        ({"promotion_mode": "force"}, "needs a reason"),
+        ({"reason": "\x00"}, "control character"),
+        # Airflow's schema check (Draft 7) takes 60.0 for an integer; the run's first task used to refuse it.
+        ({"num_boost_round": 60.0}, "num_boost_round: expected an integer, got 60.0"),
+        # Used to loop over 2.9 million days in the snapshot, then fail with a raw OverflowError.
+        ({"window_end": "9999-12-31"}, "window_end 9999-12-31 is outside 1970-01-01..2200-12-31"),
+    ],
+)
+def test_dag_test_refuses_a_bad_conf_before_it_touches_the_database(run_conf: dict[str, Any], named: str) -> None:
     from airflow.sdk.exceptions import ParamValidationError
 
     dag = build_dag(load_city_file(TEMPLATES / "cities" / "berlin.yaml", TEMPLATES / "templates"), expectations_dir=".")
 
-    with pytest.raises(ParamValidationError, match=r"the conf of a run of ride_duration\.berlin is refused"):
+    with pytest.raises(ParamValidationError, match=r"the conf of a run of ride_duration\.berlin is refused") as info:
         dag.test(run_conf=run_conf)
+    assert named in str(info.value)
 
 
 def test_the_rollback_dag_refuses_a_misspelt_key_too() -> None:
