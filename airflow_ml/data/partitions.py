@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
 from airflow_ml.data.storage import StorageOptions, display, filesystem, is_local, storage_errors
-from airflow_ml.exceptions import DataError, SourceOutsideDataRoot
+from airflow_ml.exceptions import DataContractError, DataError, SourceOutsideDataRoot
 
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
@@ -212,14 +212,17 @@ def read_file(
     parse_dates: Sequence[str] = (),
     storage_options: StorageOptions | None = None,
 ) -> pd.DataFrame:
-    """Read one data file of ``fs``, parquet or csv (see :func:`read_files`)."""
+    """Read one data file of ``fs``, parquet or csv (see :func:`read_files`).
+
+    Raises:
+        DataContractError: when a ``parse_dates`` column of a CSV file holds a value that is no ISO 8601
+            date-time, naming the file and the column (a retry would read the same text).
+        DataError: when the file is empty or cannot be read as ``fmt``.
+    """
     with storage_errors(display(fs, path), storage_options):
         try:
             with fs.open(path, "rb") as handle:
                 frame = pq.read_table(handle).to_pandas() if fmt == "parquet" else pd.read_csv(handle)
-            for column in parse_dates if fmt == "csv" else ():
-                if column in frame.columns:
-                    frame[column] = _datetimes(frame[column], column)
         except (OSError, ValueError, pa.ArrowException) as exc:
             if fs.size(path) == 0:
                 raise DataError(
@@ -227,11 +230,18 @@ def read_file(
                     "upload it again or delete it"
                 ) from exc
             raise DataError(f"cannot read {display(fs, path)!r} as {fmt}: {exc}") from exc
+    for column in parse_dates if fmt == "csv" else ():
+        if column in frame.columns:
+            frame[column] = _datetimes(frame[column], column, display(fs, path))
     return frame
 
 
-def _datetimes(values: pd.Series, column: str) -> pd.Series:
+def _datetimes(values: pd.Series, column: str, where: str) -> pd.Series:
     try:
         return pd.to_datetime(values, format="ISO8601")
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"column {column!r} is not ISO 8601 date-times (e.g. 2026-01-05 08:14:18): {exc}") from exc
+    except (ValueError, TypeError, OverflowError) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise DataContractError(
+            f"{where!r}: column {column!r} is not ISO 8601 date-times (e.g. 2026-01-05 08:14:18): {reason}; "
+            "write it as ISO 8601 in that file, or delete the file, then run again"
+        ) from exc
