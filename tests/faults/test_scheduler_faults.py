@@ -103,7 +103,7 @@ def test_a_malformed_conf_sent_to_the_api_server_is_refused_and_creates_no_run(s
     )
     not_a_mapping = stack.rest.request("POST", path, expect=422, json={"logical_date": None, "conf": "fast please"})
 
-    assert "num_boost_round: expected an integer, got 'lots'" in bad_type.json()["detail"]
+    assert "Invalid input for param num_boost_round: 'lots' is not of type" in bad_type.json()["detail"]
     assert "conf" in not_a_mapping.text
     assert stack.rest.run_count(BERLIN) == before
 
