@@ -116,6 +116,13 @@ class DataContractError(DataError):
     """
 
 
+class SourceOutsideDataRoot(DataError):
+    """A local source, or a symbolic link in it, leads out of the data root (or its pattern holds ``..``).
+
+    A snapshot reads only files under the data root; a retry would follow the same path, so the task fails for good.
+    """
+
+
 class StorageUnreachable(DataError):
     """The object store did not answer, or refused the connection's credentials: the data may be fine."""
 

@@ -1,11 +1,11 @@
 """Check a snapshot's rows against the DAG's :class:`~airflow_ml.data.contract.DataContract`, and filter them.
 
 Everything here runs before a snapshot is written, so data that breaks the contract leaves no snapshot:
-a column's type that differs between partition files (``pd.concat`` would make it an object column), a
-column the configuration names but the data lacks or holds in an unusable type, a row filter that keeps
-nothing. Each raises :class:`~airflow_ml.exceptions.DataContractError` naming the file or the field. What
-is only worth a warning (days missing in the window, rows outside their ``date=`` partition) is counted
-for the manifest.
+a column the configuration names that some partition files lack, a column's type that differs between
+partition files (``pd.concat`` would make it an object column), a column the configuration names but the
+data lacks or holds in an unusable type, a row filter that keeps nothing. Each raises
+:class:`~airflow_ml.exceptions.DataContractError` naming the file or the field. What is only worth a
+warning (days missing in the window, rows outside their ``date=`` partition) is counted for the manifest.
 """
 
 from __future__ import annotations
@@ -87,6 +87,47 @@ def check_file_types(files: Sequence[tuple[str, pd.DataFrame]]) -> None:
             "partition files disagree on column types; concatenated, the column would become a mix of both:\n"
             + "\n".join(f"  - {p}" for p in problems)
             + "\nrewrite the file(s) named with one type per column (the usual one), or delete them, then run again"
+        )
+
+
+def check_file_columns(files: Sequence[tuple[str, pd.DataFrame]], contract: DataContract) -> None:
+    """Every column the contract names is in every partition file (or in none: :func:`check_columns` says so).
+
+    Concatenated, a file that lacks a column would give its rows nulls there (and turn an integer column
+    into floats), which validation's ``mostly`` may let through.
+
+    Args:
+        files: ``(path, rows)`` of each file read, as a person would look the path up.
+
+    Raises:
+        DataContractError: naming each column, its configuration fields, the files that lack it and a "did
+            you mean" among those files' columns.
+    """
+    fields: dict[str, list[str]] = {}
+    pairs = [(r.column, r.field) for r in contract.rules] + [(f.column, f.field) for f in contract.filters]
+    for column, field in pairs:
+        fields.setdefault(column, [])
+        if field not in fields[column]:
+            fields[column].append(field)
+    problems = []
+    for column, named_by in fields.items():
+        lacking = [(path, frame) for path, frame in files if column not in frame.columns]
+        if not lacking or len(lacking) == len(files):
+            continue
+        shown = ", ".join(repr(path) for path, _ in lacking[:_SHOWN_FILES])
+        shown += f" and {len(lacking) - _SHOWN_FILES} more" if len(lacking) > _SHOWN_FILES else ""
+        close = difflib.get_close_matches(column, [str(c) for c in lacking[0][1].columns], n=1, cutoff=0.6)
+        hint = f" (which hold {close[0]!r}: renamed?)" if close else ""
+        problems.append(
+            f"{', '.join(f for f in named_by if f) or 'the contract'}: column {column!r} is missing from "
+            f"{len(lacking)} of the {len(files)} partition files: {shown}{hint}"
+        )
+    if problems:
+        raise DataContractError(
+            "partition files disagree on the columns the template names; concatenated, those files' rows would "
+            "hold nulls there:\n"
+            + "\n".join(f"  - {p}" for p in problems)
+            + "\nadd the column to the file(s) named (or rename it back), or delete them, then run again"
         )
 
 
@@ -188,18 +229,22 @@ def rows_outside_partition(frame: pd.DataFrame, time_column: str | None, day: dt
 
 
 def missing_days(first: dt.date, last: dt.date, present: Iterable[dt.date]) -> list[str]:
-    """The days from ``first`` to ``last`` without a partition, as ``YYYY-MM-DD`` or ``first..last`` ranges."""
-    have = set(present)
-    ranges: list[list[dt.date]] = []
-    day = first
-    while day <= last:
-        if day not in have:
-            if ranges and ranges[-1][1] == day - dt.timedelta(days=1):
-                ranges[-1][1] = day
-            else:
-                ranges.append([day, day])
-        day += dt.timedelta(days=1)
-    return [a.isoformat() if a == b else f"{a.isoformat()}..{b.isoformat()}" for a, b in ranges]
+    """The days from ``first`` to ``last`` without a partition, as ``YYYY-MM-DD`` or ``first..last`` ranges.
+
+    Computed from the gaps between the partitions, never day by day: a window of any length costs what its
+    partitions cost (a run's window is bounded anyway, see ``airflow_ml.operators.overrides``).
+    """
+    end = last.toordinal()
+    ranges: list[tuple[int, int]] = []
+    expected = first.toordinal()  # the next day that needs a partition; ordinals cannot overflow past date.max
+    for day in sorted({d.toordinal() for d in present if first <= d <= last}):
+        if day > expected:
+            ranges.append((expected, day - 1))
+        expected = day + 1
+    if expected <= end:
+        ranges.append((expected, end))
+    shown = [(dt.date.fromordinal(a).isoformat(), dt.date.fromordinal(b).isoformat()) for a, b in ranges]
+    return [a if a == b else f"{a}..{b}" for a, b in shown]
 
 
 def count_days(ranges: Iterable[str]) -> int:

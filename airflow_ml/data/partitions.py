@@ -1,8 +1,11 @@
 """List and read a source's ``date=YYYY-MM-DD`` partitions (parquet or csv), on any fsspec filesystem.
 
-On a local disk a partition folder or file may be a symbolic link, as long as it stays inside the data
-root (or the city's source folder): a link that leaves it is refused, naming the link and its target, so
-that a snapshot never copies files from elsewhere on the machine.
+Given the data root (as every snapshot task gives it), a local source must lie under it, by its real path: a
+source that is elsewhere, or whose folder (or a folder above it) is a symbolic link out of the data root, is
+refused, naming the link and its target. Inside the source a partition folder or file may be a symbolic link
+that stays inside the data root; one that leaves it is refused the same way. So a snapshot never copies files
+from elsewhere on the machine. Without a data root (``suite infer`` sampling a folder it was given), links may
+not leave the source itself.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
 from airflow_ml.data.storage import StorageOptions, display, filesystem, is_local, storage_errors
-from airflow_ml.exceptions import DataError
+from airflow_ml.exceptions import DataContractError, DataError, SourceOutsideDataRoot
 
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
@@ -36,19 +39,25 @@ def list_partitions(
     (``_SUCCESS``, notes) and S3's folder markers are ignored.
 
     Args:
-        data_root: Where symbolic links may point (besides ``source`` itself); None: only inside ``source``.
+        data_root: Where a local source must lie and its symbolic links may point (see the module's
+            docstring); None: links only inside ``source``.
 
     Raises:
+        SourceOutsideDataRoot: when a local source, or a link in it, leads out of the data root.
         DataError: when the source (or its bucket) is missing, holds no partition, a partition holds
-            no ``.<fmt>`` file, or a link points outside the data root or nowhere, naming the path.
+            no ``.<fmt>`` file, or a link points nowhere, naming the path.
     """
     fs, root = filesystem(source, storage_options)
     root = root.rstrip("/")
+    if data_root is not None and is_local(fs):
+        check_inside_data_root(source, data_root, storage_options=storage_options)
     with storage_errors(source, storage_options):
         if not fs.isdir(root):
             raise DataError(_missing_source(fs, root, source))
         listing = fs.find(root, withdirs=True, detail=True)
-    links = _Links(root, data_root) if is_local(fs) else None
+    links = None
+    if is_local(fs):
+        links = _Links(root, data_root, filesystem(data_root, storage_options)[1] if data_root else None)
     folders: dict[str, dt.date] = {}
     files: dict[str, list[str]] = {}
     for path, info in listing.items():
@@ -74,13 +83,53 @@ def list_partitions(
     return dict(sorted(partitions.items()))
 
 
+def check_inside_data_root(source: str, data_root: str, *, storage_options: StorageOptions | None = None) -> None:
+    """Refuse a local ``source`` whose real path is not under the data root's (object stores are not checked).
+
+    Raises:
+        SourceOutsideDataRoot: naming the source, the data root, the symbolic link that leads out (with its
+            target) when there is one, and the fix.
+    """
+    fs, path = filesystem(source, storage_options)
+    if not is_local(fs):
+        return
+    root_fs, root = filesystem(data_root, storage_options)
+    fix = (
+        "a snapshot reads only files under the data root: write dataset.source from {data_root} down (e.g. "
+        "'{data_root}/raw/trips/{city}') and move or copy the data there, or set AIRFLOW_ML_DATA_ROOT to a folder "
+        "that holds it"
+    )
+    if not is_local(root_fs):
+        raise SourceOutsideDataRoot(
+            f"data source {source!r} is on the local disk, but the data root {data_root!r} is not; {fix}"
+        )
+    real_root = os.path.realpath(root)
+    if _inside(os.path.realpath(path), real_root):
+        return
+    plain_root, plain = os.path.abspath(root), os.path.abspath(path)
+    if _inside(plain, plain_root):  # under the data root as written: a link on the way leads out
+        parts = plain[len(plain_root) :].strip("/").split("/")
+        for depth in range(1, len(parts) + 1):
+            step = os.path.join(plain_root, *parts[:depth])
+            if os.path.islink(step) and not _inside(os.path.realpath(step), real_root):
+                raise SourceOutsideDataRoot(
+                    f"data source {source!r}: {step!r} is a symbolic link to {os.path.realpath(step)!r}, which "
+                    f"leaves the data root {data_root!r}; {fix}"
+                )
+    raise SourceOutsideDataRoot(f"data source {source!r} is not under the data root {data_root!r}; {fix}")
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
 class _Links:
     """Symbolic links of a local source: followed inside the data root (or the source), refused elsewhere."""
 
-    def __init__(self, root: str, data_root: str | None) -> None:
+    def __init__(self, root: str, data_root: str | None, data_root_path: str | None) -> None:
         self.source = root
         self.data_root = data_root
-        self.allowed = [os.path.realpath(p) for p in (root, data_root) if p]
+        self.allowed = [os.path.realpath(p) for p in (root, data_root_path) if p]
 
     def follow(self, path: str, *, folder: bool) -> list[str]:
         """The data files a link stands for: itself for a file, the files inside for a partition folder."""
@@ -110,9 +159,9 @@ class _Links:
             raise DataError(
                 f"{path!r} is a symbolic link to {destination!r}, which does not exist; fix or remove the link"
             )
-        if not any(target == a or target.startswith(a.rstrip("/") + "/") for a in self.allowed):
+        if not any(_inside(target, a) for a in self.allowed):
             inside = f"the data root {self.data_root!r}" if self.data_root else f"the source {self.source!r}"
-            raise DataError(
+            raise SourceOutsideDataRoot(
                 f"{path!r} is a symbolic link to {target!r}, which leaves {inside}; a snapshot reads only files "
                 f"under it: {fix}"
             )
@@ -151,7 +200,7 @@ def read_files(
     """
     fs, _ = filesystem(source, storage_options)
     frames = [read_file(fs, path, fmt, parse_dates=parse_dates, storage_options=storage_options) for path in files]
-    # Partitions of a broken batch may differ in columns; concat keeps them all so validation can say so.
+    # Files may differ in columns; concat keeps them all (a snapshot's contract refuses files that lack one it names).
     return pd.concat(frames, ignore_index=True, sort=False)
 
 
@@ -163,14 +212,17 @@ def read_file(
     parse_dates: Sequence[str] = (),
     storage_options: StorageOptions | None = None,
 ) -> pd.DataFrame:
-    """Read one data file of ``fs``, parquet or csv (see :func:`read_files`)."""
+    """Read one data file of ``fs``, parquet or csv (see :func:`read_files`).
+
+    Raises:
+        DataContractError: when a ``parse_dates`` column of a CSV file holds a value that is no ISO 8601
+            date-time, naming the file and the column (a retry would read the same text).
+        DataError: when the file is empty or cannot be read as ``fmt``.
+    """
     with storage_errors(display(fs, path), storage_options):
         try:
             with fs.open(path, "rb") as handle:
                 frame = pq.read_table(handle).to_pandas() if fmt == "parquet" else pd.read_csv(handle)
-            for column in parse_dates if fmt == "csv" else ():
-                if column in frame.columns:
-                    frame[column] = _datetimes(frame[column], column)
         except (OSError, ValueError, pa.ArrowException) as exc:
             if fs.size(path) == 0:
                 raise DataError(
@@ -178,11 +230,18 @@ def read_file(
                     "upload it again or delete it"
                 ) from exc
             raise DataError(f"cannot read {display(fs, path)!r} as {fmt}: {exc}") from exc
+    for column in parse_dates if fmt == "csv" else ():
+        if column in frame.columns:
+            frame[column] = _datetimes(frame[column], column, display(fs, path))
     return frame
 
 
-def _datetimes(values: pd.Series, column: str) -> pd.Series:
+def _datetimes(values: pd.Series, column: str, where: str) -> pd.Series:
     try:
         return pd.to_datetime(values, format="ISO8601")
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"column {column!r} is not ISO 8601 date-times (e.g. 2026-01-05 08:14:18): {exc}") from exc
+    except (ValueError, TypeError, OverflowError) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise DataContractError(
+            f"{where!r}: column {column!r} is not ISO 8601 date-times (e.g. 2026-01-05 08:14:18): {reason}; "
+            "write it as ISO 8601 in that file, or delete the file, then run again"
+        ) from exc

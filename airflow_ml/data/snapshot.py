@@ -32,7 +32,7 @@ from airflow_ml.data.contract import DataContract
 from airflow_ml.data.partitions import list_partitions, read_file
 from airflow_ml.data.partitions import read_files as read_files  # re-exported: its home before partitions
 from airflow_ml.data.storage import StorageOptions, display, filesystem, is_local, storage_errors
-from airflow_ml.exceptions import DataError
+from airflow_ml.exceptions import DataError, SourceOutsideDataRoot
 
 MANIFEST = "manifest.json"
 DATA_FILE = "data.parquet"
@@ -109,9 +109,20 @@ def snapshot_location(snapshot_root: str, template: str, city: str, run_id: str)
 
 
 def resolve_source(pattern: str, *, data_root: str, city: str) -> str:
-    """Fill ``{data_root}`` and ``{city}`` into a template's source pattern."""
+    """Fill ``{data_root}`` and ``{city}`` into a template's source pattern.
+
+    Raises:
+        SourceOutsideDataRoot: when the pattern has a ``..`` segment (lint refuses it too).
+        DataError: when the city id is not a safe path segment.
+    """
     if safe_segment(city) != city:
         raise DataError(f"city id {city!r} is not a safe path segment; use lower-case letters, digits and '_'")
+    if ".." in re.split(r"[/\\]", pattern):
+        raise SourceOutsideDataRoot(
+            f"dataset.source {pattern!r} has a '..' segment, which may lead out of the data root {data_root!r}; "
+            "a snapshot reads only files under the data root: write the source from {data_root} down without "
+            "'..' (e.g. '{data_root}/raw/trips/{city}')"
+        )
     return pattern.format(data_root=data_root.rstrip("/"), city=city)
 
 
@@ -164,11 +175,14 @@ def take_snapshot(
         parse_dates: Columns of CSV files to parse as date-times (ISO 8601); parquet keeps its own types.
         storage_options: Options of the source's and the snapshot root's filesystems, by protocol.
         contract: The columns the DAG needs and its row filters (none checked when None).
-        data_root: Where a local source's symbolic links may point (besides the source itself).
+        data_root: Where a local source must lie and its symbolic links may point (see
+            :mod:`airflow_ml.data.partitions`); None: links only inside the source.
 
     Raises:
-        DataContractError: for types that differ between partition files, a column of the contract that
-            is missing or unusable, or a filter that keeps no row; a retry cannot fix those.
+        DataContractError: for a column of the contract that some partition files lack, types that differ
+            between partition files, a column of the contract that is missing or unusable, or a filter that
+            keeps no row; a retry cannot fix those.
+        SourceOutsideDataRoot: for a local source, or a link in it, that leads out of the data root.
         DataError: for a missing source or bucket, an empty window or partition, an unreadable file or an
             unreachable store, naming the path.
     """
@@ -193,8 +207,8 @@ def take_snapshot(
         try:
             by_source[src] = list_partitions(src, fmt, storage_options=storage_options, data_root=data_root)
         except DataError as exc:
-            if len(sources) == 1:
-                raise
+            if len(sources) == 1 or isinstance(exc, SourceOutsideDataRoot):
+                raise  # a source outside the data root is refused, not skipped as a member without data
             skipped[src] = str(exc)  # a member city without data yet must not stop its parent's model
     if not by_source:
         raise DataError(f"none of the {len(sources)} sources holds data: " + "; ".join(skipped.values()))
@@ -229,6 +243,7 @@ def take_snapshot(
             if late:
                 outside[day.isoformat()] = outside.get(day.isoformat(), 0) + late
             files.extend(read)
+    conformance.check_file_columns(files, contract)
     conformance.check_file_types(files)
     frame = pd.concat([f for _, f in files], ignore_index=True, sort=False)
     conformance.check_columns(frame, contract)

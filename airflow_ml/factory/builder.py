@@ -59,7 +59,9 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path, origin: Orig
     snapshot → validate → drift → train → register → gate → approve → health_check; the last emits the
     city's champion Asset event (see :func:`~airflow_ml.factory.assets.champion_asset`) after a healthy promotion.
     No value from the config reaches a template field: the tasks read the run's overrides, typed, from its
-    Params (:func:`~airflow_ml.operators.base.run_overrides`), and Jinja renders only the XCom references.
+    Params (:func:`~airflow_ml.operators.base.run_overrides`), and Jinja renders only the XCom references; a
+    failure notifier renders only the subject and body the factory writes (recipients and connection id are
+    taken literally, see :mod:`airflow_ml.factory.failure_mail`).
     """
     dataset, split, training, gate = config.dataset, config.split, config.training, config.gate
     lineage_tags = {"airflow_ml.city": config.city, "airflow_ml.template": config.template}
@@ -351,14 +353,9 @@ def _schedule(config: ModelConfig) -> Any:
 def _notifier(spec: NotifierSpec) -> Any:
     # The closed registry of notifier kinds; each import happens only for cities that use it.
     if spec.kind == "smtp":
-        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+        from airflow_ml.factory.failure_mail import failure_mail
 
-        return SmtpNotifier(
-            to=spec.to,
-            smtp_conn_id=spec.conn_id,
-            subject="airflow-ml: {{ ti.dag_id }}.{{ ti.task_id }} failed",
-            html_content="Task {{ ti.task_id }} of {{ ti.dag_id }} failed in run {{ run_id }}: {{ exception }}",
-        )
+        return failure_mail(spec.to, spec.conn_id)
     raise ConfigError(spec.kind, [f"unknown notifier kind {spec.kind!r}"])  # pragma: no cover - pydantic refuses it
 
 

@@ -11,7 +11,14 @@ from typing import Any
 from airflow.sdk import Param
 
 from airflow_ml.ml.gate import MODES
-from airflow_ml.operators.overrides import NO_CONTROL_PATTERN, REASON_MAX_LENGTH, number_schema
+from airflow_ml.operators.overrides import (
+    NO_CONTROL_PATTERN,
+    REASON_MAX_LENGTH,
+    WINDOW_DATE_PATTERN,
+    WINDOW_FIRST_DAY,
+    WINDOW_LAST_DAY,
+    number_schema,
+)
 from airflow_ml.templates.models import ModelConfig
 from airflow_ml.templates.training_spec import SearchSpec
 
@@ -30,6 +37,9 @@ TITLES = {
     "search_trials": "Search trials",
     "search_timeout_minutes": "Search time limit (minutes)",
 }
+
+
+_DAYS = f"{WINDOW_FIRST_DAY} to {WINDOW_LAST_DAY}"
 
 
 def _param(default: Any, **schema: Any) -> Param:
@@ -68,15 +78,17 @@ def trigger_params(config: ModelConfig) -> dict[str, Param]:
             None,
             type=["null", "string"],
             format="date",
+            pattern=WINDOW_DATE_PATTERN,
             title="First day of data",
-            description="Train on partitions from this date (empty: the latest window).",
+            description=f"Train on partitions from this date (empty: the latest window); {_DAYS}.",
         ),
         "window_end": _param(
             None,
             type=["null", "string"],
             format="date",
+            pattern=WINDOW_DATE_PATTERN,
             title="Last day of data",
-            description="Train on partitions up to this date (empty: up to the newest).",
+            description=f"Train on partitions up to this date (empty: up to the newest); {_DAYS}.",
         ),
         "promotion_mode": _param(
             "auto",

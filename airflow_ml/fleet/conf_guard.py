@@ -1,11 +1,12 @@
 """Refuse a bad conf when a run of an airflow-ml DAG is created through Airflow's REST API or its UI.
 
 Airflow checks each Param of a conf against its JSON Schema when it creates a run, but keeps a key that is no
-Param (``num_boost_rounds`` trains the configured rounds) and cannot compare two Params (``force`` without a
-``reason``). :class:`RunConfGuard`, installed by the ``airflow_ml_run_conf`` plugin as a root middleware of the
-api-server, reads the body of ``POST /api/v2/dags/{dag_id}/dagRuns`` (the UI's *Trigger* too) and
-``POST /api/v2/backfills`` for the DAGs tagged ``airflow-ml`` and answers 400 with every problem (the unknown
-key and the closest Param) before Airflow creates anything. It answers only a caller whom Airflow would let
+Param (``num_boost_rounds`` trains the configured rounds), cannot compare two Params (``force`` without a
+``reason``) and takes ``60.0`` for an integer (Draft 7). :class:`RunConfGuard`, installed by the
+``airflow_ml_run_conf`` plugin as a root middleware of the api-server, reads the body of
+``POST /api/v2/dags/{dag_id}/dagRuns`` (the UI's *Trigger* too) and ``POST /api/v2/backfills`` for the DAGs
+tagged ``airflow-ml`` and answers 400 with every problem (the unknown key and the closest Param, each value the
+run's tasks would refuse) before Airflow creates anything. It answers only a caller whom Airflow would let
 create the run; anyone else gets Airflow's own 401 or 403, so a refusal never tells a stranger a DAG's Params.
 
 Airflow's api-server modules are imported inside the functions: plugins are loaded by every Airflow process.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,11 @@ from airflow_ml.ml.gate import GateRules, Outcome, apply_mode, check_mode, judge
 from airflow_ml.ml.lineage import this_citys_champion
 from airflow_ml.ml.search import SearchSettings, search_params
 from airflow_ml.ml.serving import predict_raw
-from airflow_ml.ml.train import TrainSpec, time_split, train_model
+from airflow_ml.ml.train import TrainSpec, effective_threads, time_split, train_model
 from airflow_ml.ml.training_report import code_version, write_feature_importance
 from airflow_ml.ml.warm_start import WARM_START_TAG, warm_start
+
+log = logging.getLogger(__name__)
 
 HOLDOUT_PREDICTIONS = "holdout_predictions.parquet"
 #: The artifact folder of a validation run.
@@ -62,11 +65,21 @@ def train_and_log(
     ``search`` (with trials) first searches the LightGBM parameters, each trial a nested run, and trains
     the final model with the best ones. ``warm_start_from`` names a registered model: a second candidate
     boosts on from its champion, and the better of the two on the validation split is kept (tag
-    ``airflow_ml.warm_start``).
+    ``airflow_ml.warm_start``). A ``spec.num_threads`` above the worker's cores is clamped to them, with a
+    warning: the run's ``num_threads`` param is what LightGBM ran with (``num_threads_configured`` the spec's).
 
     Returns:
         ``run_id``, ``experiment_id``, ``model_uri``, the ``metrics`` and ``warm_start`` (None when off).
     """
+    threads = effective_threads(spec.num_threads)
+    if threads != spec.num_threads:
+        log.warning(
+            "training.num_threads %d is more than the %d core(s) this worker may use: LightGBM runs %d threads "
+            "(recorded as the run's num_threads param)",
+            spec.num_threads,
+            threads,
+            threads,
+        )
     columns = list(dict.fromkeys([*spec.features, spec.target, split.time_column]))
     frame = read_snapshot(manifest.uri, columns=columns, storage_options=storage_options)
     splits = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction)
@@ -107,6 +120,8 @@ def train_and_log(
             "snapshot_hash": manifest.content_hash,
             "class_weight": spec.class_weight,
         }
+        if threads != spec.num_threads:
+            params["num_threads_configured"] = spec.num_threads
         sizes = {f"rows_{name}": float(n) for name, n in splits.sizes().items()}
         metrics = {**trained.metrics, **sizes, "best_iteration": float(trained.best_iteration)}
         curve = [Metric(f"validation_curve_{spec.metric}", v, 0, step) for step, v in enumerate(trained.learning_curve)]

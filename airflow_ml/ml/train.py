@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +12,24 @@ import pandas as pd
 
 from airflow_ml.ml.metrics import lightgbm_metric, score
 from airflow_ml.ml.serving import Preprocessor, predict_raw
+
+log = logging.getLogger(__name__)
+
+
+def available_cores() -> int:
+    """The CPUs this process may run on: its affinity where the OS has one (a container's cpuset), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def effective_threads(requested: int) -> int:
+    """``training.num_threads`` as LightGBM gets it: at most the worker's cores (0 keeps LightGBM's default, all).
+
+    More threads than cores only slow training down (20 rounds on 2,000 rows: 0.015 s with 2 threads, 24 s
+    with 1,024 on two cores) and, far beyond, crash LightGBM.
+    """
+    return min(requested, available_cores())
 
 
 @dataclass(frozen=True)
@@ -43,7 +63,10 @@ class TrainSpec:
     class_weight: str = "none"
 
     def lightgbm_params(self) -> dict[str, Any]:
-        """The full LightGBM parameter set: the template's params plus what makes training reproducible."""
+        """The full LightGBM parameter set: the template's params plus what makes training reproducible.
+
+        ``num_threads`` is clamped to the worker's cores (see :func:`effective_threads`).
+        """
         objective = "binary" if self.task == "binary" else "regression"
         return {
             **self.params,
@@ -52,7 +75,7 @@ class TrainSpec:
             "seed": self.seed,
             "deterministic": True,
             "force_row_wise": True,
-            "num_threads": self.num_threads,
+            "num_threads": effective_threads(self.num_threads),
             "verbosity": -1,
         }
 

@@ -43,6 +43,13 @@ _CONTROL = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
 #: The ``reason`` Param's pattern (JSON Schema, checked by Airflow when a run is created).
 NO_CONTROL_PATTERN = f"^[^{_CONTROL}]*$"
 _CONTROL_CHAR = re.compile(f"[{_CONTROL}]")
+#: The days a run's window may name, and its longest span: a date past them is a typo (9999-12-31), and the
+#: snapshot would walk every day of the span to list the missing ones.
+WINDOW_FIRST_DAY = dt.date(1970, 1, 1)
+WINDOW_LAST_DAY = dt.date(2200, 12, 31)
+WINDOW_MAX_DAYS = 36_600
+#: The window Params' pattern (JSON Schema has no date bounds): a YYYY-MM-DD date of the years 1970 to 2200.
+WINDOW_DATE_PATTERN = "^(19[7-9][0-9]|2[01][0-9][0-9]|2200)-[0-9]{2}-[0-9]{2}$"
 
 
 class OverrideError(ValueError):
@@ -117,6 +124,11 @@ class RunOverrides:
             problems.append(
                 f"window_start {self.window_start} is after window_end {self.window_end}; swap them or leave one empty"
             )
+        elif self.window_start and self.window_end and (self.window_end - self.window_start).days >= WINDOW_MAX_DAYS:
+            problems.append(
+                f"the window {self.window_start}..{self.window_end} spans "
+                f"{(self.window_end - self.window_start).days + 1:,} days, at most {WINDOW_MAX_DAYS:,}; narrow it"
+            )
         return problems
 
     @classmethod
@@ -148,10 +160,11 @@ FIELDS = tuple(field.name for field in dataclasses.fields(RunOverrides))
 def conf_problems(conf: Mapping[str, Any] | None, params: Mapping[str, Any]) -> list[str]:
     """What makes ``conf`` unfit for a run of a DAG whose Params are ``params`` (name to default value).
 
-    Only what Airflow's own check of each Param against its JSON Schema (when it creates the run) cannot
-    see, or says cryptically: a key that is no Param (Airflow keeps it and ignores it) with the closest
-    Param's name, a control character in ``reason``, and, when the Params are a city DAG's trigger form,
-    overrides that conflict (``force`` needs a reason).
+    A key that is no Param (Airflow keeps it and ignores it) with the closest Param's name, a control character
+    in ``reason`` and, when the Params are a city DAG's trigger form, every problem of the typed parse that the
+    run's tasks make (:meth:`RunOverrides.from_params`), else the overrides that conflict (``force`` needs a
+    reason). The typed parse sees what Airflow's JSON Schema check cannot: ``60.0`` is an integer to Draft 7,
+    not to the template's ``int`` field. Every path that creates a run refuses the conf with these.
     """
     if not isinstance(conf, Mapping):
         return []  # None, or not a JSON object: Airflow's own check answers that
@@ -160,7 +173,8 @@ def conf_problems(conf: Mapping[str, Any] | None, params: Mapping[str, Any]) -> 
         problems.append(control)
     if set(FIELDS) <= set(params):
         values, invalid = _parse({name: conf.get(name, params[name]) for name in FIELDS})
-        if not invalid:  # else Airflow names the value that breaks its Param's schema
+        problems.extend(p for p in invalid if p not in problems)
+        if not invalid:
             problems.extend(RunOverrides(**values).conflicts())
     return problems
 
@@ -230,13 +244,26 @@ def _number(name: str, value: Any, problems: list[str]) -> Any:
 
 
 def _date(name: str, value: Any, problems: list[str]) -> dt.date | None:
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(value)
-    except (TypeError, ValueError):
-        problems.append(f"{name}: expected a date YYYY-MM-DD, got {value!r}")
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if not isinstance(value, dt.date):
+        try:
+            value = dt.date.fromisoformat(value)
+        except (TypeError, ValueError):
+            problems.append(f"{name}: expected a date YYYY-MM-DD, got {_shown(value)}")
+            return None
+    if not WINDOW_FIRST_DAY <= value <= WINDOW_LAST_DAY:
+        problems.append(
+            f"{name} {value} is outside {WINDOW_FIRST_DAY}..{WINDOW_LAST_DAY}, the days a window may name; fix the year"
+        )
         return None
+    return value
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to 80 characters: a conf may hold anything."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def _reason(value: Any, problems: list[str]) -> str:

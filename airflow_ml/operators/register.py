@@ -1,4 +1,5 @@
-"""Register the trained model as a new version of the city's model, aliased ``challenger``."""
+"""Register the trained model as a new version of the city's model, aliased ``challenger`` (in a ``dry_run``,
+with no alias at all)."""
 
 from __future__ import annotations
 

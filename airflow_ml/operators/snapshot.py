@@ -9,7 +9,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml import settings
-from airflow_ml.exceptions import DataContractError, DataError, StorageUnreachable
+from airflow_ml.exceptions import DataContractError, DataError, SourceOutsideDataRoot, StorageUnreachable
 from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.operators.base import run_overrides
 
@@ -37,6 +37,7 @@ class SnapshotOperator(BaseOperator):
         aws_conn_id: Airflow connection (type ``aws``) for ``s3://`` sources and data roots.
         contract: The dataset contract (:meth:`airflow_ml.data.contract.DataContract.to_dict`): the columns the
             DAG needs and the row filters; data that breaks it fails the task without a retry, and no snapshot.
+            A local source that leads out of the data root (a ``..`` in ``source``, a symbolic link) does too.
 
     A run refused for its data, its conf or its source leaves ``refusal.json`` where its snapshot would be (see
     :mod:`airflow_ml.data.refusal`), so that ``airflow-ml status`` shows it as the latest run.
@@ -115,7 +116,10 @@ class SnapshotOperator(BaseOperator):
         overrides = run_overrides(context, check_conf=True)
         self.log.info("the run's overrides: %s", overrides.to_dict())
         root = settings.data_root(self.data_root)
-        sources = [resolve_source(self.source, data_root=root, city=m) for m in self.members or [self.city]]
+        try:
+            sources = [resolve_source(self.source, data_root=root, city=m) for m in self.members or [self.city]]
+        except SourceOutsideDataRoot as exc:
+            raise AirflowFailException(f"{exc}\nno snapshot was written; the run stops here") from exc
         source = sources[0]
         options = storage_options(source, root, aws_conn_id=self.aws_conn_id)
         try:
@@ -134,7 +138,7 @@ class SnapshotOperator(BaseOperator):
                 contract=DataContract.from_dict(self.contract) if self.contract else None,
                 data_root=root,
             )
-        except DataContractError as exc:
+        except (DataContractError, SourceOutsideDataRoot) as exc:
             raise AirflowFailException(f"{exc}\nno snapshot was written; the run stops here") from exc
         except StorageUnreachable as exc:
             if not options:
@@ -173,7 +177,7 @@ def refusal_kind(exc: BaseException) -> Kind | None:
     cause = exc.__cause__ if isinstance(exc, AirflowFailException) and exc.__cause__ is not None else exc
     if isinstance(cause, StorageUnreachable):
         return None
-    if isinstance(cause, DataContractError):
+    if isinstance(cause, (DataContractError, SourceOutsideDataRoot)):
         return "contract"
     if isinstance(cause, DataError):
         return "storage"

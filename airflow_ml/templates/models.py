@@ -112,6 +112,8 @@ class DatasetSpec(Strict):
                 "('!') or a format spec (':'); "
                 "write the placeholders bare: {data_root} and {city}"
             )
+        if ".." in re.split(r"[/\\]", self.source):
+            raise ValueError(f"source {self.source!r} has a '..' segment, which leads out of the data root; drop it")
         fields = {name for name, _, _ in parsed if name is not None}
         if "city" not in fields:
             raise ValueError(

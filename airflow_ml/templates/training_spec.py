@@ -111,7 +111,11 @@ class TrainingSpec(Strict):
     )
     seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Random seed, 0 to 2147483647.")
     num_threads: int = Field(
-        default=0, ge=0, le=1024, description="Threads, 0 to 1024; 0 lets LightGBM use every core."
+        default=0,
+        ge=0,
+        le=1024,
+        description="Threads, 0 to 1024; 0 lets LightGBM use every core, more than the worker's cores run as many "
+        "as it has.",
     )
     params: LightGBMParams = Field(default_factory=LightGBMParams)
     class_weight: Literal["none", "balanced"] = Field(

@@ -1,19 +1,23 @@
-"""End to end with real Airflow (dag.test()), GX, LightGBM and MLflow: one city's life over three runs.
+"""End to end with real Airflow (dag.test()), GX, LightGBM and MLflow: one city's life over several runs.
 
 The runs build on each other, as nights do: a first run makes a champion; a crippled retrain must not
-replace it; a broken batch must stop at validation. Fixtures chain them so each test names what it needs.
+replace it; a broken batch whose files renamed a feature must stop at the snapshot, before any work; the
+same batch with the column put back must stop at validation. Fixtures chain them so each test names what it
+needs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import city_world
+from tests.conftest import city_world, task_states
 
 pytestmark = pytest.mark.integration
 CITY = "lisbon"
@@ -27,10 +31,28 @@ def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: 
         yield world
 
 
-def _run(world: dict[str, Any], conf: dict[str, Any] | None = None) -> dict[str, Any]:
+@contextlib.contextmanager
+def _output_to(path: Path) -> Iterator[None]:
+    """Send everything written to stdout and stderr (dag.test() prints the task logs there) to ``path``."""
+    saved = os.dup(1), os.dup(2)
+    with path.open("w", encoding="utf-8") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            log.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _run(world: dict[str, Any], conf: dict[str, Any] | None = None, *, log: Path | None = None) -> dict[str, Any]:
     from airflow_ml.data.snapshot import snapshot_location
 
-    run = world["build"]().test(run_conf=conf)
+    with _output_to(log) if log else contextlib.nullcontext():
+        run = world["build"]().test(run_conf=conf)
     folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), "ride_duration", CITY, run.run_id))
     records: dict[str, Any] = {}
     for name in ("manifest", "validation", "validation_result", "decision"):
@@ -75,12 +97,34 @@ def forced_run(world: dict[str, Any], dry_run: dict[str, Any]) -> dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def broken_run(world: dict[str, Any], forced_run: dict[str, Any]) -> dict[str, Any]:
+def broken_run(world: dict[str, Any], forced_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Any:
     from airflow_ml.data.demo import write_demo_data
 
     champion_before = str(world["client"].get_model_version_by_alias(MODEL, "champion").version)
     versions_before = _versions(world["client"])
-    write_demo_data(world["data_root"], cities=[CITY], batch="broken", scale=0.3)
+    files = write_demo_data(world["data_root"], cities=[CITY], batch="broken", scale=0.3)
+    log = tmp_path_factory.mktemp("broken") / "tasks.log"
+    run = _run(world, log=log)
+    return {
+        **run,
+        "log": log.read_text(encoding="utf-8"),
+        "files": files,
+        "champion_before": champion_before,
+        "versions_before": versions_before,
+    }
+
+
+@pytest.fixture(scope="module")
+def invalid_run(world: dict[str, Any], broken_run: dict[str, Any]) -> dict[str, Any]:
+    import pandas as pd
+
+    # The broken batch with distance_km put back: its negative durations and null zones reach validation.
+    champion_before = str(world["client"].get_model_version_by_alias(MODEL, "champion").version)
+    versions_before = _versions(world["client"])
+    for path in broken_run["files"]:
+        frame = pd.read_parquet(path).rename(columns={"distance": "distance_km"})
+        path.unlink()
+        frame.to_parquet(path, index=False)
     return {**_run(world), "champion_before": champion_before, "versions_before": versions_before}
 
 
@@ -151,24 +195,43 @@ def test_force_needs_a_reason_then_promotes_and_keeps_the_previous_champion(
     assert str(client.get_model_version_by_alias(MODEL, "previous-champion").version) == "1"
 
 
-def test_broken_batch_fails_validation_registers_nothing_and_keeps_the_champion(
+def test_a_batch_whose_files_renamed_a_feature_stops_at_the_snapshot_and_keeps_the_champion(
     world: dict[str, Any], broken_run: dict[str, Any]
 ) -> None:
-    client = world["client"]
+    # Before the per-file contract, the renamed column's rows became nulls and only validation stopped them.
     assert broken_run["state"] == "failed"
+    states = task_states(MODEL, broken_run["run_id"])
+    assert states["snapshot"] == "failed"
+    assert {states[t] for t in ("validate", "train", "register", "gate")} == {"upstream_failed"}
+    assert broken_run["manifest"] is None  # no snapshot was written
+    assert broken_run["validation"] is None
     assert broken_run["decision"] is None
-    verdict = broken_run["validation"]
+    assert "column 'distance_km' is missing from 3 of the " in broken_run["log"]
+    for path in broken_run["files"]:
+        assert repr(str(path)) in broken_run["log"]
+    assert "no snapshot was written; the run stops here" in broken_run["log"]
+    assert _versions(world["client"]) == broken_run["versions_before"]
+    assert str(world["client"].get_model_version_by_alias(MODEL, "champion").version) == broken_run["champion_before"]
+
+
+def test_invalid_batch_fails_validation_registers_nothing_and_keeps_the_champion(
+    world: dict[str, Any], invalid_run: dict[str, Any]
+) -> None:
+    client = world["client"]
+    assert invalid_run["state"] == "failed"
+    assert invalid_run["decision"] is None
+    verdict = invalid_run["validation"]
     assert verdict["status"] == "failed"
     failed_columns = {f["column"] for f in verdict["failures"]}
-    assert {"distance_km", "duration_min"} <= failed_columns
+    assert "duration_min" in failed_columns
     assert verdict["suite_file"].endswith("expectations/ride_trips.json")
     assert all(f["source"].startswith(verdict["suite_file"]) for f in verdict["failures"])
-    assert _versions(client) == broken_run["versions_before"]
+    assert _versions(client) == invalid_run["versions_before"]
     # The full GX result and a readable report, beside the snapshot and in a validation run in MLflow.
-    failed_in_result = [r for r in broken_run["validation_result"]["results"] if not r["success"]]
+    failed_in_result = [r for r in invalid_run["validation_result"]["results"] if not r["success"]]
     assert len(failed_in_result) == len(verdict["failures"])
-    assert "FAILED" in broken_run["report"]
-    assert "distance_km" in broken_run["report"]
+    assert "FAILED" in invalid_run["report"]
+    assert "duration_min" in invalid_run["report"]
     run = client.get_run(verdict["mlflow_run_id"])
     assert run.data.tags["airflow_ml.validation"] == "failed"
     assert run.data.metrics["validation_failed_errors"] == verdict["failed_errors"]
@@ -176,7 +239,7 @@ def test_broken_batch_fails_validation_registers_nothing_and_keeps_the_champion(
     assert artifacts == {
         f"validation/{n}" for n in ("validation.json", "validation_result.json", "validation_report.html")
     }
-    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == broken_run["champion_before"]
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == invalid_run["champion_before"]
 
 
 def test_champion_served_by_alias_predicts_what_training_predicted(

@@ -225,3 +225,12 @@ def test_five_field_crons_still_load(root: Path, schedule: str) -> None:
 
     assert errors == []
     assert config.dag.schedule == schedule
+
+
+@pytest.mark.parametrize("source", ["{data_root}/../outside/{city}", "{data_root}/raw/..\\\\..\\\\x/{city}"])
+def test_a_source_pattern_with_a_dotdot_segment_is_refused(root: Path, source: str) -> None:
+    problems = _problems(root, f'dataset:\n  source: "{source}"\n')
+
+    assert len(problems) == 1
+    assert "porto.yaml line 3: dataset:" in problems[0]
+    assert "has a '..' segment, which leads out of the data root; drop it" in problems[0]

@@ -143,6 +143,35 @@ def test_a_feature_missing_from_the_data_names_the_field_suggests_the_column_and
     assert no_snapshot_left(source)
 
 
+def test_a_feature_missing_from_some_partition_files_names_those_files_and_leaves_no_snapshot(
+    source: Path, contract: DataContract
+) -> None:
+    # The demo's broken batch: three days whose files call distance_km "distance". Concatenated, those rows used
+    # to get nulls in distance_km, which only validation (and its ``mostly``) stood between and training.
+    broken = write_demo_data(source.parents[2], cities=["lisbon"], batch="broken", scale=0.05)
+    assert len(broken) == 3
+
+    with pytest.raises(DataContractError) as info:
+        snapshot(source, contract)
+
+    message = str(info.value)
+    assert "dataset.features[0]: column 'distance_km' is missing from 3 of the 63 partition files: " in message
+    assert ", ".join(repr(str(path)) for path in sorted(broken)) in message
+    assert "(which hold 'distance': renamed?)" in message
+    assert "add the column to the file(s) named (or rename it back), or delete them" in message
+    assert no_snapshot_left(source)
+
+
+def test_a_filter_column_missing_from_one_file_is_named_too(source: Path) -> None:
+    contract = DataContract(filters=(RowFilter("duration_min", "not_null", None, "dataset.filters[0]"),))
+    odd = files_of(source)[7]
+    rewrite(odd, lambda f: f.drop(columns=["duration_min"]))
+
+    with pytest.raises(DataContractError, match=r"dataset.filters\[0\]: column 'duration_min' is missing from 1 of"):
+        snapshot(source, contract)
+    assert no_snapshot_left(source)
+
+
 @pytest.mark.parametrize(
     ("column", "change", "expected"),
     [
@@ -256,6 +285,16 @@ def test_missing_days_are_compact_ranges() -> None:
         "2026-01-06..2026-01-08",
         "2026-01-10",
     ]
+
+
+def test_missing_days_of_a_window_to_the_end_of_time_cost_no_more_than_its_partitions() -> None:
+    # A window ending 9999-12-31 used to walk 2.9 million days (seconds), then overflow past date.max.
+    started = dt.datetime.now()
+
+    found = missing_days(dt.date(2026, 1, 1), dt.date.max, [dt.date(2026, 1, 1), dt.date(2026, 1, 3), dt.date.max])
+
+    assert found == ["2026-01-02", "2026-01-04..9999-12-30"]
+    assert (dt.datetime.now() - started).total_seconds() < 0.5
 
 
 def test_rows_outside_their_partition_are_counted_per_partition(source: Path, contract: DataContract) -> None:

@@ -1,4 +1,4 @@
-"""Symbolic links in a local source (airflow_ml.data.partitions): followed inside the data root, refused outside.
+"""A local source and its symbolic links (airflow_ml.data.partitions): inside the data root, or refused.
 
 Real links in tmp_path, on demo data: a ``date=`` folder or a partition file that links out of the data root
 is refused with a message naming the link, its target and the fix (it used to say "remove the empty
@@ -15,8 +15,8 @@ import pytest
 
 from airflow_ml.data.demo import write_demo_data
 from airflow_ml.data.partitions import list_partitions
-from airflow_ml.data.snapshot import take_snapshot
-from airflow_ml.exceptions import DataError
+from airflow_ml.data.snapshot import resolve_source, take_snapshot
+from airflow_ml.exceptions import DataError, SourceOutsideDataRoot
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +108,85 @@ def test_a_dangling_link_says_its_target_does_not_exist(world: dict[str, Path]) 
 
     with pytest.raises(DataError, match=r"date=2030-01-01' is a symbolic link to '.*gone', which does not exist"):
         list_partitions(str(world["source"]), data_root=str(world["data_root"]))
+
+
+# --- The source folder itself must lie under the data root (review M2) -------------------------------------------
+
+
+def _take(source: Path | str | list[str], data_root: Path) -> object:
+    return take_snapshot(
+        source if isinstance(source, list) else str(source),
+        str(data_root / "snapshots"),
+        template="ride_duration",
+        city="lisbon",
+        run_id="r",
+        data_root=str(data_root),
+    )
+
+
+def test_a_source_folder_that_links_out_of_the_data_root_is_refused_naming_link_and_target(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    # Today the linked folder is read without a word: its files come from elsewhere on the machine.
+    elsewhere = tmp_path / "elsewhere" / "lisbon"
+    shutil.move(world["source"], elsewhere)
+    world["source"].symlink_to(elsewhere, target_is_directory=True)
+
+    with pytest.raises(SourceOutsideDataRoot) as info:
+        _take(world["source"], world["data_root"])
+
+    message = str(info.value)
+    assert f"{str(world['source'])!r} is a symbolic link to {str(elsewhere.resolve())!r}" in message
+    assert f"which leaves the data root {str(world['data_root'])!r}" in message
+    assert "write dataset.source from {data_root} down" in message
+    assert not (world["data_root"] / "snapshots").exists()
+
+
+def test_a_folder_above_the_source_that_links_out_is_named(world: dict[str, Path], tmp_path: Path) -> None:
+    trips = world["data_root"] / "raw" / "trips"
+    shutil.move(trips, tmp_path / "other-trips")
+    trips.symlink_to(tmp_path / "other-trips", target_is_directory=True)
+
+    with pytest.raises(SourceOutsideDataRoot, match=f"{str(trips)!r} is a symbolic link to .*other-trips'"):
+        _take(world["source"], world["data_root"])
+
+
+def test_a_source_elsewhere_on_the_disk_is_refused(world: dict[str, Path], tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere" / "lisbon"
+    shutil.copytree(world["source"], elsewhere)
+
+    with pytest.raises(SourceOutsideDataRoot) as info:
+        _take(elsewhere, world["data_root"])
+
+    assert f"data source {str(elsewhere)!r} is not under the data root {str(world['data_root'])!r}" in str(info.value)
+    assert "set AIRFLOW_ML_DATA_ROOT to a folder that holds it" in str(info.value)
+
+
+def test_a_parents_member_outside_the_data_root_is_refused_not_skipped(world: dict[str, Path], tmp_path: Path) -> None:
+    # A member without data is skipped so that its parent still trains; one outside the data root is no such member.
+    elsewhere = tmp_path / "elsewhere" / "porto"
+    shutil.copytree(world["source"], elsewhere)
+
+    with pytest.raises(SourceOutsideDataRoot, match="is not under the data root"):
+        _take([str(world["source"]), str(elsewhere)], world["data_root"])
+
+
+def test_a_source_under_a_linked_data_root_is_read(world: dict[str, Path], tmp_path: Path) -> None:
+    # The data root itself may be a link (a mount point, say): what counts is where the source really is.
+    alias = tmp_path / "data-alias"
+    alias.symlink_to(world["data_root"], target_is_directory=True)
+
+    manifest = _take(alias / "raw" / "trips" / "lisbon", alias)
+
+    assert manifest.row_count > 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("pattern", ["{data_root}/../outside/{city}", "{data_root}/raw/../../etc/{city}"])
+def test_a_dotdot_in_the_source_pattern_is_refused_at_run_time(pattern: str) -> None:
+    with pytest.raises(SourceOutsideDataRoot) as info:
+        resolve_source(pattern, data_root="/srv/data", city="lisbon")
+
+    message = str(info.value)
+    assert f"dataset.source {pattern!r} has a '..' segment" in message
+    assert "the data root '/srv/data'" in message
+    assert "write the source from {data_root} down without '..'" in message

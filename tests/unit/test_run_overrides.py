@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -121,9 +122,7 @@ def test_an_unknown_conf_key_is_named_with_the_closest_param(form: dict[str, Any
     assert conf_problems({"num_boost_round": 5, "promotion_mode": "dry_run"}, defaults) == []
 
 
-def test_conflicts_and_control_characters_are_the_conf_checks_own_and_bad_values_are_airflows(
-    form: dict[str, Any],
-) -> None:
+def test_conflicts_control_characters_and_bad_values_are_named_once_each(form: dict[str, Any]) -> None:
     defaults = {name: param.value for name, param in form.items()}
 
     assert conf_problems({"promotion_mode": "force"}, defaults) == [
@@ -133,8 +132,45 @@ def test_conflicts_and_control_characters_are_the_conf_checks_own_and_bad_values
     assert conf_problems({"reason": "a\x00b"}, defaults) == [
         "reason holds a control character (U+0000 at position 1); remove it"
     ]
-    # A value that breaks its Param's schema is left to Airflow's own check, whose message names the Param.
-    assert conf_problems({"num_leaves": 1}, defaults) == []
+    # The typed parse the tasks make names a value out of its template field's bounds, at run creation too.
+    assert conf_problems({"num_leaves": 1}, defaults) == [
+        "num_leaves=1: Input should be greater than or equal to 2 (the bound of the template's num_leaves)"
+    ]
+
+
+def test_a_float_for_an_integer_param_passes_airflows_schema_check_but_not_the_conf_check(
+    form: dict[str, Any],
+) -> None:
+    # Draft 7 counts 60.0 as an integer: Airflow creates the run, and its first task used to refuse it.
+    copy.deepcopy(form["num_boost_round"]).resolve(60.0)  # a copy: resolve() keeps the value as the default
+    defaults = {name: param.value for name, param in form.items()}
+
+    assert conf_problems({"num_boost_round": 60.0}, defaults) == ["num_boost_round: expected an integer, got 60.0"]
+    assert conf_problems({"num_boost_round": 60}, defaults) == []
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "1969-12-31", "2201-01-01"])
+def test_a_window_date_outside_its_bounds_is_refused_by_the_form_and_the_overrides(
+    form: dict[str, Any], day: str
+) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match="does not match"):
+        copy.deepcopy(form["window_end"]).resolve(day)
+    with pytest.raises(OverrideError, match=f"window_start {day} is outside 1970-01-01..2200-12-31"):
+        RunOverrides.from_params({"window_start": day})
+    defaults = {name: param.value for name, param in form.items()}
+    assert conf_problems({"window_end": day}, defaults) == [
+        f"window_end {day} is outside 1970-01-01..2200-12-31, the days a window may name; fix the year"
+    ]
+    copy.deepcopy(form["window_end"]).resolve("2200-12-31")  # the last day a window may name is taken
+    assert "1970-01-01 to 2200-12-31" in form["window_end"].description
+
+
+def test_a_window_longer_than_100_years_is_refused() -> None:
+    with pytest.raises(OverrideError, match=r"the window 1970-01-01..2200-12-31 spans 84,371 days, at most 36,600"):
+        RunOverrides.from_params({"window_start": "1970-01-01", "window_end": "2200-12-31"})
+    assert RunOverrides.from_params({"window_start": "2000-01-01", "window_end": "2100-03-14"}).window_end
 
 
 def test_the_reason_param_refuses_control_characters_but_not_tabs_or_newlines(form: dict[str, Any]) -> None:

@@ -195,3 +195,30 @@ def test_what_the_record_calls_a_failure() -> None:
     assert refusal_kind(DataError("no partition in the window")) == "storage"
     assert refusal_kind(outage) is None  # the data may be fine: a retry may succeed, nothing is recorded
     assert refusal_kind(ValueError("a bug")) is None
+
+
+@pytest.mark.parametrize("linked", [False, True])
+def test_a_source_outside_the_data_root_fails_the_task_for_good(
+    data_root: Path, config: Any, tmp_path: Path, linked: bool
+) -> None:
+    # A '..' in the pattern (lint refuses it; a task still checks), or a source folder linked out of the data root.
+    source = "{data_root}/raw/trips/{city}"
+    if linked:
+        city = data_root / "raw" / "trips" / "lisbon"
+        shutil.move(city, tmp_path / "elsewhere")
+        city.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    else:
+        shutil.copytree(data_root / "raw", tmp_path / "raw")
+        source = "{data_root}/../raw/trips/{city}"
+    task = operator(data_root, data_contract(config).to_dict())
+    task.source = source
+
+    with pytest.raises(AirflowFailException) as info:
+        task.execute(run_context(config))  # type: ignore[arg-type]
+
+    assert ("is a symbolic link to" if linked else "has a '..' segment") in str(info.value)
+    assert "no snapshot was written" in str(info.value)
+    assert [p.name for p in (data_root / "snapshots").rglob("*") if p.is_file()] == [REFUSAL]
+    refused = read_refusal(str(refusal_folder(data_root)))
+    assert refused is not None
+    assert refused.kind == "contract"

@@ -1,4 +1,5 @@
-"""No value from YAML ever reaches Jinja: the only template fields of a built DAG hold XCom references.
+"""No value from YAML ever reaches Jinja: the only template fields of a built DAG hold XCom references, and a
+failure notifier's only template fields hold the subject and body the factory writes.
 
 A YAML string such as ``"{data_root}/raw/{{ conn.mlflow_default.password }}/{city}"`` would put a connection's
 password in the task log if a template field held it. The loader refuses ``{{`` in YAML; these tests build
@@ -49,10 +50,47 @@ def test_every_template_field_of_every_built_dag_holds_an_xcom_reference_or_noth
 
 
 def _jinja_config() -> Any:
-    """Berlin's config with Jinja in every free-text field a task takes, built directly (no YAML check)."""
+    """Berlin's config with Jinja in every free-text field a task or notifier takes, built directly (no YAML check)."""
+    from airflow_ml.templates.dag_spec import NotifierSpec
+
     config = load_city_file(TEMPLATES / "cities" / "berlin.yaml", TEMPLATES / "templates")
     dataset = config.dataset.model_copy(update={"source": "{data_root}/raw/" + JINJA + "/{city}"})
-    return config.model_copy(update={"dataset": dataset, "suite": f"suite_{JINJA}"})
+    mail = NotifierSpec(kind="smtp", to=[f"{JINJA}@example.org", "ops@example.org"], conn_id=f"smtp_{JINJA}")
+    dag = config.dag.model_copy(update={"on_failure": [mail]})
+    return config.model_copy(update={"dataset": dataset, "suite": f"suite_{JINJA}", "dag": dag})
+
+
+_CALLBACKS = (
+    "on_execute_callback",
+    "on_failure_callback",
+    "on_success_callback",
+    "on_retry_callback",
+    "on_skipped_callback",
+)
+
+
+def _callbacks(holder: Any) -> list[Any]:
+    """The callbacks (notifiers included) of a task or a DAG."""
+    found = []
+    for name in _CALLBACKS:
+        value = getattr(holder, name, None)
+        found.extend(value if isinstance(value, list | tuple) else [value] if value is not None else [])
+    return found
+
+
+def test_every_template_field_of_every_callback_holds_the_subject_or_body_the_factory_writes() -> None:
+    dags = [*_every_dag(), build_dag(_jinja_config(), expectations_dir=EXPECTATIONS)]
+    seen = 0
+    for dag in dags:
+        for holder in [dag, *dag.tasks]:
+            for callback in _callbacks(holder):
+                for name in getattr(callback, "template_fields", ()):
+                    seen += 1
+                    value = getattr(callback, name)
+                    assert name in ("subject", "html_content"), (dag.dag_id, holder, name, value)
+                    assert JINJA not in str(value), (dag.dag_id, holder, name)
+                    assert "example.org" not in str(value), (dag.dag_id, holder, name)
+    assert seen >= 2 * len(dags[-1].tasks)  # the walk saw the notifier of every task of the Jinja config
 
 
 def test_a_jinja_source_that_got_past_the_yaml_check_is_never_rendered() -> None:
@@ -77,14 +115,47 @@ def test_a_jinja_source_that_got_past_the_yaml_check_is_never_rendered() -> None
         assert SECRET not in repr(rendered), (task.task_id, rendered)
 
 
-@pytest.mark.parametrize("run_conf", [{"num_boost_rounds": 1}, {"promotion_mode": "force"}, {"reason": "\x00"}])
-def test_dag_test_refuses_a_bad_conf_before_it_touches_the_database(run_conf: dict[str, Any]) -> None:
+def test_a_notifier_sends_the_recipients_and_connection_of_the_config_as_written() -> None:
+    dag = build_dag(_jinja_config(), expectations_dir=EXPECTATIONS)
+    (notifier,) = dag.get_task("train").on_failure_callback
+    ti = {"dag_id": dag.dag_id, "task_id": "train"}
+    context: dict[str, Any] = {
+        "conn": {"mlflow_default": {"password": SECRET}},
+        "ti": ti,
+        "run_id": "manual__1",
+        "exception": "boom",
+    }
+
+    # What the notifier does when it is called, before it sends (BaseNotifier.__call__).
+    notifier.render_template_fields(context)
+
+    assert notifier.to == [f"{JINJA}@example.org", "ops@example.org"]
+    assert notifier.smtp_conn_id == f"smtp_{JINJA}"
+    assert notifier.subject == "airflow-ml: ride_duration.berlin.train failed"
+    assert notifier.html_content == "Task train of ride_duration.berlin failed in run manual__1: boom"
+    assert SECRET not in repr(vars(notifier))
+
+
+@pytest.mark.parametrize(
+    ("run_conf", "named"),
+    [
+        ({"num_boost_rounds": 1}, "did you mean 'num_boost_round'"),
+        ({"promotion_mode": "force"}, "needs a reason"),
+        ({"reason": "\x00"}, "control character"),
+        # Airflow's schema check (Draft 7) takes 60.0 for an integer; the run's first task used to refuse it.
+        ({"num_boost_round": 60.0}, "num_boost_round: expected an integer, got 60.0"),
+        # Used to loop over 2.9 million days in the snapshot, then fail with a raw OverflowError.
+        ({"window_end": "9999-12-31"}, "window_end 9999-12-31 is outside 1970-01-01..2200-12-31"),
+    ],
+)
+def test_dag_test_refuses_a_bad_conf_before_it_touches_the_database(run_conf: dict[str, Any], named: str) -> None:
     from airflow.sdk.exceptions import ParamValidationError
 
     dag = build_dag(load_city_file(TEMPLATES / "cities" / "berlin.yaml", TEMPLATES / "templates"), expectations_dir=".")
 
-    with pytest.raises(ParamValidationError, match=r"the conf of a run of ride_duration\.berlin is refused"):
+    with pytest.raises(ParamValidationError, match=r"the conf of a run of ride_duration\.berlin is refused") as info:
         dag.test(run_conf=run_conf)
+    assert named in str(info.value)
 
 
 def test_the_rollback_dag_refuses_a_misspelt_key_too() -> None:

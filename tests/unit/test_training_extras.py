@@ -1,9 +1,12 @@
-"""Class weights, the Optuna search, the guarded warm start and what a training run logs (real LightGBM,
+"""Class weights, the Optuna search, the guarded warm start, threads and what a training run logs (real LightGBM,
 Optuna and MLflow on SQLite)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -243,3 +246,53 @@ def test_incompatibility_names_changed_categories() -> None:
     assert incompatibility(old, old) is None
     assert incompatibility(old, new) == "categories of 'zone' changed (added ['c'], removed [])"
     assert "binary" in str(incompatibility(old, Preprocessor(["zone", "x"], {"zone": ["a", "b"]}, "binary")))
+
+
+# --- threads ---------------------------------------------------------------------------------------------------
+
+
+def test_more_threads_than_cores_are_clamped_logged_and_recorded(
+    client: MlflowClient, trips: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # On two cores, 1,024 threads made 20 rounds on 2,000 rows take 24 s instead of 0.015 s.
+    cores = len(os.sched_getaffinity(0))
+    asked = cores + 62
+    manifest = snapshot(trips, tmp_path, "run1")
+
+    with caplog.at_level("WARNING", logger="airflow_ml.ml.pipeline"):
+        result = train_and_log(client, manifest, regression(num_threads=asked), SPLIT, experiment="lisbon")
+
+    params = client.get_run(result["run_id"]).data.params
+    assert params["num_threads"] == str(cores)
+    assert params["num_threads_configured"] == str(asked)
+    assert f"training.num_threads {asked} is more than the {cores} core(s) this worker may use" in caplog.text
+    trained = train_model(time_split(trips, "pickup_at", 0.15, 0.15), regression(num_threads=asked))
+    assert trained.params["num_threads"] == cores
+
+
+def test_threads_within_the_cores_are_kept_as_configured(
+    client: MlflowClient, trips: pd.DataFrame, tmp_path: Path
+) -> None:
+    manifest = snapshot(trips, tmp_path, "run1")
+
+    result = train_and_log(client, manifest, regression(num_threads=1), SPLIT, experiment="lisbon")
+
+    params = client.get_run(result["run_id"]).data.params
+    assert params["num_threads"] == "1"
+    assert "num_threads_configured" not in params
+
+
+def test_the_cores_are_the_workers_affinity_not_the_machines() -> None:
+    # A worker pinned to one CPU (a container's cpuset) gets one thread, whatever the machine has.
+    script = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "from airflow_ml.ml.train import TrainSpec\n"
+        "spec = TrainSpec(features=['a'], categorical=[], target='y', num_threads=8)\n"
+        "print(spec.lightgbm_params()['num_threads'], TrainSpec(features=['a'], categorical=[], target='y')"
+        ".lightgbm_params()['num_threads'])\n"
+    )
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "0"]  # 0 keeps LightGBM's own default
