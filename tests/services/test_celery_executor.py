@@ -2,9 +2,11 @@
 
 The stack (tests/services/harness.py) is the LocalExecutor one with ``airflow celery worker`` added: the
 scheduler sends each task to a queue of the stack's own on a Redis broker, the worker runs it, results go
-to PostgreSQL. Both cities' DAGs are triggered together through the REST API; their ``train`` tasks must
-overlap in time (the task instances' start and end dates), which only a worker running two tasks at once
-can do, and each city must end with its own champion.
+to PostgreSQL. Both cities' DAGs are triggered together through the REST API; some task of one city must
+run while a task of the other runs (the task instances' start and end dates), which only a worker running
+two tasks at once can do, and each city must end with its own champion. (Any pair of tasks, not the two
+``train`` tasks alone: on small data a train task takes two seconds, and which tasks meet depends on the
+machine's load.)
 """
 
 from __future__ import annotations
@@ -58,17 +60,24 @@ def test_both_cities_succeed_on_the_celery_worker(stack: AirflowStack, runs: dic
     assert succeeded() == expected, worker.tail()
 
 
-def test_the_train_tasks_of_the_two_cities_overlap(stack: AirflowStack, runs: dict[str, RunResult]) -> None:
+def test_the_two_cities_run_at_the_same_time_on_one_worker(stack: AirflowStack, runs: dict[str, RunResult]) -> None:
     for run in runs.values():
         assert run.state == "success", stack.report(run)
-    (first_start, first_end), (second_start, second_end) = (runs[city].interval("train") for city in CITIES)
-
-    ran = (
-        f"train ran at {first_start:%T.%f}-{first_end:%T.%f} ({CITIES[0]}) and "
-        f"{second_start:%T.%f}-{second_end:%T.%f} ({CITIES[1]})"
+    first, second = (
+        {task: runs[city].interval(task) for task, state in runs[city].tasks.items() if state == "success"}
+        for city in CITIES
     )
-    assert first_start < second_end, ran
-    assert second_start < first_end, ran
+    overlapping = [
+        (a, b)
+        for a, (a_start, a_end) in first.items()
+        for b, (b_start, b_end) in second.items()
+        if a_start < b_end and b_start < a_end
+    ]
+    ran = {
+        city: {t: f"{s:%T.%f}-{e:%T.%f}" for t, (s, e) in tasks.items()}
+        for city, tasks in zip(CITIES, (first, second), strict=True)
+    }
+    assert overlapping, f"no task of {CITIES[0]} ran while one of {CITIES[1]} ran: {ran}"
 
 
 def test_each_city_has_its_own_champion(stack: AirflowStack, runs: dict[str, RunResult]) -> None:
