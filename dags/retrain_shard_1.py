@@ -1,7 +1,7 @@
 """Retraining DAGs, shard 1 of 2: one DAG per city file in dag_templates/cities (airflow-ml DAG factory).
 
 Cities are spread over the two retrain_shard_*.py files by a stable hash of their id, so that Airflow's
-parsing processes share the fleet; every shard file must name the same count (README: "Many cities").
+parsing processes share the fleet; every shard file must name the same count (docs/production/scaling.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The daily snapshot retention DAG ``airflow_ml.snapshot_retention``: snapshots no registered version needs go.
 
 It keeps, for every city, each snapshot a registered model version points at and the newest
-``retention.keep_last`` others (README: "Snapshot retention"); the task reads dag_templates when it runs.
+``retention.keep_last`` others (docs/guides/data.md, "Retention"); the task reads dag_templates when it runs.
 """
 
 from __future__ import annotations

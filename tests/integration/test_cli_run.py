@@ -7,6 +7,7 @@ its summary row; ``status`` then reads the latest run back from the files beside
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 
 from airflow_ml.data.demo import batch_days, write_demo_data
+from tests.support.documented import shell, with_venv
 from tests.support.project import airflow_ml, make_project
 
 pytestmark = pytest.mark.integration
@@ -31,16 +33,16 @@ def _row(stdout: str, city: str) -> list[str]:
 def test_run_one_city_then_read_the_fleets_status(tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
-    project = make_project(tmp_path / "project")
+    project = with_venv(make_project(tmp_path / "project"))
     data_root = project / "var" / "data"
-    # The README's tour, as typed (smaller data).
-    data = airflow_ml("demo-data", "--root", "var/data", "--cities", "berlin", "--scale", "0.3", cwd=project)
+    # The commands of docs/guides/cli.md, as typed in a checkout after `make demo`.
+    data = shell(".venv/bin/airflow-ml demo-data --root var/data --cities berlin", cwd=project)
     assert data.returncode == 0, data.stderr
     days = batch_days("initial")
     assert (days[0].isoformat(), days[44].isoformat()) == ("2026-01-05", "2026-02-18")
-    first = airflow_ml(
-        *("run", "ride_duration.berlin", "--conf", '{"num_boost_round": 60}'),
-        *("--window-start", "2026-01-05", "--window-end", "2026-02-18"),
+    first = shell(
+        """.venv/bin/airflow-ml run ride_duration.berlin --conf '{"num_boost_round": 60}' """
+        "--window-start 2026-01-05 --window-end 2026-02-18",
         cwd=project,
         timeout=900,
     )
@@ -97,7 +99,7 @@ def test_run_one_city_then_read_the_fleets_status(tmp_path: Path) -> None:
     assert str(client.get_model_version_by_alias("ride_duration.berlin", "champion").version) == "1"
 
     # status: no Airflow, the latest run of each city from its files.
-    status = airflow_ml("status", "--template", "ride_duration", cwd=project)
+    status = shell(".venv/bin/airflow-ml status --template ride_duration", cwd=project)
     assert status.returncode == 0, status.stderr[-3000:]
     latest = _row(status.stdout, "berlin")
     assert latest[1:3] == [f"{broken_days[0]}..{broken_days[-1]}", "failed"]
@@ -117,3 +119,25 @@ def test_run_one_city_then_read_the_fleets_status(tmp_path: Path) -> None:
     status = airflow_ml("status", "--template", "ride_duration", cwd=project)
     assert _row(status.stdout, "berlin") == refused  # the latest run, though it left no manifest
     assert str(client.get_model_version_by_alias("ride_duration.berlin", "champion").version) == "1"
+
+    # The registry's answers on the embedded default, as docs/guides/after-promotion.md and data.md show them.
+    serving = shell('eval "$(.venv/bin/airflow-ml env)"\n.venv/bin/airflow-ml serving berlin', cwd=project)
+    assert serving.returncode == 0, serving.stderr[-3000:]
+    assert serving.stdout.splitlines() == [
+        "berlin: ride_duration.berlin v1 (models:/ride_duration.berlin@champion)",
+        "why: its own champion v1 serves it",
+    ]
+    as_json = shell('eval "$(.venv/bin/airflow-ml env)"\n.venv/bin/airflow-ml serving berlin --json', cwd=project)
+    assert json.loads(as_json.stdout)["model_uri"] == "models:/ride_duration.berlin@champion"
+    pruned = shell(
+        'eval "$(.venv/bin/airflow-ml env)"\n'
+        ".venv/bin/airflow-ml snapshots prune --dry-run\n"
+        ".venv/bin/airflow-ml snapshots prune",
+        cwd=project,
+    )
+    assert pruned.returncode == 0, pruned.stderr[-3000:]
+    dry, real = pruned.stdout.split("(dry run: nothing deleted)")
+    # Three folders of berlin, fewer than retention.keep_last (10): every one is kept, the champion's as registered.
+    assert "3 snapshot(s): kept 3, would delete 0" in dry
+    assert "registered: ride_duration.berlin v1 (challenger, champion)" in dry
+    assert "3 snapshot(s): kept 3, deleted 0" in real
