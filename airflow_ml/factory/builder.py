@@ -364,7 +364,10 @@ def _variable_name(dag_id: str) -> str:
 
 
 def _doc(config: ModelConfig) -> str:
-    merged = json.dumps(config.model_dump(mode="json"), indent=2)
+    # One line per top-level key: valid JSON that reads well, rendered by json's C encoder (indent= falls back
+    # to the pure-Python one, which cost a fleet of 1,000 cities about 0.35 s of parsing).
+    fields = config.model_dump(mode="json")
+    merged = "{\n" + ",\n".join(f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in fields.items()) + "\n}"
     if isinstance(config, ParentConfig):
         role = (
             f"Fallback parent: trained on the union of {', '.join(config.members)}; it serves those of them "
