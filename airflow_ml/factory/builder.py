@@ -29,7 +29,7 @@ from airflow_ml.factory.checked_dag import CheckedConfDAG
 from airflow_ml.factory.dataset_contract import data_contract
 from airflow_ml.factory.params import trigger_params
 from airflow_ml.factory.sharding import Shard
-from airflow_ml.ml.gate import GateRules  # pure Python: cheap at parse time
+from airflow_ml.ml.gate.rules import GateRules  # pure Python: cheap at parse time
 from airflow_ml.operators.approval import PromotionApprovalOperator
 from airflow_ml.operators.drift import DriftCheckOperator
 from airflow_ml.operators.gate import PromotionGateOperator

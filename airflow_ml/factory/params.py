@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from airflow_ml.ml.gate import MODES
+from airflow_ml.ml.gate.modes import MODES
 from airflow_ml.operators.overrides import (
     NO_CONTROL_PATTERN,
     REASON_MAX_LENGTH,

@@ -21,7 +21,10 @@ from mlflow.entities import Metric, Param
 from airflow_ml.data.snapshot import Manifest, read_snapshot
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml import registry
-from airflow_ml.ml.gate import GateRules, Outcome, apply_mode, check_mode, judge, slice_summary
+from airflow_ml.ml.gate.judge import judge
+from airflow_ml.ml.gate.modes import Outcome, apply_mode, check_mode
+from airflow_ml.ml.gate.records import slice_summary
+from airflow_ml.ml.gate.rules import GateRules
 from airflow_ml.ml.lineage import this_citys_champion
 from airflow_ml.ml.search import SearchSettings, search_params
 from airflow_ml.ml.serving import predict_raw

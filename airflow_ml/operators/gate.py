@@ -45,7 +45,7 @@ class PromotionGateOperator(MlflowBaseOperator):
         metric: The metric compared.
         validation_fraction: As in training, so the holdout is the same rows.
         holdout_fraction: As in training.
-        rules: The gate's rules as :meth:`airflow_ml.ml.gate.GateRules.to_dict` gives them
+        rules: The gate's rules as :meth:`airflow_ml.ml.gate.rules.GateRules.to_dict` gives them
             (``min_improvement``, ``min_quality``, ``bootstrap``, ``slices``, ``naive_baseline``...); the
             factory builds them from the template's ``gate:`` section. None: ``GateRules()``'s.
         aws_conn_id: Airflow connection (type ``aws``) for a snapshot on ``s3://``.
@@ -89,7 +89,7 @@ class PromotionGateOperator(MlflowBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.data.snapshot import load_manifest, write_json
         from airflow_ml.exceptions import ForeignChampion
-        from airflow_ml.ml.gate import GateRules
+        from airflow_ml.ml.gate.rules import GateRules
         from airflow_ml.ml.pipeline import SplitSettings, evaluate_and_decide
 
         overrides = run_overrides(context)

@@ -53,7 +53,7 @@ class PruneSnapshotsOperator(MlflowBaseOperator):
         from pathlib import Path
 
         from airflow_ml.ml.snapshot_prune import prune_snapshots
-        from airflow_ml.templates.retention_spec import retention_policies
+        from airflow_ml.templates.retention_policies import retention_policies
 
         refuse_bad_conf(context)
         params = context["params"]

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import Field, field_validator, model_validator
 
 from airflow_ml.templates.base import Strict
 
-if TYPE_CHECKING:
-    from airflow_ml.templates.models import DatasetSpec
+
+class DatasetColumns(Protocol):
+    """The columns of a dataset that the gate's slices are checked against (``models.DatasetSpec`` has them)."""
+
+    target: str
+    time_column: str
+    features: list[str]
+    categorical_features: list[str]
+    extra_columns: list[str]
+
 
 #: The bound of a score or a difference of scores in the metric's own unit: far beyond any real one.
 _LARGE = 1_000_000_000
@@ -167,7 +175,7 @@ class GateSpec(Strict):
             raise ValueError(f"slices name {twice!r} more than once; keep one slicing per column")
         return slices
 
-    def problems(self, *, metric: str, dataset: DatasetSpec) -> list[str]:
+    def problems(self, *, metric: str, dataset: DatasetColumns) -> list[str]:
         """What does not fit the template's metric and dataset: the quality bound's key, slice columns and bins."""
         problems = []
         bound = self.min_quality.bound() if self.min_quality is not None else {}

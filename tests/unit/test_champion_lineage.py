@@ -18,9 +18,9 @@ from airflow_ml.exceptions import ForeignChampion
 from airflow_ml.ml import registry
 from airflow_ml.ml.drift_check import NO_CHAMPION, check_drift
 from airflow_ml.ml.fallback import which_model_serves
-from airflow_ml.ml.gate import GateRules
+from airflow_ml.ml.gate.naive_baseline import NaiveBaseline
+from airflow_ml.ml.gate.rules import GateRules
 from airflow_ml.ml.lineage import model_lineage, this_citys_champion
-from airflow_ml.ml.naive_baseline import NaiveBaseline
 from airflow_ml.ml.pipeline import SplitSettings, evaluate_and_decide, train_and_log
 from airflow_ml.ml.train import TrainSpec, time_split
 

@@ -1,4 +1,4 @@
-"""Unit tests of the promotion gate's decision (airflow_ml.ml.gate.decide), a pure function."""
+"""Unit tests of the promotion gate's decision (airflow_ml.ml.gate.judge.decide) and of the promotion modes."""
 
 from __future__ import annotations
 
@@ -7,9 +7,16 @@ import math
 
 import pytest
 
-from airflow_ml.ml.gate import GateDecision, decide
+from airflow_ml.ml.gate import judge
+from airflow_ml.ml.gate.records import GateDecision
+from airflow_ml.ml.gate.rules import GateRules
 
 ROWS = {"holdout_rows": 1000, "min_holdout_rows": 100}
+
+
+def decide(challenger: float, champion: float | None, *, direction: str, holdout_rows: int, **rules) -> GateDecision:
+    """The gate's decision with its rules given as keywords (the fields of :class:`GateRules`)."""
+    return judge.decide(challenger, champion, direction=direction, holdout_rows=holdout_rows, rules=GateRules(**rules))
 
 
 def test_no_champion_promotes() -> None:
@@ -150,15 +157,13 @@ def test_decision_is_json_serialisable() -> None:
 
 
 def _decision(promote: bool):
-    from airflow_ml.ml.gate import decide
-
     champion = 10.0
     challenger = 9.0 if promote else 11.0
     return decide(challenger, champion, direction="minimize", min_improvement=0.01, holdout_rows=500)
 
 
 def test_auto_mode_follows_the_gate() -> None:
-    from airflow_ml.ml.gate import apply_mode
+    from airflow_ml.ml.gate.modes import apply_mode
 
     assert apply_mode(_decision(True), "auto").move_champion is True
     kept = apply_mode(_decision(False), "auto")
@@ -166,7 +171,7 @@ def test_auto_mode_follows_the_gate() -> None:
 
 
 def test_dry_run_moves_nothing_and_says_what_would_have_happened() -> None:
-    from airflow_ml.ml.gate import apply_mode
+    from airflow_ml.ml.gate.modes import apply_mode
 
     outcome = apply_mode(_decision(True), "dry_run")
     assert (outcome.label, outcome.move_champion) == ("dry-run", False)
@@ -174,7 +179,7 @@ def test_dry_run_moves_nothing_and_says_what_would_have_happened() -> None:
 
 
 def test_force_promotes_a_refused_challenger_and_records_the_trigger_reason() -> None:
-    from airflow_ml.ml.gate import apply_mode
+    from airflow_ml.ml.gate.modes import apply_mode
 
     outcome = apply_mode(_decision(False), "force", "hotfix for the new zones")
     assert (outcome.label, outcome.move_champion) == ("forced", True)
@@ -183,7 +188,7 @@ def test_force_promotes_a_refused_challenger_and_records_the_trigger_reason() ->
 
 
 def test_require_approval_waits_only_when_the_gate_would_promote() -> None:
-    from airflow_ml.ml.gate import AWAITING_APPROVAL, apply_mode
+    from airflow_ml.ml.gate.modes import AWAITING_APPROVAL, apply_mode
 
     asked = apply_mode(_decision(True), "require_approval")
     assert (asked.label, asked.move_champion) == (AWAITING_APPROVAL, False)
@@ -194,7 +199,7 @@ def test_require_approval_waits_only_when_the_gate_would_promote() -> None:
 
 @pytest.mark.parametrize(("mode", "reason", "fragment"), [("force", "  ", "needs a reason"), ("yolo", "", "'yolo'")])
 def test_bad_modes_are_refused(mode: str, reason: str, fragment: str) -> None:
-    from airflow_ml.ml.gate import check_mode
+    from airflow_ml.ml.gate.modes import check_mode
 
     with pytest.raises(ValueError, match=fragment):
         check_mode(mode, reason)
