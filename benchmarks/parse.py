@@ -71,7 +71,9 @@ for index in range({n}):
         for task_id, path, kwargs in SPEC["tasks"]:
             kwargs = {{k: tasks[v[1]].output if isinstance(v, tuple) else v for k, v in kwargs.items()}}
             if task_id == "train":
-                kwargs["lgbm_params"] = {{**kwargs["lgbm_params"], "num_leaves": 16 + index % 48}}
+                model = kwargs["settings"]["spec"]  # the LightGBM parameters differ from city to city
+                model = {{**model, "params": {{**model["params"], "num_leaves": 16 + index % 48}}}}
+                kwargs["settings"] = {{**kwargs["settings"], "spec": model}}
             tasks[task_id] = _operator(path)(task_id=task_id, **kwargs)
         for upstream, downstream in zip(SPEC["order"], SPEC["order"][1:]):
             tasks[upstream] >> tasks[downstream]
@@ -219,8 +221,10 @@ def _dag_factory_yaml(spec: dict[str, Any], params: dict[str, tuple[Any, str, di
         tasks = {}
         for position, (task_id, path, kwargs) in enumerate(spec["tasks"]):
             args = {k: _yaml_value(v) for k, v in kwargs.items()}
-            if task_id == "train":
-                args["lgbm_params"] = {**args["lgbm_params"], "num_leaves": 16 + index % 48}
+            if task_id == "train":  # the LightGBM parameters differ from city to city
+                model = args["settings"]["spec"]
+                model = {**model, "params": {**model["params"], "num_leaves": 16 + index % 48}}
+                args["settings"] = {**args["settings"], "spec": model}
             tasks[task_id] = {"operator": path, **args}
             if position:
                 tasks[task_id]["dependencies"] = [spec["tasks"][position - 1][0]]

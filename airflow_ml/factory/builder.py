@@ -26,10 +26,9 @@ from airflow.sdk.definitions.param import ParamsDict
 from airflow_ml.exceptions import BrokenCityFiles, ConfigError
 from airflow_ml.factory.assets import champion_asset
 from airflow_ml.factory.checked_dag import CheckedConfDAG
-from airflow_ml.factory.dataset_contract import data_contract
 from airflow_ml.factory.params import trigger_params
 from airflow_ml.factory.sharding import Shard
-from airflow_ml.ml.gate.rules import GateRules  # pure Python: cheap at parse time
+from airflow_ml.factory.tasks import task_settings
 from airflow_ml.operators.approval import PromotionApprovalOperator
 from airflow_ml.operators.drift import DriftCheckOperator
 from airflow_ml.operators.gate import PromotionGateOperator
@@ -43,7 +42,6 @@ from airflow_ml.templates.describe import Origin
 from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX
 from airflow_ml.templates.loader import load_city_configs, load_parent_configs, unexpected_error
 from airflow_ml.templates.models import CityConfig, ModelConfig, NotifierSpec, ParentConfig
-from airflow_ml.templates.training_spec import SearchSpec
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +61,7 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path, origin: Orig
     failure notifier renders only the subject and body the factory writes (recipients and connection id are
     taken literally, see :mod:`airflow_ml.factory.failure_mail`).
     """
-    dataset, split, training, gate = config.dataset, config.split, config.training, config.gate
-    lineage_tags = {"airflow_ml.city": config.city, "airflow_ml.template": config.template}
-    spec = config.dag
+    dataset, spec = config.dataset, config.dag
     default_args: dict[str, Any] = {
         "owner": spec.owner,
         "retries": spec.retries,
@@ -90,109 +86,35 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path, origin: Orig
         default_args=default_args,
         doc_md=_doc(config),
     ) as dag:
-        snapshot = SnapshotOperator(
-            task_id="snapshot",
-            template=config.template,
-            city=config.city,
-            members=config.members if isinstance(config, ParentConfig) else None,
-            source=dataset.source,
-            data_format=dataset.format,
-            time_column=dataset.time_column,
-            window_days=dataset.window_days,
-            contract=data_contract(config, origin).to_dict(),
-        )
+        tasks = task_settings(config, expectations_dir=expectations_dir, origin=origin)
+        snapshot = SnapshotOperator(task_id="snapshot", settings=tasks.snapshot.to_dict())
         validate = ValidateDataOperator(
-            task_id="validate",
-            snapshot=snapshot.output,
-            suite=config.suite,
-            expectations_dir=str(expectations_dir),
-            city=config.city,
-            expectations=config.expectations,
-            known_columns=sorted(config.dataset.known_columns),
-            experiment=config.model_name,
+            task_id="validate", snapshot=snapshot.output, settings=tasks.validation.to_dict()
         )
-        drift = DriftCheckOperator(
-            task_id="drift",
-            snapshot=snapshot.output,
-            model_name=config.model_name,
-            features=list(dataset.features),
-            categorical_features=list(dataset.categorical_features),
-            target=dataset.target,
-            task=config.task,
-            thresholds=config.drift.thresholds(),
-            bins=config.drift.psi_bins,
-            time_column=dataset.time_column,
-            comparison=config.drift.comparison(),
-            enabled=config.drift.enabled,
-            tags=lineage_tags,
-        )
-        train = TrainModelOperator(
-            task_id="train",
-            snapshot=snapshot.output,
-            experiment=config.model_name,
-            target=dataset.target,
-            features=list(dataset.features),
-            categorical_features=list(dataset.categorical_features),
-            time_column=dataset.time_column,
-            task=config.task,
-            metric=config.metric.name,
-            validation_fraction=split.validation_fraction,
-            holdout_fraction=split.holdout_fraction,
-            num_boost_round=training.num_boost_round,
-            early_stopping_rounds=training.early_stopping_rounds,
-            seed=training.seed,
-            num_threads=training.num_threads,
-            lgbm_params=training.params.model_dump(),
-            tags=lineage_tags,
-            config=config.model_dump(mode="json"),
-            class_weight=training.class_weight,
-            # Without training.search, the trigger form's search_trials searches the default ranges.
-            search=(training.search or SearchSpec(trials=0)).model_dump(),
-            warm_start=training.warm_start,
-            model_name=config.model_name,
-            fallback_min_rows=config.fallback.min_rows if config.parent_model_name else None,
-            parent_model=config.parent_model_name,
-        )
+        drift = DriftCheckOperator(task_id="drift", snapshot=snapshot.output, settings=tasks.drift.to_dict())
+        train = TrainModelOperator(task_id="train", snapshot=snapshot.output, settings=tasks.training.to_dict())
         register = RegisterModelOperator(
             task_id="register",
             model_name=config.model_name,
             training=train.output,
             snapshot=snapshot.output,
-            tags=lineage_tags,
+            tags=dict(tasks.training.tags),
         )
         promote = PromotionGateOperator(
-            task_id="gate",
-            model_name=config.model_name,
-            registration=register.output,
-            snapshot=snapshot.output,
-            target=dataset.target,
-            time_column=dataset.time_column,
-            metric=config.metric.name,
-            validation_fraction=split.validation_fraction,
-            holdout_fraction=split.holdout_fraction,
-            rules=GateRules.from_dict({**gate.rules(), "min_holdout_rows": split.min_holdout_rows}).to_dict(),
-            parent_model=config.parent_model_name,
+            task_id="gate", registration=register.output, snapshot=snapshot.output, settings=tasks.gate.to_dict()
         )
         approve = PromotionApprovalOperator(
             task_id="approve",
             model_name=config.model_name,
             decision=promote.output,
             snapshot=snapshot.output,
-            response_timeout=dt.timedelta(hours=gate.approval_timeout_hours),
+            response_timeout=dt.timedelta(hours=config.gate.approval_timeout_hours),
         )
-        health = config.health
         health_check = ChampionHealthCheckOperator(
             task_id="health_check",
-            model_name=config.model_name,
             registration=register.output,
             snapshot=snapshot.output,
-            time_column=dataset.time_column,
-            validation_fraction=split.validation_fraction,
-            holdout_fraction=split.holdout_fraction,
-            enabled=health.enabled,
-            sample_rows=health.sample_rows,
-            max_mean_shift=health.max_mean_shift,
-            max_quantile_shift=health.max_quantile_shift,
+            settings=tasks.health.to_dict(),
             # The event is emitted only when the task succeeds: skipped (no move) and failed (rolled back) emit none.
             outlets=[champion_asset(config)],
         )

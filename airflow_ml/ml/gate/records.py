@@ -122,3 +122,8 @@ def slice_summary(decision: Mapping[str, Any]) -> str:
         limit = decision.get("max_slice_regression")
         text += f" (max {limit:.1%})"
     return text + f"; {len(breached)} breached; the table is in gate/decision.json"
+
+
+def decision_tags(record: dict[str, Any]) -> dict[str, Any]:
+    """The decision record as version tags: the slice table (in ``gate/decision.json``) becomes one line."""
+    return {**record, "slices": slice_summary(record)} if "slices" in record else record
