@@ -119,6 +119,13 @@ class GateSpec(Strict):
         description="Required gain over the champion's holdout score; 0 to below 1 when relative, at most 1e9.",
     )
     improvement_mode: Literal["relative", "absolute"] = "relative"
+    max_improvement: float | None = Field(
+        default=None,
+        gt=0,
+        le=_LARGE,
+        description="Refuse a challenger better than the champion by more than this, in min_improvement's unit "
+        "(0.5 = 50% when relative): so large a gain is likelier a leak or a broken holdout; null (default): off.",
+    )
     approval_timeout_hours: float = Field(
         default=24,
         gt=0,
@@ -163,6 +170,11 @@ class GateSpec(Strict):
         if self.improvement_mode == "relative" and self.min_improvement >= 1:
             raise ValueError(
                 f"min_improvement {self.min_improvement!r} is a relative gain and must be below 1 (0.02 means 2%)"
+            )
+        if self.max_improvement is not None and self.max_improvement <= self.min_improvement:
+            raise ValueError(
+                f"max_improvement {self.max_improvement!r} must be above min_improvement {self.min_improvement!r}, "
+                "or no challenger could pass; raise it or set it to null"
             )
         return self
 

@@ -203,3 +203,27 @@ def test_bad_modes_are_refused(mode: str, reason: str, fragment: str) -> None:
 
     with pytest.raises(ValueError, match=fragment):
         check_mode(mode, reason)
+
+
+def test_an_implausibly_large_improvement_is_refused_when_max_improvement_is_set() -> None:
+    plausible = decide(9.0, 10.0, direction="minimize", max_improvement=0.3, **ROWS)
+    at_the_limit = decide(7.0, 10.0, direction="minimize", max_improvement=0.3, **ROWS)
+    implausible = decide(5.0, 10.0, direction="minimize", max_improvement=0.3, **ROWS)
+    off = decide(5.0, 10.0, direction="minimize", **ROWS)
+
+    assert plausible.promote is at_the_limit.promote is off.promote is True
+    assert implausible.promote is False
+    assert implausible.refused_by == "max_improvement"
+    assert "improvement +50% is above the plausible maximum 30% (max_improvement)" in implausible.reason
+    assert implausible.improvement == pytest.approx(0.5)
+
+
+def test_max_improvement_is_in_the_unit_of_the_improvement_mode() -> None:
+    absolute = decide(5.0, 10.0, direction="minimize", improvement_mode="absolute", max_improvement=3.0, **ROWS)
+
+    assert absolute.refused_by == "max_improvement"
+    assert "improvement +5 is above the plausible maximum 3 (max_improvement)" in absolute.reason
+
+
+def test_max_improvement_does_not_judge_a_first_model() -> None:
+    assert decide(5.0, None, direction="minimize", max_improvement=0.01, **ROWS).promote is True

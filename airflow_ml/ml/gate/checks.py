@@ -105,6 +105,18 @@ def min_improvement(evidence: Evidence, rules: GateRules) -> str | None:
     return None
 
 
+def max_improvement(evidence: Evidence, rules: GateRules) -> str | None:
+    """The improvement is plausible: at most ``max_improvement`` (when set); a larger one suggests a leak."""
+    if rules.max_improvement is None or evidence.improvement is None or evidence.improvement <= rules.max_improvement:
+        return None
+    shown = show(evidence.improvement, rules.improvement_mode, sign=True)
+    limit = show(rules.max_improvement, rules.improvement_mode)
+    return (
+        f"improvement {shown} is above the plausible maximum {limit} (max_improvement): a leak or a broken "
+        "holdout is likelier than such a gain; champion kept"
+    )
+
+
 def bootstrap(evidence: Evidence, rules: GateRules) -> str | None:
     """The bootstrap interval of the improvement excludes zero (when the bootstrap is on)."""
     if evidence.bootstrap is None or evidence.bootstrap.improvement is None or evidence.improvement is None:
@@ -131,4 +143,10 @@ def max_slice_regression(evidence: Evidence, rules: GateRules) -> str | None:
 #: The checks every challenger faces, a first one included.
 BEFORE_CHAMPION: tuple[Check, ...] = (min_holdout_rows, finite_score, min_quality, naive_baseline)
 #: The checks of a challenger against a champion scored on the same holdout.
-AGAINST_CHAMPION: tuple[Check, ...] = (better_than_champion, min_improvement, bootstrap, max_slice_regression)
+AGAINST_CHAMPION: tuple[Check, ...] = (
+    better_than_champion,
+    min_improvement,
+    max_improvement,
+    bootstrap,
+    max_slice_regression,
+)

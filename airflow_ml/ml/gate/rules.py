@@ -21,6 +21,7 @@ class GateRules:
     Attributes:
         min_improvement: Required gain over the champion (a fraction of its score when relative).
         improvement_mode: ``relative`` or ``absolute``.
+        max_improvement: A larger gain over the champion (same unit) is implausible and refused; None: off.
         min_holdout_rows: Refuse to decide on a smaller holdout.
         min_quality: At most one bound on the challenger's own score, ``{"max_rmse": 12}`` for a metric
             where lower is better, ``{"min_auc": 0.7}`` for one where higher is; None: no bound.
@@ -33,6 +34,7 @@ class GateRules:
 
     min_improvement: float = 0.0
     improvement_mode: Literal["relative", "absolute"] = "relative"
+    max_improvement: float | None = None
     min_holdout_rows: int = 1
     min_quality: Mapping[str, float] | None = None
     bootstrap: Mapping[str, Any] | None = None
