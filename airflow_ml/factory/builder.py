@@ -5,10 +5,10 @@ default arguments are built in :mod:`~airflow_ml.factory.dag_schedule`, :mod:`~a
 :mod:`~airflow_ml.factory.dag_defaults`, its tasks' settings in :mod:`~airflow_ml.factory.tasks`; DAG files
 register the DAGs through :mod:`~airflow_ml.factory.dag_registration`.
 
-No value from the config reaches a template field: each task takes its settings as a plain dict, reads the run's
-overrides, typed, from its Params (:func:`~airflow_ml.operators.base.run_overrides`), and Jinja renders only the
-XCom references; a failure notifier renders only the subject and body the factory writes (recipients and
-connection id are taken literally, see :mod:`airflow_ml.factory.failure_mail`).
+No value from the config reaches a template field: each task takes its settings as a plain dict, reads the
+run's overrides, typed, from its Params (:func:`~airflow_ml.operators.base_operator.run_overrides`), and Jinja
+renders only the XCom references; a failure notifier renders only the subject and body the factory writes
+(recipients and connection id are taken literally, see :mod:`airflow_ml.factory.failure_mail`).
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from airflow_ml.factory.dag_doc import retrain_doc
 from airflow_ml.factory.dag_schedule import retrain_schedule
 from airflow_ml.factory.params import attach_trigger_form, trigger_params
 from airflow_ml.factory.tasks import task_settings
-from airflow_ml.operators.approval import PromotionApprovalOperator
-from airflow_ml.operators.drift import DriftCheckOperator
-from airflow_ml.operators.gate import PromotionGateOperator
-from airflow_ml.operators.health import ChampionHealthCheckOperator
-from airflow_ml.operators.register import RegisterModelOperator
-from airflow_ml.operators.snapshot import SnapshotOperator
-from airflow_ml.operators.train import TrainModelOperator
-from airflow_ml.operators.validate import ValidateDataOperator
+from airflow_ml.operators.approval_operator import PromotionApprovalOperator
+from airflow_ml.operators.drift_operator import DriftCheckOperator
+from airflow_ml.operators.gate_operator import PromotionGateOperator
+from airflow_ml.operators.health_operator import ChampionHealthCheckOperator
+from airflow_ml.operators.register_operator import RegisterModelOperator
+from airflow_ml.operators.snapshot_operator import SnapshotOperator
+from airflow_ml.operators.train_operator import TrainModelOperator
+from airflow_ml.operators.validate_operator import ValidateDataOperator
 from airflow_ml.templates.describe import Origin
 from airflow_ml.templates.models import ModelConfig
 

@@ -17,7 +17,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
-from airflow_ml.ml import registry
+from airflow_ml.ml import model_registry as registry
 
 #: Where training logs the holdout predictions of each run (see ``steps.train_step.train_and_log``).
 HOLDOUT_PREDICTIONS_ARTIFACT = "lineage/holdout_predictions.parquet"

@@ -74,7 +74,7 @@ def _run(world: dict[str, Any], conf: dict[str, Any], answer: str | None = None)
 
 
 def _champion(client: Any) -> str | None:
-    from airflow_ml.ml.registry import CHAMPION, version_by_alias
+    from airflow_ml.ml.model_registry import CHAMPION, version_by_alias
 
     version = version_by_alias(client, MODEL, CHAMPION)
     return str(version.version) if version is not None else None

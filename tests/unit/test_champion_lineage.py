@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from airflow_ml.data.demo import DEMO_START, generate_day
 from airflow_ml.data.snapshot import Manifest, read_snapshot, take_snapshot
 from airflow_ml.exceptions import ForeignChampion
-from airflow_ml.ml import registry
+from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.fallback import which_model_serves
 from airflow_ml.ml.gate.naive_baseline import NaiveBaseline
 from airflow_ml.ml.gate.rules import GateRules

@@ -18,7 +18,7 @@ from airflow_ml.exceptions import DataContractError, DataError, StorageUnreachab
 from airflow_ml.factory import build_dag
 from airflow_ml.factory.dataset_contract import data_contract
 from airflow_ml.ml.steps.step_settings import SnapshotSettings
-from airflow_ml.operators.snapshot import SnapshotOperator, refusal_kind
+from airflow_ml.operators.snapshot_operator import SnapshotOperator, refusal_kind
 from airflow_ml.templates import load_city_configs
 
 REPO = Path(__file__).resolve().parents[2]

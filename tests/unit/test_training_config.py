@@ -17,7 +17,7 @@ from airflow_ml.ml.steps.step_settings import SplitSettings, TrainingSettings
 from airflow_ml.ml.steps.train_step import search_settings
 from airflow_ml.ml.train_spec import TrainSpec
 from airflow_ml.operators.overrides import OverrideError, RunOverrides
-from airflow_ml.operators.train import with_overrides
+from airflow_ml.operators.train_operator import with_overrides
 from airflow_ml.templates import load_city_file
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from airflow_ml.data.demo import DEMO_START, generate_day
 from airflow_ml.data.snapshot import take_snapshot
-from airflow_ml.ml import registry
+from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.search import PARENT_RUN_TAG, SearchRange, SearchSettings, search_params
 from airflow_ml.ml.serving import Preprocessor
 from airflow_ml.ml.steps.step_settings import SplitSettings

@@ -8,7 +8,7 @@ from mlflow import MlflowClient
 
 from airflow_ml.data.snapshot import write_json
 from airflow_ml.data.storage import StorageOptions
-from airflow_ml.ml import registry
+from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.gate.records import decision_tags
 from airflow_ml.ml.steps.xcom_payloads import APPROVAL_FILE
 

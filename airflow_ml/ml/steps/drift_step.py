@@ -18,7 +18,7 @@ from mlflow.entities import Metric, Param
 from airflow_ml.data.snapshot import Manifest, load_manifest, read_snapshot, write_json
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.exceptions import DataError, ForeignChampion
-from airflow_ml.ml import registry
+from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.drift import compare as compare_frames
 from airflow_ml.ml.drift_window import select_rows
 from airflow_ml.ml.lineage import this_citys_champion, training_snapshot

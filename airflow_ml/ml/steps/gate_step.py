@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from airflow_ml.data.snapshot import Manifest, read_snapshot, write_json
 from airflow_ml.data.storage import StorageOptions
-from airflow_ml.ml import registry
+from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.gate.judge import judge
 from airflow_ml.ml.gate.modes import Outcome, apply_mode, check_mode
 from airflow_ml.ml.gate.records import decision_tags

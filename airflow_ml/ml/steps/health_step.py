@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 
 from airflow_ml.data.snapshot import read_snapshot, write_json
 from airflow_ml.data.storage import StorageOptions
-from airflow_ml.ml import registry
+from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.health import HealthThresholds, check_champion
 from airflow_ml.ml.steps.step_settings import HealthSettings, SplitSettings
 from airflow_ml.ml.steps.xcom_payloads import HEALTH_FILE

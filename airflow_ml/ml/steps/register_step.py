@@ -5,7 +5,7 @@ from __future__ import annotations
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
-from airflow_ml.ml.registry import CHALLENGER, register_challenger
+from airflow_ml.ml.model_registry import CHALLENGER, register_challenger
 from airflow_ml.ml.steps.xcom_payloads import SnapshotPayload, TrainingPayload
 
 

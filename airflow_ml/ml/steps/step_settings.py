@@ -33,7 +33,7 @@ class SplitSettings(FrozenSettings):
 
 @dataclass(frozen=True)
 class SnapshotSettings(FrozenSettings):
-    """What the snapshot task copies (see :class:`~airflow_ml.operators.snapshot.SnapshotOperator`).
+    """What the snapshot task copies (see :class:`~airflow_ml.operators.snapshot_operator.SnapshotOperator`).
 
     Attributes:
         template: The DAG's template; with ``city`` it keys the snapshot.

@@ -17,7 +17,7 @@ from mlflow.entities import Metric, Param
 
 from airflow_ml.data.snapshot import Manifest, read_snapshot
 from airflow_ml.data.storage import StorageOptions
-from airflow_ml.ml import registry
+from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.fallback import record_data_status
 from airflow_ml.ml.search import SearchSettings, search_params
 from airflow_ml.ml.serving import predict_raw

@@ -13,7 +13,7 @@ from mlflow.entities import Metric
 
 from airflow_ml.data.snapshot import Manifest, load_manifest, read_snapshot, write_json, write_text
 from airflow_ml.data.storage import StorageOptions
-from airflow_ml.ml import registry
+from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.steps.step_settings import ValidationSettings
 from airflow_ml.ml.steps.xcom_payloads import REPORT_FILE, RESULT_FILE, VERDICT_FILE
 from airflow_ml.validation.report import render_report

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowSkipException
 
-from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
+from airflow_ml.hooks.storage import storage_options
 from airflow_ml.links.mlflow import MlflowRunLink, run_url
 from airflow_ml.ml.steps.xcom_payloads import TrainingPayload, snapshot_uri
-from airflow_ml.operators.base import (
-    MlflowBaseOperator,
+from airflow_ml.operators.base_operator import (
+    SnapshotStepOperator,
     airflow_lineage,
     close_abandoned_runs,
     mlflow_errors,
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from airflow_ml.operators.overrides import RunOverrides
 
 
-class TrainModelOperator(MlflowBaseOperator):
+class TrainModelOperator(SnapshotStepOperator):
     """Split the snapshot by time, fit preprocessing on the training rows, train LightGBM, log everything.
 
     The run's Params override the settings: ``num_boost_round``, ``learning_rate``, ``num_leaves`` and
@@ -43,23 +43,8 @@ class TrainModelOperator(MlflowBaseOperator):
     Returns (XCom): ``run_id``, ``experiment_id``, ``model_uri``, ``metrics`` and ``warm_start``.
     """
 
-    # Only the XCom: the trigger's overrides are read, typed, from the run's Params (see run_overrides).
-    template_fields: Sequence[str] = ("snapshot",)
     operator_extra_links = (MlflowRunLink(),)
     ui_color = "#eaf7ea"
-
-    def __init__(
-        self,
-        *,
-        snapshot: Any,
-        settings: Mapping[str, Any],
-        aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.snapshot = snapshot
-        self.settings = dict(settings)
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> TrainingPayload:
         from airflow_ml.data.snapshot import load_manifest

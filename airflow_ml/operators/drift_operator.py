@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
+from airflow_ml.hooks.storage import storage_options
 from airflow_ml.links.mlflow import MlflowRunLink, run_url
 from airflow_ml.ml.steps.xcom_payloads import DRIFT_VERDICT_KEY, snapshot_uri
-from airflow_ml.operators.base import MlflowBaseOperator, airflow_lineage
+from airflow_ml.operators.base_operator import SnapshotStepOperator, airflow_lineage
 
 
-class DriftCheckOperator(MlflowBaseOperator):
+class DriftCheckOperator(SnapshotStepOperator):
     """The drift check of a city, between validation and training.
 
     Each feature of this run's snapshot (by default only its rows newer than the champion's training
@@ -41,22 +40,8 @@ class DriftCheckOperator(MlflowBaseOperator):
     ``drift_verdict`` in every case, a failed check included (the fleet view shows it).
     """
 
-    template_fields: Sequence[str] = ("snapshot",)
     operator_extra_links = (MlflowRunLink(),)
     ui_color = "#e8f1fb"
-
-    def __init__(
-        self,
-        *,
-        snapshot: Any,
-        settings: Mapping[str, Any],
-        aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.snapshot = snapshot
-        self.settings = dict(settings)
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.data.snapshot import load_manifest

@@ -9,7 +9,7 @@ from airflow.sdk import Context
 
 from airflow_ml import settings
 from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
-from airflow_ml.operators.base import MlflowBaseOperator, refuse_bad_conf
+from airflow_ml.operators.base_operator import MlflowBaseOperator, refuse_bad_conf
 
 
 class PruneSnapshotsOperator(MlflowBaseOperator):

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
+from airflow_ml.hooks.storage import storage_options
 from airflow_ml.ml.steps.xcom_payloads import snapshot_uri
-from airflow_ml.operators.base import MlflowBaseOperator, mlflow_errors
+from airflow_ml.operators.base_operator import SnapshotStepOperator, mlflow_errors
 
 
-class ChampionHealthCheckOperator(MlflowBaseOperator):
+class ChampionHealthCheckOperator(SnapshotStepOperator):
     """The health check of a champion promoted in this run, and the "champion changed" Asset event.
 
     Skipped (no Asset event) unless this run's registered version is now the champion. Otherwise it loads
@@ -38,20 +38,9 @@ class ChampionHealthCheckOperator(MlflowBaseOperator):
     template_fields: Sequence[str] = ("registration", "snapshot")
     ui_color = "#e6f4ea"
 
-    def __init__(
-        self,
-        *,
-        registration: Any,
-        snapshot: Any,
-        settings: Mapping[str, Any],
-        aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, registration: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.registration = registration
-        self.snapshot = snapshot
-        self.settings = dict(settings)
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.ml.steps.health_step import ChampionUnchanged, health

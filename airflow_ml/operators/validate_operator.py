@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
+from airflow_ml.hooks.storage import storage_options
 from airflow_ml.links.mlflow import ValidationReportLink, artifact_url
 from airflow_ml.ml.steps.xcom_payloads import REPORT_FILE, snapshot_uri
-from airflow_ml.operators.base import MlflowBaseOperator, airflow_lineage
+from airflow_ml.operators.base_operator import SnapshotStepOperator, airflow_lineage
 
 
-class ValidateDataOperator(MlflowBaseOperator):
+class ValidateDataOperator(SnapshotStepOperator):
     """Run the city's suite on the snapshot.
 
     The suite is ``<expectations_dir>/<suite>.yaml`` or ``.json``, with the city's sibling file
@@ -34,23 +33,8 @@ class ValidateDataOperator(MlflowBaseOperator):
     Returns (XCom): the verdict: ``status`` (passed, warned, failed), counts and failed expectations.
     """
 
-    # Only the XCom: the suite's name comes from YAML and is never rendered by Jinja.
-    template_fields: Sequence[str] = ("snapshot",)
     operator_extra_links = (ValidationReportLink(),)
     ui_color = "#fdf3e1"
-
-    def __init__(
-        self,
-        *,
-        snapshot: Any,
-        settings: Mapping[str, Any],
-        aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.snapshot = snapshot
-        self.settings = dict(settings)
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.ml.steps.step_settings import ValidationSettings

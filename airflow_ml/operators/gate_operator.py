@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
+from airflow_ml.hooks.storage import storage_options
 from airflow_ml.links.mlflow import MlflowModelVersionLink, model_version_url
 from airflow_ml.ml.steps.xcom_payloads import snapshot_uri
-from airflow_ml.operators.base import MlflowBaseOperator, mlflow_errors, run_overrides
+from airflow_ml.operators.base_operator import SnapshotStepOperator, mlflow_errors, run_overrides
 
 
-class PromotionGateOperator(MlflowBaseOperator):
+class PromotionGateOperator(SnapshotStepOperator):
     """The promotion gate of a city.
 
     Both models are loaded from the registry, as serving loads them, and scored on the holdout of this
@@ -49,20 +49,9 @@ class PromotionGateOperator(MlflowBaseOperator):
     operator_extra_links = (MlflowModelVersionLink(),)
     ui_color = "#fbeaea"
 
-    def __init__(
-        self,
-        *,
-        registration: Any,
-        snapshot: Any,
-        settings: Mapping[str, Any],
-        aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, registration: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.registration = registration
-        self.snapshot = snapshot
-        self.settings = dict(settings)
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.data.snapshot import load_manifest
