@@ -189,9 +189,14 @@ def _spec(templates: Path) -> tuple[dict[str, Any], dict[str, tuple[Any, str, di
     dag = build_dag(config, expectations_dir=REPO / "expectations")
     tasks = []
     for task in dag.topological_sort():
-        # The arguments of the operator's own signature (what the factory passed), not those its base classes
-        # received from it.
-        own = set(inspect.signature(type(task).__init__).parameters) - {"self", "kwargs"}
+        # The arguments of the signatures of the operator and of its airflow_ml bases (what the factory passed),
+        # not those Airflow's base classes received from them.
+        own = {
+            name
+            for cls in type(task).__mro__
+            if cls.__module__.startswith("airflow_ml.") and "__init__" in vars(cls)
+            for name in inspect.signature(cls.__init__).parameters
+        } - {"self", "kwargs"}
         kwargs = {
             k: ("xcom", v.operator.task_id) if isinstance(v, XComArg) else v
             for k, v in task._BaseOperator__init_kwargs.items()

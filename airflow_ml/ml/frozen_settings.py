@@ -17,7 +17,7 @@ class FrozenSettings:
     nested: ClassVar[Mapping[str, Any]] = {}
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable form, as operators take it."""
+        """A JSON-serialisable form, as operators take it (mappings and lists are handed on, not copied)."""
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
 
     @classmethod
@@ -39,10 +39,10 @@ class FrozenSettings:
 
 
 def _plain(value: Any) -> Any:
+    # Shallow on purpose: the factory calls this for every task of every city at parse time, and the values
+    # below a field are plain dicts and lists already (the spec's JSON dump), or settings with their own to_dict.
     if hasattr(value, "to_dict"):
         return value.to_dict()
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, tuple):
         return [_plain(v) for v in value]
     return value
