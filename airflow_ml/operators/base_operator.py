@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml.exceptions import MlflowUnreachable
 from airflow_ml.hooks.mlflow import MlflowHook
-from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID
+from airflow_ml.hooks.storage_credentials import DEFAULT_AWS_CONN_ID
 from airflow_ml.operators.overrides import OverrideError, RunOverrides, conf_problems, param_defaults, refusal
 
 

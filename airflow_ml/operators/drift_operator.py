@@ -7,8 +7,8 @@ from typing import Any
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ml.hooks.storage import storage_options
-from airflow_ml.links.mlflow import MlflowRunLink, run_url
+from airflow_ml.hooks.storage_credentials import storage_options
+from airflow_ml.links.mlflow_links import MlflowRunLink, run_url
 from airflow_ml.ml.steps.xcom_payloads import DRIFT_VERDICT_KEY, snapshot_uri
 from airflow_ml.operators.base_operator import SnapshotStepOperator, airflow_lineage
 

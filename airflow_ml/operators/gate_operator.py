@@ -9,8 +9,8 @@ from typing import Any
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ml.hooks.storage import storage_options
-from airflow_ml.links.mlflow import MlflowModelVersionLink, model_version_url
+from airflow_ml.hooks.storage_credentials import storage_options
+from airflow_ml.links.mlflow_links import MlflowModelVersionLink, model_version_url
 from airflow_ml.ml.steps.xcom_payloads import snapshot_uri
 from airflow_ml.operators.base_operator import SnapshotStepOperator, mlflow_errors, run_overrides
 

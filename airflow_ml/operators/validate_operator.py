@@ -7,8 +7,8 @@ from typing import Any
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ml.hooks.storage import storage_options
-from airflow_ml.links.mlflow import ValidationReportLink, artifact_url
+from airflow_ml.hooks.storage_credentials import storage_options
+from airflow_ml.links.mlflow_links import ValidationReportLink, artifact_url
 from airflow_ml.ml.steps.xcom_payloads import REPORT_FILE, snapshot_uri
 from airflow_ml.operators.base_operator import SnapshotStepOperator, airflow_lineage
 
@@ -17,7 +17,7 @@ class ValidateDataOperator(SnapshotStepOperator):
     """Run the city's suite on the snapshot.
 
     The suite is ``<expectations_dir>/<suite>.yaml`` or ``.json``, with the city's sibling file
-    ``<suite>.<city>.yaml`` and the city file's ``expectations`` applied (see ``airflow_ml.templates.suites``).
+    ``<suite>.<city>.yaml`` and the city file's ``expectations`` applied (see ``airflow_ml.templates.suite_files``).
     A failed ``error`` expectation fails the task without retries (the data will not fix itself); ``warn``
     expectations are recorded and the run goes on. The verdict, GX's full result and an HTML report are
     written beside the snapshot and, when ``experiment`` is set, logged as a validation run in MLflow,
@@ -39,7 +39,7 @@ class ValidateDataOperator(SnapshotStepOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.ml.steps.step_settings import ValidationSettings
         from airflow_ml.ml.steps.validate_step import VALIDATION_ARTIFACTS, SuiteInvalid, validate
-        from airflow_ml.templates.suites import load_suite, suite_file
+        from airflow_ml.templates.suite_files import load_suite, suite_file
         from airflow_ml.validation.runner import headline
 
         settings = ValidationSettings.from_dict(self.settings)

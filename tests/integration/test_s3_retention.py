@@ -19,7 +19,7 @@ import pytest
 
 from airflow_ml.cli import main
 from airflow_ml.data.snapshot import take_snapshot
-from airflow_ml.hooks.storage import storage_options
+from airflow_ml.hooks.storage_credentials import storage_options
 from tests.conftest import copy_template, service_missing
 
 pytestmark = pytest.mark.integration

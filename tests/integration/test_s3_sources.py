@@ -35,7 +35,7 @@ from airflow_ml.data.snapshot import (
     take_snapshot,
 )
 from airflow_ml.exceptions import DataError
-from airflow_ml.hooks.storage import storage_options
+from airflow_ml.hooks.storage_credentials import storage_options
 from tests.conftest import REPO, _wire_mlflow, service_missing, write_loader
 
 pytestmark = pytest.mark.integration

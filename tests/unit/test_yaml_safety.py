@@ -15,7 +15,7 @@ import pytest
 
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates import load_city_configs, load_parent_configs
-from airflow_ml.templates.suites import load_suite
+from airflow_ml.templates.suite_files import load_suite
 from tests.conftest import REPO
 from tests.unit.test_templates import line_of, root, write_city
 

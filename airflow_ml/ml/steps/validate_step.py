@@ -18,7 +18,7 @@ from airflow_ml.ml.steps.step_settings import ValidationSettings
 from airflow_ml.ml.steps.xcom_payloads import REPORT_FILE, RESULT_FILE, VERDICT_FILE
 from airflow_ml.validation.report import render_report
 from airflow_ml.validation.runner import Verdict, run_suite
-from airflow_ml.validation.suites import check_suite
+from airflow_ml.validation.suite_check import check_suite
 
 #: The artifact folder of a validation run.
 VALIDATION_ARTIFACTS = "validation"

@@ -1,7 +1,7 @@
 """What the tasks of a run hand each other through XCom: small typed payloads, never frames.
 
 Pure Python (operators import it at parse time). The files a step writes beside the snapshot are named here
-too: :mod:`airflow_ml.run_summary` reads them by these names.
+too: :mod:`airflow_ml.cli.run_summary` reads them by these names.
 """
 
 from __future__ import annotations
