@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.support import REPO
 from tests.support.project import clean_env
 
 #: The pages whose commands are registered.

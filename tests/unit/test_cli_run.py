@@ -22,7 +22,7 @@ from airflow_ml.data.refusal import record_refusal
 from airflow_ml.data.snapshot import read_snapshot, take_snapshot, write_json
 from airflow_ml.run_summary import DECISION_FILE, DRIFT_FILE, HEALTH_FILE, VERDICT_FILE
 from airflow_ml.validation.runner import validate_frame
-from tests.conftest import REPO
+from tests.support import REPO
 from tests.support.project import EMBEDDED_KEYS, airflow_ml, clean_env, make_project
 
 

@@ -13,9 +13,7 @@ from pydantic.fields import FieldInfo
 
 from airflow_ml.templates import load_city_configs
 from airflow_ml.templates.models import CityConfig, ParentConfig, TemplateConfig
-from tests.unit.test_templates import root, write_city
-
-__all__ = ["root"]  # the fixture, shared with test_templates
+from tests.support.city_files import write_city
 
 CITY = "city: porto\ntemplate: ride_duration\n"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support import REPO
 from tests.support.documented import (
     CI,
     MAKE_DEMO,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,39 +13,14 @@ from airflow_ml.templates import CityConfig, load_city_configs, load_city_file, 
 from airflow_ml.templates.loader import deep_merge
 from airflow_ml.templates.models import slugify
 from airflow_ml.templates.yaml_lines import YamlFileError, load_yaml_with_lines
-
-REPO = Path(__file__).resolve().parents[2]
-REPO_TEMPLATES = REPO / "dag_templates"
-TEMPLATE_FILE = REPO_TEMPLATES / "templates" / "ride_duration.yaml"
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """A templates folder holding a copy of the repo's ride_duration template and an empty cities folder."""
-    (tmp_path / "templates").mkdir()
-    (tmp_path / "cities").mkdir()
-    shutil.copy(TEMPLATE_FILE, tmp_path / "templates" / "ride_duration.yaml")
-    return tmp_path
-
-
-def write_city(root: Path, name: str, text: str, suffix: str = ".yaml") -> Path:
-    path = root / "cities" / f"{name}{suffix}"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def line_of(path: Path, needle: str) -> int:
-    """The 1-based line of the first line of ``path`` that contains ``needle``."""
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if needle in line:
-            return number
-    raise AssertionError(f"{needle!r} not in {path}")
-
-
-def config_error(path: Path, root: Path) -> ConfigError:
-    with pytest.raises(ConfigError) as info:
-        load_city_file(path, root / "templates")
-    return info.value
+from tests.support.city_files import (
+    REPO_TEMPLATES,
+    TEMPLATE_FILE,
+    assert_points_at,
+    config_error,
+    line_of,
+    write_city,
+)
 
 
 def template_data() -> dict:
@@ -177,16 +151,6 @@ def test_slugify_suggests_a_valid_city_id(name: str, slug: str) -> None:
 
 
 # --- errors ---------------------------------------------------------------------------------------------------
-
-
-def assert_points_at(exc: ConfigError, path: Path, line: int, *fragments: str) -> str:
-    text = str(exc)
-    assert str(path) in text
-    assert exc.file == str(path)
-    assert f"line {line}" in text, text
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in {text!r}"
-    return text
 
 
 def test_unknown_nested_key_suggests_the_right_one(root: Path) -> None:

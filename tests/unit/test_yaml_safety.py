@@ -16,10 +16,8 @@ import pytest
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates import load_city_configs, load_parent_configs
 from airflow_ml.templates.suites import load_suite
-from tests.conftest import REPO
-from tests.unit.test_templates import line_of, root, write_city
-
-__all__ = ["root"]  # the fixture, shared with test_templates
+from tests.support import REPO
+from tests.support.city_files import line_of, write_city
 
 CITY = "city: {city}\ntemplate: ride_duration\n"
 JINJA_SOURCE = 'dataset: {source: "{data_root}/raw/{{ conn.mlflow_default.password }}/{city}"}\n'
