@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates import load_city_file
@@ -22,6 +24,18 @@ def templates_folder(folder: Path) -> Path:
     (folder / "cities").mkdir()
     shutil.copy(TEMPLATE_FILE, folder / "templates" / "ride_duration.yaml")
     return folder
+
+
+def write_file(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path``, creating its folders (a group, a defaults file, a city in a subfolder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def template_data() -> dict[str, Any]:
+    """The repo's ride_duration template, as data."""
+    return dict(yaml.safe_load(TEMPLATE_FILE.read_text(encoding="utf-8")))
 
 
 def write_city(root: Path, name: str, text: str, suffix: str = ".yaml") -> Path:
