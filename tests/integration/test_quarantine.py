@@ -29,7 +29,7 @@ CITIES = ("berlin", "lisbon")
 RUN = textwrap.dedent(
     """
     import dataclasses, json, sys
-    from airflow_ml.demo_run import summarize
+    from airflow_ml.cli.demo_run import summarize
     from airflow_ml.factory import register_dags
 
     root, data_root, city, batch = sys.argv[1:5]

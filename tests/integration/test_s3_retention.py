@@ -17,7 +17,7 @@ import pytest
 
 from airflow_ml.cli import main
 from airflow_ml.data.snapshot import take_snapshot
-from airflow_ml.hooks.storage import storage_options
+from airflow_ml.hooks.storage_credentials import storage_options
 from tests.support.s3_servers import moto_endpoint, s3_client
 from tests.support.worlds import copy_template
 

@@ -34,7 +34,7 @@ from airflow_ml.data.snapshot import (
     take_snapshot,
 )
 from airflow_ml.exceptions import DataError
-from airflow_ml.hooks.storage import storage_options
+from airflow_ml.hooks.storage_credentials import storage_options
 from tests.support import REPO
 from tests.support.mlflow_stores import wire_mlflow
 from tests.support.s3_servers import aws_connection, moto_endpoint, s3_client

@@ -117,7 +117,7 @@ def test_lint_formats_json_and_github(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_github_commands_escape_what_would_break_them() -> None:
-    from airflow_ml.cli_lint import _github
+    from airflow_ml.cli.lint_command import _github
     from airflow_ml.exceptions import Problem
 
     problem = Problem("x", line=2, col=5, file="a,b:c.yaml")
@@ -139,7 +139,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_every_option_of_every_subcommand_has_help() -> None:
     import argparse
 
-    from airflow_ml.cli import build_parser
+    from airflow_ml.cli.commands import build_parser
 
     def walk(parser: argparse.ArgumentParser, name: str) -> list[str]:
         missing = []

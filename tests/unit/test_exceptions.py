@@ -13,7 +13,7 @@ import pytest
 
 from airflow_ml.exceptions import ConfigError, show_value
 from airflow_ml.templates import load_city_configs
-from airflow_ml.templates.suites import read_suite_file
+from airflow_ml.templates.suite_files import read_suite_file
 
 REPO = Path(__file__).resolve().parents[2]
 LONG = "q" * 5000

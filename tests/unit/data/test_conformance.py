@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from airflow_ml.cli.demo_run import summarize
 from airflow_ml.data.conformance import apply_filters, check_file_types, missing_days
 from airflow_ml.data.contract import ColumnRule, DataContract, RowFilter
 from airflow_ml.data.demo import write_demo_data
 from airflow_ml.data.snapshot import Manifest, read_snapshot, take_snapshot
-from airflow_ml.demo_run import summarize
 from airflow_ml.exceptions import DataContractError
 from airflow_ml.factory.dataset_contract import data_contract
 from airflow_ml.templates import load_city_configs

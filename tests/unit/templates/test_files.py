@@ -14,7 +14,7 @@ import pytest
 
 from airflow_ml.exceptions import BrokenCityFiles, ConfigError
 from airflow_ml.templates import load_city_configs, load_parent_configs
-from airflow_ml.templates.suites import load_suite
+from airflow_ml.templates.suite_files import load_suite
 from tests.support import REPO
 from tests.support.city_files import write_city
 

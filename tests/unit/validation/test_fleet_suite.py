@@ -20,7 +20,7 @@ import yaml
 from airflow_ml.cli import main
 from airflow_ml.data.demo import write_demo_data
 from airflow_ml.data.sample import read_sample
-from airflow_ml.templates.suites import load_suite
+from airflow_ml.templates.suite_files import load_suite
 from airflow_ml.validation.fleet_suite import Roles, infer_fleet_suite
 from airflow_ml.validation.runner import run_suite
 from tests.support.project import make_project

@@ -16,7 +16,7 @@ from airflow_ml.data.sample import Sample, read_sample
 from airflow_ml.exceptions import DataError
 from airflow_ml.validation.infer import infer_suite
 from airflow_ml.validation.runner import validate_frame
-from airflow_ml.validation.suites import check_suite
+from airflow_ml.validation.suite_check import check_suite
 
 
 @pytest.fixture(scope="module")

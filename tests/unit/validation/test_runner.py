@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from airflow_ml.data.demo import batch_days, generate_day
-from airflow_ml.templates.suites import load_suite, suite_file
+from airflow_ml.templates.suite_files import load_suite, suite_file
 from airflow_ml.validation.runner import SAMPLE_SIZE, Verdict, validate_frame
 from tests.support import REPO
 

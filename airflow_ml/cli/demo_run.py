@@ -3,7 +3,7 @@
 Round one trains on the initial batch of demo data; round two on the initial plus a later batch. Each
 round runs every demo city's real DAG with ``dag.test()`` (so the demo's metadata database, MLflow store
 and data root, in its own folder ``var/demo/``, are used exactly as a scheduler would use them), and the
-table is read back from what the run left beside its snapshot (:mod:`airflow_ml.run_summary`).
+table is read back from what the run left beside its snapshot (:mod:`airflow_ml.cli.run_summary`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from airflow_ml import settings
+from airflow_ml.cli.run_summary import RunSummary, format_table, summarize
 from airflow_ml.factory import register_dags
-from airflow_ml.run_summary import RunSummary, format_table, summarize
 
 ROUNDS = ("initial", "later")
 

@@ -111,8 +111,8 @@ def _lint_suite(
     config: CityConfig, origin: Origin, expectations: Path, findings: _Findings, checked: set[Path]
 ) -> None:
     """The problems of a city's suite (its files and overrides), then the null-target warning."""
-    from airflow_ml.templates.suites import load_suite, suite_file, target_null_warning, weak_target_check_source
-    from airflow_ml.validation.suites import check_suite
+    from airflow_ml.templates.suite_files import load_suite, suite_file, target_null_warning, weak_target_check_source
+    from airflow_ml.validation.suite_check import check_suite
 
     source = origin.get(("expectations",))
     lines: dict[Path_, int] = {k: v[1] for k, v in origin.items() if k[:1] == ("expectations",) and len(k) == 2}
@@ -186,8 +186,8 @@ def _lint_other_suites(expectations: Path, checked: set[Path], findings: _Findin
     """Read and check every suite file of ``expectations`` that no city's suite was read from."""
     from airflow_ml.templates.files import misspelled_suite, suite_names
     from airflow_ml.templates.loader import unexpected_error
-    from airflow_ml.templates.suites import read_suite_file, suite_file
-    from airflow_ml.validation.suites import check_suite
+    from airflow_ml.templates.suite_files import read_suite_file, suite_file
+    from airflow_ml.validation.suite_check import check_suite
 
     for name in suite_names(expectations):
         path = None

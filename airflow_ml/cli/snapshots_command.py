@@ -94,6 +94,6 @@ def _client(tracking_uri: str | None, conn_id: str) -> MlflowClient:
 def _storage_options(root: str, aws_conn_id: str) -> dict[str, dict[str, object]]:
     if "://" not in root or root.startswith("file://"):
         return {}
-    from airflow_ml.hooks.storage import storage_options
+    from airflow_ml.hooks.storage_credentials import storage_options
 
     return storage_options(root, aws_conn_id=aws_conn_id)

@@ -1,4 +1,4 @@
-"""Suite files read one by one: JSON errors at their line, unknown suites, defaults (airflow_ml.templates.suites)."""
+"""Suite files read one by one: JSON errors at their line, unknown suites (airflow_ml.templates.suite_files)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from airflow_ml.exceptions import ConfigError
-from airflow_ml.templates.suites import load_suite
+from airflow_ml.templates.suite_files import load_suite
 
 
 def test_invalid_json_names_the_file_and_line(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import yaml
 
 from airflow_ml.embedded import effective_environment
 from airflow_ml.settings import DATA_ROOT_ENV
-from airflow_ml.templates.suites import SUITE_SUFFIXES
+from airflow_ml.templates.suite_files import SUITE_SUFFIXES
 
 _PREFIX = "airflow-ml suite infer"
 

@@ -116,8 +116,8 @@ def run_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from airflow_ml.cli.run_summary import format_table, summarize_folder
     from airflow_ml.data.snapshot import snapshot_location
-    from airflow_ml.run_summary import format_table, summarize_folder
 
     template, city = args.dag_id.split(".", 1)
     data_root = os.environ.get(DATA_ROOT_ENV)
@@ -132,7 +132,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def status_command(args: argparse.Namespace) -> int:
     """Print each city's latest run per template; exit 2 for an unknown template."""
-    from airflow_ml.run_summary import format_table, latest_summaries
+    from airflow_ml.cli.run_summary import format_table, latest_summaries
     from airflow_ml.templates import load_city_configs, load_parent_configs
     from airflow_ml.templates.files import unknown_template
 
@@ -178,7 +178,7 @@ def demo_command(args: argparse.Namespace) -> int:
     if problem:
         print(f"airflow-ml demo: {problem}", file=sys.stderr)
         return 1
-    from airflow_ml.demo_run import run_demo
+    from airflow_ml.cli.demo_run import run_demo
 
     return run_demo(templates_root=Path(args.templates), expectations_dir=Path(args.expectations))
 

@@ -1,4 +1,4 @@
-"""Check a suite (GX Core 1.x form, see ``airflow_ml.templates.suites``) the way GX and the template will.
+"""Check a suite (GX Core 1.x form, see ``airflow_ml.templates.suite_files``) the way GX and the template will.
 
 Reading suite files is the templates layer's job; here each expectation is checked against GX itself
 (is the type known, do its arguments validate) and against the columns the template knows, so that a

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from airflow_ml.cli_snapshots import add_snapshots_parser, snapshots_command
+from airflow_ml.cli.snapshots_command import add_snapshots_parser, snapshots_command
 from airflow_ml.settings import DATA_ROOT_ENV
 
 
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--margin", type=_at_least(0, float), default=0.1, help="widen ranges by this share (0.1)")
     infer.add_argument("--max-categories", type=_at_least(0, int), default=50, help="largest value set inferred (50)")
     infer.add_argument("--force", action="store_true", help="overwrite an existing output file")
-    from airflow_ml.cli_suite import add_fleet_arguments
+    from airflow_ml.cli.fleet_suite_command import add_fleet_arguments
 
     add_fleet_arguments(infer)
 
@@ -105,33 +105,33 @@ def build_parser() -> argparse.ArgumentParser:
     serving.add_argument("--conn-id", default="mlflow_default", help="Airflow connection of type mlflow")
     serving.add_argument("--json", action="store_true", help="print the answer as JSON")
 
-    from airflow_ml import cli_run
+    from airflow_ml.cli import run_commands
 
-    cli_run.add_parsers(commands)
+    run_commands.add_parsers(commands)
     add_snapshots_parser(commands)
     return parser
 
 
 def _run(args: argparse.Namespace) -> int:
-    from airflow_ml import cli_run
+    from airflow_ml.cli import run_commands
 
     if args.command == "snapshots":
         return snapshots_command(args)
     if args.command in ("run", "status", "env", "demo"):
         return {
-            "run": cli_run.run_command,
-            "status": cli_run.status_command,
-            "env": cli_run.env_command,
-            "demo": cli_run.demo_command,
+            "run": run_commands.run_command,
+            "status": run_commands.status_command,
+            "env": run_commands.env_command,
+            "demo": run_commands.demo_command,
         }[args.command](args)
     if args.command == "serving":
-        from airflow_ml.cli_serving import serving_command
+        from airflow_ml.cli.serving_command import serving_command
 
         return serving_command(args)
     if args.command == "demo-data":
         return _demo_data(args)
     if args.command == "lint":
-        from airflow_ml.cli_lint import lint
+        from airflow_ml.cli.lint_command import lint
 
         return lint(Path(args.root), Path(args.expectations), args.format)
     if args.command == "schema":
@@ -143,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
         return _new_city(args)
     if args.command == "suite":
         if args.template is not None or args.data is None:
-            from airflow_ml.cli_suite import suite_fleet_command
+            from airflow_ml.cli.fleet_suite_command import suite_fleet_command
 
             return suite_fleet_command(args)
         return _suite_infer(args)
@@ -262,7 +262,3 @@ def _suite_infer(args: argparse.Namespace) -> int:
     output.write_text(text, encoding="utf-8")
     print(f"wrote {output}: {summary}; review and edit it before a template names it (suite: {suite['name']})")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
