@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 HEAVY = ("pandas", "numpy", "mlflow", "great_expectations", "lightgbm", "pyarrow", "sklearn")
 pytestmark = pytest.mark.integration

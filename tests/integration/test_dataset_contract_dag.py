@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import city_world, task_states, try_numbers
+from tests.support.airflow_runs import task_states, try_numbers
+from tests.support.worlds import city_world
 
 pytestmark = pytest.mark.integration
 CITY = "lisbon"

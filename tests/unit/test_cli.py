@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from airflow_ml.cli import main
+from airflow_ml.templates import load_city_configs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -187,3 +188,36 @@ def test_new_city_with_an_unknown_template_says_did_you_mean(
     assert "no template 'ride_duraton'" in err
     assert "did you mean 'ride_duration'?" in err
     assert not (root / "cities" / "porto.yaml").exists()
+
+
+def test_new_city_scaffolds_a_file_that_lints(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["new-city", "ride_duration", "porto", "--root", str(root), "--display-name", "Porto"])
+
+    assert code == 0
+    configs, errors = load_city_configs(root)
+    assert errors == []
+    assert configs[0].city == "porto"
+    assert configs[0].display_name == "Porto"
+    assert main(["new-city", "ride_duration", "porto", "--root", str(root)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["ride_duration", "Porto Alegre"], "use 'porto_alegre'"),
+        (["ride_duratoin", "porto"], "no template 'ride_duratoin'"),
+    ],
+)
+def test_new_city_refuses_bad_input(
+    root: Path, capsys: pytest.CaptureFixture[str], argv: list[str], fragment: str
+) -> None:
+    assert main(["new-city", *argv, "--root", str(root)]) == 2
+    assert fragment in capsys.readouterr().err
+    assert list((root / "cities").iterdir()) == []
+
+
+def test_new_city_with_an_unknown_group_writes_nothing(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["new-city", "ride_duration", "porto", "--root", str(root), "--group", "nowhere"]) == 1
+    assert "no group named 'nowhere'" in capsys.readouterr().err
+    assert list((root / "cities").iterdir()) == []

@@ -22,7 +22,7 @@ from airflow_ml.data.demo import batch_days, write_demo_data
 from airflow_ml.data.refusal import record_refusal
 from airflow_ml.data.snapshot import read_snapshot, take_snapshot, write_json
 from airflow_ml.validation.runner import validate_frame
-from tests.conftest import REPO
+from tests.support import REPO
 from tests.support.project import EMBEDDED_KEYS, airflow_ml, clean_env, make_project
 
 

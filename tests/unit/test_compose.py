@@ -23,7 +23,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.conftest import POSTGRES_DSN, REPO, service_missing
+from tests.support import REPO
+from tests.support.postgres import POSTGRES_DSN
+from tests.support.services import service_missing
 
 COMPOSE = REPO / "docker-compose.yaml"
 ENV_EXAMPLE = REPO / ".env.example"

@@ -14,7 +14,7 @@ import pytest
 from airflow_ml.data.storage import filesystem, protocol
 from airflow_ml.hooks.storage_credentials import FAIL_FAST_CONFIG, storage_options
 from airflow_ml.templates import load_city_configs
-from tests.conftest import REPO
+from tests.support import REPO
 
 KEYS = {"login": "unit-test-access-key", "password": "unit-test-secret-key"}
 

@@ -10,11 +10,10 @@ import pandas as pd
 import pytest
 
 from airflow_ml.data.demo import batch_days, generate_day
-from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates.suite_files import load_suite, suite_file
 from airflow_ml.validation.runner import SAMPLE_SIZE, Verdict, validate_frame
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 EXPECTATIONS = REPO / "expectations"
 SUITE_FILE = str(suite_file(EXPECTATIONS, "ride_trips"))
 
@@ -147,81 +146,6 @@ def test_same_expectation_as_error_fails() -> None:
     assert verdict.failures[0].severity == "error"
 
 
-def write_suite(folder: Path, name: str, content: str) -> Path:
-    path = folder / f"{name}.json"
-    path.write_text(content, encoding="utf-8")
-    return path
-
-
-def test_invalid_json_names_the_file_and_line(tmp_path: Path) -> None:
-    path = write_suite(tmp_path, "trips", '{\n  "expectations": [\n    {"type": "x",}\n  ]\n}\n')
-
-    with pytest.raises(ConfigError) as info:
-        load_suite(tmp_path, "trips")
-
-    assert info.value.file == str(path)
-    assert str(path) in str(info.value)
-    assert "line 3" in str(info.value)
-    assert "JSON" in str(info.value)
-
-
-def test_unknown_suite_names_the_file_and_the_known_suites(tmp_path: Path) -> None:
-    write_suite(tmp_path, "ride_trips", '{"expectations": []}')
-
-    with pytest.raises(ConfigError) as info:
-        load_suite(tmp_path, "ride_trip")
-
-    assert str(tmp_path / "ride_trip.json") in str(info.value)
-    assert "'ride_trips'" in str(info.value)
-
-
-def test_suite_without_name_takes_the_file_name(tmp_path: Path) -> None:
-    write_suite(tmp_path, "trips", '{"expectations": [{"type": "expect_column_to_exist", "kwargs": {"column": "a"}}]}')
-
-    assert load_suite(tmp_path, "trips")["name"] == "trips"
-
-
-@pytest.mark.parametrize("content", ["[]", '{"name": "trips"}', '{"expectations": {}}'])
-def test_suite_must_hold_a_list_of_expectations(tmp_path: Path, content: str) -> None:
-    path = write_suite(tmp_path, "trips", content)
-
-    with pytest.raises(ConfigError) as info:
-        load_suite(tmp_path, "trips")
-
-    assert str(path) in str(info.value)
-    assert "'expectations'" in str(info.value)
-
-
-def test_expectation_without_type_is_named_by_index(tmp_path: Path) -> None:
-    expectations = [
-        {"type": "expect_column_to_exist", "kwargs": {"column": "a"}},
-        {"kwargs": {"column": "b"}},
-        "expect_column_to_exist",
-    ]
-    path = write_suite(tmp_path, "trips", json.dumps({"expectations": expectations}))
-
-    with pytest.raises(ConfigError) as info:
-        load_suite(tmp_path, "trips")
-
-    assert str(path) in str(info.value)
-    assert "expectations[1]" in str(info.value)
-    assert "expectations[2]" in str(info.value)
-    assert "expectations[0]" not in str(info.value)
-    assert "'type'" in str(info.value)
-
-
-def test_bad_severity_is_quoted(tmp_path: Path) -> None:
-    expectations = [{"type": "expect_column_to_exist", "kwargs": {"column": "a"}, "meta": {"severity": "fatal"}}]
-    path = write_suite(tmp_path, "trips", json.dumps({"expectations": expectations}))
-
-    with pytest.raises(ConfigError) as info:
-        load_suite(tmp_path, "trips")
-
-    assert str(path) in str(info.value)
-    assert "expectations[0]: expect_column_to_exist: severity 'fatal'" in str(info.value)
-    assert "'warn'" in str(info.value)
-
-
 def test_expectation_that_could_not_run_says_why(broken_verdict: Verdict) -> None:
     (failure,) = failures_of(broken_verdict, "expect_column_values_to_not_be_null", "distance_km")
 
@@ -264,24 +188,3 @@ def test_a_missing_column_is_still_reported_and_gx_fingerprints_nothing() -> Non
     assert [f.column for f in verdict.failures] == ["y"]
     assert "pandas_data_fingerprint" not in json.dumps(result, default=str)
     assert threshold == pandas_execution_engine.HASH_THRESHOLD, "GX's setting is restored"
-
-
-def test_the_html_report_lists_every_expectation_and_escapes_the_data() -> None:
-    from airflow_ml.validation.report import render_report
-    from airflow_ml.validation.runner import run_suite
-
-    frame = pd.DataFrame({"zone": ["<script>alert(1)</script>", "north", None]})
-    suite = small_suite(
-        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "zone", "value_set": ["north"]}},
-        {"type": "expect_column_to_exist", "kwargs": {"column": "zone"}, "meta": {"source": "zones.yaml:3"}},
-    )
-
-    verdict, result = run_suite(frame, suite, suite_file="zones.yaml")
-    page = render_report(verdict.to_dict(), result, title="Validation of porto")
-
-    assert "<script>alert" not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert page.count("<tr") == 3  # the header and one row per expectation
-    assert "FAILED" in page
-    assert "zones.yaml:3" in page
-    assert "FAILED</span>" in page  # the status badge

@@ -1,26 +1,31 @@
-"""What an :class:`~tests.services.harness.AirflowStack` writes and sets: its templates world and environments."""
+"""What an :class:`~tests.support.stack.AirflowStack` needs, writes and sets: programs, its world, environments."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import json
 import os
 import random
 import re
 import secrets
+import socket
+import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.conftest import copy_template, write_loader
-from tests.services.processes import free_port
+from tests.support.processes import free_port
+from tests.support.s3_servers import aws_connection
+from tests.support.services import service_missing
+from tests.support.worlds import copy_template, write_loader
 
 ADMIN_USER = "admin"
 REDIS = ("127.0.0.1", 6379)
-S3_KEYS = {"login": "testing-access-key", "password": "testing-secret-key"}
 #: Libraries the tasks import, imported once by the scheduler and the Celery worker (see ``AirflowStack``).
 DEFAULT_PRELOAD = ("pandas", "pyarrow.parquet", "s3fs", "mlflow", "mlflow.pyfunc", "great_expectations", "lightgbm")
 _PRELOAD_SETTINGS = """\
-# Written by tests/services/config.py. The scheduler's LocalExecutor workers and the Celery worker's pool
+# Written by tests/support/stack_config.py. The scheduler's LocalExecutor workers and the Celery worker's pool
 # are forks of this process, and every task process is a fork of them: importing the heavy libraries here
 # once spares each task importing them again. The DAG processor and the api-server import nothing more.
 import importlib
@@ -86,6 +91,52 @@ def write_preload(home: Path, modules: Sequence[str]) -> None:
         )
 
 
+def check_stack_programs(executor: str) -> None:
+    """Skip (or fail, under ``AIRFLOW_ML_REQUIRE_SERVICES=1``) when a program or service the stack needs is missing:
+    moto, mlflow, Airflow and asyncpg; with the ``CeleryExecutor``, the Celery provider and Redis."""
+    programs = [("moto", "moto[server]"), ("mlflow", "mlflow"), ("airflow", "apache-airflow")]
+    # Airflow on PostgreSQL also opens an async engine, through asyncpg (its ``postgres`` extra).
+    programs.append(("asyncpg", "asyncpg (Airflow's async PostgreSQL driver)"))
+    for module, package in programs:
+        if importlib.util.find_spec(module) is None:
+            service_missing(f"{module} is not installed in {sys.prefix}; install {package}")
+    if executor == "CeleryExecutor":
+        if importlib.util.find_spec("airflow.providers.celery") is None:
+            service_missing("the Celery provider is not installed; install apache-airflow-providers-celery")
+        try:
+            with socket.create_connection(REDIS, timeout=3) as conn:
+                conn.sendall(b"PING\r\n")
+                if not conn.recv(64).startswith(b"+PONG"):
+                    raise OSError("no PONG")
+        except OSError as exc:
+            service_missing(f"Redis at {REDIS[0]}:{REDIS[1]} is not reachable ({exc}); start redis-server")
+
+
+def forget_celery_queue(env: dict[str, str]) -> None:
+    """Delete the broker's keys of a stack's own Celery queue (the queue and kombu's bindings of it), if it has one."""
+    queue = env.get("AIRFLOW__OPERATORS__DEFAULT_QUEUE")
+    if env.get("AIRFLOW__CORE__EXECUTOR") != "CeleryExecutor" or not queue:
+        return
+    import redis
+
+    with (
+        contextlib.suppress(redis.RedisError),
+        redis.Redis.from_url(env["AIRFLOW__CELERY__BROKER_URL"]) as broker,
+    ):
+        keys = list(broker.scan_iter(match=f"*{queue}*"))
+        if keys:
+            broker.delete(*keys)
+
+
+def task_log(home: Path, dag_id: str, run_id: str, task_id: str, *, chars: int = 6000) -> str:
+    """The end of a task's log files (every attempt), read from the log folder of the AIRFLOW_HOME ``home``."""
+    folder = home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+    files = sorted(folder.glob("*.log")) if folder.is_dir() else []
+    if not files:
+        return f"[no log for {task_id} in {folder}]"
+    return "\n".join(f"--- {path.name}:\n{path.read_text(errors='replace')[-chars:]}" for path in files)
+
+
 def base_env() -> dict[str, str]:
     """The test process's environment without its Airflow, AWS and MLflow settings, telemetry off."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_INHERITED)}
@@ -147,9 +198,7 @@ def airflow_env(
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW_ML_DATA_ROOT": data_root,
-        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-            {"conn_type": "aws", **S3_KEYS, "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}
-        ),
+        "AIRFLOW_CONN_AWS_DEFAULT": aws_connection(s3_endpoint),
         "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "extra": {"tracking_uri": mlflow_url}}),
     }
     if executor == "CeleryExecutor":

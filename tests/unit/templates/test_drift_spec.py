@@ -9,9 +9,7 @@ import pytest
 from airflow_ml.templates import load_city_file
 from airflow_ml.templates.drift_spec import DRIFT_DEFAULTS, DriftSpec
 from airflow_ml.templates.schema import file_schema
-from tests.unit.test_templates import assert_points_at, config_error, line_of, root, write_city
-
-__all__ = ["root"]  # the fixture, shared with test_templates
+from tests.support.city_files import assert_points_at, config_error, line_of, write_city
 
 CITY = "city: oslo\ntemplate: ride_duration\n"
 

@@ -8,9 +8,7 @@ import pytest
 
 from airflow_ml.templates import load_city_file
 from airflow_ml.templates.schema import file_schema
-from tests.unit.test_templates import assert_points_at, config_error, line_of, root, write_city
-
-__all__ = ["root"]  # the fixture, shared with test_templates
+from tests.support.city_files import assert_points_at, config_error, line_of, write_city
 
 CITY = "city: oslo\ntemplate: ride_duration\n"
 
@@ -142,6 +140,24 @@ def test_the_schema_documents_the_gate_rules() -> None:
         gate
     )
     assert "max_rmse" in file_schema("template")["$defs"]["QualityBound"]["properties"]
+
+
+def test_relative_min_improvement_must_be_below_one(root: Path) -> None:
+    path = write_city(root, "oslo", "city: oslo\ntemplate: ride_duration\ngate:\n  min_improvement: 1.5\n")
+
+    exc = config_error(path, root)
+
+    assert_points_at(exc, path, line_of(path, "gate:"), "gate", "min_improvement", "1.5", "below 1")
+
+
+def test_absolute_min_improvement_may_exceed_one(root: Path) -> None:
+    path = write_city(
+        root,
+        "oslo",
+        "city: oslo\ntemplate: ride_duration\ngate:\n  min_improvement: 1.5\n  improvement_mode: absolute\n",
+    )
+
+    assert load_city_file(path, root / "templates").gate.min_improvement == 1.5
 
 
 def test_max_improvement_is_off_by_default_and_reaches_the_gate_rules_when_set(root: Path) -> None:

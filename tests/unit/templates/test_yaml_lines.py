@@ -1,4 +1,4 @@
-"""YAML that cannot attack: no Jinja, no anchors or aliases, no key twice, and no file silently skipped.
+"""YAML that cannot attack (airflow_ml.templates.yaml_lines): no Jinja, no anchors or aliases, no key twice.
 
 The checks sit in the one reading path of every YAML file (and of JSON suites), so lint, the DAG files
 (``load_city_configs``, the fallback parents, the broken-files report) and the validate task all apply them.
@@ -16,10 +16,9 @@ import pytest
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates import load_city_configs, load_parent_configs
 from airflow_ml.templates.suite_files import load_suite
-from tests.conftest import REPO
-from tests.unit.test_templates import line_of, root, write_city
-
-__all__ = ["root"]  # the fixture, shared with test_templates
+from airflow_ml.templates.yaml_lines import YamlFileError, load_yaml_with_lines
+from tests.support import REPO
+from tests.support.city_files import line_of, write_city
 
 CITY = "city: {city}\ntemplate: ride_duration\n"
 JINJA_SOURCE = 'dataset: {source: "{data_root}/raw/{{ conn.mlflow_default.password }}/{city}"}\n'
@@ -360,95 +359,32 @@ def test_a_json_suite_with_a_nested_key_twice_is_refused(tmp_path: Path) -> None
     assert problem.message.startswith("expectations[0].meta.severity: set twice, on lines 3 and 3")
 
 
-# --- 12b. An empty suite ------------------------------------------------------------------------------------------
+def test_yaml_lines_map_key_paths_to_lines(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text("a: 1\n# comment\nb:\n  c:\n    d: 2\n  e: [1, 2]\n", encoding="utf-8")
+
+    data, lines = load_yaml_with_lines(path)
+
+    assert data == {"a": 1, "b": {"c": {"d": 2}, "e": [1, 2]}}
+    assert lines[("a",)] == 1
+    assert lines[("b",)] == 3
+    assert lines[("b", "c", "d")] == 5
+    assert lines[("b", "e")] == 6
 
 
-@pytest.mark.parametrize(
-    ("name", "text"), [("trips.yaml", "expectations: []\n"), ("trips.json", '{"expectations": []}')]
-)
-def test_an_empty_suite_is_refused_with_the_fix(tmp_path: Path, name: str, text: str) -> None:
-    (tmp_path / name).write_text(text, encoding="utf-8")
+def test_yaml_lines_uses_the_safe_loader(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text("a: !!python/object/apply:os.system ['true']\n", encoding="utf-8")
 
-    with pytest.raises(ConfigError) as info:
-        load_suite(tmp_path, "trips")
-
-    assert info.value.file == str(tmp_path / name)
-    assert "expectations: the list is empty, so this suite would check nothing" in str(info.value)
-    assert "list at least one expectation" in str(info.value)
+    # the safe loader refuses to build Python objects: nothing runs, and the error names the tag and its line
+    with pytest.raises(YamlFileError, match=r"line 1: .*python/object/apply:os\.system"):
+        load_yaml_with_lines(path)
 
 
-def test_an_empty_sibling_suite_is_refused_too(tmp_path: Path) -> None:
-    (tmp_path / "trips.yaml").write_text("expectations:\n  - expect_column_to_exist: {column: a}\n")
-    (tmp_path / "trips.porto.yaml").write_text("description: nothing\nexpectations: []\n")
+@pytest.mark.parametrize(("text", "fragment"), [("", "empty"), ("a: 1\nb: [1\n", "invalid YAML"), ("- a\n", "mapping")])
+def test_yaml_lines_raises_yaml_file_error(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(text, encoding="utf-8")
 
-    with pytest.raises(ConfigError, match=r"(?s)trips.porto.yaml.*line 2: expectations: the list is empty.*delete"):
-        load_suite(tmp_path, "trips", city="porto")
-
-
-# --- 12c. One rule for file names ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", ["porto.yml", "porto.YAML", "porto.Yaml", "porto.YML"])
-def test_a_city_file_spelled_otherwise_is_reported_not_ignored(root: Path, name: str) -> None:
-    from airflow_ml.factory import city_problems
-
-    write_city(root, "oslo", CITY.format(city="oslo"))
-    (root / "cities" / "spain").mkdir()
-    path = root / "cities" / "spain" / name
-    path.write_text(CITY.format(city="porto"), encoding="utf-8")
-    (root / "cities" / "notes.txt").write_text("not a city file", encoding="utf-8")
-
-    configs, errors = load_city_configs(root)
-
-    assert [c.city for c in configs] == ["oslo"]
-    [error] = errors
-    assert error.file == str(path)
-    assert "rename it to porto.yaml" in str(error)
-    assert [e.file for e in city_problems(root)] == [str(path)]
-
-
-def test_the_shard_filter_applies_to_misnamed_files_too(root: Path) -> None:
-    (root / "cities" / "porto.yml").write_text(CITY.format(city="porto"), encoding="utf-8")
-
-    assert load_city_configs(root, include=lambda city: city != "porto") == ([], [])
-    assert len(load_city_configs(root, include=lambda city: city == "porto")[1]) == 1
-
-
-def test_a_template_spelled_otherwise_is_reported_and_named_by_its_cities(root: Path) -> None:
-    template = root / "templates" / "ride_duration.yaml"
-    template.rename(root / "templates" / "ride_duration.yml")
-    city = write_city(root, "porto", CITY.format(city="porto"))
-
-    configs, errors = load_city_configs(root)
-
-    assert configs == []
-    by_file = {e.file: str(e) for e in errors}
-    assert "rename it to ride_duration.yaml" in by_file[str(root / "templates" / "ride_duration.yml")]
-    assert "ride_duration.yml is not read: rename it to ride_duration.yaml" in by_file[str(city)]
-
-
-@pytest.mark.parametrize("name", ["defaults.yml", "groups/norway.YAML"])
-def test_defaults_and_groups_spelled_otherwise_are_reported(root: Path, name: str) -> None:
-    (root / "groups").mkdir()
-    (root / name).write_text("dag: {retries: 3}\n", encoding="utf-8")
-    write_city(root, "oslo", CITY.format(city="oslo"))
-
-    configs, errors = load_city_configs(root)
-
-    assert [c.city for c in configs] == ["oslo"]
-    assert [e.file for e in errors] == [str(root / name)]
-    assert f"rename it to {Path(name).stem}.yaml" in str(errors[0])
-
-
-@pytest.mark.parametrize("name", ["trips.yml", "trips.JSON", "trips.porto.yml"])
-def test_a_suite_spelled_otherwise_is_reported(tmp_path: Path, name: str) -> None:
-    if name.startswith("trips.porto"):
-        (tmp_path / "trips.yaml").write_text("expectations:\n  - expect_column_to_exist: {column: a}\n")
-    (tmp_path / name).write_text("expectations:\n  - expect_column_to_exist: {column: b}\n")
-
-    with pytest.raises(ConfigError) as info:
-        load_suite(tmp_path, "trips", city="porto")
-
-    assert info.value.file == str(tmp_path / name)
-    stem = Path(name).stem
-    assert f"rename it to {stem}.{'json' if name.endswith('JSON') else 'yaml'}" in str(info.value)
+    with pytest.raises(YamlFileError, match=fragment):
+        load_yaml_with_lines(path)

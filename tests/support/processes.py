@@ -1,24 +1,21 @@
-"""Processes and databases of a test deployment: start, wait for, stop, kill; template databases.
+"""Processes of a test deployment: start, wait for, stop, kill.
 
-Used by :mod:`tests.services.harness`; importable on its own (e.g. to manage one more server in a test).
+Used by :mod:`tests.support.stack`; importable on its own (e.g. to manage one more server in a test).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import socket
 import subprocess
+import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from tests.conftest import POSTGRES_DSN, REPO, postgres_admin
-
-__all__ = ["ManagedProcess", "StackError", "database_from_template", "free_port", "wait_until"]
+from tests.support import REPO
 
 
 class StackError(RuntimeError):
@@ -157,41 +154,74 @@ class ManagedProcess:
         raise StackError(f"{self.name} did not log {text!r} within {timeout:.0f}s\n{self.tail()}")
 
 
-@contextlib.contextmanager
-def database_from_template(kind: str, version: str, build: Callable[[str], None]) -> Iterator[str]:
-    """A fresh PostgreSQL database copied from a migrated template; yields its SQLAlchemy URL, drops it after.
+def kill_by_environment(name: str, value: str) -> None:
+    """SIGKILL every process but this one whose environment sets ``name=value`` (one that left its process group)."""
+    marker = f"{name}={value}".encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if marker in (proc / "environ").read_bytes().split(b"\0"):
+                os.kill(int(proc.name), signal.SIGKILL)
 
-    Migrating an empty database (Airflow's or MLflow's schema) takes tens of seconds; copying a migrated one
-    (``CREATE DATABASE … TEMPLATE``) takes one. The template ``airflow_ml_tpl_<kind>_<version>`` is built
-    once per machine by ``build(url)`` (which must leave no connection open), under an advisory lock so that
-    parallel tests build it once, and only renamed to its final name when complete. It holds nothing but
-    the empty schema; bump ``version`` (e.g. the library's version) whenever the schema may differ.
 
-    Skips (or fails, under ``AIRFLOW_ML_REQUIRE_SERVICES=1``) when PostgreSQL is not reachable.
+def stop_together(processes: Iterable[ManagedProcess], grace: float = 10) -> None:
+    """Stop ``processes`` all at once: SIGTERM, a grace period shared by all, then SIGKILL for what is left.
+
+    A graceful stop of each in turn takes minutes on a loaded machine.
     """
-    template = re.sub(r"[^a-z0-9_]", "_", f"airflow_ml_tpl_{kind}_{version}".lower())[:60]
-    name = f"airflow_ml_test_{uuid.uuid4().hex[:12]}"
-    base = POSTGRES_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
-    admin = postgres_admin()
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", (template,))
-            try:
-                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (template,))
-                if cursor.fetchone() is None:
-                    building = f"{template[:40]}_b{uuid.uuid4().hex[:8]}"
-                    cursor.execute(f'CREATE DATABASE "{building}"')
-                    try:
-                        build(f"{base}/{building}")
-                        cursor.execute(f'ALTER DATABASE "{building}" RENAME TO "{template}"')
-                    except BaseException:
-                        cursor.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
-                        raise
-                cursor.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-            finally:
-                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", (template,))
-        yield f"{base}/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    running = [p for p in processes if p.alive]
+    for process in running:
+        process.signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in running:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.popen.wait(max(0.1, deadline - time.monotonic()))  # type: ignore[union-attr]
+    for process in running:
+        process.kill()
+
+
+class Supervisor:
+    """A watcher thread that starts again each of ``names`` that exited, as ``restart: always`` does.
+
+    Args:
+        processes: The processes by name (read at each round: a process added later is watched too).
+        names: The names to watch.
+        restarts: Receives ``(name, exit code, time.time())`` of each restart, in order.
+    """
+
+    def __init__(
+        self,
+        processes: Mapping[str, ManagedProcess],
+        names: Sequence[str],
+        restarts: list[tuple[str, int | None, float]],
+    ) -> None:
+        self.processes, self.names, self.restarts = processes, tuple(names), restarts
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start watching (every second)."""
+        self._thread = threading.Thread(target=self._watch, name="stack-supervisor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching (idempotent); a restart under way finishes first."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(30)
+            self._thread = None
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(1.0):
+            for name in self.names:
+                process = self.processes.get(name)
+                if process is None or process.alive or self._stopping.is_set():
+                    continue
+                code = process.popen.returncode if process.popen else None
+                self.restarts.append((name, code, time.time()))
+                with process.log.open("a", encoding="utf-8") as log:
+                    log.write(f"\n=== {time.strftime('%H:%M:%S')} supervisor: exited with {code}, starting again\n")
+                # What is left of its process group (a task of a dead scheduler) goes with it, as a container's would.
+                process.kill()
+                process.start()

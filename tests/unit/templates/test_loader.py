@@ -1,9 +1,8 @@
-"""Unit tests of the YAML templates: loading, merging over the template, and errors that point at the fix."""
+"""The templates loader (airflow_ml.templates.loader): loading, merging the layers, errors that point at the fix."""
 
 from __future__ import annotations
 
-import re
-import shutil
+import json
 from pathlib import Path
 
 import pytest
@@ -12,46 +11,15 @@ import yaml
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates import CityConfig, load_city_configs, load_city_file, load_template
 from airflow_ml.templates.loader import deep_merge
-from airflow_ml.templates.models import slugify
-from airflow_ml.templates.yaml_lines import YamlFileError, load_yaml_with_lines
-
-REPO = Path(__file__).resolve().parents[2]
-REPO_TEMPLATES = REPO / "dag_templates"
-TEMPLATE_FILE = REPO_TEMPLATES / "templates" / "ride_duration.yaml"
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """A templates folder holding a copy of the repo's ride_duration template and an empty cities folder."""
-    (tmp_path / "templates").mkdir()
-    (tmp_path / "cities").mkdir()
-    shutil.copy(TEMPLATE_FILE, tmp_path / "templates" / "ride_duration.yaml")
-    return tmp_path
-
-
-def write_city(root: Path, name: str, text: str, suffix: str = ".yaml") -> Path:
-    path = root / "cities" / f"{name}{suffix}"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def line_of(path: Path, needle: str) -> int:
-    """The 1-based line of the first line of ``path`` that contains ``needle``."""
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if needle in line:
-            return number
-    raise AssertionError(f"{needle!r} not in {path}")
-
-
-def config_error(path: Path, root: Path) -> ConfigError:
-    with pytest.raises(ConfigError) as info:
-        load_city_file(path, root / "templates")
-    return info.value
-
-
-def template_data() -> dict:
-    return yaml.safe_load(TEMPLATE_FILE.read_text(encoding="utf-8"))
-
+from tests.support.city_files import (
+    REPO_TEMPLATES,
+    assert_points_at,
+    config_error,
+    line_of,
+    template_data,
+    write_city,
+    write_file,
+)
 
 # --- the repo's own templates --------------------------------------------------------------------------------
 
@@ -131,37 +99,6 @@ def test_deep_merge_does_not_mutate_its_inputs() -> None:
     assert override == {"a": {"c": [3]}, "e": 2}
 
 
-def test_yaml_lines_map_key_paths_to_lines(tmp_path: Path) -> None:
-    path = tmp_path / "x.yaml"
-    path.write_text("a: 1\n# comment\nb:\n  c:\n    d: 2\n  e: [1, 2]\n", encoding="utf-8")
-
-    data, lines = load_yaml_with_lines(path)
-
-    assert data == {"a": 1, "b": {"c": {"d": 2}, "e": [1, 2]}}
-    assert lines[("a",)] == 1
-    assert lines[("b",)] == 3
-    assert lines[("b", "c", "d")] == 5
-    assert lines[("b", "e")] == 6
-
-
-def test_yaml_lines_uses_the_safe_loader(tmp_path: Path) -> None:
-    path = tmp_path / "x.yaml"
-    path.write_text("a: !!python/object/apply:os.system ['true']\n", encoding="utf-8")
-
-    # the safe loader refuses to build Python objects: nothing runs, and the error names the tag and its line
-    with pytest.raises(YamlFileError, match=r"line 1: .*python/object/apply:os\.system"):
-        load_yaml_with_lines(path)
-
-
-@pytest.mark.parametrize(("text", "fragment"), [("", "empty"), ("a: 1\nb: [1\n", "invalid YAML"), ("- a\n", "mapping")])
-def test_yaml_lines_raises_yaml_file_error(tmp_path: Path, text: str, fragment: str) -> None:
-    path = tmp_path / "x.yaml"
-    path.write_text(text, encoding="utf-8")
-
-    with pytest.raises(YamlFileError, match=fragment):
-        load_yaml_with_lines(path)
-
-
 def test_unknown_yaml_tag_is_a_config_error(root: Path) -> None:
     path = write_city(root, "oslo", "city: oslo\ntemplate: ride_duration\ndisplay_name: !env NAME\n")
 
@@ -170,69 +107,7 @@ def test_unknown_yaml_tag_is_a_config_error(root: Path) -> None:
     assert_points_at(exc, path, line_of(path, "!env"), "!env")
 
 
-@pytest.mark.parametrize(("name", "slug"), [("São Paulo", "sao_paulo"), ("Köln-Bonn", "koln_bonn"), ("42", "city_42")])
-def test_slugify_suggests_a_valid_city_id(name: str, slug: str) -> None:
-    assert slugify(name) == slug
-    assert re.fullmatch(r"[a-z][a-z0-9_]{0,62}", slugify(name))
-
-
 # --- errors ---------------------------------------------------------------------------------------------------
-
-
-def assert_points_at(exc: ConfigError, path: Path, line: int, *fragments: str) -> str:
-    text = str(exc)
-    assert str(path) in text
-    assert exc.file == str(path)
-    assert f"line {line}" in text, text
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in {text!r}"
-    return text
-
-
-def test_unknown_nested_key_suggests_the_right_one(root: Path) -> None:
-    path = write_city(
-        root, "oslo", "city: oslo\ntemplate: ride_duration\ntraining:\n  params:\n    learnin_rate: 0.1\n"
-    )
-
-    exc = config_error(path, root)
-
-    assert_points_at(
-        exc,
-        path,
-        line_of(path, "learnin_rate"),
-        "training.params.learnin_rate",
-        "'learnin_rate'",
-        "did you mean 'learning_rate'?",
-    )
-
-
-def test_unknown_top_level_key_suggests_the_right_one(root: Path) -> None:
-    path = write_city(root, "oslo", "city: oslo\ntemplate: ride_duration\ntrainig:\n  seed: 1\n")
-
-    exc = config_error(path, root)
-
-    assert_points_at(exc, path, line_of(path, "trainig"), "'trainig'", "did you mean 'training'?")
-
-
-def test_wrong_type_names_field_and_quotes_value(root: Path) -> None:
-    path = write_city(
-        root, "oslo", "city: oslo\ntemplate: ride_duration\n\ntraining:\n  params:\n    num_leaves: many\n"
-    )
-
-    exc = config_error(path, root)
-
-    text = assert_points_at(exc, path, line_of(path, "num_leaves"), "training.params.num_leaves", "'many'")
-    assert "integer" in text
-
-
-def test_out_of_range_value_is_an_error(root: Path) -> None:
-    path = write_city(
-        root, "oslo", "city: oslo\ntemplate: ride_duration\ntraining:\n  params:\n    learning_rate: -0.1\n"
-    )
-
-    exc = config_error(path, root)
-
-    assert_points_at(exc, path, line_of(path, "learning_rate"), "training.params.learning_rate", "-0.1")
 
 
 def test_unknown_template_suggests_the_closest(root: Path) -> None:
@@ -275,83 +150,6 @@ def test_city_must_match_file_name(root: Path) -> None:
     exc = config_error(path, root)
 
     assert_points_at(exc, path, line_of(path, "city:"), "'bergen'", "'oslo'", "rename")
-
-
-def test_bad_cron_expression(root: Path) -> None:
-    path = write_city(root, "oslo", 'city: oslo\ntemplate: ride_duration\ndag:\n  schedule: "61 * * * *"\n')
-
-    exc = config_error(path, root)
-
-    assert_points_at(exc, path, line_of(path, "schedule"), "dag.schedule", "'61 * * * *'", "cron")
-
-
-def test_unknown_schedule_preset_lists_the_known_ones(root: Path) -> None:
-    path = write_city(root, "oslo", 'city: oslo\ntemplate: ride_duration\ndag:\n  schedule: "@dayly"\n')
-
-    exc = config_error(path, root)
-
-    assert_points_at(exc, path, line_of(path, "schedule"), "dag.schedule", "'@dayly'", "'@daily'")
-
-
-@pytest.mark.parametrize("schedule", ["@daily", "*/15 * * * *", None])
-def test_valid_schedules_load(root: Path, schedule: str | None) -> None:
-    shown = "null" if schedule is None else f'"{schedule}"'
-    path = write_city(root, "oslo", f"city: oslo\ntemplate: ride_duration\ndag:\n  schedule: {shown}\n")
-
-    assert load_city_file(path, root / "templates").dag.schedule == schedule
-
-
-def test_relative_min_improvement_must_be_below_one(root: Path) -> None:
-    path = write_city(root, "oslo", "city: oslo\ntemplate: ride_duration\ngate:\n  min_improvement: 1.5\n")
-
-    exc = config_error(path, root)
-
-    assert_points_at(exc, path, line_of(path, "gate:"), "gate", "min_improvement", "1.5", "below 1")
-
-
-def test_absolute_min_improvement_may_exceed_one(root: Path) -> None:
-    path = write_city(
-        root,
-        "oslo",
-        "city: oslo\ntemplate: ride_duration\ngate:\n  min_improvement: 1.5\n  improvement_mode: absolute\n",
-    )
-
-    assert load_city_file(path, root / "templates").gate.min_improvement == 1.5
-
-
-def test_missing_required_template_field_names_the_template(root: Path) -> None:
-    template = root / "templates" / "ride_duration.yaml"
-    text = template.read_text(encoding="utf-8")
-    assert re.search(r"^  target: .*\n", text, flags=re.MULTILINE)
-    template.write_text(re.sub(r"^  target: .*\n", "", text, flags=re.MULTILINE), encoding="utf-8")
-    path = write_city(root, "oslo", "city: oslo\ntemplate: ride_duration\n")
-
-    exc = config_error(path, root)
-
-    assert_points_at(exc, template, line_of(template, "dataset:"), "dataset.target", "missing")
-
-
-def test_categorical_feature_must_be_a_feature(root: Path) -> None:
-    path = write_city(
-        root, "oslo", "city: oslo\ntemplate: ride_duration\ndataset:\n  categorical_features: [weather]\n"
-    )
-
-    exc = config_error(path, root)
-
-    assert_points_at(exc, path, line_of(path, "dataset:"), "dataset", "'weather'", "add them to features")
-
-
-def test_target_listed_as_feature_is_refused(root: Path) -> None:
-    target = template_data()["dataset"]["target"]
-    path = write_city(
-        root,
-        "oslo",
-        f"city: oslo\ntemplate: ride_duration\ndataset:\n  features: [distance_km, pickup_zone, {target}]\n",
-    )
-
-    exc = config_error(path, root)
-
-    assert_points_at(exc, path, line_of(path, "dataset:"), "dataset", repr(target), "remove it from features")
 
 
 def test_invalid_yaml_names_the_line(root: Path) -> None:
@@ -464,3 +262,99 @@ def test_configs_are_immutable(root: Path) -> None:
 
     with pytest.raises(ValueError, match="frozen"):
         city.city = "bergen"  # type: ignore[misc]
+
+
+def test_precedence_is_defaults_then_template_then_group_then_city(root: Path) -> None:
+    write_file(
+        root / "defaults.yaml", "dag:\n  owner: platform\n  retries: 3\n  tags: [org]\ngate:\n  min_improvement: 0.2\n"
+    )
+    write_file(root / "groups" / "portugal.yaml", "dag:\n  retries: 2\ntraining:\n  params:\n    num_leaves: 20\n")
+    write_file(root / "cities" / "porto.yaml", "city: porto\ntemplate: ride_duration\ngroup: portugal\n")
+    write_file(
+        root / "cities" / "lisbon.yaml",
+        "city: lisbon\ntemplate: ride_duration\ngroup: portugal\ndag:\n  retries: 0\n",
+    )
+
+    configs, errors = load_city_configs(root)
+
+    assert errors == []
+    porto, lisbon = {c.city: c for c in configs}["porto"], {c.city: c for c in configs}["lisbon"]
+    assert porto.dag.owner == "ml-platform"  # the template overrides the shared default
+    assert porto.gate.min_improvement == 0.005  # likewise
+    assert porto.dag.retries == 2  # the group overrides the template
+    assert porto.training.params.num_leaves == 20
+    assert porto.training.params.learning_rate == 0.08  # untouched template value survives the merge
+    assert porto.group == "portugal"
+    assert lisbon.dag.retries == 0  # the city overrides its group
+
+
+def test_defaults_fill_what_the_template_leaves_out(root: Path) -> None:
+    template = yaml.safe_load((root / "templates" / "ride_duration.yaml").read_text())
+    del template["dag"]["owner"]
+    write_file(root / "templates" / "ride_duration.yaml", yaml.safe_dump(template))
+    write_file(root / "defaults.yaml", "dag:\n  owner: data-platform\n")
+    write_file(root / "cities" / "porto.yaml", "city: porto\ntemplate: ride_duration\n")
+
+    configs, errors = load_city_configs(root)
+
+    assert errors == []
+    assert configs[0].dag.owner == "data-platform"
+
+
+def test_an_error_in_a_group_names_the_group_file_and_line(root: Path) -> None:
+    write_file(root / "groups" / "portugal.yaml", "dag:\n  retries: 1\n  retires: 2\n")
+    write_file(root / "cities" / "porto.yaml", "city: porto\ntemplate: ride_duration\ngroup: portugal\n")
+
+    _, errors = load_city_configs(root)
+
+    message = str(errors[0])
+    assert "porto.yaml" in message
+    assert "portugal.yaml line 3" in message
+    assert "did you mean 'retries'?" in message
+
+
+def test_unknown_group_is_named_with_a_suggestion(root: Path) -> None:
+    write_file(root / "groups" / "portugal.yaml", "dag:\n  retries: 1\n")
+    write_file(root / "cities" / "porto.yaml", "city: porto\ntemplate: ride_duration\ngroup: portugl\n")
+
+    _, errors = load_city_configs(root)
+
+    assert "no group named 'portugl'" in str(errors[0])
+    assert "did you mean 'portugal'?" in str(errors[0])
+
+
+def test_cities_in_subfolders_load_and_clashing_ids_are_refused(root: Path) -> None:
+    write_file(root / "cities" / "client_a" / "berlin.yaml", "city: berlin\ntemplate: ride_duration\n")
+    write_file(root / "cities" / "client_b" / "berlin.yaml", "city: berlin\ntemplate: ride_duration\n")
+    write_file(root / "cities" / "client_b" / "hamburg.yaml", "city: hamburg\ntemplate: ride_duration\n")
+
+    configs, errors = load_city_configs(root)
+
+    assert [c.dag_id for c in configs] == ["ride_duration.berlin", "ride_duration.hamburg"]
+    assert len(errors) == 1
+    assert "client_b/berlin.yaml" in errors[0].file
+    assert "already given by" in str(errors[0])
+    assert "client_a/berlin.yaml" in str(errors[0])
+
+
+@pytest.mark.parametrize(
+    ("city", "suggestion"),
+    [("São Paulo", "sao_paulo"), ("new york", "new_york"), ("../x", "x"), ("9lives", "city_9lives")],
+)
+def test_unsafe_city_ids_are_refused_with_a_safe_suggestion(root: Path, city: str, suggestion: str) -> None:
+    write_file(root / "cities" / "x.yaml", f"city: {json.dumps(city)}\ntemplate: ride_duration\n")
+
+    _, errors = load_city_configs(root)
+
+    assert f"use {suggestion!r}" in str(errors[0])
+
+
+def test_source_patterns_take_only_known_placeholders(root: Path) -> None:
+    write_file(
+        root / "cities" / "porto.yaml",
+        'city: porto\ntemplate: ride_duration\ndataset:\n  source: "{data_root}/{bucket}/{city}"\n',
+    )
+
+    _, errors = load_city_configs(root)
+
+    assert "unknown placeholder(s) ['bucket']" in str(errors[0])

@@ -24,8 +24,8 @@ from airflow_ml.data.snapshot import Manifest, read_snapshot, take_snapshot
 from airflow_ml.exceptions import DataContractError
 from airflow_ml.factory.dataset_contract import data_contract
 from airflow_ml.templates import load_city_configs
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 RUN_ID = "manual__2026-03-01T02:00:00+00:00"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -12,10 +13,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from airflow_ml.templates import load_city_configs
-from airflow_ml.templates.models import CityConfig, ParentConfig, TemplateConfig
-from tests.unit.test_templates import root, write_city
-
-__all__ = ["root"]  # the fixture, shared with test_templates
+from airflow_ml.templates.models import CityConfig, ParentConfig, TemplateConfig, slugify
+from tests.support.city_files import assert_points_at, config_error, line_of, template_data, write_city
 
 CITY = "city: porto\ntemplate: ride_duration\n"
 
@@ -234,3 +233,32 @@ def test_a_source_pattern_with_a_dotdot_segment_is_refused(root: Path, source: s
     assert len(problems) == 1
     assert "porto.yaml line 3: dataset:" in problems[0]
     assert "has a '..' segment, which leads out of the data root; drop it" in problems[0]
+
+
+@pytest.mark.parametrize(("name", "slug"), [("São Paulo", "sao_paulo"), ("Köln-Bonn", "koln_bonn"), ("42", "city_42")])
+def test_slugify_suggests_a_valid_city_id(name: str, slug: str) -> None:
+    assert slugify(name) == slug
+    assert re.fullmatch(r"[a-z][a-z0-9_]{0,62}", slugify(name))
+
+
+def test_categorical_feature_must_be_a_feature(root: Path) -> None:
+    path = write_city(
+        root, "oslo", "city: oslo\ntemplate: ride_duration\ndataset:\n  categorical_features: [weather]\n"
+    )
+
+    exc = config_error(path, root)
+
+    assert_points_at(exc, path, line_of(path, "dataset:"), "dataset", "'weather'", "add them to features")
+
+
+def test_target_listed_as_feature_is_refused(root: Path) -> None:
+    target = template_data()["dataset"]["target"]
+    path = write_city(
+        root,
+        "oslo",
+        f"city: oslo\ntemplate: ride_duration\ndataset:\n  features: [distance_km, pickup_zone, {target}]\n",
+    )
+
+    exc = config_error(path, root)
+
+    assert_points_at(exc, path, line_of(path, "dataset:"), "dataset", repr(target), "remove it from features")

@@ -13,7 +13,7 @@
 - ``triggerer`` (optional) - for deferrable tasks such as the approval step of ``require_approval``.
 
 Both databases are copies of schemas migrated once per machine (``airflow db migrate``, MLflow's
-migrations; see :func:`~tests.services.processes.database_from_template`) on the machine's shared server,
+migrations; see :func:`~tests.support.postgres.database_from_template`) on the machine's shared server,
 or, with ``postgres_dsn``, fresh databases migrated on the server that DSN names (a test's private cluster,
 which the test may restart under the stack). With ``supervise``, a watcher restarts a component that exits,
 as a process supervisor (docker compose's ``restart: always``) would. Every port is a free loopback
@@ -26,25 +26,17 @@ databases. Each process logs to ``<root>/logs/<name>.log``; tasks log under ``<r
         assert run.state == "success", stack.report(run)
         champion = stack.mlflow_client().get_model_version_by_alias("svc_local.berlin", "champion")
 
-A missing service (PostgreSQL, Redis) or program skips the test through ``tests.conftest.service_missing``
+A missing service (PostgreSQL, Redis) or program skips the test through ``tests.support.services.service_missing``
 (or fails it under ``AIRFLOW_ML_REQUIRE_SERVICES=1``). A component that does not come up in time raises
 :class:`StackError` with the tail of its log.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import importlib.metadata
-import importlib.util
-import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -53,30 +45,30 @@ from typing import Any, Literal
 
 import httpx
 
-from tests.conftest import REPO, service_missing
-from tests.services.config import (
+from tests.support import REPO
+from tests.support.airflow_rest import AirflowRest, RunResult
+from tests.support.processes import (
+    ManagedProcess,
+    StackError,
+    Supervisor,
+    free_port,
+    kill_by_environment,
+    stop_together,
+    wait_until,
+)
+from tests.support.s3_servers import s3_client
+from tests.support.stack_config import (
     ADMIN_USER,
     DEFAULT_PRELOAD,
-    REDIS,
-    S3_KEYS,
     airflow_env,
     base_env,
+    check_stack_programs,
+    forget_celery_queue,
+    task_log,
     write_preload,
     write_world,
 )
-from tests.services.processes import ManagedProcess, StackError, database_from_template, free_port, wait_until
-from tests.services.rest import AirflowRest, RunResult
-
-__all__ = [
-    "ADMIN_USER",
-    "AirflowRest",
-    "AirflowStack",
-    "ManagedProcess",
-    "RunResult",
-    "StackError",
-    "free_port",
-    "wait_until",
-]
+from tests.support.stack_databases import private_databases, template_databases
 
 Executor = Literal["LocalExecutor", "CeleryExecutor"]
 
@@ -154,14 +146,13 @@ class AirflowStack:
         self.postgres_dsn = postgres_dsn
         self.supervise = tuple(supervise)
         self.restarts: list[tuple[str, int | None, float]] = []
-        self._supervisor: threading.Thread | None = None
-        self._stopping = threading.Event()
         self.home = self.root / "airflow"
         self.dags_dir = self.home / "dags"
         self.templates_root = self.root / "world"
         self.logs_dir = self.root / "logs"
         self.password = secrets.token_urlsafe(12)
         self.processes: dict[str, ManagedProcess] = {}
+        self._supervisor = Supervisor(self.processes, self.supervise, self.restarts)
         self.env: dict[str, str] = {}
         self.api_url = self.mlflow_url = self.s3_endpoint = self.bucket = self.data_root = ""
         self.metadata_db_url = self.mlflow_db_url = ""
@@ -186,13 +177,13 @@ class AirflowStack:
     def close(self) -> None:
         """Stop every process, then drop the databases (idempotent)."""
         try:
-            self._stop_supervisor()
+            self._supervisor.stop()
             self._stop_all()
         finally:
             self._exit.close()  # drops the databases
 
     def _start(self) -> None:
-        self._check_programs()
+        check_stack_programs(self.executor)
         for folder in (self.dags_dir, self.logs_dir):
             folder.mkdir(parents=True)
         write_world(
@@ -205,17 +196,11 @@ class AirflowStack:
         )
         write_preload(self.home, self.preload)
         if self.postgres_dsn:
-            self._create_private_databases(self.postgres_dsn)
+            self.metadata_db_url, self.mlflow_db_url = private_databases(
+                self._exit, self.postgres_dsn, self.root, self.logs_dir
+            )
         else:
-            # Both schemas come from migrated template databases (see database_from_template): seconds, not minutes.
-            self.mlflow_db_url = self._exit.enter_context(
-                database_from_template("mlflow", importlib.metadata.version("mlflow"), self._build_mlflow_schema)
-            )
-            self.metadata_db_url = self._exit.enter_context(
-                database_from_template(
-                    "airflow", importlib.metadata.version("apache-airflow"), self._build_airflow_schema
-                )
-            )
+            self.metadata_db_url, self.mlflow_db_url = template_databases(self._exit, self.root, self.logs_dir)
         self.s3_endpoint = f"http://127.0.0.1:{free_port()}"
         self.bucket = f"airflow-ml-{uuid.uuid4().hex[:12]}"
         self.data_root = f"s3://{self.bucket}/data"
@@ -226,91 +211,7 @@ class AirflowStack:
         self._start_s3()
         self._wait_ready()
         if self.supervise:
-            self._supervisor = threading.Thread(target=self._watch, name="stack-supervisor", daemon=True)
             self._supervisor.start()
-
-    def _create_private_databases(self, dsn: str) -> None:
-        """Both databases on the server of ``dsn``, created empty and migrated side by side (a fresh cluster
-        has no template); dropped when the stack closes."""
-        plain = dsn.replace("postgresql+psycopg2://", "postgresql://", 1)
-        base = plain.split("?", 1)[0].rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
-        urls = {}
-        for kind in ("airflow", "mlflow"):
-            name = f"airflow_ml_{kind}_{uuid.uuid4().hex[:12]}"
-            _admin_sql(plain, f'CREATE DATABASE "{name}"')
-            # A connection of its own at the end: the test may have restarted the server since.
-            self._exit.callback(_admin_sql, plain, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', check=False)
-            urls[kind] = f"{base}/{name}"
-        self.metadata_db_url, self.mlflow_db_url = urls["airflow"], urls["mlflow"]
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            builds = [
-                pool.submit(self._build_airflow_schema, self.metadata_db_url),
-                pool.submit(self._build_mlflow_schema, self.mlflow_db_url),
-            ]
-            for build in builds:
-                build.result()
-
-    def _watch(self) -> None:
-        """Start again each supervised component that exited (see ``supervise``), until the stack closes."""
-        while not self._stopping.wait(1.0):
-            for name in self.supervise:
-                process = self.processes.get(name)
-                if process is None or process.alive or self._stopping.is_set():
-                    continue
-                code = process.popen.returncode if process.popen else None
-                self.restarts.append((name, code, time.time()))
-                with process.log.open("a", encoding="utf-8") as log:
-                    log.write(f"\n=== {time.strftime('%H:%M:%S')} supervisor: exited with {code}, starting again\n")
-                # What is left of its process group (a task of a dead scheduler) goes with it, as a container's would.
-                process.kill()
-                process.start()
-
-    def _stop_supervisor(self) -> None:
-        self._stopping.set()
-        if self._supervisor is not None:
-            self._supervisor.join(30)
-            self._supervisor = None
-
-    def _build_mlflow_schema(self, url: str) -> None:
-        # The store the server opens: its schema, and the Default experiment with the server's artifact root.
-        code = (
-            "import sys; from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore; "
-            "SqlAlchemyStore(sys.argv[1], 'mlflow-artifacts:/').engine.dispose()"
-        )
-        self._build_schema("mlflow schema", [sys.executable, "-c", code, url], base_env(), "schema-mlflow")
-
-    def _build_airflow_schema(self, url: str) -> None:
-        home = self.root / "template-home"
-        home.mkdir(exist_ok=True)
-        env = {**base_env(), "AIRFLOW_HOME": str(home), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url}
-        argv = [sys.executable, "-m", "airflow", "db", "migrate"]
-        self._build_schema("airflow db migrate", argv, env, "schema-airflow")
-
-    def _build_schema(self, what: str, argv: list[str], env: dict[str, str], log_name: str) -> None:
-        log = self.logs_dir / f"{log_name}.log"
-        with log.open("a", encoding="utf-8") as out:
-            done = subprocess.run(argv, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, check=False)
-        if done.returncode != 0:
-            tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-40:])
-            raise StackError(f"{what} exited with {done.returncode}; {log}:\n{tail}")
-
-    def _check_programs(self) -> None:
-        programs = [("moto", "moto[server]"), ("mlflow", "mlflow"), ("airflow", "apache-airflow")]
-        # Airflow on PostgreSQL also opens an async engine, through asyncpg (its ``postgres`` extra).
-        programs.append(("asyncpg", "asyncpg (Airflow's async PostgreSQL driver)"))
-        for module, package in programs:
-            if importlib.util.find_spec(module) is None:
-                service_missing(f"{module} is not installed in {sys.prefix}; install {package}")
-        if self.executor == "CeleryExecutor":
-            if importlib.util.find_spec("airflow.providers.celery") is None:
-                service_missing("the Celery provider is not installed; install apache-airflow-providers-celery")
-            try:
-                with socket.create_connection(REDIS, timeout=3) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if not conn.recv(64).startswith(b"+PONG"):
-                        raise OSError("no PONG")
-            except OSError as exc:
-                service_missing(f"Redis at {REDIS[0]}:{REDIS[1]} is not reachable ({exc}); start redis-server")
 
     def _spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> ManagedProcess:
         process = ManagedProcess(name, argv, env, self.logs_dir / f"{name}.log")
@@ -322,44 +223,9 @@ class AirflowStack:
         if self._rest is not None:
             self._rest.close()
             self._rest = None
-        # All at once (a graceful stop of each in turn takes minutes on a loaded machine): SIGTERM, a grace
-        # period shared by all, then SIGKILL for whatever is left.
-        running = [p for p in self.processes.values() if p.alive]
-        for process in running:
-            process.signal(signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for process in running:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.popen.wait(max(0.1, deadline - time.monotonic()))  # type: ignore[union-attr]
-        for process in running:
-            process.kill()
-        self._sweep()
-        self._forget_queue()
-
-    def _forget_queue(self) -> None:
-        """Delete the broker's keys of this stack's Celery queue (the queue and kombu's bindings of it)."""
-        queue = self.env.get("AIRFLOW__OPERATORS__DEFAULT_QUEUE")
-        if self.executor != "CeleryExecutor" or not queue:
-            return
-        import redis
-
-        with (
-            contextlib.suppress(redis.RedisError),
-            redis.Redis.from_url(self.env["AIRFLOW__CELERY__BROKER_URL"]) as broker,
-        ):
-            keys = list(broker.scan_iter(match=f"*{queue}*"))
-            if keys:
-                broker.delete(*keys)
-
-    def _sweep(self) -> None:
-        """SIGKILL any process still running with this stack's AIRFLOW_HOME (one that left its process group)."""
-        marker = f"AIRFLOW_HOME={self.home}".encode()
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit() or int(proc.name) == os.getpid():
-                continue
-            with contextlib.suppress(OSError):
-                if marker in (proc / "environ").read_bytes().split(b"\0"):
-                    os.kill(int(proc.name), signal.SIGKILL)
+        stop_together(self.processes.values())
+        kill_by_environment("AIRFLOW_HOME", str(self.home))  # a process that left its process group
+        forget_celery_queue(self.env)
 
     # -- the components -----------------------------------------------------------------------------------
 
@@ -488,15 +354,7 @@ class AirflowStack:
 
     def s3_client(self) -> Any:
         """A boto3 S3 client of the stack's moto server."""
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.s3_endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=S3_KEYS["login"],
-            aws_secret_access_key=S3_KEYS["password"],
-        )
+        return s3_client(self.s3_endpoint)
 
     def airflow(self, *args: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess[str]:
         """Run an ``airflow`` CLI command in the stack's environment (output captured, also appended to logs/cli.log).
@@ -521,11 +379,7 @@ class AirflowStack:
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, *, chars: int = 6000) -> str:
         """The end of a task's log files (every attempt), read from the stack's log folder."""
-        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-        files = sorted(folder.glob("*.log")) if folder.is_dir() else []
-        if not files:
-            return f"[no log for {task_id} in {folder}]"
-        return "\n".join(f"--- {path.name}:\n{path.read_text(errors='replace')[-chars:]}" for path in files)
+        return task_log(self.home, dag_id, run_id, task_id, chars=chars)
 
     def report(self, result: RunResult) -> str:
         """A readable account of a run for an assertion message: task states, logs of the tasks that did not
@@ -538,28 +392,6 @@ class AirflowStack:
             if name in self.processes:
                 lines.append(self.processes[name].tail(40))
         return "\n".join(lines)
-
-
-def _admin_sql(dsn: str, statement: str, *, check: bool = True) -> None:
-    """Run one statement outside a transaction on a connection of its own to ``dsn``; with ``check=False``,
-    a server that is gone (a test's cluster, stopped) is not an error."""
-    import psycopg2
-
-    try:
-        connection = psycopg2.connect(dsn, connect_timeout=10)
-    except psycopg2.OperationalError as exc:
-        if not check:
-            return
-        raise StackError(f"PostgreSQL at {dsn} is not reachable: {str(exc).strip()}") from exc
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(statement)
-    except psycopg2.Error:
-        if check:
-            raise
-    finally:
-        connection.close()
 
 
 def _alive(process: ManagedProcess) -> bool:

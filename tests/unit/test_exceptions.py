@@ -23,15 +23,6 @@ LONG_KEY = "q" * 1000
 MAX_MESSAGE = 700
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    root = tmp_path / "dag_templates"
-    (root / "templates").mkdir(parents=True)
-    (root / "cities").mkdir()
-    shutil.copy(REPO / "dag_templates" / "templates" / "ride_duration.yaml", root / "templates")
-    return root
-
-
 def _short(message: str) -> None:
     assert len(message) < MAX_MESSAGE, message[:300]
     assert "q" * 100 not in message

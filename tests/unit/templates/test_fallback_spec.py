@@ -8,10 +8,8 @@ import pytest
 
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates import load_city_configs, load_city_file, load_parent_configs
-from tests.conftest import REPO
-from tests.unit.test_templates import config_error, root, write_city
-
-__all__ = ["root"]  # the fixture, shared with test_templates
+from tests.support import REPO
+from tests.support.city_files import config_error, write_city
 
 CITY = "city: {city}\ntemplate: ride_duration\n"
 

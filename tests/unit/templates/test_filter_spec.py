@@ -5,7 +5,6 @@ A filter is data, never an expression: what YAML may say is checked by the loade
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import get_args
 
@@ -17,16 +16,6 @@ from airflow_ml.exceptions import ConfigError
 from airflow_ml.factory.dataset_contract import data_contract
 from airflow_ml.templates import load_city_file
 from airflow_ml.templates.filter_spec import FilterOp
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    (tmp_path / "templates").mkdir()
-    (tmp_path / "cities").mkdir()
-    shutil.copy(REPO / "dag_templates" / "templates" / "ride_duration.yaml", tmp_path / "templates")
-    return tmp_path
 
 
 def load(root: Path, filters: str) -> object:
