@@ -23,25 +23,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_TABLE = "airflow_ml_predictions"
-#: The table's columns, in order; ``prediction_id`` is its primary key.
-COLUMNS = (
-    "prediction_id",
-    "template",
-    "city",
-    "partition_date",
-    "prediction",
-    "model_name",
-    "model_version",
-    "scoring_run_id",
-    "input_hash",
-    "scored_at",
-)
-_TYPES = {
-    "prediction_id": "text PRIMARY KEY",
-    "partition_date": "date NOT NULL",
-    "prediction": "double precision",
-    "scored_at": "timestamptz NOT NULL",
-}
+#: Where a row is in the parquet log: the table's columns after ``prediction_id``, before the log's others.
+PLACE_COLUMNS = ("template", "city", "partition_date")
+#: SQL types of the columns that are not ``text NOT NULL``.
+_TYPES = {"prediction_id": "text PRIMARY KEY", "partition_date": "date NOT NULL"}
+_TYPES |= {"prediction": "double precision", "scored_at": "timestamptz NOT NULL"}
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?")
 
 
@@ -70,7 +56,11 @@ class PredictionStoreHook(DbApiHook):
                 f"prediction table {table!r} is not a plain PostgreSQL name; use lower-case letters, digits and '_' "
                 "(optionally 'schema.table'), e.g. 'airflow_ml_predictions'"
             )
-        updates = ", ".join(f"{column} = EXCLUDED.{column}" for column in COLUMNS[1:])
+        from airflow_ml.data.prediction_log import LOG_COLUMNS  # pandas: only once a task builds the hook
+
+        #: The table's columns, in order; ``prediction_id`` is its primary key.
+        self.columns = (LOG_COLUMNS[0], *PLACE_COLUMNS, *LOG_COLUMNS[1:])
+        updates = ", ".join(f"{column} = EXCLUDED.{column}" for column in self.columns[1:])
         # DbApiHook formats (table, columns, placeholders) into it for insert_rows(replace=True); the column
         # names are this module's constants and the values go as parameters.
         kwargs["replace_statement_format"] = (
@@ -101,7 +91,7 @@ class PredictionStoreHook(DbApiHook):
 
     def create_table(self) -> None:
         """Create the table (and its ``(template, city, partition_date)`` index) when missing."""
-        columns = ", ".join(f"{column} {_TYPES.get(column, 'text NOT NULL')}" for column in COLUMNS)
+        columns = ", ".join(f"{column} {_TYPES.get(column, 'text NOT NULL')}" for column in self.columns)
         index = f"{self.table.replace('.', '_')}_city_day"
         self.run(
             [
@@ -122,31 +112,11 @@ class PredictionStoreHook(DbApiHook):
         Returns:
             How many rows were upserted.
         """
-        rows = [
-            (
-                pid,
-                template,
-                city,
-                day.isoformat(),
-                None if pred != pred else float(pred),
-                name,
-                version,
-                run,
-                digest,
-                at,
-            )
-            for pid, pred, name, version, run, digest, at in zip(
-                frame["prediction_id"],
-                frame["prediction"],
-                frame["model_name"],
-                frame["model_version"],
-                frame["scoring_run_id"],
-                frame["input_hash"],
-                frame["scored_at"],
-                strict=True,
-            )
-        ]
+        logged = frame[[self.columns[0], *self.columns[len(PLACE_COLUMNS) + 1 :]]].astype(object)
+        logged = logged.where(logged.notna(), None)  # NaN and NaT as SQL nulls
+        place = (template, city, day.isoformat())
+        rows = [(record[0], *place, *record[1:]) for record in logged.itertuples(index=False, name=None)]
         self.insert_rows(
-            self.table, rows, target_fields=list(COLUMNS), commit_every=chunk_rows, replace=True, executemany=True
+            self.table, rows, target_fields=list(self.columns), commit_every=chunk_rows, replace=True, executemany=True
         )
         return len(rows)
