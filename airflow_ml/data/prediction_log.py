@@ -2,7 +2,8 @@
 
 Layout::
 
-    <root>/predictions/<template>/<city>/date=YYYY-MM-DD/part-0.parquet         what the champion served
+    <root>/predictions/<template>/<city>/date=YYYY-MM-DD/part-0.parquet         the batch run's predictions
+    <root>/predictions/<template>/<city>/date=YYYY-MM-DD/requests-<id>.parquet  one per HTTP request batch
     <root>/predictions_shadow/<template>/<city>/date=YYYY-MM-DD/part-0.parquet  a challenger in shadow: nothing
                                                                                  serves or consumes it
 
@@ -10,17 +11,20 @@ Each row holds :data:`LOG_COLUMNS` (a stable ``prediction_id``, the prediction, 
 scoring run, the hash of its input snapshot and the scoring time), then the key and feature columns the caller
 keeps, so that the monitor can join late labels by ``prediction_id`` or by key.
 
-A partition is one file with a fixed name, so a rerun of a day replaces it with one atomic step: on a local disk
-the file is written beside it under a hidden temporary name (readers skip names starting with ``.``) and renamed
-over it; an object store's PUT replaces an object atomically. A reader sees the old day or the new day, never a
-half-written file or a mix of both. The content depends only on the inputs (the scoring time is the caller's, e.g.
-the run's logical date), so a rerun with the same inputs writes the same bytes.
+A day's batch predictions are one file with a fixed name, so a rerun of the day replaces them with one atomic
+step: on a local disk the file is written beside it under a hidden temporary name (readers skip names starting
+with ``.``) and renamed over it; an object store's PUT replaces an object atomically. A reader sees the old day or
+the new day, never a half-written file or a mix of both. The content depends only on the inputs (the scoring time
+is the caller's, e.g. the run's logical date), so a rerun with the same inputs writes the same bytes. Requests
+served over HTTP are added as files of their own (``write_predictions(..., request=True)``), written the same
+way, which a batch rerun leaves alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import io
 import re
 import uuid
@@ -41,6 +45,7 @@ from airflow_ml.exceptions import DataError
 LOG_SEGMENT = "predictions"
 SHADOW_SEGMENT = "predictions_shadow"
 PART_FILE = "part-0.parquet"
+REQUESTS_PREFIX = "requests-"
 _PARTITION = re.compile(r"date=(\d{4}-\d{2}-\d{2})")
 #: The columns every logged row has, first and in this order; the kept columns follow.
 LOG_COLUMNS = (
@@ -188,9 +193,10 @@ def write_predictions(
     columns: LogColumns = LogColumns(),
     *,
     shadow: bool = False,
+    request: bool = False,
     storage_options: StorageOptions | None = None,
 ) -> LoggedPartition:
-    """Write (or replace, whole and atomically) the day's partition of a city's prediction log.
+    """Write (or replace, whole and atomically) the day's batch predictions of a city's prediction log.
 
     See :func:`log_frame` for the columns and :func:`partition_location` for the place.
 
@@ -199,12 +205,18 @@ def write_predictions(
         root: The data root (a local path or any fsspec URL such as ``s3://bucket/prefix``).
         day: The partition's date (the scoring run's data date).
         shadow: Write to the shadow log (a challenger scored beside the champion).
+        request: Add one batch of served predictions (an HTTP request) to the day as a file of its own, named
+            after ``context.scoring_run_id`` (give each request batch its own): logging the same batch again
+            replaces its file instead of doubling its rows, and the batch run's file is not touched.
         storage_options: Options of the root's filesystem, by protocol (:mod:`airflow_ml.data.storage`).
 
     Raises:
         DataError: for rows that cannot be logged (see :func:`log_frame`), or a root that cannot be written,
             naming the path and the fix.
     """
+    name = PART_FILE
+    if request:
+        name = f"{REQUESTS_PREFIX}{hashlib.sha256(context.scoring_run_id.encode()).hexdigest()[:20]}.parquet"
     uri = partition_location(root, context.template, context.city, day, shadow=shadow)
     try:
         frame = log_frame(rows, predictions, context, columns)
@@ -216,7 +228,7 @@ def write_predictions(
     with storage_errors(uri, storage_options), _writable(fs, uri):
         if is_local(fs):  # object stores have no folders (and s3fs would create a missing bucket)
             fs.makedirs(folder, exist_ok=True)
-        _replace(fs, f"{folder}/{PART_FILE}", buffer.getvalue())
+        _replace(fs, f"{folder}/{name}", buffer.getvalue())
     return LoggedPartition(uri=uri, row_count=len(frame), shadow=shadow)
 
 
@@ -233,6 +245,8 @@ def read_predictions(
 ) -> pd.DataFrame:
     """A city's logged predictions from ``start`` to ``end`` (both included), with a ``date`` column (the partition).
 
+    Each day's batch predictions come first, then its request files in the order of their names.
+
     Days without a partition are skipped; a city with none in the range gives an empty frame with the log's columns.
 
     Raises:
@@ -243,12 +257,11 @@ def read_predictions(
     location = city_location(root, template, city, shadow=shadow)
     fs, folder = filesystem(location, storage_options)
     with storage_errors(location, storage_options):
-        # Only the partition files' fixed name: a write in progress (a hidden temporary file) is never read.
-        paths = fs.glob(f"{folder}/date=*/{PART_FILE}")
+        paths = fs.glob(f"{folder}/date=*/*.parquet")
     frames = []
     for path in sorted(paths):
         day = _partition_day(path)
-        if day is None or not start <= day <= end:
+        if day is None or not start <= day <= end or not _logged_file(path.rsplit("/", 1)[-1]):
             continue
         with storage_errors(display(fs, path), storage_options), fs.open(path, "rb") as handle:
             part = pq.read_table(handle, columns=list(columns) if columns else None).to_pandas()
@@ -257,6 +270,11 @@ def read_predictions(
     if not frames:
         return pd.DataFrame({name: [] for name in ("date", *(columns or LOG_COLUMNS))})
     return pd.concat(frames, ignore_index=True)
+
+
+def _logged_file(name: str) -> bool:
+    """The batch file or a request file; never a write in progress (a hidden temporary file) or a stray file."""
+    return name == PART_FILE or (name.startswith(REQUESTS_PREFIX) and name.endswith(".parquet"))
 
 
 def _partition_day(path: str) -> dt.date | None:

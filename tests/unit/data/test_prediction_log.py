@@ -211,6 +211,25 @@ def test_an_object_store_root_works_the_same(tmp_path: Path) -> None:
     assert len(read_predictions(root, "ride_duration", "lisbon", DAY, DAY)) == 2
 
 
+def test_served_requests_are_files_of_their_own_that_a_batch_rerun_keeps(tmp_path: Path) -> None:
+    def serve(request_id: str, rows: pd.DataFrame) -> None:
+        context = ScoringContext(**{**CONTEXT.__dict__, "scoring_run_id": request_id})
+        columns = LogColumns(key=("trip_id",))
+        write_predictions(str(tmp_path), DAY, rows, [1.0] * len(rows), context, columns, request=True)
+
+    _write(tmp_path, _rows(4), key_columns=["trip_id"])
+    serve("request-a", _rows(1, offset=100))
+    serve("request-b", _rows(2, offset=200))
+    serve("request-a", _rows(1, offset=300))  # the same request logged again: replaced, not doubled
+    _write(tmp_path, _rows(3), key_columns=["trip_id"])  # the batch rerun
+
+    frame = read_predictions(str(tmp_path), "ride_duration", "lisbon", DAY, DAY)
+
+    assert frame["trip_id"].tolist()[:3] == ["t0", "t1", "t2"]
+    assert sorted(frame["trip_id"].tolist()[3:]) == ["t200", "t201", "t300"]
+    assert set(frame["scoring_run_id"]) == {CONTEXT.scoring_run_id, "request-a", "request-b"}
+
+
 def test_a_missing_key_column_names_it(tmp_path: Path) -> None:
     with pytest.raises(
         DataError,
