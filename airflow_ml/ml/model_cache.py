@@ -62,15 +62,14 @@ def resolve_alias(client: MlflowClient, name: str, alias: str = CHAMPION) -> Res
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
 
-    try:
+    try:  # the message leaves the registry's URI out: a database URI may hold a password
         version = client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
         if exc.error_code not in {ErrorCode.Name(RESOURCE_DOES_NOT_EXIST), ErrorCode.Name(INVALID_PARAMETER_VALUE)}:
             raise
         raise NoServableModel(
-            f"registered model {name!r} has no {alias!r} alias (or does not exist) in the registry at "
-            f"{client.tracking_uri}: nothing to serve; train and promote it first (its retraining DAG), or check "
-            "`airflow-ml serving`"
+            f"registered model {name!r} has no {alias!r} alias (or does not exist) in the registry: nothing to "
+            "serve; train and promote it first (its retraining DAG), or check `airflow-ml serving`"
         ) from exc
     return ResolvedModel(name=name, version=str(version.version), alias=alias)
 
