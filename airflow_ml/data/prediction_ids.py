@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -68,9 +69,16 @@ def prediction_ids(rows: pd.DataFrame, columns: Sequence[str], *, namespace: str
             f"the key column(s) {missing} are not in the rows to score (columns: {list(rows.columns)}); "
             "fix the key the template names, or add the column to the source"
         )
-    prefix = f"{ID_SCHEME}{_enc(namespace)}"
-    per_column = [[_enc(name) + token for token in column_tokens(rows[name])] for name in names]
-    texts = per_column[0] if len(per_column) == 1 else ["".join(parts) for parts in zip(*per_column, strict=True)]
+    # The texts are built for speed (a million rows per batch), the result is the text of the module's docstring:
+    # the first name goes into the common prefix, the others between the tokens.
+    prefix = f"{ID_SCHEME}{_enc(namespace)}{_enc(names[0])}"
+    tokens = [column_tokens(rows[name]) for name in names]
+    texts = tokens[0]
+    if len(names) > 1:
+        parts: list[Iterable[str]] = [tokens[0]]
+        for name, column in zip(names[1:], tokens[1:], strict=True):
+            parts += [itertools.repeat(_enc(name), len(rows)), column]
+        texts = ["".join(row) for row in zip(*parts, strict=True)]
     sha256 = hashlib.sha256
     return [sha256(f"{prefix}{text}".encode()).hexdigest()[:ID_LENGTH] for text in texts]
 
@@ -93,7 +101,7 @@ def column_tokens(values: pd.Series) -> list[str]:
 def _tokens(values: pd.Series) -> list[str]:
     dtype = values.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "iu":
-        return [_int(v) for v in values.tolist()]
+        return [f"i{len(text)}:{text}" for text in map(str, values.tolist())]
     if isinstance(dtype, np.dtype) and dtype == np.float32:
         # tolist() would widen float32(0.1) to 0.10000000149011612: read its own shortest form instead.
         return [_float(float(text)) for text in values.to_numpy().astype(str).tolist()]
@@ -104,7 +112,7 @@ def _tokens(values: pd.Series) -> list[str]:
     if isinstance(dtype, pd.DatetimeTZDtype):
         return _naive_times(values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(), "T")
     if (isinstance(dtype, np.dtype) and dtype.kind == "O") or isinstance(dtype, pd.StringDtype):
-        return [("s" + _enc(v)) if type(v) is str else _token(v) for v in values.tolist()]
+        return [f"s{len(v)}:{v}" if type(v) is str else _token(v) for v in values.tolist()]
     return [_token(v) for v in values.tolist()]
 
 

@@ -166,16 +166,17 @@ def log_frame(
     from_key = bool(key_columns)
     ids = prediction_ids(rows, key_columns or columns.content or list(rows.columns), namespace=context.namespace)
     _check_unique(ids, rows, from_key=from_key, namespace=context.namespace)
-    count = len(rows)
+    index = pd.RangeIndex(len(rows))
     log = {
         "prediction_id": ids,
         "prediction": pd.Series(predictions).to_numpy(),
-        "model_name": [context.model_name] * count,
-        "model_version": [str(context.model_version)] * count,
-        "scoring_run_id": [context.scoring_run_id] * count,
-        "input_hash": [context.input_hash] * count,
-        "scored_at": pd.Series(
-            [pd.Timestamp(context.scored_at).tz_convert("UTC")] * count, dtype="datetime64[us, UTC]"
+        # One value for every row: broadcast, not a million-item list for pandas to convert.
+        "model_name": pd.Series(context.model_name, index=index, dtype="str"),
+        "model_version": pd.Series(str(context.model_version), index=index, dtype="str"),
+        "scoring_run_id": pd.Series(context.scoring_run_id, index=index, dtype="str"),
+        "input_hash": pd.Series(context.input_hash, index=index, dtype="str"),
+        "scored_at": pd.Series(pd.Timestamp(context.scored_at).tz_convert("UTC"), index=index).astype(
+            "datetime64[us, UTC]"
         ),
     }
     frame = pd.DataFrame(log)
@@ -283,6 +284,8 @@ def _partition_day(path: str) -> dt.date | None:
 
 
 def _check_unique(ids: list[str], rows: pd.DataFrame, *, from_key: bool, namespace: str) -> None:
+    if len(set(ids)) == len(ids):
+        return
     seen: dict[str, int] = {}
     for position, pid in enumerate(ids):
         first = seen.setdefault(pid, position)

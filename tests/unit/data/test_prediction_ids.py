@@ -93,6 +93,27 @@ def test_date_times_of_any_resolution_are_one_value() -> None:
     assert _one({"at": dt.datetime(2026, 3, 1, 10, 0, 0, 1)}) == prediction_ids(us, ["at"], namespace=NS)[0]
 
 
+def test_numpy_object_and_arrow_backed_columns_give_one_id() -> None:
+    """pandas changes its default backends between versions (pandas 3 reads strings as ``str``): the ids stay."""
+    times = pd.to_datetime(["2026-01-01", "2026-01-02", None])
+    numpy = pd.DataFrame({"s": ["x", "y", None], "i": [1, 2, 3], "f": [1.5, 2.0, None], "t": times})
+    arrow = pd.DataFrame(
+        {
+            "s": pd.array(["x", "y", None], dtype="string[pyarrow]"),
+            "i": pd.array([1, 2, 3], dtype="int64[pyarrow]"),
+            "f": pd.array([1.5, 2.0, None], dtype="double[pyarrow]"),
+            "t": pd.array(times).astype("timestamp[us][pyarrow]"),
+        }
+    )
+    objects = numpy.astype({"s": object, "i": object})
+    columns = ["s", "i", "f", "t"]
+
+    ids = prediction_ids(numpy, columns, namespace=NS)
+
+    assert prediction_ids(arrow, columns, namespace=NS) == ids
+    assert prediction_ids(objects, columns, namespace=NS) == ids
+
+
 def test_types_namespace_and_values_tell_rows_apart() -> None:
     assert _one({"k": "3"}) != _one({"k": 3})
     assert _one({"k": True}) != _one({"k": 1})
