@@ -57,6 +57,8 @@ LOG_COLUMNS = (
     "input_hash",
     "scored_at",
 )
+#: The column :func:`read_predictions` adds: the day of the partition a row was read from.
+PARTITION_COLUMN = "partition_date"
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,7 @@ def log_frame(
             "fix the key the template names, or add the column to the source"
         )
     kept = list(dict.fromkeys([*key_columns, *columns.keep]))
-    clash = [name for name in kept if name in LOG_COLUMNS]
+    clash = [name for name in kept if name in (*LOG_COLUMNS, PARTITION_COLUMN)]
     missing = [name for name in kept if name not in rows.columns]
     if clash or missing:
         problem = f"{clash} are names of the log's own columns" if clash else f"{missing} are not in the rows"
@@ -244,7 +246,7 @@ def read_predictions(
     columns: Sequence[str] | None = None,
     storage_options: StorageOptions | None = None,
 ) -> pd.DataFrame:
-    """A city's logged predictions from ``start`` to ``end`` (both included), with a ``date`` column (the partition).
+    """A city's logged predictions from ``start`` to ``end`` (both included), with :data:`PARTITION_COLUMN` first.
 
     Each day's batch predictions come first, then its request files in the order of their names.
 
@@ -266,10 +268,10 @@ def read_predictions(
             continue
         with storage_errors(display(fs, path), storage_options), fs.open(path, "rb") as handle:
             part = pq.read_table(handle, columns=list(columns) if columns else None).to_pandas()
-        part.insert(0, "date", day)
+        part.insert(0, PARTITION_COLUMN, day)
         frames.append(part)
     if not frames:
-        return pd.DataFrame({name: [] for name in ("date", *(columns or LOG_COLUMNS))})
+        return pd.DataFrame({name: [] for name in (PARTITION_COLUMN, *(columns or LOG_COLUMNS))})
     return pd.concat(frames, ignore_index=True)
 
 

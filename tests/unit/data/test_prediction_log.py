@@ -194,11 +194,11 @@ def test_a_date_range_reads_its_days_only_with_their_date(tmp_path: Path) -> Non
         str(tmp_path), "ride_duration", "lisbon", DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)
     )
 
-    assert frame["date"].tolist() == [DAY + dt.timedelta(days=d) for d in (1, 1, 2, 2)]
+    assert frame["partition_date"].tolist() == [DAY + dt.timedelta(days=d) for d in (1, 1, 2, 2)]
     assert frame["trip_id"].tolist() == ["t10", "t11", "t20", "t21"]
     empty = read_predictions(str(tmp_path), "ride_duration", "porto", DAY, DAY)
     assert empty.empty
-    assert list(empty.columns) == ["date", *LOG_COLUMNS]
+    assert list(empty.columns) == ["partition_date", *LOG_COLUMNS]
 
 
 def test_an_object_store_root_works_the_same(tmp_path: Path) -> None:
@@ -238,6 +238,15 @@ def test_a_missing_key_column_names_it(tmp_path: Path) -> None:
         _write(tmp_path, _rows(), key_columns=["ride_id"])
     with pytest.raises(DataError, match=r"cannot keep columns \['weather'\].*not in the rows"):
         _write(tmp_path, _rows(), keep_columns=["weather"])
+
+
+def test_a_kept_column_may_not_take_a_log_column_name(tmp_path: Path) -> None:
+    rows = _rows().assign(partition_date="2026-03-01", prediction=1.0)
+
+    with pytest.raises(DataError, match=r"\['partition_date'\] are names of the log's own columns"):
+        _write(tmp_path, rows, keep_columns=["partition_date"])
+    with pytest.raises(DataError, match=r"\['prediction'\] are names of the log's own columns"):
+        _write(tmp_path, rows, key_columns=["prediction"])
 
 
 def test_two_rows_with_one_id_are_refused(tmp_path: Path) -> None:
