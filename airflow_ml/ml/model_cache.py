@@ -77,18 +77,38 @@ def resolve_alias(client: MlflowClient, name: str, alias: str = CHAMPION) -> Res
 def load_pyfunc(client: MlflowClient, name: str, version: str) -> Any:
     """Download a registered version through ``client`` and load it as a pyfunc model.
 
-    The files go to a temporary folder that is removed once the model is loaded: the pyfunc flavors this project
-    logs (its LightGBM serving code, scikit-learn) read their artifacts at load time.
+    A version logged in its run's artifacts (as training logs them) is fetched with ``client.download_artifacts``,
+    so a client of an Airflow connection (:mod:`airflow_ml.hooks.mlflow_auth`) sends its credentials, proxied
+    artifacts included; any other source goes through MLflow's download of the registry's location. The files go
+    to a temporary folder that is removed once the model is loaded: the pyfunc flavors this project logs (its
+    LightGBM serving code, scikit-learn) read their artifacts at load time.
     """
     import mlflow.artifacts
     import mlflow.pyfunc
 
-    source = client.get_model_version_download_uri(name, version)
     with tempfile.TemporaryDirectory(prefix="airflow-ml-serve-") as destination:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=source, dst_path=destination, tracking_uri=client.tracking_uri
-        )
+        in_run = _path_in_run(client, name, version)
+        if in_run is not None:
+            local = client.download_artifacts(*in_run, destination)
+        else:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=client.get_model_version_download_uri(name, version),
+                dst_path=destination,
+                tracking_uri=client.tracking_uri,
+            )
         return mlflow.pyfunc.load_model(local)
+
+
+def _path_in_run(client: MlflowClient, name: str, version: str) -> tuple[str, str] | None:
+    """(run id, artifact path) of a version whose source is in its run's artifacts, else None."""
+    registered = client.get_model_version(name, version)
+    if not registered.run_id:
+        return None
+    source = str(registered.source).rstrip("/")
+    for root in (f"runs:/{registered.run_id}", str(client.get_run(registered.run_id).info.artifact_uri).rstrip("/")):
+        if source.startswith(f"{root}/"):
+            return registered.run_id, source[len(root) + 1 :]
+    return None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ ROWS = pd.DataFrame({"x": [1.0, 2.0]})
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A real MLflow store (SQLite, local artifacts) whose model has versions 1-3, each predicting its number."""
+    """A real MLflow store (SQLite, local artifacts) whose model has versions 1-5, each predicting its number."""
     import mlflow.sklearn
     from mlflow import MlflowClient
     from sklearn.dummy import DummyRegressor
@@ -26,13 +26,18 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Any:
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment("serving", artifact_location=f"file://{folder}/artifacts")
     client.create_registered_model(NAME)
-    for value in (1, 2, 3):
+    for value in (1, 2, 3, 4, 5):
         model = DummyRegressor(strategy="constant", constant=float(value)).fit(ROWS, [0.0, 0.0])
         path = folder / f"model-{value}"
         mlflow.sklearn.save_model(model, str(path), pip_requirements=["scikit-learn"])
+        if value == 5:  # a model outside any run: MLflow's own download of the registry's location
+            client.create_model_version(NAME, path.as_uri())
+            continue
         run = client.create_run(experiment)
         client.log_artifacts(run.info.run_id, str(path), "model")
-        client.create_model_version(NAME, f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
+        # As training registers a version (the run's artifact URI), and as a runs:/ URI.
+        source = f"runs:/{run.info.run_id}/model" if value == 4 else f"{run.info.artifact_uri}/model"
+        client.create_model_version(NAME, source, run_id=run.info.run_id)
         client.set_terminated(run.info.run_id)
     client.set_registered_model_alias(NAME, "champion", "1")
     return client
@@ -65,6 +70,23 @@ def test_an_alias_resolves_once_to_a_version_uri(registry: Any) -> None:
     assert resolved == ResolvedModel(NAME, "1", "champion")
     assert resolved.uri == f"models:/{NAME}/1"
     assert served(load_pyfunc(registry, NAME, resolved.version)) == 1.0
+
+
+def test_versions_in_a_run_download_through_the_client_others_through_mlflow(registry: Any) -> None:
+    """The client's own download is what an Airflow connection's client sends its credentials with."""
+    from mlflow import MlflowClient
+
+    calls: list[str] = []
+
+    class Recording(MlflowClient):
+        def download_artifacts(self, run_id: str, path: str, dst_path: str | None = None) -> str:
+            calls.append(path)
+            return str(super().download_artifacts(run_id, path, dst_path))
+
+    client = Recording(tracking_uri=registry.tracking_uri, registry_uri=registry.tracking_uri)
+
+    assert [served(load_pyfunc(client, NAME, version)) for version in ("1", "4", "5")] == [1.0, 4.0, 5.0]
+    assert calls == ["model", "model"]  # version 5 is in no run
 
 
 def test_a_missing_alias_or_model_says_what_to_do(registry: Any) -> None:
