@@ -18,24 +18,16 @@ from airflow_ml.data.prediction_log import (
     LOG_COLUMNS,
     PART_FILE,
     LogColumns,
-    ScoringContext,
     partition_location,
     read_predictions,
     write_predictions,
 )
 from airflow_ml.exceptions import DataError
+from tests.support.predictions import LISBON, scoring_context
 
 REPO = Path(__file__).resolve().parents[3]
 DAY = dt.date(2026, 3, 1)
-CONTEXT = ScoringContext(
-    template="ride_duration",
-    city="lisbon",
-    model_name="ride_duration.lisbon",
-    model_version="3",
-    scoring_run_id="scheduled__2026-03-01T02:00:00+00:00",
-    input_hash="ab" * 32,
-    scored_at=dt.datetime(2026, 3, 1, 2, 0, tzinfo=dt.UTC),
-)
+CONTEXT = LISBON
 
 
 def _rows(n: int = 4, offset: int = 0) -> pd.DataFrame:
@@ -213,7 +205,7 @@ def test_an_object_store_root_works_the_same(tmp_path: Path) -> None:
 
 def test_served_requests_are_files_of_their_own_that_a_batch_rerun_keeps(tmp_path: Path) -> None:
     def serve(request_id: str, rows: pd.DataFrame) -> None:
-        context = ScoringContext(**{**CONTEXT.__dict__, "scoring_run_id": request_id})
+        context = scoring_context(scoring_run_id=request_id)
         columns = LogColumns(key=("trip_id",))
         write_predictions(str(tmp_path), DAY, rows, [1.0] * len(rows), context, columns, request=True)
 
@@ -268,7 +260,7 @@ def test_an_unwritable_root_names_the_path(tmp_path: Path) -> None:
 
 
 def test_a_naive_scoring_time_is_refused(tmp_path: Path) -> None:
-    naive = ScoringContext(**{**CONTEXT.__dict__, "scored_at": dt.datetime(2026, 3, 1)})
+    naive = scoring_context(scored_at=dt.datetime(2026, 3, 1))
 
     with pytest.raises(DataError, match="no time zone; pass the run's logical date"):
         write_predictions(str(tmp_path), DAY, _rows(), [1.0] * 4, naive, LogColumns(key=("trip_id",)))
