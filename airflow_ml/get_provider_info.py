@@ -74,8 +74,8 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": [
-            "airflow_ml.links.mlflow.MlflowRunLink",
-            "airflow_ml.links.mlflow.MlflowModelVersionLink",
-            "airflow_ml.links.mlflow.ValidationReportLink",
+            "airflow_ml.links.mlflow_links.MlflowRunLink",
+            "airflow_ml.links.mlflow_links.MlflowModelVersionLink",
+            "airflow_ml.links.mlflow_links.ValidationReportLink",
         ],
     }

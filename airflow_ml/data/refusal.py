@@ -6,7 +6,7 @@ show the previous run as the latest, and ``airflow-ml run`` could not say which 
 holds when, which run, the window asked, the kind of refusal and the error's headline; no rows, no
 ``data.parquet`` and no ``manifest.json``, so nothing ever reads it as a snapshot. A folder that holds a
 manifest is a snapshot and never gets a record (a retry that succeeded wins, and another DAG's folder is never
-written into). Readers: :mod:`airflow_ml.run_summary` (a failed run) and :mod:`airflow_ml.data.retention`
+written into). Readers: :mod:`airflow_ml.cli.run_summary` (a failed run) and :mod:`airflow_ml.data.retention`
 (a failed run's folder, prunable like any other unregistered one).
 """
 

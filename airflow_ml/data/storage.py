@@ -3,7 +3,7 @@
 Credentials never come from ``os.environ`` here: callers pass ``storage_options``, a mapping from a URL
 protocol (``"s3"``) to the keyword arguments of that protocol's fsspec filesystem. A URI of another
 protocol gets none, so one mapping serves a run whose data is on S3 and whose snapshots are local, or
-the reverse. Operators build the mapping from an Airflow connection (``airflow_ml.hooks.storage``).
+the reverse. Operators build the mapping from an Airflow connection (``airflow_ml.hooks.storage_credentials``).
 """
 
 from __future__ import annotations

@@ -2,6 +2,6 @@
 
 :mod:`airflow_ml.fleet.app` is the FastAPI app the ``airflow_ml_fleet`` plugin (``plugins/fleet_view.py``)
 mounts in Airflow's api-server; :mod:`~airflow_ml.fleet.metadata` reads the metadata database,
-:mod:`~airflow_ml.fleet.registry` the MLflow registry, :mod:`~airflow_ml.fleet.rows` joins them and
+:mod:`~airflow_ml.fleet.model_states` the MLflow registry, :mod:`~airflow_ml.fleet.rows` joins them and
 :mod:`~airflow_ml.fleet.html` renders the page.
 """

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from airflow_ml.fleet import html
-from airflow_ml.fleet.registry import ModelState, read_models
+from airflow_ml.fleet.model_states import ModelState, read_models
 from airflow_ml.fleet.rows import build_rows
 
 if TYPE_CHECKING:
@@ -114,9 +114,9 @@ def collect_fleet(user: BaseUser, *, mlflow_conn_id: str = DEFAULT_MLFLOW_CONN_I
 
 def _registry(model_names: list[str], conn_id: str) -> tuple[dict[str, ModelState], str | None]:
     """The registry state of each model and the MLflow UI's base URL; a connection problem goes on every row."""
-    from airflow_ml.fleet.registry import short_error
+    from airflow_ml.fleet.model_states import short_error
     from airflow_ml.hooks.mlflow import MlflowHook
-    from airflow_ml.links.mlflow import ui_base
+    from airflow_ml.links.mlflow_links import ui_base
 
     if not model_names:
         return {}, None

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow_ml.fleet.metadata import CityDag, DriftVerdict, LastRun
-from airflow_ml.fleet.registry import ModelState
+from airflow_ml.fleet.model_states import ModelState
 
 NO_MODEL = "no champion yet: no model is registered for this city"
 NO_CHAMPION = "no champion yet: no version has been promoted"

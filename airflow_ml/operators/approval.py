@@ -12,8 +12,8 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException, DownstreamTasksSkipped
 
 from airflow_ml.hooks.mlflow import MlflowHook
-from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
-from airflow_ml.links.mlflow import MlflowModelVersionLink, model_version_url
+from airflow_ml.hooks.storage_credentials import DEFAULT_AWS_CONN_ID, storage_options
+from airflow_ml.links.mlflow_links import MlflowModelVersionLink, model_version_url
 from airflow_ml.ml.gate import AWAITING_APPROVAL, slice_summary  # a pure-Python module: cheap at parse time
 from airflow_ml.operators.validate import snapshot_uri
 

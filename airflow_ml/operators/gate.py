@@ -9,8 +9,8 @@ from typing import Any
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
-from airflow_ml.links.mlflow import MlflowModelVersionLink, model_version_url
+from airflow_ml.hooks.storage_credentials import DEFAULT_AWS_CONN_ID, storage_options
+from airflow_ml.links.mlflow_links import MlflowModelVersionLink, model_version_url
 from airflow_ml.operators.base import MlflowBaseOperator, mlflow_errors, run_overrides
 from airflow_ml.operators.validate import snapshot_uri
 

@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from airflow_ml import settings
-from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
+from airflow_ml.hooks.storage_credentials import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.operators.base import MlflowBaseOperator, refuse_bad_conf
 
 

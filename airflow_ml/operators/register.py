@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from airflow_ml.links.mlflow import MlflowModelVersionLink, model_version_url
+from airflow_ml.links.mlflow_links import MlflowModelVersionLink, model_version_url
 from airflow_ml.operators.base import MlflowBaseOperator, airflow_lineage, mlflow_errors, run_overrides
 
 

@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml import settings
 from airflow_ml.exceptions import DataContractError, DataError, SourceOutsideDataRoot, StorageUnreachable
-from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
+from airflow_ml.hooks.storage_credentials import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.operators.base import run_overrides
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from typing import Any
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowSkipException
 
-from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
-from airflow_ml.links.mlflow import MlflowRunLink, run_url
+from airflow_ml.hooks.storage_credentials import DEFAULT_AWS_CONN_ID, storage_options
+from airflow_ml.links.mlflow_links import MlflowRunLink, run_url
 from airflow_ml.operators.base import (
     MlflowBaseOperator,
     airflow_lineage,

@@ -8,8 +8,8 @@ from typing import Any
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ml.hooks.storage import DEFAULT_AWS_CONN_ID, storage_options
-from airflow_ml.links.mlflow import ValidationReportLink, artifact_url
+from airflow_ml.hooks.storage_credentials import DEFAULT_AWS_CONN_ID, storage_options
+from airflow_ml.links.mlflow_links import ValidationReportLink, artifact_url
 from airflow_ml.operators.base import MlflowBaseOperator, airflow_lineage
 
 VERDICT_FILE = "validation.json"
@@ -21,7 +21,7 @@ class ValidateDataOperator(MlflowBaseOperator):
     """Run the city's suite on the snapshot.
 
     The suite is ``<expectations_dir>/<suite>.yaml`` or ``.json``, with the city's sibling file
-    ``<suite>.<city>.yaml`` and the city file's ``expectations`` applied (see ``airflow_ml.templates.suites``).
+    ``<suite>.<city>.yaml`` and the city file's ``expectations`` applied (see ``airflow_ml.templates.suite_files``).
     A failed ``error`` expectation fails the task without retries (the data will not fix itself); ``warn``
     expectations are recorded and the run goes on. The verdict, GX's full result and an HTML report are
     written beside the snapshot and, when ``experiment`` is set, logged as a validation run in MLflow,
@@ -72,10 +72,10 @@ class ValidateDataOperator(MlflowBaseOperator):
         import json
 
         from airflow_ml.data.snapshot import load_manifest, read_snapshot, write_json, write_text
-        from airflow_ml.templates.suites import load_suite, suite_file
+        from airflow_ml.templates.suite_files import load_suite, suite_file
         from airflow_ml.validation.report import render_report
         from airflow_ml.validation.runner import headline, run_suite
-        from airflow_ml.validation.suites import check_suite
+        from airflow_ml.validation.suite_check import check_suite
 
         uri = snapshot_uri(self.snapshot)
         options = storage_options(uri, aws_conn_id=self.aws_conn_id)

@@ -172,7 +172,7 @@ class UseCase(Strict):
     @field_validator("expectations")
     @classmethod
     def _expectations_are_well_formed(cls, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from airflow_ml.templates.suites import parse_expectations
+        from airflow_ml.templates.suite_files import parse_expectations
 
         try:
             parse_expectations(items, "expectations", {})

@@ -1,8 +1,8 @@
 """PostgreSQL restarted mid-run under a real deployment: Airflow's METADATA database and MLflow's store.
 
-The deployment is :class:`~tests.services.harness.AirflowStack` (api-server, scheduler, dag-processor,
+The deployment is :class:`~tests.support.stack.AirflowStack` (api-server, scheduler, dag-processor,
 LocalExecutor, ``mlflow server``, S3 on moto) with both its Airflow metadata database and MLflow's backend
-store on a PostgreSQL cluster of the test's own (:class:`~tests.faults.conftest.PrivatePostgres`), so that
+store on a PostgreSQL cluster of the test's own (:class:`~tests.support.postgres.PrivatePostgres`), so that
 restarting it disturbs no other test. Berlin (two retries, three seconds apart) is triggered through the
 REST API; once its ``train`` task runs and its MLflow training run is open, the cluster is restarted with
 ``pg_ctl restart -m fast``: every connection of every component (scheduler, api-server, dag-processor,
@@ -35,7 +35,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.faults.conftest import LEAN, PrivatePostgres, private_postgres
+from tests.support.postgres import PrivatePostgres, private_postgres
+from tests.support.worlds import LEAN
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
@@ -50,7 +51,7 @@ SUPERVISED = ("scheduler", "dag-processor", "api-server", "mlflow")
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, PrivatePostgres]]:
-    from tests.services.harness import AirflowStack
+    from tests.support.stack import AirflowStack
 
     root = tmp_path_factory.mktemp("metadata_restart")
     with private_postgres() as postgres:
@@ -71,7 +72,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, 
 def _answer(call: Callable[[], Any], timeout: float, what: str) -> Any:
     """``call()``'s value once the api-server answers it (it may answer 500, or not at all, while its
     database restarts)."""
-    from tests.services.rest import AirflowRestError
+    from tests.support.airflow_rest import AirflowRestError
 
     deadline = time.monotonic() + timeout
     last = ""

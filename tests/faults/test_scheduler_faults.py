@@ -1,4 +1,4 @@
-"""Faults under a real deployment (tests/services/harness.py): scheduler, dag-processor, api-server and a
+"""Faults under a real deployment (tests/support/stack.py): scheduler, dag-processor, api-server and a
 LocalExecutor on PostgreSQL, MLflow server, S3 on moto. Two cities, berlin and lisbon.
 
 While the scheduler runs, lisbon's city file is edited into invalid YAML: the import error is listed by
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults.conftest import LEAN
+from tests.support.worlds import LEAN
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
@@ -34,7 +34,7 @@ RETRY_ONCE = "  retries: 1\n  retry_delay_minutes: 0.05\n"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from tests.services.harness import AirflowStack
+    from tests.support.stack import AirflowStack
 
     root = tmp_path_factory.mktemp("scheduler_faults")
     env = {"AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10"}  # an edited city file is seen in seconds

@@ -28,15 +28,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import service_missing, task_states, try_numbers
-from tests.faults.conftest import (
-    MlflowServer,
-    aws_connection,
-    build_dag,
-    capture,
-    lean_world,
-    private_postgres,
-)
+from tests.support.airflow_runs import capture, task_states, try_numbers
+from tests.support.mlflow_stores import MlflowServer
+from tests.support.postgres import private_postgres
+from tests.support.s3_servers import isolate_aws, s3_client
+from tests.support.services import service_missing
+from tests.support.worlds import build_dag, lean_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
@@ -67,7 +64,6 @@ class _Moto:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: Path) -> Iterator[dict[str, Any]]:
-    import boto3
 
     root = tmp_path_factory.mktemp("outages")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -77,13 +73,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: 
         service_missing(f"moto's S3 server cannot start on 127.0.0.1 ({exc}); install moto[server]")
         return
     lake = lean_world(root / "world", dags_dir, CITY, template=TEMPLATE, data_root=root / "lake")
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto.url,
-        region_name="us-east-1",
-        aws_access_key_id="testing-access-key",
-        aws_secret_access_key="testing-secret-key",
-    )
+    s3 = s3_client(moto.url)
     bucket = f"airflow-ml-faults-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     for path in sorted((lake / "raw").rglob("*.parquet")):
@@ -91,11 +81,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: 
     with private_postgres() as postgres, pytest.MonkeyPatch.context() as mp:
         server = MlflowServer(root / "mlflow", postgres.create_database("mlflow"))
         server.start()
-        mp.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection(moto.url))
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-            mp.delenv(name, raising=False)
-        mp.setenv("AWS_CONFIG_FILE", "/dev/null")
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        isolate_aws(mp, moto.url)
         mp.setenv("AIRFLOW_ML_DATA_ROOT", f"s3://{bucket}/data")
         mp.setenv(
             "AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "mlflow", "extra": {"tracking_uri": server.url}})

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import task_states
-from tests.faults.conftest import build_dag, lean_world
+from tests.support.airflow_runs import task_states
+from tests.support.worlds import build_dag, lean_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 

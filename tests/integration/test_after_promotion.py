@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, city_world, task_states
+from tests.support import REPO
+from tests.support.airflow_runs import task_states
+from tests.support.worlds import city_world
 
 pytestmark = pytest.mark.integration
 TEMPLATE = "ride_duration_rb"

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import airflow_api, city_world
+from tests.support.airflow_runs import airflow_api
+from tests.support.worlds import city_world
 
 pytestmark = pytest.mark.integration
 CITY = "berlin"

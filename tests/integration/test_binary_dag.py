@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 pytestmark = pytest.mark.integration
 CITY = "lisbon"

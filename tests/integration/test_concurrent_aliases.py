@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, make_worker_home, shared_registry, worker_env
+from tests.support import REPO
+from tests.support.airflow_homes import make_worker_home, worker_env
+from tests.support.mlflow_stores import shared_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 TEMPLATE = "ride_duration_cc"

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 HEAVY = ("pandas", "numpy", "mlflow", "great_expectations", "lightgbm", "pyarrow", "sklearn")
 pytestmark = pytest.mark.integration
@@ -107,7 +107,7 @@ def test_airflow_lists_the_provider_with_its_hook_and_connection_type() -> None:
     assert hook is not None
     assert hook.hook_class_name == "airflow_ml.hooks.mlflow.MlflowHook"
     assert hook.connection_id_attribute_name == "mlflow_conn_id"
-    assert "airflow_ml.links.mlflow.MlflowRunLink" in manager.extra_links_class_names
+    assert "airflow_ml.links.mlflow_links.MlflowRunLink" in manager.extra_links_class_names
 
 
 def test_a_task_process_builds_only_its_own_dag() -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import city_world, task_states, try_numbers
+from tests.support.airflow_runs import task_states, try_numbers
+from tests.support.worlds import city_world
 
 pytestmark = pytest.mark.integration
 CITY = "lisbon"
@@ -67,8 +68,8 @@ def test_a_feature_missing_from_the_data_stops_the_run_at_the_snapshot_for_good(
 def test_a_row_filter_drops_null_targets_and_the_summary_counts_them(
     tmp_path: Path, airflow_db: Path, dags_dir: Path
 ) -> None:
+    from airflow_ml.cli.demo_run import summarize
     from airflow_ml.data.snapshot import MANIFEST, snapshot_location
-    from airflow_ml.demo_run import summarize
 
     extra = "dataset:\n  filters:\n    - {column: duration_min, op: not_null}\n"
     with city_world(tmp_path, dags_dir, CITY, extra=extra, template="contract") as world:

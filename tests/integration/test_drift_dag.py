@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import city_world
+from tests.support.worlds import city_world
 
 pytestmark = pytest.mark.integration
 CITY = "sao_paulo"

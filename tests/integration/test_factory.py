@@ -14,7 +14,7 @@ import pytest
 
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates import load_city_configs
-from tests.conftest import REPO
+from tests.support import REPO
 
 pytestmark = pytest.mark.integration
 

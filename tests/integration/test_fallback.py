@@ -13,7 +13,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, _wire_mlflow, copy_template, task_states
+from tests.support import REPO
+from tests.support.airflow_runs import task_states
+from tests.support.mlflow_stores import wire_mlflow
+from tests.support.worlds import copy_template
 
 pytestmark = pytest.mark.integration
 TEMPLATE = "fallback_rides"
@@ -45,7 +48,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: 
     )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_ML_DATA_ROOT", str(root / "data"))
-        store = _wire_mlflow(root / "mlflow", mp)
+        store = wire_mlflow(root / "mlflow", mp)
         yield {
             "root": root,
             "data_root": root / "data",

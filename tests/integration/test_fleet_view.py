@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, city_world
+from tests.support import REPO
+from tests.support.worlds import city_world
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, copy_template, task_states
+from tests.support import REPO
+from tests.support.airflow_runs import task_states
+from tests.support.worlds import copy_template
 
 pytestmark = pytest.mark.integration
 CITY = "berlin"

@@ -29,7 +29,7 @@ from mlflow.exceptions import MlflowException
 
 from airflow_ml.hooks.mlflow import MlflowHook
 from airflow_ml.ml.registry import load_version
-from tests.conftest import service_missing
+from tests.support.services import service_missing
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, _wire_mlflow, make_city_world
+from tests.support import REPO
+from tests.support.mlflow_stores import wire_mlflow
+from tests.support.worlds import make_city_world
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
@@ -20,7 +22,7 @@ def test_first_run_registers_the_champion_in_a_postgresql_registry(
 
     data_root = make_city_world(tmp_path / "world", dags_dir, "berlin", scale=0.2)
     monkeypatch.setenv("AIRFLOW_ML_DATA_ROOT", str(data_root))
-    _wire_mlflow(tmp_path / "mlflow", monkeypatch, tracking_uri=postgres_database)
+    wire_mlflow(tmp_path / "mlflow", monkeypatch, tracking_uri=postgres_database)
     dag = register_dags({}, templates_root=tmp_path / "world", expectations_dir=REPO / "expectations")[
         "ride_duration.berlin"
     ]

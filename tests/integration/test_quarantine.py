@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, make_worker_home, shared_registry, worker_env
+from tests.support import REPO
+from tests.support.airflow_homes import make_worker_home, worker_env
+from tests.support.mlflow_stores import shared_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 CITIES = ("berlin", "lisbon")
@@ -27,7 +29,7 @@ CITIES = ("berlin", "lisbon")
 RUN = textwrap.dedent(
     """
     import dataclasses, json, sys
-    from airflow_ml.demo_run import summarize
+    from airflow_ml.cli.demo_run import summarize
     from airflow_ml.factory import register_dags
 
     root, data_root, city, batch = sys.argv[1:5]

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, airflow_api, write_loader
+from tests.support import REPO
+from tests.support.airflow_runs import airflow_api
+from tests.support.worlds import write_loader
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.conftest import _wire_mlflow, copy_template, task_states
+from tests.support.airflow_runs import task_states
+from tests.support.mlflow_stores import wire_mlflow
+from tests.support.worlds import copy_template
 
 pytestmark = pytest.mark.integration
 DAG_ID = "airflow_ml.snapshot_retention_test"
@@ -46,7 +48,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: 
         snapshots[run] = Path(manifest.uri)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_ML_DATA_ROOT", str(root / "data"))
-        store = _wire_mlflow(root / "mlflow", mp)
+        store = wire_mlflow(root / "mlflow", mp)
         client = MlflowClient(tracking_uri=store["tracking_uri"], registry_uri=store["tracking_uri"])
         client.create_registered_model(f"{TEMPLATE}.oslo")
         for run, alias in (("s1", "champion"), ("s2", "challenger")):

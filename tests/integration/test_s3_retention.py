@@ -6,8 +6,6 @@ The same fsspec code paths as on a local disk: one listing of the snapshot prefi
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,49 +17,25 @@ import pytest
 
 from airflow_ml.cli import main
 from airflow_ml.data.snapshot import take_snapshot
-from airflow_ml.hooks.storage import storage_options
-from tests.conftest import copy_template, service_missing
+from airflow_ml.hooks.storage_credentials import storage_options
+from tests.support.s3_servers import moto_endpoint, s3_client
+from tests.support.worlds import copy_template
 
 pytestmark = pytest.mark.integration
-KEYS = {"login": "testing-access-key", "password": "testing-secret-key"}
 
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     """moto's S3 on a free loopback port, with ``aws_default`` pointing at it."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    try:
-        from moto.server import ThreadedMotoServer
-
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-    except Exception as exc:  # noqa: BLE001 - any failure to start means the service is missing
-        service_missing(f"moto's S3 server cannot start on 127.0.0.1 ({exc}); install moto[server]")
-        return
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    extra = {"endpoint_url": url, "region_name": "us-east-1"}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws", **KEYS, "extra": extra}))
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-            mp.delenv(name, raising=False)
-        mp.setenv("AWS_CONFIG_FILE", "/dev/null")
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        try:
-            yield url
-        finally:
-            server.stop()
+    with moto_endpoint() as url:
+        yield url
 
 
 @pytest.fixture
 def world(endpoint: str, tmp_path: Path) -> dict[str, Any]:
-    import boto3
     from mlflow import MlflowClient
 
-    s3 = boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id=KEYS["login"], aws_secret_access_key=KEYS["password"],
-    )  # fmt: skip
+    s3 = s3_client(endpoint)
     bucket = f"retention-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
     data_root = f"s3://{bucket}/ml"

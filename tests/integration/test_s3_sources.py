@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import logging
 import shutil
 import socket
 import time
@@ -35,60 +34,30 @@ from airflow_ml.data.snapshot import (
     take_snapshot,
 )
 from airflow_ml.exceptions import DataError
-from airflow_ml.hooks.storage import storage_options
-from tests.conftest import REPO, _wire_mlflow, service_missing, write_loader
+from airflow_ml.hooks.storage_credentials import storage_options
+from tests.support import REPO
+from tests.support.mlflow_stores import wire_mlflow
+from tests.support.s3_servers import aws_connection, moto_endpoint, s3_client
+from tests.support.worlds import write_loader
 
 pytestmark = pytest.mark.integration
 
 CITY = "lisbon"
 S3_CITY = "lisbon_on_s3"
 RUN_ID = "manual__2026-03-01T02:00:00+00:00"
-KEYS = {"login": "testing-access-key", "password": "testing-secret-key"}
-
-
-def _connection(endpoint: str) -> str:
-    return json.dumps({"conn_type": "aws", **KEYS, "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}})
 
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
     """moto's S3 on a free loopback port, with ``aws_default`` pointing at it."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    try:
-        from moto.server import ThreadedMotoServer
-
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-    except Exception as exc:  # noqa: BLE001 - any failure to start means the service is missing
-        service_missing(f"moto's S3 server cannot start on 127.0.0.1 ({exc}); install moto[server]")
-        return
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIRFLOW_CONN_AWS_DEFAULT", _connection(url))
-        # No credential or endpoint of the machine may leak in: only the connection counts.
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-            mp.delenv(name, raising=False)
-        mp.setenv("AWS_CONFIG_FILE", "/dev/null")
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        try:
-            yield url
-        finally:
-            server.stop()
+    with moto_endpoint() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def s3(endpoint: str) -> Any:
     """A real boto3 client of the moto server (the test's own hands; the code under test uses s3fs)."""
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=KEYS["login"],
-        aws_secret_access_key=KEYS["password"],
-    )
+    return s3_client(endpoint)
 
 
 @pytest.fixture(scope="module")
@@ -314,7 +283,7 @@ def test_unreachable_endpoint_fails_fast_and_names_it(endpoint: str, monkeypatch
     with socket.socket() as probe:  # a loopback port nobody listens on
         probe.bind(("127.0.0.1", 0))
         down = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_DOWN", _connection(down))
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DOWN", aws_connection(down))
     source = "s3://lake/raw/trips/lisbon"
 
     started = time.monotonic()
@@ -356,7 +325,7 @@ def s3_world(
     _upload(s3, lake / "raw" / "trips" / CITY, bucket, f"root/raw/trips/{city}")
     data_root = f"s3://{bucket}/root"
     monkeypatch.setenv("AIRFLOW_ML_DATA_ROOT", data_root)
-    store = _wire_mlflow(tmp_path / "mlflow", monkeypatch)
+    store = wire_mlflow(tmp_path / "mlflow", monkeypatch)
     return {"templates": root, "bucket": bucket, "data_root": data_root, "store": store}
 
 

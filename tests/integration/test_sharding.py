@@ -12,7 +12,7 @@ import pytest
 from airflow_ml.factory import Shard, register_dags
 from airflow_ml.factory.params import SCHEMA_DIALECT
 from airflow_ml.templates.training_spec import LightGBMParams
-from tests.conftest import REPO
+from tests.support import REPO
 
 pytestmark = pytest.mark.integration
 

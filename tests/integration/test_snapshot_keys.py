@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, write_loader
+from tests.support import REPO
+from tests.support.worlds import write_loader
 
 pytestmark = pytest.mark.integration
 CITY = "lisbon"
@@ -38,7 +39,7 @@ def test_two_templates_one_city_one_logical_date(
     from airflow_ml.data.demo import write_demo_data
     from airflow_ml.data.snapshot import MANIFEST, snapshot_location
     from airflow_ml.factory import register_dags
-    from tests.conftest import _wire_mlflow
+    from tests.support.mlflow_stores import wire_mlflow
 
     root, data = tmp_path / "templates", tmp_path / "data"
     (root / "templates").mkdir(parents=True)
@@ -50,7 +51,7 @@ def test_two_templates_one_city_one_logical_date(
     shutil.copytree(tmp_path / "other" / "raw" / "trips", data / "raw" / "delay")
     write_loader(dags_dir, "world_snapshot_keys", root)
     monkeypatch.setenv("AIRFLOW_ML_DATA_ROOT", str(data))
-    _wire_mlflow(tmp_path / "mlflow", monkeypatch)
+    wire_mlflow(tmp_path / "mlflow", monkeypatch)
 
     dags = register_dags({}, templates_root=root, expectations_dir=REPO / "expectations")
     runs = {name: dags[f"{name}.{CITY}"].test(logical_date=WHEN, run_after=WHEN) for name in ("late", "delay")}

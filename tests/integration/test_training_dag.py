@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import city_world
+from tests.support.worlds import city_world
 
 pytestmark = pytest.mark.integration
 CITY = "berlin"

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import city_world, task_states
+from tests.support.airflow_runs import task_states
+from tests.support.worlds import city_world
 
 pytestmark = pytest.mark.integration
 CITY = "lisbon"

@@ -1,6 +1,6 @@
 """Two cities at once on a real CeleryExecutor deployment: a Celery worker (concurrency 2) on Redis.
 
-The stack (tests/services/harness.py) is the LocalExecutor one with ``airflow celery worker`` added: the
+The stack (tests/support/stack.py) is the LocalExecutor one with ``airflow celery worker`` added: the
 scheduler sends each task to a queue of the stack's own on a Redis broker, the worker runs it, results go
 to PostgreSQL. Both cities' DAGs are triggered together through the REST API; some task of one city must
 run while a task of the other runs (the task instances' start and end dates), which only a worker running
@@ -17,7 +17,9 @@ from collections.abc import Iterator
 import pytest
 
 from airflow_ml.data.snapshot import snapshot_location
-from tests.services.harness import AirflowStack, RunResult, wait_until
+from tests.support.airflow_rest import RunResult
+from tests.support.processes import wait_until
+from tests.support.stack import AirflowStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 

@@ -1,6 +1,6 @@
 """A city's DAG on a real deployment (LocalExecutor): triggered through the api-server's REST API with a conf.
 
-The stack (tests/services/harness.py) runs Airflow's scheduler, dag-processor and api-server on a PostgreSQL
+The stack (tests/support/stack.py) runs Airflow's scheduler, dag-processor and api-server on a PostgreSQL
 metadata database, ``mlflow server`` on PostgreSQL, and S3 through moto in server mode (the data root).
 The run is triggered as the UI's trigger form does (``POST /api/v2/dags/{dag_id}/dagRuns`` with a conf), and
 the outcome is read where a user would read it: the REST API, the MLflow server's registry, the bucket.
@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from airflow_ml.data.snapshot import MANIFEST, snapshot_location
-from tests.services.harness import AirflowStack, RunResult
+from tests.support.airflow_rest import RunResult
+from tests.support.stack import AirflowStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.services.processes import ManagedProcess, StackError, wait_until
+from tests.support.processes import ManagedProcess, StackError, wait_until
 
 
 def _python(code: str, log: Path) -> ManagedProcess:

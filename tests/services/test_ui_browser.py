@@ -7,7 +7,7 @@ through Airflow's own login page, opens the city's trigger form and checks that 
 type; the fleet view plugin is checked behind the same login and inside Airflow's navigation.
 
 Every test keeps full-page screenshots in ``$AIRFLOW_ML_TEST_ARTIFACTS/ui`` (default ``var/test-artifacts/ui``),
-and a ``<test>-failure.png`` when it fails. The tests.services.harness stack (scheduler, DAG processor, MLflow
+and a ``<test>-failure.png`` when it fails. The tests.support.stack deployment (scheduler, DAG processor, MLflow
 server, S3) is more than a form needs, so only its process and REST helpers are reused here.
 """
 
@@ -30,8 +30,11 @@ import httpx
 import pytest
 
 from airflow_ml.templates.training_spec import LightGBMParams
-from tests.conftest import REPO, make_city_world, service_missing
-from tests.services.harness import AirflowRest, ManagedProcess, StackError, free_port, wait_until
+from tests.support import REPO
+from tests.support.airflow_rest import AirflowRest
+from tests.support.processes import ManagedProcess, StackError, free_port, wait_until
+from tests.support.services import service_missing
+from tests.support.worlds import make_city_world
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Locator, Page, ViewportSize

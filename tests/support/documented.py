@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.support import REPO
 from tests.support.project import clean_env
 
 #: The pages whose commands are registered.
@@ -28,11 +28,16 @@ NOT_RUN_MARKER = "Not run by the tests:"
 #: Runners that are not a test: the Makefile's ``demo`` recipe, and CI's script.
 MAKE_DEMO = "make demo"
 CI = ".ci/run"
+#: A command that runs a selection of the test suite (a tier: ``.venv/bin/pytest tests/unit``): ``make test``
+#: runs the whole suite in its recipe's ``.venv/bin/pytest``, and a test cannot run its own tier.
+MAKE_TEST = "make test"
 
 _UNIT = "tests/unit/test_documented_cli.py"
 _TOUR = "tests/integration/test_cli_run.py::test_run_one_city_then_read_the_fleets_status"
+_TESTING = "tests/unit/test_documented_testing.py::test_one_file_one_test_and_a_collection_run_as_shown"
 
-#: Each command the docs show, exactly as shown, and what runs it: a test's node id, ``make demo`` or ``.ci/run``.
+#: Each command the docs show, exactly as shown, and what runs it: a test's node id, ``make demo``, ``.ci/run``
+#: or ``make test``.
 RUN_BY: dict[str, str] = {
     "make demo": MAKE_DEMO,
     "make test": CI,
@@ -70,6 +75,14 @@ RUN_BY: dict[str, str] = {
     ".venv/bin/airflow-ml serving berlin --json": _TOUR,
     ".venv/bin/airflow-ml snapshots prune --dry-run": _TOUR,
     ".venv/bin/airflow-ml snapshots prune": _TOUR,
+    ".venv/bin/pytest tests/unit": MAKE_TEST,
+    '.venv/bin/pytest tests/integration -m "not services"': MAKE_TEST,
+    ".venv/bin/pytest tests/services tests/faults": MAKE_TEST,
+    "AIRFLOW_ML_REQUIRE_SERVICES=1 .venv/bin/pytest tests/services tests/faults": MAKE_TEST,
+    ".venv/bin/pytest --collect-only -q tests/services tests/faults": _TESTING,
+    ".venv/bin/pytest tests/unit/templates/test_dag_spec.py": _TESTING,
+    ".venv/bin/pytest tests/unit/templates/test_dag_spec.py::test_bad_cron_expression": _TESTING,
+    ".venv/bin/pytest tests/unit/templates -k schedule": _TESTING,
 }
 
 _DOCKER = "needs a Docker engine, which the CI machine does not have"

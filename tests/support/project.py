@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from airflow_ml.embedded import embedded_environment
-from tests.conftest import REPO, copy_template
+from tests.support import REPO
+from tests.support.worlds import copy_template
 
 EMBEDDED_KEYS = sorted(embedded_environment(REPO))
 

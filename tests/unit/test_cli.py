@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from airflow_ml.cli import main
+from airflow_ml.templates import load_city_configs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -116,7 +117,7 @@ def test_lint_formats_json_and_github(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_github_commands_escape_what_would_break_them() -> None:
-    from airflow_ml.cli_lint import _github
+    from airflow_ml.cli.lint_command import _github
     from airflow_ml.exceptions import Problem
 
     problem = Problem("x", line=2, col=5, file="a,b:c.yaml")
@@ -138,7 +139,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_every_option_of_every_subcommand_has_help() -> None:
     import argparse
 
-    from airflow_ml.cli import build_parser
+    from airflow_ml.cli.commands import build_parser
 
     def walk(parser: argparse.ArgumentParser, name: str) -> list[str]:
         missing = []
@@ -187,3 +188,36 @@ def test_new_city_with_an_unknown_template_says_did_you_mean(
     assert "no template 'ride_duraton'" in err
     assert "did you mean 'ride_duration'?" in err
     assert not (root / "cities" / "porto.yaml").exists()
+
+
+def test_new_city_scaffolds_a_file_that_lints(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["new-city", "ride_duration", "porto", "--root", str(root), "--display-name", "Porto"])
+
+    assert code == 0
+    configs, errors = load_city_configs(root)
+    assert errors == []
+    assert configs[0].city == "porto"
+    assert configs[0].display_name == "Porto"
+    assert main(["new-city", "ride_duration", "porto", "--root", str(root)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["ride_duration", "Porto Alegre"], "use 'porto_alegre'"),
+        (["ride_duratoin", "porto"], "no template 'ride_duratoin'"),
+    ],
+)
+def test_new_city_refuses_bad_input(
+    root: Path, capsys: pytest.CaptureFixture[str], argv: list[str], fragment: str
+) -> None:
+    assert main(["new-city", *argv, "--root", str(root)]) == 2
+    assert fragment in capsys.readouterr().err
+    assert list((root / "cities").iterdir()) == []
+
+
+def test_new_city_with_an_unknown_group_writes_nothing(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["new-city", "ride_duration", "porto", "--root", str(root), "--group", "nowhere"]) == 1
+    assert "no group named 'nowhere'" in capsys.readouterr().err
+    assert list((root / "cities").iterdir()) == []

@@ -17,12 +17,12 @@ import pytest
 
 from airflow_ml import embedded
 from airflow_ml.cli import main
+from airflow_ml.cli.run_summary import DECISION_FILE, DRIFT_FILE, HEALTH_FILE, VERDICT_FILE
 from airflow_ml.data.demo import batch_days, write_demo_data
 from airflow_ml.data.refusal import record_refusal
 from airflow_ml.data.snapshot import read_snapshot, take_snapshot, write_json
-from airflow_ml.run_summary import DECISION_FILE, DRIFT_FILE, HEALTH_FILE, VERDICT_FILE
 from airflow_ml.validation.runner import validate_frame
-from tests.conftest import REPO
+from tests.support import REPO
 from tests.support.project import EMBEDDED_KEYS, airflow_ml, clean_env, make_project
 
 
@@ -171,7 +171,8 @@ def test_the_makefile_takes_the_embedded_default_from_the_module(project: Path) 
 
 
 def test_the_modules_that_set_the_environment_import_no_airflow() -> None:
-    code = "import sys, airflow_ml.cli, airflow_ml.cli_run, airflow_ml.embedded; print(sorted(m for m in sys.modules))"
+    modules = "airflow_ml.cli, airflow_ml.cli.commands, airflow_ml.cli.run_commands, airflow_ml.embedded"
+    code = f"import sys, {modules}; print(sorted(m for m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True, check=True)
     assert not [m for m in json.loads(done.stdout.replace("'", '"')) if m.split(".")[0] == "airflow"]
 

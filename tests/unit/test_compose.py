@@ -23,7 +23,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.conftest import POSTGRES_DSN, REPO, service_missing
+from tests.support import REPO
+from tests.support.postgres import POSTGRES_DSN
+from tests.support.services import service_missing
 
 COMPOSE = REPO / "docker-compose.yaml"
 ENV_EXAMPLE = REPO / ".env.example"
@@ -174,7 +176,7 @@ def test_the_connections_reach_the_mlflow_and_minio_services(
     from mlflow.server.security_utils import is_allowed_host_header
 
     from airflow_ml.hooks.mlflow import MlflowHook
-    from airflow_ml.hooks.storage import storage_options
+    from airflow_ml.hooks.storage_credentials import storage_options
 
     env = services["airflow-worker"]["environment"]
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", env["AIRFLOW_CONN_MLFLOW_DEFAULT"])

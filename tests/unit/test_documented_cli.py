@@ -15,7 +15,7 @@ import pytest
 
 from airflow_ml import __version__
 from airflow_ml.data.demo import write_demo_data
-from tests.conftest import REPO
+from tests.support import REPO
 from tests.support.documented import documented_project, shell
 
 CITIES_GUIDE = REPO / "docs" / "guides" / "cities-and-templates.md"

@@ -5,8 +5,9 @@ the lines that start with ``$ ``); blocks of any other language (``yaml``, ``tex
 show no commands. Each command is registered in ``tests/support/documented.py``:
 
 - in ``RUN_BY``, with what runs it: a test's node id, whose function holds the exact command as a line of a
-  string it runs; ``make demo``, whose recipe runs it (``$(BIN)`` is ``.venv/bin``); or ``.ci/run``, which
-  runs it;
+  string it runs; ``make demo``, whose recipe runs it (``$(BIN)`` is ``.venv/bin``); ``.ci/run``, which
+  runs it; or ``make test``, for a command that runs a selection of the test suite (a tier), which the
+  recipe's ``.venv/bin/pytest`` runs whole;
 - or in ``NOT_RUN``, with the reason (a Docker engine, a server that runs until stopped). Such a command
   must sit in a block right after a blockquote that says ``Not run by the tests: <why>``, and only such
   commands may. This is the one way out, kept for what cannot run on the CI machine.
@@ -19,14 +20,16 @@ from __future__ import annotations
 
 import ast
 import re
+import shlex
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support import REPO
 from tests.support.documented import (
     CI,
     MAKE_DEMO,
+    MAKE_TEST,
     NOT_RUN,
     RUN_BY,
     commands_in,
@@ -90,8 +93,11 @@ def _make_recipe(target: str) -> list[str]:
 @pytest.mark.parametrize("command", sorted(c for c, runner in RUN_BY.items() if "::" not in runner))
 def test_make_demo_and_ci_run_what_is_registered_to_them(command: str) -> None:
     runner = RUN_BY[command]
-    assert runner in (MAKE_DEMO, CI), f"unknown runner {runner!r} for {command!r}"
-    if runner == MAKE_DEMO:
+    assert runner in (MAKE_DEMO, CI, MAKE_TEST), f"unknown runner {runner!r} for {command!r}"
+    if runner == MAKE_TEST:
+        assert ".venv/bin/pytest" in _make_recipe("test"), "make test runs the whole suite with .venv/bin/pytest"
+        _assert_a_selection_of_the_suite(command)
+    elif runner == MAKE_DEMO:
         if command == MAKE_DEMO:
             assert _make_recipe("demo"), "make demo is the Makefile's demo target"
         else:
@@ -99,6 +105,30 @@ def test_make_demo_and_ci_run_what_is_registered_to_them(command: str) -> None:
     else:
         script = [line.strip() for line in (REPO / CI).read_text(encoding="utf-8").splitlines()]
         assert command in script, f"{CI} does not run {command!r}"
+
+
+def _assert_a_selection_of_the_suite(command: str) -> None:
+    """``command`` is ``[VAR=value ...] .venv/bin/pytest`` with folders of tests/ and a marker expression only."""
+    words = shlex.split(command)
+    while words and re.fullmatch(r"AIRFLOW_ML_[A-Z_]+=\S*", words[0]):
+        words.pop(0)
+    assert words[:1] == [".venv/bin/pytest"], f"{command!r} is not a pytest run"
+    markers = {line.split(":")[0].strip() for line in _pytest_markers()}
+    args = iter(words[1:])
+    for arg in args:
+        if arg == "-m":
+            names = set(re.findall(r"[a-z_]+", next(args))) - {"and", "or", "not"}
+            assert names <= markers, f"{command!r} selects unregistered markers {names - markers}"
+        else:
+            assert arg.startswith("tests/"), f"{command!r}: {arg} is not a folder of tests/"
+            assert (REPO / arg).is_dir(), f"{command!r}: {arg} is not a folder"
+
+
+def _pytest_markers() -> list[str]:
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    return list(config["tool"]["pytest"]["ini_options"]["markers"])
 
 
 def test_the_extractor_reads_command_blocks_only_and_sees_the_marker() -> None:

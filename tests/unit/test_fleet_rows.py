@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from airflow_ml.fleet.html import render
 from airflow_ml.fleet.metadata import CityDag, DriftVerdict, LastRun, verdict_from
-from airflow_ml.fleet.registry import ModelState, read_models
+from airflow_ml.fleet.model_states import ModelState, read_models
 from airflow_ml.fleet.rows import NO_CHAMPION, NO_MODEL, build_rows
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from airflow_ml.exceptions import BrokenCityFiles, ConfigError
 from airflow_ml.templates import load_city_configs
-from airflow_ml.templates.suites import read_suite_file
+from airflow_ml.templates.suite_files import read_suite_file
 from airflow_ml.templates.yaml_lines import MAX_DEPTH, YamlFileError, load_yaml_with_lines
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_ml.links.mlflow import model_version_url, run_url, ui_base
+from airflow_ml.links.mlflow_links import model_version_url, run_url, ui_base
 
 
 def test_a_server_uri_is_its_own_ui(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,7 +25,7 @@ from airflow_ml.data.snapshot import MANIFEST, take_snapshot
 from airflow_ml.ml.snapshot_prune import PruneRefused, prune_snapshots
 from airflow_ml.templates import load_city_file
 from airflow_ml.templates.retention_spec import RetentionSpec, retention_policies
-from tests.conftest import copy_template
+from tests.support.worlds import copy_template
 
 T0 = 1_767_000_000  # manifests' write times: one hour apart, in the order the runs are listed
 

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from tests.support import REPO
 
 HEAVY = ("pandas", "numpy", "mlflow", "great_expectations", "lightgbm", "pyarrow", "sklearn", "airflow.api_fastapi.app")
 

@@ -1,5 +1,5 @@
 """Storage options by protocol (airflow_ml.data.storage) and their resolution from Airflow connections
-(airflow_ml.hooks.storage), down to the operators of a city's DAG. No network: resolving keys is local.
+(airflow_ml.hooks.storage_credentials), down to the operators of a city's DAG. No network: resolving keys is local.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from airflow_ml.data.storage import filesystem, protocol
-from airflow_ml.hooks.storage import FAIL_FAST_CONFIG, storage_options
+from airflow_ml.hooks.storage_credentials import FAIL_FAST_CONFIG, storage_options
 from airflow_ml.templates import load_city_configs
-from tests.conftest import REPO
+from tests.support import REPO
 
 KEYS = {"login": "unit-test-access-key", "password": "unit-test-secret-key"}
 

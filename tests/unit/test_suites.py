@@ -10,9 +10,9 @@ import pytest
 
 from airflow_ml.cli import main
 from airflow_ml.exceptions import ConfigError
-from airflow_ml.templates.suites import expectation_key, load_suite, suite_file
-from airflow_ml.validation.suites import check_suite
-from tests.conftest import REPO
+from airflow_ml.templates.suite_files import expectation_key, load_suite, suite_file
+from airflow_ml.validation.suite_check import check_suite
+from tests.support import REPO
 
 YAML_SUITE = """\
 description: Trips, one row per trip.

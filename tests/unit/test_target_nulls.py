@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_ml.cli import main
-from airflow_ml.templates.suites import target_null_warning
+from airflow_ml.templates.suite_files import target_null_warning
 
 REPO = Path(__file__).resolve().parents[2]
 NOT_NULL = "expect_column_values_to_not_be_null"

@@ -1,0 +1,1 @@
+"""Unit tests of airflow_ml/templates/, one test module per module."""

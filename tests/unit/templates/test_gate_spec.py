@@ -1,0 +1,158 @@
+"""The gate's rules in templates and cities: layering, and errors that name file, line, field and fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airflow_ml.templates import load_city_file
+from airflow_ml.templates.schema import file_schema
+from tests.support.city_files import assert_points_at, config_error, line_of, write_city
+
+CITY = "city: oslo\ntemplate: ride_duration\n"
+
+
+def test_the_repo_template_turns_on_the_bootstrap_and_zone_slices(root: Path) -> None:
+    gate = load_city_file(write_city(root, "oslo", CITY), root / "templates").gate
+
+    assert gate.bootstrap is not None
+    assert (gate.bootstrap.resamples, gate.bootstrap.confidence, gate.bootstrap.seed) == (1000, 0.95, 0)
+    assert [s.column for s in gate.slices] == ["pickup_zone"]
+    assert gate.slices[0].bins is None
+    assert (gate.max_slice_regression, gate.min_slice_rows) == (0.10, 200)
+    assert gate.min_quality is None
+
+
+def test_a_city_layers_its_own_rules_over_the_template(root: Path) -> None:
+    text = (
+        CITY + "gate:\n  min_quality: {max_rmse: 12}\n  bootstrap: {confidence: 0.9}\n"
+        "  slices:\n    - {column: weekday}\n  min_slice_rows: 50\n"
+    )
+
+    gate = load_city_file(write_city(root, "oslo", text), root / "templates").gate
+
+    assert gate.min_quality is not None
+    assert gate.min_quality.bound() == {"max_rmse": 12.0}
+    assert gate.bootstrap is not None
+    assert (gate.bootstrap.confidence, gate.bootstrap.resamples) == (0.9, 1000)  # mappings merge key by key
+    assert [s.column for s in gate.slices] == ["weekday"]  # lists replace
+    assert (gate.max_slice_regression, gate.min_slice_rows) == (0.10, 50)
+    assert gate.min_improvement == 0.005  # untouched: the template's
+
+
+def test_the_naive_baseline_is_on_by_default_and_a_city_sets_its_margin(root: Path) -> None:
+    default = load_city_file(write_city(root, "oslo", CITY), root / "templates").gate.naive_baseline
+    text = CITY + "gate:\n  naive_baseline: {min_skill: 0.05}\n"
+    city = load_city_file(write_city(root, "bergen", text.replace("oslo", "bergen")), root / "templates").gate
+
+    assert (default.enabled, default.statistic, default.min_skill) == (True, "mean", 0.0)
+    assert (city.naive_baseline.enabled, city.naive_baseline.statistic) == (True, "mean")  # merged key by key
+    assert city.naive_baseline.min_skill == 0.05
+
+
+def test_null_turns_the_bootstrap_off(root: Path) -> None:
+    gate = load_city_file(write_city(root, "oslo", CITY + "gate:\n  bootstrap: null\n"), root / "templates").gate
+
+    assert gate.bootstrap is None
+
+
+@pytest.mark.parametrize(
+    ("text", "needle", "fragments"),
+    [
+        (
+            "gate:\n  min_quality: {min_rmse: 3}\n",
+            "min_rmse",
+            ("gate.min_quality.min_rmse", "did you mean 'max_rmse'?"),
+        ),
+        (
+            "gate:\n  min_quality: {max_mae: 3}\n",
+            "gate:",
+            ("min_quality.max_mae", "the metric is 'rmse'", "write min_quality: {max_rmse: <bound>}"),
+        ),
+        ("gate:\n  min_quality: {max_rmse: -1}\n", "max_rmse", ("gate.min_quality.max_rmse", "-1")),
+        ("gate:\n  bootstrap: {resample: 500}\n", "resample", ("'resample'", "did you mean 'resamples'?")),
+        ("gate:\n  bootstrap: {resamples: 10}\n", "resamples", ("gate.bootstrap.resamples", "100")),
+        ("gate:\n  bootstrap: {confidence: 1.5}\n", "confidence", ("gate.bootstrap.confidence", "1.5")),
+        (
+            "gate:\n  slices:\n    - {column: pickup_zon}\n",
+            "gate:",
+            ("slices[0].column", "'pickup_zon'", "did you mean 'pickup_zone'?"),
+        ),
+        ("gate:\n  slices:\n    - {colum: pickup_zone}\n", "colum", ("'colum'", "did you mean 'column'?")),
+        (
+            "gate:\n  slices:\n    - {column: duration_min}\n",
+            "gate:",
+            ("slices[0].column", "'duration_min' is the target"),
+        ),
+        (
+            "gate:\n  slices:\n    - {column: pickup_zone, bins: [0, 1]}\n",
+            "gate:",
+            ("slices[0].bins", "'pickup_zone' is categorical", "remove bins"),
+        ),
+        (
+            "gate:\n  slices:\n    - {column: pickup_hour, bins: [0, 12, 6]}\n",
+            "bins",
+            ("gate.slices.0.bins", "strictly increasing", "[0, 12, 6]"),
+        ),
+        ("gate:\n  slices:\n    - {column: pickup_hour, bins: [6]}\n", "bins", ("gate.slices.0.bins", "at least 2")),
+        (
+            "gate:\n  slices:\n    - {column: weekday}\n    - {column: weekday}\n",
+            "slices:",
+            ("gate.slices", "['weekday'] more than once"),
+        ),
+        ("gate:\n  max_slice_regression: -0.1\n", "max_slice_regression", ("gate.max_slice_regression", "-0.1")),
+        ("gate:\n  min_slice_rows: 0\n", "min_slice_rows", ("gate.min_slice_rows", "0")),
+        ("gate:\n  naive_baseline: {min_skill: 1.5}\n", "min_skill", ("gate.naive_baseline.min_skill", "1.5")),
+        ("gate:\n  naive_baseline: {min_skill: -0.1}\n", "min_skill", ("gate.naive_baseline.min_skill", "-0.1")),
+        ("gate:\n  naive_baseline: {statistic: mode}\n", "statistic", ("gate.naive_baseline.statistic", "'mode'")),
+        ("gate:\n  naive_baseline: {min_skil: 0.1}\n", "min_skil", ("'min_skil'", "did you mean 'min_skill'?")),
+    ],
+)
+def test_bad_gate_rules_name_file_line_field_and_fix(
+    root: Path, text: str, needle: str, fragments: tuple[str, ...]
+) -> None:
+    path = write_city(root, "oslo", CITY + text)
+
+    exc = config_error(path, root)
+
+    assert_points_at(exc, path, line_of(path, needle), *fragments)
+
+
+def test_a_bad_rule_in_the_template_names_the_template(root: Path) -> None:
+    template = root / "templates" / "ride_duration.yaml"
+    text = template.read_text(encoding="utf-8")
+    assert "  max_slice_regression: 0.10" in text
+    template.write_text(text.replace("  max_slice_regression: 0.10", "  max_slice_regression: lots"), "utf-8")
+    path = write_city(root, "oslo", CITY)
+
+    exc = config_error(path, root)
+
+    assert_points_at(exc, template, line_of(template, "max_slice_regression: lots"), "gate.max_slice_regression")
+
+
+def test_the_schema_documents_the_gate_rules() -> None:
+    gate = file_schema("template")["$defs"]["GateSpec"]["properties"]
+
+    assert {"min_quality", "bootstrap", "slices", "max_slice_regression", "min_slice_rows", "naive_baseline"} <= set(
+        gate
+    )
+    assert "max_rmse" in file_schema("template")["$defs"]["QualityBound"]["properties"]
+
+
+def test_relative_min_improvement_must_be_below_one(root: Path) -> None:
+    path = write_city(root, "oslo", "city: oslo\ntemplate: ride_duration\ngate:\n  min_improvement: 1.5\n")
+
+    exc = config_error(path, root)
+
+    assert_points_at(exc, path, line_of(path, "gate:"), "gate", "min_improvement", "1.5", "below 1")
+
+
+def test_absolute_min_improvement_may_exceed_one(root: Path) -> None:
+    path = write_city(
+        root,
+        "oslo",
+        "city: oslo\ntemplate: ride_duration\ngate:\n  min_improvement: 1.5\n  improvement_mode: absolute\n",
+    )
+
+    assert load_city_file(path, root / "templates").gate.min_improvement == 1.5

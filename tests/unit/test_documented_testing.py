@@ -1,0 +1,37 @@
+"""docs/testing.md's commands that a test can afford, run as shown: one file, one test, ``-k``, a collection.
+
+They run in a folder that holds this checkout's tests/ and pyproject.toml and a ``.venv`` linked to the tests'
+virtualenv, as in a checkout after ``make demo``. The whole-tier commands are run by ``make test``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.support import REPO
+from tests.support.documented import shell, with_venv
+
+
+def test_one_file_one_test_and_a_collection_run_as_shown(tmp_path: Path) -> None:
+    (tmp_path / "tests").symlink_to(REPO / "tests", target_is_directory=True)
+    (tmp_path / "pyproject.toml").symlink_to(REPO / "pyproject.toml")
+    with_venv(tmp_path)
+    commands = [
+        ".venv/bin/pytest tests/unit/templates/test_dag_spec.py",
+        ".venv/bin/pytest tests/unit/templates/test_dag_spec.py::test_bad_cron_expression",
+        ".venv/bin/pytest tests/unit/templates -k schedule",
+        ".venv/bin/pytest --collect-only -q tests/services tests/faults",
+    ]
+
+    outputs = [shell(command, cwd=tmp_path) for command in commands]
+
+    for command, done in zip(commands, outputs, strict=True):
+        assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    one_file, one_test, selected, collected = (done.stdout for done in outputs)
+    assert re.search(r"\b1[0-9] passed\b", one_file), one_file  # the file's tests, its parametrized cases each
+    assert re.search(r"\b1 passed\b", one_test), one_test
+    assert re.search(r"\bdeselected\b", selected), selected
+    assert "failed" not in selected, selected
+    assert "tests/services/test_local_executor.py::" in collected
+    assert "tests/faults/test_service_outages.py::" in collected

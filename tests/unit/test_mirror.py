@@ -1,0 +1,84 @@
+"""The unit tree mirrors airflow_ml/, and tests share helpers only through tests.support.
+
+- ``tests/unit/<layer>/test_<module>.py`` tests ``airflow_ml/<layer>/<module>.py``: every test module of a
+  mirrored layer is named after a module that exists there (or is listed, with the reason, in
+  :data:`NOT_A_MODULE`), so that a renamed or deleted module cannot leave its tests behind under a stale name.
+- Every folder under tests/unit/ is a package (an ``__init__.py``) that mirrors a package of airflow_ml/.
+- No test imports a conftest, a private helper (``_name``) or another test module: shared helpers live in
+  tests/support/ (docs/testing.md says where).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.support import REPO
+
+UNIT = REPO / "tests" / "unit"
+PACKAGE = REPO / "airflow_ml"
+#: The layers whose tests are mirrored so far. The other layers (ml, operators, factory, cli, fleet, hooks, links)
+#: and the root modules are being moved by parallel work (issue 12, point 6); add each here once it is mirrored.
+MIRRORED_LAYERS = ("templates", "data", "validation")
+#: Test modules of a mirrored layer that are not named after one module, each with the reason.
+NOT_A_MODULE: dict[str, str] = {}
+
+
+def _test_modules(folder: Path) -> list[Path]:
+    return sorted(folder.glob("test_*.py"))
+
+
+@pytest.mark.parametrize("layer", MIRRORED_LAYERS)
+def test_every_test_module_of_a_mirrored_layer_is_named_after_one_of_its_modules(layer: str) -> None:
+    folder = UNIT / layer
+    assert _test_modules(folder), f"tests/unit/{layer}/ holds no test module"
+    stale = [
+        f"tests/unit/{layer}/{path.name}: airflow_ml/{layer}/{path.name.removeprefix('test_')} does not exist"
+        for path in _test_modules(folder)
+        if not (PACKAGE / layer / path.name.removeprefix("test_")).is_file()
+        and f"{layer}/{path.name}" not in NOT_A_MODULE
+    ]
+    assert not stale, (
+        "name each test module after the module it tests (split a file that tests several), or list it in "
+        "NOT_A_MODULE with the reason:\n" + "\n".join(stale)
+    )
+
+
+def test_every_folder_of_the_unit_tree_is_a_package_that_mirrors_one_of_airflow_ml() -> None:
+    wrong = []
+    for folder in sorted(p for p in UNIT.rglob("*") if p.is_dir() and p.name != "__pycache__"):
+        relative = folder.relative_to(UNIT)
+        if not (folder / "__init__.py").is_file():
+            wrong.append(f"tests/unit/{relative}/ has no __init__.py")
+        if not (PACKAGE / relative / "__init__.py").is_file():
+            wrong.append(f"tests/unit/{relative}/ mirrors no package airflow_ml/{relative}/")
+    assert not wrong, "\n".join(wrong)
+
+
+def _imports_of(path: Path) -> list[tuple[int, str, str]]:
+    """``(line, module, name)`` of each name a file imports from ``tests.*`` (the module alone for ``import x``)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "tests":
+            found += [(node.lineno, node.module or "", alias.name) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, "") for alias in node.names if alias.name.split(".")[0] == "tests"]
+    return found
+
+
+def test_tests_share_helpers_only_through_tests_support() -> None:
+    wrong = []
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        for line, module, name in _imports_of(path):
+            where = f"{path.relative_to(REPO)}:{line}: {module} {name}".rstrip()
+            if "conftest" in module.split("."):
+                wrong.append(
+                    f"{where} (a conftest holds fixtures, which pytest passes; import helpers from tests.support)"
+                )
+            elif not module.startswith("tests.support"):
+                wrong.append(f"{where} (a test module; move what is shared to tests.support)")
+            elif name.startswith("_"):
+                wrong.append(f"{where} (a private helper; make it public and documented)")
+    assert not wrong, "\n".join(wrong)
