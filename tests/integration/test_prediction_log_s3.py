@@ -13,41 +13,32 @@ import pytest
 from airflow_ml.data.prediction_log import PART_FILE, LogColumns, read_predictions, write_predictions
 from airflow_ml.exceptions import DataError
 from tests.support.predictions import scoring_context
-from tests.support.s3_server import moto_s3
+from tests.support.s3_servers import S3_KEYS, moto_endpoint, s3_client
 
 pytestmark = pytest.mark.integration
 
 DAY = dt.date(2026, 3, 1)
-KEYS = {"key": "testing-access-key", "secret": "testing-secret-key"}
 CONTEXT = scoring_context(model_version="7")
 
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    with moto_s3() as url:
+    with moto_endpoint() as url:
         yield url
 
 
 @pytest.fixture
 def options(endpoint: str) -> dict[str, Any]:
     """The storage options an operator would build from an ``aws`` connection (no listing cache)."""
-    s3 = {**KEYS, "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}, "use_listings_cache": False}
+    keys = {"key": S3_KEYS["login"], "secret": S3_KEYS["password"]}
+    s3 = {**keys, "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"}, "use_listings_cache": False}
     return {"s3": s3}
 
 
 @pytest.fixture
 def root(endpoint: str) -> str:
-    import boto3
-
     name = f"airflow-ml-{uuid.uuid4().hex[:12]}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=KEYS["key"],
-        aws_secret_access_key=KEYS["secret"],
-    )
-    client.create_bucket(Bucket=name)
+    s3_client(endpoint).create_bucket(Bucket=name)
     return f"s3://{name}/lake"
 
 

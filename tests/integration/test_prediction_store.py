@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -13,23 +12,16 @@ import pytest
 
 from airflow_ml.data.prediction_log import LogColumns, ScoringContext, log_frame
 from airflow_ml.hooks.prediction_store import PredictionStoreError, PredictionStoreHook
+from tests.support.postgres import POSTGRES_DSN, postgres_admin
+from tests.support.predictions import scoring_context
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
-POSTGRES_DSN = os.environ.get("AIRFLOW_ML_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 DAY = dt.date(2026, 3, 1)
 
 
 def _context(version: str) -> ScoringContext:
-    return ScoringContext(
-        template="ride_duration",
-        city="lisbon",
-        model_name="ride_duration.lisbon",
-        model_version=version,
-        scoring_run_id=f"run-v{version}",
-        input_hash="cd" * 32,
-        scored_at=dt.datetime(2026, 3, 1, 2, tzinfo=dt.UTC),
-    )
+    return scoring_context(model_version=version, scoring_run_id=f"run-v{version}")
 
 
 @pytest.fixture
@@ -37,14 +29,7 @@ def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[PredictionStoreHook]:
     """A hook on a fresh schema of the test database, dropped afterwards; skips when PostgreSQL is down."""
     import psycopg2
 
-    try:
-        admin = psycopg2.connect(POSTGRES_DSN, connect_timeout=3)
-    except psycopg2.OperationalError as exc:
-        reason = f"PostgreSQL is not reachable at {POSTGRES_DSN} ({str(exc).strip()})"
-        if os.environ.get("AIRFLOW_ML_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason}; AIRFLOW_ML_REQUIRE_SERVICES=1 makes a missing service a failure", pytrace=False)
-        pytest.skip(reason)
-    admin.autocommit = True
+    admin = postgres_admin()
     schema = f"predictions_{uuid.uuid4().hex[:10]}"
     with admin.cursor() as cursor:
         cursor.execute(f"CREATE SCHEMA {schema}")
