@@ -73,7 +73,9 @@ for index in range({n}):
         for task_id, path, kwargs in SPEC["tasks"]:
             kwargs = {{k: tasks[v[1]].output if isinstance(v, tuple) else v for k, v in kwargs.items()}}
             if task_id == "train":
-                kwargs["lgbm_params"] = {{**kwargs["lgbm_params"], "num_leaves": 16 + index % 48}}
+                model = kwargs["settings"]["spec"]  # the LightGBM parameters differ from city to city
+                model = {{**model, "params": {{**model["params"], "num_leaves": 16 + index % 48}}}}
+                kwargs["settings"] = {{**kwargs["settings"], "spec": model}}
             tasks[task_id] = _operator(path)(task_id=task_id, **kwargs)
         for upstream, downstream in zip(SPEC["order"], SPEC["order"][1:]):
             tasks[upstream] >> tasks[downstream]
@@ -189,9 +191,14 @@ def _spec(templates: Path) -> tuple[dict[str, Any], dict[str, tuple[Any, str, di
     dag = build_dag(config, expectations_dir=REPO / "expectations")
     tasks = []
     for task in dag.topological_sort():
-        # The arguments of the operator's own signature (what the factory passed), not those its base classes
-        # received from it.
-        own = set(inspect.signature(type(task).__init__).parameters) - {"self", "kwargs"}
+        # The arguments of the signatures of the operator and of its airflow_ml bases (what the factory passed),
+        # not those Airflow's base classes received from them.
+        own = {
+            name
+            for cls in type(task).__mro__
+            if cls.__module__.startswith("airflow_ml.") and "__init__" in vars(cls)
+            for name in inspect.signature(cls.__init__).parameters
+        } - {"self", "kwargs"}
         kwargs = {
             k: ("xcom", v.operator.task_id) if isinstance(v, XComArg) else v
             for k, v in task._BaseOperator__init_kwargs.items()
@@ -221,8 +228,10 @@ def _dag_factory_yaml(spec: dict[str, Any], params: dict[str, tuple[Any, str, di
         tasks = {}
         for position, (task_id, path, kwargs) in enumerate(spec["tasks"]):
             args = {k: _yaml_value(v) for k, v in kwargs.items()}
-            if task_id == "train":
-                args["lgbm_params"] = {**args["lgbm_params"], "num_leaves": 16 + index % 48}
+            if task_id == "train":  # the LightGBM parameters differ from city to city
+                model = args["settings"]["spec"]
+                model = {**model, "params": {**model["params"], "num_leaves": 16 + index % 48}}
+                args["settings"] = {**args["settings"], "spec": model}
             tasks[task_id] = {"operator": path, **args}
             if position:
                 tasks[task_id]["dependencies"] = [spec["tasks"][position - 1][0]]

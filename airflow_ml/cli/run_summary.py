@@ -16,14 +16,9 @@ from typing import Any
 from airflow_ml.data.refusal import REFUSAL, read_refusal
 from airflow_ml.data.snapshot import MANIFEST, Manifest, safe_segment, snapshot_location
 from airflow_ml.data.storage import filesystem, storage_errors
+from airflow_ml.ml.steps.xcom_payloads import DECISION_FILE, DRIFT_FILE, HEALTH_FILE, VERDICT_FILE
 from airflow_ml.validation.runner import headline
 
-# The names the operators write (airflow_ml.operators.validate/.gate/.health, airflow_ml.ml.drift_check); a
-# unit test keeps them in step, as this module must not import the operators (they import Airflow).
-VERDICT_FILE = "validation.json"
-DRIFT_FILE = "drift.json"
-DECISION_FILE = "decision.json"
-HEALTH_FILE = "health.json"
 NO_RUN = "no run yet"
 HEADER = ("city", "batch", "run", "rows", "validation", "challenger", "champion", "version", "decision", "reason")
 

@@ -44,7 +44,7 @@ def add_snapshots_parser(commands: argparse._SubParsersAction) -> None:
 def snapshots_command(args: argparse.Namespace) -> int:
     """Run ``snapshots prune``; 0 when done (problems are warned on stderr), 2 when nothing could be pruned."""
     from airflow_ml.ml.snapshot_prune import PruneRefused, prune_snapshots
-    from airflow_ml.templates.retention_spec import retention_policies
+    from airflow_ml.templates.retention_policies import retention_policies
 
     name = "airflow-ml snapshots prune"
     if not args.data_root:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from airflow_ml.factory.assets import champion_asset
-from airflow_ml.factory.builder import (
-    build_dag,
+from airflow_ml.factory.builder import build_dag
+from airflow_ml.factory.dag_registration import (
     city_problems,
     register_dags,
     register_parent_dags,

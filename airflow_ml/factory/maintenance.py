@@ -13,7 +13,7 @@ from airflow.sdk import Param
 
 from airflow_ml.factory.checked_dag import CheckedConfDAG
 from airflow_ml.factory.params import SCHEMA_DIALECT
-from airflow_ml.operators.prune import PruneSnapshotsOperator
+from airflow_ml.operators.prune_operator import PruneSnapshotsOperator
 from airflow_ml.templates.base import NAME_PATTERN
 
 RETENTION_DAG_ID = "airflow_ml.snapshot_retention"
@@ -29,8 +29,8 @@ def build_retention_dag(
     """Build the daily DAG that prunes snapshots as ``airflow-ml snapshots prune`` does.
 
     Every snapshot a registered model version points at is kept, and the newest ``retention.keep_last`` others
-    of each city's DAG; see :class:`~airflow_ml.operators.prune.PruneSnapshotsOperator`. Trigger it by hand with
-    ``dry_run`` to see what it would delete, or with ``template`` to prune one template.
+    of each city's DAG; see :class:`~airflow_ml.operators.prune_operator.PruneSnapshotsOperator`. Trigger it by
+    hand with ``dry_run`` to see what it would delete, or with ``template`` to prune one template.
     """
     with CheckedConfDAG(
         dag_id=dag_id,

@@ -6,11 +6,14 @@ The numeric Params take their type and bounds from the template models (see
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from airflow.sdk import Param
+from airflow.sdk.definitions.param import ParamsDict
 
-from airflow_ml.ml.gate import MODES
+from airflow_ml.factory.checked_dag import CheckedConfDAG
+from airflow_ml.ml.gate.modes import MODES
 from airflow_ml.operators.overrides import (
     NO_CONTROL_PATTERN,
     REASON_MAX_LENGTH,
@@ -110,3 +113,23 @@ def trigger_params(config: ModelConfig) -> dict[str, Param]:
             description="Why this run; recorded with the decision.",
         ),
     }
+
+
+#: Trigger forms (defaults and schemas) that Airflow has validated in this process.
+_VALIDATED_FORMS: set[str] = set()
+
+
+def attach_trigger_form(dag: CheckedConfDAG, params: dict[str, Param]) -> None:
+    """Give ``dag`` its trigger form, validated by Airflow once per distinct form rather than once per DAG.
+
+    A scheduled DAG's Params are validated when assigned (every default must satisfy its JSON Schema),
+    which is most of the cost of building a city's DAG. Every city's form has the same defaults and
+    schemas (only the descriptions, which quote the city's configured values, differ), so the first DAG
+    of a parse takes Airflow's own path and the others receive the already-proven form.
+    """
+    key = json.dumps([(name, p.value, p.schema) for name, p in params.items()], sort_keys=True, default=str)
+    if key in _VALIDATED_FORMS:
+        object.__setattr__(dag, "params", ParamsDict(params))
+        return
+    dag.params = params  # type: ignore[assignment]  # attrs converts the dict to ParamsDict and validates it
+    _VALIDATED_FORMS.add(key)

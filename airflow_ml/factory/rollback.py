@@ -9,7 +9,7 @@ from airflow.sdk import Param
 from airflow_ml.factory.checked_dag import CheckedConfDAG
 from airflow_ml.factory.params import SCHEMA_DIALECT
 from airflow_ml.operators.overrides import NO_CONTROL_PATTERN, REASON_MAX_LENGTH
-from airflow_ml.operators.rollback import RollbackChampionOperator
+from airflow_ml.operators.rollback_operator import RollbackChampionOperator
 from airflow_ml.templates.base import NAME_PATTERN
 
 ROLLBACK_DAG_ID = "airflow_ml.rollback"
@@ -21,7 +21,7 @@ def build_rollback_dag(dag_id: str = ROLLBACK_DAG_ID) -> CheckedConfDAG:
     """Build the manual DAG that moves a model's ``champion`` back to its ``previous-champion``.
 
     Trigger it with ``model`` (the city's DAG id, ``<template>.<city>``) and a ``reason``; see
-    :class:`~airflow_ml.operators.rollback.RollbackChampionOperator` for what it records and emits.
+    :class:`~airflow_ml.operators.rollback_operator.RollbackChampionOperator` for what it records and emits.
     """
     with CheckedConfDAG(
         dag_id=dag_id,

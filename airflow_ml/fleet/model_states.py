@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-# airflow_ml.ml.registry's names; that module imports pandas, so it is not imported here.
+# airflow_ml.ml.model_registry's names; that module imports pandas, so it is not imported here.
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous-champion"
 CHAMPION_VERSION_TAG = "airflow_ml.champion_version"
@@ -157,7 +157,7 @@ def _champion_gone(model: Any) -> str | None:
 
 
 def _json_object(text: str | None) -> dict[str, Any] | None:
-    """A tag holding a JSON object (as :func:`airflow_ml.ml.registry.tag_decision` writes one), or None."""
+    """A tag holding a JSON object (as :func:`airflow_ml.ml.model_registry.tag_decision` writes one), or None."""
     try:
         value = json.loads(text) if text else None
     except ValueError:
@@ -178,7 +178,7 @@ def _tags(version: Any) -> dict[str, str]:
 
 
 def _number(text: str | None) -> float | None:
-    """A score tag (JSON text, as :func:`airflow_ml.ml.registry.tag_decision` writes it) as a float."""
+    """A score tag (JSON text, as :func:`airflow_ml.ml.model_registry.tag_decision` writes it) as a float."""
     if text is None:
         return None
     try:

@@ -18,7 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from airflow_ml.ml.lineage import this_citys_champion
-from airflow_ml.ml.registry import CHAMPION
+from airflow_ml.ml.model_registry import CHAMPION
 
 #: Tags of a city's registered model: the data status of its latest run that checked it.
 DATA_STATUS = "airflow_ml.data.status"

@@ -1,7 +1,7 @@
 """The health check of a freshly promoted champion: load it by its alias, predict, judge the predictions.
 
-Plain functions over a client and frames: the operator fetches the rows, these decide. A failed check
-rolls the champion back through :func:`airflow_ml.ml.registry.rollback`.
+Plain functions over a client and frames: the health step (:mod:`airflow_ml.ml.steps.health_step`) fetches
+the rows, these judge them.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
-from airflow_ml.ml import registry
+from airflow_ml.ml import model_registry as registry
 
-#: Where training logs the holdout predictions of each run (see ``pipeline.train_and_log``).
+#: Where training logs the holdout predictions of each run (see ``steps.train_step.train_and_log``).
 HOLDOUT_PREDICTIONS_ARTIFACT = "lineage/holdout_predictions.parquet"
 QUANTILES = (0.1, 0.5, 0.9)
 
@@ -126,48 +126,3 @@ def check_champion(
     model = registry.load_version(client, champion)
     record = check_predictions(model, rows, reference_predictions(client, champion), thresholds)
     return {**record, "champion_version": str(champion.version)}
-
-
-def check_and_settle(
-    client: MlflowClient,
-    model_name: str,
-    holdout: pd.DataFrame,
-    *,
-    sample_rows: int,
-    thresholds: HealthThresholds,
-    context: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Check the champion and, when it fails, roll it back; record the outcome as ``health.*`` version tags.
-
-    A failing champion that was the model's first loses the ``champion`` alias, so nothing serves a
-    model known to be broken.
-
-    Returns:
-        The check's record; ``rollback`` holds the rollback's record when one was done.
-    """
-    import json
-
-    record = check_champion(client, model_name, holdout, sample_rows=sample_rows, thresholds=thresholds)
-    record = {**record, **(context or {})}
-    version = record.get("champion_version")
-    if version is not None:
-        for key, value in record.items():
-            text = value if isinstance(value, str) else json.dumps(value)
-            client.set_model_version_tag(model_name, version, f"health.{key}", text[:5000])
-    if not record["passed"] and version is not None:
-        reason = "health check failed: " + "; ".join(record["problems"])
-        record["rollback"] = registry.rollback(
-            client, model_name, reason, {**(context or {}), "by": "health_check"}, without_previous="clear"
-        )
-    return record
-
-
-def snapshot_holdout(
-    uri: str, time_column: str, validation_fraction: float, holdout_fraction: float, storage_options: Any = None
-) -> pd.DataFrame:
-    """The holdout rows of the snapshot at ``uri``, split by time exactly as training and the gate split it."""
-    from airflow_ml.data.snapshot import read_snapshot
-    from airflow_ml.ml.train import time_split
-
-    frame = read_snapshot(uri, storage_options=storage_options)
-    return time_split(frame, time_column, validation_fraction, holdout_fraction).holdout

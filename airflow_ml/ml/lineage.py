@@ -15,7 +15,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from airflow_ml.exceptions import ForeignChampion
-from airflow_ml.ml import registry
+from airflow_ml.ml import model_registry as registry
 
 SNAPSHOT_URI_TAG = "airflow_ml.snapshot_uri"
 SNAPSHOT_HASH_TAG = "airflow_ml.snapshot_hash"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from mlflow import MlflowClient
 
 from airflow_ml.exceptions import ForeignChampion
-from airflow_ml.ml import registry
+from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.lineage import this_citys_champion
 from airflow_ml.ml.metrics import DIRECTIONS
 from airflow_ml.ml.serving import Preprocessor

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from airflow_ml.ml.gate import MODES  # a pure-Python module: cheap at parse time
+from airflow_ml.ml.gate.modes import MODES  # pure Python: cheap at parse time
 from airflow_ml.templates.training_spec import LightGBMParams, SearchSpec, TrainingSpec
 
 #: Each numeric override and the template field (model, field name) whose type and bounds it shares.

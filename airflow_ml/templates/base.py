@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,3 +20,14 @@ class Strict(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def slugify(value: str) -> str:
+    """Suggest a valid city id for a free-form name (``"São Paulo"`` becomes ``"sao_paulo"``)."""
+    import unicodedata
+
+    ascii_value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "_", ascii_value.lower()).strip("_")
+    if not slug or not slug[0].isalpha():
+        slug = f"city_{slug}".rstrip("_")
+    return slug[:63]

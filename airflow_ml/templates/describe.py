@@ -10,8 +10,7 @@ from typing import get_args
 from pydantic import BaseModel, ValidationError
 
 from airflow_ml.exceptions import Problem, show_value
-from airflow_ml.templates.base import CITY_ID_PATTERN
-from airflow_ml.templates.models import slugify
+from airflow_ml.templates.base import CITY_ID_PATTERN, slugify
 from airflow_ml.templates.yaml_lines import Path_
 
 #: Where each setting of a merged configuration was set last: its file, line and column.

@@ -129,7 +129,7 @@ class DriftSpec(Strict):
         return data
 
     def comparison(self) -> dict[str, Any]:
-        """What the drift step compares, as keyword arguments of ``airflow_ml.ml.drift_check.check_drift``."""
+        """What the drift step compares, as fields of ``airflow_ml.ml.steps.step_settings.DriftSettings``."""
         return {"compare": self.compare, "min_new_rows": self.min_new_rows, "min_new_days": self.min_new_days}
 
     def problems(self, *, features: list[str], categorical: list[str], target: str, task: str) -> list[str]:

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import Field, field_validator, model_validator
 
 from airflow_ml.templates.base import Strict
 
-if TYPE_CHECKING:
-    from airflow_ml.templates.models import DatasetSpec
+
+class DatasetColumns(Protocol):
+    """The columns of a dataset that the gate's slices are checked against (``models.DatasetSpec`` has them)."""
+
+    target: str
+    time_column: str
+    features: list[str]
+    categorical_features: list[str]
+    extra_columns: list[str]
+
 
 #: The bound of a score or a difference of scores in the metric's own unit: far beyond any real one.
 _LARGE = 1_000_000_000
@@ -111,6 +119,13 @@ class GateSpec(Strict):
         description="Required gain over the champion's holdout score; 0 to below 1 when relative, at most 1e9.",
     )
     improvement_mode: Literal["relative", "absolute"] = "relative"
+    max_improvement: float | None = Field(
+        default=None,
+        gt=0,
+        le=_LARGE,
+        description="Refuse a challenger better than the champion by more than this, in min_improvement's unit "
+        "(0.5 = 50% when relative): so large a gain is likelier a leak or a broken holdout; null (default): off.",
+    )
     approval_timeout_hours: float = Field(
         default=24,
         gt=0,
@@ -156,6 +171,11 @@ class GateSpec(Strict):
             raise ValueError(
                 f"min_improvement {self.min_improvement!r} is a relative gain and must be below 1 (0.02 means 2%)"
             )
+        if self.max_improvement is not None and self.max_improvement <= self.min_improvement:
+            raise ValueError(
+                f"max_improvement {self.max_improvement!r} must be above min_improvement {self.min_improvement!r}, "
+                "or no challenger could pass; raise it or set it to null"
+            )
         return self
 
     @field_validator("slices")
@@ -167,7 +187,7 @@ class GateSpec(Strict):
             raise ValueError(f"slices name {twice!r} more than once; keep one slicing per column")
         return slices
 
-    def problems(self, *, metric: str, dataset: DatasetSpec) -> list[str]:
+    def problems(self, *, metric: str, dataset: DatasetColumns) -> list[str]:
         """What does not fit the template's metric and dataset: the quality bound's key, slice columns and bins."""
         problems = []
         bound = self.min_quality.bound() if self.min_quality is not None else {}

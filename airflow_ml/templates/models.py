@@ -15,6 +15,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from airflow_ml.exceptions import ConfigError, show_value
 from airflow_ml.templates.base import CITY_ID_PATTERN, Name, Strict
+from airflow_ml.templates.base import slugify as slugify  # where the CLI imports it from
 from airflow_ml.templates.dag_spec import DagSpec
 from airflow_ml.templates.dag_spec import NotifierSpec as NotifierSpec  # where the factory imports it from
 from airflow_ml.templates.drift_spec import DriftSpec, HealthSpec
@@ -327,14 +328,3 @@ class ParentConfig(UseCase):
 
 #: What a retraining DAG is built from: a city, or a fallback parent that unites several cities.
 ModelConfig = CityConfig | ParentConfig
-
-
-def slugify(value: str) -> str:
-    """Suggest a valid city id for a free-form name (``"São Paulo"`` becomes ``"sao_paulo"``)."""
-    import unicodedata
-
-    ascii_value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "_", ascii_value.lower()).strip("_")
-    if not slug or not slug[0].isalpha():
-        slug = f"city_{slug}".rstrip("_")
-    return slug[:63]

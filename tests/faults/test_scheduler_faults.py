@@ -193,7 +193,7 @@ def test_two_triggers_of_one_city_run_one_after_the_other_with_consistent_aliase
     stack: Any, twice: dict[str, Any]
 ) -> None:
     from airflow_ml.data.snapshot import snapshot_location
-    from airflow_ml.ml.registry import version_by_alias
+    from airflow_ml.ml.model_registry import version_by_alias
 
     first, second, client = twice["first"], twice["second"], twice["client"]
     assert (first.state, second.state) == ("success", "success"), stack.report(second)

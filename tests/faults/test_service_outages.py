@@ -114,7 +114,7 @@ def _run(world: dict[str, Any], dag: Any, conf: dict[str, Any] | None = None) ->
 
 
 def _alias(client: Any, alias: str) -> str | None:
-    from airflow_ml.ml.registry import version_by_alias
+    from airflow_ml.ml.model_registry import version_by_alias
 
     version = version_by_alias(client, MODEL, alias)
     return str(version.version) if version is not None else None

@@ -76,7 +76,7 @@ def _events() -> list[dict[str, Any]]:
 
 
 def _alias(client: Any, alias: str) -> str | None:
-    from airflow_ml.ml.registry import version_by_alias
+    from airflow_ml.ml.model_registry import version_by_alias
 
     version = version_by_alias(client, MODEL, alias)
     return str(version.version) if version is not None else None
@@ -145,7 +145,7 @@ def test_rollback_after_two_promotions_restores_the_previous_champion(world: dic
 
 def test_a_rollback_without_a_previous_champion_is_refused(world: dict[str, Any]) -> None:
     from airflow_ml.exceptions import RollbackRefused
-    from airflow_ml.ml.registry import rollback
+    from airflow_ml.ml.model_registry import rollback
 
     run = _rollback({"model": MODEL, "reason": "once more"})
     assert run["state"] == "failed"
@@ -158,7 +158,7 @@ def test_a_rollback_without_a_previous_champion_is_refused(world: dict[str, Any]
 
 def test_a_rollback_of_an_unknown_model_names_close_matches(world: dict[str, Any]) -> None:
     from airflow_ml.exceptions import RollbackRefused
-    from airflow_ml.ml.registry import rollback
+    from airflow_ml.ml.model_registry import rollback
 
     with pytest.raises(RollbackRefused, match=r"model 'ride_duration_rb\.berlln' is not in the registry; did you mean"):
         rollback(world["client"], "ride_duration_rb.berlln", "typo")

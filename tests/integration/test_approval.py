@@ -75,7 +75,7 @@ def _run(world: dict[str, Any], conf: dict[str, Any], answer: str | None = None)
 
 
 def _champion(client: Any) -> str | None:
-    from airflow_ml.ml.registry import CHAMPION, version_by_alias
+    from airflow_ml.ml.model_registry import CHAMPION, version_by_alias
 
     version = version_by_alias(client, MODEL, CHAMPION)
     return str(version.version) if version is not None else None
@@ -137,7 +137,7 @@ def test_nobody_is_asked_when_the_gate_keeps_the_champion(
 def test_an_approval_after_the_champion_moved_moves_nothing(
     world: dict[str, Any], refused_by_gate: dict[str, Any]
 ) -> None:
-    from airflow_ml.ml.pipeline import ChampionMovedError, settle_approval
+    from airflow_ml.ml.steps.approve_step import ChampionMovedError, settle_approval
 
     stale = {**refused_by_gate["decision"], "baseline_version": "1", "decision": "awaiting-approval"}
     with pytest.raises(ChampionMovedError, match="champion moved from v1 to v2"):

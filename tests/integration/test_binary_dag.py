@@ -191,7 +191,7 @@ def test_the_health_check_judged_probabilities(world: dict[str, Any], full_secon
     import numpy as np
 
     from airflow_ml.data.snapshot import read_snapshot
-    from airflow_ml.ml import registry
+    from airflow_ml.ml import model_registry as registry
 
     client = world["client"]
     health = full_second["health"]

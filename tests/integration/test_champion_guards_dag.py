@@ -34,7 +34,7 @@ def _run(world: dict[str, Any], conf: dict[str, Any] | None = None) -> dict[str,
 
 
 def _champion(client: Any, model: str) -> str | None:
-    from airflow_ml.ml.registry import CHAMPION, version_by_alias
+    from airflow_ml.ml.model_registry import CHAMPION, version_by_alias
 
     found = version_by_alias(client, model, CHAMPION)
     return None if found is None else str(found.version)

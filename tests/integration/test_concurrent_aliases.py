@@ -77,7 +77,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 def test_two_cities_moving_their_champions_at_once_never_touch_each_others_aliases(world: dict[str, Any]) -> None:
     from mlflow import MlflowClient
 
-    from airflow_ml.ml.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, version_by_alias
+    from airflow_ml.ml.model_registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, version_by_alias
 
     store = {"tracking_uri": world["tracking_uri"], "artifact_root": f"file://{world['root']}/art"}
     running = {}

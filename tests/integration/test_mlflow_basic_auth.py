@@ -28,7 +28,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from airflow_ml.hooks.mlflow import MlflowHook
-from airflow_ml.ml.registry import load_version
+from airflow_ml.ml.model_registry import load_version
 from tests.support.services import service_missing
 
 pytestmark = pytest.mark.integration

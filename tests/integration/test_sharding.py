@@ -49,7 +49,7 @@ def test_duplicate_city_files_land_in_one_shard_so_the_clash_is_still_found(
     (root / "cities" / "spain" / "city_03.yaml").write_text("city: city_03\ntemplate: ride_duration\n")
     holder = next(index for index in range(3) if Shard(index, 3).holds("city_03"))
 
-    with caplog.at_level(logging.ERROR, logger="airflow_ml.factory.builder"):
+    with caplog.at_level(logging.ERROR, logger="airflow_ml.factory.dag_registration"):
         built = _register(root, Shard(holder, 3))
 
     assert "ride_duration.city_03" in built
@@ -66,13 +66,13 @@ def test_a_task_process_reads_only_its_own_city_file(
     root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     (root / "cities" / "broken.yaml").write_text("city: broken\ntemplate: ride_duration\nnot_a_field: 1\n")
-    with caplog.at_level(logging.ERROR, logger="airflow_ml.factory.builder"):
+    with caplog.at_level(logging.ERROR, logger="airflow_ml.factory.dag_registration"):
         _register(root)
     assert any("broken.yaml" in r.getMessage() for r in caplog.records), "the DAG processor must see the broken file"
 
     caplog.clear()
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "ride_duration.city_05")
-    with caplog.at_level(logging.ERROR, logger="airflow_ml.factory.builder"):
+    with caplog.at_level(logging.ERROR, logger="airflow_ml.factory.dag_registration"):
         built = _register(root)
 
     assert list(built) == ["ride_duration.city_05"]
@@ -111,12 +111,12 @@ def test_a_trigger_form_with_an_invalid_default_is_refused_every_time() -> None:
 
     from airflow.sdk import DAG, Param
 
-    from airflow_ml.factory.builder import _attach_trigger_form
+    from airflow_ml.factory.params import attach_trigger_form
 
     for attempt in range(2):  # a refused form is never remembered as proven
         dag = DAG(f"bad_form_{attempt}", schedule="@daily", start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
         with pytest.raises(ValueError, match="not allowed to define a Schedule"):
-            _attach_trigger_form(dag, {"rounds": Param(5, type="string")})
+            attach_trigger_form(dag, {"rounds": Param(5, type="string")})
 
 
 def test_every_city_gets_its_own_form_with_its_own_descriptions(root: Path) -> None:

@@ -283,7 +283,7 @@ def test_the_trigger_form_renders_every_param_as_its_type(page: Page, server: Ui
     from playwright.sync_api import expect
 
     from airflow_ml.factory.params import trigger_params
-    from airflow_ml.ml.gate import MODES
+    from airflow_ml.ml.gate.modes import MODES
 
     params = trigger_params(server.config)
     section = open_trigger_form(page, server)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow_ml.operators.approval import approval_body
+from airflow_ml.operators.approval_operator import approval_body
 
 
 def test_the_request_shows_both_scores_with_their_intervals_the_improvement_and_the_slices() -> None:

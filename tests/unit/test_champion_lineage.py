@@ -15,13 +15,15 @@ from mlflow import MlflowClient
 from airflow_ml.data.demo import DEMO_START, generate_day
 from airflow_ml.data.snapshot import Manifest, read_snapshot, take_snapshot
 from airflow_ml.exceptions import ForeignChampion
-from airflow_ml.ml import registry
-from airflow_ml.ml.drift_check import NO_CHAMPION, check_drift
+from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.fallback import which_model_serves
-from airflow_ml.ml.gate import GateRules
+from airflow_ml.ml.gate.naive_baseline import NaiveBaseline
+from airflow_ml.ml.gate.rules import GateRules
 from airflow_ml.ml.lineage import model_lineage, this_citys_champion
-from airflow_ml.ml.naive_baseline import NaiveBaseline
-from airflow_ml.ml.pipeline import SplitSettings, evaluate_and_decide, train_and_log
+from airflow_ml.ml.steps.drift_step import NO_CHAMPION, check_drift
+from airflow_ml.ml.steps.gate_step import gate
+from airflow_ml.ml.steps.step_settings import DriftSettings, GateSettings, SplitSettings
+from airflow_ml.ml.steps.train_step import train_and_log
 from airflow_ml.ml.train import TrainSpec, time_split
 
 MODEL = "ride_duration.lisbon"
@@ -82,17 +84,9 @@ def trained(client: MlflowClient, manifest: Manifest, name: str = MODEL, lineage
 
 
 def decide_on(client: MlflowClient, manifest: Manifest, challenger: str, **kwargs: Any) -> tuple[Any, dict]:
-    return evaluate_and_decide(
-        client,
-        manifest,
-        model_name=MODEL,
-        challenger_version=challenger,
-        target="duration_min",
-        metric="rmse",
-        split=SPLIT,
-        rules=RULES,
-        **kwargs,
-    )
+    parent_model = kwargs.pop("parent_model", None)
+    settings = GateSettings(MODEL, "duration_min", "rmse", SPLIT, RULES, parent_model=parent_model)
+    return gate(client, manifest, settings, challenger_version=challenger, **kwargs)
 
 
 def champion(client: MlflowClient, name: str = MODEL) -> str | None:
@@ -251,10 +245,13 @@ def test_a_rollback_that_removes_the_first_champion_is_not_a_deletion(client: Ml
 
 
 def drift(client: MlflowClient, manifest: Manifest, name: str = MODEL) -> dict[str, Any]:
-    return check_drift(
-        client, manifest, model_name=name, features=["distance_km"], categorical=[], target="duration_min",
-        task="regression", thresholds={"psi": {"warn": 0.1, "error": 0.25}},
-    )  # fmt: skip
+    settings = DriftSettings(
+        model_name=name,
+        features=["distance_km"],
+        target="duration_min",
+        thresholds={"psi": {"warn": 0.1, "error": 0.25}},
+    )
+    return check_drift(client, manifest, settings)
 
 
 def test_drift_fails_on_another_citys_champion_and_logs_nothing(

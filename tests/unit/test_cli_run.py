@@ -405,9 +405,9 @@ def test_status_imports_no_airflow(project: Path) -> None:
 
 
 def test_the_file_names_status_reads_are_those_the_tasks_write() -> None:
-    from airflow_ml.ml.drift_check import DRIFT_FILE as drift
-    from airflow_ml.operators.gate import DECISION_FILE as decision
-    from airflow_ml.operators.health import HEALTH_FILE as health
-    from airflow_ml.operators.validate import VERDICT_FILE as verdict
+    from airflow_ml.ml.steps.xcom_payloads import DECISION_FILE as decision
+    from airflow_ml.ml.steps.xcom_payloads import DRIFT_FILE as drift
+    from airflow_ml.ml.steps.xcom_payloads import HEALTH_FILE as health
+    from airflow_ml.ml.steps.xcom_payloads import VERDICT_FILE as verdict
 
     assert (verdict, drift, decision, health) == (VERDICT_FILE, DRIFT_FILE, DECISION_FILE, HEALTH_FILE)

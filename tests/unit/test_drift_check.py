@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from airflow_ml.data.snapshot import Manifest, take_snapshot
-from airflow_ml.ml.drift_check import NO_CHAMPION, check_drift
 from airflow_ml.ml.lineage import this_citys_champion, training_snapshot
+from airflow_ml.ml.steps.drift_step import NO_CHAMPION, check_drift
+from airflow_ml.ml.steps.step_settings import DriftSettings
 
 THRESHOLDS = {"psi": {"warn": 0.1, "error": 0.25}, "missing_rate_change": {"warn": 0.05, "error": 0.2}}
 
@@ -59,9 +60,8 @@ def make_champion(client: Any, model: str, tmp_path: Path, tags: dict[str, str])
 
 def check(client: Any, model: str, manifest: Manifest) -> dict[str, Any]:
     return check_drift(
-        client, manifest, model_name=model, features=["x"], categorical=[], target="y", task="regression",
-        thresholds=THRESHOLDS,
-    )  # fmt: skip
+        client, manifest, DriftSettings(model_name=model, features=["x"], target="y", thresholds=THRESHOLDS)
+    )
 
 
 def test_no_champion_skips_with_the_first_run_reason(client: Any, model: str, tmp_path: Path) -> None:

@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 
 from airflow_ml.data.snapshot import Manifest, read_snapshot, take_snapshot
-from airflow_ml.ml.drift_check import check_drift
 from airflow_ml.ml.drift_window import WHOLE, select_rows
+from airflow_ml.ml.steps.drift_step import check_drift
+from airflow_ml.ml.steps.step_settings import DriftSettings
 from airflow_ml.templates.drift_spec import DriftSpec
 
 START = dt.date(2026, 1, 5)
@@ -81,10 +82,10 @@ def model(request: pytest.FixtureRequest, client: Any, lake: dict[str, Any], tmp
 
 
 def _check(client: Any, model: str, manifest: Manifest, **comparison: Any) -> dict[str, Any]:
-    return check_drift(
-        client, manifest, model_name=model, features=["x"], categorical=[], target="y", task="regression",
-        thresholds=LABEL, time_column="pickup_at", **comparison,
-    )  # fmt: skip
+    settings = DriftSettings(
+        model_name=model, features=["x"], target="y", thresholds=LABEL, time_column="pickup_at", **comparison
+    )
+    return check_drift(client, manifest, settings)
 
 
 def _label_psi(record: dict[str, Any]) -> float:

@@ -13,7 +13,7 @@ from airflow_ml.fleet.html import render
 from airflow_ml.fleet.metadata import CityDag
 from airflow_ml.fleet.model_states import read_models
 from airflow_ml.fleet.rows import NO_MODEL, build_rows
-from airflow_ml.ml import registry
+from airflow_ml.ml import model_registry as registry
 
 REFUSED = {
     "metric": "rmse",

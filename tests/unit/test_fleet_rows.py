@@ -23,7 +23,7 @@ def client(tmp_path: Path) -> MlflowClient:
 
 
 def _version(client: MlflowClient, name: str, tmp_path: Path, **tags: Any) -> str:
-    """Register a version of ``name`` carrying gate tags written as airflow_ml.ml.registry.tag_decision does."""
+    """Register a version of ``name`` carrying gate tags written as airflow_ml.ml.model_registry.tag_decision does."""
     if not client.search_registered_models(filter_string=f"name = '{name}'"):
         client.create_registered_model(name)
     source = tmp_path / "models" / name

@@ -1,4 +1,4 @@
-"""Unit tests of the promotion gate's decision (airflow_ml.ml.gate.decide), a pure function."""
+"""Unit tests of the promotion gate's decision (airflow_ml.ml.gate.judge.decide) and of the promotion modes."""
 
 from __future__ import annotations
 
@@ -7,9 +7,16 @@ import math
 
 import pytest
 
-from airflow_ml.ml.gate import GateDecision, decide
+from airflow_ml.ml.gate import judge
+from airflow_ml.ml.gate.records import GateDecision
+from airflow_ml.ml.gate.rules import GateRules
 
 ROWS = {"holdout_rows": 1000, "min_holdout_rows": 100}
+
+
+def decide(challenger: float, champion: float | None, *, direction: str, holdout_rows: int, **rules) -> GateDecision:
+    """The gate's decision with its rules given as keywords (the fields of :class:`GateRules`)."""
+    return judge.decide(challenger, champion, direction=direction, holdout_rows=holdout_rows, rules=GateRules(**rules))
 
 
 def test_no_champion_promotes() -> None:
@@ -150,15 +157,13 @@ def test_decision_is_json_serialisable() -> None:
 
 
 def _decision(promote: bool):
-    from airflow_ml.ml.gate import decide
-
     champion = 10.0
     challenger = 9.0 if promote else 11.0
     return decide(challenger, champion, direction="minimize", min_improvement=0.01, holdout_rows=500)
 
 
 def test_auto_mode_follows_the_gate() -> None:
-    from airflow_ml.ml.gate import apply_mode
+    from airflow_ml.ml.gate.modes import apply_mode
 
     assert apply_mode(_decision(True), "auto").move_champion is True
     kept = apply_mode(_decision(False), "auto")
@@ -166,7 +171,7 @@ def test_auto_mode_follows_the_gate() -> None:
 
 
 def test_dry_run_moves_nothing_and_says_what_would_have_happened() -> None:
-    from airflow_ml.ml.gate import apply_mode
+    from airflow_ml.ml.gate.modes import apply_mode
 
     outcome = apply_mode(_decision(True), "dry_run")
     assert (outcome.label, outcome.move_champion) == ("dry-run", False)
@@ -174,7 +179,7 @@ def test_dry_run_moves_nothing_and_says_what_would_have_happened() -> None:
 
 
 def test_force_promotes_a_refused_challenger_and_records_the_trigger_reason() -> None:
-    from airflow_ml.ml.gate import apply_mode
+    from airflow_ml.ml.gate.modes import apply_mode
 
     outcome = apply_mode(_decision(False), "force", "hotfix for the new zones")
     assert (outcome.label, outcome.move_champion) == ("forced", True)
@@ -183,7 +188,7 @@ def test_force_promotes_a_refused_challenger_and_records_the_trigger_reason() ->
 
 
 def test_require_approval_waits_only_when_the_gate_would_promote() -> None:
-    from airflow_ml.ml.gate import AWAITING_APPROVAL, apply_mode
+    from airflow_ml.ml.gate.modes import AWAITING_APPROVAL, apply_mode
 
     asked = apply_mode(_decision(True), "require_approval")
     assert (asked.label, asked.move_champion) == (AWAITING_APPROVAL, False)
@@ -194,7 +199,31 @@ def test_require_approval_waits_only_when_the_gate_would_promote() -> None:
 
 @pytest.mark.parametrize(("mode", "reason", "fragment"), [("force", "  ", "needs a reason"), ("yolo", "", "'yolo'")])
 def test_bad_modes_are_refused(mode: str, reason: str, fragment: str) -> None:
-    from airflow_ml.ml.gate import check_mode
+    from airflow_ml.ml.gate.modes import check_mode
 
     with pytest.raises(ValueError, match=fragment):
         check_mode(mode, reason)
+
+
+def test_an_implausibly_large_improvement_is_refused_when_max_improvement_is_set() -> None:
+    plausible = decide(9.0, 10.0, direction="minimize", max_improvement=0.3, **ROWS)
+    at_the_limit = decide(7.0, 10.0, direction="minimize", max_improvement=0.3, **ROWS)
+    implausible = decide(5.0, 10.0, direction="minimize", max_improvement=0.3, **ROWS)
+    off = decide(5.0, 10.0, direction="minimize", **ROWS)
+
+    assert plausible.promote is at_the_limit.promote is off.promote is True
+    assert implausible.promote is False
+    assert implausible.refused_by == "max_improvement"
+    assert "improvement +50% is above the plausible maximum 30% (max_improvement)" in implausible.reason
+    assert implausible.improvement == pytest.approx(0.5)
+
+
+def test_max_improvement_is_in_the_unit_of_the_improvement_mode() -> None:
+    absolute = decide(5.0, 10.0, direction="minimize", improvement_mode="absolute", max_improvement=3.0, **ROWS)
+
+    assert absolute.refused_by == "max_improvement"
+    assert "improvement +5 is above the plausible maximum 3 (max_improvement)" in absolute.reason
+
+
+def test_max_improvement_does_not_judge_a_first_model() -> None:
+    assert decide(5.0, None, direction="minimize", max_improvement=0.01, **ROWS).promote is True

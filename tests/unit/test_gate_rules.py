@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from airflow_ml.ml.bootstrap import paired_bootstrap, weighted_scores
-from airflow_ml.ml.gate import GateDecision, GateRules, judge, quality_bound, slice_summary
+from airflow_ml.ml.gate.bootstrap import paired_bootstrap, weighted_scores
+from airflow_ml.ml.gate.judge import judge
+from airflow_ml.ml.gate.records import GateDecision, slice_summary
+from airflow_ml.ml.gate.rules import GateRules, quality_bound
+from airflow_ml.ml.gate.slices import evaluate_slices, slice_labels
 from airflow_ml.ml.metrics import score
-from airflow_ml.ml.slices import evaluate_slices, slice_labels
 
 N = 3000
 BOOTSTRAP = {"resamples": 1000, "confidence": 0.95, "seed": 0}

@@ -9,7 +9,7 @@ import pytest
 
 from airflow_ml.exceptions import MlflowUnreachable
 from airflow_ml.hooks.mlflow import MlflowHook
-from airflow_ml.operators.base import mlflow_errors
+from airflow_ml.operators.base_operator import mlflow_errors
 
 
 @pytest.fixture

@@ -13,19 +13,6 @@ import airflow_ml
 
 PACKAGE = Path(airflow_ml.__file__).resolve().parent
 
-# TEMPORARY, removed by the lead once the ml/, operators/ and factory/ restructuring of issue 12 is merged: the
-# stems still shared there, each with exactly the paths that share it today. Never add to it.
-TEMPORARY_CLASHES: dict[str, set[str]] = {
-    "assets": {"airflow_ml/factory/assets.py", "airflow_ml/operators/assets.py"},
-    "base": {"airflow_ml/operators/base.py", "airflow_ml/templates/base.py"},
-    "drift": {"airflow_ml/ml/drift.py", "airflow_ml/operators/drift.py"},
-    "gate": {"airflow_ml/ml/gate.py", "airflow_ml/operators/gate.py"},
-    "health": {"airflow_ml/ml/health.py", "airflow_ml/operators/health.py"},
-    "rollback": {"airflow_ml/factory/rollback.py", "airflow_ml/operators/rollback.py"},
-    "snapshot": {"airflow_ml/data/snapshot.py", "airflow_ml/operators/snapshot.py"},
-    "train": {"airflow_ml/ml/train.py", "airflow_ml/operators/train.py"},
-}
-
 
 def module_paths_by_stem(root: Path) -> dict[str, set[str]]:
     """Each module's and subpackage's name under ``root``, with the paths (relative to its parent) that bear it."""
@@ -44,16 +31,10 @@ def clashes(root: Path) -> dict[str, set[str]]:
 
 
 def test_no_two_modules_or_packages_share_a_name() -> None:
-    found = {stem: paths for stem, paths in clashes(PACKAGE).items() if paths != TEMPORARY_CLASHES.get(stem)}
+    found = clashes(PACKAGE)
     assert not found, "modules or packages sharing a name (rename one by what it does):\n" + "\n".join(
         f"  {stem}: {' and '.join(sorted(paths))}" for stem, paths in sorted(found.items())
     )
-
-
-def test_the_temporary_allowlist_names_only_clashes_that_remain() -> None:
-    found = clashes(PACKAGE)
-    stale = sorted(stem for stem, paths in TEMPORARY_CLASHES.items() if found.get(stem) != paths)
-    assert not stale, f"remove from TEMPORARY_CLASHES, these no longer clash as listed: {stale}"
 
 
 def test_a_package_and_a_module_of_one_name_clash(tmp_path: Path) -> None:

@@ -9,9 +9,11 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
-from airflow_ml.ml.gate import GateDecision, GateRules, decide, judge
+from airflow_ml.ml.gate.judge import decide, judge
+from airflow_ml.ml.gate.naive_baseline import NaiveBaseline, NaiveBaselineResult, evaluate
+from airflow_ml.ml.gate.records import GateDecision
+from airflow_ml.ml.gate.rules import GateRules
 from airflow_ml.ml.metrics import score, skill
-from airflow_ml.ml.naive_baseline import NaiveBaseline, NaiveBaselineResult, evaluate
 from airflow_ml.templates.gate_spec import GateSpec
 
 RULES = GateRules(naive_baseline=NaiveBaseline())
@@ -112,7 +114,7 @@ def test_the_skill_margin_is_required(min_skill: float, promote: bool) -> None:
     # Training mean 10 on a holdout of 0s and 20s: the baseline's rmse is 10, the challenger's 9.7 is 3% better.
     baseline = evaluate("rmse", [0.0, 20.0], 9.7, [5.0, 15.0], NaiveBaseline(min_skill=min_skill))
 
-    decision = decide(9.7, None, direction="minimize", holdout_rows=1000, naive_baseline=baseline)
+    decision = decide(9.7, None, direction="minimize", rules=GateRules(), holdout_rows=1000, naive_baseline=baseline)
 
     assert (baseline.value, baseline.score, baseline.skill) == (10.0, 10.0, pytest.approx(0.03))
     assert decision.promote is promote

@@ -24,7 +24,8 @@ from airflow_ml.data.retention import list_snapshots, location_key
 from airflow_ml.data.snapshot import MANIFEST, take_snapshot
 from airflow_ml.ml.snapshot_prune import PruneRefused, prune_snapshots
 from airflow_ml.templates import load_city_file
-from airflow_ml.templates.retention_spec import RetentionSpec, retention_policies
+from airflow_ml.templates.retention_policies import retention_policies
+from airflow_ml.templates.retention_spec import RetentionSpec
 from tests.support.worlds import copy_template
 
 T0 = 1_767_000_000  # manifests' write times: one hour apart, in the order the runs are listed

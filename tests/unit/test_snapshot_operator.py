@@ -17,7 +17,8 @@ from airflow_ml.data.snapshot import snapshot_location
 from airflow_ml.exceptions import DataContractError, DataError, StorageUnreachable
 from airflow_ml.factory import build_dag
 from airflow_ml.factory.dataset_contract import data_contract
-from airflow_ml.operators.snapshot import SnapshotOperator, refusal_kind
+from airflow_ml.ml.steps.step_settings import SnapshotSettings
+from airflow_ml.operators.snapshot_operator import SnapshotOperator, refusal_kind
 from airflow_ml.templates import load_city_configs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,15 +58,14 @@ def run_context(config: Any, conf: dict[str, Any] | None = None) -> dict[str, An
 
 
 def operator(data_root: Path, contract: dict[str, Any]) -> SnapshotOperator:
-    return SnapshotOperator(
-        task_id="snapshot",
+    settings = SnapshotSettings(
         template="ride_duration",
         city="lisbon",
         source="{data_root}/raw/trips/{city}",
         time_column="pickup_at",
-        data_root=str(data_root),
         contract=contract,
     )
+    return SnapshotOperator(task_id="snapshot", settings=settings.to_dict(), data_root=str(data_root))
 
 
 def test_the_factory_hands_the_snapshot_task_the_city_contract(config: Any) -> None:
@@ -73,8 +73,9 @@ def test_the_factory_hands_the_snapshot_task_the_city_contract(config: Any) -> N
 
     task = dag.get_task("snapshot")
 
-    assert task.contract == data_contract(config).to_dict()
-    assert {"column": "temperature_c", "kind": "numeric", "field": "dataset.features[4]"} in task.contract["rules"]
+    assert task.settings["contract"] == data_contract(config).to_dict()
+    rule = {"column": "temperature_c", "kind": "numeric", "field": "dataset.features[4]"}
+    assert rule in task.settings["contract"]["rules"]
 
 
 def test_a_broken_contract_fails_the_task_for_good_and_writes_no_snapshot(data_root: Path, config: Any) -> None:
@@ -211,7 +212,7 @@ def test_a_source_outside_the_data_root_fails_the_task_for_good(
         shutil.copytree(data_root / "raw", tmp_path / "raw")
         source = "{data_root}/../raw/trips/{city}"
     task = operator(data_root, data_contract(config).to_dict())
-    task.source = source
+    task.settings["source"] = source
 
     with pytest.raises(AirflowFailException) as info:
         task.execute(run_context(config))  # type: ignore[arg-type]

@@ -86,7 +86,7 @@ def test_the_citys_connection_and_time_column_reach_the_data_tasks(tmp_path: Pat
     assert {"snapshot", "validate", "train", "gate", "approve"} <= data_tasks
     assert {dag.get_task(t).aws_conn_id for t in data_tasks} == {"aws_porto_lake"}
     snapshot = dag.get_task("snapshot")
-    assert (snapshot.data_format, snapshot.time_column) == ("csv", "pickup_at")
+    assert (snapshot.settings["data_format"], snapshot.settings["time_column"]) == ("csv", "pickup_at")
 
 
 def test_conn_id_defaults_to_aws_default(tmp_path: Path) -> None:

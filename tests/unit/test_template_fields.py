@@ -108,8 +108,8 @@ def test_a_jinja_source_that_got_past_the_yaml_check_is_never_rendered() -> None
             if not isinstance(getattr(task, name), XComArg):
                 setattr(task, name, task.render_template(getattr(task, name), context))
 
-    assert dag.get_task("snapshot").source == "{data_root}/raw/" + JINJA + "/{city}"
-    assert dag.get_task("validate").suite == f"suite_{JINJA}"
+    assert dag.get_task("snapshot").settings["source"] == "{data_root}/raw/" + JINJA + "/{city}"
+    assert dag.get_task("validate").settings["suite"] == f"suite_{JINJA}"
     for task in dag.tasks:
         rendered = {name: getattr(task, name) for name in task.template_fields}
         assert SECRET not in repr(rendered), (task.task_id, rendered)

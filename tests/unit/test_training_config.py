@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.factory.params import SCHEMA_DIALECT, trigger_params
+from airflow_ml.factory.tasks import task_settings
+from airflow_ml.ml.steps.step_settings import SplitSettings, TrainingSettings
+from airflow_ml.ml.steps.train_step import search_settings
+from airflow_ml.ml.train_spec import TrainSpec
 from airflow_ml.operators.overrides import OverrideError, RunOverrides
-from airflow_ml.operators.train import TrainModelOperator
+from airflow_ml.operators.train_operator import with_overrides
 from airflow_ml.templates import load_city_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,17 +121,21 @@ def test_trigger_form_has_the_two_search_params_with_the_dialect(root: Path) -> 
     assert params["search_timeout_minutes"].schema["maximum"] == 24 * 60
 
 
-def operator(search: dict | None) -> TrainModelOperator:
-    return TrainModelOperator(
-        task_id="train",
-        snapshot="file:///nowhere",
-        experiment="e",
-        target="y",
-        features=["x"],
-        categorical_features=[],
-        time_column="t",
-        search=search,
+def searched(search: dict | None, run: RunOverrides) -> Any:
+    """The search the train task runs with ``search`` configured (as the factory hands it) and a run's overrides."""
+    integers = ["min_data_in_leaf", "num_leaves"]  # as the factory marks LightGBMParams' integer fields
+    spec = TrainSpec(features=["x"], categorical=[], target="y")
+    settings = TrainingSettings(
+        "e", spec, SplitSettings("t"), search={**search, "integers": integers} if search else {}
     )
+    return search_settings(with_overrides(settings.to_dict(), run))
+
+
+def test_the_factory_marks_the_integer_parameters_for_the_search(root: Path) -> None:
+    settings = task_settings(load(root, SEARCH), expectations_dir=root)  # type: ignore[arg-type]
+
+    assert {"num_leaves", "min_data_in_leaf"} <= set(settings.training.search["integers"])
+    assert "learning_rate" not in settings.training.search["integers"]
 
 
 CONFIGURED = {"trials": 7, "timeout_minutes": 2, "params": {"num_leaves": [8, 256], "learning_rate": [0.01, 0.3]}}
@@ -137,15 +146,15 @@ def overrides(**params: object) -> RunOverrides:
 
 
 def test_the_form_overrides_the_configured_search() -> None:
-    kept = operator(CONFIGURED)._search_settings(overrides(search_trials=None, search_timeout_minutes=None))
-    overridden = operator(CONFIGURED)._search_settings(overrides(search_trials=3, search_timeout_minutes=0.5))
+    kept = searched(CONFIGURED, overrides(search_trials=None, search_timeout_minutes=None))
+    overridden = searched(CONFIGURED, overrides(search_trials=3, search_timeout_minutes=0.5))
 
     assert (kept.trials, kept.timeout_seconds) == (7, 120)
     assert (overridden.trials, overridden.timeout_seconds) == (3, 30)
     assert overridden.ranges["num_leaves"].integer
     assert not overridden.ranges["learning_rate"].integer
-    assert operator(CONFIGURED)._search_settings(overrides(search_trials=0)) is None  # 0 turns it off
-    assert operator(None)._search_settings(overrides()) is None
+    assert searched(CONFIGURED, overrides(search_trials=0)) is None  # 0 turns it off
+    assert searched(None, overrides()) is None
 
 
 def test_bad_form_values_name_the_field() -> None:
@@ -154,4 +163,4 @@ def test_bad_form_values_name_the_field() -> None:
     with pytest.raises(OverrideError, match="search_trials: expected an integer, got 'many'"):
         overrides(search_trials="many")
     with pytest.raises(ValueError, match="no search ranges are configured"):
-        operator({"trials": 0, "timeout_minutes": 1, "params": {}})._search_settings(overrides(search_trials=4))
+        searched({"trials": 0, "timeout_minutes": 1, "params": {}}, overrides(search_trials=4))

@@ -15,10 +15,11 @@ from mlflow import MlflowClient
 
 from airflow_ml.data.demo import DEMO_START, generate_day
 from airflow_ml.data.snapshot import take_snapshot
-from airflow_ml.ml import registry
-from airflow_ml.ml.pipeline import SplitSettings, train_and_log
+from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.search import PARENT_RUN_TAG, SearchRange, SearchSettings, search_params
 from airflow_ml.ml.serving import Preprocessor
+from airflow_ml.ml.steps.step_settings import SplitSettings
+from airflow_ml.ml.steps.train_step import train_and_log
 from airflow_ml.ml.train import TrainSpec, time_split, train_model
 from airflow_ml.ml.warm_start import WARM_START_TAG, incompatibility
 
@@ -259,7 +260,7 @@ def test_more_threads_than_cores_are_clamped_logged_and_recorded(
     asked = cores + 62
     manifest = snapshot(trips, tmp_path, "run1")
 
-    with caplog.at_level("WARNING", logger="airflow_ml.ml.pipeline"):
+    with caplog.at_level("WARNING", logger="airflow_ml.ml.steps.train_step"):
         result = train_and_log(client, manifest, regression(num_threads=asked), SPLIT, experiment="lisbon")
 
     params = client.get_run(result["run_id"]).data.params

@@ -129,14 +129,14 @@ def test_the_factory_builds_one_dag_per_parent_with_its_members(root: Path) -> N
 
     assert list(dags) == ["ride_duration.global"]
     dag = dags["ride_duration.global"]
-    assert dag.task_dict["snapshot"].members == ["bergen", "oslo"]
-    assert dag.task_dict["train"].fallback_min_rows is None  # a parent always trains
+    assert dag.task_dict["snapshot"].settings["members"] == ["bergen", "oslo"]
+    assert dag.task_dict["train"].settings["fallback_min_rows"] is None  # a parent always trains
     assert "bergen, oslo" in (dag.doc_md or "")
     city = register_dags({}, templates_root=root, expectations_dir=REPO / "expectations")["ride_duration.oslo"]
-    assert city.task_dict["train"].fallback_min_rows == 1000
-    assert city.task_dict["train"].parent_model == "ride_duration.global"
-    assert city.task_dict["gate"].parent_model == "ride_duration.global"
-    assert city.task_dict["snapshot"].members is None
+    assert city.task_dict["train"].settings["fallback_min_rows"] == 1000
+    assert city.task_dict["train"].settings["parent_model"] == "ride_duration.global"
+    assert city.task_dict["gate"].settings["parent_model"] == "ride_duration.global"
+    assert city.task_dict["snapshot"].settings["members"] is None
 
 
 def test_lint_reports_a_parent_whose_group_layer_is_broken(root: Path) -> None:

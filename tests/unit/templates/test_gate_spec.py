@@ -103,6 +103,8 @@ def test_null_turns_the_bootstrap_off(root: Path) -> None:
         ),
         ("gate:\n  max_slice_regression: -0.1\n", "max_slice_regression", ("gate.max_slice_regression", "-0.1")),
         ("gate:\n  min_slice_rows: 0\n", "min_slice_rows", ("gate.min_slice_rows", "0")),
+        ("gate:\n  max_improvement: 0\n", "max_improvement", ("gate.max_improvement", "0")),
+        ("gate:\n  max_improvement: 0.001\n", "gate:", ("must be above min_improvement 0.005",)),
         ("gate:\n  naive_baseline: {min_skill: 1.5}\n", "min_skill", ("gate.naive_baseline.min_skill", "1.5")),
         ("gate:\n  naive_baseline: {min_skill: -0.1}\n", "min_skill", ("gate.naive_baseline.min_skill", "-0.1")),
         ("gate:\n  naive_baseline: {statistic: mode}\n", "statistic", ("gate.naive_baseline.statistic", "'mode'")),
@@ -156,3 +158,15 @@ def test_absolute_min_improvement_may_exceed_one(root: Path) -> None:
     )
 
     assert load_city_file(path, root / "templates").gate.min_improvement == 1.5
+
+
+def test_max_improvement_is_off_by_default_and_reaches_the_gate_rules_when_set(root: Path) -> None:
+    from airflow_ml.factory.tasks import task_settings
+
+    default = load_city_file(write_city(root, "oslo", CITY), root / "templates")
+    text = CITY.replace("oslo", "bergen") + "gate:\n  max_improvement: 0.4\n"
+    city = load_city_file(write_city(root, "bergen", text), root / "templates")
+
+    assert default.gate.max_improvement is None
+    assert task_settings(default, expectations_dir=root).gate.rules.max_improvement is None
+    assert task_settings(city, expectations_dir=root).gate.rules.max_improvement == 0.4

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airflow_ml.ml.gate import SliceResult
+from airflow_ml.ml.gate.records import SliceResult
 from airflow_ml.ml.metrics import DIRECTIONS, score
 
 MISSING = "missing"

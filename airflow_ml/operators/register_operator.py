@@ -9,7 +9,8 @@ from typing import Any
 from airflow.sdk import Context
 
 from airflow_ml.links.mlflow_links import MlflowModelVersionLink, model_version_url
-from airflow_ml.operators.base import MlflowBaseOperator, airflow_lineage, mlflow_errors, run_overrides
+from airflow_ml.ml.steps.xcom_payloads import RegistrationPayload
+from airflow_ml.operators.base_operator import MlflowBaseOperator, airflow_lineage, mlflow_errors, run_overrides
 
 
 class RegisterModelOperator(MlflowBaseOperator):
@@ -40,32 +41,21 @@ class RegisterModelOperator(MlflowBaseOperator):
         self.snapshot = snapshot
         self.tags = tags or {}
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_ml.ml.registry import CHALLENGER, register_challenger
+    def execute(self, context: Context) -> RegistrationPayload:
+        from airflow_ml.ml.steps.register_step import register
 
         alias = not run_overrides(context).dry_run
-        tags = {
-            **self.tags,
-            **airflow_lineage(context),
-            "airflow_ml.snapshot_hash": str(self.snapshot["content_hash"]),
-            "airflow_ml.snapshot_uri": str(self.snapshot["uri"]),
-            "mlflow_run_id": str(self.training["run_id"]),
-        }
-        run_id = str(self.training["run_id"])
         with mlflow_errors(self.hook, f"registering model {self.model_name!r}"):
-            client = self.hook.get_conn()
-            # A try that died after creating the version (before its alias) left it behind: a retry
-            # completes that version instead of registering the same model twice.
-            earlier = client.search_model_versions(f"name='{self.model_name}' and run_id='{run_id}'")
-            if earlier:
-                version = earlier[0]
-                if alias:
-                    client.set_registered_model_alias(self.model_name, CHALLENGER, version.version)
-                self.log.info("version %s already holds run %s (an earlier try)", version.version, run_id)
-            else:
-                version = register_challenger(
-                    client, self.model_name, self.training["model_uri"], run_id, tags, alias=alias
-                )
+            version, earlier = register(
+                self.hook.get_conn(),
+                self.model_name,
+                self.training,
+                self.snapshot,
+                tags={**self.tags, **airflow_lineage(context)},
+                alias=alias,
+            )
+        if earlier:
+            self.log.info("version %s already holds run %s (an earlier try)", version.version, self.training["run_id"])
         MlflowModelVersionLink.persist(
             context, model_version_url(self.hook.tracking_uri, self.model_name, version.version)
         )

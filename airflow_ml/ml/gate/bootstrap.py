@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from airflow_ml.ml.gate import BootstrapResult
+from airflow_ml.ml.gate.records import BootstrapResult
 from airflow_ml.ml.metrics import DIRECTIONS
 
 #: Counts held in memory at once (resamples x rows): about 16 MB of float64.

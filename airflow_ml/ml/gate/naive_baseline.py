@@ -2,7 +2,7 @@
 
 The constant is the training rows' mean (or median) target for a regression and their positive rate (the
 prior) for a binary task; it is scored on the same holdout as the challenger, with the template's metric.
-This module stays free of numpy at import, like :mod:`airflow_ml.ml.gate`, which parsing may import.
+This module stays free of numpy at import, like the rest of :mod:`airflow_ml.ml.gate` but its bootstrap and slices.
 """
 
 from __future__ import annotations

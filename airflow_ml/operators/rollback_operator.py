@@ -8,8 +8,8 @@ from typing import Any
 from airflow.sdk import AssetAlias, Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_ml.operators.assets import champion_alias, champion_asset_for
-from airflow_ml.operators.base import MlflowBaseOperator, refuse_bad_conf
+from airflow_ml.operators.base_operator import MlflowBaseOperator, refuse_bad_conf
+from airflow_ml.operators.champion_assets import champion_alias, champion_asset_for
 
 ROLLBACK_ARTIFACT = "rollback/rollback.json"
 
@@ -42,7 +42,7 @@ class RollbackChampionOperator(MlflowBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.exceptions import RollbackRefused
-        from airflow_ml.ml import registry
+        from airflow_ml.ml import model_registry as registry
 
         refuse_bad_conf(context)
         params = context["params"]

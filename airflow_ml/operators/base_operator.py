@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml.exceptions import MlflowUnreachable
 from airflow_ml.hooks.mlflow import MlflowHook
+from airflow_ml.hooks.storage_credentials import DEFAULT_AWS_CONN_ID
 from airflow_ml.operators.overrides import OverrideError, RunOverrides, conf_problems, param_defaults, refusal
 
 
@@ -30,6 +31,32 @@ class MlflowBaseOperator(BaseOperator):
     def hook(self) -> MlflowHook:
         """The MLflow hook of this task."""
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+
+class SnapshotStepOperator(MlflowBaseOperator):
+    """A task of a run that reads the run's snapshot and takes its step's settings as one dict.
+
+    Args:
+        snapshot: The snapshot task's XCom (a dict with ``uri``) or a snapshot URI; templated.
+        settings: The ``to_dict`` of the task's settings object (:mod:`airflow_ml.ml.steps.step_settings`).
+        aws_conn_id: Airflow connection (type ``aws``) for a snapshot on ``s3://``.
+    """
+
+    # Only the XCom: settings come from YAML and are never rendered by Jinja.
+    template_fields: Sequence[str] = ("snapshot",)
+
+    def __init__(
+        self,
+        *,
+        snapshot: Any,
+        settings: Mapping[str, Any],
+        aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.snapshot = snapshot
+        self.settings = dict(settings)
+        self.aws_conn_id = aws_conn_id
 
 
 @contextlib.contextmanager

@@ -14,10 +14,9 @@ from airflow.sdk.exceptions import AirflowFailException, DownstreamTasksSkipped
 from airflow_ml.hooks.mlflow import MlflowHook
 from airflow_ml.hooks.storage_credentials import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.links.mlflow_links import MlflowModelVersionLink, model_version_url
-from airflow_ml.ml.gate import AWAITING_APPROVAL, slice_summary  # a pure-Python module: cheap at parse time
-from airflow_ml.operators.validate import snapshot_uri
-
-APPROVAL_FILE = "approval.json"
+from airflow_ml.ml.gate.modes import AWAITING_APPROVAL  # pure Python: cheap at parse time
+from airflow_ml.ml.gate.records import slice_summary
+from airflow_ml.ml.steps.xcom_payloads import snapshot_uri
 
 
 class PromotionApprovalOperator(ApprovalOperator):
@@ -86,8 +85,7 @@ class PromotionApprovalOperator(ApprovalOperator):
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        from airflow_ml.data.snapshot import write_json
-        from airflow_ml.ml.pipeline import ChampionMovedError, settle_approval
+        from airflow_ml.ml.steps.approve_step import ChampionMovedError, approve
 
         try:
             answer = super().execute_complete(context, event)
@@ -98,13 +96,18 @@ class PromotionApprovalOperator(ApprovalOperator):
         approved = answer["chosen_options"] == [self.APPROVE]
         user = answer.get("responded_by_user") or {}
         approver = user.get("name") or user.get("id") or "nobody: the request timed out"
-        record = dict(self.decision)
+        uri = snapshot_uri(self.snapshot)
         try:
-            final = settle_approval(self.hook.get_conn(), record, approved=approved, approver=str(approver))
+            final = approve(
+                self.hook.get_conn(),
+                dict(self.decision),
+                approved=approved,
+                approver=str(approver),
+                uri=uri,
+                storage_options=storage_options(uri, aws_conn_id=self.aws_conn_id),
+            )
         except ChampionMovedError as exc:
             raise AirflowFailException(str(exc)) from None
-        uri = snapshot_uri(self.snapshot)
-        write_json(uri, APPROVAL_FILE, final, storage_options=storage_options(uri, aws_conn_id=self.aws_conn_id))
         version = final["challenger_version"] if approved else final["baseline_version"]
         if version is not None:
             MlflowModelVersionLink.persist(

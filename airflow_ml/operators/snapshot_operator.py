@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
@@ -11,10 +11,12 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_ml import settings
 from airflow_ml.exceptions import DataContractError, DataError, SourceOutsideDataRoot, StorageUnreachable
 from airflow_ml.hooks.storage_credentials import DEFAULT_AWS_CONN_ID, storage_options
-from airflow_ml.operators.base import run_overrides
+from airflow_ml.operators.base_operator import run_overrides
 
 if TYPE_CHECKING:
     from airflow_ml.data.refusal import Kind
+    from airflow_ml.ml.steps.step_settings import SnapshotSettings
+    from airflow_ml.ml.steps.xcom_payloads import SnapshotPayload
 
 
 class SnapshotOperator(BaseOperator):
@@ -26,18 +28,12 @@ class SnapshotOperator(BaseOperator):
     ``source`` comes from YAML and is never rendered by Jinja.
 
     Args:
-        template: The DAG's template; with ``city`` it keys the snapshot, so cities of two templates never meet.
-        city: The city id (a fallback parent's id: ``global`` or ``group.<group>``).
-        members: The cities whose data the snapshot unites (a fallback parent's); just ``city`` when None.
-        source: URI pattern of the city's data; ``{data_root}`` and ``{city}`` are filled in.
-        data_format: ``parquet`` or ``csv`` (the snapshot is parquet either way).
-        time_column: Column of CSV files parsed as date-times (ISO 8601).
-        window_days: Use the latest N days of partitions (all when None and the run sets no window).
+        settings: :meth:`SnapshotSettings.to_dict <airflow_ml.ml.steps.step_settings.SnapshotSettings.to_dict>`:
+            template and city (which key the snapshot), the fallback parent's members, the source pattern,
+            format, time column, window and the dataset contract (data that breaks it fails the task without a
+            retry, and no snapshot; so does a local source that leads out of the data root).
         data_root: Root of raw data and snapshots; defaults to ``AIRFLOW_ML_DATA_ROOT``.
         aws_conn_id: Airflow connection (type ``aws``) for ``s3://`` sources and data roots.
-        contract: The dataset contract (:meth:`airflow_ml.data.contract.DataContract.to_dict`): the columns the
-            DAG needs and the row filters; data that breaks it fails the task without a retry, and no snapshot.
-            A local source that leads out of the data root (a ``..`` in ``source``, a symbolic link) does too.
 
     A run refused for its data, its conf or its source leaves ``refusal.json`` where its snapshot would be (see
     :mod:`airflow_ml.data.refusal`), so that ``airflow-ml status`` shows it as the latest run.
@@ -51,31 +47,24 @@ class SnapshotOperator(BaseOperator):
     def __init__(
         self,
         *,
-        template: str,
-        city: str,
-        source: str,
-        members: Sequence[str] | None = None,
-        data_format: str = "parquet",
-        time_column: str | None = None,
-        window_days: int | None = None,
+        settings: Mapping[str, Any],
         data_root: str | None = None,
         aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
-        contract: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.template = template
-        self.city = city
-        self.members = list(members) if members else None
-        self.source = source
-        self.data_format = data_format
-        self.time_column = time_column
-        self.aws_conn_id = aws_conn_id
-        self.window_days = window_days
+        self.settings = dict(settings)
         self.data_root = data_root
-        self.contract = contract
+        self.aws_conn_id = aws_conn_id
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    @property
+    def snapshot_settings(self) -> SnapshotSettings:
+        """The task's settings, typed."""
+        from airflow_ml.ml.steps.step_settings import SnapshotSettings
+
+        return SnapshotSettings.from_dict(self.settings)
+
+    def execute(self, context: Context) -> SnapshotPayload:
         try:
             return self._snapshot(context)
         except Exception as exc:
@@ -93,14 +82,14 @@ class SnapshotOperator(BaseOperator):
             root = settings.data_root(self.data_root)
             written = record_refusal(
                 f"{root}/snapshots",
-                template=self.template,
-                city=self.city,
+                template=self.snapshot_settings.template,
+                city=self.snapshot_settings.city,
                 run_id=context["run_id"],
                 kind=kind,
                 message=str(exc),
                 window_start=params.get("window_start"),
                 window_end=params.get("window_end"),
-                window_days=self.window_days,
+                window_days=self.snapshot_settings.window_days,
                 storage_options=storage_options(root, aws_conn_id=self.aws_conn_id),
             )
         except Exception as problem:  # noqa: BLE001 - a storage outage, say: the refusal is what the task reports
@@ -109,34 +98,24 @@ class SnapshotOperator(BaseOperator):
         if written:
             self.log.info("the refusal is recorded in %s (read by airflow-ml status)", written)
 
-    def _snapshot(self, context: Context) -> dict[str, Any]:
-        from airflow_ml.data.contract import DataContract
-        from airflow_ml.data.snapshot import resolve_source, take_snapshot
+    def _snapshot(self, context: Context) -> SnapshotPayload:
+        from airflow_ml.ml.steps import snapshot_step
 
         overrides = run_overrides(context, check_conf=True)
         self.log.info("the run's overrides: %s", overrides.to_dict())
         root = settings.data_root(self.data_root)
+        options = None
         try:
-            sources = [resolve_source(self.source, data_root=root, city=m) for m in self.members or [self.city]]
-        except SourceOutsideDataRoot as exc:
-            raise AirflowFailException(f"{exc}\nno snapshot was written; the run stops here") from exc
-        source = sources[0]
-        options = storage_options(source, root, aws_conn_id=self.aws_conn_id)
-        try:
-            manifest = take_snapshot(
-                sources if self.members else source,
-                f"{root}/snapshots",
-                storage_options=options,
-                parse_dates=[self.time_column] if self.time_column else [],
-                template=self.template,
-                city=self.city,
+            sources = snapshot_step.sources(self.snapshot_settings, root)
+            options = storage_options(sources[0], root, aws_conn_id=self.aws_conn_id)
+            manifest = snapshot_step.snapshot(
+                self.snapshot_settings,
+                sources,
+                data_root=root,
                 run_id=context["run_id"],
-                fmt=self.data_format,
-                window_days=self.window_days,
                 start=overrides.window_start,
                 end=overrides.window_end,
-                contract=DataContract.from_dict(self.contract) if self.contract else None,
-                data_root=root,
+                storage_options=options,
             )
         except (DataContractError, SourceOutsideDataRoot) as exc:
             raise AirflowFailException(f"{exc}\nno snapshot was written; the run stops here") from exc
@@ -161,12 +140,7 @@ class SnapshotOperator(BaseOperator):
             self.log.info("filter %s (%s) dropped %d row(s)", applied["field"], applied["filter"], applied["dropped"])
         for warning in manifest.warnings():
             self.log.warning("%s", warning)
-        return {
-            "uri": manifest.uri,
-            "row_count": manifest.row_count,
-            "content_hash": manifest.content_hash,
-            "partitions": [manifest.partitions[0], manifest.partitions[-1]],
-        }
+        return snapshot_step.payload(manifest)
 
 
 def refusal_kind(exc: BaseException) -> Kind | None:

@@ -1,13 +1,13 @@
 """The drift step of a run: this snapshot's new rows against the champion's training snapshot, recorded in MLflow.
 
-Plain Python over an ``MlflowClient``: the operator only renders its arguments and acts on the status.
+Plain Python over an ``MlflowClient``: the operator only resolves its inputs and acts on the status.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,43 +15,49 @@ import pyarrow as pa
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
-from airflow_ml.data.snapshot import Manifest, load_manifest, read_snapshot
+from airflow_ml.data.snapshot import Manifest, load_manifest, read_snapshot, write_json
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.exceptions import DataError, ForeignChampion
-from airflow_ml.ml import registry
-from airflow_ml.ml.drift import DEFAULT_BINS
+from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.drift import compare as compare_frames
-from airflow_ml.ml.drift_window import Compare, select_rows
+from airflow_ml.ml.drift_window import select_rows
 from airflow_ml.ml.lineage import this_citys_champion, training_snapshot
+from airflow_ml.ml.steps.step_settings import DriftSettings
+from airflow_ml.ml.steps.xcom_payloads import DRIFT_FILE, DriftVerdict
 
-#: The file beside the snapshot and the artifact of the drift run.
-DRIFT_FILE = "drift.json"
 NO_CHAMPION = "no champion yet (first run): nothing to compare against"
 _BATCH = 1000  # MLflow's most metrics per log_batch call
+
+
+#: Why a disabled check is skipped.
+DISABLED = "drift checks are off (drift.enabled: false)"
+
+
+def verdict(record: Mapping[str, Any]) -> DriftVerdict:
+    """The status, one line of why (the reason it skipped or the summary's first line), the champion compared."""
+    detail = str(record.get("reason") or record.get("summary") or "")
+    return {
+        "status": record["status"],
+        "detail": detail.splitlines()[0][:500] if detail else None,
+        "champion_version": record.get("champion_version"),
+    }
 
 
 def check_drift(
     client: MlflowClient,
     manifest: Manifest,
+    settings: DriftSettings,
     *,
-    model_name: str,
-    features: Sequence[str],
-    categorical: Sequence[str],
-    target: str,
-    task: str,
-    thresholds: Mapping[str, Any],
-    bins: int = DEFAULT_BINS,
     artifact_root: str | None = None,
     tags: Mapping[str, str] | None = None,
     storage_options: StorageOptions | None = None,
-    time_column: str | None = None,
-    compare: Compare = "new_rows",
-    min_new_rows: int = 200,
-    min_new_days: int = 7,
 ) -> dict[str, Any]:
-    """Compare the snapshot of ``manifest`` (by default its new rows) with the champion's training snapshot; log it.
+    """The drift task: compare the snapshot of ``manifest`` (by default its new rows) with the champion's training
+    snapshot, log it, and write the record beside the snapshot as ``drift.json``.
 
-    With ``compare="new_rows"`` only the rows of the partitions after the champion's training window are
+    With ``settings.enabled`` false nothing is compared: the record says the check is off.
+
+    With ``settings.compare="new_rows"`` only the rows of the partitions after the champion's training window are
     compared (selected by ``time_column``; see :func:`airflow_ml.ml.drift_window.select_rows` for the
     ``min_new_rows`` and ``min_new_days`` guards); ``whole_snapshot`` compares every row. The record's
     ``compared`` says which rows were compared and why.
@@ -67,6 +73,24 @@ def check_drift(
         ``summary``, the champion's version and snapshot, ``compared``, every check, and ``mlflow_run_id``
         when logged.
     """
+    if not settings.enabled:
+        record: dict[str, Any] = {"status": "skipped", "reason": DISABLED}
+    else:
+        record = _compare(client, manifest, settings, artifact_root, tags, storage_options)
+    write_json(manifest.uri, DRIFT_FILE, record, storage_options=storage_options)
+    return record
+
+
+def _compare(
+    client: MlflowClient,
+    manifest: Manifest,
+    settings: DriftSettings,
+    artifact_root: str | None,
+    tags: Mapping[str, str] | None,
+    storage_options: StorageOptions | None,
+) -> dict[str, Any]:
+    model_name, features, target = settings.model_name, settings.features, settings.target
+    time_column, compare = settings.time_column, settings.compare
     base = {"model_name": model_name, "snapshot_uri": manifest.uri, "snapshot_hash": manifest.content_hash}
     try:
         champion = this_citys_champion(client, model_name)
@@ -106,18 +130,18 @@ def check_drift(
         reference_partitions=reference_manifest.partitions,
         time_column=time_column,
         compare=compare,
-        min_new_rows=min_new_rows,
-        min_new_days=min_new_days,
+        min_new_rows=settings.min_new_rows,
+        min_new_days=settings.min_new_days,
     )
     report = compare_frames(
         reference,
         selection.frame,
-        features=features,
-        categorical=categorical,
+        features=list(features),
+        categorical=list(settings.categorical_features),
         target=target,
-        task=task,
-        thresholds=thresholds,
-        bins=bins,
+        task=settings.task,
+        thresholds=settings.thresholds,
+        bins=settings.bins,
         reference_name=f"champion v{version}'s training snapshot",
         current_name=selection.name,
     )
@@ -126,6 +150,7 @@ def check_drift(
     record = {**base, **report.to_dict(), "compared": compared, "summary": summary}
     experiment_id = registry.get_or_create_experiment(client, model_name, artifact_root)
     run_tags = {
+        **settings.tags,
         **(tags or {}),
         "airflow_ml.step": "drift",
         "airflow_ml.drift": report.status,

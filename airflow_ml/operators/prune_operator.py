@@ -9,7 +9,7 @@ from airflow.sdk import Context
 
 from airflow_ml import settings
 from airflow_ml.hooks.storage_credentials import DEFAULT_AWS_CONN_ID, storage_options
-from airflow_ml.operators.base import MlflowBaseOperator, refuse_bad_conf
+from airflow_ml.operators.base_operator import MlflowBaseOperator, refuse_bad_conf
 
 
 class PruneSnapshotsOperator(MlflowBaseOperator):
@@ -53,7 +53,7 @@ class PruneSnapshotsOperator(MlflowBaseOperator):
         from pathlib import Path
 
         from airflow_ml.ml.snapshot_prune import prune_snapshots
-        from airflow_ml.templates.retention_spec import retention_policies
+        from airflow_ml.templates.retention_policies import retention_policies
 
         refuse_bad_conf(context)
         params = context["params"]

@@ -1,0 +1,71 @@
+"""The approve step: act on a person's answer to a gate that recommended promotion (``require_approval``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlflow import MlflowClient
+
+from airflow_ml.data.snapshot import write_json
+from airflow_ml.data.storage import StorageOptions
+from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml.gate.records import decision_tags
+from airflow_ml.ml.steps.xcom_payloads import APPROVAL_FILE
+
+
+def approve(
+    client: MlflowClient,
+    record: dict[str, Any],
+    *,
+    approved: bool,
+    approver: str,
+    uri: str,
+    storage_options: StorageOptions | None = None,
+) -> dict[str, Any]:
+    """The approve task's answer: :func:`settle_approval`, then the final record beside the snapshot at ``uri``.
+
+    Raises:
+        ChampionMovedError: when the champion moved since the gate compared against it; nothing is written.
+    """
+    final = settle_approval(client, record, approved=approved, approver=approver)
+    write_json(uri, APPROVAL_FILE, final, storage_options=storage_options)
+    return final
+
+
+def settle_approval(client: MlflowClient, record: dict[str, Any], *, approved: bool, approver: str) -> dict[str, Any]:
+    """Act on a person's answer to a gate that recommended promotion (``require_approval`` mode).
+
+    Approved: the challenger becomes champion, unless the champion moved since the gate scored it (then
+    nothing moves and the run must decide again). Rejected: the champion stays. Either way the answer and
+    who gave it are recorded on the challenger's version.
+
+    Returns:
+        The final decision record.
+
+    Raises:
+        ChampionMovedError: when the champion is no longer the version the gate compared against.
+    """
+    model_name, version = record["model_name"], str(record["challenger_version"])
+    if not approved:
+        final = {**record, "decision": "rejected", "approved_by": approver, "reason": f"rejected by {approver}"}
+        registry.tag_decision(client, model_name, version, decision_tags(final))
+        return final
+    champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
+    current = str(champion.version) if champion is not None else None
+    if current != record["baseline_version"]:
+        raise ChampionMovedError(
+            f"{model_name}: the champion moved from v{record['baseline_version']} to v{current} after the gate "
+            f"compared v{version} against it; nothing was moved, trigger the DAG again to decide on fresh scores"
+        )
+    final = {
+        **record,
+        "decision": "promoted",
+        "approved_by": approver,
+        "reason": f"approved by {approver}: {record['gate_reason']}",
+    }
+    registry.promote(client, model_name, version, decision_tags(final))
+    return final
+
+
+class ChampionMovedError(RuntimeError):
+    """The champion changed between a gate's decision and the approval of it."""

@@ -1,0 +1,127 @@
+"""The gate step: score the challenger, the champion and the naive baseline on one holdout, decide, and act.
+
+The champion alias moves only when the outcome says so, and only as the very last step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from mlflow import MlflowClient
+
+from airflow_ml.data.snapshot import Manifest, read_snapshot, write_json
+from airflow_ml.data.storage import StorageOptions
+from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml.gate.judge import judge
+from airflow_ml.ml.gate.modes import Outcome, apply_mode, check_mode
+from airflow_ml.ml.gate.records import decision_tags
+from airflow_ml.ml.lineage import this_citys_champion
+from airflow_ml.ml.steps.step_settings import GateSettings
+from airflow_ml.ml.steps.xcom_payloads import DECISION_FILE
+from airflow_ml.ml.train import time_split
+
+
+def gate(
+    client: MlflowClient,
+    manifest: Manifest,
+    settings: GateSettings,
+    *,
+    challenger_version: str,
+    mode: str = "auto",
+    trigger_reason: str = "",
+    context: dict[str, Any] | None = None,
+    storage_options: StorageOptions | None = None,
+) -> tuple[Outcome, dict[str, Any]]:
+    """The gate task: score the challenger and the current champion on this snapshot's holdout, decide, and act.
+
+    A city without a champion of its own is served by its fallback parent (``settings.parent_model``), when
+    that has a champion: the challenger must then beat the parent's champion on the city's holdout. Every
+    challenger, a first one included, must also beat the naive baseline of ``rules.naive_baseline``,
+    learnt from the training rows of the same split.
+
+    The champion alias moves only when the outcome says so (a win in ``auto`` mode, or ``force``), and
+    only as the very last step; ``dry_run`` records the decision and moves nothing.
+
+    Returns:
+        The outcome and the full decision record: rules, both scores with their bootstrap intervals, the
+        naive baseline's score and the skill over it, the slice table, baseline version, snapshot hash,
+        mode and trigger. It is logged as ``gate/decision.json`` on the challenger's run and written beside
+        the snapshot as ``decision.json``; its version tags (``gate.*``) hold the same with the slice table
+        summarised in one line.
+
+    Raises:
+        ForeignChampion: when the champion (or the parent's) was trained for another city or template;
+            nothing is scored or moved.
+    """
+    check_mode(mode, trigger_reason)
+    model_name, parent_model, split, rules = settings.model_name, settings.parent_model, settings.split, settings.rules
+    target, metric = settings.target, settings.metric
+    champion = this_citys_champion(client, model_name)
+    deleted = registry.deleted_champion(client, model_name) if champion is None else None
+    parent = None
+    if champion is None and parent_model is not None:
+        parent = this_citys_champion(client, parent_model)
+    frame = read_snapshot(manifest.uri, storage_options=storage_options)
+    splits = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction)
+    holdout = splits.holdout
+    challenger = client.get_model_version(model_name, challenger_version)
+    challenger_pred = _predict(registry.load_version(client, challenger), holdout)
+    champion_pred = None
+    if champion is not None and str(champion.version) != str(challenger.version):
+        champion_pred = _predict(registry.load_version(client, champion), holdout)
+    if parent is not None:
+        champion_pred = _predict(registry.load_version(client, parent), holdout)
+    slice_columns = [str(s["column"]) for s in rules.slices]
+    missing = [c for c in slice_columns if c not in holdout.columns]
+    if missing:
+        raise ValueError(
+            f"gate slices name column(s) {missing} that the snapshot of {manifest.city} lacks; "
+            f"it has {sorted(holdout.columns)}"
+        )
+    decision = judge(
+        metric,
+        holdout[target].to_numpy(),
+        challenger_pred,
+        champion_pred,
+        rules=rules,
+        columns={c: holdout[c] for c in slice_columns},
+        training_target=splits.train[target].to_numpy(),
+        no_champion=f"no champion: {deleted}" if deleted else "no champion yet",
+    )
+    outcome = apply_mode(decision, mode, trigger_reason)
+    served_by = ""
+    if parent is not None:
+        served_by = f" (baseline: the parent model {parent_model!r} v{parent.version}, which serves this city)"
+    record = {
+        **decision.to_dict(),
+        "gate_reason": decision.reason,
+        "reason": outcome.reason + served_by,
+        "parent_baseline": {"model": parent_model, "version": str(parent.version)} if parent is not None else None,
+        "decision": outcome.label,
+        "mode": mode,
+        "trigger_reason": trigger_reason,
+        "metric": metric,
+        "model_name": model_name,
+        "challenger_version": str(challenger.version),
+        "baseline_version": str(champion.version) if champion is not None else None,
+        "champion_deleted": deleted,
+        "snapshot_hash": manifest.content_hash,
+        "snapshot_uri": manifest.uri,
+        **(context or {}),
+    }
+    if outcome.move_champion:
+        registry.promote(client, model_name, str(challenger.version), decision_tags(record))
+    else:
+        registry.tag_decision(client, model_name, str(challenger.version), decision_tags(record))
+    if challenger.run_id:
+        client.log_dict(challenger.run_id, record, registry.DECISION_ARTIFACT)
+    write_json(manifest.uri, DECISION_FILE, record, storage_options=storage_options)
+    return outcome, record
+
+
+def _predict(model: Any, rows: pd.DataFrame) -> Any:
+    """Predict raw rows with a pyfunc model, handing it only the columns its signature names."""
+    schema = model.metadata.get_input_schema()
+    columns = schema.input_names() if schema is not None else list(rows.columns)
+    return model.predict(rows[columns])

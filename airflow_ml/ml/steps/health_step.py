@@ -1,0 +1,131 @@
+"""The health step: check a champion promoted in this run as serving loads it, and roll it back on failure."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from mlflow import MlflowClient
+
+from airflow_ml.data.snapshot import read_snapshot, write_json
+from airflow_ml.data.storage import StorageOptions
+from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml.health import HealthThresholds, check_champion
+from airflow_ml.ml.steps.step_settings import HealthSettings, SplitSettings
+from airflow_ml.ml.steps.xcom_payloads import HEALTH_FILE
+from airflow_ml.ml.train import time_split
+
+
+class ChampionUnchanged(Exception):
+    """The run's version is not the champion: nothing was promoted, so there is nothing to check."""
+
+
+@dataclass(frozen=True)
+class Health:
+    """What the health step found about the run's new champion.
+
+    Attributes:
+        model_name: The city's registered model.
+        record: The check's record (``passed``, ``problems``, the figures; ``rollback`` after one).
+        version: The version checked, the run's.
+        previous_version: The ``previous-champion`` it replaced, if any.
+        decision: The gate's decision tag on the champion (``promoted``, ``forced``...).
+    """
+
+    model_name: str
+    record: dict[str, Any]
+    version: str
+    previous_version: str | None
+    decision: str
+
+    @property
+    def failure(self) -> str | None:
+        """Why the check failed and what the rollback did, or None when it passed (or was off)."""
+        if self.record["passed"] is not False:
+            return None
+        restored = self.record.get("rollback", {}).get("restored_version")
+        back = f"v{restored} is champion again" if restored else "the model has no champion now"
+        problems = "; ".join(self.record["problems"])
+        return f"health check of {self.model_name} v{self.version} failed, rolled back ({back}): {problems}"
+
+
+def health(
+    client: MlflowClient,
+    uri: str,
+    settings: HealthSettings,
+    *,
+    version: str,
+    run_id: str,
+    storage_options: StorageOptions | None = None,
+) -> Health:
+    """The health task: when this run's ``version`` is the champion, check it (:func:`check_and_settle`).
+
+    With ``settings.enabled`` false nothing is checked and the record's ``passed`` is None. The record is
+    written beside the snapshot as ``health.json`` when checked.
+
+    Raises:
+        ChampionUnchanged: when the champion is not ``version`` (the gate kept the champion, say).
+    """
+    name = settings.model_name
+    champion = registry.version_by_alias(client, name, registry.CHAMPION)
+    if champion is None or str(champion.version) != version:
+        current = f"v{champion.version}" if champion is not None else "none"
+        raise ChampionUnchanged(f"the champion did not move in this run (champion: {current}, run: v{version})")
+    previous = registry.version_by_alias(client, name, registry.PREVIOUS_CHAMPION)
+    run = {"airflow_run_id": run_id}
+    if settings.enabled:
+        holdout = snapshot_holdout(uri, settings.split, storage_options=storage_options)
+        thresholds = HealthThresholds(settings.max_mean_shift, settings.max_quantile_shift)
+        record = check_and_settle(
+            client, name, holdout, sample_rows=settings.sample_rows, thresholds=thresholds, context=run
+        )
+        write_json(uri, HEALTH_FILE, record, storage_options=storage_options)
+    else:
+        record = {"passed": None, "problems": [], "champion_version": version, **run}
+    return Health(
+        model_name=name,
+        record=record,
+        version=version,
+        previous_version=str(previous.version) if previous is not None else None,
+        decision=(champion.tags or {}).get("gate.decision", "promoted"),
+    )
+
+
+def check_and_settle(
+    client: MlflowClient,
+    model_name: str,
+    holdout: pd.DataFrame,
+    *,
+    sample_rows: int,
+    thresholds: HealthThresholds,
+    context: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Check the champion and, when it fails, roll it back; record the outcome as ``health.*`` version tags.
+
+    A failing champion that was the model's first loses the ``champion`` alias, so nothing serves a
+    model known to be broken.
+
+    Returns:
+        The check's record; ``rollback`` holds the rollback's record when one was done.
+    """
+    record = check_champion(client, model_name, holdout, sample_rows=sample_rows, thresholds=thresholds)
+    record = {**record, **(context or {})}
+    version = record.get("champion_version")
+    if version is not None:
+        for key, value in record.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            client.set_model_version_tag(model_name, version, f"health.{key}", text[:5000])
+    if not record["passed"] and version is not None:
+        reason = "health check failed: " + "; ".join(record["problems"])
+        record["rollback"] = registry.rollback(
+            client, model_name, reason, {**(context or {}), "by": "health_check"}, without_previous="clear"
+        )
+    return record
+
+
+def snapshot_holdout(uri: str, split: SplitSettings, storage_options: StorageOptions | None = None) -> pd.DataFrame:
+    """The holdout rows of the snapshot at ``uri``, split by time exactly as training and the gate split it."""
+    frame = read_snapshot(uri, storage_options=storage_options)
+    return time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction).holdout

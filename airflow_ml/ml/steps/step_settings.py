@@ -1,0 +1,215 @@
+"""One frozen, typed settings object per task of a run, each with ``to_dict``/``from_dict``.
+
+The factory builds them once from the validated spec (``airflow_ml.factory.tasks``); an operator takes the
+dict and its step the object. Pure Python: the factory imports this module when it parses DAG files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from airflow_ml.ml.frozen_settings import FrozenSettings
+from airflow_ml.ml.gate.rules import GateRules
+from airflow_ml.ml.train_spec import TrainSpec
+
+
+@dataclass(frozen=True)
+class SplitSettings(FrozenSettings):
+    """How a snapshot is split by time; defined once, shared by training, the gate and the health check.
+
+    Attributes:
+        time_column: The column the split follows.
+        validation_fraction: Share of the newest rows before the holdout, for early stopping.
+        holdout_fraction: Share of the newest rows kept for the gate.
+    """
+
+    time_column: str
+    validation_fraction: float = 0.15
+    holdout_fraction: float = 0.15
+
+
+@dataclass(frozen=True)
+class SnapshotSettings(FrozenSettings):
+    """What the snapshot task copies (see :class:`~airflow_ml.operators.snapshot_operator.SnapshotOperator`).
+
+    Attributes:
+        template: The DAG's template; with ``city`` it keys the snapshot.
+        city: The city id (a fallback parent's: ``global`` or ``group.<group>``).
+        source: URI pattern of the city's data; ``{data_root}`` and ``{city}`` are filled in.
+        members: The cities whose data the snapshot unites (a fallback parent's); just ``city`` when None.
+        data_format: ``parquet`` or ``csv``.
+        time_column: Column of CSV files parsed as date-times.
+        window_days: The latest N days of partitions (all when None and the run sets no window).
+        contract: The dataset contract (:meth:`airflow_ml.data.contract.DataContract.to_dict`), or None.
+    """
+
+    template: str
+    city: str
+    source: str
+    members: Sequence[str] | None = None
+    data_format: str = "parquet"
+    time_column: str | None = None
+    window_days: int | None = None
+    contract: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ValidationSettings(FrozenSettings):
+    """The suite a snapshot is validated with.
+
+    Attributes:
+        suite: Name of the suite, ``<expectations_dir>/<suite>.yaml`` or ``.json``.
+        expectations_dir: Folder of the suites.
+        city: The city, whose sibling suite file ``<suite>.<city>.yaml`` applies.
+        expectations: The city's own added or overriding expectations (YAML form).
+        known_columns: The columns the template knows; a suite naming another fails before GX runs.
+        experiment: The city's MLflow experiment; None records nothing in MLflow.
+    """
+
+    suite: str
+    expectations_dir: str
+    city: str | None = None
+    expectations: Sequence[Mapping[str, Any]] = ()
+    known_columns: Sequence[str] | None = None
+    experiment: str | None = None
+
+
+@dataclass(frozen=True)
+class DriftSettings(FrozenSettings):
+    """The drift check of a city: the columns, the thresholds and which rows are compared.
+
+    Attributes:
+        model_name: The city's registered model, whose champion is the reference; also the experiment.
+        features: Feature columns.
+        target: The label column.
+        categorical_features: The features that are categories.
+        task: ``regression`` or ``binary``.
+        thresholds: Plain dicts shaped like the template's ``drift:`` section (``DriftSpec.thresholds()``).
+        bins: PSI bins (quantiles of the champion's data).
+        time_column: The column that dates a row; it tells the new rows apart.
+        compare: ``new_rows`` or ``whole_snapshot``.
+        min_new_rows: Fewer new rows compare the whole snapshot.
+        min_new_days: Fewer new days compare the whole snapshot.
+        enabled: False skips the check.
+        tags: Extra MLflow run tags (city, template...).
+    """
+
+    model_name: str
+    features: Sequence[str]
+    target: str
+    categorical_features: Sequence[str] = ()
+    task: str = "regression"
+    thresholds: Mapping[str, Any] = field(default_factory=dict)
+    bins: int = 10
+    time_column: str | None = None
+    compare: Literal["new_rows", "whole_snapshot"] = "new_rows"
+    min_new_rows: int = 200
+    min_new_days: int = 7
+    enabled: bool = True
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainingSettings(FrozenSettings):
+    """How a city's model is trained, with the split it is trained on.
+
+    Attributes:
+        experiment: MLflow experiment name.
+        spec: Everything that decides the model besides the data (columns, task, metric, LightGBM).
+        split: The time split (shared with the gate and the health check).
+        search: ``trials``, ``timeout_minutes``, ``params`` (the ranges, ``{param: [low, high]}`` or
+            ``[low, high, "log"]``) and ``integers`` (the parameters that take whole numbers) of the search.
+        warm_start: Also train from the champion's booster and keep the better one on validation.
+        model_name: The registered model whose champion a warm start continues (default: ``experiment``).
+        fallback_min_rows: With a fallback parent: a snapshot with fewer rows trains nothing.
+        parent_model: The city's fallback parent, recorded with the data status.
+        tags: Extra MLflow run tags (city, template...).
+        config: The merged city config, logged as an artifact.
+    """
+
+    nested: ClassVar[Mapping[str, Any]] = {"spec": TrainSpec, "split": SplitSettings}
+
+    experiment: str
+    spec: TrainSpec
+    split: SplitSettings
+    search: Mapping[str, Any] = field(default_factory=dict)
+    warm_start: bool = False
+    model_name: str | None = None
+    fallback_min_rows: int | None = None
+    parent_model: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    config: Mapping[str, Any] | None = None
+
+    @property
+    def registered_model(self) -> str:
+        """The registered model of the city: ``model_name``, else the experiment's name."""
+        return self.model_name or self.experiment
+
+    def with_overrides(
+        self,
+        *,
+        num_boost_round: int | None = None,
+        lgbm_params: Mapping[str, Any] | None = None,
+        search_trials: int | None = None,
+        search_timeout_minutes: float | None = None,
+    ) -> TrainingSettings:
+        """These settings with a run's trigger overrides applied (None keeps the configured value)."""
+        search = dict(self.search)
+        if search_trials is not None:
+            search["trials"] = search_trials
+        if search_timeout_minutes is not None:
+            search["timeout_minutes"] = search_timeout_minutes
+        rounds = self.spec.num_boost_round if num_boost_round is None else num_boost_round
+        spec = dataclasses.replace(
+            self.spec, num_boost_round=rounds, params={**self.spec.params, **(lgbm_params or {})}
+        )
+        return dataclasses.replace(self, spec=spec, search=search)
+
+
+@dataclass(frozen=True)
+class GateSettings(FrozenSettings):
+    """The promotion gate of a city: what is compared, on which split, by which rules.
+
+    Attributes:
+        model_name: The city's registered model.
+        target: Column to predict.
+        metric: The metric compared.
+        split: The time split, the very one training used, so the holdout is the same rows.
+        rules: The gate's rules.
+        parent_model: The fallback parent that serves the city while it has no champion of its own.
+    """
+
+    nested: ClassVar[Mapping[str, Any]] = {"split": SplitSettings, "rules": GateRules}
+
+    model_name: str
+    target: str
+    metric: str
+    split: SplitSettings
+    rules: GateRules = field(default_factory=GateRules)
+    parent_model: str | None = None
+
+
+@dataclass(frozen=True)
+class HealthSettings(FrozenSettings):
+    """The health check of a champion promoted in the run.
+
+    Attributes:
+        model_name: The city's registered model.
+        split: The time split, as in training, so the holdout is the same rows.
+        enabled: False skips the checks (the Asset event is still emitted).
+        sample_rows: Holdout rows to predict.
+        max_mean_shift: Allowed shift of the mean prediction, in reference standard deviations.
+        max_quantile_shift: Allowed shift of the 10/50/90% quantiles, in reference standard deviations.
+    """
+
+    nested: ClassVar[Mapping[str, Any]] = {"split": SplitSettings}
+
+    model_name: str
+    split: SplitSettings
+    enabled: bool = True
+    sample_rows: int = 1000
+    max_mean_shift: float = 1.0
+    max_quantile_shift: float = 1.5

@@ -1,0 +1,99 @@
+"""What the tasks of a run hand each other through XCom: small typed payloads, never frames.
+
+Pure Python (operators import it at parse time). The files a step writes beside the snapshot are named here
+too: :mod:`airflow_ml.cli.run_summary` reads them by these names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NotRequired, TypedDict
+
+#: Files a run writes beside its snapshot.
+VERDICT_FILE = "validation.json"
+RESULT_FILE = "validation_result.json"
+REPORT_FILE = "validation_report.html"
+DRIFT_FILE = "drift.json"
+DECISION_FILE = "decision.json"
+APPROVAL_FILE = "approval.json"
+HEALTH_FILE = "health.json"
+
+#: The XCom key of the drift task's short verdict, pushed even when the check fails.
+DRIFT_VERDICT_KEY = "drift_verdict"
+
+
+class SnapshotPayload(TypedDict):
+    """The snapshot task's XCom: where the run's snapshot lies and what it holds."""
+
+    uri: str
+    row_count: int
+    content_hash: str
+    partitions: list[str]
+
+
+class TrainingPayload(TypedDict):
+    """The train task's XCom: the MLflow run, the model it logged and its metrics."""
+
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    metrics: dict[str, float]
+    warm_start: str | None
+
+
+class RegistrationPayload(TypedDict):
+    """The register task's XCom: the new version of the city's registered model."""
+
+    name: str
+    version: str
+
+
+class DriftVerdict(TypedDict):
+    """The drift task's short verdict (XCom key :data:`DRIFT_VERDICT_KEY`), for the fleet view."""
+
+    status: str
+    detail: str | None
+    champion_version: str | None
+
+
+class DecisionRecord(TypedDict, total=False):
+    """The gate task's XCom (and ``decision.json``): the decision, its evidence and what triggered the run.
+
+    It holds :meth:`~airflow_ml.ml.gate.records.GateDecision.to_dict`'s keys and the ones below.
+    """
+
+    decision: str
+    reason: str
+    gate_reason: str
+    mode: str
+    trigger_reason: str
+    metric: str
+    model_name: str
+    challenger_version: str
+    baseline_version: str | None
+    snapshot_hash: str
+    snapshot_uri: str
+    parent_baseline: dict[str, str] | None
+    champion_deleted: str | None
+    approved_by: NotRequired[str]
+
+
+class HealthRecord(TypedDict, total=False):
+    """The health task's XCom (and ``health.json``): ``passed``, the problems found and the figures behind them."""
+
+    passed: bool | None
+    problems: list[str]
+    champion_version: str
+    airflow_run_id: str
+
+
+def snapshot_uri(snapshot: Any) -> str:
+    """The snapshot URI from a snapshot task's XCom (:class:`SnapshotPayload`) or a plain URI.
+
+    Raises:
+        ValueError: for anything else.
+    """
+    if isinstance(snapshot, dict):
+        return str(snapshot["uri"])
+    if isinstance(snapshot, str) and snapshot:
+        return snapshot
+    raise ValueError(f"snapshot must be the snapshot task's XCom or a URI, got {snapshot!r}")

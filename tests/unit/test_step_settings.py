@@ -1,0 +1,55 @@
+"""The settings objects the factory builds once per task: JSON round trips, strict keys, one shared split."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from airflow_ml.factory.tasks import TaskSettings, task_settings
+from airflow_ml.ml.steps.step_settings import GateSettings, SplitSettings, TrainingSettings
+from airflow_ml.templates import load_city_configs
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tasks() -> TaskSettings:
+    configs, _ = load_city_configs(REPO / "dag_templates")
+    config = next(c for c in configs if c.city == "lisbon")
+    return task_settings(config, expectations_dir=REPO / "expectations")
+
+
+def test_every_tasks_settings_survive_a_json_round_trip(tasks: TaskSettings) -> None:
+    for field in dataclasses.fields(tasks):
+        settings = getattr(tasks, field.name)
+        again = type(settings).from_dict(json.loads(json.dumps(settings.to_dict())))
+
+        assert again.to_dict() == settings.to_dict(), field.name
+
+
+def test_training_the_gate_and_the_health_check_share_one_split(tasks: TaskSettings) -> None:
+    split = tasks.training.split
+
+    assert isinstance(split, SplitSettings)
+    assert tasks.gate.split is split
+    assert tasks.health.split is split
+    assert (
+        GateSettings.from_dict(tasks.gate.to_dict()).split == TrainingSettings.from_dict(tasks.training.to_dict()).split
+    )
+
+
+def test_an_unknown_setting_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"unknown SplitSettings key\(s\) \['holdout'\]"):
+        SplitSettings.from_dict({"time_column": "t", "holdout": 0.2})
+
+
+def test_a_runs_overrides_replace_only_what_they_set(tasks: TaskSettings) -> None:
+    overridden = tasks.training.with_overrides(num_boost_round=7, lgbm_params={"num_leaves": 12}, search_trials=0)
+
+    assert overridden.spec.num_boost_round == 7
+    assert overridden.spec.params == {**tasks.training.spec.params, "num_leaves": 12}
+    assert overridden.search["trials"] == 0
+    assert tasks.training.with_overrides().to_dict() == tasks.training.to_dict()
