@@ -16,7 +16,7 @@ ARG UV_VERSION=0.13.8
 RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 COPY --chown=airflow:0 pyproject.toml uv.lock /tmp/lock/
 RUN cd /tmp/lock \
-    && python -m uv export --frozen --no-dev --no-emit-project --no-hashes --no-header -o /tmp/requirements.txt
+    && python -m uv export --frozen --no-dev --extra postgres --no-emit-project --no-hashes --no-header -o /tmp/requirements.txt
 
 # Stage 2: the image every Airflow service of docker-compose.yaml runs.
 FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}

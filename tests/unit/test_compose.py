@@ -315,6 +315,10 @@ def test_dockerfile_installs_the_locked_airflow_on_an_allowed_python() -> None:
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     assert f"UV_VERSION := {args['UV_VERSION']}\n" in makefile, "Dockerfile: use the Makefile's uv version"
     assert "uv export --frozen --no-dev" in text
+    # Every extra of pyproject goes into the image: the compose stack runs on PostgreSQL (the prediction table).
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    missing = [extra for extra in extras if f"--extra {extra}" not in text]
+    assert not missing, f"Dockerfile: export the extras {missing} with `uv export --extra <name>`"
     assert "-r /tmp/requirements.txt" in text
     mlflow_image = (REPO / "deploy/mlflow/Dockerfile").read_text(encoding="utf-8")
     assert f"FROM python:{args['PYTHON_VERSION']}-slim" in mlflow_image, "run MLflow's server on the workers' Python"
