@@ -1,9 +1,10 @@
-"""The commands that README.md and docs/ show, who runs each one, and how a test runs one as a user types it.
+"""The commands that README.md, CONTRIBUTING.md and docs/ show, who runs each one, and how a test runs one.
 
-Every command in a fenced ``bash``, ``sh``, ``shell``, ``zsh`` or ``console`` block of README.md or
-docs/**/*.md is registered here, in :data:`RUN_BY` (the test, ``make demo`` or CI that runs it, verbatim) or in
-:data:`NOT_RUN` (with the reason; the block must say so). ``tests/unit/test_documented_commands.py`` checks the
-registry against the docs both ways; the tests named here run the commands with :func:`shell`.
+Every command in a fenced ``bash``, ``sh``, ``shell``, ``zsh`` or ``console`` block of README.md,
+CONTRIBUTING.md or docs/**/*.md is registered here, in :data:`RUN_BY` (the test, ``make demo`` or CI that runs
+it, verbatim) or in :data:`NOT_RUN` (with the reason; the block must say so).
+``tests/unit/test_documented_commands.py`` checks the registry against the docs both ways; the tests named here
+run the commands with :func:`shell`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tests.support import REPO
 from tests.support.project import clean_env
 
 #: The pages whose commands are registered.
-DOC_FILES = ("README.md", "docs/**/*.md")
+DOC_FILES = ("README.md", "CONTRIBUTING.md", "docs/**/*.md")
 #: Fenced blocks of these languages hold commands; every other block (yaml, text, json, dotenv...) holds none.
 COMMAND_LANGUAGES = frozenset({"bash", "sh", "shell", "zsh", "console"})
 #: A blockquote right before a command block that says its commands are not run, and why.
@@ -31,13 +32,15 @@ CI = ".ci/run"
 #: A command that runs a selection of the test suite (a tier: ``.venv/bin/pytest tests/unit``): ``make test``
 #: runs the whole suite in its recipe's ``.venv/bin/pytest``, and a test cannot run its own tier.
 MAKE_TEST = "make test"
+#: ``make check`` and the lines of its recipe: the Makefile's ``test`` target, which CI runs, depends on it.
+MAKE_CHECK = "make check"
 
 _UNIT = "tests/unit/test_documented_cli.py"
 _TOUR = "tests/integration/test_cli_run.py::test_run_one_city_then_read_the_fleets_status"
 _TESTING = "tests/unit/test_documented_testing.py::test_one_file_one_test_and_a_collection_run_as_shown"
 
-#: Each command the docs show, exactly as shown, and what runs it: a test's node id, ``make demo``, ``.ci/run``
-#: or ``make test``.
+#: Each command the docs show, exactly as shown, and what runs it: a test's node id, ``make demo``, ``.ci/run``,
+#: ``make test`` or ``make check``.
 RUN_BY: dict[str, str] = {
     "make demo": MAKE_DEMO,
     "make test": CI,
@@ -75,6 +78,11 @@ RUN_BY: dict[str, str] = {
     ".venv/bin/airflow-ml serving berlin --json": _TOUR,
     ".venv/bin/airflow-ml snapshots prune --dry-run": _TOUR,
     ".venv/bin/airflow-ml snapshots prune": _TOUR,
+    "make check": MAKE_CHECK,
+    ".venv/bin/ruff check .": MAKE_CHECK,
+    ".venv/bin/ruff format --check .": MAKE_CHECK,
+    ".venv/bin/mypy": MAKE_CHECK,
+    ".venv/bin/lint-imports": MAKE_CHECK,
     ".venv/bin/pytest tests/unit": MAKE_TEST,
     '.venv/bin/pytest tests/integration -m "not services"': MAKE_TEST,
     ".venv/bin/pytest tests/services tests/faults": MAKE_TEST,
@@ -114,7 +122,7 @@ _FENCE = re.compile(r"^(?P<fence>```+|~~~+)\s*(?P<info>[^`]*)$")
 
 
 def doc_paths(root: Path = REPO) -> list[Path]:
-    """README.md and every page under docs/, sorted."""
+    """README.md, CONTRIBUTING.md and every page under docs/, sorted."""
     found: set[Path] = set()
     for pattern in DOC_FILES:
         found.update(root.glob(pattern))
@@ -171,7 +179,7 @@ def _marked_not_run(lines: list[str], fence: int) -> bool:
 
 
 def documented_commands(root: Path = REPO) -> list[DocCommand]:
-    """Every command of README.md and docs/, in page order."""
+    """Every command of README.md, CONTRIBUTING.md and docs/, in page order."""
     found: list[DocCommand] = []
     for path in doc_paths(root):
         found.extend(commands_in(path.read_text(encoding="utf-8"), str(path.relative_to(root))))

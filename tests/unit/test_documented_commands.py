@@ -1,4 +1,4 @@
-"""Every command README.md and docs/ show is run, verbatim, by a test, by ``make demo`` or by CI.
+"""Every command README.md, CONTRIBUTING.md and docs/ show is run, verbatim, by a test, by ``make demo`` or by CI.
 
 A command is a line of a fenced ``bash``, ``sh``, ``shell``, ``zsh`` or ``console`` block (in ``console``,
 the lines that start with ``$ ``); blocks of any other language (``yaml``, ``text``, ``json``, ``dotenv``...)
@@ -7,7 +7,8 @@ show no commands. Each command is registered in ``tests/support/documented.py``:
 - in ``RUN_BY``, with what runs it: a test's node id, whose function holds the exact command as a line of a
   string it runs; ``make demo``, whose recipe runs it (``$(BIN)`` is ``.venv/bin``); ``.ci/run``, which
   runs it; or ``make test``, for a command that runs a selection of the test suite (a tier), which the
-  recipe's ``.venv/bin/pytest`` runs whole;
+  recipe's ``.venv/bin/pytest`` runs whole; or ``make check``, for ``make check`` itself and the lines of its
+  recipe, which ``make test`` (what CI runs) depends on;
 - or in ``NOT_RUN``, with the reason (a Docker engine, a server that runs until stopped). Such a command
   must sit in a block right after a blockquote that says ``Not run by the tests: <why>``, and only such
   commands may. This is the one way out, kept for what cannot run on the CI machine.
@@ -28,6 +29,7 @@ import pytest
 from tests.support import REPO
 from tests.support.documented import (
     CI,
+    MAKE_CHECK,
     MAKE_DEMO,
     MAKE_TEST,
     NOT_RUN,
@@ -93,8 +95,11 @@ def _make_recipe(target: str) -> list[str]:
 @pytest.mark.parametrize("command", sorted(c for c, runner in RUN_BY.items() if "::" not in runner))
 def test_make_demo_and_ci_run_what_is_registered_to_them(command: str) -> None:
     runner = RUN_BY[command]
-    assert runner in (MAKE_DEMO, CI, MAKE_TEST), f"unknown runner {runner!r} for {command!r}"
-    if runner == MAKE_TEST:
+    assert runner in (MAKE_DEMO, CI, MAKE_TEST, MAKE_CHECK), f"unknown runner {runner!r} for {command!r}"
+    if runner == MAKE_CHECK:
+        assert "check" in _make_prerequisites("test"), "make test (what CI runs) runs make check first"
+        assert command == MAKE_CHECK or command in _make_recipe("check"), f"make check does not run {command!r}"
+    elif runner == MAKE_TEST:
         assert ".venv/bin/pytest" in _make_recipe("test"), "make test runs the whole suite with .venv/bin/pytest"
         _assert_a_selection_of_the_suite(command)
     elif runner == MAKE_DEMO:
@@ -105,6 +110,13 @@ def test_make_demo_and_ci_run_what_is_registered_to_them(command: str) -> None:
     else:
         script = [line.strip() for line in (REPO / CI).read_text(encoding="utf-8").splitlines()]
         assert command in script, f"{CI} does not run {command!r}"
+
+
+def _make_prerequisites(target: str) -> list[str]:
+    text = (REPO / "Makefile").read_text(encoding="utf-8")
+    match = re.search(rf"^{target}:(.*)$", text, flags=re.MULTILINE)
+    assert match, f"the Makefile has no {target} target"
+    return match.group(1).split()
 
 
 def _assert_a_selection_of_the_suite(command: str) -> None:
