@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from airflow_ml.ml.gate.naive_baseline import NaiveBaseline
@@ -45,7 +45,9 @@ class GateRules:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form."""
-        data = asdict(self)
+        # Shallow, not dataclasses.asdict (a deep copy): the factory calls this for every city at parse time.
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["naive_baseline"] = self.naive_baseline.to_dict() if self.naive_baseline else None
         data["min_quality"] = dict(self.min_quality) if self.min_quality else None
         data["bootstrap"] = dict(self.bootstrap) if self.bootstrap else None
         data["slices"] = [dict(s) for s in self.slices]
