@@ -12,13 +12,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_ml.ml.steps.xcom_payloads import DRIFT_VERDICT_KEY  # pushed by the drift task, failed checks included
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 FLEET_TAG = "airflow-ml"  # every DAG the factory builds carries it (airflow_ml.factory.builder)
 CITY_TAG_PREFIX = "city:"  # and ``city:<city>``, which the fleet-wide rollback DAG lacks
 DRIFT_TASK = "drift"
-DRIFT_VERDICT_KEY = "drift_verdict"  # pushed by DriftCheckOperator, failed checks included
 
 
 @dataclass(frozen=True)
