@@ -216,6 +216,10 @@ def test_an_implausibly_large_improvement_is_refused_when_max_improvement_is_set
     assert implausible.refused_by == "max_improvement"
     assert "improvement +50% is above the plausible maximum 30% (max_improvement)" in implausible.reason
     assert implausible.improvement == pytest.approx(0.5)
+    # The record holds every rule as applied, so a new rule is recorded without touching GateDecision.
+    recorded = GateDecision.from_dict(json.loads(json.dumps(implausible.to_dict())))
+    assert recorded.rules is not None
+    assert recorded.rules["max_improvement"] == 0.3
 
 
 def test_max_improvement_is_in_the_unit_of_the_improvement_mode() -> None:

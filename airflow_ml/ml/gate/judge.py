@@ -47,6 +47,8 @@ def decide(
         challenger_score, champion_score, direction, holdout_rows, improvement, bootstrap, tuple(slices), naive_baseline
     )
 
+    applied = rules.to_dict()
+
     def decision(promote: bool, reason: str, rule: str | None = None, improvement: float | None = None) -> GateDecision:
         return GateDecision(
             promote=promote,
@@ -66,6 +68,7 @@ def decide(
             max_slice_regression=rules.max_slice_regression,
             min_slice_rows=rules.min_slice_rows if rules.slices else None,
             naive_baseline=naive_baseline,
+            rules=applied,
         )
 
     for check in checks.BEFORE_CHAMPION:

@@ -76,6 +76,8 @@ class GateDecision:
     max_slice_regression: float | None = None
     min_slice_rows: int | None = None
     naive_baseline: NaiveBaselineResult | None = None
+    #: Every rule as applied (:meth:`GateRules.to_dict`): a rule added to GateRules is recorded with no change here.
+    rules: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form."""
