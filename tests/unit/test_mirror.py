@@ -82,3 +82,16 @@ def test_tests_share_helpers_only_through_tests_support() -> None:
             elif name.startswith("_"):
                 wrong.append(f"{where} (a private helper; make it public and documented)")
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_operator_module_has_its_own_test_module() -> None:
+    from airflow_ml.operators import _OPERATORS
+
+    missing = sorted(
+        f"tests/unit/operators/test_{module}.py (for airflow_ml/operators/{module}.py)"
+        for module in set(_OPERATORS.values())
+        if not (UNIT / "operators" / f"test_{module}.py").is_file()
+    )
+    assert not missing, "each operator has its own unit test module (init, template_fields, execute):\n" + "\n".join(
+        missing
+    )
