@@ -23,9 +23,7 @@ from airflow_ml.data.refusal import record_refusal
 from airflow_ml.data.retention import list_snapshots, location_key
 from airflow_ml.data.snapshot import MANIFEST, take_snapshot
 from airflow_ml.ml.snapshot_prune import PruneRefused, prune_snapshots
-from airflow_ml.templates import load_city_file
 from airflow_ml.templates.retention_policies import retention_policies
-from airflow_ml.templates.retention_spec import RetentionSpec
 from tests.support.worlds import copy_template
 
 T0 = 1_767_000_000  # manifests' write times: one hour apart, in the order the runs are listed
@@ -147,6 +145,8 @@ ALL = {
     "oslo/old1",
     "oslo/old2",
 }
+
+
 DELETED = {"ride_duration/oslo/r4", "ride_duration/oslo/r6", "ride_duration/global/p2"}
 
 
@@ -374,30 +374,3 @@ def test_the_cli_names_an_unknown_template_and_a_missing_data_root(
     assert main(args) == 2
     assert "give --data-root or set AIRFLOW_ML_DATA_ROOT" in capsys.readouterr().err
     assert _left(world) == ALL
-
-
-@pytest.mark.parametrize(
-    ("text", "fragments"),
-    [
-        ("retention:\n  keep_last: 0\n", ("retention.keep_last", "greater than or equal to 1")),
-        ("retention:\n  keep_last: 100000\n", ("retention.keep_last", "less than or equal to 10000")),
-        ("retention:\n  keep_last: '10'\n", ("retention.keep_last", "valid integer")),
-        ("retention:\n  enabled: 'no'\n", ("retention.enabled", "valid boolean")),
-        ("retention:\n  keep_lats: 3\n", ("'keep_lats'", "did you mean 'keep_last'?")),
-    ],
-)
-def test_retention_settings_are_bounded_and_strict(tmp_path: Path, text: str, fragments: tuple[str, ...]) -> None:
-    from airflow_ml.exceptions import ConfigError
-
-    copy_template(tmp_path, "ride_duration")
-    path = tmp_path / "cities" / "oslo.yaml"
-    path.write_text("city: oslo\ntemplate: ride_duration\n" + text, encoding="utf-8")
-
-    with pytest.raises(ConfigError) as info:
-        load_city_file(path, tmp_path / "templates")
-
-    message = str(info.value)
-    assert "oslo.yaml line " in message
-    for fragment in fragments:
-        assert fragment in message, message
-    assert RetentionSpec().keep_last == 10
