@@ -1,9 +1,8 @@
-"""Class weights, the Optuna search, the guarded warm start, threads and what a training run logs (real LightGBM,
-Optuna and MLflow on SQLite)."""
+"""The training step (airflow_ml.ml.steps.train_step): class weights, threads and what a training run logs (real
+LightGBM, Optuna and MLflow on SQLite). The search and the warm start have their own modules (tests/unit/ml/)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import subprocess
 import sys
@@ -13,63 +12,12 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from airflow_ml.data.demo import DEMO_START, generate_day
-from airflow_ml.data.snapshot import take_snapshot
-from airflow_ml.ml import model_registry as registry
-from airflow_ml.ml.search import PARENT_RUN_TAG, SearchRange, SearchSettings, search_params
-from airflow_ml.ml.serving import Preprocessor
 from airflow_ml.ml.steps.step_settings import SplitSettings
 from airflow_ml.ml.steps.train_step import train_and_log
-from airflow_ml.ml.train import TrainSpec, time_split, train_model
-from airflow_ml.ml.warm_start import WARM_START_TAG, incompatibility
+from airflow_ml.ml.train import time_split, train_model
+from tests.support.training_data import binary, regression, search_settings, snapshot
 
-FEATURES = ["distance_km", "pickup_hour", "weekday", "pickup_zone", "temperature_c", "is_raining"]
 SPLIT = SplitSettings("pickup_at", 0.15, 0.15)
-
-
-@pytest.fixture(scope="module")
-def trips() -> pd.DataFrame:
-    days = [DEMO_START + dt.timedelta(days=i) for i in range(8)]
-    frame = pd.concat([generate_day("lisbon", day, scale=0.5) for day in days], ignore_index=True)
-    # A binary task from the demo trips: "late" trips, about one in ten, imbalanced on purpose.
-    return frame.assign(late=(frame["duration_min"] > frame["duration_min"].quantile(0.9)).astype("int64"))
-
-
-def regression(**overrides: object) -> TrainSpec:
-    values: dict[str, object] = {
-        "features": FEATURES,
-        "categorical": ["pickup_zone"],
-        "target": "duration_min",
-        "num_boost_round": 40,
-        "early_stopping_rounds": 10,
-        "num_threads": 1,
-        "params": {"learning_rate": 0.1, "num_leaves": 15, "min_data_in_leaf": 20},
-    }
-    values.update(overrides)
-    return TrainSpec(**values)  # type: ignore[arg-type]
-
-
-def binary(**overrides: object) -> TrainSpec:
-    return regression(target="late", task="binary", metric="auc", **overrides)
-
-
-def snapshot(frame: pd.DataFrame, root: Path, run_id: str) -> object:
-    source = root / "raw"
-    for day, rows in frame.groupby(frame["pickup_at"].dt.date):
-        folder = source / f"date={day.isoformat()}"
-        folder.mkdir(parents=True, exist_ok=True)
-        rows.to_parquet(folder / "part-0.parquet", index=False)
-    return take_snapshot(
-        f"file://{source}", f"file://{root / 'snapshots'}", template="ride_duration", city="lisbon", run_id=run_id
-    )
-
-
-@pytest.fixture
-def client(mlflow_store: dict[str, str]) -> MlflowClient:
-    return MlflowClient(tracking_uri=mlflow_store["tracking_uri"], registry_uri=mlflow_store["tracking_uri"])
-
-
-# --- class imbalance -----------------------------------------------------------------------------------------
 
 
 def test_balanced_weight_is_negatives_over_positives_of_the_training_rows(trips: pd.DataFrame) -> None:
@@ -98,64 +46,6 @@ def test_balanced_weight_needs_both_classes_and_a_binary_task(trips: pd.DataFram
         train_model(splits, binary(class_weight="balanced"))
     with pytest.raises(ValueError, match="needs task 'binary'"):
         regression(class_weight="balanced").imbalance_params([0, 1])
-
-
-# --- search --------------------------------------------------------------------------------------------------
-
-
-def search_settings(trials: int = 4) -> SearchSettings:
-    return SearchSettings(
-        trials=trials,
-        timeout_seconds=600,
-        ranges={"learning_rate": SearchRange(0.02, 0.3, log=True), "num_leaves": SearchRange(4, 64, integer=True)},
-    )
-
-
-def test_search_logs_nested_trials_and_the_best_params(client: MlflowClient, trips: pd.DataFrame) -> None:
-    splits = time_split(trips, "pickup_at", 0.15, 0.15)
-    experiment_id = client.create_experiment("search")
-    parent = client.create_run(experiment_id).info.run_id
-
-    result = search_params(
-        client,
-        experiment_id=experiment_id,
-        parent_run_id=parent,
-        splits=splits,
-        spec=regression(),
-        settings=search_settings(),
-    )
-
-    trials = client.search_runs([experiment_id], f"tags.`{PARENT_RUN_TAG}` = '{parent}'")
-    assert result.trials == len(trials) == 4
-    scores = {run.data.metrics["validation_rmse"]: run.data.params for run in trials}
-    assert "holdout_rmse" not in trials[0].data.metrics  # trials never see the holdout
-    assert result.best_value == min(scores)
-    best = scores[result.best_value]
-    assert isinstance(result.best_params["num_leaves"], int)
-    assert best == {k: str(v) for k, v in result.best_params.items()}
-    logged = client.get_run(parent).data
-    assert logged.params["best_num_leaves"] == str(result.best_params["num_leaves"])
-    assert logged.metrics["search_trials"] == 4
-
-
-def test_search_is_deterministic(client: MlflowClient, trips: pd.DataFrame) -> None:
-    splits = time_split(trips, "pickup_at", 0.15, 0.15)
-    experiment_id = client.create_experiment("search")
-    found = []
-    for _ in range(2):
-        parent = client.create_run(experiment_id).info.run_id
-        found.append(
-            search_params(
-                client,
-                experiment_id=experiment_id,
-                parent_run_id=parent,
-                splits=splits,
-                spec=regression(),
-                settings=search_settings(3),
-            ).best_params
-        )
-
-    assert found[0] == found[1]
 
 
 def test_train_and_log_uses_the_best_params_and_logs_everything(
@@ -191,65 +81,6 @@ def test_train_and_log_uses_the_best_params_and_logs_everything(
     model_files = {f.path for f in client.list_artifacts(result["run_id"], "model")}
     assert {"model/MLmodel", "model/input_example.json"} <= model_files
     assert result["warm_start"] is None
-
-
-# --- warm start ----------------------------------------------------------------------------------------------
-
-
-def register_champion(client: MlflowClient, result: dict) -> None:
-    version = registry.register_challenger(client, "lisbon", result["model_uri"], result["run_id"], {})
-    client.set_registered_model_alias("lisbon", registry.CHAMPION, version.version)
-
-
-def test_warm_start_without_a_champion_is_skipped(client: MlflowClient, trips: pd.DataFrame, tmp_path: Path) -> None:
-    manifest = snapshot(trips, tmp_path, "run1")
-
-    result = train_and_log(client, manifest, regression(), SPLIT, experiment="lisbon", warm_start_from="lisbon")
-
-    assert result["warm_start"] == "skipped: no champion yet"
-    assert client.get_run(result["run_id"]).data.tags[WARM_START_TAG] == "skipped: no champion yet"
-
-
-def test_warm_start_keeps_the_better_candidate_on_validation(
-    client: MlflowClient, trips: pd.DataFrame, tmp_path: Path
-) -> None:
-    manifest = snapshot(trips, tmp_path, "run1")
-    # A weak champion (few rounds) leaves room for boosting on; the challenger trains the same way.
-    weak = regression(num_boost_round=5, early_stopping_rounds=None)
-    register_champion(client, train_and_log(client, manifest, weak, SPLIT, experiment="lisbon"))
-
-    result = train_and_log(client, manifest, weak, SPLIT, experiment="lisbon", warm_start_from="lisbon")
-
-    run = client.get_run(result["run_id"])
-    assert result["warm_start"] == run.data.tags[WARM_START_TAG] == "warm"
-    metrics = run.data.metrics
-    assert metrics["warm_start_warm_validation"] < metrics["warm_start_cold_validation"]
-    assert metrics["validation_rmse"] == pytest.approx(metrics["warm_start_warm_validation"])
-    assert metrics["best_iteration"] == 10  # five inherited trees and five new ones
-
-
-def test_warm_start_is_skipped_when_the_features_changed(
-    client: MlflowClient, trips: pd.DataFrame, tmp_path: Path
-) -> None:
-    manifest = snapshot(trips, tmp_path, "run1")
-    register_champion(client, train_and_log(client, manifest, regression(), SPLIT, experiment="lisbon"))
-    fewer = regression(features=FEATURES[:-1])
-
-    result = train_and_log(client, manifest, fewer, SPLIT, experiment="lisbon", warm_start_from="lisbon")
-
-    assert result["warm_start"].startswith("skipped: champion v1: features changed")
-
-
-def test_incompatibility_names_changed_categories() -> None:
-    old = Preprocessor(["zone", "x"], {"zone": ["a", "b"]})
-    new = Preprocessor(["zone", "x"], {"zone": ["a", "b", "c"]})
-
-    assert incompatibility(old, old) is None
-    assert incompatibility(old, new) == "categories of 'zone' changed (added ['c'], removed [])"
-    assert "binary" in str(incompatibility(old, Preprocessor(["zone", "x"], {"zone": ["a", "b"]}, "binary")))
-
-
-# --- threads ---------------------------------------------------------------------------------------------------
 
 
 def test_more_threads_than_cores_are_clamped_logged_and_recorded(
