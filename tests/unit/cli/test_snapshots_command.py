@@ -12,14 +12,10 @@ from airflow_ml.cli import main
 from tests.support.snapshot_worlds import ALL, DELETED, left, migrated_store, retention_world
 
 
-@pytest.fixture(scope="module")
-def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return migrated_store(tmp_path_factory.mktemp("store"))
-
-
 @pytest.fixture
-def world(tmp_path: Path, empty_store: Path) -> dict[str, Any]:
-    return retention_world(tmp_path, empty_store)
+def world(tmp_path: Path) -> dict[str, Any]:
+    """The retention world with a registry of its own (two tests: no shared migrated store)."""
+    return retention_world(tmp_path, migrated_store(tmp_path / "store"))
 
 
 def test_the_cli_prints_what_it_keeps_and_why_and_deletes_after_a_dry_run(
