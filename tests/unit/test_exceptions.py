@@ -14,8 +14,8 @@ import pytest
 from airflow_ml.exceptions import ConfigError, show_value
 from airflow_ml.templates import load_city_configs
 from airflow_ml.templates.suite_files import read_suite_file
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 LONG = "q" * 5000
 #: YAML's implicit keys end at 1,024 characters.
 LONG_KEY = "q" * 1000

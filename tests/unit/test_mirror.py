@@ -19,21 +19,59 @@ from tests.support import REPO
 
 UNIT = REPO / "tests" / "unit"
 PACKAGE = REPO / "airflow_ml"
-#: The layers whose tests are mirrored so far. The other layers (ml, operators, factory, cli, fleet, hooks, links)
-#: and the root modules are being moved by parallel work (issue 12, point 6); add each here once it is mirrored.
-MIRRORED_LAYERS = ("templates", "data", "validation")
+#: Every package of airflow_ml/ (a folder with an ``__init__.py``), as a path relative to it: its tests are mirrored.
+MIRRORED_LAYERS = tuple(
+    sorted(str(p.parent.relative_to(PACKAGE)) for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE)
+)
 #: Test modules of a mirrored layer that are not named after one module, each with the reason.
-NOT_A_MODULE: dict[str, str] = {}
+NOT_A_MODULE: dict[str, str] = {
+    "operators/test_operators_package.py": "the package itself (__init__.py): every operator exported lazily",
+    "templates/test_hostile_values.py": (
+        "values no check foresaw (dates, huge numbers, nesting), through the loader, yaml_lines and suite_files: "
+        "one file's error everywhere"
+    ),
+}
+#: Test modules at the root of tests/unit/ that check the project, not one module of airflow_ml/, with the reason.
+PROJECT_CHECKS: dict[str, str] = {
+    "test_compose.py": "the Dockerfiles and docker-compose.yaml against the code",
+    "test_documented_cli.py": "the CLI commands the docs show",
+    "test_documented_commands.py": "the registry of the docs' commands (tests/support/documented.py)",
+    "test_documented_testing.py": "the test commands docs/testing.md shows",
+    "test_fleet_plugin.py": "plugins/: the fleet view's Airflow plugin",
+    "test_house_rules.py": "issue 12's size limits over airflow_ml/",
+    "test_mirror.py": "this layout",
+    "test_mlflow_public_api.py": "no private MLflow API anywhere in airflow_ml/",
+    "test_module_names.py": "unique module names across airflow_ml/",
+    "test_run_conf_plugin.py": "plugins/: the trigger form's Airflow plugin",
+}
 
 
 def _test_modules(folder: Path) -> list[Path]:
     return sorted(folder.glob("test_*.py"))
 
 
+def test_every_package_of_airflow_ml_is_mirrored() -> None:
+    assert {"ml", "ml/gate", "ml/steps", "operators", "factory", "cli", "fleet", "hooks", "links"} <= set(
+        MIRRORED_LAYERS
+    )
+
+
+def test_every_root_test_module_is_named_after_a_root_module_or_checks_the_project() -> None:
+    stale = [
+        f"tests/unit/{path.name}: airflow_ml/{path.name.removeprefix('test_')} does not exist"
+        for path in _test_modules(UNIT)
+        if not (PACKAGE / path.name.removeprefix("test_")).is_file() and path.name not in PROJECT_CHECKS
+    ]
+    assert not stale, (
+        "move each test module into the folder of the layer it tests, or list a project-wide check in "
+        "PROJECT_CHECKS with the reason:\n" + "\n".join(stale)
+    )
+
+
 @pytest.mark.parametrize("layer", MIRRORED_LAYERS)
 def test_every_test_module_of_a_mirrored_layer_is_named_after_one_of_its_modules(layer: str) -> None:
     folder = UNIT / layer
-    assert _test_modules(folder), f"tests/unit/{layer}/ holds no test module"
+    assert _test_modules(folder), f"tests/unit/{layer}/ holds no test module: mirror airflow_ml/{layer}/'s tests there"
     stale = [
         f"tests/unit/{layer}/{path.name}: airflow_ml/{layer}/{path.name.removeprefix('test_')} does not exist"
         for path in _test_modules(folder)
@@ -82,3 +120,16 @@ def test_tests_share_helpers_only_through_tests_support() -> None:
             elif name.startswith("_"):
                 wrong.append(f"{where} (a private helper; make it public and documented)")
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_operator_module_has_its_own_test_module() -> None:
+    from airflow_ml.operators import _OPERATORS
+
+    missing = sorted(
+        f"tests/unit/operators/test_{module}.py (for airflow_ml/operators/{module}.py)"
+        for module in set(_OPERATORS.values())
+        if not (UNIT / "operators" / f"test_{module}.py").is_file()
+    )
+    assert not missing, "each operator has its own unit test module (init, template_fields, execute):\n" + "\n".join(
+        missing
+    )

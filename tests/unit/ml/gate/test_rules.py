@@ -1,4 +1,4 @@
-"""The gate's rules on synthetic predictions: bootstrap intervals, slices and minimum quality (ml.gate.judge)."""
+"""The gate's rules on synthetic predictions: bootstrap intervals, slices and minimum quality (ml.gate.rules, judge)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from airflow_ml.ml.gate.bootstrap import paired_bootstrap, weighted_scores
 from airflow_ml.ml.gate.judge import judge
 from airflow_ml.ml.gate.records import GateDecision, slice_summary
 from airflow_ml.ml.gate.rules import GateRules, quality_bound
-from airflow_ml.ml.gate.slices import evaluate_slices, slice_labels
 from airflow_ml.ml.metrics import score
 
 N = 3000
+
+
 BOOTSTRAP = {"resamples": 1000, "confidence": 0.95, "seed": 0}
 
 
@@ -246,31 +247,6 @@ def test_weights_of_one_give_the_plain_metric(metric: str) -> None:
     weighted = weighted_scores(metric, y, p, np.ones((1, 500)))[0]
 
     assert weighted == pytest.approx(score(metric, y, p), rel=1e-9)
-
-
-def test_slice_labels_follow_the_bins_and_name_missing_and_outside_values() -> None:
-    hours = np.array([0, 5, 6, 23, 24, 25, -1, np.nan])
-
-    labels = slice_labels(hours, [0, 6, 24])
-
-    assert list(labels) == [
-        "[0, 6)",
-        "[0, 6)",
-        "[6, 24]",
-        "[6, 24]",
-        "[6, 24]",
-        "outside [0, 24]",
-        "outside [0, 24]",
-        "missing",
-    ]
-    assert list(slice_labels(["mitte", None, "mitte"])) == ["mitte", "missing", "mitte"]
-
-
-def test_bins_on_text_and_unknown_slice_columns_are_refused_with_the_column_named() -> None:
-    with pytest.raises(ValueError, match=r"bins .* need numbers"):
-        slice_labels(np.array(["a", "b"], dtype=object), [0, 1])
-    with pytest.raises(ValueError, match="slice column 'zone' is not in the holdout"):
-        evaluate_slices("rmse", [1.0, 2.0], [1.0, 2.0], None, {}, [{"column": "zone"}], max_regression=0.1, min_rows=1)
 
 
 def test_the_decision_with_intervals_and_slices_survives_json_and_summarises_in_one_line() -> None:

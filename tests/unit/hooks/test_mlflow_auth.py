@@ -22,6 +22,7 @@ from mlflow.exceptions import MlflowException
 
 from airflow_ml.hooks.mlflow import MlflowHook
 from airflow_ml.hooks.mlflow_auth import authenticated_client
+from tests.support import REPO
 
 # The run "r1" keeps its artifacts behind the server's proxy (mlflow-artifacts:/), as `mlflow server
 # --serve-artifacts` does; the proxy refuses a request without credentials, and carol may not download.
@@ -335,7 +336,7 @@ def test_the_header_provider_is_declared_as_an_mlflow_plugin() -> None:
 
     from airflow_ml.hooks.mlflow_headers import ConnectionHeaderProvider
 
-    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text(encoding="utf-8"))
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
     declared = pyproject["project"]["entry-points"]["mlflow.request_header_provider"]
 
     assert declared == {"airflow_ml": "airflow_ml.hooks.mlflow_headers:ConnectionHeaderProvider"}

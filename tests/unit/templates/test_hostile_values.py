@@ -20,8 +20,8 @@ from airflow_ml.exceptions import BrokenCityFiles, ConfigError
 from airflow_ml.templates import load_city_configs
 from airflow_ml.templates.suite_files import read_suite_file
 from airflow_ml.templates.yaml_lines import MAX_DEPTH, YamlFileError, load_yaml_with_lines
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 CITY = "city: {city}\ntemplate: ride_duration\n"
 HUGE = "9" * 5000  # Python refuses to build a whole number over 4,300 digits
 

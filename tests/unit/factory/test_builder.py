@@ -1,5 +1,5 @@
-"""No value from YAML ever reaches Jinja: the only template fields of a built DAG hold XCom references, and a
-failure notifier's only template fields hold the subject and body the factory writes.
+"""The factory's DAG (factory/builder.py): no value from YAML ever reaches Jinja. The only template fields of a DAG
+built hold XCom references, and a failure notifier's only template fields hold the subject and body the factory writes.
 
 A YAML string such as ``"{data_root}/raw/{{ conn.mlflow_default.password }}/{city}"`` would put a connection's
 password in the task log if a template field held it. The loader refuses ``{{`` in YAML; these tests build
@@ -8,7 +8,6 @@ DAGs from configs that bypass it and show that nothing renders it anyway.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +16,8 @@ from airflow_ml.factory import build_dag, register_dags, register_parent_dags
 from airflow_ml.factory.params import trigger_params
 from airflow_ml.factory.rollback import build_rollback_dag
 from airflow_ml.templates import load_city_file
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 TEMPLATES = REPO / "dag_templates"
 EXPECTATIONS = REPO / "expectations"
 SECRET = "pw-of-the-mlflow-connection"

@@ -1,4 +1,8 @@
-"""An MLflow server that does not answer becomes one clear error naming the URL, the task's action and the fix."""
+"""The operators' bases: the MLflow connection and its lazy hook, the settings dict, the template fields; and an
+MLflow server that does not answer becomes one clear error naming the URL, the task's action and the fix.
+
+``execute`` is each concrete operator's (one test module each, beside this one).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,26 @@ import pytest
 
 from airflow_ml.exceptions import MlflowUnreachable
 from airflow_ml.hooks.mlflow import MlflowHook
-from airflow_ml.operators.base_operator import mlflow_errors
+from airflow_ml.operators.base_operator import MlflowBaseOperator, SnapshotStepOperator, mlflow_errors
+
+
+def test_the_hook_is_built_at_execute_time_from_the_connection_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    task = MlflowBaseOperator(task_id="t", mlflow_conn_id="mlflow_other")
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_OTHER", json.dumps({"conn_type": "mlflow", "host": "https://ml.example"}))
+
+    assert MlflowBaseOperator(task_id="t").mlflow_conn_id == "mlflow_default"
+    assert "hook" not in vars(task)  # nothing is looked up while a DAG file is parsed
+    assert task.hook.mlflow_conn_id == "mlflow_other"
+
+
+def test_a_step_operator_copies_its_settings_and_templates_only_the_snapshot() -> None:
+    settings = {"model_name": "ride_duration.berlin"}
+    task = SnapshotStepOperator(task_id="t", snapshot="file:///s", settings=settings)
+    settings["model_name"] = "changed"
+
+    assert task.settings == {"model_name": "ride_duration.berlin"}
+    assert SnapshotStepOperator.template_fields == ("snapshot",)
+    assert task.aws_conn_id == "aws_default"
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +13,8 @@ from airflow_ml.factory.params import trigger_params
 from airflow_ml.operators.overrides import FIELDS, OverrideError, RunOverrides, conf_problems
 from airflow_ml.templates import load_city_file
 from airflow_ml.templates.training_spec import LightGBMParams, SearchSpec, TrainingSpec
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 #: Each numeric Param of the form and the template field it overrides (written out here, not imported).
 OVERRIDDEN: dict[str, tuple[type[BaseModel], str]] = {
     "num_boost_round": (TrainingSpec, "num_boost_round"),

@@ -10,8 +10,7 @@ import pytest
 
 from airflow_ml.cli import main
 from airflow_ml.templates import load_city_configs
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO
 
 
 def test_demo_data_writes_partitions_under_the_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

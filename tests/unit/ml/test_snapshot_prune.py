@@ -1,112 +1,34 @@
-"""Snapshot retention against a real MLflow registry and real snapshots on a local data root.
-
-The world: template ``ride_duration`` (keep_last 2, a global fallback parent) with cities oslo and bergen
-(``retention: {enabled: false}``); snapshots of oslo's runs r1..r8 (r1, r2, r3, r5 registered; r2 only through
-its training run's tag), one being written (r9), the parent's p1..p4 (p1 registered), a removed city's
-(tromso), another template's (late), and two of the old layout (one registered).
+"""Snapshot retention (airflow_ml.ml.snapshot_prune) against a real MLflow registry and real snapshots on a local
+data root: the world of tests/support/snapshot_worlds.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 
-from airflow_ml.cli import main
 from airflow_ml.data.refusal import record_refusal
 from airflow_ml.data.retention import list_snapshots, location_key
 from airflow_ml.data.snapshot import MANIFEST, take_snapshot
 from airflow_ml.ml.snapshot_prune import PruneRefused, prune_snapshots
-from airflow_ml.templates import load_city_file
 from airflow_ml.templates.retention_policies import retention_policies
-from airflow_ml.templates.retention_spec import RetentionSpec
+from tests.support.snapshot_worlds import ALL, DELETED, T0, left, migrated_store, retention_world, short
 from tests.support.worlds import copy_template
-
-T0 = 1_767_000_000  # manifests' write times: one hour apart, in the order the runs are listed
 
 
 @pytest.fixture(scope="module")
 def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated, empty MLflow SQLite store; each test copies it (migrating a store costs seconds)."""
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("store") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}", registry_uri=f"sqlite:///{path}").search_registered_models()
-    return path
+    return migrated_store(tmp_path_factory.mktemp("store"))
 
 
 @pytest.fixture
 def world(tmp_path: Path, empty_store: Path) -> dict[str, Any]:
-    templates = tmp_path / "dag_templates"
-    copy_template(templates, "ride_duration", "fallback:\n  parent: global\nretention:\n  keep_last: 2\n")
-    (templates / "cities" / "oslo.yaml").write_text("city: oslo\ntemplate: ride_duration\n", encoding="utf-8")
-    (templates / "cities" / "bergen.yaml").write_text(
-        "city: bergen\ntemplate: ride_duration\nretention:\n  enabled: false\n", encoding="utf-8"
-    )
-    data = tmp_path / "data"
-    source = data / "raw" / "date=2026-01-05"
-    source.mkdir(parents=True)
-    pd.DataFrame({"x": [1.0, 2.0], "y": [3.0, 4.0]}).to_parquet(source / "part.parquet")
-    root = data / "snapshots"
-    uris: dict[str, str] = {}
-    clock = iter(range(T0, T0 + 100 * 3600, 3600))
-
-    def snap(template: str, city: str, run: str) -> str:
-        uri = take_snapshot(str(source.parent), str(root), template=template, city=city, run_id=run).uri
-        os.utime(Path(uri) / MANIFEST, (next(clock),) * 2)
-        uris[f"{template}/{city}/{run}"] = uri
-        return uri
-
-    for run in ("r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8"):
-        snap("ride_duration", "oslo", run)
-    for run in ("b1", "b2", "b3"):
-        snap("ride_duration", "bergen", run)
-    for run in ("p1", "p2", "p3", "p4"):
-        snap("ride_duration", "global", run)
-    for run in ("t1", "t2"):
-        snap("ride_duration", "tromso", run)
-    snap("late", "oslo", "l1")
-    being_written = root / "ride_duration" / "oslo" / "r9"
-    being_written.mkdir()
-    (being_written / "data.parquet.partial").write_bytes(b"PAR1")
-    for run in ("old1", "old2"):  # as snapshots were written before aa4a0ef: <root>/<city>/<run>/
-        old = root / "oslo" / run
-        shutil.copytree(Path(uris["ride_duration/oslo/r1"]), old)
-        manifest = json.loads((old / MANIFEST).read_text())
-        (old / MANIFEST).chmod(0o644)
-        (old / MANIFEST).write_text(json.dumps({**manifest, "uri": str(old), "template": "", "run_id": run}))
-        uris[f"oslo/{run}"] = str(old)
-    shutil.copy(empty_store, tmp_path / "mlflow.db")
-    store = f"sqlite:///{tmp_path}/mlflow.db"
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=store, registry_uri=store)
-    model_dir = tmp_path / "model"
-    model_dir.mkdir()
-
-    def register(model: str, uri: str, *aliases: str, on_run_only: bool = False) -> None:
-        tags = {"airflow_ml.snapshot_uri": uri}
-        experiment = client.get_experiment_by_name(model) or client.get_experiment(client.create_experiment(model))
-        run_id = client.create_run(experiment.experiment_id, tags=tags).info.run_id
-        if not client.search_registered_models(f"name = '{model}'"):
-            client.create_registered_model(model)
-        version = client.create_model_version(model, str(model_dir), run_id=run_id, tags={} if on_run_only else tags)
-        for alias in aliases:
-            client.set_registered_model_alias(model, alias, version.version)
-
-    register("ride_duration.oslo", uris["ride_duration/oslo/r1"], "previous-champion")
-    register("ride_duration.oslo", uris["ride_duration/oslo/r3"], "champion")
-    register("ride_duration.oslo", uris["ride_duration/oslo/r5"], "challenger")
-    register("ride_duration.oslo", uris["ride_duration/oslo/r2"], on_run_only=True)
-    register("ride_duration.oslo", uris["oslo/old2"])
-    register("ride_duration.global", uris["ride_duration/global/p1"], "champion")
-    return {"templates": templates, "data": data, "root": root, "uris": uris, "client": client, "store": store}
+    return retention_world(tmp_path, empty_store)
 
 
 def _prune(world: dict[str, Any], **options: Any) -> Any:
@@ -124,39 +46,17 @@ def _prune(world: dict[str, Any], **options: Any) -> Any:
     )
 
 
-def _short(location: str, world: dict[str, Any]) -> str:
-    """``ride_duration/oslo/r4`` for ``<root>/ride_duration/oslo/r4-<hash of the run id>``."""
-    return re.sub(r"-[0-9a-f]{10}$", "", str(Path(location).relative_to(world["root"])))
-
-
-def _left(world: dict[str, Any]) -> set[str]:
-    return {_short(s.location, world) for s in list_snapshots(str(world["root"]))}
-
-
 def _verdicts(report: Any, world: dict[str, Any]) -> dict[str, tuple[bool, str]]:
-    return {_short(v.snapshot.location, world): (v.keep, v.reason) for v in report.verdicts}
-
-
-ALL = {
-    *(f"ride_duration/oslo/r{i}" for i in range(1, 10)),
-    *(f"ride_duration/bergen/b{i}" for i in range(1, 4)),
-    *(f"ride_duration/global/p{i}" for i in range(1, 5)),
-    "ride_duration/tromso/t1",
-    "ride_duration/tromso/t2",
-    "late/oslo/l1",
-    "oslo/old1",
-    "oslo/old2",
-}
-DELETED = {"ride_duration/oslo/r4", "ride_duration/oslo/r6", "ride_duration/global/p2"}
+    return {short(v.snapshot.location, world): (v.keep, v.reason) for v in report.verdicts}
 
 
 def test_prune_keeps_what_lineage_needs_and_the_newest_n_and_deletes_the_rest(world: dict[str, Any]) -> None:
-    assert _left(world) == ALL
+    assert left(world) == ALL
 
     report = _prune(world)
 
-    assert {_short(d, world) for d in report.deleted} == DELETED
-    assert _left(world) == ALL - DELETED
+    assert {short(d, world) for d in report.deleted} == DELETED
+    assert left(world) == ALL - DELETED
     verdicts = _verdicts(report, world)
     assert "late/oslo/l1" not in verdicts  # another template: not in scope
     assert verdicts["ride_duration/oslo/r3"] == (True, "registered: ride_duration.oslo v2 (champion)")
@@ -188,8 +88,8 @@ def test_a_dry_run_deletes_nothing_and_says_what_it_would_delete(world: dict[str
     report = _prune(world, dry_run=True)
 
     assert report.deleted == []
-    assert _left(world) == ALL
-    doomed = {_short(line.split()[2], world) for line in report.lines() if line.startswith("would delete")}
+    assert left(world) == ALL
+    doomed = {short(line.split()[2], world) for line in report.lines() if line.startswith("would delete")}
     assert doomed == DELETED
     assert report.lines()[-1] == "20 snapshot(s): kept 17, would delete 3 (dry run: nothing deleted)"
 
@@ -197,8 +97,8 @@ def test_a_dry_run_deletes_nothing_and_says_what_it_would_delete(world: dict[str
 def test_old_layout_snapshots_go_only_when_asked_and_never_a_registered_one(world: dict[str, Any]) -> None:
     _prune(world, prune_old_layout=True)
 
-    assert "oslo/old1" not in _left(world)
-    assert "oslo/old2" in _left(world)  # a version still points at it
+    assert "oslo/old1" not in left(world)
+    assert "oslo/old2" in left(world)  # a version still points at it
 
 
 def test_a_registry_that_cannot_be_read_prunes_nothing(world: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,7 +111,7 @@ def test_a_registry_that_cannot_be_read_prunes_nothing(world: dict[str, Any], mo
     with pytest.raises(PruneRefused, match=r"cannot read the model registry .*nothing was pruned"):
         _prune(world)
 
-    assert _left(world) == ALL
+    assert left(world) == ALL
 
 
 def test_an_empty_registry_is_not_taken_for_no_lineage(
@@ -226,7 +126,7 @@ def test_an_empty_registry_is_not_taken_for_no_lineage(
     with pytest.raises(PruneRefused, match="holds no registered model at all"):
         _prune(world)
 
-    assert _left(world) == ALL
+    assert left(world) == ALL
 
 
 def test_a_dag_whose_model_the_registry_lacks_is_kept_whole_with_a_warning_unless_it_only_has_refused_runs(
@@ -267,9 +167,9 @@ def test_a_dag_whose_model_the_registry_lacks_is_kept_whole_with_a_warning_unles
     assert verdicts["ride_duration/porto/s1"][1].startswith(
         "a refused run (only refusal.json), older than the newest 2"
     )
-    assert _left(world) >= {f"ride_duration/lisbon/s{i}" for i in range(1, 5)}
-    assert not _left(world) & {"ride_duration/porto/s1", "ride_duration/porto/s2"}
-    assert not _left(world) & DELETED  # the DAGs the registry knows were pruned as usual
+    assert left(world) >= {f"ride_duration/lisbon/s{i}" for i in range(1, 5)}
+    assert not left(world) & {"ride_duration/porto/s1", "ride_duration/porto/s2"}
+    assert not left(world) & DELETED  # the DAGs the registry knows were pruned as usual
 
 
 def test_an_empty_registry_refuses_no_prune_that_can_only_delete_refused_runs(
@@ -288,7 +188,7 @@ def test_an_empty_registry_refuses_no_prune_that_can_only_delete_refused_runs(
     report = _prune(world)
 
     assert report.problems == []
-    assert {_short(d, world) for d in report.deleted} == {"ride_duration/oslo/f1"}
+    assert {short(d, world) for d in report.deleted} == {"ride_duration/oslo/f1"}
 
 
 def test_a_refused_runs_folder_is_a_failed_run_pruned_beyond_keep_last_and_never_being_written(
@@ -302,7 +202,7 @@ def test_a_refused_runs_folder_is_a_failed_run_pruned_beyond_keep_last_and_never
         )  # fmt: skip
         assert written is not None
         os.utime(written, (when,) * 2)
-    listed = {_short(s.location, world): s for s in list_snapshots(str(world["root"]))}
+    listed = {short(s.location, world): s for s in list_snapshots(str(world["root"]))}
     assert (listed["ride_duration/oslo/rf1"].refused, listed["ride_duration/oslo/rf1"].complete) == (True, False)
     assert listed["ride_duration/oslo/rf1"].written == T0 - 3600
     assert listed["ride_duration/oslo/r9"].refused is False  # a data.parquet.partial: being written
@@ -318,7 +218,7 @@ def test_a_refused_runs_folder_is_a_failed_run_pruned_beyond_keep_last_and_never
     assert verdicts["ride_duration/oslo/r8"] == (True, newest)
     assert verdicts["ride_duration/oslo/r7"][0] is False  # the refused run is the newest: it takes a place
     assert verdicts["ride_duration/oslo/r9"] == (True, "incomplete (no manifest.json): a run may be writing it")
-    assert _left(world) == (ALL | {"ride_duration/oslo/rf2"}) - DELETED - {"ride_duration/oslo/r7"}
+    assert left(world) == (ALL | {"ride_duration/oslo/rf2"}) - DELETED - {"ride_duration/oslo/r7"}
 
 
 def test_a_snapshot_registered_under_another_spelling_of_its_path_is_kept(world: dict[str, Any]) -> None:
@@ -337,67 +237,5 @@ def test_a_snapshot_registered_under_another_spelling_of_its_path_is_kept(world:
 
     report = _prune(world)
 
-    assert "ride_duration/oslo/r4" in _left(world)
+    assert "ride_duration/oslo/r4" in left(world)
     assert _verdicts(report, world)["ride_duration/oslo/r4"][1] == f"registered (as {aliased}): ride_duration.oslo v6"
-
-
-def test_the_cli_prints_what_it_keeps_and_why_and_deletes_after_a_dry_run(
-    world: dict[str, Any], capsys: pytest.CaptureFixture[str]
-) -> None:
-    args = ["snapshots", "prune", "--template", "ride_duration", "--root", str(world["templates"])]
-    args += ["--data-root", str(world["data"]), "--tracking-uri", world["store"]]
-
-    assert main([*args, "--dry-run"]) == 0
-    out = capsys.readouterr().out
-    assert _left(world) == ALL
-    r3, r4 = world["uris"]["ride_duration/oslo/r3"], world["uris"]["ride_duration/oslo/r4"]
-    assert f"would delete {r4}  not registered, older than the newest 2 of ride_duration.oslo" in out
-    assert f"keep         {r3}  registered: ride_duration.oslo v2 (champion)" in out
-    assert out.strip().endswith("20 snapshot(s): kept 17, would delete 3 (dry run: nothing deleted)")
-
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    assert f"delete       {r4}  not registered" in out
-    assert out.strip().endswith("20 snapshot(s): kept 17, deleted 3")
-    assert _left(world) == ALL - DELETED
-
-
-def test_the_cli_names_an_unknown_template_and_a_missing_data_root(
-    world: dict[str, Any], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    args = ["snapshots", "prune", "--root", str(world["templates"]), "--tracking-uri", world["store"]]
-
-    assert main([*args, "--template", "ride_duratoin", "--data-root", str(world["data"])]) == 2
-    assert "no template 'ride_duratoin' in " in (err := capsys.readouterr().err)
-    assert "templates; did you mean 'ride_duration'? (known: ['ride_duration'])" in err
-    monkeypatch.delenv("AIRFLOW_ML_DATA_ROOT", raising=False)
-    assert main(args) == 2
-    assert "give --data-root or set AIRFLOW_ML_DATA_ROOT" in capsys.readouterr().err
-    assert _left(world) == ALL
-
-
-@pytest.mark.parametrize(
-    ("text", "fragments"),
-    [
-        ("retention:\n  keep_last: 0\n", ("retention.keep_last", "greater than or equal to 1")),
-        ("retention:\n  keep_last: 100000\n", ("retention.keep_last", "less than or equal to 10000")),
-        ("retention:\n  keep_last: '10'\n", ("retention.keep_last", "valid integer")),
-        ("retention:\n  enabled: 'no'\n", ("retention.enabled", "valid boolean")),
-        ("retention:\n  keep_lats: 3\n", ("'keep_lats'", "did you mean 'keep_last'?")),
-    ],
-)
-def test_retention_settings_are_bounded_and_strict(tmp_path: Path, text: str, fragments: tuple[str, ...]) -> None:
-    from airflow_ml.exceptions import ConfigError
-
-    copy_template(tmp_path, "ride_duration")
-    path = tmp_path / "cities" / "oslo.yaml"
-    path.write_text("city: oslo\ntemplate: ride_duration\n" + text, encoding="utf-8")
-
-    with pytest.raises(ConfigError) as info:
-        load_city_file(path, tmp_path / "templates")
-
-    message = str(info.value)
-    assert "oslo.yaml line " in message
-    for fragment in fragments:
-        assert fragment in message, message
-    assert RetentionSpec().keep_last == 10

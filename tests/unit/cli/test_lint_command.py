@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from airflow_ml.cli import main
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO
 
 
 @pytest.fixture

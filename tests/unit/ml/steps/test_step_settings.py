@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import pytest
 
 from airflow_ml.factory.tasks import TaskSettings, task_settings
 from airflow_ml.ml.steps.step_settings import GateSettings, SplitSettings, TrainingSettings
 from airflow_ml.templates import load_city_configs
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import REPO
 
 
 @pytest.fixture(scope="module")

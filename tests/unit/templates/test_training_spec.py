@@ -19,8 +19,8 @@ from airflow_ml.ml.train_spec import TrainSpec
 from airflow_ml.operators.overrides import OverrideError, RunOverrides
 from airflow_ml.operators.train_operator import with_overrides
 from airflow_ml.templates import load_city_file
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "dag_templates" / "templates" / "ride_duration.yaml"
 
 

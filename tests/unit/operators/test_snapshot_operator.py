@@ -20,8 +20,8 @@ from airflow_ml.factory.dataset_contract import data_contract
 from airflow_ml.ml.steps.step_settings import SnapshotSettings
 from airflow_ml.operators.snapshot_operator import SnapshotOperator, refusal_kind
 from airflow_ml.templates import load_city_configs
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 RUN_ID = "manual__2026-03-06T00:00:00+00:00"
 
 
@@ -223,3 +223,25 @@ def test_a_source_outside_the_data_root_fails_the_task_for_good(
     refused = read_refusal(str(refusal_folder(data_root)))
     assert refused is not None
     assert refused.kind == "contract"
+
+
+# --- the operator's arguments and template fields --------------------------------------------------------------------
+
+
+def test_init_takes_the_settings_as_one_dict_and_defaults_to_the_configured_data_root(data_root: Path) -> None:
+    task = operator(data_root, {"rules": []})
+    bare = SnapshotOperator(task_id="snapshot", settings=task.settings)
+
+    assert task.snapshot_settings.city == "lisbon"
+    assert (bare.data_root, bare.aws_conn_id) == (None, "aws_default")
+
+
+def test_no_field_is_templated(config: Any) -> None:
+    # The source, the window and the contract come from YAML: nothing of the snapshot task is rendered by Jinja.
+    assert SnapshotOperator.template_fields == ()
+    assert build_dag(config, expectations_dir=REPO / "expectations").get_task("snapshot").template_fields == ()
+
+
+def test_a_bad_settings_dict_is_refused_naming_the_key(data_root: Path) -> None:
+    with pytest.raises(ValueError, match=r"unknown SnapshotSettings key\(s\) \['sourse'\]"):
+        _ = SnapshotOperator(task_id="snapshot", settings={"sourse": "x"}).snapshot_settings

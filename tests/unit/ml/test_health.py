@@ -15,8 +15,8 @@ from mlflow.models import infer_signature
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.ml.health import HealthThresholds, check_predictions
 from airflow_ml.templates import load_city_file
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 ROWS = pd.DataFrame({"distance_km": np.linspace(1, 20, 200), "hour": np.arange(200) % 24})
 REFERENCE = pd.Series(ROWS["distance_km"] * 3.0)
 

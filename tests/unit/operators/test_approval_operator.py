@@ -1,8 +1,46 @@
-"""The evidence a person sees in the approval request."""
+"""PromotionApprovalOperator: its arguments, its template fields, ``execute`` when the gate needs nobody, and the
+evidence a person sees in the approval request.
+
+The request itself (a deferral answered through Airflow's HITL API) is run by tests/integration/test_approval.py.
+"""
 
 from __future__ import annotations
 
-from airflow_ml.operators.approval_operator import approval_body
+import datetime as dt
+from typing import Any
+
+from airflow_ml.operators.approval_operator import PromotionApprovalOperator, approval_body
+from tests.support.task_runs import OperatorWorld, templated_yaml
+
+
+def test_init_writes_the_subject_from_the_model_name_and_rejects_by_default(world: OperatorWorld) -> None:
+    task = world.task("approve")
+
+    assert isinstance(task, PromotionApprovalOperator)
+    assert task.model_name == "ride_duration.lisbon"
+    assert task.subject == "Promote a new ride_duration.lisbon model?"
+    assert task.defaults == [PromotionApprovalOperator.REJECT]
+    bare = PromotionApprovalOperator(task_id="approve", model_name="m", decision={}, snapshot={})
+    assert (bare.response_timeout, bare.mlflow_conn_id, bare.aws_conn_id) == (
+        dt.timedelta(hours=24),
+        "mlflow_default",
+        "aws_default",
+    )
+
+
+def test_template_fields_hold_only_the_upstream_xcoms_never_the_subject(world: OperatorWorld) -> None:
+    # The subject and body are written from the model name, which comes from YAML: never rendered.
+    assert PromotionApprovalOperator.template_fields == ("decision", "snapshot")
+    assert templated_yaml(world.task("approve")) == {}
+
+
+def test_execute_asks_nobody_when_the_gate_needs_no_approval(
+    world: OperatorWorld, snapshot: dict[str, Any], decision: dict[str, Any]
+) -> None:
+    answer, ti = world.run("approve", snapshot=snapshot, decision=decision)
+
+    assert answer == {"approval": "not needed", "decision": "promoted"}
+    assert ti.pushed == {}
 
 
 def test_the_request_shows_both_scores_with_their_intervals_the_improvement_and_the_slices() -> None:

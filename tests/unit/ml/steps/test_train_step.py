@@ -1,0 +1,130 @@
+"""The training step (airflow_ml.ml.steps.train_step): class weights, threads and what a training run logs (real
+LightGBM, Optuna and MLflow on SQLite). The search and the warm start have their own modules (tests/unit/ml/)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from airflow_ml.ml.steps.step_settings import SplitSettings
+from airflow_ml.ml.steps.train_step import train_and_log
+from airflow_ml.ml.train import time_split, train_model
+from tests.support.training_data import binary, regression, search_settings, snapshot
+
+SPLIT = SplitSettings("pickup_at", 0.15, 0.15)
+
+
+def test_balanced_weight_is_negatives_over_positives_of_the_training_rows(trips: pd.DataFrame) -> None:
+    splits = time_split(trips, "pickup_at", 0.15, 0.15)
+    labels = splits.train["late"]
+    expected = (labels == 0).sum() / (labels == 1).sum()
+
+    plain = train_model(splits, binary())
+    balanced = train_model(splits, binary(class_weight="balanced"))
+
+    assert balanced.params["scale_pos_weight"] == pytest.approx(expected)
+    assert "scale_pos_weight" not in plain.params
+    # Weighing the rare positives up raises the predicted probabilities on unseen rows.
+    holdout = splits.holdout
+    from airflow_ml.ml.serving import predict_raw
+
+    assert predict_raw(balanced.booster, balanced.preprocessor, holdout).mean() > (
+        predict_raw(plain.booster, plain.preprocessor, holdout).mean() + 0.05
+    )
+
+
+def test_balanced_weight_needs_both_classes_and_a_binary_task(trips: pd.DataFrame) -> None:
+    splits = time_split(trips.assign(late=0), "pickup_at", 0.15, 0.15)
+
+    with pytest.raises(ValueError, match=r"needs both classes.*0 positive"):
+        train_model(splits, binary(class_weight="balanced"))
+    with pytest.raises(ValueError, match="needs task 'binary'"):
+        regression(class_weight="balanced").imbalance_params([0, 1])
+
+
+def test_train_and_log_uses_the_best_params_and_logs_everything(
+    client: MlflowClient, trips: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_ML_CODE_VERSION", "abc1234")
+    manifest = snapshot(trips, tmp_path, "run1")
+
+    result = train_and_log(
+        client,
+        manifest,
+        regression(),
+        SPLIT,
+        experiment="lisbon",
+        search=search_settings(3),
+        tags={"airflow.dag_id": "d", "airflow.run_id": "r", "airflow.try_number": "1"},
+        config={"city": "lisbon"},
+    )
+
+    run = client.get_run(result["run_id"])
+    best = {k.removeprefix("best_"): v for k, v in run.data.params.items() if k.startswith("best_")}
+    assert set(best) == {"learning_rate", "num_leaves"}
+    assert run.data.params["num_leaves"] == best["num_leaves"]  # the final model trained with them
+    assert {"train_rmse", "validation_rmse", "holdout_rmse"} <= set(run.data.metrics)
+    assert run.data.tags["airflow_ml.code_version"] == "abc1234"
+    assert run.data.tags["airflow_ml.version"]
+    assert run.data.tags["airflow.try_number"] == "1"
+    assert run.data.tags["airflow_ml.snapshot_hash"] == manifest.content_hash
+    files = {f.path for f in client.list_artifacts(result["run_id"], "importance")}
+    assert files == {"importance/feature_importance.png", "importance/feature_importance.csv"}
+    png = Path(client.download_artifacts(result["run_id"], "importance/feature_importance.png", str(tmp_path)))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    model_files = {f.path for f in client.list_artifacts(result["run_id"], "model")}
+    assert {"model/MLmodel", "model/input_example.json"} <= model_files
+    assert result["warm_start"] is None
+
+
+def test_more_threads_than_cores_are_clamped_logged_and_recorded(
+    client: MlflowClient, trips: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # On two cores, 1,024 threads made 20 rounds on 2,000 rows take 24 s instead of 0.015 s.
+    cores = len(os.sched_getaffinity(0))
+    asked = cores + 62
+    manifest = snapshot(trips, tmp_path, "run1")
+
+    with caplog.at_level("WARNING", logger="airflow_ml.ml.steps.train_step"):
+        result = train_and_log(client, manifest, regression(num_threads=asked), SPLIT, experiment="lisbon")
+
+    params = client.get_run(result["run_id"]).data.params
+    assert params["num_threads"] == str(cores)
+    assert params["num_threads_configured"] == str(asked)
+    assert f"training.num_threads {asked} is more than the {cores} core(s) this worker may use" in caplog.text
+    trained = train_model(time_split(trips, "pickup_at", 0.15, 0.15), regression(num_threads=asked))
+    assert trained.params["num_threads"] == cores
+
+
+def test_threads_within_the_cores_are_kept_as_configured(
+    client: MlflowClient, trips: pd.DataFrame, tmp_path: Path
+) -> None:
+    manifest = snapshot(trips, tmp_path, "run1")
+
+    result = train_and_log(client, manifest, regression(num_threads=1), SPLIT, experiment="lisbon")
+
+    params = client.get_run(result["run_id"]).data.params
+    assert params["num_threads"] == "1"
+    assert "num_threads_configured" not in params
+
+
+def test_the_cores_are_the_workers_affinity_not_the_machines() -> None:
+    # A worker pinned to one CPU (a container's cpuset) gets one thread, whatever the machine has.
+    script = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "from airflow_ml.ml.train import TrainSpec\n"
+        "spec = TrainSpec(features=['a'], categorical=[], target='y', num_threads=8)\n"
+        "print(spec.lightgbm_params()['num_threads'], TrainSpec(features=['a'], categorical=[], target='y')"
+        ".lightgbm_params()['num_threads'])\n"
+    )
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "0"]  # 0 keeps LightGBM's own default
