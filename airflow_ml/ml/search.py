@@ -20,6 +20,12 @@ from airflow_ml.ml.train import Splits, TrainSpec, train_model
 
 #: Tag of a trial run naming its parent; MLflow's UI nests runs by it.
 PARENT_RUN_TAG = "mlflow.parentRunId"
+#: LightGBM parameters that take whole numbers: a search draws integers for them unless its settings name
+#: their own (the factory derives them from the template's model, which tests/unit/ml/test_search.py compares).
+LIGHTGBM_INTEGER_PARAMS = frozenset(
+    {"num_leaves", "max_depth", "min_data_in_leaf", "bagging_freq", "max_bin"}
+    | {"min_data_per_group", "max_cat_threshold"}
+)
 
 
 @dataclass(frozen=True)

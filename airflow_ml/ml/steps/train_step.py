@@ -19,7 +19,7 @@ from airflow_ml.data.snapshot import Manifest, read_snapshot
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.fallback import record_data_status
-from airflow_ml.ml.search import SearchSettings, search_params
+from airflow_ml.ml.search import LIGHTGBM_INTEGER_PARAMS, SearchSettings, search_params
 from airflow_ml.ml.serving import predict_raw
 from airflow_ml.ml.steps.step_settings import SplitSettings, TrainingSettings
 from airflow_ml.ml.steps.xcom_payloads import TrainingPayload
@@ -107,7 +107,8 @@ def search_settings(settings: TrainingSettings) -> SearchSettings | None:
     if not ranges:
         raise ValueError(f"search_trials is {trials} but no search ranges are configured; set training.search.params")
     minutes = float(search.get("timeout_minutes") or 10)
-    integers = set(search.get("integers") or ())
+    # A hand-written DAG's settings may not name them: LightGBM's own integer parameters then.
+    integers = set(search.get("integers") or LIGHTGBM_INTEGER_PARAMS)
     return SearchSettings.from_config(dict(ranges), trials=trials, timeout_minutes=minutes, integers=integers)
 
 

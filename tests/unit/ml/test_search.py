@@ -55,3 +55,26 @@ def test_search_is_deterministic(client: MlflowClient, trips: pd.DataFrame) -> N
         )
 
     assert found[0] == found[1]
+
+
+def test_integer_parameters_are_drawn_as_integers_without_the_factory() -> None:
+    from airflow_ml.factory.tasks import _INTEGER_PARAMS
+    from airflow_ml.ml.search import LIGHTGBM_INTEGER_PARAMS
+    from airflow_ml.ml.steps.step_settings import SplitSettings, TrainingSettings
+    from airflow_ml.ml.steps.train_step import search_settings as settings_of_search
+    from airflow_ml.ml.train_spec import TrainSpec
+
+    # Every integer parameter the templates accept is one that LightGBM takes as an integer.
+    assert set(_INTEGER_PARAMS) <= LIGHTGBM_INTEGER_PARAMS
+    # A hand-written DAG's search names no integers: num_leaves is still drawn as a whole number.
+    spec = TrainSpec(features=["x"], categorical=[], target="y", task="regression", metric="rmse")
+    training = TrainingSettings(
+        experiment="hand.written",
+        spec=spec,
+        split=SplitSettings(time_column="t", validation_fraction=0.2, holdout_fraction=0.2),
+        search={"trials": 2, "params": {"num_leaves": [8, 64], "learning_rate": [0.01, 0.3, "log"]}},
+    )
+    search = settings_of_search(training)
+    assert search is not None
+    assert search.ranges["num_leaves"].integer is True
+    assert search.ranges["learning_rate"].integer is False
