@@ -33,6 +33,7 @@ NOT_A_MODULE: dict[str, str] = {
 }
 #: Test modules at the root of tests/unit/ that check the project, not one module of airflow_ml/, with the reason.
 PROJECT_CHECKS: dict[str, str] = {
+    "test_architecture_doc.py": "docs/architecture.md's XCom table against ml/steps/xcom_payloads.py",
     "test_compose.py": "the Dockerfiles and docker-compose.yaml against the code",
     "test_documented_cli.py": "the CLI commands the docs show",
     "test_documented_commands.py": "the registry of the docs' commands (tests/support/documented.py)",
