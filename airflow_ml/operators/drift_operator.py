@@ -52,11 +52,13 @@ class DriftCheckOperator(SnapshotStepOperator):
         uri = snapshot_uri(self.snapshot)
         # The champion's snapshot lies under the same data root, so the same options open it.
         options = storage_options(uri, aws_conn_id=self.aws_conn_id)
+        # A check that is off needs no MLflow: the connection is not even looked up.
+        client, root = (self.hook.get_conn(), self.hook.artifact_root) if settings.enabled else (None, None)
         record = check_drift(
-            self.hook.get_conn(),
+            client,
             load_manifest(uri, storage_options=options),
             settings,
-            artifact_root=self.hook.artifact_root,
+            artifact_root=root,
             tags=airflow_lineage(context),
             storage_options=options,
         )

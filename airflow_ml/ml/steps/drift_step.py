@@ -44,7 +44,7 @@ def verdict(record: Mapping[str, Any]) -> DriftVerdict:
 
 
 def check_drift(
-    client: MlflowClient,
+    client: MlflowClient | None,
     manifest: Manifest,
     settings: DriftSettings,
     *,
@@ -55,7 +55,8 @@ def check_drift(
     """The drift task: compare the snapshot of ``manifest`` (by default its new rows) with the champion's training
     snapshot, log it, and write the record beside the snapshot as ``drift.json``.
 
-    With ``settings.enabled`` false nothing is compared: the record says the check is off.
+    With ``settings.enabled`` false nothing is compared and MLflow is not needed (``client`` may be None): the
+    record says the check is off.
 
     With ``settings.compare="new_rows"`` only the rows of the partitions after the champion's training window are
     compared (selected by ``time_column``; see :func:`airflow_ml.ml.drift_window.select_rows` for the
@@ -75,6 +76,8 @@ def check_drift(
     """
     if not settings.enabled:
         record: dict[str, Any] = {"status": "skipped", "reason": DISABLED}
+    elif client is None:
+        raise ValueError("a drift check that is on needs an MLflow client (the champion's training data)")
     else:
         record = _compare(client, manifest, settings, artifact_root, tags, storage_options)
     write_json(manifest.uri, DRIFT_FILE, record, storage_options=storage_options)

@@ -51,3 +51,15 @@ def test_execute_compares_the_snapshot_with_the_champions(
     assert record["status"] == "passed", record["summary"]  # the champion's own snapshot: nothing moved
     assert world.client.get_run(record["mlflow_run_id"]).data.tags["airflow.task_id"] == "drift"
     assert set(ti.pushed) == {DRIFT_VERDICT_KEY, "_link_MlflowRunLink"}
+
+
+def test_a_check_that_is_off_needs_no_mlflow_connection(world: OperatorWorld, snapshot: dict[str, Any]) -> None:
+    task = world.task("drift")
+    task.settings = {**task.settings, "enabled": False}
+    task.mlflow_conn_id = "no_such_connection"
+    task.snapshot = snapshot
+
+    record = task.execute(world.context("drift"))
+
+    assert record["status"] == "skipped"
+    assert "drift.enabled: false" in record["reason"]
