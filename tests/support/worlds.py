@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,14 @@ def write_loader(dags_dir: Path, name: str, templates_root: Path) -> Path:
         encoding="utf-8",
     )
     return path
+
+
+def copy_repository_config(root: Path) -> dict[str, Path]:
+    """Copy the repository's ``dag_templates/`` and ``expectations/`` under ``root``; returns both paths."""
+    templates, expectations = root / "dag_templates", root / "expectations"
+    shutil.copytree(REPO / "dag_templates", templates)
+    shutil.copytree(REPO / "expectations", expectations)
+    return {"templates": templates, "expectations": expectations}
 
 
 def copy_template(root: Path, template: str, extra: str = "") -> None:

@@ -7,23 +7,18 @@ warning stood at line 1 of the suite, not at the check that lets nulls through.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from airflow_ml.cli import main
-from tests.support import REPO
+from tests.support.worlds import copy_repository_config
 
 
 @pytest.fixture
 def world(tmp_path: Path) -> dict[str, Path]:
     """A copy of the repository's templates (berlin, lisbon, sao_paulo) and suites."""
-    templates = tmp_path / "dag_templates"
-    shutil.copytree(REPO / "dag_templates", templates)
-    expectations = tmp_path / "expectations"
-    shutil.copytree(REPO / "expectations", expectations)
-    return {"templates": templates, "expectations": expectations}
+    return copy_repository_config(tmp_path)
 
 
 def _lint(world: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:

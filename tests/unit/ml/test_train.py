@@ -12,8 +12,7 @@ from airflow_ml.data.demo import DEMO_START, generate_day
 from airflow_ml.ml.metrics import score
 from airflow_ml.ml.serving import predict_raw
 from airflow_ml.ml.train import Splits, TrainSpec, time_split, train_model
-
-FEATURES = ["distance_km", "pickup_hour", "weekday", "pickup_zone", "temperature_c", "is_raining"]
+from tests.support.training_data import regression
 
 
 def shuffled_frame(n: int) -> pd.DataFrame:
@@ -67,17 +66,8 @@ def trips() -> pd.DataFrame:
 
 
 def spec(**overrides: object) -> TrainSpec:
-    values: dict[str, object] = {
-        "features": FEATURES,
-        "categorical": ["pickup_zone"],
-        "target": "duration_min",
-        "num_boost_round": 60,
-        "early_stopping_rounds": 10,
-        "num_threads": 1,
-        "params": {"learning_rate": 0.1, "num_leaves": 15, "min_data_in_leaf": 20},
-    }
-    values.update(overrides)
-    return TrainSpec(**values)  # type: ignore[arg-type]
+    """The shared small spec of the trips' duration, with 60 rounds unless ``overrides`` say otherwise."""
+    return regression(**{"num_boost_round": 60, **overrides})
 
 
 def test_train_model_is_deterministic(trips: pd.DataFrame) -> None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from airflow_ml.cli import main
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates.suite_files import load_suite, target_null_warning
 from tests.support import REPO
+from tests.support.worlds import copy_repository_config
 
 
 def test_invalid_json_names_the_file_and_line(tmp_path: Path) -> None:
@@ -154,10 +154,8 @@ def test_a_row_filter_on_the_target_makes_the_warning_moot() -> None:
 @pytest.fixture
 def world(tmp_path: Path) -> dict[str, Path]:
     """The repository's templates, and its suite without the not-null check on the target."""
-    templates = tmp_path / "dag_templates"
-    shutil.copytree(REPO / "dag_templates", templates)
-    expectations = tmp_path / "expectations"
-    shutil.copytree(REPO / "expectations", expectations)
+    copied = copy_repository_config(tmp_path)
+    templates, expectations = copied["templates"], copied["expectations"]
     path = expectations / "ride_trips.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     data["expectations"] = [
