@@ -273,7 +273,8 @@ def submit(page: Page, server: UiServer) -> dict[str, Any]:
     """Press the dialog's *Trigger* and return the conf of the one run it created (read through the REST API)."""
     before = run_ids(server)
     page.get_by_test_id("trigger-dag-submit").click()
-    page.get_by_text("Dag run has been successfully triggered").wait_for()
+    # Airflow's toaster may render the same toast twice (two nodes, one id): wait for the first.
+    page.get_by_text("Dag run has been successfully triggered").first.wait_for()
     new = run_ids(server) - before
     assert len(new) == 1, f"expected one new run of {DAG_ID}, got {sorted(new)}"
     return dict(server.rest.get(f"/dags/{DAG_ID}/dagRuns/{new.pop()}")["conf"])
