@@ -54,45 +54,54 @@ class DagSpec(Strict):
                 raise ValueError(
                     "a list schedule holds one or more cron expressions, e.g. ['0 2 * * 1-5', '0 6 * * 6,0']"
                 )
-            return [cls._cron(v) for v in value]
-        presets = {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"}
-        if value.startswith("@"):
-            if value not in presets:
-                raise ValueError(
-                    f"unknown schedule preset {show_value(value)}; use one of {sorted(presets)} or a cron expression"
-                )
-            return value
-        return cls._cron(value)
+            return [check_cron(v) for v in value]
+        return check_schedule(value)
 
-    @staticmethod
-    def _cron(value: str) -> str:
-        fields = value.split()
-        if len(fields) != len(_CRON_FIELDS):
-            beyond = " (a sixth field would be seconds, a seventh a year: neither is supported)"
+
+#: The schedule presets a DAG may name.
+PRESETS = frozenset({"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"})
+
+
+def check_schedule(value: str) -> str:
+    """Return a valid preset (``@daily``) or five-field cron expression, or raise ValueError naming the fix."""
+    if value.startswith("@"):
+        if value not in PRESETS:
             raise ValueError(
-                f"{show_value(value)} has {len(fields)} field(s); a cron expression has five: minute, hour, day of "
-                f"month, month and day of week, e.g. '0 2 * * *'{beyond if len(fields) > len(_CRON_FIELDS) else ''}"
+                f"unknown schedule preset {show_value(value)}; use one of {sorted(PRESETS)} or a cron expression"
             )
-        expanded = _expanded(value)
-        if expanded is not None:
-            if not _may_fire(expanded) and not _fires(value):  # croniter has the last word, as in the timetable
-                on = f" and day of week {show_value(fields[4])}" if fields[4] not in ("*", "?") else ""
-                raise ValueError(
-                    f"{show_value(value)} never runs: no date has day of month {show_value(fields[2])} in month "
-                    f"{show_value(fields[3])}{on}; choose "
-                    "days that the months have (February has 28, or 29 in leap years; April, June, September and "
-                    "November 30)"
-                )
-            return value
-        for index, (name, allowed) in enumerate(_CRON_FIELDS):
-            alone = " ".join(field if i == index else "*" for i, field in enumerate(fields))
-            if not _valid_cron(alone):
-                raise ValueError(
-                    f"{show_value(value)}: the {name} field {show_value(fields[index])} is out of range or malformed; "
-                    f"the {name} takes "
-                    f"{allowed}, as a value, a range a-b, a step */n or a list a,b"
-                )
-        raise ValueError(f"{show_value(value)} is not a valid cron expression; e.g. '0 2 * * *'")  # pragma: no cover
+        return value
+    return check_cron(value)
+
+
+def check_cron(value: str) -> str:
+    """Return a valid five-field cron expression, or raise ValueError naming the field at fault and the fix."""
+    fields = value.split()
+    if len(fields) != len(_CRON_FIELDS):
+        beyond = " (a sixth field would be seconds, a seventh a year: neither is supported)"
+        raise ValueError(
+            f"{show_value(value)} has {len(fields)} field(s); a cron expression has five: minute, hour, day of "
+            f"month, month and day of week, e.g. '0 2 * * *'{beyond if len(fields) > len(_CRON_FIELDS) else ''}"
+        )
+    expanded = _expanded(value)
+    if expanded is not None:
+        if not _may_fire(expanded) and not _fires(value):  # croniter has the last word, as in the timetable
+            on = f" and day of week {show_value(fields[4])}" if fields[4] not in ("*", "?") else ""
+            raise ValueError(
+                f"{show_value(value)} never runs: no date has day of month {show_value(fields[2])} in month "
+                f"{show_value(fields[3])}{on}; choose "
+                "days that the months have (February has 28, or 29 in leap years; April, June, September and "
+                "November 30)"
+            )
+        return value
+    for index, (name, allowed) in enumerate(_CRON_FIELDS):
+        alone = " ".join(field if i == index else "*" for i, field in enumerate(fields))
+        if not _valid_cron(alone):
+            raise ValueError(
+                f"{show_value(value)}: the {name} field {show_value(fields[index])} is out of range or malformed; "
+                f"the {name} takes "
+                f"{allowed}, as a value, a range a-b, a step */n or a list a,b"
+            )
+    raise ValueError(f"{show_value(value)} is not a valid cron expression; e.g. '0 2 * * *'")  # pragma: no cover
 
 
 #: The five fields of a cron expression and the values each takes.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import get_args
@@ -52,8 +53,26 @@ def describe(exc: ValidationError, model: type[BaseModel], origin: Origin) -> li
             shown = "" if isinstance(value, Mapping) or shown in text else f" (got {shown})"
             fix = _TYPE_HINTS.get(error["type"])
             message = f"{field}: {text}{shown}" + (f"; {fix}" if fix else "")
+            loc = _named_within(text, loc)
         problems.append(_placed(message, loc, origin))
     return problems
+
+
+def _named_within(text: str, loc: Path_) -> Path_:
+    """The setting a section's own check names first (``scoring.key_columns ...`` under ``scoring``), or ``loc``.
+
+    A check that needs two settings of a section runs on the whole section; its message starts with the setting at
+    fault, so that the problem points at that setting's line rather than the section's.
+    """
+    match = _DOTTED.match(text)
+    if match is None:
+        return loc
+    named = tuple(match.group(1).split("."))
+    return named if len(named) > len(loc) and named[: len(loc)] == tuple(map(str, loc)) else loc
+
+
+#: A dotted setting at the start of a message, e.g. ``scoring.key_columns``.
+_DOTTED = re.compile(r"([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+)\b")
 
 
 def _placed(message: str, loc: Path_, origin: Mapping[Path_, tuple[Path, int, int]]) -> Problem:

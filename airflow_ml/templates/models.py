@@ -7,13 +7,11 @@ silently ignored. The models describe data, never code: YAML cannot name a Pytho
 from __future__ import annotations
 
 import difflib
-import re
-import string
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from airflow_ml.exceptions import ConfigError, show_value
+from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates.base import CITY_ID_PATTERN, Name, Strict
 from airflow_ml.templates.base import slugify as slugify  # where the CLI imports it from
 from airflow_ml.templates.dag_spec import DagSpec
@@ -23,6 +21,8 @@ from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFI
 from airflow_ml.templates.filter_spec import RowFilterSpec
 from airflow_ml.templates.gate_spec import GateSpec
 from airflow_ml.templates.retention_spec import RetentionSpec
+from airflow_ml.templates.scoring_spec import ScoringSpec
+from airflow_ml.templates.source_pattern import check_location_pattern
 from airflow_ml.templates.training_spec import TrainingSpec
 
 #: Metrics each task may use; their direction (lower or higher is better) belongs to ``airflow_ml.ml.metrics``.
@@ -105,27 +105,7 @@ class DatasetSpec(Strict):
                     f"filters[{index}].column {row_filter.column!r} is not a column the dataset names; {hint} "
                     "(or add it to extra_columns)"
                 )
-        parsed = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(self.source)]
-        decorated = [name for name, spec, conversion in parsed if name is not None and (spec or conversion)]
-        if decorated:
-            raise ValueError(
-                f"source {show_value(self.source)} gives {{{show_value(decorated[0], quote=False)}}} a conversion "
-                "('!') or a format spec (':'); "
-                "write the placeholders bare: {data_root} and {city}"
-            )
-        if ".." in re.split(r"[/\\]", self.source):
-            raise ValueError(f"source {self.source!r} has a '..' segment, which leads out of the data root; drop it")
-        fields = {name for name, _, _ in parsed if name is not None}
-        if "city" not in fields:
-            raise ValueError(
-                f"source {show_value(self.source)} must contain '{{city}}' so that each city reads its own data"
-            )
-        if fields - {"city", "data_root"}:
-            unknown = sorted(fields - {"city", "data_root"})
-            raise ValueError(
-                f"source {show_value(self.source)} has unknown placeholder(s) {show_value(unknown)}; use "
-                "{data_root} and {city}"
-            )
+        check_location_pattern(self.source, field="source", placeholders=("data_root", "city"), required="city")
         return self
 
 
@@ -169,6 +149,9 @@ class UseCase(Strict):
     health: HealthSpec = Field(default_factory=HealthSpec)
     fallback: FallbackSpec = Field(default_factory=FallbackSpec)
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
+    scoring: ScoringSpec | None = Field(
+        default=None, description="Batch scoring with the champion; without it the city gets no scoring DAG."
+    )
 
     @field_validator("expectations")
     @classmethod
@@ -204,6 +187,17 @@ class UseCase(Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return drift
+
+    @field_validator("scoring")
+    @classmethod
+    def _scoring_fits_dataset(cls, scoring: ScoringSpec | None, info: ValidationInfo) -> ScoringSpec | None:
+        dataset = info.data.get("dataset")
+        if scoring is None or dataset is None:  # none, or already reported
+            return scoring
+        problems = scoring.columns_problems(features=dataset.features, known=dataset.known_columns)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return scoring
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> UseCase:

@@ -1,0 +1,82 @@
+"""The kill switch (airflow_ml.ml.kill_switch) on a real MLflow registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_ml.ml import kill_switch
+from airflow_ml.ml.kill_switch import KillSwitchError, disable, disabled, enable, history
+
+NAME = "ride_duration.lisbon"
+OTHER = "ride_duration.berlin"
+
+
+@pytest.fixture
+def client(tmp_path: Any) -> Any:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model(NAME)
+    client.create_registered_model(OTHER)
+    return client
+
+
+def test_a_disabled_model_says_who_and_why_and_the_other_cities_are_untouched(client: Any) -> None:
+    assert disabled(client, NAME) is None
+
+    mark = disable(client, NAME, reason="  overshoots  since the holiday ", by="ana")
+
+    assert disabled(client, NAME) == mark
+    assert (mark.reason, mark.by) == ("overshoots since the holiday", "ana")
+    assert "overshoots since the holiday" in mark.sentence()
+    assert "airflow-ml enable" in mark.sentence()
+    assert disabled(client, OTHER) is None
+
+
+def test_enable_lifts_the_mark_and_the_history_keeps_both_changes(client: Any) -> None:
+    disable(client, NAME, reason="bad labels", by="ana")
+
+    lifted = enable(client, NAME, by="bo", reason="labels fixed")
+
+    assert lifted is not None
+    assert lifted.reason == "bad labels"
+    assert disabled(client, NAME) is None
+    assert kill_switch.DISABLED_REASON not in (client.get_registered_model(NAME).tags or {})
+    assert [(e["action"], e["by"], e["reason"]) for e in history(client, NAME)] == [
+        ("disable", "ana", "bad labels"),
+        ("enable", "bo", "labels fixed"),
+    ]
+    assert enable(client, NAME, by="bo") is None  # nothing to lift: no new history entry
+    assert len(history(client, NAME)) == 2
+
+
+def test_a_model_that_never_trained_can_be_disabled(client: Any) -> None:
+    disable(client, "ride_duration.porto", reason="not yet trusted", by="ana")
+
+    assert disabled(client, "ride_duration.porto") is not None
+    assert disabled(client, "ride_duration.nowhere") is None
+
+
+@pytest.mark.parametrize(("reason", "by", "field"), [("", "ana", "reason"), ("why", "  ", "by")])
+def test_a_disable_without_reason_or_name_is_refused_and_changes_nothing(
+    client: Any, reason: str, by: str, field: str
+) -> None:
+    with pytest.raises(KillSwitchError, match=f"needs '{field}'"):
+        disable(client, NAME, reason=reason, by=by)
+    assert disabled(client, NAME) is None
+    assert history(client, NAME) == []
+
+
+def test_the_history_is_bounded_and_survives_a_hand_edited_tag(client: Any) -> None:
+    client.set_registered_model_tag(NAME, kill_switch.HISTORY, "{not json")
+    for index in range(kill_switch.HISTORY_LENGTH + 3):
+        disable(client, NAME, reason=f"r{index}", by="ana")
+
+    entries = history(client, NAME)
+
+    assert len(entries) == kill_switch.HISTORY_LENGTH
+    assert entries[-1]["reason"] == f"r{kill_switch.HISTORY_LENGTH + 2}"
+    assert disable(client, NAME, reason="x" * 1000, by="ana").reason == "x" * kill_switch.MAX_REASON
