@@ -213,3 +213,69 @@ class HealthSettings(FrozenSettings):
     sample_rows: int = 1000
     max_mean_shift: float = 1.0
     max_quantile_shift: float = 1.5
+
+
+@dataclass(frozen=True)
+class SupervisorSettings(FrozenSettings):
+    """When the supervisor demotes a city's champion (the template's ``monitoring.supervisor``).
+
+    Attributes:
+        mode: ``auto`` (roll back), ``alert`` (record and notify, move nothing) or ``off`` (metrics only).
+        tolerance: How much worse than the holdout score at promotion the live metric may be, relative.
+        consecutive_windows: Windows in a row past the tolerance before acting (k).
+        min_labels: Labels a window needs to count (n).
+        after_demotion: What the next promotion needs: ``require_approval``, ``shadow`` or ``cooldown``.
+        cooldown_days: Days of the cool-down.
+    """
+
+    mode: Literal["auto", "alert", "off"] = "alert"
+    tolerance: float = 0.2
+    consecutive_windows: int = 3
+    min_labels: int = 200
+    after_demotion: Literal["require_approval", "shadow", "cooldown"] = "require_approval"
+    cooldown_days: int = 7
+
+
+@dataclass(frozen=True)
+class MonitorSettings(FrozenSettings):
+    """The monitor task of one city: where its predictions and labels are, the windows and the supervisor.
+
+    Attributes:
+        template: The city's template.
+        city: The city.
+        model_name: The city's registered model (``<template>.<city>``), whose champion is watched.
+        parent_model: The fallback parent that serves the city when its champion is cleared, or None.
+        metric: The template's metric.
+        target: The label column.
+        predictions_root: The prediction log's root pattern (``scoring.output``, with ``{data_root}``).
+        labels_source: The label partitions' pattern (with ``{data_root}`` and ``{city}``).
+        labels_format: ``parquet`` or ``csv``.
+        join: ``key`` (prediction ids recomputed from ``key_columns``) or ``prediction_id``.
+        key_columns: ``scoring.key_columns``.
+        window_days: Days per window.
+        windows: How many recent windows a run evaluates.
+        resamples: Bootstrap resamples of each window's rows.
+        confidence: Level of the interval.
+        seed: The bootstrap's seed.
+        supervisor: The supervisor's rules.
+    """
+
+    nested: ClassVar[Mapping[str, Any]] = {"supervisor": SupervisorSettings}
+
+    template: str
+    city: str
+    model_name: str
+    metric: str
+    target: str
+    predictions_root: str
+    labels_source: str
+    parent_model: str | None = None
+    labels_format: str = "parquet"
+    join: Literal["key", "prediction_id"] = "key"
+    key_columns: Sequence[str] = ()
+    window_days: int = 1
+    windows: int = 30
+    resamples: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+    supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
