@@ -16,6 +16,7 @@ from airflow.sdk import DAG, get_parsing_context
 
 from airflow_ml.factory.dag_defaults import default_args
 from airflow_ml.ml.steps.step_settings import MonitorSettings, SupervisorSettings
+from airflow_ml.operators.champion_assets import champion_alias
 from airflow_ml.operators.monitor_operator import MonitorOperator
 from airflow_ml.templates.loader import load_city_configs
 from airflow_ml.templates.models import CityConfig
@@ -96,6 +97,8 @@ def build_monitor_dag(template: str, configs: list[CityConfig]) -> DAG:
             settings={c.city: monitor_settings(c).to_dict() for c in configs},
             notifiers={c.city: _notifiers(c) for c in configs if c.dag.on_failure},
             aws_conn_id=first.dataset.conn_id,
+            # Given here, not only by the operator's default: a mapped task's outlets are what partial() names.
+            outlets=[champion_alias()],
             map_index_template="{{ task.city }}",
         ).expand(city=[c.city for c in configs])
     return dag

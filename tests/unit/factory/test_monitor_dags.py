@@ -40,6 +40,7 @@ def test_one_monitor_dag_per_template_with_one_task_mapped_over_its_monitored_ci
     assert sorted(task.partial_kwargs["settings"]) == ["lisbon", "porto"]
     assert dag.schedule == "@daily"
     assert task.partial_kwargs["map_index_template"] == "{{ task.city }}"
+    assert [alias.name for alias in task.partial_kwargs["outlets"]] == ["airflow-ml.champion-changed"]
 
 
 def test_each_city_s_settings_come_from_its_own_merged_config(root: Path) -> None:
