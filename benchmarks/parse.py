@@ -18,6 +18,7 @@ Task start-up: a process that parses the file of one DAG with Airflow's parsing 
 does before it runs a task, at 1 city and at N.
 
     .venv/bin/python benchmarks/parse.py --cities 1 10 100 1000 --repeat 3
+    .venv/bin/python benchmarks/parse.py --cities 1000 --repeat 1 --only plain   # a quick A/B of two trees
 """
 
 from __future__ import annotations
@@ -93,12 +94,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cities", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--only",
+        choices=["factory", "plain"],
+        help="measure only the factory (and task start-up), or the factory and plain Python with one Param: "
+        "for a quick A/B of two trees; the table's rows are those of a full run",
+    )
     parser.add_argument("--child", nargs=2, metavar=("FILE", "AIRFLOW_HOME"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(Path(args.child[0]))
         return
-    side_python = _dag_factory_python()
+    side_python = None if args.only else _dag_factory_python()
     print(
         f"{'cities':>7} {'variant':<26} {'airflow s':>9} {'parse s':>8} {'serialize s':>11} {'total s':>8} "
         f"{'slowest file s':>14} {'cpu s':>7} {'ms/DAG':>7} {'peak MB':>8}"
@@ -108,6 +115,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="airflow-ml-parse-") as tmp:
             variants = _prepare(Path(tmp), n)
             for name, (files, python) in variants.items():
+                if args.only and not (name.startswith("factory") or (args.only == "plain" and "1 Param" in name)):
+                    continue
                 rows = [[_measure(f, python or side_python) for f in files] for _ in range(args.repeat)]
                 _report(n, name, rows)
             startup[n] = statistics.median(

@@ -15,8 +15,6 @@ from airflow_ml.hooks.mlflow import MlflowHook
 from airflow_ml.hooks.storage_credentials import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.links.mlflow_links import MlflowModelVersionLink, model_version_url
 from airflow_ml.ml.gate.modes import AWAITING_APPROVAL  # pure Python: cheap at parse time
-from airflow_ml.ml.gate.records import slice_summary
-from airflow_ml.ml.steps.xcom_payloads import snapshot_uri
 
 
 class PromotionApprovalOperator(ApprovalOperator):
@@ -86,6 +84,7 @@ class PromotionApprovalOperator(ApprovalOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         from airflow_ml.ml.steps.approve_step import ChampionMovedError, approve
+        from airflow_ml.ml.steps.xcom_payloads import snapshot_uri
 
         try:
             answer = super().execute_complete(context, event)
@@ -124,6 +123,8 @@ def approval_body(record: dict[str, Any]) -> str:
     def interval(key: str) -> str:
         bounds = boot.get(key)
         return f" ({boot['confidence']:.0%} CI [{bounds[0]:.6g}, {bounds[1]:.6g}])" if bounds else ""
+
+    from airflow_ml.ml.gate.records import slice_summary  # the gate's evidence: imported when a request is made
 
     champion = (
         f"v{record['baseline_version']}: {record['champion_score']:.6g}{interval('champion')}"

@@ -16,7 +16,7 @@ import difflib
 import functools
 import re
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -62,13 +62,20 @@ class OverrideError(ValueError):
 
 @functools.cache
 def number_schema(name: str) -> dict[str, Any]:
-    """The JSON Schema type and bounds of numeric override ``name``, from the template model's own schema.
+    """The JSON Schema type and bounds of numeric override ``name``, from the template model's own field.
+
+    Pydantic writes the schema of that one field (its type and its ``Field`` bounds), as it would inside
+    ``model_json_schema()``; generating the whole model's schema instead cost a task process about 15 ms.
 
     Raises:
         KeyError: when ``name`` is not a numeric override.
     """
+    from pydantic import TypeAdapter
+
     model, field = NUMBERS[name]
-    schema = model.model_json_schema()["properties"][field]
+    info = model.model_fields[field]
+    annotated: Any = Annotated[(info.annotation, *info.metadata)]  # a type built at run time
+    schema = TypeAdapter(annotated).json_schema()
     # An optional template field (``int | None``) carries its type and bounds in the non-null branch.
     for branch in schema.get("anyOf", []):
         if branch.get("type") != "null":
