@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from airflow_ml.templates import load_city_file
+from airflow_ml.templates.monitoring_spec import MonitoringSpec
+from tests.support import REPO
 from tests.support.city_files import assert_points_at, config_error, line_of, write_city
 
 SCORING = (
@@ -103,3 +106,10 @@ def test_monitor_is_no_city_id_since_the_monitor_dag_takes_it(root: Path) -> Non
     exc = config_error(path, root)
 
     assert_points_at(exc, path, 1, "reserved for the template's monitor DAG", "ride_duration.monitor")
+
+
+def test_the_guide_shows_the_defaults() -> None:
+    text = (REPO / "docs" / "guides" / "monitoring.md").read_text(encoding="utf-8")
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+    assert MonitoringSpec.model_validate(yaml.safe_load(block)["monitoring"]) == MonitoringSpec()
