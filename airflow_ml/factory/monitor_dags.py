@@ -54,6 +54,8 @@ def monitor_settings(config: CityConfig) -> MonitorSettings:
         target=dataset.target,
         predictions_root=scoring.output,
         labels_source=labels.source or dataset.source,
+        predictions_conn_id=scoring.conn_id,
+        labels_conn_id=labels.conn_id or dataset.conn_id,
         labels_format=labels.format or dataset.format,
         join=labels.join,
         key_columns=list(scoring.key_columns),
@@ -76,7 +78,7 @@ def build_monitor_dag(template: str, configs: list[CityConfig]) -> DAG:
     configs = sorted(configs, key=lambda c: c.city)
     first = configs[0]
     args = default_args(first)
-    args.pop("aws_conn_id")  # each city's labels may sit behind their own connection: set per task below
+    args.pop("aws_conn_id")  # each city's settings name the connections of its prediction log and labels
     with DAG(
         dag_id=monitor_dag_id(template),
         description=f"Watch the live error of {template}'s champions and let the supervisor act (airflow-ml)",
@@ -96,7 +98,6 @@ def build_monitor_dag(template: str, configs: list[CityConfig]) -> DAG:
             task_id="monitor",
             settings={c.city: monitor_settings(c).to_dict() for c in configs},
             notifiers={c.city: _notifiers(c) for c in configs if c.dag.on_failure},
-            aws_conn_id=first.dataset.conn_id,
             # Given here, not only by the operator's default: a mapped task's outlets are what partial() names.
             outlets=[champion_alias()],
             map_index_template="{{ task.city }}",

@@ -53,6 +53,7 @@ def monitor_city(
     context: dict[str, Any] | None = None,
     artifact_root: str | None = None,
     storage_options: StorageOptions | None = None,
+    label_storage_options: StorageOptions | None = None,
 ) -> tuple[MonitorPayload, dict[str, Any]]:
     """Monitor one city for the windows that end on ``day``; demote its champion when the supervisor says so.
 
@@ -63,14 +64,15 @@ def monitor_city(
         data_root: Fills ``{data_root}`` in the prediction log's root and the label source.
         context: Who and where (``airflow_run_id``...), recorded with a rollback and in the decision record.
         artifact_root: Where a new experiment keeps its artifacts (the MLflow connection's).
-        storage_options: Options of the data root's filesystem.
+        storage_options: Options of the prediction log's filesystem (where the record is written too).
+        label_storage_options: Options of the labels' filesystem; default: ``storage_options``.
 
     Returns:
         The payload (XCom) and the whole decision record.
     """
     name, metric = settings.model_name, settings.metric
     champion = registry.version_by_alias(client, name, registry.CHAMPION)
-    root = settings.predictions_root.format(data_root=data_root.rstrip("/"))
+    root = settings.predictions_uri(data_root)
     record: dict[str, Any] = {
         "template": settings.template,
         "city": settings.city,
@@ -86,7 +88,15 @@ def monitor_city(
         return _finish(settings, record, root=root, storage_options=storage_options), record
     version = str(champion.version)
     holdout = _holdout_score(champion.tags or {}, metric)
-    joined = _joined(settings, version, root=root, data_root=data_root, day=day, storage_options=storage_options)
+    joined = _joined(
+        settings,
+        version,
+        root=root,
+        labels=settings.labels_uri(data_root),
+        day=day,
+        storage_options=storage_options,
+        label_storage_options=storage_options if label_storage_options is None else label_storage_options,
+    )
     windows = window_metrics(
         joined.rows,
         metric,
@@ -143,9 +153,10 @@ def _joined(
     version: str,
     *,
     root: str,
-    data_root: str,
+    labels: str,
     day: dt.date,
     storage_options: StorageOptions | None,
+    label_storage_options: StorageOptions | None,
 ) -> JoinedLabels:
     """The champion version's logged predictions of the windows, joined to the labels of the same days."""
     bounds = window_bounds(day, window_days=settings.window_days, windows=settings.windows)
@@ -155,12 +166,10 @@ def _joined(
     mine = (logged["model_name"].astype("str") == settings.model_name) & (
         logged["model_version"].astype("str") == version
     )
-    source = settings.labels_source.format(data_root=data_root.rstrip("/"), city=settings.city)
-    source = source if "://" in source else f"file://{source}"
-    labels = read_labels(source, start, end, fmt=settings.labels_format, storage_options=storage_options)
+    arrived = read_labels(labels, start, end, fmt=settings.labels_format, storage_options=label_storage_options)
     return join_labels(
         logged[mine.to_numpy()] if len(logged) else logged,
-        labels,
+        arrived,
         target=settings.target,
         join=settings.join,
         key_columns=settings.key_columns,
@@ -271,6 +280,9 @@ def _finish(
     if is_local(fs):
         fs.makedirs(path, exist_ok=True)
     uri = write_json(folder, f"{record['day']}.json", record, storage_options=storage_options)
+    if record.get("rollback"):  # a later run of the same day (a rerun, a retry) must not hide a demotion
+        name = f"demotion-{record['day']}-v{record['rollback']['rolled_back_version']}.json"
+        uri = write_json(folder, name, record, storage_options=storage_options)
     rollback = record.get("rollback") or {}
     windows = [w for w in record.get("windows", []) if w["value"] is not None]
     return MonitorPayload(

@@ -9,7 +9,7 @@ from airflow.sdk import AssetAlias, Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml import settings as run_settings
-from airflow_ml.hooks.storage_credentials import DEFAULT_AWS_CONN_ID, storage_options
+from airflow_ml.hooks.storage_credentials import storage_options
 from airflow_ml.operators.base_operator import MlflowBaseOperator, airflow_lineage, mlflow_errors
 from airflow_ml.operators.champion_assets import champion_alias, champion_asset_for
 
@@ -33,8 +33,8 @@ class MonitorOperator(MlflowBaseOperator):
         city: The city watched (the DAG maps this task over the template's cities).
         settings: Each city's :class:`~airflow_ml.ml.steps.step_settings.MonitorSettings` as a dict, by city.
         notifiers: Callables taking a context, by city (the factory builds them from ``dag.on_failure``).
-        data_root: Fills ``{data_root}``; defaults to ``AIRFLOW_ML_DATA_ROOT``.
-        aws_conn_id: Airflow connection (type ``aws``) for a prediction log or labels on ``s3://``.
+        data_root: Fills ``{data_root}``; defaults to ``AIRFLOW_ML_DATA_ROOT``. The Airflow connections (type
+            ``aws``) of a prediction log or labels on ``s3://`` are the city's settings'.
         outlets: Defaults to the fleet's champion AssetAlias.
     """
 
@@ -49,7 +49,6 @@ class MonitorOperator(MlflowBaseOperator):
         settings: Mapping[str, Mapping[str, Any]],
         notifiers: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
         data_root: str | None = None,
-        aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [champion_alias()])
@@ -58,7 +57,6 @@ class MonitorOperator(MlflowBaseOperator):
         self.settings = dict(settings)
         self.notifiers = dict(notifiers or {})
         self.data_root = data_root
-        self.aws_conn_id = aws_conn_id
 
     def execute(self, context: Context) -> MonitorPayload:
         from airflow_ml.ml.steps.step_settings import MonitorSettings
@@ -77,7 +75,12 @@ class MonitorOperator(MlflowBaseOperator):
                 data_root=root,
                 context={"airflow_run_id": context["run_id"], **_lineage(context)},
                 artifact_root=self.hook.artifact_root,
-                storage_options=storage_options(root, aws_conn_id=self.aws_conn_id),
+                storage_options=storage_options(
+                    city_settings.predictions_uri(root), aws_conn_id=city_settings.predictions_conn_id
+                ),
+                label_storage_options=storage_options(
+                    city_settings.labels_uri(root), aws_conn_id=city_settings.labels_conn_id
+                ),
             )
         self.log.info(
             "%s: %s (%s); record %s", payload["model_name"], payload["status"], payload["reason"], payload["record_uri"]

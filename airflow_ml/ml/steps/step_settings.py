@@ -249,6 +249,8 @@ class MonitorSettings(FrozenSettings):
         target: The label column.
         predictions_root: The prediction log's root pattern (``scoring.output``, with ``{data_root}``).
         labels_source: The label partitions' pattern (with ``{data_root}`` and ``{city}``).
+        predictions_conn_id: The ``aws`` connection of a prediction log on S3 (``scoring.conn_id``).
+        labels_conn_id: The ``aws`` connection of labels on S3 (``monitoring.labels.conn_id`` or the dataset's).
         labels_format: ``parquet`` or ``csv``.
         join: ``key`` (prediction ids recomputed from ``key_columns``) or ``prediction_id``.
         key_columns: ``scoring.key_columns``.
@@ -270,6 +272,8 @@ class MonitorSettings(FrozenSettings):
     predictions_root: str
     labels_source: str
     parent_model: str | None = None
+    predictions_conn_id: str = "aws_default"
+    labels_conn_id: str = "aws_default"
     labels_format: str = "parquet"
     join: Literal["key", "prediction_id"] = "key"
     key_columns: Sequence[str] = ()
@@ -279,3 +283,12 @@ class MonitorSettings(FrozenSettings):
     confidence: float = 0.95
     seed: int = 0
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
+
+    def predictions_uri(self, data_root: str) -> str:
+        """The prediction log's root with the data root filled in."""
+        return self.predictions_root.format(data_root=data_root.rstrip("/"))
+
+    def labels_uri(self, data_root: str) -> str:
+        """The city's label partitions with the data root and the city filled in (``file://`` for a path)."""
+        uri = self.labels_source.format(data_root=data_root.rstrip("/"), city=self.city)
+        return uri if "://" in uri else f"file://{uri}"

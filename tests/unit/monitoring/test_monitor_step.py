@@ -140,6 +140,10 @@ def test_after_a_demotion_the_restored_champion_is_judged_on_its_own_predictions
     assert (payload["status"], payload["champion_version"], payload["labels"]) == ("too_few_labels", "1", 0)
     assert record["join"]["unmatched_labels"] == record["join"]["labels_read"]
     assert _champion(client) == "1"
+    # The day's record is the latest run's; the demotion's own record stays.
+    folder = Path(decision_location(str(tmp_path), TEMPLATE, CITY))
+    assert json.loads((folder / f"{LAST_DAY}.json").read_text(encoding="utf-8"))["status"] == "too_few_labels"
+    assert json.loads((folder / f"demotion-{LAST_DAY}-v2.json").read_text(encoding="utf-8"))["status"] == "demote"
 
 
 def test_a_city_without_a_champion_is_recorded_and_nothing_is_judged(client: MlflowClient, tmp_path: Path) -> None:

@@ -55,6 +55,13 @@ def test_init_keeps_the_settings_by_city_and_defaults_to_the_champion_alias_outl
     assert [type(o).__name__ for o in task.outlets] == ["AssetAlias"]
 
 
+def test_the_city_s_connections_come_from_its_settings_not_the_task() -> None:
+    _, task = _task(dataclasses.replace(SETTINGS, labels_conn_id="labels_s3"))
+
+    assert not hasattr(task, "aws_conn_id")
+    assert MonitorSettings.from_dict(task.settings[CITY]).labels_conn_id == "labels_s3"
+
+
 def test_no_template_fields_since_its_values_come_from_yaml() -> None:
     assert MonitorOperator.template_fields == ()
 
