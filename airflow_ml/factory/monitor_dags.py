@@ -72,13 +72,17 @@ def build_monitor_dag(template: str, configs: list[CityConfig]) -> DAG:
     """Build ``<template>.monitor`` over ``configs`` (the template's monitored cities, at least one).
 
     Daily; its one task, ``monitor``, is mapped over the city ids (map index shown as the city). The DAG's
-    retries, owner and failure notifiers are those of the first city (the template's, unless a city overrides
-    them); each city's own ``dag.on_failure`` recipients also hear of its demotions and alerts.
+    retries and owner are those of the first city (the template's, unless a city overrides them). A failed
+    task is mailed to the cities' ``dag.on_failure`` recipients only when every city names the same ones (a
+    city's recipients never hear of another city's failure); each city's own recipients hear of its
+    demotions and alerts.
     """
     configs = sorted(configs, key=lambda c: c.city)
     first = configs[0]
     args = default_args(first)
     args.pop("aws_conn_id")  # each city's settings name the connections of its prediction log and labels
+    if any(c.dag.on_failure != first.dag.on_failure for c in configs):
+        args.pop("on_failure_callback", None)
     with DAG(
         dag_id=monitor_dag_id(template),
         description=f"Watch the live error of {template}'s champions and let the supervisor act (airflow-ml)",

@@ -70,6 +70,8 @@ def test_a_city_s_failure_recipients_also_hear_of_its_demotions(root: Path) -> N
     (mail,) = notifiers["porto"]
     assert isinstance(mail, LiteralSmtpNotifier)
     assert (mail.subject, mail.to) == (NOTICE_SUBJECT, ["ops@example.com"])
+    # lisbon names no recipients: porto's must not hear of lisbon's failures.
+    assert "on_failure_callback" not in _dags(root)["ride_duration.monitor"].default_args
 
 
 def test_a_city_with_scoring_off_is_left_out_and_a_template_without_monitored_cities_has_no_dag(root: Path) -> None:
@@ -86,3 +88,13 @@ def test_a_task_process_of_another_dag_builds_no_monitor_dag(root: Path, monkeyp
 
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", monitor_dag_id("ride_duration"))
     assert list(_dags(root)) == ["ride_duration.monitor"]
+
+
+def test_recipients_every_city_shares_hear_of_any_failed_task(root: Path) -> None:
+    mail = "dag:\n  on_failure: [{kind: smtp, to: [ops@example.com]}]\n"
+    write_city(root, "lisbon", f"city: lisbon\ntemplate: ride_duration\n{MONITORING}{mail}")
+
+    (callback,) = _dags(root)["ride_duration.monitor"].default_args["on_failure_callback"]
+
+    assert isinstance(callback, LiteralSmtpNotifier)
+    assert callback.to == ["ops@example.com"]
