@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +100,18 @@ def test_recipients_every_city_shares_hear_of_any_failed_task(root: Path) -> Non
 
     assert isinstance(callback, LiteralSmtpNotifier)
     assert callback.to == ["ops@example.com"]
+
+
+def test_building_a_monitor_dag_imports_nothing_heavy(root: Path) -> None:
+    # A fresh interpreter, as the DAG processor has: what building imports shows in sys.modules.
+    script = (
+        "import sys\n"
+        "from airflow_ml.factory.monitor_dags import register_monitor_dags\n"
+        f"assert list(register_monitor_dags({{}}, templates_root={str(root)!r})) == ['ride_duration.monitor']\n"
+        "print(sorted(m for m in ('pandas', 'numpy', 'mlflow', 'lightgbm', 'pyarrow') if m in sys.modules))\n"
+    )
+
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
