@@ -232,8 +232,9 @@ def _tag_version(
     *,
     day: dt.date,
 ) -> None:
-    """The newest window with a metric, and the verdict, as ``monitor.*`` tags of the champion version."""
-    latest = next((w for w in reversed(windows) if w.value is not None), None)
+    """The newest window with a metric (and the one before it), and the verdict, as ``monitor.*`` version tags."""
+    measured = [w for w in windows if w.value is not None]
+    latest = measured[-1] if measured else None
     tags = {
         "monitor.verdict": decision.verdict,
         "monitor.checked_day": day.isoformat(),
@@ -246,6 +247,8 @@ def _tag_version(
             "monitor.live_window": f"{latest.start}..{latest.end}",
             "monitor.live_labels": str(latest.labels),
         }
+    if len(measured) > 1:  # the window before, for the trend the fleet view shows
+        tags["monitor.live_previous"] = f"{measured[-2].value:.6g}"
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value[:5000])
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from airflow_ml.fleet.model_states import read_models
 from airflow_ml.ml.model_registry import CHAMPION, PREVIOUS_CHAMPION, version_by_alias
 from airflow_ml.monitoring.monitor_step import DECISION_ARTIFACT, decision_location, monitor_city
 from tests.support.monitoring_worlds import (
@@ -89,6 +90,11 @@ def test_healthy_labels_keep_the_champion_with_a_monitoring_run_per_window(
     assert {"live_rmse", "live_rmse_low", "live_rmse_high", "labels", "holdout_rmse"} <= set(run.data.metrics)
     assert run.data.tags["airflow_ml.monitor.window"] == f"{FIRST_LIVE_DAY}..{FIRST_LIVE_DAY}"
     assert client.get_model_version(SETTINGS.model_name, "2").tags["monitor.verdict"] == "healthy"
+    live = read_models(client, [SETTINGS.model_name])[SETTINGS.model_name].live  # what the fleet view shows
+    assert live is not None
+    assert (live["verdict"], live["labels"]) == ("healthy", record["windows"][-1]["labels"])
+    assert live["value"] == pytest.approx(payload["live_score"], rel=1e-5)
+    assert live["previous"] == pytest.approx(record["windows"][-2]["value"], rel=1e-5)
 
     _, again = monitor_city(client, SETTINGS, day=LAST_DAY, data_root=str(tmp_path))
     assert again["mlflow_run_ids"] == record["mlflow_run_ids"]  # the same window's run, logged again
