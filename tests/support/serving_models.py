@@ -32,12 +32,19 @@ def client_of(tracking_uri: str) -> Any:
 
 
 def register_trained(
-    client: Any, folder: Path, name: str, rows: pd.DataFrame, *, rounds: int = 40, champion: bool = True
+    client: Any,
+    folder: Path,
+    name: str,
+    rows: pd.DataFrame,
+    *,
+    rounds: int = 40,
+    champion: bool = True,
+    artifact_root: str | None = None,
 ) -> str:
     """Train a small real model of ``rows`` (``rounds`` boosting rounds), register it as ``name``; its version.
 
     The version carries the factory's lineage tags (template and city from ``name``), and becomes the champion
-    when ``champion``.
+    when ``champion``. Its artifacts go under ``artifact_root`` (default: ``folder/artifacts``).
     """
     from airflow_ml.ml import model_registry as registry
     from airflow_ml.ml.lineage import model_lineage
@@ -48,7 +55,13 @@ def register_trained(
     spec = regression(num_boost_round=rounds, early_stopping_rounds=None)
     lineage = model_lineage(name)
     result = train_and_log(
-        client, manifest, spec, SplitSettings("pickup_at", 0.15, 0.15), experiment=name, tags=lineage
+        client,
+        manifest,
+        spec,
+        SplitSettings("pickup_at", 0.15, 0.15),
+        experiment=name,
+        tags=lineage,
+        artifact_root=artifact_root or f"file://{folder}/artifacts",
     )
     version = str(registry.register_challenger(client, name, result["model_uri"], result["run_id"], lineage).version)
     if champion:
