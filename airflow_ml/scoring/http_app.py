@@ -18,7 +18,8 @@ that every prediction served is in the log the monitor reads; ``serve`` answers 
 ``"logged": false``, logs the error and counts it in ``/v1/health``.
 
 Errors: 404 for an unknown template or city (naming the known ones), 413 for too many rows, 422 for rows that do
-not fit the model's signature (naming the column), 503 when nothing serves the city (why) or it is disabled.
+not fit the model's signature (naming the column), 503 when nothing serves the city (why), it is disabled, or the
+registry cannot be read.
 """
 
 from __future__ import annotations
@@ -131,7 +132,12 @@ def create_app(
             raise HTTPException(
                 413, {"message": f"{len(body.rows)} rows: at most {max_rows} per request; split them into batches"}
             )
-        route = routes.route(served)
+        try:
+            route = routes.route(served)
+        except Exception as exc:  # an unreachable registry: the client may retry, 503 rather than 500
+            raise HTTPException(
+                503, {"message": f"cannot read the registry for {served.model_name}: {exc}", "source": "unknown"}
+            ) from exc
         if route.model_name is None or route.version is None:
             raise HTTPException(503, {"message": route.reason, "source": route.source, "disabled": route.disabled})
         try:

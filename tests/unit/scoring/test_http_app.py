@@ -259,3 +259,18 @@ def test_models_lists_every_city_and_what_serves_it(api: TestClient) -> None:
     assert (listed["porto"]["model_name"], listed["porto"]["source"]) == (GLOBAL, "parent")
     assert listed["berlin"]["source"] == "none"
     assert api.get("/v1/health").json()["status"] == "ok"
+
+
+def test_an_unreachable_registry_is_a_503_that_says_so(
+    rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    dead = MlflowClient(tracking_uri="http://127.0.0.1:9", registry_uri="http://127.0.0.1:9")
+    with make_app(dead, str(tmp_path)) as api:
+        answer = predict(api, "lisbon", feature_rows(rows, 1))
+
+    assert answer.status_code == 503
+    assert answer.json()["detail"]["message"].startswith("cannot read the registry for ride_duration.lisbon: ")
