@@ -116,14 +116,22 @@ def create_app(
             **counters.values,
         }
 
+    def listed(city: ServedCity) -> dict[str, Any]:
+        try:
+            route = routes.route(city).to_dict()
+        except Exception as exc:  # noqa: BLE001 - one city's registry error is shown on its entry only
+            route = {
+                "model_name": None,
+                "version": None,
+                "source": "unknown",
+                "reason": f"cannot read the registry: {exc}",
+                "disabled": None,
+            }
+        return {"template": city.template, "city": city.city, "model_name": city.model_name, **route}
+
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
-        return {
-            "models": [
-                {"template": c.template, "city": c.city, "model_name": c.model_name, **routes.route(c).to_dict()}
-                for c in sorted(cities.values(), key=lambda c: c.path)
-            ]
-        }
+        return {"models": [listed(c) for c in sorted(cities.values(), key=lambda c: c.path)]}
 
     @app.post("/v1/models/{template}/{city}:predict", response_model=PredictResponse)
     def predict(template: str, city: str, body: PredictRequest) -> PredictResponse:
