@@ -50,6 +50,8 @@ class ModelState:
         naive_baseline: That decision's naive baseline (``gate.naive_baseline``: statistic, score, skill...).
         champion_gone: Without a champion, what became of the one it had (deleted, or its alias removed), from
             the model's ``airflow_ml.champion_version`` tag or a ``previous-champion`` left behind; else None.
+        disabled: The kill switch's mark (``model_name``, ``reason``, ``by``, ``at``) when the city must not be
+            served (``airflow-ml disable``), from the registered model's tags; else None.
     """
 
     name: str
@@ -64,6 +66,7 @@ class ModelState:
     error: str | None = None
     naive_baseline: dict[str, Any] | None = None
     champion_gone: str | None = None
+    disabled: dict[str, str] | None = None
 
 
 def read_models(client: MlflowClient, names: Iterable[str]) -> dict[str, ModelState]:
@@ -144,7 +147,16 @@ def _state(client: MlflowClient, model: Any) -> ModelState:
         decision_run_id=decided_tags.get("gate.airflow_run_id") or None,
         naive_baseline=_json_object(decided_tags.get("gate.naive_baseline")),
         champion_gone=None if champion_version is not None else _champion_gone(model),
+        disabled=_disabled(name, model),
     )
+
+
+def _disabled(name: str, model: Any) -> dict[str, str] | None:
+    """The kill switch's mark from the registered model's tags (no further registry call)."""
+    from airflow_ml.ml.kill_switch import from_tags
+
+    mark = from_tags(name, dict(model.tags or {}))
+    return mark.to_dict() if mark is not None else None
 
 
 def _champion_gone(model: Any) -> str | None:

@@ -40,6 +40,7 @@ def build_rows(
     Returns:
         One dict per city: ``dag_id``, ``city``, ``template``, ``model_name``, ``paused``, ``last_run``,
         ``champion``, ``champion_note``, ``decision``, ``naive_baseline`` (of the last decision), ``drift``,
+        ``disabled`` (the kill switch's mark: ``reason``, ``by``, ``at``; None when it may serve),
         ``registry_error`` and ``links``.
     """
     root = ui_root if ui_root.endswith("/") else ui_root + "/"
@@ -62,6 +63,7 @@ def build_rows(
                 "decision": _decision(model),
                 "naive_baseline": _naive_baseline(model),
                 "drift": _drift(drift),
+                "disabled": model.disabled,
                 "registry_error": model.error,
                 "links": {
                     "dag": dag_path,
