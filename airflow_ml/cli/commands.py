@@ -106,9 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     serving.add_argument("--json", action="store_true", help="print the answer as JSON")
 
     from airflow_ml.cli import run_commands
+    from airflow_ml.cli.kill_switch_command import add_kill_switch_parsers
+    from airflow_ml.cli.serve_command import add_serve_parser
 
     run_commands.add_parsers(commands)
     add_snapshots_parser(commands)
+    add_serve_parser(commands, _at_least)
+    add_kill_switch_parsers(commands)
     return parser
 
 
@@ -128,6 +132,14 @@ def _run(args: argparse.Namespace) -> int:
         from airflow_ml.cli.serving_command import serving_command
 
         return serving_command(args)
+    if args.command == "serve":
+        from airflow_ml.cli.serve_command import serve_command
+
+        return serve_command(args)
+    if args.command in ("disable", "enable"):
+        from airflow_ml.cli.kill_switch_command import kill_switch_command
+
+        return kill_switch_command(args)
     if args.command == "demo-data":
         return _demo_data(args)
     if args.command == "lint":

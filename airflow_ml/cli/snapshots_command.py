@@ -6,13 +6,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from airflow_ml.cli.city_lookup import registry_client
 from airflow_ml.exceptions import ConfigError, DataError
 from airflow_ml.settings import DATA_ROOT_ENV
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
 
 
 def add_snapshots_parser(commands: argparse._SubParsersAction) -> None:
@@ -60,7 +57,7 @@ def snapshots_command(args: argparse.Namespace) -> int:
     root = f"{args.data_root.rstrip('/')}/snapshots"
     try:
         report = prune_snapshots(
-            _client(args.tracking_uri, args.conn_id),
+            registry_client(args.tracking_uri, args.conn_id),
             root,
             keep_last=policies.keep_last,
             kept=policies.kept,
@@ -78,17 +75,6 @@ def snapshots_command(args: argparse.Namespace) -> int:
     for problem in report.problems:
         print(f"{name}: warning: {problem}", file=sys.stderr)
     return 0
-
-
-def _client(tracking_uri: str | None, conn_id: str) -> MlflowClient:
-    """An explicit MLflow client: the given URI, else the Airflow connection (environment or metadata DB)."""
-    if tracking_uri:
-        from mlflow import MlflowClient
-
-        return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    from airflow_ml.hooks.mlflow import MlflowHook
-
-    return MlflowHook(mlflow_conn_id=conn_id).get_conn()
 
 
 def _storage_options(root: str, aws_conn_id: str) -> dict[str, dict[str, object]]:

@@ -3,7 +3,8 @@
 The structure is a contract for browser tests and for people scripting the page:
 
 - ``table#fleet-table``; each city is a ``tr.fleet-row`` with ``data-dag-id``, ``data-city`` and, when its
-  model could not be read, the class ``registry-error``;
+  model could not be read, the class ``registry-error``; a city the kill switch disables has the class
+  ``disabled`` and, in ``td.champion``, a ``span.disabled-badge`` whose ``.reason`` says why, who and since when;
 - its cells are ``td.city``, ``td.last-run`` (``data-state``), ``td.champion`` (``data-version``),
   ``td.metric`` (``data-metric``, ``data-value``), ``td.live`` (the monitor's newest live metric of the
   champion: ``data-value``, ``data-verdict``), ``td.decision`` (``data-decision``), ``td.naive-baseline``
@@ -55,6 +56,8 @@ def render(rows: Sequence[dict[str, Any]], *, generated_at: str, user: str | Non
 def _row(row: dict[str, Any]) -> str:
     links = row["links"]
     classes = "fleet-row registry-error" if row["registry_error"] else "fleet-row"
+    if row.get("disabled"):
+        classes += " disabled"
     return (
         f'<tr class="{classes}" id="fleet-row-{_attr(row["dag_id"])}" data-dag-id="{_attr(row["dag_id"])}" '
         f'data-city="{_attr(row["city"])}">'
@@ -81,10 +84,16 @@ def _last_run(row: dict[str, Any]) -> str:
 
 def _champion(row: dict[str, Any]) -> str:
     champion = row["champion"]
+    mark = row.get("disabled")
+    off = ""
+    if mark:
+        why = f"{mark['reason']} (by {mark['by']}, since {mark['at']}; airflow-ml enable serves it again)"
+        off = f'<span class="badge bad disabled-badge">disabled</span><div class="reason">{escape(why)}</div>'
     if champion is None:
         note = escape(row["champion_note"] or "")
-        return f'<td class="champion" data-version=""><span class="reason">{note}</span></td>'
-    return f'<td class="champion" data-version="{_attr(champion["version"])}">v{escape(champion["version"])}</td>'
+        return f'<td class="champion" data-version="">{off}<span class="reason">{note}</span></td>'
+    version = _attr(champion["version"])
+    return f'<td class="champion" data-version="{version}">v{escape(champion["version"])}{off}</td>'
 
 
 def _metric(row: dict[str, Any]) -> str:

@@ -52,6 +52,8 @@ class ModelState:
             the model's ``airflow_ml.champion_version`` tag or a ``previous-champion`` left behind; else None.
         live: The monitor's newest figures of the champion (its ``monitor.*`` tags): ``value``, ``low``,
             ``high``, ``previous`` (the window before), ``window``, ``labels``, ``verdict``; None when unmonitored.
+        disabled: The kill switch's mark (``model_name``, ``reason``, ``by``, ``at``) when the city must not be
+            served (``airflow-ml disable``), from the registered model's tags; else None.
     """
 
     name: str
@@ -67,6 +69,7 @@ class ModelState:
     naive_baseline: dict[str, Any] | None = None
     champion_gone: str | None = None
     live: dict[str, Any] | None = None
+    disabled: dict[str, str] | None = None
 
 
 def read_models(client: MlflowClient, names: Iterable[str]) -> dict[str, ModelState]:
@@ -148,6 +151,7 @@ def _state(client: MlflowClient, model: Any) -> ModelState:
         naive_baseline=_json_object(decided_tags.get("gate.naive_baseline")),
         champion_gone=None if champion_version is not None else _champion_gone(model),
         live=_live(champion_tags, champion_tags.get("gate.metric")),
+        disabled=_disabled(name, model),
     )
 
 
@@ -169,6 +173,14 @@ def _live(tags: dict[str, str], metric: str | None) -> dict[str, Any] | None:
         "labels": int(labels) if labels and labels.isdigit() else None,
         "checked_day": tags.get("monitor.checked_day"),
     }
+
+
+def _disabled(name: str, model: Any) -> dict[str, str] | None:
+    """The kill switch's mark from the registered model's tags (no further registry call)."""
+    from airflow_ml.ml.kill_switch import from_tags
+
+    mark = from_tags(name, dict(model.tags or {}))
+    return mark.to_dict() if mark is not None else None
 
 
 def _champion_gone(model: Any) -> str | None:

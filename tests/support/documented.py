@@ -37,6 +37,7 @@ MAKE_CHECK = "make check"
 
 _UNIT = "tests/unit/test_documented_cli.py"
 _TOUR = "tests/integration/test_cli_run.py::test_run_one_city_then_read_the_fleets_status"
+_SERVE = "tests/unit/cli/test_serve_command.py::test_the_documented_server_answers_curl_and_the_kill_switch"
 _TESTING = "tests/unit/test_documented_testing.py::test_one_file_one_test_and_a_collection_run_as_shown"
 
 #: Each command the docs show, exactly as shown, and what runs it: a test's node id, ``make demo``, ``.ci/run``,
@@ -76,6 +77,14 @@ RUN_BY: dict[str, str] = {
     'eval "$(.venv/bin/airflow-ml env)"': _TOUR,
     ".venv/bin/airflow-ml serving berlin": _TOUR,
     ".venv/bin/airflow-ml serving berlin --json": _TOUR,
+    ".venv/bin/airflow-ml serve --port 8000": _SERVE,
+    (
+        "curl -s -X POST http://127.0.0.1:8000/v1/models/ride_duration/berlin:predict -H 'Content-Type: "
+        """application/json' -d '{"rows": [{"distance_km": 3.9, "pickup_hour": 4, "weekday": 0, "pickup_zone": """
+        """"mitte", "temperature_c": -2.8, "is_raining": 0}]}'"""
+    ): _SERVE,
+    '.venv/bin/airflow-ml disable berlin --reason "its data feed is broken"': _SERVE,
+    ".venv/bin/airflow-ml enable berlin": _SERVE,
     ".venv/bin/airflow-ml snapshots prune --dry-run": _TOUR,
     ".venv/bin/airflow-ml snapshots prune": _TOUR,
     "make check": MAKE_CHECK,

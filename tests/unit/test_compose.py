@@ -37,7 +37,9 @@ AIRFLOW_SERVICES = {
     "airflow-triggerer": "triggerer",
     "flower": "celery flower",
 }
-REQUIRED = {"postgres", "redis", "minio", "minio-init", "mlflow", "airflow-init", *AIRFLOW_SERVICES} - {"flower"}
+REQUIRED = {"postgres", "redis", "minio", "minio-init", "mlflow", "airflow-init", "serving", *AIRFLOW_SERVICES} - {
+    "flower"
+}
 TELEMETRY_OFF = {
     "GX_ANALYTICS_ENABLED": "false",
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -112,7 +114,7 @@ def test_airflow_services_share_one_image_built_from_the_dockerfile(services: di
     common = compose()["x-airflow-common"]
     assert common["build"]["context"] == "."
     assert (REPO / "Dockerfile").is_file()
-    airflow = [*AIRFLOW_SERVICES, "airflow-init", "airflow-cli", "airflow-ml-demo-data"]
+    airflow = [*AIRFLOW_SERVICES, "airflow-init", "airflow-cli", "airflow-ml-demo-data", "serving"]
     for name in airflow:
         service = services[name]
         assert (service["image"], service["build"]) == (common["image"], common["build"]), name
@@ -300,6 +302,31 @@ def test_the_demo_data_command_writes_what_the_upload_mirrors(services: dict[str
     argv[argv.index("--root") + 1] = str(tmp_path)
     assert main([*argv[1:], "--cities", "berlin", "--scale", "0.05"]) == 0
     assert list((tmp_path / "raw" / "trips" / "berlin").glob("date=*/*.parquet"))
+
+
+def test_the_serving_service_runs_airflow_ml_serve_as_the_cli_parses_it(services: dict[str, Any]) -> None:
+    from airflow_ml.cli.commands import build_parser
+
+    service = services["serving"]
+    assert service["command"][:2] == ["bash", "-c"]
+    argv = shlex.split(service["command"][2])
+    assert argv[:2] == ["airflow-ml", "serve"]
+    try:
+        args = build_parser().parse_args(argv[1:])
+    except SystemExit:
+        pytest.fail(f"'{service['command'][2]}' is not a command of airflow-ml")
+    assert args.host == "0.0.0.0"
+    # The published port, the healthcheck and the server agree; the templates are where the image puts them.
+    assert service["ports"] == [f"{env_example()['AIRFLOW_ML_SERVE_PORT']}:{args.port}"]
+    assert service["healthcheck"]["test"][-1] == f"http://localhost:{args.port}/v1/health"
+    assert f"{args.root}:ro" in {volume.split(":", 1)[1] for volume in compose()["x-airflow-common"]["volumes"]}
+    assert "cp -r /opt/airflow-ml/dags /opt/airflow-ml/dag_templates" in (REPO / "Dockerfile").read_text("utf-8")
+    # The registry and the data root come from the common environment, as for the Airflow services.
+    env = service["environment"]
+    for name in ("AIRFLOW_CONN_MLFLOW_DEFAULT", "AIRFLOW_CONN_AWS_DEFAULT", "AIRFLOW_ML_DATA_ROOT", *TELEMETRY_OFF):
+        assert env[name] == services["airflow-worker"]["environment"][name], name
+    assert args.conn_id == "mlflow_default"
+    assert service["depends_on"]["mlflow"]["condition"] == "service_healthy"
 
 
 def test_dockerfile_installs_the_locked_airflow_on_an_allowed_python() -> None:

@@ -238,3 +238,25 @@ def test_the_fleet_costs_one_search_per_template_plus_one_call_per_kept_champion
 )
 def test_the_drift_verdict_comes_from_the_xcom_or_the_task_state(entry: dict[str, Any], expected: DriftVerdict) -> None:
     assert verdict_from(entry) == expected
+
+
+def test_a_city_the_kill_switch_disables_shows_why_on_its_row(client: MlflowClient, tmp_path: Path) -> None:
+    from airflow_ml.ml import kill_switch
+
+    champion = _version(client, "tpl.a", tmp_path, decision="promoted", metric="rmse", challenger_score=7.0)
+    client.set_registered_model_alias("tpl.a", "champion", champion)
+    _version(client, "tpl.b", tmp_path)
+    mark = kill_switch.disable(client, "tpl.a", reason="bad <feed>", by="ana")
+
+    states = read_models(client, ["tpl.a", "tpl.b"])
+    rows = build_rows([CityDag("tpl.a", "a"), CityDag("tpl.b", "b")], {}, {}, states)
+    page = render(rows, generated_at="now")
+
+    assert states["tpl.a"].disabled == mark.to_dict()
+    assert states["tpl.b"].disabled is None
+    assert rows[0]["disabled"] == {"model_name": "tpl.a", "reason": "bad <feed>", "by": "ana", "at": mark.at}
+    assert rows[1]["disabled"] is None
+    assert 'class="fleet-row disabled" id="fleet-row-tpl.a"' in page
+    assert '<span class="badge bad disabled-badge">disabled</span>' in page
+    assert f"bad &lt;feed&gt; (by ana, since {mark.at}; airflow-ml enable serves it again)" in page
+    assert page.count("disabled-badge") == 1

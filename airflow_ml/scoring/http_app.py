@@ -1,0 +1,276 @@
+"""The fleet's HTTP server: one FastAPI application that serves every city's champion and logs each request.
+
+Routes:
+
+- ``POST /v1/models/<template>/<city>:predict`` with ``{"rows": [{column: value, ...}, ...]}`` answers
+  ``{"model_name", "model_version", "source", "predictions", "prediction_ids", "logged"}``;
+- ``GET /v1/models``: every known city and what serves it; ``GET /v1/health``: the cache and the counters.
+
+What serves a city is its own champion, else its fallback parent's (:func:`airflow_ml.ml.fallback.which_model_serves`),
+unless the kill switch disables it; that answer is read from the registry at most once per ``alias_ttl`` seconds
+(:class:`~airflow_ml.scoring.http_fleet.RouteTable`), and models stay loaded in the :class:`ModelCache`, so that a
+request with a fresh answer and a loaded model makes no registry call.
+
+Each request's rows go to the city's prediction log as a file of their own
+(``write_predictions(..., request=True)``), with the prediction ids the batch run gives the same rows. When the
+log cannot be written, ``on_log_failure`` decides: ``refuse`` (the default) answers 503 and serves nothing, so
+that every prediction served is in the log the monitor reads; ``serve`` answers the predictions with
+``"logged": false``, logs the error and counts it in ``/v1/health``.
+
+Errors: 404 for an unknown template or city (naming the known ones), 413 for too many rows, 422 for rows that do
+not fit the model's signature (naming the column), 503 when nothing serves the city (why), it is disabled, or the
+registry cannot be read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import threading
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import FastAPI, HTTPException
+
+from airflow_ml.scoring.http_fleet import RouteTable, ServedCity, bounded
+from airflow_ml.scoring.http_schemas import (
+    MAX_ROWS,
+    PredictRequest,
+    PredictResponse,
+    RowsRefused,
+    model_columns,
+    rows_frame,
+)
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from airflow_ml.ml.model_cache import ModelCache
+
+log = logging.getLogger(__name__)
+
+OnLogFailure = Literal["refuse", "serve"]
+
+
+class _Counters:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.values = {"requests": 0, "rows": 0, "log_failures": 0}
+
+    def add(self, **amounts: int) -> None:
+        with self._lock:
+            for name, amount in amounts.items():
+                self.values[name] += amount
+
+
+def create_app(
+    fleet: Iterable[ServedCity],
+    cache: ModelCache,
+    *,
+    client: MlflowClient,
+    alias_ttl: float,
+    max_rows: int = MAX_ROWS,
+    on_log_failure: OnLogFailure = "refuse",
+) -> FastAPI:
+    """The application serving ``fleet``.
+
+    Args:
+        fleet: The cities known from the YAML.
+        cache: The loaded models, bounded (its ``max_models``).
+        client: The registry (what serves each city, the kill switch).
+        alias_ttl: Seconds a city's answer (champion, parent, kill switch) is trusted before it is read again.
+        max_rows: The most rows one request may carry (413 above).
+        on_log_failure: ``refuse`` (503 when the prediction log cannot be written) or ``serve`` (answer anyway,
+            with ``"logged": false``, an error log line and a counter).
+    """
+    if max_rows < 1:
+        raise ValueError(f"max_rows={max_rows}: at least 1")
+    cities = {city.path: city for city in fleet}
+    templates = {city.template for city in cities.values()}
+    routes = RouteTable(client, ttl=alias_ttl)
+    counters = _Counters()
+    app = FastAPI(title="airflow-ml serving", version="1")
+
+    def known_city(template: str, city: str) -> ServedCity:
+        found = cities.get(f"{template}/{city}")
+        if found is not None:
+            return found
+        if template not in templates:
+            message = f"no template {template!r}; known templates: {bounded(templates)}"
+        else:
+            names = [c.city for c in cities.values() if c.template == template]
+            message = f"no city {city!r} in template {template!r}; known cities: {bounded(names)}"
+        raise HTTPException(404, {"message": message})
+
+    @app.get("/v1/health")
+    def health() -> dict[str, Any]:
+        stats = cache.stats()
+        return {
+            "status": "ok",
+            "cities": len(cities),
+            "models_loaded": [f"{name}/{version}" for name, version in cache.cached()],
+            "cache": {"hits": stats.hits, "loads": stats.loads, "evictions": stats.evictions},
+            "registry_reads": routes.reads,
+            **counters.values,
+        }
+
+    def listed(city: ServedCity) -> dict[str, Any]:
+        try:
+            route = routes.route(city).to_dict()
+        except Exception as exc:  # noqa: BLE001 - one city's registry error is shown on its entry only
+            route = {
+                "model_name": None,
+                "version": None,
+                "source": "unknown",
+                "reason": f"cannot read the registry: {exc}",
+                "disabled": None,
+            }
+        return {"template": city.template, "city": city.city, "model_name": city.model_name, **route}
+
+    @app.get("/v1/models")
+    def models() -> dict[str, Any]:
+        return {"models": [listed(c) for c in sorted(cities.values(), key=lambda c: c.path)]}
+
+    @app.post("/v1/models/{template}/{city}:predict", response_model=PredictResponse)
+    def predict(template: str, city: str, body: PredictRequest) -> PredictResponse:
+        served = known_city(template, city)
+        if len(body.rows) > max_rows:
+            raise HTTPException(
+                413, {"message": f"{len(body.rows)} rows: at most {max_rows} per request; split them into batches"}
+            )
+        try:
+            route = routes.route(served)
+        except Exception as exc:  # an unreachable registry: the client may retry, 503 rather than 500
+            raise HTTPException(
+                503, {"message": f"cannot read the registry for {served.model_name}: {exc}", "source": "unknown"}
+            ) from exc
+        if route.model_name is None or route.version is None:
+            raise HTTPException(503, {"message": route.reason, "source": route.source, "disabled": route.disabled})
+        try:
+            model = cache.get(route.model_name, route.version)
+        except Exception as exc:  # a version deleted since, an unreachable store: say so, 503
+            routes.forget(served)
+            raise HTTPException(
+                503, {"message": f"cannot load {route.model_name} v{route.version}: {exc}", "source": route.source}
+            ) from exc
+        schema = model.metadata.get_input_schema()
+        try:
+            frame = rows_frame(body.rows, schema, served.features)
+            columns, ids = _ids(served, frame)
+            predictions = _predict(model, frame[model_columns(schema, served.features)])
+        except RowsRefused as exc:
+            raise HTTPException(422, {"message": str(exc), "column": exc.column}) from exc
+        logged = _log(served, route, frame, predictions, columns, ids, on_log_failure, counters)
+        counters.add(requests=1, rows=len(frame))
+        return PredictResponse(
+            model_name=route.model_name,
+            model_version=route.version,
+            source=route.source,
+            predictions=predictions,
+            prediction_ids=ids,
+            logged=logged,
+        )
+
+    return app
+
+
+def _predict(model: Any, rows: Any) -> list[float | None]:
+    """The pyfunc's predictions as JSON numbers; what MLflow's schema check refuses is a 422."""
+    import numpy as np
+    from mlflow.exceptions import MlflowException
+
+    try:
+        values = np.asarray(model.predict(rows), dtype="float64")
+    except MlflowException as exc:
+        raise RowsRefused(f"the model refused the rows: {exc.message}") from exc
+    return [None if not np.isfinite(v) else float(v) for v in values.tolist()]
+
+
+def _ids(city: ServedCity, frame: Any) -> tuple[Any, list[str]]:
+    """The log's columns and the rows' prediction ids, as the batch run makes them for the same rows."""
+    from airflow_ml.data.prediction_ids import prediction_ids
+    from airflow_ml.data.prediction_log import LogColumns
+    from airflow_ml.exceptions import DataError
+
+    missing = [c for c in city.key_columns if c not in frame.columns]
+    if missing:
+        raise RowsRefused(
+            f"the rows have no key column {missing[0]!r}; the city's scoring.key_columns {list(city.key_columns)} "
+            "make each row's prediction id: send them in each row",
+            missing[0],
+        )
+    columns = LogColumns(
+        key=city.key_columns,
+        content=() if city.key_columns else city.features,
+        keep=tuple(c for c in city.keep_columns if c in frame.columns and c not in city.key_columns),
+    )
+    try:
+        ids = prediction_ids(frame, columns.key or columns.content, namespace=f"{city.template}/{city.city}")
+    except DataError as exc:
+        raise RowsRefused(str(exc)) from exc
+    first: dict[str, int] = {}
+    for row, pid in enumerate(ids):
+        if first.setdefault(pid, row) != row:
+            what = f"the same key {list(city.key_columns)}" if city.key_columns else "the same features"
+            raise RowsRefused(
+                f"rows {first[pid]} and {row} have {what}, so one prediction id; a prediction id names one row: "
+                "send each row once"
+            )
+    return columns, ids
+
+
+def _log(
+    city: ServedCity,
+    route: Any,
+    frame: Any,
+    predictions: list[float | None],
+    columns: Any,
+    ids: list[str],
+    on_log_failure: OnLogFailure,
+    counters: _Counters,
+) -> bool:
+    """Write the request to the city's prediction log; whether it was written (see ``on_log_failure``)."""
+    from airflow_ml.data.prediction_log import ScoringContext, write_predictions
+    from airflow_ml.exceptions import DataError
+
+    now = dt.datetime.now(dt.UTC)
+    context = ScoringContext(
+        template=city.template,
+        city=city.city,
+        model_name=str(route.model_name),
+        model_version=str(route.version),
+        scoring_run_id=f"http-{uuid.uuid4().hex}",
+        input_hash=hashlib.sha256("".join(ids).encode()).hexdigest(),
+        scored_at=now,
+    )
+    try:
+        write_predictions(
+            city.output_root,
+            now.date(),
+            frame,
+            predictions,
+            context,
+            columns,
+            request=True,
+            storage_options=dict(city.storage_options) if city.storage_options else None,
+        )
+    except (DataError, OSError) as exc:
+        return _log_failed(city, exc, on_log_failure, counters)
+    return True
+
+
+def _log_failed(city: ServedCity, exc: Exception, on_log_failure: OnLogFailure, counters: _Counters) -> bool:
+    counters.add(log_failures=1)
+    log.error("cannot write the prediction log of %s under %s: %s", city.path, city.output_root, exc)
+    if on_log_failure == "serve":
+        return False
+    raise HTTPException(
+        503,
+        {
+            "message": f"the prediction log of {city.path} cannot be written ({exc}); nothing was served, so that "
+            "every prediction served is logged. Fix the log's root, or start the server with "
+            "--on-log-failure serve"
+        },
+    )
