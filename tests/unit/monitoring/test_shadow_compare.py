@@ -1,12 +1,10 @@
 """The live comparison of a challenger in shadow (airflow_ml.monitoring.shadow_compare), on simulated live rows.
 
 Each day's rows share an error of both models (the day's weather, events), so rows within a day correlate and
-the bootstrap resamples days. Every simulation has a fixed seed.
+the bootstrap resamples days (:func:`tests.support.shadow_rows.live_rows`). Every simulation has a fixed seed.
 """
 
 from __future__ import annotations
-
-import datetime as dt
 
 import numpy as np
 import pandas as pd
@@ -14,8 +12,8 @@ import pytest
 
 from airflow_ml.ml.steps.step_settings import ShadowSettings
 from airflow_ml.monitoring.shadow_compare import ShadowColumns, compare_shadow
+from tests.support.shadow_rows import live_rows
 
-ZONES = ("alfama", "baixa", "belem")
 SETTINGS = ShadowSettings(
     min_improvement=0.02,
     min_labels=1000,
@@ -24,44 +22,6 @@ SETTINGS = ShadowSettings(
     slices=({"column": "zone", "bins": None},),
     resamples=500,
 )
-
-
-def live_rows(
-    seed: int,
-    *,
-    days: int = 14,
-    per_day: int = 150,
-    champion_sd: float = 4.0,
-    challenger_sd: float | None = 4.0,
-    worse_zone: str | None = None,
-) -> pd.DataFrame:
-    """Joined live rows: ``challenger_sd`` None makes the challenger's predictions the champion's own."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for day in range(days):
-        label = rng.gamma(4.0, 5.0, per_day)
-        shared = rng.normal(0, 2.0)  # the day's error, common to both models
-        zone = rng.choice(ZONES, per_day)
-        champion = label + shared + rng.normal(0, champion_sd, per_day)
-        if challenger_sd is None:
-            challenger = champion.copy()
-        else:
-            challenger = label + shared + rng.normal(0, challenger_sd, per_day)
-        if worse_zone is not None:
-            challenger[zone == worse_zone] += 4.0
-        frames.append(
-            pd.DataFrame(
-                {
-                    "prediction_id": [f"{seed}-{day}-{i}" for i in range(per_day)],
-                    "day": (dt.date(2026, 11, 1) + dt.timedelta(days=day)).isoformat(),
-                    "label": label,
-                    "champion": champion,
-                    "challenger": challenger,
-                    "zone": zone,
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
 
 
 @pytest.mark.parametrize("seed", range(40))
