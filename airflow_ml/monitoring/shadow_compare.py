@@ -215,7 +215,7 @@ def _short_of_evidence(labels: int, days: int, settings: ShadowSettings) -> str:
         short.append(f"{labels} labelled rows of the {settings.min_labels} required (min_labels)")
     if days < max(settings.min_days, 2):
         needed = f"{settings.min_days} required (min_days)" if settings.min_days >= 2 else "2 the interval needs"
-        short.append(f"{days} days of the {needed}")
+        short.append(f"{days} day{'' if days == 1 else 's'} of the {needed}")
     return " and ".join(short)
 
 

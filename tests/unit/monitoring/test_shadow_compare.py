@@ -56,7 +56,7 @@ def test_a_single_day_is_never_enough_since_the_interval_resamples_days() -> Non
     verdict = compare_shadow(rows, "rmse", ShadowSettings(min_days=1))
 
     assert (verdict.promote, verdict.rule) == (False, "min_evidence")
-    assert "1 days of the 2 the interval needs" in verdict.reason
+    assert "1 day of the 2 the interval needs" in verdict.reason
 
 
 def test_a_clearly_better_challenger_is_promoted_once_evidence_suffices_and_not_before() -> None:
