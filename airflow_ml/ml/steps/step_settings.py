@@ -213,3 +213,33 @@ class HealthSettings(FrozenSettings):
     sample_rows: int = 1000
     max_mean_shift: float = 1.0
     max_quantile_shift: float = 1.5
+
+
+# --- Issue 13, shadow promotion (H4): the live comparison of a challenger in shadow with the champion. ---
+
+
+@dataclass(frozen=True)
+class ShadowSettings(FrozenSettings):
+    """When a challenger in shadow replaces the champion, on live rows (``monitoring.shadow`` and ``.bootstrap``).
+
+    Attributes:
+        min_improvement: Required gain over the champion's live score, relative (0.02: 2%).
+        min_labels: Labelled rows both models scored, at least.
+        min_days: Days with labelled rows, at least (the bootstrap resamples days).
+        max_slice_regression: How much worse (relative) any judged slice may be; None: slices are reported only.
+        slices: ``{"column": ..., "bins": [...] or None}`` per slicing of the live rows.
+        min_slice_rows: Smaller slices are reported but not judged.
+        resamples: Bootstrap resamples of the days.
+        confidence: Level of the percentile interval of the improvement.
+        seed: Same rows, same seed: same interval.
+    """
+
+    min_improvement: float = 0.02
+    min_labels: int = 1000
+    min_days: int = 7
+    max_slice_regression: float | None = 0.1
+    slices: Sequence[Mapping[str, Any]] = ()
+    min_slice_rows: int = 100
+    resamples: int = 1000
+    confidence: float = 0.95
+    seed: int = 0

@@ -75,6 +75,8 @@ class DecisionRecord(TypedDict, total=False):
     parent_baseline: dict[str, str] | None
     champion_deleted: str | None
     approved_by: NotRequired[str]
+    #: The after-demotion rule that changed the outcome (``ml/demotion_guard.py``), or None.
+    after_demotion: str | None
 
 
 class HealthRecord(TypedDict, total=False):

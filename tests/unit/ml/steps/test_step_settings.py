@@ -51,3 +51,14 @@ def test_a_runs_overrides_replace_only_what_they_set(tasks: TaskSettings) -> Non
     assert overridden.spec.params == {**tasks.training.spec.params, "num_leaves": 12}
     assert overridden.search["trials"] == 0
     assert tasks.training.with_overrides().to_dict() == tasks.training.to_dict()
+
+
+def test_the_shadow_comparisons_settings_survive_a_json_round_trip() -> None:
+    import json
+
+    from airflow_ml.ml.steps.step_settings import ShadowSettings
+
+    settings = ShadowSettings(min_labels=200, slices=({"column": "pickup_zone", "bins": None},), seed=3)
+
+    assert ShadowSettings.from_dict(json.loads(json.dumps(settings.to_dict()))).to_dict() == settings.to_dict()
+    assert ShadowSettings().to_dict()["min_improvement"] == 0.02
