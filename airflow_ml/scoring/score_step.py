@@ -236,20 +236,3 @@ def _predict(model: Any, rows: pd.DataFrame) -> Any:
     predictions = model.predict(rows)
     return predictions.iloc[:, 0] if isinstance(predictions, pd.DataFrame) else predictions
 
-
-def skipped(resolved: ResolvedModelPayload, day: dt.date) -> ScoringPayload:
-    """The score task's payload of a run that scores nothing, saying why."""
-    return {
-        "status": resolved["status"],
-        "reason": resolved["reason"],
-        "day": day.isoformat(),
-        "model_name": None,
-        "model_version": None,
-        "source": resolved["source"],
-        "uri": None,
-        "row_count": 0,
-        "input_hash": None,
-        "shadow_uri": None,
-        "shadow_version": None,
-        "stored_rows": None,
-    }

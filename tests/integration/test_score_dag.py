@@ -217,3 +217,62 @@ def test_the_store_upsert_twice_keeps_one_row_per_prediction(store_world: dict[s
     logged = read_predictions(str(store_world["data_root"]), "store_rides", "berlin", DAY, DAY)
     assert (str(first.state), str(second.state)) == ("success", "success")
     assert after_first == rows() == len(logged) > 0
+
+
+def _parse_shipped_dags(tmp_path: Path, parsing_dag_id: str | None = None) -> dict[str, Any]:
+    """The shipped dags/ loaders pointed at a fleet whose template scores, parsed in a fresh interpreter."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.support import REPO
+
+    root = tmp_path / "templates_root"
+    copy_template(root, "ride_duration", extra=SCORING_YAML)
+    for city in CITIES:
+        (root / "cities" / f"{city}.yaml").write_text(f"city: {city}\ntemplate: ride_duration\n", encoding="utf-8")
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    for source in sorted((REPO / "dags").glob("*.py")):
+        text = source.read_text().replace('Path(__file__).resolve().parent.parent / "dag_templates"', repr(str(root)))
+        (dags / source.name).write_text(text.replace('_REPO / "dag_templates"', repr(str(root))), encoding="utf-8")
+    heavy = ["pandas", "numpy", "mlflow", "great_expectations", "lightgbm", "pyarrow", "sklearn"]
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from airflow.dag_processing.dagbag import DagBag
+        bag = DagBag(dag_folder={str(dags)!r})
+        print(json.dumps({{
+            "dags": sorted(bag.dags),
+            "errors": {{k: str(v) for k, v in bag.import_errors.items()}},
+            "heavy": sorted(m for m in {heavy!r} if m in sys.modules),
+        }}))
+        """
+    )
+    env = {key: value for key, value in os.environ.items() if key != "_AIRFLOW_PARSING_CONTEXT_DAG_ID"}
+    if parsing_dag_id:
+        env["_AIRFLOW_PARSING_CONTEXT_DAG_ID"] = parsing_dag_id
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True, env=env
+    )
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_the_shipped_score_shards_build_every_scoring_dag_without_a_heavy_import(tmp_path: Path) -> None:
+    parsed = _parse_shipped_dags(tmp_path)
+
+    assert parsed["errors"] == {}
+    assert parsed["heavy"] == []
+    scoring = [dag_id for dag_id in parsed["dags"] if dag_id.endswith(".score")]
+    assert scoring == [f"ride_duration.{city}.score" for city in CITIES]
+    assert {f"ride_duration.{city}" for city in CITIES} <= set(parsed["dags"])  # the retraining DAGs stay
+
+
+def test_a_scoring_task_process_builds_only_its_own_dag(tmp_path: Path) -> None:
+    parsed = _parse_shipped_dags(tmp_path, parsing_dag_id="ride_duration.lisbon.score")
+
+    assert parsed["errors"] == {}
+    assert [dag_id for dag_id in parsed["dags"] if dag_id.startswith("ride_duration.")] == [
+        "ride_duration.lisbon.score"
+    ]
