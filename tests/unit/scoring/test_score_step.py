@@ -104,6 +104,21 @@ def test_the_kill_switch_resolves_to_nothing_with_the_reason(world: dict[str, An
         )
 
 
+def test_a_disabled_parent_scores_none_of_the_cities_it_serves(world: dict[str, Any]) -> None:
+    client = world["client"]
+    kill_switch.disable(client, f"{TEMPLATE}.global", reason="trained on a broken week", by="oncall")
+    try:
+        resolved = score_step.resolve(client, settings("sao_paulo", parent_model=f"{TEMPLATE}.global"))
+        own = score_step.resolve(client, settings("lisbon", parent_model=f"{TEMPLATE}.global"))
+    finally:
+        kill_switch.enable(client, f"{TEMPLATE}.global", by="oncall")
+
+    assert resolved["status"] == "disabled"
+    assert "served by its parent" in resolved["reason"]
+    assert "trained on a broken week" in resolved["reason"]
+    assert own["status"] == "serve"  # a city with its own champion does not depend on the parent
+
+
 def test_the_day_is_scored_by_the_resolved_version_and_the_challenger_into_the_shadow_log(
     world: dict[str, Any],
 ) -> None:
