@@ -235,4 +235,3 @@ def score(
 def _predict(model: Any, rows: pd.DataFrame) -> Any:
     predictions = model.predict(rows)
     return predictions.iloc[:, 0] if isinstance(predictions, pd.DataFrame) else predictions
-
