@@ -164,3 +164,17 @@ def test_a_missing_partition_names_its_uri_and_the_fix(world: dict[str, Any]) ->
 def test_a_missing_source_names_the_setting(world: dict[str, Any]) -> None:
     with pytest.raises(score_step.DataError, match=r"scoring.source of ride_duration.lisbon: data source .* does not"):
         run(world, settings("lisbon", source="{data_root}/nowhere/{city}"))
+
+
+def test_rows_without_a_feature_are_refused_naming_the_partition_and_the_column(world: dict[str, Any]) -> None:
+    folder = Path(world["data_root"]) / "thin" / "lisbon" / f"date={DAY.isoformat()}"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"distance_km": [1.0, 2.0], "pickup_hour": [8, 9]}).to_parquet(folder / "part-0.parquet")
+
+    with pytest.raises(score_step.DataError) as caught:
+        run(world, settings("lisbon", source="{data_root}/thin/{city}"))
+
+    message = str(caught.value)
+    assert f"thin/lisbon/date={DAY.isoformat()}" in message
+    assert "'weekday'" in message
+    assert "fix the source's files" in message
