@@ -21,7 +21,8 @@ from airflow_ml.factory.dag_defaults import default_args
 from airflow_ml.factory.dag_schedule import data_asset
 from airflow_ml.factory.sharding import Shard
 from airflow_ml.ml.steps.step_settings import ScoringSettings
-from airflow_ml.operators.score_operator import ResolveModelOperator, ScoreOperator
+from airflow_ml.operators.resolve_operator import ResolveModelOperator
+from airflow_ml.operators.score_operator import ScoreOperator
 from airflow_ml.settings import DATA_ROOT_ENV
 from airflow_ml.templates.loader import load_city_configs
 from airflow_ml.templates.models import CityConfig

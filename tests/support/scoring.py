@@ -7,12 +7,19 @@ run's ``model`` artifacts), so that :func:`airflow_ml.ml.model_cache.load_pyfunc
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 
+from tests.support.mlflow_stores import wire_mlflow
+from tests.support.task_runs import task_context
 from tests.support.training_data import regression
+from tests.support.worlds import copy_template
 
 #: The scoring worlds' day: one of the demo data's "initial" days.
 DAY = dt.date(2026, 1, 12)
@@ -69,3 +76,38 @@ class ModelShelf:
         if alias:
             self.client.set_registered_model_alias(name, alias, version.version)
         return str(version.version)
+
+
+#: The model of the operator worlds' city.
+LISBON_MODEL = "ride_duration.lisbon"
+
+
+@contextlib.contextmanager
+def scoring_operator_world(root: Path) -> Iterator[dict[str, Any]]:
+    """lisbon's scoring DAG built by the factory, its demo data and a real MLflow store with its champion (v1).
+
+    Yields ``dag``, ``client`` and ``data_root``; the data root and the ``mlflow_default`` connection are set
+    in the environment meanwhile.
+    """
+    from mlflow import MlflowClient
+
+    from airflow_ml.data.demo import write_demo_data
+    from airflow_ml.factory.score_dags import register_score_dags
+
+    copy_template(root, "ride_duration", extra=SCORING_YAML)
+    (root / "cities" / "lisbon.yaml").write_text("city: lisbon\ntemplate: ride_duration\n", encoding="utf-8")
+    write_demo_data(root / "data", cities=["lisbon"], batch="initial", scale=0.05)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW_ML_DATA_ROOT", str(root / "data"))
+        store = wire_mlflow(root / "mlflow", mp)
+        client = MlflowClient(tracking_uri=store["tracking_uri"], registry_uri=store["tracking_uri"])
+        ModelShelf(client, store["artifact_root"]).register(LISBON_MODEL, 5, alias="champion")
+        dag = register_score_dags({}, templates_root=root)["ride_duration.lisbon.score"]
+        yield {"dag": dag, "client": client, "data_root": root / "data"}
+
+
+def scoring_context(dag: Any, task_id: str) -> dict[str, Any]:
+    """The context ``execute`` of a scoring task gets in a run for :data:`DAY` (see ``task_runs.task_context``)."""
+    found = task_context(dag, task_id)
+    found["logical_date"] = dt.datetime.combine(DAY, dt.time(), tzinfo=dt.UTC)
+    return found

@@ -1,4 +1,4 @@
-"""ResolveModelOperator and ScoreOperator: settings, template fields, and ``execute`` on a real MLflow store."""
+"""ScoreOperator: its settings, its template fields, and ``execute`` on a real MLflow store."""
 
 from __future__ import annotations
 
@@ -12,50 +12,24 @@ from airflow.sdk.exceptions import AirflowSkipException
 from airflow_ml.data.prediction_log import read_predictions
 from airflow_ml.ml import kill_switch
 from airflow_ml.ml.steps.step_settings import ScoringSettings
-from airflow_ml.operators.score_operator import SKIPPED_KEY, ResolveModelOperator, ScoreOperator, scoring_time
-from tests.support.mlflow_stores import wire_mlflow
-from tests.support.scoring import DAY, SCORING_YAML, ModelShelf
-from tests.support.task_runs import task_context, templated_yaml
-from tests.support.worlds import copy_template
-
-MODEL = "ride_duration.lisbon"
+from airflow_ml.operators.score_operator import ScoreOperator, scoring_time
+from tests.support.scoring import DAY, LISBON_MODEL, scoring_context, scoring_operator_world
+from tests.support.task_runs import templated_yaml
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """lisbon's scoring DAG built by the factory, its demo data and a real MLflow store with its champion."""
-    from mlflow import MlflowClient
-
-    from airflow_ml.data.demo import write_demo_data
-    from airflow_ml.factory.score_dags import register_score_dags
-
-    root = tmp_path_factory.mktemp("score_operator")
-    copy_template(root, "ride_duration", extra=SCORING_YAML)
-    (root / "cities" / "lisbon.yaml").write_text("city: lisbon\ntemplate: ride_duration\n", encoding="utf-8")
-    write_demo_data(root / "data", cities=["lisbon"], batch="initial", scale=0.05)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AIRFLOW_ML_DATA_ROOT", str(root / "data"))
-        store = wire_mlflow(root / "mlflow", mp)
-        client = MlflowClient(tracking_uri=store["tracking_uri"], registry_uri=store["tracking_uri"])
-        ModelShelf(client, store["artifact_root"]).register(MODEL, 5, alias="champion")
-        dag = register_score_dags({}, templates_root=root)["ride_duration.lisbon.score"]
-        yield {"dag": dag, "client": client, "data_root": root / "data"}
-
-
-def context(world: dict[str, Any], task_id: str) -> dict[str, Any]:
-    found = task_context(world["dag"], task_id)
-    found["logical_date"] = dt.datetime.combine(DAY, dt.time(), tzinfo=dt.UTC)
-    return found
+    with scoring_operator_world(tmp_path_factory.mktemp("score_operator")) as built:
+        yield built
 
 
 def test_init_takes_the_factorys_scoring_settings_as_one_dict(world: dict[str, Any]) -> None:
     resolve, score = world["dag"].get_task("resolve"), world["dag"].get_task("score")
 
-    assert isinstance(resolve, ResolveModelOperator)
     assert isinstance(score, ScoreOperator)
     settings = ScoringSettings.from_dict(score.settings)
     assert (settings.model_name, settings.source, settings.keep_columns) == (
-        MODEL,
+        LISBON_MODEL,
         "{data_root}/raw/trips/{city}",
         ["pickup_zone"],
     )
@@ -64,49 +38,44 @@ def test_init_takes_the_factorys_scoring_settings_as_one_dict(world: dict[str, A
 
 
 def test_template_fields_hold_only_the_upstream_xcom(world: dict[str, Any]) -> None:
-    assert ResolveModelOperator.template_fields == ()
     assert ScoreOperator.template_fields == ("resolved",)
     assert templated_yaml(world["dag"].get_task("score")) == {}
 
 
 def test_a_bad_settings_dict_is_refused_naming_the_key(world: dict[str, Any]) -> None:
-    task = ResolveModelOperator(task_id="resolve", settings={"modle_name": MODEL})
+    task = ScoreOperator(task_id="score", settings={"sourc": "x"}, resolved={"status": "serve"})
 
-    with pytest.raises(ValueError, match=r"unknown ScoringSettings key\(s\) \['modle_name'\]"):
-        task.execute(context(world, "resolve"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"unknown ScoringSettings key\(s\) \['sourc'\]"):
+        task.execute(scoring_context(world["dag"], "score"))  # type: ignore[arg-type]
 
 
-def test_execute_resolves_once_then_scores_the_day_with_that_version(world: dict[str, Any]) -> None:
-    resolve = world["dag"].get_task("resolve")
-    resolved = resolve.execute(context(world, "resolve"))
-    score = ScoreOperator(task_id="score", settings=resolve.settings, resolved=resolved)
+def test_execute_scores_the_day_with_the_resolved_version(world: dict[str, Any]) -> None:
+    dag = world["dag"]
+    resolved = dag.get_task("resolve").execute(scoring_context(dag, "resolve"))
+    score = ScoreOperator(task_id="score", settings=dag.get_task("score").settings, resolved=resolved)
 
-    payload = score.execute(context(world, "score"))  # type: ignore[arg-type]
+    payload = score.execute(scoring_context(dag, "score"))  # type: ignore[arg-type]
 
-    assert (resolved["model_name"], resolved["version"]) == (MODEL, "1")
     assert (payload["status"], payload["day"], payload["model_version"]) == ("scored", DAY.isoformat(), "1")
     log = read_predictions(str(world["data_root"]), "ride_duration", "lisbon", DAY, DAY)
     assert len(log) == payload["row_count"] > 0
+    assert set(log["model_version"]) == {"1"}
     assert payload["stored_rows"] is None  # no scoring.store
 
 
-def test_the_kill_switch_skips_both_tasks_with_the_reason(world: dict[str, Any]) -> None:
-    kill_switch.disable(world["client"], MODEL, reason="wrong currency upstream", by="oncall")
+def test_without_a_resolve_task_it_resolves_itself_with_the_same_skips(world: dict[str, Any]) -> None:
+    score = ScoreOperator(task_id="score", settings=world["dag"].get_task("score").settings)
+    kill_switch.disable(world["client"], LISBON_MODEL, reason="wrong currency upstream", by="oncall")
     try:
-        resolve_context = context(world, "resolve")
-        with pytest.raises(AirflowSkipException, match="wrong currency upstream"):
-            world["dag"].get_task("resolve").execute(resolve_context)
-        score = ScoreOperator(task_id="score", settings=world["dag"].get_task("score").settings)  # resolves itself
         with pytest.raises(AirflowSkipException, match="kill switch"):
-            score.execute(context(world, "score"))  # type: ignore[arg-type]
+            score.execute(scoring_context(world["dag"], "score"))  # type: ignore[arg-type]
     finally:
-        kill_switch.enable(world["client"], MODEL, by="oncall")
-    assert resolve_context["ti"].pushed[SKIPPED_KEY]["status"] == "disabled"
+        kill_switch.enable(world["client"], LISBON_MODEL, by="oncall")
 
 
 def test_a_run_without_a_logical_date_scores_the_day_it_runs_after(world: dict[str, Any]) -> None:
-    found = context(world, "score")
-    found["logical_date"] = None
-    found["dag_run"].run_after = dt.datetime(2026, 1, 13, 2, 30, tzinfo=dt.UTC)
+    context = scoring_context(world["dag"], "score")
+    context["logical_date"] = None
+    context["dag_run"].run_after = dt.datetime(2026, 1, 13, 2, 30, tzinfo=dt.UTC)
 
-    assert scoring_time(found) == dt.datetime(2026, 1, 13, 2, 30, tzinfo=dt.UTC)  # type: ignore[arg-type]
+    assert scoring_time(context) == dt.datetime(2026, 1, 13, 2, 30, tzinfo=dt.UTC)  # type: ignore[arg-type]
