@@ -22,6 +22,8 @@ _OPERATORS = {
     "ChampionHealthCheckOperator": "health_operator",
     "RollbackChampionOperator": "rollback_operator",
     "PruneSnapshotsOperator": "prune_operator",
+    "ResolveModelOperator": "resolve_operator",
+    "ScoreOperator": "score_operator",
     "MlflowBaseOperator": "base_operator",
     "SnapshotStepOperator": "base_operator",
 }

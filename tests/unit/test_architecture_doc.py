@@ -1,4 +1,4 @@
-"""docs/architecture.md's XCom table matches ``airflow_ml/ml/steps/xcom_payloads.py``, and its tasks are the DAG's.
+"""docs/architecture.md's XCom table matches ``airflow_ml/ml/steps/xcom_payloads.py``, and its tasks are the DAGs'.
 
 Every ``TypedDict`` of the module has one row, whose fields are the payload's own, in order; the producing and
 consuming tasks it names are tasks ``build_dag`` creates (or one of the readers outside the DAG it names).
@@ -15,7 +15,7 @@ from tests.support import REPO
 DOC = REPO / "docs" / "architecture.md"
 START, END = "<!-- xcom-payloads:", "<!-- end xcom-payloads -->"
 #: Readers of a payload that are not tasks of the retraining DAG.
-OUTSIDE_READERS = {"the fleet view", "`airflow-ml status` (from `health.json`)"}
+OUTSIDE_READERS = {"the fleet view", "`airflow-ml status` (from `health.json`)", "the Airflow UI"}
 
 
 def _payloads() -> dict[str, list[str]]:
@@ -38,7 +38,8 @@ def _rows() -> dict[str, list[list[str]]]:
 
 
 def _task_ids() -> set[str]:
-    source = (REPO / "airflow_ml" / "factory" / "builder.py").read_text(encoding="utf-8")
+    factory = REPO / "airflow_ml" / "factory"
+    source = "".join((factory / name).read_text(encoding="utf-8") for name in ("builder.py", "score_dags.py"))
     return set(re.findall(r'task_id="([a-z_]+)"', source))
 
 

@@ -88,6 +88,40 @@ class HealthRecord(TypedDict, total=False):
     airflow_run_id: str
 
 
+class ResolvedModelPayload(TypedDict):
+    """The resolve task's XCom of a scoring DAG: the one version the whole run scores with, or why it scores none.
+
+    ``status`` is ``serve``, ``disabled`` (the kill switch) or ``no_model`` (nothing serves the city yet);
+    ``source`` is ``own`` or ``parent`` (:func:`airflow_ml.ml.fallback.which_model_serves`). The challenger is
+    the one the run shadow-scores, when there is one that is not the serving version.
+    """
+
+    status: str
+    reason: str
+    model_name: str | None
+    version: str | None
+    source: str
+    challenger_name: str | None
+    challenger_version: str | None
+
+
+class ScoringPayload(TypedDict):
+    """The score task's XCom of a scoring DAG: the day scored, the version that scored it and where rows went."""
+
+    status: str
+    reason: str
+    day: str
+    model_name: str | None
+    model_version: str | None
+    source: str
+    uri: str | None
+    row_count: int
+    input_hash: str | None
+    shadow_uri: str | None
+    shadow_version: str | None
+    stored_rows: int | None
+
+
 def snapshot_uri(snapshot: Any) -> str:
     """The snapshot URI from a snapshot task's XCom (:class:`SnapshotPayload`) or a plain URI.
 
