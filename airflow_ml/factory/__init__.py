@@ -10,6 +10,7 @@ from airflow_ml.factory.dag_registration import (
     register_parent_dags,
     report_broken_cities,
 )
+from airflow_ml.factory.score_dags import register_score_dags
 from airflow_ml.factory.sharding import Shard
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "city_problems",
     "register_dags",
     "register_parent_dags",
+    "register_score_dags",
     "report_broken_cities",
 ]

@@ -13,6 +13,7 @@ from airflow_ml.exceptions import BrokenCityFiles, ConfigError
 from airflow_ml.factory.builder import build_dag
 from airflow_ml.factory.checked_dag import CheckedConfDAG
 from airflow_ml.factory.dag_schedule import retrain_schedule
+from airflow_ml.factory.score_dags import score_schedule, scores
 from airflow_ml.factory.sharding import Shard
 from airflow_ml.templates.describe import Origin
 from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX
@@ -97,6 +98,8 @@ def city_problems(templates_root: str | Path) -> list[ConfigError]:
     for config in configs:
         try:
             retrain_schedule(config)
+            if scores(config):
+                score_schedule(config)
         except ConfigError as error:
             errors.append(error)
         except Exception as exc:  # noqa: BLE001 - whatever it is, it is this city's error and hides no other

@@ -94,13 +94,15 @@ def trigger_params(config: ModelConfig) -> dict[str, Param]:
             description=f"Train on partitions up to this date (empty: up to the newest); {_DAYS}.",
         ),
         "promotion_mode": _param(
-            "auto",
+            config.gate.promotion_mode,
             type="string",
             enum=list(MODES),
             title="Promotion mode",
-            description="auto: the gate decides. require_approval: if the gate recommends promotion, a person "
-            "approves or rejects it under Required actions. force: promote even if the gate refuses (needs a "
-            "Reason). dry_run: decide and record, move no alias.",
+            description=f"{config.gate.promotion_mode} unless changed (gate.promotion_mode). auto: the gate decides. "
+            "require_approval: if the gate recommends promotion, a person approves or rejects it under Required "
+            "actions. shadow: a winning challenger is shadow-scored and champion stays; the monitor promotes it "
+            "on live evidence. force: promote even if the gate refuses (needs a Reason). dry_run: decide and "
+            "record, move no alias.",
         ),
         # Nullable: Airflow's form requires a value for a Param whose type excludes null, so a plain string
         # would keep the Trigger button disabled until someone typed a reason.

@@ -57,16 +57,22 @@ class Disabled:
 
 def disabled(client: MlflowClient, model_name: str) -> Disabled | None:
     """The kill switch's mark on ``model_name``, or None when the model may be served (or does not exist)."""
+    tags = registered_model_tags(client, model_name)
+    return None if tags is None else from_tags(model_name, tags)
+
+
+def registered_model_tags(client: MlflowClient, model_name: str) -> dict[str, str] | None:
+    """The tags of registered model ``model_name`` (where the kill switch and a demotion are kept), or None when
+    it is not registered."""
     from mlflow.exceptions import MlflowException
     from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
     try:
-        tags = client.get_registered_model(model_name).tags or {}
+        return dict(client.get_registered_model(model_name).tags or {})
     except MlflowException as exc:
         if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
             return None
         raise
-    return from_tags(model_name, tags)
 
 
 def from_tags(model_name: str, tags: dict[str, str]) -> Disabled | None:

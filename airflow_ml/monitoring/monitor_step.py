@@ -21,6 +21,7 @@ from airflow_ml.data.prediction_log import read_predictions
 from airflow_ml.data.snapshot import safe_segment, write_json
 from airflow_ml.data.storage import StorageOptions, filesystem, is_local
 from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml.demotion_guard import record_demotion
 from airflow_ml.ml.fallback import which_model_serves
 from airflow_ml.ml.steps.step_settings import MonitorSettings
 from airflow_ml.ml.steps.xcom_payloads import MonitorPayload
@@ -127,7 +128,7 @@ def monitor_city(
     }
     _tag_version(client, name, version, windows, decision, day=day)
     if decision.act:
-        record |= _demote(client, settings, decision, day=day, context=context or {})
+        record |= _demote(client, settings, decision, context=context or {})
     if run_ids:
         client.log_dict(run_ids[-1], record, DECISION_ARTIFACT)
     return _finish(settings, record, root=root, storage_options=storage_options), record
@@ -258,7 +259,6 @@ def _demote(
     settings: MonitorSettings,
     decision: SupervisorDecision,
     *,
-    day: dt.date,
     context: dict[str, Any],
 ) -> dict[str, Any]:
     """Roll the champion back (or clear it, so that the fallback parent serves); what happened, for the record."""
@@ -267,10 +267,19 @@ def _demote(
     rollback = registry.rollback(client, name, reason, {**context, "by": "supervisor"}, without_previous="clear")
     serving = which_model_serves(client, name, settings.parent_model)
     supervisor = settings.supervisor
-    until = day + dt.timedelta(days=supervisor.cooldown_days) if supervisor.after_demotion == "cooldown" else None
-    after = {"requires": supervisor.after_demotion, "until": until.isoformat() if until else None}
-    # H4's no-flapping guard (ml/demotion_guard.record_demotion) goes here, the demotion's one call site:
-    # record_demotion(client, name, version=rollback["rolled_back_version"], reason=reason, requires=..., until=...)
+    # The rule holds for cooldown_days from now (not from the run's day: a rerun of an old day must still hold it),
+    # or until a promotion with more evidence clears it, whichever rule it is.
+    until = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=supervisor.cooldown_days)
+    # No flapping: the gate reads this on the city's registered model, and the next promotion needs more evidence.
+    demotion = record_demotion(
+        client,
+        name,
+        version=str(rollback["rolled_back_version"]),
+        reason=reason,
+        requires=supervisor.after_demotion,
+        until=until,
+    )
+    after = {"requires": demotion.requires, "until": demotion.until, "sentence": demotion.sentence()}
     return {"rollback": rollback, "serving_after": serving.to_dict(), "after_demotion": after}
 
 

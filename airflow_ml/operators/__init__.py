@@ -23,6 +23,8 @@ _OPERATORS = {
     "RollbackChampionOperator": "rollback_operator",
     "MonitorOperator": "monitor_operator",
     "PruneSnapshotsOperator": "prune_operator",
+    "ResolveModelOperator": "resolve_operator",
+    "ScoreOperator": "score_operator",
     "MlflowBaseOperator": "base_operator",
     "SnapshotStepOperator": "base_operator",
 }

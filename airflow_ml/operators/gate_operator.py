@@ -29,9 +29,12 @@ class PromotionGateOperator(SnapshotStepOperator):
     the run are recorded as version tags, as an artifact of the training run and beside the snapshot
     (see :mod:`airflow_ml.ml.steps.gate_step`).
 
-    The run's ``promotion_mode`` Param says what to do with the decision: ``auto`` (follow the gate),
-    ``require_approval``, ``force`` (promote anyway, with the run's ``reason``) or ``dry_run`` (record the
-    decision, move nothing); the ``reason`` is recorded with it.
+    The run's ``promotion_mode`` Param (its default is the template's ``gate.promotion_mode``) says what
+    to do with the decision: ``auto`` (follow the gate), ``require_approval``, ``shadow`` (a winner keeps
+    its ``challenger`` alias and is shadow-scored, ``champion`` stays), ``force`` (promote anyway, with the
+    run's ``reason``) or ``dry_run`` (record the decision, move nothing); the ``reason`` is recorded with
+    it. After a demotion, an ``auto`` win needs what the demotion requires (see
+    :mod:`airflow_ml.ml.demotion_guard`).
 
     Args:
         registration: The register task's XCom (``version``); templated.

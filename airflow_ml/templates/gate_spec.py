@@ -133,6 +133,12 @@ class GateSpec(Strict):
         description="In promotion mode require_approval: hours to wait for a person before rejecting; above 0, "
         "at most 720.",
     )
+    promotion_mode: Literal["auto", "require_approval", "shadow"] = Field(
+        default="auto",
+        description="The trigger form's default promotion mode, so scheduled runs follow it: auto (the gate "
+        "decides), require_approval (a person approves a recommended promotion) or shadow (a winning challenger "
+        "is shadow-scored; the monitor promotes it on live evidence). A run may still pick another mode.",
+    )
     min_quality: QualityBound | None = Field(
         default=None, description="Absolute bound on the challenger's holdout score, e.g. {max_rmse: 12}; null: none."
     )
@@ -162,8 +168,9 @@ class GateSpec(Strict):
     )
 
     def rules(self) -> dict[str, Any]:
-        """The promotion rules as plain values (every field but the approval's timeout), for ``GateRules``."""
-        return self.model_dump(exclude={"approval_timeout_hours"})
+        """The promotion rules as plain values (every field but the approval's timeout and the default mode), for
+        ``GateRules``."""
+        return self.model_dump(exclude={"approval_timeout_hours", "promotion_mode"})
 
     @model_validator(mode="after")
     def _relative_is_a_fraction(self) -> GateSpec:

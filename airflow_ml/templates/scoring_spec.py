@@ -107,6 +107,11 @@ class ScoringSpec(Strict):
                 "scoring.schedule is null and scoring.on_new_data is false: the scoring DAG would never run; "
                 "set a schedule such as '@daily', or on_new_data: true"
             )
+        if self.on_new_data and self.schedule in ("@once", "@continuous"):
+            raise ValueError(
+                f"scoring.schedule {self.schedule!r} cannot be combined with scoring.on_new_data; use a cron "
+                "expression or a preset such as '@daily', or null to score only when new data lands"
+            )
         return self
 
     def columns_problems(self, *, features: list[str], known: set[str]) -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 
 from airflow_ml.data.prediction_log import LogColumns, ScoringContext, log_frame
 from airflow_ml.hooks.prediction_store import PredictionStoreError, PredictionStoreHook
-from tests.support.postgres import POSTGRES_DSN, postgres_admin
+from tests.support.postgres import airflow_connection, postgres_admin
 from tests.support.predictions import scoring_context
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
@@ -27,22 +27,11 @@ def _context(version: str) -> ScoringContext:
 @pytest.fixture
 def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[PredictionStoreHook]:
     """A hook on a fresh schema of the test database, dropped afterwards; skips when PostgreSQL is down."""
-    import psycopg2
-
     admin = postgres_admin()
     schema = f"predictions_{uuid.uuid4().hex[:10]}"
     with admin.cursor() as cursor:
         cursor.execute(f"CREATE SCHEMA {schema}")
-    url = psycopg2.extensions.parse_dsn(POSTGRES_DSN)
-    connection = {
-        "conn_type": "postgres",
-        "host": url.get("host", "127.0.0.1"),
-        "port": int(url.get("port", 5432)),
-        "login": url.get("user", "postgres"),
-        "password": url.get("password"),
-        "schema": url.get("dbname", "test"),
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_PREDICTIONS_TEST", json.dumps(connection))
+    monkeypatch.setenv("AIRFLOW_CONN_PREDICTIONS_TEST", json.dumps(airflow_connection()))
     try:
         yield PredictionStoreHook("predictions_test", table=f"{schema}.predictions")
     finally:

@@ -133,6 +133,7 @@ def test_every_city_gets_its_own_form_with_its_own_descriptions(root: Path) -> N
     assert second.params.get_param("promotion_mode").schema["enum"] == [
         "auto",
         "require_approval",
+        "shadow",
         "force",
         "dry_run",
     ]

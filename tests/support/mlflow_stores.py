@@ -4,6 +4,7 @@
 - :func:`shared_registry` is a PostgreSQL store that several worker processes share.
 - :class:`MlflowServer` is ``mlflow server`` as a process of its own (killed with SIGKILL, started again on the
   same port and store).
+- :func:`sqlite_registry` is a client of a fresh SQLite registry holding a few empty registered models.
 """
 
 from __future__ import annotations
@@ -41,6 +42,17 @@ def wire_mlflow(folder: Path, monkeypatch: pytest.MonkeyPatch, tracking_uri: str
     }
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "mlflow", "extra": store}))
     return store
+
+
+def sqlite_registry(folder: Path, *models: str) -> Any:
+    """A client of a fresh SQLite store in ``folder`` with the registered models ``models`` (no versions)."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{folder}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    for name in models:
+        client.create_registered_model(name)
+    return client
 
 
 @contextlib.contextmanager

@@ -45,6 +45,21 @@ def postgres_admin() -> Any:
     return admin
 
 
+def airflow_connection(dsn: str = POSTGRES_DSN) -> dict[str, Any]:
+    """An Airflow connection of type ``postgres`` to ``dsn``, as ``AIRFLOW_CONN_<ID>`` takes it (in JSON)."""
+    import psycopg2
+
+    url = psycopg2.extensions.parse_dsn(dsn)
+    return {
+        "conn_type": "postgres",
+        "host": url.get("host", "127.0.0.1"),
+        "port": int(url.get("port", 5432)),
+        "login": url.get("user", "postgres"),
+        "password": url.get("password"),
+        "schema": url.get("dbname", "test"),
+    }
+
+
 def _server_url() -> str:
     """The SQLAlchemy URL of :data:`POSTGRES_DSN`'s server, without a database name."""
     return POSTGRES_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)

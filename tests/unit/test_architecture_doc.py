@@ -1,4 +1,4 @@
-"""docs/architecture.md's XCom table matches ``airflow_ml/ml/steps/xcom_payloads.py``, and its tasks are the DAG's.
+"""docs/architecture.md's XCom table matches ``airflow_ml/ml/steps/xcom_payloads.py``, and its tasks are the DAGs'.
 
 Every ``TypedDict`` of the module has one row, whose fields are the payload's own, in order; the producing and
 consuming tasks it names are tasks ``build_dag`` creates (or one of the readers outside the DAG it names).
@@ -15,11 +15,7 @@ from tests.support import REPO
 DOC = REPO / "docs" / "architecture.md"
 START, END = "<!-- xcom-payloads:", "<!-- end xcom-payloads -->"
 #: Readers of a payload that are not tasks of the retraining DAG.
-OUTSIDE_READERS = {
-    "the fleet view",
-    "`airflow-ml status` (from `health.json`)",
-    "people in the Airflow UI (the fleet view reads the `monitor.*` version tags)",
-}
+OUTSIDE_READERS = {"the fleet view", "`airflow-ml status` (from `health.json`)", "the Airflow UI"}
 
 
 def _payloads() -> dict[str, list[str]]:
@@ -42,7 +38,7 @@ def _rows() -> dict[str, list[list[str]]]:
 
 
 #: The factory modules whose DAGs' tasks produce or read payloads.
-DAG_BUILDERS = ("builder.py", "monitor_dags.py")
+DAG_BUILDERS = ("builder.py", "score_dags.py", "monitor_dags.py")
 
 
 def _task_ids() -> set[str]:

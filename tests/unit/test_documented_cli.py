@@ -164,7 +164,7 @@ def test_the_downstream_dag_example_schedules_on_the_champion_asset() -> None:
     from airflow_ml.factory import champion_asset
     from airflow_ml.templates import load_city_configs
 
-    (example,) = _blocks(AFTER_PROMOTION_GUIDE, "python")
+    example, _ = _blocks(AFTER_PROMOTION_GUIDE, "python")
     namespace: dict[str, object] = {}
     exec(compile(example, str(AFTER_PROMOTION_GUIDE), "exec"), namespace)  # the guide's own example
 
@@ -172,3 +172,23 @@ def test_the_downstream_dag_example_schedules_on_the_champion_asset() -> None:
     assert not errors
     berlin = next(c for c in configs if c.city == "berlin")
     assert namespace["berlin_champion"] == champion_asset(berlin)
+
+
+def test_the_shadow_promotion_example_compares_and_promotes_as_shown(tmp_path: Path) -> None:
+    from airflow_ml.ml import model_registry as registry
+    from tests.support.mlflow_stores import sqlite_registry
+    from tests.support.shadow_rows import live_rows
+
+    name = "ride_duration.berlin"
+    client = sqlite_registry(tmp_path, name)
+    for _ in range(7):
+        client.create_model_version(name, f"file://{tmp_path}/model")
+    registry.promote(client, name, "6", {"decision": "promoted"})
+    client.set_registered_model_alias(name, registry.CHALLENGER, "7")
+    _, example = _blocks(AFTER_PROMOTION_GUIDE, "python")
+    namespace: dict[str, object] = {"rows": live_rows(0, challenger_sd=2.0), "client": client, "run_id": "monitor"}
+
+    exec(compile(example, str(AFTER_PROMOTION_GUIDE), "exec"), namespace)  # the guide's own example
+
+    assert namespace["verdict"].promote is True  # type: ignore[attr-defined]
+    assert str(client.get_model_version_by_alias(name, registry.CHAMPION).version) == "7"

@@ -8,6 +8,7 @@ from mlflow import MlflowClient
 
 from airflow_ml.data.snapshot import write_json
 from airflow_ml.data.storage import StorageOptions
+from airflow_ml.ml import demotion_guard
 from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.gate.records import decision_tags
 from airflow_ml.ml.steps.xcom_payloads import APPROVAL_FILE
@@ -36,8 +37,8 @@ def settle_approval(client: MlflowClient, record: dict[str, Any], *, approved: b
     """Act on a person's answer to a gate that recommended promotion (``require_approval`` mode).
 
     Approved: the challenger becomes champion, unless the champion moved since the gate scored it (then
-    nothing moves and the run must decide again). Rejected: the champion stays. Either way the answer and
-    who gave it are recorded on the challenger's version.
+    nothing moves and the run must decide again); the city's demotion, if any, is cleared. Rejected: the
+    champion stays. Either way the answer and who gave it are recorded on the challenger's version.
 
     Returns:
         The final decision record.
@@ -64,6 +65,7 @@ def settle_approval(client: MlflowClient, record: dict[str, Any], *, approved: b
         "reason": f"approved by {approver}: {record['gate_reason']}",
     }
     registry.promote(client, model_name, version, decision_tags(final))
+    demotion_guard.clear_demotion(client, model_name)  # a person approved: the evidence a demotion asks for
     return final
 
 

@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 
 from airflow_ml.data.snapshot import Manifest, read_snapshot, write_json
 from airflow_ml.data.storage import StorageOptions
+from airflow_ml.ml import demotion_guard
 from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.gate.judge import judge
 from airflow_ml.ml.gate.modes import Outcome, apply_mode, check_mode
@@ -41,7 +42,11 @@ def gate(
     learnt from the training rows of the same split.
 
     The champion alias moves only when the outcome says so (a win in ``auto`` mode, or ``force``), and
-    only as the very last step; ``dry_run`` records the decision and moves nothing.
+    only as the very last step; ``dry_run`` records the decision and moves nothing. In ``shadow`` mode a
+    winning challenger keeps its ``challenger`` alias and ``champion`` stays (the monitor compares the two
+    on live rows, :func:`airflow_ml.ml.shadow_promotion.promote_shadow`); a first model is promoted. While
+    the city's demotion is active (:mod:`airflow_ml.ml.demotion_guard`), an ``auto`` win needs what the
+    demotion requires instead, and the record's ``after_demotion`` names the rule.
 
     Returns:
         The outcome and the full decision record: rules, both scores with their bootstrap intervals, the
@@ -89,7 +94,8 @@ def gate(
         training_target=splits.train[target].to_numpy(),
         no_champion=f"no champion: {deleted}" if deleted else "no champion yet",
     )
-    outcome = apply_mode(decision, mode, trigger_reason)
+    demotion = demotion_guard.active_demotion(client, model_name)
+    outcome = apply_mode(decision, mode, trigger_reason, has_champion=champion is not None, demotion=demotion)
     served_by = ""
     if parent is not None:
         served_by = f" (baseline: the parent model {parent_model!r} v{parent.version}, which serves this city)"
@@ -99,6 +105,7 @@ def gate(
         "reason": outcome.reason + served_by,
         "parent_baseline": {"model": parent_model, "version": str(parent.version)} if parent is not None else None,
         "decision": outcome.label,
+        "after_demotion": outcome.after_demotion,
         "mode": mode,
         "trigger_reason": trigger_reason,
         "metric": metric,
@@ -110,8 +117,11 @@ def gate(
         "snapshot_uri": manifest.uri,
         **(context or {}),
     }
+    if outcome.after_demotion and outcome.label == "kept":
+        record["refused_by"] = "after_demotion"
     if outcome.move_champion:
         registry.promote(client, model_name, str(challenger.version), decision_tags(record))
+        demotion_guard.clear_demotion(client, model_name)  # a forced promotion, or a demotion past its end
     else:
         registry.tag_decision(client, model_name, str(challenger.version), decision_tags(record))
     if challenger.run_id:

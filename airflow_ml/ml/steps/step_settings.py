@@ -216,6 +216,83 @@ class HealthSettings(FrozenSettings):
 
 
 @dataclass(frozen=True)
+class ScoringSettings(FrozenSettings):
+    """A city's batch scoring (issue 13): the rows to score, the model that scores them, where predictions go.
+
+    Built once from the template's ``scoring:`` section (``airflow_ml.factory.score_dags.scoring_settings``);
+    the resolve and score tasks of ``<template>.<city>.score`` take it (see :mod:`airflow_ml.scoring.score_step`).
+
+    Attributes:
+        template: The city's template (the prediction log's folder and the prediction ids' namespace).
+        city: The city scored.
+        model_name: The city's registered model: its champion serves, its kill switch applies.
+        parent_model: The fallback parent that serves the city while it has no champion of its own, or None.
+        source: URI pattern of the rows to score (``{data_root}`` and ``{city}``), partitioned by ``date=``.
+        data_format: ``parquet`` or ``csv``.
+        conn_id: Airflow connection (type ``aws``) for an ``s3://`` source or output.
+        output: Root of the prediction log (``{data_root}`` filled in at run time).
+        features: The model's input columns (and, without key columns, what the prediction id derives from).
+        key_columns: Columns that identify a row; the prediction id derives from them.
+        keep_columns: Further columns kept beside each prediction.
+        shadow: Also score the city's ``challenger`` (when it is not the model that serves) into the shadow log.
+        store_conn_id: Airflow connection (type ``postgres``) of the prediction table, or None for the log alone.
+        store_table: The prediction table.
+    """
+
+    template: str
+    city: str
+    model_name: str
+    source: str
+    features: Sequence[str]
+    parent_model: str | None = None
+    data_format: str = "parquet"
+    conn_id: str = "aws_default"
+    output: str = "{data_root}"
+    key_columns: Sequence[str] = ()
+    keep_columns: Sequence[str] = ()
+    shadow: bool = True
+    store_conn_id: str | None = None
+    store_table: str = "airflow_ml_predictions"
+
+    def output_root(self, data_root: str) -> str:
+        """The prediction log's root with the data root filled in."""
+        return self.output.format(data_root=data_root.rstrip("/"))
+
+
+# --- Issue 13, shadow promotion (H4): the live comparison of a challenger in shadow with the champion. ---
+
+
+@dataclass(frozen=True)
+class ShadowSettings(FrozenSettings):
+    """When a challenger in shadow replaces the champion, on live rows (``monitoring.shadow`` and ``.bootstrap``).
+
+    Attributes:
+        min_improvement: Required gain over the champion's live score, relative (0.02: 2%).
+        min_labels: Labelled rows both models scored, at least.
+        min_days: Days with labelled rows, at least (the bootstrap resamples days).
+        max_slice_regression: How much worse (relative) any judged slice may be; None: slices are reported only.
+        slices: ``{"column": ..., "bins": [...] or None}`` per slicing of the live rows.
+        min_slice_rows: Smaller slices are reported but not judged.
+        resamples: Bootstrap resamples of the days.
+        confidence: Level of the percentile interval of the improvement.
+        seed: Same rows, same seed: same interval.
+    """
+
+    min_improvement: float = 0.02
+    min_labels: int = 1000
+    min_days: int = 7
+    max_slice_regression: float | None = 0.1
+    slices: Sequence[Mapping[str, Any]] = ()
+    min_slice_rows: int = 100
+    resamples: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+
+
+# --- Issue 13, watching live error (H3): the monitor task and its supervisor. ---
+
+
+@dataclass(frozen=True)
 class SupervisorSettings(FrozenSettings):
     """When the supervisor demotes a city's champion (the template's ``monitoring.supervisor``).
 

@@ -75,6 +75,8 @@ class DecisionRecord(TypedDict, total=False):
     parent_baseline: dict[str, str] | None
     champion_deleted: str | None
     approved_by: NotRequired[str]
+    #: The after-demotion rule that changed the outcome (``ml/demotion_guard.py``), or None.
+    after_demotion: str | None
 
 
 class HealthRecord(TypedDict, total=False):
@@ -84,6 +86,40 @@ class HealthRecord(TypedDict, total=False):
     problems: list[str]
     champion_version: str
     airflow_run_id: str
+
+
+class ResolvedModelPayload(TypedDict):
+    """The resolve task's XCom of a scoring DAG: the one version the whole run scores with, or why it scores none.
+
+    ``status`` is ``serve``, ``disabled`` (the kill switch) or ``no_model`` (nothing serves the city yet);
+    ``source`` is ``own`` or ``parent`` (:func:`airflow_ml.ml.fallback.which_model_serves`). The challenger is
+    the one the run shadow-scores, when there is one that is not the serving version.
+    """
+
+    status: str
+    reason: str
+    model_name: str | None
+    version: str | None
+    source: str
+    challenger_name: str | None
+    challenger_version: str | None
+
+
+class ScoringPayload(TypedDict):
+    """The score task's XCom of a scoring DAG: the day scored, the version that scored it and where rows went."""
+
+    status: str
+    reason: str
+    day: str
+    model_name: str | None
+    model_version: str | None
+    source: str
+    uri: str | None
+    row_count: int
+    input_hash: str | None
+    shadow_uri: str | None
+    shadow_version: str | None
+    stored_rows: int | None
 
 
 class MonitorPayload(TypedDict):

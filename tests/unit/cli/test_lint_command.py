@@ -159,3 +159,21 @@ def test_the_warning_stands_at_the_weak_check_in_a_city_file(
     [warning] = [line for line in out if ": warning: " in line]
     assert warning.startswith(f"{city}:{line}:1: warning: suite 'ride_trips' lets the target 'duration_min' be null")
     assert "(its not-null check has severity warn)" in warning
+
+
+def test_a_bad_scoring_key_is_linted_at_its_line(world: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    scoring = "scoring:\n  source: '{data_root}/incoming/{city}'\n"
+    typo = _write(
+        world["templates"] / "cities" / "lisbon.yaml",
+        f"city: lisbon\ntemplate: ride_duration\n{scoring}  shadw: false\n",
+    )
+    column = _write(
+        world["templates"] / "cities" / "berlin.yaml",
+        f"city: berlin\ntemplate: ride_duration\n{scoring}  key_columns: [trip_id]\n",
+    )
+
+    code, out = _lint(world, capsys)
+
+    assert code == 1
+    assert any(line.startswith(f"{typo}:5:") and "did you mean 'shadow'?" in line for line in out), out
+    assert any(line.startswith(f"{column}:") and "scoring.key_columns ['trip_id']" in line for line in out), out

@@ -8,6 +8,7 @@ import pytest
 
 from airflow_ml.ml import kill_switch
 from airflow_ml.ml.kill_switch import KillSwitchError, disable, disabled, enable, history
+from tests.support.mlflow_stores import sqlite_registry
 
 NAME = "ride_duration.lisbon"
 OTHER = "ride_duration.berlin"
@@ -15,13 +16,7 @@ OTHER = "ride_duration.berlin"
 
 @pytest.fixture
 def client(tmp_path: Any) -> Any:
-    from mlflow import MlflowClient
-
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    client.create_registered_model(NAME)
-    client.create_registered_model(OTHER)
-    return client
+    return sqlite_registry(tmp_path, NAME, OTHER)
 
 
 def test_a_disabled_model_says_who_and_why_and_the_other_cities_are_untouched(client: Any) -> None:

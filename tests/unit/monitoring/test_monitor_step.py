@@ -11,6 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from airflow_ml.fleet.model_states import read_models
+from airflow_ml.ml.demotion_guard import active_demotion
 from airflow_ml.ml.model_registry import CHAMPION, PREVIOUS_CHAMPION, version_by_alias
 from airflow_ml.monitoring.monitor_step import DECISION_ARTIFACT, decision_location, monitor_city
 from tests.support.monitoring_worlds import (
@@ -60,7 +61,13 @@ def test_30_percent_error_in_the_labels_demotes_to_the_previous_champion_and_rec
     assert record["rollback"]["rolled_back_version"] == "2"
     assert record["supervisor"]["streak"] >= 3
     assert len(record["supervisor"]["breached"]) == record["supervisor"]["streak"]
-    assert record["after_demotion"] == {"requires": "require_approval", "until": None}
+    until = dt.datetime.fromisoformat(record["after_demotion"]["until"])
+    assert record["after_demotion"]["requires"] == "require_approval"
+    assert dt.timedelta(days=6) < until - dt.datetime.now(dt.UTC) <= dt.timedelta(days=7)  # cooldown_days from now
+    guard = active_demotion(client, SETTINGS.model_name)  # what the gate reads before the next promotion
+    assert guard is not None
+    assert (guard.version, guard.requires) == ("2", "require_approval")
+    assert record["after_demotion"]["sentence"] == guard.sentence()
     assert record["serving_after"]["version"] == "1"
     assert "rolled back" in payload["reason"]
     written = json.loads(Path(payload["record_uri"].removeprefix("file://")).read_text(encoding="utf-8"))
@@ -123,15 +130,24 @@ def test_no_demotion_below_n_labels_per_window(client: MlflowClient, tmp_path: P
     assert _champion(client) == "2"
 
 
-def test_a_first_champion_is_cleared_so_the_fallback_serves(client: MlflowClient, tmp_path: Path) -> None:
+def test_a_first_champion_is_cleared_so_the_fallback_serves_and_a_cooldown_is_recorded(
+    client: MlflowClient, tmp_path: Path
+) -> None:
     _world(client, tmp_path, error=0.3, promotions=1)
+    cooldown = dataclasses.replace(
+        SETTINGS, supervisor=dataclasses.replace(SETTINGS.supervisor, after_demotion="cooldown")
+    )
 
-    payload, record = monitor_city(client, SETTINGS, day=LAST_DAY, data_root=str(tmp_path))
+    payload, record = monitor_city(client, cooldown, day=LAST_DAY, data_root=str(tmp_path))
 
     assert (payload["demoted"], payload["restored_version"]) == (True, None)
     assert _champion(client) is None
     assert record["serving_after"]["source"] == "none"  # no fallback parent in this world
     assert "fallback.parent" in record["serving_after"]["reason"]
+    guard = active_demotion(client, SETTINGS.model_name)
+    assert guard is not None
+    assert (guard.requires, guard.until) == ("cooldown", record["after_demotion"]["until"])
+    assert not guard.active(dt.datetime.now(dt.UTC) + dt.timedelta(days=8))
 
 
 def test_after_a_demotion_the_restored_champion_is_judged_on_its_own_predictions_only(

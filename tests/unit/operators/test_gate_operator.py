@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from airflow_ml.ml.model_registry import CHAMPION
+from airflow_ml.ml.gate.modes import AWAITING_APPROVAL
+from airflow_ml.ml.model_registry import CHALLENGER, CHAMPION
 from airflow_ml.ml.steps.step_settings import GateSettings
 from airflow_ml.operators.gate_operator import PromotionGateOperator
-from tests.support.task_runs import RUN_ID, OperatorWorld, templated_yaml
+from tests.support.task_runs import RUN_ID, OperatorWorld, operator_world, templated_yaml
+
+MODEL = "ride_duration.lisbon"
 
 
 def test_init_takes_the_factorys_gate_settings_as_one_dict(world: OperatorWorld) -> None:
@@ -53,3 +58,99 @@ def test_execute_promotes_the_first_model_and_links_it(
     assert (decision["airflow_run_id"], decision["triggered_by_user"]) == (RUN_ID, "tester")
     champion = world.client.get_model_version_by_alias("ride_duration.lisbon", CHAMPION)
     assert str(champion.version) == registration["version"]
+
+
+@pytest.fixture(scope="module")
+def shadow_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A second city world: a weak first champion (1 boosting round, v1) and a better challenger (v2) to gate."""
+    with operator_world(tmp_path_factory.mktemp("shadow_world")) as world:
+        snapshot, _ = world.run("snapshot")
+        versions = []
+        for rounds in (1, 8):
+            training, _ = world.run("train", {"num_boost_round": rounds}, snapshot=snapshot)
+            versions.append(world.run("register", snapshot=snapshot, training=training)[0])
+            if rounds == 1:
+                world.run("gate", snapshot=snapshot, registration=versions[0])
+        yield {"world": world, "snapshot": snapshot, "weak": versions[0], "better": versions[1]}
+
+
+def _gate(shadow_world: dict[str, Any], conf: dict[str, Any] | None = None) -> dict[str, Any]:
+    world = shadow_world["world"]
+    record, _ = world.run("gate", conf, snapshot=shadow_world["snapshot"], registration=shadow_world["better"])
+    return dict(record)
+
+
+def _alias(world: OperatorWorld, alias: str) -> str:
+    return str(world.client.get_model_version_by_alias(MODEL, alias).version)
+
+
+def test_shadow_mode_records_a_winner_as_shadow_and_leaves_both_aliases(shadow_world: dict[str, Any]) -> None:
+    world, weak, better = shadow_world["world"], shadow_world["weak"], shadow_world["better"]
+
+    record = _gate(shadow_world, {"promotion_mode": "shadow"})
+
+    assert (record["decision"], record["mode"], record["after_demotion"]) == ("shadow", "shadow", None)
+    assert record["reason"].startswith("shadow: the gate would have promoted; champion stays")
+    assert record["gate_reason"].startswith("challenger beats the champion by")
+    assert (_alias(world, CHAMPION), _alias(world, CHALLENGER)) == (weak["version"], better["version"])
+    assert world.client.get_model_version(MODEL, better["version"]).tags["gate.decision"] == "shadow"
+
+
+def test_after_a_demotion_an_auto_win_waits_for_approval_then_a_cooldown_refuses_it_until_its_end(
+    shadow_world: dict[str, Any],
+) -> None:
+    from airflow_ml.ml.demotion_guard import active_demotion, record_demotion
+
+    world, weak, better = shadow_world["world"], shadow_world["weak"], shadow_world["better"]
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(days=7)
+    record_demotion(
+        world.client, MODEL, version="9", reason="live rmse 31% above holdout", requires="require_approval", until=until
+    )
+
+    asked = _gate(shadow_world)
+
+    assert (asked["decision"], asked["mode"]) == (AWAITING_APPROVAL, "auto")
+    assert asked["after_demotion"].startswith(f"after_demotion: require_approval until {until.date()}")
+    assert "demoted v9 on" in asked["after_demotion"]
+    assert asked["reason"].startswith(asked["after_demotion"])
+    assert _alias(world, CHAMPION) == weak["version"]
+
+    record_demotion(
+        world.client, MODEL, version="9", reason="live rmse 31% above holdout", requires="cooldown", until=until
+    )
+    refused = _gate(shadow_world)
+
+    assert (refused["decision"], refused["refused_by"]) == ("kept", "after_demotion")
+    assert "no promotion before then; the gate alone would have promoted" in refused["reason"]
+    assert _alias(world, CHAMPION) == weak["version"]
+
+    # After the cool-down (its end is past), the same auto win moves the champion and clears the record.
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    record_demotion(
+        world.client, MODEL, version="9", reason="live rmse 31% above holdout", requires="cooldown", until=past
+    )
+    promoted = _gate(shadow_world)
+
+    assert (promoted["decision"], promoted["after_demotion"]) == ("promoted", None)
+    assert _alias(world, CHAMPION) == better["version"]
+    assert active_demotion(world.client, MODEL) is None
+    assert "airflow_ml.demoted" not in world.client.get_registered_model(MODEL).tags
+
+
+def test_an_approved_promotion_clears_the_demotion(shadow_world: dict[str, Any]) -> None:
+    from airflow_ml.ml.demotion_guard import demotion, record_demotion
+    from airflow_ml.ml.steps.approve_step import settle_approval
+
+    world, weak, better = shadow_world["world"], shadow_world["weak"], shadow_world["better"]
+    world.client.set_registered_model_alias(MODEL, CHAMPION, weak["version"])  # as a rollback leaves it
+    record_demotion(
+        world.client, MODEL, version=better["version"], reason="live error", requires="require_approval", until=None
+    )
+    asked = _gate(shadow_world)
+    assert asked["decision"] == AWAITING_APPROVAL
+
+    final = settle_approval(world.client, asked, approved=True, approver="ana")
+
+    assert final["decision"] == "promoted"
+    assert _alias(world, CHAMPION) == better["version"]
+    assert demotion(world.client, MODEL) is None

@@ -51,6 +51,18 @@ def test_the_naive_baseline_is_on_by_default_and_a_city_sets_its_margin(root: Pa
     assert city.naive_baseline.min_skill == 0.05
 
 
+def test_promotion_mode_is_auto_unless_the_template_or_city_says_shadow_and_it_is_no_gate_rule(root: Path) -> None:
+    from airflow_ml.ml.gate.rules import GateRules
+
+    default = load_city_file(write_city(root, "oslo", CITY), root / "templates").gate
+    text = CITY.replace("oslo", "bergen") + "gate:\n  promotion_mode: shadow\n"
+    shadow = load_city_file(write_city(root, "bergen", text), root / "templates").gate
+
+    assert (default.promotion_mode, shadow.promotion_mode) == ("auto", "shadow")
+    assert "promotion_mode" not in shadow.rules()
+    assert GateRules.from_dict(shadow.rules()) == GateRules.from_dict(default.rules())
+
+
 def test_null_turns_the_bootstrap_off(root: Path) -> None:
     gate = load_city_file(write_city(root, "oslo", CITY + "gate:\n  bootstrap: null\n"), root / "templates").gate
 
@@ -109,6 +121,12 @@ def test_null_turns_the_bootstrap_off(root: Path) -> None:
         ("gate:\n  naive_baseline: {min_skill: -0.1}\n", "min_skill", ("gate.naive_baseline.min_skill", "-0.1")),
         ("gate:\n  naive_baseline: {statistic: mode}\n", "statistic", ("gate.naive_baseline.statistic", "'mode'")),
         ("gate:\n  naive_baseline: {min_skil: 0.1}\n", "min_skil", ("'min_skil'", "did you mean 'min_skill'?")),
+        (
+            "gate:\n  promotion_mode: force\n",
+            "promotion_mode",
+            ("gate.promotion_mode", "'force'", "'auto', 'require_approval' or 'shadow'"),
+        ),
+        ("gate:\n  promotion_mode: shadw\n", "promotion_mode", ("gate.promotion_mode", "'shadw'")),
     ],
 )
 def test_bad_gate_rules_name_file_line_field_and_fix(

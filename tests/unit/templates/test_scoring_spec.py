@@ -52,6 +52,11 @@ def test_a_city_overrides_the_template_s_scoring_key_by_key(root: Path) -> None:
         ("  source: '{data_root}/{city}'\n  schedule: '@dayly'\n", "schedule", ("unknown schedule preset",)),
         ("  source: '{data_root}/{city}'\n  schedule: '61 * * * *'\n", "schedule", ("minute field",)),
         ("  source: '{data_root}/{city}'\n  schedule: null\n", "schedule", ("would never run", "on_new_data")),
+        (
+            "  source: '{data_root}/{city}'\n  schedule: '@once'\n  on_new_data: true\n",
+            "schedule",
+            ("'@once' cannot be combined with scoring.on_new_data", "cron"),
+        ),
         ("  source: '{data_root}/{city}'\n  key_columns: [trip_idd]\n", "key_columns", ("trip_idd", "extra_columns")),
         ("  source: '{data_root}/{city}'\n  keep_columns: [hour, hour]\n", "keep_columns", ("more than once",)),
         ("  source: '{data_root}/{city}'\n  store: {conn_id: pg, table: 'drop table'}\n", "store", ("table",)),

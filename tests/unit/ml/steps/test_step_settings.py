@@ -72,3 +72,14 @@ def test_the_monitor_settings_survive_a_json_round_trip_with_their_supervisor() 
 
     assert again == settings
     assert again.supervisor == SupervisorSettings(mode="auto", min_labels=50)
+
+
+def test_the_shadow_comparisons_settings_survive_a_json_round_trip() -> None:
+    import json
+
+    from airflow_ml.ml.steps.step_settings import ShadowSettings
+
+    settings = ShadowSettings(min_labels=200, slices=({"column": "pickup_zone", "bins": None},), seed=3)
+
+    assert ShadowSettings.from_dict(json.loads(json.dumps(settings.to_dict()))).to_dict() == settings.to_dict()
+    assert ShadowSettings().to_dict()["min_improvement"] == 0.02

@@ -1,0 +1,237 @@
+"""The batch scoring step of ``<template>.<city>.score``: resolve the serving version once, score the day, log it.
+
+Two calls, one per task of the scoring DAG:
+
+- :func:`resolve` reads the registry once, at the start of the run: the kill switch on the city's model (and,
+  when the parent serves, on the parent's), then :func:`~airflow_ml.ml.fallback.which_model_serves` (the city's
+  own champion, else its fallback parent's) and the ``challenger`` to shadow. It answers with one concrete
+  version (:class:`~airflow_ml.ml.steps.xcom_payloads.ResolvedModelPayload`), or why nothing is scored:
+  ``disabled`` (the kill switch) or ``no_model`` (a city without a model yet). Neither is a failure: one city
+  that cannot be scored must not turn the fleet's nightly red; the task is skipped and says why.
+- :func:`score` scores the rows of the run's day (the source's ``date=<day>`` partition) with that version, and
+  never reads the alias again: a champion that moves mid-run cannot mix two versions in one partition. The rows
+  go to the prediction log (:func:`~airflow_ml.data.prediction_log.write_predictions`), stamped with the version,
+  the run id, the content hash of the rows read and the run's logical date (not the clock), so that a rerun of
+  the day writes the same bytes. A missing partition is an error naming the URI and the fix (the day's data has
+  not landed: a retry, or a rerun once it has, scores it); an empty one too.
+
+Plain Python, no Airflow: the operators call it inside ``execute``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from airflow_ml.data.partitions import list_partitions, read_files
+from airflow_ml.data.prediction_log import LogColumns, ScoringContext, log_frame, write_predictions
+from airflow_ml.data.snapshot import content_hash, resolve_source
+from airflow_ml.data.storage import StorageOptions
+from airflow_ml.exceptions import DataError
+from airflow_ml.ml import kill_switch
+from airflow_ml.ml.fallback import which_model_serves
+from airflow_ml.ml.model_cache import Loader, NoServableModel, load_pyfunc, resolve_alias
+from airflow_ml.ml.model_registry import CHALLENGER
+from airflow_ml.ml.steps.step_settings import ScoringSettings
+from airflow_ml.ml.steps.xcom_payloads import ResolvedModelPayload, ScoringPayload
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+#: ``status`` of a resolution that scores.
+SERVE = "serve"
+#: ``status`` of a city the kill switch disabled.
+DISABLED = "disabled"
+#: ``status`` of a city that no model serves yet.
+NO_MODEL = "no_model"
+
+
+class MissingPartition(DataError):
+    """The source has no partition for the day to score."""
+
+
+def resolve(client: MlflowClient, settings: ScoringSettings) -> ResolvedModelPayload:
+    """Which version scores this run (read once), the challenger to shadow, or why nothing is scored.
+
+    Raises:
+        ForeignChampion: when the champion that would serve was trained for another city (its lineage).
+    """
+    mark = kill_switch.disabled(client, settings.model_name)
+    if mark is not None:
+        return _not_scored(DISABLED, mark.sentence())
+    serving = which_model_serves(client, settings.model_name, settings.parent_model)
+    if serving.source == "none" or serving.model_name is None or serving.version is None:
+        return _not_scored(NO_MODEL, f"{settings.model_name}: {serving.reason}")
+    if serving.source == "parent":
+        parent_mark = kill_switch.disabled(client, serving.model_name)
+        if parent_mark is not None:
+            return _not_scored(DISABLED, f"{settings.model_name} is served by its parent, and {parent_mark.sentence()}")
+    challenger = _challenger(client, settings, serving.model_name, serving.version)
+    return {
+        "status": SERVE,
+        "reason": f"{settings.model_name}: {serving.reason}",
+        "model_name": serving.model_name,
+        "version": serving.version,
+        "source": serving.source,
+        "challenger_name": challenger[0] if challenger else None,
+        "challenger_version": challenger[1] if challenger else None,
+    }
+
+
+def _not_scored(status: str, reason: str) -> ResolvedModelPayload:
+    return {
+        "status": status,
+        "reason": reason,
+        "model_name": None,
+        "version": None,
+        "source": "none",
+        "challenger_name": None,
+        "challenger_version": None,
+    }
+
+
+def _challenger(client: MlflowClient, settings: ScoringSettings, name: str, version: str) -> tuple[str, str] | None:
+    """The city's ``challenger`` (name, version) when shadow scoring is on and it is not the serving version."""
+    if not settings.shadow:
+        return None
+    try:
+        found = resolve_alias(client, settings.model_name, CHALLENGER)
+    except NoServableModel:
+        return None
+    if (found.name, found.version) == (name, version):
+        return None
+    return found.name, found.version
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What :func:`score` did: its payload, and the rows logged (for the prediction table)."""
+
+    payload: ScoringPayload
+    rows: pd.DataFrame
+    predictions: Any
+    context: ScoringContext
+    columns: LogColumns
+
+    def logged_rows(self) -> pd.DataFrame:
+        """The rows as the prediction log holds them (:func:`~airflow_ml.data.prediction_log.log_frame`)."""
+        return log_frame(self.rows, self.predictions, self.context, self.columns)
+
+
+def read_day(
+    settings: ScoringSettings, day: dt.date, *, data_root: str, storage_options: StorageOptions | None = None
+) -> tuple[pd.DataFrame, str]:
+    """The rows of the source's ``date=<day>`` partition, and its URI.
+
+    Raises:
+        MissingPartition: when the source has no partition for ``day``, naming its URI and the fix.
+        DataError: for a missing source, an empty partition or an unreadable file, naming the path.
+    """
+    source = resolve_source(settings.source, data_root=data_root, city=settings.city)
+    where = f"{source.rstrip('/')}/date={day.isoformat()}"
+    try:
+        partitions = list_partitions(source, settings.data_format, storage_options=storage_options, data_root=data_root)
+    except DataError as exc:  # it names the path; say which setting it comes from
+        raise type(exc)(f"scoring.source of {settings.template}.{settings.city}: {exc}") from exc
+    if day not in partitions:
+        known = sorted(partitions)
+        raise MissingPartition(
+            f"scoring.source of {settings.template}.{settings.city} has no partition {where!r} (its partitions run "
+            f"from {known[0]} to {known[-1]}): the day's rows to score have not landed; land them there "
+            f"(date=YYYY-MM-DD/*.{settings.data_format}) and clear the score task, or check scoring.source"
+        )
+    rows = read_files(source, partitions[day], settings.data_format, storage_options=storage_options)
+    if rows.empty:
+        raise DataError(f"partition {where!r} holds no rows; re-upload the day's files, or delete the empty partition")
+    return rows, where
+
+
+def score(
+    client: MlflowClient,
+    settings: ScoringSettings,
+    resolved: ResolvedModelPayload,
+    *,
+    day: dt.date,
+    run_id: str,
+    scored_at: dt.datetime,
+    data_root: str,
+    storage_options: StorageOptions | None = None,
+    loader: Loader = load_pyfunc,
+) -> Scored:
+    """Score the day's rows with the resolved version (and the challenger into the shadow log); log them.
+
+    Args:
+        client: The registry the models load from.
+        settings: The city's scoring settings.
+        resolved: :func:`resolve`'s answer, read at the start of the run; its version is used as it is.
+        day: The day whose partition is scored (the run's logical date).
+        run_id: The scoring run, stamped on every row.
+        scored_at: The run's logical date (time-zone aware), stamped on every row: a rerun writes the same bytes.
+        data_root: Fills ``{data_root}`` in the source and the output.
+        storage_options: Options of the source's and the output's filesystems, by protocol.
+        loader: How a version is loaded (default :func:`~airflow_ml.ml.model_cache.load_pyfunc`).
+
+    Raises:
+        ValueError: when ``resolved`` scores nothing (a disabled city, no model).
+        MissingPartition, DataError: see :func:`read_day`, and rows the log cannot take.
+    """
+    if resolved["status"] != SERVE or not resolved["model_name"] or not resolved["version"]:
+        raise ValueError(f"nothing to score with: {resolved['reason']}")
+    rows, where = read_day(settings, day, data_root=data_root, storage_options=storage_options)
+    features = list(settings.features)
+    missing = [name for name in features if name not in rows.columns]
+    if missing:
+        raise DataError(
+            f"partition {where!r} lacks the model's feature column(s) {missing} (columns: {list(rows.columns)}); "
+            "fix the source's files, or scoring.source"
+        )
+    columns = LogColumns(
+        key=tuple(settings.key_columns),
+        content=() if settings.key_columns else tuple(features),
+        keep=tuple(settings.keep_columns),
+    )
+    context = ScoringContext(
+        template=settings.template,
+        city=settings.city,
+        model_name=resolved["model_name"],
+        model_version=resolved["version"],
+        scoring_run_id=run_id,
+        input_hash=content_hash(rows),
+        scored_at=scored_at,
+    )
+    root = settings.output_root(data_root)
+    predictions = _predict(loader(client, context.model_name, context.model_version), rows[features])
+    logged = write_predictions(root, day, rows, predictions, context, columns, storage_options=storage_options)
+    shadow_uri = None
+    if resolved["challenger_name"] and resolved["challenger_version"]:
+        shadow = dataclasses.replace(
+            context, model_name=resolved["challenger_name"], model_version=resolved["challenger_version"]
+        )
+        shadow_predictions = _predict(loader(client, shadow.model_name, shadow.model_version), rows[features])
+        shadow_uri = write_predictions(
+            root, day, rows, shadow_predictions, shadow, columns, shadow=True, storage_options=storage_options
+        ).uri
+    payload: ScoringPayload = {
+        "status": "scored",
+        "reason": resolved["reason"],
+        "day": day.isoformat(),
+        "model_name": context.model_name,
+        "model_version": context.model_version,
+        "source": resolved["source"],
+        "uri": logged.uri,
+        "row_count": logged.row_count,
+        "input_hash": context.input_hash,
+        "shadow_uri": shadow_uri,
+        "shadow_version": resolved["challenger_version"] if shadow_uri else None,
+        "stored_rows": None,
+    }
+    return Scored(payload=payload, rows=rows, predictions=predictions, context=context, columns=columns)
+
+
+def _predict(model: Any, rows: pd.DataFrame) -> Any:
+    predictions = model.predict(rows)
+    return predictions.iloc[:, 0] if isinstance(predictions, pd.DataFrame) else predictions

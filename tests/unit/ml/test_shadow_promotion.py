@@ -1,0 +1,80 @@
+"""promote_shadow (airflow_ml.ml.shadow_promotion) on a real MLflow registry, with verdicts of the live comparison.
+
+The gate's shadow mode on real LightGBM models, and a shadow promotion after it, are in
+tests/unit/operators/test_gate_operator.py and tests/integration/test_shadow_promotion_dag.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml.demotion_guard import demotion, record_demotion
+from airflow_ml.ml.shadow_promotion import ShadowPromotionRefused, promote_shadow
+from airflow_ml.monitoring.shadow_compare import ShadowVerdict
+from tests.support.mlflow_stores import sqlite_registry
+
+NAME = "ride_duration.lisbon"
+
+
+def verdict(promote: bool) -> ShadowVerdict:
+    return ShadowVerdict(
+        promote=promote,
+        reason="challenger rmse 4.1 vs 4.6, +10.9% on 1400 live rows over 14 days" if promote else "not enough",
+        rule="passed" if promote else "min_evidence",
+        metric="rmse",
+        labels=1400,
+        days=14,
+        min_labels=1000,
+        min_days=7,
+        champion_score=4.6,
+        challenger_score=4.1,
+        improvement=0.109,
+        interval=(0.05, 0.16),
+    )
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Any:
+    """v1 champion, v2 challenger in shadow."""
+    client = sqlite_registry(tmp_path, NAME)
+    for _ in range(2):
+        client.create_model_version(NAME, f"file://{tmp_path}/model")
+    registry.promote(client, NAME, "1", {"decision": "promoted"})
+    client.set_registered_model_alias(NAME, registry.CHALLENGER, "2")
+    return client
+
+
+def test_a_promote_verdict_moves_champion_records_the_figures_and_clears_a_demotion(client: Any) -> None:
+    record_demotion(client, NAME, version="1", reason="live error", requires="shadow", until=None)
+
+    record = promote_shadow(client, NAME, "2", verdict(True), {"airflow_run_id": "monitor-1"}, champion_version="1")
+
+    assert str(client.get_model_version_by_alias(NAME, registry.CHAMPION).version) == "2"
+    assert str(client.get_model_version_by_alias(NAME, registry.PREVIOUS_CHAMPION).version) == "1"
+    assert (record["decision"], record["mode"], record["baseline_version"]) == ("promoted", "shadow", "1")
+    assert record["reason"].startswith("shadow promotion: challenger rmse 4.1 vs 4.6")
+    assert record["cleared_demotion"]["requires"] == "shadow"
+    assert demotion(client, NAME) is None
+    tags = client.get_model_version(NAME, "2").tags
+    assert tags["gate.mode"] == "shadow"
+    assert tags["gate.airflow_run_id"] == "monitor-1"
+    assert json.loads(tags["gate.shadow"])["interval"] == [0.05, 0.16]
+
+
+def test_a_keep_verdict_moves_nothing(client: Any) -> None:
+    with pytest.raises(ShadowPromotionRefused, match="the live comparison keeps the champion"):
+        promote_shadow(client, NAME, "2", verdict(False))
+    assert str(client.get_model_version_by_alias(NAME, registry.CHAMPION).version) == "1"
+
+
+def test_a_verdict_about_a_replaced_challenger_or_a_moved_champion_moves_nothing(client: Any) -> None:
+    with pytest.raises(ShadowPromotionRefused, match="the 'challenger' alias points at v2, not v1"):
+        promote_shadow(client, NAME, "1", verdict(True))
+    with pytest.raises(ShadowPromotionRefused, match="the champion moved from v3 to v1"):
+        promote_shadow(client, NAME, "2", verdict(True), champion_version="3")
+    assert str(client.get_model_version_by_alias(NAME, registry.CHAMPION).version) == "1"
