@@ -15,7 +15,7 @@ from typing import Any
 from airflow.sdk import DAG, get_parsing_context
 
 from airflow_ml.factory.dag_defaults import default_args
-from airflow_ml.ml.steps.step_settings import MonitorSettings, SupervisorSettings
+from airflow_ml.ml.steps.step_settings import MonitorSettings, ShadowSettings, SupervisorSettings
 from airflow_ml.operators.champion_assets import champion_alias
 from airflow_ml.operators.monitor_operator import MonitorOperator
 from airflow_ml.templates.loader import load_city_configs
@@ -65,6 +65,16 @@ def monitor_settings(config: CityConfig) -> MonitorSettings:
         confidence=bootstrap.confidence,
         seed=bootstrap.seed,
         supervisor=SupervisorSettings(**supervisor.model_dump()),
+        shadow=ShadowSettings(
+            min_improvement=monitoring.shadow.min_improvement,
+            min_labels=monitoring.shadow.min_labels,
+            min_days=monitoring.shadow.min_days,
+            max_slice_regression=monitoring.shadow.max_slice_regression,
+            slices=[s.model_dump() for s in monitoring.shadow.slices],
+            resamples=bootstrap.resamples,
+            confidence=bootstrap.confidence,
+            seed=bootstrap.seed,
+        ),
     )
 
 

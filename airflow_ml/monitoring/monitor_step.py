@@ -27,6 +27,7 @@ from airflow_ml.ml.steps.step_settings import MonitorSettings
 from airflow_ml.ml.steps.xcom_payloads import MonitorPayload
 from airflow_ml.monitoring.label_join import JoinedLabels, join_labels, read_labels
 from airflow_ml.monitoring.live_metrics import WindowMetric, window_bounds, window_metrics
+from airflow_ml.monitoring.shadow_step import shadow_phase
 from airflow_ml.monitoring.supervisor import SupervisorDecision, decide
 
 #: The version tag where the gate records the champion's holdout score at promotion (``tag_decision``).
@@ -129,6 +130,19 @@ def monitor_city(
     _tag_version(client, name, version, windows, decision, day=day)
     if decision.act:
         record |= _demote(client, settings, decision, context=context or {})
+    else:  # a champion that stays may still be replaced by a better challenger in shadow
+        bounds = window_bounds(day, window_days=settings.window_days, windows=settings.windows)
+        record["shadow"] = shadow_phase(
+            client,
+            settings,
+            champion_version=version,
+            root=root,
+            labels=joined.rows,
+            start=bounds[0][0],
+            end=bounds[-1][1],
+            context={**(context or {}), "monitor_day": day.isoformat()},
+            storage_options=storage_options,
+        )
     if run_ids:
         client.log_dict(run_ids[-1], record, DECISION_ARTIFACT)
     return _finish(settings, record, root=root, storage_options=storage_options), record
@@ -296,6 +310,7 @@ def _finish(
         name = f"demotion-{record['day']}-v{record['rollback']['rolled_back_version']}.json"
         uri = write_json(folder, name, record, storage_options=storage_options)
     rollback = record.get("rollback") or {}
+    shadow = record.get("shadow") or {}
     windows = [w for w in record.get("windows", []) if w["value"] is not None]
     return MonitorPayload(
         model_name=settings.model_name,
@@ -308,5 +323,7 @@ def _finish(
         labels=int(record.get("join", {}).get("labels_joined", 0)),
         demoted=bool(rollback),
         restored_version=rollback.get("restored_version"),
+        shadow=(shadow["verdict"] or shadow)["reason"] if shadow else None,
+        promoted_version=shadow["challenger_version"] if shadow.get("promotion") else None,
         record_uri=uri,
     )

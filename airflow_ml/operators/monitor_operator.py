@@ -24,7 +24,8 @@ class MonitorOperator(MlflowBaseOperator):
     """Join a city's labels to its prediction log, compute the live metric per window, let the supervisor decide.
 
     Calls :func:`airflow_ml.monitoring.monitor_step.monitor_city` for the run's day (its logical date, or when
-    it was triggered). A demotion emits the city's champion Asset event through the
+    it was triggered). A demotion, or a challenger in shadow promoted on live rows, emits the city's champion
+    Asset event (``decision`` ``demoted`` or ``promoted-shadow``) through the
     :class:`~airflow.sdk.AssetAlias` outlet; a demotion or an alert calls the city's notifiers (with the
     payload as ``monitor`` in the context) or, without any, logs a warning; the decision record is written
     either way.
@@ -82,24 +83,28 @@ class MonitorOperator(MlflowBaseOperator):
                     city_settings.labels_uri(root), aws_conn_id=city_settings.labels_conn_id
                 ),
             )
-        self.log.info(
-            "%s: %s (%s); record %s", payload["model_name"], payload["status"], payload["reason"], payload["record_uri"]
-        )
+        name = payload["model_name"]
+        self.log.info("%s: %s (%s); record %s", name, payload["status"], payload["reason"], payload["record_uri"])
         if payload["demoted"]:
-            self._announce(context, payload)
+            self._announce(context, payload, version=payload["restored_version"], decision="demoted")
+        if payload["promoted_version"]:
+            self.log.info(
+                "%s: challenger v%s promoted on live rows (%s)", name, payload["promoted_version"], payload["shadow"]
+            )
+            self._announce(context, payload, version=payload["promoted_version"], decision="promoted-shadow")
         if payload["status"] in NOTIFIED:
             self._notify(context, payload)
         return payload
 
-    def _announce(self, context: Context, payload: MonitorPayload) -> None:
+    def _announce(self, context: Context, payload: MonitorPayload, *, version: str | None, decision: str) -> None:
         for alias in (o for o in self.outlets if isinstance(o, AssetAlias)):
             context["outlet_events"][alias].add(
                 champion_asset_for(payload["model_name"]),
                 extra={
                     "model_name": payload["model_name"],
-                    "version": payload["restored_version"],
+                    "version": version,
                     "previous_version": payload["champion_version"],
-                    "decision": "demoted",
+                    "decision": decision,
                     "run_id": context["run_id"],
                 },
             )

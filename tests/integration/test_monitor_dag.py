@@ -108,3 +108,9 @@ def test_a_city_whose_labels_are_broken_fails_alone(world: dict[str, Any]) -> No
 
     assert run["tasks"] == {"berlin": "success", "lisbon": "failed", "sao_paulo": "success"}
     assert _champions(world["client"]) == {"berlin": "1", "lisbon": "2", "sao_paulo": "2"}  # nothing more moved
+    # berlin's challenger alias still names v2, the demoted version: it is never compared back in.
+    assert _record(world, "berlin")["shadow"] == {
+        "challenger_version": "2",
+        "verdict": None,
+        "reason": "v2 is the demoted version",
+    }

@@ -82,12 +82,16 @@ def demo_days(city: str, first: dt.date, days: int) -> pd.DataFrame:
     )
 
 
-def register_champion(client: Any, template: str, city: str, *, promotions: int = 2) -> Champion:
+def register_champion(
+    client: Any, template: str, city: str, *, promotions: int = 2, rounds: int = 40, challenger: bool = False
+) -> Champion:
     """Train a real model on the four weeks before :data:`FIRST_LIVE_DAY`; register and promote it ``promotions`` times.
 
     Each promotion records what the gate records: ``gate.metric`` rmse and ``gate.challenger_score``, the model's
     rmse on the newest 25% of the rows (its holdout: about a week, so that a healthy day's rmse is within 20%
-    of it most days), and ``gate.baseline_version``.
+    of it most days), and ``gate.baseline_version``. ``rounds`` are LightGBM's boosting rounds (3: a weak
+    model). With ``challenger``, the model is registered once more as the ``challenger`` and not promoted
+    (a challenger in shadow): its version is the last of ``versions``.
     """
     from airflow_ml.ml import model_registry as registry
     from airflow_ml.ml.metrics import score
@@ -97,7 +101,7 @@ def register_champion(client: Any, template: str, city: str, *, promotions: int 
     name = f"{template}.{city}"
     frame = demo_days(city, FIRST_LIVE_DAY - dt.timedelta(days=28), 28)
     splits = time_split(frame, "pickup_at", 0.15, 0.25)
-    trained = train_model(splits, regression())
+    trained = train_model(splits, regression(num_boost_round=rounds))
     predicted = predict_raw(trained.booster, trained.preprocessor, splits.holdout)
     holdout = float(score("rmse", splits.holdout["duration_min"], predicted))
     experiment = registry.get_or_create_experiment(client, name)
@@ -116,11 +120,17 @@ def register_champion(client: Any, template: str, city: str, *, promotions: int 
         }
         registry.promote(client, name, version, record)
         versions.append(version)
+    if challenger:
+        lineage = {"airflow_ml.city": city, "airflow_ml.template": template}
+        versions.append(str(registry.register_challenger(client, name, source, run_id, lineage).version))
     return Champion(template, city, versions, holdout, trained)
 
 
-def log_days(root: Path, champion: Champion, first: dt.date, days: int) -> pd.DataFrame:
-    """Score ``days`` days from ``first`` with the champion into the prediction log under ``root``; the rows scored."""
+def log_days(root: Path, champion: Champion, first: dt.date, days: int, *, shadow: bool = False) -> pd.DataFrame:
+    """Score ``days`` days from ``first`` with the champion into the prediction log under ``root``; the rows scored.
+
+    With ``shadow``, the model of ``champion`` is a challenger in shadow: its last version writes the shadow log.
+    """
     from airflow_ml.data.prediction_log import LogColumns, ScoringContext, write_predictions
     from airflow_ml.ml.serving import predict_raw
 
@@ -138,7 +148,7 @@ def log_days(root: Path, champion: Champion, first: dt.date, days: int) -> pd.Da
             scored_at=dt.datetime.combine(day, dt.time(), dt.UTC),
         )
         predictions = predict_raw(champion.trained.booster, champion.trained.preprocessor, rows[FEATURES])
-        write_predictions(str(root), day, rows, predictions, context, LogColumns(key=("trip_id",)))
+        write_predictions(str(root), day, rows, predictions, context, LogColumns(key=("trip_id",)), shadow=shadow)
         scored.append(rows)
     return pd.concat(scored, ignore_index=True)
 

@@ -337,9 +337,10 @@ class MonitorSettings(FrozenSettings):
         confidence: Level of the interval.
         seed: The bootstrap's seed.
         supervisor: The supervisor's rules.
+        shadow: When a challenger in shadow is promoted on the live rows (``monitoring.shadow``), or None.
     """
 
-    nested: ClassVar[Mapping[str, Any]] = {"supervisor": SupervisorSettings}
+    nested: ClassVar[Mapping[str, Any]] = {"supervisor": SupervisorSettings, "shadow": ShadowSettings}
 
     template: str
     city: str
@@ -360,6 +361,7 @@ class MonitorSettings(FrozenSettings):
     confidence: float = 0.95
     seed: int = 0
     supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
+    shadow: ShadowSettings | None = None
 
     def predictions_uri(self, data_root: str) -> str:
         """The prediction log's root with the data root filled in."""

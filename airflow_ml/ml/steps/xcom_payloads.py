@@ -135,6 +135,8 @@ class MonitorPayload(TypedDict):
     labels: int
     demoted: bool
     restored_version: str | None
+    shadow: str | None
+    promoted_version: str | None
     record_uri: str
 
 

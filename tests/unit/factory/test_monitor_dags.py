@@ -62,6 +62,8 @@ def test_each_city_s_settings_come_from_its_own_merged_config(root: Path) -> Non
     assert (settings.predictions_root, list(settings.key_columns)) == ("{data_root}", ["trip_id"])
     assert (settings.windows, settings.resamples, settings.supervisor.mode) == (5, 200, "auto")
     assert settings.parent_model is None
+    assert settings.shadow is not None
+    assert (settings.shadow.min_labels, settings.shadow.min_days, settings.shadow.resamples) == (1000, 7, 200)
     assert (settings.predictions_conn_id, settings.labels_conn_id) == ("aws_default", "aws_default")
 
 
