@@ -129,7 +129,7 @@ def monitor_city(
     }
     _tag_version(client, name, version, windows, decision, day=day)
     if decision.act:
-        record |= _demote(client, settings, decision, context=context or {})
+        record |= _demote(client, settings, decision, judged_version=version, context=context or {})
     else:  # a champion that stays may still be replaced by a better challenger in shadow
         bounds = window_bounds(day, window_days=settings.window_days, windows=settings.windows)
         record["shadow"] = shadow_phase(
@@ -273,10 +273,26 @@ def _demote(
     settings: MonitorSettings,
     decision: SupervisorDecision,
     *,
+    judged_version: str,
     context: dict[str, Any],
 ) -> dict[str, Any]:
-    """Roll the champion back (or clear it, so that the fallback parent serves); what happened, for the record."""
+    """Roll the champion back (or clear it, so that the fallback parent serves); what happened, for the record.
+
+    Only the version the supervisor judged is demoted: a champion promoted since the monitor read the alias (a
+    retrain's gate, a rollback) has not been judged on its own predictions, so it stays, and the record says so.
+    """
     name = settings.model_name
+    current = registry.version_by_alias(client, name, registry.CHAMPION)
+    if current is None or str(current.version) != judged_version:
+        now = "no champion" if current is None else f"v{current.version}"
+        return {
+            "status": "champion_moved",
+            "reason": (
+                f"the supervisor judged v{judged_version} ({decision.reason}), but {name}'s champion is {now} "
+                "since the monitor read it: nothing demoted; the next monitor run judges the new champion on its own "
+                "predictions"
+            ),
+        }
     reason = f"supervisor: {decision.reason}"
     rollback = registry.rollback(client, name, reason, {**context, "by": "supervisor"}, without_previous="clear")
     serving = which_model_serves(client, name, settings.parent_model)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_ml import settings as runtime
 from airflow_ml.hooks.storage_credentials import storage_options
@@ -52,16 +53,20 @@ class ScoreOperator(ScoringTask):
         root = runtime.data_root(self.data_root)
         options = storage_options(settings.source, settings.output_root(root), root, aws_conn_id=settings.conn_id)
         with mlflow_errors(self.hook, f"loading {resolved['model_name']!r} v{resolved['version']}"):
-            scored = score_step.score(
-                self.hook.get_conn(),
-                settings,
-                resolved,
-                day=when.date(),
-                run_id=context["run_id"],
-                scored_at=when,
-                data_root=root,
-                storage_options=options,
-            )
+            try:
+                scored = score_step.score(
+                    self.hook.get_conn(),
+                    settings,
+                    resolved,
+                    day=when.date(),
+                    run_id=context["run_id"],
+                    scored_at=when,
+                    data_root=root,
+                    storage_options=options,
+                )
+            except score_step.ScoringDisabled as stopped:
+                self.log.warning("not scoring %s.%s: %s", settings.template, settings.city, stopped)
+                raise AirflowSkipException(str(stopped)) from None
         payload = scored.payload
         self.log.info(
             "scored %d row(s) of %s with %s v%s into %s (input hash %s)",

@@ -31,7 +31,7 @@ from airflow_ml.data.partitions import list_partitions, read_files
 from airflow_ml.data.prediction_log import LogColumns, ScoringContext, log_frame, write_predictions
 from airflow_ml.data.snapshot import content_hash, resolve_source
 from airflow_ml.data.storage import StorageOptions
-from airflow_ml.exceptions import DataError
+from airflow_ml.exceptions import AirflowMLError, DataError
 from airflow_ml.ml import kill_switch
 from airflow_ml.ml.fallback import which_model_serves
 from airflow_ml.ml.model_cache import Loader, NoServableModel, load_pyfunc, resolve_alias
@@ -52,6 +52,10 @@ NO_MODEL = "no_model"
 
 class MissingPartition(DataError):
     """The source has no partition for the day to score."""
+
+
+class ScoringDisabled(AirflowMLError):
+    """The kill switch was set after the run resolved its version (a retried or cleared score task)."""
 
 
 def resolve(client: MlflowClient, settings: ScoringSettings) -> ResolvedModelPayload:
@@ -177,10 +181,17 @@ def score(
 
     Raises:
         ValueError: when ``resolved`` scores nothing (a disabled city, no model).
+        ScoringDisabled: when the kill switch was set on the city's model or the serving one since ``resolved``.
         MissingPartition, DataError: see :func:`read_day`, and rows the log cannot take.
     """
     if resolved["status"] != SERVE or not resolved["model_name"] or not resolved["version"]:
         raise ValueError(f"nothing to score with: {resolved['reason']}")
+    # The version stays the one resolved at the start of the run, but a kill switch set since then (a retry, a
+    # cleared task) stops the run: only the switch's tags are read again, never the alias.
+    for name in dict.fromkeys((settings.model_name, resolved["model_name"])):
+        mark = kill_switch.disabled(client, name)
+        if mark is not None:
+            raise ScoringDisabled(mark.sentence())
     rows, where = read_day(settings, day, data_root=data_root, storage_options=storage_options)
     features = list(settings.features)
     missing = [name for name in features if name not in rows.columns]

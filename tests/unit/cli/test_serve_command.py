@@ -1,7 +1,8 @@
 """``airflow-ml serve`` (airflow_ml.cli.serve_command): the fleet from the YAML, and a real uvicorn server.
 
 The last test runs the commands of docs/guides/serving.md as a user types them, on the embedded default of a
-project whose berlin has a real champion: the server in its own process on port 8000, ``curl``, the kill switch.
+project whose berlin has a real champion: the server in its own process (on a free port instead of the docs'
+8000), ``curl``, the kill switch.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from airflow_ml.exceptions import ConfigError
 from airflow_ml.ml.model_cache import load_pyfunc
 from airflow_ml.templates import load_city_configs
 from tests.support.documented import shell, with_venv
+from tests.support.processes import free_port
 from tests.support.project import make_project
 from tests.support.serving_models import client_of, demo_rows, register_trained
 from tests.support.training_data import FEATURES
@@ -107,7 +109,9 @@ echo ---
 echo ---
 .venv/bin/airflow-ml enable berlin
 """  # noqa: E501 - the documented commands, one a line
-    done = shell(script, cwd=project, timeout=240)
+    # The docs' port, but a free one here: two test sessions at once (or any server on 8000) must not answer for us.
+    port = free_port()
+    done = shell(script.replace(":8000", f":{port}").replace("--port 8000", f"--port {port}"), cwd=project, timeout=240)
     log = (project / "serve.log").read_text(encoding="utf-8") if (project / "serve.log").exists() else ""
     assert done.returncode == 0, done.stderr[-3000:] + log[-3000:]
     answer, disabled, serving, enabled = done.stdout.split("---\n")
@@ -125,7 +129,7 @@ echo ---
     row = pd.DataFrame([{**sent, "is_raining": 0}])
     assert body["predictions"] == list(load_pyfunc(client, "ride_duration.berlin", version).predict(row[FEATURES]))
     assert len(list((var / "data" / "predictions" / "ride_duration" / "berlin").glob("date=*/requests-*"))) == 1
-    assert "1 cities of ['ride_duration'] on http://127.0.0.1:8000" in log
+    assert f"1 cities of ['ride_duration'] on http://127.0.0.1:{port}" in log
     assert '"POST /v1/models/ride_duration/berlin%3Apredict HTTP/1.1" 200 OK' in log  # uvicorn's access log
     assert disabled.startswith("disabled ride_duration.berlin: its data feed is broken (by ")
     assert serving.splitlines()[0].startswith("berlin: nothing: disabled by the kill switch (otherwise ")

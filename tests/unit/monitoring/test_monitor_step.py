@@ -81,6 +81,31 @@ def test_30_percent_error_in_the_labels_demotes_to_the_previous_champion_and_rec
     assert demoted.tags["rollback.by"] == "supervisor"
 
 
+def test_a_champion_promoted_while_the_monitor_judged_the_old_one_is_not_demoted(
+    client: MlflowClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_ml.monitoring import monitor_step
+
+    _world(client, tmp_path, error=0.3)
+    judge = monitor_step.decide
+
+    def judged_while_a_retrain_promotes(*args: object, **kwargs: object) -> object:
+        decision = judge(*args, **kwargs)  # type: ignore[arg-type]
+        client.set_registered_model_alias(SETTINGS.model_name, CHAMPION, "1")  # another run's promotion, meanwhile
+        return decision
+
+    monkeypatch.setattr(monitor_step, "decide", judged_while_a_retrain_promotes)
+
+    payload, record = monitor_city(client, SETTINGS, day=LAST_DAY, data_root=str(tmp_path))
+
+    assert payload["status"] == "champion_moved"
+    assert "judged v2" in payload["reason"]
+    assert "champion is v1" in payload["reason"]
+    assert _champion(client) == "1"
+    assert "rollback" not in record
+    assert active_demotion(client, SETTINGS.model_name) is None
+
+
 def test_healthy_labels_keep_the_champion_with_a_monitoring_run_per_window(
     client: MlflowClient, tmp_path: Path
 ) -> None:

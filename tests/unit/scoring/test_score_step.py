@@ -104,6 +104,20 @@ def test_the_kill_switch_resolves_to_nothing_with_the_reason(world: dict[str, An
         )
 
 
+def test_a_kill_switch_set_after_the_resolve_stops_a_retried_score(world: dict[str, Any]) -> None:
+    client = world["client"]
+    resolved = score_step.resolve(client, settings("lisbon"))
+    assert resolved["status"] == "serve"
+    kill_switch.disable(client, f"{TEMPLATE}.lisbon", reason="labels show a bias", by="oncall")
+    try:
+        with pytest.raises(score_step.ScoringDisabled, match="labels show a bias"):
+            score_step.score(
+                client, settings("lisbon"), resolved, day=DAY, run_id="r", scored_at=WHEN, data_root=world["data_root"]
+            )
+    finally:
+        kill_switch.enable(client, f"{TEMPLATE}.lisbon", by="oncall")
+
+
 def test_a_disabled_parent_scores_none_of_the_cities_it_serves(world: dict[str, Any]) -> None:
     client = world["client"]
     kill_switch.disable(client, f"{TEMPLATE}.global", reason="trained on a broken week", by="oncall")
