@@ -121,7 +121,10 @@ def join_labels(
     outcome = pd.DataFrame({"prediction_id": ids, LABEL: labelled[target].to_numpy(dtype="float64")})
     outcome = outcome.drop_duplicates("prediction_id", keep="last")  # a label corrected later wins
     logged = predictions[["prediction_id", PARTITION_COLUMN, "prediction", "model_version"]]
-    logged = logged.drop_duplicates("prediction_id", keep="last")  # a request logged twice counts once
+    # An id logged twice counts once, and the first logged wins: a day's batch predictions come before its request
+    # files, so an HTTP request that sends a batch row's key with other features cannot replace the prediction
+    # the monitor judges (and push a healthy champion towards a demotion).
+    logged = logged.drop_duplicates("prediction_id", keep="first")
     rows = logged.merge(outcome, on="prediction_id", how="inner", validate="one_to_one")
     return JoinedLabels(
         rows=rows.reset_index(drop=True),

@@ -39,6 +39,22 @@ def test_labels_join_by_the_key_scoring_used_and_late_or_stray_rows_are_counted(
     assert (joined.labels_read, joined.unmatched_labels, joined.unlabelled) == (3, 1, 1)
 
 
+def test_a_request_that_reuses_a_batch_key_cannot_replace_the_prediction_the_monitor_judges(tmp_path: Path) -> None:
+    context = scoring_context()
+    write_predictions(str(tmp_path), DAY, ROWS, [6.0, 8.0, 15.0], context, LogColumns(key=("trip_id",)))
+    forged = ROWS.iloc[[0]].assign(distance_km=900.0)  # batch row a's key, other features, a wild prediction
+    write_predictions(str(tmp_path), DAY, forged, [500.0], context, LogColumns(key=("trip_id",)), request=True)
+    logged = read_predictions(str(tmp_path), context.template, context.city, DAY, DAY)
+    assert sorted(logged["prediction"].tolist()) == [6.0, 8.0, 15.0, 500.0]  # both are in the log
+
+    labels = pd.DataFrame({"trip_id": ["a"], "duration_min": [5.0]})
+    joined = join_labels(
+        logged, labels, target="duration_min", join="key", key_columns=["trip_id"], namespace="ride_duration/lisbon"
+    )
+
+    assert joined.rows["prediction"].tolist() == [6.0]
+
+
 def test_another_city_s_namespace_matches_nothing(tmp_path: Path) -> None:
     labels = ROWS[["trip_id", "duration_min"]]
 
