@@ -17,7 +17,8 @@ log cannot be written, ``on_log_failure`` decides: ``refuse`` (the default) answ
 that every prediction served is in the log the monitor reads; ``serve`` answers the predictions with
 ``"logged": false``, logs the error and counts it in ``/v1/health``.
 
-Errors: 404 for an unknown template or city (naming the known ones), 413 for too many rows, 422 for rows that do
+Errors: 404 for an unknown template or city (naming the known ones), 413 for too many rows or too large a body
+(checked on its ``Content-Length`` before it is read; 411 without one), 422 for rows that do
 not fit the model's signature (naming the column), 503 when nothing serves the city (why), it is disabled, or the
 registry cannot be read.
 """
@@ -52,6 +53,43 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OnLogFailure = Literal["refuse", "serve"]
+#: The largest request body per row allowed (bytes): a row of a few dozen columns takes well under 1 KiB of JSON.
+BODY_BYTES_PER_ROW = 4096
+
+
+class BodyLimit:
+    """ASGI middleware: refuse a POST body larger than ``limit`` bytes, or of unknown length, before it is read.
+
+    FastAPI parses a whole body before any check of its rows, so a 1 GB body or one row with ten million keys
+    would be held in memory first; the declared ``Content-Length`` is checked instead (every HTTP client sends
+    it for a JSON body), and a body longer than it declared is cut off by the server (h11 refuses it).
+    """
+
+    def __init__(self, app: Any, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            declared = dict(scope["headers"]).get(b"content-length")
+            if declared is None or not declared.isdigit():
+                await _refuse(send, 411, "send the body with a Content-Length header")
+                return
+            if int(declared) > self.limit:
+                await _refuse(
+                    send, 413, f"a body of {int(declared)} bytes: at most {self.limit}; split the rows into batches"
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send: Any, status: int, message: str) -> None:
+    import json
+
+    body = json.dumps({"detail": {"message": message}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class _Counters:
@@ -81,7 +119,8 @@ def create_app(
         cache: The loaded models, bounded (its ``max_models``).
         client: The registry (what serves each city, the kill switch).
         alias_ttl: Seconds a city's answer (champion, parent, kill switch) is trusted before it is read again.
-        max_rows: The most rows one request may carry (413 above).
+        max_rows: The most rows one request may carry (413 above); a body may hold
+            :data:`BODY_BYTES_PER_ROW` bytes per row allowed (413 above, before it is read).
         on_log_failure: ``refuse`` (503 when the prediction log cannot be written) or ``serve`` (answer anyway,
             with ``"logged": false``, an error log line and a counter).
     """
@@ -92,6 +131,7 @@ def create_app(
     routes = RouteTable(client, ttl=alias_ttl)
     counters = _Counters()
     app = FastAPI(title="airflow-ml serving", version="1")
+    app.add_middleware(BodyLimit, limit=BODY_BYTES_PER_ROW * max_rows)
 
     def known_city(template: str, city: str) -> ServedCity:
         found = cities.get(f"{template}/{city}")

@@ -140,6 +140,28 @@ def test_too_many_rows_are_refused_with_the_limit(registry: Any, rows: pd.DataFr
     assert answer.json()["detail"]["message"] == "6 rows: at most 5 per request; split them into batches"
 
 
+def test_a_body_too_large_or_of_unknown_length_is_refused_before_it_is_read(registry: Any, tmp_path: Path) -> None:
+    from airflow_ml.scoring.http_app import BODY_BYTES_PER_ROW
+
+    with make_app(registry, str(tmp_path), max_rows=5) as api:
+        huge = b'{"rows": [{"' + b"k" * (5 * BODY_BYTES_PER_ROW) + b'": 1}]}'  # one row, one enormous key
+        too_large = api.post(
+            "/v1/models/ride_duration/lisbon:predict", content=huge, headers={"Content-Type": "application/json"}
+        )
+
+        def chunks() -> Iterator[bytes]:
+            yield b'{"rows": []}'
+
+        unknown = api.post(
+            "/v1/models/ride_duration/lisbon:predict", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+
+    assert too_large.status_code == 413
+    assert too_large.json()["detail"]["message"].startswith(f"a body of {len(huge)} bytes: at most ")
+    assert unknown.status_code == 411
+    assert "Content-Length" in unknown.json()["detail"]["message"]
+
+
 def test_a_city_without_a_model_says_why_and_one_with_a_parent_is_served_by_it(
     api: TestClient, registry: Any, rows: pd.DataFrame
 ) -> None:
