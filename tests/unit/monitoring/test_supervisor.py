@@ -40,6 +40,26 @@ def test_20_healthy_cities_over_30_windows_give_zero_demotions() -> None:
     assert verdicts == ["healthy"] * 20
 
 
+def test_20_healthy_cities_judged_every_day_for_30_days_give_zero_demotions() -> None:
+    # The monitor runs daily: each day it judges the windows up to that day, so a fleet sees 20 x 30 decisions.
+    rng = np.random.default_rng(29)
+    verdicts = []
+    for city in range(20):
+        sigma = rng.uniform(2, 6)
+        holdout = holdout_rmse(rng, sigma)
+        joined = live_days(rng, sigma, days=30, rows_per_day=300)
+        end = START + dt.timedelta(days=29)
+        windows = window_metrics(joined, "rmse", end=end, window_days=1, windows=30, resamples=200, seed=city)
+        # One-day windows end on each day: the run of day d sees the first d of them.
+        verdicts += [
+            decide(windows[:d], metric="rmse", holdout_score=holdout, settings=AUTO).verdict for d in range(1, 31)
+        ]
+
+    assert len(verdicts) == 600
+    assert "demote" not in verdicts
+    assert verdicts.count("healthy") == 600
+
+
 def test_30_percent_error_in_one_city_s_labels_demotes_that_city_only() -> None:
     verdicts = _fleet_decisions(13, cities=5, days=10, rows=300, errors={2: 0.3})
 
