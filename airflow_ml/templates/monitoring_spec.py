@@ -68,8 +68,10 @@ class SupervisorSpec(Strict):
     consecutive_windows: int = Field(
         default=3, ge=1, le=365, description="Windows in a row past the tolerance before acting (k), 1 to 365."
     )
+    # At least 30: a window of a handful of labels has an interval too wide to mean anything, and in mode auto
+    # two bad labels must never demote a champion.
     min_labels: int = Field(
-        default=200, ge=1, le=10_000_000, description="Labels a window needs to count (n), 1 to 10,000,000."
+        default=200, ge=30, le=10_000_000, description="Labels a window needs to count (n), 30 to 10,000,000."
     )
     after_demotion: Literal["require_approval", "shadow", "cooldown"] = Field(
         default="require_approval",
