@@ -83,12 +83,14 @@ def main() -> None:
         {k: v for k, v in _env(Path()).items() if k not in ("MLFLOW_TRACKING_URI", "AIRFLOW_ML_DATA_ROOT")}
     )
     logging.getLogger("mlflow").setLevel(logging.ERROR)
+    loads = _load()
     with tempfile.TemporaryDirectory(prefix="airflow-ml-bench-score-") as tmp:
         world = _prepare(Path(tmp), args.rows or 2_000)
         if args.rows:
             _batch(world, args.repeat)
         if args.cities:
             _http(world, args.cities, args.requests, args.clients)
+    print(f"\nload average (1, 5, 15 min) at the start {loads}, at the end {_load()}")
 
 
 # --- the world: a day to score, a model trained and registered as training does ---
@@ -180,8 +182,15 @@ def _batch(world: Path, repeat: int) -> None:
     rows = _world(world)["rows"]
     print(f"\nbatch scoring, {rows:,} rows, median of {repeat} fresh processes each")
     print(f"{'':>24} {'task':>8} {'bare':>8} {'ratio':>6}")
-    for label, key in (("process (imports incl.)", "wall"), ("work after imports", "work"), ("imports", "imports")):
-        task, bare = med["task"][key], med["bare"][key]
+    best = {kind: min(r["wall"] for r in rs) for kind, rs in runs.items()}
+    lines = [
+        ("process (imports incl.)", med["task"]["wall"], med["bare"]["wall"]),
+        ("fastest process", best["task"], best["bare"]),
+        ("CPU (user+sys)", med["task"]["cpu"], med["bare"]["cpu"]),
+        ("work after imports", med["task"]["work"], med["bare"]["work"]),
+        ("imports", med["task"]["imports"], med["bare"]["imports"]),
+    ]
+    for label, task, bare in lines:
         print(f"{label:>24} {task:>7.2f}s {bare:>7.2f}s {task / bare:>6.2f}")
     task_mb, bare_mb = max(r["rss_mb"] for r in runs["task"]), max(r["rss_mb"] for r in runs["bare"])
     print(f"{'peak RSS':>24} {task_mb:>6.0f}MB {bare_mb:>6.0f}MB {task_mb / bare_mb:>6.2f}")
@@ -217,8 +226,13 @@ def _report(started: float, imported: float) -> None:
     import resource
 
     done = time.perf_counter()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"imports": imported - started, "work": done - imported, "rss_mb": rss}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    print(
+        json.dumps(
+            {"imports": imported - started, "work": done - imported, "cpu": cpu, "rss_mb": usage.ru_maxrss / 1024}
+        )
+    )
 
 
 def _run_task(world: Path, _: argparse.Namespace) -> None:
@@ -373,17 +387,22 @@ def _http(world: Path, cities: int, requests: int, clients: int) -> None:
         store = _env(world)["MLFLOW_TRACKING_URI"]
         client = MlflowClient(tracking_uri=store, registry_uri=store)
         model = load_pyfunc(client, f"{TEMPLATE}.{city}", "1")
-        table = []
-        for size in (1, 100):
-            bodies = [{"rows": records[(i * size) % 1_000 : (i * size) % 1_000 + size]} for i in range(requests)]
-            frames = [rows.iloc[(i * size) % 1_000 : (i * size) % 1_000 + size][features] for i in range(requests)]
-            for body in bodies[:20]:  # warm-up
-                http.post(path, json=body).raise_for_status()
-                model.predict(frames[0])
-            served = _latencies(lambda body: http.post(path, json=body).raise_for_status(), bodies)
-            local = _latencies(model.predict, frames)
-            rps = _throughput(base, path, bodies, clients)
-            table.append((size, served, local, rps))
+        sizes = (1, 100)
+        bodies = {n: [{"rows": records[(i * n) % 1_000 : (i * n) % 1_000 + n]} for i in range(requests)] for n in sizes}
+        frames = {
+            n: [rows.iloc[(i * n) % 1_000 : (i * n) % 1_000 + n][features] for i in range(requests)] for n in sizes
+        }
+        calls = {
+            (n, kind): (lambda body: http.post(path, json=body).raise_for_status(), bodies[n])
+            if kind == "http"
+            else (model.predict, frames[n])
+            for n in sizes
+            for kind in ("http", "pyfunc")
+        }
+        times = _latencies(calls, warm_up=20)
+        table = [
+            (n, times[(n, "http")], times[(n, "pyfunc")], _throughput(base, path, bodies[n], clients)) for n in sizes
+        ]
         cold = time.perf_counter()
         for name in names:
             http.post(f"/v1/models/{TEMPLATE}/{name}:predict", json={"rows": records[:1]}).raise_for_status()
@@ -407,6 +426,10 @@ def _http(world: Path, cities: int, requests: int, clients: int) -> None:
         f"({(full - one) / max(cities - 1, 1):.1f} MB per model); {cities} first requests (loads) in {cold_s:.1f} s; "
         f"cache: {health['cache']}"
     )
+
+
+def _load() -> str:
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def _free_port() -> int:
@@ -437,15 +460,17 @@ def _rss_mb(pid: int) -> float:
     raise SystemExit(f"no VmRSS for process {pid}")
 
 
-def _latencies(call: Any, inputs: list[Any]) -> tuple[float, float]:
-    """p50 and p99 in milliseconds of ``call`` on each input, one after the other."""
-    times = []
-    for value in inputs:
-        start = time.perf_counter()
-        call(value)
-        times.append((time.perf_counter() - start) * 1000)
-    cuts = statistics.quantiles(times, n=100)
-    return statistics.median(times), cuts[98]
+def _latencies(calls: dict[Any, tuple[Any, list[Any]]], warm_up: int) -> dict[Any, tuple[float, float]]:
+    """p50 and p99 in milliseconds of each ``call`` on its inputs, the calls interleaved (the same machine load)."""
+    times: dict[Any, list[float]] = {name: [] for name in calls}
+    count = len(next(iter(calls.values()))[1])
+    for i in range(-warm_up, count):
+        for name, (call, inputs) in calls.items():
+            start = time.perf_counter()
+            call(inputs[max(i, 0)])
+            if i >= 0:
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: (statistics.median(ms), statistics.quantiles(ms, n=100)[98]) for name, ms in times.items()}
 
 
 def _throughput(base: str, path: str, bodies: list[Any], clients: int) -> float:
