@@ -426,6 +426,36 @@ def _http(world: Path, cities: int, requests: int, clients: int) -> None:
         f"({(full - one) / max(cities - 1, 1):.1f} MB per model); {cities} first requests (loads) in {cold_s:.1f} s; "
         f"cache: {health['cache']}"
     )
+    _request_parts(world, model, records, features, requests)
+
+
+def _request_parts(world: Path, model: Any, records: list[dict[str, Any]], features: list[str], count: int) -> None:
+    """What the app does per request besides HTTP and JSON, each part timed in this process (median, ms)."""
+    from airflow_ml.data.prediction_ids import prediction_ids
+    from airflow_ml.data.prediction_log import LogColumns, ScoringContext, write_predictions
+    from airflow_ml.scoring.http_schemas import model_columns, rows_frame
+
+    schema = model.metadata.get_input_schema()
+    now = dt.datetime.now(dt.UTC)
+    print("\nper request, in this process (median ms): the app's parts")
+    print(f"{'rows':>5} {'rows frame':>10} {'ids':>10} {'predict':>10} {'log write':>10}")
+    for size in (1, 100):
+        parts: dict[str, list[float]] = {"frame": [], "ids": [], "predict": [], "log": []}
+        for i in range(count):
+            marks = [time.perf_counter()]
+            frame = rows_frame(records[(i * size) % 1_000 : (i * size) % 1_000 + size], schema, features)
+            marks.append(time.perf_counter())
+            ids = prediction_ids(frame, [KEY], namespace=f"{TEMPLATE}/parts")
+            marks.append(time.perf_counter())
+            predictions = model.predict(frame[model_columns(schema, features)])
+            marks.append(time.perf_counter())
+            context = ScoringContext(TEMPLATE, "parts", "m", "1", f"http-{i}-{size}", ids[0], now)
+            columns = LogColumns(key=(KEY,), keep=(KEEP,))
+            write_predictions(str(world / "data"), now.date(), frame, predictions, context, columns, request=True)
+            marks.append(time.perf_counter())
+            for name, start, end in zip(parts, marks[:-1], marks[1:], strict=True):
+                parts[name].append((end - start) * 1000)
+        print(f"{size:>5} " + " ".join(f"{statistics.median(ms):>10.2f}" for ms in parts.values()))
 
 
 def _load() -> str:
