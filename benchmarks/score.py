@@ -19,8 +19,12 @@ client, a warm cache) against ``predict`` of the loaded pyfunc in this process o
 second with ``--clients`` threads; the server's resident memory with no model, one, and every city's model
 loaded (each city's first request loads it).
 
-The monitor's figure (100 cities x 30 windows of joined labels in one monitor run) comes with the monitor
-(``airflow_ml/monitoring/monitor_step.py``), which was not on main when this script was written.
+**Monitor** (``--monitor-cities``): each city's champion (the batch model, registered under the city's name with
+its holdout score tagged as the gate tags it), a prediction log of ``--windows`` days of ``--labels`` rows each
+(``write_predictions``, key ``trip_id``) and the labels of the same rows as day partitions; then
+``monitor_step.monitor_city`` for every city, one after the other in this process, as the monitor DAG's mapped
+tasks call it (join, live metric per daily window with a 1,000-resample bootstrap, one MLflow run per window,
+the supervisor in mode ``alert``), twice: the first run, and a rerun that finds the windows' MLflow runs.
 
     .venv/bin/python benchmarks/score.py --rows 1000000 --cities 100 --repeat 3
 
@@ -72,6 +76,9 @@ def main() -> None:
     parser.add_argument("--cities", type=int, default=100, help="cities' models the server caches (0: no HTTP)")
     parser.add_argument("--requests", type=int, default=500, help="timed requests of each size, per measurement")
     parser.add_argument("--clients", type=int, default=4, help="concurrent client threads for requests per second")
+    parser.add_argument("--monitor-cities", type=int, default=100, help="cities of the monitor run (0: none)")
+    parser.add_argument("--windows", type=int, default=30, help="daily windows each city's monitor evaluates")
+    parser.add_argument("--labels", type=int, default=300, help="labelled rows per city and day")
     parser.add_argument("--child", choices=("task", "bare", "parts", "serve"), help=argparse.SUPPRESS)
     parser.add_argument("--world", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -90,6 +97,8 @@ def main() -> None:
             _batch(world, args.repeat)
         if args.cities:
             _http(world, args.cities, args.requests, args.clients)
+        if args.monitor_cities:
+            _monitor(world, args.monitor_cities, args.windows, args.labels)
     print(f"\nload average (1, 5, 15 min) at the start {loads}, at the end {_load()}")
 
 
@@ -138,6 +147,7 @@ def _prepare(root: Path, rows: int) -> Path:
     world = {
         "rows": len(day),
         "trees": trained.booster.num_trees(),
+        "holdout_rmse": trained.metrics["holdout_rmse"],
         "settings": scoring_settings(config).to_dict(),
         "version": register(MODEL),
         "partition": str(folder),
@@ -556,6 +566,77 @@ def _run_server(world: Path, args: argparse.Namespace) -> None:
     cache = ModelCache(client, max_models=len(names), alias_ttl=30.0)
     app = create_app(fleet, cache, client=client, alias_ttl=30.0)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+# --- monitor ---
+
+
+def _monitor(world: Path, cities: int, windows: int, labels: int) -> None:
+    """Each city's champion, a prediction log and labels of ``windows`` days; one monitor pass over the cities."""
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from airflow_ml.data.demo import generate_day
+    from airflow_ml.data.prediction_log import LogColumns, ScoringContext, write_predictions
+    from airflow_ml.ml.model_cache import load_pyfunc
+    from airflow_ml.ml.steps.step_settings import MonitorSettings
+    from airflow_ml.monitoring.monitor_step import HOLDOUT_METRIC_TAG, HOLDOUT_SCORE_TAG, monitor_city
+
+    known = _world(world)
+    store = _env(world)["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
+    model = load_pyfunc(client, MODEL, known["version"])
+    features = known["settings"]["features"]
+    end = DAY - dt.timedelta(days=1)
+    days = [end - dt.timedelta(days=i) for i in range(windows - 1, -1, -1)]
+    per_day = len(generate_day(CITY, DAY))
+    frames = {d: generate_day(CITY, d, scale=labels / per_day).head(labels) for d in days}
+    predicted = {d: model.predict(frame[features]) for d, frame in frames.items()}
+    data_root = str(world / "monitor")
+    start = time.perf_counter()
+    names = [f"watched_{i:03d}" for i in range(cities)]
+    for name in names:
+        model_name = f"{TEMPLATE}.{name}"
+        version = root_register[str(world)](model_name)
+        client.set_model_version_tag(model_name, version, HOLDOUT_SCORE_TAG, json.dumps(known["holdout_rmse"]))
+        client.set_model_version_tag(model_name, version, HOLDOUT_METRIC_TAG, "rmse")
+        for d, frame in frames.items():
+            moment = dt.datetime.combine(d, dt.time(), tzinfo=dt.UTC)
+            context = ScoringContext(TEMPLATE, name, model_name, version, f"scheduled__{d}", "bench", moment)
+            write_predictions(data_root, d, frame, predicted[d], context, LogColumns(key=(KEY,)))
+            folder = Path(data_root) / "labels" / name / f"date={d.isoformat()}"
+            folder.mkdir(parents=True, exist_ok=True)
+            frame[[KEY, "duration_min"]].to_parquet(folder / "part-0.parquet", index=False)
+    print(f"\nmonitor: {cities} cities' champions, logs and labels written in {time.perf_counter() - start:.1f} s")
+    settings = [
+        MonitorSettings(
+            template=TEMPLATE,
+            city=name,
+            model_name=f"{TEMPLATE}.{name}",
+            metric="rmse",
+            target="duration_min",
+            predictions_root="{data_root}",
+            labels_source="{data_root}/labels/{city}",
+            key_columns=[KEY],
+            windows=windows,
+        )
+        for name in names
+    ]
+    for label in ("first run", "rerun (the windows' MLflow runs exist)"):
+        seconds, statuses = [], []
+        for city in settings:
+            began = time.perf_counter()
+            payload, _ = monitor_city(
+                client, city, day=end, data_root=data_root, artifact_root=f"file://{world}/artifacts"
+            )
+            seconds.append(time.perf_counter() - began)
+            statuses.append(str(payload["status"]))
+        counts = pd.Series(statuses).value_counts().to_dict()
+        print(
+            f"monitor, {label}: {cities} cities x {windows} windows of {labels} labels a day, one city after the other "
+            f"in one process: {sum(seconds):.1f} s in total, {statistics.median(seconds):.2f} s median a city, "
+            f"slowest {max(seconds):.2f} s; verdicts {counts}"
+        )
 
 
 _CHILDREN = {"task": _run_task, "bare": _run_bare, "parts": _run_parts, "serve": _run_server}

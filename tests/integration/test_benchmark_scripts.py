@@ -20,6 +20,7 @@ def test_score_benchmark_runs_at_a_tiny_size() -> None:
             sys.executable,
             str(REPO / "benchmarks" / "score.py"),
             *("--rows", "2000", "--repeat", "1", "--cities", "2", "--requests", "20", "--clients", "2"),
+            *("--monitor-cities", "2", "--windows", "3"),
         ],
         env={**os.environ, "PYTHONPATH": str(REPO)},
         cwd=REPO,
@@ -36,3 +37,5 @@ def test_score_benchmark_runs_at_a_tiny_size() -> None:
     assert "HTTP, one uvicorn process" in out
     assert "with 2 models" in out
     assert "'loads': 2, 'evictions': 0" in out  # each city's model loaded once, none evicted
+    assert "monitor, first run: 2 cities x 3 windows" in out
+    assert "verdicts {'healthy': 2}" in out
