@@ -1,0 +1,41 @@
+"""Benchmark scripts run as committed: `benchmarks/score.py` at a tiny size prints its tables (no timings checked)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_score_benchmark_runs_at_a_tiny_size() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "score.py"),
+            *("--rows", "2000", "--repeat", "1", "--cities", "2", "--requests", "20", "--clients", "2"),
+            *("--monitor-cities", "2", "--windows", "3"),
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = done.stdout
+    assert "batch scoring, 2,000 rows, median of 1 fresh processes each" in out
+    for part in ("hash the input (content_hash)", "prediction ids", "write the log (ids included)"):
+        assert part in out
+    assert "HTTP, one uvicorn process" in out
+    assert "with 2 models" in out
+    assert "'loads': 2, 'evictions': 0" in out  # each city's model loaded once, none evicted
+    assert "monitor, first run: 2 cities x 3 windows" in out
+    assert "verdicts {'healthy': 2}" in out
