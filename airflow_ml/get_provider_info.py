@@ -31,6 +31,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_ml.operators.approval_operator",
                     "airflow_ml.operators.health_operator",
                     "airflow_ml.operators.rollback_operator",
+                    "airflow_ml.operators.monitor_operator",
                     "airflow_ml.operators.prune_operator",
                     "airflow_ml.operators.resolve_operator",
                     "airflow_ml.operators.score_operator",

@@ -26,3 +26,16 @@ class LiteralSmtpNotifier(SmtpNotifier):
 def failure_mail(to: Sequence[str], conn_id: str) -> LiteralSmtpNotifier:
     """The notifier that mails ``to`` through the Airflow connection ``conn_id`` when a task fails."""
     return LiteralSmtpNotifier(to=list(to), smtp_conn_id=conn_id, subject=SUBJECT, html_content=BODY)
+
+
+#: The supervisor's notice (a demotion, or an alert): the monitor task puts its payload in the context as ``monitor``.
+NOTICE_SUBJECT = "airflow-ml: supervisor {{ monitor.status }} for {{ monitor.model_name }}"
+NOTICE_BODY = (
+    "{{ monitor.model_name }} v{{ monitor.champion_version }}: {{ monitor.reason }}<br>"
+    "Decision record: {{ monitor.record_uri }} (monitor run {{ run_id }})"
+)
+
+
+def notice_mail(to: Sequence[str], conn_id: str) -> LiteralSmtpNotifier:
+    """The notifier that mails ``to`` when the supervisor demotes a city's champion (or would, in mode alert)."""
+    return LiteralSmtpNotifier(to=list(to), smtp_conn_id=conn_id, subject=NOTICE_SUBJECT, html_content=NOTICE_BODY)

@@ -6,7 +6,8 @@ The structure is a contract for browser tests and for people scripting the page:
   model could not be read, the class ``registry-error``; a city the kill switch disables has the class
   ``disabled`` and, in ``td.champion``, a ``span.disabled-badge`` whose ``.reason`` says why, who and since when;
 - its cells are ``td.city``, ``td.last-run`` (``data-state``), ``td.champion`` (``data-version``),
-  ``td.metric`` (``data-metric``, ``data-value``), ``td.decision`` (``data-decision``), ``td.naive-baseline``
+  ``td.metric`` (``data-metric``, ``data-value``), ``td.live`` (the monitor's newest live metric of the
+  champion: ``data-value``, ``data-verdict``), ``td.decision`` (``data-decision``), ``td.naive-baseline``
   (the last decision's skill over the naive baseline: ``data-skill``, ``data-passed``), ``td.drift``
   (``data-status``) and ``td.links``; a cell's explanation is in its ``.reason`` element;
 - links: ``td.city a.city-link`` and ``td.links a.dag-link`` (the DAG in the Airflow UI), ``td.last-run a.run-link``,
@@ -27,14 +28,14 @@ text-align:left;vertical-align:top}th{background:#f6f8fa}.reason{color:#59636e;f
 .badge{border-radius:1em;padding:0 .5em;font-weight:600}.ok{background:#dafbe1}.bad{background:#ffebe9}
 .warn{background:#fff8c5}.idle{background:#eaeef2}.registry-error td.champion{color:#cf222e}
 """
-_GOOD = {"success", "passed", "promoted", "forced"}
-_BAD = {"failed", "upstream_failed", "rejected"}
-_WARN = {"warned", "running", "queued", "awaiting-approval", "dry-run"}
+_GOOD = {"success", "passed", "promoted", "forced", "healthy"}
+_BAD = {"failed", "upstream_failed", "rejected", "demote"}
+_WARN = {"warned", "running", "queued", "awaiting-approval", "dry-run", "alert"}
 
 
 def render(rows: Sequence[dict[str, Any]], *, generated_at: str, user: str | None = None) -> str:
     """The page for ``rows`` (as :func:`airflow_ml.fleet.rows.build_rows` makes them)."""
-    names = ("City", "Last run", "Champion", "Metric", "Last decision", "Vs naive", "Drift", "Links")
+    names = ("City", "Last run", "Champion", "Metric", "Live", "Last decision", "Vs naive", "Drift", "Links")
     head = "".join(f"<th>{name}</th>" for name in names)
     body = "".join(_row(row) for row in rows)
     table = (
@@ -62,7 +63,8 @@ def _row(row: dict[str, Any]) -> str:
         f'data-city="{_attr(row["city"])}">'
         f'<td class="city"><a class="city-link" href="{_attr(links["dag"])}" target="_top">{escape(row["city"])}</a>'
         f'<div class="reason">{escape(row["dag_id"])}{" (paused)" if row["paused"] else ""}</div></td>'
-        f"{_last_run(row)}{_champion(row)}{_metric(row)}{_decision(row)}{_naive(row)}{_drift(row)}{_links(links)}</tr>"
+        f"{_last_run(row)}{_champion(row)}{_metric(row)}{_live(row)}{_decision(row)}{_naive(row)}{_drift(row)}"
+        f"{_links(links)}</tr>"
     )
 
 
@@ -100,6 +102,25 @@ def _metric(row: dict[str, Any]) -> str:
     if metric is None or value is None:
         return '<td class="metric" data-metric="" data-value="">—</td>'
     return f'<td class="metric" data-metric="{_attr(metric)}" data-value="{value!r}">{escape(metric)} {value:.4g}</td>'
+
+
+def _live(row: dict[str, Any]) -> str:
+    """The live metric beside the holdout one: value, interval, trend from the window before, the verdict."""
+    live = row.get("live") or {}
+    value, verdict = live.get("value"), live.get("verdict") or ""
+    if not live:
+        return '<td class="live" data-value="" data-verdict="">—</td>'
+    shown = "no labels yet" if value is None else f"{value:.4g}"
+    if value is not None and live.get("low") is not None and live.get("high") is not None:
+        shown += f" [{live['low']:.4g}, {live['high']:.4g}]"
+    previous = live.get("previous")
+    if value is not None and previous is not None:
+        shown += " ↑" if value > previous else " ↓" if value < previous else " →"
+    where = f"{live.get('window') or ''}, {live.get('labels')} labels" if live.get("window") else ""
+    return (
+        f'<td class="live" data-value="{"" if value is None else repr(value)}" data-verdict="{_attr(verdict)}">'
+        f'{escape(shown)}<div class="reason">{_badge(verdict)} {escape(where)}</div></td>'
+    )
 
 
 def _decision(row: dict[str, Any]) -> str:

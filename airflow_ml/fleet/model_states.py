@@ -50,6 +50,8 @@ class ModelState:
         naive_baseline: That decision's naive baseline (``gate.naive_baseline``: statistic, score, skill...).
         champion_gone: Without a champion, what became of the one it had (deleted, or its alias removed), from
             the model's ``airflow_ml.champion_version`` tag or a ``previous-champion`` left behind; else None.
+        live: The monitor's newest figures of the champion (its ``monitor.*`` tags): ``value``, ``low``,
+            ``high``, ``previous`` (the window before), ``window``, ``labels``, ``verdict``; None when unmonitored.
         disabled: The kill switch's mark (``model_name``, ``reason``, ``by``, ``at``) when the city must not be
             served (``airflow-ml disable``), from the registered model's tags; else None.
     """
@@ -66,6 +68,7 @@ class ModelState:
     error: str | None = None
     naive_baseline: dict[str, Any] | None = None
     champion_gone: str | None = None
+    live: dict[str, Any] | None = None
     disabled: dict[str, str] | None = None
 
 
@@ -147,8 +150,29 @@ def _state(client: MlflowClient, model: Any) -> ModelState:
         decision_run_id=decided_tags.get("gate.airflow_run_id") or None,
         naive_baseline=_json_object(decided_tags.get("gate.naive_baseline")),
         champion_gone=None if champion_version is not None else _champion_gone(model),
+        live=_live(champion_tags, champion_tags.get("gate.metric")),
         disabled=_disabled(name, model),
     )
+
+
+def _live(tags: dict[str, str], metric: str | None) -> dict[str, Any] | None:
+    """The monitor's newest live figures of a champion, from the tags the monitor sets on its version."""
+    verdict = tags.get("monitor.verdict")
+    if not verdict:
+        return None
+    interval = _json_list(tags.get("monitor.live_interval"))
+    low, high = (_number(json.dumps(bound)) for bound in interval) if len(interval) == 2 else (None, None)
+    labels = tags.get("monitor.live_labels")
+    return {
+        "verdict": verdict,
+        "value": _number(tags.get(f"monitor.live_{metric}")) if metric else None,
+        "low": low,
+        "high": high,
+        "previous": _number(tags.get("monitor.live_previous")),
+        "window": tags.get("monitor.live_window"),
+        "labels": int(labels) if labels and labels.isdigit() else None,
+        "checked_day": tags.get("monitor.checked_day"),
+    }
 
 
 def _disabled(name: str, model: Any) -> dict[str, str] | None:
@@ -166,6 +190,15 @@ def _champion_gone(model: Any) -> str | None:
     if recorded:
         return f"its champion v{recorded} was deleted, or its alias removed"
     return f"its champion was deleted ({PREVIOUS_CHAMPION} v{previous} is left)" if previous is not None else None
+
+
+def _json_list(text: str | None) -> list[Any]:
+    """A tag holding a JSON list, or an empty list."""
+    try:
+        value = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return value if isinstance(value, list) else []
 
 
 def _json_object(text: str | None) -> dict[str, Any] | None:

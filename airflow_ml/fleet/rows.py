@@ -40,6 +40,7 @@ def build_rows(
     Returns:
         One dict per city: ``dag_id``, ``city``, ``template``, ``model_name``, ``paused``, ``last_run``,
         ``champion``, ``champion_note``, ``decision``, ``naive_baseline`` (of the last decision), ``drift``,
+        ``live`` (the monitor's newest live metric of the champion, beside its holdout score in ``champion``),
         ``disabled`` (the kill switch's mark: ``reason``, ``by``, ``at``; None when it may serve),
         ``registry_error`` and ``links``.
     """
@@ -63,6 +64,7 @@ def build_rows(
                 "decision": _decision(model),
                 "naive_baseline": _naive_baseline(model),
                 "drift": _drift(drift),
+                "live": model.live if model.champion_version is not None else None,
                 "disabled": model.disabled,
                 "registry_error": model.error,
                 "links": {

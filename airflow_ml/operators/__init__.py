@@ -21,6 +21,7 @@ _OPERATORS = {
     "PromotionApprovalOperator": "approval_operator",
     "ChampionHealthCheckOperator": "health_operator",
     "RollbackChampionOperator": "rollback_operator",
+    "MonitorOperator": "monitor_operator",
     "PruneSnapshotsOperator": "prune_operator",
     "ResolveModelOperator": "resolve_operator",
     "ScoreOperator": "score_operator",

@@ -20,6 +20,7 @@ from airflow_ml.templates.drift_spec import DriftSpec, HealthSpec
 from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX, FallbackSpec
 from airflow_ml.templates.filter_spec import RowFilterSpec
 from airflow_ml.templates.gate_spec import GateSpec
+from airflow_ml.templates.monitoring_spec import MONITOR_DAG_SUFFIX, MonitoringSpec
 from airflow_ml.templates.retention_spec import RetentionSpec
 from airflow_ml.templates.scoring_spec import ScoringSpec
 from airflow_ml.templates.source_pattern import check_location_pattern
@@ -152,6 +153,11 @@ class UseCase(Strict):
     scoring: ScoringSpec | None = Field(
         default=None, description="Batch scoring with the champion; without it the city gets no scoring DAG."
     )
+    monitoring: MonitoringSpec | None = Field(
+        default=None,
+        description="Live error of the champion once labels arrive, and the supervisor; needs scoring. Without "
+        "it the city is not in its template's monitor DAG.",
+    )
 
     @field_validator("expectations")
     @classmethod
@@ -199,6 +205,17 @@ class UseCase(Strict):
             raise ValueError("; ".join(problems))
         return scoring
 
+    @field_validator("monitoring")
+    @classmethod
+    def _monitoring_fits_scoring(cls, monitoring: MonitoringSpec | None, info: ValidationInfo) -> MonitoringSpec | None:
+        if monitoring is None or "scoring" not in info.data:  # none, or scoring already reported
+            return monitoring
+        scoring = info.data["scoring"]
+        problems = monitoring.problems(key_columns=None if scoring is None else list(scoring.key_columns))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return monitoring
+
     @model_validator(mode="after")
     def _metric_fits_task(self) -> UseCase:
         allowed = METRICS_BY_TASK[self.task]
@@ -238,6 +255,11 @@ class CityConfig(UseCase):
             raise ValueError(
                 f"city id {GLOBAL_PARENT!r} is reserved for the template's global fallback model "
                 f"('{self.template}.{GLOBAL_PARENT}'); give the city another id"
+            )
+        if self.city == MONITOR_DAG_SUFFIX:
+            raise ValueError(
+                f"city id {MONITOR_DAG_SUFFIX!r} is reserved for the template's monitor DAG "
+                f"('{self.template}.{MONITOR_DAG_SUFFIX}'); give the city another id"
             )
         if self.fallback.parent == "group" and self.group is None:
             raise ValueError(

@@ -76,3 +76,34 @@ def airflow_api(*, plugins_folder: Path | None = None) -> Iterator[Any]:
         finally:
             purge_cached_app()
             clear_plugin_caches()
+
+
+def mapped_task_states(dag_id: str, run_id: str, task_id: str) -> dict[str, str]:
+    """Each mapped instance's final state in a run, by its rendered map index (e.g. the city it ran for)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(TaskInstance.rendered_map_index, TaskInstance.map_index, TaskInstance.state).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id
+            )
+        ).all()
+    return {str(rendered if rendered is not None else index): str(state) for rendered, index, state in rows}
+
+
+def asset_events(uri: str) -> list[dict[str, Any]]:
+    """The events of the Asset ``uri``, oldest first, read from the session's metadata database."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == uri)
+            .order_by(AssetEvent.id)
+        ).all()
+        return [{"extra": dict(e.extra or {}), "dag_id": e.source_dag_id, "run_id": e.source_run_id} for e in rows]

@@ -287,3 +287,87 @@ class ShadowSettings(FrozenSettings):
     resamples: int = 1000
     confidence: float = 0.95
     seed: int = 0
+
+
+# --- Issue 13, watching live error (H3): the monitor task and its supervisor. ---
+
+
+@dataclass(frozen=True)
+class SupervisorSettings(FrozenSettings):
+    """When the supervisor demotes a city's champion (the template's ``monitoring.supervisor``).
+
+    Attributes:
+        mode: ``auto`` (roll back), ``alert`` (record and notify, move nothing) or ``off`` (metrics only).
+        tolerance: How much worse than the holdout score at promotion the live metric may be, relative.
+        consecutive_windows: Windows in a row past the tolerance before acting (k).
+        min_labels: Labels a window needs to count (n).
+        after_demotion: What the next promotion needs: ``require_approval``, ``shadow`` or ``cooldown``.
+        cooldown_days: Days of the cool-down.
+    """
+
+    mode: Literal["auto", "alert", "off"] = "alert"
+    tolerance: float = 0.2
+    consecutive_windows: int = 3
+    min_labels: int = 200
+    after_demotion: Literal["require_approval", "shadow", "cooldown"] = "require_approval"
+    cooldown_days: int = 7
+
+
+@dataclass(frozen=True)
+class MonitorSettings(FrozenSettings):
+    """The monitor task of one city: where its predictions and labels are, the windows and the supervisor.
+
+    Attributes:
+        template: The city's template.
+        city: The city.
+        model_name: The city's registered model (``<template>.<city>``), whose champion is watched.
+        parent_model: The fallback parent that serves the city when its champion is cleared, or None.
+        metric: The template's metric.
+        target: The label column.
+        predictions_root: The prediction log's root pattern (``scoring.output``, with ``{data_root}``).
+        labels_source: The label partitions' pattern (with ``{data_root}`` and ``{city}``).
+        predictions_conn_id: The ``aws`` connection of a prediction log on S3 (``scoring.conn_id``).
+        labels_conn_id: The ``aws`` connection of labels on S3 (``monitoring.labels.conn_id`` or the dataset's).
+        labels_format: ``parquet`` or ``csv``.
+        join: ``key`` (prediction ids recomputed from ``key_columns``) or ``prediction_id``.
+        key_columns: ``scoring.key_columns``.
+        window_days: Days per window.
+        windows: How many recent windows a run evaluates.
+        resamples: Bootstrap resamples of each window's rows.
+        confidence: Level of the interval.
+        seed: The bootstrap's seed.
+        supervisor: The supervisor's rules.
+        shadow: When a challenger in shadow is promoted on the live rows (``monitoring.shadow``), or None.
+    """
+
+    nested: ClassVar[Mapping[str, Any]] = {"supervisor": SupervisorSettings, "shadow": ShadowSettings}
+
+    template: str
+    city: str
+    model_name: str
+    metric: str
+    target: str
+    predictions_root: str
+    labels_source: str
+    parent_model: str | None = None
+    predictions_conn_id: str = "aws_default"
+    labels_conn_id: str = "aws_default"
+    labels_format: str = "parquet"
+    join: Literal["key", "prediction_id"] = "key"
+    key_columns: Sequence[str] = ()
+    window_days: int = 1
+    windows: int = 30
+    resamples: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+    supervisor: SupervisorSettings = field(default_factory=SupervisorSettings)
+    shadow: ShadowSettings | None = None
+
+    def predictions_uri(self, data_root: str) -> str:
+        """The prediction log's root with the data root filled in."""
+        return self.predictions_root.format(data_root=data_root.rstrip("/"))
+
+    def labels_uri(self, data_root: str) -> str:
+        """The city's label partitions with the data root and the city filled in (``file://`` for a path)."""
+        uri = self.labels_source.format(data_root=data_root.rstrip("/"), city=self.city)
+        return uri if "://" in uri else f"file://{uri}"

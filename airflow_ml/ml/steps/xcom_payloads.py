@@ -122,6 +122,24 @@ class ScoringPayload(TypedDict):
     stored_rows: int | None
 
 
+class MonitorPayload(TypedDict):
+    """The monitor task's XCom, one per city: the supervisor's verdict, the figures and where the record is."""
+
+    model_name: str
+    city: str
+    status: str
+    reason: str
+    champion_version: str | None
+    holdout_score: float | None
+    live_score: float | None
+    labels: int
+    demoted: bool
+    restored_version: str | None
+    shadow: str | None
+    promoted_version: str | None
+    record_uri: str
+
+
 def snapshot_uri(snapshot: Any) -> str:
     """The snapshot URI from a snapshot task's XCom (:class:`SnapshotPayload`) or a plain URI.
 

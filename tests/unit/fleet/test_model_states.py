@@ -91,3 +91,42 @@ def test_a_deleted_champion_is_not_shown_as_none_yet(client: MlflowClient, tmp_p
     assert rows["tpl.c"]["champion"] == {"version": "1", "metric": None, "value": None}
     assert rows["tpl.d"]["champion_note"] == NO_MODEL  # never registered: still "none yet"
     json.dumps(rows, allow_nan=False)  # JSON-ready
+
+
+def test_the_champions_live_metric_stands_beside_its_holdout_score_with_its_trend(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    version = _version(client, "tpl.a", tmp_path, {"decision": "promoted", "metric": "rmse", "challenger_score": 5.5})
+    registry.promote(client, "tpl.a", version, {})
+    monitor = {  # as the monitor tags the champion version
+        "monitor.verdict": "healthy",
+        "monitor.live_rmse": "6.1",
+        "monitor.live_interval": "[5.8, 6.4]",
+        "monitor.live_previous": "5.9",
+        "monitor.live_window": "2026-01-23..2026-01-23",
+        "monitor.live_labels": "350",
+        "monitor.checked_day": "2026-01-23",
+    }
+    for key, value in monitor.items():
+        client.set_model_version_tag("tpl.a", version, key, value)
+    _version(client, "tpl.b", tmp_path, {"decision": "kept", "reason": "unmonitored"})
+
+    rows = _rows(client, "tpl.a", "tpl.b")
+    page = render(list(rows.values()), generated_at="now")
+
+    assert rows["tpl.a"]["champion"] == {"version": version, "metric": "rmse", "value": 5.5}
+    assert rows["tpl.a"]["live"] == {
+        "verdict": "healthy",
+        "value": 6.1,
+        "low": 5.8,
+        "high": 6.4,
+        "previous": 5.9,
+        "window": "2026-01-23..2026-01-23",
+        "labels": 350,
+        "checked_day": "2026-01-23",
+    }
+    assert rows["tpl.b"]["live"] is None
+    assert "<th>Live</th>" in page
+    assert '<td class="live" data-value="6.1" data-verdict="healthy">6.1 [5.8, 6.4] ↑' in page
+    assert "2026-01-23..2026-01-23, 350 labels" in page
+    assert '<td class="live" data-value="" data-verdict="">—</td>' in page

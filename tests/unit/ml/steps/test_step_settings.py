@@ -53,6 +53,27 @@ def test_a_runs_overrides_replace_only_what_they_set(tasks: TaskSettings) -> Non
     assert tasks.training.with_overrides().to_dict() == tasks.training.to_dict()
 
 
+def test_the_monitor_settings_survive_a_json_round_trip_with_their_supervisor() -> None:
+    from airflow_ml.ml.steps.step_settings import MonitorSettings, SupervisorSettings
+
+    settings = MonitorSettings(
+        template="ride_duration",
+        city="lisbon",
+        model_name="ride_duration.lisbon",
+        metric="rmse",
+        target="duration_min",
+        predictions_root="{data_root}",
+        labels_source="{data_root}/labels/{city}",
+        key_columns=["trip_id"],
+        supervisor=SupervisorSettings(mode="auto", min_labels=50),
+    )
+
+    again = MonitorSettings.from_dict(json.loads(json.dumps(settings.to_dict())))
+
+    assert again == settings
+    assert again.supervisor == SupervisorSettings(mode="auto", min_labels=50)
+
+
 def test_the_shadow_comparisons_settings_survive_a_json_round_trip() -> None:
     import json
 

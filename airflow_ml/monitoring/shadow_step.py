@@ -1,0 +1,84 @@
+"""The monitor's shadow phase: a challenger in shadow against the champion on the same labelled live rows.
+
+When a city's ``challenger`` is not its champion and scoring shadow-scored it (``predictions_shadow/``), the rows
+that both versions scored and whose label arrived are compared by :func:`~airflow_ml.monitoring.shadow_compare.
+compare_shadow`; a verdict that says promote moves ``champion`` through
+:func:`~airflow_ml.ml.shadow_promotion.promote_shadow` (which refuses when either alias moved since).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from airflow_ml.data.prediction_log import PARTITION_COLUMN, read_predictions
+from airflow_ml.data.storage import StorageOptions
+from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml.demotion_guard import active_demotion
+from airflow_ml.ml.shadow_promotion import promote_shadow
+from airflow_ml.ml.steps.step_settings import MonitorSettings
+from airflow_ml.monitoring import shadow_compare
+from airflow_ml.monitoring.label_join import LABEL
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+
+def shadow_phase(
+    client: MlflowClient,
+    settings: MonitorSettings,
+    *,
+    champion_version: str,
+    root: str,
+    labels: pd.DataFrame,
+    start: dt.date,
+    end: dt.date,
+    context: dict[str, Any],
+    storage_options: StorageOptions | None = None,
+) -> dict[str, Any] | None:
+    """Compare the city's challenger in shadow with its champion and promote it when the verdict says so.
+
+    Args:
+        labels: The joined rows of the champion (:attr:`~airflow_ml.monitoring.label_join.JoinedLabels.rows`),
+            whose ids, days, labels and predictions are the champion's side.
+
+    Returns:
+        None without a challenger in shadow (none, the champion itself, or no shadow settings); else the
+        comparison: ``challenger_version``, ``verdict`` (its figures) and, after a promotion, ``promotion``.
+        ``verdict`` is None, with a ``reason``, when the challenger is the version the supervisor demoted
+        (it is never compared back in), or has no shadow predictions in the windows.
+    """
+    if settings.shadow is None:
+        return None
+    name = settings.model_name
+    challenger = registry.version_by_alias(client, name, registry.CHALLENGER)
+    if challenger is None or str(challenger.version) == champion_version:
+        return None
+    version = str(challenger.version)
+    demoted = active_demotion(client, name)
+    if demoted is not None and demoted.version == version:  # no flapping: the supervisor removed this one
+        return {"challenger_version": version, "verdict": None, "reason": f"v{version} is the demoted version"}
+    shadow = read_predictions(
+        root, settings.template, settings.city, start, end, shadow=True, storage_options=storage_options
+    )
+    mine = (shadow["model_name"].astype("str") == name) & (shadow["model_version"].astype("str") == version)
+    challenger_rows = shadow[mine.to_numpy()] if len(shadow) else shadow
+    if challenger_rows.empty:
+        return {"challenger_version": version, "verdict": None, "reason": f"no shadow predictions of v{version}"}
+    champion_rows = labels.rename(columns={PARTITION_COLUMN: shadow_compare.DAY, "prediction": shadow_compare.CHAMPION})
+    kept = [c for c in challenger_rows.columns if c not in ("prediction", PARTITION_COLUMN, "model_version")]
+    paired = champion_rows[["prediction_id", shadow_compare.DAY, LABEL, shadow_compare.CHAMPION]].merge(
+        challenger_rows[["prediction_id", "prediction", *[c for c in kept if c != "prediction_id"]]].rename(
+            columns={"prediction": shadow_compare.CHALLENGER}
+        ),
+        on="prediction_id",
+        how="inner",
+    )
+    verdict = shadow_compare.compare_shadow(paired, settings.metric, settings.shadow)
+    result: dict[str, Any] = {"challenger_version": version, "verdict": verdict.to_dict()}
+    if verdict.promote:
+        result["promotion"] = promote_shadow(
+            client, name, version, verdict, {**context, "by": "monitor"}, champion_version=champion_version
+        )
+    return result
