@@ -21,6 +21,7 @@ from airflow_ml.validation.runner import headline
 
 NO_RUN = "no run yet"
 HEADER = ("city", "batch", "run", "rows", "validation", "challenger", "champion", "version", "decision", "reason")
+LIVE_HEADER = ("city", "monitor", "window", "live", "holdout", "labels", "supervisor", "champion", "reason")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,21 @@ class RunSummary:
     champion: str
     version: str
     decision: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class LiveSummary:
+    """One row of the live table: what a monitor run found for a city's champion, and what the supervisor did."""
+
+    city: str
+    state: str
+    window: str
+    live: str
+    holdout: str
+    labels: str
+    supervisor: str
+    champion: str
     reason: str
 
 
@@ -140,10 +156,63 @@ def latest_summaries(data_root: str, template: str, cities: list[str]) -> list[R
     return rows
 
 
+def summarize_live(root: str, template: str, city: str, day: str, state: str) -> LiveSummary:
+    """The live row of ``city``: the decision record its monitor run of ``day`` wrote under ``root``.
+
+    Args:
+        root: The prediction log's root (``scoring.output`` with ``{data_root}`` filled in).
+        template: The template.
+        city: The city.
+        day: The monitor run's day (``YYYY-MM-DD``): the last day of its newest window.
+        state: The monitor task's state as Airflow knows it.
+    """
+    from airflow_ml.monitoring.monitor_step import decision_location
+
+    record = _read(decision_location(root, template, city), f"{day}.json")
+    if not record:
+        return LiveSummary(city, state, "-", "-", "-", "-", "not reached", "-", "no decision record: see the task log")
+    metric = str(record.get("metric", ""))
+    measured = [w for w in record.get("windows", []) if w.get("value") is not None]
+    newest = measured[-1] if measured else {}
+    live = "-"
+    if newest:
+        live = f"{metric} {newest['value']:.4f}"
+        if newest.get("low") is not None and newest.get("high") is not None:
+            live += f" [{newest['low']:.2f}, {newest['high']:.2f}]"
+    window = f"{newest['start']}..{newest['end']}" if newest else "-"
+    if newest and newest["start"] == newest["end"]:
+        window = str(newest["start"])
+    rollback = record.get("rollback") or {}
+    champion = f"v{record['champion_version']}" if record.get("champion_version") else "-"
+    if rollback:
+        restored = rollback.get("restored_version")
+        champion = f"v{rollback['rolled_back_version']} -> {f'v{restored}' if restored else 'none (fallback)'}"
+    return LiveSummary(
+        city=city,
+        state=state,
+        window=window,
+        live=live,
+        holdout=_score(record.get("holdout_score")),
+        labels=f"{newest['labels']:,}" if newest else "0",
+        supervisor=str(record.get("status", "-")),
+        champion=champion,
+        reason=str(record.get("reason") or ""),
+    )
+
+
 def format_table(rows: list[RunSummary], *, batch_header: str = "batch") -> str:
     """A fixed-width text table of the summaries; ``batch_header`` names the second column."""
-    header = (HEADER[0], batch_header, *HEADER[2:])
-    cells = [header, *(astuple(r) for r in rows)]
+    return _grid((HEADER[0], batch_header, *HEADER[2:]), [astuple(r) for r in rows])
+
+
+def format_live_table(rows: list[LiveSummary]) -> str:
+    """A fixed-width text table of the live rows (the monitor's newest window per city)."""
+    return _grid(LIVE_HEADER, [astuple(r) for r in rows])
+
+
+def _grid(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
+    """Columns padded to their widest cell; the last one (a sentence) is not padded."""
+    cells = [header, *rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header) - 1)]
     lines = []
     for index, row in enumerate(cells):

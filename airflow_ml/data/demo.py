@@ -4,6 +4,8 @@ Used by ``make demo`` and by the tests. One parquet file per city, day and batch
 ``<root>/raw/trips/<city>/date=YYYY-MM-DD/part-<batch>.parquet``. Each day of each
 city has its own random stream seeded from ``(seed, city index, day ordinal)``, so
 a day's rows never depend on which other days were generated.
+
+The trips the demo scores after retraining, and their outcomes, are in :mod:`airflow_ml.data.demo_scoring`.
 """
 
 from __future__ import annotations
@@ -273,7 +275,7 @@ def generate_day(
     )
 
 
-def _write_parquet(frame: pd.DataFrame, path: pathlib.Path) -> None:
+def write_parquet(frame: pd.DataFrame, path: pathlib.Path) -> None:
     """Write ``frame`` without its index, atomically (temp file + rename)."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -323,6 +325,6 @@ def write_demo_data(
             frame = generate_day(city, day, seed=seed, scale=scale, broken=broken)
             path = base / city / f"date={day.isoformat()}" / f"part-{batch}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_parquet(frame, path)
+            write_parquet(frame, path)
             written.append(path)
     return written

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from tests.support import REPO
+from tests.support.city_files import LOOP_SECTIONS
 
 pytestmark = pytest.mark.integration
 CITY = "lisbon"
@@ -44,6 +45,8 @@ def _template() -> dict[str, Any]:
     template["gate"]["min_quality"] = {"min_auc": MIN_AUC}
     template["drift"]["label_js_distance"] = {"warn": 0.1, "error": 0.2}
     template["drift"].pop("label_psi", None)
+    for section in LOOP_SECTIONS:  # this world retrains; it neither scores nor monitors
+        template.pop(section, None)
     return template
 
 

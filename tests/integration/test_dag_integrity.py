@@ -1,4 +1,8 @@
-"""Every city yields a DAG with the designed task order, and parsing dags/ stays light."""
+"""Every city yields its DAGs with the designed task order, and parsing dags/ stays light.
+
+The repo's template has ``scoring:`` and ``monitoring:``: each city gets its retraining DAG ``<template>.<city>``
+and its scoring DAG ``<template>.<city>.score``; the template gets one monitor DAG ``<template>.monitor``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -51,7 +56,8 @@ def test_every_city_file_yields_a_dag_without_import_errors(parsed: dict) -> Non
     cities = sorted(p.stem for p in (REPO / "dag_templates" / "cities").glob("*.yaml"))
     assert parsed["errors"] == {}
     fleet = ["airflow_ml.rollback", "airflow_ml.snapshot_retention"]
-    assert sorted(parsed["dags"]) == [*fleet, *(f"ride_duration.{city}" for city in cities)]
+    per_city = [f"ride_duration.{city}{kind}" for city in cities for kind in ("", ".score")]
+    assert sorted(parsed["dags"]) == sorted([*fleet, *per_city, "ride_duration.monitor"])
 
 
 def test_one_manual_rollback_dag_serves_the_fleet(parsed: dict) -> None:
@@ -70,9 +76,11 @@ def test_one_daily_retention_dag_prunes_the_fleets_snapshots(parsed: dict) -> No
 
 
 def test_dags_have_the_designed_task_order(parsed: dict) -> None:
-    for dag_id, dag in parsed["dags"].items():
-        if dag_id.startswith("airflow_ml."):
-            continue
+    retraining = [d for d in parsed["dags"] if not d.startswith("airflow_ml.") and d.count(".") == 1]
+    retraining.remove("ride_duration.monitor")  # the template's monitor DAG (below)
+    assert retraining
+    for dag_id in retraining:
+        dag = parsed["dags"][dag_id]
         order = ["snapshot", "validate", "drift", "train", "register", "gate", "approve", "health_check"]
         assert dag["order"] == order, dag_id
         chain = [["snapshot", "validate"], ["validate", "drift"], ["drift", "train"], ["train", "register"]]
@@ -80,6 +88,27 @@ def test_dags_have_the_designed_task_order(parsed: dict) -> None:
         # Extra edges carry XComs (snapshot feeds drift, train, register and gate) but never skip validation.
         assert all(edge in dag["edges"] for edge in chain), dag_id
         assert ["validate", "train"] not in dag["edges"], dag_id  # training waits for the drift check
+
+
+def test_score_dags_resolve_the_serving_version_once_then_score(parsed: dict) -> None:
+    scoring = sorted(d for d in parsed["dags"] if d.endswith(".score"))
+    assert scoring
+    for dag_id in scoring:
+        dag = parsed["dags"][dag_id]
+        assert dag["order"] == ["resolve", "score"], dag_id
+        assert dag["edges"] == [["resolve", "score"]], dag_id
+        assert {"airflow-ml", "scoring", "ride_duration"} <= set(dag["tags"]), dag_id
+        assert dag["max_active_runs"] == 1, dag_id
+        assert dag["catchup"] is False, dag_id
+
+
+def test_one_daily_monitor_dag_watches_the_templates_cities(parsed: dict) -> None:
+    monitor = parsed["dags"]["ride_duration.monitor"]
+    assert monitor["order"] == ["monitor"]  # one task, mapped over the cities at run time
+    assert monitor["edges"] == []
+    assert {"airflow-ml", "ride_duration", "monitor"} <= set(monitor["tags"])
+    assert monitor["timetable"] == "CronTriggerTimetable"
+    assert monitor["catchup"] is False
 
 
 def test_dags_carry_tags_owner_retries_docs_and_typed_params(parsed: dict) -> None:
@@ -110,20 +139,28 @@ def test_airflow_lists_the_provider_with_its_hook_and_connection_type() -> None:
     assert "airflow_ml.links.mlflow_links.MlflowRunLink" in manager.extra_links_class_names
 
 
-def test_a_task_process_builds_only_its_own_dag() -> None:
-    # Airflow sets the parsing context when a worker parses the DAG's file to run one of its tasks.
+def _built_in_a_task_process(dag_id: str, files: list[Path]) -> list[str]:
+    """The DAG ids the DAG files ``files`` build in a task process of ``dag_id`` (Airflow's parsing context)."""
     script = (
         "import runpy, json, sys\n"
-        "built = {}\n"
+        "built = []\n"
         "for path in sys.argv[1:]:\n"
         "    ns = runpy.run_path(path)\n"
-        "    built[path] = sorted(getattr(v, 'dag_id', '') for k, v in ns.items() if k.startswith('dag_'))\n"
-        "print(json.dumps(built))\n"
+        "    built += [getattr(v, 'dag_id', '') for k, v in ns.items() if k.startswith('dag_')]\n"
+        "print(json.dumps(sorted(built)))\n"
     )
-    shards = [str(path) for path in sorted((REPO / "dags").glob("retrain_shard_*.py"))]
-    env = {**os.environ, "_AIRFLOW_PARSING_CONTEXT_DAG_ID": "ride_duration.lisbon"}
-    result = subprocess.run(
-        [sys.executable, "-c", script, *shards], capture_output=True, text=True, env=env, check=True
-    )
-    built = json.loads(result.stdout.strip().splitlines()[-1])
-    assert sorted(dag_id for dags in built.values() for dag_id in dags) == ["ride_duration.lisbon"]
+    env = {**os.environ, "_AIRFLOW_PARSING_CONTEXT_DAG_ID": dag_id}
+    paths = [str(path) for path in files]
+    result = subprocess.run([sys.executable, "-c", script, *paths], capture_output=True, text=True, env=env, check=True)
+    return list(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_a_task_process_builds_only_its_own_dag() -> None:
+    # Airflow sets the parsing context when a worker parses the DAG's file to run one of its tasks.
+    shards = sorted((REPO / "dags").glob("retrain_shard_*.py"))
+    assert _built_in_a_task_process("ride_duration.lisbon", shards) == ["ride_duration.lisbon"]
+
+
+def test_a_scoring_task_process_builds_only_its_own_dag() -> None:
+    every_file = sorted((REPO / "dags").glob("*.py"))
+    assert _built_in_a_task_process("ride_duration.lisbon.score", every_file) == ["ride_duration.lisbon.score"]

@@ -87,7 +87,10 @@ def test_data_aware_schedule_needs_a_data_root_and_a_cron(root: Path, monkeypatc
 
 
 def _fleet_with_one_broken_city(root: Path, tmp_path: Path) -> Path:
-    """Three cities, porto broken, and a copy of the shipped dags/ loaders pointed at them."""
+    """Three cities, porto broken, and a copy of the shipped dags/ loaders pointed at them.
+
+    The repo's template scores and monitors: berlin and lisbon each get a scoring DAG, the template its monitor.
+    """
     for name in ("berlin", "lisbon"):
         (root / "cities" / f"{name}.yaml").write_text(f"city: {name}\ntemplate: ride_duration\n", encoding="utf-8")
     (root / "cities" / "porto.yaml").write_text(
@@ -118,7 +121,10 @@ def test_a_broken_city_hides_no_other_city_and_is_listed_as_an_import_error(root
         "airflow_ml.rollback",
         "airflow_ml.snapshot_retention",
         "ride_duration.berlin",
+        "ride_duration.berlin.score",
         "ride_duration.lisbon",
+        "ride_duration.lisbon.score",
+        "ride_duration.monitor",
     ]
     assert list(parsed["errors"]) == [str(dags / "retrain_errors.py")]
     message = parsed["errors"][str(dags / "retrain_errors.py")]
@@ -170,7 +176,10 @@ def test_airflow_dags_list_import_errors_shows_the_lint_message(root: Path, tmp_
         "airflow_ml.rollback",
         "airflow_ml.snapshot_retention",
         "ride_duration.berlin",
+        "ride_duration.berlin.score",
         "ride_duration.lisbon",
+        "ride_duration.lisbon.score",
+        "ride_duration.monitor",
     ]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,34 @@ REPO_TEMPLATES = REPO / "dag_templates"
 TEMPLATE_FILE = REPO_TEMPLATES / "templates" / "ride_duration.yaml"
 
 
+#: The sections of the repo's template that :func:`templates_folder` leaves out (the demo's loop).
+LOOP_SECTIONS = ("scoring", "monitoring")
+
+
 def templates_folder(folder: Path) -> Path:
-    """Make ``folder`` a templates folder: a copy of the repo's ride_duration template, an empty cities folder."""
+    """Make ``folder`` a templates folder: a copy of the repo's ride_duration template, an empty cities folder.
+
+    The copy has no ``scoring:`` or ``monitoring:`` (:data:`LOOP_SECTIONS`): a test of those sections writes the
+    ones it is about (their defaults included); the repo's own are tested on the repo's files.
+    """
     (folder / "templates").mkdir()
     (folder / "cities").mkdir()
-    shutil.copy(TEMPLATE_FILE, folder / "templates" / "ride_duration.yaml")
+    text = TEMPLATE_FILE.read_text(encoding="utf-8")
+    for section in LOOP_SECTIONS:
+        text = without_section(text, section)
+    (folder / "templates" / "ride_duration.yaml").write_text(text, encoding="utf-8")
     return folder
+
+
+def without_section(text: str, section: str) -> str:
+    """``text`` (YAML) without its top-level key ``section`` and that key's indented lines (and comments)."""
+    kept, inside = [], False
+    for line in text.splitlines(keepends=True):
+        if re.match(r"[A-Za-z_]", line):  # a top-level key starts or ends a section
+            inside = line.startswith(f"{section}:")
+        if not inside:
+            kept.append(line)
+    return "".join(kept)
 
 
 def write_file(path: Path, text: str) -> Path:

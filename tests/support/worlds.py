@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.support import REPO
+from tests.support.city_files import LOOP_SECTIONS, without_section
 from tests.support.mlflow_stores import wire_mlflow
 
 #: What every fault world's city turns off: the faults are about the pipeline's plumbing, not the gate's rules.
@@ -60,11 +61,15 @@ def copy_repository_config(root: Path) -> dict[str, Path]:
 def copy_template(root: Path, template: str, extra: str = "") -> None:
     """Make ``root/templates`` and ``root/cities``, with a copy of the repo's ride_duration template named ``template``.
 
+    Like :func:`tests.support.city_files.templates_folder`, the copy has no ``scoring:`` or ``monitoring:`` (the
+    demo's loop, :data:`~tests.support.city_files.LOOP_SECTIONS`): a world that scores or monitors says how.
     ``extra`` (YAML) is appended to the copy.
     """
     (root / "templates").mkdir(parents=True)
     (root / "cities").mkdir()
     text = (REPO / "dag_templates" / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
+    for section in LOOP_SECTIONS:
+        text = without_section(text, section)
     (root / "templates" / f"{template}.yaml").write_text(
         text.replace("template: ride_duration\n", f"template: {template}\n") + extra, encoding="utf-8"
     )

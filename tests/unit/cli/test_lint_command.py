@@ -169,11 +169,11 @@ def test_a_bad_scoring_key_is_linted_at_its_line(world: dict[str, Path], capsys:
     )
     column = _write(
         world["templates"] / "cities" / "berlin.yaml",
-        f"city: berlin\ntemplate: ride_duration\n{scoring}  key_columns: [trip_id]\n",
+        f"city: berlin\ntemplate: ride_duration\n{scoring}  key_columns: [ride_id]\n",
     )
 
     code, out = _lint(world, capsys)
 
     assert code == 1
     assert any(line.startswith(f"{typo}:5:") and "did you mean 'shadow'?" in line for line in out), out
-    assert any(line.startswith(f"{column}:") and "scoring.key_columns ['trip_id']" in line for line in out), out
+    assert any(line.startswith(f"{column}:") and "scoring.key_columns ['ride_id']" in line for line in out), out

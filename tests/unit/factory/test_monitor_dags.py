@@ -14,6 +14,7 @@ from airflow_ml.factory.monitor_dags import monitor_dag_id, monitor_settings, re
 from airflow_ml.ml.steps.step_settings import MonitorSettings
 from airflow_ml.operators.monitor_operator import MonitorOperator
 from airflow_ml.templates import load_city_file
+from tests.support import REPO
 from tests.support.city_files import templates_folder, write_city
 from tests.support.monitoring_worlds import MONITORING
 
@@ -43,6 +44,27 @@ def test_one_monitor_dag_per_template_with_one_task_mapped_over_its_monitored_ci
     assert dag.schedule == "@daily"
     assert task.partial_kwargs["map_index_template"] == "{{ task.city }}"
     assert [alias.name for alias in task.partial_kwargs["outlets"]] == ["airflow-ml.champion-changed"]
+
+
+def test_the_repositorys_template_monitors_every_city_with_the_demos_supervisor() -> None:
+    cities = sorted(path.stem for path in (REPO / "dag_templates" / "cities").glob("*.yaml"))
+
+    dag = _dags(REPO / "dag_templates")["ride_duration.monitor"]
+
+    task = dag.get_task("monitor")
+    assert task.expand_input.value == {"city": cities}
+    lisbon = MonitorSettings.from_dict(task.partial_kwargs["settings"]["lisbon"])
+    # Daily windows; a city demoted after 2 windows in a row 20% worse than its holdout, each with 300+ labels:
+    # what `make demo`'s drifting city shows within its 3 scored days (the docs' default mode stays alert).
+    assert lisbon.labels_source == "{data_root}/raw/outcomes/{city}"
+    assert (lisbon.window_days, lisbon.key_columns) == (1, ["trip_id"])
+    supervisor = lisbon.supervisor
+    assert (supervisor.mode, supervisor.tolerance, supervisor.consecutive_windows, supervisor.min_labels) == (
+        "auto",
+        0.2,
+        2,
+        300,
+    )
 
 
 def test_each_city_s_settings_come_from_its_own_merged_config(root: Path) -> None:

@@ -34,8 +34,20 @@ def scoring_root(root: Path) -> Path:
     return root
 
 
-def test_the_repositorys_cities_have_no_scoring_so_no_scoring_dag() -> None:
-    assert register_score_dags({}, templates_root=REPO / "dag_templates") == {}
+def test_the_repositorys_cities_each_get_a_scoring_dag_from_the_templates_scoring() -> None:
+    cities = sorted(path.stem for path in (REPO / "dag_templates" / "cities").glob("*.yaml"))
+
+    dags = register_score_dags({}, templates_root=REPO / "dag_templates")
+
+    assert sorted(dags) == [f"ride_duration.{city}.score" for city in cities]
+    config = load_city_file(REPO / "dag_templates" / "cities" / "lisbon.yaml", REPO / "dag_templates" / "templates")
+    settings = scoring_settings(config)
+    # The demo's trips to score (written by data/demo_scoring.py), keyed by trip so that their outcomes join.
+    assert (settings.source, settings.key_columns, settings.shadow) == (
+        "{data_root}/raw/to_score/{city}",
+        ["trip_id"],
+        True,
+    )
 
 
 def test_only_cities_with_scoring_enabled_get_a_scoring_dag(scoring_root: Path) -> None:

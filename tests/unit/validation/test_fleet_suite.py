@@ -20,6 +20,7 @@ import yaml
 from airflow_ml.cli import main
 from airflow_ml.data.demo import write_demo_data
 from airflow_ml.data.sample import read_sample
+from airflow_ml.templates import load_city_configs
 from airflow_ml.templates.suite_files import load_suite
 from airflow_ml.validation.fleet_suite import Roles, infer_fleet_suite
 from airflow_ml.validation.runner import run_suite
@@ -88,7 +89,11 @@ def test_the_target_and_the_time_column_must_never_be_null_and_only_known_column
         assert not_null["meta"]["severity"] == "error"
     time_kinds = {e["type"] for e in suite["expectations"] if e["kwargs"].get("column") == "pickup_at"}
     assert "expect_column_values_to_be_between" not in time_kinds  # a new day is always newer than the sample
-    assert not [e for e in suite["expectations"] if e["kwargs"].get("column") == "trip_id"]  # not a template column
+    configs, _ = load_city_configs(fleet["root"] / "dag_templates")
+    known = configs[0].dataset.known_columns
+    assert {e["kwargs"]["column"] for e in suite["expectations"] if "column" in e["kwargs"]} <= known
+    assert "trip_id" in known  # an extra column of the template (scoring's key): the suite expects it, never null
+    assert _one(suite["expectations"], "expect_column_values_to_not_be_null", "trip_id")["meta"]["severity"] == "error"
     assert suite["meta"]["inferred"]["cities"] == sorted(CITIES)
 
 
