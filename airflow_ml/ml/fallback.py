@@ -15,10 +15,10 @@ from typing import Any, Literal
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import RegisteredModel
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from airflow_ml.ml.lineage import this_citys_champion
-from airflow_ml.ml.model_registry import CHAMPION
+from airflow_ml.ml.model_registry import CHAMPION, ensure_registered
 
 #: Tags of a city's registered model: the data status of its latest run that checked it.
 DATA_STATUS = "airflow_ml.data.status"
@@ -75,11 +75,7 @@ def record_data_status(
     The registered model is created when missing, so a city that never trained still says why.
     """
     enough = rows >= min_rows
-    try:
-        client.create_registered_model(city_model, description="airflow-ml city model")
-    except MlflowException as exc:
-        if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
-            raise
+    ensure_registered(client, city_model)
     tags = {
         DATA_STATUS: ENOUGH if enough else TOO_LITTLE,
         DATA_ROWS: str(rows),

@@ -96,7 +96,9 @@ def disable(client: MlflowClient, model_name: str, *, reason: str, by: str) -> D
         KillSwitchError: without a reason or a name of who disables it.
     """
     reason, by = _required(reason, "reason"), _required(by, "by")
-    _ensure_registered(client, model_name)
+    from airflow_ml.ml.model_registry import ensure_registered  # pandas and MLflow: imported when it runs
+
+    ensure_registered(client, model_name)
     mark = Disabled(model_name=model_name, reason=reason, by=by, at=_now())
     for key, value in ((DISABLED_REASON, mark.reason), (DISABLED_BY, mark.by), (DISABLED_AT, mark.at)):
         client.set_registered_model_tag(model_name, key, value)
@@ -134,17 +136,6 @@ def _required(value: str, field: str) -> str:
         fix = "--reason '<why it must not serve>'" if field == "reason" else "--by '<your name>'"
         raise KillSwitchError(f"the kill switch needs {field!r}, so that the record says it; pass {fix}")
     return text[:MAX_REASON]
-
-
-def _ensure_registered(client: MlflowClient, model_name: str) -> None:
-    from mlflow.exceptions import MlflowException
-    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
-
-    try:
-        client.create_registered_model(model_name, description="airflow-ml city model")
-    except MlflowException as exc:
-        if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
-            raise
 
 
 def _append_history(client: MlflowClient, model_name: str, entry: dict[str, str]) -> None:

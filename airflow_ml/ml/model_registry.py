@@ -97,15 +97,20 @@ def log_model(client: MlflowClient, run_id: str, trained: TrainedModel, sample: 
     return f"{client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT_PATH}"
 
 
+def ensure_registered(client: MlflowClient, name: str, *, description: str = "airflow-ml city model") -> None:
+    """Create the registered model ``name`` unless it exists (a city that never trained can still carry tags)."""
+    try:
+        client.create_registered_model(name, description=description)
+    except MlflowException as exc:
+        if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+
+
 def register_challenger(
     client: MlflowClient, name: str, source: str, run_id: str, tags: dict[str, str], *, alias: bool = True
 ) -> ModelVersion:
     """Register ``source`` as a new version of ``name`` and, with ``alias``, point the ``challenger`` alias at it."""
-    try:
-        client.create_registered_model(name, description=f"Retrained by airflow-ml; {CHAMPION!r} serves.")
-    except MlflowException as exc:
-        if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
-            raise
+    ensure_registered(client, name, description=f"Retrained by airflow-ml; {CHAMPION!r} serves.")
     version = client.create_model_version(name, source, run_id=run_id, tags=tags)
     if alias:
         client.set_registered_model_alias(name, CHALLENGER, version.version)
