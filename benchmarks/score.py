@@ -306,9 +306,8 @@ def _run_parts(world: Path, _: argparse.Namespace) -> None:
     import pandas as pd
     from mlflow import MlflowClient
 
-    from airflow_ml.data.prediction_ids import prediction_ids
+    from airflow_ml.data.prediction_ids import hash_rows
     from airflow_ml.data.prediction_log import LogColumns, ScoringContext, write_predictions
-    from airflow_ml.data.snapshot import content_hash
     from airflow_ml.ml.model_cache import load_pyfunc
     from airflow_ml.ml.steps.step_settings import ScoringSettings
     from airflow_ml.scoring import score_step
@@ -335,12 +334,11 @@ def _run_parts(world: Path, _: argparse.Namespace) -> None:
     load_pyfunc(client, MODEL, known["version"])
     mlflow.pyfunc.load_model(uri)
     resolved = timed("resolve (registry reads)", lambda: score_step.resolve(client, settings))
-    rows, _ = timed(
-        "read the partition",
+    rows, _, input_hash = timed(
+        "read and hash the partition",
         lambda: score_step.read_day(settings, DAY, data_root=str(world / "data")),
         lambda: pd.read_parquet(known["partition"]),
     )
-    input_hash = timed("hash the input (content_hash)", lambda: content_hash(rows))
     model = timed(
         "load the model (warm)",
         lambda: load_pyfunc(client, MODEL, resolved["version"]),
@@ -349,7 +347,7 @@ def _run_parts(world: Path, _: argparse.Namespace) -> None:
     features = list(settings.features)
     predictions = timed("predict", lambda: score_step._predict(model, rows[features]))
     namespace = f"{settings.template}/{settings.city}"
-    timed("prediction ids", lambda: prediction_ids(rows, [KEY], namespace=namespace))
+    timed("prediction ids", lambda: hash_rows(rows, [KEY], namespace=namespace).array())
     context = ScoringContext(
         settings.template,
         settings.city,

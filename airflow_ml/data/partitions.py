@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -188,18 +189,24 @@ def read_files(
     *,
     parse_dates: Sequence[str] = (),
     storage_options: StorageOptions | None = None,
+    digest: Any = None,
 ) -> pd.DataFrame:
     """Read and concatenate data ``files`` (paths as :func:`list_partitions` gives them), parquet or csv.
 
     Args:
         parse_dates: Columns of CSV files to parse as date-times (ISO 8601) when present; a missing one
             is left for validation to report.
+        digest: A ``hashlib`` object that each file's name, size and bytes are fed to, in order, as they
+            are read (:func:`read_file`): the hash of the input as stored, at no second read.
 
     Raises:
         DataError: naming the first file that cannot be read (or is empty: 0 bytes).
     """
     fs, _ = filesystem(source, storage_options)
-    frames = [read_file(fs, path, fmt, parse_dates=parse_dates, storage_options=storage_options) for path in files]
+    frames = [
+        read_file(fs, path, fmt, parse_dates=parse_dates, storage_options=storage_options, digest=digest)
+        for path in files
+    ]
     # Files may differ in columns; concat keeps them all (a snapshot's contract refuses files that lack one it names).
     return pd.concat(frames, ignore_index=True, sort=False)
 
@@ -211,8 +218,11 @@ def read_file(
     *,
     parse_dates: Sequence[str] = (),
     storage_options: StorageOptions | None = None,
+    digest: Any = None,
 ) -> pd.DataFrame:
     """Read one data file of ``fs``, parquet or csv (see :func:`read_files`).
+
+    With ``digest``, the file is read whole, fed to it as ``<name>:<size>:`` then its bytes, and parsed from memory.
 
     Raises:
         DataContractError: when a ``parse_dates`` column of a CSV file holds a value that is no ISO 8601
@@ -222,7 +232,7 @@ def read_file(
     with storage_errors(display(fs, path), storage_options):
         try:
             with fs.open(path, "rb") as handle:
-                frame = pq.read_table(handle).to_pandas() if fmt == "parquet" else pd.read_csv(handle)
+                frame = _parse(handle if digest is None else _fed(handle, path, digest), fmt)
         except (OSError, ValueError, pa.ArrowException) as exc:
             if fs.size(path) == 0:
                 raise DataError(
@@ -234,6 +244,18 @@ def read_file(
         if column in frame.columns:
             frame[column] = _datetimes(frame[column], column, display(fs, path))
     return frame
+
+
+def _parse(handle: Any, fmt: str) -> pd.DataFrame:
+    return pq.read_table(handle).to_pandas() if fmt == "parquet" else pd.read_csv(handle)
+
+
+def _fed(handle: Any, path: str, digest: Any) -> Any:
+    """The file's bytes, in memory (read by Arrow without a copy), once fed to ``digest`` after its name and size."""
+    data = handle.read()
+    digest.update(f"{path.rsplit('/', 1)[-1]}:{len(data)}:".encode())
+    digest.update(data)
+    return pa.BufferReader(data)
 
 
 def _datetimes(values: pd.Series, column: str, where: str) -> pd.Series:

@@ -28,15 +28,18 @@ Column order in the frame does not matter (names are sorted); a string ``"3"`` a
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
 import hashlib
-import itertools
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from airflow_ml.exceptions import DataError
 
@@ -44,6 +47,8 @@ from airflow_ml.exceptions import DataError
 ID_SCHEME = "airflow-ml/prediction-id/v1"
 #: Hexadecimal digits of an id (128 bits: no collision in any fleet's lifetime).
 ID_LENGTH = 32
+_DIGEST_BYTES = ID_LENGTH // 2
+_HASHED_AT_ONCE = 65_536
 
 
 def prediction_ids(rows: pd.DataFrame, columns: Sequence[str], *, namespace: str) -> list[str]:
@@ -60,6 +65,56 @@ def prediction_ids(rows: pd.DataFrame, columns: Sequence[str], *, namespace: str
     Raises:
         DataError: when a column is missing, or holds values of a type with no canonical form (lists, dicts).
     """
+    return hash_rows(rows, columns, namespace=namespace).array().to_pylist()
+
+
+@dataclass(frozen=True)
+class RowIds:
+    """The ids of a batch of rows, as the first 16 bytes of each row's SHA-256, one after the other.
+
+    The batch path keeps them as bytes: a million rows never become a million Python strings.
+    """
+
+    digests: bytes
+
+    def __len__(self) -> int:
+        return len(self.digests) // _DIGEST_BYTES
+
+    def array(self) -> pa.StringArray:
+        """The ids as an Arrow string array of hexadecimal digits (what the prediction log stores)."""
+        offsets = np.arange(0, (len(self) + 1) * ID_LENGTH, ID_LENGTH, dtype=np.int32)
+        hexadecimal = binascii.hexlify(self.digests)
+        return pa.StringArray.from_buffers(len(self), pa.py_buffer(offsets), pa.py_buffer(hexadecimal))
+
+    def first_repeat(self) -> tuple[int, int] | None:
+        """The first row whose id an earlier row has, as (earlier row, row); None when every id is unique.
+
+        Sorting the ids' first 8 bytes as integers finds a repeat in C; only a batch that has one is scanned
+        row by row, to name the rows.
+        """
+        if len(self) < 2:
+            return None
+        heads = np.sort(np.frombuffer(self.digests, dtype="<u8")[::2])
+        if not bool((heads[1:] == heads[:-1]).any()):
+            return None
+        seen: dict[bytes, int] = {}
+        for position in range(len(self)):
+            digest = self.digests[position * _DIGEST_BYTES : (position + 1) * _DIGEST_BYTES]
+            first = seen.setdefault(digest, position)
+            if first != position:
+                return first, position
+        return None  # the same first 8 bytes, different ids
+
+
+def hash_rows(rows: pd.DataFrame, columns: Sequence[str], *, namespace: str) -> RowIds:
+    """:func:`prediction_ids` for a batch: the same ids, built column by column.
+
+    The texts of the module's docstring are joined in Arrow's C kernels, column by column; only each text's
+    SHA-256 is a Python call per row (``hashlib`` has no vectorised form).
+
+    Raises:
+        DataError: as :func:`prediction_ids`.
+    """
     names = sorted(dict.fromkeys(columns))
     if not names:
         raise DataError("prediction ids need at least one column: name the key columns or pass the input columns")
@@ -69,18 +124,60 @@ def prediction_ids(rows: pd.DataFrame, columns: Sequence[str], *, namespace: str
             f"the key column(s) {missing} are not in the rows to score (columns: {list(rows.columns)}); "
             "fix the key the template names, or add the column to the source"
         )
-    # The texts are built for speed (a million rows per batch), the result is the text of the module's docstring:
-    # the first name goes into the common prefix, the others between the tokens.
-    prefix = f"{ID_SCHEME}{_enc(namespace)}{_enc(names[0])}"
-    tokens = [column_tokens(rows[name]) for name in names]
-    texts = tokens[0]
-    if len(names) > 1:
-        parts: list[Iterable[str]] = [tokens[0]]
-        for name, column in zip(names[1:], tokens[1:], strict=True):
-            parts += [itertools.repeat(_enc(name), len(rows)), column]
-        texts = ["".join(row) for row in zip(*parts, strict=True)]
+    if not len(rows):
+        return RowIds(b"")
+    # The first name goes into the common prefix, the others between the tokens.
+    parts: list[Any] = [pa.scalar(f"{ID_SCHEME}{_enc(namespace)}{_enc(names[0])}")]
+    for position, name in enumerate(names):
+        if position:
+            parts.append(pa.scalar(_enc(name)))
+        parts.append(column_token_array(rows[name]))
+    texts = pc.binary_join_element_wise(*parts, "").cast(pa.binary())
     sha256 = hashlib.sha256
-    return [sha256(f"{prefix}{text}".encode()).hexdigest()[:ID_LENGTH] for text in texts]
+    digests = []
+    for start in range(0, len(texts), _HASHED_AT_ONCE):  # a slice at a time: never a million bytes objects at once
+        chunk = texts.slice(start, _HASHED_AT_ONCE).to_pylist()
+        digests.append(b"".join([sha256(text).digest()[:_DIGEST_BYTES] for text in chunk]))
+    return RowIds(b"".join(digests))
+
+
+def column_token_array(values: pd.Series) -> pa.StringArray:
+    """:func:`column_tokens` as an Arrow string array, built in C for strings, integers, booleans and date-times.
+
+    Raises:
+        DataError: for a value of a type with no canonical form (a list, a dict).
+    """
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        return _tagged("i", pa.array(values.to_numpy()).cast(pa.string()))
+    if isinstance(dtype, np.dtype) and dtype.kind == "b":
+        return pa.array(np.where(values.to_numpy(), "b1", "b0"), pa.string())
+    if isinstance(dtype, np.dtype) and dtype.kind == "M":
+        return _time_tokens(values.to_numpy(), "t")
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return _time_tokens(values.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(), "T")
+    if isinstance(dtype, pd.StringDtype):
+        text = pa.array(values.array, from_pandas=True).cast(pa.string())
+        return pc.fill_null(_tagged("s", text), "n")
+    return pa.array(column_tokens(values), pa.string())
+
+
+def _tagged(tag: str, text: pa.StringArray) -> pa.StringArray:
+    """``tag + enc(text)`` per value, a null staying null; the length counts characters, as ``len`` does."""
+    return pc.binary_join_element_wise(tag, pc.utf8_length(text).cast(pa.string()), ":", text, "")
+
+
+#: Zeros that pad Arrow's text of a date-time of each resolution to nanoseconds (``.uuuuuuNNN``).
+_TO_NANOSECONDS = {"s": ".000000000", "ms": "000000", "us": "000", "ns": ""}
+
+
+def _time_tokens(values: np.ndarray, tag: str) -> pa.StringArray:
+    """Date-times of a datetime64 array, formatted by Arrow in their own resolution (no overflow to nanoseconds)."""
+    unit = np.datetime_data(values.dtype)[0]
+    if unit not in _TO_NANOSECONDS:  # days, minutes...: numpy's formatting, slower but exact
+        return pa.array(_naive_times(values, tag), pa.string())
+    text = pc.replace_substring(pa.array(values).cast(pa.string()), " ", "T", max_replacements=1)
+    return pc.fill_null(pc.binary_join_element_wise(f"{tag}29:", text, _TO_NANOSECONDS[unit], ""), "n")
 
 
 def column_tokens(values: pd.Series) -> list[str]:

@@ -8,7 +8,7 @@ Layout::
                                                                                  serves or consumes it
 
 Each row holds :data:`LOG_COLUMNS` (a stable ``prediction_id``, the prediction, the model version that made it, the
-scoring run, the hash of its input snapshot and the scoring time), then the key and feature columns the caller
+scoring run, the hash of its input and the scoring time), then the key and feature columns the caller
 keeps, so that the monitor can join late labels by ``prediction_id`` or by key.
 
 A day's batch predictions are one file with a fixed name, so a rerun of the day replaces them with one atomic
@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
-from airflow_ml.data.prediction_ids import prediction_ids
+from airflow_ml.data.prediction_ids import RowIds, hash_rows
 from airflow_ml.data.snapshot import safe_segment
 from airflow_ml.data.storage import StorageOptions, display, filesystem, is_local, storage_errors
 from airflow_ml.exceptions import DataError
@@ -71,7 +71,8 @@ class ScoringContext:
         model_name: The registered model that made the predictions.
         model_version: Its version, resolved once for the whole run (never an alias).
         scoring_run_id: The Airflow run (or HTTP request batch) that scored.
-        input_hash: The content hash of the input snapshot (``Manifest.content_hash``).
+        input_hash: The hash of the input: of the partition's files for a batch (``score_step.read_day``), of the
+            rows' prediction ids for an HTTP request.
         scored_at: When, time-zone aware; the run's logical date, not ``now()``, so that a rerun writes the
             same bytes.
     """
@@ -165,12 +166,11 @@ def log_frame(
             f"cannot keep columns {kept} in the prediction log of {context.namespace}: {problem} "
             f"(columns: {list(rows.columns)}); rename the column or leave it out of the key and kept columns"
         )
-    from_key = bool(key_columns)
-    ids = prediction_ids(rows, key_columns or columns.content or list(rows.columns), namespace=context.namespace)
-    _check_unique(ids, rows, from_key=from_key, namespace=context.namespace)
+    ids = hash_rows(rows, key_columns or columns.content or list(rows.columns), namespace=context.namespace)
+    _check_unique(ids, from_key=bool(key_columns), namespace=context.namespace)
     index = pd.RangeIndex(len(rows))
     log = {
-        "prediction_id": ids,
+        "prediction_id": pd.Series(pd.array(ids.array(), dtype="str"), index=index),
         "prediction": pd.Series(predictions).to_numpy(),
         # One value for every row: broadcast, not a million-item list for pandas to convert.
         "model_name": pd.Series(context.model_name, index=index, dtype="str"),
@@ -217,14 +217,34 @@ def write_predictions(
         DataError: for rows that cannot be logged (see :func:`log_frame`), or a root that cannot be written,
             naming the path and the fix.
     """
-    name = PART_FILE
-    if request:
-        name = f"{REQUESTS_PREFIX}{hashlib.sha256(context.scoring_run_id.encode()).hexdigest()[:20]}.parquet"
     uri = partition_location(root, context.template, context.city, day, shadow=shadow)
     try:
         frame = log_frame(rows, predictions, context, columns)
     except DataError as exc:
         raise DataError(f"nothing was written to {uri!r}: {exc}") from exc
+    return write_log_frame(root, day, frame, context, shadow=shadow, request=request, storage_options=storage_options)
+
+
+def write_log_frame(
+    root: str,
+    day: dt.date,
+    frame: pd.DataFrame,
+    context: ScoringContext,
+    *,
+    shadow: bool = False,
+    request: bool = False,
+    storage_options: StorageOptions | None = None,
+) -> LoggedPartition:
+    """:func:`write_predictions` of a frame :func:`log_frame` made (a run that logs one batch twice, champion and
+    shadow challenger, computes the ids once).
+
+    Raises:
+        DataError: for a root that cannot be written, naming the path and the fix.
+    """
+    name = PART_FILE
+    if request:
+        name = f"{REQUESTS_PREFIX}{hashlib.sha256(context.scoring_run_id.encode()).hexdigest()[:20]}.parquet"
+    uri = partition_location(root, context.template, context.city, day, shadow=shadow)
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
     fs, folder = filesystem(uri, storage_options)
@@ -285,23 +305,22 @@ def _partition_day(path: str) -> dt.date | None:
     return dt.date.fromisoformat(match.group(1)) if match else None
 
 
-def _check_unique(ids: list[str], rows: pd.DataFrame, *, from_key: bool, namespace: str) -> None:
-    if len(set(ids)) == len(ids):
+def _check_unique(ids: RowIds, *, from_key: bool, namespace: str) -> None:
+    repeat = ids.first_repeat()
+    if repeat is None:
         return
-    seen: dict[str, int] = {}
-    for position, pid in enumerate(ids):
-        first = seen.setdefault(pid, position)
-        if first != position:
-            what = "the key columns' values" if from_key else "identical content"
-            fix = (
-                "make the key identify one row (add a column to it) or drop the duplicate rows"
-                if from_key
-                else "name key columns that identify a row in the template's scoring section, or drop duplicate rows"
-            )
-            raise DataError(
-                f"rows {first} and {position} of the batch for {namespace} have {what}, so one prediction id "
-                f"({pid}); a prediction id must name one row: {fix}"
-            )
+    first, position = repeat
+    what = "the key columns' values" if from_key else "identical content"
+    fix = (
+        "make the key identify one row (add a column to it) or drop the duplicate rows"
+        if from_key
+        else "name key columns that identify a row in the template's scoring section, or drop duplicate rows"
+    )
+    pid = ids.array()[position].as_py()
+    raise DataError(
+        f"rows {first} and {position} of the batch for {namespace} have {what}, so one prediction id "
+        f"({pid}); a prediction id must name one row: {fix}"
+    )
 
 
 def _replace(fs: AbstractFileSystem, path: str, data: bytes) -> None:

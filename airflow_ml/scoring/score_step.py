@@ -11,7 +11,7 @@ Two calls, one per task of the scoring DAG:
 - :func:`score` scores the rows of the run's day (the source's ``date=<day>`` partition) with that version, and
   never reads the alias again: a champion that moves mid-run cannot mix two versions in one partition. The rows
   go to the prediction log (:func:`~airflow_ml.data.prediction_log.write_predictions`), stamped with the version,
-  the run id, the content hash of the rows read and the run's logical date (not the clock), so that a rerun of
+  the run id, the hash of the files read and the run's logical date (not the clock), so that a rerun of
   the day writes the same bytes. A missing partition is an error naming the URI and the fix (the day's data has
   not landed: a retry, or a rerun once it has, scores it); an empty one too.
 
@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from airflow_ml.data.partitions import list_partitions, read_files
-from airflow_ml.data.prediction_log import LogColumns, ScoringContext, log_frame, write_predictions
-from airflow_ml.data.snapshot import content_hash, resolve_source
+from airflow_ml.data.prediction_log import LogColumns, ScoringContext, log_frame, partition_location, write_log_frame
+from airflow_ml.data.snapshot import resolve_source
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.exceptions import AirflowMLError, DataError
 from airflow_ml.ml import kill_switch
@@ -116,20 +117,22 @@ class Scored:
     """What :func:`score` did: its payload, and the rows logged (for the prediction table)."""
 
     payload: ScoringPayload
-    rows: pd.DataFrame
-    predictions: Any
+    frame: pd.DataFrame
     context: ScoringContext
-    columns: LogColumns
 
     def logged_rows(self) -> pd.DataFrame:
         """The rows as the prediction log holds them (:func:`~airflow_ml.data.prediction_log.log_frame`)."""
-        return log_frame(self.rows, self.predictions, self.context, self.columns)
+        return self.frame
 
 
 def read_day(
     settings: ScoringSettings, day: dt.date, *, data_root: str, storage_options: StorageOptions | None = None
-) -> tuple[pd.DataFrame, str]:
-    """The rows of the source's ``date=<day>`` partition, and its URI.
+) -> tuple[pd.DataFrame, str, str]:
+    """The rows of the source's ``date=<day>`` partition, its URI and the input's hash.
+
+    The hash is the SHA-256 of the partition's files as stored, fed as they are read: for each file, in name
+    order, ``<name>:<size>:`` and its bytes. The same files give the same hash (a rerun writes the same bytes);
+    a file re-uploaded with other bytes gives another, even when it holds the same rows.
 
     Raises:
         MissingPartition: when the source has no partition for ``day``, naming its URI and the fix.
@@ -148,10 +151,11 @@ def read_day(
             f"from {known[0]} to {known[-1]}): the day's rows to score have not landed; land them there "
             f"(date=YYYY-MM-DD/*.{settings.data_format}) and clear the score task, or check scoring.source"
         )
-    rows = read_files(source, partitions[day], settings.data_format, storage_options=storage_options)
+    digest = hashlib.sha256()
+    rows = read_files(source, partitions[day], settings.data_format, storage_options=storage_options, digest=digest)
     if rows.empty:
         raise DataError(f"partition {where!r} holds no rows; re-upload the day's files, or delete the empty partition")
-    return rows, where
+    return rows, where, digest.hexdigest()
 
 
 def score(
@@ -192,7 +196,7 @@ def score(
         mark = kill_switch.disabled(client, name)
         if mark is not None:
             raise ScoringDisabled(mark.sentence())
-    rows, where = read_day(settings, day, data_root=data_root, storage_options=storage_options)
+    rows, where, input_hash = read_day(settings, day, data_root=data_root, storage_options=storage_options)
     features = list(settings.features)
     missing = [name for name in features if name not in rows.columns]
     if missing:
@@ -211,21 +215,30 @@ def score(
         model_name=resolved["model_name"],
         model_version=resolved["version"],
         scoring_run_id=run_id,
-        input_hash=content_hash(rows),
+        input_hash=input_hash,
         scored_at=scored_at,
     )
     root = settings.output_root(data_root)
     predictions = _predict(loader(client, context.model_name, context.model_version), rows[features])
-    logged = write_predictions(root, day, rows, predictions, context, columns, storage_options=storage_options)
+    try:
+        frame = log_frame(rows, predictions, context, columns)
+    except DataError as exc:
+        where_to = partition_location(root, context.template, context.city, day)
+        raise DataError(f"nothing was written to {where_to!r}: {exc}") from exc
+    logged = write_log_frame(root, day, frame, context, storage_options=storage_options)
     shadow_uri = None
     if resolved["challenger_name"] and resolved["challenger_version"]:
         shadow = dataclasses.replace(
             context, model_name=resolved["challenger_name"], model_version=resolved["challenger_version"]
         )
         shadow_predictions = _predict(loader(client, shadow.model_name, shadow.model_version), rows[features])
-        shadow_uri = write_predictions(
-            root, day, rows, shadow_predictions, shadow, columns, shadow=True, storage_options=storage_options
-        ).uri
+        # The same rows, so the same ids: only the prediction and the model that made it differ.
+        shadow_frame = frame.assign(
+            prediction=pd.Series(shadow_predictions).to_numpy(),
+            model_name=shadow.model_name,
+            model_version=str(shadow.model_version),
+        )
+        shadow_uri = write_log_frame(root, day, shadow_frame, shadow, shadow=True, storage_options=storage_options).uri
     payload: ScoringPayload = {
         "status": "scored",
         "reason": resolved["reason"],
@@ -240,7 +253,7 @@ def score(
         "shadow_version": resolved["challenger_version"] if shadow_uri else None,
         "stored_rows": None,
     }
-    return Scored(payload=payload, rows=rows, predictions=predictions, context=context, columns=columns)
+    return Scored(payload=payload, frame=frame, context=context)
 
 
 def _predict(model: Any, rows: pd.DataFrame) -> Any:

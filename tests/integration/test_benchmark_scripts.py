@@ -32,7 +32,7 @@ def test_score_benchmark_runs_at_a_tiny_size() -> None:
     assert done.returncode == 0, done.stderr[-4000:]
     out = done.stdout
     assert "batch scoring, 2,000 rows, median of 1 fresh processes each" in out
-    for part in ("hash the input (content_hash)", "prediction ids", "write the log (ids included)"):
+    for part in ("read and hash the partition", "prediction ids", "write the log (ids included)"):
         assert part in out
     assert "HTTP, one uvicorn process" in out
     assert "with 2 models" in out

@@ -190,3 +190,31 @@ def test_a_dotdot_in_the_source_pattern_is_refused_at_run_time(pattern: str) -> 
     assert f"dataset.source {pattern!r} has a '..' segment" in message
     assert "the data root '/srv/data'" in message
     assert "write the source from {data_root} down without '..'" in message
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_digest_is_fed_each_files_name_size_and_bytes_and_the_rows_read_are_the_same(
+    tmp_path: Path, fmt: str
+) -> None:
+    import hashlib
+
+    from airflow_ml.data.partitions import read_files
+
+    folder = tmp_path / "date=2026-01-05"
+    folder.mkdir()
+    frames = [pd.DataFrame({"x": [1, 2], "s": ["a", "b"]}), pd.DataFrame({"x": [3], "s": ["é"]})]
+    paths = []
+    for number, frame in enumerate(frames):
+        path = folder / f"part-{number}.{fmt}"
+        frame.to_parquet(path, index=False) if fmt == "parquet" else frame.to_csv(path, index=False)
+        paths.append(str(path))
+    expected = hashlib.sha256()
+    for path in paths:
+        data = Path(path).read_bytes()
+        expected.update(f"{Path(path).name}:{len(data)}:".encode() + data)
+
+    digest = hashlib.sha256()
+    hashed = read_files(str(tmp_path), paths, fmt, digest=digest)
+
+    assert digest.hexdigest() == expected.hexdigest()
+    pd.testing.assert_frame_equal(hashed, read_files(str(tmp_path), paths, fmt))

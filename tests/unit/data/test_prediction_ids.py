@@ -127,3 +127,67 @@ def test_a_missing_column_or_an_unhashable_value_is_a_data_error() -> None:
         prediction_ids(pd.DataFrame({"x": [1]}), ["trip_id"], namespace=NS)
     with pytest.raises(DataError, match=r"column 'x'.*list has no canonical form"):
         prediction_ids(pd.DataFrame({"x": [[1, 2]]}), ["x"], namespace=NS)
+
+
+def _mixed_columns() -> dict[str, pd.Series]:
+    """One column of each type the batch path builds in Arrow, with nulls, non-ASCII text and extreme values."""
+    stamps = ["2026-01-01T10:00:00.5", "NaT", "1900-03-04T00:00:00.000001", "2261-12-31T23:59:59"]
+    return {
+        "str": pd.Series(["a", None, "é€𝄞", ""], dtype="str"),
+        "arrow_str": pd.Series(pd.array(["x", "y:z", None, "3"], dtype="string[pyarrow]")),
+        "python_str": pd.Series(pd.array(["x", "y", None, "w"], dtype="string[python]")),
+        "int": pd.Series([0, -7, np.iinfo(np.int64).max, np.iinfo(np.int64).min], dtype="int64"),
+        "uint": pd.Series([0, 1, np.iinfo(np.uint64).max, 3], dtype="uint64"),
+        "int8": pd.Series([1, -1, 127, -128], dtype="int8"),
+        "bool": pd.Series([True, False, True, False]),
+        **{
+            f"time_{unit}": pd.Series(np.array(stamps, dtype="datetime64[us]").astype(f"datetime64[{unit}]"))
+            for unit in ("s", "ms", "us", "ns")
+        },
+        "time_days": pd.Series(np.array(["2026-01-01", "NaT", "1970-01-01", "2400-02-29"], dtype="datetime64[D]")),
+        "aware": pd.Series(
+            pd.to_datetime(["2026-03-29 00:30", None, "2026-10-25 01:30", "2000-01-01 00:00"])
+        ).dt.tz_localize("Europe/Lisbon", ambiguous=True),
+        "float": pd.Series([0.1, np.nan, 3.0, -0.0]),
+    }
+
+
+@pytest.mark.parametrize("name", list(_mixed_columns()))
+def test_the_batch_path_gives_each_value_its_documented_token(name: str) -> None:
+    """column_token_array (Arrow's kernels) against _token, the value-by-value reading of the docstring."""
+    from airflow_ml.data.prediction_ids import _token, column_token_array
+
+    values = _mixed_columns()[name]
+
+    assert column_token_array(values).to_pylist() == [_token(value) for value in values.array]
+
+
+def test_ids_of_many_columns_are_the_documented_sha256_row_by_row() -> None:
+    from airflow_ml.data.prediction_ids import _token
+
+    frame = pd.DataFrame(_mixed_columns())
+    names = sorted(frame.columns)
+
+    expected = [
+        hashlib.sha256(
+            (
+                "airflow-ml/prediction-id/v1"
+                + f"{len(NS)}:{NS}"
+                + "".join(f"{len(name)}:{name}{_token(frame[name].array[row])}" for name in names)
+            ).encode()
+        ).hexdigest()[:32]
+        for row in range(len(frame))
+    ]
+
+    assert prediction_ids(frame, names, namespace=NS) == expected
+
+
+def test_a_repeated_id_is_found_with_both_rows_and_an_empty_batch_has_none() -> None:
+    from airflow_ml.data.prediction_ids import hash_rows
+
+    keys = pd.DataFrame({"k": [f"t-{i}" for i in range(1000)] + ["t-17", "t-3"]})
+
+    assert hash_rows(keys, ["k"], namespace=NS).first_repeat() == (17, 1000)
+    assert hash_rows(keys.head(1000), ["k"], namespace=NS).first_repeat() is None
+    assert len(hash_rows(keys.head(0), ["k"], namespace=NS)) == 0
+    assert prediction_ids(keys.head(0), ["k"], namespace=NS) == []

@@ -163,6 +163,28 @@ def test_a_rerun_of_the_day_writes_the_same_bytes(world: dict[str, Any]) -> None
     assert part.read_bytes() == first
 
 
+def test_the_input_hash_is_the_sha256_of_the_files_as_stored(world: dict[str, Any], tmp_path: Path) -> None:
+    """The documented hash (each file's name, size and bytes, in name order); other bytes, another hash."""
+    import hashlib
+    import shutil
+
+    source = Path(world["data_root"]) / "raw" / "trips" / "lisbon" / f"date={DAY.isoformat()}"
+    copy = tmp_path / "raw" / "trips" / "lisbon"
+    shutil.copytree(source, copy / source.name)
+    digest = hashlib.sha256()
+    for file in sorted(source.iterdir()):
+        data = file.read_bytes()
+        digest.update(f"{file.name}:{len(data)}:".encode() + data)
+
+    first = run({**world, "data_root": str(tmp_path)}, settings("lisbon", shadow=False)).payload["input_hash"]
+    for file in (copy / source.name).iterdir():  # the same rows, written again with another codec
+        pd.read_parquet(file).to_parquet(file, compression="gzip", index=False)
+    again = run({**world, "data_root": str(tmp_path)}, settings("lisbon", shadow=False)).payload["input_hash"]
+
+    assert first == digest.hexdigest()
+    assert again != first
+
+
 def test_a_missing_partition_names_its_uri_and_the_fix(world: dict[str, Any]) -> None:
     day = dt.date(2030, 1, 1)
 
