@@ -77,8 +77,12 @@ class ScoreOperator(ScoringTask):
             payload["uri"],
             payload["input_hash"],
         )
+        if payload["widened_columns"]:
+            self.log.info("integer column(s) %s widened to the double the signature reads", payload["widened_columns"])
         if payload["shadow_uri"]:
             self.log.info("shadow: challenger v%s into %s", payload["shadow_version"], payload["shadow_uri"])
+        if payload["shadow_refused"]:
+            self.log.warning("shadow: the challenger was not scored: %s", payload["shadow_refused"])
         if settings.store_conn_id:
             payload["stored_rows"] = self._store(settings, scored)
         return payload

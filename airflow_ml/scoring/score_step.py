@@ -37,6 +37,7 @@ from airflow_ml.ml import kill_switch
 from airflow_ml.ml.fallback import which_model_serves
 from airflow_ml.ml.model_cache import Loader, NoServableModel, load_pyfunc, resolve_alias
 from airflow_ml.ml.model_registry import CHALLENGER
+from airflow_ml.ml.signature_check import SignatureMismatch, check_signature
 from airflow_ml.ml.steps.step_settings import ScoringSettings
 from airflow_ml.ml.steps.xcom_payloads import ResolvedModelPayload, ScoringPayload
 
@@ -219,26 +220,38 @@ def score(
         scored_at=scored_at,
     )
     root = settings.output_root(data_root)
-    predictions = _predict(loader(client, context.model_name, context.model_version), rows[features])
+    model = loader(client, context.model_name, context.model_version)
+    inputs, widened = _fitted(model, rows[features], what=f"partition {where!r}", model_label=_label(context))
+    predictions = _predict(model, inputs)
     try:
         frame = log_frame(rows, predictions, context, columns)
     except DataError as exc:
         where_to = partition_location(root, context.template, context.city, day)
         raise DataError(f"nothing was written to {where_to!r}: {exc}") from exc
     logged = write_log_frame(root, day, frame, context, storage_options=storage_options)
-    shadow_uri = None
+    shadow_uri = shadow_refused = None
     if resolved["challenger_name"] and resolved["challenger_version"]:
         shadow = dataclasses.replace(
             context, model_name=resolved["challenger_name"], model_version=resolved["challenger_version"]
         )
-        shadow_predictions = _predict(loader(client, shadow.model_name, shadow.model_version), rows[features])
-        # The same rows, so the same ids: only the prediction and the model that made it differ.
-        shadow_frame = frame.assign(
-            prediction=pd.Series(shadow_predictions).to_numpy(),
-            model_name=shadow.model_name,
-            model_version=str(shadow.model_version),
-        )
-        shadow_uri = write_log_frame(root, day, shadow_frame, shadow, shadow=True, storage_options=storage_options).uri
+        challenger = loader(client, shadow.model_name, shadow.model_version)
+        try:  # a challenger that cannot read the rows is not shadowed; the champion's log stands
+            shadow_inputs, _ = _fitted(
+                challenger, rows[features], what=f"partition {where!r}", model_label=_label(shadow)
+            )
+        except SignatureMismatch as exc:
+            shadow_refused = str(exc)
+        else:
+            # The same rows, so the same ids: only the prediction and the model that made it differ.
+            shadow_frame = frame.assign(
+                prediction=pd.Series(_predict(challenger, shadow_inputs)).to_numpy(),
+                model_name=shadow.model_name,
+                model_version=str(shadow.model_version),
+            )
+            logged_shadow = write_log_frame(
+                root, day, shadow_frame, shadow, shadow=True, storage_options=storage_options
+            )
+            shadow_uri = logged_shadow.uri
     payload: ScoringPayload = {
         "status": "scored",
         "reason": resolved["reason"],
@@ -251,9 +264,30 @@ def score(
         "input_hash": context.input_hash,
         "shadow_uri": shadow_uri,
         "shadow_version": resolved["challenger_version"] if shadow_uri else None,
+        "shadow_refused": shadow_refused,
+        "widened_columns": list(widened),
         "stored_rows": None,
     }
     return Scored(payload=payload, frame=frame, context=context)
+
+
+def _label(context: ScoringContext) -> str:
+    return f"{context.model_name} v{context.model_version}"
+
+
+def _fitted(model: Any, rows: pd.DataFrame, *, what: str, model_label: str) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The rows as the model reads them: checked against its signature, integer columns it reads as ``double``
+    widened here (and named) rather than converted unseen by MLflow.
+
+    Raises:
+        SignatureMismatch: listing every column that does not fit.
+    """
+    metadata = getattr(model, "metadata", None)
+    schema = metadata.get_input_schema() if metadata is not None else None
+    fit = check_signature(schema, rows, what=what, model=model_label)
+    if fit.widened:
+        rows = rows.astype(dict.fromkeys(fit.widened, "float64"))
+    return rows, fit.widened
 
 
 def _predict(model: Any, rows: pd.DataFrame) -> Any:

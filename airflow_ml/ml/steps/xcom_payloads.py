@@ -119,6 +119,10 @@ class ScoringPayload(TypedDict):
     input_hash: str | None
     shadow_uri: str | None
     shadow_version: str | None
+    #: Why the challenger was not shadowed although there is one (its signature does not fit the rows).
+    shadow_refused: str | None
+    #: Integer columns widened to the ``double`` the model's signature reads (``ml/signature_check.py``).
+    widened_columns: list[str]
     stored_rows: int | None
 
 

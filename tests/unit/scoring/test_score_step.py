@@ -214,3 +214,64 @@ def test_rows_without_a_feature_are_refused_naming_the_partition_and_the_column(
     assert f"thin/lisbon/date={DAY.isoformat()}" in message
     assert "'weekday'" in message
     assert "fix the source's files" in message
+
+
+def _partition_copy(world: dict[str, Any], tmp_path: Path, change: Any) -> dict[str, Any]:
+    """A data root with lisbon's partition of DAY rewritten by ``change`` (a frame -> frame function)."""
+    source = Path(world["data_root"]) / "raw" / "trips" / "lisbon" / f"date={DAY.isoformat()}"
+    folder = tmp_path / "raw" / "trips" / "lisbon" / source.name
+    folder.mkdir(parents=True)
+    for file in source.iterdir():
+        change(pd.read_parquet(file)).to_parquet(folder / file.name, index=False)
+    return {**world, "data_root": str(tmp_path)}
+
+
+def test_rows_whose_types_left_the_signature_are_refused_before_anything_is_written(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    from airflow_ml.ml.signature_check import SignatureMismatch
+
+    changed = _partition_copy(world, tmp_path, lambda rows: rows.assign(distance_km=rows["distance_km"].astype(str)))
+
+    expected = r"column 'distance_km' holds string \(str\), the signature says double"
+    with pytest.raises(SignatureMismatch, match=expected):
+        run(changed, settings("lisbon"))
+
+    assert not (tmp_path / "predictions").exists()
+
+
+def test_integers_where_the_model_reads_double_are_widened_and_named_in_the_payload(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    changed = _partition_copy(
+        world, tmp_path, lambda rows: rows.assign(temperature_c=rows["temperature_c"].fillna(0).round().astype("int64"))
+    )
+
+    payload = run(changed, settings("lisbon", shadow=False)).payload
+
+    assert payload["widened_columns"] == ["temperature_c"]
+    assert payload["row_count"] > 0
+
+
+def test_a_challenger_whose_signature_does_not_fit_is_not_shadowed_and_the_champion_still_scores(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """The challenger was logged with integer distances: today's decimal distances do not fit it."""
+    from airflow_ml.ml.model_registry import get_or_create_experiment, log_model, register_challenger
+    from tests.support.scoring import ModelShelf
+
+    client = world["client"]
+    name = f"{TEMPLATE}.signature_drift"
+    shelf = ModelShelf(client, f"file://{tmp_path}/artifacts")
+    shelf.register(name, 5, alias="champion")
+    run_id = client.create_run(get_or_create_experiment(client, name, f"file://{tmp_path}/artifacts")).info.run_id
+    sample = shelf.trips().assign(distance_km=shelf.trips()["distance_km"].round().astype("int64"))
+    source = log_model(client, run_id, shelf.trained(30), sample)
+    version = register_challenger(client, name, source, run_id, {})
+
+    payload = run(world, settings("lisbon", model_name=name)).payload
+
+    assert payload["status"] == "scored"
+    assert payload["shadow_uri"] is None
+    assert f"{name} v{version.version}" in payload["shadow_refused"]
+    assert "column 'distance_km' holds double (float64), the signature says long" in payload["shadow_refused"]
