@@ -24,11 +24,12 @@ export SCARF_NO_ANALYTICS := true
 # for the demo's own folder (var/demo/); `airflow-ml run`, `status` and `demo` set it themselves.
 DEMO_ENV = eval "$$($(BIN)/airflow-ml env --demo)" && export PATH="$(BIN):$$PATH"
 
-.PHONY: help install demo test check browser ui clean
+.PHONY: help install demo test check browser compose-client ui clean
 
 help:
 	@echo "make demo   install everything, then retrain every demo city twice in the demo's own folder var/demo/"
-	@echo "make test   lint, type-check, import contracts and the whole test suite (installs Debian's chromium if root)"
+	@echo "make test   lint, type-check, import contracts and the whole test suite (installs Debian's chromium and"
+	@echo "            docker-compose if root)"
 	@echo "make ui     serve the demo's results (var/demo/): the MLflow UI (:5000) and Airflow (:8080) on loopback"
 	@echo "make clean  delete .venv, .tools and the demo's var/demo/; your own cities' var/ stays"
 
@@ -67,7 +68,18 @@ browser:
 			"(the browser tests skip until then, and fail under .ci/run)"; \
 	fi
 
-test: check browser
+# The compose test (tests/unit/test_compose.py) validates docker-compose.yaml with a compose client; no engine runs.
+compose-client:
+	@if command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1; then \
+		echo "compose client: $$(docker-compose version --short 2>/dev/null || docker compose version --short)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker-compose; \
+	else \
+		echo "No compose client: sudo apt-get install -y --no-install-recommends docker-compose" \
+			"(the compose test skips until then, and fails under .ci/run)"; \
+	fi
+
+test: check browser compose-client
 	$(BIN)/pytest
 
 # mlflow ui reads the demo's store from MLFLOW_BACKEND_STORE_URI and MLFLOW_DEFAULT_ARTIFACT_ROOT.

@@ -46,8 +46,33 @@ TELEMETRY_OFF = {
     "DO_NOT_TRACK": "1",
     "SCARF_NO_ANALYTICS": "true",
 }
-_REFERENCE = re.compile(r"\$\$|\$\{(?P<name>\w+)(?:(?P<op>:?-)(?P<default>[^}]*))?\}")
+_NAME = re.compile(r"\$\{(?P<name>\w+)(?P<op>:?-)?")
 _SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|_KEY$|_KEY_ID$|ROOT_USER$")
+
+
+def references(text: str) -> list[tuple[int, int, str, str | None, str]]:
+    """Each outermost ``${NAME}``, ``${NAME:-default}`` or ``${NAME-default}`` of ``text`` (defaults may nest
+    references, as Compose v2 reads them), as (start, end, name, op, default); ``$$`` is no reference."""
+    found, position = [], 0
+    while (start := text.find("$", position)) != -1:
+        if text.startswith("$$", start):
+            position = start + 2
+            continue
+        match = _NAME.match(text, start)
+        if match is None:
+            position = start + 1
+            continue
+        depth, end = 1, match.end()
+        while depth:
+            if text.startswith("${", end):
+                depth, end = depth + 1, end + 2
+                continue
+            depth -= text[end] == "}"
+            end += 1
+        name, op = match.group("name", "op")
+        found.append((start, end, name, op, text[match.end() : end - 1] if op else ""))
+        position = end
+    return found
 
 
 def interpolate(value: Any, env: dict[str, str]) -> Any:
@@ -58,18 +83,18 @@ def interpolate(value: Any, env: dict[str, str]) -> Any:
         return [interpolate(item, env) for item in value]
     if not isinstance(value, str):
         return value
-
-    def substitute(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        name, op, default = match.group("name", "op", "default")
+    parts, position = [], 0
+    for start, end, name, op, default in references(value):
+        parts.append(value[position:start].replace("$$", "$"))
         if op == ":-":
-            return env.get(name) or default
-        if op == "-":
-            return env.get(name, default)
-        return env.get(name, "")
-
-    return _REFERENCE.sub(substitute, value)
+            parts.append(env.get(name) or interpolate(default, env))
+        elif op == "-":
+            parts.append(env[name] if name in env else interpolate(default, env))
+        else:
+            parts.append(env.get(name, ""))
+        position = end
+    parts.append(value[position:].replace("$$", "$"))
+    return "".join(parts)
 
 
 def compose(env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -361,7 +386,11 @@ def test_paths_and_volumes_agree_with_the_repository(services: dict[str, Any]) -
     for name, service in services.items():
         for volume in service.get("volumes", []):
             source, target = volume.split(":")[:2]
-            if source.startswith("."):
+            if source in ("./logs", "./config"):  # made at the first start, as in the official file; not baked in
+                ignored = (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()
+                assert f"/{source[2:]}/" in ignored, f"{source} must stay out of git"
+                mounts[source[2:]] = Path(target)
+            elif source.startswith("."):
                 assert (REPO / source).exists(), f"{name} mounts {source}, which is not in the repository"
                 mounts[Path(source).name] = Path(target)
             else:
@@ -372,6 +401,8 @@ def test_paths_and_volumes_agree_with_the_repository(services: dict[str, Any]) -
     assert mounts["plugins"] == plugins
     assert mounts["dag_templates"] == dags.parent / "dag_templates"
     assert mounts["expectations"] == dags.parent / "expectations"
+    assert mounts["logs"] == dags.parent / "logs"
+    assert Path(env["AIRFLOW_CONFIG"]).parent == mounts["config"] == dags.parent / "config"
     dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
     assert f"{mounts['expectations'].parent}/" in dockerfile
     assert "COPY --chown=airflow:0 . /opt/airflow-ml/" in dockerfile
@@ -379,21 +410,31 @@ def test_paths_and_volumes_agree_with_the_repository(services: dict[str, Any]) -
     assert "python /opt/airflow-ml/deploy/airflow/simple_auth_passwords.py" in script
     lines = (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
     ignored = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
-    assert {".venv", ".tools", "var", ".env", ".git"} <= ignored
+    assert {".venv", ".tools", "var", ".env", ".git", "logs", "config"} <= ignored
     needed = {"dags", "dag_templates", "expectations", "plugins", "deploy", "airflow_ml", "README.md", "uv.lock"}
     assert not ignored & needed, f".dockerignore leaves out what the image needs: {sorted(ignored & needed)}"
 
 
 def test_secrets_are_variables_whose_local_defaults_are_documented() -> None:
     raw, documented = COMPOSE.read_text(encoding="utf-8"), env_example()
-    for match in _REFERENCE.finditer(raw):
-        name, default = match.group("name", "default")
-        if name:
+    used = set()
+    pending = [raw]
+    while pending:  # every reference, those nested in a default too
+        text = pending.pop()
+        for _, _, name, _, default in references(text):
+            used.add(name)
             assert name in documented, f"docker-compose.yaml uses ${{{name}}}: document it in .env.example"
-            assert (default or "") == documented[name], f"{name}: compose default {default!r} != .env.example"
-    used = {match.group("name") for match in _REFERENCE.finditer(raw)}
+            if "${" in default:  # a default made of other settings: documented empty, so that it follows them
+                assert documented[name] == "", f"{name} follows {default!r}: leave it empty in .env.example"
+                pending.append(default)
+            else:
+                assert default == documented[name], f"{name}: compose default {default!r} != .env.example"
     assert set(documented) <= used, f".env.example documents unused {sorted(set(documented) - used)}"
-    bare = _REFERENCE.sub("", raw)  # what is left is literal
+    literal, position = [], 0
+    for start, end, *_ in references(raw):  # what is left is literal
+        literal.append(raw[position:start])
+        position = end
+    bare = "".join([*literal, raw[position:]])
     for key, value in re.findall(r'"?(\w+)"?:[ \t]*"?([^",}\n]*)', bare):
         if _SECRET_KEY.search(key.upper()) and key != "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE":
             assert not value.strip(), f"docker-compose.yaml: {key} has a literal value; use ${{VARIABLE:-default}}"
@@ -413,7 +454,7 @@ def test_docker_compose_accepts_the_file() -> None:
         if shutil.which(command[0]) and subprocess.run([*command, "version"], capture_output=True).returncode == 0:
             break
     else:
-        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+        service_missing("no `docker compose` or `docker-compose` is installed (`make test` installs docker-compose)")
     profiles = ["--profile", "demo", "--profile", "debug", "--profile", "flower"]
     checked = subprocess.run(
         [*command, "-f", str(COMPOSE), "--env-file", str(ENV_EXAMPLE), *profiles, "config", "-q"],
@@ -504,3 +545,32 @@ def test_postgres_init_script_creates_mlflows_role_and_database() -> None:
             cursor.execute(f'DROP DATABASE IF EXISTS "{database}"')
             cursor.execute(f'DROP ROLE IF EXISTS "{role}"')
         admin.close()
+
+
+def test_every_host_port_is_a_variable_and_the_mlflow_links_follow_its_port(services: dict[str, Any]) -> None:
+    raw = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]
+    published = {name: service["ports"] for name, service in raw.items() if "ports" in service}
+    assert set(published) >= {"minio", "mlflow", "airflow-apiserver", "flower", "serving"}
+    for name, ports in published.items():
+        for port in ports:
+            host = port.rsplit(":", 1)[0]
+            assert re.fullmatch(r"\$\{\w+_PORT:-\d+\}", host), f"{name}: host port {host!r} is not a ${{..._PORT}}"
+    moved = compose({"MLFLOW_PORT": "5100"})["services"]
+    assert moved["mlflow"]["ports"] == ["5100:5000"]
+    assert moved["airflow-worker"]["environment"]["AIRFLOW_ML_MLFLOW_UI_URL"] == "http://localhost:5100"
+    assert services["airflow-worker"]["environment"]["AIRFLOW_ML_MLFLOW_UI_URL"] == "http://localhost:5000"
+    hosted = compose({"MLFLOW_PORT": "5100", "AIRFLOW_ML_MLFLOW_UI_URL": "https://mlflow.example.com"})
+    assert (
+        hosted["services"]["airflow-worker"]["environment"]["AIRFLOW_ML_MLFLOW_UI_URL"] == "https://mlflow.example.com"
+    )
+
+
+def test_init_checks_resources_and_makes_the_mounted_folders_and_the_cli_waits_for_the_databases(
+    services: dict[str, Any],
+) -> None:
+    script = services["airflow-init"]["command"][1]
+    for check in ("mem_available < 4000", "cpus_available < 2", "disk_available < one_meg * 10"):
+        assert check in script
+    assert "mkdir -p /opt/airflow/logs /opt/airflow/config" in script
+    assert "airflow config list" in script  # writes the default airflow.cfg into ./config
+    assert set(services["airflow-cli"]["depends_on"]) == {"redis", "postgres"}
