@@ -32,8 +32,12 @@ from airflow_ml.templates.json_lines import load_json_checked
 from airflow_ml.templates.yaml_lines import Path_, YamlFileError, load_yaml_with_lines
 
 SEVERITIES = ("error", "warn")
+#: GX's own ``severity`` of an expectation (``FailureSeverity``) for each of ours, so that GX's tools read a warn
+#: as a warning; GX's ``info`` is recorded and never stops a run, as a warn.
+GX_SEVERITY = {"error": "critical", "warn": "warning"}
+_FROM_GX_SEVERITY = {"critical": "error", "warning": "warn", "info": "warn"}
 _ITEM_KEYS = {"severity", "notes"}
-_GX_KEYS = {"type", "kwargs", "meta", "id", "rendered_content", "notes", "description"}
+_GX_KEYS = {"type", "kwargs", "meta", "severity", "id", "rendered_content", "notes", "description"}
 _COLUMN_KEYS = ("column", "column_A", "column_B", "column_list")
 
 
@@ -198,6 +202,8 @@ def _parse_item(item: Any, source: str) -> dict[str, Any]:
         if not isinstance(meta, Mapping):
             raise ValueError(f"meta must be a mapping such as {{severity: warn}}, got {show_value(meta)}")
         meta = dict(meta)
+        if "severity" in item:  # GX's own field: critical, warning or info
+            meta["severity"] = _ours(item["severity"], meta.get("severity"), kind)
     elif "kwargs" in item or "meta" in item:
         raise ValueError("the GX form needs a 'type' such as 'expect_column_to_exist' beside 'kwargs'")
     else:  # the YAML form: one expect_* key, plus severity and notes
@@ -216,10 +222,31 @@ def _parse_item(item: Any, source: str) -> dict[str, Any]:
         name = show_value(kind, quote=False)
         raise ValueError(f"{name}: the arguments must be a mapping such as {{column: x}}, got {show_value(kwargs)}")
     severity = meta.get("severity", "error")
+    if isinstance(severity, str) and severity in _FROM_GX_SEVERITY:  # GX's names in the YAML form or in meta
+        severity = _FROM_GX_SEVERITY[severity]
     if not isinstance(severity, str) or severity not in SEVERITIES:
         name = show_value(kind, quote=False)
-        raise ValueError(f"{name}: severity {show_value(severity)} is not one of {list(SEVERITIES)}")
-    return {"type": kind, "kwargs": dict(kwargs), "meta": {**meta, "severity": severity, "source": source}}
+        known = [*SEVERITIES, *_FROM_GX_SEVERITY]
+        raise ValueError(f"{name}: severity {show_value(severity)} is not one of {known}")
+    return {
+        "type": kind,
+        "kwargs": dict(kwargs),
+        "severity": GX_SEVERITY[severity],
+        "meta": {**meta, "severity": severity, "source": source},
+    }
+
+
+def _ours(gx_severity: Any, meta_severity: Any, kind: Any) -> str:
+    """The project's severity of GX's ``severity`` field, which must agree with ``meta.severity`` when both are set."""
+    name = show_value(kind, quote=False)
+    if not isinstance(gx_severity, str) or gx_severity not in _FROM_GX_SEVERITY:
+        raise ValueError(f"{name}: severity {show_value(gx_severity)} is not one of GX's {list(_FROM_GX_SEVERITY)}")
+    ours = _FROM_GX_SEVERITY[gx_severity]
+    if meta_severity is not None and _FROM_GX_SEVERITY.get(meta_severity, meta_severity) != ours:
+        raise ValueError(
+            f"{name}: severity {gx_severity!r} and meta.severity {show_value(meta_severity)} disagree; keep one of them"
+        )
+    return ours
 
 
 def target_null_warning(suite: Mapping[str, Any], target: str, *, filtered: bool = False) -> str | None:

@@ -146,13 +146,19 @@ def check_settings(name: str, margin: float, max_categories: int, null_margin: f
 def expectation(
     kind: str, kwargs: dict[str, Any], severity: str, *, observed: dict[str, Any] | None = None, notes: str = ""
 ) -> dict[str, Any]:
-    """One inferred expectation in GX form, its meta saying the severity, ``inferred``, what was observed and why."""
+    """One inferred expectation in GX form: GX's own ``severity`` (``critical`` for our ``error``, ``warning`` for
+    ``warn``), and a meta saying the same severity in the project's words, ``inferred``, what was observed and why."""
     meta: dict[str, Any] = {"severity": severity, "inferred": True}
     if observed:
         meta["observed"] = observed
     if notes:
         meta["notes"] = notes
-    return {"type": kind, "kwargs": kwargs, "meta": meta}
+    return {"type": kind, "kwargs": kwargs, "severity": _GX_SEVERITY[severity], "meta": meta}
+
+
+#: GX's ``FailureSeverity`` of each of our severities (``templates.suite_files.GX_SEVERITY``, which this layer
+#: may not import: suite files map them back when they are read).
+_GX_SEVERITY = {"error": "critical", "warn": "warning"}
 
 
 def _column(

@@ -85,6 +85,67 @@ def test_bad_severity_is_quoted(tmp_path: Path) -> None:
     assert "'warn'" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("item", "gx", "ours"),
+    [
+        ({"type": "expect_column_to_exist", "kwargs": {"column": "a"}}, "critical", "error"),
+        (
+            {"type": "expect_column_to_exist", "kwargs": {"column": "a"}, "meta": {"severity": "warn"}},
+            "warning",
+            "warn",
+        ),
+        ({"type": "expect_column_to_exist", "kwargs": {"column": "a"}, "severity": "warning"}, "warning", "warn"),
+        ({"type": "expect_column_to_exist", "kwargs": {"column": "a"}, "severity": "info"}, "warning", "warn"),
+        ({"type": "expect_column_to_exist", "kwargs": {"column": "a"}, "severity": "critical"}, "critical", "error"),
+    ],
+)
+def test_each_expectation_carries_gxs_own_severity_beside_ours(
+    tmp_path: Path, item: dict[str, Any], gx: str, ours: str
+) -> None:
+    """GX's tools read an expectation's ``severity`` field: a warn must say ``warning`` there, not ``critical``."""
+    write_suite(tmp_path, "trips", json.dumps({"expectations": [item]}))
+
+    (expectation,) = load_suite(tmp_path, "trips")["expectations"]
+
+    assert (expectation["severity"], expectation["meta"]["severity"]) == (gx, ours)
+
+
+def test_gxs_severity_and_meta_severity_that_disagree_are_refused(tmp_path: Path) -> None:
+    item = {
+        "type": "expect_column_to_exist",
+        "kwargs": {"column": "a"},
+        "severity": "critical",
+        "meta": {"severity": "warn"},
+    }
+    path = write_suite(tmp_path, "trips", json.dumps({"expectations": [item]}))
+
+    with pytest.raises(ConfigError) as info:
+        load_suite(tmp_path, "trips")
+
+    assert str(path) in str(info.value)
+    assert "severity 'critical' and meta.severity 'warn' disagree" in str(info.value)
+
+
+def test_a_warn_is_a_warning_in_gxs_own_validation_result(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from airflow_ml.validation.runner import run_suite
+
+    (tmp_path / "trips.yaml").write_text(
+        "expectations:\n"
+        "  - expect_column_values_to_be_between: {column: x, max_value: 1}\n"
+        "    severity: warn\n"
+        "  - expect_column_to_exist: {column: x}\n",
+        encoding="utf-8",
+    )
+    suite = load_suite(tmp_path, "trips")
+
+    verdict, result = run_suite(pd.DataFrame({"x": [5]}), suite, suite_file="trips.yaml")
+
+    assert [item["expectation_config"]["severity"] for item in result["results"]] == ["warning", "critical"]
+    assert verdict.status == "warned"
+
+
 def write_suite(folder: Path, name: str, content: str) -> Path:
     path = folder / f"{name}.json"
     path.write_text(content, encoding="utf-8")

@@ -55,7 +55,7 @@ def test_every_column_is_expected_to_exist_with_its_type(sample: Sample, suite: 
     for column in sample.frame.columns:
         assert _find(suite, "expect_column_to_exist", column)["meta"] == {"severity": "error", "inferred": True}
         type_check = _find(suite, "expect_column_values_to_be_of_type", column)
-        assert type_check["meta"]["severity"] == "error"
+        assert type_check["severity"] == "critical"
         if column in types:
             assert type_check["kwargs"]["type_"] == types[column]
     assert all(e["meta"]["inferred"] is True for e in suite["expectations"])
@@ -70,7 +70,7 @@ def test_a_column_with_nulls_gets_mostly_below_its_observed_non_null_share(
     mostly = expectation["kwargs"]["mostly"]
     assert mostly == math.floor((1 - null_share - 0.02) * 1000) / 1000
     assert expectation["meta"]["observed"]["null_fraction"] == pytest.approx(null_share, abs=1e-6)
-    assert expectation["meta"]["severity"] == "error"
+    assert expectation["severity"] == "critical"
     # A column without a null must stay without one.
     assert "mostly" not in _find(suite, "expect_column_values_to_not_be_null", "duration_min")["kwargs"]
 
@@ -83,7 +83,7 @@ def test_numeric_ranges_hold_the_data_widened_by_the_margin(sample: Sample, suit
     assert bounds["kwargs"]["min_value"] <= low - 0.1 * (high - low) + 1e-9
     assert bounds["kwargs"]["max_value"] >= high + 0.1 * (high - low) - 1e-9
     assert bounds["kwargs"]["max_value"] <= high + 0.12 * (high - low)  # widened by the margin, not more
-    assert bounds["meta"]["severity"] == "warn"
+    assert bounds["severity"] == "warning"
     duration = _find(suite, "expect_column_values_to_be_between", "duration_min")["kwargs"]
     assert duration["min_value"] == 0  # never below zero for a column without negatives
     assert duration["max_value"] >= sample.frame["duration_min"].max()
@@ -108,7 +108,7 @@ def test_low_cardinality_columns_get_their_sorted_domain(sample: Sample, suite: 
     zones = _find(suite, "expect_column_values_to_be_in_set", "pickup_zone")
     assert zones["kwargs"]["value_set"] == sorted(sample.frame["pickup_zone"].dropna().unique())
     assert len(zones["kwargs"]["value_set"]) == 12
-    assert zones["meta"]["severity"] == "warn"
+    assert zones["severity"] == "warning"
     assert _find(suite, "expect_column_values_to_be_in_set", "is_raining")["kwargs"]["value_set"] == [0, 1]
     assert "expect_column_values_to_be_in_set" not in _kinds(suite, "trip_id")  # one value per row
 
@@ -118,7 +118,7 @@ def test_row_count_minimum_is_half_the_smallest_partition(sample: Sample, suite:
     rows = _find(suite, "expect_table_row_count_to_be_between")
     assert rows["kwargs"] == {"min_value": sample.batch_rows // 2}
     assert sample.batch_rows == min(sample.partition_rows.values()) < len(sample.frame)
-    assert rows["meta"]["severity"] == "error"
+    assert rows["severity"] == "critical"
     assert infer_suite(sample.frame, name="t")["expectations"][0]["kwargs"] == {"min_value": len(sample.frame) // 2}
 
 
