@@ -50,10 +50,69 @@ def _param(default: Any, **schema: Any) -> Param:
     return Param(default, description, schema={**schema, "$schema": SCHEMA_DIALECT})
 
 
+#: The form's sections, in the order the form shows them. Airflow's form is an accordion with one section open
+#: at a time, and the one it opens with is its default, "Run Parameters": the training overrides stay there (no
+#: ``section``), so that the form opens on them; the data window and the promotion have a section each.
+TRAINING_SECTION = "Run Parameters"
+WINDOW_SECTION = "Data window"
+PROMOTION_SECTION = "Promotion"
+
+#: What each promotion mode does, as the form's drop-down shows it.
+MODE_LABELS = {
+    "auto": "auto: the gate decides",
+    "require_approval": "require_approval: a person approves a recommended promotion",
+    "shadow": "shadow: a winner is shadow-scored, the monitor promotes it on live evidence",
+    "force": "force: promote even if the gate refuses (needs a Reason)",
+    "dry_run": "dry_run: decide and record, move no alias",
+}
+
+
 def _number(name: str, description: str) -> Param:
-    """An empty-by-default Param with the template field's type and bounds (None keeps the configured value)."""
+    """An empty-by-default Param with the template field's type and bounds (None keeps the configured value).
+
+    The bounds are stated in the description and checked by Airflow when it creates the run, but never written
+    as ``minimum``/``maximum``: the form's number field reads those two and silently clamps a typed value to them
+    (200,000 rounds would become 100,000). :func:`unclamped` writes the same bounds in keywords it ignores.
+    """
     schema = dict(number_schema(name))
-    return _param(None, **{**schema, "type": ["null", schema["type"]]}, title=TITLES[name], description=description)
+    return _param(
+        None,
+        **{**unclamped(schema), "type": ["null", schema["type"]]},
+        title=TITLES[name],
+        description=f"{description} {bounds_text(schema).capitalize()}.",
+    )
+
+
+def unclamped(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its inclusive ``minimum``/``maximum`` rewritten as bounds that accept exactly the same values.
+
+    An integer's ``minimum: m`` is ``exclusiveMinimum: m - 1``; a number's is ``not: {exclusiveMaximum: m}`` (only
+    a number below ``m`` is refused; null stays allowed).
+    """
+    rewritten = {k: v for k, v in schema.items() if k not in ("minimum", "maximum")}
+    refused = []
+    for inclusive, exclusive, step in (("minimum", "exclusiveMinimum", -1), ("maximum", "exclusiveMaximum", 1)):
+        if inclusive not in schema:
+            continue
+        if schema["type"] == "integer":
+            rewritten[exclusive] = schema[inclusive] + step
+        else:  # beyond the bound: above a maximum is "exclusiveMinimum: maximum"
+            beyond = "exclusiveMaximum" if inclusive == "minimum" else "exclusiveMinimum"
+            refused.append({"not": {"type": "number", beyond: schema[inclusive]}})
+    if refused:
+        rewritten["allOf"] = refused
+    return rewritten
+
+
+def bounds_text(schema: dict[str, Any]) -> str:
+    """The bounds of a number's schema in words: ``1 to 100,000``, ``above 0, at most 1``."""
+    low = f"{schema['minimum']:,}" if "minimum" in schema else None
+    if low is None and "exclusiveMinimum" in schema:
+        low = f"above {schema['exclusiveMinimum']:,}"
+    high = f"{schema['maximum']:,}" if "maximum" in schema else None
+    if low and high:
+        return f"{low}, at most {high}" if low.startswith("above") else f"{low} to {high}"
+    return low or (f"at most {high}" if high else "any value")
 
 
 def trigger_params(config: ModelConfig) -> dict[str, Param]:
@@ -84,6 +143,7 @@ def trigger_params(config: ModelConfig) -> dict[str, Param]:
             pattern=WINDOW_DATE_PATTERN,
             title="First day of data",
             description=f"Train on partitions from this date (empty: the latest window); {_DAYS}.",
+            section=WINDOW_SECTION,
         ),
         "window_end": _param(
             None,
@@ -92,17 +152,17 @@ def trigger_params(config: ModelConfig) -> dict[str, Param]:
             pattern=WINDOW_DATE_PATTERN,
             title="Last day of data",
             description=f"Train on partitions up to this date (empty: up to the newest); {_DAYS}.",
+            section=WINDOW_SECTION,
         ),
         "promotion_mode": _param(
             config.gate.promotion_mode,
             type="string",
             enum=list(MODES),
+            values_display={mode: MODE_LABELS[mode] for mode in MODES},
+            section=PROMOTION_SECTION,
             title="Promotion mode",
-            description=f"{config.gate.promotion_mode} unless changed (gate.promotion_mode). auto: the gate decides. "
-            "require_approval: if the gate recommends promotion, a person approves or rejects it under Required "
-            "actions. shadow: a winning challenger is shadow-scored and champion stays; the monitor promotes it "
-            "on live evidence. force: promote even if the gate refuses (needs a Reason). dry_run: decide and "
-            "record, move no alias.",
+            description=f"{config.gate.promotion_mode} unless changed (gate.promotion_mode); each choice says what it "
+            "does. require_approval waits under Required actions; force needs a Reason.",
         ),
         # Nullable: Airflow's form requires a value for a Param whose type excludes null, so a plain string
         # would keep the Trigger button disabled until someone typed a reason.
@@ -112,7 +172,8 @@ def trigger_params(config: ModelConfig) -> dict[str, Param]:
             maxLength=REASON_MAX_LENGTH,
             pattern=NO_CONTROL_PATTERN,
             title="Reason",
-            description="Why this run; recorded with the decision.",
+            description=f"Why this run; recorded with the decision. At most {REASON_MAX_LENGTH} characters.",
+            section=PROMOTION_SECTION,
         ),
     }
 

@@ -236,32 +236,52 @@ def keep_failure_screenshot(page: Page, name: str) -> None:
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def sections() -> tuple[str, ...]:
+    """The form's sections in order (an accordion: one open at a time, the first when the form opens)."""
+    from airflow_ml.factory.params import PROMOTION_SECTION, TRAINING_SECTION, WINDOW_SECTION
+
+    return TRAINING_SECTION, WINDOW_SECTION, PROMOTION_SECTION
+
+
 def open_trigger_form(page: Page, server: UiServer) -> Locator:
-    """Open the city's DAG page, press *Trigger* and return the "Run Parameters" section of the dialog."""
+    """Open the city's DAG page, press *Trigger* and return the dialog, its first section open."""
     page.goto(f"{server.url}/dags/{DAG_ID}")
     page.get_by_role("button", name="Trigger Dag").click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text(f"Trigger Dag - {DAG_ID}").wait_for()
-    section = dialog.locator('[id$=":content:Run Parameters"]')
-    field(section, "Reason")  # the last Param: the whole form is there
-    return section
+    dialog.locator(f'[id$=":content:{sections()[0]}"]').wait_for()  # the form opens on its first section
+    field(dialog, "Reason")  # the last Param: the whole form is there
+    return dialog
 
 
-def field(section: Locator, title: str) -> Locator:
-    """The form row (label, input, help text) whose label is ``title`` (a required field's label ends in ``*``).
+def field(dialog: Locator, title: str) -> Locator:
+    """The form row (label, input, help text) whose label is ``title`` (a required field's label ends in ``*``),
+    its section opened first, as a user opens it.
 
     Rows are found by their label, inputs inside them: the form's text and date inputs are not tied to
     their labels (the label's ``for`` names another id), so ``get_by_label`` cannot find them.
     """
-    label = section.page.locator('label[data-part="label"]', has_text=re.compile(rf"^\s*{re.escape(title)}\s*\*?\s*$"))
-    row = section.get_by_role("group").filter(has=label)
+    label = dialog.page.locator('label[data-part="label"]', has_text=re.compile(rf"^\s*{re.escape(title)}\s*\*?\s*$"))
+    row = dialog.get_by_role("group").filter(has=label)
+    for section in sections():
+        content = dialog.locator(f'[id$=":content:{section}"]')
+        if content.filter(has=label).count():  # the section holding the row, open or closed
+            if not content.is_visible():
+                dialog.get_by_role("button", name=section).click()
+            content.wait_for(state="visible")
+            break
     row.wait_for()
     return row
 
 
-def labels(section: Locator) -> list[str]:
-    """The form's labels in order, without the required marker."""
-    return [text.rstrip("*").strip() for text in section.locator('label[data-part="label"]').all_inner_texts()]
+def labels(dialog: Locator) -> list[str]:
+    """The labels of the form's Params (its sections, not the dialog's other options) in order, without the
+    required marker."""
+    found = []
+    for section in sections():
+        texts = dialog.locator(f'[id$=":content:{section}"] label[data-part="label"]').all_text_contents()
+        found += [text.rstrip("*").strip() for text in texts]
+    return found
 
 
 def run_ids(server: UiServer) -> set[str]:
@@ -292,18 +312,16 @@ def test_the_trigger_form_renders_every_param_as_its_type(page: Page, server: Ui
     # Every Param is there, in order, under its title (not its key).
     assert labels(section) == [param.schema["title"] for param in params.values()]
 
-    # Numbers: spin buttons carrying the Params' bounds, with the configured value in the help text.
+    # Numbers: spin buttons, empty, their bounds stated in the help text beside the configured value.
     for key in ("num_boost_round", "num_leaves", "min_data_in_leaf", "search_trials"):
-        schema = params[key].schema
-        title = schema["title"]
+        title = params[key].schema["title"]
         number = field(section, title).get_by_role("spinbutton")
         assert number.get_attribute("name") == f"element_{key}"
-        assert number.get_attribute("aria-valuemin") == str(schema["minimum"]), title
-        if "maximum" in schema:  # the template field's bound (none: the form has none either)
-            assert number.get_attribute("aria-valuemax") == str(schema["maximum"]), title
         assert number.input_value() == "", f"{title} must start empty (None keeps the configured value)"
     rounds = server.config.training.num_boost_round
-    assert f"Override the configured {rounds} rounds" in field(section, "Boosting rounds").inner_text()
+    help_text = field(section, "Boosting rounds").inner_text()
+    assert f"Override the configured {rounds} rounds" in help_text
+    assert "1 to 100,000" in help_text
 
     # Dates: native date pickers, empty by default.
     for key in ("window_start", "window_end"):
@@ -316,8 +334,9 @@ def test_the_trigger_form_renders_every_param_as_its_type(page: Page, server: Ui
     chosen = mode.locator('input[name="element_promotion_mode"]')
     assert chosen.input_value() == "auto"
     mode.get_by_role("combobox").click()
-    expect(page.get_by_role("option")).to_have_text(list(MODES))
-    page.get_by_role("option", name="dry_run").click()
+    labels_shown = params["promotion_mode"].schema["values_display"]
+    expect(page.get_by_role("option")).to_have_text([labels_shown[m] for m in MODES])
+    page.get_by_role("option", name=labels_shown["dry_run"]).click()
     expect(chosen).to_have_value("dry_run")
 
     # Free text: a plain text input limited to the Param's maxLength.
@@ -331,19 +350,29 @@ def test_the_trigger_form_renders_every_param_as_its_type(page: Page, server: Ui
 def test_a_run_triggered_from_the_form_carries_typed_values_within_bounds(page: Page, server: UiServer) -> None:
     from playwright.sync_api import expect
 
+    from airflow_ml.factory.params import MODE_LABELS
+
     section = open_trigger_form(page, server)
     rounds = field(section, "Boosting rounds").get_by_role("spinbutton")
     leaves = field(section, "Leaves per tree").get_by_role("spinbutton")
     rounds.fill("0")  # below the minimum of 1
     leaves.fill(str(MAX_LEAVES + 1))  # above the maximum, which is the template's
     field(section, "Learning rate").get_by_role("spinbutton").fill("0.05")
+    # Never clamped when the field loses focus: what was typed stays...
+    expect(rounds).to_have_value("0")
+    expect(leaves).to_have_value(str(MAX_LEAVES + 1))
     field(section, "First day of data").locator("input").fill("2026-01-05")
     field(section, "Promotion mode").get_by_role("combobox").click()
-    page.get_by_role("option", name="dry_run").click()
+    page.get_by_role("option", name=MODE_LABELS["dry_run"]).click()
     field(section, "Reason").locator("input").fill("browser test")
-    # The form clamps a number to its Param's bounds when the field loses focus.
-    expect(rounds).to_have_value("1")
-    expect(leaves).to_have_value(str(MAX_LEAVES))
+    # ...and the run is refused naming the bound, instead of running with another value.
+    before = run_ids(server)
+    page.get_by_test_id("trigger-dag-submit").click()
+    expect(page.get_by_role("dialog")).to_contain_text(f"num_leaves={MAX_LEAVES + 1}")
+    assert run_ids(server) == before, "an out-of-bounds conf must create no run"
+    keep_screenshot(page, "trigger-form-refused")
+    field(section, "Boosting rounds").get_by_role("spinbutton").fill("1")
+    field(section, "Leaves per tree").get_by_role("spinbutton").fill(str(MAX_LEAVES))
     keep_screenshot(page, "trigger-form-filled")
 
     conf = submit(page, server)

@@ -41,12 +41,33 @@ def _field_schema(model: type[BaseModel], field: str) -> dict[str, Any]:
 def test_each_numeric_param_of_the_form_has_the_type_and_bounds_of_its_template_field(
     form: dict[str, Any], name: str
 ) -> None:
+    """The form takes exactly the values the YAML takes, without ``minimum``/``maximum`` (the UI clamps to those)."""
+    from airflow.sdk.exceptions import ParamValidationError
+
     model, field = OVERRIDDEN[name]
     expected = _field_schema(model, field)
-    schema = form[name].schema
+    param = form[name]
 
-    assert schema["type"] == ["null", expected["type"]]
-    assert {k: schema[k] for k in BOUNDS if k in schema} == {k: expected[k] for k in BOUNDS if k in expected}
+    assert param.schema["type"] == ["null", expected["type"]]
+    assert not {"minimum", "maximum"} & set(param.schema)
+    step = 1 if expected["type"] == "integer" else 1e-9
+    edges = [(expected[k], True) for k in ("minimum", "maximum") if k in expected]
+    edges += [(expected["exclusiveMinimum"], False)] if "exclusiveMinimum" in expected else []
+    edges += [(expected.get("minimum", expected.get("exclusiveMinimum", 0)) - step, False)]
+    edges += [(expected["maximum"] + step, False)] if "maximum" in expected else []
+    for value, accepted in edges:
+        try:
+            model.model_validate({field: value})
+            yaml_accepts = True
+        except ValidationError:
+            yaml_accepts = False
+        try:
+            param.resolve(value)
+            form_accepts = True
+        except ParamValidationError:
+            form_accepts = False
+        assert form_accepts == yaml_accepts == accepted, (name, value)
+    param.resolve(None)  # empty keeps the template's value
 
 
 def test_num_leaves_is_bounded_alike_in_the_form_and_the_yaml(form: dict[str, Any]) -> None:
