@@ -20,7 +20,9 @@ that every prediction served is in the log the monitor reads; ``serve`` answers 
 Errors: 404 for an unknown template or city (naming the known ones), 413 for too many rows or too large a body
 (checked on its ``Content-Length`` before it is read; 411 without one), 422 for rows that do
 not fit the model's signature (naming the column), 503 when nothing serves the city (why), it is disabled, or the
-registry cannot be read.
+registry, the model or the log cannot be used now. A 503 of the last kind says why in one public sentence and
+names a request id; the error's details (a registry URI, a path, a library's message) go to the server's log
+under that id, never to the client.
 """
 
 from __future__ import annotations
@@ -160,11 +162,13 @@ def create_app(
         try:
             route = routes.route(city).to_dict()
         except Exception as exc:  # noqa: BLE001 - one city's registry error is shown on its entry only
+            request_id = _logged_error(f"cannot read the registry for {city.model_name}", exc)
             route = {
                 "model_name": None,
                 "version": None,
                 "source": "unknown",
-                "reason": f"cannot read the registry: {exc}",
+                "reason": f"cannot read the registry now; retry later (request id {request_id}: the server's log "
+                "has the details)",
                 "disabled": None,
             }
         return {"template": city.template, "city": city.city, "model_name": city.model_name, **route}
@@ -183,17 +187,24 @@ def create_app(
         try:
             route = routes.route(served)
         except Exception as exc:  # an unreachable registry: the client may retry, 503 rather than 500
-            raise HTTPException(
-                503, {"message": f"cannot read the registry for {served.model_name}: {exc}", "source": "unknown"}
+            raise _unavailable(
+                f"the model registry cannot be read for {served.path} now; retry in a moment (if it lasts, the "
+                "server's operator checks the registry connection)",
+                exc,
+                source="unknown",
             ) from exc
         if route.model_name is None or route.version is None:
-            raise HTTPException(503, {"message": route.reason, "source": route.source, "disabled": route.disabled})
+            disabled = route.disabled.to_dict() if route.disabled else None
+            raise HTTPException(503, {"message": route.reason, "source": route.source, "disabled": disabled})
         try:
             model = cache.get(route.model_name, route.version)
         except Exception as exc:  # a version deleted since, an unreachable store: say so, 503
             routes.forget(served)
-            raise HTTPException(
-                503, {"message": f"cannot load {route.model_name} v{route.version}: {exc}", "source": route.source}
+            raise _unavailable(
+                f"{route.model_name} v{route.version}, which serves {served.path}, cannot be loaded now; retry in a "
+                "moment (if it lasts, the server's operator checks that version's artifacts in the registry)",
+                exc,
+                source=route.source,
             ) from exc
         schema = model.metadata.get_input_schema()
         try:
@@ -303,14 +314,38 @@ def _log(
 
 def _log_failed(city: ServedCity, exc: Exception, on_log_failure: OnLogFailure, counters: _Counters) -> bool:
     counters.add(log_failures=1)
-    log.error("cannot write the prediction log of %s under %s: %s", city.path, city.output_root, exc)
+    what = f"cannot write the prediction log of {city.path} under {city.output_root}"
     if on_log_failure == "serve":
+        _logged_error(what, exc)
         return False
-    raise HTTPException(
+    raise _unavailable(
+        f"the prediction log of {city.path} cannot be written now; nothing was served, so that every prediction "
+        "served is logged. The server's operator fixes the log's root (scoring.output), or starts the server with "
+        "--on-log-failure serve",
+        exc,
+        what=what,
+    )
+
+
+def _logged_error(what: str, exc: BaseException) -> str:
+    """Log ``what`` and ``exc`` (with its traceback) under a new request id; the id, for the answer to name."""
+    request_id = uuid.uuid4().hex[:16]
+    log.error("request %s: %s: %s", request_id, what, exc, exc_info=exc)
+    return request_id
+
+
+def _unavailable(message: str, exc: BaseException, *, what: str | None = None, **fields: Any) -> HTTPException:
+    """A 503 whose body says why in public terms; the error's details go to the server's log under its request id.
+
+    An exception's text may hold a registry URI with a password, a path or a stack of library messages: none of
+    it reaches the client, who gets the request id to quote instead.
+    """
+    request_id = _logged_error(what or message, exc)
+    return HTTPException(
         503,
         {
-            "message": f"the prediction log of {city.path} cannot be written ({exc}); nothing was served, so that "
-            "every prediction served is logged. Fix the log's root, or start the server with "
-            "--on-log-failure serve"
+            "message": f"{message} (request id {request_id}: the server's log has the details)",
+            "request_id": request_id,
+            **fields,
         },
     )

@@ -265,6 +265,8 @@ def test_a_log_that_cannot_be_written_refuses_or_serves_as_told(
         assert answer.status_code == 503
         assert "cannot be written" in answer.json()["detail"]["message"]
         assert "--on-log-failure serve" in answer.json()["detail"]["message"]
+        assert "request id " in answer.json()["detail"]["message"]
+        assert str(blocked) not in answer.text  # the path and the OS error stay in the server's log
     else:
         assert answer.status_code == 200
         assert answer.json()["logged"] is False
@@ -285,19 +287,46 @@ def test_models_lists_every_city_and_what_serves_it(api: TestClient) -> None:
     assert api.get("/v1/health").json()["status"] == "ok"
 
 
-def test_an_unreachable_registry_is_a_503_that_says_so(
-    rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_an_unreachable_registry_is_a_503_that_says_why_and_keeps_the_details_in_the_log(
+    rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from mlflow import MlflowClient
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     dead = MlflowClient(tracking_uri="http://127.0.0.1:9", registry_uri="http://127.0.0.1:9")
-    with make_app(dead, str(tmp_path)) as api:
+    with caplog.at_level("ERROR", logger="airflow_ml.scoring.http_app"), make_app(dead, str(tmp_path)) as api:
         answer = predict(api, "lisbon", feature_rows(rows, 1))
         listed = api.get("/v1/models").json()["models"]
 
     assert answer.status_code == 503
-    assert answer.json()["detail"]["message"].startswith("cannot read the registry for ride_duration.lisbon: ")
+    detail = answer.json()["detail"]
+    assert detail["message"].startswith("the model registry cannot be read for ride_duration/lisbon now; retry")
+    assert detail["message"].endswith(f"(request id {detail['request_id']}: the server's log has the details)")
+    assert "127.0.0.1:9" not in answer.text  # the registry's address and error stay on the server
+    [logged] = [r for r in caplog.records if detail["request_id"] in r.getMessage()]
+    assert "127.0.0.1:9" in logged.getMessage() or "127.0.0.1:9" in caplog.text
     assert {entry["source"] for entry in listed} == {"unknown"}
-    assert listed[0]["reason"].startswith("cannot read the registry: ")
+    assert listed[0]["reason"].startswith("cannot read the registry now; retry later (request id ")
+    assert "127.0.0.1:9" not in str(listed)
+
+
+def test_a_model_that_cannot_be_loaded_is_a_503_without_its_paths(
+    rows: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = client_of(f"sqlite:///{tmp_path}/mlflow.db")
+    client.create_registered_model(LISBON)
+    experiment = client.create_experiment(LISBON)
+    run_id = client.create_run(experiment, tags={"airflow_ml.template": TEMPLATE, "airflow_ml.city": "lisbon"})
+    gone = tmp_path / "deleted-artifacts" / "model"
+    version = client.create_model_version(LISBON, str(gone), run_id=run_id.info.run_id)
+    client.set_registered_model_alias(LISBON, "champion", version.version)
+    with caplog.at_level("ERROR", logger="airflow_ml.scoring.http_app"), make_app(client, str(tmp_path)) as api:
+        answer = predict(api, "lisbon", feature_rows(rows, 1))
+
+    assert answer.status_code == 503
+    detail = answer.json()["detail"]
+    assert detail["message"].startswith(f"{LISBON} v1, which serves {TEMPLATE}/lisbon, cannot be loaded now")
+    assert f"request id {detail['request_id']}" in detail["message"]
+    assert "deleted-artifacts" not in answer.text
+    assert any(detail["request_id"] in r.getMessage() and "deleted-artifacts" in r.getMessage() for r in caplog.records)
