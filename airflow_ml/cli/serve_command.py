@@ -142,9 +142,21 @@ def served_cities(configs: Sequence[CityConfig], data_root: str | None) -> list[
                 key_columns=tuple(scoring.key_columns) if scoring is not None else (),
                 keep_columns=tuple(scoring.keep_columns) if scoring is not None else (),
                 storage_options=_storage_options(root, scoring.conn_id if scoring is not None else "aws_default"),
+                column_kinds=_column_kinds(config),
             )
         )
     return cities
+
+
+def _column_kinds(config: CityConfig) -> dict[str, str]:
+    """Each column's kind in the city's dataset contract (the most specific when several rules name it)."""
+    from airflow_ml.factory.dataset_contract import data_contract
+
+    kinds: dict[str, str] = {}
+    for rule in data_contract(config).rules:
+        if kinds.get(rule.column, "present") == "present":
+            kinds[rule.column] = rule.kind
+    return kinds
 
 
 def _storage_options(root: str, conn_id: str) -> dict[str, Any] | None:

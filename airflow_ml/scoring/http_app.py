@@ -43,6 +43,7 @@ from airflow_ml.scoring.http_schemas import (
     PredictRequest,
     PredictResponse,
     RowsRefused,
+    declared_types,
     model_columns,
     rows_frame,
 )
@@ -209,6 +210,7 @@ def create_app(
         schema = model.metadata.get_input_schema()
         try:
             frame = rows_frame(body.rows, schema, served.features)
+            frame = declared_types(frame, served.column_kinds, (*served.key_columns, *served.keep_columns))
             columns, ids = _ids(served, frame)
             predictions = _predict(model, frame[model_columns(schema, served.features)])
         except RowsRefused as exc:

@@ -38,6 +38,8 @@ class ServedCity:
         key_columns: ``scoring.key_columns``: the columns that make the prediction id.
         keep_columns: ``scoring.keep_columns``: further columns kept in the log when a request sends them.
         storage_options: Options of the log's filesystem, by protocol (credentials of an ``s3://`` root).
+        column_kinds: Column → the kind the dataset contract declares (``time`` for the time column,
+            ``numeric``...): key and kept columns are typed by it, as batch reads them, before the ids are made.
     """
 
     template: str
@@ -49,6 +51,7 @@ class ServedCity:
     key_columns: tuple[str, ...] = ()
     keep_columns: tuple[str, ...] = ()
     storage_options: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    column_kinds: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def path(self) -> str:

@@ -63,6 +63,9 @@ def test_the_fleet_comes_from_the_yaml_with_each_citys_log(root: Path) -> None:
         ("pickup_zone",),
     )
     assert berlin.features == tuple(FEATURES)
+    # The kinds the dataset declares: the key and kept columns are typed by them before the ids are made.
+    assert (berlin.column_kinds["pickup_at"], berlin.column_kinds["trip_id"]) == ("time", "present")
+    assert (berlin.column_kinds["pickup_zone"], berlin.column_kinds["distance_km"]) == ("categorical", "numeric")
     assert (lisbon.output_root, lisbon.key_columns, lisbon.keep_columns) == ("/srv/data", (), ())
     assert lisbon.parent_model_name == configs[1].parent_model_name
     with pytest.raises(ConfigError, match=r"ride_duration.berlin's prediction log goes under the data root"):

@@ -330,3 +330,47 @@ def test_a_model_that_cannot_be_loaded_is_a_503_without_its_paths(
     assert f"request id {detail['request_id']}" in detail["message"]
     assert "deleted-artifacts" not in answer.text
     assert any(detail["request_id"] in r.getMessage() and "deleted-artifacts" in r.getMessage() for r in caplog.records)
+
+
+def test_a_date_time_key_sent_as_text_gets_the_batch_runs_prediction_id(
+    registry: Any, rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    import json
+
+    # The batch run reads the key from parquet, as a date-time; the client sends it as ISO 8601 text.
+    batch = pd.read_parquet(_parquet(rows.head(5), tmp_path / "day.parquet"))
+    sent = json.loads(rows.head(5)[[*FEATURES, "pickup_at"]].to_json(orient="records", date_format="iso"))
+    assert isinstance(sent[0]["pickup_at"], str)
+    city = ServedCity(
+        TEMPLATE,
+        "sintra",
+        LISBON,
+        None,
+        tuple(FEATURES),
+        str(tmp_path / "log"),
+        key_columns=("pickup_at",),
+        column_kinds={"pickup_at": "time", "distance_km": "numeric"},
+    )
+    cache = ModelCache(registry, max_models=2, alias_ttl=0)
+    with TestClient(create_app([city], cache, client=registry, alias_ttl=0)) as api:
+        answer = predict(api, "sintra", sent)
+        words = predict(api, "sintra", [{**sent[0], "pickup_at": "yesterday"}])
+        number = predict(api, "sintra", [{**sent[0], "pickup_at": 1767571295000}])
+        mixed = predict(api, "sintra", [sent[0], {**sent[1], "pickup_at": sent[1]["pickup_at"] + "+01:00"}])
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["prediction_ids"] == prediction_ids(batch, ["pickup_at"], namespace=f"{TEMPLATE}/sintra")
+    today = dt.datetime.now(dt.UTC).date()
+    logged = read_predictions(str(tmp_path / "log"), TEMPLATE, "sintra", today, today)
+    assert logged["pickup_at"].tolist() == batch["pickup_at"].tolist()  # logged as a date-time, as batch logs it
+    for refused in (words, number, mixed):
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"]["column"] == "pickup_at"
+    assert "row 0 is 'yesterday', not a date-time" in words.json()["detail"]["message"]
+    assert "ISO 8601" in number.json()["detail"]["message"]
+    assert "mixes date-times with and without a UTC offset" in mixed.json()["detail"]["message"]
+
+
+def _parquet(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_parquet(path, index=False)
+    return path
