@@ -134,7 +134,8 @@ def _doc(config: CityConfig) -> str:
     store = f" Rows are upserted into PostgreSQL table `{scoring.store.table}`." if scoring.store else ""
     return (
         f"### Scoring {config.title} ({config.template})\n\n"
-        f"Scores the `date=<logical date>` partition of `{scoring.source}` with the champion of "
+        f"Scores the `date=<logical date>` partition of `{scoring.source}` (a run started by the data Asset: "
+        "the day(s) its events name, else the newest partition) with the champion of "
         f"`{config.model_name}`{fallback}, resolved once per run, into "
         f"`{scoring.output}/predictions/{config.template}/{config.city}/`.{shadow}{store} "
         "The kill switch (`airflow-ml disable`) skips the run with the reason."

@@ -133,12 +133,8 @@ def read_day(
         MissingPartition: when the source has no partition for ``day``, naming its URI and the fix.
         DataError: for a missing source, an empty partition or an unreadable file, naming the path.
     """
-    source = resolve_source(settings.source, data_root=data_root, city=settings.city)
+    source, partitions = _partitions(settings, data_root, storage_options)
     where = f"{source.rstrip('/')}/date={day.isoformat()}"
-    try:
-        partitions = list_partitions(source, settings.data_format, storage_options=storage_options, data_root=data_root)
-    except DataError as exc:  # it names the path; say which setting it comes from
-        raise type(exc)(f"scoring.source of {settings.template}.{settings.city}: {exc}") from exc
     if day not in partitions:
         known = sorted(partitions)
         raise MissingPartition(
@@ -150,6 +146,27 @@ def read_day(
     if rows.empty:
         raise DataError(f"partition {where!r} holds no rows; re-upload the day's files, or delete the empty partition")
     return rows, where
+
+
+def newest_day(settings: ScoringSettings, *, data_root: str, storage_options: StorageOptions | None = None) -> dt.date:
+    """The day of the source's newest ``date=`` partition (what a data Asset event that names no day scores).
+
+    Raises:
+        DataError: for a missing or empty source, naming the setting and the path.
+    """
+    return max(_partitions(settings, data_root, storage_options)[1])
+
+
+def _partitions(
+    settings: ScoringSettings, data_root: str, storage_options: StorageOptions | None
+) -> tuple[str, dict[dt.date, list[str]]]:
+    """The source's URI and its partitions; an error names the setting it comes from."""
+    source = resolve_source(settings.source, data_root=data_root, city=settings.city)
+    try:
+        partitions = list_partitions(source, settings.data_format, storage_options=storage_options, data_root=data_root)
+    except DataError as exc:  # it names the path; say which setting it comes from
+        raise type(exc)(f"scoring.source of {settings.template}.{settings.city}: {exc}") from exc
+    return source, partitions
 
 
 def score(
