@@ -58,7 +58,9 @@ def fleet(root: str) -> list[ServedCity]:
 
 
 def make_app(client: Any, root: str, *, ttl: float = 0, **kwargs: Any) -> TestClient:
+    """The app of :func:`fleet`; each request's rows are written at once unless ``log_flush_rows`` says otherwise."""
     cache = ModelCache(client, max_models=2, alias_ttl=ttl)
+    kwargs.setdefault("log_flush_rows", 1)
     return TestClient(create_app(fleet(root), cache, client=client, alias_ttl=ttl, **kwargs))
 
 
@@ -251,26 +253,73 @@ def test_the_same_row_twice_is_refused(api: TestClient, rows: pd.DataFrame) -> N
 
 
 @pytest.mark.parametrize("policy", ["refuse", "serve"])
-def test_a_log_that_cannot_be_written_refuses_or_serves_as_told(
+def test_a_log_that_cannot_be_written_keeps_the_rows_then_refuses_or_serves_as_told_when_full(
     registry: Any, rows: pd.DataFrame, tmp_path: Path, policy: str
 ) -> None:
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the log's folder should be", encoding="utf-8")
-    with make_app(registry, str(blocked), on_log_failure=policy) as api:
-        answer = predict(api, "lisbon", feature_rows(rows, 2))
+    sent = feature_rows(rows, 4)
+    with make_app(registry, str(blocked), on_log_failure=policy, log_buffer_rows=2, log_flush_seconds=3600) as api:
+        kept = predict(api, "lisbon", sent[:2])  # its flush fails: the rows stay in the buffer
+        answer = predict(api, "lisbon", sent[2:])  # no room left for these
         health = api.get("/v1/health").json()
+        blocked.unlink()  # the log's root is writable again: the shutdown's flush writes the rows kept
 
+    assert (kept.status_code, kept.json()["logged"]) == (200, True)
     assert health["log_failures"] == 1
+    assert (health["log_buffer"]["buffered_rows"], health["log_buffer"]["flush_failures"]) == (2, 1)
     if policy == "refuse":
         assert answer.status_code == 503
-        assert "cannot be written" in answer.json()["detail"]["message"]
-        assert "--on-log-failure serve" in answer.json()["detail"]["message"]
-        assert "request id " in answer.json()["detail"]["message"]
+        message = answer.json()["detail"]["message"]
+        assert "cannot take the rows now: its buffer is full (the prediction log's buffer holds 2 rows" in message
+        assert "--log-buffer-rows 2" in message
+        assert "--on-log-failure serve" in message
+        assert "request id " in message
         assert str(blocked) not in answer.text  # the path and the OS error stay in the server's log
     else:
         assert answer.status_code == 200
         assert answer.json()["logged"] is False
         assert len(answer.json()["predictions"]) == 2
+    today = dt.datetime.now(dt.UTC).date()
+    logged = read_predictions(str(blocked), TEMPLATE, "lisbon", today, today)
+    assert logged["prediction_id"].tolist() == kept.json()["prediction_ids"]
+
+
+def test_requests_are_buffered_per_city_and_written_one_file_per_flush(
+    registry: Any, rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    root = tmp_path / "log"
+    folder = root / "predictions" / TEMPLATE / "lisbon"
+    sent = feature_rows(rows, 21)
+    with make_app(registry, str(root), log_flush_rows=6, log_flush_seconds=3600) as api:
+        ids = [predict(api, "lisbon", sent[i : i + 3]).json()["prediction_ids"] for i in range(0, 21, 3)]
+        predict(api, "porto", sent[:2])
+        files_while_serving = sorted(folder.glob("date=*/requests-*.parquet"))
+        health = api.get("/v1/health").json()
+    files = sorted(folder.glob("date=*/requests-*.parquet"))
+
+    # 7 requests of 3 rows: a flush at 6 rows, three times; the last 3 rows (and porto's 2) at shutdown.
+    assert len(files_while_serving) == 3
+    assert (health["log_buffer"]["flushes"], health["log_buffer"]["buffered_rows"]) == (3, 5)
+    assert len(files) == 4
+    assert len(list((root / "predictions" / TEMPLATE / "porto").glob("date=*/requests-*.parquet"))) == 1
+    today = dt.datetime.now(dt.UTC).date()
+    logged = read_predictions(str(root), TEMPLATE, "lisbon", today, today)
+    assert sorted(logged["prediction_id"]) == sorted(pid for batch in ids for pid in batch)
+    assert logged["scoring_run_id"].nunique() == 7  # each request keeps its own run id inside a shared file
+
+
+def test_buffered_rows_are_written_once_they_are_old_enough(registry: Any, rows: pd.DataFrame, tmp_path: Path) -> None:
+    folder = tmp_path / "log" / "predictions" / TEMPLATE / "lisbon"
+    with make_app(registry, str(tmp_path / "log"), log_flush_rows=1000, log_flush_seconds=0.3) as api:
+        predict(api, "lisbon", feature_rows(rows, 2))
+        assert not list(folder.glob("date=*/requests-*.parquet"))
+        waited = time.monotonic()
+        while not list(folder.glob("date=*/requests-*.parquet")) and time.monotonic() - waited < 10:
+            time.sleep(0.05)
+        written = list(folder.glob("date=*/requests-*.parquet"))
+
+    assert len(written) == 1
 
 
 def test_models_lists_every_city_and_what_serves_it(api: TestClient) -> None:
