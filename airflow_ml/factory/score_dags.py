@@ -78,6 +78,7 @@ def scoring_settings(config: CityConfig) -> ScoringSettings:
         shadow=scoring.shadow,
         store_conn_id=store.conn_id if store else None,
         store_table=store.table if store else ScoringSettings.store_table,
+        time_column=config.dataset.time_column,
     )
 
 

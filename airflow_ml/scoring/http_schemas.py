@@ -55,7 +55,10 @@ class PredictResponse(BaseModel):
     source: str = Field(description="own: the city's champion; parent: its fallback parent's champion.")
     predictions: list[float | None]
     prediction_ids: list[str]
-    logged: bool = Field(description="Whether the rows are in the prediction log (see docs/guides/serving.md).")
+    logged: bool = Field(
+        description="Whether the rows joined the prediction log: written, or buffered to be written within "
+        "--log-flush-seconds (see docs/guides/serving.md)."
+    )
 
 
 def rows_frame(rows: Sequence[dict[str, Any]], schema: Any, features: Sequence[str]) -> pd.DataFrame:

@@ -142,7 +142,9 @@ def read_day(
             f"from {known[0]} to {known[-1]}): the day's rows to score have not landed; land them there "
             f"(date=YYYY-MM-DD/*.{settings.data_format}) and clear the score task, or check scoring.source"
         )
-    rows = read_files(source, partitions[day], settings.data_format, storage_options=storage_options)
+    # A CSV's time column is text: read it as the date-times parquet holds (a key over it makes the same ids).
+    dates = (settings.time_column,) if settings.time_column else ()
+    rows = read_files(source, partitions[day], settings.data_format, parse_dates=dates, storage_options=storage_options)
     if rows.empty:
         raise DataError(f"partition {where!r} holds no rows; re-upload the day's files, or delete the empty partition")
     return rows, where
