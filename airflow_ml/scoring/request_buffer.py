@@ -60,6 +60,7 @@ class _Pending:
     since: float
     frames: list[pd.DataFrame] = field(default_factory=list)
     rows: int = 0
+    retry_at: float = 0.0  # after a failed flush, this city and day is not tried again before this time
 
 
 class RequestBuffer:
@@ -98,7 +99,6 @@ class RequestBuffer:
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, dt.date], _Pending] = {}
         self._held = 0  # rows buffered or being written, all cities
-        self._retry_at = 0.0  # after a failed flush, no flush is tried before this time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.stats = {"buffered_rows": 0, "flushes": 0, "flushed_rows": 0, "flush_failures": 0, "lost_rows": 0}
@@ -121,7 +121,7 @@ class RequestBuffer:
             pending.rows += len(rows)
             self._held += len(rows)
             self.stats["buffered_rows"] = self._held
-            due = pending.rows >= self.flush_rows and now >= self._retry_at
+            due = pending.rows >= self.flush_rows and now >= pending.retry_at
         if due:
             self.flush(city.path, day)
 
@@ -129,12 +129,11 @@ class RequestBuffer:
         """Flush every city and day whose rows are ``flush_seconds`` old or ``flush_rows`` many."""
         now = self._clock()
         with self._lock:
-            if now < self._retry_at:
-                return
             due = [
                 key
                 for key, pending in self._pending.items()
-                if pending.rows >= self.flush_rows or now - pending.since >= self.flush_seconds
+                if now >= pending.retry_at
+                and (pending.rows >= self.flush_rows or now - pending.since >= self.flush_seconds)
             ]
         for path, day in due:
             self.flush(path, day)
@@ -163,8 +162,8 @@ class RequestBuffer:
                 if newer is not None:
                     pending.frames += newer.frames
                     pending.rows += newer.rows
+                pending.retry_at = self._clock() + self.flush_seconds
                 self._pending[(path, day)] = pending
-                self._retry_at = self._clock() + self.flush_seconds
                 self.stats["flush_failures"] += 1
             log.error(
                 "cannot write %d buffered row(s) of %s's prediction log for %s under %s (kept for the next try in "
@@ -181,7 +180,6 @@ class RequestBuffer:
             return False
         with self._lock:
             self._held -= pending.rows
-            self._retry_at = 0.0
             self.stats.update(
                 buffered_rows=self._held,
                 flushes=self.stats["flushes"] + 1,

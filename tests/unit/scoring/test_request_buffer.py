@@ -116,3 +116,17 @@ def test_stop_writes_what_is_left_and_reports_rows_it_could_not_write(
 def test_bounds_are_checked(bounds: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="flush at 1 row or more"):
         RequestBuffer(**bounds)
+
+
+def test_one_citys_failing_log_does_not_hold_back_another_citys(tmp_path: Path) -> None:
+    clock = Clock()
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a folder", encoding="utf-8")
+    buffer = RequestBuffer(flush_rows=2, flush_seconds=10, max_rows=100, clock=clock)
+
+    buffer.add(city(blocked), DAY, logged(0, 2))  # fails: lisbon waits 10 s before its next try
+    buffer.add(city(tmp_path / "ok", "porto"), DAY, logged(0, 2, "porto"))
+    buffer.add(city(blocked), DAY, logged(2, 2))  # lisbon is not tried again yet
+
+    assert len(files(tmp_path / "ok", "porto")) == 1
+    assert (buffer.stats["flush_failures"], buffer.stats["buffered_rows"]) == (1, 4)
