@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml.exceptions import ConfigError
+from airflow_ml.scoring.request_buffer import DEFAULT_FLUSH_ROWS, DEFAULT_FLUSH_SECONDS, DEFAULT_MAX_ROWS
 from airflow_ml.settings import DATA_ROOT_ENV
 
 if TYPE_CHECKING:
@@ -56,11 +57,32 @@ def add_serve_parser(commands: argparse._SubParsersAction, at_least: Callable[[f
     serve.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: the Airflow connection)")
     serve.add_argument("--conn-id", default="mlflow_default", help="Airflow connection of type mlflow")
     serve.add_argument(
+        "--log-flush-rows",
+        type=at_least(1, int),
+        default=DEFAULT_FLUSH_ROWS,
+        help="requests' rows are buffered per city and day, and written as one file of the prediction log once "
+        f"this many wait (default: {DEFAULT_FLUSH_ROWS})",
+    )
+    serve.add_argument(
+        "--log-flush-seconds",
+        type=at_least(0.1, float),
+        default=DEFAULT_FLUSH_SECONDS,
+        help="...or once the oldest has waited this long (and at shutdown); also the pause before a failed write "
+        f"is tried again (default: {DEFAULT_FLUSH_SECONDS:g})",
+    )
+    serve.add_argument(
+        "--log-buffer-rows",
+        type=at_least(1, int),
+        default=DEFAULT_MAX_ROWS,
+        help="the most rows buffered, all cities together, while the log cannot be written; a request that does "
+        f"not fit gets --on-log-failure's answer (default: {DEFAULT_MAX_ROWS})",
+    )
+    serve.add_argument(
         "--on-log-failure",
         default="refuse",
         choices=("refuse", "serve"),
-        help="when a request's rows cannot be written to the prediction log: refuse (503, nothing served) or serve "
-        "(answer with logged: false, log the error, count it in /v1/health) (default: refuse)",
+        help="when a request's rows cannot join the prediction log (its buffer is full): refuse (503, nothing "
+        "served) or serve (answer with logged: false, log the error, count it in /v1/health) (default: refuse)",
     )
 
 
@@ -102,9 +124,26 @@ def build_app(fleet: Sequence[ServedCity], args: argparse.Namespace) -> Any:
     from airflow_ml.ml.model_cache import ModelCache
     from airflow_ml.scoring.http_app import create_app
 
+    if args.log_buffer_rows < args.log_flush_rows:
+        raise ConfigError(
+            "airflow-ml serve",
+            [
+                f"--log-buffer-rows {args.log_buffer_rows} is below --log-flush-rows {args.log_flush_rows}: the "
+                "buffer must hold at least one flush; raise --log-buffer-rows"
+            ],
+        )
     client = registry_client(args.tracking_uri, args.conn_id)
     cache = ModelCache(client, max_models=args.max_models, alias_ttl=args.alias_ttl)
-    return create_app(fleet, cache, client=client, alias_ttl=args.alias_ttl, on_log_failure=args.on_log_failure)
+    return create_app(
+        fleet,
+        cache,
+        client=client,
+        alias_ttl=args.alias_ttl,
+        on_log_failure=args.on_log_failure,
+        log_flush_rows=args.log_flush_rows,
+        log_flush_seconds=args.log_flush_seconds,
+        log_buffer_rows=args.log_buffer_rows,
+    )
 
 
 def served_cities(configs: Sequence[CityConfig], data_root: str | None) -> list[ServedCity]:
@@ -142,9 +181,21 @@ def served_cities(configs: Sequence[CityConfig], data_root: str | None) -> list[
                 key_columns=tuple(scoring.key_columns) if scoring is not None else (),
                 keep_columns=tuple(scoring.keep_columns) if scoring is not None else (),
                 storage_options=_storage_options(root, scoring.conn_id if scoring is not None else "aws_default"),
+                column_kinds=_column_kinds(config),
             )
         )
     return cities
+
+
+def _column_kinds(config: CityConfig) -> dict[str, str]:
+    """Each column's kind in the city's dataset contract (the most specific when several rules name it)."""
+    from airflow_ml.factory.dataset_contract import data_contract
+
+    kinds: dict[str, str] = {}
+    for rule in data_contract(config).rules:
+        if kinds.get(rule.column, "present") == "present":
+            kinds[rule.column] = rule.kind
+    return kinds
 
 
 def _storage_options(root: str, conn_id: str) -> dict[str, Any] | None:

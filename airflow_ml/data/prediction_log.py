@@ -3,7 +3,8 @@
 Layout::
 
     <root>/predictions/<template>/<city>/date=YYYY-MM-DD/part-0.parquet         the batch run's predictions
-    <root>/predictions/<template>/<city>/date=YYYY-MM-DD/requests-<id>.parquet  one per HTTP request batch
+    <root>/predictions/<template>/<city>/date=YYYY-MM-DD/requests-<id>.parquet  one per flush of the HTTP
+                                                                                 server's buffered requests
     <root>/predictions_shadow/<template>/<city>/date=YYYY-MM-DD/part-0.parquet  a challenger in shadow: nothing
                                                                                  serves or consumes it
 
@@ -241,10 +242,46 @@ def write_log_frame(
     Raises:
         DataError: for a root that cannot be written, naming the path and the fix.
     """
-    name = PART_FILE
-    if request:
-        name = f"{REQUESTS_PREFIX}{hashlib.sha256(context.scoring_run_id.encode()).hexdigest()[:20]}.parquet"
+    name = request_file_name(context.scoring_run_id) if request else PART_FILE
     uri = partition_location(root, context.template, context.city, day, shadow=shadow)
+    _put(uri, name, frame, storage_options)
+    return LoggedPartition(uri=uri, row_count=len(frame), shadow=shadow)
+
+
+def request_file_name(batch_id: str) -> str:
+    """``requests-<id>.parquet``: the file of one batch of served predictions, named after the batch's id."""
+    return f"{REQUESTS_PREFIX}{hashlib.sha256(batch_id.encode()).hexdigest()[:20]}.parquet"
+
+
+def write_request_batch(
+    root: str,
+    template: str,
+    city: str,
+    day: dt.date,
+    frames: Sequence[pd.DataFrame],
+    *,
+    batch_id: str,
+    storage_options: StorageOptions | None = None,
+) -> LoggedPartition:
+    """Add the rows of several served requests, each already a :func:`log_frame`, to the day as one file.
+
+    The HTTP server buffers its requests' rows and writes them with this, one ``requests-<id>.parquet`` per
+    flush (named after ``batch_id``: writing the same batch again replaces its file), written atomically as the
+    batch file is. A request that sent a kept column another did not leaves it null in the other's rows.
+
+    Raises:
+        DataError: for frames that are not the log's rows, or a root that cannot be written, naming the path.
+    """
+    uri = partition_location(root, template, city, day)
+    if not frames or any(list(frame.columns[: len(LOG_COLUMNS)]) != list(LOG_COLUMNS) for frame in frames):
+        raise DataError(f"nothing was written to {uri!r}: give one or more frames made by log_frame")
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    _put(uri, request_file_name(batch_id), frame, storage_options)
+    return LoggedPartition(uri=uri, row_count=len(frame), shadow=False)
+
+
+def _put(uri: str, name: str, frame: pd.DataFrame, storage_options: StorageOptions | None) -> None:
+    """Write ``frame`` as the parquet file ``name`` of the partition ``uri``, whole and atomically."""
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer)
     fs, folder = filesystem(uri, storage_options)
@@ -252,7 +289,6 @@ def write_log_frame(
         if is_local(fs):  # object stores have no folders (and s3fs would create a missing bucket)
             fs.makedirs(folder, exist_ok=True)
         _replace(fs, f"{folder}/{name}", buffer.getvalue())
-    return LoggedPartition(uri=uri, row_count=len(frame), shadow=shadow)
 
 
 def read_predictions(

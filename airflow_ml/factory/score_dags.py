@@ -78,6 +78,7 @@ def scoring_settings(config: CityConfig) -> ScoringSettings:
         shadow=scoring.shadow,
         store_conn_id=store.conn_id if store else None,
         store_table=store.table if store else ScoringSettings.store_table,
+        time_column=config.dataset.time_column,
     )
 
 
@@ -134,7 +135,8 @@ def _doc(config: CityConfig) -> str:
     store = f" Rows are upserted into PostgreSQL table `{scoring.store.table}`." if scoring.store else ""
     return (
         f"### Scoring {config.title} ({config.template})\n\n"
-        f"Scores the `date=<logical date>` partition of `{scoring.source}` with the champion of "
+        f"Scores the `date=<logical date>` partition of `{scoring.source}` (a run started by the data Asset: "
+        "the day(s) its events name, else the newest partition) with the champion of "
         f"`{config.model_name}`{fallback}, resolved once per run, into "
         f"`{scoring.output}/predictions/{config.template}/{config.city}/`.{shadow}{store} "
         "The kill switch (`airflow-ml disable`) skips the run with the reason."

@@ -5,6 +5,11 @@ scoring, the HTTP server, the fleet view and the CLI all read: batch scoring ski
 line, the server answers 503 with the reason, the fleet view shows it. Disabling moves no alias: the champion
 stays what it was, and ``enable`` serves it again. Every change is appended to a bounded history tag, so the
 record says who disabled and who enabled the city, when and why.
+
+:func:`serving_route` is the one answer batch scoring and the HTTP server give to "may this city be served, and by
+which version": the kill switch on the city's model, its champion or its fallback parent's
+(:func:`airflow_ml.ml.fallback.which_model_serves`), the kill switch on that parent, and a champion trained for
+another city refused with its lineage problem named.
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_ml.exceptions import AirflowMLError
+from airflow_ml.exceptions import AirflowMLError, ForeignChampion
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -53,6 +58,69 @@ class Disabled:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ServingRoute:
+    """What serves a city now, the kill switch applied: one model version, or why nothing does.
+
+    Attributes:
+        model_name: The registered model that serves (the city's own, or its parent's), or None.
+        version: Its champion version, or None.
+        source: ``own`` or ``parent`` when a version serves; ``none`` (no model yet), ``disabled`` (the kill
+            switch, on the city's model or on the parent that would serve it) or ``foreign`` (the champion that
+            would serve was trained for another city: refused) when nothing does.
+        reason: One sentence a person can act on: which_model_serves' reason, the kill switch's mark, or the
+            lineage problem and its fix.
+        disabled: The kill switch's mark that stops the city, or None.
+    """
+
+    model_name: str | None
+    version: str | None
+    source: Literal["own", "parent", "none", "disabled", "foreign"]
+    reason: str
+    disabled: Disabled | None = None
+
+    @property
+    def serves(self) -> bool:
+        """Whether a version serves the city."""
+        return self.model_name is not None and self.version is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (the mark as :meth:`Disabled.to_dict`)."""
+        return {
+            "model_name": self.model_name,
+            "version": self.version,
+            "source": self.source,
+            "reason": self.reason,
+            "disabled": self.disabled.to_dict() if self.disabled else None,
+        }
+
+
+def serving_route(client: MlflowClient, city_model: str, parent_model: str | None) -> ServingRoute:
+    """What serves the city whose registered model is ``city_model``: read its kill switch first, then its
+    champion or its fallback parent's (``parent_model``), then the parent's kill switch when the parent serves.
+
+    A champion (the city's or the parent's) trained for another city or template is refused, never served:
+    the answer's ``source`` is ``foreign`` and its reason names the lineage problem and the fix.
+    """
+    from airflow_ml.ml.fallback import which_model_serves  # MLflow: imported when it runs
+
+    mark = disabled(client, city_model)
+    if mark is not None:
+        return ServingRoute(None, None, "disabled", mark.sentence(), mark)
+    try:
+        serving = which_model_serves(client, city_model, parent_model)
+    except ForeignChampion as exc:
+        return ServingRoute(None, None, "foreign", f"{city_model} is not served, its champion is refused: {exc}")
+    if serving.source == "none" or serving.model_name is None or serving.version is None:
+        return ServingRoute(None, None, "none", serving.reason)
+    if serving.source == "parent":
+        parent_mark = disabled(client, serving.model_name)
+        if parent_mark is not None:
+            reason = f"{city_model} is served by its parent, but {parent_mark.sentence()}"
+            return ServingRoute(None, None, "disabled", reason, parent_mark)
+    return ServingRoute(serving.model_name, serving.version, serving.source, serving.reason)
 
 
 def disabled(client: MlflowClient, model_name: str) -> Disabled | None:

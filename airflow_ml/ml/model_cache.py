@@ -10,15 +10,22 @@ Two rules of the prediction loop live here:
   models, keyed by (name, version) and evicted least recently used first. A model is loaded once even when many
   threads ask for it at the same moment; the others wait for that load.
 
+A fleet served round-robin by more cities than ``max_models`` defeats the LRU: every request evicts the model
+the next one needs, and each reloads it from the registry. The cache counts its evictions over the last minute
+and logs a warning with the figures (at most once a minute) when they reach :data:`THRASH_EVICTIONS` or the
+cache's size, whichever is more: raise ``max_models`` (``airflow-ml serve --max-models``) to the number of
+models in use, as memory allows.
+
 Everything goes through the ``MlflowClient`` given (its tracking and registry URIs), never MLflow's globals.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -29,7 +36,13 @@ from airflow_ml.exceptions import AirflowMLError
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+log = logging.getLogger(__name__)
+
 CHAMPION = "champion"
+#: Evictions within :data:`THRASH_WINDOW` seconds that are thrashing (or ``max_models``, when that is more).
+THRASH_EVICTIONS = 10
+#: The window over which evictions are counted, and the least time between two warnings (seconds).
+THRASH_WINDOW = 60.0
 
 #: Loads one registered version as a pyfunc model: ``loader(client, name, version)``.
 Loader = Callable[["MlflowClient", str, str], Any]
@@ -156,6 +169,8 @@ class ModelCache:
         self._loading: dict[tuple[str, str], Future[Any]] = {}
         self._aliases: dict[tuple[str, str], tuple[ResolvedModel, float]] = {}
         self._hits = self._loads = self._evictions = self._alias_reads = 0
+        self._recent_evictions: deque[float] = deque()
+        self._warned_at: float | None = None
 
     def resolve(self, name: str, alias: str = CHAMPION) -> ResolvedModel:
         """The version behind ``alias``, as read at most ``alias_ttl`` seconds ago.
@@ -201,9 +216,35 @@ class ModelCache:
             while len(self._models) > self._max_models:
                 self._models.popitem(last=False)
                 self._evictions += 1
+                self._recent_evictions.append(self._clock())
             del self._loading[key]
+            thrashing = self._thrashing()
         pending.set_result(model)
+        if thrashing is not None:
+            log.warning(
+                "the model cache evicted %d models in the last %.0f s with max_models=%d (%d loads, %d hits so far): "
+                "requests reload models evicted moments before, each a registry download; raise --max-models "
+                "(airflow-ml serve) to the number of models in use at once, as memory allows",
+                thrashing,
+                THRASH_WINDOW,
+                self._max_models,
+                self._loads,
+                self._hits,
+            )
         return model
+
+    def _thrashing(self) -> int | None:
+        """The evictions of the last minute when they are many and no warning was given this minute (under lock)."""
+        now = self._clock()
+        while self._recent_evictions and now - self._recent_evictions[0] > THRASH_WINDOW:
+            self._recent_evictions.popleft()
+        count = len(self._recent_evictions)
+        if count < max(THRASH_EVICTIONS, self._max_models):
+            return None
+        if self._warned_at is not None and now - self._warned_at < THRASH_WINDOW:
+            return None
+        self._warned_at = now
+        return count
 
     def serve(self, name: str, alias: str = CHAMPION) -> tuple[ResolvedModel, Any]:
         """The version behind ``alias`` (see :meth:`resolve`) and its loaded model."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from airflow_ml.operators.base_operator import MlflowBaseOperator, mlflow_errors
 
@@ -38,6 +38,9 @@ class ScoringTask(MlflowBaseOperator):
         settings = self.scoring_settings
         with mlflow_errors(self.hook, f"resolving the model that serves {settings.model_name!r}"):
             resolved = score_step.resolve(self.hook.get_conn(), settings)
+        if resolved["status"] == score_step.REFUSED:  # another city's champion: a person must fix its alias
+            self.log.error("not scoring %s.%s: %s", settings.template, settings.city, resolved["reason"])
+            raise AirflowFailException(resolved["reason"])
         if resolved["status"] != score_step.SERVE:
             context["ti"].xcom_push(key=SKIPPED_KEY, value=resolved)
             self.log.warning("not scoring %s.%s: %s", settings.template, settings.city, resolved["reason"])
@@ -50,7 +53,8 @@ class ResolveModelOperator(ScoringTask):
 
     The kill switch on the city's model (or its serving parent's) skips the run; so does a city that no model
     serves yet (:func:`~airflow_ml.ml.fallback.which_model_serves` says why): the task is skipped with the
-    reason in its log and under the XCom key ``skipped``. A champion trained for another city fails it.
+    reason in its log and under the XCom key ``skipped``. A champion trained for another city fails it, without
+    retries, naming the lineage problem (the HTTP server refuses that city with the same sentence).
 
     Args:
         settings: :meth:`ScoringSettings.to_dict <airflow_ml.ml.steps.step_settings.ScoringSettings.to_dict>`.

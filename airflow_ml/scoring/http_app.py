@@ -11,26 +11,31 @@ unless the kill switch disables it; that answer is read from the registry at mos
 (:class:`~airflow_ml.scoring.http_fleet.RouteTable`), and models stay loaded in the :class:`ModelCache`, so that a
 request with a fresh answer and a loaded model makes no registry call.
 
-Each request's rows go to the city's prediction log as a file of their own
-(``write_predictions(..., request=True)``), with the prediction ids the batch run gives the same rows. When the
-log cannot be written, ``on_log_failure`` decides: ``refuse`` (the default) answers 503 and serves nothing, so
-that every prediction served is in the log the monitor reads; ``serve`` answers the predictions with
-``"logged": false``, logs the error and counts it in ``/v1/health``.
+Each request's rows go to the city's prediction log, with the prediction ids the batch run gives the same rows,
+through a buffer (:class:`~airflow_ml.scoring.request_buffer.RequestBuffer`) that writes one
+``requests-<id>.parquet`` per city and day every ``log_flush_rows`` rows or ``log_flush_seconds`` seconds, and at
+shutdown; a flush that fails keeps its rows for the next try. When a request's rows cannot join the log (the
+buffer is full, or the rows cannot be logged), ``on_log_failure`` decides: ``refuse`` (the default) answers 503
+and serves nothing, so that every prediction served is in the log the monitor reads (or its buffer); ``serve``
+answers the predictions with ``"logged": false``, logs the error and counts it in ``/v1/health``.
 
 Errors: 404 for an unknown template or city (naming the known ones), 413 for too many rows or too large a body
 (checked on its ``Content-Length`` before it is read; 411 without one), 422 for rows that do
 not fit the model's signature (naming the column), 503 when nothing serves the city (why), it is disabled, or the
-registry cannot be read.
+registry, the model or the log cannot be used now. A 503 of the last kind says why in one public sentence and
+names a request id; the error's details (a registry URI, a path, a library's message) go to the server's log
+under that id, never to the client.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, HTTPException
@@ -41,8 +46,16 @@ from airflow_ml.scoring.http_schemas import (
     PredictRequest,
     PredictResponse,
     RowsRefused,
+    declared_types,
     model_columns,
     rows_frame,
+)
+from airflow_ml.scoring.request_buffer import (
+    DEFAULT_FLUSH_ROWS,
+    DEFAULT_FLUSH_SECONDS,
+    DEFAULT_MAX_ROWS,
+    BufferFull,
+    RequestBuffer,
 )
 
 if TYPE_CHECKING:
@@ -111,6 +124,9 @@ def create_app(
     alias_ttl: float,
     max_rows: int = MAX_ROWS,
     on_log_failure: OnLogFailure = "refuse",
+    log_flush_rows: int = DEFAULT_FLUSH_ROWS,
+    log_flush_seconds: float = DEFAULT_FLUSH_SECONDS,
+    log_buffer_rows: int = DEFAULT_MAX_ROWS,
 ) -> FastAPI:
     """The application serving ``fleet``.
 
@@ -121,8 +137,13 @@ def create_app(
         alias_ttl: Seconds a city's answer (champion, parent, kill switch) is trusted before it is read again.
         max_rows: The most rows one request may carry (413 above); a body may hold
             :data:`BODY_BYTES_PER_ROW` bytes per row allowed (413 above, before it is read).
-        on_log_failure: ``refuse`` (503 when the prediction log cannot be written) or ``serve`` (answer anyway,
-            with ``"logged": false``, an error log line and a counter).
+        on_log_failure: ``refuse`` (503 when a request's rows cannot join the prediction log: its buffer is
+            full, or the rows cannot be logged) or ``serve`` (answer anyway, with ``"logged": false``, an error
+            log line and a counter).
+        log_flush_rows: A city and day's buffered rows are written as one file once this many wait
+            (:class:`~airflow_ml.scoring.request_buffer.RequestBuffer`).
+        log_flush_seconds: ...or once the oldest waits this long; and at shutdown.
+        log_buffer_rows: The most rows the buffer holds, all cities together.
     """
     if max_rows < 1:
         raise ValueError(f"max_rows={max_rows}: at least 1")
@@ -130,7 +151,17 @@ def create_app(
     templates = {city.template for city in cities.values()}
     routes = RouteTable(client, ttl=alias_ttl)
     counters = _Counters()
-    app = FastAPI(title="airflow-ml serving", version="1")
+    buffer = RequestBuffer(flush_rows=log_flush_rows, flush_seconds=log_flush_seconds, max_rows=log_buffer_rows)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        buffer.start()
+        try:
+            yield
+        finally:
+            buffer.stop()  # the rows still buffered are written before the process ends
+
+    app = FastAPI(title="airflow-ml serving", version="1", lifespan=lifespan)
     app.add_middleware(BodyLimit, limit=BODY_BYTES_PER_ROW * max_rows)
 
     def known_city(template: str, city: str) -> ServedCity:
@@ -153,6 +184,7 @@ def create_app(
             "models_loaded": [f"{name}/{version}" for name, version in cache.cached()],
             "cache": {"hits": stats.hits, "loads": stats.loads, "evictions": stats.evictions},
             "registry_reads": routes.reads,
+            "log_buffer": dict(buffer.stats),
             **counters.values,
         }
 
@@ -160,11 +192,13 @@ def create_app(
         try:
             route = routes.route(city).to_dict()
         except Exception as exc:  # noqa: BLE001 - one city's registry error is shown on its entry only
+            request_id = _logged_error(f"cannot read the registry for {city.model_name}", exc)
             route = {
                 "model_name": None,
                 "version": None,
                 "source": "unknown",
-                "reason": f"cannot read the registry: {exc}",
+                "reason": f"cannot read the registry now; retry later (request id {request_id}: the server's log "
+                "has the details)",
                 "disabled": None,
             }
         return {"template": city.template, "city": city.city, "model_name": city.model_name, **route}
@@ -183,26 +217,34 @@ def create_app(
         try:
             route = routes.route(served)
         except Exception as exc:  # an unreachable registry: the client may retry, 503 rather than 500
-            raise HTTPException(
-                503, {"message": f"cannot read the registry for {served.model_name}: {exc}", "source": "unknown"}
+            raise _unavailable(
+                f"the model registry cannot be read for {served.path} now; retry in a moment (if it lasts, the "
+                "server's operator checks the registry connection)",
+                exc,
+                source="unknown",
             ) from exc
         if route.model_name is None or route.version is None:
-            raise HTTPException(503, {"message": route.reason, "source": route.source, "disabled": route.disabled})
+            disabled = route.disabled.to_dict() if route.disabled else None
+            raise HTTPException(503, {"message": route.reason, "source": route.source, "disabled": disabled})
         try:
             model = cache.get(route.model_name, route.version)
         except Exception as exc:  # a version deleted since, an unreachable store: say so, 503
             routes.forget(served)
-            raise HTTPException(
-                503, {"message": f"cannot load {route.model_name} v{route.version}: {exc}", "source": route.source}
+            raise _unavailable(
+                f"{route.model_name} v{route.version}, which serves {served.path}, cannot be loaded now; retry in a "
+                "moment (if it lasts, the server's operator checks that version's artifacts in the registry)",
+                exc,
+                source=route.source,
             ) from exc
         schema = model.metadata.get_input_schema()
         try:
             frame = rows_frame(body.rows, schema, served.features)
+            frame = declared_types(frame, served.column_kinds, (*served.key_columns, *served.keep_columns))
             columns, ids = _ids(served, frame)
             predictions = _predict(model, frame[model_columns(schema, served.features)])
         except RowsRefused as exc:
             raise HTTPException(422, {"message": str(exc), "column": exc.column}) from exc
-        logged = _log(served, route, frame, predictions, columns, ids, on_log_failure, counters)
+        logged = _log(served, route, frame, predictions, columns, ids, on_log_failure, counters, buffer)
         counters.add(requests=1, rows=len(frame))
         return PredictResponse(
             model_name=route.model_name,
@@ -270,9 +312,10 @@ def _log(
     ids: list[str],
     on_log_failure: OnLogFailure,
     counters: _Counters,
+    buffer: RequestBuffer,
 ) -> bool:
-    """Write the request to the city's prediction log; whether it was written (see ``on_log_failure``)."""
-    from airflow_ml.data.prediction_log import ScoringContext, write_predictions
+    """Add the request's rows to the city's buffered prediction log; whether they were (see ``on_log_failure``)."""
+    from airflow_ml.data.prediction_log import ScoringContext, log_frame
     from airflow_ml.exceptions import DataError
 
     now = dt.datetime.now(dt.UTC)
@@ -286,31 +329,48 @@ def _log(
         scored_at=now,
     )
     try:
-        write_predictions(
-            city.output_root,
-            now.date(),
-            frame,
-            predictions,
-            context,
-            columns,
-            request=True,
-            storage_options=dict(city.storage_options) if city.storage_options else None,
-        )
-    except (DataError, OSError) as exc:
+        buffer.add(city, now.date(), log_frame(frame, predictions, context, columns))
+    except (DataError, BufferFull) as exc:
         return _log_failed(city, exc, on_log_failure, counters)
     return True
 
 
 def _log_failed(city: ServedCity, exc: Exception, on_log_failure: OnLogFailure, counters: _Counters) -> bool:
     counters.add(log_failures=1)
-    log.error("cannot write the prediction log of %s under %s: %s", city.path, city.output_root, exc)
+    full = isinstance(exc, BufferFull)
+    what = f"cannot log the rows of {city.path} under {city.output_root}"
     if on_log_failure == "serve":
+        _logged_error(what, exc)
         return False
-    raise HTTPException(
+    why = f"its buffer is full ({exc})" if full else "the rows cannot be logged"  # the server's own figures
+    raise _unavailable(
+        f"the prediction log of {city.path} cannot take the rows now: {why}; nothing was served, so that every "
+        "prediction served is logged. The server's operator fixes the log's root (scoring.output), or starts the "
+        "server with --on-log-failure serve",
+        exc,
+        what=what,
+    )
+
+
+def _logged_error(what: str, exc: BaseException) -> str:
+    """Log ``what`` and ``exc`` (with its traceback) under a new request id; the id, for the answer to name."""
+    request_id = uuid.uuid4().hex[:16]
+    log.error("request %s: %s: %s", request_id, what, exc, exc_info=exc)
+    return request_id
+
+
+def _unavailable(message: str, exc: BaseException, *, what: str | None = None, **fields: Any) -> HTTPException:
+    """A 503 whose body says why in public terms; the error's details go to the server's log under its request id.
+
+    An exception's text may hold a registry URI with a password, a path or a stack of library messages: none of
+    it reaches the client, who gets the request id to quote instead.
+    """
+    request_id = _logged_error(what or message, exc)
+    return HTTPException(
         503,
         {
-            "message": f"the prediction log of {city.path} cannot be written ({exc}); nothing was served, so that "
-            "every prediction served is logged. Fix the log's root, or start the server with "
-            "--on-log-failure serve"
+            "message": f"{message} (request id {request_id}: the server's log has the details)",
+            "request_id": request_id,
+            **fields,
         },
     )

@@ -1,7 +1,7 @@
 """The cities the HTTP server knows, and what serves each one, read from the registry at most once per interval.
 
 A request must not cost registry calls: the kill switch, the city's champion and its fallback parent are read
-together (:func:`airflow_ml.ml.kill_switch.disabled`, :func:`airflow_ml.ml.fallback.which_model_serves`) and the
+together (:func:`airflow_ml.ml.kill_switch.serving_route`, the one answer batch scoring uses too) and the
 answer is trusted for ``ttl`` seconds, like :class:`airflow_ml.ml.model_cache.ModelCache` trusts an alias. A moved
 champion, a disabled or enabled city, a parent that takes over: each is served at most ``ttl`` seconds after it
 happened. One thread reads a city's answer when it is stale; the others asking for that city wait for it.
@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from airflow_ml.ml.kill_switch import ServingRoute, serving_route
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -36,6 +38,8 @@ class ServedCity:
         key_columns: ``scoring.key_columns``: the columns that make the prediction id.
         keep_columns: ``scoring.keep_columns``: further columns kept in the log when a request sends them.
         storage_options: Options of the log's filesystem, by protocol (credentials of an ``s3://`` root).
+        column_kinds: Column → the kind the dataset contract declares (``time`` for the time column,
+            ``numeric``...): key and kept columns are typed by it, as batch reads them, before the ids are made.
     """
 
     template: str
@@ -47,6 +51,7 @@ class ServedCity:
     key_columns: tuple[str, ...] = ()
     keep_columns: tuple[str, ...] = ()
     storage_options: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+    column_kinds: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def path(self) -> str:
@@ -54,58 +59,17 @@ class ServedCity:
         return f"{self.template}/{self.city}"
 
 
-@dataclass(frozen=True)
-class Route:
-    """What serves a city now: a model version, or why nothing does.
+#: What serves a city now (the one answer batch scoring gives too): see :func:`read_route`.
+Route = ServingRoute
 
-    Attributes:
-        model_name: The registered model that serves (the city's own, or its parent's), or None.
-        version: Its champion version, or None.
-        source: ``own``, ``parent``, ``none`` or ``disabled``.
-        reason: One sentence: which_model_serves' reason, or the kill switch's mark.
-        disabled: The kill switch's mark (:meth:`airflow_ml.ml.kill_switch.Disabled.to_dict`), or None.
+
+def read_route(client: MlflowClient, city: ServedCity) -> ServingRoute:
+    """Ask the registry what serves ``city``: :func:`airflow_ml.ml.kill_switch.serving_route`, as batch scoring.
+
+    A disabled city, or one whose serving parent is disabled, gets no version; nor does one whose champion was
+    trained for another city (``source`` ``foreign``, the lineage problem in the reason).
     """
-
-    model_name: str | None
-    version: str | None
-    source: str
-    reason: str
-    disabled: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form."""
-        return {
-            "model_name": self.model_name,
-            "version": self.version,
-            "source": self.source,
-            "reason": self.reason,
-            "disabled": self.disabled,
-        }
-
-
-def read_route(client: MlflowClient, city: ServedCity) -> Route:
-    """Ask the registry what serves ``city``: its kill switch first, then its champion or its parent's.
-
-    A parent disabled by the kill switch serves none of its members either.
-    """
-    from airflow_ml.exceptions import ForeignChampion
-    from airflow_ml.ml.fallback import which_model_serves
-    from airflow_ml.ml.kill_switch import disabled
-
-    mark = disabled(client, city.model_name)
-    if mark is not None:
-        return Route(None, None, "disabled", mark.sentence(), mark.to_dict())
-    try:
-        serving = which_model_serves(client, city.model_name, city.parent_model_name)
-    except ForeignChampion as exc:
-        return Route(None, None, "none", str(exc))
-    if serving.model_name is None:
-        return Route(None, None, "none", serving.reason)
-    if serving.source == "parent":
-        mark = disabled(client, serving.model_name)
-        if mark is not None:
-            return Route(None, None, "disabled", f"its parent serves it, but {mark.sentence()}", mark.to_dict())
-    return Route(serving.model_name, serving.version, serving.source, serving.reason)
+    return serving_route(client, city.model_name, city.parent_model_name)
 
 
 class RouteTable:

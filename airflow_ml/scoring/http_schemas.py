@@ -5,11 +5,16 @@ type the signature names (the raw rows' types that training logged): a number wh
 number, an integer where it expects an integer, text where it expects text. A column that is missing or holds
 a value of another type is refused with the column, the row and the fix (:class:`RowsRefused`, HTTP 422), before
 the model sees anything.
+
+The key and kept columns that are not model inputs are typed too, by the kind the dataset declares for them
+(:func:`declared_types`): JSON has no date-time, so a key column such as ``pickup_at`` arrives as text, while
+batch scoring reads it from parquet as a date-time; typed the same way, the same row gets the same prediction id
+over HTTP as in the batch run, and its late label joins either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,7 +55,10 @@ class PredictResponse(BaseModel):
     source: str = Field(description="own: the city's champion; parent: its fallback parent's champion.")
     predictions: list[float | None]
     prediction_ids: list[str]
-    logged: bool = Field(description="Whether the rows are in the prediction log (see docs/guides/serving.md).")
+    logged: bool = Field(
+        description="Whether the rows joined the prediction log: written, or buffered to be written within "
+        "--log-flush-seconds (see docs/guides/serving.md)."
+    )
 
 
 def rows_frame(rows: Sequence[dict[str, Any]], schema: Any, features: Sequence[str]) -> pd.DataFrame:
@@ -79,6 +87,67 @@ def rows_frame(rows: Sequence[dict[str, Any]], schema: Any, features: Sequence[s
     for name, kind in specs:
         frame[name] = _typed(frame[name], name, kind)
     return frame
+
+
+def declared_types(frame: pd.DataFrame, kinds: Mapping[str, str], columns: Iterable[str]) -> pd.DataFrame:
+    """``frame`` with each of ``columns`` it holds typed by the kind the dataset declares for it (as batch reads it).
+
+    Args:
+        frame: The request's rows (:func:`rows_frame`).
+        kinds: Column → its kind in the dataset contract (:data:`airflow_ml.data.contract.ColumnKind`): ``time``
+            (the dataset's time column) becomes a date-time, ``numeric``, ``binned`` and ``regression_target``
+            numbers; other kinds, and columns the dataset declares no kind for, stay as JSON gave them.
+        columns: The key and kept columns.
+
+    Raises:
+        RowsRefused: a value that is not of its column's kind, naming the column, the row and the fix.
+    """
+    import pandas as pd
+
+    for name in dict.fromkeys(columns):
+        kind = kinds.get(name)
+        if name not in frame.columns or kind is None:
+            continue
+        values = frame[name]
+        if kind == "time":
+            frame[name] = _times(values, name)
+        elif kind in ("numeric", "binned", "regression_target") and not pd.api.types.is_numeric_dtype(values.dtype):
+            _refuse(values, name, f"{kind} in the dataset", "a number (or null)", lambda v: _is_number(v) or v is None)
+            frame[name] = values.astype("float64")
+    return frame
+
+
+def _times(values: pd.Series, name: str) -> pd.Series:
+    """ISO 8601 texts as date-times: all without a UTC offset (naive), or all with one (in UTC), never mixed."""
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return values
+    fix = "send ISO 8601 text such as '2026-03-02T08:15:00' (or null), with or without a UTC offset as the data has it"
+    stamps: list[Any] = []
+    for row, value in enumerate(values.tolist()):
+        if value is None or (isinstance(value, float) and value != value):
+            stamps.append(None)
+            continue
+        try:
+            if not isinstance(value, str):
+                raise TypeError(type(value).__name__)
+            stamps.append(pd.Timestamp(value))
+        except (TypeError, ValueError, OverflowError):
+            raise RowsRefused(
+                f"column {name!r}: row {row} is {value!r}, not a date-time, and the dataset declares it its time "
+                f"column; {fix}",
+                name,
+            ) from None
+    aware = {stamp.tzinfo is not None for stamp in stamps if stamp is not None}
+    if len(aware) > 1:
+        raise RowsRefused(
+            f"column {name!r} mixes date-times with and without a UTC offset, which name different instants; {fix}, "
+            "the same way in every row",
+            name,
+        )
+    typed = pd.to_datetime(stamps, utc=aware == {True})
+    return pd.Series(typed, index=values.index, name=name)
 
 
 def model_columns(schema: Any, features: Sequence[str]) -> list[str]:

@@ -2,12 +2,13 @@
 
 Two calls, one per task of the scoring DAG:
 
-- :func:`resolve` reads the registry once, at the start of the run: the kill switch on the city's model (and,
-  when the parent serves, on the parent's), then :func:`~airflow_ml.ml.fallback.which_model_serves` (the city's
-  own champion, else its fallback parent's) and the ``challenger`` to shadow. It answers with one concrete
-  version (:class:`~airflow_ml.ml.steps.xcom_payloads.ResolvedModelPayload`), or why nothing is scored:
-  ``disabled`` (the kill switch) or ``no_model`` (a city without a model yet). Neither is a failure: one city
-  that cannot be scored must not turn the fleet's nightly red; the task is skipped and says why.
+- :func:`resolve` reads the registry once, at the start of the run: what serves the city
+  (:func:`~airflow_ml.ml.kill_switch.serving_route`, as the HTTP server: the kill switch on the city's model,
+  its own champion else its fallback parent's, the kill switch on that parent) and the ``challenger`` to shadow.
+  It answers with one concrete version (:class:`~airflow_ml.ml.steps.xcom_payloads.ResolvedModelPayload`), or
+  why nothing is scored: ``disabled`` (the kill switch) or ``no_model`` (a city without a model yet), neither a
+  failure (one city that cannot be scored must not turn the fleet's nightly red; the task is skipped and says
+  why), or ``refused`` (a champion trained for another city: the task fails, naming the lineage problem).
 - :func:`score` scores the rows of the run's day (the source's ``date=<day>`` partition) with that version, and
   never reads the alias again: a champion that moves mid-run cannot mix two versions in one partition. The rows
   go to the prediction log (:func:`~airflow_ml.data.prediction_log.write_predictions`), stamped with the version,
@@ -34,7 +35,6 @@ from airflow_ml.data.snapshot import resolve_source
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.exceptions import AirflowMLError, DataError
 from airflow_ml.ml import kill_switch
-from airflow_ml.ml.fallback import which_model_serves
 from airflow_ml.ml.model_cache import Loader, NoServableModel, load_pyfunc, resolve_alias
 from airflow_ml.ml.model_registry import CHALLENGER
 from airflow_ml.ml.signature_check import SignatureMismatch, check_signature
@@ -50,6 +50,8 @@ SERVE = "serve"
 DISABLED = "disabled"
 #: ``status`` of a city that no model serves yet.
 NO_MODEL = "no_model"
+#: ``status`` of a city whose champion (or its parent's) was trained for another city: refused, never scored.
+REFUSED = "refused"
 
 
 class MissingPartition(DataError):
@@ -63,26 +65,22 @@ class ScoringDisabled(AirflowMLError):
 def resolve(client: MlflowClient, settings: ScoringSettings) -> ResolvedModelPayload:
     """Which version scores this run (read once), the challenger to shadow, or why nothing is scored.
 
-    Raises:
-        ForeignChampion: when the champion that would serve was trained for another city (its lineage).
+    What serves is :func:`~airflow_ml.ml.kill_switch.serving_route`'s answer, the one the HTTP server uses:
+    ``disabled`` and ``no_model`` score nothing (the task is skipped), ``refused`` neither (a champion trained
+    for another city: the task fails, naming the lineage problem and its fix).
     """
-    mark = kill_switch.disabled(client, settings.model_name)
-    if mark is not None:
-        return _not_scored(DISABLED, mark.sentence())
-    serving = which_model_serves(client, settings.model_name, settings.parent_model)
-    if serving.source == "none" or serving.model_name is None or serving.version is None:
-        return _not_scored(NO_MODEL, f"{settings.model_name}: {serving.reason}")
-    if serving.source == "parent":
-        parent_mark = kill_switch.disabled(client, serving.model_name)
-        if parent_mark is not None:
-            return _not_scored(DISABLED, f"{settings.model_name} is served by its parent, and {parent_mark.sentence()}")
-    challenger = _challenger(client, settings, serving.model_name, serving.version)
+    route = kill_switch.serving_route(client, settings.model_name, settings.parent_model)
+    if not route.serves or route.model_name is None or route.version is None:
+        status = {"disabled": DISABLED, "foreign": REFUSED}.get(route.source, NO_MODEL)
+        reason = route.reason if route.source in ("disabled", "foreign") else f"{settings.model_name}: {route.reason}"
+        return _not_scored(status, reason)
+    challenger = _challenger(client, settings, route.model_name, route.version)
     return {
         "status": SERVE,
-        "reason": f"{settings.model_name}: {serving.reason}",
-        "model_name": serving.model_name,
-        "version": serving.version,
-        "source": serving.source,
+        "reason": f"{settings.model_name}: {route.reason}",
+        "model_name": route.model_name,
+        "version": route.version,
+        "source": route.source,
         "challenger_name": challenger[0] if challenger else None,
         "challenger_version": challenger[1] if challenger else None,
     }
@@ -139,12 +137,8 @@ def read_day(
         MissingPartition: when the source has no partition for ``day``, naming its URI and the fix.
         DataError: for a missing source, an empty partition or an unreadable file, naming the path.
     """
-    source = resolve_source(settings.source, data_root=data_root, city=settings.city)
+    source, partitions = _partitions(settings, data_root, storage_options)
     where = f"{source.rstrip('/')}/date={day.isoformat()}"
-    try:
-        partitions = list_partitions(source, settings.data_format, storage_options=storage_options, data_root=data_root)
-    except DataError as exc:  # it names the path; say which setting it comes from
-        raise type(exc)(f"scoring.source of {settings.template}.{settings.city}: {exc}") from exc
     if day not in partitions:
         known = sorted(partitions)
         raise MissingPartition(
@@ -152,11 +146,36 @@ def read_day(
             f"from {known[0]} to {known[-1]}): the day's rows to score have not landed; land them there "
             f"(date=YYYY-MM-DD/*.{settings.data_format}) and clear the score task, or check scoring.source"
         )
+    # A CSV's time column is text: read it as the date-times parquet holds (a key over it makes the same ids).
+    dates = (settings.time_column,) if settings.time_column else ()
     digest = hashlib.sha256()
-    rows = read_files(source, partitions[day], settings.data_format, storage_options=storage_options, digest=digest)
+    rows = read_files(
+        source, partitions[day], settings.data_format, parse_dates=dates, storage_options=storage_options, digest=digest
+    )
     if rows.empty:
         raise DataError(f"partition {where!r} holds no rows; re-upload the day's files, or delete the empty partition")
     return rows, where, digest.hexdigest()
+
+
+def newest_day(settings: ScoringSettings, *, data_root: str, storage_options: StorageOptions | None = None) -> dt.date:
+    """The day of the source's newest ``date=`` partition (what a data Asset event that names no day scores).
+
+    Raises:
+        DataError: for a missing or empty source, naming the setting and the path.
+    """
+    return max(_partitions(settings, data_root, storage_options)[1])
+
+
+def _partitions(
+    settings: ScoringSettings, data_root: str, storage_options: StorageOptions | None
+) -> tuple[str, dict[dt.date, list[str]]]:
+    """The source's URI and its partitions; an error names the setting it comes from."""
+    source = resolve_source(settings.source, data_root=data_root, city=settings.city)
+    try:
+        partitions = list_partitions(source, settings.data_format, storage_options=storage_options, data_root=data_root)
+    except DataError as exc:  # it names the path; say which setting it comes from
+        raise type(exc)(f"scoring.source of {settings.template}.{settings.city}: {exc}") from exc
+    return source, partitions
 
 
 def score(

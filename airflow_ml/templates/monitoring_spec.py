@@ -26,7 +26,8 @@ class LabelsSpec(Strict):
     source: str | None = Field(
         default=None,
         description="URI pattern of the label partitions (date=YYYY-MM-DD like dataset.source, with {data_root} "
-        "and {city}); null: dataset.source itself, once its target column is filled.",
+        "and {city}), under {data_root} or an s3:// URI; null: dataset.source itself, once its target column is "
+        "filled.",
         examples=["{data_root}/outcomes/trips/{city}"],
     )
     format: Literal["parquet", "csv"] | None = Field(
@@ -46,7 +47,11 @@ class LabelsSpec(Strict):
     def _source_pattern(cls, source: str | None) -> str | None:
         if source is not None:
             check_location_pattern(
-                source, field="monitoring.labels.source", placeholders=("data_root", "city"), required="city"
+                source,
+                field="monitoring.labels.source",
+                placeholders=("data_root", "city"),
+                required="city",
+                confined=True,
             )
         return source
 

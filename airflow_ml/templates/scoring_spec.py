@@ -48,7 +48,7 @@ class ScoringSpec(Strict):
     output: str = Field(
         default="{data_root}",
         description="Root of the prediction log: predictions/<template>/<city>/date=YYYY-MM-DD/ go inside; "
-        "{data_root} is filled in at run time.",
+        "{data_root} or a folder under it, or an s3:// URI; {data_root} is filled in at run time.",
     )
     schedule: str | None = Field(
         default="@daily",
@@ -87,7 +87,9 @@ class ScoringSpec(Strict):
     @field_validator("output")
     @classmethod
     def _output_pattern(cls, output: str) -> str:
-        check_location_pattern(output, field="scoring.output", placeholders=("data_root",), required=None)
+        check_location_pattern(
+            output, field="scoring.output", placeholders=("data_root",), required=None, confined=True
+        )
         return output
 
     @field_validator("schedule")

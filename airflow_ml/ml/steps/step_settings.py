@@ -237,6 +237,8 @@ class ScoringSettings(FrozenSettings):
         shadow: Also score the city's ``challenger`` (when it is not the model that serves) into the shadow log.
         store_conn_id: Airflow connection (type ``postgres``) of the prediction table, or None for the log alone.
         store_table: The prediction table.
+        time_column: The dataset's time column: read from a CSV source as date-times, so that a key holding it
+            makes the ids an HTTP request (which types it so) and a parquet source make.
     """
 
     template: str
@@ -253,6 +255,7 @@ class ScoringSettings(FrozenSettings):
     shadow: bool = True
     store_conn_id: str | None = None
     store_table: str = "airflow_ml_predictions"
+    time_column: str | None = None
 
     def output_root(self, data_root: str) -> str:
         """The prediction log's root with the data root filled in."""

@@ -91,7 +91,8 @@ class HealthRecord(TypedDict, total=False):
 class ResolvedModelPayload(TypedDict):
     """The resolve task's XCom of a scoring DAG: the one version the whole run scores with, or why it scores none.
 
-    ``status`` is ``serve``, ``disabled`` (the kill switch) or ``no_model`` (nothing serves the city yet);
+    ``status`` is ``serve``, ``disabled`` (the kill switch), ``no_model`` (nothing serves the city yet) or
+    ``refused`` (its champion was trained for another city; the resolve task fails with the reason);
     ``source`` is ``own`` or ``parent`` (:func:`airflow_ml.ml.fallback.which_model_serves`). The challenger is
     the one the run shadow-scores, when there is one that is not the serving version.
     """

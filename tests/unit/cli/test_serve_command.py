@@ -38,7 +38,17 @@ def test_the_options_and_their_defaults() -> None:
     )
     args = build_parser().parse_args(["serve", "--templates-root", "t", "--max-models", "3", "--alias-ttl", "0"])
     assert (args.root, args.max_models, args.alias_ttl) == ("t", 3, 0.0)
-    for bad in (["--max-models", "0"], ["--alias-ttl", "-1"], ["--on-log-failure", "drop"]):
+    assert (args.log_flush_rows, args.log_flush_seconds, args.log_buffer_rows) == (5000, 10.0, 100_000)
+    args = build_parser().parse_args(["serve", "--log-flush-rows", "200", "--log-flush-seconds", "2.5"])
+    assert (args.log_flush_rows, args.log_flush_seconds) == (200, 2.5)
+    for bad in (
+        ["--max-models", "0"],
+        ["--alias-ttl", "-1"],
+        ["--on-log-failure", "drop"],
+        ["--log-flush-rows", "0"],
+        ["--log-flush-seconds", "0"],
+        ["--log-buffer-rows", "0"],
+    ):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["serve", *bad])
 
@@ -63,6 +73,9 @@ def test_the_fleet_comes_from_the_yaml_with_each_citys_log(root: Path) -> None:
         ("pickup_zone",),
     )
     assert berlin.features == tuple(FEATURES)
+    # The kinds the dataset declares: the key and kept columns are typed by them before the ids are made.
+    assert (berlin.column_kinds["pickup_at"], berlin.column_kinds["trip_id"]) == ("time", "present")
+    assert (berlin.column_kinds["pickup_zone"], berlin.column_kinds["distance_km"]) == ("categorical", "numeric")
     assert (lisbon.output_root, lisbon.key_columns, lisbon.keep_columns) == ("/srv/data", (), ())
     assert lisbon.parent_model_name == configs[1].parent_model_name
     with pytest.raises(ConfigError, match=r"ride_duration.berlin's prediction log goes under the data root"):
@@ -78,6 +91,9 @@ def test_no_city_or_no_data_root_stops_before_serving(
     monkeypatch.delenv("AIRFLOW_ML_DATA_ROOT", raising=False)
     assert main(["serve", "--root", str(root), "--tracking-uri", "sqlite:///unused.db"]) == 2
     assert "give --data-root or set AIRFLOW_ML_DATA_ROOT" in capsys.readouterr().err
+    small = ["--data-root", str(root), "--log-flush-rows", "20", "--log-buffer-rows", "10"]
+    assert main(["serve", "--root", str(root), "--tracking-uri", "sqlite:///unused.db", *small]) == 2
+    assert "--log-buffer-rows 10 is below --log-flush-rows 20" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the documented example uses curl")

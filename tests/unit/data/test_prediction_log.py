@@ -264,3 +264,23 @@ def test_a_naive_scoring_time_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match="no time zone; pass the run's logical date"):
         write_predictions(str(tmp_path), DAY, _rows(), [1.0] * 4, naive, LogColumns(key=("trip_id",)))
+
+
+def test_a_request_batch_is_one_file_of_several_requests_rows_beside_the_batch_file(tmp_path: Path) -> None:
+    from airflow_ml.data.prediction_log import log_frame, write_request_batch
+
+    _write(tmp_path, _rows(), key_columns=["trip_id"])
+    first = log_frame(_rows(2, 10), [1.0, 2.0], CONTEXT, LogColumns(key=("trip_id",), keep=("zone",)))
+    second = log_frame(_rows(3, 20), [3.0, 4.0, 5.0], CONTEXT, LogColumns(key=("trip_id",)))
+
+    written = write_request_batch(str(tmp_path), "ride_duration", "lisbon", DAY, [first, second], batch_id="flush-1")
+    again = write_request_batch(str(tmp_path), "ride_duration", "lisbon", DAY, [first, second], batch_id="flush-1")
+
+    assert written == again
+    assert (written.row_count, written.uri) == (5, partition_location(str(tmp_path), "ride_duration", "lisbon", DAY))
+    log = read_predictions(str(tmp_path), "ride_duration", "lisbon", DAY, DAY)
+    assert len(log) == 4 + 5  # the batch file, then one request file (written twice: replaced, not doubled)
+    assert log["zone"].tolist()[4:6] == ["a", "b"]
+    assert log["zone"].iloc[6:].isna().all()  # a column one request did not keep: null in its rows
+    with pytest.raises(DataError, match="give one or more frames made by log_frame"):
+        write_request_batch(str(tmp_path), "ride_duration", "lisbon", DAY, [_rows()], batch_id="flush-2")

@@ -79,6 +79,7 @@ def test_the_settings_carry_every_scoring_key_and_the_fallback_parent(scoring_ro
     )
     assert (settings.store_conn_id, settings.store_table) == ("predictions_db", "airflow_ml_predictions")
     assert list(settings.features) == list(config.dataset.features)
+    assert settings.time_column == config.dataset.time_column == "pickup_at"  # a CSV source reads it as date-times
     assert settings.output_root("/srv/data/") == "/srv/data"
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_ml.ml import kill_switch
-from airflow_ml.ml.kill_switch import KillSwitchError, disable, disabled, enable, history
+from airflow_ml.ml.kill_switch import KillSwitchError, disable, disabled, enable, history, serving_route
 from tests.support.mlflow_stores import sqlite_registry
 
 NAME = "ride_duration.lisbon"
@@ -75,3 +76,52 @@ def test_the_history_is_bounded_and_survives_a_hand_edited_tag(client: Any) -> N
     assert len(entries) == kill_switch.HISTORY_LENGTH
     assert entries[-1]["reason"] == f"r{kill_switch.HISTORY_LENGTH + 2}"
     assert disable(client, NAME, reason="x" * 1000, by="ana").reason == "x" * kill_switch.MAX_REASON
+
+
+def _version(client: Any, folder: Path, name: str, *, trained_for: str) -> str:
+    """A version of ``name`` whose training run says it was trained for city ``trained_for`` (no model trained)."""
+    experiment = client.get_experiment_by_name(name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
+    tags = {"airflow_ml.template": "ride_duration", "airflow_ml.city": trained_for}
+    run_id = client.create_run(experiment_id, tags=tags).info.run_id
+    (folder / "model").mkdir(exist_ok=True)
+    return str(client.create_model_version(name, str(folder / "model"), run_id=run_id, tags=tags).version)
+
+
+def test_batch_scoring_and_the_http_server_refuse_a_foreign_champion_with_one_answer(
+    client: Any, tmp_path: Path
+) -> None:
+    from airflow_ml.ml.steps.step_settings import ScoringSettings
+    from airflow_ml.scoring import score_step
+    from airflow_ml.scoring.http_fleet import ServedCity, read_route
+
+    client.set_registered_model_alias(NAME, "champion", _version(client, tmp_path, NAME, trained_for="porto"))
+    settings = ScoringSettings(
+        template="ride_duration", city="lisbon", model_name=NAME, source="{data_root}/{city}", features=["x"]
+    )
+    city = ServedCity("ride_duration", "lisbon", NAME, None, ("x",), str(tmp_path))
+
+    route = serving_route(client, NAME, None)
+    resolved = score_step.resolve(client, settings)
+
+    assert (route.source, route.model_name, route.version, route.serves) == ("foreign", None, None, False)
+    assert route.reason.startswith(f"{NAME} is not served, its champion is refused: {NAME}: the 'champion' alias")
+    assert "which was trained for another city" in route.reason
+    assert "airflow_ml.city='porto'" in route.reason
+    assert read_route(client, city) == route  # the HTTP server: a 503 with this reason
+    assert (resolved["status"], resolved["reason"], resolved["version"]) == ("refused", route.reason, None)
+
+
+def test_a_disabled_parent_serves_none_of_its_members_on_either_path(client: Any, tmp_path: Path) -> None:
+    parent = "ride_duration.global"
+    client.create_registered_model(parent)
+    client.set_registered_model_alias(parent, "champion", _version(client, tmp_path, parent, trained_for="global"))
+    served = serving_route(client, OTHER, parent)
+    disable(client, parent, reason="trained on a broken week", by="ana")
+
+    stopped = serving_route(client, OTHER, parent)
+
+    assert (served.source, served.model_name, served.version) == ("parent", parent, "1")
+    assert (stopped.source, stopped.model_name, stopped.disabled) == ("disabled", None, disabled(client, parent))
+    assert stopped.reason.startswith(f"{OTHER} is served by its parent, but {parent} is disabled by the kill switch")
+    assert stopped.to_dict()["disabled"]["reason"] == "trained on a broken week"

@@ -224,3 +224,38 @@ def test_bounds_are_checked() -> None:
         ModelCache(None, max_models=0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="alias_ttl=-1"):
         ModelCache(None, alias_ttl=-1)  # type: ignore[arg-type]
+
+
+def test_the_lru_holds_a_round_robin_of_as_many_models_as_it_keeps(registry: Any) -> None:
+    loads: list[str] = []
+    cache = ModelCache(registry, max_models=3, loader=_counting(loads))
+
+    for _ in range(20):
+        for version in ("1", "2", "3"):
+            cache.get(NAME, version)
+
+    assert sorted(loads) == ["1", "2", "3"]  # each loaded once, then every request a hit
+    assert (cache.stats().evictions, cache.stats().hits) == (0, 57)
+
+
+def test_a_round_robin_of_more_models_than_it_keeps_warns_with_the_figures_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    cache = ModelCache(None, max_models=2, loader=lambda client, name, version: version, clock=clock)  # type: ignore[arg-type]
+
+    with caplog.at_level("WARNING", logger="airflow_ml.ml.model_cache"):
+        for _ in range(8):  # three cities round-robin through two slots: every request reloads
+            for version in ("1", "2", "3"):
+                cache.get(NAME, version)
+                clock.now += 1
+        first = [r.getMessage() for r in caplog.records]
+        clock.now += 61
+        for version in ("1", "2", "3") * 4:
+            cache.get(NAME, version)
+
+    assert cache.stats().loads == 36
+    assert len(first) == 1
+    assert first[0].startswith("the model cache evicted 10 models in the last 60 s with max_models=2 (12 loads, 0 hits")
+    assert "raise --max-models" in first[0]
+    assert len(caplog.records) == 2  # a minute later, still thrashing: warned again, once

@@ -60,3 +60,22 @@ def test_the_kill_switch_skips_the_task_with_the_reason(world: dict[str, Any]) -
 
     assert context["ti"].pushed[SKIPPED_KEY]["status"] == "disabled"
     assert "oncall" in context["ti"].pushed[SKIPPED_KEY]["reason"]
+
+
+def test_a_champion_trained_for_another_city_fails_the_task_naming_its_lineage(world: dict[str, Any]) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    client = world["client"]
+    own = client.get_model_version(LISBON_MODEL, "1")
+    porto = {"airflow_ml.template": "ride_duration", "airflow_ml.city": "porto"}
+    foreign = client.create_model_version(LISBON_MODEL, own.source, run_id=own.run_id, tags=porto).version
+    client.set_registered_model_alias(LISBON_MODEL, "champion", foreign)
+    context = scoring_context(world["dag"], "resolve")
+    try:
+        with pytest.raises(AirflowFailException, match="which was trained for another city") as caught:
+            world["dag"].get_task("resolve").execute(context)
+    finally:
+        client.set_registered_model_alias(LISBON_MODEL, "champion", "1")
+
+    assert "airflow_ml.city='porto'" in str(caught.value)
+    assert SKIPPED_KEY not in context["ti"].pushed  # refused, not skipped: a person must fix the alias

@@ -58,7 +58,9 @@ def fleet(root: str) -> list[ServedCity]:
 
 
 def make_app(client: Any, root: str, *, ttl: float = 0, **kwargs: Any) -> TestClient:
+    """The app of :func:`fleet`; each request's rows are written at once unless ``log_flush_rows`` says otherwise."""
     cache = ModelCache(client, max_models=2, alias_ttl=ttl)
+    kwargs.setdefault("log_flush_rows", 1)
     return TestClient(create_app(fleet(root), cache, client=client, alias_ttl=ttl, **kwargs))
 
 
@@ -251,24 +253,73 @@ def test_the_same_row_twice_is_refused(api: TestClient, rows: pd.DataFrame) -> N
 
 
 @pytest.mark.parametrize("policy", ["refuse", "serve"])
-def test_a_log_that_cannot_be_written_refuses_or_serves_as_told(
+def test_a_log_that_cannot_be_written_keeps_the_rows_then_refuses_or_serves_as_told_when_full(
     registry: Any, rows: pd.DataFrame, tmp_path: Path, policy: str
 ) -> None:
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the log's folder should be", encoding="utf-8")
-    with make_app(registry, str(blocked), on_log_failure=policy) as api:
-        answer = predict(api, "lisbon", feature_rows(rows, 2))
+    sent = feature_rows(rows, 4)
+    with make_app(registry, str(blocked), on_log_failure=policy, log_buffer_rows=2, log_flush_seconds=3600) as api:
+        kept = predict(api, "lisbon", sent[:2])  # its flush fails: the rows stay in the buffer
+        answer = predict(api, "lisbon", sent[2:])  # no room left for these
         health = api.get("/v1/health").json()
+        blocked.unlink()  # the log's root is writable again: the shutdown's flush writes the rows kept
 
+    assert (kept.status_code, kept.json()["logged"]) == (200, True)
     assert health["log_failures"] == 1
+    assert (health["log_buffer"]["buffered_rows"], health["log_buffer"]["flush_failures"]) == (2, 1)
     if policy == "refuse":
         assert answer.status_code == 503
-        assert "cannot be written" in answer.json()["detail"]["message"]
-        assert "--on-log-failure serve" in answer.json()["detail"]["message"]
+        message = answer.json()["detail"]["message"]
+        assert "cannot take the rows now: its buffer is full (the prediction log's buffer holds 2 rows" in message
+        assert "--log-buffer-rows 2" in message
+        assert "--on-log-failure serve" in message
+        assert "request id " in message
+        assert str(blocked) not in answer.text  # the path and the OS error stay in the server's log
     else:
         assert answer.status_code == 200
         assert answer.json()["logged"] is False
         assert len(answer.json()["predictions"]) == 2
+    today = dt.datetime.now(dt.UTC).date()
+    logged = read_predictions(str(blocked), TEMPLATE, "lisbon", today, today)
+    assert logged["prediction_id"].tolist() == kept.json()["prediction_ids"]
+
+
+def test_requests_are_buffered_per_city_and_written_one_file_per_flush(
+    registry: Any, rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    root = tmp_path / "log"
+    folder = root / "predictions" / TEMPLATE / "lisbon"
+    sent = feature_rows(rows, 21)
+    with make_app(registry, str(root), log_flush_rows=6, log_flush_seconds=3600) as api:
+        ids = [predict(api, "lisbon", sent[i : i + 3]).json()["prediction_ids"] for i in range(0, 21, 3)]
+        predict(api, "porto", sent[:2])
+        files_while_serving = sorted(folder.glob("date=*/requests-*.parquet"))
+        health = api.get("/v1/health").json()
+    files = sorted(folder.glob("date=*/requests-*.parquet"))
+
+    # 7 requests of 3 rows: a flush at 6 rows, three times; the last 3 rows (and porto's 2) at shutdown.
+    assert len(files_while_serving) == 3
+    assert (health["log_buffer"]["flushes"], health["log_buffer"]["buffered_rows"]) == (3, 5)
+    assert len(files) == 4
+    assert len(list((root / "predictions" / TEMPLATE / "porto").glob("date=*/requests-*.parquet"))) == 1
+    today = dt.datetime.now(dt.UTC).date()
+    logged = read_predictions(str(root), TEMPLATE, "lisbon", today, today)
+    assert sorted(logged["prediction_id"]) == sorted(pid for batch in ids for pid in batch)
+    assert logged["scoring_run_id"].nunique() == 7  # each request keeps its own run id inside a shared file
+
+
+def test_buffered_rows_are_written_once_they_are_old_enough(registry: Any, rows: pd.DataFrame, tmp_path: Path) -> None:
+    folder = tmp_path / "log" / "predictions" / TEMPLATE / "lisbon"
+    with make_app(registry, str(tmp_path / "log"), log_flush_rows=1000, log_flush_seconds=0.3) as api:
+        predict(api, "lisbon", feature_rows(rows, 2))
+        assert not list(folder.glob("date=*/requests-*.parquet"))
+        waited = time.monotonic()
+        while not list(folder.glob("date=*/requests-*.parquet")) and time.monotonic() - waited < 10:
+            time.sleep(0.05)
+        written = list(folder.glob("date=*/requests-*.parquet"))
+
+    assert len(written) == 1
 
 
 def test_models_lists_every_city_and_what_serves_it(api: TestClient) -> None:
@@ -285,19 +336,90 @@ def test_models_lists_every_city_and_what_serves_it(api: TestClient) -> None:
     assert api.get("/v1/health").json()["status"] == "ok"
 
 
-def test_an_unreachable_registry_is_a_503_that_says_so(
-    rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_an_unreachable_registry_is_a_503_that_says_why_and_keeps_the_details_in_the_log(
+    rows: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from mlflow import MlflowClient
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     dead = MlflowClient(tracking_uri="http://127.0.0.1:9", registry_uri="http://127.0.0.1:9")
-    with make_app(dead, str(tmp_path)) as api:
+    with caplog.at_level("ERROR", logger="airflow_ml.scoring.http_app"), make_app(dead, str(tmp_path)) as api:
         answer = predict(api, "lisbon", feature_rows(rows, 1))
         listed = api.get("/v1/models").json()["models"]
 
     assert answer.status_code == 503
-    assert answer.json()["detail"]["message"].startswith("cannot read the registry for ride_duration.lisbon: ")
+    detail = answer.json()["detail"]
+    assert detail["message"].startswith("the model registry cannot be read for ride_duration/lisbon now; retry")
+    assert detail["message"].endswith(f"(request id {detail['request_id']}: the server's log has the details)")
+    assert "127.0.0.1:9" not in answer.text  # the registry's address and error stay on the server
+    [logged] = [r for r in caplog.records if detail["request_id"] in r.getMessage()]
+    assert "127.0.0.1:9" in logged.getMessage() or "127.0.0.1:9" in caplog.text
     assert {entry["source"] for entry in listed} == {"unknown"}
-    assert listed[0]["reason"].startswith("cannot read the registry: ")
+    assert listed[0]["reason"].startswith("cannot read the registry now; retry later (request id ")
+    assert "127.0.0.1:9" not in str(listed)
+
+
+def test_a_model_that_cannot_be_loaded_is_a_503_without_its_paths(
+    rows: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = client_of(f"sqlite:///{tmp_path}/mlflow.db")
+    client.create_registered_model(LISBON)
+    experiment = client.create_experiment(LISBON)
+    run_id = client.create_run(experiment, tags={"airflow_ml.template": TEMPLATE, "airflow_ml.city": "lisbon"})
+    gone = tmp_path / "deleted-artifacts" / "model"
+    version = client.create_model_version(LISBON, str(gone), run_id=run_id.info.run_id)
+    client.set_registered_model_alias(LISBON, "champion", version.version)
+    with caplog.at_level("ERROR", logger="airflow_ml.scoring.http_app"), make_app(client, str(tmp_path)) as api:
+        answer = predict(api, "lisbon", feature_rows(rows, 1))
+
+    assert answer.status_code == 503
+    detail = answer.json()["detail"]
+    assert detail["message"].startswith(f"{LISBON} v1, which serves {TEMPLATE}/lisbon, cannot be loaded now")
+    assert f"request id {detail['request_id']}" in detail["message"]
+    assert "deleted-artifacts" not in answer.text
+    assert any(detail["request_id"] in r.getMessage() and "deleted-artifacts" in r.getMessage() for r in caplog.records)
+
+
+def test_a_date_time_key_sent_as_text_gets_the_batch_runs_prediction_id(
+    registry: Any, rows: pd.DataFrame, tmp_path: Path
+) -> None:
+    import json
+
+    # The batch run reads the key from parquet, as a date-time; the client sends it as ISO 8601 text.
+    batch = pd.read_parquet(_parquet(rows.head(5), tmp_path / "day.parquet"))
+    sent = json.loads(rows.head(5)[[*FEATURES, "pickup_at"]].to_json(orient="records", date_format="iso"))
+    assert isinstance(sent[0]["pickup_at"], str)
+    city = ServedCity(
+        TEMPLATE,
+        "sintra",
+        LISBON,
+        None,
+        tuple(FEATURES),
+        str(tmp_path / "log"),
+        key_columns=("pickup_at",),
+        column_kinds={"pickup_at": "time", "distance_km": "numeric"},
+    )
+    cache = ModelCache(registry, max_models=2, alias_ttl=0)
+    with TestClient(create_app([city], cache, client=registry, alias_ttl=0)) as api:
+        answer = predict(api, "sintra", sent)
+        words = predict(api, "sintra", [{**sent[0], "pickup_at": "yesterday"}])
+        number = predict(api, "sintra", [{**sent[0], "pickup_at": 1767571295000}])
+        mixed = predict(api, "sintra", [sent[0], {**sent[1], "pickup_at": sent[1]["pickup_at"] + "+01:00"}])
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["prediction_ids"] == prediction_ids(batch, ["pickup_at"], namespace=f"{TEMPLATE}/sintra")
+    today = dt.datetime.now(dt.UTC).date()
+    logged = read_predictions(str(tmp_path / "log"), TEMPLATE, "sintra", today, today)
+    assert logged["pickup_at"].tolist() == batch["pickup_at"].tolist()  # logged as a date-time, as batch logs it
+    for refused in (words, number, mixed):
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"]["column"] == "pickup_at"
+    assert "row 0 is 'yesterday', not a date-time" in words.json()["detail"]["message"]
+    assert "ISO 8601" in number.json()["detail"]["message"]
+    assert "mixes date-times with and without a UTC offset" in mixed.json()["detail"]["message"]
+
+
+def _parquet(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_parquet(path, index=False)
+    return path

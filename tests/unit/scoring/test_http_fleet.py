@@ -81,7 +81,8 @@ def test_the_registry_says_nothing_serves_and_a_disabled_parent_serves_nobody(tm
 
     kill_switch.disable(client, "ride_duration.lisbon", reason="bad data", by="ops")
     off = read_route(client, CITY)
-    assert (off.source, off.disabled["reason"], off.disabled["by"]) == ("disabled", "bad data", "ops")  # type: ignore[index]
+    assert off.disabled is not None
+    assert (off.source, off.disabled.reason, off.disabled.by) == ("disabled", "bad data", "ops")
     assert off.to_dict()["reason"] == off.reason
 
 

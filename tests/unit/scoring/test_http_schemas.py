@@ -82,3 +82,35 @@ def test_a_request_has_rows_and_nothing_else() -> None:
     for bad in ({"rows": []}, {"rows": [{"x": 1}], "model": "v2"}, {"rows": "x"}):
         with pytest.raises(ValidationError):
             PredictRequest.model_validate(bad)
+
+
+def test_key_and_kept_columns_get_the_kinds_the_dataset_declares() -> None:
+    from airflow_ml.scoring.http_schemas import declared_types
+
+    rows = pd.DataFrame(
+        {
+            "pickup_at": ["2026-03-02T08:15:00", None, "2026-03-02 09:00:00.250"],
+            "dropoff_at": ["2026-03-02T08:15:00+01:00", "2026-03-02T07:20:00Z", None],
+            "surge": [1, None, 2.5],
+            "trip_id": ["t1", "t2", "t3"],
+        }
+    )
+
+    typed = declared_types(
+        rows.copy(),
+        {"pickup_at": "time", "dropoff_at": "time", "surge": "numeric"},
+        ["pickup_at", "dropoff_at", "surge", "trip_id"],
+    )
+
+    assert typed["pickup_at"].tolist()[0] == pd.Timestamp("2026-03-02T08:15:00")
+    assert pd.isna(typed["pickup_at"].iloc[1])
+    assert typed["pickup_at"].dt.tz is None  # naive text stays naive, as the batch data's naive times
+    assert typed["dropoff_at"].tolist()[:2] == [
+        pd.Timestamp("2026-03-02T07:15:00Z"),
+        pd.Timestamp("2026-03-02T07:20:00Z"),
+    ]
+    assert str(typed["surge"].dtype) == "float64"
+    assert typed["trip_id"].tolist() == ["t1", "t2", "t3"]  # no declared kind: as JSON gave it
+    with pytest.raises(RowsRefused, match=r"column 'surge': row 1 is 'high'") as caught:
+        declared_types(pd.DataFrame({"surge": [1.0, "high"]}), {"surge": "numeric"}, ["surge"])
+    assert caught.value.column == "surge"

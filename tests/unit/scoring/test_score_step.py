@@ -275,3 +275,19 @@ def test_a_challenger_whose_signature_does_not_fit_is_not_shadowed_and_the_champ
     assert payload["shadow_uri"] is None
     assert f"{name} v{version.version}" in payload["shadow_refused"]
     assert "column 'distance_km' holds double (float64), the signature says long" in payload["shadow_refused"]
+
+
+def test_a_csv_source_reads_its_time_column_as_date_times_so_a_time_key_makes_the_same_ids(
+    world: dict[str, Any],
+) -> None:
+    parquet_day = Path(world["data_root"]) / "raw" / "trips" / "lisbon" / f"date={DAY.isoformat()}"
+    csv_day = Path(world["data_root"]) / "csv_trips" / "lisbon" / f"date={DAY.isoformat()}"
+    csv_day.mkdir(parents=True)
+    pd.read_parquet(parquet_day).to_csv(csv_day / "part-0.csv", index=False)  # times as ISO 8601 text
+    keyed = settings("lisbon", key_columns=["pickup_at"], time_column="pickup_at", shadow=False)
+
+    from_parquet = run(world, keyed).logged_rows()
+    from_csv = run(world, dataclasses.replace(keyed, source="{data_root}/csv_trips/{city}", data_format="csv"))
+
+    assert from_csv.logged_rows()["prediction_id"].tolist() == from_parquet["prediction_id"].tolist()
+    assert str(from_csv.logged_rows()["pickup_at"].dtype).startswith("datetime64")

@@ -113,3 +113,42 @@ def test_the_guide_shows_the_defaults() -> None:
     block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
 
     assert MonitoringSpec.model_validate(yaml.safe_load(block)["monitoring"]) == MonitoringSpec()
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "/srv/other-client/labels/{city}",
+        "{city}",
+        "{data_root}x/{city}",
+        "{data_root}/../other-client/{city}",
+        "file:///srv/other-client/{city}",
+        "http://labels.example/{city}",
+        "s3:///{city}",
+    ],
+)
+def test_a_hostile_labels_source_is_refused_naming_line_field_and_fix(root: Path, source: str) -> None:
+    path = write_city(
+        root,
+        "porto",
+        f"city: porto\ntemplate: ride_duration\n{SCORING}monitoring:\n  labels:\n    source: '{source}'\n",
+    )
+
+    exc = config_error(path, root)
+
+    assert_points_at(exc, path, line_of(path, "    source: "), "monitoring.labels.source")
+    assert "'..'" in str(exc) or "write it from {data_root} down" in str(exc)
+
+
+@pytest.mark.parametrize("source", ["{data_root}/outcomes/{city}", "s3://labels-bucket/{city}"])
+def test_a_labels_source_under_the_data_root_or_on_s3_is_accepted(root: Path, source: str) -> None:
+    path = write_city(
+        root,
+        "porto",
+        f"city: porto\ntemplate: ride_duration\n{SCORING}monitoring:\n  labels:\n    source: '{source}'\n",
+    )
+
+    monitoring = load_city_file(path, root / "templates").monitoring
+
+    assert monitoring is not None
+    assert monitoring.labels.source == source

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,40 @@ def test_a_key_column_may_be_a_feature_or_an_extra_column() -> None:
     assert spec.columns_problems(features=["hour"], known={"hour", "trip_id"}) == []
     [problem] = spec.columns_problems(features=["hour"], known={"hour"})
     assert "['trip_id']" in problem
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "/etc",
+        "/etc/{data_root}",
+        "{data_root}x",  # a sibling of the data root: /srv/datax
+        "{data_root}/../../etc",
+        "{data_root}/..\\\\etc",
+        "file:///etc/airflow",
+        "~/predictions",
+        "relative/predictions",
+        "https://other.example/predictions",
+        "s3://",
+        "s3://{data_root}/x",
+        "",
+    ],
+)
+def test_a_hostile_output_is_refused_naming_line_field_and_fix(root: Path, output: str) -> None:
+    path = write_city(root, "porto", f"city: porto\ntemplate: ride_duration\n{SCORING}  output: {json.dumps(output)}\n")
+
+    exc = config_error(path, root)
+
+    assert_points_at(exc, path, line_of(path, "output"), "scoring.output")
+    assert "{data_root}" in str(exc)
+    assert "'..'" in str(exc) or "s3://<bucket>/<prefix>" in str(exc)
+
+
+@pytest.mark.parametrize("output", ["{data_root}", "{data_root}/served", "s3://predictions-bucket/fleet"])
+def test_an_output_under_the_data_root_or_on_s3_is_accepted(root: Path, output: str) -> None:
+    path = write_city(root, "porto", f"city: porto\ntemplate: ride_duration\n{SCORING}  output: '{output}'\n")
+
+    scoring = load_city_file(path, root / "templates").scoring
+
+    assert scoring is not None
+    assert scoring.output == output
