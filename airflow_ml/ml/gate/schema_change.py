@@ -129,19 +129,27 @@ def evaluate(
     *,
     compared_with: str,
     source: str,
+    parent: bool = False,
 ) -> SchemaCheck:
-    """Compare the challenger's schema ``new`` with the baseline's ``old`` and apply the template's declaration."""
+    """Compare the challenger's schema ``new`` with the baseline's ``old`` and apply the template's declaration.
+
+    With ``parent`` (the baseline is the fallback parent that serves the city), levels the parent has and the
+    city's challenger lacks are no change: the parent learnt the union of its member cities' levels.
+    """
     if old is None or new is None:
         whose = "the challenger" if new is None else compared_with
         return SchemaCheck(compared_with, source, note=f"no schema to compare: {whose} has neither tag nor signature")
     changes = diff(old, new)
+    note = ""
+    if parent and changes.pop("levels_removed", None):
+        note = "levels that only the parent's other member cities have are not compared"
     if not changes:
-        return SchemaCheck(compared_with, source, diff={})
+        return SchemaCheck(compared_with, source, diff={}, note=note)
     touched = changed_columns(changes)
     if accept is None:
-        return SchemaCheck(compared_with, source, changes, False, None, tuple(touched))
+        return SchemaCheck(compared_with, source, changes, False, None, tuple(touched), note)
     not_declared = tuple(c for c in touched if accept.columns is not None and c not in accept.columns)
-    return SchemaCheck(compared_with, source, changes, not not_declared, accept.reason, not_declared)
+    return SchemaCheck(compared_with, source, changes, not not_declared, accept.reason, not_declared, note)
 
 
 def describe(changes: Mapping[str, Any], *, limit: int = 5) -> str:

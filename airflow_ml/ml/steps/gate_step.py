@@ -154,9 +154,9 @@ def _compare_schemas(
     new, _ = model_schema.read(client, challenger, challenger_model)
     old, source = model_schema.read(client, baseline, baseline_model)
     compared_with = f"{whose} v{baseline.version}"
-    return schema_change.evaluate(
-        old, new, settings.rules.accept_schema_change, compared_with=compared_with, source=source
-    )
+    accept = settings.rules.accept_schema_change
+    parent = whose != "champion"
+    return schema_change.evaluate(old, new, accept, compared_with=compared_with, source=source, parent=parent)
 
 
 def _fleet_skills(client: MlflowClient, settings: GateSettings, challenger_version: str) -> FleetSkills | None:

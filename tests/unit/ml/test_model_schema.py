@@ -24,16 +24,17 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Manifest:
     return snapshot(late_trips(days=4, scale=0.3), tmp_path_factory.mktemp("trips"), "r1")  # type: ignore[return-value]
 
 
-def registered(client: MlflowClient, manifest: Manifest) -> Any:
-    result = train_and_log(client, manifest, regression(num_boost_round=5), SplitSettings("pickup_at"), experiment=NAME)
+def registered(client: MlflowClient, manifest: Manifest, artifacts: Path) -> Any:
+    spec, split = regression(num_boost_round=5), SplitSettings("pickup_at")
+    result = train_and_log(client, manifest, spec, split, experiment=NAME, artifact_root=f"file://{artifacts}")
     version = registry.register_challenger(client, NAME, result["model_uri"], result["run_id"], {})
     return client.get_model_version(NAME, str(version.version))
 
 
 def test_logging_a_model_tags_its_columns_types_and_levels_on_the_run_and_the_version(
-    client: MlflowClient, manifest: Manifest
+    client: MlflowClient, manifest: Manifest, tmp_path: Path
 ) -> None:
-    version = registered(client, manifest)
+    version = registered(client, manifest, tmp_path)
 
     schema = json.loads(version.tags[model_schema.SCHEMA_TAG])
     assert list(schema["columns"]) == sorted(regression().features)  # compact JSON, keys sorted
@@ -48,7 +49,7 @@ def test_a_schema_over_the_tag_limit_is_tagged_by_its_hash_and_read_from_its_fil
     client: MlflowClient, manifest: Manifest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(model_schema, "TAG_LIMIT", 50)
-    version = registered(client, manifest)
+    version = registered(client, manifest, tmp_path)
 
     tag = json.loads(version.tags[model_schema.SCHEMA_TAG])
     schema, source = model_schema.read(client, version)
@@ -61,9 +62,9 @@ def test_a_schema_over_the_tag_limit_is_tagged_by_its_hash_and_read_from_its_fil
 
 
 def test_a_version_without_the_tag_is_read_from_its_loaded_model_or_has_no_schema(
-    client: MlflowClient, manifest: Manifest
+    client: MlflowClient, manifest: Manifest, tmp_path: Path
 ) -> None:
-    version = registered(client, manifest)
+    version = registered(client, manifest, tmp_path)
     tagged, _ = model_schema.read(client, version)
     client.delete_model_version_tag(NAME, str(version.version), model_schema.SCHEMA_TAG)
     bare = client.get_model_version(NAME, str(version.version))

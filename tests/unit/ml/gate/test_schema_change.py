@@ -88,3 +88,17 @@ def test_the_declaration_round_trips_through_the_rules() -> None:
 
     assert rules.accept_schema_change == AcceptSchemaChange("zones", ("pickup_zone",))
     assert GateRules.from_dict(rules.to_dict()) == rules
+
+
+def test_against_a_serving_parent_the_levels_of_its_other_members_are_no_change() -> None:
+    city = {"columns": OLD["columns"], "categories": {"pickup_zone": ["alfama", "baixa"]}}
+    union = {"columns": OLD["columns"], "categories": {"pickup_zone": ["alfama", "baixa", "mitte", "paulista"]}}
+    new_zone = {"columns": OLD["columns"], "categories": {"pickup_zone": ["alfama", "baixa", "parque"]}}
+
+    subset = evaluate(union, city, None, compared_with="parent t.global v1", source="tag", parent=True)
+    added = evaluate(union, new_zone, None, compared_with="parent t.global v1", source="tag", parent=True)
+
+    assert (subset.refuses, subset.diff) == (False, {})
+    assert subset.note == "levels that only the parent's other member cities have are not compared"
+    assert added.refuses
+    assert added.diff == {"levels_added": {"pickup_zone": ["parque"]}}

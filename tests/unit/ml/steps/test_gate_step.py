@@ -39,6 +39,17 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+#: Where the module's training runs log their models (not ./mlruns).
+ARTIFACTS: list[str] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    ARTIFACTS.append(f"file://{tmp_path_factory.mktemp('artifacts')}")
+    yield
+    ARTIFACTS.clear()
+
+
 def _snapshot(root: Path, rename: dict[str, str] | None = None) -> Manifest:
     for i in range(6):
         day = DEMO_START + dt.timedelta(days=i)
@@ -60,7 +71,8 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Manifest:
 
 def trained(client: MlflowClient, manifest: Manifest, name: str, **spec: Any) -> str:
     """A real small model of the trips' duration, logged and registered as a version of ``name``."""
-    result = train_and_log(client, manifest, regression(num_boost_round=20, **spec), SPLIT, experiment=name)
+    spec_ = regression(num_boost_round=20, **spec)
+    result = train_and_log(client, manifest, spec_, SPLIT, experiment=name, artifact_root=ARTIFACTS[0])
     return str(registry.register_challenger(client, name, result["model_uri"], result["run_id"], {}).version)
 
 
