@@ -110,6 +110,8 @@ def gate(
     served_by = ""
     if parent is not None:
         served_by = f" (baseline: the parent model {parent_model!r} v{parent.version}, which serves this city)"
+    if schema is not None and schema.diff and schema.accepted:
+        served_by += f"; input schema change accepted ({schema.declared}): {schema_change.describe(schema.diff)}"
     record = {
         **decision.to_dict(),
         "gate_reason": decision.reason,

@@ -244,6 +244,10 @@ def test_a_changed_level_set_is_refused_and_a_declaration_of_its_column_accepts_
     assert (diff["levels_added"], diff["levels_removed"]) == ({"pickup_zone": ["parque"]}, {"pickup_zone": ["belem"]})
     assert "does not name ['pickup_zone']" in record["reason"]
     assert accepted["refused_by"] != "schema_change"
+    assert accepted["reason"].endswith(
+        "; input schema change accepted (Belem's stop moved to Parque): pickup_zone levels added ['parque']; "
+        "pickup_zone levels removed ['belem']"
+    )
     assert (accepted["schema_diff"]["accepted"], accepted["schema_diff"]["declared"]) == (
         True,
         "Belem's stop moved to Parque",
