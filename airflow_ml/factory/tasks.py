@@ -22,6 +22,7 @@ from airflow_ml.ml.steps.step_settings import (
 )
 from airflow_ml.ml.train_spec import TrainSpec
 from airflow_ml.templates.describe import Origin
+from airflow_ml.templates.fallback_spec import GLOBAL_PARENT
 from airflow_ml.templates.models import ModelConfig, ParentConfig
 from airflow_ml.templates.training_spec import LightGBMParams, SearchSpec
 
@@ -115,6 +116,8 @@ def task_settings(config: ModelConfig, *, expectations_dir: str | Path, origin: 
             split=split,
             rules=GateRules.from_dict({**config.gate.rules(), "min_holdout_rows": config.split.min_holdout_rows}),
             parent_model=config.parent_model_name,
+            template=config.template,
+            not_cities=(GLOBAL_PARENT,),
         ),
         health=HealthSettings(
             model_name=config.model_name,

@@ -26,7 +26,7 @@ from mlflow.protos.databricks_pb2 import (
 )
 
 from airflow_ml.exceptions import RollbackRefused
-from airflow_ml.ml import serving
+from airflow_ml.ml import champion_skill, model_schema, serving
 from airflow_ml.ml.train import TrainedModel
 
 CHAMPION = "champion"
@@ -69,6 +69,10 @@ def log_model(client: MlflowClient, run_id: str, trained: TrainedModel, sample: 
         trained: The trained model.
         sample: A few raw rows, for the signature and the input example.
 
+    The model's input schema (:mod:`airflow_ml.ml.model_schema`: the signature's columns and types, the
+    preprocessor's categorical levels) is written beside it and set as the run tag ``airflow_ml.schema``,
+    which registration copies to the version for the gate to compare.
+
     Returns:
         The artifact URI of the logged model, to register.
     """
@@ -76,6 +80,8 @@ def log_model(client: MlflowClient, run_id: str, trained: TrainedModel, sample: 
     # The signature keeps the raw dtypes: it is the serving contract of the raw rows the suite validated.
     example = sample[features].head(5).reset_index(drop=True)
     predictions = serving.predict_raw(trained.booster, trained.preprocessor, example)
+    signature = infer_signature(example, predictions)
+    schema = model_schema.from_signature(signature.inputs, trained.preprocessor.categories) or {}
     with tempfile.TemporaryDirectory(prefix="airflow-ml-model-") as tmp:
         booster_path = Path(tmp, "booster.txt")
         trained.booster.save_model(str(booster_path))
@@ -89,11 +95,14 @@ def log_model(client: MlflowClient, run_id: str, trained: TrainedModel, sample: 
                 serving.BOOSTER_ARTIFACT: str(booster_path),
                 serving.PREPROCESSOR_ARTIFACT: str(preprocessor_path),
             },
-            signature=infer_signature(example, predictions),
+            signature=signature,
             input_example=example,
             pip_requirements=serving_requirements(),
         )
+        Path(model_dir, model_schema.SCHEMA_FILE).write_text(model_schema.text(schema), encoding="utf-8")
         client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT_PATH)
+    artifact = f"{MODEL_ARTIFACT_PATH}/{model_schema.SCHEMA_FILE}"
+    client.set_tag(run_id, model_schema.SCHEMA_TAG, model_schema.tag_value(schema, artifact))
     return f"{client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT_PATH}"
 
 
@@ -109,8 +118,13 @@ def ensure_registered(client: MlflowClient, name: str, *, description: str = "ai
 def register_challenger(
     client: MlflowClient, name: str, source: str, run_id: str, tags: dict[str, str], *, alias: bool = True
 ) -> ModelVersion:
-    """Register ``source`` as a new version of ``name`` and, with ``alias``, point the ``challenger`` alias at it."""
+    """Register ``source`` as a new version of ``name`` and, with ``alias``, point the ``challenger`` alias at it.
+
+    The run's input schema tag (``airflow_ml.schema``, set by :func:`log_model`) becomes a tag of the version.
+    """
     ensure_registered(client, name, description=f"Retrained by airflow-ml; {CHAMPION!r} serves.")
+    schema = client.get_run(run_id).data.tags.get(model_schema.SCHEMA_TAG)
+    tags = {**tags, model_schema.SCHEMA_TAG: schema} if schema else tags
     version = client.create_model_version(name, source, run_id=run_id, tags=tags)
     if alias:
         client.set_registered_model_alias(name, CHALLENGER, version.version)
@@ -141,14 +155,20 @@ def load_version(client: MlflowClient, version: ModelVersion) -> Any:
 def promote(client: MlflowClient, name: str, version: str, record: dict[str, Any]) -> None:
     """Make ``version`` the champion, keep the old champion as ``previous-champion``, and record why.
 
-    Moving the ``champion`` alias is the last step, so a failure before it leaves the champion untouched.
+    Moving the ``champion`` alias is the last step, so a failure before it leaves the champion untouched; the
+    champion's skill (:mod:`airflow_ml.ml.champion_skill`: the record's ``naive_baseline.skill``, else the
+    version's ``gate.naive_baseline`` tag) follows it.
     """
     current = version_by_alias(client, name, CHAMPION)
     tag_decision(client, name, version, record)
+    skill = champion_skill.skill_of(record.get("naive_baseline"))
+    if skill is None and "naive_baseline" not in record:  # a shadow promotion: the gate tagged the version
+        skill = champion_skill.version_skill(client.get_model_version(name, version).tags)
     if current is not None and str(current.version) != str(version):
         client.set_registered_model_alias(name, PREVIOUS_CHAMPION, current.version)
     client.set_registered_model_alias(name, CHAMPION, version)
     client.set_registered_model_tag(name, CHAMPION_VERSION_TAG, str(version))
+    champion_skill.sync(client, name, str(version), skill)
 
 
 def deleted_champion(client: MlflowClient, name: str) -> str | None:
@@ -319,9 +339,11 @@ def rollback(
     if previous is None:
         client.delete_registered_model_alias(name, CHAMPION)
         client.delete_registered_model_tag(name, CHAMPION_VERSION_TAG)
+        champion_skill.clear(client, name)
         return record
     client.set_registered_model_alias(name, CHAMPION, previous.version)
     client.set_registered_model_tag(name, CHAMPION_VERSION_TAG, str(previous.version))
+    champion_skill.sync(client, name, str(previous.version), champion_skill.version_skill(previous.tags))
     if earlier is not None:
         client.set_registered_model_alias(name, PREVIOUS_CHAMPION, earlier)
     else:

@@ -104,6 +104,47 @@ class NaiveBaselineSpec(Strict):
     )
 
 
+class FleetOutlierSpec(Strict):
+    """Refuse a challenger whose skill over the naive baseline lies far from its sibling cities' champions' skills.
+
+    The siblings are the template's other cities' current champions; the robust z-score is ``(skill - median) /
+    max(1.4826 * MAD, 0.01)``. A suspect challenger passes when the city's own promoted history lies as far
+    from the fleet on the same side (see the gate guide). Needs ``naive_baseline`` on.
+    """
+
+    max_z: float = Field(
+        default=4.0,
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+        description="Robust z-score beyond which (either side) a challenger is suspect; above 0, at most 100.",
+    )
+    min_siblings: int = Field(
+        default=8,
+        ge=3,
+        le=1_000_000,
+        description="Fewer sibling champions with a skill: the rule is not applied; 3 to 1,000,000.",
+    )
+    min_history: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="Past promoted versions of the city needed before its own history can explain a gap; 1 to 1000.",
+    )
+
+
+class AcceptSchemaChangeSpec(Strict):
+    """Declare a change of the model's inputs (columns, types, categorical levels), so the gate may promote it."""
+
+    reason: str = Field(min_length=1, max_length=500, description="Why the inputs change; recorded with the decision.")
+    columns: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10_000,
+        description="Only changes of these columns are accepted; null (default): any change.",
+    )
+
+
 class GateSpec(Strict):
     """When a challenger may replace the champion.
 
@@ -166,6 +207,18 @@ class GateSpec(Strict):
         description="The challenger must beat predicting the training mean (median, prior) on the holdout, e.g. "
         "{statistic: median, min_skill: 0.05}; {enabled: false} turns it off.",
     )
+    fleet_outlier: FleetOutlierSpec | None = Field(
+        default=None,
+        description="Refuse a challenger whose skill over the naive baseline lies far from the sibling cities' "
+        "champions', unless its own history explains it, e.g. {max_z: 4.0, min_siblings: 8, min_history: 3}; "
+        "null (default): off.",
+    )
+    accept_schema_change: AcceptSchemaChangeSpec | None = Field(
+        default=None,
+        description="Accept a challenger whose inputs (columns, types, categorical levels) differ from the "
+        "champion's, e.g. {reason: 'zone column added', columns: [pickup_zone]}; null (default): such a "
+        "challenger is refused.",
+    )
 
     def rules(self) -> dict[str, Any]:
         """The promotion rules as plain values (every field but the approval's timeout and the default mode), for
@@ -182,6 +235,11 @@ class GateSpec(Strict):
             raise ValueError(
                 f"max_improvement {self.max_improvement!r} must be above min_improvement {self.min_improvement!r}, "
                 "or no challenger could pass; raise it or set it to null"
+            )
+        if self.fleet_outlier is not None and not self.naive_baseline.enabled:
+            raise ValueError(
+                "fleet_outlier compares the challenger's skill over the naive baseline, and naive_baseline is off; "
+                "set naive_baseline: {enabled: true} or fleet_outlier: null"
             )
         return self
 

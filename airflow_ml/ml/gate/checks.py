@@ -11,10 +11,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from airflow_ml.ml.gate import fleet_outlier as fleet
 from airflow_ml.ml.gate import naive_baseline as naive
+from airflow_ml.ml.gate import schema_change as schema
+from airflow_ml.ml.gate.fleet_outlier import FleetResult
 from airflow_ml.ml.gate.naive_baseline import NaiveBaselineResult
 from airflow_ml.ml.gate.records import BootstrapResult, SliceResult
 from airflow_ml.ml.gate.rules import Direction, GateRules
+from airflow_ml.ml.gate.schema_change import SchemaCheck
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,9 @@ class Evidence:
     """What the checks judge: both models' scores on one holdout, and what was measured on it.
 
     ``improvement`` is the challenger's gain over the champion (a fraction of its score when the rules'
-    mode is relative; positive is better), None without a scorable champion.
+    mode is relative; positive is better), None without a scorable champion. ``fleet`` is the fleet-outlier
+    rule's figures (the gate step reads the siblings' skills from the registry) and ``schema`` the comparison
+    of the challenger's inputs with the champion's; None when not measured.
     """
 
     challenger_score: float
@@ -33,6 +39,8 @@ class Evidence:
     bootstrap: BootstrapResult | None = None
     slices: tuple[SliceResult, ...] = ()
     naive_baseline: NaiveBaselineResult | None = None
+    fleet: FleetResult | None = None
+    schema: SchemaCheck | None = None
 
 
 Check = Callable[[Evidence, GateRules], "str | None"]
@@ -85,6 +93,23 @@ def naive_baseline(evidence: Evidence, rules: GateRules) -> str | None:
     """The challenger beats the naive baseline by its ``min_skill`` (when the rule is on)."""
     if evidence.naive_baseline is not None and not evidence.naive_baseline.passed:
         return naive.refusal(evidence.naive_baseline, evidence.challenger_score)
+    return None
+
+
+def fleet_outlier(evidence: Evidence, rules: GateRules) -> str | None:
+    """The challenger's skill lies within ``max_z`` robust z-scores of its siblings' champions (when the rule is on).
+
+    A suspect challenger passes when the city's own promoted history explains the gap.
+    """
+    if evidence.fleet is not None and evidence.fleet.refuses:
+        return fleet.refusal(evidence.fleet)
+    return None
+
+
+def schema_change(evidence: Evidence, rules: GateRules) -> str | None:
+    """The challenger's inputs are the champion's, or the template declares the change (``accept_schema_change``)."""
+    if evidence.schema is not None and evidence.schema.refuses:
+        return schema.refusal(evidence.schema)
     return None
 
 
@@ -141,7 +166,14 @@ def max_slice_regression(evidence: Evidence, rules: GateRules) -> str | None:
 
 
 #: The checks every challenger faces, a first one included.
-BEFORE_CHAMPION: tuple[Check, ...] = (min_holdout_rows, finite_score, min_quality, naive_baseline)
+BEFORE_CHAMPION: tuple[Check, ...] = (
+    min_holdout_rows,
+    finite_score,
+    schema_change,
+    min_quality,
+    naive_baseline,
+    fleet_outlier,
+)
 #: The checks of a challenger against a champion scored on the same holdout.
 AGAINST_CHAMPION: tuple[Check, ...] = (
     better_than_champion,

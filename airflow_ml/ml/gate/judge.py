@@ -11,11 +11,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow_ml.ml.gate import checks
+from airflow_ml.ml.gate import fleet_outlier as fleet_rule
 from airflow_ml.ml.gate import naive_baseline as naive
 from airflow_ml.ml.gate.checks import Evidence
+from airflow_ml.ml.gate.fleet_outlier import FleetResult, FleetSkills
 from airflow_ml.ml.gate.naive_baseline import NaiveBaselineResult
 from airflow_ml.ml.gate.records import BootstrapResult, GateDecision, SliceResult
 from airflow_ml.ml.gate.rules import Direction, GateRules, quality_bound
+from airflow_ml.ml.gate.schema_change import SchemaCheck
 
 
 def decide(
@@ -28,6 +31,8 @@ def decide(
     bootstrap: BootstrapResult | None = None,
     slices: Sequence[SliceResult] = (),
     naive_baseline: NaiveBaselineResult | None = None,
+    fleet: FleetResult | None = None,
+    schema: SchemaCheck | None = None,
     no_champion: str = "no champion yet",
 ) -> GateDecision:
     """Decide whether the challenger replaces the champion.
@@ -44,7 +49,16 @@ def decide(
         relative = rules.improvement_mode == "relative" and champion_score != 0
         improvement = gain / abs(champion_score) if relative else gain
     evidence = Evidence(
-        challenger_score, champion_score, direction, holdout_rows, improvement, bootstrap, tuple(slices), naive_baseline
+        challenger_score,
+        champion_score,
+        direction,
+        holdout_rows,
+        improvement,
+        bootstrap,
+        tuple(slices),
+        naive_baseline,
+        fleet,
+        schema,
     )
 
     applied = rules.to_dict()
@@ -68,6 +82,8 @@ def decide(
             max_slice_regression=rules.max_slice_regression,
             min_slice_rows=rules.min_slice_rows if rules.slices else None,
             naive_baseline=naive_baseline,
+            fleet=fleet,
+            schema_diff=schema,
             rules=applied,
         )
 
@@ -104,6 +120,8 @@ def judge(
     rules: GateRules,
     columns: Mapping[str, Any] | None = None,
     training_target: Any | None = None,
+    fleet_skills: FleetSkills | None = None,
+    schema: SchemaCheck | None = None,
     no_champion: str = "no champion yet",
 ) -> GateDecision:
     """Score both models' and the naive baseline's holdout predictions, bootstrap and slice them, and :func:`decide`.
@@ -116,6 +134,9 @@ def judge(
         rules: The thresholds.
         columns: The holdout's values of every column that ``rules.slices`` names.
         training_target: The training rows' target (of the same time split), for ``rules.naive_baseline``.
+        fleet_skills: The sibling champions' and the city's past skills, for ``rules.fleet_outlier`` (which
+            also needs ``rules.naive_baseline``: the challenger's skill over it is what is compared).
+        schema: The comparison of the challenger's inputs with the champion's, for the ``schema_change`` check.
         no_champion: Why there is no champion, for the reason of a first model.
 
     Raises:
@@ -135,6 +156,12 @@ def judge(
         if training_target is None:
             raise ValueError("the naive_baseline rule needs the training rows' target (training_target)")
         baseline = naive.evaluate(metric, y_true, challenger_score, training_target, rules.naive_baseline)
+    fleet = None
+    if rules.fleet_outlier is not None and fleet_skills is not None:
+        if baseline is None:
+            fleet = FleetResult(False, 0, rules.fleet_outlier.max_z, note="not applied: naive_baseline is off")
+        else:
+            fleet = fleet_rule.evaluate(baseline.skill, fleet_skills, rules.fleet_outlier)
     bootstrap = None
     if rules.bootstrap and math.isfinite(challenger_score):
         bootstrap = paired_bootstrap(
@@ -166,5 +193,7 @@ def judge(
         bootstrap=bootstrap,
         slices=slices,
         naive_baseline=baseline,
+        fleet=fleet,
+        schema=schema,
         no_champion=no_champion,
     )

@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from airflow_ml.ml.gate import naive_baseline as naive
+from airflow_ml.ml.gate.fleet_outlier import FleetResult
 from airflow_ml.ml.gate.naive_baseline import NaiveBaselineResult
+from airflow_ml.ml.gate.schema_change import SchemaCheck
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,9 @@ class GateDecision:
 
     ``refused_by`` names the rule that kept the champion (None when the gate promotes): one of the checks of
     :mod:`airflow_ml.ml.gate.checks` (``min_holdout_rows``, ``finite_score``, ``min_quality``,
-    ``naive_baseline``, ``better_than_champion``, ``min_improvement``, ``bootstrap``,
-    ``max_slice_regression``...).
+    ``naive_baseline``, ``fleet_outlier``, ``schema_change``, ``better_than_champion``, ``min_improvement``,
+    ``bootstrap``, ``max_slice_regression``...). ``fleet`` holds the fleet-outlier rule's figures and
+    ``schema_diff`` the comparison of the challenger's inputs with the champion's (None when not measured).
     """
 
     promote: bool
@@ -76,6 +79,8 @@ class GateDecision:
     max_slice_regression: float | None = None
     min_slice_rows: int | None = None
     naive_baseline: NaiveBaselineResult | None = None
+    fleet: FleetResult | None = None
+    schema_diff: SchemaCheck | None = None
     #: Every rule as applied (:meth:`GateRules.to_dict`): a rule added to GateRules is recorded with no change here.
     rules: dict[str, Any] | None = None
 
@@ -83,6 +88,7 @@ class GateDecision:
         """A JSON-serialisable form."""
         data = asdict(self)
         data["slices"] = [asdict(s) for s in self.slices]
+        data["schema_diff"] = self.schema_diff.to_dict() if self.schema_diff is not None else None
         return data
 
     @classmethod
@@ -102,6 +108,8 @@ class GateDecision:
             )
         values["slices"] = tuple(SliceResult(**s) for s in values.get("slices") or ())
         values["naive_baseline"] = naive.from_record(values.get("naive_baseline"))
+        values["fleet"] = FleetResult.from_dict(values.get("fleet"))
+        values["schema_diff"] = SchemaCheck.from_dict(values.get("schema_diff"))
         return cls(**values)
 
 

@@ -6,7 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from airflow_ml.ml.gate.fleet_outlier import FleetOutlier
 from airflow_ml.ml.gate.naive_baseline import NaiveBaseline
+from airflow_ml.ml.gate.schema_change import AcceptSchemaChange
 
 Direction = Literal["minimize", "maximize"]
 
@@ -30,6 +32,10 @@ class GateRules:
         max_slice_regression: How much worse (relative) any judged slice may be; None: slices are reported only.
         min_slice_rows: Smaller slices are reported but not judged.
         naive_baseline: The challenger must beat a constant learnt from the training rows; None: off.
+        fleet_outlier: The challenger's skill over the naive baseline must not lie far from its sibling cities'
+            champions' (a robust z-score) unless the city's history explains it; None: off.
+        accept_schema_change: The template's declaration of a change of the model's inputs; None: a
+            challenger whose schema differs from the champion's is refused.
     """
 
     min_improvement: float = 0.0
@@ -42,12 +48,17 @@ class GateRules:
     max_slice_regression: float | None = None
     min_slice_rows: int = 100
     naive_baseline: NaiveBaseline | None = None
+    fleet_outlier: FleetOutlier | None = None
+    accept_schema_change: AcceptSchemaChange | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form."""
         # Shallow, not dataclasses.asdict (a deep copy): the factory calls this for every city at parse time.
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["naive_baseline"] = self.naive_baseline.to_dict() if self.naive_baseline else None
+        data["fleet_outlier"] = self.fleet_outlier.to_dict() if self.fleet_outlier else None
+        accept = self.accept_schema_change
+        data["accept_schema_change"] = accept.to_dict() if accept else None
         data["min_quality"] = dict(self.min_quality) if self.min_quality else None
         data["bootstrap"] = dict(self.bootstrap) if self.bootstrap else None
         data["slices"] = [dict(s) for s in self.slices]
@@ -69,6 +80,10 @@ class GateRules:
         values["slices"] = tuple(dict(s) for s in values.get("slices") or ())
         raw = values.get("naive_baseline")
         values["naive_baseline"] = NaiveBaseline.from_dict(raw) if isinstance(raw, Mapping) else raw
+        raw = values.get("fleet_outlier")
+        values["fleet_outlier"] = FleetOutlier.from_dict(raw) if isinstance(raw, Mapping) else raw
+        raw = values.get("accept_schema_change")
+        values["accept_schema_change"] = AcceptSchemaChange.from_dict(raw) if isinstance(raw, Mapping) else raw
         return cls(**values)
 
 

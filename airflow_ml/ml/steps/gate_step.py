@@ -12,11 +12,14 @@ from mlflow import MlflowClient
 
 from airflow_ml.data.snapshot import Manifest, read_snapshot, write_json
 from airflow_ml.data.storage import StorageOptions
-from airflow_ml.ml import demotion_guard
+from airflow_ml.ml import champion_skill, demotion_guard, model_schema
 from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml.gate import schema_change
+from airflow_ml.ml.gate.fleet_outlier import FleetSkills
 from airflow_ml.ml.gate.judge import judge
 from airflow_ml.ml.gate.modes import Outcome, apply_mode, check_mode
 from airflow_ml.ml.gate.records import decision_tags
+from airflow_ml.ml.gate.schema_change import SchemaCheck
 from airflow_ml.ml.lineage import this_citys_champion
 from airflow_ml.ml.steps.step_settings import GateSettings
 from airflow_ml.ml.steps.xcom_payloads import DECISION_FILE
@@ -39,7 +42,10 @@ def gate(
     A city without a champion of its own is served by its fallback parent (``settings.parent_model``), when
     that has a champion: the challenger must then beat the parent's champion on the city's holdout. Every
     challenger, a first one included, must also beat the naive baseline of ``rules.naive_baseline``,
-    learnt from the training rows of the same split.
+    learnt from the training rows of the same split. The challenger's input schema is compared with the
+    champion's (or the serving parent's): a change the template does not declare (``accept_schema_change``) is
+    refused. With ``rules.fleet_outlier``, the sibling cities' champion skills (one paged registry search) and
+    the city's promoted history are read for the fleet-outlier rule.
 
     The champion alias moves only when the outcome says so (a win in ``auto`` mode, or ``force``), and
     only as the very last step; ``dry_run`` records the decision and moves nothing. In ``shadow`` mode a
@@ -71,12 +77,15 @@ def gate(
     splits = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction)
     holdout = splits.holdout
     challenger = client.get_model_version(model_name, challenger_version)
-    challenger_pred = _predict(registry.load_version(client, challenger), holdout)
-    champion_pred = None
-    if champion is not None and str(champion.version) != str(challenger.version):
-        champion_pred = _predict(registry.load_version(client, champion), holdout)
-    if parent is not None:
-        champion_pred = _predict(registry.load_version(client, parent), holdout)
+    challenger_model = registry.load_version(client, challenger)
+    challenger_pred = _predict(challenger_model, holdout)
+    champion_pred, schema = None, None
+    baseline = champion if champion is not None and str(champion.version) != str(challenger.version) else parent
+    if baseline is not None:
+        baseline_model = registry.load_version(client, baseline)
+        champion_pred = _predict(baseline_model, holdout)
+        whose = "champion" if baseline is champion else f"parent {parent_model}"
+        schema = _compare_schemas(client, challenger, challenger_model, baseline, baseline_model, whose, settings)
     slice_columns = [str(s["column"]) for s in rules.slices]
     missing = [c for c in slice_columns if c not in holdout.columns]
     if missing:
@@ -92,6 +101,8 @@ def gate(
         rules=rules,
         columns={c: holdout[c] for c in slice_columns},
         training_target=splits.train[target].to_numpy(),
+        fleet_skills=_fleet_skills(client, settings, str(challenger.version)),
+        schema=schema,
         no_champion=f"no champion: {deleted}" if deleted else "no champion yet",
     )
     demotion = demotion_guard.active_demotion(client, model_name)
@@ -99,6 +110,8 @@ def gate(
     served_by = ""
     if parent is not None:
         served_by = f" (baseline: the parent model {parent_model!r} v{parent.version}, which serves this city)"
+    if schema is not None and schema.diff and schema.accepted:
+        served_by += f"; input schema change accepted ({schema.declared}): {schema_change.describe(schema.diff)}"
     record = {
         **decision.to_dict(),
         "gate_reason": decision.reason,
@@ -128,6 +141,35 @@ def gate(
         client.log_dict(challenger.run_id, record, registry.DECISION_ARTIFACT)
     write_json(manifest.uri, DECISION_FILE, record, storage_options=storage_options)
     return outcome, record
+
+
+def _compare_schemas(
+    client: MlflowClient,
+    challenger: Any,
+    challenger_model: Any,
+    baseline: Any,
+    baseline_model: Any,
+    whose: str,
+    settings: GateSettings,
+) -> SchemaCheck:
+    """The challenger's input schema against the champion's (or the serving parent's), with the declaration."""
+    new, _ = model_schema.read(client, challenger, challenger_model)
+    old, source = model_schema.read(client, baseline, baseline_model)
+    compared_with = f"{whose} v{baseline.version}"
+    accept = settings.rules.accept_schema_change
+    parent = whose != "champion"
+    return schema_change.evaluate(old, new, accept, compared_with=compared_with, source=source, parent=parent)
+
+
+def _fleet_skills(client: MlflowClient, settings: GateSettings, challenger_version: str) -> FleetSkills | None:
+    """The sibling champions' skills (one paged search) and the city's promoted history, when the rule is on."""
+    if settings.rules.fleet_outlier is None:
+        return None
+    template = settings.template or settings.model_name.rpartition(".")[0]
+    exclude = {settings.model_name, settings.parent_model or ""}
+    siblings = champion_skill.sibling_skills(client, template, exclude=exclude, not_cities=settings.not_cities)
+    history = champion_skill.history_skills(client, settings.model_name, exclude_version=challenger_version)
+    return FleetSkills(siblings=tuple(siblings.values()), history=tuple(history))
 
 
 def _predict(model: Any, rows: pd.DataFrame) -> Any:

@@ -180,6 +180,8 @@ class GateSettings(FrozenSettings):
         split: The time split, the very one training used, so the holdout is the same rows.
         rules: The gate's rules.
         parent_model: The fallback parent that serves the city while it has no champion of its own.
+        template: The city's template, whose other cities' champions are its siblings (``fleet_outlier``).
+        not_cities: Model ids under the template that are no city (the global parent's ``global``).
     """
 
     nested: ClassVar[Mapping[str, Any]] = {"split": SplitSettings, "rules": GateRules}
@@ -190,6 +192,8 @@ class GateSettings(FrozenSettings):
     split: SplitSettings
     rules: GateRules = field(default_factory=GateRules)
     parent_model: str | None = None
+    template: str = ""
+    not_cities: Sequence[str] = ()
 
 
 @dataclass(frozen=True)

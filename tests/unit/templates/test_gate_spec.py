@@ -127,6 +127,38 @@ def test_null_turns_the_bootstrap_off(root: Path) -> None:
             ("gate.promotion_mode", "'force'", "'auto', 'require_approval' or 'shadow'"),
         ),
         ("gate:\n  promotion_mode: shadw\n", "promotion_mode", ("gate.promotion_mode", "'shadw'")),
+        ("gate:\n  fleet_outlier: {max_z: 0}\n", "max_z", ("gate.fleet_outlier.max_z", "0", "greater than 0")),
+        ("gate:\n  fleet_outlier: {max_z: -2}\n", "max_z", ("gate.fleet_outlier.max_z", "-2")),
+        (
+            "gate:\n  fleet_outlier: {min_siblings: 2}\n",
+            "min_siblings",
+            ("gate.fleet_outlier.min_siblings", "2", "greater than or equal to 3"),
+        ),
+        ("gate:\n  fleet_outlier: {min_history: 0}\n", "min_history", ("gate.fleet_outlier.min_history", "0")),
+        ("gate:\n  fleet_outlier: {max_zz: 3}\n", "max_zz", ("'max_zz'", "did you mean 'max_z'?")),
+        (
+            "gate:\n  naive_baseline: {enabled: false}\n  fleet_outlier: {max_z: 4}\n",
+            "gate:",
+            (
+                "fleet_outlier compares the challenger's skill over the naive baseline",
+                "naive_baseline: {enabled: true}",
+            ),
+        ),
+        (
+            "gate:\n  accept_schema_change: {columns: [pickup_zone]}\n",
+            "accept_schema_change",
+            ("gate.accept_schema_change.reason", "required setting is missing"),
+        ),
+        (
+            "gate:\n  accept_schema_change: {reason: ''}\n",
+            "reason",
+            ("gate.accept_schema_change.reason", "at least 1 character"),
+        ),
+        (
+            "gate:\n  accept_schema_change: {reason: zones, columns: []}\n",
+            "columns",
+            ("gate.accept_schema_change.columns", "at least 1 item"),
+        ),
     ],
 )
 def test_bad_gate_rules_name_file_line_field_and_fix(
@@ -188,3 +220,23 @@ def test_max_improvement_is_off_by_default_and_reaches_the_gate_rules_when_set(r
     assert default.gate.max_improvement is None
     assert task_settings(default, expectations_dir=root).gate.rules.max_improvement is None
     assert task_settings(city, expectations_dir=root).gate.rules.max_improvement == 0.4
+
+
+def test_fleet_outlier_is_off_by_default_and_reaches_the_gate_rules_with_the_fleet_scope(root: Path) -> None:
+    from airflow_ml.factory.tasks import task_settings
+    from airflow_ml.ml.gate.fleet_outlier import FleetOutlier
+    from airflow_ml.ml.gate.schema_change import AcceptSchemaChange
+
+    default = load_city_file(write_city(root, "oslo", CITY), root / "templates")
+    text = CITY.replace("oslo", "bergen") + (
+        "gate:\n  fleet_outlier: {max_z: 3.5, min_siblings: 10}\n"
+        "  accept_schema_change: {reason: a new zone opened, columns: [pickup_zone]}\n"
+    )
+    city = load_city_file(write_city(root, "bergen", text), root / "templates")
+
+    assert (default.gate.fleet_outlier, default.gate.accept_schema_change) == (None, None)
+    gate = task_settings(city, expectations_dir=root).gate
+    assert gate.rules.fleet_outlier == FleetOutlier(max_z=3.5, min_siblings=10, min_history=3)
+    assert gate.rules.accept_schema_change == AcceptSchemaChange("a new zone opened", ("pickup_zone",))
+    assert (gate.template, list(gate.not_cities)) == ("ride_duration", ["global"])
+    assert type(gate).from_dict(gate.to_dict()).rules == gate.rules

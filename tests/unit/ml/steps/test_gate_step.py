@@ -1,0 +1,265 @@
+"""The gate step's fleet-outlier and schema-change rules on real LightGBM models and a real MLflow registry (SQLite).
+
+One store for the module; each case uses a template of its own, so its fleet of sibling champions (registered
+models whose skill tag ``model_registry.promote`` wrote, skills drawn with a fixed seed) is its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from airflow_ml.data.demo import DEMO_START, generate_day
+from airflow_ml.data.snapshot import Manifest, take_snapshot
+from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml import model_schema
+from airflow_ml.ml.gate.fleet_outlier import FleetOutlier
+from airflow_ml.ml.gate.naive_baseline import NaiveBaseline
+from airflow_ml.ml.gate.rules import GateRules
+from airflow_ml.ml.gate.schema_change import AcceptSchemaChange
+from airflow_ml.ml.steps.gate_step import gate
+from airflow_ml.ml.steps.step_settings import GateSettings, SplitSettings
+from airflow_ml.ml.steps.train_step import train_and_log
+from tests.support.training_data import regression
+
+SPLIT = SplitSettings("pickup_at", 0.15, 0.15)
+FLEET = FleetOutlier(max_z=4.0, min_siblings=8, min_history=3)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> MlflowClient:
+    folder = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+#: Where the module's training runs log their models (not ./mlruns).
+ARTIFACTS: list[str] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    ARTIFACTS.append(f"file://{tmp_path_factory.mktemp('artifacts')}")
+    yield
+    ARTIFACTS.clear()
+
+
+def _snapshot(root: Path, rename: dict[str, str] | None = None) -> Manifest:
+    for i in range(6):
+        day = DEMO_START + dt.timedelta(days=i)
+        folder = root / "raw" / f"date={day.isoformat()}"
+        folder.mkdir(parents=True)
+        frame = generate_day("lisbon", day, scale=0.3)
+        if rename:
+            frame["pickup_zone"] = frame["pickup_zone"].replace(rename)
+        frame.to_parquet(folder / "part-0.parquet", index=False)
+    return take_snapshot(
+        f"file://{root / 'raw'}", f"file://{root / 'snapshots'}", template="ride_duration", city="lisbon", run_id="r1"
+    )
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> Manifest:
+    return _snapshot(tmp_path_factory.mktemp("lisbon"))
+
+
+def trained(client: MlflowClient, manifest: Manifest, name: str, **spec: Any) -> str:
+    """A real small model of the trips' duration, logged and registered as a version of ``name``."""
+    spec_ = regression(num_boost_round=20, **spec)
+    result = train_and_log(client, manifest, spec_, SPLIT, experiment=name, artifact_root=ARTIFACTS[0])
+    return str(registry.register_challenger(client, name, result["model_uri"], result["run_id"], {}).version)
+
+
+def settings(template: str, **rules: Any) -> GateSettings:
+    rules = {"naive_baseline": NaiveBaseline(), **rules}
+    return GateSettings(
+        f"{template}.lisbon",
+        "duration_min",
+        "rmse",
+        SPLIT,
+        GateRules(**rules),
+        template=template,
+        not_cities=["global"],
+    )
+
+
+def fleet_of(client: MlflowClient, template: str, centre: float, folder: Path, n: int = 10) -> None:
+    """``n`` sibling cities of ``template`` whose champions' skills lie around ``centre`` (a fixed seed)."""
+    for index, skill in enumerate(np.random.default_rng(14).normal(centre, 0.02, n)):
+        name = f"{template}.city{index}"
+        registry.ensure_registered(client, name)
+        version = str(client.create_model_version(name, f"file://{folder}/model").version)
+        registry.promote(client, name, version, {"decision": "promoted", "naive_baseline": {"skill": float(skill)}})
+
+
+def own_skill(client: MlflowClient, manifest: Manifest, template: str) -> tuple[str, float]:
+    """A challenger of ``template``'s Lisbon and its skill over the naive baseline (a dry run of the gate)."""
+    version = trained(client, manifest, f"{template}.lisbon")
+    _, record = gate(client, manifest, settings(template), challenger_version=version, mode="dry_run")
+    return version, float(record["naive_baseline"]["skill"])
+
+
+@pytest.fixture(scope="module")
+def outlier(client: MlflowClient, manifest: Manifest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A challenger whose skill lies 0.65 above a fleet that is as tight as 0.02 around its median."""
+    version, skill = own_skill(client, manifest, "fleet_out")
+    fleet_of(client, "fleet_out", skill - 0.65, tmp_path_factory.mktemp("siblings"))
+    return version, skill
+
+
+def test_a_planted_outlier_is_refused_in_auto_and_shadow_modes_and_the_record_names_the_fleet(
+    client: MlflowClient, manifest: Manifest, outlier: Any
+) -> None:
+    version, skill = outlier
+    rules = settings("fleet_out", fleet_outlier=FLEET)
+
+    for mode in ("auto", "shadow"):
+        outcome, record = gate(client, manifest, rules, challenger_version=version, mode=mode)
+
+        assert (outcome.label, record["refused_by"]) == ("kept", "fleet_outlier")
+        assert "lies far above its 10 sibling champions" in record["reason"]
+    fleet = record["fleet"]
+    assert (fleet["applied"], fleet["siblings"], fleet["side"], fleet["explained"]) == (True, 10, "above", False)
+    assert fleet["median"] == pytest.approx(skill - 0.65, abs=0.03)
+    assert fleet["z"] > 4
+    assert fleet["spread"] >= 0.01
+    assert registry.version_by_alias(client, "fleet_out.lisbon", registry.CHAMPION) is None
+    assert client.get_model_version("fleet_out.lisbon", version).tags["gate.refused_by"] == "fleet_outlier"
+
+
+def test_force_still_promotes_a_suspect_challenger_and_records_it(
+    client: MlflowClient, manifest: Manifest, outlier: Any
+) -> None:
+    version, _ = outlier
+    rules = settings("fleet_out", fleet_outlier=FLEET)
+
+    dry, dry_record = gate(client, manifest, rules, challenger_version=version, mode="dry_run")
+    forced, record = gate(client, manifest, rules, challenger_version=version, mode="force", trigger_reason="known")
+
+    assert (dry.label, dry_record["refused_by"]) == ("dry-run", "fleet_outlier")
+    assert (forced.label, record["refused_by"], record["fleet"]["side"]) == ("forced", "fleet_outlier", "above")
+    assert str(registry.version_by_alias(client, "fleet_out.lisbon", registry.CHAMPION).version) == version
+
+
+def test_a_challenger_like_its_siblings_passes(
+    client: MlflowClient, manifest: Manifest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    version, skill = own_skill(client, manifest, "fleet_ok")
+    fleet_of(client, "fleet_ok", skill + 0.02, tmp_path_factory.mktemp("siblings"))
+
+    outcome, record = gate(client, manifest, settings("fleet_ok", fleet_outlier=FLEET), challenger_version=version)
+
+    assert outcome.label == "promoted"
+    assert (record["fleet"]["applied"], record["fleet"]["suspect"], record["refused_by"]) == (True, False, None)
+
+
+def test_a_city_whose_own_history_is_as_far_from_the_fleet_is_explained(
+    client: MlflowClient, manifest: Manifest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    version, skill = own_skill(client, manifest, "fleet_own")
+    folder = tmp_path_factory.mktemp("history")
+    fleet_of(client, "fleet_own", skill - 0.65, folder)
+    for past in (skill - 0.02, skill, skill + 0.01):  # promoted earlier, no longer champion
+        old = str(client.create_model_version("fleet_own.lisbon", f"file://{folder}/model").version)
+        registry.tag_decision(
+            client, "fleet_own.lisbon", old, {"decision": "promoted", "naive_baseline": {"skill": past}}
+        )
+
+    outcome, record = gate(client, manifest, settings("fleet_own", fleet_outlier=FLEET), challenger_version=version)
+
+    assert outcome.label == "promoted"
+    fleet = record["fleet"]
+    assert (fleet["suspect"], fleet["explained"], fleet["history"]) == (True, True, 3)
+    assert fleet["history_median"] == pytest.approx(skill)
+    assert fleet["note"].startswith("explained by the city's own history")
+
+
+def test_with_too_few_siblings_the_rule_is_not_applied_and_the_record_says_so(
+    client: MlflowClient, manifest: Manifest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    version, skill = own_skill(client, manifest, "fleet_few")
+    fleet_of(client, "fleet_few", skill - 0.65, tmp_path_factory.mktemp("siblings"), n=5)
+
+    outcome, record = gate(client, manifest, settings("fleet_few", fleet_outlier=FLEET), challenger_version=version)
+
+    assert outcome.label == "promoted"
+    assert record["fleet"]["applied"] is False
+    assert "5 sibling champion(s) with a skill, fewer than min_siblings 8" in record["fleet"]["note"]
+
+
+# --- schema changes ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def schema_world(client: MlflowClient, manifest: Manifest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A champion without ``temperature_c``; challengers with it, and with a zone renamed in their rows."""
+    name = "schema.lisbon"
+    features = [f for f in regression().features if f != "temperature_c"]
+    champion = trained(client, manifest, name, features=features)
+    gate(client, manifest, settings("schema"), challenger_version=champion)
+    renamed = _snapshot(tmp_path_factory.mktemp("renamed"), {"belem": "parque"})
+    return {
+        "name": name,
+        "champion": champion,
+        "added": trained(client, manifest, name),
+        "levels": trained(client, renamed, name, features=features),
+        "renamed": renamed,
+    }
+
+
+def test_a_new_column_is_refused_without_a_declaration_with_the_diff_in_the_record(
+    client: MlflowClient, manifest: Manifest, schema_world: dict[str, Any]
+) -> None:
+    outcome, record = gate(client, manifest, settings("schema"), challenger_version=schema_world["added"])
+
+    assert (outcome.label, record["refused_by"]) == ("kept", "schema_change")
+    assert record["schema_diff"]["diff"] == {"added": ["temperature_c"]}
+    assert record["schema_diff"]["compared_with"] == f"champion v{schema_world['champion']}"
+    assert "column(s) added ['temperature_c']" in record["reason"]
+    assert (
+        str(registry.version_by_alias(client, "schema.lisbon", registry.CHAMPION).version) == schema_world["champion"]
+    )
+
+
+def test_a_changed_level_set_is_refused_and_a_declaration_of_its_column_accepts_it(
+    client: MlflowClient, schema_world: dict[str, Any]
+) -> None:
+    renamed, version = schema_world["renamed"], schema_world["levels"]
+    wrong = AcceptSchemaChange("a new column", ("temperature_c",))
+
+    refused, record = gate(client, renamed, settings("schema", accept_schema_change=wrong), challenger_version=version)
+    accept = AcceptSchemaChange("Belem's stop moved to Parque", ("pickup_zone",))
+    _, accepted = gate(
+        client, renamed, settings("schema", accept_schema_change=accept), challenger_version=version, mode="dry_run"
+    )
+
+    assert (refused.label, record["refused_by"]) == ("kept", "schema_change")
+    diff = record["schema_diff"]["diff"]
+    assert (diff["levels_added"], diff["levels_removed"]) == ({"pickup_zone": ["parque"]}, {"pickup_zone": ["belem"]})
+    assert "does not name ['pickup_zone']" in record["reason"]
+    assert accepted["refused_by"] != "schema_change"
+    assert accepted["reason"].endswith(
+        "; input schema change accepted (Belem's stop moved to Parque): pickup_zone levels added ['parque']; "
+        "pickup_zone levels removed ['belem']"
+    )
+    assert (accepted["schema_diff"]["accepted"], accepted["schema_diff"]["declared"]) == (
+        True,
+        "Belem's stop moved to Parque",
+    )
+
+
+def test_a_champion_registered_before_the_schema_tag_is_read_from_its_signature(
+    client: MlflowClient, manifest: Manifest, schema_world: dict[str, Any]
+) -> None:
+    client.delete_model_version_tag("schema.lisbon", schema_world["champion"], model_schema.SCHEMA_TAG)
+
+    _, record = gate(client, manifest, settings("schema"), challenger_version=schema_world["added"], mode="dry_run")
+
+    assert record["schema_diff"]["source"].startswith("its MLflow signature and preprocessor")
+    assert record["schema_diff"]["diff"] == {"added": ["temperature_c"]}
