@@ -22,6 +22,7 @@ from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.drift import compare as compare_frames
 from airflow_ml.ml.drift_window import select_rows
 from airflow_ml.ml.lineage import this_citys_champion, training_snapshot
+from airflow_ml.ml.steps.drift_calibration_step import RunCalibration, apply_stop_rule, calibrate_run, record_history
 from airflow_ml.ml.steps.step_settings import DriftSettings
 from airflow_ml.ml.steps.xcom_payloads import DRIFT_FILE, DriftVerdict
 
@@ -40,6 +41,7 @@ def verdict(record: Mapping[str, Any]) -> DriftVerdict:
         "status": record["status"],
         "detail": detail.splitlines()[0][:500] if detail else None,
         "champion_version": record.get("champion_version"),
+        "flagged": dict((record.get("calibration") or {}).get("flagged") or {}),
     }
 
 
@@ -79,9 +81,28 @@ def check_drift(
     elif client is None:
         raise ValueError("a drift check that is on needs an MLflow client (the champion's training data)")
     else:
-        record = _compare(client, manifest, settings, artifact_root, tags, storage_options)
+        run, skipped = _calibration(manifest, settings, storage_options)
+        record = _compare(client, manifest, settings, artifact_root, tags, storage_options, run)
+        if run is not None:
+            if "calibration" not in record:  # skipped or refused before the comparison
+                record = apply_stop_rule(record, run)
+            record_history(run, record.get("mlflow_run_id"), storage_options=storage_options)
+        elif skipped:
+            record["calibration"] = {"skipped": skipped}
     write_json(manifest.uri, DRIFT_FILE, record, storage_options=storage_options)
     return record
+
+
+def _calibration(
+    manifest: Manifest, settings: DriftSettings, storage_options: StorageOptions | None
+) -> tuple[RunCalibration | None, str]:
+    """This run's drift since the city's previous snapshot, judged on its history; or why it is not."""
+    if settings.calibration.get("enabled", True) is False:
+        return None, ""
+    try:
+        return calibrate_run(manifest, settings, storage_options=storage_options), ""
+    except ValueError as exc:  # a snapshot outside <data_root>/snapshots: the history has no home
+        return None, str(exc)
 
 
 def _compare(
@@ -91,6 +112,7 @@ def _compare(
     artifact_root: str | None,
     tags: Mapping[str, str] | None,
     storage_options: StorageOptions | None,
+    run: RunCalibration | None = None,
 ) -> dict[str, Any]:
     model_name, features, target = settings.model_name, settings.features, settings.target
     time_column, compare = settings.time_column, settings.compare
@@ -151,12 +173,20 @@ def _compare(
     compared = {**selection.record, "reference_rows": len(reference)}
     summary = report.summary() + (f"\n  compared: {compared['note']}" if compared["note"] else "")
     record = {**base, **report.to_dict(), "compared": compared, "summary": summary}
+    metrics = [Metric(k, v, 0, 0) for k, v in report.metrics().items()]
+    run_tags: dict[str, str] = {}
+    if run is not None:
+        record = apply_stop_rule(record, run)
+        metrics += [Metric(k, v, 0, 0) for k, v in run.metrics().items()]
+        run_tags["airflow_ml.drift_fixed_thresholds"] = record["status_fixed_thresholds"]
+        run_tags["airflow_ml.drift_flagged"] = ",".join(sorted(record["calibration"]["flagged"]))[:5000]
     experiment_id = registry.get_or_create_experiment(client, model_name, artifact_root)
     run_tags = {
+        **run_tags,
         **settings.tags,
         **(tags or {}),
         "airflow_ml.step": "drift",
-        "airflow_ml.drift": report.status,
+        "airflow_ml.drift": record["status"],
         "airflow_ml.snapshot_uri": manifest.uri,
         "airflow_ml.snapshot_hash": manifest.content_hash,
         "airflow_ml.champion_version": version,
@@ -165,7 +195,6 @@ def _compare(
         "mlflow.runName": "drift",
     }
     run_id = client.create_run(experiment_id, tags=run_tags).info.run_id
-    metrics = [Metric(k, v, 0, 0) for k, v in report.metrics().items()]
     for start in range(0, len(metrics), _BATCH):
         client.log_batch(run_id, metrics=metrics[start : start + _BATCH])
     params = {k: compared[k] for k in ("requested", "mode", "since", "rows", "reference_rows", "snapshot_rows")}

@@ -95,6 +95,8 @@ class DriftSettings(FrozenSettings):
         min_new_days: Fewer new days compare the whole snapshot.
         enabled: False skips the check.
         tags: Extra MLflow run tags (city, template...).
+        calibration: ``drift.calibration`` as a plain dict (see
+            :class:`airflow_ml.ml.drift_calibration.CalibrationRules`); ``{"enabled": False}`` turns it off.
     """
 
     model_name: str
@@ -110,6 +112,7 @@ class DriftSettings(FrozenSettings):
     min_new_days: int = 7
     enabled: bool = True
     tags: Mapping[str, str] = field(default_factory=dict)
+    calibration: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
