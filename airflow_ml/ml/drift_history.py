@@ -103,12 +103,19 @@ def write_rows(
     table = pa.Table.from_pandas(frame[list(COLUMNS)], schema=_SCHEMA, preserve_index=False)
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
+    ensure_folder(uri.rsplit("/", 1)[0], storage_options=storage_options)
     fs, path = filesystem(uri, storage_options)
     with storage_errors(uri, storage_options):
-        if is_local(fs):
-            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         put_whole(fs, path, buffer.getvalue())
     return frame
+
+
+def ensure_folder(uri: str, *, storage_options: StorageOptions | None = None) -> None:
+    """Create the folder ``uri`` on a local disk (an object store needs none)."""
+    fs, path = filesystem(uri, storage_options)
+    if is_local(fs):
+        with storage_errors(uri, storage_options):
+            fs.makedirs(path, exist_ok=True)
 
 
 @dataclass(frozen=True)

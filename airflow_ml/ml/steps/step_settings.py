@@ -116,6 +116,23 @@ class DriftSettings(FrozenSettings):
 
 
 @dataclass(frozen=True)
+class DriftReviewSettings(FrozenSettings):
+    """The nightly review of a template's drift: every city's latest p-values adjusted together.
+
+    Attributes:
+        template: The template whose cities are reviewed.
+        cities: Per city, its registered model (the review reads ``<data_root>/drift_history/<template>/``).
+        q: The false discovery rate (the smallest of the cities' ``drift.calibration.q``).
+        min_flagged: Flagged features that would stop a city's run (the smallest of the cities').
+    """
+
+    template: str
+    cities: Mapping[str, str]
+    q: float = 0.05
+    min_flagged: int = 2
+
+
+@dataclass(frozen=True)
 class TrainingSettings(FrozenSettings):
     """How a city's model is trained, with the split it is trained on.
 
