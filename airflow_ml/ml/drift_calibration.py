@@ -37,6 +37,8 @@ TAIL_EXCEEDANCES = 5
 MIN_TAIL_FIT = 5
 _SQUARED = frozenset({"js_distance", "missing_rate_change"})
 CALIBRATED = ("history", "season")
+#: What stops a run on its own, by kind.
+_ALONE = {"label": "the label", "prediction": "the champion's predictions"}
 
 
 @dataclass(frozen=True)
@@ -232,7 +234,11 @@ def decide(
     fixed_checks: Sequence[Mapping[str, Any]],
     rules: CalibrationRules,
 ) -> StopDecision:
-    """The stop rule: the label, a feature not yet calibrated over its fixed error limit, or ``min_flagged`` flags.
+    """The stop rule: the label or the champion's predictions, or ``min_flagged`` flagged features.
+
+    The label and the predictions stop a run alone: flagged after the adjustment, or, while their history is
+    too short to judge, above their fixed ``error`` limit against the champion's data. A feature not yet
+    calibrated that breaches its fixed ``error`` limit stops the run too (as before calibration).
 
     Args:
         calibrated: :func:`with_fleet`'s entries (with ``q_value``).
@@ -241,7 +247,7 @@ def decide(
     """
     flagged: dict[str, float] = {}
     calibrated_columns = set()
-    label_flagged: list[str] = []
+    reasons = []
     for entry in calibrated:
         if entry["basis"] not in CALIBRATED:
             continue
@@ -249,23 +255,21 @@ def decide(
         q = entry.get("q_value")
         if q is None or q > rules.q:
             continue
-        if entry["kind"] == "label":
-            label_flagged.append(f"{entry['statistic']} q={q:.3g}")
+        if entry["kind"] in _ALONE:
+            reasons.append(
+                f"{_ALONE[entry['kind']]} drifted against the city's own history: {entry['statistic']} q={q:.3g} "
+                f"<= q {rules.q:g}"
+            )
         else:
             flagged[entry["column"]] = min(q, flagged.get(entry["column"], math.inf))
-    reasons = []
-    if label_flagged:
-        reasons.append(f"the label drifted against its own history ({', '.join(label_flagged)} <= q {rules.q:g})")
     for check in fixed_checks:
-        if check.get("severity") != "error":
+        if check.get("severity") != "error" or check["column"] in calibrated_columns:
             continue
-        if check["kind"] == "label":
-            reasons.append(f"the label's {check['statistic']} {check['value']:.4g} > error {check['error']:g}")
-        elif check["column"] not in calibrated_columns:
-            reasons.append(
-                f"{check['column']}: {check['statistic']} {check['value']:.4g} > error {check['error']:g} (fixed "
-                "threshold: its history is shorter than drift.calibration.min_history)"
-            )
+        what = _ALONE.get(check["kind"], check["column"])
+        reasons.append(
+            f"{what}: {check['statistic']} {check['value']:.4g} > error {check['error']:g} against the champion's "
+            "data (fixed threshold: its history is shorter than drift.calibration.min_history)"
+        )
     if len(flagged) >= rules.min_flagged:
         shown = ", ".join(f"{column} (q={q:.3g})" for column, q in sorted(flagged.items(), key=lambda kv: kv[1]))
         reasons.append(

@@ -59,6 +59,7 @@ DRIFT_DEFAULTS: dict[str, dict[str, float]] = {
     "missing_rate_change": {"warn": 0.05, "error": 0.2},
     "label_psi": {"warn": 0.1, "error": 0.25},
     "label_js_distance": {"warn": 0.1, "error": 0.2},
+    "prediction_psi": {"warn": 0.1, "error": 0.25},
 }
 
 
@@ -153,6 +154,10 @@ class DriftSpec(Strict):
     label_js_distance: DriftFraction = Field(
         default=DriftFraction(**DRIFT_DEFAULTS["label_js_distance"]), description="JS distance of a binary target."
     )
+    prediction_psi: DriftThreshold = Field(
+        default=DriftThreshold(**DRIFT_DEFAULTS["prediction_psi"]),
+        description="PSI of the champion's predictions: on its training data against the compared rows.",
+    )
     features: dict[str, ColumnDrift] = Field(
         default_factory=dict,
         description="Per-column limits (a feature or the target), e.g. {distance_km: {psi: {error: 0.5}}}.",
@@ -162,7 +167,9 @@ class DriftSpec(Strict):
         description="Drift against each city's own history, false discoveries controlled across the fleet.",
     )
 
-    @field_validator("psi", "js_distance", "missing_rate_change", "label_psi", "label_js_distance", mode="before")
+    @field_validator(
+        "psi", "js_distance", "missing_rate_change", "label_psi", "label_js_distance", "prediction_psi", mode="before"
+    )
     @classmethod
     def _keep_unset_defaults(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None:  # the whole statistic off

@@ -107,7 +107,8 @@ def test_same_data_passes_with_values_near_zero_logged_to_mlflow(
     assert drift["champion_snapshot_hash"] == first_run["manifest"]["content_hash"]
     columns = {c["column"] for c in drift["checks"]}
     assert columns == {"distance_km", "pickup_hour", "weekday", "pickup_zone", "temperature_c", "is_raining"} | {
-        "duration_min"
+        "duration_min",
+        "prediction",  # the champion's predictions on its training rows against this snapshot's
     }
     assert all(c["value"] == pytest.approx(0.0, abs=1e-9) for c in drift["checks"])
     # The same window as the champion's: no new rows, so the whole snapshot was compared, and the record says so.
@@ -173,8 +174,13 @@ def test_every_run_keeps_the_drift_since_the_previous_snapshot_in_the_citys_hist
     first, shifted = first_run["manifest"]["content_hash"], shifted_run["manifest"]["content_hash"]
     assert same_data_run["manifest"]["content_hash"] == first
     assert list(dict.fromkeys(history["snapshot_hash"])) == [first, shifted]
-    assert len(history) == 2 * 7 * 2  # 6 features and the label, each with its statistic and missing rate
+    # 6 features and the label, each with its statistic and missing rate; and, once a champion exists, the PSI
+    # of its predictions on the previous snapshot against this one.
+    assert len(history) == 2 * 7 * 2 + 1
     newest = drift_history.latest_rows(history)
+    prediction = newest[newest["column"] == "prediction"].iloc[0]
+    assert (prediction["kind"], prediction["statistic"]) == ("prediction", "psi")
+    assert prediction["value"] > 0.1  # three times longer trips: the champion predicts longer durations
     assert set(newest["previous_hash"]) == {first}
     distance = newest[(newest["column"] == "distance_km") & (newest["statistic"] == "psi")].iloc[0]
     assert distance["value"] > 1.0

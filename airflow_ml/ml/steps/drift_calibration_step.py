@@ -31,14 +31,53 @@ _TRIES = 3
 
 @dataclass
 class RunCalibration:
-    """What :func:`calibrate_run` found: the record's ``calibration`` section and the rows for the history."""
+    """What :func:`calibrate_run` found: the record's ``calibration`` section and the rows for the history.
+
+    Attributes:
+        rules: The calibration rules.
+        history_uri: The city's history file.
+        snapshot_hash: This snapshot's content hash.
+        calibrated: Today's statistics with their p-values (before the fleet's adjustment).
+        past: The city's history without this snapshot's rows.
+        fleet_p_values: The newest p-values of the template's other cities.
+        base: The section's keys that do not depend on the statistics, and the history rows' common keys.
+        frames: The previous snapshot's rows and this snapshot's rows compared with them (None without one).
+    """
 
     rules: CalibrationRules
     history_uri: str
     snapshot_hash: str
-    entries: list[dict[str, Any]]
-    section: dict[str, Any]
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    calibrated: list[dict[str, Any]]
+    past: pd.DataFrame
+    fleet_p_values: list[float]
+    base: dict[str, Any]
+    frames: tuple[pd.DataFrame, pd.DataFrame] | None = None
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.entries = with_fleet(self.calibrated, self.fleet_p_values)
+
+    def add(self, column: str, kind: str, statistic: str, value: float | None) -> None:
+        """Judge one more of today's statistics (the champion's predictions) and adjust again."""
+        today = [{"column": column, "kind": kind, "statistic": statistic, "value": value}]
+        self.calibrated += calibrate(today, self.past, self.rules, season=self.base["season"])
+        self.entries = with_fleet(self.calibrated, self.fleet_p_values)
+
+    @property
+    def section(self) -> dict[str, Any]:
+        """The record's ``calibration``: rules, previous snapshot, fleet size, flagged features, every column."""
+        own = sum(e["p_value"] is not None for e in self.entries)
+        return {
+            **{k: v for k, v in self.base.items() if k not in ("row", "fleet_cities")},
+            "fleet": {"cities": self.base["fleet_cities"], "tests": len(self.fleet_p_values) + own},
+            "flagged": decide(self.entries, [], self.rules).flagged,
+            "columns": [_shown(e) for e in self.entries],
+        }
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """This snapshot's rows for the history (one per column and statistic)."""
+        return [{**self.base["row"], **{k: e.get(k) for k in store.COLUMNS if k in e}} for e in self.entries]
 
     def metrics(self) -> dict[str, float]:
         """``drift_history.*`` (value since the previous snapshot), ``drift_p.*`` and ``drift_q.*`` per statistic."""
@@ -63,12 +102,16 @@ def calibrate_run(
     past = history[history["snapshot_hash"] != manifest.content_hash]
     season = season_of(manifest.partitions, rules.season)
     previous, frames, compared, note = _previous(manifest, settings, past, storage_options)
-    today = _today(settings, frames)
     fleet = store.fleet_latest(root, template, skip=manifest.city, storage_options=storage_options)
     fleet_ps = [p for rows in fleet.values() for p in rows["p_value"].dropna().tolist()]
-    entries = with_fleet(calibrate(today, past, rules, season=season), fleet_ps)
-    decision = decide(entries, [], rules)
-    section = {
+    row = {
+        "snapshot_hash": manifest.content_hash,
+        "snapshot_uri": manifest.uri,
+        "recorded_at": dt.datetime.now(dt.UTC).isoformat(),
+        "season": season,
+        "previous_hash": None if previous is None else previous.content_hash,
+    }
+    base = {
         "q": rules.q,
         "min_history": rules.min_history,
         "min_flagged": rules.min_flagged,
@@ -77,20 +120,11 @@ def calibrate_run(
         "previous_snapshot": None if previous is None else {"hash": previous.content_hash, "uri": previous.uri},
         "compared": compared,
         "note": note,
-        "fleet": {"cities": len(fleet) + 1, "tests": len(fleet_ps) + sum(e["p_value"] is not None for e in entries)},
-        "flagged": decision.flagged,
-        "columns": [_shown(e) for e in entries],
+        "fleet_cities": len(fleet) + 1,
+        "row": row,
     }
-    recorded_at = dt.datetime.now(dt.UTC).isoformat()
-    base = {
-        "snapshot_hash": manifest.content_hash,
-        "snapshot_uri": manifest.uri,
-        "recorded_at": recorded_at,
-        "season": season,
-        "previous_hash": None if previous is None else previous.content_hash,
-    }
-    rows = [{**base, **{k: e.get(k) for k in store.COLUMNS if k in e}} for e in entries]
-    return RunCalibration(rules, uri, manifest.content_hash, entries, section, rows)
+    calibrated = calibrate(_today(settings, frames), past, rules, season=season)
+    return RunCalibration(rules, uri, manifest.content_hash, calibrated, past, fleet_ps, base, frames)
 
 
 def _previous(

@@ -8,17 +8,22 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 
 from airflow_ml.data.snapshot import Manifest, load_manifest, read_snapshot, write_json
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.exceptions import DataError, ForeignChampion
 from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml.drift import DriftReport, prediction_check, psi
 from airflow_ml.ml.drift import compare as compare_frames
 from airflow_ml.ml.drift_window import select_rows
 from airflow_ml.ml.lineage import this_citys_champion, training_snapshot
@@ -91,6 +96,39 @@ def check_drift(
             record["calibration"] = {"skipped": skipped}
     write_json(manifest.uri, DRIFT_FILE, record, storage_options=storage_options)
     return record
+
+
+def _with_predictions(
+    client: MlflowClient,
+    champion: Any,
+    settings: DriftSettings,
+    report: DriftReport,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    run: RunCalibration | None,
+) -> DriftReport:
+    """``report`` with the drift of the champion's predictions on its training rows against the compared rows.
+
+    With calibration, the predictions' drift since the previous snapshot is judged on the city's history too.
+    A champion that cannot be loaded or predict leaves the check without a value, and the note says why.
+    """
+    features = list(settings.features)
+    try:
+        model = registry.load_version(client, champion)
+
+        def predict(frame: pd.DataFrame) -> np.ndarray:
+            return np.asarray(model.predict(frame[features]), dtype=float).ravel()
+
+        ours, theirs = predict(reference), predict(current)
+    except (MlflowException, OSError, ValueError, KeyError, TypeError, ImportError) as exc:
+        note = f"the champion's predictions could not be made ({type(exc).__name__}: {str(exc)[:300]})"
+        check = prediction_check(None, None, thresholds=settings.thresholds, note=note)
+        return replace(report, checks=[*report.checks, check])
+    check = prediction_check(ours, theirs, thresholds=settings.thresholds, bins=settings.bins)
+    if run is not None and run.frames is not None:
+        before, now = run.frames
+        run.add("prediction", "prediction", "psi", psi(predict(before), predict(now), bins=settings.bins))
+    return replace(report, checks=[*report.checks, check])
 
 
 def _calibration(
@@ -170,6 +208,7 @@ def _compare(
         reference_name=f"champion v{version}'s training snapshot",
         current_name=selection.name,
     )
+    report = _with_predictions(client, champion, settings, report, reference, selection.frame, run)
     compared = {**selection.record, "reference_rows": len(reference)}
     summary = report.summary() + (f"\n  compared: {compared['note']}" if compared["note"] else "")
     record = {**base, **report.to_dict(), "compared": compared, "summary": summary}

@@ -98,7 +98,7 @@ def test_the_label_stops_a_run_alone() -> None:
     decision = decide([entry("y", 0.001, kind="label")], [], RULES)
 
     assert decision.stop
-    assert "the label drifted" in decision.reasons[0]
+    assert decision.reasons[0].startswith("the label drifted")
 
 
 def test_a_fixed_error_stops_only_a_feature_not_yet_calibrated() -> None:
@@ -112,7 +112,24 @@ def test_a_fixed_error_stops_only_a_feature_not_yet_calibrated() -> None:
     assert not decide(calibrated, [breach("old")], RULES).stop
     decision = decide(calibrated, [breach("new")], RULES)
     assert decision.stop
-    assert "new: psi 0.9 > error 0.25 (fixed threshold" in decision.reasons[0]
+    assert "new: psi 0.9 > error 0.25 against the champion's data (fixed threshold" in decision.reasons[0]
+
+
+@pytest.mark.parametrize(("kind", "what"), [("label", "the label"), ("prediction", "the champion's predictions")])
+def test_the_label_and_the_predictions_stop_alone_on_their_history_or_their_fixed_limit_before_it(
+    kind: str, what: str
+) -> None:
+    fixed = {"column": kind, "kind": kind, "statistic": "psi", "value": 0.9, "error": 0.25, "severity": "error"}
+
+    flagged = decide([entry(kind, 0.001, kind=kind)], [], RULES)
+    before_history = decide([entry(kind, None, kind=kind, basis="fixed_thresholds")], [fixed], RULES)
+    ordinary = decide([entry(kind, 0.6, kind=kind)], [fixed], RULES)
+
+    assert flagged.stop
+    assert flagged.reasons[0].startswith(f"{what} drifted against the city's own history")
+    assert before_history.stop
+    assert before_history.reasons[0].startswith(f"{what}: psi 0.9 > error 0.25")
+    assert not ordinary.stop  # over the fixed limit, but ordinary for this city
 
 
 # --- simulated fleets -------------------------------------------------------------------------------------------

@@ -117,6 +117,10 @@ def test_a_shift_is_logged_as_a_drift_run_with_metrics_tags_and_the_record(
 
     assert record["status"] == "failed"
     assert record["breaches"][0] == "x.psi"
+    # The champion here has no model to load: its predictions are not compared, and the record says why.
+    prediction = next(c for c in record["checks"] if c["column"] == "prediction")
+    assert prediction["value"] is None
+    assert prediction["note"].startswith("the champion's predictions could not be made")
     run = client.get_run(record["mlflow_run_id"])
     assert run.info.run_name == "drift"
     assert run.data.tags["airflow_ml.drift"] == "failed"
