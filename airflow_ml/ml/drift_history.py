@@ -21,6 +21,8 @@ from airflow_ml.data.snapshot import put_whole, safe_segment
 from airflow_ml.data.storage import StorageOptions, filesystem, is_local, storage_errors
 
 HISTORY_DIR = "drift_history"
+#: The folder beside the histories holding each city's newest snapshot's rows.
+LATEST_DIR = "latest"
 #: The columns of a history file, in order.
 COLUMNS = (
     "snapshot_hash",
@@ -95,19 +97,33 @@ def read_history(uri: str, *, storage_options: StorageOptions | None = None) -> 
 def write_rows(
     uri: str, rows: list[dict[str, Any]], snapshot_hash: str, *, storage_options: StorageOptions | None = None
 ) -> pd.DataFrame:
-    """Replace the rows of ``snapshot_hash`` in the history at ``uri`` by ``rows``; returns the whole history."""
+    """Replace the rows of ``snapshot_hash`` in the history at ``uri`` by ``rows``; returns the whole history.
+
+    The rows of the newest snapshot are also written to ``latest/<city>.parquet`` beside the histories, with the
+    city in a column, so that reading the fleet's newest p-values reads one small file per city.
+    """
     kept = read_history(uri, storage_options=storage_options)
     kept = kept[kept["snapshot_hash"] != snapshot_hash]
     new = pd.DataFrame([{name: row.get(name) for name in COLUMNS} for row in rows], columns=list(COLUMNS))
     frame = pd.concat([kept, new], ignore_index=True) if len(kept) else new
     table = pa.Table.from_pandas(frame[list(COLUMNS)], schema=_SCHEMA, preserve_index=False)
+    folder, name = uri.rsplit("/", 1)
+    _put_table(uri, table, storage_options)
+    latest = pa.Table.from_pandas(latest_rows(frame)[list(COLUMNS)], schema=_SCHEMA, preserve_index=False)
+    city = name.removesuffix(".parquet")
+    _put_table(
+        f"{folder}/{LATEST_DIR}/{name}", latest.append_column("city", pa.array([city] * len(latest))), storage_options
+    )
+    return frame
+
+
+def _put_table(uri: str, table: pa.Table, storage_options: StorageOptions | None) -> None:
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     ensure_folder(uri.rsplit("/", 1)[0], storage_options=storage_options)
     fs, path = filesystem(uri, storage_options)
     with storage_errors(uri, storage_options):
         put_whole(fs, path, buffer.getvalue())
-    return frame
 
 
 def ensure_folder(uri: str, *, storage_options: StorageOptions | None = None) -> None:
@@ -143,20 +159,24 @@ def latest_rows(history: pd.DataFrame) -> pd.DataFrame:
 
 def fleet_latest(
     data_root: str, template: str, *, skip: str | None = None, storage_options: StorageOptions | None = None
-) -> dict[str, pd.DataFrame]:
-    """Per city of ``template`` with a history (but ``skip``), the rows of its newest snapshot."""
-    folder = history_folder(data_root, template)
+) -> pd.DataFrame:
+    """The rows of the newest snapshot of every city of ``template`` with a history (but ``skip``).
+
+    Reads ``latest/`` (one small file per city, written with each history) in one pass.
+
+    Returns:
+        The history's columns and ``city``; no row when no other city has a history.
+    """
+    import pyarrow.dataset as ds
+
+    folder = f"{history_folder(data_root, template)}/{LATEST_DIR}"
     fs, path = filesystem(folder, storage_options)
     with storage_errors(folder, storage_options):
-        if not fs.exists(path):
-            return {}
-        files = sorted(f for f in fs.ls(path, detail=False) if str(f).endswith(".parquet"))
-    out = {}
-    for file in files:
-        city = str(file).rsplit("/", 1)[-1].removesuffix(".parquet")
-        if city == (safe_segment(skip) if skip else None):
-            continue
-        rows = latest_rows(read_history(f"{folder}/{city}.parquet", storage_options=storage_options))
-        if not rows.empty:
-            out[city] = rows
-    return out
+        files = (
+            sorted(str(f) for f in fs.ls(path, detail=False) if str(f).endswith(".parquet")) if fs.exists(path) else []
+        )
+        if skip:
+            files = [f for f in files if f.rsplit("/", 1)[-1] != f"{safe_segment(skip)}.parquet"]
+        if not files:
+            return empty().assign(city=pd.Series(dtype=object))
+        return ds.dataset(files, format="parquet", filesystem=fs).to_table().to_pandas()

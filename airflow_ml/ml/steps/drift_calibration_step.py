@@ -103,7 +103,7 @@ def calibrate_run(
     season = season_of(manifest.partitions, rules.season)
     previous, frames, compared, note = _previous(manifest, settings, past, storage_options)
     fleet = store.fleet_latest(root, template, skip=manifest.city, storage_options=storage_options)
-    fleet_ps = [p for rows in fleet.values() for p in rows["p_value"].dropna().tolist()]
+    fleet_ps = fleet["p_value"].dropna().tolist()
     row = {
         "snapshot_hash": manifest.content_hash,
         "snapshot_uri": manifest.uri,
@@ -120,7 +120,7 @@ def calibrate_run(
         "previous_snapshot": None if previous is None else {"hash": previous.content_hash, "uri": previous.uri},
         "compared": compared,
         "note": note,
-        "fleet_cities": len(fleet) + 1,
+        "fleet_cities": fleet["city"].nunique() + 1,
         "row": row,
     }
     calibrated = calibrate(_today(settings, frames), past, rules, season=season)

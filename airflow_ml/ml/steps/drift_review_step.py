@@ -52,13 +52,10 @@ def review_fleet(
     """
     reviewed_at = dt.datetime.now(dt.UTC).isoformat()
     fleet = store.fleet_latest(data_root, settings.template, storage_options=storage_options)
-    tests = [
-        (city, row)
-        for city, rows in sorted(fleet.items())
-        if city in settings.cities
-        for row in rows.to_dict("records")
-        if row["p_value"] is not None and row["p_value"] == row["p_value"]
-    ]
+    fleet = fleet[fleet["city"].isin(list(settings.cities)) & fleet["p_value"].notna()].sort_values(
+        "city", kind="stable"
+    )
+    tests = [(str(row["city"]), row) for row in fleet.to_dict("records")]
     qs = adjust([row["p_value"] for _, row in tests])
     cities: dict[str, dict[str, Any]] = {}
     for (city, row), q in zip(tests, qs, strict=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 
@@ -53,6 +54,9 @@ def test_a_rerun_of_a_snapshot_replaces_its_rows_never_doubles_them(tmp_path: Pa
     assert history[history["snapshot_hash"] == "b"]["value"].tolist() == [0.5, 0.6]
     assert list(history.columns) == list(store.COLUMNS)
     assert not list(tmp_path.rglob("*.partial"))  # written aside and renamed
+    latest = pd.read_parquet(tmp_path / "drift_history" / "t" / "latest" / "oslo.parquet")
+    assert (latest["snapshot_hash"].tolist(), latest["value"].tolist()) == (["b", "b"], [0.5, 0.6])
+    assert set(latest["city"]) == {"oslo"}
 
 
 def test_a_write_that_fails_leaves_the_previous_history_whole(tmp_path: Path) -> None:
@@ -84,6 +88,7 @@ def test_the_fleet_is_each_other_citys_newest_snapshot(tmp_path: Path) -> None:
 
     fleet = store.fleet_latest(str(tmp_path), "t", skip="oslo")
 
-    assert sorted(fleet) == ["lima", "rome"]
-    assert fleet["rome"]["p_value"].tolist() == [0.3, 0.3]
-    assert store.fleet_latest(str(tmp_path), "other") == {}
+    assert sorted(set(fleet["city"])) == ["lima", "rome"]
+    assert fleet[fleet["city"] == "rome"]["p_value"].tolist() == [0.3, 0.3]
+    assert fleet["snapshot_hash"].unique().tolist() == ["new"]
+    assert store.fleet_latest(str(tmp_path), "other").empty
