@@ -25,6 +25,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_ml.operators.snapshot_operator",
                     "airflow_ml.operators.validate_operator",
                     "airflow_ml.operators.drift_operator",
+                    "airflow_ml.operators.drift_review_operator",
                     "airflow_ml.operators.train_operator",
                     "airflow_ml.operators.register_operator",
                     "airflow_ml.operators.gate_operator",

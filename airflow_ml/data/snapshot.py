@@ -270,9 +270,9 @@ def take_snapshot(
     with storage_errors(uri, storage_options), _writing(uri, "AIRFLOW_ML_DATA_ROOT"):
         if is_local(fs):  # object stores have no folders to make (and s3fs would create a missing bucket)
             fs.makedirs(folder, exist_ok=True)
-        _put_whole(fs, f"{folder}/{DATA_FILE}", buffer.getvalue())
+        put_whole(fs, f"{folder}/{DATA_FILE}", buffer.getvalue())
         # The manifest goes last: its presence is what marks the snapshot complete.
-        _put_whole(fs, f"{folder}/{MANIFEST}", json.dumps(manifest.to_dict(), indent=1).encode())
+        put_whole(fs, f"{folder}/{MANIFEST}", json.dumps(manifest.to_dict(), indent=1).encode())
     if is_local(fs):
         for name in (DATA_FILE, MANIFEST):
             fs.chmod(f"{folder}/{name}", 0o444)
@@ -293,7 +293,7 @@ def _window_span(
     return first, end or dates[-1]
 
 
-def _put_whole(fs: AbstractFileSystem, path: str, data: bytes) -> None:
+def put_whole(fs: AbstractFileSystem, path: str, data: bytes) -> None:
     """Write a file that a reader sees whole or not at all.
 
     An object store's PUT is atomic already. On a local disk the bytes go to ``<name>.partial`` first and
@@ -347,7 +347,7 @@ def write_text(uri: str, name: str, text: str, *, storage_options: StorageOption
     """Write a text file (a report) beside a snapshot; returns its URI."""
     fs, folder = filesystem(uri, storage_options)
     with storage_errors(uri, storage_options), _writing(uri, "AIRFLOW_ML_DATA_ROOT"):
-        _put_whole(fs, f"{folder}/{name}", text.encode("utf-8"))
+        put_whole(fs, f"{folder}/{name}", text.encode("utf-8"))
     return f"{uri}/{name}"
 
 

@@ -7,22 +7,19 @@ instance of its own, so a city whose labels or log are broken fails alone and th
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, get_parsing_context
+from airflow.sdk import DAG
 
 from airflow_ml.factory.dag_defaults import default_args
+from airflow_ml.factory.template_dags import register_template_dags
 from airflow_ml.ml.steps.step_settings import MonitorSettings, ShadowSettings, SupervisorSettings
 from airflow_ml.operators.champion_assets import champion_alias
 from airflow_ml.operators.monitor_operator import MonitorOperator
-from airflow_ml.templates.loader import load_city_configs
 from airflow_ml.templates.models import CityConfig
 from airflow_ml.templates.monitoring_spec import MONITOR_DAG_SUFFIX
-
-log = logging.getLogger(__name__)
 
 MONITOR_SUFFIX = MONITOR_DAG_SUFFIX
 MONITOR_SCHEDULE = "@daily"
@@ -131,22 +128,6 @@ def register_monitor_dags(namespace: MutableMapping[str, Any], *, templates_root
     A task process that parses the file for another DAG builds nothing; for one monitor DAG, only that one.
     A broken city file is logged and skipped (``dags/retrain_errors.py`` reports it).
     """
-    wanted = get_parsing_context().dag_id
-    if wanted and not wanted.endswith(f".{MONITOR_SUFFIX}"):
-        return {}
-    configs, errors = load_city_configs(Path(templates_root))
-    for error in errors:
-        log.error("airflow-ml: skipped a city file: %s", error)
-    by_template: dict[str, list[CityConfig]] = {}
-    for config in configs:
-        if monitored(config):
-            by_template.setdefault(config.template, []).append(config)
-    dags = {}
-    for template, cities in sorted(by_template.items()):
-        dag_id = monitor_dag_id(template)
-        if wanted and dag_id != wanted:
-            continue
-        dag = build_monitor_dag(template, cities)
-        namespace["dag_" + "".join(c if c.isalnum() else "_" for c in dag_id)] = dag
-        dags[dag_id] = dag
-    return dags
+    return register_template_dags(
+        namespace, templates_root=templates_root, suffix=MONITOR_SUFFIX, selected=monitored, build=build_monitor_dag
+    )

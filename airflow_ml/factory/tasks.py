@@ -83,6 +83,7 @@ def task_settings(config: ModelConfig, *, expectations_dir: str | Path, origin: 
             time_column=dataset.time_column,
             enabled=drift.enabled,
             tags=lineage_tags,
+            calibration=drift.calibration.model_dump(),
             **drift.comparison(),
         ),
         training=TrainingSettings(

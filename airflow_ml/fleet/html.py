@@ -9,7 +9,8 @@ The structure is a contract for browser tests and for people scripting the page:
   ``td.metric`` (``data-metric``, ``data-value``), ``td.live`` (the monitor's newest live metric of the
   champion: ``data-value``, ``data-verdict``), ``td.decision`` (``data-decision``), ``td.naive-baseline``
   (the last decision's skill over the naive baseline: ``data-skill``, ``data-passed``), ``td.drift``
-  (``data-status``) and ``td.links``; a cell's explanation is in its ``.reason`` element;
+  (``data-status``; the features flagged after the fleet's adjustment as ``ul.flagged`` of ``li`` with
+  ``data-column`` and ``data-q``) and ``td.links``; a cell's explanation is in its ``.reason`` element;
 - links: ``td.city a.city-link`` and ``td.links a.dag-link`` (the DAG in the Airflow UI), ``td.last-run a.run-link``,
   ``a.mlflow-model-link`` and ``a.mlflow-champion-link`` (only when the MLflow store has a UI);
 - ``p#fleet-empty`` replaces the table's body when no city DAG is visible.
@@ -156,9 +157,15 @@ def _drift(row: dict[str, Any]) -> str:
     drift = row["drift"]
     if drift is None:
         return '<td class="drift" data-status="none"><span class="reason">not checked yet</span></td>'
+    flagged = "".join(
+        f'<li data-column="{_attr(f["column"])}" data-q="{f["q_value"]!r}">'
+        f"{escape(f['column'])} q={f['q_value']:.2g}</li>"
+        for f in drift.get("flagged") or []
+    )
+    listed = f'<ul class="flagged">{flagged}</ul>' if flagged else ""
     return (
         f'<td class="drift" data-status="{_attr(drift["status"])}">{_badge(drift["status"])}'
-        f'<div class="reason">{escape(drift["detail"] or "")}</div></td>'
+        f'<div class="reason">{escape(drift["detail"] or "")}</div>{listed}</td>'
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml.ml.steps.xcom_payloads import DRIFT_VERDICT_KEY  # pushed by the drift task, failed checks included
@@ -56,6 +56,8 @@ class DriftVerdict:
     status: str
     detail: str | None = None
     champion_version: str | None = None
+    #: The features flagged after the fleet-wide adjustment, with their q-values.
+    flagged: dict[str, float] = field(default_factory=dict)
 
 
 def city_dags(session: Session, readable: Collection[str] | None = None) -> list[CityDag]:
@@ -171,11 +173,15 @@ def verdict_from(entry: dict[str, Any]) -> DriftVerdict:
         return DriftVerdict(entry["run_id"], "unknown", "the drift task recorded no verdict")
     detail = record.get("detail") or record.get("reason") or record.get("summary")
     version = record.get("champion_version")
+    flagged = record.get("flagged")
+    if flagged is None:  # a return value (the whole record) rather than the short verdict
+        flagged = (record.get("calibration") or {}).get("flagged")
     return DriftVerdict(
         entry["run_id"],
         str(record["status"]),
         str(detail) if detail else None,
         str(version) if version is not None else None,
+        {str(k): float(v) for k, v in (flagged or {}).items()} if isinstance(flagged, dict) else {},
     )
 
 

@@ -142,6 +142,7 @@ def _drift(drift: DriftVerdict | None) -> dict[str, Any] | None:
         "detail": drift.detail,
         "run_id": drift.run_id,
         "champion_version": drift.champion_version,
+        "flagged": [{"column": c, "q_value": q} for c, q in sorted(drift.flagged.items(), key=lambda kv: kv[1])],
     }
 
 

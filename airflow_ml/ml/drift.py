@@ -274,6 +274,29 @@ def compare(
     )
 
 
+def prediction_check(
+    reference: Any, current: Any, *, thresholds: Mapping[str, Any], bins: int = DEFAULT_BINS, note: str = ""
+) -> DriftCheck:
+    """PSI of the champion's predictions on the reference rows against its predictions on the current ones.
+
+    Held against ``thresholds["prediction_psi"]`` (``drift.prediction_psi``); the check is named ``prediction``.
+    """
+    value = None if reference is None or current is None else _finite_or_none(psi(reference, current, bins=bins))
+    limits = dict(thresholds.get("prediction_psi") or {})
+    if value is None and not note:
+        note = "no prediction on one side"
+    return DriftCheck(
+        column="prediction",
+        kind="prediction",
+        statistic="psi",
+        value=value,
+        warn=limits.get("warn"),
+        error=limits.get("error"),
+        setting="drift.prediction_psi",
+        note=note,
+    )
+
+
 def _check(
     column: str,
     kind: str,

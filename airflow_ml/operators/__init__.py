@@ -15,6 +15,7 @@ _OPERATORS = {
     "SnapshotOperator": "snapshot_operator",
     "ValidateDataOperator": "validate_operator",
     "DriftCheckOperator": "drift_operator",
+    "DriftReviewOperator": "drift_review_operator",
     "TrainModelOperator": "train_operator",
     "RegisterModelOperator": "register_operator",
     "PromotionGateOperator": "gate_operator",

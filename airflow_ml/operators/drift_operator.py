@@ -28,6 +28,11 @@ class DriftCheckOperator(SnapshotStepOperator):
     and, when computed, logged as an MLflow run named ``drift`` in the city's experiment, with an "MLflow
     run" link on the task (see :mod:`airflow_ml.ml.steps.drift_step`).
 
+    With ``drift.calibration`` (on by default) the run also measures the drift since the city's previous
+    snapshot, keeps it in the city's drift history and judges it against that history, adjusted with the
+    fleet's p-values; then the stop rule decides instead of the fixed limits alone: the label or the
+    champion's predictions, or ``min_flagged`` flagged features (docs/guides/drift.md).
+
     Args:
         snapshot: The snapshot task's XCom (a dict with ``uri``) or a snapshot URI; templated.
         settings: :meth:`DriftSettings.to_dict <airflow_ml.ml.steps.step_settings.DriftSettings.to_dict>`:

@@ -59,7 +59,53 @@ DRIFT_DEFAULTS: dict[str, dict[str, float]] = {
     "missing_rate_change": {"warn": 0.05, "error": 0.2},
     "label_psi": {"warn": 0.1, "error": 0.25},
     "label_js_distance": {"warn": 0.1, "error": 0.2},
+    "prediction_psi": {"warn": 0.1, "error": 0.25},
 }
+
+
+class CalibrationSpec(Strict):
+    """Drift judged against each city's own history, with false discoveries controlled across the template's fleet.
+
+    Every run records the drift since the city's previous snapshot; with ``min_history`` past values a
+    statistic's value becomes a p-value against the city's history, adjusted with Benjamini-Yekutieli over
+    every city of the template at ``q``. A run stops on the label, or on ``min_flagged`` flagged features.
+    """
+
+    enabled: bool = Field(
+        default=True, description="false: only the fixed thresholds judge drift, and no history is recorded."
+    )
+    q: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="The false discovery rate over all (city, column, statistic) tests of the template; "
+        "between 0 and 1 (exclusive).",
+    )
+    min_history: int = Field(
+        default=20,
+        ge=5,
+        le=10_000,
+        strict=True,
+        description="Past values a column needs before it is judged against its history (before: the fixed "
+        "thresholds); 5 to 10,000.",
+    )
+    min_flagged: int = Field(
+        default=2,
+        ge=1,
+        le=10_000,
+        strict=True,
+        description="Features flagged after the fleet's adjustment that stop a run (the label stops it alone); "
+        "1 to 10,000.",
+    )
+    seasonal: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Columns compared with the same season of their history (when it holds min_history values), "
+        "e.g. [month, temperature_c].",
+    )
+    season: Literal["month"] = Field(
+        default="month", description="What a season is: month, the month of the year of the snapshot's last day."
+    )
 
 
 class DriftSpec(Strict):
@@ -108,12 +154,22 @@ class DriftSpec(Strict):
     label_js_distance: DriftFraction = Field(
         default=DriftFraction(**DRIFT_DEFAULTS["label_js_distance"]), description="JS distance of a binary target."
     )
+    prediction_psi: DriftThreshold = Field(
+        default=DriftThreshold(**DRIFT_DEFAULTS["prediction_psi"]),
+        description="PSI of the champion's predictions: on its training data against the compared rows.",
+    )
     features: dict[str, ColumnDrift] = Field(
         default_factory=dict,
         description="Per-column limits (a feature or the target), e.g. {distance_km: {psi: {error: 0.5}}}.",
     )
+    calibration: CalibrationSpec = Field(
+        default_factory=CalibrationSpec,
+        description="Drift against each city's own history, false discoveries controlled across the fleet.",
+    )
 
-    @field_validator("psi", "js_distance", "missing_rate_change", "label_psi", "label_js_distance", mode="before")
+    @field_validator(
+        "psi", "js_distance", "missing_rate_change", "label_psi", "label_js_distance", "prediction_psi", mode="before"
+    )
     @classmethod
     def _keep_unset_defaults(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None:  # the whole statistic off
@@ -134,14 +190,16 @@ class DriftSpec(Strict):
 
     def problems(self, *, features: list[str], categorical: list[str], target: str, task: str) -> list[str]:
         """What in ``features:`` does not fit the dataset: unknown columns, statistics never computed, limits."""
-        problems = []
+        problems: list[str] = []
         columns = [*features, target]
+        problems.extend(
+            _unknown("calibration.seasonal", column, columns)
+            for column in self.calibration.seasonal
+            if column not in columns
+        )
         for column, own in self.features.items():
             if column not in columns:
-                close = difflib.get_close_matches(column[:200], columns, n=1, cutoff=0.6)
-                hint = f"did you mean {close[0]!r}?" if close else f"use one of {columns}"
-                shown = show_value(column, quote=False)
-                problems.append(f"features.{shown}: {show_value(column)} is neither a feature nor the target; {hint}")
+                problems.append(_unknown(f"features.{show_value(column, quote=False)}", column, columns))
                 continue
             binary_label = column == target and task == "binary"
             statistic = "js_distance" if column in categorical or binary_label else "psi"
@@ -162,6 +220,13 @@ class DriftSpec(Strict):
                         f"(unset keys come from drift.{general}); lower warn, raise error, or set one to null"
                     )
         return problems
+
+
+def _unknown(where: str, column: str, columns: list[str]) -> str:
+    """A column that is neither a feature nor the target, with the closest name or the list to pick from."""
+    close = difflib.get_close_matches(column[:200], columns, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"use one of {columns}"
+    return f"{where}: {show_value(column)} is neither a feature nor the target; {hint}"
 
 
 def _set_limits(column: ColumnDrift) -> dict[str, dict[str, float | None]]:

@@ -57,7 +57,8 @@ def test_every_city_file_yields_a_dag_without_import_errors(parsed: dict) -> Non
     assert parsed["errors"] == {}
     fleet = ["airflow_ml.rollback", "airflow_ml.snapshot_retention"]
     per_city = [f"ride_duration.{city}{kind}" for city in cities for kind in ("", ".score")]
-    assert sorted(parsed["dags"]) == sorted([*fleet, *per_city, "ride_duration.monitor"])
+    templates = ["ride_duration.monitor", "ride_duration.drift_review"]
+    assert sorted(parsed["dags"]) == sorted([*fleet, *per_city, *templates])
 
 
 def test_one_manual_rollback_dag_serves_the_fleet(parsed: dict) -> None:
@@ -78,6 +79,7 @@ def test_one_daily_retention_dag_prunes_the_fleets_snapshots(parsed: dict) -> No
 def test_dags_have_the_designed_task_order(parsed: dict) -> None:
     retraining = [d for d in parsed["dags"] if not d.startswith("airflow_ml.") and d.count(".") == 1]
     retraining.remove("ride_duration.monitor")  # the template's monitor DAG (below)
+    retraining.remove("ride_duration.drift_review")  # and its drift review (below)
     assert retraining
     for dag_id in retraining:
         dag = parsed["dags"][dag_id]
@@ -100,6 +102,14 @@ def test_score_dags_resolve_the_serving_version_once_then_score(parsed: dict) ->
         assert {"airflow-ml", "scoring", "ride_duration"} <= set(dag["tags"]), dag_id
         assert dag["max_active_runs"] == 1, dag_id
         assert dag["catchup"] is False, dag_id
+
+
+def test_one_nightly_drift_review_dag_adjusts_the_templates_cities_together(parsed: dict) -> None:
+    review = parsed["dags"]["ride_duration.drift_review"]
+    assert review["order"] == ["review"]
+    assert {"airflow-ml", "ride_duration", "drift"} <= set(review["tags"])
+    assert review["timetable"] == "CronTriggerTimetable"
+    assert review["catchup"] is False
 
 
 def test_one_daily_monitor_dag_watches_the_templates_cities(parsed: dict) -> None:

@@ -107,7 +107,8 @@ def test_same_data_passes_with_values_near_zero_logged_to_mlflow(
     assert drift["champion_snapshot_hash"] == first_run["manifest"]["content_hash"]
     columns = {c["column"] for c in drift["checks"]}
     assert columns == {"distance_km", "pickup_hour", "weekday", "pickup_zone", "temperature_c", "is_raining"} | {
-        "duration_min"
+        "duration_min",
+        "prediction",  # the champion's predictions on its training rows against this snapshot's
     }
     assert all(c["value"] == pytest.approx(0.0, abs=1e-9) for c in drift["checks"])
     # The same window as the champion's: no new rows, so the whole snapshot was compared, and the record says so.
@@ -160,3 +161,55 @@ def test_shifted_data_fails_at_drift_before_training_and_keeps_the_champion(
     run = client.get_run(drift["mlflow_run_id"])
     assert run.data.tags["airflow_ml.drift"] == "failed"
     assert run.data.metrics["drift.distance_km.psi"] == pytest.approx(distance["value"])
+
+
+def test_every_run_keeps_the_drift_since_the_previous_snapshot_in_the_citys_history(
+    world: dict[str, Any], first_run: dict[str, Any], same_data_run: dict[str, Any], shifted_run: dict[str, Any]
+) -> None:
+    from airflow_ml.ml import drift_history
+
+    history = drift_history.read_history(drift_history.history_uri(str(world["data_root"]), "ride_duration", CITY))
+
+    # The first two runs took the same snapshot: the rerun replaced its rows. The shifted run is compared with it.
+    first, shifted = first_run["manifest"]["content_hash"], shifted_run["manifest"]["content_hash"]
+    assert same_data_run["manifest"]["content_hash"] == first
+    assert list(dict.fromkeys(history["snapshot_hash"])) == [first, shifted]
+    # 6 features and the label, each with its statistic and missing rate; and, once a champion exists, the PSI
+    # of its predictions on the previous snapshot against this one.
+    assert len(history) == 2 * 7 * 2 + 1
+    newest = drift_history.latest_rows(history)
+    prediction = newest[newest["column"] == "prediction"].iloc[0]
+    assert (prediction["kind"], prediction["statistic"]) == ("prediction", "psi")
+    assert prediction["value"] > 0.1  # three times longer trips: the champion predicts longer durations
+    assert set(newest["previous_hash"]) == {first}
+    distance = newest[(newest["column"] == "distance_km") & (newest["statistic"] == "psi")].iloc[0]
+    assert distance["value"] > 1.0
+    assert distance["drift_run_id"] == shifted_run["drift"]["mlflow_run_id"]
+    # No history yet: the fixed thresholds stopped the run, and the record says so per column.
+    calibration = shifted_run["drift"]["calibration"]
+    assert calibration["previous_snapshot"]["hash"] == first
+    assert {c["basis"] for c in calibration["columns"]} == {"fixed_thresholds"}
+    assert any("distance_km: psi" in reason and "fixed threshold" in reason for reason in calibration["stopped_by"])
+    assert shifted_run["drift"]["status_fixed_thresholds"] == "failed"
+
+
+def test_the_nightly_review_dag_reads_the_history_and_stores_its_review(
+    world: dict[str, Any], shifted_run: dict[str, Any], dags_dir: Path
+) -> None:
+    from airflow_ml.factory.drift_review_dags import register_drift_review_dags
+    from airflow_ml.ml import drift_history
+
+    root = world["data_root"].parent  # the world's templates folder
+    (dags_dir / "drift_review_world.py").write_text(
+        "from airflow_ml.factory.drift_review_dags import register_drift_review_dags\n"
+        f"register_drift_review_dags(globals(), templates_root={str(root)!r})\n",
+        encoding="utf-8",
+    )
+
+    run = register_drift_review_dags({}, templates_root=root)["ride_duration.drift_review"].test()
+
+    assert str(run.state) == "success"
+    folder = Path(drift_history.history_folder(str(world["data_root"]), "ride_duration"))
+    review = json.loads((folder / "review.json").read_text())
+    # The city's history is shorter than min_history: no p-value to adjust yet, and the review says so.
+    assert (review["tests"], review["without_history"]) == (0, [CITY])

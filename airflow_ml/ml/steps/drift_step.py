@@ -8,20 +8,26 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 
 from airflow_ml.data.snapshot import Manifest, load_manifest, read_snapshot, write_json
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.exceptions import DataError, ForeignChampion
 from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml.drift import DriftReport, prediction_check, psi
 from airflow_ml.ml.drift import compare as compare_frames
 from airflow_ml.ml.drift_window import select_rows
 from airflow_ml.ml.lineage import this_citys_champion, training_snapshot
+from airflow_ml.ml.steps.drift_calibration_step import RunCalibration, apply_stop_rule, calibrate_run, record_history
 from airflow_ml.ml.steps.step_settings import DriftSettings
 from airflow_ml.ml.steps.xcom_payloads import DRIFT_FILE, DriftVerdict
 
@@ -40,6 +46,7 @@ def verdict(record: Mapping[str, Any]) -> DriftVerdict:
         "status": record["status"],
         "detail": detail.splitlines()[0][:500] if detail else None,
         "champion_version": record.get("champion_version"),
+        "flagged": dict((record.get("calibration") or {}).get("flagged") or {}),
     }
 
 
@@ -79,9 +86,61 @@ def check_drift(
     elif client is None:
         raise ValueError("a drift check that is on needs an MLflow client (the champion's training data)")
     else:
-        record = _compare(client, manifest, settings, artifact_root, tags, storage_options)
+        run, skipped = _calibration(manifest, settings, storage_options)
+        record = _compare(client, manifest, settings, artifact_root, tags, storage_options, run)
+        if run is not None:
+            if "calibration" not in record:  # skipped or refused before the comparison
+                record = apply_stop_rule(record, run)
+            record_history(run, record.get("mlflow_run_id"), storage_options=storage_options)
+        elif skipped:
+            record["calibration"] = {"skipped": skipped}
     write_json(manifest.uri, DRIFT_FILE, record, storage_options=storage_options)
     return record
+
+
+def _with_predictions(
+    client: MlflowClient,
+    champion: Any,
+    settings: DriftSettings,
+    report: DriftReport,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    run: RunCalibration | None,
+) -> DriftReport:
+    """``report`` with the drift of the champion's predictions on its training rows against the compared rows.
+
+    With calibration, the predictions' drift since the previous snapshot is judged on the city's history too.
+    A champion that cannot be loaded or predict leaves the check without a value, and the note says why.
+    """
+    features = list(settings.features)
+    try:
+        model = registry.load_version(client, champion)
+
+        def predict(frame: pd.DataFrame) -> np.ndarray:
+            return np.asarray(model.predict(frame[features]), dtype=float).ravel()
+
+        ours, theirs = predict(reference), predict(current)
+    except (MlflowException, OSError, ValueError, KeyError, TypeError, ImportError) as exc:
+        note = f"the champion's predictions could not be made ({type(exc).__name__}: {str(exc)[:300]})"
+        check = prediction_check(None, None, thresholds=settings.thresholds, note=note)
+        return replace(report, checks=[*report.checks, check])
+    check = prediction_check(ours, theirs, thresholds=settings.thresholds, bins=settings.bins)
+    if run is not None and run.frames is not None:
+        before, now = run.frames
+        run.add("prediction", "prediction", "psi", psi(predict(before), predict(now), bins=settings.bins))
+    return replace(report, checks=[*report.checks, check])
+
+
+def _calibration(
+    manifest: Manifest, settings: DriftSettings, storage_options: StorageOptions | None
+) -> tuple[RunCalibration | None, str]:
+    """This run's drift since the city's previous snapshot, judged on its history; or why it is not."""
+    if settings.calibration.get("enabled", True) is False:
+        return None, ""
+    try:
+        return calibrate_run(manifest, settings, storage_options=storage_options), ""
+    except ValueError as exc:  # a snapshot outside <data_root>/snapshots: the history has no home
+        return None, str(exc)
 
 
 def _compare(
@@ -91,6 +150,7 @@ def _compare(
     artifact_root: str | None,
     tags: Mapping[str, str] | None,
     storage_options: StorageOptions | None,
+    run: RunCalibration | None = None,
 ) -> dict[str, Any]:
     model_name, features, target = settings.model_name, settings.features, settings.target
     time_column, compare = settings.time_column, settings.compare
@@ -148,15 +208,24 @@ def _compare(
         reference_name=f"champion v{version}'s training snapshot",
         current_name=selection.name,
     )
+    report = _with_predictions(client, champion, settings, report, reference, selection.frame, run)
     compared = {**selection.record, "reference_rows": len(reference)}
     summary = report.summary() + (f"\n  compared: {compared['note']}" if compared["note"] else "")
     record = {**base, **report.to_dict(), "compared": compared, "summary": summary}
+    metrics = [Metric(k, v, 0, 0) for k, v in report.metrics().items()]
+    run_tags: dict[str, str] = {}
+    if run is not None:
+        record = apply_stop_rule(record, run)
+        metrics += [Metric(k, v, 0, 0) for k, v in run.metrics().items()]
+        run_tags["airflow_ml.drift_fixed_thresholds"] = record["status_fixed_thresholds"]
+        run_tags["airflow_ml.drift_flagged"] = ",".join(sorted(record["calibration"]["flagged"]))[:5000]
     experiment_id = registry.get_or_create_experiment(client, model_name, artifact_root)
     run_tags = {
+        **run_tags,
         **settings.tags,
         **(tags or {}),
         "airflow_ml.step": "drift",
-        "airflow_ml.drift": report.status,
+        "airflow_ml.drift": record["status"],
         "airflow_ml.snapshot_uri": manifest.uri,
         "airflow_ml.snapshot_hash": manifest.content_hash,
         "airflow_ml.champion_version": version,
@@ -165,7 +234,6 @@ def _compare(
         "mlflow.runName": "drift",
     }
     run_id = client.create_run(experiment_id, tags=run_tags).info.run_id
-    metrics = [Metric(k, v, 0, 0) for k, v in report.metrics().items()]
     for start in range(0, len(metrics), _BATCH):
         client.log_batch(run_id, metrics=metrics[start : start + _BATCH])
     params = {k: compared[k] for k in ("requested", "mode", "since", "rows", "reference_rows", "snapshot_rows")}

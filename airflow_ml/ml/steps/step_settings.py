@@ -95,6 +95,8 @@ class DriftSettings(FrozenSettings):
         min_new_days: Fewer new days compare the whole snapshot.
         enabled: False skips the check.
         tags: Extra MLflow run tags (city, template...).
+        calibration: ``drift.calibration`` as a plain dict (see
+            :class:`airflow_ml.ml.drift_calibration.CalibrationRules`); ``{"enabled": False}`` turns it off.
     """
 
     model_name: str
@@ -110,6 +112,24 @@ class DriftSettings(FrozenSettings):
     min_new_days: int = 7
     enabled: bool = True
     tags: Mapping[str, str] = field(default_factory=dict)
+    calibration: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DriftReviewSettings(FrozenSettings):
+    """The nightly review of a template's drift: every city's latest p-values adjusted together.
+
+    Attributes:
+        template: The template whose cities are reviewed.
+        cities: Per city, its registered model (the review reads ``<data_root>/drift_history/<template>/``).
+        q: The false discovery rate (the smallest of the cities' ``drift.calibration.q``).
+        min_flagged: Flagged features that would stop a city's run (the smallest of the cities').
+    """
+
+    template: str
+    cities: Mapping[str, str]
+    q: float = 0.05
+    min_flagged: int = 2
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ class DriftVerdict(TypedDict):
     status: str
     detail: str | None
     champion_version: str | None
+    #: The features flagged after the fleet's adjustment, each with its q-value (empty: none, or not calibrated).
+    flagged: dict[str, float]
 
 
 class DecisionRecord(TypedDict, total=False):

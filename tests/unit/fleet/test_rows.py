@@ -234,10 +234,34 @@ def test_the_fleet_costs_one_search_per_template_plus_one_call_per_kept_champion
             },
             DriftVerdict("r", "passed", "all fine", "3"),
         ),
+        (  # the verdict names the features flagged after the fleet's adjustment
+            {"run_id": "r", "state": "success", "drift_verdict": {"status": "warned", "flagged": {"x": 0.01}}},
+            DriftVerdict("r", "warned", None, None, {"x": 0.01}),
+        ),
+        (  # a return value: the record's calibration section
+            {"run_id": "r", "state": "success", "return_value": {"status": "passed", "calibration": {"flagged": {}}}},
+            DriftVerdict("r", "passed", None, None, {}),
+        ),
     ],
 )
 def test_the_drift_verdict_comes_from_the_xcom_or_the_task_state(entry: dict[str, Any], expected: DriftVerdict) -> None:
     assert verdict_from(entry) == expected
+
+
+def test_the_drift_cell_lists_the_flagged_features_with_their_q_values() -> None:
+    dags, runs, _, models = _facts()
+    drifts = {"tpl.a": DriftVerdict("r", "failed", "drift FAILED", "1", {"temp<c>": 0.02, "distance_km": 0.001})}
+
+    rows = build_rows(dags, runs, drifts, models)
+    page = render(rows, generated_at="now")
+
+    assert rows[0]["drift"]["flagged"] == [
+        {"column": "distance_km", "q_value": 0.001},
+        {"column": "temp<c>", "q_value": 0.02},
+    ]
+    assert '<ul class="flagged"><li data-column="distance_km" data-q="0.001">distance_km q=0.001</li>' in page
+    assert '<li data-column="temp&lt;c&gt;" data-q="0.02">temp&lt;c&gt; q=0.02</li></ul>' in page
+    assert page.count('class="flagged"') == 1  # only the city with flags
 
 
 def test_a_city_the_kill_switch_disables_shows_why_on_its_row(client: MlflowClient, tmp_path: Path) -> None:

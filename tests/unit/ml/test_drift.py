@@ -8,7 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airflow_ml.ml.drift import DriftCheck, DriftReport, compare, js_distance, missing_rate_change, psi
+from airflow_ml.ml.drift import (
+    DriftCheck,
+    DriftReport,
+    compare,
+    js_distance,
+    missing_rate_change,
+    prediction_check,
+    psi,
+)
 
 THRESHOLDS = {
     "psi": {"warn": 0.1, "error": 0.25},
@@ -270,3 +278,17 @@ def test_report_to_dict_is_json_serialisable() -> None:
     assert json.loads(json.dumps(record))["status"] == record["status"]
     first = record["checks"][0]
     assert set(first) >= {"column", "kind", "statistic", "value", "threshold", "severity", "breached", "setting"}
+
+
+def test_the_champions_predictions_are_held_against_drift_prediction_psi() -> None:
+    rng = np.random.default_rng(3)
+    limits = {"prediction_psi": {"warn": 0.1, "error": 0.25}}
+
+    same = prediction_check(rng.normal(10, 2, 5000), rng.normal(10, 2, 5000), thresholds=limits)
+    moved = prediction_check(rng.normal(10, 2, 5000), rng.normal(14, 2, 5000), thresholds=limits)
+    missing = prediction_check(None, None, thresholds=limits, note="the champion could not be loaded")
+
+    assert (same.column, same.kind, same.statistic, same.severity) == ("prediction", "prediction", "psi", "ok")
+    assert moved.severity == "error"
+    assert moved.setting == "drift.prediction_psi"
+    assert (missing.value, missing.note) == (None, "the champion could not be loaded")

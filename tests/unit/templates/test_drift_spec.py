@@ -96,6 +96,12 @@ def test_warn_above_an_inherited_error_is_refused_and_says_where_error_comes_fro
         ("drift:\n  min_new_rows: 0\n", "min_new_rows", ("drift.min_new_rows", "greater than or equal to 1")),
         ("drift:\n  min_new_days: 1000\n", "min_new_days", ("drift.min_new_days", "less than or equal to 366")),
         ("drift:\n  pssi: {warn: 0.1}\n", "pssi", ("'pssi'", "did you mean 'psi'?")),
+        ("drift:\n  calibration:\n    q: 1\n", "q: 1", ("drift.calibration.q", "less than 1")),
+        ("drift:\n  calibration:\n    q: 0\n", "q: 0", ("drift.calibration.q", "greater than 0")),
+        ("drift:\n  calibration:\n    min_history: 4\n", "min_history", ("drift.calibration.min_history", "5")),
+        ("drift:\n  calibration:\n    min_flagged: 0\n", "min_flagged", ("drift.calibration.min_flagged",)),
+        ("drift:\n  calibration:\n    season: week\n", "season", ("drift.calibration.season", "'month'")),
+        ("drift:\n  calibration:\n    qq: 0.1\n", "qq", ("'qq'", "did you mean 'q'?")),
         ("drift:\n  features:\n    distance_km: {psi: {wran: 0.1}}\n", "wran", ("'wran'", "did you mean 'warn'?")),
     ],
 )
@@ -128,3 +134,31 @@ def test_schema_documents_the_drift_defaults() -> None:
     assert drift["psi"]["default"] == DRIFT_DEFAULTS["psi"]
     assert drift["label_js_distance"]["default"] == DRIFT_DEFAULTS["label_js_distance"]
     assert definitions["DriftFraction"]["properties"]["error"]["anyOf"][0]["maximum"] == 1
+
+
+def test_calibration_defaults_and_a_city_that_sets_them(root: Path) -> None:
+    assert DriftSpec().calibration.model_dump() == {
+        "enabled": True,
+        "q": 0.05,
+        "min_history": 20,
+        "min_flagged": 2,
+        "seasonal": [],
+        "season": "month",
+    }
+    text = "drift:\n  calibration: {q: 0.1, min_history: 30, min_flagged: 3, seasonal: [distance_km]}\n"
+    path = write_city(root, "oslo", CITY + text)
+
+    calibration = load_city_file(path, root / "templates").drift.calibration
+
+    assert (calibration.q, calibration.min_history, calibration.min_flagged) == (0.1, 30, 3)
+    assert calibration.seasonal == ["distance_km"]
+
+
+def test_a_seasonal_column_that_is_no_feature_names_file_line_and_the_closest_column(root: Path) -> None:
+    path = write_city(root, "oslo", CITY + "drift:\n  calibration:\n    seasonal: [distnce_km]\n")
+
+    exc = config_error(path, root)
+
+    assert_points_at(
+        exc, path, line_of(path, "drift:"), "calibration.seasonal", "'distnce_km'", "did you mean 'distance_km'?"
+    )

@@ -117,6 +117,10 @@ def test_a_shift_is_logged_as_a_drift_run_with_metrics_tags_and_the_record(
 
     assert record["status"] == "failed"
     assert record["breaches"][0] == "x.psi"
+    # The champion here has no model to load: its predictions are not compared, and the record says why.
+    prediction = next(c for c in record["checks"] if c["column"] == "prediction")
+    assert prediction["value"] is None
+    assert prediction["note"].startswith("the champion's predictions could not be made")
     run = client.get_run(record["mlflow_run_id"])
     assert run.info.run_name == "drift"
     assert run.data.tags["airflow_ml.drift"] == "failed"
@@ -126,3 +130,63 @@ def test_a_shift_is_logged_as_a_drift_run_with_metrics_tags_and_the_record(
     assert run.info.status == "FINISHED"
     logged = Path(client.download_artifacts(run.info.run_id, "drift.json", str(tmp_path / "dl")))
     assert '"status": "failed"' in logged.read_text()
+
+
+def nightly(tmp_path: Path, night: int, *, scale: float) -> Manifest:
+    """A snapshot of one day's partition; x is multiplied by ``scale``, the label does not depend on x."""
+    rng = np.random.default_rng(night)
+    partition = tmp_path / "raw" / f"n{night}" / f"date=2026-01-{night + 5:02d}"
+    partition.mkdir(parents=True)
+    pd.DataFrame({"x": rng.lognormal(1, 0.5, 2000) * scale, "y": rng.normal(0, 1, 2000)}).to_parquet(
+        partition / "part.parquet"
+    )
+    return take_snapshot(
+        str(partition.parent), str(tmp_path / "snapshots"), template="ride_duration", city="oslo", run_id=f"n{night}"
+    )
+
+
+def test_a_feature_over_its_fixed_limit_but_ordinary_for_the_citys_history_no_longer_stops_the_run(
+    client: Any, model: str, tmp_path: Path
+) -> None:
+    from airflow_ml.ml import drift_history
+
+    old = nightly(tmp_path, 0, scale=1.0)
+    make_champion(client, model, tmp_path, tags={"airflow_ml.snapshot_uri": old.uri})
+    settings = DriftSettings(
+        model_name=model, features=["x"], target="y", thresholds=THRESHOLDS, calibration={"min_history": 5}
+    )
+
+    records = [check_drift(client, nightly(tmp_path, night, scale=3.0), settings) for night in range(1, 9)]
+
+    first, last = records[0], records[-1]
+    # x's PSI against the champion's data is far above its error limit every night.
+    assert all(r["status_fixed_thresholds"] == "failed" for r in records)
+    # Without history (the first night) the fixed threshold decides, and the record says so.
+    assert first["status"] == "failed"
+    assert "fixed threshold: its history is shorter than drift.calibration.min_history" in first["stopped_by"][0]
+    assert {c["basis"] for c in first["calibration"]["columns"]} == {"fixed_thresholds"}
+    # With 6 past values, x's nightly change is ordinary for this city: the run goes on, with a warning.
+    assert last["status"] == "warned"
+    assert last["stopped_by"] == []
+    assert {c["basis"] for c in last["calibration"]["columns"]} == {"history"}
+    run = client.get_run(last["mlflow_run_id"])
+    assert run.data.tags["airflow_ml.drift"] == "warned"
+    assert run.data.tags["airflow_ml.drift_fixed_thresholds"] == "failed"
+    assert {"drift_history.x.psi", "drift_p.x.psi", "drift_q.x.psi"} <= set(run.data.metrics)
+    history = drift_history.read_history(drift_history.history_uri(str(tmp_path), "ride_duration", "oslo"))
+    assert history["snapshot_hash"].nunique() == 8
+    assert set(drift_history.latest_rows(history)["drift_run_id"]) == {last["mlflow_run_id"]}
+
+
+def test_calibration_off_keeps_no_history(client: Any, model: str, tmp_path: Path) -> None:
+    old = nightly(tmp_path, 0, scale=1.0)
+    make_champion(client, model, tmp_path, tags={"airflow_ml.snapshot_uri": old.uri})
+    settings = DriftSettings(
+        model_name=model, features=["x"], target="y", thresholds=THRESHOLDS, calibration={"enabled": False}
+    )
+
+    record = check_drift(client, nightly(tmp_path, 1, scale=3.0), settings)
+
+    assert record["status"] == "failed"
+    assert "calibration" not in record
+    assert not (tmp_path / "drift_history").exists()

@@ -1,0 +1,182 @@
+"""The drift history of a city: per snapshot, column and statistic, the drift since the city's previous snapshot.
+
+One parquet file per city, ``<data_root>/drift_history/<template>/<city>.parquet``, one row per (snapshot hash,
+column, statistic) with the value, its p-value against the city's earlier values and the q-value of the run's
+adjustment. A rerun of the same snapshot replaces its rows; a write is whole or not at all (a local file is
+written aside and renamed, an object store's PUT is atomic). A city's first snapshot is recorded too, with no
+value, so that the next run knows which snapshot came before it.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from airflow_ml.data.snapshot import put_whole, safe_segment
+from airflow_ml.data.storage import StorageOptions, filesystem, is_local, storage_errors
+
+HISTORY_DIR = "drift_history"
+#: The folder beside the histories holding each city's newest snapshot's rows.
+LATEST_DIR = "latest"
+#: The columns of a history file, in order.
+COLUMNS = (
+    "snapshot_hash",
+    "snapshot_uri",
+    "recorded_at",
+    "season",
+    "previous_hash",
+    "column",
+    "kind",
+    "statistic",
+    "value",
+    "p_value",
+    "basis",
+    "n_history",
+    "q_value",
+    "drift_run_id",
+)
+_SCHEMA = pa.schema(
+    [
+        *((name, pa.string()) for name in COLUMNS[:8]),
+        ("value", pa.float64()),
+        ("p_value", pa.float64()),
+        ("basis", pa.string()),
+        ("n_history", pa.int64()),
+        ("q_value", pa.float64()),
+        ("drift_run_id", pa.string()),
+    ]
+)
+
+
+def data_root_of(snapshot_uri: str) -> str:
+    """The data root of a snapshot at ``<data_root>/snapshots/<template>/<city>/<run>``.
+
+    Raises:
+        ValueError: when the URI is not laid out that way (the history would have no home).
+    """
+    parts = snapshot_uri.rstrip("/").rsplit("/", 4)
+    if len(parts) != 5 or parts[1] != "snapshots":
+        raise ValueError(
+            f"snapshot {snapshot_uri!r} is not under <data_root>/snapshots/<template>/<city>/<run>: the drift "
+            "history cannot be placed; take snapshots with the snapshot task, or set drift.calibration.enabled: false"
+        )
+    return parts[0]
+
+
+def history_folder(data_root: str, template: str) -> str:
+    """``<data_root>/drift_history/<template>``."""
+    return f"{data_root.rstrip('/')}/{HISTORY_DIR}/{safe_segment(template)}"
+
+
+def history_uri(data_root: str, template: str, city: str) -> str:
+    """``<data_root>/drift_history/<template>/<city>.parquet``."""
+    return f"{history_folder(data_root, template)}/{safe_segment(city)}.parquet"
+
+
+def empty() -> pd.DataFrame:
+    """A history without rows, with every column."""
+    return _SCHEMA.empty_table().to_pandas()
+
+
+def read_history(uri: str, *, storage_options: StorageOptions | None = None) -> pd.DataFrame:
+    """The rows of the history file at ``uri`` (none when it does not exist yet), oldest first."""
+    fs, path = filesystem(uri, storage_options)
+    with storage_errors(uri, storage_options):
+        if not fs.exists(path):
+            return empty()
+        with fs.open(path, "rb") as handle:
+            frame = pq.read_table(handle).to_pandas()
+    return frame.sort_values("recorded_at", kind="stable").reset_index(drop=True)
+
+
+def write_rows(
+    uri: str, rows: list[dict[str, Any]], snapshot_hash: str, *, storage_options: StorageOptions | None = None
+) -> pd.DataFrame:
+    """Replace the rows of ``snapshot_hash`` in the history at ``uri`` by ``rows``; returns the whole history.
+
+    The rows of the newest snapshot are also written to ``latest/<city>.parquet`` beside the histories, with the
+    city in a column, so that reading the fleet's newest p-values reads one small file per city.
+    """
+    kept = read_history(uri, storage_options=storage_options)
+    kept = kept[kept["snapshot_hash"] != snapshot_hash]
+    new = pd.DataFrame([{name: row.get(name) for name in COLUMNS} for row in rows], columns=list(COLUMNS))
+    frame = pd.concat([kept, new], ignore_index=True) if len(kept) else new
+    table = pa.Table.from_pandas(frame[list(COLUMNS)], schema=_SCHEMA, preserve_index=False)
+    folder, name = uri.rsplit("/", 1)
+    _put_table(uri, table, storage_options)
+    latest = pa.Table.from_pandas(latest_rows(frame)[list(COLUMNS)], schema=_SCHEMA, preserve_index=False)
+    city = name.removesuffix(".parquet")
+    _put_table(
+        f"{folder}/{LATEST_DIR}/{name}", latest.append_column("city", pa.array([city] * len(latest))), storage_options
+    )
+    return frame
+
+
+def _put_table(uri: str, table: pa.Table, storage_options: StorageOptions | None) -> None:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    ensure_folder(uri.rsplit("/", 1)[0], storage_options=storage_options)
+    fs, path = filesystem(uri, storage_options)
+    with storage_errors(uri, storage_options):
+        put_whole(fs, path, buffer.getvalue())
+
+
+def ensure_folder(uri: str, *, storage_options: StorageOptions | None = None) -> None:
+    """Create the folder ``uri`` on a local disk (an object store needs none)."""
+    fs, path = filesystem(uri, storage_options)
+    if is_local(fs):
+        with storage_errors(uri, storage_options):
+            fs.makedirs(path, exist_ok=True)
+
+
+@dataclass(frozen=True)
+class Previous:
+    """The snapshot a city's history holds before this one."""
+
+    snapshot_hash: str
+    snapshot_uri: str
+
+
+def previous_snapshots(history: pd.DataFrame, snapshot_hash: str) -> list[Previous]:
+    """The snapshots recorded before ``snapshot_hash``, newest first (each once)."""
+    earlier = history[history["snapshot_hash"] != snapshot_hash]
+    latest = earlier.drop_duplicates("snapshot_hash", keep="last").iloc[::-1]
+    return [Previous(str(h), str(u)) for h, u in zip(latest["snapshot_hash"], latest["snapshot_uri"], strict=True)]
+
+
+def latest_rows(history: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the newest snapshot of a history."""
+    if history.empty:
+        return history
+    newest = history["snapshot_hash"].iloc[-1]
+    return history[history["snapshot_hash"] == newest]
+
+
+def fleet_latest(
+    data_root: str, template: str, *, skip: str | None = None, storage_options: StorageOptions | None = None
+) -> pd.DataFrame:
+    """The rows of the newest snapshot of every city of ``template`` with a history (but ``skip``).
+
+    Reads ``latest/`` (one small file per city, written with each history) in one pass.
+
+    Returns:
+        The history's columns and ``city``; no row when no other city has a history.
+    """
+    import pyarrow.dataset as ds
+
+    folder = f"{history_folder(data_root, template)}/{LATEST_DIR}"
+    fs, path = filesystem(folder, storage_options)
+    with storage_errors(folder, storage_options):
+        files = (
+            sorted(str(f) for f in fs.ls(path, detail=False) if str(f).endswith(".parquet")) if fs.exists(path) else []
+        )
+        if skip:
+            files = [f for f in files if f.rsplit("/", 1)[-1] != f"{safe_segment(skip)}.parquet"]
+        if not files:
+            return empty().assign(city=pd.Series(dtype=object))
+        return ds.dataset(files, format="parquet", filesystem=fs).to_table().to_pandas()

@@ -1,0 +1,239 @@
+"""The drift step's calibrated half: this snapshot against the city's previous one, judged on the city's history.
+
+:func:`calibrate_run` compares this run's rows with the city's previous snapshot (the same rows the champion
+comparison picks, see :func:`airflow_ml.ml.drift_window.select_rows`), turns each statistic into a p-value
+against the city's own history (:mod:`airflow_ml.ml.drift_calibration`) and adjusts it together with the latest
+p-values of the template's other cities. :func:`apply_stop_rule` makes the stop rule decide the run's status;
+:func:`record_history` keeps this snapshot's rows in the history, replacing those of a rerun.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from airflow_ml.data.snapshot import Manifest, load_manifest, read_snapshot
+from airflow_ml.data.storage import StorageOptions
+from airflow_ml.exceptions import DataError
+from airflow_ml.ml import drift_history as store
+from airflow_ml.ml.drift import compare as compare_frames
+from airflow_ml.ml.drift_calibration import CalibrationRules, calibrate, decide, season_of, with_fleet
+from airflow_ml.ml.drift_window import select_rows
+from airflow_ml.ml.steps.step_settings import DriftSettings
+
+#: How many earlier snapshots are tried when the newest is gone (pruned).
+_TRIES = 3
+
+
+@dataclass
+class RunCalibration:
+    """What :func:`calibrate_run` found: the record's ``calibration`` section and the rows for the history.
+
+    Attributes:
+        rules: The calibration rules.
+        history_uri: The city's history file.
+        snapshot_hash: This snapshot's content hash.
+        calibrated: Today's statistics with their p-values (before the fleet's adjustment).
+        past: The city's history without this snapshot's rows.
+        fleet_p_values: The newest p-values of the template's other cities.
+        base: The section's keys that do not depend on the statistics, and the history rows' common keys.
+        frames: The previous snapshot's rows and this snapshot's rows compared with them (None without one).
+    """
+
+    rules: CalibrationRules
+    history_uri: str
+    snapshot_hash: str
+    calibrated: list[dict[str, Any]]
+    past: pd.DataFrame
+    fleet_p_values: list[float]
+    base: dict[str, Any]
+    frames: tuple[pd.DataFrame, pd.DataFrame] | None = None
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.entries = with_fleet(self.calibrated, self.fleet_p_values)
+
+    def add(self, column: str, kind: str, statistic: str, value: float | None) -> None:
+        """Judge one more of today's statistics (the champion's predictions) and adjust again."""
+        today = [{"column": column, "kind": kind, "statistic": statistic, "value": value}]
+        self.calibrated += calibrate(today, self.past, self.rules, season=self.base["season"])
+        self.entries = with_fleet(self.calibrated, self.fleet_p_values)
+
+    @property
+    def section(self) -> dict[str, Any]:
+        """The record's ``calibration``: rules, previous snapshot, fleet size, flagged features, every column."""
+        own = sum(e["p_value"] is not None for e in self.entries)
+        return {
+            **{k: v for k, v in self.base.items() if k not in ("row", "fleet_cities")},
+            "fleet": {"cities": self.base["fleet_cities"], "tests": len(self.fleet_p_values) + own},
+            "flagged": decide(self.entries, [], self.rules).flagged,
+            "columns": [_shown(e) for e in self.entries],
+        }
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """This snapshot's rows for the history (one per column and statistic)."""
+        return [{**self.base["row"], **{k: e.get(k) for k in store.COLUMNS if k in e}} for e in self.entries]
+
+    def metrics(self) -> dict[str, float]:
+        """``drift_history.*`` (value since the previous snapshot), ``drift_p.*`` and ``drift_q.*`` per statistic."""
+        out = {}
+        for entry in self.entries:
+            name = f"{entry['column']}.{entry['statistic']}"
+            for prefix, key in (("drift_history", "value"), ("drift_p", "p_value"), ("drift_q", "q_value")):
+                if entry.get(key) is not None:
+                    out[f"{prefix}.{name}"] = float(entry[key])
+        return out
+
+
+def calibrate_run(
+    manifest: Manifest, settings: DriftSettings, *, storage_options: StorageOptions | None = None
+) -> RunCalibration:
+    """This snapshot's drift since the city's previous snapshot, with p-values and the fleet's q-values."""
+    rules = CalibrationRules.from_dict(settings.calibration)
+    template = manifest.template or settings.tags.get("airflow_ml.template", "")
+    root = store.data_root_of(manifest.uri)
+    uri = store.history_uri(root, template, manifest.city)
+    history = store.read_history(uri, storage_options=storage_options)
+    past = history[history["snapshot_hash"] != manifest.content_hash]
+    season = season_of(manifest.partitions, rules.season)
+    previous, frames, compared, note = _previous(manifest, settings, past, storage_options)
+    fleet = store.fleet_latest(root, template, skip=manifest.city, storage_options=storage_options)
+    fleet_ps = fleet["p_value"].dropna().tolist()
+    row = {
+        "snapshot_hash": manifest.content_hash,
+        "snapshot_uri": manifest.uri,
+        "recorded_at": dt.datetime.now(dt.UTC).isoformat(),
+        "season": season,
+        "previous_hash": None if previous is None else previous.content_hash,
+    }
+    base = {
+        "q": rules.q,
+        "min_history": rules.min_history,
+        "min_flagged": rules.min_flagged,
+        "season": season,
+        "history_uri": uri,
+        "previous_snapshot": None if previous is None else {"hash": previous.content_hash, "uri": previous.uri},
+        "compared": compared,
+        "note": note,
+        "fleet_cities": fleet["city"].nunique() + 1,
+        "row": row,
+    }
+    calibrated = calibrate(_today(settings, frames), past, rules, season=season)
+    return RunCalibration(rules, uri, manifest.content_hash, calibrated, past, fleet_ps, base, frames)
+
+
+def _previous(
+    manifest: Manifest, settings: DriftSettings, past: pd.DataFrame, storage_options: StorageOptions | None
+) -> tuple[Manifest | None, tuple[pd.DataFrame, pd.DataFrame] | None, dict[str, Any] | None, str]:
+    """The newest readable earlier snapshot and this snapshot's rows to compare with it."""
+    earlier = store.previous_snapshots(past, manifest.content_hash)
+    if not earlier:
+        return None, None, None, "the city's first recorded snapshot: nothing to compare with yet"
+    wanted = list(dict.fromkeys([*settings.features, settings.target]))
+    problems = []
+    for candidate in earlier[:_TRIES]:
+        try:
+            previous = load_manifest(candidate.snapshot_uri, storage_options=storage_options)
+            reference = read_snapshot(
+                candidate.snapshot_uri,
+                columns=[c for c in wanted if c in previous.columns],
+                storage_options=storage_options,
+            )
+        except (DataError, OSError, ValueError, pa.ArrowException) as exc:
+            problems.append(f"{candidate.snapshot_uri}: {exc}")
+            continue
+        read = [*wanted, settings.time_column] if settings.time_column else wanted
+        current = read_snapshot(
+            manifest.uri,
+            columns=[c for c in dict.fromkeys(read) if c in manifest.columns],
+            storage_options=storage_options,
+        )
+        selection = select_rows(
+            current,
+            partitions=manifest.partitions,
+            reference_partitions=previous.partitions,
+            time_column=settings.time_column,
+            compare=settings.compare,
+            min_new_rows=settings.min_new_rows,
+            min_new_days=settings.min_new_days,
+        )
+        note = f"earlier snapshot(s) unreadable, skipped: {'; '.join(problems)}" if problems else ""
+        return previous, (reference, selection.frame), {**selection.record, "reference_rows": len(reference)}, note
+    return None, None, None, f"no earlier snapshot could be read: {'; '.join(problems)}"
+
+
+def _today(settings: DriftSettings, frames: tuple[pd.DataFrame, pd.DataFrame] | None) -> list[dict[str, Any]]:
+    """Every statistic of this run since the previous snapshot (values None without one)."""
+    if frames is None:
+        categorical = set(settings.categorical_features)
+        out = []
+        for column in dict.fromkeys([*settings.features, settings.target]):
+            label = column == settings.target
+            kind = "label" if label else "categorical" if column in categorical else "numeric"
+            categories = kind == "categorical" or (label and settings.task == "binary")
+            for statistic in ("js_distance" if categories else "psi", "missing_rate_change"):
+                out.append({"column": column, "kind": kind, "statistic": statistic, "value": None})
+        return out
+    report = compare_frames(
+        frames[0],
+        frames[1],
+        features=list(settings.features),
+        categorical=list(settings.categorical_features),
+        target=settings.target,
+        task=settings.task,
+        thresholds={},
+        bins=settings.bins,
+    )
+    return [{"column": c.column, "kind": c.kind, "statistic": c.statistic, "value": c.value} for c in report.checks]
+
+
+def _shown(entry: dict[str, Any]) -> dict[str, Any]:
+    keys = ("column", "kind", "statistic", "value", "p_value", "q_value", "basis", "n_history", "season", "method")
+    return {**{k: entry.get(k) for k in keys}, "note": entry.get("note", "")}
+
+
+def apply_stop_rule(record: dict[str, Any], run: RunCalibration) -> dict[str, Any]:
+    """``record`` with ``calibration`` and, for a computed champion comparison, the status the stop rule gives.
+
+    The champion comparison's own status stays as ``status_fixed_thresholds``; ``stopped_by`` lists why the
+    run stops (empty when it goes on). A record without checks (skipped, refused) keeps its status.
+    """
+    checks = record.get("checks")
+    decision = decide(run.entries, checks or [], run.rules)
+    section = {**run.section, "stop": decision.stop, "stopped_by": decision.reasons, "decided_on": "run"}
+    if checks is None:
+        return {**record, "calibration": section}
+    fixed = record["status"]
+    if decision.stop:
+        status = "failed"
+    elif fixed != "passed" or decision.flagged:
+        status = "warned"
+    else:
+        status = "passed"
+    lines = [f"drift {status.upper()} by the calibrated stop rule (q {run.rules.q:g}, fleet-adjusted at run time)"]
+    lines += [f"  - stops: {reason}" for reason in decision.reasons]
+    if decision.flagged and not decision.stop:
+        shown = ", ".join(f"{c} (q={q:.3g})" for c, q in sorted(decision.flagged.items(), key=lambda kv: kv[1]))
+        lines.append(f"  - flagged, below drift.calibration.min_flagged {run.rules.min_flagged}: {shown}")
+    summary = "\n".join([*lines, record.get("summary", "")])
+    return {
+        **record,
+        "status": status,
+        "status_fixed_thresholds": fixed,
+        "stopped_by": decision.reasons,
+        "summary": summary,
+        "calibration": section,
+    }
+
+
+def record_history(
+    run: RunCalibration, drift_run_id: str | None, *, storage_options: StorageOptions | None = None
+) -> None:
+    """Write this snapshot's rows into the city's history (a rerun's rows are replaced)."""
+    rows = [{**row, "drift_run_id": drift_run_id} for row in run.rows]
+    store.write_rows(run.history_uri, rows, run.snapshot_hash, storage_options=storage_options)

@@ -1,0 +1,133 @@
+"""The nightly drift review of a template: every city's latest p-values adjusted together, stored back per city.
+
+A city's drift task adjusts its own p-values with the fleet's latest ones when it runs; the cities that ran
+after it are not in that adjustment. Once a night this step adjusts the newest p-values of every city of the
+template together (Benjamini-Yekutieli at ``q``) and stores the q-values where a person looks: in
+``review.json`` beside the histories, as ``fleet_review`` in each city's ``drift.json`` (beside its newest
+snapshot) and as ``drift_q_fleet.<column>.<statistic>`` metrics and tags on its newest drift run in MLflow.
+The review decides nothing: a run stopped (or went on) on its own run-time q-values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, RunTag
+from mlflow.exceptions import MlflowException
+
+from airflow_ml.data.snapshot import write_json
+from airflow_ml.data.storage import StorageOptions, filesystem, storage_errors
+from airflow_ml.ml import drift_history as store
+from airflow_ml.ml.drift_calibration import adjust
+from airflow_ml.ml.steps.step_settings import DriftReviewSettings
+from airflow_ml.ml.steps.xcom_payloads import DRIFT_FILE
+
+REVIEW_FILE = "review.json"
+_BATCH = 1000  # MLflow's most metrics per log_batch call
+
+
+def review_fleet(
+    client: MlflowClient | None,
+    settings: DriftReviewSettings,
+    *,
+    data_root: str,
+    storage_options: StorageOptions | None = None,
+) -> dict[str, Any]:
+    """Adjust the newest p-values of every city of ``settings.template`` together and store the q-values.
+
+    Args:
+        client: The MLflow client for the drift runs' metrics (None: MLflow is not written).
+        settings: The template, its cities, ``q`` and ``min_flagged``.
+        data_root: The data root holding ``drift_history/<template>/``.
+        storage_options: Options of the data root's filesystem.
+
+    Returns:
+        The review: ``template``, ``reviewed_at``, ``q``, ``tests`` (p-values adjusted), ``cities`` (per city
+        its snapshot, ``flagged`` features with their q-values, ``label_flagged``, ``would_stop`` and every
+        q-value), ``without_history`` (cities with no p-value yet) and ``problems`` (records not updated).
+    """
+    reviewed_at = dt.datetime.now(dt.UTC).isoformat()
+    fleet = store.fleet_latest(data_root, settings.template, storage_options=storage_options)
+    fleet = fleet[fleet["city"].isin(list(settings.cities)) & fleet["p_value"].notna()].sort_values(
+        "city", kind="stable"
+    )
+    tests = [(str(row["city"]), row) for row in fleet.to_dict("records")]
+    qs = adjust([row["p_value"] for _, row in tests])
+    cities: dict[str, dict[str, Any]] = {}
+    for (city, row), q in zip(tests, qs, strict=True):
+        entry = cities.setdefault(city, _entry(row))
+        entry["q_values"][f"{row['column']}.{row['statistic']}"] = float(q)
+        if q <= settings.q:
+            if row["kind"] == "label":
+                entry["label_flagged"] = True
+            else:
+                entry["flagged"][row["column"]] = min(float(q), entry["flagged"].get(row["column"], 1.0))
+    for entry in cities.values():
+        entry["would_stop"] = entry["label_flagged"] or len(entry["flagged"]) >= settings.min_flagged
+    review = {
+        "template": settings.template,
+        "reviewed_at": reviewed_at,
+        "q": settings.q,
+        "min_flagged": settings.min_flagged,
+        "tests": len(tests),
+        "cities": cities,
+        "without_history": sorted(set(settings.cities) - set(cities)),
+    }
+    header = {"reviewed_at": reviewed_at, "q": settings.q, "tests": len(tests)}
+    problems: list[str] = []
+    for city, entry in cities.items():
+        problems += _store(client, city, {**header, **entry}, storage_options)
+    review["problems"] = problems
+    folder = store.history_folder(data_root, settings.template)
+    store.ensure_folder(folder, storage_options=storage_options)
+    write_json(folder, REVIEW_FILE, review, storage_options=storage_options)
+    return review
+
+
+def _entry(row: dict[str, Any]) -> dict[str, Any]:
+    run_id = row.get("drift_run_id")
+    return {
+        "snapshot_hash": row["snapshot_hash"],
+        "snapshot_uri": row["snapshot_uri"],
+        "drift_run_id": run_id if isinstance(run_id, str) and run_id else None,
+        "flagged": {},
+        "label_flagged": False,
+        "q_values": {},
+    }
+
+
+def _store(
+    client: MlflowClient | None, city: str, entry: dict[str, Any], storage_options: StorageOptions | None
+) -> list[str]:
+    """Put ``entry`` into the city's ``drift.json`` and its drift run; the problems met (none: both written)."""
+    problems = []
+    uri = entry["snapshot_uri"]
+    fs, folder = filesystem(uri, storage_options)
+    try:
+        with storage_errors(uri, storage_options):
+            record = json.loads(fs.cat_file(f"{folder}/{DRIFT_FILE}"))
+        write_json(uri, DRIFT_FILE, {**record, "fleet_review": entry}, storage_options=storage_options)
+    except (OSError, ValueError) as exc:
+        problems.append(f"{city}: {DRIFT_FILE} of {uri} not updated ({exc})")
+    run_id = entry.get("drift_run_id")
+    if client is None or not run_id:
+        return problems
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"drift_q_fleet.{name}", q, now, 0) for name, q in entry["q_values"].items()]
+    flagged = ",".join(f"{c}={q:.3g}" for c, q in sorted(entry["flagged"].items()))
+    tags = [
+        RunTag("airflow_ml.drift_review_at", entry["reviewed_at"]),
+        RunTag("airflow_ml.drift_review_flagged", flagged[:5000]),
+        RunTag("airflow_ml.drift_review_would_stop", str(entry["would_stop"]).lower()),
+    ]
+    try:
+        for start in range(0, len(metrics), _BATCH):
+            client.log_batch(run_id, metrics=metrics[start : start + _BATCH])
+        client.log_batch(run_id, tags=tags)
+    except MlflowException as exc:
+        problems.append(f"{city}: drift run {run_id} not updated ({exc.message})")
+    return problems

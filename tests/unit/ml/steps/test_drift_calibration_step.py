@@ -1,0 +1,117 @@
+"""The drift step's calibrated half on real snapshots: the history it keeps, its p-values, the fleet, the stop rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from airflow_ml.data.snapshot import Manifest, take_snapshot
+from airflow_ml.ml import drift_history as store
+from airflow_ml.ml.steps.drift_calibration_step import apply_stop_rule, calibrate_run, record_history
+from airflow_ml.ml.steps.step_settings import DriftSettings
+
+FEATURES = ["x1", "x2", "x3"]
+SETTINGS = DriftSettings(
+    model_name="ride_duration.oslo",
+    features=FEATURES,
+    target="y",
+    time_column="ts",
+    min_new_days=1,
+    calibration={"min_history": 5, "min_flagged": 2, "q": 0.05},
+)
+
+
+def night(root: Path, city: str, day: int, *, shift: float = 0.0, seed: int | None = None) -> Manifest:
+    """One snapshot of ``city`` holding the one partition of day ``day`` (x1 and x2 moved by ``shift``)."""
+    rng = np.random.default_rng(day if seed is None else seed)
+    date = dt.date(2026, 3, 1) + dt.timedelta(days=day)
+    folder = root / "raw" / city / f"date={date}"
+    folder.mkdir(parents=True)
+    frame = pd.DataFrame({f: rng.normal(0, 1, 400) for f in FEATURES})
+    frame[["x1", "x2"]] += shift
+    frame["y"] = frame["x1"] + rng.normal(0, 0.1, 400)
+    frame["ts"] = pd.Timestamp(date) + pd.to_timedelta(rng.integers(0, 86_400, 400), unit="s")
+    frame.to_parquet(folder / "part.parquet")
+    return take_snapshot(
+        str(folder.parent), str(root / "snapshots"), template="ride_duration", city=city, run_id=f"night-{day}"
+    )
+
+
+def run_night(root: Path, city: str, day: int, **kwargs: float) -> dict:
+    manifest = night(root, city, day, **kwargs)
+    run = calibrate_run(manifest, SETTINGS)
+    record_history(run, None)
+    return run.section
+
+
+def test_the_first_snapshot_is_recorded_without_values_and_the_next_is_compared_with_it(tmp_path: Path) -> None:
+    first = run_night(tmp_path, "oslo", 0)
+    second = run_night(tmp_path, "oslo", 1)
+
+    history = store.read_history(store.history_uri(str(tmp_path), "ride_duration", "oslo"))
+    assert first["previous_snapshot"] is None
+    assert "first recorded snapshot" in first["note"]
+    assert "/snapshots/ride_duration/oslo/night-0-" in second["previous_snapshot"]["uri"]
+    assert history["snapshot_hash"].nunique() == 2
+    # One row per (snapshot, column, statistic): 3 features and the label, each with its statistic and missing rate.
+    assert len(history) == 2 * 4 * 2
+    newest = store.latest_rows(history)
+    assert newest["value"].notna().all()
+    assert set(newest["basis"]) == {"fixed_thresholds"}  # 0 past values < min_history 5
+
+
+def test_a_rerun_of_the_same_snapshot_replaces_its_rows(tmp_path: Path) -> None:
+    run_night(tmp_path, "oslo", 0)
+    manifest = night(tmp_path, "oslo", 1)
+    for _ in range(2):
+        record_history(calibrate_run(manifest, SETTINGS), "run-1")
+
+    history = store.read_history(store.history_uri(str(tmp_path), "ride_duration", "oslo"))
+    assert len(history) == 2 * 8
+    assert set(store.latest_rows(history)["drift_run_id"]) == {"run-1"}
+
+
+def test_two_shifted_features_are_flagged_against_the_citys_history_and_stop_the_run(tmp_path: Path) -> None:
+    for day in range(7):  # 6 comparisons: min_history 5 is reached
+        run_night(tmp_path, "oslo", day)
+    manifest = night(tmp_path, "oslo", 7, shift=1.0)
+
+    run = calibrate_run(manifest, SETTINGS)
+    record = apply_stop_rule({"status": "passed", "checks": [], "summary": "drift PASSED"}, run)
+
+    by_column = {(c["column"], c["statistic"]): c for c in run.section["columns"]}
+    assert by_column[("x1", "psi")]["basis"] == "history"
+    assert by_column[("x1", "psi")]["n_history"] == 6
+    assert by_column[("x1", "psi")]["method"] == "gamma_tail"
+    assert by_column[("x3", "psi")]["q_value"] > 0.05
+    assert set(run.section["flagged"]) == {"x1", "x2"}  # features; the label (y follows x1) stops on its own
+    assert record["status"] == "failed"
+    assert record["status_fixed_thresholds"] == "passed"
+    assert any(reason.startswith("the label drifted") for reason in record["stopped_by"])
+    assert any("2 feature(s) flagged" in reason for reason in record["stopped_by"])
+    assert record["summary"].startswith("drift FAILED by the calibrated stop rule")
+    assert run.metrics()["drift_q.x1.psi"] <= 0.05
+
+
+def test_the_run_adjusts_its_p_values_with_the_fleets_latest(tmp_path: Path) -> None:
+    for city in ("oslo", "rome"):
+        for day in range(7):
+            run_night(tmp_path, city, day, seed=day + (100 if city == "rome" else 0))
+
+    run = calibrate_run(night(tmp_path, "oslo", 7), SETTINGS)
+
+    assert run.section["fleet"] == {"cities": 2, "tests": 16}
+    own = [c for c in run.section["columns"] if c["p_value"] is not None]
+    assert all(c["q_value"] >= c["p_value"] for c in own)
+
+
+def test_a_record_without_checks_keeps_its_status_and_gains_the_calibration(tmp_path: Path) -> None:
+    run = calibrate_run(night(tmp_path, "oslo", 0), SETTINGS)
+
+    record = apply_stop_rule({"status": "skipped", "reason": "no champion yet"}, run)
+
+    assert record["status"] == "skipped"
+    assert record["calibration"]["stop"] is False

@@ -1,0 +1,97 @@
+"""The nightly drift review against real history files and a real MLflow store: q-values stored per city."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+from scipy.stats import false_discovery_control
+
+from airflow_ml.ml import drift_history as store
+from airflow_ml.ml.steps.drift_review_step import REVIEW_FILE, review_fleet
+from airflow_ml.ml.steps.step_settings import DriftReviewSettings
+
+TEMPLATE = "ride_duration"
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> MlflowClient:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def city_history(
+    root: Path, city: str, p_values: dict[str, float | None], *, run_id: str | None = None, record: bool = True
+) -> Path:
+    """A city whose newest snapshot has ``p_values`` per column (psi), with its drift.json when ``record``."""
+    folder = root / "snapshots" / TEMPLATE / city / "night-2"
+    folder.mkdir(parents=True)
+    if record:
+        (folder / "drift.json").write_text(json.dumps({"status": "passed"}), encoding="utf-8")
+    rows = [
+        {
+            "snapshot_hash": f"{city}-2",
+            "snapshot_uri": str(folder),
+            "recorded_at": "2026-03-02T03:00:00",
+            "column": column,
+            "kind": "label" if column == "y" else "numeric",
+            "statistic": "psi",
+            "value": 0.1,
+            "p_value": p,
+            "basis": "fixed_thresholds" if p is None else "history",
+            "drift_run_id": run_id,
+        }
+        for column, p in p_values.items()
+    ]
+    old = [{**row, "snapshot_hash": f"{city}-1", "recorded_at": "2026-03-01T03:00:00", "p_value": 1e-9} for row in rows]
+    uri = store.history_uri(str(root), TEMPLATE, city)
+    store.write_rows(uri, old, f"{city}-1")
+    store.write_rows(uri, rows, f"{city}-2")
+    return folder
+
+
+def test_the_review_adjusts_every_citys_newest_p_values_together_and_stores_them(
+    tmp_path: Path, client: MlflowClient
+) -> None:
+    run_id = client.create_run(client.create_experiment("ride_duration.oslo")).info.run_id
+    client.set_terminated(run_id)
+    oslo = city_history(tmp_path, "oslo", {"x1": 1e-7, "x2": 2e-7, "x3": 0.4, "y": 0.3}, run_id=run_id)
+    city_history(tmp_path, "rome", {"x1": 0.5, "x2": 0.6, "x3": 0.7, "y": 0.8}, record=False)
+    city_history(tmp_path, "lima", {"x1": None, "x2": None})
+    city_history(tmp_path, "paris", {"x1": 1e-12})  # no longer a city of the template: left out
+    settings = DriftReviewSettings(
+        template=TEMPLATE, cities={c: f"{TEMPLATE}.{c}" for c in ("oslo", "rome", "lima")}, q=0.05, min_flagged=2
+    )
+
+    review = review_fleet(client, settings, data_root=str(tmp_path))
+
+    ps = [1e-7, 2e-7, 0.4, 0.3, 0.5, 0.6, 0.7, 0.8]  # oslo's then rome's, the newest snapshot's only
+    expected = false_discovery_control(ps, method="by")
+    assert review["tests"] == 8
+    assert np.allclose(list(review["cities"]["oslo"]["q_values"].values()), expected[:4])
+    assert review["cities"]["oslo"]["flagged"] == pytest.approx({"x1": expected[0], "x2": expected[1]})
+    assert review["cities"]["oslo"]["would_stop"] is True
+    assert review["cities"]["rome"]["flagged"] == {}
+    assert review["without_history"] == ["lima"]
+    [problem] = review["problems"]  # rome's snapshot has no drift.json (say, pruned)
+    assert problem.startswith(f"rome: drift.json of {tmp_path}/snapshots/{TEMPLATE}/rome/night-2 not updated")
+    record: dict[str, Any] = json.loads((oslo / "drift.json").read_text())
+    assert record["status"] == "passed"  # the run's own verdict stays
+    assert record["fleet_review"]["flagged"] == review["cities"]["oslo"]["flagged"]
+    assert record["fleet_review"]["tests"] == 8
+    run = client.get_run(run_id)
+    assert run.data.metrics["drift_q_fleet.x1.psi"] == pytest.approx(expected[0])
+    assert run.data.tags["airflow_ml.drift_review_would_stop"] == "true"
+    assert run.data.tags["airflow_ml.drift_review_flagged"].startswith("x1=")
+    stored = json.loads((tmp_path / "drift_history" / TEMPLATE / REVIEW_FILE).read_text())
+    assert stored["cities"].keys() == {"oslo", "rome"}
+
+
+def test_a_template_without_history_reviews_nothing(tmp_path: Path) -> None:
+    review = review_fleet(None, DriftReviewSettings(template=TEMPLATE, cities={"oslo": "m"}), data_root=str(tmp_path))
+
+    assert (review["tests"], review["cities"], review["without_history"]) == (0, {}, ["oslo"])

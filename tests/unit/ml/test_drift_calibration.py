@@ -1,0 +1,266 @@
+"""Drift against each city's own history: p-values, seasons, the fleet's adjustment and the stop rule.
+
+The fleet tests simulate the nightly statistics (fixed seeds): a PSI of two samples of ``n`` rows from one
+distribution is close to ``(2 / n) * chi2(bins - 1)``, the change of a missing rate to a normal difference of two
+shares; the small/large city test computes real PSI on real frames.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import false_discovery_control
+
+from airflow_ml.ml.drift import psi
+from airflow_ml.ml.drift_calibration import (
+    CalibrationRules,
+    adjust,
+    calibrate,
+    decide,
+    p_value,
+    season_of,
+    with_fleet,
+)
+
+Q = 0.05
+RULES = CalibrationRules(q=Q, min_history=20, min_flagged=2)
+
+
+def history(rows: list[tuple[str, str, float, str | None]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["column", "statistic", "value", "season"])
+
+
+def test_the_empirical_p_value_counts_past_values_at_or_above_today() -> None:
+    past = np.arange(1.0, 21.0)  # 1..20
+
+    assert p_value(10.0, past, "psi") == ((1 + 11) / 21, "empirical")
+    assert p_value(0.0, past, "psi") == (1.0, "empirical")
+
+
+def test_beyond_the_history_a_fitted_tail_goes_below_one_over_n_plus_one() -> None:
+    rng = np.random.default_rng(1)
+    past = 0.01 * rng.chisquare(9, 40)
+
+    p, method = p_value(1.0, past, "psi")  # ~100 times the usual value
+
+    assert method == "gamma_tail"
+    assert p < 1e-12 < 1 / 41
+    # Just above the history's largest value the tail agrees with the history: no false certainty.
+    p_edge, _ = p_value(float(past.max()) * 1.01, past, "psi")
+    assert 1e-3 < p_edge <= 1 / 41
+
+
+def test_a_constant_history_keeps_the_empirical_p_value() -> None:
+    assert p_value(0.5, np.zeros(30), "missing_rate_change") == (1 / 31, "empirical")
+
+
+def test_season_is_the_month_of_the_snapshots_last_day() -> None:
+    assert season_of(["2026-02-27", "2026-03-02"]) == "03"
+    assert season_of([]) is None
+
+
+def test_a_short_history_leaves_the_fixed_thresholds_in_charge_and_says_so() -> None:
+    past = history([("x", "psi", 0.01 * i, None) for i in range(1, 6)])
+
+    today = [{"column": "x", "kind": "numeric", "statistic": "psi", "value": 0.2}]
+
+    [entry] = calibrate(today, past, RULES, season=None)
+
+    assert (entry["basis"], entry["p_value"], entry["n_history"]) == ("fixed_thresholds", None, 5)
+    assert "5 past value(s) < drift.calibration.min_history 20" in entry["note"]
+
+
+def test_the_adjustment_is_scipys_benjamini_yekutieli() -> None:
+    ps = [0.001, 0.01, 0.02, 0.5, 0.9]
+
+    assert np.allclose(adjust(ps), false_discovery_control(ps, method="by"))
+    assert adjust([]).size == 0
+
+
+def entry(column: str, q: float | None, *, kind: str = "numeric", basis: str = "history") -> dict[str, Any]:
+    return {"column": column, "kind": kind, "statistic": "psi", "q_value": q, "basis": basis, "p_value": q}
+
+
+def test_one_flagged_feature_does_not_stop_a_run_two_do() -> None:
+    one = decide([entry("a", 0.01), entry("b", 0.5)], [], RULES)
+    two = decide([entry("a", 0.01), entry("b", 0.04)], [], RULES)
+
+    assert (one.stop, one.flagged) == (False, {"a": 0.01})
+    assert two.stop
+    assert "2 feature(s) flagged" in two.reasons[0]
+
+
+def test_the_label_stops_a_run_alone() -> None:
+    decision = decide([entry("y", 0.001, kind="label")], [], RULES)
+
+    assert decision.stop
+    assert decision.reasons[0].startswith("the label drifted")
+
+
+def test_a_fixed_error_stops_only_a_feature_not_yet_calibrated() -> None:
+    def breach(column: str) -> dict[str, Any]:
+        return {"column": column, "kind": "numeric", "statistic": "psi", "value": 0.9, "error": 0.25} | {
+            "severity": "error"
+        }
+
+    calibrated = [entry("old", 0.9), entry("new", None, basis="fixed_thresholds")]
+
+    assert not decide(calibrated, [breach("old")], RULES).stop
+    decision = decide(calibrated, [breach("new")], RULES)
+    assert decision.stop
+    assert "new: psi 0.9 > error 0.25 against the champion's data (fixed threshold" in decision.reasons[0]
+
+
+@pytest.mark.parametrize(("kind", "what"), [("label", "the label"), ("prediction", "the champion's predictions")])
+def test_the_label_and_the_predictions_stop_alone_on_their_history_or_their_fixed_limit_before_it(
+    kind: str, what: str
+) -> None:
+    fixed = {"column": kind, "kind": kind, "statistic": "psi", "value": 0.9, "error": 0.25, "severity": "error"}
+
+    flagged = decide([entry(kind, 0.001, kind=kind)], [], RULES)
+    before_history = decide([entry(kind, None, kind=kind, basis="fixed_thresholds")], [fixed], RULES)
+    ordinary = decide([entry(kind, 0.6, kind=kind)], [fixed], RULES)
+
+    assert flagged.stop
+    assert flagged.reasons[0].startswith(f"{what} drifted against the city's own history")
+    assert before_history.stop
+    assert before_history.reasons[0].startswith(f"{what}: psi 0.9 > error 0.25")
+    assert not ordinary.stop  # over the fixed limit, but ordinary for this city
+
+
+# --- simulated fleets -------------------------------------------------------------------------------------------
+
+
+def null_statistics(rng: np.random.Generator, rows: np.ndarray, features: int, nights: int) -> dict[str, np.ndarray]:
+    """Nightly statistics of cities of ``rows`` rows with no drift: ``(city, feature, night)`` per statistic."""
+    shape = (rows.size, features, nights)
+    scale = (2 / rows)[:, None, None]
+    share = 0.05
+    return {
+        "psi": scale * rng.chisquare(9, shape),
+        "missing_rate_change": np.abs(rng.normal(0, np.sqrt(share * (1 - share) * scale), shape)),
+    }
+
+
+def nightly_q_values(stats: dict[str, np.ndarray], night: int, history: int | None = None) -> np.ndarray:
+    """Every (city, feature, statistic) p-value of ``night`` against the nights before (or the first ``history``
+    nights), fleet-adjusted."""
+    until = night if history is None else history
+    ps = [
+        p_value(values[c, f, night], values[c, f, :until], statistic)[0]
+        for statistic, values in stats.items()
+        for c in range(values.shape[0])
+        for f in range(values.shape[1])
+    ]
+    return adjust(ps).reshape(len(stats), *stats["psi"].shape[:2])
+
+
+def test_a_fleet_without_drift_alarms_on_at_most_about_q_of_its_nights() -> None:
+    """200 cities x 20 features x 2 statistics, 30 nights judged after 30 nights of history."""
+    rng = np.random.default_rng(14)
+    rows = rng.choice([200, 2_000, 20_000, 200_000], size=200)
+    history_nights, nights = 30, 30
+    stats = null_statistics(rng, rows, 20, history_nights + nights)
+
+    alarms = [(nightly_q_values(stats, night) <= Q).any() for night in range(history_nights, history_nights + nights)]
+
+    tolerance = 2 * math.sqrt(Q * (1 - Q) / nights)  # two standard errors of a share of 30 nights
+    assert np.mean(alarms) <= Q + tolerance
+
+
+def test_three_cities_shifted_in_one_feature_are_caught_with_power_above_0_9() -> None:
+    """The same fleet; three cities of 2,000 rows see a half-standard-deviation shift of one feature.
+
+    A shift shows in the statistic between consecutive snapshots on the night it arrives, so each of the ten
+    nights is a trial of its own, judged against the 30 nights before any shift.
+    """
+    rng = np.random.default_rng(15)
+    rows = rng.choice([200, 2_000, 20_000, 200_000], size=200)
+    shifted = [3, 70, 150]
+    rows[shifted] = 2_000
+    history_nights, nights = 30, 10
+    stats = null_statistics(rng, rows, 20, history_nights + nights)
+    base = rng.normal(0, 1, 2_000)
+    for night in range(history_nights, history_nights + nights):
+        for city in shifted:
+            stats["psi"][city, 0, night] = psi(base, rng.normal(0.5, 1, 2_000))
+
+    caught = [
+        nightly_q_values(stats, night, history_nights)[0, shifted, 0] <= Q
+        for night in range(history_nights, history_nights + nights)
+    ]
+
+    assert np.mean(caught) >= 0.9
+
+
+def test_small_and_large_cities_alarm_at_the_same_rate_without_drift() -> None:
+    """Real PSI of 200-row and 200,000-row snapshots: fixed limits tell them apart, their own history does not."""
+    rng = np.random.default_rng(16)
+    features, history_nights, nights = 4, 20, 40
+    rates, fixed = {}, {}
+    for rows in (200, 200_000):
+        draws = [rng.normal(0, 1, (rows, features)) for _ in range(history_nights + nights + 1)]
+        values = np.array(
+            [[psi(draws[t][:, f], draws[t + 1][:, f]) for t in range(history_nights + nights)] for f in range(features)]
+        )
+        ps = [
+            p_value(values[f, t], values[f, :t], "psi")[0]
+            for f in range(features)
+            for t in range(history_nights, history_nights + nights)
+        ]
+        rates[rows] = np.mean(np.array(ps) <= 0.1)
+        fixed[rows] = np.mean(values[:, history_nights:] > 0.1)  # today's warn limit
+
+    assert fixed[200] > 0.2
+    assert fixed[200_000] == 0
+    assert all(0.02 <= rate <= 0.2 for rate in rates.values()), rates
+    assert abs(rates[200] - rates[200_000]) <= 0.1
+
+
+def test_a_seasonal_feature_judged_with_its_season_raises_no_alarm_for_the_expected_change() -> None:
+    """March warms up every year: its PSI is high each March and low the rest of the year."""
+    rng = np.random.default_rng(17)
+    rows = []
+    for year in range(3):
+        for month in range(1, 13):
+            for _ in range(8 if year < 2 or month < 3 else 0):
+                level = 0.3 if month == 3 else 0.01
+                rows.append(("temperature_c", "psi", level * rng.chisquare(9) / 9, f"{month:02d}"))
+    past = history(rows)
+    today = [{"column": "temperature_c", "kind": "numeric", "statistic": "psi", "value": 0.35}]
+    fleet = list(rng.uniform(0, 1, 4000))  # the other cities' p-values: no drift
+
+    seasonal = CalibrationRules(q=Q, min_history=10, seasonal=("temperature_c",))
+    [with_season] = with_fleet(calibrate(today, past, seasonal, season="03"), fleet)
+    [without] = with_fleet(calibrate(today, past, CalibrationRules(q=Q, min_history=10), season="03"), fleet)
+
+    assert (with_season["basis"], with_season["season"], with_season["n_history"]) == ("season", "03", 16)
+    assert with_season["q_value"] > Q
+    assert "compared with the 16 past value(s) of month 03" in with_season["note"]
+    assert without["basis"] == "history"
+    assert without["p_value"] < with_season["p_value"] / 5  # against the whole year, March looks unusual
+    assert today[0]["value"] > 0.25  # and today's fixed limit (drift.psi.error) would stop the run
+
+
+def test_a_season_with_too_little_history_falls_back_to_the_whole_history_and_says_so() -> None:
+    past = history([("m", "psi", 0.01, "01") for _ in range(30)])
+    rules = CalibrationRules(min_history=20, seasonal=("m",))
+
+    today = [{"column": "m", "kind": "numeric", "statistic": "psi", "value": 0.01}]
+
+    [result] = calibrate(today, past, rules, season="07")
+
+    assert (result["basis"], result["season"]) == ("history", None)
+    assert "only 0 past value(s) of month 07" in result["note"]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_results_repeat_with_a_fixed_seed(seed: int) -> None:
+    first = nightly_q_values(null_statistics(np.random.default_rng(seed), np.array([200, 2000]), 3, 25), 24)
+    again = nightly_q_values(null_statistics(np.random.default_rng(seed), np.array([200, 2000]), 3, 25), 24)
+
+    assert np.array_equal(first, again)
