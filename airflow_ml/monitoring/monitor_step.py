@@ -3,8 +3,8 @@
 In order: the champion (its version, and its holdout score at promotion from the gate's version tag
 ``gate.challenger_score``); the prediction log of the windows, only the rows that this version scored; the labels
 of the same days joined to them; the metric per window with its bootstrap interval; one MLflow monitoring run per
-window with labels (reused by later monitor runs of the same window and version) and the newest figures as tags
-of the version; the supervisor's decision; in mode ``auto`` a demotion through
+window with labels (windows lie on a fixed grid, so later monitor runs of the same window and version reuse
+it) and the newest figures as tags of the version; the supervisor's decision; in mode ``auto`` a demotion through
 :func:`airflow_ml.ml.model_registry.rollback` (to ``previous-champion``, or with none the champion is cleared and
 the fallback parent serves); and the decision record, written beside the prediction log and logged to MLflow.
 """
@@ -207,11 +207,7 @@ def _log_windows(
 
     metric, name = settings.metric, settings.model_name
     experiment = registry.get_or_create_experiment(client, name, artifact_root)
-    query = f"tags.`{STEP_TAG}` = 'monitor' and tags.`airflow_ml.monitor.model_version` = '{version}'"
-    existing = {
-        run.data.tags.get("airflow_ml.monitor.window"): run.info.run_id
-        for run in client.search_runs([experiment], query, max_results=5000)
-    }
+    existing = _window_runs(client, experiment, version)
     stamp = int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1000)
     step = int(day.strftime("%Y%m%d"))
     run_ids = []
@@ -236,6 +232,29 @@ def _log_windows(
         client.log_batch(run_id, metrics=batch)
         run_ids.append(run_id)
     return run_ids
+
+
+#: Runs read per page when the monitor looks for a version's window runs.
+RUNS_PAGE = 1000
+
+
+def _window_runs(client: MlflowClient, experiment: str, version: str) -> dict[str, str]:
+    """The monitoring runs of ``version`` by window (``start..end``), every page of them.
+
+    Windows lie on a fixed grid (:func:`~airflow_ml.monitoring.live_metrics.window_bounds`), so a version has
+    one run per window it was ever judged in; MLflow filters tags by equality only (no ``IN``), so its runs are
+    read page by page rather than one query per window.
+    """
+    query = f"tags.`{STEP_TAG}` = 'monitor' and tags.`airflow_ml.monitor.model_version` = '{version}'"
+    found: dict[str, str] = {}
+    token: str | None = None
+    while True:
+        page = client.search_runs([experiment], query, max_results=RUNS_PAGE, page_token=token)
+        for run in page:
+            found.setdefault(run.data.tags.get("airflow_ml.monitor.window", ""), run.info.run_id)
+        token = page.token
+        if not token:
+            return found
 
 
 def _tag_version(

@@ -132,6 +132,29 @@ def test_healthy_labels_keep_the_champion_with_a_monitoring_run_per_window(
     assert again["mlflow_run_ids"] == record["mlflow_run_ids"]  # the same window's run, logged again
 
 
+def test_windows_of_several_days_reuse_their_runs_on_the_next_days_and_every_page_is_read(
+    client: MlflowClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_ml.monitoring import monitor_step
+
+    _world(client, tmp_path, error=0.0)
+    two_day = dataclasses.replace(SETTINGS, window_days=2, windows=2)
+    monkeypatch.setattr(monitor_step, "RUNS_PAGE", 1)  # a page per run: the search reads them all
+    experiment = client.get_experiment_by_name(SETTINGS.model_name).experiment_id  # type: ignore[union-attr]
+
+    # 2026-01-19..23 are logged; the grid's two-day windows are 01-19..20, 01-21..22, 01-23..24.
+    _, first = monitor_city(client, two_day, day=LAST_DAY - dt.timedelta(days=1), data_root=str(tmp_path))
+    _, next_day = monitor_city(client, two_day, day=LAST_DAY, data_root=str(tmp_path))
+
+    assert [(w["start"], w["end"]) for w in first["windows"]] == [
+        ("2026-01-19", "2026-01-20"),
+        ("2026-01-21", "2026-01-22"),
+    ]
+    assert next_day["windows"] == first["windows"]  # 01-23 waits for its window to end
+    assert next_day["mlflow_run_ids"] == first["mlflow_run_ids"]
+    assert len(client.search_runs([experiment], "tags.`airflow_ml.step` = 'monitor'")) == 2
+
+
 def test_mode_alert_records_the_finding_and_moves_nothing(client: MlflowClient, tmp_path: Path) -> None:
     _world(client, tmp_path, error=0.3)
     alert = dataclasses.replace(SETTINGS, supervisor=dataclasses.replace(SETTINGS.supervisor, mode="alert"))
