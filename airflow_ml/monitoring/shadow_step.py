@@ -66,15 +66,7 @@ def shadow_phase(
     challenger_rows = shadow[mine.to_numpy()] if len(shadow) else shadow
     if challenger_rows.empty:
         return {"challenger_version": version, "verdict": None, "reason": f"no shadow predictions of v{version}"}
-    champion_rows = labels.rename(columns={PARTITION_COLUMN: shadow_compare.DAY, "prediction": shadow_compare.CHAMPION})
-    kept = [c for c in challenger_rows.columns if c not in ("prediction", PARTITION_COLUMN, "model_version")]
-    paired = champion_rows[["prediction_id", shadow_compare.DAY, LABEL, shadow_compare.CHAMPION]].merge(
-        challenger_rows[["prediction_id", "prediction", *[c for c in kept if c != "prediction_id"]]].rename(
-            columns={"prediction": shadow_compare.CHALLENGER}
-        ),
-        on="prediction_id",
-        how="inner",
-    )
+    paired = _paired(labels, challenger_rows)
     verdict = shadow_compare.compare_shadow(paired, settings.metric, settings.shadow)
     result: dict[str, Any] = {"challenger_version": version, "verdict": verdict.to_dict()}
     if verdict.promote:
@@ -82,3 +74,24 @@ def shadow_phase(
             client, name, version, verdict, {**context, "by": "monitor"}, champion_version=champion_version
         )
     return result
+
+
+def _paired(labels: pd.DataFrame, challenger_rows: pd.DataFrame) -> pd.DataFrame:
+    """The champion's joined rows beside the challenger's prediction of the same id, on the same day.
+
+    An id can be logged more than once (a row rescored on another day, a request that sends a batch row's key):
+    the champion's side keeps its first logged row (:func:`~airflow_ml.monitoring.label_join.join_labels`), and
+    the challenger's is its row of that same day, the first logged that day; so each id is compared once, on the
+    row both models scored. An id the challenger did not score that day is left out.
+    """
+    day, champion, challenger = shadow_compare.DAY, shadow_compare.CHAMPION, shadow_compare.CHALLENGER
+    champion_rows = labels.rename(columns={PARTITION_COLUMN: day, "prediction": champion})
+    kept = [c for c in challenger_rows.columns if c not in ("prediction", PARTITION_COLUMN, "model_version")]
+    shadow = challenger_rows[
+        ["prediction_id", PARTITION_COLUMN, "prediction", *[c for c in kept if c != "prediction_id"]]
+    ]
+    shadow = shadow.rename(columns={PARTITION_COLUMN: day, "prediction": challenger})
+    shadow = shadow.drop_duplicates(["prediction_id", day], keep="first")  # the log's order: batch, then requests
+    return champion_rows[["prediction_id", day, LABEL, champion]].merge(
+        shadow, on=["prediction_id", day], how="inner", validate="one_to_one"
+    )

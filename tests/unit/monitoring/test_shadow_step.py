@@ -30,13 +30,16 @@ def client(tmp_path: Path) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def _shadow_world(client: MlflowClient, root: Path, *, champion_rounds: int) -> None:
-    """berlin's champion (v1, ``champion_rounds`` rounds) and a challenger in shadow (v2 of a 40-round model)."""
+def _shadow_world(client: MlflowClient, root: Path, *, champion_rounds: int, rescored: int = 0) -> None:
+    """berlin's champion (v1, ``champion_rounds`` rounds) and a challenger in shadow (v2 of a 40-round model).
+
+    ``rescored`` rows of each day are scored again the next day by both (their ids logged on two days).
+    """
     champion = register_champion(client, "ride_duration", "berlin", promotions=1, rounds=champion_rounds)
-    rows = log_days(root, champion, FIRST_LIVE_DAY, DAYS)
+    rows = log_days(root, champion, FIRST_LIVE_DAY, DAYS, rescored=rescored)
     write_labels(root / "labels" / "berlin", rows)
     challenger = register_champion(client, "ride_duration", "berlin", promotions=0, challenger=True)
-    log_days(root, challenger, FIRST_LIVE_DAY, DAYS, shadow=True)
+    log_days(root, challenger, FIRST_LIVE_DAY, DAYS, shadow=True, rescored=rescored)
 
 
 def test_a_clearly_better_challenger_in_shadow_is_promoted_on_a_week_of_live_rows(
@@ -71,3 +74,17 @@ def test_without_a_challenger_there_is_no_shadow_phase(client: MlflowClient, tmp
     payload, record = monitor_city(client, SETTINGS, day=LAST_DAY, data_root=str(tmp_path))
 
     assert (payload["shadow"], payload["promoted_version"], record["shadow"]) == (None, None, None)
+
+
+def test_an_id_logged_on_two_days_is_compared_once_on_its_first_logged_row(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    _shadow_world(client, tmp_path, champion_rounds=2, rescored=5)
+
+    payload, record = monitor_city(client, SETTINGS, day=LAST_DAY, data_root=str(tmp_path))
+
+    verdict = record["shadow"]["verdict"]
+    assert verdict is not None
+    # Every labelled id once: the champion's joined rows are its first logged ones, the challenger's of the same day.
+    assert verdict["labels"] == record["join"]["labels_joined"]
+    assert (verdict["promote"], payload["promoted_version"]) == (True, "2")

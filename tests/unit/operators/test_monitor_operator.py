@@ -106,16 +106,20 @@ def test_a_city_without_settings_fails_naming_the_cities_it_has() -> None:
         task.execute(_context(dag))
 
 
-def test_a_challenger_promoted_on_live_rows_is_announced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_challenger_promoted_on_live_rows_is_announced_with_ids_logged_on_two_days(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from airflow_ml.ml.steps.step_settings import ShadowSettings
 
     store = wire_mlflow(tmp_path / "mlflow", monkeypatch)
     monkeypatch.setenv("AIRFLOW_ML_DATA_ROOT", str(tmp_path / "data"))
     client = MlflowClient(tracking_uri=store["tracking_uri"], registry_uri=store["tracking_uri"])
     weak = register_champion(client, "ride_duration", CITY, promotions=1, rounds=2)
-    write_labels(tmp_path / "data" / "labels" / CITY, log_days(tmp_path / "data", weak, FIRST_LIVE_DAY, 5))
+    # 5 trips of each day are scored again the next day by both models: ids logged on two days.
+    rows = log_days(tmp_path / "data", weak, FIRST_LIVE_DAY, 5, rescored=5)
+    write_labels(tmp_path / "data" / "labels" / CITY, rows)
     strong = register_champion(client, "ride_duration", CITY, promotions=0, challenger=True)
-    log_days(tmp_path / "data", strong, FIRST_LIVE_DAY, 5, shadow=True)
+    log_days(tmp_path / "data", strong, FIRST_LIVE_DAY, 5, shadow=True, rescored=5)
     shadow = ShadowSettings(min_labels=500, min_days=5, max_slice_regression=None, resamples=300)
     dag, task = _task(dataclasses.replace(SETTINGS, shadow=shadow, supervisor=settings(CITY, mode="off").supervisor))
     context = _context(dag)
