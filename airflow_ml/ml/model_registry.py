@@ -315,18 +315,50 @@ def rollback(
     for version in {record["rolled_back_version"], record["restored_version"]} - {None}:
         for key, value in record.items():
             text = value if isinstance(value, str) else json.dumps(value)
-            client.set_model_version_tag(name, str(version), f"rollback.{key}", text[:5000])
-    if previous is None:
-        client.delete_registered_model_alias(name, CHAMPION)
-        client.delete_registered_model_tag(name, CHAMPION_VERSION_TAG)
-        return record
-    client.set_registered_model_alias(name, CHAMPION, previous.version)
-    client.set_registered_model_tag(name, CHAMPION_VERSION_TAG, str(previous.version))
-    if earlier is not None:
-        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, earlier)
-    else:
-        client.delete_registered_model_alias(name, PREVIOUS_CHAMPION)
+            client.set_model_version_tag(name, str(version), f"{ROLLBACK_TAG_PREFIX}{key}", text[:5000])
+    finish_rollback(client, name, record)
     return record
+
+
+#: The version tags where :func:`rollback` records itself, on the version rolled back and the one restored.
+ROLLBACK_TAG_PREFIX = "rollback."
+
+
+def finish_rollback(client: MlflowClient, name: str, record: dict[str, Any]) -> None:
+    """Point the aliases as ``record`` (a :func:`rollback`'s) says; again after a failure, it completes the moves.
+
+    ``champion`` goes to the restored version (or is removed when there is none), then the registered model's
+    :data:`CHAMPION_VERSION_TAG`, then ``previous-champion`` to the version before it (or is removed).
+    """
+    model = client.get_registered_model(name)
+    aliases, tags = dict(model.aliases or {}), dict(model.tags or {})
+    restored = record.get("restored_version")
+    if restored is None:
+        if CHAMPION in aliases:
+            client.delete_registered_model_alias(name, CHAMPION)
+        if CHAMPION_VERSION_TAG in tags:
+            client.delete_registered_model_tag(name, CHAMPION_VERSION_TAG)
+        return
+    client.set_registered_model_alias(name, CHAMPION, str(restored))
+    client.set_registered_model_tag(name, CHAMPION_VERSION_TAG, str(restored))
+    earlier = record.get("previous_champion")
+    if earlier is not None:
+        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, str(earlier))
+    elif PREVIOUS_CHAMPION in aliases:
+        client.delete_registered_model_alias(name, PREVIOUS_CHAMPION)
+
+
+def recorded_rollback(version: ModelVersion) -> dict[str, Any] | None:
+    """The last :func:`rollback` record a version carries (its ``rollback.*`` tags), or None.
+
+    Text values come back as written; ``null`` (a rollback with no restored or earlier version) as None.
+    """
+    record = {
+        key.removeprefix(ROLLBACK_TAG_PREFIX): None if value == "null" else value
+        for key, value in (version.tags or {}).items()
+        if key.startswith(ROLLBACK_TAG_PREFIX)
+    }
+    return record if record.get("rolled_back_version") else None
 
 
 def ensure_model_exists(client: MlflowClient, name: str) -> None:

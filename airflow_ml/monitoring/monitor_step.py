@@ -7,6 +7,8 @@ window with labels (windows lie on a fixed grid, so later monitor runs of the sa
 it) and the newest figures as tags of the version; the supervisor's decision; in mode ``auto`` a demotion through
 :func:`airflow_ml.ml.model_registry.rollback` (to ``previous-champion``, or with none the champion is cleared and
 the fallback parent serves); and the decision record, written beside the prediction log and logged to MLflow.
+A demotion that a failed try left half done (the rollback made, the guard or the record not) is completed by the
+next try of the same day (:mod:`airflow_ml.monitoring.demotion`).
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from airflow_ml.data.prediction_log import read_predictions
 from airflow_ml.data.snapshot import safe_segment, write_json
 from airflow_ml.data.storage import StorageOptions, filesystem, is_local
 from airflow_ml.ml import model_registry as registry
-from airflow_ml.ml.demotion_guard import record_demotion
 from airflow_ml.ml.fallback import which_model_serves
 from airflow_ml.ml.steps.step_settings import MonitorSettings
 from airflow_ml.ml.steps.xcom_payloads import MonitorPayload
+from airflow_ml.monitoring.demotion import complete_demotion, demote, demotion_file, unfinished_demotion
 from airflow_ml.monitoring.label_join import JoinedLabels, join_labels, read_labels
 from airflow_ml.monitoring.live_metrics import WindowMetric, window_bounds, window_metrics
 from airflow_ml.monitoring.shadow_step import shadow_phase
@@ -83,13 +85,25 @@ def monitor_city(
         "metric": metric,
         **(context or {}),
     }
-    if champion is None:
+    # A demotion of this day whose rollback is done but whose guard, record or event may be lost: judge the
+    # version it demoted again, and complete it.
+    unfinished = unfinished_demotion(
+        client,
+        settings,
+        champion,
+        day=day,
+        context=context or {},
+        folder=decision_location(root, settings.template, settings.city),
+        storage_options=storage_options,
+    )
+    judged = unfinished.demoted if unfinished is not None else champion
+    if judged is None:
         serving = which_model_serves(client, name, settings.parent_model)
         reason = f"{name} has no champion to watch: {serving.reason}"
         record |= {"status": "no_champion", "reason": reason, "serving": serving.to_dict()}
         return _finish(settings, record, root=root, storage_options=storage_options), record
-    version = str(champion.version)
-    holdout = _holdout_score(champion.tags or {}, metric)
+    version = str(judged.version)
+    holdout = _holdout_score(judged.tags or {}, metric)
     joined = _joined(
         settings,
         version,
@@ -128,8 +142,11 @@ def monitor_city(
         "mlflow_run_ids": run_ids,
     }
     _tag_version(client, name, version, windows, decision, day=day)
-    if decision.act:
-        record |= _demote(client, settings, decision, judged_version=version, context=context or {})
+    if unfinished is not None:
+        record |= {"status": "demote", "reason": unfinished.rollback["reason"].removeprefix("supervisor: ")}
+        record |= complete_demotion(client, settings, unfinished)
+    elif decision.act:
+        record |= demote(client, settings, decision, judged_version=version, day=day, context=context or {})
     else:  # a champion that stays may still be replaced by a better challenger in shadow
         bounds = window_bounds(day, window_days=settings.window_days, windows=settings.windows)
         record["shadow"] = shadow_phase(
@@ -287,51 +304,6 @@ def _tag_version(
         client.set_model_version_tag(name, version, key, value[:5000])
 
 
-def _demote(
-    client: MlflowClient,
-    settings: MonitorSettings,
-    decision: SupervisorDecision,
-    *,
-    judged_version: str,
-    context: dict[str, Any],
-) -> dict[str, Any]:
-    """Roll the champion back (or clear it, so that the fallback parent serves); what happened, for the record.
-
-    Only the version the supervisor judged is demoted: a champion promoted since the monitor read the alias (a
-    retrain's gate, a rollback) has not been judged on its own predictions, so it stays, and the record says so.
-    """
-    name = settings.model_name
-    current = registry.version_by_alias(client, name, registry.CHAMPION)
-    if current is None or str(current.version) != judged_version:
-        now = "no champion" if current is None else f"v{current.version}"
-        return {
-            "status": "champion_moved",
-            "reason": (
-                f"the supervisor judged v{judged_version} ({decision.reason}), but {name}'s champion is {now} "
-                "since the monitor read it: nothing demoted; the next monitor run judges the new champion on its own "
-                "predictions"
-            ),
-        }
-    reason = f"supervisor: {decision.reason}"
-    rollback = registry.rollback(client, name, reason, {**context, "by": "supervisor"}, without_previous="clear")
-    serving = which_model_serves(client, name, settings.parent_model)
-    supervisor = settings.supervisor
-    # The rule holds for cooldown_days from now (not from the run's day: a rerun of an old day must still hold it),
-    # or until a promotion with more evidence clears it, whichever rule it is.
-    until = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=supervisor.cooldown_days)
-    # No flapping: the gate reads this on the city's registered model, and the next promotion needs more evidence.
-    demotion = record_demotion(
-        client,
-        name,
-        version=str(rollback["rolled_back_version"]),
-        reason=reason,
-        requires=supervisor.after_demotion,
-        until=until,
-    )
-    after = {"requires": demotion.requires, "until": demotion.until, "sentence": demotion.sentence()}
-    return {"rollback": rollback, "serving_after": serving.to_dict(), "after_demotion": after}
-
-
 def _finish(
     settings: MonitorSettings, record: dict[str, Any], *, root: str, storage_options: StorageOptions | None
 ) -> MonitorPayload:
@@ -342,7 +314,7 @@ def _finish(
         fs.makedirs(path, exist_ok=True)
     uri = write_json(folder, f"{record['day']}.json", record, storage_options=storage_options)
     if record.get("rollback"):  # a later run of the same day (a rerun, a retry) must not hide a demotion
-        name = f"demotion-{record['day']}-v{record['rollback']['rolled_back_version']}.json"
+        name = demotion_file(record["day"], record["rollback"]["rolled_back_version"])
         uri = write_json(folder, name, record, storage_options=storage_options)
     rollback = record.get("rollback") or {}
     shadow = record.get("shadow") or {}

@@ -168,3 +168,23 @@ def write_labels(folder: Path, rows: pd.DataFrame, *, error: float = 0.0) -> Non
         target = folder / f"date={day.isoformat()}"
         target.mkdir(parents=True, exist_ok=True)
         part.to_parquet(target / "part-0.parquet", index=False)
+
+
+def failing_once(tracking_uri: str, key_prefix: str) -> Any:
+    """A real ``MlflowClient`` on ``tracking_uri`` whose first write of a registered-model tag starting with
+    ``key_prefix`` raises, as a registry that is down for a moment would (a fault, not a mock: every other call,
+    and that one retried, is MLflow's own)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+    class FailingOnce(MlflowClient):
+        armed = True
+
+        def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
+            if self.armed and key.startswith(key_prefix):
+                self.armed = False
+                raise MlflowException(f"the registry is down (injected, writing {key})", TEMPORARILY_UNAVAILABLE)
+            super().set_registered_model_tag(name, key, value)
+
+    return FailingOnce(tracking_uri=tracking_uri, registry_uri=tracking_uri)
