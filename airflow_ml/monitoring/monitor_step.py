@@ -24,6 +24,7 @@ from airflow_ml.data.snapshot import safe_segment, write_json
 from airflow_ml.data.storage import StorageOptions, filesystem, is_local
 from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.fallback import which_model_serves
+from airflow_ml.ml.kill_switch import disabled
 from airflow_ml.ml.steps.step_settings import MonitorSettings
 from airflow_ml.ml.steps.xcom_payloads import MonitorPayload
 from airflow_ml.monitoring.demotion import complete_demotion, demote, demotion_file, unfinished_demotion
@@ -77,7 +78,11 @@ def monitor_city(
     name, metric = settings.model_name, settings.metric
     champion = registry.version_by_alias(client, name, registry.CHAMPION)
     root = settings.predictions_uri(data_root)
+    # A city disabled by the kill switch is in a person's hands: its live metrics are recorded, nothing moves.
+    mark = disabled(client, name)
+    held = f"disabled: {mark.reason}" if mark is not None else None
     record: dict[str, Any] = {
+        "disabled": held,
         "template": settings.template,
         "city": settings.city,
         "model_name": name,
@@ -123,7 +128,7 @@ def monitor_city(
         confidence=settings.confidence,
         seed=settings.seed,
     )
-    decision = decide(windows, metric=metric, holdout_score=holdout, settings=settings.supervisor)
+    decision = decide(windows, metric=metric, holdout_score=holdout, settings=settings.supervisor, held=held)
     run_ids = _log_windows(client, settings, version, windows, holdout, day=day, artifact_root=artifact_root)
     record |= {
         "status": decision.verdict,
@@ -159,6 +164,7 @@ def monitor_city(
             end=bounds[-1][1],
             context={**(context or {}), "monitor_day": day.isoformat()},
             storage_options=storage_options,
+            disabled=held,
         )
     if run_ids:
         client.log_dict(run_ids[-1], record, DECISION_ARTIFACT)
@@ -330,7 +336,8 @@ def _finish(
         labels=int(record.get("join", {}).get("labels_joined", 0)),
         demoted=bool(rollback),
         restored_version=rollback.get("restored_version"),
-        shadow=(shadow["verdict"] or shadow)["reason"] if shadow else None,
+        shadow=shadow.get("promotion_refused") or (shadow["verdict"] or shadow)["reason"] if shadow else None,
         promoted_version=shadow["challenger_version"] if shadow.get("promotion") else None,
+        disabled=record.get("disabled"),
         record_uri=uri,
     )

@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 
 from airflow_ml.fleet.model_states import read_models
 from airflow_ml.ml.demotion_guard import active_demotion
+from airflow_ml.ml.kill_switch import disable
 from airflow_ml.ml.model_registry import CHAMPION, PREVIOUS_CHAMPION, version_by_alias
 from airflow_ml.monitoring.monitor_step import DECISION_ARTIFACT, decision_location, monitor_city
 from tests.support.monitoring_worlds import (
@@ -165,6 +166,24 @@ def test_mode_alert_records_the_finding_and_moves_nothing(client: MlflowClient, 
     assert "nothing moves" in payload["reason"]
     assert _champion(client) == "2"
     assert "rollback" not in record
+
+
+def test_a_city_disabled_by_the_kill_switch_has_its_live_metrics_recorded_and_is_never_demoted(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    _world(client, tmp_path, error=0.3)
+    disable(client, SETTINGS.model_name, reason="fares audit", by="ops")
+
+    payload, record = monitor_city(client, SETTINGS, day=LAST_DAY, data_root=str(tmp_path))
+
+    assert (payload["status"], payload["demoted"], payload["disabled"]) == ("alert", False, "disabled: fares audit")
+    assert record["disabled"] == "disabled: fares audit"
+    assert "alert only (disabled: fares audit): nothing moves" in payload["reason"]
+    assert record["supervisor"]["verdict"] == "alert"
+    assert _champion(client) == "2"
+    assert active_demotion(client, SETTINGS.model_name) is None
+    assert len(record["mlflow_run_ids"]) == 5  # the live metrics are recorded all the same
+    assert payload["live_score"] is not None
 
 
 def test_no_demotion_below_n_labels_per_window(client: MlflowClient, tmp_path: Path) -> None:

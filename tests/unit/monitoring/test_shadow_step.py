@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from airflow_ml.ml.demotion_guard import active_demotion, record_demotion
+from airflow_ml.ml.kill_switch import disable
 from airflow_ml.ml.model_registry import CHAMPION, version_by_alias
 from airflow_ml.ml.steps.step_settings import ShadowSettings
 from airflow_ml.monitoring.monitor_step import monitor_city
@@ -88,3 +90,54 @@ def test_an_id_logged_on_two_days_is_compared_once_on_its_first_logged_row(
     # Every labelled id once: the champion's joined rows are its first logged ones, the challenger's of the same day.
     assert verdict["labels"] == record["join"]["labels_joined"]
     assert (verdict["promote"], payload["promoted_version"]) == (True, "2")
+
+
+@pytest.mark.parametrize("requires", ["require_approval", "cooldown"])
+def test_a_demotion_that_needs_approval_or_a_cooldown_keeps_a_better_challenger_in_shadow_and_says_why(
+    client: MlflowClient, tmp_path: Path, requires: str
+) -> None:
+    _shadow_world(client, tmp_path, champion_rounds=2)
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(days=5)
+    record_demotion(
+        client, SETTINGS.model_name, version="7", reason="live rmse 31% above holdout", requires=requires, until=until
+    )
+
+    payload, record = monitor_city(client, SETTINGS, day=LAST_DAY, data_root=str(tmp_path))
+
+    shadow = record["shadow"]
+    assert shadow["verdict"]["promote"] is True  # the live comparison alone would promote
+    assert payload["promoted_version"] is None
+    assert str(version_by_alias(client, SETTINGS.model_name, CHAMPION).version) == "1"  # type: ignore[union-attr]
+    assert shadow["after_demotion"].startswith(f"after_demotion: {requires} until")
+    assert payload["shadow"] == shadow["promotion_refused"]
+    expected = "needs approval" if requires == "require_approval" else "no promotion before then"
+    assert expected in shadow["promotion_refused"]
+
+
+def test_a_demotion_that_requires_shadow_is_met_by_the_live_comparison(client: MlflowClient, tmp_path: Path) -> None:
+    _shadow_world(client, tmp_path, champion_rounds=2)
+    record_demotion(
+        client, SETTINGS.model_name, version="7", reason="live rmse 31% above holdout", requires="shadow", until=None
+    )
+
+    payload, record = monitor_city(client, SETTINGS, day=LAST_DAY, data_root=str(tmp_path))
+
+    assert payload["promoted_version"] == "2"
+    assert record["shadow"]["promotion"]["after_demotion"].endswith("met by the live comparison")
+    assert active_demotion(client, SETTINGS.model_name) is None  # cleared by the promotion
+
+
+def test_a_city_disabled_by_the_kill_switch_is_compared_but_never_promoted(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    _shadow_world(client, tmp_path, champion_rounds=2)
+    disable(client, SETTINGS.model_name, reason="audit of the fares", by="ops")
+
+    payload, record = monitor_city(client, SETTINGS, day=LAST_DAY, data_root=str(tmp_path))
+
+    assert record["shadow"]["verdict"]["promote"] is True
+    assert payload["promoted_version"] is None
+    assert payload["shadow"].endswith(
+        "disabled: audit of the fares: a person has taken control of the city, so nothing is promoted on live rows"
+    )
+    assert str(version_by_alias(client, SETTINGS.model_name, CHAMPION).version) == "1"  # type: ignore[union-attr]
