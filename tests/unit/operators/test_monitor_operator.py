@@ -82,6 +82,35 @@ def test_execute_demotes_announces_and_notifies(world: MlflowClient) -> None:
     assert [notice["model_name"] for notice in heard] == [SETTINGS.model_name]
 
 
+def test_a_retry_after_a_failed_guard_write_announces_the_demotion(
+    world: MlflowClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from airflow_ml.ml.demotion_guard import DEMOTED, active_demotion
+    from airflow_ml.monitoring.monitor_step import monitor_city
+    from tests.support.monitoring_worlds import failing_once
+
+    dag, task = _task()
+    context = _context(dag)
+    faulty = failing_once(world.tracking_uri, DEMOTED)
+    with pytest.raises(MlflowException, match="registry is down"):  # the first try: rolled back, then failed
+        monitor_city(
+            faulty,
+            SETTINGS,
+            day=context["logical_date"].date(),
+            data_root=str(tmp_path / "data"),
+            context={"airflow_run_id": context["run_id"]},
+        )
+
+    payload = task.execute(context)  # the retry of the same run
+
+    assert (payload["status"], payload["demoted"], payload["restored_version"]) == ("demote", True, "1")
+    assert active_demotion(world, SETTINGS.model_name) is not None
+    (event,) = context["outlet_events"][task.outlets[0]].asset_alias_events
+    assert (event.extra["decision"], event.extra["version"], event.extra["previous_version"]) == ("demoted", "1", "2")
+
+
 def test_an_alert_without_notifiers_logs_a_warning_and_moves_nothing(
     world: MlflowClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
