@@ -22,7 +22,6 @@ from airflow_ml.templates.models import CityConfig
 from airflow_ml.templates.monitoring_spec import MONITOR_DAG_SUFFIX
 
 MONITOR_SUFFIX = MONITOR_DAG_SUFFIX
-MONITOR_SCHEDULE = "@daily"
 _START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
@@ -78,7 +77,9 @@ def monitor_settings(config: CityConfig) -> MonitorSettings:
 def build_monitor_dag(template: str, configs: list[CityConfig]) -> DAG:
     """Build ``<template>.monitor`` over ``configs`` (the template's monitored cities, at least one).
 
-    Daily; its one task, ``monitor``, is mapped over the city ids (map index shown as the city). The DAG's
+    Scheduled by the template's ``monitoring.schedule`` (daily by default; a city or group file may not set
+    it, so every city of the template has the same); its one task, ``monitor``, is mapped over the city ids
+    (map index shown as the city). The DAG's
     retries and owner are those of the first city (the template's, unless a city overrides them). A failed
     task is mailed to the cities' ``dag.on_failure`` recipients only when every city names the same ones (a
     city's recipients never hear of another city's failure); each city's own recipients hear of its
@@ -93,7 +94,7 @@ def build_monitor_dag(template: str, configs: list[CityConfig]) -> DAG:
     with DAG(
         dag_id=monitor_dag_id(template),
         description=f"Watch the live error of {template}'s champions and let the supervisor act (airflow-ml)",
-        schedule=MONITOR_SCHEDULE,
+        schedule=_schedule(first),
         start_date=_START,
         catchup=False,
         max_active_runs=1,
@@ -114,6 +115,12 @@ def build_monitor_dag(template: str, configs: list[CityConfig]) -> DAG:
             map_index_template="{{ task.city }}",
         ).expand(city=[c.city for c in configs])
     return dag
+
+
+def _schedule(config: CityConfig) -> str:
+    """The template's ``monitoring.schedule``, the same for all its cities (the loader refuses it in a city)."""
+    assert config.monitoring is not None
+    return config.monitoring.schedule
 
 
 def _notifiers(config: CityConfig) -> list[Any]:

@@ -5,8 +5,12 @@ scoring shadow-scores it; the monitor compares it with the champion on the same 
 (:func:`airflow_ml.monitoring.shadow_compare.compare_shadow`) and, when the verdict says promote, calls
 :func:`promote_shadow`, which moves ``champion`` through :func:`airflow_ml.ml.model_registry.promote` (so
 ``previous-champion`` and the rollback work as after any promotion) with a decision record saying
-"shadow promotion" and the figures, and clears the city's demotion (:mod:`airflow_ml.ml.demotion_guard`):
-live evidence is the more evidence a demotion asks for.
+"shadow promotion" and the figures, and clears the city's demotion (:mod:`airflow_ml.ml.demotion_guard`).
+
+An active demotion is obeyed, as the gate obeys it: live evidence is the more evidence a demotion that
+``requires: shadow`` asks for, so the promotion goes ahead and its record names the rule; a ``cooldown`` refuses
+every promotion until its end, and ``require_approval`` refuses it until a person approves one
+(:func:`demotion_refusal` says which, and how to approve).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from airflow_ml.ml import demotion_guard
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+    from airflow_ml.ml.demotion_guard import Demotion
 
 
 class ShadowEvidence(Protocol):
@@ -37,6 +43,28 @@ class ShadowEvidence(Protocol):
 
 class ShadowPromotionRefused(AirflowMLError, RuntimeError):
     """A shadow promotion that must not happen: the verdict says keep, or the aliases moved since it was made."""
+
+
+def demotion_refusal(client: MlflowClient, name: str) -> tuple[Demotion | None, str | None]:
+    """The city's active demotion, and why it refuses a shadow promotion (None when it allows one).
+
+    ``shadow``: the live comparison is the evidence it asks for, so it allows the promotion; ``cooldown``: no
+    promotion before its end; ``require_approval``: only a person's approval promotes.
+    """
+    found = demotion_guard.active_demotion(client, name)
+    if found is None or found.requires == "shadow":
+        return found, None
+    rule = found.sentence()
+    if found.requires == "cooldown":
+        return found, (
+            f"{rule}: no promotion before then, not even on live rows; the challenger stays in shadow and is "
+            "compared again once the cool-down has ended"
+        )
+    return found, (
+        f"{rule}: the promotion needs approval, live rows are not enough; to approve it, trigger the DAG {name} "
+        "with promotion mode require_approval and approve its challenger under Required actions (or promotion "
+        "mode force, with a reason)"
+    )
 
 
 def promote_shadow(
@@ -65,7 +93,8 @@ def promote_shadow(
 
     Raises:
         ShadowPromotionRefused: when the verdict does not say promote, ``version`` is no longer the
-            ``challenger``, or the champion is not ``champion_version``; nothing moves.
+            ``challenger``, the champion is not ``champion_version``, or an active demotion refuses it
+            (:func:`demotion_refusal`); nothing moves.
     """
     from airflow_ml.ml import model_registry as registry
 
@@ -86,6 +115,9 @@ def promote_shadow(
             f"{name}: the champion moved from v{champion_version} to v{current} since the live comparison; "
             "nothing moved, compare again against the new champion"
         )
+    demoted, refusal = demotion_refusal(client, name)
+    if refusal is not None:
+        raise ShadowPromotionRefused(f"{name} v{version}: {refusal}")
     record = {
         "decision": "promoted",
         "mode": "shadow",
@@ -94,6 +126,8 @@ def promote_shadow(
         "challenger_version": version,
         "baseline_version": current,
         "shadow": verdict.to_dict(),
+        # The rule of an active demotion that the live comparison met (``requires: shadow``), or None.
+        "after_demotion": f"{demoted.sentence()}: met by the live comparison" if demoted is not None else None,
         **(context or {}),
     }
     registry.promote(client, name, version, record)

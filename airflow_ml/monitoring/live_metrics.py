@@ -1,8 +1,11 @@
 """The champion's live metric per window of scored days, with a bootstrap interval.
 
-A window is ``window_days`` days of the prediction log, by the day a row was scored (its partition); the
-newest window ends on the monitor run's day. Each window's metric is the template's metric of the labelled
-predictions in it, and its interval a percentile bootstrap over those rows
+A window is ``window_days`` days of the prediction log, by the day a row was scored (its partition). Windows
+lie on a fixed grid: window ``i`` holds the days whose count since 1970-01-01 divided by ``window_days`` is
+``i``, so a window's bounds never depend on the day a monitor runs; the newest window is the last complete one,
+the one that ends on the monitor run's day or before it (the days after it wait for their window to end). With
+``window_days: 1`` each day is a window and the newest ends on the run's day. Each window's metric is the
+template's metric of the labelled predictions in it, and its interval a percentile bootstrap over those rows
 (:func:`airflow_ml.ml.gate.bootstrap.paired_bootstrap`, the gate's, with no second model).
 """
 
@@ -46,14 +49,24 @@ class WindowMetric:
         return {**asdict(self), "start": self.start.isoformat(), "end": self.end.isoformat()}
 
 
+#: Day 0 of the windows' grid.
+GRID_ORIGIN = dt.date(1970, 1, 1)
+
+
 def window_bounds(end: dt.date, *, window_days: int, windows: int) -> list[tuple[dt.date, dt.date]]:
-    """The ``windows`` windows of ``window_days`` days ending on ``end``, oldest first."""
+    """The ``windows`` complete windows of the grid that end on ``end`` or before it, oldest first.
+
+    A window of ``window_days`` days starts on a day whose count since :data:`GRID_ORIGIN` is a multiple of
+    ``window_days``, so every run of the monitor (a rerun, the next day's) names the same windows; the newest
+    is the last one whose last day is ``end`` or earlier (with ``window_days`` 1: the one of ``end``).
+    """
     if window_days < 1 or windows < 1:
         raise ValueError(f"window_days ({window_days}) and windows ({windows}) must be at least 1")
+    newest = ((end - GRID_ORIGIN).days + 1) // window_days - 1  # the last window whose last day is ``end`` or before
     bounds = []
-    for back in range(windows - 1, -1, -1):
-        last = end - dt.timedelta(days=back * window_days)
-        bounds.append((last - dt.timedelta(days=window_days - 1), last))
+    for index in range(newest - windows + 1, newest + 1):
+        first = GRID_ORIGIN + dt.timedelta(days=index * window_days)
+        bounds.append((first, first + dt.timedelta(days=window_days - 1)))
     return bounds
 
 

@@ -3,10 +3,12 @@
 In order: the champion (its version, and its holdout score at promotion from the gate's version tag
 ``gate.challenger_score``); the prediction log of the windows, only the rows that this version scored; the labels
 of the same days joined to them; the metric per window with its bootstrap interval; one MLflow monitoring run per
-window with labels (reused by later monitor runs of the same window and version) and the newest figures as tags
-of the version; the supervisor's decision; in mode ``auto`` a demotion through
+window with labels (windows lie on a fixed grid, so later monitor runs of the same window and version reuse
+it) and the newest figures as tags of the version; the supervisor's decision; in mode ``auto`` a demotion through
 :func:`airflow_ml.ml.model_registry.rollback` (to ``previous-champion``, or with none the champion is cleared and
 the fallback parent serves); and the decision record, written beside the prediction log and logged to MLflow.
+A demotion that a failed try left half done (the rollback made, the guard or the record not) is completed by the
+next try of the same day (:mod:`airflow_ml.monitoring.demotion`).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from airflow_ml.data.prediction_log import read_predictions
 from airflow_ml.data.snapshot import safe_segment, write_json
 from airflow_ml.data.storage import StorageOptions, filesystem, is_local
 from airflow_ml.ml import model_registry as registry
-from airflow_ml.ml.demotion_guard import record_demotion
 from airflow_ml.ml.fallback import which_model_serves
+from airflow_ml.ml.kill_switch import disabled
 from airflow_ml.ml.steps.step_settings import MonitorSettings
 from airflow_ml.ml.steps.xcom_payloads import MonitorPayload
+from airflow_ml.monitoring.demotion import complete_demotion, demote, demotion_file, unfinished_demotion
 from airflow_ml.monitoring.label_join import JoinedLabels, join_labels, read_labels
 from airflow_ml.monitoring.live_metrics import WindowMetric, window_bounds, window_metrics
 from airflow_ml.monitoring.shadow_step import shadow_phase
@@ -75,7 +78,11 @@ def monitor_city(
     name, metric = settings.model_name, settings.metric
     champion = registry.version_by_alias(client, name, registry.CHAMPION)
     root = settings.predictions_uri(data_root)
+    # A city disabled by the kill switch is in a person's hands: its live metrics are recorded, nothing moves.
+    mark = disabled(client, name)
+    held = f"disabled: {mark.reason}" if mark is not None else None
     record: dict[str, Any] = {
+        "disabled": held,
         "template": settings.template,
         "city": settings.city,
         "model_name": name,
@@ -83,13 +90,25 @@ def monitor_city(
         "metric": metric,
         **(context or {}),
     }
-    if champion is None:
+    # A demotion of this day whose rollback is done but whose guard, record or event may be lost: judge the
+    # version it demoted again, and complete it.
+    unfinished = unfinished_demotion(
+        client,
+        settings,
+        champion,
+        day=day,
+        context=context or {},
+        folder=decision_location(root, settings.template, settings.city),
+        storage_options=storage_options,
+    )
+    judged = unfinished.demoted if unfinished is not None else champion
+    if judged is None:
         serving = which_model_serves(client, name, settings.parent_model)
         reason = f"{name} has no champion to watch: {serving.reason}"
         record |= {"status": "no_champion", "reason": reason, "serving": serving.to_dict()}
         return _finish(settings, record, root=root, storage_options=storage_options), record
-    version = str(champion.version)
-    holdout = _holdout_score(champion.tags or {}, metric)
+    version = str(judged.version)
+    holdout = _holdout_score(judged.tags or {}, metric)
     joined = _joined(
         settings,
         version,
@@ -109,7 +128,7 @@ def monitor_city(
         confidence=settings.confidence,
         seed=settings.seed,
     )
-    decision = decide(windows, metric=metric, holdout_score=holdout, settings=settings.supervisor)
+    decision = decide(windows, metric=metric, holdout_score=holdout, settings=settings.supervisor, held=held)
     run_ids = _log_windows(client, settings, version, windows, holdout, day=day, artifact_root=artifact_root)
     record |= {
         "status": decision.verdict,
@@ -128,8 +147,11 @@ def monitor_city(
         "mlflow_run_ids": run_ids,
     }
     _tag_version(client, name, version, windows, decision, day=day)
-    if decision.act:
-        record |= _demote(client, settings, decision, judged_version=version, context=context or {})
+    if unfinished is not None:
+        record |= {"status": "demote", "reason": unfinished.rollback["reason"].removeprefix("supervisor: ")}
+        record |= complete_demotion(client, settings, unfinished)
+    elif decision.act:
+        record |= demote(client, settings, decision, judged_version=version, day=day, context=context or {})
     else:  # a champion that stays may still be replaced by a better challenger in shadow
         bounds = window_bounds(day, window_days=settings.window_days, windows=settings.windows)
         record["shadow"] = shadow_phase(
@@ -142,6 +164,7 @@ def monitor_city(
             end=bounds[-1][1],
             context={**(context or {}), "monitor_day": day.isoformat()},
             storage_options=storage_options,
+            disabled=held,
         )
     if run_ids:
         client.log_dict(run_ids[-1], record, DECISION_ARTIFACT)
@@ -207,11 +230,7 @@ def _log_windows(
 
     metric, name = settings.metric, settings.model_name
     experiment = registry.get_or_create_experiment(client, name, artifact_root)
-    query = f"tags.`{STEP_TAG}` = 'monitor' and tags.`airflow_ml.monitor.model_version` = '{version}'"
-    existing = {
-        run.data.tags.get("airflow_ml.monitor.window"): run.info.run_id
-        for run in client.search_runs([experiment], query, max_results=5000)
-    }
+    existing = _window_runs(client, experiment, version)
     stamp = int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1000)
     step = int(day.strftime("%Y%m%d"))
     run_ids = []
@@ -236,6 +255,29 @@ def _log_windows(
         client.log_batch(run_id, metrics=batch)
         run_ids.append(run_id)
     return run_ids
+
+
+#: Runs read per page when the monitor looks for a version's window runs.
+RUNS_PAGE = 1000
+
+
+def _window_runs(client: MlflowClient, experiment: str, version: str) -> dict[str, str]:
+    """The monitoring runs of ``version`` by window (``start..end``), every page of them.
+
+    Windows lie on a fixed grid (:func:`~airflow_ml.monitoring.live_metrics.window_bounds`), so a version has
+    one run per window it was ever judged in; MLflow filters tags by equality only (no ``IN``), so its runs are
+    read page by page rather than one query per window.
+    """
+    query = f"tags.`{STEP_TAG}` = 'monitor' and tags.`airflow_ml.monitor.model_version` = '{version}'"
+    found: dict[str, str] = {}
+    token: str | None = None
+    while True:
+        page = client.search_runs([experiment], query, max_results=RUNS_PAGE, page_token=token)
+        for run in page:
+            found.setdefault(run.data.tags.get("airflow_ml.monitor.window", ""), run.info.run_id)
+        token = page.token
+        if not token:
+            return found
 
 
 def _tag_version(
@@ -268,51 +310,6 @@ def _tag_version(
         client.set_model_version_tag(name, version, key, value[:5000])
 
 
-def _demote(
-    client: MlflowClient,
-    settings: MonitorSettings,
-    decision: SupervisorDecision,
-    *,
-    judged_version: str,
-    context: dict[str, Any],
-) -> dict[str, Any]:
-    """Roll the champion back (or clear it, so that the fallback parent serves); what happened, for the record.
-
-    Only the version the supervisor judged is demoted: a champion promoted since the monitor read the alias (a
-    retrain's gate, a rollback) has not been judged on its own predictions, so it stays, and the record says so.
-    """
-    name = settings.model_name
-    current = registry.version_by_alias(client, name, registry.CHAMPION)
-    if current is None or str(current.version) != judged_version:
-        now = "no champion" if current is None else f"v{current.version}"
-        return {
-            "status": "champion_moved",
-            "reason": (
-                f"the supervisor judged v{judged_version} ({decision.reason}), but {name}'s champion is {now} "
-                "since the monitor read it: nothing demoted; the next monitor run judges the new champion on its own "
-                "predictions"
-            ),
-        }
-    reason = f"supervisor: {decision.reason}"
-    rollback = registry.rollback(client, name, reason, {**context, "by": "supervisor"}, without_previous="clear")
-    serving = which_model_serves(client, name, settings.parent_model)
-    supervisor = settings.supervisor
-    # The rule holds for cooldown_days from now (not from the run's day: a rerun of an old day must still hold it),
-    # or until a promotion with more evidence clears it, whichever rule it is.
-    until = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=supervisor.cooldown_days)
-    # No flapping: the gate reads this on the city's registered model, and the next promotion needs more evidence.
-    demotion = record_demotion(
-        client,
-        name,
-        version=str(rollback["rolled_back_version"]),
-        reason=reason,
-        requires=supervisor.after_demotion,
-        until=until,
-    )
-    after = {"requires": demotion.requires, "until": demotion.until, "sentence": demotion.sentence()}
-    return {"rollback": rollback, "serving_after": serving.to_dict(), "after_demotion": after}
-
-
 def _finish(
     settings: MonitorSettings, record: dict[str, Any], *, root: str, storage_options: StorageOptions | None
 ) -> MonitorPayload:
@@ -323,7 +320,7 @@ def _finish(
         fs.makedirs(path, exist_ok=True)
     uri = write_json(folder, f"{record['day']}.json", record, storage_options=storage_options)
     if record.get("rollback"):  # a later run of the same day (a rerun, a retry) must not hide a demotion
-        name = f"demotion-{record['day']}-v{record['rollback']['rolled_back_version']}.json"
+        name = demotion_file(record["day"], record["rollback"]["rolled_back_version"])
         uri = write_json(folder, name, record, storage_options=storage_options)
     rollback = record.get("rollback") or {}
     shadow = record.get("shadow") or {}
@@ -339,7 +336,8 @@ def _finish(
         labels=int(record.get("join", {}).get("labels_joined", 0)),
         demoted=bool(rollback),
         restored_version=rollback.get("restored_version"),
-        shadow=(shadow["verdict"] or shadow)["reason"] if shadow else None,
+        shadow=shadow.get("promotion_refused") or (shadow["verdict"] or shadow)["reason"] if shadow else None,
         promoted_version=shadow["challenger_version"] if shadow.get("promotion") else None,
+        disabled=record.get("disabled"),
         record_uri=uri,
     )

@@ -9,7 +9,8 @@ So noise alone does not breach.
 The champion is demoted when the newest ``consecutive_windows`` (k) judged windows all breach. A window with
 fewer than ``min_labels`` labels is not judged: it breaks a streak, except the newest windows that have no
 label at all yet (labels arrive late: they are waiting, not evidence). ``mode: alert`` decides the same but
-moves nothing; ``mode: off`` decides nothing.
+moves nothing; ``mode: off`` decides nothing. A city a person holds (the kill switch: ``held``) is judged as in
+mode ``alert``, whatever the mode, and the reason says who holds it.
 """
 
 from __future__ import annotations
@@ -84,9 +85,17 @@ def breaches(window: WindowMetric, *, metric: str, line: float, min_labels: int)
 
 
 def decide(
-    windows: Sequence[WindowMetric], *, metric: str, holdout_score: float | None, settings: SupervisorSettings
+    windows: Sequence[WindowMetric],
+    *,
+    metric: str,
+    holdout_score: float | None,
+    settings: SupervisorSettings,
+    held: str | None = None,
 ) -> SupervisorDecision:
-    """The supervisor's decision for one city's windows (oldest first); see the module's docstring."""
+    """The supervisor's decision for one city's windows (oldest first); see the module's docstring.
+
+    ``held`` (e.g. ``disabled: <reason>``) makes a finding that would demote an alert only, naming it.
+    """
     k, n = settings.consecutive_windows, settings.min_labels
     judged = [w for w in windows if w.labels >= n and w.value is not None]
 
@@ -128,8 +137,8 @@ def decide(
     past = f"{metric} {worse} {line:.6g} (holdout {holdout_score:.6g} with tolerance {settings.tolerance:.0%})"
     if len(streak) >= k:
         shown = ", ".join(_window_text(w) for w in streak[-k:])
-        act = settings.mode == "auto"
-        what = "rolled back" if act else "alert only (supervisor.mode alert): nothing moves"
+        act = settings.mode == "auto" and held is None
+        what = "rolled back" if act else f"alert only ({held or 'supervisor.mode alert'}): nothing moves"
         reason = f"live {past} in the last {len(streak)} window(s) in a row (k={k}, n={n}): {shown}; {what}"
         return verdict(DEMOTE if act else ALERT, reason, line, streak)
     if not judged:

@@ -85,6 +85,8 @@ class MonitorOperator(MlflowBaseOperator):
             )
         name = payload["model_name"]
         self.log.info("%s: %s (%s); record %s", name, payload["status"], payload["reason"], payload["record_uri"])
+        if payload["disabled"]:
+            self.log.info("%s is %s: live metrics recorded, the supervisor only alerts", name, payload["disabled"])
         if payload["demoted"]:
             self._announce(context, payload, version=payload["restored_version"], decision="demoted")
         if payload["promoted_version"]:

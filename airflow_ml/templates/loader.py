@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from airflow_ml.exceptions import ConfigError, Problem, show_value
 from airflow_ml.templates.base import NAME_PATTERN
+from airflow_ml.templates.city_layer import check_city_layer, check_group_layer
 from airflow_ml.templates.describe import Origin, describe, did_you_mean
 from airflow_ml.templates.files import YAML_SUFFIX, yaml_files
 from airflow_ml.templates.models import CITY_ID_PATTERN, CityConfig, ParentConfig, TemplateConfig
@@ -295,8 +296,9 @@ class _Layers:
             if groups_dir is None:
                 raise ConfigError(str(path), [_at("group: no groups folder to look in", ("group",), lines, cols)])
             group_path = self.named_file(path, data, (lines, cols), "group", groups_dir)
+            check_group_layer(group_path, self.read(group_path)[0], self.read(group_path)[1:])
             merged, origin = self._overlay(merged, origin, group_path)
-        _check_city_fallback(path, data, (lines, cols), merged)
+        check_city_layer(path, data, (lines, cols), merged)
         merged, origin = self._overlay(merged, origin, path)
         city = merged.get("city")
         if isinstance(city, str) and re.fullmatch(CITY_ID_PATTERN, city) and path.stem != city:
@@ -355,21 +357,6 @@ _Positions = tuple[dict[Path_, int], dict[Path_, int]]
 def _at(message: str, key: Path_, lines: dict[Path_, int], cols: dict[Path_, int]) -> Problem:
     """A problem placed at ``key`` of the file (its first line when the key is absent)."""
     return Problem(message, line=lines.get(key, 1), col=cols.get(key, 1))
-
-
-def _check_city_fallback(path: Path, data: dict[str, Any], where: _Positions, below: dict[str, Any]) -> None:
-    """A city may turn its fallback off or change ``min_rows``; the parent itself is its template's or group's."""
-    own = data.get("fallback")
-    wanted = own.get("parent") if isinstance(own, dict) else None
-    declared = (below.get("fallback") or {}).get("parent", "none")
-    if wanted in (None, "none", declared) or wanted not in ("group", "global"):
-        return  # nothing to say, or a value pydantic refuses with its own message
-    problem = (
-        f"fallback.parent: {wanted!r} is not what the template or group declares ({declared!r}); "
-        "a parent model is built for what templates and groups declare: set 'fallback: {parent: "
-        f"{wanted}}}' in the template or group file, or keep only 'min_rows' (or 'parent: none') in the city"
-    )
-    raise ConfigError(str(path), [_at(problem, ("fallback", "parent"), *where)])
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

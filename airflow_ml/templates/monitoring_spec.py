@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from airflow_ml.templates.base import Strict
+from airflow_ml.templates.dag_spec import check_schedule
 from airflow_ml.templates.gate_spec import BootstrapSpec, SliceSpec
 from airflow_ml.templates.source_pattern import check_location_pattern
 
@@ -103,6 +104,12 @@ class ShadowSpec(Strict):
 class MonitoringSpec(Strict):
     """Watching the champion's live error once labels arrive; needs ``scoring:`` (its prediction log)."""
 
+    schedule: str = Field(
+        default="@daily",
+        description="When <template>.monitor runs: a five-field cron expression or a preset (@daily, @hourly, ...). "
+        "Set in the template (or the shared defaults) only: every city of the template is a task of that one DAG.",
+        examples=["0 6 * * *", "@daily"],
+    )
     labels: LabelsSpec = Field(default_factory=LabelsSpec)
     window_days: int = Field(default=1, ge=1, le=90, description="Days per window, 1 to 90.")
     windows: int = Field(
@@ -113,6 +120,11 @@ class MonitoringSpec(Strict):
     )
     supervisor: SupervisorSpec = Field(default_factory=SupervisorSpec)
     shadow: ShadowSpec = Field(default_factory=ShadowSpec)
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        return check_schedule(value)
 
     def problems(self, *, key_columns: list[str] | None) -> list[str]:
         """Problems against the ``scoring:`` section (None: there is none)."""

@@ -126,18 +126,23 @@ def register_champion(
     return Champion(template, city, versions, holdout, trained)
 
 
-def log_days(root: Path, champion: Champion, first: dt.date, days: int, *, shadow: bool = False) -> pd.DataFrame:
+def log_days(
+    root: Path, champion: Champion, first: dt.date, days: int, *, shadow: bool = False, rescored: int = 0
+) -> pd.DataFrame:
     """Score ``days`` days from ``first`` with the champion into the prediction log under ``root``; the rows scored.
 
     With ``shadow``, the model of ``champion`` is a challenger in shadow: its last version writes the shadow log.
+    ``rescored`` rows of each day are scored again the next day (the same trip, so the same prediction id, logged
+    on two days); the rows returned are each day's own.
     """
     from airflow_ml.data.prediction_log import LogColumns, ScoringContext, write_predictions
     from airflow_ml.ml.serving import predict_raw
 
-    scored = []
+    scored: list[pd.DataFrame] = []
     for offset in range(days):
         day = first + dt.timedelta(days=offset)
-        rows = demo_days(champion.city, day, 1)
+        own = demo_days(champion.city, day, 1)
+        rows = pd.concat([own, scored[-1].head(rescored)], ignore_index=True) if rescored and scored else own
         context = ScoringContext(
             template=champion.template,
             city=champion.city,
@@ -149,7 +154,7 @@ def log_days(root: Path, champion: Champion, first: dt.date, days: int, *, shado
         )
         predictions = predict_raw(champion.trained.booster, champion.trained.preprocessor, rows[FEATURES])
         write_predictions(str(root), day, rows, predictions, context, LogColumns(key=("trip_id",)), shadow=shadow)
-        scored.append(rows)
+        scored.append(own)
     return pd.concat(scored, ignore_index=True)
 
 
@@ -163,3 +168,23 @@ def write_labels(folder: Path, rows: pd.DataFrame, *, error: float = 0.0) -> Non
         target = folder / f"date={day.isoformat()}"
         target.mkdir(parents=True, exist_ok=True)
         part.to_parquet(target / "part-0.parquet", index=False)
+
+
+def failing_once(tracking_uri: str, key_prefix: str) -> Any:
+    """A real ``MlflowClient`` on ``tracking_uri`` whose first write of a registered-model tag starting with
+    ``key_prefix`` raises, as a registry that is down for a moment would (a fault, not a mock: every other call,
+    and that one retried, is MLflow's own)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+    class FailingOnce(MlflowClient):
+        armed = True
+
+        def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
+            if self.armed and key.startswith(key_prefix):
+                self.armed = False
+                raise MlflowException(f"the registry is down (injected, writing {key})", TEMPORARILY_UNAVAILABLE)
+            super().set_registered_model_tag(name, key, value)
+
+    return FailingOnce(tracking_uri=tracking_uri, registry_uri=tracking_uri)

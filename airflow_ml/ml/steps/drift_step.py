@@ -23,6 +23,7 @@ from airflow_ml.data.snapshot import Manifest, load_manifest, read_snapshot, wri
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.exceptions import DataError, ForeignChampion
 from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml.champion_trace import deleted_champion
 from airflow_ml.ml.drift import DriftReport, prediction_check, psi
 from airflow_ml.ml.drift import compare as compare_frames
 from airflow_ml.ml.drift_window import select_rows
@@ -161,7 +162,7 @@ def _compare(
         refused = {"status": "failed", "reason": str(exc), "summary": str(exc), "refused_by": "champion_lineage"}
         return {**base, **refused, "champion_version": exc.version, "champion_lineage": exc.lineage}
     if champion is None:
-        deleted = registry.deleted_champion(client, model_name)
+        deleted = deleted_champion(client, model_name)
         reason = NO_CHAMPION if deleted is None else f"no champion: {deleted}; nothing to compare against"
         return {**base, "status": "skipped", "reason": reason, "champion_version": None}
     version = str(champion.version)

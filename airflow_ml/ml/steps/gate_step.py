@@ -14,6 +14,7 @@ from airflow_ml.data.snapshot import Manifest, read_snapshot, write_json
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml import champion_skill, demotion_guard, model_schema
 from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml.champion_trace import deleted_champion
 from airflow_ml.ml.gate import schema_change
 from airflow_ml.ml.gate.fleet_outlier import FleetSkills
 from airflow_ml.ml.gate.judge import judge
@@ -69,7 +70,7 @@ def gate(
     model_name, parent_model, split, rules = settings.model_name, settings.parent_model, settings.split, settings.rules
     target, metric = settings.target, settings.metric
     champion = this_citys_champion(client, model_name)
-    deleted = registry.deleted_champion(client, model_name) if champion is None else None
+    deleted = deleted_champion(client, model_name) if champion is None else None
     parent = None
     if champion is None and parent_model is not None:
         parent = this_citys_champion(client, parent_model)

@@ -144,6 +144,8 @@ class MonitorPayload(TypedDict):
     restored_version: str | None
     shadow: str | None
     promoted_version: str | None
+    #: ``disabled: <reason>`` when the kill switch disabled the city (the supervisor then only alerts), or None.
+    disabled: str | None
     record_uri: str
 
 

@@ -46,6 +46,15 @@ def test_one_monitor_dag_per_template_with_one_task_mapped_over_its_monitored_ci
     assert [alias.name for alias in task.partial_kwargs["outlets"]] == ["airflow-ml.champion-changed"]
 
 
+def test_the_monitor_dag_runs_on_the_template_s_monitoring_schedule(root: Path) -> None:
+    template = root / "templates" / "ride_duration.yaml"
+    scoring = "scoring:\n  source: '{data_root}/incoming/{city}'\n  key_columns: [trip_id]\n"
+    monitoring = "monitoring:\n  schedule: '0 6 * * *'\n"
+    template.write_text(template.read_text(encoding="utf-8") + scoring + monitoring, "utf-8")
+
+    assert _dags(root)["ride_duration.monitor"].schedule == "0 6 * * *"
+
+
 def test_the_repositorys_template_monitors_every_city_with_the_demos_supervisor() -> None:
     cities = sorted(path.stem for path in (REPO / "dag_templates" / "cities").glob("*.yaml"))
 

@@ -16,6 +16,7 @@ from airflow_ml.data.demo import DEMO_START, generate_day
 from airflow_ml.data.snapshot import Manifest, read_snapshot, take_snapshot
 from airflow_ml.exceptions import ForeignChampion
 from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml.champion_trace import deleted_champion
 from airflow_ml.ml.fallback import which_model_serves
 from airflow_ml.ml.gate.naive_baseline import NaiveBaseline
 from airflow_ml.ml.gate.rules import GateRules
@@ -176,16 +177,16 @@ def test_mlflow_deletes_the_alias_with_the_version_and_the_registry_tells_delete
     client: MlflowClient, tmp_path: Path
 ) -> None:
     first = version(client, tmp_path, run=LISBON, tags=LISBON)
-    assert registry.deleted_champion(client, MODEL) is None  # registered, never promoted
+    assert deleted_champion(client, MODEL) is None  # registered, never promoted
     registry.promote(client, MODEL, first, {"decision": "promoted"})
 
     client.delete_model_version(MODEL, first)
 
     assert champion(client) is None  # MLflow 3 removes the alias: it looks like "no champion yet"
-    assert registry.deleted_champion(client, MODEL) == (
+    assert deleted_champion(client, MODEL) == (
         f"the champion of {MODEL}, v{first}, was deleted from the registry (its alias went with it)"
     )
-    assert registry.deleted_champion(client, "ride_duration.never") is None
+    assert deleted_champion(client, "ride_duration.never") is None
 
 
 def test_a_removed_alias_and_a_lone_previous_champion_are_reported(client: MlflowClient, tmp_path: Path) -> None:
@@ -193,7 +194,7 @@ def test_a_removed_alias_and_a_lone_previous_champion_are_reported(client: Mlflo
     registry.promote(client, MODEL, first, {"decision": "promoted"})
     client.delete_registered_model_alias(MODEL, "champion")
     assert "alias of ride_duration.lisbon was removed (it pointed at v1, which still exists)" in str(
-        registry.deleted_champion(client, MODEL)
+        deleted_champion(client, MODEL)
     )
     # Set by hand (no tag), then deleted: the previous-champion left behind says there was one.
     hand = "ride_duration.porto"
@@ -201,7 +202,7 @@ def test_a_removed_alias_and_a_lone_previous_champion_are_reported(client: Mlflo
     client.set_registered_model_alias(hand, "previous-champion", old)
     client.set_registered_model_alias(hand, "champion", new)
     client.delete_model_version(hand, new)
-    assert registry.deleted_champion(client, hand) == (
+    assert deleted_champion(client, hand) == (
         f"the champion of {hand} was deleted (its 'previous-champion', v{old}, is left without one)"
     )
 
@@ -221,14 +222,14 @@ def test_a_first_champion_promoted_before_the_tag_existed_is_found_deleted_throu
     client.delete_model_version(MODEL, first)  # its run stays, with the gate's record
 
     assert champion(client) is None
-    assert registry.deleted_champion(client, MODEL) == (
+    assert deleted_champion(client, MODEL) == (
         f"v{first} of {MODEL}, which the gate promoted (gate/decision.json of its training run {run_id}), was "
         "deleted from the registry; no record says whether it was still the champion then"
     )
     assert "v1 of ride_duration.lisbon, which the gate promoted" in drift(client, manifest)["reason"]
     never = version(client, tmp_path, "ride_duration.porto", run=PORTO, tags=PORTO)
     client.delete_model_version("ride_duration.porto", never)
-    assert registry.deleted_champion(client, "ride_duration.porto") is None  # deleted, never promoted
+    assert deleted_champion(client, "ride_duration.porto") is None  # deleted, never promoted
 
 
 def test_a_rollback_that_removes_the_first_champion_is_not_a_deletion(client: MlflowClient, tmp_path: Path) -> None:
@@ -238,7 +239,7 @@ def test_a_rollback_that_removes_the_first_champion_is_not_a_deletion(client: Ml
     registry.rollback(client, MODEL, "health check failed", without_previous="clear")
 
     assert champion(client) is None
-    assert registry.deleted_champion(client, MODEL) is None
+    assert deleted_champion(client, MODEL) is None
 
 
 # --- drift ---------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ tests/unit/operators/test_gate_operator.py and tests/integration/test_shadow_pro
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,8 @@ def test_a_promote_verdict_moves_champion_records_the_figures_and_clears_a_demot
     assert (record["decision"], record["mode"], record["baseline_version"]) == ("promoted", "shadow", "1")
     assert record["reason"].startswith("shadow promotion: challenger rmse 4.1 vs 4.6")
     assert record["cleared_demotion"]["requires"] == "shadow"
+    assert record["after_demotion"].startswith("after_demotion: shadow until a promotion with more evidence")
+    assert record["after_demotion"].endswith(": met by the live comparison")
     assert demotion(client, NAME) is None
     tags = client.get_model_version(NAME, "2").tags
     assert tags["gate.mode"] == "shadow"
@@ -78,3 +81,34 @@ def test_a_verdict_about_a_replaced_challenger_or_a_moved_champion_moves_nothing
     with pytest.raises(ShadowPromotionRefused, match="the champion moved from v3 to v1"):
         promote_shadow(client, NAME, "2", verdict(True), champion_version="3")
     assert str(client.get_model_version_by_alias(NAME, registry.CHAMPION).version) == "1"
+
+
+def test_an_active_demotion_that_needs_approval_refuses_and_says_how_to_approve(client: Any) -> None:
+    record_demotion(client, NAME, version="1", reason="live error", requires="require_approval", until=None)
+
+    with pytest.raises(ShadowPromotionRefused, match="after_demotion: require_approval") as refused:
+        promote_shadow(client, NAME, "2", verdict(True), champion_version="1")
+
+    assert "needs approval" in str(refused.value)
+    assert f"trigger the DAG {NAME} with promotion mode require_approval" in str(refused.value)
+    assert str(client.get_model_version_by_alias(NAME, registry.CHAMPION).version) == "1"
+    assert demotion(client, NAME) is not None
+
+
+def test_a_cooldown_refuses_until_its_end_and_not_after(client: Any) -> None:
+    now = dt.datetime.now(dt.UTC)
+    record_demotion(
+        client, NAME, version="1", reason="live error", requires="cooldown", until=now + dt.timedelta(days=3)
+    )
+
+    with pytest.raises(ShadowPromotionRefused, match=r"after_demotion: cooldown until .*no promotion before then"):
+        promote_shadow(client, NAME, "2", verdict(True), champion_version="1")
+    assert str(client.get_model_version_by_alias(NAME, registry.CHAMPION).version) == "1"
+
+    record_demotion(
+        client, NAME, version="1", reason="live error", requires="cooldown", until=now - dt.timedelta(days=1)
+    )
+    record = promote_shadow(client, NAME, "2", verdict(True), champion_version="1")
+
+    assert record["after_demotion"] is None  # an ended cool-down no longer applies
+    assert str(client.get_model_version_by_alias(NAME, registry.CHAMPION).version) == "2"

@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 
 from airflow_ml.fleet.model_states import read_models
 from airflow_ml.ml.demotion_guard import active_demotion
+from airflow_ml.ml.kill_switch import disable
 from airflow_ml.ml.model_registry import CHAMPION, PREVIOUS_CHAMPION, version_by_alias
 from airflow_ml.monitoring.monitor_step import DECISION_ARTIFACT, decision_location, monitor_city
 from tests.support.monitoring_worlds import (
@@ -132,6 +133,29 @@ def test_healthy_labels_keep_the_champion_with_a_monitoring_run_per_window(
     assert again["mlflow_run_ids"] == record["mlflow_run_ids"]  # the same window's run, logged again
 
 
+def test_windows_of_several_days_reuse_their_runs_on_the_next_days_and_every_page_is_read(
+    client: MlflowClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_ml.monitoring import monitor_step
+
+    _world(client, tmp_path, error=0.0)
+    two_day = dataclasses.replace(SETTINGS, window_days=2, windows=2)
+    monkeypatch.setattr(monitor_step, "RUNS_PAGE", 1)  # a page per run: the search reads them all
+    experiment = client.get_experiment_by_name(SETTINGS.model_name).experiment_id  # type: ignore[union-attr]
+
+    # 2026-01-19..23 are logged; the grid's two-day windows are 01-19..20, 01-21..22, 01-23..24.
+    _, first = monitor_city(client, two_day, day=LAST_DAY - dt.timedelta(days=1), data_root=str(tmp_path))
+    _, next_day = monitor_city(client, two_day, day=LAST_DAY, data_root=str(tmp_path))
+
+    assert [(w["start"], w["end"]) for w in first["windows"]] == [
+        ("2026-01-19", "2026-01-20"),
+        ("2026-01-21", "2026-01-22"),
+    ]
+    assert next_day["windows"] == first["windows"]  # 01-23 waits for its window to end
+    assert next_day["mlflow_run_ids"] == first["mlflow_run_ids"]
+    assert len(client.search_runs([experiment], "tags.`airflow_ml.step` = 'monitor'")) == 2
+
+
 def test_mode_alert_records_the_finding_and_moves_nothing(client: MlflowClient, tmp_path: Path) -> None:
     _world(client, tmp_path, error=0.3)
     alert = dataclasses.replace(SETTINGS, supervisor=dataclasses.replace(SETTINGS.supervisor, mode="alert"))
@@ -142,6 +166,24 @@ def test_mode_alert_records_the_finding_and_moves_nothing(client: MlflowClient, 
     assert "nothing moves" in payload["reason"]
     assert _champion(client) == "2"
     assert "rollback" not in record
+
+
+def test_a_city_disabled_by_the_kill_switch_has_its_live_metrics_recorded_and_is_never_demoted(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    _world(client, tmp_path, error=0.3)
+    disable(client, SETTINGS.model_name, reason="fares audit", by="ops")
+
+    payload, record = monitor_city(client, SETTINGS, day=LAST_DAY, data_root=str(tmp_path))
+
+    assert (payload["status"], payload["demoted"], payload["disabled"]) == ("alert", False, "disabled: fares audit")
+    assert record["disabled"] == "disabled: fares audit"
+    assert "alert only (disabled: fares audit): nothing moves" in payload["reason"]
+    assert record["supervisor"]["verdict"] == "alert"
+    assert _champion(client) == "2"
+    assert active_demotion(client, SETTINGS.model_name) is None
+    assert len(record["mlflow_run_ids"]) == 5  # the live metrics are recorded all the same
+    assert payload["live_score"] is not None
 
 
 def test_no_demotion_below_n_labels_per_window(client: MlflowClient, tmp_path: Path) -> None:

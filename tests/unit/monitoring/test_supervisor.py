@@ -125,6 +125,15 @@ def test_mode_alert_finds_the_same_and_acts_on_nothing_and_mode_off_judges_nothi
     assert (off.verdict, off.act) == ("off", False)
 
 
+def test_a_city_held_by_a_person_gets_an_alert_where_mode_auto_would_demote() -> None:
+    bad = [_window(d, 14.0, 13.0, 15.0) for d in range(3)]
+
+    held = decide(bad, metric="rmse", holdout_score=10.0, settings=AUTO, held="disabled: fares audit")
+
+    assert (held.verdict, held.act, held.streak) == ("alert", False, 3)
+    assert held.reason.endswith("alert only (disabled: fares audit): nothing moves")
+
+
 def test_without_a_holdout_score_nothing_is_compared() -> None:
     decision = decide([_window(0, 14.0, 13.0, 15.0)], metric="rmse", holdout_score=None, settings=AUTO)
 

@@ -82,6 +82,35 @@ def test_execute_demotes_announces_and_notifies(world: MlflowClient) -> None:
     assert [notice["model_name"] for notice in heard] == [SETTINGS.model_name]
 
 
+def test_a_retry_after_a_failed_guard_write_announces_the_demotion(
+    world: MlflowClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from airflow_ml.ml.demotion_guard import DEMOTED, active_demotion
+    from airflow_ml.monitoring.monitor_step import monitor_city
+    from tests.support.monitoring_worlds import failing_once
+
+    dag, task = _task()
+    context = _context(dag)
+    faulty = failing_once(world.tracking_uri, DEMOTED)
+    with pytest.raises(MlflowException, match="registry is down"):  # the first try: rolled back, then failed
+        monitor_city(
+            faulty,
+            SETTINGS,
+            day=context["logical_date"].date(),
+            data_root=str(tmp_path / "data"),
+            context={"airflow_run_id": context["run_id"]},
+        )
+
+    payload = task.execute(context)  # the retry of the same run
+
+    assert (payload["status"], payload["demoted"], payload["restored_version"]) == ("demote", True, "1")
+    assert active_demotion(world, SETTINGS.model_name) is not None
+    (event,) = context["outlet_events"][task.outlets[0]].asset_alias_events
+    assert (event.extra["decision"], event.extra["version"], event.extra["previous_version"]) == ("demoted", "1", "2")
+
+
 def test_an_alert_without_notifiers_logs_a_warning_and_moves_nothing(
     world: MlflowClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -106,16 +135,20 @@ def test_a_city_without_settings_fails_naming_the_cities_it_has() -> None:
         task.execute(_context(dag))
 
 
-def test_a_challenger_promoted_on_live_rows_is_announced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_challenger_promoted_on_live_rows_is_announced_with_ids_logged_on_two_days(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from airflow_ml.ml.steps.step_settings import ShadowSettings
 
     store = wire_mlflow(tmp_path / "mlflow", monkeypatch)
     monkeypatch.setenv("AIRFLOW_ML_DATA_ROOT", str(tmp_path / "data"))
     client = MlflowClient(tracking_uri=store["tracking_uri"], registry_uri=store["tracking_uri"])
     weak = register_champion(client, "ride_duration", CITY, promotions=1, rounds=2)
-    write_labels(tmp_path / "data" / "labels" / CITY, log_days(tmp_path / "data", weak, FIRST_LIVE_DAY, 5))
+    # 5 trips of each day are scored again the next day by both models: ids logged on two days.
+    rows = log_days(tmp_path / "data", weak, FIRST_LIVE_DAY, 5, rescored=5)
+    write_labels(tmp_path / "data" / "labels" / CITY, rows)
     strong = register_champion(client, "ride_duration", CITY, promotions=0, challenger=True)
-    log_days(tmp_path / "data", strong, FIRST_LIVE_DAY, 5, shadow=True)
+    log_days(tmp_path / "data", strong, FIRST_LIVE_DAY, 5, shadow=True, rescored=5)
     shadow = ShadowSettings(min_labels=500, min_days=5, max_slice_regression=None, resamples=300)
     dag, task = _task(dataclasses.replace(SETTINGS, shadow=shadow, supervisor=settings(CITY, mode="off").supervisor))
     context = _context(dag)

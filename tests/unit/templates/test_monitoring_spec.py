@@ -24,7 +24,7 @@ def test_a_city_with_monitoring_gets_the_issue_s_defaults(root: Path) -> None:
     monitoring = load_city_file(path, root / "templates").monitoring
 
     assert monitoring is not None
-    assert (monitoring.window_days, monitoring.windows) == (1, 30)
+    assert (monitoring.window_days, monitoring.windows, monitoring.schedule) == (1, 30, "@daily")
     assert (monitoring.labels.source, monitoring.labels.format, monitoring.labels.join) == (None, None, "key")
     assert monitoring.bootstrap.model_dump() == {"resamples": 1000, "confidence": 0.95, "seed": 0}
     assert monitoring.supervisor.model_dump() == {
@@ -98,6 +98,24 @@ def test_a_bad_monitoring_section_is_refused_naming_line_field_and_fix(
     exc = config_error(path, root)
 
     assert_points_at(exc, path, line_of(path, needle), *fragments)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "fragments"),
+    [("@weekdays", ("unknown schedule preset", "@daily")), ("0 6 * *", ("a cron expression has five",))],
+)
+def test_a_bad_monitor_schedule_in_the_template_is_refused_naming_its_line(
+    root: Path, schedule: str, fragments: tuple[str, ...]
+) -> None:
+    template = root / "templates" / "ride_duration.yaml"
+    scoring = SCORING.split("scoring:", 1)[1]  # the template already keeps trip_id
+    text = template.read_text(encoding="utf-8") + f"scoring:{scoring}monitoring:\n  schedule: '{schedule}'\n"
+    template.write_text(text, encoding="utf-8")
+    path = write_city(root, "porto", "city: porto\ntemplate: ride_duration\n")
+
+    exc = config_error(path, root)
+
+    assert_points_at(exc, template, line_of(template, "schedule: '"), "monitoring.schedule", *fragments)
 
 
 def test_monitor_is_no_city_id_since_the_monitor_dag_takes_it(root: Path) -> None:
