@@ -10,6 +10,7 @@ value, so that the next run knows which snapshot came before it.
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ import pyarrow.parquet as pq
 
 from airflow_ml.data.snapshot import put_whole, safe_segment
 from airflow_ml.data.storage import StorageOptions, filesystem, is_local, storage_errors
+
+log = logging.getLogger(__name__)
 
 HISTORY_DIR = "drift_history"
 #: The folder beside the histories holding each city's newest snapshot's rows.
@@ -179,4 +182,21 @@ def fleet_latest(
             files = [f for f in files if f.rsplit("/", 1)[-1] != f"{safe_segment(skip)}.parquet"]
         if not files:
             return empty().assign(city=pd.Series(dtype=object))
-        return ds.dataset(files, format="parquet", filesystem=fs).to_table().to_pandas()
+        try:
+            return ds.dataset(files, format="parquet", filesystem=fs).to_table().to_pandas()
+        except (pa.ArrowException, OSError, ValueError, TypeError):
+            return _readable_files(fs, files)  # one city's broken file must not take the fleet's calibration down
+
+
+def _readable_files(fs: Any, files: list[str]) -> pd.DataFrame:
+    """Every ``latest/`` file that can be read, one by one; each one that cannot is logged by name and skipped."""
+    frames = []
+    for file in files:
+        try:
+            with fs.open(file, "rb") as handle:
+                frames.append(pq.read_table(handle).to_pandas())
+        except (pa.ArrowException, OSError, ValueError, TypeError) as exc:
+            log.warning("drift history: skipping the unreadable %s (%s); its city's next run rewrites it", file, exc)
+    if not frames:
+        return empty().assign(city=pd.Series(dtype=object))
+    return pd.concat(frames, ignore_index=True)

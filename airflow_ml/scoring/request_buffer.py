@@ -70,8 +70,8 @@ class RequestBuffer:
         flush_rows: A city and day's rows written as soon as they reach this many (at least 1).
         flush_seconds: The longest rows wait before their flush; also the pause before a failed flush is
             tried again (above 0).
-        max_rows: The most rows held, all cities together (at least ``flush_rows``); above it, :meth:`add`
-            refuses.
+        max_rows: The most rows held, all cities together (at least ``flush_rows``); above it, or above a tenth
+            of it (at least two flushes) for one city and day, :meth:`add` refuses.
         writer: How one flush is written (default
             :func:`~airflow_ml.data.prediction_log.write_request_batch`).
         clock: Monotonic seconds (default :func:`time.monotonic`).
@@ -94,6 +94,8 @@ class RequestBuffer:
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.max_rows = max_rows
+        #: The most rows one city and day may hold: one broken log never takes the buffer of the others.
+        self.city_rows = min(max_rows, max(2 * flush_rows, max_rows // 10))
         self._writer = writer
         self._clock = clock
         self._lock = threading.Lock()
@@ -115,6 +117,14 @@ class RequestBuffer:
                 raise BufferFull(
                     f"the prediction log's buffer holds {self._held} rows, its bound (--log-buffer-rows "
                     f"{self.max_rows}), because the log could not be written fast enough or at all"
+                )
+            waiting = self._pending.get((city.path, day))
+            if waiting is not None and waiting.rows + len(rows) > self.city_rows:
+                raise BufferFull(
+                    f"the prediction log's buffer holds {waiting.rows} rows of {city.path} for {day}, the most one "
+                    f"city and day may hold ({self.city_rows}: a tenth of --log-buffer-rows, or two flushes, so that "
+                    "a city whose log cannot be written never fills the buffer of the others), because its log could "
+                    "not be written"
                 )
             pending = self._pending.setdefault((city.path, day), _Pending(city, day, now))
             pending.frames.append(rows)

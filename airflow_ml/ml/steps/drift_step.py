@@ -128,7 +128,11 @@ def _with_predictions(
     check = prediction_check(ours, theirs, thresholds=settings.thresholds, bins=settings.bins)
     if run is not None and run.frames is not None:
         before, now = run.frames
-        run.add("prediction", "prediction", "psi", psi(predict(before), predict(now), bins=settings.bins))
+        try:  # the previous snapshot may not fit the champion (a column that gained a null); the check above stands
+            run.add("prediction", "prediction", "psi", psi(predict(before), predict(now), bins=settings.bins))
+        except (MlflowException, ValueError, KeyError, TypeError) as exc:
+            note = f"the predictions' drift since the previous snapshot could not be computed ({type(exc).__name__})"
+            check = replace(check, note=f"{check.note}; {note}" if check.note else note)
     return replace(report, checks=[*report.checks, check])
 
 

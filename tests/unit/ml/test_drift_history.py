@@ -92,3 +92,17 @@ def test_the_fleet_is_each_other_citys_newest_snapshot(tmp_path: Path) -> None:
     assert fleet[fleet["city"] == "rome"]["p_value"].tolist() == [0.3, 0.3]
     assert fleet["snapshot_hash"].unique().tolist() == ["new"]
     assert store.fleet_latest(str(tmp_path), "other").empty
+
+
+def test_one_citys_unreadable_newest_rows_are_skipped_not_the_fleets(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    for city in ("oslo", "rome", "lima"):
+        store.write_rows(store.history_uri(str(tmp_path), "t", city), rows("new", [0.1], at="2026-01-02T00:00"), "new")
+    broken = next((tmp_path / store.HISTORY_DIR / "t" / store.LATEST_DIR).glob("rome.parquet"))
+    broken.write_bytes(b"not parquet")
+
+    fleet = store.fleet_latest(str(tmp_path), "t")
+
+    assert sorted(set(fleet["city"])) == ["lima", "oslo"]
+    assert "rome.parquet" in caplog.text

@@ -130,3 +130,17 @@ def test_one_citys_failing_log_does_not_hold_back_another_citys(tmp_path: Path) 
 
     assert len(files(tmp_path / "ok", "porto")) == 1
     assert (buffer.stats["flush_failures"], buffer.stats["buffered_rows"]) == (1, 4)
+
+
+def test_a_city_whose_log_fails_fills_only_its_own_share_of_the_buffer(tmp_path: Path) -> None:
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a folder", encoding="utf-8")
+    buffer = RequestBuffer(flush_rows=2, flush_seconds=10, max_rows=100, clock=Clock())
+
+    for start in range(0, 10, 2):  # 10 rows of lisbon kept: its log cannot be written
+        buffer.add(city(blocked), DAY, logged(start, 2))
+    with pytest.raises(BufferFull, match=r"holds 10 rows of ride_duration/lisbon for 2026-03-02, the most one city"):
+        buffer.add(city(blocked), DAY, logged(10, 2))
+    buffer.add(city(tmp_path / "ok", "porto"), DAY, logged(0, 2, "porto"))  # another city is still served
+
+    assert len(files(tmp_path / "ok", "porto")) == 1
