@@ -17,9 +17,10 @@ from airflow_ml.factory.dag_defaults import default_args
 from airflow_ml.factory.template_dags import register_template_dags
 from airflow_ml.ml.steps.step_settings import DriftReviewSettings
 from airflow_ml.operators.drift_review_operator import DriftReviewOperator
+from airflow_ml.templates.drift_spec import DRIFT_REVIEW_DAG_SUFFIX
 from airflow_ml.templates.models import CityConfig
 
-DRIFT_REVIEW_SUFFIX = "drift_review"
+DRIFT_REVIEW_SUFFIX = DRIFT_REVIEW_DAG_SUFFIX
 #: Nightly, after the cities' runs of the night (their default schedules run earlier).
 DRIFT_REVIEW_SCHEDULE = "0 6 * * *"
 _START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -10,6 +10,9 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from airflow_ml.exceptions import show_value
 from airflow_ml.templates.base import Strict
 
+#: The last part of the id of a template's nightly drift review DAG, ``<template>.drift_review``: no city id.
+DRIFT_REVIEW_DAG_SUFFIX = "drift_review"
+
 
 class DriftThreshold(Strict):
     """Limits of one drift statistic: above ``warn`` the run warns, above ``error`` it stops before training.

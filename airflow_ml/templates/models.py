@@ -16,7 +16,7 @@ from airflow_ml.templates.base import CITY_ID_PATTERN, Name, Strict
 from airflow_ml.templates.base import slugify as slugify  # where the CLI imports it from
 from airflow_ml.templates.dag_spec import DagSpec
 from airflow_ml.templates.dag_spec import NotifierSpec as NotifierSpec  # where the factory imports it from
-from airflow_ml.templates.drift_spec import DriftSpec, HealthSpec
+from airflow_ml.templates.drift_spec import DRIFT_REVIEW_DAG_SUFFIX, DriftSpec, HealthSpec
 from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX, FallbackSpec
 from airflow_ml.templates.filter_spec import RowFilterSpec
 from airflow_ml.templates.gate_spec import GateSpec
@@ -256,11 +256,12 @@ class CityConfig(UseCase):
                 f"city id {GLOBAL_PARENT!r} is reserved for the template's global fallback model "
                 f"('{self.template}.{GLOBAL_PARENT}'); give the city another id"
             )
-        if self.city == MONITOR_DAG_SUFFIX:
-            raise ValueError(
-                f"city id {MONITOR_DAG_SUFFIX!r} is reserved for the template's monitor DAG "
-                f"('{self.template}.{MONITOR_DAG_SUFFIX}'); give the city another id"
-            )
+        for reserved, dag in ((MONITOR_DAG_SUFFIX, "monitor DAG"), (DRIFT_REVIEW_DAG_SUFFIX, "drift review DAG")):
+            if self.city == reserved:
+                raise ValueError(
+                    f"city id {reserved!r} is reserved for the template's {dag} ('{self.template}.{reserved}'); "
+                    "give the city another id"
+                )
         if self.fallback.parent == "group" and self.group is None:
             raise ValueError(
                 "fallback.parent 'group' needs the city to belong to a group: add 'group: <country or client>' "

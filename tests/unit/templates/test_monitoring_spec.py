@@ -170,3 +170,11 @@ def test_a_labels_source_under_the_data_root_or_on_s3_is_accepted(root: Path, so
 
     assert monitoring is not None
     assert monitoring.labels.source == source
+
+
+def test_drift_review_is_no_city_id_since_the_drift_review_dag_takes_it(root: Path) -> None:
+    path = write_city(root, "drift_review", "city: drift_review\ntemplate: ride_duration\n")
+
+    exc = config_error(path, root)
+
+    assert_points_at(exc, path, 1, "reserved for the template's drift review DAG", "ride_duration.drift_review")
