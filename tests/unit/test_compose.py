@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
+import os
 import re
 import shlex
 import shutil
@@ -465,12 +467,9 @@ def test_docker_compose_accepts_the_file() -> None:
     assert checked.returncode == 0, checked.stderr
 
 
-def test_airflow_init_sets_the_admin_password_the_api_server_accepts(
-    services: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from airflow.api_fastapi.app import create_app, purge_cached_app
-    from fastapi.testclient import TestClient
-
+def test_airflow_init_sets_the_admin_password_the_api_server_accepts(services: dict[str, Any], tmp_path: Path) -> None:
+    """The api-server runs in a process of its own: Airflow keeps its auth manager, JWT signer and app in
+    process-wide caches, and this stack's settings must not leak into the tests that run after this one."""
     init = services["airflow-init"]["environment"]
     passwords = tmp_path / "auth" / "passwords.json"
     env = {**init, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords)}
@@ -485,23 +484,41 @@ def test_airflow_init_sets_the_admin_password_the_api_server_accepts(
     assert refused.returncode != 0
     assert "is not among AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS" in refused.stderr
 
-    for key in (
-        "AIRFLOW__CORE__AUTH_MANAGER",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS",
-        "AIRFLOW__API_AUTH__JWT_SECRET",
-    ):
-        monkeypatch.setenv(key, init[key])
-    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords))
-    purge_cached_app()
-    try:
-        client = TestClient(create_app())
-        health = urlsplit(services["airflow-apiserver"]["healthcheck"]["test"][-1]).path
-        assert client.get(health).status_code == 200, "the api-server's healthcheck must need no login"
-        user, password = init["_AIRFLOW_WWW_USER_USERNAME"], init["_AIRFLOW_WWW_USER_PASSWORD"]
-        assert client.post("/auth/token", json={"username": user, "password": password}).status_code == 201
-        assert client.post("/auth/token", json={"username": user, "password": "wrong"}).status_code == 401
-    finally:
-        purge_cached_app()
+    server_env = {
+        **os.environ,
+        **{
+            key: init[key]
+            for key in (
+                "AIRFLOW__CORE__AUTH_MANAGER",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS",
+                "AIRFLOW__API_AUTH__JWT_SECRET",
+            )
+        },
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+    }
+    health = urlsplit(services["airflow-apiserver"]["healthcheck"]["test"][-1]).path
+    user, password = init["_AIRFLOW_WWW_USER_USERNAME"], init["_AIRFLOW_WWW_USER_PASSWORD"]
+    probe = (
+        "import json, sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from airflow.api_fastapi.app import create_app\n"
+        "client = TestClient(create_app())\n"
+        "user, password, health = sys.argv[1:4]\n"
+        "print(json.dumps([client.get(health).status_code,\n"
+        "    client.post('/auth/token', json={'username': user, 'password': password}).status_code,\n"
+        "    client.post('/auth/token', json={'username': user, 'password': 'wrong'}).status_code]))\n"
+    )
+    answered = subprocess.run(
+        [sys.executable, "-c", probe, user, password, health],
+        env=server_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert answered.returncode == 0, answered.stderr[-3000:]
+    healthy, right, wrong = json.loads(answered.stdout.strip().splitlines()[-1])
+    assert healthy == 200, "the api-server's healthcheck must need no login"
+    assert (right, wrong) == (201, 401)
 
 
 @pytest.mark.services
