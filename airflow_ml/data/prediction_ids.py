@@ -233,7 +233,8 @@ def _time(value: pd.Timestamp) -> str:
     tag = "t"
     if value.tzinfo is not None:
         value, tag = value.tz_convert("UTC"), "T"
-    text = f"{value.strftime('%Y-%m-%dT%H:%M:%S')}.{value.microsecond:06d}{value.nanosecond:03d}"
+    # The year as four digits (``%Y`` leaves out the zeros of a year before 1000 on some platforms).
+    text = f"{value.year:04d}-{value.strftime('%m-%dT%H:%M:%S')}.{value.microsecond:06d}{value.nanosecond:03d}"
     return tag + _enc(text)
 
 

@@ -145,6 +145,7 @@ def _mixed_columns() -> dict[str, pd.Series]:
             for unit in ("s", "ms", "us", "ns")
         },
         "time_days": pd.Series(np.array(["2026-01-01", "NaT", "1970-01-01", "2400-02-29"], dtype="datetime64[D]")),
+        "time_old": pd.Series(np.array(["0999-03-01T10:00", "0050-01-01", "NaT", "1000-01-01"], dtype="datetime64[s]")),
         "aware": pd.Series(
             pd.to_datetime(["2026-03-29 00:30", None, "2026-10-25 01:30", "2000-01-01 00:00"])
         ).dt.tz_localize("Europe/Lisbon", ambiguous=True),
