@@ -21,6 +21,7 @@ from mlflow.exceptions import MlflowException
 
 from airflow_ml.data.snapshot import write_json
 from airflow_ml.data.storage import StorageOptions, filesystem, storage_errors
+from airflow_ml.exceptions import AirflowMLError
 from airflow_ml.ml import drift_history as store
 from airflow_ml.ml.drift_calibration import adjust
 from airflow_ml.ml.steps.step_settings import DriftReviewSettings
@@ -111,7 +112,7 @@ def _store(
         with storage_errors(uri, storage_options):
             record = json.loads(fs.cat_file(f"{folder}/{DRIFT_FILE}"))
         write_json(uri, DRIFT_FILE, {**record, "fleet_review": entry}, storage_options=storage_options)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, AirflowMLError) as exc:  # AirflowMLError: refused credentials, a failed write
         problems.append(f"{city}: {DRIFT_FILE} of {uri} not updated ({exc})")
     run_id = entry.get("drift_run_id")
     if client is None or not run_id:

@@ -95,3 +95,32 @@ def test_a_template_without_history_reviews_nothing(tmp_path: Path) -> None:
     review = review_fleet(None, DriftReviewSettings(template=TEMPLATE, cities={"oslo": "m"}), data_root=str(tmp_path))
 
     assert (review["tests"], review["cities"], review["without_history"]) == (0, {}, ["oslo"])
+
+
+def test_a_city_whose_record_cannot_be_written_is_a_problem_not_the_end_of_the_review(
+    tmp_path: Path, client: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused credentials or a failed write (airflow-ml's own errors, not OSError) stop one city, not the review."""
+    from airflow_ml.exceptions import DataError
+    from airflow_ml.ml.steps import drift_review_step
+
+    oslo = city_history(tmp_path, "oslo", {"x1": 1e-7, "x2": 0.4})
+    city_history(tmp_path, "rome", {"x1": 0.5, "x2": 0.6})
+    real_write = drift_review_step.write_json
+
+    def write_json(uri: str, *args: Any, **kwargs: Any) -> Any:
+        if "/oslo/" in uri:
+            raise DataError(f"cannot write {uri}: access denied")
+        return real_write(uri, *args, **kwargs)
+
+    monkeypatch.setattr(drift_review_step, "write_json", write_json)
+    settings = DriftReviewSettings(template=TEMPLATE, cities={c: f"{TEMPLATE}.{c}" for c in ("oslo", "rome")})
+
+    review = review_fleet(client, settings, data_root=str(tmp_path))
+
+    [problem] = review["problems"]
+    assert problem.startswith(f"oslo: drift.json of {oslo} not updated")
+    assert "access denied" in problem
+    rome = json.loads((tmp_path / "snapshots" / TEMPLATE / "rome" / "night-2" / "drift.json").read_text())
+    assert "fleet_review" in rome
+    assert (tmp_path / "drift_history" / TEMPLATE / REVIEW_FILE).exists()
