@@ -105,10 +105,14 @@ def write_rows(
     The rows of the newest snapshot are also written to ``latest/<city>.parquet`` beside the histories, with the
     city in a column, so that reading the fleet's newest p-values reads one small file per city.
     """
-    kept = read_history(uri, storage_options=storage_options)
-    kept = kept[kept["snapshot_hash"] != snapshot_hash]
+    history = read_history(uri, storage_options=storage_options)
+    rerun = history[history["snapshot_hash"] == snapshot_hash]
+    kept = history[history["snapshot_hash"] != snapshot_hash]
     new = pd.DataFrame([{name: row.get(name) for name in COLUMNS} for row in rows], columns=list(COLUMNS))
+    if len(rerun):  # a rerun keeps its snapshot's place: it never becomes newer than the snapshots after it
+        new["recorded_at"] = rerun["recorded_at"].min()
     frame = pd.concat([kept, new], ignore_index=True) if len(kept) else new
+    frame = frame.sort_values("recorded_at", kind="stable").reset_index(drop=True)
     table = pa.Table.from_pandas(frame[list(COLUMNS)], schema=_SCHEMA, preserve_index=False)
     folder, name = uri.rsplit("/", 1)
     _put_table(uri, table, storage_options)
@@ -145,9 +149,19 @@ class Previous:
     snapshot_uri: str
 
 
+def before(history: pd.DataFrame, snapshot_hash: str) -> pd.DataFrame:
+    """The rows recorded before ``snapshot_hash``'s: all others for a new snapshot, for a rerun only the earlier
+    ones (a snapshot rerun after later ones is compared, and judged, as it was the first time)."""
+    mine = history[history["snapshot_hash"] == snapshot_hash]
+    if mine.empty:
+        return history
+    return history[history["recorded_at"] < mine["recorded_at"].min()]
+
+
 def previous_snapshots(history: pd.DataFrame, snapshot_hash: str) -> list[Previous]:
     """The snapshots recorded before ``snapshot_hash``, newest first (each once)."""
-    earlier = history[history["snapshot_hash"] != snapshot_hash]
+    earlier = before(history, snapshot_hash)
+    earlier = earlier[earlier["snapshot_hash"] != snapshot_hash]
     latest = earlier.drop_duplicates("snapshot_hash", keep="last").iloc[::-1]
     return [Previous(str(h), str(u)) for h, u in zip(latest["snapshot_hash"], latest["snapshot_uri"], strict=True)]
 

@@ -99,7 +99,7 @@ def calibrate_run(
     root = store.data_root_of(manifest.uri)
     uri = store.history_uri(root, template, manifest.city)
     history = store.read_history(uri, storage_options=storage_options)
-    past = history[history["snapshot_hash"] != manifest.content_hash]
+    past = store.before(history, manifest.content_hash)
     season = season_of(manifest.partitions, rules.season)
     previous, frames, compared, note = _previous(manifest, settings, past, storage_options)
     fleet = store.fleet_latest(root, template, skip=manifest.city, storage_options=storage_options)

@@ -106,3 +106,19 @@ def test_one_citys_unreadable_newest_rows_are_skipped_not_the_fleets(
 
     assert sorted(set(fleet["city"])) == ["lima", "oslo"]
     assert "rome.parquet" in caplog.text
+
+
+def test_a_rerun_of_an_older_snapshot_keeps_its_place_and_its_past(tmp_path: Path) -> None:
+    """D2 cleared and rerun after D3: it stays before D3, D3 stays the newest, and D2's past is D1 only."""
+    uri = store.history_uri(str(tmp_path), "t", "oslo")
+    for day in (1, 2, 3):
+        store.write_rows(uri, rows(f"d{day}", [0.1 * day], at=f"2026-01-0{day}T00:00"), f"d{day}")
+
+    history = store.write_rows(uri, rows("d2", [0.5], at="2026-01-09T00:00"), "d2")  # the rerun, days later
+
+    assert history["snapshot_hash"].tolist() == ["d1", "d2", "d3"]
+    assert history.loc[history["snapshot_hash"] == "d2", "recorded_at"].tolist() == ["2026-01-02T00:00"]
+    assert [p.snapshot_hash for p in store.previous_snapshots(history, "d2")] == ["d1"]
+    assert store.before(history, "d2")["snapshot_hash"].tolist() == ["d1"]
+    assert set(store.fleet_latest(str(tmp_path), "t")["snapshot_hash"]) == {"d3"}
+    assert [p.snapshot_hash for p in store.previous_snapshots(history, "d4")] == ["d3", "d2", "d1"]
