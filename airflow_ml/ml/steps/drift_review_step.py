@@ -48,8 +48,9 @@ def review_fleet(
 
     Returns:
         The review: ``template``, ``reviewed_at``, ``q``, ``tests`` (p-values adjusted), ``cities`` (per city
-        its snapshot, ``flagged`` features with their q-values, ``label_flagged``, ``would_stop`` and every
-        q-value), ``without_history`` (cities with no p-value yet) and ``problems`` (records not updated).
+        its snapshot, ``flagged`` features with their q-values, ``label_flagged``, ``prediction_flagged``,
+        ``would_stop`` and every q-value), ``without_history`` (cities with no p-value yet) and ``problems``
+        (records not updated).
     """
     reviewed_at = dt.datetime.now(dt.UTC).isoformat()
     fleet = store.fleet_latest(data_root, settings.template, storage_options=storage_options)
@@ -65,10 +66,13 @@ def review_fleet(
         if q <= settings.q:
             if row["kind"] == "label":
                 entry["label_flagged"] = True
+            elif row["kind"] == "prediction":  # as the run's stop rule: the predictions stop a run on their own
+                entry["prediction_flagged"] = True
             else:
                 entry["flagged"][row["column"]] = min(float(q), entry["flagged"].get(row["column"], 1.0))
     for entry in cities.values():
-        entry["would_stop"] = entry["label_flagged"] or len(entry["flagged"]) >= settings.min_flagged
+        alone = entry["label_flagged"] or entry["prediction_flagged"]
+        entry["would_stop"] = alone or len(entry["flagged"]) >= settings.min_flagged
     review = {
         "template": settings.template,
         "reviewed_at": reviewed_at,
@@ -97,6 +101,7 @@ def _entry(row: dict[str, Any]) -> dict[str, Any]:
         "drift_run_id": run_id if isinstance(run_id, str) and run_id else None,
         "flagged": {},
         "label_flagged": False,
+        "prediction_flagged": False,
         "q_values": {},
     }
 

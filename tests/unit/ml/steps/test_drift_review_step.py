@@ -124,3 +124,23 @@ def test_a_city_whose_record_cannot_be_written_is_a_problem_not_the_end_of_the_r
     rome = json.loads((tmp_path / "snapshots" / TEMPLATE / "rome" / "night-2" / "drift.json").read_text())
     assert "fleet_review" in rome
     assert (tmp_path / "drift_history" / TEMPLATE / REVIEW_FILE).exists()
+
+
+def test_flagged_predictions_alone_would_stop_a_run_as_the_runs_stop_rule_says(
+    tmp_path: Path, client: MlflowClient
+) -> None:
+    folder = city_history(tmp_path, "oslo", {"x1": 0.5, "x2": 0.6})
+    history = store.read_history(store.history_uri(str(tmp_path), TEMPLATE, "oslo"))
+    newest = history[history["snapshot_hash"] == "oslo-2"].iloc[0].to_dict()
+    prediction = {**newest, "column": "prediction", "kind": "prediction", "p_value": 1e-9}
+    store.write_rows(
+        store.history_uri(str(tmp_path), TEMPLATE, "oslo"),
+        [*history[history["snapshot_hash"] == "oslo-2"].to_dict("records"), prediction],
+        "oslo-2",
+    )
+    settings = DriftReviewSettings(template=TEMPLATE, cities={"oslo": f"{TEMPLATE}.oslo"}, min_flagged=2)
+
+    entry = review_fleet(client, settings, data_root=str(tmp_path))["cities"]["oslo"]
+
+    assert (entry["flagged"], entry["prediction_flagged"], entry["would_stop"]) == ({}, True, True)
+    assert json.loads((folder / "drift.json").read_text())["fleet_review"]["would_stop"] is True
