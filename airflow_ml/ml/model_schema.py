@@ -84,11 +84,21 @@ def read(client: MlflowClient, version: ModelVersion, loaded: Any | None = None)
         The schema (None when there is none to read) and its source, as the decision record says it.
 
     Raises:
-        ValueError: when the file a hashed tag names does not match its hash.
+        ValueError: when the tag is not a schema (edited by hand, cut short), or the file a hashed tag names does
+            not match its hash; each names the version and the fix.
     """
     tag = (version.tags or {}).get(SCHEMA_TAG)
     if tag:
-        value = json.loads(tag)
+        try:
+            value = json.loads(tag)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict) or ("sha256" in value and "artifact" not in value):
+            raise ValueError(
+                f"{version.name} v{version.version}: its {SCHEMA_TAG} tag is not the schema registration wrote "
+                f"({tag[:80]!r}); delete the tag (the schema is then read from the model's signature) or register "
+                "the model again"
+            )
         if "sha256" not in value:
             return value, f"its {SCHEMA_TAG} tag"
         with tempfile.TemporaryDirectory(prefix="airflow-ml-schema-") as tmp:

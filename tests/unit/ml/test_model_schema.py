@@ -74,3 +74,15 @@ def test_a_version_without_the_tag_is_read_from_its_loaded_model_or_has_no_schem
     assert from_model == tagged
     assert source == "its MLflow signature and preprocessor (registered before the schema tag)"
     assert model_schema.read(client, bare) == (None, "no schema to compare")
+
+
+@pytest.mark.parametrize("tag", ['{"columns": {"a": "dou', "null", '["a"]', '{"sha256": "ab"}'])
+def test_a_tag_that_is_no_schema_names_the_version_and_the_fix(
+    client: MlflowClient, manifest: Manifest, tmp_path: Path, tag: str
+) -> None:
+    version = registered(client, manifest, tmp_path)
+    client.set_model_version_tag(NAME, str(version.version), model_schema.SCHEMA_TAG, tag)
+    edited = client.get_model_version(NAME, str(version.version))
+
+    with pytest.raises(ValueError, match=rf"{NAME} v{version.version}: its airflow_ml.schema tag is not the schema"):
+        model_schema.read(client, edited)
