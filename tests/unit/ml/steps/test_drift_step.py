@@ -190,3 +190,40 @@ def test_calibration_off_keeps_no_history(client: Any, model: str, tmp_path: Pat
     assert record["status"] == "failed"
     assert "calibration" not in record
     assert not (tmp_path / "drift_history").exists()
+
+
+def test_a_previous_snapshot_the_champion_cannot_read_leaves_a_note_not_a_failed_drift_task(
+    client: Any, model: str, tmp_path: Path
+) -> None:
+    """Yesterday's integer column gained a null (read as float): MLflow refuses it, the drift task goes on."""
+    from airflow_ml.ml import model_registry as registry
+    from airflow_ml.ml.steps.step_settings import SplitSettings
+    from airflow_ml.ml.steps.train_step import train_and_log
+    from tests.support.training_data import FEATURES, late_trips, regression
+    from tests.support.training_data import snapshot as trips_snapshot
+
+    trips = late_trips(days=4, scale=0.3)
+    trained_on: Any = trips_snapshot(trips, tmp_path, "r1")
+    spec, split = regression(num_boost_round=5), SplitSettings("pickup_at")
+    result = train_and_log(client, trained_on, spec, split, experiment=model, artifact_root=f"file://{tmp_path}/a")
+    version = registry.register_challenger(
+        client, model, result["model_uri"], result["run_id"], {"airflow_ml.snapshot_uri": trained_on.uri}
+    )
+    client.set_registered_model_alias(model, "champion", version.version)
+    settings = DriftSettings(
+        model_name=model,
+        features=FEATURES,
+        target="duration_min",
+        categorical_features=["pickup_zone"],
+        thresholds=THRESHOLDS,
+        calibration={"min_history": 5},
+    )
+    broken = trips.assign(pickup_hour=trips["pickup_hour"].astype("float64"))
+    broken.loc[0, "pickup_hour"] = np.nan
+    check_drift(client, trips_snapshot(broken, tmp_path, "r2"), settings)  # yesterday's run
+
+    record = check_drift(client, trips_snapshot(trips, tmp_path, "r3"), settings)
+
+    prediction = next(c for c in record["checks"] if c["column"] == "prediction")
+    assert prediction["value"] is not None  # against the champion's own data: measured
+    assert "the predictions' drift since the previous snapshot could not be computed" in prediction["note"]
