@@ -45,12 +45,15 @@ class Responder(threading.Thread):
             listing = self.api.get(f"/api/v2/dags/{MODEL}/dagRuns/~/hitlDetails", params={"response_received": False})
             for detail in listing.json().get("hitl_details", []) if listing.status_code == 200 else []:
                 ti = detail["task_instance"]
-                self.request = detail
                 answer = self.api.patch(
                     f"/api/v2/dags/{MODEL}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}/-1/hitlDetails",
                     json={"chosen_options": [self.option], "params_input": {}},
                 )
                 self.status = answer.status_code
+                # A request seen a moment before its task is deferred is refused: ask again on the next look, as
+                # a person would, rather than leave the run waiting for an answer that never comes.
+                if answer.status_code == 200:
+                    self.request = detail
                 break
             time.sleep(0.5)
 
