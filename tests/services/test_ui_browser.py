@@ -266,8 +266,10 @@ def field(dialog: Locator, title: str) -> Locator:
     for section in sections():
         content = dialog.locator(f'[id$=":content:{section}"]')
         if content.filter(has=label).count():  # the section holding the row, open or closed
-            if not content.is_visible():
-                dialog.get_by_role("button", name=section).click()
+            # Its state, not its visibility: a section still sliding shut is visible for a moment.
+            trigger = dialog.get_by_role("button", name=section, exact=True)
+            if trigger.get_attribute("aria-expanded") != "true":
+                trigger.click()
             content.wait_for(state="visible")
             break
     row.wait_for()
