@@ -67,9 +67,9 @@ class DriftReviewOperator(MlflowBaseOperator):
             review["q"],
         )
         for city, entry in sorted(review["cities"].items()):
-            if entry["flagged"] or entry["label_flagged"] or entry.get("prediction_flagged"):
+            alone = [name for name in ("label", "prediction") if entry[f"{name}_flagged"]]
+            if entry["flagged"] or alone:
                 flagged = ", ".join(f"{c} (q={q:.3g})" for c, q in sorted(entry["flagged"].items()))
-                alone = [name for name in ("label", "prediction") if entry.get(f"{name}_flagged")]
                 label = f"; the {' and the '.join(alone)} too" if alone else ""
                 stop = " (would stop a run)" if entry["would_stop"] else ""
                 self.log.warning("%s: flagged %s%s%s", city, flagged or "no feature", label, stop)
