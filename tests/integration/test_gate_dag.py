@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.worlds import city_world
+from tests.support.worlds import city_world, run_and_decision
 
 pytestmark = pytest.mark.integration
 CITY = "lisbon"
@@ -35,12 +35,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: 
 
 
 def _run(world: dict[str, Any], conf: dict[str, Any] | None = None) -> dict[str, Any]:
-    from airflow_ml.data.snapshot import snapshot_location
-
-    run = world["build"]().test(run_conf=conf)
-    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), TEMPLATE, CITY, run.run_id))
-    path = folder / "decision.json"
-    return {"state": str(run.state), "decision": json.loads(path.read_text()) if path.exists() else None}
+    return run_and_decision(world, TEMPLATE, CITY, conf)
 
 
 def _champion(client: Any) -> str:

@@ -163,3 +163,17 @@ def lean_world(
     data_root = data_root or root / "data"
     write_demo_data(data_root, cities=[city], batch="initial", scale=scale)
     return data_root
+
+
+def run_and_decision(
+    world: dict[str, Any], template: str, city: str, conf: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One ``dag.test()`` run of ``world``'s city DAG: its state and the gate's ``decision.json`` (None without one)."""
+    import json
+
+    from airflow_ml.data.snapshot import snapshot_location
+
+    run = world["build"]().test(run_conf=conf)
+    folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), template, city, run.run_id))
+    path = folder / "decision.json"
+    return {"state": str(run.state), "decision": json.loads(path.read_text()) if path.exists() else None}
