@@ -30,6 +30,10 @@ BERLIN, LISBON = f"{TEMPLATE}.berlin", f"{TEMPLATE}.lisbon"
 BROKEN_LISBON = f"city: lisbon\ntemplate: {TEMPLATE}\ndag:\n  schedule: null\n   retries: 2\n"
 #: Every city's retries: one, soon.
 RETRY_ONCE = "  retries: 1\n  retry_delay_minutes: 0.05\n"
+#: The first run's training, slowed so that the test sees it running on any machine: the lean city's 60 rounds
+#: train in well under the poll's second on a fast one (CI missed the window and waited out its 420 s). A tiny
+#: learning rate keeps early stopping from cutting the rounds short.
+SLOW_TRAINING = {"num_boost_round": 20_000, "learning_rate": 0.001}
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +54,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield stack
 
 
-def _wait(check: Any, timeout: float, what: str, diagnose: Any = None) -> Any:
+def _wait(check: Any, timeout: float, what: str, diagnose: Any = None, every: float = 1) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
-        time.sleep(1)
+        time.sleep(every)
     raise AssertionError(f"{what} within {timeout:.0f}s\n{diagnose() if diagnose else ''}")
 
 
@@ -129,7 +133,7 @@ def _kill_task_process(ti_id: str) -> int:
 def twice(stack: Any, broken: dict[str, Any]) -> dict[str, Any]:
     """Berlin triggered twice at once; the first run's training worker is SIGKILLed while it trains."""
     client = stack.mlflow_client()
-    first = stack.rest.trigger(BERLIN, {})
+    first = stack.rest.trigger(BERLIN, SLOW_TRAINING)
     second = stack.rest.trigger(BERLIN, {"promotion_mode": "force", "reason": "fault test: second trigger"})
     second_states: list[str] = []
     killed: dict[str, Any] = {}
@@ -149,8 +153,9 @@ def twice(stack: Any, broken: dict[str, Any]) -> dict[str, Any]:
     ti, open_run = _wait(
         training_open,
         420,
-        "the first run's training never started",
+        "the first run's training was never seen running",
         lambda: stack.report(stack.rest.result(BERLIN, first)),
+        every=0.2,
     )
     killed["pid"] = _kill_task_process(ti["id"])
     killed["mlflow_run_id"] = open_run.info.run_id
