@@ -2,12 +2,22 @@
 
 The floor reads the same parquet partitions, runs the suite's checks as vectorised pandas, fits the same
 LightGBM model (same parameters, same early stopping, same split) and logs and registers it in MLflow.
-The DAG run is the city's real DAG through ``dag.test()``: snapshot, GX validation, training, registration
-and the gate. Each measurement is a fresh process (imports included), alternating DAG and floor.
+The DAG run is the city's real DAG through ``dag.test()``: snapshot, GX validation, drift, training,
+registration, the gate, the approval step and the health check. Each measurement is a fresh process
+(imports included), alternating DAG and floor.
+
+Every repeat does the same work in a world of its own: a fresh Airflow database, MLflow store and data,
+and a champion trained beforehand (unmeasured) on the same data with few rounds, so that the measured run
+has a champion to compare with (drift and the gate score both models) and a challenger that differs and
+wins (it is promoted, so the approval step and the health check run too). A measured run in which a task
+did not succeed stops the benchmark, naming the task.
 
     .venv/bin/python benchmarks/retrain.py --rows 100000 1000000 --repeat 3
 
-Prints seconds (median), the ratio DAG/floor and the peak RSS of each process.
+Prints, as medians: the DAG process's seconds split into start-up (interpreter, imports and DAG build, until
+``dag.test()`` is called), the run (``dag.test()`` itself: its in-process execution API and the tasks), the
+sum of the task durations and the exit; the floor's seconds; the ratios of the tasks' sum and of the whole
+process to the floor; and the peak RSS of each process (maximum over the repeats).
 """
 
 from __future__ import annotations
@@ -22,37 +32,64 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 CITY = "sao_paulo"
+DAG_ID = f"ride_duration.{CITY}"
 # sao_paulo writes about 1,990 trips a day at scale 1 over the 60 days of the initial batch.
 ROWS_PER_SCALE = 119_500
+#: The unmeasured champion of every world: the same data, too few rounds to win against the measured run's.
+WEAK_CHAMPION = {"num_boost_round": 20}
+COLUMNS = (
+    f"{'rows':>10} {'start-up':>9} {'run':>7} {'tasks':>7} {'exit':>6} {'floor':>7} "
+    f"{'tasks/floor':>12} {'total/floor':>12} {'dag MB':>8} {'floor MB':>9}"
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--child", choices=("dag", "floor"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("dag", "seed", "floor"), help=argparse.SUPPRESS)
     parser.add_argument("--world", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        (_run_dag if args.child == "dag" else _run_floor)(Path(args.world))
+        world = Path(args.world)
+        if args.child == "floor":
+            _run_floor(world)
+        else:
+            _run_dag(world, measured=args.child == "dag")
         return
-    print(f"{'rows':>10} {'dag s':>8} {'floor s':>8} {'ratio':>6} {'dag MB':>8} {'floor MB':>9}")
+    print(COLUMNS)
     for rows in args.rows:
-        with tempfile.TemporaryDirectory(prefix="airflow-ml-bench-") as tmp:
-            world = _prepare(Path(tmp), rows)
-            dag, floor = [], []
-            for _ in range(args.repeat):
+        dag: list[dict[str, float]] = []
+        floor: list[dict[str, float]] = []
+        for repeat in range(args.repeat):
+            with tempfile.TemporaryDirectory(prefix="airflow-ml-bench-") as tmp:
+                world = _prepare(Path(tmp), rows)
+                print(f"  {rows:,} rows, repeat {repeat + 1}/{args.repeat}: world ready", file=sys.stderr, flush=True)
                 dag.append(_measure("dag", world))
                 floor.append(_measure("floor", world))
-            dag_s, floor_s = statistics.median(t for t, _ in dag), statistics.median(t for t, _ in floor)
-            dag_mb, floor_mb = max(m for _, m in dag), max(m for _, m in floor)
-            print(f"{rows:>10,} {dag_s:>8.1f} {floor_s:>8.1f} {dag_s / floor_s:>6.2f} {dag_mb:>8.0f} {floor_mb:>9.0f}")
+        _print_row(rows, dag, floor)
+
+
+def _print_row(rows: int, dag: list[dict[str, float]], floor: list[dict[str, float]]) -> None:
+    def median(runs: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r[key] for r in runs)
+
+    floor_s = median(floor, "total")
+    print(
+        f"{rows:>10,} {median(dag, 'startup'):>9.1f} {median(dag, 'run'):>7.1f} {median(dag, 'tasks'):>7.1f} "
+        f"{median(dag, 'exit'):>6.1f} {floor_s:>7.1f} {median(dag, 'tasks') / floor_s:>12.2f} "
+        f"{median(dag, 'total') / floor_s:>12.2f} {max(r['peak_mb'] for r in dag):>8.0f} "
+        f"{max(r['peak_mb'] for r in floor):>9.0f}",
+        flush=True,
+    )
 
 
 def _prepare(root: Path, rows: int) -> Path:
+    """A world of its own: templates, data, a migrated Airflow database and a champion, all from fixed seeds."""
     from airflow_ml.data.demo import write_demo_data
 
     (root / "templates").mkdir()
@@ -69,6 +106,7 @@ def _prepare(root: Path, rows: int) -> Path:
     )
     env = _env(root)
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True)
+    _measure("seed", root)
     return root
 
 
@@ -90,26 +128,47 @@ def _env(root: Path) -> dict[str, str]:
     }
 
 
-def _measure(kind: str, world: Path) -> tuple[float, float]:
-    start = time.perf_counter()
+def _measure(kind: str, world: Path) -> dict[str, float]:
+    """Run one child process; its wall time, peak RSS and (for ``dag``) the phases it recorded."""
+    times = world / f"{kind}-times.json"
+    times.unlink(missing_ok=True)
+    start = time.time()
     cmd = [sys.executable, __file__, "--child", kind, "--world", str(world)]
     log = world / f"{kind}.log"
     proc = subprocess.Popen(cmd, env=_env(world), cwd=world, stdout=log.open("w"), stderr=subprocess.STDOUT)
     _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
+    end = time.time()
     if status != 0:
         errors = [line for line in log.read_text().splitlines() if "error" in line.lower()]
         raise SystemExit(f"{kind} run failed; log {log}:\n" + "\n".join(errors[-20:]))
-    return elapsed, usage.ru_maxrss / 1024
+    measured = {"total": end - start, "peak_mb": usage.ru_maxrss / 1024}
+    if kind == "dag":
+        phases = json.loads(times.read_text())
+        measured |= {
+            "startup": phases["called"] - start,
+            "run": phases["returned"] - phases["called"],
+            "tasks": phases["tasks"],
+            "exit": end - phases["returned"],
+        }
+    return measured
 
 
-def _run_dag(world: Path) -> None:
+def _run_dag(world: Path, *, measured: bool) -> None:
+    """The city's DAG through ``dag.test()``: the weak champion (``seed``) or the measured run, every task a success."""
     from airflow_ml.factory import register_dags
 
-    dag = register_dags({}, templates_root=world, expectations_dir=REPO / "expectations")[f"ride_duration.{CITY}"]
-    run = dag.test()
-    if str(run.state) != "success":
-        raise SystemExit(f"DAG run ended {run.state}")
+    dag = register_dags({}, templates_root=world, expectations_dir=REPO / "expectations")[DAG_ID]
+    called = time.time()
+    run = dag.test(run_conf={} if measured else WEAK_CHAMPION)
+    returned = time.time()
+    tasks = run.get_task_instances()
+    unfinished = sorted(f"{ti.task_id} ({ti.state})" for ti in tasks if str(ti.state) != "success")
+    if str(run.state) != "success" or unfinished:
+        raise SystemExit(f"DAG run ended {run.state}; not successful: {', '.join(unfinished) or 'none'}")
+    if measured:
+        spent = sum((ti.end_date - ti.start_date).total_seconds() for ti in tasks)
+        phases: dict[str, Any] = {"called": called, "returned": returned, "tasks": spent}
+        (world / "dag-times.json").write_text(json.dumps(phases), encoding="utf-8")
 
 
 def _run_floor(world: Path) -> None:
@@ -161,6 +220,7 @@ def _run_floor(world: Path) -> None:
     )
     rmse = float(np.sqrt(np.mean((booster.predict(x.iloc[hold:]) - y[hold:]) ** 2)))
     # Artifacts beside the world's store, never in the caller's working directory.
+    # Each world is fresh, so the experiment is new in every repeat.
     mlflow.set_experiment(experiment_id=mlflow.create_experiment("floor", artifact_location=f"file://{world}/floor"))
     with mlflow.start_run():
         mlflow.log_params(params)
