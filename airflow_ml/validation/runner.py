@@ -61,6 +61,8 @@ class Verdict:
     failed_warnings: int
     row_count: int
     failures: list[Failure] = field(default_factory=list)
+    #: What was left out on purpose, e.g. a GX checkpoint's actions, which are never run.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -78,6 +80,7 @@ class Verdict:
             f"{self.evaluated} expectation(s), {self.failed_errors} error(s), {self.failed_warnings} warning(s)"
         )
         lines = [head, *(f"  - {failure.describe()}" for failure in self.failures)]
+        lines += [f"  note: {note}" for note in self.notes]
         if self.failures:
             lines.append(
                 f"  fix the data, or, if an expectation is wrong, edit it where it is defined (suite {self.suite_file})"
