@@ -183,24 +183,23 @@ def _find(
     return found[0] if found else None
 
 
-def _known(folder: Path, root: Path) -> list[str]:
-    return sorted(str(data.get("name")) for _, data in _records(folder, root))
+def _get(
+    folder: Path, root: Path, *, name: str, record_id: str | None = None, missing: str, fix: str
+) -> tuple[Path, dict[str, Any]]:
+    """As :func:`_find`; when absent, an error saying ``missing``, what the store holds, and the fixes."""
+    found = _find(folder, root, name=name, record_id=record_id)
+    if found is None:
+        known = sorted(str(data.get("name")) for _, data in _records(folder, root))
+        raise ConfigError(str(folder), [f"{missing} in {folder} (known: {known}); name one of them, or {fix}"])
+    return found
 
 
 def _suite(
     context: Path, root: Path, config: dict[str, Any], *, name: str, field_name: str, suite_id: str | None = None
 ) -> dict[str, Any]:
     folder = _store_folder(context, root, config, "ExpectationsStore")
-    found = _find(folder, root, name=name, record_id=suite_id)
-    if found is None:
-        raise ConfigError(
-            str(folder),
-            [
-                f"{field_name}: no expectation suite {show_value(name)} in {folder} (known: "
-                f"{_known(folder, root)}); name one of them, or add it to the context (context.suites.add)"
-            ],
-        )
-    file, data = found
+    missing = f"{field_name}: no expectation suite {show_value(name)}"
+    file, data = _get(folder, root, name=name, record_id=suite_id, missing=missing, fix="add it (context.suites.add)")
     items = data.get("expectations")
     if not isinstance(items, list) or not items:
         raise ConfigError(str(file), ["expectations: a suite needs a non-empty list of expectations"])
@@ -209,16 +208,8 @@ def _suite(
 
 def _checkpoint(context: Path, root: Path, config: dict[str, Any], name: str) -> GxChecks:
     folder = _store_folder(context, root, config, "CheckpointStore")
-    found = _find(folder, root, name=name)
-    if found is None:
-        raise ConfigError(
-            str(folder),
-            [
-                f"gx_context.checkpoint: no checkpoint {show_value(name)} in {folder} (known: "
-                f"{_known(folder, root)}); name one of them, or name a suite with gx_context.suite"
-            ],
-        )
-    file, data = found
+    missing = f"gx_context.checkpoint: no checkpoint {show_value(name)}"
+    file, data = _get(folder, root, name=name, missing=missing, fix="name a suite with gx_context.suite")
     references = data.get("validation_definitions")
     if not isinstance(references, list) or not references:
         raise ConfigError(str(file), ["validation_definitions: the checkpoint validates nothing; list at least one"])

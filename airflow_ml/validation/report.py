@@ -129,7 +129,7 @@ def observed_html(item: dict[str, Any]) -> str:
     A failure adds a sample of the unexpected values; an expectation that could not run says why.
     """
     details = item.get("result") or {}
-    error = _exception(item.get("exception_info"))
+    error = exception_message(item.get("exception_info"))
     if error:
         return f"could not run: {_e(error)}"
     parts = []
@@ -149,7 +149,8 @@ def observed_html(item: dict[str, Any]) -> str:
     return "<br>".join(parts) or "—"
 
 
-def _exception(info: Any) -> str | None:
+def exception_message(info: Any) -> str | None:
+    """The first exception message of a result: GX 1.x nests exception info per metric, older results are flat."""
     if not isinstance(info, dict) or not info:
         return None
     entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]

@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from airflow_ml.validation.report import exception_message
+
 _LOG = logging.getLogger(__name__)
 
 #: How many unexpected values a failure shows.
@@ -191,7 +193,7 @@ def _failure(item: dict[str, Any]) -> Failure:
         unexpected_count=details.get("unexpected_count"),
         unexpected_percent=details.get("unexpected_percent"),
         sample=[_plain(v) for v in (details.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]],
-        error=_exception_message(item.get("exception_info")),
+        error=exception_message(item.get("exception_info")),
         source=meta.get("source"),
     )
 
@@ -240,17 +242,6 @@ def _without_batch_fingerprint() -> Iterator[None]:
         yield
     finally:
         pandas_execution_engine.HASH_THRESHOLD = threshold
-
-
-def _exception_message(info: dict[str, Any] | None) -> str | None:
-    """The first exception message of a result: GX 1.x nests exception info per metric, older results are flat."""
-    if not info:
-        return None
-    entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
-    for entry in entries:
-        if entry.get("raised_exception"):
-            return str(entry.get("exception_message") or "unknown error")
-    return None
 
 
 def _plain(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -70,3 +71,20 @@ def test_a_bad_gx_context_is_refused_naming_the_field_and_line(root: Path, value
     assert isinstance(error, ConfigError)
     assert f"line {line_of(path, 'gx_context')}" in str(error)
     assert fragment in str(error)
+
+
+def test_the_suites_guide_shows_a_gx_context_the_loader_accepts(root: Path) -> None:
+    import yaml
+
+    from tests.support import REPO
+
+    guide = (REPO / "docs" / "guides" / "suites.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", guide, flags=re.S) if "gx_context:" in b]
+    assert len(blocks) == 1
+    shown = yaml.safe_load(blocks[0])
+
+    path = write_city(root, "oslo", CITY + "gx_context: " + json.dumps(shown["gx_context"]) + "\n")
+
+    config = load_city_file(path, root / "templates")
+    assert config.gx_context is not None
+    assert (config.gx_context.path, config.gx_context.checkpoint) == ("gx", "nightly_trips")
