@@ -163,3 +163,17 @@ def test_a_checkpoint_over_two_data_assets_is_refused_the_snapshot_is_one_table(
 
     with pytest.raises(ConfigError, match=r"validates 2 data assets \(warehouse/trips, warehouse/zones\)"):
         load_gx_checks(project, "gx", checkpoint="nightly", suite=None)
+
+
+def test_a_critical_expectation_of_the_context_blocks_the_run_and_a_warning_one_does_not(made: Path) -> None:
+    import pandas as pd
+
+    from airflow_ml.validation.runner import run_suite
+
+    suite = load_gx_checks(made, "gx", checkpoint="nightly", suite=None).suite
+
+    nulls, _ = run_suite(pd.DataFrame({"duration_min": [3.0, None]}), suite, suite_file="gx")
+    too_long, _ = run_suite(pd.DataFrame({"duration_min": [3.0, 900.0]}), suite, suite_file="gx")
+
+    assert (nulls.status, nulls.ok, nulls.failed_errors) == ("failed", False, 1)
+    assert (too_long.status, too_long.ok, too_long.failed_warnings) == ("warned", True, 1)
