@@ -110,10 +110,14 @@ def lint(root: Path, expectations: Path, fmt: str = "text") -> int:
 def _lint_suite(
     config: CityConfig, origin: Origin, expectations: Path, findings: _Findings, checked: set[Path]
 ) -> None:
-    """The problems of a city's suite (its files and overrides), then the null-target warning."""
+    """The problems of a city's suite (its files and overrides) and GX context, then the null-target warning."""
     from airflow_ml.templates.suite_files import load_suite, suite_file, target_null_warning, weak_target_check_source
     from airflow_ml.validation.suite_check import check_suite
 
+    if config.gx_context is not None:
+        _lint_gx_context(config, expectations.parent, findings)
+    if config.suite is None:
+        return
     source = origin.get(("expectations",))
     lines: dict[Path_, int] = {k: v[1] for k, v in origin.items() if k[:1] == ("expectations",) and len(k) == 2}
     try:
@@ -138,6 +142,22 @@ def _lint_suite(
     if null_target:
         file, line = _source_place(weak_target_check_source(suite, config.dataset.target), base)
         findings.warnings.setdefault(Problem(null_target, line=line, col=1, file=file), []).append(config.city)
+
+
+def _lint_gx_context(config: CityConfig, project: Path, findings: _Findings) -> None:
+    """The problems of the city's ``gx_context``: the context, checkpoint or suite it names, then GX's checks."""
+    from airflow_ml.templates.gx_context_files import load_gx_checks
+    from airflow_ml.validation.suite_check import check_suite
+
+    spec = config.gx_context
+    assert spec is not None
+    try:
+        checks = load_gx_checks(project, spec.path, checkpoint=spec.checkpoint, suite=spec.suite)
+    except ConfigError as exc:
+        findings.add(exc)
+        return
+    for text in check_suite(checks.suite, known_columns=config.dataset.known_columns):
+        findings.problems.setdefault(_suite_problem(text, project / spec.path), []).append(config.city)
 
 
 def _layer_errors(root: Path) -> list[ConfigError]:

@@ -29,10 +29,20 @@ def retrain_doc(config: ModelConfig) -> str:
     return (
         f"### Retraining {config.title} ({config.template})\n\n"
         f"{config.description}\n\n{role}"
-        f"Snapshot → validate (suite `{config.suite}`) → drift against the champion's training data → "
+        f"Snapshot → validate ({_checks(config)}) → drift against the champion's training data → "
         f"train LightGBM → register `{config.model_name}` as "
         f"`challenger` → gate on `{config.metric.name}` (champion moves only if the challenger wins) → "
         f"health check of a new champion (rolled back on failure; on success the Asset "
         f"`{champion_asset(config).uri}` gets an event).\n\n"
         f"<details><summary>Merged configuration</summary>\n\n```json\n{merged}\n```\n</details>\n"
     )
+
+
+def _checks(config: ModelConfig) -> str:
+    """What the validate task runs: the project's suite, a GX context's checkpoint or suite, or both."""
+    named = [f"suite `{config.suite}`"] if config.suite else []
+    if config.gx_context is not None:
+        spec = config.gx_context
+        what = f"checkpoint `{spec.checkpoint}`" if spec.checkpoint else f"suite `{spec.suite}`"
+        named.append(f"GX context `{spec.path}` {what}")
+    return " and ".join(named)

@@ -71,6 +71,9 @@ def task_settings(config: ModelConfig, *, expectations_dir: str | Path, origin: 
             expectations=list(config.expectations),
             known_columns=sorted(dataset.known_columns),
             experiment=config.model_name,
+            gx_context=config.gx_context.model_dump() if config.gx_context else None,
+            # The project folder: the one holding expectations/ (gx_context.path is relative to it).
+            project_root=str(Path(expectations_dir).parent),
         ),
         drift=DriftSettings(
             model_name=config.model_name,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
@@ -12,12 +12,17 @@ from airflow_ml.links.mlflow_links import ValidationReportLink, artifact_url
 from airflow_ml.ml.steps.xcom_payloads import REPORT_FILE, snapshot_uri
 from airflow_ml.operators.base_operator import SnapshotStepOperator, airflow_lineage
 
+if TYPE_CHECKING:
+    from airflow_ml.ml.steps.step_settings import ValidationSettings
+
 
 class ValidateDataOperator(SnapshotStepOperator):
     """Run the city's suite on the snapshot.
 
     The suite is ``<expectations_dir>/<suite>.yaml`` or ``.json``, with the city's sibling file
-    ``<suite>.<city>.yaml`` and the city file's ``expectations`` applied (see ``airflow_ml.templates.suite_files``).
+    ``<suite>.<city>.yaml`` and the city file's ``expectations`` applied (see ``airflow_ml.templates.suite_files``),
+    then the checks of the YAML's ``gx_context`` (a checkpoint or suite of a file-based GX context, read as
+    data: its actions never run; see ``airflow_ml.templates.gx_context_files``).
     A failed ``error`` expectation fails the task without retries (the data will not fix itself); ``warn``
     expectations are recorded and the run goes on. The verdict, GX's full result and an HTML report are
     written beside the snapshot and, when ``experiment`` is set, logged as a validation run in MLflow,
@@ -37,15 +42,20 @@ class ValidateDataOperator(SnapshotStepOperator):
     ui_color = "#fdf3e1"
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_ml.exceptions import ConfigError
         from airflow_ml.ml.steps.step_settings import ValidationSettings
         from airflow_ml.ml.steps.validate_step import VALIDATION_ARTIFACTS, SuiteInvalid, validate
-        from airflow_ml.templates.suite_files import load_suite, suite_file
         from airflow_ml.validation.runner import headline
 
         settings = ValidationSettings.from_dict(self.settings)
         uri = snapshot_uri(self.snapshot)
-        expectations = [dict(e) for e in settings.expectations]
-        suite = load_suite(settings.expectations_dir, settings.suite, city=settings.city, overrides=expectations)
+        try:
+            suite, suite_path, notes = _checks(settings)
+        except ConfigError as exc:
+            # A missing suite, context or checkpoint is a configuration error: retrying cannot help.
+            raise AirflowFailException(str(exc)) from None
+        for note in notes:
+            self.log.info("%s", note)
         # Without an experiment nothing goes to MLflow: the connection is not even looked up.
         client, root = (self.hook.get_conn(), self.hook.artifact_root) if settings.experiment else (None, None)
         try:
@@ -53,11 +63,12 @@ class ValidateDataOperator(SnapshotStepOperator):
                 uri,
                 settings,
                 suite=suite,
-                suite_path=str(suite_file(settings.expectations_dir, settings.suite)),
+                suite_path=suite_path,
                 client=client,
                 artifact_root=root,
                 tags=airflow_lineage(context),
                 storage_options=storage_options(uri, aws_conn_id=self.aws_conn_id),
+                notes=notes,
             )
         except SuiteInvalid as exc:
             # A broken suite is a configuration error: retrying cannot help, and no data was judged.
@@ -71,3 +82,23 @@ class ValidateDataOperator(SnapshotStepOperator):
             # The first line is the run's reason in one line; the summary below it says what to fix.
             raise AirflowFailException(f"{headline(found.record)}\n{found.verdict.summary()}")
         return found.record
+
+
+def _checks(settings: ValidationSettings) -> tuple[dict[str, Any], str, list[str]]:
+    """The run's suite (the project's suite files, then the GX context's checks), where it is defined, notes."""
+    from airflow_ml.templates.gx_context_files import load_gx_checks, with_gx_checks
+    from airflow_ml.templates.suite_files import load_suite, suite_file
+
+    project, where = None, []
+    if settings.suite is not None:
+        expectations = [dict(e) for e in settings.expectations]
+        project = load_suite(settings.expectations_dir, settings.suite, city=settings.city, overrides=expectations)
+        where.append(str(suite_file(settings.expectations_dir, settings.suite)))
+    checks = None
+    if settings.gx_context is not None:
+        spec = settings.gx_context
+        checks = load_gx_checks(
+            settings.project_root or ".", spec["path"], checkpoint=spec.get("checkpoint"), suite=spec.get("suite")
+        )
+        where.append(checks.where)
+    return with_gx_checks(project, checks), ", ".join(where), list(checks.notes if checks else [])

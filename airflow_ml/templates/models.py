@@ -20,6 +20,7 @@ from airflow_ml.templates.drift_spec import DRIFT_REVIEW_DAG_SUFFIX, DriftSpec, 
 from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX, FallbackSpec
 from airflow_ml.templates.filter_spec import RowFilterSpec
 from airflow_ml.templates.gate_spec import GateSpec
+from airflow_ml.templates.gx_context_spec import GxContextSpec
 from airflow_ml.templates.monitoring_spec import MONITOR_DAG_SUFFIX, MonitoringSpec
 from airflow_ml.templates.retention_spec import RetentionSpec
 from airflow_ml.templates.scoring_spec import ScoringSpec
@@ -130,14 +131,20 @@ class UseCase(Strict):
     """What a template defines: a dataset, its task and how to train and promote its models."""
 
     description: str = ""
-    suite: Name = Field(
+    suite: Name | None = Field(
+        default=None,
         description="Expectation suite expectations/<suite>.yaml or .json that validates the data; a city may add "
-        "expectations/<suite>.<city>.yaml."
+        "expectations/<suite>.<city>.yaml. Needed unless gx_context names the checks.",
     )
     expectations: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Expectations added to the suite, or overriding those of the same type and column, in the "
         "suite's YAML form, e.g. '- expect_column_values_to_be_between: {column: distance_km, max_value: 80}'.",
+    )
+    gx_context: GxContextSpec | None = Field(
+        default=None,
+        description="An existing file-based GX Data Context: one of its checkpoints or suites validates the "
+        "snapshot too (besides suite, or instead of it).",
     )
     task: Literal["regression", "binary"]
     dataset: DatasetSpec
@@ -215,6 +222,20 @@ class UseCase(Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return monitoring
+
+    @model_validator(mode="after")
+    def _data_has_checks(self) -> UseCase:
+        if self.suite is None and self.gx_context is None:
+            raise ValueError(
+                "nothing validates the data: name the project's suite ('suite: <name>' for "
+                "expectations/<name>.yaml or .json) or a GX context ('gx_context: {path: gx, checkpoint: <name>}')"
+            )
+        if self.suite is None and self.expectations:
+            raise ValueError(
+                "expectations: add to or override the project's suite, and none is named; set 'suite: <name>', "
+                "or put these expectations in the GX context's suite"
+            )
+        return self
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> UseCase:

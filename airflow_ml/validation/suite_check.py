@@ -67,7 +67,12 @@ def _check_one(kind: str, kwargs: dict[str, Any], get_impl: Any, registered: Any
         implementation = get_impl(kind)
     except ExpectationNotFoundError:
         close = difflib.get_close_matches(kind[:200], registered(), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else "see the GX Core 1.x expectation gallery"
+        hint = (
+            f"did you mean {close[0]!r}?"
+            if close
+            else "see the GX Core 1.x expectation gallery; custom expectations (Python in a GX context's plugins/) "
+            "are never loaded"
+        )
         return [f"GX has no expectation type {show_value(kind)}; {hint}"]
     try:
         implementation(**kwargs)

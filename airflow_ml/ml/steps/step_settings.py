@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from airflow_ml.ml.frozen_settings import FrozenSettings
 from airflow_ml.ml.gate.rules import GateRules
+from airflow_ml.ml.steps.validation_settings import ValidationSettings as ValidationSettings
 from airflow_ml.ml.train_spec import TrainSpec
 
 
@@ -54,27 +55,6 @@ class SnapshotSettings(FrozenSettings):
     time_column: str | None = None
     window_days: int | None = None
     contract: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class ValidationSettings(FrozenSettings):
-    """The suite a snapshot is validated with.
-
-    Attributes:
-        suite: Name of the suite, ``<expectations_dir>/<suite>.yaml`` or ``.json``.
-        expectations_dir: Folder of the suites.
-        city: The city, whose sibling suite file ``<suite>.<city>.yaml`` applies.
-        expectations: The city's own added or overriding expectations (YAML form).
-        known_columns: The columns the template knows; a suite naming another fails before GX runs.
-        experiment: The city's MLflow experiment; None records nothing in MLflow.
-    """
-
-    suite: str
-    expectations_dir: str
-    city: str | None = None
-    expectations: Sequence[Mapping[str, Any]] = ()
-    known_columns: Sequence[str] | None = None
-    experiment: str | None = None
 
 
 @dataclass(frozen=True)

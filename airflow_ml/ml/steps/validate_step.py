@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ def validate(
     artifact_root: str | None = None,
     tags: dict[str, str] | None = None,
     storage_options: StorageOptions | None = None,
+    notes: list[str] | None = None,
 ) -> Validation:
     """The validate task: check ``suite``, run it on the snapshot at ``uri``, log and write what it found.
 
@@ -62,6 +64,7 @@ def validate(
         artifact_root: Artifacts of a new experiment.
         tags: Extra run tags (the Airflow lineage).
         storage_options: Options that open the snapshot (by protocol).
+        notes: What the verdict should say was left out on purpose (a GX checkpoint's actions).
 
     Raises:
         SuiteInvalid: naming each problem of the suite; nothing is written.
@@ -69,10 +72,11 @@ def validate(
     problems = check_suite(suite, known_columns=settings.known_columns)
     if problems:
         raise SuiteInvalid(
-            f"suite {settings.suite!r} is invalid; fix it (airflow-ml lint shows the same):\n  - "
+            f"suite {suite['name']!r} is invalid; fix it (airflow-ml lint shows the same):\n  - "
             + "\n  - ".join(problems)
         )
     verdict, result = run_suite(read_snapshot(uri, storage_options=storage_options), suite, suite_file=suite_path)
+    verdict = dataclasses.replace(verdict, notes=list(notes or []))
     record = verdict.to_dict()
     report = render_report(record, result, title=f"Validation of {settings.city or uri}")
     run = None

@@ -177,3 +177,21 @@ def test_a_bad_scoring_key_is_linted_at_its_line(world: dict[str, Path], capsys:
     assert code == 1
     assert any(line.startswith(f"{typo}:5:") and "did you mean 'shadow'?" in line for line in out), out
     assert any(line.startswith(f"{column}:") and "scoring.key_columns ['ride_id']" in line for line in out), out
+
+
+def test_lint_reads_a_citys_gx_context_as_the_validate_task_will(
+    world: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.support.gx_contexts import make_gx_context
+
+    make_gx_context(world["expectations"].parent, webhook="http://127.0.0.1:9/never")  # <project>/gx
+    city = world["templates"] / "cities" / "lisbon.yaml"
+    text = city.read_text(encoding="utf-8")
+    city.write_text(text + "gx_context: {path: gx, checkpoint: nightly}\n", encoding="utf-8")
+    assert _lint(world, capsys)[0] == 0
+
+    city.write_text(text + "gx_context: {path: gx, checkpoint: weekly}\n", encoding="utf-8")
+    code, out = _lint(world, capsys)
+
+    assert code == 1
+    assert any("gx_context.checkpoint: no checkpoint 'weekly'" in line and "known: ['nightly']" in line for line in out)

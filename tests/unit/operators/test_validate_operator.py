@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_ml.ml.steps.step_settings import ValidationSettings
+from airflow_ml.ml.steps.xcom_payloads import REPORT_FILE
 from airflow_ml.operators.validate_operator import ValidateDataOperator
+from tests.support.gx_contexts import data_docs_index, make_gx_context, recording_webhook
 from tests.support.task_runs import OperatorWorld, templated_yaml
 
 
@@ -38,3 +43,60 @@ def test_execute_validates_the_snapshot_and_links_the_report(world: OperatorWorl
     assert record["status"] in ("passed", "warned"), record
     assert list(ti.pushed) == ["_link_ValidationReportLink"]
     assert world.client.get_experiment_by_name("ride_duration.lisbon") is not None
+
+
+def _with_gx_context(world: OperatorWorld, project: Path, **gx_context: str | None) -> ValidateDataOperator:
+    """The factory's validate task, its settings naming a GX context of ``project`` (the project folder)."""
+    task = world.task("validate")
+    settings = ValidationSettings.from_dict(task.settings)
+    spec = {"path": "gx", "checkpoint": None, "suite": None, **gx_context}
+    task.settings = dataclasses.replace(settings, gx_context=spec, project_root=str(project)).to_dict()
+    return task
+
+
+def test_a_gx_checkpoint_validates_the_snapshot_besides_the_suite_and_its_actions_never_run(
+    world: OperatorWorld, snapshot: dict[str, Any], tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from airflow_ml.data.snapshot import read_snapshot
+
+    with recording_webhook() as (url, calls):
+        context = make_gx_context(tmp_path, webhook=url)
+        # The control: GX running its own checkpoint posts to the webhook and builds data docs.
+        context.checkpoints.get("nightly").run(batch_parameters={"dataframe": pd.DataFrame({"duration_min": [3.0]})})
+        assert calls == ["/hook"]
+        assert data_docs_index(tmp_path).is_file()
+        shutil.rmtree(data_docs_index(tmp_path).parent)
+        calls.clear()
+
+        task = _with_gx_context(world, tmp_path, checkpoint="nightly")
+        task.snapshot = snapshot
+        context_ = world.context("validate")
+        record = task.execute(context_)  # type: ignore[arg-type]
+
+        assert calls == []  # no notification
+    assert not data_docs_index(tmp_path).exists()  # no data docs
+    project_suite = ValidationSettings.from_dict(task.settings).suite
+    assert record["suite"] == f"{project_suite} + trips"
+    rows = len(read_snapshot(snapshot["uri"]))
+    assert record["row_count"] == rows
+    assert record["status"] in ("passed", "warned"), record
+    assert "checkpoint 'nightly': 2 action(s) not run" in record["notes"][0]
+    report = (Path(snapshot["uri"].removeprefix("file://")) / REPORT_FILE).read_text(encoding="utf-8")
+    assert str(tmp_path / "gx" / "expectations" / "trips.json") in report  # where the context's checks are defined
+    assert "2 action(s) not run" in report
+
+
+def test_a_missing_gx_checkpoint_fails_the_task_without_retry_naming_the_field(
+    world: OperatorWorld, snapshot: dict[str, Any], tmp_path: Path
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    make_gx_context(tmp_path, webhook="http://127.0.0.1:9/never")
+    task = _with_gx_context(world, tmp_path, checkpoint="weekly")
+    task.snapshot = snapshot
+
+    missing = r"gx_context.checkpoint: no checkpoint 'weekly'.*known: \['nightly'\]"
+    with pytest.raises(AirflowFailException, match=missing):
+        task.execute(world.context("validate"))  # type: ignore[arg-type]
