@@ -51,35 +51,15 @@ def draw_gate_scores(chart: GateScoresChart, path: Path) -> None:
     figure, axes = _figure(7.5, 0.55 * len(chart.points) + 1.5)
     for row, point in enumerate(reversed(chart.points)):
         color = _COLORS.get(point.role, NAIVE)
+        text = f"{point.score:.4g}"
         if point.interval is not None:
             low, high = point.interval
-            axes.errorbar(
-                point.score,
-                row,
-                xerr=[[max(0.0, point.score - low)], [max(0.0, high - point.score)]],
-                fmt="o",
-                color=color,
-                capsize=5,
-                markersize=8,
-            )
-            axes.annotate(
-                f"{point.score:.4g} [{low:.4g}, {high:.4g}]",
-                (point.score, row),
-                xytext=(0, 9),
-                textcoords="offset points",
-                ha="center",
-                fontsize=8,
-            )
-        else:
+            below, above = max(0.0, point.score - low), max(0.0, high - point.score)
+            axes.errorbar(point.score, row, xerr=[[below], [above]], fmt="o", color=color, capsize=5, markersize=8)
+            text += f" [{low:.4g}, {high:.4g}]"
+        else:  # the naive baseline: a constant, no interval
             axes.plot(point.score, row, "D", color=color, markersize=8)
-            axes.annotate(
-                f"{point.score:.4g}",
-                (point.score, row),
-                xytext=(0, 9),
-                textcoords="offset points",
-                ha="center",
-                fontsize=8,
-            )
+        axes.annotate(text, (point.score, row), xytext=(0, 9), textcoords="offset points", ha="center", fontsize=8)
     axes.set_yticks(range(len(chart.points)), [p.label for p in reversed(chart.points)])
     axes.set_ylim(-0.6, len(chart.points) - 0.4)
     axes.set_xlabel(chart.metric)

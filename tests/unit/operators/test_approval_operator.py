@@ -12,6 +12,18 @@ from typing import Any
 from airflow_ml.operators.approval_operator import PromotionApprovalOperator, approval_body
 from tests.support.task_runs import OperatorWorld, templated_yaml
 
+CHARTS = {"run_id": "abc123", "experiment_id": "7", "artifacts": ["gate/charts/scores.png", "gate/charts/slices.png"]}
+FIRST = {
+    "challenger_version": "1",
+    "baseline_version": None,
+    "gate_reason": "no champion yet",
+    "metric": "rmse",
+    "challenger_score": 4.1,
+    "champion_score": None,
+    "improvement": None,
+    "snapshot_hash": "abc",
+}
+
 
 def test_init_writes_the_subject_from_the_model_name_and_rejects_by_default(world: OperatorWorld) -> None:
     task = world.task("approve")
@@ -90,18 +102,7 @@ def test_the_request_shows_both_scores_with_their_intervals_the_improvement_and_
 
 
 def test_a_first_model_has_no_champion_and_no_slices() -> None:
-    record = {
-        "challenger_version": "1",
-        "baseline_version": None,
-        "gate_reason": "no champion yet",
-        "metric": "rmse",
-        "challenger_score": 4.1,
-        "champion_score": None,
-        "improvement": None,
-        "snapshot_hash": "abc",
-    }
-
-    body = approval_body(record)
+    body = approval_body(FIRST)
 
     assert "| champion | none yet |" in body
     assert "| improvement | - (" in body
@@ -138,19 +139,6 @@ def test_the_request_shows_the_naive_baseline_and_the_challengers_skill_over_it(
         "(required: more than 0 and at least 5.0%) |"
     ) in body
     assert "| naive baseline | off |" in off
-
-
-CHARTS = {"run_id": "abc123", "experiment_id": "7", "artifacts": ["gate/charts/scores.png", "gate/charts/slices.png"]}
-FIRST = {
-    "challenger_version": "1",
-    "baseline_version": None,
-    "gate_reason": "no champion yet",
-    "metric": "rmse",
-    "challenger_score": 4.1,
-    "champion_score": None,
-    "improvement": None,
-    "snapshot_hash": "abc",
-}
 
 
 def test_the_request_shows_the_gate_charts_served_by_the_mlflow_ui_each_linking_to_its_page(
