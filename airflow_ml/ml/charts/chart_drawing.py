@@ -48,7 +48,7 @@ def log_charts(client: Any, run_id: str, folder: str, drawings: Mapping[str, Cal
 
 def draw_gate_scores(chart: GateScoresChart, path: Path) -> None:
     """Each model a point with its interval as a horizontal bar, challenger on top."""
-    figure, axes = _figure(7.5, 0.55 * len(chart.points) + 1.5)
+    figure, axes = _figure(8, 0.55 * len(chart.points) + 1.3, left=_label_room([p.label for p in chart.points], 10))
     for row, point in enumerate(reversed(chart.points)):
         color = _COLORS.get(point.role, NAIVE)
         text = f"{point.score:.4g}"
@@ -73,13 +73,13 @@ def draw_gate_slices(chart: GateSlicesChart, path: Path) -> None:
     import numpy as np
 
     bars = list(reversed(chart.bars))  # the worst on top
-    figure, axes = _figure(8, 0.32 * len(bars) + 1.6)
+    labels = [f"{b.name} ({b.rows})" + (" BREACHED" if b.breached else "") for b in bars]
+    figure, axes = _figure(9, 0.32 * len(bars) + 1.3, left=_label_room(labels, 8))
     rows = np.arange(len(bars))
     ours = [b.challenger if b.challenger is not None else np.nan for b in bars]
     theirs = [b.champion if b.champion is not None else np.nan for b in bars]
     axes.barh(rows + 0.2, ours, height=0.38, color=CHALLENGER, label="challenger")
     axes.barh(rows - 0.2, theirs, height=0.38, color=CHAMPION, label="champion")
-    labels = [f"{b.name} ({b.rows})" + (" BREACHED" if b.breached else "") for b in bars]
     axes.set_yticks(rows, labels, fontsize=8)
     for tick, bar in zip(axes.get_yticklabels(), bars, strict=True):
         if bar.breached:
@@ -101,7 +101,7 @@ def draw_drift(distributions: Sequence[FeatureDistribution], path: Path, *, titl
         raise ValueError("no column to draw")
     columns = min(3, len(distributions))
     lines = -(-len(distributions) // columns)
-    figure, grid = _figure(4.2 * columns, 2.8 * lines + 0.6, rows=lines, columns=columns)
+    figure, grid = _figure(4.2 * columns, 2.6 * lines + 0.7, rows=lines, columns=columns, top=0.7, gap=0.9)
     panels = np.atleast_1d(grid).ravel()
     for axes, feature in zip(panels, distributions, strict=False):
         where = np.arange(len(feature.labels))
@@ -132,6 +132,7 @@ def draw_drift(distributions: Sequence[FeatureDistribution], path: Path, *, titl
         axes.set_title(feature.heading, fontsize=9, color=color)
         axes.set_ylabel("share of rows", fontsize=8)
         axes.tick_params(labelsize=7)
+        axes.locator_params(axis="y", nbins=4)  # fewer ticks: most of a panel's drawing time is its ticks
     for axes in panels[len(distributions) :]:
         axes.set_visible(False)
     panels[0].legend(fontsize=7)
@@ -141,7 +142,7 @@ def draw_drift(distributions: Sequence[FeatureDistribution], path: Path, *, titl
 
 def draw_regression_fit(fit: RegressionFit, path: Path) -> None:
     """Left: predicted against actual with the identity line; right: residuals against predicted."""
-    figure, (left, right) = _figure(10, 4.2, columns=2)
+    figure, (left, right) = _figure(10, 4.2, columns=2, gap=0.9)
     low, high = fit.span
     left.scatter(fit.actual, fit.predicted, s=5, alpha=0.4, color=CHALLENGER, rasterized=True)
     left.plot([low, high], [low, high], color="black", linewidth=1, label="predicted = actual")
@@ -161,7 +162,7 @@ def draw_regression_fit(fit: RegressionFit, path: Path) -> None:
 
 def draw_binary_fit(fit: BinaryFit, path: Path) -> None:
     """Left: the ROC curve; right: the calibration curve (mean predicted probability against positive rate)."""
-    figure, (left, right) = _figure(10, 4.2, columns=2)
+    figure, (left, right) = _figure(10, 4.2, columns=2, gap=0.9)
     left.plot(fit.fpr, fit.tpr, color=CHALLENGER, linewidth=1.6)
     left.plot([0, 1], [0, 1], color=NAIVE, linestyle="--", linewidth=1, label="chance")
     left.set_xlabel("false positive rate")
@@ -178,13 +179,39 @@ def draw_binary_fit(fit: BinaryFit, path: Path) -> None:
     _save(figure, path)
 
 
-def _figure(width: float, height: float, *, rows: int = 1, columns: int = 1) -> tuple[Any, Any]:
+def _figure(
+    width: float,
+    height: float,
+    *,
+    rows: int = 1,
+    columns: int = 1,
+    left: float = 0.7,
+    bottom: float = 0.6,
+    top: float = 0.45,
+    gap: float = 0.6,
+) -> tuple[Any, Any]:
+    """A bare Agg figure with its axes; the margins (inches) are fixed: a layout engine would double the cost."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), layout="constrained")
+    figure = Figure(figsize=(width, height))
     FigureCanvasAgg(figure)  # Agg, explicitly: no display, no global backend
+    panel_width = (width - left - 0.25 - gap * (columns - 1)) / columns
+    panel_height = (height - bottom - top - gap * (rows - 1)) / rows
+    figure.subplots_adjust(
+        left=left / width,
+        right=1 - 0.25 / width,
+        bottom=bottom / height,
+        top=1 - top / height,
+        wspace=gap / panel_width,
+        hspace=gap / panel_height,
+    )
     return figure, figure.subplots(rows, columns, squeeze=True)
+
+
+def _label_room(labels: Sequence[str], points: float) -> float:
+    """Inches left of the axes for tick labels of that font size: about 0.6 of the size per character."""
+    return min(5.0, 0.3 + max(map(len, labels), default=0) * points * 0.6 / 72)
 
 
 def _save(figure: Any, path: Path) -> None:
