@@ -114,3 +114,20 @@ def test_the_chart_modules_import_no_matplotlib_until_they_draw() -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
 
     assert json.loads(result.stdout) is False
+
+
+def test_a_challenger_refused_for_a_non_finite_score_still_gets_its_charts(tmp_path: Path) -> None:
+    nan = float("nan")
+    record = {
+        **RECORD,
+        "challenger_score": nan,
+        "bootstrap": None,
+        "naive_baseline": {"statistic": "mean", "score": 9.0},
+    }
+    record["slices"] = [{**s, "challenger_score": None, "regression": None, "judged": False} for s in RECORD["slices"]]
+
+    chart_drawing.draw_gate_scores(gate_scores(record), tmp_path / "scores.png")
+    chart_drawing.draw_gate_slices(gate_slices(record), tmp_path / "slices.png")
+
+    assert (tmp_path / "scores.png").read_bytes().startswith(PNG)
+    assert (tmp_path / "slices.png").read_bytes().startswith(PNG)
