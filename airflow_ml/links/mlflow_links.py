@@ -84,3 +84,16 @@ def artifact_url(tracking_uri: str, experiment_id: str, run_id: str, path: str) 
     """URL of one artifact of a run in the MLflow UI (its artifact view renders HTML pages)."""
     base = run_url(tracking_uri, experiment_id, run_id)
     return f"{base}/artifactPath/{path}" if base else None
+
+
+def artifact_file_url(tracking_uri: str, run_id: str, path: str) -> str | None:
+    """URL of one artifact's bytes as the MLflow server serves them (an image a page may show inline)."""
+    from urllib.parse import urlencode
+
+    base = ui_base(tracking_uri)
+    return f"{base}/get-artifact?{urlencode({'path': path, 'run_uuid': run_id})}" if base else None
+
+
+def chart_locations(tracking_uri: str, *, experiment_id: str, run_id: str, artifacts: list[str]) -> list[str]:
+    """Where a person opens each chart: its page in the MLflow UI, else its artifact path and run (no UI)."""
+    return [artifact_url(tracking_uri, experiment_id, run_id, p) or f"{p} of MLflow run {run_id}" for p in artifacts]

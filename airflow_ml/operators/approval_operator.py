@@ -13,7 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException, DownstreamTasksSkipped
 
 from airflow_ml.hooks.mlflow import MlflowHook
 from airflow_ml.hooks.storage_credentials import DEFAULT_AWS_CONN_ID, storage_options
-from airflow_ml.links.mlflow_links import MlflowModelVersionLink, model_version_url
+from airflow_ml.links.mlflow_links import MlflowModelVersionLink, artifact_file_url, artifact_url, model_version_url
 from airflow_ml.ml.gate.modes import AWAITING_APPROVAL  # pure Python: cheap at parse time
 
 
@@ -79,7 +79,7 @@ class PromotionApprovalOperator(ApprovalOperator):
             )
             return {"approval": "not needed", "decision": record.get("decision")}
         self.subject = f"Promote {self.model_name} v{record['challenger_version']} to champion?"
-        self.body = approval_body(record)
+        self.body = approval_body(record, tracking_uri=self.hook.tracking_uri)
         return super().execute(context)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
@@ -116,8 +116,12 @@ class PromotionApprovalOperator(ApprovalOperator):
         return final
 
 
-def approval_body(record: dict[str, Any]) -> str:
-    """The evidence a person sees before approving: the scores with their intervals, the slices, the data."""
+def approval_body(record: dict[str, Any], *, tracking_uri: str | None = None) -> str:
+    """The evidence a person sees before approving: the scores with their intervals, the slices, the data.
+
+    Below the table come the gate's charts (images served by the MLflow UI of ``tracking_uri``, each a link
+    to its full-size page; without a UI, their artifact paths) and the worst slices as a short table.
+    """
     boot = record.get("bootstrap") or {}
 
     def interval(key: str) -> str:
@@ -148,9 +152,32 @@ def approval_body(record: dict[str, Any]) -> str:
         f"| champion | {champion} |\n"
         f"| improvement | {improvement} ({required}) |\n"
         f"| naive baseline | {baseline} |\n"
-        f"| slices | {slice_summary(record)} |\n"
+        f"| slices | {slice_summary(record, table='the worst are below')} |\n"
         f"| snapshot | `{record['snapshot_hash']}` |\n"
         f"| trigger reason | {record.get('trigger_reason') or '(none)'} |\n\n"
+        f"{evidence_section(record, tracking_uri)}"
         "Approve to make it champion (the current one is kept as `previous-champion`); "
         "Reject to keep the champion."
     )
+
+
+def evidence_section(record: dict[str, Any], tracking_uri: str | None) -> str:
+    """The gate's charts and the worst slices, in markdown (empty without either)."""
+    from airflow_ml.ml.charts.gate_charts import gate_slices, slice_table
+
+    parts = []
+    charts = record.get("charts") or {}
+    run_id, experiment_id = charts.get("run_id", ""), charts.get("experiment_id", "")
+    shown = []
+    for path in charts.get("artifacts") or []:
+        image = artifact_file_url(tracking_uri, run_id, path) if tracking_uri else None
+        page = artifact_url(tracking_uri, experiment_id, run_id, path) if tracking_uri else None
+        name = path.rpartition("/")[2]
+        shown.append(f"[![gate chart {name}]({image})]({page})" if image and page else f"`{path}`")
+    if shown:
+        where = "click a chart for full size" if "[![" in shown[0] else f"artifacts of MLflow run `{run_id}`"
+        parts.append(f"**Charts** ({where}):\n\n" + " ".join(shown))
+    slices = gate_slices(record, limit=10)
+    if slices is not None:
+        parts.append("**Slices**, the worst first:\n\n" + slice_table(slices))
+    return "".join(f"{part}\n\n" for part in parts)

@@ -8,7 +8,7 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml.hooks.storage_credentials import storage_options
-from airflow_ml.links.mlflow_links import MlflowRunLink, run_url
+from airflow_ml.links.mlflow_links import MlflowRunLink, chart_locations, run_url
 from airflow_ml.ml.steps.xcom_payloads import DRIFT_VERDICT_KEY, snapshot_uri
 from airflow_ml.operators.base_operator import SnapshotStepOperator, airflow_lineage
 
@@ -78,6 +78,9 @@ class DriftCheckOperator(SnapshotStepOperator):
             MlflowRunLink.persist(
                 context, run_url(self.hook.tracking_uri, record["experiment_id"], record["mlflow_run_id"])
             )
+            run = {"experiment_id": record["experiment_id"], "run_id": record["mlflow_run_id"]}
+            for where in chart_locations(self.hook.tracking_uri, **run, artifacts=record["charts"]):
+                self.log.info("drift chart: %s", where)
         compared = record.get("compared") or {}
         if compared and compared.get("mode") != compared.get("requested"):
             self.log.warning("drift compared the whole snapshot, not new rows: %s", compared.get("note"))

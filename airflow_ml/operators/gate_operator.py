@@ -10,7 +10,7 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml.hooks.storage_credentials import storage_options
-from airflow_ml.links.mlflow_links import MlflowModelVersionLink, model_version_url
+from airflow_ml.links.mlflow_links import MlflowModelVersionLink, chart_locations, model_version_url
 from airflow_ml.ml.steps.xcom_payloads import snapshot_uri
 from airflow_ml.operators.base_operator import SnapshotStepOperator, mlflow_errors, run_overrides
 
@@ -83,6 +83,8 @@ class PromotionGateOperator(SnapshotStepOperator):
                 context, model_version_url(self.hook.tracking_uri, settings.model_name, str(version))
             )
         self.log.info("gate for %s v%s: %s", settings.model_name, record["challenger_version"], outcome.reason)
+        for where in chart_locations(self.hook.tracking_uri, **record["charts"]) if record["charts"] else []:
+            self.log.info("gate chart: %s", where)
         return record
 
 

@@ -9,7 +9,7 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_ml.hooks.storage_credentials import storage_options
-from airflow_ml.links.mlflow_links import MlflowRunLink, run_url
+from airflow_ml.links.mlflow_links import MlflowRunLink, chart_locations, run_url
 from airflow_ml.ml.steps.xcom_payloads import TrainingPayload, snapshot_uri
 from airflow_ml.operators.base_operator import (
     SnapshotStepOperator,
@@ -70,6 +70,9 @@ class TrainModelOperator(SnapshotStepOperator):
                 raise AirflowSkipException(str(exc)) from None
         MlflowRunLink.persist(context, run_url(self.hook.tracking_uri, result["experiment_id"], result["run_id"]))
         self.log.info("trained run %s: %s", result["run_id"], result["metrics"])
+        run = {"experiment_id": result["experiment_id"], "run_id": result["run_id"]}
+        for where in chart_locations(self.hook.tracking_uri, **run, artifacts=result["charts"]):
+            self.log.info("holdout chart: %s", where)
         return result
 
 

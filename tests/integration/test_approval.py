@@ -22,11 +22,17 @@ pytestmark = pytest.mark.integration
 CITY = "berlin"
 MODEL = f"ride_duration.{CITY}"
 ASK = "require_approval"
+UI = "http://mlflow.example:5000"
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: Path) -> Iterator[dict[str, Any]]:
-    with city_world(tmp_path_factory.mktemp("approval"), dags_dir, CITY) as world, airflow_api() as api:
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        city_world(tmp_path_factory.mktemp("approval"), dags_dir, CITY) as world,
+        airflow_api() as api,
+    ):
+        mp.setenv("AIRFLOW_ML_MLFLOW_UI_URL", UI)  # the MLflow UI a browser reaches: the charts' images come from it
         yield {**world, "api": api}
 
 
@@ -68,7 +74,7 @@ def _run(world: dict[str, Any], conf: dict[str, Any], answer: str | None = None)
     if responder:
         responder.join(timeout=5)
     folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), "ride_duration", CITY, run.run_id))
-    files = {name: folder / f"{name}.json" for name in ("decision", "approval")}
+    files = {name: folder / f"{name}.json" for name in ("decision", "approval", "drift")}
     return {
         "state": str(run.state),
         **{name: json.loads(path.read_text()) if path.exists() else None for name, path in files.items()},
@@ -146,3 +152,28 @@ def test_an_approval_after_the_champion_moved_moves_nothing(
     with pytest.raises(ChampionMovedError, match="champion moved from v1 to v2"):
         settle_approval(world["client"], stale, approved=True, approver="late reviewer")
     assert _champion(world["client"]) == "2"
+
+
+def test_the_charts_are_logged_on_their_runs_and_the_approval_screen_shows_the_gates(
+    world: dict[str, Any], rejected: dict[str, Any], refused_by_gate: dict[str, Any]
+) -> None:
+    client = world["client"]
+    run_id = client.get_model_version(MODEL, "1").run_id
+    charts = rejected["decision"]["charts"]
+    assert charts["run_id"] == run_id  # the challenger's own training run, beside gate/decision.json
+    assert charts["artifacts"] == ["gate/charts/scores.png", "gate/charts/slices.png"]
+
+    def pngs(run: str, folder: str) -> set[str]:
+        return {a.path for a in client.list_artifacts(run, folder) if a.file_size and a.path.endswith(".png")}
+
+    assert pngs(run_id, "gate/charts") == set(charts["artifacts"])
+    assert pngs(run_id, "holdout/charts") == {"holdout/charts/predicted_vs_actual.png"}
+    body = rejected["asked"]["body"]
+    for path in charts["artifacts"]:
+        image = f"{UI}/get-artifact?path={path.replace('/', '%2F')}&run_uuid={run_id}"
+        page = f"{UI}/#/experiments/{charts['experiment_id']}/runs/{run_id}/artifactPath/{path}"
+        assert f"({image})]({page})" in body
+    assert "| `pickup_zone=" in body  # the worst slices as a table
+    drift = refused_by_gate["drift"]  # the third run has a champion (v2) to compare with
+    assert drift["charts"] == ["charts/distributions.png"]
+    assert pngs(drift["mlflow_run_id"], "charts") == {"charts/distributions.png"}

@@ -231,3 +231,17 @@ def test_balanced_class_weight_reaches_lightgbm(world: dict[str, Any], full_seco
     assert params["target"] == TARGET
     assert "duration_min" not in params["features"].split(",")
     assert 0.5 < metrics["holdout_auc"] < 1.0
+
+
+def test_a_binary_run_draws_roc_and_calibration_on_its_holdout(world: dict[str, Any], full_second: dict) -> None:
+    client = world["client"]
+    run_id = client.get_model_version(MODEL, full_second["decision"]["challenger_version"]).run_id
+
+    holdout = {a.path for a in client.list_artifacts(run_id, "holdout/charts")}
+    gate = {a.path for a in client.list_artifacts(run_id, "gate/charts")}
+    drift = {a.path for a in client.list_artifacts(full_second["drift"]["mlflow_run_id"], "charts")}
+
+    assert holdout == {"holdout/charts/roc_calibration.png"}
+    assert gate == set(full_second["decision"]["charts"]["artifacts"])
+    assert "gate/charts/scores.png" in gate
+    assert drift == {"charts/distributions.png"}

@@ -17,7 +17,7 @@ import pytest
 
 from tests.support import REPO
 
-HEAVY = ("pandas", "numpy", "mlflow", "great_expectations", "lightgbm", "pyarrow", "sklearn")
+HEAVY = ("pandas", "numpy", "mlflow", "great_expectations", "lightgbm", "pyarrow", "sklearn", "matplotlib")
 pytestmark = pytest.mark.integration
 
 

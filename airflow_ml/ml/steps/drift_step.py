@@ -24,6 +24,7 @@ from airflow_ml.data.storage import StorageOptions
 from airflow_ml.exceptions import DataError, ForeignChampion
 from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.champion_trace import deleted_champion
+from airflow_ml.ml.charts.chart_artifacts import log_drift_charts
 from airflow_ml.ml.drift import DriftReport, prediction_check, psi
 from airflow_ml.ml.drift import compare as compare_frames
 from airflow_ml.ml.drift_window import select_rows
@@ -75,12 +76,13 @@ def check_drift(
     why, and nothing is logged to MLflow. A champion trained for another city or template (its lineage
     tags say so) fails the check, unlogged, with the reason and the fix. A computed check becomes a run
     named ``drift`` in the experiment ``model_name``, with a metric ``drift.<column>.<statistic>`` per value,
-    ``compared.*`` params and ``drift.json`` as an artifact.
+    ``compared.*`` params, ``drift.json`` and ``charts/distributions.png`` (each column's distribution on both
+    sides, breached and flagged columns first) as artifacts.
 
     Returns:
         The record: ``status`` (passed, warned, failed or skipped), ``reason`` when skipped or refused,
-        ``summary``, the champion's version and snapshot, ``compared``, every check, and ``mlflow_run_id``
-        when logged.
+        ``summary``, the champion's version and snapshot, ``compared``, every check, and ``mlflow_run_id``,
+        ``experiment_id`` and ``charts`` (the artifact paths) when logged.
     """
     if not settings.enabled:
         record: dict[str, Any] = {"status": "skipped", "reason": DISABLED}
@@ -246,5 +248,10 @@ def _compare(
     with tempfile.TemporaryDirectory(prefix="airflow-ml-drift-") as tmp:
         Path(tmp, DRIFT_FILE).write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
         client.log_artifact(run_id, str(Path(tmp, DRIFT_FILE)))
+    flagged = (record.get("calibration") or {}).get("flagged") or {}
+    title = (
+        f"{selection.name} ({len(selection.frame)} rows) against champion v{version}'s training rows ({len(reference)})"
+    )
+    charts = log_drift_charts(client, run_id, reference, selection.frame, record["checks"], flagged, title=title)
     client.set_terminated(run_id, status="FINISHED")
-    return {**record, "mlflow_run_id": run_id, "experiment_id": experiment_id}
+    return {**record, "mlflow_run_id": run_id, "experiment_id": experiment_id, "charts": charts}

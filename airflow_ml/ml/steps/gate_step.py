@@ -15,6 +15,7 @@ from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml import champion_skill, demotion_guard, model_schema
 from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.champion_trace import deleted_champion
+from airflow_ml.ml.charts.chart_artifacts import log_gate_charts
 from airflow_ml.ml.gate import schema_change
 from airflow_ml.ml.gate.fleet_outlier import FleetSkills
 from airflow_ml.ml.gate.judge import judge
@@ -58,7 +59,8 @@ def gate(
     Returns:
         The outcome and the full decision record: rules, both scores with their bootstrap intervals, the
         naive baseline's score and the skill over it, the slice table, baseline version, snapshot hash,
-        mode and trigger. It is logged as ``gate/decision.json`` on the challenger's run and written beside
+        mode and trigger, and ``charts`` (the PNGs of :func:`~airflow_ml.ml.charts.chart_artifacts.log_gate_charts`
+        on the challenger's run). It is logged as ``gate/decision.json`` on the challenger's run and written beside
         the snapshot as ``decision.json``; its version tags (``gate.*``) hold the same with the slice table
         summarised in one line.
 
@@ -133,6 +135,8 @@ def gate(
     }
     if outcome.after_demotion and outcome.label == "kept":
         record["refused_by"] = "after_demotion"
+    # The charts are evidence: drawn before anything moves (decision_tags leaves their paths out of the tags).
+    record["charts"] = log_gate_charts(client, challenger.run_id, record) if challenger.run_id else None
     if outcome.move_champion:
         registry.promote(client, model_name, str(challenger.version), decision_tags(record))
         demotion_guard.clear_demotion(client, model_name)  # a forced promotion, or a demotion past its end

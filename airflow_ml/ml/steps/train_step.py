@@ -18,6 +18,7 @@ from mlflow.entities import Metric, Param
 from airflow_ml.data.snapshot import Manifest, read_snapshot
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml.charts.chart_artifacts import log_holdout_charts
 from airflow_ml.ml.fallback import record_data_status
 from airflow_ml.ml.search import LIGHTGBM_INTEGER_PARAMS, SearchSettings, search_params
 from airflow_ml.ml.serving import predict_raw
@@ -136,7 +137,9 @@ def train_and_log(
     warning: the run's ``num_threads`` param is what LightGBM ran with (``num_threads_configured`` the spec's).
 
     Returns:
-        ``run_id``, ``experiment_id``, ``model_uri``, the ``metrics`` and ``warm_start`` (None when off).
+        ``run_id``, ``experiment_id``, ``model_uri``, the ``metrics``, ``warm_start`` (None when off) and
+        ``charts``: the holdout's charts logged under ``holdout/charts/`` (predicted against actual and the
+        residuals for a regression, ROC and calibration for a binary task).
     """
     threads = effective_threads(spec.num_threads)
     if threads != spec.num_threads:
@@ -209,6 +212,16 @@ def train_and_log(
         with tempfile.TemporaryDirectory(prefix="airflow-ml-report-") as tmp:
             write_feature_importance(trained.booster, Path(tmp))
             client.log_artifacts(run_id, tmp, "importance")
+        holdout_score = trained.metrics.get(f"holdout_{spec.metric}")
+        charts = log_holdout_charts(
+            client,
+            run_id,
+            spec.task,
+            holdout[spec.target],
+            holdout["prediction"],
+            metric=spec.metric,
+            score=holdout_score,
+        )
         model_uri = registry.log_model(client, run_id, trained, splits.train)
     except BaseException:
         client.set_terminated(run_id, status="FAILED")
@@ -220,4 +233,5 @@ def train_and_log(
         "model_uri": model_uri,
         "metrics": metrics,
         "warm_start": choice,
+        "charts": charts,
     }

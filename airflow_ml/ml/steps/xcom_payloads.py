@@ -38,6 +38,8 @@ class TrainingPayload(TypedDict):
     model_uri: str
     metrics: dict[str, float]
     warm_start: str | None
+    #: The holdout's charts logged on the run (``holdout/charts/*.png``).
+    charts: list[str]
 
 
 class RegistrationPayload(TypedDict):
@@ -79,6 +81,8 @@ class DecisionRecord(TypedDict, total=False):
     approved_by: NotRequired[str]
     #: The after-demotion rule that changed the outcome (``ml/demotion_guard.py``), or None.
     after_demotion: str | None
+    #: The gate's charts: ``run_id`` (the challenger's run), ``experiment_id``, ``artifacts`` (paths); or None.
+    charts: dict[str, Any] | None
 
 
 class HealthRecord(TypedDict, total=False):

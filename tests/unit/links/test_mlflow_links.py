@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_ml.links.mlflow_links import model_version_url, run_url, ui_base
+from airflow_ml.links.mlflow_links import artifact_file_url, chart_locations, model_version_url, run_url, ui_base
 
 
 def test_a_server_uri_is_its_own_ui(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,3 +30,22 @@ def test_the_configured_ui_wins_over_an_internal_server_name(monkeypatch: pytest
         "http://localhost:5000/#/models/ride_duration.berlin/versions/2"
     )
     assert ui_base("sqlite:////srv/mlflow.db") == "http://localhost:5000"
+
+
+def test_a_chart_is_served_by_the_ui_and_opened_on_its_artifact_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_ML_MLFLOW_UI_URL", "https://mlflow.example.org/")
+
+    image = artifact_file_url("http://mlflow:5000", "r1", "gate/charts/a b.png")
+    pages = chart_locations("http://mlflow:5000", experiment_id="3", run_id="r1", artifacts=["holdout/charts/x.png"])
+
+    assert image == "https://mlflow.example.org/get-artifact?path=gate%2Fcharts%2Fa+b.png&run_uuid=r1"
+    assert pages == ["https://mlflow.example.org/#/experiments/3/runs/r1/artifactPath/holdout/charts/x.png"]
+
+
+def test_without_a_ui_a_chart_is_named_by_its_path_and_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_ML_MLFLOW_UI_URL", raising=False)
+
+    assert artifact_file_url("sqlite:///m.db", "r1", "gate/charts/scores.png") is None
+    assert chart_locations("sqlite:///m.db", experiment_id="3", run_id="r1", artifacts=["charts/d.png"]) == [
+        "charts/d.png of MLflow run r1"
+    ]

@@ -12,6 +12,18 @@ from typing import Any
 from airflow_ml.operators.approval_operator import PromotionApprovalOperator, approval_body
 from tests.support.task_runs import OperatorWorld, templated_yaml
 
+CHARTS = {"run_id": "abc123", "experiment_id": "7", "artifacts": ["gate/charts/scores.png", "gate/charts/slices.png"]}
+FIRST = {
+    "challenger_version": "1",
+    "baseline_version": None,
+    "gate_reason": "no champion yet",
+    "metric": "rmse",
+    "challenger_score": 4.1,
+    "champion_score": None,
+    "improvement": None,
+    "snapshot_hash": "abc",
+}
+
 
 def test_init_writes_the_subject_from_the_model_name_and_rejects_by_default(world: OperatorWorld) -> None:
     task = world.task("approve")
@@ -62,7 +74,16 @@ def test_the_request_shows_both_scores_with_their_intervals_the_improvement_and_
             "improvement": [0.01, 0.03],
         },
         "slices": [
-            {"column": "pickup_zone", "value": "Mitte", "judged": True, "breached": False, "regression": -0.02},
+            {
+                "column": "pickup_zone",
+                "value": "Mitte",
+                "rows": 900,
+                "challenger_score": 4.0,
+                "champion_score": 4.08,
+                "judged": True,
+                "breached": False,
+                "regression": -0.02,
+            },
         ],
         "min_slice_rows": 200,
         "max_slice_regression": 0.1,
@@ -76,22 +97,12 @@ def test_the_request_shows_both_scores_with_their_intervals_the_improvement_and_
     assert "| champion | v6: 4.19 (95% CI [4.1, 4.3]) |" in body
     assert "| improvement | 0.0215 (95% CI [0.01, 0.03]) (required: 0.005, relative) |" in body
     assert "1 slice(s) of pickup_zone; 1 judged" in body
-    assert "0 breached" in body
+    assert "0 breached; the worst are below" in body
+    assert "| `pickup_zone=Mitte` | 900 | 4 | 4.08 | -2.0% | judged |" in body
 
 
 def test_a_first_model_has_no_champion_and_no_slices() -> None:
-    record = {
-        "challenger_version": "1",
-        "baseline_version": None,
-        "gate_reason": "no champion yet",
-        "metric": "rmse",
-        "challenger_score": 4.1,
-        "champion_score": None,
-        "improvement": None,
-        "snapshot_hash": "abc",
-    }
-
-    body = approval_body(record)
+    body = approval_body(FIRST)
 
     assert "| champion | none yet |" in body
     assert "| improvement | - (" in body
@@ -128,3 +139,28 @@ def test_the_request_shows_the_naive_baseline_and_the_challengers_skill_over_it(
         "(required: more than 0 and at least 5.0%) |"
     ) in body
     assert "| naive baseline | off |" in off
+
+
+def test_the_request_shows_the_gate_charts_served_by_the_mlflow_ui_each_linking_to_its_page(
+    monkeypatch: Any,
+) -> None:
+    monkeypatch.delenv("AIRFLOW_ML_MLFLOW_UI_URL", raising=False)
+
+    body = approval_body({**FIRST, "charts": CHARTS}, tracking_uri="http://mlflow.example:5000")
+
+    image = "http://mlflow.example:5000/get-artifact?path=gate%2Fcharts%2Fscores.png&run_uuid=abc123"
+    page = "http://mlflow.example:5000/#/experiments/7/runs/abc123/artifactPath/gate/charts/scores.png"
+    assert f"[![gate chart scores.png]({image})]({page})" in body
+    assert "gate%2Fcharts%2Fslices.png" in body
+    assert "click a chart for full size" in body
+
+
+def test_without_an_mlflow_ui_the_request_names_the_charts_artifacts(monkeypatch: Any) -> None:
+    monkeypatch.delenv("AIRFLOW_ML_MLFLOW_UI_URL", raising=False)
+
+    body = approval_body({**FIRST, "charts": CHARTS}, tracking_uri="sqlite:///mlflow.db")
+
+    assert "`gate/charts/scores.png` `gate/charts/slices.png`" in body
+    assert "artifacts of MLflow run `abc123`" in body
+    assert "![" not in body
+    assert "Charts" not in approval_body(FIRST, tracking_uri="sqlite:///mlflow.db")

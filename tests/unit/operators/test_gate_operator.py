@@ -58,6 +58,11 @@ def test_execute_promotes_the_first_model_and_links_it(
     assert (decision["airflow_run_id"], decision["triggered_by_user"]) == (RUN_ID, "tester")
     champion = world.client.get_model_version_by_alias("ride_duration.lisbon", CHAMPION)
     assert str(champion.version) == registration["version"]
+    charts = decision["charts"]
+    assert charts["run_id"] == champion.run_id  # on the challenger's own training run
+    assert charts["artifacts"][0] == "gate/charts/scores.png"
+    assert {a.path for a in world.client.list_artifacts(champion.run_id, "gate/charts")} == set(charts["artifacts"])
+    assert not any(tag.startswith("gate.charts") for tag in champion.tags)
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ def test_execute_trains_logs_the_run_and_links_it(world: OperatorWorld, snapshot
     assert run.info.status == "FINISHED"
     assert run.data.tags["airflow.task_id"] == "train"
     assert result["metrics"]["best_iteration"] <= 8
-    assert set(result) >= {"run_id", "experiment_id", "model_uri", "metrics", "warm_start"}
+    assert set(result) >= {"run_id", "experiment_id", "model_uri", "metrics", "warm_start", "charts"}
     assert list(ti.pushed) == ["_link_MlflowRunLink"]
 
 

@@ -130,6 +130,8 @@ def test_a_shift_is_logged_as_a_drift_run_with_metrics_tags_and_the_record(
     assert run.info.status == "FINISHED"
     logged = Path(client.download_artifacts(run.info.run_id, "drift.json", str(tmp_path / "dl")))
     assert '"status": "failed"' in logged.read_text()
+    assert record["charts"] == ["charts/distributions.png"]
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "charts")] == record["charts"]
 
 
 def nightly(tmp_path: Path, night: int, *, scale: float) -> Manifest:

@@ -81,6 +81,19 @@ def test_train_and_log_uses_the_best_params_and_logs_everything(
     model_files = {f.path for f in client.list_artifacts(result["run_id"], "model")}
     assert {"model/MLmodel", "model/input_example.json"} <= model_files
     assert result["warm_start"] is None
+    assert result["charts"] == ["holdout/charts/predicted_vs_actual.png"]
+    assert {f.path for f in client.list_artifacts(result["run_id"], "holdout/charts")} == set(result["charts"])
+
+
+def test_a_binary_run_logs_its_roc_and_calibration_on_the_holdout(
+    client: MlflowClient, trips: pd.DataFrame, tmp_path: Path
+) -> None:
+    result = train_and_log(client, snapshot(trips, tmp_path, "run1"), binary(), SPLIT, experiment="lisbon-late")
+
+    assert result["charts"] == ["holdout/charts/roc_calibration.png"]
+    (logged,) = client.list_artifacts(result["run_id"], "holdout/charts")
+    assert logged.path == "holdout/charts/roc_calibration.png"
+    assert logged.file_size > 5000
 
 
 def test_more_threads_than_cores_are_clamped_logged_and_recorded(

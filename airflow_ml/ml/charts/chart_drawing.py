@@ -1,0 +1,218 @@
+"""The thin drawing layer: each chart's data (:mod:`~airflow_ml.ml.charts`) to a PNG, and the PNGs to MLflow.
+
+Matplotlib is imported inside each function and draws on a bare ``Figure`` with the Agg canvas: no pyplot,
+no global backend switch, nothing a DAG file's parse imports.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_ml.ml.charts.drift_charts import FeatureDistribution
+    from airflow_ml.ml.charts.gate_charts import GateScoresChart, GateSlicesChart
+    from airflow_ml.ml.charts.holdout_charts import BinaryFit, RegressionFit
+
+log = logging.getLogger(__name__)
+
+CHALLENGER, CHAMPION, NAIVE, REFERENCE, CURRENT = "#4c78a8", "#f58518", "#9d9d9d", "#9d9d9d", "#4c78a8"
+_COLORS = {"challenger": CHALLENGER, "champion": CHAMPION, "naive": NAIVE}
+_DPI = 90
+
+
+def log_charts(client: Any, run_id: str, folder: str, drawings: Mapping[str, Callable[[Path], None]]) -> list[str]:
+    """Draw each ``{file name: draw(path)}`` and log them in one call under ``folder`` of the MLflow run.
+
+    A chart that cannot be drawn is left out with a warning: a picture never fails the task it illustrates.
+
+    Returns:
+        The artifact paths logged (``folder/name``), in the order given.
+    """
+    logged = []
+    with tempfile.TemporaryDirectory(prefix="airflow-ml-charts-") as tmp:
+        for name, draw in drawings.items():
+            try:
+                draw(Path(tmp, name))
+            except (ValueError, TypeError, KeyError, OverflowError) as exc:
+                log.warning("chart %s/%s was not drawn: %s: %s", folder, name, type(exc).__name__, exc)
+                continue
+            logged.append(f"{folder}/{name}")
+        if logged:
+            client.log_artifacts(run_id, tmp, folder)
+    return logged
+
+
+def draw_gate_scores(chart: GateScoresChart, path: Path) -> None:
+    """Each model a point with its interval as a horizontal bar, challenger on top."""
+    figure, axes = _figure(8, 0.55 * len(chart.points) + 1.3, left=_label_room([p.label for p in chart.points], 10))
+    for row, point in enumerate(reversed(chart.points)):
+        color = _COLORS.get(point.role, NAIVE)
+        text = f"{point.score:.4g}"
+        if point.interval is not None:
+            low, high = point.interval
+            below, above = max(0.0, point.score - low), max(0.0, high - point.score)
+            axes.errorbar(point.score, row, xerr=[[below], [above]], fmt="o", color=color, capsize=5, markersize=8)
+            text += f" [{low:.4g}, {high:.4g}]"
+        else:  # the naive baseline: a constant, no interval
+            axes.plot(point.score, row, "D", color=color, markersize=8)
+        axes.annotate(text, (point.score, row), xytext=(0, 9), textcoords="offset points", ha="center", fontsize=8)
+    axes.set_yticks(range(len(chart.points)), [p.label for p in reversed(chart.points)])
+    axes.set_ylim(-0.6, len(chart.points) - 0.4)
+    axes.set_xlabel(chart.metric)
+    axes.set_title(chart.title, fontsize=10)
+    axes.grid(axis="x", alpha=0.3)
+    _save(figure, path)
+
+
+def draw_gate_slices(chart: GateSlicesChart, path: Path) -> None:
+    """Per slice, the challenger's and the champion's score side by side; breached slices marked in red."""
+    import numpy as np
+
+    bars = list(reversed(chart.bars))  # the worst on top
+    labels = [f"{b.name} ({b.rows})" + (" BREACHED" if b.breached else "") for b in bars]
+    figure, axes = _figure(9, 0.32 * len(bars) + 1.3, left=_label_room(labels, 8))
+    rows = np.arange(len(bars))
+    ours = [b.challenger if b.challenger is not None else np.nan for b in bars]
+    theirs = [b.champion if b.champion is not None else np.nan for b in bars]
+    axes.barh(rows + 0.2, ours, height=0.38, color=CHALLENGER, label="challenger")
+    axes.barh(rows - 0.2, theirs, height=0.38, color=CHAMPION, label="champion")
+    axes.set_yticks(rows, labels, fontsize=8)
+    for tick, bar in zip(axes.get_yticklabels(), bars, strict=True):
+        if bar.breached:
+            tick.set_color("#d62728")
+    limit = f"; a judged slice may be at most {chart.max_regression:.0%} worse" if chart.max_regression else ""
+    more = f"; {chart.left_off} more not shown" if chart.left_off else ""
+    axes.set_title(f"{chart.metric} per slice (rows){limit}{more}", fontsize=10)
+    axes.set_xlabel(chart.metric)
+    axes.legend(loc="lower right", fontsize=8)
+    axes.grid(axis="x", alpha=0.3)
+    _save(figure, path)
+
+
+def draw_drift(distributions: Sequence[FeatureDistribution], path: Path, *, title: str) -> None:
+    """One small panel per column: the champion's training shares against the compared rows' shares."""
+    import numpy as np
+
+    if not distributions:
+        raise ValueError("no column to draw")
+    columns = min(3, len(distributions))
+    lines = -(-len(distributions) // columns)
+    figure, grid = _figure(4.2 * columns, 2.6 * lines + 0.7, rows=lines, columns=columns, top=0.7, gap=0.9)
+    panels = np.atleast_1d(grid).ravel()
+    for axes, feature in zip(panels, distributions, strict=False):
+        where = np.arange(len(feature.labels))
+        if feature.edges is not None:
+            widths = np.diff(feature.edges)
+            axes.bar(
+                feature.edges[:-1],
+                feature.reference,
+                width=widths,
+                align="edge",
+                color=REFERENCE,
+                alpha=0.6,
+                label="champion's training",
+            )
+            axes.step(
+                feature.edges,
+                (*feature.current, feature.current[-1] if feature.current else 0.0),
+                where="post",
+                color=CURRENT,
+                linewidth=1.6,
+                label="this run's rows",
+            )
+        else:
+            axes.bar(where - 0.2, feature.reference, width=0.4, color=REFERENCE, label="champion's training")
+            axes.bar(where + 0.2, feature.current, width=0.4, color=CURRENT, label="this run's rows")
+            axes.set_xticks(where, feature.labels, rotation=45, ha="right", fontsize=7)
+        color = {"error": "#d62728", "warn": "#b8860b"}.get(feature.severity, "black")
+        axes.set_title(feature.heading, fontsize=9, color=color)
+        axes.set_ylabel("share of rows", fontsize=8)
+        axes.tick_params(labelsize=7)
+        axes.locator_params(axis="y", nbins=4)  # fewer ticks: most of a panel's drawing time is its ticks
+    for axes in panels[len(distributions) :]:
+        axes.set_visible(False)
+    panels[0].legend(fontsize=7)
+    figure.suptitle(title, fontsize=10)
+    _save(figure, path)
+
+
+def draw_regression_fit(fit: RegressionFit, path: Path) -> None:
+    """Left: predicted against actual with the identity line; right: residuals against predicted."""
+    figure, (left, right) = _figure(10, 4.2, columns=2, gap=0.9)
+    low, high = fit.span
+    left.scatter(fit.actual, fit.predicted, s=5, alpha=0.4, color=CHALLENGER, rasterized=True)
+    left.plot([low, high], [low, high], color="black", linewidth=1, label="predicted = actual")
+    left.set_xlabel("actual")
+    left.set_ylabel("predicted")
+    score = f", {fit.metric} {fit.score:.4g}" if fit.score is not None else ""
+    sampled = f", {len(fit.actual)} drawn" if len(fit.actual) < fit.rows else ""
+    left.set_title(f"holdout: {fit.rows} rows{sampled}{score}", fontsize=10)
+    left.legend(fontsize=8)
+    right.scatter(fit.predicted, fit.residuals, s=5, alpha=0.4, color=CHALLENGER, rasterized=True)
+    right.axhline(0, color="black", linewidth=1)
+    right.set_xlabel("predicted")
+    right.set_ylabel("actual - predicted")
+    right.set_title("residuals", fontsize=10)
+    _save(figure, path)
+
+
+def draw_binary_fit(fit: BinaryFit, path: Path) -> None:
+    """Left: the ROC curve; right: the calibration curve (mean predicted probability against positive rate)."""
+    figure, (left, right) = _figure(10, 4.2, columns=2, gap=0.9)
+    left.plot(fit.fpr, fit.tpr, color=CHALLENGER, linewidth=1.6)
+    left.plot([0, 1], [0, 1], color=NAIVE, linestyle="--", linewidth=1, label="chance")
+    left.set_xlabel("false positive rate")
+    left.set_ylabel("true positive rate")
+    auc = f", AUC {fit.auc:.4g}" if fit.auc is not None else ""
+    left.set_title(f"ROC on the holdout ({fit.rows} rows{auc})", fontsize=10)
+    left.legend(fontsize=8)
+    right.plot([0, 1], [0, 1], color=NAIVE, linestyle="--", linewidth=1, label="perfectly calibrated")
+    right.plot(fit.mean_predicted, fit.fraction_positive, "o-", color=CHALLENGER, label="model")
+    right.set_xlabel("mean predicted probability (per bin)")
+    right.set_ylabel("share of positives")
+    right.set_title("calibration", fontsize=10)
+    right.legend(fontsize=8)
+    _save(figure, path)
+
+
+def _figure(
+    width: float,
+    height: float,
+    *,
+    rows: int = 1,
+    columns: int = 1,
+    left: float = 0.7,
+    bottom: float = 0.6,
+    top: float = 0.45,
+    gap: float = 0.6,
+) -> tuple[Any, Any]:
+    """A bare Agg figure with its axes; the margins (inches) are fixed: a layout engine would double the cost."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height))
+    FigureCanvasAgg(figure)  # Agg, explicitly: no display, no global backend
+    panel_width = (width - left - 0.25 - gap * (columns - 1)) / columns
+    panel_height = (height - bottom - top - gap * (rows - 1)) / rows
+    figure.subplots_adjust(
+        left=left / width,
+        right=1 - 0.25 / width,
+        bottom=bottom / height,
+        top=1 - top / height,
+        wspace=gap / panel_width,
+        hspace=gap / panel_height,
+    )
+    return figure, figure.subplots(rows, columns, squeeze=True)
+
+
+def _label_room(labels: Sequence[str], points: float) -> float:
+    """Inches left of the axes for tick labels of that font size: about 0.6 of the size per character."""
+    return min(5.0, 0.3 + max(map(len, labels), default=0) * points * 0.6 / 72)
+
+
+def _save(figure: Any, path: Path) -> None:
+    figure.savefig(path, dpi=_DPI)

@@ -1,0 +1,166 @@
+"""The drift chart as data: per feature, the champion's training distribution against the compared rows.
+
+A numeric column becomes a histogram on shared bins (shares of each side's rows, so that sides of different
+sizes compare), a categorical one the shares of its most frequent categories. Columns come breached first
+(``error``, then ``warn``), then flagged by the calibration, then the rest, each group by its statistic.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+DRIFT_CHARTS_FOLDER = "charts"
+DRIFT_PNG = "distributions.png"
+#: Histogram bins of a numeric column, and the most categories shown (the rest are summed as "other").
+NUMERIC_BINS = 20
+TOP_CATEGORIES = 12
+#: The most columns drawn: the first ones in the order above.
+MAX_COLUMNS = 12
+OTHER = "(other)"
+_RANK = {"error": 0, "warn": 1}
+
+
+@dataclass(frozen=True)
+class FeatureDistribution:
+    """One column on both sides: ``labels`` name the bins (or categories), the shares sum to 1 per side.
+
+    ``edges`` are the numeric bins' edges (None for categories); ``severity`` is the worst of the column's
+    checks (``error``, ``warn`` or ``ok``), ``statistic``/``value`` its distribution check.
+    """
+
+    column: str
+    kind: str
+    labels: tuple[str, ...]
+    edges: tuple[float, ...] | None
+    reference: tuple[float, ...]
+    current: tuple[float, ...]
+    severity: str
+    flagged: bool
+    statistic: str
+    value: float | None
+
+    @property
+    def heading(self) -> str:
+        """The panel's title: the column, its statistic, and why it is first."""
+        shown = "n/a" if self.value is None else f"{self.value:.3g}"
+        why = {"error": " ERROR", "warn": " warn"}.get(self.severity, "")
+        return f"{self.column}: {self.statistic} {shown}{why}{' flagged' if self.flagged else ''}"
+
+
+def drift_order(checks: Sequence[Mapping[str, Any]], flagged: Mapping[str, Any]) -> list[str]:
+    """The columns of ``checks`` (drift.json's), breached first (error, warn), then flagged, then by statistic."""
+    worst: dict[str, tuple[int, float]] = {}
+    for check in checks:
+        column = str(check["column"])
+        rank = _RANK.get(str(check.get("severity")), 3)
+        if rank == 3 and column in flagged:
+            rank = 2
+        value = check.get("value") if check.get("statistic") != "missing_rate_change" else None
+        score = -float(value) if value is not None and math.isfinite(float(value)) else 0.0
+        before = worst.get(column, (3, 0.0))
+        worst[column] = (min(before[0], rank), min(before[1], score))
+    return sorted(worst, key=lambda c: (*worst[c], c))
+
+
+def drift_distributions(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    checks: Sequence[Mapping[str, Any]],
+    *,
+    flagged: Mapping[str, Any] | None = None,
+    bins: int = NUMERIC_BINS,
+    top: int = TOP_CATEGORIES,
+    limit: int = MAX_COLUMNS,
+) -> tuple[FeatureDistribution, ...]:
+    """The distributions of the columns that ``checks`` judged, in :func:`drift_order`, at most ``limit``.
+
+    Columns missing on either side (a new column, say) and the champion's predictions (not a column of the
+    frames) are left out. A check's ``kind`` decides the picture: ``categorical`` (or a column compared by
+    JS distance) gets category shares, the others a histogram.
+    """
+    flagged = flagged or {}
+    by_column: dict[str, list[Mapping[str, Any]]] = {}
+    for check in checks:
+        by_column.setdefault(str(check["column"]), []).append(check)
+    found: list[FeatureDistribution] = []
+    for column in drift_order(checks, flagged):
+        if len(found) >= limit:
+            break
+        if column not in reference.columns or column not in current.columns:
+            continue
+        own = by_column[column]
+        main = next((c for c in own if c.get("statistic") != "missing_rate_change"), own[0])
+        as_categories = main.get("statistic") == "js_distance"
+        labels, edges, ours, theirs = (
+            _category_shares(reference[column], current[column], top)
+            if as_categories
+            else _histogram(reference[column], current[column], bins)
+        )
+        severities = {str(c.get("severity")) for c in own}
+        severity = "error" if "error" in severities else "warn" if "warn" in severities else "ok"
+        found.append(
+            FeatureDistribution(
+                column=column,
+                kind=str(main.get("kind")),
+                labels=labels,
+                edges=edges,
+                reference=ours,
+                current=theirs,
+                severity=severity,
+                flagged=column in flagged,
+                statistic=str(main.get("statistic")),
+                value=main.get("value"),
+            )
+        )
+    return tuple(found)
+
+
+def _histogram(
+    reference: pd.Series, current: pd.Series, bins: int
+) -> tuple[tuple[str, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    """Shares per equal-width bin over both sides' 0.5-99.5% range; values beyond it count in the end bins."""
+    ours = pd.to_numeric(reference, errors="coerce").dropna().to_numpy(dtype="float64")
+    theirs = pd.to_numeric(current, errors="coerce").dropna().to_numpy(dtype="float64")
+    both = np.concatenate([ours, theirs])
+    both = both[np.isfinite(both)]
+    if both.size == 0:
+        return (), (), (), ()
+    low, high = (float(v) for v in np.quantile(both, [0.005, 0.995]))
+    if high <= low:
+        low, high = low - 0.5, high + 0.5
+    edges = np.linspace(low, high, bins + 1)
+    labels = tuple(f"[{a:.3g}, {b:.3g})" for a, b in itertools.pairwise(edges))
+    return labels, tuple(float(e) for e in edges), _bin_shares(ours, edges), _bin_shares(theirs, edges)
+
+
+def _bin_shares(values: np.ndarray, edges: np.ndarray) -> tuple[float, ...]:
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return tuple(0.0 for _ in edges[1:])
+    index = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, edges.size - 2)
+    counts = np.bincount(index, minlength=edges.size - 1)
+    return tuple(float(c) for c in counts / values.size)
+
+
+def _category_shares(
+    reference: pd.Series, current: pd.Series, top: int
+) -> tuple[tuple[str, ...], None, tuple[float, ...], tuple[float, ...]]:
+    """Shares of the ``top`` most frequent categories of both sides together, the rest as ``(other)``."""
+    ours = reference.dropna().astype(str).value_counts(normalize=True)
+    theirs = current.dropna().astype(str).value_counts(normalize=True)
+    together = ours.add(theirs, fill_value=0.0).sort_values(ascending=False, kind="mergesort")
+    kept = list(together.index[:top])
+    labels = [*kept, OTHER] if len(together) > top else kept
+
+    def shares(side: pd.Series) -> tuple[float, ...]:
+        values = [float(side.get(c, 0.0)) for c in kept]
+        return (*values, max(0.0, 1.0 - sum(values))) if len(labels) > len(kept) else tuple(values)
+
+    return tuple(str(c) for c in labels), None, shares(ours), shares(theirs)

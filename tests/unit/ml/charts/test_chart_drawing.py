@@ -1,0 +1,133 @@
+"""The drawing layer and the logging of charts to a real MLflow run (airflow_ml.ml.charts.chart_drawing)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from airflow_ml.ml.charts import chart_artifacts, chart_drawing
+from airflow_ml.ml.charts.drift_charts import drift_distributions
+from airflow_ml.ml.charts.gate_charts import gate_scores, gate_slices
+from airflow_ml.ml.charts.holdout_charts import binary_fit, regression_fit
+
+PNG = b"\x89PNG\r\n\x1a\n"
+RECORD = {
+    "metric": "rmse",
+    "direction": "minimize",
+    "challenger_version": "2",
+    "baseline_version": "1",
+    "holdout_rows": 500,
+    "challenger_score": 4.0,
+    "champion_score": 4.4,
+    "bootstrap": {"resamples": 100, "confidence": 0.95, "seed": 0, "challenger": [3.8, 4.2], "champion": [4.1, 4.6]},
+    "naive_baseline": {"metric": "rmse", "statistic": "mean", "score": 9.0},
+    "slices": [
+        {
+            "column": "zone",
+            "value": v,
+            "rows": 100,
+            "challenger_score": 4.0 + i,
+            "champion_score": 4.1,
+            "regression": i / 4,
+            "judged": True,
+            "breached": i > 1,
+        }
+        for i, v in enumerate("abc")
+    ],
+    "max_slice_regression": 0.3,
+}
+
+
+def _run(client: MlflowClient) -> str:
+    return client.create_run(client.create_experiment("charts")).info.run_id
+
+
+def test_every_chart_draws_a_png(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    y = rng.normal(10, 2, 400)
+    labels = (rng.uniform(size=400) < 0.4).astype(float)
+    frame = pd.DataFrame({"x": rng.normal(size=400), "zone": rng.choice(["a", "b"], 400)})
+    checks = [
+        {"column": "x", "kind": "numeric", "statistic": "psi", "value": 0.3, "severity": "error"},
+        {"column": "zone", "kind": "categorical", "statistic": "js_distance", "value": 0.01, "severity": "ok"},
+    ]
+    drawings = {
+        "scores.png": lambda p: chart_drawing.draw_gate_scores(gate_scores(RECORD), p),
+        "slices.png": lambda p: chart_drawing.draw_gate_slices(gate_slices(RECORD), p),
+        "drift.png": lambda p: chart_drawing.draw_drift(drift_distributions(frame, frame, checks), p, title="t"),
+        "fit.png": lambda p: chart_drawing.draw_regression_fit(regression_fit(y, y + 1, metric="rmse"), p),
+        "roc.png": lambda p: chart_drawing.draw_binary_fit(binary_fit(labels, rng.uniform(size=400)), p),
+    }
+
+    for name, draw in drawings.items():
+        draw(tmp_path / name)
+
+    for name in drawings:
+        data = (tmp_path / name).read_bytes()
+        assert data.startswith(PNG), name
+        assert len(data) > 5000, name
+
+
+def test_the_gate_charts_are_logged_to_the_run_and_named_in_the_record(client: MlflowClient) -> None:
+    run_id = _run(client)
+
+    charts = chart_artifacts.log_gate_charts(client, run_id, RECORD)
+
+    assert charts["artifacts"] == ["gate/charts/scores.png", "gate/charts/slices.png"]
+    assert charts["run_id"] == run_id
+    assert charts["experiment_id"] == client.get_run(run_id).info.experiment_id
+    listed = {a.path: a.file_size for a in client.list_artifacts(run_id, "gate/charts")}
+    assert set(listed) == set(charts["artifacts"])
+    assert all(size > 5000 for size in listed.values())
+
+
+def test_a_chart_that_cannot_be_drawn_is_left_out_with_a_warning(
+    client: MlflowClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_id = _run(client)
+
+    logged = chart_artifacts.log_holdout_charts(
+        client, run_id, "binary", [1, 1, 1], [0.2, 0.4, 0.9], metric="auc", score=None
+    )
+
+    assert logged == []
+    assert client.list_artifacts(run_id) == []
+    assert "chart holdout/charts/roc_calibration.png was not drawn: ValueError: a ROC curve needs both classes" in (
+        caplog.text
+    )
+
+
+def test_the_chart_modules_import_no_matplotlib_until_they_draw() -> None:
+    script = (
+        "import json, sys\n"
+        "import airflow_ml.ml.charts.chart_artifacts, airflow_ml.ml.charts.chart_drawing\n"
+        "import airflow_ml.ml.charts.gate_charts\n"
+        "print(json.dumps('matplotlib' in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+
+    assert json.loads(result.stdout) is False
+
+
+def test_a_challenger_refused_for_a_non_finite_score_still_gets_its_charts(tmp_path: Path) -> None:
+    nan = float("nan")
+    record = {
+        **RECORD,
+        "challenger_score": nan,
+        "bootstrap": None,
+        "naive_baseline": {"statistic": "mean", "score": 9.0},
+    }
+    record["slices"] = [{**s, "challenger_score": None, "regression": None, "judged": False} for s in RECORD["slices"]]
+
+    chart_drawing.draw_gate_scores(gate_scores(record), tmp_path / "scores.png")
+    chart_drawing.draw_gate_slices(gate_slices(record), tmp_path / "slices.png")
+
+    assert (tmp_path / "scores.png").read_bytes().startswith(PNG)
+    assert (tmp_path / "slices.png").read_bytes().startswith(PNG)

@@ -1,0 +1,118 @@
+"""The drift chart as data: each column's shares on both sides, breached and flagged first (drift_charts)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from airflow_ml.ml.charts.drift_charts import OTHER, drift_distributions, drift_order
+from airflow_ml.ml.drift import compare
+
+THRESHOLDS = {
+    "psi": {"warn": 0.1, "error": 0.25},
+    "js_distance": {"warn": 0.03, "error": 0.3},
+    "missing_rate_change": {"warn": 0.05, "error": None},
+    "label_psi": {"warn": 0.1, "error": 0.25},
+}
+
+
+@pytest.fixture(scope="module")
+def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reference and current rows: ``distance`` shifted a lot, ``zone`` a little, ``hour`` and the label not."""
+    rng = np.random.default_rng(5)
+    n = 2000
+
+    def rows(shift: float, zone_p: list[float]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "hour": rng.integers(0, 24, n),
+                "distance": rng.gamma(2.0, 2.0, n) + shift,
+                "zone": rng.choice(["a", "b", "c"], n, p=zone_p),
+                "minutes": rng.normal(20, 4, n),
+            }
+        )
+
+    return rows(0.0, [0.5, 0.3, 0.2]), rows(4.0, [0.4, 0.35, 0.25])
+
+
+@pytest.fixture(scope="module")
+def checks(frames: tuple[pd.DataFrame, pd.DataFrame]) -> list[dict]:
+    reference, current = frames
+    report = compare(
+        reference,
+        current,
+        features=["hour", "distance", "zone"],
+        categorical=["zone"],
+        target="minutes",
+        task="regression",
+        thresholds=THRESHOLDS,
+    )
+    return report.to_dict()["checks"]
+
+
+def test_breached_columns_come_first_errors_before_warnings(checks: list[dict]) -> None:
+    severity = {c["column"]: c["severity"] for c in checks if c["statistic"] != "missing_rate_change"}
+    assert severity["distance"] == "error"
+    assert severity["zone"] == "warn"
+
+    order = drift_order(checks, flagged={})
+
+    assert order[:2] == ["distance", "zone"]
+    assert set(order[2:]) == {"hour", "minutes"}
+
+
+def test_a_flagged_column_comes_after_the_breached_ones_and_before_the_rest(checks: list[dict]) -> None:
+    order = drift_order(checks, flagged={"hour": 0.01})
+
+    assert order == ["distance", "zone", "hour", "minutes"]
+
+
+def test_each_side_is_a_distribution_on_shared_bins(frames: tuple[pd.DataFrame, pd.DataFrame], checks: list) -> None:
+    reference, current = frames
+
+    found = {d.column: d for d in drift_distributions(reference, current, checks, bins=10)}
+
+    distance = found["distance"]
+    assert distance.edges is not None
+    assert len(distance.edges) == 11
+    assert len(distance.reference) == len(distance.current) == len(distance.labels) == 10
+    assert sum(distance.reference) == pytest.approx(1.0)
+    assert sum(distance.current) == pytest.approx(1.0)
+    # The shift shows: the new rows' mean bin lies to the right of the training rows'.
+    centres = np.diff(distance.edges) / 2 + distance.edges[:-1]
+    assert np.dot(centres, distance.current) > np.dot(centres, distance.reference) + 3
+    assert (distance.severity, distance.statistic) == ("error", "psi")
+    assert distance.heading.startswith("distance: psi ")
+    assert distance.heading.endswith(" ERROR")
+    zone = found["zone"]
+    assert zone.edges is None
+    assert set(zone.labels) == {"a", "b", "c"}
+    assert dict(zip(zone.labels, zone.reference, strict=True))["a"] == pytest.approx((reference["zone"] == "a").mean())
+
+
+def test_rare_categories_are_summed_as_other_and_columns_are_capped() -> None:
+    reference = pd.DataFrame({"shop": [f"s{i % 30}" for i in range(300)]})
+    current = pd.DataFrame({"shop": [f"s{i % 5}" for i in range(300)]})
+    checks = [{"column": "shop", "kind": "categorical", "statistic": "js_distance", "value": 0.6, "severity": "error"}]
+
+    (shop,) = drift_distributions(reference, current, checks, top=4)
+
+    assert shop.labels[-1] == OTHER
+    assert len(shop.labels) == 5
+    assert sum(shop.reference) == pytest.approx(1.0)
+    assert sum(shop.current) == pytest.approx(1.0)
+    assert drift_distributions(reference, current, checks, limit=0) == ()
+
+
+def test_a_column_missing_on_one_side_and_the_prediction_check_are_left_out(checks: list[dict]) -> None:
+    reference = pd.DataFrame({"hour": [1, 2, 3]})
+    current = pd.DataFrame({"hour": [1, 2, 4], "new": [1, 1, 1]})
+    extra = [
+        {"column": "new", "kind": "numeric", "statistic": "psi", "value": None, "severity": "ok"},
+        {"column": "prediction", "kind": "prediction", "statistic": "psi", "value": 0.5, "severity": "error"},
+    ]
+
+    found = drift_distributions(reference, current, [c for c in checks if c["column"] == "hour"] + extra)
+
+    assert [d.column for d in found] == ["hour"]
