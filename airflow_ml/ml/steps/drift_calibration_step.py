@@ -57,9 +57,24 @@ class RunCalibration:
     def __post_init__(self) -> None:
         self.entries = with_fleet(self.calibrated, self.fleet_p_values)
 
-    def add(self, column: str, kind: str, statistic: str, value: float | None) -> None:
-        """Judge one more of today's statistics (the champion's predictions) and adjust again."""
-        today = [{"column": column, "kind": kind, "statistic": statistic, "value": value}]
+    def add(
+        self, column: str, kind: str, statistic: str, value: float | None, counts: tuple[int, int] | None = None
+    ) -> None:
+        """Judge one more of today's statistics (the champion's predictions) and adjust again.
+
+        ``counts`` are the values each side of the comparison held (the previous snapshot's, this one's).
+        """
+        reference_n, current_n = counts or (None, None)
+        today = [
+            {
+                "column": column,
+                "kind": kind,
+                "statistic": statistic,
+                "value": value,
+                "reference_n": reference_n,
+                "current_n": current_n,
+            }
+        ]
         self.calibrated += calibrate(today, self.past, self.rules, season=self.base["season"])
         self.entries = with_fleet(self.calibrated, self.fleet_p_values)
 
@@ -189,11 +204,45 @@ def _today(settings: DriftSettings, frames: tuple[pd.DataFrame, pd.DataFrame] | 
         thresholds={},
         bins=settings.bins,
     )
-    return [{"column": c.column, "kind": c.kind, "statistic": c.statistic, "value": c.value} for c in report.checks]
+    return [
+        {
+            "column": c.column,
+            "kind": c.kind,
+            "statistic": c.statistic,
+            "value": c.value,
+            **_counts(c.column, c.statistic, c.value, frames),
+        }
+        for c in report.checks
+    ]
+
+
+def _counts(
+    column: str, statistic: str, value: float | None, frames: tuple[pd.DataFrame, pd.DataFrame]
+) -> dict[str, int | None]:
+    """The values each side of a statistic held: the rows for the missing rate, the non-missing values else."""
+    if value is None or column not in frames[0] or column not in frames[1]:
+        return {"reference_n": None, "current_n": None}
+    if statistic == "missing_rate_change":
+        return {"reference_n": len(frames[0]), "current_n": len(frames[1])}
+    return {"reference_n": int(frames[0][column].notna().sum()), "current_n": int(frames[1][column].notna().sum())}
 
 
 def _shown(entry: dict[str, Any]) -> dict[str, Any]:
-    keys = ("column", "kind", "statistic", "value", "p_value", "q_value", "basis", "n_history", "season", "method")
+    keys = (
+        "column",
+        "kind",
+        "statistic",
+        "value",
+        "reference_n",
+        "current_n",
+        "p_value",
+        "q_value",
+        "basis",
+        "scale",
+        "n_history",
+        "season",
+        "method",
+    )
     return {**{k: entry.get(k) for k in keys}, "note": entry.get("note", "")}
 
 

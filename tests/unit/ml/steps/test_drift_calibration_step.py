@@ -96,6 +96,37 @@ def test_two_shifted_features_are_flagged_against_the_citys_history_and_stop_the
     assert run.metrics()["drift_q.x1.psi"] <= 0.05
 
 
+def test_the_history_keeps_each_statistics_counts_and_judges_values_normalised_by_them(tmp_path: Path) -> None:
+    for day in range(7):
+        run_night(tmp_path, "oslo", day)
+
+    run = calibrate_run(night(tmp_path, "oslo", 7), SETTINGS)
+
+    history = store.read_history(store.history_uri(str(tmp_path), "ride_duration", "oslo"))
+    compared = history[history["value"].notna()]
+    # The previous snapshot holds every day so far; today's new rows are the one new day.
+    assert sorted(set(compared["reference_n"])) == [400 * day for day in range(1, 7)]
+    assert set(compared["current_n"]) == {400}
+    by_column = {(c["column"], c["statistic"]): c for c in run.section["columns"]}
+    assert by_column[("x1", "psi")]["scale"] == "rows"
+    assert (by_column[("x1", "psi")]["reference_n"], by_column[("x1", "psi")]["current_n"]) == (2800, 400)
+
+
+def test_a_history_written_before_the_counts_were_kept_is_judged_raw_and_the_record_says_so(tmp_path: Path) -> None:
+    for day in range(7):
+        run_night(tmp_path, "oslo", day)
+    uri = store.history_uri(str(tmp_path), "ride_duration", "oslo")
+    # As an older release wrote it: no count columns at all.
+    store.read_history(uri).drop(columns=["reference_n", "current_n"]).to_parquet(uri)
+
+    run = calibrate_run(night(tmp_path, "oslo", 7), SETTINGS)
+
+    x1 = {(c["column"], c["statistic"]): c for c in run.section["columns"]}[("x1", "psi")]
+    assert (x1["basis"], x1["scale"], x1["n_history"]) == ("history", "raw", 6)
+    assert "raw values judged: 0 of 6 past value(s) carry their row counts (< min_history 5)" in x1["note"]
+    assert 0 < x1["p_value"] <= 1
+
+
 def test_the_run_adjusts_its_p_values_with_the_fleets_latest(tmp_path: Path) -> None:
     for city in ("oslo", "rome"):
         for day in range(7):
