@@ -39,10 +39,12 @@ With fewer than ``min_history`` past values the column is not calibrated: the fi
 record says so (``basis: fixed_thresholds``). A seasonal column is compared with the past values of the same
 season (``basis: season``) when there are ``min_history`` of them, else with its whole history.
 
-The p-values of every (city, column, statistic) of a template are adjusted together with Benjamini-Yekutieli
-(valid under any dependence between the tests), and a column is flagged when one of its q-values is at most
-``q``. A run stops on the label (flagged, or above its fixed ``error`` limit when not calibrated), on a
-feature not yet calibrated that breaches its fixed ``error`` limit, or on ``min_flagged`` flagged features.
+The p-values of the template's family (:mod:`airflow_ml.ml.drift_family`: per member city recent enough, its
+newest snapshot's) are adjusted together with Benjamini-Yekutieli (valid under any dependence between the
+tests), the same way in a city's run and in the nightly review, and a column is flagged when one of its
+q-values is at most ``q``. A run stops on the label (flagged, or above its fixed ``error`` limit when not
+calibrated), on a feature not yet calibrated that breaches its fixed ``error`` limit, or on ``min_flagged``
+flagged features.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class CalibrationRules:
         min_flagged: Flagged features that stop a run (the label stops it alone).
         seasonal: Columns compared with the same season of their history.
         season: What a season is: ``month`` (of the snapshot's last day).
+        max_age_days: A city whose newest drift record is older leaves the fleet's family
+            (:mod:`airflow_ml.ml.drift_family`).
     """
 
     enabled: bool = True
@@ -84,6 +88,7 @@ class CalibrationRules:
     min_flagged: int = 2
     seasonal: tuple[str, ...] = ()
     season: str = "month"
+    max_age_days: int = 45
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> CalibrationRules:

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from airflow_ml.data.snapshot import Manifest, take_snapshot
 from airflow_ml.ml import drift_history as store
 from airflow_ml.ml.steps.drift_calibration_step import apply_stop_rule, calibrate_run, record_history
-from airflow_ml.ml.steps.step_settings import DriftSettings
+from airflow_ml.ml.steps.drift_review_step import review_fleet
+from airflow_ml.ml.steps.step_settings import DriftReviewSettings, DriftSettings
 
 FEATURES = ["x1", "x2", "x3"]
 SETTINGS = DriftSettings(
@@ -134,7 +136,7 @@ def test_the_run_adjusts_its_p_values_with_the_fleets_latest(tmp_path: Path) -> 
 
     run = calibrate_run(night(tmp_path, "oslo", 7), SETTINGS)
 
-    assert run.section["fleet"] == {"cities": 2, "tests": 16}
+    assert (run.section["fleet"]["cities"], run.section["fleet"]["tests"]) == (2, 16)
     own = [c for c in run.section["columns"] if c["p_value"] is not None]
     assert all(c["q_value"] >= c["p_value"] for c in own)
 
@@ -146,3 +148,66 @@ def test_a_record_without_checks_keeps_its_status_and_gains_the_calibration(tmp_
 
     assert record["status"] == "skipped"
     assert record["calibration"]["stop"] is False
+
+
+def fleet_of(root: Path, cities: tuple[str, ...], nights: int = 7) -> None:
+    for number, city in enumerate(cities):
+        for day in range(nights):
+            run_night(root, city, day, seed=day + 100 * number)
+
+
+def test_a_run_and_the_review_give_the_same_q_values_for_the_same_records(tmp_path: Path) -> None:
+    fleet_of(tmp_path, ("oslo", "rome", "lima", "paris"))  # paris: removed from the templates since
+    review_settings = DriftReviewSettings(template="ride_duration", cities={"oslo": "a", "rome": "b", "lima": "c"})
+    review_fleet(None, review_settings, data_root=str(tmp_path))  # lists the family for the runs
+
+    run = calibrate_run(night(tmp_path, "oslo", 7, shift=0.3), SETTINGS)
+    record_history(run, None)
+    review = review_fleet(None, review_settings, data_root=str(tmp_path))
+
+    at_run = {f"{c['column']}.{c['statistic']}": c["q_value"] for c in run.section["columns"] if c["q_value"]}
+    assert len(at_run) == 8
+    assert review["cities"]["oslo"]["q_values"] == pytest.approx(at_run, rel=1e-12)
+    assert run.section["fleet"]["tests"] == review["tests"] == 24
+    assert run.section["fleet"]["family"]["source"] == "review"
+
+
+def test_a_city_removed_from_the_templates_no_longer_counts_at_run_time_or_in_the_review(tmp_path: Path) -> None:
+    fleet_of(tmp_path, ("oslo", "rome", "paris"))
+    today = night(tmp_path, "oslo", 7)
+    before = calibrate_run(today, SETTINGS)  # no review yet: every city with a history
+    # paris is removed from the templates: the review lists the cities still configured.
+    review = review_fleet(
+        None, DriftReviewSettings(template="ride_duration", cities={"oslo": "a", "rome": "b"}), data_root=str(tmp_path)
+    )
+
+    after = calibrate_run(today, SETTINGS)
+
+    assert before.section["fleet"]["family"] == {
+        "source": "no_review_yet",
+        "members": None,
+        "max_age_days": 45,
+        "listed_at": None,
+    }
+    assert (before.section["fleet"]["cities"], before.section["fleet"]["tests"]) == (3, 24)
+    assert (after.section["fleet"]["cities"], after.section["fleet"]["tests"]) == (2, 16)
+    assert review["tests"] == 16
+    assert "paris" in review["left_out"]
+    assert (tmp_path / "drift_history" / "ride_duration" / "latest" / "paris.parquet").exists()  # kept, not read
+
+
+def test_a_city_that_stopped_running_leaves_the_family_after_max_age_days(tmp_path: Path) -> None:
+    fleet_of(tmp_path, ("oslo", "rome"))
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=46)
+
+    run = calibrate_run(night(tmp_path, "oslo", 7), SETTINGS, now=later)
+    review = review_fleet(
+        None,
+        DriftReviewSettings(template="ride_duration", cities={"oslo": "a", "rome": "b"}),
+        data_root=str(tmp_path),
+        now=later,
+    )
+
+    assert (run.section["fleet"]["cities"], run.section["fleet"]["tests"]) == (1, 8)
+    assert review["left_out"]["rome"].endswith("is older than drift.calibration.max_age_days 45")
+    assert review["tests"] == 0  # oslo's newest record is as old as rome's: nothing recent enough
