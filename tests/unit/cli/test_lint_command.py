@@ -177,3 +177,20 @@ def test_a_bad_scoring_key_is_linted_at_its_line(world: dict[str, Path], capsys:
     assert code == 1
     assert any(line.startswith(f"{typo}:5:") and "did you mean 'shadow'?" in line for line in out), out
     assert any(line.startswith(f"{column}:") and "scoring.key_columns ['ride_id']" in line for line in out), out
+
+
+def test_a_schema_declaration_without_its_change_is_warned_about_at_its_line(
+    world: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    city = world["templates"] / "cities" / "lisbon.yaml"
+    declaration = "gate:\n  accept_schema_change:\n    reason: zone renamed\n"
+    city.write_text(city.read_text(encoding="utf-8").replace("gate:\n", declaration, 1), encoding="utf-8")
+    line = city.read_text(encoding="utf-8").splitlines().index("  accept_schema_change:") + 1
+
+    code, out = _lint(world, capsys)
+
+    assert code == 0  # it loads: the gate refuses the change and shows the fingerprint to add
+    [warning] = [w for w in out if "accept_schema_change" in w]
+    assert warning.startswith(f"{city}:{line}:")
+    assert "warning: gate.accept_schema_change ('zone renamed') names no change, so it accepts none" in warning
+    assert warning.endswith("(cities: lisbon)")
