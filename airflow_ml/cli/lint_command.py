@@ -122,7 +122,7 @@ def _unfingerprinted_declaration(config: CityConfig, origin: Origin, findings: _
         "accepts only the change whose fingerprint it names; add change: '<sha256:...>' as the gate's refusal "
         "of that change shows it (docs/guides/gate.md#schema-changes)"
     )
-    findings.warnings.setdefault(Problem(message, line=line, col=col, file=file), []).append(config.city)
+    findings.warnings.setdefault(Problem(message, line=line, col=col, file=str(file)), []).append(config.city)
 
 
 def _lint_suite(
