@@ -56,6 +56,7 @@ def test_execute_stores_the_q_values_in_the_citys_record_and_drift_run(world: Op
     assert result["tests"] == 3
     assert sorted(result["cities"]["lisbon"]["flagged"]) == ["a", "b"]
     assert result["without_history"] == ["oslo"]
+    assert result["left_out"] == {}
     assert result["problems"] == []
     assert json.loads((folder / "drift.json").read_text())["fleet_review"]["would_stop"] is True
     assert "drift_q_fleet.a.psi" in world.client.get_run(run_id).data.metrics
