@@ -65,6 +65,7 @@ def lint(root: Path, expectations: Path, fmt: str = "text") -> int:
     checked: set[Path] = set()  # the suite files some city's suite was read from
     for config in configs:
         origin = origins.get(config.dag_id, {})
+        _unfingerprinted_declaration(config, origin, findings)
         try:
             _lint_suite(config, origin, expectations, findings, checked)
         except Exception as exc:  # noqa: BLE001 - a check no message foresaw: this city's problem alone
@@ -105,6 +106,23 @@ def lint(root: Path, expectations: Path, fmt: str = "text") -> int:
             print(_github(caution, message, "warning") if fmt == "github" else f"{where}: warning: {message}")
         print(summary + (f", {len(warnings)} warning(s)" if warnings else ""))
     return 1 if problems else 0
+
+
+def _unfingerprinted_declaration(config: CityConfig, origin: Origin, findings: _Findings) -> None:
+    """Warn at a ``gate.accept_schema_change`` that names no change: it loads, but accepts nothing."""
+    accept = config.gate.accept_schema_change
+    if accept is None or accept.change is not None:
+        return
+    place = origin.get(("gate", "accept_schema_change")) or origin.get(("city",))
+    if place is None:
+        return
+    file, line, col = place
+    message = (
+        f"gate.accept_schema_change ({accept.reason!r}) names no change, so it accepts none: a declaration "
+        "accepts only the change whose fingerprint it names; add change: '<sha256:...>' as the gate's refusal "
+        "of that change shows it (docs/guides/gate.md#schema-changes)"
+    )
+    findings.warnings.setdefault(Problem(message, line=line, col=col, file=str(file)), []).append(config.city)
 
 
 def _lint_suite(

@@ -37,12 +37,13 @@ def reviewed(config: CityConfig) -> bool:
 
 
 def review_settings(template: str, configs: list[CityConfig]) -> DriftReviewSettings:
-    """The review's settings: the cities, and the strictest ``q`` and ``min_flagged`` among them."""
+    """The review's settings: the cities, the strictest ``q`` and ``min_flagged`` and the most lenient age."""
     return DriftReviewSettings(
         template=template,
         cities={c.city: c.model_name for c in sorted(configs, key=lambda c: c.city)},
         q=min(c.drift.calibration.q for c in configs),
         min_flagged=min(c.drift.calibration.min_flagged for c in configs),
+        max_age_days=max(c.drift.calibration.max_age_days for c in configs),
     )
 
 

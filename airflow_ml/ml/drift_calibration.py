@@ -1,24 +1,50 @@
 """Drift judged against each city's own history, with false discoveries controlled across the fleet.
 
-Each run records, per column and statistic, the drift between the city's previous snapshot and this one
-(:mod:`airflow_ml.ml.drift_history`). Today's value becomes a p-value against that city's own history of the
-same statistic, so a small city (noisy statistics) and a large one (tiny ones) alarm at the same rate:
+Each run records, per column and statistic, the drift between the city's previous snapshot and this one and
+the number of values each side held (:mod:`airflow_ml.ml.drift_history`). Today's value becomes a p-value
+against that city's own history of the same statistic, so a small city (noisy statistics) and a large one
+(tiny ones) alarm at the same rate.
+
+**Normalised by the rows compared.** Under no drift a statistic shrinks with the rows it compares: PSI times
+the effective sample size ``n_eff = n1 * n2 / (n1 + n2)`` is close to chi-square with ``bins - 1`` degrees of
+freedom, the JS distance squared times ``8 ln 2 * n_eff`` to chi-square with ``categories - 1``, and the
+change of a missing rate squared times ``n_eff`` to ``rate * (1 - rate)`` times chi-square with one (the
+two-proportion z). When the rows compared vary from night to night (the new rows since the previous snapshot:
+a weekend, a catch-up over three days), the raw statistic is a *scale mixture* of those chi-squares, whose
+tail is far heavier than any one of them: a tail fitted to raw values is then anti-conservative, and a fleet
+of thousands of tests alarms every night. Each value is therefore judged as ``statistic * n_eff`` (squared
+first for the JS distance and the missing-rate change), which removes the mixture; what remains is the
+city's own dispersion (rows that are not independent, bins cut on the reference's quantiles), which the
+history measures. History rows recorded without their counts (before they were kept) cannot be normalised:
+while fewer than ``min_history`` past values carry counts, the raw statistics are judged as before and the
+record says so (``scale: raw``); once enough do, only those are used (``scale: rows``).
+
+**The p-value.**
 
 - the empirical p-value ``(1 + #{history >= today}) / (1 + n)``;
-- beyond the history's reach (fewer than :data:`TAIL_EXCEEDANCES` past values at or above today's), a tail
-  fitted to the history: a gamma distribution by its moments on the statistic's chi-square-like scale (PSI as
-  it is, the JS distance and the change of missing rate squared), whose survival function gives the p-value.
-  An empirical p-value alone is never below ``1 / (n + 1)``, which no correction over a fleet's thousands of
-  tests would ever let through.
+- beyond the history's reach (fewer than :data:`TAIL_EXCEEDANCES` past values at or above today's), a gamma
+  tail fitted to the history, whose **shape uncertainty is integrated out**: the scale is integrated
+  analytically (today's value over the past mean is F-distributed given the shape) and the shape over its
+  posterior on a grid (flat prior on ``log shape``), so a short or irregular history widens the tail instead
+  of pretending to know it. An empirical p-value alone is never below ``1 / (n + 1)``, which no correction
+  over a fleet's thousands of tests would ever let through; a plug-in shape (the previous method) thins the
+  tail whenever the history happens to look regular, which at ``1e-6`` (where Benjamini-Yekutieli over
+  8,000 tests starts to flag) multiplies the false alarms.
+
+What is not covered: a dispersion that itself changes from night to night for reasons other than the rows
+(a log-normal spread of more than about 0.3 per night, unrelated to the rows compared) still has a tail
+heavier than any gamma; such a city alarms more often than ``q`` says and its history should be reviewed.
 
 With fewer than ``min_history`` past values the column is not calibrated: the fixed thresholds decide, and the
 record says so (``basis: fixed_thresholds``). A seasonal column is compared with the past values of the same
 season (``basis: season``) when there are ``min_history`` of them, else with its whole history.
 
-The p-values of every (city, column, statistic) of a template are adjusted together with Benjamini-Yekutieli
-(valid under any dependence between the tests), and a column is flagged when one of its q-values is at most
-``q``. A run stops on the label (flagged, or above its fixed ``error`` limit when not calibrated), on a
-feature not yet calibrated that breaches its fixed ``error`` limit, or on ``min_flagged`` flagged features.
+The p-values of the template's family (:mod:`airflow_ml.ml.drift_family`: per member city recent enough, its
+newest snapshot's) are adjusted together with Benjamini-Yekutieli (valid under any dependence between the
+tests), the same way in a city's run and in the nightly review, and a column is flagged when one of its
+q-values is at most ``q``. A run stops on the label (flagged, or above its fixed ``error`` limit when not
+calibrated), on a feature not yet calibrated that breaches its fixed ``error`` limit, or on ``min_flagged``
+flagged features.
 """
 
 from __future__ import annotations
@@ -52,6 +78,8 @@ class CalibrationRules:
         min_flagged: Flagged features that stop a run (the label stops it alone).
         seasonal: Columns compared with the same season of their history.
         season: What a season is: ``month`` (of the snapshot's last day).
+        max_age_days: A city whose newest drift record is older leaves the fleet's family
+            (:mod:`airflow_ml.ml.drift_family`).
     """
 
     enabled: bool = True
@@ -60,6 +88,7 @@ class CalibrationRules:
     min_flagged: int = 2
     seasonal: tuple[str, ...] = ()
     season: str = "month"
+    max_age_days: int = 45
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> CalibrationRules:
@@ -79,20 +108,52 @@ def season_of(partitions: Sequence[str], season: str = "month") -> str | None:
         return None
 
 
-def p_value(value: float, history: Sequence[float] | np.ndarray, statistic: str) -> tuple[float, str]:
+def effective_rows(reference: Any, current: Any) -> float | None:
+    """``n1 * n2 / (n1 + n2)``, the effective sample size of a two-sample statistic; None when a count is unknown."""
+    try:
+        n1, n2 = float(reference), float(current)
+    except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(n1) and math.isfinite(n2)) or n1 <= 0 or n2 <= 0:
+        return None
+    return n1 * n2 / (n1 + n2)
+
+
+def p_value(
+    value: float,
+    history: Sequence[float] | np.ndarray,
+    statistic: str,
+    *,
+    n_eff: float | None = None,
+    history_n_eff: Sequence[float] | np.ndarray | None = None,
+) -> tuple[float, str]:
     """Today's ``value`` against ``history`` (past values of the same statistic): the p-value and its method.
+
+    Args:
+        value: Today's statistic.
+        history: The past values of the same statistic.
+        statistic: ``psi``, ``js_distance`` or ``missing_rate_change`` (the last two are squared).
+        n_eff: Today's effective sample size (see :func:`effective_rows`); with ``history_n_eff``, every value
+            is judged multiplied by its own (see the module's docstring).
+        history_n_eff: One effective sample size per past value.
 
     Returns:
         ``(p, "empirical")`` or ``(p, "gamma_tail")`` (see the module's docstring).
     """
-    past = np.asarray(history, dtype=float)
+    past = _scale(np.asarray(history, dtype=float), statistic)
+    today = float(_scale(np.array([value], dtype=float), statistic)[0])
+    if n_eff is not None and history_n_eff is not None:
+        sizes = np.asarray(history_n_eff, dtype=float)
+        if sizes.shape != past.shape:
+            raise ValueError(f"{sizes.size} effective sample size(s) for {past.size} past value(s)")
+        past, today = past * sizes, today * n_eff
     past = past[np.isfinite(past)]
     n = past.size
-    exceed = int(np.sum(past >= value))
+    exceed = int(np.sum(past >= today))
     empirical = (1 + exceed) / (1 + n)
     if exceed >= TAIL_EXCEEDANCES or n < MIN_TAIL_FIT:
         return float(empirical), "empirical"
-    tail = _gamma_tail(_scale(np.array([value]), statistic)[0], _scale(past, statistic))
+    tail = _gamma_tail(today, past)
     if tail is None:
         return float(empirical), "empirical"
     return float(min(empirical, tail)), "gamma_tail"
@@ -102,13 +163,20 @@ def _scale(values: np.ndarray, statistic: str) -> np.ndarray:
     return np.square(values) if statistic in _SQUARED else values
 
 
-def _gamma_tail(value: float, past: np.ndarray) -> float | None:
-    """P(a new value >= ``value``) when the past and the new value are gamma with one shape and one scale.
+#: The gamma shapes the tail averages over: from a tail far heavier than an exponential's to a near-normal one.
+_SHAPES = np.exp(np.linspace(math.log(0.05), math.log(500.0), 160))
 
-    The shape comes from the past values' (approximate) maximum likelihood; the scale is not estimated but
-    integrated out: the new value over the past mean is then F-distributed with ``2k`` and ``2nk`` degrees of
-    freedom, so a short history widens the tail instead of pretending to know it.
+
+def _gamma_tail(value: float, past: np.ndarray) -> float | None:
+    """P(a new value >= ``value``) when the past and the new value are gamma with one unknown shape and scale.
+
+    Given the shape ``k``, the scale is integrated out (prior ``1 / scale``): the new value over the past mean
+    is F-distributed with ``2k`` and ``2nk`` degrees of freedom. The shape is integrated over its posterior on
+    :data:`_SHAPES` (flat prior on ``log k``), whose likelihood, the scale integrated out, depends on the past
+    only through ``s = log(mean) - mean(log)``: ``-n k s - n lgamma(k) + lgamma(n k) - n k log n``. A short
+    or irregular history thus keeps the heavier tails of small shapes in the average.
     """
+    from scipy.special import gammaln
     from scipy.stats import f
 
     positive = past[past > 0]
@@ -119,11 +187,12 @@ def _gamma_tail(value: float, past: np.ndarray) -> float | None:
     if s <= 1e-12:  # a constant history: no spread to measure a tail with
         return None
     n = positive.size
-    # Minka's approximation of the maximum-likelihood shape, with its small-sample bias taken off (it
-    # overstates the shape, hence thins the tail, on short histories).
-    shape = (3 - s + math.sqrt((s - 3) ** 2 + 24 * s)) / (12 * s)
-    shape = max((n - 3) / n * shape + 2 / (3 * n), 1e-3)
-    return float(f.sf(value / mean, 2 * shape, 2 * shape * n))
+    k = _SHAPES
+    log_likelihood = -n * k * s - n * gammaln(k) + gammaln(n * k) - n * k * math.log(n)
+    weights = np.exp(log_likelihood - log_likelihood.max())
+    kept = weights > 1e-12  # shapes the history rules out add nothing but time
+    k, weights = k[kept], weights[kept]
+    return float(np.sum(weights * f.sf(value / mean, 2 * k, 2 * n * k)) / weights.sum())
 
 
 def calibrate(
@@ -136,60 +205,93 @@ def calibrate(
     """Each of ``today``'s statistics against the city's own history.
 
     Args:
-        today: ``{"column", "kind", "statistic", "value"}`` per statistic (value None: not computed).
-        history: The city's past rows (a frame with ``column``, ``statistic``, ``value``, ``season``), this
-            snapshot's own rows left out.
+        today: ``{"column", "kind", "statistic", "value"}`` per statistic (value None: not computed), with
+            ``reference_n`` and ``current_n`` (the values each side held) when known.
+        history: The city's past rows (a frame with ``column``, ``statistic``, ``value``, ``season`` and, when
+            recorded, ``reference_n`` and ``current_n``), this snapshot's own rows left out.
         rules: The calibration rules.
         season: This snapshot's season (see :func:`season_of`).
 
     Returns:
         One dict per statistic: the input keys and ``p_value`` (None when not calibrated), ``method``,
-        ``basis`` (``history``, ``season`` or ``fixed_thresholds``), ``n_history``, ``season`` (when compared
-        within it) and ``note``.
+        ``basis`` (``history``, ``season`` or ``fixed_thresholds``), ``scale`` (``rows``: normalised by the
+        effective sample size; ``raw``), ``n_history``, ``season`` (when compared within it) and ``note``.
     """
     grouped = _grouped(history)
     seasonal = set(rules.seasonal)
+    empty = (np.empty(0), np.empty(0, dtype=object), np.empty(0))
     out = []
     for check in today:
         column, statistic, value = check["column"], check["statistic"], check.get("value")
-        past, seasons = grouped.get((column, statistic), (np.empty(0), np.empty(0, dtype=object)))
-        entry: dict[str, Any] = {**check, "p_value": None, "method": None, "season": None, "n_history": len(past)}
+        past, seasons, sizes = grouped.get((column, statistic), empty)
+        entry: dict[str, Any] = {
+            **check,
+            "p_value": None,
+            "method": None,
+            "season": None,
+            "scale": None,
+            "n_history": len(past),
+        }
+        notes = []
         if column in seasonal and season is not None:
-            same = past[seasons == season]
-            if same.size >= rules.min_history:
-                past = same
-                entry.update(season=season, n_history=int(same.size))
-                entry["note"] = f"seasonal: compared with the {same.size} past value(s) of month {season}"
+            same = seasons == season
+            if int(same.sum()) >= rules.min_history:
+                past, sizes = past[same], sizes[same]
+                entry.update(season=season, n_history=int(past.size))
+                notes.append(f"seasonal: compared with the {past.size} past value(s) of month {season}")
             else:
-                entry["note"] = (
-                    f"seasonal, but only {same.size} past value(s) of month {season} (< min_history "
+                notes.append(
+                    f"seasonal, but only {int(same.sum())} past value(s) of month {season} (< min_history "
                     f"{rules.min_history}): compared with the whole history"
                 )
         if value is None or not math.isfinite(float(value)):
-            entry.update(basis="fixed_thresholds", note="no value today (first snapshot, or a column missing)")
+            entry.update(basis="fixed_thresholds")
+            notes = ["no value today (first snapshot, or a column missing)"]
         elif past.size < rules.min_history:
-            entry.update(
-                basis="fixed_thresholds",
-                note=f"{past.size} past value(s) < drift.calibration.min_history {rules.min_history}: the fixed "
-                "thresholds apply",
+            entry.update(basis="fixed_thresholds")
+            notes.append(
+                f"{past.size} past value(s) < drift.calibration.min_history {rules.min_history}: the fixed "
+                "thresholds apply"
             )
         else:
-            p, method = p_value(float(value), past, statistic)
+            n_eff = effective_rows(check.get("reference_n"), check.get("current_n"))
+            counted = np.isfinite(sizes)
+            if n_eff is not None and int(counted.sum()) >= rules.min_history:
+                p, method = p_value(float(value), past[counted], statistic, n_eff=n_eff, history_n_eff=sizes[counted])
+                entry.update(scale="rows", n_history=int(counted.sum()))
+            else:
+                p, method = p_value(float(value), past, statistic)
+                entry.update(scale="raw")
+                notes.append(
+                    f"raw values judged: {int(counted.sum())} of {past.size} past value(s) carry their row counts "
+                    f"(< min_history {rules.min_history})"
+                    if n_eff is not None
+                    else "raw values judged: today's row counts are unknown"
+                )
             entry.update(p_value=p, method=method, basis="season" if entry["season"] else "history")
-        entry.setdefault("note", "")
+        entry["note"] = "; ".join(notes)
         out.append(entry)
     return out
 
 
-def _grouped(history: Any) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+def _grouped(history: Any) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per (column, statistic): the past values, their seasons and effective sample sizes (NaN: not recorded)."""
     if history is None or len(history) == 0:
         return {}
     frame = history[history["value"].notna()]
     groups = {}
     for (column, statistic), rows in frame.groupby(["column", "statistic"], sort=False):
+        if "reference_n" in rows and "current_n" in rows:
+            n1 = rows["reference_n"].to_numpy(dtype=float, na_value=np.nan)
+            n2 = rows["current_n"].to_numpy(dtype=float, na_value=np.nan)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                sizes = np.where((n1 > 0) & (n2 > 0), n1 * n2 / (n1 + n2), np.nan)
+        else:
+            sizes = np.full(len(rows), np.nan)
         groups[(str(column), str(statistic))] = (
             rows["value"].to_numpy(dtype=float),
             rows["season"].astype(object).to_numpy(),
+            sizes,
         )
     return groups
 

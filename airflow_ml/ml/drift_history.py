@@ -1,10 +1,12 @@
 """The drift history of a city: per snapshot, column and statistic, the drift since the city's previous snapshot.
 
 One parquet file per city, ``<data_root>/drift_history/<template>/<city>.parquet``, one row per (snapshot hash,
-column, statistic) with the value, its p-value against the city's earlier values and the q-value of the run's
-adjustment. A rerun of the same snapshot replaces its rows; a write is whole or not at all (a local file is
-written aside and renamed, an object store's PUT is atomic). A city's first snapshot is recorded too, with no
-value, so that the next run knows which snapshot came before it.
+column, statistic) with the value, the values each side of the comparison held (``reference_n``,
+``current_n``: non-missing values for PSI and the JS distance, rows for the missing rate), its p-value against
+the city's earlier values and the q-value of the run's adjustment. Files written before the counts were kept
+are read with the counts missing. A rerun of the same snapshot replaces its rows; a write is whole or not at all
+(a local file is written aside and renamed, an object store's PUT is atomic). A city's first snapshot is
+recorded too, with no value, so that the next run knows which snapshot came before it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ COLUMNS = (
     "n_history",
     "q_value",
     "drift_run_id",
+    "reference_n",
+    "current_n",
 )
 _SCHEMA = pa.schema(
     [
@@ -52,8 +56,12 @@ _SCHEMA = pa.schema(
         ("n_history", pa.int64()),
         ("q_value", pa.float64()),
         ("drift_run_id", pa.string()),
+        ("reference_n", pa.int64()),
+        ("current_n", pa.int64()),
     ]
 )
+#: The columns a file written before row counts were kept lacks (read as missing: see drift_calibration).
+_ADDED_LATER = ("reference_n", "current_n")
 
 
 def data_root_of(snapshot_uri: str) -> str:
@@ -93,8 +101,16 @@ def read_history(uri: str, *, storage_options: StorageOptions | None = None) -> 
         if not fs.exists(path):
             return empty()
         with fs.open(path, "rb") as handle:
-            frame = pq.read_table(handle).to_pandas()
+            frame = _with_all_columns(pq.read_table(handle).to_pandas())
     return frame.sort_values("recorded_at", kind="stable").reset_index(drop=True)
+
+
+def _with_all_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the columns added since it was written, missing (a history older than its row counts)."""
+    for name in _ADDED_LATER:
+        if name not in frame:
+            frame[name] = pd.array([None] * len(frame), dtype="Int64")
+    return frame
 
 
 def write_rows(
@@ -197,7 +213,9 @@ def fleet_latest(
         if not files:
             return empty().assign(city=pd.Series(dtype=object))
         try:
-            return ds.dataset(files, format="parquet", filesystem=fs).to_table().to_pandas()
+            # The whole schema given: a city's file written before a column was added reads it as missing.
+            schema = _SCHEMA.append(pa.field("city", pa.string()))
+            return ds.dataset(files, schema=schema, format="parquet", filesystem=fs).to_table().to_pandas()
         except (pa.ArrowException, OSError, ValueError, TypeError):
             return _readable_files(fs, files)  # one city's broken file must not take the fleet's calibration down
 
@@ -208,7 +226,7 @@ def _readable_files(fs: Any, files: list[str]) -> pd.DataFrame:
     for file in files:
         try:
             with fs.open(file, "rb") as handle:
-                frames.append(pq.read_table(handle).to_pandas())
+                frames.append(_with_all_columns(pq.read_table(handle).to_pandas()))
         except (pa.ArrowException, OSError, ValueError, TypeError) as exc:
             log.warning("drift history: skipping the unreadable %s (%s); its city's next run rewrites it", file, exc)
     if not frames:

@@ -13,12 +13,14 @@ from airflow_ml.operators.base_operator import MlflowBaseOperator
 
 
 class DriftReviewOperator(MlflowBaseOperator):
-    """Adjust the newest drift p-values of every city of a template together and store the q-values per city.
+    """Adjust the newest drift p-values of a template's family together and store the q-values per city.
 
-    Reads ``<data_root>/drift_history/<template>/`` (written by the cities' drift tasks), adjusts every city's
-    newest p-values together with Benjamini-Yekutieli at ``q`` and writes the q-values to ``review.json`` beside
-    the histories, to ``fleet_review`` in each city's ``drift.json`` and to its newest drift run in MLflow
-    (``drift_q_fleet.*`` metrics, ``airflow_ml.drift_review_*`` tags); see
+    Reads ``<data_root>/drift_history/<template>/`` (written by the cities' drift tasks), adjusts the family's
+    newest p-values together with Benjamini-Yekutieli at ``q`` (:mod:`airflow_ml.ml.drift_family`: per
+    configured city recent enough, its newest snapshot's; the members are written to ``family.json`` for the
+    cities' runs) and writes the q-values to ``review.json`` beside the histories, to ``fleet_review`` in each
+    city's ``drift.json`` and to its newest drift run in MLflow (``drift_q_fleet.*`` metrics,
+    ``airflow_ml.drift_review_*`` tags); see
     :mod:`airflow_ml.ml.steps.drift_review_step`. It stops no run: each run decided on its run-time q-values.
     A city whose record or run could not be updated is logged as a warning.
 
@@ -28,7 +30,8 @@ class DriftReviewOperator(MlflowBaseOperator):
         aws_conn_id: Airflow connection (type ``aws``) for an ``s3://`` data root.
 
     Returns (XCom): ``tests``, ``cities`` (per city the flagged features with their q-values and
-    ``would_stop``), ``without_history`` and ``problems``.
+    ``would_stop``), ``without_history``, ``left_out`` (cities with a history outside the family, and why) and
+    ``problems``.
     """
 
     template_fields: Sequence[str] = ()
@@ -75,6 +78,8 @@ class DriftReviewOperator(MlflowBaseOperator):
                 self.log.warning("%s: flagged %s%s%s", city, flagged or "no feature", label, stop)
         if review["without_history"]:
             self.log.info("no p-value yet (history too short): %s", ", ".join(review["without_history"]))
+        for city, why in sorted(review["left_out"].items()):
+            self.log.info("left out of the family: %s (%s)", city, why)
         for problem in review["problems"]:
             self.log.warning("%s", problem)
-        return {key: review[key] for key in ("tests", "cities", "without_history", "problems")}
+        return {key: review[key] for key in ("tests", "cities", "without_history", "left_out", "problems")}

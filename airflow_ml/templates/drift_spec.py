@@ -109,6 +109,15 @@ class CalibrationSpec(Strict):
     season: Literal["month"] = Field(
         default="month", description="What a season is: month, the month of the year of the snapshot's last day."
     )
+    max_age_days: int = Field(
+        default=45,
+        ge=1,
+        le=3660,
+        strict=True,
+        description="A city whose newest drift record is older than this many days leaves the p-values adjusted "
+        "together (a city that stopped running); 1 to 3,660. The review uses the largest of its cities' values, "
+        "and every run then uses the review's.",
+    )
 
 
 class DriftSpec(Strict):

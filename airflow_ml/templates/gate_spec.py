@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import Field, field_validator, model_validator
@@ -134,14 +135,52 @@ class FleetOutlierSpec(Strict):
 
 
 class AcceptSchemaChangeSpec(Strict):
-    """Declare a change of the model's inputs (columns, types, categorical levels), so the gate may promote it."""
+    """Declare one change of the model's inputs (columns, types, categorical levels), so the gate may promote it.
+
+    The declaration names the change by its fingerprint (``change``), which the gate's refusal shows; a later,
+    different change is refused again. Without ``change`` (a declaration written before changes were
+    fingerprinted) it accepts nothing, and the refusal shows the value to add.
+    """
 
     reason: str = Field(min_length=1, max_length=500, description="Why the inputs change; recorded with the decision.")
+    change: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The fingerprint of the one change accepted, as the gate's refusal shows it, e.g. "
+        "'sha256:3f9a0c1b2d4e'; null: the declaration accepts no change (the refusal shows the value to add).",
+    )
     columns: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
         default=None,
         min_length=1,
         max_length=10_000,
-        description="Only changes of these columns are accepted; null (default): any change.",
+        description="Only changes of these columns are accepted; null (default): any column.",
+    )
+
+    @field_validator("change")
+    @classmethod
+    def _a_fingerprint(cls, change: str | None) -> str | None:
+        if change is not None and not re.fullmatch(r"sha256:[0-9a-f]{12}", change):
+            raise ValueError(
+                f"{change!r} is not a change's fingerprint: copy it from the gate's refusal of the change, "
+                "'sha256:' and 12 hex digits, e.g. change: 'sha256:3f9a0c1b2d4e'"
+            )
+        return change
+
+
+class LevelToleranceSpec(Strict):
+    """Categorical-level churn that is no schema change: listed in the gate's decision, refusing nothing."""
+
+    new_level_max_share: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="New levels of a column that together hold at most this share of the challenger's training "
+        "rows (a new store id, a new rare zone) are no schema change; 0 to 1, 0: every new level counts.",
+    )
+    ignore_removed: bool = Field(
+        default=True,
+        description="Levels the challenger no longer has are no schema change (the model reads them as unknown, "
+        "as any unseen level); false: they count.",
     )
 
 
@@ -215,9 +254,14 @@ class GateSpec(Strict):
     )
     accept_schema_change: AcceptSchemaChangeSpec | None = Field(
         default=None,
-        description="Accept a challenger whose inputs (columns, types, categorical levels) differ from the "
-        "champion's, e.g. {reason: 'zone column added', columns: [pickup_zone]}; null (default): such a "
-        "challenger is refused.",
+        description="Accept the one change of the inputs (columns, types, categorical levels) whose fingerprint "
+        "the gate's refusal shows, e.g. {reason: 'zone column added', change: 'sha256:3f9a0c1b2d4e', columns: "
+        "[pickup_zone]}; null (default): a challenger whose inputs differ from the champion's is refused.",
+    )
+    level_tolerance: LevelToleranceSpec = Field(
+        default_factory=LevelToleranceSpec,
+        description="Categorical-level churn that is no schema change, e.g. {new_level_max_share: 0.01, "
+        "ignore_removed: true} (the default).",
     )
 
     def rules(self) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 The world copies the repo's template as ``gate_schema`` (DAG ``gate_schema.lisbon``). A first run promotes; then
 one zone of the city's rows is renamed, so the next challenger's preprocessor learns another level set than the
-champion's: its gate refuses it (``refused_by: schema_change``) with the diff in the record, and promotes it once
-the city file declares the change (``gate.accept_schema_change``).
+champion's: its gate refuses it (``refused_by: schema_change``) with the diff and its fingerprint in the record,
+and accepts it once the city file declares that change (``gate.accept_schema_change`` with the fingerprint); a
+declaration written without one accepts nothing.
 """
 
 from __future__ import annotations
@@ -70,9 +71,23 @@ def test_a_changed_level_set_is_refused_without_a_declaration_and_promoted_with_
     tags = client.get_model_version(MODEL, record["challenger_version"]).tags
     assert tags["gate.refused_by"] == "schema_change"
 
+    # The old level is tolerated churn (gate.level_tolerance); the new one holds a whole zone's trips: it counts.
+    assert record["schema_diff"]["tolerated"]["levels_removed"] == {"pickup_zone": [old]}
+    change = record["schema_diff"]["fingerprint"]
+    assert f"change: '{change}'" in record["reason"]
+
     city_file = world["root"] / "cities" / f"{CITY}.yaml"
-    declaration = f"  accept_schema_change:\n    reason: zone {old} renamed\n    columns: [pickup_zone]\n"
-    city_file.write_text(city_file.read_text().replace("gate:\n", "gate:\n" + declaration), encoding="utf-8")
+    original = city_file.read_text()
+    unfingerprinted = f"  accept_schema_change:\n    reason: zone {old} renamed\n    columns: [pickup_zone]\n"
+    city_file.write_text(original.replace("gate:\n", "gate:\n" + unfingerprinted), encoding="utf-8")
+
+    still_refused = _run(world)["decision"]
+
+    assert still_refused["refused_by"] == "schema_change"
+    assert "names no change (no change: field)" in still_refused["reason"]
+
+    declaration = unfingerprinted + f"    change: '{change}'\n"
+    city_file.write_text(original.replace("gate:\n", "gate:\n" + declaration), encoding="utf-8")
 
     accepted = _run(world)
 

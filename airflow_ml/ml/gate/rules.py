@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from airflow_ml.ml.gate.fleet_outlier import FleetOutlier
 from airflow_ml.ml.gate.naive_baseline import NaiveBaseline
-from airflow_ml.ml.gate.schema_change import AcceptSchemaChange
+from airflow_ml.ml.gate.schema_change import AcceptSchemaChange, LevelTolerance
 
 Direction = Literal["minimize", "maximize"]
 
@@ -36,6 +36,8 @@ class GateRules:
             champions' (a robust z-score) unless the city's history explains it; None: off.
         accept_schema_change: The template's declaration of a change of the model's inputs; None: a
             challenger whose schema differs from the champion's is refused.
+        level_tolerance: Categorical-level churn that is no schema change (on by default: a new rare level, a
+            level gone).
     """
 
     min_improvement: float = 0.0
@@ -50,6 +52,7 @@ class GateRules:
     naive_baseline: NaiveBaseline | None = None
     fleet_outlier: FleetOutlier | None = None
     accept_schema_change: AcceptSchemaChange | None = None
+    level_tolerance: LevelTolerance = field(default_factory=LevelTolerance)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form."""
@@ -59,6 +62,7 @@ class GateRules:
         data["fleet_outlier"] = self.fleet_outlier.to_dict() if self.fleet_outlier else None
         accept = self.accept_schema_change
         data["accept_schema_change"] = accept.to_dict() if accept else None
+        data["level_tolerance"] = self.level_tolerance.to_dict()
         data["min_quality"] = dict(self.min_quality) if self.min_quality else None
         data["bootstrap"] = dict(self.bootstrap) if self.bootstrap else None
         data["slices"] = [dict(s) for s in self.slices]
@@ -84,6 +88,9 @@ class GateRules:
         values["fleet_outlier"] = FleetOutlier.from_dict(raw) if isinstance(raw, Mapping) else raw
         raw = values.get("accept_schema_change")
         values["accept_schema_change"] = AcceptSchemaChange.from_dict(raw) if isinstance(raw, Mapping) else raw
+        raw = values.get("level_tolerance")
+        if isinstance(raw, Mapping):
+            values["level_tolerance"] = LevelTolerance.from_dict(raw)
         return cls(**values)
 
 

@@ -3,15 +3,30 @@
 A model's schema (:mod:`airflow_ml.ml.model_schema` reads it) is ``{"columns": {name: type}, "categories":
 {column: [levels]}}``: the input columns with their MLflow signature types, and the categorical levels its
 preprocessor learnt. The challenger's is compared with the champion's (or the serving parent's): columns added
-or removed, a type changed, a column that became (or stopped being) categorical, levels added or removed. A
-change is refused unless the template declares it (``gate.accept_schema_change: {reason, columns}``, only the
-named columns when ``columns`` is given). Integer and floating types count as one (``numeric``): an integer
-column that gains a missing value is inferred as ``double`` without any change to what the model sees (its
-preprocessor turns every numeric feature into float64). Pure Python, free of numpy at import.
+or removed, a type changed, a column that became (or stopped being) categorical, levels added or removed.
+Integer and floating types count as one (``numeric``): an integer column that gains a missing value is inferred
+as ``double`` without any change to what the model sees (its preprocessor turns every numeric feature into
+float64).
+
+**Level churn** (``gate.level_tolerance``) is no schema change: the new levels of a column that together hold at
+most ``new_level_max_share`` of the challenger's training rows (a new store id, a new rare zone), and, with
+``ignore_removed``, levels the challenger no longer has (the model reads them as unknown, as any unseen
+level). They are listed in the record (``tolerated``) but refuse nothing.
+
+**What remains is refused unless the template declares exactly that change**: ``gate.accept_schema_change:
+{reason, change, columns}``, where ``change`` is the change's :func:`fingerprint` (``sha256:`` and 12 hex
+digits of the canonical JSON of what is counted), shown in the refusal. A declaration accepts that change
+only: a later, different change is refused again with its diff and its own fingerprint. Once the change is
+the champion's, the declaration accepts nothing, and the record says it is stale (``stale_declaration``). A
+declaration without ``change`` (written before changes were fingerprinted) accepts nothing, and the refusal
+names the field and the value to add. ``columns`` still narrows what a declaration may cover.
+Pure Python, free of numpy at import.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -32,15 +47,36 @@ class AcceptSchemaChange(FrozenSettings):
 
     Attributes:
         reason: Why the change is wanted; recorded.
-        columns: The only columns whose change is accepted; None: any change.
+        columns: The only columns whose change is accepted; None: any column.
+        change: The :func:`fingerprint` of the one change accepted; None (a declaration written before changes
+            were fingerprinted): none is.
     """
 
     reason: str
     columns: tuple[str, ...] | None = None
+    change: str | None = None
 
     def __post_init__(self) -> None:
         if self.columns is not None:  # a list from the spec's dump or from_dict: one form, so equality holds
             object.__setattr__(self, "columns", tuple(self.columns))
+
+
+@dataclass(frozen=True)
+class LevelTolerance(FrozenSettings):
+    """Categorical-level churn that is no schema change (``gate.level_tolerance``).
+
+    Attributes:
+        new_level_max_share: New levels of a column that together hold at most this share of the challenger's
+            training rows are tolerated; 0: every new level counts.
+        ignore_removed: Levels the challenger no longer has are tolerated.
+    """
+
+    new_level_max_share: float = 0.01
+    ignore_removed: bool = True
+
+
+#: Every level change counts (the comparison without a template's tolerance).
+STRICT = LevelTolerance(new_level_max_share=0.0, ignore_removed=False)
 
 
 @dataclass(frozen=True)
@@ -50,11 +86,17 @@ class SchemaCheck:
     Attributes:
         compared_with: What the challenger was compared with, e.g. ``champion v3``.
         source: How the baseline's schema was read (its tag, or its MLflow signature for an older version).
-        diff: What changed (empty: nothing); see :func:`diff`.
-        accepted: The template's ``accept_schema_change`` covers every changed column.
+        diff: What changed (empty: nothing); see :func:`diff`. The tolerated part is in it too.
+        accepted: The template's ``accept_schema_change`` names this change (its fingerprint) and covers every
+            changed column.
         declared: The declaration's reason when the template has one (whether or not it covers the change).
         not_declared: Changed columns the declaration does not cover (all of them without a declaration).
         note: Why nothing was compared (no schema to compare), else empty.
+        tolerated: The level churn of ``diff`` that is no schema change (``gate.level_tolerance``), with
+            ``new_level_shares`` (per column, the share of training rows its new levels hold).
+        fingerprint: The fingerprint of what counts (``diff`` without ``tolerated``); None when nothing does.
+        declared_change: The fingerprint the declaration names (None: none).
+        stale_declaration: Why the declaration is stale (it names no change left to accept), else empty.
     """
 
     compared_with: str
@@ -64,11 +106,20 @@ class SchemaCheck:
     declared: str | None = None
     not_declared: tuple[str, ...] = ()
     note: str = ""
+    tolerated: Mapping[str, Any] | None = None
+    fingerprint: str | None = None
+    declared_change: str | None = None
+    stale_declaration: str = ""
+
+    @property
+    def counted(self) -> dict[str, Any]:
+        """The part of ``diff`` that is a schema change (the tolerated level churn left out)."""
+        return _without(self.diff or {}, self.tolerated or {})
 
     @property
     def refuses(self) -> bool:
-        """A change that no declaration accepts."""
-        return bool(self.diff) and not self.accepted
+        """A change that counts and that no declaration accepts."""
+        return bool(self.counted) and not self.accepted
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form."""
@@ -122,6 +173,51 @@ def changed_columns(changes: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def fingerprint(changes: Mapping[str, Any]) -> str:
+    """``sha256:`` and the first 12 hex digits of the canonical JSON of ``changes`` (a :func:`diff`, lists sorted)."""
+    canonical = {
+        key: sorted(value) if isinstance(value, list) else {c: sorted(map(str, v)) for c, v in sorted(value.items())}
+        for key, value in sorted(changes.items())
+    }
+    body = json.dumps(canonical, separators=(",", ":"), sort_keys=True, default=str)
+    return f"sha256:{hashlib.sha256(body.encode()).hexdigest()[:12]}"
+
+
+def tolerate(
+    changes: Mapping[str, Any], tolerance: LevelTolerance, new_level_shares: Mapping[str, float]
+) -> dict[str, Any]:
+    """The level churn of ``changes`` that ``tolerance`` lets through, with the shares it was judged on.
+
+    Args:
+        changes: A :func:`diff`.
+        tolerance: The template's tolerance.
+        new_level_shares: Per column of ``levels_added``, the share of the challenger's training rows its new
+            levels hold together; a column without a share is never tolerated.
+
+    Returns:
+        ``{"levels_added": {...}, "levels_removed": {...}, "new_level_shares": {...}}``, keys only when not empty.
+    """
+    added = {
+        column: levels
+        for column, levels in (changes.get("levels_added") or {}).items()
+        if column in new_level_shares and new_level_shares[column] <= tolerance.new_level_max_share
+    }
+    removed = dict(changes.get("levels_removed") or {}) if tolerance.ignore_removed else {}
+    shares = {c: float(new_level_shares[c]) for c in (changes.get("levels_added") or {}) if c in new_level_shares}
+    out = {"levels_added": added, "levels_removed": removed, "new_level_shares": shares if added else {}}
+    return {key: value for key, value in out.items() if value}
+
+
+def _without(changes: Mapping[str, Any], tolerated: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in changes.items():
+        if key in ("levels_added", "levels_removed"):
+            value = {c: v for c, v in value.items() if c not in (tolerated.get(key) or {})}
+        if value:
+            out[key] = value
+    return out
+
+
 def evaluate(
     old: Mapping[str, Any] | None,
     new: Mapping[str, Any] | None,
@@ -130,11 +226,15 @@ def evaluate(
     compared_with: str,
     source: str,
     parent: bool = False,
+    tolerance: LevelTolerance = STRICT,
+    new_level_shares: Mapping[str, float] | None = None,
 ) -> SchemaCheck:
     """Compare the challenger's schema ``new`` with the baseline's ``old`` and apply the template's declaration.
 
     With ``parent`` (the baseline is the fallback parent that serves the city), levels the parent has and the
-    city's challenger lacks are no change: the parent learnt the union of its member cities' levels.
+    city's challenger lacks are no change: the parent learnt the union of its member cities' levels. The level
+    churn within ``tolerance`` (judged on ``new_level_shares``, see :func:`tolerate`) is listed, not counted;
+    what counts is accepted only by a declaration naming its :func:`fingerprint` and covering its columns.
     """
     if old is None or new is None:
         whose = "the challenger" if new is None else compared_with
@@ -143,13 +243,38 @@ def evaluate(
     note = ""
     if parent and changes.pop("levels_removed", None):
         note = "levels that only the parent's other member cities have are not compared"
-    if not changes:
-        return SchemaCheck(compared_with, source, diff={}, note=note)
-    touched = changed_columns(changes)
+    tolerated = tolerate(changes, tolerance, new_level_shares or {}) or None
+    counted = _without(changes, tolerated or {})
+    declared = None if accept is None else accept.reason
+    declared_change = None if accept is None else accept.change
+    if not counted:
+        stale = ""
+        if accept is not None:
+            stale = (
+                f"gate.accept_schema_change ({accept.reason!r}, change {accept.change}) has no change left to "
+                f"accept: the {compared_with} already has the challenger's inputs; remove the declaration"
+            )
+        return SchemaCheck(
+            compared_with, source, changes, False, declared, (), note, tolerated, None, declared_change, stale
+        )
+    touched = changed_columns(counted)
+    counted_print = fingerprint(counted)
     if accept is None:
-        return SchemaCheck(compared_with, source, changes, False, None, tuple(touched), note)
+        return SchemaCheck(compared_with, source, changes, False, None, tuple(touched), note, tolerated, counted_print)
     not_declared = tuple(c for c in touched if accept.columns is not None and c not in accept.columns)
-    return SchemaCheck(compared_with, source, changes, not not_declared, accept.reason, not_declared, note)
+    accepted = not not_declared and accept.change == counted_print
+    return SchemaCheck(
+        compared_with,
+        source,
+        changes,
+        accepted,
+        declared,
+        not_declared,
+        note,
+        tolerated,
+        counted_print,
+        declared_change,
+    )
 
 
 def describe(changes: Mapping[str, Any], *, limit: int = 5) -> str:
@@ -174,13 +299,26 @@ def describe(changes: Mapping[str, Any], *, limit: int = 5) -> str:
 
 
 def refusal(check: SchemaCheck) -> str:
-    """Why a challenger with an undeclared schema change is refused, with the diff and the fix."""
+    """Why a challenger with an undeclared schema change is refused, with the diff, its fingerprint and the fix."""
+    columns = changed_columns(check.counted)
     if check.declared is None:
         declared = "no gate.accept_schema_change declares it"
-    else:
+    elif check.not_declared:
         declared = f"gate.accept_schema_change ({check.declared!r}) does not name {list(check.not_declared)}"
+    elif check.declared_change is None:
+        declared = (
+            f"gate.accept_schema_change ({check.declared!r}) names no change (no change: field), and a declaration "
+            "accepts only the change whose fingerprint it names"
+        )
+    else:
+        declared = (
+            f"gate.accept_schema_change ({check.declared!r}) accepts change {check.declared_change}, not this one "
+            f"({check.fingerprint}): a declaration accepts the one change it was written for"
+        )
+    tolerated = describe(check.tolerated) if check.tolerated else ""
     return (
-        f"the challenger's input schema differs from the {check.compared_with}'s: {describe(check.diff or {})}; "
-        f"{declared} (schema_change); to promote it, declare it in the template's gate.accept_schema_change: "
-        "{reason: '<why>', columns: [<changed columns>]}; champion kept"
+        f"the challenger's input schema differs from the {check.compared_with}'s: {describe(check.counted)} "
+        f"(change {check.fingerprint}); {declared} (schema_change); to promote it, declare it in the template's "
+        f"gate.accept_schema_change: {{reason: '<why>', change: '{check.fingerprint}', columns: {columns}}}; "
+        "champion kept" + (f"; tolerated level churn (gate.level_tolerance): {tolerated}" if tolerated else "")
     )

@@ -2,9 +2,10 @@
 
 :func:`calibrate_run` compares this run's rows with the city's previous snapshot (the same rows the champion
 comparison picks, see :func:`airflow_ml.ml.drift_window.select_rows`), turns each statistic into a p-value
-against the city's own history (:mod:`airflow_ml.ml.drift_calibration`) and adjusts it together with the latest
-p-values of the template's other cities. :func:`apply_stop_rule` makes the stop rule decide the run's status;
-:func:`record_history` keeps this snapshot's rows in the history, replacing those of a rerun.
+against the city's own history (:mod:`airflow_ml.ml.drift_calibration`) and adjusts it together with the newest
+p-values of the other cities of the template's family (:mod:`airflow_ml.ml.drift_family`), as the review does.
+:func:`apply_stop_rule` makes the stop rule decide the run's status; :func:`record_history` keeps this
+snapshot's rows in the history, replacing those of a rerun.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from airflow_ml.exceptions import DataError
 from airflow_ml.ml import drift_history as store
 from airflow_ml.ml.drift import compare as compare_frames
 from airflow_ml.ml.drift_calibration import CalibrationRules, calibrate, decide, season_of, with_fleet
+from airflow_ml.ml.drift_family import read_family
 from airflow_ml.ml.drift_window import select_rows
 from airflow_ml.ml.steps.step_settings import DriftSettings
 
@@ -39,7 +41,7 @@ class RunCalibration:
         snapshot_hash: This snapshot's content hash.
         calibrated: Today's statistics with their p-values (before the fleet's adjustment).
         past: The city's history without this snapshot's rows.
-        fleet_p_values: The newest p-values of the template's other cities.
+        fleet_p_values: The newest p-values of the family's other cities.
         base: The section's keys that do not depend on the statistics, and the history rows' common keys.
         frames: The previous snapshot's rows and this snapshot's rows compared with them (None without one).
     """
@@ -57,9 +59,24 @@ class RunCalibration:
     def __post_init__(self) -> None:
         self.entries = with_fleet(self.calibrated, self.fleet_p_values)
 
-    def add(self, column: str, kind: str, statistic: str, value: float | None) -> None:
-        """Judge one more of today's statistics (the champion's predictions) and adjust again."""
-        today = [{"column": column, "kind": kind, "statistic": statistic, "value": value}]
+    def add(
+        self, column: str, kind: str, statistic: str, value: float | None, counts: tuple[int, int] | None = None
+    ) -> None:
+        """Judge one more of today's statistics (the champion's predictions) and adjust again.
+
+        ``counts`` are the values each side of the comparison held (the previous snapshot's, this one's).
+        """
+        reference_n, current_n = counts or (None, None)
+        today = [
+            {
+                "column": column,
+                "kind": kind,
+                "statistic": statistic,
+                "value": value,
+                "reference_n": reference_n,
+                "current_n": current_n,
+            }
+        ]
         self.calibrated += calibrate(today, self.past, self.rules, season=self.base["season"])
         self.entries = with_fleet(self.calibrated, self.fleet_p_values)
 
@@ -68,8 +85,12 @@ class RunCalibration:
         """The record's ``calibration``: rules, previous snapshot, fleet size, flagged features, every column."""
         own = sum(e["p_value"] is not None for e in self.entries)
         return {
-            **{k: v for k, v in self.base.items() if k not in ("row", "fleet_cities")},
-            "fleet": {"cities": self.base["fleet_cities"], "tests": len(self.fleet_p_values) + own},
+            **{k: v for k, v in self.base.items() if k not in ("row", "fleet_cities", "family")},
+            "fleet": {
+                "cities": self.base["fleet_cities"],
+                "tests": len(self.fleet_p_values) + own,
+                "family": self.base["family"],
+            },
             "flagged": decide(self.entries, [], self.rules).flagged,
             "columns": [_shown(e) for e in self.entries],
         }
@@ -91,9 +112,17 @@ class RunCalibration:
 
 
 def calibrate_run(
-    manifest: Manifest, settings: DriftSettings, *, storage_options: StorageOptions | None = None
+    manifest: Manifest,
+    settings: DriftSettings,
+    *,
+    storage_options: StorageOptions | None = None,
+    now: dt.datetime | None = None,
 ) -> RunCalibration:
-    """This snapshot's drift since the city's previous snapshot, with p-values and the fleet's q-values."""
+    """This snapshot's drift since the city's previous snapshot, with p-values and the family's q-values.
+
+    ``now`` (default: the clock) dates the history rows and decides which cities are recent enough.
+    """
+    now = now or dt.datetime.now(dt.UTC)
     rules = CalibrationRules.from_dict(settings.calibration)
     template = manifest.template or settings.tags.get("airflow_ml.template", "")
     root = store.data_root_of(manifest.uri)
@@ -102,12 +131,14 @@ def calibrate_run(
     past = store.before(history, manifest.content_hash)
     season = season_of(manifest.partitions, rules.season)
     previous, frames, compared, note = _previous(manifest, settings, past, storage_options)
+    family = read_family(root, template, max_age_days=rules.max_age_days, storage_options=storage_options)
     fleet = store.fleet_latest(root, template, skip=manifest.city, storage_options=storage_options)
-    fleet_ps = fleet["p_value"].dropna().tolist()
+    fleet = family.tests(fleet, now=now)
+    fleet_ps = fleet["p_value"].tolist()
     row = {
         "snapshot_hash": manifest.content_hash,
         "snapshot_uri": manifest.uri,
-        "recorded_at": dt.datetime.now(dt.UTC).isoformat(),
+        "recorded_at": now.isoformat(),
         "season": season,
         "previous_hash": None if previous is None else previous.content_hash,
     }
@@ -121,6 +152,7 @@ def calibrate_run(
         "compared": compared,
         "note": note,
         "fleet_cities": fleet["city"].nunique() + 1,
+        "family": family.to_dict(),
         "row": row,
     }
     calibrated = calibrate(_today(settings, frames), past, rules, season=season)
@@ -189,11 +221,45 @@ def _today(settings: DriftSettings, frames: tuple[pd.DataFrame, pd.DataFrame] | 
         thresholds={},
         bins=settings.bins,
     )
-    return [{"column": c.column, "kind": c.kind, "statistic": c.statistic, "value": c.value} for c in report.checks]
+    return [
+        {
+            "column": c.column,
+            "kind": c.kind,
+            "statistic": c.statistic,
+            "value": c.value,
+            **_counts(c.column, c.statistic, c.value, frames),
+        }
+        for c in report.checks
+    ]
+
+
+def _counts(
+    column: str, statistic: str, value: float | None, frames: tuple[pd.DataFrame, pd.DataFrame]
+) -> dict[str, int | None]:
+    """The values each side of a statistic held: the rows for the missing rate, the non-missing values else."""
+    if value is None or column not in frames[0] or column not in frames[1]:
+        return {"reference_n": None, "current_n": None}
+    if statistic == "missing_rate_change":
+        return {"reference_n": len(frames[0]), "current_n": len(frames[1])}
+    return {"reference_n": int(frames[0][column].notna().sum()), "current_n": int(frames[1][column].notna().sum())}
 
 
 def _shown(entry: dict[str, Any]) -> dict[str, Any]:
-    keys = ("column", "kind", "statistic", "value", "p_value", "q_value", "basis", "n_history", "season", "method")
+    keys = (
+        "column",
+        "kind",
+        "statistic",
+        "value",
+        "reference_n",
+        "current_n",
+        "p_value",
+        "q_value",
+        "basis",
+        "scale",
+        "n_history",
+        "season",
+        "method",
+    )
     return {**{k: entry.get(k) for k in keys}, "note": entry.get("note", "")}
 
 

@@ -1,8 +1,10 @@
 """The nightly drift review of a template: every city's latest p-values adjusted together, stored back per city.
 
-A city's drift task adjusts its own p-values with the fleet's latest ones when it runs; the cities that ran
-after it are not in that adjustment. Once a night this step adjusts the newest p-values of every city of the
-template together (Benjamini-Yekutieli at ``q``) and stores the q-values where a person looks: in
+A city's drift task adjusts its own p-values with the family's newest ones when it runs; the cities that ran
+after it are not in that adjustment. Once a night this step adjusts the newest p-values of the template's
+family together (Benjamini-Yekutieli at ``q``; the family is defined once, in :mod:`airflow_ml.ml.drift_family`:
+per configured city recent enough, its newest snapshot's p-values), writes the members for the next runs
+(``family.json``) and stores the q-values where a person looks: in
 ``review.json`` beside the histories, as ``fleet_review`` in each city's ``drift.json`` (beside its newest
 snapshot) and as ``drift_q_fleet.<column>.<statistic>`` metrics and tags on its newest drift run in MLflow.
 The review decides nothing: a run stopped (or went on) on its own run-time q-values.
@@ -24,6 +26,7 @@ from airflow_ml.data.storage import StorageOptions, filesystem, storage_errors
 from airflow_ml.exceptions import AirflowMLError
 from airflow_ml.ml import drift_history as store
 from airflow_ml.ml.drift_calibration import adjust
+from airflow_ml.ml.drift_family import Family, write_family
 from airflow_ml.ml.steps.step_settings import DriftReviewSettings
 from airflow_ml.ml.steps.xcom_payloads import DRIFT_FILE
 
@@ -37,26 +40,28 @@ def review_fleet(
     *,
     data_root: str,
     storage_options: StorageOptions | None = None,
+    now: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """Adjust the newest p-values of every city of ``settings.template`` together and store the q-values.
+    """Adjust the newest p-values of the family of ``settings.template`` together and store the q-values.
 
     Args:
         client: The MLflow client for the drift runs' metrics (None: MLflow is not written).
         settings: The template, its cities, ``q`` and ``min_flagged``.
         data_root: The data root holding ``drift_history/<template>/``.
         storage_options: Options of the data root's filesystem.
+        now: The review's moment (default: the clock); it decides which cities are recent enough.
 
     Returns:
         The review: ``template``, ``reviewed_at``, ``q``, ``tests`` (p-values adjusted), ``cities`` (per city
         its snapshot, ``flagged`` features with their q-values, ``label_flagged``, ``prediction_flagged``,
-        ``would_stop`` and every q-value), ``without_history`` (cities with no p-value yet) and ``problems``
-        (records not updated).
+        ``would_stop`` and every q-value), ``without_history`` (cities with no p-value yet), ``left_out``
+        (cities with a history outside the family, and why) and ``problems`` (records not updated).
     """
-    reviewed_at = dt.datetime.now(dt.UTC).isoformat()
-    fleet = store.fleet_latest(data_root, settings.template, storage_options=storage_options)
-    fleet = fleet[fleet["city"].isin(list(settings.cities)) & fleet["p_value"].notna()].sort_values(
-        "city", kind="stable"
-    )
+    now = now or dt.datetime.now(dt.UTC)
+    reviewed_at = now.isoformat()
+    family = Family(members=tuple(sorted(settings.cities)), max_age_days=settings.max_age_days, source="review")
+    everyone = store.fleet_latest(data_root, settings.template, storage_options=storage_options)
+    fleet = family.tests(everyone, now=now)
     tests = [(str(row["city"]), row) for row in fleet.to_dict("records")]
     qs = adjust([row["p_value"] for _, row in tests])
     cities: dict[str, dict[str, Any]] = {}
@@ -81,6 +86,7 @@ def review_fleet(
         "tests": len(tests),
         "cities": cities,
         "without_history": sorted(set(settings.cities) - set(cities)),
+        "left_out": family.left_out(everyone, now=now),
     }
     header = {"reviewed_at": reviewed_at, "q": settings.q, "tests": len(tests)}
     problems: list[str] = []
@@ -90,6 +96,14 @@ def review_fleet(
     folder = store.history_folder(data_root, settings.template)
     store.ensure_folder(folder, storage_options=storage_options)
     write_json(folder, REVIEW_FILE, review, storage_options=storage_options)
+    write_family(
+        data_root,
+        settings.template,
+        settings.cities,
+        max_age_days=settings.max_age_days,
+        listed_at=reviewed_at,
+        storage_options=storage_options,
+    )
     return review
 
 

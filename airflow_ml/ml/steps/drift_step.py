@@ -131,7 +131,8 @@ def _with_predictions(
     if run is not None and run.frames is not None:
         before, now = run.frames
         try:  # the previous snapshot may not fit the champion (a column that gained a null); the check above stands
-            run.add("prediction", "prediction", "psi", psi(predict(before), predict(now), bins=settings.bins))
+            drifted = psi(predict(before), predict(now), bins=settings.bins)
+            run.add("prediction", "prediction", "psi", drifted, (len(before), len(now)))
         except (MlflowException, ValueError, KeyError, TypeError) as exc:
             note = f"the predictions' drift since the previous snapshot could not be computed ({type(exc).__name__})"
             check = replace(check, note=f"{check.note}; {note}" if check.note else note)

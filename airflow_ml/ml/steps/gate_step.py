@@ -88,7 +88,9 @@ def gate(
         baseline_model = registry.load_version(client, baseline)
         champion_pred = _predict(baseline_model, holdout)
         whose = "champion" if baseline is champion else f"parent {parent_model}"
-        schema = _compare_schemas(client, challenger, challenger_model, baseline, baseline_model, whose, settings)
+        schema = _compare_schemas(
+            client, challenger, challenger_model, baseline, baseline_model, whose, settings, splits.train
+        )
     slice_columns = [str(s["column"]) for s in rules.slices]
     missing = [c for c in slice_columns if c not in holdout.columns]
     if missing:
@@ -113,8 +115,13 @@ def gate(
     served_by = ""
     if parent is not None:
         served_by = f" (baseline: the parent model {parent_model!r} v{parent.version}, which serves this city)"
-    if schema is not None and schema.diff and schema.accepted:
-        served_by += f"; input schema change accepted ({schema.declared}): {schema_change.describe(schema.diff)}"
+    if schema is not None and schema.counted and schema.accepted:
+        accepted = schema_change.describe(schema.counted)
+        served_by += f"; input schema change {schema.fingerprint} accepted ({schema.declared}): {accepted}"
+    if schema is not None and schema.tolerated and not schema.refuses:
+        served_by += f"; tolerated level churn (gate.level_tolerance): {schema_change.describe(schema.tolerated)}"
+    if schema is not None and schema.stale_declaration:
+        served_by += f"; {schema.stale_declaration}"
     record = {
         **decision.to_dict(),
         "gate_reason": decision.reason,
@@ -156,14 +163,30 @@ def _compare_schemas(
     baseline_model: Any,
     whose: str,
     settings: GateSettings,
+    train: pd.DataFrame,
 ) -> SchemaCheck:
-    """The challenger's input schema against the champion's (or the serving parent's), with the declaration."""
+    """The challenger's input schema against the champion's (or the serving parent's), with the declaration.
+
+    The share of the challenger's training rows (``train``) holding each column's new levels decides whether
+    they are tolerated churn (``gate.level_tolerance``).
+    """
     new, _ = model_schema.read(client, challenger, challenger_model)
     old, source = model_schema.read(client, baseline, baseline_model)
-    compared_with = f"{whose} v{baseline.version}"
-    accept = settings.rules.accept_schema_change
-    parent = whose != "champion"
-    return schema_change.evaluate(old, new, accept, compared_with=compared_with, source=source, parent=parent)
+    shares = {}
+    if old is not None and new is not None:
+        for column, levels in (schema_change.diff(old, new).get("levels_added") or {}).items():
+            if column in train.columns and len(train):
+                shares[column] = float(train[column].astype(str).isin(levels).mean())
+    return schema_change.evaluate(
+        old,
+        new,
+        settings.rules.accept_schema_change,
+        compared_with=f"{whose} v{baseline.version}",
+        source=source,
+        parent=whose != "champion",
+        tolerance=settings.rules.level_tolerance,
+        new_level_shares=shares,
+    )
 
 
 def _fleet_skills(client: MlflowClient, settings: GateSettings, challenger_version: str) -> FleetSkills | None:

@@ -104,12 +104,14 @@ class DriftReviewSettings(FrozenSettings):
         cities: Per city, its registered model (the review reads ``<data_root>/drift_history/<template>/``).
         q: The false discovery rate (the smallest of the cities' ``drift.calibration.q``).
         min_flagged: Flagged features that would stop a city's run (the smallest of the cities').
+        max_age_days: A city whose newest drift record is older leaves the family (the largest of the cities').
     """
 
     template: str
     cities: Mapping[str, str]
     q: float = 0.05
     min_flagged: int = 2
+    max_age_days: int = 45
 
 
 @dataclass(frozen=True)

@@ -195,3 +195,20 @@ def test_lint_reads_a_citys_gx_context_as_the_validate_task_will(
 
     assert code == 1
     assert any("gx_context.checkpoint: no checkpoint 'weekly'" in line and "known: ['nightly']" in line for line in out)
+
+
+def test_a_schema_declaration_without_its_change_is_warned_about_at_its_line(
+    world: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    city = world["templates"] / "cities" / "lisbon.yaml"
+    declaration = "gate:\n  accept_schema_change:\n    reason: zone renamed\n"
+    city.write_text(city.read_text(encoding="utf-8").replace("gate:\n", declaration, 1), encoding="utf-8")
+    line = city.read_text(encoding="utf-8").splitlines().index("  accept_schema_change:") + 1
+
+    code, out = _lint(world, capsys)
+
+    assert code == 0  # it loads: the gate refuses the change and shows the fingerprint to add
+    [warning] = [w for w in out if "accept_schema_change" in w]
+    assert warning.startswith(f"{city}:{line}:")
+    assert "warning: gate.accept_schema_change ('zone renamed') names no change, so it accepts none" in warning
+    assert warning.endswith("(cities: lisbon)")

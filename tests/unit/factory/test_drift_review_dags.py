@@ -17,9 +17,8 @@ def root(tmp_path: Path) -> Path:
     """Three cities: porto stricter, lisbon with the defaults, oslo with calibration off."""
     root = templates_folder(tmp_path)
     write_city(root, "lisbon", "city: lisbon\ntemplate: ride_duration\n")
-    write_city(
-        root, "porto", "city: porto\ntemplate: ride_duration\ndrift:\n  calibration: {q: 0.01, min_flagged: 3}\n"
-    )
+    calibration = "drift:\n  calibration: {q: 0.01, min_flagged: 3, max_age_days: 60}\n"
+    write_city(root, "porto", "city: porto\ntemplate: ride_duration\n" + calibration)
     write_city(root, "oslo", "city: oslo\ntemplate: ride_duration\ndrift:\n  calibration: {enabled: false}\n")
     return root
 
@@ -33,7 +32,7 @@ def test_one_review_dag_per_template_over_its_calibrated_cities_with_the_stricte
     assert isinstance(task, DriftReviewOperator)
     settings = DriftReviewSettings.from_dict(task.settings)
     assert settings.cities == {"lisbon": "ride_duration.lisbon", "porto": "ride_duration.porto"}
-    assert (settings.q, settings.min_flagged) == (0.01, 2)
+    assert (settings.q, settings.min_flagged, settings.max_age_days) == (0.01, 2, 60)
     assert dag.schedule == DRIFT_REVIEW_SCHEDULE
     assert namespace["dag_ride_duration_drift_review"] is dag
 

@@ -5,6 +5,7 @@ What the review computes is tested with its step (tests/unit/ml/steps/test_drift
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from airflow.sdk import DAG
@@ -41,8 +42,9 @@ def test_execute_stores_the_q_values_in_the_citys_record_and_drift_run(world: Op
     folder = world.data_root / "snapshots" / "ride_duration" / "lisbon" / "night-1"
     folder.mkdir(parents=True)
     (folder / "drift.json").write_text("{}", encoding="utf-8")
+    recorded_at = dt.datetime.now(dt.UTC).isoformat()  # recent enough to be in the family
     rows = [
-        {"snapshot_hash": "h", "snapshot_uri": str(folder), "recorded_at": "2026-03-01", "column": column,
+        {"snapshot_hash": "h", "snapshot_uri": str(folder), "recorded_at": recorded_at, "column": column,
          "kind": "numeric", "statistic": "psi", "value": 0.5, "p_value": p, "basis": "history", "drift_run_id": run_id}
         for column, p in (("a", 1e-9), ("b", 1e-9), ("c", 0.9))
     ]  # fmt: skip
@@ -54,6 +56,7 @@ def test_execute_stores_the_q_values_in_the_citys_record_and_drift_run(world: Op
     assert result["tests"] == 3
     assert sorted(result["cities"]["lisbon"]["flagged"]) == ["a", "b"]
     assert result["without_history"] == ["oslo"]
+    assert result["left_out"] == {}
     assert result["problems"] == []
     assert json.loads((folder / "drift.json").read_text())["fleet_review"]["would_stop"] is True
     assert "drift_q_fleet.a.psi" in world.client.get_run(run_id).data.metrics

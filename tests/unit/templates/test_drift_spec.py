@@ -101,6 +101,7 @@ def test_warn_above_an_inherited_error_is_refused_and_says_where_error_comes_fro
         ("drift:\n  calibration:\n    min_history: 4\n", "min_history", ("drift.calibration.min_history", "5")),
         ("drift:\n  calibration:\n    min_flagged: 0\n", "min_flagged", ("drift.calibration.min_flagged",)),
         ("drift:\n  calibration:\n    season: week\n", "season", ("drift.calibration.season", "'month'")),
+        ("drift:\n  calibration:\n    max_age_days: 0\n", "max_age", ("drift.calibration.max_age_days", "1")),
         ("drift:\n  calibration:\n    qq: 0.1\n", "qq", ("'qq'", "did you mean 'q'?")),
         ("drift:\n  features:\n    distance_km: {psi: {wran: 0.1}}\n", "wran", ("'wran'", "did you mean 'warn'?")),
     ],
@@ -144,14 +145,18 @@ def test_calibration_defaults_and_a_city_that_sets_them(root: Path) -> None:
         "min_flagged": 2,
         "seasonal": [],
         "season": "month",
+        "max_age_days": 45,
     }
-    text = "drift:\n  calibration: {q: 0.1, min_history: 30, min_flagged: 3, seasonal: [distance_km]}\n"
+    text = (
+        "drift:\n  calibration: {q: 0.1, min_history: 30, min_flagged: 3, seasonal: [distance_km], max_age_days: 10}\n"
+    )
     path = write_city(root, "oslo", CITY + text)
 
     calibration = load_city_file(path, root / "templates").drift.calibration
 
     assert (calibration.q, calibration.min_history, calibration.min_flagged) == (0.1, 30, 3)
     assert calibration.seasonal == ["distance_km"]
+    assert calibration.max_age_days == 10
 
 
 def test_a_seasonal_column_that_is_no_feature_names_file_line_and_the_closest_column(root: Path) -> None:

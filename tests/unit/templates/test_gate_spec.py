@@ -159,6 +159,16 @@ def test_null_turns_the_bootstrap_off(root: Path) -> None:
             "columns",
             ("gate.accept_schema_change.columns", "at least 1 item"),
         ),
+        (
+            "gate:\n  accept_schema_change: {reason: zones, change: 3f9a0c1b2d4e}\n",
+            "change",
+            ("gate.accept_schema_change.change", "'3f9a0c1b2d4e' is not a change's fingerprint", "gate's refusal"),
+        ),
+        (
+            "gate:\n  level_tolerance: {new_level_max_share: 1.5}\n",
+            "new_level_max_share",
+            ("gate.level_tolerance.new_level_max_share", "less than or equal to 1"),
+        ),
     ],
 )
 def test_bad_gate_rules_name_file_line_field_and_fix(
@@ -225,18 +235,23 @@ def test_max_improvement_is_off_by_default_and_reaches_the_gate_rules_when_set(r
 def test_fleet_outlier_is_off_by_default_and_reaches_the_gate_rules_with_the_fleet_scope(root: Path) -> None:
     from airflow_ml.factory.tasks import task_settings
     from airflow_ml.ml.gate.fleet_outlier import FleetOutlier
-    from airflow_ml.ml.gate.schema_change import AcceptSchemaChange
+    from airflow_ml.ml.gate.schema_change import AcceptSchemaChange, LevelTolerance
 
     default = load_city_file(write_city(root, "oslo", CITY), root / "templates")
     text = CITY.replace("oslo", "bergen") + (
         "gate:\n  fleet_outlier: {max_z: 3.5, min_siblings: 10}\n"
-        "  accept_schema_change: {reason: a new zone opened, columns: [pickup_zone]}\n"
+        "  accept_schema_change: {reason: a new zone opened, change: 'sha256:3f9a0c1b2d4e', columns: [pickup_zone]}\n"
+        "  level_tolerance: {new_level_max_share: 0.02, ignore_removed: false}\n"
     )
     city = load_city_file(write_city(root, "bergen", text), root / "templates")
 
     assert (default.gate.fleet_outlier, default.gate.accept_schema_change) == (None, None)
     gate = task_settings(city, expectations_dir=root).gate
     assert gate.rules.fleet_outlier == FleetOutlier(max_z=3.5, min_siblings=10, min_history=3)
-    assert gate.rules.accept_schema_change == AcceptSchemaChange("a new zone opened", ("pickup_zone",))
+    assert gate.rules.accept_schema_change == AcceptSchemaChange(
+        "a new zone opened", ("pickup_zone",), "sha256:3f9a0c1b2d4e"
+    )
+    assert gate.rules.level_tolerance == LevelTolerance(new_level_max_share=0.02, ignore_removed=False)
+    assert default.gate.level_tolerance.new_level_max_share == 0.01
     assert (gate.template, list(gate.not_cities)) == ("ride_duration", ["global"])
     assert type(gate).from_dict(gate.to_dict()).rules == gate.rules

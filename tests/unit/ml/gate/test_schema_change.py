@@ -6,7 +6,7 @@ from airflow_ml.ml.gate import schema_change
 from airflow_ml.ml.gate.judge import decide
 from airflow_ml.ml.gate.records import GateDecision
 from airflow_ml.ml.gate.rules import GateRules
-from airflow_ml.ml.gate.schema_change import AcceptSchemaChange, diff, evaluate
+from airflow_ml.ml.gate.schema_change import AcceptSchemaChange, LevelTolerance, diff, evaluate, fingerprint
 
 OLD = {
     "columns": {"distance_km": "double", "pickup_zone": "string", "pickup_hour": "long"},
@@ -49,17 +49,93 @@ def test_a_change_without_a_declaration_refuses_with_the_diff_in_the_reason() ->
     assert "no gate.accept_schema_change declares it (schema_change)" in reason
 
 
-def test_a_declaration_accepts_any_change_or_only_its_columns() -> None:
-    anything = evaluate(OLD, NEW, AcceptSchemaChange("new features"), compared_with="champion v3", source="tag")
-    zone_only = AcceptSchemaChange("a new zone opened", ("pickup_zone",))
-    partly = evaluate(OLD, NEW, zone_only, compared_with="champion v3", source="tag")
+NEW_PRINT = fingerprint(diff(OLD, NEW))
+
+
+def test_a_declaration_accepts_the_change_it_names_on_the_columns_it_names() -> None:
+    anything = evaluate(
+        OLD, NEW, AcceptSchemaChange("new features", change=NEW_PRINT), compared_with="champion v3", source="tag"
+    )
     levels = {"columns": OLD["columns"], "categories": {"pickup_zone": ["alfama", "baixa", "belem", "parque"]}}
+    zone_only = AcceptSchemaChange("a new zone opened", ("pickup_zone",), fingerprint(diff(OLD, levels)))
+    partly = evaluate(OLD, NEW, zone_only, compared_with="champion v3", source="tag")
     covered = evaluate(OLD, levels, zone_only, compared_with="champion v3", source="tag")
 
+    assert NEW_PRINT.startswith("sha256:")
+    assert len(NEW_PRINT) == 19
     assert (anything.accepted, anything.declared, anything.refuses) == (True, "new features", False)
     assert (partly.accepted, partly.not_declared) == (False, ("temperature_c", "pickup_hour"))
     assert "('a new zone opened') does not name ['temperature_c', 'pickup_hour']" in schema_change.refusal(partly)
     assert (covered.accepted, covered.diff) == (True, {"levels_added": {"pickup_zone": ["parque"]}})
+
+
+def test_a_declaration_of_one_change_refuses_the_next_one_with_its_diff_and_fingerprint() -> None:
+    later = {"columns": {**NEW["columns"], "wind_kmh": "double"}, "categories": NEW["categories"]}
+    accept = AcceptSchemaChange("temperature added", change=NEW_PRINT)
+
+    check = evaluate(OLD, later, accept, compared_with="champion v3", source="tag")
+
+    assert check.refuses
+    assert check.fingerprint == fingerprint(diff(OLD, later)) != NEW_PRINT
+    reason = schema_change.refusal(check)
+    assert "column(s) added ['temperature_c', 'wind_kmh']" in reason
+    assert f"accepts change {NEW_PRINT}, not this one ({check.fingerprint})" in reason
+    assert f"change: '{check.fingerprint}'" in reason
+
+
+def test_a_declaration_without_a_change_accepts_nothing_and_the_refusal_names_the_field_and_value() -> None:
+    check = evaluate(OLD, NEW, AcceptSchemaChange("new features"), compared_with="champion v3", source="tag")
+
+    assert check.refuses
+    reason = schema_change.refusal(check)
+    assert "('new features') names no change (no change: field)" in reason
+    assert f"gate.accept_schema_change: {{reason: '<why>', change: '{NEW_PRINT}', columns: " in reason
+
+
+def test_a_declaration_whose_change_the_champion_already_has_is_stale() -> None:
+    check = evaluate(
+        NEW, NEW, AcceptSchemaChange("new features", change=NEW_PRINT), compared_with="champion v4", source="tag"
+    )
+
+    assert not check.refuses
+    assert check.stale_declaration.startswith(f"gate.accept_schema_change ('new features', change {NEW_PRINT}) has no")
+    assert "the champion v4 already has the challenger's inputs; remove the declaration" in check.stale_declaration
+
+
+def test_the_fingerprint_ignores_the_order_of_columns_and_levels() -> None:
+    one = {"added": ["b", "a"], "levels_added": {"z": ["y", "x"], "c": ["q"]}}
+    two = {"levels_added": {"c": ["q"], "z": ["x", "y"]}, "added": ["a", "b"]}
+
+    assert fingerprint(one) == fingerprint(two) != fingerprint({"added": ["a"]})
+
+
+def test_rare_new_levels_and_removed_levels_are_tolerated_churn_listed_but_not_counted() -> None:
+    store = {"columns": {"store_id": "string"}, "categories": {"store_id": ["s1", "s2", "s3"]}}
+    churned = {"columns": {"store_id": "string"}, "categories": {"store_id": ["s1", "s2", "s4"]}}
+    tolerance = LevelTolerance(new_level_max_share=0.01, ignore_removed=True)
+
+    rare = evaluate(
+        store, churned, None, compared_with="c", source="t", tolerance=tolerance, new_level_shares={"store_id": 0.004}
+    )
+    common = evaluate(
+        store, churned, None, compared_with="c", source="t", tolerance=tolerance, new_level_shares={"store_id": 0.2}
+    )
+    strict = evaluate(store, churned, None, compared_with="c", source="t", new_level_shares={"store_id": 0.004})
+
+    assert not rare.refuses
+    assert rare.diff == {"levels_added": {"store_id": ["s4"]}, "levels_removed": {"store_id": ["s3"]}}
+    assert rare.tolerated == {
+        "levels_added": {"store_id": ["s4"]},
+        "levels_removed": {"store_id": ["s3"]},
+        "new_level_shares": {"store_id": 0.004},
+    }
+    assert (rare.counted, rare.fingerprint) == ({}, None)
+    assert common.refuses
+    assert common.counted == {"levels_added": {"store_id": ["s4"]}}
+    assert "tolerated level churn (gate.level_tolerance): store_id levels removed ['s3']" in schema_change.refusal(
+        common
+    )
+    assert strict.refuses  # without a tolerance (LevelTolerance 0, removed counted) every level counts
 
 
 def test_no_schema_to_compare_is_recorded_and_refuses_nothing() -> None:
@@ -73,7 +149,8 @@ def test_the_judge_refuses_by_schema_change_and_round_trips_the_record() -> None
     check = evaluate(OLD, NEW, None, compared_with="champion v3", source="tag")
 
     decision = decide(1.0, 2.0, direction="minimize", rules=GateRules(), holdout_rows=100, schema=check)
-    accepted = evaluate(OLD, NEW, AcceptSchemaChange("new features"), compared_with="champion v3", source="tag")
+    declared = AcceptSchemaChange("new features", change=NEW_PRINT)
+    accepted = evaluate(OLD, NEW, declared, compared_with="champion v3", source="tag")
     passed = decide(1.0, 2.0, direction="minimize", rules=GateRules(), holdout_rows=100, schema=accepted)
 
     assert (decision.promote, decision.refused_by) == (False, "schema_change")
@@ -84,9 +161,11 @@ def test_the_judge_refuses_by_schema_change_and_round_trips_the_record() -> None
 
 
 def test_the_declaration_round_trips_through_the_rules() -> None:
-    rules = GateRules.from_dict({"accept_schema_change": {"reason": "zones", "columns": ["pickup_zone"]}})
+    declared = {"reason": "zones", "columns": ["pickup_zone"], "change": NEW_PRINT}
+    rules = GateRules.from_dict({"accept_schema_change": declared, "level_tolerance": {"new_level_max_share": 0.05}})
 
-    assert rules.accept_schema_change == AcceptSchemaChange("zones", ("pickup_zone",))
+    assert rules.accept_schema_change == AcceptSchemaChange("zones", ("pickup_zone",), NEW_PRINT)
+    assert rules.level_tolerance == LevelTolerance(new_level_max_share=0.05)
     assert GateRules.from_dict(rules.to_dict()) == rules
 
 

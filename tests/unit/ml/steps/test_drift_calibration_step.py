@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from airflow_ml.data.snapshot import Manifest, take_snapshot
 from airflow_ml.ml import drift_history as store
 from airflow_ml.ml.steps.drift_calibration_step import apply_stop_rule, calibrate_run, record_history
-from airflow_ml.ml.steps.step_settings import DriftSettings
+from airflow_ml.ml.steps.drift_review_step import review_fleet
+from airflow_ml.ml.steps.step_settings import DriftReviewSettings, DriftSettings
 
 FEATURES = ["x1", "x2", "x3"]
 SETTINGS = DriftSettings(
@@ -96,6 +98,37 @@ def test_two_shifted_features_are_flagged_against_the_citys_history_and_stop_the
     assert run.metrics()["drift_q.x1.psi"] <= 0.05
 
 
+def test_the_history_keeps_each_statistics_counts_and_judges_values_normalised_by_them(tmp_path: Path) -> None:
+    for day in range(7):
+        run_night(tmp_path, "oslo", day)
+
+    run = calibrate_run(night(tmp_path, "oslo", 7), SETTINGS)
+
+    history = store.read_history(store.history_uri(str(tmp_path), "ride_duration", "oslo"))
+    compared = history[history["value"].notna()]
+    # The previous snapshot holds every day so far; today's new rows are the one new day.
+    assert sorted(set(compared["reference_n"])) == [400 * day for day in range(1, 7)]
+    assert set(compared["current_n"]) == {400}
+    by_column = {(c["column"], c["statistic"]): c for c in run.section["columns"]}
+    assert by_column[("x1", "psi")]["scale"] == "rows"
+    assert (by_column[("x1", "psi")]["reference_n"], by_column[("x1", "psi")]["current_n"]) == (2800, 400)
+
+
+def test_a_history_written_before_the_counts_were_kept_is_judged_raw_and_the_record_says_so(tmp_path: Path) -> None:
+    for day in range(7):
+        run_night(tmp_path, "oslo", day)
+    uri = store.history_uri(str(tmp_path), "ride_duration", "oslo")
+    # As an older release wrote it: no count columns at all.
+    store.read_history(uri).drop(columns=["reference_n", "current_n"]).to_parquet(uri)
+
+    run = calibrate_run(night(tmp_path, "oslo", 7), SETTINGS)
+
+    x1 = {(c["column"], c["statistic"]): c for c in run.section["columns"]}[("x1", "psi")]
+    assert (x1["basis"], x1["scale"], x1["n_history"]) == ("history", "raw", 6)
+    assert "raw values judged: 0 of 6 past value(s) carry their row counts (< min_history 5)" in x1["note"]
+    assert 0 < x1["p_value"] <= 1
+
+
 def test_the_run_adjusts_its_p_values_with_the_fleets_latest(tmp_path: Path) -> None:
     for city in ("oslo", "rome"):
         for day in range(7):
@@ -103,7 +136,7 @@ def test_the_run_adjusts_its_p_values_with_the_fleets_latest(tmp_path: Path) -> 
 
     run = calibrate_run(night(tmp_path, "oslo", 7), SETTINGS)
 
-    assert run.section["fleet"] == {"cities": 2, "tests": 16}
+    assert (run.section["fleet"]["cities"], run.section["fleet"]["tests"]) == (2, 16)
     own = [c for c in run.section["columns"] if c["p_value"] is not None]
     assert all(c["q_value"] >= c["p_value"] for c in own)
 
@@ -115,3 +148,66 @@ def test_a_record_without_checks_keeps_its_status_and_gains_the_calibration(tmp_
 
     assert record["status"] == "skipped"
     assert record["calibration"]["stop"] is False
+
+
+def fleet_of(root: Path, cities: tuple[str, ...], nights: int = 7) -> None:
+    for number, city in enumerate(cities):
+        for day in range(nights):
+            run_night(root, city, day, seed=day + 100 * number)
+
+
+def test_a_run_and_the_review_give_the_same_q_values_for_the_same_records(tmp_path: Path) -> None:
+    fleet_of(tmp_path, ("oslo", "rome", "lima", "paris"))  # paris: removed from the templates since
+    review_settings = DriftReviewSettings(template="ride_duration", cities={"oslo": "a", "rome": "b", "lima": "c"})
+    review_fleet(None, review_settings, data_root=str(tmp_path))  # lists the family for the runs
+
+    run = calibrate_run(night(tmp_path, "oslo", 7, shift=0.3), SETTINGS)
+    record_history(run, None)
+    review = review_fleet(None, review_settings, data_root=str(tmp_path))
+
+    at_run = {f"{c['column']}.{c['statistic']}": c["q_value"] for c in run.section["columns"] if c["q_value"]}
+    assert len(at_run) == 8
+    assert review["cities"]["oslo"]["q_values"] == pytest.approx(at_run, rel=1e-12)
+    assert run.section["fleet"]["tests"] == review["tests"] == 24
+    assert run.section["fleet"]["family"]["source"] == "review"
+
+
+def test_a_city_removed_from_the_templates_no_longer_counts_at_run_time_or_in_the_review(tmp_path: Path) -> None:
+    fleet_of(tmp_path, ("oslo", "rome", "paris"))
+    today = night(tmp_path, "oslo", 7)
+    before = calibrate_run(today, SETTINGS)  # no review yet: every city with a history
+    # paris is removed from the templates: the review lists the cities still configured.
+    review = review_fleet(
+        None, DriftReviewSettings(template="ride_duration", cities={"oslo": "a", "rome": "b"}), data_root=str(tmp_path)
+    )
+
+    after = calibrate_run(today, SETTINGS)
+
+    assert before.section["fleet"]["family"] == {
+        "source": "no_review_yet",
+        "members": None,
+        "max_age_days": 45,
+        "listed_at": None,
+    }
+    assert (before.section["fleet"]["cities"], before.section["fleet"]["tests"]) == (3, 24)
+    assert (after.section["fleet"]["cities"], after.section["fleet"]["tests"]) == (2, 16)
+    assert review["tests"] == 16
+    assert "paris" in review["left_out"]
+    assert (tmp_path / "drift_history" / "ride_duration" / "latest" / "paris.parquet").exists()  # kept, not read
+
+
+def test_a_city_that_stopped_running_leaves_the_family_after_max_age_days(tmp_path: Path) -> None:
+    fleet_of(tmp_path, ("oslo", "rome"))
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=46)
+
+    run = calibrate_run(night(tmp_path, "oslo", 7), SETTINGS, now=later)
+    review = review_fleet(
+        None,
+        DriftReviewSettings(template="ride_duration", cities={"oslo": "a", "rome": "b"}),
+        data_root=str(tmp_path),
+        now=later,
+    )
+
+    assert (run.section["fleet"]["cities"], run.section["fleet"]["tests"]) == (1, 8)
+    assert review["left_out"]["rome"].endswith("is older than drift.calibration.max_age_days 45")
+    assert review["tests"] == 0  # oslo's newest record is as old as rome's: nothing recent enough

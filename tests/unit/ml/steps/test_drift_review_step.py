@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from airflow_ml.ml.steps.drift_review_step import REVIEW_FILE, review_fleet
 from airflow_ml.ml.steps.step_settings import DriftReviewSettings
 
 TEMPLATE = "ride_duration"
+NOW = dt.datetime(2026, 3, 3, tzinfo=dt.UTC)  # the day after the histories' newest records
 
 
 @pytest.fixture
@@ -67,7 +69,7 @@ def test_the_review_adjusts_every_citys_newest_p_values_together_and_stores_them
         template=TEMPLATE, cities={c: f"{TEMPLATE}.{c}" for c in ("oslo", "rome", "lima")}, q=0.05, min_flagged=2
     )
 
-    review = review_fleet(client, settings, data_root=str(tmp_path))
+    review = review_fleet(client, settings, data_root=str(tmp_path), now=NOW)
 
     ps = [1e-7, 2e-7, 0.4, 0.3, 0.5, 0.6, 0.7, 0.8]  # oslo's then rome's, the newest snapshot's only
     expected = false_discovery_control(ps, method="by")
@@ -89,10 +91,15 @@ def test_the_review_adjusts_every_citys_newest_p_values_together_and_stores_them
     assert run.data.tags["airflow_ml.drift_review_flagged"].startswith("x1=")
     stored = json.loads((tmp_path / "drift_history" / TEMPLATE / REVIEW_FILE).read_text())
     assert stored["cities"].keys() == {"oslo", "rome"}
+    assert review["left_out"] == {
+        "paris": "not a reviewed city of the template (removed, or its drift calibration is off)"
+    }
 
 
 def test_a_template_without_history_reviews_nothing(tmp_path: Path) -> None:
-    review = review_fleet(None, DriftReviewSettings(template=TEMPLATE, cities={"oslo": "m"}), data_root=str(tmp_path))
+    review = review_fleet(
+        None, DriftReviewSettings(template=TEMPLATE, cities={"oslo": "m"}), data_root=str(tmp_path), now=NOW
+    )
 
     assert (review["tests"], review["cities"], review["without_history"]) == (0, {}, ["oslo"])
 
@@ -116,7 +123,7 @@ def test_a_city_whose_record_cannot_be_written_is_a_problem_not_the_end_of_the_r
     monkeypatch.setattr(drift_review_step, "write_json", write_json)
     settings = DriftReviewSettings(template=TEMPLATE, cities={c: f"{TEMPLATE}.{c}" for c in ("oslo", "rome")})
 
-    review = review_fleet(client, settings, data_root=str(tmp_path))
+    review = review_fleet(client, settings, data_root=str(tmp_path), now=NOW)
 
     [problem] = review["problems"]
     assert problem.startswith(f"oslo: drift.json of {oslo} not updated")
@@ -140,7 +147,7 @@ def test_flagged_predictions_alone_would_stop_a_run_as_the_runs_stop_rule_says(
     )
     settings = DriftReviewSettings(template=TEMPLATE, cities={"oslo": f"{TEMPLATE}.oslo"}, min_flagged=2)
 
-    entry = review_fleet(client, settings, data_root=str(tmp_path))["cities"]["oslo"]
+    entry = review_fleet(client, settings, data_root=str(tmp_path), now=NOW)["cities"]["oslo"]
 
     assert (entry["flagged"], entry["prediction_flagged"], entry["would_stop"]) == ({}, True, True)
     assert json.loads((folder / "drift.json").read_text())["fleet_review"]["would_stop"] is True

@@ -22,7 +22,7 @@ from airflow_ml.ml import model_schema
 from airflow_ml.ml.gate.fleet_outlier import FleetOutlier
 from airflow_ml.ml.gate.naive_baseline import NaiveBaseline
 from airflow_ml.ml.gate.rules import GateRules
-from airflow_ml.ml.gate.schema_change import AcceptSchemaChange
+from airflow_ml.ml.gate.schema_change import AcceptSchemaChange, LevelTolerance, fingerprint
 from airflow_ml.ml.steps.gate_step import gate
 from airflow_ml.ml.steps.step_settings import GateSettings, SplitSettings
 from airflow_ml.ml.steps.train_step import train_and_log
@@ -50,7 +50,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     ARTIFACTS.clear()
 
 
-def _snapshot(root: Path, rename: dict[str, str] | None = None) -> Manifest:
+def _snapshot(root: Path, rename: dict[str, str] | None = None, rare_level: str | None = None) -> Manifest:
     for i in range(6):
         day = DEMO_START + dt.timedelta(days=i)
         folder = root / "raw" / f"date={day.isoformat()}"
@@ -58,6 +58,8 @@ def _snapshot(root: Path, rename: dict[str, str] | None = None) -> Manifest:
         frame = generate_day("lisbon", day, scale=0.3)
         if rename:
             frame["pickup_zone"] = frame["pickup_zone"].replace(rename)
+        if rare_level:  # one trip a day from a zone that just opened
+            frame.loc[frame.index[0], "pickup_zone"] = rare_level
         frame.to_parquet(folder / "part-0.parquet", index=False)
     return take_snapshot(
         f"file://{root / 'raw'}", f"file://{root / 'snapshots'}", template="ride_duration", city="lisbon", run_id="r1"
@@ -204,13 +206,21 @@ def schema_world(client: MlflowClient, manifest: Manifest, tmp_path_factory: pyt
     champion = trained(client, manifest, name, features=features)
     gate(client, manifest, settings("schema"), challenger_version=champion)
     renamed = _snapshot(tmp_path_factory.mktemp("renamed"), {"belem": "parque"})
+    rare = _snapshot(tmp_path_factory.mktemp("rare"), rare_level="kiosk_7")
     return {
         "name": name,
         "champion": champion,
         "added": trained(client, manifest, name),
         "levels": trained(client, renamed, name, features=features),
         "renamed": renamed,
+        "rare": rare,
+        "rare_level": trained(client, rare, name, features=features),
+        "same": trained(client, manifest, name, features=features),
     }
+
+
+#: The fingerprint of the renamed zone once the removed level is tolerated: the new level ``parque`` alone.
+PARQUE = fingerprint({"levels_added": {"pickup_zone": ["parque"]}})
 
 
 def test_a_new_column_is_refused_without_a_declaration_with_the_diff_in_the_record(
@@ -231,10 +241,10 @@ def test_a_changed_level_set_is_refused_and_a_declaration_of_its_column_accepts_
     client: MlflowClient, schema_world: dict[str, Any]
 ) -> None:
     renamed, version = schema_world["renamed"], schema_world["levels"]
-    wrong = AcceptSchemaChange("a new column", ("temperature_c",))
+    wrong = AcceptSchemaChange("a new column", ("temperature_c",), PARQUE)
 
     refused, record = gate(client, renamed, settings("schema", accept_schema_change=wrong), challenger_version=version)
-    accept = AcceptSchemaChange("Belem's stop moved to Parque", ("pickup_zone",))
+    accept = AcceptSchemaChange("Belem's stop moved to Parque", ("pickup_zone",), PARQUE)
     _, accepted = gate(
         client, renamed, settings("schema", accept_schema_change=accept), challenger_version=version, mode="dry_run"
     )
@@ -245,13 +255,62 @@ def test_a_changed_level_set_is_refused_and_a_declaration_of_its_column_accepts_
     assert "does not name ['pickup_zone']" in record["reason"]
     assert accepted["refused_by"] != "schema_change"
     assert accepted["reason"].endswith(
-        "; input schema change accepted (Belem's stop moved to Parque): pickup_zone levels added ['parque']; "
-        "pickup_zone levels removed ['belem']"
+        f"; input schema change {PARQUE} accepted (Belem's stop moved to Parque): pickup_zone levels added "
+        "['parque']; tolerated level churn (gate.level_tolerance): pickup_zone levels removed ['belem']"
     )
     assert (accepted["schema_diff"]["accepted"], accepted["schema_diff"]["declared"]) == (
         True,
         "Belem's stop moved to Parque",
     )
+
+
+def test_a_declaration_of_one_change_refuses_a_later_different_change_with_its_diff(
+    client: MlflowClient, manifest: Manifest, schema_world: dict[str, Any]
+) -> None:
+    zones = AcceptSchemaChange("Belem's stop moved to Parque", None, PARQUE)
+
+    outcome, record = gate(
+        client, manifest, settings("schema", accept_schema_change=zones), challenger_version=schema_world["added"]
+    )
+
+    added = fingerprint({"added": ["temperature_c"]})
+    assert (outcome.label, record["refused_by"]) == ("kept", "schema_change")
+    assert record["schema_diff"]["fingerprint"] == added
+    assert "column(s) added ['temperature_c']" in record["reason"]
+    assert f"accepts change {PARQUE}, not this one ({added})" in record["reason"]
+
+
+def test_a_rare_new_level_is_tolerated_churn_in_auto_mode_and_listed_in_the_decision(
+    client: MlflowClient, schema_world: dict[str, Any]
+) -> None:
+    _, record = gate(
+        client, schema_world["rare"], settings("schema"), challenger_version=schema_world["rare_level"], mode="dry_run"
+    )
+    strict = settings("schema", level_tolerance=LevelTolerance(new_level_max_share=0.0))
+    _, refused = gate(
+        client, schema_world["rare"], strict, challenger_version=schema_world["rare_level"], mode="dry_run"
+    )
+
+    assert record["refused_by"] != "schema_change"
+    tolerated = record["schema_diff"]["tolerated"]
+    assert tolerated["levels_added"] == {"pickup_zone": ["kiosk_7"]}
+    assert 0 < tolerated["new_level_shares"]["pickup_zone"] <= 0.01
+    assert "tolerated level churn (gate.level_tolerance): pickup_zone levels added ['kiosk_7']" in record["reason"]
+    assert refused["refused_by"] == "schema_change"
+
+
+def test_a_declaration_whose_change_the_champion_already_has_is_stale_in_the_decision(
+    client: MlflowClient, manifest: Manifest, schema_world: dict[str, Any]
+) -> None:
+    declared = settings("schema", accept_schema_change=AcceptSchemaChange("zones", None, PARQUE))
+
+    _, record = gate(client, manifest, declared, challenger_version=schema_world["same"], mode="dry_run")
+
+    assert record["refused_by"] != "schema_change"
+    stale = record["schema_diff"]["stale_declaration"]
+    assert stale.startswith(f"gate.accept_schema_change ('zones', change {PARQUE}) has no change left to accept")
+    assert f"the champion v{schema_world['champion']} already has the challenger's inputs" in stale
+    assert stale in record["reason"]
 
 
 def test_a_champion_registered_before_the_schema_tag_is_read_from_its_signature(
