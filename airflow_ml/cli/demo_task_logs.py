@@ -40,7 +40,7 @@ class DemoTaskLogs:
     def __init__(self, *, terminal: TextIO, between: Path) -> None:
         self.terminal = terminal
         self.between = between
-        self.started: dict[str, float] = {}
+        self.started: dict[tuple[str, int], float] = {}
         #: The task log files written, in order (what ``make ui`` shows).
         self.files: list[Path] = []
 
@@ -52,7 +52,7 @@ class DemoTaskLogs:
 
         path = init_log_file(log_filename_template_renderer()(ti=task_instance))
         self.files.append(path)
-        self.started[task_instance.task_id] = time.monotonic()
+        self.started[task_instance.task_id, task_instance.map_index] = time.monotonic()
         _redirect(path)
 
     @hookimpl
@@ -72,14 +72,23 @@ class DemoTaskLogs:
 
     def _finished(self, task_instance: Any, state: str) -> None:
         _redirect(self.between)
-        seconds = time.monotonic() - self.started.pop(task_instance.task_id, time.monotonic())
-        print(task_line(task_instance.dag_id, task_instance.task_id, seconds, state), file=self.terminal, flush=True)
+        key = (task_instance.task_id, task_instance.map_index)
+        seconds = time.monotonic() - self.started.pop(key, time.monotonic())
+        print(
+            task_line(task_city(task_instance), task_instance.task_id, seconds, state), file=self.terminal, flush=True
+        )
 
 
-def task_line(dag_id: str, task_id: str, seconds: float, state: str) -> str:
-    """The terminal's line for a finished task: its city (``berlin``, ``berlin.score``; ``monitor`` for the
-    template's monitor), the task, its seconds and its state."""
-    city = dag_id.split(".", 1)[-1]
+def task_city(task_instance: Any) -> str:
+    """Whose task it is: the DAG's city (``berlin``, ``berlin.score``), or a mapped task's own (the monitor's
+    ``monitor`` task is mapped over the template's cities and renders each map index as its city)."""
+    if task_instance.map_index >= 0:
+        return str(getattr(task_instance, "rendered_map_index", None) or task_instance.map_index)
+    return str(task_instance.dag_id.split(".", 1)[-1])
+
+
+def task_line(city: str, task_id: str, seconds: float, state: str) -> str:
+    """The terminal's line for a finished task: its city, the task, its seconds and its state, in columns."""
     return f"   {city:<18} {task_id:<18} {seconds:6.1f} s  {state}"
 
 

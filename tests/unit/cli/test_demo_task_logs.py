@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from types import SimpleNamespace
 
-from airflow_ml.cli.demo_task_logs import demo_task_logs, task_line
+from airflow_ml.cli.demo_task_logs import demo_task_logs, task_city, task_line
 
 
 def test_a_task_writes_to_its_tries_file_and_the_output_around_it_to_the_demo_log(tmp_path: Path) -> None:
@@ -35,11 +35,15 @@ def test_a_task_writes_to_its_tries_file_and_the_output_around_it_to_the_demo_lo
 
 
 def test_the_line_names_city_task_seconds_and_state_in_columns() -> None:
-    scored = task_line("ride_duration.sao_paulo.score", "score", 12.345, "failed")
-    monitored = task_line("ride_duration.monitor", "monitor", 0.04, "skipped")
+    scoring = SimpleNamespace(dag_id="ride_duration.sao_paulo.score", task_id="score", map_index=-1)
+    # The monitor DAG's one task is mapped over the cities; each map index renders as its city.
+    monitoring = SimpleNamespace(dag_id="ride_duration.monitor", map_index=1, rendered_map_index="lisbon")
+
+    scored = task_line(task_city(scoring), "score", 12.345, "failed")
+    monitored = task_line(task_city(monitoring), "monitor", 0.04, "skipped")
 
     assert scored.split() == ["sao_paulo.score", "score", "12.3", "s", "failed"]
-    assert monitored.split() == ["monitor", "monitor", "0.0", "s", "skipped"]
+    assert monitored.split() == ["lisbon", "monitor", "0.0", "s", "skipped"]
     assert scored[22:].startswith("score ")  # the task column lines up
     assert monitored[22:].startswith("monitor ")
     assert scored.index(" s  ") == monitored.index(" s  ")
