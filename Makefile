@@ -23,6 +23,8 @@ export SCARF_NO_ANALYTICS := true
 # airflow_ml/embedded.py, never here: `airflow-ml env` prints it for your own cities (var/), `airflow-ml env --demo`
 # for the demo's own folder (var/demo/); `airflow-ml run`, `status` and `demo` set it themselves.
 DEMO_ENV = eval "$$($(BIN)/airflow-ml env --demo)" && export PATH="$(BIN):$$PATH"
+# A recipe line that shows its command as typed in the activated .venv (`$ airflow-ml demo`), then runs .venv's.
+VENV_RUN = @echo '$$ $(1)' && $(BIN)/$(1)
 
 .PHONY: help install demo test check browser compose-client ui clean
 
@@ -45,8 +47,8 @@ install: $(BIN)/.synced
 
 # The demo resets only its own var/demo/data and var/demo/mlflow (and says so); your var/ is never touched.
 demo: install
-	$(BIN)/airflow-ml lint dag_templates --expectations expectations
-	$(BIN)/airflow-ml demo
+	$(call VENV_RUN,airflow-ml lint dag_templates --expectations expectations)
+	$(call VENV_RUN,airflow-ml demo)
 
 check: install
 	$(BIN)/ruff check .

@@ -3,7 +3,9 @@
 Round one trains on the initial batch of demo data; round two on the initial plus a later batch. Each
 round runs every demo city's real DAG with ``dag.test()`` (so the demo's metadata database, MLflow store
 and data root, in its own folder ``var/demo/``, are used exactly as a scheduler would use them), and the
-table is read back from what the run left beside its snapshot (:mod:`airflow_ml.cli.run_summary`).
+table is read back from what the run left beside its snapshot (:mod:`airflow_ml.cli.run_summary`). Each
+task logs to its own file, where the Airflow UI reads it, and the terminal gets a line as each task ends
+(:mod:`airflow_ml.cli.demo_task_logs`).
 
 Then the loop: each city's scoring DAG ``<template>.<city>.score`` scores three days of new trips with its
 champion into the prediction log, the trips' outcomes arrive (one city's trips take 40% longer from the second
@@ -16,11 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from airflow_ml import settings
 from airflow_ml.cli.run_summary import (
@@ -44,14 +44,17 @@ def run_demo(
 ) -> int:
     """Generate demo data, run every city's DAG once per batch, then score and monitor; print the summary.
 
-    Returns 0 when every run succeeded. Airflow's and the tasks' logs go to ``log_file`` (default
-    ``<data root>/../demo.log``) so that ``out`` (default: standard output) shows progress and the tables.
+    Returns 0 when every run succeeded. Each task's log goes to its own file under Airflow's
+    ``base_log_folder`` (the UI shows it), ``dag.test()``'s own lines to ``log_file`` (default
+    ``<data root>/../demo.log``), so that ``out`` (default: standard output) shows a line per finished task,
+    one per run and the tables.
     """
+    from airflow_ml.cli.demo_task_logs import terminal_stream
     from airflow_ml.data.demo import DEMO_CITIES, write_demo_data
 
     data_root = settings.data_root()
     log_path = log_file or Path(data_root).parent / "demo.log"
-    out = out or sys.stdout
+    out = out or terminal_stream()
     every = register_dags({}, templates_root=templates_root, expectations_dir=expectations_dir)
     # A user's own cities have no demo data: they run with `airflow-ml run`, not here.
     dags = {dag_id: dag for dag_id, dag in every.items() if dag_id.split(".", 1)[1] in DEMO_CITIES}
@@ -65,10 +68,7 @@ def run_demo(
         files = write_demo_data(data_root, batch=batch)
         print(f"\n== batch {batch!r}: {len(files)} new partition file(s); retraining {len(dags)} cities ==", file=out)
         for dag_id, dag in dags.items():
-            print(f"-- {dag_id}", end=" ", file=out, flush=True)
-            with _output_to(log_path):
-                run = dag.test()
-            print(run.state, file=out, flush=True)
+            run = _run(dag, dag_id, log=log_path, out=out)
             template, city = dag_id.split(".", 1)
             rows.append(summarize(data_root, template, city, run.run_id, batch, str(run.state)))
     cities = sorted({_city(dag_id) for dag_id in dags})
@@ -77,7 +77,10 @@ def run_demo(
     if live:
         print("\nLive, after scoring and one monitor run (the newest daily window of each champion):", file=out)
         print(format_live_table(live), file=out)
-    print(f"\nTask logs: {log_path}", file=out)
+    from airflow.configuration import conf
+
+    task_logs = _shown(Path(conf.get("logging", "base_log_folder")))
+    print(f"\nTask logs: in the Airflow UI, files under {task_logs}/; the runs' lines: {_shown(log_path)}", file=out)
     passwords = Path(os.environ.get("AIRFLOW_HOME", "~/airflow")) / "simple_auth_manager_passwords.json.generated"
     print(
         "\nLook at the results: `make ui` serves the MLflow UI on http://127.0.0.1:5000 and Airflow on "
@@ -118,20 +121,15 @@ def _score_and_monitor(
     for day in days:
         for dag_id in scoring:
             dag = register_score_dags({}, templates_root=templates_root)[dag_id]  # dag.test leaves its run's conf
-            print(f"-- {dag_id} {day}", end=" ", file=out, flush=True)
-            with _output_to(log):
-                run = dag.test(run_after=_midnight(day), logical_date=_midnight(day))
-            print(run.state, file=out, flush=True)
+            run = _run(dag, f"{dag_id} {day}", log=log, out=out, run_after=_midnight(day), logical_date=_midnight(day))
             scored.append(str(run.state))
     write_outcomes(data_root, cities=cities)
     drifting = f"; {DRIFTING_CITY}'s trips take 40% longer from {drift_start()}" if DRIFTING_CITY in cities else ""
     print(f"\n== the outcomes of those trips arrive{drifting}: monitoring ==", file=out)
     live: list[LiveSummary] = []
     for dag_id, dag in monitors.items():
-        print(f"-- {dag_id} {days[-1]}", end=" ", file=out, flush=True)
-        with _output_to(log):
-            run = dag.test(run_after=_midnight(days[-1]), logical_date=_midnight(days[-1]))
-        print(run.state, file=out, flush=True)
+        last = _midnight(days[-1])
+        run = _run(dag, f"{dag_id} {days[-1]}", log=log, out=out, run_after=last, logical_date=last)
         template = dag_id.rsplit(".", 1)[0]
         for city in cities:
             live.append(summarize_live(data_root, template, city, days[-1].isoformat(), str(run.state)))
@@ -147,24 +145,18 @@ def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), dt.UTC)
 
 
-@contextmanager
-def _output_to(path: Path) -> Iterator[None]:
-    """Send everything written to stdout and stderr (Python and C level alike) to ``path``."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with path.open("a", encoding="utf-8") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+def _run(dag: Any, name: str, *, log: Path, out: TextIO, **when: Any) -> Any:
+    """``dag.test(**when)`` with each task logged to its own file and a terminal line per finished task.
+
+    The run ends with the line ``-- <name> <state> (<seconds> s)``.
+    """
+    from airflow_ml.cli.demo_task_logs import demo_task_logs
+
+    began = time.monotonic()
+    with demo_task_logs(terminal=out, between=log):
+        run = dag.test(**when)
+    print(f"-- {name} {run.state} ({time.monotonic() - began:.0f} s)", file=out, flush=True)
+    return run
 
 
 def _shown(path: Path) -> str:

@@ -173,6 +173,9 @@ def demo_command(args: argparse.Namespace) -> int:
     project = Path.cwd()
     print(f"the demo keeps its Airflow home, data and MLflow store in {state_folder(project, demo=True)}/")
     reset_demo(project)  # before the environment, which makes the folders it names
+    from airflow_ml.cli.demo_task_logs import PLAIN_CONSOLE
+
+    os.environ.update(PLAIN_CONSOLE)  # Airflow's console lines go to the task log files
     apply_environment(effective_environment(project, demo=True), force=True)
     problem = ensure_database()
     if problem:

@@ -2,6 +2,13 @@
 
 The URL is computed once at execute time and stored in XCom, as the Apache providers do, so the
 API server never needs the MLflow connection to draw the button.
+
+Airflow 3's task runner, when a task ends, asks every link the operator declares for its URL
+(``get_link`` on the worker) and stores the answer under the link's ``xcom_key``; the API server reads
+only that XCom. So ``get_link`` answers from the operator itself, never by reading the XCom back: a task
+that had nothing to link (a drift check skipped on a city's first run) would make that read a 404, which
+the task SDK logs as an ERROR line ("XCom not found") in a successful task. Every declaring task thus
+ends with the link's XCom, empty when there was nothing to open.
 """
 
 from __future__ import annotations
@@ -23,15 +30,32 @@ class _PersistedLink(BaseOperatorLink):
         return self.label
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        from airflow.sdk.execution_time.xcom import XCom
-
-        value: Any = XCom.get_value(ti_key=ti_key, key=self.xcom_key)
-        return str(value) if value else ""
+        """The URL :meth:`persist` kept on this task's operator; empty when the task had nothing to link."""
+        return str(_persisted(operator).get(self.xcom_key) or "")
 
     @classmethod
     def persist(cls, context: Context, url: str | None) -> None:
-        """Store the link's URL for this task instance; empty when the store has no browsable UI."""
-        context["ti"].xcom_push(key=cls().xcom_key, value=url or "")
+        """Store the link's URL for this task instance; empty when the store has no browsable UI.
+
+        The URL is pushed now and kept on the operator, whose :meth:`get_link` the task runner asks again
+        when the task ends (it stores that answer under the same key).
+        """
+        key = cls().xcom_key
+        _persisted(context["task"])[key] = url or ""
+        context["ti"].xcom_push(key=key, value=url or "")
+
+
+def _persisted(operator: Any) -> dict[str, str]:
+    """The links' URLs kept on ``operator`` by this run's :meth:`_PersistedLink.persist`, by XCom key."""
+    kept: dict[str, str] | None = getattr(operator, _KEPT, None)
+    if kept is None:
+        kept = {}
+        setattr(operator, _KEPT, kept)
+    return kept
+
+
+#: The attribute of an operator that holds its links' URLs during a run (never serialized: set at execute).
+_KEPT = "_airflow_ml_link_urls"
 
 
 class MlflowRunLink(_PersistedLink):

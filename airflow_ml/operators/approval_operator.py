@@ -15,6 +15,7 @@ from airflow_ml.hooks.mlflow import MlflowHook
 from airflow_ml.hooks.storage_credentials import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.links.mlflow_links import MlflowModelVersionLink, artifact_file_url, artifact_url, model_version_url
 from airflow_ml.ml.gate.modes import AWAITING_APPROVAL  # pure Python: cheap at parse time
+from airflow_ml.operators.library_output import library_output_to_task_log
 
 
 class PromotionApprovalOperator(ApprovalOperator):
@@ -70,6 +71,10 @@ class PromotionApprovalOperator(ApprovalOperator):
     def hook(self) -> MlflowHook:
         """The MLflow hook of this task."""
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def pre_execute(self, context: Context) -> None:
+        """MLflow's log records into the task's log at their level (before ``execute`` and on resuming)."""
+        library_output_to_task_log()
 
     def execute(self, context: Context) -> Any:
         record = dict(self.decision)

@@ -13,6 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_ml.exceptions import MlflowUnreachable
 from airflow_ml.hooks.mlflow import MlflowHook
 from airflow_ml.hooks.storage_credentials import DEFAULT_AWS_CONN_ID
+from airflow_ml.operators.library_output import library_output_to_task_log
 from airflow_ml.operators.overrides import OverrideError, RunOverrides, conf_problems, param_defaults, refusal
 
 
@@ -31,6 +32,10 @@ class MlflowBaseOperator(BaseOperator):
     def hook(self) -> MlflowHook:
         """The MLflow hook of this task."""
         return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+    def pre_execute(self, context: Context) -> None:
+        """MLflow's and GX's log records into the task's log at their level, without progress bars."""
+        library_output_to_task_log()
 
 
 class SnapshotStepOperator(MlflowBaseOperator):

@@ -81,6 +81,13 @@ def test_the_demo_scores_with_each_champion_and_the_monitor_demotes_the_drifting
         out = terminal.getvalue()
 
     assert code == 0, out
+    # A line per task as it ends (city, task, seconds, state), then one per run with its state and seconds.
+    for city in CITIES:
+        assert len(re.findall(rf"^   {city}\s+train\s+\d+\.\d s  success$", out, re.MULTILINE)) == 2, out
+        assert re.search(rf"^-- {TEMPLATE}\.{city} success \(\d+ s\)$", out, re.MULTILINE), out
+        assert re.search(rf"^   {city}\.score\s+score\s+\d+\.\d s  success$", out, re.MULTILINE), out
+    for city in CITIES:  # the monitor's task, mapped over the cities, one line per city
+        assert re.search(rf"^   {city}\s+monitor\s+\d+\.\d s  success$", out, re.MULTILINE), out
     # One line per run: every city's champion scores every day, then one monitor run.
     for day in days:
         for city in CITIES:

@@ -52,6 +52,21 @@ def test_a_run_triggered_through_the_api_with_a_conf_succeeds(stack: AirflowStac
     ), stack.report(run)
 
 
+def test_no_task_of_the_successful_run_logs_an_error(stack: AirflowStack, run: RunResult) -> None:
+    # Read as the UI's log pane reads it. MLflow's stderr handler and progress bars ("Downloading artifacts")
+    # were filed as ERROR lines, and so was the link's XCom that a skipped drift check never pushed.
+    assert run.state == "success", stack.report(run)
+    for task_id in run.tasks:
+        path = f"/dags/{DAG_ID}/dagRuns/{run.run_id}/taskInstances/{task_id}/logs/1"
+        content = stack.rest.get(path, headers={"Accept": "application/json"})["content"]
+        events = [line for line in content if isinstance(line, dict) and line.get("timestamp")]
+        errors = [line for line in content if str(line.get("level", "")).lower() in ("error", "critical")]
+
+        assert events, (task_id, content)  # the task's own log, not a "not found" notice
+        assert not errors, (task_id, errors)
+        assert not [line for line in content if "Downloading artifacts" in str(line.get("event"))], task_id
+
+
 def test_the_registry_holds_the_champion_with_its_lineage(stack: AirflowStack, run: RunResult) -> None:
     assert run.state == "success", stack.report(run)
     client = stack.mlflow_client()

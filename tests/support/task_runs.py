@@ -65,6 +65,7 @@ def task_context(dag: Any, task_id: str, conf: dict[str, Any] | None = None, try
         "dag": dag,
         "params": {**params, **conf},
         "ti": PushedXComs(dag.dag_id, task_id, try_number),
+        "task": copy.copy(dag.get_task(task_id)),  # the runner's own copy, where the links keep their URLs
         "logical_date": dt.datetime(2026, 3, 6, tzinfo=dt.UTC),
         "outlet_events": OutletEventAccessors(),
     }
@@ -93,7 +94,7 @@ class OperatorWorld:
         for name, value in inputs.items():
             assert name in task.template_fields, f"{task_id}.{name} is no template field"
             setattr(task, name, value)
-        context = self.context(task_id, conf)
+        context = {**self.context(task_id, conf), "task": task}
         return task.execute(context), context["ti"]
 
 

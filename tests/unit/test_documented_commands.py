@@ -89,7 +89,9 @@ def _make_recipe(target: str) -> list[str]:
     text = (REPO / "Makefile").read_text(encoding="utf-8")
     match = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", text, flags=re.MULTILINE)
     assert match, f"the Makefile has no {target} recipe"
-    return [line.strip().replace("$(BIN)", ".venv/bin") for line in match.group(1).splitlines()]
+    # `$(call VENV_RUN,airflow-ml demo)` echoes `$ airflow-ml demo` and runs .venv/bin/airflow-ml demo.
+    lines = [re.sub(r"^\$\(call VENV_RUN,(.*)\)$", r"$(BIN)/\1", line.strip()) for line in match.group(1).splitlines()]
+    return [line.replace("$(BIN)", ".venv/bin") for line in lines]
 
 
 @pytest.mark.parametrize("command", sorted(c for c, runner in RUN_BY.items() if "::" not in runner))
