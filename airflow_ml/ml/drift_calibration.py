@@ -88,7 +88,7 @@ class CalibrationRules:
     min_flagged: int = 2
     seasonal: tuple[str, ...] = ()
     season: str = "month"
-    max_age_days: int = 45
+    max_age_days: int = 45  # the spec's DEFAULT_MAX_AGE_DAYS (ml never imports templates); a test keeps them one
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> CalibrationRules:

@@ -138,9 +138,9 @@ def calibrate_run(
     season = season_of(manifest.partitions, rules.season)
     previous, frames, compared, shared, note = _previous(manifest, settings, past, storage_options)
     mode = None if compared is None else compared["mode"]
-    family = read_family(root, template, max_age_days=rules.max_age_days, storage_options=storage_options)
-    fleet = store.fleet_latest(root, template, skip=manifest.city, storage_options=storage_options)
-    fleet = family.tests(fleet, now=now)
+    family = read_family(root, template, max_age_days=rules.max_age_days, now=now, storage_options=storage_options)
+    everyone = store.fleet_latest(root, template, skip=manifest.city, storage_options=storage_options)
+    fleet = family.tests(everyone, now=now)
     fleet_ps = fleet["p_value"].tolist()
     row = {
         "snapshot_hash": manifest.content_hash,
@@ -161,7 +161,7 @@ def calibrate_run(
         "compared": compared,
         "note": note,
         "fleet_cities": fleet["city"].nunique() + 1,
-        "family": family.to_dict(),
+        "family": family.to_dict(everyone),
         "row": row,
     }
     calibrated = calibrate(_today(settings, frames, shared), past, rules, season=season, mode=mode)

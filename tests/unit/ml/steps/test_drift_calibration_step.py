@@ -188,12 +188,63 @@ def test_a_city_removed_from_the_templates_no_longer_counts_at_run_time_or_in_th
         "members": None,
         "max_age_days": 45,
         "listed_at": None,
+        "note": "",
+        "joined_since_review": [],
     }
     assert (before.section["fleet"]["cities"], before.section["fleet"]["tests"]) == (3, 24)
     assert (after.section["fleet"]["cities"], after.section["fleet"]["tests"]) == (2, 16)
     assert review["tests"] == 16
     assert "paris" in review["left_out"]
     assert (tmp_path / "drift_history" / "ride_duration" / "latest" / "paris.parquet").exists()  # kept, not read
+
+
+def test_a_city_added_since_the_review_counts_at_once_in_every_other_citys_run(tmp_path: Path) -> None:
+    fleet_of(tmp_path, ("oslo", "rome"))
+    review_fleet(
+        None, DriftReviewSettings(template="ride_duration", cities={"oslo": "a", "rome": "b"}), data_root=str(tmp_path)
+    )
+    fleet_of(tmp_path, ("lima",))  # configured after the review: only a configured city writes records
+
+    run = calibrate_run(night(tmp_path, "oslo", 7), SETTINGS)
+
+    family = run.section["fleet"]["family"]
+    assert (family["source"], family["members"], family["joined_since_review"]) == ("review", 2, ["lima"])
+    assert run.section["fleet"]["cities"] == 3
+
+
+def write_family_file(root: Path, text: str) -> None:
+    path = root / "drift_history" / "ride_duration" / "family.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_a_stale_family_list_is_not_used_and_the_record_says_why(tmp_path: Path) -> None:
+    fleet_of(tmp_path, ("oslo", "rome", "paris"))
+    listed = (dt.datetime.now(dt.UTC) - dt.timedelta(days=46)).isoformat()
+    write_family_file(tmp_path, f'{{"cities": ["oslo"], "max_age_days": 45, "listed_at": "{listed}"}}')
+
+    run = calibrate_run(night(tmp_path, "oslo", 7), SETTINGS)
+
+    family = run.section["fleet"]["family"]
+    assert (family["source"], family["members"]) == ("review_stale", None)
+    assert "more than its max_age_days 45 ago (is the drift review DAG paused or failing?)" in family["note"]
+    assert run.section["fleet"]["cities"] == 3
+
+
+def test_an_unreadable_family_list_is_said_in_the_record_and_the_log_not_taken_for_no_review(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fleet_of(tmp_path, ("oslo", "rome"))
+    write_family_file(tmp_path, '{"cities": ["oslo"], "max_age_')
+
+    with caplog.at_level("WARNING", logger="airflow_ml.ml.drift_family"):
+        run = calibrate_run(night(tmp_path, "oslo", 7), SETTINGS)
+
+    family = run.section["fleet"]["family"]
+    assert family["source"] == "unreadable"
+    assert "family.json is unreadable (JSONDecodeError" in family["note"]
+    assert "the next review rewrites it, check the store" in caplog.text
+    assert run.section["fleet"]["cities"] == 2
 
 
 def test_a_city_that_stopped_running_leaves_the_family_after_max_age_days(tmp_path: Path) -> None:
