@@ -335,3 +335,17 @@ def test_level_shares_read_levels_as_the_preprocessor_does() -> None:
     shares = level_shares(rows, {"zone_id": ["1"], "name": ["a"], "absent": ["x"]})
 
     assert shares == {"zone_id": 0.5, "name": 0.5}
+
+
+def test_a_declaration_naming_no_change_warns_in_the_gates_log_too(
+    client: MlflowClient, schema_world: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    declared = settings("schema", accept_schema_change=AcceptSchemaChange("zones renamed"))
+
+    with caplog.at_level("WARNING", logger="airflow_ml.ml.steps.gate_step"):
+        _, record = gate(
+            client, schema_world["renamed"], declared, challenger_version=schema_world["levels"], mode="dry_run"
+        )
+
+    assert record["refused_by"] == "schema_change"
+    assert "gate.accept_schema_change ('zones renamed') names no change, so it accepts none" in caplog.text
