@@ -167,25 +167,18 @@ def test_rare_new_levels_and_removed_levels_are_tolerated_churn_listed_but_not_c
     tolerance = LevelTolerance(new_level_max_share=0.01, removed_level_max_share=0.001)
     removed = {"store_id": 0.0005}
 
-    rare = evaluate(
-        store,
-        churned,
-        None,
-        compared_with="c",
-        source="t",
-        tolerance=tolerance,
-        new_level_shares={"store_id": 0.004},
-        removed_level_shares=removed,
-    )
-    common = evaluate(
-        store,
-        churned,
-        None,
-        compared_with="c",
-        source="t",
-        tolerance=tolerance,
-        new_level_shares={"store_id": 0.2},
-        removed_level_shares=removed,
+    rare, common = (
+        evaluate(
+            store,
+            churned,
+            None,
+            compared_with="c",
+            source="t",
+            tolerance=tolerance,
+            new_level_shares={"store_id": share},
+            removed_level_shares=removed,
+        )
+        for share in (0.004, 0.2)
     )
     strict = evaluate(store, churned, None, compared_with="c", source="t", new_level_shares={"store_id": 0.004})
 
