@@ -118,7 +118,7 @@ def _pair(value: Any) -> Any:
 
 
 def slice_summary(decision: Mapping[str, Any]) -> str:
-    """One line on a decision record's slices, for a version tag (the table is in ``gate/decision.json``)."""
+    """One line on a decision record's slices, for the approval screen (the table is in ``gate/decision.json``)."""
     slices = decision.get("slices") or []
     if not slices:
         return "no slices"
@@ -132,8 +132,3 @@ def slice_summary(decision: Mapping[str, Any]) -> str:
         limit = decision.get("max_slice_regression")
         text += f" (max {limit:.1%})"
     return text + f"; {len(breached)} breached; the table is in gate/decision.json"
-
-
-def decision_tags(record: dict[str, Any]) -> dict[str, Any]:
-    """The decision record as version tags: the slice table (in ``gate/decision.json``) becomes one line."""
-    return {**record, "slices": slice_summary(record)} if "slices" in record else record
