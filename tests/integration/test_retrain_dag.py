@@ -235,7 +235,7 @@ def test_invalid_batch_fails_validation_registers_nothing_and_keeps_the_champion
     assert "duration_min" in invalid_run["report"]
     run = client.get_run(verdict["mlflow_run_id"])
     assert run.data.tags["airflow_ml.validation"] == "failed"
-    assert run.data.metrics["validation_failed_errors"] == verdict["failed_errors"]
+    assert run.data.params["validation_failed_errors"] == str(verdict["failed_errors"])  # a count: a param
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "validation")}
     assert artifacts == {
         f"validation/{n}" for n in ("validation.json", "validation_result.json", "validation_report.html")
