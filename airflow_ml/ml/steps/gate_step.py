@@ -168,7 +168,9 @@ def _fleet_skills(client: MlflowClient, settings: GateSettings, challenger_versi
         return None
     template = settings.template or settings.model_name.rpartition(".")[0]
     exclude = {settings.model_name, settings.parent_model or ""}
-    siblings = champion_skill.sibling_skills(client, template, exclude=exclude, not_cities=settings.not_cities)
+    siblings = champion_skill.sibling_skills(
+        client, template, exclude=exclude, not_cities=settings.not_cities, name_pattern=settings.name_pattern
+    )
     history = champion_skill.history_skills(client, settings.model_name, exclude_version=challenger_version)
     return FleetSkills(siblings=tuple(siblings.values()), history=tuple(history))
 
