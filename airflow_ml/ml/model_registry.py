@@ -173,6 +173,8 @@ def promote(client: MlflowClient, name: str, version: str, record: dict[str, Any
 
 #: Where the gate logs its decision record on the challenger's training run.
 DECISION_ARTIFACT = "gate/decision.json"
+#: Where a shadow promotion logs its record (the live comparison's figures) on the version's training run.
+SHADOW_ARTIFACT = "gate/shadow_promotion.json"
 #: The version tags of a decision (``gate.<key>``): what a person scans in the registry and what the readers need
 #: without downloading an artifact (the monitor and the fleet view: ``metric`` and ``challenger_score``; the
 #: fleet-outlier rule and the fleet view: ``naive_baseline``; a rollback: ``baseline_version``). The whole
@@ -220,6 +222,8 @@ def decision_description(record: dict[str, Any]) -> str:
         run = f"run `{run_id}`" + (f" of DAG `{dag_id}`" if dag_id else "")
         lines.append(f"Decided by the Airflow {run}" + (f": [open in Airflow]({url})" if url else "") + ".")
     lines.append(f"The whole decision record is `{DECISION_ARTIFACT}` of this version's training run.")
+    if record.get("shadow"):
+        lines.append(f"The live comparison that promoted it is `{SHADOW_ARTIFACT}` of the same run.")
     text = "\n\n".join(lines)
     return text if len(text) <= _DESCRIPTION_LIMIT else text[: _DESCRIPTION_LIMIT - 1] + "…"
 

@@ -88,8 +88,9 @@ def promote_shadow(
             since refuses the promotion.
 
     Returns:
-        The decision record, also set as ``gate.*`` tags of ``version`` (``decision: promoted``, ``mode:
-        shadow``, ``shadow``: the verdict's figures).
+        The decision record (``decision: promoted``, ``mode: shadow``, ``shadow``: the verdict's figures), logged
+        as ``gate/shadow_promotion.json`` on the version's training run and summarised in its ``gate.*`` tags
+        and description.
 
     Raises:
         ShadowPromotionRefused: when the verdict does not say promote, ``version`` is no longer the
@@ -131,5 +132,7 @@ def promote_shadow(
         **(context or {}),
     }
     registry.promote(client, name, version, record)
+    if challenger.run_id:  # the figures, beside the gate's gate/decision.json (the version's tags keep a summary)
+        client.log_dict(challenger.run_id, record, registry.SHADOW_ARTIFACT)
     cleared = demotion_guard.clear_demotion(client, name)
     return {**record, "cleared_demotion": cleared.to_dict() if cleared is not None else None}
