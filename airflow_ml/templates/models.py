@@ -27,6 +27,9 @@ from airflow_ml.templates.scoring_spec import ScoringSpec
 from airflow_ml.templates.source_pattern import check_location_pattern
 from airflow_ml.templates.training_spec import TrainingSpec
 
+#: The longest registered model name under ``registry.name_pattern``: Airflow's DAG tags hold 100 characters,
+#: and the fleet view reads the name from the tag ``model:<name>``.
+MAX_MODEL_NAME = 94
 #: Metrics each task may use; their direction (lower or higher is better) belongs to ``airflow_ml.ml.metrics``.
 METRICS_BY_TASK: dict[str, frozenset[str]] = {
     "regression": frozenset({"rmse", "mae", "mape", "r2"}),
@@ -266,6 +269,12 @@ class CityConfig(UseCase):
                     f"city id {reserved!r} is reserved for the template's {dag} ('{self.template}.{reserved}'); "
                     "give the city another id"
                 )
+        if self.registry.custom and len(self.model_name) > MAX_MODEL_NAME:
+            raise ValueError(
+                f"registry.name_pattern {self.registry.name_pattern!r} gives city {self.city!r} the registered model "
+                f"{self.model_name!r}, {len(self.model_name)} characters; at most {MAX_MODEL_NAME} fit the DAG tag "
+                "'model:<name>' the fleet view reads: shorten the pattern's fixed parts"
+            )
         if self.registry.custom and self.city.startswith(PARENT_GROUP_SEGMENT):
             raise ValueError(
                 f"city id {self.city!r} starts with {PARENT_GROUP_SEGMENT!r}, which registry.name_pattern "
