@@ -145,3 +145,12 @@ def test_the_guides_example_names_lisbon_as_it_says(root: Path) -> None:
 
     assert "ride_duration.lisbon -> main.ml.ride_duration_lisbon" in block
     assert config.model_name == "main.ml.ride_duration_lisbon"
+
+
+def test_a_name_too_long_for_the_fleet_views_dag_tag_is_refused(root: Path) -> None:
+    _pattern(root, "main." + "x" * 80 + ".{template}_{city}")
+
+    text = str(config_error(_city(root, "oslo"), root))
+
+    assert "at most 94 fit the DAG tag 'model:<name>'" in text
+    assert "shorten the pattern's fixed parts" in text
