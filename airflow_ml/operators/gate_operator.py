@@ -26,8 +26,9 @@ class PromotionGateOperator(SnapshotStepOperator):
     city's (its lineage tags name another city or template) is refused: the task fails and nothing moves.
     Either way the decision, its reason, the scores with their intervals, the naive baseline and the skill
     over it, the slice table, the thresholds, the baseline version, the snapshot hash and what triggered
-    the run are recorded as version tags, as an artifact of the training run and beside the snapshot
-    (see :mod:`airflow_ml.ml.steps.gate_step`).
+    the run are recorded as an artifact of the training run and beside the snapshot, and summarised on the
+    version (a few ``gate.*`` tags and a description naming the Airflow run; see
+    :mod:`airflow_ml.ml.steps.gate_step`). The task's *Model version* link opens the version judged.
 
     The run's ``promotion_mode`` Param (its default is the template's ``gate.promotion_mode``) says what
     to do with the decision: ``auto`` (follow the gate), ``require_approval``, ``shadow`` (a winner keeps
