@@ -131,8 +131,8 @@ def promote_shadow(
         "after_demotion": f"{demoted.sentence()}: met by the live comparison" if demoted is not None else None,
         **(context or {}),
     }
-    registry.promote(client, name, version, record)
-    if challenger.run_id:  # the figures, beside the gate's gate/decision.json (the version's tags keep a summary)
+    if challenger.run_id:  # the figures, beside the gate's gate/decision.json; before moving champion, the last step
         client.log_dict(challenger.run_id, record, registry.SHADOW_ARTIFACT)
+    registry.promote(client, name, version, record)
     cleared = demotion_guard.clear_demotion(client, name)
     return {**record, "cleared_demotion": cleared.to_dict() if cleared is not None else None}

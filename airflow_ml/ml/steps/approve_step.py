@@ -65,8 +65,8 @@ def settle_approval(client: MlflowClient, record: dict[str, Any], *, approved: b
         "approved_by": approver,
         "reason": f"approved by {approver}: {record['gate_reason']}",
     }
+    _log_record(client, model_name, version, final)  # before the champion moves: moving it is the last step
     registry.promote(client, model_name, version, final)
-    _log_record(client, model_name, version, final)
     demotion_guard.clear_demotion(client, model_name)  # a person approved: the evidence a demotion asks for
     return final
 
