@@ -122,6 +122,7 @@ def task_settings(config: ModelConfig, *, expectations_dir: str | Path, origin: 
             parent_model=config.parent_model_name,
             template=config.template,
             not_cities=(GLOBAL_PARENT,),
+            name_pattern=config.registry.name_pattern,
         ),
         health=HealthSettings(
             model_name=config.model_name,

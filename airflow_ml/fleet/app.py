@@ -104,7 +104,7 @@ def collect_fleet(user: BaseUser, *, mlflow_conn_id: str = DEFAULT_MLFLOW_CONN_I
         runs = last_runs(session, dag_ids)
         drifts = drift_verdicts(session, dag_ids)
     # The registry is read after the database session is closed: a slow store holds no connection.
-    models, mlflow_ui = _registry(dag_ids, mlflow_conn_id)
+    models, mlflow_ui = _registry([dag.model_name for dag in dags], mlflow_conn_id)
     return {
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "mlflow_ui": mlflow_ui,

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 
 FLEET_TAG = "airflow-ml"  # every DAG the factory builds carries it (airflow_ml.factory.builder)
 CITY_TAG_PREFIX = "city:"  # and ``city:<city>``, which the fleet-wide rollback DAG lacks
+#: ``model:<name>``: a city's registered model when the template's ``registry.name_pattern`` does not name it as
+#: its DAG (airflow_ml.factory.builder).
+MODEL_TAG_PREFIX = "model:"
 DRIFT_TASK = "drift"
 
 
@@ -29,6 +32,13 @@ class CityDag:
     dag_id: str
     city: str
     paused: bool = False
+    #: The registered model, when the template's ``registry.name_pattern`` names it otherwise than the DAG.
+    model: str | None = None
+
+    @property
+    def model_name(self) -> str:
+        """The city's registered model: its ``model:`` tag, else the DAG id (``<template>.<city>``)."""
+        return self.model or self.dag_id
 
     @property
     def template(self) -> str:
@@ -69,15 +79,26 @@ def city_dags(session: Session, readable: Collection[str] | None = None) -> list
     query = (
         select(DagModel.dag_id, DagTag.name, DagModel.is_paused)
         .join(DagTag, DagTag.dag_id == DagModel.dag_id)
-        .where(DagTag.name.startswith(CITY_TAG_PREFIX), DagModel.dag_id.in_(fleet), DagModel.is_stale.is_(False))
+        .where(
+            DagTag.name.startswith(CITY_TAG_PREFIX) | DagTag.name.startswith(MODEL_TAG_PREFIX),
+            DagModel.dag_id.in_(fleet),
+            DagModel.is_stale.is_(False),
+        )
         .order_by(DagModel.dag_id)
     )
     if readable is not None:
         query = query.where(DagModel.dag_id.in_(list(readable)))
-    dags: dict[str, CityDag] = {}
+    cities: dict[str, str] = {}
+    models: dict[str, str] = {}
+    paused_ids: set[str] = set()
     for dag_id, tag, paused in session.execute(query):
-        dags.setdefault(dag_id, CityDag(dag_id, tag.removeprefix(CITY_TAG_PREFIX), bool(paused)))
-    return list(dags.values())
+        if tag.startswith(MODEL_TAG_PREFIX):
+            models[dag_id] = tag.removeprefix(MODEL_TAG_PREFIX)
+        else:
+            cities.setdefault(dag_id, tag.removeprefix(CITY_TAG_PREFIX))
+        if paused:
+            paused_ids.add(dag_id)
+    return [CityDag(d, city, d in paused_ids, models.get(d)) for d, city in cities.items()]
 
 
 def last_runs(session: Session, dag_ids: Collection[str]) -> dict[str, LastRun]:

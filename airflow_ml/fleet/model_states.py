@@ -45,7 +45,8 @@ class ModelState:
         decision: The last gate decision (``gate.decision`` of the newest decided version).
         reason: That decision's one-line reason (``gate.reason``).
         decision_version: The version that decision was about.
-        decision_run_id: The Airflow run that decided (``gate.airflow_run_id``).
+        decision_run_id: The Airflow run that decided: a version's older ``gate.airflow_run_id`` tag, else the run
+            that registered it (``airflow.run_id``; the gate and the approval act in that run).
         error: What went wrong while reading this model, or None.
         naive_baseline: That decision's naive baseline (``gate.naive_baseline``: statistic, score, skill...).
         champion_gone: Without a champion, what became of the one it had (deleted, or its alias removed), from
@@ -147,12 +148,22 @@ def _state(client: MlflowClient, model: Any) -> ModelState:
         decision=decided_tags.get("gate.decision") or None,
         reason=decided_tags.get("gate.reason") or None,
         decision_version=str(decided.version) if decided is not None else None,
-        decision_run_id=decided_tags.get("gate.airflow_run_id") or None,
+        decision_run_id=_decision_run(decided_tags),
         naive_baseline=_json_object(decided_tags.get("gate.naive_baseline")),
         champion_gone=None if champion_version is not None else _champion_gone(model),
         live=_live(champion_tags, champion_tags.get("gate.metric")),
         disabled=_disabled(name, model),
     )
+
+
+def _decision_run(tags: dict[str, str]) -> str | None:
+    """The Airflow run of a version's decision: the older ``gate.airflow_run_id`` tag, else ``airflow.run_id``.
+
+    Versions decided before the gate kept only :data:`~airflow_ml.ml.model_registry.GATE_TAGS` name the
+    deciding run (a shadow promotion's: the monitor's) in ``gate.airflow_run_id``; newer ones are decided in
+    the run that registered them, or by the monitor, whose run the version's description names.
+    """
+    return tags.get("gate.airflow_run_id") or tags.get("airflow.run_id") or None
 
 
 def _live(tags: dict[str, str], metric: str | None) -> dict[str, Any] | None:

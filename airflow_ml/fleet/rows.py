@@ -49,7 +49,7 @@ def build_rows(
     for dag in dags:
         run = runs.get(dag.dag_id)
         drift = drifts.get(dag.dag_id)
-        model = models.get(dag.dag_id) or ModelState(dag.dag_id, error="registry not read")
+        model = models.get(dag.model_name) or ModelState(dag.model_name, error="registry not read")
         dag_path = f"{root}dags/{quote(dag.dag_id, safe='')}"
         rows.append(
             {

@@ -112,11 +112,10 @@ class PromotionApprovalOperator(ApprovalOperator):
             )
         except ChampionMovedError as exc:
             raise AirflowFailException(str(exc)) from None
-        version = final["challenger_version"] if approved else final["baseline_version"]
-        if version is not None:
-            MlflowModelVersionLink.persist(
-                context, model_version_url(self.hook.tracking_uri, self.model_name, str(version))
-            )
+        # The version the answer was about, approved or not (as the gate's link).
+        MlflowModelVersionLink.persist(
+            context, model_version_url(self.hook.tracking_uri, self.model_name, str(final["challenger_version"]))
+        )
         self.log.info("%s v%s: %s", self.model_name, final["challenger_version"], final["reason"])
         return final
 

@@ -5,6 +5,7 @@
 - :class:`MlflowServer` is ``mlflow server`` as a process of its own (killed with SIGKILL, started again on the
   same port and store).
 - :func:`sqlite_registry` is a client of a fresh SQLite registry holding a few empty registered models.
+- :func:`logged_decision` reads the gate's ``gate/decision.json`` of a version (its tags hold only a summary).
 """
 
 from __future__ import annotations
@@ -116,3 +117,15 @@ class MlflowServer:
         from mlflow import MlflowClient
 
         return MlflowClient(tracking_uri=self.url, registry_uri=self.url)
+
+
+def logged_decision(client: Any, name: str, version: str) -> dict[str, Any]:
+    """The decision record (``gate/decision.json``) logged on the training run of ``name`` v``version``."""
+    import tempfile
+
+    from airflow_ml.ml.model_registry import DECISION_ARTIFACT
+
+    run_id = client.get_model_version(name, str(version)).run_id
+    with tempfile.TemporaryDirectory(prefix="airflow-ml-test-decision-") as tmp:
+        path = client.download_artifacts(run_id, DECISION_ARTIFACT, tmp)
+        return dict(json.loads(Path(path).read_text(encoding="utf-8")))

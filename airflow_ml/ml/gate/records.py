@@ -118,7 +118,7 @@ def _pair(value: Any) -> Any:
 
 
 def slice_summary(decision: Mapping[str, Any], *, table: str = "the table is in gate/decision.json") -> str:
-    """One line on a decision record's slices, for a version tag; ``table`` says where the full table is."""
+    """One line on a decision record's slices, for the approval screen; ``table`` says where the full table is."""
     slices = decision.get("slices") or []
     if not slices:
         return "no slices"
@@ -132,12 +132,3 @@ def slice_summary(decision: Mapping[str, Any], *, table: str = "the table is in 
         limit = decision.get("max_slice_regression")
         text += f" (max {limit:.1%})"
     return text + f"; {len(breached)} breached; {table}"
-
-
-def decision_tags(record: dict[str, Any]) -> dict[str, Any]:
-    """The decision record as version tags: the slice table (in ``gate/decision.json``) becomes one line.
-
-    The paths of the gate's charts (``charts``) are no tag: the charts are artifacts of the challenger's run.
-    """
-    tags = {k: v for k, v in record.items() if k != "charts"}
-    return {**tags, "slices": slice_summary(record)} if "slices" in record else tags

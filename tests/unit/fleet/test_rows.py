@@ -284,3 +284,29 @@ def test_a_city_the_kill_switch_disables_shows_why_on_its_row(client: MlflowClie
     assert '<span class="badge bad disabled-badge">disabled</span>' in page
     assert f"bad &lt;feed&gt; (by ana, since {mark.at}; airflow-ml enable serves it again)" in page
     assert page.count("disabled-badge") == 1
+
+
+def test_a_row_reads_the_model_its_dags_model_tag_names(client: MlflowClient, tmp_path: Path) -> None:
+    # registry.name_pattern 'main.ml.{template}_{city}': the DAG tpl.a's model is main.ml.tpl_a (tag model:<name>).
+    champion = _version(client, "main.ml.tpl_a", tmp_path, decision="promoted", metric="rmse", challenger_score=7.0)
+    client.set_registered_model_alias("main.ml.tpl_a", "champion", champion)
+    dags = [CityDag("tpl.a", "a", model="main.ml.tpl_a"), CityDag("tpl.b", "b")]
+
+    states = read_models(client, [dag.model_name for dag in dags])
+    rows = build_rows(dags, {}, {}, states)
+
+    assert (rows[0]["model_name"], rows[0]["champion"]["version"]) == ("main.ml.tpl_a", champion)
+    assert (rows[1]["model_name"], rows[1]["champion"]) == ("tpl.b", None)  # the default: named as its DAG
+
+
+def test_a_decisions_run_is_the_registering_run_unless_an_older_version_named_another(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    new = _version(client, "tpl.a", tmp_path, decision="kept")
+    client.set_model_version_tag("tpl.a", new, "airflow.run_id", "scheduled__1")
+    old = _version(client, "tpl.b", tmp_path, decision="promoted", airflow_run_id="monitor__2")  # as before 2026-11
+    client.set_model_version_tag("tpl.b", old, "airflow.run_id", "scheduled__0")
+
+    states = read_models(client, ["tpl.a", "tpl.b"])
+
+    assert (states["tpl.a"].decision_run_id, states["tpl.b"].decision_run_id) == ("scheduled__1", "monitor__2")

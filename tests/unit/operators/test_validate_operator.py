@@ -100,3 +100,21 @@ def test_a_missing_gx_checkpoint_fails_the_task_without_retry_naming_the_field(
     missing = r"gx_context.checkpoint: no checkpoint 'weekly'.*known: \['nightly'\]"
     with pytest.raises(AirflowFailException, match=missing):
         task.execute(world.context("validate"))  # type: ignore[arg-type]
+
+
+def test_the_validation_run_has_counts_as_params_and_the_snapshot_as_dataset_input(
+    world: OperatorWorld, snapshot: dict[str, Any]
+) -> None:
+    world.run("validate", snapshot=snapshot)
+
+    experiment = world.client.get_experiment_by_name("ride_duration.lisbon")
+    (run, *_) = world.client.search_runs(
+        [experiment.experiment_id], "tags.`airflow_ml.step` = 'validation'", order_by=["attributes.start_time DESC"]
+    )
+    counts = {"validation_expectations", "validation_failed_errors", "validation_failed_warnings", "validation_rows"}
+    assert counts <= set(run.data.params)
+    assert not counts & set(run.data.metrics)
+    assert run.data.params["validation_rows"] == str(snapshot["row_count"])
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert dataset_input.dataset.digest == snapshot["content_hash"][:12]
+    assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "validation"

@@ -10,8 +10,8 @@ import pytest
 from airflow_ml.ml.charts.gate_charts import gate_scores, gate_slices, slice_table
 from airflow_ml.ml.gate.judge import judge
 from airflow_ml.ml.gate.naive_baseline import NaiveBaseline
-from airflow_ml.ml.gate.records import decision_tags
 from airflow_ml.ml.gate.rules import GateRules
+from airflow_ml.ml.model_registry import decision_tags
 
 
 @pytest.fixture(scope="module")
@@ -126,5 +126,5 @@ def test_the_charts_paths_are_no_version_tag(record: dict) -> None:
 
     tags = decision_tags({**record, "charts": charts})
 
-    assert "charts" not in tags
-    assert tags["challenger_score"] == record["challenger_score"]
+    assert not [key for key in tags if "chart" in key]
+    assert tags["gate.challenger_score"] == json.dumps(record["challenger_score"])
