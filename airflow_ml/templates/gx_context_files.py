@@ -21,6 +21,9 @@ same ephemeral GX context as the project's suite files (``airflow_ml.validation.
   other backend or a ``module_name`` is refused, never loaded;
 - a custom expectation (Python in ``plugins/``) is unknown to GX here, and the suite is refused as any
   suite naming an unknown type is, before any data is judged;
+- arguments that would run code or reach out (a ``row_condition`` beyond plain comparisons, a remote
+  ``$ref`` in a ``json_schema``, a ``$PARAMETER``) are refused as in any suite
+  (``airflow_ml.validation.unsafe_arguments``);
 - every file read resolves inside the project folder (no ``..``, no symlink out of it).
 """
 
