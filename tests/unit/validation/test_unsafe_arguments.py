@@ -221,7 +221,7 @@ def test_lint_reports_a_row_condition_that_runs_code_at_its_line(tmp_path: Path,
     shutil.copytree(REPO / "expectations", expectations)
     (expectations / "ride_trips.berlin.yaml").write_text(
         "expectations:\n  - expect_column_values_to_not_be_null:\n"
-        "      {column: duration_min, condition_parser: pandas, row_condition: \"duration_min.pipe(print) == 1\"}\n",
+        '      {column: duration_min, condition_parser: pandas, row_condition: "duration_min.pipe(print) == 1"}\n',
         encoding="utf-8",
     )
 
