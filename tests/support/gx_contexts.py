@@ -22,15 +22,15 @@ TRIPS_EXPECTATIONS = (
 )
 
 
-def make_gx_context(project: Path, *, webhook: str, checkpoint: str = "nightly") -> Any:
-    """A file context at ``project/gx`` (see the module's docstring); returns GX's context object."""
+def make_gx_context(project: Path, *, webhook: str, checkpoint: str = "nightly", suite_name: str = "trips") -> Any:
+    """A file context at ``project/gx`` (see the module's docstring), its suite named ``suite_name``."""
     import great_expectations as gx
     from great_expectations.checkpoint import SlackNotificationAction, UpdateDataDocsAction
 
     context = gx.get_context(mode="file", project_root_dir=str(project))
     suite = context.suites.add(
         gx.ExpectationSuite(
-            name="trips",
+            name=suite_name,
             expectations=[
                 getattr(gx.expectations, kind)(**kwargs, severity=severity)
                 for kind, kwargs, severity in TRIPS_EXPECTATIONS

@@ -61,6 +61,7 @@ def test_without_a_suite_or_a_gx_context_nothing_would_validate_the_data(root: P
         ("{path: gx, suite: trips, checkpoint: nightly}", "name exactly one of gx_context.checkpoint"),
         ("{path: gx, suite: ../trips}", "gx_context.suite"),
         ("{path: gx, checkpoint: nightly, actions: []}", "actions"),
+        ('{path: "gx\\0x", suite: trips}', "holds a control character"),
     ],
 )
 def test_a_bad_gx_context_is_refused_naming_the_field_and_line(root: Path, value: str, fragment: str) -> None:
