@@ -288,7 +288,11 @@ def _suite(stores: _Stores, *, name: str, field_name: str, suite_id: str | None 
     items = data.get("expectations")
     if not isinstance(items, list) or not items:
         raise ConfigError(str(file), ["expectations: a suite needs a non-empty list of expectations"])
-    return {"name": str(data.get("name")), "meta": {}, "expectations": parse_expectations(items, str(file), {})}
+    return {
+        "name": str(data.get("name")),
+        "meta": {},
+        "expectations": parse_expectations(items, str(file), {}, gx_written=True),
+    }
 
 
 def _checkpoint(stores: _Stores, name: str) -> GxChecks:

@@ -274,3 +274,18 @@ def test_a_custom_expectations_store_folder_is_read(project: Path) -> None:
     (project / "gx" / "expectations").rename(project / "gx" / "suites")
 
     assert load_gx_checks(project, "gx", checkpoint=None, suite="trips").suite["name"] == "trips"
+
+
+def test_a_teams_own_meta_severity_and_gx_expectation_context_do_not_refuse_the_suite(project: Path) -> None:
+    suite_file = project / "gx" / "expectations" / "trips.json"
+    data = json.loads(suite_file.read_text(encoding="utf-8"))
+    first, second = data["expectations"]
+    first["meta"] = {"severity": "high", "owner": "ops"}  # the team's own label, GX severity critical
+    second["expectation_context"] = {"description": "trips are under 10 hours"}
+    suite_file.write_text(json.dumps(data), encoding="utf-8")
+
+    expectations = load_gx_checks(project, "gx", checkpoint=None, suite="trips").suite["expectations"]
+
+    assert [e["meta"]["severity"] for e in expectations] == ["error", "warn"]  # GX's critical and warning
+    assert expectations[0]["meta"]["owner"] == "ops"
+    assert "expectation_context" not in expectations[1]
