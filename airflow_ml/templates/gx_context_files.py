@@ -71,6 +71,14 @@ def load_gx_checks(project_root: str | Path, path: str, *, checkpoint: str | Non
             context's file at fault, and the fix.
     """
     root = Path(project_root).resolve()
+    if root == Path(root.anchor):
+        raise ConfigError(
+            str(root),
+            [
+                f"the project folder that gx_context.path ({show_value(path)}) is confined to is {root}, the "
+                "filesystem's root; keep the expectations folder in a project folder (e.g. /opt/project/expectations)"
+            ],
+        )
     context = _context_folder(root, path)
     stores = _Stores(context, root, _context_config(context))
     if suite is not None:

@@ -63,6 +63,7 @@ class GxContextSpec(Strict):
         if (self.checkpoint is None) == (self.suite is None):
             raise ValueError(
                 "name exactly one of gx_context.checkpoint (a checkpoint of the context) and gx_context.suite "
-                "(an expectation suite of the context)"
+                "(an expectation suite of the context); a city that overrides its template's choice sets the "
+                "other to null (e.g. 'gx_context: {checkpoint: nightly, suite: null}')"
             )
         return self

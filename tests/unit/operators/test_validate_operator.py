@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from airflow_ml.ml.steps.step_settings import ValidationSettings
+from airflow_ml.ml.steps.step_settings import GxContextSettings, ValidationSettings
 from airflow_ml.ml.steps.xcom_payloads import REPORT_FILE
 from airflow_ml.operators.validate_operator import ValidateDataOperator
 from tests.support.gx_contexts import data_docs_index, make_gx_context, recording_webhook
@@ -49,8 +49,8 @@ def _with_gx_context(world: OperatorWorld, project: Path, **gx_context: str | No
     """The factory's validate task, its settings naming a GX context of ``project`` (the project folder)."""
     task = world.task("validate")
     settings = ValidationSettings.from_dict(task.settings)
-    spec = {"path": "gx", "checkpoint": None, "suite": None, **gx_context}
-    task.settings = dataclasses.replace(settings, gx_context=spec, project_root=str(project)).to_dict()
+    spec = GxContextSettings(path="gx", project_root=str(project), **gx_context)
+    task.settings = dataclasses.replace(settings, gx_context=spec).to_dict()
     return task
 
 

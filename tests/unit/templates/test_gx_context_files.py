@@ -289,3 +289,8 @@ def test_a_teams_own_meta_severity_and_gx_expectation_context_do_not_refuse_the_
     assert [e["meta"]["severity"] for e in expectations] == ["error", "warn"]  # GX's critical and warning
     assert expectations[0]["meta"]["owner"] == "ops"
     assert "expectation_context" not in expectations[1]
+
+
+def test_a_project_folder_that_is_the_filesystems_root_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"is /, the filesystem's root; keep the expectations folder in a project"):
+        load_gx_checks("/", "gx", checkpoint=None, suite="trips")
