@@ -45,6 +45,7 @@ def test_a_checkpoint_brings_its_suites_expectations_with_gx_severities_and_note
     assert "checkpoint 'nightly'" in checks.where
     actions, asset = checks.notes
     assert "2 action(s) not run (update_data_docs 'docs', slack 'slack')" in actions
+    assert "written beside the snapshot (and to MLflow when the city has an experiment)" in actions
     assert "warehouse/trips was not read" in asset
 
 
