@@ -61,16 +61,25 @@ def data_docs_index(project: Path) -> Path:
 
 @contextlib.contextmanager
 def recording_webhook() -> Iterator[tuple[str, list[str]]]:
-    """A local HTTP server on a free port; yields its URL and the list of paths POSTed to it."""
+    """A local HTTP server on a free port; yields its URL and the list of paths POSTed or fetched (GET) from it.
+
+    A GET is answered with a small JSON schema, as a ``$ref`` to it would want.
+    """
     calls: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self._answer(b"ok")
+
+        def do_GET(self) -> None:
+            self._answer(b'{"type": "string"}')
+
+        def _answer(self, body: bytes) -> None:
             calls.append(self.path)
             self.send_response(200)
             self.end_headers()
-            self.wfile.write(b"ok")
+            self.wfile.write(body)
 
         def log_message(self, *args: Any) -> None:
             pass

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import json
 import shutil
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +15,7 @@ from airflow_ml.templates.suite_files import load_suite
 from airflow_ml.validation.runner import columns_to_validate, run_suite
 from airflow_ml.validation.suite_check import check_suite
 from airflow_ml.validation.unsafe_arguments import argument_problems, condition_columns
-from tests.support.gx_contexts import make_gx_context
+from tests.support.gx_contexts import make_gx_context, recording_webhook
 
 
 @pytest.fixture(scope="module")
@@ -135,32 +131,9 @@ def test_a_row_condition_on_a_column_the_suite_does_not_otherwise_name_runs() ->
     assert (verdict.status, verdict.failures) == ("passed", [])
 
 
-@contextlib.contextmanager
-def _recording_server() -> Iterator[tuple[str, list[str]]]:
-    calls: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            calls.append(self.path)
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b'{"type": "string"}')
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", calls
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_a_json_schema_ref_to_a_url_or_a_file_is_refused_and_nothing_is_fetched(tmp_path: Path) -> None:
     (tmp_path / "secret.json").write_text('{"type": "string"}', encoding="utf-8")
-    with _recording_server() as (url, calls):
+    with recording_webhook() as (url, calls):
         schema = {"$defs": {"ok": {"type": "string"}}, "anyOf": [{"$ref": f"{url}/latest/meta-data"}]}
         schema["allOf"] = [{"$ref": f"file://{tmp_path}/secret.json"}, {"$ref": "#/$defs/ok"}]
         suite = {
@@ -214,20 +187,16 @@ def test_the_guides_row_condition_example_passes_check_and_filters_the_rows(tmp_
 
 def test_lint_reports_a_row_condition_that_runs_code_at_its_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from airflow_ml.cli import main
-    from tests.support import REPO
+    from tests.support.worlds import copy_repository_config
 
-    shutil.copytree(REPO / "dag_templates", tmp_path / "dag_templates")
-    expectations = tmp_path / "expectations"
-    shutil.copytree(REPO / "expectations", expectations)
-    (expectations / "ride_trips.berlin.yaml").write_text(
-        "expectations:\n  - expect_column_values_to_not_be_null:\n"
-        '      {column: duration_min, condition_parser: pandas, row_condition: "duration_min.pipe(print) == 1"}\n',
-        encoding="utf-8",
-    )
+    world = copy_repository_config(tmp_path)
+    sibling = world["expectations"] / "ride_trips.berlin.yaml"
+    hostile = "{column: duration_min, condition_parser: pandas, row_condition: 'duration_min.pipe(print) == 1'}"
+    sibling.write_text(f"expectations:\n  - expect_column_values_to_not_be_null: {hostile}\n", encoding="utf-8")
 
-    code = main(["lint", str(tmp_path / "dag_templates"), "--expectations", str(expectations)])
+    code = main(["lint", str(world["templates"]), "--expectations", str(world["expectations"])])
 
     out = capsys.readouterr().out
     assert code == 1
-    assert f"{expectations / 'ride_trips.berlin.yaml'}:2:1: expect_column_values_to_not_be_null" in out
+    assert f"{sibling}:2:1: expect_column_values_to_not_be_null" in out
     assert "compares something other than columns and literals" in out
