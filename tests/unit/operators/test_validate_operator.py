@@ -82,6 +82,12 @@ def test_a_gx_checkpoint_validates_the_snapshot_besides_the_suite_and_its_action
     rows = len(read_snapshot(snapshot["uri"]))
     assert record["row_count"] == rows
     assert record["status"] in ("passed", "warned"), record
+    from airflow_ml.templates.suite_files import load_suite
+
+    settings = ValidationSettings.from_dict(task.settings)
+    project = load_suite(settings.expectations_dir, project_suite, city=settings.city, overrides=settings.expectations)
+    assert record["evaluated"] == len(project["expectations"]) + 2  # the context's two ran besides the project's
+    assert not [f for f in record["failures"] if "trips.json" in (f["source"] or "")]  # and passed on sound data
     assert "checkpoint 'nightly': 2 action(s) not run" in record["notes"][0]
     report = (Path(snapshot["uri"].removeprefix("file://")) / REPORT_FILE).read_text(encoding="utf-8")
     assert str(tmp_path / "gx" / "expectations" / "trips.json") in report  # where the context's checks are defined
