@@ -81,7 +81,7 @@ def condition_columns(kwargs: dict[str, Any]) -> list[str]:
     parser = kwargs.get("condition_parser")
     if parser in ("great_expectations", "great_expectations__experimental__"):
         return [_gx_string_column(condition)]
-    if parser != "pandas":
+    if parser not in (None, "pandas"):  # GX 1.x hands a string without a parser to query() too
         raise UnsafeCondition(f"condition_parser {show_value(parser)} must be 'pandas' (or 'great_expectations')")
     return list(dict.fromkeys(_query_columns(condition)))
 

@@ -69,6 +69,7 @@ def test_a_row_condition_that_runs_code_is_refused_by_check_and_run_and_never_ru
         {"row_condition": "b > @x", "condition_parser": "pandas"},
         {"row_condition": "`b` > 1", "condition_parser": "pandas"},
         {"row_condition": "b > 1", "condition_parser": "python"},
+        {"row_condition": "b.pipe(print) == 1"},
         {"row_condition": {"type": "pass_through", "pass_through_filter": "b.pipe(print) == 1"}},
         {
             "row_condition": {
@@ -95,6 +96,7 @@ def test_row_conditions_outside_the_grammar_are_refused(condition: dict[str, Any
         ({"row_condition": "b.isin([1, 2]) & (c < -1)", "condition_parser": "pandas"}, ["b", "c"]),
         ({"row_condition": 'col("b") > 1', "condition_parser": "great_expectations"}, ["b"]),
         ({"row_condition": {"type": "pass_through", "pass_through_filter": "b > 1"}}, ["b"]),
+        ({"row_condition": "b > 1"}, ["b"]),  # GX 1.x runs a string without a parser as pandas' query
     ],
 )
 def test_plain_row_conditions_are_accepted_and_name_their_columns(
