@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from airflow_ml.ml.frozen_settings import FrozenSettings
 from airflow_ml.ml.gate.rules import GateRules
+from airflow_ml.ml.steps.validation_settings import GxContextSettings as GxContextSettings
 from airflow_ml.ml.steps.validation_settings import ValidationSettings as ValidationSettings
 from airflow_ml.ml.train_spec import TrainSpec
 
