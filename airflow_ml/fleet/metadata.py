@@ -10,16 +10,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow_ml.ml.steps.xcom_payloads import DRIFT_VERDICT_KEY  # pushed by the drift task, failed checks included
 
 if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement
     from sqlalchemy.orm import Session
 
+#: Between a display name's parts: airflow_ml.factory.display_names.SEPARATOR (importing the factory would load
+#: every operator in each Airflow process that loads plugins).
+DISPLAY_SEPARATOR = " · "
 FLEET_TAG = "airflow-ml"  # every DAG the factory builds carries it (airflow_ml.factory.builder)
 CITY_TAG_PREFIX = "city:"  # and ``city:<city>``, which the fleet-wide rollback DAG lacks
 DRIFT_TASK = "drift"
+APPROVAL_TASK = "approve"  # airflow_ml.factory.builder: defers while it waits for a person
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,15 @@ class CityDag:
     dag_id: str
     city: str
     paused: bool = False
+    #: The DAG's ``dag_display_name`` (the city's ``display_name`` first), or None when it has none.
+    display_name: str | None = None
+
+    @property
+    def title(self) -> str:
+        """What heads the city's row: its display name's city part (``São Paulo``), else the city id."""
+        if not self.display_name or self.display_name == self.dag_id:
+            return self.city
+        return self.display_name.removesuffix(f"{DISPLAY_SEPARATOR}{self.template}") or self.city
 
     @property
     def template(self) -> str:
@@ -66,8 +80,10 @@ def city_dags(session: Session, readable: Collection[str] | None = None) -> list
     from sqlalchemy import select
 
     fleet = select(DagTag.dag_id).where(DagTag.name == FLEET_TAG)
+    # A hybrid property: its SQL expression is the display name, else the DAG id (typed as a str for mypy).
+    display = cast("ColumnElement[str]", DagModel.dag_display_name)
     query = (
-        select(DagModel.dag_id, DagTag.name, DagModel.is_paused)
+        select(DagModel.dag_id, DagTag.name, DagModel.is_paused, display)
         .join(DagTag, DagTag.dag_id == DagModel.dag_id)
         .where(DagTag.name.startswith(CITY_TAG_PREFIX), DagModel.dag_id.in_(fleet), DagModel.is_stale.is_(False))
         .order_by(DagModel.dag_id)
@@ -75,8 +91,8 @@ def city_dags(session: Session, readable: Collection[str] | None = None) -> list
     if readable is not None:
         query = query.where(DagModel.dag_id.in_(list(readable)))
     dags: dict[str, CityDag] = {}
-    for dag_id, tag, paused in session.execute(query):
-        dags.setdefault(dag_id, CityDag(dag_id, tag.removeprefix(CITY_TAG_PREFIX), bool(paused)))
+    for dag_id, tag, paused, shown in session.execute(query):
+        dags.setdefault(dag_id, CityDag(dag_id, tag.removeprefix(CITY_TAG_PREFIX), bool(paused), shown))
     return list(dags.values())
 
 
@@ -114,6 +130,27 @@ def last_runs(session: Session, dag_ids: Collection[str]) -> dict[str, LastRun]:
         )
         for row in rows
     }
+
+
+def pending_approvals(session: Session, dag_ids: Collection[str]) -> dict[str, str]:
+    """The run of each DAG whose ``approve`` task waits for a person (deferred), the newest when several do."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import and_, select
+
+    if not dag_ids:
+        return {}
+    query = (
+        select(TaskInstance.dag_id, TaskInstance.run_id)
+        .join(DagRun, and_(DagRun.dag_id == TaskInstance.dag_id, DagRun.run_id == TaskInstance.run_id))
+        .where(
+            TaskInstance.dag_id.in_(list(dag_ids)),
+            TaskInstance.task_id == APPROVAL_TASK,
+            TaskInstance.state == "deferred",
+        )
+        .order_by(DagRun.run_after)
+    )
+    return {dag_id: run_id for dag_id, run_id in session.execute(query)}  # the newest run wins
 
 
 def drift_verdicts(session: Session, dag_ids: Collection[str]) -> dict[str, DriftVerdict]:

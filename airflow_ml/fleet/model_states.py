@@ -143,7 +143,7 @@ def _state(client: MlflowClient, model: Any) -> ModelState:
         registered=True,
         champion_version=champion_version,
         metric=champion_tags.get("gate.metric") or None,
-        score=_number(champion_tags.get("gate.challenger_score")),
+        score=tag_number(champion_tags.get("gate.challenger_score")),
         decision=decided_tags.get("gate.decision") or None,
         reason=decided_tags.get("gate.reason") or None,
         decision_version=str(decided.version) if decided is not None else None,
@@ -161,14 +161,14 @@ def _live(tags: dict[str, str], metric: str | None) -> dict[str, Any] | None:
     if not verdict:
         return None
     interval = _json_list(tags.get("monitor.live_interval"))
-    low, high = (_number(json.dumps(bound)) for bound in interval) if len(interval) == 2 else (None, None)
+    low, high = (tag_number(json.dumps(bound)) for bound in interval) if len(interval) == 2 else (None, None)
     labels = tags.get("monitor.live_labels")
     return {
         "verdict": verdict,
-        "value": _number(tags.get(f"monitor.live_{metric}")) if metric else None,
+        "value": tag_number(tags.get(f"monitor.live_{metric}")) if metric else None,
         "low": low,
         "high": high,
-        "previous": _number(tags.get("monitor.live_previous")),
+        "previous": tag_number(tags.get("monitor.live_previous")),
         "window": tags.get("monitor.live_window"),
         "labels": int(labels) if labels and labels.isdigit() else None,
         "checked_day": tags.get("monitor.checked_day"),
@@ -222,7 +222,7 @@ def _tags(version: Any) -> dict[str, str]:
     return dict(version.tags or {})
 
 
-def _number(text: str | None) -> float | None:
+def tag_number(text: str | None) -> float | None:
     """A score tag (JSON text, as :func:`airflow_ml.ml.model_registry.tag_decision` writes it) as a float."""
     if text is None:
         return None

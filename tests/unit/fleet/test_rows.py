@@ -123,6 +123,7 @@ def test_rows_join_the_facts_and_build_links() -> None:
         "mlflow_model": "http://mlflow:5000/#/models/tpl.a",
         "mlflow_champion": "http://mlflow:5000/#/models/tpl.a/versions/1",
         "mlflow_decision": "http://mlflow:5000/#/models/tpl.a/versions/1",
+        "required_actions": None,
     }
     assert rows["tpl.b"]["champion_note"] == NO_CHAMPION
     assert rows["tpl.b"]["paused"] is True
@@ -160,7 +161,12 @@ def test_the_page_has_one_row_per_city_with_escaped_values() -> None:
     assert list(cells) == ["tpl.a", "tpl.b", "tpl.c", "tpl.e"]
     assert cells["tpl.a"]["last-run"]["data-state"] == "success"
     assert cells["tpl.a"]["champion"]["data-version"] == "1"
-    assert cells["tpl.a"]["metric"] == {"class": "metric", "data-metric": "rmse", "data-value": "7.25"}
+    assert cells["tpl.a"]["metric"] == {
+        "class": "metric",
+        "data-metric": "rmse",
+        "data-value": "7.25",
+        "data-sort": "7.25",
+    }
     assert cells["tpl.a"]["decision"]["data-decision"] == "promoted"
     assert cells["tpl.a"]["drift"]["data-status"] == "warned"
     assert cells["tpl.c"]["last-run"]["data-state"] == "none"

@@ -1,0 +1,116 @@
+"""Each city's gate metric over its successive registered versions, and its live metric where the monitor measured one.
+
+One ``search_model_versions`` call per template (paged by 10,000 versions) reads every version of every city with
+its tags: the holdout score the gate judged it on (``gate.challenger_score``, on ``gate.metric``) and the
+monitor's newest live figure while it was champion (``monitor.live_<metric>``). Plain Python over an
+``MlflowClient``; MLflow is only imported by the caller. A failure is returned with the trends, never raised.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_ml.fleet.model_states import short_error, tag_number
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+#: The most versions a trend shows: the newest ones.
+MAX_POINTS = 20
+_PAGE = 10_000  # MLflow's default page of model versions
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One registered version: the holdout score it was judged on, and the live score measured while it served."""
+
+    version: str
+    holdout: float | None
+    live: float | None = None
+    decision: str | None = None
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A city's versions in order, on one metric (the newest version's), at most :data:`MAX_POINTS`."""
+
+    metric: str | None = None
+    points: tuple[TrendPoint, ...] = ()
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``metric``, ``points`` (``version``, ``holdout``, ``live``, ``decision``), ``error``."""
+        return {
+            "metric": self.metric,
+            "points": [vars(point).copy() for point in self.points],
+            "error": self.error,
+        }
+
+
+def read_trends(client: MlflowClient, names: Iterable[str]) -> dict[str, Trend]:
+    """The trend of every model in ``names`` (``<template>.<city>``), one registry search per template.
+
+    Returns:
+        One :class:`Trend` per name: empty for a model without judged versions; with ``error`` set on every
+        model of a template whose search failed.
+    """
+    by_prefix: dict[str, set[str]] = defaultdict(set)
+    for name in names:
+        by_prefix[name.rpartition(".")[0]].add(name)
+    trends: dict[str, Trend] = {}
+    for prefix, wanted in sorted(by_prefix.items()):
+        try:
+            versions = _versions(client, prefix, wanted)
+        except Exception as exc:  # noqa: BLE001 - shown beside the trend, never raised
+            error = f"trend unavailable: {short_error(exc)}"
+            trends.update({name: Trend(error=error) for name in wanted})
+            continue
+        trends.update({name: trend_of(versions.get(name, [])) for name in wanted})
+    return trends
+
+
+def _versions(client: MlflowClient, prefix: str, wanted: set[str]) -> dict[str, list[Any]]:
+    """Every version of the models in ``wanted``, with one paged search on their common name prefix."""
+    # Names are slugs (no quotes). '_' is a LIKE wildcard: a few more models may match; they are dropped.
+    pattern = f"{prefix}.%" if prefix else "%"
+    found: dict[str, list[Any]] = defaultdict(list)
+    token: str | None = None
+    while True:
+        page = client.search_model_versions(filter_string=f"name LIKE '{pattern}'", max_results=_PAGE, page_token=token)
+        for version in page:
+            if version.name in wanted:
+                found[version.name].append(version)
+        token = page.token
+        if not token:
+            return found
+
+
+def trend_of(versions: Iterable[Any]) -> Trend:
+    """A model's trend from its versions (objects with ``version`` and ``tags``), in version order.
+
+    Only versions the gate judged on the newest judged version's metric count: a template whose metric
+    changed draws one comparable line, not two scales in one.
+    """
+    judged = []
+    for version in sorted(versions, key=lambda v: int(v.version)):
+        tags = dict(version.tags or {})
+        metric = tags.get("gate.metric")
+        if metric and tag_number(tags.get("gate.challenger_score")) is not None:
+            judged.append((str(version.version), metric, tags))
+    if not judged:
+        return Trend()
+    metric = judged[-1][1]
+    points = tuple(
+        TrendPoint(
+            version=number,
+            holdout=tag_number(tags.get("gate.challenger_score")),
+            live=tag_number(tags.get(f"monitor.live_{metric}")),
+            decision=tags.get("gate.decision") or None,
+        )
+        for number, used, tags in judged
+        if used == metric
+    )
+    return Trend(metric=metric, points=points[-MAX_POINTS:])

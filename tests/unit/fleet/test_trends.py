@@ -1,0 +1,152 @@
+"""Each city's trend is read from a real MLflow registry in one search per template, and drawn as a sparkline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from airflow_ml.fleet.sparkline import render_sparkline, sparkline
+from airflow_ml.fleet.trends import MAX_POINTS, Trend, TrendPoint, read_trends, trend_of
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> MlflowClient:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _version(client: MlflowClient, name: str, tmp_path: Path, **tags: Any) -> str:
+    """A version with ``gate.*``/``monitor.*`` tags (keys with ``__`` for the dot), written as the tasks write them."""
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(name)
+    source = tmp_path / "models" / name
+    source.mkdir(parents=True, exist_ok=True)
+    version = str(client.create_model_version(name, str(source)).version)
+    for key, value in tags.items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        client.set_model_version_tag(name, version, key.replace("__", "."), text)
+    return version
+
+
+class _CountingClient:
+    """A real client that counts the registry calls made through it."""
+
+    def __init__(self, client: MlflowClient) -> None:
+        self._client = client
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return method(*args, **kwargs)
+
+        return counted
+
+
+def test_a_trend_follows_the_versions_with_live_scores_in_one_search_per_template(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    for score in (7.5, 7.1, 6.8):
+        _version(client, "tpl.a", tmp_path, gate__metric="rmse", gate__challenger_score=score, gate__decision="kept")
+    # The monitor measured version 2 while it served: its live error stands beside its holdout score.
+    client.set_model_version_tag("tpl.a", "2", "monitor.live_rmse", "7.9")
+    _version(client, "tpl.a", tmp_path)  # the newest, still undecided: no point yet
+    _version(client, "tpl.b", tmp_path, gate__metric="rmse", gate__challenger_score=3.0)
+    _version(client, "other.c", tmp_path, gate__metric="mae", gate__challenger_score=1.0)
+    _version(client, "tpl_x.a", tmp_path, gate__metric="rmse", gate__challenger_score=9.0)  # a LIKE match not wanted
+    counting = _CountingClient(client)
+
+    trends = read_trends(counting, ["tpl.a", "tpl.b", "tpl.none", "other.c"])  # type: ignore[arg-type]
+
+    assert counting.calls == {"search_model_versions": 2}  # one per template, however many cities
+    assert trends["tpl.a"] == Trend(
+        "rmse",
+        (
+            TrendPoint("1", 7.5, None, "kept"),
+            TrendPoint("2", 7.1, 7.9, "kept"),
+            TrendPoint("3", 6.8, None, "kept"),
+        ),
+    )
+    assert trends["tpl.b"].points == (TrendPoint("1", 3.0),)
+    assert trends["tpl.none"] == Trend()
+    assert trends["other.c"].metric == "mae"
+    assert set(trends) == {"tpl.a", "tpl.b", "tpl.none", "other.c"}
+    json.dumps({name: trend.to_dict() for name, trend in trends.items()}, allow_nan=False)
+
+
+def test_an_unreachable_registry_leaves_the_trend_empty_with_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    dead = MlflowClient(tracking_uri="http://127.0.0.1:9", registry_uri="http://127.0.0.1:9")
+
+    trends = read_trends(dead, ["tpl.a"])
+
+    assert trends["tpl.a"].points == ()
+    assert (trends["tpl.a"].error or "").startswith("trend unavailable: ")
+    assert "no judged version" not in render_sparkline(trends["tpl.a"].to_dict())
+    assert "trend unavailable" in render_sparkline(trends["tpl.a"].to_dict())
+
+
+class _Version:
+    def __init__(self, version: int, **tags: str) -> None:
+        self.version, self.tags = str(version), {k.replace("__", "."): v for k, v in tags.items()}
+
+
+def test_a_changed_metric_keeps_one_scale_and_the_newest_points() -> None:
+    versions = [_Version(i, gate__metric="mae", gate__challenger_score="2.0") for i in (1, 2)]
+    versions += [_Version(i, gate__metric="rmse", gate__challenger_score=str(i)) for i in range(3, 30)]
+    versions.append(_Version(30, gate__metric="rmse", gate__challenger_score="NaN"))  # no finite score: no point
+
+    trend = trend_of(reversed(versions))  # the registry's order does not matter
+
+    assert trend.metric == "rmse"
+    assert len(trend.points) == MAX_POINTS
+    assert [p.version for p in trend.points] == [str(i) for i in range(10, 30)]
+
+
+def test_the_sparkline_shares_one_scale_between_holdout_and_live() -> None:
+    points = [
+        {"version": "1", "holdout": 8.0, "live": None},
+        {"version": "2", "holdout": 6.0, "live": 10.0},
+        {"version": "3", "holdout": 4.0, "live": None},
+    ]
+
+    line = sparkline(points, width=100, height=20, pad=0)
+
+    assert line is not None
+    assert (line.low, line.high) == (4.0, 10.0)
+    # x evenly spread; y from the top (10.0) to the bottom (4.0) of the box.
+    assert line.holdout == ((0.0, 6.67), (50.0, 13.33), (100.0, 20.0))
+    assert line.live == ((50.0, 0.0),)
+
+
+def test_a_single_or_flat_trend_is_drawn_in_the_middle_and_an_empty_one_not_at_all() -> None:
+    single = sparkline([{"version": "1", "holdout": 5.0}], width=100, height=20, pad=2)
+    assert single is not None
+    assert single.holdout == ((50, 10.0),)
+    flat = sparkline([{"holdout": 1.0}, {"holdout": 1.0}], width=100, height=20, pad=0)
+    assert flat is not None
+    assert flat.holdout == ((0.0, 10.0), (100.0, 10.0))
+    assert sparkline([{"holdout": None, "live": None}]) is None
+    assert sparkline([]) is None
+
+
+def test_the_svg_names_its_values_and_draws_the_live_line_only_when_measured() -> None:
+    trend = Trend("rmse", (TrendPoint("1", 7.5), TrendPoint("2", 7.1, 7.9))).to_dict()
+
+    svg = render_sparkline(trend)
+
+    assert svg.startswith('<svg class="trend"')
+    assert 'data-versions="2" data-live="1"' in svg
+    assert "<title>rmse over 2 version(s): v1: 7.5; v2: 7.1 (live 7.9)</title>" in svg
+    assert svg.count('<polyline class="trend-holdout"') == 1
+    assert svg.count('<polyline class="trend-live"') == 1
+    no_live = render_sparkline(Trend("rmse", (TrendPoint("1", 7.5),)).to_dict())
+    assert "trend-live" not in no_live
+    assert 'class="reason trend-none"' in render_sparkline(None)
