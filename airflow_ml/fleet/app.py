@@ -24,7 +24,7 @@ from airflow_ml.fleet import html
 from airflow_ml.fleet.model_states import ModelState, read_models
 from airflow_ml.fleet.rows import build_rows
 from airflow_ml.fleet.summary import summarize
-from airflow_ml.fleet.trends import Trend, read_trends
+from airflow_ml.fleet.trends import Trend, list_versions, trends_of
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
@@ -139,4 +139,7 @@ def _registry(model_names: list[str], conn_id: str) -> tuple[dict[str, ModelStat
     except Exception as exc:  # noqa: BLE001 - a missing or broken connection is shown, not raised
         error = f"registry unreachable: connection {conn_id!r}: {short_error(exc)}"
         return {name: ModelState(name, error=error) for name in model_names}, {}, None
-    return read_models(client, model_names), read_trends(client, model_names), base
+    # One version search per template serves both the trends and the models' kept champions and last decisions.
+    versions, errors = list_versions(client, model_names)
+    models = read_models(client, model_names, versions=versions)
+    return models, trends_of(model_names, versions, errors), base

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -72,12 +72,17 @@ class ModelState:
     disabled: dict[str, str] | None = None
 
 
-def read_models(client: MlflowClient, names: Iterable[str]) -> dict[str, ModelState]:
+def read_models(
+    client: MlflowClient, names: Iterable[str], *, versions: Mapping[str, Sequence[Any]] | None = None
+) -> dict[str, ModelState]:
     """Read the registry state of every model in ``names``; never raises.
 
     Args:
         client: The MLflow client of the fleet's connection.
         names: Registered model names, ``<template>.<city>``.
+        versions: Every version of each model, when the caller has read them already
+            (:func:`airflow_ml.fleet.trends.list_versions`): a kept champion and the last decision are then
+            found among them, with no call per model. A model missing here is looked up as without it.
 
     Returns:
         One :class:`ModelState` per name; a model the registry lacks has ``registered=False``. A failure
@@ -99,7 +104,8 @@ def read_models(client: MlflowClient, names: Iterable[str]) -> dict[str, ModelSt
         # Most models need no further call; those that do (a kept champion, an undecided latest version)
         # are looked up side by side, so a remote registry's latency is not paid once per city.
         with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="fleet-registry") as pool:
-            states.update(zip(found, pool.map(lambda model: _state(client, model), found.values()), strict=True))
+            looked_up = pool.map(lambda model: _state(client, model, (versions or {}).get(model.name)), found.values())
+            states.update(zip(found, looked_up, strict=True))
     return states
 
 
@@ -119,10 +125,11 @@ def _search(client: MlflowClient, prefix: str, wanted: set[str]) -> dict[str, An
             return found
 
 
-def _state(client: MlflowClient, model: Any) -> ModelState:
+def _state(client: MlflowClient, model: Any, known: Sequence[Any] | None = None) -> ModelState:
     name = model.name
     try:
         latest = max(model.latest_versions or [], key=lambda v: int(v.version), default=None)
+        by_number = {str(v.version): v for v in known or ()}
         champion_version = (model.aliases or {}).get(CHAMPION)
         champion = None
         if champion_version is not None:
@@ -130,10 +137,15 @@ def _state(client: MlflowClient, model: Any) -> ModelState:
             if latest is not None and str(latest.version) == champion_version:
                 champion = latest
             else:
-                champion = client.get_model_version(name, champion_version)
+                champion = by_number.get(champion_version) or client.get_model_version(name, champion_version)
         decided = latest if latest is not None and _tags(latest).get("gate.decision") else None
         if decided is None and latest is not None:
-            decided = _last_decided(client, name)
+            newest_first = sorted(by_number.values(), key=lambda v: int(v.version), reverse=True)
+            decided = (
+                next((v for v in newest_first if _tags(v).get("gate.decision")), None)
+                if known is not None
+                else _last_decided(client, name)
+            )
     except Exception as exc:  # noqa: BLE001 - one broken model must not break the fleet
         return ModelState(name, registered=True, error=f"registry error on {name}: {short_error(exc)}")
     champion_tags = _tags(champion) if champion is not None else {}

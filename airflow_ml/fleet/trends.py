@@ -9,7 +9,7 @@ monitor's newest live figure while it was champion (``monitor.live_<metric>``). 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,19 +57,37 @@ def read_trends(client: MlflowClient, names: Iterable[str]) -> dict[str, Trend]:
         One :class:`Trend` per name: empty for a model without judged versions; with ``error`` set on every
         model of a template whose search failed.
     """
+    versions, errors = list_versions(client, names)
+    return trends_of(names, versions, errors)
+
+
+def trends_of(
+    names: Iterable[str], versions: Mapping[str, Sequence[Any]], errors: Mapping[str, str]
+) -> dict[str, Trend]:
+    """The trend of each of ``names`` from :func:`list_versions`' answer."""
+    return {
+        name: Trend(error=f"trend unavailable: {errors[name]}") if name in errors else trend_of(versions.get(name, []))
+        for name in names
+    }
+
+
+def list_versions(client: MlflowClient, names: Iterable[str]) -> tuple[dict[str, list[Any]], dict[str, str]]:
+    """Every version (with its tags) of the models in ``names``, one paged search per template; never raises.
+
+    Returns:
+        The versions of each model that has some, and the error of each model whose template's search failed.
+    """
     by_prefix: dict[str, set[str]] = defaultdict(set)
     for name in names:
         by_prefix[name.rpartition(".")[0]].add(name)
-    trends: dict[str, Trend] = {}
+    versions: dict[str, list[Any]] = {}
+    errors: dict[str, str] = {}
     for prefix, wanted in sorted(by_prefix.items()):
         try:
-            versions = _versions(client, prefix, wanted)
+            versions.update(_versions(client, prefix, wanted))
         except Exception as exc:  # noqa: BLE001 - shown beside the trend, never raised
-            error = f"trend unavailable: {short_error(exc)}"
-            trends.update({name: Trend(error=error) for name in wanted})
-            continue
-        trends.update({name: trend_of(versions.get(name, [])) for name in wanted})
-    return trends
+            errors.update(dict.fromkeys(wanted, short_error(exc)))
+    return versions, errors
 
 
 def _versions(client: MlflowClient, prefix: str, wanted: set[str]) -> dict[str, list[Any]]:

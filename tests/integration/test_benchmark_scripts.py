@@ -39,3 +39,28 @@ def test_score_benchmark_runs_at_a_tiny_size() -> None:
     assert "'loads': 2, 'evictions': 0" in out  # each city's model loaded once, none evicted
     assert "monitor, first run: 2 cities x 3 windows" in out
     assert "verdicts {'healthy': 2}" in out
+
+
+def test_fleet_view_benchmark_runs_at_a_tiny_size() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "fleet_view.py"),
+            "--cities",
+            "3",
+            "--versions",
+            "2",
+            "--repeat",
+            "1",
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "registry: 3 cities x 2 versions" in done.stdout
+    # Two registry calls per page, however many cities: one search of models, one of versions.
+    assert "{'search_model_versions': 1, 'search_registered_models': 1}" in done.stdout

@@ -150,3 +150,30 @@ def test_the_svg_names_its_values_and_draws_the_live_line_only_when_measured() -
     no_live = render_sparkline(Trend("rmse", (TrendPoint("1", 7.5),)).to_dict())
     assert "trend-live" not in no_live
     assert 'class="reason trend-none"' in render_sparkline(None)
+
+
+def test_the_versions_read_for_the_trends_spare_the_models_their_own_calls(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    from airflow_ml.fleet.model_states import read_models
+    from airflow_ml.fleet.trends import list_versions, trends_of
+
+    names = ["tpl.a", "tpl.b", "tpl.c"]
+    for name in names:
+        _version(client, name, tmp_path, gate__metric="rmse", gate__challenger_score=5.0, gate__decision="promoted")
+        client.set_registered_model_alias(name, "champion", "1")
+    # a: a kept challenger (its champion is not its latest version); b: its newest version still undecided.
+    _version(client, "tpl.a", tmp_path, gate__metric="rmse", gate__challenger_score=6.0, gate__decision="kept")
+    _version(client, "tpl.b", tmp_path)
+    alone = read_models(client, names)
+    counting = _CountingClient(client)
+
+    versions, errors = list_versions(counting, names)  # type: ignore[arg-type]
+    shared = read_models(counting, names, versions=versions)  # type: ignore[arg-type]
+
+    assert counting.calls == {"search_model_versions": 1, "search_registered_models": 1}
+    assert shared == alone
+    assert (shared["tpl.a"].champion_version, shared["tpl.a"].score, shared["tpl.a"].decision) == ("1", 5.0, "kept")
+    assert (shared["tpl.b"].decision, shared["tpl.b"].decision_version) == ("promoted", "1")
+    assert errors == {}
+    assert [p.holdout for p in trends_of(names, versions, errors)["tpl.a"].points] == [5.0, 6.0]
