@@ -46,13 +46,13 @@ class CountingClient:
 
 
 def fill(client: Any, models: Path, cities: int, versions: int) -> list[str]:
-    """Register the fleet; returns the model names."""
+    """Register the fleet night by night (each night, a version of every city); returns the model names."""
     names = [f"{TEMPLATE}.city_{index:04d}" for index in range(cities)]
-    for index, name in enumerate(names):
+    for name in names:
         client.create_registered_model(name)
-        source = models / name
-        source.mkdir(parents=True)
-        for number in range(1, versions + 1):
+        (models / name).mkdir(parents=True)
+    for number in range(1, versions + 1):
+        for index, name in enumerate(names):
             tags = {
                 "gate.metric": "rmse",
                 "gate.challenger_score": f"{8 - number * 0.1:.3f}",
@@ -60,7 +60,8 @@ def fill(client: Any, models: Path, cities: int, versions: int) -> list[str]:
                 "gate.reason": "benchmark",
                 "gate.airflow_run_id": f"run_{number}",
             }
-            client.create_model_version(name, str(source), tags=tags)
+            client.create_model_version(name, str(models / name), tags=tags)
+    for index, name in enumerate(names):
         champion = versions - 1 if index % 3 == 0 and versions > 1 else versions
         client.set_registered_model_alias(name, "champion", str(champion))
         client.set_model_version_tag(name, str(champion), "monitor.verdict", "healthy")
@@ -75,7 +76,7 @@ def page_once(client: Any, names: list[str]) -> dict[str, float]:
     from airflow_ml.fleet.model_states import read_models
     from airflow_ml.fleet.rows import build_rows
     from airflow_ml.fleet.summary import summarize
-    from airflow_ml.fleet.trends import list_versions, trends_of
+    from airflow_ml.fleet.trends import complete_versions, list_versions, trends_of
 
     now = dt.datetime.now(dt.UTC)
     dags = [CityDag(name, name.split(".")[1], display_name=f"City {name[-4:]} · {TEMPLATE}") for name in names]
@@ -86,6 +87,7 @@ def page_once(client: Any, names: list[str]) -> dict[str, float]:
     times["list_versions"] = time.perf_counter() - start
     mark = time.perf_counter()
     models = read_models(client, names, versions=versions)
+    complete_versions(client, versions, [n for n, m in models.items() if m.registered and n not in versions])
     trends = trends_of(names, versions, errors)
     times["read_models"] = time.perf_counter() - mark
     mark = time.perf_counter()

@@ -24,7 +24,7 @@ from airflow_ml.fleet import html
 from airflow_ml.fleet.model_states import ModelState, read_models
 from airflow_ml.fleet.rows import build_rows
 from airflow_ml.fleet.summary import summarize
-from airflow_ml.fleet.trends import Trend, list_versions, trends_of
+from airflow_ml.fleet.trends import Trend, complete_versions, list_versions, trends_of
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
@@ -142,4 +142,6 @@ def _registry(model_names: list[str], conn_id: str) -> tuple[dict[str, ModelStat
     # One version search per template serves both the trends and the models' kept champions and last decisions.
     versions, errors = list_versions(client, model_names)
     models = read_models(client, model_names, versions=versions)
+    # A registered model none of whose versions was among its template's newest: far behind the others.
+    complete_versions(client, versions, [n for n, m in models.items() if m.registered and n not in versions])
     return models, trends_of(model_names, versions, errors), base

@@ -81,8 +81,8 @@ def read_models(
         client: The MLflow client of the fleet's connection.
         names: Registered model names, ``<template>.<city>``.
         versions: Every version of each model, when the caller has read them already
-            (:func:`airflow_ml.fleet.trends.list_versions`): a kept champion and the last decision are then
-            found among them, with no call per model. A model missing here is looked up as without it.
+            (:func:`airflow_ml.fleet.trends.list_versions`, the newest ones): a kept champion and the last
+            decision are then found among them, with no call per model; one older than them is looked up.
 
     Returns:
         One :class:`ModelState` per name; a model the registry lacks has ``registered=False``. A failure
@@ -141,11 +141,9 @@ def _state(client: MlflowClient, model: Any, known: Sequence[Any] | None = None)
         decided = latest if latest is not None and _tags(latest).get("gate.decision") else None
         if decided is None and latest is not None:
             newest_first = sorted(by_number.values(), key=lambda v: int(v.version), reverse=True)
-            decided = (
-                next((v for v in newest_first if _tags(v).get("gate.decision")), None)
-                if known is not None
-                else _last_decided(client, name)
-            )
+            # The versions read hold only the newest few: a decision older than them costs its own search.
+            found = next((v for v in newest_first if _tags(v).get("gate.decision")), None)
+            decided = found or _last_decided(client, name)
     except Exception as exc:  # noqa: BLE001 - one broken model must not break the fleet
         return ModelState(name, registered=True, error=f"registry error on {name}: {short_error(exc)}")
     champion_tags = _tags(champion) if champion is not None else {}

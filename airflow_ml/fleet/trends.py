@@ -1,15 +1,17 @@
 """Each city's gate metric over its successive registered versions, and its live metric where the monitor measured one.
 
-One ``search_model_versions`` call per template (paged by 10,000 versions) reads every version of every city with
-its tags: the holdout score the gate judged it on (``gate.challenger_score``, on ``gate.metric``) and the
-monitor's newest live figure while it was champion (``monitor.live_<metric>``). Plain Python over an
-``MlflowClient``; MLflow is only imported by the caller. A failure is returned with the trends, never raised.
+One ``search_model_versions`` call per template reads the template's newest versions (:data:`MAX_POINTS` per
+city on average, so that the cost does not grow with the fleet's history) with their tags: the holdout score
+the gate judged each on (``gate.challenger_score``, on ``gate.metric``) and the monitor's newest live figure
+while it was champion (``monitor.live_<metric>``). Plain Python over an ``MlflowClient``; MLflow is only
+imported by the caller. A failure is returned with the trends, never raised.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +20,10 @@ from airflow_ml.fleet.model_states import short_error, tag_number
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-#: The most versions a trend shows: the newest ones.
-MAX_POINTS = 20
+#: The most versions a trend shows (the newest), and the versions per city one page reads from the registry.
+MAX_POINTS = 12
 _PAGE = 10_000  # MLflow's default page of model versions
+_WORKERS = 8  # concurrent searches for the few cities behind the others
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,9 @@ def read_trends(client: MlflowClient, names: Iterable[str]) -> dict[str, Trend]:
         One :class:`Trend` per name: empty for a model without judged versions; with ``error`` set on every
         model of a template whose search failed.
     """
+    names = list(names)
     versions, errors = list_versions(client, names)
+    complete_versions(client, versions, [name for name in names if name not in errors])
     return trends_of(names, versions, errors)
 
 
@@ -72,7 +77,7 @@ def trends_of(
 
 
 def list_versions(client: MlflowClient, names: Iterable[str]) -> tuple[dict[str, list[Any]], dict[str, str]]:
-    """Every version (with its tags) of the models in ``names``, one paged search per template; never raises.
+    """The newest versions (with their tags) of the models in ``names``, one search per template; never raises.
 
     Returns:
         The versions of each model that has some, and the error of each model whose template's search failed.
@@ -90,20 +95,52 @@ def list_versions(client: MlflowClient, names: Iterable[str]) -> tuple[dict[str,
     return versions, errors
 
 
+def complete_versions(client: MlflowClient, versions: dict[str, list[Any]], lagging: Iterable[str]) -> None:
+    """Add to ``versions`` the newest versions of each ``lagging`` model (registered, yet none of its versions was
+    among the template's newest): one search each, side by side; a failure leaves that model without a trend."""
+
+    def newest(name: str) -> list[Any]:
+        try:
+            return list(
+                client.search_model_versions(
+                    filter_string=f"name = '{name}'", max_results=MAX_POINTS, order_by=["version_number DESC"]
+                )
+            )
+        except Exception:  # noqa: BLE001 - a missing trend is shown as such; the row has the model's state
+            return []
+
+    names = [name for name in lagging if name not in versions]
+    with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="fleet-trends") as pool:
+        for name, found in zip(names, pool.map(newest, names), strict=True):
+            if found:
+                versions[name] = found
+
+
 def _versions(client: MlflowClient, prefix: str, wanted: set[str]) -> dict[str, list[Any]]:
-    """Every version of the models in ``wanted``, with one paged search on their common name prefix."""
+    """The newest versions of the models in ``wanted``, with one search on their common name prefix."""
     # Names are slugs (no quotes). '_' is a LIKE wildcard: a few more models may match; they are dropped.
     pattern = f"{prefix}.%" if prefix else "%"
+    # The template's newest versions, MAX_POINTS per city on average: the page's cost stays bounded however long
+    # the fleet's history grows (a city retrained nightly registers a version a night).
+    limit = MAX_POINTS * len(wanted)
     found: dict[str, list[Any]] = defaultdict(list)
     token: str | None = None
-    while True:
-        page = client.search_model_versions(filter_string=f"name LIKE '{pattern}'", max_results=_PAGE, page_token=token)
+    read = 0
+    while read < limit:
+        page = client.search_model_versions(
+            filter_string=f"name LIKE '{pattern}'",
+            max_results=min(_PAGE, limit - read),
+            order_by=["creation_timestamp DESC"],
+            page_token=token,
+        )
+        read += len(page)
         for version in page:
             if version.name in wanted:
                 found[version.name].append(version)
         token = page.token
         if not token:
-            return found
+            break
+    return found
 
 
 def trend_of(versions: Iterable[Any]) -> Trend:

@@ -14,14 +14,10 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_score_benchmark_runs_at_a_tiny_size() -> None:
+def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``benchmarks/<script>`` with ``args`` as committed; its exit status is checked."""
     done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "benchmarks" / "score.py"),
-            *("--rows", "2000", "--repeat", "1", "--cities", "2", "--requests", "20", "--clients", "2"),
-            *("--monitor-cities", "2", "--windows", "3"),
-        ],
+        [sys.executable, str(REPO / "benchmarks" / script), *args],
         env={**os.environ, "PYTHONPATH": str(REPO)},
         cwd=REPO,
         capture_output=True,
@@ -30,6 +26,15 @@ def test_score_benchmark_runs_at_a_tiny_size() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+def test_score_benchmark_runs_at_a_tiny_size() -> None:
+    done = run_benchmark(
+        "score.py",
+        *("--rows", "2000", "--repeat", "1", "--cities", "2", "--requests", "20", "--clients", "2"),
+        *("--monitor-cities", "2", "--windows", "3"),
+    )
     out = done.stdout
     assert "batch scoring, 2,000 rows, median of 1 fresh processes each" in out
     for part in ("read and hash the partition", "prediction ids", "write the log (ids included)"):
@@ -42,25 +47,8 @@ def test_score_benchmark_runs_at_a_tiny_size() -> None:
 
 
 def test_fleet_view_benchmark_runs_at_a_tiny_size() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "benchmarks" / "fleet_view.py"),
-            "--cities",
-            "3",
-            "--versions",
-            "2",
-            "--repeat",
-            "1",
-        ],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    done = run_benchmark("fleet_view.py", "--cities", "3", "--versions", "2", "--repeat", "1")
+
     assert "registry: 3 cities x 2 versions" in done.stdout
     # Two registry calls per page, however many cities: one search of models, one of versions.
     assert "{'search_model_versions': 1, 'search_registered_models': 1}" in done.stdout

@@ -14,6 +14,7 @@ from airflow_ml.fleet.html import render
 from airflow_ml.fleet.metadata import CityDag, DriftVerdict, LastRun, verdict_from
 from airflow_ml.fleet.model_states import ModelState, read_models
 from airflow_ml.fleet.rows import NO_CHAMPION, NO_MODEL, build_rows
+from tests.support.mlflow_stores import CountingClient
 
 
 @pytest.fixture
@@ -184,23 +185,6 @@ def test_an_empty_fleet_says_so() -> None:
     assert 'id="fleet-empty"' in render([], generated_at="now")
 
 
-class _CountingClient:
-    """A real client that counts the registry calls made through it."""
-
-    def __init__(self, client: MlflowClient) -> None:
-        self._client = client
-        self.calls: dict[str, int] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] = self.calls.get(name, 0) + 1
-            return method(*args, **kwargs)
-
-        return counted
-
-
 def test_the_fleet_costs_one_search_per_template_plus_one_call_per_kept_champion(
     client: MlflowClient, tmp_path: Path
 ) -> None:
@@ -209,7 +193,7 @@ def test_the_fleet_costs_one_search_per_template_plus_one_call_per_kept_champion
         won = _version(client, name, tmp_path, decision="promoted", reason="won", metric="rmse", challenger_score=1.0)
         client.set_registered_model_alias(name, "champion", won)
     _version(client, "tpl.c", tmp_path, decision="kept", reason="no better", metric="rmse", challenger_score=2.0)
-    counting = _CountingClient(client)
+    counting = CountingClient(client)
 
     states = read_models(counting, names)  # type: ignore[arg-type]
 

@@ -11,42 +11,17 @@ from mlflow import MlflowClient
 
 from airflow_ml.fleet.sparkline import render_sparkline, sparkline
 from airflow_ml.fleet.trends import MAX_POINTS, Trend, TrendPoint, read_trends, trend_of
+from tests.support.mlflow_stores import CountingClient, register_version, sqlite_registry
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> MlflowClient:
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return sqlite_registry(tmp_path)  # type: ignore[no-any-return]
 
 
 def _version(client: MlflowClient, name: str, tmp_path: Path, **tags: Any) -> str:
     """A version with ``gate.*``/``monitor.*`` tags (keys with ``__`` for the dot), written as the tasks write them."""
-    if not client.search_registered_models(filter_string=f"name = '{name}'"):
-        client.create_registered_model(name)
-    source = tmp_path / "models" / name
-    source.mkdir(parents=True, exist_ok=True)
-    version = str(client.create_model_version(name, str(source)).version)
-    for key, value in tags.items():
-        text = value if isinstance(value, str) else json.dumps(value)
-        client.set_model_version_tag(name, version, key.replace("__", "."), text)
-    return version
-
-
-class _CountingClient:
-    """A real client that counts the registry calls made through it."""
-
-    def __init__(self, client: MlflowClient) -> None:
-        self._client = client
-        self.calls: dict[str, int] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] = self.calls.get(name, 0) + 1
-            return method(*args, **kwargs)
-
-        return counted
+    return register_version(client, name, tmp_path, {key.replace("__", "."): value for key, value in tags.items()})
 
 
 def test_a_trend_follows_the_versions_with_live_scores_in_one_search_per_template(
@@ -60,11 +35,12 @@ def test_a_trend_follows_the_versions_with_live_scores_in_one_search_per_templat
     _version(client, "tpl.b", tmp_path, gate__metric="rmse", gate__challenger_score=3.0)
     _version(client, "other.c", tmp_path, gate__metric="mae", gate__challenger_score=1.0)
     _version(client, "tpl_x.a", tmp_path, gate__metric="rmse", gate__challenger_score=9.0)  # a LIKE match not wanted
-    counting = _CountingClient(client)
+    counting = CountingClient(client)
 
     trends = read_trends(counting, ["tpl.a", "tpl.b", "tpl.none", "other.c"])  # type: ignore[arg-type]
 
-    assert counting.calls == {"search_model_versions": 2}  # one per template, however many cities
+    # One per template however many cities, and one for the model none of whose versions it met (tpl.none).
+    assert counting.calls == {"search_model_versions": 3}
     assert trends["tpl.a"] == Trend(
         "rmse",
         (
@@ -107,7 +83,7 @@ def test_a_changed_metric_keeps_one_scale_and_the_newest_points() -> None:
 
     assert trend.metric == "rmse"
     assert len(trend.points) == MAX_POINTS
-    assert [p.version for p in trend.points] == [str(i) for i in range(10, 30)]
+    assert [p.version for p in trend.points] == [str(i) for i in range(30 - MAX_POINTS, 30)]
 
 
 def test_the_sparkline_shares_one_scale_between_holdout_and_live() -> None:
@@ -166,7 +142,7 @@ def test_the_versions_read_for_the_trends_spare_the_models_their_own_calls(
     _version(client, "tpl.a", tmp_path, gate__metric="rmse", gate__challenger_score=6.0, gate__decision="kept")
     _version(client, "tpl.b", tmp_path)
     alone = read_models(client, names)
-    counting = _CountingClient(client)
+    counting = CountingClient(client)
 
     versions, errors = list_versions(counting, names)  # type: ignore[arg-type]
     shared = read_models(counting, names, versions=versions)  # type: ignore[arg-type]
@@ -177,3 +153,36 @@ def test_the_versions_read_for_the_trends_spare_the_models_their_own_calls(
     assert (shared["tpl.b"].decision, shared["tpl.b"].decision_version) == ("promoted", "1")
     assert errors == {}
     assert [p.holdout for p in trends_of(names, versions, errors)["tpl.a"].points] == [5.0, 6.0]
+
+
+def test_a_long_history_is_read_only_as_far_as_the_trend_goes(client: MlflowClient, tmp_path: Path) -> None:
+    from airflow_ml.fleet.model_states import read_models
+    from airflow_ml.fleet.trends import list_versions
+
+    for score in range(MAX_POINTS + 8):
+        _version(client, "tpl.a", tmp_path, gate__metric="rmse", gate__challenger_score=score, gate__decision="kept")
+    client.set_registered_model_alias("tpl.a", "champion", "1")  # older than every version read
+    counting = CountingClient(client)
+
+    versions, _ = list_versions(counting, ["tpl.a"])  # type: ignore[arg-type]
+    state = read_models(counting, ["tpl.a"], versions=versions)["tpl.a"]  # type: ignore[arg-type]
+
+    assert sorted(int(v.version) for v in versions["tpl.a"]) == list(range(9, MAX_POINTS + 9))  # the newest only
+    assert (state.champion_version, state.score) == ("1", 0.0)  # the old champion, looked up on its own
+    assert counting.calls == {"search_model_versions": 1, "search_registered_models": 1, "get_model_version": 1}
+
+
+def test_a_city_far_behind_the_others_still_gets_its_trend(client: MlflowClient, tmp_path: Path) -> None:
+    _version(client, "tpl.b", tmp_path, gate__metric="rmse", gate__challenger_score=3.0)  # registered long ago
+    for score in range(3 * MAX_POINTS + 1):  # then the other city retrained night after night
+        _version(client, "tpl.a", tmp_path, gate__metric="rmse", gate__challenger_score=score)
+    counting = CountingClient(client)
+
+    trends = read_trends(counting, ["tpl.a", "tpl.b", "tpl.never"])  # type: ignore[arg-type]
+
+    assert trends["tpl.b"].points == (TrendPoint("1", 3.0),)
+    assert len(trends["tpl.a"].points) == MAX_POINTS
+    assert trends["tpl.never"] == Trend()
+    # One search of the template's newest versions, then one for each model it missed (the trend cannot tell a
+    # model that lags from one never registered; the page asks only for registered ones).
+    assert counting.calls == {"search_model_versions": 3}
