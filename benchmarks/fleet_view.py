@@ -1,12 +1,13 @@
 """The fleet view's page time over N cities: the registry reads, the rows and the HTML, as the api-server makes them.
 
-A fresh SQLite MLflow store (the embedded default) gets N cities of one template, each with V judged versions
-(``gate.*`` tags as the gate writes them) and a champion; every third city's champion is an older version (a
-kept challenger, found among the versions already read), and the monitor's live score is on each champion.
-The page is then made as ``airflow_ml.fleet.app.collect_fleet`` and the HTML route make it, without the
-metadata database (its five queries do not grow with the registry): ``list_versions`` (one version search
-per template), ``read_models`` (one model search per template) with ``trends_of``, ``build_rows`` with
-``summarize``, and ``render``. Median of ``--repeat`` rounds, with the registry calls counted.
+A fresh SQLite MLflow store (the embedded default) gets N cities of one template, registered night by night
+(each night a version of every city, with ``gate.*`` tags as the gate writes them) and a champion each; every
+third city's champion is an older version (a kept challenger), and the monitor's live score is on each
+champion. The page is then made as ``airflow_ml.fleet.app.collect_fleet`` and the HTML route make it, without
+the metadata database (its queries, one per kind of fact, do not grow with the registry): ``list_versions``
+(one version search per template), ``read_models`` (one model search per template), ``complete_versions``
+and ``trends_of``, ``build_rows`` with ``summarize``, and ``render``. Median of ``--repeat`` rounds, with the
+registry calls counted.
 
     .venv/bin/python benchmarks/fleet_view.py --cities 100 --versions 10 --repeat 5
 """
