@@ -21,6 +21,7 @@ from airflow_ml.factory.checked_dag import CheckedConfDAG
 from airflow_ml.factory.dag_defaults import default_args
 from airflow_ml.factory.dag_doc import retrain_doc
 from airflow_ml.factory.dag_schedule import retrain_schedule
+from airflow_ml.factory.display_names import retrain_display_name
 from airflow_ml.factory.params import attach_trigger_form, trigger_params
 from airflow_ml.factory.tasks import task_settings
 from airflow_ml.operators.approval_operator import PromotionApprovalOperator
@@ -55,6 +56,7 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path, origin: Orig
     spec = config.dag
     with CheckedConfDAG(
         dag_id=config.dag_id,
+        dag_display_name=retrain_display_name(config),
         description=f"Retrain {config.title}'s {config.template} model",
         schedule=retrain_schedule(config),
         start_date=_START,

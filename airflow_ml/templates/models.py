@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from airflow_ml.exceptions import ConfigError
-from airflow_ml.templates.base import CITY_ID_PATTERN, Name, Strict
+from airflow_ml.templates.base import CITY_ID_PATTERN, DISPLAY_NAME_MAX_LENGTH, Name, Strict, check_display_name
 from airflow_ml.templates.base import slugify as slugify  # where the CLI imports it from
 from airflow_ml.templates.dag_spec import DagSpec
 from airflow_ml.templates.dag_spec import NotifierSpec as NotifierSpec  # where the factory imports it from
@@ -275,7 +275,17 @@ class CityConfig(UseCase):
     city: str = Field(pattern=CITY_ID_PATTERN, description="Stable id: lower-case letters, digits, underscores.")
     template: Name
     group: Name | None = Field(default=None, description="A country or client whose groups/<group>.yaml applies.")
-    display_name: str = ""
+    display_name: str = Field(
+        default="",
+        max_length=DISPLAY_NAME_MAX_LENGTH,
+        description="The city's readable name (e.g. São Paulo), shown by the DAG list and the fleet view.",
+    )
+
+    @field_validator("display_name")
+    @classmethod
+    def _one_readable_line(cls, value: str) -> str:
+        check_display_name(value)
+        return value
 
     @model_validator(mode="after")
     def _fallback_has_a_parent(self) -> CityConfig:

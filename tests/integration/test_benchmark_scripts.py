@@ -14,8 +14,9 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _run_benchmark(script: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+def run_benchmark(script: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``benchmarks/<script>`` with ``args`` as committed; its exit status is checked."""
+    done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / script), *args],
         env={**os.environ, "PYTHONPATH": str(REPO)},
         cwd=REPO,
@@ -24,16 +25,16 @@ def _run_benchmark(script: str, *args: str, timeout: float) -> subprocess.Comple
         timeout=timeout,
         check=False,
     )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    return done
 
 
 def test_score_benchmark_runs_at_a_tiny_size() -> None:
-    done = _run_benchmark(
+    done = run_benchmark(
         "score.py",
         *("--rows", "2000", "--repeat", "1", "--cities", "2", "--requests", "20", "--clients", "2"),
         *("--monitor-cities", "2", "--windows", "3"),
-        timeout=600,
     )
-    assert done.returncode == 0, done.stderr[-4000:]
     out = done.stdout
     assert "batch scoring, 2,000 rows, median of 1 fresh processes each" in out
     for part in ("read and hash the partition", "prediction ids", "write the log (ids included)"):
@@ -49,8 +50,7 @@ def test_retrain_benchmark_repeats_the_same_work_in_fresh_worlds() -> None:
     # Two repeats: the second used to crash (the floor created its experiment again in a world shared by the
     # repeats). The script itself stops when a measured task does not succeed, so a run that ends with its
     # figures ran every task (approval step and health check included) in both repeats.
-    done = _run_benchmark("retrain.py", "--rows", "5000", "--repeat", "2", timeout=900)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    done = run_benchmark("retrain.py", "--rows", "5000", "--repeat", "2", timeout=900)
     header, row = done.stdout.strip().splitlines()
     assert header.split() == [
         *("rows", "start-up", "run", "tasks", "exit", "floor", "tasks/floor", "total/floor", "dag", "MB"),
@@ -63,3 +63,11 @@ def test_retrain_benchmark_repeats_the_same_work_in_fresh_worlds() -> None:
     assert min(startup, exit_, floor) >= 0
     assert "repeat 1/2: world ready" in done.stderr
     assert "repeat 2/2: world ready" in done.stderr
+
+
+def test_fleet_view_benchmark_runs_at_a_tiny_size() -> None:
+    done = run_benchmark("fleet_view.py", "--cities", "3", "--versions", "2", "--repeat", "1")
+
+    assert "registry: 3 cities x 2 versions" in done.stdout
+    # Two registry calls per page, however many cities: one search of models, one of versions.
+    assert "{'search_model_versions': 1, 'search_registered_models': 1}" in done.stdout

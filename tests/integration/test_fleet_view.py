@@ -34,7 +34,7 @@ JWT_SECRET = "airflow-ml-fleet-tests-" + "y" * 64
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: Path) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("fleet_view")
-    with city_world(root, dags_dir, "berlin", template=TEMPLATE) as world:
+    with city_world(root, dags_dir, "berlin", template=TEMPLATE, extra="display_name: Berlin Mitte\n") as world:
         # A second city of the same template that never runs: it has a DAG, and no model.
         (root / "cities" / "lisbon.yaml").write_text(
             f"city: lisbon\ntemplate: {TEMPLATE}\ndag:\n  retries: 0\n  schedule: null\n", encoding="utf-8"
@@ -112,6 +112,7 @@ def test_a_city_that_ran_shows_its_run_champion_decision_drift_and_links(
     version = world["client"].get_model_version(BERLIN, "1")
 
     assert row["city"] == "berlin"
+    assert row["display_name"] == "Berlin Mitte"  # the DAG's dag_display_name, as the DAG processor stored it
     assert row["template"] == TEMPLATE
     assert row["registry_error"] is None
     assert row["last_run"]["run_id"] == world["run_id"]
@@ -133,7 +134,22 @@ def test_a_city_that_ran_shows_its_run_champion_decision_drift_and_links(
     assert row["links"]["dag"] == f"/dags/{BERLIN}"
     assert row["links"]["last_run"].startswith(f"/dags/{BERLIN}/runs/")
     assert row["links"]["mlflow_champion"] == f"{MLFLOW_UI}/#/models/{BERLIN}/versions/1"
+    assert row["links"]["required_actions"] is None
+    assert row["awaiting_approval"] is None
     assert fleet["mlflow_ui"] == MLFLOW_UI
+    # The gate's judged score of version 1 is the trend's first point; the run's promotion is last night's.
+    assert row["trend"]["metric"] == "rmse"
+    assert row["trend"]["points"] == [
+        {"version": "1", "holdout": row["champion"]["value"], "live": None, "decision": "promoted"}
+    ]
+    assert fleet["summary"] == {
+        "cities": 2,
+        "promoted": 1,
+        "kept": 0,
+        "failed": 0,
+        "drifting": 0,
+        "awaiting_approval": 0,
+    }
 
 
 def test_a_city_that_never_ran_says_it_has_no_champion_yet(fleet: dict[str, Any]) -> None:
@@ -156,7 +172,9 @@ def test_the_page_is_a_table_with_a_row_per_city(admin_api: Any, fleet: dict[str
     page = response.text
     assert f'data-dag-id="{BERLIN}"' in page
     assert f'data-dag-id="{LISBON}"' in page
-    assert '<td class="champion" data-version="1">v1</td>' in page
+    assert '<td class="champion" data-version="1" data-sort="1">v1</td>' in page
+    assert '<a class="city-link" href="/dags/fleet_view.berlin" target="_top">Berlin Mitte</a>' in page
+    assert '<li data-count="promoted"><span class="count">1</span>' in page
     assert 'data-decision="promoted"' in page
     assert 'data-status="skipped"' in page
     assert page.count('class="fleet-row') == len(fleet["rows"])

@@ -6,6 +6,8 @@
   same port and store).
 - :func:`sqlite_registry` is a client of a fresh SQLite registry holding a few empty registered models.
 - :func:`logged_decision` reads the gate's ``gate/decision.json`` of a version (its tags hold only a summary).
+- :func:`register_version` registers a version with its tags as the tasks write them.
+- :class:`CountingClient` wraps a real client and counts the calls made through it.
 """
 
 from __future__ import annotations
@@ -129,3 +131,30 @@ def logged_decision(client: Any, name: str, version: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="airflow-ml-test-decision-") as tmp:
         path = client.download_artifacts(run_id, DECISION_ARTIFACT, tmp)
         return dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def register_version(client: Any, name: str, folder: Path, tags: dict[str, Any]) -> str:
+    """A new version of ``name`` (registered first if need be) carrying ``tags``, a non-text value as JSON text."""
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(name)
+    source = folder / "models" / name
+    source.mkdir(parents=True, exist_ok=True)
+    text = {key: value if isinstance(value, str) else json.dumps(value) for key, value in tags.items()}
+    return str(client.create_model_version(name, str(source), tags=text).version)
+
+
+class CountingClient:
+    """A real ``MlflowClient`` that counts the registry calls made through it (``calls``: method name to count)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return method(*args, **kwargs)
+
+        return counted
