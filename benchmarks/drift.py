@@ -282,25 +282,13 @@ def _run_pvalues(world: Path) -> None:
         reading += time.perf_counter() - before_read
         newest = store.latest_rows(history)
         past = store.before(history, str(newest["snapshot_hash"].iloc[0]))
-        today = [{k: row[k] for k in keys} for row in _records(newest)]
+        columns = [newest[k].tolist() for k in keys]
+        today = [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)]
         for entry in calibrate(today, past, rules, season=str(newest["season"].iloc[0])):
             ps[f"{city}|{entry['column']}.{entry['statistic']}"] = entry["p_value"]
     done = time.perf_counter()
     (world / "pvalues-p.json").write_text(json.dumps(ps), encoding="utf-8")
     _report(started, imported, clock, done, parts={"read histories": reading, "calibrate": done - clock - reading})
-
-
-def _records(frame: Any) -> list[dict[str, Any]]:
-    return [
-        {**row, "reference_n": _int(row["reference_n"]), "current_n": _int(row["current_n"])}
-        for row in frame.to_dict("records")
-    ]
-
-
-def _int(value: Any) -> int | None:
-    import pandas as pd
-
-    return None if pd.isna(value) else int(value)  # pandas' <NA>: unknown
 
 
 #: ``drift_calibration``'s constants, restated: the reference shares no code with the project.
