@@ -279,21 +279,22 @@ def _grouped(history: Any) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray
     if history is None or len(history) == 0:
         return {}
     frame = history[history["value"].notna()]
-    groups = {}
-    for (column, statistic), rows in frame.groupby(["column", "statistic"], sort=False):
-        if "reference_n" in rows and "current_n" in rows:
-            n1 = rows["reference_n"].to_numpy(dtype=float, na_value=np.nan)
-            n2 = rows["current_n"].to_numpy(dtype=float, na_value=np.nan)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                sizes = np.where((n1 > 0) & (n2 > 0), n1 * n2 / (n1 + n2), np.nan)
-        else:
-            sizes = np.full(len(rows), np.nan)
-        groups[(str(column), str(statistic))] = (
-            rows["value"].to_numpy(dtype=float),
-            rows["season"].astype(object).to_numpy(),
-            sizes,
-        )
-    return groups
+    # Whole columns to numpy once, then sliced per group: iterating the groups of the frame copied every
+    # column of every group (90% of a 40-statistic city's calibration).
+    values = frame["value"].to_numpy(dtype=float)
+    seasons = frame["season"].astype(object).to_numpy()
+    if "reference_n" in frame and "current_n" in frame:
+        n1 = frame["reference_n"].to_numpy(dtype=float, na_value=np.nan)
+        n2 = frame["current_n"].to_numpy(dtype=float, na_value=np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sizes = np.where((n1 > 0) & (n2 > 0), n1 * n2 / (n1 + n2), np.nan)
+    else:
+        sizes = np.full(len(frame), np.nan)
+    positions = frame.groupby(["column", "statistic"], sort=False).indices  # each group's rows, in order
+    return {
+        (str(column), str(statistic)): (values[rows], seasons[rows], sizes[rows])
+        for (column, statistic), rows in positions.items()
+    }
 
 
 def adjust(p_values: Sequence[float]) -> np.ndarray:

@@ -71,3 +71,24 @@ def test_fleet_view_benchmark_runs_at_a_tiny_size() -> None:
     assert "registry: 3 cities x 2 versions" in done.stdout
     # Two registry calls per page, however many cities: one search of models, one of versions.
     assert "{'search_model_versions': 1, 'search_registered_models': 1}" in done.stdout
+
+
+def test_drift_benchmark_reviews_a_tiny_fleet_and_agrees_with_its_reference() -> None:
+    # The script stops unless the reference's p-values equal the cities' and its q-values the review's, so a
+    # run that prints its table compared two computations of the same tests.
+    done = run_benchmark("drift.py", *("--cities", "20", "--features", "5", "--days", "10", "--repeat", "2"))
+    lines = done.stdout.splitlines()
+    assert lines[0] == (
+        "drift review, 20 cities x 5 features (200 tests), 10 nights of history (min_history 8); "
+        "median of 2 fresh processes each"
+    )
+    assert lines[1].split() == ["review", "p-values", "reference", "review/ref", "(p+review)/ref"]
+    rows = {line[:24].strip(): line[24:].split() for line in lines[2:7]}
+    assert list(rows) == ["process (imports incl.)", "work after imports", "imports", "CPU (user+sys)", "peak RSS"]
+    for label in ("process (imports incl.)", "work after imports", "CPU (user+sys)"):
+        review, pvalues, reference = (float(x.rstrip("s")) for x in rows[label][:3])
+        assert min(review, pvalues, reference) > 0, label
+    assert "q-values agreed: 200 of 200 tests (largest relative difference" in done.stdout
+    for part in ("read latest/ (fleet_latest)", "adjustment (Benjamini-Yekutieli)", "records assembled and written"):
+        assert part in done.stdout
+    assert "repeat 2/2 done" in done.stderr
