@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 DISPLAY_SEPARATOR = " · "
 FLEET_TAG = "airflow-ml"  # every DAG the factory builds carries it (airflow_ml.factory.builder)
 CITY_TAG_PREFIX = "city:"  # and ``city:<city>``, which the fleet-wide rollback DAG lacks
+#: A city's scoring DAG (airflow_ml.factory.score_dags) carries both tags above too: it is no row of its own.
+SCORING_TAG = "scoring"
 #: ``model:<name>``: a city's registered model when the template's ``registry.name_pattern`` does not name it as
 #: its DAG (airflow_ml.factory.builder).
 MODEL_TAG_PREFIX = "model:"
@@ -90,6 +92,7 @@ def city_dags(session: Session, readable: Collection[str] | None = None) -> list
     from sqlalchemy import select
 
     fleet = select(DagTag.dag_id).where(DagTag.name == FLEET_TAG)
+    scoring = select(DagTag.dag_id).where(DagTag.name == SCORING_TAG)
     # A hybrid property: its SQL expression is the display name, else the DAG id (typed as a str for mypy).
     display = cast("ColumnElement[str]", DagModel.dag_display_name)
     query = (
@@ -98,6 +101,7 @@ def city_dags(session: Session, readable: Collection[str] | None = None) -> list
         .where(
             DagTag.name.startswith(CITY_TAG_PREFIX) | DagTag.name.startswith(MODEL_TAG_PREFIX),
             DagModel.dag_id.in_(fleet),
+            DagModel.dag_id.not_in(scoring),
             DagModel.is_stale.is_(False),
         )
         .order_by(DagModel.dag_id)

@@ -29,15 +29,27 @@ PLUGINS = REPO / "plugins"
 MLFLOW_UI = "http://mlflow.example:5000"
 JSON_URL, HTML_URL = "/airflow-ml/api/fleet", "/airflow-ml/fleet"
 JWT_SECRET = "airflow-ml-fleet-tests-" + "y" * 64
+#: Berlin's display name, and a scoring section: its scoring DAG carries the fleet's tags too.
+BERLIN_EXTRA = (
+    "display_name: Berlin Mitte\n"
+    "scoring:\n  source: '{data_root}/raw/to_score/{city}'\n  key_columns: [trip_id]\n"
+)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: Path) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("fleet_view")
-    with city_world(root, dags_dir, "berlin", template=TEMPLATE, extra="display_name: Berlin Mitte\n") as world:
+    with city_world(root, dags_dir, "berlin", template=TEMPLATE, extra=BERLIN_EXTRA) as world:
         # A second city of the same template that never runs: it has a DAG, and no model.
         (root / "cities" / "lisbon.yaml").write_text(
             f"city: lisbon\ntemplate: {TEMPLATE}\ndag:\n  retries: 0\n  schedule: null\n", encoding="utf-8"
+        )
+        # Berlin's scoring DAG, in the same dags folder: dag.test() writes it to the metadata database too. It
+        # carries the fleet's tags (airflow-ml, city:berlin) and must not become a row of its own.
+        (dags_dir / f"score_{root.name}.py").write_text(
+            "from airflow_ml.factory import register_score_dags\n"
+            f"register_score_dags(globals(), templates_root={str(root)!r})\n",
+            encoding="utf-8",
         )
         run = world["build"]().test()
         assert str(run.state) == "success", {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
@@ -177,7 +189,8 @@ def test_the_page_is_a_table_with_a_row_per_city(admin_api: Any, fleet: dict[str
     assert '<li data-count="promoted"><span class="count">1</span>' in page
     assert 'data-decision="promoted"' in page
     assert 'data-status="skipped"' in page
-    assert page.count('class="fleet-row') == len(fleet["rows"])
+    assert page.count('class="fleet-row') == len(fleet["rows"]) == 2  # berlin and lisbon; no scoring DAG
+    assert f"{BERLIN}.score" not in page
     assert f'<a class="mlflow-champion-link" href="{MLFLOW_UI}/#/models/{BERLIN}/versions/1"' in page
     assert f'<a class="dag-link" href="/dags/{BERLIN}" target="_top">' in page
     index = admin_api.get("/airflow-ml/", follow_redirects=False)
