@@ -27,7 +27,8 @@ _DPI = 90
 def log_charts(client: Any, run_id: str, folder: str, drawings: Mapping[str, Callable[[Path], None]]) -> list[str]:
     """Draw each ``{file name: draw(path)}`` and log them in one call under ``folder`` of the MLflow run.
 
-    A chart that cannot be drawn is left out with a warning: a picture never fails the task it illustrates.
+    A chart that cannot be drawn (any error: its data, matplotlib, the disk) is left out with a warning, and
+    so are all of them when MLflow refuses the files: a picture never fails the task it illustrates.
 
     Returns:
         The artifact paths logged (``folder/name``), in the order given.
@@ -37,12 +38,16 @@ def log_charts(client: Any, run_id: str, folder: str, drawings: Mapping[str, Cal
         for name, draw in drawings.items():
             try:
                 draw(Path(tmp, name))
-            except (ValueError, TypeError, KeyError, OverflowError) as exc:
+            except Exception as exc:  # noqa: BLE001 - one chart's failure leaves the others
                 log.warning("chart %s/%s was not drawn: %s: %s", folder, name, type(exc).__name__, exc)
                 continue
             logged.append(f"{folder}/{name}")
         if logged:
-            client.log_artifacts(run_id, tmp, folder)
+            try:
+                client.log_artifacts(run_id, tmp, folder)
+            except Exception as exc:  # noqa: BLE001 - the run goes on without its pictures
+                log.warning("charts %s were not logged to run %s: %s: %s", folder, run_id, type(exc).__name__, exc)
+                return []
     return logged
 
 

@@ -159,3 +159,21 @@ def test_an_approved_promotion_clears_the_demotion(shadow_world: dict[str, Any])
     assert final["decision"] == "promoted"
     assert _alias(world, CHAMPION) == better["version"]
     assert demotion(world.client, MODEL) is None
+
+
+def test_a_chart_that_fails_does_not_stop_the_promotion(
+    shadow_world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_ml.ml.charts import chart_drawing
+
+    def broken(*args: object, **kwargs: object) -> list[str]:
+        raise RuntimeError("no space left on device")
+
+    monkeypatch.setattr(chart_drawing, "log_charts", broken)
+    world, weak, better = shadow_world["world"], shadow_world["weak"], shadow_world["better"]
+    world.client.set_registered_model_alias(MODEL, CHAMPION, weak["version"])
+
+    record = _gate(shadow_world)
+
+    assert (record["decision"], record["charts"]) == ("promoted", None)
+    assert _alias(world, CHAMPION) == better["version"]
