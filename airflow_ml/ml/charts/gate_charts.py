@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_ml.ml.markdown_cells import md_cell
+
 #: Artifact folder of the gate's charts on the challenger's training run (beside ``gate/decision.json``).
 GATE_CHARTS_FOLDER = "gate/charts"
 GATE_SCORES_PNG = "scores.png"
@@ -132,15 +134,19 @@ def gate_slices(record: Mapping[str, Any], *, limit: int = MAX_SLICES) -> GateSl
 
 
 def slice_table(chart: GateSlicesChart, *, rows: int = 10) -> str:
-    """A short markdown table of the chart's first ``rows`` slices (the worst), for the approval screen."""
+    """A short markdown table of the chart's first ``rows`` slices (the worst), for the approval screen.
+
+    Each slice's name (a value of the holdout's data) and the metric are escaped: literal text in one cell.
+    """
+    metric = md_cell(chart.metric)
     lines = [
-        f"| slice | rows | challenger {chart.metric} | champion {chart.metric} | challenger worse by | |",
+        f"| slice | rows | challenger {metric} | champion {metric} | challenger worse by | |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for bar in chart.bars[:rows]:
         verdict = "**breached**" if bar.breached else ("judged" if bar.judged else "too few rows to judge")
         lines.append(
-            f"| `{bar.name}` | {bar.rows} | {_num(bar.challenger)} | {_num(bar.champion)} | "
+            f"| {md_cell(bar.name)} | {bar.rows} | {_num(bar.challenger)} | {_num(bar.champion)} | "
             f"{'-' if bar.regression is None else f'{bar.regression:+.1%}'} | {verdict} |"
         )
     more = len(chart.bars) - rows + chart.left_off
