@@ -32,7 +32,7 @@ def log_gate_charts(client: Any, run_id: str, record: Mapping[str, Any]) -> dict
     def log_them() -> dict[str, Any]:
         from airflow_ml.ml.charts import chart_drawing as draw
 
-        drawings: dict[str, Callable[[Path], None]] = {
+        drawings: dict[str, Callable[[Path], object]] = {
             gate.GATE_SCORES_PNG: lambda path: draw.draw_gate_scores(gate.gate_scores(record), path)
         }
         if record.get("slices"):
@@ -76,7 +76,7 @@ def log_holdout_charts(
         from airflow_ml.ml.charts import chart_drawing as draw
         from airflow_ml.ml.charts import holdout_charts as holdout
 
-        drawings: dict[str, Callable[[Path], None]]
+        drawings: dict[str, Callable[[Path], object]]
         if task == "binary":
             drawings = {holdout.ROC_PNG: lambda path: draw.draw_binary_fit(holdout.binary_fit(y_true, y_pred), path)}
         else:

@@ -152,9 +152,13 @@ def _bin_shares(values: np.ndarray, edges: np.ndarray) -> tuple[float, ...]:
 def _category_shares(
     reference: pd.Series, current: pd.Series, top: int
 ) -> tuple[tuple[str, ...], None, tuple[float, ...], tuple[float, ...]]:
-    """Shares of the ``top`` most frequent categories of both sides together, the rest as ``(other)``."""
-    ours = reference.dropna().astype(str).value_counts(normalize=True)
-    theirs = current.dropna().astype(str).value_counts(normalize=True)
+    """Shares of the ``top`` most frequent categories of both sides together, the rest as ``(other)``.
+
+    Categories are compared as ``drift.js_distance`` compares them (plain objects: ``1 == 1.0``, so an int
+    column that gained a null on one side keeps its categories); only the labels become text.
+    """
+    ours = reference.astype(object).dropna().value_counts(normalize=True)
+    theirs = current.astype(object).dropna().value_counts(normalize=True)
     together = ours.add(theirs, fill_value=0.0).sort_values(ascending=False, kind="mergesort")
     kept = list(together.index[:top])
     labels = [*kept, OTHER] if len(together) > top else kept
@@ -163,4 +167,11 @@ def _category_shares(
         values = [float(side.get(c, 0.0)) for c in kept]
         return (*values, max(0.0, 1.0 - sum(values))) if len(labels) > len(kept) else tuple(values)
 
-    return tuple(str(c) for c in labels), None, shares(ours), shares(theirs)
+    return tuple(_label(c) for c in labels), None, shares(ours), shares(theirs)
+
+
+def _label(category: Any) -> str:
+    """A category as text; an integral float (an int column with a null) as the integer: ``1.0`` -> ``1``."""
+    if isinstance(category, float | np.floating) and float(category).is_integer():
+        return str(int(category))
+    return str(category)
