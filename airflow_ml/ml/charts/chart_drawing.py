@@ -74,7 +74,8 @@ def draw_gate_scores(chart: GateScoresChart, path: Path) -> Any:
     gain = chart.improvement
     height = 0.55 * len(chart.points) + 1.3 + (1.5 if gain is not None else 0.0)
     rows, heights = (2, (len(chart.points) + 0.4, 1.0)) if gain is not None else (1, None)
-    figure, panels = _figure(8, height, rows=rows, left=_label_room([*labels, "improvement"], 10), heights=heights)
+    left = _label_room([*labels, "improvement"], 10)
+    figure, panels = _figure(8, height, rows=rows, left=left, heights=heights, gap=0.95)
     axes = panels[0] if gain is not None else panels
     for row, point in enumerate(reversed(chart.points)):
         color = _COLORS.get(point.role, NAIVE)
@@ -93,7 +94,7 @@ def draw_gate_scores(chart: GateScoresChart, path: Path) -> Any:
     axes.set_yticks(range(len(chart.points)), list(reversed(labels)))
     axes.set_ylim(-0.6, len(chart.points) - 0.4)
     axes.set_xlabel(chart.metric)
-    axes.set_title(chart.title, fontsize=10)
+    figure.suptitle(chart.title, fontsize=9)  # over the whole figure: the label room would clip it
     axes.grid(axis="x", alpha=0.3)
     if gain is not None:
         _draw_improvement(panels[1], gain)
@@ -110,7 +111,7 @@ def _draw_improvement(axes: Any, gain: Any) -> None:
     axes.axvline(0.0, color=NAIVE, linewidth=1)
     if gain.required is not None:
         axes.axvline(gain.required, color="#d62728", linestyle="--", linewidth=1, label=f"required {gain.required:.4g}")
-        axes.legend(loc="lower right", fontsize=7)
+        axes.legend(loc="best", fontsize=7)
     axes.annotate(
         _with_interval(gain.value, gain.interval),
         (gain.value, 0),
