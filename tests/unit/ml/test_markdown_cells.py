@@ -43,3 +43,10 @@ def test_line_breaks_become_spaces_and_long_values_are_cut() -> None:
     assert md_cell("a\r\nb\nc") == "a b c"
     assert md_cell("x" * 100) == "x" * 79 + "…"
     assert md_cell("x" * 100, limit=None) == "x" * 100
+
+
+def test_bare_urls_and_addresses_get_a_zero_width_space_where_gfm_would_start_a_link() -> None:
+    # Airflow's remark-gfm links bare URLs found in the parsed text, whatever was escaped: split them.
+    cell = md_cell("see HTTPS://evil.example, www.evil.example or ana@evil.example")
+
+    assert cell == "see HTTPS:\u200b//evil.example, www\u200b.evil.example or ana@\u200bevil.example"
