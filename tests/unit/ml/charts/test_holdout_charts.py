@@ -108,3 +108,20 @@ def test_the_scatter_sample_is_no_stride_through_zones_or_hours(rows: int) -> No
     assert set(zones.actual) == set(range(10))
     assert set(hours.actual) == set(range(24))
     assert regression_fit(zone, zone, metric="rmse") == zones  # seeded: the same rows every time
+
+
+def test_a_large_holdouts_curve_keeps_its_corners_and_at_most_2000_points() -> None:
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(3)
+    y = (rng.uniform(size=200_000) < 0.3).astype(float)
+    p = np.clip(y * 0.2 + rng.uniform(size=y.size), 0, 1)
+
+    fit = binary_fit(y, p)
+
+    assert len(fit.fpr) == len(fit.tpr) == len(fit.thresholds) <= holdout_charts.MAX_ROC_POINTS
+    assert (fit.fpr[0], fit.tpr[0], fit.fpr[-1], fit.tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert fit.auc == pytest.approx(score("auc", y, p))  # from every point, not the thinned ones
+    small = binary_fit(*[np.array([0, 0, 1, 1, 0, 1, 1, 0]), np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])])
+    corners = metrics.roc_curve([0, 0, 1, 1, 0, 1, 1, 0], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    np.testing.assert_allclose(small.fpr, corners[0])  # collinear points dropped, as scikit-learn drops them
+    np.testing.assert_allclose(small.tpr, corners[1])
