@@ -55,7 +55,11 @@ class FeatureDistribution:
 
 
 def drift_order(checks: Sequence[Mapping[str, Any]], flagged: Mapping[str, Any]) -> list[str]:
-    """The columns of ``checks`` (drift.json's), breached first (error, warn), then flagged, then by statistic."""
+    """The columns of ``checks`` (drift.json's), breached first (error, warn), then flagged, then the rest.
+
+    Within each group, the largest statistic relative to its warn threshold comes first: a PSI and a JS
+    distance are on different scales.
+    """
     worst: dict[str, tuple[int, float]] = {}
     for check in checks:
         column = str(check["column"])
@@ -63,10 +67,17 @@ def drift_order(checks: Sequence[Mapping[str, Any]], flagged: Mapping[str, Any])
         if rank == 3 and column in flagged:
             rank = 2
         value = check.get("value") if check.get("statistic") != "missing_rate_change" else None
-        score = -float(value) if value is not None and math.isfinite(float(value)) else 0.0
+        score = -_against_warn(value, check.get("warn"))
         before = worst.get(column, (3, 0.0))
         worst[column] = (min(before[0], rank), min(before[1], score))
     return sorted(worst, key=lambda c: (*worst[c], c))
+
+
+def _against_warn(value: Any, warn: Any) -> float:
+    """A statistic over its warn threshold (PSI and JS distance differ in scale); the value alone without one."""
+    if value is None or not math.isfinite(float(value)):
+        return 0.0
+    return float(value) / float(warn) if warn is not None and float(warn) > 0 else float(value)
 
 
 def drift_distributions(

@@ -135,3 +135,13 @@ def test_category_shares_reproduce_the_js_distance_when_an_int_column_gained_a_n
         return float(np.sum(a[a > 0] * np.log2(a[a > 0] / m[a > 0])))
 
     assert np.sqrt((kl(p) + kl(q)) / 2) == pytest.approx(js_distance(reference, current))
+
+
+def test_columns_of_different_statistics_rank_by_their_value_over_the_warn_threshold() -> None:
+    checks = [
+        {"column": "distance", "statistic": "psi", "value": 0.09, "warn": 0.1, "severity": "ok"},  # 0.9 of warn
+        {"column": "zone", "statistic": "js_distance", "value": 0.028, "warn": 0.03, "severity": "ok"},  # 0.93
+        {"column": "hour", "statistic": "psi", "value": 0.02, "warn": None, "severity": "ok"},  # no threshold
+    ]
+
+    assert drift_order(checks, flagged={}) == ["zone", "distance", "hour"]
