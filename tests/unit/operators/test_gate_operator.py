@@ -188,3 +188,21 @@ def test_a_refused_challenger_is_linked_described_and_loses_its_alias(
     run_url = f"http://airflow.example.com/dags/{MODEL}/runs/manual__2026-03-06T00%3A00%3A00%2B00%3A00"
     assert record["airflow_run_url"] == run_url
     assert f"run `{RUN_ID}` of DAG `{MODEL}`: [open in Airflow]({run_url})" in version.description
+
+
+def test_a_chart_that_fails_does_not_stop_the_promotion(
+    shadow_world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_ml.ml.charts import chart_drawing
+
+    def broken(*args: object, **kwargs: object) -> list[str]:
+        raise RuntimeError("no space left on device")
+
+    monkeypatch.setattr(chart_drawing, "log_charts", broken)
+    world, weak, better = shadow_world["world"], shadow_world["weak"], shadow_world["better"]
+    world.client.set_registered_model_alias(MODEL, CHAMPION, weak["version"])
+
+    record = _gate(shadow_world)
+
+    assert (record["decision"], record["charts"]) == ("promoted", None)
+    assert _alias(world, CHAMPION) == better["version"]

@@ -123,6 +123,23 @@ def test_a_binary_run_logs_its_roc_and_calibration_on_the_holdout(
     assert logged.file_size > 5000
 
 
+def test_a_chart_that_fails_leaves_the_training_run_finished_with_its_model(
+    client: MlflowClient, trips: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_ml.ml.charts import holdout_charts
+
+    def numpy_1(*args: object) -> None:
+        raise AttributeError("module 'numpy' has no attribute 'trapezoid'")
+
+    monkeypatch.setattr(holdout_charts, "binary_fit", numpy_1)
+
+    result = train_and_log(client, snapshot(trips, tmp_path, "run1"), binary(), SPLIT, experiment="lisbon-late")
+
+    assert result["charts"] == []
+    assert client.get_run(result["run_id"]).info.status == "FINISHED"
+    assert "model/MLmodel" in {f.path for f in client.list_artifacts(result["run_id"], "model")}
+
+
 def test_more_threads_than_cores_are_clamped_logged_and_recorded(
     client: MlflowClient, trips: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
