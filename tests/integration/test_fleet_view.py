@@ -31,8 +31,7 @@ JSON_URL, HTML_URL = "/airflow-ml/api/fleet", "/airflow-ml/fleet"
 JWT_SECRET = "airflow-ml-fleet-tests-" + "y" * 64
 #: Berlin's display name, and a scoring section: its scoring DAG carries the fleet's tags too.
 BERLIN_EXTRA = (
-    "display_name: Berlin Mitte\n"
-    "scoring:\n  source: '{data_root}/raw/to_score/{city}'\n  key_columns: [trip_id]\n"
+    "display_name: Berlin Mitte\nscoring:\n  source: '{data_root}/raw/to_score/{city}'\n  key_columns: [trip_id]\n"
 )
 
 
