@@ -61,10 +61,17 @@ def suite_fleet_command(args: argparse.Namespace) -> int:
     if errors:
         print(f"{_PREFIX}: {len(errors)} city file(s) do not load and are left out: airflow-ml lint {root}")
     named = [c.suite for c in cities if c.suite is not None]  # a city checked by a GX context alone names none
-    suite_name = Counter(named).most_common(1)[0][0] if named else args.template
+    suite_name = Counter(named).most_common(1)[0][0] if named else None
     for other in [c for c in cities if c.suite != suite_name]:
-        print(f"{_PREFIX}: {other.city} names suite {other.suite!r}, not {suite_name!r}: left out")
+        shown = f"names suite {other.suite!r}" if other.suite else "is checked by its GX context alone"
+        print(f"{_PREFIX}: {other.city} {shown}, not suite {suite_name!r}: left out")
     cities = [c for c in cities if c.suite == suite_name]
+    if suite_name is None:  # every city is checked by a GX context alone: infer the suite the template may add
+        suite_name = args.template
+        print(
+            f"{_PREFIX}: no city of {args.template!r} names a suite (each is checked by its GX context alone); "
+            f"the suite is inferred from all of them: add 'suite: <its name>' to the template to run it too"
+        )
     output = Path(args.output) if args.output else Path("expectations") / f"{suite_name}.json"
     if output.suffix != ".json":
         print(f"{_PREFIX}: {output} must end in .json (the shared suite is GX JSON)", file=sys.stderr)

@@ -21,6 +21,7 @@ from airflow_ml.exceptions import ConfigError, Problem
 
 if TYPE_CHECKING:
     from airflow_ml.templates.describe import Origin
+    from airflow_ml.templates.gx_context_files import GxChecks
     from airflow_ml.templates.models import CityConfig
     from airflow_ml.templates.yaml_lines import Path_
 
@@ -30,6 +31,7 @@ _AT_LINE = re.compile(r"(?P<file>.+?):(?P<line>\d+): (?P<message>.*)", re.DOTALL
 _AT_ITEM = re.compile(r"(?P<file>.+?) (?P<message>expectations\[\d+\]: .*)", re.DOTALL)
 #: An expectation's ``meta.source`` that names its line: ``<file>:<line>``.
 _SOURCE_LINE = re.compile(r"(?P<file>.+):(?P<line>\d+)")
+_SOURCE_ITEM = re.compile(r"(?P<file>.+) expectations\[\d+\]")
 
 
 class _Findings:
@@ -129,41 +131,49 @@ def _lint_suite(
     config: CityConfig, origin: Origin, expectations: Path, findings: _Findings, checked: set[Path]
 ) -> None:
     """The problems of a city's suite (its files and overrides) and GX context, then the null-target warning."""
+    from airflow_ml.templates.gx_context_files import with_gx_checks
     from airflow_ml.templates.suite_files import load_suite, suite_file, target_null_warning, weak_target_check_source
     from airflow_ml.validation.suite_check import check_suite
 
-    if config.gx_context is not None:
-        _lint_gx_context(config, expectations.parent, findings)
-    if config.suite is None:
+    gx_checks = _lint_gx_context(config, expectations.parent, findings) if config.gx_context is not None else None
+    suite, base = None, None
+    if config.suite is not None:
+        source = origin.get(("expectations",))
+        lines: dict[Path_, int] = {k: v[1] for k, v in origin.items() if k[:1] == ("expectations",) and len(k) == 2}
+        try:
+            base = suite_file(expectations, config.suite)
+            sibling = suite_file(expectations, f"{config.suite}.{config.city}", required=False)
+            checked.update(path for path in (base, sibling) if path is not None)
+            suite = load_suite(
+                expectations,
+                config.suite,
+                city=config.city,
+                overrides=config.expectations,
+                overrides_source=str(source[0]) if source else "the city file",
+                overrides_lines=lines,
+            )
+        except ConfigError as exc:
+            findings.add(exc)
+            return
+        for text in check_suite(suite, known_columns=config.dataset.known_columns):
+            findings.problems.setdefault(_suite_problem(text, expectations / config.suite), []).append(config.city)
+    if suite is None and gx_checks is None:
         return
-    source = origin.get(("expectations",))
-    lines: dict[Path_, int] = {k: v[1] for k, v in origin.items() if k[:1] == ("expectations",) and len(k) == 2}
-    try:
-        base = suite_file(expectations, config.suite)
-        sibling = suite_file(expectations, f"{config.suite}.{config.city}", required=False)
-        checked.update(path for path in (base, sibling) if path is not None)
-        suite = load_suite(
-            expectations,
-            config.suite,
-            city=config.city,
-            overrides=config.expectations,
-            overrides_source=str(source[0]) if source else "the city file",
-            overrides_lines=lines,
-        )
-    except ConfigError as exc:
-        findings.add(exc)
-        return
-    for text in check_suite(suite, known_columns=config.dataset.known_columns):
-        findings.problems.setdefault(_suite_problem(text, expectations / config.suite), []).append(config.city)
-    # After GX's checks: a 'mostly' GX refuses is its problem above; the warning compares numbers only.
-    null_target = target_null_warning(suite, config.dataset.target, filtered=config.dataset.target_nulls_filtered)
+    # After GX's checks: a 'mostly' GX refuses is its problem above; the warning compares numbers only. The run
+    # validates with the project's suite and the GX context's checks together: either may keep nulls out.
+    combined = with_gx_checks(suite, gx_checks)
+    null_target = target_null_warning(combined, config.dataset.target, filtered=config.dataset.target_nulls_filtered)
     if null_target:
-        file, line = _source_place(weak_target_check_source(suite, config.dataset.target), base)
+        file, line = _source_place(weak_target_check_source(combined, config.dataset.target), base)
         findings.warnings.setdefault(Problem(null_target, line=line, col=1, file=file), []).append(config.city)
 
 
-def _lint_gx_context(config: CityConfig, project: Path, findings: _Findings) -> None:
-    """The problems of the city's ``gx_context``: the context, checkpoint or suite it names, then GX's checks."""
+def _lint_gx_context(config: CityConfig, project: Path, findings: _Findings) -> GxChecks | None:
+    """The problems of the city's ``gx_context``: the context, checkpoint or suite it names, then GX's checks.
+
+    Returns:
+        The context's checks, or None when the context cannot be read (its problem is in ``findings``).
+    """
     from airflow_ml.templates.gx_context_files import load_gx_checks
     from airflow_ml.validation.suite_check import check_suite
 
@@ -173,9 +183,10 @@ def _lint_gx_context(config: CityConfig, project: Path, findings: _Findings) -> 
         checks = load_gx_checks(project, spec.path, checkpoint=spec.checkpoint, suite=spec.suite)
     except ConfigError as exc:
         findings.add(exc)
-        return
+        return None
     for text in check_suite(checks.suite, known_columns=config.dataset.known_columns):
         findings.problems.setdefault(_suite_problem(text, project / spec.path), []).append(config.city)
+    return checks
 
 
 def _layer_errors(root: Path) -> list[ConfigError]:
@@ -250,6 +261,9 @@ def _source_place(source: str | None, suite: Path | None) -> tuple[str, int]:
     match = _SOURCE_LINE.fullmatch(source or "")
     if match is not None:
         return match.group("file"), int(match.group("line"))
+    item = _SOURCE_ITEM.fullmatch(source or "")  # a JSON file without lines (a GX context's): "<file> expectations[i]"
+    if item is not None or suite is None:
+        return (item.group("file") if item else str(source)), 1
     return str(suite), 1
 
 

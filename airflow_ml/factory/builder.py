@@ -21,6 +21,7 @@ from airflow_ml.factory.checked_dag import CheckedConfDAG
 from airflow_ml.factory.dag_defaults import default_args
 from airflow_ml.factory.dag_doc import retrain_doc
 from airflow_ml.factory.dag_schedule import retrain_schedule
+from airflow_ml.factory.display_names import retrain_display_name
 from airflow_ml.factory.params import attach_trigger_form, trigger_params
 from airflow_ml.factory.tasks import task_settings
 from airflow_ml.operators.approval_operator import PromotionApprovalOperator
@@ -37,6 +38,14 @@ from airflow_ml.templates.models import ModelConfig
 _START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
+def model_tag(config: ModelConfig) -> list[str]:
+    """``model:<name>`` when ``registry.name_pattern`` names the registered model otherwise than the DAG.
+
+    The fleet view (:mod:`airflow_ml.fleet.metadata`) reads it: it knows the DAGs, not the templates.
+    """
+    return [] if config.model_name == config.dag_id else [f"model:{config.model_name}"]
+
+
 def build_dag(config: ModelConfig, *, expectations_dir: str | Path, origin: Origin | None = None) -> CheckedConfDAG:
     """Build the retraining DAG of one city, or of a fallback parent (trained on the union of its members' data).
 
@@ -47,13 +56,14 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path, origin: Orig
     spec = config.dag
     with CheckedConfDAG(
         dag_id=config.dag_id,
+        dag_display_name=retrain_display_name(config),
         description=f"Retrain {config.title}'s {config.template} model",
         schedule=retrain_schedule(config),
         start_date=_START,
         catchup=False,
         max_active_runs=1,
         dagrun_timeout=dt.timedelta(minutes=spec.run_timeout_minutes) if spec.run_timeout_minutes else None,
-        tags=sorted({"airflow-ml", config.template, f"city:{config.city}", *spec.tags}),
+        tags=sorted({"airflow-ml", config.template, f"city:{config.city}", *model_tag(config), *spec.tags}),
         default_args=default_args(config),
         doc_md=retrain_doc(config),
     ) as dag:

@@ -14,6 +14,7 @@ from typing import Any
 from airflow.sdk import DAG
 
 from airflow_ml.factory.dag_defaults import default_args
+from airflow_ml.factory.display_names import drift_review_display_name
 from airflow_ml.factory.template_dags import register_template_dags
 from airflow_ml.ml.steps.step_settings import DriftReviewSettings
 from airflow_ml.operators.drift_review_operator import DriftReviewOperator
@@ -54,6 +55,7 @@ def build_drift_review_dag(template: str, configs: list[CityConfig]) -> DAG:
     args.pop("on_failure_callback", None)  # a city's recipients never hear of the fleet's task
     with DAG(
         dag_id=drift_review_dag_id(template),
+        dag_display_name=drift_review_display_name(template),
         description=f"Adjust the drift p-values of {template}'s cities together (airflow-ml)",
         schedule=DRIFT_REVIEW_SCHEDULE,
         start_date=_START,

@@ -12,6 +12,7 @@ from pathlib import Path
 from airflow.sdk import Param
 
 from airflow_ml.factory.checked_dag import CheckedConfDAG
+from airflow_ml.factory.display_names import RETENTION_DISPLAY_NAME
 from airflow_ml.factory.params import SCHEMA_DIALECT
 from airflow_ml.operators.prune_operator import PruneSnapshotsOperator
 from airflow_ml.templates.base import NAME_PATTERN
@@ -34,6 +35,7 @@ def build_retention_dag(
     """
     with CheckedConfDAG(
         dag_id=dag_id,
+        dag_display_name=RETENTION_DISPLAY_NAME,
         description="Prune the snapshots that no registered model version needs (airflow-ml retention)",
         schedule=schedule,
         start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),

@@ -14,6 +14,7 @@ from typing import Any
 from airflow.sdk import DAG
 
 from airflow_ml.factory.dag_defaults import default_args
+from airflow_ml.factory.display_names import monitor_display_name
 from airflow_ml.factory.template_dags import register_template_dags
 from airflow_ml.ml.steps.step_settings import MonitorSettings, ShadowSettings, SupervisorSettings
 from airflow_ml.operators.champion_assets import champion_alias
@@ -93,6 +94,7 @@ def build_monitor_dag(template: str, configs: list[CityConfig]) -> DAG:
         args.pop("on_failure_callback", None)
     with DAG(
         dag_id=monitor_dag_id(template),
+        dag_display_name=monitor_display_name(template),
         description=f"Watch the live error of {template}'s champions and let the supervisor act (airflow-ml)",
         schedule=_schedule(first),
         start_date=_START,

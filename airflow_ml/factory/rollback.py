@@ -7,6 +7,7 @@ import datetime as dt
 from airflow.sdk import Param
 
 from airflow_ml.factory.checked_dag import CheckedConfDAG
+from airflow_ml.factory.display_names import ROLLBACK_DISPLAY_NAME
 from airflow_ml.factory.params import SCHEMA_DIALECT
 from airflow_ml.operators.overrides import NO_CONTROL_PATTERN, REASON_MAX_LENGTH
 from airflow_ml.operators.rollback_operator import RollbackChampionOperator
@@ -25,6 +26,7 @@ def build_rollback_dag(dag_id: str = ROLLBACK_DAG_ID) -> CheckedConfDAG:
     """
     with CheckedConfDAG(
         dag_id=dag_id,
+        dag_display_name=ROLLBACK_DISPLAY_NAME,
         description="Roll a city's champion back to its previous champion (airflow-ml)",
         schedule=None,
         start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),

@@ -19,6 +19,7 @@ from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, get_pars
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.factory.dag_defaults import default_args
 from airflow_ml.factory.dag_schedule import data_asset
+from airflow_ml.factory.display_names import score_display_name
 from airflow_ml.factory.sharding import Shard
 from airflow_ml.ml.steps.step_settings import ScoringSettings
 from airflow_ml.operators.resolve_operator import ResolveModelOperator
@@ -110,6 +111,7 @@ def build_score_dag(config: CityConfig) -> DAG:
     settings = scoring_settings(config).to_dict()
     with DAG(
         dag_id=score_dag_id(config),
+        dag_display_name=score_display_name(config),
         description=f"Score {config.title}'s rows with its {config.template} champion",
         schedule=score_schedule(config),
         start_date=_START,

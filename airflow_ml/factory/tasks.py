@@ -14,6 +14,7 @@ from airflow_ml.ml.gate.rules import GateRules
 from airflow_ml.ml.steps.step_settings import (
     DriftSettings,
     GateSettings,
+    GxContextSettings,
     HealthSettings,
     SnapshotSettings,
     SplitSettings,
@@ -71,9 +72,7 @@ def task_settings(config: ModelConfig, *, expectations_dir: str | Path, origin: 
             expectations=list(config.expectations),
             known_columns=sorted(dataset.known_columns),
             experiment=config.model_name,
-            gx_context=config.gx_context.model_dump() if config.gx_context else None,
-            # The project folder: the one holding expectations/ (gx_context.path is relative to it).
-            project_root=str(Path(expectations_dir).parent),
+            gx_context=_gx_context_settings(config, expectations_dir),
         ),
         drift=DriftSettings(
             model_name=config.model_name,
@@ -122,6 +121,7 @@ def task_settings(config: ModelConfig, *, expectations_dir: str | Path, origin: 
             parent_model=config.parent_model_name,
             template=config.template,
             not_cities=(GLOBAL_PARENT,),
+            name_pattern=config.registry.name_pattern,
         ),
         health=HealthSettings(
             model_name=config.model_name,
@@ -132,3 +132,12 @@ def task_settings(config: ModelConfig, *, expectations_dir: str | Path, origin: 
             max_quantile_shift=health.max_quantile_shift,
         ),
     )
+
+
+def _gx_context_settings(config: ModelConfig, expectations_dir: str | Path) -> GxContextSettings | None:
+    """The city's ``gx_context``, its path relative to the project folder (the one holding expectations/)."""
+    spec = config.gx_context
+    if spec is None:
+        return None
+    root = str(Path(expectations_dir).parent)
+    return GxContextSettings(path=spec.path, project_root=root, checkpoint=spec.checkpoint, suite=spec.suite)

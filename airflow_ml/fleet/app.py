@@ -23,6 +23,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from airflow_ml.fleet import html
 from airflow_ml.fleet.model_states import ModelState, read_models
 from airflow_ml.fleet.rows import build_rows
+from airflow_ml.fleet.summary import summarize
+from airflow_ml.fleet.trends import Trend, complete_versions, list_versions, trends_of
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
@@ -75,7 +77,9 @@ def create_app(*, mlflow_conn_id: str = DEFAULT_MLFLOW_CONN_ID) -> FastAPI:
 
             return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)), status_code=307)
         fleet = collect_fleet(user, mlflow_conn_id=mlflow_conn_id)
-        page = html.render(fleet["rows"], generated_at=fleet["generated_at"], user=user.get_name())
+        page = html.render(
+            fleet["rows"], generated_at=fleet["generated_at"], user=user.get_name(), summary=fleet["summary"]
+        )
         return HTMLResponse(page)
 
     @app.get("/", include_in_schema=False)
@@ -89,13 +93,14 @@ def collect_fleet(user: BaseUser, *, mlflow_conn_id: str = DEFAULT_MLFLOW_CONN_I
     """Everything the fleet view shows to ``user``: the metadata database's facts, then the registry's.
 
     Returns:
-        ``generated_at`` (ISO time), ``mlflow_ui`` (the MLflow UI's base URL or None) and ``rows`` (see
-        :func:`airflow_ml.fleet.rows.build_rows`).
+        ``generated_at`` (ISO time), ``mlflow_ui`` (the MLflow UI's base URL or None), ``rows`` (see
+        :func:`airflow_ml.fleet.rows.build_rows`) and ``summary`` (the counts of
+        :func:`airflow_ml.fleet.summary.summarize`).
     """
     from airflow.api_fastapi.app import API_ROOT_PATH, get_auth_manager
     from airflow.utils.session import create_session
 
-    from airflow_ml.fleet.metadata import city_dags, drift_verdicts, last_runs
+    from airflow_ml.fleet.metadata import city_dags, drift_verdicts, last_runs, pending_approvals
 
     with create_session() as session:
         readable = get_auth_manager().get_authorized_dag_ids(user=user, method="GET", session=session)
@@ -103,28 +108,40 @@ def collect_fleet(user: BaseUser, *, mlflow_conn_id: str = DEFAULT_MLFLOW_CONN_I
         dag_ids = [dag.dag_id for dag in dags]
         runs = last_runs(session, dag_ids)
         drifts = drift_verdicts(session, dag_ids)
+        approvals = pending_approvals(session, dag_ids)
     # The registry is read after the database session is closed: a slow store holds no connection.
-    models, mlflow_ui = _registry(dag_ids, mlflow_conn_id)
+    models, trends, mlflow_ui = _registry([dag.model_name for dag in dags], mlflow_conn_id)
+    now = dt.datetime.now(dt.UTC)
+    rows = build_rows(
+        dags, runs, drifts, models, trends=trends, approvals=approvals, ui_root=API_ROOT_PATH, mlflow_ui=mlflow_ui
+    )
     return {
-        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "generated_at": now.isoformat(timespec="seconds"),
         "mlflow_ui": mlflow_ui,
-        "rows": build_rows(dags, runs, drifts, models, ui_root=API_ROOT_PATH, mlflow_ui=mlflow_ui),
+        "rows": rows,
+        "summary": summarize(rows, now=now),
     }
 
 
-def _registry(model_names: list[str], conn_id: str) -> tuple[dict[str, ModelState], str | None]:
-    """The registry state of each model and the MLflow UI's base URL; a connection problem goes on every row."""
+def _registry(model_names: list[str], conn_id: str) -> tuple[dict[str, ModelState], dict[str, Trend], str | None]:
+    """The registry state and trend of each model and the MLflow UI's base URL; a connection problem goes on
+    every row."""
     from airflow_ml.fleet.model_states import short_error
     from airflow_ml.hooks.mlflow import MlflowHook
     from airflow_ml.links.mlflow_links import ui_base
 
     if not model_names:
-        return {}, None
+        return {}, {}, None
     try:
         hook = MlflowHook(mlflow_conn_id=conn_id)
         client = hook.get_conn()
         base = ui_base(hook.tracking_uri)
     except Exception as exc:  # noqa: BLE001 - a missing or broken connection is shown, not raised
         error = f"registry unreachable: connection {conn_id!r}: {short_error(exc)}"
-        return {name: ModelState(name, error=error) for name in model_names}, None
-    return read_models(client, model_names), base
+        return {name: ModelState(name, error=error) for name in model_names}, {}, None
+    # One version search per template serves both the trends and the models' kept champions and last decisions.
+    versions, errors = list_versions(client, model_names)
+    models = read_models(client, model_names, versions=versions)
+    # A registered model none of whose versions was among its template's newest: far behind the others.
+    complete_versions(client, versions, [n for n, m in models.items() if m.registered and n not in versions])
+    return models, trends_of(model_names, versions, errors), base

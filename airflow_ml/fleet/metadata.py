@@ -10,16 +10,26 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow_ml.ml.steps.xcom_payloads import DRIFT_VERDICT_KEY  # pushed by the drift task, failed checks included
 
 if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement
     from sqlalchemy.orm import Session
 
+#: Between a display name's parts: airflow_ml.factory.display_names.SEPARATOR (importing the factory would load
+#: every operator in each Airflow process that loads plugins).
+DISPLAY_SEPARATOR = " · "
 FLEET_TAG = "airflow-ml"  # every DAG the factory builds carries it (airflow_ml.factory.builder)
 CITY_TAG_PREFIX = "city:"  # and ``city:<city>``, which the fleet-wide rollback DAG lacks
+#: A city's scoring DAG (airflow_ml.factory.score_dags) carries both tags above too: it is no row of its own.
+SCORING_TAG = "scoring"
+#: ``model:<name>``: a city's registered model when the template's ``registry.name_pattern`` does not name it as
+#: its DAG (airflow_ml.factory.builder).
+MODEL_TAG_PREFIX = "model:"
 DRIFT_TASK = "drift"
+APPROVAL_TASK = "approve"  # airflow_ml.factory.builder: defers while it waits for a person
 
 
 @dataclass(frozen=True)
@@ -29,6 +39,22 @@ class CityDag:
     dag_id: str
     city: str
     paused: bool = False
+    #: The DAG's ``dag_display_name`` (the city's ``display_name`` first), or None when it has none.
+    display_name: str | None = None
+    #: The registered model, when the template's ``registry.name_pattern`` names it otherwise than the DAG.
+    model: str | None = None
+
+    @property
+    def model_name(self) -> str:
+        """The city's registered model: its ``model:`` tag, else the DAG id (``<template>.<city>``)."""
+        return self.model or self.dag_id
+
+    @property
+    def title(self) -> str:
+        """What heads the city's row: its display name's city part (``São Paulo``), else the city id."""
+        if not self.display_name or self.display_name == self.dag_id:
+            return self.city
+        return self.display_name.removesuffix(f"{DISPLAY_SEPARATOR}{self.template}") or self.city
 
     @property
     def template(self) -> str:
@@ -66,18 +92,37 @@ def city_dags(session: Session, readable: Collection[str] | None = None) -> list
     from sqlalchemy import select
 
     fleet = select(DagTag.dag_id).where(DagTag.name == FLEET_TAG)
+    scoring = select(DagTag.dag_id).where(DagTag.name == SCORING_TAG)
+    # A hybrid property: its SQL expression is the display name, else the DAG id (typed as a str for mypy).
+    display = cast("ColumnElement[str]", DagModel.dag_display_name)
     query = (
-        select(DagModel.dag_id, DagTag.name, DagModel.is_paused)
+        select(DagModel.dag_id, DagTag.name, DagModel.is_paused, display)
         .join(DagTag, DagTag.dag_id == DagModel.dag_id)
-        .where(DagTag.name.startswith(CITY_TAG_PREFIX), DagModel.dag_id.in_(fleet), DagModel.is_stale.is_(False))
+        .where(
+            DagTag.name.startswith(CITY_TAG_PREFIX) | DagTag.name.startswith(MODEL_TAG_PREFIX),
+            DagModel.dag_id.in_(fleet),
+            DagModel.dag_id.not_in(scoring),
+            DagModel.is_stale.is_(False),
+        )
         .order_by(DagModel.dag_id)
     )
     if readable is not None:
         query = query.where(DagModel.dag_id.in_(list(readable)))
-    dags: dict[str, CityDag] = {}
-    for dag_id, tag, paused in session.execute(query):
-        dags.setdefault(dag_id, CityDag(dag_id, tag.removeprefix(CITY_TAG_PREFIX), bool(paused)))
-    return list(dags.values())
+    cities: dict[str, str] = {}
+    models: dict[str, str] = {}
+    paused_ids: set[str] = set()
+    shown: dict[str, str | None] = {}
+    for dag_id, tag, paused, display_name in session.execute(query):
+        if tag.startswith(MODEL_TAG_PREFIX):
+            models[dag_id] = tag.removeprefix(MODEL_TAG_PREFIX)
+        else:
+            cities.setdefault(dag_id, tag.removeprefix(CITY_TAG_PREFIX))
+        if paused:
+            paused_ids.add(dag_id)
+        shown[dag_id] = display_name
+    return [
+        CityDag(d, city, d in paused_ids, display_name=shown.get(d), model=models.get(d)) for d, city in cities.items()
+    ]
 
 
 def last_runs(session: Session, dag_ids: Collection[str]) -> dict[str, LastRun]:
@@ -114,6 +159,27 @@ def last_runs(session: Session, dag_ids: Collection[str]) -> dict[str, LastRun]:
         )
         for row in rows
     }
+
+
+def pending_approvals(session: Session, dag_ids: Collection[str]) -> dict[str, str]:
+    """The run of each DAG whose ``approve`` task waits for a person (deferred), the newest when several do."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import and_, select
+
+    if not dag_ids:
+        return {}
+    query = (
+        select(TaskInstance.dag_id, TaskInstance.run_id)
+        .join(DagRun, and_(DagRun.dag_id == TaskInstance.dag_id, DagRun.run_id == TaskInstance.run_id))
+        .where(
+            TaskInstance.dag_id.in_(list(dag_ids)),
+            TaskInstance.task_id == APPROVAL_TASK,
+            TaskInstance.state == "deferred",
+        )
+        .order_by(DagRun.run_after)
+    )
+    return {dag_id: run_id for dag_id, run_id in session.execute(query)}  # the newest run wins
 
 
 def drift_verdicts(session: Session, dag_ids: Collection[str]) -> dict[str, DriftVerdict]:

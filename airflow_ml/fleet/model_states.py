@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -45,7 +45,8 @@ class ModelState:
         decision: The last gate decision (``gate.decision`` of the newest decided version).
         reason: That decision's one-line reason (``gate.reason``).
         decision_version: The version that decision was about.
-        decision_run_id: The Airflow run that decided (``gate.airflow_run_id``).
+        decision_run_id: The Airflow run that decided: a version's older ``gate.airflow_run_id`` tag, else the run
+            that registered it (``airflow.run_id``; the gate and the approval act in that run).
         error: What went wrong while reading this model, or None.
         naive_baseline: That decision's naive baseline (``gate.naive_baseline``: statistic, score, skill...).
         champion_gone: Without a champion, what became of the one it had (deleted, or its alias removed), from
@@ -72,12 +73,17 @@ class ModelState:
     disabled: dict[str, str] | None = None
 
 
-def read_models(client: MlflowClient, names: Iterable[str]) -> dict[str, ModelState]:
+def read_models(
+    client: MlflowClient, names: Iterable[str], *, versions: Mapping[str, Sequence[Any]] | None = None
+) -> dict[str, ModelState]:
     """Read the registry state of every model in ``names``; never raises.
 
     Args:
         client: The MLflow client of the fleet's connection.
         names: Registered model names, ``<template>.<city>``.
+        versions: Every version of each model, when the caller has read them already
+            (:func:`airflow_ml.fleet.trends.list_versions`, the newest ones): a kept champion and the last
+            decision are then found among them, with no call per model; one older than them is looked up.
 
     Returns:
         One :class:`ModelState` per name; a model the registry lacks has ``registered=False``. A failure
@@ -99,7 +105,8 @@ def read_models(client: MlflowClient, names: Iterable[str]) -> dict[str, ModelSt
         # Most models need no further call; those that do (a kept champion, an undecided latest version)
         # are looked up side by side, so a remote registry's latency is not paid once per city.
         with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="fleet-registry") as pool:
-            states.update(zip(found, pool.map(lambda model: _state(client, model), found.values()), strict=True))
+            looked_up = pool.map(lambda model: _state(client, model, (versions or {}).get(model.name)), found.values())
+            states.update(zip(found, looked_up, strict=True))
     return states
 
 
@@ -119,10 +126,11 @@ def _search(client: MlflowClient, prefix: str, wanted: set[str]) -> dict[str, An
             return found
 
 
-def _state(client: MlflowClient, model: Any) -> ModelState:
+def _state(client: MlflowClient, model: Any, known: Sequence[Any] | None = None) -> ModelState:
     name = model.name
     try:
         latest = max(model.latest_versions or [], key=lambda v: int(v.version), default=None)
+        by_number = {str(v.version): v for v in known or ()}
         champion_version = (model.aliases or {}).get(CHAMPION)
         champion = None
         if champion_version is not None:
@@ -130,10 +138,13 @@ def _state(client: MlflowClient, model: Any) -> ModelState:
             if latest is not None and str(latest.version) == champion_version:
                 champion = latest
             else:
-                champion = client.get_model_version(name, champion_version)
+                champion = by_number.get(champion_version) or client.get_model_version(name, champion_version)
         decided = latest if latest is not None and _tags(latest).get("gate.decision") else None
         if decided is None and latest is not None:
-            decided = _last_decided(client, name)
+            newest_first = sorted(by_number.values(), key=lambda v: int(v.version), reverse=True)
+            # The versions read hold only the newest few: a decision older than them costs its own search.
+            found = next((v for v in newest_first if _tags(v).get("gate.decision")), None)
+            decided = found or _last_decided(client, name)
     except Exception as exc:  # noqa: BLE001 - one broken model must not break the fleet
         return ModelState(name, registered=True, error=f"registry error on {name}: {short_error(exc)}")
     champion_tags = _tags(champion) if champion is not None else {}
@@ -143,16 +154,26 @@ def _state(client: MlflowClient, model: Any) -> ModelState:
         registered=True,
         champion_version=champion_version,
         metric=champion_tags.get("gate.metric") or None,
-        score=_number(champion_tags.get("gate.challenger_score")),
+        score=tag_number(champion_tags.get("gate.challenger_score")),
         decision=decided_tags.get("gate.decision") or None,
         reason=decided_tags.get("gate.reason") or None,
         decision_version=str(decided.version) if decided is not None else None,
-        decision_run_id=decided_tags.get("gate.airflow_run_id") or None,
+        decision_run_id=_decision_run(decided_tags),
         naive_baseline=_json_object(decided_tags.get("gate.naive_baseline")),
         champion_gone=None if champion_version is not None else _champion_gone(model),
         live=_live(champion_tags, champion_tags.get("gate.metric")),
         disabled=_disabled(name, model),
     )
+
+
+def _decision_run(tags: dict[str, str]) -> str | None:
+    """The Airflow run of a version's decision: the older ``gate.airflow_run_id`` tag, else ``airflow.run_id``.
+
+    Versions decided before the gate kept only :data:`~airflow_ml.ml.model_registry.GATE_TAGS` name the
+    deciding run (a shadow promotion's: the monitor's) in ``gate.airflow_run_id``; newer ones are decided in
+    the run that registered them, or by the monitor, whose run the version's description names.
+    """
+    return tags.get("gate.airflow_run_id") or tags.get("airflow.run_id") or None
 
 
 def _live(tags: dict[str, str], metric: str | None) -> dict[str, Any] | None:
@@ -161,14 +182,14 @@ def _live(tags: dict[str, str], metric: str | None) -> dict[str, Any] | None:
     if not verdict:
         return None
     interval = _json_list(tags.get("monitor.live_interval"))
-    low, high = (_number(json.dumps(bound)) for bound in interval) if len(interval) == 2 else (None, None)
+    low, high = (tag_number(json.dumps(bound)) for bound in interval) if len(interval) == 2 else (None, None)
     labels = tags.get("monitor.live_labels")
     return {
         "verdict": verdict,
-        "value": _number(tags.get(f"monitor.live_{metric}")) if metric else None,
+        "value": tag_number(tags.get(f"monitor.live_{metric}")) if metric else None,
         "low": low,
         "high": high,
-        "previous": _number(tags.get("monitor.live_previous")),
+        "previous": tag_number(tags.get("monitor.live_previous")),
         "window": tags.get("monitor.live_window"),
         "labels": int(labels) if labels and labels.isdigit() else None,
         "checked_day": tags.get("monitor.checked_day"),
@@ -222,7 +243,7 @@ def _tags(version: Any) -> dict[str, str]:
     return dict(version.tags or {})
 
 
-def _number(text: str | None) -> float | None:
+def tag_number(text: str | None) -> float | None:
     """A score tag (JSON text, as :func:`airflow_ml.ml.model_registry.tag_decision` writes it) as a float."""
     if text is None:
         return None

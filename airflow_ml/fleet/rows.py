@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from airflow_ml.fleet.metadata import CityDag, DriftVerdict, LastRun
 from airflow_ml.fleet.model_states import ModelState
+from airflow_ml.fleet.trends import Trend
 
 NO_MODEL = "no champion yet: no model is registered for this city"
 NO_CHAMPION = "no champion yet: no version has been promoted"
@@ -24,6 +25,8 @@ def build_rows(
     drifts: Mapping[str, DriftVerdict],
     models: Mapping[str, ModelState],
     *,
+    trends: Mapping[str, Trend] | None = None,
+    approvals: Mapping[str, str] | None = None,
     ui_root: str = "/",
     mlflow_ui: str | None = None,
 ) -> list[dict[str, Any]]:
@@ -34,27 +37,35 @@ def build_rows(
         runs: The last run of each DAG id that has run.
         drifts: The last drift verdict of each DAG id.
         models: The registry state of each model (the model name is the DAG id).
+        trends: The trend of each model over its versions (none drawn for a model missing here).
+        approvals: The run of each DAG id whose approval task waits for a person.
         ui_root: The Airflow UI's root path (``[api] base_url``'s path), for the DAG and run links.
         mlflow_ui: The MLflow UI's base URL, or None when the store has no UI (no MLflow links then).
 
     Returns:
-        One dict per city: ``dag_id``, ``city``, ``template``, ``model_name``, ``paused``, ``last_run``,
+        One dict per city: ``dag_id``, ``city``, ``display_name`` (the DAG's display name's city part, else the
+        city id), ``template``, ``model_name``, ``paused``, ``last_run``,
         ``champion``, ``champion_note``, ``decision``, ``naive_baseline`` (of the last decision), ``drift``,
         ``live`` (the monitor's newest live metric of the champion, beside its holdout score in ``champion``),
         ``disabled`` (the kill switch's mark: ``reason``, ``by``, ``at``; None when it may serve),
-        ``registry_error`` and ``links``.
+        ``trend`` (:meth:`~airflow_ml.fleet.trends.Trend.to_dict`), ``awaiting_approval`` (the run waiting
+        for a person, or None), ``registry_error`` and ``links`` (``required_actions``: that run's Required
+        Actions page in the Airflow UI).
     """
     root = ui_root if ui_root.endswith("/") else ui_root + "/"
     rows = []
     for dag in dags:
         run = runs.get(dag.dag_id)
         drift = drifts.get(dag.dag_id)
-        model = models.get(dag.dag_id) or ModelState(dag.dag_id, error="registry not read")
+        model = models.get(dag.model_name) or ModelState(dag.model_name, error="registry not read")
         dag_path = f"{root}dags/{quote(dag.dag_id, safe='')}"
+        waiting = (approvals or {}).get(dag.dag_id)
+        trend = (trends or {}).get(dag.model_name)
         rows.append(
             {
                 "dag_id": dag.dag_id,
                 "city": dag.city,
+                "display_name": dag.title,
                 "template": dag.template,
                 "model_name": model.name,
                 "paused": dag.paused,
@@ -66,10 +77,16 @@ def build_rows(
                 "drift": _drift(drift),
                 "live": model.live if model.champion_version is not None else None,
                 "disabled": model.disabled,
+                "trend": trend.to_dict() if trend is not None else None,
+                "awaiting_approval": waiting,
                 "registry_error": model.error,
                 "links": {
                     "dag": dag_path,
                     "last_run": f"{dag_path}/runs/{quote(run.run_id, safe='')}" if run else None,
+                    # Airflow 3.3's UI route of a run's Required Actions tab (its HITL requests).
+                    "required_actions": f"{dag_path}/runs/{quote(waiting, safe='')}/required_actions"
+                    if waiting
+                    else None,
                     **_mlflow_links(mlflow_ui, model),
                 },
             }

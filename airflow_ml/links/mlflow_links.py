@@ -86,10 +86,20 @@ def ui_base(tracking_uri: str) -> str | None:
 
     configured = os.environ.get("AIRFLOW_ML_MLFLOW_UI_URL")
     if configured:
-        return configured.rstrip("/")
+        return _without_userinfo(configured.rstrip("/"))
     if tracking_uri.startswith(("http://", "https://")):
-        return tracking_uri.rstrip("/")
+        return _without_userinfo(tracking_uri.rstrip("/"))
     return None
+
+
+def _without_userinfo(url: str) -> str:
+    """``url`` without ``user:password@``: links are stored and shown (and browsers refuse such image URLs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:

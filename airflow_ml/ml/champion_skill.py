@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 CHAMPION_SKILL_TAG = "airflow_ml.champion_skill"
 #: The version tag in which the gate records the naive baseline (and the challenger's skill over it).
 NAIVE_BASELINE_TAG = "gate.naive_baseline"
+#: The registered model of a city unless its template's ``registry.name_pattern`` says otherwise.
+DEFAULT_NAME_PATTERN = "{template}.{city}"
 #: Decisions that made a version champion, as its ``gate.decision`` tag says them.
 PROMOTED = ("promoted", "forced")
 _PAGE = 1000
@@ -78,15 +80,23 @@ def champion_skill(tags: Mapping[str, str] | None, aliases: Mapping[str, Any] | 
 
 
 def sibling_skills(
-    client: MlflowClient, template: str, *, exclude: Collection[str] = (), not_cities: Collection[str] = ()
+    client: MlflowClient,
+    template: str,
+    *,
+    exclude: Collection[str] = (),
+    not_cities: Collection[str] = (),
+    name_pattern: str = DEFAULT_NAME_PATTERN,
 ) -> dict[str, float]:
     """The champion skill of every city of ``template`` but those in ``exclude``, in one paged search.
 
-    A sibling is a registered model ``<template>.<city>`` whose city id has no dot (a group parent's,
-    ``group.<group>``, has one) and is not in ``not_cities`` (the global parent's id); models named in
-    ``exclude`` (the city itself, its parent) are left out, and so are models without a current skill.
+    A sibling is a registered model named by ``name_pattern`` (the template's ``registry.name_pattern``,
+    default ``<template>.<city>``) whose city id is not a group parent's (``group.<group>``, or
+    ``group_<group>`` under another pattern) and is not in ``not_cities`` (the global parent's id); models
+    named in ``exclude`` (the city itself, its parent) are left out, and so are models without a current skill.
     """
-    prefix = f"{template}."
+    # As airflow_ml.templates.registry_spec renders names (the ML core does not import the templates).
+    prefix, _, suffix = name_pattern.replace("{template}", template).partition("{city}")
+    group = "group." if name_pattern == DEFAULT_NAME_PATTERN else "group_"
     escaped = prefix.replace("'", "''")
     skills: dict[str, float] = {}
     token: str | None = None
@@ -95,8 +105,9 @@ def sibling_skills(
             filter_string=f"name LIKE '{escaped}%'", max_results=_PAGE, page_token=token
         )
         for model in page:
-            city = model.name[len(prefix) :] if model.name.startswith(prefix) else ""  # LIKE's _ matches any char
-            if not city or "." in city or city in not_cities or model.name in exclude:
+            named = model.name.startswith(prefix) and model.name.endswith(suffix)  # LIKE's _ matches any char
+            city = model.name[len(prefix) : len(model.name) - len(suffix)] if named else ""
+            if not city or "." in city or city.startswith(group) or city in not_cities or model.name in exclude:
                 continue
             skill = champion_skill(model.tags, model.aliases)
             if skill is not None:

@@ -274,7 +274,8 @@ def calibrate(
                 "thresholds apply"
             )
         else:
-            n_eff = effective_rows(check.get("reference_n"), check.get("current_n"), check.get("overlap_n"))
+            # No overlap_n key: independent sides; a key holding None: an overlap that could not be told.
+            n_eff = effective_rows(check.get("reference_n"), check.get("current_n"), check.get("overlap_n", 0))
             counted = np.isfinite(sizes)
             if n_eff is not None and int(counted.sum()) >= rules.min_history:
                 p, method = p_value(float(value), past[counted], statistic, n_eff=n_eff, history_n_eff=sizes[counted])
@@ -300,22 +301,24 @@ def _grouped(history: Any) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray
     if history is None or len(history) == 0:
         return {}
     frame = history[history["value"].notna()]
-    groups = {}
-    for (column, statistic), rows in frame.groupby(["column", "statistic"], sort=False):
-        # A frame without an overlap column holds independent samples; a history's missing overlap is unknown.
-        counts = [
-            rows[name].to_numpy(dtype=float, na_value=np.nan) if name in rows else np.full(len(rows), default)
-            for name, default in (("reference_n", np.nan), ("current_n", np.nan), ("overlap_n", 0.0))
-        ]
-        sizes = np.array([effective_rows(*c) or np.nan for c in zip(*counts, strict=True)], dtype=float)
-        modes = rows["compare_mode"].astype(object).to_numpy() if "compare_mode" in rows else np.full(len(rows), None)
-        groups[(str(column), str(statistic))] = (
-            rows["value"].to_numpy(dtype=float),
-            rows["season"].astype(object).to_numpy(),
-            sizes,
-            modes,
-        )
-    return groups
+    # Whole columns to numpy once, then sliced per group: iterating the groups of the frame copied every
+    # column of every group (90% of a 40-statistic city's calibration).
+    values = frame["value"].to_numpy(dtype=float)
+    seasons = frame["season"].astype(object).to_numpy()
+    # A frame without an overlap column holds independent samples; a history's missing overlap is unknown.
+    n1, n2, m = (
+        frame[name].to_numpy(dtype=float, na_value=np.nan) if name in frame else np.full(len(frame), default)
+        for name, default in (("reference_n", np.nan), ("current_n", np.nan), ("overlap_n", 0.0))
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = n1 + n2 - 2 * np.minimum(m, np.minimum(n1, n2))
+        sizes = np.where((n1 > 0) & (n2 > 0) & (m >= 0) & (spread > 0), n1 * n2 / spread, np.nan)
+    modes = frame["compare_mode"].astype(object).to_numpy() if "compare_mode" in frame else np.full(len(frame), None)
+    positions = frame.groupby(["column", "statistic"], sort=False).indices  # each group's rows, in order
+    return {
+        (str(column), str(statistic)): (values[rows], seasons[rows], sizes[rows], modes[rows])
+        for (column, statistic), rows in positions.items()
+    }
 
 
 def adjust(p_values: Sequence[float]) -> np.ndarray:

@@ -13,6 +13,7 @@ import contextlib
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from airflow_ml.exceptions import ForeignChampion
 from airflow_ml.ml import model_registry as registry
@@ -82,8 +83,6 @@ def registered_snapshots(client: MlflowClient) -> tuple[dict[str, list[str]], se
 
 def _run_snapshot(client: MlflowClient, run_id: str | None) -> str | None:
     """The snapshot tag of a version's training run; None when it has no run or the run was deleted for good."""
-    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
-
     if not run_id:
         return None
     try:
@@ -102,6 +101,34 @@ def model_lineage(model_name: str) -> dict[str, str]:
     """
     template, dot, city = model_name.partition(".")
     return {TEMPLATE_TAG: template, CITY_TAG: city} if dot and template and city else {}
+
+
+def registered_lineage(client: MlflowClient, name: str) -> dict[str, str]:
+    """The lineage a registered model is for: its own lineage tags, else :func:`model_lineage` of its name.
+
+    Registration (:func:`mark_registered_model`) tags the model with its template and city, so a name made by a
+    template's ``registry.name_pattern`` (``main.ml.ride_duration_lisbon``), which does not parse, is checked too.
+    """
+    try:
+        tags = dict(client.get_registered_model(name).tags or {})
+    except MlflowException as exc:
+        if exc.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise
+        tags = {}
+    own = {key: tags[key] for key in LINEAGE_TAGS if tags.get(key)}
+    return own if len(own) == len(LINEAGE_TAGS) else model_lineage(name)
+
+
+def mark_registered_model(client: MlflowClient, name: str, version_tags: dict[str, str]) -> None:
+    """Tag the registered model ``name`` with the template and city of ``version_tags`` when it has no lineage yet."""
+    lineage = {key: version_tags[key] for key in LINEAGE_TAGS if version_tags.get(key)}
+    if len(lineage) != len(LINEAGE_TAGS):
+        return
+    current = dict(client.get_registered_model(name).tags or {})
+    if any(current.get(key) for key in LINEAGE_TAGS):
+        return  # the first registration said what the model is for; a foreign version is the gate's to refuse
+    for key, value in lineage.items():
+        client.set_registered_model_tag(name, key, value)
 
 
 def version_lineage(client: MlflowClient, version: ModelVersion) -> dict[str, list[str]]:
@@ -126,7 +153,7 @@ def this_citys_champion(
     Args:
         client: The registry.
         model_name: The registered model.
-        expected: The lineage its champion must have; default: :func:`model_lineage` of the name.
+        expected: The lineage its champion must have; default: :func:`registered_lineage` of the model.
 
     Raises:
         ForeignChampion: when a lineage tag of the version or its run names another city or template, with
@@ -135,7 +162,7 @@ def this_citys_champion(
     champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
     if champion is None:
         return None
-    expected = model_lineage(model_name) if expected is None else expected
+    expected = registered_lineage(client, model_name) if expected is None else expected
     found = version_lineage(client, champion)
     if all(values == [expected[key]] for key, values in found.items() if key in expected):
         return champion

@@ -173,13 +173,75 @@ def promote(client: MlflowClient, name: str, version: str, record: dict[str, Any
 
 #: Where the gate logs its decision record on the challenger's training run.
 DECISION_ARTIFACT = "gate/decision.json"
+#: Where a shadow promotion logs its record (the live comparison's figures) on the version's training run.
+SHADOW_ARTIFACT = "gate/shadow_promotion.json"
+#: The version tags of a decision (``gate.<key>``): what a person scans in the registry and what the readers need
+#: without downloading an artifact (the monitor and the fleet view: ``metric`` and ``challenger_score``; the
+#: fleet-outlier rule and the fleet view: ``naive_baseline``; a rollback: ``baseline_version``). The whole
+#: record (rules, intervals, slices, trigger) is :data:`DECISION_ARTIFACT`.
+GATE_TAGS = (
+    "decision",
+    "reason",
+    "mode",
+    "metric",
+    "challenger_score",
+    "champion_score",
+    "baseline_version",
+    "naive_baseline",
+)
+#: The decisions that refuse the version: it loses the ``challenger`` alias, so shadow scoring and the
+#: monitor's live comparison never pick up a version the gate or a person turned down.
+REFUSED = ("kept", "rejected")
+_NAIVE_TAG_KEYS = ("metric", "statistic", "value", "score", "skill", "min_skill", "passed")
+_DESCRIPTION_LIMIT = 4000
+
+
+def decision_tags(record: dict[str, Any]) -> dict[str, str]:
+    """The :data:`GATE_TAGS` of a decision record, as tag text (``gate.<key>``; text as is, the rest as JSON)."""
+    tags = {}
+    for key in GATE_TAGS:
+        if key not in record:
+            continue
+        value = record[key]
+        if key == "naive_baseline" and isinstance(value, dict):
+            value = {k: value[k] for k in _NAIVE_TAG_KEYS if k in value}
+        text = value if isinstance(value, str) else json.dumps(value)
+        tags[f"gate.{key}"] = text[:5000]
+    return tags
+
+
+def decision_description(record: dict[str, Any]) -> str:
+    """The version's description (Markdown): the decision, its reason, and the Airflow run that decided.
+
+    The run is ``airflow_dag_id`` and ``airflow_run_id`` of the record, with a link when the record holds
+    ``airflow_run_url`` (the operator sets it when Airflow's ``[api] base_url`` is configured).
+    """
+    lines = [f"**{record.get('decision', 'decided')}**: {record.get('reason', '')}"]
+    dag_id, run_id, url = record.get("airflow_dag_id"), record.get("airflow_run_id"), record.get("airflow_run_url")
+    if run_id:
+        run = f"run `{run_id}`" + (f" of DAG `{dag_id}`" if dag_id else "")
+        lines.append(f"Decided by the Airflow {run}" + (f": [open in Airflow]({url})" if url else "") + ".")
+    lines.append(f"The whole decision record is `{DECISION_ARTIFACT}` of this version's training run.")
+    if record.get("shadow"):
+        lines.append(f"The live comparison that promoted it is `{SHADOW_ARTIFACT}` of the same run.")
+    text = "\n\n".join(lines)
+    return text if len(text) <= _DESCRIPTION_LIMIT else text[: _DESCRIPTION_LIMIT - 1] + "…"
 
 
 def tag_decision(client: MlflowClient, name: str, version: str, record: dict[str, Any]) -> None:
-    """Record the gate's decision as tags of the version (values as text)."""
-    for key, value in record.items():
-        text = value if isinstance(value, str) else json.dumps(value)
-        client.set_model_version_tag(name, version, f"gate.{key}", text[:5000])
+    """Record a decision on the version: its :data:`GATE_TAGS`, its description, and the ``challenger`` alias.
+
+    A refused version (:data:`REFUSED`) loses the ``challenger`` alias when it holds it; the alias stays on
+    a version in shadow, awaiting approval or promoted. Tags of an earlier decision that this record lacks
+    are kept (a shadow promotion keeps the gate's holdout scores).
+    """
+    for key, text in decision_tags(record).items():
+        client.set_model_version_tag(name, version, key, text)
+    client.update_model_version(name, version, description=decision_description(record))
+    if record.get("decision") in REFUSED:
+        challenger = version_by_alias(client, name, CHALLENGER)
+        if challenger is not None and str(challenger.version) == str(version):
+            client.delete_registered_model_alias(name, CHALLENGER)
 
 
 def rollback(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, RunTag
 
 from airflow_ml.ml.metrics import DIRECTIONS
 from airflow_ml.ml.train import Splits, TrainSpec, train_model
@@ -80,8 +80,9 @@ def search_params(
     """Search ``settings.ranges`` with a seeded TPE sampler; log each trial as a run nested under the parent.
 
     Each trial trains with the spec's parameters overridden by the sampled ones and is scored by the
-    spec's metric on the validation split. The best parameters are logged on the parent run with the
-    prefix ``best_`` (and ``search_best_validation_<metric>``, ``search_trials`` as metrics).
+    spec's metric on the validation split. The best parameters are logged on the parent run as params with
+    the prefix ``best_``, with ``search_trials`` (a count: a param); ``search_best_validation_<metric>`` and
+    ``search_seconds`` are metrics. A trial's ``best_iteration`` is a tag of its run.
 
     Raises:
         ValueError: when the settings ask for no trials or no ranges.
@@ -110,11 +111,9 @@ def search_params(
             value = trained.metrics[f"validation_{metric}"]
             client.log_batch(
                 run_id,
-                metrics=[
-                    Metric(f"validation_{metric}", value, 0, 0),
-                    Metric("best_iteration", float(trained.best_iteration), 0, 0),
-                ],
+                metrics=[Metric(f"validation_{metric}", value, 0, 0)],
                 params=[Param(k, str(v)) for k, v in sampled.items()],
+                tags=[RunTag("best_iteration", str(trained.best_iteration))],
             )
         except BaseException:
             client.set_terminated(run_id, status="FAILED")
@@ -134,10 +133,11 @@ def search_params(
         parent_run_id,
         metrics=[
             Metric(f"search_best_validation_{metric}", result.best_value, 0, 0),
-            Metric("search_trials", float(result.trials), 0, 0),
             Metric("search_seconds", result.seconds, 0, 0),
         ],
-        params=[Param(f"best_{k}", str(v)) for k, v in result.best_params.items()],
+        # A count is a param: MLflow would chart it as a metric of one point.
+        params=[Param("search_trials", str(result.trials))]
+        + [Param(f"best_{k}", str(v)) for k, v in result.best_params.items()],
     )
     return result
 

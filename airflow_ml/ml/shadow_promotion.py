@@ -88,8 +88,9 @@ def promote_shadow(
             since refuses the promotion.
 
     Returns:
-        The decision record, also set as ``gate.*`` tags of ``version`` (``decision: promoted``, ``mode:
-        shadow``, ``shadow``: the verdict's figures).
+        The decision record (``decision: promoted``, ``mode: shadow``, ``shadow``: the verdict's figures), logged
+        as ``gate/shadow_promotion.json`` on the version's training run and summarised in its ``gate.*`` tags
+        and description.
 
     Raises:
         ShadowPromotionRefused: when the verdict does not say promote, ``version`` is no longer the
@@ -130,6 +131,8 @@ def promote_shadow(
         "after_demotion": f"{demoted.sentence()}: met by the live comparison" if demoted is not None else None,
         **(context or {}),
     }
+    if challenger.run_id:  # the figures, beside the gate's gate/decision.json; before moving champion, the last step
+        client.log_dict(challenger.run_id, record, registry.SHADOW_ARTIFACT)
     registry.promote(client, name, version, record)
     cleared = demotion_guard.clear_demotion(client, name)
     return {**record, "cleared_demotion": cleared.to_dict() if cleared is not None else None}

@@ -112,11 +112,10 @@ class PromotionApprovalOperator(ApprovalOperator):
             )
         except ChampionMovedError as exc:
             raise AirflowFailException(str(exc)) from None
-        version = final["challenger_version"] if approved else final["baseline_version"]
-        if version is not None:
-            MlflowModelVersionLink.persist(
-                context, model_version_url(self.hook.tracking_uri, self.model_name, str(version))
-            )
+        # The version the answer was about, approved or not (as the gate's link).
+        MlflowModelVersionLink.persist(
+            context, model_version_url(self.hook.tracking_uri, self.model_name, str(final["challenger_version"]))
+        )
         self.log.info("%s v%s: %s", self.model_name, final["challenger_version"], final["reason"])
         return final
 
@@ -125,7 +124,9 @@ def approval_body(record: dict[str, Any], *, tracking_uri: str | None = None) ->
     """The evidence a person sees before approving: the scores with their intervals, the slices, the data.
 
     Below the table come the gate's charts (images served by the MLflow UI of ``tracking_uri``, each a link
-    to its full-size page; without a UI, their artifact paths) and the worst slices as a short table.
+    to its full-size page; without a UI, their artifact paths) and the worst slices as a short table. Every
+    text that comes from data (slice values, the metric, the trigger's reason...) is escaped by
+    :func:`~airflow_ml.ml.markdown_cells.md_cell`: it shows as written and cannot break the table.
     """
     boot = record.get("bootstrap") or {}
 
@@ -134,9 +135,11 @@ def approval_body(record: dict[str, Any], *, tracking_uri: str | None = None) ->
         return f" ({boot['confidence']:.0%} CI [{bounds[0]:.6g}, {bounds[1]:.6g}])" if bounds else ""
 
     from airflow_ml.ml.gate.records import slice_summary  # the gate's evidence: imported when a request is made
+    from airflow_ml.ml.markdown_cells import md_cell
 
+    challenger = md_cell(record["challenger_version"])
     champion = (
-        f"v{record['baseline_version']}: {record['champion_score']:.6g}{interval('champion')}"
+        f"v{md_cell(record['baseline_version'])}: {record['champion_score']:.6g}{interval('champion')}"
         if record.get("baseline_version") is not None and record.get("champion_score") is not None
         else "none yet"
     )
@@ -144,22 +147,22 @@ def approval_body(record: dict[str, Any], *, tracking_uri: str | None = None) ->
     required = f"required: {record.get('min_improvement')}, {record.get('improvement_mode')}"
     naive = record.get("naive_baseline")
     baseline = (
-        f"training {naive['statistic']} {naive['value']:.6g} for every row: {naive['score']:.6g}; challenger's "
-        f"skill {naive['skill']:+.1%} (required: more than 0 and at least {naive['min_skill']:.1%})"
+        f"training {md_cell(naive['statistic'])} {naive['value']:.6g} for every row: {naive['score']:.6g}; "
+        f"challenger's skill {naive['skill']:+.1%} (required: more than 0 and at least {naive['min_skill']:.1%})"
         if naive
         else "off"
     )
     return (
-        f"The gate recommends promoting **v{record['challenger_version']}**: {record['gate_reason']}\n\n"
+        f"The gate recommends promoting **v{challenger}**: {md_cell(record['gate_reason'], limit=None)}\n\n"
         f"| | |\n| --- | --- |\n"
-        f"| metric | `{record['metric']}` on the same holdout ({record.get('holdout_rows')} rows) |\n"
-        f"| challenger | v{record['challenger_version']}: {record['challenger_score']:.6g}{interval('challenger')} |\n"
+        f"| metric | {md_cell(record['metric'])} on the same holdout ({record.get('holdout_rows')} rows) |\n"
+        f"| challenger | v{challenger}: {record['challenger_score']:.6g}{interval('challenger')} |\n"
         f"| champion | {champion} |\n"
         f"| improvement | {improvement} ({required}) |\n"
         f"| naive baseline | {baseline} |\n"
-        f"| slices | {slice_summary(record, table='the worst are below')} |\n"
-        f"| snapshot | `{record['snapshot_hash']}` |\n"
-        f"| trigger reason | {record.get('trigger_reason') or '(none)'} |\n\n"
+        f"| slices | {slice_summary(record, table='the worst are below', text=md_cell)} |\n"
+        f"| snapshot | {md_cell(record['snapshot_hash'])} |\n"
+        f"| trigger reason | {md_cell(record.get('trigger_reason') or '(none)', limit=200)} |\n\n"
         f"{evidence_section(record, tracking_uri)}"
         "Approve to make it champion (the current one is kept as `previous-champion`); "
         "Reject to keep the champion."

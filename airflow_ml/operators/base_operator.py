@@ -125,6 +125,18 @@ def airflow_lineage(context: Context) -> dict[str, str]:
     }
 
 
+def airflow_run_url(context: Context) -> str | None:
+    """The DAG run's page in the Airflow UI, or None when Airflow's ``[api] base_url`` is not configured."""
+    from urllib.parse import quote
+
+    from airflow.sdk.configuration import conf
+
+    base = conf.get("api", "base_url", fallback=None)
+    if not base:
+        return None
+    return f"{base.rstrip('/')}/dags/{quote(context['ti'].dag_id, safe='')}/runs/{quote(context['run_id'], safe='')}"
+
+
 def close_abandoned_runs(client: Any, experiment: str, context: Context) -> list[str]:
     """Mark the MLflow runs that earlier tries of this task left open as ``KILLED``; return their ids.
 

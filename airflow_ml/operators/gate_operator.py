@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_ml.hooks.storage_credentials import storage_options
 from airflow_ml.links.mlflow_links import MlflowModelVersionLink, chart_locations, model_version_url
 from airflow_ml.ml.steps.xcom_payloads import snapshot_uri
-from airflow_ml.operators.base_operator import SnapshotStepOperator, mlflow_errors, run_overrides
+from airflow_ml.operators.base_operator import SnapshotStepOperator, airflow_run_url, mlflow_errors, run_overrides
 
 
 class PromotionGateOperator(SnapshotStepOperator):
@@ -26,8 +26,9 @@ class PromotionGateOperator(SnapshotStepOperator):
     city's (its lineage tags name another city or template) is refused: the task fails and nothing moves.
     Either way the decision, its reason, the scores with their intervals, the naive baseline and the skill
     over it, the slice table, the thresholds, the baseline version, the snapshot hash and what triggered
-    the run are recorded as version tags, as an artifact of the training run and beside the snapshot
-    (see :mod:`airflow_ml.ml.steps.gate_step`).
+    the run are recorded as an artifact of the training run and beside the snapshot, and summarised on the
+    version (a few ``gate.*`` tags and a description naming the Airflow run; see
+    :mod:`airflow_ml.ml.steps.gate_step`). The task's *Model version* link opens the version judged.
 
     The run's ``promotion_mode`` Param (its default is the template's ``gate.promotion_mode``) says what
     to do with the decision: ``auto`` (follow the gate), ``require_approval``, ``shadow`` (a winner keeps
@@ -77,11 +78,10 @@ class PromotionGateOperator(SnapshotStepOperator):
                 context=_trigger(context),
                 storage_options=options,
             )
-        version = record["challenger_version"] if outcome.move_champion else record["baseline_version"]
-        if version is not None:
-            MlflowModelVersionLink.persist(
-                context, model_version_url(self.hook.tracking_uri, settings.model_name, str(version))
-            )
+        # The version the gate judged, whatever it decided: the champion is one click away in the registry.
+        MlflowModelVersionLink.persist(
+            context, model_version_url(self.hook.tracking_uri, settings.model_name, str(record["challenger_version"]))
+        )
         self.log.info("gate for %s v%s: %s", settings.model_name, record["challenger_version"], outcome.reason)
         for where in chart_locations(self.hook.tracking_uri, **record["charts"]) if record["charts"] else []:
             self.log.info("gate chart: %s", where)
@@ -98,11 +98,13 @@ def _refuse(*errors: type[Exception]) -> Iterator[None]:
 
 
 def _trigger(context: Context) -> dict[str, Any]:
-    """What started the run, for the decision record: its id and type, who triggered it, which data events."""
+    """What started the run, for the decision record: its DAG, id, link, type, who triggered it, which data events."""
     dag_run = context["dag_run"]
     events = getattr(dag_run, "consumed_asset_events", None) or []
     return {
+        "airflow_dag_id": context["ti"].dag_id,
         "airflow_run_id": context["run_id"],
+        "airflow_run_url": airflow_run_url(context),
         "run_type": str(getattr(dag_run.run_type, "value", dag_run.run_type)),
         "triggered_by_user": getattr(dag_run, "triggering_user_name", None),
         "triggering_assets": sorted({event.asset.uri for event in events}),

@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_ml import settings as run_settings
 from airflow_ml.hooks.storage_credentials import storage_options
-from airflow_ml.operators.base_operator import MlflowBaseOperator, airflow_lineage, mlflow_errors
+from airflow_ml.operators.base_operator import MlflowBaseOperator, airflow_lineage, airflow_run_url, mlflow_errors
 from airflow_ml.operators.champion_assets import champion_alias, champion_asset_for
 
 if TYPE_CHECKING:
@@ -74,7 +74,11 @@ class MonitorOperator(MlflowBaseOperator):
                 city_settings,
                 day=moment.date(),
                 data_root=root,
-                context={"airflow_run_id": context["run_id"], **_lineage(context)},
+                context={
+                    "airflow_run_id": context["run_id"],
+                    "airflow_run_url": airflow_run_url(context),
+                    **_lineage(context),
+                },
                 artifact_root=self.hook.artifact_root,
                 storage_options=storage_options(
                     city_settings.predictions_uri(root), aws_conn_id=city_settings.predictions_conn_id

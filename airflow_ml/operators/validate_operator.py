@@ -97,8 +97,6 @@ def _checks(settings: ValidationSettings) -> tuple[dict[str, Any], str, list[str
     checks = None
     if settings.gx_context is not None:
         spec = settings.gx_context
-        checks = load_gx_checks(
-            settings.project_root or ".", spec["path"], checkpoint=spec.get("checkpoint"), suite=spec.get("suite")
-        )
+        checks = load_gx_checks(spec.project_root, spec.path, checkpoint=spec.checkpoint, suite=spec.suite)
         where.append(checks.where)
     return with_gx_checks(project, checks), ", ".join(where), list(checks.notes if checks else [])

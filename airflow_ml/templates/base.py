@@ -10,6 +10,25 @@ from pydantic import BaseModel, ConfigDict, Field
 CITY_ID_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+#: The longest ``display_name``: it heads a DAG in Airflow's DAG list and a row of the fleet view.
+DISPLAY_NAME_MAX_LENGTH = 80
+_NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def check_display_name(value: str) -> None:
+    """Refuse a display name that is not one readable line: a control character, a line break, outer spaces.
+
+    Raises:
+        ValueError: naming the character at fault and the fix.
+    """
+    bad = _NOT_ONE_LINE.search(value)
+    if bad:
+        raise ValueError(
+            f"display_name holds the control character {bad.group()!r} at position {bad.start()}; "
+            "write the name on one line, without tabs or control characters"
+        )
+    if value != value.strip():
+        raise ValueError("display_name starts or ends with a space; remove the space")
 
 
 class Strict(BaseModel):

@@ -4,6 +4,7 @@
   fallback off or change ``min_rows``.
 - ``monitoring.schedule``: every monitored city of a template is a mapped task of one DAG, ``<template>.monitor``,
   so the schedule is the template's; a city or a group file that sets it is an error naming its line and the fix.
+- ``registry.name_pattern``: the registered model names of a template's cities (and its parents) follow one pattern.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from airflow_ml.templates.yaml_lines import Path_
 #: Keys only a template file (or the shared defaults) may set, and why.
 TEMPLATE_ONLY: dict[Path_, str] = {
     ("monitoring", "schedule"): "every city of a template is a task of its one monitor DAG, <template>.monitor",
+    ("registry", "name_pattern"): "the fleet-outlier rule finds a city's sibling models by the template's pattern",
 }
 _Positions = tuple[dict[Path_, int], dict[Path_, int]]
 

@@ -21,12 +21,14 @@ same ephemeral GX context as the project's suite files (``airflow_ml.validation.
   other backend or a ``module_name`` is refused, never loaded;
 - a custom expectation (Python in ``plugins/``) is unknown to GX here, and the suite is refused as any
   suite naming an unknown type is, before any data is judged;
+- arguments that would run code or reach out (a ``row_condition`` beyond plain comparisons, a remote
+  ``$ref`` in a ``json_schema``, a ``$PARAMETER``) are refused as in any suite
+  (``airflow_ml.validation.unsafe_arguments``);
 - every file read resolves inside the project folder (no ``..``, no symlink out of it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,13 +71,21 @@ def load_gx_checks(project_root: str | Path, path: str, *, checkpoint: str | Non
             context's file at fault, and the fix.
     """
     root = Path(project_root).resolve()
+    if root == Path(root.anchor):
+        raise ConfigError(
+            str(root),
+            [
+                f"the project folder that gx_context.path ({show_value(path)}) is confined to is {root}, the "
+                "filesystem's root; keep the expectations folder in a project folder (e.g. /opt/project/expectations)"
+            ],
+        )
     context = _context_folder(root, path)
-    config = _context_config(context)
+    stores = _Stores(context, root, _context_config(context))
     if suite is not None:
-        parsed = _suite(context, root, config, name=suite, field_name="gx_context.suite")
+        parsed = _suite(stores, name=suite, field_name="gx_context.suite")
         return GxChecks(parsed, f"{context} suite {suite!r}")
     assert checkpoint is not None  # GxContextSpec names exactly one
-    return _checkpoint(context, root, config, checkpoint)
+    return _checkpoint(stores, checkpoint)
 
 
 def with_gx_checks(project_suite: dict[str, Any] | None, checks: GxChecks | None) -> dict[str, Any]:
@@ -102,7 +112,9 @@ def _context_folder(root: Path, path: str) -> Path:
         )
     for candidate in (folder, folder / "gx"):
         if (candidate / CONTEXT_FILE).is_file():
-            return candidate
+            # The context file and its folder must resolve inside too (gx/ or the file may be links).
+            _inside(candidate / CONTEXT_FILE, root, candidate / CONTEXT_FILE)
+            return _inside(candidate, root, candidate)
     raise ConfigError(
         str(folder),
         [
@@ -119,6 +131,15 @@ def _context_config(context: Path) -> dict[str, Any]:
         config, _ = load_yaml_with_lines(file)
     except YamlFileError as exc:
         raise ConfigError(str(file), exc.problems) from None
+    version = config.get("config_version")
+    if isinstance(version, int | float) and version < 4:
+        raise ConfigError(
+            str(file),
+            [
+                f"config_version {version}: a GX 0.x context, whose files GX 1.x (and airflow-ml) do not read; "
+                "migrate it with GX 1.x, or copy the suite's JSON into expectations/ as a project suite"
+            ],
+        )
     return config
 
 
@@ -155,90 +176,159 @@ def _store_folder(context: Path, root: Path, config: dict[str, Any], kind: str) 
 def _inside(path: Path, root: Path, named_in: Path) -> Path:
     resolved = path.resolve()
     if not resolved.is_relative_to(root):
-        raise ConfigError(str(named_in), [f"{path} resolves to {resolved}, outside the project folder {root}"])
+        raise ConfigError(
+            str(named_in),
+            [
+                f"{path} resolves to {resolved}, outside the project folder {root}; keep the GX context's files "
+                "inside the project folder (copy them in rather than linking out)"
+            ],
+        )
     return resolved
 
 
-def _records(folder: Path, root: Path) -> Iterable[tuple[Path, dict[str, Any]]]:
-    """Every JSON record of a store folder (GX names each file after its key), with the file checks."""
-    if not folder.is_dir():
-        return
-    for file in sorted(folder.glob("*.json")):
-        _inside(file, root, file)
-        data, problems = load_json_checked(file.read_text(encoding="utf-8"))
-        if problems:
-            raise ConfigError(str(file), problems)
-        if isinstance(data, dict):
-            yield file, data
+#: A store file larger than this is not a GX record (suites with thousands of expectations stay far below).
+MAX_RECORD_BYTES = 20 * 1024 * 1024
 
 
-def _find(
-    folder: Path, root: Path, *, name: str | None, record_id: str | None = None
-) -> tuple[Path, dict[str, Any]] | None:
-    """The record with ``record_id``, else the one named ``name`` (GX references carry both)."""
-    records = list(_records(folder, root))
-    by_id = [r for r in records if record_id is not None and r[1].get("id") == record_id]
-    by_name = [r for r in records if r[1].get("name") == name]
-    found = by_id or by_name
-    return found[0] if found else None
+def _read_record(file: Path, root: Path) -> dict[str, Any] | None:
+    """One store file as JSON, with the suite files' checks; None when the JSON is not an object.
+
+    Only a regular file is opened (a FIFO named ``x.json`` would block the read forever).
+    """
+    resolved = _inside(file, root, file)
+    if not resolved.is_file():
+        kind = "a folder" if resolved.is_dir() else "not a regular file (a pipe, socket or device)"
+        raise ConfigError(str(file), [f"is {kind}; a GX store record is a JSON file: remove or rename it"])
+    try:
+        size = resolved.stat().st_size
+        if size > MAX_RECORD_BYTES:
+            raise ConfigError(str(file), [f"{size:,} bytes, over {MAX_RECORD_BYTES:,}: not a GX store record"])
+        text = resolved.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(file), [f"byte {exc.start} is not UTF-8; save the file as UTF-8 text"]) from None
+    except OSError as exc:
+        raise ConfigError(str(file), [f"cannot be read ({exc.strerror}); fix its permissions or remove it"]) from None
+    data, problems = load_json_checked(text)
+    if problems:
+        raise ConfigError(str(file), problems)
+    return data if isinstance(data, dict) else None
 
 
-def _get(
-    folder: Path, root: Path, *, name: str, record_id: str | None = None, missing: str, fix: str
-) -> tuple[Path, dict[str, Any]]:
-    """As :func:`_find`; when absent, an error saying ``missing``, what the store holds, and the fixes."""
-    found = _find(folder, root, name=name, record_id=record_id)
-    if found is None:
-        known = sorted(str(data.get("name")) for _, data in _records(folder, root))
-        raise ConfigError(str(folder), [f"{missing} in {folder} (known: {known}); name one of them, or {fix}"])
-    return found
+class _Store:
+    """One store folder of the context, read as GX lays it out: each record in a file named after its key.
+
+    The named record's file is read first (GX's key: the name, its dots as subfolders for suites); only
+    when a reference's id does not match it is the store scanned, skipping files that do not parse, so
+    that an unrelated broken file never blocks a lookup. Each file is parsed at most once.
+    """
+
+    def __init__(self, folder: Path, root: Path, *, dotted: bool) -> None:
+        self.folder, self.root, self.dotted = folder, root, dotted
+        self._parsed: dict[Path, dict[str, Any] | None] = {}
+
+    def key_file(self, name: str) -> Path:
+        parts = name.split(".") if self.dotted else [name]
+        return self.folder.joinpath(*parts[:-1], f"{parts[-1]}.json")
+
+    def read(self, file: Path) -> dict[str, Any] | None:
+        if file not in self._parsed:
+            self._parsed[file] = _read_record(file, self.root) if file.exists() else None
+        return self._parsed[file]
+
+    def find(self, *, name: Any, record_id: Any = None) -> tuple[Path, dict[str, Any]] | None:
+        """The record with ``record_id`` (GX references carry it), else the one named ``name``."""
+        by_name = None
+        if isinstance(name, str) and name:
+            file = self.key_file(name)
+            data = self.read(file)
+            if data is not None and (record_id is None or data.get("id") == record_id):
+                return file, data
+            by_name = (file, data) if data is not None and data.get("name") == name else None
+        if record_id is not None:
+            for file in self._files():
+                try:
+                    data = self.read(file)
+                except ConfigError:  # another record's problem; the named one is read above
+                    continue
+                if data is not None and data.get("id") == record_id:
+                    return file, data
+        return by_name
+
+    def known(self) -> list[str]:
+        """The names the store holds, from its file names (nothing is parsed)."""
+        return sorted(".".join(f.relative_to(self.folder).with_suffix("").parts) for f in self._files())
+
+    def _files(self) -> list[Path]:
+        if not self.folder.is_dir():
+            return []
+        pattern = "*.json" if not self.dotted else "**/*.json"
+        return sorted(f for f in self.folder.glob(pattern) if f.is_file())
+
+    def get(self, *, name: str, record_id: str | None = None, missing: str, fix: str) -> tuple[Path, dict[str, Any]]:
+        """As :meth:`find`; when absent, an error saying ``missing``, what the store holds, and the fixes."""
+        found = self.find(name=name, record_id=record_id)
+        if found is None:
+            where = f"{self.folder} (file {self.key_file(name).relative_to(self.folder)})"
+            raise ConfigError(
+                str(self.folder), [f"{missing} in {where} (known: {self.known()}); name one of them, or {fix}"]
+            )
+        return found
 
 
-def _suite(
-    context: Path, root: Path, config: dict[str, Any], *, name: str, field_name: str, suite_id: str | None = None
-) -> dict[str, Any]:
-    folder = _store_folder(context, root, config, "ExpectationsStore")
+class _Stores:
+    """The context's stores, each opened (its folder checked) when first needed, once per load."""
+
+    def __init__(self, context: Path, root: Path, config: dict[str, Any]) -> None:
+        self.context, self.root, self.config = context, root, config
+        self._opened: dict[str, _Store] = {}
+
+    def __call__(self, kind: str) -> _Store:
+        if kind not in self._opened:
+            folder = _store_folder(self.context, self.root, self.config, kind)
+            self._opened[kind] = _Store(folder, self.root, dotted=kind == "ExpectationsStore")
+        return self._opened[kind]
+
+
+def _suite(stores: _Stores, *, name: str, field_name: str, suite_id: str | None = None) -> dict[str, Any]:
     missing = f"{field_name}: no expectation suite {show_value(name)}"
-    file, data = _get(folder, root, name=name, record_id=suite_id, missing=missing, fix="add it (context.suites.add)")
+    fix = "add it (context.suites.add)"
+    file, data = stores("ExpectationsStore").get(name=name, record_id=suite_id, missing=missing, fix=fix)
     items = data.get("expectations")
     if not isinstance(items, list) or not items:
         raise ConfigError(str(file), ["expectations: a suite needs a non-empty list of expectations"])
-    return {"name": str(data.get("name")), "meta": {}, "expectations": parse_expectations(items, str(file), {})}
+    return {
+        "name": str(data.get("name")),
+        "meta": {},
+        "expectations": parse_expectations(items, str(file), {}, gx_written=True),
+    }
 
 
-def _checkpoint(context: Path, root: Path, config: dict[str, Any], name: str) -> GxChecks:
-    folder = _store_folder(context, root, config, "CheckpointStore")
+def _checkpoint(stores: _Stores, name: str) -> GxChecks:
     missing = f"gx_context.checkpoint: no checkpoint {show_value(name)}"
-    file, data = _get(folder, root, name=name, missing=missing, fix="name a suite with gx_context.suite")
+    fix = "name a suite with gx_context.suite"
+    file, data = stores("CheckpointStore").get(name=name, missing=missing, fix=fix)
     references = data.get("validation_definitions")
     if not isinstance(references, list) or not references:
         raise ConfigError(str(file), ["validation_definitions: the checkpoint validates nothing; list at least one"])
-    definitions_folder = _store_folder(context, root, config, "ValidationDefinitionStore")
+    definitions = stores("ValidationDefinitionStore")
     suites: list[dict[str, Any]] = []
     assets: set[tuple[str, ...]] = set()
     for reference in references:
         ref = reference if isinstance(reference, dict) else {}
-        definition = _find(definitions_folder, root, name=ref.get("name"), record_id=ref.get("id"))
+        definition = definitions.find(name=ref.get("name"), record_id=ref.get("id"))
         if definition is None:
             raise ConfigError(
                 str(file),
                 [
-                    f"validation_definitions: {show_value(ref.get('name'))} is not in {definitions_folder}; "
+                    f"validation_definitions: {show_value(ref.get('name'))} is not in {definitions.folder}; "
                     "fix the checkpoint or add the validation definition to the context"
                 ],
             )
         data_ref, suite_ref = definition[1].get("data") or {}, definition[1].get("suite") or {}
         assets.add(tuple(str((data_ref.get(k) or {}).get("name")) for k in ("datasource", "asset")))
-        suite = _suite(
-            context,
-            root,
-            config,
-            name=str(suite_ref.get("name")),
-            suite_id=suite_ref.get("id"),
-            field_name=f"{definition[0]}: suite",
-        )
-        if suite["name"] not in (s["name"] for s in suites):
-            suites.append(suite)
+        suite_name, suite_id = str(suite_ref.get("name")), suite_ref.get("id")
+        if suite_name not in (s["name"] for s in suites):
+            suites.append(_suite(stores, name=suite_name, suite_id=suite_id, field_name=f"{definition[0]}: suite"))
     if len(assets) > 1:
         shown = ", ".join(f"{source}/{asset}" for source, asset in sorted(assets))
         raise ConfigError(
@@ -254,7 +344,7 @@ def _checkpoint(context: Path, root: Path, config: dict[str, Any], name: str) ->
             "meta": {},
             "expectations": [e for s in suites for e in s["expectations"]],
         },
-        f"{context} checkpoint {name!r}",
+        f"{stores.context} checkpoint {name!r}",
         _checkpoint_notes(name, data, assets),
     )
 
@@ -266,7 +356,8 @@ def _checkpoint_notes(name: str, data: dict[str, Any], assets: set[tuple[str, ..
         shown = ", ".join(f"{a.get('type')} {a.get('name')!r}" for a in actions)
         notes.append(
             f"checkpoint {name!r}: {len(actions)} action(s) not run ({shown}): airflow-ml never runs a "
-            "checkpoint's actions (notifications, data docs, stores); the verdict and this report go to MLflow"
+            "checkpoint's actions (notifications, data docs, stores); the verdict and this report are written "
+            "beside the snapshot (and to MLflow when the city has an experiment)"
         )
     ((source, asset),) = assets
     notes.append(f"checkpoint {name!r}: its data asset {source}/{asset} was not read; its suites ran on the snapshot")

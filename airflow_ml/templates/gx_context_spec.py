@@ -45,6 +45,8 @@ class GxContextSpec(Strict):
     @classmethod
     def _path_stays_in_the_project(cls, path: str) -> str:
         parts = path.replace("\\", "/").split("/")
+        if any(not c.isprintable() for c in path):
+            raise ValueError(f"{path!r} holds a control character; write the folder's path as plain text")
         if path.startswith(("/", "~")) or "\\" in path or (len(path) > 1 and path[1] == ":"):
             raise ValueError(
                 f"{path!r} is not a path relative to the project folder; write it relative to the folder that "
@@ -61,6 +63,7 @@ class GxContextSpec(Strict):
         if (self.checkpoint is None) == (self.suite is None):
             raise ValueError(
                 "name exactly one of gx_context.checkpoint (a checkpoint of the context) and gx_context.suite "
-                "(an expectation suite of the context)"
+                "(an expectation suite of the context); a city that overrides its template's choice sets the "
+                "other to null (e.g. 'gx_context: {checkpoint: nightly, suite: null}')"
             )
         return self

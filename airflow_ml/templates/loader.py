@@ -94,6 +94,7 @@ def load_city_configs(
     layers = _Layers()
     defaults = root / DEFAULTS_FILE
     configs: dict[str, tuple[Path, CityConfig]] = {}
+    models: dict[str, tuple[Path, CityConfig]] = {}  # registered model name -> its city
     paths, errors = yaml_files(root / CITIES_SUBDIR, recursive=True, include=include)
     errors += misnamed_layers(root)
     reported = {(e.file, tuple(e.problems)) for e in errors}
@@ -119,10 +120,28 @@ def load_city_configs(
             line, col = origin.get(("city",), (path, 1, 1))[1:]
             errors.append(ConfigError(str(path), [Problem(problem, line=line, col=col)]))
             continue
+        named = models.get(config.model_name)
+        if named is not None:
+            errors.append(_model_name_clash(path, config, named, origin))
+            continue
         configs[config.dag_id] = (path, config)
+        models[config.model_name] = (path, config)
         if origins is not None:
             origins[config.dag_id] = origin
     return [configs[dag_id][1] for dag_id in sorted(configs)], errors
+
+
+def _model_name_clash(path: Path, config: CityConfig, named: tuple[Path, CityConfig], origin: Origin) -> ConfigError:
+    """Two cities of two templates whose ``registry.name_pattern`` give them one registered model."""
+    other_path, other = named
+    problem = (
+        f"registry.name_pattern: {config.registry.name_pattern!r} gives city {config.city!r} of template "
+        f"{config.template!r} the registered model {config.model_name!r}, already the model of city "
+        f"{other.city!r} of template {other.template!r} ({other_path}); put a '.' between {{template}} and "
+        "{city} in the pattern, or give one of the cities another id"
+    )
+    where, line, col = origin.get(("registry", "name_pattern"), (path, 1, 1))
+    return ConfigError(str(where), [Problem(problem, line=line, col=col)])
 
 
 def unexpected_error(path: Path, exc: Exception) -> ConfigError:

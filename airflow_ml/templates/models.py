@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from airflow_ml.exceptions import ConfigError
-from airflow_ml.templates.base import CITY_ID_PATTERN, Name, Strict
+from airflow_ml.templates.base import CITY_ID_PATTERN, DISPLAY_NAME_MAX_LENGTH, Name, Strict, check_display_name
 from airflow_ml.templates.base import slugify as slugify  # where the CLI imports it from
 from airflow_ml.templates.dag_spec import DagSpec
 from airflow_ml.templates.dag_spec import NotifierSpec as NotifierSpec  # where the factory imports it from
@@ -22,11 +22,15 @@ from airflow_ml.templates.filter_spec import RowFilterSpec
 from airflow_ml.templates.gate_spec import GateSpec
 from airflow_ml.templates.gx_context_spec import GxContextSpec
 from airflow_ml.templates.monitoring_spec import MONITOR_DAG_SUFFIX, MonitoringSpec
+from airflow_ml.templates.registry_spec import PARENT_GROUP_SEGMENT, RegistrySpec
 from airflow_ml.templates.retention_spec import RetentionSpec
 from airflow_ml.templates.scoring_spec import ScoringSpec
 from airflow_ml.templates.source_pattern import check_location_pattern
 from airflow_ml.templates.training_spec import TrainingSpec
 
+#: The longest registered model name under ``registry.name_pattern``: Airflow's DAG tags hold 100 characters,
+#: and the fleet view reads the name from the tag ``model:<name>``.
+MAX_MODEL_NAME = 94
 #: Metrics each task may use; their direction (lower or higher is better) belongs to ``airflow_ml.ml.metrics``.
 METRICS_BY_TASK: dict[str, frozenset[str]] = {
     "regression": frozenset({"rmse", "mae", "mape", "r2"}),
@@ -157,6 +161,9 @@ class UseCase(Strict):
     health: HealthSpec = Field(default_factory=HealthSpec)
     fallback: FallbackSpec = Field(default_factory=FallbackSpec)
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
+    registry: RegistrySpec = Field(
+        default_factory=RegistrySpec, description="How the models are named in the MLflow registry."
+    )
     scoring: ScoringSpec | None = Field(
         default=None, description="Batch scoring with the champion; without it the city gets no scoring DAG."
     )
@@ -268,7 +275,17 @@ class CityConfig(UseCase):
     city: str = Field(pattern=CITY_ID_PATTERN, description="Stable id: lower-case letters, digits, underscores.")
     template: Name
     group: Name | None = Field(default=None, description="A country or client whose groups/<group>.yaml applies.")
-    display_name: str = ""
+    display_name: str = Field(
+        default="",
+        max_length=DISPLAY_NAME_MAX_LENGTH,
+        description="The city's readable name (e.g. São Paulo), shown by the DAG list and the fleet view.",
+    )
+
+    @field_validator("display_name")
+    @classmethod
+    def _one_readable_line(cls, value: str) -> str:
+        check_display_name(value)
+        return value
 
     @model_validator(mode="after")
     def _fallback_has_a_parent(self) -> CityConfig:
@@ -283,6 +300,17 @@ class CityConfig(UseCase):
                     f"city id {reserved!r} is reserved for the template's {dag} ('{self.template}.{reserved}'); "
                     "give the city another id"
                 )
+        if self.registry.custom and len(self.model_name) > MAX_MODEL_NAME:
+            raise ValueError(
+                f"registry.name_pattern {self.registry.name_pattern!r} gives city {self.city!r} the registered model "
+                f"{self.model_name!r}, {len(self.model_name)} characters; at most {MAX_MODEL_NAME} fit the DAG tag "
+                "'model:<name>' the fleet view reads: shorten the pattern's fixed parts"
+            )
+        if self.registry.custom and self.city.startswith(PARENT_GROUP_SEGMENT):
+            raise ValueError(
+                f"city id {self.city!r} starts with {PARENT_GROUP_SEGMENT!r}, which registry.name_pattern "
+                f"{self.registry.name_pattern!r} gives the group parents' models; give the city another id"
+            )
         if self.fallback.parent == "group" and self.group is None:
             raise ValueError(
                 "fallback.parent 'group' needs the city to belong to a group: add 'group: <country or client>' "
@@ -297,8 +325,8 @@ class CityConfig(UseCase):
 
     @property
     def model_name(self) -> str:
-        """The MLflow registered model of this city: ``<template>.<city>``."""
-        return f"{self.template}.{self.city}"
+        """The MLflow registered model of this city: ``<template>.<city>``, or by ``registry.name_pattern``."""
+        return self.registry.model_name(self.template, self.city)
 
     @property
     def members(self) -> list[str]:
@@ -311,8 +339,8 @@ class CityConfig(UseCase):
         if self.fallback.parent == "none":
             return None
         if self.fallback.parent == "group":
-            return f"{self.template}.{GROUP_PARENT_PREFIX}{self.group}"
-        return f"{self.template}.{GLOBAL_PARENT}"
+            return self.registry.model_name(self.template, f"{GROUP_PARENT_PREFIX}{self.group}")
+        return self.registry.model_name(self.template, GLOBAL_PARENT)
 
     def source_uri(self, data_root: str) -> str:
         """The city's data location: the template's source pattern with the data root and the city filled in."""
@@ -349,8 +377,8 @@ class ParentConfig(UseCase):
 
     @property
     def model_name(self) -> str:
-        """The parent's registered model, named as its DAG."""
-        return self.dag_id
+        """The parent's registered model: named as its DAG, or by the template's ``registry.name_pattern``."""
+        return self.registry.model_name(self.template, self.city)
 
     @property
     def parent_model_name(self) -> None:

@@ -37,7 +37,18 @@ SEVERITIES = ("error", "warn")
 GX_SEVERITY = {"error": "critical", "warn": "warning"}
 _FROM_GX_SEVERITY = {"critical": "error", "warning": "warn", "info": "warn"}
 _ITEM_KEYS = {"severity", "notes"}
-_GX_KEYS = {"type", "kwargs", "meta", "severity", "id", "rendered_content", "notes", "description"}
+#: GX's keys of an expectation; ``expectation_context`` (GX's description of it) is read and dropped.
+_GX_KEYS = {
+    "type",
+    "kwargs",
+    "meta",
+    "severity",
+    "id",
+    "rendered_content",
+    "notes",
+    "description",
+    "expectation_context",
+}
 _COLUMN_KEYS = ("column", "column_A", "column_B", "column_list")
 
 
@@ -141,9 +152,17 @@ def read_suite_file(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def parse_expectations(
-    items: Iterable[Any], source: str, lines: Mapping[Path_, int], prefix: Path_ = ("expectations",)
+    items: Iterable[Any],
+    source: str,
+    lines: Mapping[Path_, int],
+    prefix: Path_ = ("expectations",),
+    *,
+    gx_written: bool = False,
 ) -> list[dict[str, Any]]:
     """Turn expectations in either form into GX form, each with ``meta.severity`` and ``meta.source``.
+
+    ``gx_written``: the items come from a GX context, whose ``meta`` is the team's own: the severity is
+    GX's top-level ``severity`` alone, and a ``meta.severity`` there (say "high") is not read as ours.
 
     Raises:
         ConfigError: naming ``source`` and the line (when known) of every malformed item.
@@ -153,7 +172,9 @@ def parse_expectations(
         line = lines.get((*prefix, index))
         where = f"line {line}" if line is not None else f"{prefix[-1]}[{index}]"
         try:
-            parsed.append(_parse_item(item, f"{source}:{line}" if line is not None else f"{source} {where}"))
+            parsed.append(
+                _parse_item(item, f"{source}:{line}" if line is not None else f"{source} {where}", gx_written)
+            )
         except (ValueError, TypeError) as exc:  # TypeError: a value of a type no check foresaw
             problems.append(f"{where}: {exc}")
     if problems:
@@ -190,7 +211,7 @@ def _canonical(value: Any) -> str:
         return repr(value)
 
 
-def _parse_item(item: Any, source: str) -> dict[str, Any]:
+def _parse_item(item: Any, source: str, gx_written: bool = False) -> dict[str, Any]:
     if not isinstance(item, Mapping):
         raise ValueError(f"an expectation is a mapping, got {show_value(item)}")
     if "type" in item:  # the GX form
@@ -202,6 +223,8 @@ def _parse_item(item: Any, source: str) -> dict[str, Any]:
         if not isinstance(meta, Mapping):
             raise ValueError(f"meta must be a mapping such as {{severity: warn}}, got {show_value(meta)}")
         meta = dict(meta)
+        if gx_written:
+            meta.pop("severity", None)
         if "severity" in item:  # GX's own field: critical, warning or info
             meta["severity"] = _ours(item["severity"], meta.get("severity"), kind)
     elif "kwargs" in item or "meta" in item:

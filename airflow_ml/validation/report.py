@@ -117,10 +117,16 @@ def _fill(template: str, params: dict[str, Any]) -> str:
         value = param.get("value") if isinstance(param, dict) else param
         return f"<code>{_e(_show(value))}</code>"
 
-    # split() with one group alternates text and placeholder names: escape the text, fill the names.
+    # split() with one group alternates text and placeholder names: escape the text, fill the names. The
+    # sentence is tidied (the spaces around a value left out) with each value a token, so that a value is
+    # shown as it ran: a regex "^a .b  c$" keeps its spaces.
     pieces = _PLACEHOLDER.split(template)
-    filled = "".join(one(piece) if i % 2 else _e(piece) for i, piece in enumerate(pieces))
-    return re.sub(r" {2,}", " ", filled).replace(" .", ".")
+    values = [one(piece) for piece in pieces[1::2]]
+    text = "".join(f"\x00{i // 2}\x00" if i % 2 else _e(piece.replace("\x00", "")) for i, piece in enumerate(pieces))
+    text = re.sub(
+        r" {2,}", " ", re.sub(r" ?\x00(\d+)\x00", lambda m: m.group(0) if values[int(m.group(1))] else "", text)
+    )
+    return re.sub(r"\x00(\d+)\x00", lambda m: values[int(m.group(1))], text.replace(" .", "."))
 
 
 def observed_html(item: dict[str, Any]) -> str:
@@ -161,13 +167,14 @@ def exception_message(info: Any) -> str | None:
 
 
 def _show(value: Any) -> str:
-    """One value, short: integers with thousands separators, floats to 6 significant digits, others as JSON."""
+    """One value as it ran, cut to ``VALUE_CHARS``: every digit of a number (no rounding, no separators)."""
     if isinstance(value, bool) or value is None:
         text = json.dumps(value)
     elif isinstance(value, int):
-        text = f"{value:,}"
-    elif isinstance(value, float):
-        text = f"{value:.6g}"
+        text = str(int(value))
+    elif isinstance(value, float):  # numpy's too (repr(np.float64(7.0)) would say so); GX makes 600 a float
+        number = float(value)
+        text = str(int(number)) if number.is_integer() and abs(number) < 1e16 else repr(number)
     elif isinstance(value, str):
         text = value
     else:

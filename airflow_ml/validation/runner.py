@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from airflow_ml.validation.report import exception_message
+from airflow_ml.validation.unsafe_arguments import argument_problems, condition_columns
 
 _LOG = logging.getLogger(__name__)
 
@@ -125,6 +126,9 @@ def run_suite(frame: pd.DataFrame, suite: dict[str, Any], *, suite_file: str) ->
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    unsafe = [p for e in suite["expectations"] for p in argument_problems(e.get("kwargs") or {})]
+    if unsafe:  # check_suite refuses them first; this guards any other caller
+        raise ValueError(f"suite {suite['name']!r} is refused: " + "; ".join(unsafe))
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     # Each expectation carries its position, to put GX's results (grouped by metric) back in suite order.
@@ -222,6 +226,8 @@ def columns_to_validate(suite: dict[str, Any], available: list[str]) -> list[str
             if isinstance(kwargs.get(key), str):
                 named[kwargs[key]] = None
         for column in kwargs.get("column_list") or []:
+            named[column] = None
+        for column in condition_columns(kwargs):  # the row filter reads its columns too
             named[column] = None
     chosen = [c for c in available if c in named]
     return chosen or None

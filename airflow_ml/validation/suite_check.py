@@ -13,6 +13,7 @@ from collections.abc import Collection
 from typing import Any
 
 from airflow_ml.exceptions import show_value
+from airflow_ml.validation.unsafe_arguments import argument_problems
 
 _COLUMN_KEYS = ("column", "column_A", "column_B")
 
@@ -62,6 +63,10 @@ def _unknown_column(column: str, known: Collection[str]) -> str:
 
 def _check_one(kind: str, kwargs: dict[str, Any], get_impl: Any, registered: Any) -> list[str]:
     from great_expectations.exceptions import ExpectationNotFoundError
+
+    unsafe = argument_problems(kwargs)
+    if unsafe:  # before GX builds anything from them
+        return unsafe
 
     try:
         implementation = get_impl(kind)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support.airflow_runs import airflow_api
+from tests.support.mlflow_stores import logged_decision
 from tests.support.worlds import city_world
 
 pytestmark = pytest.mark.integration
@@ -118,7 +119,9 @@ def test_a_rejected_promotion_keeps_the_champion_and_records_who_rejected(
     assert _champion(world["client"]) is None
     tags = world["client"].get_model_version(MODEL, "1").tags
     assert tags["gate.decision"] == "rejected"
-    assert tags["gate.approved_by"] == rejected["approval"]["approved_by"] != ""
+    assert tags["gate.reason"] == rejected["approval"]["reason"]
+    assert logged_decision(world["client"], MODEL, "1")["approved_by"] == rejected["approval"]["approved_by"] != ""
+    assert "challenger" not in world["client"].get_registered_model(MODEL).aliases  # refused: never shadow-scored
     assert rejected["approval"]["reason"].startswith("rejected by ")
 
 
@@ -173,7 +176,7 @@ def test_the_charts_are_logged_on_their_runs_and_the_approval_screen_shows_the_g
         image = f"{UI}/get-artifact?path={path.replace('/', '%2F')}&run_uuid={run_id}"
         page = f"{UI}/#/experiments/{charts['experiment_id']}/runs/{run_id}/artifactPath/{path}"
         assert f"({image})]({page})" in body
-    assert "| `pickup_zone=" in body  # the worst slices as a table
+    assert "| pickup\\_zone=" in body  # the worst slices as a table
     drift = refused_by_gate["drift"]  # the third run has a champion (v2) to compare with
     assert drift["charts"] == ["charts/distributions.png"]
     assert pngs(drift["mlflow_run_id"], "charts") == {"charts/distributions.png"}

@@ -36,7 +36,7 @@ def _parse_in_fresh_process() -> dict:
                 "tags": sorted(dag.tags), "owner": dag.default_args.get("owner"),
                 "retries": dag.default_args.get("retries"), "params": sorted(dag.params.keys()),
                 "doc": dag.doc_md or "", "max_active_runs": dag.max_active_runs, "catchup": dag.catchup,
-                "timetable": type(dag.timetable).__name__,
+                "timetable": type(dag.timetable).__name__, "display": dag.dag_display_name,
             }} for dag_id, dag in bag.dags.items()}},
             "heavy": sorted(m for m in {list(HEAVY)!r} if m in sys.modules),
         }}))
@@ -59,6 +59,17 @@ def test_every_city_file_yields_a_dag_without_import_errors(parsed: dict) -> Non
     per_city = [f"ride_duration.{city}{kind}" for city in cities for kind in ("", ".score")]
     templates = ["ride_duration.monitor", "ride_duration.drift_review"]
     assert sorted(parsed["dags"]) == sorted([*fleet, *per_city, *templates])
+
+
+def test_every_dag_carries_a_display_name_and_cities_show_their_own(parsed: dict) -> None:
+    displays = {dag_id: dag["display"] for dag_id, dag in parsed["dags"].items()}
+
+    assert [dag_id for dag_id, shown in displays.items() if shown == dag_id] == []
+    assert displays["ride_duration.sao_paulo"] == "São Paulo · ride_duration"
+    assert displays["ride_duration.sao_paulo.score"] == "São Paulo · ride_duration · scoring"
+    assert displays["ride_duration.monitor"] == "ride_duration · monitor"
+    assert displays["ride_duration.drift_review"] == "ride_duration · drift review"
+    assert displays["airflow_ml.rollback"] == "airflow-ml · rollback"
 
 
 def test_one_manual_rollback_dag_serves_the_fleet(parsed: dict) -> None:

@@ -29,15 +29,26 @@ PLUGINS = REPO / "plugins"
 MLFLOW_UI = "http://mlflow.example:5000"
 JSON_URL, HTML_URL = "/airflow-ml/api/fleet", "/airflow-ml/fleet"
 JWT_SECRET = "airflow-ml-fleet-tests-" + "y" * 64
+#: Berlin's display name, and a scoring section: its scoring DAG carries the fleet's tags too.
+BERLIN_EXTRA = (
+    "display_name: Berlin Mitte\nscoring:\n  source: '{data_root}/raw/to_score/{city}'\n  key_columns: [trip_id]\n"
+)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: Path) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("fleet_view")
-    with city_world(root, dags_dir, "berlin", template=TEMPLATE) as world:
+    with city_world(root, dags_dir, "berlin", template=TEMPLATE, extra=BERLIN_EXTRA) as world:
         # A second city of the same template that never runs: it has a DAG, and no model.
         (root / "cities" / "lisbon.yaml").write_text(
             f"city: lisbon\ntemplate: {TEMPLATE}\ndag:\n  retries: 0\n  schedule: null\n", encoding="utf-8"
+        )
+        # Berlin's scoring DAG, in the same dags folder: dag.test() writes it to the metadata database too. It
+        # carries the fleet's tags (airflow-ml, city:berlin) and must not become a row of its own.
+        (dags_dir / f"score_{root.name}.py").write_text(
+            "from airflow_ml.factory import register_score_dags\n"
+            f"register_score_dags(globals(), templates_root={str(root)!r})\n",
+            encoding="utf-8",
         )
         run = world["build"]().test()
         assert str(run.state) == "success", {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
@@ -112,6 +123,7 @@ def test_a_city_that_ran_shows_its_run_champion_decision_drift_and_links(
     version = world["client"].get_model_version(BERLIN, "1")
 
     assert row["city"] == "berlin"
+    assert row["display_name"] == "Berlin Mitte"  # the DAG's dag_display_name, as the DAG processor stored it
     assert row["template"] == TEMPLATE
     assert row["registry_error"] is None
     assert row["last_run"]["run_id"] == world["run_id"]
@@ -133,7 +145,22 @@ def test_a_city_that_ran_shows_its_run_champion_decision_drift_and_links(
     assert row["links"]["dag"] == f"/dags/{BERLIN}"
     assert row["links"]["last_run"].startswith(f"/dags/{BERLIN}/runs/")
     assert row["links"]["mlflow_champion"] == f"{MLFLOW_UI}/#/models/{BERLIN}/versions/1"
+    assert row["links"]["required_actions"] is None
+    assert row["awaiting_approval"] is None
     assert fleet["mlflow_ui"] == MLFLOW_UI
+    # The gate's judged score of version 1 is the trend's first point; the run's promotion is last night's.
+    assert row["trend"]["metric"] == "rmse"
+    assert row["trend"]["points"] == [
+        {"version": "1", "holdout": row["champion"]["value"], "live": None, "decision": "promoted"}
+    ]
+    assert fleet["summary"] == {
+        "cities": 2,
+        "promoted": 1,
+        "kept": 0,
+        "failed": 0,
+        "drifting": 0,
+        "awaiting_approval": 0,
+    }
 
 
 def test_a_city_that_never_ran_says_it_has_no_champion_yet(fleet: dict[str, Any]) -> None:
@@ -156,10 +183,13 @@ def test_the_page_is_a_table_with_a_row_per_city(admin_api: Any, fleet: dict[str
     page = response.text
     assert f'data-dag-id="{BERLIN}"' in page
     assert f'data-dag-id="{LISBON}"' in page
-    assert '<td class="champion" data-version="1">v1</td>' in page
+    assert '<td class="champion" data-version="1" data-sort="1">v1</td>' in page
+    assert '<a class="city-link" href="/dags/fleet_view.berlin" target="_top">Berlin Mitte</a>' in page
+    assert '<li data-count="promoted"><span class="count">1</span>' in page
     assert 'data-decision="promoted"' in page
     assert 'data-status="skipped"' in page
-    assert page.count('class="fleet-row') == len(fleet["rows"])
+    assert page.count('class="fleet-row') == len(fleet["rows"]) == 2  # berlin and lisbon; no scoring DAG
+    assert f"{BERLIN}.score" not in page
     assert f'<a class="mlflow-champion-link" href="{MLFLOW_UI}/#/models/{BERLIN}/versions/1"' in page
     assert f'<a class="dag-link" href="/dags/{BERLIN}" target="_top">' in page
     index = admin_api.get("/airflow-ml/", follow_redirects=False)

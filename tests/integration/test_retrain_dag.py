@@ -160,9 +160,11 @@ def test_worse_challenger_leaves_the_champion_and_says_why(world: dict[str, Any]
     assert "not better" in decision["reason"]
     assert decision["trigger_reason"] == "integration test: crippled challenger"
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
-    challenger = client.get_model_version_by_alias(MODEL, "challenger")
-    assert str(challenger.version) == "2"
+    # Refused: v2 loses its challenger alias, so shadow scoring and the monitor never take it up.
+    assert "challenger" not in client.get_registered_model(MODEL).aliases
+    challenger = client.get_model_version(MODEL, "2")
     assert challenger.tags["gate.decision"] == "kept"
+    assert challenger.description.startswith(f"**kept**: {decision['reason']}")
     assert challenger.tags["gate.reason"] == decision["reason"]
     params = client.get_run(challenger.run_id).data.params
     assert (params["num_boost_round"], params["num_leaves"]) == ("1", "4")
@@ -178,8 +180,8 @@ def test_dry_run_records_the_decision_and_moves_nothing(world: dict[str, Any], d
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
     version = dry_run["decision"]["challenger_version"]
     assert client.get_model_version(MODEL, version).tags["gate.decision"] == "dry-run"
-    # Registered for the gate to score, and no alias moved: challenger still names the last real candidate.
-    assert str(client.get_model_version_by_alias(MODEL, "challenger").version) != version
+    # Registered for the gate to score, and no alias moved: challenger never names a dry run's version.
+    assert str(client.get_registered_model(MODEL).aliases.get("challenger")) != version
 
 
 def test_force_needs_a_reason_then_promotes_and_keeps_the_previous_champion(
@@ -235,7 +237,7 @@ def test_invalid_batch_fails_validation_registers_nothing_and_keeps_the_champion
     assert "duration_min" in invalid_run["report"]
     run = client.get_run(verdict["mlflow_run_id"])
     assert run.data.tags["airflow_ml.validation"] == "failed"
-    assert run.data.metrics["validation_failed_errors"] == verdict["failed_errors"]
+    assert run.data.params["validation_failed_errors"] == str(verdict["failed_errors"])  # a count: a param
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "validation")}
     assert artifacts == {
         f"validation/{n}" for n in ("validation.json", "validation_result.json", "validation_report.html")

@@ -31,6 +31,6 @@ def test_warm_start_and_a_trigger_form_search(tmp_path: Path, airflow_db: Path, 
             [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{second_train.info.run_id}'"
         )
         assert len(trials) == 2
-        assert second_train.data.metrics["search_trials"] == 2
+        assert second_train.data.params["search_trials"] == "2"  # a count: a param
         assert "best_num_leaves" in second_train.data.params
-        assert "search_trials" not in first_train.data.metrics  # no search configured, none asked for
+        assert "search_trials" not in first_train.data.params  # no search configured, none asked for

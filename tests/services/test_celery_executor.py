@@ -18,6 +18,7 @@ import pytest
 
 from airflow_ml.data.snapshot import snapshot_location
 from tests.support.airflow_rest import RunResult
+from tests.support.mlflow_stores import logged_decision
 from tests.support.processes import wait_until
 from tests.support.stack import AirflowStack
 
@@ -95,7 +96,7 @@ def test_each_city_has_its_own_champion(stack: AirflowStack, runs: dict[str, Run
         assert champion.tags["airflow_ml.city"] == city
         assert champion.tags["airflow.run_id"] == run.run_id
         assert champion.tags["gate.decision"] == "promoted"
-        assert champion.tags["gate.trigger_reason"] == CONF["reason"]
+        assert logged_decision(client, model, champion.version)["trigger_reason"] == CONF["reason"]
         assert champion.tags["airflow_ml.snapshot_uri"] == snapshot_location(
             f"{stack.data_root}/snapshots", TEMPLATE, city, run.run_id
         )

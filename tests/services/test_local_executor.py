@@ -16,6 +16,7 @@ import pytest
 
 from airflow_ml.data.snapshot import MANIFEST, snapshot_location
 from tests.support.airflow_rest import RunResult
+from tests.support.mlflow_stores import logged_decision
 from tests.support.stack import AirflowStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
@@ -96,12 +97,12 @@ def test_the_decision_records_the_mode_and_the_trigger_conf(stack: AirflowStack,
 
     assert tags["gate.decision"] == "forced"
     assert tags["gate.mode"] == CONF["promotion_mode"]
-    assert tags["gate.trigger_reason"] == CONF["reason"]
     assert tags["gate.reason"].startswith(f"forced by the trigger ({CONF['reason']})")
     assert tags["gate.baseline_version"] == "null"  # the city had no champion
-    assert tags["gate.airflow_run_id"] == run.run_id
-    assert tags["gate.run_type"] == "manual"
-    assert tags["gate.triggered_by_user"] == "admin"
+    assert f"run `{run.run_id}` of DAG `{DAG_ID}`" in champion.description
+    decision = logged_decision(client, DAG_ID, champion.version)  # the trigger is in the record, not in tags
+    assert (decision["trigger_reason"], decision["airflow_run_id"]) == (CONF["reason"], run.run_id)
+    assert (decision["run_type"], decision["triggered_by_user"]) == ("manual", "admin")
     snapshot = snapshot_location(f"{stack.data_root}/snapshots", TEMPLATE, CITY, run.run_id)
     beside_snapshot = _s3_json(stack, f"{snapshot}/decision.json")
     assert (beside_snapshot["decision"], beside_snapshot["mode"]) == ("forced", "force")
@@ -117,7 +118,7 @@ def test_the_conf_reached_the_training_run(stack: AirflowStack, run: RunResult) 
     training = client.get_run(champion.run_id)
 
     assert training.data.params["num_boost_round"] == str(CONF["num_boost_round"])
-    assert training.data.metrics["best_iteration"] <= CONF["num_boost_round"]
+    assert int(training.data.tags["best_iteration"]) <= CONF["num_boost_round"]
     assert training.data.tags["airflow.run_id"] == run.run_id
     assert training.data.tags["airflow.task_id"] == "train"
     assert client.get_experiment(training.info.experiment_id).name == DAG_ID

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
+from airflow_ml.factory.display_names import retrain_display_name
 from airflow_ml.templates.training_spec import LightGBMParams
 from tests.support import REPO
 from tests.support.airflow_rest import AirflowRest
@@ -45,6 +46,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 CITY, TEMPLATE = "berlin", "ui_browser"
 DAG_ID = f"{TEMPLATE}.{CITY}"
+#: The fleet beside Berlin: São Paulo (a display name, three judged versions, a promotion last night) and
+#: Lisbon of another template (a failed run, one refused version).
+SAO_PAULO, LISBON = f"{TEMPLATE}.sao_paulo", "ui_browser_other.lisbon"
 USER = "admin"
 CHROMIUM = Path(os.environ.get("AIRFLOW_ML_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -94,6 +98,52 @@ def _airflow(env: dict[str, str], *args: str) -> None:
     assert done.returncode == 0, f"airflow {' '.join(args)} exited with {done.returncode}:\n{done.stderr[-4000:]}"
 
 
+def add_fleet_cities(world: Path) -> None:
+    """São Paulo beside Berlin, and Lisbon in a second template (a copy of the first): three rows to sort and filter."""
+    text = (world / "templates" / f"{TEMPLATE}.yaml").read_text(encoding="utf-8")
+    other = LISBON.split(".")[0]
+    (world / "templates" / f"{other}.yaml").write_text(
+        text.replace(f"template: {TEMPLATE}\n", f"template: {other}\n"), encoding="utf-8"
+    )
+    city = "city: {city}\ntemplate: {template}\n{extra}dag:\n  retries: 0\n  schedule: null\n"
+    (world / "cities" / "sao_paulo.yaml").write_text(
+        city.format(city="sao_paulo", template=TEMPLATE, extra="display_name: São Paulo\n"), encoding="utf-8"
+    )
+    (world / "cities" / "lisbon.yaml").write_text(
+        city.format(city="lisbon", template=other, extra=""), encoding="utf-8"
+    )
+
+
+def fill_registry(uri: str, models: Path) -> None:
+    """São Paulo's three judged versions (the third champion; the monitor measured the second live), Lisbon's one."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    judged = {SAO_PAULO: [(7.5, "promoted"), (7.1, "promoted"), (6.8, "promoted")], LISBON: [(4.2, "kept")]}
+    for name, versions in judged.items():
+        client.create_registered_model(name)
+        (models / name).mkdir(parents=True)
+        for score, decision in versions:
+            version = client.create_model_version(name, str(models / name)).version
+            tags = {"gate.metric": "rmse", "gate.challenger_score": str(score), "gate.decision": decision}
+            for key, value in tags.items():
+                client.set_model_version_tag(name, version, key, value)
+    client.set_registered_model_alias(SAO_PAULO, "champion", "3")
+    client.set_model_version_tag(SAO_PAULO, "2", "monitor.live_rmse", "7.9")
+
+
+def finish_fleet_runs(rest: AirflowRest, uri: str) -> None:
+    """A run of São Paulo that succeeded and promoted version 3 (its gate's tag names it), one of Lisbon that failed."""
+    from mlflow import MlflowClient
+
+    for dag_id, state in ((SAO_PAULO, "success"), (LISBON, "failed")):
+        run_id = rest.trigger(dag_id, unpause=False)
+        rest.request("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", json={"state": state})
+        if dag_id == SAO_PAULO:
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            client.set_model_version_tag(SAO_PAULO, "3", "gate.airflow_run_id", run_id)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
     """A real api-server with the city's DAG serialized in its database and the fleet view plugin loaded."""
@@ -105,8 +155,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
     home.mkdir()
     dags.mkdir()
     make_city_world(root / "world", dags, CITY, scale=0.1, template=TEMPLATE)
-    (config,), errors = load_city_configs(root / "world")
+    add_fleet_cities(root / "world")
+    configs, errors = load_city_configs(root / "world")
     assert not errors, errors
+    (config,) = (c for c in configs if c.dag_id == DAG_ID)
+    fill_registry(f"sqlite:///{root}/mlflow.db", root / "models")
     password = secrets.token_urlsafe(12)
     (home / "passwords.json").write_text(json.dumps({USER: password}), encoding="utf-8")
     port = free_port()
@@ -127,7 +180,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
         "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
         "AIRFLOW_ML_DATA_ROOT": str(root / "world" / "data"),
-        # The fleet view reads this (empty) registry: the row shows "no champion yet".
+        # The fleet view reads this registry (fill_registry): Berlin's row shows "no champion yet".
         "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(
             {"conn_type": "mlflow", "extra": {"tracking_uri": f"sqlite:///{root}/mlflow.db"}}
         ),
@@ -154,6 +207,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
         )
         rest = AirflowRest(url, USER, password)
         assert rest.dag(DAG_ID) is not None, f"{DAG_ID} is not in the api-server's database; {rest.import_errors()}"
+        finish_fleet_runs(rest, f"sqlite:///{root}/mlflow.db")
         yield UiServer(url, password, rest, config)
     finally:
         if rest is not None:
@@ -248,7 +302,7 @@ def open_trigger_form(page: Page, server: UiServer) -> Locator:
     page.goto(f"{server.url}/dags/{DAG_ID}")
     page.get_by_role("button", name="Trigger Dag").click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_text(f"Trigger Dag - {DAG_ID}").wait_for()
+    dialog.get_by_text(f"Trigger Dag - {retrain_display_name(server.config)}").wait_for()  # the DAG's display name
     dialog.locator(f'[id$=":content:{sections()[0]}"]').wait_for()  # the form opens on its first section
     field(dialog, "Reason")  # the last Param: the whole form is there
     return dialog
@@ -456,3 +510,125 @@ def test_the_fleet_view_is_in_airflows_navigation(page: Page, server: UiServer) 
     row = page.frame_locator("iframe").locator(f'tr.fleet-row[data-dag-id="{DAG_ID}"]')
     assert row.locator("td.city a.city-link").inner_text() == CITY
     keep_screenshot(page, "fleet-in-airflow-ui")
+
+
+def test_the_dag_list_shows_each_citys_display_name(page: Page, server: UiServer) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{server.url}/dags")
+
+    expect(page.get_by_role("link", name="São Paulo · ui_browser", exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name="berlin · ui_browser", exact=True)).to_be_visible()  # no display_name: the id
+
+
+def fleet_rows(frame: Page | Any) -> list[str]:
+    """The DAG ids of the fleet's visible rows, top to bottom."""
+    return list(frame.locator("tr.fleet-row:visible").evaluate_all("rows => rows.map(r => r.dataset.dagId)"))
+
+
+def test_the_fleet_view_counts_sorts_filters_and_draws_trends(page: Page, server: UiServer) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{server.url}/airflow-ml/fleet")
+    counts = {
+        name: page.locator(f'#fleet-counts li[data-count="{name}"] .count').inner_text()
+        for name in ("cities", "promoted", "kept", "failed", "drifting", "awaiting_approval")
+    }
+    assert counts == {
+        "cities": "3",
+        "promoted": "1",
+        "kept": "0",
+        "failed": "1",
+        "drifting": "0",
+        "awaiting_approval": "0",
+    }
+
+    sao_paulo = page.locator(f'tr.fleet-row[data-dag-id="{SAO_PAULO}"]')
+    assert sao_paulo.locator("td.city a.city-link").inner_text() == "São Paulo"
+    ran = sao_paulo.locator("td.last-run time")
+    assert re.fullmatch(r"just now|\d+ min ago", ran.inner_text()), ran.inner_text()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", ran.get_attribute("title") or "")
+    trend = sao_paulo.locator("td.trend svg.trend")
+    assert (trend.get_attribute("data-versions"), trend.get_attribute("data-live")) == ("3", "1")
+    assert trend.locator("polyline.trend-holdout").count() == 1
+    assert trend.locator("polyline.trend-live").count() == 1
+    assert "v2: 7.1 (live 7.9)" in (trend.get_attribute("aria-label") or "")
+    assert trend.bounding_box() is not None  # drawn, not only present
+
+    # Sorting: by the readable name (São Paulo after Lisbon), then the other way round.
+    by_city = page.locator('th button[data-sort="city"]')
+    by_city.click()
+    assert fleet_rows(page) == [DAG_ID, LISBON, SAO_PAULO]
+    expect(page.locator('th:has(button[data-sort="city"])')).to_have_attribute("aria-sort", "ascending")
+    by_city.click()
+    assert fleet_rows(page) == [SAO_PAULO, LISBON, DAG_ID]
+    page.locator('th button[data-sort="metric"]').click()  # only São Paulo has a champion: first, the rest after
+    assert fleet_rows(page)[0] == SAO_PAULO
+
+    # Filtering: by template, then by decision; the drift filter offers what the rows hold.
+    page.locator("#filter-template").select_option(LISBON.split(".")[0])
+    assert fleet_rows(page) == [LISBON]
+    expect(page.locator("#fleet-shown")).to_have_text("1 of 3 shown")
+    page.locator("#filter-template").select_option("")
+    page.locator("#filter-decision").select_option("promoted")
+    assert fleet_rows(page) == [SAO_PAULO]
+    page.locator("#filter-decision").select_option("")
+    assert sorted(fleet_rows(page)) == sorted([DAG_ID, LISBON, SAO_PAULO])
+    assert page.locator("#filter-drift option").evaluate_all("options => options.map(o => o.value)") == ["", "none"]
+    keep_screenshot(page, "fleet-view-sorted")
+
+
+def _fleet_colours(page: Page, server: UiServer, mode: str) -> dict[str, Any]:
+    """Open the fleet in Airflow's UI with the colour mode ``mode`` chosen, and read the page's colours."""
+    page.goto(f"{server.url}/")
+    page.evaluate("mode => localStorage.setItem('theme', mode)", mode)
+    page.goto(f"{server.url}/plugin/airflow-ml-fleet")
+    frame = page.frame_locator("iframe")
+    frame.locator(f'tr.fleet-row[data-dag-id="{SAO_PAULO}"] svg.trend').wait_for()
+    page.wait_for_function("mode => document.documentElement.classList.contains(mode)", arg=mode)
+    from airflow_ml.fleet.page_static import PARENT_TOKENS
+
+    colours = frame.locator("html").evaluate(
+        """(html, tokens) => {
+            const css = (selector, property) => getComputedStyle(html.ownerDocument.querySelector(selector))[property];
+            return {
+                mode: html.className, body: css("body", "backgroundColor"), text: css("body", "color"),
+                header: css("th", "backgroundColor"), trend: css("polyline.trend-holdout", "stroke"),
+                copied: Object.fromEntries(Object.entries(tokens).map(([ours, theirs]) => [
+                    ours, [html.style.getPropertyValue(ours),
+                           getComputedStyle(window.parent.document.documentElement).getPropertyValue(theirs).trim()]])),
+            };
+        }""",
+        PARENT_TOKENS,
+    )
+    keep_screenshot(page, f"fleet-{mode}")
+    return dict(colours)
+
+
+def test_the_fleet_view_follows_airflows_light_and_dark_themes(page: Page, server: UiServer) -> None:
+    from playwright.sync_api import expect
+
+    try:
+        light = _fleet_colours(page, server, "light")
+        dark = _fleet_colours(page, server, "dark")
+
+        assert (light["mode"], dark["mode"]) == ("light", "dark")
+        for part in ("body", "text", "header", "trend"):
+            assert light[part] != dark[part], f"the fleet's {part} colour is the same in both themes: {light[part]}"
+        # Embedded, the page takes Airflow's own colours and font (its Chakra variables): it reads as part of the UI.
+        for colours in (light, dark):
+            assert colours["copied"], colours
+            for ours, (copied, airflows) in colours["copied"].items():
+                assert copied == airflows != "", f"{colours['mode']}: {ours} is {copied!r}, Airflow's {airflows!r}"
+
+        # A change of mode in the UI (next-themes swaps the class of its <html>) reaches the page at once.
+        page.evaluate("document.documentElement.classList.replace('dark', 'light')")
+        embedded = page.frame_locator("iframe")
+        expect(embedded.locator("html")).to_have_class(re.compile(r"\blight\b"))
+        expect(embedded.locator("body")).to_have_css("background-color", light["body"])
+
+        # Opened alone, the page follows the mode stored by the UI.
+        page.goto(f"{server.url}/airflow-ml/fleet")
+        assert page.locator("html").get_attribute("data-theme") == "dark"
+    finally:
+        page.evaluate("localStorage.removeItem('theme')")  # the other tests' pages keep the default

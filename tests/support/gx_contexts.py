@@ -22,15 +22,15 @@ TRIPS_EXPECTATIONS = (
 )
 
 
-def make_gx_context(project: Path, *, webhook: str, checkpoint: str = "nightly") -> Any:
-    """A file context at ``project/gx`` (see the module's docstring); returns GX's context object."""
+def make_gx_context(project: Path, *, webhook: str, checkpoint: str = "nightly", suite_name: str = "trips") -> Any:
+    """A file context at ``project/gx`` (see the module's docstring), its suite named ``suite_name``."""
     import great_expectations as gx
     from great_expectations.checkpoint import SlackNotificationAction, UpdateDataDocsAction
 
     context = gx.get_context(mode="file", project_root_dir=str(project))
     suite = context.suites.add(
         gx.ExpectationSuite(
-            name="trips",
+            name=suite_name,
             expectations=[
                 getattr(gx.expectations, kind)(**kwargs, severity=severity)
                 for kind, kwargs, severity in TRIPS_EXPECTATIONS
@@ -61,16 +61,25 @@ def data_docs_index(project: Path) -> Path:
 
 @contextlib.contextmanager
 def recording_webhook() -> Iterator[tuple[str, list[str]]]:
-    """A local HTTP server on a free port; yields its URL and the list of paths POSTed to it."""
+    """A local HTTP server on a free port; yields its URL and the list of paths POSTed or fetched (GET) from it.
+
+    A GET is answered with a small JSON schema, as a ``$ref`` to it would want.
+    """
     calls: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self._answer(b"ok")
+
+        def do_GET(self) -> None:
+            self._answer(b'{"type": "string"}')
+
+        def _answer(self, body: bytes) -> None:
             calls.append(self.path)
             self.send_response(200)
             self.end_headers()
-            self.wfile.write(b"ok")
+            self.wfile.write(body)
 
         def log_message(self, *args: Any) -> None:
             pass

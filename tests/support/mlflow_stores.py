@@ -5,6 +5,9 @@
 - :class:`MlflowServer` is ``mlflow server`` as a process of its own (killed with SIGKILL, started again on the
   same port and store).
 - :func:`sqlite_registry` is a client of a fresh SQLite registry holding a few empty registered models.
+- :func:`logged_decision` reads the gate's ``gate/decision.json`` of a version (its tags hold only a summary).
+- :func:`register_version` registers a version with its tags as the tasks write them.
+- :class:`CountingClient` wraps a real client and counts the calls made through it.
 """
 
 from __future__ import annotations
@@ -116,3 +119,42 @@ class MlflowServer:
         from mlflow import MlflowClient
 
         return MlflowClient(tracking_uri=self.url, registry_uri=self.url)
+
+
+def logged_decision(client: Any, name: str, version: str) -> dict[str, Any]:
+    """The decision record (``gate/decision.json``) logged on the training run of ``name`` v``version``."""
+    import tempfile
+
+    from airflow_ml.ml.model_registry import DECISION_ARTIFACT
+
+    run_id = client.get_model_version(name, str(version)).run_id
+    with tempfile.TemporaryDirectory(prefix="airflow-ml-test-decision-") as tmp:
+        path = client.download_artifacts(run_id, DECISION_ARTIFACT, tmp)
+        return dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def register_version(client: Any, name: str, folder: Path, tags: dict[str, Any]) -> str:
+    """A new version of ``name`` (registered first if need be) carrying ``tags``, a non-text value as JSON text."""
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(name)
+    source = folder / "models" / name
+    source.mkdir(parents=True, exist_ok=True)
+    text = {key: value if isinstance(value, str) else json.dumps(value) for key, value in tags.items()}
+    return str(client.create_model_version(name, str(source), tags=text).version)
+
+
+class CountingClient:
+    """A real ``MlflowClient`` that counts the registry calls made through it (``calls``: method name to count)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return method(*args, **kwargs)
+
+        return counted

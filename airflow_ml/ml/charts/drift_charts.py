@@ -55,7 +55,11 @@ class FeatureDistribution:
 
 
 def drift_order(checks: Sequence[Mapping[str, Any]], flagged: Mapping[str, Any]) -> list[str]:
-    """The columns of ``checks`` (drift.json's), breached first (error, warn), then flagged, then by statistic."""
+    """The columns of ``checks`` (drift.json's), breached first (error, warn), then flagged, then the rest.
+
+    Within each group, the largest statistic relative to its warn threshold comes first: a PSI and a JS
+    distance are on different scales.
+    """
     worst: dict[str, tuple[int, float]] = {}
     for check in checks:
         column = str(check["column"])
@@ -63,10 +67,17 @@ def drift_order(checks: Sequence[Mapping[str, Any]], flagged: Mapping[str, Any])
         if rank == 3 and column in flagged:
             rank = 2
         value = check.get("value") if check.get("statistic") != "missing_rate_change" else None
-        score = -float(value) if value is not None and math.isfinite(float(value)) else 0.0
+        score = -_against_warn(value, check.get("warn"))
         before = worst.get(column, (3, 0.0))
         worst[column] = (min(before[0], rank), min(before[1], score))
     return sorted(worst, key=lambda c: (*worst[c], c))
+
+
+def _against_warn(value: Any, warn: Any) -> float:
+    """A statistic over its warn threshold (PSI and JS distance differ in scale); the value alone without one."""
+    if value is None or not math.isfinite(float(value)):
+        return 0.0
+    return float(value) / float(warn) if warn is not None and float(warn) > 0 else float(value)
 
 
 def drift_distributions(
@@ -152,9 +163,13 @@ def _bin_shares(values: np.ndarray, edges: np.ndarray) -> tuple[float, ...]:
 def _category_shares(
     reference: pd.Series, current: pd.Series, top: int
 ) -> tuple[tuple[str, ...], None, tuple[float, ...], tuple[float, ...]]:
-    """Shares of the ``top`` most frequent categories of both sides together, the rest as ``(other)``."""
-    ours = reference.dropna().astype(str).value_counts(normalize=True)
-    theirs = current.dropna().astype(str).value_counts(normalize=True)
+    """Shares of the ``top`` most frequent categories of both sides together, the rest as ``(other)``.
+
+    Categories are compared as ``drift.js_distance`` compares them (plain objects: ``1 == 1.0``, so an int
+    column that gained a null on one side keeps its categories); only the labels become text.
+    """
+    ours = reference.astype(object).dropna().value_counts(normalize=True)
+    theirs = current.astype(object).dropna().value_counts(normalize=True)
     together = ours.add(theirs, fill_value=0.0).sort_values(ascending=False, kind="mergesort")
     kept = list(together.index[:top])
     labels = [*kept, OTHER] if len(together) > top else kept
@@ -163,4 +178,11 @@ def _category_shares(
         values = [float(side.get(c, 0.0)) for c in kept]
         return (*values, max(0.0, 1.0 - sum(values))) if len(labels) > len(kept) else tuple(values)
 
-    return tuple(str(c) for c in labels), None, shares(ours), shares(theirs)
+    return tuple(_label(c) for c in labels), None, shares(ours), shares(theirs)
+
+
+def _label(category: Any) -> str:
+    """A category as text; an integral float (an int column with a null) as the integer: ``1.0`` -> ``1``."""
+    if isinstance(category, float | np.floating) and float(category).is_integer():
+        return str(int(category))
+    return str(category)

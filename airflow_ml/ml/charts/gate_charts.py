@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_ml.ml.markdown_cells import md_cell
+
 #: Artifact folder of the gate's charts on the challenger's training run (beside ``gate/decision.json``).
 GATE_CHARTS_FOLDER = "gate/charts"
 GATE_SCORES_PNG = "scores.png"
@@ -30,20 +32,38 @@ class ScorePoint:
 
 
 @dataclass(frozen=True)
+class ImprovementPoint:
+    """The challenger's improvement over the champion, its paired interval (the one the gate judged), the bar.
+
+    ``mode`` is ``relative`` (a fraction of the champion's score) or ``absolute``; positive is better.
+    """
+
+    value: float
+    interval: tuple[float, float] | None
+    required: float | None
+    mode: str
+
+
+@dataclass(frozen=True)
 class GateScoresChart:
-    """Challenger, champion and naive baseline on the same holdout, each a point with its interval."""
+    """Challenger, champion and naive baseline on the same holdout, each a point with its interval.
+
+    ``improvement`` is the paired improvement (None without a champion): each model's own interval may
+    overlap the other's while the improvement's, where rows hard for both cancel out, clears the bar.
+    """
 
     metric: str
     direction: str
     holdout_rows: int | None
     confidence: float | None
     points: tuple[ScorePoint, ...]
+    improvement: ImprovementPoint | None = None
 
     @property
     def title(self) -> str:
         """What the chart shows, with the metric's direction and the interval's confidence."""
         better = "lower" if self.direction == "minimize" else "higher"
-        interval = f", {self.confidence:.0%} bootstrap intervals" if self.confidence else ""
+        interval = f", {self.confidence:.0%} bootstrap intervals per model" if self.confidence else ""
         rows = f" ({self.holdout_rows} rows)" if self.holdout_rows else ""
         return f"{self.metric} on the holdout{rows}: {better} is better{interval}"
 
@@ -92,12 +112,25 @@ def gate_scores(record: Mapping[str, Any]) -> GateScoresChart:
     if naive:
         label = f"naive baseline (training {naive['statistic']})"
         points.append(ScorePoint("naive", label, float(naive["score"]), None))
+    gain = record.get("improvement")
+    required = record.get("min_improvement")
+    improvement = (
+        ImprovementPoint(
+            value=float(gain),
+            interval=_pair(boot.get("improvement")),
+            required=float(required) if required is not None else None,
+            mode=str(record.get("improvement_mode") or "relative"),
+        )
+        if gain is not None and math.isfinite(float(gain))
+        else None
+    )
     return GateScoresChart(
         metric=str(record.get("metric") or (naive or {}).get("metric") or "score"),
         direction=str(record.get("direction", "minimize")),
         holdout_rows=record.get("holdout_rows"),
         confidence=float(boot["confidence"]) if boot else None,
         points=tuple(points),
+        improvement=improvement,
     )
 
 
@@ -132,15 +165,19 @@ def gate_slices(record: Mapping[str, Any], *, limit: int = MAX_SLICES) -> GateSl
 
 
 def slice_table(chart: GateSlicesChart, *, rows: int = 10) -> str:
-    """A short markdown table of the chart's first ``rows`` slices (the worst), for the approval screen."""
+    """A short markdown table of the chart's first ``rows`` slices (the worst), for the approval screen.
+
+    Each slice's name (a value of the holdout's data) and the metric are escaped: literal text in one cell.
+    """
+    metric = md_cell(chart.metric)
     lines = [
-        f"| slice | rows | challenger {chart.metric} | champion {chart.metric} | challenger worse by | |",
+        f"| slice | rows | challenger {metric} | champion {metric} | challenger worse by | |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for bar in chart.bars[:rows]:
         verdict = "**breached**" if bar.breached else ("judged" if bar.judged else "too few rows to judge")
         lines.append(
-            f"| `{bar.name}` | {bar.rows} | {_num(bar.challenger)} | {_num(bar.champion)} | "
+            f"| {md_cell(bar.name)} | {bar.rows} | {_num(bar.challenger)} | {_num(bar.champion)} | "
             f"{'-' if bar.regression is None else f'{bar.regression:+.1%}'} | {verdict} |"
         )
     more = len(chart.bars) - rows + chart.left_off
@@ -151,7 +188,8 @@ def slice_table(chart: GateSlicesChart, *, rows: int = 10) -> str:
 
 def _worst_first(bar: SliceBar) -> tuple[int, float, str]:
     rank = 0 if bar.breached else 1 if bar.judged else 2
-    return rank, -(bar.regression if bar.regression is not None else -math.inf), bar.name
+    known = bar.regression is not None and math.isfinite(bar.regression)  # a NaN (from JSON) sorts as unknown
+    return rank, -(float(bar.regression) if known else -math.inf), bar.name  # type: ignore[arg-type]
 
 
 def _pair(value: Any) -> tuple[float, float] | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -117,27 +117,26 @@ def _pair(value: Any) -> Any:
     return None if value is None else (float(value[0]), float(value[1]))
 
 
-def slice_summary(decision: Mapping[str, Any], *, table: str = "the table is in gate/decision.json") -> str:
-    """One line on a decision record's slices, for a version tag; ``table`` says where the full table is."""
+def slice_summary(
+    decision: Mapping[str, Any],
+    *,
+    table: str = "the table is in gate/decision.json",
+    text: Callable[[Any], str] = str,
+) -> str:
+    """One line on a decision record's slices, for the approval screen; ``table`` says where the full table is.
+
+    ``text`` writes the record's column names and slice values (markdown escaping for the approval body).
+    """
     slices = decision.get("slices") or []
     if not slices:
         return "no slices"
     judged = [s for s in slices if s["judged"]]
     breached = [s for s in judged if s["breached"]]
-    columns = ", ".join(dict.fromkeys(s["column"] for s in slices))
-    text = f"{len(slices)} slice(s) of {columns}; {len(judged)} judged (>= {decision.get('min_slice_rows')} rows)"
+    columns = ", ".join(dict.fromkeys(text(s["column"]) for s in slices))
+    line = f"{len(slices)} slice(s) of {columns}; {len(judged)} judged (>= {decision.get('min_slice_rows')} rows)"
     if judged:
         worst = max(judged, key=lambda s: s["regression"])
-        text += f"; worst {worst['column']}={worst['value']} {worst['regression']:+.1%}"
+        line += f"; worst {text(worst['column'])}={text(worst['value'])} {worst['regression']:+.1%}"
         limit = decision.get("max_slice_regression")
-        text += f" (max {limit:.1%})"
-    return text + f"; {len(breached)} breached; {table}"
-
-
-def decision_tags(record: dict[str, Any]) -> dict[str, Any]:
-    """The decision record as version tags: the slice table (in ``gate/decision.json``) becomes one line.
-
-    The paths of the gate's charts (``charts``) are no tag: the charts are artifacts of the challenger's run.
-    """
-    tags = {k: v for k, v in record.items() if k != "charts"}
-    return {**tags, "slices": slice_summary(record)} if "slices" in record else tags
+        line += f" (max {limit:.1%})"
+    return line + f"; {len(breached)} breached; {table}"

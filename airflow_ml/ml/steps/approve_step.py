@@ -10,7 +10,6 @@ from airflow_ml.data.snapshot import write_json
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml import demotion_guard
 from airflow_ml.ml import model_registry as registry
-from airflow_ml.ml.gate.records import decision_tags
 from airflow_ml.ml.steps.xcom_payloads import APPROVAL_FILE
 
 
@@ -38,7 +37,8 @@ def settle_approval(client: MlflowClient, record: dict[str, Any], *, approved: b
 
     Approved: the challenger becomes champion, unless the champion moved since the gate scored it (then
     nothing moves and the run must decide again); the city's demotion, if any, is cleared. Rejected: the
-    champion stays. Either way the answer and who gave it are recorded on the challenger's version.
+    champion stays and the challenger loses its ``challenger`` alias. Either way the answer and who gave it are
+    recorded on the challenger's version (its ``gate.*`` tags and description) and in ``gate/decision.json``.
 
     Returns:
         The final decision record.
@@ -49,7 +49,8 @@ def settle_approval(client: MlflowClient, record: dict[str, Any], *, approved: b
     model_name, version = record["model_name"], str(record["challenger_version"])
     if not approved:
         final = {**record, "decision": "rejected", "approved_by": approver, "reason": f"rejected by {approver}"}
-        registry.tag_decision(client, model_name, version, decision_tags(final))
+        registry.tag_decision(client, model_name, version, final)  # a refused version: ``challenger`` goes
+        _log_record(client, model_name, version, final)
         return final
     champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
     current = str(champion.version) if champion is not None else None
@@ -64,9 +65,17 @@ def settle_approval(client: MlflowClient, record: dict[str, Any], *, approved: b
         "approved_by": approver,
         "reason": f"approved by {approver}: {record['gate_reason']}",
     }
-    registry.promote(client, model_name, version, decision_tags(final))
+    _log_record(client, model_name, version, final)  # before the champion moves: moving it is the last step
+    registry.promote(client, model_name, version, final)
     demotion_guard.clear_demotion(client, model_name)  # a person approved: the evidence a demotion asks for
     return final
+
+
+def _log_record(client: MlflowClient, model_name: str, version: str, final: dict[str, Any]) -> None:
+    """The final record replaces the gate's ``gate/decision.json`` on the training run (it holds the gate's too)."""
+    run_id = client.get_model_version(model_name, version).run_id
+    if run_id:
+        client.log_dict(run_id, final, registry.DECISION_ARTIFACT)
 
 
 class ChampionMovedError(RuntimeError):

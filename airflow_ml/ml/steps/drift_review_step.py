@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, RunTag
@@ -30,8 +30,13 @@ from airflow_ml.ml.drift_family import Family, write_family
 from airflow_ml.ml.steps.step_settings import DriftReviewSettings
 from airflow_ml.ml.steps.xcom_payloads import DRIFT_FILE
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 REVIEW_FILE = "review.json"
 _BATCH = 1000  # MLflow's most metrics per log_batch call
+#: The columns of the family's rows the review reads.
+_READ = ("city", "column", "kind", "statistic", "p_value", "snapshot_hash", "snapshot_uri", "drift_run_id")
 
 
 def review_fleet(
@@ -62,7 +67,7 @@ def review_fleet(
     family = Family(members=tuple(sorted(settings.cities)), max_age_days=settings.max_age_days, source="review")
     everyone = store.fleet_latest(data_root, settings.template, storage_options=storage_options)
     fleet = family.tests(everyone, now=now)
-    tests = [(str(row["city"]), row) for row in fleet.to_dict("records")]
+    tests = [(str(row["city"]), row) for row in _rows(fleet)]
     qs = adjust([row["p_value"] for _, row in tests])
     cities: dict[str, dict[str, Any]] = {}
     for (city, row), q in zip(tests, qs, strict=True):
@@ -105,6 +110,18 @@ def review_fleet(
         storage_options=storage_options,
     )
     return review
+
+
+def _rows(fleet: pd.DataFrame) -> list[dict[str, Any]]:
+    """The family's rows as dicts of the columns the review reads.
+
+    Column by column (``tolist``) rather than ``to_dict("records")``, which boxes every value of every column
+    one by one: for 40,000 tests that was a third of the review's own time.
+    """
+    if fleet.empty:
+        return []
+    columns = [fleet[name].tolist() for name in _READ]
+    return [dict(zip(_READ, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
 def _entry(row: dict[str, Any]) -> dict[str, Any]:

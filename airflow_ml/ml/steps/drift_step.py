@@ -251,7 +251,8 @@ def _compare(
         client.log_artifact(run_id, str(Path(tmp, DRIFT_FILE)))
     flagged = (record.get("calibration") or {}).get("flagged") or {}
     title = (
-        f"{selection.name} ({len(selection.frame)} rows) against champion v{version}'s training rows ({len(reference)})"
+        f"{selection.name} ({len(selection.frame)} rows) against champion v{version}'s training snapshot "
+        f"({len(reference)} rows)"
     )
     charts = log_drift_charts(client, run_id, reference, selection.frame, record["checks"], flagged, title=title)
     client.set_terminated(run_id, status="FINISHED")

@@ -22,7 +22,6 @@ from airflow_ml.ml.gate import schema_change
 from airflow_ml.ml.gate.fleet_outlier import FleetSkills
 from airflow_ml.ml.gate.judge import judge
 from airflow_ml.ml.gate.modes import Outcome, apply_mode, check_mode
-from airflow_ml.ml.gate.records import decision_tags
 from airflow_ml.ml.gate.schema_change import SchemaCheck
 from airflow_ml.ml.lineage import this_citys_champion, training_snapshot
 from airflow_ml.ml.serving import level_text
@@ -66,8 +65,9 @@ def gate(
         naive baseline's score and the skill over it, the slice table, baseline version, snapshot hash,
         mode and trigger, and ``charts`` (the PNGs of :func:`~airflow_ml.ml.charts.chart_artifacts.log_gate_charts`
         on the challenger's run). It is logged as ``gate/decision.json`` on the challenger's run and written beside
-        the snapshot as ``decision.json``; its version tags (``gate.*``) hold the same with the slice table
-        summarised in one line.
+        the snapshot as ``decision.json``; the version carries its :data:`~airflow_ml.ml.model_registry.GATE_TAGS`
+        and a description with the decision, the reason and the Airflow run. A refused challenger loses its
+        ``challenger`` alias.
 
     Raises:
         ForeignChampion: when the champion (or the parent's) was trained for another city or template;
@@ -155,13 +155,13 @@ def gate(
     }
     if outcome.after_demotion and outcome.label == "kept":
         record["refused_by"] = "after_demotion"
-    # The charts are evidence: drawn before anything moves (decision_tags leaves their paths out of the tags).
+    # The charts are evidence: drawn before anything moves (their paths are in the record, never a version tag).
     record["charts"] = log_gate_charts(client, challenger.run_id, record) if challenger.run_id else None
     if outcome.move_champion:
-        registry.promote(client, model_name, str(challenger.version), decision_tags(record))
+        registry.promote(client, model_name, str(challenger.version), record)
         demotion_guard.clear_demotion(client, model_name)  # a forced promotion, or a demotion past its end
     else:
-        registry.tag_decision(client, model_name, str(challenger.version), decision_tags(record))
+        registry.tag_decision(client, model_name, str(challenger.version), record)
     if challenger.run_id:
         client.log_dict(challenger.run_id, record, registry.DECISION_ARTIFACT)
     write_json(manifest.uri, DECISION_FILE, record, storage_options=storage_options)
@@ -250,7 +250,9 @@ def _fleet_skills(client: MlflowClient, settings: GateSettings, challenger_versi
         return None
     template = settings.template or settings.model_name.rpartition(".")[0]
     exclude = {settings.model_name, settings.parent_model or ""}
-    siblings = champion_skill.sibling_skills(client, template, exclude=exclude, not_cities=settings.not_cities)
+    siblings = champion_skill.sibling_skills(
+        client, template, exclude=exclude, not_cities=settings.not_cities, name_pattern=settings.name_pattern
+    )
     history = champion_skill.history_skills(client, settings.model_name, exclude_version=challenger_version)
     return FleetSkills(siblings=tuple(siblings.values()), history=tuple(history))
 

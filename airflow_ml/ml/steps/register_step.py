@@ -5,6 +5,7 @@ from __future__ import annotations
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
+from airflow_ml.ml.lineage import mark_registered_model
 from airflow_ml.ml.model_registry import CHALLENGER, register_challenger
 from airflow_ml.ml.steps.xcom_payloads import SnapshotPayload, TrainingPayload
 
@@ -22,7 +23,9 @@ def register(
 
     The ``champion`` alias is never touched here: only the gate moves it; ``alias=False`` (a dry run) moves
     none, ``challenger`` included. A try that died after creating the version (before its alias) left it
-    behind: a retry completes that version instead of registering the same model twice.
+    behind: a retry completes that version instead of registering the same model twice. The registered model
+    is tagged with the city and template of its first version (``airflow_ml.city``, ``airflow_ml.template``), so
+    a name that a template's ``registry.name_pattern`` made is checked for lineage as a default one is.
 
     Returns:
         The version, and whether an earlier try had created it.
@@ -40,4 +43,6 @@ def register(
         if alias:
             client.set_registered_model_alias(model_name, CHALLENGER, version.version)
         return version, True
-    return register_challenger(client, model_name, training["model_uri"], run_id, tags, alias=alias), False
+    version = register_challenger(client, model_name, training["model_uri"], run_id, tags, alias=alias)
+    mark_registered_model(client, model_name, tags)  # what the model is for, whatever its name
+    return version, False

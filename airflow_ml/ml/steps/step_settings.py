@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from airflow_ml.ml.frozen_settings import FrozenSettings
 from airflow_ml.ml.gate.rules import GateRules
+from airflow_ml.ml.steps.validation_settings import GxContextSettings as GxContextSettings
 from airflow_ml.ml.steps.validation_settings import ValidationSettings as ValidationSettings
 from airflow_ml.ml.train_spec import TrainSpec
 
@@ -184,6 +185,7 @@ class GateSettings(FrozenSettings):
         parent_model: The fallback parent that serves the city while it has no champion of its own.
         template: The city's template, whose other cities' champions are its siblings (``fleet_outlier``).
         not_cities: Model ids under the template that are no city (the global parent's ``global``).
+        name_pattern: The template's ``registry.name_pattern``, by which the siblings' models are found.
     """
 
     nested: ClassVar[Mapping[str, Any]] = {"split": SplitSettings, "rules": GateRules}
@@ -196,6 +198,7 @@ class GateSettings(FrozenSettings):
     parent_model: str | None = None
     template: str = ""
     not_cities: Sequence[str] = ()
+    name_pattern: str = "{template}.{city}"
 
 
 @dataclass(frozen=True)

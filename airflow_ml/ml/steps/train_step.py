@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, RunTag
 
 from airflow_ml.data.snapshot import Manifest, read_snapshot
 from airflow_ml.data.storage import StorageOptions
@@ -22,6 +22,7 @@ from airflow_ml.ml.charts.chart_artifacts import log_holdout_charts
 from airflow_ml.ml.fallback import record_data_status
 from airflow_ml.ml.search import LIGHTGBM_INTEGER_PARAMS, SearchSettings, search_params
 from airflow_ml.ml.serving import predict_raw
+from airflow_ml.ml.snapshot_dataset import log_snapshot_input
 from airflow_ml.ml.steps.step_settings import SplitSettings, TrainingSettings
 from airflow_ml.ml.steps.xcom_payloads import TrainingPayload
 from airflow_ml.ml.train import TrainSpec, effective_threads, time_split, train_model
@@ -129,6 +130,10 @@ def train_and_log(
 ) -> dict[str, Any]:
     """Train on the snapshot and log params, metrics, the model and its lineage to a new MLflow run.
 
+    The snapshot is the run's dataset input (:mod:`airflow_ml.ml.snapshot_dataset`); the split's row counts
+    (``rows_train``, ``rows_validation``, ``rows_holdout``) are params and ``best_iteration`` a tag; the scores
+    are metrics.
+
     ``storage_options`` (by protocol, see :mod:`airflow_ml.data.storage`) open a snapshot on object storage.
     ``search`` (with trials) first searches the LightGBM parameters, each trial a nested run, and trains
     the final model with the best ones. ``warm_start_from`` names a registered model: a second candidate
@@ -137,9 +142,9 @@ def train_and_log(
     warning: the run's ``num_threads`` param is what LightGBM ran with (``num_threads_configured`` the spec's).
 
     Returns:
-        ``run_id``, ``experiment_id``, ``model_uri``, the ``metrics``, ``warm_start`` (None when off) and
-        ``charts``: the holdout's charts logged under ``holdout/charts/`` (predicted against actual and the
-        residuals for a regression, ROC and calibration for a binary task).
+        ``run_id``, ``experiment_id``, ``model_uri``, the ``metrics`` (the scores, with the counts as numbers
+        too), ``warm_start`` (None when off) and ``charts``: the holdout's charts logged under ``holdout/charts/``
+        (predicted against actual and the residuals for a regression, ROC and calibration for a binary task).
     """
     threads = effective_threads(spec.num_threads)
     if threads != spec.num_threads:
@@ -165,6 +170,7 @@ def train_and_log(
     run_id = run.info.run_id
     choice = None
     try:
+        log_snapshot_input(client, run_id, manifest, "training")
         if search is not None and search.trials > 0:
             found = search_params(
                 client, experiment_id=experiment_id, parent_run_id=run_id, splits=splits, spec=spec, settings=search
@@ -192,13 +198,21 @@ def train_and_log(
         }
         if threads != spec.num_threads:
             params["num_threads_configured"] = spec.num_threads
-        sizes = {f"rows_{name}": float(n) for name, n in splits.sizes().items()}
-        metrics = {**trained.metrics, **sizes, "best_iteration": float(trained.best_iteration)}
+        sizes = {f"rows_{name}": n for name, n in splits.sizes().items()}
+        # Counts are params or tags, not metrics: MLflow would draw a one-point chart of each. ``best_iteration``
+        # is a tag: the ``best_`` params are the searched parameters.
+        params |= sizes
+        metrics = {
+            **trained.metrics,
+            **{k: float(v) for k, v in sizes.items()},
+            "best_iteration": float(trained.best_iteration),
+        }
         curve = [Metric(f"validation_curve_{spec.metric}", v, 0, step) for step, v in enumerate(trained.learning_curve)]
         client.log_batch(
             run_id,
-            metrics=[Metric(k, v, 0, 0) for k, v in metrics.items()] + curve,
+            metrics=[Metric(k, v, 0, 0) for k, v in trained.metrics.items()] + curve,
             params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+            tags=[RunTag("best_iteration", str(trained.best_iteration))],
         )
         with tempfile.TemporaryDirectory(prefix="airflow-ml-run-") as tmp:
             Path(tmp, "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=1), encoding="utf-8")

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric
+from mlflow.entities import Param
 
 from airflow_ml.data.snapshot import Manifest, load_manifest, read_snapshot, write_json, write_text
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml.snapshot_dataset import log_snapshot_input
 from airflow_ml.ml.steps.step_settings import ValidationSettings
 from airflow_ml.ml.steps.xcom_payloads import REPORT_FILE, RESULT_FILE, VERDICT_FILE
 from airflow_ml.validation.report import render_report
@@ -112,6 +113,9 @@ def log_validation(
 ) -> dict[str, str]:
     """Record a validation as its own MLflow run in the city's experiment: counts, status and the files.
 
+    The counts (expectations, failed errors and warnings, rows) are params; the snapshot is the run's
+    dataset input, in context ``validation``.
+
     The run ends FINISHED whatever the verdict (the validation itself ran); its ``airflow_ml.validation``
     tag says passed, warned or failed.
 
@@ -135,7 +139,9 @@ def log_validation(
         "validation_failed_warnings": verdict["failed_warnings"],
         "validation_rows": verdict["row_count"],
     }
-    client.log_batch(run_id, metrics=[Metric(k, float(v), 0, 0) for k, v in counts.items()])
+    # Counts are params, not metrics: MLflow would draw a one-point chart of each.
+    client.log_batch(run_id, params=[Param(k, str(int(v))) for k, v in counts.items()])
+    log_snapshot_input(client, run_id, manifest, "validation")
     with tempfile.TemporaryDirectory(prefix="airflow-ml-validation-") as tmp:
         for name, text in files.items():
             Path(tmp, name).write_text(text, encoding="utf-8")

@@ -7,9 +7,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow_ml.ml.frozen_settings import FrozenSettings
+
+
+@dataclass(frozen=True)
+class GxContextSettings(FrozenSettings):
+    """The YAML's ``gx_context``: one checkpoint or suite of a file-based GX context, read as data.
+
+    Attributes:
+        path: The context's folder, relative to ``project_root`` (``gx_context.path``).
+        project_root: The folder ``path`` is relative to and every file read must stay in (the one holding
+            the expectations folder); never the filesystem's root.
+        checkpoint: ``gx_context.checkpoint``, or None when ``suite`` is named.
+        suite: ``gx_context.suite``, or None when ``checkpoint`` is named.
+    """
+
+    path: str
+    project_root: str
+    checkpoint: str | None = None
+    suite: str | None = None
 
 
 @dataclass(frozen=True)
@@ -23,11 +41,11 @@ class ValidationSettings(FrozenSettings):
         expectations: The city's own added or overriding expectations (YAML form).
         known_columns: The columns the template knows; a suite naming another fails before GX runs.
         experiment: The city's MLflow experiment; None records nothing in MLflow.
-        gx_context: The YAML's ``gx_context`` (``path``, ``checkpoint``, ``suite``), read as data
+        gx_context: The YAML's ``gx_context`` with its project folder, read as data
             (``airflow_ml.templates.gx_context_files``); None without one.
-        project_root: The folder ``gx_context.path`` is relative to and must stay in (the one holding
-            ``expectations_dir``).
     """
+
+    nested: ClassVar[Mapping[str, Any]] = {"gx_context": GxContextSettings}
 
     suite: str | None
     expectations_dir: str
@@ -35,5 +53,4 @@ class ValidationSettings(FrozenSettings):
     expectations: Sequence[Mapping[str, Any]] = ()
     known_columns: Sequence[str] | None = None
     experiment: str | None = None
-    gx_context: Mapping[str, Any] | None = None
-    project_root: str | None = None
+    gx_context: GxContextSettings | None = None

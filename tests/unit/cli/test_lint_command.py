@@ -212,3 +212,32 @@ def test_a_schema_declaration_without_its_change_is_warned_about_at_its_line(
     assert warning.startswith(f"{city}:{line}:")
     assert "warning: gate.accept_schema_change ('zone renamed') names no change, so it accepts none" in warning
     assert warning.endswith("(cities: lisbon)")
+
+
+def test_a_city_checked_by_a_gx_context_alone_gets_the_null_target_warning_when_its_check_only_warns(
+    world: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import re
+
+    from tests.support.gx_contexts import make_gx_context
+
+    make_gx_context(world["expectations"].parent, webhook="http://127.0.0.1:9/never")
+    template = world["templates"] / "templates" / "ride_duration.yaml"
+    text = template.read_text(encoding="utf-8")
+    gx_only = re.sub(r"^suite: ride_trips.*$", "gx_context: {path: gx, suite: trips}", text, count=1, flags=re.M)
+    assert gx_only != text
+    template.write_text(gx_only, encoding="utf-8")
+    for sibling in world["expectations"].glob("ride_trips.*.yaml"):
+        sibling.unlink()  # the cities' own sibling files belong to the suite no longer named
+    assert not any("null" in line for line in _lint(world, capsys)[1])  # its not-null check is critical
+
+    suite_file = world["expectations"].parent / "gx" / "expectations" / "trips.json"
+    data = json.loads(suite_file.read_text(encoding="utf-8"))
+    data["expectations"][0]["severity"] = "warning"
+    suite_file.write_text(json.dumps(data), encoding="utf-8")
+    out = _lint(world, capsys)[1]
+
+    warned = [line for line in out if "warning: suite 'trips' lets the target 'duration_min' be null" in line]
+    assert warned, out
+    assert all(line.startswith(f"{suite_file}:1:") for line in warned), warned  # placed at the GX file

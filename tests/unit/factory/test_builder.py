@@ -162,3 +162,22 @@ def test_the_rollback_dag_refuses_a_misspelt_key_too() -> None:
 
     with pytest.raises(ParamValidationError, match="unknown trigger parameter 'modle': did you mean 'model'"):
         build_rollback_dag().test(run_conf={"modle": "ride_duration.berlin", "reason": "bad model"})
+
+
+def test_a_name_pattern_names_every_tasks_model_and_tags_the_dag_with_it(root: Any) -> None:
+    from airflow_ml.ml.steps.step_settings import GateSettings
+
+    with (root / "templates" / "ride_duration.yaml").open("a", encoding="utf-8") as handle:
+        handle.write("\nregistry:\n  name_pattern: 'main.ml.{template}_{city}'\n")
+    (root / "cities" / "oslo.yaml").write_text("city: oslo\ntemplate: ride_duration\n", encoding="utf-8")
+    default = build_dag(
+        load_city_file(TEMPLATES / "cities" / "lisbon.yaml", TEMPLATES / "templates"), expectations_dir=EXPECTATIONS
+    )
+
+    dag = build_dag(load_city_file(root / "cities" / "oslo.yaml", root / "templates"), expectations_dir=EXPECTATIONS)
+
+    assert "model:main.ml.ride_duration_oslo" in dag.tags
+    assert not any(tag.startswith("model:") for tag in default.tags)  # the default names it as its DAG
+    assert dag.get_task("register").model_name == "main.ml.ride_duration_oslo"
+    gate = GateSettings.from_dict(dag.get_task("gate").settings)
+    assert (gate.model_name, gate.name_pattern) == ("main.ml.ride_duration_oslo", "main.ml.{template}_{city}")

@@ -62,13 +62,13 @@ def test_the_last_decisions_naive_baseline_is_a_column(client: MlflowClient, tmp
 
     assert rows["tpl.a"]["naive_baseline"] == {k: REFUSED[k] for k in REFUSED if k != "training_rows"}
     assert rows["tpl.b"]["naive_baseline"] is None  # a decision from before the rule
-    assert "<th>Vs naive</th>" in page
+    assert 'data-sort="naive-baseline">Vs naive</button></th>' in page
     assert 'class="naive-baseline" data-skill="-0.017" data-passed="false"' in page
     assert "-1.7%" in page
     assert "vs training mean: rmse 12.1, required 5.0%" in page
     assert 'class="naive-baseline" data-skill="" data-passed=""' in page
     assert rows["tpl.c"]["naive_baseline"]["skill"] is None
-    assert 'data-skill="" data-passed="false"><span class="reason">no skill measured' in page
+    assert 'data-skill="" data-passed="false" data-sort=""><span class="reason">no skill measured' in page
     json.dumps(rows, allow_nan=False)  # the JSON API refuses NaN
 
 
@@ -126,7 +126,7 @@ def test_the_champions_live_metric_stands_beside_its_holdout_score_with_its_tren
         "checked_day": "2026-01-23",
     }
     assert rows["tpl.b"]["live"] is None
-    assert "<th>Live</th>" in page
-    assert '<td class="live" data-value="6.1" data-verdict="healthy">6.1 [5.8, 6.4] ↑' in page
+    assert 'data-sort="live">Live</button></th>' in page
+    assert '<td class="live" data-value="6.1" data-verdict="healthy" data-sort="6.1">6.1 [5.8, 6.4] ↑' in page
     assert "2026-01-23..2026-01-23, 350 labels" in page
-    assert '<td class="live" data-value="" data-verdict="">—</td>' in page
+    assert '<td class="live" data-value="" data-verdict="" data-sort="">—</td>' in page

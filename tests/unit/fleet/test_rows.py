@@ -14,6 +14,7 @@ from airflow_ml.fleet.html import render
 from airflow_ml.fleet.metadata import CityDag, DriftVerdict, LastRun, verdict_from
 from airflow_ml.fleet.model_states import ModelState, read_models
 from airflow_ml.fleet.rows import NO_CHAMPION, NO_MODEL, build_rows
+from tests.support.mlflow_stores import CountingClient
 
 
 @pytest.fixture
@@ -123,6 +124,7 @@ def test_rows_join_the_facts_and_build_links() -> None:
         "mlflow_model": "http://mlflow:5000/#/models/tpl.a",
         "mlflow_champion": "http://mlflow:5000/#/models/tpl.a/versions/1",
         "mlflow_decision": "http://mlflow:5000/#/models/tpl.a/versions/1",
+        "required_actions": None,
     }
     assert rows["tpl.b"]["champion_note"] == NO_CHAMPION
     assert rows["tpl.b"]["paused"] is True
@@ -160,7 +162,12 @@ def test_the_page_has_one_row_per_city_with_escaped_values() -> None:
     assert list(cells) == ["tpl.a", "tpl.b", "tpl.c", "tpl.e"]
     assert cells["tpl.a"]["last-run"]["data-state"] == "success"
     assert cells["tpl.a"]["champion"]["data-version"] == "1"
-    assert cells["tpl.a"]["metric"] == {"class": "metric", "data-metric": "rmse", "data-value": "7.25"}
+    assert cells["tpl.a"]["metric"] == {
+        "class": "metric",
+        "data-metric": "rmse",
+        "data-value": "7.25",
+        "data-sort": "7.25",
+    }
     assert cells["tpl.a"]["decision"]["data-decision"] == "promoted"
     assert cells["tpl.a"]["drift"]["data-status"] == "warned"
     assert cells["tpl.c"]["last-run"]["data-state"] == "none"
@@ -178,23 +185,6 @@ def test_an_empty_fleet_says_so() -> None:
     assert 'id="fleet-empty"' in render([], generated_at="now")
 
 
-class _CountingClient:
-    """A real client that counts the registry calls made through it."""
-
-    def __init__(self, client: MlflowClient) -> None:
-        self._client = client
-        self.calls: dict[str, int] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] = self.calls.get(name, 0) + 1
-            return method(*args, **kwargs)
-
-        return counted
-
-
 def test_the_fleet_costs_one_search_per_template_plus_one_call_per_kept_champion(
     client: MlflowClient, tmp_path: Path
 ) -> None:
@@ -203,7 +193,7 @@ def test_the_fleet_costs_one_search_per_template_plus_one_call_per_kept_champion
         won = _version(client, name, tmp_path, decision="promoted", reason="won", metric="rmse", challenger_score=1.0)
         client.set_registered_model_alias(name, "champion", won)
     _version(client, "tpl.c", tmp_path, decision="kept", reason="no better", metric="rmse", challenger_score=2.0)
-    counting = _CountingClient(client)
+    counting = CountingClient(client)
 
     states = read_models(counting, names)  # type: ignore[arg-type]
 
@@ -284,3 +274,29 @@ def test_a_city_the_kill_switch_disables_shows_why_on_its_row(client: MlflowClie
     assert '<span class="badge bad disabled-badge">disabled</span>' in page
     assert f"bad &lt;feed&gt; (by ana, since {mark.at}; airflow-ml enable serves it again)" in page
     assert page.count("disabled-badge") == 1
+
+
+def test_a_row_reads_the_model_its_dags_model_tag_names(client: MlflowClient, tmp_path: Path) -> None:
+    # registry.name_pattern 'main.ml.{template}_{city}': the DAG tpl.a's model is main.ml.tpl_a (tag model:<name>).
+    champion = _version(client, "main.ml.tpl_a", tmp_path, decision="promoted", metric="rmse", challenger_score=7.0)
+    client.set_registered_model_alias("main.ml.tpl_a", "champion", champion)
+    dags = [CityDag("tpl.a", "a", model="main.ml.tpl_a"), CityDag("tpl.b", "b")]
+
+    states = read_models(client, [dag.model_name for dag in dags])
+    rows = build_rows(dags, {}, {}, states)
+
+    assert (rows[0]["model_name"], rows[0]["champion"]["version"]) == ("main.ml.tpl_a", champion)
+    assert (rows[1]["model_name"], rows[1]["champion"]) == ("tpl.b", None)  # the default: named as its DAG
+
+
+def test_a_decisions_run_is_the_registering_run_unless_an_older_version_named_another(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    new = _version(client, "tpl.a", tmp_path, decision="kept")
+    client.set_model_version_tag("tpl.a", new, "airflow.run_id", "scheduled__1")
+    old = _version(client, "tpl.b", tmp_path, decision="promoted", airflow_run_id="monitor__2")  # as before 2026-11
+    client.set_model_version_tag("tpl.b", old, "airflow.run_id", "scheduled__0")
+
+    states = read_models(client, ["tpl.a", "tpl.b"])
+
+    assert (states["tpl.a"].decision_run_id, states["tpl.b"].decision_run_id) == ("scheduled__1", "monitor__2")

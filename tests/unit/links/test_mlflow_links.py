@@ -94,3 +94,11 @@ def test_a_persisted_url_is_pushed_and_answered_by_the_running_copy_only() -> No
     # The DAG's own operator keeps nothing: the next run of the same DAG object starts with no link.
     assert MlflowRunLink().get_link(declared, ti_key=None) == ""  # type: ignore[arg-type]
     assert MlflowModelVersionLink().get_link(running, ti_key=None) == ""  # type: ignore[arg-type]
+
+
+def test_credentials_in_the_tracking_uri_never_reach_a_link(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_ML_MLFLOW_UI_URL", raising=False)
+
+    assert ui_base("https://ana:s3cret@mlflow.example:5000/") == "https://mlflow.example:5000"
+    monkeypatch.setenv("AIRFLOW_ML_MLFLOW_UI_URL", "http://ana:s3cret@localhost:5000")
+    assert ui_base("http://mlflow:5000") == "http://localhost:5000"

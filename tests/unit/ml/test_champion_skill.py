@@ -88,3 +88,20 @@ def test_skill_of_reads_a_record_or_a_tag_and_refuses_what_is_not_a_finite_skill
     assert champion_skill.skill_of({"skill": float("nan")}) is None
     assert champion_skill.skill_of("not json") is None
     assert champion_skill.skill_of(None) is None
+
+
+def test_siblings_under_a_three_part_name_pattern_are_found_and_its_parents_left_out(tmp_path: Path) -> None:
+    client = sqlite_registry(tmp_path)
+    pattern = "main.ml.{template}_{city}"
+    for index in range(3):
+        promoted(client, f"main.ml.{TEMPLATE}_city{index}", 0.3, tmp_path)
+    promoted(client, f"main.ml.{TEMPLATE}_lisbon", 0.31, tmp_path)  # the city itself
+    promoted(client, f"main.ml.{TEMPLATE}_global", 0.5, tmp_path)  # the parents, named by the same pattern
+    promoted(client, f"main.ml.{TEMPLATE}_group_pt", 0.5, tmp_path)
+    promoted(client, f"{TEMPLATE}.porto", 0.5, tmp_path)  # the default name: not of this pattern
+
+    skills = champion_skill.sibling_skills(
+        client, TEMPLATE, exclude={f"main.ml.{TEMPLATE}_lisbon"}, not_cities=("global",), name_pattern=pattern
+    )
+
+    assert set(skills) == {f"main.ml.{TEMPLATE}_city{i}" for i in range(3)}

@@ -421,3 +421,40 @@ def test_results_repeat_with_a_fixed_seed(seed: int) -> None:
     again = nightly_q_values(null_statistics(np.random.default_rng(seed), np.array([200, 2000]), 3, 25), 24)
 
     assert np.array_equal(first, again)
+
+
+def test_each_statistic_is_judged_on_its_own_past_values_counts_and_seasons_in_order() -> None:
+    """Statistics interleaved night by night (as a history holds them): each gets exactly its own rows, in order."""
+    rng = np.random.default_rng(7)
+    nights = 24
+    rows = []
+    for night in range(nights):
+        for column, statistic in (("a", "psi"), ("b", "missing_rate_change"), ("a", "missing_rate_change")):
+            value = None if (column, night) == ("b", 3) else float(rng.gamma(2.0, 0.01))  # a night without a value
+            counts = (pd.NA, pd.NA) if (column, night) == ("a", 5) else (int(rng.integers(900, 1100)), 100 + night)
+            rows.append((column, statistic, value, "03" if night % 2 else "04", *counts))
+    frame = pd.DataFrame(rows, columns=["column", "statistic", "value", "season", "reference_n", "current_n"])
+    frame = frame.astype({"reference_n": "Int64", "current_n": "Int64"})
+    today = [
+        {"column": c, "kind": "numeric", "statistic": s, "value": 0.05, "reference_n": 1000, "current_n": 90}
+        for c, s in (("a", "psi"), ("b", "missing_rate_change"), ("a", "missing_rate_change"))
+    ]
+
+    results = calibrate(today, frame, CalibrationRules(min_history=20, seasonal=("b",)), season="03")
+
+    for entry in results:
+        own = frame[(frame["column"] == entry["column"]) & (frame["statistic"] == entry["statistic"])]
+        own = own[own["value"].notna()]
+        if entry["column"] == "b":  # seasonal: 12 nights of month 03 (< 20), so the whole history, 23 values
+            assert (entry["season"], entry["n_history"]) == (None, 23)
+        counted = own[own["reference_n"].notna()]
+        sizes = [effective_rows(r, c) for r, c in zip(counted["reference_n"], counted["current_n"], strict=True)]
+        expected = p_value(
+            0.05,
+            counted["value"].to_numpy(),
+            entry["statistic"],
+            n_eff=effective_rows(1000, 90),
+            history_n_eff=np.array(sizes),
+        )
+        assert (entry["p_value"], entry["method"], entry["scale"]) == (*expected, "rows")
+        assert entry["n_history"] == len(counted)

@@ -330,7 +330,7 @@ def test_the_gate_says_a_deleted_champion_was_deleted_and_judges_the_challenger_
     assert naive["skill"] == pytest.approx(1 - record["challenger_score"] / naive["score"])
     assert champion(client) == second
     tags = client.get_model_version(MODEL, second).tags
-    assert tags["gate.champion_deleted"] == deleted
+    assert deleted in tags["gate.reason"]  # the record (gate/decision.json) holds champion_deleted
     assert '"statistic": "mean"' in tags["gate.naive_baseline"]
 
 
@@ -367,3 +367,26 @@ def test_warm_start_never_boosts_on_from_another_citys_champion(
 
     assert result["warm_start"].startswith(f"skipped: champion v{foreign} is not this city's")
     assert client.get_run(result["run_id"]).data.tags[WARM_START_TAG] == result["warm_start"]
+
+
+def test_a_model_named_by_a_name_pattern_knows_its_city_from_its_first_registration(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    from airflow_ml.ml.steps.register_step import register
+
+    name = "main.ml.ride_duration_lisbon"  # registry.name_pattern 'main.ml.{template}_{city}': no lineage to parse
+    run_id = client.create_run(client.create_experiment(name), tags=LISBON).info.run_id
+    (tmp_path / "model").mkdir()
+    training = {"run_id": run_id, "model_uri": str(tmp_path / "model")}
+    own, _ = register(client, name, training, {"content_hash": "abc", "uri": "file:///snap"}, tags=LISBON)  # type: ignore[arg-type]
+
+    assert LISBON.items() <= client.get_registered_model(name).tags.items()
+    registry.promote(client, name, str(own.version), {"decision": "promoted"})
+    assert str(this_citys_champion(client, name).version) == str(own.version)  # type: ignore[union-attr]
+    foreign = version(client, tmp_path, name, run=PORTO, tags=PORTO)
+    registry.promote(client, name, foreign, {"decision": "promoted"})
+    with pytest.raises(
+        ForeignChampion, match=r"must have airflow_ml\.city='lisbon', airflow_ml\.template='ride_duration'"
+    ):
+        this_citys_champion(client, name)
+    assert client.get_registered_model(name).tags["airflow_ml.city"] == "lisbon"  # a later version never retags it

@@ -66,3 +66,89 @@ def test_a_promotion_without_a_skill_removes_the_stale_one(client: Any) -> None:
     registry.promote(client, NAME, "3", {"decision": "forced", "naive_baseline": None})
 
     assert skill_tag(client) is None
+
+
+#: A gate's decision record as the gate step writes it (the keys that matter here, and a few it must not tag).
+RECORD: dict[str, Any] = {
+    "decision": "kept",
+    "reason": "challenger rmse 5.1 is not better than the champion's 4.9",
+    "mode": "auto",
+    "metric": "rmse",
+    "challenger_score": 5.1,
+    "champion_score": 4.9,
+    "baseline_version": "1",
+    "naive_baseline": {
+        "metric": "rmse",
+        "statistic": "mean",
+        "value": 14.0,
+        "training_rows": 300,
+        "score": 9.0,
+        "skill": 0.43,
+        "min_skill": 0.0,
+        "passed": True,
+    },
+    "refused_by": "better_than_champion",
+    "bootstrap": {"resamples": 200, "confidence": 0.95, "seed": 7, "challenger": [5.0, 5.2]},
+    "slices": [{"column": "zone", "value": "a", "judged": True, "breached": False, "regression": 0.01}],
+    "rules": {"min_improvement": 0.01},
+    "trigger_reason": "",
+    "snapshot_hash": "ab" * 32,
+    "airflow_dag_id": "ride_duration.lisbon",
+    "airflow_run_id": "scheduled__2026-03-06T00:00:00+00:00",
+    "airflow_run_url": "https://airflow.example.com/dags/ride_duration.lisbon/runs/scheduled__2026-03-06T00%3A00%3A00%2B00%3A00",
+    "triggered_by_user": None,
+}
+
+
+def test_a_decision_sets_only_the_gate_tags_and_a_description_naming_the_airflow_run(client: Any) -> None:
+    registry.tag_decision(client, NAME, "2", RECORD)
+
+    version = client.get_model_version(NAME, "2")
+    gate = {k: v for k, v in version.tags.items() if k.startswith("gate.")}
+    assert set(gate) == {f"gate.{key}" for key in registry.GATE_TAGS}
+    assert (gate["gate.decision"], gate["gate.mode"], gate["gate.metric"]) == ("kept", "auto", "rmse")
+    assert (float(gate["gate.challenger_score"]), float(gate["gate.champion_score"])) == (5.1, 4.9)
+    assert gate["gate.baseline_version"] == "1"
+    assert json.loads(gate["gate.naive_baseline"]) == {
+        k: v for k, v in RECORD["naive_baseline"].items() if k != "training_rows"
+    }
+    assert version.description.startswith(f"**kept**: {RECORD['reason']}")
+    assert f"run `{RECORD['airflow_run_id']}` of DAG `ride_duration.lisbon`" in version.description
+    assert f"[open in Airflow]({RECORD['airflow_run_url']})" in version.description
+    assert registry.DECISION_ARTIFACT in version.description
+
+
+def test_a_description_without_airflows_base_url_names_the_run_without_a_link(client: Any) -> None:
+    record = {**RECORD, "airflow_run_url": None}
+
+    registry.tag_decision(client, NAME, "2", record)
+
+    description = client.get_model_version(NAME, "2").description
+    assert f"run `{RECORD['airflow_run_id']}`" in description
+    assert "open in Airflow" not in description
+
+
+@pytest.mark.parametrize("decision", ["kept", "rejected"])
+def test_a_refused_version_loses_the_challenger_alias(client: Any, decision: str) -> None:
+    client.set_registered_model_alias(NAME, registry.CHALLENGER, "2")
+
+    registry.tag_decision(client, NAME, "2", {**RECORD, "decision": decision})
+
+    assert registry.version_by_alias(client, NAME, registry.CHALLENGER) is None
+
+
+@pytest.mark.parametrize("decision", ["shadow", "awaiting-approval", "dry-run"])
+def test_a_version_in_shadow_or_awaiting_approval_keeps_the_challenger_alias(client: Any, decision: str) -> None:
+    client.set_registered_model_alias(NAME, registry.CHALLENGER, "2")
+
+    registry.tag_decision(client, NAME, "2", {**RECORD, "decision": decision})
+
+    assert str(client.get_model_version_by_alias(NAME, registry.CHALLENGER).version) == "2"
+
+
+def test_refusing_an_older_version_leaves_the_newer_challenger_alone(client: Any) -> None:
+    client.set_registered_model_alias(NAME, registry.CHALLENGER, "3")
+
+    registry.tag_decision(client, NAME, "2", RECORD)
+
+    assert str(client.get_model_version_by_alias(NAME, registry.CHALLENGER).version) == "3"

@@ -63,10 +63,10 @@ def test_a_promote_verdict_moves_champion_records_the_figures_and_clears_a_demot
     assert record["after_demotion"].startswith("after_demotion: shadow until a promotion with more evidence")
     assert record["after_demotion"].endswith(": met by the live comparison")
     assert demotion(client, NAME) is None
-    tags = client.get_model_version(NAME, "2").tags
-    assert tags["gate.mode"] == "shadow"
-    assert tags["gate.airflow_run_id"] == "monitor-1"
-    assert json.loads(tags["gate.shadow"])["interval"] == [0.05, 0.16]
+    version = client.get_model_version(NAME, "2")
+    assert (version.tags["gate.mode"], version.tags["gate.reason"]) == ("shadow", record["reason"])
+    assert "Decided by the Airflow run `monitor-1`" in version.description
+    assert registry.SHADOW_ARTIFACT in version.description
 
 
 def test_a_keep_verdict_moves_nothing(client: Any) -> None:
@@ -112,3 +112,15 @@ def test_a_cooldown_refuses_until_its_end_and_not_after(client: Any) -> None:
 
     assert record["after_demotion"] is None  # an ended cool-down no longer applies
     assert str(client.get_model_version_by_alias(NAME, registry.CHAMPION).version) == "2"
+
+
+def test_a_shadow_promotion_logs_its_figures_on_the_versions_training_run(client: Any, tmp_path: Path) -> None:
+    run_id = client.create_run(client.create_experiment("lisbon")).info.run_id
+    version = str(client.create_model_version(NAME, f"file://{tmp_path}/model", run_id=run_id).version)
+    client.set_registered_model_alias(NAME, registry.CHALLENGER, version)
+
+    record = promote_shadow(client, NAME, version, verdict(True), champion_version="1")
+
+    logged = client.download_artifacts(run_id, registry.SHADOW_ARTIFACT, str(tmp_path))
+    assert json.loads(Path(logged).read_text(encoding="utf-8"))["shadow"] == record["shadow"]
+    assert record["shadow"]["interval"] == [0.05, 0.16]

@@ -48,7 +48,7 @@ def test_warm_start_keeps_the_better_candidate_on_validation(
     metrics = run.data.metrics
     assert metrics["warm_start_warm_validation"] < metrics["warm_start_cold_validation"]
     assert metrics["validation_rmse"] == pytest.approx(metrics["warm_start_warm_validation"])
-    assert metrics["best_iteration"] == 10  # five inherited trees and five new ones
+    assert run.data.tags["best_iteration"] == "10"  # five inherited trees and five new ones
 
 
 def test_warm_start_is_skipped_when_the_features_changed(

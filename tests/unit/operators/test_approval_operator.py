@@ -96,9 +96,9 @@ def test_the_request_shows_both_scores_with_their_intervals_the_improvement_and_
     assert "| challenger | v7: 4.1 (95% CI [4, 4.2]) |" in body
     assert "| champion | v6: 4.19 (95% CI [4.1, 4.3]) |" in body
     assert "| improvement | 0.0215 (95% CI [0.01, 0.03]) (required: 0.005, relative) |" in body
-    assert "1 slice(s) of pickup_zone; 1 judged" in body
+    assert "1 slice(s) of pickup\\_zone; 1 judged" in body
     assert "0 breached; the worst are below" in body
-    assert "| `pickup_zone=Mitte` | 900 | 4 | 4.08 | -2.0% | judged |" in body
+    assert "| pickup\\_zone=Mitte | 900 | 4 | 4.08 | -2.0% | judged |" in body
 
 
 def test_a_first_model_has_no_champion_and_no_slices() -> None:
@@ -164,3 +164,56 @@ def test_without_an_mlflow_ui_the_request_names_the_charts_artifacts(monkeypatch
     assert "artifacts of MLflow run `abc123`" in body
     assert "![" not in body
     assert "Charts" not in approval_body(FIRST, tracking_uri="sqlite:///mlflow.db")
+
+
+def test_hostile_slice_values_reasons_and_names_stay_text_in_their_cells(monkeypatch: Any) -> None:
+    from markdown_it import MarkdownIt
+
+    monkeypatch.delenv("AIRFLOW_ML_MLFLOW_UI_URL", raising=False)
+    hostile = [
+        "a|b",
+        "x` ![p](https://evil.example/p.png) [Approve is safe](https://evil.example) `",
+        "\n\n# Approved by security team",
+        "$5-$10",
+    ]
+    slices = [
+        {
+            "column": "zone|`city`",
+            "value": value,
+            "rows": 100 + i,
+            "challenger_score": 1.0,
+            "champion_score": 100.0,
+            "regression": 0.2 - i / 10,
+            "judged": True,
+            "breached": False,
+        }
+        for i, value in enumerate(hostile)
+    ]
+    record = {
+        **FIRST,
+        "metric": "rmse|![m](https://evil.example/m.png)",
+        "gate_reason": "no champion yet\n\n# Approved",
+        "slices": slices,
+        "min_slice_rows": 50,
+        "max_slice_regression": 0.3,
+        "trigger_reason": "[Approve is safe](https://evil.example)\n| forged | row |",
+        "charts": CHARTS,
+    }
+
+    body = approval_body(record, tracking_uri="http://mlflow.example:5000")
+    html = MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(body)
+
+    rows = [row.split("</tr>")[0] for row in html.split("<tr>")[1:]]
+    cells = [row.count("<td") + row.count("<th") for row in rows]
+    assert cells == [2] * 9 + [6] * 5  # the record's table (header + 8 rows), then the slices' (header + 4)
+    images = [part.split('"')[0] for part in html.split('<img src="')[1:]]
+    assert images
+    assert all(src.startswith("http://mlflow.example:5000/get-artifact?") for src in images)
+    links = [part.split('"')[0] for part in html.split('<a href="')[1:]]
+    assert all(href.startswith("http://mlflow.example:5000/#/experiments/7/") for href in links)
+    assert "<h1" not in html
+    assert "<code>zone" not in html
+    assert "<td>zone|`city`=$5-$10</td>" in html  # the slice as written
+    assert (
+        '<td style="text-align:right">100</td>' in html
+    )  # each slice's rows in their own cell  # each slice's numbers in their own cells

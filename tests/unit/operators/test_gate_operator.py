@@ -159,3 +159,50 @@ def test_an_approved_promotion_clears_the_demotion(shadow_world: dict[str, Any])
     assert final["decision"] == "promoted"
     assert _alias(world, CHAMPION) == better["version"]
     assert demotion(world.client, MODEL) is None
+
+
+def test_a_refused_challenger_is_linked_described_and_loses_its_alias(
+    shadow_world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_ml.links.mlflow_links import MlflowModelVersionLink
+    from airflow_ml.ml.model_registry import GATE_TAGS
+
+    monkeypatch.setenv("AIRFLOW_ML_MLFLOW_UI_URL", "http://mlflow.example.com")
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.example.com")
+    world, snapshot = shadow_world["world"], shadow_world["snapshot"]
+    champion = _alias(world, CHAMPION)
+    training, _ = world.run("train", {"num_boost_round": 1}, snapshot=snapshot)
+    weak, _ = world.run("register", snapshot=snapshot, training=training)
+    assert _alias(world, CHALLENGER) == weak["version"]
+
+    record, ti = world.run("gate", snapshot=snapshot, registration=weak)
+
+    assert record["decision"] == "kept"
+    assert _alias(world, CHAMPION) == champion
+    assert world.client.get_registered_model(MODEL).aliases.get(CHALLENGER) is None  # shadow scoring skips it
+    link = ti.pushed[MlflowModelVersionLink().xcom_key]
+    assert link == f"http://mlflow.example.com/#/models/{MODEL}/versions/{weak['version']}"  # not the champion
+    version = world.client.get_model_version(MODEL, weak["version"])
+    assert {k for k in version.tags if k.startswith("gate.")} == {f"gate.{k}" for k in GATE_TAGS}
+    assert version.description.startswith(f"**kept**: {record['reason']}")
+    run_url = f"http://airflow.example.com/dags/{MODEL}/runs/manual__2026-03-06T00%3A00%3A00%2B00%3A00"
+    assert record["airflow_run_url"] == run_url
+    assert f"run `{RUN_ID}` of DAG `{MODEL}`: [open in Airflow]({run_url})" in version.description
+
+
+def test_a_chart_that_fails_does_not_stop_the_promotion(
+    shadow_world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_ml.ml.charts import chart_drawing
+
+    def broken(*args: object, **kwargs: object) -> list[str]:
+        raise RuntimeError("no space left on device")
+
+    monkeypatch.setattr(chart_drawing, "log_charts", broken)
+    world, weak, better = shadow_world["world"], shadow_world["weak"], shadow_world["better"]
+    world.client.set_registered_model_alias(MODEL, CHAMPION, weak["version"])
+
+    record = _gate(shadow_world)
+
+    assert (record["decision"], record["charts"]) == ("promoted", None)
+    assert _alias(world, CHAMPION) == better["version"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from airflow_ml.ml.steps.step_settings import ValidationSettings
+from airflow_ml.ml.steps.step_settings import GxContextSettings, ValidationSettings
 from airflow_ml.ml.steps.xcom_payloads import REPORT_FILE
 from airflow_ml.operators.validate_operator import ValidateDataOperator
 from tests.support.gx_contexts import data_docs_index, make_gx_context, recording_webhook
@@ -49,8 +49,8 @@ def _with_gx_context(world: OperatorWorld, project: Path, **gx_context: str | No
     """The factory's validate task, its settings naming a GX context of ``project`` (the project folder)."""
     task = world.task("validate")
     settings = ValidationSettings.from_dict(task.settings)
-    spec = {"path": "gx", "checkpoint": None, "suite": None, **gx_context}
-    task.settings = dataclasses.replace(settings, gx_context=spec, project_root=str(project)).to_dict()
+    spec = GxContextSettings(path="gx", project_root=str(project), **gx_context)
+    task.settings = dataclasses.replace(settings, gx_context=spec).to_dict()
     return task
 
 
@@ -82,6 +82,12 @@ def test_a_gx_checkpoint_validates_the_snapshot_besides_the_suite_and_its_action
     rows = len(read_snapshot(snapshot["uri"]))
     assert record["row_count"] == rows
     assert record["status"] in ("passed", "warned"), record
+    from airflow_ml.templates.suite_files import load_suite
+
+    settings = ValidationSettings.from_dict(task.settings)
+    project = load_suite(settings.expectations_dir, project_suite, city=settings.city, overrides=settings.expectations)
+    assert record["evaluated"] == len(project["expectations"]) + 2  # the context's two ran besides the project's
+    assert not [f for f in record["failures"] if "trips.json" in (f["source"] or "")]  # and passed on sound data
     assert "checkpoint 'nightly': 2 action(s) not run" in record["notes"][0]
     report = (Path(snapshot["uri"].removeprefix("file://")) / REPORT_FILE).read_text(encoding="utf-8")
     assert str(tmp_path / "gx" / "expectations" / "trips.json") in report  # where the context's checks are defined
@@ -100,3 +106,21 @@ def test_a_missing_gx_checkpoint_fails_the_task_without_retry_naming_the_field(
     missing = r"gx_context.checkpoint: no checkpoint 'weekly'.*known: \['nightly'\]"
     with pytest.raises(AirflowFailException, match=missing):
         task.execute(world.context("validate"))  # type: ignore[arg-type]
+
+
+def test_the_validation_run_has_counts_as_params_and_the_snapshot_as_dataset_input(
+    world: OperatorWorld, snapshot: dict[str, Any]
+) -> None:
+    world.run("validate", snapshot=snapshot)
+
+    experiment = world.client.get_experiment_by_name("ride_duration.lisbon")
+    (run, *_) = world.client.search_runs(
+        [experiment.experiment_id], "tags.`airflow_ml.step` = 'validation'", order_by=["attributes.start_time DESC"]
+    )
+    counts = {"validation_expectations", "validation_failed_errors", "validation_failed_warnings", "validation_rows"}
+    assert counts <= set(run.data.params)
+    assert not counts & set(run.data.metrics)
+    assert run.data.params["validation_rows"] == str(snapshot["row_count"])
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert dataset_input.dataset.digest == snapshot["content_hash"][:12]
+    assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "validation"

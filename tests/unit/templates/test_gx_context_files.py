@@ -45,6 +45,7 @@ def test_a_checkpoint_brings_its_suites_expectations_with_gx_severities_and_note
     assert "checkpoint 'nightly'" in checks.where
     actions, asset = checks.notes
     assert "2 action(s) not run (update_data_docs 'docs', slack 'slack')" in actions
+    assert "written beside the snapshot (and to MLflow when the city has an experiment)" in actions
     assert "warehouse/trips was not read" in asset
 
 
@@ -177,3 +178,120 @@ def test_a_critical_expectation_of_the_context_blocks_the_run_and_a_warning_one_
 
     assert (nulls.status, nulls.ok, nulls.failed_errors) == ("failed", False, 1)
     assert (too_long.status, too_long.ok, too_long.failed_warnings) == ("warned", True, 1)
+
+
+@pytest.fixture(scope="module")
+def dotted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A context made by GX with suite ``taxi.trips`` (GX stores it as ``expectations/taxi/trips.json``)."""
+    project = tmp_path_factory.mktemp("dotted")
+    make_gx_context(project, webhook="http://127.0.0.1:9/never", suite_name="taxi.trips")
+    return project
+
+
+def test_a_dotted_suite_name_is_found_in_the_subfolder_gx_writes_by_name_and_through_a_checkpoint(
+    dotted: Path,
+) -> None:
+    assert (dotted / "gx" / "expectations" / "taxi" / "trips.json").is_file()
+
+    by_name = load_gx_checks(dotted, "gx", checkpoint=None, suite="taxi.trips")
+    by_checkpoint = load_gx_checks(dotted, "gx", checkpoint="nightly", suite=None)
+
+    assert by_name.suite["name"] == by_checkpoint.suite["name"] == "taxi.trips"
+    assert len(by_name.suite["expectations"]) == 2
+    with pytest.raises(ConfigError, match=r"no expectation suite 'taxi' in .* \(known: \['taxi.trips'\]\)"):
+        load_gx_checks(dotted, "gx", checkpoint=None, suite="taxi")
+
+
+def test_an_unrelated_broken_file_in_a_store_does_not_block_the_named_suite_or_checkpoint(project: Path) -> None:
+    expectations = project / "gx" / "expectations"
+    (expectations / "other.json").write_text('{"name": "other", "notes": "{{ x }}", "name": "again"}', "utf-8")
+    (project / "gx" / "checkpoints" / "stale.json").write_text("{not json", encoding="utf-8")
+    (project / "gx" / "validation_definitions" / "stale.json").write_text('{"id": 1, "id": 2}', encoding="utf-8")
+
+    assert load_gx_checks(project, "gx", checkpoint=None, suite="trips").suite["name"] == "trips"
+    assert load_gx_checks(project, "gx", checkpoint="nightly", suite=None).suite["name"] == "trips"
+
+
+def test_a_named_file_that_is_no_regular_utf8_json_gives_a_config_error_never_a_hang(project: Path) -> None:
+    import os
+
+    expectations = project / "gx" / "expectations"
+    (expectations / "trips.json").unlink()
+    os.mkfifo(expectations / "trips.json")  # read_text would block forever
+    with pytest.raises(ConfigError, match=r"(?s)trips.json.*is not a regular file \(a pipe"):
+        load_gx_checks(project, "gx", checkpoint=None, suite="trips")
+
+    (expectations / "trips.json").unlink()
+    (expectations / "trips.json").mkdir()
+    with pytest.raises(ConfigError, match=r"(?s)trips.json.*is a folder; a GX store record is a JSON file"):
+        load_gx_checks(project, "gx", checkpoint=None, suite="trips")
+
+    (expectations / "trips.json").rmdir()
+    (expectations / "trips.json").write_bytes(b'{"name": "trips\xff"}')
+    with pytest.raises(ConfigError, match=r"(?s)trips.json.*byte 15 is not UTF-8; save the file as UTF-8 text"):
+        load_gx_checks(project, "gx", checkpoint=None, suite="trips")
+
+
+def test_a_context_file_or_gx_folder_linked_out_of_the_project_is_refused(made: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(made, project)
+    config = project / "gx" / "great_expectations.yml"
+    config.unlink()
+    config.symlink_to(made / "gx" / "great_expectations.yml")
+
+    with pytest.raises(ConfigError, match=r"great_expectations.yml resolves to .*, outside the project folder"):
+        load_gx_checks(project, ".", checkpoint=None, suite="trips")
+
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "gx").symlink_to(made / "gx")
+    with pytest.raises(ConfigError, match=r"outside the project folder .*; keep the GX context's files inside"):
+        load_gx_checks(linked, ".", checkpoint=None, suite="trips")
+
+
+def test_a_store_file_linked_out_of_the_project_is_refused(project: Path, made: Path) -> None:
+    suite_file = project / "gx" / "expectations" / "trips.json"
+    suite_file.unlink()
+    suite_file.symlink_to(made / "gx" / "expectations" / "trips.json")
+
+    with pytest.raises(ConfigError, match=r"trips.json resolves to .*, outside the project folder"):
+        load_gx_checks(project, "gx", checkpoint=None, suite="trips")
+
+
+def test_a_gx_0_context_is_named_as_such_with_the_fix(project: Path) -> None:
+    config = project / "gx" / "great_expectations.yml"
+    text = config.read_text(encoding="utf-8")
+    assert "config_version: 4" in text
+    config.write_text(text.replace("config_version: 4", "config_version: 3"), encoding="utf-8")
+
+    with pytest.raises(ConfigError, match=r"config_version 3.0: a GX 0.x context.*migrate it with GX 1.x"):
+        load_gx_checks(project, "gx", checkpoint=None, suite="trips")
+
+
+def test_a_custom_expectations_store_folder_is_read(project: Path) -> None:
+    config = project / "gx" / "great_expectations.yml"
+    text = config.read_text(encoding="utf-8").replace("base_directory: expectations/", "base_directory: suites/")
+    config.write_text(text, encoding="utf-8")
+    (project / "gx" / "expectations").rename(project / "gx" / "suites")
+
+    assert load_gx_checks(project, "gx", checkpoint=None, suite="trips").suite["name"] == "trips"
+
+
+def test_a_teams_own_meta_severity_and_gx_expectation_context_do_not_refuse_the_suite(project: Path) -> None:
+    suite_file = project / "gx" / "expectations" / "trips.json"
+    data = json.loads(suite_file.read_text(encoding="utf-8"))
+    first, second = data["expectations"]
+    first["meta"] = {"severity": "high", "owner": "ops"}  # the team's own label, GX severity critical
+    second["expectation_context"] = {"description": "trips are under 10 hours"}
+    suite_file.write_text(json.dumps(data), encoding="utf-8")
+
+    expectations = load_gx_checks(project, "gx", checkpoint=None, suite="trips").suite["expectations"]
+
+    assert [e["meta"]["severity"] for e in expectations] == ["error", "warn"]  # GX's critical and warning
+    assert expectations[0]["meta"]["owner"] == "ops"
+    assert "expectation_context" not in expectations[1]
+
+
+def test_a_project_folder_that_is_the_filesystems_root_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"is /, the filesystem's root; keep the expectations folder in a project"):
+        load_gx_checks("/", "gx", checkpoint=None, suite="trips")

@@ -11,6 +11,7 @@ import pytest
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.factory.dag_doc import retrain_doc
 from airflow_ml.factory.tasks import task_settings
+from airflow_ml.ml.steps.validation_settings import GxContextSettings
 from airflow_ml.templates import load_city_file
 from tests.support.city_files import config_error, line_of, write_city
 
@@ -24,8 +25,8 @@ def test_a_city_names_a_checkpoint_of_a_gx_context_and_its_validate_task_gets_it
     settings = task_settings(config, expectations_dir=root / "expectations").validation
 
     assert settings.suite == "ride_trips"  # the template's suite still runs: the context's checks come besides
-    assert settings.gx_context == {"path": "gx", "checkpoint": "nightly trips", "suite": None}
-    assert settings.project_root == str(root)
+    assert settings.gx_context == GxContextSettings("gx", str(root), checkpoint="nightly trips")
+    assert type(settings).from_dict(settings.to_dict()) == settings  # as the operator gets it
     assert "validate (suite `ride_trips` and GX context `gx` checkpoint `nightly trips`)" in retrain_doc(config)
 
 
@@ -58,9 +59,10 @@ def test_without_a_suite_or_a_gx_context_nothing_would_validate_the_data(root: P
         ("{path: /srv/gx, suite: trips}", "not a path relative to the project folder"),
         ("{path: '~/gx', suite: trips}", "not a path relative to the project folder"),
         ("{path: gx}", "name exactly one of gx_context.checkpoint"),
-        ("{path: gx, suite: trips, checkpoint: nightly}", "name exactly one of gx_context.checkpoint"),
+        ("{path: gx, suite: trips, checkpoint: nightly}", "sets the other to null (e.g. 'gx_context: {checkpoint"),
         ("{path: gx, suite: ../trips}", "gx_context.suite"),
         ("{path: gx, checkpoint: nightly, actions: []}", "actions"),
+        ('{path: "gx\\0x", suite: trips}', "holds a control character"),
     ],
 )
 def test_a_bad_gx_context_is_refused_naming_the_field_and_line(root: Path, value: str, fragment: str) -> None:

@@ -262,3 +262,32 @@ def test_target_listed_as_feature_is_refused(root: Path) -> None:
     exc = config_error(path, root)
 
     assert_points_at(exc, path, line_of(path, "dataset:"), "dataset", repr(target), "remove it from features")
+
+
+# --- Display names -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('display_name: "São\\nPaulo"\n', "control character '\\n' at position 3"),
+        ('display_name: "São\\tPaulo"\n', "control character '\\t' at position 3"),
+        ('display_name: " São Paulo"\n', "starts or ends with a space"),
+        (f"display_name: {'x' * 81}\n", "at most 80 characters"),
+    ],
+)
+def test_a_display_name_that_is_not_one_short_line_is_refused(root: Path, text: str, fragment: str) -> None:
+    problems = _problems(root, text)
+
+    assert len(problems) == 1
+    assert "porto.yaml line 3: display_name" in problems[0]
+    assert fragment in problems[0]
+
+
+def test_a_display_name_keeps_its_accents(root: Path) -> None:
+    write_city(root, "porto", CITY + "display_name: São Paulo · Centro\n")
+
+    [config], errors = load_city_configs(root)
+
+    assert errors == []
+    assert config.title == "São Paulo · Centro"

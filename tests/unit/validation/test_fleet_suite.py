@@ -212,3 +212,29 @@ def test_the_sample_passes_the_templates_row_filters_as_snapshots_do(
     captured = capsys.readouterr()
     assert "of the target 'duration_min' is null" not in captured.err
     assert "lisbon: the template's row filters dropped duration_min not_null: -" in captured.out
+
+
+def test_a_template_checked_by_a_gx_context_alone_gets_a_suite_inferred_from_all_its_cities(
+    fleet: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    templates = tmp_path / "dag_templates"
+    shutil.copytree(fleet["root"] / "dag_templates", templates)
+    template = templates / "templates" / "ride_duration.yaml"
+    text = template.read_text(encoding="utf-8")
+    gx_only = re.sub(r"^suite: ride_trips.*$", "gx_context: {path: gx, suite: trips}", text, count=1, flags=re.M)
+    assert gx_only != text
+    template.write_text(gx_only, encoding="utf-8")
+    output = tmp_path / "inferred" / "ride_duration.json"
+
+    code = main(
+        [
+            *("suite", "infer", "--template", "ride_duration", "--root", str(templates)),
+            *("--data-root", str(fleet["data"]), "-o", str(output)),
+        ]
+    )
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "no city of 'ride_duration' names a suite (each is checked by its GX context alone)" in out
+    assert "left out" not in out
+    assert json.loads(output.read_text(encoding="utf-8"))["expectations"]

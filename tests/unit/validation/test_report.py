@@ -110,4 +110,31 @@ def test_a_result_without_gx_rendering_lists_the_arguments_by_name() -> None:
 
     config = {"type": "expect_x", "kwargs": {"column": "a<b", "min_value": 1500000, "batch_id": "ignored"}}
 
-    assert arguments_html(config) == "column <code>a&lt;b</code> · min_value <code>1,500,000</code>"
+    assert arguments_html(config) == "column <code>a&lt;b</code> · min_value <code>1500000</code>"
+
+
+def test_values_are_shown_as_they_ran_spaces_of_a_regex_and_every_digit_of_a_number_kept() -> None:
+    from airflow_ml.validation.report import arguments_html
+    from airflow_ml.validation.runner import run_suite
+
+    frame = pd.DataFrame({"a": ["a xb  c"], "y": [2024]})
+    suite = {
+        "name": "s",
+        "meta": {},
+        "expectations": [
+            {"type": "expect_column_values_to_match_regex", "kwargs": {"column": "a", "regex": "^a .b  c$"}},
+            {
+                "type": "expect_column_max_to_be_between",
+                "kwargs": {"column": "y", "min_value": 1234567.0, "max_value": 0.1 + 0.2},
+            },
+            {"type": "expect_column_min_to_be_between", "kwargs": {"column": "y", "max_value": 2024}},
+        ],
+    }
+    _, result = run_suite(frame, suite, suite_file="s")
+    shown = [arguments_html(item["expectation_config"]) for item in result["results"]]
+
+    assert "<code>^a .b  c$</code>" in shown[0]
+    assert "<code>1234567</code>" in shown[1]
+    assert "<code>0.30000000000000004</code>" in shown[1]
+    assert "<code>2024</code>" in shown[2]
+    assert all("  " not in piece for text in shown for piece in re.split(r"<code>.*?</code>", text))

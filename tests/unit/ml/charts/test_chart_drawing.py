@@ -131,3 +131,79 @@ def test_a_challenger_refused_for_a_non_finite_score_still_gets_its_charts(tmp_p
 
     assert (tmp_path / "scores.png").read_bytes().startswith(PNG)
     assert (tmp_path / "slices.png").read_bytes().startswith(PNG)
+
+
+def _intervals(axes: object) -> list[tuple[float, float, float]]:
+    """The horizontal interval bars of an axes: (row, low, high) per segment."""
+    from matplotlib.collections import LineCollection
+
+    found = []
+    for collection in axes.collections:  # type: ignore[attr-defined]
+        if isinstance(collection, LineCollection):
+            for (x0, y0), (x1, _) in collection.get_segments():
+                found.append((float(y0), float(x0), float(x1)))
+    return sorted(found)
+
+
+def test_the_scores_chart_draws_each_interval_from_its_bounds_and_the_paired_improvement_below(
+    tmp_path: Path,
+) -> None:
+    # The challenger's interval does not contain its full-sample score: the bar still spans the interval.
+    record = {
+        **RECORD,
+        "bootstrap": {**RECORD["bootstrap"], "challenger": [4.05, 4.3], "improvement": [0.01, 0.15]},
+        "improvement": 0.09,
+        "min_improvement": 0.02,
+    }
+
+    figure = chart_drawing.draw_gate_scores(gate_scores(record), tmp_path / "scores.png")
+
+    scores, improvement = figure.axes
+    assert [t.get_text() for t in scores.get_yticklabels()] == [
+        "naive baseline (training mean)",
+        "champion v1",
+        "challenger v2",
+    ]
+    assert _intervals(scores) == [(1.0, 4.1, 4.6), (2.0, 4.05, 4.3)]  # challenger on top, row 2
+    assert _intervals(improvement) == [(0.0, 0.01, 0.15)]
+    assert 0.02 in [line.get_xdata()[0] for line in improvement.get_lines()]  # the required improvement
+    assert "paired" in improvement.get_title()
+
+
+def test_the_slices_chart_puts_the_breached_and_worst_on_top_in_red(tmp_path: Path) -> None:
+    figure = chart_drawing.draw_gate_slices(gate_slices(RECORD), tmp_path / "slices.png")
+
+    ticks = figure.axes[0].get_yticklabels()
+    assert [t.get_text() for t in ticks][-1] == "zone=c (100) BREACHED"  # drawn last: the top row
+    assert [t.get_color() for t in ticks] == ["black", "black", "#d62728"]
+
+
+def test_a_dollar_in_data_is_text_not_mathtext(tmp_path: Path) -> None:
+    values = ["$5-$10", "$x^{$", "a_b$$"]  # mathtext would drop the $ signs or fail to parse
+    record = {**RECORD, "slices": [{**s, "value": v} for s, v in zip(RECORD["slices"], values, strict=True)]}
+    frame = pd.DataFrame({"band": ["$0-$50", "$50-$100", "a_b$$"] * 40})
+    checks = [{"column": "band", "kind": "categorical", "statistic": "js_distance", "value": 0.0, "severity": "ok"}]
+
+    slices = chart_drawing.draw_gate_slices(gate_slices(record), tmp_path / "slices.png")
+    drift = chart_drawing.draw_drift(drift_distributions(frame, frame, checks), tmp_path / "drift.png", title="$t$")
+
+    assert (tmp_path / "slices.png").read_bytes().startswith(PNG)
+    assert (tmp_path / "drift.png").read_bytes().startswith(PNG)
+    labels = slices.axes[0].get_yticklabels() + drift.axes[0].get_xticklabels()
+    assert {t.get_text().split(" (")[0] for t in labels} >= {"zone=$5-$10", "zone=$x^{$", "$0-$50", "a_b$$"}
+    assert not any(t.get_parse_math() for t in labels)
+
+
+def test_an_all_empty_column_drops_only_its_own_panel(tmp_path: Path) -> None:
+    reference = pd.DataFrame({"x": np.arange(200.0), "empty": np.nan})
+    checks = [
+        {"column": "empty", "kind": "numeric", "statistic": "psi", "value": None, "severity": "warn"},
+        {"column": "x", "kind": "numeric", "statistic": "psi", "value": 0.0, "severity": "ok"},
+    ]
+
+    figure = chart_drawing.draw_drift(drift_distributions(reference, reference, checks), tmp_path / "d.png", title="t")
+
+    empty, x = figure.axes[:2]
+    assert [t.get_text() for t in empty.texts] == ["no non-missing value to draw"]
+    assert len(x.patches) == 20  # x's histogram is drawn
+    assert (tmp_path / "d.png").read_bytes().startswith(PNG)

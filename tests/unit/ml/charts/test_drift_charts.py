@@ -116,3 +116,32 @@ def test_a_column_missing_on_one_side_and_the_prediction_check_are_left_out(chec
     found = drift_distributions(reference, current, [c for c in checks if c["column"] == "hour"] + extra)
 
     assert [d.column for d in found] == ["hour"]
+
+
+def test_category_shares_reproduce_the_js_distance_when_an_int_column_gained_a_null() -> None:
+    from airflow_ml.ml.drift import js_distance
+
+    reference = pd.Series([1, 2, 3, 1, 2, 1] * 50)
+    current = pd.Series([1.0, 2.0, 3.0, 1.0, np.nan, 3.0] * 50)  # int codes, float because of the null
+    checks = [{"column": "code", "kind": "categorical", "statistic": "js_distance", "value": 0.1, "severity": "ok"}]
+
+    (code,) = drift_distributions(pd.DataFrame({"code": reference}), pd.DataFrame({"code": current}), checks)
+
+    assert set(code.labels) == {"1", "2", "3"}
+    p, q = np.array(code.reference), np.array(code.current)
+    m = (p + q) / 2
+
+    def kl(a: np.ndarray) -> float:
+        return float(np.sum(a[a > 0] * np.log2(a[a > 0] / m[a > 0])))
+
+    assert np.sqrt((kl(p) + kl(q)) / 2) == pytest.approx(js_distance(reference, current))
+
+
+def test_columns_of_different_statistics_rank_by_their_value_over_the_warn_threshold() -> None:
+    checks = [
+        {"column": "distance", "statistic": "psi", "value": 0.09, "warn": 0.1, "severity": "ok"},  # 0.9 of warn
+        {"column": "zone", "statistic": "js_distance", "value": 0.028, "warn": 0.03, "severity": "ok"},  # 0.93
+        {"column": "hour", "statistic": "psi", "value": 0.02, "warn": None, "severity": "ok"},  # no threshold
+    ]
+
+    assert drift_order(checks, flagged={}) == ["zone", "distance", "hour"]

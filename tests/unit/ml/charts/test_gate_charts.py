@@ -10,8 +10,8 @@ import pytest
 from airflow_ml.ml.charts.gate_charts import gate_scores, gate_slices, slice_table
 from airflow_ml.ml.gate.judge import judge
 from airflow_ml.ml.gate.naive_baseline import NaiveBaseline
-from airflow_ml.ml.gate.records import decision_tags
 from airflow_ml.ml.gate.rules import GateRules
+from airflow_ml.ml.model_registry import decision_tags
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_the_scores_chart_holds_the_records_scores_and_bootstrap_intervals(recor
     assert by_role["champion"].label == "champion v3"
     low, high = by_role["challenger"].interval
     assert low <= by_role["challenger"].score <= high
-    assert chart.title == "rmse on the holdout (600 rows): lower is better, 90% bootstrap intervals"
+    assert chart.title == "rmse on the holdout (600 rows): lower is better, 90% bootstrap intervals per model"
 
 
 def test_a_first_model_is_drawn_alone_with_the_baseline_and_without_intervals() -> None:
@@ -107,7 +107,7 @@ def test_a_long_slice_list_keeps_the_worst_and_counts_the_rest() -> None:
     assert [b.name for b in chart.bars] == ["hour=23", "hour=22", "hour=21", "hour=20", "hour=19"]
     assert chart.left_off == 19
     table = slice_table(chart, rows=3)
-    assert "| `hour=23` | 100 | 1 | 1 | +23.0% | judged |" in table
+    assert "| hour=23 | 100 | 1 | 1 | +23.0% | judged |" in table
     assert "21 more slice(s)" in table
     assert gate_slices({"slices": []}) is None
 
@@ -117,7 +117,7 @@ def test_the_slice_table_marks_the_breached_slice(record: dict) -> None:
 
     assert chart is not None
     first = slice_table(chart).splitlines()[2]
-    assert first.startswith("| `zone=c` | 200 |")
+    assert first.startswith("| zone=c | 200 |")
     assert first.endswith("| **breached** |")
 
 
@@ -126,5 +126,42 @@ def test_the_charts_paths_are_no_version_tag(record: dict) -> None:
 
     tags = decision_tags({**record, "charts": charts})
 
-    assert "charts" not in tags
-    assert tags["challenger_score"] == record["challenger_score"]
+    assert not [key for key in tags if "chart" in key]
+    assert tags["gate.challenger_score"] == json.dumps(record["challenger_score"])
+
+
+def test_the_scores_chart_holds_the_paired_improvement_interval_the_gate_judged() -> None:
+    record = {
+        "metric": "rmse",
+        "challenger_version": "2",
+        "baseline_version": "1",
+        "challenger_score": 4.0,
+        "champion_score": 4.4,
+        "improvement": 0.09,
+        "min_improvement": 0.02,
+        "improvement_mode": "relative",
+        "bootstrap": {
+            "confidence": 0.95,
+            "challenger": [3.8, 4.2],
+            "champion": [4.1, 4.6],
+            "improvement": [0.05, 0.12],
+        },
+    }
+
+    gain = gate_scores(record).improvement
+
+    assert gain is not None
+    assert (gain.value, gain.interval, gain.required, gain.mode) == (0.09, (0.05, 0.12), 0.02, "relative")
+    assert gate_scores({**record, "improvement": None}).improvement is None  # no champion, no improvement
+
+
+def test_a_nan_regression_read_from_json_sorts_as_unknown() -> None:
+    rows = [
+        {"column": "z", "value": v, "rows": 9, "regression": r, "judged": True, "breached": False}
+        for v, r in zip("abcd", [0.1, float("nan"), 0.5, 0.3], strict=True)
+    ]
+
+    chart = gate_slices({"slices": rows})
+
+    assert chart is not None
+    assert [b.name for b in chart.bars] == ["z=c", "z=d", "z=a", "z=b"]

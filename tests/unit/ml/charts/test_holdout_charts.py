@@ -81,7 +81,9 @@ def test_the_regression_fit_pairs_each_row_with_its_residual_and_samples_big_hol
     monkeypatch.setattr(holdout_charts, "MAX_POINTS", 4)
     sampled = regression_fit(y, p, metric="rmse")
     assert sampled.rows == 10
-    assert sampled.actual == (0.0, 3.0, 6.0, 9.0)
+    assert len(sampled.actual) == 4
+    assert list(sampled.actual) == sorted(set(sampled.actual))  # distinct rows, in their order
+    assert all(y[int(a)] - p[int(a)] == r for a, r in zip(sampled.actual, sampled.residuals, strict=True))
 
 
 def test_rows_missing_a_value_are_left_out_and_lengths_must_match() -> None:
@@ -91,3 +93,35 @@ def test_rows_missing_a_value_are_left_out_and_lengths_must_match() -> None:
     assert fit.rows == 1
     with pytest.raises(ValueError, match="as many predictions as true values"):
         regression_fit([1.0, 2.0], [1.0], metric="mae")
+
+
+@pytest.mark.parametrize("rows", [29_991, 71_977])
+def test_the_scatter_sample_is_no_stride_through_zones_or_hours(rows: int) -> None:
+    # Ten zones per timestamp (and 24 hours per day) repeat with the row number: a fixed stride can hit one.
+    zone = np.arange(rows) % 10
+    hour = np.arange(rows) % 24
+
+    zones = regression_fit(zone, zone, metric="rmse")
+    hours = regression_fit(hour, hour, metric="rmse")
+
+    assert len(zones.actual) == holdout_charts.MAX_POINTS
+    assert set(zones.actual) == set(range(10))
+    assert set(hours.actual) == set(range(24))
+    assert regression_fit(zone, zone, metric="rmse") == zones  # seeded: the same rows every time
+
+
+def test_a_large_holdouts_curve_keeps_its_corners_and_at_most_2000_points() -> None:
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(3)
+    y = (rng.uniform(size=200_000) < 0.3).astype(float)
+    p = np.clip(y * 0.2 + rng.uniform(size=y.size), 0, 1)
+
+    fit = binary_fit(y, p)
+
+    assert len(fit.fpr) == len(fit.tpr) == len(fit.thresholds) <= holdout_charts.MAX_ROC_POINTS
+    assert (fit.fpr[0], fit.tpr[0], fit.fpr[-1], fit.tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert fit.auc == pytest.approx(score("auc", y, p))  # from every point, not the thinned ones
+    small = binary_fit(*[np.array([0, 0, 1, 1, 0, 1, 1, 0]), np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])])
+    corners = metrics.roc_curve([0, 0, 1, 1, 0, 1, 1, 0], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    np.testing.assert_allclose(small.fpr, corners[0])  # collinear points dropped, as scikit-learn drops them
+    np.testing.assert_allclose(small.tpr, corners[1])

@@ -229,3 +229,23 @@ def test_a_previous_snapshot_the_champion_cannot_read_leaves_a_note_not_a_failed
     prediction = next(c for c in record["checks"] if c["column"] == "prediction")
     assert prediction["value"] is not None  # against the champion's own data: measured
     assert "the predictions' drift since the previous snapshot could not be computed" in prediction["note"]
+
+
+def test_a_chart_that_fails_leaves_the_drift_run_finished(
+    client: Any, model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from airflow_ml.ml.charts import chart_drawing
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("matplotlib broke")
+
+    monkeypatch.setattr(chart_drawing, "draw_drift", broken)
+    old = snapshot(tmp_path, "old")
+    make_champion(client, model, tmp_path, tags={"airflow_ml.snapshot_uri": old.uri})
+
+    record = check(client, model, snapshot(tmp_path, "now", scale=3.0))
+
+    assert record["status"] == "failed"  # the drift verdict, not the chart's
+    assert record["charts"] == []
+    assert client.get_run(record["mlflow_run_id"]).info.status == "FINISHED"
+    assert "chart charts/distributions.png was not drawn: RuntimeError: matplotlib broke" in caplog.text

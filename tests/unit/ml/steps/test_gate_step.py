@@ -27,6 +27,7 @@ from airflow_ml.ml.gate.schema_change import AcceptSchemaChange, LevelTolerance,
 from airflow_ml.ml.steps.gate_step import gate, level_shares
 from airflow_ml.ml.steps.step_settings import GateSettings, SplitSettings
 from airflow_ml.ml.steps.train_step import train_and_log
+from tests.support.mlflow_stores import logged_decision
 from tests.support.training_data import regression
 
 SPLIT = SplitSettings("pickup_at", 0.15, 0.15)
@@ -133,7 +134,8 @@ def test_a_planted_outlier_is_refused_in_auto_and_shadow_modes_and_the_record_na
     assert fleet["z"] > 4
     assert fleet["spread"] >= 0.01
     assert registry.version_by_alias(client, "fleet_out.lisbon", registry.CHAMPION) is None
-    assert client.get_model_version("fleet_out.lisbon", version).tags["gate.refused_by"] == "fleet_outlier"
+    assert client.get_model_version("fleet_out.lisbon", version).tags["gate.decision"] == "kept"
+    assert logged_decision(client, "fleet_out.lisbon", version)["refused_by"] == "fleet_outlier"
 
 
 def test_force_still_promotes_a_suspect_challenger_and_records_it(

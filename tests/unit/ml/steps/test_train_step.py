@@ -3,6 +3,7 @@ LightGBM, Optuna and MLflow on SQLite). The search and the warm start have their
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -70,6 +71,32 @@ def test_train_and_log_uses_the_best_params_and_logs_everything(
     assert set(best) == {"learning_rate", "num_leaves"}
     assert run.data.params["num_leaves"] == best["num_leaves"]  # the final model trained with them
     assert {"train_rmse", "validation_rmse", "holdout_rmse"} <= set(run.data.metrics)
+    # Counts are params or tags (MLflow charts every metric): the split's rows, the trials, the best iteration.
+    counts = {"rows_train", "rows_validation", "rows_holdout", "search_trials"}
+    assert counts <= set(run.data.params)
+    assert not (counts | {"best_iteration"}) & set(run.data.metrics)
+    assert int(run.data.tags["best_iteration"]) == result["metrics"]["best_iteration"] > 0
+    assert sum(int(run.data.params[f"rows_{s}"]) for s in ("train", "validation", "holdout")) == manifest.row_count
+    assert run.data.params["search_trials"] == "3"
+    trials = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+    assert trials
+    assert all("best_iteration" in t.data.tags and not t.data.metrics.keys() - {"validation_rmse"} for t in trials)
+    # The snapshot is the run's dataset input (MLflow's Dataset column), described by its manifest.
+    (dataset_input,) = run.inputs.dataset_inputs
+    dataset = dataset_input.dataset
+    assert (dataset.source_type, json.loads(dataset.source)) == ("local", {"uri": manifest.uri})
+    assert dataset.digest == manifest.content_hash[:12]
+    assert json.loads(dataset.profile) == {
+        "num_rows": manifest.row_count,
+        "num_columns": len(manifest.columns),
+        "content_hash": manifest.content_hash,
+    }
+    input_tags = {t.key: t.value for t in dataset_input.tags}
+    assert input_tags == {
+        "mlflow.data.context": "training",
+        "airflow_ml.rows": str(manifest.row_count),
+        "airflow_ml.snapshot_hash": manifest.content_hash,
+    }
     assert run.data.tags["airflow_ml.code_version"] == "abc1234"
     assert run.data.tags["airflow_ml.version"]
     assert run.data.tags["airflow.try_number"] == "1"
@@ -94,6 +121,23 @@ def test_a_binary_run_logs_its_roc_and_calibration_on_the_holdout(
     (logged,) = client.list_artifacts(result["run_id"], "holdout/charts")
     assert logged.path == "holdout/charts/roc_calibration.png"
     assert logged.file_size > 5000
+
+
+def test_a_chart_that_fails_leaves_the_training_run_finished_with_its_model(
+    client: MlflowClient, trips: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_ml.ml.charts import holdout_charts
+
+    def numpy_1(*args: object) -> None:
+        raise AttributeError("module 'numpy' has no attribute 'trapezoid'")
+
+    monkeypatch.setattr(holdout_charts, "binary_fit", numpy_1)
+
+    result = train_and_log(client, snapshot(trips, tmp_path, "run1"), binary(), SPLIT, experiment="lisbon-late")
+
+    assert result["charts"] == []
+    assert client.get_run(result["run_id"]).info.status == "FINISHED"
+    assert "model/MLmodel" in {f.path for f in client.list_artifacts(result["run_id"], "model")}
 
 
 def test_more_threads_than_cores_are_clamped_logged_and_recorded(

@@ -1,0 +1,99 @@
+"""How a template's models are named in the MLflow registry (``registry.name_pattern``).
+
+The default, ``{template}.{city}``, is the name the factory always used. A registry with three-part names
+(Unity Catalog's ``catalog.schema.model``) needs another: ``main.ml.{template}_{city}``. The pattern may
+hold only the placeholders ``{template}`` and ``{city}`` (both required: two cities, or two templates' cities
+of the same id, never share a model), letters, digits, ``_`` and ``-``, and dots between non-empty parts.
+
+Under a pattern other than the default, a fallback parent's id loses its dot where it fills ``{city}``
+(``group.iberia`` becomes ``group_iberia``), so the parent's name keeps the pattern's number of parts; a
+city id may then not start with ``group_``.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+from pydantic import Field, field_validator
+
+from airflow_ml.templates.base import Strict
+
+#: The registered model of a city unless its template says otherwise: ``<template>.<city>``.
+DEFAULT_NAME_PATTERN = "{template}.{city}"
+#: What a name pattern may hold besides its placeholders.
+_LITERAL = re.compile(r"[A-Za-z0-9_.\-]*")
+_PLACEHOLDERS = ("template", "city")
+#: The start of a group parent's id in a name under a custom pattern (``group_<group>``).
+PARENT_GROUP_SEGMENT = "group_"
+_EXAMPLE = "main.ml.{template}_{city}"
+
+
+class RegistrySpec(Strict):
+    """Where the template's models live in the MLflow registry."""
+
+    name_pattern: str = Field(
+        default=DEFAULT_NAME_PATTERN,
+        min_length=1,
+        max_length=256,
+        description="Registered model name of each city: {template} and {city} are filled in (both required); "
+        "letters, digits, '_', '-' and dots between parts, e.g. 'main.ml.{template}_{city}' for a three-part "
+        "(Unity Catalog) registry. Default '{template}.{city}'.",
+        examples=[DEFAULT_NAME_PATTERN, _EXAMPLE],
+    )
+
+    @field_validator("name_pattern")
+    @classmethod
+    def _pattern_is_a_name(cls, pattern: str) -> str:
+        problems = name_pattern_problems(pattern)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return pattern
+
+    @property
+    def custom(self) -> bool:
+        """Whether the pattern is not the default (a parent's id then loses its dot)."""
+        return self.name_pattern != DEFAULT_NAME_PATTERN
+
+    def model_name(self, template: str, city: str) -> str:
+        """The registered model of ``city`` (a city id, ``global`` or ``group.<group>``) of ``template``."""
+        return render_name(self.name_pattern, template, city)
+
+
+def render_name(pattern: str, template: str, city: str) -> str:
+    """``pattern`` with ``template`` and ``city`` filled in; under a custom pattern a dotted id's dots become ``_``."""
+    segment = city if pattern == DEFAULT_NAME_PATTERN else city.replace(".", "_")
+    return pattern.replace("{template}", template).replace("{city}", segment)
+
+
+def name_affixes(pattern: str, template: str) -> tuple[str, str]:
+    """What comes before and after a city's id in ``template``'s model names (to find its siblings by name)."""
+    before, _, after = pattern.replace("{template}", template).partition("{city}")
+    return before, after
+
+
+def name_pattern_problems(pattern: str) -> list[str]:
+    """What is wrong with a name pattern, each with its fix; empty when it is a valid one."""
+    fix = f"write it like {_EXAMPLE!r} or remove registry.name_pattern for the default {DEFAULT_NAME_PATTERN!r}"
+    try:
+        parts = list(string.Formatter().parse(pattern))
+    except ValueError as exc:
+        return [f"name pattern {pattern!r} is not a pattern ({exc}); {fix}"]
+    problems: list[str] = []
+    names = [name for _, name, spec, conversion in parts if name is not None]
+    unknown = sorted({n for n in names if n not in _PLACEHOLDERS})
+    if unknown:
+        problems.append(f"name pattern {pattern!r} has unknown placeholder(s) {unknown}: only template and city")
+    if any(spec or conversion for _, name, spec, conversion in parts if name is not None):
+        problems.append(f"name pattern {pattern!r}: a placeholder takes no format spec or conversion")
+    for needed in _PLACEHOLDERS:
+        if names.count(needed) != 1:
+            count = names.count(needed)
+            problems.append(f"name pattern {pattern!r} must hold {{{needed}}} exactly once (it has {count})")
+    bad = sorted({c for literal, *_ in parts for c in literal if not _LITERAL.fullmatch(c)})
+    if bad:
+        problems.append(f"name pattern {pattern!r} has character(s) {bad}; a name holds letters, digits, '_', '-', '.'")
+    sample = pattern.replace("{template}", "t").replace("{city}", "c")
+    if not bad and not unknown and any(not part for part in sample.split(".")):
+        problems.append(f"name pattern {pattern!r} has an empty part: no leading, trailing or doubled '.'")
+    return [f"{p}; {fix}" for p in problems]
