@@ -26,18 +26,12 @@ mode are judged raw while fewer than ``min_history`` carry them (``scale: raw``)
   tail fitted to the history, whose **shape uncertainty is integrated out**: the scale is integrated
   analytically (today's value over the past mean is F-distributed given the shape) and the shape over its
   posterior on a grid (flat prior on ``log shape``), so a short or irregular history widens the tail instead
-  of pretending to know it. An empirical p-value alone is never below ``1 / (n + 1)``, which no correction
-  over a fleet's thousands of tests would ever let through; a plug-in shape (the previous method) thins the
-  tail whenever the history happens to look regular, which at ``1e-6`` (where Benjamini-Yekutieli over
-  8,000 tests starts to flag) multiplies the false alarms.
+  of pretending to know it (an empirical p-value is never below ``1 / (n + 1)``; a plug-in shape thins the
+  tail where Benjamini-Yekutieli flags, near ``1e-6``). Not covered: a spread that wavers from night to night
+  for other reasons than the rows (log-normal sd 0.2 stays within ``q``; sd 0.3 alarms at about ``2 q``).
 
-What is not covered: a dispersion that itself changes from night to night for reasons other than the rows
-has a tail heavier than any gamma. A log-normal spread of sd 0.2 per night stays within ``q``; at sd 0.3 a
-fleet alarms on about twice ``q``'s share of nights.
-
-With fewer than ``min_history`` past values the column is not calibrated: the fixed thresholds decide, and the
-record says so (``basis: fixed_thresholds``). A seasonal column is compared with the past values of the same
-season (``basis: season``) when there are ``min_history`` of them, else with its whole history.
+With fewer than ``min_history`` past values the fixed thresholds decide (``basis: fixed_thresholds``). A
+seasonal column is judged on the same season's past values (``basis: season``) when it has ``min_history``.
 
 The p-values of the template's family (:mod:`airflow_ml.ml.drift_family`: per member city recent enough, its
 newest snapshot's) are adjusted together with Benjamini-Yekutieli (valid under any dependence between the
