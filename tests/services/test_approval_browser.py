@@ -26,17 +26,16 @@ import httpx
 import pytest
 
 from airflow_ml.ml.gate.modes import AWAITING_APPROVAL
-from tests.services.test_ui_browser import (  # noqa: F401 - browser is a fixture
+from tests.support import REPO
+from tests.support.airflow_rest import AirflowRest
+from tests.support.browser import (
     STEP_TIMEOUT,
     USER,
     VIEWPORT,
-    _require_browser,
-    browser,
     keep_failure_screenshot,
     keep_screenshot,
+    require_browser,
 )
-from tests.support import REPO
-from tests.support.airflow_rest import AirflowRest
 from tests.support.mlflow_stores import MlflowServer
 from tests.support.processes import ManagedProcess, StackError, free_port, wait_until
 
@@ -134,7 +133,7 @@ def screen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApprovalScreen]
     """An MLflow server holding the gate's charts and an api-server with the approval request waiting."""
     from airflow_ml.ml.charts.chart_artifacts import log_gate_charts
 
-    _require_browser()
+    require_browser()
     root = tmp_path_factory.mktemp("approval_browser")
     home, dags = root / "airflow", root / "dags"
     home.mkdir()
@@ -210,7 +209,7 @@ def screen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApprovalScreen]
             process.stop()
 
 
-def test_the_approval_screen_shows_the_gate_charts_served_by_mlflow(browser: Browser, screen: ApprovalScreen) -> None:  # noqa: F811
+def test_the_approval_screen_shows_the_gate_charts_served_by_mlflow(browser: Browser, screen: ApprovalScreen) -> None:
     from urllib.parse import quote
 
     context = browser.new_context(viewport=VIEWPORT)

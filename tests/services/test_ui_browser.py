@@ -13,32 +13,26 @@ server, S3) is more than a form needs, so only its process and REST helpers are 
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import json
-import os
 import re
-import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 
 from airflow_ml.factory.display_names import retrain_display_name
 from airflow_ml.templates.training_spec import LightGBMParams
-from tests.support import REPO
 from tests.support.airflow_rest import AirflowRest
-from tests.support.processes import ManagedProcess, StackError, free_port, wait_until
-from tests.support.services import service_missing
-from tests.support.worlds import make_city_world
+from tests.support.browser import (
+    STEP_TIMEOUT,
+    USER,
+    VIEWPORT,
+    keep_failure_screenshot,
+    keep_screenshot,
+)
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Locator, Page, ViewportSize
+    from playwright.sync_api import Browser, BrowserContext, Locator, Page
 
     from airflow_ml.templates import CityConfig
 
@@ -49,23 +43,6 @@ DAG_ID = f"{TEMPLATE}.{CITY}"
 #: The fleet beside Berlin: São Paulo (a display name, three judged versions, a promotion last night) and
 #: Lisbon of another template (a failed run, one refused version).
 SAO_PAULO, LISBON = f"{TEMPLATE}.sao_paulo", "ui_browser_other.lisbon"
-USER = "admin"
-CHROMIUM = Path(os.environ.get("AIRFLOW_ML_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(os.environ.get("AIRFLOW_ML_TEST_ARTIFACTS") or REPO / "var" / "test-artifacts") / "ui"
-#: Tall enough that the whole trigger dialog fits: a full-page screenshot does not scroll inside a modal.
-VIEWPORT: ViewportSize = {"width": 1280, "height": 2200}
-#: Milliseconds a browser step may take; the React UI's first load is slow on a loaded 2-core machine.
-STEP_TIMEOUT = 60_000
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: The form's bound on Leaves per tree: the template's (both come from the same model).
 MAX_LEAVES = LightGBMParams.model_json_schema()["properties"]["num_leaves"]["maximum"]
 
@@ -78,155 +55,6 @@ class UiServer:
     password: str
     rest: AirflowRest
     config: CityConfig
-
-
-def _require_browser() -> None:
-    if importlib.util.find_spec("playwright") is None:
-        service_missing(f"the playwright Python package is not installed in {sys.prefix}; run `make install`")
-    if not os.access(CHROMIUM, os.X_OK):
-        service_missing(
-            f"Chromium is not installed at {CHROMIUM}; install Debian's package with "
-            "`sudo apt-get install -y --no-install-recommends chromium` (or `make browser`), "
-            "or point AIRFLOW_ML_CHROMIUM at a Chromium binary"
-        )
-
-
-def _airflow(env: dict[str, str], *args: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "airflow", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, f"airflow {' '.join(args)} exited with {done.returncode}:\n{done.stderr[-4000:]}"
-
-
-def add_fleet_cities(world: Path) -> None:
-    """São Paulo beside Berlin, and Lisbon in a second template (a copy of the first): three rows to sort and filter."""
-    text = (world / "templates" / f"{TEMPLATE}.yaml").read_text(encoding="utf-8")
-    other = LISBON.split(".")[0]
-    (world / "templates" / f"{other}.yaml").write_text(
-        text.replace(f"template: {TEMPLATE}\n", f"template: {other}\n"), encoding="utf-8"
-    )
-    city = "city: {city}\ntemplate: {template}\n{extra}dag:\n  retries: 0\n  schedule: null\n"
-    (world / "cities" / "sao_paulo.yaml").write_text(
-        city.format(city="sao_paulo", template=TEMPLATE, extra="display_name: São Paulo\n"), encoding="utf-8"
-    )
-    (world / "cities" / "lisbon.yaml").write_text(
-        city.format(city="lisbon", template=other, extra=""), encoding="utf-8"
-    )
-
-
-def fill_registry(uri: str, models: Path) -> None:
-    """São Paulo's three judged versions (the third champion; the monitor measured the second live), Lisbon's one."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    judged = {SAO_PAULO: [(7.5, "promoted"), (7.1, "promoted"), (6.8, "promoted")], LISBON: [(4.2, "kept")]}
-    for name, versions in judged.items():
-        client.create_registered_model(name)
-        (models / name).mkdir(parents=True)
-        for score, decision in versions:
-            version = client.create_model_version(name, str(models / name)).version
-            tags = {"gate.metric": "rmse", "gate.challenger_score": str(score), "gate.decision": decision}
-            for key, value in tags.items():
-                client.set_model_version_tag(name, version, key, value)
-    client.set_registered_model_alias(SAO_PAULO, "champion", "3")
-    client.set_model_version_tag(SAO_PAULO, "2", "monitor.live_rmse", "7.9")
-
-
-def finish_fleet_runs(rest: AirflowRest, uri: str) -> None:
-    """A run of São Paulo that succeeded and promoted version 3 (its gate's tag names it), one of Lisbon that failed."""
-    from mlflow import MlflowClient
-
-    for dag_id, state in ((SAO_PAULO, "success"), (LISBON, "failed")):
-        run_id = rest.trigger(dag_id, unpause=False)
-        rest.request("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", json={"state": state})
-        if dag_id == SAO_PAULO:
-            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-            client.set_model_version_tag(SAO_PAULO, "3", "gate.airflow_run_id", run_id)
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
-    """A real api-server with the city's DAG serialized in its database and the fleet view plugin loaded."""
-    from airflow_ml.templates import load_city_configs
-
-    _require_browser()  # before the slow start: a machine without Chromium skips at once
-    root = tmp_path_factory.mktemp("ui_browser")
-    home, dags = root / "airflow", root / "dags"
-    home.mkdir()
-    dags.mkdir()
-    make_city_world(root / "world", dags, CITY, scale=0.1, template=TEMPLATE)
-    add_fleet_cities(root / "world")
-    configs, errors = load_city_configs(root / "world")
-    assert not errors, errors
-    (config,) = (c for c in configs if c.dag_id == DAG_ID)
-    fill_registry(f"sqlite:///{root}/mlflow.db", root / "models")
-    password = secrets.token_urlsafe(12)
-    (home / "passwords.json").write_text(json.dumps({USER: password}), encoding="utf-8")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},  # not the test session's Airflow
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__CORE__AUTH_MANAGER": (
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-        ),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-        "AIRFLOW__API__BASE_URL": url,
-        "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-        "AIRFLOW_ML_DATA_ROOT": str(root / "world" / "data"),
-        # The fleet view reads this registry (fill_registry): Berlin's row shows "no champion yet".
-        "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(
-            {"conn_type": "mlflow", "extra": {"tracking_uri": f"sqlite:///{root}/mlflow.db"}}
-        ),
-    }
-    _airflow(env, "db", "migrate")
-    argv = [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    api = ManagedProcess("api-server", argv, env, root / "api-server.log")
-    api.start()
-    rest = None
-    try:
-        # The DAG processor's work, done once while the api-server starts (no scheduler is needed for the UI).
-        _airflow(env, "dags", "reserialize")
-
-        def healthy() -> bool:
-            if not api.alive:
-                raise StackError(f"the api-server exited\n{api.tail()}")
-            return httpx.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200
-
-        wait_until(
-            healthy,
-            timeout=180,
-            what=f"the Airflow api-server did not answer at {url}/api/v2/monitor/health",
-            diagnose=api.tail,
-        )
-        rest = AirflowRest(url, USER, password)
-        assert rest.dag(DAG_ID) is not None, f"{DAG_ID} is not in the api-server's database; {rest.import_errors()}"
-        finish_fleet_runs(rest, f"sqlite:///{root}/mlflow.db")
-        yield UiServer(url, password, rest, config)
-    finally:
-        if rest is not None:
-            rest.close()
-        api.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
-    _require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -270,24 +98,6 @@ def log_in(page: Page, server: UiServer) -> None:
     page.get_by_label("Password").fill(server.password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(lambda url: "/auth/login" not in url)
-
-
-def keep_screenshot(page: Page, name: str) -> Path:
-    """Save a full-page screenshot among the test artifacts and check that it is a non-empty PNG."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    data = path.read_bytes()
-    assert data.startswith(PNG_MAGIC), f"{path} is not a PNG"
-    assert len(data) > 10_000, f"{path} is too small ({len(data)} bytes) to show a page"
-    return path
-
-
-def keep_failure_screenshot(page: Page, name: str) -> None:
-    """Keep what the browser showed when a step failed; a page too broken to capture adds no second error."""
-    with contextlib.suppress(Exception):
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def sections() -> tuple[str, ...]:

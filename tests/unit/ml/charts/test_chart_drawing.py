@@ -16,33 +16,9 @@ from airflow_ml.ml.charts import chart_artifacts, chart_drawing
 from airflow_ml.ml.charts.drift_charts import drift_distributions
 from airflow_ml.ml.charts.gate_charts import gate_scores, gate_slices
 from airflow_ml.ml.charts.holdout_charts import binary_fit, regression_fit
+from tests.support.gate_records import RECORD
 
 PNG = b"\x89PNG\r\n\x1a\n"
-RECORD = {
-    "metric": "rmse",
-    "direction": "minimize",
-    "challenger_version": "2",
-    "baseline_version": "1",
-    "holdout_rows": 500,
-    "challenger_score": 4.0,
-    "champion_score": 4.4,
-    "bootstrap": {"resamples": 100, "confidence": 0.95, "seed": 0, "challenger": [3.8, 4.2], "champion": [4.1, 4.6]},
-    "naive_baseline": {"metric": "rmse", "statistic": "mean", "score": 9.0},
-    "slices": [
-        {
-            "column": "zone",
-            "value": v,
-            "rows": 100,
-            "challenger_score": 4.0 + i,
-            "champion_score": 4.1,
-            "regression": i / 4,
-            "judged": True,
-            "breached": i > 1,
-        }
-        for i, v in enumerate("abc")
-    ],
-    "max_slice_regression": 0.3,
-}
 
 
 def _run(client: MlflowClient) -> str:

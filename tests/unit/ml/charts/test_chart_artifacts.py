@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 
 from airflow_ml.ml.charts import chart_artifacts, chart_drawing
 from airflow_ml.ml.charts.holdout_charts import binary_fit, roc_points
-from tests.unit.ml.charts.test_chart_drawing import RECORD
+from tests.support.gate_records import RECORD
 
 
 def _run(client: MlflowClient) -> str:

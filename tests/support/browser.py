@@ -1,0 +1,86 @@
+"""Headless Debian Chromium for the browser tests (tests/services/test_*_browser.py), driven by Playwright.
+
+Never a downloaded browser: ``AIRFLOW_ML_CHROMIUM`` (default ``/usr/bin/chromium``, ``make browser`` installs it).
+Screenshots go to ``$AIRFLOW_ML_TEST_ARTIFACTS/ui`` (default ``var/test-artifacts/ui``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support import REPO
+from tests.support.services import service_missing
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, ViewportSize
+
+#: The api-servers' admin (SimpleAuthManager), whose password each server's fixture reads.
+USER = "admin"
+CHROMIUM = Path(os.environ.get("AIRFLOW_ML_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(os.environ.get("AIRFLOW_ML_TEST_ARTIFACTS") or REPO / "var" / "test-artifacts") / "ui"
+#: Tall enough that the whole trigger dialog fits: a full-page screenshot does not scroll inside a modal.
+VIEWPORT: ViewportSize = {"width": 1280, "height": 2200}
+#: Milliseconds a browser step may take; the React UI's first load is slow on a loaded 2-core machine.
+STEP_TIMEOUT = 60_000
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def require_browser() -> None:
+    """Skip (or, under CI, fail) when Playwright or Chromium is missing, naming the fix."""
+    if importlib.util.find_spec("playwright") is None:
+        service_missing(f"the playwright Python package is not installed in {sys.prefix}; run `make install`")
+    if not os.access(CHROMIUM, os.X_OK):
+        service_missing(
+            f"Chromium is not installed at {CHROMIUM}; install Debian's package with "
+            "`sudo apt-get install -y --no-install-recommends chromium` (or `make browser`), "
+            "or point AIRFLOW_ML_CHROMIUM at a Chromium binary"
+        )
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def keep_screenshot(page: Page, name: str) -> Path:
+    """Save a full-page screenshot among the test artifacts and check that it is a non-empty PNG."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    data = path.read_bytes()
+    assert data.startswith(PNG_MAGIC), f"{path} is not a PNG"
+    assert len(data) > 10_000, f"{path} is too small ({len(data)} bytes) to show a page"
+    return path
+
+
+def keep_failure_screenshot(page: Page, name: str) -> None:
+    """Keep what the browser showed when a step failed; a page too broken to capture adds no second error."""
+    with contextlib.suppress(Exception):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
