@@ -161,7 +161,13 @@ def _prepare(world: Path, cities: int, features: int, days: int, seed: int) -> d
                 "kind": kind,
                 "statistic": statistic,
                 **(
-                    {"value": float(values[t, d]), "reference_n": int(ref_n[t, d]), "current_n": int(cur_n[t, d])}
+                    {
+                        "value": float(values[t, d]),
+                        "reference_n": int(ref_n[t, d]),
+                        "current_n": int(cur_n[t, d]),
+                        "overlap_n": 0,  # independent draws: the two sides share no row
+                        "compare_mode": "new_rows",
+                    }
                     if d
                     else {}  # the first snapshot: nothing to compare with
                 ),
@@ -180,6 +186,7 @@ def _prepare(world: Path, cities: int, features: int, days: int, seed: int) -> d
                 "value": float(values[t, -1]),
                 "reference_n": int(ref_n[t, -1]),
                 "current_n": int(cur_n[t, -1]),
+                "overlap_n": 0,
             }
             for t, (column, kind, statistic) in enumerate(tests)
         ]
@@ -286,7 +293,7 @@ def _run_pvalues(world: Path) -> None:
     imported = time.perf_counter()
     meta = json.loads((world / "world.json").read_text(encoding="utf-8"))
     rules = CalibrationRules(min_history=meta["min_history"])
-    keys = ["column", "kind", "statistic", "value", "reference_n", "current_n"]
+    keys = ["column", "kind", "statistic", "value", "reference_n", "current_n", "overlap_n"]
     clock = time.perf_counter()
     ps, reading = {}, 0.0
     for city in meta["cities"]:

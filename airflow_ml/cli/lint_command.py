@@ -121,8 +121,8 @@ def _unfingerprinted_declaration(config: CityConfig, origin: Origin, findings: _
     file, line, col = place
     message = (
         f"gate.accept_schema_change ({accept.reason!r}) names no change, so it accepts none: a declaration "
-        "accepts only the change whose fingerprint it names; add change: '<sha256:...>' as the gate's refusal "
-        "of that change shows it (docs/guides/gate.md#schema-changes)"
+        "accepts only the changed items whose fingerprints it names; add change: ['<sha256:...>'] as the gate's "
+        "refusal of that change shows it (docs/guides/gate.md#schema-changes)"
     )
     findings.warnings.setdefault(Problem(message, line=line, col=col, file=str(file)), []).append(config.city)
 

@@ -6,18 +6,18 @@ against that city's own history of the same statistic, so a small city (noisy st
 (tiny ones) alarm at the same rate.
 
 **Normalised by the rows compared.** Under no drift a statistic shrinks with the rows it compares: PSI times
-the effective sample size ``n_eff = n1 * n2 / (n1 + n2)`` is close to chi-square with ``bins - 1`` degrees of
-freedom, the JS distance squared times ``8 ln 2 * n_eff`` to chi-square with ``categories - 1``, and the
-change of a missing rate squared times ``n_eff`` to ``rate * (1 - rate)`` times chi-square with one (the
-two-proportion z). When the rows compared vary from night to night (the new rows since the previous snapshot:
-a weekend, a catch-up over three days), the raw statistic is a *scale mixture* of those chi-squares, whose
-tail is far heavier than any one of them: a tail fitted to raw values is then anti-conservative, and a fleet
-of thousands of tests alarms every night. Each value is therefore judged as ``statistic * n_eff`` (squared
-first for the JS distance and the missing-rate change), which removes the mixture; what remains is the
-city's own dispersion (rows that are not independent, bins cut on the reference's quantiles), which the
-history measures. History rows recorded without their counts (before they were kept) cannot be normalised:
-while fewer than ``min_history`` past values carry counts, the raw statistics are judged as before and the
-record says so (``scale: raw``); once enough do, only those are used (``scale: rows``).
+the effective sample size ``n_eff`` (:func:`effective_rows`, which counts only the values the two sides do not
+share) is close to chi-square with ``bins - 1`` degrees of freedom, the JS distance squared times
+``8 ln 2 * n_eff`` to chi-square with ``categories - 1``, and the change of a missing rate squared times
+``n_eff`` to ``rate * (1 - rate)`` times chi-square with one. When the rows compared vary from night to night,
+the raw statistic is a *scale mixture* of those chi-squares, whose tail is far heavier than any one of them, and
+a fleet of thousands of tests alarms every night. Each value is therefore judged as ``statistic * n_eff``
+(squared first for the JS distance and the missing-rate change), and only against past values of the same
+compare mode (``new_rows`` or ``whole_snapshot``: a small city switches between them). What remains is the
+city's own dispersion, which the history measures. The approximation needs moderate counts per bin or level
+(see docs/guides/drift.md, "Where the chi-square stops"). Past values recorded without their counts, overlap or
+mode are judged raw while fewer than ``min_history`` carry them (``scale: raw``); then only those that do
+(``scale: rows``).
 
 **The p-value.**
 
@@ -26,18 +26,12 @@ record says so (``scale: raw``); once enough do, only those are used (``scale: r
   tail fitted to the history, whose **shape uncertainty is integrated out**: the scale is integrated
   analytically (today's value over the past mean is F-distributed given the shape) and the shape over its
   posterior on a grid (flat prior on ``log shape``), so a short or irregular history widens the tail instead
-  of pretending to know it. An empirical p-value alone is never below ``1 / (n + 1)``, which no correction
-  over a fleet's thousands of tests would ever let through; a plug-in shape (the previous method) thins the
-  tail whenever the history happens to look regular, which at ``1e-6`` (where Benjamini-Yekutieli over
-  8,000 tests starts to flag) multiplies the false alarms.
+  of pretending to know it (an empirical p-value is never below ``1 / (n + 1)``; a plug-in shape thins the
+  tail where Benjamini-Yekutieli flags, near ``1e-6``). Not covered: a spread that wavers from night to night
+  for other reasons than the rows (log-normal sd 0.2 stays within ``q``; sd 0.3 alarms at about ``2 q``).
 
-What is not covered: a dispersion that itself changes from night to night for reasons other than the rows
-(a log-normal spread of more than about 0.3 per night, unrelated to the rows compared) still has a tail
-heavier than any gamma; such a city alarms more often than ``q`` says and its history should be reviewed.
-
-With fewer than ``min_history`` past values the column is not calibrated: the fixed thresholds decide, and the
-record says so (``basis: fixed_thresholds``). A seasonal column is compared with the past values of the same
-season (``basis: season``) when there are ``min_history`` of them, else with its whole history.
+With fewer than ``min_history`` past values the fixed thresholds decide (``basis: fixed_thresholds``). A
+seasonal column is judged on the same season's past values (``basis: season``) when it has ``min_history``.
 
 The p-values of the template's family (:mod:`airflow_ml.ml.drift_family`: per member city recent enough, its
 newest snapshot's) are adjusted together with Benjamini-Yekutieli (valid under any dependence between the
@@ -88,7 +82,7 @@ class CalibrationRules:
     min_flagged: int = 2
     seasonal: tuple[str, ...] = ()
     season: str = "month"
-    max_age_days: int = 45
+    max_age_days: int = 45  # the spec's DEFAULT_MAX_AGE_DAYS (ml never imports templates); a test keeps them one
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> CalibrationRules:
@@ -108,15 +102,22 @@ def season_of(partitions: Sequence[str], season: str = "month") -> str | None:
         return None
 
 
-def effective_rows(reference: Any, current: Any) -> float | None:
-    """``n1 * n2 / (n1 + n2)``, the effective sample size of a two-sample statistic; None when a count is unknown."""
+def effective_rows(reference: Any, current: Any, overlap: Any = 0) -> float | None:
+    """``n1 * n2 / (n1 + n2 - 2 m)``, the effective sample size of a two-sample statistic whose sides share ``m``
+    values; None when a count is unknown or the sides differ by no value.
+
+    A share's difference between the sides has variance ``pi (1 - pi) (1/n1 + 1/n2 - 2m / (n1 n2))``: the shared
+    values cancel. With ``m = 0`` (independent sides) this is the usual ``n1 * n2 / (n1 + n2)``.
+    """
     try:
-        n1, n2 = float(reference), float(current)
+        n1, n2, m = float(reference), float(current), float(overlap)
     except (TypeError, ValueError):
         return None
-    if not (math.isfinite(n1) and math.isfinite(n2)) or n1 <= 0 or n2 <= 0:
+    if not all(map(math.isfinite, (n1, n2, m))) or n1 <= 0 or n2 <= 0 or m < 0:
         return None
-    return n1 * n2 / (n1 + n2)
+    m = min(m, n1, n2)
+    spread = n1 + n2 - 2 * m
+    return n1 * n2 / spread if spread > 0 else None
 
 
 def p_value(
@@ -201,16 +202,20 @@ def calibrate(
     rules: CalibrationRules,
     *,
     season: str | None,
+    mode: str | None = None,
 ) -> list[dict[str, Any]]:
     """Each of ``today``'s statistics against the city's own history.
 
     Args:
         today: ``{"column", "kind", "statistic", "value"}`` per statistic (value None: not computed), with
-            ``reference_n`` and ``current_n`` (the values each side held) when known.
+            ``reference_n``, ``current_n`` and ``overlap_n`` (the values each side held, both held) when known.
         history: The city's past rows (a frame with ``column``, ``statistic``, ``value``, ``season`` and, when
-            recorded, ``reference_n`` and ``current_n``), this snapshot's own rows left out.
+            recorded, ``reference_n``, ``current_n``, ``overlap_n`` and ``compare_mode``), this snapshot's own
+            rows left out.
         rules: The calibration rules.
         season: This snapshot's season (see :func:`season_of`).
+        mode: How today's rows were chosen (``new_rows``, ``whole_snapshot``): only past values of the same mode
+            are judged with (and, normalised by their rows, only those), past values without a mode only raw.
 
     Returns:
         One dict per statistic: the input keys and ``p_value`` (None when not calibrated), ``method``,
@@ -219,11 +224,21 @@ def calibrate(
     """
     grouped = _grouped(history)
     seasonal = set(rules.seasonal)
-    empty = (np.empty(0), np.empty(0, dtype=object), np.empty(0))
+    empty = (np.empty(0), np.empty(0, dtype=object), np.empty(0), np.empty(0, dtype=object))
     out = []
     for check in today:
         column, statistic, value = check["column"], check["statistic"], check.get("value")
-        past, seasons, sizes = grouped.get((column, statistic), empty)
+        past, seasons, sizes, modes = grouped.get((column, statistic), empty)
+        notes = []
+        if mode is not None:
+            same = modes == mode
+            legacy = np.array([not isinstance(m, str) for m in modes], dtype=bool)
+            if int(same.sum()) < rules.min_history and legacy.any():
+                same |= legacy
+                notes.append(f"past values recorded before compare modes were kept are judged with ({mode} today)")
+            elif int(same.sum()) < past.size:
+                notes.append(f"compared with the past values of compare mode {mode} only")
+            past, seasons, sizes = past[same], seasons[same], np.where(legacy[same], np.nan, sizes[same])
         entry: dict[str, Any] = {
             **check,
             "p_value": None,
@@ -232,7 +247,6 @@ def calibrate(
             "scale": None,
             "n_history": len(past),
         }
-        notes = []
         if column in seasonal and season is not None:
             same = seasons == season
             if int(same.sum()) >= rules.min_history:
@@ -254,7 +268,8 @@ def calibrate(
                 "thresholds apply"
             )
         else:
-            n_eff = effective_rows(check.get("reference_n"), check.get("current_n"))
+            # No overlap_n key: independent sides; a key holding None: an overlap that could not be told.
+            n_eff = effective_rows(check.get("reference_n"), check.get("current_n"), check.get("overlap_n", 0))
             counted = np.isfinite(sizes)
             if n_eff is not None and int(counted.sum()) >= rules.min_history:
                 p, method = p_value(float(value), past[counted], statistic, n_eff=n_eff, history_n_eff=sizes[counted])
@@ -266,7 +281,7 @@ def calibrate(
                     f"raw values judged: {int(counted.sum())} of {past.size} past value(s) carry their row counts "
                     f"(< min_history {rules.min_history})"
                     if n_eff is not None
-                    else "raw values judged: today's row counts are unknown"
+                    else "raw values judged: today's row counts (or the rows both sides share) are unknown"
                 )
             entry.update(p_value=p, method=method, basis="season" if entry["season"] else "history")
         entry["note"] = "; ".join(notes)
@@ -274,8 +289,9 @@ def calibrate(
     return out
 
 
-def _grouped(history: Any) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per (column, statistic): the past values, their seasons and effective sample sizes (NaN: not recorded)."""
+def _grouped(history: Any) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per (column, statistic): the past values, their seasons, effective sample sizes (NaN: not recorded) and
+    compare modes (None: not recorded)."""
     if history is None or len(history) == 0:
         return {}
     frame = history[history["value"].notna()]
@@ -283,16 +299,18 @@ def _grouped(history: Any) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray
     # column of every group (90% of a 40-statistic city's calibration).
     values = frame["value"].to_numpy(dtype=float)
     seasons = frame["season"].astype(object).to_numpy()
-    if "reference_n" in frame and "current_n" in frame:
-        n1 = frame["reference_n"].to_numpy(dtype=float, na_value=np.nan)
-        n2 = frame["current_n"].to_numpy(dtype=float, na_value=np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sizes = np.where((n1 > 0) & (n2 > 0), n1 * n2 / (n1 + n2), np.nan)
-    else:
-        sizes = np.full(len(frame), np.nan)
+    # A frame without an overlap column holds independent samples; a history's missing overlap is unknown.
+    n1, n2, m = (
+        frame[name].to_numpy(dtype=float, na_value=np.nan) if name in frame else np.full(len(frame), default)
+        for name, default in (("reference_n", np.nan), ("current_n", np.nan), ("overlap_n", 0.0))
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = n1 + n2 - 2 * np.minimum(m, np.minimum(n1, n2))
+        sizes = np.where((n1 > 0) & (n2 > 0) & (m >= 0) & (spread > 0), n1 * n2 / spread, np.nan)
+    modes = frame["compare_mode"].astype(object).to_numpy() if "compare_mode" in frame else np.full(len(frame), None)
     positions = frame.groupby(["column", "statistic"], sort=False).indices  # each group's rows, in order
     return {
-        (str(column), str(statistic)): (values[rows], seasons[rows], sizes[rows])
+        (str(column), str(statistic)): (values[rows], seasons[rows], sizes[rows], modes[rows])
         for (column, statistic), rows in positions.items()
     }
 

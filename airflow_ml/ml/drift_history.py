@@ -2,7 +2,9 @@
 
 One parquet file per city, ``<data_root>/drift_history/<template>/<city>.parquet``, one row per (snapshot hash,
 column, statistic) with the value, the values each side of the comparison held (``reference_n``,
-``current_n``: non-missing values for PSI and the JS distance, rows for the missing rate), its p-value against
+``current_n``: non-missing values for PSI and the JS distance, rows for the missing rate) and both held
+(``overlap_n``: the rows of the days both snapshots cover), how this snapshot's rows were chosen
+(``compare_mode``: ``new_rows`` or ``whole_snapshot``), its p-value against
 the city's earlier values and the q-value of the run's adjustment. Files written before the counts were kept
 are read with the counts missing. A rerun of the same snapshot replaces its rows; a write is whole or not at all
 (a local file is written aside and renamed, an object store's PUT is atomic). A city's first snapshot is
@@ -46,6 +48,8 @@ COLUMNS = (
     "drift_run_id",
     "reference_n",
     "current_n",
+    "overlap_n",
+    "compare_mode",
 )
 _SCHEMA = pa.schema(
     [
@@ -58,10 +62,13 @@ _SCHEMA = pa.schema(
         ("drift_run_id", pa.string()),
         ("reference_n", pa.int64()),
         ("current_n", pa.int64()),
+        ("overlap_n", pa.int64()),
+        ("compare_mode", pa.string()),
     ]
 )
-#: The columns a file written before row counts were kept lacks (read as missing: see drift_calibration).
-_ADDED_LATER = ("reference_n", "current_n")
+#: The columns a file written before row counts (then overlaps and compare modes) were kept lacks, read as
+#: missing (see drift_calibration).
+_ADDED_LATER = {"reference_n": "Int64", "current_n": "Int64", "overlap_n": "Int64", "compare_mode": "object"}
 
 
 def data_root_of(snapshot_uri: str) -> str:
@@ -107,9 +114,9 @@ def read_history(uri: str, *, storage_options: StorageOptions | None = None) -> 
 
 def _with_all_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with the columns added since it was written, missing (a history older than its row counts)."""
-    for name in _ADDED_LATER:
+    for name, dtype in _ADDED_LATER.items():
         if name not in frame:
-            frame[name] = pd.array([None] * len(frame), dtype="Int64")
+            frame[name] = pd.array([None] * len(frame), dtype=dtype)
     return frame
 
 

@@ -125,3 +125,51 @@ def _datetimes(values: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         return values
     return pd.to_datetime(values, format="ISO8601")
+
+
+def shared_counts(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    reference_days: Sequence[str],
+    current_days: Sequence[str],
+    time_column: str | None,
+) -> dict[str, int] | None:
+    """The values both sides of a comparison hold, per column (``""``: the rows); None when it cannot be told.
+
+    Two snapshots of a rolling window share the rows of the days both cover: the drift step compares the
+    previous snapshot with the latest days of this one, so most rows are on both sides and the statistic's
+    variance is not that of two independent samples (see :func:`airflow_ml.ml.drift_calibration.effective_rows`).
+    The shared rows are those dated in the days both sides cover (``reference_days``: the previous snapshot's
+    partitions; ``current_days``: the days compared from this one), counted on each side, the smaller count
+    kept (a day that gained late rows shares only the rows it had). Sides whose days do not meet share nothing;
+    when they meet and the time column cannot be read, None.
+    """
+    columns = [c for c in current.columns if c != time_column]
+    if not reference_days or not current_days:
+        return None
+    start, end = max(min(reference_days), min(current_days)), min(max(reference_days), max(current_days))
+    if start > end:
+        return {"": 0, **dict.fromkeys(columns, 0)}
+    if not time_column or time_column not in reference or time_column not in current:
+        return None
+    try:
+        low, high = pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
+        masks = []
+        for frame in (reference, current):
+            times = _datetimes(frame[time_column])
+            tz = times.dt.tz
+            masks.append(
+                ((times >= (low.tz_localize(tz) if tz else low)) & (times < (high.tz_localize(tz) if tz else high)))
+                .fillna(False)
+                .to_numpy(dtype=bool)
+            )
+    except (ValueError, TypeError):
+        return None
+    counts = {"": int(min(masks[0].sum(), masks[1].sum()))}
+    for column in columns:
+        if column in reference:
+            counts[column] = int(
+                min(reference.loc[masks[0], column].notna().sum(), current.loc[masks[1], column].notna().sum())
+            )
+    return counts

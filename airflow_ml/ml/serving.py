@@ -44,7 +44,7 @@ class Preprocessor:
     ) -> Preprocessor:
         """Learn the categories of each categorical feature from the training rows."""
         _require_columns(train, features)
-        categories = {name: sorted(str(v) for v in _as_text(train[name]).dropna().unique()) for name in categorical}
+        categories = {name: sorted(str(v) for v in level_text(train[name]).dropna().unique()) for name in categorical}
         return cls(features, categories, task)
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -53,7 +53,7 @@ class Preprocessor:
         columns: dict[str, Any] = {}
         for name in self.features:
             if name in self.categories:
-                columns[name] = pd.Categorical(_as_text(frame[name]), categories=self.categories[name])
+                columns[name] = pd.Categorical(level_text(frame[name]), categories=self.categories[name])
             else:
                 columns[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64").to_numpy()
         return pd.DataFrame(columns, index=frame.index)
@@ -95,9 +95,12 @@ class TabularModel(PythonModel):
         return predict_raw(self.booster, self.preprocessor, model_input)
 
 
-def _as_text(values: pd.Series) -> pd.Series:
-    # One text form for categories whatever the input dtype (object, str, category, numbers), vectorised.
-    # Integral floats become integers first: an int column that gains a null arrives as float (1 -> 1.0).
+def level_text(values: pd.Series) -> pd.Series:
+    """The categorical levels of ``values`` as the preprocessor reads them (one text form whatever the dtype).
+
+    Integral floats become integers first: an int column that gains a null arrives as float (1 -> 1.0); a
+    missing value stays missing.
+    """
     if pd.api.types.is_float_dtype(values.dtype):
         present = values.dropna()
         if (present == np.floor(present)).all():

@@ -12,6 +12,8 @@ from airflow_ml.templates.base import Strict
 
 #: The last part of the id of a template's nightly drift review DAG, ``<template>.drift_review``: no city id.
 DRIFT_REVIEW_DAG_SUFFIX = "drift_review"
+#: How old a city's newest drift record may be and still count (``drift.calibration.max_age_days``): the one default.
+DEFAULT_MAX_AGE_DAYS = 45
 
 
 class DriftThreshold(Strict):
@@ -110,7 +112,7 @@ class CalibrationSpec(Strict):
         default="month", description="What a season is: month, the month of the year of the snapshot's last day."
     )
     max_age_days: int = Field(
-        default=45,
+        default=DEFAULT_MAX_AGE_DAYS,
         ge=1,
         le=3660,
         strict=True,

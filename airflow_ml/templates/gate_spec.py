@@ -135,19 +135,23 @@ class FleetOutlierSpec(Strict):
 
 
 class AcceptSchemaChangeSpec(Strict):
-    """Declare one change of the model's inputs (columns, types, categorical levels), so the gate may promote it.
+    """Declare a change of the model's inputs (columns, types, categorical levels), so the gate may promote it.
 
-    The declaration names the change by its fingerprint (``change``), which the gate's refusal shows; a later,
-    different change is refused again. Without ``change`` (a declaration written before changes were
-    fingerprinted) it accepts nothing, and the refusal shows the value to add.
+    The declaration names the changed items by their fingerprints (``change``), which the gate's refusal shows:
+    one per column and kind of change (added, removed, type from one kind to another, categorical or not, levels
+    gained or lost), the same for every city of a template with that change. A later change with another item
+    is refused again. Without ``change`` (a declaration written before changes were fingerprinted) it accepts
+    nothing, and the refusal shows the value to add.
     """
 
     reason: str = Field(min_length=1, max_length=500, description="Why the inputs change; recorded with the decision.")
-    change: str | None = Field(
+    change: list[Annotated[str, Field(max_length=100)]] | None = Field(
         default=None,
-        max_length=100,
-        description="The fingerprint of the one change accepted, as the gate's refusal shows it, e.g. "
-        "'sha256:3f9a0c1b2d4e'; null: the declaration accepts no change (the refusal shows the value to add).",
+        min_length=1,
+        max_length=1000,
+        description="The fingerprints of the changed items accepted, as the gate's refusal shows them, e.g. "
+        "['sha256:3f9a0c1b2d4e'] (one string: a list of one); null: the declaration accepts no change (the refusal "
+        "shows the value to add).",
     )
     columns: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
         default=None,
@@ -156,15 +160,17 @@ class AcceptSchemaChangeSpec(Strict):
         description="Only changes of these columns are accepted; null (default): any column.",
     )
 
-    @field_validator("change")
+    @field_validator("change", mode="before")
     @classmethod
-    def _a_fingerprint(cls, change: str | None) -> str | None:
-        if change is not None and not re.fullmatch(r"sha256:[0-9a-f]{12}", change):
-            raise ValueError(
-                f"{change!r} is not a change's fingerprint: copy it from the gate's refusal of the change, "
-                "'sha256:' and 12 hex digits, e.g. change: 'sha256:3f9a0c1b2d4e'"
-            )
-        return change
+    def _fingerprints(cls, change: Any) -> Any:
+        values = [change] if isinstance(change, str) else change
+        for value in values if isinstance(values, list) else ():
+            if isinstance(value, str) and not re.fullmatch(r"sha256:[0-9a-f]{12}", value):
+                raise ValueError(
+                    f"{value!r} is not a change's fingerprint: copy it from the gate's refusal of the change, "
+                    "'sha256:' and 12 hex digits, e.g. change: ['sha256:3f9a0c1b2d4e']"
+                )
+        return values
 
 
 class LevelToleranceSpec(Strict):
@@ -177,10 +183,12 @@ class LevelToleranceSpec(Strict):
         description="New levels of a column that together hold at most this share of the challenger's training "
         "rows (a new store id, a new rare zone) are no schema change; 0 to 1, 0: every new level counts.",
     )
-    ignore_removed: bool = Field(
-        default=True,
-        description="Levels the challenger no longer has are no schema change (the model reads them as unknown, "
-        "as any unseen level); false: they count.",
+    removed_level_max_share: float = Field(
+        default=0.001,
+        ge=0,
+        le=1,
+        description="Levels the challenger no longer has that together held at most this share of the champion's "
+        "training rows (a retired store id) are no schema change; 0 to 1, 0: every removed level counts.",
     )
 
 
@@ -254,14 +262,14 @@ class GateSpec(Strict):
     )
     accept_schema_change: AcceptSchemaChangeSpec | None = Field(
         default=None,
-        description="Accept the one change of the inputs (columns, types, categorical levels) whose fingerprint "
-        "the gate's refusal shows, e.g. {reason: 'zone column added', change: 'sha256:3f9a0c1b2d4e', columns: "
+        description="Accept the change of the inputs (columns, types, categorical levels) whose item fingerprints "
+        "the gate's refusal shows, e.g. {reason: 'zone column added', change: ['sha256:3f9a0c1b2d4e'], columns: "
         "[pickup_zone]}; null (default): a challenger whose inputs differ from the champion's is refused.",
     )
     level_tolerance: LevelToleranceSpec = Field(
         default_factory=LevelToleranceSpec,
         description="Categorical-level churn that is no schema change, e.g. {new_level_max_share: 0.01, "
-        "ignore_removed: true} (the default).",
+        "removed_level_max_share: 0.001} (the default).",
     )
 
     def rules(self) -> dict[str, Any]:

@@ -37,7 +37,7 @@ class GateRules:
         accept_schema_change: The template's declaration of a change of the model's inputs; None: a
             challenger whose schema differs from the champion's is refused.
         level_tolerance: Categorical-level churn that is no schema change (on by default: a new rare level, a
-            level gone).
+            rare level gone).
     """
 
     min_improvement: float = 0.0

@@ -9,17 +9,22 @@ as ``double`` without any change to what the model sees (its preprocessor turns 
 float64).
 
 **Level churn** (``gate.level_tolerance``) is no schema change: the new levels of a column that together hold at
-most ``new_level_max_share`` of the challenger's training rows (a new store id, a new rare zone), and, with
-``ignore_removed``, levels the challenger no longer has (the model reads them as unknown, as any unseen
-level). They are listed in the record (``tolerated``) but refuse nothing.
+most ``new_level_max_share`` of the challenger's training rows (a new store id, a new rare zone), and the levels
+the challenger no longer has that together held at most ``removed_level_max_share`` of the champion's training
+rows (a retired store id; a zone's feed outage that removed a large level still counts). They are listed in the
+record (``tolerated``) but refuse nothing.
 
-**What remains is refused unless the template declares exactly that change**: ``gate.accept_schema_change:
-{reason, change, columns}``, where ``change`` is the change's :func:`fingerprint` (``sha256:`` and 12 hex
-digits of the canonical JSON of what is counted), shown in the refusal. A declaration accepts that change
-only: a later, different change is refused again with its diff and its own fingerprint. Once the change is
-the champion's, the declaration accepts nothing, and the record says it is stale (``stale_declaration``). A
-declaration without ``change`` (written before changes were fingerprinted) accepts nothing, and the refusal
-names the field and the value to add. ``columns`` still narrows what a declaration may cover.
+**What remains is refused unless the template declares it**: ``gate.accept_schema_change: {reason, change,
+columns}``, where ``change`` lists the :func:`fingerprints` of the changed items, shown in the refusal. An item is
+one column's change: added, removed, its type changed from one kind to another (direction kept: ``numeric ->
+string`` is not ``string -> numeric``), became or stopped being categorical, gained or lost levels (which levels
+is left out: the tolerance judges them, and one declaration then fits every city of a template with the same
+change, whatever levels each one has). Types are compared by kind: integer and floating spellings are one
+``numeric`` kind, so ``long -> string`` and ``double -> string`` are one item. A declaration accepts a change
+whose items are all in its list; a later change with another item is refused again with that item's
+fingerprint. Once nothing counts, the declaration accepts nothing and the record says it is stale
+(``stale_declaration``). A declaration without ``change`` accepts nothing, and the refusal names the field and
+the value to add. ``columns`` still narrows what a declaration may cover.
 Pure Python, free of numpy at import.
 """
 
@@ -48,17 +53,21 @@ class AcceptSchemaChange(FrozenSettings):
     Attributes:
         reason: Why the change is wanted; recorded.
         columns: The only columns whose change is accepted; None: any column.
-        change: The :func:`fingerprint` of the one change accepted; None (a declaration written before changes
-            were fingerprinted): none is.
+        change: The :func:`fingerprints` of the changed items accepted; None (a declaration written before
+            changes were fingerprinted): none is. One string is read as a list of one.
     """
 
     reason: str
     columns: tuple[str, ...] | None = None
-    change: str | None = None
+    change: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.columns is not None:  # a list from the spec's dump or from_dict: one form, so equality holds
             object.__setattr__(self, "columns", tuple(self.columns))
+        if isinstance(self.change, str):
+            object.__setattr__(self, "change", (self.change,))
+        elif self.change is not None:
+            object.__setattr__(self, "change", tuple(self.change))
 
 
 @dataclass(frozen=True)
@@ -68,15 +77,16 @@ class LevelTolerance(FrozenSettings):
     Attributes:
         new_level_max_share: New levels of a column that together hold at most this share of the challenger's
             training rows are tolerated; 0: every new level counts.
-        ignore_removed: Levels the challenger no longer has are tolerated.
+        removed_level_max_share: Levels the challenger no longer has that together held at most this share of
+            the champion's training rows are tolerated; 0: every removed level counts.
     """
 
     new_level_max_share: float = 0.01
-    ignore_removed: bool = True
+    removed_level_max_share: float = 0.001
 
 
 #: Every level change counts (the comparison without a template's tolerance).
-STRICT = LevelTolerance(new_level_max_share=0.0, ignore_removed=False)
+STRICT = LevelTolerance(new_level_max_share=0.0, removed_level_max_share=0.0)
 
 
 @dataclass(frozen=True)
@@ -93,9 +103,11 @@ class SchemaCheck:
         not_declared: Changed columns the declaration does not cover (all of them without a declaration).
         note: Why nothing was compared (no schema to compare), else empty.
         tolerated: The level churn of ``diff`` that is no schema change (``gate.level_tolerance``), with
-            ``new_level_shares`` (per column, the share of training rows its new levels hold).
-        fingerprint: The fingerprint of what counts (``diff`` without ``tolerated``); None when nothing does.
-        declared_change: The fingerprint the declaration names (None: none).
+            ``new_level_shares`` and ``removed_level_shares`` (per column, the share of the challenger's, or
+            the champion's, training rows its new, or removed, levels hold).
+        fingerprint: The :func:`fingerprints` of what counts (``diff`` without ``tolerated``); None when nothing
+            does.
+        declared_change: The fingerprints the declaration names (None: none).
         stale_declaration: Why the declaration is stale (it names no change left to accept), else empty.
     """
 
@@ -107,8 +119,8 @@ class SchemaCheck:
     not_declared: tuple[str, ...] = ()
     note: str = ""
     tolerated: Mapping[str, Any] | None = None
-    fingerprint: str | None = None
-    declared_change: str | None = None
+    fingerprint: tuple[str, ...] | None = None
+    declared_change: tuple[str, ...] | None = None
     stale_declaration: str = ""
 
     @property
@@ -124,7 +136,8 @@ class SchemaCheck:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form."""
         data = asdict(self)
-        data["not_declared"] = list(self.not_declared)
+        for key in ("not_declared", "fingerprint", "declared_change"):
+            data[key] = None if data[key] is None else list(data[key])
         return data
 
     @classmethod
@@ -134,6 +147,9 @@ class SchemaCheck:
             return None
         values = {k: v for k, v in data.items() if k in {f.name for f in fields(cls)}}
         values["not_declared"] = tuple(values.get("not_declared") or ())
+        for key in ("fingerprint", "declared_change"):
+            value = values.get(key)
+            values[key] = (value,) if isinstance(value, str) else None if value is None else tuple(value)
         return cls(**values)
 
 
@@ -173,18 +189,38 @@ def changed_columns(changes: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def fingerprint(changes: Mapping[str, Any]) -> str:
-    """``sha256:`` and the first 12 hex digits of the canonical JSON of ``changes`` (a :func:`diff`, lists sorted)."""
-    canonical = {
-        key: sorted(value) if isinstance(value, list) else {c: sorted(map(str, v)) for c, v in sorted(value.items())}
-        for key, value in sorted(changes.items())
-    }
-    body = json.dumps(canonical, separators=(",", ":"), sort_keys=True, default=str)
+def items(changes: Mapping[str, Any]) -> list[list[Any]]:
+    """The changed items of a :func:`diff`, canonical: one per column and kind of change, type spellings as kinds,
+    the direction of a type or categorical change kept, the levels left out (see the module's docstring)."""
+    out: list[list[Any]] = []
+    for key, value in changes.items():
+        if key in ("added", "removed"):
+            out += [[key, str(column)] for column in value]
+        elif key == "type_changed":
+            out += [[key, str(c), _kind(str(old)), _kind(str(new))] for c, (old, new) in value.items()]
+        elif key == "categorical":
+            out += [[key, str(c), bool(was), bool(now)] for c, (was, now) in value.items()]
+        else:
+            out += [[key, str(column)] for column in value]
+    return sorted(out, key=lambda item: json.dumps(item))
+
+
+def item_fingerprint(item: Sequence[Any]) -> str:
+    """``sha256:`` and the first 12 hex digits of the item's canonical JSON."""
+    body = json.dumps(list(item), separators=(",", ":"))
     return f"sha256:{hashlib.sha256(body.encode()).hexdigest()[:12]}"
 
 
+def fingerprints(changes: Mapping[str, Any]) -> tuple[str, ...]:
+    """The fingerprint of each changed item of ``changes`` (a :func:`diff`), sorted."""
+    return tuple(sorted({item_fingerprint(item) for item in items(changes)}))
+
+
 def tolerate(
-    changes: Mapping[str, Any], tolerance: LevelTolerance, new_level_shares: Mapping[str, float]
+    changes: Mapping[str, Any],
+    tolerance: LevelTolerance,
+    new_level_shares: Mapping[str, float],
+    removed_level_shares: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The level churn of ``changes`` that ``tolerance`` lets through, with the shares it was judged on.
 
@@ -193,19 +229,25 @@ def tolerate(
         tolerance: The template's tolerance.
         new_level_shares: Per column of ``levels_added``, the share of the challenger's training rows its new
             levels hold together; a column without a share is never tolerated.
+        removed_level_shares: Per column of ``levels_removed``, the share of the champion's training rows its
+            removed levels held together; a column without a share (the champion's rows unreadable) is never
+            tolerated.
 
     Returns:
-        ``{"levels_added": {...}, "levels_removed": {...}, "new_level_shares": {...}}``, keys only when not empty.
+        ``{"levels_added", "levels_removed", "new_level_shares", "removed_level_shares"}``, keys only when not
+        empty.
     """
-    added = {
-        column: levels
-        for column, levels in (changes.get("levels_added") or {}).items()
-        if column in new_level_shares and new_level_shares[column] <= tolerance.new_level_max_share
-    }
-    removed = dict(changes.get("levels_removed") or {}) if tolerance.ignore_removed else {}
-    shares = {c: float(new_level_shares[c]) for c in (changes.get("levels_added") or {}) if c in new_level_shares}
-    out = {"levels_added": added, "levels_removed": removed, "new_level_shares": shares if added else {}}
-    return {key: value for key, value in out.items() if value}
+    out: dict[str, Any] = {}
+    for key, shown, limit, shares in (
+        ("levels_added", "new_level_shares", tolerance.new_level_max_share, new_level_shares),
+        ("levels_removed", "removed_level_shares", tolerance.removed_level_max_share, removed_level_shares or {}),
+    ):
+        changed = changes.get(key) or {}
+        kept = {c: levels for c, levels in changed.items() if c in shares and limit > 0 and shares[c] <= limit}
+        if kept:
+            out[key] = kept
+            out[shown] = {c: float(shares[c]) for c in changed if c in shares}
+    return out
 
 
 def _without(changes: Mapping[str, Any], tolerated: Mapping[str, Any]) -> dict[str, Any]:
@@ -228,13 +270,14 @@ def evaluate(
     parent: bool = False,
     tolerance: LevelTolerance = STRICT,
     new_level_shares: Mapping[str, float] | None = None,
+    removed_level_shares: Mapping[str, float] | None = None,
 ) -> SchemaCheck:
     """Compare the challenger's schema ``new`` with the baseline's ``old`` and apply the template's declaration.
 
     With ``parent`` (the baseline is the fallback parent that serves the city), levels the parent has and the
     city's challenger lacks are no change: the parent learnt the union of its member cities' levels. The level
-    churn within ``tolerance`` (judged on ``new_level_shares``, see :func:`tolerate`) is listed, not counted;
-    what counts is accepted only by a declaration naming its :func:`fingerprint` and covering its columns.
+    churn within ``tolerance`` (judged on the shares, see :func:`tolerate`) is listed, not counted; what counts
+    is accepted only by a declaration naming each of its :func:`fingerprints` and covering its columns.
     """
     if old is None or new is None:
         whose = "the challenger" if new is None else compared_with
@@ -243,26 +286,28 @@ def evaluate(
     note = ""
     if parent and changes.pop("levels_removed", None):
         note = "levels that only the parent's other member cities have are not compared"
-    tolerated = tolerate(changes, tolerance, new_level_shares or {}) or None
+    tolerated = tolerate(changes, tolerance, new_level_shares or {}, removed_level_shares) or None
     counted = _without(changes, tolerated or {})
     declared = None if accept is None else accept.reason
     declared_change = None if accept is None else accept.change
     if not counted:
         stale = ""
         if accept is not None:
+            churn = " (level churn within gate.level_tolerance aside)" if tolerated else ""
             stale = (
-                f"gate.accept_schema_change ({accept.reason!r}, change {accept.change}) has no change left to "
-                f"accept: the {compared_with} already has the challenger's inputs; remove the declaration"
+                f"gate.accept_schema_change ({accept.reason!r}, change {list(accept.change or ())}) has no change "
+                f"left to accept{churn}: the {compared_with}'s inputs and the challenger's agree; remove the "
+                "declaration"
             )
         return SchemaCheck(
             compared_with, source, changes, False, declared, (), note, tolerated, None, declared_change, stale
         )
     touched = changed_columns(counted)
-    counted_print = fingerprint(counted)
+    counted_print = fingerprints(counted)
     if accept is None:
         return SchemaCheck(compared_with, source, changes, False, None, tuple(touched), note, tolerated, counted_print)
     not_declared = tuple(c for c in touched if accept.columns is not None and c not in accept.columns)
-    accepted = not not_declared and accept.change == counted_print
+    accepted = not not_declared and accept.change is not None and set(counted_print) <= set(accept.change)
     return SchemaCheck(
         compared_with,
         source,
@@ -311,14 +356,16 @@ def refusal(check: SchemaCheck) -> str:
             "accepts only the change whose fingerprint it names"
         )
     else:
+        missing = sorted(set(check.fingerprint or ()) - set(check.declared_change))
         declared = (
-            f"gate.accept_schema_change ({check.declared!r}) accepts change {check.declared_change}, not this one "
-            f"({check.fingerprint}): a declaration accepts the one change it was written for"
+            f"gate.accept_schema_change ({check.declared!r}) accepts change {list(check.declared_change)}, which "
+            f"lacks {missing}: a declaration accepts only the changed items it names"
         )
     tolerated = describe(check.tolerated) if check.tolerated else ""
     return (
         f"the challenger's input schema differs from the {check.compared_with}'s: {describe(check.counted)} "
-        f"(change {check.fingerprint}); {declared} (schema_change); to promote it, declare it in the template's "
-        f"gate.accept_schema_change: {{reason: '<why>', change: '{check.fingerprint}', columns: {columns}}}; "
+        f"(change {list(check.fingerprint or ())}); {declared} (schema_change); to promote it, declare it in the "
+        f"template's gate.accept_schema_change: {{reason: '<why>', change: {list(check.fingerprint or ())}, "
+        f"columns: {columns}}}; "
         "champion kept" + (f"; tolerated level churn (gate.level_tolerance): {tolerated}" if tolerated else "")
     )

@@ -24,7 +24,7 @@ from airflow_ml.ml import drift_history as store
 from airflow_ml.ml.drift import compare as compare_frames
 from airflow_ml.ml.drift_calibration import CalibrationRules, calibrate, decide, season_of, with_fleet
 from airflow_ml.ml.drift_family import read_family
-from airflow_ml.ml.drift_window import select_rows
+from airflow_ml.ml.drift_window import select_rows, shared_counts
 from airflow_ml.ml.steps.step_settings import DriftSettings
 
 #: How many earlier snapshots are tried when the newest is gone (pruned).
@@ -44,6 +44,8 @@ class RunCalibration:
         fleet_p_values: The newest p-values of the family's other cities.
         base: The section's keys that do not depend on the statistics, and the history rows' common keys.
         frames: The previous snapshot's rows and this snapshot's rows compared with them (None without one).
+        shared: The values both sides hold, per column (``""``: the rows; None: unknown), see
+            :func:`airflow_ml.ml.drift_window.shared_counts`.
     """
 
     rules: CalibrationRules
@@ -54,6 +56,7 @@ class RunCalibration:
     fleet_p_values: list[float]
     base: dict[str, Any]
     frames: tuple[pd.DataFrame, pd.DataFrame] | None = None
+    shared: dict[str, int] | None = None
     entries: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -64,9 +67,11 @@ class RunCalibration:
     ) -> None:
         """Judge one more of today's statistics (the champion's predictions) and adjust again.
 
-        ``counts`` are the values each side of the comparison held (the previous snapshot's, this one's).
+        ``counts`` are the values each side of the comparison held (the previous snapshot's, this one's); both
+        sides share the compared rows' overlap (:attr:`shared`).
         """
         reference_n, current_n = counts or (None, None)
+        overlap = None if counts is None or self.shared is None else self.shared[""]
         today = [
             {
                 "column": column,
@@ -75,9 +80,10 @@ class RunCalibration:
                 "value": value,
                 "reference_n": reference_n,
                 "current_n": current_n,
+                "overlap_n": overlap,
             }
         ]
-        self.calibrated += calibrate(today, self.past, self.rules, season=self.base["season"])
+        self.calibrated += calibrate(today, self.past, self.rules, season=self.base["season"], mode=self.base["mode"])
         self.entries = with_fleet(self.calibrated, self.fleet_p_values)
 
     @property
@@ -85,7 +91,7 @@ class RunCalibration:
         """The record's ``calibration``: rules, previous snapshot, fleet size, flagged features, every column."""
         own = sum(e["p_value"] is not None for e in self.entries)
         return {
-            **{k: v for k, v in self.base.items() if k not in ("row", "fleet_cities", "family")},
+            **{k: v for k, v in self.base.items() if k not in ("row", "fleet_cities", "family", "mode")},
             "fleet": {
                 "cities": self.base["fleet_cities"],
                 "tests": len(self.fleet_p_values) + own,
@@ -130,10 +136,11 @@ def calibrate_run(
     history = store.read_history(uri, storage_options=storage_options)
     past = store.before(history, manifest.content_hash)
     season = season_of(manifest.partitions, rules.season)
-    previous, frames, compared, note = _previous(manifest, settings, past, storage_options)
-    family = read_family(root, template, max_age_days=rules.max_age_days, storage_options=storage_options)
-    fleet = store.fleet_latest(root, template, skip=manifest.city, storage_options=storage_options)
-    fleet = family.tests(fleet, now=now)
+    previous, frames, compared, shared, note = _previous(manifest, settings, past, storage_options)
+    mode = None if compared is None else compared["mode"]
+    family = read_family(root, template, max_age_days=rules.max_age_days, now=now, storage_options=storage_options)
+    everyone = store.fleet_latest(root, template, skip=manifest.city, storage_options=storage_options)
+    fleet = family.tests(everyone, now=now)
     fleet_ps = fleet["p_value"].tolist()
     row = {
         "snapshot_hash": manifest.content_hash,
@@ -141,45 +148,52 @@ def calibrate_run(
         "recorded_at": now.isoformat(),
         "season": season,
         "previous_hash": None if previous is None else previous.content_hash,
+        "compare_mode": mode,
     }
     base = {
         "q": rules.q,
         "min_history": rules.min_history,
         "min_flagged": rules.min_flagged,
         "season": season,
+        "mode": mode,
         "history_uri": uri,
         "previous_snapshot": None if previous is None else {"hash": previous.content_hash, "uri": previous.uri},
         "compared": compared,
         "note": note,
         "fleet_cities": fleet["city"].nunique() + 1,
-        "family": family.to_dict(),
+        "family": family.to_dict(everyone),
         "row": row,
     }
-    calibrated = calibrate(_today(settings, frames), past, rules, season=season)
-    return RunCalibration(rules, uri, manifest.content_hash, calibrated, past, fleet_ps, base, frames)
+    calibrated = calibrate(_today(settings, frames, shared), past, rules, season=season, mode=mode)
+    return RunCalibration(rules, uri, manifest.content_hash, calibrated, past, fleet_ps, base, frames, shared)
+
+
+_Previous = tuple[
+    Manifest | None, tuple[pd.DataFrame, pd.DataFrame] | None, dict[str, Any] | None, dict[str, int] | None, str
+]
 
 
 def _previous(
     manifest: Manifest, settings: DriftSettings, past: pd.DataFrame, storage_options: StorageOptions | None
-) -> tuple[Manifest | None, tuple[pd.DataFrame, pd.DataFrame] | None, dict[str, Any] | None, str]:
-    """The newest readable earlier snapshot and this snapshot's rows to compare with it."""
+) -> _Previous:
+    """The newest readable earlier snapshot, this snapshot's rows to compare with it and the values both hold."""
     earlier = store.previous_snapshots(past, manifest.content_hash)
     if not earlier:
-        return None, None, None, "the city's first recorded snapshot: nothing to compare with yet"
+        return None, None, None, None, "the city's first recorded snapshot: nothing to compare with yet"
     wanted = list(dict.fromkeys([*settings.features, settings.target]))
+    read = [*wanted, settings.time_column] if settings.time_column else wanted
     problems = []
     for candidate in earlier[:_TRIES]:
         try:
             previous = load_manifest(candidate.snapshot_uri, storage_options=storage_options)
             reference = read_snapshot(
                 candidate.snapshot_uri,
-                columns=[c for c in wanted if c in previous.columns],
+                columns=[c for c in dict.fromkeys(read) if c in previous.columns],
                 storage_options=storage_options,
             )
         except (DataError, OSError, ValueError, pa.ArrowException) as exc:
             problems.append(f"{candidate.snapshot_uri}: {exc}")
             continue
-        read = [*wanted, settings.time_column] if settings.time_column else wanted
         current = read_snapshot(
             manifest.uri,
             columns=[c for c in dict.fromkeys(read) if c in manifest.columns],
@@ -194,12 +208,27 @@ def _previous(
             min_new_rows=settings.min_new_rows,
             min_new_days=settings.min_new_days,
         )
+        since = selection.record.get("since")
+        shared = shared_counts(
+            reference,
+            selection.frame,
+            reference_days=previous.partitions,
+            current_days=[d for d in manifest.partitions if since is None or d >= since],
+            time_column=settings.time_column,
+        )
+        compared = {
+            **selection.record,
+            "reference_rows": len(reference),
+            "shared_rows": None if shared is None else shared[""],
+        }
         note = f"earlier snapshot(s) unreadable, skipped: {'; '.join(problems)}" if problems else ""
-        return previous, (reference, selection.frame), {**selection.record, "reference_rows": len(reference)}, note
-    return None, None, None, f"no earlier snapshot could be read: {'; '.join(problems)}"
+        return previous, (reference, selection.frame), compared, shared, note
+    return None, None, None, None, f"no earlier snapshot could be read: {'; '.join(problems)}"
 
 
-def _today(settings: DriftSettings, frames: tuple[pd.DataFrame, pd.DataFrame] | None) -> list[dict[str, Any]]:
+def _today(
+    settings: DriftSettings, frames: tuple[pd.DataFrame, pd.DataFrame] | None, shared: dict[str, int] | None
+) -> list[dict[str, Any]]:
     """Every statistic of this run since the previous snapshot (values None without one)."""
     if frames is None:
         categorical = set(settings.categorical_features)
@@ -227,21 +256,32 @@ def _today(settings: DriftSettings, frames: tuple[pd.DataFrame, pd.DataFrame] | 
             "kind": c.kind,
             "statistic": c.statistic,
             "value": c.value,
-            **_counts(c.column, c.statistic, c.value, frames),
+            **_counts(c.column, c.statistic, c.value, frames, shared),
         }
         for c in report.checks
     ]
 
 
 def _counts(
-    column: str, statistic: str, value: float | None, frames: tuple[pd.DataFrame, pd.DataFrame]
+    column: str,
+    statistic: str,
+    value: float | None,
+    frames: tuple[pd.DataFrame, pd.DataFrame],
+    shared: dict[str, int] | None,
 ) -> dict[str, int | None]:
-    """The values each side of a statistic held: the rows for the missing rate, the non-missing values else."""
+    """The values each side of a statistic held and both held: the rows for the missing rate, else the
+    non-missing values."""
     if value is None or column not in frames[0] or column not in frames[1]:
-        return {"reference_n": None, "current_n": None}
+        return {"reference_n": None, "current_n": None, "overlap_n": None}
+    key = "" if statistic == "missing_rate_change" else column
+    overlap = None if shared is None else shared.get(key)
     if statistic == "missing_rate_change":
-        return {"reference_n": len(frames[0]), "current_n": len(frames[1])}
-    return {"reference_n": int(frames[0][column].notna().sum()), "current_n": int(frames[1][column].notna().sum())}
+        return {"reference_n": len(frames[0]), "current_n": len(frames[1]), "overlap_n": overlap}
+    return {
+        "reference_n": int(frames[0][column].notna().sum()),
+        "current_n": int(frames[1][column].notna().sum()),
+        "overlap_n": overlap,
+    }
 
 
 def _shown(entry: dict[str, Any]) -> dict[str, Any]:
@@ -252,6 +292,7 @@ def _shown(entry: dict[str, Any]) -> dict[str, Any]:
         "value",
         "reference_n",
         "current_n",
+        "overlap_n",
         "p_value",
         "q_value",
         "basis",

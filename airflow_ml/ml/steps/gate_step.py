@@ -5,6 +5,7 @@ The champion alias moves only when the outcome says so, and only as the very las
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pandas as pd
@@ -12,6 +13,7 @@ from mlflow import MlflowClient
 
 from airflow_ml.data.snapshot import Manifest, read_snapshot, write_json
 from airflow_ml.data.storage import StorageOptions
+from airflow_ml.exceptions import DataError
 from airflow_ml.ml import champion_skill, demotion_guard, model_schema
 from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.champion_trace import deleted_champion
@@ -21,10 +23,13 @@ from airflow_ml.ml.gate.fleet_outlier import FleetSkills
 from airflow_ml.ml.gate.judge import judge
 from airflow_ml.ml.gate.modes import Outcome, apply_mode, check_mode
 from airflow_ml.ml.gate.schema_change import SchemaCheck
-from airflow_ml.ml.lineage import this_citys_champion
+from airflow_ml.ml.lineage import this_citys_champion, training_snapshot
+from airflow_ml.ml.serving import level_text
 from airflow_ml.ml.steps.step_settings import GateSettings
 from airflow_ml.ml.steps.xcom_payloads import DECISION_FILE
 from airflow_ml.ml.train import time_split
+
+log = logging.getLogger(__name__)
 
 
 def gate(
@@ -89,7 +94,15 @@ def gate(
         champion_pred = _predict(baseline_model, holdout)
         whose = "champion" if baseline is champion else f"parent {parent_model}"
         schema = _compare_schemas(
-            client, challenger, challenger_model, baseline, baseline_model, whose, settings, splits.train
+            client,
+            challenger,
+            challenger_model,
+            baseline,
+            baseline_model,
+            whose,
+            settings,
+            splits.train,
+            storage_options,
         )
     slice_columns = [str(s["column"]) for s in rules.slices]
     missing = [c for c in slice_columns if c not in holdout.columns]
@@ -117,7 +130,7 @@ def gate(
         served_by = f" (baseline: the parent model {parent_model!r} v{parent.version}, which serves this city)"
     if schema is not None and schema.counted and schema.accepted:
         accepted = schema_change.describe(schema.counted)
-        served_by += f"; input schema change {schema.fingerprint} accepted ({schema.declared}): {accepted}"
+        served_by += f"; input schema change {list(schema.fingerprint or ())} accepted ({schema.declared}): {accepted}"
     if schema is not None and schema.tolerated and not schema.refuses:
         served_by += f"; tolerated level churn (gate.level_tolerance): {schema_change.describe(schema.tolerated)}"
     if schema is not None and schema.stale_declaration:
@@ -164,19 +177,28 @@ def _compare_schemas(
     whose: str,
     settings: GateSettings,
     train: pd.DataFrame,
+    storage_options: StorageOptions | None,
 ) -> SchemaCheck:
     """The challenger's input schema against the champion's (or the serving parent's), with the declaration.
 
-    The share of the challenger's training rows (``train``) holding each column's new levels decides whether
-    they are tolerated churn (``gate.level_tolerance``).
+    The share of the challenger's training rows (``train``) holding each column's new levels, and of the
+    baseline's training snapshot holding each column's removed levels, decide whether they are tolerated churn
+    (``gate.level_tolerance``); levels are read as the preprocessor reads them.
     """
+    if settings.rules.accept_schema_change is not None and settings.rules.accept_schema_change.change is None:
+        log.warning(
+            "gate.accept_schema_change (%r) names no change, so it accepts none: add change: [...] as the gate's "
+            "refusal shows it",
+            settings.rules.accept_schema_change.reason,
+        )
     new, _ = model_schema.read(client, challenger, challenger_model)
     old, source = model_schema.read(client, baseline, baseline_model)
-    shares = {}
+    added, removed = {}, {}
     if old is not None and new is not None:
-        for column, levels in (schema_change.diff(old, new).get("levels_added") or {}).items():
-            if column in train.columns and len(train):
-                shares[column] = float(train[column].astype(str).isin(levels).mean())
+        changes = schema_change.diff(old, new)
+        added = level_shares(train, changes.get("levels_added") or {})
+        if changes.get("levels_removed") and whose == "champion":
+            removed = _baseline_level_shares(client, baseline, changes["levels_removed"], storage_options)
     return schema_change.evaluate(
         old,
         new,
@@ -185,8 +207,41 @@ def _compare_schemas(
         source=source,
         parent=whose != "champion",
         tolerance=settings.rules.level_tolerance,
-        new_level_shares=shares,
+        new_level_shares=added,
+        removed_level_shares=removed,
     )
+
+
+def level_shares(rows: pd.DataFrame, levels: dict[str, list[str]]) -> dict[str, float]:
+    """Per column of ``levels``, the share of ``rows`` holding one of its levels, read as the preprocessor reads
+    them (:func:`airflow_ml.ml.serving.level_text`: a float-coded ``1.0`` is the level ``1``, a null no level)."""
+    return {
+        column: float(level_text(rows[column]).isin(wanted).fillna(False).mean())
+        for column, wanted in levels.items()
+        if column in rows.columns and len(rows)
+    }
+
+
+def _baseline_level_shares(
+    client: MlflowClient, baseline: Any, levels: dict[str, list[str]], storage_options: StorageOptions | None
+) -> dict[str, float]:
+    """The shares of the baseline's training snapshot holding each column's removed levels; none when it cannot be
+    read (the removed levels then count, and the log says why)."""
+    uri = training_snapshot(client, baseline)
+    if uri is None:
+        log.warning("gate: v%s has no training snapshot in its lineage; its removed levels count", baseline.version)
+        return {}
+    try:
+        rows = read_snapshot(uri, columns=list(levels), storage_options=storage_options)
+    except (DataError, OSError, ValueError, KeyError) as exc:
+        log.warning(
+            "gate: the training snapshot %s of v%s is unreadable (%s); its removed levels count",
+            uri,
+            baseline.version,
+            exc,
+        )
+        return {}
+    return level_shares(rows, levels)
 
 
 def _fleet_skills(client: MlflowClient, settings: GateSettings, challenger_version: str) -> FleetSkills | None:

@@ -112,7 +112,7 @@ class DriftReviewSettings(FrozenSettings):
     cities: Mapping[str, str]
     q: float = 0.05
     min_flagged: int = 2
-    max_age_days: int = 45
+    max_age_days: int = 45  # the spec's DEFAULT_MAX_AGE_DAYS (ml never imports templates); a test keeps them one
 
 
 @dataclass(frozen=True)

@@ -167,3 +167,16 @@ def test_a_seasonal_column_that_is_no_feature_names_file_line_and_the_closest_co
     assert_points_at(
         exc, path, line_of(path, "drift:"), "calibration.seasonal", "'distnce_km'", "did you mean 'distance_km'?"
     )
+
+
+def test_the_family_age_limit_has_one_default_everywhere() -> None:
+    from airflow_ml.ml.drift_calibration import CalibrationRules
+    from airflow_ml.ml.steps.step_settings import DriftReviewSettings
+    from airflow_ml.templates.drift_spec import DEFAULT_MAX_AGE_DAYS, CalibrationSpec
+
+    defaults = {
+        CalibrationSpec().max_age_days,
+        CalibrationRules().max_age_days,
+        DriftReviewSettings(template="t", cities={}).max_age_days,
+    }
+    assert defaults == {DEFAULT_MAX_AGE_DAYS}

@@ -241,7 +241,7 @@ def test_fleet_outlier_is_off_by_default_and_reaches_the_gate_rules_with_the_fle
     text = CITY.replace("oslo", "bergen") + (
         "gate:\n  fleet_outlier: {max_z: 3.5, min_siblings: 10}\n"
         "  accept_schema_change: {reason: a new zone opened, change: 'sha256:3f9a0c1b2d4e', columns: [pickup_zone]}\n"
-        "  level_tolerance: {new_level_max_share: 0.02, ignore_removed: false}\n"
+        "  level_tolerance: {new_level_max_share: 0.02, removed_level_max_share: 0}\n"
     )
     city = load_city_file(write_city(root, "bergen", text), root / "templates")
 
@@ -251,7 +251,16 @@ def test_fleet_outlier_is_off_by_default_and_reaches_the_gate_rules_with_the_fle
     assert gate.rules.accept_schema_change == AcceptSchemaChange(
         "a new zone opened", ("pickup_zone",), "sha256:3f9a0c1b2d4e"
     )
-    assert gate.rules.level_tolerance == LevelTolerance(new_level_max_share=0.02, ignore_removed=False)
+    assert gate.rules.level_tolerance == LevelTolerance(new_level_max_share=0.02, removed_level_max_share=0.0)
     assert default.gate.level_tolerance.new_level_max_share == 0.01
+    assert default.gate.level_tolerance.removed_level_max_share == 0.001  # one default: the rules' own
+    assert LevelTolerance().removed_level_max_share == default.gate.level_tolerance.removed_level_max_share
+    # A list of item fingerprints (one per changed column and kind), as the refusal shows it.
+    listed = text.replace("change: 'sha256:3f9a0c1b2d4e'", "change: ['sha256:3f9a0c1b2d4e', 'sha256:0824743e57a3']")
+    both = load_city_file(write_city(root, "trondheim", listed.replace("bergen", "trondheim")), root / "templates")
+    assert task_settings(both, expectations_dir=root).gate.rules.accept_schema_change.change == (
+        "sha256:3f9a0c1b2d4e",
+        "sha256:0824743e57a3",
+    )
     assert (gate.template, list(gate.not_cities)) == ("ride_duration", ["global"])
     assert type(gate).from_dict(gate.to_dict()).rules == gate.rules

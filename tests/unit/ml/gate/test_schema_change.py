@@ -6,7 +6,7 @@ from airflow_ml.ml.gate import schema_change
 from airflow_ml.ml.gate.judge import decide
 from airflow_ml.ml.gate.records import GateDecision
 from airflow_ml.ml.gate.rules import GateRules
-from airflow_ml.ml.gate.schema_change import AcceptSchemaChange, LevelTolerance, diff, evaluate, fingerprint
+from airflow_ml.ml.gate.schema_change import AcceptSchemaChange, LevelTolerance, diff, evaluate, fingerprints
 
 OLD = {
     "columns": {"distance_km": "double", "pickup_zone": "string", "pickup_hour": "long"},
@@ -49,7 +49,7 @@ def test_a_change_without_a_declaration_refuses_with_the_diff_in_the_reason() ->
     assert "no gate.accept_schema_change declares it (schema_change)" in reason
 
 
-NEW_PRINT = fingerprint(diff(OLD, NEW))
+NEW_PRINT = fingerprints(diff(OLD, NEW))
 
 
 def test_a_declaration_accepts_the_change_it_names_on_the_columns_it_names() -> None:
@@ -57,12 +57,12 @@ def test_a_declaration_accepts_the_change_it_names_on_the_columns_it_names() -> 
         OLD, NEW, AcceptSchemaChange("new features", change=NEW_PRINT), compared_with="champion v3", source="tag"
     )
     levels = {"columns": OLD["columns"], "categories": {"pickup_zone": ["alfama", "baixa", "belem", "parque"]}}
-    zone_only = AcceptSchemaChange("a new zone opened", ("pickup_zone",), fingerprint(diff(OLD, levels)))
+    zone_only = AcceptSchemaChange("a new zone opened", ("pickup_zone",), fingerprints(diff(OLD, levels)))
     partly = evaluate(OLD, NEW, zone_only, compared_with="champion v3", source="tag")
     covered = evaluate(OLD, levels, zone_only, compared_with="champion v3", source="tag")
 
-    assert NEW_PRINT.startswith("sha256:")
-    assert len(NEW_PRINT) == 19
+    assert len(NEW_PRINT) == 4  # temperature_c added, pickup_hour's type, pickup_zone's levels added and removed
+    assert all(p.startswith("sha256:") and len(p) == 19 for p in NEW_PRINT)
     assert (anything.accepted, anything.declared, anything.refuses) == (True, "new features", False)
     assert (partly.accepted, partly.not_declared) == (False, ("temperature_c", "pickup_hour"))
     assert "('a new zone opened') does not name ['temperature_c', 'pickup_hour']" in schema_change.refusal(partly)
@@ -76,11 +76,12 @@ def test_a_declaration_of_one_change_refuses_the_next_one_with_its_diff_and_fing
     check = evaluate(OLD, later, accept, compared_with="champion v3", source="tag")
 
     assert check.refuses
-    assert check.fingerprint == fingerprint(diff(OLD, later)) != NEW_PRINT
+    assert check.fingerprint == fingerprints(diff(OLD, later)) != NEW_PRINT
+    [wind] = fingerprints({"added": ["wind_kmh"]})
     reason = schema_change.refusal(check)
     assert "column(s) added ['temperature_c', 'wind_kmh']" in reason
-    assert f"accepts change {NEW_PRINT}, not this one ({check.fingerprint})" in reason
-    assert f"change: '{check.fingerprint}'" in reason
+    assert f"accepts change {list(NEW_PRINT)}, which lacks {[wind]}" in reason
+    assert f"change: {list(check.fingerprint)}" in reason
 
 
 def test_a_declaration_without_a_change_accepts_nothing_and_the_refusal_names_the_field_and_value() -> None:
@@ -89,7 +90,7 @@ def test_a_declaration_without_a_change_accepts_nothing_and_the_refusal_names_th
     assert check.refuses
     reason = schema_change.refusal(check)
     assert "('new features') names no change (no change: field)" in reason
-    assert f"gate.accept_schema_change: {{reason: '<why>', change: '{NEW_PRINT}', columns: " in reason
+    assert f"gate.accept_schema_change: {{reason: '<why>', change: {list(NEW_PRINT)}, columns: " in reason
 
 
 def test_a_declaration_whose_change_the_champion_already_has_is_stale() -> None:
@@ -98,27 +99,86 @@ def test_a_declaration_whose_change_the_champion_already_has_is_stale() -> None:
     )
 
     assert not check.refuses
-    assert check.stale_declaration.startswith(f"gate.accept_schema_change ('new features', change {NEW_PRINT}) has no")
-    assert "the champion v4 already has the challenger's inputs; remove the declaration" in check.stale_declaration
+    assert check.stale_declaration.startswith(
+        f"gate.accept_schema_change ('new features', change {list(NEW_PRINT)}) has no"
+    )
+    assert (
+        "no change left to accept: the champion v4's inputs and the challenger's agree; remove"
+        in check.stale_declaration
+    )
+
+
+def test_a_stale_declaration_beside_tolerated_churn_does_not_claim_the_inputs_are_the_same() -> None:
+    churned = {"columns": OLD["columns"], "categories": {"pickup_zone": ["alfama", "baixa", "belem", "parque"]}}
+    tolerance = LevelTolerance(new_level_max_share=0.01)
+    declared = AcceptSchemaChange("new features", change=NEW_PRINT)
+
+    check = evaluate(
+        OLD,
+        churned,
+        declared,
+        compared_with="champion v4",
+        source="t",
+        tolerance=tolerance,
+        new_level_shares={"pickup_zone": 0.002},
+    )
+
+    assert "no change left to accept (level churn within gate.level_tolerance aside)" in check.stale_declaration
 
 
 def test_the_fingerprint_ignores_the_order_of_columns_and_levels() -> None:
     one = {"added": ["b", "a"], "levels_added": {"z": ["y", "x"], "c": ["q"]}}
     two = {"levels_added": {"c": ["q"], "z": ["x", "y"]}, "added": ["a", "b"]}
 
-    assert fingerprint(one) == fingerprint(two) != fingerprint({"added": ["a"]})
+    assert fingerprints(one) == fingerprints(two) != fingerprints({"added": ["a"]})
+
+
+def test_the_fingerprint_keeps_the_direction_of_a_type_or_categorical_change() -> None:
+    to_text = {"columns": {"x": "string"}, "categories": {}}
+    to_number = {"columns": {"x": "long"}, "categories": {}}
+    categorical = {"columns": {"x": "string"}, "categories": {"x": ["a"]}}
+
+    assert fingerprints(diff(to_number, to_text)) != fingerprints(diff(to_text, to_number))
+    assert fingerprints(diff(to_text, categorical)) != fingerprints(diff(categorical, to_text))
+    # A declaration of a change does not accept its revert.
+    forward = AcceptSchemaChange("x is text now", change=fingerprints(diff(to_number, to_text)))
+    assert evaluate(to_text, to_number, forward, compared_with="c", source="t").refuses
+
+
+def test_one_logical_change_has_one_fingerprint_whatever_the_type_spelling_and_the_citys_levels() -> None:
+    """The same column change in every city of a template: one declaration fits them all, retrain after retrain."""
+    from_long = diff({"columns": {"x": "long"}}, {"columns": {"x": "string"}})
+    from_double = diff({"columns": {"x": "double"}}, {"columns": {"x": "string"}})
+    lisbon = {"levels_added": {"zone": ["parque"]}, "levels_removed": {"zone": ["belem"]}}
+    berlin = {"levels_added": {"zone": ["mitte", "tegel"]}, "levels_removed": {"zone": ["tempelhof"]}}
+
+    assert fingerprints(from_long) == fingerprints(from_double)
+    assert fingerprints(lisbon) == fingerprints(berlin)
+    # A retrain whose rare level is tolerated tonight (one item fewer) stays accepted by the same declaration.
+    declared = AcceptSchemaChange("zones redrawn", change=fingerprints(lisbon))
+    old = {"columns": {"zone": "string"}, "categories": {"zone": ["alfama", "belem"]}}
+    tonight = {"columns": {"zone": "string"}, "categories": {"zone": ["alfama", "belem", "parque"]}}
+    assert evaluate(old, tonight, declared, compared_with="c", source="t").accepted
 
 
 def test_rare_new_levels_and_removed_levels_are_tolerated_churn_listed_but_not_counted() -> None:
     store = {"columns": {"store_id": "string"}, "categories": {"store_id": ["s1", "s2", "s3"]}}
     churned = {"columns": {"store_id": "string"}, "categories": {"store_id": ["s1", "s2", "s4"]}}
-    tolerance = LevelTolerance(new_level_max_share=0.01, ignore_removed=True)
+    tolerance = LevelTolerance(new_level_max_share=0.01, removed_level_max_share=0.001)
+    removed = {"store_id": 0.0005}
 
-    rare = evaluate(
-        store, churned, None, compared_with="c", source="t", tolerance=tolerance, new_level_shares={"store_id": 0.004}
-    )
-    common = evaluate(
-        store, churned, None, compared_with="c", source="t", tolerance=tolerance, new_level_shares={"store_id": 0.2}
+    rare, common = (
+        evaluate(
+            store,
+            churned,
+            None,
+            compared_with="c",
+            source="t",
+            tolerance=tolerance,
+            new_level_shares={"store_id": share},
+            removed_level_shares=removed,
+        )
+        for share in (0.004, 0.2)
     )
     strict = evaluate(store, churned, None, compared_with="c", source="t", new_level_shares={"store_id": 0.004})
 
@@ -128,6 +188,7 @@ def test_rare_new_levels_and_removed_levels_are_tolerated_churn_listed_but_not_c
         "levels_added": {"store_id": ["s4"]},
         "levels_removed": {"store_id": ["s3"]},
         "new_level_shares": {"store_id": 0.004},
+        "removed_level_shares": {"store_id": 0.0005},
     }
     assert (rare.counted, rare.fingerprint) == ({}, None)
     assert common.refuses
@@ -136,6 +197,22 @@ def test_rare_new_levels_and_removed_levels_are_tolerated_churn_listed_but_not_c
         common
     )
     assert strict.refuses  # without a tolerance (LevelTolerance 0, removed counted) every level counts
+
+
+def test_a_removed_level_that_held_many_of_the_champions_rows_counts_whatever_the_default() -> None:
+    """A zone's feed outage removes a large level: the default tolerance refuses it; its share unknown, too."""
+    zones = {"columns": {"zone": "string"}, "categories": {"zone": ["alfama", "baixa", "belem"]}}
+    outage = {"columns": {"zone": "string"}, "categories": {"zone": ["alfama", "baixa"]}}
+
+    def check(shares: dict[str, float] | None) -> schema_change.SchemaCheck:
+        default = GateRules().level_tolerance
+        return evaluate(
+            zones, outage, None, compared_with="c", source="t", tolerance=default, removed_level_shares=shares
+        )
+
+    assert check({"zone": 0.3}).refuses
+    assert check(None).refuses  # the champion's rows unreadable: the removed level counts
+    assert not check({"zone": 0.0002}).refuses  # a retired rare level is churn
 
 
 def test_no_schema_to_compare_is_recorded_and_refuses_nothing() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -22,8 +23,8 @@ from airflow_ml.ml import model_schema
 from airflow_ml.ml.gate.fleet_outlier import FleetOutlier
 from airflow_ml.ml.gate.naive_baseline import NaiveBaseline
 from airflow_ml.ml.gate.rules import GateRules
-from airflow_ml.ml.gate.schema_change import AcceptSchemaChange, LevelTolerance, fingerprint
-from airflow_ml.ml.steps.gate_step import gate
+from airflow_ml.ml.gate.schema_change import AcceptSchemaChange, LevelTolerance, fingerprints
+from airflow_ml.ml.steps.gate_step import gate, level_shares
 from airflow_ml.ml.steps.step_settings import GateSettings, SplitSettings
 from airflow_ml.ml.steps.train_step import train_and_log
 from tests.support.mlflow_stores import logged_decision
@@ -221,8 +222,9 @@ def schema_world(client: MlflowClient, manifest: Manifest, tmp_path_factory: pyt
     }
 
 
-#: The fingerprint of the renamed zone once the removed level is tolerated: the new level ``parque`` alone.
-PARQUE = fingerprint({"levels_added": {"pickup_zone": ["parque"]}})
+#: The fingerprints of the renamed zone: levels added to and removed from ``pickup_zone`` (belem held a whole
+#: zone's trips of the champion's training rows: far above gate.level_tolerance.removed_level_max_share).
+RENAMED = fingerprints({"levels_added": {"pickup_zone": ["parque"]}, "levels_removed": {"pickup_zone": ["belem"]}})
 
 
 def test_a_new_column_is_refused_without_a_declaration_with_the_diff_in_the_record(
@@ -243,10 +245,10 @@ def test_a_changed_level_set_is_refused_and_a_declaration_of_its_column_accepts_
     client: MlflowClient, schema_world: dict[str, Any]
 ) -> None:
     renamed, version = schema_world["renamed"], schema_world["levels"]
-    wrong = AcceptSchemaChange("a new column", ("temperature_c",), PARQUE)
+    wrong = AcceptSchemaChange("a new column", ("temperature_c",), RENAMED)
 
     refused, record = gate(client, renamed, settings("schema", accept_schema_change=wrong), challenger_version=version)
-    accept = AcceptSchemaChange("Belem's stop moved to Parque", ("pickup_zone",), PARQUE)
+    accept = AcceptSchemaChange("Belem's stop moved to Parque", ("pickup_zone",), RENAMED)
     _, accepted = gate(
         client, renamed, settings("schema", accept_schema_change=accept), challenger_version=version, mode="dry_run"
     )
@@ -257,9 +259,11 @@ def test_a_changed_level_set_is_refused_and_a_declaration_of_its_column_accepts_
     assert "does not name ['pickup_zone']" in record["reason"]
     assert accepted["refused_by"] != "schema_change"
     assert accepted["reason"].endswith(
-        f"; input schema change {PARQUE} accepted (Belem's stop moved to Parque): pickup_zone levels added "
-        "['parque']; tolerated level churn (gate.level_tolerance): pickup_zone levels removed ['belem']"
+        f"; input schema change {list(RENAMED)} accepted (Belem's stop moved to Parque): pickup_zone levels added "
+        "['parque']; pickup_zone levels removed ['belem']"
     )
+    # The removed level held a whole zone's trips of the champion's training rows: it counts, it is no churn.
+    assert "levels_removed" not in (record["schema_diff"]["tolerated"] or {})
     assert (accepted["schema_diff"]["accepted"], accepted["schema_diff"]["declared"]) == (
         True,
         "Belem's stop moved to Parque",
@@ -269,20 +273,20 @@ def test_a_changed_level_set_is_refused_and_a_declaration_of_its_column_accepts_
 def test_a_declaration_of_one_change_refuses_a_later_different_change_with_its_diff(
     client: MlflowClient, manifest: Manifest, schema_world: dict[str, Any]
 ) -> None:
-    zones = AcceptSchemaChange("Belem's stop moved to Parque", None, PARQUE)
+    zones = AcceptSchemaChange("Belem's stop moved to Parque", None, RENAMED)
 
     outcome, record = gate(
         client, manifest, settings("schema", accept_schema_change=zones), challenger_version=schema_world["added"]
     )
 
-    added = fingerprint({"added": ["temperature_c"]})
+    added = list(fingerprints({"added": ["temperature_c"]}))
     assert (outcome.label, record["refused_by"]) == ("kept", "schema_change")
     assert record["schema_diff"]["fingerprint"] == added
     assert "column(s) added ['temperature_c']" in record["reason"]
-    assert f"accepts change {PARQUE}, not this one ({added})" in record["reason"]
+    assert f"accepts change {list(RENAMED)}, which lacks {added}" in record["reason"]
 
 
-def test_a_rare_new_level_is_tolerated_churn_in_auto_mode_and_listed_in_the_decision(
+def test_a_rare_new_level_is_tolerated_churn_by_default_and_listed_in_the_decision(
     client: MlflowClient, schema_world: dict[str, Any]
 ) -> None:
     _, record = gate(
@@ -304,14 +308,14 @@ def test_a_rare_new_level_is_tolerated_churn_in_auto_mode_and_listed_in_the_deci
 def test_a_declaration_whose_change_the_champion_already_has_is_stale_in_the_decision(
     client: MlflowClient, manifest: Manifest, schema_world: dict[str, Any]
 ) -> None:
-    declared = settings("schema", accept_schema_change=AcceptSchemaChange("zones", None, PARQUE))
+    declared = settings("schema", accept_schema_change=AcceptSchemaChange("zones", None, RENAMED))
 
     _, record = gate(client, manifest, declared, challenger_version=schema_world["same"], mode="dry_run")
 
     assert record["refused_by"] != "schema_change"
     stale = record["schema_diff"]["stale_declaration"]
-    assert stale.startswith(f"gate.accept_schema_change ('zones', change {PARQUE}) has no change left to accept")
-    assert f"the champion v{schema_world['champion']} already has the challenger's inputs" in stale
+    assert stale.startswith(f"gate.accept_schema_change ('zones', change {list(RENAMED)}) has no change left to accept")
+    assert f"the champion v{schema_world['champion']}'s inputs and the challenger's agree" in stale
     assert stale in record["reason"]
 
 
@@ -324,3 +328,26 @@ def test_a_champion_registered_before_the_schema_tag_is_read_from_its_signature(
 
     assert record["schema_diff"]["source"].startswith("its MLflow signature and preprocessor")
     assert record["schema_diff"]["diff"] == {"added": ["temperature_c"]}
+
+
+def test_level_shares_read_levels_as_the_preprocessor_does() -> None:
+    """A float-coded category (an int column that gained a null) reads 1.0 as the preprocessor's level "1"."""
+    rows = pd.DataFrame({"zone_id": [1.0, 2.0, np.nan, 1.0], "name": ["a", "b", None, "a"]})
+
+    shares = level_shares(rows, {"zone_id": ["1"], "name": ["a"], "absent": ["x"]})
+
+    assert shares == {"zone_id": 0.5, "name": 0.5}
+
+
+def test_a_declaration_naming_no_change_warns_in_the_gates_log_too(
+    client: MlflowClient, schema_world: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    declared = settings("schema", accept_schema_change=AcceptSchemaChange("zones renamed"))
+
+    with caplog.at_level("WARNING", logger="airflow_ml.ml.steps.gate_step"):
+        _, record = gate(
+            client, schema_world["renamed"], declared, challenger_version=schema_world["levels"], mode="dry_run"
+        )
+
+    assert record["refused_by"] == "schema_change"
+    assert "gate.accept_schema_change ('zones renamed') names no change, so it accepts none" in caplog.text
