@@ -116,10 +116,11 @@ def demo_task_logs(*, terminal: TextIO, between: Path) -> Iterator[DemoTaskLogs]
             os.close(copy)
 
 
-def terminal_stream() -> TextIO:
-    """A line-buffered stream on a copy of standard output: it still reaches the terminal while fd 1 is moved."""
+def terminal_stream(fd: int = 1) -> TextIO:
+    """A line-buffered stream on a copy of ``fd`` (standard output, or 2 for standard error): it still reaches
+    the terminal while fds 1 and 2 are moved."""
     _flush()
-    return os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
+    return os.fdopen(os.dup(fd), "w", buffering=1, encoding="utf-8")
 
 
 def _flushed_copies() -> tuple[int, int]:

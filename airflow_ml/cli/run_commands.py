@@ -89,6 +89,9 @@ def run_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from airflow_ml.cli.demo_task_logs import PLAIN_CONSOLE
+
+    os.environ.update(PLAIN_CONSOLE)  # Airflow's console lines go to the task log files, without colour codes
     apply_environment(effective_environment(project))
     with _stdout_to(sys.stderr):
         dag, problem = _find_dag(args.dag_id)
@@ -108,8 +111,7 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"airflow-ml run: {not_ready}", file=sys.stderr)
         return 1
     try:
-        with _stdout_to(sys.stderr):
-            run = dag.test(run_conf=conf or None)
+        run = _test_with_task_logs(dag, conf)
     except ParamValidationError as exc:
         print(
             f"airflow-ml run: {args.dag_id}: {exc}; the params and their bounds: `airflow dags details`",
@@ -128,6 +130,30 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"airflow-ml run: no summary row: {DATA_ROOT_ENV} is not set", file=sys.stderr)
     print(f"run {run.run_id!r}: {run.state}", file=sys.stderr)
     return 0 if str(run.state) == "success" else 1
+
+
+def _test_with_task_logs(dag: Any, conf: dict[str, Any]) -> Any:
+    """``dag.test()`` with each task's output in its own log file, where the Airflow UI reads it.
+
+    Standard error gets a line per finished task (city, task, seconds, state), then where the logs are;
+    ``dag.test()``'s own lines go to ``airflow-ml-run.log`` beside the task logs; standard output stays the
+    summary's alone (see :mod:`airflow_ml.cli.demo_task_logs`).
+    """
+    from airflow.configuration import conf as airflow_conf
+
+    from airflow_ml.cli.demo_task_logs import demo_task_logs, terminal_stream
+
+    logs = Path(airflow_conf.get("logging", "base_log_folder"))
+    logs.mkdir(parents=True, exist_ok=True)
+    between = logs / "airflow-ml-run.log"
+    with terminal_stream(2) as terminal:
+        with demo_task_logs(terminal=terminal, between=between):
+            run = dag.test(run_conf=conf or None)
+        print(
+            f"task logs: in the Airflow UI, files under {logs}/dag_id={dag.dag_id}/; the run's lines: {between}",
+            file=terminal,
+        )
+    return run
 
 
 def status_command(args: argparse.Namespace) -> int:

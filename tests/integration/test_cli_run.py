@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +29,40 @@ def _row(stdout: str, city: str) -> list[str]:
     starts = [m.start() for m in re.finditer(r"-+", dashes)]
     line = next(line for line in lines if line.startswith(city + " "))
     return [line[a:b].strip() for a, b in zip(starts, [*starts[1:], len(line)], strict=True)]
+
+
+#: Airflow's own log reader (what the UI's log pane asks for) on the latest run's tries, in the project's environment.
+READ_TASK_LOGS = """
+import json
+from airflow.models.dagrun import DagRun
+from airflow.utils.log.log_reader import TaskLogReader
+from airflow.utils.session import create_session
+with create_session() as session:
+    run = session.query(DagRun).filter_by(dag_id="ride_duration.berlin").order_by(DagRun.id.desc()).first()
+    logs = {}
+    for ti in run.get_task_instances(session=session):
+        chunks, _ = TaskLogReader().read_log_chunks(ti, ti.try_number, {})
+        logs[ti.task_id] = [str(ti.state), "\\n".join(str(getattr(m, "event", m)) for m in chunks)]
+print(json.dumps(logs))
+"""
+
+
+def _assert_task_logs_readable(project: Path, stderr: str) -> None:
+    """Each task of the run left its own log where Airflow's reader finds it; stderr had a line per task."""
+    read = shell(f'eval "$(.venv/bin/airflow-ml env)"\n.venv/bin/python -c {shlex.quote(READ_TASK_LOGS)}', cwd=project)
+    assert read.returncode == 0, read.stderr[-3000:]
+    logs = json.loads(read.stdout.splitlines()[-1])
+    assert {"snapshot", "validate", "train", "gate"} <= set(logs), logs.keys()
+    for task_id, (state, text) in logs.items():
+        assert "Log file not found" not in text, (task_id, text)
+        assert re.search(rf"^   berlin\s+{task_id}\s+\d+\.\d s  {state}$", stderr, re.M), (task_id, stderr)
+        assert not re.search(r"\[error\s*\]|\bERROR\b", text), (task_id, text)
+    assert "trained run" in logs["train"][1], logs["train"][1]
+    assert "trained run" not in logs["snapshot"][1]  # each try's own output
+    logs = project.resolve() / "var" / "airflow" / "logs"  # as docs/guides/cli.md says
+    assert f"task logs: in the Airflow UI, files under {logs}/dag_id=ride_duration.berlin/" in stderr
+    assert list(logs.glob("dag_id=ride_duration.berlin/run_id=*/task_id=train/attempt=1.log"))
+    assert (logs / "airflow-ml-run.log").is_file()
 
 
 def test_run_one_city_then_read_the_fleets_status(tmp_path: Path) -> None:
@@ -61,6 +96,7 @@ def test_run_one_city_then_read_the_fleets_status(tmp_path: Path) -> None:
         "promoted",
     )
     assert int(rows.replace(",", "")) > 0
+    _assert_task_logs_readable(project, first.stderr)
     assert float(challenger) > 0
     assert champion == "-"
     assert "no champion yet" in reason
