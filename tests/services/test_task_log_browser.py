@@ -9,8 +9,7 @@ level as an upper-case word in its own element (``ERROR``, ``CRITICAL``) before 
 task (plain text, no level field) would show ``[error    ]`` in its text. Both are looked for; a second test
 plants an error line in the log file and checks that the same look finds it.
 
-The browser and screenshots are those of tests/services/test_ui_browser.py, the api-server
-tests/support/browser_servers.py.
+The browser and screenshots are tests/support/browser.py's, the api-server tests/support/browser_servers.py's.
 """
 
 from __future__ import annotations
@@ -27,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.services import test_ui_browser as ui
-from tests.services.test_ui_browser import browser  # noqa: F401 - a fixture
+from tests.support import browser as ui
 from tests.support.browser_servers import airflow_cli, api_server, api_server_env
 from tests.support.processes import free_port
 from tests.support.worlds import make_city_world
@@ -86,7 +84,7 @@ class LoggedRun:
 @pytest.fixture(scope="module")
 def logged_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedRun]:
     """A city's run by ``airflow-ml run`` on its own Airflow home, and a real api-server over that home."""
-    ui._require_browser()
+    ui.require_browser()
     root = tmp_path_factory.mktemp("task_log_browser")
     home, dags = root / "airflow", root / "dags"
     dags.mkdir()
@@ -140,7 +138,7 @@ def _error_lines(shown: dict[str, Any]) -> list[str]:
 
 
 @contextmanager
-def _log_page(browser: Browser, screenshot: str) -> Iterator[Page]:  # noqa: F811
+def _log_page(browser: Browser, screenshot: str) -> Iterator[Page]:
     """A new browser profile's page; a screenshot ``<screenshot>.png`` is kept (``-failure.png`` when it failed)."""
     context = browser.new_context(viewport=ui.VIEWPORT)
     context.set_default_timeout(ui.STEP_TIMEOUT)
@@ -156,7 +154,7 @@ def _log_page(browser: Browser, screenshot: str) -> Iterator[Page]:  # noqa: F81
 
 
 def test_a_successful_runs_task_log_shows_its_lines_and_none_at_error_level(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     logged_run: LoggedRun,
 ) -> None:
     with _log_page(browser, "task-log") as page:
@@ -166,7 +164,7 @@ def test_a_successful_runs_task_log_shows_its_lines_and_none_at_error_level(
         assert _error_lines(shown) == [], shown["text"][-3000:]
 
 
-def test_an_error_line_planted_in_the_log_is_seen_at_error_level(browser: Browser, logged_run: LoggedRun) -> None:  # noqa: F811
+def test_an_error_line_planted_in_the_log_is_seen_at_error_level(browser: Browser, logged_run: LoggedRun) -> None:
     """The check above can fail: the gate task's log with an error line added (as a task's supervisor writes it)."""
     (log_file,) = logged_run.logs.glob(f"dag_id={DAG_ID}/run_id=*/task_id=gate/attempt=*.log")
     planted = {"timestamp": "2026-01-01T00:00:00Z", "level": "error", "event": "planted failure line"}
