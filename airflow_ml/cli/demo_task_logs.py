@@ -43,6 +43,7 @@ class DemoTaskLogs:
         self.started: dict[tuple[str, int], float] = {}
         #: The task log files written, in order (what ``make ui`` shows).
         self.files: list[Path] = []
+        self.running: dict[tuple[str, int], Path] = {}
 
     @hookimpl
     def on_task_instance_running(self, previous_state: Any, task_instance: Any) -> None:
@@ -53,6 +54,7 @@ class DemoTaskLogs:
         path = init_log_file(log_filename_template_renderer()(ti=task_instance))
         self.files.append(path)
         self.started[task_instance.task_id, task_instance.map_index] = time.monotonic()
+        self.running[task_instance.task_id, task_instance.map_index] = path
         _redirect(path)
 
     @hookimpl
@@ -74,9 +76,26 @@ class DemoTaskLogs:
         _redirect(self.between)
         key = (task_instance.task_id, task_instance.map_index)
         seconds = time.monotonic() - self.started.pop(key, time.monotonic())
+        path = self.running.pop(key, None)
         print(
             task_line(task_city(task_instance), task_instance.task_id, seconds, state), file=self.terminal, flush=True
         )
+        if state not in ("success", "skipped") and path is not None:
+            # Why it failed belongs on the terminal too: the traceback is the end of the task's log.
+            print(failure_tail(path), file=self.terminal, flush=True)
+
+
+#: The lines of a failed task's log shown on the terminal (its traceback and what led to it).
+FAILURE_TAIL_LINES = 25
+
+
+def failure_tail(path: Path, lines: int = FAILURE_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a failed task's log, indented, under a line naming the whole file."""
+    try:
+        tail = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    except OSError as exc:
+        return f"      (its log {path} could not be read: {exc})"
+    return "\n".join([f"      the end of its log ({path}):", *(f"      | {line}" for line in tail)])
 
 
 def task_city(task_instance: Any) -> str:

@@ -47,3 +47,28 @@ def test_the_line_names_city_task_seconds_and_state_in_columns() -> None:
     assert scored[22:].startswith("score ")  # the task column lines up
     assert monitored[22:].startswith("monitor ")
     assert scored.index(" s  ") == monitored.index(" s  ")
+
+
+def test_a_failed_task_shows_the_end_of_its_log_on_the_terminal(tmp_path: Path) -> None:
+    terminal, between = io.StringIO(), tmp_path / "run.log"
+    ti = SimpleNamespace(dag_id="ride_duration.lisbon", run_id="manual__2", task_id="train", map_index=-1, try_number=1)
+    done = SimpleNamespace(dag_id="ride_duration.lisbon", run_id="manual__2", task_id="snapshot", map_index=-1)
+
+    with demo_task_logs(terminal=terminal, between=between) as listener:
+        listener.on_task_instance_running(
+            previous_state=None, task_instance=SimpleNamespace(**vars(done), try_number=1)
+        )
+        os.write(1, b"snapshot written\n")
+        listener.on_task_instance_success(previous_state=None, task_instance=done)
+        listener.on_task_instance_running(previous_state=None, task_instance=ti)
+        os.write(2, b"".join(b"line %d\n" % n for n in range(40)) + b"ValueError: no rows in the window\n")
+        ti.state = "failed"
+        listener.on_task_instance_failed(previous_state=None, task_instance=ti, error=None)
+
+    shown = terminal.getvalue().splitlines()
+    assert shown[1].split()[-1] == "failed"
+    assert shown[2].startswith("      the end of its log (")
+    assert shown[2].endswith("attempt=1.log):")
+    assert shown[-1] == "      | ValueError: no rows in the window"
+    assert len(shown) == 3 + 25  # the success line shows no log; the failure its last 25 lines
+    assert "snapshot written" not in terminal.getvalue()
