@@ -32,6 +32,7 @@ from airflow_ml.operators.register_operator import RegisterModelOperator
 from airflow_ml.operators.snapshot_operator import SnapshotOperator
 from airflow_ml.operators.train_operator import TrainModelOperator
 from airflow_ml.operators.validate_operator import ValidateDataOperator
+from airflow_ml.templates.dag_spec import FACTORY_TAG, RETRAIN_TAG
 from airflow_ml.templates.describe import Origin
 from airflow_ml.templates.models import ModelConfig
 
@@ -63,7 +64,7 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path, origin: Orig
         catchup=False,
         max_active_runs=1,
         dagrun_timeout=dt.timedelta(minutes=spec.run_timeout_minutes) if spec.run_timeout_minutes else None,
-        tags=sorted({"airflow-ml", config.template, f"city:{config.city}", *model_tag(config), *spec.tags}),
+        tags=sorted({FACTORY_TAG, RETRAIN_TAG, config.template, f"city:{config.city}", *model_tag(config), *spec.tags}),
         default_args=default_args(config),
         doc_md=retrain_doc(config),
     ) as dag:

@@ -56,6 +56,11 @@ async def _user_or_none(
         raise
 
 
+#: The page may be framed only by its own origin (Airflow's UI embeds it in a same-origin iframe), not by another
+#: site's page that would show it to a logged-in user.
+FRAMING = {"Content-Security-Policy": "frame-ancestors 'self'"}
+
+
 def create_app(*, mlflow_conn_id: str = DEFAULT_MLFLOW_CONN_ID) -> FastAPI:
     """The fleet view's app.
 
@@ -80,7 +85,7 @@ def create_app(*, mlflow_conn_id: str = DEFAULT_MLFLOW_CONN_ID) -> FastAPI:
         page = html.render(
             fleet["rows"], generated_at=fleet["generated_at"], user=user.get_name(), summary=fleet["summary"]
         )
-        return HTMLResponse(page)
+        return HTMLResponse(page, headers=FRAMING)
 
     @app.get("/", include_in_schema=False)
     def index(request: Request) -> RedirectResponse:
@@ -142,6 +147,6 @@ def _registry(model_names: list[str], conn_id: str) -> tuple[dict[str, ModelStat
     # One version search per template serves both the trends and the models' kept champions and last decisions.
     versions, errors = list_versions(client, model_names)
     models = read_models(client, model_names, versions=versions)
-    # A registered model none of whose versions was among its template's newest: far behind the others.
-    complete_versions(client, versions, [n for n, m in models.items() if m.registered and n not in versions])
+    # A registered model whose newest versions were not all among its template's newest: behind the others.
+    complete_versions(client, versions, [n for n, m in models.items() if m.registered])
     return models, trends_of(model_names, versions, errors), base

@@ -11,8 +11,8 @@ from airflow_ml.fleet.sparkline import render_sparkline
 from airflow_ml.fleet.summary import ago, parse_time
 
 _GOOD = {"success", "passed", "promoted", "forced", "healthy"}
-_BAD = {"failed", "upstream_failed", "rejected", "demote"}
-_WARN = {"warned", "running", "queued", "awaiting-approval", "dry-run", "alert", "deferred"}
+_BAD = {"failed", "upstream_failed", "rejected", "demote", "error"}
+_WARN = {"warned", "running", "queued", "awaiting-approval", "dry-run", "alert", "deferred", "awaiting_input"}
 
 
 def render_row(row: dict[str, Any], *, now: dt.datetime) -> str:

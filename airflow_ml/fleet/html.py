@@ -37,7 +37,7 @@ from html import escape
 from typing import Any
 
 from airflow_ml.fleet.cells import render_row, when
-from airflow_ml.fleet.page_static import STYLE, TABLE_SCRIPT, THEME_SCRIPT
+from airflow_ml.fleet.page_static import LINK_SCRIPT, STYLE, TABLE_SCRIPT, THEME_SCRIPT
 from airflow_ml.fleet.summary import COUNTS, parse_time, summarize
 
 #: The table's columns: header and the cell class it sorts by (None: not sortable).
@@ -55,9 +55,9 @@ COLUMNS = (
 )
 _COUNT_LABELS = {
     "cities": "cities",
-    "promoted": "promoted last night",
-    "kept": "kept last night",
-    "failed": "failed last night",
+    "promoted": "promoted in the last 24 h",
+    "kept": "kept in the last 24 h",
+    "failed": "failed in the last 24 h",
     "drifting": "drifting",
     "awaiting_approval": "awaiting approval",
 }
@@ -84,7 +84,7 @@ def render(
         f'<meta name="color-scheme" content="light dark"><style>{STYLE}</style><script>{THEME_SCRIPT}</script>'
         f'</head><body><h1>Fleet</h1><p id="fleet-summary">{len(rows)} city DAG(s), as of '
         f"{when(generated_at, now=now) or escape(generated_at)}{who}.</p>"
-        f"{_counts(counts)}{body}<script>{TABLE_SCRIPT}</script></body></html>"
+        f"{_counts(counts)}{body}<script>{TABLE_SCRIPT}{LINK_SCRIPT}</script></body></html>"
     )
 
 
@@ -93,7 +93,8 @@ def _counts(counts: Mapping[str, int]) -> str:
         f'<li data-count="{name}"><span class="count">{int(counts.get(name, 0))}</span>{_COUNT_LABELS[name]}</li>'
         for name in COUNTS
     )
-    return f'<ul id="fleet-counts" title="last night: runs that ended in the 24 h before this page">{items}</ul>'
+    title = "the last 24 h: runs that ended in the 24 hours before this page (times in UTC)"
+    return f'<ul id="fleet-counts" title="{title}">{items}</ul>'
 
 
 def _table(rows: Sequence[dict[str, Any]], now: dt.datetime) -> str:

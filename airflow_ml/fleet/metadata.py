@@ -21,15 +21,19 @@ if TYPE_CHECKING:
 #: Between a display name's parts: airflow_ml.factory.display_names.SEPARATOR (importing the factory would load
 #: every operator in each Airflow process that loads plugins).
 DISPLAY_SEPARATOR = " · "
-FLEET_TAG = "airflow-ml"  # every DAG the factory builds carries it (airflow_ml.factory.builder)
-CITY_TAG_PREFIX = "city:"  # and ``city:<city>``, which the fleet-wide rollback DAG lacks
-#: A city's scoring DAG (airflow_ml.factory.score_dags) carries both tags above too: it is no row of its own.
-SCORING_TAG = "scoring"
+#: A city's retraining DAG, and only it, carries this tag (airflow_ml.templates.dag_spec.RETRAIN_TAG; a user's
+#: ``dag.tags`` may not hold it): the city's scoring, monitor or drift DAGs are no rows of their own.
+RETRAIN_TAG = "airflow-ml:retrain"
+CITY_TAG_PREFIX = "city:"  # and ``city:<city>`` (reserved too)
 #: ``model:<name>``: a city's registered model when the template's ``registry.name_pattern`` does not name it as
 #: its DAG (airflow_ml.factory.builder).
 MODEL_TAG_PREFIX = "model:"
 DRIFT_TASK = "drift"
-APPROVAL_TASK = "approve"  # airflow_ml.factory.builder: defers while it waits for a person
+#: The drift status of a drift task that failed without recording a verdict (a crash, not drift).
+CRASHED = "error"
+APPROVAL_TASK = "approve"  # airflow_ml.factory.builder: the human-in-the-loop task
+#: The states of a task that waits for a person: ``awaiting_input`` from Airflow 3.3, ``deferred`` before.
+WAITING_FOR_A_PERSON = ("awaiting_input", "deferred")
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,7 @@ def city_dags(session: Session, readable: Collection[str] | None = None) -> list
     from airflow.models.dag import DagModel, DagTag
     from sqlalchemy import select
 
-    fleet = select(DagTag.dag_id).where(DagTag.name == FLEET_TAG)
-    scoring = select(DagTag.dag_id).where(DagTag.name == SCORING_TAG)
+    retraining = select(DagTag.dag_id).where(DagTag.name == RETRAIN_TAG)
     # A hybrid property: its SQL expression is the display name, else the DAG id (typed as a str for mypy).
     display = cast("ColumnElement[str]", DagModel.dag_display_name)
     query = (
@@ -100,8 +103,7 @@ def city_dags(session: Session, readable: Collection[str] | None = None) -> list
         .join(DagTag, DagTag.dag_id == DagModel.dag_id)
         .where(
             DagTag.name.startswith(CITY_TAG_PREFIX) | DagTag.name.startswith(MODEL_TAG_PREFIX),
-            DagModel.dag_id.in_(fleet),
-            DagModel.dag_id.not_in(scoring),
+            DagModel.dag_id.in_(retraining),
             DagModel.is_stale.is_(False),
         )
         .order_by(DagModel.dag_id)
@@ -162,7 +164,10 @@ def last_runs(session: Session, dag_ids: Collection[str]) -> dict[str, LastRun]:
 
 
 def pending_approvals(session: Session, dag_ids: Collection[str]) -> dict[str, str]:
-    """The run of each DAG whose ``approve`` task waits for a person (deferred), the newest when several do."""
+    """The run of each DAG whose ``approve`` task waits for a person, the newest when several do.
+
+    Airflow 3.3 parks a human-in-the-loop task in ``awaiting_input``; earlier versions deferred it.
+    """
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from sqlalchemy import and_, select
@@ -175,7 +180,7 @@ def pending_approvals(session: Session, dag_ids: Collection[str]) -> dict[str, s
         .where(
             TaskInstance.dag_id.in_(list(dag_ids)),
             TaskInstance.task_id == APPROVAL_TASK,
-            TaskInstance.state == "deferred",
+            TaskInstance.state.in_(WAITING_FOR_A_PERSON),
         )
         .order_by(DagRun.run_after)
     )
@@ -186,7 +191,7 @@ def drift_verdicts(session: Session, dag_ids: Collection[str]) -> dict[str, Drif
     """The drift verdict of each DAG's newest run whose ``drift`` task succeeded or failed.
 
     The verdict is the ``drift_verdict`` XCom (or, for runs older than that XCom, the task's return
-    value); a failed task without either is reported as ``failed``.
+    value); a failed task without either (it crashed) is reported as ``error``, not as drift.
     """
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
@@ -235,7 +240,8 @@ def verdict_from(entry: dict[str, Any]) -> DriftVerdict:
     record = entry.get(DRIFT_VERDICT_KEY) or entry.get("return_value")
     if not isinstance(record, dict) or not record.get("status"):
         if entry["state"] == "failed":
-            return DriftVerdict(entry["run_id"], "failed", "the drift task failed; its log says why")
+            # A crash (no verdict recorded) says nothing of the data: not counted as drifting.
+            return DriftVerdict(entry["run_id"], CRASHED, "the drift task failed without a verdict; its log says why")
         return DriftVerdict(entry["run_id"], "unknown", "the drift task recorded no verdict")
     detail = record.get("detail") or record.get("reason") or record.get("summary")
     version = record.get("champion_version")

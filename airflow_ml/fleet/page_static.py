@@ -8,6 +8,11 @@ each change (the parent's class, the key from another tab, the system's scheme).
 parent's Chakra colour variables (a deployment's own ``[api] theme`` included); opened alone, the page uses
 :data:`STYLE`'s copy of Airflow's default palette. :data:`TABLE_SCRIPT` sorts by a column (each cell's
 ``data-sort``) and filters rows by their ``data-template``, ``data-decision`` and ``data-drift``.
+
+The sandbox has no ``allow-top-navigation`` nor ``allow-popups``: a ``target="_top"`` or ``"_blank"`` link clicked
+in the frame does nothing. Embedded, :data:`LINK_SCRIPT` therefore moves the UI itself: an Airflow link is pushed
+on the parent's history and announced with a ``popstate`` (the UI's router draws the page, as after its own
+links), and an outside link (MLflow) is clicked as a link of the parent's document, which opens its tab.
 """
 
 from __future__ import annotations
@@ -110,5 +115,23 @@ rows.sort(function(x,y){var a=key(x,column),c=key(y,column);if(a===c)return 0;if
 var na=Number(a),nc=Number(c);return sign*(isNaN(na)||isNaN(nc)?a.localeCompare(c):na-nc)});
 rows.forEach(function(r){body.appendChild(r)})})});
 filter();
+})();
+"""
+
+LINK_SCRIPT = """
+(function(){
+var top=null;try{if(window.parent!==window&&window.parent.location.origin===location.origin)top=window.parent}catch(e){}
+if(!top)return;
+document.addEventListener("click",function(e){
+if(e.defaultPrevented||e.button!==0||e.metaKey||e.ctrlKey||e.shiftKey||e.altKey)return;
+var a=e.target.closest?e.target.closest("a[href][target]"):null;if(!a)return;
+var target=a.getAttribute("target"),url=new URL(a.href,location.href);
+if(target==="_top"&&url.origin===location.origin){e.preventDefault();
+var state=top.history.state||{},idx=typeof state.idx==="number"?state.idx+1:0;
+top.history.pushState({usr:null,key:Math.random().toString(36).slice(2,10),idx:idx},"",url.pathname+url.search+url.hash);
+top.dispatchEvent(new top.PopStateEvent("popstate",{state:top.history.state}))}
+else if(target==="_blank"){e.preventDefault();var d=top.document,link=d.createElement("a");
+link.href=url.href;link.target="_blank";link.rel="noopener noreferrer";link.style.display="none";
+d.body.appendChild(link);link.click();link.remove()}});
 })();
 """

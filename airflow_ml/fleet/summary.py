@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-#: What "last night" means: the runs that ended in the day before the page was made.
+#: The counts' "last 24 h": the runs that ended in the day before the page was made (rolling, not a night).
 LAST_NIGHT = dt.timedelta(hours=24)
 #: Gate decisions that moved the champion.
 PROMOTED = frozenset({"promoted", "forced"})

@@ -1,7 +1,8 @@
 """Each city's gate metric over its successive registered versions, and its live metric where the monitor measured one.
 
 One ``search_model_versions`` call per template reads the template's newest versions (:data:`MAX_POINTS` per
-city on average, so that the cost does not grow with the fleet's history) with their tags: the holdout score
+city on average, so that the cost does not grow with the fleet's history) with their tags; a city the window
+cut short (it retrains less often than the others) gets one search of its own. The tags: the holdout score
 the gate judged each on (``gate.challenger_score``, on ``gate.metric``) and the monitor's newest live figure
 while it was champion (``monitor.live_<metric>``). Plain Python over an ``MlflowClient``; MLflow is only
 imported by the caller. A failure is returned with the trends, never raised.
@@ -95,9 +96,14 @@ def list_versions(client: MlflowClient, names: Iterable[str]) -> tuple[dict[str,
     return versions, errors
 
 
-def complete_versions(client: MlflowClient, versions: dict[str, list[Any]], lagging: Iterable[str]) -> None:
-    """Add to ``versions`` the newest versions of each ``lagging`` model (registered, yet none of its versions was
-    among the template's newest): one search each, side by side; a failure leaves that model without a trend."""
+def complete_versions(client: MlflowClient, versions: dict[str, list[Any]], candidates: Iterable[str]) -> None:
+    """Give each of ``candidates`` (registered models) whose trend the template's window cut short its own newest
+    versions in ``versions``: one search each, side by side; a failure leaves that model's trend as it was.
+
+    A model is cut short when none of its versions was in the window (it retrains far less often than the
+    others), or when fewer than :data:`MAX_POINTS` were and the oldest of them is not its version 1 (it has older
+    versions the window did not reach).
+    """
 
     def newest(name: str) -> list[Any]:
         try:
@@ -109,11 +115,18 @@ def complete_versions(client: MlflowClient, versions: dict[str, list[Any]], lagg
         except Exception:  # noqa: BLE001 - a missing trend is shown as such; the row has the model's state
             return []
 
-    names = [name for name in lagging if name not in versions]
+    names = [name for name in candidates if cut_short(versions.get(name, []))]
     with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="fleet-trends") as pool:
         for name, found in zip(names, pool.map(newest, names), strict=True):
-            if found:
+            if len(found) > len(versions.get(name, [])):
                 versions[name] = found
+
+
+def cut_short(found: Sequence[Any]) -> bool:
+    """Whether a model's versions ``found`` in the window may miss ones a trend of :data:`MAX_POINTS` would show."""
+    if not found:
+        return True
+    return len(found) < MAX_POINTS and min(int(v.version) for v in found) > 1
 
 
 def _versions(client: MlflowClient, prefix: str, wanted: set[str]) -> dict[str, list[Any]]:

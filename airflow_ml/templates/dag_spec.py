@@ -42,7 +42,22 @@ class DagSpec(Strict):
         default=None, gt=0, le=7 * 24 * 60, description="Per DAG run; above 0, at most 10080 (a week)."
     )
     on_failure: list[NotifierSpec] = Field(default_factory=list, description="Who hears of a failed task.")
-    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
+    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list,
+        description="Extra DAG tags. The factory's own (airflow-ml, airflow-ml:*, city:*, model:*) are reserved.",
+    )
+
+    @field_validator("tags")
+    @classmethod
+    def _no_reserved_tags(cls, value: list[str]) -> list[str]:
+        for tag in value:
+            if reserved_tag(tag):
+                raise ValueError(
+                    f"the tag {show_value(tag)} is the factory's own (it sets 'airflow-ml', 'airflow-ml:<role>', "
+                    "'city:<city>' and 'model:<name>' itself, and the fleet view reads them); "
+                    "rename it, e.g. without the prefix"
+                )
+        return value
 
     @field_validator("schedule")
     @classmethod
@@ -56,6 +71,19 @@ class DagSpec(Strict):
                 )
             return [check_cron(v) for v in value]
         return check_schedule(value)
+
+
+#: The tag every DAG the factory builds carries; ``airflow-ml:<role>`` tags mark a DAG's role.
+FACTORY_TAG = "airflow-ml"
+#: A city's retraining DAG: the fleet view lists these (airflow_ml.fleet.metadata.RETRAIN_TAG).
+RETRAIN_TAG = f"{FACTORY_TAG}:retrain"
+#: Tag prefixes only the factory sets: a DAG's city and its registered model.
+RESERVED_TAG_PREFIXES = (f"{FACTORY_TAG}:", "city:", "model:")
+
+
+def reserved_tag(tag: str) -> bool:
+    """Whether ``tag`` is one the factory sets itself (a user tag of that shape would mislead the fleet view)."""
+    return tag == FACTORY_TAG or tag.startswith(RESERVED_TAG_PREFIXES)
 
 
 #: The schedule presets a DAG may name.

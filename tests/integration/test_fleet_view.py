@@ -8,18 +8,22 @@ Lisbon, of the same world, never runs.
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from tests.support import REPO
-from tests.support.worlds import city_world
+from tests.support.worlds import build_dag, city_world
 
 pytestmark = pytest.mark.integration
 
@@ -39,9 +43,11 @@ BERLIN_EXTRA = (
 def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: Path) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("fleet_view")
     with city_world(root, dags_dir, "berlin", template=TEMPLATE, extra=BERLIN_EXTRA) as world:
-        # A second city of the same template that never runs: it has a DAG, and no model.
+        # A second city of the same template that never runs: it has a DAG, and no model. Its user tag `scoring`
+        # does not make it a scoring DAG: the fleet lists retraining DAGs by the factory's own tag.
         (root / "cities" / "lisbon.yaml").write_text(
-            f"city: lisbon\ntemplate: {TEMPLATE}\ndag:\n  retries: 0\n  schedule: null\n", encoding="utf-8"
+            f"city: lisbon\ntemplate: {TEMPLATE}\ndag:\n  retries: 0\n  schedule: null\n  tags: [scoring]\n",
+            encoding="utf-8",
         )
         # Berlin's scoring DAG, in the same dags folder: dag.test() writes it to the metadata database too. It
         # carries the fleet's tags (airflow-ml, city:berlin) and must not become a row of its own.
@@ -54,7 +60,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: 
         assert str(run.state) == "success", {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("AIRFLOW_ML_MLFLOW_UI_URL", MLFLOW_UI)
-            yield {**world, "run_id": run.run_id}
+            yield {**world, "run_id": run.run_id, "root": root}
 
 
 def _clear_plugin_caches() -> None:
@@ -180,6 +186,7 @@ def test_the_page_is_a_table_with_a_row_per_city(admin_api: Any, fleet: dict[str
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["content-security-policy"] == "frame-ancestors 'self'"  # Airflow's UI, no other site
     page = response.text
     assert f'data-dag-id="{BERLIN}"' in page
     assert f'data-dag-id="{LISBON}"' in page
@@ -273,3 +280,77 @@ def test_airflow_plugins_lists_the_fleet_view(tmp_path: Path) -> None:
     assert fleet is not None, listed.stdout[-3000:]
     assert "/airflow-ml" in json.dumps(fleet["fastapi_apps"])
     assert fleet["source"].endswith("fleet_view.py")
+
+
+class FleetWatcher(threading.Thread):
+    """While Lisbon's ``approve`` task really waits for a person, reads the fleet page, then rejects the request."""
+
+    def __init__(self, api: Any, deadline: float = 240) -> None:
+        super().__init__(daemon=True)
+        self.api, self.deadline = api, deadline
+        self.seen: dict[str, Any] | None = None
+        self.page: str | None = None
+        self.answered = False
+        self.problems: list[str] = []  # what went wrong on the way, for the test's failure message
+        self.asked_at: float | None = None
+
+    def run(self) -> None:
+        end = time.monotonic() + self.deadline
+        while time.monotonic() < end and not self.answered:
+            try:
+                self._look()
+            except Exception as exc:  # noqa: BLE001 - kept for the assertion; the thread must go on and answer
+                self.problems.append(repr(exc))
+            time.sleep(0.5)
+
+    def _look(self) -> None:
+        listing = self.api.get(f"/api/v2/dags/{LISBON}/dagRuns/~/hitlDetails", params={"response_received": False})
+        if listing.status_code != 200:
+            self.problems.append(f"hitlDetails: {listing.status_code} {listing.text[:200]}")
+            return
+        for detail in listing.json().get("hitl_details", [])[:1]:
+            self.asked_at = self.asked_at or time.monotonic()
+            try:
+                fleet = self.api.get(JSON_URL).json()
+                waiting = _row(fleet, LISBON)["awaiting_approval"]
+                if waiting is not None or self.seen is None:
+                    self.seen, self.page = fleet, self.api.get(HTML_URL).text
+            except Exception as exc:  # noqa: BLE001 - the request is answered all the same: the run must end
+                self.problems.append(f"fleet: {exc!r}")
+                waiting = None
+            # Answer once the fleet shows the wait, or 20 s after the request appeared without it.
+            if waiting is None and time.monotonic() - self.asked_at < 20:
+                return
+            ti = detail["task_instance"]
+            answer = self.api.patch(
+                f"/api/v2/dags/{LISBON}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}/-1/hitlDetails",
+                json={"chosen_options": ["Reject"], "params_input": {}},
+            )
+            self.answered = answer.status_code == 200
+            if not self.answered:
+                self.problems.append(f"answer: {answer.status_code} {answer.text[:200]}")
+
+
+def test_a_run_waiting_for_approval_is_counted_and_links_to_required_actions(world: dict[str, Any]) -> None:
+    from airflow_ml.data.demo import write_demo_data
+
+    # Last in this module: Lisbon runs now (the tests above see it never ran). Rejected, it gets no champion.
+    write_demo_data(world["data_root"], cities=["lisbon"], batch="initial", scale=0.3)
+    # An app of its own: the login tests' app turned off "every user an admin" for the module.
+    with fleet_api(AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True") as api:
+        watcher = FleetWatcher(api)
+        watcher.start()
+        run = build_dag(world["root"], LISBON).test(run_conf={"promotion_mode": "require_approval"})
+        watcher.join(timeout=5)
+
+    assert watcher.answered, watcher.problems
+    assert str(run.state) == "success"
+    assert watcher.seen is not None
+    assert watcher.page is not None
+    row = _row(watcher.seen, LISBON)
+    assert row["awaiting_approval"] == run.run_id
+    link = f"/dags/{LISBON}/runs/{quote(run.run_id, safe='')}/required_actions"
+    assert row["links"]["required_actions"] == link
+    assert watcher.seen["summary"]["awaiting_approval"] == 1
+    assert '<li data-count="awaiting_approval"><span class="count">1</span>' in watcher.page
+    assert f'<a class="required-actions-link" href="{html.escape(link)}"' in watcher.page

@@ -12,9 +12,7 @@ The browser, its login and screenshots are those of tests/services/test_ui_brows
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -22,19 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 
 from airflow_ml.ml.gate.modes import AWAITING_APPROVAL
-from tests.support import REPO
 from tests.support.airflow_rest import AirflowRest
 from tests.support.browser import (
     STEP_TIMEOUT,
     USER,
     VIEWPORT,
+    airflow_cli,
+    api_server_env,
     keep_failure_screenshot,
     keep_screenshot,
     require_browser,
+    wait_for_api_server,
 )
 from tests.support.mlflow_stores import MlflowServer
 from tests.support.processes import ManagedProcess, StackError, free_port, wait_until
@@ -97,13 +96,6 @@ def _record(charts: dict[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
-def _airflow(env: dict[str, str], *args: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "airflow", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, f"airflow {' '.join(args)} exited with {done.returncode}:\n{done.stderr[-4000:]}"
-
-
 def _dag_file(dags: Path, record_file: Path) -> None:
     (dags / f"{DAG_ID}.py").write_text(
         textwrap.dedent(
@@ -153,31 +145,18 @@ def screen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApprovalScreen]
         _dag_file(dags, record_file)
 
         password = secrets.token_urlsafe(12)
-        (home / "passwords.json").write_text(json.dumps({USER: password}), encoding="utf-8")
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_TRACKING"))},
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-            "AIRFLOW__CORE__AUTH_MANAGER": (
-                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-            ),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-            "AIRFLOW__API__BASE_URL": url,
-            "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            **api_server_env(home, dags, url, password),
             "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "extra": {"tracking_uri": mlflow.url}}),
         }
-        _airflow(env, "db", "migrate")
+        airflow_cli(env, "db", "migrate")
         argv = [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port)]
         api = ManagedProcess("api-server", [*argv, "--workers", "1"], env, root / "api-server.log")
         api.start()
         processes.append(api)
-        _airflow(env, "dags", "reserialize")
+        airflow_cli(env, "dags", "reserialize")
         # The task runs in `airflow dags test`: it defers, and its request waits (no scheduler, no triggerer).
         asking = ManagedProcess(
             "dags-test", [sys.executable, "-m", "airflow", "dags", "test", DAG_ID], env, root / "dags-test.log"
@@ -185,12 +164,7 @@ def screen(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApprovalScreen]
         asking.start()
         processes.append(asking)
 
-        def healthy() -> bool:
-            if not api.alive:
-                raise StackError(f"the api-server exited\n{api.tail()}")
-            return httpx.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200
-
-        wait_until(healthy, timeout=180, what=f"the api-server did not answer at {url}", diagnose=api.tail)
+        wait_for_api_server(api, url)
         rest = AirflowRest(url, USER, password)
 
         def waiting() -> list[dict[str, Any]]:

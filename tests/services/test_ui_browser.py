@@ -13,23 +13,34 @@ server, S3) is more than a form needs, so only its process and REST helpers are 
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from airflow_ml.factory.display_names import retrain_display_name
 from airflow_ml.templates.training_spec import LightGBMParams
+from tests.support import REPO
 from tests.support.airflow_rest import AirflowRest
 from tests.support.browser import (
     STEP_TIMEOUT,
     USER,
     VIEWPORT,
+    airflow_cli,
+    api_server_env,
     keep_failure_screenshot,
     keep_screenshot,
+    require_browser,
+    wait_for_api_server,
 )
+from tests.support.processes import ManagedProcess, free_port
+from tests.support.worlds import make_city_world
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Locator, Page
@@ -43,6 +54,8 @@ DAG_ID = f"{TEMPLATE}.{CITY}"
 #: The fleet beside Berlin: São Paulo (a display name, three judged versions, a promotion last night) and
 #: Lisbon of another template (a failed run, one refused version).
 SAO_PAULO, LISBON = f"{TEMPLATE}.sao_paulo", "ui_browser_other.lisbon"
+#: The fleet's MLflow links point at this path of the api-server (no MLflow UI runs here).
+MLFLOW_UI_PATH = "/mlflow-ui"
 #: The form's bound on Leaves per tree: the template's (both come from the same model).
 MAX_LEAVES = LightGBMParams.model_json_schema()["properties"]["num_leaves"]["maximum"]
 
@@ -55,6 +68,102 @@ class UiServer:
     password: str
     rest: AirflowRest
     config: CityConfig
+
+
+def add_fleet_cities(world: Path) -> None:
+    """São Paulo beside Berlin, and Lisbon in a second template (a copy of the first): three rows to sort and filter."""
+    text = (world / "templates" / f"{TEMPLATE}.yaml").read_text(encoding="utf-8")
+    other = LISBON.split(".")[0]
+    (world / "templates" / f"{other}.yaml").write_text(
+        text.replace(f"template: {TEMPLATE}\n", f"template: {other}\n"), encoding="utf-8"
+    )
+    city = "city: {city}\ntemplate: {template}\n{extra}dag:\n  retries: 0\n  schedule: null\n"
+    (world / "cities" / "sao_paulo.yaml").write_text(
+        city.format(city="sao_paulo", template=TEMPLATE, extra="display_name: São Paulo\n"), encoding="utf-8"
+    )
+    (world / "cities" / "lisbon.yaml").write_text(
+        city.format(city="lisbon", template=other, extra=""), encoding="utf-8"
+    )
+
+
+def fill_registry(uri: str, models: Path) -> None:
+    """São Paulo's three judged versions (the third champion; the monitor measured the second live), Lisbon's one."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    judged = {SAO_PAULO: [(7.5, "promoted"), (7.1, "promoted"), (6.8, "promoted")], LISBON: [(4.2, "kept")]}
+    for name, versions in judged.items():
+        client.create_registered_model(name)
+        (models / name).mkdir(parents=True)
+        for score, decision in versions:
+            version = client.create_model_version(name, str(models / name)).version
+            tags = {"gate.metric": "rmse", "gate.challenger_score": str(score), "gate.decision": decision}
+            for key, value in tags.items():
+                client.set_model_version_tag(name, version, key, value)
+    client.set_registered_model_alias(SAO_PAULO, "champion", "3")
+    client.set_model_version_tag(SAO_PAULO, "2", "monitor.live_rmse", "7.9")
+
+
+def finish_fleet_runs(rest: AirflowRest, uri: str) -> None:
+    """A run of São Paulo that succeeded and promoted version 3 (its gate's tag names it), one of Lisbon that failed."""
+    from mlflow import MlflowClient
+
+    for dag_id, state in ((SAO_PAULO, "success"), (LISBON, "failed")):
+        run_id = rest.trigger(dag_id, unpause=False)
+        rest.request("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", json={"state": state})
+        if dag_id == SAO_PAULO:
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            client.set_model_version_tag(SAO_PAULO, "3", "gate.airflow_run_id", run_id)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
+    """A real api-server with the city's DAG serialized in its database and the fleet view plugin loaded."""
+    from airflow_ml.templates import load_city_configs
+
+    require_browser()  # before the slow start: a machine without Chromium skips at once
+    root = tmp_path_factory.mktemp("ui_browser")
+    home, dags = root / "airflow", root / "dags"
+    home.mkdir()
+    dags.mkdir()
+    make_city_world(root / "world", dags, CITY, scale=0.1, template=TEMPLATE)
+    add_fleet_cities(root / "world")
+    configs, errors = load_city_configs(root / "world")
+    assert not errors, errors
+    (config,) = (c for c in configs if c.dag_id == DAG_ID)
+    fill_registry(f"sqlite:///{root}/mlflow.db", root / "models")
+    password = secrets.token_urlsafe(12)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **api_server_env(home, dags, url, password),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW_ML_DATA_ROOT": str(root / "world" / "data"),
+        # Where the fleet's MLflow links lead: no MLflow server runs, the links only need to open somewhere.
+        "AIRFLOW_ML_MLFLOW_UI_URL": f"{url}{MLFLOW_UI_PATH}",
+        # The fleet view reads this registry (fill_registry): Berlin's row shows "no champion yet".
+        "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps(
+            {"conn_type": "mlflow", "extra": {"tracking_uri": f"sqlite:///{root}/mlflow.db"}}
+        ),
+    }
+    airflow_cli(env, "db", "migrate")
+    argv = [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    api = ManagedProcess("api-server", argv, env, root / "api-server.log")
+    api.start()
+    rest = None
+    try:
+        # The DAG processor's work, done once while the api-server starts (no scheduler is needed for the UI).
+        airflow_cli(env, "dags", "reserialize")
+
+        wait_for_api_server(api, url)
+        rest = AirflowRest(url, USER, password)
+        assert rest.dag(DAG_ID) is not None, f"{DAG_ID} is not in the api-server's database; {rest.import_errors()}"
+        finish_fleet_runs(rest, f"sqlite:///{root}/mlflow.db")
+        yield UiServer(url, password, rest, config)
+    finally:
+        if rest is not None:
+            rest.close()
+        api.stop()
 
 
 @pytest.fixture(scope="module")
@@ -312,6 +421,8 @@ def test_the_fleet_view_lists_the_city_behind_airflows_login(browser: Browser, s
 
 
 def test_the_fleet_view_is_in_airflows_navigation(page: Page, server: UiServer) -> None:
+    from playwright.sync_api import expect
+
     page.goto(f"{server.url}/")
     page.get_by_role("button", name="Browse").click()
     page.get_by_role("menuitem", name="Fleet").click()
@@ -320,6 +431,32 @@ def test_the_fleet_view_is_in_airflows_navigation(page: Page, server: UiServer) 
     row = page.frame_locator("iframe").locator(f'tr.fleet-row[data-dag-id="{DAG_ID}"]')
     assert row.locator("td.city a.city-link").inner_text() == CITY
     keep_screenshot(page, "fleet-in-airflow-ui")
+
+    # Airflow sandboxes the iframe without allow-top-navigation: the page's script moves the UI itself.
+    row.locator("td.city a.city-link").click()
+    page.wait_for_url(f"{server.url}/dags/{DAG_ID}")
+    expect(page.locator("iframe")).to_have_count(0)  # the UI's router drew the DAG page (not only a new URL)
+    page.go_back()  # the UI's history holds the fleet, as after any navigation inside Airflow
+    # A change within the same document; the UI keeps the frame's own path after its plugin's.
+    expect(page).to_have_url(re.compile(rf"^{re.escape(server.url)}/plugin/airflow-ml-fleet(/|$)"))
+    frame = page.frame_locator("iframe")
+    frame.locator(f'tr.fleet-row[data-dag-id="{DAG_ID}"] td.links a.dag-link').click()
+    page.wait_for_url(f"{server.url}/dags/{DAG_ID}")
+    expect(page.locator("iframe")).to_have_count(0)
+
+    # The MLflow links open a tab of their own (the sandbox allows no popup from the frame itself).
+    page.go_back()
+    expect(page).to_have_url(re.compile(rf"^{re.escape(server.url)}/plugin/airflow-ml-fleet(/|$)"))
+    fleet_url = page.url
+    champion = frame.locator(f'tr.fleet-row[data-dag-id="{SAO_PAULO}"] td.links a.mlflow-champion-link')
+    with page.context.expect_page() as opened:
+        champion.click()
+    tab = opened.value
+    try:
+        assert tab.url == f"{server.url}{MLFLOW_UI_PATH}/#/models/{SAO_PAULO}/versions/3"
+    finally:
+        tab.close()
+    assert page.url == fleet_url  # the UI stays where it was
 
 
 def test_the_dag_list_shows_each_citys_display_name(page: Page, server: UiServer) -> None:

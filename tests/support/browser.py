@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
+import secrets
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 
 from tests.support import REPO
+from tests.support.processes import ManagedProcess, StackError, wait_until
 from tests.support.services import service_missing
 
 if TYPE_CHECKING:
@@ -84,3 +89,41 @@ def keep_failure_screenshot(page: Page, name: str) -> None:
     with contextlib.suppress(Exception):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def airflow_cli(env: dict[str, str], *args: str) -> None:
+    """Run ``airflow <args>`` with ``env``; assert it succeeded, showing its stderr when not."""
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, f"airflow {' '.join(args)} exited with {done.returncode}:\n{done.stderr[-4000:]}"
+
+
+def api_server_env(home: Path, dags: Path, url: str, password: str) -> dict[str, str]:
+    """The environment of a browser test's own api-server: SQLite in ``home``, SimpleAuthManager with
+    :data:`USER` and ``password`` (written to ``home/passwords.json``), fresh secrets; not the session's Airflow."""
+    (home / "passwords.json").write_text(json.dumps({USER: password}), encoding="utf-8")
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW_TRACKING"))},
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__API__BASE_URL": url,
+        "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+    }
+
+
+def wait_for_api_server(api: ManagedProcess, url: str) -> None:
+    """Wait until the api-server ``api`` answers its health check at ``url`` (at once an error if it exited)."""
+
+    def healthy() -> bool:
+        if not api.alive:
+            raise StackError(f"the api-server exited\n{api.tail()}")
+        return httpx.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200
+
+    wait_until(healthy, timeout=180, what=f"the Airflow api-server did not answer at {url}", diagnose=api.tail)

@@ -177,7 +177,15 @@ def test_a_name_pattern_names_every_tasks_model_and_tags_the_dag_with_it(root: A
     dag = build_dag(load_city_file(root / "cities" / "oslo.yaml", root / "templates"), expectations_dir=EXPECTATIONS)
 
     assert "model:main.ml.ride_duration_oslo" in dag.tags
+    assert {"airflow-ml", "airflow-ml:retrain", "city:oslo"} <= set(dag.tags)  # the fleet view's row of Oslo
     assert not any(tag.startswith("model:") for tag in default.tags)  # the default names it as its DAG
     assert dag.get_task("register").model_name == "main.ml.ride_duration_oslo"
     gate = GateSettings.from_dict(dag.get_task("gate").settings)
     assert (gate.model_name, gate.name_pattern) == ("main.ml.ride_duration_oslo", "main.ml.{template}_{city}")
+
+
+def test_the_fleet_view_selects_retraining_dags_by_the_tag_the_builder_sets() -> None:
+    from airflow_ml.fleet.metadata import RETRAIN_TAG
+    from airflow_ml.templates.dag_spec import RETRAIN_TAG as SET_BY_THE_FACTORY
+
+    assert RETRAIN_TAG == SET_BY_THE_FACTORY  # two spellings: the fleet does not import the templates package

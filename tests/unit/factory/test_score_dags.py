@@ -59,6 +59,7 @@ def test_only_cities_with_scoring_enabled_get_a_scoring_dag(scoring_root: Path) 
     berlin = dags["ride_duration.berlin.score"]
     assert [t.task_id for t in berlin.topological_sort()] == ["resolve", "score"]
     assert {"airflow-ml", "scoring", "city:berlin"} <= set(berlin.tags)
+    assert "airflow-ml:retrain" not in berlin.tags  # the fleet view lists retraining DAGs only
     assert berlin.default_args["owner"] == "ml-platform"
     assert berlin.catchup is False
     assert "predictions/ride_duration/berlin/" in (berlin.doc_md or "")

@@ -211,7 +211,10 @@ def test_the_fleet_costs_one_search_per_template_plus_one_call_per_kept_champion
             {"run_id": "r", "state": "failed", "drift_verdict": {"status": "failed", "detail": "psi 0.4 > 0.25"}},
             DriftVerdict("r", "failed", "psi 0.4 > 0.25"),
         ),
-        ({"run_id": "r", "state": "failed"}, DriftVerdict("r", "failed", "the drift task failed; its log says why")),
+        (  # a crash, not drift (review L2)
+            {"run_id": "r", "state": "failed"},
+            DriftVerdict("r", "error", "the drift task failed without a verdict; its log says why"),
+        ),
         (  # a run from before the drift_verdict XCom: its return value
             {"run_id": "r", "state": "success", "return_value": {"status": "skipped", "reason": "no champion yet"}},
             DriftVerdict("r", "skipped", "no champion yet"),

@@ -186,3 +186,37 @@ def test_a_city_far_behind_the_others_still_gets_its_trend(client: MlflowClient,
     # One search of the template's newest versions, then one for each model it missed (the trend cannot tell a
     # model that lags from one never registered; the page asks only for registered ones).
     assert counting.calls == {"search_model_versions": 3}
+
+
+def test_a_city_retraining_less_often_gets_its_whole_trend_not_the_windows_part(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    # Review M2: two nightly cities and a weekly one; the window (the template's newest 12 per city) holds only
+    # the weekly city's newest two versions, so its trend was two points long while it has six.
+    for night in range(40):
+        for name in ("tpl.a", "tpl.b"):
+            _version(client, name, tmp_path, gate__metric="rmse", gate__challenger_score=night)
+        if night % 7 == 0:
+            _version(client, "tpl.weekly", tmp_path, gate__metric="rmse", gate__challenger_score=100 + night)
+    counting = CountingClient(client)
+
+    trends = read_trends(counting, ["tpl.a", "tpl.b", "tpl.weekly"])  # type: ignore[arg-type]
+
+    assert [p.version for p in trends["tpl.weekly"].points] == ["1", "2", "3", "4", "5", "6"]
+    assert len(trends["tpl.a"].points) == len(trends["tpl.b"].points) == MAX_POINTS
+    assert counting.calls == {"search_model_versions": 2}  # the template's window, then the weekly city's own
+
+
+def test_a_new_city_whose_versions_are_all_in_the_window_costs_no_search_of_its_own(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    for night in range(3 * MAX_POINTS):
+        _version(client, "tpl.a", tmp_path, gate__metric="rmse", gate__challenger_score=night)
+    for night in range(3):  # added three nights ago: its version 1 is in the window
+        _version(client, "tpl.new", tmp_path, gate__metric="rmse", gate__challenger_score=night)
+    counting = CountingClient(client)
+
+    trends = read_trends(counting, ["tpl.a", "tpl.new"])  # type: ignore[arg-type]
+
+    assert len(trends["tpl.new"].points) == 3
+    assert counting.calls == {"search_model_versions": 1}

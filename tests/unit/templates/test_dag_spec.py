@@ -86,3 +86,20 @@ def test_list_schedules_hold_valid_crons(root: Path, schedule: str, fragment: st
 
     assert fragment in str(errors[0])
     assert "porto.yaml line 4" in str(errors[0])
+
+
+@pytest.mark.parametrize("tag", ["airflow-ml", "airflow-ml:retrain", "city:lisbon", "model:other.model"])
+def test_a_tag_the_factory_sets_itself_is_refused_in_dag_tags(root: Path, tag: str) -> None:
+    # The fleet view picks a city's retraining DAG, its city and its model by these tags (review M1).
+    path = write_city(root, "oslo", f'city: oslo\ntemplate: ride_duration\ndag:\n  tags: [team-a, "{tag}"]\n')
+
+    exc = config_error(path, root)
+
+    assert_points_at(exc, path, line_of(path, "tags"), "dag.tags", repr(tag), "factory's own", "rename it")
+
+
+@pytest.mark.parametrize("tag", ["scoring", "team:ml", "airflow", "my-airflow-ml", "cities"])
+def test_other_tags_are_the_users_own(root: Path, tag: str) -> None:
+    path = write_city(root, "oslo", f'city: oslo\ntemplate: ride_duration\ndag:\n  tags: ["{tag}"]\n')
+
+    assert load_city_file(path, root / "templates").dag.tags == [tag]
