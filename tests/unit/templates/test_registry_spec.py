@@ -68,6 +68,10 @@ def test_a_template_pattern_names_its_cities_and_parents_in_three_parts(root: Pa
         ("{template}_{city}.", "has an empty part"),
         ("{template}_{city!r}", "takes no format spec or conversion"),
         ("{template}_{city", "is not a pattern"),
+        ("ml.{template}_{city}", "shaped like the default's '<template>.<city>'"),
+        ("{city}.{template}", "shaped like the default's '<template>.<city>'"),
+        ("main.group.{template}_{city}", "shaped like the default's '<template>.<city>'"),
+        ("Main.ML.{template}_{city}", "has character(s) ['L', 'M']"),
     ],
 )
 def test_a_bad_pattern_is_refused_naming_the_problem_and_the_fix(pattern: str, says: str) -> None:
