@@ -234,11 +234,21 @@ def tag_decision(client: MlflowClient, name: str, version: str, record: dict[str
     A refused version (:data:`REFUSED`) loses the ``challenger`` alias when it holds it; the alias stays on
     a version in shadow, awaiting approval or promoted. Tags of an earlier decision that this record lacks
     are kept (a shadow promotion keeps the gate's holdout scores).
+
+    Raises:
+        ValueError: a refused decision about the version that holds ``champion``; nothing is written.
     """
+    refused = record.get("decision") in REFUSED
+    champion = version_by_alias(client, name, CHAMPION) if refused else None
+    if champion is not None and str(champion.version) == str(version):
+        raise ValueError(
+            f"{name} v{version} is the champion: a {record.get('decision')!r} decision is about another version; "
+            "nothing was recorded (a champion leaves by a rollback)"
+        )
     for key, text in decision_tags(record).items():
         client.set_model_version_tag(name, version, key, text)
     client.update_model_version(name, version, description=decision_description(record))
-    if record.get("decision") in REFUSED:
+    if refused:
         challenger = version_by_alias(client, name, CHALLENGER)
         if challenger is not None and str(challenger.version) == str(version):
             client.delete_registered_model_alias(name, CHALLENGER)
