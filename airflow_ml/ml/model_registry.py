@@ -27,6 +27,7 @@ from mlflow.protos.databricks_pb2 import (
 
 from airflow_ml.exceptions import RollbackRefused
 from airflow_ml.ml import champion_skill, model_schema, serving
+from airflow_ml.ml.markdown_cells import md_cell
 from airflow_ml.ml.train import TrainedModel
 
 CHAMPION = "champion"
@@ -214,18 +215,26 @@ def decision_description(record: dict[str, Any]) -> str:
     """The version's description (Markdown): the decision, its reason, and the Airflow run that decided.
 
     The run is ``airflow_dag_id`` and ``airflow_run_id`` of the record, with a link when the record holds
-    ``airflow_run_url`` (the operator sets it when Airflow's ``[api] base_url`` is configured).
+    ``airflow_run_url`` (the operator sets it when Airflow's ``[api] base_url`` is configured). The decision
+    and the reason are inert text (:func:`~airflow_ml.ml.markdown_cells.md_cell`): a slice value or a typed
+    reason adds no paragraph, link or image; the run and DAG ids stay code spans.
     """
-    lines = [f"**{record.get('decision', 'decided')}**: {record.get('reason', '')}"]
+    decision, reason = md_cell(record.get("decision", "decided")), md_cell(record.get("reason", ""), limit=None)
+    lines = [f"**{decision}**: {reason}"]
     dag_id, run_id, url = record.get("airflow_dag_id"), record.get("airflow_run_id"), record.get("airflow_run_url")
     if run_id:
-        run = f"run `{run_id}`" + (f" of DAG `{dag_id}`" if dag_id else "")
+        run = f"run `{_code(run_id)}`" + (f" of DAG `{_code(dag_id)}`" if dag_id else "")
         lines.append(f"Decided by the Airflow {run}" + (f": [open in Airflow]({url})" if url else "") + ".")
     lines.append(f"The whole decision record is `{DECISION_ARTIFACT}` of this version's training run.")
     if record.get("shadow"):
         lines.append(f"The live comparison that promoted it is `{SHADOW_ARTIFACT}` of the same run.")
     text = "\n\n".join(lines)
     return text if len(text) <= _DESCRIPTION_LIMIT else text[: _DESCRIPTION_LIMIT - 1] + "…"
+
+
+def _code(value: Any) -> str:
+    """``value`` for a code span: one line, no backtick to close it."""
+    return " ".join(str(value).split()).replace("`", "'")
 
 
 def tag_decision(client: MlflowClient, name: str, version: str, record: dict[str, Any]) -> None:

@@ -158,3 +158,20 @@ def test_a_rejection_touches_only_the_version_it_judged_and_never_the_champion(c
     assert final["decision"] == "rejected"
     assert registry.CHALLENGER not in client.get_registered_model(NAME).aliases
     assert str(client.get_model_version_by_alias(NAME, registry.CHAMPION).version) == "1"
+
+
+def test_a_hostile_slice_value_in_the_reason_stays_inert_text_in_the_description(client: Any) -> None:
+    hostile = "pickup_zone=x\n\n**promoted**: all good ![p](https://evil.example/p.png) [docs](https://evil.example)"
+    record = {
+        "decision": "kept",
+        "reason": f"slice {hostile} worse",
+        "airflow_run_id": "manual`x",
+        "airflow_dag_id": "d",
+    }
+
+    registry.tag_decision(client, NAME, "2", record)
+
+    text = client.get_model_version(NAME, "2").description
+    assert text.startswith("**kept**: slice pickup\\_zone=x \\*\\*promoted\\*\\*: all good \\!\\[p\\]\\(https:")
+    assert "\n\n**promoted**" not in text and "![p](" not in text and "[docs](" not in text
+    assert "run `manual'x` of DAG `d`" in text
