@@ -1,7 +1,8 @@
 """How a template's models are named in the MLflow registry (``registry.name_pattern``).
 
-The default, ``{template}.{city}``, is the name the factory always used. A registry with three-part names
-(Unity Catalog's ``catalog.schema.model``) needs another: ``main.ml.{template}_{city}``. The pattern may
+The default, ``{template}.{city}``, is the name the factory always used. Names of Unity Catalog's three-part
+shape (``catalog.schema.model``) take another: ``main.ml.{template}_{city}``, in an MLflow registry (a
+``databricks-uc`` registry URI is not supported: its store refuses the searches airflow-ml makes). The pattern may
 hold only the placeholders ``{template}`` and ``{city}`` (both required: two cities, or two templates' cities
 of the same id, never share a model), lower-case letters, digits, ``_`` and ``-``, and dots between non-empty
 parts; it may not give names of the default's two-part shape (``ml.{template}_{city}``), which read as
@@ -42,8 +43,8 @@ class RegistrySpec(Strict):
         min_length=1,
         max_length=256,
         description="Registered model name of each city: {template} and {city} are filled in (both required); "
-        "lower-case letters, digits, '_', '-' and dots between parts, e.g. 'main.ml.{template}_{city}' for a three-part "
-        "(Unity Catalog) registry. Default '{template}.{city}'.",
+        "lower-case letters, digits, '_', '-' and dots between parts, e.g. 'main.ml.{template}_{city}' for three-part "
+        "(Unity Catalog shaped) names in an MLflow registry. Default '{template}.{city}'.",
         examples=[DEFAULT_NAME_PATTERN, _EXAMPLE],
     )
 

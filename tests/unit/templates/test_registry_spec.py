@@ -1,4 +1,4 @@
-"""``registry.name_pattern``: registered model names a three-part (Unity Catalog) registry accepts, checked at lint."""
+"""``registry.name_pattern``: registered model names of a three-part (Unity Catalog) shape, checked at lint."""
 
 from __future__ import annotations
 
