@@ -96,8 +96,8 @@ def promote_shadow(
 
     Raises:
         ShadowPromotionRefused: when the verdict does not say promote, ``version`` is no longer the
-            ``challenger`` or awaits a person's approval (:func:`awaiting_approval`), the champion is not ``champion_version``, or an active demotion refuses it
-            (:func:`demotion_refusal`); nothing moves.
+            ``challenger`` or awaits a person's approval (:func:`awaiting_approval`), the champion is not
+            ``champion_version``, or an active demotion refuses it (:func:`demotion_refusal`); nothing moves.
     """
     from airflow_ml.ml import model_registry as registry
 

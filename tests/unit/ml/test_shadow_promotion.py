@@ -173,5 +173,7 @@ def test_a_hostile_slice_value_in_the_reason_stays_inert_text_in_the_description
 
     text = client.get_model_version(NAME, "2").description
     assert text.startswith("**kept**: slice pickup\\_zone=x \\*\\*promoted\\*\\*: all good \\!\\[p\\]\\(https:")
-    assert "\n\n**promoted**" not in text and "![p](" not in text and "[docs](" not in text
+    assert "\n\n**promoted**" not in text
+    assert "![p](" not in text
+    assert "[docs](" not in text
     assert "run `manual'x` of DAG `d`" in text
