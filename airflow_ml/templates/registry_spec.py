@@ -72,12 +72,6 @@ def render_name(pattern: str, template: str, city: str) -> str:
     return pattern.replace("{template}", template).replace("{city}", segment)
 
 
-def name_affixes(pattern: str, template: str) -> tuple[str, str]:
-    """What comes before and after a city's id in ``template``'s model names (to find its siblings by name)."""
-    before, _, after = pattern.replace("{template}", template).partition("{city}")
-    return before, after
-
-
 def name_pattern_problems(pattern: str) -> list[str]:
     """What is wrong with a name pattern, each with its fix; empty when it is a valid one."""
     fix = f"write it like {_EXAMPLE!r} or remove registry.name_pattern for the default {DEFAULT_NAME_PATTERN!r}"
