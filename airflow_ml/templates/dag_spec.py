@@ -10,6 +10,9 @@ from pydantic import Field, field_validator
 from airflow_ml.exceptions import show_value
 from airflow_ml.templates.base import Strict
 
+#: Tags that only the factory writes on a DAG (``city:<city>``, ``model:<registered model>``).
+RESERVED_TAG_PREFIXES = ("city:", "model:")
+
 
 class NotifierSpec(Strict):
     """A failure notification, from a closed list of kinds (YAML never names a Python class)."""
@@ -43,6 +46,19 @@ class DagSpec(Strict):
     )
     on_failure: list[NotifierSpec] = Field(default_factory=list, description="Who hears of a failed task.")
     tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(default_factory=list)
+
+    @field_validator("tags")
+    @classmethod
+    def _no_factory_tag(cls, tags: list[str]) -> list[str]:
+        # The factory's own tags: the fleet view reads a DAG's city and registered model from them.
+        spoofed = [tag for tag in tags if tag.startswith(RESERVED_TAG_PREFIXES)]
+        if spoofed:
+            raise ValueError(
+                f"tag(s) {spoofed} start with {' or '.join(map(repr, RESERVED_TAG_PREFIXES))}, which the factory "
+                "sets itself (the city, and the registered model of a registry.name_pattern); remove them or "
+                "rename them"
+            )
+        return tags
 
     @field_validator("schedule")
     @classmethod

@@ -86,3 +86,18 @@ def test_list_schedules_hold_valid_crons(root: Path, schedule: str, fragment: st
 
     assert fragment in str(errors[0])
     assert "porto.yaml line 4" in str(errors[0])
+
+
+@pytest.mark.parametrize("tag", ["model:ride_duration.porto", "city:lisbon"])
+def test_a_dag_tag_the_factory_writes_is_refused_in_yaml(root: Path, tag: str) -> None:
+    # model:<name> routes the fleet view's row to a registered model; city:<id> names the DAG's city.
+    (root / "cities" / "porto.yaml").write_text(
+        f"city: porto\ntemplate: ride_duration\ndag:\n  tags: ['{tag}']\n", encoding="utf-8"
+    )
+
+    configs, errors = load_city_configs(root)
+
+    assert configs == []
+    [error] = errors
+    assert f"tag(s) ['{tag}'] start with 'city:' or 'model:'" in str(error)
+    assert "which the factory sets itself" in str(error)
