@@ -99,6 +99,11 @@ def name_pattern_problems(pattern: str) -> list[str]:
     sample = pattern.replace("{template}", "t").replace("{city}", "c")
     if not bad and not unknown and any(not part for part in sample.split(".")):
         problems.append(f"name pattern {pattern!r} has an empty part: no leading, trailing or doubled '.'")
+    if not problems and ("{template}{city}" in pattern or "{city}{template}" in pattern):
+        problems.append(
+            f"name pattern {pattern!r} joins {{template}} and {{city}} with nothing between them, so two "
+            "templates' cities can share a name ('ride'+'xoslo', 'ridex'+'oslo'): put a '_', '-' or '.' between"
+        )
     if not problems and pattern != DEFAULT_NAME_PATTERN and DEFAULT_SHAPE.fullmatch(sample):
         problems.append(
             f"name pattern {pattern!r} gives names shaped like the default's '<template>.<city>' ({sample!r}), "

@@ -72,6 +72,8 @@ def test_a_template_pattern_names_its_cities_and_parents_in_three_parts(root: Pa
         ("{city}.{template}", "shaped like the default's '<template>.<city>'"),
         ("main.group.{template}_{city}", "shaped like the default's '<template>.<city>'"),
         ("Main.ML.{template}_{city}", "has character(s) ['L', 'M']"),
+        ("main.ml.{template}{city}", "with nothing between them"),
+        ("main.ml.{city}{template}", "with nothing between them"),
     ],
 )
 def test_a_bad_pattern_is_refused_naming_the_problem_and_the_fix(pattern: str, says: str) -> None:
