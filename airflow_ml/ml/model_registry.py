@@ -178,7 +178,8 @@ DECISION_ARTIFACT = "gate/decision.json"
 SHADOW_ARTIFACT = "gate/shadow_promotion.json"
 #: The version tags of a decision (``gate.<key>``): what a person scans in the registry and what the readers need
 #: without downloading an artifact (the monitor and the fleet view: ``metric`` and ``challenger_score``; the
-#: fleet-outlier rule and the fleet view: ``naive_baseline``; a rollback: ``baseline_version``). The whole
+#: fleet-outlier rule and the fleet view: ``naive_baseline``; a rollback: ``baseline_version``; the fleet view:
+#: ``airflow_run_id``, the run that decided, a shadow promotion's the monitor's). The whole
 #: record (rules, intervals, slices, trigger) is :data:`DECISION_ARTIFACT`.
 GATE_TAGS = (
     "decision",
@@ -189,6 +190,8 @@ GATE_TAGS = (
     "champion_score",
     "baseline_version",
     "naive_baseline",
+    "airflow_run_id",
+    "airflow_dag_id",
 )
 #: The decisions that refuse the version: it loses the ``challenger`` alias, so shadow scoring and the
 #: monitor's live comparison never pick up a version the gate or a person turned down.

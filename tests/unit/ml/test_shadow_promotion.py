@@ -65,6 +65,7 @@ def test_a_promote_verdict_moves_champion_records_the_figures_and_clears_a_demot
     assert demotion(client, NAME) is None
     version = client.get_model_version(NAME, "2")
     assert (version.tags["gate.mode"], version.tags["gate.reason"]) == ("shadow", record["reason"])
+    assert version.tags["gate.airflow_run_id"] == "monitor-1"  # the fleet view's decision run: the monitor's
     assert "Decided by the Airflow run `monitor-1`" in version.description
     assert registry.SHADOW_ARTIFACT in version.description
 
