@@ -278,7 +278,8 @@ def rollback(
 
     ``previous-champion`` then points at the version that was champion before the restored one (its
     ``gate.baseline_version`` tag, kept by :func:`promote`), or is removed when none is recorded, so a
-    second rollback goes one step further back or is refused.
+    second rollback goes one step further back or is refused. The rolled-back version's description then
+    starts with the rollback (when, by whom, why).
 
     Args:
         client: The MLflow client.
@@ -323,7 +324,18 @@ def rollback(
             text = value if isinstance(value, str) else json.dumps(value)
             client.set_model_version_tag(name, str(version), f"{ROLLBACK_TAG_PREFIX}{key}", text[:5000])
     finish_rollback(client, name, record)
+    _note_rollback(client, name, record)
     return record
+
+
+def _note_rollback(client: MlflowClient, name: str, record: dict[str, Any]) -> None:
+    """Start the rolled-back version's description with the rollback, so its page no longer reads "promoted"."""
+    version = record["rolled_back_version"]
+    earlier = client.get_model_version(name, version).description or ""
+    by = f" by {md_cell(record['by'])}" if record.get("by") else ""
+    note = f"**rolled back** on {md_cell(record['at'])}{by}: {md_cell(record['reason'], limit=None)}"
+    text = f"{note}\n\n{earlier}" if earlier else note
+    client.update_model_version(name, version, description=text[:_DESCRIPTION_LIMIT])
 
 
 #: The version tags where :func:`rollback` records itself, on the version rolled back and the one restored.

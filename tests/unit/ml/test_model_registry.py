@@ -153,3 +153,15 @@ def test_refusing_an_older_version_leaves_the_newer_challenger_alone(client: Any
     registry.tag_decision(client, NAME, "2", RECORD)
 
     assert str(client.get_model_version_by_alias(NAME, registry.CHALLENGER).version) == "3"
+
+
+def test_a_rolled_back_version_says_so_first_in_its_description(client: Any) -> None:
+    registry.promote(client, NAME, "1", {"decision": "promoted", "reason": "first"})
+    registry.tag_decision(client, NAME, "2", {"decision": "promoted", "reason": "beats v1"})
+    registry.promote(client, NAME, "2", {"decision": "promoted", "reason": "beats v1"})
+
+    record = registry.rollback(client, NAME, "live error [see](https://x.example)", {"by": "ana"})
+
+    text = client.get_model_version(NAME, "2").description
+    assert text.startswith(f"**rolled back** on {md_cell(record['at'])} by ana: live error \\[see\\]")
+    assert "\n\n**promoted**: beats v1" in text
