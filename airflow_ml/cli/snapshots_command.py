@@ -61,6 +61,7 @@ def snapshots_command(args: argparse.Namespace) -> int:
             root,
             keep_last=policies.keep_last,
             kept=policies.kept,
+            model_names=policies.model_names,
             # One template: its DAGs and cities; else every snapshot, those of unknown templates too (kept).
             templates=policies.templates if args.template else None,
             old_layout_cities=policies.cities if args.template else None,

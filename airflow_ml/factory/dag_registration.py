@@ -80,7 +80,11 @@ def register_parent_dags(
     for config in parents:
         if wanted and config.dag_id != wanted:
             continue
-        dag = build_dag(config, expectations_dir=expectations_dir)
+        try:
+            dag = build_dag(config, expectations_dir=expectations_dir)
+        except Exception:  # one parent's error hides no other parent: each is its own DAG
+            log.exception("airflow-ml: skipped the fallback parent %s: its DAG could not be built", config.dag_id)
+            continue
         namespace[_variable_name(config.dag_id)] = dag
         dags[config.dag_id] = dag
     return dags

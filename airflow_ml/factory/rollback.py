@@ -11,17 +11,18 @@ from airflow_ml.factory.display_names import ROLLBACK_DISPLAY_NAME
 from airflow_ml.factory.params import SCHEMA_DIALECT
 from airflow_ml.operators.overrides import NO_CONTROL_PATTERN, REASON_MAX_LENGTH
 from airflow_ml.operators.rollback_operator import RollbackChampionOperator
-from airflow_ml.templates.base import NAME_PATTERN
 
 ROLLBACK_DAG_ID = "airflow_ml.rollback"
-#: ``<template>.<city>``: both parts follow the id pattern of templates and cities.
-MODEL_PATTERN = NAME_PATTERN.removesuffix("$") + r"\." + NAME_PATTERN.removeprefix("^")
+#: A registered model's name, whatever its template's ``registry.name_pattern``: ``ride_duration.berlin``,
+#: ``main.ml.ride_duration_berlin``; the characters a pattern may give (no quote, space or slash), up to 256.
+MODEL_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,255}$"
 
 
 def build_rollback_dag(dag_id: str = ROLLBACK_DAG_ID) -> CheckedConfDAG:
     """Build the manual DAG that moves a model's ``champion`` back to its ``previous-champion``.
 
-    Trigger it with ``model`` (the city's DAG id, ``<template>.<city>``) and a ``reason``; see
+    Trigger it with ``model`` (the city's registered model: ``<template>.<city>``, its DAG id, unless its
+    template's ``registry.name_pattern`` names it, as its DAG's ``model:<name>`` tag shows) and a ``reason``; see
     :class:`~airflow_ml.operators.rollback_operator.RollbackChampionOperator` for what it records and emits.
     """
     with CheckedConfDAG(
@@ -44,7 +45,9 @@ def build_rollback_dag(dag_id: str = ROLLBACK_DAG_ID) -> CheckedConfDAG:
     dag.params = {  # type: ignore[assignment]  # attrs converts the dict to ParamsDict
         "model": Param(
             None,
-            "The registered model to roll back: the city's DAG id, e.g. 'ride_duration.berlin'.",
+            "The registered model to roll back, as the city DAG's model:<name> tag shows: '<template>.<city>' "
+            "(e.g. 'ride_duration.berlin'), or the name its template's registry.name_pattern gives "
+            "(e.g. 'main.ml.ride_duration_berlin').",
             schema={"type": "string", "pattern": MODEL_PATTERN, "title": "Model", "$schema": SCHEMA_DIALECT},
         ),
         "reason": Param(

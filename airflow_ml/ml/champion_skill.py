@@ -89,14 +89,17 @@ def sibling_skills(
 ) -> dict[str, float]:
     """The champion skill of every city of ``template`` but those in ``exclude``, in one paged search.
 
-    A sibling is a registered model named by ``name_pattern`` (the template's ``registry.name_pattern``,
-    default ``<template>.<city>``) whose city id is not a group parent's (``group.<group>``, or
-    ``group_<group>`` under another pattern) and is not in ``not_cities`` (the global parent's id); models
-    named in ``exclude`` (the city itself, its parent) are left out, and so are models without a current skill.
+    A sibling is a registered model of one of ``template``'s cities: its lineage tags (``airflow_ml.template``,
+    ``airflow_ml.city``, written by every registration) name ``template`` and a city whose name by
+    ``name_pattern`` (the template's ``registry.name_pattern``) is the model's. A model without them counts only
+    under the default pattern, whose ``<template>.<city>`` names no other template's model; under another
+    pattern a name alone may be another template's (``main.ml.ride_oslo`` and ``main.ml.ride_duration_oslo``).
+    Group parents (``group.<group>``) and ``not_cities`` (the global parent's id) are no cities; models named in
+    ``exclude`` (the city itself, its parent) are left out, and so are models without a current skill.
     """
     # As airflow_ml.templates.registry_spec renders names (the ML core does not import the templates).
+    default = name_pattern == DEFAULT_NAME_PATTERN
     prefix, _, suffix = name_pattern.replace("{template}", template).partition("{city}")
-    group = "group." if name_pattern == DEFAULT_NAME_PATTERN else "group_"
     escaped = prefix.replace("'", "''")
     skills: dict[str, float] = {}
     token: str | None = None
@@ -105,9 +108,8 @@ def sibling_skills(
             filter_string=f"name LIKE '{escaped}%'", max_results=_PAGE, page_token=token
         )
         for model in page:
-            named = model.name.startswith(prefix) and model.name.endswith(suffix)  # LIKE's _ matches any char
-            city = model.name[len(prefix) : len(model.name) - len(suffix)] if named else ""
-            if not city or "." in city or city.startswith(group) or city in not_cities or model.name in exclude:
+            city = _sibling_city(model.name, model.tags or {}, template, prefix, suffix, default=default)
+            if not city or "." in city or city in not_cities or model.name in exclude:
                 continue
             skill = champion_skill(model.tags, model.aliases)
             if skill is not None:
@@ -115,6 +117,20 @@ def sibling_skills(
         token = page.token
         if not token:
             return skills
+
+
+def _sibling_city(
+    name: str, tags: Mapping[str, str], template: str, prefix: str, suffix: str, *, default: bool
+) -> str | None:
+    """The city of ``template`` that the model ``name`` is, or None (another template's, or no city's)."""
+    tagged_template, tagged_city = tags.get("airflow_ml.template"), tags.get("airflow_ml.city")
+    if tagged_template and tagged_city:
+        segment = tagged_city if default else tagged_city.replace(".", "_")
+        own = tagged_template == template and name == f"{prefix}{segment}{suffix}"
+        return tagged_city if own else None
+    if not default or not name.startswith(prefix):  # LIKE's _ matches any character
+        return None
+    return name[len(prefix) :] or None
 
 
 def history_skills(client: MlflowClient, name: str, *, exclude_version: str | None = None) -> list[float]:

@@ -9,6 +9,7 @@ and its city. A champion whose lineage names another city or template is never u
 from __future__ import annotations
 
 import contextlib
+import re
 
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
@@ -24,6 +25,9 @@ TEMPLATE_TAG = "airflow_ml.template"
 CITY_TAG = "airflow_ml.city"
 #: The tags that say which city of which template a version was trained for (see the factory's lineage tags).
 LINEAGE_TAGS = (TEMPLATE_TAG, CITY_TAG)
+#: A name of the default pattern's shape (``<template>.<city>``, ``<template>.group.<g>``); the templates refuse
+#: a custom ``registry.name_pattern`` that gives one (``registry_spec.DEFAULT_SHAPE``: ml may not import them).
+DEFAULT_SHAPE = re.compile(r"(?P<template>[a-z][a-z0-9_]*)\.(?P<city>[a-z][a-z0-9_]*|group\.[a-z][a-z0-9_]*)")
 
 
 def training_snapshot(client: MlflowClient, version: ModelVersion) -> str | None:
@@ -97,26 +101,39 @@ def _run_snapshot(client: MlflowClient, run_id: str | None) -> str | None:
 def model_lineage(model_name: str) -> dict[str, str]:
     """The lineage of the factory's model ``<template>.<city>`` (or ``<template>.global``, ``<template>.group.<g>``).
 
-    Empty for a name without a dot (not the factory's): nothing to check then.
+    Empty for any other name (a handmade one, or ``main.ml.ride_lisbon`` of a ``registry.name_pattern``): a name
+    is parsed only when it has exactly the default pattern's shape.
     """
-    template, dot, city = model_name.partition(".")
-    return {TEMPLATE_TAG: template, CITY_TAG: city} if dot and template and city else {}
+    match = DEFAULT_SHAPE.fullmatch(model_name)
+    return {TEMPLATE_TAG: match["template"], CITY_TAG: match["city"]} if match else {}
 
 
 def registered_lineage(client: MlflowClient, name: str) -> dict[str, str]:
-    """The lineage a registered model is for: its own lineage tags, else :func:`model_lineage` of its name.
+    """The lineage a registered model is for, never guessed from a name that a ``registry.name_pattern`` made.
 
-    Registration (:func:`mark_registered_model`) tags the model with its template and city, so a name made by a
-    template's ``registry.name_pattern`` (``main.ml.ride_duration_lisbon``), which does not parse, is checked too.
+    In this order: the model's own lineage tags (:func:`mark_registered_model`, written by every registration);
+    else :func:`model_lineage` of a name of the default shape (no custom pattern gives one: see
+    ``registry_spec.name_pattern_problems``); else the lineage tags of its oldest
+    version that has both (what its first registration would have written); else empty (nothing to check).
     """
     try:
         tags = dict(client.get_registered_model(name).tags or {})
     except MlflowException as exc:
         if exc.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
             raise
-        tags = {}
+        return model_lineage(name)
     own = {key: tags[key] for key in LINEAGE_TAGS if tags.get(key)}
-    return own if len(own) == len(LINEAGE_TAGS) else model_lineage(name)
+    if len(own) == len(LINEAGE_TAGS):
+        return own
+    parsed = model_lineage(name)
+    if parsed:
+        return parsed
+    versions = client.search_model_versions(f"name = '{name}'", max_results=200, order_by=["version_number ASC"])
+    for version in versions:
+        first = {key: (version.tags or {}).get(key, "") for key in LINEAGE_TAGS}
+        if all(first.values()):
+            return first
+    return {}
 
 
 def mark_registered_model(client: MlflowClient, name: str, version_tags: dict[str, str]) -> None:

@@ -27,6 +27,7 @@ from mlflow.protos.databricks_pb2 import (
 
 from airflow_ml.exceptions import RollbackRefused
 from airflow_ml.ml import champion_skill, model_schema, serving
+from airflow_ml.ml.markdown_cells import md_cell
 from airflow_ml.ml.train import TrainedModel
 
 CHAMPION = "champion"
@@ -177,7 +178,8 @@ DECISION_ARTIFACT = "gate/decision.json"
 SHADOW_ARTIFACT = "gate/shadow_promotion.json"
 #: The version tags of a decision (``gate.<key>``): what a person scans in the registry and what the readers need
 #: without downloading an artifact (the monitor and the fleet view: ``metric`` and ``challenger_score``; the
-#: fleet-outlier rule and the fleet view: ``naive_baseline``; a rollback: ``baseline_version``). The whole
+#: fleet-outlier rule and the fleet view: ``naive_baseline``; a rollback: ``baseline_version``; the fleet view:
+#: ``airflow_run_id``, the run that decided, a shadow promotion's the monitor's). The whole
 #: record (rules, intervals, slices, trigger) is :data:`DECISION_ARTIFACT`.
 GATE_TAGS = (
     "decision",
@@ -188,6 +190,8 @@ GATE_TAGS = (
     "champion_score",
     "baseline_version",
     "naive_baseline",
+    "airflow_run_id",
+    "airflow_dag_id",
 )
 #: The decisions that refuse the version: it loses the ``challenger`` alias, so shadow scoring and the
 #: monitor's live comparison never pick up a version the gate or a person turned down.
@@ -214,12 +218,15 @@ def decision_description(record: dict[str, Any]) -> str:
     """The version's description (Markdown): the decision, its reason, and the Airflow run that decided.
 
     The run is ``airflow_dag_id`` and ``airflow_run_id`` of the record, with a link when the record holds
-    ``airflow_run_url`` (the operator sets it when Airflow's ``[api] base_url`` is configured).
+    ``airflow_run_url`` (the operator sets it when Airflow's ``[api] base_url`` is configured). The decision
+    and the reason are inert text (:func:`~airflow_ml.ml.markdown_cells.md_cell`): a slice value or a typed
+    reason adds no paragraph, link or image; the run and DAG ids stay code spans.
     """
-    lines = [f"**{record.get('decision', 'decided')}**: {record.get('reason', '')}"]
+    decision, reason = md_cell(record.get("decision", "decided")), md_cell(record.get("reason", ""), limit=None)
+    lines = [f"**{decision}**: {reason}"]
     dag_id, run_id, url = record.get("airflow_dag_id"), record.get("airflow_run_id"), record.get("airflow_run_url")
     if run_id:
-        run = f"run `{run_id}`" + (f" of DAG `{dag_id}`" if dag_id else "")
+        run = f"run `{_code(run_id)}`" + (f" of DAG `{_code(dag_id)}`" if dag_id else "")
         lines.append(f"Decided by the Airflow {run}" + (f": [open in Airflow]({url})" if url else "") + ".")
     lines.append(f"The whole decision record is `{DECISION_ARTIFACT}` of this version's training run.")
     if record.get("shadow"):
@@ -228,17 +235,32 @@ def decision_description(record: dict[str, Any]) -> str:
     return text if len(text) <= _DESCRIPTION_LIMIT else text[: _DESCRIPTION_LIMIT - 1] + "…"
 
 
+def _code(value: Any) -> str:
+    """``value`` for a code span: one line, no backtick to close it."""
+    return " ".join(str(value).split()).replace("`", "'")
+
+
 def tag_decision(client: MlflowClient, name: str, version: str, record: dict[str, Any]) -> None:
     """Record a decision on the version: its :data:`GATE_TAGS`, its description, and the ``challenger`` alias.
 
     A refused version (:data:`REFUSED`) loses the ``challenger`` alias when it holds it; the alias stays on
     a version in shadow, awaiting approval or promoted. Tags of an earlier decision that this record lacks
     are kept (a shadow promotion keeps the gate's holdout scores).
+
+    Raises:
+        ValueError: a refused decision about the version that holds ``champion``; nothing is written.
     """
+    refused = record.get("decision") in REFUSED
+    champion = version_by_alias(client, name, CHAMPION) if refused else None
+    if champion is not None and str(champion.version) == str(version):
+        raise ValueError(
+            f"{name} v{version} is the champion: a {record.get('decision')!r} decision is about another version; "
+            "nothing was recorded (a champion leaves by a rollback)"
+        )
     for key, text in decision_tags(record).items():
         client.set_model_version_tag(name, version, key, text)
     client.update_model_version(name, version, description=decision_description(record))
-    if record.get("decision") in REFUSED:
+    if refused:
         challenger = version_by_alias(client, name, CHALLENGER)
         if challenger is not None and str(challenger.version) == str(version):
             client.delete_registered_model_alias(name, CHALLENGER)
@@ -256,7 +278,8 @@ def rollback(
 
     ``previous-champion`` then points at the version that was champion before the restored one (its
     ``gate.baseline_version`` tag, kept by :func:`promote`), or is removed when none is recorded, so a
-    second rollback goes one step further back or is refused.
+    second rollback goes one step further back or is refused. The rolled-back version's description then
+    starts with the rollback (when, by whom, why).
 
     Args:
         client: The MLflow client.
@@ -301,7 +324,18 @@ def rollback(
             text = value if isinstance(value, str) else json.dumps(value)
             client.set_model_version_tag(name, str(version), f"{ROLLBACK_TAG_PREFIX}{key}", text[:5000])
     finish_rollback(client, name, record)
+    _note_rollback(client, name, record)
     return record
+
+
+def _note_rollback(client: MlflowClient, name: str, record: dict[str, Any]) -> None:
+    """Start the rolled-back version's description with the rollback, so its page no longer reads "promoted"."""
+    version = record["rolled_back_version"]
+    earlier = client.get_model_version(name, version).description or ""
+    by = f" by {md_cell(record['by'])}" if record.get("by") else ""
+    note = f"**rolled back** on {md_cell(record['at'])}{by}: {md_cell(record['reason'], limit=None)}"
+    text = f"{note}\n\n{earlier}" if earlier else note
+    client.update_model_version(name, version, description=text[:_DESCRIPTION_LIMIT])
 
 
 #: The version tags where :func:`rollback` records itself, on the version rolled back and the one restored.

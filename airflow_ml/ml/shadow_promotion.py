@@ -15,10 +15,12 @@ every promotion until its end, and ``require_approval`` refuses it until a perso
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_ml.exceptions import AirflowMLError
 from airflow_ml.ml import demotion_guard
+from airflow_ml.ml.gate.modes import AWAITING_APPROVAL
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -94,8 +96,8 @@ def promote_shadow(
 
     Raises:
         ShadowPromotionRefused: when the verdict does not say promote, ``version`` is no longer the
-            ``challenger``, the champion is not ``champion_version``, or an active demotion refuses it
-            (:func:`demotion_refusal`); nothing moves.
+            ``challenger`` or awaits a person's approval (:func:`awaiting_approval`), the champion is not
+            ``champion_version``, or an active demotion refuses it (:func:`demotion_refusal`); nothing moves.
     """
     from airflow_ml.ml import model_registry as registry
 
@@ -108,6 +110,11 @@ def promote_shadow(
         raise ShadowPromotionRefused(
             f"{name}: the {registry.CHALLENGER!r} alias points at {now}, not v{version} that the verdict is about; "
             "nothing moved, compare the new challenger on its own live rows"
+        )
+    if awaiting_approval(challenger.tags):
+        raise ShadowPromotionRefused(
+            f"{name} v{version}: {awaiting_approval(challenger.tags)}; nothing moved: a live comparison never "
+            "promotes what a person was asked to approve"
         )
     champion = registry.version_by_alias(client, name, registry.CHAMPION)
     current = str(champion.version) if champion is not None else None
@@ -136,3 +143,10 @@ def promote_shadow(
     registry.promote(client, name, version, record)
     cleared = demotion_guard.clear_demotion(client, name)
     return {**record, "cleared_demotion": cleared.to_dict() if cleared is not None else None}
+
+
+def awaiting_approval(tags: Mapping[str, str] | None) -> str | None:
+    """Why a version is not in shadow but awaits a person's answer (its ``gate.decision``), or None."""
+    if (tags or {}).get("gate.decision") != AWAITING_APPROVAL:
+        return None
+    return f"it awaits approval (gate.decision {AWAITING_APPROVAL!r}): its approve task decides"

@@ -10,6 +10,7 @@ whole hash. MLflow keeps at most 36 characters of a digest (a SQL column of that
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 
 from mlflow import MlflowClient
@@ -21,6 +22,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from airflow_ml.data.snapshot import Manifest
+
+log = logging.getLogger(__name__)
 
 #: Characters of the content hash shown as the dataset's digest (git's short hashes are as long).
 DIGEST_LENGTH = 12
@@ -61,9 +64,18 @@ def snapshot_input(manifest: Manifest, context: str) -> DatasetInput:
     return DatasetInput(entity, tags=tags)
 
 
-def log_snapshot_input(client: MlflowClient, run_id: str, manifest: Manifest, context: str) -> None:
-    """Log the snapshot of ``manifest`` as a dataset input of ``run_id`` (see :func:`snapshot_input`)."""
-    client.log_inputs(run_id, datasets=[snapshot_input(manifest, context)])
+def log_snapshot_input(client: MlflowClient, run_id: str, manifest: Manifest, context: str) -> bool:
+    """Log the snapshot of ``manifest`` as a dataset input of ``run_id`` (see :func:`snapshot_input`).
+
+    The input is only shown in MLflow's UI (the run's tags carry the lineage): a server that cannot log it
+    (one older than MLflow 2.4 has no ``log-inputs``) costs a warning, never the run. Returns whether it logged.
+    """
+    try:
+        client.log_inputs(run_id, datasets=[snapshot_input(manifest, context)])
+    except MlflowException as exc:
+        log.warning("the snapshot %s was not logged as a dataset input of run %s: %s", manifest.uri, run_id, exc)
+        return False
+    return True
 
 
 def _source(uri: str) -> DatasetSource:

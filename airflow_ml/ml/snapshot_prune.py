@@ -63,6 +63,7 @@ def prune_snapshots(
     *,
     keep_last: Mapping[tuple[str, str], int],
     kept: Mapping[tuple[str, str], str] | None = None,
+    model_names: Mapping[tuple[str, str], str] | None = None,
     templates: Collection[str] | None = None,
     old_layout_cities: Collection[str] | None = None,
     prune_old_layout: bool = False,
@@ -76,6 +77,8 @@ def prune_snapshots(
         snapshot_root: ``<data root>/snapshots``.
         keep_last: ``(template, city) -> N`` of the DAGs whose retention is on.
         kept: ``(template, city) -> why`` of the DAGs that keep every snapshot.
+        model_names: ``(template, city) -> registered model`` (a template's ``registry.name_pattern``); a DAG
+            missing here is taken to register ``<template>.<city>``.
         templates: Only these templates' snapshots (all when None).
         old_layout_cities: Only these cities' old-layout snapshots (all when None).
         prune_old_layout: Also delete unregistered snapshots of the old layout ``<root>/<city>/<run>``.
@@ -113,7 +116,7 @@ def prune_snapshots(
     referenced: dict[str, list[str]] = {}
     for uri, who in references.items():
         referenced.setdefault(location_key(uri), []).extend(who)
-    problems, unsure = unregistered_dags(snapshots, models, keep_last)
+    problems, unsure = unregistered_dags(snapshots, models, keep_last, model_names)
     verdicts = plan_retention(
         snapshots,
         referenced=referenced,
@@ -127,13 +130,17 @@ def prune_snapshots(
 
 
 def unregistered_dags(
-    snapshots: Sequence[StoredSnapshot], models: Collection[str], keep_last: Mapping[tuple[str, str], int]
+    snapshots: Sequence[StoredSnapshot],
+    models: Collection[str],
+    keep_last: Mapping[tuple[str, str], int],
+    model_names: Mapping[tuple[str, str], str] | None = None,
 ) -> tuple[list[str], dict[tuple[str, str], str]]:
     """The DAGs whose snapshots are all kept because the registry holds no model of theirs, with a warning each.
 
     The guard against the wrong registry (a mistyped tracking URI, another team's) works per DAG: a registry
     holding ``ride_duration.berlin`` only says nothing of ``ride_duration.lisbon``'s lineage, so a DAG whose
-    retention would prune (``keep_last``) and whose model ``<template>.<city>`` the registry lacks keeps every
+    retention would prune (``keep_last``) and whose model (``model_names``, else ``<template>.<city>``) the
+    registry lacks keeps every
     snapshot. Except when its folders show that it never registered anything: when all of them are refused
     runs (``refusal.json`` only), no version can point at them, since a refused run wrote no snapshot. A DAG
     with a complete snapshot is kept whole even if its runs all failed later (validation, say): from the files
@@ -144,6 +151,7 @@ def unregistered_dags(
         The warnings, and ``(template folder, city folder) -> why`` of the DAGs kept whole.
     """
     registered = {tuple(safe_segment(part) for part in name.split(".", 1)) for name in models if "." in name}
+    named = {(safe_segment(t), safe_segment(c)): name for (t, c), name in (model_names or {}).items()}
     pruned = {(safe_segment(t), safe_segment(c)) for t, c in keep_last}
     folders: dict[tuple[str, str], list[StoredSnapshot]] = {}
     for snap in snapshots:
@@ -151,11 +159,13 @@ def unregistered_dags(
             folders.setdefault((snap.template, snap.city), []).append(snap)
     problems, unsure = [], {}
     for dag, theirs in sorted(folders.items()):
-        if dag in registered or dag not in pruned or all(s.refused for s in theirs):
+        model = named.get(dag)
+        own = model in models if model is not None else dag in registered
+        if own or dag not in pruned or all(s.refused for s in theirs):
             continue
-        name = ".".join(dag)
+        name = model or ".".join(dag)
         why = (
-            f"the registry holds no model {name!r}: every snapshot of {name} is kept; if its runs registered "
+            f"the registry holds no model {name!r}: every snapshot of {'.'.join(dag)} is kept; if its runs registered "
             "models, this is not their registry (check the MLflow connection)"
         )
         problems.append(why)

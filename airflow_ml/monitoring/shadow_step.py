@@ -18,7 +18,7 @@ from airflow_ml.data.prediction_log import PARTITION_COLUMN, read_predictions
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.demotion_guard import active_demotion
-from airflow_ml.ml.shadow_promotion import demotion_refusal, promote_shadow
+from airflow_ml.ml.shadow_promotion import awaiting_approval, demotion_refusal, promote_shadow
 from airflow_ml.ml.steps.step_settings import MonitorSettings
 from airflow_ml.monitoring import shadow_compare
 from airflow_ml.monitoring.label_join import LABEL
@@ -54,7 +54,7 @@ def shadow_phase(
         city's active demotion, or None) and, after a promotion, ``promotion``, or, when a verdict to promote
         was refused, ``promotion_refused`` (why: the demotion's rule, or the kill switch).
         ``verdict`` is None, with a ``reason``, when the challenger is the version the supervisor demoted
-        (it is never compared back in), or has no shadow predictions in the windows.
+        (it is never compared back in), awaits a person's approval, or has no shadow predictions in the windows.
     """
     if settings.shadow is None:
         return None
@@ -63,6 +63,9 @@ def shadow_phase(
     if challenger is None or str(challenger.version) == champion_version:
         return None
     version = str(challenger.version)
+    waiting = awaiting_approval(challenger.tags)
+    if waiting is not None:  # its approval request is open: the person decides, not the live comparison
+        return {"challenger_version": version, "verdict": None, "reason": f"v{version}: {waiting}"}
     demoted = active_demotion(client, name)
     if demoted is not None and demoted.version == version:  # no flapping: the supervisor removed this one
         return {"challenger_version": version, "verdict": None, "reason": f"v{version} is the demoted version"}

@@ -68,6 +68,7 @@ class PruneSnapshotsOperator(MlflowBaseOperator):
             root,
             keep_last=policies.keep_last,
             kept=policies.kept,
+            model_names=policies.model_names,
             # One template: its DAGs and cities; else every snapshot, those of unknown templates too (kept).
             templates=policies.templates if template else None,
             old_layout_cities=policies.cities if template else None,

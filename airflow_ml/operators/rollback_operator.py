@@ -25,8 +25,8 @@ class RollbackChampionOperator(MlflowBaseOperator):
     previous champion.
 
     Args:
-        model: The registered model (``<template>.<city>``, the city's DAG id); templated. None: the run's
-            ``model`` Param.
+        model: The registered model (``<template>.<city>``, or the name its template's ``registry.name_pattern``
+            gives, as the city DAG's ``model:`` tag shows); templated. None: the run's ``model`` Param.
         reason: Why; required; templated. None: the run's ``reason`` Param.
         outlets: Defaults to the fleet's champion AssetAlias, through which the model's event is emitted.
     """

@@ -300,12 +300,6 @@ class CityConfig(UseCase):
                     f"city id {reserved!r} is reserved for the template's {dag} ('{self.template}.{reserved}'); "
                     "give the city another id"
                 )
-        if self.registry.custom and len(self.model_name) > MAX_MODEL_NAME:
-            raise ValueError(
-                f"registry.name_pattern {self.registry.name_pattern!r} gives city {self.city!r} the registered model "
-                f"{self.model_name!r}, {len(self.model_name)} characters; at most {MAX_MODEL_NAME} fit the DAG tag "
-                "'model:<name>' the fleet view reads: shorten the pattern's fixed parts"
-            )
         if self.registry.custom and self.city.startswith(PARENT_GROUP_SEGMENT):
             raise ValueError(
                 f"city id {self.city!r} starts with {PARENT_GROUP_SEGMENT!r}, which registry.name_pattern "
@@ -316,7 +310,20 @@ class CityConfig(UseCase):
                 "fallback.parent 'group' needs the city to belong to a group: add 'group: <country or client>' "
                 "to the city file, or set fallback.parent to 'global' or 'none'"
             )
+        self._names_fit_the_model_tag()
         return self
+
+    def _names_fit_the_model_tag(self) -> None:
+        """The city's model, and its fallback parent's, each fit the DAG tag ``model:<name>`` (100 characters)."""
+        if not self.registry.custom:
+            return
+        for whose, name in ((f"city {self.city!r}", self.model_name), ("its fallback parent", self.parent_model_name)):
+            if name is not None and len(name) > MAX_MODEL_NAME:
+                raise ValueError(
+                    f"registry.name_pattern {self.registry.name_pattern!r} gives {whose} the registered model "
+                    f"{name!r}, {len(name)} characters; at most {MAX_MODEL_NAME} fit the DAG tag 'model:<name>' the "
+                    "fleet view reads: shorten the pattern's fixed parts (or the group's id)"
+                )
 
     @property
     def dag_id(self) -> str:

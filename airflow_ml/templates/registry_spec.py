@@ -1,9 +1,12 @@
 """How a template's models are named in the MLflow registry (``registry.name_pattern``).
 
-The default, ``{template}.{city}``, is the name the factory always used. A registry with three-part names
-(Unity Catalog's ``catalog.schema.model``) needs another: ``main.ml.{template}_{city}``. The pattern may
+The default, ``{template}.{city}``, is the name the factory always used. Names of Unity Catalog's three-part
+shape (``catalog.schema.model``) take another: ``main.ml.{template}_{city}``, in an MLflow registry (a
+``databricks-uc`` registry URI is not supported: its store refuses the searches airflow-ml makes). The pattern may
 hold only the placeholders ``{template}`` and ``{city}`` (both required: two cities, or two templates' cities
-of the same id, never share a model), letters, digits, ``_`` and ``-``, and dots between non-empty parts.
+of the same id, never share a model), lower-case letters, digits, ``_`` and ``-``, and dots between non-empty
+parts; it may not give names of the default's two-part shape (``ml.{template}_{city}``), which read as
+``<template>.<city>`` of another template and city.
 
 Under a pattern other than the default, a fallback parent's id loses its dot where it fills ``{city}``
 (``group.iberia`` becomes ``group_iberia``), so the parent's name keeps the pattern's number of parts; a
@@ -22,7 +25,10 @@ from airflow_ml.templates.base import Strict
 #: The registered model of a city unless its template says otherwise: ``<template>.<city>``.
 DEFAULT_NAME_PATTERN = "{template}.{city}"
 #: What a name pattern may hold besides its placeholders.
-_LITERAL = re.compile(r"[A-Za-z0-9_.\-]*")
+_LITERAL = re.compile(r"[a-z0-9_.\-]*")
+#: A name of the default pattern's shape: ``<template>.<city>`` or ``<template>.group.<group>``. A custom pattern
+#: may never give one, so such a name is always the default pattern's (and its lineage can be read from it).
+DEFAULT_SHAPE = re.compile(r"(?P<template>[a-z][a-z0-9_]*)\.(?P<city>[a-z][a-z0-9_]*|group\.[a-z][a-z0-9_]*)")
 _PLACEHOLDERS = ("template", "city")
 #: The start of a group parent's id in a name under a custom pattern (``group_<group>``).
 PARENT_GROUP_SEGMENT = "group_"
@@ -37,8 +43,8 @@ class RegistrySpec(Strict):
         min_length=1,
         max_length=256,
         description="Registered model name of each city: {template} and {city} are filled in (both required); "
-        "letters, digits, '_', '-' and dots between parts, e.g. 'main.ml.{template}_{city}' for a three-part "
-        "(Unity Catalog) registry. Default '{template}.{city}'.",
+        "lower-case letters, digits, '_', '-' and dots between parts, e.g. 'main.ml.{template}_{city}' for three-part "
+        "(Unity Catalog shaped) names in an MLflow registry. Default '{template}.{city}'.",
         examples=[DEFAULT_NAME_PATTERN, _EXAMPLE],
     )
 
@@ -66,12 +72,6 @@ def render_name(pattern: str, template: str, city: str) -> str:
     return pattern.replace("{template}", template).replace("{city}", segment)
 
 
-def name_affixes(pattern: str, template: str) -> tuple[str, str]:
-    """What comes before and after a city's id in ``template``'s model names (to find its siblings by name)."""
-    before, _, after = pattern.replace("{template}", template).partition("{city}")
-    return before, after
-
-
 def name_pattern_problems(pattern: str) -> list[str]:
     """What is wrong with a name pattern, each with its fix; empty when it is a valid one."""
     fix = f"write it like {_EXAMPLE!r} or remove registry.name_pattern for the default {DEFAULT_NAME_PATTERN!r}"
@@ -92,8 +92,21 @@ def name_pattern_problems(pattern: str) -> list[str]:
             problems.append(f"name pattern {pattern!r} must hold {{{needed}}} exactly once (it has {count})")
     bad = sorted({c for literal, *_ in parts for c in literal if not _LITERAL.fullmatch(c)})
     if bad:
-        problems.append(f"name pattern {pattern!r} has character(s) {bad}; a name holds letters, digits, '_', '-', '.'")
+        problems.append(
+            f"name pattern {pattern!r} has character(s) {bad}; a name holds lower-case letters (Unity Catalog "
+            "stores names lower-cased), digits, '_', '-', '.'"
+        )
     sample = pattern.replace("{template}", "t").replace("{city}", "c")
     if not bad and not unknown and any(not part for part in sample.split(".")):
         problems.append(f"name pattern {pattern!r} has an empty part: no leading, trailing or doubled '.'")
+    if not problems and ("{template}{city}" in pattern or "{city}{template}" in pattern):
+        problems.append(
+            f"name pattern {pattern!r} joins {{template}} and {{city}} with nothing between them, so two "
+            "templates' cities can share a name ('ride'+'xoslo', 'ridex'+'oslo'): put a '_', '-' or '.' between"
+        )
+    if not problems and pattern != DEFAULT_NAME_PATTERN and DEFAULT_SHAPE.fullmatch(sample):
+        problems.append(
+            f"name pattern {pattern!r} gives names shaped like the default's '<template>.<city>' ({sample!r}), "
+            "which would be read as the wrong template and city: use three parts or none with a dot"
+        )
     return [f"{p}; {fix}" for p in problems]

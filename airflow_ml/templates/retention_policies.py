@@ -26,6 +26,7 @@ class RetentionPolicies:
         templates: The templates in scope.
         cities: The city ids of the templates in scope (old-layout snapshots are keyed by city alone).
         errors: Files that do not load; their DAGs are unknown to the prune step, so it keeps their snapshots.
+        model_names: ``(template, city) -> registered model`` of every DAG in scope (by ``registry.name_pattern``).
     """
 
     keep_last: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -33,6 +34,7 @@ class RetentionPolicies:
     templates: list[str] = field(default_factory=list)
     cities: list[str] = field(default_factory=list)
     errors: list[ConfigError] = field(default_factory=list)
+    model_names: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 def retention_policies(root: Path, template: str | None = None) -> RetentionPolicies:
@@ -60,6 +62,7 @@ def retention_policies(root: Path, template: str | None = None) -> RetentionPoli
         if config.template not in scope:
             continue
         key = (config.template, config.city)
+        policies.model_names[key] = config.model_name
         if config.retention.enabled:
             policies.keep_last[key] = config.retention.keep_last
         else:

@@ -37,23 +37,31 @@ def settle_approval(client: MlflowClient, record: dict[str, Any], *, approved: b
 
     Approved: the challenger becomes champion, unless the champion moved since the gate scored it (then
     nothing moves and the run must decide again); the city's demotion, if any, is cleared. Rejected: the
-    champion stays and the challenger loses its ``challenger`` alias. Either way the answer and who gave it are
+    champion stays and the challenger loses its ``challenger`` alias (only that version: a rejection of a
+    version that became champion meanwhile is refused, nothing recorded). Either way the answer and who gave it are
     recorded on the challenger's version (its ``gate.*`` tags and description) and in ``gate/decision.json``.
 
     Returns:
         The final decision record.
 
     Raises:
-        ChampionMovedError: when the champion is no longer the version the gate compared against.
+        ChampionMovedError: approved, when the champion is no longer the version the gate compared against;
+            rejected, when the judged version is now the champion.
     """
     model_name, version = record["model_name"], str(record["challenger_version"])
+    champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
+    current = str(champion.version) if champion is not None else None
     if not approved:
+        if current == version:  # never label the serving champion "rejected", nor take its alias
+            raise ChampionMovedError(
+                f"{model_name}: v{version} became champion after the gate asked for approval; the rejection "
+                f"was not recorded and nothing moved; to take it out of service trigger the DAG airflow_ml.rollback "
+                f"with model={model_name!r} and a reason"
+            )
         final = {**record, "decision": "rejected", "approved_by": approver, "reason": f"rejected by {approver}"}
         registry.tag_decision(client, model_name, version, final)  # a refused version: ``challenger`` goes
         _log_record(client, model_name, version, final)
         return final
-    champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
-    current = str(champion.version) if champion is not None else None
     if current != record["baseline_version"]:
         raise ChampionMovedError(
             f"{model_name}: the champion moved from v{record['baseline_version']} to v{current} after the gate "

@@ -23,7 +23,7 @@ from airflow_ml.ml.gate.fleet_outlier import FleetSkills
 from airflow_ml.ml.gate.judge import judge
 from airflow_ml.ml.gate.modes import Outcome, apply_mode, check_mode
 from airflow_ml.ml.gate.schema_change import SchemaCheck
-from airflow_ml.ml.lineage import this_citys_champion, training_snapshot
+from airflow_ml.ml.lineage import TEMPLATE_TAG, model_lineage, this_citys_champion, training_snapshot
 from airflow_ml.ml.serving import level_text
 from airflow_ml.ml.steps.step_settings import GateSettings
 from airflow_ml.ml.steps.xcom_payloads import DECISION_FILE
@@ -248,7 +248,8 @@ def _fleet_skills(client: MlflowClient, settings: GateSettings, challenger_versi
     """The sibling champions' skills (one paged search) and the city's promoted history, when the rule is on."""
     if settings.rules.fleet_outlier is None:
         return None
-    template = settings.template or settings.model_name.rpartition(".")[0]
+    # The factory always passes the template; a name parses only in the default pattern's shape.
+    template = settings.template or model_lineage(settings.model_name).get(TEMPLATE_TAG, "")
     exclude = {settings.model_name, settings.parent_model or ""}
     siblings = champion_skill.sibling_skills(
         client, template, exclude=exclude, not_cities=settings.not_cities, name_pattern=settings.name_pattern

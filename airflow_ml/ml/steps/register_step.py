@@ -24,8 +24,9 @@ def register(
     The ``champion`` alias is never touched here: only the gate moves it; ``alias=False`` (a dry run) moves
     none, ``challenger`` included. A try that died after creating the version (before its alias) left it
     behind: a retry completes that version instead of registering the same model twice. The registered model
-    is tagged with the city and template of its first version (``airflow_ml.city``, ``airflow_ml.template``), so
-    a name that a template's ``registry.name_pattern`` made is checked for lineage as a default one is.
+    is tagged on every path, a retry's too, with the city and template of its first version (``airflow_ml.city``,
+    ``airflow_ml.template``), so a name that a template's ``registry.name_pattern`` made is checked for lineage
+    as a default one is.
 
     Returns:
         The version, and whether an earlier try had created it.
@@ -42,6 +43,7 @@ def register(
         version = earlier[0]
         if alias:
             client.set_registered_model_alias(model_name, CHALLENGER, version.version)
+        mark_registered_model(client, model_name, tags)  # the try that died may have died before this
         return version, True
     version = register_challenger(client, model_name, training["model_uri"], run_id, tags, alias=alias)
     mark_registered_model(client, model_name, tags)  # what the model is for, whatever its name

@@ -22,9 +22,14 @@ CITY = f"{TEMPLATE}.lisbon"
 SKILLS = [float(v) for v in np.random.default_rng(14).normal(0.3, 0.02, 10)]
 
 
-def promoted(client: Any, name: str, skill: float | None, folder: Path) -> str:
-    """A new version of ``name`` promoted by a gate record whose naive baseline has ``skill``."""
+def promoted(client: Any, name: str, skill: float | None, folder: Path, lineage: tuple[str, str] | None = None) -> str:
+    """A new version of ``name`` promoted by a gate record whose naive baseline has ``skill``.
+
+    ``lineage``: the ``(template, city)`` its registration tags the model with (as the register step does).
+    """
     registry.ensure_registered(client, name)
+    for key, value in zip(("airflow_ml.template", "airflow_ml.city"), lineage or (), strict=False):
+        client.set_registered_model_tag(name, key, value)
     version = str(client.create_model_version(name, f"file://{folder}/model").version)
     baseline = None if skill is None else {"skill": skill, "score": 10.0}
     registry.promote(client, name, version, {"decision": "promoted", "naive_baseline": baseline})
@@ -94,14 +99,29 @@ def test_siblings_under_a_three_part_name_pattern_are_found_and_its_parents_left
     client = sqlite_registry(tmp_path)
     pattern = "main.ml.{template}_{city}"
     for index in range(3):
-        promoted(client, f"main.ml.{TEMPLATE}_city{index}", 0.3, tmp_path)
-    promoted(client, f"main.ml.{TEMPLATE}_lisbon", 0.31, tmp_path)  # the city itself
-    promoted(client, f"main.ml.{TEMPLATE}_global", 0.5, tmp_path)  # the parents, named by the same pattern
-    promoted(client, f"main.ml.{TEMPLATE}_group_pt", 0.5, tmp_path)
-    promoted(client, f"{TEMPLATE}.porto", 0.5, tmp_path)  # the default name: not of this pattern
+        promoted(client, f"main.ml.{TEMPLATE}_city{index}", 0.3, tmp_path, (TEMPLATE, f"city{index}"))
+    promoted(client, f"main.ml.{TEMPLATE}_lisbon", 0.31, tmp_path, (TEMPLATE, "lisbon"))  # the city itself
+    promoted(client, f"main.ml.{TEMPLATE}_global", 0.5, tmp_path, (TEMPLATE, "global"))  # the parents
+    promoted(client, f"main.ml.{TEMPLATE}_group_pt", 0.5, tmp_path, (TEMPLATE, "group.pt"))
+    promoted(client, f"{TEMPLATE}.porto", 0.5, tmp_path, (TEMPLATE, "porto"))  # the default name: not this pattern
+    promoted(client, f"main.ml.{TEMPLATE}_faro", 0.5, tmp_path)  # made by hand, no lineage: nobody's sibling
 
     skills = champion_skill.sibling_skills(
         client, TEMPLATE, exclude={f"main.ml.{TEMPLATE}_lisbon"}, not_cities=("global",), name_pattern=pattern
     )
 
     assert set(skills) == {f"main.ml.{TEMPLATE}_city{i}" for i in range(3)}
+
+
+def test_a_template_whose_name_starts_another_templates_takes_none_of_its_models(tmp_path: Path) -> None:
+    # 'main.ml.{template}_{city}': template ride's prefix main.ml.ride_ also starts every ride_duration model.
+    client = sqlite_registry(tmp_path)
+    pattern = "main.ml.{template}_{city}"
+    promoted(client, "main.ml.ride_porto", 0.31, tmp_path, ("ride", "porto"))
+    promoted(client, "main.ml.ride_lisbon", 0.3, tmp_path, ("ride", "lisbon"))
+    promoted(client, "main.ml.ride_duration_oslo", 0.9, tmp_path, ("ride_duration", "oslo"))
+    promoted(client, "main.ml.ride_duration_group_pt", 0.9, tmp_path, ("ride_duration", "group.pt"))
+
+    skills = champion_skill.sibling_skills(client, "ride", exclude={"main.ml.ride_lisbon"}, name_pattern=pattern)
+
+    assert skills == {"main.ml.ride_porto": 0.31}

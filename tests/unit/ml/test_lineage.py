@@ -390,3 +390,41 @@ def test_a_model_named_by_a_name_pattern_knows_its_city_from_its_first_registrat
     ):
         this_citys_champion(client, name)
     assert client.get_registered_model(name).tags["airflow_ml.city"] == "lisbon"  # a later version never retags it
+
+
+def test_a_register_retry_tags_the_model_and_a_patterned_name_is_never_parsed(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    """A try that died between creating the version and tagging the model: the retry tags it."""
+    from airflow_ml.ml.steps.register_step import register
+
+    name = "main.ml.ride_lisbon"  # 'main.ml.{template}_{city}': parsing it would say template 'main'
+    tags = {"airflow_ml.template": "ride", "airflow_ml.city": "lisbon"}
+    run_id = client.create_run(client.create_experiment(name), tags=tags).info.run_id
+    (tmp_path / "model").mkdir()
+    registry.register_challenger(client, name, str(tmp_path / "model"), run_id, tags)  # the try that died
+    assert not client.get_registered_model(name).tags
+    assert model_lineage(name) == {}  # never misparsed as template 'main', city 'ml.ride_lisbon'
+
+    training = {"run_id": run_id, "model_uri": str(tmp_path / "model")}
+    version, earlier = register(client, name, training, {"content_hash": "a", "uri": "file:///s"}, tags=tags)  # type: ignore[arg-type]
+
+    assert earlier
+    assert tags.items() <= client.get_registered_model(name).tags.items()
+    registry.promote(client, name, str(version.version), {"decision": "promoted"})
+    assert str(this_citys_champion(client, name).version) == str(version.version)  # type: ignore[union-attr]
+
+
+def test_an_untagged_model_takes_its_lineage_from_its_first_version_not_its_name(
+    client: MlflowClient, tmp_path: Path
+) -> None:
+    """A model made by hand under 'main.ml.{template}_{city}', without tags: its versions say what it is for."""
+    from airflow_ml.ml.lineage import registered_lineage
+
+    name = "main.ml.ride_lisbon"
+    tags = {"airflow_ml.template": "ride", "airflow_ml.city": "lisbon"}
+    own = version(client, tmp_path, name, run=tags, tags=tags)
+    registry.promote(client, name, own, {"decision": "promoted"})
+
+    assert registered_lineage(client, name) == tags
+    assert str(this_citys_champion(client, name).version) == own  # type: ignore[union-attr]

@@ -10,6 +10,7 @@ import pytest
 
 from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.champion_skill import CHAMPION_SKILL_TAG
+from airflow_ml.ml.markdown_cells import md_cell
 from tests.support.mlflow_stores import sqlite_registry
 
 NAME = "ride_duration.lisbon"
@@ -112,7 +113,7 @@ def test_a_decision_sets_only_the_gate_tags_and_a_description_naming_the_airflow
     assert json.loads(gate["gate.naive_baseline"]) == {
         k: v for k, v in RECORD["naive_baseline"].items() if k != "training_rows"
     }
-    assert version.description.startswith(f"**kept**: {RECORD['reason']}")
+    assert version.description.startswith(f"**kept**: {md_cell(RECORD['reason'], limit=None)}")
     assert f"run `{RECORD['airflow_run_id']}` of DAG `ride_duration.lisbon`" in version.description
     assert f"[open in Airflow]({RECORD['airflow_run_url']})" in version.description
     assert registry.DECISION_ARTIFACT in version.description
@@ -152,3 +153,15 @@ def test_refusing_an_older_version_leaves_the_newer_challenger_alone(client: Any
     registry.tag_decision(client, NAME, "2", RECORD)
 
     assert str(client.get_model_version_by_alias(NAME, registry.CHALLENGER).version) == "3"
+
+
+def test_a_rolled_back_version_says_so_first_in_its_description(client: Any) -> None:
+    registry.promote(client, NAME, "1", {"decision": "promoted", "reason": "first"})
+    registry.tag_decision(client, NAME, "2", {"decision": "promoted", "reason": "beats v1"})
+    registry.promote(client, NAME, "2", {"decision": "promoted", "reason": "beats v1"})
+
+    record = registry.rollback(client, NAME, "live error [see](https://x.example)", {"by": "ana"})
+
+    text = client.get_model_version(NAME, "2").description
+    assert text.startswith(f"**rolled back** on {md_cell(record['at'])} by ana: live error \\[see\\]")
+    assert "\n\n**promoted**: beats v1" in text

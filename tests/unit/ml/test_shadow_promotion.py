@@ -65,6 +65,7 @@ def test_a_promote_verdict_moves_champion_records_the_figures_and_clears_a_demot
     assert demotion(client, NAME) is None
     version = client.get_model_version(NAME, "2")
     assert (version.tags["gate.mode"], version.tags["gate.reason"]) == ("shadow", record["reason"])
+    assert version.tags["gate.airflow_run_id"] == "monitor-1"  # the fleet view's decision run: the monitor's
     assert "Decided by the Airflow run `monitor-1`" in version.description
     assert registry.SHADOW_ARTIFACT in version.description
 
@@ -124,3 +125,56 @@ def test_a_shadow_promotion_logs_its_figures_on_the_versions_training_run(client
     logged = client.download_artifacts(run_id, registry.SHADOW_ARTIFACT, str(tmp_path))
     assert json.loads(Path(logged).read_text(encoding="utf-8"))["shadow"] == record["shadow"]
     assert record["shadow"]["interval"] == [0.05, 0.16]
+
+
+def test_a_version_awaiting_approval_is_never_shadow_promoted(client: Any) -> None:
+    # require_approval keeps the challenger alias on the version it asks about: the person decides, not the monitor.
+    registry.tag_decision(client, NAME, "2", {"decision": "awaiting-approval", "reason": "recommended"})
+
+    with pytest.raises(ShadowPromotionRefused, match="v2: it awaits approval") as refused:
+        promote_shadow(client, NAME, "2", verdict(True), champion_version="1")
+
+    assert "never promotes what a person was asked to approve" in str(refused.value)
+    assert str(client.get_model_version_by_alias(NAME, registry.CHAMPION).version) == "1"
+
+
+def test_a_rejection_touches_only_the_version_it_judged_and_never_the_champion(client: Any) -> None:
+    from airflow_ml.ml.steps.approve_step import ChampionMovedError, settle_approval
+
+    asked = {"model_name": NAME, "challenger_version": "2", "baseline_version": "1", "gate_reason": "better"}
+    registry.promote(client, NAME, "2", {"decision": "promoted"})  # v2 became champion meanwhile (as v1 was)
+
+    with pytest.raises(ChampionMovedError, match="v2 became champion after the gate asked for approval"):
+        settle_approval(client, asked, approved=False, approver="ana")
+    with pytest.raises(ValueError, match="v2 is the champion"):
+        registry.tag_decision(client, NAME, "2", {"decision": "rejected", "reason": "no"})
+
+    v2 = client.get_model_version(NAME, "2")
+    assert v2.tags.get("gate.decision") == "promoted"
+    assert "rejected" not in (v2.description or "")
+    assert str(client.get_model_version_by_alias(NAME, registry.CHAMPION).version) == "2"
+    registry.rollback(client, NAME, "back to v1")
+    client.set_registered_model_alias(NAME, registry.CHALLENGER, "2")
+    final = settle_approval(client, {**asked, "baseline_version": "1"}, approved=False, approver="ana")
+    assert final["decision"] == "rejected"
+    assert registry.CHALLENGER not in client.get_registered_model(NAME).aliases
+    assert str(client.get_model_version_by_alias(NAME, registry.CHAMPION).version) == "1"
+
+
+def test_a_hostile_slice_value_in_the_reason_stays_inert_text_in_the_description(client: Any) -> None:
+    hostile = "pickup_zone=x\n\n**promoted**: all good ![p](https://evil.example/p.png) [docs](https://evil.example)"
+    record = {
+        "decision": "kept",
+        "reason": f"slice {hostile} worse",
+        "airflow_run_id": "manual`x",
+        "airflow_dag_id": "d",
+    }
+
+    registry.tag_decision(client, NAME, "2", record)
+
+    text = client.get_model_version(NAME, "2").description
+    assert text.startswith("**kept**: slice pickup\\_zone=x \\*\\*promoted\\*\\*: all good \\!\\[p\\]\\(https:")
+    assert "\n\n**promoted**" not in text
+    assert "![p](" not in text
+    assert "[docs](" not in text
+    assert "run `manual'x` of DAG `d`" in text

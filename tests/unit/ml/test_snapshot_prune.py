@@ -40,6 +40,7 @@ def _prune(world: dict[str, Any], **options: Any) -> Any:
         str(world["root"]),
         keep_last=policies.keep_last,
         kept=policies.kept,
+        model_names=policies.model_names,
         templates=policies.templates if template else None,
         old_layout_cities=policies.cities if template else None,
         **options,
@@ -170,6 +171,24 @@ def test_a_dag_whose_model_the_registry_lacks_is_kept_whole_with_a_warning_unles
     assert left(world) >= {f"ride_duration/lisbon/s{i}" for i in range(1, 5)}
     assert not left(world) & {"ride_duration/porto/s1", "ride_duration/porto/s2"}
     assert not left(world) & DELETED  # the DAGs the registry knows were pruned as usual
+
+
+def test_a_dag_whose_template_has_a_name_pattern_is_judged_by_its_patterned_model(world: dict[str, Any]) -> None:
+    # registry.name_pattern 'main.ml.{template}_{city}': late.oslo registers main.ml.late_oslo, not late.oslo.
+    copy_template(world["templates"] / "more", "late")
+    template = world["templates"] / "templates" / "late.yaml"
+    shutil.move(world["templates"] / "more" / "templates" / "late.yaml", template)
+    with template.open("a", encoding="utf-8") as handle:
+        handle.write("\nregistry:\n  name_pattern: 'main.ml.{template}_{city}'\n")
+    (world["templates"] / "cities" / "late").mkdir()
+    (world["templates"] / "cities" / "late" / "oslo.yaml").write_text("city: oslo\ntemplate: late\n")
+    world["client"].create_registered_model("main.ml.late_oslo")
+
+    assert retention_policies(world["templates"], "late").model_names[("late", "oslo")] == "main.ml.late_oslo"
+    report = _prune(world, template=None)
+
+    assert not [p for p in report.problems if "late" in p], report.problems  # no false "wrong registry"
+    assert "registry holds no model" not in _verdicts(report, world)["late/oslo/l1"][1]
 
 
 def test_an_empty_registry_refuses_no_prune_that_can_only_delete_refused_runs(

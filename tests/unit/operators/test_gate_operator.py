@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from airflow_ml.ml.gate.modes import AWAITING_APPROVAL
+from airflow_ml.ml.markdown_cells import md_cell
 from airflow_ml.ml.model_registry import CHALLENGER, CHAMPION
 from airflow_ml.ml.steps.step_settings import GateSettings
 from airflow_ml.operators.gate_operator import PromotionGateOperator
@@ -184,7 +185,7 @@ def test_a_refused_challenger_is_linked_described_and_loses_its_alias(
     assert link == f"http://mlflow.example.com/#/models/{MODEL}/versions/{weak['version']}"  # not the champion
     version = world.client.get_model_version(MODEL, weak["version"])
     assert {k for k in version.tags if k.startswith("gate.")} == {f"gate.{k}" for k in GATE_TAGS}
-    assert version.description.startswith(f"**kept**: {record['reason']}")
+    assert version.description.startswith(f"**kept**: {md_cell(record['reason'], limit=None)}")
     run_url = f"http://airflow.example.com/dags/{MODEL}/runs/manual__2026-03-06T00%3A00%3A00%2B00%3A00"
     assert record["airflow_run_url"] == run_url
     assert f"run `{RUN_ID}` of DAG `{MODEL}`: [open in Airflow]({run_url})" in version.description

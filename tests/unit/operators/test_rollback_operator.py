@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.sdk.definitions.param import ParamValidationError
 from airflow.sdk.exceptions import AirflowFailException
 from mlflow import MlflowClient
 
@@ -56,6 +57,27 @@ def test_execute_moves_the_champion_back_and_announces_it(client: MlflowClient) 
     assert PREVIOUS_CHAMPION not in client.get_registered_model(MODEL).aliases
     (alias,) = dag.get_task("rollback").outlets
     assert context["outlet_events"][alias].asset_alias_events
+
+
+def test_a_model_named_by_a_name_pattern_is_accepted_by_the_form_and_rolled_back(client: MlflowClient) -> None:
+    # registry.name_pattern 'main.ml.{template}_{city}': the form takes the name the DAG's model: tag shows.
+    patterned = "main.ml.ride_duration_berlin"
+    client.create_registered_model(patterned)
+    for _ in range(2):
+        run = client.create_run(client.create_experiment(f"p{_}"))
+        version = client.create_model_version(patterned, f"runs:/{run.info.run_id}/model", run.info.run_id)
+        promote(client, patterned, version.version, {"decision": "promoted", "reason": "test"})
+    dag = build_rollback_dag()
+
+    assert dag.params.get_param("model").resolve(patterned) == patterned
+    record = dag.get_task("rollback").execute(task_context(dag, "rollback", {"model": patterned, "reason": "bad"}))
+
+    assert str(record["restored_version"]) == "1"
+    assert str(client.get_model_version_by_alias(patterned, CHAMPION).version) == "1"
+    assert "main.ml.ride_duration_berlin" in dag.params.get_param("model").description
+    for bad in ("main.ml/ride", "ride duration.berlin", "x'; y", "Main.ML.ride", ""):
+        with pytest.raises(ParamValidationError):
+            dag.params.get_param("model").resolve(bad)
 
 
 def test_a_model_without_a_previous_champion_is_refused_and_nothing_moves(client: MlflowClient) -> None:

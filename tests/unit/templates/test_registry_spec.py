@@ -1,4 +1,4 @@
-"""``registry.name_pattern``: registered model names a three-part (Unity Catalog) registry accepts, checked at lint."""
+"""``registry.name_pattern``: registered model names of a three-part (Unity Catalog) shape, checked at lint."""
 
 from __future__ import annotations
 
@@ -68,6 +68,12 @@ def test_a_template_pattern_names_its_cities_and_parents_in_three_parts(root: Pa
         ("{template}_{city}.", "has an empty part"),
         ("{template}_{city!r}", "takes no format spec or conversion"),
         ("{template}_{city", "is not a pattern"),
+        ("ml.{template}_{city}", "shaped like the default's '<template>.<city>'"),
+        ("{city}.{template}", "shaped like the default's '<template>.<city>'"),
+        ("main.group.{template}_{city}", "shaped like the default's '<template>.<city>'"),
+        ("Main.ML.{template}_{city}", "has character(s) ['L', 'M']"),
+        ("main.ml.{template}{city}", "with nothing between them"),
+        ("main.ml.{city}{template}", "with nothing between them"),
     ],
 )
 def test_a_bad_pattern_is_refused_naming_the_problem_and_the_fix(pattern: str, says: str) -> None:
@@ -154,3 +160,26 @@ def test_a_name_too_long_for_the_fleet_views_dag_tag_is_refused(root: Path) -> N
 
     assert "at most 94 fit the DAG tag 'model:<name>'" in text
     assert "shorten the pattern's fixed parts" in text
+
+
+def test_a_fallback_parents_name_too_long_for_the_dag_tag_is_refused_and_the_other_parents_still_load(
+    root: Path,
+) -> None:
+    from airflow_ml.factory import register_parent_dags
+
+    _pattern(root, "main.mlmodels2.{template}_{city}")
+    (root / "groups").mkdir(exist_ok=True)
+    long_group = "g" * 60  # the city's name has 33 characters, its parent's 95
+    for group in (long_group, "norway"):
+        (root / "groups" / f"{group}.yaml").write_text("fallback: {parent: group}\n", encoding="utf-8")
+    path = _city(root, "oslo", f"group: {long_group}\n")
+    _city(root, "bergen", "group: norway\n")
+
+    (error,) = [e for e in load_city_configs(root)[1] if e.file == str(path)]
+    text = str(error)
+
+    assert f"gives its fallback parent the registered model 'main.mlmodels2.ride_duration_group_{long_group}'" in text
+    assert "95 characters; at most 94 fit the DAG tag 'model:<name>'" in text
+    assert "registry.name_pattern" in text
+    dags = register_parent_dags({}, templates_root=root, expectations_dir=Path("expectations"))
+    assert list(dags) == ["ride_duration.group.norway"]  # the long one is skipped, logged; no import error

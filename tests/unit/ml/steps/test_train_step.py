@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -138,6 +139,22 @@ def test_a_chart_that_fails_leaves_the_training_run_finished_with_its_model(
     assert result["charts"] == []
     assert client.get_run(result["run_id"]).info.status == "FINISHED"
     assert "model/MLmodel" in {f.path for f in client.list_artifacts(result["run_id"], "model")}
+
+
+def test_a_server_that_cannot_log_the_dataset_input_costs_a_warning_not_the_training_run(
+    client: MlflowClient, trips: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    from mlflow.exceptions import MlflowException
+
+    def no_log_inputs(*args: object, **kwargs: object) -> None:  # a tracking server older than MLflow 2.4
+        raise MlflowException("API request to endpoint /api/2.0/mlflow/runs/log-inputs failed with error code 404")
+
+    monkeypatch.setattr(client, "log_inputs", no_log_inputs)
+
+    result = train_and_log(client, snapshot(trips, tmp_path, "run1"), binary(), SPLIT, experiment="lisbon-late")
+
+    assert client.get_run(result["run_id"]).info.status == "FINISHED"
+    assert "was not logged as a dataset input" in caplog.text
 
 
 def test_more_threads_than_cores_are_clamped_logged_and_recorded(
