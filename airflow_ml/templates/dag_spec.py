@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from airflow_ml.exceptions import show_value
 from airflow_ml.templates.base import Strict
 
+
 class NotifierSpec(Strict):
     """A failure notification, from a closed list of kinds (YAML never names a Python class)."""
 
