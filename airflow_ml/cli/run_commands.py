@@ -16,6 +16,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -224,7 +225,10 @@ def ensure_database(*, migrate: bool = True) -> str | None:
     from airflow import settings
     from airflow.utils.db import check_migrations, initdb
 
-    with _stdout_to(sys.stderr):
+    # Checking costs a warning of a library Airflow imports (starlette's httpx) and an INFO line per second
+    # waited: neither says anything to the person who ran the command, so neither reaches the terminal.
+    with _stdout_to(sys.stderr), warnings.catch_warnings(), _quiet("airflow.utils.db"):
+        warnings.filterwarnings("ignore", message=r".*starlette\.testclient")
         try:
             check_migrations(timeout=0)
             return None
@@ -238,6 +242,20 @@ def ensure_database(*, migrate: bool = True) -> str | None:
     with log.open("a", encoding="utf-8") as handle, _stdout_to(handle, stderr=True):
         initdb()
     return None
+
+
+@contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Within the block, ``logger`` passes warnings and worse only."""
+    import logging
+
+    target = logging.getLogger(logger)
+    level = target.level
+    target.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        target.setLevel(level)
 
 
 def _say_own_environment(command: str, *, demo: bool = False) -> bool:

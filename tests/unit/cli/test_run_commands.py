@@ -411,3 +411,21 @@ def test_the_file_names_status_reads_are_those_the_tasks_write() -> None:
     from airflow_ml.ml.steps.xcom_payloads import VERDICT_FILE as verdict
 
     assert (verdict, drift, decision, health) == (VERDICT_FILE, DRIFT_FILE, DECISION_FILE, HEALTH_FILE)
+
+
+def test_migrating_a_fresh_embedded_database_says_one_line_and_no_library_noise(tmp_path: Path) -> None:
+    # `make demo` on a fresh clone printed starlette's httpx deprecation warning and Airflow's "Waiting for
+    # migrations... 0 second(s)" before the demo's first line: neither tells the user anything.
+    home = tmp_path / "airflow"
+    home.mkdir()
+    env = clean_env(AIRFLOW_HOME=str(home), AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home}/airflow.db")
+    code = "from airflow_ml.cli.run_commands import ensure_database; print(ensure_database())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "None"  # migrated, ready
+    assert done.stderr.splitlines() == [
+        f"migrating Airflow's SQLite database {home}/airflow.db (log: {home}/db-migrate.log)"
+    ], done.stderr[-3000:]
