@@ -169,6 +169,11 @@ def test_null_turns_the_bootstrap_off(root: Path) -> None:
             "new_level_max_share",
             ("gate.level_tolerance.new_level_max_share", "less than or equal to 1"),
         ),
+        (
+            "gate:\n  level_tolerance: {ignore_removed: true}\n",
+            "ignore_removed",
+            ("gate.level_tolerance.ignore_removed", "replaced by removed_level_max_share", "1 tolerates every"),
+        ),
     ],
 )
 def test_bad_gate_rules_name_file_line_field_and_fix(
