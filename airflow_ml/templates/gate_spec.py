@@ -159,6 +159,14 @@ class AcceptSchemaChangeSpec(Strict):
         max_length=10_000,
         description="Only changes of these columns are accepted; null (default): any column.",
     )
+    max_level_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Levels gained (lost) are accepted only while they hold at most this share of the challenger's "
+        "(the champion's) training rows, e.g. 0.2; null (default): any share, so the declaration also accepts its "
+        "own revert and a large level lost to an outage while it stays in the template.",
+    )
 
     @field_validator("change", mode="before")
     @classmethod
