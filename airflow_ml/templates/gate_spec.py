@@ -196,7 +196,8 @@ class LevelToleranceSpec(Strict):
         ge=0,
         le=1,
         description="Levels the challenger no longer has that together held at most this share of the champion's "
-        "training rows (a retired store id) are no schema change; 0 to 1, 0: every removed level counts.",
+        "training snapshot (a retired store id) are no schema change; 0 to 1, 0: every removed level counts (below "
+        "1/share rows, e.g. 1,000 at the default, any removed level does).",
     )
 
 
