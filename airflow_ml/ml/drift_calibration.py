@@ -12,18 +12,19 @@ share) is close to chi-square with ``bins - 1`` degrees of freedom, the JS dista
 ``n_eff`` to ``rate * (1 - rate)`` times chi-square with one. When the rows compared vary from night to night,
 the raw statistic is a *scale mixture* of those chi-squares, whose tail is far heavier than any one of them, and
 a fleet of thousands of tests alarms every night. Each value is therefore judged as ``statistic * n_eff``
-(squared first for the JS distance and the missing-rate change), and only against past values of the same
-compare mode (``new_rows`` or ``whole_snapshot``: a small city switches between them). What remains is the
+(squared first for the JS distance and the missing-rate change). Normalised values of both compare modes
+(``new_rows``, ``whole_snapshot``: a small city switches between them) are one distribution and are pooled;
+raw values are judged only against past values of the same mode, where the mixture lives. What remains is the
 city's own dispersion, which the history measures. The approximation needs moderate counts per bin or level
-(see docs/guides/drift.md, "Where the chi-square stops"). Past values recorded without their counts, overlap or
-mode are judged raw while fewer than ``min_history`` carry them (``scale: raw``); then only those that do
+(see docs/guides/drift.md, "Where the chi-square stops"). Past values recorded without their counts or
+overlap are judged raw while fewer than ``min_history`` carry them (``scale: raw``); then only those that do
 (``scale: rows``).
 
 **The p-value.**
 
 - the empirical p-value ``(1 + #{history >= today}) / (1 + n)``;
-- beyond the history's reach (fewer than :data:`TAIL_EXCEEDANCES` past values at or above today's), a gamma
-  tail fitted to the history, whose **shape uncertainty is integrated out**: the scale is integrated
+- beyond the history's reach (fewer than ``TAIL_EXCEEDANCES`` past values at or above today's), a gamma tail
+  fitted to the history, whose **shape uncertainty is integrated out**: the scale is integrated
   analytically (today's value over the past mean is F-distributed given the shape) and the shape over its
   posterior on a grid (flat prior on ``log shape``), so a short or irregular history widens the tail instead
   of pretending to know it (an empirical p-value is never below ``1 / (n + 1)``; a plug-in shape thins the
@@ -51,11 +52,8 @@ from typing import Any
 
 import numpy as np
 
-#: Below this many past values at or above today's, the fitted tail gives the p-value.
-TAIL_EXCEEDANCES = 5
-#: The tail is fitted only with this many past values at least (fewer: the empirical p-value).
-MIN_TAIL_FIT = 5
-_SQUARED = frozenset({"js_distance", "missing_rate_change"})
+from airflow_ml.ml.drift_tail import effective_rows, p_value
+
 CALIBRATED = ("history", "season")
 #: What stops a run on its own, by kind.
 _ALONE = {"label": "the label", "prediction": "the champion's predictions"}
@@ -102,100 +100,6 @@ def season_of(partitions: Sequence[str], season: str = "month") -> str | None:
         return None
 
 
-def effective_rows(reference: Any, current: Any, overlap: Any = 0) -> float | None:
-    """``n1 * n2 / (n1 + n2 - 2 m)``, the effective sample size of a two-sample statistic whose sides share ``m``
-    values; None when a count is unknown or the sides differ by no value.
-
-    A share's difference between the sides has variance ``pi (1 - pi) (1/n1 + 1/n2 - 2m / (n1 n2))``: the shared
-    values cancel. With ``m = 0`` (independent sides) this is the usual ``n1 * n2 / (n1 + n2)``.
-    """
-    try:
-        n1, n2, m = float(reference), float(current), float(overlap)
-    except (TypeError, ValueError):
-        return None
-    if not all(map(math.isfinite, (n1, n2, m))) or n1 <= 0 or n2 <= 0 or m < 0:
-        return None
-    m = min(m, n1, n2)
-    spread = n1 + n2 - 2 * m
-    return n1 * n2 / spread if spread > 0 else None
-
-
-def p_value(
-    value: float,
-    history: Sequence[float] | np.ndarray,
-    statistic: str,
-    *,
-    n_eff: float | None = None,
-    history_n_eff: Sequence[float] | np.ndarray | None = None,
-) -> tuple[float, str]:
-    """Today's ``value`` against ``history`` (past values of the same statistic): the p-value and its method.
-
-    Args:
-        value: Today's statistic.
-        history: The past values of the same statistic.
-        statistic: ``psi``, ``js_distance`` or ``missing_rate_change`` (the last two are squared).
-        n_eff: Today's effective sample size (see :func:`effective_rows`); with ``history_n_eff``, every value
-            is judged multiplied by its own (see the module's docstring).
-        history_n_eff: One effective sample size per past value.
-
-    Returns:
-        ``(p, "empirical")`` or ``(p, "gamma_tail")`` (see the module's docstring).
-    """
-    past = _scale(np.asarray(history, dtype=float), statistic)
-    today = float(_scale(np.array([value], dtype=float), statistic)[0])
-    if n_eff is not None and history_n_eff is not None:
-        sizes = np.asarray(history_n_eff, dtype=float)
-        if sizes.shape != past.shape:
-            raise ValueError(f"{sizes.size} effective sample size(s) for {past.size} past value(s)")
-        past, today = past * sizes, today * n_eff
-    past = past[np.isfinite(past)]
-    n = past.size
-    exceed = int(np.sum(past >= today))
-    empirical = (1 + exceed) / (1 + n)
-    if exceed >= TAIL_EXCEEDANCES or n < MIN_TAIL_FIT:
-        return float(empirical), "empirical"
-    tail = _gamma_tail(today, past)
-    if tail is None:
-        return float(empirical), "empirical"
-    return float(min(empirical, tail)), "gamma_tail"
-
-
-def _scale(values: np.ndarray, statistic: str) -> np.ndarray:
-    return np.square(values) if statistic in _SQUARED else values
-
-
-#: The gamma shapes the tail averages over: from a tail far heavier than an exponential's to a near-normal one.
-_SHAPES = np.exp(np.linspace(math.log(0.05), math.log(500.0), 160))
-
-
-def _gamma_tail(value: float, past: np.ndarray) -> float | None:
-    """P(a new value >= ``value``) when the past and the new value are gamma with one unknown shape and scale.
-
-    Given the shape ``k``, the scale is integrated out (prior ``1 / scale``): the new value over the past mean
-    is F-distributed with ``2k`` and ``2nk`` degrees of freedom. The shape is integrated over its posterior on
-    :data:`_SHAPES` (flat prior on ``log k``), whose likelihood, the scale integrated out, depends on the past
-    only through ``s = log(mean) - mean(log)``: ``-n k s - n lgamma(k) + lgamma(n k) - n k log n``. A short
-    or irregular history thus keeps the heavier tails of small shapes in the average.
-    """
-    from scipy.special import gammaln
-    from scipy.stats import f
-
-    positive = past[past > 0]
-    if positive.size < MIN_TAIL_FIT or value <= 0:
-        return None
-    mean = float(positive.mean())
-    s = math.log(mean) - float(np.log(positive).mean())
-    if s <= 1e-12:  # a constant history: no spread to measure a tail with
-        return None
-    n = positive.size
-    k = _SHAPES
-    log_likelihood = -n * k * s - n * gammaln(k) + gammaln(n * k) - n * k * math.log(n)
-    weights = np.exp(log_likelihood - log_likelihood.max())
-    kept = weights > 1e-12  # shapes the history rules out add nothing but time
-    k, weights = k[kept], weights[kept]
-    return float(np.sum(weights * f.sf(value / mean, 2 * k, 2 * n * k)) / weights.sum())
-
-
 def calibrate(
     today: Iterable[Mapping[str, Any]],
     history: Any,
@@ -214,8 +118,9 @@ def calibrate(
             rows left out.
         rules: The calibration rules.
         season: This snapshot's season (see :func:`season_of`).
-        mode: How today's rows were chosen (``new_rows``, ``whole_snapshot``): only past values of the same mode
-            are judged with (and, normalised by their rows, only those), past values without a mode only raw.
+        mode: How today's rows were chosen (``new_rows``, ``whole_snapshot``). Normalised values of every mode
+            are pooled; raw values are judged only against past values of the same mode (or, while those are
+            fewer than ``min_history``, with the past values recorded without a mode too).
 
     Returns:
         One dict per statistic: the input keys and ``p_value`` (None when not calibrated), ``method``,
@@ -223,70 +128,93 @@ def calibrate(
         effective sample size; ``raw``), ``n_history``, ``season`` (when compared within it) and ``note``.
     """
     grouped = _grouped(history)
-    seasonal = set(rules.seasonal)
     empty = (np.empty(0), np.empty(0, dtype=object), np.empty(0), np.empty(0, dtype=object))
     out = []
     for check in today:
         column, statistic, value = check["column"], check["statistic"], check.get("value")
         past, seasons, sizes, modes = grouped.get((column, statistic), empty)
-        notes = []
-        if mode is not None:
-            same = modes == mode
-            legacy = np.array([not isinstance(m, str) for m in modes], dtype=bool)
-            if int(same.sum()) < rules.min_history and legacy.any():
-                same |= legacy
-                notes.append(f"past values recorded before compare modes were kept are judged with ({mode} today)")
-            elif int(same.sum()) < past.size:
-                notes.append(f"compared with the past values of compare mode {mode} only")
-            past, seasons, sizes = past[same], seasons[same], np.where(legacy[same], np.nan, sizes[same])
-        entry: dict[str, Any] = {
-            **check,
-            "p_value": None,
-            "method": None,
-            "season": None,
-            "scale": None,
-            "n_history": len(past),
-        }
-        if column in seasonal and season is not None:
-            same = seasons == season
-            if int(same.sum()) >= rules.min_history:
-                past, sizes = past[same], sizes[same]
-                entry.update(season=season, n_history=int(past.size))
-                notes.append(f"seasonal: compared with the {past.size} past value(s) of month {season}")
-            else:
+        recorded = past.size
+        if mode is not None:  # a row without a mode predates the overlap: its size would be the independent one
+            sizes = np.where([isinstance(m, str) for m in modes], sizes, np.nan)
+        entry: dict[str, Any] = {**check, "p_value": None, "method": None, "season": None, "scale": None}
+        # No overlap_n key: independent sides; a key holding None: an overlap that could not be told.
+        n_eff = effective_rows(check.get("reference_n"), check.get("current_n"), check.get("overlap_n", 0))
+        counted = np.isfinite(sizes)
+        judged = _within_season(column, season, seasons[counted], rules) if n_eff is not None else None
+        if judged is not None and judged[0].sum() >= rules.min_history:
+            chosen, notes = judged
+            past, sizes = past[counted][chosen], sizes[counted][chosen]
+            if mode is not None and bool((modes[counted][chosen] != mode).any()):
+                notes.append(f"normalised: past values of both compare modes judged with ({mode} today)")
+            entry.update(scale="rows")
+        else:
+            own, notes = _own_mode(modes, mode, rules)
+            chosen, season_notes = _within_season(column, season, seasons[own], rules)
+            past = past[own][chosen]
+            notes += season_notes
+            if n_eff is not None:
                 notes.append(
-                    f"seasonal, but only {int(same.sum())} past value(s) of month {season} (< min_history "
-                    f"{rules.min_history}): compared with the whole history"
+                    f"raw values judged: {int(counted.sum())} of {recorded} past value(s) carry their row counts "
+                    f"(< min_history {rules.min_history})"
                 )
+            else:
+                notes.append("raw values judged: today's row counts (or the rows both sides share) are unknown")
+            entry.update(scale="raw")
+        if any(n.startswith("seasonal: ") for n in notes):
+            entry["season"] = season
+        entry["n_history"] = int(past.size)
         if value is None or not math.isfinite(float(value)):
-            entry.update(basis="fixed_thresholds")
+            entry.update(basis="fixed_thresholds", scale=None)
             notes = ["no value today (first snapshot, or a column missing)"]
         elif past.size < rules.min_history:
-            entry.update(basis="fixed_thresholds")
+            entry.update(basis="fixed_thresholds", scale=None)
             notes.append(
                 f"{past.size} past value(s) < drift.calibration.min_history {rules.min_history}: the fixed "
                 "thresholds apply"
             )
         else:
-            # No overlap_n key: independent sides; a key holding None: an overlap that could not be told.
-            n_eff = effective_rows(check.get("reference_n"), check.get("current_n"), check.get("overlap_n", 0))
-            counted = np.isfinite(sizes)
-            if n_eff is not None and int(counted.sum()) >= rules.min_history:
-                p, method = p_value(float(value), past[counted], statistic, n_eff=n_eff, history_n_eff=sizes[counted])
-                entry.update(scale="rows", n_history=int(counted.sum()))
+            if entry["scale"] == "rows":
+                p, method = p_value(float(value), past, statistic, n_eff=n_eff, history_n_eff=sizes)
             else:
                 p, method = p_value(float(value), past, statistic)
-                entry.update(scale="raw")
-                notes.append(
-                    f"raw values judged: {int(counted.sum())} of {past.size} past value(s) carry their row counts "
-                    f"(< min_history {rules.min_history})"
-                    if n_eff is not None
-                    else "raw values judged: today's row counts (or the rows both sides share) are unknown"
-                )
             entry.update(p_value=p, method=method, basis="season" if entry["season"] else "history")
         entry["note"] = "; ".join(notes)
         out.append(entry)
     return out
+
+
+def _own_mode(modes: np.ndarray, mode: str | None, rules: CalibrationRules) -> tuple[np.ndarray, list[str]]:
+    """The past values raw values are judged with: those of today's compare mode (with those recorded without a
+    mode while the mode's own are fewer than ``min_history``); every value when today's mode is unknown."""
+    if mode is None:
+        return np.ones(modes.size, dtype=bool), []
+    same = modes == mode
+    legacy = np.array([not isinstance(m, str) for m in modes], dtype=bool)
+    if int(same.sum()) < rules.min_history and legacy.any():
+        return same | legacy, [f"past values recorded before compare modes were kept are judged with ({mode} today)"]
+    if int(same.sum()) < modes.size:
+        others = modes.size - int(same.sum())
+        return same, [
+            f"raw: compared with the {int(same.sum())} past value(s) of compare mode {mode} only ({others} "
+            "of other modes left out: raw values of the two modes do not mix)"
+        ]
+    return same, []
+
+
+def _within_season(
+    column: str, season: str | None, seasons: np.ndarray, rules: CalibrationRules
+) -> tuple[np.ndarray, list[str]]:
+    """Which past values a seasonal column is judged with: its season's when they are ``min_history``, else all."""
+    everything = np.ones(seasons.size, dtype=bool)
+    if column not in rules.seasonal or season is None:
+        return everything, []
+    same = seasons == season
+    if int(same.sum()) >= rules.min_history:
+        return same, [f"seasonal: compared with the {int(same.sum())} past value(s) of month {season}"]
+    return everything, [
+        f"seasonal, but only {int(same.sum())} past value(s) of month {season} (< min_history "
+        f"{rules.min_history}): compared with the whole history"
+    ]
 
 
 def _grouped(history: Any) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
@@ -369,8 +297,10 @@ def decide(
     flagged: dict[str, float] = {}
     calibrated_columns = set()
     reasons = []
+    why_fixed: dict[str, str] = {}  # per column not calibrated, the note saying why (history short, or raw in a mode)
     for entry in calibrated:
         if entry["basis"] not in CALIBRATED:
+            why_fixed.setdefault(entry["column"], entry.get("note") or "")
             continue
         calibrated_columns.add(entry["column"])
         q = entry.get("q_value")
@@ -387,9 +317,10 @@ def decide(
         if check.get("severity") != "error" or check["column"] in calibrated_columns:
             continue
         what = _ALONE.get(check["kind"], check["column"])
+        why = why_fixed.get(check["column"]) or "its history is shorter than drift.calibration.min_history"
         reasons.append(
             f"{what}: {check['statistic']} {check['value']:.4g} > error {check['error']:g} against the champion's "
-            "data (fixed threshold: its history is shorter than drift.calibration.min_history)"
+            f"data (fixed threshold, not calibrated: {why})"
         )
     if len(flagged) >= rules.min_flagged:
         shown = ", ".join(f"{column} (q={q:.3g})" for column, q in sorted(flagged.items(), key=lambda kv: kv[1]))

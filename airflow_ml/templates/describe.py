@@ -24,6 +24,13 @@ _TYPE_HINTS = {
     "bool_type": "write true or false without quotes",
     "string_type": "write text (quote it if YAML reads it as a number, a date or true/false)",
 }
+#: Keys that were replaced, with what replaced them (an unknown key's error says so instead of guessing).
+_REPLACED_KEYS = {
+    "ignore_removed": (
+        "it was replaced by removed_level_max_share (the share of the champion's training snapshot the removed "
+        "levels may hold, default 0.001; 1 tolerates every removed level, as ignore_removed: true did)"
+    ),
+}
 
 
 def describe(exc: ValidationError, model: type[BaseModel], origin: Origin) -> list[Problem]:
@@ -38,7 +45,7 @@ def describe(exc: ValidationError, model: type[BaseModel], origin: Origin) -> li
             # The keys valid where the unknown one stands come first: min_rmse under min_quality is max_rmse.
             key = str(loc[-1])
             hint = did_you_mean(key, _keys_at(model, loc[:-1])) or did_you_mean(key, known) if len(key) < 200 else ""
-            hint = hint or "remove it or check the spelling"
+            hint = _REPLACED_KEYS.get(key) or hint or "remove it or check the spelling"
             message = f"{field}: unknown key {show_value(key)}; {hint}"
         elif error["type"] == "missing":
             message = f"{field}: required setting is missing; add it to the city file or its template"

@@ -159,6 +159,14 @@ class AcceptSchemaChangeSpec(Strict):
         max_length=10_000,
         description="Only changes of these columns are accepted; null (default): any column.",
     )
+    max_level_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Levels gained (lost) are accepted only while they hold at most this share of the challenger's "
+        "(the champion's) training rows, e.g. 0.2; null (default): any share, so the declaration also accepts its "
+        "own revert and a large level lost to an outage while it stays in the template.",
+    )
 
     @field_validator("change", mode="before")
     @classmethod
@@ -188,7 +196,8 @@ class LevelToleranceSpec(Strict):
         ge=0,
         le=1,
         description="Levels the challenger no longer has that together held at most this share of the champion's "
-        "training rows (a retired store id) are no schema change; 0 to 1, 0: every removed level counts.",
+        "training snapshot (a retired store id) are no schema change; 0 to 1, 0: every removed level counts (below "
+        "1/share rows, e.g. 1,000 at the default, any removed level does).",
     )
 
 

@@ -23,9 +23,9 @@ change, whatever levels each one has). Types are compared by kind: integer and f
 ``numeric`` kind, so ``long -> string`` and ``double -> string`` are one item. A declaration accepts a change
 whose items are all in its list; a later change with another item is refused again with that item's
 fingerprint. Once nothing counts, the declaration accepts nothing and the record says it is stale
-(``stale_declaration``). A declaration without ``change`` accepts nothing, and the refusal names the field and
-the value to add. ``columns`` still narrows what a declaration may cover.
-Pure Python, free of numpy at import.
+(``stale_declaration``). Without ``change`` it accepts nothing (the refusal shows the value to add). ``columns``
+narrows the columns a declaration covers, ``max_level_share`` the shares of the level changes it accepts (any
+by default: its items name no level, so it accepts its own revert). Pure Python.
 """
 
 from __future__ import annotations
@@ -55,11 +55,14 @@ class AcceptSchemaChange(FrozenSettings):
         columns: The only columns whose change is accepted; None: any column.
         change: The :func:`fingerprints` of the changed items accepted; None (a declaration written before
             changes were fingerprinted): none is. One string is read as a list of one.
+        max_level_share: Level items are accepted only while their levels hold at most this share of the
+            challenger's (added) or champion's (removed) training rows, unknown: over; None: any share.
     """
 
     reason: str
     columns: tuple[str, ...] | None = None
     change: tuple[str, ...] | None = None
+    max_level_share: float | None = None
 
     def __post_init__(self) -> None:
         if self.columns is not None:  # a list from the spec's dump or from_dict: one form, so equality holds
@@ -109,6 +112,8 @@ class SchemaCheck:
             does.
         declared_change: The fingerprints the declaration names (None: none).
         stale_declaration: Why the declaration is stale (it names no change left to accept), else empty.
+        over_declared_share: Per ``levels_added:<column>`` or ``levels_removed:<column>`` whose share is over the
+            declaration's ``max_level_share``, that share (None: unknown); the declaration does not accept them.
     """
 
     compared_with: str
@@ -122,6 +127,7 @@ class SchemaCheck:
     fingerprint: tuple[str, ...] | None = None
     declared_change: tuple[str, ...] | None = None
     stale_declaration: str = ""
+    over_declared_share: Mapping[str, float | None] | None = None
 
     @property
     def counted(self) -> dict[str, Any]:
@@ -307,7 +313,8 @@ def evaluate(
     if accept is None:
         return SchemaCheck(compared_with, source, changes, False, None, tuple(touched), note, tolerated, counted_print)
     not_declared = tuple(c for c in touched if accept.columns is not None and c not in accept.columns)
-    accepted = not not_declared and accept.change is not None and set(counted_print) <= set(accept.change)
+    over = _over_share(counted, accept.max_level_share, new_level_shares or {}, removed_level_shares or {})
+    accepted = not not_declared and not over and accept.change is not None and set(counted_print) <= set(accept.change)
     return SchemaCheck(
         compared_with,
         source,
@@ -319,7 +326,22 @@ def evaluate(
         tolerated,
         counted_print,
         declared_change,
+        over_declared_share=over or None,
     )
+
+
+def _over_share(
+    counted: Mapping[str, Any], limit: float | None, added: Mapping[str, float], removed: Mapping[str, float]
+) -> dict[str, float | None]:
+    """The counted level changes whose share is over a declaration's ``max_level_share`` (unknown: over)."""
+    if limit is None:
+        return {}
+    out: dict[str, float | None] = {}
+    for key, shares in (("levels_added", added), ("levels_removed", removed)):
+        for column in counted.get(key) or {}:
+            if (share := shares.get(column)) is None or share > limit:
+                out[f"{key}:{column}"] = None if share is None else float(share)
+    return out
 
 
 def describe(changes: Mapping[str, Any], *, limit: int = 5) -> str:
@@ -350,6 +372,12 @@ def refusal(check: SchemaCheck) -> str:
         declared = "no gate.accept_schema_change declares it"
     elif check.not_declared:
         declared = f"gate.accept_schema_change ({check.declared!r}) does not name {list(check.not_declared)}"
+    elif check.over_declared_share:
+        shown = {k: "unknown" if v is None else round(v, 4) for k, v in check.over_declared_share.items()}
+        declared = (
+            f"gate.accept_schema_change ({check.declared!r}) accepts level changes up to max_level_share, and "
+            f"these hold more (share of the training rows): {shown}"
+        )
     elif check.declared_change is None:
         declared = (
             f"gate.accept_schema_change ({check.declared!r}) names no change (no change: field), and a declaration "

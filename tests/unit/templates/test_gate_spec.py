@@ -169,6 +169,16 @@ def test_null_turns_the_bootstrap_off(root: Path) -> None:
             "new_level_max_share",
             ("gate.level_tolerance.new_level_max_share", "less than or equal to 1"),
         ),
+        (
+            "gate:\n  accept_schema_change: {reason: zones, change: ['sha256:a34f49e373ad'], max_level_share: 2}\n",
+            "max_level_share",
+            ("gate.accept_schema_change.max_level_share", "less than or equal to 1"),
+        ),
+        (
+            "gate:\n  level_tolerance: {ignore_removed: true}\n",
+            "ignore_removed",
+            ("gate.level_tolerance.ignore_removed", "replaced by removed_level_max_share", "1 tolerates every"),
+        ),
     ],
 )
 def test_bad_gate_rules_name_file_line_field_and_fix(
@@ -240,7 +250,8 @@ def test_fleet_outlier_is_off_by_default_and_reaches_the_gate_rules_with_the_fle
     default = load_city_file(write_city(root, "oslo", CITY), root / "templates")
     text = CITY.replace("oslo", "bergen") + (
         "gate:\n  fleet_outlier: {max_z: 3.5, min_siblings: 10}\n"
-        "  accept_schema_change: {reason: a new zone opened, change: 'sha256:3f9a0c1b2d4e', columns: [pickup_zone]}\n"
+        "  accept_schema_change: {reason: a new zone opened, change: 'sha256:3f9a0c1b2d4e', columns: [pickup_zone],\n"
+        "    max_level_share: 0.2}\n"
         "  level_tolerance: {new_level_max_share: 0.02, removed_level_max_share: 0}\n"
     )
     city = load_city_file(write_city(root, "bergen", text), root / "templates")
@@ -249,7 +260,7 @@ def test_fleet_outlier_is_off_by_default_and_reaches_the_gate_rules_with_the_fle
     gate = task_settings(city, expectations_dir=root).gate
     assert gate.rules.fleet_outlier == FleetOutlier(max_z=3.5, min_siblings=10, min_history=3)
     assert gate.rules.accept_schema_change == AcceptSchemaChange(
-        "a new zone opened", ("pickup_zone",), "sha256:3f9a0c1b2d4e"
+        "a new zone opened", ("pickup_zone",), "sha256:3f9a0c1b2d4e", max_level_share=0.2
     )
     assert gate.rules.level_tolerance == LevelTolerance(new_level_max_share=0.02, removed_level_max_share=0.0)
     assert default.gate.level_tolerance.new_level_max_share == 0.01

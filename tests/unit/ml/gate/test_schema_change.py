@@ -258,3 +258,30 @@ def test_against_a_serving_parent_the_levels_of_its_other_members_are_no_change(
     assert subset.note == "levels that only the parent's other member cities have are not compared"
     assert added.refuses
     assert added.diff == {"levels_added": {"pickup_zone": ["parque"]}}
+
+
+def test_a_level_declaration_accepts_its_own_revert_unless_it_bounds_the_shares() -> None:
+    """Level items name no level: a declaration for z {a,b} -> {a,c} accepts {a,c} -> {a,b} and a relabel of
+    every level, at any share. With max_level_share it accepts level changes only up to that share (the share
+    shown in the refusal; an unknown share is over it)."""
+    before = {"columns": {"z": "string"}, "categories": {"z": ["a", "b"]}}
+    after = {"columns": {"z": "string"}, "categories": {"z": ["a", "c"]}}
+    relabel = {"columns": {"z": "string"}, "categories": {"z": ["q"]}}
+    change = fingerprints(diff(before, after))
+    blanket = AcceptSchemaChange("b renamed c", ("z",), change)
+    bounded = AcceptSchemaChange("b renamed c", ("z",), change, max_level_share=0.2)
+
+    def check(accept: AcceptSchemaChange, old: dict, new: dict, share: float | None) -> schema_change.SchemaCheck:
+        shares = None if share is None else {"z": share}
+        return evaluate(
+            old, new, accept, compared_with="c", source="t", new_level_shares=shares, removed_level_shares=shares
+        )
+
+    assert check(blanket, after, before, 0.5).accepted  # its own revert
+    assert check(blanket, before, relabel, 1.0).accepted  # every level relabelled
+    assert check(bounded, before, after, 0.1).accepted
+    over = check(bounded, after, before, 0.5)
+    assert (over.accepted, over.over_declared_share) == (False, {"levels_added:z": 0.5, "levels_removed:z": 0.5})
+    assert "accepts level changes up to max_level_share" in schema_change.refusal(over)
+    assert check(bounded, before, after, None).over_declared_share == {"levels_added:z": None, "levels_removed:z": None}
+    assert schema_change.SchemaCheck.from_dict(over.to_dict()) == over

@@ -11,6 +11,7 @@ import pytest
 
 from airflow_ml.data.snapshot import Manifest, take_snapshot
 from airflow_ml.ml import drift_history as store
+from airflow_ml.ml.drift_tail import effective_rows
 from airflow_ml.ml.steps.drift_calibration_step import apply_stop_rule, calibrate_run, record_history
 from airflow_ml.ml.steps.drift_review_step import review_fleet
 from airflow_ml.ml.steps.step_settings import DriftReviewSettings, DriftSettings
@@ -269,7 +270,8 @@ def test_a_city_that_stopped_running_leaves_the_family_after_max_age_days(tmp_pa
 # default min_new_days 7 and min_new_rows 200, the previous snapshot with this one's latest 7 days, or with the
 # whole snapshot when those hold fewer than 200 rows: six of the seven days (or all days but one) are on both
 # sides. Under no drift the calibrated p-values must still be uniform, whatever the city's size and whether its
-# weekly rows straddle min_new_rows (it then switches between the two modes from night to night).
+# weekly rows straddle min_new_rows (it then switches between the two modes from night to night, and both modes'
+# nights are judged: their values normalised by the overlap-corrected n_eff are one distribution, pooled).
 
 WINDOW_DAYS = 28
 WINDOW_START = dt.date(2026, 1, 1)
@@ -301,7 +303,7 @@ def write_days(root: Path, city: str, rows_per_day: float, days: int, seed: int)
 
 def nightly_p_values(root: Path, city: str, rows_per_day: float, nights: int, seed: int) -> pd.DataFrame:
     """Run the real drift calibration every night on the city's rolling snapshot; per night its compare mode and
-    calibrated p-values (a night without one: a row with p None)."""
+    calibrated p-values, each with its statistic and its value times n_eff (a night without one: p None)."""
     source = write_days(root, city, rows_per_day, WINDOW_DAYS + nights, seed)
     out = []
     for night in range(nights):
@@ -320,7 +322,17 @@ def nightly_p_values(root: Path, city: str, rows_per_day: float, nights: int, se
         record_history(run, None)
         mode = run.section["compared"]["mode"] if run.section["compared"] else None
         judged = [e for e in run.entries if e["p_value"] is not None] or [{"p_value": None}]
-        out += [{"night": night, "mode": mode, "p": e["p_value"]} for e in judged]
+        out += [
+            {
+                "night": night,
+                "mode": mode,
+                "p": e["p_value"],
+                "statistic": e.get("statistic"),
+                "normalised": (e.get("value") or np.nan)
+                * (effective_rows(e.get("reference_n"), e.get("current_n"), e.get("overlap_n")) or np.nan),
+            }
+            for e in judged
+        ]
     return pd.DataFrame(out)
 
 
@@ -339,6 +351,15 @@ def test_no_drift_p_values_are_not_anti_conservative_on_overlapping_rolling_snap
     assert modes["large"] == {"new_rows"}
     assert modes["small"] == {"whole_snapshot"}
     assert modes["straddling"] == {"new_rows", "whole_snapshot"}, modes
+    # Every night from min_history on is judged, in both modes: the straddling city's rarer new_rows nights
+    # too (judged only against their own mode, they would wait for 20 of their own, months at this size).
+    straddling = found[(found["city"] == "straddling") & (found["night"] > 20)]
+    nights = straddling.groupby(["mode", "night"])["p"].agg(lambda p: p.notna().all())
+    assert nights.all(), nights[~nights]
+    assert nights.loc["new_rows"].size >= 3, nights.groupby(level="mode").size()
+    # The overlap-corrected n_eff makes both modes' PSI * n_eff chi-square(bins - 1): the same mean.
+    psis = straddling[straddling["statistic"] == "psi"].groupby("mode")["normalised"].mean()
+    assert psis.to_numpy() == pytest.approx([9, 9], rel=0.25), psis
     found = found.dropna(subset=["p"])
     assert found.groupby("city").size().min() >= 300  # most nights are judged
     by_city = found.groupby("city")["p"]

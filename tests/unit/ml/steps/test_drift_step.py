@@ -165,7 +165,7 @@ def test_a_feature_over_its_fixed_limit_but_ordinary_for_the_citys_history_no_lo
     assert all(r["status_fixed_thresholds"] == "failed" for r in records)
     # Without history (the first night) the fixed threshold decides, and the record says so.
     assert first["status"] == "failed"
-    assert "fixed threshold: its history is shorter than drift.calibration.min_history" in first["stopped_by"][0]
+    assert "fixed threshold, not calibrated: no value today (first snapshot" in first["stopped_by"][0]
     assert {c["basis"] for c in first["calibration"]["columns"]} == {"fixed_thresholds"}
     # With 6 past values, x's nightly change is ordinary for this city: the run goes on, with a warning.
     assert last["status"] == "warned"
