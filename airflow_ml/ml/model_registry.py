@@ -29,6 +29,10 @@ from airflow_ml.exceptions import RollbackRefused
 from airflow_ml.ml import champion_skill, model_schema, serving
 from airflow_ml.ml.markdown_cells import md_cell
 from airflow_ml.ml.train import TrainedModel
+from airflow_ml.ml.version_description import DECISION_ARTIFACT as DECISION_ARTIFACT
+from airflow_ml.ml.version_description import DESCRIPTION_LIMIT
+from airflow_ml.ml.version_description import SHADOW_ARTIFACT as SHADOW_ARTIFACT
+from airflow_ml.ml.version_description import decision_description as decision_description
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -172,10 +176,6 @@ def promote(client: MlflowClient, name: str, version: str, record: dict[str, Any
     champion_skill.sync(client, name, str(version), skill)
 
 
-#: Where the gate logs its decision record on the challenger's training run.
-DECISION_ARTIFACT = "gate/decision.json"
-#: Where a shadow promotion logs its record (the live comparison's figures) on the version's training run.
-SHADOW_ARTIFACT = "gate/shadow_promotion.json"
 #: The version tags of a decision (``gate.<key>``): what a person scans in the registry and what the readers need
 #: without downloading an artifact (the monitor and the fleet view: ``metric`` and ``challenger_score``; the
 #: fleet-outlier rule and the fleet view: ``naive_baseline``; a rollback: ``baseline_version``; the fleet view:
@@ -197,7 +197,6 @@ GATE_TAGS = (
 #: monitor's live comparison never pick up a version the gate or a person turned down.
 REFUSED = ("kept", "rejected")
 _NAIVE_TAG_KEYS = ("metric", "statistic", "value", "score", "skill", "min_skill", "passed")
-_DESCRIPTION_LIMIT = 4000
 
 
 def decision_tags(record: dict[str, Any]) -> dict[str, str]:
@@ -212,32 +211,6 @@ def decision_tags(record: dict[str, Any]) -> dict[str, str]:
         text = value if isinstance(value, str) else json.dumps(value)
         tags[f"gate.{key}"] = text[:5000]
     return tags
-
-
-def decision_description(record: dict[str, Any]) -> str:
-    """The version's description (Markdown): the decision, its reason, and the Airflow run that decided.
-
-    The run is ``airflow_dag_id`` and ``airflow_run_id`` of the record, with a link when the record holds
-    ``airflow_run_url`` (the operator sets it when Airflow's ``[api] base_url`` is configured). The decision
-    and the reason are inert text (:func:`~airflow_ml.ml.markdown_cells.md_cell`): a slice value or a typed
-    reason adds no paragraph, link or image; the run and DAG ids stay code spans.
-    """
-    decision, reason = md_cell(record.get("decision", "decided")), md_cell(record.get("reason", ""), limit=None)
-    lines = [f"**{decision}**: {reason}"]
-    dag_id, run_id, url = record.get("airflow_dag_id"), record.get("airflow_run_id"), record.get("airflow_run_url")
-    if run_id:
-        run = f"run `{_code(run_id)}`" + (f" of DAG `{_code(dag_id)}`" if dag_id else "")
-        lines.append(f"Decided by the Airflow {run}" + (f": [open in Airflow]({url})" if url else "") + ".")
-    lines.append(f"The whole decision record is `{DECISION_ARTIFACT}` of this version's training run.")
-    if record.get("shadow"):
-        lines.append(f"The live comparison that promoted it is `{SHADOW_ARTIFACT}` of the same run.")
-    text = "\n\n".join(lines)
-    return text if len(text) <= _DESCRIPTION_LIMIT else text[: _DESCRIPTION_LIMIT - 1] + "…"
-
-
-def _code(value: Any) -> str:
-    """``value`` for a code span: one line, no backtick to close it."""
-    return " ".join(str(value).split()).replace("`", "'")
 
 
 def tag_decision(client: MlflowClient, name: str, version: str, record: dict[str, Any]) -> None:
@@ -335,7 +308,7 @@ def _note_rollback(client: MlflowClient, name: str, record: dict[str, Any]) -> N
     by = f" by {md_cell(record['by'])}" if record.get("by") else ""
     note = f"**rolled back** on {md_cell(record['at'])}{by}: {md_cell(record['reason'], limit=None)}"
     text = f"{note}\n\n{earlier}" if earlier else note
-    client.update_model_version(name, version, description=text[:_DESCRIPTION_LIMIT])
+    client.update_model_version(name, version, description=text[:DESCRIPTION_LIMIT])
 
 
 #: The version tags where :func:`rollback` records itself, on the version rolled back and the one restored.

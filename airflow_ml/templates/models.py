@@ -28,9 +28,6 @@ from airflow_ml.templates.scoring_spec import ScoringSpec
 from airflow_ml.templates.source_pattern import check_location_pattern
 from airflow_ml.templates.training_spec import TrainingSpec
 
-#: The longest registered model name under ``registry.name_pattern``: Airflow's DAG tags hold 100 characters,
-#: and the fleet view reads the name from the tag ``model:<name>``.
-MAX_MODEL_NAME = 94
 #: Metrics each task may use; their direction (lower or higher is better) belongs to ``airflow_ml.ml.metrics``.
 METRICS_BY_TASK: dict[str, frozenset[str]] = {
     "regression": frozenset({"rmse", "mae", "mape", "r2"}),
@@ -310,20 +307,10 @@ class CityConfig(UseCase):
                 "fallback.parent 'group' needs the city to belong to a group: add 'group: <country or client>' "
                 "to the city file, or set fallback.parent to 'global' or 'none'"
             )
-        self._names_fit_the_model_tag()
+        self.registry.check_name_lengths(
+            {f"city {self.city!r}": self.model_name, "its fallback parent": self.parent_model_name}
+        )
         return self
-
-    def _names_fit_the_model_tag(self) -> None:
-        """The city's model, and its fallback parent's, each fit the DAG tag ``model:<name>`` (100 characters)."""
-        if not self.registry.custom:
-            return
-        for whose, name in ((f"city {self.city!r}", self.model_name), ("its fallback parent", self.parent_model_name)):
-            if name is not None and len(name) > MAX_MODEL_NAME:
-                raise ValueError(
-                    f"registry.name_pattern {self.registry.name_pattern!r} gives {whose} the registered model "
-                    f"{name!r}, {len(name)} characters; at most {MAX_MODEL_NAME} fit the DAG tag 'model:<name>' the "
-                    "fleet view reads: shorten the pattern's fixed parts (or the group's id)"
-                )
 
     @property
     def dag_id(self) -> str:

@@ -35,6 +35,11 @@ PARENT_GROUP_SEGMENT = "group_"
 _EXAMPLE = "main.ml.{template}_{city}"
 
 
+#: The longest registered model name under ``registry.name_pattern``: Airflow's DAG tags hold 100 characters,
+#: and the fleet view reads the name from the tag ``model:<name>``.
+MAX_MODEL_NAME = 94
+
+
 class RegistrySpec(Strict):
     """Where the template's models live in the MLflow registry."""
 
@@ -60,6 +65,18 @@ class RegistrySpec(Strict):
     def custom(self) -> bool:
         """Whether the pattern is not the default (a parent's id then loses its dot)."""
         return self.name_pattern != DEFAULT_NAME_PATTERN
+
+    def check_name_lengths(self, names: dict[str, str | None]) -> None:
+        """Raise ValueError for the first of ``names`` (whose: name) too long for the DAG tag ``model:<name>``."""
+        if not self.custom:
+            return
+        for whose, name in names.items():
+            if name is not None and len(name) > MAX_MODEL_NAME:
+                raise ValueError(
+                    f"registry.name_pattern {self.name_pattern!r} gives {whose} the registered model "
+                    f"{name!r}, {len(name)} characters; at most {MAX_MODEL_NAME} fit the DAG tag 'model:<name>' the "
+                    "fleet view reads: shorten the pattern's fixed parts (or the group's id)"
+                )
 
     def model_name(self, template: str, city: str) -> str:
         """The registered model of ``city`` (a city id, ``global`` or ``group.<group>``) of ``template``."""

@@ -126,7 +126,8 @@ def test_same_data_passes_with_values_near_zero_logged_to_mlflow(
     assert tags["airflow_ml.city"] == CITY
     assert (tags["airflow.dag_id"], tags["airflow.task_id"]) == (MODEL, "drift")
     assert tags["airflow.run_id"] == same_data_run["run_id"]
-    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["drift.json"]
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["charts", "drift.json"]
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "charts")] == ["charts/distributions.png"]
     assert same_data_run["tasks"]["train"] == "success"
 
 
