@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from airflow_ml.ml.markdown_cells import md_cell
 from tests.support.worlds import city_world, run_and_decision
 
 pytestmark = pytest.mark.integration
@@ -121,6 +122,7 @@ def test_a_planted_slice_regression_blocks_a_model_that_is_better_overall(
     assert version.tags["gate.decision"] == "kept"
     assert version.tags["gate.baseline_version"] == "1"
     assert not {"gate.slices", "gate.bootstrap", "gate.refused_by"} & set(version.tags)
-    assert version.description.startswith(f"**kept**: {decision['reason']}")
+    # The reason is inert markdown in the description (a slice value could otherwise add links or paragraphs).
+    assert version.description.startswith(f"**kept**: {md_cell(decision['reason'], limit=None)}")
     logged = client.download_artifacts(version.run_id, "gate/decision.json", str(world["data_root"].parent))
     assert json.loads(Path(logged).read_text()) == decision
