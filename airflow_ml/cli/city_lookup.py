@@ -40,7 +40,17 @@ def find_city(root: Path, name: str) -> CityConfig:
 
 
 def registry_client(tracking_uri: str | None, conn_id: str) -> MlflowClient:
-    """An explicit MLflow client: the given URI, else the Airflow connection (environment or metadata DB)."""
+    """An explicit MLflow client: the given URI, else the Airflow connection (environment or metadata DB).
+
+    A SQL store checks (and on first use creates) its schema through alembic. MLflow keeps alembic at warnings
+    when it configures its logging; with ``MLFLOW_CONFIGURE_LOGGING=false`` alembic's and the store's INFO lines
+    ("Context impl SQLiteImpl.", "Creating initial MLflow database tables") reached the command's stdout through
+    Airflow's logging, where its answer is read.
+    """
+    import logging
+
+    for name in ("alembic", "mlflow.store.db"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     if tracking_uri:
         from mlflow import MlflowClient
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from airflow_ml.embedded import embedded_environment
+from airflow_ml.operators.library_output import MLFLOW_TASK_ENVIRONMENT
 from tests.support import REPO
 from tests.support.worlds import copy_template
 
@@ -17,7 +18,12 @@ EMBEDDED_KEYS = sorted(embedded_environment(REPO))
 
 def clean_env(**extra: str) -> dict[str, str]:
     """A user's shell: no Airflow or embedded-default variable set; this checkout's ``airflow_ml`` imported."""
-    keep = {k: v for k, v in os.environ.items() if k not in EMBEDDED_KEYS and not k.startswith("AIRFLOW")}
+    # Nor MLflow's switches that a task run in this test process (dag.test()) set for its own output.
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in EMBEDDED_KEYS and not k.startswith("AIRFLOW") and k not in MLFLOW_TASK_ENVIRONMENT
+    }
     return {**keep, "PYTHONPATH": str(REPO), **extra}
 
 

@@ -48,3 +48,38 @@ def test_a_tracking_uri_makes_a_client_of_that_store(tmp_path: Path) -> None:
     client = registry_client(uri, "mlflow_default")
     assert client.tracking_uri == uri
     assert list(client.search_registered_models()) == []  # the registry is that store too
+
+
+def test_a_registry_through_airflows_connection_adds_no_alembic_lines_to_the_output(tmp_path: Path) -> None:
+    # With MLflow's own logging off (MLFLOW_CONFIGURE_LOGGING=false, a user's choice or a task's), alembic's INFO
+    # lines ("Context impl SQLiteImpl.") came out on the command's stdout, where `airflow-ml serving` answers.
+    import json
+    import subprocess
+    import sys
+
+    from tests.support.project import clean_env
+
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    conn = {"conn_type": "mlflow", "extra": {"tracking_uri": store, "artifact_root": f"file://{tmp_path}/artifacts"}}
+    code = (
+        "from airflow_ml.cli.city_lookup import registry_client\n"
+        "print('models:', list(registry_client(None, 'mlflow_default').search_registered_models()))\n"
+    )
+    env = clean_env(
+        AIRFLOW_HOME=str(tmp_path / "airflow"),
+        AIRFLOW_CONN_MLFLOW_DEFAULT=json.dumps(conn),
+        MLFLOW_CONFIGURE_LOGGING="false",
+    )
+    for _ in range(2):  # the first use creates the store; the second only checks its schema
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.splitlines() == ["models: []"], done.stdout[-3000:]
+        assert "alembic" not in done.stderr, done.stderr[-3000:]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from airflow_ml.operators.library_output import library_output_to_task_log
+from airflow_ml.operators.library_output import MLFLOW_TASK_ENVIRONMENT, library_output_to_task_log
 
 
 def test_mlflow_imported_before_logs_through_the_root_logger_not_its_stderr_handler() -> None:
@@ -20,7 +21,7 @@ def test_mlflow_imported_before_logs_through_the_root_logger_not_its_stderr_hand
         import logging, os, sys
         import mlflow
         before = [type(h).__name__ for h in logging.getLogger("mlflow").handlers]
-        from airflow_ml.operators.library_output import library_output_to_task_log
+        from airflow_ml.operators.library_output import MLFLOW_TASK_ENVIRONMENT, library_output_to_task_log
         library_output_to_task_log()
         seen = []
         class Keep(logging.Handler):
@@ -32,7 +33,11 @@ def test_mlflow_imported_before_logs_through_the_root_logger_not_its_stderr_hand
         print(before, seen, os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"])
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    # Without the switches a task run earlier in this test process (dag.test()) left in its environment.
+    env = {k: v for k, v in os.environ.items() if k not in MLFLOW_TASK_ENVIRONMENT}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
 
     assert done.stdout.strip() == (
         "['StreamHandler'] [('mlflow.store.artifact', 'INFO', 'Downloading artifacts')] false"
