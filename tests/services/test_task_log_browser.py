@@ -9,7 +9,7 @@ level as an upper-case word in its own element (``ERROR``, ``CRITICAL``) before 
 task (plain text, no level field) would show ``[error    ]`` in its text. Both are looked for; a second test
 plants an error line in the log file and checks that the same look finds it.
 
-The browser and screenshots are tests/support/browser.py's, the api-server tests/support/browser_servers.py's.
+The browser, screenshots and api-server are tests/support/browser.py's.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.support import REPO
 from tests.support import browser as ui
-from tests.support.browser_servers import airflow_cli, api_server, api_server_env
+from tests.support.browser import airflow_cli, api_server, api_server_env
 from tests.support.processes import free_port
 from tests.support.worlds import make_city_world
 
@@ -93,8 +94,10 @@ def logged_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedRun]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     store = {"tracking_uri": f"sqlite:///{root}/mlflow.db", "artifact_root": f"file://{root}/artifacts"}
+    home.mkdir()
     env = {
-        **api_server_env(home, dags, url=url, user=ui.USER, password=password),
+        **api_server_env(home, dags, url, password),
+        "PYTHONPATH": str(REPO),
         "AIRFLOW_ML_DATA_ROOT": str(data_root),
         "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "extra": store}),
     }

@@ -14,6 +14,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -127,3 +128,16 @@ def wait_for_api_server(api: ManagedProcess, url: str) -> None:
         return httpx.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200
 
     wait_until(healthy, timeout=180, what=f"the Airflow api-server did not answer at {url}", diagnose=api.tail)
+
+
+@contextmanager
+def api_server(env: dict[str, str], port: int, log: Path) -> Iterator[ManagedProcess]:
+    """An api-server (one worker) on ``port`` in ``env``, healthy when the block starts, stopped when it ends."""
+    argv = [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1", "--port", str(port)]
+    api = ManagedProcess("api-server", [*argv, "--workers", "1"], env, log)
+    api.start()
+    try:
+        wait_for_api_server(api, f"http://127.0.0.1:{port}")
+        yield api
+    finally:
+        api.stop()
