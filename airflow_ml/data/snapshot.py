@@ -328,10 +328,22 @@ def read_snapshot(
     uri: str, columns: list[str] | None = None, *, storage_options: StorageOptions | None = None
 ) -> pd.DataFrame:
     """Read the rows of the snapshot at ``uri`` (optionally only some columns)."""
+    with _data_file(uri, storage_options) as handle:
+        return pq.read_table(handle, columns=columns).to_pandas()
+
+
+def read_snapshot_schema(uri: str, *, storage_options: StorageOptions | None = None) -> pd.DataFrame:
+    """The columns of the snapshot at ``uri`` with their types and no rows, from the parquet footer alone."""
+    with _data_file(uri, storage_options) as handle:
+        return pq.read_schema(handle).empty_table().to_pandas()
+
+
+@contextlib.contextmanager
+def _data_file(uri: str, storage_options: StorageOptions | None) -> Iterator[Any]:
     fs, folder = filesystem(uri, storage_options)
     try:
         with storage_errors(uri, storage_options), fs.open(f"{folder}/{DATA_FILE}", "rb") as handle:
-            return pq.read_table(handle, columns=columns).to_pandas()
+            yield handle
     except FileNotFoundError:
         raise DataError(
             f"snapshot {uri!r} has no {DATA_FILE}: it is missing or was never completed; run the snapshot task again"
