@@ -31,6 +31,7 @@ from airflow_ml.data import conformance
 from airflow_ml.data.contract import DataContract
 from airflow_ml.data.partitions import list_partitions, read_file
 from airflow_ml.data.partitions import read_files as read_files  # re-exported: its home before partitions
+from airflow_ml.data.row_hashing import content_hash as content_hash  # re-exported: its home before row_hashing
 from airflow_ml.data.storage import StorageOptions, display, filesystem, is_local, storage_errors
 from airflow_ml.exceptions import DataError, SourceOutsideDataRoot
 
@@ -135,14 +136,6 @@ def select_window(
         first = chosen[-1] - dt.timedelta(days=window_days - 1)
         chosen = [d for d in chosen if d >= first]
     return chosen
-
-
-def content_hash(frame: pd.DataFrame) -> str:
-    """SHA-256 of the rows and the schema, independent of how the file was encoded."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps({c: str(t) for c, t in frame.dtypes.items()}, sort_keys=True).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
 
 
 def take_snapshot(
