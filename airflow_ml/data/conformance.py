@@ -60,12 +60,13 @@ def check_file_types(files: Sequence[tuple[str, pd.DataFrame]]) -> None:
         DataContractError: naming each column whose files disagree, the files in the minority and the
             kind of values the others hold.
     """
-    seen: dict[str, dict[str, list[tuple[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    # Each file's column is kept as it is: an example value is only looked up for the message of a problem.
+    seen: dict[str, dict[str, list[tuple[str, pd.Series]]]] = defaultdict(lambda: defaultdict(list))
     for path, frame in files:
         for column in frame.columns:
             kind = family(frame[column])
             if kind:
-                seen[str(column)][kind].append((path, _example(frame[column])))
+                seen[str(column)][kind].append((path, frame[column]))
     problems = []
     for column, kinds in seen.items():
         if len(kinds) == 1 and _MIXED not in kinds:
@@ -79,7 +80,7 @@ def check_file_types(files: Sequence[tuple[str, pd.DataFrame]]) -> None:
             elif kind != usual:
                 others = sum(len(w) for k, w in kinds.items() if k != kind)
                 problems.append(
-                    f"column {column!r} holds {kind} (e.g. {where[0][1]!r}) in {named}, but {usual} in the "
+                    f"column {column!r} holds {kind} (e.g. {_example(where[0][1])!r}) in {named}, but {usual} in the "
                     f"other {others} file(s)"
                 )
     if problems:

@@ -31,6 +31,7 @@ from airflow_ml.data import conformance
 from airflow_ml.data.contract import DataContract
 from airflow_ml.data.partitions import list_partitions, read_file
 from airflow_ml.data.partitions import read_files as read_files  # re-exported: its home before partitions
+from airflow_ml.data.row_hashing import content_hash as content_hash  # re-exported: its home before row_hashing
 from airflow_ml.data.storage import StorageOptions, display, filesystem, is_local, storage_errors
 from airflow_ml.exceptions import DataError, SourceOutsideDataRoot
 
@@ -135,14 +136,6 @@ def select_window(
         first = chosen[-1] - dt.timedelta(days=window_days - 1)
         chosen = [d for d in chosen if d >= first]
     return chosen
-
-
-def content_hash(frame: pd.DataFrame) -> str:
-    """SHA-256 of the rows and the schema, independent of how the file was encoded."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps({c: str(t) for c, t in frame.dtypes.items()}, sort_keys=True).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
 
 
 def take_snapshot(
@@ -328,10 +321,22 @@ def read_snapshot(
     uri: str, columns: list[str] | None = None, *, storage_options: StorageOptions | None = None
 ) -> pd.DataFrame:
     """Read the rows of the snapshot at ``uri`` (optionally only some columns)."""
+    with _data_file(uri, storage_options) as handle:
+        return pq.read_table(handle, columns=columns).to_pandas()
+
+
+def read_snapshot_schema(uri: str, *, storage_options: StorageOptions | None = None) -> pd.DataFrame:
+    """The columns of the snapshot at ``uri`` with their types and no rows, from the parquet footer alone."""
+    with _data_file(uri, storage_options) as handle:
+        return pq.read_schema(handle).empty_table().to_pandas()
+
+
+@contextlib.contextmanager
+def _data_file(uri: str, storage_options: StorageOptions | None) -> Iterator[Any]:
     fs, folder = filesystem(uri, storage_options)
     try:
         with storage_errors(uri, storage_options), fs.open(f"{folder}/{DATA_FILE}", "rb") as handle:
-            return pq.read_table(handle, columns=columns).to_pandas()
+            yield handle
     except FileNotFoundError:
         raise DataError(
             f"snapshot {uri!r} has no {DATA_FILE}: it is missing or was never completed; run the snapshot task again"

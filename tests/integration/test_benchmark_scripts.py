@@ -92,3 +92,19 @@ def test_drift_benchmark_reviews_a_tiny_fleet_and_agrees_with_its_reference() ->
     for part in ("read latest/ (fleet_latest)", "adjustment (Benjamini-Yekutieli)", "records assembled and written"):
         assert part in done.stdout
     assert "repeat 2/2 done" in done.stderr
+
+
+def test_validate_benchmark_measures_the_whole_task_beside_the_bare_checks_and_training() -> None:
+    # The script stops unless the task's suite passes and is logged to MLflow, and unless the pandas checks
+    # pass, so a run that prints its table ran the whole step and the bare checks on the same snapshot.
+    done = run_benchmark("validate.py", "--rows", "2000", "--repeat", "1")
+    lines = done.stdout.splitlines()
+    rows = {line.split()[1]: line.split() for line in lines if line.split()[:1] == ["2,000"]}
+    for variant in ("task", "bare"):
+        figures = list(map(float, rows[variant][2:9]))
+        assert min(figures) >= 0
+        assert figures[4] >= figures[0], f"{variant}: the child's time includes its imports"
+        assert figures[6] > 0, f"{variant}: its own peak resident set"
+    assert any("the whole validate task (fresh process)" in line and "x the bare validation" in line for line in lines)
+    assert any("training the same rows (bare LightGBM fit" in line and "% of it" in line for line in lines)
+    assert lines[0].startswith("load average at start:")
