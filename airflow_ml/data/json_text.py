@@ -7,6 +7,9 @@ cities a night), so that encoder was most of its own time. Here each innermost o
 other) is encoded by the C encoder in one call, its item separator carrying the newline and the indentation of
 its depth; only the containers above them (a record's few sections, a list of per-column entries) are walked in
 Python. The text is the same, so every reader, and every person opening a record, sees what they saw before.
+
+:func:`with_item` sets one top-level item of such a text (the review's ``fleet_review`` in a city's
+``drift.json``) without decoding and encoding the rest.
 """
 
 from __future__ import annotations
@@ -73,3 +76,26 @@ def _encoder(depth: int) -> json.JSONEncoder:
     if encoder is None:
         encoder = _ENCODERS[depth] = json.JSONEncoder(default=str, separators=(",\n" + " " * depth, ": "))
     return encoder
+
+
+def with_item(text: str, key: str, value: Any) -> str | None:
+    """``text``, an object as :func:`dumps_indented` writes it, with ``key`` set to ``value``; None if not so laid out.
+
+    The same text as ``dumps_indented({**json.loads(text), key: value})`` (a key already there keeps its place,
+    a new one comes last) without decoding and encoding the rest: a record's other items stay as they are. It
+    relies on the layout alone: a JSON string never holds a raw newline, so a line that starts with one space and
+    a quote starts a top-level item. Any other layout (compact, another indent, a key twice) gives None: parse it.
+    """
+    if not (text.startswith('{\n "') and text.endswith("\n}")):
+        return None
+    marker = f"\n {_encoder(0).encode(key)}: "
+    item = _value(value, 1)
+    at = text.find(marker)
+    if at < 0:
+        return f"{text[:-2]},{marker}{item}\n}}"
+    start = at + len(marker)
+    if text.find(marker, start) >= 0:
+        return None
+    after = text.find('\n "', start)  # the next top-level item (after its comma), or the object's end
+    end = len(text) - 2 if after < 0 else after - 1
+    return text[:start] + item + text[end:]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from airflow_ml.data.json_text import dumps_indented
+from airflow_ml.data.json_text import dumps_indented, with_item
 
 
 class Level(enum.IntEnum):
@@ -94,3 +94,52 @@ def test_no_value_goes_through_the_pure_python_encoder(monkeypatch: pytest.Monke
 def test_a_key_json_cannot_write_is_refused_as_json_refuses_it() -> None:
     with pytest.raises(TypeError, match="keys must be str, int, float, bool or None, not tuple"):
         dumps_indented({"section": {(1, 2): "x", "nested": {}}})
+
+
+REVIEW = {"q_values": {"x1.psi": 0.01}, "flagged": {"x1": 0.01}, "would_stop": False}
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"status": "passed", "calibration": {"columns": [{"column": "x1", "p_value": 0.5}]}},  # no review yet
+        {"status": "passed", "fleet_review": {"q_values": {"x1.psi": 0.9}, "flagged": {}}},  # last night's, last
+        {"status": "passed", "fleet_review": None, "checks": [{"fleet_review": 1}], "z": "x"},  # in the middle
+        {"fleet_review": [1, {"a": []}]},  # the only item
+        {"note": 'a line "fleet_review": inside a string\n "fleet_review": ', "nested": {"fleet_review": {}}},
+    ],
+    ids=["added", "replaced-last", "replaced-in-place", "replaced-only", "look-alikes"],
+)
+def test_an_item_set_in_the_text_reads_as_the_record_set_and_encoded_again(record: dict[str, Any]) -> None:
+    text = dumps_indented(record)
+
+    assert with_item(text, "fleet_review", REVIEW) == dumps_indented({**record, "fleet_review": REVIEW})
+
+
+def test_random_records_get_the_item_as_if_decoded_set_and_encoded_again() -> None:
+    rng = random.Random(14)
+    for _ in range(400):
+        record = {rng.choice("abcdefgh"): _random_value(rng, 1) for _ in range(rng.randint(1, 6))}
+        if rng.random() < 0.5:  # last night's review, somewhere among the items
+            at = rng.randrange(len(record) + 1)
+            items = list(record.items())
+            record = dict([*items[:at], ("fleet_review", _random_value(rng, 1)), *items[at:]])
+        value = _random_value(rng, 0)
+        text = dumps_indented(record)
+        assert with_item(text, "fleet_review", value) == dumps_indented({**json.loads(text), "fleet_review": value})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{}",
+        json.dumps({"status": "passed"}),  # compact
+        json.dumps({"status": "passed"}, indent=2),
+        dumps_indented({"status": "passed"}) + "\n",
+        '{\n "fleet_review": 1,\n "fleet_review": 2\n}',  # a key twice: which one a reader keeps is its choice
+        "[\n 1\n]",
+    ],
+    ids=["empty", "compact", "indent-2", "trailing-newline", "key-twice", "a-list"],
+)
+def test_text_not_laid_out_as_dumps_indented_writes_it_is_left_to_a_parser(text: str) -> None:
+    assert with_item(text, "fleet_review", REVIEW) is None
