@@ -28,6 +28,7 @@ from airflow_ml.data.storage import StorageOptions, filesystem, storage_errors
 from airflow_ml.exceptions import AirflowMLError
 from airflow_ml.ml import drift_history as store
 from airflow_ml.ml.drift_calibration import adjust
+from airflow_ml.ml.drift_family import COLUMNS as FAMILY_COLUMNS
 from airflow_ml.ml.drift_family import Family, write_family
 from airflow_ml.ml.steps.step_settings import DriftReviewSettings
 from airflow_ml.ml.steps.xcom_payloads import DRIFT_FILE
@@ -67,7 +68,8 @@ def review_fleet(
     now = now or dt.datetime.now(dt.UTC)
     reviewed_at = now.isoformat()
     family = Family(members=tuple(sorted(settings.cities)), max_age_days=settings.max_age_days, source="review")
-    everyone = store.fleet_latest(data_root, settings.template, storage_options=storage_options)
+    columns = dict.fromkeys((*FAMILY_COLUMNS, *_READ))  # the family's and the review's, each once
+    everyone = store.fleet_latest(data_root, settings.template, columns=list(columns), storage_options=storage_options)
     fleet = family.tests(everyone, now=now)
     qs = adjust(fleet["p_value"].tolist())
     cities = _entries(fleet, qs, settings)
