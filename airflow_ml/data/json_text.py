@@ -15,9 +15,11 @@ Python. The text is the same, so every reader, and every person opening a record
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 _CONTAINERS = (dict, list, tuple)
+_LITERALS = {None: "null", True: "true", False: "false"}
 #: The types json writes as they are (no container inside): a container holding only these is innermost.
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
@@ -43,7 +45,21 @@ def _value(value: Any, depth: int) -> str:
             return _wrapped(value, depth)
         pad = "\n" + " " * (depth + 1)
         return "[" + pad + ("," + pad).join(_value(item, depth + 1) for item in value) + "\n" + " " * depth + "]"
-    return _encoder(depth).encode(value)  # a scalar, or an object ``default`` turns into a string
+    return _scalar(value)
+
+
+def _scalar(value: Any) -> str:
+    """A scalar (or an object ``default`` turns into a string); the common ones without the encoder's set-up."""
+    kind = type(value)
+    if kind is str:
+        return _encoder(0).encode(value)
+    if value is None or kind is bool:
+        return _LITERALS[value]
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    return _encoder(0).encode(value)
 
 
 def _innermost(values: Any) -> bool:
