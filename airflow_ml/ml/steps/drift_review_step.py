@@ -40,6 +40,8 @@ REVIEW_FILE = "review.json"
 _BATCH = 1000  # MLflow's most metrics per log_batch call
 #: The columns of the family's rows the review reads.
 _READ = ("city", "column", "kind", "statistic", "p_value", "snapshot_hash", "snapshot_uri", "drift_run_id")
+#: The columns of ``fleet_latest`` the review reads: the family's and its own, each once.
+COLUMNS = tuple(dict.fromkeys((*FAMILY_COLUMNS, *_READ)))
 
 
 def review_fleet(
@@ -68,8 +70,7 @@ def review_fleet(
     now = now or dt.datetime.now(dt.UTC)
     reviewed_at = now.isoformat()
     family = Family(members=tuple(sorted(settings.cities)), max_age_days=settings.max_age_days, source="review")
-    columns = dict.fromkeys((*FAMILY_COLUMNS, *_READ))  # the family's and the review's, each once
-    everyone = store.fleet_latest(data_root, settings.template, columns=list(columns), storage_options=storage_options)
+    everyone = store.fleet_latest(data_root, settings.template, columns=COLUMNS, storage_options=storage_options)
     fleet = family.tests(everyone, now=now)
     qs = adjust(fleet["p_value"].tolist())
     cities = _entries(fleet, qs, settings)
