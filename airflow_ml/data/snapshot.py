@@ -29,6 +29,7 @@ from fsspec import AbstractFileSystem
 
 from airflow_ml.data import conformance
 from airflow_ml.data.contract import DataContract
+from airflow_ml.data.json_text import dumps_indented
 from airflow_ml.data.partitions import list_partitions, read_file
 from airflow_ml.data.partitions import read_files as read_files  # re-exported: its home before partitions
 from airflow_ml.data.row_hashing import content_hash as content_hash  # re-exported: its home before row_hashing
@@ -344,8 +345,11 @@ def _data_file(uri: str, storage_options: StorageOptions | None) -> Iterator[Any
 
 
 def write_json(uri: str, name: str, payload: dict[str, Any], *, storage_options: StorageOptions | None = None) -> str:
-    """Write a JSON record (validation verdict, gate decision) beside a snapshot; returns its URI."""
-    return write_text(uri, name, json.dumps(payload, indent=1, default=str), storage_options=storage_options)
+    """Write a JSON record (validation verdict, gate decision) beside a snapshot; returns its URI.
+
+    The text is ``json.dumps(payload, indent=1, default=str)``'s, encoded in C (:mod:`airflow_ml.data.json_text`).
+    """
+    return write_text(uri, name, dumps_indented(payload), storage_options=storage_options)
 
 
 def write_text(uri: str, name: str, text: str, *, storage_options: StorageOptions | None = None) -> str:
