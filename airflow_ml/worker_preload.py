@@ -33,8 +33,9 @@ from airflow_ml.exceptions import ConfigError
 
 PRELOAD_ENV = "AIRFLOW_ML_PRELOAD"
 PRELOAD_CHOICES = ("auto", "off")
-#: What the tasks of a city's DAGs import: each step module (its libraries at its top), then what the steps
-#: import inside their functions (GX, MLflow's LightGBM flavour, the charts' matplotlib, S3 through s3fs).
+#: What the tasks of a city's DAGs import: each step module (its libraries at its top), what the steps import
+#: inside their functions (GX, MLflow's LightGBM flavour, the charts' matplotlib, S3 through s3fs), and the factory
+#: and its operators, which a task process imports to build its DAG (Airflow's SDK is importable by then).
 TASK_MODULES = (
     "airflow_ml.ml.steps.snapshot_step",
     "airflow_ml.ml.steps.validate_step",
@@ -53,6 +54,7 @@ TASK_MODULES = (
     "matplotlib.backends.backend_agg",
     "pyarrow.dataset",
     "s3fs",
+    "airflow_ml.factory",
 )
 
 

@@ -23,7 +23,7 @@ PROBE = """\
 import json, sys, threading
 sys.argv = ["airflow", *json.loads(sys.argv[1])]
 {body}
-heavy = ["pandas", "lightgbm", "mlflow", "great_expectations", "airflow_ml.ml.steps.train_step"]
+heavy = ["pandas", "lightgbm", "mlflow", "great_expectations", "airflow_ml.ml.steps.train_step", "airflow_ml.factory"]
 print(json.dumps({{"imported": [m for m in heavy if m in sys.modules], "threads": threading.active_count()}}))
 """
 
@@ -89,7 +89,10 @@ def test_the_deployed_local_settings_warm_a_local_executor_scheduler_without_sta
     found = probe("import airflow", ["scheduler"], AIRFLOW__CORE__EXECUTOR="LocalExecutor")
 
     assert found == {
-        "imported": ["pandas", "lightgbm", "mlflow", "great_expectations", "airflow_ml.ml.steps.train_step"],
+        "imported": [
+            *("pandas", "lightgbm", "mlflow", "great_expectations", "airflow_ml.ml.steps.train_step"),
+            "airflow_ml.factory",
+        ],
         "threads": 1,
     }
 
