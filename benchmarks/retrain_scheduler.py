@@ -158,19 +158,31 @@ def measure_scheduled(world: Path, env: dict[str, str], dag_id: str) -> dict[str
         state, created, ended = _query(world, sql, dag_id, run_id)[0]
         tasks = _query(
             world,
-            "SELECT task_id, state, start_date, end_date FROM task_instance WHERE dag_id = ? AND run_id = ?",
+            "SELECT task_id, state, scheduled_dttm, queued_dttm, start_date, end_date FROM task_instance"
+            " WHERE dag_id = ? AND run_id = ? ORDER BY start_date",
             dag_id,
             run_id,
         )
     failed = sorted(f"{task} ({task_state})" for task, task_state, *_ in tasks if task_state != "success")
     if state != "success" or failed:
         raise SystemExit(f"scheduled run ended {state}; not successful: {', '.join(failed) or 'none'}; logs in {world}")
+    _print_timeline(_when(created), tasks)
     spans = sorted((_when(start), _when(end)) for *_, start, end in tasks)
     return {
         "run": _when(ended) - _when(created),
         "tasks": sum(end - start for start, end in spans),
         "idle": _when(ended) - _when(created) - _union(spans),
     }
+
+
+def _print_timeline(created: float, tasks: list[tuple[object, ...]]) -> None:
+    """Each task's scheduled, queued, started and ended moments, in seconds after the run's creation (stderr)."""
+    print(f"    {'task':<14} {'scheduled':>9} {'queued':>7} {'started':>8} {'ended':>7}", file=sys.stderr)
+    for task, _, *moments in tasks:
+        at = " ".join(
+            f"{_when(m) - created:>{w}.1f}" if m else f"{'-':>{w}}" for m, w in zip(moments, (9, 7, 8, 7), strict=True)
+        )
+        print(f"    {task!s:<14} {at}", file=sys.stderr, flush=True)
 
 
 def _scheduler_and_dag_ready(world: Path, dag_id: str, since: float) -> object:
