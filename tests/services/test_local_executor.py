@@ -17,6 +17,7 @@ import pytest
 from airflow_ml.data.snapshot import MANIFEST, snapshot_location
 from tests.support.airflow_rest import RunResult
 from tests.support.mlflow_stores import logged_decision
+from tests.support.preload_probe import run_preload_probe
 from tests.support.stack import AirflowStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
@@ -24,29 +25,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.services]
 TEMPLATE = "svc_local"
 CITY = "lisbon"
 DAG_ID = f"{TEMPLATE}.{CITY}"
-#: A DAG whose one task fails unless its process started with the tasks' libraries imported (it imports none).
-PROBE_DAG = "svc_local_preload_probe"
-PROBE = f"""\
-import sys
-
-from airflow.sdk import dag, task
-
-HEAVY = ("pandas", "lightgbm", "mlflow", "great_expectations", "airflow_ml.ml.steps.train_step")
-
-
-@dag(dag_id={PROBE_DAG!r}, schedule=None)
-def probe():
-    @task
-    def inherited():
-        missing = [name for name in HEAVY if name not in sys.modules]
-        if missing:
-            raise RuntimeError(f"the task process started without {{missing}}")
-
-    inherited()
-
-
-probe()
-"""
 #: What a user types into the trigger form: a short training, a forced promotion and why.
 CONF = {"num_boost_round": 25, "promotion_mode": "force", "reason": "services tier: first model of the city"}
 
@@ -150,10 +128,7 @@ def test_the_conf_reached_the_training_run(stack: AirflowStack, run: RunResult) 
 def test_a_task_process_starts_with_the_tasks_libraries_already_imported(stack: AirflowStack) -> None:
     # The stack runs as docker-compose.yaml does: airflow_local_settings makes the scheduler import the tasks'
     # libraries before its LocalExecutor forks its workers, whose supervisors fork each task process.
-    (stack.dags_dir / "preload_probe.py").write_text(PROBE, encoding="utf-8")
-    stack.rest.wait_for_dag(PROBE_DAG, timeout=300)
-
-    result = stack.run(PROBE_DAG, timeout=300)
+    result = run_preload_probe(stack)
 
     assert result.state == "success", stack.report(result)
     assert result.tasks == {"inherited": "success"}
