@@ -65,6 +65,27 @@ def test_retrain_benchmark_repeats_the_same_work_in_fresh_worlds() -> None:
     assert "repeat 2/2: world ready" in done.stderr
 
 
+@pytest.mark.timeout(1800)  # two deployments and three retrains: 5 min on a quiet 2-core machine, 20 loaded
+def test_retrain_benchmark_runs_the_dag_under_a_real_scheduler_cold_and_warm() -> None:
+    # Each run is triggered on a real deployment (api-server, scheduler with LocalExecutor, dag-processor) in a
+    # fresh world, once without and once with the warm-worker setting; the script stops unless every task succeeded.
+    done = run_benchmark("retrain.py", "--mode", "scheduler", "--rows", "5000", "--repeat", "1", timeout=1800)
+    header, row = done.stdout.strip().splitlines()
+    assert header.split() == [
+        *("rows", "floor", "cold", "run", "tasks", "idle", "warm", "run", "tasks", "idle"),
+        *("cold/floor", "warm/floor"),
+    ]
+    figures = row.split()
+    assert figures[0] == "5,000"
+    floor, cold_run, cold_tasks, cold_idle, warm_run, warm_tasks, warm_idle = map(float, figures[1:8])
+    assert floor > 0
+    for run, tasks, idle in ((cold_run, cold_tasks, cold_idle), (warm_run, warm_tasks, warm_idle)):
+        assert tasks > 0
+        assert 0 <= idle < run, "the run's idle seconds are part of it"
+    assert "repeat 1/1: cold world ready" in done.stderr
+    assert "repeat 1/1: warm world ready" in done.stderr
+
+
 def test_fleet_view_benchmark_runs_at_a_tiny_size() -> None:
     done = run_benchmark("fleet_view.py", "--cities", "3", "--versions", "2", "--repeat", "1")
 

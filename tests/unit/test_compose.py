@@ -319,6 +319,25 @@ def test_what_the_code_reads_from_the_environment_is_set(services: dict[str, Any
         assert config.source_uri(root) == f"{root}/raw/trips/{config.city}"
 
 
+def test_the_workers_start_warm_through_the_deployed_local_settings(services: dict[str, Any]) -> None:
+    from airflow_ml.worker_preload import forks_tasks, preload_setting
+
+    image_repo = Path("/opt/airflow-ml")  # the Dockerfile copies the repository there
+    assert f"COPY --chown=airflow:0 . {image_repo}/" in (REPO / "Dockerfile").read_text(encoding="utf-8")
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        folder = Path(env["PYTHONPATH"])
+        assert folder.is_relative_to(image_repo), f"{name}: PYTHONPATH {folder} is not in the image's copy of the repo"
+        settings = REPO / folder.relative_to(image_repo) / "airflow_local_settings.py"
+        assert "\npreload_for_workers()\n" in settings.read_text(encoding="utf-8"), settings
+        assert preload_setting(env) == "auto"
+    worker, scheduler = services["airflow-worker"], services["airflow-scheduler"]
+    executor = worker["environment"]["AIRFLOW__CORE__EXECUTOR"]
+    assert forks_tasks(["airflow", *shlex.split(worker["command"])], executor)
+    # With the CeleryExecutor the scheduler runs no task: it imports nothing more.
+    assert not forks_tasks(["airflow", *shlex.split(scheduler["command"])], executor)
+
+
 def test_the_demo_data_command_writes_what_the_upload_mirrors(services: dict[str, Any], tmp_path: Path) -> None:
     from airflow_ml.cli import main
 
