@@ -335,8 +335,8 @@ _ENGINE_LOCK = threading.RLock()
 def _engine() -> Any:
     """The process's GX batch definition for in-memory frames, in an ephemeral context made once per process.
 
-    A task process (or a worker that runs several tasks, or a parent that forks them after
-    :func:`warm_up`) imports GX and builds its context once; each validation is then one batch of it.
+    A task process (or a worker that runs several tasks) builds its context once; each validation is then one
+    batch of it. GX's import is paid once per worker when tasks fork warm (:mod:`airflow_ml.worker_preload`).
     """
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -348,25 +348,6 @@ def _engine() -> Any:
         .add_dataframe_asset("rows")
         .add_batch_definition_whole_dataframe("all")
     )
-
-
-def warm_up() -> None:
-    """Pay GX's one-time costs now: its import, the process's context and a first validation of one row.
-
-    Called in a parent before it forks task processes (see :mod:`airflow_ml.validation.gx_preload`), each
-    of them starts with GX imported and ready, copy-on-write.
-    """
-    import pandas as pd
-
-    frame = pd.DataFrame({"value": [1.0]})
-    suite = {
-        "name": "warm_up",
-        "expectations": [
-            {"type": "expect_column_values_to_be_between", "kwargs": {"column": "value", "min_value": 0}},
-            {"type": "expect_table_columns_to_match_set", "kwargs": {"column_set": ["value"]}},
-        ],
-    }
-    run_suite(frame, suite, suite_file="warm_up")
 
 
 @contextlib.contextmanager
