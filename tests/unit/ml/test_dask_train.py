@@ -102,3 +102,15 @@ def test_the_validation_curve_on_the_cluster_is_lightgbms_own(trips_snapshot: ob
     # LightGBM accumulates scores in float32-rounded steps: equal to 1e-6, not bit for bit.
     assert curve == pytest.approx(local.learning_curve, rel=1e-6)
     assert isinstance(local.booster, lgb.Booster)
+
+
+def test_a_search_or_a_warm_start_asked_of_a_dask_run_is_refused_before_any_mlflow_run(
+    trips_snapshot: object, client: object
+) -> None:
+    from airflow_ml.ml.steps.train_step import train_and_log
+    from tests.support.training_data import search_settings
+
+    for extra in ({"search": search_settings(2)}, {"warm_start_from": "ride_duration.lisbon"}):
+        with pytest.raises(ValueError, match=r"engine 'dask' neither searches parameters nor warm starts"):
+            train_and_log(client, trips_snapshot, regression(), SPLIT, experiment="dask", dask=THREADED, **extra)  # type: ignore[arg-type]
+    assert client.get_experiment_by_name("dask") is None  # type: ignore[attr-defined]
