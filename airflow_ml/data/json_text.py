@@ -26,7 +26,10 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 def dumps_indented(payload: Any) -> str:
     """``payload`` as ``json.dumps(payload, indent=1, default=str)`` writes it (the same text), faster."""
-    return _value(payload, 0)
+    try:
+        return _value(payload, 0)
+    except RecursionError as error:  # json's own error for a payload that holds itself
+        raise ValueError("Circular reference detected") from error
 
 
 def _value(value: Any, depth: int) -> str:

@@ -181,7 +181,8 @@ def _rows(frame: pd.DataFrame, columns: list[str] | None) -> pd.DataFrame:
 
 def _merged(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
     """GX's results of the row and the schema passes as one result, in suite order, its statistics recounted."""
-    result = dict(outcomes[0])
+    # A suite of no expectations runs no pass: GX's own result for it, nothing evaluated.
+    result = dict(outcomes[0]) if outcomes else {"success": True, "meta": {}}
     items = sorted((item for outcome in outcomes for item in outcome["results"]), key=_position)
     passed = sum(bool(item["success"]) for item in items)
     result["results"] = items
@@ -232,7 +233,9 @@ _RENDERED_MAX = 4096
 def _render_key(config: Any) -> str | None:
     meta = {k: v for k, v in (config.meta or {}).items() if k != _POSITION}
     try:
-        return json.dumps([config.type, config.kwargs, meta], sort_keys=True, default=str)
+        # The description is part of the rendering: two cities' same check with their own words keep them.
+        described = [getattr(config, "description", None), getattr(config, "notes", None)]
+        return json.dumps([config.type, config.kwargs, meta, described], sort_keys=True, default=str)
     except (TypeError, ValueError):  # keys of mixed types: rendered each time, not cached
         return None
 

@@ -161,11 +161,14 @@ def _reviewed(record: bytes, entry: dict[str, Any]) -> str:
     Set in the text as the drift task's ``write_json`` laid it out (its calibration, most of its 15 kB, is not
     decoded and encoded again: that was most of a 1,000-city review's time), else decoded and written anew.
     """
-    if record.startswith(b'{\n "'):
-        text = with_item(record.decode("utf-8"), "fleet_review", entry)
-        if text is not None:
+    parsed = json.loads(record)  # a corrupt record is refused here as ever (decoding runs in C: cheap)
+    if isinstance(parsed, dict) and record.startswith(b'{\n "'):
+        decoded = record.decode("utf-8")
+        text = with_item(decoded, "fleet_review", entry)
+        # A key json reads as fleet_review but spelt otherwise (escaped) would be set twice: rewrite instead.
+        if text is not None and ("fleet_review" in parsed) == ('\n "fleet_review": ' in decoded):
             return text
-    return dumps_indented({**json.loads(record), "fleet_review": entry})
+    return dumps_indented({**parsed, "fleet_review": entry})
 
 
 def _store(

@@ -143,3 +143,11 @@ def test_random_records_get_the_item_as_if_decoded_set_and_encoded_again() -> No
 )
 def test_text_not_laid_out_as_dumps_indented_writes_it_is_left_to_a_parser(text: str) -> None:
     assert with_item(text, "fleet_review", REVIEW) is None
+
+
+def test_a_payload_that_holds_itself_is_refused_as_json_refuses_it() -> None:
+    payload: dict[str, Any] = {"a": [1]}
+    payload["a"].append(payload)
+
+    with pytest.raises(ValueError, match="Circular reference"):
+        dumps_indented(payload)

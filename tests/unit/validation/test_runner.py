@@ -307,3 +307,28 @@ def test_a_missing_column_is_still_reported_and_gx_fingerprints_nothing() -> Non
     assert [f.column for f in verdict.failures] == ["y"]
     assert "pandas_data_fingerprint" not in json.dumps(result, default=str)
     assert threshold == pandas_execution_engine.HASH_THRESHOLD, "GX's setting is restored"
+
+
+def test_the_same_check_described_in_other_words_keeps_its_own_description() -> None:
+    from airflow_ml.validation.runner import run_suite
+
+    frame = pd.DataFrame({"x": [1.0, 2.0]})
+    check = {"type": "expect_column_values_to_be_between", "kwargs": {"column": "x", "min_value": -3}}
+    texts = []
+    for words in ("Paris fares are never below -3", "Berlin fares are never below -3"):
+        result = run_suite(frame, small_suite({**check, "description": words}), suite_file="s")[1]
+        texts.append(json.dumps(result["results"][0]["expectation_config"], default=str))
+
+    assert "Paris" in texts[0]
+    assert "Berlin" not in texts[0]
+    assert "Berlin" in texts[1], "a process's cached rendering is per description"
+    assert "Paris" not in texts[1]
+
+
+def test_a_suite_of_no_expectations_passes_with_nothing_evaluated() -> None:
+    from airflow_ml.validation.runner import run_suite
+
+    verdict, result = run_suite(pd.DataFrame({"x": [1.0]}), small_suite(), suite_file="empty.json")
+
+    assert (verdict.status, verdict.evaluated) == ("passed", 0)
+    assert result["statistics"]["evaluated_expectations"] == 0

@@ -201,3 +201,31 @@ def test_a_record_the_drift_task_wrote_keeps_its_items_and_its_layout_with_this_
     tonight = {"reviewed_at": NOW.isoformat(), "q": 0.05, "tests": 2, **review["cities"]["oslo"]}
     expected = json.dumps({**record, "fleet_review": tonight}, indent=1).replace('"psi": 0.3,', '"psi": 0.30,')
     assert (folder / "drift.json").read_text(encoding="utf-8") == expected
+
+
+def test_a_corrupt_record_is_a_problem_of_its_city_and_is_left_as_it_was(tmp_path: Path) -> None:
+    """A drift.json laid out as write_json lays it out but not JSON: reported, never rewritten as if whole."""
+    folder = city_history(tmp_path, "oslo", {"x1": 1e-7, "x2": 0.4})
+    broken = '{\n "status": "passed",\n "checks": [oops\n}'
+    (folder / "drift.json").write_text(broken, encoding="utf-8")
+    settings = DriftReviewSettings(template=TEMPLATE, cities={"oslo": f"{TEMPLATE}.oslo"})
+
+    review = review_fleet(None, settings, data_root=str(tmp_path), now=NOW)
+
+    [problem] = review["problems"]
+    assert problem.startswith("oslo: drift.json of")
+    assert "not updated" in problem
+    assert (folder / "drift.json").read_text(encoding="utf-8") == broken
+
+
+def test_a_review_key_spelt_with_an_escape_is_replaced_not_doubled(tmp_path: Path) -> None:
+    folder = city_history(tmp_path, "oslo", {"x1": 1e-7, "x2": 0.4})
+    (folder / "drift.json").write_text('{\n "status": "passed",\n "fleet\\u005freview": {}\n}', encoding="utf-8")
+    settings = DriftReviewSettings(template=TEMPLATE, cities={"oslo": f"{TEMPLATE}.oslo"})
+
+    review_fleet(None, settings, data_root=str(tmp_path), now=NOW)
+
+    text = (folder / "drift.json").read_text(encoding="utf-8")
+    pairs = json.loads(text, object_pairs_hook=lambda items: items)
+    assert [key for key, _ in pairs] == ["status", "fleet_review"]
+    assert dict(pairs)["fleet_review"] != [], "tonight's review replaced the old one"
