@@ -94,6 +94,7 @@ def test_drift_benchmark_reviews_a_tiny_fleet_and_agrees_with_its_reference() ->
     assert "repeat 2/2 done" in done.stderr
 
 
+@pytest.mark.timeout(1800)  # 18 fresh processes that import Airflow, beside a busy process per core
 def test_parse_benchmark_measures_every_dag_file_against_a_reference_split_alike() -> None:
     # Three shard files of each kind for four cities: the fleet is generated with the count asked for, every
     # other file of dags/ is measured too, and the plain reference is split into as many files as the retrain
