@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from drift_world import TEMPLATE, prepare  # benchmarks/ is the script's folder, first on sys.path
+from peak_memory import peak_rss_mb
 
 REPO = Path(__file__).resolve().parent.parent
 KINDS = ("review", "pvalues", "reference")
@@ -108,20 +109,7 @@ def _report(started: float, imported: float, clock: float, done: float, **extra:
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
     figures = {"imports": imported - started, "work": done - clock, "cpu": usage.ru_utime + usage.ru_stime}
-    print(json.dumps({**figures, "rss_mb": _peak_rss_mb(usage.ru_maxrss), **extra}))
-
-
-def _peak_rss_mb(maxrss_kb: int) -> float:
-    """This process's own peak resident set (``VmHWM``).
-
-    Not ``ru_maxrss``: on Linux a child started by ``fork``/``vfork`` then ``exec`` inherits the parent's peak
-    in it, and the parent that wrote the world is larger than any child.
-    """
-    try:
-        status = Path("/proc/self/status").read_text(encoding="utf-8")
-    except OSError:
-        return maxrss_kb / 1024
-    return next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:")), 0.0)
+    print(json.dumps({**figures, "rss_mb": peak_rss_mb(), **extra}))
 
 
 def _run_review(world: Path) -> None:

@@ -24,7 +24,8 @@ did not succeed stops the benchmark, naming the task.
 Prints, as medians: the DAG process's seconds split into start-up (interpreter, imports and DAG build, until
 ``dag.test()`` is called), the run (``dag.test()`` itself: its in-process execution API and the tasks), the
 sum of the task durations and the exit; the floor's seconds; the ratios of the tasks' sum and of the whole
-process to the floor; and the peak RSS of each process (maximum over the repeats).
+process to the floor; and the peak RSS of each process (maximum over the repeats), read by the process itself
+(``VmHWM``, see ``peak_memory.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from peak_memory import peak_rss_mb  # benchmarks/ is the script's folder, first on sys.path
 
 REPO = Path(__file__).resolve().parent.parent
 CITY = "sao_paulo"
@@ -152,21 +155,21 @@ def _env(root: Path) -> dict[str, str]:
 
 
 def _measure(kind: str, world: Path) -> dict[str, float]:
-    """Run one child process; its wall time, peak RSS and (for ``dag``) the phases it recorded."""
+    """Run one child process; its wall time, its own peak RSS and (for ``dag``) the phases it recorded."""
     times = world / f"{kind}-times.json"
     times.unlink(missing_ok=True)
     start = time.time()
     cmd = [sys.executable, __file__, "--child", kind, "--world", str(world)]
     log = world / f"{kind}.log"
     proc = subprocess.Popen(cmd, env=_env(world), cwd=world, stdout=log.open("w"), stderr=subprocess.STDOUT)
-    _, status, usage = os.wait4(proc.pid, 0)
+    status = proc.wait()
     end = time.time()
     if status != 0:
         errors = [line for line in log.read_text().splitlines() if "error" in line.lower()]
         raise SystemExit(f"{kind} run failed; log {log}:\n" + "\n".join(errors[-20:]))
-    measured = {"total": end - start, "peak_mb": usage.ru_maxrss / 1024}
+    phases = json.loads(times.read_text())
+    measured = {"total": end - start, "peak_mb": phases["peak_mb"]}
     if kind == "dag":
-        phases = json.loads(times.read_text())
         measured |= {
             "startup": phases["called"] - start,
             "run": phases["returned"] - phases["called"],
@@ -188,10 +191,11 @@ def _run_dag(world: Path, *, measured: bool) -> None:
     unfinished = sorted(f"{ti.task_id} ({ti.state})" for ti in tasks if str(ti.state) != "success")
     if str(run.state) != "success" or unfinished:
         raise SystemExit(f"DAG run ended {run.state}; not successful: {', '.join(unfinished) or 'none'}")
+    phases: dict[str, Any] = {"peak_mb": peak_rss_mb()}
     if measured:
         spent = sum((ti.end_date - ti.start_date).total_seconds() for ti in tasks)
-        phases: dict[str, Any] = {"called": called, "returned": returned, "tasks": spent}
-        (world / "dag-times.json").write_text(json.dumps(phases), encoding="utf-8")
+        phases |= {"called": called, "returned": returned, "tasks": spent}
+    (world / f"{'dag' if measured else 'seed'}-times.json").write_text(json.dumps(phases), encoding="utf-8")
 
 
 def _run_floor(world: Path) -> None:
@@ -249,6 +253,7 @@ def _run_floor(world: Path) -> None:
         mlflow.log_params(params)
         mlflow.log_metric("holdout_rmse", rmse)
         mlflow.lightgbm.log_model(booster, name="model", registered_model_name="floor", pip_requirements=["lightgbm"])
+    (world / "floor-times.json").write_text(json.dumps({"peak_mb": peak_rss_mb()}), encoding="utf-8")
 
 
 # -- the scheduler mode (benchmarks/retrain_scheduler.py) ---------------------------------------------------------

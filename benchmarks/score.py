@@ -49,6 +49,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from peak_memory import peak_rss_mb  # benchmarks/ is the script's folder, first on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = "ride_duration"
 CITY = "sao_paulo"
@@ -233,16 +235,13 @@ def _child_json(kind: str, world: Path) -> dict[str, Any]:
 
 
 def _report(started: float, imported: float) -> None:
+    """The child's last line: imports, work, CPU and its own peak RSS (``VmHWM``, see ``peak_memory.py``)."""
     import resource
 
     done = time.perf_counter()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime
-    print(
-        json.dumps(
-            {"imports": imported - started, "work": done - imported, "cpu": cpu, "rss_mb": usage.ru_maxrss / 1024}
-        )
-    )
+    print(json.dumps({"imports": imported - started, "work": done - imported, "cpu": cpu, "rss_mb": peak_rss_mb()}))
 
 
 def _run_task(world: Path, _: argparse.Namespace) -> None:

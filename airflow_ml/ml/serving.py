@@ -44,7 +44,7 @@ class Preprocessor:
     ) -> Preprocessor:
         """Learn the categories of each categorical feature from the training rows."""
         _require_columns(train, features)
-        categories = {name: sorted(str(v) for v in level_text(train[name]).dropna().unique()) for name in categorical}
+        categories = {name: sorted(str(v) for v in level_text(_distinct(train[name])).dropna()) for name in categorical}
         return cls(features, categories, task)
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -53,7 +53,7 @@ class Preprocessor:
         columns: dict[str, Any] = {}
         for name in self.features:
             if name in self.categories:
-                columns[name] = pd.Categorical(level_text(frame[name]), categories=self.categories[name])
+                columns[name] = level_codes(frame[name], self.categories[name])
             else:
                 columns[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64").to_numpy()
         return pd.DataFrame(columns, index=frame.index)
@@ -106,6 +106,24 @@ def level_text(values: pd.Series) -> pd.Series:
         if (present == np.floor(present)).all():
             values = values.astype("Int64")
     return values.astype("string")
+
+
+def level_codes(values: pd.Series, categories: list[str]) -> pd.Categorical:
+    """``pd.Categorical(level_text(values), categories=categories)``, each distinct value turned to text once.
+
+    Values not among ``categories`` and missing values become missing. Factorising first keeps a column of
+    strings in its own (Arrow) storage: turning every row to text made a Python string per row (681k training
+    rows: +63 MB and 1.8 s, against +22 MB and 0.2 s).
+    """
+    codes, uniques = pd.factorize(values)  # a missing value gets -1
+    positions = pd.Index(categories).get_indexer(level_text(pd.Series(uniques, dtype=values.dtype)))
+    # The -1 appended is where the codes of missing values (-1) land.
+    return pd.Categorical.from_codes(np.append(positions, -1)[codes], categories=categories)
+
+
+def _distinct(values: pd.Series) -> pd.Series:
+    """The distinct values of ``values``, of its dtype: what :func:`level_text` reads the same as the whole column."""
+    return pd.Series(values.unique(), dtype=values.dtype)
 
 
 def _require_columns(frame: pd.DataFrame, columns: list[str]) -> None:

@@ -86,6 +86,45 @@ def test_retrain_benchmark_runs_the_dag_under_a_real_scheduler_cold_and_warm() -
     assert "repeat 1/1: warm world ready" in done.stderr
 
 
+def test_train_memory_benchmark_measures_the_train_task_against_its_frame() -> None:
+    done = run_benchmark("train_memory.py", "--rows", "5000", "--repeat", "1")
+
+    header, row = done.stdout.splitlines()[:2]
+    assert header.split() == [
+        *("code", "rows", "frame", "MB", "base", "MB", "peak-base", "x", "frame", "goal", "train", "s"),
+        *("cpu", "s", "holdout"),
+    ]
+    figures = row.split()
+    assert figures[:2] == ["this", "tree"]
+    frame_mb, base_mb, over_mb, ratio, goal, seconds, cpu, holdout = map(float, figures[3:])
+    assert 0 < int(figures[2].replace(",", "")) <= 5000
+    assert min(frame_mb, base_mb, over_mb, ratio, seconds, cpu, holdout) > 0
+    assert goal == 3.0
+    assert "load average (1, 5, 15 min) at the start" in done.stdout
+    assert "repeat 1/1 done" in done.stderr
+
+
+def test_the_benchmarks_read_the_peak_of_the_child_itself_not_its_parents() -> None:
+    # A child's ru_maxrss (RUSAGE_SELF in it, RUSAGE_CHILDREN or wait4 in its parent) starts from its parent's
+    # size at fork/exec on Linux: a parent holding 300 MB makes a 20 MB child look larger than 300 MB.
+    script = (
+        "import subprocess, sys\n"
+        "ballast = bytearray(300 * 2**20)\n"
+        "ballast[:: 4096] = b'x' * len(ballast[:: 4096])\n"
+        "code = 'import peak_memory; print(peak_memory.peak_rss_mb())'\n"
+        "print(subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(REPO / "benchmarks")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert 0 < float(done.stdout) < 100
+
+
 def test_fleet_view_benchmark_runs_at_a_tiny_size() -> None:
     done = run_benchmark("fleet_view.py", "--cities", "3", "--versions", "2", "--repeat", "1")
 

@@ -171,8 +171,13 @@ def train_and_log(
         )
     if dask is None:
         columns = list(dict.fromkeys([*spec.features, spec.target, split.time_column]))
-        frame = read_snapshot(manifest.uri, columns=columns, storage_options=storage_options)
-        splits = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction)
+        # No name holds the frame read: the splits are views of it (or of its sorted copy, and then it is freed).
+        splits = time_split(
+            read_snapshot(manifest.uri, columns=columns, storage_options=storage_options),
+            split.time_column,
+            split.validation_fraction,
+            split.holdout_fraction,
+        )
     experiment_id = registry.get_or_create_experiment(client, experiment, artifact_root)
     run_tags = {
         **(tags or {}),
@@ -240,9 +245,11 @@ def train_and_log(
             Path(tmp, "manifest.json").write_text(json.dumps(manifest.to_dict(), indent=1), encoding="utf-8")
             if config is not None:
                 Path(tmp, "city_config.json").write_text(json.dumps(config, indent=1, default=str), encoding="utf-8")
-            holdout = splits.holdout.assign(
-                prediction=predict_raw(trained.booster, trained.preprocessor, splits.holdout)
-            )
+            # The predictions the holdout metric was scored on: the holdout is not scored a second time.
+            predictions = trained.holdout_predictions
+            if predictions is None:  # a model trained with score_holdout=False
+                predictions = predict_raw(trained.booster, trained.preprocessor, splits.holdout)
+            holdout = splits.holdout.assign(prediction=predictions)
             holdout.to_parquet(Path(tmp, HOLDOUT_PREDICTIONS), index=False)
             client.log_artifacts(run_id, tmp, "lineage")
         with tempfile.TemporaryDirectory(prefix="airflow-ml-report-") as tmp:

@@ -164,3 +164,28 @@ def test_predict_raw_applies_the_transform() -> None:
     np.testing.assert_allclose(predict_raw(booster, pre, messy), clean)
     np.testing.assert_array_equal(clean, booster.predict(pre.transform(frame)))
     assert np.corrcoef(clean, y)[0, 1] > 0.9
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.Series(["b", None, "a", "zz", "b", "c"], dtype="str"),
+        pd.Series(["b", None, "a", "zz", "b", "c"], dtype=object),
+        pd.Series(["b", None, "a", "zz"], dtype="string"),
+        pd.Series([2.0, None, 1.0, 7.0, 2.0]),  # whole floats read as integers, as an int column with a null
+        pd.Series([2.5, None, 1.0]),  # not whole: read as floats
+        pd.Series([3, 1, 2, 3], dtype="int64"),
+        pd.Series([None, None], dtype=object),
+    ],
+)
+def test_level_codes_are_the_categorical_of_each_rows_text(values: pd.Series) -> None:
+    from airflow_ml.ml.serving import level_codes, level_text
+
+    categories = ["1", "2", "2.5", "3", "a", "b", "c"]
+
+    found = level_codes(values, categories)
+
+    expected = pd.Categorical(level_text(values), categories=categories)
+    pd.testing.assert_extension_array_equal(found, expected)
+    fitted = Preprocessor.fit(pd.DataFrame({"v": values}), ["v"], ["v"])
+    assert fitted.categories["v"] == sorted(str(v) for v in level_text(values).dropna().unique())

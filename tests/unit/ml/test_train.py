@@ -11,7 +11,7 @@ import pytest
 from airflow_ml.data.demo import DEMO_START, generate_day
 from airflow_ml.ml.metrics import score
 from airflow_ml.ml.serving import predict_raw
-from airflow_ml.ml.train import Splits, TrainSpec, time_split, train_model
+from airflow_ml.ml.train import TRAIN_SAMPLE_ROWS, Splits, TrainSpec, time_split, train_model, train_sample
 from tests.support.training_data import regression
 
 
@@ -47,6 +47,20 @@ def test_time_split_is_deterministic_with_equal_timestamps() -> None:
 
     pd.testing.assert_frame_equal(first.train, second.train)
     pd.testing.assert_frame_equal(first.holdout, second.holdout)
+
+
+def test_a_frame_already_in_time_order_is_split_without_a_copy() -> None:
+    frame = shuffled_frame(1000).sort_values("t", ignore_index=True)
+
+    splits = time_split(frame, "t", 0.2, 0.1)
+
+    # The splits are views of the frame: a snapshot read in time order is held once, not twice.
+    for part in (splits.train, splits.validation, splits.holdout):
+        assert np.shares_memory(part["x"].to_numpy(), frame["x"].to_numpy())
+    # And they are exactly what the stable sort gives (a copy of the same frame takes that path: not in order).
+    sorted_copy = time_split(frame.iloc[::-1], "t", 0.2, 0.1)
+    for name in ("train", "validation", "holdout"):
+        pd.testing.assert_frame_equal(getattr(splits, name), getattr(sorted_copy, name))
 
 
 def test_time_split_with_too_few_rows() -> None:
@@ -95,9 +109,43 @@ def test_train_model_beats_a_constant_predictor(trips: pd.DataFrame) -> None:
     predicted = predict_raw(model.booster, model.preprocessor, holdout)
     assert score("rmse", holdout["duration_min"], predicted) < 0.8 * baseline
     assert model.metrics["holdout_rmse"] == pytest.approx(score("rmse", holdout["duration_min"], predicted))
-    assert set(model.metrics) == {"train_rmse", "validation_rmse", "holdout_rmse"}
+    assert set(model.metrics) == {"train_sample_rmse", "validation_rmse", "holdout_rmse"}
+    # The holdout is predicted once: the metric's predictions are the model's, kept for the lineage file.
+    assert model.holdout_predictions is not None
+    np.testing.assert_array_equal(model.holdout_predictions, predicted)
     assert 1 <= model.best_iteration <= 60
     assert model.learning_curve
+
+
+def test_the_train_metric_is_scored_on_a_seeded_sample_of_the_training_rows(trips: pd.DataFrame) -> None:
+    splits = time_split(trips, "pickup_at", 0.15, 0.15)
+    rows = len(splits.train) // 4
+
+    sample = train_sample(splits.train, 42, rows)
+
+    assert len(sample) == rows
+    assert sample.index.is_monotonic_increasing  # kept in time order
+    assert sample.index.isin(splits.train.index).all()
+    pd.testing.assert_frame_equal(sample, train_sample(splits.train, 42, rows))  # seeded
+    assert not sample.index.equals(train_sample(splits.train, 7, rows).index)
+    assert train_sample(splits.train, 42) is splits.train  # fewer rows than the sample: all of them
+    assert len(splits.train) < TRAIN_SAMPLE_ROWS
+    model = train_model(splits, spec(seed=42))
+    on_sample = predict_raw(model.booster, model.preprocessor, train_sample(splits.train, 42))
+    assert model.metrics["train_sample_rmse"] == score("rmse", splits.train["duration_min"], on_sample)
+
+
+def test_an_unordered_snapshot_trains_the_model_of_the_same_rows_in_time_order(trips: pd.DataFrame) -> None:
+    # Splitting without a copy changes nothing of the model: shuffled rows (a sorted copy is split) and rows in
+    # time order (split as they are) give the very same booster.
+    ordered = trips.sort_values("pickup_at", kind="mergesort", ignore_index=True)
+    shuffled = ordered.sample(frac=1.0, random_state=3)
+
+    from_ordered = train_model(time_split(ordered, "pickup_at", 0.15, 0.15), spec())
+    from_shuffled = train_model(time_split(shuffled, "pickup_at", 0.15, 0.15), spec())
+
+    assert from_ordered.booster.model_to_string() == from_shuffled.booster.model_to_string()
+    assert from_ordered.metrics == from_shuffled.metrics
 
 
 def test_preprocessor_is_fitted_on_training_rows_only(trips: pd.DataFrame) -> None:

@@ -71,7 +71,7 @@ def test_train_and_log_uses_the_best_params_and_logs_everything(
     best = {k.removeprefix("best_"): v for k, v in run.data.params.items() if k.startswith("best_")}
     assert set(best) == {"learning_rate", "num_leaves"}
     assert run.data.params["num_leaves"] == best["num_leaves"]  # the final model trained with them
-    assert {"train_rmse", "validation_rmse", "holdout_rmse"} <= set(run.data.metrics)
+    assert {"train_sample_rmse", "validation_rmse", "holdout_rmse"} <= set(run.data.metrics)
     # Counts are params or tags (MLflow charts every metric): the split's rows, the trials, the best iteration.
     counts = {"rows_train", "rows_validation", "rows_holdout", "search_trials"}
     assert counts <= set(run.data.params)
@@ -139,6 +139,36 @@ def test_a_chart_that_fails_leaves_the_training_run_finished_with_its_model(
     assert result["charts"] == []
     assert client.get_run(result["run_id"]).info.status == "FINISHED"
     assert "model/MLmodel" in {f.path for f in client.list_artifacts(result["run_id"], "model")}
+
+
+def test_the_lineage_holds_the_holdout_predictions_the_metric_was_scored_on_without_scoring_it_again(
+    client: MlflowClient, trips: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow.pyfunc
+    import numpy as np
+
+    from airflow_ml.ml.metrics import score
+    from airflow_ml.ml.steps import train_step
+
+    def scored_again(*args: object) -> None:
+        raise AssertionError("the train step predicted the holdout a second time")
+
+    monkeypatch.setattr(train_step, "predict_raw", scored_again)
+    manifest = snapshot(trips, tmp_path, "run1")
+
+    result = train_and_log(client, manifest, regression(), SPLIT, experiment="lisbon")
+
+    logged = pd.read_parquet(
+        client.download_artifacts(result["run_id"], "lineage/holdout_predictions.parquet", str(tmp_path))
+    )
+    holdout = time_split(trips, "pickup_at", 0.15, 0.15).holdout
+    # The file the gate and the health check read: the holdout's rows in the columns training read, then the
+    # prediction of the logged model.
+    assert list(logged.columns) == [*regression().features, "duration_min", "pickup_at", "prediction"]
+    assert len(logged) == len(holdout)
+    served = mlflow.pyfunc.load_model(result["model_uri"]).predict(holdout)
+    np.testing.assert_array_equal(logged["prediction"].to_numpy(), served)
+    assert result["metrics"]["holdout_rmse"] == score("rmse", holdout["duration_min"], served)
 
 
 def test_a_server_that_cannot_log_the_dataset_input_costs_a_warning_not_the_training_run(
