@@ -60,12 +60,24 @@ def check_file_types(files: Sequence[tuple[str, pd.DataFrame]]) -> None:
         DataContractError: naming each column whose files disagree, the files in the minority and the
             kind of values the others hold.
     """
+    check_kinds([(path, file_kinds(frame)) for path, frame in files])
+
+
+def file_kinds(frame: pd.DataFrame) -> dict[str, tuple[str, Any]]:
+    """Per column of one file, the kind of values it holds and an example (none for a column of nulls only)."""
+    return {str(c): (kind, _example(frame[c])) for c in frame.columns if (kind := family(frame[c]))}
+
+
+def check_kinds(files: Sequence[tuple[str, dict[str, tuple[str, Any]]]]) -> None:
+    """:func:`check_file_types` from each file's :func:`file_kinds` (computed where the file was read).
+
+    Raises:
+        DataContractError: as :func:`check_file_types`.
+    """
     seen: dict[str, dict[str, list[tuple[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for path, frame in files:
-        for column in frame.columns:
-            kind = family(frame[column])
-            if kind:
-                seen[str(column)][kind].append((path, _example(frame[column])))
+    for path, found in files:
+        for column, (kind, example) in found.items():
+            seen[column][kind].append((path, example))
     problems = []
     for column, kinds in seen.items():
         if len(kinds) == 1 and _MIXED not in kinds:
@@ -185,8 +197,15 @@ def check_values(frame: pd.DataFrame, contract: DataContract) -> None:
     _raise_if(problems, [str(c) for c in frame.columns])
 
 
-def apply_filters(frame: pd.DataFrame, filters: Iterable[RowFilter]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+def apply_filters(
+    frame: pd.DataFrame, filters: Iterable[RowFilter], *, refuse_empty: bool = True
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Keep the rows that pass every filter, in order; return them and, per filter, the rows it dropped.
+
+    Args:
+        refuse_empty: Raise when a filter drops every row left. Off for one part of a frame (a Dask partition):
+            each filter's record then also holds the rows it saw (``left``) and, when it dropped them all, what
+            its column held (``held``), to judge the whole frame with.
 
     Raises:
         DataContractError: when a filter drops every row left, naming it and what its column holds.
@@ -195,12 +214,10 @@ def apply_filters(frame: pd.DataFrame, filters: Iterable[RowFilter]) -> tuple[pd
     for row_filter in filters:
         keep = _mask(frame[row_filter.column], row_filter)
         dropped = int(len(frame) - keep.sum())
-        if dropped == len(frame) and dropped:
-            raise DataContractError(
-                f"{row_filter.field or 'a filter'} ({row_filter.describe()}) drops every one of the {len(frame):,} "
-                f"rows left; column {row_filter.column!r} holds {_summary(frame[row_filter.column])}: fix the "
-                "filter's value (or op) in dataset.filters, or the data"
-            )
+        held = _summary(frame[row_filter.column]) if dropped == len(frame) and dropped else None
+        if held is not None and refuse_empty:
+            raise DataContractError(drops_all_message(row_filter, len(frame), held))
+        record = {} if refuse_empty else {"left": len(frame), "held": held}
         frame = frame[keep.to_numpy()].reset_index(drop=True) if dropped else frame
         applied.append(
             {
@@ -210,9 +227,23 @@ def apply_filters(frame: pd.DataFrame, filters: Iterable[RowFilter]) -> tuple[pd
                 "op": row_filter.op,
                 "value": list(row_filter.value) if row_filter.op in LIST_OPS else row_filter.value,
                 "dropped": dropped,
+                **record,
             }
         )
     return frame, applied
+
+
+def drops_all_message(row_filter: RowFilter | dict[str, Any], rows: int, held: str) -> str:
+    """Why a filter (or its record from :func:`apply_filters`) that drops all ``rows`` left is refused."""
+    field, describe, column = (
+        (row_filter["field"], row_filter["filter"], row_filter["column"])
+        if isinstance(row_filter, dict)
+        else (row_filter.field, row_filter.describe(), row_filter.column)
+    )
+    return (
+        f"{field or 'a filter'} ({describe}) drops every one of the {rows:,} rows left; column {column!r} holds "
+        f"{held}: fix the filter's value (or op) in dataset.filters, or the data"
+    )
 
 
 def rows_outside_partition(frame: pd.DataFrame, time_column: str | None, day: dt.date) -> int:
