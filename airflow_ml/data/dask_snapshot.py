@@ -228,7 +228,7 @@ def _write_part(
     frame = read_file(fs, path, fmt, parse_dates=parse_dates, storage_options=storage_options)
     summary: dict[str, Any] = {
         "index": index, "source": source, "day": day, "path": display(fs, path), "read": len(frame),
-        "columns": frame.iloc[:0], "empty": frame.iloc[:0], "kinds": conformance.file_kinds(frame),
+        "columns": _empty(frame), "empty": _empty(frame), "kinds": conformance.file_kinds(frame),
         "outside": conformance.rows_outside_partition(frame, contract.time_column, day),
         "problem": None, "filters": [], "rows": 0, "hash": None, "file": parts_kind.part_name(index),
     }  # fmt: skip
@@ -247,6 +247,12 @@ def _write_part(
         summary["rows"], summary["hash"] = len(frame), content_hash(frame)
         _put_part(frame, staging, index, storage_options)
     return summary
+
+
+def _empty(frame: Any) -> Any:
+    """No row of ``frame``, its columns and types: a copy, since ``iloc[:0]`` is a view that keeps every row alive
+    in the worker's memory until the client gathers the summary."""
+    return frame.iloc[:0].copy()
 
 
 def _put_part(frame: Any, staging: str, index: int, storage_options: StorageOptions | None) -> None:

@@ -137,7 +137,6 @@ def validate_partitions(
     Raises:
         PartitionedSuiteRefused: before anything runs, when an expectation cannot be merged.
     """
-    import dask
     import numpy as np
 
     classes = merge_classes(suite)
@@ -158,22 +157,15 @@ def validate_partitions(
         )
     sample_suite = _sub(suite, sampled)
     wanted = (columns_to_validate(sample_suite, columns) or columns) if sampled else []
-    check = dask.delayed(_check_part, pure=False)
-    outcome = _compute(
-        [
-            check(
-                part,
-                number,
-                _sub(suite, per_part),
-                _partials(expectations, extremes, columns),
-                counts[number],
-                wanted,
-                seed,
-            )
-            for number, part in enumerate(frame.to_delayed())
-        ],
-        client,
-    )
+    import pandas as pd
+
+    # One task per partition reads it and checks it (fused): a partition read ahead and waiting for its check
+    # would pile up in the worker's memory, GX being slower than reading.
+    checked = frame.map_partitions(
+        _check_part, _sub(suite, per_part), _partials(expectations, extremes, columns), counts, wanted, seed,
+        partition_info=True, meta=pd.Series(dtype=object), enforce_metadata=False, align_dataframes=False,
+    )  # fmt: skip
+    outcome = list(_compute([checked], client)[0])
     row_count = sum(o["rows"] for o in outcome)
     items: dict[int, dict[str, Any]] = {}
     for position, index in enumerate(per_part):
@@ -205,28 +197,37 @@ def validate_partitions(
 
 def _check_part(
     part: Any,
-    number: int,
     suite: dict[str, Any],
     partials: dict[int, tuple[str, str]],
-    sample_count: int,
+    counts: list[int],
     sample_columns: list[str],
     seed: int,
-) -> dict[str, Any]:
-    """On a worker: GX on one partition, the partition's min/max/sum of some columns, and its share of the sample."""
+    partition_info: dict[str, Any] | None = None,
+) -> Any:
+    """On a worker: GX on one partition, the partition's min/max/sum of some columns, and its share of the sample.
+
+    Returns:
+        A one-item object Series (what ``map_partitions`` concatenates) holding the partition's findings.
+    """
     import numpy as np
     import pandas as pd
 
-    found: dict[str, Any] = {"rows": len(part), "items": [], "partials": {}, "sample": part.iloc[:0][sample_columns]}
+    number = int((partition_info or {}).get("number", 0))
+    sample_count = counts[number]
+
+    found: dict[str, Any] = {"rows": len(part), "items": [], "partials": {}, "sample": None}
     if suite["expectations"]:
         found["items"] = run_suite(part, suite, suite_file="")[1]["results"]
     for index, (column, how) in partials.items():
         values = part[column]
         # min and max keep the column's type (a date-time stays one); a sum of booleans is a count.
         found["partials"][index] = pd.Series([getattr(values, how)()], dtype=None if how == "sum" else values.dtype)
+    # Copies (a row selection), never views: a view would keep the whole partition alive until it is gathered.
+    found["sample"] = part.iloc[:0][sample_columns].copy()
     if sample_count:
         rows = np.random.default_rng([seed, number]).choice(len(part), size=min(sample_count, len(part)), replace=False)
         found["sample"] = part.iloc[np.sort(rows)][sample_columns]
-    return found
+    return pd.Series([found], dtype=object)
 
 
 def _merge_rows(found: list[dict[str, Any]]) -> dict[str, Any]:
