@@ -8,16 +8,20 @@ from airflow_ml import __version__
 
 
 def get_provider_info() -> dict[str, Any]:
-    """Describe the provider: its hooks, operators, the ``mlflow`` connection type and extra links."""
+    """Describe the provider: its hooks, operators, the ``mlflow`` and ``dask`` connection types and extra links."""
     return {
         "package-name": "airflow-ml",
         "name": "airflow-ml",
         "description": "Per-city retraining of LightGBM models with Great Expectations and MLflow.",
         "versions": [__version__],
         "integrations": [
-            {"integration-name": "MLflow", "external-doc-url": "https://mlflow.org/docs/latest/", "tags": ["software"]}
+            {"integration-name": "MLflow", "external-doc-url": "https://mlflow.org/docs/latest/", "tags": ["software"]},
+            {"integration-name": "Dask", "external-doc-url": "https://distributed.dask.org/", "tags": ["software"]},
         ],
-        "hooks": [{"integration-name": "MLflow", "python-modules": ["airflow_ml.hooks.mlflow"]}],
+        "hooks": [
+            {"integration-name": "MLflow", "python-modules": ["airflow_ml.hooks.mlflow"]},
+            {"integration-name": "Dask", "python-modules": ["airflow_ml.hooks.dask_cluster"]},
+        ],
         "operators": [
             {
                 "integration-name": "MLflow",
@@ -76,7 +80,34 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "placeholders": {"host": "mlflow", "port": "5000", "schema": "http"},
                 },
-            }
+            },
+            {
+                "hook-class-name": "airflow_ml.hooks.dask_cluster.DaskClusterHook",
+                "hook-name": "Dask cluster",
+                "connection-type": "dask",
+                "conn-fields": {
+                    "ca_file": {
+                        "label": "CA file",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "tls:// only: path of the CA certificate on the Airflow worker.",
+                    },
+                    "cert_file": {
+                        "label": "Client certificate file",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "tls:// only, with the key file: the client's certificate path.",
+                    },
+                    "key_file": {
+                        "label": "Client key file",
+                        "schema": {"type": ["string", "null"]},
+                        "description": "tls:// only: the client's private key path.",
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["extra", "login", "password"],
+                    "relabeling": {"host": "Scheduler address or host", "schema": "Scheme (tcp or tls)"},
+                    "placeholders": {"host": "tcp://dask-scheduler:8786", "port": "8786", "schema": "tcp"},
+                },
+            },
         ],
         "extra-links": [
             "airflow_ml.links.mlflow_links.MlflowRunLink",

@@ -233,7 +233,7 @@ def _run_parts(world: Path) -> None:
     from airflow_ml.ml import drift_history as store
     from airflow_ml.ml.drift_calibration import adjust
     from airflow_ml.ml.drift_family import Family
-    from airflow_ml.ml.steps.drift_review_step import review_fleet
+    from airflow_ml.ml.steps.drift_review_step import COLUMNS, review_fleet
     from airflow_ml.ml.steps.step_settings import DriftReviewSettings
 
     meta = json.loads((world / "world.json").read_text(encoding="utf-8"))
@@ -244,7 +244,7 @@ def _run_parts(world: Path) -> None:
     review_fleet(None, settings, data_root=meta["root"], now=now)
     whole = time.perf_counter() - start
     start = time.perf_counter()
-    everyone = store.fleet_latest(meta["root"], TEMPLATE)
+    everyone = store.fleet_latest(meta["root"], TEMPLATE, columns=COLUMNS)  # as the review reads it
     read = time.perf_counter() - start
     family = Family(members=tuple(sorted(settings.cities)), max_age_days=settings.max_age_days, source="review")
     start = time.perf_counter()

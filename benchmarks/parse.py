@@ -1,29 +1,39 @@
 """Parse budget: our factory from YAML against plain Python and dag-factory 1.1, side by side in one run.
 
 For N cities, each DAG file is parsed in a fresh process with Airflow's DagBag, then every DAG is
-serialized as the DAG processor does (``DagSerialization.to_dict``); Airflow's own import is timed apart.
+serialized as the DAG processor does (``DagSerialization.to_dict``); Airflow's own import is timed apart
+(the processor forks its file processes from a parent that has imported Airflow).
 
-- factory: N city files over the template, loaded by the shard files of ``dags/`` (2 shards); the full
-  typed trigger form. Each shard file is its own measurement: the table shows their sum and the
-  slowest file (the one that meets the processor's per-file timeout first).
-- *cpu s* is the user and system CPU of parsing and serializing, summed over the files: it moves less than
-  the wall times when other work shares the machine.
-- plain Python: the same DAGs written by hand the way Airflow's docs show: ``DAG(params=...)`` with the
-  operators inside, one file with a loop over the cities; once with a single Param, once with the same full form.
-- dag-factory 1.1: the same DAGs from one equivalent YAML file (Param objects through ``__type__``; XCom
-  inputs as Jinja pulls), with the same full form. It runs from a side venv layered over the project's, so
-  its Airflow plugin never enters the project's environment.
+- factory: a fleet generated in a temporary folder: N city files over the demo template, and every file of
+  ``dags/``, with as many retrain and score shard files as ``--shards`` says (by default one of each per
+  2,500 cities, at least 2). Each file is its own measurement: the table shows their sum and the slowest
+  file, and the lines under it each file's time (where the time goes).
+- plain Python: the same retraining DAGs written by hand the way Airflow's docs show: ``DAG(params=...)``
+  with the operators inside, a loop over the cities, split across as many files as the factory has retrain
+  shard files (the same cities in each), so that "slowest file" compares like with like; once with a single
+  Param (the reference of the goal), once with the same full form.
+- dag-factory 1.1: the same DAGs from equivalent YAML files, split the same way (Param objects through
+  ``__type__``; XCom inputs as Jinja pulls), with the same full form. It runs from a side venv layered over
+  the project's, so its Airflow plugin never enters the project's environment.
+
+*cpu s* is the user and system CPU of parsing and serializing, summed over the files: it moves less than the
+wall times when other work shares the machine. *margin s* is Airflow's per-file import timeout
+(``[core] dagbag_import_timeout``, 30 s by default; it bounds the import, not the serialization) less the
+slowest file's import. ``--contention on`` (or ``both``) measures again with a competing busy process per core,
+as on a loaded machine; *load* is the 1-minute load average when the row's measurements ended.
 
 Task start-up: a process that parses the file of one DAG with Airflow's parsing context set, as a worker
-does before it runs a task, at 1 city and at N.
+does before it runs a task.
 
-    .venv/bin/python benchmarks/parse.py --cities 1 10 100 1000 --repeat 3
+    .venv/bin/python benchmarks/parse.py --cities 10 100 1000 --repeat 3
+    .venv/bin/python benchmarks/parse.py --cities 10000 --repeat 3 --only plain --contention both
     .venv/bin/python benchmarks/parse.py --cities 1000 --repeat 1 --only plain   # a quick A/B of two trees
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import json
 import os
@@ -33,12 +43,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "out"
-SHARDS = 2
+#: The files of dags/ that build one DAG per city of their shard: the generated fleet has ``--shards`` of each.
+SHARDED = ("retrain_shard", "score_shard")
+CITIES_PER_SHARD = 2500
+#: Airflow's default ``[core] dagbag_import_timeout``: the import of one DAG file, in seconds.
+IMPORT_TIMEOUT = 30.0
 DAG_FACTORY = "dag-factory==1.1.0"
 
 PLAIN = """
@@ -57,8 +72,7 @@ def _operator(path):
     return getattr(importlib.import_module(module), name)
 
 
-for index in range({n}):
-    city = f"city_{{index:04d}}"
+for index, city in {cities!r}:
     with DAG(
         dag_id=f"ride_duration.{{city}}",
         schedule=SPEC["schedule"],
@@ -95,10 +109,21 @@ def main() -> None:
     parser.add_argument("--cities", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
+        "--shards",
+        type=int,
+        help=f"retrain and score shard files of the fleet (default: one per {CITIES_PER_SHARD:,} cities, at least 2)",
+    )
+    parser.add_argument(
         "--only",
         choices=["factory", "plain"],
         help="measure only the factory (and task start-up), or the factory and plain Python with one Param: "
         "for a quick A/B of two trees; the table's rows are those of a full run",
+    )
+    parser.add_argument(
+        "--contention",
+        choices=["off", "on", "both"],
+        default="off",
+        help="with a competing busy process per core (on), or each variant both without and with them",
     )
     parser.add_argument("--child", nargs=2, metavar=("FILE", "AIRFLOW_HOME"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -106,85 +131,146 @@ def main() -> None:
         _child(Path(args.child[0]))
         return
     side_python = None if args.only else _dag_factory_python()
+    conditions = {"off": [False], "on": [True], "both": [False, True]}[args.contention]
+    cores = os.cpu_count() or 1
+    print(f"{cores} cores, load average {_load():.2f} at the start; median of {args.repeat} fresh processes per file")
     print(
-        f"{'cities':>7} {'variant':<26} {'airflow s':>9} {'parse s':>8} {'serialize s':>11} {'total s':>8} "
-        f"{'slowest file s':>14} {'cpu s':>7} {'ms/DAG':>7} {'peak MB':>8}"
+        f"{'cities':>7} {'cpu hogs':>8} {'variant':<30} {'airflow s':>9} {'parse s':>8} {'serialize s':>11} "
+        f"{'total s':>8} {'slowest file s':>14} {'margin s':>8} {'cpu s':>7} {'ms/city':>7} {'peak MB':>8} {'load':>5}"
     )
-    startup: dict[int, float] = {}
+    details: list[str] = []
+    startup: dict[tuple[int, bool], float] = {}
     for n in args.cities:
+        shards = args.shards or max(2, -(-n // CITIES_PER_SHARD))
         with tempfile.TemporaryDirectory(prefix="airflow-ml-parse-") as tmp:
-            variants = _prepare(Path(tmp), n)
+            variants = _prepare(Path(tmp), n, shards, dag_factory=not args.only)
             for name, (files, python) in variants.items():
                 if args.only and not (name.startswith("factory") or (args.only == "plain" and "1 Param" in name)):
                     continue
-                rows = [[_measure(f, python or side_python) for f in files] for _ in range(args.repeat)]
-                _report(n, name, rows)
-            startup[n] = statistics.median(
-                _measure(Path(tmp) / "factory" / "dags" / f"retrain_shard_{_shard_of('city_0000')}.py", None, True)[
-                    "parse"
-                ]
-                for _ in range(args.repeat)
-            )
-    for n, seconds in startup.items():
-        print(f"task start-up, {n:>5} cities: {1000 * seconds:7.0f} ms to parse the DAG file for one task")
+                for contended in conditions:
+                    with _contention(cores if contended else 0):
+                        rows = [[_measure(f, python or side_python) for f in files] for _ in range(args.repeat)]
+                        load = _load()
+                    _report(n, cores if contended else 0, name, rows, load)
+                    if name.startswith("factory"):
+                        details.append(_per_file(n, cores if contended else 0, files, rows))
+            start_file = Path(tmp) / "factory" / "dags" / f"retrain_shard_{_shard_of(_city(0, n), shards)}.py"
+            for contended in conditions:
+                with _contention(cores if contended else 0):
+                    startup[n, contended] = statistics.median(
+                        _measure(start_file, None, _city(0, n))["parse"] for _ in range(args.repeat)
+                    )
+    for line in details:
+        print(line)
+    for (n, contended), seconds in startup.items():
+        hogs = f", {cores} cpu hogs" if contended else ""
+        print(f"task start-up, {n:>6} cities{hogs}: {1000 * seconds:7.0f} ms to parse the DAG file for one task")
 
 
-def _report(n: int, name: str, rows: list[list[dict[str, float]]]) -> None:
+def _report(n: int, hogs: int, name: str, rows: list[list[dict[str, float]]], load: float) -> None:
     # Each row is one repeat: one measurement per DAG file of the variant.
     def median_of(key: str) -> float:
         return statistics.median(sum(m[key] for m in row) for row in rows)
 
     total = median_of("parse") + median_of("serialize")
     slowest = statistics.median(max(m["parse"] + m["serialize"] for m in row) for row in rows)
+    slowest_import = statistics.median(max(m["parse"] for m in row) for row in rows)
     airflow = statistics.median(m["airflow"] for row in rows for m in row)
     peak = max(m["peak_mb"] for row in rows for m in row)
     print(
-        f"{n:>7} {name:<26} {airflow:>9.2f} {median_of('parse'):>8.2f} {median_of('serialize'):>11.2f} "
-        f"{total:>8.2f} {slowest:>14.2f} {median_of('cpu'):>7.2f} {1000 * total / n:>7.1f} {peak:>8.0f}",
+        f"{n:>7} {hogs:>8} {name:<30} {airflow:>9.2f} {median_of('parse'):>8.2f} {median_of('serialize'):>11.2f} "
+        f"{total:>8.2f} {slowest:>14.2f} {IMPORT_TIMEOUT - slowest_import:>8.2f} {median_of('cpu'):>7.2f} "
+        f"{1000 * total / n:>7.2f} {peak:>8.0f} {load:>5.2f}",
         flush=True,
     )
 
 
-def _shard_of(city: str) -> int:
+def _per_file(n: int, hogs: int, files: list[Path], rows: list[list[dict[str, float]]]) -> str:
+    """Each factory file's median parse + serialize (and how many DAGs it built): where the time goes."""
+    parts = []
+    for index, path in enumerate(files):
+        seconds = statistics.median(row[index]["parse"] + row[index]["serialize"] for row in rows)
+        parts.append(f"{path.stem} {seconds:.2f} s ({int(rows[0][index]['dags'])} DAGs)")
+    return f"factory files, {n} cities, {hogs} cpu hogs: " + ", ".join(parts)
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
+
+
+@contextlib.contextmanager
+def _contention(processes: int) -> Iterator[None]:
+    """``processes`` busy Python loops competing for the CPU while the block runs (none for 0)."""
+    # Each loop ends by itself once this process is gone (killed by a timeout, say): its parent changes.
+    loop = f"import os\nwhile os.getppid() == {os.getpid()}: pass"
+    hogs = [subprocess.Popen([sys.executable, "-c", loop], stdin=subprocess.DEVNULL) for _ in range(processes)]
+    try:
+        if hogs:
+            time.sleep(1.0)  # the loops are running before the first measurement starts
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+def _city(index: int, n: int) -> str:
+    return f"city_{index:0{max(4, len(str(n - 1)))}d}"
+
+
+def _shard_of(city: str, count: int) -> int:
     from airflow_ml.factory import Shard
 
-    return next(index for index in range(SHARDS) if Shard(index, SHARDS).holds(city))
+    return next(index for index in range(count) if Shard(index, count).holds(city))
 
 
-def _prepare(root: Path, n: int) -> dict[str, tuple[list[Path], str | None]]:
-    templates = root / "dag_templates"
+def _prepare(root: Path, n: int, shards: int, *, dag_factory: bool) -> dict[str, tuple[list[Path], str | None]]:
+    """The fleet of every variant under ``root``: the factory's is ``dags/`` with its own templates folder."""
+    fleet = root / "factory"
+    templates = fleet / "dag_templates"
     (templates / "templates").mkdir(parents=True)
     (templates / "cities").mkdir()
     shutil.copy(REPO / "dag_templates" / "templates" / "ride_duration.yaml", templates / "templates")
-    for index in range(n):
-        city = f"city_{index:04d}"
+    shutil.copytree(REPO / "expectations", fleet / "expectations")
+    cities = [(index, _city(index, n)) for index in range(n)]
+    for index, city in cities:
         (templates / "cities" / f"{city}.yaml").write_text(
             f"city: {city}\ntemplate: ride_duration\ntraining:\n  params:\n    num_leaves: {16 + index % 48}\n"
         )
-    factory = root / "factory" / "dags"
-    factory.mkdir(parents=True)
-    for index in range(SHARDS):
-        text = (REPO / "dags" / f"retrain_shard_{index}.py").read_text()
-        text = text.replace('_REPO / "dag_templates"', repr(str(templates)))
-        (factory / f"retrain_shard_{index}.py").write_text(
-            text.replace('_REPO / "expectations"', repr(str(REPO / "expectations")))
-        )
+    # Every file of dags/, reading the fleet's folders (each finds dag_templates/ next to its own folder).
+    dags = fleet / "dags"
+    dags.mkdir()
+    for path in sorted((REPO / "dags").glob("*.py")):
+        if not path.stem.startswith(SHARDED):
+            shutil.copy(path, dags)
+    for prefix in SHARDED:
+        text = (REPO / "dags" / f"{prefix}_0.py").read_text()
+        count = len(list((REPO / "dags").glob(f"{prefix}_*.py")))
+        if f"Shard(0, {count})" not in text:
+            raise SystemExit(f"dags/{prefix}_0.py names no Shard(0, {count}): update benchmarks/parse.py")
+        for index in range(shards):
+            (dags / f"{prefix}_{index}.py").write_text(text.replace(f"Shard(0, {count})", f"Shard({index}, {shards})"))
 
+    by_shard = [[(i, c) for i, c in cities if _shard_of(c, shards) == index] for index in range(shards)]
     spec, params = _spec(templates)
     one_param = {"reason": params["reason"]}
     variants: dict[str, tuple[list[Path], str | None]] = {
-        f"factory, full form, {SHARDS} files": (sorted(factory.glob("*.py")), sys.executable)
+        f"factory, full form, {len(list(dags.glob('*.py')))} files": (sorted(dags.glob("*.py")), sys.executable)
     }
     for name, chosen in (("plain Python, 1 Param", one_param), ("plain Python, full form", params)):
         folder = root / name.replace(" ", "_").replace(",", "")
         folder.mkdir()
-        (folder / "retrain.py").write_text(PLAIN.format(spec=spec, params=chosen, n=n))
-        variants[name] = ([folder / "retrain.py"], sys.executable)
+        for index, members in enumerate(by_shard):
+            (folder / f"retrain_{index}.py").write_text(PLAIN.format(spec=spec, params=chosen, cities=members))
+        variants[f"{name}, {shards} files"] = (sorted(folder.glob("*.py")), sys.executable)
+    if not dag_factory:  # its YAML takes minutes to write at 10,000 cities: only when it is measured
+        return variants
     folder = root / "dag_factory"
     folder.mkdir()
-    (folder / "cities.yml").write_text(_dag_factory_yaml(spec, params, n))
-    (folder / "retrain.py").write_text(DAG_FACTORY_LOADER.format(path=str(folder / "cities.yml")))
-    variants["dag-factory 1.1, full form"] = ([folder / "retrain.py"], None)
+    for index, members in enumerate(by_shard):
+        (folder / f"cities_{index}.yml").write_text(_dag_factory_yaml(spec, params, members))
+        (folder / f"retrain_{index}.py").write_text(DAG_FACTORY_LOADER.format(path=str(folder / f"cities_{index}.yml")))
+    variants[f"dag-factory 1.1, full form, {shards} files"] = (sorted(folder.glob("*.py")), None)
     return variants
 
 
@@ -196,7 +282,7 @@ def _spec(templates: Path) -> tuple[dict[str, Any], dict[str, tuple[Any, str, di
     from airflow_ml.factory.params import trigger_params
     from airflow_ml.templates import load_city_file
 
-    config = load_city_file(templates / "cities" / "city_0000.yaml", templates / "templates")
+    config = load_city_file(sorted((templates / "cities").glob("*.yaml"))[0], templates / "templates")
     dag = build_dag(config, expectations_dir=REPO / "expectations")
     tasks = []
     for task in dag.topological_sort():
@@ -224,7 +310,9 @@ def _spec(templates: Path) -> tuple[dict[str, Any], dict[str, tuple[Any, str, di
     return spec, params
 
 
-def _dag_factory_yaml(spec: dict[str, Any], params: dict[str, tuple[Any, str, dict[str, Any]]], n: int) -> str:
+def _dag_factory_yaml(
+    spec: dict[str, Any], params: dict[str, tuple[Any, str, dict[str, Any]]], cities: list[tuple[int, str]]
+) -> str:
     import yaml
 
     typed = {
@@ -232,8 +320,7 @@ def _dag_factory_yaml(spec: dict[str, Any], params: dict[str, tuple[Any, str, di
         for name, (value, text, schema) in params.items()
     }
     dags: dict[str, Any] = {}
-    for index in range(n):
-        city = f"city_{index:04d}"
+    for index, city in cities:
         tasks = {}
         for position, (task_id, path, kwargs) in enumerate(spec["tasks"]):
             args = {k: _yaml_value(v) for k, v in kwargs.items()}
@@ -292,7 +379,7 @@ def _dag_factory_python() -> str:
     return str(python)
 
 
-def _measure(dag_file: Path, python: str | None, task: bool = False) -> dict[str, float]:
+def _measure(dag_file: Path, python: str | None, task_city: str | None = None) -> dict[str, float]:
     env = {
         **os.environ,
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -304,14 +391,14 @@ def _measure(dag_file: Path, python: str | None, task: bool = False) -> dict[str
         # table shows which ones would meet that timeout.
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "0",
     }
-    if task:
-        env["_AIRFLOW_PARSING_CONTEXT_DAG_ID"] = "ride_duration.city_0000"
+    if task_city:
+        env["_AIRFLOW_PARSING_CONTEXT_DAG_ID"] = f"ride_duration.{task_city}"
     cmd = [python or sys.executable, __file__, "--child", str(dag_file), env["AIRFLOW_HOME"]]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"parse of {dag_file} failed:\n{proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    if task and result["dags"] != 1:
+    if task_city and result["dags"] != 1:
         raise SystemExit(f"a task process built {result['dags']} DAGs from {dag_file}, expected 1")
     return result
 

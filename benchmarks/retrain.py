@@ -6,6 +6,13 @@ The DAG run is the city's real DAG through ``dag.test()``: snapshot, GX validati
 registration, the gate, the approval step and the health check. Each measurement is a fresh process
 (imports included), alternating DAG and floor.
 
+``--mode scheduler`` runs the DAG as production does instead (benchmarks/retrain_scheduler.py): a real
+scheduler with the LocalExecutor, each task a process of its own, timed from the run's creation to its end,
+cold and warm (``AIRFLOW_ML_PRELOAD``), and prints per row the floor, each deployment's run, the sum of its
+tasks, its idle seconds (no task running) and the run's ratio to the floor::
+
+    .venv/bin/python benchmarks/retrain.py --mode scheduler --rows 100000 1000000 --repeat 3
+
 Every repeat does the same work in a world of its own: a fresh Airflow database, MLflow store and data,
 and a champion trained beforehand (unmeasured) on the same data with few rounds, so that the measured run
 has a champion to compare with (drift and the gate score both models) and a challenger that differs and
@@ -51,6 +58,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--mode",
+        choices=("dag", "scheduler"),
+        default="dag",
+        help="dag: dag.test() in one process; scheduler: a real scheduler with LocalExecutor, cold and warm",
+    )
+    parser.add_argument(
+        "--airflow-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="scheduler mode: an AIRFLOW__SECTION__KEY=value for every component, e.g. to try scheduler intervals",
+    )
     parser.add_argument("--child", choices=("dag", "seed", "floor"), help=argparse.SUPPRESS)
     parser.add_argument("--world", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -60,6 +80,9 @@ def main() -> None:
             _run_floor(world)
         else:
             _run_dag(world, measured=args.child == "dag")
+        return
+    if args.mode == "scheduler":
+        _main_scheduler(args.rows, args.repeat, dict(setting.split("=", 1) for setting in args.airflow_setting))
         return
     print(COLUMNS)
     for rows in args.rows:
@@ -226,6 +249,58 @@ def _run_floor(world: Path) -> None:
         mlflow.log_params(params)
         mlflow.log_metric("holdout_rmse", rmse)
         mlflow.lightgbm.log_model(booster, name="model", registered_model_name="floor", pip_requirements=["lightgbm"])
+
+
+# -- the scheduler mode (benchmarks/retrain_scheduler.py) ---------------------------------------------------------
+
+SCHEDULER_COLUMNS = (
+    f"{'rows':>10} {'floor':>7} {'cold run':>9} {'tasks':>7} {'idle':>6} {'warm run':>9} {'tasks':>7} {'idle':>6} "
+    f"{'cold/floor':>11} {'warm/floor':>11}"
+)
+
+
+def _main_scheduler(all_rows: list[int], repeat: int, settings: dict[str, str]) -> None:
+    """Per repeat: a fresh world for the cold deployment, one for the warm, and the floor in the last.
+
+    The order of cold and warm alternates between repeats, so that neither always runs first. ``settings``
+    (``AIRFLOW__…`` variables) are given to every component of both deployments.
+    """
+    from retrain_scheduler import measure_scheduled, scheduler_env, without_schedule
+
+    print(SCHEDULER_COLUMNS)
+    for rows in all_rows:
+        runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+        floor: list[dict[str, float]] = []
+        for index in range(repeat):
+            for preload in (False, True) if index % 2 == 0 else (True, False):
+                with tempfile.TemporaryDirectory(prefix="airflow-ml-bench-") as tmp:
+                    world = _prepare(Path(tmp), rows)
+                    without_schedule(world, CITY)
+                    kind = "warm" if preload else "cold"
+                    print(f"  {rows:,} rows, repeat {index + 1}/{repeat}: {kind} world ready", file=sys.stderr)
+                    runs[preload].append(
+                        measure_scheduled(
+                            world, {**scheduler_env(world, _env(world), preload=preload), **settings}, DAG_ID
+                        )
+                    )
+                    if preload == (index % 2 == 0):  # the second world of the repeat
+                        floor.append(_measure("floor", world))
+        _print_scheduler_row(rows, runs, floor)
+
+
+def _print_scheduler_row(rows: int, runs: dict[bool, list[dict[str, float]]], floor: list[dict[str, float]]) -> None:
+    def median(kind: bool, key: str) -> float:
+        return statistics.median(r[key] for r in runs[kind])
+
+    floor_s = statistics.median(r["total"] for r in floor)
+    cold, warm = (
+        f"{median(k, 'run'):>9.1f} {median(k, 'tasks'):>7.1f} {median(k, 'idle'):>6.1f}" for k in (False, True)
+    )
+    print(
+        f"{rows:>10,} {floor_s:>7.1f} {cold} {warm} {median(False, 'run') / floor_s:>11.2f} "
+        f"{median(True, 'run') / floor_s:>11.2f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ _FAMILIES = {
 }
 _MIXED = "mixed values"
 _SHOWN_FILES = 3
+_HEAD = 256
 
 
 def family(values: pd.Series) -> str:
@@ -60,16 +61,17 @@ def check_file_types(files: Sequence[tuple[str, pd.DataFrame]]) -> None:
         DataContractError: naming each column whose files disagree, the files in the minority and the
             kind of values the others hold.
     """
-    check_kinds([(path, file_kinds(frame)) for path, frame in files])
+    # Each file's column is kept as it is: an example value is only looked up for the message of a problem.
+    check_kinds([(p, {str(c): (k, f[c]) for c in f.columns if (k := family(f[c]))}) for p, f in files])
 
 
 def file_kinds(frame: pd.DataFrame) -> dict[str, tuple[str, Any]]:
-    """Per column of one file, the kind of values it holds and an example (none for a column of nulls only)."""
+    """Per column of a file read in another process (a Dask worker), its kind of values and the first present one."""
     return {str(c): (kind, _example(frame[c])) for c in frame.columns if (kind := family(frame[c]))}
 
 
 def check_kinds(files: Sequence[tuple[str, dict[str, tuple[str, Any]]]]) -> None:
-    """:func:`check_file_types` from each file's :func:`file_kinds` (computed where the file was read).
+    """:func:`check_file_types` from each file's :func:`file_kinds` (or column values, for a lazy example).
 
     Raises:
         DataContractError: as :func:`check_file_types`.
@@ -91,7 +93,7 @@ def check_kinds(files: Sequence[tuple[str, dict[str, tuple[str, Any]]]]) -> None
             elif kind != usual:
                 others = sum(len(w) for k, w in kinds.items() if k != kind)
                 problems.append(
-                    f"column {column!r} holds {kind} (e.g. {where[0][1]!r}) in {named}, but {usual} in the "
+                    f"column {column!r} holds {kind} (e.g. {_shown(where[0][1])!r}) in {named}, but {usual} in the "
                     f"other {others} file(s)"
                 )
     if problems:
@@ -219,17 +221,9 @@ def apply_filters(
             raise DataContractError(drops_all_message(row_filter, len(frame), held))
         record = {} if refuse_empty else {"left": len(frame), "held": held}
         frame = frame[keep.to_numpy()].reset_index(drop=True) if dropped else frame
-        applied.append(
-            {
-                "field": row_filter.field,
-                "filter": row_filter.describe(),
-                "column": row_filter.column,
-                "op": row_filter.op,
-                "value": list(row_filter.value) if row_filter.op in LIST_OPS else row_filter.value,
-                "dropped": dropped,
-                **record,
-            }
-        )
+        value = list(row_filter.value) if row_filter.op in LIST_OPS else row_filter.value
+        applied.append({"field": row_filter.field, "filter": row_filter.describe(), "column": row_filter.column,
+                        "op": row_filter.op, "value": value, "dropped": dropped, **record})  # fmt: skip
     return frame, applied
 
 
@@ -381,11 +375,17 @@ def _raise_if(problems: list[str], columns: list[str]) -> None:
 
 
 def _example(values: pd.Series) -> Any:
-    present = values.dropna()
-    if present.empty:
-        return None
-    value = present.iloc[0]
-    return value.item() if hasattr(value, "item") else value
+    # The head first: dropna copies the whole column, and the first present value is nearly always near the top.
+    for part in (values.iloc[:_HEAD], values):
+        present = part.dropna()
+        if not present.empty:
+            value = present.iloc[0]
+            return value.item() if hasattr(value, "item") else value
+    return None
+
+
+def _shown(example: Any) -> Any:
+    return _example(example) if isinstance(example, pd.Series) else example
 
 
 def _summary(values: pd.Series) -> str:

@@ -35,10 +35,10 @@ from airflow_ml.data import conformance
 from airflow_ml.data import snapshot_parts as parts_kind
 from airflow_ml.data.contract import DataContract
 from airflow_ml.data.partitions import read_file
+from airflow_ml.data.row_hashing import content_hash
 from airflow_ml.data.snapshot import (
     MANIFEST,
     Manifest,
-    content_hash,
     existing_snapshot,
     load_manifest,
     put_whole,

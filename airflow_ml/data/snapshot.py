@@ -30,9 +30,11 @@ from fsspec import AbstractFileSystem
 from airflow_ml.data import conformance
 from airflow_ml.data import snapshot_parts as parts_kind
 from airflow_ml.data.contract import DataContract
+from airflow_ml.data.json_text import dumps_indented
 from airflow_ml.data.partitions import list_partitions as list_partitions  # re-exported: tests import it here
 from airflow_ml.data.partitions import read_file
 from airflow_ml.data.partitions import read_files as read_files  # re-exported: its home before partitions
+from airflow_ml.data.row_hashing import content_hash as content_hash  # re-exported: its home before row_hashing
 from airflow_ml.data.snapshot_window import Window, plan_window
 from airflow_ml.data.snapshot_window import select_window as select_window  # re-exported: its home before
 from airflow_ml.data.storage import StorageOptions, display, filesystem, is_local, storage_errors
@@ -134,14 +136,6 @@ def resolve_source(pattern: str, *, data_root: str, city: str) -> str:
             "'..' (e.g. '{data_root}/raw/trips/{city}')"
         )
     return pattern.format(data_root=data_root.rstrip("/"), city=city)
-
-
-def content_hash(frame: pd.DataFrame) -> str:
-    """SHA-256 of the rows and the schema, independent of how the file was encoded."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps({c: str(t) for c, t in frame.dtypes.items()}, sort_keys=True).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
 
 
 def take_snapshot(
@@ -328,27 +322,56 @@ def read_snapshot(
     A partitioned snapshot (taken on Dask) is read part by part, as its manifest lists them, and concatenated:
     it must fit this process (``dask_snapshot.open_snapshot`` reads it as a Dask frame instead).
     """
+    try:
+        with _data_file(uri, storage_options) as handle:
+            return pq.read_table(handle, columns=columns).to_pandas()
+    except _Partitioned as found:
+        with storage_errors(uri, storage_options):
+            tables = [pq.read_table(path, columns=columns, filesystem=found.fs) for path in found.paths]
+        return pa.concat_tables(tables, promote_options="default").to_pandas()
+
+
+def read_snapshot_schema(uri: str, *, storage_options: StorageOptions | None = None) -> pd.DataFrame:
+    """The columns of the snapshot at ``uri`` with their types and no rows, from the parquet footer(s) alone."""
+    try:
+        with _data_file(uri, storage_options) as handle:
+            return pq.read_schema(handle).empty_table().to_pandas()
+    except _Partitioned as found:
+        with storage_errors(uri, storage_options):
+            schemas = [pq.read_schema(path, filesystem=found.fs) for path in found.paths]
+        return pa.unify_schemas(schemas).empty_table().to_pandas()  # as read_snapshot's concatenation types them
+
+
+@dataclass
+class _Partitioned(Exception):
+    """How :func:`_data_file` hands over a partitioned snapshot's part files (``paths`` on ``fs``) in order."""
+
+    fs: AbstractFileSystem
+    paths: list[str]
+
+
+@contextlib.contextmanager
+def _data_file(uri: str, storage_options: StorageOptions | None) -> Iterator[Any]:
     fs, folder = filesystem(uri, storage_options)
     try:
         with storage_errors(uri, storage_options), fs.open(f"{folder}/{DATA_FILE}", "rb") as handle:
-            return pq.read_table(handle, columns=columns).to_pandas()
+            yield handle
     except FileNotFoundError:
         if fs.exists(f"{folder}/{MANIFEST}"):
             manifest = load_manifest(uri, storage_options=storage_options)
             if manifest.kind == parts_kind.PARTITIONED_KIND:
-                with storage_errors(uri, storage_options):
-                    tables = [
-                        pq.read_table(f"{folder}/{p['file']}", columns=columns, filesystem=fs) for p in manifest.parts
-                    ]
-                return pa.concat_tables(tables, promote_options="default").to_pandas()
+                raise _Partitioned(fs, [f"{folder}/{p['file']}" for p in manifest.parts]) from None
         raise DataError(
             f"snapshot {uri!r} has no {DATA_FILE}: it is missing or was never completed; run the snapshot task again"
         ) from None
 
 
 def write_json(uri: str, name: str, payload: dict[str, Any], *, storage_options: StorageOptions | None = None) -> str:
-    """Write a JSON record (validation verdict, gate decision) beside a snapshot; returns its URI."""
-    return write_text(uri, name, json.dumps(payload, indent=1, default=str), storage_options=storage_options)
+    """Write a JSON record (validation verdict, gate decision) beside a snapshot; returns its URI.
+
+    The text is ``json.dumps(payload, indent=1, default=str)``'s, encoded in C (:mod:`airflow_ml.data.json_text`).
+    """
+    return write_text(uri, name, dumps_indented(payload), storage_options=storage_options)
 
 
 def write_text(uri: str, name: str, text: str, *, storage_options: StorageOptions | None = None) -> str:

@@ -9,7 +9,7 @@ others).
 Content hashes, by the manifest's ``hash_scheme``:
 
 - ``rows-sha256`` (a one-file snapshot; manifests without the field): SHA-256 of the schema (column → dtype, as
-  JSON) and of pandas' 64-bit hash of every row, over the whole frame (``snapshot.content_hash``).
+  JSON) and of pandas' 64-bit hash of every row, over the whole frame (``row_hashing.content_hash``).
 - ``parts-sha256``: each part's hash is ``rows-sha256`` of that part's rows, computed on the worker that wrote
   it; the snapshot's hash is SHA-256 of ``airflow-ml parts-sha256 v1`` then one ``<rows>:<part hash>`` line per
   part, in the manifest's order. No process ever holds more than one part. The same rows cut into other parts

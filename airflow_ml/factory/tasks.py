@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airflow_ml.factory.dataset_contract import data_contract
+from airflow_ml.ml.dask_settings import DaskSettings
 from airflow_ml.ml.gate.rules import GateRules
 from airflow_ml.ml.steps.step_settings import (
     DriftSettings,
@@ -111,6 +112,8 @@ def task_settings(config: ModelConfig, *, expectations_dir: str | Path, origin: 
             parent_model=config.parent_model_name,
             tags=lineage_tags,
             config=config.model_dump(mode="json"),
+            engine=training.engine,
+            dask=DaskSettings.from_dict(training.dask.model_dump()),
         ),
         gate=GateSettings(
             model_name=config.model_name,

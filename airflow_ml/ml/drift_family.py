@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 FAMILY_FILE = "family.json"
 _KEY = ["city", "column", "statistic"]
+#: The columns of ``fleet_latest``'s rows that :class:`Family` reads.
+COLUMNS = (*_KEY, "p_value", "recorded_at")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,17 +199,25 @@ def latest_rows(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def fleet_latest(
-    data_root: str, template: str, *, skip: str | None = None, storage_options: StorageOptions | None = None
+    data_root: str,
+    template: str,
+    *,
+    skip: str | None = None,
+    columns: Sequence[str] | None = None,
+    storage_options: StorageOptions | None = None,
 ) -> pd.DataFrame:
     """The rows of the newest snapshot of every city of ``template`` with a history (but ``skip``).
 
-    Reads ``latest/`` (one small file per city, written with each history) in one pass.
+    Reads ``latest/`` (one small file per city, written with each history) in one pass; only ``columns`` when
+    given (of :data:`COLUMNS` and ``city``: a reader of a few columns of a 1,000-city fleet decodes and
+    converts only those).
 
     Returns:
-        The history's columns and ``city``; no row when no other city has a history.
+        The history's columns (or ``columns``) and ``city``; no row when no other city has a history.
     """
     import pyarrow.dataset as ds
 
+    wanted = None if columns is None else list(columns)
     folder = f"{history_folder(data_root, template)}/{LATEST_DIR}"
     fs, path = filesystem(folder, storage_options)
     with storage_errors(folder, storage_options):
@@ -218,13 +227,16 @@ def fleet_latest(
         if skip:
             files = [f for f in files if f.rsplit("/", 1)[-1] != f"{safe_segment(skip)}.parquet"]
         if not files:
-            return empty().assign(city=pd.Series(dtype=object))
+            frame = empty().assign(city=pd.Series(dtype=object))
+            return frame if wanted is None else frame[wanted]
         try:
             # The whole schema given: a city's file written before a column was added reads it as missing.
             schema = _SCHEMA.append(pa.field("city", pa.string()))
-            return ds.dataset(files, schema=schema, format="parquet", filesystem=fs).to_table().to_pandas()
+            dataset = ds.dataset(files, schema=schema, format="parquet", filesystem=fs)
+            return dataset.to_table(columns=wanted).to_pandas()
         except (pa.ArrowException, OSError, ValueError, TypeError):
-            return _readable_files(fs, files)  # one city's broken file must not take the fleet's calibration down
+            frame = _readable_files(fs, files)  # one city's broken file must not take the fleet's calibration down
+            return frame if wanted is None else frame[wanted]
 
 
 def _readable_files(fs: Any, files: list[str]) -> pd.DataFrame:

@@ -31,7 +31,10 @@ class TrainModelOperator(SnapshotStepOperator):
     ``min_data_in_leaf``, ``search_trials`` (0: no search) and ``search_timeout_minutes``. With a fallback
     parent (``fallback_min_rows``), a snapshot with fewer rows trains nothing: the task records the data
     status on the city's registered model and is skipped (so are register and gate), and the city stays
-    served by its champion, or else by its parent's (see :mod:`airflow_ml.ml.steps.train_step`).
+    served by its champion, or else by its parent's (see :mod:`airflow_ml.ml.steps.train_step`). With
+    ``training.engine: dask`` the client is made here, at execute: on the cluster of the ``dask`` connection
+    named by ``training.dask.connection``, else on a LocalCluster started for the task
+    (:mod:`airflow_ml.ml.dask_train`).
 
     Args:
         snapshot: The snapshot task's XCom (it carries the ``row_count``) or a snapshot URI; templated.
@@ -51,6 +54,12 @@ class TrainModelOperator(SnapshotStepOperator):
         from airflow_ml.ml.steps.train_step import NotEnoughData, train
 
         settings = with_overrides(self.settings, run_overrides(context))
+        cluster = None
+        if settings.engine == "dask" and settings.dask.connection:
+            from airflow_ml.hooks.dask_cluster import DaskClusterHook
+
+            cluster = DaskClusterHook(settings.dask.connection).get_conn()
+            self.log.info("training on the Dask cluster at %s", cluster.address)
         uri = snapshot_uri(self.snapshot)
         options = storage_options(uri, aws_conn_id=self.aws_conn_id)
         with mlflow_errors(self.hook, f"training {settings.experiment!r}"):
@@ -65,6 +74,7 @@ class TrainModelOperator(SnapshotStepOperator):
                     artifact_root=self.hook.artifact_root,
                     tags=airflow_lineage(context),
                     storage_options=options,
+                    cluster=cluster,
                 )
             except NotEnoughData as exc:
                 raise AirflowSkipException(str(exc)) from None

@@ -46,8 +46,12 @@ class QualityBound(Strict):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+#: The longest block of the bootstrap, in rows.
+MAX_BLOCK_LENGTH = 1_000_000
+
+
 class BootstrapSpec(Strict):
-    """A paired bootstrap over the holdout rows, so that a small city does not promote on noise."""
+    """A percentile bootstrap: how many resamples, the interval's level, the seed."""
 
     resamples: int = Field(
         default=1000, ge=100, le=100_000, description="Resamples of the holdout rows, 100 to 100,000."
@@ -58,6 +62,33 @@ class BootstrapSpec(Strict):
     seed: int = Field(
         default=0, ge=0, le=2**31 - 1, description="Same data, same seed: same interval; 0 to 2147483647."
     )
+
+
+class BlockBootstrapSpec(BootstrapSpec):
+    """The gate's paired block bootstrap over the holdout rows in time order, so that a city does not promote on noise.
+
+    Each resample is made of runs of ``block_length`` consecutive rows (a circular block bootstrap): rows close in
+    time have correlated errors, and drawing single rows would overstate how sure the gate is.
+    """
+
+    block_length: Annotated[int, Field(ge=1, le=MAX_BLOCK_LENGTH)] | Literal["auto"] = Field(
+        default="auto",
+        description="Consecutive holdout rows (in time order) per resampled block: auto (default) reads it from the "
+        "autocorrelation of the per-row loss difference (Politis-White); a whole number of rows from 1 to "
+        "1,000,000 fixes it (1: single rows, the plain row bootstrap).",
+    )
+
+    @field_validator("block_length", mode="before")
+    @classmethod
+    def _block_length(cls, value: Any) -> Any:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value == "auto" or (whole and 1 <= value <= MAX_BLOCK_LENGTH):
+            return value
+        raise ValueError(
+            f"block_length {value!r} is neither auto nor a whole number of rows from 1 to {MAX_BLOCK_LENGTH:,}; "
+            "write block_length: auto (chosen from the data), or e.g. block_length: 50 for the rows of about an "
+            "hour of the holdout (1: single rows)"
+        )
 
 
 class SliceSpec(Strict):
@@ -239,10 +270,10 @@ class GateSpec(Strict):
     min_quality: QualityBound | None = Field(
         default=None, description="Absolute bound on the challenger's holdout score, e.g. {max_rmse: 12}; null: none."
     )
-    bootstrap: BootstrapSpec | None = Field(
+    bootstrap: BlockBootstrapSpec | None = Field(
         default=None,
         description="Promote only when the interval of the improvement excludes zero, e.g. {resamples: 1000, "
-        "confidence: 0.95, seed: 0}; null: off.",
+        "confidence: 0.95, seed: 0, block_length: auto}; null: off.",
     )
     slices: list[SliceSpec] = Field(
         default_factory=list,

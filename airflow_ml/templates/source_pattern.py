@@ -8,6 +8,7 @@ folder on the machine.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 
@@ -18,6 +19,9 @@ CONFINED_SCHEMES = ("s3://",)
 _DATA_ROOT = "{data_root}"
 
 
+# Cached: every city of a template repeats its patterns, and a parse of 10,000 cities checks each one several
+# times. A pattern that fails raises each time (exceptions are not cached), so its message is never stale.
+@functools.lru_cache(maxsize=4096)
 def check_location_pattern(
     pattern: str, *, field: str, placeholders: tuple[str, ...], required: str | None, confined: bool = False
 ) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from airflow_ml.exceptions import show_value
 from airflow_ml.templates.base import Strict
+from airflow_ml.templates.dask_spec import DaskSpec
 
 
 class LightGBMParams(Strict):
@@ -128,3 +129,24 @@ class TrainingSpec(Strict):
         default=False,
         description="Also train from the champion's booster and keep whichever wins on the validation split.",
     )
+    engine: Literal["local", "dask"] = Field(
+        default="local",
+        description="local: one process trains on the whole snapshot; dask: lightgbm.dask trains on a Dask cluster.",
+    )
+    dask: DaskSpec = Field(default_factory=DaskSpec, description="The cluster of engine dask (ignored by local).")
+
+    @model_validator(mode="after")
+    def _dask_trains_plainly(self) -> TrainingSpec:
+        if self.engine != "dask":
+            return self
+        if self.warm_start:
+            raise ValueError(
+                "engine 'dask' does not warm start (lightgbm.dask has no init_model); set warm_start: false "
+                "or engine: local"
+            )
+        if self.search is not None and self.search.trials:
+            raise ValueError(
+                f"engine 'dask' does not search parameters ({self.search.trials} trials asked); set "
+                "search.trials: 0 (or remove search) or engine: local"
+            )
+        return self

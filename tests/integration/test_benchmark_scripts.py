@@ -65,6 +65,27 @@ def test_retrain_benchmark_repeats_the_same_work_in_fresh_worlds() -> None:
     assert "repeat 2/2: world ready" in done.stderr
 
 
+@pytest.mark.timeout(1800)  # two deployments and three retrains: 5 min on a quiet 2-core machine, 20 loaded
+def test_retrain_benchmark_runs_the_dag_under_a_real_scheduler_cold_and_warm() -> None:
+    # Each run is triggered on a real deployment (api-server, scheduler with LocalExecutor, dag-processor) in a
+    # fresh world, once without and once with the warm-worker setting; the script stops unless every task succeeded.
+    done = run_benchmark("retrain.py", "--mode", "scheduler", "--rows", "5000", "--repeat", "1", timeout=1800)
+    header, row = done.stdout.strip().splitlines()
+    assert header.split() == [
+        *("rows", "floor", "cold", "run", "tasks", "idle", "warm", "run", "tasks", "idle"),
+        *("cold/floor", "warm/floor"),
+    ]
+    figures = row.split()
+    assert figures[0] == "5,000"
+    floor, cold_run, cold_tasks, cold_idle, warm_run, warm_tasks, warm_idle = map(float, figures[1:8])
+    assert floor > 0
+    for run, tasks, idle in ((cold_run, cold_tasks, cold_idle), (warm_run, warm_tasks, warm_idle)):
+        assert tasks > 0
+        assert 0 <= idle < run, "the run's idle seconds are part of it"
+    assert "repeat 1/1: cold world ready" in done.stderr
+    assert "repeat 1/1: warm world ready" in done.stderr
+
+
 def test_fleet_view_benchmark_runs_at_a_tiny_size() -> None:
     done = run_benchmark("fleet_view.py", "--cities", "3", "--versions", "2", "--repeat", "1")
 
@@ -92,3 +113,54 @@ def test_drift_benchmark_reviews_a_tiny_fleet_and_agrees_with_its_reference() ->
     for part in ("read latest/ (fleet_latest)", "adjustment (Benjamini-Yekutieli)", "records assembled and written"):
         assert part in done.stdout
     assert "repeat 2/2 done" in done.stderr
+
+
+def test_validate_benchmark_measures_the_whole_task_beside_the_bare_checks_and_training() -> None:
+    # The script stops unless the task's suite passes and is logged to MLflow, and unless the pandas checks
+    # pass, so a run that prints its table ran the whole step and the bare checks on the same snapshot.
+    done = run_benchmark("validate.py", "--rows", "2000", "--repeat", "1")
+    lines = done.stdout.splitlines()
+    rows = {line.split()[1]: line.split() for line in lines if line.split()[:1] == ["2,000"]}
+    for variant in ("task", "bare"):
+        figures = list(map(float, rows[variant][2:9]))
+        assert min(figures) >= 0
+        assert figures[4] >= figures[0], f"{variant}: the child's time includes its imports"
+        assert figures[6] > 0, f"{variant}: its own peak resident set"
+    assert any("the whole validate task (fresh process)" in line and "x the bare validation" in line for line in lines)
+    assert any("training the same rows (bare LightGBM fit" in line and "% of it" in line for line in lines)
+    assert lines[0].startswith("load average at start:")
+
+
+@pytest.mark.timeout(1800)  # 18 fresh processes that import Airflow, beside a busy process per core
+def test_parse_benchmark_measures_every_dag_file_against_a_reference_split_alike() -> None:
+    # Three shard files of each kind for four cities: the fleet is generated with the count asked for, every
+    # other file of dags/ is measured too, and the plain reference is split into as many files as the retrain
+    # shards, under a busy process per core (the contended mode).
+    done = run_benchmark(
+        "parse.py",
+        *("--cities", "4", "--repeat", "1", "--only", "plain", "--shards", "3", "--contention", "on"),
+        timeout=1800,
+    )
+    lines = done.stdout.splitlines()
+    cores = os.cpu_count() or 1
+    header = lines[1].split()
+    assert header[:3] == ["cities", "cpu", "hogs"]
+    assert "margin" in header
+    rows = {line[17:48].strip(): line.split() for line in lines[2:4]}
+    others = sorted(
+        p.stem for p in (REPO / "dags").glob("*.py") if not p.stem.startswith(("retrain_shard", "score_shard"))
+    )
+    ours = f"factory, full form, {len(others) + 6} files"
+    assert list(rows) == [ours, "plain Python, 1 Param, 3 files"]
+    for figures in rows.values():
+        assert figures[0] == "4"
+        assert figures[1] == str(cores)  # measured with the competing processes
+    per_file = next(line for line in lines if line.startswith(f"factory files, 4 cities, {cores} cpu hogs: "))
+    built = dict(
+        (part.split()[0], int(part.split("(")[1].split()[0])) for part in per_file.split(": ", 1)[1].split(", ")
+    )
+    shards = [f"{kind}_{index}" for kind in ("retrain_shard", "score_shard") for index in range(3)]
+    assert sorted(built) == sorted([*others, *shards])
+    assert sum(built[f"retrain_shard_{index}"] for index in range(3)) == 4  # each city in one shard file
+    assert sum(built[f"score_shard_{index}"] for index in range(3)) == 4
+    assert f"task start-up,      4 cities, {cores} cpu hogs:" in done.stdout

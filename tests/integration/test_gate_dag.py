@@ -81,6 +81,11 @@ def test_a_first_model_is_promoted_and_its_record_holds_its_interval_and_slices(
     low, high = decision["bootstrap"]["challenger"]
     assert low < decision["challenger_score"] < high
     assert decision["bootstrap"]["improvement"] is None  # nothing to compare with
+    assert decision["bootstrap"]["block_auto"] is True
+    assert 1 <= decision["bootstrap"]["block_length"] <= decision["holdout_rows"] // 3
+    # The train task logged the challenger's predictions of this very holdout: the gate judged those.
+    assert decision["challenger_predictions"]["source"] == "logged"
+    assert decision["snapshot_hash"] in decision["challenger_predictions"]["reason"]
     assert {s["column"] for s in decision["slices"]} == {"pickup_zone", "pickup_hour"}
     assert not any(s["judged"] for s in decision["slices"])
     assert decision["run_type"] == "manual"

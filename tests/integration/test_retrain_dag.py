@@ -19,6 +19,7 @@ import pytest
 
 from airflow_ml.ml.markdown_cells import md_cell
 from tests.support.airflow_runs import task_states
+from tests.support.serving_models import champion_holdout
 from tests.support.worlds import city_world
 
 pytestmark = pytest.mark.integration
@@ -250,24 +251,10 @@ def test_invalid_batch_fails_validation_registers_nothing_and_keeps_the_champion
 def test_champion_served_by_alias_predicts_what_training_predicted(
     world: dict[str, Any], first_run: dict[str, Any], tmp_path: Path
 ) -> None:
-    import mlflow
     import numpy as np
-    import pandas as pd
 
-    client = world["client"]
-    champion = client.get_model_version_by_alias(MODEL, "champion")
-    logged = client.download_artifacts(champion.run_id, "lineage/holdout_predictions.parquet", str(tmp_path))
-    holdout = pd.read_parquet(logged)
-    raw = holdout.drop(columns=["prediction"])
     # Serving exactly as a consumer would: the registry URI with the alias, on raw rows.
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(world["store"]["tracking_uri"])
-    mlflow.set_registry_uri(world["store"]["tracking_uri"])
-    try:
-        served = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion").predict(raw)
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+    holdout, served = champion_holdout(world["client"], world["store"]["tracking_uri"], MODEL, tmp_path)
     assert len(served) == len(holdout) > 100
     np.testing.assert_array_equal(np.asarray(served), holdout["prediction"].to_numpy())
 

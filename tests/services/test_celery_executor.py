@@ -19,6 +19,7 @@ import pytest
 from airflow_ml.data.snapshot import snapshot_location
 from tests.support.airflow_rest import RunResult
 from tests.support.mlflow_stores import logged_decision
+from tests.support.preload_probe import run_preload_probe
 from tests.support.processes import wait_until
 from tests.support.stack import AirflowStack
 
@@ -103,3 +104,14 @@ def test_each_city_has_its_own_champion(stack: AirflowStack, runs: dict[str, Run
         assert client.get_run(champion.run_id).data.params["num_boost_round"] == str(CONF["num_boost_round"])
         training_runs.add(champion.run_id)
     assert len(training_runs) == len(CITIES)
+
+
+def test_a_task_process_on_the_celery_worker_starts_with_the_tasks_libraries_already_imported(
+    stack: AirflowStack,
+) -> None:
+    # As docker-compose.yaml's worker: airflow_local_settings makes `airflow celery worker` import them before
+    # its pool forks; with the CeleryExecutor the scheduler imports nothing more.
+    result = run_preload_probe(stack)
+
+    assert result.state == "success", stack.report(result)
+    assert result.tasks == {"inherited": "success"}

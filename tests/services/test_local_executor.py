@@ -17,6 +17,7 @@ import pytest
 from airflow_ml.data.snapshot import MANIFEST, snapshot_location
 from tests.support.airflow_rest import RunResult
 from tests.support.mlflow_stores import logged_decision
+from tests.support.preload_probe import run_preload_probe
 from tests.support.stack import AirflowStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
@@ -122,6 +123,15 @@ def test_the_conf_reached_the_training_run(stack: AirflowStack, run: RunResult) 
     assert training.data.tags["airflow.run_id"] == run.run_id
     assert training.data.tags["airflow.task_id"] == "train"
     assert client.get_experiment(training.info.experiment_id).name == DAG_ID
+
+
+def test_a_task_process_starts_with_the_tasks_libraries_already_imported(stack: AirflowStack) -> None:
+    # The stack runs as docker-compose.yaml does: airflow_local_settings makes the scheduler import the tasks'
+    # libraries before its LocalExecutor forks its workers, whose supervisors fork each task process.
+    result = run_preload_probe(stack)
+
+    assert result.state == "success", stack.report(result)
+    assert result.tasks == {"inherited": "success"}
 
 
 @pytest.mark.parametrize(

@@ -114,6 +114,7 @@ NOT_RUN: dict[str, str] = {
     "docker compose run --rm airflow-cli airflow dags unpause ride_duration.berlin": _DOCKER,
     "docker compose up -d --scale airflow-worker=4": _DOCKER,
     "docker compose --profile flower up -d": _DOCKER,
+    "docker compose --profile dask up -d": _DOCKER,
 }
 
 

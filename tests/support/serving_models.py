@@ -74,3 +74,26 @@ def feature_rows(rows: pd.DataFrame, count: int) -> list[dict[str, Any]]:
     import json
 
     return json.loads(rows[FEATURES].head(count).to_json(orient="records"))
+
+
+def serve_champion(tracking_uri: str, model: str, rows: pd.DataFrame) -> Any:
+    """Predict ``rows`` as a consumer would: ``models:/<model>@champion`` from the store at ``tracking_uri``."""
+    import mlflow.pyfunc
+
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        return mlflow.pyfunc.load_model(f"models:/{model}@champion").predict(rows)
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
+
+
+def champion_holdout(client: Any, tracking_uri: str, model: str, folder: Path) -> tuple[pd.DataFrame, Any]:
+    """The champion's training-time holdout predictions (``lineage/holdout_predictions.parquet``) and what
+    ``models:/<model>@champion`` predicts for the same raw rows."""
+    champion = client.get_model_version_by_alias(model, "champion")
+    logged = client.download_artifacts(champion.run_id, "lineage/holdout_predictions.parquet", str(folder))
+    holdout = pd.read_parquet(logged)
+    return holdout, serve_champion(tracking_uri, model, holdout.drop(columns=["prediction"]))

@@ -59,13 +59,11 @@ from tests.support.processes import (
 from tests.support.s3_servers import s3_client
 from tests.support.stack_config import (
     ADMIN_USER,
-    DEFAULT_PRELOAD,
     airflow_env,
     base_env,
     check_stack_programs,
     forget_celery_queue,
     task_log,
-    write_preload,
     write_world,
 )
 from tests.support.stack_databases import private_databases, template_databases
@@ -89,9 +87,10 @@ class AirflowStack:
             (``retries: 0``, ``schedule: null``).
         worker_concurrency: Task slots of the Celery worker.
         triggerer: Also run ``airflow triggerer`` (deferrable tasks: the approval step).
-        preload: Modules the scheduler and the Celery worker import at start (an ``airflow_local_settings.py``),
-            which their forked task processes inherit: on a small CI machine, importing pandas, MLflow,
-            GX and LightGBM is most of a short task's time. ``()`` turns it off.
+        preload: Whether the scheduler and the Celery worker import the tasks' libraries at start, as
+            docker-compose.yaml's do (``deploy/airflow/settings`` on PYTHONPATH, ``AIRFLOW_ML_PRELOAD``): their
+            forked task processes inherit them. On a small CI machine, importing pandas, MLflow, GX and
+            LightGBM is most of a short task's time.
         extra_env: Environment added to (or overriding) every Airflow process's.
         start_timeout: Seconds each component may take to come up.
         postgres_dsn: A PostgreSQL server for both databases instead of the shared one (``POSTGRES_DSN``):
@@ -125,7 +124,7 @@ class AirflowStack:
         dag_extra: str = "",
         worker_concurrency: int = 2,
         triggerer: bool = False,
-        preload: Sequence[str] = DEFAULT_PRELOAD,
+        preload: bool = True,
         extra_env: Mapping[str, str] | None = None,
         start_timeout: float = 240,
         postgres_dsn: str | None = None,
@@ -140,7 +139,7 @@ class AirflowStack:
         self.dag_extra = dag_extra
         self.worker_concurrency = worker_concurrency
         self.triggerer = triggerer
-        self.preload = tuple(preload)
+        self.preload = preload
         self.extra_env = dict(extra_env or {})
         self.start_timeout = start_timeout
         self.postgres_dsn = postgres_dsn
@@ -194,7 +193,6 @@ class AirflowStack:
             city_extra=self.city_extra,
             dag_extra=self.dag_extra,
         )
-        write_preload(self.home, self.preload)
         if self.postgres_dsn:
             self.metadata_db_url, self.mlflow_db_url = private_databases(
                 self._exit, self.postgres_dsn, self.root, self.logs_dir
@@ -270,6 +268,7 @@ class AirflowStack:
             s3_endpoint=self.s3_endpoint,
             mlflow_url=self.mlflow_url,
             worker_concurrency=self.worker_concurrency,
+            preload=self.preload,
         )
         return {**env, **self.extra_env}
 

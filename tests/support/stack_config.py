@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from tests.support import REPO
 from tests.support.processes import free_port
 from tests.support.s3_servers import aws_connection
 from tests.support.services import service_missing
@@ -22,19 +23,8 @@ from tests.support.worlds import copy_template, write_loader
 
 ADMIN_USER = "admin"
 REDIS = ("127.0.0.1", 6379)
-#: Libraries the tasks import, imported once by the scheduler and the Celery worker (see ``AirflowStack``).
-DEFAULT_PRELOAD = ("pandas", "pyarrow.parquet", "s3fs", "mlflow", "mlflow.pyfunc", "great_expectations", "lightgbm")
-_PRELOAD_SETTINGS = """\
-# Written by tests/support/stack_config.py. The scheduler's LocalExecutor workers and the Celery worker's pool
-# are forks of this process, and every task process is a fork of them: importing the heavy libraries here
-# once spares each task importing them again. The DAG processor and the api-server import nothing more.
-import importlib
-import sys
-
-if sys.argv[1:2] == ["scheduler"] or sys.argv[1:3] == ["celery", "worker"]:
-    for _name in {modules!r}:
-        importlib.import_module(_name)
-"""
+#: The airflow_local_settings that docker-compose.yaml puts on PYTHONPATH (airflow_ml/worker_preload.py).
+LOCAL_SETTINGS = REPO / "deploy" / "airflow" / "settings"
 #: Environment names never inherited from the test process: the stack's own configuration replaces them.
 _NOT_INHERITED = ("AIRFLOW", "AWS_", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 _TELEMETRY_OFF = {
@@ -79,16 +69,6 @@ def write_world(
             encoding="utf-8",
         )
     write_loader(dags_dir, "cities", templates_root)
-
-
-def write_preload(home: Path, modules: Sequence[str]) -> None:
-    """An ``airflow_local_settings.py`` in ``home/config`` that makes the scheduler and the Celery worker
-    import ``modules`` at start (nothing when ``modules`` is empty)."""
-    if modules:
-        (home / "config").mkdir(parents=True, exist_ok=True)
-        (home / "config" / "airflow_local_settings.py").write_text(
-            _PRELOAD_SETTINGS.format(modules=tuple(modules)), encoding="utf-8"
-        )
 
 
 def check_stack_programs(executor: str) -> None:
@@ -155,10 +135,13 @@ def airflow_env(
     s3_endpoint: str,
     mlflow_url: str,
     worker_concurrency: int,
+    preload: bool = True,
 ) -> dict[str, str]:
     """The environment of every Airflow process of a stack (and of the tasks they run).
 
-    Writes the SimpleAuthManager passwords file (``admin`` with ``password``) into ``home``.
+    With ``preload``, the scheduler (LocalExecutor) and the Celery worker import the tasks' libraries once, as
+    docker-compose.yaml's do (``AIRFLOW_ML_PRELOAD``), and the task processes they fork inherit them. Writes the
+    SimpleAuthManager passwords file (``admin`` with ``password``) into ``home``.
     """
     api_url = f"http://127.0.0.1:{api_port}"
     passwords = home / "passwords.json"
@@ -198,6 +181,10 @@ def airflow_env(
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW_ML_DATA_ROOT": data_root,
+        "AIRFLOW_ML_PRELOAD": "auto" if preload else "off",
+        "PYTHONPATH": os.pathsep.join(
+            [str(LOCAL_SETTINGS), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        ),
         "AIRFLOW_CONN_AWS_DEFAULT": aws_connection(s3_endpoint),
         "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "extra": {"tracking_uri": mlflow_url}}),
     }

@@ -319,6 +319,25 @@ def test_what_the_code_reads_from_the_environment_is_set(services: dict[str, Any
         assert config.source_uri(root) == f"{root}/raw/trips/{config.city}"
 
 
+def test_the_workers_start_warm_through_the_deployed_local_settings(services: dict[str, Any]) -> None:
+    from airflow_ml.worker_preload import forks_tasks, preload_setting
+
+    image_repo = Path("/opt/airflow-ml")  # the Dockerfile copies the repository there
+    assert f"COPY --chown=airflow:0 . {image_repo}/" in (REPO / "Dockerfile").read_text(encoding="utf-8")
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        folder = Path(env["PYTHONPATH"])
+        assert folder.is_relative_to(image_repo), f"{name}: PYTHONPATH {folder} is not in the image's copy of the repo"
+        settings = REPO / folder.relative_to(image_repo) / "airflow_local_settings.py"
+        assert "\npreload_for_workers()\n" in settings.read_text(encoding="utf-8"), settings
+        assert preload_setting(env) == "auto"
+    worker, scheduler = services["airflow-worker"], services["airflow-scheduler"]
+    executor = worker["environment"]["AIRFLOW__CORE__EXECUTOR"]
+    assert forks_tasks(["airflow", *shlex.split(worker["command"])], executor)
+    # With the CeleryExecutor the scheduler runs no task: it imports nothing more.
+    assert not forks_tasks(["airflow", *shlex.split(scheduler["command"])], executor)
+
+
 def test_the_demo_data_command_writes_what_the_upload_mirrors(services: dict[str, Any], tmp_path: Path) -> None:
     from airflow_ml.cli import main
 
@@ -457,7 +476,7 @@ def test_docker_compose_accepts_the_file() -> None:
             break
     else:
         service_missing("no `docker compose` or `docker-compose` is installed (`make test` installs docker-compose)")
-    profiles = ["--profile", "demo", "--profile", "debug", "--profile", "flower"]
+    profiles = ["--profile", "demo", "--profile", "debug", "--profile", "flower", "--profile", "dask"]
     checked = subprocess.run(
         [*command, "-f", str(COMPOSE), "--env-file", str(ENV_EXAMPLE), *profiles, "config", "-q"],
         capture_output=True,
@@ -591,3 +610,37 @@ def test_init_checks_resources_and_makes_the_mounted_folders_and_the_cli_waits_f
     assert "mkdir -p /opt/airflow/logs /opt/airflow/config" in script
     assert "airflow config list" in script  # writes the default airflow.cfg into ./config
     assert set(services["airflow-cli"]["depends_on"]) == {"redis", "postgres"}
+
+
+def test_the_dask_profile_runs_a_scheduler_and_two_workers_the_dask_connection_reaches(
+    services: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distributed.cli.dask_scheduler import main as dask_scheduler
+    from distributed.cli.dask_worker import main as dask_worker
+
+    from airflow_ml.hooks.dask_cluster import DaskClusterHook
+    from airflow_ml.templates.dask_spec import MEMORY_PATTERN
+
+    scheduler, worker = services["dask-scheduler"], services["dask-worker"]
+    assert scheduler["profiles"] == worker["profiles"] == ["dask"]
+    assert worker["deploy"]["replicas"] == 2  # one worker per container: a fixed listen_port stays usable
+    # The commands as the dask CLI parses them; the workers join the scheduler's port.
+    argv = shlex.split(scheduler["command"][2])
+    assert argv[:2] == ["dask", "scheduler"]
+    options = dask_scheduler.make_context("dask scheduler", argv[2:]).params
+    argv = shlex.split(worker["command"][2])
+    assert argv[:2] == ["dask", "worker"]
+    joined = dask_worker.make_context("dask worker", argv[2:]).params
+    assert joined["scheduler"] == f"tcp://dask-scheduler:{options['port']}"
+    assert (int(joined["n_workers"]), joined["nthreads"]) == (1, int(env_example()["DASK_WORKER_THREADS"]))
+    assert MEMORY_PATTERN.match(joined["memory_limit"])
+    assert scheduler["ports"] == [f"{env_example()['DASK_DASHBOARD_PORT']}:{options['dashboard_address'][1:]}"]
+    # The image of the Airflow services (the same airflow_ml and LightGBM), telemetry off.
+    assert scheduler["image"] == worker["image"] == services["airflow-worker"]["image"]
+    for service in (scheduler, worker):
+        assert service["environment"].items() >= TELEMETRY_OFF.items()
+    # The Airflow services' dask_default connection is this scheduler, as the hook reads it.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DASK_DEFAULT", services["airflow-worker"]["environment"]["AIRFLOW_CONN_DASK_DEFAULT"]
+    )
+    assert DaskClusterHook().get_conn().address == joined["scheduler"]

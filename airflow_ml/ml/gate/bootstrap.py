@@ -1,9 +1,16 @@
-"""Paired bootstrap of the gate's metric: how sure is the challenger's improvement over the champion?
+"""Paired block bootstrap of the gate's metric: how sure is the challenger's improvement over the champion?
 
-Each resample draws the holdout's rows with replacement, and both models are scored on the same draw, so
-the interval is of the *difference* (rows that are hard for both models cancel out). A resample is held
-as a vector of counts (how often each row was drawn), so each metric is a few matrix-vector products over
-a chunk of resamples: 1000 resamples of 10 000 rows take a few hundredths of a second.
+Each resample is built of runs of ``block_length`` consecutive holdout rows (a circular block bootstrap, Politis
+and Romano 1992: the holdout, in time order, is read as a circle, so every row is as likely to be drawn as any
+other), and both models are scored on the same draw, so the interval is of the *difference* (rows that are hard
+for both models cancel out). Rows close in time have correlated errors; resampling runs of them keeps that
+correlation in every resample, where drawing single rows (``block_length`` 1, the plain row bootstrap) would
+overstate how sure the gate is.
+
+Every metric but auc is a function of a few per-row sums (squared error, absolute error...): the sum over each
+possible block is read off a prefix sum once, and a resample's sum is the sum of its drawn blocks' sums, so
+nothing of the holdout's size is built per resample. auc, a ranking, weighs every row by how often its resample
+holds it (:func:`weighted_scores`).
 """
 
 from __future__ import annotations
@@ -12,11 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from airflow_ml.ml.gate.block_length import optimal_block_length, row_series
 from airflow_ml.ml.gate.records import BootstrapResult
 from airflow_ml.ml.metrics import DIRECTIONS
 
-#: Counts held in memory at once (resamples x rows): about 16 MB of float64.
+#: Values held in memory at once per array (resamples x rows or blocks): about 16 MB of float64.
 _CHUNK_CELLS = 2_000_000
+#: The most blocks an ``auto`` resample draws (the length is at least the holdout's rows / this).
+_MAX_BLOCKS = 10_000
 
 
 def paired_bootstrap(
@@ -29,15 +39,22 @@ def paired_bootstrap(
     resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    block_length: int | str = 1,
 ) -> BootstrapResult:
     """Percentile intervals of both scores and of the improvement, from the same resamples.
 
-    The improvement is positive when the challenger is better, in the unit of the gate's
-    ``min_improvement``: a fraction of the champion's score in that resample when ``relative``. The same
-    inputs and seed give the same intervals.
+    The rows must be in time order (the gate's holdout is, by its time column). A resample draws
+    ``ceil(n / block_length)`` block starts uniformly on the circle of rows, the last block cut short, so it has as
+    many rows as the holdout. ``block_length`` 1 is the row bootstrap, draw for draw. ``"auto"`` takes
+    :func:`~airflow_ml.ml.gate.block_length.optimal_block_length` of the per-row loss difference of the two models
+    (of the challenger's own loss without a champion, or when the two predict alike), at least ``n / 10,000``
+    rows. A length above a third of the rows is cut to it (fewer than three blocks cannot vary). The improvement
+    is positive when the challenger is better, in the unit of the gate's ``min_improvement``: a fraction of the
+    champion's score in that resample when ``relative``. The same inputs and seed give the same intervals.
 
     Raises:
-        ValueError: for fewer than 2 rows, arrays of different lengths, or a confidence outside (0, 1).
+        ValueError: for fewer than 2 rows, arrays of different lengths, a confidence outside (0, 1), or a block
+            length that is neither a whole number from 1 nor ``"auto"``.
     """
     y = np.asarray(y_true, dtype="float64")
     challenger = np.asarray(challenger_pred, dtype="float64")
@@ -46,28 +63,117 @@ def paired_bootstrap(
         raise ValueError(f"need equal 1-d arrays of at least 2 rows to bootstrap; got {y.shape} and {challenger.shape}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence {confidence!r} must lie strictly between 0 and 1, e.g. 0.95")
-    rng = np.random.default_rng(seed)
     n = y.size
-    chunk = max(1, min(resamples, _CHUNK_CELLS // n))
-    challenger_scores, champion_scores = [], []
+    length = _block_length(metric, y, challenger, champion, block_length)
+    rng = np.random.default_rng(seed)
+    blocks = -(-n // length)
+    # auc weighs every row of every resample; the other metrics add up one sum per drawn block.
+    chunk = max(1, min(resamples, _CHUNK_CELLS // (n if metric == "auc" else blocks)))
+    models = [challenger] if champion is None else [challenger, champion]
+    sums = None if metric == "auc" else [_block_sums(metric, y, p, length) for p in models]
+    scores: list[list[np.ndarray]] = [[] for _ in models]
     for start in range(0, resamples, chunk):
         size = min(chunk, resamples - start)
-        draws = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
-        counts = np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).astype("float64")
-        challenger_scores.append(weighted_scores(metric, y, challenger, counts))
-        if champion is not None:
-            champion_scores.append(weighted_scores(metric, y, champion, counts))
+        starts = rng.integers(0, n, size=(size, blocks))
+        if sums is None:
+            counts = _row_counts(starts, n, length)
+            for i, p in enumerate(models):
+                scores[i].append(weighted_scores(metric, y, p, counts))
+        else:
+            for i, model_sums in enumerate(sums):
+                scores[i].append(_resample_scores(metric, model_sums, starts, n))
     tail = (1 - confidence) / 2
-    challenger_all = np.concatenate(challenger_scores)
+    challenger_all = np.concatenate(scores[0])
     result: dict[str, Any] = {"challenger": _interval(challenger_all, tail)}
     if champion is not None:
-        champion_all = np.concatenate(champion_scores)
+        champion_all = np.concatenate(scores[1])
         gain = champion_all - challenger_all if DIRECTIONS[metric] == "minimize" else challenger_all - champion_all
         if improvement_mode == "relative":
             scale = np.abs(champion_all)
             gain = np.divide(gain, scale, out=gain.copy(), where=scale != 0)
         result |= {"champion": _interval(champion_all, tail), "improvement": _interval(gain, tail)}
-    return BootstrapResult(resamples=resamples, confidence=confidence, seed=seed, **result)
+    return BootstrapResult(
+        resamples=resamples,
+        confidence=confidence,
+        seed=seed,
+        block_length=length,
+        block_auto=block_length == "auto",
+        **result,
+    )
+
+
+def _block_length(metric: str, y: np.ndarray, challenger: np.ndarray, champion: np.ndarray | None, asked: Any) -> int:
+    """The block length to use: ``asked``, or the automatic one, at most a third of the rows."""
+    if asked == "auto":
+        series = row_series(metric, y, challenger)
+        if champion is not None:
+            difference = series - row_series(metric, y, champion)
+            # Identical predictions (a tie) give a constant difference and a zero-width interval at any length:
+            # the challenger's own loss then sets it, as without a champion.
+            if np.ptp(difference) > 0:
+                series = difference
+        # At least n / _MAX_BLOCKS rows a block: on independent rows any block much shorter than the holdout is as
+        # good as a single row, and a resample then draws at most _MAX_BLOCKS numbers, whatever the holdout's size.
+        asked = max(optimal_block_length(series), -(-y.size // _MAX_BLOCKS))
+    elif isinstance(asked, bool) or not isinstance(asked, int | np.integer) or asked < 1:
+        raise ValueError(f"block_length {asked!r} must be a whole number of rows from 1, or 'auto'")
+    return max(1, min(int(asked), y.size // 3))
+
+
+def _block_sums(metric: str, y: np.ndarray, p: np.ndarray, length: int) -> dict[str, np.ndarray]:
+    """Per row series of the metric's sums, each as its sums over every circular block of ``length`` rows and
+    over every block of the last block's length (``full`` and ``last`` per series)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric in ("rmse", "mae", "logloss"):
+            series = {"loss": row_series(metric, y, p)}
+        elif metric == "mape":
+            series = {"loss": row_series(metric, y, p), "rows": (y != 0).astype("float64")}
+        elif metric == "r2":
+            series = {"loss": (y - p) ** 2, "y": y, "y2": y**2}
+        else:
+            raise ValueError(f"unknown metric {metric!r}; choose from {sorted(DIRECTIONS)}")
+    n = y.size
+    last = n - (-(-n // length) - 1) * length
+    out = {}
+    for name, values in series.items():
+        circle = np.concatenate([[0.0], np.cumsum(np.concatenate([values, values[: length - 1]]))])
+        out[name] = circle[length : length + n] - circle[:n]
+        out[f"{name}_last"] = circle[last : last + n] - circle[:n]
+    return out
+
+
+def _resample_scores(metric: str, sums: dict[str, np.ndarray], starts: np.ndarray, n: int) -> np.ndarray:
+    """The metric of each resample (a row of ``starts``: its blocks' first rows, the last block cut short)."""
+
+    def total(name: str) -> np.ndarray:
+        return np.asarray(sums[name][starts[:, :-1]].sum(axis=1) + sums[f"{name}_last"][starts[:, -1]])
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric == "rmse":
+            return np.asarray(np.sqrt(total("loss") / n))
+        if metric in ("mae", "logloss"):
+            return total("loss") / n
+        if metric == "mape":
+            return np.asarray(total("loss") / total("rows"))
+        sse, sst = total("loss"), total("y2") - total("y") ** 2 / n
+        return np.where(sst > 0, 1.0 - sse / np.where(sst > 0, sst, 1.0), 0.0)
+
+
+def _row_counts(starts: np.ndarray, n: int, length: int) -> np.ndarray:
+    """How often each row is drawn in each resample of ``starts`` (resamples x rows, as float64)."""
+    size, blocks = starts.shape
+    last = n - (blocks - 1) * length
+    offsets = (np.arange(size) * n)[:, None]
+    counts = np.zeros((size, n), dtype="int64")
+    for columns, width in ((starts[:, :-1], length), (starts[:, -1:], last)):
+        begun = np.bincount((columns + offsets).ravel(), minlength=size * n).reshape(size, n)
+        if width == 1:
+            counts += begun
+            continue
+        # A row is drawn once per block begun within the width - 1 rows before it (on the circle).
+        circle = np.concatenate([np.zeros((size, 1), "int64"), begun[:, n - width + 1 :], begun], axis=1).cumsum(1)
+        counts += circle[:, width : width + n] - circle[:, :n]
+    return counts.astype("float64")
 
 
 def weighted_scores(metric: str, y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> np.ndarray:

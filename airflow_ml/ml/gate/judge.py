@@ -128,7 +128,7 @@ def judge(
 
     Args:
         metric: A metric of :data:`airflow_ml.ml.metrics.DIRECTIONS`.
-        y_true: The holdout's true values.
+        y_true: The holdout's true values, in time order (the bootstrap resamples runs of consecutive rows).
         challenger_pred: The challenger's predictions of the same rows.
         champion_pred: The champion's, or None when there is no champion.
         rules: The thresholds.
@@ -173,6 +173,7 @@ def judge(
             resamples=int(rules.bootstrap.get("resamples", 1000)),
             confidence=float(rules.bootstrap.get("confidence", 0.95)),
             seed=int(rules.bootstrap.get("seed", 0)),
+            block_length=rules.bootstrap.get("block_length", "auto"),
         )
     slices = evaluate_slices(
         metric,

@@ -14,9 +14,11 @@ from airflow_ml.ml.gate.schema_change import SchemaCheck
 
 @dataclass(frozen=True)
 class BootstrapResult:
-    """Percentile intervals from a paired bootstrap over the holdout rows (the same resamples for both models).
+    """Percentile intervals from a paired block bootstrap over the holdout rows (the same resamples for both models).
 
     ``improvement`` is in the unit of ``min_improvement`` (a fraction when relative); positive is better.
+    ``block_length`` is the number of consecutive rows per drawn block that was used (1: single rows),
+    ``block_auto`` whether it was chosen from the data (``gate.bootstrap.block_length: auto``).
     """
 
     resamples: int
@@ -25,6 +27,8 @@ class BootstrapResult:
     challenger: tuple[float, float]
     champion: tuple[float, float] | None = None
     improvement: tuple[float, float] | None = None
+    block_length: int = 1
+    block_auto: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,8 @@ class GateDecision:
                 challenger=_pair(raw["challenger"]),
                 champion=_pair(raw.get("champion")),
                 improvement=_pair(raw.get("improvement")),
+                block_length=int(raw.get("block_length", 1)),  # a record from before block resampling: rows
+                block_auto=bool(raw.get("block_auto", False)),
             )
         values["slices"] = tuple(SliceResult(**s) for s in values.get("slices") or ())
         values["naive_baseline"] = naive.from_record(values.get("naive_baseline"))

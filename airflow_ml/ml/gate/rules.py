@@ -27,7 +27,8 @@ class GateRules:
         min_holdout_rows: Refuse to decide on a smaller holdout.
         min_quality: At most one bound on the challenger's own score, ``{"max_rmse": 12}`` for a metric
             where lower is better, ``{"min_auc": 0.7}`` for one where higher is; None: no bound.
-        bootstrap: ``{"resamples", "confidence", "seed"}`` of the paired bootstrap; None: off.
+        bootstrap: ``{"resamples", "confidence", "seed", "block_length"}`` of the paired block bootstrap (a
+            missing ``block_length`` is ``"auto"``); None: off.
         slices: ``{"column": ..., "bins": [...] or None}`` per slicing of the holdout.
         max_slice_regression: How much worse (relative) any judged slice may be; None: slices are reported only.
         min_slice_rows: Smaller slices are reported but not judged.

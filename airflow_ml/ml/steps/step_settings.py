@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from airflow_ml.ml.dask_settings import DaskSettings
 from airflow_ml.ml.frozen_settings import FrozenSettings
 from airflow_ml.ml.gate.rules import GateRules
 from airflow_ml.ml.steps.validation_settings import GxContextSettings as GxContextSettings
@@ -131,9 +132,10 @@ class TrainingSettings(FrozenSettings):
         parent_model: The city's fallback parent, recorded with the data status.
         tags: Extra MLflow run tags (city, template...).
         config: The merged city config, logged as an artifact.
+        engine: ``local`` or ``dask`` (:mod:`airflow_ml.ml.dask_train`, on the cluster of ``dask``).
     """
 
-    nested: ClassVar[Mapping[str, Any]] = {"spec": TrainSpec, "split": SplitSettings}
+    nested: ClassVar[Mapping[str, Any]] = {"spec": TrainSpec, "split": SplitSettings, "dask": DaskSettings}
 
     experiment: str
     spec: TrainSpec
@@ -145,6 +147,8 @@ class TrainingSettings(FrozenSettings):
     parent_model: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     config: Mapping[str, Any] | None = None
+    engine: Literal["local", "dask"] = "local"
+    dask: DaskSettings = field(default_factory=DaskSettings)
 
     @property
     def registered_model(self) -> str:

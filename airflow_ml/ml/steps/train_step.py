@@ -10,7 +10,7 @@ import json
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
@@ -28,6 +28,9 @@ from airflow_ml.ml.steps.xcom_payloads import TrainingPayload
 from airflow_ml.ml.train import TrainSpec, effective_threads, time_split, train_model
 from airflow_ml.ml.training_report import code_version, write_feature_importance
 from airflow_ml.ml.warm_start import WARM_START_TAG, warm_start
+
+if TYPE_CHECKING:
+    from airflow_ml.ml.dask_settings import ClusterAddress, DaskSettings
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ def train(
     artifact_root: str | None = None,
     tags: dict[str, str] | None = None,
     storage_options: StorageOptions | None = None,
+    cluster: ClusterAddress | None = None,
 ) -> TrainingPayload:
     """The train task: check there is enough data for a model of the city's own, then :func:`train_and_log`.
 
@@ -58,6 +62,7 @@ def train(
         artifact_root: Artifacts of a new experiment.
         tags: Run tags beside ``settings.tags`` (the Airflow lineage).
         storage_options: Options that open the snapshot (by protocol).
+        cluster: With ``engine: dask``, the scheduler of ``training.dask.connection`` (None: a LocalCluster).
 
     Raises:
         NotEnoughData: with ``settings.fallback_min_rows`` and fewer rows; the data status is recorded on the
@@ -91,6 +96,8 @@ def train(
         storage_options=storage_options,
         search=search_settings(settings),
         warm_start_from=settings.registered_model if settings.warm_start else None,
+        dask=settings.dask if settings.engine == "dask" else None,
+        cluster=cluster,
     )
     return TrainingPayload(**result)  # type: ignore[typeddict-item]
 
@@ -127,6 +134,8 @@ def train_and_log(
     storage_options: StorageOptions | None = None,
     search: SearchSettings | None = None,
     warm_start_from: str | None = None,
+    dask: DaskSettings | None = None,
+    cluster: ClusterAddress | None = None,
 ) -> dict[str, Any]:
     """Train on the snapshot and log params, metrics, the model and its lineage to a new MLflow run.
 
@@ -155,9 +164,15 @@ def train_and_log(
             threads,
             threads,
         )
-    columns = list(dict.fromkeys([*spec.features, spec.target, split.time_column]))
-    frame = read_snapshot(manifest.uri, columns=columns, storage_options=storage_options)
-    splits = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction)
+    if dask is not None and (warm_start_from or (search is not None and search.trials > 0)):
+        raise ValueError(
+            "engine 'dask' neither searches parameters nor warm starts; run without search_trials (0) and "
+            "warm_start, or set training.engine: local"
+        )
+    if dask is None:
+        columns = list(dict.fromkeys([*spec.features, spec.target, split.time_column]))
+        frame = read_snapshot(manifest.uri, columns=columns, storage_options=storage_options)
+        splits = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction)
     experiment_id = registry.get_or_create_experiment(client, experiment, artifact_root)
     run_tags = {
         **(tags or {}),
@@ -171,12 +186,19 @@ def train_and_log(
     choice = None
     try:
         log_snapshot_input(client, run_id, manifest, "training")
-        if search is not None and search.trials > 0:
+        if dask is not None:
+            from airflow_ml.ml.dask_train import snapshot_parquet, train_snapshot_on_dask
+
+            splits, trained = train_snapshot_on_dask(
+                snapshot_parquet(manifest.uri), spec, split, dask, cluster=cluster, storage_options=storage_options
+            )
+        elif search is not None and search.trials > 0:
             found = search_params(
                 client, experiment_id=experiment_id, parent_run_id=run_id, splits=splits, spec=spec, settings=search
             )
             spec = dataclasses.replace(spec, params={**spec.params, **found.best_params})
-        trained = train_model(splits, spec)
+        if dask is None:
+            trained = train_model(splits, spec)
         if warm_start_from:
             outcome = warm_start(client, warm_start_from, splits, spec, trained)
             trained, choice = outcome.model, outcome.choice

@@ -13,7 +13,14 @@ from mlflow import MlflowClient
 from mlflow.entities import Param
 
 from airflow_ml.data.dask_snapshot import open_snapshot
-from airflow_ml.data.snapshot import Manifest, load_manifest, read_snapshot, write_json, write_text
+from airflow_ml.data.snapshot import (
+    Manifest,
+    load_manifest,
+    read_snapshot,
+    read_snapshot_schema,
+    write_json,
+    write_text,
+)
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.snapshot_dataset import log_snapshot_input
@@ -21,7 +28,7 @@ from airflow_ml.ml.steps.step_settings import ValidationSettings
 from airflow_ml.ml.steps.xcom_payloads import REPORT_FILE, RESULT_FILE, VERDICT_FILE
 from airflow_ml.validation.partitioned import DEFAULT_SAMPLE_ROWS, validate_partitions
 from airflow_ml.validation.report import render_report
-from airflow_ml.validation.runner import Verdict, run_suite
+from airflow_ml.validation.runner import Verdict, plan_columns, run_suite
 from airflow_ml.validation.suite_check import check_suite
 
 #: The artifact folder of a validation run.
@@ -58,7 +65,9 @@ def validate(
 ) -> Validation:
     """The validate task: check ``suite``, run it on the snapshot at ``uri``, log and write what it found.
 
-    The verdict, GX's full result and an HTML report are written beside the snapshot and, with a ``client``
+    With ``engine`` local, only the columns the suite names are read from the snapshot (see
+    :func:`airflow_ml.validation.runner.plan_columns`). The verdict, GX's full result and an HTML report
+    are written beside the snapshot and, with a ``client``
     and ``settings.experiment``, logged as a validation run (:func:`log_validation`).
 
     Args:
@@ -93,7 +102,11 @@ def validate(
             sample_rows=sample_rows, client=dask_client,
         )  # fmt: skip
     elif engine == "local":
-        verdict, result = run_suite(read_snapshot(uri, storage_options=storage_options), suite, suite_file=suite_path)
+        # Only the columns the suite reads are read; the schema stands for the table in column set and count checks.
+        schema = read_snapshot_schema(uri, storage_options=storage_options)
+        columns = plan_columns(suite, list(schema.columns)).columns
+        frame = read_snapshot(uri, columns, storage_options=storage_options)
+        verdict, result = run_suite(frame, suite, suite_file=suite_path, schema=schema)
     else:
         raise ValueError(f"engine {engine!r} is not one of 'local', 'dask'")
     verdict = dataclasses.replace(verdict, notes=[*(notes or []), *verdict.notes])

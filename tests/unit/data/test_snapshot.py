@@ -20,6 +20,7 @@ from airflow_ml.data.snapshot import (
     list_partitions,
     load_manifest,
     read_snapshot,
+    read_snapshot_schema,
     resolve_source,
     safe_segment,
     select_window,
@@ -77,6 +78,9 @@ def test_take_snapshot_writes_data_and_manifest(source: Path, tmp_path: Path) ->
     snapshot = read_snapshot(manifest.uri)
     pd.testing.assert_frame_equal(snapshot, expected)
     assert list(read_snapshot(manifest.uri, columns=["trip_id"]).columns) == ["trip_id"]
+    schema = read_snapshot_schema(manifest.uri)
+    assert schema.empty
+    pd.testing.assert_series_equal(schema.dtypes, expected.dtypes)  # every column, in order, with its type
 
 
 def test_same_run_id_reuses_the_snapshot(source: Path, tmp_path: Path) -> None:

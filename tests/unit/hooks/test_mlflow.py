@@ -123,7 +123,7 @@ def test_test_connection_reports_a_failure(monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 def test_hook_class_attributes_match_the_provider_info() -> None:
-    (conn_type,) = get_provider_info()["connection-types"]
+    conn_type = next(t for t in get_provider_info()["connection-types"] if t["connection-type"] == "mlflow")
 
     assert conn_type["connection-type"] == MlflowHook.conn_type == "mlflow"
     module, _, name = conn_type["hook-class-name"].rpartition(".")

@@ -122,3 +122,19 @@ def test_a_rerun_of_an_older_snapshot_keeps_its_place_and_its_past(tmp_path: Pat
     assert store.before(history, "d2")["snapshot_hash"].tolist() == ["d1"]
     assert set(store.fleet_latest(str(tmp_path), "t")["snapshot_hash"]) == {"d3"}
     assert [p.snapshot_hash for p in store.previous_snapshots(history, "d4")] == ["d3", "d2", "d1"]
+
+
+def test_the_fleet_can_be_read_in_a_few_columns(tmp_path: Path) -> None:
+    """Fewer columns decoded for a reader of a few (the review), also when one city's file is broken."""
+    for city in ("oslo", "rome"):
+        store.write_rows(store.history_uri(str(tmp_path), "t", city), rows("new", [0.1], at="2026-01-02T00:00"), "new")
+    wanted = ["city", "p_value", "recorded_at"]
+
+    fleet = store.fleet_latest(str(tmp_path), "t", columns=wanted)
+    (tmp_path / store.HISTORY_DIR / "t" / store.LATEST_DIR / "rome.parquet").write_bytes(b"not parquet")
+    survivors = store.fleet_latest(str(tmp_path), "t", columns=wanted)
+
+    assert list(fleet.columns) == wanted
+    assert sorted(fleet["city"]) == ["oslo", "rome"]
+    assert (list(survivors.columns), survivors["city"].tolist()) == (wanted, ["oslo"])
+    assert list(store.fleet_latest(str(tmp_path), "none", columns=wanted).columns) == wanted

@@ -63,6 +63,25 @@ def test_promotion_mode_is_auto_unless_the_template_or_city_says_shadow_and_it_i
     assert GateRules.from_dict(shadow.rules()) == GateRules.from_dict(default.rules())
 
 
+def test_the_block_length_is_auto_by_default_and_a_city_fixes_it_in_rows(root: Path) -> None:
+    from airflow_ml.ml.gate.rules import GateRules
+
+    default = load_city_file(write_city(root, "oslo", CITY), root / "templates").gate
+    text = CITY.replace("oslo", "bergen") + "gate:\n  bootstrap: {block_length: 48}\n"
+    fixed = load_city_file(write_city(root, "bergen", text), root / "templates").gate
+
+    assert default.bootstrap is not None
+    assert fixed.bootstrap is not None
+    assert (default.bootstrap.block_length, fixed.bootstrap.block_length) == ("auto", 48)
+    assert fixed.bootstrap.resamples == 1000  # the template's other keys stay
+    assert GateRules.from_dict(fixed.rules()).bootstrap == {
+        "resamples": 1000,
+        "confidence": 0.95,
+        "seed": 0,
+        "block_length": 48,
+    }
+
+
 def test_null_turns_the_bootstrap_off(root: Path) -> None:
     gate = load_city_file(write_city(root, "oslo", CITY + "gate:\n  bootstrap: null\n"), root / "templates").gate
 
@@ -86,6 +105,14 @@ def test_null_turns_the_bootstrap_off(root: Path) -> None:
         ("gate:\n  bootstrap: {resample: 500}\n", "resample", ("'resample'", "did you mean 'resamples'?")),
         ("gate:\n  bootstrap: {resamples: 10}\n", "resamples", ("gate.bootstrap.resamples", "100")),
         ("gate:\n  bootstrap: {confidence: 1.5}\n", "confidence", ("gate.bootstrap.confidence", "1.5")),
+        (
+            "gate:\n  bootstrap: {block_length: 0}\n",
+            "block_length",
+            ("gate.bootstrap.block_length", "block_length 0 is neither auto nor a whole number", "block_length: auto"),
+        ),
+        ("gate:\n  bootstrap: {block_length: hourly}\n", "block_length", ("gate.bootstrap.block_length", "'hourly'")),
+        ("gate:\n  bootstrap: {block_length: 2.5}\n", "block_length", ("gate.bootstrap.block_length", "2.5")),
+        ("gate:\n  bootstrap: {block_length: true}\n", "block_length", ("gate.bootstrap.block_length", "True")),
         (
             "gate:\n  slices:\n    - {column: pickup_zon}\n",
             "gate:",

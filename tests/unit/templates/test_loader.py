@@ -11,6 +11,7 @@ import yaml
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates import CityConfig, load_city_configs, load_city_file, load_template
 from airflow_ml.templates.loader import deep_merge
+from airflow_ml.templates.source_pattern import check_location_pattern
 from tests.support.city_files import (
     REPO_TEMPLATES,
     assert_points_at,
@@ -358,3 +359,24 @@ def test_source_patterns_take_only_known_placeholders(root: Path) -> None:
     _, errors = load_city_configs(root)
 
     assert "unknown placeholder(s) ['bucket']" in str(errors[0])
+
+
+def test_a_fleet_checks_each_location_pattern_once_and_a_bad_one_every_time(root: Path) -> None:
+    # Every city of a template repeats its source patterns: at 10,000 cities checking them again for each city
+    # was a tenth of the parse, so a pattern is checked once; a refused one is refused for every city using it.
+    write_city(root, "berlin", "city: berlin\ntemplate: ride_duration\n")
+    check_location_pattern.cache_clear()
+    load_city_configs(root)
+    first = check_location_pattern.cache_info().misses
+    for city in ("lisbon", "oslo", "porto"):
+        write_city(root, city, f"city: {city}\ntemplate: ride_duration\n")
+    bad = '  source: "{data_root}/../{city}"\n'
+    for city in ("rome", "turin"):
+        write_city(root, city, f"city: {city}\ntemplate: ride_duration\ndataset:\n{bad}")
+
+    configs, errors = load_city_configs(root)
+
+    assert [c.city for c in configs] == ["berlin", "lisbon", "oslo", "porto"]
+    assert [Path(e.file).stem for e in errors] == ["rome", "turin"]
+    assert all("'..' segment" in str(e) for e in errors)
+    assert check_location_pattern.cache_info().misses == first + 2  # only the bad pattern, once per city

@@ -12,6 +12,7 @@ import pytest
 from mlflow import MlflowClient
 from scipy.stats import false_discovery_control
 
+from airflow_ml.data.snapshot import write_json
 from airflow_ml.ml import drift_history as store
 from airflow_ml.ml.steps.drift_review_step import REVIEW_FILE, review_fleet
 from airflow_ml.ml.steps.step_settings import DriftReviewSettings
@@ -113,14 +114,14 @@ def test_a_city_whose_record_cannot_be_written_is_a_problem_not_the_end_of_the_r
 
     oslo = city_history(tmp_path, "oslo", {"x1": 1e-7, "x2": 0.4})
     city_history(tmp_path, "rome", {"x1": 0.5, "x2": 0.6})
-    real_write = drift_review_step.write_json
+    real_write = drift_review_step.write_text
 
-    def write_json(uri: str, *args: Any, **kwargs: Any) -> Any:
+    def write_text(uri: str, *args: Any, **kwargs: Any) -> Any:
         if "/oslo/" in uri:
             raise DataError(f"cannot write {uri}: access denied")
         return real_write(uri, *args, **kwargs)
 
-    monkeypatch.setattr(drift_review_step, "write_json", write_json)
+    monkeypatch.setattr(drift_review_step, "write_text", write_text)
     settings = DriftReviewSettings(template=TEMPLATE, cities={c: f"{TEMPLATE}.{c}" for c in ("oslo", "rome")})
 
     review = review_fleet(client, settings, data_root=str(tmp_path), now=NOW)
@@ -151,3 +152,80 @@ def test_flagged_predictions_alone_would_stop_a_run_as_the_runs_stop_rule_says(
 
     assert (entry["flagged"], entry["prediction_flagged"], entry["would_stop"]) == ({}, True, True)
     assert json.loads((folder / "drift.json").read_text())["fleet_review"]["would_stop"] is True
+
+
+def test_each_city_gets_its_own_q_values_and_a_feature_its_smallest_flagged_q_value(tmp_path: Path) -> None:
+    """Cities of one, four and two tests side by side: each city's q-values are its own tests', in order."""
+    city_history(tmp_path, "lima", {"x1": 0.9})
+    oslo = city_history(tmp_path, "oslo", {"x1": 1e-9, "x2": 0.5, "y": 1e-8})
+    city_history(tmp_path, "rome", {"x1": 0.2, "x2": 0.3})
+    uri = store.history_uri(str(tmp_path), TEMPLATE, "oslo")
+    newest = store.latest_rows(store.read_history(uri)).to_dict("records")
+    missing = {**newest[0], "statistic": "missing_rate_change", "p_value": 1e-10}  # x1 flagged twice
+    store.write_rows(uri, [*newest, missing], "oslo-2")
+    settings = DriftReviewSettings(
+        template=TEMPLATE, cities={c: f"{TEMPLATE}.{c}" for c in ("lima", "oslo", "rome")}, q=0.05, min_flagged=2
+    )
+
+    review = review_fleet(None, settings, data_root=str(tmp_path), now=NOW)
+
+    # By city, column, statistic: lima's x1; oslo's x1 (missing_rate_change, psi), x2, y; rome's x1, x2.
+    q = false_discovery_control([0.9, 1e-10, 1e-9, 0.5, 1e-8, 0.2, 0.3], method="by")
+    lima, oslo_entry, rome = (review["cities"][c] for c in ("lima", "oslo", "rome"))
+    assert lima["q_values"] == pytest.approx({"x1.psi": q[0]})
+    assert list(oslo_entry["q_values"]) == ["x1.missing_rate_change", "x1.psi", "x2.psi", "y.psi"]
+    assert list(oslo_entry["q_values"].values()) == pytest.approx(q[1:5])
+    assert rome["q_values"] == pytest.approx({"x1.psi": q[5], "x2.psi": q[6]})
+    assert oslo_entry["flagged"] == pytest.approx({"x1": min(q[1], q[2])})  # y is the label: not a feature
+    assert (oslo_entry["label_flagged"], oslo_entry["would_stop"]) == (True, True)
+    assert (rome["flagged"], rome["label_flagged"], rome["would_stop"]) == ({}, False, False)
+    assert json.loads((oslo / "drift.json").read_text())["fleet_review"]["q_values"] == oslo_entry["q_values"]
+
+
+def test_a_record_the_drift_task_wrote_keeps_its_items_and_its_layout_with_this_nights_review(tmp_path: Path) -> None:
+    """The record as the drift task writes it (write_json), with last night's review in the middle: replaced there,
+    the drift task's items left as written, to the character (``0.30`` is not re-encoded as ``0.3``)."""
+    folder = city_history(tmp_path, "oslo", {"x1": 1e-7, "x2": 0.4})
+    record = {
+        "status": "warned",
+        "checks": [{"column": "x1", "psi": 0.3, "note": 'say "fleet_review": x'}],
+        "fleet_review": {"reviewed_at": "2026-03-02T06:00:00+00:00", "q_values": {"x1.psi": 0.9}},
+        "calibration": {"columns": [{"column": "x1", "p_value": 1e-7}, {"column": "x2", "p_value": 0.4}]},
+    }
+    uri = write_json(str(folder), "drift.json", record)
+    Path(uri).write_text(Path(uri).read_text().replace('"psi": 0.3,', '"psi": 0.30,'), encoding="utf-8")
+    settings = DriftReviewSettings(template=TEMPLATE, cities={"oslo": f"{TEMPLATE}.oslo"})
+
+    review = review_fleet(None, settings, data_root=str(tmp_path), now=NOW)
+
+    tonight = {"reviewed_at": NOW.isoformat(), "q": 0.05, "tests": 2, **review["cities"]["oslo"]}
+    expected = json.dumps({**record, "fleet_review": tonight}, indent=1).replace('"psi": 0.3,', '"psi": 0.30,')
+    assert (folder / "drift.json").read_text(encoding="utf-8") == expected
+
+
+def test_a_corrupt_record_is_a_problem_of_its_city_and_is_left_as_it_was(tmp_path: Path) -> None:
+    """A drift.json laid out as write_json lays it out but not JSON: reported, never rewritten as if whole."""
+    folder = city_history(tmp_path, "oslo", {"x1": 1e-7, "x2": 0.4})
+    broken = '{\n "status": "passed",\n "checks": [oops\n}'
+    (folder / "drift.json").write_text(broken, encoding="utf-8")
+    settings = DriftReviewSettings(template=TEMPLATE, cities={"oslo": f"{TEMPLATE}.oslo"})
+
+    review = review_fleet(None, settings, data_root=str(tmp_path), now=NOW)
+
+    [problem] = review["problems"]
+    assert problem.startswith("oslo: drift.json of")
+    assert "not updated" in problem
+    assert (folder / "drift.json").read_text(encoding="utf-8") == broken
+
+
+def test_a_review_key_spelt_with_an_escape_is_replaced_not_doubled(tmp_path: Path) -> None:
+    folder = city_history(tmp_path, "oslo", {"x1": 1e-7, "x2": 0.4})
+    (folder / "drift.json").write_text('{\n "status": "passed",\n "fleet\\u005freview": {}\n}', encoding="utf-8")
+    settings = DriftReviewSettings(template=TEMPLATE, cities={"oslo": f"{TEMPLATE}.oslo"})
+
+    review_fleet(None, settings, data_root=str(tmp_path), now=NOW)
+
+    text = (folder / "drift.json").read_text(encoding="utf-8")
+    pairs = json.loads(text, object_pairs_hook=lambda items: items)
+    assert [key for key, _ in pairs] == ["status", "fleet_review"]
+    assert dict(pairs)["fleet_review"] != [], "tonight's review replaced the old one"

@@ -1,0 +1,23 @@
+"""A real ``distributed.LocalCluster`` for the Dask tests: two light workers sharing the machine's cores."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from airflow_ml.ml.dask_settings import DaskSettings, LocalClusterSettings
+
+#: What the train step starts for ``training.engine: dask`` without a connection, kept light: two worker threads.
+THREADED = DaskSettings(local_cluster=LocalClusterSettings(n_workers=2, processes=False, memory_limit="1GiB"))
+
+
+@contextlib.contextmanager
+def process_cluster() -> Iterator[Any]:
+    """Two workers in their own processes (one thread each), so a test can kill one for real."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, memory_limit="1GiB", dashboard_address=None
+    ) as cluster:
+        yield cluster

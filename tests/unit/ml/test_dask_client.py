@@ -1,0 +1,50 @@
+"""The train task's Dask client (airflow_ml.ml.dask_client): a killed worker fails the work at once, clearly;
+an unreachable scheduler names the fix. Real LocalClusters, one with worker processes killed for real."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from airflow_ml.ml.dask_client import DaskClusterError, dask_client, run_guarded
+from airflow_ml.ml.dask_settings import ClusterAddress, DaskSettings
+from tests.support.dask_clusters import THREADED, process_cluster
+
+
+def test_a_worker_killed_during_the_work_fails_it_naming_the_worker() -> None:
+    with process_cluster() as cluster:
+        target = ClusterAddress(cluster.scheduler_address)
+        with dask_client(DaskSettings(), target) as client:
+            pids = client.run(os.getpid)
+            victim, pid = sorted(pids.items())[0]
+            # The work waits on a task of the victim, as LightGBM's workers wait on each other's sockets.
+            work = lambda: client.submit(time.sleep, 60, workers=[victim], pure=False).result()  # noqa: E731
+            threading.Timer(1.0, os.kill, (pid, signal.SIGKILL)).start()
+            started = time.monotonic()
+            with pytest.raises(
+                DaskClusterError, match=rf"worker\(s\) \['{victim}'\] left the cluster.*champion is unchanged"
+            ):
+                run_guarded(client, work, what="training on Dask")
+            assert time.monotonic() - started < 30  # not the 60 s the task would have waited
+        # A retry, once the nanny has restarted the worker, completes.
+        with dask_client(DaskSettings(), target) as client:
+            client.wait_for_workers(2, timeout=30)
+            assert run_guarded(client, lambda: client.submit(sum, [1, 2]).result(), what="retry") == 3
+
+
+def test_an_error_of_the_work_is_raised_as_it_is() -> None:
+    with dask_client(THREADED, None) as client:
+        assert len(client.nthreads()) == 2
+        with pytest.raises(ZeroDivisionError):
+            run_guarded(client, lambda: client.submit(lambda: 1 / 0).result(), what="work")
+
+
+def test_an_unreachable_scheduler_names_the_connection_to_fix() -> None:
+    settings = DaskSettings(wait_for_workers_seconds=2)
+    opening = dask_client(settings, ClusterAddress("tcp://127.0.0.1:1"))
+    with pytest.raises(DaskClusterError, match=r"tcp://127.0.0.1:1 did not answer in 2 s.*training.dask.connection"):
+        opening.__enter__()

@@ -1,0 +1,74 @@
+"""``training.engine`` and ``training.dask`` in a city file: validated with errors naming file, line, field and
+fix, and handed to the train task as :class:`~airflow_ml.ml.dask_settings.DaskSettings` (no Dask at parse)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from airflow_ml.factory.tasks import task_settings
+from airflow_ml.ml.steps.step_settings import TrainingSettings
+from airflow_ml.templates import load_city_file
+from airflow_ml.templates.dask_spec import MEMORY_PATTERN
+from tests.support.city_files import config_error, templates_folder, write_city
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return templates_folder(tmp_path)
+
+
+def load(root: Path, training: str) -> object:
+    """Oslo's city file with this ``training:`` section (YAML lines indented by two), loaded."""
+    path = write_city(root, "oslo", f"city: oslo\ntemplate: ride_duration\ntraining:\n{training}")
+    return load_city_file(path, root / "templates")
+
+
+def test_a_city_trains_on_a_named_cluster_and_the_task_gets_its_settings(root: Path, tmp_path: Path) -> None:
+    config = load(root, "  engine: dask\n  dask:\n    connection: dask_prod\n    listen_port: 12400\n")
+    settings = task_settings(config, expectations_dir=tmp_path).training  # type: ignore[arg-type]
+
+    assert settings.engine == "dask"
+    assert settings.dask.connection == "dask_prod"
+    assert settings.dask.listen_port == 12400
+    assert TrainingSettings.from_dict(settings.to_dict()) == settings  # what the operator gets back
+
+
+def test_local_is_the_default_and_a_local_cluster_is_sized_in_yaml(root: Path, tmp_path: Path) -> None:
+    plain = task_settings(load(root, "  seed: 1\n"), expectations_dir=tmp_path).training  # type: ignore[arg-type]
+    assert plain.engine == "local"
+    sized = load(root, "  engine: dask\n  dask:\n    local_cluster: {n_workers: 3, memory_limit: 512MiB}\n")
+    cluster = task_settings(sized, expectations_dir=tmp_path).training.dask  # type: ignore[arg-type]
+    assert cluster.connection is None
+    assert (cluster.local_cluster.n_workers, cluster.local_cluster.memory_limit) == (3, "512MiB")
+
+
+@pytest.mark.parametrize(
+    ("training", "expected"),
+    [
+        ("  engine: spark\n", r"line 4: training\.engine.*'local' or 'dask' \(got 'spark'\)"),
+        (
+            "  engine: dask\n  dask:\n    local_cluster: {memory_limit: lots}\n",
+            r"memory_limit 'lots' is not a memory size.*2GiB",
+        ),
+        ("  engine: dask\n  dask:\n    listen_port: 80\n", r"listen_port.*1024"),
+        ("  engine: dask\n  dask:\n    connection: 'tcp://host:8786'\n", r"dask\.connection"),
+        ("  engine: dask\n  warm_start: true\n", r"engine 'dask' does not warm start.*warm_start: false"),
+        ("  engine: dask\n  search: {trials: 3}\n", r"does not search parameters \(3 trials.*search\.trials: 0"),
+    ],
+)
+def test_bad_engine_settings_name_the_line_field_and_fix(root: Path, training: str, expected: str) -> None:
+    path = write_city(root, "oslo", f"city: oslo\ntemplate: ride_duration\ntraining:\n{training}")
+    text = str(config_error(path, root))
+    assert str(path) in text
+    assert re.search(expected, text, flags=re.DOTALL)
+
+
+@pytest.mark.parametrize("size", ["2GiB", "512MiB", "4GB", "1.5 GB", "100kB", "10B"])
+def test_every_memory_size_the_yaml_accepts_is_one_dask_reads(size: str) -> None:
+    from dask.utils import parse_bytes
+
+    assert MEMORY_PATTERN.match(size)
+    assert parse_bytes(size) > 0

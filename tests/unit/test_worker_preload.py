@@ -1,0 +1,110 @@
+"""airflow_ml/worker_preload.py: which processes import the tasks' libraries, the setting, and the deployed file.
+
+What a forked task inherits is checked on a real LocalExecutor deployment (tests/services/test_local_executor.py);
+here each import runs in a fresh interpreter, since the test session has imported most of these libraries already.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from airflow_ml.exceptions import ConfigError
+from airflow_ml.worker_preload import PRELOAD_ENV, TASK_MODULES, forks_tasks, preload_setting
+from tests.support import REPO
+
+SETTINGS = REPO / "deploy" / "airflow" / "settings"
+#: Run in a fresh interpreter as ``airflow <argv>`` would start: what was imported, and which threads run.
+PROBE = """\
+import json, sys, threading
+sys.argv = ["airflow", *json.loads(sys.argv[1])]
+{body}
+heavy = ["pandas", "lightgbm", "mlflow", "great_expectations", "airflow_ml.ml.steps.train_step", "airflow_ml.factory"]
+print(json.dumps({{"imported": [m for m in heavy if m in sys.modules], "threads": threading.active_count()}}))
+"""
+
+
+def probe(body: str, argv: list[str], **env: str) -> dict[str, object]:
+    """Run ``body`` in a fresh interpreter whose ``sys.argv`` is ``["airflow", *argv]``; what it imported."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(body=body), json.dumps(argv)],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(SETTINGS), str(REPO)]), **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    ("argv", "executor", "forks"),
+    [
+        (["airflow", "scheduler"], "LocalExecutor", True),
+        (["/usr/bin/airflow", "scheduler", "--num-runs", "5"], "LocalExecutor,CeleryExecutor", True),
+        (["airflow", "scheduler"], "airflow.executors.local_executor.LocalExecutor", True),
+        (["airflow", "scheduler"], "CeleryExecutor", False),  # the Celery workers run the tasks
+        (["airflow", "celery", "worker"], "CeleryExecutor", True),
+        (["airflow", "celery", "flower"], "CeleryExecutor", False),
+        (["airflow", "api-server"], "LocalExecutor", False),
+        (["airflow", "dag-processor"], "LocalExecutor", False),
+        (["airflow", "triggerer"], "LocalExecutor", False),
+        (["airflow"], "LocalExecutor", False),
+    ],
+)
+def test_only_the_processes_that_fork_tasks_preload(argv: list[str], executor: str, forks: bool) -> None:
+    assert forks_tasks(argv, executor) is forks
+
+
+def test_the_setting_is_auto_by_default_and_off_turns_it_off() -> None:
+    assert preload_setting({}) == "auto"
+    assert preload_setting({PRELOAD_ENV: ""}) == "auto"
+    assert preload_setting({PRELOAD_ENV: " OFF "}) == "off"
+
+
+def test_a_wrong_setting_names_the_variable_the_value_and_the_choices() -> None:
+    with pytest.raises(ConfigError) as raised:
+        preload_setting({PRELOAD_ENV: "yes"})
+
+    message = str(raised.value)
+    assert PRELOAD_ENV in message
+    assert "'yes'" in message
+    assert "set auto (the default) or off" in message
+
+
+def test_every_task_module_is_importable() -> None:
+    import importlib.util
+
+    assert [name for name in TASK_MODULES if importlib.util.find_spec(name) is None] == []
+
+
+def test_the_deployed_local_settings_warm_a_local_executor_scheduler_without_starting_a_thread() -> None:
+    # Airflow imports airflow_local_settings as it starts (`import airflow`), before it forks anything: the
+    # libraries must be imported by then, and nothing may run in a thread that a fork would not copy.
+    found = probe("import airflow", ["scheduler"], AIRFLOW__CORE__EXECUTOR="LocalExecutor")
+
+    assert found == {
+        "imported": [
+            *("pandas", "lightgbm", "mlflow", "great_expectations", "airflow_ml.ml.steps.train_step"),
+            "airflow_ml.factory",
+        ],
+        "threads": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["scheduler"], {PRELOAD_ENV: "off", "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}),
+        (["api-server"], {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}),
+    ],
+)
+def test_the_deployed_local_settings_import_nothing_when_off_or_in_a_server(
+    argv: list[str], env: dict[str, str]
+) -> None:
+    assert probe("import airflow", argv, **env)["imported"] == []
