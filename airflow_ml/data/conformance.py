@@ -40,6 +40,7 @@ _FAMILIES = {
 }
 _MIXED = "mixed values"
 _SHOWN_FILES = 3
+_HEAD = 256
 
 
 def family(values: pd.Series) -> str:
@@ -61,12 +62,24 @@ def check_file_types(files: Sequence[tuple[str, pd.DataFrame]]) -> None:
             kind of values the others hold.
     """
     # Each file's column is kept as it is: an example value is only looked up for the message of a problem.
-    seen: dict[str, dict[str, list[tuple[str, pd.Series]]]] = defaultdict(lambda: defaultdict(list))
-    for path, frame in files:
-        for column in frame.columns:
-            kind = family(frame[column])
-            if kind:
-                seen[str(column)][kind].append((path, frame[column]))
+    check_kinds([(p, {str(c): (k, f[c]) for c in f.columns if (k := family(f[c]))}) for p, f in files])
+
+
+def file_kinds(frame: pd.DataFrame) -> dict[str, tuple[str, Any]]:
+    """Per column of a file read in another process (a Dask worker), its kind of values and the first present one."""
+    return {str(c): (kind, _example(frame[c])) for c in frame.columns if (kind := family(frame[c]))}
+
+
+def check_kinds(files: Sequence[tuple[str, dict[str, tuple[str, Any]]]]) -> None:
+    """:func:`check_file_types` from each file's :func:`file_kinds` (or column values, for a lazy example).
+
+    Raises:
+        DataContractError: as :func:`check_file_types`.
+    """
+    seen: dict[str, dict[str, list[tuple[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for path, found in files:
+        for column, (kind, example) in found.items():
+            seen[column][kind].append((path, example))
     problems = []
     for column, kinds in seen.items():
         if len(kinds) == 1 and _MIXED not in kinds:
@@ -80,7 +93,7 @@ def check_file_types(files: Sequence[tuple[str, pd.DataFrame]]) -> None:
             elif kind != usual:
                 others = sum(len(w) for k, w in kinds.items() if k != kind)
                 problems.append(
-                    f"column {column!r} holds {kind} (e.g. {_example(where[0][1])!r}) in {named}, but {usual} in the "
+                    f"column {column!r} holds {kind} (e.g. {_shown(where[0][1])!r}) in {named}, but {usual} in the "
                     f"other {others} file(s)"
                 )
     if problems:
@@ -186,8 +199,15 @@ def check_values(frame: pd.DataFrame, contract: DataContract) -> None:
     _raise_if(problems, [str(c) for c in frame.columns])
 
 
-def apply_filters(frame: pd.DataFrame, filters: Iterable[RowFilter]) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+def apply_filters(
+    frame: pd.DataFrame, filters: Iterable[RowFilter], *, refuse_empty: bool = True
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Keep the rows that pass every filter, in order; return them and, per filter, the rows it dropped.
+
+    Args:
+        refuse_empty: Raise when a filter drops every row left. Off for one part of a frame (a Dask partition):
+            each filter's record then also holds the rows it saw (``left``) and, when it dropped them all, what
+            its column held (``held``), to judge the whole frame with.
 
     Raises:
         DataContractError: when a filter drops every row left, naming it and what its column holds.
@@ -196,24 +216,28 @@ def apply_filters(frame: pd.DataFrame, filters: Iterable[RowFilter]) -> tuple[pd
     for row_filter in filters:
         keep = _mask(frame[row_filter.column], row_filter)
         dropped = int(len(frame) - keep.sum())
-        if dropped == len(frame) and dropped:
-            raise DataContractError(
-                f"{row_filter.field or 'a filter'} ({row_filter.describe()}) drops every one of the {len(frame):,} "
-                f"rows left; column {row_filter.column!r} holds {_summary(frame[row_filter.column])}: fix the "
-                "filter's value (or op) in dataset.filters, or the data"
-            )
+        held = _summary(frame[row_filter.column]) if dropped == len(frame) and dropped else None
+        if held is not None and refuse_empty:
+            raise DataContractError(drops_all_message(row_filter, len(frame), held))
+        record = {} if refuse_empty else {"left": len(frame), "held": held}
         frame = frame[keep.to_numpy()].reset_index(drop=True) if dropped else frame
-        applied.append(
-            {
-                "field": row_filter.field,
-                "filter": row_filter.describe(),
-                "column": row_filter.column,
-                "op": row_filter.op,
-                "value": list(row_filter.value) if row_filter.op in LIST_OPS else row_filter.value,
-                "dropped": dropped,
-            }
-        )
+        value = list(row_filter.value) if row_filter.op in LIST_OPS else row_filter.value
+        applied.append({"field": row_filter.field, "filter": row_filter.describe(), "column": row_filter.column,
+                        "op": row_filter.op, "value": value, "dropped": dropped, **record})  # fmt: skip
     return frame, applied
+
+
+def drops_all_message(row_filter: RowFilter | dict[str, Any], rows: int, held: str) -> str:
+    """Why a filter (or its record from :func:`apply_filters`) that drops all ``rows`` left is refused."""
+    field, describe, column = (
+        (row_filter["field"], row_filter["filter"], row_filter["column"])
+        if isinstance(row_filter, dict)
+        else (row_filter.field, row_filter.describe(), row_filter.column)
+    )
+    return (
+        f"{field or 'a filter'} ({describe}) drops every one of the {rows:,} rows left; column {column!r} holds "
+        f"{held}: fix the filter's value (or op) in dataset.filters, or the data"
+    )
 
 
 def rows_outside_partition(frame: pd.DataFrame, time_column: str | None, day: dt.date) -> int:
@@ -351,11 +375,17 @@ def _raise_if(problems: list[str], columns: list[str]) -> None:
 
 
 def _example(values: pd.Series) -> Any:
-    present = values.dropna()
-    if present.empty:
-        return None
-    value = present.iloc[0]
-    return value.item() if hasattr(value, "item") else value
+    # The head first: dropna copies the whole column, and the first present value is nearly always near the top.
+    for part in (values.iloc[:_HEAD], values):
+        present = part.dropna()
+        if not present.empty:
+            value = present.iloc[0]
+            return value.item() if hasattr(value, "item") else value
+    return None
+
+
+def _shown(example: Any) -> Any:
+    return _example(example) if isinstance(example, pd.Series) else example
 
 
 def _summary(values: pd.Series) -> str:

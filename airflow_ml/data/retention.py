@@ -27,10 +27,11 @@ from typing import Any, Literal
 
 from airflow_ml.data.refusal import REFUSAL
 from airflow_ml.data.snapshot import DATA_FILE, MANIFEST, safe_segment
+from airflow_ml.data.snapshot_parts import PARTS_FOLDER
 from airflow_ml.data.storage import StorageOptions, display, filesystem, protocol, storage_errors
 
-#: Files that make a folder a snapshot (complete or being written).
-_SNAPSHOT_FILES = {MANIFEST, DATA_FILE, f"{MANIFEST}.partial", f"{DATA_FILE}.partial"}
+#: Files that make a folder a snapshot (complete or being written); ``data/`` stands for a partitioned one's parts.
+_SNAPSHOT_FILES = {MANIFEST, DATA_FILE, f"{MANIFEST}.partial", f"{DATA_FILE}.partial", f"{PARTS_FOLDER}/"}
 #: What the listing looks for: a snapshot's files, and the record of a run refused at its snapshot.
 _LISTED = _SNAPSHOT_FILES | {REFUSAL}
 
@@ -84,8 +85,9 @@ class Verdict:
 def list_snapshots(snapshot_root: str, *, storage_options: StorageOptions | None = None) -> list[StoredSnapshot]:
     """Every snapshot folder under ``snapshot_root``, in both layouts, sorted by location (one recursive listing).
 
-    A folder is a snapshot when it holds a manifest, a data file (``.partial`` ones included) or a refusal
-    record; its depth tells the layout: three levels below the root for ``<template>/<city>/<run>``, two for
+    A folder is a snapshot when it holds a manifest, a data file (``.partial`` ones included), the part files of a
+    partitioned snapshot (``data/``, or ``data.partial-*/`` while written) or a refusal record; its depth tells the
+    layout: three levels below the root for ``<template>/<city>/<run>``, two for
     the old ``<city>/<run>``.
     """
     fs, root = filesystem(snapshot_root, storage_options)
@@ -97,6 +99,8 @@ def list_snapshots(snapshot_root: str, *, storage_options: StorageOptions | None
     folders: dict[tuple[str, ...], dict[str, float]] = {}
     for path, info in listing.items():
         parts = tuple(path[len(root) :].strip("/").split("/"))
+        if _is_part(parts):  # <template>/<city>/<run>/data[.partial-<token>]/part.N.parquet
+            parts = (*parts[:3], f"{PARTS_FOLDER}/")
         if parts[-1] not in _LISTED or len(parts) not in (3, 4):
             continue
         folders.setdefault(parts[:-1], {})[parts[-1]] = _modified(info)
@@ -122,6 +126,12 @@ def list_snapshots(snapshot_root: str, *, storage_options: StorageOptions | None
             )
         )
     return sorted(found, key=lambda s: s.location)
+
+
+def _is_part(parts: tuple[str, ...]) -> bool:
+    """A part file of a partitioned snapshot (``data/``), or of one being written aside (``data.partial-*``)."""
+    folder = parts[3] if len(parts) == 5 else ""
+    return (folder == PARTS_FOLDER or folder.startswith(f"{PARTS_FOLDER}.partial-")) and parts[4].endswith(".parquet")
 
 
 def location_key(uri: str) -> str:

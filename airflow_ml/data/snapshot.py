@@ -28,12 +28,16 @@ import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
 from airflow_ml.data import conformance
+from airflow_ml.data import snapshot_parts as parts_kind
 from airflow_ml.data.contract import DataContract
 from airflow_ml.data.json_text import dumps_indented
-from airflow_ml.data.partitions import list_partitions, read_file
+from airflow_ml.data.partitions import list_partitions as list_partitions  # re-exported: tests import it here
+from airflow_ml.data.partitions import read_file
 from airflow_ml.data.partitions import read_files as read_files  # re-exported: its home before partitions
 from airflow_ml.data.row_hashing import content_hash as content_hash  # re-exported: its home before row_hashing
-from airflow_ml.data.storage import StorageOptions, display, filesystem, is_local, storage_errors
+from airflow_ml.data.snapshot_window import Window, plan_window
+from airflow_ml.data.snapshot_window import select_window as select_window  # re-exported: its home before
+from airflow_ml.data.storage import StorageOptions, display, filesystem, is_local, put_whole, storage_errors
 from airflow_ml.exceptions import DataError, SourceOutsideDataRoot
 
 MANIFEST = "manifest.json"
@@ -65,6 +69,12 @@ class Manifest:
     missing_days: list[str] = field(default_factory=list)
     #: Per partition date, the rows whose time column falls on another day (kept, and reported).
     rows_outside_partition: dict[str, int] = field(default_factory=dict)
+    #: ``file`` (one ``data.parquet``) or ``partitioned`` (the listed ``parts``); see :mod:`.snapshot_parts`.
+    kind: str = parts_kind.FILE_KIND
+    #: How ``content_hash`` was computed: ``rows-sha256`` or ``parts-sha256`` (see :mod:`.snapshot_parts`).
+    hash_scheme: str = parts_kind.ROWS_SCHEME
+    #: A partitioned snapshot's part files in order, each ``{"file", "rows", "hash"}``.
+    parts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form."""
@@ -128,17 +138,6 @@ def resolve_source(pattern: str, *, data_root: str, city: str) -> str:
     return pattern.format(data_root=data_root.rstrip("/"), city=city)
 
 
-def select_window(
-    dates: list[dt.date], *, window_days: int | None, start: dt.date | None = None, end: dt.date | None = None
-) -> list[dt.date]:
-    """The partition dates a run uses: within [start, end] when given, else the latest ``window_days`` days."""
-    chosen = [d for d in dates if (start is None or d >= start) and (end is None or d <= end)]
-    if window_days is not None and chosen and start is None:
-        first = chosen[-1] - dt.timedelta(days=window_days - 1)
-        chosen = [d for d in chosen if d >= first]
-    return chosen
-
-
 def take_snapshot(
     source: str | Sequence[str],
     snapshot_root: str,
@@ -181,41 +180,20 @@ def take_snapshot(
             unreachable store, naming the path.
     """
     uri = snapshot_location(snapshot_root, template, city, run_id)
-    fs, folder = filesystem(uri, storage_options)
-    with storage_errors(uri, storage_options):
-        done = fs.exists(f"{folder}/{MANIFEST}")
-    if done:
-        existing = load_manifest(uri, storage_options=storage_options)
-        if (existing.template, existing.city, existing.run_id) != (template, city, run_id):
-            owner = f"{existing.template or '(no template)'}.{existing.city}"
-            raise DataError(
-                f"snapshot {uri!r} belongs to run {existing.run_id!r} of {owner!r}, not to run {run_id!r} of "
-                f"'{template}.{city}'; snapshots are immutable: move that folder away or give the run another id"
-            )
+    existing = existing_snapshot(uri, template=template, city=city, run_id=run_id, storage_options=storage_options)
+    if existing is not None:
         return existing
+    fs, folder = filesystem(uri, storage_options)
     contract = contract or DataContract()
     sources = [source] if isinstance(source, str) else list(source)
-    by_source: dict[str, dict[dt.date, list[str]]] = {}
-    skipped: dict[str, str] = {}
-    for src in sources:
-        try:
-            by_source[src] = list_partitions(src, fmt, storage_options=storage_options, data_root=data_root)
-        except DataError as exc:
-            if len(sources) == 1 or isinstance(exc, SourceOutsideDataRoot):
-                raise  # a source outside the data root is refused, not skipped as a member without data
-            skipped[src] = str(exc)  # a member city without data yet must not stop its parent's model
-    if not by_source:
-        raise DataError(f"none of the {len(sources)} sources holds data: " + "; ".join(skipped.values()))
-    available = sorted({day for partitions in by_source.values() for day in partitions})
-    dates = select_window(available, window_days=window_days, start=start, end=end)
-    if not dates:
-        raise DataError(
-            f"no partition of {' + '.join(sources)!r} falls in the window start={start} end={end}; "
-            f"available dates run from {available[0]} to {available[-1]}"
-        )
+    window = plan_window(
+        sources, fmt, window_days=window_days, start=start, end=end, storage_options=storage_options,
+        data_root=data_root,
+    )  # fmt: skip
+    dates = window.dates
     files: list[tuple[str, pd.DataFrame]] = []
     outside: dict[str, int] = {}
-    for src, partitions in by_source.items():
+    for src, partitions in window.by_source.items():
         src_fs, _ = filesystem(src, storage_options)
         for day in dates:
             if day not in partitions:
@@ -256,9 +234,9 @@ def take_snapshot(
         content_hash=content_hash(frame),
         partitions=[d.isoformat() for d in dates],
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        extra={"sources": sources, "skipped_sources": skipped} if len(sources) > 1 else {},
+        extra=source_extra(window),
         filters=applied,
-        missing_days=conformance.missing_days(*_window_span(available, dates, window_days, start, end), available),
+        missing_days=window.missing_days(),
         rows_outside_partition=outside,
     )
     with storage_errors(uri, storage_options), _writing(uri, "AIRFLOW_ML_DATA_ROOT"):
@@ -273,38 +251,31 @@ def take_snapshot(
     return manifest
 
 
-def _window_span(
-    available: list[dt.date], dates: list[dt.date], window_days: int | None, start: dt.date | None, end: dt.date | None
-) -> tuple[dt.date, dt.date]:
-    """The first and last day a run's window asks for.
+def existing_snapshot(
+    uri: str, *, template: str, city: str, run_id: str, storage_options: StorageOptions | None = None
+) -> Manifest | None:
+    """The manifest of the snapshot already at ``uri`` (a retry of the same run), or None when there is none.
 
-    From ``start`` (else ``window_days`` back from the last partition used, but not before the source's first
-    partition: a city younger than its window misses no day) to ``end`` (else the last partition used).
+    Raises:
+        DataError: when the snapshot there belongs to another template, city or run: it is never rewritten.
     """
-    first = start or dates[0]
-    if start is None and window_days is not None:
-        first = max(dates[-1] - dt.timedelta(days=window_days - 1), available[0])
-    return first, end or dates[-1]
+    fs, folder = filesystem(uri, storage_options)
+    with storage_errors(uri, storage_options):
+        if not fs.exists(f"{folder}/{MANIFEST}"):
+            return None
+    existing = load_manifest(uri, storage_options=storage_options)
+    if (existing.template, existing.city, existing.run_id) != (template, city, run_id):
+        owner = f"{existing.template or '(no template)'}.{existing.city}"
+        raise DataError(
+            f"snapshot {uri!r} belongs to run {existing.run_id!r} of {owner!r}, not to run {run_id!r} of "
+            f"'{template}.{city}'; snapshots are immutable: move that folder away or give the run another id"
+        )
+    return existing
 
 
-def put_whole(fs: AbstractFileSystem, path: str, data: bytes) -> None:
-    """Write a file that a reader sees whole or not at all.
-
-    An object store's PUT is atomic already. On a local disk the bytes go to ``<name>.partial`` first and
-    are renamed (atomic on POSIX), so a disk that fills up or a write cut short never leaves a truncated
-    file under the snapshot's name; the partial file is removed when the write fails.
-    """
-    if not is_local(fs):
-        fs.pipe_file(path, data)
-        return
-    partial = f"{path}.partial"
-    try:
-        fs.pipe_file(partial, data)
-        fs.mv(partial, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            fs.rm_file(partial)
-        raise
+def source_extra(window: Window) -> dict[str, Any]:
+    """The manifest's ``extra`` for a fallback parent's several sources (empty for one source)."""
+    return {"sources": window.sources, "skipped_sources": window.skipped} if len(window.sources) > 1 else {}
 
 
 def load_manifest(uri: str, *, storage_options: StorageOptions | None = None) -> Manifest:
@@ -315,20 +286,30 @@ def load_manifest(uri: str, *, storage_options: StorageOptions | None = None) ->
             data = json.loads(fs.cat_file(f"{folder}/{MANIFEST}"))
     except FileNotFoundError:
         raise DataError(f"snapshot {uri!r} has no manifest: it is missing or incomplete") from None
-    return Manifest(**data)
+    manifest = Manifest(**data)
+    try:
+        parts_kind.check_kind(manifest.kind, manifest.hash_scheme, uri)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    return manifest
 
 
 def read_snapshot(
     uri: str, columns: list[str] | None = None, *, storage_options: StorageOptions | None = None
 ) -> pd.DataFrame:
-    """Read the rows of the snapshot at ``uri`` (optionally only some columns).
+    """Read the rows of the snapshot at ``uri`` (optionally only some columns), into this process.
 
-    Each column's Arrow buffers are freed as soon as it is converted (one block per column) and the memory
-    Arrow's pool keeps for reuse is handed back: at 1M rows of the demo trips (a 67 MB frame) the read peaks at
-    +149 MB and keeps +96 MB, against +190 MB for both when the table and the frame were held side by side.
+    Arrow's buffers are freed column by column as they are converted (a 67 MB frame peaks at +149 MB, not +190).
+    A partitioned snapshot (taken on Dask) is read part by part, as its manifest lists them, and concatenated:
+    it must fit this process (``dask_snapshot.open_snapshot`` reads it as a Dask frame instead).
     """
-    with _data_file(uri, storage_options) as handle:
-        table = pq.read_table(handle, columns=columns)
+    try:
+        with _data_file(uri, storage_options) as handle:
+            table = pq.read_table(handle, columns=columns)
+    except _Partitioned as found:
+        with storage_errors(uri, storage_options):
+            parts = (pq.read_table(path, columns=columns, filesystem=found.fs) for path in found.paths)
+            table = pa.concat_tables(parts, promote_options="default")
     # self_destruct: the table is never used again (nothing else holds it), as the option requires.
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
     del table
@@ -337,9 +318,25 @@ def read_snapshot(
 
 
 def read_snapshot_schema(uri: str, *, storage_options: StorageOptions | None = None) -> pd.DataFrame:
-    """The columns of the snapshot at ``uri`` with their types and no rows, from the parquet footer alone."""
-    with _data_file(uri, storage_options) as handle:
-        return pq.read_schema(handle).empty_table().to_pandas()
+    """The columns of the snapshot at ``uri`` with their types and no rows, from the parquet footer(s) alone."""
+    try:
+        with _data_file(uri, storage_options) as handle:
+            return pq.read_schema(handle).empty_table().to_pandas()
+    except _Partitioned as found:
+        with storage_errors(uri, storage_options):  # typed as read_snapshot's concatenation types them
+            return (
+                pa.unify_schemas([pq.read_schema(p, filesystem=found.fs) for p in found.paths])
+                .empty_table()
+                .to_pandas()
+            )
+
+
+@dataclass
+class _Partitioned(Exception):
+    """How :func:`_data_file` hands over a partitioned snapshot's part files (``paths`` on ``fs``) in order."""
+
+    fs: AbstractFileSystem
+    paths: list[str]
 
 
 @contextlib.contextmanager
@@ -349,6 +346,10 @@ def _data_file(uri: str, storage_options: StorageOptions | None) -> Iterator[Any
         with storage_errors(uri, storage_options), fs.open(f"{folder}/{DATA_FILE}", "rb") as handle:
             yield handle
     except FileNotFoundError:
+        if fs.exists(f"{folder}/{MANIFEST}"):
+            manifest = load_manifest(uri, storage_options=storage_options)
+            if manifest.kind == parts_kind.PARTITIONED_KIND:
+                raise _Partitioned(fs, [f"{folder}/{p['file']}" for p in manifest.parts]) from None
         raise DataError(
             f"snapshot {uri!r} has no {DATA_FILE}: it is missing or was never completed; run the snapshot task again"
         ) from None

@@ -87,3 +87,23 @@ def storage_errors(uri: str, storage_options: StorageOptions | None = None) -> I
             f"cannot reach the storage of {uri!r} at {endpoint} ({exc}); check that the service is up and the "
             "connection's endpoint_url (extra) points at it"
         ) from exc
+
+
+def put_whole(fs: AbstractFileSystem, path: str, data: bytes) -> None:
+    """Write a file that a reader sees whole or not at all.
+
+    An object store's PUT is atomic already. On a local disk the bytes go to ``<name>.partial`` first and
+    are renamed (atomic on POSIX), so a disk that fills up or a write cut short never leaves a truncated
+    file under the snapshot's name; the partial file is removed when the write fails.
+    """
+    if not is_local(fs):
+        fs.pipe_file(path, data)
+        return
+    partial = f"{path}.partial"
+    try:
+        fs.pipe_file(partial, data)
+        fs.mv(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            fs.rm_file(partial)
+        raise

@@ -3,8 +3,9 @@
 MLflow's runs table shows a run's dataset inputs in its Dataset column (name and digest), and the run page
 lists them with their source and profile. The dataset here is a :class:`mlflow.data.meta_dataset.MetaDataset`
 (metadata only) whose source is the snapshot's URI (``local``, ``s3``, ``gs``... as MLflow resolves it), whose
-digest is the start of the snapshot's content hash, and whose profile holds the row and column counts and the
-whole hash. MLflow keeps at most 36 characters of a digest (a SQL column of that size), a SHA-256 has 64.
+digest is the start of the snapshot's content hash, and whose profile holds the row and column counts, the
+whole hash and its scheme (``rows-sha256``, or ``parts-sha256`` with the number of parts of a partitioned one).
+MLflow keeps at most 36 characters of a digest (a SQL column of that size), a SHA-256 has 64.
 """
 
 from __future__ import annotations
@@ -48,7 +49,11 @@ def snapshot_input(manifest: Manifest, context: str) -> DatasetInput:
         "num_rows": manifest.row_count,
         "num_columns": len(manifest.columns),
         "content_hash": manifest.content_hash,
+        # How the hash was computed: over the whole frame, or over the part files of a snapshot taken on Dask.
+        "hash_scheme": manifest.hash_scheme,
     }
+    if manifest.parts:
+        profile["num_parts"] = len(manifest.parts)
     entity = Dataset(
         name=fields["name"],
         digest=fields["digest"],

@@ -132,7 +132,8 @@ def _fill(template: str, params: dict[str, Any]) -> str:
 def observed_html(item: dict[str, Any]) -> str:
     """What GX observed: its ``observed_value``, or how many of the rows it checked were unexpected.
 
-    A failure adds a sample of the unexpected values; an expectation that could not run says why.
+    A failure adds a sample of the unexpected values; an expectation that could not run says why; one that ran
+    on a sample of the rows (:mod:`airflow_ml.validation.partitioned`) says how many.
     """
     details = item.get("result") or {}
     error = exception_message(item.get("exception_info"))
@@ -149,6 +150,9 @@ def observed_html(item: dict[str, Any]) -> str:
         missing = details.get("missing_count")
         if missing:
             parts.append(f"{int(missing):,} null skipped")
+    sampled = item.get("airflow_ml_sampled")  # a check of a partitioned validation that ran on a sample
+    if isinstance(sampled, dict):
+        parts.append(f"on a seeded sample of {int(sampled['rows']):,} of {int(sampled['of']):,} rows")
     sample = details.get("partial_unexpected_list") or []
     if not item.get("success") and any(v is not None for v in sample):  # a null check's sample is nulls only
         parts.append("e.g. " + ", ".join(f"<code>{_e(_show(v))}</code>" for v in sample[:10]))

@@ -165,13 +165,17 @@ def run_suite(
     items = result["results"]
     for item in items:
         item["expectation_config"]["meta"].pop(_POSITION, None)
+    return judge(items, suite=suite, suite_file=suite_file, row_count=len(frame)), result
+
+
+def judge(items: list[dict[str, Any]], *, suite: dict[str, Any], suite_file: str, row_count: int) -> Verdict:
+    """The verdict of GX's results ``items`` (JSON dicts, in suite order) on ``row_count`` rows."""
     failures = [_failure(item) for item in items if not item["success"]]
     failures.sort(key=lambda f: f.severity != "error")  # stable: errors first, each group in suite order
     errors = sum(f.severity == "error" for f in failures)
     warnings = len(failures) - errors
     status = "failed" if errors else "warned" if warnings else "passed"
-    verdict = Verdict(status, suite["name"], suite_file, len(items), errors, warnings, len(frame), failures)
-    return verdict, result
+    return Verdict(status, suite["name"], suite_file, len(items), errors, warnings, row_count, failures)
 
 
 def _rows(frame: pd.DataFrame, columns: list[str] | None) -> pd.DataFrame:

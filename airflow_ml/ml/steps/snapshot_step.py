@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
+from typing import Any, Literal
 
 from airflow_ml.data.contract import DataContract
+from airflow_ml.data.dask_snapshot import take_partitioned_snapshot
 from airflow_ml.data.snapshot import Manifest, resolve_source, take_snapshot
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml.steps.step_settings import SnapshotSettings
@@ -29,14 +32,24 @@ def snapshot(
     start: dt.date | None = None,
     end: dt.date | None = None,
     storage_options: StorageOptions | None = None,
+    engine: Literal["local", "dask"] = "local",
+    dask_client: Any = None,
 ) -> Manifest:
     """The snapshot task: copy ``uris`` (see :func:`sources`) of the window into ``<data_root>/snapshots``.
+
+    Args:
+        engine: ``local`` writes one ``data.parquet`` in this process; ``dask`` a partitioned snapshot, one task
+            per source file on ``dask_client``'s cluster (:mod:`airflow_ml.data.dask_snapshot`).
+        dask_client: A ``distributed.Client`` (``dask`` only); None runs on Dask's default scheduler.
 
     Raises:
         DataContractError: when the data breaks the dataset contract; no snapshot is written.
         SourceOutsideDataRoot: when a local source leads out of the data root.
     """
-    return take_snapshot(
+    if engine not in ("local", "dask"):
+        raise ValueError(f"engine {engine!r} is not one of 'local', 'dask'")
+    take = take_snapshot if engine == "local" else partial(take_partitioned_snapshot, client=dask_client)
+    return take(
         uris if settings.members else uris[0],
         f"{data_root}/snapshots",
         storage_options=storage_options,

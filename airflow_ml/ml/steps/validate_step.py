@@ -7,11 +7,12 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mlflow import MlflowClient
 from mlflow.entities import Param
 
+from airflow_ml.data.dask_snapshot import open_snapshot
 from airflow_ml.data.snapshot import (
     Manifest,
     load_manifest,
@@ -25,6 +26,7 @@ from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.snapshot_dataset import log_snapshot_input
 from airflow_ml.ml.steps.step_settings import ValidationSettings
 from airflow_ml.ml.steps.xcom_payloads import REPORT_FILE, RESULT_FILE, VERDICT_FILE
+from airflow_ml.validation.partitioned import DEFAULT_SAMPLE_ROWS, validate_partitions
 from airflow_ml.validation.report import render_report
 from airflow_ml.validation.runner import Verdict, plan_columns, run_suite
 from airflow_ml.validation.suite_check import check_suite
@@ -57,10 +59,13 @@ def validate(
     tags: dict[str, str] | None = None,
     storage_options: StorageOptions | None = None,
     notes: list[str] | None = None,
+    engine: Literal["local", "dask"] = "local",
+    dask_client: Any = None,
+    sample_rows: int = DEFAULT_SAMPLE_ROWS,
 ) -> Validation:
     """The validate task: check ``suite``, run it on the snapshot at ``uri``, log and write what it found.
 
-    Only the columns the suite names are read from the snapshot (see
+    With ``engine`` local, only the columns the suite names are read from the snapshot (see
     :func:`airflow_ml.validation.runner.plan_columns`). The verdict, GX's full result and an HTML report
     are written beside the snapshot and, with a ``client``
     and ``settings.experiment``, logged as a validation run (:func:`log_validation`).
@@ -75,9 +80,14 @@ def validate(
         tags: Extra run tags (the Airflow lineage).
         storage_options: Options that open the snapshot (by protocol).
         notes: What the verdict should say was left out on purpose (a GX checkpoint's actions).
+        engine: ``local`` reads the snapshot into this process; ``dask`` validates it partition by partition on
+            ``dask_client``'s cluster and merges the results (:mod:`airflow_ml.validation.partitioned`).
+        dask_client: A ``distributed.Client`` (``dask`` only); None runs on Dask's default scheduler.
+        sample_rows: Rows of the seeded sample that distribution checks run on (``dask`` only).
 
     Raises:
         SuiteInvalid: naming each problem of the suite; nothing is written.
+        PartitionedSuiteRefused: (``dask``) naming the expectations that cannot be merged; nothing is written.
     """
     problems = check_suite(suite, known_columns=settings.known_columns)
     if problems:
@@ -85,12 +95,21 @@ def validate(
             f"suite {suite['name']!r} is invalid; fix it (airflow-ml lint shows the same):\n  - "
             + "\n  - ".join(problems)
         )
-    # Only the columns the suite reads are read; the schema stands for the table in column set and count checks.
-    schema = read_snapshot_schema(uri, storage_options=storage_options)
-    columns = plan_columns(suite, list(schema.columns)).columns
-    frame = read_snapshot(uri, columns, storage_options=storage_options)
-    verdict, result = run_suite(frame, suite, suite_file=suite_path, schema=schema)
-    verdict = dataclasses.replace(verdict, notes=list(notes or []))
+    if engine == "dask":
+        rows, manifest = open_snapshot(uri, storage_options=storage_options)
+        verdict, result = validate_partitions(
+            rows, suite, suite_file=suite_path, part_rows=[p["rows"] for p in manifest.parts] or None,
+            sample_rows=sample_rows, client=dask_client,
+        )  # fmt: skip
+    elif engine == "local":
+        # Only the columns the suite reads are read; the schema stands for the table in column set and count checks.
+        schema = read_snapshot_schema(uri, storage_options=storage_options)
+        columns = plan_columns(suite, list(schema.columns)).columns
+        frame = read_snapshot(uri, columns, storage_options=storage_options)
+        verdict, result = run_suite(frame, suite, suite_file=suite_path, schema=schema)
+    else:
+        raise ValueError(f"engine {engine!r} is not one of 'local', 'dask'")
+    verdict = dataclasses.replace(verdict, notes=[*(notes or []), *verdict.notes])
     record = verdict.to_dict()
     report = render_report(record, result, title=f"Validation of {settings.city or uri}")
     run = None

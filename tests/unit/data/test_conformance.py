@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 from airflow_ml.cli.demo_run import summarize
-from airflow_ml.data.conformance import apply_filters, check_file_types, missing_days
+from airflow_ml.data import conformance
+from airflow_ml.data.conformance import apply_filters, check_file_types, check_kinds, file_kinds, missing_days
 from airflow_ml.data.contract import ColumnRule, DataContract, RowFilter
 from airflow_ml.data.demo import write_demo_data
 from airflow_ml.data.snapshot import Manifest, read_snapshot, take_snapshot
@@ -252,6 +253,31 @@ def test_a_column_of_mixed_values_within_one_file_names_it() -> None:
 
     with pytest.raises(DataContractError, match=r"column 'zone' holds mixed values .* within 'day1.csv'"):
         check_file_types([("day1.csv", mixed), ("day2.csv", clean)])
+
+
+def test_files_whose_types_agree_look_up_no_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    files = [(f"day{i}.csv", pd.DataFrame({"zone": ["a", None], "n": [1.5, 2.0]})) for i in range(3)]
+
+    def example(values: Any) -> Any:
+        raise AssertionError(f"an example of {values.name!r} was looked up for no message")
+
+    monkeypatch.setattr(conformance, "_example", example)
+
+    check_file_types(files)
+
+
+def test_kinds_found_in_other_processes_give_the_same_refusal() -> None:
+    late = [None] * 300 + ["1,5"]  # the first present value lies past the head that is looked at first
+    files = [(f"day{i}.csv", pd.DataFrame({"km": [1.0] * 301})) for i in range(2)]
+    files.append(("day9.csv", pd.DataFrame({"km": pd.Series(late, dtype=object)})))
+
+    with pytest.raises(DataContractError) as here:
+        check_file_types(files)
+    with pytest.raises(DataContractError) as there:
+        check_kinds([(path, file_kinds(frame)) for path, frame in files])
+
+    assert "column 'km' holds text (e.g. '1,5') in 'day9.csv', but numbers in the other 2 file(s)" in str(here.value)
+    assert str(there.value) == str(here.value)
 
 
 def test_days_missing_inside_an_explicit_window_are_listed_in_the_manifest(source: Path) -> None:

@@ -138,3 +138,13 @@ def test_values_are_shown_as_they_ran_spaces_of_a_regex_and_every_digit_of_a_num
     assert "<code>0.30000000000000004</code>" in shown[1]
     assert "<code>2024</code>" in shown[2]
     assert all("  " not in piece for text in shown for piece in re.split(r"<code>.*?</code>", text))
+
+
+def test_a_check_that_ran_on_a_sample_says_so_in_its_row() -> None:
+    from airflow_ml.validation.report import observed_html
+
+    item = {"success": True, "result": {"observed_value": 12.5}, "expectation_config": {"type": "x", "kwargs": {}}}
+
+    assert "sample" not in observed_html(item)
+    shown = observed_html({**item, "airflow_ml_sampled": {"rows": 500, "of": 10_000, "seed": 3}})
+    assert shown == "<code>12.5</code><br>on a seeded sample of 500 of 10,000 rows"

@@ -1,0 +1,342 @@
+"""Validate a frame too large for one process: the suite runs per partition on a Dask cluster, merged into one verdict.
+
+GX runs inside each worker's task on one pandas partition; the client merges what the partitions found into GX's
+own result format, so the verdict, the summary and the report are those of :func:`runner.run_suite`. How an
+expectation is merged depends on its type, from :data:`MERGE_CLASSES`:
+
+- ``rows``: a row-wise check (not null, in set, between, regex, column pairs...): each partition's unexpected,
+  element and missing counts are summed, ``mostly`` is judged on the sums as GX judges it, and the first
+  unexpected values are the first partitions' (exactly the whole frame's figures). A partition whose check
+  could not run makes the merged one fail with its error. A type check on a column's dtype, which has no counts,
+  must hold in every partition.
+- ``every``: the columns of the table (exist, set, count, type): every partition has the same columns (a
+  snapshot's parts share one schema), so each must pass; the first failure is shown.
+- ``row_count``: the table's row count, the sum of the partitions' counts, judged by GX on a stand-in table of
+  that many rows and no columns.
+- ``extreme``: min, max and sum of a column, exact from the partitions' own min, max or sum (judged by GX on the
+  column of those); with a ``row_condition`` they are sampled instead. A sum of floats may differ from the whole
+  frame's in its last digits (the order of additions).
+- ``sample``: distribution and aggregate checks that partitions cannot merge exactly (mean, median, quantiles,
+  standard deviation, unique values, outliers, order): GX runs them on one seeded sample drawn uniformly across
+  the partitions (``sample_rows``, 100,000 by default); their result carries ``airflow_ml_sampled`` and the
+  verdict a note naming each, so the report says which checks were sampled.
+
+A type not in the table (an expectation a newer GX adds) is refused before anything runs, as are the types that
+need another table or a SQL database: run on a sample, a row-wise check would count only the sample's
+unexpected rows and could pass data that fails, so nothing is merged on a guess.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_ml.validation.report import exception_message
+from airflow_ml.validation.runner import SAMPLE_SIZE, Verdict, columns_to_validate, judge, run_suite
+
+ROWS, EVERY, ROW_COUNT, EXTREME, SAMPLE = "rows", "every", "row_count", "extreme", "sample"
+#: Rows of the seeded sample the ``sample`` expectations run on, by default.
+DEFAULT_SAMPLE_ROWS = 100_000
+_ROWS = """value_lengths_to_be_between value_lengths_to_equal values_to_be_between values_to_be_dateutil_parseable
+values_to_be_in_set values_to_be_in_type_list values_to_be_json_parseable values_to_be_null values_to_be_of_type
+values_to_match_json_schema values_to_match_like_pattern values_to_match_like_pattern_list values_to_match_regex
+values_to_match_regex_list values_to_match_strftime_format values_to_not_be_in_set values_to_not_be_null
+values_to_not_match_like_pattern values_to_not_match_like_pattern_list values_to_not_match_regex
+values_to_not_match_regex_list"""
+_SAMPLED = """distinct_values_to_be_in_set distinct_values_to_contain_set distinct_values_to_equal_set
+kl_divergence_to_be_less_than mean_to_be_between median_to_be_between most_common_value_to_be_in_set
+proportion_of_non_null_values_to_be_between proportion_of_unique_values_to_be_between quantile_values_to_be_between
+stdev_to_be_between unique_value_count_to_be_between value_z_scores_to_be_less_than values_to_be_decreasing
+values_to_be_increasing values_to_be_unique values_to_not_be_outliers"""
+#: How each GX Core expectation type is judged over partitions (see the module's docstring).
+MERGE_CLASSES: dict[str, str] = {
+    **{f"expect_column_{name}": ROWS for name in _ROWS.split()},
+    **{f"expect_column_{name}": SAMPLE for name in _SAMPLED.split()},
+    "expect_column_pair_values_a_to_be_greater_than_b": ROWS,
+    "expect_column_pair_values_to_be_equal": ROWS,
+    "expect_column_pair_values_to_be_in_set": ROWS,
+    "expect_multicolumn_sum_to_equal": ROWS,
+    "expect_multicolumn_values_to_be_equal": ROWS,
+    "expect_select_column_values_to_be_unique_within_record": ROWS,
+    "expect_compound_columns_to_be_unique": SAMPLE,
+    "expect_column_to_exist": EVERY,
+    "expect_column_type_to_be": EVERY,
+    "expect_table_column_count_to_be_between": EVERY,
+    "expect_table_column_count_to_equal": EVERY,
+    "expect_table_columns_to_match_ordered_list": EVERY,
+    "expect_table_columns_to_match_set": EVERY,
+    "expect_table_row_count_to_be_between": ROW_COUNT,
+    "expect_table_row_count_to_equal": ROW_COUNT,
+    "expect_column_min_to_be_between": EXTREME,
+    "expect_column_max_to_be_between": EXTREME,
+    "expect_column_sum_to_be_between": EXTREME,
+}
+#: Types never run per partition, and why.
+REFUSED = {
+    "expect_table_row_count_to_equal_other_table": "it compares with another table",
+    "expect_query_results_to_match_comparison": "it runs SQL queries",
+    "unexpected_rows_expectation": "it runs a SQL query",
+}
+_EXTREMES = {"expect_column_min_to_be_between": "min", "expect_column_max_to_be_between": "max"}
+_CONDITION = ("row_condition", "condition_parser")
+
+
+class PartitionedSuiteRefused(ValueError):
+    """The suite has an expectation that cannot be judged over partitions; nothing was run."""
+
+
+def merge_classes(suite: dict[str, Any]) -> list[str]:
+    """The merge class of each expectation of ``suite``, in order (see :data:`MERGE_CLASSES`).
+
+    Raises:
+        PartitionedSuiteRefused: naming each expectation that cannot be merged, where it is defined, and the fix.
+    """
+    classes, problems = [], []
+    for i, expectation in enumerate(suite["expectations"]):
+        kind = expectation["type"]
+        found = MERGE_CLASSES.get(kind)
+        if found == EXTREME and any((expectation.get("kwargs") or {}).get(k) for k in _CONDITION):
+            found = SAMPLE  # the partitions' plain min or max would ignore the condition
+        if found is None:
+            where = (expectation.get("meta") or {}).get("source") or f"expectation {i + 1} of suite {suite['name']!r}"
+            why = REFUSED.get(kind, "airflow-ml does not know how to merge its partitions' results")
+            problems.append(f"{where}: {kind}: {why}")
+        classes.append(found or "")
+    if problems:
+        raise PartitionedSuiteRefused(
+            "these expectations cannot be validated partition by partition on Dask:\n  - "
+            + "\n  - ".join(problems)
+            + "\nremove them from the suite of this client, or validate it with training.engine: local"
+        )
+    return classes
+
+
+def validate_partitions(
+    frame: Any,
+    suite: dict[str, Any],
+    *,
+    suite_file: str,
+    part_rows: Sequence[int] | None = None,
+    sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    seed: int = 0,
+    client: Any = None,
+) -> tuple[Verdict, dict[str, Any]]:
+    """Validate the Dask ``frame`` against ``suite``, partition by partition; as :func:`runner.run_suite` returns.
+
+    Args:
+        frame: A ``dask.dataframe.DataFrame`` (e.g. ``dask_snapshot.open_snapshot``'s).
+        suite: The suite, as ``run_suite`` takes it.
+        suite_file: The suite's file, named in the verdict.
+        part_rows: The rows of each partition when known (a snapshot's manifest lists them); else counted first
+            when the suite has sampled checks.
+        sample_rows: Rows of the seeded sample the ``sample`` expectations run on (all rows when fewer).
+        seed: The sample's seed: the same seed and partitions give the same sample.
+        client: A ``distributed.Client``; None runs on Dask's default scheduler.
+
+    Raises:
+        PartitionedSuiteRefused: before anything runs, when an expectation cannot be merged.
+    """
+    import numpy as np
+
+    classes = merge_classes(suite)
+    expectations = suite["expectations"]
+    per_part = [i for i, c in enumerate(classes) if c in (ROWS, EVERY, ROW_COUNT)]
+    extremes = [i for i, c in enumerate(classes) if c == EXTREME]
+    sampled = [i for i, c in enumerate(classes) if c == SAMPLE]
+    columns = [str(c) for c in frame.columns]
+    if sampled and part_rows is None:
+        part_rows = _compute([frame.map_partitions(len)], client)[0].tolist()
+    counts = [0] * frame.npartitions
+    if sampled and part_rows:
+        total = int(sum(part_rows))
+        counts = (
+            np.random.default_rng(seed)
+            .multivariate_hypergeometric(np.asarray(part_rows, dtype=np.int64), min(sample_rows, total))
+            .tolist()
+        )
+    sample_suite = _sub(suite, sampled)
+    wanted = (columns_to_validate(sample_suite, columns) or columns) if sampled else []
+    import pandas as pd
+
+    # One task per partition reads it and checks it (fused): a partition read ahead and waiting for its check
+    # would pile up in the worker's memory, GX being slower than reading.
+    checked = frame.map_partitions(
+        _check_part, _sub(suite, per_part), _partials(expectations, extremes, columns), counts, wanted, seed,
+        partition_info=True, meta=pd.Series(dtype=object), enforce_metadata=False, align_dataframes=False,
+    )  # fmt: skip
+    outcome = list(_compute([checked], client)[0])
+    row_count = sum(o["rows"] for o in outcome)
+    items: dict[int, dict[str, Any]] = {}
+    for position, index in enumerate(per_part):
+        found = [o["items"][position] for o in outcome]
+        items[index] = _merge_rows(found) if classes[index] == ROWS else _merge_every(found)
+        if classes[index] == ROW_COUNT and not exception_message(items[index].get("exception_info")):
+            rows = sum(int((f.get("result") or {}).get("observed_value") or 0) for f in found)
+            items[index] = _on_stand_in(_stand_in_rows(rows), expectations[index], found[0])
+    for index in extremes:
+        partials = [o["partials"][index] for o in outcome]
+        column = expectations[index]["kwargs"]["column"]
+        stand_in = _frame({column: _concat(partials)} if column in columns else {})
+        items[index] = _on_stand_in(stand_in, expectations[index], None)
+    notes = []
+    if sampled:
+        import pandas as pd
+
+        sample = pd.concat([o["sample"] for o in outcome], ignore_index=True)
+        mark = {"rows": len(sample), "of": row_count, "seed": seed}
+        for position, item in enumerate(run_suite(sample, sample_suite, suite_file=suite_file)[1]["results"]):
+            items[sampled[position]] = {**item, "airflow_ml_sampled": mark}
+        notes = [_sampled_note(expectations[i], mark) for i in sampled]
+    ordered = [items[i] for i in range(len(expectations))]
+    verdict = judge(ordered, suite=suite, suite_file=suite_file, row_count=row_count)
+    notes.append(f"validated on Dask in {len(outcome)} partition(s) (airflow_ml.validation.partitioned)")
+    verdict = dataclasses.replace(verdict, notes=notes)
+    return verdict, _result(suite, ordered, len(outcome))
+
+
+def _check_part(
+    part: Any,
+    suite: dict[str, Any],
+    partials: dict[int, tuple[str, str]],
+    counts: list[int],
+    sample_columns: list[str],
+    seed: int,
+    partition_info: dict[str, Any] | None = None,
+) -> Any:
+    """On a worker: GX on one partition, the partition's min/max/sum of some columns, and its share of the sample.
+
+    Returns:
+        A one-item object Series (what ``map_partitions`` concatenates) holding the partition's findings.
+    """
+    import numpy as np
+    import pandas as pd
+
+    number = int((partition_info or {}).get("number", 0))
+    sample_count = counts[number]
+
+    found: dict[str, Any] = {"rows": len(part), "items": [], "partials": {}, "sample": None}
+    if suite["expectations"]:
+        found["items"] = run_suite(part, suite, suite_file="")[1]["results"]
+    for index, (column, how) in partials.items():
+        values = part[column]
+        # min and max keep the column's type (a date-time stays one); a sum of booleans is a count.
+        found["partials"][index] = pd.Series([getattr(values, how)()], dtype=None if how == "sum" else values.dtype)
+    # Copies (a row selection), never views: a view would keep the whole partition alive until it is gathered.
+    found["sample"] = part.iloc[:0][sample_columns].copy()
+    if sample_count:
+        rows = np.random.default_rng([seed, number]).choice(len(part), size=min(sample_count, len(part)), replace=False)
+        found["sample"] = part.iloc[np.sort(rows)][sample_columns]
+    return pd.Series([found], dtype=object)
+
+
+def _merge_rows(found: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row-wise expectation's result over the partitions, as GX computes it on the whole frame."""
+    broken = next((f for f in found if exception_message(f.get("exception_info"))), None)
+    if broken is not None:
+        return broken
+    results = [f.get("result") or {} for f in found]
+    if not all("unexpected_count" in r and "element_count" in r for r in results):
+        return _merge_every(found)  # a dtype check: no counts, the same answer in every partition
+    elements = sum(int(r["element_count"]) for r in results)
+    unexpected = sum(int(r["unexpected_count"] or 0) for r in results)
+    has_missing = all("missing_count" in r for r in results)
+    missing = sum(int(r["missing_count"] or 0) for r in results) if has_missing else 0
+    considered = elements - missing
+    mostly = float((found[0]["expectation_config"].get("kwargs") or {}).get("mostly", 1.0))
+    success = True if elements == 0 or considered == 0 else (considered - unexpected) / considered >= mostly
+    total = unexpected / elements * 100 if elements > 0 else None
+    merged = {**results[0], "element_count": elements, "unexpected_count": unexpected}
+    if has_missing:
+        merged["missing_count"] = missing
+        merged["missing_percent"] = missing / elements * 100 if elements > 0 else None
+        merged["unexpected_percent_total"] = total
+        merged["unexpected_percent_nonmissing"] = unexpected / considered * 100 if considered > 0 else None
+    merged["unexpected_percent"] = merged["unexpected_percent_nonmissing"] if has_missing else total
+    if any("partial_unexpected_list" in r for r in results):
+        merged["partial_unexpected_list"] = [v for r in results for v in r.get("partial_unexpected_list") or []][
+            :SAMPLE_SIZE
+        ]
+    return {**found[0], "success": success, "result": merged}
+
+
+def _merge_every(found: list[dict[str, Any]]) -> dict[str, Any]:
+    return next((f for f in found if not f["success"]), found[0])
+
+
+def _on_stand_in(stand_in: Any, expectation: dict[str, Any], config_of: dict[str, Any] | None) -> dict[str, Any]:
+    """GX's judgement of one expectation on a stand-in frame; ``config_of``'s configuration (its row condition) kept."""
+    kwargs = {k: v for k, v in (expectation.get("kwargs") or {}).items() if k not in _CONDITION}
+    single = {"name": "stand-in", "expectations": [{**expectation, "kwargs": kwargs}]}
+    item = run_suite(stand_in, single, suite_file="")[1]["results"][0]
+    return item if config_of is None else {**item, "expectation_config": config_of["expectation_config"]}
+
+
+def _stand_in_rows(rows: int) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(index=pd.RangeIndex(rows))  # GX counts its rows; no column is ever allocated
+
+
+def _frame(columns: dict[str, Any]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(columns) if columns else pd.DataFrame(index=pd.RangeIndex(0))
+
+
+def _concat(series: list[Any]) -> Any:
+    import pandas as pd
+
+    return pd.concat(series, ignore_index=True)
+
+
+def _partials(
+    expectations: list[dict[str, Any]], extremes: list[int], columns: list[str]
+) -> dict[int, tuple[str, str]]:
+    """Per ``extreme`` expectation on a column the frame has: the column and ``min``, ``max`` or ``sum``."""
+    found = {}
+    for index in extremes:
+        column = expectations[index]["kwargs"]["column"]
+        if column in columns:
+            found[index] = (column, _EXTREMES.get(expectations[index]["type"], "sum"))
+    return found
+
+
+def _sub(suite: dict[str, Any], indexes: list[int]) -> dict[str, Any]:
+    return {**suite, "expectations": [suite["expectations"][i] for i in indexes]}
+
+
+def _sampled_note(expectation: dict[str, Any], mark: dict[str, int]) -> str:
+    column = (expectation.get("kwargs") or {}).get("column")
+    what = f"{expectation['type']}" + (f" on {column!r}" if column else "")
+    if mark["rows"] >= mark["of"]:
+        return f"sampled: {what} ran on all {mark['of']:,} rows (the sample size covers the whole frame)"
+    return (
+        f"sampled: {what} ran on a seeded sample of {mark['rows']:,} of {mark['of']:,} rows (seed {mark['seed']}); "
+        "its figures estimate the whole frame's"
+    )
+
+
+def _result(suite: dict[str, Any], items: list[dict[str, Any]], partitions: int) -> dict[str, Any]:
+    """GX's validation result's shape (what the report and the result file read) for the merged ``items``."""
+    passed = sum(bool(i["success"]) for i in items)
+    return {
+        "success": passed == len(items),
+        "suite_name": suite["name"],
+        "results": items,
+        "statistics": {
+            "evaluated_expectations": len(items),
+            "successful_expectations": passed,
+            "unsuccessful_expectations": len(items) - passed,
+            "success_percent": passed / len(items) * 100 if items else None,
+        },
+        "meta": {"airflow_ml_partitions": partitions},
+    }
+
+
+def _compute(tasks: list[Any], client: Any) -> list[Any]:
+    import dask
+
+    if client is None:
+        return list(dask.compute(*tasks))
+    return list(client.gather(client.compute(tasks)))

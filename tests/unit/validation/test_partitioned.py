@@ -1,0 +1,197 @@
+"""Validation per partition on a real distributed.LocalCluster, merged, against GX on the whole frame
+(airflow_ml.validation.partitioned)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from airflow_ml.validation.partitioned import (
+    EXTREME,
+    MERGE_CLASSES,
+    ROW_COUNT,
+    ROWS,
+    SAMPLE,
+    PartitionedSuiteRefused,
+    merge_classes,
+    validate_partitions,
+)
+from airflow_ml.validation.report import render_report
+from airflow_ml.validation.runner import run_suite
+from tests.support.partition_clusters import local_cluster
+
+PARTS = 4
+ROWS_PER_PART = 2_500
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    with local_cluster(memory_limit="1GiB") as client:
+        yield client
+
+
+def trips(seed: int = 7) -> pd.DataFrame:
+    """Rows whose faults sit unevenly across the partitions: partition 1 holds every null duration (30% of it)."""
+    rng = np.random.default_rng(seed)
+    rows = PARTS * ROWS_PER_PART
+    frame = pd.DataFrame(
+        {
+            "duration_min": rng.gamma(4.0, 5.0, rows),
+            "distance_km": rng.uniform(0, 40, rows),
+            "zone": rng.choice(["a1", "b2", "c3", "zz"], rows, p=[0.4, 0.3, 0.29, 0.01]),
+            "hour": rng.integers(0, 24, rows),
+        }
+    )
+    second = slice(ROWS_PER_PART, ROWS_PER_PART + int(ROWS_PER_PART * 0.3))
+    frame.loc[frame.index[second], "duration_min"] = np.nan
+    frame.loc[frame.index[[5, 6_000, 9_999]], "distance_km"] = [-1.0, 500.0, 41.0]
+    return frame
+
+
+def suite_of(*expectations: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    return {"name": "trips", "expectations": [{"type": t, "kwargs": k} for t, k in expectations]}
+
+
+#: Every merge class; with trips(), the whole frame passes each but distance's range and the zone set.
+SUITE = suite_of(
+    ("expect_table_row_count_to_be_between", {"min_value": 8_000}),  # each partition alone has 2,500 rows
+    ("expect_column_to_exist", {"column": "zone"}),
+    ("expect_table_columns_to_match_set", {"column_set": ["duration_min", "distance_km", "zone", "hour"]}),
+    ("expect_column_values_to_not_be_null", {"column": "duration_min", "mostly": 0.9}),  # partition 1: 70% only
+    ("expect_column_values_to_be_between", {"column": "distance_km", "min_value": 0, "max_value": 40}),
+    ("expect_column_values_to_be_in_set", {"column": "zone", "value_set": ["a1", "b2", "c3"]}),
+    ("expect_column_values_to_match_regex", {"column": "zone", "regex": "^[a-z][0-9]$"}),
+    ("expect_column_values_to_be_between", {"column": "duration_min", "min_value": 0, "max_value": 200}),
+    ("expect_column_max_to_be_between", {"column": "distance_km", "min_value": 0, "max_value": 1_000}),
+    ("expect_column_min_to_be_between", {"column": "hour", "min_value": 0, "max_value": 0}),
+    ("expect_column_sum_to_be_between", {"column": "hour", "min_value": 1, "max_value": 10_000_000}),
+    ("expect_column_mean_to_be_between", {"column": "duration_min", "min_value": 5, "max_value": 40}),
+    ("expect_column_unique_value_count_to_be_between", {"column": "zone", "min_value": 1, "max_value": 10}),
+    (
+        "expect_column_quantile_values_to_be_between",
+        {
+            "column": "hour",
+            "quantile_ranges": {"quantiles": [0.5], "value_ranges": [[5, 18]]},
+        },
+    ),
+)
+
+
+def dask_frame(frame: pd.DataFrame) -> Any:
+    import dask.dataframe as dd
+
+    return dd.from_pandas(frame, npartitions=PARTS, sort=False)
+
+
+def comparable(item: dict[str, Any]) -> tuple[Any, ...]:
+    result = dict(item.get("result") or {})
+    return item["success"], result
+
+
+def test_merged_validation_equals_whole_frame_validation(client: Any) -> None:
+    frame = trips()
+    whole_verdict, whole = run_suite(frame, SUITE, suite_file="trips.json")
+
+    verdict, merged = validate_partitions(
+        dask_frame(frame), SUITE, suite_file="trips.json", sample_rows=len(frame), client=client
+    )
+
+    assert verdict.status == whole_verdict.status == "failed"
+    assert (verdict.failed_errors, verdict.failed_warnings) == (whole_verdict.failed_errors, 0)
+    assert verdict.row_count == len(frame)
+    assert [f.expectation for f in verdict.failures] == [f.expectation for f in whole_verdict.failures]
+    assert [f.unexpected_count for f in verdict.failures] == [f.unexpected_count for f in whole_verdict.failures]
+    for mine, theirs in zip(merged["results"], whole["results"], strict=True):
+        assert comparable(mine) == comparable(theirs), mine["expectation_config"]["type"]
+    sampled = [i["expectation_config"]["type"] for i in merged["results"] if "airflow_ml_sampled" in i]
+    assert sampled == [e["type"] for e in SUITE["expectations"] if MERGE_CLASSES[e["type"]] == SAMPLE]
+    assert sum(note.startswith("sampled: ") for note in verdict.notes) == len(sampled)
+
+
+def test_counts_are_summed_not_judged_per_partition(client: Any) -> None:
+    """Partition 1 alone fails ``mostly: 0.9`` and each partition alone fails the row count: the whole passes."""
+    frame = trips()
+    suite = suite_of(*[(e["type"], e["kwargs"]) for e in SUITE["expectations"][:4]])
+    part = frame.iloc[ROWS_PER_PART : 2 * ROWS_PER_PART]
+    assert not run_suite(part, suite, suite_file="t")[0].ok
+
+    verdict, merged = validate_partitions(dask_frame(frame), suite, suite_file="t", client=client)
+
+    assert verdict.status == "passed", verdict.summary()
+    nulls = merged["results"][3]["result"]
+    assert (nulls["unexpected_count"], nulls["element_count"]) == (int(ROWS_PER_PART * 0.3), len(frame))
+    assert merged["results"][0]["result"]["observed_value"] == len(frame)
+
+
+def test_sampled_checks_run_on_a_seeded_sample_and_say_so(client: Any) -> None:
+    frame = trips()
+    sampled = suite_of(("expect_column_mean_to_be_between", {"column": "distance_km", "min_value": 0, "max_value": 1}))
+
+    runs = [
+        validate_partitions(dask_frame(frame), sampled, suite_file="t", sample_rows=500, seed=3, client=client)
+        for _ in range(2)
+    ]
+
+    (verdict, result), (_, again) = runs
+    mark = result["results"][0]["airflow_ml_sampled"]
+    assert mark == {"rows": 500, "of": len(frame), "seed": 3}
+    observed = result["results"][0]["result"]["observed_value"]
+    assert observed == again["results"][0]["result"]["observed_value"]  # same seed, same sample
+    assert observed != pytest.approx(frame["distance_km"].mean(), abs=1e-9)  # a sample, not the whole
+    assert verdict.status == "failed"
+    assert "seeded sample of 500 of 10,000 rows (seed 3)" in verdict.notes[0]
+    page = render_report(verdict.to_dict(), result, title="t")
+    assert "seeded sample of 500 of 10,000 rows" in page
+
+
+def test_a_broken_column_fails_the_merged_check_with_its_error(client: Any) -> None:
+    frame = trips()
+    suite = suite_of(("expect_column_values_to_not_be_null", {"column": "no_such_column"}))
+
+    verdict, _ = validate_partitions(dask_frame(frame), suite, suite_file="t", client=client)
+    whole, _ = run_suite(frame, suite, suite_file="t")
+
+    assert verdict.status == whole.status == "failed"
+    assert verdict.failures[0].error == whole.failures[0].error
+    assert "no_such_column" in (verdict.failures[0].error or "")
+
+
+def test_every_gx_core_type_has_a_merge_class_or_a_reason_to_be_refused() -> None:
+    from great_expectations.expectations.registry import list_registered_expectation_implementations
+
+    from airflow_ml.validation.partitioned import REFUSED
+
+    unknown = set(list_registered_expectation_implementations()) - set(MERGE_CLASSES) - set(REFUSED)
+
+    assert not unknown
+
+
+def test_merge_classes_refuse_unknown_and_sql_types_naming_where() -> None:
+    suite = suite_of(
+        ("expect_column_values_to_not_be_null", {"column": "a"}),
+        ("expect_query_results_to_match_comparison", {}),
+        ("expect_column_values_to_be_shiny", {"column": "a"}),
+    )
+    suite["expectations"][2]["meta"] = {"source": "trips.json:12"}
+
+    with pytest.raises(PartitionedSuiteRefused) as caught:
+        merge_classes(suite)
+
+    message = str(caught.value)
+    assert "expectation 2 of suite 'trips': expect_query_results_to_match_comparison: it runs SQL queries" in message
+    assert "trips.json:12: expect_column_values_to_be_shiny" in message
+    assert "training.engine: local" in message
+
+
+def test_a_row_condition_turns_an_exact_extreme_into_a_sampled_one() -> None:
+    plain = ("expect_column_max_to_be_between", {"column": "a", "max_value": 3})
+    conditioned = ("expect_column_max_to_be_between", {"column": "a", "max_value": 3, "row_condition": 'b=="x"',
+                                                       "condition_parser": "pandas"})  # fmt: skip
+    rows = ("expect_column_values_to_not_be_null", {"column": "a"})
+    count = ("expect_table_row_count_to_equal", {"value": 3})
+
+    assert merge_classes(suite_of(plain, conditioned, rows, count)) == [EXTREME, SAMPLE, ROWS, ROW_COUNT]
