@@ -2,15 +2,28 @@
 
 Training logs the holdout, in the order of the time split, with its ``prediction`` column
 (:data:`~airflow_ml.ml.health.HOLDOUT_PREDICTIONS_ARTIFACT`), and tags its run with the snapshot's content hash.
-When that hash is the gate's snapshot's and the logged rows are the gate's holdout (same count, same target and
-time values in the same order), the gate uses the logged predictions: the model it would load predicts the very
-same numbers (:func:`airflow_ml.ml.serving.predict_raw` is the one prediction path). Anything else (another
-snapshot, another split, no artifact, an unreadable one) leaves the gate to load the model and score it.
+The gate always loads the challenger as serving loads it (its registry ``source``,
+:func:`airflow_ml.ml.model_cache.load_pyfunc`); the logged predictions stand for that model's only when
+
+- the version's source lies inside the run whose predictions are read (else the run's file is of another model);
+- the run's snapshot hash is the gate's snapshot's;
+- the logged rows are the gate's holdout row for row: every row's hash over the columns logged (the model's
+  inputs, the target and the time column; :func:`airflow_ml.data.row_hashing.row_hashes`) equals the gate's
+  row's at the same place, so a prediction is paired with its own row. Position is the key and the logged row
+  its check: training and the gate cut the same snapshot by the same stable sort of the time column
+  (:func:`airflow_ml.ml.train.time_split`), so rows keep the snapshot's order within a timestamp; a slice
+  column that is a model input is checked too, and one that is not is read from the gate's own rows;
+- the predictions are numbers, finite, and probabilities in [0, 1] for a binary metric;
+- the loaded model predicts :data:`SPOT_CHECK_ROWS` of those rows (drawn with a fixed seed) as logged, within
+  :data:`SPOT_CHECK_RTOL` (a re-logged file, or a model artifact changed after training, fails it).
+
+Anything else leaves the gate to score the whole holdout with the loaded model, and the reason says why.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +34,18 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from airflow_ml.data.row_hashing import row_hashes
 from airflow_ml.ml.health import HOLDOUT_PREDICTIONS_ARTIFACT
 from airflow_ml.ml.lineage import SNAPSHOT_HASH_TAG
+from airflow_ml.ml.model_cache import source_in_run
+
+#: Holdout rows the loaded model predicts to check the logged predictions (all of them when the holdout is smaller).
+SPOT_CHECK_ROWS = 256
+#: The seed of the rows checked: the same holdout checks the same rows.
+SPOT_CHECK_SEED = 0
+#: How close a checked prediction must be to the logged one (relative, and absolute near 0): the model file and
+#: the parquet file both keep float64 exactly, so any real difference is another model.
+SPOT_CHECK_RTOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -45,53 +68,98 @@ def logged_holdout(
     *,
     target: str,
     time_column: str,
+    predict: Callable[[pd.DataFrame], Any],
+    probability: bool = False,
 ) -> LoggedHoldout:
-    """The holdout predictions ``version``'s training run logged, when they are of exactly these holdout rows.
+    """The holdout predictions ``version``'s training run logged, when they are the loaded model's of these rows.
 
     Args:
         client: The MLflow client.
         version: The challenger's registered version.
         snapshot_hash: The content hash of the gate's snapshot.
         holdout: The gate's holdout rows, in time order.
-        target: The target column, compared row by row with the logged one.
-        time_column: The time column, compared row by row with the logged one.
+        target: The target column, which the logged rows must hold.
+        time_column: The time column, which the logged rows must hold.
+        predict: The loaded challenger's predictions of some rows (the model serving loads).
+        probability: Whether the predictions are probabilities (a binary metric): each must lie in [0, 1].
     """
     if not version.run_id:
         return LoggedHoldout(None, "the version has no training run")
     try:
+        in_run = source_in_run(client, version)
         logged_hash = client.get_run(version.run_id).data.tags.get(SNAPSHOT_HASH_TAG)
     except MlflowException as exc:
         return LoggedHoldout(None, f"its training run is unreadable ({_first_line(exc)})")
+    if in_run is None:
+        return LoggedHoldout(
+            None, f"the version's source {version.source} lies outside its run {version.run_id}, whose file is read"
+        )
     if logged_hash != snapshot_hash:
         return LoggedHoldout(
             None, f"trained on snapshot {logged_hash or '(no hash tag)'}, the gate's holdout is of {snapshot_hash}"
         )
-    columns = list(dict.fromkeys(["prediction", target, time_column]))
     try:
         with tempfile.TemporaryDirectory(prefix="airflow-ml-gate-") as tmp:
             local = client.download_artifacts(version.run_id, HOLDOUT_PREDICTIONS_ARTIFACT, tmp)
-            rows = pd.read_parquet(Path(local), columns=columns)
-    except (MlflowException, OSError, ValueError, KeyError) as exc:  # missing, cut short, a column gone
+            rows = pd.read_parquet(Path(local))
+    except (MlflowException, OSError, ValueError, KeyError) as exc:  # missing, cut short
         return LoggedHoldout(None, f"{HOLDOUT_PREDICTIONS_ARTIFACT} is missing or unreadable ({_first_line(exc)})")
+    lacking = [c for c in dict.fromkeys(["prediction", target, time_column]) if c not in rows.columns]
+    if lacking:
+        return LoggedHoldout(None, f"{HOLDOUT_PREDICTIONS_ARTIFACT} lacks the column(s) {lacking}")
     if len(rows) != len(holdout):
         return LoggedHoldout(None, f"{len(rows)} logged holdout rows, the gate's holdout has {len(holdout)}")
-    for column in (target, time_column):
-        if not _same(rows[column], holdout[column]):
-            return LoggedHoldout(None, f"the logged holdout's {column!r} differs from the gate's holdout")
-    predictions = rows["prediction"].to_numpy(dtype="float64")
-    source = f"{HOLDOUT_PREDICTIONS_ARTIFACT} of run {version.run_id} (snapshot {logged_hash})"
+    key = [c for c in rows.columns if c != "prediction" and c in holdout.columns]
+    differ = _differing_row(rows[key], holdout[key])
+    if differ is not None:
+        return LoggedHoldout(None, f"the logged holdout's row {differ} differs from the gate's holdout row {differ}")
+    predictions, bad = _numbers(rows["prediction"], probability)
+    if predictions is None:
+        return LoggedHoldout(None, f"the logged predictions are {bad}")
+    checked = np.sort(
+        np.random.default_rng(SPOT_CHECK_SEED).choice(len(holdout), min(SPOT_CHECK_ROWS, len(holdout)), replace=False)
+    )
+    loaded = np.asarray(predict(holdout.iloc[checked]), dtype="float64").reshape(-1)
+    if loaded.shape != checked.shape:
+        return LoggedHoldout(None, f"the loaded model gave {loaded.size} predictions of {checked.size} rows")
+    off = np.flatnonzero(~np.isclose(loaded, predictions[checked], rtol=SPOT_CHECK_RTOL, atol=SPOT_CHECK_RTOL))
+    if off.size:
+        row = int(checked[off[0]])
+        return LoggedHoldout(
+            None,
+            f"the loaded model ({version.source}) predicts {off.size} of {checked.size} checked holdout rows "
+            f"otherwise than logged (row {row}: logged {float(predictions[row])!r}, loaded {float(loaded[off[0]])!r})",
+        )
+    source = (
+        f"{HOLDOUT_PREDICTIONS_ARTIFACT} of run {version.run_id} (snapshot {logged_hash}); the model of "
+        f"{version.source} predicts {len(checked)} checked rows as logged"
+    )
     return LoggedHoldout(predictions, source)
 
 
-def _same(logged: pd.Series, expected: pd.Series) -> bool:
-    """The same values in the same order (nulls in the same places), read back in the expected column's dtype."""
-    logged, expected = logged.reset_index(drop=True), expected.reset_index(drop=True)
-    if logged.equals(expected):
-        return True
-    try:  # a parquet round trip may widen a type (int32 to int64, a timestamp's unit)
-        return bool(logged.astype(expected.dtype).equals(expected))
-    except (TypeError, ValueError):
-        return False
+def _differing_row(logged: pd.DataFrame, expected: pd.DataFrame) -> int | None:
+    """The first row where ``logged`` and ``expected`` differ over ``expected``'s columns (by each row's hash, the
+    logged columns read back in the expected dtypes: a parquet round trip may widen a type), else None."""
+    try:
+        logged = pd.DataFrame({c: logged[c].reset_index(drop=True).astype(expected[c].dtype) for c in expected.columns})
+    except (TypeError, ValueError, KeyError):
+        return 0
+    mismatch = np.flatnonzero(row_hashes(logged) != row_hashes(expected.reset_index(drop=True)))
+    return int(mismatch[0]) if mismatch.size else None
+
+
+def _numbers(column: pd.Series, probability: bool) -> tuple[np.ndarray | None, str]:
+    """The predictions as float64, or None and what is wrong with them (text, a null or infinity, outside [0, 1])."""
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return None, f"not numbers (dtype {column.dtype})"
+    values = column.to_numpy(dtype="float64", na_value=np.nan)
+    finite = np.isfinite(values)
+    if not finite.all():
+        return None, f"not all finite (row {int(np.flatnonzero(~finite)[0])}: {float(values[~finite][0])!r})"
+    if probability and ((values < 0) | (values > 1)).any():
+        outside = int(np.flatnonzero((values < 0) | (values > 1))[0])
+        return None, f"not probabilities in [0, 1] (row {outside}: {float(values[outside])!r})"
+    return values, ""
 
 
 def _first_line(exc: BaseException) -> str:

@@ -35,6 +35,7 @@ from airflow_ml.exceptions import AirflowMLError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,12 @@ def load_pyfunc(client: MlflowClient, name: str, version: str) -> Any:
 
 def _path_in_run(client: MlflowClient, name: str, version: str) -> tuple[str, str] | None:
     """(run id, artifact path) of a version whose source is in its run's artifacts, else None."""
-    registered = client.get_model_version(name, version)
+    return source_in_run(client, client.get_model_version(name, version))
+
+
+def source_in_run(client: MlflowClient, registered: ModelVersion) -> tuple[str, str] | None:
+    """(run id, artifact path) of a registered version whose ``source`` lies in its own run's artifacts (as
+    ``runs:/<run id>/...`` or under the run's artifact URI), else None: what serving then loads is not in the run."""
     if not registered.run_id:
         return None
     source = str(registered.source).rstrip("/")

@@ -26,7 +26,7 @@ from mlflow.protos.databricks_pb2 import (
 )
 
 from airflow_ml.exceptions import RollbackRefused
-from airflow_ml.ml import champion_skill, model_schema, serving
+from airflow_ml.ml import champion_skill, model_cache, model_schema, serving
 from airflow_ml.ml.markdown_cells import md_cell
 from airflow_ml.ml.train import TrainedModel
 from airflow_ml.ml.version_description import DECISION_ARTIFACT as DECISION_ARTIFACT
@@ -148,13 +148,12 @@ def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersio
 
 
 def load_version(client: MlflowClient, version: ModelVersion) -> Any:
-    """Download a registered version's model through ``client`` and load it as a pyfunc model."""
+    """Load a registered version as serving loads it: its registry ``source`` (downloaded through ``client``,
+    :func:`airflow_ml.ml.model_cache.load_pyfunc`), so the gate, drift and health judge the model served, even
+    for a version whose source is not its run's ``model``."""
     if not version.run_id:
         raise ValueError(f"model version {version.name} v{version.version} has no run; it was not logged by airflow-ml")
-    # The booster and the preprocessor are read at load time, so the download can go once loaded.
-    with tempfile.TemporaryDirectory(prefix="airflow-ml-load-") as destination:
-        local = client.download_artifacts(version.run_id, MODEL_ARTIFACT_PATH, destination)
-        return mlflow.pyfunc.load_model(local)
+    return model_cache.load_pyfunc(client, version.name, str(version.version))
 
 
 def promote(client: MlflowClient, name: str, version: str, record: dict[str, Any]) -> None:

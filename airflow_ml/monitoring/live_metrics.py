@@ -94,8 +94,9 @@ def window_metrics(
         value = low = high = None
         if len(inside) >= 2:
             value = _finite(score(metric, y, p))
+            # Single rows: a window's joined rows are not in time order, so a block of them would mean nothing.
             interval = paired_bootstrap(
-                metric, y, p, None, resamples=resamples, confidence=confidence, seed=seed + position
+                metric, y, p, None, resamples=resamples, confidence=confidence, seed=seed + position, block_length=1
             ).challenger
             low, high = _finite(interval[0]), _finite(interval[1])
         results.append(WindowMetric(start=first, end=last, labels=len(inside), value=value, low=low, high=high))

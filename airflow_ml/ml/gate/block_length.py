@@ -48,6 +48,15 @@ def row_series(metric: str, y: np.ndarray, p: np.ndarray) -> np.ndarray:
 def optimal_block_length(series: np.ndarray) -> int:
     """The circular block bootstrap's block length for the mean of ``series`` (rows in time order), at least 1.
 
+    The length of :func:`block_length_choice`, without whether the cap cut it.
+    """
+    return block_length_choice(series)[0]
+
+
+def block_length_choice(series: np.ndarray) -> tuple[int, bool]:
+    """The circular block bootstrap's block length for the mean of ``series`` (rows in time order), at least 1,
+    and whether the cap cut it (the data asked for a longer block: errors that stay alike longer than the cap).
+
     Politis and White's rule: ``m`` is the first lag from which ``K_N`` autocorrelations in a row lie inside the
     band ``2 sqrt(log10 n / n)``; with the flat-top window over ``2m`` lags, the length is
     ``(2 G^2 / D)^(1/3) n^(1/3)``, rounded up and capped at ``min(3 sqrt(n), n / 3)``. Independent rows give 1
@@ -56,10 +65,10 @@ def optimal_block_length(series: np.ndarray) -> int:
     x = np.asarray(series, dtype="float64")
     n = x.size
     if n < 8:
-        return 1
+        return 1, False
     centred = x - x.mean()
     if not np.any(centred):
-        return 1
+        return 1, False
     k_n = max(5, math.ceil(math.sqrt(math.log10(n))))
     max_lag = min(n - 1, math.ceil(math.sqrt(n)) + k_n)
     covariance = _autocovariance(centred, max_lag)
@@ -75,17 +84,17 @@ def optimal_block_length(series: np.ndarray) -> int:
         m_hat = int(significant[-1]) + 1 if significant.size else 0
     window = min(2 * m_hat, max_lag)
     if window == 0:
-        return 1
+        return 1, False
     lags = np.arange(-window, window + 1)
     flat_top = np.clip(2.0 * (1.0 - np.abs(lags) / window), 0.0, 1.0)
     r = covariance[np.abs(lags)]
     g = float(np.sum(flat_top * np.abs(lags) * r))
     d = 4.0 / 3.0 * float(np.sum(flat_top * r)) ** 2
     if d <= 0 or g == 0:
-        return 1
+        return 1, False
     length = (2.0 * g * g / d) ** (1.0 / 3.0) * n ** (1.0 / 3.0)
     cap = min(3.0 * math.sqrt(n), n / 3.0)
-    return max(1, math.ceil(min(length, cap)))
+    return max(1, math.ceil(min(length, cap))), length > cap
 
 
 def _autocovariance(centred: np.ndarray, max_lag: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from airflow_ml.ml.gate.block_length import optimal_block_length, row_series
+from airflow_ml.ml.gate.block_length import block_length_choice, row_series
 from airflow_ml.ml.gate.records import BootstrapResult
 from airflow_ml.ml.metrics import DIRECTIONS
 
@@ -39,7 +39,7 @@ def paired_bootstrap(
     resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
-    block_length: int | str = 1,
+    block_length: int | str = "auto",
 ) -> BootstrapResult:
     """Percentile intervals of both scores and of the improvement, from the same resamples.
 
@@ -48,7 +48,9 @@ def paired_bootstrap(
     many rows as the holdout. ``block_length`` 1 is the row bootstrap, draw for draw. ``"auto"`` takes
     :func:`~airflow_ml.ml.gate.block_length.optimal_block_length` of the per-row loss difference of the two models
     (of the challenger's own loss without a champion, or when the two predict alike), at least ``n / 10,000``
-    rows. A length above a third of the rows is cut to it (fewer than three blocks cannot vary). The improvement
+    rows (the default, as in the gate's rules and templates); ``block_capped`` records that the cap of
+    :func:`~airflow_ml.ml.gate.block_length.block_length_choice` cut the length the data asked for. A length
+    above a third of the rows is cut to it (fewer than three blocks cannot vary). The improvement
     is positive when the challenger is better, in the unit of the gate's ``min_improvement``: a fraction of the
     champion's score in that resample when ``relative``. The same inputs and seed give the same intervals.
 
@@ -64,7 +66,7 @@ def paired_bootstrap(
     if not 0 < confidence < 1:
         raise ValueError(f"confidence {confidence!r} must lie strictly between 0 and 1, e.g. 0.95")
     n = y.size
-    length = _block_length(metric, y, challenger, champion, block_length)
+    length, capped = _block_length(metric, y, challenger, champion, block_length)
     rng = np.random.default_rng(seed)
     blocks = -(-n // length)
     # auc weighs every row of every resample; the other metrics add up one sum per drawn block.
@@ -98,12 +100,17 @@ def paired_bootstrap(
         seed=seed,
         block_length=length,
         block_auto=block_length == "auto",
+        block_capped=capped,
         **result,
     )
 
 
-def _block_length(metric: str, y: np.ndarray, challenger: np.ndarray, champion: np.ndarray | None, asked: Any) -> int:
-    """The block length to use: ``asked``, or the automatic one, at most a third of the rows."""
+def _block_length(
+    metric: str, y: np.ndarray, challenger: np.ndarray, champion: np.ndarray | None, asked: Any
+) -> tuple[int, bool]:
+    """The block length to use: ``asked``, or the automatic one, at most a third of the rows; and whether the
+    automatic one hit its cap."""
+    capped = False
     if asked == "auto":
         series = row_series(metric, y, challenger)
         if champion is not None:
@@ -114,10 +121,11 @@ def _block_length(metric: str, y: np.ndarray, challenger: np.ndarray, champion: 
                 series = difference
         # At least n / _MAX_BLOCKS rows a block: on independent rows any block much shorter than the holdout is as
         # good as a single row, and a resample then draws at most _MAX_BLOCKS numbers, whatever the holdout's size.
-        asked = max(optimal_block_length(series), -(-y.size // _MAX_BLOCKS))
+        chosen, capped = block_length_choice(series)
+        asked = max(chosen, -(-y.size // _MAX_BLOCKS))
     elif isinstance(asked, bool) or not isinstance(asked, int | np.integer) or asked < 1:
         raise ValueError(f"block_length {asked!r} must be a whole number of rows from 1, or 'auto'")
-    return max(1, min(int(asked), y.size // 3))
+    return max(1, min(int(asked), y.size // 3)), capped
 
 
 def _block_sums(metric: str, y: np.ndarray, p: np.ndarray, length: int) -> dict[str, np.ndarray]:
@@ -129,7 +137,10 @@ def _block_sums(metric: str, y: np.ndarray, p: np.ndarray, length: int) -> dict[
         elif metric == "mape":
             series = {"loss": row_series(metric, y, p), "rows": (y != 0).astype("float64")}
         elif metric == "r2":
-            series = {"loss": (y - p) ** 2, "y": y, "y2": y**2}
+            # Centred: the sum of squares about the mean is the same for y shifted by a constant, and
+            # sum(y^2) - sum(y)^2 / n of a large-mean target would cancel away its digits.
+            centred = y - y.mean()
+            series = {"loss": (y - p) ** 2, "y": centred, "y2": centred**2}
         else:
             raise ValueError(f"unknown metric {metric!r}; choose from {sorted(DIRECTIONS)}")
     n = y.size
@@ -197,7 +208,8 @@ def weighted_scores(metric: str, y: np.ndarray, p: np.ndarray, counts: np.ndarra
             return np.asarray(counts @ -(y * np.log(q) + (1 - y) * np.log(1 - q)) / total)
         if metric == "r2":
             sse = counts @ (y - p) ** 2
-            sst = counts @ y**2 - (counts @ y) ** 2 / total
+            centred = y - y.mean()  # as in _block_sums: no cancellation for a large-mean target
+            sst = counts @ centred**2 - (counts @ centred) ** 2 / total
             return np.where(sst > 0, 1.0 - sse / np.where(sst > 0, sst, 1.0), 0.0)
         if metric == "auc":
             return _weighted_auc(y, p, counts)

@@ -18,7 +18,9 @@ class BootstrapResult:
 
     ``improvement`` is in the unit of ``min_improvement`` (a fraction when relative); positive is better.
     ``block_length`` is the number of consecutive rows per drawn block that was used (1: single rows),
-    ``block_auto`` whether it was chosen from the data (``gate.bootstrap.block_length: auto``).
+    ``block_auto`` whether it was chosen from the data (``gate.bootstrap.block_length: auto``), ``block_capped``
+    whether ``auto``'s cap cut the length the data asked for (set ``block_length`` to the rows of the known
+    regime, e.g. a day's, then).
     """
 
     resamples: int
@@ -29,6 +31,7 @@ class BootstrapResult:
     improvement: tuple[float, float] | None = None
     block_length: int = 1
     block_auto: bool = False
+    block_capped: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ class GateDecision:
                 improvement=_pair(raw.get("improvement")),
                 block_length=int(raw.get("block_length", 1)),  # a record from before block resampling: rows
                 block_auto=bool(raw.get("block_auto", False)),
+                block_capped=bool(raw.get("block_capped", False)),
             )
         values["slices"] = tuple(SliceResult(**s) for s in values.get("slices") or ())
         values["naive_baseline"] = naive.from_record(values.get("naive_baseline"))

@@ -25,6 +25,7 @@ from airflow_ml.ml.gate.modes import Outcome, apply_mode, check_mode
 from airflow_ml.ml.gate.schema_change import SchemaCheck
 from airflow_ml.ml.lineage import TEMPLATE_TAG, model_lineage, this_citys_champion, training_snapshot
 from airflow_ml.ml.logged_holdout import logged_holdout
+from airflow_ml.ml.metrics import BINARY
 from airflow_ml.ml.serving import level_text
 from airflow_ml.ml.steps.step_settings import GateSettings
 from airflow_ml.ml.steps.xcom_payloads import DECISION_FILE
@@ -65,8 +66,9 @@ def gate(
         The outcome and the full decision record: rules, both scores with their bootstrap intervals, the
         naive baseline's score and the skill over it, the slice table, baseline version, snapshot hash,
         mode and trigger, ``challenger_predictions`` (``source``: ``logged`` when the challenger's training run
-        logged its predictions of this very holdout, as :mod:`~airflow_ml.ml.logged_holdout` checks, else
-        ``scored`` by the model loaded from the registry; ``reason``), and ``charts`` (the PNGs of
+        logged its predictions of this very holdout and the model loaded as serving loads it predicts a sample of
+        them alike, as :mod:`~airflow_ml.ml.logged_holdout` checks, else ``scored`` by that model; ``reason``),
+        and ``charts`` (the PNGs of
         :func:`~airflow_ml.ml.charts.chart_artifacts.log_gate_charts` on the challenger's run). It is logged as
         ``gate/decision.json`` on the challenger's run and written beside the snapshot as ``decision.json``; the
         version carries its :data:`~airflow_ml.ml.model_registry.GATE_TAGS` and a description with the decision,
@@ -88,25 +90,27 @@ def gate(
     splits = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction)
     holdout = splits.holdout
     challenger = client.get_model_version(model_name, challenger_version)
-    # Training logged the challenger's predictions of this very holdout when it trained on this snapshot: loading
-    # the model and scoring it again would give the same numbers.
+    # Always the model serving would load (its registry source): a challenger that cannot be loaded fails the task
+    # here and the champion stays. Its logged predictions of this holdout stand for its own only when they pass
+    # the checks of logged_holdout, a spot check of this very model included; else it scores the whole holdout.
+    challenger_model = registry.load_version(client, challenger)
     logged = logged_holdout(
-        client, challenger, manifest.content_hash, holdout, target=target, time_column=split.time_column
+        client,
+        challenger,
+        manifest.content_hash,
+        holdout,
+        target=target,
+        time_column=split.time_column,
+        predict=lambda rows: _predict(challenger_model, rows),
+        probability=metric in BINARY,
     )
-    challenger_model = None
-    if logged.predictions is not None:
-        challenger_pred = logged.predictions
-    else:
-        challenger_model = registry.load_version(client, challenger)
-        challenger_pred = _predict(challenger_model, holdout)
+    challenger_pred = logged.predictions if logged.predictions is not None else _predict(challenger_model, holdout)
     log.info("gate: the challenger's holdout predictions are %s: %s", logged.record()["source"], logged.reason)
     champion_pred, schema = None, None
     baseline = champion if champion is not None and str(champion.version) != str(challenger.version) else parent
     if baseline is not None:
         baseline_model = registry.load_version(client, baseline)
         champion_pred = _predict(baseline_model, holdout)
-        if challenger_model is None and not (challenger.tags or {}).get(model_schema.SCHEMA_TAG):
-            challenger_model = registry.load_version(client, challenger)  # its schema is read from the model
         whose = "champion" if baseline is champion else f"parent {parent_model}"
         schema = _compare_schemas(
             client,

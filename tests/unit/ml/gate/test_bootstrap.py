@@ -140,3 +140,54 @@ def test_a_tie_takes_the_block_length_of_the_challenger_alone_so_its_interval_is
     assert tie.block_length == alone.block_length
     assert tie.challenger == tie.champion == alone.challenger
     assert tie.improvement == (0.0, 0.0)
+
+
+def test_the_default_block_length_is_auto_as_in_the_gate_rules_and_templates() -> None:
+    y, a, b = _pair("rmse")
+
+    default = paired_bootstrap("rmse", y, a, b, resamples=100)
+
+    assert default.block_auto
+    assert default == paired_bootstrap("rmse", y, a, b, resamples=100, block_length="auto")
+
+
+def test_auto_records_when_its_cap_cut_a_day_long_regime_and_not_on_independent_errors() -> None:
+    rng = np.random.default_rng(3)
+    n, day = 30_000, 3_000
+    y = rng.normal(20, 5, n)
+    shock = np.repeat(rng.normal(0, 1.5, n // day), day)  # the challenger's error scale swings day by day
+    champion = y + rng.normal(0, 3, n)
+    challenger = y + rng.normal(0, 1, n) * 3 * np.exp(0.25 * shock - 0.55)
+
+    capped = paired_bootstrap("rmse", y, challenger, champion, resamples=100)
+    independent = paired_bootstrap("rmse", y, y + rng.normal(0, 3, n), champion, resamples=100)
+    fixed = paired_bootstrap("rmse", y, challenger, champion, resamples=100, block_length=day)
+
+    assert capped.block_capped
+    assert capped.block_length == int(np.ceil(3 * np.sqrt(n)))
+    assert not independent.block_capped
+    assert not fixed.block_capped
+    record = GateDecision.from_dict(
+        judge(
+            "rmse", y, challenger, champion, rules=GateRules(min_improvement=0.0, bootstrap={"resamples": 100})
+        ).to_dict()
+    )
+    assert record.bootstrap is not None
+    assert record.bootstrap.block_capped
+
+
+@pytest.mark.parametrize("length", [1, 20])
+def test_r2_of_a_target_with_a_large_mean_is_exact_on_the_identity_resample(length: int) -> None:
+    from airflow_ml.ml.gate import bootstrap
+
+    rng = np.random.default_rng(0)
+    n = 200_000
+    y = 1e6 + rng.normal(0, 1, n)  # mean / sd = 1e6: sum(y^2) - sum(y)^2 / n would cancel away its digits
+    p = y + rng.normal(0, 0.5, n)
+    identity = np.arange(0, n, length)[None, :]  # every row once
+
+    by_blocks = bootstrap._resample_scores("r2", bootstrap._block_sums("r2", y, p, length), identity, n)
+    by_counts = bootstrap.weighted_scores("r2", y, p, np.ones((1, n)))
+
+    assert by_blocks[0] == pytest.approx(score("r2", y, p), abs=1e-9)
+    assert by_counts[0] == pytest.approx(score("r2", y, p), abs=1e-9)
