@@ -10,8 +10,8 @@ worker instead of once per task (seconds each time, most of a short task).
 
 Airflow imports ``airflow_local_settings`` in every one of its processes as it starts (``settings.initialize``,
 before it configures logging or opens any database connection), from ``$AIRFLOW_HOME/config`` or anywhere on
-``sys.path``. The deployment's file calls :func:`preload_for_workers` (``deploy/airflow/airflow_local_settings.py``
-is that file)::
+``sys.path``. The deployment's file calls :func:`preload_for_workers`
+(``deploy/airflow/settings/airflow_local_settings.py`` is that file)::
 
     from airflow_ml.worker_preload import preload_for_workers
 
@@ -19,23 +19,32 @@ is that file)::
 
 ``AIRFLOW_ML_PRELOAD`` chooses: ``auto`` (the default) imports in ``airflow scheduler`` when its executors
 include the LocalExecutor and in ``airflow celery worker``, nowhere else (the api-server, the DAG processor and
-the triggerer run no task); ``off`` imports nothing. Only modules are imported: no client, thread, database
-connection or GX context is created, so forking afterwards stays safe. No Airflow import at module level.
+the triggerer run no task); ``off`` imports nothing. A wrong value is an error only in the processes that
+fork tasks; elsewhere it is ignored with a warning. A module that fails to import (a broken install, a missing
+``libgomp``) is logged as an error and skipped: the process starts cold and the tasks fail with the real error.
+
+Only modules are imported: no client, Python thread, database connection or GX context is created, so forking
+afterwards stays safe. The native pools that do start (pyarrow's jemalloc thread, OpenBLAS) register fork
+handlers; OpenMP (LightGBM's) does not, so nothing here may call into LightGBM. No Airflow import at module level.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from collections.abc import Mapping, Sequence
 
 from airflow_ml.exceptions import ConfigError
+
+log = logging.getLogger(__name__)
 
 PRELOAD_ENV = "AIRFLOW_ML_PRELOAD"
 PRELOAD_CHOICES = ("auto", "off")
 #: What the tasks of a city's DAGs import: each step module (its libraries at its top), what the steps import
 #: inside their functions (GX, MLflow's LightGBM flavour, the charts' matplotlib, S3 through s3fs), and the factory
 #: and its operators, which a task process imports to build its DAG (Airflow's SDK is importable by then).
+#: Imports only: nothing may call into LightGBM or OpenMP here, since libgomp's pool does not survive a fork.
 TASK_MODULES = (
     "airflow_ml.ml.steps.snapshot_step",
     "airflow_ml.ml.steps.validate_step",
@@ -85,26 +94,59 @@ def forks_tasks(argv: Sequence[str], executor: str) -> bool:
     return command == ["celery", "worker"]
 
 
-def preload_for_workers(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """Import :data:`TASK_MODULES` if this process forks task processes and ``AIRFLOW_ML_PRELOAD`` allows it.
+def preload_for_workers(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    modules: Sequence[str] = TASK_MODULES,
+) -> tuple[str, ...]:
+    """Import ``modules`` if this process forks task processes and ``AIRFLOW_ML_PRELOAD`` allows it.
 
-    Call it from ``airflow_local_settings.py`` (see the module docstring).
+    Call it from ``airflow_local_settings.py`` (see the module docstring). It never stops the process for a
+    broken library: a module that fails to import is logged as an error and skipped.
 
     Args:
         argv: The command line (``sys.argv`` by default).
         environ: The environment (``os.environ`` by default); the executor is read from Airflow's configuration.
+        modules: What to import (:data:`TASK_MODULES` by default).
 
     Returns:
         The modules imported (empty when the process runs no task or the setting is ``off``).
+
+    Raises:
+        ConfigError: when ``AIRFLOW_ML_PRELOAD`` is wrong and this process forks tasks.
     """
     import sys
 
-    if preload_setting(environ) == "off":
+    try:
+        setting: str | None = preload_setting(environ)
+    except ConfigError as error:
+        setting, wrong = None, error
+    if setting == "off":
         return ()
     from airflow.configuration import conf
 
     if not forks_tasks(sys.argv if argv is None else argv, conf.get("core", "executor", fallback="")):
+        if setting is None:
+            # Only the processes that fork tasks read it: a typo must not keep the api-server or the DAG
+            # processor from starting.
+            log.warning("%s; ignored here, since this process runs no task", "; ".join(wrong.problems))
         return ()
-    for name in TASK_MODULES:
-        importlib.import_module(name)
-    return TASK_MODULES
+    if setting is None:
+        raise wrong
+    imported = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except (ImportError, OSError) as error:  # OSError: a shared library missing (libgomp.so.1 for LightGBM)
+            log.error(
+                "%s=auto could not import %s (%s: %s): this process starts cold and the tasks that need it will fail "
+                "with this error; repair the install, or set %s=off",
+                PRELOAD_ENV,
+                name,
+                type(error).__name__,
+                error,
+                PRELOAD_ENV,
+            )
+        else:
+            imported.append(name)
+    return tuple(imported)

@@ -7,14 +7,16 @@ here each import runs in a fresh interpreter, since the test session has importe
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from airflow_ml.exceptions import ConfigError
-from airflow_ml.worker_preload import PRELOAD_ENV, TASK_MODULES, forks_tasks, preload_setting
+from airflow_ml.worker_preload import PRELOAD_ENV, TASK_MODULES, forks_tasks, preload_for_workers, preload_setting
 from tests.support import REPO
 
 SETTINGS = REPO / "deploy" / "airflow" / "settings"
@@ -108,3 +110,54 @@ def test_the_deployed_local_settings_import_nothing_when_off_or_in_a_server(
     argv: list[str], env: dict[str, str]
 ) -> None:
     assert probe("import airflow", argv, **env)["imported"] == []
+
+
+CELERY_WORKER = ["airflow", "celery", "worker"]
+
+
+@pytest.fixture
+def caplog(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """``caplog``, with Airflow imported first: its first import configures logging and would drop the capture."""
+    import airflow.configuration  # noqa: F401
+
+    return caplog
+
+
+def test_a_module_that_fails_to_import_is_logged_with_the_fix_and_the_rest_still_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A broken library must not take the scheduler or a Celery worker down: a missing module (ImportError) and a
+    # missing shared library (lightgbm's loader raises OSError for libgomp.so.1) are both logged and skipped.
+    (tmp_path / "airflow_ml_test_broken_native.py").write_text(
+        "raise OSError('libgomp.so.1: cannot open shared object file: No such file or directory')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    modules = ("airflow_ml_test_no_such_module", "airflow_ml_test_broken_native", "json")
+
+    with caplog.at_level(logging.ERROR, logger="airflow_ml.worker_preload"):
+        imported = preload_for_workers(argv=CELERY_WORKER, environ={}, modules=modules)
+
+    assert imported == ("json",)
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(messages) == 2
+    assert "airflow_ml_test_no_such_module (ModuleNotFoundError: No module named" in messages[0]
+    assert "airflow_ml_test_broken_native (OSError: libgomp.so.1: cannot open" in messages[1]
+    assert all(f"repair the install, or set {PRELOAD_ENV}=off" in m for m in messages)
+
+
+def test_a_wrong_setting_is_ignored_with_a_warning_where_no_task_is_forked(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="airflow_ml.worker_preload"):
+        imported = preload_for_workers(
+            argv=["airflow", "api-server"], environ={PRELOAD_ENV: "bogus"}, modules=("json",)
+        )
+
+    assert imported == ()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{PRELOAD_ENV}='bogus' is not one of auto, off: set auto (the default) or off; ignored here, since this "
+        "process runs no task"
+    ]
+
+
+def test_a_wrong_setting_is_an_error_where_tasks_are_forked() -> None:
+    with pytest.raises(ConfigError, match="'bogus' is not one of auto, off"):
+        preload_for_workers(argv=CELERY_WORKER, environ={PRELOAD_ENV: "bogus"}, modules=("json",))
