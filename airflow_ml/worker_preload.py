@@ -150,3 +150,52 @@ def preload_for_workers(
         else:
             imported.append(name)
     return tuple(imported)
+
+
+USER_SETTINGS_MODULE = "airflow_local_settings_user"
+
+
+def chain_user_settings(namespace: dict[str, object], config_dir: str | os.PathLike[str] | None = None) -> str | None:
+    """Load a user's own ``airflow_local_settings.py`` from ``config_dir`` and re-export its names in ``namespace``.
+
+    The deployed settings file is found first on ``PYTHONPATH``, so Airflow never imports the one in
+    ``$AIRFLOW_HOME/config``: without this, its cluster policies (``task_policy``, ``dag_policy``, ...) would
+    silently stop applying. The user's file is imported as module :data:`USER_SETTINGS_MODULE` and its names
+    (its ``__all__``, or every name not starting with ``__``) are copied into ``namespace``, the deployed module's
+    globals, where Airflow looks for the policies.
+
+    Args:
+        namespace: The globals of the deployed ``airflow_local_settings``.
+        config_dir: Where to look (``$AIRFLOW_HOME/config`` by default).
+
+    Returns:
+        The path of the file loaded, or None when there is none (or it is the deployed file itself).
+    """
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if config_dir is None:
+        from airflow.configuration import AIRFLOW_HOME
+
+        config_dir = Path(AIRFLOW_HOME) / "config"
+    path = Path(config_dir) / "airflow_local_settings.py"
+    own = namespace.get("__file__")
+    if not path.is_file() or (isinstance(own, str) and Path(own).resolve() == path.resolve()):
+        return None
+    spec = importlib.util.spec_from_file_location(USER_SETTINGS_MODULE, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a source loader
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[USER_SETTINGS_MODULE] = module
+    spec.loader.exec_module(module)
+    exported = getattr(module, "__all__", None)
+    names = list(exported) if exported is not None else [n for n in vars(module) if not n.startswith("__")]
+    namespace.update({name: getattr(module, name) for name in names})
+    log.warning(
+        "airflow-ml's airflow_local_settings also loaded your %s (as module %s): its %s apply",
+        path,
+        USER_SETTINGS_MODULE,
+        ", ".join(sorted(names)) or "no names",
+    )
+    return str(path)

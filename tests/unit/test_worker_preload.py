@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 
 from airflow_ml.exceptions import ConfigError
-from airflow_ml.worker_preload import PRELOAD_ENV, TASK_MODULES, forks_tasks, preload_for_workers, preload_setting
+from airflow_ml.worker_preload import (
+    PRELOAD_ENV,
+    TASK_MODULES,
+    USER_SETTINGS_MODULE,
+    chain_user_settings,
+    forks_tasks,
+    preload_for_workers,
+    preload_setting,
+)
 from tests.support import REPO
 
 SETTINGS = REPO / "deploy" / "airflow" / "settings"
@@ -161,3 +169,56 @@ def test_a_wrong_setting_is_ignored_with_a_warning_where_no_task_is_forked(caplo
 def test_a_wrong_setting_is_an_error_where_tasks_are_forked() -> None:
     with pytest.raises(ConfigError, match="'bogus' is not one of auto, off"):
         preload_for_workers(argv=CELERY_WORKER, environ={PRELOAD_ENV: "bogus"}, modules=("json",))
+
+
+USER_SETTINGS = """\
+__all__ = ["task_policy", "STATE_COLORS"]
+STATE_COLORS = {"queued": "darkgray"}
+
+
+def task_policy(task):
+    task.policed = True
+
+
+def _private():
+    pass
+"""
+
+
+def test_a_users_settings_file_is_loaded_and_its_names_re_exported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "airflow_local_settings.py").write_text(USER_SETTINGS)
+    namespace: dict[str, object] = {"__file__": str(SETTINGS / "airflow_local_settings.py")}
+
+    with caplog.at_level(logging.WARNING, logger="airflow_ml.worker_preload"):
+        loaded = chain_user_settings(namespace, tmp_path)
+
+    assert loaded == str(tmp_path / "airflow_local_settings.py")
+    assert sorted(n for n in namespace if n != "__file__") == ["STATE_COLORS", "task_policy"]
+    assert namespace["task_policy"] is sys.modules[USER_SETTINGS_MODULE].task_policy
+    assert [r.getMessage() for r in caplog.records] == [
+        f"airflow-ml's airflow_local_settings also loaded your {loaded} (as module {USER_SETTINGS_MODULE}): "
+        "its STATE_COLORS, task_policy apply"
+    ]
+
+
+def test_no_users_settings_file_or_the_deployed_file_itself_loads_nothing(tmp_path: Path) -> None:
+    assert chain_user_settings({}, tmp_path) is None
+    assert chain_user_settings({"__file__": str(SETTINGS / "airflow_local_settings.py")}, SETTINGS) is None
+
+
+def test_the_deployed_local_settings_keep_the_users_cluster_policy(tmp_path: Path) -> None:
+    # As compose runs it: the deployed folder on PYTHONPATH, the user's file in the mounted $AIRFLOW_HOME/config.
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "airflow_local_settings.py").write_text(USER_SETTINGS)
+    body = (
+        "import airflow, types\n"
+        "from airflow import settings\n"
+        "task = types.SimpleNamespace()\n"
+        "settings.get_policy_plugin_manager().hook.task_policy(task=task)\n"
+        "assert getattr(task, 'policed', False), 'the user task_policy did not run'\n"
+        "assert settings.STATE_COLORS == {'queued': 'darkgray'}, settings.STATE_COLORS\n"
+    )
+
+    assert probe(body, ["api-server"], AIRFLOW_HOME=str(tmp_path))["imported"] == []
