@@ -6,7 +6,9 @@ The supervisor runs in a LocalExecutor worker, which the scheduler forked at its
 with the ``fork`` start method, Linux's default before Python 3.14), or in a pool process that
 ``airflow celery worker`` forked. A module imported by the scheduler or the Celery worker before they fork is
 therefore already in every task's ``sys.modules``: pandas, LightGBM, MLflow and GX are imported once per
-worker instead of once per task (seconds each time, most of a short task).
+worker instead of once per task (seconds each time, most of a short task). Not on macOS, where the supervisor starts
+each task with fork and exec. On Python 3.14 (``forkserver`` by default) set ``[scheduler] mp_start_method =
+fork``, or list :data:`TASK_MODULES` in ``[core] mp_forkserver_preload``.
 
 Airflow imports ``airflow_local_settings`` in every one of its processes as it starts (``settings.initialize``,
 before it configures logging or opens any database connection), from ``$AIRFLOW_HOME/config`` or anywhere on
