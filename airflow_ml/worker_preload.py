@@ -87,12 +87,14 @@ def preload_setting(environ: Mapping[str, str] | None = None) -> str:
 def forks_tasks(argv: Sequence[str], executor: str) -> bool:
     """Whether the Airflow process of command line ``argv`` forks the task processes.
 
-    ``airflow scheduler`` does when ``executor`` (``[core] executor``, possibly a comma-separated list)
-    includes the LocalExecutor; ``airflow celery worker`` always does.
+    ``airflow scheduler`` does when ``executor`` (``[core] executor``, possibly a comma-separated list, per team
+    after ``;``) includes the LocalExecutor; ``airflow celery worker`` always does.
     """
     command = list(argv[1:3])
     if command[:1] == ["scheduler"]:
-        return any(name.strip().rsplit(".", 1)[-1] == "LocalExecutor" for name in executor.split(","))
+        # Airflow's forms: "A,B", "module.path.A", "alias:module.path.A", and per team "A;team1=B,C".
+        names = [name for team in executor.split(";") for name in team.split("=", 1)[-1].split(",")]
+        return any(name.strip().replace(":", ".").rsplit(".", 1)[-1] == "LocalExecutor" for name in names)
     return command == ["celery", "worker"]
 
 

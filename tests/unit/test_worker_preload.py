@@ -59,6 +59,10 @@ def probe(body: str, argv: list[str], **env: str) -> dict[str, object]:
         (["/usr/bin/airflow", "scheduler", "--num-runs", "5"], "LocalExecutor,CeleryExecutor", True),
         (["airflow", "scheduler"], "airflow.executors.local_executor.LocalExecutor", True),
         (["airflow", "scheduler"], "CeleryExecutor", False),  # the Celery workers run the tasks
+        (["airflow", "scheduler"], "CeleryExecutor;team_a=LocalExecutor", True),  # multi-team executors
+        (["airflow", "scheduler"], "LocalExecutor;team_a=CeleryExecutor", True),
+        (["airflow", "scheduler"], "CeleryExecutor;team_a=KubernetesExecutor,CeleryExecutor", False),
+        (["airflow", "scheduler"], "local:airflow.executors.local_executor.LocalExecutor", True),  # an alias
         (["airflow", "celery", "worker"], "CeleryExecutor", True),
         (["airflow", "celery", "flower"], "CeleryExecutor", False),
         (["airflow", "api-server"], "LocalExecutor", False),
