@@ -138,21 +138,23 @@ def preload_for_workers(
     if setting is None:
         raise wrong
     imported = []
+    failed: dict[str, list[str]] = {}  # one error line per cause: a missing libgomp fails every step module
     for name in modules:
         try:
             importlib.import_module(name)
         except (ImportError, OSError) as error:  # OSError: a shared library missing (libgomp.so.1 for LightGBM)
-            log.error(
-                "%s=auto could not import %s (%s: %s): this process starts cold and the tasks that need it will fail "
-                "with this error; repair the install, or set %s=off",
-                PRELOAD_ENV,
-                name,
-                type(error).__name__,
-                error,
-                PRELOAD_ENV,
-            )
+            failed.setdefault(f"{type(error).__name__}: {error}", []).append(name)
         else:
             imported.append(name)
+    for cause, names in failed.items():
+        log.error(
+            "%s=auto could not import %s (%s): this process starts cold and the tasks that need it will fail "
+            "with this error; repair the install, or set %s=off",
+            PRELOAD_ENV,
+            ", ".join(names),
+            cause,
+            PRELOAD_ENV,
+        )
     return tuple(imported)
 
 

@@ -143,8 +143,12 @@ def test_a_module_that_fails_to_import_is_logged_with_the_fix_and_the_rest_still
     (tmp_path / "airflow_ml_test_broken_native.py").write_text(
         "raise OSError('libgomp.so.1: cannot open shared object file: No such file or directory')\n"
     )
+    (tmp_path / "airflow_ml_test_needs_native.py").write_text("import airflow_ml_test_broken_native\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    modules = ("airflow_ml_test_no_such_module", "airflow_ml_test_broken_native", "json")
+    modules = (
+        *("airflow_ml_test_no_such_module", "airflow_ml_test_broken_native"),
+        *("json", "airflow_ml_test_needs_native"),
+    )
 
     with caplog.at_level(logging.ERROR, logger="airflow_ml.worker_preload"):
         imported = preload_for_workers(argv=CELERY_WORKER, environ={}, modules=modules)
@@ -153,7 +157,8 @@ def test_a_module_that_fails_to_import_is_logged_with_the_fix_and_the_rest_still
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(messages) == 2
     assert "airflow_ml_test_no_such_module (ModuleNotFoundError: No module named" in messages[0]
-    assert "airflow_ml_test_broken_native (OSError: libgomp.so.1: cannot open" in messages[1]
+    # One line per cause, naming every module it failed.
+    assert "airflow_ml_test_broken_native, airflow_ml_test_needs_native (OSError: libgomp.so.1: cannot" in messages[1]
     assert all(f"repair the install, or set {PRELOAD_ENV}=off" in m for m in messages)
 
 
