@@ -189,3 +189,31 @@ def test_level_codes_are_the_categorical_of_each_rows_text(values: pd.Series) ->
     pd.testing.assert_extension_array_equal(found, expected)
     fitted = Preprocessor.fit(pd.DataFrame({"v": values}), ["v"], ["v"])
     assert fitted.categories["v"] == sorted(str(v) for v in level_text(values).dropna().unique())
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.Series([0.0, -0.0, 1.5, -0.0]),  # equal floats with two texts
+        pd.Series([1, 1.0, True, "1"], dtype=object),  # one value for hashing, three texts
+        pd.Series([True, 1, 1.0, None], dtype=object),
+        pd.Series([0.0, -0.0, False, 0], dtype=object),
+        pd.Series([1.0, True], dtype="category"),
+        pd.Series([True, False, True]),
+        pd.Series([-0.0, 0.0, 2.0, None]),  # whole floats read as integers: -0.0 and 0.0 are both "0"
+    ],
+)
+def test_values_equal_but_read_differently_keep_their_own_levels(values: pd.Series) -> None:
+    # The fit and the codes are exactly the old per-row ones: every row turned to text, then categorised.
+    from airflow_ml.ml.serving import level_codes, level_text
+
+    old_categories = sorted(str(v) for v in level_text(values).dropna().unique())
+    old_codes = pd.Categorical(level_text(values), categories=old_categories)
+
+    fitted = Preprocessor.fit(pd.DataFrame({"v": values}), ["v"], ["v"])
+
+    assert fitted.categories["v"] == old_categories
+    pd.testing.assert_extension_array_equal(level_codes(values, old_categories), old_codes)
+    served = fitted.transform(pd.DataFrame({"v": values[::-1]}))["v"]
+    expected = pd.Categorical(level_text(values[::-1]), categories=old_categories)
+    pd.testing.assert_extension_array_equal(served.array, expected)
