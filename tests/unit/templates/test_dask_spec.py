@@ -3,11 +3,13 @@ fix, and handed to the train task as :class:`~airflow_ml.ml.dask_settings.DaskSe
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
 import pytest
 
+from airflow_ml.factory.dag_defaults import DASK_TASK_TIMEOUT_MINUTES, default_args
 from airflow_ml.factory.tasks import task_settings
 from airflow_ml.ml.steps.step_settings import TrainingSettings
 from airflow_ml.templates import load_city_file
@@ -72,3 +74,16 @@ def test_every_memory_size_the_yaml_accepts_is_one_dask_reads(size: str) -> None
 
     assert MEMORY_PATTERN.match(size)
     assert parse_bytes(size) > 0
+
+
+def test_a_dask_dag_gets_a_default_task_timeout_that_yaml_overrides(root: Path) -> None:
+    """A paused worker would hold a Dask task for ever: ``engine: dask`` bounds every task unless YAML sets one."""
+    local = default_args(load(root, "  seed: 1\n"))  # type: ignore[arg-type]
+    dask = default_args(load(root, "  engine: dask\n"))  # type: ignore[arg-type]
+    text = "city: oslo\ntemplate: ride_duration\ndag:\n  task_timeout_minutes: 90\ntraining:\n  engine: dask\n"
+    path = write_city(root, "oslo", text)
+    chosen = default_args(load_city_file(path, root / "templates"))
+
+    assert "execution_timeout" not in local
+    assert dask["execution_timeout"] == dt.timedelta(minutes=DASK_TASK_TIMEOUT_MINUTES)
+    assert chosen["execution_timeout"] == dt.timedelta(minutes=90)
