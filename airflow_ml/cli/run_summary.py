@@ -14,8 +14,9 @@ from dataclasses import astuple, dataclass
 from typing import Any
 
 from airflow_ml.data.refusal import REFUSAL, read_refusal
-from airflow_ml.data.snapshot import MANIFEST, Manifest, safe_segment, snapshot_location
+from airflow_ml.data.snapshot import MANIFEST, Manifest, manifest_from_dict, safe_segment, snapshot_location
 from airflow_ml.data.storage import filesystem, storage_errors
+from airflow_ml.exceptions import DataError
 from airflow_ml.ml.steps.xcom_payloads import DECISION_FILE, DRIFT_FILE, HEALTH_FILE, VERDICT_FILE
 from airflow_ml.validation.runner import headline
 
@@ -244,8 +245,8 @@ def _manifest(folder: str) -> Manifest | None:
     """The snapshot's manifest, or None when it has none (or one that is no manifest)."""
     data = _read(folder, MANIFEST)
     try:
-        return Manifest(**data) if data else None
-    except TypeError:  # not a manifest this version of airflow-ml wrote
+        return manifest_from_dict(data, folder) if data else None
+    except DataError:  # not a manifest this version of airflow-ml can read
         return None
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import errno
 import hashlib
 import io
 import json
+import logging
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import pandas as pd
@@ -38,13 +38,13 @@ from airflow_ml.data.row_hashing import content_hash as content_hash  # re-expor
 from airflow_ml.data.snapshot_window import Window, plan_window
 from airflow_ml.data.snapshot_window import select_window as select_window  # re-exported: its home before
 from airflow_ml.data.storage import StorageOptions, display, filesystem, is_local, put_whole, storage_errors
+from airflow_ml.data.storage import writing as _writing  # its home before storage
 from airflow_ml.exceptions import DataError, SourceOutsideDataRoot
 
 MANIFEST = "manifest.json"
 DATA_FILE = "data.parquet"
-#: A full disk, a file over the size limit, a quota, an I/O error, a read-only mount.
-_STORAGE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,16 @@ class Manifest:
     parts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable form."""
-        return asdict(self)
+        """A JSON-serialisable form.
+
+        A one-file manifest leaves out ``kind``, ``hash_scheme`` and ``parts``: airflow-ml before partitioned
+        snapshots fails on them, and a rollback or workers of mixed versions must still read local snapshots.
+        """
+        data = asdict(self)
+        if self.kind == parts_kind.FILE_KIND and self.hash_scheme == parts_kind.ROWS_SCHEME and not self.parts:
+            for name in ("kind", "hash_scheme", "parts"):
+                del data[name]
+        return data
 
     @property
     def filtered_rows(self) -> int:
@@ -286,12 +294,33 @@ def load_manifest(uri: str, *, storage_options: StorageOptions | None = None) ->
             data = json.loads(fs.cat_file(f"{folder}/{MANIFEST}"))
     except FileNotFoundError:
         raise DataError(f"snapshot {uri!r} has no manifest: it is missing or incomplete") from None
-    manifest = Manifest(**data)
+    return manifest_from_dict(data, uri)
+
+
+def manifest_from_dict(data: dict[str, Any], where: str) -> Manifest:
+    """The manifest in ``data`` (a ``manifest.json``), checking its kind before anything else.
+
+    Unknown fields (from a newer airflow-ml) are ignored with a debug log; only an unknown kind is refused.
+
+    Raises:
+        DataError: for a manifest of a kind or hash scheme this version cannot read, or one missing a field.
+    """
+    kind = data.get("kind", parts_kind.FILE_KIND)
+    scheme = data.get("hash_scheme", parts_kind.ROWS_SCHEME)
     try:
-        parts_kind.check_kind(manifest.kind, manifest.hash_scheme, uri)
+        parts_kind.check_kind(kind, scheme, where)
     except ValueError as exc:
         raise DataError(str(exc)) from None
-    return manifest
+    known = {f.name for f in fields(Manifest)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        log.debug("manifest of %r: ignoring field(s) %s (written by a newer airflow-ml)", where, unknown)
+    try:
+        return Manifest(**{k: v for k, v in data.items() if k in known})
+    except TypeError as exc:
+        raise DataError(
+            f"snapshot {where!r} has a manifest this airflow-ml cannot read ({exc}); take the snapshot again"
+        ) from None
 
 
 def read_snapshot(
@@ -369,20 +398,3 @@ def write_text(uri: str, name: str, text: str, *, storage_options: StorageOption
     with storage_errors(uri, storage_options), _writing(uri, "AIRFLOW_ML_DATA_ROOT"):
         put_whole(fs, f"{folder}/{name}", text.encode("utf-8"))
     return f"{uri}/{name}"
-
-
-@contextlib.contextmanager
-def _writing(uri: str, setting: str) -> Iterator[None]:
-    """A write into a missing bucket (or a vanished folder) names the target and the setting to fix."""
-    try:
-        yield
-    except FileNotFoundError as exc:
-        raise DataError(f"cannot write to {uri!r} ({exc}); create its bucket or folder, or fix {setting}") from exc
-    except OSError as exc:
-        if exc.errno not in _STORAGE_FAILURES:
-            raise
-        raise DataError(
-            f"writing to {uri!r} failed part-way ({exc}): the storage is full or failing; nothing partial was "
-            f"left under the final names and a snapshot without its {MANIFEST} is never read; free space or fix "
-            f"the storage behind {setting}, then let the task retry"
-        ) from exc

@@ -9,6 +9,7 @@ the reverse. Operators build the mapping from an Airflow connection (``airflow_m
 from __future__ import annotations
 
 import contextlib
+import errno
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -20,6 +21,8 @@ from airflow_ml.exceptions import DataError, StorageUnreachable
 
 #: Protocol (``"s3"``) → keyword arguments of its fsspec filesystem.
 StorageOptions = Mapping[str, Mapping[str, Any]]
+#: A full disk, a file over the size limit, a quota, an I/O error, a read-only mount.
+_STORAGE_FAILURES = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS}
 
 
 def protocol(uri: str) -> str:
@@ -107,3 +110,20 @@ def put_whole(fs: AbstractFileSystem, path: str, data: bytes) -> None:
         with contextlib.suppress(OSError):
             fs.rm_file(partial)
         raise
+
+
+@contextlib.contextmanager
+def writing(uri: str, setting: str) -> Iterator[None]:
+    """A write into a missing bucket (or a vanished folder) names the target and the setting to fix."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise DataError(f"cannot write to {uri!r} ({exc}); create its bucket or folder, or fix {setting}") from exc
+    except OSError as exc:
+        if exc.errno not in _STORAGE_FAILURES:
+            raise
+        raise DataError(
+            f"writing to {uri!r} failed part-way ({exc}): the storage is full or failing; nothing partial was "
+            f"left under the final names and a snapshot without its manifest.json is never read; free space or fix "
+            f"the storage behind {setting}, then let the task retry"
+        ) from exc

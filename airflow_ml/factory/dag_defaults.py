@@ -8,6 +8,11 @@ from typing import Any
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates.models import ModelConfig, NotifierSpec
 
+#: ``execution_timeout`` of every task of a DAG with ``training.engine: dask`` that sets no
+#: ``dag.task_timeout_minutes``: a paused worker, or a hang in a shuffle, would otherwise hold the task for ever
+#: (the task's guard sees only workers that leave, and LightGBM's ``time_out`` only its own sockets).
+DASK_TASK_TIMEOUT_MINUTES = 12 * 60
+
 
 def default_args(config: ModelConfig) -> dict[str, Any]:
     """The ``default_args`` of a city's (or a parent's) DAG, from its ``dag:`` and ``dataset:`` sections."""
@@ -20,8 +25,11 @@ def default_args(config: ModelConfig) -> dict[str, Any]:
     # Every task that reads or writes the city's data (an s3:// source or data root) takes this connection;
     # Airflow hands a default arg only to the operators whose signature has it.
     args["aws_conn_id"] = config.dataset.conn_id
-    if spec.task_timeout_minutes is not None:
-        args["execution_timeout"] = dt.timedelta(minutes=spec.task_timeout_minutes)
+    timeout = spec.task_timeout_minutes
+    if timeout is None and config.training.engine == "dask":
+        timeout = DASK_TASK_TIMEOUT_MINUTES
+    if timeout is not None:
+        args["execution_timeout"] = dt.timedelta(minutes=timeout)
     if spec.on_failure:
         args["on_failure_callback"] = [_notifier(n) for n in spec.on_failure]
     return args

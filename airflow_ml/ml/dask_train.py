@@ -19,6 +19,7 @@ charts, as the gate reads it today) and two float64 per row of a split while sco
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -218,11 +219,18 @@ def train_model_on_dask(client: Client, splits: DaskSplits, spec: TrainSpec, set
     )
     if spec.early_stopping_rounds and best < booster.current_iteration():
         booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    # The local path's train metric, on the same seeded sample of training rows (positions in time order).
+    sample = _train_sample_positions(client, splits.train, spec.seed)
     metrics = {
-        f"{name}_{spec.metric}": score(
-            spec.metric, *_labels_and_predictions(client, rows, booster, preprocessor, spec.target)
-        )
-        for name, rows in (("train", splits.train), ("validation", splits.validation), ("holdout", splits.holdout))
+        f"train_sample_{spec.metric}": score(
+            spec.metric, *_labels_and_predictions(client, splits.train, booster, preprocessor, spec.target, sample)
+        ),
+        **{
+            f"{name}_{spec.metric}": score(
+                spec.metric, *_labels_and_predictions(client, rows, booster, preprocessor, spec.target)
+            )
+            for name, rows in (("validation", splits.validation), ("holdout", splits.holdout))
+        },
     }
     return TrainedModel(
         booster=booster,
@@ -234,18 +242,48 @@ def train_model_on_dask(client: Client, splits: DaskSplits, spec: TrainSpec, set
     )
 
 
+def _train_sample_positions(client: Client, train: dd.DataFrame, seed: int) -> list[Any]:
+    """Per training partition, the positions in it of :func:`airflow_ml.ml.train.train_sample`'s rows.
+
+    The partitions hold the training rows in time order, so the local path's seeded positions over the whole
+    split pick the very same rows; only those (at most ``TRAIN_SAMPLE_ROWS``) are predicted and gathered.
+    """
+    import numpy as np
+
+    from airflow_ml.ml.train import TRAIN_SAMPLE_ROWS
+
+    lengths = client.compute(train.map_partitions(len)).result().tolist()
+    total = int(sum(lengths))
+    chosen = (
+        np.arange(total)
+        if total <= TRAIN_SAMPLE_ROWS
+        else np.sort(np.random.default_rng(seed).choice(total, TRAIN_SAMPLE_ROWS, replace=False))
+    )
+    starts = np.cumsum([0, *lengths])
+    return [chosen[(chosen >= low) & (chosen < high)] - low for low, high in itertools.pairwise(starts)]
+
+
 def _labels_and_predictions(
-    client: Client, rows: dd.DataFrame, booster: Any, preprocessor: Preprocessor, target: str
+    client: Client,
+    rows: dd.DataFrame,
+    booster: Any,
+    preprocessor: Preprocessor,
+    target: str,
+    positions: list[Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """The labels and predictions of ``rows`` (only those at ``positions`` per partition when given)."""
     import dask
     import numpy as np
 
     from airflow_ml.ml.serving import predict_raw
 
-    def pair(part: Any) -> tuple[np.ndarray, np.ndarray]:
+    def pair(part: Any, keep: Any) -> tuple[np.ndarray, np.ndarray]:
+        part = part if keep is None else part.iloc[keep]
         return part[target].to_numpy(dtype="float64"), predict_raw(booster, preprocessor, part)
 
-    pairs = client.compute([dask.delayed(pair)(part) for part in rows.to_delayed()], sync=True)
+    keeps = positions if positions is not None else [None] * rows.npartitions
+    chosen = [(p, k) for p, k in zip(rows.to_delayed(), keeps, strict=True) if k is None or len(k)]
+    pairs = client.compute([dask.delayed(pair)(p, k) for p, k in chosen], sync=True)
     return np.concatenate([y for y, _ in pairs]), np.concatenate([p for _, p in pairs])
 
 

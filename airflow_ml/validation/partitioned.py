@@ -16,13 +16,18 @@ expectation is merged depends on its type, from :data:`MERGE_CLASSES`:
 - ``extreme``: min, max and sum of a column, exact from the partitions' own min, max or sum (judged by GX on the
   column of those); with a ``row_condition`` they are sampled instead. A sum of floats may differ from the whole
   frame's in its last digits (the order of additions).
+- ``distinct``: the distinct values of a column (to be in, contain or equal a set; their count), exact from the
+  union of the partitions' distinct values, judged by GX on a stand-in column of those (one row per value, so
+  only the figures of the distinct values, never row counts, are the whole frame's); refused with a
+  ``row_condition``.
 - ``sample``: distribution and aggregate checks that partitions cannot merge exactly (mean, median, quantiles,
-  standard deviation, unique values, outliers, order): GX runs them on one seeded sample drawn uniformly across
+  standard deviation, outliers, order): GX runs them on one seeded sample drawn uniformly across
   the partitions (``sample_rows``, 100,000 by default); their result carries ``airflow_ml_sampled`` and the
   verdict a note naming each, so the report says which checks were sampled.
 
 A type not in the table (an expectation a newer GX adds) is refused before anything runs, as are the types that
-need another table or a SQL database: run on a sample, a row-wise check would count only the sample's
+need another table or a SQL database, and uniqueness checks (a duplicate pair split across partitions, or
+left out of a sample, would pass): run on a sample, a row-wise check would count only the sample's
 unexpected rows and could pass data that fails, so nothing is merged on a guess.
 """
 
@@ -35,7 +40,7 @@ from typing import Any
 from airflow_ml.validation.report import exception_message
 from airflow_ml.validation.runner import SAMPLE_SIZE, Verdict, columns_to_validate, judge, run_suite
 
-ROWS, EVERY, ROW_COUNT, EXTREME, SAMPLE = "rows", "every", "row_count", "extreme", "sample"
+ROWS, EVERY, ROW_COUNT, EXTREME, DISTINCT, SAMPLE = "rows", "every", "row_count", "extreme", "distinct", "sample"
 #: Rows of the seeded sample the ``sample`` expectations run on, by default.
 DEFAULT_SAMPLE_ROWS = 100_000
 _ROWS = """value_lengths_to_be_between value_lengths_to_equal values_to_be_between values_to_be_dateutil_parseable
@@ -44,14 +49,15 @@ values_to_match_json_schema values_to_match_like_pattern values_to_match_like_pa
 values_to_match_regex_list values_to_match_strftime_format values_to_not_be_in_set values_to_not_be_null
 values_to_not_match_like_pattern values_to_not_match_like_pattern_list values_to_not_match_regex
 values_to_not_match_regex_list"""
-_SAMPLED = """distinct_values_to_be_in_set distinct_values_to_contain_set distinct_values_to_equal_set
-kl_divergence_to_be_less_than mean_to_be_between median_to_be_between most_common_value_to_be_in_set
-proportion_of_non_null_values_to_be_between proportion_of_unique_values_to_be_between quantile_values_to_be_between
-stdev_to_be_between unique_value_count_to_be_between value_z_scores_to_be_less_than values_to_be_decreasing
-values_to_be_increasing values_to_be_unique values_to_not_be_outliers"""
+_DISTINCT = """distinct_values_to_be_in_set distinct_values_to_contain_set distinct_values_to_equal_set
+unique_value_count_to_be_between"""
+_SAMPLED = """kl_divergence_to_be_less_than mean_to_be_between median_to_be_between most_common_value_to_be_in_set
+proportion_of_non_null_values_to_be_between quantile_values_to_be_between stdev_to_be_between
+value_z_scores_to_be_less_than values_to_be_decreasing values_to_be_increasing values_to_not_be_outliers"""
 #: How each GX Core expectation type is judged over partitions (see the module's docstring).
 MERGE_CLASSES: dict[str, str] = {
     **{f"expect_column_{name}": ROWS for name in _ROWS.split()},
+    **{f"expect_column_{name}": DISTINCT for name in _DISTINCT.split()},
     **{f"expect_column_{name}": SAMPLE for name in _SAMPLED.split()},
     "expect_column_pair_values_a_to_be_greater_than_b": ROWS,
     "expect_column_pair_values_to_be_equal": ROWS,
@@ -59,7 +65,6 @@ MERGE_CLASSES: dict[str, str] = {
     "expect_multicolumn_sum_to_equal": ROWS,
     "expect_multicolumn_values_to_be_equal": ROWS,
     "expect_select_column_values_to_be_unique_within_record": ROWS,
-    "expect_compound_columns_to_be_unique": SAMPLE,
     "expect_column_to_exist": EVERY,
     "expect_column_type_to_be": EVERY,
     "expect_table_column_count_to_be_between": EVERY,
@@ -77,6 +82,16 @@ REFUSED = {
     "expect_table_row_count_to_equal_other_table": "it compares with another table",
     "expect_query_results_to_match_comparison": "it runs SQL queries",
     "unexpected_rows_expectation": "it runs a SQL query",
+    **{
+        f"expect_{name}": "uniqueness is not judged per partition or on a sample (a duplicate pair split across "
+        "partitions, or left out of the sample, would pass): check the key upstream, or validate this client with "
+        "training.engine: local"
+        for name in (
+            "column_values_to_be_unique",
+            "compound_columns_to_be_unique",
+            "column_proportion_of_unique_values_to_be_between",
+        )
+    },
 }
 _EXTREMES = {"expect_column_min_to_be_between": "min", "expect_column_max_to_be_between": "max"}
 _CONDITION = ("row_condition", "condition_parser")
@@ -98,9 +113,14 @@ def merge_classes(suite: dict[str, Any]) -> list[str]:
         found = MERGE_CLASSES.get(kind)
         if found == EXTREME and any((expectation.get("kwargs") or {}).get(k) for k in _CONDITION):
             found = SAMPLE  # the partitions' plain min or max would ignore the condition
+        if found == DISTINCT and any((expectation.get("kwargs") or {}).get(k) for k in _CONDITION):
+            found = None  # the partitions' distinct values would ignore the condition, and a sample could miss one
+            kind = f"{kind} with a row_condition"
         if found is None:
             where = (expectation.get("meta") or {}).get("source") or f"expectation {i + 1} of suite {suite['name']!r}"
             why = REFUSED.get(kind, "airflow-ml does not know how to merge its partitions' results")
+            if kind.endswith("with a row_condition"):
+                why = "its distinct values are merged exactly only without a row_condition: drop the condition"
             problems.append(f"{where}: {kind}: {why}")
         classes.append(found or "")
     if problems:
@@ -142,7 +162,7 @@ def validate_partitions(
     classes = merge_classes(suite)
     expectations = suite["expectations"]
     per_part = [i for i, c in enumerate(classes) if c in (ROWS, EVERY, ROW_COUNT)]
-    extremes = [i for i, c in enumerate(classes) if c == EXTREME]
+    extremes = [i for i, c in enumerate(classes) if c in (EXTREME, DISTINCT)]
     sampled = [i for i, c in enumerate(classes) if c == SAMPLE]
     columns = [str(c) for c in frame.columns]
     if sampled and part_rows is None:
@@ -177,7 +197,10 @@ def validate_partitions(
     for index in extremes:
         partials = [o["partials"][index] for o in outcome]
         column = expectations[index]["kwargs"]["column"]
-        stand_in = _frame({column: _concat(partials)} if column in columns else {})
+        values = _concat(partials)
+        if classes[index] == DISTINCT:
+            values = values.drop_duplicates().reset_index(drop=True)
+        stand_in = _frame({column: values} if column in columns else {})
         items[index] = _on_stand_in(stand_in, expectations[index], None)
     notes = []
     if sampled:
@@ -220,6 +243,9 @@ def _check_part(
         found["items"] = run_suite(part, suite, suite_file="")[1]["results"]
     for index, (column, how) in partials.items():
         values = part[column]
+        if how == "unique":  # the partition's distinct values, nulls left out as GX leaves them out
+            found["partials"][index] = values.dropna().drop_duplicates().reset_index(drop=True)
+            continue
         # min and max keep the column's type (a date-time stays one); a sum of booleans is a count.
         found["partials"][index] = pd.Series([getattr(values, how)()], dtype=None if how == "sum" else values.dtype)
     # Copies (a row selection), never views: a view would keep the whole partition alive until it is gathered.
@@ -293,12 +319,13 @@ def _concat(series: list[Any]) -> Any:
 def _partials(
     expectations: list[dict[str, Any]], extremes: list[int], columns: list[str]
 ) -> dict[int, tuple[str, str]]:
-    """Per ``extreme`` expectation on a column the frame has: the column and ``min``, ``max`` or ``sum``."""
+    """Per ``extreme``/``distinct`` expectation on a frame's column: the column and min, max, sum or unique."""
     found = {}
     for index in extremes:
         column = expectations[index]["kwargs"]["column"]
         if column in columns:
-            found[index] = (column, _EXTREMES.get(expectations[index]["type"], "sum"))
+            kind = expectations[index]["type"]
+            found[index] = (column, "unique" if MERGE_CLASSES[kind] == DISTINCT else _EXTREMES.get(kind, "sum"))
     return found
 
 

@@ -58,6 +58,7 @@ def test_a_partitioned_snapshot_holds_the_rows_of_a_one_file_snapshot(
 
     files = sorted(source.glob("date=*/*.parquet"))
     assert (manifest.kind, manifest.hash_scheme) == (PARTITIONED_KIND, PARTS_SCHEME)
+    assert load_manifest(manifest.uri) == manifest  # a partitioned manifest keeps its kind, scheme and parts
     assert [p["file"] for p in manifest.parts] == [f"data/part.{i:05d}.parquet" for i in range(len(files))]
     assert [p["rows"] for p in manifest.parts] == [pq.read_metadata(f).num_rows for f in files]
     assert manifest.row_count == whole.row_count == sum(p["rows"] for p in manifest.parts)

@@ -467,3 +467,47 @@ def test_several_sources_without_any_data_is_an_error(tmp_path: Path) -> None:
             city="g",
             run_id=RUN_ID,
         )
+
+
+#: The fields airflow-ml wrote and read before partitioned snapshots (380e5a3): its reader did ``Manifest(**data)``.
+_FIELDS_BEFORE_PARTITIONED = {
+    "city", "run_id", "uri", "source", "row_count", "columns", "content_hash", "partitions", "created_at", "extra",
+    "template", "filters", "missing_days", "rows_outside_partition",
+}  # fmt: skip
+
+
+def test_a_local_manifest_stays_readable_by_airflow_ml_before_partitioned_snapshots(
+    source: Path, tmp_path: Path
+) -> None:
+    manifest = take_snapshot(str(source), str(tmp_path / "s"), template="t", city="lisbon", run_id=RUN_ID)
+
+    written = json.loads((Path(manifest.uri) / MANIFEST).read_text(encoding="utf-8"))
+    assert set(written) <= _FIELDS_BEFORE_PARTITIONED
+    assert load_manifest(manifest.uri) == manifest
+
+
+def _rewritten_manifest(source: Path, tmp_path: Path, **changes: object) -> str:
+    manifest = take_snapshot(str(source), str(tmp_path / "s"), template="t", city="lisbon", run_id=RUN_ID)
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    (folder / MANIFEST).write_text(json.dumps({**manifest.to_dict(), **changes}), encoding="utf-8")
+    return str(folder)
+
+
+def test_a_manifest_field_of_a_newer_airflow_ml_is_ignored(
+    source: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = _rewritten_manifest(source, tmp_path, retention_class="gold")
+
+    with caplog.at_level("DEBUG", logger="airflow_ml.data.snapshot"):
+        manifest = load_manifest(folder)
+
+    assert manifest.city == "lisbon"
+    assert "retention_class" in caplog.text
+
+
+def test_a_manifest_of_an_unknown_kind_is_refused_before_its_unknown_fields(source: Path, tmp_path: Path) -> None:
+    folder = _rewritten_manifest(source, tmp_path, kind="sharded", shards=4)
+
+    with pytest.raises(DataError, match=r"of kind 'sharded' .* upgrade airflow-ml"):
+        load_manifest(folder)

@@ -24,9 +24,10 @@ from airflow_ml.ml.dask_train import (
     time_split_on_dask,
     train_snapshot_on_dask,
 )
+from airflow_ml.ml.metrics import score
 from airflow_ml.ml.serving import predict_raw
 from airflow_ml.ml.steps.step_settings import SplitSettings
-from airflow_ml.ml.train import time_split, train_model
+from airflow_ml.ml.train import time_split, train_model, train_sample
 from tests.support.dask_clusters import THREADED
 from tests.support.training_data import binary, late_trips, regression, snapshot
 
@@ -114,3 +115,21 @@ def test_a_search_or_a_warm_start_asked_of_a_dask_run_is_refused_before_any_mlfl
         with pytest.raises(ValueError, match=r"engine 'dask' neither searches parameters nor warm starts"):
             train_and_log(client, trips_snapshot, regression(), SPLIT, experiment="dask", dask=THREADED, **extra)  # type: ignore[arg-type]
     assert client.get_experiment_by_name("dask") is None  # type: ignore[attr-defined]
+
+
+def test_the_train_metric_is_the_local_ones_on_the_same_seeded_sample(
+    trips_snapshot: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Named ``train_sample_<metric>`` as locally, scored on the rows ``train_sample`` picks (capped at 1,000 here)."""
+    monkeypatch.setattr("airflow_ml.ml.train.TRAIN_SAMPLE_ROWS", 1_000)
+    spec = regression(num_boost_round=20)
+    columns = list(dict.fromkeys([*spec.features, spec.target, SPLIT.time_column]))
+    splits = time_split(read_snapshot(trips_snapshot.uri, columns=columns), "pickup_at", 0.15, 0.15)  # type: ignore[attr-defined]
+
+    _, trained = train_snapshot_on_dask(snapshot_parquet(trips_snapshot.uri), spec, SPLIT, THREADED)  # type: ignore[attr-defined]
+
+    assert sorted(trained.metrics) == sorted(train_model(splits, spec).metrics)
+    sample = train_sample(splits.train, spec.seed, rows=1_000)
+    assert len(sample) == 1_000 < len(splits.train)
+    expected = score(spec.metric, sample[spec.target], predict_raw(trained.booster, trained.preprocessor, sample))
+    assert trained.metrics[f"train_sample_{spec.metric}"] == pytest.approx(expected, rel=1e-9)

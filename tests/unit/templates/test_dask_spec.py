@@ -3,15 +3,17 @@ fix, and handed to the train task as :class:`~airflow_ml.ml.dask_settings.DaskSe
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
 import pytest
 
+from airflow_ml.factory.dag_defaults import DASK_TASK_TIMEOUT_MINUTES, default_args
 from airflow_ml.factory.tasks import task_settings
 from airflow_ml.ml.steps.step_settings import TrainingSettings
 from airflow_ml.templates import load_city_file
-from airflow_ml.templates.dask_spec import MEMORY_PATTERN
+from airflow_ml.templates.dask_spec import MEMORY_PATTERN, memory_bytes
 from tests.support.city_files import config_error, templates_folder, write_city
 
 
@@ -54,6 +56,13 @@ def test_local_is_the_default_and_a_local_cluster_is_sized_in_yaml(root: Path, t
             r"memory_limit 'lots' is not a memory size.*2GiB",
         ),
         ("  engine: dask\n  dask:\n    listen_port: 80\n", r"listen_port.*1024"),
+        ("  engine: dask\n  dask:\n    local_cluster: {memory_limit: 0GiB}\n", r"'0GiB' is 0 bytes, outside 256MiB"),
+        ("  engine: dask\n  dask:\n    local_cluster: {memory_limit: 1kB}\n", r"memory_limit '1kB' .*2GiB"),
+        ("  engine: dask\n  dask:\n    local_cluster: {memory_limit: 900000TiB}\n", r"outside 256MiB to 1TiB"),
+        (
+            "  engine: dask\n  dask:\n    listen_port: 12400\n",
+            r"listen_port 12400 with no connection.*remove listen_port.*dask\.connection",
+        ),
         ("  engine: dask\n  dask:\n    connection: 'tcp://host:8786'\n", r"dask\.connection"),
         ("  engine: dask\n  warm_start: true\n", r"engine 'dask' does not warm start.*warm_start: false"),
         ("  engine: dask\n  search: {trials: 3}\n", r"does not search parameters \(3 trials.*search\.trials: 0"),
@@ -66,9 +75,30 @@ def test_bad_engine_settings_name_the_line_field_and_fix(root: Path, training: s
     assert re.search(expected, text, flags=re.DOTALL)
 
 
-@pytest.mark.parametrize("size", ["2GiB", "512MiB", "4GB", "1.5 GB", "100kB", "10B"])
+@pytest.mark.parametrize("size", ["2GiB", "512MiB", "4GB", "1.5 GB", "100kB", "10B", "0.0001kB", "3TiB", "1KB"])
 def test_every_memory_size_the_yaml_accepts_is_one_dask_reads(size: str) -> None:
     from dask.utils import parse_bytes
 
     assert MEMORY_PATTERN.match(size)
-    assert parse_bytes(size) > 0
+    assert memory_bytes(size) == parse_bytes(size)  # the bounds are checked on the figure Dask will use
+
+
+def test_a_fixed_port_is_fine_for_a_one_worker_local_cluster_or_a_named_cluster(root: Path, tmp_path: Path) -> None:
+    one = "  engine: dask\n  dask:\n    listen_port: 12400\n    local_cluster: {n_workers: 1}\n"
+    named = "  engine: dask\n  dask:\n    listen_port: 12400\n    connection: dask_prod\n"
+    for training in (one, named):
+        settings = task_settings(load(root, training), expectations_dir=tmp_path).training  # type: ignore[arg-type]
+        assert settings.dask.listen_port == 12400
+
+
+def test_a_dask_dag_gets_a_default_task_timeout_that_yaml_overrides(root: Path) -> None:
+    """A paused worker would hold a Dask task for ever: ``engine: dask`` bounds every task unless YAML sets one."""
+    local = default_args(load(root, "  seed: 1\n"))  # type: ignore[arg-type]
+    dask = default_args(load(root, "  engine: dask\n"))  # type: ignore[arg-type]
+    text = "city: oslo\ntemplate: ride_duration\ndag:\n  task_timeout_minutes: 90\ntraining:\n  engine: dask\n"
+    path = write_city(root, "oslo", text)
+    chosen = default_args(load_city_file(path, root / "templates"))
+
+    assert "execution_timeout" not in local
+    assert dask["execution_timeout"] == dt.timedelta(minutes=DASK_TASK_TIMEOUT_MINUTES)
+    assert chosen["execution_timeout"] == dt.timedelta(minutes=90)

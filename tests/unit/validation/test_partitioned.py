@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from airflow_ml.validation.partitioned import (
+    DISTINCT,
     EXTREME,
     MERGE_CLASSES,
     ROW_COUNT,
@@ -195,3 +196,54 @@ def test_a_row_condition_turns_an_exact_extreme_into_a_sampled_one() -> None:
     count = ("expect_table_row_count_to_equal", {"value": 3})
 
     assert merge_classes(suite_of(plain, conditioned, rows, count)) == [EXTREME, SAMPLE, ROWS, ROW_COUNT]
+
+
+def test_distinct_value_checks_are_exact_not_sampled(client: Any) -> None:
+    """``zz`` is 1% of the rows and one ``rare`` row sits in the last partition: a 50-row sample misses them."""
+    frame = trips()
+    frame.loc[frame.index[-1], "zone"] = "rare"
+    zones = ["a1", "b2", "c3", "zz"]
+    suite = suite_of(
+        ("expect_column_distinct_values_to_be_in_set", {"column": "zone", "value_set": zones}),
+        ("expect_column_distinct_values_to_contain_set", {"column": "zone", "value_set": ["zz", "rare"]}),
+        ("expect_column_distinct_values_to_equal_set", {"column": "zone", "value_set": [*zones, "rare"]}),
+        ("expect_column_unique_value_count_to_be_between", {"column": "hour", "min_value": 24, "max_value": 24}),
+        ("expect_column_unique_value_count_to_be_between", {"column": "zone", "min_value": 5, "max_value": 5}),
+    )
+    _, whole = run_suite(frame, suite, suite_file="t")
+
+    verdict, merged = validate_partitions(dask_frame(frame), suite, suite_file="t", sample_rows=50, client=client)
+
+    assert merge_classes(suite) == [DISTINCT] * 5
+    assert [i["success"] for i in merged["results"]] == [i["success"] for i in whole["results"]] == [
+        False, True, True, True, True,
+    ]  # fmt: skip
+    for mine, theirs in zip(merged["results"], whole["results"], strict=True):
+        assert mine["result"]["observed_value"] == theirs["result"]["observed_value"]
+        assert "airflow_ml_sampled" not in mine
+    assert not any(note.startswith("sampled: ") for note in verdict.notes)
+
+
+@pytest.mark.parametrize(
+    ("kind", "kwargs"),
+    [
+        ("expect_column_values_to_be_unique", {"column": "id"}),
+        ("expect_compound_columns_to_be_unique", {"column_list": ["id", "zone"]}),
+        ("expect_column_proportion_of_unique_values_to_be_between", {"column": "id", "min_value": 1.0}),
+    ],
+)
+def test_uniqueness_checks_are_refused_not_judged_on_a_sample(kind: str, kwargs: dict[str, Any]) -> None:
+    """A duplicate key pair (rows 3 and 9,000, in two partitions) fails GX on the whole frame; never sampled."""
+    frame = trips().assign(id=range(PARTS * ROWS_PER_PART))
+    frame.loc[frame.index[9_000], ["id", "zone"]] = [3, frame.loc[frame.index[3], "zone"]]
+    suite = suite_of((kind, kwargs))
+    assert not run_suite(frame, suite, suite_file="t")[0].ok
+
+    with pytest.raises(PartitionedSuiteRefused, match=rf"{kind}: uniqueness is not judged .* training.engine: local"):
+        validate_partitions(dask_frame(frame), suite, suite_file="t", sample_rows=50)
+
+
+def test_a_distinct_check_with_a_row_condition_is_refused() -> None:
+    kwargs = {"column": "zone", "value_set": ["a1"], "row_condition": "hour>3", "condition_parser": "pandas"}
+    with pytest.raises(PartitionedSuiteRefused, match=r"with a row_condition: .* drop the condition"):
+        merge_classes(suite_of(("expect_column_distinct_values_to_be_in_set", kwargs)))
