@@ -142,6 +142,8 @@ def _env(root: Path) -> dict[str, str]:
     return {
         **os.environ,
         "AIRFLOW_HOME": str(root / "airflow"),
+        # Named, not left to AIRFLOW_HOME: a caller's own setting (a test session's) would win over the world's.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{root}/airflow/airflow.db",
         "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW_ML_DATA_ROOT": str(root / "data"),
