@@ -91,6 +91,7 @@ def test_train_and_log_uses_the_best_params_and_logs_everything(
         "num_rows": manifest.row_count,
         "num_columns": len(manifest.columns),
         "content_hash": manifest.content_hash,
+        "hash_scheme": manifest.hash_scheme,
     }
     input_tags = {t.key: t.value for t in dataset_input.tags}
     assert input_tags == {
