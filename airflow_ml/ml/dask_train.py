@@ -98,6 +98,8 @@ def time_split_on_dask(
     """
     import numpy as np
 
+    from airflow_ml.ml.train import split_bounds
+
     if time_column not in frame.columns:
         raise ValueError(f"time column {time_column!r} is not in the data; columns are {list(frame.columns)}")
     offsets = _offsets(client.compute(frame.map_partitions(len)).result())
@@ -105,13 +107,7 @@ def time_split_on_dask(
     ordered = client.persist(numbered.sort_values([time_column, _ROW]))
     positions = _offsets(client.compute(ordered.map_partitions(len)).result())
     n = positions[-1]
-    holdout_start = n - round(n * holdout_fraction)
-    validation_start = holdout_start - round(n * validation_fraction)
-    if validation_start <= 0 or holdout_start <= validation_start or holdout_start >= n:
-        raise ValueError(
-            f"{n} rows are too few to split into train/validation/holdout with fractions "
-            f"{validation_fraction}/{holdout_fraction}; add data or widen the window"
-        )
+    validation_start, holdout_start = split_bounds(n, validation_fraction, holdout_fraction)
     placed = ordered.map_partitions(_numbered, _POS, positions, meta=ordered._meta.assign(**{_POS: np.int64(0)}))
     bounds = {
         "train": (0, validation_start),

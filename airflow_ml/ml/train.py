@@ -53,6 +53,22 @@ class TrainedModel:
     holdout_predictions: np.ndarray | None = None
 
 
+def split_bounds(n: int, validation_fraction: float, holdout_fraction: float) -> tuple[int, int]:
+    """Where the validation and the holdout rows start among ``n`` rows in time order (local and Dask alike).
+
+    Raises:
+        ValueError: when a split would be empty.
+    """
+    holdout_start = n - round(n * holdout_fraction)
+    validation_start = holdout_start - round(n * validation_fraction)
+    if validation_start <= 0 or holdout_start <= validation_start or holdout_start >= n:
+        raise ValueError(
+            f"{n} rows are too few to split into train/validation/holdout with fractions "
+            f"{validation_fraction}/{holdout_fraction}; add data or widen the window"
+        )
+    return validation_start, holdout_start
+
+
 def time_split(frame: pd.DataFrame, time_column: str, validation_fraction: float, holdout_fraction: float) -> Splits:
     """Split rows by time; the same snapshot always gives the same splits.
 
@@ -71,13 +87,7 @@ def time_split(frame: pd.DataFrame, time_column: str, validation_fraction: float
     else:
         ordered = frame.sort_values(time_column, kind="mergesort", ignore_index=True)
     n = len(ordered)
-    holdout_start = n - round(n * holdout_fraction)
-    validation_start = holdout_start - round(n * validation_fraction)
-    if validation_start <= 0 or holdout_start <= validation_start or holdout_start >= n:
-        raise ValueError(
-            f"{n} rows are too few to split into train/validation/holdout with fractions "
-            f"{validation_fraction}/{holdout_fraction}; add data or widen the window"
-        )
+    validation_start, holdout_start = split_bounds(n, validation_fraction, holdout_fraction)
     return Splits(
         train=ordered.iloc[:validation_start],
         validation=ordered.iloc[validation_start:holdout_start],
