@@ -18,9 +18,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from mlflow import MlflowClient
-from mlflow.entities import Metric, RunTag
-from mlflow.exceptions import MlflowException
 
 from airflow_ml.data.json_text import dumps_indented, with_item
 from airflow_ml.data.snapshot import write_json, write_text
@@ -35,6 +32,7 @@ from airflow_ml.ml.steps.xcom_payloads import DRIFT_FILE
 
 if TYPE_CHECKING:
     import pandas as pd
+    from mlflow import MlflowClient
 
 REVIEW_FILE = "review.json"
 _BATCH = 1000  # MLflow's most metrics per log_batch call
@@ -187,6 +185,10 @@ def _store(
     run_id = entry.get("drift_run_id")
     if client is None or not run_id:
         return problems
+    # Imported here: a review with no client (a deployment that keeps MLflow out of it) never pays mlflow's import.
+    from mlflow.entities import Metric, RunTag
+    from mlflow.exceptions import MlflowException
+
     now = int(time.time() * 1000)
     metrics = [Metric(f"drift_q_fleet.{name}", q, now, 0) for name, q in entry["q_values"].items()]
     flagged = ",".join(f"{c}={q:.3g}" for c, q in sorted(entry["flagged"].items()))

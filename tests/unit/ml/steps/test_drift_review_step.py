@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +231,19 @@ def test_a_review_key_spelt_with_an_escape_is_replaced_not_doubled(tmp_path: Pat
     pairs = json.loads(text, object_pairs_hook=lambda items: items)
     assert [key for key, _ in pairs] == ["status", "fleet_review"]
     assert dict(pairs)["fleet_review"] != [], "tonight's review replaced the old one"
+
+
+def test_a_review_without_a_client_never_imports_mlflow(tmp_path: Path) -> None:
+    """mlflow's import is most of the review's start-up: a review that writes no MLflow run does not pay it."""
+    city_history(tmp_path, "oslo", {"x1": 1e-7, "x2": 0.4})
+    code = (
+        "import datetime as dt, json, sys\n"
+        "from airflow_ml.ml.steps.drift_review_step import review_fleet\n"
+        "from airflow_ml.ml.steps.step_settings import DriftReviewSettings\n"
+        f"settings = DriftReviewSettings(template={TEMPLATE!r}, cities={{'oslo': '{TEMPLATE}.oslo'}})\n"
+        f"review = review_fleet(None, settings, data_root={str(tmp_path)!r}, now=dt.datetime.fromisoformat("
+        f"{NOW.isoformat()!r}))\n"
+        "print(json.dumps({'cities': len(review['cities']), 'mlflow': 'mlflow' in sys.modules}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert json.loads(done.stdout.splitlines()[-1]) == {"cities": 1, "mlflow": False}
