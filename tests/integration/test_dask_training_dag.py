@@ -132,6 +132,8 @@ def test_parsing_a_dask_dag_imports_no_dask_and_starts_no_client(world: dict[str
         import json, sys
         from airflow.dag_processing.dagbag import DagBag
         bag = DagBag(dag_folder={str(dags_dir)!r})
+        if {MODEL!r} not in bag.dags:
+            sys.exit(f"not parsed: {{bag.import_errors}}")
         dag = bag.dags[{MODEL!r}]
         print(json.dumps({{
             "engine": dag.get_task("train").settings["engine"],

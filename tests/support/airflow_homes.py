@@ -29,6 +29,9 @@ def use_session_home() -> Path:
             "AIRFLOW_HOME": str(session / "airflow"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(session / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # No 30 s cut on importing a DAG file: pytest-timeout bounds each test, and on a loaded machine the cut
+            # made a parse of the session's dags folder miss DAGs (a KeyError far from its cause).
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "0",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{session}/airflow/airflow.db",
             "GX_ANALYTICS_ENABLED": "false",
             "MLFLOW_DISABLE_TELEMETRY": "true",
