@@ -6,8 +6,9 @@ serialized as the DAG processor does (``DagSerialization.to_dict``); Airflow's o
 
 - factory: a fleet generated in a temporary folder: N city files over the demo template, and every file of
   ``dags/``, with as many shard files (each builds its cities' retraining and scoring DAGs) as ``--shards``
-  says (by default one per 2,500 cities, at least 2). Each file is its own measurement: the table shows their
-  sum and the slowest file, and the lines under it each file's time and CPU (where the time goes).
+  says (by default ``shard_count(N)`` of ``airflow_ml.factory.sharding``: one per ``CITIES_PER_SHARD`` cities,
+  at least 2). Each file is its own measurement: the table shows their sum and the slowest file, and the
+  lines under it each file's time and CPU (where the time goes).
 - plain Python: the same retraining DAGs written by hand the way Airflow's docs show: ``DAG(params=...)``
   with the operators inside, a loop over the cities, split across as many files as the factory has retrain
   shard files (the same cities in each), so that "slowest file" compares like with like; once with a single
@@ -51,7 +52,6 @@ REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "out"
 #: The files of dags/ that build the DAGs of the cities of their shard: the generated fleet has ``--shards`` of them.
 SHARDED = "retrain_shard"
-CITIES_PER_SHARD = 2500
 #: Airflow's default ``[core] dagbag_import_timeout``: the import of one DAG file, in seconds.
 IMPORT_TIMEOUT = 30.0
 DAG_FACTORY = "dag-factory==1.1.0"
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument(
         "--shards",
         type=int,
-        help=f"shard files of the fleet (default: one per {CITIES_PER_SHARD:,} cities, at least 2)",
+        help="shard files of the fleet (default: shard_count of airflow_ml.factory.sharding, at least 2)",
     )
     parser.add_argument(
         "--only",
@@ -141,7 +141,7 @@ def main() -> None:
     details: list[str] = []
     startup: dict[tuple[int, bool], float] = {}
     for n in args.cities:
-        shards = args.shards or max(2, -(-n // CITIES_PER_SHARD))
+        shards = args.shards or _default_shards(n)
         with tempfile.TemporaryDirectory(prefix="airflow-ml-parse-") as tmp:
             variants = _prepare(Path(tmp), n, shards, dag_factory=not args.only)
             for name, (files, python) in variants.items():
@@ -217,6 +217,13 @@ def _contention(processes: int) -> Iterator[None]:
 
 def _city(index: int, n: int) -> str:
     return f"city_{index:0{max(4, len(str(n - 1)))}d}"
+
+
+def _default_shards(cities: int) -> int:
+    # Imported here: the --child processes time Airflow's import, which importing airflow_ml.factory would do first.
+    from airflow_ml.factory.sharding import shard_count
+
+    return shard_count(cities)
 
 
 def _shard_of(city: str, count: int) -> int:

@@ -23,7 +23,7 @@ from airflow_ml.factory.drift_review_dags import DRIFT_REVIEW_DAGS
 from airflow_ml.factory.monitor_dags import MONITOR_DAGS
 from airflow_ml.factory.score_dags import SUFFIX as SCORE_SUFFIX
 from airflow_ml.factory.score_dags import build_score_dag, score_dag_id, score_schedule, scores
-from airflow_ml.factory.sharding import Shard
+from airflow_ml.factory.sharding import Shard, shard_budget_warning
 from airflow_ml.factory.template_dags import register_template_dags
 from airflow_ml.templates.describe import Origin
 from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX
@@ -101,6 +101,8 @@ def _register_cities(
     configs, errors = load_city_configs(Path(templates_root), include=include, origins=origins)
     for error in errors:
         log.error("airflow-ml: skipped a city file: %s", error)
+    if wanted is None and (warning := shard_budget_warning(shard, len(configs) + len(errors))):
+        log.warning("airflow-ml: %s", warning)
     dags: dict[str, DAG] = {}
     for config in configs:
         if expectations_dir is not None and wanted in (None, config.dag_id):

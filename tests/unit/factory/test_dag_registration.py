@@ -128,6 +128,19 @@ def test_a_city_named_score_is_still_a_retraining_dag_in_its_task_process(
     assert register_score_dags({}, templates_root=fleet) == {}
 
 
+def test_a_shard_far_past_its_budget_says_how_many_shard_files_the_fleet_needs(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("airflow_ml.factory.sharding.CITIES_PER_SHARD", 1)  # 4 cities in one shard: past 2 x 1
+
+    with caplog.at_level(logging.WARNING):
+        _city_dags(fleet)
+
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "shard" in r.getMessage()]
+    assert "holds 4 city files" in warning
+    assert "4 shard files" in warning
+
+
 def _cities_of(dags: dict[str, Any]) -> dict[str, list[str]]:
     """Each monitor or review DAG's cities, read from its task's arguments."""
     cities: dict[str, list[str]] = {}
