@@ -5,9 +5,10 @@ serialized as the DAG processor does (``DagSerialization.to_dict``); Airflow's o
 (the processor forks its file processes from a parent that has imported Airflow).
 
 - factory: a fleet generated in a temporary folder: N city files over the demo template, and every file of
-  ``dags/``, with as many retrain and score shard files as ``--shards`` says (by default one of each per
-  2,500 cities, at least 2). Each file is its own measurement: the table shows their sum and the slowest
-  file, and the lines under it each file's time (where the time goes).
+  ``dags/``, with as many shard files (each builds its cities' retraining and scoring DAGs) as ``--shards``
+  says (by default ``shard_count(N)`` of ``airflow_ml.factory.sharding``: one per ``CITIES_PER_SHARD`` cities,
+  at least 2). Each file is its own measurement: the table shows their sum and the slowest file, and the
+  lines under it each file's time and CPU (where the time goes).
 - plain Python: the same retraining DAGs written by hand the way Airflow's docs show: ``DAG(params=...)``
   with the operators inside, a loop over the cities, split across as many files as the factory has retrain
   shard files (the same cities in each), so that "slowest file" compares like with like; once with a single
@@ -49,9 +50,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "out"
-#: The files of dags/ that build one DAG per city of their shard: the generated fleet has ``--shards`` of each.
-SHARDED = ("retrain_shard", "score_shard")
-CITIES_PER_SHARD = 2500
+#: The files of dags/ that build the DAGs of the cities of their shard: the generated fleet has ``--shards`` of them.
+SHARDED = "retrain_shard"
 #: Airflow's default ``[core] dagbag_import_timeout``: the import of one DAG file, in seconds.
 IMPORT_TIMEOUT = 30.0
 DAG_FACTORY = "dag-factory==1.1.0"
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument(
         "--shards",
         type=int,
-        help=f"retrain and score shard files of the fleet (default: one per {CITIES_PER_SHARD:,} cities, at least 2)",
+        help="shard files of the fleet (default: shard_count of airflow_ml.factory.sharding, at least 2)",
     )
     parser.add_argument(
         "--only",
@@ -141,7 +141,7 @@ def main() -> None:
     details: list[str] = []
     startup: dict[tuple[int, bool], float] = {}
     for n in args.cities:
-        shards = args.shards or max(2, -(-n // CITIES_PER_SHARD))
+        shards = args.shards or _default_shards(n)
         with tempfile.TemporaryDirectory(prefix="airflow-ml-parse-") as tmp:
             variants = _prepare(Path(tmp), n, shards, dag_factory=not args.only)
             for name, (files, python) in variants.items():
@@ -190,7 +190,8 @@ def _per_file(n: int, hogs: int, files: list[Path], rows: list[list[dict[str, fl
     parts = []
     for index, path in enumerate(files):
         seconds = statistics.median(row[index]["parse"] + row[index]["serialize"] for row in rows)
-        parts.append(f"{path.stem} {seconds:.2f} s ({int(rows[0][index]['dags'])} DAGs)")
+        cpu = statistics.median(row[index]["cpu"] for row in rows)
+        parts.append(f"{path.stem} {seconds:.2f} s, {cpu:.2f} s cpu ({int(rows[0][index]['dags'])} DAGs)")
     return f"factory files, {n} cities, {hogs} cpu hogs: " + ", ".join(parts)
 
 
@@ -218,6 +219,13 @@ def _city(index: int, n: int) -> str:
     return f"city_{index:0{max(4, len(str(n - 1)))}d}"
 
 
+def _default_shards(cities: int) -> int:
+    # Imported here: the --child processes time Airflow's import, which importing airflow_ml.factory would do first.
+    from airflow_ml.factory.sharding import shard_count
+
+    return shard_count(cities)
+
+
 def _shard_of(city: str, count: int) -> int:
     from airflow_ml.factory import Shard
 
@@ -243,13 +251,12 @@ def _prepare(root: Path, n: int, shards: int, *, dag_factory: bool) -> dict[str,
     for path in sorted((REPO / "dags").glob("*.py")):
         if not path.stem.startswith(SHARDED):
             shutil.copy(path, dags)
-    for prefix in SHARDED:
-        text = (REPO / "dags" / f"{prefix}_0.py").read_text()
-        count = len(list((REPO / "dags").glob(f"{prefix}_*.py")))
-        if f"Shard(0, {count})" not in text:
-            raise SystemExit(f"dags/{prefix}_0.py names no Shard(0, {count}): update benchmarks/parse.py")
-        for index in range(shards):
-            (dags / f"{prefix}_{index}.py").write_text(text.replace(f"Shard(0, {count})", f"Shard({index}, {shards})"))
+    text = (REPO / "dags" / f"{SHARDED}_0.py").read_text()
+    count = len(list((REPO / "dags").glob(f"{SHARDED}_*.py")))
+    if f"Shard(0, {count})" not in text:
+        raise SystemExit(f"dags/{SHARDED}_0.py names no Shard(0, {count}): update benchmarks/parse.py")
+    for index in range(shards):
+        (dags / f"{SHARDED}_{index}.py").write_text(text.replace(f"Shard(0, {count})", f"Shard({index}, {shards})"))
 
     by_shard = [[(i, c) for i, c in cities if _shard_of(c, shards) == index] for index in range(shards)]
     spec, params = _spec(templates)

@@ -6,11 +6,13 @@ from airflow_ml.factory.assets import champion_asset
 from airflow_ml.factory.builder import build_dag
 from airflow_ml.factory.dag_registration import (
     city_problems,
+    register_city_dags,
     register_dags,
+    register_monitor_and_drift_review_dags,
     register_parent_dags,
+    register_score_dags,
     report_broken_cities,
 )
-from airflow_ml.factory.score_dags import register_score_dags
 from airflow_ml.factory.sharding import Shard
 
 __all__ = [
@@ -18,7 +20,9 @@ __all__ = [
     "build_dag",
     "champion_asset",
     "city_problems",
+    "register_city_dags",
     "register_dags",
+    "register_monitor_and_drift_review_dags",
     "register_parent_dags",
     "register_score_dags",
     "report_broken_cities",

@@ -1,25 +1,53 @@
-"""Register every city's (and fallback parent's) retraining DAG in a DAG file, and report the broken city files."""
+"""Register the DAGs of cities, fallback parents and templates in DAG files, and report the broken city files.
+
+Each DAG file reads and validates the city files it needs once, whatever it builds from them: a shard file
+(``dags/retrain_shard_*.py``) builds each of its cities' retraining and scoring DAGs from one load, and
+``dags/monitor_and_drift_review.py`` builds every template's monitor and drift review DAGs from one load.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from airflow.sdk import get_parsing_context
+from airflow.sdk import DAG, get_parsing_context
 
 from airflow_ml.exceptions import BrokenCityFiles, ConfigError
 from airflow_ml.factory.builder import build_dag
 from airflow_ml.factory.checked_dag import CheckedConfDAG
 from airflow_ml.factory.dag_schedule import retrain_schedule
-from airflow_ml.factory.score_dags import score_schedule, scores
-from airflow_ml.factory.sharding import Shard
+from airflow_ml.factory.drift_review_dags import DRIFT_REVIEW_DAGS
+from airflow_ml.factory.monitor_dags import MONITOR_DAGS
+from airflow_ml.factory.score_dags import SUFFIX as SCORE_SUFFIX
+from airflow_ml.factory.score_dags import build_score_dag, score_dag_id, score_schedule, scores
+from airflow_ml.factory.sharding import Shard, shard_budget_warning
+from airflow_ml.factory.template_dags import register_template_dags
 from airflow_ml.templates.describe import Origin
 from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX
 from airflow_ml.templates.loader import load_city_configs, load_parent_configs, unexpected_error
 
 log = logging.getLogger(__name__)
+
+
+def register_city_dags(
+    namespace: MutableMapping[str, Any],
+    *,
+    templates_root: str | Path,
+    expectations_dir: str | Path,
+    shard: Shard | None = None,
+) -> dict[str, DAG]:
+    """Build every DAG of each city in ``shard`` into ``namespace`` (a DAG file's ``globals()``).
+
+    What ``dags/retrain_shard_*.py`` call: each city file of the shard is read and validated once, and gives
+    the city's retraining DAG and, when it has an enabled ``scoring:`` section, its scoring DAG. A broken
+    city file is logged and skipped (``dags/retrain_errors.py`` reports it), and so is a DAG that cannot be
+    built: the city's other DAG still loads. When a task process parses the file for one DAG, only that
+    city's file is read and only that DAG built.
+    """
+    return _register_cities(namespace, templates_root, shard, expectations_dir=expectations_dir, scoring=True)
 
 
 def register_dags(
@@ -29,36 +57,86 @@ def register_dags(
     expectations_dir: str | Path,
     shard: Shard | None = None,
 ) -> dict[str, CheckedConfDAG]:
-    """Build the DAG of every city in ``shard`` into ``namespace`` (a DAG file's ``globals()``).
+    """Build the retraining DAG of every city in ``shard`` into ``namespace``, and no scoring DAG.
 
-    A broken city file is logged and skipped; the other cities' DAGs still load, and
-    ``dags/retrain_errors.py`` (see :func:`report_broken_cities`) shows the error in Airflow.
-    When a task process parses the file for one DAG, only that city's file is read and only its DAG built,
-    so a task starts as fast with a thousand cities as with one.
+    As :func:`register_city_dags` otherwise: a broken city file is logged and skipped, and a task process
+    reads only its city's file.
     """
+    built = _register_cities(namespace, templates_root, shard, expectations_dir=expectations_dir, scoring=False)
+    return cast(dict[str, CheckedConfDAG], built)  # build_dag's DAGs only
+
+
+def register_score_dags(
+    namespace: MutableMapping[str, Any], *, templates_root: str | Path, shard: Shard | None = None
+) -> dict[str, DAG]:
+    """Build the scoring DAG of every city of ``shard`` with scoring into ``namespace``, and no retraining DAG.
+
+    As :func:`register_city_dags` otherwise: a broken city file is logged and skipped, and a task process of
+    ``<template>.<city>.score`` reads only that city's file; one of another DAG builds none.
+    """
+    return _register_cities(namespace, templates_root, shard, expectations_dir=None, scoring=True)
+
+
+def _register_cities(
+    namespace: MutableMapping[str, Any],
+    templates_root: str | Path,
+    shard: Shard | None,
+    *,
+    expectations_dir: str | Path | None,
+    scoring: bool,
+) -> dict[str, DAG]:
+    """The retraining DAGs (unless ``expectations_dir`` is None) and the scoring DAGs (if ``scoring``) of a shard."""
     shard = shard or Shard()
-    wanted = get_parsing_context().dag_id
-    wanted_city = wanted.rpartition(".")[2] if wanted else None
+    wanted = get_parsing_context().dag_id  # None in the DAG processor, which builds every DAG
+    # A city's DAG ids are <template>.<city> and <template>.<city>.score: no template or city id holds a dot.
+    parts = wanted.split(".") if wanted else []
+    wants_score = len(parts) == 3 and f".{parts[2]}" == SCORE_SUFFIX
+    if wanted and not (scoring if wants_score else expectations_dir is not None):
+        return {}  # a task process of a DAG this call never builds
 
     def include(city: str) -> bool:
-        return shard.holds(city) and (wanted_city is None or city == wanted_city)
+        return shard.holds(city) and (wanted is None or parts[1:2] == [city])
 
     origins: dict[str, Origin] = {}
     configs, errors = load_city_configs(Path(templates_root), include=include, origins=origins)
     for error in errors:
         log.error("airflow-ml: skipped a city file: %s", error)
-    dags = {}
+    if wanted is None and (warning := shard_budget_warning(shard, len(configs) + len(errors))):
+        log.warning("airflow-ml: %s", warning)
+    dags: dict[str, DAG] = {}
     for config in configs:
-        if wanted and config.dag_id != wanted:
-            continue
-        try:
-            dag = build_dag(config, expectations_dir=expectations_dir, origin=origins.get(config.dag_id))
-        except ConfigError as error:
-            log.error("airflow-ml: skipped a city: %s", error)
-            continue
-        namespace[_variable_name(config.dag_id)] = dag
-        dags[config.dag_id] = dag
+        if expectations_dir is not None and wanted in (None, config.dag_id):
+            origin = origins.get(config.dag_id)
+            _add(
+                namespace, dags, "a city", partial(build_dag, config, expectations_dir=expectations_dir, origin=origin)
+            )
+        if scoring and scores(config) and wanted in (None, score_dag_id(config)):
+            _add(namespace, dags, "a city's scoring DAG", partial(build_score_dag, config))
     return dags
+
+
+def _add(namespace: MutableMapping[str, Any], dags: dict[str, DAG], what: str, build: Callable[[], DAG]) -> None:
+    """Build one DAG into ``namespace`` and ``dags``; a ConfigError skips that DAG alone (the city's other stays)."""
+    try:
+        dag = build()
+    except ConfigError as error:
+        log.error("airflow-ml: skipped %s: %s", what, error)
+        return
+    namespace[_variable_name(dag.dag_id)] = dag
+    dags[dag.dag_id] = dag
+
+
+def register_monitor_and_drift_review_dags(
+    namespace: MutableMapping[str, Any], *, templates_root: str | Path
+) -> dict[str, DAG]:
+    """Build every template's monitor and drift review DAGs into ``namespace`` from one load of the city files.
+
+    What ``dags/monitor_and_drift_review.py`` calls: the cities of each DAG are exactly those that
+    :func:`~airflow_ml.factory.monitor_dags.register_monitor_dags` and
+    :func:`~airflow_ml.factory.drift_review_dags.register_drift_review_dags` take, each city validated in full
+    once (a broken one is logged once and in neither). A task process of one of these DAGs builds only it.
+    """
+    return register_template_dags(namespace, templates_root=templates_root, kinds=[MONITOR_DAGS, DRIFT_REVIEW_DAGS])
 
 
 def register_parent_dags(

@@ -15,7 +15,7 @@ from airflow.sdk import DAG
 
 from airflow_ml.factory.dag_defaults import default_args
 from airflow_ml.factory.display_names import drift_review_display_name
-from airflow_ml.factory.template_dags import register_template_dags
+from airflow_ml.factory.template_dags import TemplateDags, register_template_dags
 from airflow_ml.ml.steps.step_settings import DriftReviewSettings
 from airflow_ml.operators.drift_review_operator import DriftReviewOperator
 from airflow_ml.templates.drift_spec import DRIFT_REVIEW_DAG_SUFFIX
@@ -73,12 +73,10 @@ def build_drift_review_dag(template: str, configs: list[CityConfig]) -> DAG:
     return dag
 
 
+#: The drift review DAG of every template with a reviewed city (``dags/monitor_and_drift_review.py`` builds them).
+DRIFT_REVIEW_DAGS = TemplateDags(DRIFT_REVIEW_SUFFIX, reviewed, build_drift_review_dag)
+
+
 def register_drift_review_dags(namespace: MutableMapping[str, Any], *, templates_root: str | Path) -> dict[str, DAG]:
     """Build the review DAG of every template with a reviewed city into ``namespace`` (``globals()``)."""
-    return register_template_dags(
-        namespace,
-        templates_root=templates_root,
-        suffix=DRIFT_REVIEW_SUFFIX,
-        selected=reviewed,
-        build=build_drift_review_dag,
-    )
+    return register_template_dags(namespace, templates_root=templates_root, kinds=[DRIFT_REVIEW_DAGS])

@@ -15,7 +15,7 @@ from airflow.sdk import DAG
 
 from airflow_ml.factory.dag_defaults import default_args
 from airflow_ml.factory.display_names import monitor_display_name
-from airflow_ml.factory.template_dags import register_template_dags
+from airflow_ml.factory.template_dags import TemplateDags, register_template_dags
 from airflow_ml.ml.steps.step_settings import MonitorSettings, ShadowSettings, SupervisorSettings
 from airflow_ml.operators.champion_assets import champion_alias
 from airflow_ml.operators.monitor_operator import MonitorOperator
@@ -131,12 +131,14 @@ def _notifiers(config: CityConfig) -> list[Any]:
     return [notice_mail(n.to, n.conn_id) for n in config.dag.on_failure if n.kind == "smtp"]
 
 
+#: The monitor DAG of every template with a monitored city (``dags/monitor_and_drift_review.py`` builds them).
+MONITOR_DAGS = TemplateDags(MONITOR_SUFFIX, monitored, build_monitor_dag)
+
+
 def register_monitor_dags(namespace: MutableMapping[str, Any], *, templates_root: str | Path) -> dict[str, DAG]:
     """Build the monitor DAG of every template that has a monitored city into ``namespace`` (``globals()``).
 
     A task process that parses the file for another DAG builds nothing; for one monitor DAG, only that one.
     A broken city file is logged and skipped (``dags/retrain_errors.py`` reports it).
     """
-    return register_template_dags(
-        namespace, templates_root=templates_root, suffix=MONITOR_SUFFIX, selected=monitored, build=build_monitor_dag
-    )
+    return register_template_dags(namespace, templates_root=templates_root, kinds=[MONITOR_DAGS])

@@ -1,34 +1,28 @@
-"""The scoring DAG of each city with a ``scoring:`` section, ``<template>.<city>.score``, and its DAG files' loader.
+"""The scoring DAG of each city with a ``scoring:`` section, ``<template>.<city>.score``.
 
 resolve (the version that serves, read once; the kill switch; the fallback parent) → score (the run's day into the
 prediction log, the challenger into the shadow log, the optional PostgreSQL table). Cities without ``scoring:``, or
-with ``scoring: {enabled: false}``, get none. Pure Python at module level, as DAG files import it.
+with ``scoring: {enabled: false}``, get none. The shard files build a city's scoring DAG beside its retraining DAG
+(:func:`~airflow_ml.factory.dag_registration.register_city_dags`). Pure Python at module level, as DAG files import it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
-from collections.abc import MutableMapping
-from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, get_parsing_context
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable
 
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.factory.dag_defaults import default_args
 from airflow_ml.factory.dag_schedule import data_asset
 from airflow_ml.factory.display_names import score_display_name
-from airflow_ml.factory.sharding import Shard
 from airflow_ml.ml.steps.step_settings import ScoringSettings
 from airflow_ml.operators.resolve_operator import ResolveModelOperator
 from airflow_ml.operators.score_operator import ScoreOperator
 from airflow_ml.settings import DATA_ROOT_ENV
-from airflow_ml.templates.loader import load_city_configs
 from airflow_ml.templates.models import CityConfig
-
-log = logging.getLogger(__name__)
 
 #: What a scoring DAG's id adds to the city's retraining DAG id.
 SUFFIX = ".score"
@@ -143,37 +137,3 @@ def _doc(config: CityConfig) -> str:
         f"`{scoring.output}/predictions/{config.template}/{config.city}/`.{shadow}{store} "
         "The kill switch (`airflow-ml disable`) skips the run with the reason."
     )
-
-
-def register_score_dags(
-    namespace: MutableMapping[str, Any], *, templates_root: str | Path, shard: Shard | None = None
-) -> dict[str, DAG]:
-    """Build the scoring DAG of every city of ``shard`` with scoring into ``namespace`` (a DAG file's ``globals()``).
-
-    Broken city files are logged and skipped (``dags/retrain_errors.py`` reports them). A task process of
-    ``<template>.<city>.score`` reads only that city's file and builds only its DAG; one of another DAG builds none.
-    """
-    shard = shard or Shard()
-    wanted = get_parsing_context().dag_id
-    if wanted and not wanted.endswith(SUFFIX):
-        return {}
-    wanted_city = wanted.removesuffix(SUFFIX).rpartition(".")[2] if wanted else None
-
-    def include(city: str) -> bool:
-        return shard.holds(city) and (wanted_city is None or city == wanted_city)
-
-    configs, errors = load_city_configs(Path(templates_root), include=include)
-    for error in errors:
-        log.error("airflow-ml: skipped a city file: %s", error)
-    dags = {}
-    for config in configs:
-        if not scores(config) or (wanted and score_dag_id(config) != wanted):
-            continue
-        try:
-            dag = build_score_dag(config)
-        except ConfigError as error:
-            log.error("airflow-ml: skipped a city's scoring DAG: %s", error)
-            continue
-        namespace["dag_" + "".join(c if c.isalnum() else "_" for c in dag.dag_id)] = dag
-        dags[dag.dag_id] = dag
-    return dags

@@ -26,3 +26,34 @@ class Shard:
     def holds(self, city: str) -> bool:
         """Whether this shard builds ``city``'s DAGs (CRC-32 of the id: the same in every process)."""
         return zlib.crc32(city.encode("utf-8")) % self.count == self.index
+
+
+#: Cities per shard file. A shard file builds and serializes each city's retraining and scoring DAGs: about 6.5 ms
+#: per city on a quiet 2-core machine, 12-15 ms on a loaded one (benchmarks/parse.py; docs/production/scaling.md
+#: says how it was measured). 750 cities keep a file near 5 s quiet, half the 10 s goal, and under Airflow's 30 s
+#: per-file timeout on a loaded machine.
+CITIES_PER_SHARD = 750
+
+
+def shard_count(cities: int) -> int:
+    """How many shard files a fleet of ``cities`` needs: one per :data:`CITIES_PER_SHARD`, at least 2.
+
+    Two is the floor because the DAG processor runs two parsing processes by default
+    (``[dag_processor] parsing_processes``): two files share them even for a small fleet.
+    """
+    return max(2, -(-cities // CITIES_PER_SHARD))
+
+
+def shard_budget_warning(shard: Shard, cities: int) -> str | None:
+    """What to say when ``shard`` holds more than twice :data:`CITIES_PER_SHARD` city files, else None.
+
+    Past that its parse nears the 10 s budget on a quiet machine and Airflow's 30 s timeout on a loaded one.
+    """
+    if cities <= 2 * CITIES_PER_SHARD:
+        return None
+    fleet = cities * shard.count  # the hash spreads the cities evenly
+    return (
+        f"shard {shard.index} of {shard.count} holds {cities} city files, more than {2 * CITIES_PER_SHARD}: its parse "
+        f"nears Airflow's per-file timeout; about {fleet} cities need {shard_count(fleet)} shard files, each naming "
+        "that count (docs/production/scaling.md, 'Shard files')"
+    )

@@ -1,9 +1,10 @@
-"""One DAG per template over some of its cities (the drift review; the monitor DAG registers the same way)."""
+"""DAGs of one per template over some of its cities: the monitor and the drift review, from one load of the cities."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,35 +16,47 @@ from airflow_ml.templates.models import CityConfig
 log = logging.getLogger(__name__)
 
 
-def register_template_dags(
-    namespace: MutableMapping[str, Any],
-    *,
-    templates_root: str | Path,
-    suffix: str,
-    selected: Callable[[CityConfig], bool],
-    build: Callable[[str, list[CityConfig]], DAG],
-) -> dict[str, DAG]:
-    """Build ``<template>.<suffix>`` for every template with a ``selected`` city into ``namespace`` (``globals()``).
+@dataclass(frozen=True)
+class TemplateDags:
+    """A kind of DAG built once per template: ``<template>.<suffix>`` over the template's ``selected`` cities."""
 
-    A task process that parses the file for another DAG builds nothing; for one such DAG, only that one. A
-    broken city file is logged and skipped (``dags/retrain_errors.py`` reports it).
+    suffix: str
+    selected: Callable[[CityConfig], bool]
+    build: Callable[[str, list[CityConfig]], DAG]
+
+    def dag_id(self, template: str) -> str:
+        """``<template>.<suffix>``."""
+        return f"{template}.{self.suffix}"
+
+
+def register_template_dags(
+    namespace: MutableMapping[str, Any], *, templates_root: str | Path, kinds: Sequence[TemplateDags]
+) -> dict[str, DAG]:
+    """Build each kind's DAG for every template with a selected city into ``namespace`` (``globals()``).
+
+    The city files are read and validated once, whatever the number of kinds. A task process that parses the
+    file for another DAG builds nothing (and reads no city file); for one such DAG, only that one. A broken
+    city file is logged once and skipped (``dags/retrain_errors.py`` reports it).
     """
     wanted = get_parsing_context().dag_id
-    if wanted and not wanted.endswith(f".{suffix}"):
-        return {}
+    if wanted:
+        kinds = [kind for kind in kinds if wanted.endswith(f".{kind.suffix}")]
+        if not kinds:
+            return {}
     configs, errors = load_city_configs(Path(templates_root))
     for error in errors:
         log.error("airflow-ml: skipped a city file: %s", error)
-    by_template: dict[str, list[CityConfig]] = {}
-    for config in configs:
-        if selected(config):
-            by_template.setdefault(config.template, []).append(config)
     dags = {}
-    for template, cities in sorted(by_template.items()):
-        dag_id = f"{template}.{suffix}"
-        if wanted and dag_id != wanted:
-            continue
-        dag = build(template, cities)
-        namespace["dag_" + "".join(c if c.isalnum() else "_" for c in dag_id)] = dag
-        dags[dag_id] = dag
+    for kind in kinds:
+        by_template: dict[str, list[CityConfig]] = {}
+        for config in configs:
+            if kind.selected(config):
+                by_template.setdefault(config.template, []).append(config)
+        for template, cities in sorted(by_template.items()):
+            dag_id = kind.dag_id(template)
+            if wanted and dag_id != wanted:
+                continue
+            dag = kind.build(template, cities)
+            namespace["dag_" + "".join(c if c.isalnum() else "_" for c in dag_id)] = dag
+            dags[dag_id] = dag
     return dags

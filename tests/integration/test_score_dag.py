@@ -245,6 +245,7 @@ def _parse_shipped_dags(tmp_path: Path, parsing_dag_id: str | None = None) -> di
         bag = DagBag(dag_folder={str(dags)!r})
         print(json.dumps({{
             "dags": sorted(bag.dags),
+            "files": {{dag_id: dag.fileloc for dag_id, dag in bag.dags.items()}},
             "errors": {{k: str(v) for k, v in bag.import_errors.items()}},
             "heavy": sorted(m for m in {heavy!r} if m in sys.modules),
         }}))
@@ -259,14 +260,19 @@ def _parse_shipped_dags(tmp_path: Path, parsing_dag_id: str | None = None) -> di
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-def test_the_shipped_score_shards_build_every_scoring_dag_without_a_heavy_import(tmp_path: Path) -> None:
+def test_the_shipped_shard_files_build_each_scoring_dag_beside_its_retraining_dag_without_a_heavy_import(
+    tmp_path: Path,
+) -> None:
     parsed = _parse_shipped_dags(tmp_path)
 
     assert parsed["errors"] == {}
     assert parsed["heavy"] == []
     scoring = [dag_id for dag_id in parsed["dags"] if dag_id.endswith(".score")]
     assert scoring == [f"ride_duration.{city}.score" for city in CITIES]
-    assert {f"ride_duration.{city}" for city in CITIES} <= set(parsed["dags"])  # the retraining DAGs stay
+    files = parsed["files"]
+    for city in CITIES:  # one shard file reads the city's file once for both of its DAGs
+        assert Path(files[f"ride_duration.{city}.score"]).name.startswith("retrain_shard_")
+        assert files[f"ride_duration.{city}.score"] == files[f"ride_duration.{city}"]
 
 
 def test_a_scoring_task_process_builds_only_its_own_dag(tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def scoring_operator_world(root: Path) -> Iterator[dict[str, Any]]:
     from mlflow import MlflowClient
 
     from airflow_ml.data.demo import write_demo_data
-    from airflow_ml.factory.score_dags import register_score_dags
+    from airflow_ml.factory import register_score_dags
 
     copy_template(root, "ride_duration", extra=SCORING_YAML)
     (root / "cities" / "lisbon.yaml").write_text("city: lisbon\ntemplate: ride_duration\n", encoding="utf-8")
