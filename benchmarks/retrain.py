@@ -42,7 +42,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from peak_memory import peak_rss_mb  # benchmarks/ is the script's folder, first on sys.path
+from floor_fit import fit_floor  # benchmarks/ is the script's folder, first on sys.path
+from peak_memory import peak_rss_mb
 
 REPO = Path(__file__).resolve().parent.parent
 CITY = "sao_paulo"
@@ -203,7 +204,6 @@ def _run_dag(world: Path, *, measured: bool) -> None:
 def _run_floor(world: Path) -> None:
     import glob
 
-    import lightgbm as lgb
     import mlflow
     import numpy as np
     import pandas as pd
@@ -211,7 +211,6 @@ def _run_floor(world: Path) -> None:
     from airflow_ml.templates import load_city_file
 
     config = load_city_file(world / "cities" / f"{CITY}.yaml", world / "templates")
-    ds, tr = config.dataset, config.training
     frame = pd.concat(
         [pd.read_parquet(f) for f in sorted(glob.glob(f"{world}/data/raw/trips/{CITY}/date=*/*.parquet"))],
         ignore_index=True,
@@ -230,31 +229,17 @@ def _run_floor(world: Path) -> None:
     ]
     if not all(checks):
         raise SystemExit("floor: data checks failed")
-    frame = frame.sort_values(ds.time_column, kind="mergesort", ignore_index=True)
-    n = len(frame)
-    hold = n - round(n * config.split.holdout_fraction)
-    val = hold - round(n * config.split.validation_fraction)
-    x = frame[ds.features].copy()
-    for c in ds.categorical_features:
-        x[c] = pd.Categorical(x[c], categories=sorted(x[c].iloc[:val].dropna().unique()))
-    y = frame[ds.target].to_numpy()
-    params = {**tr.params.model_dump(), "objective": "regression", "metric": "rmse", "seed": tr.seed, "verbosity": -1}
-    train = lgb.Dataset(x.iloc[:val], y[:val])
-    booster = lgb.train(
-        params,
-        train,
-        tr.num_boost_round,
-        valid_sets=[lgb.Dataset(x.iloc[val:hold], y[val:hold], reference=train)],
-        callbacks=[lgb.early_stopping(tr.early_stopping_rounds or 0, verbose=False)],
-    )
-    rmse = float(np.sqrt(np.mean((booster.predict(x.iloc[hold:]) - y[hold:]) ** 2)))
+    fit = fit_floor(frame, config)
+    rmse = float(np.sqrt(np.mean((fit.booster.predict(fit.holdout_x) - fit.holdout_y) ** 2)))
     # Artifacts beside the world's store, never in the caller's working directory.
     # Each world is fresh, so the experiment is new in every repeat.
     mlflow.set_experiment(experiment_id=mlflow.create_experiment("floor", artifact_location=f"file://{world}/floor"))
     with mlflow.start_run():
-        mlflow.log_params(params)
+        mlflow.log_params(fit.params)
         mlflow.log_metric("holdout_rmse", rmse)
-        mlflow.lightgbm.log_model(booster, name="model", registered_model_name="floor", pip_requirements=["lightgbm"])
+        mlflow.lightgbm.log_model(
+            fit.booster, name="model", registered_model_name="floor", pip_requirements=["lightgbm"]
+        )
     (world / "floor-times.json").write_text(json.dumps({"peak_mb": peak_rss_mb()}), encoding="utf-8")
 
 
