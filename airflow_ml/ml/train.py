@@ -123,17 +123,24 @@ def train_model(
             )
     if preprocessor is None:
         preprocessor = Preprocessor.fit(splits.train, spec.features, spec.categorical, spec.task)
+    else:
+        # A champion's preprocessor is of the serving module logged with it, which may predate ``matrix``.
+        preprocessor = Preprocessor.from_dict(preprocessor.to_dict())
     labels = splits.train[spec.target].to_numpy(dtype="float64")
     params = {**spec.lightgbm_params(), **spec.imbalance_params(labels)}
+    # The matrices are LightGBM's input as it would derive it from ``transform``'s frames, built directly: no
+    # frame of the features and no copy of it. No name holds them, so each is freed once its Dataset is built.
     train_set = lgb.Dataset(
-        preprocessor.transform(splits.train),
+        preprocessor.matrix(splits.train),
         label=labels,
-        categorical_feature=spec.categorical or "auto",
+        feature_name=preprocessor.features,
+        categorical_feature=list(spec.categorical),
         free_raw_data=True,
     )
     valid_set = lgb.Dataset(
-        preprocessor.transform(splits.validation),
+        preprocessor.matrix(splits.validation),
         label=splits.validation[spec.target].to_numpy(dtype="float64"),
+        feature_name=preprocessor.features,
         reference=train_set,
     )
     curve: dict[str, dict[str, list[float]]] = {}
