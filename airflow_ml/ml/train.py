@@ -135,8 +135,13 @@ def train_model(
         label=labels,
         feature_name=preprocessor.features,
         categorical_feature=list(spec.categorical),
+        params=params,
         free_raw_data=True,
     )
+    if init_model is None:
+        # Binned (with the parameters lgb.train would use) and its matrix freed before the validation matrix
+        # exists. A warm start cannot: lgb.train scores the raw matrix with the champion for the initial scores.
+        train_set.construct()
     valid_set = lgb.Dataset(
         preprocessor.matrix(splits.validation),
         label=splits.validation[spec.target].to_numpy(dtype="float64"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tracemalloc
+import weakref
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 from airflow_ml.data.demo import DEMO_START, generate_day
 from airflow_ml.ml.metrics import score
-from airflow_ml.ml.serving import predict_raw
+from airflow_ml.ml.serving import Preprocessor, predict_raw
 from airflow_ml.ml.train import TRAIN_SAMPLE_ROWS, Splits, TrainSpec, time_split, train_model, train_sample
 from tests.support.training_data import binary, booster_on_frames, late_trips, regression, trees
 
@@ -256,6 +257,27 @@ def test_a_warm_start_boosts_on_as_lightgbm_does_on_the_transformed_frames(trips
         predict_raw(warm.booster, warm.preprocessor, splits.holdout),
         reference.predict(champion.preprocessor.transform(splits.holdout)),
     )
+
+
+def test_the_training_matrix_is_freed_before_the_validation_matrix_is_built(
+    trips: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The training rows are binned first, so that their float64 matrix and the validation's are never held together.
+    built: list[weakref.ref[np.ndarray]] = []
+    alive_at_each_build: list[int] = []
+    matrix = Preprocessor.matrix
+
+    def recording(self: Preprocessor, frame: pd.DataFrame) -> np.ndarray:
+        alive_at_each_build.append(sum(ref() is not None for ref in built))
+        out = matrix(self, frame)
+        built.append(weakref.ref(out))
+        return out
+
+    monkeypatch.setattr(Preprocessor, "matrix", recording)
+
+    train_model(time_split(trips, "pickup_at", 0.15, 0.15), spec())
+
+    assert alive_at_each_build[:2] == [0, 0]  # the training matrix, then the validation's, with the first gone
 
 
 def test_training_holds_no_frame_of_the_features_and_no_copy_of_it() -> None:
