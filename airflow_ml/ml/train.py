@@ -10,6 +10,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from airflow_ml.ml.memory_release import release_free_memory
 from airflow_ml.ml.metrics import score
 from airflow_ml.ml.serving import Preprocessor, predict_raw
 from airflow_ml.ml.train_spec import TrainSpec as TrainSpec  # where the core imports it from
@@ -164,6 +165,9 @@ def train_model(
     if booster.best_iteration > 0:
         # Keep only the trees up to the best iteration so the saved model predicts what was scored.
         booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+    # The Datasets' bins and LightGBM's training buffers are freed: hand them back before scoring and logging.
+    del train_set, valid_set
+    release_free_memory()
     sample = train_sample(splits.train, spec.seed)
     metrics = {
         f"train_sample_{spec.metric}": _score(spec.metric, booster, preprocessor, sample, spec.target),
