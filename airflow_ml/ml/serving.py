@@ -50,7 +50,11 @@ class Preprocessor:
         return cls(features, categories, task)
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Return the model input for raw rows: the feature columns, typed, in model order."""
+        """Return the model input for raw rows: the feature columns, typed, in model order.
+
+        The Dask engine trains on this frame, partition by partition; :meth:`matrix` is the same input as
+        one array, which local training and every prediction use.
+        """
         _require_columns(frame, self.features)
         columns: dict[str, Any] = {}
         for name in self.features:
@@ -59,6 +63,31 @@ class Preprocessor:
             else:
                 columns[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64").to_numpy()
         return pd.DataFrame(columns, index=frame.index)
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The model input for raw rows as LightGBM reads it: what it makes of :meth:`transform`, built directly.
+
+        One float64 array, a column per feature in model order, column-major (LightGBM reads that layout
+        without a copy); a categorical feature holds its category's position, and NaN where
+        :meth:`transform` has a missing value. These are the very values LightGBM derives from the frame
+        :meth:`transform` returns (its pandas path: category codes, -1 to NaN, all columns interleaved into
+        one float64 array), without the frame and its copies: a numeric column is written once, into its
+        place in the array.
+        """
+        _require_columns(frame, self.features)
+        out = np.empty((len(frame), len(self.features)), dtype="float64", order="F")
+        for j, name in enumerate(self.features):
+            if name in self.categories:
+                codes = level_codes(frame[name], self.categories[name]).codes
+                out[:, j] = codes
+                out[codes < 0, j] = np.nan
+            elif isinstance(frame[name].dtype, np.dtype) and frame[name].dtype.kind in "biuf":
+                # A numpy bool, integer or float column: numpy casts it while copying, to the values
+                # ``astype("float64")`` gives, without the whole-column copies of ``to_numeric`` and ``astype``.
+                out[:, j] = frame[name].to_numpy()
+            else:
+                out[:, j] = pd.to_numeric(frame[name], errors="coerce").astype("float64").to_numpy()
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form, saved beside the booster."""
@@ -80,8 +109,11 @@ class Preprocessor:
 
 
 def predict_raw(booster: lgb.Booster, preprocessor: Preprocessor, frame: pd.DataFrame) -> np.ndarray:
-    """Predict raw rows: the one prediction path shared by training, the gate and serving."""
-    return np.asarray(booster.predict(preprocessor.transform(frame)), dtype="float64")
+    """Predict raw rows: the one prediction path shared by training, the gate and serving.
+
+    The booster reads :meth:`Preprocessor.matrix`, the input it was trained on.
+    """
+    return np.asarray(booster.predict(preprocessor.matrix(frame)), dtype="float64")
 
 
 class TabularModel(PythonModel):
@@ -125,8 +157,10 @@ def level_codes(values: pd.Series, categories: list[str]) -> pd.Categorical:
         # read every row, as the categories were learnt.
         return pd.Categorical(level_text(values), categories=categories)
     positions = pd.Index(categories).get_indexer(level_text(pd.Series(uniques, dtype=values.dtype)))
-    # The -1 appended is where the codes of missing values (-1) land.
-    return pd.Categorical.from_codes(np.append(positions, -1)[codes], categories=categories)
+    # The -1 appended is where the codes of missing values (-1) land. The smallest integer type that holds the
+    # positions: the row codes are taken straight into it, not into a 64-bit array then narrowed.
+    narrow = np.append(positions, -1).astype(np.min_scalar_type(-max(len(categories), 1)))
+    return pd.Categorical.from_codes(narrow[codes], categories=categories)
 
 
 def _distinct(values: pd.Series) -> pd.Series:

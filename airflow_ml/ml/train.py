@@ -10,6 +10,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from airflow_ml.ml.memory_release import release_free_memory
 from airflow_ml.ml.metrics import score
 from airflow_ml.ml.serving import Preprocessor, predict_raw
 from airflow_ml.ml.train_spec import TrainSpec as TrainSpec  # where the core imports it from
@@ -123,17 +124,29 @@ def train_model(
             )
     if preprocessor is None:
         preprocessor = Preprocessor.fit(splits.train, spec.features, spec.categorical, spec.task)
+    else:
+        # A champion's preprocessor is of the serving module logged with it, which may predate ``matrix``.
+        preprocessor = Preprocessor.from_dict(preprocessor.to_dict())
     labels = splits.train[spec.target].to_numpy(dtype="float64")
     params = {**spec.lightgbm_params(), **spec.imbalance_params(labels)}
+    # The matrices are LightGBM's input as it would derive it from ``transform``'s frames, built directly: no
+    # frame of the features and no copy of it. No name holds them, so each is freed once its Dataset is built.
     train_set = lgb.Dataset(
-        preprocessor.transform(splits.train),
+        preprocessor.matrix(splits.train),
         label=labels,
-        categorical_feature=spec.categorical or "auto",
+        feature_name=preprocessor.features,
+        categorical_feature=list(spec.categorical),
+        params=params,
         free_raw_data=True,
     )
+    if init_model is None:
+        # Binned (with the parameters lgb.train would use) and its matrix freed before the validation matrix
+        # exists. A warm start cannot: lgb.train scores the raw matrix with the champion for the initial scores.
+        train_set.construct()
     valid_set = lgb.Dataset(
-        preprocessor.transform(splits.validation),
+        preprocessor.matrix(splits.validation),
         label=splits.validation[spec.target].to_numpy(dtype="float64"),
+        feature_name=preprocessor.features,
         reference=train_set,
     )
     curve: dict[str, dict[str, list[float]]] = {}
@@ -152,6 +165,9 @@ def train_model(
     if booster.best_iteration > 0:
         # Keep only the trees up to the best iteration so the saved model predicts what was scored.
         booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+    # The Datasets' bins and LightGBM's training buffers are freed: hand them back before scoring and logging.
+    del train_set, valid_set
+    release_free_memory()
     sample = train_sample(splits.train, spec.seed)
     metrics = {
         f"train_sample_{spec.metric}": _score(spec.metric, booster, preprocessor, sample, spec.target),

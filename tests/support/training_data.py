@@ -1,4 +1,5 @@
-"""Training inputs for the ml tests: demo trips with a binary label, LightGBM specs, and a snapshot of a frame."""
+"""Training inputs for the ml tests: demo trips with a binary label, LightGBM specs, a snapshot of a frame, and
+LightGBM trained on the preprocessor's frames (the reference that ``train_model``'s matrices must reproduce)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 if TYPE_CHECKING:
+    import lightgbm as lgb
+
     from airflow_ml.ml.search import SearchSettings
-    from airflow_ml.ml.train import TrainSpec
+    from airflow_ml.ml.serving import Preprocessor
+    from airflow_ml.ml.train import Splits, TrainSpec
 
 #: The demo trips' feature columns.
 FEATURES = ["distance_km", "pickup_hour", "weekday", "pickup_zone", "temperature_c", "is_raining"]
@@ -70,3 +74,48 @@ def search_settings(trials: int = 4) -> SearchSettings:
         timeout_seconds=600,
         ranges={"learning_rate": SearchRange(0.02, 0.3, log=True), "num_leaves": SearchRange(4, 64, integer=True)},
     )
+
+
+def booster_on_frames(
+    splits: Splits, spec: TrainSpec, preprocessor: Preprocessor, init_model: lgb.Booster | None = None
+) -> lgb.Booster:
+    """LightGBM trained as ``train_model`` trained it before it built its own matrices: on ``transform``'s frames.
+
+    The same parameters, Datasets, early stopping and best iteration, through LightGBM's pandas path (which
+    turns the frames into float64 arrays itself): the reference that proves the matrices change no model.
+    """
+    import lightgbm as lgb
+
+    labels = splits.train[spec.target].to_numpy(dtype="float64")
+    params = {**spec.lightgbm_params(), **spec.imbalance_params(labels)}
+    train_set = lgb.Dataset(
+        preprocessor.transform(splits.train), label=labels, categorical_feature=spec.categorical or "auto"
+    )
+    valid_set = lgb.Dataset(
+        preprocessor.transform(splits.validation),
+        label=splits.validation[spec.target].to_numpy(dtype="float64"),
+        reference=train_set,
+    )
+    stopping = [lgb.early_stopping(spec.early_stopping_rounds, verbose=False)] if spec.early_stopping_rounds else []
+    booster = lgb.train(
+        params,
+        train_set,
+        num_boost_round=spec.num_boost_round,
+        valid_sets=[valid_set],
+        valid_names=["validation"],
+        callbacks=stopping,
+        init_model=init_model,
+    )
+    if booster.best_iteration > 0:
+        booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+    return booster
+
+
+def trees(booster: lgb.Booster) -> str:
+    """The booster's model text without its ``pandas_categorical`` line: what a booster trained on arrays lacks.
+
+    LightGBM writes that line from the frame it was trained on and reads it only to predict a frame; the
+    categories a model predicts with are its preprocessor's.
+    """
+    lines = booster.model_to_string().splitlines()
+    return "\n".join(line for line in lines if not line.startswith("pandas_categorical:"))

@@ -166,6 +166,62 @@ def test_predict_raw_applies_the_transform() -> None:
     assert np.corrcoef(clean, y)[0, 1] > 0.9
 
 
+def test_matrix_holds_what_lightgbm_reads_from_the_transformed_frame() -> None:
+    # LightGBM turns transform's frame into one float64 array: category codes with -1 as NaN, numbers as they are.
+    # The matrix is that array, built directly, bit for bit; a booster predicts the same from either.
+    rng = np.random.default_rng(4)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "zone": pd.Series(rng.choice(["a", "b", "c", None], n), dtype="str"),
+            "distance_km": np.where(rng.random(n) < 0.1, np.nan, rng.uniform(0.5, 10, n)),
+            "hour": rng.integers(0, 24, n),
+            "raining": rng.random(n) < 0.3,
+            "riders": pd.array(np.where(rng.random(n) < 0.1, None, rng.integers(1, 5, n)), dtype="Int64"),
+            "fare": rng.uniform(2, 40, n).round(2).astype(str),
+            "wind": rng.normal(size=n).astype("float32"),
+        }
+    )
+    frame.loc[frame.index[-20:], "zone"] = "unseen"
+    features = ["wind", "zone", "fare", "distance_km", "riders", "hour", "raining"]
+    pre = Preprocessor.fit(frame.iloc[: n // 2], features, ["zone"])
+
+    matrix = pre.matrix(frame)
+
+    assert matrix.shape == (n, len(features))
+    assert matrix.dtype == np.float64
+    assert matrix.flags.f_contiguous  # LightGBM reads a column-major array without copying it
+    transformed = pre.transform(frame)
+    for j, name in enumerate(features):
+        column = transformed[name]
+        if name in pre.categories:
+            expected = column.cat.codes.to_numpy().astype("float64")
+            expected[column.isna().to_numpy()] = np.nan
+        else:
+            expected = column.to_numpy()
+        assert matrix[:, j].tobytes() == expected.tobytes(), name
+    label = frame["hour"] * 2.0 + frame["zone"].eq("b")
+    params = {"objective": "regression", "verbosity": -1, "seed": 1, "deterministic": True, "num_threads": 1}
+    booster = lgb.train(params, lgb.Dataset(transformed, label=label, categorical_feature=["zone"]), 20)
+    np.testing.assert_array_equal(booster.predict(matrix), booster.predict(transformed))
+    np.testing.assert_array_equal(predict_raw(booster, pre, frame), booster.predict(transformed))
+
+
+def test_no_rows_predict_nothing(fitted: Preprocessor, train: pd.DataFrame) -> None:
+    params = {"objective": "regression", "verbosity": -1, "min_data_in_leaf": 1, "min_data_in_bin": 1}
+    booster = lgb.train(params, lgb.Dataset(fitted.matrix(train), label=train["duration_min"]), 2)
+
+    predictions = predict_raw(booster, fitted, train.iloc[:0])
+
+    assert predictions.dtype == np.float64
+    assert predictions.shape == (0,)
+
+
+def test_matrix_names_a_missing_feature(fitted: Preprocessor, train: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="distance_km"):
+        fitted.matrix(train.drop(columns=["distance_km"]))
+
+
 @pytest.mark.parametrize(
     "values",
     [
@@ -189,6 +245,20 @@ def test_level_codes_are_the_categorical_of_each_rows_text(values: pd.Series) ->
     pd.testing.assert_extension_array_equal(found, expected)
     fitted = Preprocessor.fit(pd.DataFrame({"v": values}), ["v"], ["v"])
     assert fitted.categories["v"] == sorted(str(v) for v in level_text(values).dropna().unique())
+
+
+@pytest.mark.parametrize("count", [127, 128, 129, 300, 40_000])
+def test_level_codes_of_many_categories_reach_the_last(count: int) -> None:
+    # The codes are taken into the smallest integer type that holds the categories' positions.
+    from airflow_ml.ml.serving import level_codes
+
+    categories = [f"z{i:05d}" for i in range(count)]
+    values = pd.Series([categories[-1], None, categories[0], "unseen", categories[count // 2]], dtype="str")
+
+    found = level_codes(values, categories)
+
+    pd.testing.assert_extension_array_equal(found, pd.Categorical(values, categories=categories))
+    assert found.codes.tolist() == [count - 1, -1, 0, -1, count // 2]
 
 
 @pytest.mark.parametrize(
