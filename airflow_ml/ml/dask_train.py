@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_ml.data.storage import StorageOptions, protocol
+from airflow_ml.data.storage import StorageOptions, filesystem, storage_errors
 from airflow_ml.ml.dask_client import dask_client, run_guarded
 from airflow_ml.ml.dask_curve import MINIMIZED, early_stopping_point, validation_curve
 from airflow_ml.ml.dask_settings import ClusterAddress, DaskSettings
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import numpy as np
     from distributed import Client
 
+    from airflow_ml.data.snapshot import Manifest
     from airflow_ml.ml.serving import Preprocessor
     from airflow_ml.ml.train import Splits, TrainedModel
 
@@ -66,26 +67,61 @@ class DaskSplits:
     sizes: dict[str, int]
 
 
-def snapshot_parquet(uri: str) -> str:
-    """The parquet rows of the snapshot at ``uri``, as :func:`read_rows` takes them."""
+def snapshot_files(manifest: Manifest) -> list[str]:
+    """The parquet files of the snapshot of ``manifest``, in its rows' order, as :func:`read_rows` takes them.
+
+    A partitioned snapshot (taken on Dask) is exactly the parts its manifest lists, never whatever else lies in
+    its folder; a one-file snapshot is its ``data.parquet``. Read in this order, the rows are numbered as
+    :func:`airflow_ml.data.snapshot.read_snapshot` concatenates them, so the split is the local one.
+    """
     from airflow_ml.data.snapshot import DATA_FILE
+    from airflow_ml.data.snapshot_parts import PARTITIONED_KIND
 
-    return f"{uri.rstrip('/')}/{DATA_FILE}"
+    uri = manifest.uri.rstrip("/")
+    if manifest.kind == PARTITIONED_KIND:
+        return [f"{uri}/{part['file']}" for part in manifest.parts]
+    return [f"{uri}/{DATA_FILE}"]
 
 
-def read_rows(paths: str | Sequence[str], columns: list[str], storage_options: StorageOptions | None) -> dd.DataFrame:
-    """The snapshot's rows as a Dask frame: one parquet file, several, or a partitioned folder.
+def read_rows(
+    paths: str | Sequence[str], columns: list[str] | None, storage_options: StorageOptions | None
+) -> dd.DataFrame:
+    """The rows of parquet files as a Dask frame: one partition per row group, in the order of the files given.
 
-    Columns keep pandas' own dtypes (no pyarrow strings), as :func:`airflow_ml.data.snapshot.read_snapshot` reads
-    them, so the preprocessing sees the same values.
+    Not ``dask.dataframe.read_parquet``: reading some of the columns, it fuses small partitions at compute time,
+    so the partitions counted, numbered and sorted by :func:`time_split_on_dask` are not those its graph holds
+    (a persisted sort then loses its inputs). Columns keep pandas' own dtypes (no pyarrow strings), as
+    :func:`airflow_ml.data.snapshot.read_snapshot` reads them, so the preprocessing sees the same values.
     """
     import dask
     import dask.dataframe as dd
+    import pyarrow.parquet as pq
 
-    first = paths if isinstance(paths, str) else paths[0]
-    options = dict((storage_options or {}).get(protocol(first), {}))
+    files = [paths] if isinstance(paths, str) else list(paths)
+    pieces, meta = [], None
+    for path in files:
+        fs, local = filesystem(path, storage_options)
+        with storage_errors(path, storage_options), fs.open(local, "rb") as handle:
+            footer = pq.ParquetFile(handle)
+            if meta is None:
+                meta = footer.schema_arrow.empty_table().to_pandas()
+            pieces += [(path, group) for group in range(footer.num_row_groups)]
+    assert meta is not None
+    meta = meta if columns is None else meta[columns]
     with dask.config.set({"dataframe.convert-string": False}):
-        return dd.read_parquet(paths, columns=columns, storage_options=options or None)
+        return dd.from_map(
+            _read_row_group, pieces, storage_options=storage_options, meta=meta, columns=columns, label="read-rows"
+        )
+
+
+def _read_row_group(piece: tuple[str, int], storage_options: StorageOptions | None, columns: Any = None) -> Any:
+    import pyarrow.parquet as pq
+
+    path, group = piece
+    fs, local = filesystem(path, storage_options)
+    with storage_errors(path, storage_options), fs.open(local, "rb") as handle:
+        table = pq.ParquetFile(handle).read_row_group(group, columns=columns)
+    return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
 def time_split_on_dask(
