@@ -125,9 +125,17 @@ def _read_row_group(piece: tuple[str, int], storage_options: StorageOptions | No
 
 
 def time_split_on_dask(
-    client: Client, frame: dd.DataFrame, time_column: str, validation_fraction: float, holdout_fraction: float
+    client: Client,
+    frame: dd.DataFrame,
+    time_column: str,
+    validation_fraction: float,
+    holdout_fraction: float,
+    *,
+    spread: bool = True,
 ) -> DaskSplits:
     """The rows :func:`airflow_ml.ml.train.time_split` gives, kept on the cluster.
+
+    ``spread`` deals the training rows to the workers, as ``lightgbm.dask`` needs them (the gate does not).
 
     Raises:
         ValueError: when the time column is missing or a split would be empty (the local path's messages).
@@ -157,7 +165,8 @@ def time_split_on_dask(
     persisted = dict(zip(parts, client.persist(list(parts.values())), strict=True))
     del ordered
     kept = {name: _without_empty_partitions(client, rows) for name, rows in persisted.items()}
-    kept["train"] = _spread(client, kept["train"])
+    if spread:
+        kept["train"] = _spread(client, kept["train"])
     sizes = {name: high - low for name, (low, high) in bounds.items()}
     return DaskSplits(kept["train"], kept["validation"], kept["holdout"], sizes)
 
