@@ -1,7 +1,7 @@
 """A snapshot's holdout on a Dask cluster, for the gate and the health check of ``training.engine: dask``.
 
-The snapshot is split on the cluster exactly as training split it (:func:`~airflow_ml.ml.dask_train.time_split_on_dask`:
-the local path's rows), and the models predict the holdout where its rows lie: each partition is one task that
+The snapshot is split on the cluster exactly as training split it (:mod:`airflow_ml.ml.dask_split`: the local
+path's rows), and the models predict the holdout where its rows lie: each partition is one task that
 loads the model from the bytes handed to it and predicts its rows. Only what the gate judges comes back to the
 task's process: the holdout's labels, the models' predictions, the slice columns and the training rows' target
 (one column each); the health check gathers only its sample.
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml.data.storage import StorageOptions
-from airflow_ml.ml.dask_train import DaskSplits, SplitLike, read_rows, snapshot_files, time_split_on_dask
+from airflow_ml.ml.dask_split import DaskSplits, SplitLike, read_rows, snapshot_files, time_split_on_dask
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -202,9 +202,15 @@ class ClusterHoldout:
         frame = gather(self.client, self.splits.holdout, names) if names else None
         return {name: frame[name] for name in names} if frame is not None else {}
 
+    @property
+    def train(self) -> dd.DataFrame:
+        """The training rows (the gate's split keeps them)."""
+        assert self.splits.train is not None
+        return self.splits.train
+
     def training_target(self) -> np.ndarray:
         """The training rows' target (the naive baseline's constant is learnt from it)."""
-        return gather(self.client, self.splits.train, [self.target])[self.target].to_numpy()
+        return gather(self.client, self.train, [self.target])[self.target].to_numpy()
 
     def predict(self, model: Any) -> np.ndarray:
         """``model``'s predictions of the holdout, on the cluster."""
@@ -212,7 +218,7 @@ class ClusterHoldout:
 
     def level_shares(self, levels: dict[str, list[str]]) -> dict[str, float]:
         """The share of the training rows holding each column's ``levels``."""
-        return level_shares_on_dask(self.client, self.splits.train, levels)
+        return level_shares_on_dask(self.client, self.train, levels)
 
     def logged(self, *_: Any, **__: Any) -> LoggedHoldout:
         """The challenger's logged predictions are not read: it scores the holdout on the cluster."""

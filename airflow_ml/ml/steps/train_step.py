@@ -192,7 +192,8 @@ def train_and_log(
     try:
         log_snapshot_input(client, run_id, manifest, "training")
         if dask is not None:
-            from airflow_ml.ml.dask_train import snapshot_files, train_snapshot_on_dask
+            from airflow_ml.ml.dask_split import snapshot_files
+            from airflow_ml.ml.dask_train import train_snapshot_on_dask
 
             splits, trained = train_snapshot_on_dask(
                 snapshot_files(manifest), spec, split, dask, cluster=cluster, storage_options=storage_options

@@ -18,12 +18,8 @@ import pytest
 
 from airflow_ml.data.snapshot import read_snapshot
 from airflow_ml.ml.dask_curve import early_stopping_point, validation_curve
-from airflow_ml.ml.dask_train import (
-    read_rows,
-    snapshot_files,
-    time_split_on_dask,
-    train_snapshot_on_dask,
-)
+from airflow_ml.ml.dask_split import read_rows, snapshot_files, time_split_on_dask
+from airflow_ml.ml.dask_train import train_snapshot_on_dask
 from airflow_ml.ml.metrics import score
 from airflow_ml.ml.serving import predict_raw
 from airflow_ml.ml.steps.step_settings import SplitSettings
@@ -66,24 +62,6 @@ def test_a_dask_model_is_close_to_the_local_one_on_the_same_rows(trips_snapshot:
     )  # type: ignore[attr-defined]
     assert trained.best_iteration == best < spec.num_boost_round  # type: ignore[attr-defined]
     assert stopped == len(trained.learning_curve)
-
-
-def test_the_split_keeps_the_local_order_of_rows_with_the_same_time(tmp_path: Path) -> None:
-    from distributed import Client, LocalCluster
-
-    times = pd.to_datetime(["2026-01-01"] * 6 + ["2026-01-02"] * 4 + ["2026-01-03"] * 10)
-    frame = pd.DataFrame({"t": times, "x": np.arange(20.0)}).sample(frac=1.0, random_state=3)
-    path = tmp_path / "rows.parquet"
-    frame.to_parquet(path, index=False, row_group_size=7)  # three partitions, ties across them
-    local = time_split(frame, "t", 0.25, 0.25)
-
-    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
-        splits = time_split_on_dask(client, read_rows(str(path), ["t", "x"], None), "t", 0.25, 0.25)
-        for name in ("train", "validation", "holdout"):
-            ours = client.compute(getattr(splits, name)).result().reset_index(drop=True)
-            pd.testing.assert_frame_equal(ours, getattr(local, name).reset_index(drop=True))
-        with pytest.raises(ValueError, match="too few to split"):
-            time_split_on_dask(client, read_rows(str(path), ["t", "x"], None), "t", 0.0, 0.99)
 
 
 def test_the_validation_curve_on_the_cluster_is_lightgbms_own(trips_snapshot: object) -> None:
