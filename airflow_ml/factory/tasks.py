@@ -55,6 +55,9 @@ def task_settings(config: ModelConfig, *, expectations_dir: str | Path, origin: 
     )
     # Without training.search, the trigger form's search_trials searches the default ranges.
     search = {**(training.search or SearchSpec(trials=0)).model_dump(), "integers": _INTEGER_PARAMS}
+    # training.engine and training.dask, built once: every task that reads the snapshot works where training does.
+    dask = DaskSettings.from_dict(training.dask.model_dump())
+    on_dask = dask if training.engine == "dask" else None
     return TaskSettings(
         snapshot=SnapshotSettings(
             template=config.template,
@@ -65,6 +68,8 @@ def task_settings(config: ModelConfig, *, expectations_dir: str | Path, origin: 
             time_column=dataset.time_column,
             window_days=dataset.window_days,
             contract=data_contract(config, origin).to_dict(),
+            engine=training.engine,
+            dask=on_dask,
         ),
         validation=ValidationSettings(
             suite=config.suite,
@@ -74,6 +79,8 @@ def task_settings(config: ModelConfig, *, expectations_dir: str | Path, origin: 
             known_columns=sorted(dataset.known_columns),
             experiment=config.model_name,
             gx_context=_gx_context_settings(config, expectations_dir),
+            engine=training.engine,
+            dask=on_dask,
         ),
         drift=DriftSettings(
             model_name=config.model_name,
@@ -113,7 +120,7 @@ def task_settings(config: ModelConfig, *, expectations_dir: str | Path, origin: 
             tags=lineage_tags,
             config=config.model_dump(mode="json"),
             engine=training.engine,
-            dask=DaskSettings.from_dict(training.dask.model_dump()),
+            dask=dask,
         ),
         gate=GateSettings(
             model_name=config.model_name,
@@ -125,6 +132,8 @@ def task_settings(config: ModelConfig, *, expectations_dir: str | Path, origin: 
             template=config.template,
             not_cities=(GLOBAL_PARENT,),
             name_pattern=config.registry.name_pattern,
+            engine=training.engine,
+            dask=on_dask,
         ),
         health=HealthSettings(
             model_name=config.model_name,
@@ -133,6 +142,8 @@ def task_settings(config: ModelConfig, *, expectations_dir: str | Path, origin: 
             sample_rows=health.sample_rows,
             max_mean_shift=health.max_mean_shift,
             max_quantile_shift=health.max_quantile_shift,
+            engine=training.engine,
+            dask=on_dask,
         ),
     )
 

@@ -1,10 +1,8 @@
 """``training.engine: dask``: the same model as :func:`airflow_ml.ml.train.train_model`, trained by ``lightgbm.dask``.
 
-The rows are read with ``dask.dataframe.read_parquet`` (one file or a partitioned folder, local or S3) and stay
-on the cluster. What matches the local path, and how:
+The snapshot's rows are read and split on the cluster (:mod:`airflow_ml.ml.dask_split`: exactly the local path's
+training, validation and holdout rows) and stay there. What matches the local path, and how:
 
-- **Split**: the same rows as :func:`~airflow_ml.ml.train.time_split`: rows are numbered in read order and sorted
-  by (time, number) on the cluster, the stable order of the local ``mergesort``, then cut at the same positions.
 - **Preprocessing**: :meth:`Preprocessor.fit <airflow_ml.ml.serving.Preprocessor.fit>` learns only each
   categorical column's levels, which depend only on the column's distinct values; the cluster computes those
   (``drop_duplicates``) and the very same ``fit`` runs on them, so the categories equal the local fit's exactly.
@@ -13,8 +11,11 @@ on the cluster. What matches the local path, and how:
 - **Model**: ``.to_local()``'s booster with the preprocessor: the same pyfunc as the local path logs.
 
 LightGBM's distributed histograms differ from one process's (each worker bins its own rows' sample), so the
-model is close to, not equal to, the local one. The driver holds the holdout (for the lineage artifact and the
-charts, as the gate reads it today) and two float64 per row of a split while scoring it.
+model is close to, not equal to, the local one. While LightGBM trains, the workers hold the model's inputs
+(the transformed features and the labels of the training rows), not the raw training rows: those are released
+once the inputs, the seeded sample the train metric is scored on and the model's input example are taken. The
+driver holds the holdout (for the lineage artifact and the charts), that sample, and two float64 per row of a
+split while scoring it.
 """
 
 from __future__ import annotations
@@ -22,145 +23,27 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
-from airflow_ml.data.storage import StorageOptions, protocol
+from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml.dask_client import dask_client, run_guarded
 from airflow_ml.ml.dask_curve import MINIMIZED, early_stopping_point, validation_curve
 from airflow_ml.ml.dask_settings import ClusterAddress, DaskSettings
+from airflow_ml.ml.dask_split import DaskSplits, SplitLike, read_rows, time_split_on_dask
 from airflow_ml.ml.metrics import lightgbm_metric, score
 from airflow_ml.ml.train_spec import TrainSpec
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
     import numpy as np
+    import pandas as pd
     from distributed import Client
 
     from airflow_ml.ml.serving import Preprocessor
     from airflow_ml.ml.train import Splits, TrainedModel
 
 log = logging.getLogger(__name__)
-
-_ROW, _POS = "__airflow_ml_row", "__airflow_ml_pos"
-
-
-class SplitLike(Protocol):
-    """The time split (``SplitSettings`` of the train step, which this core module does not import)."""
-
-    @property
-    def time_column(self) -> str: ...
-    @property
-    def validation_fraction(self) -> float: ...
-    @property
-    def holdout_fraction(self) -> float: ...
-
-
-@dataclass(frozen=True)
-class DaskSplits:
-    """The three time splits of a snapshot, persisted on the cluster, and their row counts."""
-
-    train: dd.DataFrame
-    validation: dd.DataFrame
-    holdout: dd.DataFrame
-    sizes: dict[str, int]
-
-
-def snapshot_parquet(uri: str) -> str:
-    """The parquet rows of the snapshot at ``uri``, as :func:`read_rows` takes them."""
-    from airflow_ml.data.snapshot import DATA_FILE
-
-    return f"{uri.rstrip('/')}/{DATA_FILE}"
-
-
-def read_rows(paths: str | Sequence[str], columns: list[str], storage_options: StorageOptions | None) -> dd.DataFrame:
-    """The snapshot's rows as a Dask frame: one parquet file, several, or a partitioned folder.
-
-    Columns keep pandas' own dtypes (no pyarrow strings), as :func:`airflow_ml.data.snapshot.read_snapshot` reads
-    them, so the preprocessing sees the same values.
-    """
-    import dask
-    import dask.dataframe as dd
-
-    first = paths if isinstance(paths, str) else paths[0]
-    options = dict((storage_options or {}).get(protocol(first), {}))
-    with dask.config.set({"dataframe.convert-string": False}):
-        return dd.read_parquet(paths, columns=columns, storage_options=options or None)
-
-
-def time_split_on_dask(
-    client: Client, frame: dd.DataFrame, time_column: str, validation_fraction: float, holdout_fraction: float
-) -> DaskSplits:
-    """The rows :func:`airflow_ml.ml.train.time_split` gives, kept on the cluster.
-
-    Raises:
-        ValueError: when the time column is missing or a split would be empty (the local path's messages).
-    """
-    import numpy as np
-
-    from airflow_ml.ml.train import split_bounds
-
-    if time_column not in frame.columns:
-        raise ValueError(f"time column {time_column!r} is not in the data; columns are {list(frame.columns)}")
-    offsets = _offsets(client.compute(frame.map_partitions(len)).result())
-    numbered = frame.map_partitions(_numbered, _ROW, offsets, meta=frame._meta.assign(**{_ROW: np.int64(0)}))
-    ordered = client.persist(numbered.sort_values([time_column, _ROW]))
-    positions = _offsets(client.compute(ordered.map_partitions(len)).result())
-    n = positions[-1]
-    validation_start, holdout_start = split_bounds(n, validation_fraction, holdout_fraction)
-    placed = ordered.map_partitions(_numbered, _POS, positions, meta=ordered._meta.assign(**{_POS: np.int64(0)}))
-    bounds = {
-        "train": (0, validation_start),
-        "validation": (validation_start, holdout_start),
-        "holdout": (holdout_start, n),
-    }
-    parts = {
-        name: placed[(placed[_POS] >= low) & (placed[_POS] < high)].drop(columns=[_ROW, _POS])
-        for name, (low, high) in bounds.items()
-    }
-    persisted = dict(zip(parts, client.persist(list(parts.values())), strict=True))
-    del ordered
-    kept = {name: _without_empty_partitions(client, rows) for name, rows in persisted.items()}
-    kept["train"] = _spread(client, kept["train"])
-    sizes = {name: high - low for name, (low, high) in bounds.items()}
-    return DaskSplits(kept["train"], kept["validation"], kept["holdout"], sizes)
-
-
-def _offsets(lengths: Sequence[int]) -> list[int]:
-    """Where each partition starts, and the total last."""
-    starts = [0]
-    for length in lengths:
-        starts.append(starts[-1] + int(length))
-    return starts
-
-
-def _numbered(part: Any, column: str, offsets: list[int], partition_info: dict[str, Any] | None = None) -> Any:
-    import numpy as np
-
-    start = offsets[partition_info["number"]] if partition_info else 0
-    return part.assign(**{column: np.arange(start, start + len(part), dtype="int64")})
-
-
-def _without_empty_partitions(client: Client, rows: dd.DataFrame) -> dd.DataFrame:
-    # The cut leaves most partitions of each split empty; a LightGBM worker given only empty parts fails.
-    lengths = client.compute(rows.map_partitions(len)).result()
-    full = [i for i, length in enumerate(lengths) if length]
-    return rows.partitions[full] if full else rows
-
-
-def _spread(client: Client, rows: dd.DataFrame) -> dd.DataFrame:
-    """The training rows in at least two partitions per worker, dealt to the workers in turn.
-
-    ``lightgbm.dask`` trains on each worker the partitions it holds: rows left on one worker (a one-file snapshot
-    is one partition) would train on one machine.
-    """
-    import dask.dataframe as dd
-
-    workers = sorted(client.nthreads())
-    if rows.npartitions < 2 * len(workers):
-        rows = rows.repartition(npartitions=2 * len(workers))
-    placed = [client.compute(rows.partitions[i], workers=[workers[i % len(workers)]]) for i in range(rows.npartitions)]
-    return dd.from_delayed(placed, meta=rows._meta, verify_meta=False)
 
 
 def fit_preprocessor_on_dask(client: Client, train: dd.DataFrame, spec: TrainSpec) -> Preprocessor:
@@ -178,26 +61,71 @@ def fit_preprocessor_on_dask(client: Client, train: dd.DataFrame, spec: TrainSpe
     return Preprocessor(spec.features, categories, spec.task)
 
 
-def train_model_on_dask(client: Client, splits: DaskSplits, spec: TrainSpec, settings: DaskSettings) -> TrainedModel:
-    """Train like :func:`airflow_ml.ml.train.train_model` with ``lightgbm.dask``; returns the local booster.
+@dataclass(frozen=True)
+class TrainingInputs:
+    """What LightGBM and the train metric need of the training rows, once the raw rows may go.
+
+    Attributes:
+        preprocessor: Fitted on the training rows' distinct levels.
+        features: The transformed training rows, persisted on the workers that held the raw ones.
+        labels: Their target as float64, persisted alike.
+        sample: The seeded sample of raw training rows the train metric is scored on (``train_sample``'s).
+        example: The first training rows (the model's input example and signature).
+        params: LightGBM's parameters, class weights included.
+    """
+
+    preprocessor: Preprocessor
+    features: dd.DataFrame
+    labels: dd.Series
+    sample: pd.DataFrame
+    example: pd.DataFrame
+    params: dict[str, Any]
+
+
+def training_inputs(client: Client, train: dd.DataFrame, spec: TrainSpec) -> TrainingInputs:
+    """Check the training rows' target, fit the preprocessor and make LightGBM's inputs from ``train``.
 
     Raises:
-        ValueError: when the target has nulls in the training or validation rows.
+        ValueError: when the target has nulls in the training rows, or a feature column is missing.
+    """
+    from distributed import wait
+
+    _refuse_null_target(client, train, spec.target, "train")
+    preprocessor = fit_preprocessor_on_dask(client, train, spec)
+    labels = train[spec.target].astype("float64")
+    imbalance = spec.imbalance_params(client.compute(labels).result()) if spec.class_weight != "none" else {}
+    features = train.map_partitions(preprocessor.transform, meta=preprocessor.transform(train._meta))
+    features, labels = client.persist([features, labels])
+    wait([features, labels])
+    sample = _gather_positions(client, train, _train_sample_positions(client, train, spec.seed))
+    example = client.compute(train.partitions[: min(3, train.npartitions)]).result().head(5)
+    return TrainingInputs(preprocessor, features, labels, sample, example, {**spec.lightgbm_params(), **imbalance})
+
+
+def _refuse_null_target(client: Client, rows: dd.DataFrame, target: str, name: str) -> None:
+    count = int(client.compute(rows[target].isna().sum()).result())
+    if count:
+        raise ValueError(f"target {target!r} has {count} null(s) in the {name} split; fix the data or its suite")
+
+
+def train_model_on_dask(
+    client: Client, inputs: TrainingInputs, splits: DaskSplits, spec: TrainSpec, settings: DaskSettings
+) -> TrainedModel:
+    """Train like :func:`airflow_ml.ml.train.train_model` with ``lightgbm.dask``; returns the local booster.
+
+    ``splits`` needs no training rows (``inputs`` holds what is needed of them): its validation rows draw the
+    early-stopping curve, and the validation and holdout rows are scored.
+
+    Raises:
+        ValueError: when the target has nulls in the validation rows.
     """
     import lightgbm as lgb
 
+    from airflow_ml.ml.serving import predict_raw
     from airflow_ml.ml.train import TrainedModel
 
-    nulls = [splits.train[spec.target].isna().sum(), splits.validation[spec.target].isna().sum()]
-    for name, count in zip(("train", "validation"), client.compute(nulls, sync=True), strict=True):
-        if int(count):
-            raise ValueError(
-                f"target {spec.target!r} has {int(count)} null(s) in the {name} split; fix the data or its suite"
-            )
-    preprocessor = fit_preprocessor_on_dask(client, splits.train, spec)
-    labels = splits.train[spec.target].astype("float64")
-    imbalance = spec.imbalance_params(client.compute(labels).result()) if spec.class_weight != "none" else {}
-    params = {**spec.lightgbm_params(), **imbalance}
+    _refuse_null_target(client, splits.validation, spec.target, "validation")
+    preprocessor, params = inputs.preprocessor, inputs.params
     network: dict[str, Any] = {"time_out": settings.network_timeout_minutes}
     if settings.listen_port is not None:
         network["local_listen_port"] = settings.listen_port
@@ -205,9 +133,8 @@ def train_model_on_dask(client: Client, splits: DaskSplits, spec: TrainSpec, set
     # lightgbm.dask gives each worker as many threads as it has: num_threads would only be warned about.
     fit_params = {k: v for k, v in params.items() if k != "num_threads"}
     estimator = model_class(client=client, n_estimators=spec.num_boost_round, **fit_params, **network)
-    features = splits.train.map_partitions(preprocessor.transform, meta=preprocessor.transform(splits.train._meta))
     log.info("lightgbm.dask: %d rounds on %d training rows", spec.num_boost_round, splits.sizes["train"])
-    estimator.fit(features, labels, categorical_feature=spec.categorical or "auto")
+    estimator.fit(inputs.features, inputs.labels, categorical_feature=spec.categorical or "auto")
     booster = estimator.to_local().booster_
     curve = validation_curve(client, booster, preprocessor, splits.validation, spec)
     best, stopped = early_stopping_point(
@@ -216,10 +143,10 @@ def train_model_on_dask(client: Client, splits: DaskSplits, spec: TrainSpec, set
     if spec.early_stopping_rounds and best < booster.current_iteration():
         booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
     # The local path's train metric, on the same seeded sample of training rows (positions in time order).
-    sample = _train_sample_positions(client, splits.train, spec.seed)
+    sample = inputs.sample
     metrics = {
         f"train_sample_{spec.metric}": score(
-            spec.metric, *_labels_and_predictions(client, splits.train, booster, preprocessor, spec.target, sample)
+            spec.metric, sample[spec.target].to_numpy(dtype="float64"), predict_raw(booster, preprocessor, sample)
         ),
         **{
             f"{name}_{spec.metric}": score(
@@ -242,7 +169,7 @@ def _train_sample_positions(client: Client, train: dd.DataFrame, seed: int) -> l
     """Per training partition, the positions in it of :func:`airflow_ml.ml.train.train_sample`'s rows.
 
     The partitions hold the training rows in time order, so the local path's seeded positions over the whole
-    split pick the very same rows; only those (at most ``TRAIN_SAMPLE_ROWS``) are predicted and gathered.
+    split pick the very same rows; only those (at most ``TRAIN_SAMPLE_ROWS``) are gathered.
     """
     import numpy as np
 
@@ -259,27 +186,33 @@ def _train_sample_positions(client: Client, train: dd.DataFrame, seed: int) -> l
     return [chosen[(chosen >= low) & (chosen < high)] - low for low, high in itertools.pairwise(starts)]
 
 
+def _gather_positions(client: Client, rows: dd.DataFrame, positions: list[Any]) -> pd.DataFrame:
+    """The rows at ``positions`` (per partition, in order) in this process, indexed from 0."""
+    import dask
+    import pandas as pd
+
+    take = dask.delayed(_rows_at)
+    parts = [take(p, k) for p, k in zip(rows.to_delayed(), positions, strict=True) if len(k)]
+    return pd.concat(client.compute(parts, sync=True), ignore_index=True) if parts else rows._meta.copy()
+
+
+def _rows_at(part: Any, positions: Any) -> Any:
+    return part.iloc[positions]
+
+
 def _labels_and_predictions(
-    client: Client,
-    rows: dd.DataFrame,
-    booster: Any,
-    preprocessor: Preprocessor,
-    target: str,
-    positions: list[Any] | None = None,
+    client: Client, rows: dd.DataFrame, booster: Any, preprocessor: Preprocessor, target: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The labels and predictions of ``rows`` (only those at ``positions`` per partition when given)."""
+    """The labels and predictions of ``rows``, each partition predicted on its worker."""
     import dask
     import numpy as np
 
     from airflow_ml.ml.serving import predict_raw
 
-    def pair(part: Any, keep: Any) -> tuple[np.ndarray, np.ndarray]:
-        part = part if keep is None else part.iloc[keep]
+    def pair(part: Any) -> tuple[np.ndarray, np.ndarray]:
         return part[target].to_numpy(dtype="float64"), predict_raw(booster, preprocessor, part)
 
-    keeps = positions if positions is not None else [None] * rows.npartitions
-    chosen = [(p, k) for p, k in zip(rows.to_delayed(), keeps, strict=True) if k is None or len(k)]
-    pairs = client.compute([dask.delayed(pair)(p, k) for p, k in chosen], sync=True)
+    pairs = client.compute([dask.delayed(pair)(p) for p in rows.to_delayed()], sync=True)
     return np.concatenate([y for y, _ in pairs]), np.concatenate([p for _, p in pairs])
 
 
@@ -324,10 +257,12 @@ def train_snapshot_on_dask(
             splits = time_split_on_dask(
                 client, frame, split.time_column, split.validation_fraction, split.holdout_fraction
             )
-            trained = train_model_on_dask(client, splits, spec, settings)
+            assert splits.train is not None
+            inputs = training_inputs(client, splits.train, spec)
+            splits = replace(splits, train=None)  # the raw training rows are freed: LightGBM needs only the inputs
+            trained = train_model_on_dask(client, inputs, splits, spec, settings)
             holdout = client.compute(splits.holdout).result().reset_index(drop=True)
-            first = client.compute(splits.train.partitions[: min(3, splits.train.npartitions)]).result().head(5)
-            kept = SampledSplits(train=first, holdout=holdout, row_counts=splits.sizes)
+            kept = SampledSplits(train=inputs.example, holdout=holdout, row_counts=splits.sizes)
             return kept, trained  # type: ignore[return-value]
 
         return run_guarded(client, work, what="training on Dask")

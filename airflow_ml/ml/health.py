@@ -22,6 +22,8 @@ from airflow_ml.ml import model_registry as registry
 #: Where training logs the holdout predictions of each run (see ``steps.train_step.train_and_log``).
 HOLDOUT_PREDICTIONS_ARTIFACT = "lineage/holdout_predictions.parquet"
 QUANTILES = (0.1, 0.5, 0.9)
+#: The seed of the holdout rows the check samples (the same holdout checks the same rows, on either engine).
+SAMPLE_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def check_champion(
     *,
     sample_rows: int,
     thresholds: HealthThresholds,
-    seed: int = 0,
+    seed: int = SAMPLE_SEED,
 ) -> dict[str, Any]:
     """Load ``model_name@champion`` through the registry and check it on a sample of ``holdout``.
 

@@ -13,6 +13,7 @@ from airflow_ml.hooks.storage_credentials import storage_options
 from airflow_ml.links.mlflow_links import MlflowModelVersionLink, chart_locations, model_version_url
 from airflow_ml.ml.steps.xcom_payloads import snapshot_uri
 from airflow_ml.operators.base_operator import SnapshotStepOperator, airflow_run_url, mlflow_errors, run_overrides
+from airflow_ml.operators.dask_engine import engine_client
 
 
 class PromotionGateOperator(SnapshotStepOperator):
@@ -36,6 +37,9 @@ class PromotionGateOperator(SnapshotStepOperator):
     run's ``reason``) or ``dry_run`` (record the decision, move nothing); the ``reason`` is recorded with
     it. After a demotion, an ``auto`` win needs what the demotion requires (see
     :mod:`airflow_ml.ml.demotion_guard`).
+
+    With ``training.engine: dask`` the holdout is split and scored on the city's Dask cluster, whose client is
+    made here, at execute: only the labels, the predictions and the slice columns come back to the task.
 
     Args:
         registration: The register task's XCom (``version``); templated.
@@ -67,7 +71,11 @@ class PromotionGateOperator(SnapshotStepOperator):
         overrides = run_overrides(context)
         uri = snapshot_uri(self.snapshot)
         options = storage_options(uri, aws_conn_id=self.aws_conn_id)
-        with mlflow_errors(self.hook, f"deciding on {settings.model_name!r}"), _refuse(ForeignChampion):
+        with (
+            mlflow_errors(self.hook, f"deciding on {settings.model_name!r}"),
+            _refuse(ForeignChampion),
+            engine_client(settings.engine, settings.dask, what="scoring the holdout") as cluster,
+        ):
             outcome, record = gate(
                 self.hook.get_conn(),
                 load_manifest(uri, storage_options=options),
@@ -77,6 +85,7 @@ class PromotionGateOperator(SnapshotStepOperator):
                 trigger_reason=overrides.reason,
                 context=_trigger(context),
                 storage_options=options,
+                dask_client=cluster,
             )
         # The version the gate judged, whatever it decided: the champion is one click away in the registry.
         MlflowModelVersionLink.persist(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from airflow.sdk import Context
@@ -11,6 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow_ml.hooks.storage_credentials import storage_options
 from airflow_ml.ml.steps.xcom_payloads import snapshot_uri
 from airflow_ml.operators.base_operator import SnapshotStepOperator, mlflow_errors
+from airflow_ml.operators.dask_engine import engine_client
 
 
 class ChampionHealthCheckOperator(SnapshotStepOperator):
@@ -24,7 +26,8 @@ class ChampionHealthCheckOperator(SnapshotStepOperator):
     On failure the champion is rolled back (to ``previous-champion``, or removed when it was the first)
     and the task fails; on success the task's outlet, the city's champion Asset, gets one event whose
     ``extra`` names the model, the new and previous versions, the decision and the run id
-    (see :mod:`airflow_ml.ml.steps.health_step`).
+    (see :mod:`airflow_ml.ml.steps.health_step`). With ``training.engine: dask`` the snapshot is split on the
+    city's Dask cluster (its client made here, at execute) and only the sample comes to the task.
 
     Args:
         registration: The register task's XCom (``version``); templated.
@@ -57,6 +60,8 @@ class ChampionHealthCheckOperator(SnapshotStepOperator):
                     version=str(self.registration["version"]),
                     run_id=context["run_id"],
                     storage_options=storage_options(uri, aws_conn_id=self.aws_conn_id),
+                    # The cluster is reached only when there is a champion to check.
+                    dask_session=partial(engine_client, settings.engine, settings.dask, what="sampling the holdout"),
                 )
         except ChampionUnchanged as exc:
             raise AirflowSkipException(str(exc)) from None

@@ -12,6 +12,7 @@ from airflow_ml import settings
 from airflow_ml.exceptions import DataContractError, DataError, SourceOutsideDataRoot, StorageUnreachable
 from airflow_ml.hooks.storage_credentials import DEFAULT_AWS_CONN_ID, storage_options
 from airflow_ml.operators.base_operator import run_overrides
+from airflow_ml.operators.dask_engine import engine_client
 
 if TYPE_CHECKING:
     from airflow_ml.data.refusal import Kind
@@ -34,6 +35,9 @@ class SnapshotOperator(BaseOperator):
             retry, and no snapshot; so does a local source that leads out of the data root).
         data_root: Root of raw data and snapshots; defaults to ``AIRFLOW_ML_DATA_ROOT``.
         aws_conn_id: Airflow connection (type ``aws``) for ``s3://`` sources and data roots.
+
+    With ``engine: dask`` (``training.engine``) the snapshot is partitioned, one task per source file on the
+    city's Dask cluster (:mod:`airflow_ml.data.dask_snapshot`), whose client is made here, at execute.
 
     A run refused for its data, its conf or its source leaves ``refusal.json`` where its snapshot would be (see
     :mod:`airflow_ml.data.refusal`), so that ``airflow-ml status`` shows it as the latest run.
@@ -105,18 +109,22 @@ class SnapshotOperator(BaseOperator):
         self.log.info("the run's overrides: %s", overrides.to_dict())
         root = settings.data_root(self.data_root)
         options = None
+        task = self.snapshot_settings
         try:
-            sources = snapshot_step.sources(self.snapshot_settings, root)
+            sources = snapshot_step.sources(task, root)
             options = storage_options(sources[0], root, aws_conn_id=self.aws_conn_id)
-            manifest = snapshot_step.snapshot(
-                self.snapshot_settings,
-                sources,
-                data_root=root,
-                run_id=context["run_id"],
-                start=overrides.window_start,
-                end=overrides.window_end,
-                storage_options=options,
-            )
+            with engine_client(task.engine, task.dask, what="taking the snapshot") as client:
+                manifest = snapshot_step.snapshot(
+                    task,
+                    sources,
+                    data_root=root,
+                    run_id=context["run_id"],
+                    start=overrides.window_start,
+                    end=overrides.window_end,
+                    storage_options=options,
+                    engine=task.engine,
+                    dask_client=client,
+                )
         except (DataContractError, SourceOutsideDataRoot) as exc:
             raise AirflowFailException(f"{exc}\nno snapshot was written; the run stops here") from exc
         except StorageUnreachable as exc:

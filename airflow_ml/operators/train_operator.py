@@ -18,6 +18,7 @@ from airflow_ml.operators.base_operator import (
     mlflow_errors,
     run_overrides,
 )
+from airflow_ml.operators.dask_engine import cluster_address
 
 if TYPE_CHECKING:
     from airflow_ml.ml.steps.step_settings import TrainingSettings
@@ -54,11 +55,8 @@ class TrainModelOperator(SnapshotStepOperator):
         from airflow_ml.ml.steps.train_step import NotEnoughData, train
 
         settings = with_overrides(self.settings, run_overrides(context))
-        cluster = None
-        if settings.engine == "dask" and settings.dask.connection:
-            from airflow_ml.hooks.dask_cluster import DaskClusterHook
-
-            cluster = DaskClusterHook(settings.dask.connection).get_conn()
+        cluster = cluster_address(settings.dask) if settings.engine == "dask" else None
+        if cluster is not None:
             self.log.info("training on the Dask cluster at %s", cluster.address)
         uri = snapshot_uri(self.snapshot)
         options = storage_options(uri, aws_conn_id=self.aws_conn_id)

@@ -11,6 +11,7 @@ from airflow_ml.hooks.storage_credentials import storage_options
 from airflow_ml.links.mlflow_links import ValidationReportLink, artifact_url
 from airflow_ml.ml.steps.xcom_payloads import REPORT_FILE, snapshot_uri
 from airflow_ml.operators.base_operator import SnapshotStepOperator, airflow_lineage
+from airflow_ml.operators.dask_engine import engine_client
 
 if TYPE_CHECKING:
     from airflow_ml.ml.steps.step_settings import ValidationSettings
@@ -26,7 +27,9 @@ class ValidateDataOperator(SnapshotStepOperator):
     A failed ``error`` expectation fails the task without retries (the data will not fix itself); ``warn``
     expectations are recorded and the run goes on. The verdict, GX's full result and an HTML report are
     written beside the snapshot and, when ``experiment`` is set, logged as a validation run in MLflow,
-    with a "Validation report" link on the task (see :mod:`airflow_ml.ml.steps.validate_step`).
+    with a "Validation report" link on the task (see :mod:`airflow_ml.ml.steps.validate_step`). With
+    ``engine: dask`` (``training.engine``) the suite runs part by part on the city's Dask cluster, whose client
+    is made here, at execute, and the results are merged into one verdict (:mod:`airflow_ml.validation.partitioned`).
 
     Args:
         snapshot: The snapshot task's XCom (a dict with ``uri``) or a snapshot URI; templated.
@@ -45,6 +48,7 @@ class ValidateDataOperator(SnapshotStepOperator):
         from airflow_ml.exceptions import ConfigError
         from airflow_ml.ml.steps.step_settings import ValidationSettings
         from airflow_ml.ml.steps.validate_step import VALIDATION_ARTIFACTS, SuiteInvalid, validate
+        from airflow_ml.validation.partitioned import PartitionedSuiteRefused
         from airflow_ml.validation.runner import headline
 
         settings = ValidationSettings.from_dict(self.settings)
@@ -59,19 +63,23 @@ class ValidateDataOperator(SnapshotStepOperator):
         # Without an experiment nothing goes to MLflow: the connection is not even looked up.
         client, root = (self.hook.get_conn(), self.hook.artifact_root) if settings.experiment else (None, None)
         try:
-            found = validate(
-                uri,
-                settings,
-                suite=suite,
-                suite_path=suite_path,
-                client=client,
-                artifact_root=root,
-                tags=airflow_lineage(context),
-                storage_options=storage_options(uri, aws_conn_id=self.aws_conn_id),
-                notes=notes,
-            )
-        except SuiteInvalid as exc:
-            # A broken suite is a configuration error: retrying cannot help, and no data was judged.
+            with engine_client(settings.engine, settings.dask, what="validating the snapshot") as cluster:
+                found = validate(
+                    uri,
+                    settings,
+                    suite=suite,
+                    suite_path=suite_path,
+                    client=client,
+                    artifact_root=root,
+                    tags=airflow_lineage(context),
+                    storage_options=storage_options(uri, aws_conn_id=self.aws_conn_id),
+                    notes=notes,
+                    engine=settings.engine,
+                    dask_client=cluster,
+                )
+        except (SuiteInvalid, PartitionedSuiteRefused) as exc:
+            # A broken suite (or one Dask cannot merge) is a configuration error: retrying cannot help, and no
+            # data was judged.
             raise AirflowFailException(str(exc)) from None
         if found.run is not None:
             path = f"{VALIDATION_ARTIFACTS}/{REPORT_FILE}"

@@ -202,3 +202,28 @@ def test_parse_benchmark_measures_every_dag_file_against_a_reference_split_alike
     assert sum(built[shard] for shard in shards) == 2 * 4
     assert all(float(cpu) > 0 for _, _, cpu, _ in parts)
     assert f"task start-up,      4 cities, {cores} cpu hogs:" in done.stdout
+
+
+@pytest.mark.timeout(1200)  # two paths, a LocalCluster of two worker processes for one: 3 min loaded
+def test_dask_train_benchmark_runs_both_paths_at_a_tiny_size() -> None:
+    done = run_benchmark("dask_train.py", "--rows", "5000", "--repeat", "1", timeout=1200)
+
+    lines = done.stdout.splitlines()
+    header = lines[0].split()
+    assert header[:4] == ["path", "rows", "frame", "MB"]
+    assert [w for w in header if w not in ("s", "MB")][3:] == [
+        *("snapshot", "validate", "train", "register", "gate", "total", "driver", "worker", "max"),
+    ]
+    rows = {line.split()[0]: line.split() for line in lines[1:3]}
+    assert set(rows) == {"local", "dask"}
+    for path, figures in rows.items():
+        assert 0 < int(figures[1].replace(",", "")) <= 5000
+        seconds = list(map(float, figures[3:9]))
+        assert min(seconds) > 0, path
+        assert seconds[-1] == pytest.approx(sum(seconds[:-1]), abs=0.05)  # the total is the steps'
+        assert float(figures[9]) > 0  # the driver's peak over its baseline
+    assert rows["local"][10] == "-"  # no workers
+    assert float(rows["dask"][10]) > 0
+    assert "dask against local: time " in done.stdout
+    assert "load average (1, 5, 15 min) at the start" in done.stdout
+    assert "repeat 1/1 done" in done.stderr

@@ -19,23 +19,14 @@ from typing import Any
 import pytest
 
 from tests.support.airflow_runs import task_states
-from tests.support.dask_clusters import process_cluster
+from tests.support.dask_clusters import dask_city, process_cluster
 from tests.support.serving_models import champion_holdout, serve_champion
 from tests.support.worlds import city_world
 
 pytestmark = pytest.mark.integration
 CITY = "berlin"
 MODEL = f"ride_duration.{CITY}"
-DASK = """\
-training:
-  num_boost_round: 40
-  engine: dask
-  dask:
-    connection: dask_test
-    network_timeout_minutes: 1
-drift:
-  enabled: false
-"""
+DASK = dask_city("dask_test", rounds=40, drift=False)
 
 
 @pytest.fixture(scope="module")

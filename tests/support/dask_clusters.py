@@ -21,3 +21,12 @@ def process_cluster() -> Iterator[Any]:
         n_workers=2, threads_per_worker=1, processes=True, memory_limit="1GiB", dashboard_address=None
     ) as cluster:
         yield cluster
+
+
+def dask_city(connection: str, *, rounds: int, drift: bool = True) -> str:
+    """The ``training:`` (and ``drift:``) YAML of a city that trains on the cluster of ``connection``."""
+    off = "" if drift else "drift:\n  enabled: false\n"
+    return (
+        f"training:\n  num_boost_round: {rounds}\n  engine: dask\n  dask:\n    connection: {connection}\n"
+        f"    network_timeout_minutes: 1\n{off}"
+    )

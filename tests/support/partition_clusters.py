@@ -93,3 +93,34 @@ def pid() -> int:
     import os
 
     return os.getpid()
+
+
+def warm_up_pipeline() -> int:
+    """In a worker: :func:`warm_up`, then what training and scoring on the cluster load (LightGBM and its Dask
+    module, a small training run, MLflow's pyfunc loader, the serving code); the process's resident bytes after."""
+    import lightgbm as lgb
+    import lightgbm.dask
+    import mlflow.pyfunc  # noqa: F401 - a model sent to a worker unpickles through it
+    import numpy as np
+
+    import airflow_ml.ml.dask_holdout
+    import airflow_ml.ml.serving  # noqa: F401
+
+    rows = np.random.default_rng(0).normal(size=(500, 4))
+    lgb.train({"verbose": -1, "num_threads": 1}, lgb.Dataset(rows, rows[:, 0]), num_boost_round=5)
+    return warm_up()
+
+
+def limit_memory(client: Any, limit: int) -> None:
+    """Set every worker's memory limit to ``limit`` bytes once they are warm (see :func:`warm_up_pipeline`).
+
+    The nanny's monitor (started because the cluster had a limit) reads its limit at each check, so from now on it
+    kills a worker whose resident size passes ``distributed.worker.memory.terminate`` of ``limit``; the worker's own
+    limit is set alike (spilling and pausing are off in :func:`local_cluster`).
+    """
+
+    def on(dask_worker: Any) -> None:
+        dask_worker.memory_manager.memory_limit = limit
+
+    client.run(on, nanny=True)
+    client.run(on)

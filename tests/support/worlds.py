@@ -106,16 +106,17 @@ def make_city_world(
 
 @contextlib.contextmanager
 def city_world(
-    root: Path, dags_dir: Path, city: str, *, extra: str = "", template: str = "ride_duration"
+    root: Path, dags_dir: Path, city: str, *, extra: str = "", template: str = "ride_duration", scale: float = 0.3
 ) -> Iterator[dict[str, Any]]:
-    """One demo city's world (see :func:`make_city_world`) with a real MLflow store, wired through the environment.
+    """One demo city's world (see :func:`make_city_world`, ``scale`` its demo data's) with a real MLflow store, wired
+    through the environment.
 
     Yields ``build`` (a fresh DAG object per call: ``dag.test(run_conf=...)`` leaves the conf in the in-process
     DAG's params, where it would leak into the next run), ``client``, ``data_root`` and ``store``.
     """
     from mlflow import MlflowClient
 
-    data_root = make_city_world(root, dags_dir, city, extra=extra, template=template)
+    data_root = make_city_world(root, dags_dir, city, extra=extra, template=template, scale=scale)
     dag_id = f"{template}.{city}"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AIRFLOW_ML_DATA_ROOT", str(data_root))

@@ -6,6 +6,7 @@ The champion alias moves only when the outcome says so, and only as the very las
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -24,12 +25,12 @@ from airflow_ml.ml.gate.judge import judge
 from airflow_ml.ml.gate.modes import Outcome, apply_mode, check_mode
 from airflow_ml.ml.gate.schema_change import SchemaCheck
 from airflow_ml.ml.lineage import TEMPLATE_TAG, model_lineage, this_citys_champion, training_snapshot
-from airflow_ml.ml.logged_holdout import logged_holdout
+from airflow_ml.ml.logged_holdout import LoggedHoldout, logged_holdout
 from airflow_ml.ml.metrics import BINARY
 from airflow_ml.ml.serving import level_text
 from airflow_ml.ml.steps.step_settings import GateSettings
 from airflow_ml.ml.steps.xcom_payloads import DECISION_FILE
-from airflow_ml.ml.train import time_split
+from airflow_ml.ml.train import Splits, time_split
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def gate(
     trigger_reason: str = "",
     context: dict[str, Any] | None = None,
     storage_options: StorageOptions | None = None,
+    dask_client: Any = None,
 ) -> tuple[Outcome, dict[str, Any]]:
     """The gate task: score the challenger and the current champion on this snapshot's holdout, decide, and act.
 
@@ -74,6 +76,11 @@ def gate(
         version carries its :data:`~airflow_ml.ml.model_registry.GATE_TAGS` and a description with the decision,
         the reason and the Airflow run. A refused challenger loses its ``challenger`` alias.
 
+    With ``settings.engine`` dask the snapshot is split and the holdout scored on ``dask_client``'s cluster
+    (:class:`~airflow_ml.ml.dask_holdout.ClusterHoldout`): only the labels, the predictions, the slice columns and
+    the training target come back to this process, and the challenger always scores the holdout (its logged
+    predictions are not read).
+
     Raises:
         ForeignChampion: when the champion (or the parent's) was trained for another city or template;
             nothing is scored or moved.
@@ -86,31 +93,42 @@ def gate(
     parent = None
     if champion is None and parent_model is not None:
         parent = this_citys_champion(client, parent_model)
-    frame = read_snapshot(manifest.uri, storage_options=storage_options)
-    splits = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction)
-    holdout = splits.holdout
     challenger = client.get_model_version(model_name, challenger_version)
     # Always the model serving would load (its registry source): a challenger that cannot be loaded fails the task
     # here and the champion stays. Its logged predictions of this holdout stand for its own only when they pass
     # the checks of logged_holdout, a spot check of this very model included; else it scores the whole holdout.
     challenger_model = registry.load_version(client, challenger)
-    logged = logged_holdout(
+    baseline = champion if champion is not None and str(champion.version) != str(challenger.version) else parent
+    baseline_model = registry.load_version(client, baseline) if baseline is not None else None
+    slice_columns = [str(s["column"]) for s in rules.slices]
+    if settings.engine == "dask":
+        from airflow_ml.ml.dask_holdout import ClusterHoldout, columns_read, split_on_dask
+
+        # Only what the models read and the gate judges is split on the cluster.
+        judged = [split.time_column, target, *slice_columns]
+        columns = columns_read([challenger_model, baseline_model], judged, manifest.columns)
+        rows: LocalHoldout | ClusterHoldout = ClusterHoldout(
+            dask_client, split_on_dask(dask_client, manifest, split, storage_options, columns=columns), target
+        )
+    else:
+        frame = read_snapshot(manifest.uri, storage_options=storage_options)
+        splits = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction)
+        rows = LocalHoldout(splits, target)
+        del frame  # the splits are views of it
+    logged = rows.logged(
         client,
         challenger,
         manifest.content_hash,
-        holdout,
+        challenger_model,
         target=target,
         time_column=split.time_column,
-        predict=lambda rows: _predict(challenger_model, rows),
         probability=metric in BINARY,
     )
-    challenger_pred = logged.predictions if logged.predictions is not None else _predict(challenger_model, holdout)
+    challenger_pred = logged.predictions if logged.predictions is not None else rows.predict(challenger_model)
     log.info("gate: the challenger's holdout predictions are %s: %s", logged.record()["source"], logged.reason)
     champion_pred, schema = None, None
-    baseline = champion if champion is not None and str(champion.version) != str(challenger.version) else parent
     if baseline is not None:
-        baseline_model = registry.load_version(client, baseline)
-        champion_pred = _predict(baseline_model, holdout)
+        champion_pred = rows.predict(baseline_model)
         whose = "champion" if baseline is champion else f"parent {parent_model}"
         schema = _compare_schemas(
             client,
@@ -120,24 +138,23 @@ def gate(
             baseline_model,
             whose,
             settings,
-            splits.train,
+            rows.level_shares,
             storage_options,
         )
-    slice_columns = [str(s["column"]) for s in rules.slices]
-    missing = [c for c in slice_columns if c not in holdout.columns]
+    missing = [c for c in slice_columns if c not in rows.columns]
     if missing:
         raise ValueError(
             f"gate slices name column(s) {missing} that the snapshot of {manifest.city} lacks; "
-            f"it has {sorted(holdout.columns)}"
+            f"it has {sorted(rows.columns)}"
         )
     decision = judge(
         metric,
-        holdout[target].to_numpy(),
+        rows.labels(),
         challenger_pred,
         champion_pred,
         rules=rules,
-        columns={c: holdout[c] for c in slice_columns},
-        training_target=splits.train[target].to_numpy(),
+        columns=rows.slices(slice_columns),
+        training_target=rows.training_target(),
         fleet_skills=_fleet_skills(client, settings, str(challenger.version)),
         schema=schema,
         no_champion=f"no champion: {deleted}" if deleted else "no champion yet",
@@ -196,12 +213,12 @@ def _compare_schemas(
     baseline_model: Any,
     whose: str,
     settings: GateSettings,
-    train: pd.DataFrame,
+    train_level_shares: Callable[[dict[str, list[str]]], dict[str, float]],
     storage_options: StorageOptions | None,
 ) -> SchemaCheck:
     """The challenger's input schema against the champion's (or the serving parent's), with the declaration.
 
-    The share of the challenger's training rows (``train``) holding each column's new levels, and of the
+    The share of the challenger's training rows (``train_level_shares``) holding each column's new levels, and of the
     baseline's training snapshot holding each column's removed levels, decide whether they are tolerated churn
     (``gate.level_tolerance``); levels are read as the preprocessor reads them.
     """
@@ -216,7 +233,7 @@ def _compare_schemas(
     added, removed = {}, {}
     if old is not None and new is not None:
         changes = schema_change.diff(old, new)
-        added = level_shares(train, changes.get("levels_added") or {})
+        added = train_level_shares(changes.get("levels_added") or {})
         if changes.get("levels_removed") and whose == "champion":
             removed = _baseline_level_shares(client, baseline, changes["levels_removed"], storage_options)
     return schema_change.evaluate(
@@ -230,6 +247,46 @@ def _compare_schemas(
         new_level_shares=added,
         removed_level_shares=removed,
     )
+
+
+class LocalHoldout:
+    """What the gate reads of a snapshot split in this process (``ClusterHoldout`` is the cluster's)."""
+
+    def __init__(self, splits: Splits, target: str) -> None:
+        self.splits, self.target = splits, target
+
+    @property
+    def columns(self) -> list[str]:
+        """The holdout's columns."""
+        return [str(c) for c in self.splits.holdout.columns]
+
+    def labels(self) -> Any:
+        """The holdout's target, in time order."""
+        return self.splits.holdout[self.target].to_numpy()
+
+    def slices(self, names: list[str]) -> dict[str, Any]:
+        """The holdout's values of each slice column."""
+        return {name: self.splits.holdout[name] for name in names}
+
+    def training_target(self) -> Any:
+        """The training rows' target (the naive baseline's constant is learnt from it)."""
+        return self.splits.train[self.target].to_numpy()
+
+    def predict(self, model: Any) -> Any:
+        """``model``'s predictions of the holdout."""
+        return _predict(model, self.splits.holdout)
+
+    def level_shares(self, levels: dict[str, list[str]]) -> dict[str, float]:
+        """The share of the training rows holding each column's ``levels``."""
+        return level_shares(self.splits.train, levels)
+
+    def logged(
+        self, client: MlflowClient, version: Any, snapshot_hash: str, model: Any, **checks: Any
+    ) -> LoggedHoldout:
+        """The challenger's logged holdout predictions, when they are ``model``'s of these rows."""
+        return logged_holdout(
+            client, version, snapshot_hash, self.splits.holdout, predict=lambda rows: _predict(model, rows), **checks
+        )
 
 
 def level_shares(rows: pd.DataFrame, levels: dict[str, list[str]]) -> dict[str, float]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +14,7 @@ from mlflow import MlflowClient
 from airflow_ml.data.snapshot import read_snapshot, write_json
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml import model_registry as registry
-from airflow_ml.ml.health import HealthThresholds, check_champion
+from airflow_ml.ml.health import SAMPLE_SEED, HealthThresholds, check_champion
 from airflow_ml.ml.steps.step_settings import HealthSettings, SplitSettings
 from airflow_ml.ml.steps.xcom_payloads import HEALTH_FILE
 from airflow_ml.ml.train import time_split
@@ -59,11 +61,14 @@ def health(
     version: str,
     run_id: str,
     storage_options: StorageOptions | None = None,
+    dask_session: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> Health:
     """The health task: when this run's ``version`` is the champion, check it (:func:`check_and_settle`).
 
     With ``settings.enabled`` false nothing is checked and the record's ``passed`` is None. The record is
-    written beside the snapshot as ``health.json`` when checked.
+    written beside the snapshot as ``health.json`` when checked. With ``settings.engine`` dask the snapshot is
+    split on the cluster of the client ``dask_session()`` opens (only once there is a champion to check), and
+    only the sample checked comes to this process: the rows the local path samples.
 
     Raises:
         ChampionUnchanged: when the champion is not ``version`` (the gate kept the champion, say).
@@ -76,7 +81,14 @@ def health(
     previous = registry.version_by_alias(client, name, registry.PREVIOUS_CHAMPION)
     run = {"airflow_run_id": run_id}
     if settings.enabled:
-        holdout = snapshot_holdout(uri, settings.split, storage_options=storage_options)
+        if settings.engine == "dask":
+            if dask_session is None:
+                raise ValueError("health.engine 'dask' needs dask_session, which opens the cluster's client")
+            model = registry.load_version(client, champion)  # for the columns it reads: only those are split
+            with dask_session() as dask_client:
+                holdout = _sample_on_dask(dask_client, uri, settings, model, storage_options)
+        else:
+            holdout = snapshot_holdout(uri, settings.split, storage_options=storage_options)
         thresholds = HealthThresholds(settings.max_mean_shift, settings.max_quantile_shift)
         record = check_and_settle(
             client, name, holdout, sample_rows=settings.sample_rows, thresholds=thresholds, context=run
@@ -129,3 +141,17 @@ def snapshot_holdout(uri: str, split: SplitSettings, storage_options: StorageOpt
     """The holdout rows of the snapshot at ``uri``, split by time exactly as training and the gate split it."""
     frame = read_snapshot(uri, storage_options=storage_options)
     return time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction).holdout
+
+
+def _sample_on_dask(
+    dask_client: Any, uri: str, settings: HealthSettings, model: Any, storage_options: StorageOptions | None
+) -> pd.DataFrame:
+    """The holdout rows :func:`~airflow_ml.ml.health.check_champion` samples, split and picked on the cluster (the
+    columns ``model`` reads and the time column: a column it expects that the snapshot lacks is still missing)."""
+    from airflow_ml.data.snapshot import load_manifest
+    from airflow_ml.ml.dask_holdout import columns_read, sample_on_dask, split_on_dask
+
+    manifest = load_manifest(uri, storage_options=storage_options)
+    columns = columns_read([model], [settings.split.time_column], manifest.columns)
+    splits = split_on_dask(dask_client, manifest, settings.split, storage_options, columns=columns)
+    return sample_on_dask(dask_client, splits.holdout, settings.sample_rows, seed=SAMPLE_SEED)

@@ -192,10 +192,11 @@ def train_and_log(
     try:
         log_snapshot_input(client, run_id, manifest, "training")
         if dask is not None:
-            from airflow_ml.ml.dask_train import snapshot_parquet, train_snapshot_on_dask
+            from airflow_ml.ml.dask_split import snapshot_files
+            from airflow_ml.ml.dask_train import train_snapshot_on_dask
 
             splits, trained = train_snapshot_on_dask(
-                snapshot_parquet(manifest.uri), spec, split, dask, cluster=cluster, storage_options=storage_options
+                snapshot_files(manifest), spec, split, dask, cluster=cluster, storage_options=storage_options
             )
         elif search is not None and search.trials > 0:
             found = search_params(

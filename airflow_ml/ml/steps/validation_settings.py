@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+from airflow_ml.ml.dask_settings import DaskSettings
 from airflow_ml.ml.frozen_settings import FrozenSettings
 
 
@@ -43,9 +44,11 @@ class ValidationSettings(FrozenSettings):
         experiment: The city's MLflow experiment; None records nothing in MLflow.
         gx_context: The YAML's ``gx_context`` with its project folder, read as data
             (``airflow_ml.templates.gx_context_files``); None without one.
+        engine: ``dask`` validates the snapshot part by part on the cluster of ``dask`` (``training.engine``).
+        dask: ``training.dask`` (None: its defaults).
     """
 
-    nested: ClassVar[Mapping[str, Any]] = {"gx_context": GxContextSettings}
+    nested: ClassVar[Mapping[str, Any]] = {"gx_context": GxContextSettings, "dask": DaskSettings}
 
     suite: str | None
     expectations_dir: str
@@ -54,3 +57,5 @@ class ValidationSettings(FrozenSettings):
     known_columns: Sequence[str] | None = None
     experiment: str | None = None
     gx_context: GxContextSettings | None = None
+    engine: Literal["local", "dask"] = "local"
+    dask: DaskSettings | None = None

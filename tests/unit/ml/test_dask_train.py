@@ -18,12 +18,8 @@ import pytest
 
 from airflow_ml.data.snapshot import read_snapshot
 from airflow_ml.ml.dask_curve import early_stopping_point, validation_curve
-from airflow_ml.ml.dask_train import (
-    read_rows,
-    snapshot_parquet,
-    time_split_on_dask,
-    train_snapshot_on_dask,
-)
+from airflow_ml.ml.dask_split import read_rows, snapshot_files, time_split_on_dask
+from airflow_ml.ml.dask_train import train_snapshot_on_dask
 from airflow_ml.ml.metrics import score
 from airflow_ml.ml.serving import predict_raw
 from airflow_ml.ml.steps.step_settings import SplitSettings
@@ -47,7 +43,7 @@ def test_a_dask_model_is_close_to_the_local_one_on_the_same_rows(trips_snapshot:
     splits = time_split(read_snapshot(trips_snapshot.uri, columns=columns), "pickup_at", 0.15, 0.15)  # type: ignore[attr-defined]
     local = train_model(splits, spec)  # type: ignore[arg-type]
 
-    kept, trained = train_snapshot_on_dask(snapshot_parquet(trips_snapshot.uri), spec, SPLIT, THREADED)  # type: ignore[arg-type, attr-defined]
+    kept, trained = train_snapshot_on_dask(snapshot_files(trips_snapshot), spec, SPLIT, THREADED)  # type: ignore[arg-type, attr-defined]
 
     assert kept.sizes() == splits.sizes()
     pd.testing.assert_frame_equal(kept.holdout, splits.holdout.reset_index(drop=True))  # the very same rows
@@ -68,24 +64,6 @@ def test_a_dask_model_is_close_to_the_local_one_on_the_same_rows(trips_snapshot:
     assert stopped == len(trained.learning_curve)
 
 
-def test_the_split_keeps_the_local_order_of_rows_with_the_same_time(tmp_path: Path) -> None:
-    from distributed import Client, LocalCluster
-
-    times = pd.to_datetime(["2026-01-01"] * 6 + ["2026-01-02"] * 4 + ["2026-01-03"] * 10)
-    frame = pd.DataFrame({"t": times, "x": np.arange(20.0)}).sample(frac=1.0, random_state=3)
-    path = tmp_path / "rows.parquet"
-    frame.to_parquet(path, index=False, row_group_size=7)  # three partitions, ties across them
-    local = time_split(frame, "t", 0.25, 0.25)
-
-    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
-        splits = time_split_on_dask(client, read_rows(str(path), ["t", "x"], None), "t", 0.25, 0.25)
-        for name in ("train", "validation", "holdout"):
-            ours = client.compute(getattr(splits, name)).result().reset_index(drop=True)
-            pd.testing.assert_frame_equal(ours, getattr(local, name).reset_index(drop=True))
-        with pytest.raises(ValueError, match="too few to split"):
-            time_split_on_dask(client, read_rows(str(path), ["t", "x"], None), "t", 0.0, 0.99)
-
-
 def test_the_validation_curve_on_the_cluster_is_lightgbms_own(trips_snapshot: object) -> None:
     import lightgbm as lgb
     from distributed import Client, LocalCluster
@@ -96,7 +74,7 @@ def test_the_validation_curve_on_the_cluster_is_lightgbms_own(trips_snapshot: ob
     assert len(local.learning_curve) == 30
 
     with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
-        rows = read_rows(snapshot_parquet(trips_snapshot.uri), None, None)  # type: ignore[attr-defined]
+        rows = read_rows(snapshot_files(trips_snapshot), None, None)  # type: ignore[attr-defined]
         split = time_split_on_dask(client, rows, "pickup_at", 0.15, 0.15)
         curve = validation_curve(client, local.booster, local.preprocessor, split.validation, spec)
 
@@ -126,10 +104,65 @@ def test_the_train_metric_is_the_local_ones_on_the_same_seeded_sample(
     columns = list(dict.fromkeys([*spec.features, spec.target, SPLIT.time_column]))
     splits = time_split(read_snapshot(trips_snapshot.uri, columns=columns), "pickup_at", 0.15, 0.15)  # type: ignore[attr-defined]
 
-    _, trained = train_snapshot_on_dask(snapshot_parquet(trips_snapshot.uri), spec, SPLIT, THREADED)  # type: ignore[attr-defined]
+    _, trained = train_snapshot_on_dask(snapshot_files(trips_snapshot), spec, SPLIT, THREADED)  # type: ignore[attr-defined]
 
     assert sorted(trained.metrics) == sorted(train_model(splits, spec).metrics)
     sample = train_sample(splits.train, spec.seed, rows=1_000)
     assert len(sample) == 1_000 < len(splits.train)
     expected = score(spec.metric, sample[spec.target], predict_raw(trained.booster, trained.preprocessor, sample))
     assert trained.metrics[f"train_sample_{spec.metric}"] == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.fixture(scope="module")
+def trips_parts(trips_snapshot: object) -> object:
+    """A partitioned snapshot (one part per day, as the snapshot task takes it on Dask) of the same raw rows."""
+    import dask
+
+    from airflow_ml.data.dask_snapshot import take_partitioned_snapshot
+
+    root = Path(trips_snapshot.uri).parents[3]  # type: ignore[attr-defined]
+    with dask.config.set(scheduler="synchronous"):
+        return take_partitioned_snapshot(
+            str(root / "raw"), str(root / "snapshots"), template="ride_duration", city="lisbon", run_id="parts"
+        )
+
+
+def test_dask_training_reads_a_partitioned_snapshots_parts_and_splits_them_as_locally(
+    trips_snapshot: object, trips_parts: object, client: object
+) -> None:
+    from airflow_ml.ml.steps.train_step import train_and_log
+
+    assert len(trips_parts.parts) == 8  # type: ignore[attr-defined]
+    assert not (Path(trips_parts.uri) / "data.parquet").exists()  # type: ignore[attr-defined]
+    spec = regression(num_boost_round=20)
+    columns = list(dict.fromkeys([*spec.features, spec.target, SPLIT.time_column]))
+    local = time_split(read_snapshot(trips_snapshot.uri, columns=columns), "pickup_at", 0.15, 0.15)  # type: ignore[attr-defined]
+
+    kept, _ = train_snapshot_on_dask(snapshot_files(trips_parts), spec, SPLIT, THREADED)  # type: ignore[arg-type]
+
+    assert kept.sizes() == local.sizes()
+    pd.testing.assert_frame_equal(kept.holdout, local.holdout.reset_index(drop=True))
+    # The train step hands the trainer the parts: the run logs the partitioned snapshot's hash and split.
+    result = train_and_log(client, trips_parts, spec, SPLIT, experiment="parts", dask=THREADED)  # type: ignore[arg-type]
+    run = client.get_run(result["run_id"])  # type: ignore[attr-defined]
+    assert run.data.params["engine"] == "dask"
+    assert run.data.params["snapshot_hash"] == trips_parts.content_hash  # type: ignore[attr-defined]
+    assert run.data.params["rows_holdout"] == str(len(local.holdout))
+
+
+def test_local_training_reads_a_partitioned_snapshot_as_its_one_file_twin(
+    trips_snapshot: object, trips_parts: object, client: object
+) -> None:
+    """A snapshot taken on Dask and trained with ``engine: local`` (the setting changed between tasks) is read part
+    by part into the process: the same rows as the one-file snapshot, so the same model."""
+    from airflow_ml.ml.steps.train_step import train_and_log
+
+    spec = regression(num_boost_round=20)
+    runs = [
+        client.get_run(train_and_log(client, m, spec, SPLIT, experiment="twins")["run_id"])  # type: ignore[arg-type, attr-defined]
+        for m in (trips_snapshot, trips_parts)
+    ]
+
+    one_file, parts = (r.data.metrics for r in runs)
+    assert parts == one_file
+    assert runs[1].data.params["snapshot_hash"] == trips_parts.content_hash != trips_snapshot.content_hash  # type: ignore[attr-defined]

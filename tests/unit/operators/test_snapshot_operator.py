@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -245,3 +246,31 @@ def test_no_field_is_templated(config: Any) -> None:
 def test_a_bad_settings_dict_is_refused_naming_the_key(data_root: Path) -> None:
     with pytest.raises(ValueError, match=r"unknown SnapshotSettings key\(s\) \['sourse'\]"):
         _ = SnapshotOperator(task_id="snapshot", settings={"sourse": "x"}).snapshot_settings
+
+
+def test_with_engine_dask_the_task_takes_a_partitioned_snapshot_on_a_cluster_it_starts(
+    data_root: Path, config: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import dataclasses
+    import logging
+
+    from airflow_ml.data.snapshot import read_snapshot
+    from airflow_ml.data.snapshot_parts import PARTITIONED_KIND
+    from tests.support.dask_clusters import THREADED
+
+    local = operator(data_root, data_contract(config).to_dict())
+    settings = dataclasses.replace(local.snapshot_settings, engine="dask", dask=THREADED)
+    task = SnapshotOperator(task_id="snapshot", settings=settings.to_dict(), data_root=str(data_root))
+
+    with caplog.at_level(logging.INFO, logger="airflow_ml.ml.dask_client"):
+        result = task.execute(run_context(config))  # type: ignore[arg-type]
+
+    manifest = json.loads((Path(result["uri"]) / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["kind"] == PARTITIONED_KIND
+    assert len(manifest["parts"]) == len(manifest["partitions"]) > 1  # one part per day's file
+    assert not (Path(result["uri"]) / "data.parquet").exists()
+    # The client was made by the task, of the LocalCluster training.dask sizes (two workers).
+    assert "Dask: a LocalCluster of 2 worker(s) with 2 worker(s)" in caplog.messages
+    other = local.execute({**run_context(config), "run_id": "manual__local"})  # type: ignore[arg-type]
+    assert result["row_count"] == other["row_count"]
+    assert read_snapshot(result["uri"]).equals(read_snapshot(other["uri"]))

@@ -124,3 +124,49 @@ def test_the_validation_run_has_counts_as_params_and_the_snapshot_as_dataset_inp
     (dataset_input,) = run.inputs.dataset_inputs
     assert dataset_input.dataset.digest == snapshot["content_hash"][:12]
     assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "validation"
+
+
+def test_with_engine_dask_the_suite_runs_part_by_part_on_a_cluster_the_task_starts(
+    world: OperatorWorld, snapshot: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import dask
+
+    from airflow_ml.data.dask_snapshot import take_partitioned_snapshot
+    from tests.support.dask_clusters import THREADED
+
+    with dask.config.set(scheduler="synchronous"):
+        parts = take_partitioned_snapshot(
+            str(world.data_root / "raw/trips/lisbon"), str(world.data_root / "snapshots"),
+            template="ride_duration", city="lisbon", run_id="parts",
+        )  # fmt: skip
+    local, _ = world.run("validate", snapshot=parts.uri)
+    task = world.task("validate")
+    settings = ValidationSettings.from_dict(task.settings)
+    task.settings = dataclasses.replace(settings, engine="dask", dask=THREADED).to_dict()
+    task.snapshot = {"uri": parts.uri}
+
+    with caplog.at_level(logging.INFO, logger="airflow_ml.ml.dask_client"):
+        record = task.execute(world.context("validate"))  # type: ignore[arg-type]
+
+    assert "Dask: a LocalCluster of 2 worker(s) with 2 worker(s)" in caplog.messages
+    assert f"validated on Dask in {len(parts.parts)} partition(s)" in " ".join(record["notes"])
+    assert (record["status"], record["evaluated"], record["row_count"]) == (
+        local["status"], local["evaluated"], local["row_count"]
+    )  # fmt: skip
+
+
+def test_a_suite_dask_cannot_merge_fails_the_task_without_retry(world: OperatorWorld, snapshot: dict[str, Any]) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from tests.support.dask_clusters import THREADED
+
+    task = world.task("validate")
+    settings = ValidationSettings.from_dict(task.settings)
+    unique = {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "pickup_at"}}
+    task.settings = dataclasses.replace(settings, engine="dask", dask=THREADED, expectations=[unique]).to_dict()
+    task.snapshot = snapshot
+
+    with pytest.raises(AirflowFailException, match=r"cannot be validated partition by partition on Dask"):
+        task.execute(world.context("validate"))  # type: ignore[arg-type]

@@ -47,6 +47,31 @@ def test_local_is_the_default_and_a_local_cluster_is_sized_in_yaml(root: Path, t
     assert (cluster.local_cluster.n_workers, cluster.local_cluster.memory_limit) == (3, "512MiB")
 
 
+def test_every_task_that_reads_the_snapshot_works_where_training_does(root: Path, tmp_path: Path) -> None:
+    from airflow_ml.ml.steps.step_settings import GateSettings, HealthSettings, SnapshotSettings, ValidationSettings
+
+    config = load(root, "  engine: dask\n  dask:\n    connection: dask_prod\n")
+    tasks = task_settings(config, expectations_dir=tmp_path)  # type: ignore[arg-type]
+    readers = {"snapshot": tasks.snapshot, "validation": tasks.validation, "gate": tasks.gate, "health": tasks.health}
+
+    for name, settings in readers.items():
+        assert (name, settings.engine, settings.dask) == (name, "dask", tasks.training.dask)
+    # What each operator gets back from its dict (the settings reach the task as to_dict()).
+    kinds = {
+        "snapshot": SnapshotSettings,
+        "validation": ValidationSettings,
+        "gate": GateSettings,
+        "health": HealthSettings,
+    }
+    for name, kind in kinds.items():
+        assert kind.from_dict(readers[name].to_dict()).dask.connection == "dask_prod"  # type: ignore[attr-defined, union-attr]
+    local = task_settings(load(root, "  seed: 1\n"), expectations_dir=tmp_path)  # type: ignore[arg-type]
+    # A local city's tasks carry no Dask settings at all: its parsed DAG stays as small as before.
+    assert [(s.engine, s.dask) for s in (local.snapshot, local.validation, local.gate, local.health)] == [
+        ("local", None)
+    ] * 4
+
+
 @pytest.mark.parametrize(
     ("training", "expected"),
     [

@@ -249,3 +249,55 @@ def test_a_chart_that_fails_leaves_the_drift_run_finished(
     assert record["charts"] == []
     assert client.get_run(record["mlflow_run_id"]).info.status == "FINISHED"
     assert "chart charts/distributions.png was not drawn: RuntimeError: matplotlib broke" in caplog.text
+
+
+def twins(tmp_path: Path, run_id: str, *, scale: float = 1.0) -> tuple[Manifest, Manifest]:
+    """Two days of rows (and a wide column drift never reads) as a one-file snapshot and a partitioned one."""
+    import dask
+
+    from airflow_ml.data.dask_snapshot import take_partitioned_snapshot
+
+    rng = np.random.default_rng(1)
+    source = tmp_path / "raw" / run_id
+    for day in ("2026-01-05", "2026-01-06"):
+        (source / f"date={day}").mkdir(parents=True)
+        x = rng.lognormal(1, 0.5, 1000) * scale
+        rows = pd.DataFrame({"x": x, "y": x * 2 + rng.normal(0, 1, 1000), "blob": ["z" * 50] * 1000})
+        rows.to_parquet(source / f"date={day}" / "part.parquet")
+    one = take_snapshot(str(source), str(tmp_path / "snapshots"), template="ride_duration", city="oslo", run_id=run_id)
+    with dask.config.set(scheduler="synchronous"):
+        parts = take_partitioned_snapshot(
+            str(source), str(tmp_path / "snapshots"), template="ride_duration", city="oslo", run_id=f"{run_id}-parts"
+        )
+    return one, parts
+
+
+def test_partitioned_snapshots_are_compared_as_their_one_file_twins_reading_only_the_columns_compared(
+    client: Any, store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_ml.data import snapshot as snapshots
+
+    old_one, old_parts = twins(tmp_path, "old")
+    now_one, now_parts = twins(tmp_path, "now", scale=1.3)
+    assert len(now_parts.parts) == 2
+    records = {}
+    for kind, old, now in (("one", old_one, now_one), ("parts", old_parts, now_parts)):
+        model = f"ride_duration.twin_{kind}"
+        (tmp_path / kind).mkdir()
+        make_champion(client, model, tmp_path / kind, tags={"airflow_ml.snapshot_uri": old.uri})
+        asked: list[Any] = []
+
+        def spy(uri: str, columns: Any = None, *, asked: list[Any] = asked, **options: Any) -> Any:
+            asked.append(columns)
+            return snapshots.read_snapshot(uri, columns, **options)
+
+        monkeypatch.setattr("airflow_ml.ml.steps.drift_step.read_snapshot", spy)
+        records[kind] = check(client, model, now)
+        assert asked == [["x", "y"], ["x", "y"]]  # the champion's snapshot, then this run's: never "blob"
+
+    one, parts = records["one"], records["parts"]
+    assert parts["status"] == one["status"] != "skipped"
+    assert parts["snapshot_hash"] == now_parts.content_hash
+    assert [(c["column"], c["statistic"], c["value"]) for c in parts["checks"]] == [
+        (c["column"], c["statistic"], c["value"]) for c in one["checks"]
+    ]

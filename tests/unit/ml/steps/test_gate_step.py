@@ -351,3 +351,60 @@ def test_a_declaration_naming_no_change_warns_in_the_gates_log_too(
 
     assert record["refused_by"] == "schema_change"
     assert "gate.accept_schema_change ('zones renamed') names no change, so it accepts none" in caplog.text
+
+
+# --- training.engine: dask: the holdout split and scored on the cluster ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory: pytest.TempPathFactory) -> Manifest:
+    """A partitioned snapshot (one part per day's file, as the snapshot task takes it on Dask) of six days."""
+    import dask
+
+    from airflow_ml.data.dask_snapshot import take_partitioned_snapshot
+
+    root = tmp_path_factory.mktemp("parts")
+    _snapshot(root)
+    with dask.config.set(scheduler="synchronous"):
+        return take_partitioned_snapshot(
+            str(root / "raw"), str(root / "snapshots"), template="ride_duration", city="lisbon", run_id="parts"
+        )
+
+
+def test_on_dask_the_gate_scores_the_holdout_on_the_cluster_and_decides_as_locally(
+    client: MlflowClient, parts: Manifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from distributed import Client, LocalCluster
+
+    rules = {"slices": [{"column": "pickup_zone"}], "bootstrap": {"resamples": 200}}
+    local_settings = settings("dask_gate", **rules)
+    on_dask = dataclasses.replace(local_settings, engine="dask")
+    first = trained(client, parts, "dask_gate.lisbon")
+    gate(client, parts, local_settings, challenger_version=first)  # the champion, scored locally
+    second = trained(client, parts, "dask_gate.lisbon", seed=5, params={"learning_rate": 0.3, "num_leaves": 4})
+
+    _, here = gate(client, parts, local_settings, challenger_version=second, mode="dry_run")
+
+    def whole_snapshot(*_: Any, **__: Any) -> None:
+        raise AssertionError("the gate on Dask read the snapshot into its process")
+
+    monkeypatch.setattr("airflow_ml.ml.steps.gate_step.read_snapshot", whole_snapshot)
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, Client(cluster) as dask_client:
+        _, there = gate(client, parts, on_dask, challenger_version=second, mode="dry_run", dask_client=dask_client)
+
+    assert here["challenger_predictions"]["source"] == "logged"  # the local gate reuses the training run's file
+    assert there["challenger_predictions"] == {
+        "source": "scored",
+        "reason": "training.engine is dask: the loaded model scores the holdout on the cluster",
+    }
+    assert there["holdout_rows"] == here["holdout_rows"] > 100
+    for key in ("challenger_score", "champion_score", "improvement"):
+        assert there[key] == pytest.approx(here[key], rel=1e-9)
+    for key in ("value", "score", "skill"):
+        assert there["naive_baseline"][key] == pytest.approx(here["naive_baseline"][key], rel=1e-9)
+    assert there["naive_baseline"]["training_rows"] == here["naive_baseline"]["training_rows"]
+    assert [s["rows"] for s in there["slices"]] == [s["rows"] for s in here["slices"]]
+    assert there["bootstrap"]["improvement"] == pytest.approx(here["bootstrap"]["improvement"], rel=1e-9)
+    assert (there["decision"], there["refused_by"]) == (here["decision"], here["refused_by"])

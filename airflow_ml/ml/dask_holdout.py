@@ -1,0 +1,227 @@
+"""A snapshot's holdout on a Dask cluster, for the gate and the health check of ``training.engine: dask``.
+
+The snapshot is split on the cluster exactly as training split it (:mod:`airflow_ml.ml.dask_split`: the local
+path's rows), and the models predict the holdout where its rows lie: each partition is one task that
+loads the model from the bytes handed to it and predicts its rows. Only what the gate judges comes back to the
+task's process: the holdout's labels, the models' predictions, the slice columns and the training rows' target
+(one column each); the health check gathers only its sample.
+
+A model is sent as it was loaded from the registry (the model serving loads): pickled with cloudpickle, its
+"models from code" module (a module MLflow made from the model's file, which no worker can import) pickled by
+value with it.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import itertools
+import pickle
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_ml.data.storage import StorageOptions
+from airflow_ml.ml.dask_split import DaskSplits, SplitLike, read_rows, snapshot_files, time_split_on_dask
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+    import numpy as np
+    import pandas as pd
+    from distributed import Client
+
+    from airflow_ml.data.snapshot import Manifest
+    from airflow_ml.ml.logged_holdout import LoggedHoldout
+
+
+def split_on_dask(
+    client: Client,
+    manifest: Manifest,
+    split: SplitLike,
+    storage_options: StorageOptions | None = None,
+    *,
+    columns: list[str] | None = None,
+) -> DaskSplits:
+    """The training, validation and holdout rows of the snapshot of ``manifest``, kept on the cluster.
+
+    Args:
+        columns: The columns to read (the time column among them); None reads every column.
+
+    Raises:
+        ValueError: when the time column is missing or a split would be empty (the local path's messages).
+    """
+    frame = read_rows(snapshot_files(manifest), columns, storage_options)
+    return time_split_on_dask(
+        client, frame, split.time_column, split.validation_fraction, split.holdout_fraction, spread=False
+    )
+
+
+def columns_read(models: list[Any], also: list[str], available: Any) -> list[str] | None:
+    """The columns of ``available`` that ``models`` (loaded pyfuncs, None skipped) read, with ``also``; None (every
+    column) when a model has no input signature, since it is then handed every column."""
+    names = list(also)
+    for model in models:
+        schema = model.metadata.get_input_schema() if model is not None else None
+        if model is not None and schema is None:
+            return None
+        names += list(schema.input_names()) if schema is not None else []
+    return [c for c in dict.fromkeys(names) if c in available]
+
+
+def portable(model: Any) -> bytes:
+    """``model`` (a loaded pyfunc) as bytes a worker can load, its models-from-code module pickled by value."""
+    import cloudpickle
+
+    modules = []
+    unwrap = getattr(model, "unwrap_python_model", None)
+    try:
+        inner = unwrap() if unwrap is not None else None
+    except (AttributeError, ValueError):  # a flavour that is no PythonModel: pickled by reference
+        inner = None
+    name = type(inner).__module__ if inner is not None else ""
+    # Not on the import path (sys.modules would find it here, never on a worker): MLflow loaded it from a file.
+    if (
+        name in sys.modules
+        and name != "__main__"
+        and importlib.machinery.PathFinder.find_spec(name.split(".")[0]) is None
+    ):
+        modules.append(sys.modules[name])
+    for module in modules:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return bytes(cloudpickle.dumps(model))
+    finally:
+        for module in modules:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def predict_on_dask(client: Client, rows: dd.DataFrame, model: Any) -> np.ndarray:
+    """``model``'s predictions of ``rows`` (float64, in their order), each partition predicted on its worker.
+
+    The model gets the columns its input signature names, as the gate's local scoring hands them.
+    """
+    import dask
+    import numpy as np
+
+    [payload] = client.scatter([portable(model)], broadcast=True)
+    tasks = [dask.delayed(_predict_part)(part, payload) for part in rows.to_delayed()]
+    found = client.compute(tasks, sync=True)
+    return np.concatenate(found) if found else np.empty(0, dtype="float64")
+
+
+def _predict_part(part: Any, payload: bytes) -> np.ndarray:
+    import numpy as np
+
+    model = pickle.loads(payload)  # noqa: S301 - bytes this task's own driver pickled from the registry's model
+    schema = model.metadata.get_input_schema()
+    columns = schema.input_names() if schema is not None else list(part.columns)
+    if not len(part):
+        return np.empty(0, dtype="float64")
+    return np.asarray(model.predict(part[columns]), dtype="float64").reshape(-1)
+
+
+def gather(client: Client, rows: dd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``columns`` of ``rows`` in this process, in order, indexed from 0."""
+    return client.compute(rows[columns]).result().reset_index(drop=True)
+
+
+def sample_on_dask(client: Client, rows: dd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """The rows ``frame.sample(n, random_state=seed)`` picks of ``rows`` gathered whole: only those are gathered.
+
+    Indexed from 0, in the sample's order; every row when there are at most ``n``.
+    """
+    import dask
+    import numpy as np
+    import pandas as pd
+
+    lengths = client.compute(rows.map_partitions(len)).result().tolist()
+    total = int(sum(lengths))
+    # pandas draws positions from the row count alone: a range of it draws the same ones as the frame would.
+    chosen = pd.RangeIndex(total).to_series().sample(n=min(n, total), random_state=seed).to_numpy()
+    starts = np.cumsum([0, *lengths])
+    ordered = np.sort(chosen)
+    keeps = [ordered[(ordered >= low) & (ordered < high)] - low for low, high in itertools.pairwise(starts)]
+    take = dask.delayed(_rows_at)
+    parts = [take(part, keep) for part, keep in zip(rows.to_delayed(), keeps, strict=True) if len(keep)]
+    picked = pd.concat(client.compute(parts, sync=True), ignore_index=True) if parts else rows._meta.copy()
+    # ``picked`` holds the rows in position order: put them in the sample's.
+    return picked.iloc[np.searchsorted(ordered, chosen)].reset_index(drop=True)
+
+
+def _rows_at(part: Any, positions: Any) -> Any:
+    return part.iloc[positions]
+
+
+def level_shares_on_dask(client: Client, rows: dd.DataFrame, levels: dict[str, list[str]]) -> dict[str, float]:
+    """What :func:`airflow_ml.ml.steps.gate_step.level_shares` gives for ``rows``, counted per partition."""
+    import dask
+    import numpy as np
+
+    wanted = {c: v for c, v in levels.items() if c in rows.columns}
+    if not wanted:
+        return {}
+    tasks = [dask.delayed(_level_counts)(part, wanted) for part in rows.to_delayed()]
+    counts = np.sum(client.compute(tasks, sync=True), axis=0)
+    total = int(counts[-1])
+    return {c: float(counts[i] / total) for i, c in enumerate(wanted)} if total else {}
+
+
+def _level_counts(part: Any, levels: dict[str, list[str]]) -> Any:
+    import numpy as np
+
+    from airflow_ml.ml.serving import level_text
+
+    hits = [int(level_text(part[c]).isin(v).fillna(False).sum()) for c, v in levels.items()]
+    return np.asarray([*hits, len(part)], dtype="int64")
+
+
+@dataclass
+class ClusterHoldout:
+    """What the gate reads of a snapshot split on the cluster (the local counterpart is in the gate step).
+
+    Attributes:
+        client: The cluster's client.
+        splits: The splits, persisted on the cluster.
+        target: The target column.
+    """
+
+    client: Any
+    splits: DaskSplits
+    target: str
+
+    @property
+    def columns(self) -> list[str]:
+        """The holdout's columns."""
+        return [str(c) for c in self.splits.holdout.columns]
+
+    def labels(self) -> np.ndarray:
+        """The holdout's target, in time order."""
+        return gather(self.client, self.splits.holdout, [self.target])[self.target].to_numpy()
+
+    def slices(self, names: list[str]) -> dict[str, Any]:
+        """The holdout's values of each slice column."""
+        frame = gather(self.client, self.splits.holdout, names) if names else None
+        return {name: frame[name] for name in names} if frame is not None else {}
+
+    @property
+    def train(self) -> dd.DataFrame:
+        """The training rows (the gate's split keeps them)."""
+        assert self.splits.train is not None
+        return self.splits.train
+
+    def training_target(self) -> np.ndarray:
+        """The training rows' target (the naive baseline's constant is learnt from it)."""
+        return gather(self.client, self.train, [self.target])[self.target].to_numpy()
+
+    def predict(self, model: Any) -> np.ndarray:
+        """``model``'s predictions of the holdout, on the cluster."""
+        return predict_on_dask(self.client, self.splits.holdout, model)
+
+    def level_shares(self, levels: dict[str, list[str]]) -> dict[str, float]:
+        """The share of the training rows holding each column's ``levels``."""
+        return level_shares_on_dask(self.client, self.train, levels)
+
+    def logged(self, *_: Any, **__: Any) -> LoggedHoldout:
+        """The challenger's logged predictions are not read: it scores the holdout on the cluster."""
+        from airflow_ml.ml.logged_holdout import LoggedHoldout
+
+        return LoggedHoldout(None, "training.engine is dask: the loaded model scores the holdout on the cluster")

@@ -1,0 +1,90 @@
+"""The health step with ``engine: dask``: the snapshot split on a real LocalCluster and only the sample gathered,
+judged as the local path judges the same rows; the cluster is not reached when there is no champion to check
+(airflow_ml.ml.steps.health_step)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml.steps.health_step import ChampionUnchanged, health
+from airflow_ml.ml.steps.step_settings import HealthSettings, SplitSettings
+from airflow_ml.ml.steps.train_step import train_and_log
+from tests.support.training_data import late_trips, regression, snapshot
+
+SPLIT = SplitSettings("pickup_at", 0.15, 0.15)
+MODEL = "health_dask.lisbon"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A partitioned snapshot of six days and the champion trained on it (its first version)."""
+    import dask
+
+    from airflow_ml.data.dask_snapshot import take_partitioned_snapshot
+
+    root = tmp_path_factory.mktemp("health")
+    snapshot(late_trips(days=6, scale=0.3), root, "one")
+    with dask.config.set(scheduler="synchronous"):
+        parts = take_partitioned_snapshot(
+            str(root / "raw"), str(root / "snapshots"), template="ride_duration", city="lisbon", run_id="parts"
+        )
+    uri = f"sqlite:///{root}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    result = train_and_log(
+        client, parts, regression(num_boost_round=10), SPLIT, experiment=MODEL, artifact_root=f"file://{root}/a"
+    )
+    version = str(registry.register_challenger(client, MODEL, result["model_uri"], result["run_id"], {}).version)
+    registry.promote(client, MODEL, version, {"decision": "promoted"})
+    return {"client": client, "uri": parts.uri, "version": version}
+
+
+@contextlib.contextmanager
+def two_threads() -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+def test_on_dask_only_the_sample_is_gathered_and_judged_as_locally(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = HealthSettings(model_name=MODEL, split=SPLIT, sample_rows=150)
+    local = health(world["client"], world["uri"], settings, version=world["version"], run_id="r1")
+
+    def whole_snapshot(*_: Any, **__: Any) -> None:
+        raise AssertionError("the health check on Dask read the snapshot into its process")
+
+    monkeypatch.setattr("airflow_ml.ml.steps.health_step.read_snapshot", whole_snapshot)
+    on_dask = dataclasses.replace(settings, engine="dask")
+    found = health(
+        world["client"], world["uri"], on_dask, version=world["version"], run_id="r1", dask_session=two_threads
+    )
+
+    assert found.record["passed"] is True
+    assert found.record["rows"] == local.record["rows"] == 150
+    for key in ("mean", "reference_mean", "mean_shift", "q10_shift", "q50_shift", "q90_shift"):
+        assert found.record[key] == pytest.approx(local.record[key], rel=1e-9, abs=1e-9)
+
+
+def test_the_cluster_is_not_reached_when_the_champion_did_not_move(world: dict[str, Any]) -> None:
+    def unreachable() -> Any:
+        raise AssertionError("a cluster was started for a run with nothing to check")
+
+    settings = HealthSettings(model_name=MODEL, split=SPLIT, engine="dask")
+    with pytest.raises(ChampionUnchanged, match="the champion did not move"):
+        health(world["client"], world["uri"], settings, version="99", run_id="r2", dask_session=unreachable)
+
+
+def test_engine_dask_without_a_session_is_refused_naming_it(world: dict[str, Any], tmp_path: Path) -> None:
+    settings = HealthSettings(model_name=MODEL, split=SPLIT, engine="dask")
+    with pytest.raises(ValueError, match="needs dask_session"):
+        health(world["client"], world["uri"], settings, version=world["version"], run_id="r3")

@@ -1,0 +1,127 @@
+"""The holdout on a Dask cluster (airflow_ml.ml.dask_holdout), against the local path on a real LocalCluster: a
+partitioned snapshot splits into its one-file twin's rows, the health check's sample is pandas' own, the level
+shares are the gate's, and a model loaded from the registry predicts on worker processes as in this one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from airflow_ml.data.snapshot import read_snapshot
+from airflow_ml.ml.dask_holdout import (
+    columns_read,
+    gather,
+    level_shares_on_dask,
+    predict_on_dask,
+    sample_on_dask,
+    split_on_dask,
+)
+from airflow_ml.ml.steps.gate_step import level_shares
+from airflow_ml.ml.steps.step_settings import SplitSettings
+from airflow_ml.ml.train import Splits, time_split
+from tests.support.training_data import late_trips, snapshot
+
+SPLIT = SplitSettings("pickup_at", 0.15, 0.15)
+
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+    """One day's trips a part: a one-file snapshot and a partitioned one of the same raw files."""
+    import dask
+
+    from airflow_ml.data.dask_snapshot import take_partitioned_snapshot
+
+    root = tmp_path_factory.mktemp("twins")
+    one = snapshot(late_trips(days=6, scale=0.3), root, "one")
+    with dask.config.set(scheduler="synchronous"):
+        parts = take_partitioned_snapshot(
+            str(root / "raw"), str(root / "snapshots"), template="ride_duration", city="lisbon", run_id="parts"
+        )
+    assert len(parts.parts) == 6
+    return one, parts
+
+
+@pytest.fixture(scope="module")
+def local(twins: tuple[Any, Any]) -> Splits:
+    return time_split(read_snapshot(twins[0].uri), "pickup_at", 0.15, 0.15)
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+def test_a_partitioned_snapshot_splits_on_the_cluster_into_its_one_file_twins_rows(
+    twins: tuple[Any, Any], local: Splits, client: Any
+) -> None:
+    splits = split_on_dask(client, twins[1], SPLIT)
+
+    assert splits.sizes == local.sizes()
+    for name in ("train", "holdout"):
+        rows = gather(client, getattr(splits, name), list(local.holdout.columns))
+        pd.testing.assert_frame_equal(rows, getattr(local, name).reset_index(drop=True))
+
+
+def test_the_sample_gathered_is_the_rows_pandas_samples_and_no_more(twins: tuple[Any, Any], client: Any) -> None:
+    wide = SplitSettings("pickup_at", 0.15, 0.45)  # a holdout over several partitions
+    holdout = split_on_dask(client, twins[1], wide).holdout
+    assert holdout.npartitions > 1
+    local = time_split(read_snapshot(twins[0].uri), "pickup_at", 0.15, 0.45).holdout
+
+    sample = sample_on_dask(client, holdout, 100, seed=7)
+
+    pd.testing.assert_frame_equal(sample, local.sample(n=100, random_state=7).reset_index(drop=True))
+    every = sample_on_dask(client, holdout, 10**6, seed=0)  # more than the holdout: all of it
+    pd.testing.assert_frame_equal(every, local.sample(n=len(local), random_state=0).reset_index(drop=True))
+
+
+def test_level_shares_counted_per_partition_are_the_gates(twins: tuple[Any, Any], local: Splits, client: Any) -> None:
+    train = split_on_dask(client, twins[1], SPLIT).train
+    zones = sorted(local.train["pickup_zone"].dropna().unique())[:2]
+    levels = {"pickup_zone": zones, "weekday": ["5", "6"], "not_a_column": ["x"]}
+
+    shares = level_shares_on_dask(client, train, levels)
+
+    assert shares == pytest.approx(level_shares(local.train, levels), rel=1e-12)
+    assert set(shares) == {"pickup_zone", "weekday"}
+    assert 0 < shares["pickup_zone"] < 1
+
+
+def test_a_registry_model_predicts_on_worker_processes_as_in_this_process(
+    twins: tuple[Any, Any], local: Splits, tmp_path: Path
+) -> None:
+    """Worker processes cannot import the module MLflow made from the model's code: it travels by value."""
+    from distributed import Client
+    from mlflow import MlflowClient
+
+    from airflow_ml.ml import model_registry as registry
+    from airflow_ml.ml.steps.train_step import train_and_log
+    from tests.support.dask_clusters import process_cluster
+    from tests.support.training_data import regression
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    store = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    result = train_and_log(
+        store, twins[0], regression(num_boost_round=10), SPLIT, experiment="e", artifact_root=f"file://{tmp_path}/a"
+    )
+    version = registry.register_challenger(store, "e", result["model_uri"], result["run_id"], {})
+    model = registry.load_version(store, version)
+    expected = np.asarray(model.predict(local.holdout[model.metadata.get_input_schema().input_names()]))
+
+    with process_cluster() as cluster, Client(cluster) as client:
+        found = predict_on_dask(client, split_on_dask(client, twins[1], SPLIT).holdout, model)
+        pids = set(client.run(lambda: __import__("os").getpid()).values())
+
+    assert __import__("os").getpid() not in pids
+    np.testing.assert_array_equal(found, expected)
+    # What the gate splits for this model: its inputs and the columns it judges, of those the snapshot has.
+    read = columns_read([model, None], ["pickup_at", "duration_min", "nowhere"], twins[1].columns)
+    assert read == ["pickup_at", "duration_min", *model.metadata.get_input_schema().input_names()]

@@ -1,0 +1,71 @@
+"""A snapshot's rows split by time on a real LocalCluster (airflow_ml.ml.dask_split): the local path's rows, in its
+stable order, whether the partitions need a shuffle (times out of order) or are sorted each in place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from airflow_ml.ml.dask_split import in_time_order, read_rows, time_split_on_dask
+from airflow_ml.ml.train import time_split
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+def _same_as_locally(client: Any, path: Path, frame: pd.DataFrame) -> None:
+    local = time_split(frame, "t", 0.25, 0.25)
+    splits = time_split_on_dask(client, read_rows(str(path), ["t", "x"], None), "t", 0.25, 0.25)
+    for name in ("train", "validation", "holdout"):
+        ours = client.compute(getattr(splits, name)).result().reset_index(drop=True)
+        pd.testing.assert_frame_equal(ours, getattr(local, name).reset_index(drop=True))
+
+
+def test_rows_out_of_time_order_are_shuffled_into_the_local_order_of_equal_times(tmp_path: Path, client: Any) -> None:
+    times = pd.to_datetime(["2026-01-01"] * 6 + ["2026-01-02"] * 4 + ["2026-01-03"] * 10)
+    frame = pd.DataFrame({"t": times, "x": np.arange(20.0)}).sample(frac=1.0, random_state=3)
+    path = tmp_path / "rows.parquet"
+    frame.to_parquet(path, index=False, row_group_size=7)  # three partitions, ties across them
+
+    _same_as_locally(client, path, frame)
+    with pytest.raises(ValueError, match="too few to split"):
+        time_split_on_dask(client, read_rows(str(path), ["t", "x"], None), "t", 0.0, 0.99)
+
+
+def test_partitions_in_time_order_are_sorted_each_in_place_into_the_local_order(tmp_path: Path, client: Any) -> None:
+    """Three partitions of seven rows, each out of order inside; the times where two of them touch are shared."""
+    import dask
+
+    from airflow_ml.ml.dask_split import partition_time_range
+
+    days = [["2026-01-01"] * 3 + ["2026-01-02"] * 4, ["2026-01-02"] * 2 + ["2026-01-03"] * 5, ["2026-01-03"] * 6]
+    parts = [
+        pd.DataFrame({"t": pd.to_datetime(d), "x": np.arange(len(d)) + 10.0 * i}).sample(frac=1.0, random_state=i)
+        for i, d in enumerate(days)
+    ]
+    frame = pd.concat(parts, ignore_index=True)
+    path = tmp_path / "days.parquet"
+    frame.to_parquet(path, index=False, row_group_size=7)
+    rows = read_rows(str(path), ["t", "x"], None)
+    ranges = client.compute([dask.delayed(partition_time_range)(p, "t") for p in rows.to_delayed()], sync=True)
+    assert [r[0] for r in ranges] == [7, 7, 6]
+    assert in_time_order(ranges)
+
+    _same_as_locally(client, path, frame)
+
+
+def test_a_missing_time_or_overlapping_partitions_need_the_shuffle() -> None:
+    day = pd.Timestamp("2026-01-02")
+    assert not in_time_order([(5, day, day, 0), (5, day - pd.Timedelta(hours=1), day, 0)])
+    assert not in_time_order([(5, day, day, 1), (5, day, day, 0)])  # a missing time sorts last, wherever it is
+    assert in_time_order([(5, day, day, 0), (0, np.nan, np.nan, 0), (5, day, day, 0)])  # an empty partition
