@@ -111,11 +111,11 @@ def _register_cities(
         city_file = _city_file(origins, config, templates_root)
         if expectations_dir is not None and wanted in (None, config.dag_id):
             origin = origins.get(config.dag_id)
-            build = partial(build_dag, config, expectations_dir=expectations_dir, origin=origin)
-            _add(namespace, dags, "a city", config.dag_id, city_file, build)
+            retrain = partial(build_dag, config, expectations_dir=expectations_dir, origin=origin)
+            _add(namespace, dags, "a city", config.dag_id, city_file, retrain)
         if scoring and scores(config) and wanted in (None, score_dag_id(config)):
-            build = partial(build_score_dag, config)
-            _add(namespace, dags, "a city's scoring DAG", score_dag_id(config), city_file, build)
+            score = partial(build_score_dag, config)
+            _add(namespace, dags, "a city's scoring DAG", score_dag_id(config), city_file, score)
     return dags
 
 
