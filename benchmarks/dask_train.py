@@ -25,6 +25,7 @@ the per-process peak, at most 1.5x the time) and the load average.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -215,7 +216,7 @@ def _steps(client: Any, world: Path, tasks: Any, path: str, cluster: Any, *, art
     timed(
         "gate",
         lambda: gate_step.gate(client, manifest, tasks.gate, challenger_version=str(version.version),
-                               dask_client=cluster),
+                               dask_session=lambda: contextlib.nullcontext(cluster)),
     )  # fmt: skip
     return seconds
 

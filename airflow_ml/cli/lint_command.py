@@ -15,7 +15,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow_ml.exceptions import ConfigError, Problem
 
@@ -162,10 +162,31 @@ def _lint_suite(
     # After GX's checks: a 'mostly' GX refuses is its problem above; the warning compares numbers only. The run
     # validates with the project's suite and the GX context's checks together: either may keep nulls out.
     combined = with_gx_checks(suite, gx_checks)
+    if config.training.engine == "dask":
+        _lint_partitioned(config, combined, base, findings)
     null_target = target_null_warning(combined, config.dataset.target, filtered=config.dataset.target_nulls_filtered)
     if null_target:
         file, line = _source_place(weak_target_check_source(combined, config.dataset.target), base)
         findings.warnings.setdefault(Problem(null_target, line=line, col=1, file=file), []).append(config.city)
+
+
+def _lint_partitioned(config: CityConfig, suite: dict[str, Any], base: Path | None, findings: _Findings) -> None:
+    """The expectations the validate task refuses for a city with ``training.engine: dask``, which validates its
+    snapshot partition by partition (:func:`airflow_ml.validation.partitioned.refusals`), each at its line."""
+    from airflow_ml.validation.partitioned import refusals
+
+    for refusal in refusals(suite):
+        file, line = _source_place(refusal.where, base)
+        fix = (
+            ""
+            if "training.engine" in refusal.why
+            else "; remove it from this city's suite, or use training.engine: local"
+        )
+        message = (
+            f"{refusal.kind}: training.engine: dask validates the snapshot partition by partition, which cannot "
+            f"judge it: {refusal.why}{fix}"
+        )
+        findings.problems.setdefault(Problem(message, line=line, col=1, file=file), []).append(config.city)
 
 
 def _lint_gx_context(config: CityConfig, project: Path, findings: _Findings) -> GxChecks | None:

@@ -18,16 +18,19 @@ from airflow.sdk import DAG, get_parsing_context
 from airflow_ml.exceptions import BrokenCityFiles, ConfigError
 from airflow_ml.factory.builder import build_dag
 from airflow_ml.factory.checked_dag import CheckedConfDAG
+from airflow_ml.factory.dag_defaults import default_args
 from airflow_ml.factory.dag_schedule import retrain_schedule
 from airflow_ml.factory.drift_review_dags import DRIFT_REVIEW_DAGS
-from airflow_ml.factory.monitor_dags import MONITOR_DAGS
+from airflow_ml.factory.monitor_dags import MONITOR_DAGS, monitor_settings, monitored
 from airflow_ml.factory.score_dags import SUFFIX as SCORE_SUFFIX
-from airflow_ml.factory.score_dags import build_score_dag, score_dag_id, score_schedule, scores
+from airflow_ml.factory.score_dags import build_score_dag, score_dag_id, score_schedule, scores, scoring_settings
 from airflow_ml.factory.sharding import Shard, shard_budget_warning
+from airflow_ml.factory.tasks import task_settings
 from airflow_ml.factory.template_dags import register_template_dags
 from airflow_ml.templates.describe import Origin
 from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX
 from airflow_ml.templates.loader import load_city_configs, load_parent_configs, unexpected_error
+from airflow_ml.templates.models import CityConfig, ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -105,25 +108,44 @@ def _register_cities(
         log.warning("airflow-ml: %s", warning)
     dags: dict[str, DAG] = {}
     for config in configs:
+        city_file = _city_file(origins, config, templates_root)
         if expectations_dir is not None and wanted in (None, config.dag_id):
             origin = origins.get(config.dag_id)
-            _add(
-                namespace, dags, "a city", partial(build_dag, config, expectations_dir=expectations_dir, origin=origin)
-            )
+            retrain = partial(build_dag, config, expectations_dir=expectations_dir, origin=origin)
+            _add(namespace, dags, "a city", config.dag_id, city_file, retrain)
         if scoring and scores(config) and wanted in (None, score_dag_id(config)):
-            _add(namespace, dags, "a city's scoring DAG", partial(build_score_dag, config))
+            score = partial(build_score_dag, config)
+            _add(namespace, dags, "a city's scoring DAG", score_dag_id(config), city_file, score)
     return dags
 
 
-def _add(namespace: MutableMapping[str, Any], dags: dict[str, DAG], what: str, build: Callable[[], DAG]) -> None:
-    """Build one DAG into ``namespace`` and ``dags``; a ConfigError skips that DAG alone (the city's other stays)."""
+def _add(
+    namespace: MutableMapping[str, Any],
+    dags: dict[str, DAG],
+    what: str,
+    dag_id: str,
+    city_file: Path,
+    build: Callable[[], DAG],
+) -> None:
+    """Build one DAG into ``namespace`` and ``dags``; any error skips that DAG alone.
+
+    The city's other DAG and the shard's other cities stay: one DAG's error must never empty its shard file.
+    """
     try:
         dag = build()
     except ConfigError as error:
         log.error("airflow-ml: skipped %s: %s", what, error)
         return
+    except Exception:  # a bug or an unforeseen value: this DAG's error, and no other DAG's (retrain_errors reports it)
+        log.exception("airflow-ml: skipped %s, %s of %s: its DAG could not be built", what, dag_id, city_file)
+        return
     namespace[_variable_name(dag.dag_id)] = dag
     dags[dag.dag_id] = dag
+
+
+def _city_file(origins: dict[str, Origin], config: ModelConfig, templates_root: str | Path) -> Path:
+    """The file that gave ``config`` (the loader's record), else the cities folder."""
+    return origins.get(config.dag_id, {}).get(("city",), (Path(templates_root) / "cities",))[0]
 
 
 def register_monitor_and_drift_review_dags(
@@ -174,21 +196,40 @@ def _is_parent_dag_id(dag_id: str) -> bool:
 
 
 def city_problems(templates_root: str | Path) -> list[ConfigError]:
-    """Every problem that keeps a city's (or a fallback parent's) DAG from loading: invalid files, bad schedules."""
+    """Every problem that keeps a city's (or a fallback parent's) DAG from loading.
+
+    Invalid files, bad schedules, and any error building the settings of the city's retraining, scoring or
+    monitor task, named as the city file's error.
+    """
     origins: dict[str, Origin] = {}
     configs, errors = load_city_configs(Path(templates_root), origins=origins)
     for config in configs:
         try:
-            retrain_schedule(config)
-            if scores(config):
-                score_schedule(config)
+            _settings_of_every_dag(config, templates_root)
         except ConfigError as error:
             errors.append(error)
         except Exception as exc:  # noqa: BLE001 - whatever it is, it is this city's error and hides no other
-            city_file = origins.get(config.dag_id, {}).get(("city",), (Path(templates_root) / "cities",))[0]
-            errors.append(unexpected_error(city_file, exc))
+            errors.append(unexpected_error(_city_file(origins, config, templates_root), exc))
     errors.extend(load_parent_configs(Path(templates_root))[1])
     return errors
+
+
+def _settings_of_every_dag(config: CityConfig, templates_root: str | Path) -> None:
+    """Build what the city's DAGs are built from: its schedules and every task's settings (not the operators).
+
+    What may raise here is what would skip one of its DAGs in a shard file or in the monitor and drift review
+    file, so the report names the file; the settings cost a small part of the load (the operators, most of a
+    DAG's build, would double the parse).
+    """
+    retrain_schedule(config)
+    default_args(config)
+    # Only named in the settings, never read here: the folder beside the templates, as the DAG files pass it.
+    task_settings(config, expectations_dir=Path(templates_root).parent / "expectations", origin=None)
+    if scores(config):
+        score_schedule(config)
+        scoring_settings(config)
+    if monitored(config):
+        monitor_settings(config)
 
 
 def report_broken_cities(*, templates_root: str | Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from airflow.sdk import DAG, get_parsing_context
 
+from airflow_ml.templates.describe import Origin
 from airflow_ml.templates.loader import load_city_configs
 from airflow_ml.templates.models import CityConfig
 
@@ -36,14 +37,16 @@ def register_template_dags(
 
     The city files are read and validated once, whatever the number of kinds. A task process that parses the
     file for another DAG builds nothing (and reads no city file); for one such DAG, only that one. A broken
-    city file is logged once and skipped (``dags/retrain_errors.py`` reports it).
+    city file is logged once and skipped (``dags/retrain_errors.py`` reports it), and so is a DAG whose build
+    raises, naming its cities' files: the other DAGs still load.
     """
     wanted = get_parsing_context().dag_id
     if wanted:
         kinds = [kind for kind in kinds if wanted.endswith(f".{kind.suffix}")]
         if not kinds:
             return {}
-    configs, errors = load_city_configs(Path(templates_root))
+    origins: dict[str, Origin] = {}
+    configs, errors = load_city_configs(Path(templates_root), origins=origins)
     for error in errors:
         log.error("airflow-ml: skipped a city file: %s", error)
     dags = {}
@@ -56,7 +59,14 @@ def register_template_dags(
             dag_id = kind.dag_id(template)
             if wanted and dag_id != wanted:
                 continue
-            dag = kind.build(template, cities)
+            try:
+                dag = kind.build(template, cities)
+            except Exception:  # one DAG's error hides no other kind's or template's DAG (retrain_errors names it)
+                files = sorted(str(origins.get(c.dag_id, {}).get(("city",), (c.city,))[0]) for c in cities)
+                log.exception(
+                    "airflow-ml: skipped %s: its DAG could not be built from the city files %s", dag_id, files
+                )
+                continue
             namespace["dag_" + "".join(c if c.isalnum() else "_" for c in dag_id)] = dag
             dags[dag_id] = dag
     return dags

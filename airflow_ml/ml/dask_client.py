@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: How often the guard looks at the cluster's workers while training runs.
 POLL_SECONDS = 0.5
+#: What every worker process airflow-ml starts gets in its environment (the LocalCluster here, the compose file's
+#: workers): Arrow's system allocator. Arrow's default (mimalloc) pool keeps what a task freed, measured at 55-70 MiB
+#: more per worker after one 5 MiB partition (docs/guides/data.md); with it, a worker's memory follows its tasks'
+#: data, which is what lets ``local_cluster.memory_limit`` be sized from the data (tests/integration/
+#: test_dask_memory_dag.py ran with it).
+WORKER_ENVIRON = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
 
 
 class DaskClusterError(AirflowMLError):
@@ -48,26 +54,31 @@ def _security(target: ClusterAddress) -> object | None:
 def dask_client(settings: DaskSettings, target: ClusterAddress | None) -> Iterator[Client]:
     """A client of the cluster at ``target``, or of a LocalCluster sized by ``settings`` (``target`` None).
 
-    Waits ``settings.wait_for_workers_seconds`` for a worker (a LocalCluster: for all of its workers).
+    A LocalCluster's worker processes start with :data:`WORKER_ENVIRON`. Waits
+    ``settings.wait_for_workers_seconds`` for a worker (a LocalCluster: for all of its workers).
 
     Raises:
         DaskClusterError: when the scheduler does not answer or no worker joins in time, naming the fix.
     """
+    import dask
     from distributed import Client, LocalCluster
 
     wait = settings.wait_for_workers_seconds
     with contextlib.ExitStack() as stack:
         if target is None:
             size = settings.local_cluster
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=size.n_workers,
-                    threads_per_worker=size.threads_per_worker,
-                    memory_limit=size.memory_limit,
-                    processes=size.processes,
-                    dashboard_address=None,
+            # Set before each worker process is spawned (Arrow reads it once); a value in Dask's config wins.
+            environ = {**WORKER_ENVIRON, **dask.config.get("distributed.nanny.pre-spawn-environ", {})}
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+                cluster = stack.enter_context(
+                    LocalCluster(
+                        n_workers=size.n_workers,
+                        threads_per_worker=size.threads_per_worker,
+                        memory_limit=size.memory_limit,
+                        processes=size.processes,
+                        dashboard_address=None,
+                    )
                 )
-            )
             client = stack.enter_context(Client(cluster, set_as_default=False))
             wanted, where = size.n_workers, f"a LocalCluster of {size.n_workers} worker(s)"
         else:

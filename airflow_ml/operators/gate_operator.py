@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any
 
 from airflow.sdk import Context
@@ -39,7 +40,8 @@ class PromotionGateOperator(SnapshotStepOperator):
     :mod:`airflow_ml.ml.demotion_guard`).
 
     With ``training.engine: dask`` the holdout is split and scored on the city's Dask cluster, whose client is
-    made here, at execute: only the labels, the predictions and the slice columns come back to the task.
+    made at execute once the registry's versions are read, and closed before the decision and any promotion:
+    only the labels, the predictions and the slice columns come back to the task.
 
     Args:
         registration: The register task's XCom (``version``); templated.
@@ -71,11 +73,7 @@ class PromotionGateOperator(SnapshotStepOperator):
         overrides = run_overrides(context)
         uri = snapshot_uri(self.snapshot)
         options = storage_options(uri, aws_conn_id=self.aws_conn_id)
-        with (
-            mlflow_errors(self.hook, f"deciding on {settings.model_name!r}"),
-            _refuse(ForeignChampion),
-            engine_client(settings.engine, settings.dask, what="scoring the holdout") as cluster,
-        ):
+        with mlflow_errors(self.hook, f"deciding on {settings.model_name!r}"), _refuse(ForeignChampion):
             outcome, record = gate(
                 self.hook.get_conn(),
                 load_manifest(uri, storage_options=options),
@@ -85,7 +83,8 @@ class PromotionGateOperator(SnapshotStepOperator):
                 trigger_reason=overrides.reason,
                 context=_trigger(context),
                 storage_options=options,
-                dask_client=cluster,
+                # Opened only around the scoring of the holdout, and closed before the decision and the promotion.
+                dask_session=partial(engine_client, settings.engine, settings.dask, what="scoring the holdout"),
             )
         # The version the gate judged, whatever it decided: the champion is one click away in the registry.
         MlflowModelVersionLink.persist(

@@ -101,35 +101,64 @@ class PartitionedSuiteRefused(ValueError):
     """The suite has an expectation that cannot be judged over partitions; nothing was run."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    """An expectation the partitions cannot merge: ``where`` it is defined (its ``meta.source``, ``<file>:<line>``,
+    else its place in the suite), its ``kind`` (``... with a row_condition`` when the condition refuses it), ``why``."""
+
+    where: str
+    kind: str
+    why: str
+
+
+def refusals(suite: dict[str, Any]) -> list[Refusal]:
+    """Each expectation of ``suite`` that cannot be judged over partitions (none: the suite runs on Dask).
+
+    What :func:`merge_classes` refuses, one by one: ``airflow-ml lint`` reports each at its line for a city with
+    ``training.engine: dask``, as the validate task would refuse the suite at run time.
+    """
+    found = (_classify(i, suite) for i in range(len(suite["expectations"])))
+    return [f for f in found if isinstance(f, Refusal)]
+
+
 def merge_classes(suite: dict[str, Any]) -> list[str]:
     """The merge class of each expectation of ``suite``, in order (see :data:`MERGE_CLASSES`).
 
     Raises:
         PartitionedSuiteRefused: naming each expectation that cannot be merged, where it is defined, and the fix.
     """
-    classes, problems = [], []
-    for i, expectation in enumerate(suite["expectations"]):
-        kind = expectation["type"]
-        found = MERGE_CLASSES.get(kind)
-        if found == EXTREME and any((expectation.get("kwargs") or {}).get(k) for k in _CONDITION):
-            found = SAMPLE  # the partitions' plain min or max would ignore the condition
-        if found == DISTINCT and any((expectation.get("kwargs") or {}).get(k) for k in _CONDITION):
-            found = None  # the partitions' distinct values would ignore the condition, and a sample could miss one
-            kind = f"{kind} with a row_condition"
-        if found is None:
-            where = (expectation.get("meta") or {}).get("source") or f"expectation {i + 1} of suite {suite['name']!r}"
-            why = REFUSED.get(kind, "airflow-ml does not know how to merge its partitions' results")
-            if kind.endswith("with a row_condition"):
-                why = "its distinct values are merged exactly only without a row_condition: drop the condition"
-            problems.append(f"{where}: {kind}: {why}")
-        classes.append(found or "")
+    found = [_classify(i, suite) for i in range(len(suite["expectations"]))]
+    problems = [f"{f.where}: {f.kind}: {f.why}" for f in found if isinstance(f, Refusal)]
     if problems:
         raise PartitionedSuiteRefused(
             "these expectations cannot be validated partition by partition on Dask:\n  - "
             + "\n  - ".join(problems)
             + "\nremove them from the suite of this client, or validate it with training.engine: local"
         )
-    return classes
+    return [f for f in found if isinstance(f, str)]
+
+
+def _classify(i: int, suite: dict[str, Any]) -> str | Refusal:
+    """The merge class of the suite's ``i``-th expectation, or why it has none."""
+    expectation = suite["expectations"][i]
+    kind = expectation["type"]
+    found = MERGE_CLASSES.get(kind)
+    conditioned = any((expectation.get("kwargs") or {}).get(k) for k in _CONDITION)
+    if found == EXTREME and conditioned:
+        found = SAMPLE  # the partitions' plain min or max would ignore the condition
+    if found == DISTINCT and conditioned:
+        # The partitions' distinct values would ignore the condition, and a sample could miss one.
+        why = "its distinct values are merged exactly only without a row_condition: drop the condition"
+        return Refusal(_where(i, suite), f"{kind} with a row_condition", why)
+    if found is None:
+        why = REFUSED.get(kind, "airflow-ml does not know how to merge its partitions' results")
+        return Refusal(_where(i, suite), kind, why)
+    return found
+
+
+def _where(i: int, suite: dict[str, Any]) -> str:
+    meta = suite["expectations"][i].get("meta") or {}
+    return str(meta.get("source") or f"expectation {i + 1} of suite {suite['name']!r}")
 
 
 def validate_partitions(

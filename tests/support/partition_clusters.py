@@ -5,8 +5,11 @@ worker either holds its tasks' data in memory or is killed by its nanny at 95% o
 completes under a limit shows that no worker needed more.
 
 The workers use the system allocator for Arrow (``ARROW_DEFAULT_MEMORY_POOL=system``, beside the nanny's own
-``MALLOC_TRIM_THRESHOLD_``): Arrow's default mimalloc pool keeps what a task freed, measured at 55-70 MiB more
-per worker after one 5 MiB partition, against about 25 MiB with the system allocator (docs/guides/data.md).
+``MALLOC_TRIM_THRESHOLD_``), as the workers airflow-ml starts do (``WORKER_ENVIRON`` of
+:mod:`airflow_ml.ml.dask_client`, and the compose file's): Arrow's default mimalloc pool keeps what a task freed,
+measured at 55-70 MiB more per worker after one 5 MiB partition, against about 25 MiB with the system allocator
+(docs/guides/data.md). Spilling and pausing, on by default in Dask, are off here only to make the measure strict:
+they can only keep a worker alive longer, never need more memory.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from airflow_ml.ml.dask_client import WORKER_ENVIRON
+
 #: Frames of the tests are measured with ``memory_usage(deep=True)``; MiB for the messages.
 MIB = 1024 * 1024
-#: The environment of the workers (and of a process they are compared with): Arrow's system allocator.
-ARROW_POOL = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
+#: The environment of the workers (and of a process they are compared with): the one airflow-ml's workers get.
+ARROW_POOL = dict(WORKER_ENVIRON)
 
 
 @contextlib.contextmanager

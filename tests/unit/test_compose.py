@@ -619,6 +619,7 @@ def test_the_dask_profile_runs_a_scheduler_and_two_workers_the_dask_connection_r
     from distributed.cli.dask_worker import main as dask_worker
 
     from airflow_ml.hooks.dask_cluster import DaskClusterHook
+    from airflow_ml.ml.dask_client import WORKER_ENVIRON
     from airflow_ml.templates.dask_spec import MEMORY_PATTERN
 
     scheduler, worker = services["dask-scheduler"], services["dask-worker"]
@@ -639,6 +640,8 @@ def test_the_dask_profile_runs_a_scheduler_and_two_workers_the_dask_connection_r
     assert scheduler["image"] == worker["image"] == services["airflow-worker"]["image"]
     for service in (scheduler, worker):
         assert service["environment"].items() >= TELEMETRY_OFF.items()
+    # The workers' environment is what a task's LocalCluster gives its workers (Arrow's system allocator).
+    assert worker["environment"].items() >= WORKER_ENVIRON.items()
     # The Airflow services' dask_default connection is this scheduler, as the hook reads it.
     monkeypatch.setenv(
         "AIRFLOW_CONN_DASK_DEFAULT", services["airflow-worker"]["environment"]["AIRFLOW_CONN_DASK_DEFAULT"]

@@ -5,8 +5,11 @@ The champion alias moves only when the outcome says so, and only as the very las
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -45,7 +48,7 @@ def gate(
     trigger_reason: str = "",
     context: dict[str, Any] | None = None,
     storage_options: StorageOptions | None = None,
-    dask_client: Any = None,
+    dask_session: Callable[[], AbstractContextManager[Any]] | None = None,
 ) -> tuple[Outcome, dict[str, Any]]:
     """The gate task: score the challenger and the current champion on this snapshot's holdout, decide, and act.
 
@@ -76,18 +79,29 @@ def gate(
         version carries its :data:`~airflow_ml.ml.model_registry.GATE_TAGS` and a description with the decision,
         the reason and the Airflow run. A refused challenger loses its ``challenger`` alias.
 
-    With ``settings.engine`` dask the snapshot is split and the holdout scored on ``dask_client``'s cluster
-    (:class:`~airflow_ml.ml.dask_holdout.ClusterHoldout`): only the labels, the predictions, the slice columns and
-    the training target come back to this process, and the challenger always scores the holdout (its logged
-    predictions are not read).
+    With ``settings.engine`` dask the snapshot is split and the holdout scored on the cluster of the client
+    ``dask_session()`` opens (:class:`~airflow_ml.ml.dask_holdout.ClusterHoldout`), only once the registry's
+    versions are read: only the labels, the predictions, the slice columns and the training target come back to
+    this process, and the challenger always scores the holdout (its logged predictions are not read). The
+    session is closed before the decision, the charts and any move of the alias.
 
     Raises:
         ForeignChampion: when the champion (or the parent's) was trained for another city or template;
             nothing is scored or moved.
+        ValueError: with ``settings.engine`` dask and no ``dask_session``.
     """
     check_mode(mode, trigger_reason)
-    model_name, parent_model, split, rules = settings.model_name, settings.parent_model, settings.split, settings.rules
-    target, metric = settings.target, settings.metric
+    if settings.engine == "dask" and dask_session is None:
+        raise ValueError(
+            "training.engine 'dask' needs dask_session, which opens the cluster's client: the gate scores the "
+            "holdout on the cluster (the gate task makes it from training.dask)"
+        )
+    model_name, parent_model, rules, metric = (
+        settings.model_name,
+        settings.parent_model,
+        settings.rules,
+        settings.metric,
+    )
     champion = this_citys_champion(client, model_name)
     deleted = deleted_champion(client, model_name) if champion is None else None
     parent = None
@@ -100,61 +114,30 @@ def gate(
     challenger_model = registry.load_version(client, challenger)
     baseline = champion if champion is not None and str(champion.version) != str(challenger.version) else parent
     baseline_model = registry.load_version(client, baseline) if baseline is not None else None
-    slice_columns = [str(s["column"]) for s in rules.slices]
-    if settings.engine == "dask":
-        from airflow_ml.ml.dask_holdout import ClusterHoldout, columns_read, split_on_dask
-
-        # Only what the models read and the gate judges is split on the cluster.
-        judged = [split.time_column, target, *slice_columns]
-        columns = columns_read([challenger_model, baseline_model], judged, manifest.columns)
-        rows: LocalHoldout | ClusterHoldout = ClusterHoldout(
-            dask_client, split_on_dask(dask_client, manifest, split, storage_options, columns=columns), target
-        )
-    else:
-        frame = read_snapshot(manifest.uri, storage_options=storage_options)
-        splits = time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction)
-        rows = LocalHoldout(splits, target)
-        del frame  # the splits are views of it
-    logged = rows.logged(
-        client,
-        challenger,
-        manifest.content_hash,
-        challenger_model,
-        target=target,
-        time_column=split.time_column,
-        probability=metric in BINARY,
-    )
-    challenger_pred = logged.predictions if logged.predictions is not None else rows.predict(challenger_model)
-    log.info("gate: the challenger's holdout predictions are %s: %s", logged.record()["source"], logged.reason)
-    champion_pred, schema = None, None
-    if baseline is not None:
-        champion_pred = rows.predict(baseline_model)
-        whose = "champion" if baseline is champion else f"parent {parent_model}"
-        schema = _compare_schemas(
+    whose = "champion" if baseline is champion else f"parent {parent_model}"
+    # On Dask the cluster is open only while the holdout is scored, and closed before anything is decided or
+    # moved: an error while closing it fails the task with the champion where it was.
+    on_dask = settings.engine == "dask" and dask_session is not None  # checked above: never dask without it
+    session = dask_session() if on_dask and dask_session is not None else contextlib.nullcontext()
+    with session as dask_client:
+        evidence = _score_holdout(
             client,
-            challenger,
-            challenger_model,
-            baseline,
-            baseline_model,
-            whose,
+            manifest,
             settings,
-            rows.level_shares,
+            (challenger, challenger_model),
+            (baseline, baseline_model, whose),
             storage_options,
+            dask_client,
         )
-    missing = [c for c in slice_columns if c not in rows.columns]
-    if missing:
-        raise ValueError(
-            f"gate slices name column(s) {missing} that the snapshot of {manifest.city} lacks; "
-            f"it has {sorted(rows.columns)}"
-        )
+    logged, schema = evidence.logged, evidence.schema
     decision = judge(
         metric,
-        rows.labels(),
-        challenger_pred,
-        champion_pred,
+        evidence.labels,
+        evidence.challenger_pred,
+        evidence.champion_pred,
         rules=rules,
-        columns=rows.slices(slice_columns),
-        training_target=rows.training_target(),
+        columns=evidence.slices,
+        training_target=evidence.training_target,
         fleet_skills=_fleet_skills(client, settings, str(challenger.version)),
         schema=schema,
         no_champion=f"no champion: {deleted}" if deleted else "no champion yet",
@@ -203,6 +186,74 @@ def gate(
         client.log_dict(challenger.run_id, record, registry.DECISION_ARTIFACT)
     write_json(manifest.uri, DECISION_FILE, record, storage_options=storage_options)
     return outcome, record
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    """What the gate judges, gathered from the holdout (in this process, or from the cluster before it closes)."""
+
+    labels: Any
+    challenger_pred: Any
+    champion_pred: Any
+    slices: dict[str, Any]
+    training_target: Any
+    logged: LoggedHoldout
+    schema: SchemaCheck | None
+
+
+def _score_holdout(
+    client: MlflowClient,
+    manifest: Manifest,
+    settings: GateSettings,
+    challenger: tuple[Any, Any],
+    baseline: tuple[Any, Any, str],
+    storage_options: StorageOptions | None,
+    dask_client: Any,
+) -> _Evidence:
+    """Split the snapshot, score the challenger and the baseline (version, model, whose) on the holdout, compare
+    their schemas, and gather the labels, slices and training target: on ``dask_client``'s cluster on Dask."""
+    (version, model), (base, base_model, whose) = challenger, baseline
+    split, target = settings.split, settings.target
+    slice_columns = [str(s["column"]) for s in settings.rules.slices]
+    missing = [c for c in slice_columns if c not in manifest.columns]
+    if missing:
+        raise ValueError(
+            f"gate slices name column(s) {missing} that the snapshot of {manifest.city} lacks; "
+            f"it has {sorted(manifest.columns)}"
+        )
+    if settings.engine == "dask":
+        from airflow_ml.ml.dask_holdout import ClusterHoldout, columns_read, split_on_dask
+
+        # Only what the models read and the gate judges is split on the cluster.
+        columns = columns_read([model, base_model], [split.time_column, target, *slice_columns], manifest.columns)
+        rows: LocalHoldout | ClusterHoldout = ClusterHoldout(
+            dask_client, split_on_dask(dask_client, manifest, split, storage_options, columns=columns), target
+        )
+    else:
+        frame = read_snapshot(manifest.uri, storage_options=storage_options)
+        rows = LocalHoldout(
+            time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction), target
+        )
+        del frame  # the splits are views of it
+    checks = {"target": target, "time_column": split.time_column, "probability": settings.metric in BINARY}
+    logged = rows.logged(client, version, manifest.content_hash, model, **checks)
+    challenger_pred = logged.predictions if logged.predictions is not None else rows.predict(model)
+    log.info("gate: the challenger's holdout predictions are %s: %s", logged.record()["source"], logged.reason)
+    champion_pred, schema = None, None
+    if base is not None:
+        champion_pred = rows.predict(base_model)
+        schema = _compare_schemas(
+            client, version, model, base, base_model, whose, settings, rows.level_shares, storage_options
+        )
+    return _Evidence(
+        labels=rows.labels(),
+        challenger_pred=challenger_pred,
+        champion_pred=champion_pred,
+        slices=rows.slices(slice_columns),
+        training_target=rows.training_target(),
+        logged=logged,
+        schema=schema,
+    )
 
 
 def _compare_schemas(

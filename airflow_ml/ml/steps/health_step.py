@@ -83,7 +83,10 @@ def health(
     if settings.enabled:
         if settings.engine == "dask":
             if dask_session is None:
-                raise ValueError("health.engine 'dask' needs dask_session, which opens the cluster's client")
+                raise ValueError(
+                    "training.engine 'dask' needs dask_session, which opens the cluster's client: the health check "
+                    "samples the holdout on the cluster (the health_check task makes it from training.dask)"
+                )
             model = registry.load_version(client, champion)  # for the columns it reads: only those are split
             with dask_session() as dask_client:
                 holdout = _sample_on_dask(dask_client, uri, settings, model, storage_options)

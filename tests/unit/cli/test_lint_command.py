@@ -241,3 +241,23 @@ def test_a_city_checked_by_a_gx_context_alone_gets_the_null_target_warning_when_
     warned = [line for line in out if "warning: suite 'trips' lets the target 'duration_min' be null" in line]
     assert warned, out
     assert all(line.startswith(f"{suite_file}:1:") for line in warned), warned  # placed at the GX file
+
+
+def test_a_check_dask_cannot_merge_is_refused_for_a_dask_city_at_its_line(
+    world: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    unique = "expectations:\n  - expect_column_values_to_be_unique: {column: pickup_zone}\n"
+    lisbon, berlin = (world["templates"] / "cities" / f"{city}.yaml" for city in ("lisbon", "berlin"))
+    lisbon.write_text(lisbon.read_text(encoding="utf-8") + unique, encoding="utf-8")
+    assert _lint(world, capsys)[0] == 0, "a local city validates the whole frame: uniqueness is judged"
+
+    text = berlin.read_text(encoding="utf-8") + "training: {engine: dask}\n"
+    berlin.write_text(text + unique, encoding="utf-8")
+    code, out = _lint(world, capsys)
+
+    assert code == 1
+    [problem] = [line for line in out if "partition by partition" in line]
+    assert problem.startswith(f"{berlin}:{len(text.splitlines()) + 2}:1: expect_column_values_to_be_unique: ")
+    assert "uniqueness is not judged per partition" in problem
+    assert "training.engine: local" in problem
+    assert problem.endswith("(cities: berlin)")

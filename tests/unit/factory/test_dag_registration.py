@@ -11,10 +11,13 @@ import pytest
 
 from airflow_ml.factory import (
     Shard,
+    city_problems,
+    monitor_dags,
     register_city_dags,
     register_dags,
     register_monitor_and_drift_review_dags,
     register_score_dags,
+    score_dags,
 )
 from airflow_ml.factory.drift_review_dags import register_drift_review_dags
 from airflow_ml.factory.monitor_dags import register_monitor_dags
@@ -103,6 +106,68 @@ def test_a_city_whose_scoring_dag_cannot_be_built_keeps_its_retraining_dag_and_t
     assert any("dag.on_new_data needs AIRFLOW_ML_DATA_ROOT" in m for m in _skipped(caplog, "a city:"))
 
 
+def _broken_for_berlin(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> None:
+    """Make ``module.name`` (a settings class) raise RuntimeError for berlin alone: a bug no message foresaw."""
+
+    class Broken(getattr(module, name)):  # type: ignore[misc]
+        def __init__(self, **kwargs: Any) -> None:
+            if kwargs.get("city") == "berlin":
+                raise RuntimeError(f"a bug in {name}")
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(module, name, Broken)
+
+
+def test_an_unexpected_error_building_one_dag_skips_that_dag_alone_and_names_its_city_file(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A data root Airflow refuses as an Asset URI: berlin's scoring DAG raises ValueError, not a ConfigError.
+    monkeypatch.setenv("AIRFLOW_ML_DATA_ROOT", "airflow://data")
+    berlin = fleet / "cities" / "berlin.yaml"
+    berlin.write_text(berlin.read_text(encoding="utf-8").replace("scoring:\n", "scoring:\n  on_new_data: true\n"))
+
+    with caplog.at_level(logging.ERROR):
+        built = _city_dags(fleet)
+
+    assert sorted(built) == sorted(
+        [f"ride_duration.{city}" for city in CITIES] + [f"ride_duration.{c}.score" for c in ("lisbon", "porto")]
+    )
+    (message,) = _skipped(caplog, "ride_duration.berlin.score")
+    assert str(berlin) in message
+    assert [e.file for e in city_problems(fleet)] == [str(berlin)]
+
+
+def test_a_bug_in_a_city_s_scoring_settings_skips_its_scoring_dag_and_is_reported_by_retrain_errors(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _broken_for_berlin(monkeypatch, score_dags, "ScoringSettings")
+
+    with caplog.at_level(logging.ERROR):
+        built = _city_dags(fleet)
+
+    assert "ride_duration.berlin.score" not in built
+    assert {"ride_duration.berlin", "ride_duration.lisbon.score", "ride_duration.porto"} <= set(built)
+    (problem,) = city_problems(fleet)
+    assert problem.file == str(fleet / "cities" / "berlin.yaml")
+    assert "RuntimeError: a bug in ScoringSettings" in str(problem)
+
+
+def test_a_bug_building_the_monitor_dag_leaves_the_drift_review_dag_and_names_the_city_files(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _broken_for_berlin(monkeypatch, monitor_dags, "MonitorSettings")
+
+    with caplog.at_level(logging.ERROR):
+        built = register_monitor_and_drift_review_dags({}, templates_root=fleet)
+
+    assert list(built) == ["ride_duration.drift_review"]
+    (message,) = _skipped(caplog, "ride_duration.monitor")
+    assert str(fleet / "cities" / "berlin.yaml") in message
+    (problem,) = city_problems(fleet)
+    assert problem.file == str(fleet / "cities" / "berlin.yaml")
+    assert "RuntimeError: a bug in MonitorSettings" in str(problem)
+
+
 @pytest.mark.parametrize("dag_id", ["ride_duration.berlin", "ride_duration.berlin.score"])
 def test_a_task_process_reads_only_its_city_s_file_and_builds_only_its_dag(
     fleet: Path, dag_id: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -180,7 +245,8 @@ def test_one_file_builds_the_monitor_and_drift_review_dags_each_over_the_cities_
     )
     shards = register_dags({}, templates_root=fleet, expectations_dir=EXPECTATIONS)
     accepted = {dag_id.split(".")[1] for dag_id in shards}
-    assert {c for cities in _cities_of(both).values() for c in cities} <= accepted  # never a city the shards refuse
+    # Never a city whose file fails validation.
+    assert {c for cities in _cities_of(both).values() for c in cities} <= accepted
     assert len(messages) == 2
     assert sum("broken.yaml" in m for m in messages) == sum("already given by" in m for m in messages) == 1
     monitor = both["ride_duration.monitor"]

@@ -1,5 +1,6 @@
 """The train task's Dask client (airflow_ml.ml.dask_client): a killed worker fails the work at once, clearly;
-an unreachable scheduler names the fix. Real LocalClusters, one with worker processes killed for real."""
+an unreachable scheduler names the fix; a LocalCluster's workers use Arrow's system allocator. Real LocalClusters,
+one with worker processes killed for real."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import os
 import signal
 import threading
 import time
+from unittest import mock
 
 import pytest
 
-from airflow_ml.ml.dask_client import DaskClusterError, dask_client, run_guarded
-from airflow_ml.ml.dask_settings import ClusterAddress, DaskSettings
+from airflow_ml.ml.dask_client import WORKER_ENVIRON, DaskClusterError, dask_client, run_guarded
+from airflow_ml.ml.dask_settings import ClusterAddress, DaskSettings, LocalClusterSettings
 from tests.support.dask_clusters import THREADED, process_cluster
 
 
@@ -48,3 +50,20 @@ def test_an_unreachable_scheduler_names_the_connection_to_fix() -> None:
     opening = dask_client(settings, ClusterAddress("tcp://127.0.0.1:1"))
     with pytest.raises(DaskClusterError, match=r"tcp://127.0.0.1:1 did not answer in 2 s.*training.dask.connection"):
         opening.__enter__()
+
+
+def _arrow_pool() -> tuple[str | None, str]:
+    """In a worker: its ARROW_DEFAULT_MEMORY_POOL and the backend of Arrow's default pool."""
+    import pyarrow
+
+    return os.environ.get("ARROW_DEFAULT_MEMORY_POOL"), pyarrow.default_memory_pool().backend_name
+
+
+def test_the_workers_of_a_local_cluster_use_arrows_system_allocator() -> None:
+    # What the memory test's workers ran with (tests/support/partition_clusters.py): a task's LocalCluster ships it.
+    one = DaskSettings(local_cluster=LocalClusterSettings(n_workers=1, threads_per_worker=1, processes=True))
+
+    with mock.patch.dict(os.environ), dask_client(one, None) as client:  # the nanny sets it here too: restored after
+        [found] = client.run(_arrow_pool).values()
+
+    assert found == (WORKER_ENVIRON["ARROW_DEFAULT_MEMORY_POOL"], "system")

@@ -6,6 +6,7 @@ models whose skill tag ``model_registry.promote`` wrote, skills drawn with a fix
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -376,8 +377,6 @@ def test_on_dask_the_gate_scores_the_holdout_on_the_cluster_and_decides_as_local
 ) -> None:
     import dataclasses
 
-    from distributed import Client, LocalCluster
-
     rules = {"slices": [{"column": "pickup_zone"}], "bootstrap": {"resamples": 200}}
     local_settings = settings("dask_gate", **rules)
     on_dask = dataclasses.replace(local_settings, engine="dask")
@@ -391,8 +390,7 @@ def test_on_dask_the_gate_scores_the_holdout_on_the_cluster_and_decides_as_local
         raise AssertionError("the gate on Dask read the snapshot into its process")
 
     monkeypatch.setattr("airflow_ml.ml.steps.gate_step.read_snapshot", whole_snapshot)
-    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, Client(cluster) as dask_client:
-        _, there = gate(client, parts, on_dask, challenger_version=second, mode="dry_run", dask_client=dask_client)
+    _, there = gate(client, parts, on_dask, challenger_version=second, mode="dry_run", dask_session=_two_threads)
 
     assert here["challenger_predictions"]["source"] == "logged"  # the local gate reuses the training run's file
     assert there["challenger_predictions"] == {
@@ -408,3 +406,49 @@ def test_on_dask_the_gate_scores_the_holdout_on_the_cluster_and_decides_as_local
     assert [s["rows"] for s in there["slices"]] == [s["rows"] for s in here["slices"]]
     assert there["bootstrap"]["improvement"] == pytest.approx(here["bootstrap"]["improvement"], rel=1e-9)
     assert (there["decision"], there["refused_by"]) == (here["decision"], here["refused_by"])
+
+
+@contextlib.contextmanager
+def _two_threads() -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, Client(cluster) as dask_client:
+        yield dask_client
+
+
+def test_on_dask_the_cluster_is_closed_before_the_champion_moves_so_a_failed_close_moves_nothing(
+    client: MlflowClient, parts: Manifest
+) -> None:
+    import dataclasses
+
+    on_dask = dataclasses.replace(settings("dask_close"), engine="dask")
+    first = trained(client, parts, "dask_close.lisbon")  # a first model: the gate would promote it
+    aliases_at_close: list[dict[str, Any]] = []
+
+    @contextlib.contextmanager
+    def closing_fails() -> Iterator[Any]:
+        with _two_threads() as dask_client:
+            yield dask_client
+        aliases_at_close.append(client.get_registered_model("dask_close.lisbon").aliases)
+        raise TimeoutError("the LocalCluster did not close in time")
+
+    with pytest.raises(TimeoutError, match="did not close"):
+        gate(client, parts, on_dask, challenger_version=first, dask_session=closing_fails)
+
+    assert [{a: str(v) for a, v in found.items()} for found in aliases_at_close] == [{registry.CHALLENGER: first}]
+    assert registry.CHAMPION not in client.get_registered_model("dask_close.lisbon").aliases
+    tags = client.get_model_version("dask_close.lisbon", first).tags
+    assert not [tag for tag in tags if tag.startswith("gate.")], "nothing was decided or recorded"
+    # The same session closing cleanly: the gate then decides and promotes, with the cluster already closed.
+    outcome, _ = gate(client, parts, on_dask, challenger_version=first, dask_session=_two_threads)
+    assert outcome.move_champion
+    assert str(client.get_registered_model("dask_close.lisbon").aliases[registry.CHAMPION]) == first
+
+
+def test_engine_dask_without_a_session_is_refused_naming_training_engine(client: MlflowClient, parts: Manifest) -> None:
+    import dataclasses
+
+    on_dask = dataclasses.replace(settings("dask_none"), engine="dask")
+
+    with pytest.raises(ValueError, match=r"training\.engine 'dask' needs dask_session"):
+        gate(client, parts, on_dask, challenger_version="1")

@@ -86,5 +86,5 @@ def test_the_cluster_is_not_reached_when_the_champion_did_not_move(world: dict[s
 
 def test_engine_dask_without_a_session_is_refused_naming_it(world: dict[str, Any], tmp_path: Path) -> None:
     settings = HealthSettings(model_name=MODEL, split=SPLIT, engine="dask")
-    with pytest.raises(ValueError, match="needs dask_session"):
+    with pytest.raises(ValueError, match=r"^training\.engine 'dask' needs dask_session"):
         health(world["client"], world["uri"], settings, version=world["version"], run_id="r3")
