@@ -148,7 +148,9 @@ def _run_child(world: Path, path: str, workers: int, memory: str) -> dict[str, A
     from airflow_ml.factory.tasks import task_settings
     from airflow_ml.templates import load_city_file
 
-    client = MlflowClient(f"sqlite:///{world}/mlflow-{path}-{os.getpid()}.db")
+    store = f"sqlite:///{world}/mlflow-{path}-{os.getpid()}.db"
+    # The registry named too: MLflow's default registry is not the client's tracking store but ./mlflow.db.
+    client = MlflowClient(tracking_uri=store, registry_uri=store)
     client.search_experiments()  # the store is created (and migrated) before the baseline
     config = load_city_file(world / f"cities_{path}" / f"{CITY}.yaml", world / "templates")
     tasks = task_settings(config, expectations_dir=REPO / "expectations")

@@ -155,7 +155,7 @@ def _run_child(world: Path) -> None:
     from airflow_ml.ml.steps.train_step import train
 
     meta = json.loads((world / "world.json").read_text(encoding="utf-8"))
-    client = MlflowClient(meta["store"])
+    client = MlflowClient(tracking_uri=meta["store"], registry_uri=meta["store"])
     client.search_experiments()  # the store is created (and migrated) before the baseline
     settings = TrainingSettings.from_dict(meta["settings"])
     manifest = load_manifest(meta["snapshot"])

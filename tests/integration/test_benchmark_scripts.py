@@ -15,12 +15,12 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_benchmark(script: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run ``benchmarks/<script>`` with ``args`` as committed; its exit status is checked."""
+def run_benchmark(script: str, *args: str, timeout: float = 600, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    """Run ``benchmarks/<script>`` with ``args`` as committed, in ``cwd``; its exit status is checked."""
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / script), *args],
         env={**os.environ, "PYTHONPATH": str(REPO)},
-        cwd=REPO,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -87,8 +87,9 @@ def test_retrain_benchmark_runs_the_dag_under_a_real_scheduler_cold_and_warm() -
     assert "repeat 1/1: warm world ready" in done.stderr
 
 
-def test_train_memory_benchmark_measures_the_train_task_against_its_frame() -> None:
-    done = run_benchmark("train_memory.py", "--rows", "5000", "--repeat", "1")
+def test_train_memory_benchmark_measures_the_train_task_against_its_frame(tmp_path: Path) -> None:
+    done = run_benchmark("train_memory.py", "--rows", "5000", "--repeat", "1", cwd=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # all it writes is in its world (no MLflow default store in the cwd)
 
     header, row = done.stdout.splitlines()[:2]
     assert header.split() == [
@@ -205,8 +206,10 @@ def test_parse_benchmark_measures_every_dag_file_against_a_reference_split_alike
 
 
 @pytest.mark.timeout(1200)  # two paths, a LocalCluster of two worker processes for one: 3 min loaded
-def test_dask_train_benchmark_runs_both_paths_at_a_tiny_size() -> None:
-    done = run_benchmark("dask_train.py", "--rows", "5000", "--repeat", "1", timeout=1200)
+def test_dask_train_benchmark_runs_both_paths_at_a_tiny_size(tmp_path: Path) -> None:
+    done = run_benchmark("dask_train.py", "--rows", "5000", "--repeat", "1", timeout=1200, cwd=tmp_path)
+    # Its registry is its world's: MLflow's default one (./mlflow.db) would keep a champion between runs.
+    assert list(tmp_path.iterdir()) == []
 
     lines = done.stdout.splitlines()
     header = lines[0].split()

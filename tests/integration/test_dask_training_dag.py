@@ -118,11 +118,13 @@ def test_a_worker_killed_while_training_fails_the_task_and_keeps_the_champion(
 
 
 def test_parsing_a_dask_dag_imports_no_dask_and_starts_no_client(world: dict[str, Any], dags_dir: Path) -> None:
+    # Only this world's loader: the session's dags folder also holds other tests' loaders, whose imports are theirs.
+    loader = dags_dir / f"world_{Path(world['data_root']).parent.name}.py"
     script = textwrap.dedent(
         f"""
         import json, sys
         from airflow.dag_processing.dagbag import DagBag
-        bag = DagBag(dag_folder={str(dags_dir)!r})
+        bag = DagBag(dag_folder={str(loader)!r})
         if {MODEL!r} not in bag.dags:
             sys.exit(f"not parsed: {{bag.import_errors}}")
         dag = bag.dags[{MODEL!r}]
