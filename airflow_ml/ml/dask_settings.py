@@ -24,7 +24,8 @@ class LocalClusterSettings(FrozenSettings):
         n_workers: Workers.
         threads_per_worker: Threads per worker (LightGBM runs as many per worker).
         memory_limit: Memory per worker, as Dask reads it (``2GiB``).
-        processes: Workers in their own processes (False: threads of the task's process).
+        processes: Workers in their own processes (False: threads of the task's process, which can deadlock
+            LightGBM's distributed training: keep True for a city that trains on the cluster).
     """
 
     n_workers: int = 2

@@ -8,8 +8,13 @@ from typing import Any
 
 from airflow_ml.ml.dask_settings import DaskSettings, LocalClusterSettings
 
-#: What the train step starts for ``training.engine: dask`` without a connection, kept light: two worker threads.
+#: A light cluster for the snapshot and validation tests: two worker threads of the test's process. Never for
+#: training: LightGBM's distributed training in two threads of one process deadlocked (a whole test run stalled).
 THREADED = DaskSettings(local_cluster=LocalClusterSettings(n_workers=2, processes=False, memory_limit="1GiB"))
+#: What the train step starts for ``training.engine: dask`` without a connection: two worker processes.
+TRAINING = DaskSettings(
+    local_cluster=LocalClusterSettings(n_workers=2, threads_per_worker=1, processes=True, memory_limit="1GiB")
+)
 
 
 @contextlib.contextmanager
