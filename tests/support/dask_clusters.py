@@ -8,11 +8,10 @@ from typing import Any
 
 from airflow_ml.ml.dask_settings import DaskSettings, LocalClusterSettings
 
-#: A light cluster for the snapshot and validation tests: two worker threads of the test's process. Never for
-#: training: LightGBM's distributed training in two threads of one process deadlocked (a whole test run stalled).
-THREADED = DaskSettings(local_cluster=LocalClusterSettings(n_workers=2, processes=False, memory_limit="1GiB"))
-#: What the train step starts for ``training.engine: dask`` without a connection: two worker processes.
-TRAINING = DaskSettings(
+#: What a task starts for ``training.engine: dask`` without a connection: two worker processes. Never threads of
+#: the test's process: LightGBM's distributed training deadlocked there, and so did a snapshot task's cluster in a
+#: whole unit run (each stalled the run until pytest-timeout's 900 s).
+LOCAL_CLUSTER = DaskSettings(
     local_cluster=LocalClusterSettings(n_workers=2, threads_per_worker=1, processes=True, memory_limit="1GiB")
 )
 

@@ -14,7 +14,7 @@ import pytest
 
 from airflow_ml.ml.dask_client import WORKER_ENVIRON, DaskClusterError, dask_client, run_guarded
 from airflow_ml.ml.dask_settings import ClusterAddress, DaskSettings, LocalClusterSettings
-from tests.support.dask_clusters import THREADED, process_cluster
+from tests.support.dask_clusters import LOCAL_CLUSTER, process_cluster
 
 
 def test_a_worker_killed_during_the_work_fails_it_naming_the_worker() -> None:
@@ -39,7 +39,7 @@ def test_a_worker_killed_during_the_work_fails_it_naming_the_worker() -> None:
 
 
 def test_an_error_of_the_work_is_raised_as_it_is() -> None:
-    with dask_client(THREADED, None) as client:
+    with dask_client(LOCAL_CLUSTER, None) as client:
         assert len(client.nthreads()) == 2
         with pytest.raises(ZeroDivisionError):
             run_guarded(client, lambda: client.submit(lambda: 1 / 0).result(), what="work")

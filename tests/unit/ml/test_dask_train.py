@@ -24,7 +24,7 @@ from airflow_ml.ml.metrics import score
 from airflow_ml.ml.serving import predict_raw
 from airflow_ml.ml.steps.step_settings import SplitSettings
 from airflow_ml.ml.train import time_split, train_model, train_sample
-from tests.support.dask_clusters import TRAINING
+from tests.support.dask_clusters import LOCAL_CLUSTER
 from tests.support.training_data import binary, late_trips, regression, snapshot
 
 SPLIT = SplitSettings("pickup_at", 0.15, 0.15)
@@ -43,7 +43,7 @@ def test_a_dask_model_is_close_to_the_local_one_on_the_same_rows(trips_snapshot:
     splits = time_split(read_snapshot(trips_snapshot.uri, columns=columns), "pickup_at", 0.15, 0.15)  # type: ignore[attr-defined]
     local = train_model(splits, spec)  # type: ignore[arg-type]
 
-    kept, trained = train_snapshot_on_dask(snapshot_files(trips_snapshot), spec, SPLIT, TRAINING)  # type: ignore[arg-type, attr-defined]
+    kept, trained = train_snapshot_on_dask(snapshot_files(trips_snapshot), spec, SPLIT, LOCAL_CLUSTER)  # type: ignore[arg-type, attr-defined]
 
     assert kept.sizes() == splits.sizes()
     pd.testing.assert_frame_equal(kept.holdout, splits.holdout.reset_index(drop=True))  # the very same rows
@@ -91,7 +91,7 @@ def test_a_search_or_a_warm_start_asked_of_a_dask_run_is_refused_before_any_mlfl
 
     for extra in ({"search": search_settings(2)}, {"warm_start_from": "ride_duration.lisbon"}):
         with pytest.raises(ValueError, match=r"engine 'dask' neither searches parameters nor warm starts"):
-            train_and_log(client, trips_snapshot, regression(), SPLIT, experiment="dask", dask=TRAINING, **extra)  # type: ignore[arg-type]
+            train_and_log(client, trips_snapshot, regression(), SPLIT, experiment="dask", dask=LOCAL_CLUSTER, **extra)  # type: ignore[arg-type]
     assert client.get_experiment_by_name("dask") is None  # type: ignore[attr-defined]
 
 
@@ -104,7 +104,7 @@ def test_the_train_metric_is_the_local_ones_on_the_same_seeded_sample(
     columns = list(dict.fromkeys([*spec.features, spec.target, SPLIT.time_column]))
     splits = time_split(read_snapshot(trips_snapshot.uri, columns=columns), "pickup_at", 0.15, 0.15)  # type: ignore[attr-defined]
 
-    _, trained = train_snapshot_on_dask(snapshot_files(trips_snapshot), spec, SPLIT, TRAINING)  # type: ignore[attr-defined]
+    _, trained = train_snapshot_on_dask(snapshot_files(trips_snapshot), spec, SPLIT, LOCAL_CLUSTER)  # type: ignore[attr-defined]
 
     assert sorted(trained.metrics) == sorted(train_model(splits, spec).metrics)
     sample = train_sample(splits.train, spec.seed, rows=1_000)
@@ -138,12 +138,12 @@ def test_dask_training_reads_a_partitioned_snapshots_parts_and_splits_them_as_lo
     columns = list(dict.fromkeys([*spec.features, spec.target, SPLIT.time_column]))
     local = time_split(read_snapshot(trips_snapshot.uri, columns=columns), "pickup_at", 0.15, 0.15)  # type: ignore[attr-defined]
 
-    kept, _ = train_snapshot_on_dask(snapshot_files(trips_parts), spec, SPLIT, TRAINING)  # type: ignore[arg-type]
+    kept, _ = train_snapshot_on_dask(snapshot_files(trips_parts), spec, SPLIT, LOCAL_CLUSTER)  # type: ignore[arg-type]
 
     assert kept.sizes() == local.sizes()
     pd.testing.assert_frame_equal(kept.holdout, local.holdout.reset_index(drop=True))
     # The train step hands the trainer the parts: the run logs the partitioned snapshot's hash and split.
-    result = train_and_log(client, trips_parts, spec, SPLIT, experiment="parts", dask=TRAINING)  # type: ignore[arg-type]
+    result = train_and_log(client, trips_parts, spec, SPLIT, experiment="parts", dask=LOCAL_CLUSTER)  # type: ignore[arg-type]
     run = client.get_run(result["run_id"])  # type: ignore[attr-defined]
     assert run.data.params["engine"] == "dask"
     assert run.data.params["snapshot_hash"] == trips_parts.content_hash  # type: ignore[attr-defined]

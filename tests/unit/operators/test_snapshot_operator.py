@@ -256,10 +256,10 @@ def test_with_engine_dask_the_task_takes_a_partitioned_snapshot_on_a_cluster_it_
 
     from airflow_ml.data.snapshot import read_snapshot
     from airflow_ml.data.snapshot_parts import PARTITIONED_KIND
-    from tests.support.dask_clusters import THREADED
+    from tests.support.dask_clusters import LOCAL_CLUSTER
 
     local = operator(data_root, data_contract(config).to_dict())
-    settings = dataclasses.replace(local.snapshot_settings, engine="dask", dask=THREADED)
+    settings = dataclasses.replace(local.snapshot_settings, engine="dask", dask=LOCAL_CLUSTER)
     task = SnapshotOperator(task_id="snapshot", settings=settings.to_dict(), data_root=str(data_root))
 
     with caplog.at_level(logging.INFO, logger="airflow_ml.ml.dask_client"):

@@ -134,7 +134,7 @@ def test_with_engine_dask_the_suite_runs_part_by_part_on_a_cluster_the_task_star
     import dask
 
     from airflow_ml.data.dask_snapshot import take_partitioned_snapshot
-    from tests.support.dask_clusters import THREADED
+    from tests.support.dask_clusters import LOCAL_CLUSTER
 
     with dask.config.set(scheduler="synchronous"):
         parts = take_partitioned_snapshot(
@@ -144,7 +144,7 @@ def test_with_engine_dask_the_suite_runs_part_by_part_on_a_cluster_the_task_star
     local, _ = world.run("validate", snapshot=parts.uri)
     task = world.task("validate")
     settings = ValidationSettings.from_dict(task.settings)
-    task.settings = dataclasses.replace(settings, engine="dask", dask=THREADED).to_dict()
+    task.settings = dataclasses.replace(settings, engine="dask", dask=LOCAL_CLUSTER).to_dict()
     task.snapshot = {"uri": parts.uri}
 
     with caplog.at_level(logging.INFO, logger="airflow_ml.ml.dask_client"):
@@ -160,12 +160,12 @@ def test_with_engine_dask_the_suite_runs_part_by_part_on_a_cluster_the_task_star
 def test_a_suite_dask_cannot_merge_fails_the_task_without_retry(world: OperatorWorld, snapshot: dict[str, Any]) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from tests.support.dask_clusters import THREADED
+    from tests.support.dask_clusters import LOCAL_CLUSTER
 
     task = world.task("validate")
     settings = ValidationSettings.from_dict(task.settings)
     unique = {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "pickup_at"}}
-    task.settings = dataclasses.replace(settings, engine="dask", dask=THREADED, expectations=[unique]).to_dict()
+    task.settings = dataclasses.replace(settings, engine="dask", dask=LOCAL_CLUSTER, expectations=[unique]).to_dict()
     task.snapshot = snapshot
 
     with pytest.raises(AirflowFailException, match=r"cannot be validated partition by partition on Dask"):
