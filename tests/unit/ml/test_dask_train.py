@@ -73,7 +73,10 @@ def test_the_validation_curve_on_the_cluster_is_lightgbms_own(trips_snapshot: ob
     local = train_model(splits, spec)
     assert len(local.learning_curve) == 30
 
-    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         rows = read_rows(snapshot_files(trips_snapshot), None, None)  # type: ignore[attr-defined]
         split = time_split_on_dask(client, rows, "pickup_at", 0.15, 0.15)
         curve = validation_curve(client, local.booster, local.preprocessor, split.validation, spec)

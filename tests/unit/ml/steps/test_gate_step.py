@@ -412,7 +412,10 @@ def test_on_dask_the_gate_scores_the_holdout_on_the_cluster_and_decides_as_local
 def _two_threads() -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster, Client(cluster) as dask_client:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as dask_client,
+    ):
         yield dask_client
 
 
