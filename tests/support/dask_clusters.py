@@ -27,6 +27,15 @@ def process_cluster() -> Iterator[Any]:
         yield cluster
 
 
+@contextlib.contextmanager
+def cluster_client() -> Iterator[Any]:
+    """A client of two worker processes (one thread each): the tests' own cluster for work they hand to Dask."""
+    from distributed import Client
+
+    with process_cluster() as cluster, Client(cluster) as client:
+        yield client
+
+
 def dask_city(connection: str, *, rounds: int, drift: bool = True) -> str:
     """The ``training:`` (and ``drift:``) YAML of a city that trains on the cluster of ``connection``."""
     off = "" if drift else "drift:\n  enabled: false\n"

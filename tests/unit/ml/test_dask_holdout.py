@@ -24,6 +24,7 @@ from airflow_ml.ml.dask_holdout import (
 from airflow_ml.ml.steps.gate_step import level_shares
 from airflow_ml.ml.steps.step_settings import SplitSettings
 from airflow_ml.ml.train import Splits, time_split
+from tests.support.dask_clusters import cluster_client
 from tests.support.training_data import late_trips, snapshot
 
 SPLIT = SplitSettings("pickup_at", 0.15, 0.15)
@@ -53,12 +54,7 @@ def local(twins: tuple[Any, Any]) -> Splits:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
+    with cluster_client() as client:
         yield client
 
 

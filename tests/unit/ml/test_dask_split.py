@@ -13,16 +13,12 @@ import pytest
 
 from airflow_ml.ml.dask_split import in_time_order, read_rows, time_split_on_dask
 from airflow_ml.ml.train import time_split
+from tests.support.dask_clusters import cluster_client
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
+    with cluster_client() as client:
         yield client
 
 

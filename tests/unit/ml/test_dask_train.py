@@ -24,7 +24,7 @@ from airflow_ml.ml.metrics import score
 from airflow_ml.ml.serving import predict_raw
 from airflow_ml.ml.steps.step_settings import SplitSettings
 from airflow_ml.ml.train import time_split, train_model, train_sample
-from tests.support.dask_clusters import LOCAL_CLUSTER
+from tests.support.dask_clusters import LOCAL_CLUSTER, cluster_client
 from tests.support.training_data import binary, late_trips, regression, snapshot
 
 SPLIT = SplitSettings("pickup_at", 0.15, 0.15)
@@ -66,17 +66,13 @@ def test_a_dask_model_is_close_to_the_local_one_on_the_same_rows(trips_snapshot:
 
 def test_the_validation_curve_on_the_cluster_is_lightgbms_own(trips_snapshot: object) -> None:
     import lightgbm as lgb
-    from distributed import Client, LocalCluster
 
     spec = regression(num_boost_round=30, early_stopping_rounds=None)
     splits = time_split(read_snapshot(trips_snapshot.uri), "pickup_at", 0.15, 0.15)  # type: ignore[attr-defined]
     local = train_model(splits, spec)
     assert len(local.learning_curve) == 30
 
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
+    with cluster_client() as client:
         rows = read_rows(snapshot_files(trips_snapshot), None, None)  # type: ignore[attr-defined]
         split = time_split_on_dask(client, rows, "pickup_at", 0.15, 0.15)
         curve = validation_curve(client, local.booster, local.preprocessor, split.validation, spec)

@@ -28,6 +28,7 @@ from airflow_ml.ml.gate.schema_change import AcceptSchemaChange, LevelTolerance,
 from airflow_ml.ml.steps.gate_step import gate, level_shares
 from airflow_ml.ml.steps.step_settings import GateSettings, SplitSettings
 from airflow_ml.ml.steps.train_step import train_and_log
+from tests.support.dask_clusters import cluster_client
 from tests.support.mlflow_stores import logged_decision
 from tests.support.training_data import regression
 
@@ -390,7 +391,7 @@ def test_on_dask_the_gate_scores_the_holdout_on_the_cluster_and_decides_as_local
         raise AssertionError("the gate on Dask read the snapshot into its process")
 
     monkeypatch.setattr("airflow_ml.ml.steps.gate_step.read_snapshot", whole_snapshot)
-    _, there = gate(client, parts, on_dask, challenger_version=second, mode="dry_run", dask_session=_two_threads)
+    _, there = gate(client, parts, on_dask, challenger_version=second, mode="dry_run", dask_session=cluster_client)
 
     assert here["challenger_predictions"]["source"] == "logged"  # the local gate reuses the training run's file
     assert there["challenger_predictions"] == {
@@ -408,17 +409,6 @@ def test_on_dask_the_gate_scores_the_holdout_on_the_cluster_and_decides_as_local
     assert (there["decision"], there["refused_by"]) == (here["decision"], here["refused_by"])
 
 
-@contextlib.contextmanager
-def _two_threads() -> Iterator[Any]:
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as dask_client,
-    ):
-        yield dask_client
-
-
 def test_on_dask_the_cluster_is_closed_before_the_champion_moves_so_a_failed_close_moves_nothing(
     client: MlflowClient, parts: Manifest
 ) -> None:
@@ -430,7 +420,7 @@ def test_on_dask_the_cluster_is_closed_before_the_champion_moves_so_a_failed_clo
 
     @contextlib.contextmanager
     def closing_fails() -> Iterator[Any]:
-        with _two_threads() as dask_client:
+        with cluster_client() as dask_client:
             yield dask_client
         aliases_at_close.append(client.get_registered_model("dask_close.lisbon").aliases)
         raise TimeoutError("the LocalCluster did not close in time")
@@ -443,7 +433,7 @@ def test_on_dask_the_cluster_is_closed_before_the_champion_moves_so_a_failed_clo
     tags = client.get_model_version("dask_close.lisbon", first).tags
     assert not [tag for tag in tags if tag.startswith("gate.")], "nothing was decided or recorded"
     # The same session closing cleanly: the gate then decides and promotes, with the cluster already closed.
-    outcome, _ = gate(client, parts, on_dask, challenger_version=first, dask_session=_two_threads)
+    outcome, _ = gate(client, parts, on_dask, challenger_version=first, dask_session=cluster_client)
     assert outcome.move_champion
     assert str(client.get_registered_model("dask_close.lisbon").aliases[registry.CHAMPION]) == first
 

@@ -4,9 +4,7 @@ judged as the local path judges the same rows; the cluster is not reached when t
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.steps.health_step import ChampionUnchanged, health
 from airflow_ml.ml.steps.step_settings import HealthSettings, SplitSettings
 from airflow_ml.ml.steps.train_step import train_and_log
+from tests.support.dask_clusters import cluster_client
 from tests.support.training_data import late_trips, regression, snapshot
 
 SPLIT = SplitSettings("pickup_at", 0.15, 0.15)
@@ -46,17 +45,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"client": client, "uri": parts.uri, "version": version}
 
 
-@contextlib.contextmanager
-def two_threads() -> Iterator[Any]:
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
-
-
 def test_on_dask_only_the_sample_is_gathered_and_judged_as_locally(
     world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -69,7 +57,7 @@ def test_on_dask_only_the_sample_is_gathered_and_judged_as_locally(
     monkeypatch.setattr("airflow_ml.ml.steps.health_step.read_snapshot", whole_snapshot)
     on_dask = dataclasses.replace(settings, engine="dask")
     found = health(
-        world["client"], world["uri"], on_dask, version=world["version"], run_id="r1", dask_session=two_threads
+        world["client"], world["uri"], on_dask, version=world["version"], run_id="r1", dask_session=cluster_client
     )
 
     assert found.record["passed"] is True
