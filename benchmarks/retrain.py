@@ -90,8 +90,8 @@ def main() -> None:
         return
     print(COLUMNS)
     for rows in args.rows:
-        dag: list[dict[str, float]] = []
-        floor: list[dict[str, float]] = []
+        dag: list[dict[str, Any]] = []
+        floor: list[dict[str, Any]] = []
         for repeat in range(args.repeat):
             with tempfile.TemporaryDirectory(prefix="airflow-ml-bench-") as tmp:
                 world = _prepare(Path(tmp), rows)
@@ -101,8 +101,8 @@ def main() -> None:
         _print_row(rows, dag, floor)
 
 
-def _print_row(rows: int, dag: list[dict[str, float]], floor: list[dict[str, float]]) -> None:
-    def median(runs: list[dict[str, float]], key: str) -> float:
+def _print_row(rows: int, dag: list[dict[str, Any]], floor: list[dict[str, Any]]) -> None:
+    def median(runs: list[dict[str, Any]], key: str) -> float:
         return statistics.median(r[key] for r in runs)
 
     floor_s = median(floor, "total")
@@ -113,6 +113,9 @@ def _print_row(rows: int, dag: list[dict[str, float]], floor: list[dict[str, flo
         f"{max(r['peak_mb'] for r in floor):>9.0f}",
         flush=True,
     )
+    # Where the tasks' time goes: each task's median over the repeats, in the DAG's order.
+    spent = {task: statistics.median(r["each"][task] for r in dag) for task in dag[0]["each"]}
+    print(f"  {rows:,} rows, task medians: " + ", ".join(f"{t} {s:.1f} s" for t, s in spent.items()), file=sys.stderr)
 
 
 def _prepare(root: Path, rows: int) -> Path:
@@ -157,7 +160,7 @@ def _env(root: Path) -> dict[str, str]:
     }
 
 
-def _measure(kind: str, world: Path) -> dict[str, float]:
+def _measure(kind: str, world: Path) -> dict[str, Any]:
     """Run one child process; its wall time, its own peak RSS and (for ``dag``) the phases it recorded."""
     times = world / f"{kind}-times.json"
     times.unlink(missing_ok=True)
@@ -171,13 +174,14 @@ def _measure(kind: str, world: Path) -> dict[str, float]:
         errors = [line for line in log.read_text().splitlines() if "error" in line.lower()]
         raise SystemExit(f"{kind} run failed; log {log}:\n" + "\n".join(errors[-20:]))
     phases = json.loads(times.read_text())
-    measured = {"total": end - start, "peak_mb": phases["peak_mb"]}
+    measured: dict[str, Any] = {"total": end - start, "peak_mb": phases["peak_mb"]}
     if kind == "dag":
         measured |= {
             "startup": phases["called"] - start,
             "run": phases["returned"] - phases["called"],
             "tasks": phases["tasks"],
             "exit": end - phases["returned"],
+            "each": phases["each"],
         }
     return measured
 
@@ -196,8 +200,8 @@ def _run_dag(world: Path, *, measured: bool) -> None:
         raise SystemExit(f"DAG run ended {run.state}; not successful: {', '.join(unfinished) or 'none'}")
     phases: dict[str, Any] = {"peak_mb": peak_rss_mb()}
     if measured:
-        spent = sum((ti.end_date - ti.start_date).total_seconds() for ti in tasks)
-        phases |= {"called": called, "returned": returned, "tasks": spent}
+        each = {ti.task_id: (ti.end_date - ti.start_date).total_seconds() for ti in tasks}
+        phases |= {"called": called, "returned": returned, "tasks": sum(each.values()), "each": each}
     (world / f"{'dag' if measured else 'seed'}-times.json").write_text(json.dumps(phases), encoding="utf-8")
 
 
@@ -262,7 +266,7 @@ def _main_scheduler(all_rows: list[int], repeat: int, settings: dict[str, str]) 
     print(SCHEDULER_COLUMNS)
     for rows in all_rows:
         runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
-        floor: list[dict[str, float]] = []
+        floor: list[dict[str, Any]] = []
         for index in range(repeat):
             for preload in (False, True) if index % 2 == 0 else (True, False):
                 with tempfile.TemporaryDirectory(prefix="airflow-ml-bench-") as tmp:
