@@ -2,9 +2,10 @@
 
 An existing cluster is reached by its :class:`~airflow_ml.ml.dask_settings.ClusterAddress` (from the ``dask``
 connection); without one, a ``LocalCluster`` sized by ``training.dask.local_cluster`` starts in the task and stops
-with it. :func:`run_guarded` runs the distributed training while watching the cluster's workers: LightGBM's
-workers talk to each other directly, so one that dies leaves the others waiting on a socket; the task fails at
-once with an error naming the lost worker instead.
+with it, so every task starts its own. The task's log names the cluster used (``Dask cluster: tcp://host:8786,
+3 workers`` or ``Dask cluster: local, 2 workers (...)``). :func:`run_guarded` runs the distributed training while
+watching the cluster's workers: LightGBM's workers talk to each other directly, so one that dies leaves the others
+waiting on a socket; the task fails at once with an error naming the lost worker instead.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def dask_client(settings: DaskSettings, target: ClusterAddress | None) -> Iterat
                     )
                 )
             client = stack.enter_context(Client(cluster, set_as_default=False))
-            wanted, where = size.n_workers, f"a LocalCluster of {size.n_workers} worker(s)"
+            wanted, where, name = size.n_workers, f"a LocalCluster of {size.n_workers} worker(s)", "local"
         else:
             where = f"the Dask scheduler at {target.address}"
             try:
@@ -92,7 +93,7 @@ def dask_client(settings: DaskSettings, target: ClusterAddress | None) -> Iterat
                     f"{where} did not answer in {wait} s ({exc}); start the cluster (docker compose --profile "
                     "dask up) or fix the host of the dask connection named by training.dask.connection"
                 ) from exc
-            wanted = 1
+            wanted, name = 1, target.address
         try:
             client.wait_for_workers(wanted, timeout=wait)
         except TimeoutError as exc:
@@ -100,7 +101,17 @@ def dask_client(settings: DaskSettings, target: ClusterAddress | None) -> Iterat
                 f"{where} has no worker after {wait} s; start its workers or raise "
                 "training.dask.wait_for_workers_seconds"
             ) from exc
-        log.info("Dask: %s with %d worker(s)", where, len(client.nthreads()))
+        workers = len(client.nthreads())
+        # The one line that says which cluster the task used: an address, or a LocalCluster of its own.
+        if target is None:
+            log.info(
+                "Dask cluster: %s, %d workers (a LocalCluster started for this task and stopped with it; name a dask "
+                "connection in training.dask.connection for the tasks to share one cluster)",
+                name,
+                workers,
+            )
+        else:
+            log.info("Dask cluster: %s, %d workers", name, workers)
         yield client
 
 

@@ -6,6 +6,10 @@ loads the model from the bytes handed to it and predicts its rows. Only what the
 task's process: the holdout's labels, the models' predictions, the slice columns and the training rows' target
 (one column each); the health check gathers only its sample.
 
+The challenger's logged holdout predictions stand for its own under the local path's checks
+(:mod:`airflow_ml.ml.logged_holdout`): the holdout's row hashes are computed where its rows lie and only the rows
+spot-checked come to the task, where the loaded model predicts them; then the challenger does not score the holdout.
+
 A model is sent as it was loaded from the registry (the model serving loads): pickled with cloudpickle, its
 "models from code" module (a module MLflow made from the model's file, which no worker can import) pickled by
 value with it.
@@ -109,14 +113,19 @@ def predict_on_dask(client: Client, rows: dd.DataFrame, model: Any) -> np.ndarra
 
 
 def _predict_part(part: Any, payload: bytes) -> np.ndarray:
+    model = pickle.loads(payload)  # noqa: S301 - bytes this task's own driver pickled from the registry's model
+    return predict_rows(model, part)
+
+
+def predict_rows(model: Any, rows: pd.DataFrame) -> np.ndarray:
+    """``model``'s predictions of ``rows`` (float64), handed the columns its input signature names."""
     import numpy as np
 
-    model = pickle.loads(payload)  # noqa: S301 - bytes this task's own driver pickled from the registry's model
     schema = model.metadata.get_input_schema()
-    columns = schema.input_names() if schema is not None else list(part.columns)
-    if not len(part):
+    columns = schema.input_names() if schema is not None else list(rows.columns)
+    if not len(rows):
         return np.empty(0, dtype="float64")
-    return np.asarray(model.predict(part[columns]), dtype="float64").reshape(-1)
+    return np.asarray(model.predict(rows[columns]), dtype="float64").reshape(-1)
 
 
 def gather(client: Client, rows: dd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -129,26 +138,91 @@ def sample_on_dask(client: Client, rows: dd.DataFrame, n: int, seed: int) -> pd.
 
     Indexed from 0, in the sample's order; every row when there are at most ``n``.
     """
-    import dask
     import numpy as np
     import pandas as pd
 
-    lengths = client.compute(rows.map_partitions(len)).result().tolist()
-    total = int(sum(lengths))
+    lengths = partition_lengths(client, rows)
     # pandas draws positions from the row count alone: a range of it draws the same ones as the frame would.
-    chosen = pd.RangeIndex(total).to_series().sample(n=min(n, total), random_state=seed).to_numpy()
-    starts = np.cumsum([0, *lengths])
+    chosen = pd.RangeIndex(sum(lengths)).to_series().sample(n=min(n, sum(lengths)), random_state=seed).to_numpy()
     ordered = np.sort(chosen)
-    keeps = [ordered[(ordered >= low) & (ordered < high)] - low for low, high in itertools.pairwise(starts)]
-    take = dask.delayed(_rows_at)
-    parts = [take(part, keep) for part, keep in zip(rows.to_delayed(), keeps, strict=True) if len(keep)]
-    picked = pd.concat(client.compute(parts, sync=True), ignore_index=True) if parts else rows._meta.copy()
+    picked = rows_at(client, rows, ordered, lengths)
     # ``picked`` holds the rows in position order: put them in the sample's.
     return picked.iloc[np.searchsorted(ordered, chosen)].reset_index(drop=True)
 
 
+def partition_lengths(client: Client, rows: dd.DataFrame) -> list[int]:
+    """The row count of each partition of ``rows``."""
+    return [int(n) for n in client.compute(rows.map_partitions(len)).result().tolist()]
+
+
+def rows_at(client: Client, rows: dd.DataFrame, positions: Any, lengths: list[int]) -> pd.DataFrame:
+    """The rows of ``rows`` at ``positions`` (ascending, over all partitions of ``lengths``) in this process, in
+    order and indexed from 0: only those are gathered."""
+    import dask
+    import numpy as np
+    import pandas as pd
+
+    starts = np.cumsum([0, *lengths])
+    keeps = [positions[(positions >= low) & (positions < high)] - low for low, high in itertools.pairwise(starts)]
+    take = dask.delayed(_rows_at)
+    parts = [take(part, keep) for part, keep in zip(rows.to_delayed(), keeps, strict=True) if len(keep)]
+    found = pd.concat(client.compute(parts, sync=True), ignore_index=True) if parts else rows._meta.copy()
+    return found.reset_index(drop=True)
+
+
 def _rows_at(part: Any, positions: Any) -> Any:
     return part.iloc[positions]
+
+
+def _row_hashes(part: Any) -> Any:
+    from airflow_ml.data.row_hashing import row_hashes
+
+    return row_hashes(part.reset_index(drop=True))
+
+
+class ClusterRows:
+    """A holdout on the cluster as :func:`~airflow_ml.ml.logged_holdout.logged_holdout` checks it: its rows are
+    hashed where they lie (eight bytes a row come back) and only the rows spot-checked are gathered."""
+
+    def __init__(self, client: Client, rows: dd.DataFrame) -> None:
+        self.client, self.rows = client, rows
+        self._lengths: list[int] | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        """The holdout's columns."""
+        return [str(c) for c in self.rows.columns]
+
+    def _partition_lengths(self) -> list[int]:
+        if self._lengths is None:
+            self._lengths = partition_lengths(self.client, self.rows)
+        return self._lengths
+
+    def __len__(self) -> int:
+        return sum(self._partition_lengths())
+
+    def differing_row(self, logged: pd.DataFrame) -> int | None:
+        """The first position where ``logged`` and the holdout differ over ``logged``'s columns, by each row's hash
+        (the logged columns read back in the cluster's dtypes)."""
+        import dask
+        import numpy as np
+
+        from airflow_ml.data.row_hashing import row_hashes
+        from airflow_ml.ml.logged_holdout import logged_as
+
+        key = list(logged.columns)
+        expected = logged_as(logged, self.rows._meta[key].dtypes)
+        if expected is None:
+            return 0
+        parts = self.rows[key].to_delayed()
+        found = self.client.compute([dask.delayed(_row_hashes)(part) for part in parts], sync=True)
+        hashes = np.concatenate(found) if found else np.empty(0, dtype="uint64")
+        mismatch = np.flatnonzero(hashes != row_hashes(expected))
+        return int(mismatch[0]) if mismatch.size else None
+
+    def take(self, positions: np.ndarray) -> pd.DataFrame:
+        """The holdout's rows at ``positions`` (ascending), gathered."""
+        return rows_at(self.client, self.rows, positions, self._partition_lengths())
 
 
 def level_shares_on_dask(client: Client, rows: dd.DataFrame, levels: dict[str, list[str]]) -> dict[str, float]:
@@ -220,8 +294,12 @@ class ClusterHoldout:
         """The share of the training rows holding each column's ``levels``."""
         return level_shares_on_dask(self.client, self.train, levels)
 
-    def logged(self, *_: Any, **__: Any) -> LoggedHoldout:
-        """The challenger's logged predictions are not read: it scores the holdout on the cluster."""
-        from airflow_ml.ml.logged_holdout import LoggedHoldout
+    def logged(self, client: Any, version: Any, snapshot_hash: str, model: Any, **checks: Any) -> LoggedHoldout:
+        """The challenger's logged holdout predictions, when they are ``model``'s of these rows (the local path's
+        checks, the rows hashed on the cluster and the spot-checked rows predicted here)."""
+        from airflow_ml.ml.logged_holdout import logged_holdout
 
-        return LoggedHoldout(None, "training.engine is dask: the loaded model scores the holdout on the cluster")
+        rows = ClusterRows(self.client, self.splits.holdout)
+        return logged_holdout(
+            client, version, snapshot_hash, rows, predict=lambda picked: predict_rows(model, picked), **checks
+        )

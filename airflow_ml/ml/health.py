@@ -115,8 +115,13 @@ def check_champion(
     sample_rows: int,
     thresholds: HealthThresholds,
     seed: int = SAMPLE_SEED,
+    loaded: tuple[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Load ``model_name@champion`` through the registry and check it on a sample of ``holdout``.
+
+    Args:
+        loaded: The champion's version and its model, when the caller loaded it already (as serving loads it):
+            used when the alias still names that version, so the model is loaded once.
 
     Returns:
         The check's record (see :func:`check_predictions`) with the ``champion_version`` checked.
@@ -125,6 +130,9 @@ def check_champion(
     if champion is None:
         return {"passed": False, "problems": [f"{model_name} has no {registry.CHAMPION!r} alias"]}
     rows = holdout.sample(n=min(sample_rows, len(holdout)), random_state=seed) if len(holdout) else holdout
-    model = registry.load_version(client, champion)
+    if loaded is not None and loaded[0] == str(champion.version):
+        model = loaded[1]
+    else:
+        model = registry.load_version(client, champion)
     record = check_predictions(model, rows, reference_predictions(client, champion), thresholds)
     return {**record, "champion_version": str(champion.version)}

@@ -17,7 +17,10 @@ The gate always loads the challenger as serving loads it (its registry ``source`
 - the loaded model predicts :data:`SPOT_CHECK_ROWS` of those rows (drawn with a fixed seed) as logged, within
   :data:`SPOT_CHECK_RTOL` (a re-logged file, or a model artifact changed after training, fails it).
 
-Anything else leaves the gate to score the whole holdout with the loaded model, and the reason says why.
+Anything else leaves the gate to score the whole holdout with the loaded model, and the reason says why. The
+holdout is a frame in this process, or any :class:`HoldoutRows` (on a Dask cluster:
+:class:`~airflow_ml.ml.dask_holdout.ClusterRows`, which hashes the rows where they lie and gathers only the rows
+checked).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -48,6 +51,50 @@ SPOT_CHECK_SEED = 0
 SPOT_CHECK_RTOL = 1e-9
 
 
+class HoldoutRows(Protocol):
+    """The gate's holdout as the checks read it, wherever its rows lie."""
+
+    @property
+    def columns(self) -> list[str]:
+        """The holdout's columns."""
+        ...
+
+    def __len__(self) -> int:
+        """The holdout's row count."""
+        ...
+
+    def differing_row(self, logged: pd.DataFrame) -> int | None:
+        """The first position where ``logged`` (some of the holdout's columns) and the holdout differ, else None."""
+        ...
+
+    def take(self, positions: np.ndarray) -> pd.DataFrame:
+        """The holdout's rows at ``positions`` (ascending), in this process."""
+        ...
+
+
+@dataclass(frozen=True)
+class FrameRows:
+    """A holdout held in this process."""
+
+    frame: pd.DataFrame
+
+    @property
+    def columns(self) -> list[str]:
+        """The holdout's columns."""
+        return list(self.frame.columns)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def differing_row(self, logged: pd.DataFrame) -> int | None:
+        """The first position where ``logged`` and the frame differ, by each row's hash."""
+        return _differing_row(logged, self.frame[list(logged.columns)])
+
+    def take(self, positions: np.ndarray) -> pd.DataFrame:
+        """The rows at ``positions``."""
+        return self.frame.iloc[positions]
+
+
 @dataclass(frozen=True)
 class LoggedHoldout:
     """The logged predictions, or None with why they cannot stand for the model's (``reason``)."""
@@ -64,7 +111,7 @@ def logged_holdout(
     client: MlflowClient,
     version: ModelVersion,
     snapshot_hash: str,
-    holdout: pd.DataFrame,
+    holdout: pd.DataFrame | HoldoutRows,
     *,
     target: str,
     time_column: str,
@@ -77,7 +124,7 @@ def logged_holdout(
         client: The MLflow client.
         version: The challenger's registered version.
         snapshot_hash: The content hash of the gate's snapshot.
-        holdout: The gate's holdout rows, in time order.
+        holdout: The gate's holdout rows, in time order (a frame, or rows elsewhere: :class:`HoldoutRows`).
         target: The target column, which the logged rows must hold.
         time_column: The time column, which the logged rows must hold.
         predict: The loaded challenger's predictions of some rows (the model serving loads).
@@ -85,6 +132,7 @@ def logged_holdout(
     """
     if not version.run_id:
         return LoggedHoldout(None, "the version has no training run")
+    held = FrameRows(holdout) if isinstance(holdout, pd.DataFrame) else holdout
     try:
         in_run = source_in_run(client, version)
         logged_hash = client.get_run(version.run_id).data.tags.get(SNAPSHOT_HASH_TAG)
@@ -107,19 +155,17 @@ def logged_holdout(
     lacking = [c for c in dict.fromkeys(["prediction", target, time_column]) if c not in rows.columns]
     if lacking:
         return LoggedHoldout(None, f"{HOLDOUT_PREDICTIONS_ARTIFACT} lacks the column(s) {lacking}")
-    if len(rows) != len(holdout):
-        return LoggedHoldout(None, f"{len(rows)} logged holdout rows, the gate's holdout has {len(holdout)}")
-    key = [c for c in rows.columns if c != "prediction" and c in holdout.columns]
-    differ = _differing_row(rows[key], holdout[key])
+    if len(rows) != (count := len(held)):
+        return LoggedHoldout(None, f"{len(rows)} logged holdout rows, the gate's holdout has {count}")
+    key = [c for c in rows.columns if c != "prediction" and c in held.columns]
+    differ = held.differing_row(rows[key])
     if differ is not None:
         return LoggedHoldout(None, f"the logged holdout's row {differ} differs from the gate's holdout row {differ}")
     predictions, bad = _numbers(rows["prediction"], probability)
     if predictions is None:
         return LoggedHoldout(None, f"the logged predictions are {bad}")
-    checked = np.sort(
-        np.random.default_rng(SPOT_CHECK_SEED).choice(len(holdout), min(SPOT_CHECK_ROWS, len(holdout)), replace=False)
-    )
-    loaded = np.asarray(predict(holdout.iloc[checked]), dtype="float64").reshape(-1)
+    checked = np.sort(np.random.default_rng(SPOT_CHECK_SEED).choice(count, min(SPOT_CHECK_ROWS, count), replace=False))
+    loaded = np.asarray(predict(held.take(checked)), dtype="float64").reshape(-1)
     if loaded.shape != checked.shape:
         return LoggedHoldout(None, f"the loaded model gave {loaded.size} predictions of {checked.size} rows")
     off = np.flatnonzero(~np.isclose(loaded, predictions[checked], rtol=SPOT_CHECK_RTOL, atol=SPOT_CHECK_RTOL))
@@ -137,12 +183,20 @@ def logged_holdout(
     return LoggedHoldout(predictions, source)
 
 
+def logged_as(logged: pd.DataFrame, dtypes: pd.Series) -> pd.DataFrame | None:
+    """``logged``'s columns of ``dtypes`` read back in those dtypes (a parquet round trip may widen a type), indexed
+    from 0; None when one cannot be (the rows then differ)."""
+    try:
+        return pd.DataFrame({c: logged[c].reset_index(drop=True).astype(dtypes[c]) for c in dtypes.index})
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
 def _differing_row(logged: pd.DataFrame, expected: pd.DataFrame) -> int | None:
     """The first row where ``logged`` and ``expected`` differ over ``expected``'s columns (by each row's hash, the
-    logged columns read back in the expected dtypes: a parquet round trip may widen a type), else None."""
-    try:
-        logged = pd.DataFrame({c: logged[c].reset_index(drop=True).astype(expected[c].dtype) for c in expected.columns})
-    except (TypeError, ValueError, KeyError):
+    logged columns read back in the expected dtypes), else None."""
+    logged = logged_as(logged, expected.dtypes)
+    if logged is None:
         return 0
     mismatch = np.flatnonzero(row_hashes(logged) != row_hashes(expected.reset_index(drop=True)))
     return int(mismatch[0]) if mismatch.size else None

@@ -2,7 +2,8 @@
 
 Every task that reads the snapshot (snapshot, validate, train, gate, health check) works where training does:
 on the cluster of the ``dask`` connection named by ``training.dask.connection``, else on a LocalCluster started
-for the task (:func:`airflow_ml.ml.dask_client.dask_client`). Nothing here runs at parse: the hook and Dask
+for the task (:func:`airflow_ml.ml.dask_client.dask_client`): without a connection every task starts a LocalCluster
+of its own, and each task's log names the cluster it used. Nothing here runs at parse: the hook and Dask
 are imported inside the functions.
 """
 
@@ -53,7 +54,7 @@ def engine_client(engine: str, settings: DaskSettings | None, *, what: str) -> I
 
     settings = settings or DaskSettings()
     target = cluster_address(settings)
-    where = target.address if target is not None else "a LocalCluster started for this task"
-    log.info("%s on the Dask cluster at %s (training.engine: dask)", what, where)
+    where = f"connection {settings.connection!r}" if target is not None else "no training.dask.connection"
+    log.info("%s on Dask (training.engine: dask; %s)", what, where)
     with dask_client(settings, target) as client:
         yield client

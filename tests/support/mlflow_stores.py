@@ -144,17 +144,27 @@ def register_version(client: Any, name: str, folder: Path, tags: dict[str, Any])
 
 
 class CountingClient:
-    """A real ``MlflowClient`` that counts the registry calls made through it (``calls``: method name to count)."""
+    """A real ``MlflowClient`` that counts the registry calls made through it (``calls``: method name to count;
+    ``arguments``: method name to the positional arguments of each call). Attributes pass through uncounted."""
 
     def __init__(self, client: Any) -> None:
         self._client = client
         self.calls: dict[str, int] = {}
+        self.arguments: dict[str, list[tuple[Any, ...]]] = {}
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._client, name)
+        if not callable(method):
+            return method
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] = self.calls.get(name, 0) + 1
+            self.arguments.setdefault(name, []).append(args)
             return method(*args, **kwargs)
 
         return counted
+
+    def model_loads(self) -> int:
+        """How many models were downloaded to be loaded (``download_artifacts`` of anything but a ``lineage/`` file,
+        as :func:`airflow_ml.ml.model_cache.load_pyfunc` fetches a version logged in its run)."""
+        return sum(1 for args in self.arguments.get("download_artifacts", []) if not str(args[1]).startswith("lineage"))

@@ -82,8 +82,9 @@ def gate(
     With ``settings.engine`` dask the snapshot is split and the holdout scored on the cluster of the client
     ``dask_session()`` opens (:class:`~airflow_ml.ml.dask_holdout.ClusterHoldout`), only once the registry's
     versions are read: only the labels, the predictions, the slice columns and the training target come back to
-    this process, and the challenger always scores the holdout (its logged predictions are not read). The
-    session is closed before the decision, the charts and any move of the alias.
+    this process; the challenger's logged predictions are checked as locally (row hashes on the cluster, the
+    spot-checked rows gathered) and, when they pass, it does not score the holdout. The session is closed
+    before the decision, the charts and any move of the alias.
 
     Raises:
         ForeignChampion: when the champion (or the parent's) was trained for another city or template;

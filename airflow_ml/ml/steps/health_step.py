@@ -81,20 +81,27 @@ def health(
     previous = registry.version_by_alias(client, name, registry.PREVIOUS_CHAMPION)
     run = {"airflow_run_id": run_id}
     if settings.enabled:
-        if settings.engine == "dask":
-            if dask_session is None:
-                raise ValueError(
-                    "training.engine 'dask' needs dask_session, which opens the cluster's client: the health check "
-                    "samples the holdout on the cluster (the health_check task makes it from training.dask)"
-                )
-            model = registry.load_version(client, champion)  # for the columns it reads: only those are split
+        if settings.engine == "dask" and dask_session is None:
+            raise ValueError(
+                "training.engine 'dask' needs dask_session, which opens the cluster's client: the health check "
+                "samples the holdout on the cluster (the health_check task makes it from training.dask)"
+            )
+        # Loaded once, as serving loads it: on Dask its columns are the ones split, and it is the model checked.
+        model = registry.load_version(client, champion)
+        if settings.engine == "dask" and dask_session is not None:
             with dask_session() as dask_client:
                 holdout = _sample_on_dask(dask_client, uri, settings, model, storage_options)
         else:
             holdout = snapshot_holdout(uri, settings.split, storage_options=storage_options)
         thresholds = HealthThresholds(settings.max_mean_shift, settings.max_quantile_shift)
         record = check_and_settle(
-            client, name, holdout, sample_rows=settings.sample_rows, thresholds=thresholds, context=run
+            client,
+            name,
+            holdout,
+            sample_rows=settings.sample_rows,
+            thresholds=thresholds,
+            context=run,
+            loaded=(version, model),
         )
         write_json(uri, HEALTH_FILE, record, storage_options=storage_options)
     else:
@@ -116,16 +123,18 @@ def check_and_settle(
     sample_rows: int,
     thresholds: HealthThresholds,
     context: dict[str, Any] | None = None,
+    loaded: tuple[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Check the champion and, when it fails, roll it back; record the outcome as ``health.*`` version tags.
 
     A failing champion that was the model's first loses the ``champion`` alias, so nothing serves a
-    model known to be broken.
+    model known to be broken. ``loaded``: the champion's version and model, already loaded (see
+    :func:`~airflow_ml.ml.health.check_champion`).
 
     Returns:
         The check's record; ``rollback`` holds the rollback's record when one was done.
     """
-    record = check_champion(client, model_name, holdout, sample_rows=sample_rows, thresholds=thresholds)
+    record = check_champion(client, model_name, holdout, sample_rows=sample_rows, thresholds=thresholds, loaded=loaded)
     record = {**record, **(context or {})}
     version = record.get("champion_version")
     if version is not None:

@@ -1,9 +1,11 @@
 """The train task's Dask client (airflow_ml.ml.dask_client): a killed worker fails the work at once, clearly;
-an unreachable scheduler names the fix; a LocalCluster's workers use Arrow's system allocator. Real LocalClusters,
+an unreachable scheduler names the fix; the log names the cluster used; a LocalCluster's workers use Arrow's system
+allocator. Real LocalClusters,
 one with worker processes killed for real."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -50,6 +52,23 @@ def test_an_unreachable_scheduler_names_the_connection_to_fix() -> None:
     opening = dask_client(settings, ClusterAddress("tcp://127.0.0.1:1"))
     with pytest.raises(DaskClusterError, match=r"tcp://127.0.0.1:1 did not answer in 2 s.*training.dask.connection"):
         opening.__enter__()
+
+
+def test_the_log_names_the_cluster_used_an_address_or_a_local_cluster_of_the_task(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="airflow_ml.ml.dask_client"):
+        with dask_client(LOCAL_CLUSTER, None):
+            pass
+        with process_cluster() as cluster, dask_client(DaskSettings(), ClusterAddress(cluster.scheduler_address)):
+            pass
+
+    named = [m for m in caplog.messages if m.startswith("Dask cluster: ")]
+    assert named == [
+        "Dask cluster: local, 2 workers (a LocalCluster started for this task and stopped with it; name a dask "
+        "connection in training.dask.connection for the tasks to share one cluster)",
+        f"Dask cluster: {cluster.scheduler_address}, 2 workers",
+    ]
 
 
 def _arrow_pool() -> tuple[str | None, str]:

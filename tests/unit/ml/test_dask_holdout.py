@@ -1,6 +1,7 @@
 """The holdout on a Dask cluster (airflow_ml.ml.dask_holdout), against the local path on a real LocalCluster: a
 partitioned snapshot splits into its one-file twin's rows, the health check's sample is pandas' own, the level
-shares are the gate's, and a model loaded from the registry predicts on worker processes as in this one."""
+shares are the gate's, the holdout's rows are checked against logged rows where they lie, and a model loaded from
+the registry predicts on worker processes as in this one."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from airflow_ml.data.snapshot import read_snapshot
 from airflow_ml.ml.dask_holdout import (
+    ClusterRows,
     columns_read,
     gather,
     level_shares_on_dask,
@@ -80,6 +82,29 @@ def test_the_sample_gathered_is_the_rows_pandas_samples_and_no_more(twins: tuple
     pd.testing.assert_frame_equal(sample, local.sample(n=100, random_state=7).reset_index(drop=True))
     every = sample_on_dask(client, holdout, 10**6, seed=0)  # more than the holdout: all of it
     pd.testing.assert_frame_equal(every, local.sample(n=len(local), random_state=0).reset_index(drop=True))
+
+
+def test_the_holdout_on_the_cluster_is_checked_against_logged_rows_as_a_local_holdout_is(
+    twins: tuple[Any, Any], local: Splits, client: Any
+) -> None:
+    from airflow_ml.ml.logged_holdout import FrameRows
+
+    wide = SplitSettings("pickup_at", 0.15, 0.45)  # a holdout over several partitions
+    rows = ClusterRows(client, split_on_dask(client, twins[1], wide).holdout)
+    assert rows.rows.npartitions > 1
+    here = FrameRows(time_split(read_snapshot(twins[0].uri), "pickup_at", 0.15, 0.45).holdout.reset_index(drop=True))
+    key = ["pickup_at", "pickup_zone", "distance_km", "duration_min"]
+    logged = here.frame[key].copy()
+    logged["distance_km"] = logged["distance_km"].astype("float32").astype("float64")  # not the holdout's values
+    tampered = here.frame[key].copy()
+    tampered.loc[len(tampered) - 2, "pickup_zone"] = "elsewhere"  # in the last partition
+
+    assert len(rows) == len(here) > 0
+    assert rows.differing_row(here.frame[key]) is here.differing_row(here.frame[key]) is None
+    assert rows.differing_row(tampered) == here.differing_row(tampered) == len(tampered) - 2
+    assert rows.differing_row(logged) == here.differing_row(logged) is not None
+    positions = np.array([0, 3, len(here) // 2, len(here) - 1])
+    pd.testing.assert_frame_equal(rows.take(positions)[key], here.take(positions)[key].reset_index(drop=True))
 
 
 def test_level_shares_counted_per_partition_are_the_gates(twins: tuple[Any, Any], local: Splits, client: Any) -> None:

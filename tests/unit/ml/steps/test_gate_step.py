@@ -393,11 +393,8 @@ def test_on_dask_the_gate_scores_the_holdout_on_the_cluster_and_decides_as_local
     monkeypatch.setattr("airflow_ml.ml.steps.gate_step.read_snapshot", whole_snapshot)
     _, there = gate(client, parts, on_dask, challenger_version=second, mode="dry_run", dask_session=cluster_client)
 
-    assert here["challenger_predictions"]["source"] == "logged"  # the local gate reuses the training run's file
-    assert there["challenger_predictions"] == {
-        "source": "scored",
-        "reason": "training.engine is dask: the loaded model scores the holdout on the cluster",
-    }
+    # Both gates reuse the training run's file: the rows it logged are the holdout's on the cluster too.
+    assert here["challenger_predictions"]["source"] == there["challenger_predictions"]["source"] == "logged"
     assert there["holdout_rows"] == here["holdout_rows"] > 100
     for key in ("challenger_score", "champion_score", "improvement"):
         assert there[key] == pytest.approx(here[key], rel=1e-9)
@@ -407,6 +404,50 @@ def test_on_dask_the_gate_scores_the_holdout_on_the_cluster_and_decides_as_local
     assert [s["rows"] for s in there["slices"]] == [s["rows"] for s in here["slices"]]
     assert there["bootstrap"]["improvement"] == pytest.approx(here["bootstrap"]["improvement"], rel=1e-9)
     assert (there["decision"], there["refused_by"]) == (here["decision"], here["refused_by"])
+
+
+def test_on_dask_the_challengers_logged_predictions_stand_for_it_only_when_its_snapshot_hash_matches(
+    client: MlflowClient, parts: Manifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from airflow_ml.ml import dask_holdout
+    from airflow_ml.ml.lineage import SNAPSHOT_HASH_TAG
+
+    local_settings = settings("dask_reuse", bootstrap={"resamples": 200})
+    on_dask = dataclasses.replace(local_settings, engine="dask")
+    first = trained(client, parts, "dask_reuse.lisbon")
+    gate(client, parts, local_settings, challenger_version=first)  # the champion
+    second = trained(client, parts, "dask_reuse.lisbon", seed=5, params={"learning_rate": 0.3, "num_leaves": 4})
+    versions = {v: client.get_model_version("dask_reuse.lisbon", v) for v in (first, second)}
+    uuid = {v: registry.load_version(client, found).metadata.model_uuid for v, found in versions.items()}
+    scored: list[str] = []  # the model of each whole-holdout scoring on the cluster
+    predict_on_dask = dask_holdout.predict_on_dask
+
+    def counted(dask_client: Any, rows: Any, model: Any) -> Any:
+        scored.append(model.metadata.model_uuid)
+        return predict_on_dask(dask_client, rows, model)
+
+    monkeypatch.setattr(dask_holdout, "predict_on_dask", counted)
+    _, reused = gate(client, parts, on_dask, challenger_version=second, mode="dry_run", dask_session=cluster_client)
+    reused_scored = list(scored)
+    scored.clear()
+    client.set_tag(versions[second].run_id, SNAPSHOT_HASH_TAG, "sha256:another")  # its run now says another snapshot
+    _, rescored = gate(client, parts, on_dask, challenger_version=second, mode="dry_run", dask_session=cluster_client)
+
+    assert reused["challenger_predictions"]["source"] == "logged"
+    assert f"predicts {reused['holdout_rows']} checked rows as logged" in reused["challenger_predictions"]["reason"]
+    assert reused_scored == [uuid[first]]  # only the champion scored the holdout
+    assert rescored["challenger_predictions"] == {
+        "source": "scored",
+        "reason": f"trained on snapshot sha256:another, the gate's holdout is of {parts.content_hash}",
+    }
+    assert sorted(scored) == sorted([uuid[first], uuid[second]])
+    # The same evidence and decision either way: the logged predictions are the loaded model's.
+    for key in ("challenger_score", "champion_score", "improvement"):
+        assert reused[key] == pytest.approx(rescored[key], rel=1e-9)
+    assert reused["bootstrap"]["improvement"] == pytest.approx(rescored["bootstrap"]["improvement"], rel=1e-9)
+    assert (reused["decision"], reused["refused_by"]) == (rescored["decision"], rescored["refused_by"])
 
 
 def test_on_dask_the_cluster_is_closed_before_the_champion_moves_so_a_failed_close_moves_nothing(

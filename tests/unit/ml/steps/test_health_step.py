@@ -1,6 +1,6 @@
 """The health step with ``engine: dask``: the snapshot split on a real LocalCluster and only the sample gathered,
-judged as the local path judges the same rows; the cluster is not reached when there is no champion to check
-(airflow_ml.ml.steps.health_step)."""
+judged as the local path judges the same rows; the champion is loaded once on either engine; the cluster is not
+reached when there is no champion to check (airflow_ml.ml.steps.health_step)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from airflow_ml.ml.steps.health_step import ChampionUnchanged, health
 from airflow_ml.ml.steps.step_settings import HealthSettings, SplitSettings
 from airflow_ml.ml.steps.train_step import train_and_log
 from tests.support.dask_clusters import cluster_client
+from tests.support.mlflow_stores import CountingClient
 from tests.support.training_data import late_trips, regression, snapshot
 
 SPLIT = SplitSettings("pickup_at", 0.15, 0.15)
@@ -64,6 +65,17 @@ def test_on_dask_only_the_sample_is_gathered_and_judged_as_locally(
     assert found.record["rows"] == local.record["rows"] == 150
     for key in ("mean", "reference_mean", "mean_shift", "q10_shift", "q50_shift", "q90_shift"):
         assert found.record[key] == pytest.approx(local.record[key], rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_the_champion_is_loaded_from_the_registry_once(world: dict[str, Any], engine: str) -> None:
+    settings = HealthSettings(model_name=MODEL, split=SPLIT, sample_rows=50, engine=engine)
+    counting = CountingClient(world["client"])
+
+    found = health(counting, world["uri"], settings, version=world["version"], run_id="r4", dask_session=cluster_client)
+
+    assert found.record["passed"] is True
+    assert counting.model_loads() == 1
 
 
 def test_the_cluster_is_not_reached_when_the_champion_did_not_move(world: dict[str, Any]) -> None:
