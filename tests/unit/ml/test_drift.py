@@ -11,6 +11,7 @@ import pytest
 from airflow_ml.ml.drift import (
     DriftCheck,
     DriftReport,
+    category_shares,
     compare,
     js_distance,
     missing_rate_change,
@@ -141,6 +142,34 @@ def test_js_distance_compares_categorical_dtypes_with_different_category_lists()
     current = pd.Series(["a", "c"] * 10, dtype="category")
 
     assert js_distance(reference, current) == pytest.approx(js_distance(["a", "b"] * 10, ["a", "c"] * 10))
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[python]", "string[pyarrow]"])
+def test_a_text_column_counted_in_its_own_dtype_gives_the_shares_of_plain_objects(dtype: str) -> None:
+    rng = np.random.default_rng(3)
+    values = rng.choice(["a", "b", "c", "d", None], 5000, p=[0.4, 0.3, 0.15, 0.1, 0.05])
+    text = pd.Series(values, dtype=dtype)
+    plain = pd.Series(values, dtype=object)
+
+    fast, slow = category_shares(text), category_shares(plain)
+
+    assert fast.index.dtype == object
+    assert fast.sort_index().equals(slow.sort_index())  # the very same floats, not approximately
+    other = pd.Series(rng.choice(["a", "b", "e"], 3000), dtype=dtype)
+    assert js_distance(text, other) == js_distance(plain, other.astype(object))
+    assert category_shares(pd.Series([None, None], dtype=dtype)).empty
+
+
+def test_the_report_keeps_the_category_shares_it_compared_out_of_its_record() -> None:
+    reference, current = frame(), frame(seed=1)
+
+    report = run(reference, current)
+
+    assert set(report.shares) == {"zone"}  # the JS-distance columns only
+    ours, theirs = report.shares["zone"]
+    assert ours.equals(category_shares(reference["zone"]))
+    assert theirs.equals(category_shares(current["zone"]))
+    assert "shares" not in report.to_dict()
 
 
 def test_missing_rate_change_is_the_absolute_difference() -> None:
