@@ -44,8 +44,8 @@ def psi(reference: Any, current: Any, *, bins: int = DEFAULT_BINS, eps: float = 
         return math.nan
     cuts = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
     # Right-closed bins (-inf, c1], (c1, c2], ..., (ck, inf): a value equal to a cut stays in the lower bin.
-    p = _shares(np.searchsorted(cuts, ref, side="left"), cuts.size + 1, eps)
-    q = _shares(np.searchsorted(cuts, cur, side="left"), cuts.size + 1, eps)
+    p = _shares(_bin_counts(cuts, ref), eps)
+    q = _shares(_bin_counts(cuts, cur), eps)
     return float(np.sum((q - p) * np.log(q / p)))
 
 
@@ -364,9 +364,15 @@ def _numbers(values: Any) -> np.ndarray:
     return array[~np.isnan(array)]
 
 
-def _shares(bin_index: np.ndarray, n_bins: int, eps: float) -> np.ndarray:
-    counts = np.bincount(bin_index, minlength=n_bins).astype(float)
-    return np.clip(counts / max(bin_index.size, 1), eps, None)
+def _bin_counts(cuts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Values per right-closed bin, as ``np.bincount(np.searchsorted(cuts, values))`` counts them (no NaN in
+    ``values``): the values above each cut, one comparison per cut and value, not a binary search per value."""
+    above = [values.size, *(np.count_nonzero(values > cut) for cut in cuts), 0]
+    return -np.diff(np.asarray(above, dtype=float))
+
+
+def _shares(counts: np.ndarray, eps: float) -> np.ndarray:
+    return np.clip(counts / max(counts.sum(), 1), eps, None)
 
 
 def _kl_base2(p: np.ndarray, m: np.ndarray) -> float:

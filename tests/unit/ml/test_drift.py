@@ -97,6 +97,20 @@ def test_psi_counts_values_beyond_the_reference_range_and_empty_bins_stay_finite
     assert value > 5
 
 
+def test_psi_bins_values_on_a_cut_and_infinities_as_a_search_of_the_cuts_does() -> None:
+    rng = np.random.default_rng(8)
+    reference = np.concatenate([rng.integers(0, 5, 3000), [np.inf, -np.inf]]).astype(float)  # ties on every cut
+    current = np.concatenate([rng.integers(1, 7, 2000), [np.inf, np.inf]]).astype(float)
+    cuts = np.unique(np.quantile(reference[np.isfinite(reference)], np.linspace(0.0, 1.0, 11)[1:-1]))
+
+    def shares(values: np.ndarray) -> np.ndarray:
+        counts = np.bincount(np.searchsorted(cuts, values, side="left"), minlength=cuts.size + 1)
+        return np.clip(counts / values.size, 1e-4, None)
+
+    p, q = shares(reference), shares(current)
+    assert psi(reference, current) == float(np.sum((q - p) * np.log(q / p)))  # the very same float
+
+
 def test_psi_leaves_missing_values_to_the_missing_rate_check() -> None:
     reference = pd.Series(np.linspace(0, 1, 1000))
     current = reference.copy()
