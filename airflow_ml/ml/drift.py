@@ -44,8 +44,8 @@ def psi(reference: Any, current: Any, *, bins: int = DEFAULT_BINS, eps: float = 
         return math.nan
     cuts = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
     # Right-closed bins (-inf, c1], (c1, c2], ..., (ck, inf): a value equal to a cut stays in the lower bin.
-    p = _shares(np.searchsorted(cuts, ref, side="left"), cuts.size + 1, eps)
-    q = _shares(np.searchsorted(cuts, cur, side="left"), cuts.size + 1, eps)
+    p = _shares(_bin_counts(cuts, ref), eps)
+    q = _shares(_bin_counts(cuts, cur), eps)
     return float(np.sum((q - p) * np.log(q / p)))
 
 
@@ -59,12 +59,28 @@ def js_distance(reference: Any, current: Any) -> float:
         A value in [0, 1]: 0 for identical frequencies, 1 when no category is shared; NaN when either
         side has no value.
     """
-    ref = _categories(reference)
-    cur = _categories(current)
-    if ref.empty or cur.empty:
+    return _js_of_shares(category_shares(reference), category_shares(current))
+
+
+def category_shares(values: Any) -> pd.Series:
+    """Each category's share of a column's non-missing values, the categories as plain objects.
+
+    Plain objects, as :func:`js_distance` compares them: two categorical dtypes with different category lists
+    still compare value by value, and ``1 == 1.0`` (an int column that gained a null). A text column is counted
+    in its own dtype first (Arrow's count is many times faster than one Python object per row), then only the
+    categories become objects: the same shares.
+    """
+    series = pd.Series(values)
+    if isinstance(series.dtype, pd.StringDtype):
+        counts = series.value_counts(dropna=True)
+        number = counts.to_numpy(dtype="int64")
+        return pd.Series(number / number.sum(), index=counts.index.astype(object), name="proportion")
+    return series.astype(object).dropna().value_counts(normalize=True)
+
+
+def _js_of_shares(p: pd.Series, q: pd.Series) -> float:
+    if p.empty or q.empty:
         return math.nan
-    p = ref.value_counts(normalize=True)
-    q = cur.value_counts(normalize=True)
     categories = p.index.union(q.index)
     pv = p.reindex(categories, fill_value=0.0).to_numpy(dtype=float)
     qv = q.reindex(categories, fill_value=0.0).to_numpy(dtype=float)
@@ -155,6 +171,9 @@ class DriftReport:
     extra: dict[str, Any] = field(default_factory=dict)
     #: What was compared with the reference: the whole snapshot, or its rows since a day.
     current: str = "this snapshot"
+    #: Per column compared by JS distance, the (reference, current) shares it was computed from: the drift
+    #: chart draws them instead of counting a million rows again. Not part of ``to_dict``.
+    shares: Mapping[str, tuple[pd.Series, pd.Series]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def status(self) -> Status:
@@ -241,6 +260,7 @@ def compare(
         current_name: How the summary names the rows compared with it.
     """
     checks: list[DriftCheck] = []
+    shares: dict[str, tuple[pd.Series, pd.Series]] = {}
     categorical_set = set(categorical)
     for column in [*features, target]:
         is_label = column == target
@@ -259,7 +279,8 @@ def compare(
             if statistic == "psi":
                 value = _finite_or_none(psi(reference[column], current[column], bins=bins))
             else:
-                value = _finite_or_none(js_distance(reference[column], current[column]))
+                shares[column] = (category_shares(reference[column]), category_shares(current[column]))
+                value = _finite_or_none(_js_of_shares(*shares[column]))
             if value is None:
                 note = "no non-missing value on one side: see missing_rate_change"
         checks.append(_check(column, kind, statistic, value, thresholds, is_label, note))
@@ -271,6 +292,7 @@ def compare(
         current_rows=len(current),
         reference=reference_name,
         current=current_name,
+        shares=shares,
     )
 
 
@@ -342,14 +364,15 @@ def _numbers(values: Any) -> np.ndarray:
     return array[~np.isnan(array)]
 
 
-def _categories(values: Any) -> pd.Series:
-    # Plain objects: two categorical dtypes with different category lists still compare value by value.
-    return pd.Series(values).astype(object).dropna()
+def _bin_counts(cuts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Values per right-closed bin, as ``np.bincount(np.searchsorted(cuts, values))`` counts them (no NaN in
+    ``values``): the values above each cut, one comparison per cut and value, not a binary search per value."""
+    above = [values.size, *(np.count_nonzero(values > cut) for cut in cuts), 0]
+    return -np.diff(np.asarray(above, dtype=float))
 
 
-def _shares(bin_index: np.ndarray, n_bins: int, eps: float) -> np.ndarray:
-    counts = np.bincount(bin_index, minlength=n_bins).astype(float)
-    return np.clip(counts / max(bin_index.size, 1), eps, None)
+def _shares(counts: np.ndarray, eps: float) -> np.ndarray:
+    return np.clip(counts / max(counts.sum(), 1), eps, None)
 
 
 def _kl_base2(p: np.ndarray, m: np.ndarray) -> float:

@@ -52,15 +52,20 @@ def log_drift_charts(
     flagged: Mapping[str, Any],
     *,
     title: str,
+    shares: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """The drift run's distributions chart (breached and flagged columns first); the paths logged."""
+    """The drift run's distributions chart (breached and flagged columns first); the paths logged.
+
+    ``shares`` are the category shares the comparison counted (``DriftReport.shares``), drawn as they are.
+    """
 
     def log_them() -> list[str]:
         from airflow_ml.ml.charts import chart_drawing as draw
         from airflow_ml.ml.charts.drift_charts import DRIFT_CHARTS_FOLDER, DRIFT_PNG, drift_distributions
 
         def drawing(path: Path) -> None:
-            draw.draw_drift(drift_distributions(reference, current, checks, flagged=flagged), path, title=title)
+            distributions = drift_distributions(reference, current, checks, flagged=flagged, shares=shares)
+            draw.draw_drift(distributions, path, title=title)
 
         return draw.log_charts(client, run_id, DRIFT_CHARTS_FOLDER, {DRIFT_PNG: drawing})
 

@@ -183,9 +183,11 @@ def draw_drift(distributions: Sequence[FeatureDistribution], path: Path, *, titl
         raise ValueError("no column to draw")
     columns = min(3, len(distributions))
     lines = -(-len(distributions) // columns)
-    figure, grid = _figure(4.2 * columns, 2.6 * lines + 0.7, rows=lines, columns=columns, top=0.7, gap=0.9)
+    figure, grid = _figure(
+        4.2 * columns, 2.6 * lines + 0.7, rows=lines, columns=columns, top=0.7, gap=0.9, panels=len(distributions)
+    )
     panels = np.atleast_1d(grid).ravel()
-    for axes, feature in zip(panels, distributions, strict=False):
+    for axes, feature in zip(panels, distributions, strict=True):
         try:
             _drift_panel(axes, feature)
         except Exception as exc:  # noqa: BLE001 - one column's panel never drops the others
@@ -194,8 +196,6 @@ def draw_drift(distributions: Sequence[FeatureDistribution], path: Path, *, titl
             _empty_panel(axes, f"not drawn: {type(exc).__name__}")
         color = {"error": "#d62728", "warn": "#b8860b"}.get(feature.severity, "black")
         axes.set_title(feature.heading, fontsize=9, color=color)
-    for axes in panels[len(distributions) :]:
-        axes.set_visible(False)
     panels[0].legend(fontsize=7)
     figure.suptitle(title, fontsize=10)
     _save(figure, path)
@@ -209,11 +209,11 @@ def _drift_panel(axes: Any, feature: FeatureDistribution) -> None:
         _empty_panel(axes, "no non-missing value to draw")
         return
     if feature.edges is not None:
-        axes.bar(
-            feature.edges[:-1],
+        # One filled outline, not a bar per bin: the same picture, a twentieth of the artists to draw.
+        axes.stairs(
             feature.reference,
-            width=np.diff(feature.edges),
-            align="edge",
+            feature.edges,
+            fill=True,
             color=REFERENCE,
             alpha=0.6,
             label="champion's training snapshot",
@@ -299,8 +299,13 @@ def _figure(
     top: float = 0.45,
     gap: float = 0.6,
     heights: Sequence[float] | None = None,
+    panels: int | None = None,
 ) -> tuple[Any, Any]:
-    """A bare Agg figure with its axes; the margins (inches) are fixed: a layout engine would double the cost."""
+    """A bare Agg figure with its axes; the margins (inches) are fixed: a layout engine would double the cost.
+
+    With ``panels``, only the first ``panels`` cells of the grid get axes (a list, row by row): an axes costs
+    as much to make as to draw, so a hidden one is not made at all.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -317,6 +322,9 @@ def _figure(
         hspace=gap / panel_height,
     )
     ratios = {"height_ratios": list(heights)} if heights is not None else None
+    if panels is not None:
+        grid = figure.add_gridspec(rows, columns, **(ratios or {}))
+        return figure, [figure.add_subplot(grid[i // columns, i % columns]) for i in range(panels)]
     return figure, figure.subplots(rows, columns, squeeze=True, gridspec_kw=ratios)
 
 

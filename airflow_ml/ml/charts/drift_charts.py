@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from airflow_ml.ml.drift import category_shares
+
 DRIFT_CHARTS_FOLDER = "charts"
 DRIFT_PNG = "distributions.png"
 #: Histogram bins of a numeric column, and the most categories shown (the rest are summed as "other").
@@ -86,6 +88,7 @@ def drift_distributions(
     checks: Sequence[Mapping[str, Any]],
     *,
     flagged: Mapping[str, Any] | None = None,
+    shares: Mapping[str, tuple[pd.Series, pd.Series]] | None = None,
     bins: int = NUMERIC_BINS,
     top: int = TOP_CATEGORIES,
     limit: int = MAX_COLUMNS,
@@ -94,9 +97,11 @@ def drift_distributions(
 
     Columns missing on either side (a new column, say) and the champion's predictions (not a column of the
     frames) are left out. A check's ``kind`` decides the picture: ``categorical`` (or a column compared by
-    JS distance) gets category shares, the others a histogram.
+    JS distance) gets category shares, the others a histogram. ``shares`` are the category shares the
+    comparison already counted (``DriftReport.shares``, see :func:`airflow_ml.ml.drift.category_shares`);
+    a column without them is counted here.
     """
-    flagged = flagged or {}
+    flagged, shares = flagged or {}, shares or {}
     by_column: dict[str, list[Mapping[str, Any]]] = {}
     for check in checks:
         by_column.setdefault(str(check["column"]), []).append(check)
@@ -109,11 +114,11 @@ def drift_distributions(
         own = by_column[column]
         main = next((c for c in own if c.get("statistic") != "missing_rate_change"), own[0])
         as_categories = main.get("statistic") == "js_distance"
-        labels, edges, ours, theirs = (
-            _category_shares(reference[column], current[column], top)
-            if as_categories
-            else _histogram(reference[column], current[column], bins)
-        )
+        if as_categories:
+            counted = shares.get(column) or (category_shares(reference[column]), category_shares(current[column]))
+            labels, edges, ours, theirs = _category_shares(*counted, top)
+        else:
+            labels, edges, ours, theirs = _histogram(reference[column], current[column], bins)
         severities = {str(c.get("severity")) for c in own}
         severity = "error" if "error" in severities else "warn" if "warn" in severities else "ok"
         found.append(
@@ -136,7 +141,11 @@ def drift_distributions(
 def _histogram(
     reference: pd.Series, current: pd.Series, bins: int
 ) -> tuple[tuple[str, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
-    """Shares per equal-width bin over both sides' 0.5-99.5% range; values beyond it count in the end bins."""
+    """Shares per equal-width bin over both sides' 0.5-99.5% range; values beyond it count in the end bins.
+
+    Bins are closed on the left, the last one on both sides: ``np.histogram``'s, whose equal-width bins
+    cost a division per value where a search through the edges costs several comparisons.
+    """
     ours = pd.to_numeric(reference, errors="coerce").dropna().to_numpy(dtype="float64")
     theirs = pd.to_numeric(current, errors="coerce").dropna().to_numpy(dtype="float64")
     both = np.concatenate([ours, theirs])
@@ -155,21 +164,18 @@ def _bin_shares(values: np.ndarray, edges: np.ndarray) -> tuple[float, ...]:
     values = values[np.isfinite(values)]
     if values.size == 0:
         return tuple(0.0 for _ in edges[1:])
-    index = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, edges.size - 2)
-    counts = np.bincount(index, minlength=edges.size - 1)
+    counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges.size - 1, range=(edges[0], edges[-1]))
     return tuple(float(c) for c in counts / values.size)
 
 
 def _category_shares(
-    reference: pd.Series, current: pd.Series, top: int
+    ours: pd.Series, theirs: pd.Series, top: int
 ) -> tuple[tuple[str, ...], None, tuple[float, ...], tuple[float, ...]]:
     """Shares of the ``top`` most frequent categories of both sides together, the rest as ``(other)``.
 
     Categories are compared as ``drift.js_distance`` compares them (plain objects: ``1 == 1.0``, so an int
     column that gained a null on one side keeps its categories); only the labels become text.
     """
-    ours = reference.astype(object).dropna().value_counts(normalize=True)
-    theirs = current.astype(object).dropna().value_counts(normalize=True)
     together = ours.add(theirs, fill_value=0.0).sort_values(ascending=False, kind="mergesort")
     kept = list(together.index[:top])
     labels = [*kept, OTHER] if len(together) > top else kept

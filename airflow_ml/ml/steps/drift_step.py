@@ -254,6 +254,8 @@ def _compare(
         f"{selection.name} ({len(selection.frame)} rows) against champion v{version}'s training snapshot "
         f"({len(reference)} rows)"
     )
-    charts = log_drift_charts(client, run_id, reference, selection.frame, record["checks"], flagged, title=title)
+    charts = log_drift_charts(
+        client, run_id, reference, selection.frame, record["checks"], flagged, title=title, shares=report.shares
+    )
     client.set_terminated(run_id, status="FINISHED")
     return {**record, "mlflow_run_id": run_id, "experiment_id": experiment_id, "charts": charts}

@@ -11,6 +11,7 @@ import pytest
 from airflow_ml.ml.drift import (
     DriftCheck,
     DriftReport,
+    category_shares,
     compare,
     js_distance,
     missing_rate_change,
@@ -96,6 +97,20 @@ def test_psi_counts_values_beyond_the_reference_range_and_empty_bins_stay_finite
     assert value > 5
 
 
+def test_psi_bins_values_on_a_cut_and_infinities_as_a_search_of_the_cuts_does() -> None:
+    rng = np.random.default_rng(8)
+    reference = np.concatenate([rng.integers(0, 5, 3000), [np.inf, -np.inf]]).astype(float)  # ties on every cut
+    current = np.concatenate([rng.integers(1, 7, 2000), [np.inf, np.inf]]).astype(float)
+    cuts = np.unique(np.quantile(reference[np.isfinite(reference)], np.linspace(0.0, 1.0, 11)[1:-1]))
+
+    def shares(values: np.ndarray) -> np.ndarray:
+        counts = np.bincount(np.searchsorted(cuts, values, side="left"), minlength=cuts.size + 1)
+        return np.clip(counts / values.size, 1e-4, None)
+
+    p, q = shares(reference), shares(current)
+    assert psi(reference, current) == float(np.sum((q - p) * np.log(q / p)))  # the very same float
+
+
 def test_psi_leaves_missing_values_to_the_missing_rate_check() -> None:
     reference = pd.Series(np.linspace(0, 1, 1000))
     current = reference.copy()
@@ -141,6 +156,34 @@ def test_js_distance_compares_categorical_dtypes_with_different_category_lists()
     current = pd.Series(["a", "c"] * 10, dtype="category")
 
     assert js_distance(reference, current) == pytest.approx(js_distance(["a", "b"] * 10, ["a", "c"] * 10))
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[python]", "string[pyarrow]"])
+def test_a_text_column_counted_in_its_own_dtype_gives_the_shares_of_plain_objects(dtype: str) -> None:
+    rng = np.random.default_rng(3)
+    values = rng.choice(["a", "b", "c", "d", None], 5000, p=[0.4, 0.3, 0.15, 0.1, 0.05])
+    text = pd.Series(values, dtype=dtype)
+    plain = pd.Series(values, dtype=object)
+
+    fast, slow = category_shares(text), category_shares(plain)
+
+    assert fast.index.dtype == object
+    assert fast.sort_index().equals(slow.sort_index())  # the very same floats, not approximately
+    other = pd.Series(rng.choice(["a", "b", "e"], 3000), dtype=dtype)
+    assert js_distance(text, other) == js_distance(plain, other.astype(object))
+    assert category_shares(pd.Series([None, None], dtype=dtype)).empty
+
+
+def test_the_report_keeps_the_category_shares_it_compared_out_of_its_record() -> None:
+    reference, current = frame(), frame(seed=1)
+
+    report = run(reference, current)
+
+    assert set(report.shares) == {"zone"}  # the JS-distance columns only
+    ours, theirs = report.shares["zone"]
+    assert ours.equals(category_shares(reference["zone"]))
+    assert theirs.equals(category_shares(current["zone"]))
+    assert "shares" not in report.to_dict()
 
 
 def test_missing_rate_change_is_the_absolute_difference() -> None:

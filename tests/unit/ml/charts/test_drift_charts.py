@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from airflow_ml.ml.charts.drift_charts import OTHER, drift_distributions, drift_order
-from airflow_ml.ml.drift import compare
+from airflow_ml.ml.drift import DriftReport, compare
 
 THRESHOLDS = {
     "psi": {"warn": 0.1, "error": 0.25},
@@ -38,8 +38,11 @@ def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def checks(frames: tuple[pd.DataFrame, pd.DataFrame]) -> list[dict]:
-    reference, current = frames
-    report = compare(
+    return _compared(*frames).to_dict()["checks"]
+
+
+def _compared(reference: pd.DataFrame, current: pd.DataFrame) -> DriftReport:
+    return compare(
         reference,
         current,
         features=["hour", "distance", "zone"],
@@ -48,7 +51,6 @@ def checks(frames: tuple[pd.DataFrame, pd.DataFrame]) -> list[dict]:
         task="regression",
         thresholds=THRESHOLDS,
     )
-    return report.to_dict()["checks"]
 
 
 def test_breached_columns_come_first_errors_before_warnings(checks: list[dict]) -> None:
@@ -145,3 +147,32 @@ def test_columns_of_different_statistics_rank_by_their_value_over_the_warn_thres
     ]
 
     assert drift_order(checks, flagged={}) == ["zone", "distance", "hour"]
+
+
+def test_the_shares_the_comparison_counted_draw_the_same_chart_as_the_frames(
+    frames: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    reference, current = frames[0].astype({"zone": "string"}), frames[1].astype({"zone": "string"})
+    report = _compared(reference, current)
+    checks = report.to_dict()["checks"]
+
+    reused = drift_distributions(reference, current, checks, shares=report.shares)
+
+    assert reused == drift_distributions(reference, current, checks)
+    assert drift_distributions(reference, current, checks, shares={"zone": report.shares["zone"][::-1]}) != reused
+
+
+def test_values_on_an_edge_or_beyond_the_range_fall_in_the_bins_a_search_of_the_edges_finds() -> None:
+    rng = np.random.default_rng(11)
+    # Integers land on edges of the 0.5-99.5% range, the outliers beyond it, on both sides.
+    reference = pd.DataFrame({"x": np.concatenate([rng.integers(0, 7, 5000), [-50.0, 1e9]]).astype(float)})
+    current = pd.DataFrame({"x": np.concatenate([rng.integers(2, 9, 3000) * 0.3, [np.inf, np.nan]])})
+    checks = [{"column": "x", "kind": "numeric", "statistic": "psi", "value": 0.3, "severity": "error"}]
+
+    (x,) = drift_distributions(reference, current, checks, bins=7)
+
+    edges = np.array(x.edges)
+    for side, shares in ((reference["x"], x.reference), (current["x"], x.current)):
+        values = side[np.isfinite(side)].to_numpy()
+        index = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, edges.size - 2)
+        assert shares == tuple(np.bincount(index, minlength=edges.size - 1) / values.size)
