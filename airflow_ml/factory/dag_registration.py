@@ -203,9 +203,11 @@ def city_problems(templates_root: str | Path) -> list[ConfigError]:
     """
     origins: dict[str, Origin] = {}
     configs, errors = load_city_configs(Path(templates_root), origins=origins)
+    # Only named in the settings, never read here: the folder beside the templates, as the DAG files pass it.
+    expectations_dir = Path(templates_root).parent / "expectations"
     for config in configs:
         try:
-            _settings_of_every_dag(config, templates_root)
+            _settings_of_every_dag(config, expectations_dir)
         except ConfigError as error:
             errors.append(error)
         except Exception as exc:  # noqa: BLE001 - whatever it is, it is this city's error and hides no other
@@ -214,7 +216,7 @@ def city_problems(templates_root: str | Path) -> list[ConfigError]:
     return errors
 
 
-def _settings_of_every_dag(config: CityConfig, templates_root: str | Path) -> None:
+def _settings_of_every_dag(config: CityConfig, expectations_dir: Path) -> None:
     """Build what the city's DAGs are built from: its schedules and every task's settings (not the operators).
 
     What may raise here is what would skip one of its DAGs in a shard file or in the monitor and drift review
@@ -223,8 +225,7 @@ def _settings_of_every_dag(config: CityConfig, templates_root: str | Path) -> No
     """
     retrain_schedule(config)
     default_args(config)
-    # Only named in the settings, never read here: the folder beside the templates, as the DAG files pass it.
-    task_settings(config, expectations_dir=Path(templates_root).parent / "expectations", origin=None)
+    task_settings(config, expectations_dir=expectations_dir, origin=None)
     if scores(config):
         score_schedule(config)
         scoring_settings(config)

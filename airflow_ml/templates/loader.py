@@ -92,17 +92,15 @@ def load_city_configs(
         every city of its own is reported once).
     """
     layers = _Layers()
-    defaults = root / DEFAULTS_FILE
     configs: dict[str, tuple[Path, CityConfig]] = {}
     models: dict[str, tuple[Path, CityConfig]] = {}  # registered model name -> its city
     paths, errors = yaml_files(root / CITIES_SUBDIR, recursive=True, include=include)
     errors += misnamed_layers(root)
     reported = {(e.file, tuple(e.problems)) for e in errors}
+    layer_dirs = (root / TEMPLATES_SUBDIR, _file(root / DEFAULTS_FILE), root / GROUPS_SUBDIR)  # once a load
     for path in paths:
         try:
-            config, origin = layers.city(
-                path, root / TEMPLATES_SUBDIR, defaults if defaults.is_file() else None, root / GROUPS_SUBDIR
-            )
+            config, origin = layers.city(path, *layer_dirs)
         except ConfigError as exc:
             if (exc.file, tuple(exc.problems)) not in reported:  # a broken template fails each of its cities
                 reported.add((exc.file, tuple(exc.problems)))
@@ -160,9 +158,7 @@ def unexpected_error(path: Path, exc: Exception) -> ConfigError:
 def misnamed_layers(root: Path) -> list[ConfigError]:
     """One error per defaults, template or group file whose suffix is not spelled ``.yaml`` (never read)."""
     errors = yaml_files(root, include=_is_defaults)[1]
-    for folder in (TEMPLATES_SUBDIR, GROUPS_SUBDIR):
-        errors += yaml_files(root / folder)[1]
-    return errors
+    return errors + [e for folder in (TEMPLATES_SUBDIR, GROUPS_SUBDIR) for e in yaml_files(root / folder)[1]]
 
 
 def _is_defaults(stem: str) -> bool:
@@ -254,12 +250,13 @@ def _file(path: Path) -> Path | None:
 
 
 class _Layers:
-    """Reads each layer file once per load, however many cities share it."""
+    """Reads and checks each layer file once per load, however many cities share it."""
 
     def __init__(self) -> None:
         self._files: dict[Path, _Read] = {}
         self._templates: dict[tuple[Path, Path | None], tuple[TemplateConfig, dict[str, Any], Origin]] = {}
         self._inside: dict[tuple[Path, Path], bool] = {}
+        self._named: dict[tuple[Path, str], Path] = {}  # (folder, name) -> the layer file that passed the checks
 
     def inside(self, path: Path, folder: Path) -> bool:
         """Whether ``path``, links resolved, lies in ``folder`` (resolved once per load: a few layer files)."""
@@ -335,6 +332,8 @@ class _Layers:
         folder: neither ``/etc/creds`` nor ``../cities/berlin`` is read, and no value of theirs is shown.
         """
         name = data.get(key)
+        if isinstance(name, str) and (folder, name) in self._named:  # one template serves a thousand cities
+            return self._named[folder, name]
         if not isinstance(name, str) or not name:
             problem = f"{key}: missing or not a name (got {show_value(name)}); add '{key}: <name>'"
             raise ConfigError(str(path), [_at(problem, (key,), *where)])
@@ -363,6 +362,7 @@ class _Layers:
                 f"copy the {key} file into {folder.name}/ instead of linking it"
             )
             raise ConfigError(str(path), [_at(problem, (key,), *where)])
+        self._named[folder, name] = target
         return target
 
     def _overlay(self, merged: dict[str, Any], origin: Origin, path: Path) -> tuple[dict[str, Any], Origin]:

@@ -22,6 +22,7 @@ it holds:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,21 @@ _MAYBE_ANCHOR = re.compile(r"[&*][0-9A-Za-z_-]")
 JINJA = re.compile(r"\{[{%#]")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _INT_TAG = "tag:yaml.org,2002:int"
+_STR_TAG = "tag:yaml.org,2002:str"
+#: The scalar tags that the node walk builds itself, each with PyYAML's safe constructor of the tag (None: the
+#: text as it is). A file with any other tag (a date, which may not exist: ``2026-02-30``; ``!!binary``...) is
+#: built by PyYAML's constructor, as is one with a value that does not build.
+_PLAIN_SCALARS: dict[str, Callable[[yaml.constructor.SafeConstructor, yaml.ScalarNode], Any] | None] = {
+    _STR_TAG: None,
+    _INT_TAG: yaml.SafeLoader.construct_yaml_int,
+    "tag:yaml.org,2002:float": yaml.SafeLoader.construct_yaml_float,
+    "tag:yaml.org,2002:bool": yaml.SafeLoader.construct_yaml_bool,
+    "tag:yaml.org,2002:null": yaml.SafeLoader.construct_yaml_null,
+}
+_MAP_TAG = "tag:yaml.org,2002:map"
+#: Builds the scalars of :data:`_PLAIN_SCALARS`: those constructors keep no state.
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_SEQ_TAG = "tag:yaml.org,2002:seq"
 _KINDS = {_INT_TAG: "a whole number", "tag:yaml.org,2002:float": "a number", "tag:yaml.org,2002:timestamp": "a date"}
 #: How deep a file may nest: the settings need a few levels (a section, a list, an item's arguments).
 MAX_DEPTH = 100
@@ -137,13 +153,16 @@ def load_yaml_with_positions(path: Path) -> tuple[dict[str, Any], dict[Path_, in
             line = node.start_mark.line + 1
             raise YamlFileError([Problem("the top level must be a mapping of settings", line=line)])
         walk = _Walk()
-        walk.node(node, ())
+        built = walk.node(node, ())
         if walk.problems:
             raise YamlFileError(walk.problems)
-        try:
-            data: dict[str, Any] = loader.construct_document(node)
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise YamlFileError([_unbuildable(node, exc)]) from None
+        if walk.plain:  # the walk built the data as PyYAML's constructor would: no second pass over the nodes
+            data: dict[str, Any] = built
+        else:
+            try:
+                data = loader.construct_document(node)
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise YamlFileError([_unbuildable(node, exc)]) from None
     except yaml.YAMLError as exc:
         raise YamlFileError([_syntax_problem(exc)]) from None
     except RecursionError:
@@ -249,15 +268,23 @@ def _advance(stack: list[list[Any]], scalar: str | None) -> None:
 
 
 class _Walk:
-    """One pass over the composed nodes (no alias left): positions of keys, duplicates, merge keys, Jinja."""
+    """One pass over the composed nodes (no alias left): positions of keys, duplicates, merge keys, Jinja.
+
+    It also builds the data, as PyYAML's safe constructor would, while every node is a mapping, a list or a
+    scalar of :data:`_PLAIN_SCALARS` that builds: ``plain`` then stays true. Anything else (another tag, a
+    key that is not a scalar, a value that does not build) clears it, and the caller builds the document with
+    PyYAML's constructor instead, so that such a file gives the very data or error it always gave.
+    """
 
     def __init__(self) -> None:
         self.lines: dict[Path_, int] = {}
         self.cols: dict[Path_, int] = {}
         self.problems: list[Problem] = []
         self.too_deep = False
+        self.plain = True
 
-    def node(self, node: yaml.Node, path: Path_) -> None:
+    def node(self, node: yaml.Node, path: Path_) -> Any:
+        """Check ``node`` (at key path ``path``) and what it holds; its value while :attr:`plain` holds."""
         if path not in self.lines:  # a mapping's value: its key set it already
             mark = node.start_mark
             self.lines[path] = mark.line + 1
@@ -268,35 +295,67 @@ class _Walk:
                 self._problem(jinja_problem(format_path(path), value), node)
             elif len(value) > MAX_INT_CHARS and node.tag == _INT_TAG:
                 self._problem(huge_number_problem(format_path(path), value), node)
-        elif len(path) >= MAX_DEPTH:  # a collection past the bound: said once, not walked into
+            return self._scalar(node)
+        if len(path) >= MAX_DEPTH:  # a collection past the bound: said once, not walked into
             if not self.too_deep:
                 self.too_deep = True
                 self._problem(too_deep_problem(path), node)
-        elif isinstance(node, yaml.MappingNode):
-            seen: dict[tuple[str, str], int] = {}
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                child = (*path, key)
-                line = key_node.start_mark.line + 1
-                if key_node.tag == _MERGE_TAG:
-                    self._problem(f"{format_path(path)}: merge keys ('<<') are not allowed; {_SHARE}", key_node)
-                elif "{" in key and isinstance(key_node, yaml.ScalarNode) and JINJA.search(key):
-                    self._problem(jinja_problem(format_path(path), key, key=True), key_node)
-                first = seen.get((key_node.tag, key))
-                if first is None:
-                    seen[(key_node.tag, key)] = line
-                else:  # its value is still checked below, for what else it may hold
-                    self._problem(
-                        f"{format_path(child)}: set twice, on lines {first} and {line}; the second would silently "
-                        "replace the first: keep one",
-                        key_node,
-                    )
-                self.lines[child] = line
-                self.cols[child] = key_node.start_mark.column + 1
-                self.node(value_node, child)
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                self.node(item, (*path, index))
+            self.plain = False
+            return None
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _SEQ_TAG:
+                self.plain = False
+            return [self.node(item, (*path, index)) for index, item in enumerate(node.value)]
+        return None  # pragma: no cover - a composed node is a scalar, a mapping or a sequence
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
+        if node.tag != _MAP_TAG:
+            self.plain = False
+        built: dict[Any, Any] = {}
+        seen: dict[tuple[str, str], int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            child = (*path, key)
+            line = key_node.start_mark.line + 1
+            if key_node.tag == _MERGE_TAG:
+                self._problem(f"{format_path(path)}: merge keys ('<<') are not allowed; {_SHARE}", key_node)
+            elif "{" in key and isinstance(key_node, yaml.ScalarNode) and JINJA.search(key):
+                self._problem(jinja_problem(format_path(path), key, key=True), key_node)
+            first = seen.get((key_node.tag, key))
+            if first is None:
+                seen[(key_node.tag, key)] = line
+            else:  # its value is still checked below, for what else it may hold
+                self._problem(
+                    f"{format_path(child)}: set twice, on lines {first} and {line}; the second would silently "
+                    "replace the first: keep one",
+                    key_node,
+                )
+            self.lines[child] = line
+            self.cols[child] = key_node.start_mark.column + 1
+            built_key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.plain = False
+            built_value = self.node(value_node, child)
+            if self.plain:
+                built[built_key] = built_value  # in order: a later equal key replaces, as in PyYAML
+        return built
+
+    def _scalar(self, node: yaml.ScalarNode) -> Any:
+        if not self.plain:
+            return None
+        if node.tag not in _PLAIN_SCALARS:
+            self.plain = False
+            return None
+        construct = _PLAIN_SCALARS[node.tag]
+        if construct is None:
+            return node.value
+        try:
+            return construct(_CONSTRUCTOR, node)
+        except Exception:  # noqa: BLE001 - PyYAML's constructor then builds the file and reports it as before
+            self.plain = False
+            return None
 
     def _problem(self, message: str, node: yaml.Node) -> None:
         self.problems.append(Problem(message, line=node.start_mark.line + 1, col=node.start_mark.column + 1))

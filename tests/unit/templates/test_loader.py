@@ -324,6 +324,24 @@ def test_unknown_group_is_named_with_a_suggestion(root: Path) -> None:
     assert "did you mean 'portugal'?" in str(errors[0])
 
 
+def test_a_layer_file_named_by_many_cities_is_checked_once_per_load_and_again_by_the_next(root: Path) -> None:
+    write_file(root / "groups" / "portugal.yaml", "dag:\n  retries: 1\n")
+    for city in ("porto", "lisbon", "faro"):
+        write_file(root / "cities" / f"{city}.yaml", f"city: {city}\ntemplate: ride_duration\ngroup: portugal\n")
+    write_file(root / "cities" / "braga.yaml", "city: braga\ntemplate: ride_duration\ngroup: portugl\n")
+
+    configs, errors = load_city_configs(root)
+
+    assert [c.city for c in configs] == ["faro", "lisbon", "porto"]  # one check serves every city naming it
+    assert all(c.dag.retries == 1 for c in configs)
+    assert len(errors) == 1
+    assert "no group named 'portugl'" in str(errors[0])  # a failed check is never remembered as a pass
+    (root / "groups" / "portugal.yaml").unlink()
+    configs, errors = load_city_configs(root)  # a new load looks again
+    assert configs == []
+    assert sum("no group named 'portugal'" in str(e) for e in errors) == 3
+
+
 def test_cities_in_subfolders_load_and_clashing_ids_are_refused(root: Path) -> None:
     write_file(root / "cities" / "client_a" / "berlin.yaml", "city: berlin\ntemplate: ride_duration\n")
     write_file(root / "cities" / "client_b" / "berlin.yaml", "city: berlin\ntemplate: ride_duration\n")

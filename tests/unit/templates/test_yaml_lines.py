@@ -388,3 +388,52 @@ def test_yaml_lines_raises_yaml_file_error(tmp_path: Path, text: str, fragment: 
 
     with pytest.raises(YamlFileError, match=fragment):
         load_yaml_with_lines(path)
+
+
+#: Texts the node walk builds itself or hands to PyYAML's constructor: every scalar form YAML 1.1 resolves,
+#: keys that are not strings, a key given twice as two spellings of one number, explicit tags, dates.
+BUILT_ALIKE = [
+    "a: 1\nb: -0x1F\nc: 0o17\nd: 017\ne: 0b101\nf: 1_000\ng: 190:20:30\nh: +12\n",
+    "a: 1.5\nb: -.inf\nc: .NaN\nd: 6.8523015e+5\ne: 1_000.5\nf: 190:20:30.15\ng: .5\n",
+    "a: yes\nb: No\nc: on\nd: OFF\ne: true\nf: False\ng: ~\nh: null\ni:\nj: ''\n",
+    "1: one\n2.5: two\ntrue: three\n~: four\n0x1: five\n",
+    "a: [1, [2, {b: c}], {}, []]\nb: {c: {d: [x, 'y', \"z\"]}}\nlist:\n  - - nested\n  - {k: v}\n",
+    "a: !!str 12\nb: !!float 1\nc: !!int '7'\n",
+    "day: 2026-01-31\nwhen: 2026-01-31 10:00:00\n",
+    "bits: !!binary aGVsbG8=\nvalue: =\n",
+    "a: 0b_\nb: ._\n",
+]
+
+
+def _alike(left: object, right: object) -> bool:
+    if isinstance(left, float) and isinstance(right, float) and left != left:
+        return right != right  # NaN equals nothing, itself included
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, dict) and isinstance(right, dict):
+        return list(left) == list(right) and all(_alike(left[k], right[k]) for k in left)
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(_alike, left, right))
+    return left == right
+
+
+@pytest.mark.parametrize("text", BUILT_ALIKE)
+def test_the_data_is_what_pyyamls_safe_loader_builds(tmp_path: Path, text: str) -> None:
+    import yaml
+
+    path = tmp_path / "file.yaml"
+    path.write_text(text)
+    try:
+        expected: object = yaml.load(text, Loader=yaml.CSafeLoader)
+    except (yaml.YAMLError, ValueError):  # a value that does not build: both refuse the file
+        with pytest.raises(YamlFileError):
+            load_yaml_with_lines(path)
+        return
+    assert _alike(load_yaml_with_lines(path)[0], expected)
+
+
+@pytest.mark.parametrize("path", sorted([*REPO.glob("dag_templates/**/*.yaml"), *REPO.glob("expectations/*.yaml")]))
+def test_the_projects_files_read_as_pyyaml_reads_them(path: Path) -> None:
+    import yaml
+
+    assert _alike(load_yaml_with_lines(path)[0], yaml.load(path.read_text(), Loader=yaml.CSafeLoader))
