@@ -294,7 +294,10 @@ class _Walk:
             if "{" in value and JINJA.search(value):  # the cheap test first: most values hold no brace
                 self._problem(jinja_problem(format_path(path), value), node)
             elif len(value) > MAX_INT_CHARS and node.tag == _INT_TAG:
+                # Never built: PyYAML builds a long base-60 number ('1:59:59:...') in quadratic time.
                 self._problem(huge_number_problem(format_path(path), value), node)
+                self.plain = False
+                return None
             return self._scalar(node)
         if len(path) >= MAX_DEPTH:  # a collection past the bound: said once, not walked into
             if not self.too_deep:
@@ -323,6 +326,9 @@ class _Walk:
                 self._problem(f"{format_path(path)}: merge keys ('<<') are not allowed; {_SHARE}", key_node)
             elif "{" in key and isinstance(key_node, yaml.ScalarNode) and JINJA.search(key):
                 self._problem(jinja_problem(format_path(path), key, key=True), key_node)
+            elif len(key) > MAX_INT_CHARS and key_node.tag == _INT_TAG:  # a key is refused unbuilt as a value is
+                self._problem(huge_number_problem(format_path(path), key), key_node)
+                self.plain = False
             first = seen.get((key_node.tag, key))
             if first is None:
                 seen[(key_node.tag, key)] = line
@@ -345,7 +351,7 @@ class _Walk:
     def _scalar(self, node: yaml.ScalarNode) -> Any:
         if not self.plain:
             return None
-        if node.tag not in _PLAIN_SCALARS:
+        if node.tag not in _PLAIN_SCALARS or (node.tag == _INT_TAG and len(node.value) > MAX_INT_CHARS):
             self.plain = False
             return None
         construct = _PLAIN_SCALARS[node.tag]

@@ -13,11 +13,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from airflow_ml.exceptions import BrokenCityFiles, ConfigError
-from airflow_ml.templates import load_city_configs
+from airflow_ml.templates import load_city_configs, yaml_lines
 from airflow_ml.templates.suite_files import read_suite_file
 from airflow_ml.templates.yaml_lines import MAX_DEPTH, YamlFileError, load_yaml_with_lines
 from tests.support import REPO
@@ -73,6 +74,38 @@ def test_a_5000_digit_number_is_refused_without_printing_it(root: Path) -> None:
     assert problem.message.startswith("training.params.num_boost_round: a whole number of 5000 characters")
     assert "write the number meant" in problem.message
     assert len(str(error)) < 400  # the value itself is never printed
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field"),
+    [
+        ("dag:\n  retries: 1" + ":59" * 20 + "\n", 4, "dag.retries"),  # YAML 1.1 base 60: built in quadratic time
+        ("description: {? 1" + ":59" * 20 + " : x}\n", 3, "description"),  # the same, as a key
+    ],
+)
+def test_a_long_base_60_number_is_refused_unbuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, line: int, field: str
+) -> None:
+    # A '1:59:59:...' of a megabyte tied up a core for minutes while PyYAML built it, before it was refused.
+    built: list[str] = []
+
+    def counted(constructor: Any, node: Any) -> int:
+        built.append(node.value)
+        return 0
+
+    int_tag = "tag:yaml.org,2002:int"
+    for constructors in (yaml_lines._PLAIN_SCALARS, yaml_lines._Loader.yaml_constructors):
+        monkeypatch.setitem(constructors, int_tag, counted)  # both ways a value gets built
+    path = tmp_path / "porto.yaml"
+    path.write_text(CITY.format(city="porto") + text, encoding="utf-8")
+
+    with pytest.raises(YamlFileError) as info:
+        load_yaml_with_lines(path)
+
+    assert [value for value in built if len(value) > 32] == []
+    [problem] = info.value.problems
+    assert problem.line == line
+    assert problem.message.startswith(f"{field}: a whole number of 61 characters")
 
 
 def test_a_5000_digit_number_in_a_json_suite_is_refused_at_its_field_and_line(tmp_path: Path) -> None:
