@@ -121,7 +121,8 @@ def check_champion(
 
     Args:
         loaded: The champion's version and its model, when the caller loaded it already (as serving loads it):
-            used when the alias still names that version, so the model is loaded once.
+            the version checked. When the alias names another version by now, nothing is judged: the record's
+            ``passed`` is None and ``skipped`` says why.
 
     Returns:
         The check's record (see :func:`check_predictions`) with the ``champion_version`` checked.
@@ -129,10 +130,16 @@ def check_champion(
     champion = registry.version_by_alias(client, model_name, registry.CHAMPION)
     if champion is None:
         return {"passed": False, "problems": [f"{model_name} has no {registry.CHAMPION!r} alias"]}
+    if loaded is not None and loaded[0] != str(champion.version):
+        # Moved since it was loaded (a rollback, a forced promotion): the other version is not judged on this
+        # run's data, nor rolled back for it.
+        return {
+            "passed": None,
+            "problems": [],
+            "skipped": f"the champion moved to v{champion.version} during the check of v{loaded[0]}; nothing judged",
+            "champion_version": loaded[0],
+        }
     rows = holdout.sample(n=min(sample_rows, len(holdout)), random_state=seed) if len(holdout) else holdout
-    if loaded is not None and loaded[0] == str(champion.version):
-        model = loaded[1]
-    else:
-        model = registry.load_version(client, champion)
+    model = loaded[1] if loaded is not None else registry.load_version(client, champion)
     record = check_predictions(model, rows, reference_predictions(client, champion), thresholds)
     return {**record, "champion_version": str(champion.version)}

@@ -245,6 +245,7 @@ def rollback(
     context: dict[str, Any] | None = None,
     *,
     without_previous: str = "refuse",
+    expected_version: str | None = None,
 ) -> dict[str, Any]:
     """Move ``champion`` back to ``previous-champion`` and record who, why and when on both versions.
 
@@ -260,12 +261,15 @@ def rollback(
         context: Who and where (e.g. ``airflow_run_id``, ``by``), recorded as ``rollback.*`` tags.
         without_previous: ``refuse`` (raise) or ``clear`` (remove ``champion``: used by the health check
             when the failing champion was the model's first).
+        expected_version: Roll back only while ``champion`` still names this version (compare and set): a
+            check that found it failing must not demote another version the alias moved to meanwhile.
 
     Returns:
         The record: ``model_name``, ``rolled_back_version``, ``restored_version``, ``previous_champion``, ...
 
     Raises:
-        RollbackRefused: when the model does not exist, has no champion, or has no previous champion.
+        RollbackRefused: when the model does not exist, has no champion, has no previous champion, or its
+            champion is not ``expected_version``.
     """
     import datetime as dt
 
@@ -275,6 +279,11 @@ def rollback(
     current = version_by_alias(client, name, CHAMPION)
     if current is None:
         raise RollbackRefused(f"{name} has no {CHAMPION!r}; there is nothing to roll back")
+    if expected_version is not None and str(current.version) != str(expected_version):
+        raise RollbackRefused(
+            f"{name}: the champion is v{current.version}, not v{expected_version} that was found failing; "
+            "nothing rolled back (it moved meanwhile: check the new champion on its own)"
+        )
     previous = version_by_alias(client, name, PREVIOUS_CHAMPION)
     if previous is None and without_previous != "clear":
         raise RollbackRefused(

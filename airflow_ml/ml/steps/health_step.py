@@ -141,11 +141,19 @@ def check_and_settle(
         for key, value in record.items():
             text = value if isinstance(value, str) else json.dumps(value)
             client.set_model_version_tag(model_name, version, f"health.{key}", text[:5000])
-    if not record["passed"] and version is not None:
+    if record["passed"] is False and version is not None:
         reason = "health check failed: " + "; ".join(record["problems"])
-        record["rollback"] = registry.rollback(
-            client, model_name, reason, {**(context or {}), "by": "health_check"}, without_previous="clear"
-        )
+        try:
+            record["rollback"] = registry.rollback(
+                client,
+                model_name,
+                reason,
+                {**(context or {}), "by": "health_check"},
+                without_previous="clear",
+                expected_version=version,
+            )
+        except registry.RollbackRefused as refused:  # the alias moved after the check: the failed version is gone
+            record["rollback"] = {"refused": str(refused)}
     return record
 
 

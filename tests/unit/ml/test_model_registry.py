@@ -165,3 +165,15 @@ def test_a_rolled_back_version_says_so_first_in_its_description(client: Any) -> 
     text = client.get_model_version(NAME, "2").description
     assert text.startswith(f"**rolled back** on {md_cell(record['at'])} by ana: live error \\[see\\]")
     assert "\n\n**promoted**: beats v1" in text
+
+
+def test_a_rollback_expecting_another_champion_is_refused_and_moves_nothing(client: Any) -> None:
+    # The health check found v1 failing, but v2 became champion meanwhile: v2 must not be demoted for v1's check.
+    registry.promote(client, NAME, "1", gate_record(0.3))
+    registry.promote(client, NAME, "2", gate_record(0.4))
+
+    with pytest.raises(registry.RollbackRefused, match=r"the champion is v2, not v1 that was found failing"):
+        registry.rollback(client, NAME, "health check failed", expected_version="1")
+
+    assert str(registry.version_by_alias(client, NAME, registry.CHAMPION).version) == "2"
+    assert str(registry.version_by_alias(client, NAME, registry.PREVIOUS_CHAMPION).version) == "1"

@@ -78,6 +78,41 @@ def test_the_champion_is_loaded_from_the_registry_once(world: dict[str, Any], en
     assert counting.model_loads() == 1
 
 
+class MovesTheChampion(CountingClient):
+    """A registry client that moves ``champion`` to ``to`` right after the model is first downloaded: a forced
+    promotion or a rollback landing while the health check runs."""
+
+    def __init__(self, client: MlflowClient, to: str) -> None:
+        super().__init__(client)
+        self.to, self.moved_from = to, None
+
+    def download_artifacts(self, *args: Any, **kwargs: Any) -> Any:
+        found = self.__getattr__("download_artifacts")(*args, **kwargs)
+        if self.moved_from is None and not str(args[1]).startswith("lineage"):
+            self.moved_from = str(registry.version_by_alias(self, MODEL, registry.CHAMPION).version)
+            self.set_registered_model_alias(MODEL, registry.CHAMPION, self.to)
+        return found
+
+
+def test_a_champion_moved_during_the_check_is_neither_judged_nor_rolled_back(world: dict[str, Any]) -> None:
+    client: MlflowClient = world["client"]
+    champion = client.get_model_version(MODEL, world["version"])
+    other = registry.register_challenger(client, MODEL, champion.source, champion.run_id, {})
+    settings = HealthSettings(model_name=MODEL, split=SPLIT, sample_rows=50, max_mean_shift=0.0)  # would fail
+    moving = MovesTheChampion(client, to=str(other.version))
+    try:
+        found = health(moving, world["uri"], settings, version=world["version"], run_id="r5")
+
+        assert moving.moved_from == world["version"], "the alias moved while the check ran"
+        assert found.record["passed"] is None
+        assert found.record["skipped"].startswith(f"the champion moved to v{other.version} during the check")
+        assert "rollback" not in found.record
+        assert str(registry.version_by_alias(client, MODEL, registry.CHAMPION).version) == str(other.version)
+        assert found.failure is None
+    finally:
+        client.set_registered_model_alias(MODEL, registry.CHAMPION, world["version"])
+
+
 def test_the_cluster_is_not_reached_when_the_champion_did_not_move(world: dict[str, Any]) -> None:
     def unreachable() -> Any:
         raise AssertionError("a cluster was started for a run with nothing to check")
