@@ -28,11 +28,11 @@ class Shard:
         return zlib.crc32(city.encode("utf-8")) % self.count == self.index
 
 
-#: Cities per shard file. A shard file builds and serializes each city's retraining and scoring DAGs: about 6.5 ms
-#: per city on a quiet 2-core machine, 12-15 ms on a loaded one (benchmarks/parse.py; docs/production/scaling.md
-#: says how it was measured). 750 cities keep a file near 5 s quiet, half the 10 s goal, and under Airflow's 30 s
-#: per-file timeout on a loaded machine.
-CITIES_PER_SHARD = 750
+#: Cities per shard file. A shard file builds and serializes each city's retraining and scoring DAGs: 6.5 to 14 ms
+#: per city on a quiet 2-core machine (two machines of this project, benchmarks/parse.py), more on a loaded one
+#: (docs/production/scaling.md says how it was measured). 500 cities keep a file near 7 s on the slower quiet
+#: machine, inside the 10 s goal (750 took it to 10.2 s), and under Airflow's 30 s per-file timeout when loaded.
+CITIES_PER_SHARD = 500
 
 
 def shard_count(cities: int) -> int:
@@ -48,7 +48,7 @@ def shard_budget_warning(shard: Shard, cities: int) -> str | None:
     """What to say when ``shard`` holds more than :data:`CITIES_PER_SHARD` city files, else None.
 
     Then the fleet (about ``cities`` times the count, as the hash spreads the cities evenly) needs more shard files
-    than it has by :func:`shard_count`, the rule docs/production/scaling.md gives: past 1,500 cities for the two
+    than it has by :func:`shard_count`, the rule docs/production/scaling.md gives: past 1,000 cities for the two
     shipped files. The warning says so before the parse nears Airflow's per-file timeout.
     """
     if cities <= CITIES_PER_SHARD:

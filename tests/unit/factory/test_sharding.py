@@ -9,9 +9,9 @@ from airflow_ml.factory.sharding import CITIES_PER_SHARD, Shard, shard_budget_wa
 
 @pytest.mark.parametrize(
     ("cities", "files"),
-    [(0, 2), (3, 2), (1_500, 2), (1_501, 3), (3_000, 4), (10_000, 14)],  # the table of docs/production/scaling.md
+    [(0, 2), (3, 2), (1_000, 2), (1_001, 3), (3_000, 6), (10_000, 20)],  # the table of docs/production/scaling.md
 )
-def test_a_fleet_gets_one_shard_file_per_750_cities_and_at_least_two(cities: int, files: int) -> None:
+def test_a_fleet_gets_one_shard_file_per_500_cities_and_at_least_two(cities: int, files: int) -> None:
     assert shard_count(cities) == files
 
 
@@ -23,19 +23,19 @@ def test_the_cities_of_a_10000_city_fleet_are_spread_over_its_shard_files_within
     loads = [sum(Shard(index, count).holds(city) for city in fleet) for index in range(count)]
 
     assert sum(loads) == len(fleet)
-    assert count == 14
+    assert count == 20
     assert max(loads) <= 1.1 * CITIES_PER_SHARD
 
 
 def test_a_shard_within_its_share_says_nothing() -> None:
-    assert shard_budget_warning(Shard(0, 2), 750) is None
+    assert shard_budget_warning(Shard(0, 2), 500) is None
 
 
 def test_a_shard_past_its_share_names_its_load_and_the_count_the_fleet_needs() -> None:
-    # Two files of 760 cities: a fleet of 1,520, past the 1,500 the docs give two files.
-    warning = shard_budget_warning(Shard(1, 2), 760)
+    # Two files of 510 cities: a fleet of 1,020, past the 1,000 the docs give two files.
+    warning = shard_budget_warning(Shard(1, 2), 510)
 
     assert warning is not None
-    assert "shard 1 of 2 holds 760 city files, more than 750" in warning
-    assert "about 1520 cities need 3 shard files" in warning
+    assert "shard 1 of 2 holds 510 city files, more than 500" in warning
+    assert "about 1020 cities need 3 shard files" in warning
     assert "docs/production/scaling.md" in warning
