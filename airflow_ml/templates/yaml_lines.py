@@ -344,8 +344,14 @@ class _Walk:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.plain = False
             built_value = self.node(value_node, child)
+            if self.plain and first is None and built_key in built:  # two spellings of one key: 1 and true, ~ and null
+                self._problem(
+                    f"{format_path(child)}: the same key as an earlier one written another way ({built_key!r}); "
+                    "the second would silently replace the first: keep one",
+                    key_node,
+                )
             if self.plain:
-                built[built_key] = built_value  # in order: a later equal key replaces, as in PyYAML
+                built[built_key] = built_value
         return built
 
     def _scalar(self, node: yaml.ScalarNode) -> Any:
