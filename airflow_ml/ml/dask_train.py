@@ -20,7 +20,6 @@ split while scoring it.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -97,7 +96,7 @@ def training_inputs(client: Client, train: dd.DataFrame, spec: TrainSpec) -> Tra
     features = train.map_partitions(preprocessor.transform, meta=preprocessor.transform(train._meta))
     features, labels = client.persist([features, labels])
     wait([features, labels])
-    sample = _gather_positions(client, train, _train_sample_positions(client, train, spec.seed))
+    sample = _train_sample(client, train, spec.seed)
     example = client.compute(train.partitions[: min(3, train.npartitions)]).result().head(5)
     return TrainingInputs(preprocessor, features, labels, sample, example, {**spec.lightgbm_params(), **imbalance})
 
@@ -165,39 +164,25 @@ def train_model_on_dask(
     )
 
 
-def _train_sample_positions(client: Client, train: dd.DataFrame, seed: int) -> list[Any]:
-    """Per training partition, the positions in it of :func:`airflow_ml.ml.train.train_sample`'s rows.
+def _train_sample(client: Client, train: dd.DataFrame, seed: int) -> pd.DataFrame:
+    """:func:`airflow_ml.ml.train.train_sample`'s rows, gathered from the training partitions, indexed from 0.
 
     The partitions hold the training rows in time order, so the local path's seeded positions over the whole
     split pick the very same rows; only those (at most ``TRAIN_SAMPLE_ROWS``) are gathered.
     """
     import numpy as np
 
+    from airflow_ml.ml.dask_holdout import partition_lengths, rows_at
     from airflow_ml.ml.train import TRAIN_SAMPLE_ROWS
 
-    lengths = client.compute(train.map_partitions(len)).result().tolist()
-    total = int(sum(lengths))
+    lengths = partition_lengths(client, train)
+    total = sum(lengths)
     chosen = (
         np.arange(total)
         if total <= TRAIN_SAMPLE_ROWS
         else np.sort(np.random.default_rng(seed).choice(total, TRAIN_SAMPLE_ROWS, replace=False))
     )
-    starts = np.cumsum([0, *lengths])
-    return [chosen[(chosen >= low) & (chosen < high)] - low for low, high in itertools.pairwise(starts)]
-
-
-def _gather_positions(client: Client, rows: dd.DataFrame, positions: list[Any]) -> pd.DataFrame:
-    """The rows at ``positions`` (per partition, in order) in this process, indexed from 0."""
-    import dask
-    import pandas as pd
-
-    take = dask.delayed(_rows_at)
-    parts = [take(p, k) for p, k in zip(rows.to_delayed(), positions, strict=True) if len(k)]
-    return pd.concat(client.compute(parts, sync=True), ignore_index=True) if parts else rows._meta.copy()
-
-
-def _rows_at(part: Any, positions: Any) -> Any:
-    return part.iloc[positions]
+    return rows_at(client, train, chosen, lengths)
 
 
 def _labels_and_predictions(
