@@ -82,6 +82,11 @@ def dask_client(settings: DaskSettings, target: ClusterAddress | None) -> Iterat
                 )
             client = stack.enter_context(Client(cluster, set_as_default=False))
             wanted, where, name = size.n_workers, f"a LocalCluster of {size.n_workers} worker(s)", "local"
+            # The one line that says which cluster the task used (logged below) says how to share one, too.
+            note = (
+                " (a LocalCluster started for this task and stopped with it; name a dask connection in "
+                "training.dask.connection for the tasks to share one cluster)"
+            )
         else:
             where = f"the Dask scheduler at {target.address}"
             try:
@@ -93,7 +98,7 @@ def dask_client(settings: DaskSettings, target: ClusterAddress | None) -> Iterat
                     f"{where} did not answer in {wait} s ({exc}); start the cluster (docker compose --profile "
                     "dask up) or fix the host of the dask connection named by training.dask.connection"
                 ) from exc
-            wanted, name = 1, target.address
+            wanted, name, note = 1, target.address, ""
         try:
             client.wait_for_workers(wanted, timeout=wait)
         except TimeoutError as exc:
@@ -101,17 +106,7 @@ def dask_client(settings: DaskSettings, target: ClusterAddress | None) -> Iterat
                 f"{where} has no worker after {wait} s; start its workers or raise "
                 "training.dask.wait_for_workers_seconds"
             ) from exc
-        workers = len(client.nthreads())
-        # The one line that says which cluster the task used: an address, or a LocalCluster of its own.
-        if target is None:
-            log.info(
-                "Dask cluster: %s, %d workers (a LocalCluster started for this task and stopped with it; name a dask "
-                "connection in training.dask.connection for the tasks to share one cluster)",
-                name,
-                workers,
-            )
-        else:
-            log.info("Dask cluster: %s, %d workers", name, workers)
+        log.info("Dask cluster: %s, %d workers%s", name, len(client.nthreads()), note)
         yield client
 
 
