@@ -26,12 +26,13 @@ DEMO_ENV = eval "$$($(BIN)/airflow-ml env --demo)" && export PATH="$(BIN):$$PATH
 # A recipe line that shows its command as typed in the activated .venv (`$ airflow-ml demo`), then runs .venv's.
 VENV_RUN = @echo '$$ $(1)' && $(BIN)/$(1)
 
-.PHONY: help install demo test check browser compose-client ui clean
+.PHONY: help install demo test test-benchmarks check browser compose-client ui clean
 
 help:
 	@echo "make demo   install everything, then retrain every demo city twice in the demo's own folder var/demo/"
 	@echo "make test   lint, type-check, import contracts and the whole test suite (installs Debian's chromium and"
 	@echo "            docker-compose if root)"
+	@echo "make test-benchmarks  the benchmark scripts at a tiny size (not in make test): before recording a figure"
 	@echo "make ui     serve the demo's results (var/demo/): the MLflow UI (:5000) and Airflow (:8080) on loopback"
 	@echo "make clean  delete .venv, .tools and the demo's var/demo/; your own cities' var/ stays"
 
@@ -83,6 +84,11 @@ compose-client:
 
 test: check browser compose-client
 	$(BIN)/pytest
+
+# The benchmark tier: each script of benchmarks/ as committed, at a tiny size (8-10 minutes); `make test` leaves
+# it out to keep CI under 45 minutes. Run it when a script changes and before a figure is recorded.
+test-benchmarks: install
+	$(BIN)/pytest tests/benchmarks
 
 # mlflow ui reads the demo's store from MLFLOW_BACKEND_STORE_URI and MLFLOW_DEFAULT_ARTIFACT_ROOT.
 ui: install

@@ -7,6 +7,7 @@ virtualenv, as in a checkout after ``make demo``. The whole-tier commands are ru
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 from tests.support import REPO
@@ -22,13 +23,14 @@ def test_one_file_one_test_and_a_collection_run_as_shown(tmp_path: Path) -> None
         ".venv/bin/pytest tests/unit/templates/test_dag_spec.py::test_bad_cron_expression",
         ".venv/bin/pytest tests/unit/templates -k schedule",
         ".venv/bin/pytest --collect-only -q tests/services tests/faults",
+        ".venv/bin/pytest --collect-only -q tests/benchmarks",
     ]
 
     outputs = [shell(command, cwd=tmp_path) for command in commands]
 
     for command, done in zip(commands, outputs, strict=True):
         assert done.returncode == 0, f"{command}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    one_file, one_test, selected, collected = (done.stdout for done in outputs)
+    one_file, one_test, selected, collected, benchmarks = (done.stdout for done in outputs)
     passed = re.search(r"\b(\d+) passed\b", one_file)
     assert passed, one_file
     assert int(passed.group(1)) > 5, one_file  # the file's tests, its parametrized cases each
@@ -37,3 +39,19 @@ def test_one_file_one_test_and_a_collection_run_as_shown(tmp_path: Path) -> None
     assert "failed" not in selected, selected
     assert "tests/services/test_local_executor.py::" in collected
     assert "tests/faults/test_service_outages.py::" in collected
+    assert "tests/benchmarks/test_benchmark_scripts.py::" in benchmarks
+    assert "tests/unit/" not in benchmarks
+
+
+def test_make_test_runs_every_tier_but_the_benchmarks_which_make_test_benchmarks_runs() -> None:
+    # `make test` runs a bare `pytest`: its tiers are pyproject's testpaths. A new tier folder left out of them would
+    # silently leave CI; only the benchmark tier is left out on purpose, and its own target runs it.
+    testpaths = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["pytest"]["ini_options"][
+        "testpaths"
+    ]
+    tiers = sorted(f"tests/{folder.name}" for folder in (REPO / "tests").iterdir() if any(folder.glob("test_*.py")))
+
+    assert sorted(testpaths) == [tier for tier in tiers if tier != "tests/benchmarks"]
+    assert "tests/benchmarks" in tiers
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^test-benchmarks:.*\n\t\$\(BIN\)/pytest tests/benchmarks$", makefile, re.MULTILINE), makefile
