@@ -174,10 +174,11 @@ def _rows_at(part: Any, positions: Any) -> Any:
     return part.iloc[positions]
 
 
-def _row_hashes(part: Any) -> Any:
+def _row_hashes(part: Any, as_values: list[str]) -> Any:
     from airflow_ml.data.row_hashing import row_hashes
 
-    return row_hashes(part.reset_index(drop=True))
+    part = part.reset_index(drop=True)
+    return row_hashes(part.astype({c: object for c in as_values}) if as_values else part)
 
 
 class ClusterRows:
@@ -206,16 +207,22 @@ class ClusterRows:
         (the logged columns read back in the cluster's dtypes)."""
         import dask
         import numpy as np
+        import pandas as pd
 
         from airflow_ml.data.row_hashing import row_hashes
         from airflow_ml.ml.logged_holdout import logged_as
 
         key = list(logged.columns)
-        expected = logged_as(logged, self.rows._meta[key].dtypes)
+        dtypes = self.rows._meta[key].dtypes
+        # Dask's meta of a category column has no categories (each partition has its own): such a column is
+        # compared by its values, on both sides.
+        as_values = [c for c in key if isinstance(dtypes[c], pd.CategoricalDtype)]
+        wanted = pd.Series({c: object if c in as_values else dtypes[c] for c in key}, dtype=object)
+        expected = logged_as(logged, wanted)
         if expected is None:
             return 0
         parts = self.rows[key].to_delayed()
-        found = self.client.compute([dask.delayed(_row_hashes)(part) for part in parts], sync=True)
+        found = self.client.compute([dask.delayed(_row_hashes)(part, as_values) for part in parts], sync=True)
         hashes = np.concatenate(found) if found else np.empty(0, dtype="uint64")
         mismatch = np.flatnonzero(hashes != row_hashes(expected))
         return int(mismatch[0]) if mismatch.size else None

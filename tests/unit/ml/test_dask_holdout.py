@@ -107,6 +107,25 @@ def test_the_holdout_on_the_cluster_is_checked_against_logged_rows_as_a_local_ho
     pd.testing.assert_frame_equal(rows.take(positions)[key], here.take(positions)[key].reset_index(drop=True))
 
 
+def test_a_category_column_on_the_cluster_is_compared_by_its_values(twins: tuple[Any, Any], client: Any) -> None:
+    # Dask's meta of a category column knows no categories (each partition has its own): read back in that dtype,
+    # every logged value would be missing, and every row would differ.
+    from airflow_ml.ml.logged_holdout import FrameRows
+
+    holdout = split_on_dask(client, twins[1], SPLIT).holdout
+    rows = ClusterRows(client, holdout.astype({"pickup_zone": "category"}))
+    assert isinstance(rows.rows._meta["pickup_zone"].dtype, pd.CategoricalDtype)
+    here = FrameRows(time_split(read_snapshot(twins[0].uri), "pickup_at", 0.15, 0.15).holdout.reset_index(drop=True))
+    key = ["pickup_at", "pickup_zone", "duration_min"]
+    logged = here.frame[key].astype({"pickup_zone": "category"})  # as a parquet round trip of the holdout gives it
+    tampered = here.frame[key].copy()
+    tampered.loc[3, "pickup_zone"] = "elsewhere"
+
+    assert rows.differing_row(logged) is None
+    assert rows.differing_row(here.frame[key]) is None  # the same values as plain text
+    assert rows.differing_row(tampered) == 3
+
+
 def test_level_shares_counted_per_partition_are_the_gates(twins: tuple[Any, Any], local: Splits, client: Any) -> None:
     train = split_on_dask(client, twins[1], SPLIT).train
     zones = sorted(local.train["pickup_zone"].dropna().unique())[:2]
