@@ -17,7 +17,8 @@ readers read. The hash scheme (``parts-sha256``) is described in :mod:`airflow_m
 
 Every function takes a ``distributed.Client`` (``client``), or None for Dask's default scheduler. The
 workers open the sources and the snapshot root themselves: local paths must be on a disk they share, and
-``storage_options`` (credentials included) travel with the tasks to the cluster's scheduler and workers.
+``storage_options`` (credentials included) travel with the tasks to the cluster's scheduler and workers, as
+:func:`~airflow_ml.data.storage.portable` makes them (an s3fs session replaced by its keys).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from airflow_ml.data.snapshot import (
     source_extra,
 )
 from airflow_ml.data.snapshot_window import plan_window
-from airflow_ml.data.storage import StorageOptions, display, filesystem, is_local, protocol, storage_errors
+from airflow_ml.data.storage import StorageOptions, display, filesystem, is_local, portable, protocol, storage_errors
 from airflow_ml.exceptions import DataContractError, DataError
 
 
@@ -101,8 +102,9 @@ def take_partitioned_snapshot(
         for path in partitions.get(day, [])
     ]
     write = dask.delayed(_write_part, pure=False)
+    shipped = portable(storage_options)  # what travels with the tasks to the workers
     tasks = [
-        write(i, src, path, day, fmt, list(parse_dates), contract, staging, storage_options)
+        write(i, src, path, day, fmt, list(parse_dates), contract, staging, shipped)
         for i, (src, day, path) in enumerate(files)
     ]
     with storage_errors(uri, storage_options):
@@ -111,7 +113,7 @@ def take_partitioned_snapshot(
     try:
         summaries = compute(tasks, client)
         applied = _judge(summaries, contract)
-        _conform(summaries, staging, storage_options, client)
+        _conform(summaries, staging, shipped, client)
     except BaseException:
         with contextlib.suppress(OSError), storage_errors(uri, storage_options):
             fs.rm(_path(staging, storage_options), recursive=True)
@@ -170,7 +172,7 @@ def open_snapshot(
 
     manifest = load_manifest(uri, storage_options=storage_options)
     files = [p["file"] for p in manifest.parts] if manifest.kind == parts_kind.PARTITIONED_KIND else ["data.parquet"]
-    options = dict((storage_options or {}).get(protocol(uri), {}))
+    options = portable(storage_options).get(protocol(uri), {})  # the file system travels with the tasks
     with dask.config.set({"dataframe.convert-string": False}), storage_errors(uri, storage_options):
         frame = dd.read_parquet(
             [f"{uri}/{name}" for name in files], columns=columns, split_row_groups=False, storage_options=options
@@ -199,7 +201,8 @@ def verify_snapshot(uri: str, *, storage_options: StorageOptions | None = None, 
                             f"manifest says {manifest.content_hash}; take the snapshot again (a new run)")  # fmt: skip
         return found
     hashed = dask.delayed(_hash_part, pure=False)
-    found_parts = compute([hashed(f"{uri}/{p['file']}", storage_options) for p in manifest.parts], client)
+    shipped = portable(storage_options)
+    found_parts = compute([hashed(f"{uri}/{p['file']}", shipped) for p in manifest.parts], client)
     for part, (rows, digest) in zip(manifest.parts, found_parts, strict=True):
         if (rows, digest) != (part["rows"], part["hash"]):
             raise DataError(

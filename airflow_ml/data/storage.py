@@ -36,6 +36,38 @@ def filesystem(uri: str, storage_options: StorageOptions | None = None) -> tuple
     return fsspec.core.url_to_fs(uri, **options)
 
 
+def portable(storage_options: StorageOptions | None) -> dict[str, dict[str, Any]]:
+    """``storage_options`` as they can travel with Dask's tasks to other processes (a cluster's workers).
+
+    s3fs takes a ``session``, and the amazon provider hands it one (``airflow_ml.hooks.storage_credentials``):
+    an aiobotocore session, which does not survive pickling (its unpickled clients recurse without end, and the
+    scheduler refuses the whole graph). It is replaced by what it resolves to now: its keys (``key``,
+    ``secret``, ``token``) and its region, so the workers need no credentials of their own. A role's temporary
+    keys are not refreshed on the workers: they hold for the task that resolved them.
+    """
+    return {name: _portable(dict(options)) for name, options in (storage_options or {}).items()}
+
+
+def _portable(options: dict[str, Any]) -> dict[str, Any]:
+    import asyncio
+
+    session = options.pop("session", None)
+    if session is None:
+        return options
+
+    async def frozen() -> Any:
+        credentials = await session.get_credentials()
+        return None if credentials is None else await credentials.get_frozen_credentials()
+
+    keys = asyncio.run(frozen())
+    if keys is not None:
+        options.update(key=keys.access_key, secret=keys.secret_key, token=keys.token)
+    region = session.get_config_variable("region")
+    if region:
+        options["client_kwargs"] = {"region_name": region, **options.get("client_kwargs", {})}
+    return options
+
+
 def is_local(fs: AbstractFileSystem) -> bool:
     """Whether ``fs`` is the local disk (where folders exist on their own and files may be made read-only)."""
     return isinstance(fs, LocalFileSystem)

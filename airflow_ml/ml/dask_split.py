@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_ml.data.storage import StorageOptions, filesystem, storage_errors
+from airflow_ml.data.storage import StorageOptions, filesystem, portable, storage_errors
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -92,7 +92,12 @@ def read_rows(
     meta = meta if columns is None else meta[columns]
     with dask.config.set({"dataframe.convert-string": False}):
         return dd.from_map(
-            _read_row_group, pieces, storage_options=storage_options, meta=meta, columns=columns, label="read-rows"
+            _read_row_group,
+            pieces,
+            storage_options=portable(storage_options),
+            meta=meta,
+            columns=columns,
+            label="read-rows",
         )
 
 

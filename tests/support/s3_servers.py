@@ -1,4 +1,5 @@
-"""S3 for tests: moto's server, the test keys, the ``aws_default`` connection and a boto3 client of it."""
+"""S3 for tests: moto's server, the test keys, the ``aws_default`` connection, a boto3 client of it, and the storage
+options a task builds from such a connection (:func:`task_s3_options`, no network)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,24 @@ S3_KEYS = {"login": "testing-access-key", "password": "testing-secret-key"}
 def aws_connection(endpoint: str) -> str:
     """``AIRFLOW_CONN_AWS_DEFAULT`` for an S3-compatible endpoint (moto) with the test keys."""
     return json.dumps({"conn_type": "aws", **S3_KEYS, "extra": {"endpoint_url": endpoint, "region_name": "us-east-1"}})
+
+
+def task_s3_options(mp: pytest.MonkeyPatch, uri: str = "s3://lake/root") -> dict[str, Any]:
+    """The storage options a task builds for ``uri`` from an ``aws`` connection (the test keys, an endpoint nobody
+    answers), as they are once the task has met an error response on S3 (a 404 for a manifest not written yet).
+
+    botocore then looks up the client's exception classes, which the options' aiobotocore session caches; a session
+    so used does not survive pickling. The lookup is made here as botocore makes it: no network.
+    """
+    from airflow_ml.data.storage import filesystem
+    from airflow_ml.hooks.storage_credentials import storage_options
+
+    mp.setenv("AIRFLOW_CONN_AWS_TASK", aws_connection("http://127.0.0.1:9"))
+    options = storage_options(uri, aws_conn_id="aws_task")
+    fs, _ = filesystem(uri, options)
+    fs.connect()
+    assert fs.s3.exceptions.NoSuchKey is not None
+    return options
 
 
 def s3_client(endpoint: str) -> Any:

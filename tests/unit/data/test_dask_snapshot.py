@@ -21,6 +21,7 @@ from airflow_ml.data.snapshot import MANIFEST, load_manifest, read_snapshot, sna
 from airflow_ml.data.snapshot_parts import PARTITIONED_KIND, PARTS_SCHEME, parts_hash
 from airflow_ml.exceptions import DataContractError, DataError
 from tests.support.partition_clusters import local_cluster
+from tests.support.s3_servers import task_s3_options
 
 RUN_ID = "manual__2026-03-01T02:00:00+00:00"
 
@@ -208,3 +209,16 @@ def test_a_manifest_of_an_unknown_kind_is_refused(source: Path, tmp_path: Path) 
 
     with pytest.raises(DataError, match=r"of kind 'sharded' with hash scheme 'blake3', which this airflow-ml cannot"):
         read_snapshot(manifest.uri)
+
+
+def test_the_s3_options_of_a_connection_travel_with_the_tasks_to_the_workers(
+    source: Path, tmp_path: Path, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the snapshot task passes when the data root is on S3: the provider's options, an aiobotocore session in
+    # them, which the scheduler failed to unpickle ("Error during deserialization of the task graph"). Local files
+    # here (no network): the tasks carry the options all the same.
+    options = task_s3_options(monkeypatch)
+
+    manifest = snap(source, tmp_path / "s", storage_options=options, client=client)
+
+    assert verify_snapshot(manifest.uri, storage_options=options, client=client) == manifest.content_hash

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_ml.data.storage import filesystem, protocol
+from airflow_ml.data.storage import filesystem, portable, protocol
 from airflow_ml.hooks.storage_credentials import FAIL_FAST_CONFIG, storage_options
 from airflow_ml.templates import load_city_configs
 from tests.support import REPO
@@ -57,6 +57,36 @@ def test_s3_options_come_from_the_connection(monkeypatch: pytest.MonkeyPatch) ->
     credentials = asyncio.run(s3["session"].get_credentials())  # an aiobotocore session, as s3fs needs
     assert (credentials.access_key, credentials.secret_key) == (KEYS["login"], KEYS["password"])
     assert s3["session"].get_config_variable("region") == "eu-west-1"
+
+
+def test_portable_options_hold_the_sessions_keys_and_region_instead_of_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pickle
+
+    _connection(monkeypatch, "aws_lake", {"endpoint_url": "http://127.0.0.1:9000", "region_name": "eu-west-1"})
+    options = storage_options("s3://bucket/root", aws_conn_id="aws_lake")
+
+    shipped = portable(options)
+
+    s3 = shipped["s3"]
+    assert "session" not in s3
+    assert (s3["key"], s3["secret"], s3["token"]) == (KEYS["login"], KEYS["password"], None)
+    assert s3["client_kwargs"] == {"region_name": "eu-west-1"}
+    assert (s3["endpoint_url"], s3["config_kwargs"], s3["use_listings_cache"]) == (
+        "http://127.0.0.1:9000",
+        FAIL_FAST_CONFIG,
+        False,
+    )
+    assert "session" in options["s3"]  # the task's own options are left as they are
+    assert pickle.loads(pickle.dumps(shipped)) == shipped  # as Dask's tasks carry them to the workers
+    fs, path = filesystem("s3://bucket/root", shipped)
+    assert (fs.key, fs.secret, fs.client_kwargs, path) == (
+        KEYS["login"],
+        KEYS["password"],
+        s3["client_kwargs"],
+        "bucket/root",
+    )
+    assert portable({"file": {"auto_mkdir": True}}) == {"file": {"auto_mkdir": True}}
+    assert portable(None) == {}
 
 
 def test_the_connections_own_botocore_settings_win(monkeypatch: pytest.MonkeyPatch) -> None:

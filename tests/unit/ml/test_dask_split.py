@@ -14,6 +14,7 @@ import pytest
 from airflow_ml.ml.dask_split import in_time_order, read_rows, time_split_on_dask
 from airflow_ml.ml.train import time_split
 from tests.support.dask_clusters import cluster_client
+from tests.support.s3_servers import task_s3_options
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,20 @@ def test_rows_out_of_time_order_are_shuffled_into_the_local_order_of_equal_times
     _same_as_locally(client, path, frame)
     with pytest.raises(ValueError, match="too few to split"):
         time_split_on_dask(client, read_rows(str(path), ["t", "x"], None), "t", 0.0, 0.99)
+
+
+def test_rows_read_with_the_s3_options_of_a_connection_are_read_on_the_workers(
+    tmp_path: Path, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The training, gate and health tasks pass the provider's options (an aiobotocore session in them), which
+    # travel with each partition's task: Dask could neither tokenize nor unpickle the session. A local file: no network.
+    frame = pd.DataFrame({"t": pd.date_range("2026-01-01", periods=8, freq="h"), "x": np.arange(8.0)})
+    path = tmp_path / "rows.parquet"
+    frame.to_parquet(path, index=False, row_group_size=3)
+
+    rows = read_rows(str(path), ["t", "x"], task_s3_options(monkeypatch))
+
+    pd.testing.assert_frame_equal(client.compute(rows).result().reset_index(drop=True), frame)
 
 
 def test_partitions_in_time_order_are_sorted_each_in_place_into_the_local_order(tmp_path: Path, client: Any) -> None:
