@@ -28,7 +28,7 @@ class ValidateDataOperator(SnapshotStepOperator):
     expectations are recorded and the run goes on. The verdict, GX's full result and an HTML report are
     written beside the snapshot and, when ``experiment`` is set, logged as a validation run in MLflow,
     with a "Validation report" link on the task (see :mod:`airflow_ml.ml.steps.validate_step`). With
-    ``engine: dask`` (``training.engine``) the suite runs part by part on the city's Dask cluster, whose client
+    ``engine: dask`` (``training.engine``) the suite runs on groups of parts on the city's Dask cluster, whose client
     is made here, at execute, and the results are merged into one verdict (:mod:`airflow_ml.validation.partitioned`).
 
     Args:

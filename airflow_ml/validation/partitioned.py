@@ -1,8 +1,9 @@
-"""Validate a frame too large for one process: the suite runs per partition on a Dask cluster, merged into one verdict.
+"""Validate a frame too large for one process: the suite runs per group of partitions on Dask, merged into one verdict.
 
-GX runs inside each worker's task on one pandas partition; the client merges what the partitions found into GX's
-own result format, so the verdict, the summary and the report are those of :func:`runner.run_suite`. How an
-expectation is merged depends on its type, from :data:`MERGE_CLASSES`:
+GX runs inside each worker's task on a group of neighbouring pandas partitions (a check; GX's fixed cost per run
+would dominate if each of a snapshot's daily partitions were one: :mod:`.partition_groups` says how they are cut);
+the client merges what the checks found into GX's own result format, so the verdict, the summary and the report
+are those of :func:`runner.run_suite`. How an expectation is merged depends on its type, from :data:`MERGE_CLASSES`:
 
 - ``rows``: a row-wise check (not null, in set, between, regex, column pairs...): each partition's unexpected,
   element and missing counts are summed, ``mostly`` is judged on the sums as GX judges it, and the first
@@ -37,6 +38,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_ml.validation.partition_groups import DEFAULT_ROWS_PER_CHECK, check_group, plan_groups
 from airflow_ml.validation.report import exception_message
 from airflow_ml.validation.runner import SAMPLE_SIZE, Verdict, columns_to_validate, judge, run_suite
 
@@ -170,23 +172,28 @@ def validate_partitions(
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
     seed: int = 0,
     client: Any = None,
+    rows_per_check: int | None = DEFAULT_ROWS_PER_CHECK,
 ) -> tuple[Verdict, dict[str, Any]]:
-    """Validate the Dask ``frame`` against ``suite``, partition by partition; as :func:`runner.run_suite` returns.
+    """Validate the Dask ``frame`` against ``suite``, by groups of partitions; as :func:`runner.run_suite` returns.
 
     Args:
         frame: A ``dask.dataframe.DataFrame`` (e.g. ``dask_snapshot.open_snapshot``'s).
         suite: The suite, as ``run_suite`` takes it.
         suite_file: The suite's file, named in the verdict.
         part_rows: The rows of each partition when known (a snapshot's manifest lists them); else counted first
-            when the suite has sampled checks.
+            (one pass over the frame) when the suite has sampled checks or partitions are grouped.
         sample_rows: Rows of the seeded sample the ``sample`` expectations run on (all rows when fewer).
         seed: The sample's seed: the same seed and partitions give the same sample.
         client: A ``distributed.Client``; None runs on Dask's default scheduler.
+        rows_per_check: The most rows one GX run (a check) validates, a group of neighbouring partitions bounded
+            too by the workers' memory (:func:`partition_groups.plan_groups`); 0 or None: one check per partition.
 
     Raises:
         PartitionedSuiteRefused: before anything runs, when an expectation cannot be merged.
     """
+    import dask
     import numpy as np
+    import pandas as pd
 
     classes = merge_classes(suite)
     expectations = suite["expectations"]
@@ -194,8 +201,9 @@ def validate_partitions(
     extremes = [i for i, c in enumerate(classes) if c in (EXTREME, DISTINCT)]
     sampled = [i for i, c in enumerate(classes) if c == SAMPLE]
     columns = [str(c) for c in frame.columns]
-    if sampled and part_rows is None:
+    if (sampled or rows_per_check) and part_rows is None:
         part_rows = _compute([frame.map_partitions(len)], client)[0].tolist()
+    groups = plan_groups(frame, part_rows or [], rows_per_check=rows_per_check, client=client, compute=_compute)
     counts = [0] * frame.npartitions
     if sampled and part_rows:
         total = int(sum(part_rows))
@@ -206,15 +214,14 @@ def validate_partitions(
         )
     sample_suite = _sub(suite, sampled)
     wanted = (columns_to_validate(sample_suite, columns) or columns) if sampled else []
-    import pandas as pd
-
-    # One task per partition reads it and checks it (fused): a partition read ahead and waiting for its check
-    # would pile up in the worker's memory, GX being slower than reading.
-    checked = frame.map_partitions(
-        _check_part, _sub(suite, per_part), _partials(expectations, extremes, columns), counts, wanted, seed,
-        partition_info=True, meta=pd.Series(dtype=object), enforce_metadata=False, align_dataframes=False,
-    )  # fmt: skip
-    outcome = list(_compute([checked], client)[0])
+    # One task per check takes its neighbouring partitions (each read by its own task), in order.
+    parts, check = frame.to_delayed(), dask.delayed(check_group)
+    checks = [
+        check([parts[i] for i in run], list(run), _sub(suite, per_part), _partials(expectations, extremes, columns),
+              [counts[i] for i in run], wanted, seed)
+        for run in groups
+    ]  # fmt: skip
+    outcome = _compute(checks, client)
     row_count = sum(o["rows"] for o in outcome)
     items: dict[int, dict[str, Any]] = {}
     for position, index in enumerate(per_part):
@@ -226,15 +233,13 @@ def validate_partitions(
     for index in extremes:
         partials = [o["partials"][index] for o in outcome]
         column = expectations[index]["kwargs"]["column"]
-        values = _concat(partials)
+        values = pd.concat(partials, ignore_index=True)
         if classes[index] == DISTINCT:
             values = values.drop_duplicates().reset_index(drop=True)
         stand_in = _frame({column: values} if column in columns else {})
         items[index] = _on_stand_in(stand_in, expectations[index], None)
     notes = []
     if sampled:
-        import pandas as pd
-
         sample = pd.concat([o["sample"] for o in outcome], ignore_index=True)
         mark = {"rows": len(sample), "of": row_count, "seed": seed}
         for position, item in enumerate(run_suite(sample, sample_suite, suite_file=suite_file)[1]["results"]):
@@ -242,47 +247,10 @@ def validate_partitions(
         notes = [_sampled_note(expectations[i], mark) for i in sampled]
     ordered = [items[i] for i in range(len(expectations))]
     verdict = judge(ordered, suite=suite, suite_file=suite_file, row_count=row_count)
-    notes.append(f"validated on Dask in {len(outcome)} partition(s) (airflow_ml.validation.partitioned)")
+    where = f"{len(outcome)} check(s) of {frame.npartitions} partition(s)"
+    notes.append(f"validated on Dask in {where} (airflow_ml.validation.partitioned)")
     verdict = dataclasses.replace(verdict, notes=notes)
-    return verdict, _result(suite, ordered, len(outcome))
-
-
-def _check_part(
-    part: Any,
-    suite: dict[str, Any],
-    partials: dict[int, tuple[str, str]],
-    counts: list[int],
-    sample_columns: list[str],
-    seed: int,
-    partition_info: dict[str, Any] | None = None,
-) -> Any:
-    """On a worker: GX on one partition, the partition's min/max/sum of some columns, and its share of the sample.
-
-    Returns:
-        A one-item object Series (what ``map_partitions`` concatenates) holding the partition's findings.
-    """
-    import numpy as np
-    import pandas as pd
-
-    number = int((partition_info or {}).get("number", 0))
-    sample_count = counts[number]
-
-    found: dict[str, Any] = {"rows": len(part), "items": [], "partials": {}, "sample": None}
-    if suite["expectations"]:
-        found["items"] = run_suite(part, suite, suite_file="")[1]["results"]
-    for index, (column, how) in partials.items():
-        values = part[column]
-        if how == "unique":  # the partition's distinct values, nulls left out as GX leaves them out
-            found["partials"][index] = values.dropna().drop_duplicates().reset_index(drop=True)
-            continue
-        # min and max keep the column's type (a date-time stays one); a sum of booleans is a count.
-        found["partials"][index] = pd.Series([getattr(values, how)()], dtype=None if how == "sum" else values.dtype)
-    # Copies (a row selection), never views: a view would keep the whole partition alive until it is gathered.
-    found["sample"] = part.iloc[:0][sample_columns].copy()
-    if sample_count:
-        rows = np.random.default_rng([seed, number]).choice(len(part), size=min(sample_count, len(part)), replace=False)
-        found["sample"] = part.iloc[np.sort(rows)][sample_columns]
-    return pd.Series([found], dtype=object)
+    return verdict, _result(suite, ordered, frame.npartitions, len(outcome))
 
 
 def _merge_rows(found: list[dict[str, Any]]) -> dict[str, Any]:
@@ -339,12 +307,6 @@ def _frame(columns: dict[str, Any]) -> Any:
     return pd.DataFrame(columns) if columns else pd.DataFrame(index=pd.RangeIndex(0))
 
 
-def _concat(series: list[Any]) -> Any:
-    import pandas as pd
-
-    return pd.concat(series, ignore_index=True)
-
-
 def _partials(
     expectations: list[dict[str, Any]], extremes: list[int], columns: list[str]
 ) -> dict[int, tuple[str, str]]:
@@ -373,7 +335,7 @@ def _sampled_note(expectation: dict[str, Any], mark: dict[str, int]) -> str:
     )
 
 
-def _result(suite: dict[str, Any], items: list[dict[str, Any]], partitions: int) -> dict[str, Any]:
+def _result(suite: dict[str, Any], items: list[dict[str, Any]], partitions: int, checks: int) -> dict[str, Any]:
     """GX's validation result's shape (what the report and the result file read) for the merged ``items``."""
     passed = sum(bool(i["success"]) for i in items)
     return {
@@ -386,7 +348,7 @@ def _result(suite: dict[str, Any], items: list[dict[str, Any]], partitions: int)
             "unsuccessful_expectations": len(items) - passed,
             "success_percent": passed / len(items) * 100 if items else None,
         },
-        "meta": {"airflow_ml_partitions": partitions},
+        "meta": {"airflow_ml_partitions": partitions, "airflow_ml_checks": checks},
     }
 
 

@@ -247,3 +247,46 @@ def test_a_distinct_check_with_a_row_condition_is_refused() -> None:
     kwargs = {"column": "zone", "value_set": ["a1"], "row_condition": "hour>3", "condition_parser": "pandas"}
     with pytest.raises(PartitionedSuiteRefused, match=r"with a row_condition: .* drop the condition"):
         merge_classes(suite_of(("expect_column_distinct_values_to_be_in_set", kwargs)))
+
+
+def test_neighbouring_partitions_checked_together_give_the_one_per_partition_and_whole_frame_results(
+    client: Any,
+) -> None:
+    """Two checks of two partitions each against four checks and GX on the whole frame: the same verdict and
+    figures, the first unexpected hours those of partitions 2 then 3 (seven, more than the five kept), the same
+    seeded sample."""
+    frame = trips()
+    hours = [5_100, 5_200, 5_300, 7_600, 7_700, 7_800, 7_900]  # partition 2 (rows 5,000-7,499), then 3
+    frame.loc[frame.index[hours], "hour"] = [30, 31, 32, 33, 34, 35, 36]
+    suite = suite_of(
+        *[(e["type"], e["kwargs"]) for e in SUITE["expectations"]],
+        ("expect_column_values_to_be_between", {"column": "hour", "min_value": 0, "max_value": 23}),
+        ("expect_column_stdev_to_be_between", {"column": "distance_km", "min_value": 0, "max_value": 5}),
+    )
+    _, whole = run_suite(frame, suite, suite_file="t")
+
+    def run(rows_per_check: int, sample_rows: int = len(frame)) -> tuple[Any, dict[str, Any]]:
+        return validate_partitions(
+            dask_frame(frame), suite, suite_file="t", rows_per_check=rows_per_check, client=client,
+            sample_rows=sample_rows, seed=5,
+        )  # fmt: skip
+
+    runs = {size: run(size) for size in (0, 5_000, 1_000_000)}
+    sampled = {size: run(size, sample_rows=700) for size in (0, 5_000)}
+
+    (each, per_part), (grouped, merged) = runs[0], runs[1_000_000]
+    assert [r["meta"] for _, r in runs.values()] == [
+        {"airflow_ml_partitions": PARTS, "airflow_ml_checks": checks} for checks in (PARTS, 2, 2)
+    ]
+    assert (grouped.status, grouped.failed_errors, grouped.row_count) == (each.status, each.failed_errors, len(frame))
+    assert [(f.expectation, f.unexpected_count, f.sample) for f in grouped.failures] == [
+        (f.expectation, f.unexpected_count, f.sample) for f in each.failures
+    ]
+    for mine, one, theirs in zip(merged["results"], per_part["results"], whole["results"], strict=True):
+        assert comparable(mine) == comparable(one) == comparable(theirs), mine["expectation_config"]["type"]
+    assert merged["results"][-2]["result"]["partial_unexpected_list"] == [30, 31, 32, 33, 34]
+    # The same seed draws the same sample rows whether partitions are checked alone or together.
+    stdev = [r["results"][-1]["result"]["observed_value"] for _, r in sampled.values()]
+    assert stdev[0] == stdev[1] != pytest.approx(frame["distance_km"].std(), abs=1e-9)
+    assert "validated on Dask in 2 check(s) of 4 partition(s)" in grouped.notes[-1]
+    assert "validated on Dask in 4 check(s) of 4 partition(s)" in each.notes[-1]
