@@ -49,20 +49,9 @@ def early_stopping_point(curve: Sequence[float], rounds: int | None, *, minimize
 
 
 def validation_curve(
-    client: Client,
-    booster: Any,
-    preprocessor: Preprocessor,
-    validation: dd.DataFrame,
-    spec: TrainSpec,
-    *,
-    start: int = 0,
+    client: Client, booster: Any, preprocessor: Preprocessor, validation: dd.DataFrame, spec: TrainSpec
 ) -> list[float]:
-    """LightGBM's early-stopping metric on the validation rows after each round, computed on the cluster.
-
-    Args:
-        start: Rounds already judged: the curve of rounds ``start + 1`` to the booster's last (the first ``start``
-            trees are summed in one prediction), as training in chunks needs it.
-    """
+    """LightGBM's early-stopping metric on the validation rows after each round, computed on the cluster."""
     import dask
     import numpy as np
 
@@ -73,9 +62,9 @@ def validation_curve(
         fraction = min(1.0, AUC_SAMPLE_ROWS / max(1, int(total)))
         rows = validation if fraction >= 1 else validation.sample(frac=fraction, random_state=spec.seed)
         sample = client.compute(rows).result()
-        return _auc_curve(model, preprocessor.to_dict(), sample, spec.target, start)
+        return _auc_curve(model, preprocessor.to_dict(), sample, spec.target)
     tasks = [
-        dask.delayed(_loss_sums)(part, model, preprocessor.to_dict(), spec.target, metric, start)
+        dask.delayed(_loss_sums)(part, model, preprocessor.to_dict(), spec.target, metric)
         for part in validation.to_delayed()
     ]
     sums = np.sum(client.compute(tasks, sync=True), axis=0)
@@ -83,9 +72,8 @@ def validation_curve(
     return [float(v) for v in (np.sqrt(means) if metric == "rmse" else means)]
 
 
-def _per_round_raw(model: str, preprocessor: dict[str, Any], part: Any, start: int = 0) -> Any:
-    """Yield the raw score of every row after each round from ``start + 1`` (one tree at a time: memory stays one
-    column; the first ``start`` trees in one prediction)."""
+def _per_round_raw(model: str, preprocessor: dict[str, Any], part: Any) -> Any:
+    """Yield the raw score of every row after each round (one tree at a time: memory stays one column)."""
     import lightgbm as lgb
     import numpy as np
 
@@ -94,29 +82,25 @@ def _per_round_raw(model: str, preprocessor: dict[str, Any], part: Any, start: i
     booster = lgb.Booster(model_str=model)
     features = Preprocessor.from_dict(preprocessor).transform(part)
     raw = np.zeros(len(part), dtype="float64")
-    if start:
-        raw += booster.predict(features, raw_score=True, num_iteration=start)
-    for tree in range(start, booster.current_iteration()):
+    for tree in range(booster.current_iteration()):
         raw += booster.predict(features, raw_score=True, start_iteration=tree, num_iteration=1)
         yield raw
 
 
-def _loss_sums(
-    part: Any, model: str, preprocessor: dict[str, Any], target: str, metric: str, start: int = 0
-) -> np.ndarray:
-    """Per round from ``start + 1``: the sum of LightGBM's per-row loss over this partition's rows, and the count."""
+def _loss_sums(part: Any, model: str, preprocessor: dict[str, Any], target: str, metric: str) -> np.ndarray:
+    """Per round: the sum of LightGBM's per-row loss over this partition's rows, and the row count."""
     import numpy as np
 
     y = part[target].to_numpy(dtype="float64")
     loss = _ROW_LOSS[metric]
-    sums = [(float(loss(y, raw).sum()), len(y)) for raw in _per_round_raw(model, preprocessor, part, start)]
+    sums = [(float(loss(y, raw).sum()), len(y)) for raw in _per_round_raw(model, preprocessor, part)]
     return np.asarray(sums, dtype="float64").reshape(-1, 2)
 
 
-def _auc_curve(model: str, preprocessor: dict[str, Any], sample: Any, target: str, start: int = 0) -> list[float]:
+def _auc_curve(model: str, preprocessor: dict[str, Any], sample: Any, target: str) -> list[float]:
     y = sample[target].to_numpy(dtype="float64")
     # AUC ranks the rows: the raw score ranks them as the probability does.
-    return [score("auc", y, raw) for raw in _per_round_raw(model, preprocessor, sample, start)]
+    return [score("auc", y, raw) for raw in _per_round_raw(model, preprocessor, sample)]
 
 
 def _sigmoid(raw: np.ndarray) -> np.ndarray:

@@ -6,10 +6,8 @@ training, validation and holdout rows) and stay there. What matches the local pa
 - **Preprocessing**: :meth:`Preprocessor.fit <airflow_ml.ml.serving.Preprocessor.fit>` learns only each
   categorical column's levels, which depend only on the column's distinct values; the cluster computes those
   (``drop_duplicates``) and the very same ``fit`` runs on them, so the categories equal the local fit's exactly.
-- **Early stopping**: ``lightgbm.dask`` 4.7 does not support it. Rounds are trained in chunks (each fit goes on
-  from the trees so far, ``init_model``); after each, the validation curve of its rounds is computed on the
-  cluster and training stops once LightGBM's ``early_stopping`` callback would have; the booster is cut at the
-  round the callback would keep (:mod:`airflow_ml.ml.dask_curve`).
+- **Early stopping**: ``lightgbm.dask`` 4.7 does not support it; every round is trained and the booster is cut
+  at the round LightGBM's ``early_stopping`` callback would pick (:mod:`airflow_ml.ml.dask_curve`).
 - **Model**: ``.to_local()``'s booster with the preprocessor: the same pyfunc as the local path logs.
 
 LightGBM's distributed histograms differ from one process's (each worker bins its own rows' sample), so the
@@ -45,9 +43,6 @@ if TYPE_CHECKING:
     from airflow_ml.ml.train import Splits, TrainedModel
 
 log = logging.getLogger(__name__)
-
-#: Fewest rounds a ``lightgbm.dask`` fit trains when early stopping judges between fits (:func:`rounds_per_fit`).
-MIN_ROUNDS_PER_FIT = 50
 
 
 def fit_preprocessor_on_dask(client: Client, train: dd.DataFrame, spec: TrainSpec) -> Preprocessor:
@@ -136,27 +131,15 @@ def train_model_on_dask(
     model_class = lgb.DaskLGBMClassifier if spec.task == "binary" else lgb.DaskLGBMRegressor
     # lightgbm.dask gives each worker as many threads as it has: num_threads would only be warned about.
     fit_params = {k: v for k, v in params.items() if k != "num_threads"}
-    minimize = lightgbm_metric(spec.metric) in MINIMIZED
-    patience = spec.early_stopping_rounds
-    chunk = rounds_per_fit(spec.num_boost_round, patience)
-    booster: Any = None
-    curve: list[float] = []
-    best = stopped = 0
-    # Until every round is trained, or LightGBM's callback would have stopped (patience rounds past the best).
-    while len(curve) < spec.num_boost_round and not (patience and len(curve) - best >= patience):
-        rounds = min(chunk, spec.num_boost_round - len(curve))
-        estimator = model_class(client=client, n_estimators=rounds, **fit_params, **network)
-        log.info(
-            "lightgbm.dask: rounds %d-%d of at most %d on %d training rows",
-            len(curve) + 1, len(curve) + rounds, spec.num_boost_round, splits.sizes["train"],
-        )  # fmt: skip
-        # init_model reaches each worker's LGBMModel.fit: the workers go on from the trees trained so far.
-        extra = {"init_model": booster} if booster is not None else {}
-        estimator.fit(inputs.features, inputs.labels, categorical_feature=spec.categorical or "auto", **extra)
-        booster = estimator.to_local().booster_
-        curve += validation_curve(client, booster, preprocessor, splits.validation, spec, start=len(curve))
-        best, stopped = early_stopping_point(curve, patience, minimize=minimize)
-    if patience and best < booster.current_iteration():
+    estimator = model_class(client=client, n_estimators=spec.num_boost_round, **fit_params, **network)
+    log.info("lightgbm.dask: %d rounds on %d training rows", spec.num_boost_round, splits.sizes["train"])
+    estimator.fit(inputs.features, inputs.labels, categorical_feature=spec.categorical or "auto")
+    booster = estimator.to_local().booster_
+    curve = validation_curve(client, booster, preprocessor, splits.validation, spec)
+    best, stopped = early_stopping_point(
+        curve, spec.early_stopping_rounds, minimize=lightgbm_metric(spec.metric) in MINIMIZED
+    )
+    if spec.early_stopping_rounds and best < booster.current_iteration():
         booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
     # The local path's train metric, on the same seeded sample of training rows (positions in time order).
     sample = inputs.sample
@@ -179,19 +162,6 @@ def train_model_on_dask(
         learning_curve=[float(v) for v in curve[:stopped]],
         params={**params, **network, "engine": "dask", "dask_workers": len(client.nthreads())},
     )
-
-
-def rounds_per_fit(num_boost_round: int, patience: int | None) -> int:
-    """Rounds each ``lightgbm.dask`` fit trains before the validation curve is judged.
-
-    Without early stopping, every round in one fit. With it, chunks of twice the patience (at least
-    :data:`MIN_ROUNDS_PER_FIT`): training stops at most one chunk after the round LightGBM's callback stops at,
-    and each fit's fixed cost (the workers' network, their Datasets, the scores of the trees so far) is paid
-    a few times, not once a round.
-    """
-    if not patience:
-        return num_boost_round
-    return min(num_boost_round, max(MIN_ROUNDS_PER_FIT, 2 * patience))
 
 
 def _train_sample(client: Client, train: dd.DataFrame, seed: int) -> pd.DataFrame:

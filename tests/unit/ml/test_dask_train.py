@@ -19,7 +19,7 @@ import pytest
 from airflow_ml.data.snapshot import read_snapshot
 from airflow_ml.ml.dask_curve import early_stopping_point, validation_curve
 from airflow_ml.ml.dask_split import read_rows, snapshot_files, time_split_on_dask
-from airflow_ml.ml.dask_train import MIN_ROUNDS_PER_FIT, rounds_per_fit, train_snapshot_on_dask
+from airflow_ml.ml.dask_train import train_snapshot_on_dask
 from airflow_ml.ml.metrics import score
 from airflow_ml.ml.serving import predict_raw
 from airflow_ml.ml.steps.step_settings import SplitSettings
@@ -77,45 +77,9 @@ def test_the_validation_curve_on_the_cluster_is_lightgbms_own(trips_snapshot: ob
         split = time_split_on_dask(client, rows, "pickup_at", 0.15, 0.15)
         curve = validation_curve(client, local.booster, local.preprocessor, split.validation, spec)
 
-        later = validation_curve(client, local.booster, local.preprocessor, split.validation, spec, start=12)
-
     # LightGBM accumulates scores in float32-rounded steps: equal to 1e-6, not bit for bit.
     assert curve == pytest.approx(local.learning_curve, rel=1e-6)
     assert isinstance(local.booster, lgb.Booster)
-    # Rounds 13-30 only, the first 12 trees summed at once: what training in chunks asks after each fit.
-    assert later == pytest.approx(curve[12:], rel=1e-9)
-
-
-def test_rounds_are_trained_in_chunks_until_early_stopping_would_stop(
-    trips_snapshot: object, caplog: pytest.LogCaptureFixture
-) -> None:
-    spec = regression(num_boost_round=1_000, early_stopping_rounds=5, params={"learning_rate": 0.3, "num_leaves": 15})
-    assert rounds_per_fit(spec.num_boost_round, 5) == MIN_ROUNDS_PER_FIT
-
-    with caplog.at_level("INFO", logger="airflow_ml.ml.dask_train"):
-        _, trained = train_snapshot_on_dask(snapshot_files(trips_snapshot), spec, SPLIT, LOCAL_CLUSTER)  # type: ignore[attr-defined]
-
-    fits = [r.getMessage() for r in caplog.records if r.getMessage().startswith("lightgbm.dask: rounds")]
-    last = int(fits[-1].split()[2].split("-")[1])
-    best, stopped = early_stopping_point(trained.learning_curve, 5, minimize=True)
-    # It stopped within one chunk of where LightGBM's callback stops, far short of the 1,000 rounds allowed.
-    assert len(fits) == -(-stopped // MIN_ROUNDS_PER_FIT)
-    assert stopped <= last < stopped + MIN_ROUNDS_PER_FIT
-    assert fits[0].startswith("lightgbm.dask: rounds 1-50 of at most 1000")
-    assert trained.best_iteration == best
-    assert stopped == len(trained.learning_curve)
-    # The kept trees, one booster across fits: their curve computed afresh is the one judged chunk by chunk.
-    with cluster_client() as client:
-        rows = read_rows(snapshot_files(trips_snapshot), None, None)  # type: ignore[attr-defined]
-        validation = time_split_on_dask(client, rows, "pickup_at", 0.15, 0.15).validation
-        again = validation_curve(client, trained.booster, trained.preprocessor, validation, spec)
-    assert again == pytest.approx(trained.learning_curve[:best], rel=1e-9)
-
-
-def test_without_patience_every_round_is_one_fit() -> None:
-    assert rounds_per_fit(400, None) == 400
-    assert rounds_per_fit(400, 30) == 60
-    assert rounds_per_fit(40, 30) == 40
 
 
 def test_a_search_or_a_warm_start_asked_of_a_dask_run_is_refused_before_any_mlflow_run(
