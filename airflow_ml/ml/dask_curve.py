@@ -99,7 +99,7 @@ def _per_round_raw(model: str, preprocessor: dict[str, Any], part: Any) -> Any:
         return
     for start in range(0, rounds, TREES_PER_CALL):
         count = min(TREES_PER_CALL, rounds - start)
-        leaves = booster.predict(features, pred_leaf=True, start_iteration=start, num_iteration=count)
+        leaves = np.asarray(booster.predict(features, pred_leaf=True, start_iteration=start, num_iteration=count))
         for offset in range(count):
             raw += values[start + offset][leaves[:, offset]]
             yield raw
