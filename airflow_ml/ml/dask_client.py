@@ -99,6 +99,13 @@ def dask_client(settings: DaskSettings, target: ClusterAddress | None) -> Iterat
                     "dask up) or fix the host of the dask connection named by training.dask.connection"
                 ) from exc
             wanted, name, note = 1, target.address, ""
+            if unencrypted_beyond_loopback(target.address):
+                log.warning(
+                    "%s is reached over plain tcp: the tasks' rows and their storage credentials (an aws "
+                    "connection's keys) cross the network unencrypted; use tls:// with the dask connection's "
+                    "ca_file, cert_file and key_file (docs/production/scaling.md)",
+                    where,
+                )
         try:
             client.wait_for_workers(wanted, timeout=wait)
         except TimeoutError as exc:
@@ -108,6 +115,24 @@ def dask_client(settings: DaskSettings, target: ClusterAddress | None) -> Iterat
             ) from exc
         log.info("Dask cluster: %s, %d workers%s", name, len(client.nthreads()), note)
         yield client
+
+
+def unencrypted_beyond_loopback(address: str) -> bool:
+    """Whether a scheduler ``address`` (``tcp://host:port``, or ``host:port``, which Dask reads as tcp) is reached
+    without TLS on a host other than this machine's loopback."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    scheme, _, rest = address.rpartition("://")
+    if (scheme or "tcp") != "tcp":
+        return False
+    host = urlsplit(f"//{rest}").hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: resolved elsewhere, assumed beyond this machine
+        return True
 
 
 def scheduler_answers(target: ClusterAddress, *, timeout_seconds: int) -> int:

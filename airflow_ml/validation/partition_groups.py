@@ -5,9 +5,10 @@ rows it checks: a snapshot of 60 daily partitions validated one partition per ru
 workers at 1M rows: 1.9 s in 60 runs, 0.7 s in 2 checks; a worker's first run also imports GX). A check therefore
 validates a run of neighbouring partitions, never splitting one and keeping their order, so the merged figures stay
 exact (the first unexpected values are the first partitions'). A check holds at most ``rows_per_check`` rows and, on a
-cluster whose workers have a memory limit, at most :data:`ROOM_SHARE` of the smallest worker's free room; there are at
-least as many checks as the cluster has threads (when there are as many partitions), as a rule a multiple of them,
-so that no worker waits for another's last check.
+cluster whose workers have a memory limit, at most :data:`ROOM_SHARE` of the smallest room a worker thread has (its
+worker's free memory shared among its threads); there are at least as many checks as the cluster has workers (when
+there are as many partitions: GX runs one check at a time in a process), as a rule a multiple of them, so that no
+worker waits for another's last check.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def plan_groups(
     if len(part_rows) != frame.npartitions:
         raise ValueError(f"part_rows lists {len(part_rows)} partitions; the frame has {frame.npartitions}")
     rooms = list(client.run(worker_room).values()) if client is not None else []
-    threads = sum(t for t, _ in rooms) or 1
+    workers = len(rooms) or 1  # GX runs one check at a time in a worker process (runner's lock), whatever its threads
     max_rows = rows_per_check
     room = min((r / t for t, r in rooms if r is not None), default=None)
     if room is not None:
@@ -102,7 +103,7 @@ def plan_groups(
             used = compute([frame.partitions[largest].memory_usage(deep=True).sum()], client)[0]
             per_row = max(float(used) / part_rows[largest], 1.0)
             max_rows = min(max_rows, max(int(ROOM_SHARE * max(room, 0) / per_row), 1))
-    return group_partitions(part_rows, max_rows=max_rows, min_groups=threads)
+    return group_partitions(part_rows, max_rows=max_rows, min_groups=workers)
 
 
 def worker_room(dask_worker: Any) -> tuple[int, int | None]:

@@ -201,7 +201,8 @@ def validate_partitions(
     extremes = [i for i, c in enumerate(classes) if c in (EXTREME, DISTINCT)]
     sampled = [i for i, c in enumerate(classes) if c == SAMPLE]
     columns = [str(c) for c in frame.columns]
-    if (sampled or rows_per_check) and part_rows is None:
+    # Counted only when needed: a sample to draw, or several partitions to group (one is its own check).
+    if (sampled or (rows_per_check and frame.npartitions > 1)) and part_rows is None:
         part_rows = _compute([frame.map_partitions(len)], client)[0].tolist()
     groups = plan_groups(frame, part_rows or [], rows_per_check=rows_per_check, client=client, compute=_compute)
     counts = [0] * frame.npartitions

@@ -98,7 +98,7 @@ def validate(
     if engine == "dask":
         rows, manifest = open_snapshot(uri, storage_options=storage_options)
         verdict, result = validate_partitions(
-            rows, suite, suite_file=suite_path, part_rows=[p["rows"] for p in manifest.parts] or None,
+            rows, suite, suite_file=suite_path, part_rows=[p["rows"] for p in manifest.parts] or [manifest.row_count],
             sample_rows=sample_rows, client=dask_client,
         )  # fmt: skip
     elif engine == "local":

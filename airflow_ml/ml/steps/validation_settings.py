@@ -44,7 +44,7 @@ class ValidationSettings(FrozenSettings):
         experiment: The city's MLflow experiment; None records nothing in MLflow.
         gx_context: The YAML's ``gx_context`` with its project folder, read as data
             (``airflow_ml.templates.gx_context_files``); None without one.
-        engine: ``dask`` validates the snapshot part by part on the cluster of ``dask`` (``training.engine``).
+        engine: ``dask`` validates the snapshot in groups of its parts on the cluster of ``dask`` (``training.engine``).
         dask: ``training.dask`` (None: its defaults).
     """
 

@@ -14,7 +14,13 @@ from unittest import mock
 
 import pytest
 
-from airflow_ml.ml.dask_client import WORKER_ENVIRON, DaskClusterError, dask_client, run_guarded
+from airflow_ml.ml.dask_client import (
+    WORKER_ENVIRON,
+    DaskClusterError,
+    dask_client,
+    run_guarded,
+    unencrypted_beyond_loopback,
+)
 from airflow_ml.ml.dask_settings import ClusterAddress, DaskSettings, LocalClusterSettings
 from tests.support.dask_clusters import LOCAL_CLUSTER, process_cluster
 
@@ -86,3 +92,22 @@ def test_the_workers_of_a_local_cluster_use_arrows_system_allocator() -> None:
         [found] = client.run(_arrow_pool).values()
 
     assert found == (WORKER_ENVIRON["ARROW_DEFAULT_MEMORY_POOL"], "system")
+
+
+@pytest.mark.parametrize(
+    ("address", "warned"),
+    [
+        ("tcp://dask-scheduler:8786", True),
+        ("dask-scheduler:8786", True),  # Dask reads a bare host:port as tcp
+        ("tcp://10.0.0.5:8786", True),
+        ("tcp://[2001:db8::1]:8786", True),
+        ("tls://dask-scheduler:8786", False),
+        ("tcp://127.0.0.1:8786", False),
+        ("tcp://localhost:8786", False),
+        ("tcp://[::1]:8786", False),
+        ("inproc://10.0.0.5/1/2", False),
+    ],
+)
+def test_plain_tcp_beyond_this_machine_is_told_apart(address: str, warned: bool) -> None:
+    # The tasks' storage credentials travel with them: over plain tcp beyond loopback, the task warns.
+    assert unencrypted_beyond_loopback(address) is warned

@@ -290,3 +290,27 @@ def test_neighbouring_partitions_checked_together_give_the_one_per_partition_and
     assert stdev[0] == stdev[1] != pytest.approx(frame["distance_km"].std(), abs=1e-9)
     assert "validated on Dask in 2 check(s) of 4 partition(s)" in grouped.notes[-1]
     assert "validated on Dask in 4 check(s) of 4 partition(s)" in each.notes[-1]
+
+
+def test_one_partition_is_one_check_and_is_not_counted_first(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A one-file snapshot is one partition: there is nothing to group, so its rows need no counting pass.
+    import dask.dataframe as dd
+
+    from airflow_ml.validation import partitioned
+
+    frame = trips()
+    computed: list[int] = []
+    real = partitioned._compute
+
+    def counted(tasks: list[Any], on: Any) -> list[Any]:
+        computed.append(len(tasks))
+        return real(tasks, on)
+
+    monkeypatch.setattr(partitioned, "_compute", counted)
+    suite = suite_of(("expect_column_values_to_not_be_null", {"column": "zone"}))
+
+    verdict, merged = validate_partitions(dd.from_pandas(frame, npartitions=1), suite, suite_file="t", client=client)
+
+    assert computed == [1]  # the check alone
+    assert verdict.notes[-1].startswith("validated on Dask in 1 check(s) of 1 partition(s)")
+    assert merged["results"][0]["result"]["element_count"] == len(frame)
