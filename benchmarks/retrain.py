@@ -198,11 +198,13 @@ def _run_dag(world: Path, *, measured: bool) -> None:
     # dag.test() starts its in-process execution API inside the first task's recorded duration: the app, then
     # its first request (the app's start-up in its event loop's thread, about 4 s). Started here (the server is
     # cached), it is timed as dag.test()'s own cost, apart from the tasks, as a deployment's API server is.
-    from airflow.sdk.execution_time.supervisor import InProcessTestSupervisor, in_process_api_server
+    import httpx
+    from airflow.sdk.execution_time.supervisor import in_process_api_server
 
     api = in_process_api_server()
-    _ = api.app, api.transport
-    InProcessTestSupervisor._api_client().get("health").raise_for_status()
+    # The transport dag.test()'s task runner is given (its base URL as Airflow's own in-process client sets it).
+    with httpx.Client(transport=api.transport, base_url="http://in-process.invalid./") as first:
+        first.get("health").raise_for_status()
     api_ready = time.time()
     run = dag.test(run_conf={} if measured else WEAK_CHAMPION)
     returned = time.time()

@@ -18,7 +18,7 @@ readers read. The hash scheme (``parts-sha256``) is described in :mod:`airflow_m
 Every function takes a ``distributed.Client`` (``client``), or None for Dask's default scheduler. The
 workers open the sources and the snapshot root themselves: local paths must be on a disk they share, and
 ``storage_options`` (credentials included) travel with the tasks to the cluster's scheduler and workers, as
-:func:`~airflow_ml.data.storage.portable` makes them (an s3fs session replaced by its keys).
+:func:`~airflow_ml.data.storage.shippable_options` makes them (an s3fs session replaced by its keys).
 """
 
 from __future__ import annotations
@@ -48,7 +48,15 @@ from airflow_ml.data.snapshot import (
     source_extra,
 )
 from airflow_ml.data.snapshot_window import plan_window
-from airflow_ml.data.storage import StorageOptions, display, filesystem, is_local, portable, protocol, storage_errors
+from airflow_ml.data.storage import (
+    StorageOptions,
+    display,
+    filesystem,
+    is_local,
+    protocol,
+    shippable_options,
+    storage_errors,
+)
 from airflow_ml.exceptions import DataContractError, DataError
 
 
@@ -102,7 +110,8 @@ def take_partitioned_snapshot(
         for path in partitions.get(day, [])
     ]
     write = dask.delayed(_write_part, pure=False)
-    shipped = portable(storage_options)  # what travels with the tasks to the workers
+    with storage_errors(uri, storage_options):
+        shipped = shippable_options(storage_options)  # what travels with the tasks to the workers
     tasks = [
         write(i, src, path, day, fmt, list(parse_dates), contract, staging, shipped)
         for i, (src, day, path) in enumerate(files)
@@ -172,8 +181,8 @@ def open_snapshot(
 
     manifest = load_manifest(uri, storage_options=storage_options)
     files = [p["file"] for p in manifest.parts] if manifest.kind == parts_kind.PARTITIONED_KIND else ["data.parquet"]
-    options = portable(storage_options).get(protocol(uri), {})  # the file system travels with the tasks
     with dask.config.set({"dataframe.convert-string": False}), storage_errors(uri, storage_options):
+        options = shippable_options(storage_options).get(protocol(uri), {})  # the file system travels with the tasks
         frame = dd.read_parquet(
             [f"{uri}/{name}" for name in files], columns=columns, split_row_groups=False, storage_options=options
         )
@@ -201,7 +210,8 @@ def verify_snapshot(uri: str, *, storage_options: StorageOptions | None = None, 
                             f"manifest says {manifest.content_hash}; take the snapshot again (a new run)")  # fmt: skip
         return found
     hashed = dask.delayed(_hash_part, pure=False)
-    shipped = portable(storage_options)
+    with storage_errors(uri, storage_options):
+        shipped = shippable_options(storage_options)
     found_parts = compute([hashed(f"{uri}/{p['file']}", shipped) for p in manifest.parts], client)
     for part, (rows, digest) in zip(manifest.parts, found_parts, strict=True):
         if (rows, digest) != (part["rows"], part["hash"]):

@@ -36,7 +36,7 @@ def filesystem(uri: str, storage_options: StorageOptions | None = None) -> tuple
     return fsspec.core.url_to_fs(uri, **options)
 
 
-def portable(storage_options: StorageOptions | None) -> dict[str, dict[str, Any]]:
+def shippable_options(storage_options: StorageOptions | None) -> dict[str, dict[str, Any]]:
     """``storage_options`` as they can travel with Dask's tasks to other processes (a cluster's workers).
 
     s3fs takes a ``session``, and the amazon provider hands it one (``airflow_ml.hooks.storage_credentials``):
@@ -45,11 +45,11 @@ def portable(storage_options: StorageOptions | None) -> dict[str, dict[str, Any]
     ``secret``, ``token``) and its region, so the workers need no credentials of their own. A role's temporary
     keys are not refreshed on the workers: they hold for the task that resolved them.
     """
-    return {name: _portable(dict(options)) for name, options in (storage_options or {}).items()}
+    return {name: _shippable(dict(options)) for name, options in (storage_options or {}).items()}
 
 
-def _portable(options: dict[str, Any]) -> dict[str, Any]:
-    import asyncio
+def _shippable(options: dict[str, Any]) -> dict[str, Any]:
+    import fsspec.asyn
 
     session = options.pop("session", None)
     if session is None:
@@ -59,7 +59,8 @@ def _portable(options: dict[str, Any]) -> dict[str, Any]:
         credentials = await session.get_credentials()
         return None if credentials is None else await credentials.get_frozen_credentials()
 
-    keys = asyncio.run(frozen())
+    # On fsspec's own IO loop (s3fs's): asyncio.run would fail in a caller that runs an event loop (a notebook).
+    keys = fsspec.asyn.sync(fsspec.asyn.get_loop(), frozen)
     if keys is not None:
         options.update(key=keys.access_key, secret=keys.secret_key, token=keys.token)
     region = session.get_config_variable("region")
@@ -108,6 +109,11 @@ def storage_errors(uri: str, storage_options: StorageOptions | None = None) -> I
     except DataError:
         raise
     except PermissionError as exc:
+        if "expired" in str(exc).lower():  # a role's temporary keys handed to Dask workers outlived (docs: Data)
+            raise StorageUnreachable(
+                f"the credentials for {uri!r} expired ({exc}); a retry of the task resolves fresh ones: give the "
+                "connection's role a session longer than the task's longest step"
+            ) from exc
         raise StorageUnreachable(
             f"access to {uri!r} was refused ({exc}); give the connection's credentials read and write access to it"
         ) from exc

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from airflow_ml.data.storage import StorageOptions, filesystem, portable, storage_errors
+from airflow_ml.data.storage import StorageOptions, filesystem, shippable_options, storage_errors
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -90,11 +90,13 @@ def read_rows(
             pieces += [(path, group) for group in range(footer.num_row_groups)]
     assert meta is not None
     meta = meta if columns is None else meta[columns]
+    with storage_errors(files[0], storage_options):
+        shipped = shippable_options(storage_options)
     with dask.config.set({"dataframe.convert-string": False}):
         return dd.from_map(
             _read_row_group,
             pieces,
-            storage_options=portable(storage_options),
+            storage_options=shipped,
             meta=meta,
             columns=columns,
             label="read-rows",

@@ -55,7 +55,22 @@ def group_partitions(part_rows: Sequence[int], *, max_rows: int | None, min_grou
             groups.extend(range(run.start + r.start, run.start + r.stop) for r in inner)
         else:
             groups.append(run)
-    return groups
+    return _merged_while_they_fit(groups, part_rows, max_rows, min(min_groups, count))
+
+
+def _merged_while_they_fit(groups: list[range], part_rows: Sequence[int], max_rows: int, fewest: int) -> list[range]:
+    """Neighbouring runs joined while they fit in ``max_rows`` and at least ``fewest`` runs remain: a skewed frame
+    (one huge partition beside small ones) is not cut into many tiny checks, each paying GX's fixed cost."""
+    merged: list[range] = []
+    left = len(groups)
+    for run in groups:
+        last = merged[-1] if merged else None
+        if last is not None and left > fewest and sum(part_rows[i] for i in range(last.start, run.stop)) <= max_rows:
+            merged[-1] = range(last.start, run.stop)
+            left -= 1
+        else:
+            merged.append(run)
+    return merged
 
 
 def _balanced(part_rows: Sequence[int], runs: int) -> list[range]:
@@ -142,6 +157,9 @@ def check_group(
         values = part[column]
         if how == "unique":  # the distinct values, nulls left out as GX leaves them out
             found["partials"][index] = values.dropna().drop_duplicates().reset_index(drop=True)
+            continue
+        if how != "sum" and not values.count():  # no value to take the min or max of (an integer NaN cannot be)
+            found["partials"][index] = values.iloc[:0].reset_index(drop=True)
             continue
         # min and max keep the column's type (a date-time stays one); a sum of booleans is a count.
         found["partials"][index] = pd.Series([getattr(values, how)()], dtype=None if how == "sum" else values.dtype)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_ml.data.storage import filesystem, portable, protocol
+from airflow_ml.data.storage import filesystem, protocol, shippable_options, storage_errors
+from airflow_ml.exceptions import StorageUnreachable
 from airflow_ml.hooks.storage_credentials import FAIL_FAST_CONFIG, storage_options
 from airflow_ml.templates import load_city_configs
 from tests.support import REPO
@@ -65,7 +66,7 @@ def test_portable_options_hold_the_sessions_keys_and_region_instead_of_it(monkey
     _connection(monkeypatch, "aws_lake", {"endpoint_url": "http://127.0.0.1:9000", "region_name": "eu-west-1"})
     options = storage_options("s3://bucket/root", aws_conn_id="aws_lake")
 
-    shipped = portable(options)
+    shipped = shippable_options(options)
 
     s3 = shipped["s3"]
     assert "session" not in s3
@@ -85,8 +86,34 @@ def test_portable_options_hold_the_sessions_keys_and_region_instead_of_it(monkey
         s3["client_kwargs"],
         "bucket/root",
     )
-    assert portable({"file": {"auto_mkdir": True}}) == {"file": {"auto_mkdir": True}}
-    assert portable(None) == {}
+    assert shippable_options({"file": {"auto_mkdir": True}}) == {"file": {"auto_mkdir": True}}
+    assert shippable_options(None) == {}
+
+
+def test_keys_are_resolved_where_an_event_loop_already_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A notebook runs one: asyncio.run would refuse to start another.
+    _connection(monkeypatch, "aws_lake", {"region_name": "eu-west-1"})
+    options = storage_options("s3://bucket/root", aws_conn_id="aws_lake")
+
+    async def in_a_loop() -> dict[str, dict[str, object]]:
+        return shippable_options(options)
+
+    shipped = asyncio.run(in_a_loop())
+
+    assert (shipped["s3"]["key"], shipped["s3"]["secret"]) == (KEYS["login"], KEYS["password"])
+
+
+@pytest.mark.parametrize(
+    ("error", "says"),
+    [
+        (PermissionError("ExpiredToken: The provided token has expired."), "expired"),
+        (PermissionError("AccessDenied"), "give the connection's credentials read and write access"),
+    ],
+)
+def test_expired_keys_are_told_apart_from_a_refused_access(error: Exception, says: str) -> None:
+    with pytest.raises(StorageUnreachable, match=says) as raised, storage_errors("s3://bucket/root"):
+        raise error
+    assert "s3://bucket/root" in str(raised.value)
 
 
 def test_the_connections_own_botocore_settings_win(monkeypatch: pytest.MonkeyPatch) -> None:

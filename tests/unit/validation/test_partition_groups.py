@@ -78,7 +78,7 @@ def test_without_a_cluster_only_the_rows_bound_a_check() -> None:
                     10_000: [range(0, 8)]}  # fmt: skip
 
 
-def test_on_a_cluster_every_thread_gets_a_check_and_a_worker_s_room_bounds_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_on_a_cluster_every_worker_gets_a_check_and_a_worker_s_room_bounds_it(monkeypatch: pytest.MonkeyPatch) -> None:
     frame = frame_of(8, 100)
     with local_cluster(workers=2, memory_limit="1GiB") as client:
         rooms = client.run(partition_groups.worker_room)
@@ -113,3 +113,25 @@ def test_a_check_of_two_partitions_finds_what_each_alone_finds_and_draws_the_sam
     assert together["items"][1]["success"]  # the table's columns: every one, though only a and b were concatenated
     assert together["partials"][0].tolist() == [max(a["partials"][0].iloc[0] for a in alone)]
     pd.testing.assert_frame_equal(together["sample"], pd.concat([a["sample"] for a in alone], ignore_index=True))
+
+
+def test_a_skewed_frame_joins_its_small_partitions_into_one_check_beside_its_huge_one() -> None:
+    # 59 days of 16k rows and one of 5M: the small ones fit in one check; each alone would pay GX's fixed cost.
+    part_rows = [16_000] * 59 + [5_000_000]
+
+    assert group_partitions(part_rows, max_rows=1_000_000, min_groups=2) == [range(0, 59), range(59, 60)]
+    # Still as many checks as workers when the partitions allow it.
+    assert len(group_partitions([10] * 6, max_rows=1_000, min_groups=3)) == 3
+
+
+def test_a_check_of_empty_partitions_reports_no_extreme_instead_of_failing() -> None:
+    # An integer column has no NaN: the min of no value is left out, not cast (the merge takes the others').
+    empty = pd.DataFrame({"b": pd.Series([], dtype="int64")})
+    suite: dict[str, Any] = {"name": "s", "expectations": []}
+
+    found = check_group([empty, empty], [0, 1], suite, {0: ("b", "min"), 1: ("b", "sum")}, [0, 0], [], 0)
+
+    assert found["rows"] == 0
+    assert found["partials"][0].empty
+    assert found["partials"][0].dtype == "int64"
+    assert found["partials"][1].tolist() == [0]
