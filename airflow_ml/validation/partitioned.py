@@ -359,3 +359,19 @@ def _compute(tasks: list[Any], client: Any) -> list[Any]:
     if client is None:
         return list(dask.compute(*tasks))
     return list(client.gather(client.compute(tasks)))
+
+
+def warm_workers(client: Any) -> None:
+    """Have every worker of ``client`` import GX now, without waiting: a worker's first check would otherwise import
+    it (seconds) only once the task has imported it itself and planned the checks."""
+    client.run(_import_engine_soon, wait=False)  # Dask leaves only a coroutine function unawaited
+
+
+async def _import_engine_soon() -> None:
+    import asyncio
+
+    await asyncio.to_thread(_import_engine)  # off the worker's event loop, which keeps answering meanwhile
+
+
+def _import_engine() -> None:
+    import great_expectations  # noqa: F401

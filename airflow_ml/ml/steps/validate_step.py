@@ -26,7 +26,7 @@ from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.snapshot_dataset import log_snapshot_input
 from airflow_ml.ml.steps.step_settings import ValidationSettings
 from airflow_ml.ml.steps.xcom_payloads import REPORT_FILE, RESULT_FILE, VERDICT_FILE
-from airflow_ml.validation.partitioned import DEFAULT_SAMPLE_ROWS, validate_partitions
+from airflow_ml.validation.partitioned import DEFAULT_SAMPLE_ROWS, validate_partitions, warm_workers
 from airflow_ml.validation.report import render_report
 from airflow_ml.validation.runner import Verdict, plan_columns, run_suite
 from airflow_ml.validation.suite_check import check_suite
@@ -89,6 +89,8 @@ def validate(
         SuiteInvalid: naming each problem of the suite; nothing is written.
         PartitionedSuiteRefused: (``dask``) naming the expectations that cannot be merged; nothing is written.
     """
+    if engine == "dask" and dask_client is not None:
+        warm_workers(dask_client)  # they import GX while this process does (check_suite), not after it
     problems = check_suite(suite, known_columns=settings.known_columns)
     if problems:
         raise SuiteInvalid(

@@ -314,3 +314,25 @@ def test_one_partition_is_one_check_and_is_not_counted_first(client: Any, monkey
     assert computed == [1]  # the check alone
     assert verdict.notes[-1].startswith("validated on Dask in 1 check(s) of 1 partition(s)")
     assert merged["results"][0]["result"]["element_count"] == len(frame)
+
+
+def _engine_imported() -> bool:
+    import sys
+
+    return "great_expectations" in sys.modules
+
+
+def test_warmed_workers_import_gx_before_any_check() -> None:
+    import time
+
+    from airflow_ml.validation.partitioned import warm_workers
+
+    with local_cluster(memory_limit="1GiB") as fresh:
+        assert not any(fresh.run(_engine_imported).values())
+
+        warm_workers(fresh)  # returns at once; the workers import on their own
+
+        deadline = time.monotonic() + 120
+        while not all(fresh.run(_engine_imported).values()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert all(fresh.run(_engine_imported).values())
