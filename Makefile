@@ -85,8 +85,9 @@ compose-client:
 test: check browser compose-client
 	$(BIN)/pytest
 
-# The benchmark tier: each script of benchmarks/ as committed, at a tiny size (8-10 minutes); `make test` leaves
-# it out to keep CI under 45 minutes. Run it when a script changes and before a figure is recorded.
+# The benchmark tier: each script of benchmarks/ as committed, at a tiny size (5 minutes on a quiet 2-core machine,
+# 8-10 loaded); `make test` leaves it out to keep CI under 45 minutes. Run it when a script changes and before a
+# figure is recorded.
 test-benchmarks: install
 	$(BIN)/pytest tests/benchmarks
 

@@ -108,7 +108,7 @@ _DOCKER = "needs a Docker engine, which the CI machine does not have"
 NOT_RUN: dict[str, str] = {
     "make ui": "starts two servers that run until they are stopped",
     "make clean": "deletes the environment the tests run in",
-    "make test-benchmarks": "the benchmark tier itself, 8-10 minutes that CI's 45-minute budget leaves out",
+    "make test-benchmarks": "the benchmark tier itself, 5-10 minutes that CI's 45-minute budget leaves out",
     "cp .env.example .env": _DOCKER,
     "docker compose build": _DOCKER,
     "docker compose up -d": _DOCKER,
