@@ -110,8 +110,7 @@ def take_partitioned_snapshot(
         for path in partitions.get(day, [])
     ]
     write = dask.delayed(_write_part, pure=False)
-    with storage_errors(uri, storage_options):
-        shipped = shippable_options(storage_options)  # what travels with the tasks to the workers
+    shipped = shippable_options(storage_options, uri=uri)  # what travels with the tasks to the workers
     tasks = [
         write(i, src, path, day, fmt, list(parse_dates), contract, staging, shipped)
         for i, (src, day, path) in enumerate(files)
@@ -181,8 +180,8 @@ def open_snapshot(
 
     manifest = load_manifest(uri, storage_options=storage_options)
     files = [p["file"] for p in manifest.parts] if manifest.kind == parts_kind.PARTITIONED_KIND else ["data.parquet"]
+    options = shippable_options(storage_options, uri=uri).get(protocol(uri), {})  # it travels with the tasks
     with dask.config.set({"dataframe.convert-string": False}), storage_errors(uri, storage_options):
-        options = shippable_options(storage_options).get(protocol(uri), {})  # the file system travels with the tasks
         frame = dd.read_parquet(
             [f"{uri}/{name}" for name in files], columns=columns, split_row_groups=False, storage_options=options
         )
@@ -210,8 +209,7 @@ def verify_snapshot(uri: str, *, storage_options: StorageOptions | None = None, 
                             f"manifest says {manifest.content_hash}; take the snapshot again (a new run)")  # fmt: skip
         return found
     hashed = dask.delayed(_hash_part, pure=False)
-    with storage_errors(uri, storage_options):
-        shipped = shippable_options(storage_options)
+    shipped = shippable_options(storage_options, uri=uri)
     found_parts = compute([hashed(f"{uri}/{p['file']}", shipped) for p in manifest.parts], client)
     for part, (rows, digest) in zip(manifest.parts, found_parts, strict=True):
         if (rows, digest) != (part["rows"], part["hash"]):

@@ -36,16 +36,20 @@ def filesystem(uri: str, storage_options: StorageOptions | None = None) -> tuple
     return fsspec.core.url_to_fs(uri, **options)
 
 
-def shippable_options(storage_options: StorageOptions | None) -> dict[str, dict[str, Any]]:
-    """``storage_options`` as they can travel with Dask's tasks to other processes (a cluster's workers).
+def shippable_options(storage_options: StorageOptions | None, *, uri: str) -> dict[str, dict[str, Any]]:
+    """``storage_options`` of ``uri`` as they can travel with Dask's tasks to other processes (a cluster's workers).
 
     s3fs takes a ``session``, and the amazon provider hands it one (``airflow_ml.hooks.storage_credentials``):
     an aiobotocore session, which does not survive pickling (its unpickled clients recurse without end, and the
     scheduler refuses the whole graph). It is replaced by what it resolves to now: its keys (``key``,
     ``secret``, ``token``) and its region, so the workers need no credentials of their own. A role's temporary
     keys are not refreshed on the workers: they hold for the task that resolved them.
+
+    Raises:
+        StorageUnreachable: as :func:`storage_errors` names it for ``uri`` (no credentials, say).
     """
-    return {name: _shippable(dict(options)) for name, options in (storage_options or {}).items()}
+    with storage_errors(uri, storage_options):
+        return {name: _shippable(dict(options)) for name, options in (storage_options or {}).items()}
 
 
 def _shippable(options: dict[str, Any]) -> dict[str, Any]:

@@ -90,8 +90,7 @@ def read_rows(
             pieces += [(path, group) for group in range(footer.num_row_groups)]
     assert meta is not None
     meta = meta if columns is None else meta[columns]
-    with storage_errors(files[0], storage_options):
-        shipped = shippable_options(storage_options)
+    shipped = shippable_options(storage_options, uri=files[0])
     with dask.config.set({"dataframe.convert-string": False}):
         return dd.from_map(
             _read_row_group,

@@ -66,7 +66,7 @@ def test_portable_options_hold_the_sessions_keys_and_region_instead_of_it(monkey
     _connection(monkeypatch, "aws_lake", {"endpoint_url": "http://127.0.0.1:9000", "region_name": "eu-west-1"})
     options = storage_options("s3://bucket/root", aws_conn_id="aws_lake")
 
-    shipped = shippable_options(options)
+    shipped = shippable_options(options, uri="s3://bucket/root")
 
     s3 = shipped["s3"]
     assert "session" not in s3
@@ -86,8 +86,8 @@ def test_portable_options_hold_the_sessions_keys_and_region_instead_of_it(monkey
         s3["client_kwargs"],
         "bucket/root",
     )
-    assert shippable_options({"file": {"auto_mkdir": True}}) == {"file": {"auto_mkdir": True}}
-    assert shippable_options(None) == {}
+    assert shippable_options({"file": {"auto_mkdir": True}}, uri="/data") == {"file": {"auto_mkdir": True}}
+    assert shippable_options(None, uri="/data") == {}
 
 
 def test_keys_are_resolved_where_an_event_loop_already_runs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,7 +96,7 @@ def test_keys_are_resolved_where_an_event_loop_already_runs(monkeypatch: pytest.
     options = storage_options("s3://bucket/root", aws_conn_id="aws_lake")
 
     async def in_a_loop() -> dict[str, dict[str, object]]:
-        return shippable_options(options)
+        return shippable_options(options, uri="s3://bucket/root")
 
     shipped = asyncio.run(in_a_loop())
 
