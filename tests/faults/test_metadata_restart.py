@@ -45,6 +45,15 @@ CITY = "berlin"
 DAG_ID = f"{TEMPLATE}.{CITY}"
 #: Two retries, three seconds apart: a try cut by the restart is retried soon.
 RETRIES = "  retries: 2\n  retry_delay_minutes: 0.05\n"
+#: A training run of several seconds (about 3 s of boosting on 36k rows and as much of scoring, on a fast
+#: machine), so that the restart, sent within a poll (0.3 s) of the run being seen open, falls inside it: LEAN's
+#: 60 rounds on the usual 11k rows lasted 0.67 s and once ended 17 ms before the cut.
+SLOW_TRAINING = LEAN.replace(
+    "training:\n  num_boost_round: 60\n",
+    "training:\n  num_boost_round: 4000\n  early_stopping_rounds: null\n"
+    "  params:\n    num_leaves: 7\n    learning_rate: 0.01\n",
+)
+assert SLOW_TRAINING != LEAN, "LEAN's training block changed: update SLOW_TRAINING"
 #: Components a supervisor starts again when they exit (docker compose's ``restart: always``).
 SUPERVISED = ("scheduler", "dag-processor", "api-server", "mlflow")
 
@@ -60,8 +69,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, 
             root,
             cities=[CITY],
             template=TEMPLATE,
-            scale=0.15,
-            city_extra=LEAN,
+            scale=0.5,
+            city_extra=SLOW_TRAINING,
             dag_extra=RETRIES,
             postgres_dsn=dsn,
             supervise=SUPERVISED,
@@ -152,6 +161,8 @@ def restarted(deployment: tuple[Any, PrivatePostgres]) -> dict[str, Any]:
         "restarts": list(stack.restarts),
     }
     print(f"\nPostgreSQL restarted in {back_at - cut_at:.1f}s; api-server answered {answered_at - back_at:.1f}s later")
+    ended = client.get_run(training.info.run_id).info
+    print(f"the training run lasted {((ended.end_time or 0) - ended.start_time) / 1000:.1f}s")
     print(f"train tries: {[(t['try_number'], t['state']) for t in seen['tries']]}")
     print(f"supervised restarts: {seen['restarts'] or 'none'}")
     print(f"connections cut by the restart, by database: {held}")
