@@ -12,7 +12,10 @@ serialized as the DAG processor does (``DagSerialization.to_dict``); Airflow's o
 - plain Python: the same retraining DAGs written by hand the way Airflow's docs show: ``DAG(params=...)``
   with the operators inside, a loop over the cities, split across as many files as the factory has retrain
   shard files (the same cities in each), so that "slowest file" compares like with like; once with a single
-  Param (the reference of the goal), once with the same full form.
+  Param (the reference of the goal), once with the same full form. A third plain variant, ``+ scoring``,
+  builds each city's scoring DAG (resolve → score, as the factory's) beside its retraining DAG with one
+  Param: the same DAGs as the factory's shard files, so that the totals compare like with like (*dags* is
+  the number of DAGs a variant's files build).
 - dag-factory 1.1: the same DAGs from equivalent YAML files, split the same way (Param objects through
   ``__type__``; XCom inputs as Jinja pulls), with the same full form. It runs from a side venv layered over
   the project's, so its Airflow plugin never enters the project's environment.
@@ -55,6 +58,10 @@ SHARDED = "retrain_shard"
 #: Airflow's default ``[core] dagbag_import_timeout``: the import of one DAG file, in seconds.
 IMPORT_TIMEOUT = 30.0
 DAG_FACTORY = "dag-factory==1.1.0"
+#: The goal's reference: plain Python building each city's retraining DAG, with one Param.
+PLAIN_ONE_PARAM = "plain Python, 1 Param"
+#: Like for like with the factory's shard files: plain Python building each city's retraining and scoring DAGs.
+PLAIN_BOTH_KINDS = "plain Python, 1 Param, + scoring"
 
 PLAIN = """
 import datetime
@@ -63,7 +70,7 @@ import importlib
 
 from airflow.sdk import DAG, Param
 
-SPEC = {spec!r}
+SPECS = {specs!r}
 PARAMS = {params!r}
 
 
@@ -73,28 +80,31 @@ def _operator(path):
 
 
 for index, city in {cities!r}:
-    with DAG(
-        dag_id=f"ride_duration.{{city}}",
-        schedule=SPEC["schedule"],
-        start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
-        catchup=False,
-        max_active_runs=1,
-        tags=["airflow-ml", "ride_duration", f"city:{{city}}"],
-        default_args={{"owner": "ml-platform", "retries": 2, "retry_delay": dt.timedelta(minutes=5)}},
-        doc_md=SPEC["doc_md"],
-        params={{name: Param(value, description=text, **schema) for name, (value, text, schema) in PARAMS.items()}},
-    ) as dag:
-        tasks = {{}}
-        for task_id, path, kwargs in SPEC["tasks"]:
-            kwargs = {{k: tasks[v[1]].output if isinstance(v, tuple) else v for k, v in kwargs.items()}}
-            if task_id == "train":
-                model = kwargs["settings"]["spec"]  # the LightGBM parameters differ from city to city
-                model = {{**model, "params": {{**model["params"], "num_leaves": 16 + index % 48}}}}
-                kwargs["settings"] = {{**kwargs["settings"], "spec": model}}
-            tasks[task_id] = _operator(path)(task_id=task_id, **kwargs)
-        for upstream, downstream in zip(SPEC["order"], SPEC["order"][1:]):
-            tasks[upstream] >> tasks[downstream]
-    globals()[f"dag_{{index}}"] = dag
+    for spec in SPECS:
+        with DAG(
+            dag_id=f"ride_duration.{{city}}{{spec['suffix']}}",
+            schedule=spec["schedule"],
+            start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+            catchup=False,
+            max_active_runs=1,
+            tags=[*spec["tags"], f"city:{{city}}"],
+            default_args={{"owner": "ml-platform", "retries": 2, "retry_delay": dt.timedelta(minutes=5)}},
+            doc_md=spec["doc_md"],
+            params={{name: Param(value, description=text, **schema) for name, (value, text, schema) in PARAMS.items()}}
+            if spec["params"]
+            else None,
+        ) as dag:
+            tasks = {{}}
+            for task_id, path, kwargs in spec["tasks"]:
+                kwargs = {{k: tasks[v[1]].output if isinstance(v, tuple) else v for k, v in kwargs.items()}}
+                if task_id == "train":
+                    model = kwargs["settings"]["spec"]  # the LightGBM parameters differ from city to city
+                    model = {{**model, "params": {{**model["params"], "num_leaves": 16 + index % 48}}}}
+                    kwargs["settings"] = {{**kwargs["settings"], "spec": model}}
+                tasks[task_id] = _operator(path)(task_id=task_id, **kwargs)
+            for upstream, downstream in zip(spec["order"], spec["order"][1:]):
+                tasks[upstream] >> tasks[downstream]
+        globals()[f"dag_{{index}}{{spec['suffix'].replace('.', '_')}}"] = dag
 """
 
 DAG_FACTORY_LOADER = """
@@ -135,10 +145,12 @@ def main() -> None:
     cores = os.cpu_count() or 1
     print(f"{cores} cores, load average {_load():.2f} at the start; median of {args.repeat} fresh processes per file")
     print(
-        f"{'cities':>7} {'cpu hogs':>8} {'variant':<30} {'airflow s':>9} {'parse s':>8} {'serialize s':>11} "
-        f"{'total s':>8} {'slowest file s':>14} {'margin s':>8} {'cpu s':>7} {'ms/city':>7} {'peak MB':>8} {'load':>5}"
+        f"{'cities':>7} {'cpu hogs':>8} {'variant':<42} {'dags':>6} {'airflow s':>9} {'parse s':>8} "
+        f"{'serialize s':>11} {'total s':>8} {'slowest file s':>14} {'margin s':>8} {'cpu s':>7} {'ms/city':>7} "
+        f"{'peak MB':>8} {'load':>5}"
     )
     details: list[str] = []
+    totals: dict[tuple[int, int, str], float] = {}
     startup: dict[tuple[int, bool], float] = {}
     for n in args.cities:
         shards = args.shards or _default_shards(n)
@@ -151,7 +163,9 @@ def main() -> None:
                     with _contention(cores if contended else 0):
                         rows = [[_measure(f, python or side_python) for f in files] for _ in range(args.repeat)]
                         load = _load()
-                    _report(n, cores if contended else 0, name, rows, load)
+                    totals[n, cores if contended else 0, name.rsplit(",", 1)[0]] = _report(
+                        n, cores if contended else 0, name, rows, load
+                    )
                     if name.startswith("factory"):
                         details.append(_per_file(n, cores if contended else 0, files, rows))
             start_file = Path(tmp) / "factory" / "dags" / f"retrain_shard_{_shard_of(_city(0, n), shards)}.py"
@@ -160,14 +174,29 @@ def main() -> None:
                     startup[n, contended] = statistics.median(
                         _measure(start_file, None, _city(0, n))["parse"] for _ in range(args.repeat)
                     )
-    for line in details:
+    for line in [*details, *_ratios(totals)]:
         print(line)
     for (n, contended), seconds in startup.items():
         hogs = f", {cores} cpu hogs" if contended else ""
         print(f"task start-up, {n:>6} cities{hogs}: {1000 * seconds:7.0f} ms to parse the DAG file for one task")
 
 
-def _report(n: int, hogs: int, name: str, rows: list[list[dict[str, float]]], load: float) -> None:
+def _ratios(totals: dict[tuple[int, int, str], float]) -> list[str]:
+    """The factory's total over each plain reference's of the same fleet and load (the goal's and like for like)."""
+    lines = []
+    for (n, hogs, name), factory in totals.items():
+        if not name.startswith("factory"):
+            continue
+        for reference in (PLAIN_ONE_PARAM, PLAIN_BOTH_KINDS):
+            if (n, hogs, reference) in totals:
+                ratio = factory / totals[n, hogs, reference]
+                lines.append(f"factory / {reference}, {n} cities, {hogs} cpu hogs: {ratio:.2f}")
+    return lines
+
+
+def _report(n: int, hogs: int, name: str, rows: list[list[dict[str, float]]], load: float) -> float:
+    """Print the variant's row of the table; its total (parse and serialize, summed over its files)."""
+
     # Each row is one repeat: one measurement per DAG file of the variant.
     def median_of(key: str) -> float:
         return statistics.median(sum(m[key] for m in row) for row in rows)
@@ -177,12 +206,14 @@ def _report(n: int, hogs: int, name: str, rows: list[list[dict[str, float]]], lo
     slowest_import = statistics.median(max(m["parse"] for m in row) for row in rows)
     airflow = statistics.median(m["airflow"] for row in rows for m in row)
     peak = max(m["peak_mb"] for row in rows for m in row)
+    dags = sum(m["dags"] for m in rows[0])
     print(
-        f"{n:>7} {hogs:>8} {name:<30} {airflow:>9.2f} {median_of('parse'):>8.2f} {median_of('serialize'):>11.2f} "
-        f"{total:>8.2f} {slowest:>14.2f} {IMPORT_TIMEOUT - slowest_import:>8.2f} {median_of('cpu'):>7.2f} "
-        f"{1000 * total / n:>7.2f} {peak:>8.0f} {load:>5.2f}",
+        f"{n:>7} {hogs:>8} {name:<42} {dags:>6} {airflow:>9.2f} {median_of('parse'):>8.2f} "
+        f"{median_of('serialize'):>11.2f} {total:>8.2f} {slowest:>14.2f} {IMPORT_TIMEOUT - slowest_import:>8.2f} "
+        f"{median_of('cpu'):>7.2f} {1000 * total / n:>7.2f} {peak:>8.0f} {load:>5.2f}",
         flush=True,
     )
+    return total
 
 
 def _per_file(n: int, hogs: int, files: list[Path], rows: list[list[dict[str, float]]]) -> str:
@@ -259,16 +290,21 @@ def _prepare(root: Path, n: int, shards: int, *, dag_factory: bool) -> dict[str,
         (dags / f"{SHARDED}_{index}.py").write_text(text.replace(f"Shard(0, {count})", f"Shard({index}, {shards})"))
 
     by_shard = [[(i, c) for i, c in cities if _shard_of(c, shards) == index] for index in range(shards)]
-    spec, params = _spec(templates)
+    spec, scoring, params = _spec(templates)
     one_param = {"reason": params["reason"]}
     variants: dict[str, tuple[list[Path], str | None]] = {
         f"factory, full form, {len(list(dags.glob('*.py')))} files": (sorted(dags.glob("*.py")), sys.executable)
     }
-    for name, chosen in (("plain Python, 1 Param", one_param), ("plain Python, full form", params)):
-        folder = root / name.replace(" ", "_").replace(",", "")
+    plain = (
+        (PLAIN_ONE_PARAM, [spec], one_param),
+        (PLAIN_BOTH_KINDS, [spec, scoring], one_param),
+        ("plain Python, full form", [spec], params),
+    )
+    for name, specs, chosen in plain:
+        folder = root / name.replace(" ", "_").replace(",", "").replace("+", "and")
         folder.mkdir()
         for index, members in enumerate(by_shard):
-            (folder / f"retrain_{index}.py").write_text(PLAIN.format(spec=spec, params=chosen, cities=members))
+            (folder / f"retrain_{index}.py").write_text(PLAIN.format(specs=specs, params=chosen, cities=members))
         variants[f"{name}, {shards} files"] = (sorted(folder.glob("*.py")), sys.executable)
     if not dag_factory:  # its YAML takes minutes to write at 10,000 cities: only when it is measured
         return variants
@@ -281,16 +317,27 @@ def _prepare(root: Path, n: int, shards: int, *, dag_factory: bool) -> dict[str,
     return variants
 
 
-def _spec(templates: Path) -> tuple[dict[str, Any], dict[str, tuple[Any, str, dict[str, Any]]]]:
-    """The operators, kwargs and Params of one factory-built DAG, as plain data the other variants rebuild."""
-    from airflow.sdk.definitions.xcom_arg import XComArg
-
+def _spec(templates: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, tuple[Any, str, dict[str, Any]]]]:
+    """One city's retraining and scoring DAGs as the factory builds them, as plain data the other variants rebuild:
+    the specs of both DAGs and the retraining DAG's Params."""
     from airflow_ml.factory import build_dag
     from airflow_ml.factory.params import trigger_params
+    from airflow_ml.factory.score_dags import SUFFIX, build_score_dag, scores
     from airflow_ml.templates import load_city_file
 
     config = load_city_file(sorted((templates / "cities").glob("*.yaml"))[0], templates / "templates")
-    dag = build_dag(config, expectations_dir=REPO / "expectations")
+    if not scores(config):
+        raise SystemExit("the demo template has no scoring: section: update benchmarks/parse.py")
+    retraining = _dag_spec(build_dag(config, expectations_dir=REPO / "expectations"), "", params=True)
+    scoring = _dag_spec(build_score_dag(config), SUFFIX, params=False)
+    params = {name: (p.value, p.description, p.schema) for name, p in trigger_params(config).items()}
+    return retraining, scoring, params
+
+
+def _dag_spec(dag: Any, suffix: str, *, params: bool) -> dict[str, Any]:
+    """The operators, kwargs, schedule, tags and documentation of one factory-built DAG, as plain data."""
+    from airflow.sdk.definitions.xcom_arg import XComArg
+
     tasks = []
     for task in dag.topological_sort():
         # The arguments of the signatures of the operator and of its airflow_ml bases (what the factory passed),
@@ -307,14 +354,18 @@ def _spec(templates: Path) -> tuple[dict[str, Any], dict[str, tuple[Any, str, di
             if k in own
         }
         tasks.append((task.task_id, f"{type(task).__module__}.{type(task).__name__}", kwargs))
-    spec = {
-        "schedule": config.dag.schedule,
+    timetable = dag.timetable
+    if type(timetable).__name__ != "CronTriggerTimetable":
+        raise SystemExit(f"{dag.dag_id}: schedule {timetable!r} is not a cron: update benchmarks/parse.py")
+    return {
+        "suffix": suffix,
+        "schedule": timetable.expression,
         "doc_md": dag.doc_md,
+        "tags": sorted(tag for tag in dag.tags if not tag.startswith("city:")),
+        "params": params,
         "tasks": tasks,
         "order": [t.task_id for t in dag.topological_sort()],
     }
-    params = {name: (p.value, p.description, p.schema) for name, p in trigger_params(config).items()}
-    return spec, params
 
 
 def _dag_factory_yaml(

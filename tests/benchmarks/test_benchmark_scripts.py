@@ -180,7 +180,7 @@ def test_validate_benchmark_measures_the_whole_task_beside_the_bare_checks_and_t
 def test_parse_benchmark_measures_every_dag_file_against_a_reference_split_alike() -> None:
     # Three shard files for four cities: the fleet is generated with the count asked for, every other file of
     # dags/ is measured too, and the plain reference is split into as many files as the shards, under a busy
-    # process per core (the contended mode).
+    # process per core (the contended mode); a second plain reference builds the scoring DAGs too (like for like).
     done = run_benchmark(
         "parse.py",
         *("--cities", "4", "--repeat", "1", "--only", "plain", "--shards", "3", "--contention", "on"),
@@ -191,13 +191,15 @@ def test_parse_benchmark_measures_every_dag_file_against_a_reference_split_alike
     header = lines[1].split()
     assert header[:3] == ["cities", "cpu", "hogs"]
     assert "margin" in header
-    rows = {line[17:48].strip(): line.split() for line in lines[2:4]}
+    rows = {line[17:60].strip(): line[60:].split() for line in lines[2:5]}
     others = sorted(p.stem for p in (REPO / "dags").glob("*.py") if not p.stem.startswith("retrain_shard"))
     ours = f"factory, full form, {len(others) + 3} files"
-    assert list(rows) == [ours, "plain Python, 1 Param, 3 files"]
-    for figures in rows.values():
-        assert figures[0] == "4"
-        assert figures[1] == str(cores)  # measured with the competing processes
+    assert list(rows) == [ours, "plain Python, 1 Param, 3 files", "plain Python, 1 Param, + scoring, 3 files"]
+    for line in lines[2:5]:
+        assert line.split()[:2] == ["4", str(cores)]  # measured with the competing processes
+    dags = {name: int(figures[0]) for name, figures in rows.items()}
+    assert dags["plain Python, 1 Param, 3 files"] == 4
+    assert dags["plain Python, 1 Param, + scoring, 3 files"] == 2 * 4
     per_file = next(line for line in lines if line.startswith(f"factory files, 4 cities, {cores} cpu hogs: "))
     parts = re.findall(r"(\w+) ([\d.]+) s, ([\d.]+) s cpu \((\d+) DAGs\)", per_file.split(": ", 1)[1])
     built = {name: int(dags) for name, _, _, dags in parts}
@@ -205,6 +207,13 @@ def test_parse_benchmark_measures_every_dag_file_against_a_reference_split_alike
     assert sorted(built) == sorted([*others, *shards])
     # Each city in one shard file, with its retraining and its scoring DAG (the demo template scores).
     assert sum(built[shard] for shard in shards) == 2 * 4
+    assert dags[ours] == sum(built.values())
+    # The factory's total over each reference's, as the table's totals give it.
+    totals = {name: float(figures[4]) for name, figures in rows.items()}
+    for reference in ("plain Python, 1 Param", "plain Python, 1 Param, + scoring"):
+        line = next(line for line in lines if line.startswith(f"factory / {reference}, 4 cities, {cores} cpu hogs: "))
+        expected = totals[ours] / totals[f"{reference}, 3 files"]
+        assert float(line.rsplit(" ", 1)[1]) == pytest.approx(expected, abs=0.02)
     assert all(float(cpu) > 0 for _, _, cpu, _ in parts)
     assert f"task start-up,      4 cities, {cores} cpu hogs:" in done.stdout
 
