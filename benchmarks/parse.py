@@ -24,7 +24,9 @@ serialized as the DAG processor does (``DagSerialization.to_dict``); Airflow's o
 wall times when other work shares the machine. *margin s* is Airflow's per-file import timeout
 (``[core] dagbag_import_timeout``, 30 s by default; it bounds the import, not the serialization) less the
 slowest file's import. ``--contention on`` (or ``both``) measures again with a competing busy process per core,
-as on a loaded machine; *load* is the 1-minute load average when the row's measurements ended.
+as on a loaded machine; *load* is the 1-minute load average when the measurements under that condition ended.
+The variants are measured round-robin (each repeat measures every variant in turn), so that a machine whose speed
+drifts over minutes weighs on all of them alike.
 
 Task start-up: a process that parses the file of one DAG with Airflow's parsing context set, as a worker
 does before it runs a task.
@@ -156,18 +158,25 @@ def main() -> None:
         shards = args.shards or _default_shards(n)
         with tempfile.TemporaryDirectory(prefix="airflow-ml-parse-") as tmp:
             variants = _prepare(Path(tmp), n, shards, dag_factory=not args.only)
-            for name, (files, python) in variants.items():
-                if args.only and not (name.startswith("factory") or (args.only == "plain" and "1 Param" in name)):
-                    continue
-                for contended in conditions:
-                    with _contention(cores if contended else 0):
-                        rows = [[_measure(f, python or side_python) for f in files] for _ in range(args.repeat)]
-                        load = _load()
-                    totals[n, cores if contended else 0, name.rsplit(",", 1)[0]] = _report(
-                        n, cores if contended else 0, name, rows, load
-                    )
+            chosen = {
+                name: found
+                for name, found in variants.items()
+                if not args.only or name.startswith("factory") or (args.only == "plain" and "1 Param" in name)
+            }
+            for contended in conditions:
+                hogs = cores if contended else 0
+                # Round-robin: each repeat measures every variant, so that a machine whose speed drifts over
+                # minutes (a shared VM) weighs on all variants alike rather than on the one measured then.
+                rows: dict[str, list[list[dict[str, float]]]] = {name: [] for name in chosen}
+                with _contention(hogs):
+                    for _ in range(args.repeat):
+                        for name, (files, python) in chosen.items():
+                            rows[name].append([_measure(f, python or side_python) for f in files])
+                    load = _load()
+                for name, (files, _) in chosen.items():
+                    totals[n, hogs, name.rsplit(",", 1)[0]] = _report(n, hogs, name, rows[name], load)
                     if name.startswith("factory"):
-                        details.append(_per_file(n, cores if contended else 0, files, rows))
+                        details.append(_per_file(n, hogs, files, rows[name]))
             start_file = Path(tmp) / "factory" / "dags" / f"retrain_shard_{_shard_of(_city(0, n), shards)}.py"
             for contended in conditions:
                 with _contention(cores if contended else 0):
