@@ -40,8 +40,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.services]
 CITY = "berlin"
 TEMPLATE = "fault_outage"
 MODEL = f"{TEMPLATE}.{CITY}"
-#: The first run's training lasts seconds (the lean city's 60 rounds take well under one), so that the restart,
-#: sent within a poll (0.2 s) of the training run being seen open, falls inside it.
+#: The first run's training lasts seconds (the lean city's 60 rounds take well under one: 3,000 rounds at a rate
+#: so low that its early stopping does not end them soon), so that the restart, sent within a poll (0.2 s) of the
+#: training run being seen open, falls inside it; the test checks that it did (the run was RUNNING after it).
 SLOW_TRAINING = {"num_boost_round": 3000, "learning_rate": 0.003}
 
 
