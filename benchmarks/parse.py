@@ -15,7 +15,9 @@ serialized as the DAG processor does (``DagSerialization.to_dict``); Airflow's o
   Param (the reference of the goal), once with the same full form. A third plain variant, ``+ scoring``,
   builds each city's scoring DAG (resolve → score, as the factory's) beside its retraining DAG with one
   Param: the same DAGs as the factory's shard files, so that the totals compare like with like (*dags* is
-  the number of DAGs a variant's files build).
+  the number of DAGs a variant's files build). What the plain variants leave out of the factory's DAGs: the
+  health check's champion Asset outlet, each DAG's description and display name, the template's own
+  ``default_args`` (fixed ones instead) and each city's own settings (city 0's, with ``num_leaves`` varied).
 - dag-factory 1.1: the same DAGs from equivalent YAML files, split the same way (Param objects through
   ``__type__``; XCom inputs as Jinja pulls), with the same full form. It runs from a side venv layered over
   the project's, so its Airflow plugin never enters the project's environment.
@@ -128,8 +130,9 @@ def main() -> None:
     parser.add_argument(
         "--only",
         choices=["factory", "plain"],
-        help="measure only the factory (and task start-up), or the factory and plain Python with one Param: "
-        "for a quick A/B of two trees; the table's rows are those of a full run",
+        help="measure only the factory (and task start-up), or the factory and the two plain references with one "
+        "Param (retraining DAGs; retraining and scoring DAGs): for a quick A/B of two trees; the table's rows are "
+        "those of a full run",
     )
     parser.add_argument(
         "--contention",
