@@ -103,7 +103,9 @@ def load_city_configs(
     errors += misnamed_layers(root)
     reported = {(e.file, tuple(e.problems)) for e in errors}
     layer_dirs = (root / TEMPLATES_SUBDIR, _file(root / DEFAULTS_FILE), root / GROUPS_SUBDIR)  # once a load
-    outside = {} if include is None else outside_claims(root, include, lambda p: layers.city(p, *layer_dirs)[0])
+    # An unsharded load runs no pass: nothing is left out to claim a name before its files.
+    validate = lambda p: layers.city(p, *layer_dirs)[0]  # noqa: E731
+    outside = {} if include is None else outside_claims(root, paths, include, layers.data, validate)
     for path in paths:
         try:
             config, origin = layers.city(path, *layer_dirs)
@@ -225,11 +227,7 @@ def _declares_a_parent(layers: _Layers, root: Path) -> bool:
     """Whether the defaults, a template or a group file declares a fallback parent (broken files: no)."""
     files = [root / DEFAULTS_FILE, *yaml_files(root / TEMPLATES_SUBDIR)[0], *yaml_files(root / GROUPS_SUBDIR)[0]]
     for path in files:
-        try:
-            data = layers.read(path)[0] if path.is_file() and layers.inside(path, path.parent) else {}
-        except ConfigError:
-            continue
-        fallback = data.get("fallback")
+        fallback = (layers.data(path, path.parent) or {}).get("fallback")
         if isinstance(fallback, dict) and fallback.get("parent") in ("group", "global"):
             return True
     return False
@@ -265,6 +263,16 @@ class _Layers:
             )
             raise ConfigError(str(path), [Problem(problem)])
         return path
+
+    def data(self, path: Path, folder: Path | None) -> dict[str, Any] | None:
+        """A file's data as a load reads it, else None: a broken file, one not regular (a FIFO or ``/dev/zero``
+        could hang a read or never end it), or with ``folder`` one whose links leave it (as :meth:`named_file`)."""
+        if _file(path) is None or (folder is not None and not self.inside(path, folder)):
+            return None
+        try:
+            return self.read(path)[0]
+        except ConfigError:
+            return None
 
     def read(self, path: Path) -> _Read:
         if path not in self._files:

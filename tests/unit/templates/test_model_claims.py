@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from airflow_ml.templates import load_city_configs
+from airflow_ml.templates import loader as loader_module
+from airflow_ml.templates.loader import _Layers
 from airflow_ml.templates.model_claims import clash_possible, name_patterns, outside_claims
 from airflow_ml.templates.registry_spec import DEFAULT_NAME_PATTERN
 from tests.support.city_files import write_city
@@ -60,18 +64,102 @@ def test_the_patterns_are_the_templates_over_the_defaults_and_a_refused_one_clai
     (root / "templates" / "broken.yaml").write_text("registry: [1]\n", encoding="utf-8")
     (root / "templates" / "refused.yaml").write_text("registry: {name_pattern: '{city}'}\n", encoding="utf-8")
 
-    assert name_patterns(root) == {"ride_duration": JOINED, "unity": UNITY}
+    assert name_patterns(root, _Layers().data) == {"ride_duration": JOINED, "unity": UNITY}
 
 
-def test_no_city_file_is_read_when_no_clash_is_possible(root: Path) -> None:
-    _template(root, "ride", UNITY)
-    _city(root, "oslo")
+def _reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every file the loader reads from now on (its own reader, recorded)."""
+    reads: list[Path] = []
+    read = loader_module._read
+
+    def recorded(path: Path) -> Any:
+        reads.append(path)
+        return read(path)
+
+    monkeypatch.setattr(loader_module, "_read", recorded)
+    return reads
+
+
+def test_no_city_file_is_read_when_no_clash_is_possible(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _template(root, "ride", UNITY)  # ride_duration keeps the default pattern: no name of one meets the other's
+    oslo = _city(root, "oslo")
     _city(root, "duration_oslo", template="ride")
+    reads = _reads(monkeypatch)
 
     def validate(path: Path) -> None:
         raise AssertionError(f"{path} validated")
 
-    assert outside_claims(root, lambda city: city == "oslo", validate) == {}  # type: ignore[arg-type]
+    found = outside_claims(root, [oslo], lambda city: city == "oslo", _Layers().data, validate)  # type: ignore[arg-type]
+
+    assert found == {}
+    assert sorted(p.name for p in reads) == ["ride.yaml", "ride_duration.yaml"], "the templates only"
+
+
+def test_a_partial_load_where_a_clash_is_possible_reads_its_files_and_the_few_that_could_claim_their_names(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _template(root, "ride", JOINED)  # a copy of ride_duration before its pattern is added
+    _template(root, "ride_duration", JOINED)
+    _template(root, "food", JOINED)  # 'food_' starts no name of ride_duration's: no candidate
+    keeper = _city(root, "duration_oslo", template="ride")  # ride_duration_oslo, first in path order
+    oslo = _city(root, "oslo")
+    for index in range(10):
+        _city(root, f"city_{index}")
+        _city(root, f"duration_city_{index}", template="food")
+    whole = load_city_configs(root)
+    reads = _reads(monkeypatch)
+
+    configs, errors = load_city_configs(root, include=lambda city: city == "oslo")
+
+    assert configs == []
+    assert [str(e) for e in errors] == [str(e) for e in whole[1] if str(oslo) in str(e)]
+    assert sorted(p for p in reads if "cities" in p.parts) == [keeper, oslo]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero"])
+def test_defaults_that_are_no_regular_file_are_never_read_and_hang_no_load(
+    root: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    _template(root, "ride", JOINED)  # a clash is possible: the pass reads the layer files
+    _template(root, "ride_duration", JOINED)
+    _city(root, "duration_oslo", template="ride")
+    oslo = _city(root, "oslo")
+    defaults = root / "defaults.yaml"
+    if kind == "fifo":
+        os.mkfifo(defaults)  # an open for reading would wait for a writer forever
+    else:
+        defaults.symlink_to("/dev/zero")  # a read would never end
+    whole = load_city_configs(root)
+    reads = _reads(monkeypatch)
+
+    configs, errors = load_city_configs(root, include=lambda city: city == "oslo")
+
+    assert defaults not in reads
+    assert configs == []
+    assert [str(e) for e in errors] == [str(e) for e in whole[1] if str(oslo) in str(e)]
+
+
+@pytest.mark.timeout(20)
+def test_a_template_linking_out_of_templates_is_never_read(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _template(root, "ride_duration", JOINED)
+    outside = root / "outside.yaml"  # would make 'ride' and 'ride_duration' clash, if it were read
+    outside.write_text((root / "templates" / "ride_duration.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    link = root / "templates" / "ride.yaml"
+    link.symlink_to(outside)
+    _city(root, "duration_oslo", template="ride")  # refused by the loader: its template links out
+    _city(root, "oslo")
+    whole = load_city_configs(root)
+    reads = _reads(monkeypatch)
+
+    patterns = name_patterns(root, _Layers().data)
+    alone = load_city_configs(root, include=lambda city: city == "oslo")
+
+    assert patterns == {"ride_duration": JOINED}
+    assert link not in reads
+    assert outside not in reads
+    assert [c.city for c in alone[0]] == ["oslo"]
+    assert alone[0] == [c for c in whole[0] if c.city == "oslo"]
 
 
 def test_a_city_whose_name_a_file_left_out_keeps_earlier_is_refused_naming_both_files(root: Path) -> None:
