@@ -47,8 +47,9 @@ def register_city_dags(
     What ``dags/retrain_shard_*.py`` call: each city file of the shard is read and validated once, and gives
     the city's retraining DAG and, when it has an enabled ``scoring:`` section, its scoring DAG. A broken
     city file is logged and skipped (``dags/retrain_errors.py`` reports it), and so is a DAG that cannot be
-    built: the city's other DAG still loads. When a task process parses the file for one DAG, only that
-    city's file is read and only that DAG built.
+    built: the city's other DAG still loads. When a task process parses the file for one DAG, only that DAG is
+    built, from that city's file (and, when the templates' name patterns make a clash possible, the few city
+    files that could give its registered model: ``templates/model_claims.py``).
     """
     return _register_cities(namespace, templates_root, shard, expectations_dir=expectations_dir, scoring=True)
 
@@ -63,7 +64,7 @@ def register_dags(
     """Build the retraining DAG of every city in ``shard`` into ``namespace``, and no scoring DAG.
 
     As :func:`register_city_dags` otherwise: a broken city file is logged and skipped, and a task process
-    reads only its city's file.
+    reads its city's file (and the few that could claim its registered model).
     """
     built = _register_cities(namespace, templates_root, shard, expectations_dir=expectations_dir, scoring=False)
     return cast(dict[str, CheckedConfDAG], built)  # build_dag's DAGs only
@@ -75,7 +76,8 @@ def register_score_dags(
     """Build the scoring DAG of every city of ``shard`` with scoring into ``namespace``, and no retraining DAG.
 
     As :func:`register_city_dags` otherwise: a broken city file is logged and skipped, and a task process of
-    ``<template>.<city>.score`` reads only that city's file; one of another DAG builds none.
+    ``<template>.<city>.score`` reads that city's file (and the few that could claim its registered model); one
+    of another DAG builds none.
     """
     return _register_cities(namespace, templates_root, shard, expectations_dir=None, scoring=True)
 
@@ -100,8 +102,9 @@ def _register_cities(
     def include(city: str) -> bool:
         return shard.holds(city) and (wanted is None or parts[1:2] == [city])
 
+    whole = shard.count == 1 and wanted is None  # an unsharded load: no file left out, so no model-name pass
     origins: dict[str, Origin] = {}
-    configs, errors = load_city_configs(Path(templates_root), include=include, origins=origins)
+    configs, errors = load_city_configs(Path(templates_root), include=None if whole else include, origins=origins)
     for error in errors:
         log.error("airflow-ml: skipped a city file: %s", error)
     if wanted is None and (warning := shard_budget_warning(shard, len(configs) + len(errors))):
@@ -206,8 +209,9 @@ def city_problems(templates_root: str | Path, shard: Shard | None = None) -> lis
         shard: When given, only the city files of this shard are validated, and a city of it that loses its
             registered model to a file of another shard is named (the shard files skip it: one rule,
             ``templates/model_claims.py``). The fallback parents' errors and the misnamed layer files are named
-            by shard 0 only; a broken template or group, by each shard holding a city it breaks. The union of
-            every shard's problems is then the problems without a shard.
+            by shard 0 only; a broken template or group, once by each shard holding a city it breaks. The union
+            of every shard's problems, as a set, is then the problems without a shard (a broken template may be
+            named by several shards).
     """
     return _problems(Path(templates_root), shard)[0]
 
@@ -215,10 +219,11 @@ def city_problems(templates_root: str | Path, shard: Shard | None = None) -> lis
 def _problems(root: Path, shard: Shard | None) -> tuple[list[ConfigError], int]:
     """The problems, and how many city files the report read (its budget)."""
     origins: dict[str, Origin] = {}
-    configs, errors = load_city_configs(root, include=shard.holds if shard else None, origins=origins)
-    files = len(configs) + len(errors)
-    if shard is not None and shard.index != 0:  # whole-fleet files: named once, by shard 0
-        misnamed = {(e.file, tuple(e.problems)) for e in misnamed_layers(root)}
+    include = shard.holds if shard is not None and shard.count > 1 else None  # None: no file left out, no pass
+    configs, errors = load_city_configs(root, include=include, origins=origins)
+    misnamed = {(e.file, tuple(e.problems)) for e in misnamed_layers(root)}  # whole-fleet files, no city's
+    files = len(configs) + sum((e.file, tuple(e.problems)) not in misnamed for e in errors)
+    if shard is not None and shard.index != 0:  # named once, by shard 0
         errors = [e for e in errors if (e.file, tuple(e.problems)) not in misnamed]
     # Only named in the settings, never read here: the folder beside the templates, as the DAG files pass it.
     expectations_dir = root.parent / "expectations"

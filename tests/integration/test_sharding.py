@@ -201,15 +201,24 @@ def test_the_sharded_reports_together_name_what_the_whole_fleet_report_names(roo
     (root / "groups").mkdir()
     (root / "groups" / "norway.yaml").write_text("fallback: {parent: group}\ntraining: {num_boost_round: -1}\n")
     (cities / "city_06.yaml").write_text("city: city_06\ntemplate: ride_duration\ngroup: norway\n")
+    (root / "templates" / "bad.yaml").write_text("dataset: {}\n")  # breaks each of its cities
+    bad_cities = [f"bad_{index}" for index in range(6)]
+    for city in bad_cities:
+        (cities / f"{city}.yaml").write_text(f"city: {city}\ntemplate: bad\n")
 
     whole = city_problems(root)
     parents = [str(e) for e in whole if e.file.endswith("norway.yaml")]  # load_parent_configs's
+    [bad] = [str(e) for e in whole if e.file.endswith("bad.yaml")]  # once in a load, however many cities
     for count in (2, 3):
         shards = [[str(e) for e in city_problems(root, Shard(index, count))] for index in range(count)]
 
         named = [problem for shard in shards for problem in shard]
-        assert sorted(named) == sorted(str(e) for e in whole), f"{count} report files: each problem named once"
+        assert set(named) == {str(e) for e in whole}, f"{count} report files: the whole-fleet problems, as a set"
+        holding = [any(Shard(index, count).holds(city) for city in bad_cities) for index in range(count)]
+        assert [shard.count(bad) for shard in shards] == [int(held) for held in holding]
+        assert sum(holding) >= 2, "the broken template is named by several report files: a set, not a list"
+        assert sorted(problem for problem in named if problem != bad) == sorted(str(e) for e in whole if str(e) != bad)
         assert [any("late.yml" in e for e in shard) for shard in shards] == [True] + [False] * (count - 1)
         assert [sum(e in parents for e in shard) for shard in shards] == [len(parents)] + [0] * (count - 1)
     assert len(parents) == 1
-    assert len(whole) >= 9
+    assert len(whole) >= 10

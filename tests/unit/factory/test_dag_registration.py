@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from airflow_ml.exceptions import BrokenCityFiles
 from airflow_ml.factory import (
     Shard,
     city_problems,
@@ -217,6 +218,30 @@ def test_a_report_file_past_its_budget_says_how_many_report_files_the_fleet_need
 
     (warning,) = [r.getMessage() for r in caplog.records if "report of broken city files" in r.getMessage()]
     assert "(shard 0 of 1) reads 4 city files, more than 1: about 4 cities need 4 report files" in warning
+
+
+def test_misnamed_layer_files_do_not_count_in_a_report_files_city_budget(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("airflow_ml.factory.sharding.CITIES_PER_REPORT", 4)  # the fleet's 4 cities, no more
+    (fleet / "templates" / "late.yml").write_text("dataset: {}\n")
+    (fleet / "defaults.yml").write_text("owner: x\n")
+
+    with caplog.at_level(logging.WARNING), pytest.raises(BrokenCityFiles, match=r"late\.yml"):
+        report_broken_cities(templates_root=fleet, shard=Shard(0, 1))
+
+    assert not [r for r in caplog.records if "report of broken city files" in r.getMessage()]
+
+
+def test_an_unsharded_load_runs_no_model_name_pass(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_pass(*args: object) -> None:
+        raise AssertionError("the model-name pass ran")
+
+    monkeypatch.setattr("airflow_ml.templates.loader.outside_claims", no_pass)
+
+    assert _city_dags(fleet)
+    assert _city_dags(fleet, Shard(0, 1))
+    assert city_problems(fleet, Shard(0, 1)) == city_problems(fleet) == []
 
 
 def test_a_report_shard_validates_only_its_city_files_and_shard_0_names_the_parents(fleet: Path) -> None:
