@@ -128,6 +128,12 @@ def main() -> None:
         help="shard files of the fleet (default: shard_count of airflow_ml.factory.sharding, at least 2)",
     )
     parser.add_argument(
+        "--reports",
+        type=int,
+        help="report files of broken cities (default: report_count of airflow_ml.factory.sharding, one per "
+        "CITIES_PER_REPORT cities); past one, retrain_errors.py is replaced by retrain_errors_<i>.py",
+    )
+    parser.add_argument(
         "--only",
         choices=["factory", "plain"],
         help="measure only the factory (and task start-up), or the factory and the two plain references with one "
@@ -160,7 +166,7 @@ def main() -> None:
     for n in args.cities:
         shards = args.shards or _default_shards(n)
         with tempfile.TemporaryDirectory(prefix="airflow-ml-parse-") as tmp:
-            variants = _prepare(Path(tmp), n, shards, dag_factory=not args.only)
+            variants = _prepare(Path(tmp), n, shards, dag_factory=not args.only, reports=args.reports)
             chosen = {
                 name: found
                 for name, found in variants.items()
@@ -269,14 +275,50 @@ def _default_shards(cities: int) -> int:
     return shard_count(cities)
 
 
+def _default_reports(cities: int) -> int:
+    from airflow_ml.factory.sharding import report_count
+
+    return report_count(cities)
+
+
+#: What _split_report replaces in the copied dags/retrain_errors.py: its import and its call.
+REPORT_IMPORT = "from airflow_ml.factory import report_broken_cities\n"
+REPORT_CALL = 'report_broken_cities(templates_root=Path(__file__).resolve().parent.parent / "dag_templates")'
+
+
+def _split_report(dags: Path, count: int) -> None:
+    """Replace ``dags/retrain_errors.py`` by ``count`` report files, one per shard, when ``count`` is more than one."""
+    if count <= 1:
+        return
+    whole = dags / "retrain_errors.py"
+    text = whole.read_text()
+    for needed in (REPORT_IMPORT, REPORT_CALL):
+        if needed not in text:
+            raise SystemExit(f"dags/retrain_errors.py no longer holds {needed.strip()!r}: update benchmarks/parse.py")
+    whole.unlink()
+    text = text.replace(
+        REPORT_IMPORT, REPORT_IMPORT.replace("import report_broken_cities", "import Shard, report_broken_cities")
+    )
+    for index in range(count):
+        call = f"{REPORT_CALL[:-1]}, shard=Shard({index}, {count}))"
+        (dags / f"retrain_errors_{index}.py").write_text(text.replace(REPORT_CALL, call))
+
+
 def _shard_of(city: str, count: int) -> int:
     from airflow_ml.factory import Shard
 
     return next(index for index in range(count) if Shard(index, count).holds(city))
 
 
-def _prepare(root: Path, n: int, shards: int, *, dag_factory: bool) -> dict[str, tuple[list[Path], str | None]]:
-    """The fleet of every variant under ``root``: the factory's is ``dags/`` with its own templates folder."""
+def _prepare(
+    root: Path, n: int, shards: int, *, dag_factory: bool, reports: int | None = None
+) -> dict[str, tuple[list[Path], str | None]]:
+    """The fleet of every variant under ``root``: the factory's is ``dags/`` with its own templates folder.
+
+    ``reports`` report files of broken cities (by default ``report_count(n)``): past one, the copied
+    ``retrain_errors.py`` is replaced by ``retrain_errors_<i>.py``, each reporting its shard, as
+    docs/production/scaling.md says a fleet past ``CITIES_PER_REPORT`` cities does.
+    """
     fleet = root / "factory"
     templates = fleet / "dag_templates"
     (templates / "templates").mkdir(parents=True)
@@ -294,6 +336,7 @@ def _prepare(root: Path, n: int, shards: int, *, dag_factory: bool) -> dict[str,
     for path in sorted((REPO / "dags").glob("*.py")):
         if not path.stem.startswith(SHARDED):
             shutil.copy(path, dags)
+    _split_report(dags, reports if reports is not None else _default_reports(n))
     text = (REPO / "dags" / f"{SHARDED}_0.py").read_text()
     count = len(list((REPO / "dags").glob(f"{SHARDED}_*.py")))
     if f"Shard(0, {count})" not in text:

@@ -24,12 +24,12 @@ from airflow_ml.factory.drift_review_dags import DRIFT_REVIEW_DAGS
 from airflow_ml.factory.monitor_dags import MONITOR_DAGS, monitor_settings, monitored
 from airflow_ml.factory.score_dags import SUFFIX as SCORE_SUFFIX
 from airflow_ml.factory.score_dags import build_score_dag, score_dag_id, score_schedule, scores, scoring_settings
-from airflow_ml.factory.sharding import Shard, shard_budget_warning
+from airflow_ml.factory.sharding import Shard, report_budget_warning, shard_budget_warning
 from airflow_ml.factory.tasks import task_settings
 from airflow_ml.factory.template_dags import register_template_dags
 from airflow_ml.templates.describe import Origin
 from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX
-from airflow_ml.templates.loader import load_city_configs, load_parent_configs, unexpected_error
+from airflow_ml.templates.loader import load_city_configs, load_parent_configs, misnamed_layers, unexpected_error
 from airflow_ml.templates.models import CityConfig, ModelConfig
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,9 @@ def register_city_dags(
     What ``dags/retrain_shard_*.py`` call: each city file of the shard is read and validated once, and gives
     the city's retraining DAG and, when it has an enabled ``scoring:`` section, its scoring DAG. A broken
     city file is logged and skipped (``dags/retrain_errors.py`` reports it), and so is a DAG that cannot be
-    built: the city's other DAG still loads. When a task process parses the file for one DAG, only that
-    city's file is read and only that DAG built.
+    built: the city's other DAG still loads. When a task process parses the file for one DAG, only that DAG is
+    built, from that city's file (and, when the templates' name patterns make a clash possible, the few city
+    files that could give its registered model: ``templates/model_claims.py``).
     """
     return _register_cities(namespace, templates_root, shard, expectations_dir=expectations_dir, scoring=True)
 
@@ -63,7 +64,7 @@ def register_dags(
     """Build the retraining DAG of every city in ``shard`` into ``namespace``, and no scoring DAG.
 
     As :func:`register_city_dags` otherwise: a broken city file is logged and skipped, and a task process
-    reads only its city's file.
+    reads its city's file (and the few that could claim its registered model).
     """
     built = _register_cities(namespace, templates_root, shard, expectations_dir=expectations_dir, scoring=False)
     return cast(dict[str, CheckedConfDAG], built)  # build_dag's DAGs only
@@ -75,7 +76,8 @@ def register_score_dags(
     """Build the scoring DAG of every city of ``shard`` with scoring into ``namespace``, and no retraining DAG.
 
     As :func:`register_city_dags` otherwise: a broken city file is logged and skipped, and a task process of
-    ``<template>.<city>.score`` reads only that city's file; one of another DAG builds none.
+    ``<template>.<city>.score`` reads that city's file (and the few that could claim its registered model); one
+    of another DAG builds none.
     """
     return _register_cities(namespace, templates_root, shard, expectations_dir=None, scoring=True)
 
@@ -100,8 +102,9 @@ def _register_cities(
     def include(city: str) -> bool:
         return shard.holds(city) and (wanted is None or parts[1:2] == [city])
 
+    whole = shard.count == 1 and wanted is None  # an unsharded load: no file left out, so no model-name pass
     origins: dict[str, Origin] = {}
-    configs, errors = load_city_configs(Path(templates_root), include=include, origins=origins)
+    configs, errors = load_city_configs(Path(templates_root), include=None if whole else include, origins=origins)
     for error in errors:
         log.error("airflow-ml: skipped a city file: %s", error)
     if wanted is None and (warning := shard_budget_warning(shard, len(configs) + len(errors))):
@@ -195,25 +198,45 @@ def _is_parent_dag_id(dag_id: str) -> bool:
     return rest == GLOBAL_PARENT or rest.startswith(GROUP_PARENT_PREFIX)
 
 
-def city_problems(templates_root: str | Path) -> list[ConfigError]:
+def city_problems(templates_root: str | Path, shard: Shard | None = None) -> list[ConfigError]:
     """Every problem that keeps a city's (or a fallback parent's) DAG from loading.
 
     Invalid files, bad schedules, and any error building the settings of the city's retraining, scoring or
     monitor task, named as the city file's error.
+
+    Args:
+        templates_root: The templates folder.
+        shard: When given, only the city files of this shard are validated, and a city of it that loses its
+            registered model to a file of another shard is named (the shard files skip it: one rule,
+            ``templates/model_claims.py``). The fallback parents' errors and the misnamed layer files are named
+            by shard 0 only; a broken template or group, once by each shard holding a city it breaks. The union
+            of every shard's problems, as a set, is then the problems without a shard (a broken template may be
+            named by several shards).
     """
+    return _problems(Path(templates_root), shard)[0]
+
+
+def _problems(root: Path, shard: Shard | None) -> tuple[list[ConfigError], int]:
+    """The problems, and how many city files the report read (its budget)."""
     origins: dict[str, Origin] = {}
-    configs, errors = load_city_configs(Path(templates_root), origins=origins)
+    include = shard.holds if shard is not None and shard.count > 1 else None  # None: no file left out, no pass
+    configs, errors = load_city_configs(root, include=include, origins=origins)
+    misnamed = {(e.file, tuple(e.problems)) for e in misnamed_layers(root)}  # whole-fleet files, no city's
+    files = len(configs) + sum((e.file, tuple(e.problems)) not in misnamed for e in errors)
+    if shard is not None and shard.index != 0:  # named once, by shard 0
+        errors = [e for e in errors if (e.file, tuple(e.problems)) not in misnamed]
     # Only named in the settings, never read here: the folder beside the templates, as the DAG files pass it.
-    expectations_dir = Path(templates_root).parent / "expectations"
+    expectations_dir = root.parent / "expectations"
     for config in configs:
         try:
             _settings_of_every_dag(config, expectations_dir)
         except ConfigError as error:
             errors.append(error)
         except Exception as exc:  # noqa: BLE001 - whatever it is, it is this city's error and hides no other
-            errors.append(unexpected_error(_city_file(origins, config, templates_root), exc))
-    errors.extend(load_parent_configs(Path(templates_root))[1])
-    return errors
+            errors.append(unexpected_error(_city_file(origins, config, root), exc))
+    if shard is None or shard.index == 0:
+        errors.extend(load_parent_configs(root)[1])
+    return errors, files
 
 
 def _settings_of_every_dag(config: CityConfig, expectations_dir: Path) -> None:
@@ -233,13 +256,18 @@ def _settings_of_every_dag(config: CityConfig, expectations_dir: Path) -> None:
         monitor_settings(config)
 
 
-def report_broken_cities(*, templates_root: str | Path) -> None:
+def report_broken_cities(*, templates_root: str | Path, shard: Shard | None = None) -> None:
     """Raise one error naming every broken city file, so that Airflow lists it among the import errors.
 
     Called from a DAG file of its own: its import error is visible in the UI and in
-    ``airflow dags list-import-errors`` while the DAG file that builds the cities loads every good one.
+    ``airflow dags list-import-errors`` while the DAG file that builds the cities loads every good one. With
+    ``shard``, only that shard's city files, as :func:`city_problems` says: a fleet past
+    :data:`~airflow_ml.factory.sharding.CITIES_PER_REPORT` cities splits its report into several files
+    (``retrain_errors_<i>.py``, one per shard), and a report file holding more logs a warning.
     """
-    errors = city_problems(templates_root)
+    errors, files = _problems(Path(templates_root), shard)
+    if warning := report_budget_warning(shard or Shard(), files):
+        log.warning("airflow-ml: %s", warning)
     if errors:
         raise BrokenCityFiles(errors)
 

@@ -51,11 +51,43 @@ def shard_budget_warning(shard: Shard, cities: int) -> str | None:
     than it has by :func:`shard_count`, the rule docs/production/scaling.md gives: past 1,000 cities for the two
     shipped files. The warning says so before the parse nears Airflow's per-file timeout.
     """
-    if cities <= CITIES_PER_SHARD:
+    if (fleet := _fleet_past(shard, cities, CITIES_PER_SHARD)) is None:
         return None
-    fleet = cities * shard.count  # the hash spreads the cities evenly
     return (
         f"shard {shard.index} of {shard.count} holds {cities} city files, more than {CITIES_PER_SHARD}: about "
         f"{fleet} cities need {shard_count(fleet)} shard files, each naming that count, to keep each file's parse "
         "inside its budget (docs/production/scaling.md, 'Shard files')"
     )
+
+
+#: City files per report file (``dags/retrain_errors.py``). A report loads and validates each of its city files and
+#: builds their schedules and task settings, not their operators: 0.8 to 1.2 ms per city on a quiet 2-core machine
+#: (benchmarks/README.md), against 6.5 to 14 ms in a shard file, so one report file holds eight shard files' cities.
+#: 4,000 keep it near 5 s on the slower machine (4.8 s at 1.2 ms), half the 10 s goal: room for a loaded machine and
+#: for the model-name pass when the templates make a clash possible (``templates/model_claims.py``).
+CITIES_PER_REPORT = 4000
+
+
+def report_count(cities: int) -> int:
+    """How many report files (``retrain_errors_<i>.py``) a fleet of ``cities`` needs: one per :data:`CITIES_PER_REPORT`.
+
+    One, the shipped ``dags/retrain_errors.py``, up to 4,000 cities; docs/production/scaling.md says how to split it.
+    """
+    return max(1, -(-cities // CITIES_PER_REPORT))
+
+
+def report_budget_warning(shard: Shard, cities: int) -> str | None:
+    """What to say when the report file of ``shard`` reads more than :data:`CITIES_PER_REPORT` city files, else None."""
+    if (fleet := _fleet_past(shard, cities, CITIES_PER_REPORT)) is None:
+        return None
+    return (
+        f"the report of broken city files (shard {shard.index} of {shard.count}) reads {cities} city files, more "
+        f"than {CITIES_PER_REPORT}: about {fleet} cities need {report_count(fleet)} report files, "
+        "retrain_errors_<i>.py each calling report_broken_cities(..., shard=Shard(i, count)), to keep each file's "
+        "parse inside its budget (docs/production/scaling.md, 'Shard files')"
+    )
+
+
+def _fleet_past(shard: Shard, cities: int, limit: int) -> int | None:
+    """About how many cities the fleet holds when a file of ``shard`` reads more than ``limit``, else None."""
+    return None if cities <= limit else cities * shard.count  # the hash spreads the cities evenly

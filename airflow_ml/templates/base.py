@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +13,11 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 #: The longest ``display_name``: it heads a DAG in Airflow's DAG list and a row of the fleet view.
 DISPLAY_NAME_MAX_LENGTH = 80
 _NOT_ONE_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def is_name(value: Any) -> TypeGuard[str]:
+    """Whether ``value`` is a template or group name (``NAME_PATTERN``): a name, never a path."""
+    return isinstance(value, str) and re.fullmatch(NAME_PATTERN, value) is not None
 
 
 def check_display_name(value: str) -> None:

@@ -14,6 +14,11 @@ from pathlib import Path
 from airflow_ml.exceptions import ConfigError, Problem
 
 YAML_SUFFIX = ".yaml"
+#: The folders and the file of a templates folder (``loader.py`` says what each holds).
+TEMPLATES_SUBDIR = "templates"
+CITIES_SUBDIR = "cities"
+GROUPS_SUBDIR = "groups"
+DEFAULTS_FILE = "defaults.yaml"
 #: The suffixes of a suite file, in the order they are looked for.
 SUITE_SUFFIXES = (".yaml", ".json")
 _LOOKS_LIKE = {".yaml": ".yaml", ".yml": ".yaml", ".json": ".json"}

@@ -25,17 +25,21 @@ from typing import Any
 from pydantic import ValidationError
 
 from airflow_ml.exceptions import ConfigError, Problem, show_value
-from airflow_ml.templates.base import NAME_PATTERN
+from airflow_ml.templates.base import is_name
 from airflow_ml.templates.city_layer import check_city_layer, check_group_layer
 from airflow_ml.templates.describe import Origin, describe, did_you_mean
-from airflow_ml.templates.files import YAML_SUFFIX, yaml_files
+from airflow_ml.templates.files import (
+    CITIES_SUBDIR,
+    DEFAULTS_FILE,
+    GROUPS_SUBDIR,
+    TEMPLATES_SUBDIR,
+    YAML_SUFFIX,
+    yaml_files,
+)
+from airflow_ml.templates.model_claims import city_refs, outside_claims
 from airflow_ml.templates.models import CITY_ID_PATTERN, CityConfig, ParentConfig, TemplateConfig
 from airflow_ml.templates.yaml_lines import Path_, YamlFileError, load_yaml_with_positions
 
-TEMPLATES_SUBDIR = "templates"
-CITIES_SUBDIR = "cities"
-GROUPS_SUBDIR = "groups"
-DEFAULTS_FILE = "defaults.yaml"
 #: A file's data, and each key path's line and column.
 _Read = tuple[dict[str, Any], dict[Path_, int], dict[Path_, int]]
 
@@ -82,8 +86,9 @@ def load_city_configs(
     Args:
         root: The templates folder.
         include: Given a city file's name without extension (which must be its city id), whether to load
-            it; files left out are never read. Files of one city id are always kept or left out together,
-            so duplicates are still found.
+            it; files left out are not loaded. Files of one city id are always kept or left out together,
+            so duplicates are still found; a city whose registered model a file left out keeps (the first
+            valid file that claims it: ``model_claims.py``) is refused as in a load of every file.
         origins: When given, filled with each valid config's DAG id -> where each of its settings was set
             (file, line, column), for tools that point at a setting.
 
@@ -98,6 +103,9 @@ def load_city_configs(
     errors += misnamed_layers(root)
     reported = {(e.file, tuple(e.problems)) for e in errors}
     layer_dirs = (root / TEMPLATES_SUBDIR, _file(root / DEFAULTS_FILE), root / GROUPS_SUBDIR)  # once a load
+    # An unsharded load runs no pass: nothing is left out to claim a name before its files.
+    validate = lambda p: layers.city(p, *layer_dirs)[0]  # noqa: E731
+    outside = {} if include is None else outside_claims(root, paths, include, layers.data, validate)
     for path in paths:
         try:
             config, origin = layers.city(path, *layer_dirs)
@@ -119,6 +127,8 @@ def load_city_configs(
             errors.append(ConfigError(str(path), [Problem(problem, line=line, col=col)]))
             continue
         named = models.get(config.model_name)
+        if named is None and (kept := outside.get(config.model_name)) is not None and kept[0] < path:
+            named = kept  # a file of another shard, earlier in the order: the whole-fleet load would refuse this one
         if named is not None:
             errors.append(_model_name_clash(path, config, named, origin))
             continue
@@ -134,7 +144,7 @@ def _model_name_clash(path: Path, config: CityConfig, named: tuple[Path, CityCon
     other_path, other = named
     problem = (
         f"registry.name_pattern: {config.registry.name_pattern!r} gives city {config.city!r} of template "
-        f"{config.template!r} the registered model {config.model_name!r}, already the model of city "
+        f"{config.template!r} ({path}) the registered model {config.model_name!r}, already the model of city "
         f"{other.city!r} of template {other.template!r} ({other_path}); put a '.' between {{template}} and "
         "{city} in the pattern, or give one of the cities another id"
     )
@@ -182,7 +192,7 @@ def load_parent_configs(root: Path) -> tuple[list[ParentConfig], list[ConfigErro
     if not _declares_a_parent(layers, root):
         return [], []  # the common case costs a few files, not one per city
     members: dict[tuple[str, str | None], list[str]] = {}
-    for city, template, group in _memberships(root):
+    for city, template, group in ((ref.city, ref.template, ref.group) for ref in city_refs(root)):
         try:
             _, merged, _ = layers.template(layers.layer(root / TEMPLATES_SUBDIR, template), _file(defaults))
             if group is not None:
@@ -217,32 +227,10 @@ def _declares_a_parent(layers: _Layers, root: Path) -> bool:
     """Whether the defaults, a template or a group file declares a fallback parent (broken files: no)."""
     files = [root / DEFAULTS_FILE, *yaml_files(root / TEMPLATES_SUBDIR)[0], *yaml_files(root / GROUPS_SUBDIR)[0]]
     for path in files:
-        try:
-            data = layers.read(path)[0] if path.is_file() and layers.inside(path, path.parent) else {}
-        except ConfigError:
-            continue
-        fallback = data.get("fallback")
+        fallback = (layers.data(path, path.parent) or {}).get("fallback")
         if isinstance(fallback, dict) and fallback.get("parent") in ("group", "global"):
             return True
     return False
-
-
-def _memberships(root: Path) -> list[tuple[str, str, str | None]]:
-    """``(city, template, group)`` of every city file that names them; broken files are left to the city load."""
-    found = []
-    for path in yaml_files(root / CITIES_SUBDIR, recursive=True)[0]:
-        try:  # the same safe reading as every other file: no anchors, no duplicate keys, no Jinja
-            data = load_yaml_with_positions(path)[0]
-        except (YamlFileError, OSError):
-            continue
-        template, group = data.get("template"), data.get("group")
-        if isinstance(template, str) and _is_name(template) and (group is None or _is_name(group)):  # never a path
-            found.append((path.stem, template, group))
-    return found
-
-
-def _is_name(value: Any) -> bool:
-    return isinstance(value, str) and re.fullmatch(NAME_PATTERN, value) is not None
 
 
 def _file(path: Path) -> Path | None:
@@ -275,6 +263,16 @@ class _Layers:
             )
             raise ConfigError(str(path), [Problem(problem)])
         return path
+
+    def data(self, path: Path, folder: Path | None) -> dict[str, Any] | None:
+        """A file's data as a load reads it, else None: a broken file, one not regular (a FIFO or ``/dev/zero``
+        could hang a read or never end it), or with ``folder`` one whose links leave it (as :meth:`named_file`)."""
+        if _file(path) is None or (folder is not None and not self.inside(path, folder)):
+            return None
+        try:
+            return self.read(path)[0]
+        except ConfigError:
+            return None
 
     def read(self, path: Path) -> _Read:
         if path not in self._files:
@@ -337,7 +335,7 @@ class _Layers:
         if not isinstance(name, str) or not name:
             problem = f"{key}: missing or not a name (got {show_value(name)}); add '{key}: <name>'"
             raise ConfigError(str(path), [_at(problem, (key,), *where)])
-        if not _is_name(name):
+        if not is_name(name):
             known = sorted(p.stem for p in yaml_files(folder)[0])
             hint = did_you_mean(Path(name[:200]).name, known) or f"known: {known}"
             problem = (

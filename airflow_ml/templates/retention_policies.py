@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airflow_ml.exceptions import ConfigError
-from airflow_ml.templates.files import template_names, unknown_template
-from airflow_ml.templates.loader import TEMPLATES_SUBDIR, load_city_configs, load_parent_configs
+from airflow_ml.templates.files import TEMPLATES_SUBDIR, template_names, unknown_template
+from airflow_ml.templates.loader import load_city_configs, load_parent_configs
 from airflow_ml.templates.models import CityConfig, ParentConfig
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft7Validator
 
-from airflow_ml.factory import Shard, register_dags
+from airflow_ml.factory import Shard, city_problems, register_dags
 from airflow_ml.factory.params import SCHEMA_DIALECT
 from airflow_ml.templates.training_spec import LightGBMParams
 from tests.support import REPO
@@ -140,3 +140,85 @@ def test_every_city_gets_its_own_form_with_its_own_descriptions(root: Path) -> N
         "force",
         "dry_run",
     ]
+
+
+def _cross_shard_clash(root: Path) -> tuple[Path, Path]:
+    """Two templates on '{template}_{city}' whose cities 'oslo' (shard 0 of 2) and 'duration_oslo' (1 of 2) meet."""
+    source = (root / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
+    pattern = "\nregistry:\n  name_pattern: '{template}_{city}'\n"
+    for template in ("ride", "ride_duration"):
+        (root / "templates" / f"{template}.yaml").write_text(source + pattern, encoding="utf-8")
+    keeper = root / "cities" / "duration_oslo.yaml"  # first in path order: keeps ride_duration_oslo
+    keeper.write_text("city: duration_oslo\ntemplate: ride\n")
+    loser = root / "cities" / "oslo.yaml"
+    loser.write_text("city: oslo\ntemplate: ride_duration\n")
+    assert (Shard(0, 2).holds("oslo"), Shard(1, 2).holds("duration_oslo")) == (True, True)
+    return keeper, loser
+
+
+def test_a_city_losing_its_model_name_to_another_shard_is_built_by_no_shard_file_and_reported_once(
+    root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    keeper, loser = _cross_shard_clash(root)
+
+    with caplog.at_level(logging.ERROR, logger="airflow_ml.factory.dag_registration"):
+        shards = [_register(root, Shard(index, 2)) for index in range(2)]
+    logged = [r.getMessage() for r in caplog.records]
+
+    built = set().union(*shards)
+    assert "ride.duration_oslo" in built
+    assert "ride_duration.oslo" not in built, "two cities would fight over one registered model"
+    assert built == set(_register(root)), "the shard files build what one file of the whole fleet builds"
+    (skipped,) = [message for message in logged if "ride_duration_oslo" in message]
+    assert str(loser) in skipped
+    assert str(keeper) in skipped
+    assert "put a '.' between" in skipped
+    reports = [city_problems(root, Shard(index, 2)) for index in range(2)]
+    named = [str(e) for report in reports for e in report]
+    assert len(named) == 1
+    assert "ride_duration_oslo" in named[0]
+    assert str(loser) in named[0]
+    assert named == [str(e) for e in city_problems(root)]
+
+
+def test_a_task_process_of_the_losing_city_builds_nothing(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _cross_shard_clash(root)
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "ride_duration.oslo")
+
+    assert _register(root, Shard(0, 2)) == {}
+
+
+def test_the_sharded_reports_together_name_what_the_whole_fleet_report_names(root: Path) -> None:
+    _cross_shard_clash(root)
+    cities = root / "cities"
+    (cities / "city_00.yaml").write_text("city: city_00\ntemplate: ride_duration\nnot_a_field: 1\n")
+    (cities / "city_01.yaml").write_text("city: city_01\ntemplate: [unclosed\n")
+    (cities / "city_02.yaml").write_text("city: city_02\ntemplate: nowhere\n")
+    (cities / "city_03.yml").write_text("city: city_03\ntemplate: ride_duration\n")  # misnamed
+    (cities / "spain" / "city_04.yaml").write_text("city: city_04\ntemplate: ride_duration\n")  # twice
+    (cities / "city_05.yaml").write_text("city: city_05\ntemplate: ride_duration\nscoring: {on_new_data: true}\n")
+    (root / "templates" / "late.yml").write_text("dataset: {}\n")  # a misnamed layer file: a whole-fleet error
+    (root / "groups").mkdir()
+    (root / "groups" / "norway.yaml").write_text("fallback: {parent: group}\ntraining: {num_boost_round: -1}\n")
+    (cities / "city_06.yaml").write_text("city: city_06\ntemplate: ride_duration\ngroup: norway\n")
+    (root / "templates" / "bad.yaml").write_text("dataset: {}\n")  # breaks each of its cities
+    bad_cities = [f"bad_{index}" for index in range(6)]
+    for city in bad_cities:
+        (cities / f"{city}.yaml").write_text(f"city: {city}\ntemplate: bad\n")
+
+    whole = city_problems(root)
+    parents = [str(e) for e in whole if e.file.endswith("norway.yaml")]  # load_parent_configs's
+    [bad] = [str(e) for e in whole if e.file.endswith("bad.yaml")]  # once in a load, however many cities
+    for count in (2, 3):
+        shards = [[str(e) for e in city_problems(root, Shard(index, count))] for index in range(count)]
+
+        named = [problem for shard in shards for problem in shard]
+        assert set(named) == {str(e) for e in whole}, f"{count} report files: the whole-fleet problems, as a set"
+        holding = [any(Shard(index, count).holds(city) for city in bad_cities) for index in range(count)]
+        assert [shard.count(bad) for shard in shards] == [int(held) for held in holding]
+        assert sum(holding) >= 2, "the broken template is named by several report files: a set, not a list"
+        assert sorted(problem for problem in named if problem != bad) == sorted(str(e) for e in whole if str(e) != bad)
+        assert [any("late.yml" in e for e in shard) for shard in shards] == [True] + [False] * (count - 1)
+        assert [sum(e in parents for e in shard) for shard in shards] == [len(parents)] + [0] * (count - 1)
+    assert len(parents) == 1
+    assert len(whole) >= 10

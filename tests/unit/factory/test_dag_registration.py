@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from airflow_ml.exceptions import BrokenCityFiles
 from airflow_ml.factory import (
     Shard,
     city_problems,
@@ -17,6 +18,7 @@ from airflow_ml.factory import (
     register_dags,
     register_monitor_and_drift_review_dags,
     register_score_dags,
+    report_broken_cities,
     score_dags,
 )
 from airflow_ml.factory.drift_review_dags import register_drift_review_dags
@@ -204,6 +206,59 @@ def test_a_shard_far_past_its_budget_says_how_many_shard_files_the_fleet_needs(
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "shard" in r.getMessage()]
     assert "holds 4 city files" in warning
     assert "4 shard files" in warning
+
+
+def test_a_report_file_past_its_budget_says_how_many_report_files_the_fleet_needs(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("airflow_ml.factory.sharding.CITIES_PER_REPORT", 1)  # 4 cities in one report file
+
+    with caplog.at_level(logging.WARNING):
+        report_broken_cities(templates_root=fleet)  # no broken file: it raises nothing, and still warns
+
+    (warning,) = [r.getMessage() for r in caplog.records if "report of broken city files" in r.getMessage()]
+    assert "(shard 0 of 1) reads 4 city files, more than 1: about 4 cities need 4 report files" in warning
+
+
+def test_misnamed_layer_files_do_not_count_in_a_report_files_city_budget(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr("airflow_ml.factory.sharding.CITIES_PER_REPORT", 4)  # the fleet's 4 cities, no more
+    (fleet / "templates" / "late.yml").write_text("dataset: {}\n")
+    (fleet / "defaults.yml").write_text("owner: x\n")
+
+    with caplog.at_level(logging.WARNING), pytest.raises(BrokenCityFiles, match=r"late\.yml"):
+        report_broken_cities(templates_root=fleet, shard=Shard(0, 1))
+
+    assert not [r for r in caplog.records if "report of broken city files" in r.getMessage()]
+
+
+def test_an_unsharded_load_runs_no_model_name_pass(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_pass(*args: object) -> None:
+        raise AssertionError("the model-name pass ran")
+
+    monkeypatch.setattr("airflow_ml.templates.loader.outside_claims", no_pass)
+
+    assert _city_dags(fleet)
+    assert _city_dags(fleet, Shard(0, 1))
+    assert city_problems(fleet, Shard(0, 1)) == city_problems(fleet) == []
+
+
+def test_a_report_shard_validates_only_its_city_files_and_shard_0_names_the_parents(fleet: Path) -> None:
+    write_city(fleet, "broken", "city: broken\ntemplate: ride_duration\nnot_a_field: 1\n")
+    holder = next(index for index in range(2) if Shard(index, 2).holds("broken"))
+    (fleet / "groups").mkdir()
+    (fleet / "groups" / "norway.yaml").write_text("fallback: {parent: group}\ntraining: {num_boost_round: -1}\n")
+    write_city(fleet, "bergen", "city: bergen\ntemplate: ride_duration\ngroup: norway\n")
+    parent = [str(e) for e in city_problems(fleet) if e.file.endswith("norway.yaml")]
+
+    shards = [[str(e) for e in city_problems(fleet, Shard(index, 2))] for index in range(2)]
+
+    assert any("broken.yaml" in e for e in shards[holder])
+    assert not any("broken.yaml" in e for e in shards[1 - holder])
+    assert parent
+    assert all(e in shards[0] for e in parent)
+    assert not any(e in shards[1] for e in parent)
 
 
 def _cities_of(dags: dict[str, Any]) -> dict[str, list[str]]:

@@ -1,10 +1,18 @@
-"""Shards (factory/sharding.py): how many shard files a fleet needs, and what a shard past its budget says."""
+"""Shards (factory/sharding.py): how many shard and report files a fleet needs, and what one past its budget says."""
 
 from __future__ import annotations
 
 import pytest
 
-from airflow_ml.factory.sharding import CITIES_PER_SHARD, Shard, shard_budget_warning, shard_count
+from airflow_ml.factory.sharding import (
+    CITIES_PER_REPORT,
+    CITIES_PER_SHARD,
+    Shard,
+    report_budget_warning,
+    report_count,
+    shard_budget_warning,
+    shard_count,
+)
 
 
 @pytest.mark.parametrize(
@@ -39,3 +47,23 @@ def test_a_shard_past_its_share_names_its_load_and_the_count_the_fleet_needs() -
     assert "shard 1 of 2 holds 510 city files, more than 500" in warning
     assert "about 1020 cities need 3 shard files" in warning
     assert "docs/production/scaling.md" in warning
+
+
+@pytest.mark.parametrize(("cities", "files"), [(0, 1), (4_000, 1), (4_001, 2), (10_000, 3), (20_000, 5)])
+def test_a_fleet_gets_one_report_file_per_4000_cities_and_at_least_one(cities: int, files: int) -> None:
+    assert CITIES_PER_REPORT == 4_000
+    assert report_count(cities) == files
+
+
+def test_a_report_within_its_share_says_nothing_and_one_past_it_names_the_count_and_the_fix() -> None:
+    assert report_budget_warning(Shard(), 4_000) is None
+
+    whole = report_budget_warning(Shard(), 10_000)  # the shipped whole-fleet retrain_errors.py
+    split = report_budget_warning(Shard(1, 2), 4_100)
+
+    assert whole is not None
+    assert "(shard 0 of 1) reads 10000 city files, more than 4000" in whole
+    assert "about 10000 cities need 3 report files" in whole
+    assert "retrain_errors_<i>.py each calling report_broken_cities(..., shard=Shard(i, count))" in whole
+    assert split is not None
+    assert "about 8200 cities need 3 report files" in split
