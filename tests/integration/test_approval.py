@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,18 +37,25 @@ def world(tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, dags_dir: 
 
 
 class Responder(threading.Thread):
-    """Answers the first open approval request of the city's DAG, and remembers what it was shown."""
+    """Answers the first open approval request of the city's DAG, and remembers what it was shown.
 
-    def __init__(self, api: Any, option: str, deadline: float = 240) -> None:
+    It looks until it has answered or the run has ended (``stop``), never for a fixed time: a run that reaches
+    its approval late on a loaded machine would otherwise wait, in dag.test(), for an answer nobody gives.
+    """
+
+    def __init__(self, api: Any, option: str) -> None:
         super().__init__(daemon=True)
-        self.api, self.option, self.deadline = api, option, deadline
+        self.api, self.option = api, option
+        self.stop = threading.Event()
         self.request: dict[str, Any] | None = None
         self.status: int | None = None
+        self.seen: list[int] = []  # every status of a look or an answer that failed, for the failure message
 
     def run(self) -> None:
-        end = time.monotonic() + self.deadline
-        while time.monotonic() < end and self.request is None:
+        while not self.stop.is_set() and self.request is None:
             listing = self.api.get(f"/api/v2/dags/{MODEL}/dagRuns/~/hitlDetails", params={"response_received": False})
+            if listing.status_code != 200:
+                self.seen.append(listing.status_code)
             for detail in listing.json().get("hitl_details", []) if listing.status_code == 200 else []:
                 ti = detail["task_instance"]
                 answer = self.api.patch(
@@ -61,8 +67,10 @@ class Responder(threading.Thread):
                 # a person would, rather than leave the run waiting for an answer that never comes.
                 if answer.status_code == 200:
                     self.request = detail
+                else:
+                    self.seen.append(answer.status_code)
                 break
-            time.sleep(0.5)
+            self.stop.wait(0.5)
 
 
 def _run(world: dict[str, Any], conf: dict[str, Any], answer: str | None = None) -> dict[str, Any]:
@@ -71,9 +79,12 @@ def _run(world: dict[str, Any], conf: dict[str, Any], answer: str | None = None)
     responder = Responder(world["api"], answer) if answer else None
     if responder:
         responder.start()
-    run = world["build"]().test(run_conf=conf)
-    if responder:
-        responder.join(timeout=5)
+    try:
+        run = world["build"]().test(run_conf=conf)
+    finally:
+        if responder:
+            responder.stop.set()
+            responder.join(timeout=5)
     folder = Path(snapshot_location(str(world["data_root"] / "snapshots"), "ride_duration", CITY, run.run_id))
     files = {name: folder / f"{name}.json" for name in ("decision", "approval", "drift")}
     return {
@@ -81,6 +92,7 @@ def _run(world: dict[str, Any], conf: dict[str, Any], answer: str | None = None)
         **{name: json.loads(path.read_text()) if path.exists() else None for name, path in files.items()},
         "asked": responder.request if responder else None,
         "status": responder.status if responder else None,
+        "failed_statuses": responder.seen if responder else [],
     }
 
 

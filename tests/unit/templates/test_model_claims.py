@@ -116,7 +116,7 @@ def test_a_partial_load_where_a_clash_is_possible_reads_its_files_and_the_few_th
     assert sorted(p for p in reads if "cities" in p.parts) == [keeper, oslo]
 
 
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(20, method="signal")  # no Airflow task runs here to clear the alarm
 @pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero"])
 def test_defaults_that_are_no_regular_file_are_never_read_and_hang_no_load(
     root: Path, monkeypatch: pytest.MonkeyPatch, kind: str
@@ -140,7 +140,7 @@ def test_defaults_that_are_no_regular_file_are_never_read_and_hang_no_load(
     assert [str(e) for e in errors] == [str(e) for e in whole[1] if str(oslo) in str(e)]
 
 
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(20, method="signal")  # no Airflow task runs here to clear the alarm
 def test_a_template_linking_out_of_templates_is_never_read(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _template(root, "ride_duration", JOINED)
     outside = root / "outside.yaml"  # would make 'ride' and 'ride_duration' clash, if it were read
