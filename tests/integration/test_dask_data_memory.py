@@ -23,7 +23,7 @@ from airflow_ml.validation.partitioned import validate_partitions
 from tests.support import REPO
 from tests.support.partition_clusters import ARROW_POOL, MIB, local_cluster, peak_rss, pid, warm_up
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # a Dask cluster per test: make test-slow
 
 
 def suite_of(*expectations: tuple[str, dict[str, Any]]) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from tests.support.dask_clusters import dask_city
 from tests.support.partition_clusters import MIB, limit_memory, local_cluster, peak_rss, pid, warm_up_pipeline
 from tests.support.worlds import city_world
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # a Dask cluster per test: make test-slow
 CITY = "berlin"
 MODEL = f"ride_duration.{CITY}"
 DASK = dask_city("dask_memory", rounds=30)

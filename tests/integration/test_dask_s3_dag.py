@@ -26,7 +26,7 @@ from tests.support.dask_clusters import dask_city, process_cluster
 from tests.support.s3_servers import S3_KEYS, moto_endpoint, s3_client
 from tests.support.worlds import city_world
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # a Dask cluster per test: make test-slow
 TEMPLATE = "dask_s3"
 CITY = "lisbon"
 MODEL = f"{TEMPLATE}.{CITY}"

@@ -23,7 +23,7 @@ from tests.support.dask_clusters import dask_city, process_cluster
 from tests.support.serving_models import champion_holdout, serve_champion
 from tests.support.worlds import city_world
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # a Dask cluster per test: make test-slow
 CITY = "berlin"
 MODEL = f"ride_duration.{CITY}"
 DASK = dask_city("dask_test", rounds=40, drift=False)

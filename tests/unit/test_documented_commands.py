@@ -102,7 +102,9 @@ def test_make_demo_and_ci_run_what_is_registered_to_them(command: str) -> None:
         assert "check" in _make_prerequisites("test"), "make test (what CI runs) runs make check first"
         assert command == MAKE_CHECK or command in _make_recipe("check"), f"make check does not run {command!r}"
     elif runner == MAKE_TEST:
-        assert ".venv/bin/pytest" in _make_recipe("test"), "make test runs the whole suite with .venv/bin/pytest"
+        # The whole suite but its slow cases, which `make test-slow` runs: together they run every documented selection.
+        assert _make_recipe("test") == ['.venv/bin/pytest -m "not slow"'], "make test runs the suite but its slow cases"
+        assert _make_recipe("test-slow") == [".venv/bin/pytest -m slow"], "make test-slow runs the slow cases"
         _assert_a_selection_of_the_suite(command)
     elif runner == MAKE_DEMO:
         if command == MAKE_DEMO:

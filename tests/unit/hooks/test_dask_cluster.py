@@ -58,6 +58,7 @@ def test_a_bad_connection_names_itself_the_value_and_the_fix(
         DaskClusterHook("dask_bad").get_conn()
 
 
+@pytest.mark.slow
 def test_the_test_button_asks_the_real_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
     with process_cluster() as cluster:
         set_conn(monkeypatch, "dask_live", {"conn_type": "dask", "host": cluster.scheduler_address})

@@ -29,6 +29,8 @@ from airflow_ml.ml.train import Splits, time_split
 from tests.support.dask_clusters import cluster_client
 from tests.support.training_data import late_trips, snapshot
 
+pytestmark = pytest.mark.slow  # a Dask cluster of worker processes per test: make test-slow
+
 SPLIT = SplitSettings("pickup_at", 0.15, 0.15)
 
 

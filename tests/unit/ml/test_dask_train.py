@@ -27,6 +27,8 @@ from airflow_ml.ml.train import time_split, train_model, train_sample
 from tests.support.dask_clusters import LOCAL_CLUSTER, cluster_client
 from tests.support.training_data import binary, late_trips, regression, snapshot
 
+pytestmark = pytest.mark.slow  # a Dask cluster of worker processes per test: make test-slow
+
 SPLIT = SplitSettings("pickup_at", 0.15, 0.15)
 
 

@@ -136,6 +136,7 @@ def nightly_q_values(stats: dict[str, np.ndarray], night: int, history: int | No
     return adjust(ps).reshape(len(stats), *stats["psi"].shape[:2])
 
 
+@pytest.mark.slow
 def test_a_fleet_without_drift_alarms_on_at_most_about_q_of_its_nights() -> None:
     """200 cities x 20 features x 2 statistics, 30 nights judged after 30 nights of history."""
     rng = np.random.default_rng(14)
@@ -304,6 +305,7 @@ def test_raw_values_are_judged_only_against_their_own_compare_mode_and_the_stop_
     assert "before compare modes were kept" in old["note"]
 
 
+@pytest.mark.slow
 def test_a_fleet_whose_dispersion_wavers_a_little_stays_within_about_q_with_the_shape_integrated_out() -> None:
     """Rows fixed, but each night's spread varies by a log-normal factor of sd 0.2 (unrelated to the rows).
 

@@ -100,6 +100,7 @@ def rows_mixture_statistics(
     }, n_eff
 
 
+@pytest.mark.slow
 def test_a_fleet_whose_rows_vary_from_night_to_night_alarms_on_at_most_about_q_of_its_nights() -> None:
     """200 cities x 20 features x 2 statistics, 30 nights after 30; judged raw, the same fleet alarms far too often."""
     rng = np.random.default_rng(19)

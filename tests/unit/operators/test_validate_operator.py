@@ -126,6 +126,7 @@ def test_the_validation_run_has_counts_as_params_and_the_snapshot_as_dataset_inp
     assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "validation"
 
 
+@pytest.mark.slow
 def test_with_engine_dask_the_suite_runs_in_groups_of_parts_on_a_cluster_the_task_starts(
     world: OperatorWorld, snapshot: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -336,6 +336,7 @@ def nightly_p_values(root: Path, city: str, rows_per_day: float, nights: int, se
     return pd.DataFrame(out)
 
 
+@pytest.mark.slow
 def test_no_drift_p_values_are_not_anti_conservative_on_overlapping_rolling_snapshots(tmp_path: Path) -> None:
     # 400 rows a day: always new_rows; 27 a day: the latest 7 days hold about 182 rows, so the city switches
     # between new_rows and whole_snapshot; 8 a day: always the whole snapshot.

@@ -373,6 +373,7 @@ def parts(tmp_path_factory: pytest.TempPathFactory) -> Manifest:
         )
 
 
+@pytest.mark.slow
 def test_on_dask_the_gate_scores_the_holdout_on_the_cluster_and_decides_as_locally(
     client: MlflowClient, parts: Manifest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -406,6 +407,7 @@ def test_on_dask_the_gate_scores_the_holdout_on_the_cluster_and_decides_as_local
     assert (there["decision"], there["refused_by"]) == (here["decision"], here["refused_by"])
 
 
+@pytest.mark.slow
 def test_on_dask_the_challengers_logged_predictions_stand_for_it_only_when_its_snapshot_hash_matches(
     client: MlflowClient, parts: Manifest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -450,6 +452,7 @@ def test_on_dask_the_challengers_logged_predictions_stand_for_it_only_when_its_s
     assert (reused["decision"], reused["refused_by"]) == (rescored["decision"], rescored["refused_by"])
 
 
+@pytest.mark.slow
 def test_on_dask_the_cluster_is_closed_before_the_champion_moves_so_a_failed_close_moves_nothing(
     client: MlflowClient, parts: Manifest
 ) -> None:

@@ -46,6 +46,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"client": client, "uri": parts.uri, "version": version}
 
 
+@pytest.mark.slow
 def test_on_dask_only_the_sample_is_gathered_and_judged_as_locally(
     world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -67,7 +68,7 @@ def test_on_dask_only_the_sample_is_gathered_and_judged_as_locally(
         assert found.record[key] == pytest.approx(local.record[key], rel=1e-9, abs=1e-9)
 
 
-@pytest.mark.parametrize("engine", ["local", "dask"])
+@pytest.mark.parametrize("engine", ["local", pytest.param("dask", marks=pytest.mark.slow)])
 def test_the_champion_is_loaded_from_the_registry_once(world: dict[str, Any], engine: str) -> None:
     settings = HealthSettings(model_name=MODEL, split=SPLIT, sample_rows=50, engine=engine)
     counting = CountingClient(world["client"])
