@@ -42,17 +42,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"client": client, "version": version, "trained": trained, "other": other, "later": later}
 
 
-def predictions(world: dict[str, Any], loads: list[int], version: Any = None) -> ChampionPredictions:
-    """A fresh cache (as a new run makes one) whose loads of the champion are counted in ``loads``."""
+def loader(world: dict[str, Any], loads: list[int]) -> Any:
+    """Loads the champion as the drift step does, counting the loads in ``loads``."""
     from airflow_ml.ml import model_registry as registry
-
-    champion = version or world["version"]
 
     def load() -> Any:
         loads.append(1)
         return registry.load_version(world["client"], world["version"])
 
-    return ChampionPredictions(champion, FEATURES, load)
+    return load
+
+
+def predictions(world: dict[str, Any], loads: list[int], version: Any = None) -> ChampionPredictions:
+    """A fresh cache (as a new run makes one) whose loads of the champion are counted in ``loads``."""
+    return ChampionPredictions(version or world["version"], FEATURES, loader(world, loads))
 
 
 def rows(manifest: Manifest) -> pd.DataFrame:
@@ -148,3 +151,30 @@ def test_a_folder_that_cannot_be_written_keeps_nothing_and_still_predicts(
 
     assert values.shape == (later.row_count,)
     assert "were not kept" in caplog.text
+
+
+def test_predictions_are_kept_beside_a_snapshot_on_s3(world: dict[str, Any]) -> None:
+    """The same file on an object store (moto's S3 in this process): written once, read back by the next run."""
+    import uuid
+
+    from airflow_ml.hooks.storage_credentials import storage_options
+    from tests.support.s3_servers import moto_endpoint, s3_client
+
+    later = world["later"]
+    with moto_endpoint() as url:
+        bucket = f"kept-{uuid.uuid4().hex[:12]}"
+        s3_client(url).create_bucket(Bucket=bucket)
+        on_s3 = dataclasses.replace(later, uri=f"s3://{bucket}/snapshots/ride_duration/lisbon/later")
+        options = storage_options(on_s3.uri)
+
+        def run() -> ChampionPredictions:
+            return ChampionPredictions(world["version"], FEATURES, loader(world, []), storage_options=options)
+
+        first, second = run(), run()
+        made = first.whole(on_s3, rows(later))
+        read = second.whole(on_s3, rows(later))
+        listed = s3_client(url).list_objects_v2(Bucket=bucket)["Contents"]
+
+    assert (first.sources, second.sources) == (["predicted"], ["file"])
+    assert np.array_equal(made, read)
+    assert [o["Key"].rsplit("/", 1)[-1][: len(PREFIX)] for o in listed] == [PREFIX]
