@@ -11,6 +11,7 @@ snapshot's rows in the history, replacing those of a rerun.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,10 +128,13 @@ def calibrate_run(
     *,
     storage_options: StorageOptions | None = None,
     now: dt.datetime | None = None,
+    read: Callable[[str, list[str]], pd.DataFrame] | None = None,
 ) -> RunCalibration:
     """This snapshot's drift since the city's previous snapshot, with p-values and the family's q-values.
 
-    ``now`` (default: the clock) dates the history rows and decides which cities are recent enough.
+    ``now`` (default: the clock) dates the history rows and decides which cities are recent enough. ``read(uri,
+    columns)`` reads this snapshot (default: :func:`~airflow_ml.data.snapshot.read_snapshot`): the drift step
+    hands one that keeps what it read for its champion comparison, which reads the same columns.
     """
     now = now or dt.datetime.now(dt.UTC)
     rules = CalibrationRules.from_dict(settings.calibration)
@@ -140,7 +144,12 @@ def calibrate_run(
     history = store.read_history(uri, storage_options=storage_options)
     past = store.before(history, manifest.content_hash)
     season = season_of(manifest.partitions, rules.season)
-    previous, frames, compared, shared, note, current_rows = _previous(manifest, settings, past, storage_options)
+    if read is None:
+
+        def read(uri: str, columns: list[str]) -> pd.DataFrame:
+            return read_snapshot(uri, columns=columns, storage_options=storage_options)
+
+    previous, frames, compared, shared, note, current_rows = _previous(manifest, settings, past, storage_options, read)
     mode = None if compared is None else compared["mode"]
     family = read_family(root, template, max_age_days=rules.max_age_days, now=now, storage_options=storage_options)
     everyone = store.fleet_latest(root, template, skip=manifest.city, storage_options=storage_options)
@@ -190,7 +199,11 @@ _Previous = tuple[
 
 
 def _previous(
-    manifest: Manifest, settings: DriftSettings, past: pd.DataFrame, storage_options: StorageOptions | None
+    manifest: Manifest,
+    settings: DriftSettings,
+    past: pd.DataFrame,
+    storage_options: StorageOptions | None,
+    read: Callable[[str, list[str]], pd.DataFrame],
 ) -> _Previous:
     """The newest readable earlier snapshot, this snapshot's rows to compare with it (and which they are) and the
     values both hold."""
@@ -198,24 +211,20 @@ def _previous(
     if not earlier:
         return None, None, None, None, "the city's first recorded snapshot: nothing to compare with yet", None
     wanted = list(dict.fromkeys([*settings.features, settings.target]))
-    read = [*wanted, settings.time_column] if settings.time_column else wanted
+    columns = [*wanted, settings.time_column] if settings.time_column else wanted
     problems = []
     for candidate in earlier[:_TRIES]:
         try:
             previous = load_manifest(candidate.snapshot_uri, storage_options=storage_options)
             reference = read_snapshot(
                 candidate.snapshot_uri,
-                columns=[c for c in dict.fromkeys(read) if c in previous.columns],
+                columns=[c for c in dict.fromkeys(columns) if c in previous.columns],
                 storage_options=storage_options,
             )
         except (DataError, OSError, ValueError, pa.ArrowException) as exc:
             problems.append(f"{candidate.snapshot_uri}: {exc}")
             continue
-        current = read_snapshot(
-            manifest.uri,
-            columns=[c for c in dict.fromkeys(read) if c in manifest.columns],
-            storage_options=storage_options,
-        )
+        current = read(manifest.uri, [c for c in dict.fromkeys(columns) if c in manifest.columns])
         selection = select_rows(
             current,
             partitions=manifest.partitions,

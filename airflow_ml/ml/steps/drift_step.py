@@ -90,8 +90,9 @@ def check_drift(
     elif client is None:
         raise ValueError("a drift check that is on needs an MLflow client (the champion's training data)")
     else:
-        run, skipped = _calibration(manifest, settings, storage_options)
-        record = _compare(client, manifest, settings, artifact_root, tags, storage_options, run)
+        read = _SnapshotReads(storage_options)  # this snapshot, read once for both comparisons
+        run, skipped = _calibration(manifest, settings, storage_options, read)
+        record = _compare(client, manifest, settings, artifact_root, tags, storage_options, run, read)
         if run is not None:
             if "calibration" not in record:  # skipped or refused before the comparison
                 record = apply_stop_rule(record, run)
@@ -174,14 +175,29 @@ def _predicted(
     return predictions.predict(frame)
 
 
+class _SnapshotReads:
+    """:func:`read_snapshot` that keeps what it read by URI and columns: the calibration and the champion
+    comparison read this snapshot's same columns (features, target, time column) once."""
+
+    def __init__(self, storage_options: StorageOptions | None) -> None:
+        self._storage_options = storage_options
+        self._kept: dict[tuple[str, tuple[str, ...]], pd.DataFrame] = {}
+
+    def __call__(self, uri: str, columns: list[str]) -> pd.DataFrame:
+        key = (uri, tuple(columns))
+        if key not in self._kept:
+            self._kept[key] = read_snapshot(uri, columns=columns, storage_options=self._storage_options)
+        return self._kept[key]
+
+
 def _calibration(
-    manifest: Manifest, settings: DriftSettings, storage_options: StorageOptions | None
+    manifest: Manifest, settings: DriftSettings, storage_options: StorageOptions | None, read: _SnapshotReads
 ) -> tuple[RunCalibration | None, str]:
     """This run's drift since the city's previous snapshot, judged on its history; or why it is not."""
     if settings.calibration.get("enabled", True) is False:
         return None, ""
     try:
-        return calibrate_run(manifest, settings, storage_options=storage_options), ""
+        return calibrate_run(manifest, settings, storage_options=storage_options, read=read), ""
     except ValueError as exc:  # a snapshot outside <data_root>/snapshots: the history has no home
         return None, str(exc)
 
@@ -193,7 +209,8 @@ def _compare(
     artifact_root: str | None,
     tags: Mapping[str, str] | None,
     storage_options: StorageOptions | None,
-    run: RunCalibration | None = None,
+    run: RunCalibration | None,
+    read: _SnapshotReads,
 ) -> dict[str, Any]:
     model_name, features, target = settings.model_name, settings.features, settings.target
     time_column, compare = settings.time_column, settings.compare
@@ -226,10 +243,8 @@ def _compare(
         reason = f"the training snapshot of champion v{version} at {reference_uri!r} cannot be read: {exc}"
         return {**base, "status": "skipped", "reason": reason}
     base["champion_snapshot_hash"] = reference_manifest.content_hash
-    read = [*wanted, time_column] if time_column and compare == "new_rows" else wanted
-    current = read_snapshot(
-        manifest.uri, columns=[c for c in dict.fromkeys(read) if c in manifest.columns], storage_options=storage_options
-    )
+    columns = [*wanted, time_column] if time_column and compare == "new_rows" else wanted
+    current = read(manifest.uri, [c for c in dict.fromkeys(columns) if c in manifest.columns])
     selection = select_rows(
         current,
         partitions=manifest.partitions,

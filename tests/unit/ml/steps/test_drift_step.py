@@ -274,7 +274,18 @@ def test_the_champions_predictions_are_kept_beside_each_snapshot_and_a_rerun_rec
         return list(Path(manifest.uri.removeprefix("file://")).glob(f"{PREFIX}*.npy"))
 
     assert (len(kept(trained_on)), len(kept(night1))) == (1, 1)  # night 1 kept both
+    from airflow_ml.data import snapshot as snapshots
+
+    asked: list[str] = []
+
+    def spy(uri: str, columns: Any = None, **options: Any) -> Any:
+        asked.append(uri)
+        return snapshots.read_snapshot(uri, columns, **options)
+
+    for module in ("drift_step", "drift_calibration_step"):
+        monkeypatch.setattr(f"airflow_ml.ml.steps.{module}.read_snapshot", spy)
     first = check_drift(client, night2, settings)
+    assert asked.count(night2.uri) == 1  # one read for the calibration and the champion comparison
     assert loads == ["loaded"]  # only night 2's own rows were predicted
     assert len(kept(night2)) == 1
     rerun = check_drift(client, night2, settings)
