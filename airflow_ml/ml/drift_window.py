@@ -37,12 +37,15 @@ class Selection:
             ``snapshot_window``, ``champion_window`` and ``note`` (why the mode differs from the request, or
             how the window was widened).
         fell_back: Whether new rows were asked for and the whole snapshot was compared instead.
+        rows: Which of the snapshot's rows ``frame`` holds, as a boolean mask in the snapshot's order; None
+            when it holds them all (what the champion predicted on the whole snapshot is sliced with it).
     """
 
     frame: pd.DataFrame
     name: str
     record: dict[str, Any] = field(default_factory=dict)
     fell_back: bool = False
+    rows: Any = field(default=None, repr=False, compare=False)
 
 
 def select_rows(
@@ -101,7 +104,8 @@ def select_rows(
     start = pd.Timestamp(since)
     if times.dt.tz is not None:
         start = start.tz_localize(times.dt.tz)
-    selected = frame.loc[(times >= start).to_numpy()]
+    mask = (times >= start).to_numpy(dtype=bool)
+    selected = frame.loc[mask]
     if len(selected) < min_new_rows:
         return whole(
             f"only {len(selected)} row(s) since {since} (drift.min_new_rows {min_new_rows}): too few for a "
@@ -118,7 +122,7 @@ def select_rows(
         f"this snapshot's rows since {since} ({len(chosen)} partition(s), {len(new)} after the champion's "
         f"training window ending {reference[-1]})"
     )
-    return Selection(selected.reset_index(drop=True), name, {**record, "note": note})
+    return Selection(selected.reset_index(drop=True), name, {**record, "note": note}, rows=mask)
 
 
 def _datetimes(values: pd.Series) -> pd.Series:

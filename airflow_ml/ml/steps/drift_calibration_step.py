@@ -11,6 +11,7 @@ snapshot's rows in the history, replacing those of a rerun.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,8 @@ class RunCalibration:
         frames: The previous snapshot's rows and this snapshot's rows compared with them (None without one).
         shared: The values both sides hold, per column (``""``: the rows; None: unknown), see
             :func:`airflow_ml.ml.drift_window.shared_counts`.
+        previous: The previous snapshot's manifest (None without one).
+        current_rows: Which of this snapshot's rows ``frames[1]`` holds (a boolean mask; None: all of them).
     """
 
     rules: CalibrationRules
@@ -58,6 +61,8 @@ class RunCalibration:
     frames: tuple[pd.DataFrame, pd.DataFrame] | None = None
     shared: dict[str, int] | None = None
     entries: list[dict[str, Any]] = field(default_factory=list)
+    previous: Manifest | None = None
+    current_rows: Any = None
 
     def __post_init__(self) -> None:
         self.entries = with_fleet(self.calibrated, self.fleet_p_values)
@@ -123,10 +128,13 @@ def calibrate_run(
     *,
     storage_options: StorageOptions | None = None,
     now: dt.datetime | None = None,
+    read: Callable[[str, list[str]], pd.DataFrame] | None = None,
 ) -> RunCalibration:
     """This snapshot's drift since the city's previous snapshot, with p-values and the family's q-values.
 
-    ``now`` (default: the clock) dates the history rows and decides which cities are recent enough.
+    ``now`` (default: the clock) dates the history rows and decides which cities are recent enough. ``read(uri,
+    columns)`` reads this snapshot (default: :func:`~airflow_ml.data.snapshot.read_snapshot`): the drift step
+    hands one that keeps what it read for its champion comparison, which reads the same columns.
     """
     now = now or dt.datetime.now(dt.UTC)
     rules = CalibrationRules.from_dict(settings.calibration)
@@ -136,7 +144,12 @@ def calibrate_run(
     history = store.read_history(uri, storage_options=storage_options)
     past = store.before(history, manifest.content_hash)
     season = season_of(manifest.partitions, rules.season)
-    previous, frames, compared, shared, note = _previous(manifest, settings, past, storage_options)
+    if read is None:
+
+        def read(uri: str, columns: list[str]) -> pd.DataFrame:
+            return read_snapshot(uri, columns=columns, storage_options=storage_options)
+
+    previous, frames, compared, shared, note, current_rows = _previous(manifest, settings, past, storage_options, read)
     mode = None if compared is None else compared["mode"]
     family = read_family(root, template, max_age_days=rules.max_age_days, now=now, storage_options=storage_options)
     everyone = store.fleet_latest(root, template, skip=manifest.city, storage_options=storage_options)
@@ -165,40 +178,53 @@ def calibrate_run(
         "row": row,
     }
     calibrated = calibrate(_today(settings, frames, shared), past, rules, season=season, mode=mode)
-    return RunCalibration(rules, uri, manifest.content_hash, calibrated, past, fleet_ps, base, frames, shared)
+    return RunCalibration(
+        rules,
+        uri,
+        manifest.content_hash,
+        calibrated,
+        past,
+        fleet_ps,
+        base,
+        frames,
+        shared,
+        previous=previous,
+        current_rows=current_rows,
+    )
 
 
 _Previous = tuple[
-    Manifest | None, tuple[pd.DataFrame, pd.DataFrame] | None, dict[str, Any] | None, dict[str, int] | None, str
+    Manifest | None, tuple[pd.DataFrame, pd.DataFrame] | None, dict[str, Any] | None, dict[str, int] | None, str, Any
 ]
 
 
 def _previous(
-    manifest: Manifest, settings: DriftSettings, past: pd.DataFrame, storage_options: StorageOptions | None
+    manifest: Manifest,
+    settings: DriftSettings,
+    past: pd.DataFrame,
+    storage_options: StorageOptions | None,
+    read: Callable[[str, list[str]], pd.DataFrame],
 ) -> _Previous:
-    """The newest readable earlier snapshot, this snapshot's rows to compare with it and the values both hold."""
+    """The newest readable earlier snapshot, this snapshot's rows to compare with it (and which they are) and the
+    values both hold."""
     earlier = store.previous_snapshots(past, manifest.content_hash)
     if not earlier:
-        return None, None, None, None, "the city's first recorded snapshot: nothing to compare with yet"
+        return None, None, None, None, "the city's first recorded snapshot: nothing to compare with yet", None
     wanted = list(dict.fromkeys([*settings.features, settings.target]))
-    read = [*wanted, settings.time_column] if settings.time_column else wanted
+    columns = [*wanted, settings.time_column] if settings.time_column else wanted
     problems = []
     for candidate in earlier[:_TRIES]:
         try:
             previous = load_manifest(candidate.snapshot_uri, storage_options=storage_options)
             reference = read_snapshot(
                 candidate.snapshot_uri,
-                columns=[c for c in dict.fromkeys(read) if c in previous.columns],
+                columns=[c for c in dict.fromkeys(columns) if c in previous.columns],
                 storage_options=storage_options,
             )
         except (DataError, OSError, ValueError, pa.ArrowException) as exc:
             problems.append(f"{candidate.snapshot_uri}: {exc}")
             continue
-        current = read_snapshot(
-            manifest.uri,
-            columns=[c for c in dict.fromkeys(read) if c in manifest.columns],
-            storage_options=storage_options,
-        )
+        current = read(manifest.uri, [c for c in dict.fromkeys(columns) if c in manifest.columns])
         selection = select_rows(
             current,
             partitions=manifest.partitions,
@@ -222,8 +248,8 @@ def _previous(
             "shared_rows": None if shared is None else shared[""],
         }
         note = f"earlier snapshot(s) unreadable, skipped: {'; '.join(problems)}" if problems else ""
-        return previous, (reference, selection.frame), compared, shared, note
-    return None, None, None, None, f"no earlier snapshot could be read: {'; '.join(problems)}"
+        return previous, (reference, selection.frame), compared, shared, note, selection.rows
+    return None, None, None, None, f"no earlier snapshot could be read: {'; '.join(problems)}", None
 
 
 def _today(

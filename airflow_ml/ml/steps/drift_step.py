@@ -23,11 +23,12 @@ from airflow_ml.data.snapshot import Manifest, load_manifest, read_snapshot, wri
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.exceptions import DataError, ForeignChampion
 from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml.champion_predictions import ChampionPredictions
 from airflow_ml.ml.champion_trace import deleted_champion
 from airflow_ml.ml.charts.chart_artifacts import log_drift_charts
 from airflow_ml.ml.drift import DriftReport, prediction_check, psi
 from airflow_ml.ml.drift import compare as compare_frames
-from airflow_ml.ml.drift_window import select_rows
+from airflow_ml.ml.drift_window import Selection, select_rows
 from airflow_ml.ml.lineage import this_citys_champion, training_snapshot
 from airflow_ml.ml.steps.drift_calibration_step import RunCalibration, apply_stop_rule, calibrate_run, record_history
 from airflow_ml.ml.steps.step_settings import DriftSettings
@@ -89,8 +90,9 @@ def check_drift(
     elif client is None:
         raise ValueError("a drift check that is on needs an MLflow client (the champion's training data)")
     else:
-        run, skipped = _calibration(manifest, settings, storage_options)
-        record = _compare(client, manifest, settings, artifact_root, tags, storage_options, run)
+        read = _SnapshotReads(storage_options)  # this snapshot, read once for both comparisons
+        run, skipped = _calibration(manifest, settings, storage_options, read)
+        record = _compare(client, manifest, settings, artifact_root, tags, storage_options, run, read)
         if run is not None:
             if "calibration" not in record:  # skipped or refused before the comparison
                 record = apply_stop_rule(record, run)
@@ -101,29 +103,39 @@ def check_drift(
     return record
 
 
+#: What a champion that cannot be loaded or predict raises: the check is then left without a value.
+_CANNOT_PREDICT = (MlflowException, OSError, ValueError, KeyError, TypeError, ImportError)
+
+
 def _with_predictions(
     client: MlflowClient,
     champion: Any,
     settings: DriftSettings,
     report: DriftReport,
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
+    reference: tuple[Manifest, pd.DataFrame],
+    current: tuple[Manifest, pd.DataFrame],
+    selection: Selection,
     run: RunCalibration | None,
+    storage_options: StorageOptions | None,
 ) -> DriftReport:
     """``report`` with the drift of the champion's predictions on its training rows against the compared rows.
 
     With calibration, the predictions' drift since the previous snapshot is judged on the city's history too.
     A champion that cannot be loaded or predict leaves the check without a value, and the note says why.
+    ``reference`` and ``current`` are the two snapshots as read; ``selection`` the rows of ``current`` compared.
+
+    Each whole snapshot is predicted once and kept beside it (:mod:`airflow_ml.ml.champion_predictions`): the
+    champion's training snapshot, the previous one (often the same rows), and, with calibration, this one
+    whole, which the compared rows are sliced from and which tomorrow's run reads as its previous snapshot's.
     """
-    features = list(settings.features)
+    predictions = ChampionPredictions(
+        champion, settings.features, lambda: registry.load_version(client, champion), storage_options=storage_options
+    )
+    whole_now = run is not None  # tomorrow's run compares with this snapshot, whole
     try:
-        model = registry.load_version(client, champion)
-
-        def predict(frame: pd.DataFrame) -> np.ndarray:
-            return np.asarray(model.predict(frame[features]), dtype=float).ravel()
-
-        ours, theirs = predict(reference), predict(current)
-    except (MlflowException, OSError, ValueError, KeyError, TypeError, ImportError) as exc:
+        ours = predictions.whole(*reference)
+        theirs = _predicted(predictions, current, selection.rows, selection.frame, whole=whole_now)
+    except _CANNOT_PREDICT as exc:
         note = f"the champion's predictions could not be made ({type(exc).__name__}: {str(exc)[:300]})"
         check = prediction_check(None, None, thresholds=settings.thresholds, note=note)
         return replace(report, checks=[*report.checks, check])
@@ -131,22 +143,61 @@ def _with_predictions(
     if run is not None and run.frames is not None:
         before, now = run.frames
         try:  # the previous snapshot may not fit the champion (a column that gained a null); the check above stands
-            drifted = psi(predict(before), predict(now), bins=settings.bins)
-            run.add("prediction", "prediction", "psi", drifted, (len(before), len(now)))
+            earlier = predictions.predict(before) if run.previous is None else predictions.whole(run.previous, before)
+            later = _predicted(predictions, current, run.current_rows, now, whole=True)
+            run.add("prediction", "prediction", "psi", psi(earlier, later, bins=settings.bins), (len(before), len(now)))
         except (MlflowException, ValueError, KeyError, TypeError) as exc:
             note = f"the predictions' drift since the previous snapshot could not be computed ({type(exc).__name__})"
             check = replace(check, note=f"{check.note}; {note}" if check.note else note)
     return replace(report, checks=[*report.checks, check])
 
 
+def _predicted(
+    predictions: ChampionPredictions,
+    snapshot: tuple[Manifest, pd.DataFrame],
+    rows: Any,
+    frame: pd.DataFrame,
+    *,
+    whole: bool,
+) -> np.ndarray:
+    """The predictions on ``frame``, the rows ``rows`` (a mask; None: all) of ``snapshot``.
+
+    Sliced from the whole snapshot's predictions when all rows are compared or ``whole`` asks for them; should
+    the whole snapshot not be predictable (a row outside the compared ones, say), the compared rows alone are.
+    """
+    if rows is None or whole:
+        try:
+            every = predictions.whole(*snapshot)
+            return every if rows is None else every[rows]
+        except _CANNOT_PREDICT:
+            if rows is None:
+                raise
+    return predictions.predict(frame)
+
+
+class _SnapshotReads:
+    """:func:`read_snapshot` that keeps what it read by URI and columns: the calibration and the champion
+    comparison read this snapshot's same columns (features, target, time column) once."""
+
+    def __init__(self, storage_options: StorageOptions | None) -> None:
+        self._storage_options = storage_options
+        self._kept: dict[tuple[str, tuple[str, ...]], pd.DataFrame] = {}
+
+    def __call__(self, uri: str, columns: list[str]) -> pd.DataFrame:
+        key = (uri, tuple(columns))
+        if key not in self._kept:
+            self._kept[key] = read_snapshot(uri, columns=columns, storage_options=self._storage_options)
+        return self._kept[key]
+
+
 def _calibration(
-    manifest: Manifest, settings: DriftSettings, storage_options: StorageOptions | None
+    manifest: Manifest, settings: DriftSettings, storage_options: StorageOptions | None, read: _SnapshotReads
 ) -> tuple[RunCalibration | None, str]:
     """This run's drift since the city's previous snapshot, judged on its history; or why it is not."""
     if settings.calibration.get("enabled", True) is False:
         return None, ""
     try:
-        return calibrate_run(manifest, settings, storage_options=storage_options), ""
+        return calibrate_run(manifest, settings, storage_options=storage_options, read=read), ""
     except ValueError as exc:  # a snapshot outside <data_root>/snapshots: the history has no home
         return None, str(exc)
 
@@ -158,7 +209,8 @@ def _compare(
     artifact_root: str | None,
     tags: Mapping[str, str] | None,
     storage_options: StorageOptions | None,
-    run: RunCalibration | None = None,
+    run: RunCalibration | None,
+    read: _SnapshotReads,
 ) -> dict[str, Any]:
     model_name, features, target = settings.model_name, settings.features, settings.target
     time_column, compare = settings.time_column, settings.compare
@@ -191,10 +243,8 @@ def _compare(
         reason = f"the training snapshot of champion v{version} at {reference_uri!r} cannot be read: {exc}"
         return {**base, "status": "skipped", "reason": reason}
     base["champion_snapshot_hash"] = reference_manifest.content_hash
-    read = [*wanted, time_column] if time_column and compare == "new_rows" else wanted
-    current = read_snapshot(
-        manifest.uri, columns=[c for c in dict.fromkeys(read) if c in manifest.columns], storage_options=storage_options
-    )
+    columns = [*wanted, time_column] if time_column and compare == "new_rows" else wanted
+    current = read(manifest.uri, [c for c in dict.fromkeys(columns) if c in manifest.columns])
     selection = select_rows(
         current,
         partitions=manifest.partitions,
@@ -216,7 +266,17 @@ def _compare(
         reference_name=f"champion v{version}'s training snapshot",
         current_name=selection.name,
     )
-    report = _with_predictions(client, champion, settings, report, reference, selection.frame, run)
+    report = _with_predictions(
+        client,
+        champion,
+        settings,
+        report,
+        (reference_manifest, reference),
+        (manifest, current),
+        selection,
+        run,
+        storage_options,
+    )
     compared = {**selection.record, "reference_rows": len(reference)}
     summary = report.summary() + (f"\n  compared: {compared['note']}" if compared["note"] else "")
     record = {**base, **report.to_dict(), "compared": compared, "summary": summary}

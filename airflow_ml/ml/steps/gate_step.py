@@ -22,6 +22,7 @@ from airflow_ml.ml import champion_skill, demotion_guard, model_schema
 from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.champion_trace import deleted_champion
 from airflow_ml.ml.charts.chart_artifacts import log_gate_charts
+from airflow_ml.ml.dask_holdout import columns_read
 from airflow_ml.ml.gate import schema_change
 from airflow_ml.ml.gate.fleet_outlier import FleetSkills
 from airflow_ml.ml.gate.judge import judge
@@ -84,7 +85,8 @@ def gate(
     versions are read: only the labels, the predictions, the slice columns and the training target come back to
     this process; the challenger's logged predictions are checked as locally (row hashes on the cluster, the
     spot-checked rows gathered) and, when they pass, it does not score the holdout. The session is closed
-    before the decision, the charts and any move of the alias.
+    before the decision, the charts and any move of the alias. Either way only the columns the two models read,
+    the time column, the target and the slice columns are read.
 
     Raises:
         ForeignChampion: when the champion (or the parent's) was trained for another city or template;
@@ -222,16 +224,17 @@ def _score_holdout(
             f"gate slices name column(s) {missing} that the snapshot of {manifest.city} lacks; "
             f"it has {sorted(manifest.columns)}"
         )
+    # Only what the models read and the gate judges is read (a key column of distinct strings costs more than
+    # the features): the split sorts on the time column alone (stably), so the rows and their order are the same.
+    columns = columns_read([model, base_model], [split.time_column, target, *slice_columns], manifest.columns)
     if settings.engine == "dask":
-        from airflow_ml.ml.dask_holdout import ClusterHoldout, columns_read, split_on_dask
+        from airflow_ml.ml.dask_holdout import ClusterHoldout, split_on_dask
 
-        # Only what the models read and the gate judges is split on the cluster.
-        columns = columns_read([model, base_model], [split.time_column, target, *slice_columns], manifest.columns)
         rows: LocalHoldout | ClusterHoldout = ClusterHoldout(
             dask_client, split_on_dask(dask_client, manifest, split, storage_options, columns=columns), target
         )
     else:
-        frame = read_snapshot(manifest.uri, storage_options=storage_options)
+        frame = read_snapshot(manifest.uri, columns=columns, storage_options=storage_options)
         rows = LocalHoldout(
             time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction), target
         )

@@ -193,3 +193,18 @@ def test_drift_compare_is_a_closed_choice_and_the_minimums_are_bounded() -> None
     for bad in ({"compare": "new"}, {"min_new_rows": 0}, {"min_new_days": 400}, {"min_new_rows": "300"}):
         with pytest.raises(ValidationError):
             DriftSpec(**bad)
+
+
+def test_the_selection_says_which_of_the_snapshots_rows_it_holds(lake: dict[str, Any]) -> None:
+    """The drift step slices the champion's predictions on the whole snapshot with it (``rows``)."""
+    frame = read_snapshot(lake["now"].uri)
+    partitions, reference = lake["now"].partitions, lake["champion"].partitions
+
+    chosen = select_rows(frame, partitions=partitions, reference_partitions=reference, time_column="pickup_at")
+    whole = select_rows(frame, partitions=partitions, reference_partitions=reference, time_column=None)
+
+    assert chosen.rows.dtype == bool
+    assert chosen.rows.shape == (len(frame),)
+    pd.testing.assert_frame_equal(frame[chosen.rows].reset_index(drop=True), chosen.frame)
+    assert whole.rows is None
+    assert whole.frame is frame

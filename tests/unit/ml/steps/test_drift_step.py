@@ -231,6 +231,83 @@ def test_a_previous_snapshot_the_champion_cannot_read_leaves_a_note_not_a_failed
     assert "the predictions' drift since the previous snapshot could not be computed" in prediction["note"]
 
 
+def test_the_champions_predictions_are_kept_beside_each_snapshot_and_a_rerun_records_the_same_without_the_model(
+    client: Any, model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Night 1 keeps the champion's predictions on its training snapshot and on the night's whole snapshot (the
+    previous snapshot of night 2); a rerun of night 2 finds all three and loads no model, recording the same."""
+    from airflow_ml.ml import model_registry as registry
+    from airflow_ml.ml.champion_predictions import PREFIX
+    from airflow_ml.ml.steps.step_settings import SplitSettings
+    from airflow_ml.ml.steps.train_step import train_and_log
+    from tests.support.training_data import FEATURES, late_trips, regression
+    from tests.support.training_data import snapshot as trips_snapshot
+
+    trips = late_trips(days=10, scale=0.3)
+    days = trips["pickup_at"].dt.normalize()
+    trained_on: Any = trips_snapshot(trips[days < days.min() + pd.Timedelta(days=8)], tmp_path, "r1")
+    result = train_and_log(
+        client, trained_on, regression(num_boost_round=5), SplitSettings("pickup_at"), experiment=model,
+        artifact_root=f"file://{tmp_path}/a",
+    )  # fmt: skip
+    version = registry.register_challenger(
+        client, model, result["model_uri"], result["run_id"], {"airflow_ml.snapshot_uri": trained_on.uri}
+    )
+    client.set_registered_model_alias(model, "champion", version.version)
+    settings = DriftSettings(
+        model_name=model, features=FEATURES, target="duration_min", categorical_features=["pickup_zone"],
+        thresholds=THRESHOLDS, time_column="pickup_at", min_new_days=1, min_new_rows=10,
+    )  # fmt: skip
+    night1: Any = trips_snapshot(trips[days < days.min() + pd.Timedelta(days=9)], tmp_path, "r2")
+    check_drift(client, night1, settings)
+    night2: Any = trips_snapshot(trips, tmp_path, "r3")
+    loads: list[str] = []
+    real_load = registry.load_version
+
+    def counted(*args: Any) -> Any:
+        loads.append("loaded")
+        return real_load(*args)
+
+    monkeypatch.setattr(registry, "load_version", counted)
+
+    def kept(manifest: Any) -> list[Path]:
+        return list(Path(manifest.uri.removeprefix("file://")).glob(f"{PREFIX}*.npy"))
+
+    assert (len(kept(trained_on)), len(kept(night1))) == (1, 1)  # night 1 kept both
+    from airflow_ml.data import snapshot as snapshots
+
+    asked: list[str] = []
+
+    def spy(uri: str, columns: Any = None, **options: Any) -> Any:
+        asked.append(uri)
+        return snapshots.read_snapshot(uri, columns, **options)
+
+    for module in ("drift_step", "drift_calibration_step"):
+        monkeypatch.setattr(f"airflow_ml.ml.steps.{module}.read_snapshot", spy)
+    first = check_drift(client, night2, settings)
+    assert asked.count(night2.uri) == 1  # one read for the calibration and the champion comparison
+    assert loads == ["loaded"]  # only night 2's own rows were predicted
+    assert len(kept(night2)) == 1
+    rerun = check_drift(client, night2, settings)
+    assert loads == ["loaded"]  # the rerun found every prediction kept
+    for path in [*kept(trained_on), *kept(night1), *kept(night2)]:
+        path.unlink()
+    fresh = check_drift(client, night2, settings)
+    assert loads == ["loaded", "loaded"]
+
+    def prediction(record: dict[str, Any]) -> tuple[Any, ...]:
+        check = next(c for c in record["checks"] if c["column"] == "prediction")
+        since = next(c for c in record["calibration"]["columns"] if c["column"] == "prediction")
+        return check["value"], check["note"], since["value"], since["current_n"]
+
+    assert first["compared"]["mode"] == "new_rows"
+    assert first["calibration"]["previous_snapshot"]["hash"] == night1.content_hash
+    assert prediction(first)[0] is not None
+    assert prediction(first)[2] is not None
+    assert prediction(first) == prediction(rerun) == prediction(fresh)  # exactly the same values
+    assert [c["value"] for c in first["checks"]] == [c["value"] for c in fresh["checks"]]
+
+
 def test_a_chart_that_fails_leaves_the_drift_run_finished(
     client: Any, model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

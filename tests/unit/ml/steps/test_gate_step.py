@@ -489,3 +489,37 @@ def test_engine_dask_without_a_session_is_refused_naming_training_engine(client:
 
     with pytest.raises(ValueError, match=r"training\.engine 'dask' needs dask_session"):
         gate(client, parts, on_dask, challenger_version="1")
+
+
+def test_the_gate_reads_only_the_columns_the_models_and_its_rules_read_and_decides_as_on_every_column(
+    client: MlflowClient, manifest: Manifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key column of distinct strings (the trips' ``trip_id``) is never read; the split, the logged holdout's
+    row check and every figure stay those of the whole snapshot."""
+    from airflow_ml.data import snapshot as snapshots
+
+    rules = {"slices": [{"column": "weekday"}], "bootstrap": {"resamples": 200}}
+    gate_settings = settings("columns_read", **rules)
+    gate(client, manifest, gate_settings, challenger_version=trained(client, manifest, "columns_read.lisbon"))
+    challenger = trained(client, manifest, "columns_read.lisbon", seed=5, params={"learning_rate": 0.3})
+    asked: list[Any] = []
+
+    def spy(uri: str, columns: Any = None, *, every: bool = False, **options: Any) -> Any:
+        asked.append(columns)
+        return snapshots.read_snapshot(uri, None if every else columns, **options)
+
+    monkeypatch.setattr("airflow_ml.ml.steps.gate_step.read_snapshot", spy)
+    _, few = gate(client, manifest, gate_settings, challenger_version=challenger, mode="dry_run")
+    monkeypatch.setattr("airflow_ml.ml.steps.gate_step.read_snapshot", lambda *a, **k: spy(*a, every=True, **k))
+    _, every = gate(client, manifest, gate_settings, challenger_version=challenger, mode="dry_run")
+
+    assert "trip_id" in manifest.columns
+    assert sorted(asked[0]) == sorted([*regression().features, "pickup_at", "duration_min"])  # weekday a feature
+    assert few["challenger_predictions"]["source"] == "logged"  # the logged rows matched the holdout's
+    figures = ("challenger_score", "champion_score", "improvement", "holdout_rows", "naive_baseline", "slices")
+    assert {k: few[k] for k in figures} == {k: every[k] for k in figures}
+    assert (few["decision"], few["reason"], few["bootstrap"]) == (
+        every["decision"],
+        every["reason"],
+        every["bootstrap"],
+    )
