@@ -36,7 +36,13 @@ from airflow_ml.templates.files import (
     YAML_SUFFIX,
     yaml_files,
 )
-from airflow_ml.templates.model_claims import city_refs, outside_claims
+from airflow_ml.templates.model_claims import (
+    ParentNames,
+    city_refs,
+    model_name_clash,
+    outside_claims,
+    parent_name_clash,
+)
 from airflow_ml.templates.models import CITY_ID_PATTERN, CityConfig, ParentConfig, TemplateConfig
 from airflow_ml.templates.yaml_lines import Path_, YamlFileError, load_yaml_with_positions
 
@@ -88,7 +94,9 @@ def load_city_configs(
         include: Given a city file's name without extension (which must be its city id), whether to load
             it; files left out are not loaded. Files of one city id are always kept or left out together,
             so duplicates are still found; a city whose registered model a file left out keeps (the first
-            valid file that claims it: ``model_claims.py``) is refused as in a load of every file.
+            valid file that claims it: ``model_claims.py``) is refused as in a load of every file. In every
+            load, a city whose registered model is a fallback parent's (one that the layer files declare) is
+            refused: the parent keeps its name (``model_claims.py`` says why).
         origins: When given, filled with each valid config's DAG id -> where each of its settings was set
             (file, line, column), for tools that point at a setting.
 
@@ -106,6 +114,7 @@ def load_city_configs(
     # An unsharded load runs no pass: nothing is left out to claim a name before its files.
     validate = lambda p: layers.city(p, *layer_dirs)[0]  # noqa: E731
     outside = {} if include is None else outside_claims(root, paths, include, layers.data, validate)
+    parents = ParentNames(root, layers.data)  # reads nothing until a city on a custom pattern asks
     for path in paths:
         try:
             config, origin = layers.city(path, *layer_dirs)
@@ -126,30 +135,20 @@ def load_city_configs(
             line, col = origin.get(("city",), (path, 1, 1))[1:]
             errors.append(ConfigError(str(path), [Problem(problem, line=line, col=col)]))
             continue
+        if (parent := parents.parent_of(config)) is not None:
+            errors.append(parent_name_clash(path, config, parent, origin))
+            continue
         named = models.get(config.model_name)
         if named is None and (kept := outside.get(config.model_name)) is not None and kept[0] < path:
             named = kept  # a file of another shard, earlier in the order: the whole-fleet load would refuse this one
         if named is not None:
-            errors.append(_model_name_clash(path, config, named, origin))
+            errors.append(model_name_clash(path, config, named, origin))
             continue
         configs[config.dag_id] = (path, config)
         models[config.model_name] = (path, config)
         if origins is not None:
             origins[config.dag_id] = origin
     return [configs[dag_id][1] for dag_id in sorted(configs)], errors
-
-
-def _model_name_clash(path: Path, config: CityConfig, named: tuple[Path, CityConfig], origin: Origin) -> ConfigError:
-    """Two cities of two templates whose ``registry.name_pattern`` give them one registered model."""
-    other_path, other = named
-    problem = (
-        f"registry.name_pattern: {config.registry.name_pattern!r} gives city {config.city!r} of template "
-        f"{config.template!r} ({path}) the registered model {config.model_name!r}, already the model of city "
-        f"{other.city!r} of template {other.template!r} ({other_path}); put a '.' between {{template}} and "
-        "{city} in the pattern, or give one of the cities another id"
-    )
-    where, line, col = origin.get(("registry", "name_pattern"), (path, 1, 1))
-    return ConfigError(str(where), [Problem(problem, line=line, col=col)])
 
 
 def unexpected_error(path: Path, exc: Exception) -> ConfigError:

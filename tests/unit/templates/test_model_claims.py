@@ -196,3 +196,161 @@ def test_the_first_valid_file_in_path_order_keeps_the_name_a_broken_one_claims_n
     assert whole[1][0].file == str(broken)
     assert [str(e) for e in alone[1]] == [str(e) for e in whole[1][1:]], "oslo's error, as the whole fleet says it"
     assert str(later) in str(alone[1][0])
+
+
+def _declares(template: Path, fallback: str) -> Path:
+    with template.open("a", encoding="utf-8") as handle:
+        handle.write(f"fallback: {fallback}\n")
+    return template
+
+
+def _group(root: Path, name: str, text: str = "") -> Path:
+    (root / "groups").mkdir(exist_ok=True)
+    path = root / "groups" / f"{name}.yaml"
+    path.write_text(text or "training: {num_boost_round: 50}\n", encoding="utf-8")
+    return path
+
+
+def _parent_clash(root: Path, pattern: str = UNITY, fallback: str = "{parent: global}") -> tuple[Path, Path]:
+    """Template 'ride' with city 'x_global' and 'ride_x' with a global parent: both 'main.ml.ride_x_global'."""
+    ride = _template(root, "ride", pattern)
+    _declares(_template(root, "ride_x", pattern), fallback)
+    _city(root, "oslo", template="ride_x")  # a member: the parent is built
+    return _city(root, "x_global", template="ride"), ride
+
+
+def test_a_city_giving_a_fallback_parents_model_name_is_refused_naming_the_pattern_the_parent_and_the_fix(
+    root: Path,
+) -> None:
+    from airflow_ml.templates import load_parent_configs
+    from tests.support.city_files import line_of
+
+    city, ride = _parent_clash(root)
+
+    configs, errors = load_city_configs(root)
+    parents, parent_errors = load_parent_configs(root)
+
+    assert [(p.dag_id, p.model_name, p.members) for p in parents] == [
+        ("ride_x.global", "main.ml.ride_x_global", ["oslo"])
+    ], "the parent keeps its name and is built"
+    assert parent_errors == []
+    assert [c.dag_id for c in configs] == ["ride_x.oslo"]
+    [error] = errors
+    assert (error.file, error.located[0].line) == (str(ride), line_of(ride, "name_pattern"))
+    text = str(error)
+    assert f"registry.name_pattern: '{UNITY}' gives city 'x_global' of template 'ride' ({city})" in text
+    assert "the registered model 'main.ml.ride_x_global', the model of the fallback parent 'ride_x.global'" in text
+    assert f"that {root / 'templates' / 'ride_x.yaml'} declares (fallback.parent)" in text
+    assert "give the city another id, or put a '.' between {template} and {city} in the pattern" in text
+
+
+def test_every_load_of_part_of_the_fleet_refuses_the_city_as_the_whole_fleet_does(root: Path) -> None:
+    city, _ = _parent_clash(root)
+    for index in range(6):
+        _city(root, f"x_city_{index}", template="ride")
+    whole = load_city_configs(root)
+
+    alone = load_city_configs(root, include=lambda name: name == "x_global")  # a task process of ride.x_global
+    halves = [load_city_configs(root, include=lambda name, half=half: (name < "x_d") == half) for half in (True, False)]
+
+    assert (alone[0], [str(e) for e in alone[1]]) == ([], [str(e) for e in whole[1] if str(city) in str(e)])
+    assert sorted(c.dag_id for half in halves for c in half[0]) == [c.dag_id for c in whole[0]]
+    assert [str(e) for half in halves for e in half[1]] == [str(e) for e in whole[1]]
+    assert len(whole[1]) == 1
+
+
+@pytest.mark.parametrize(
+    ("template_fallback", "group_fallback", "declared_in"),
+    [
+        ("{parent: group}", "", "templates/ride_x.yaml"),  # the template declares every group's parent
+        (None, "fallback: {parent: group}\n", "groups/iberia.yaml"),  # the group declares its parent
+    ],
+)
+def test_a_city_giving_a_group_parents_model_name_is_refused(
+    root: Path, template_fallback: str | None, group_fallback: str, declared_in: str
+) -> None:
+    _template(root, "ride", UNITY)
+    ride_x = _template(root, "ride_x", UNITY)
+    if template_fallback:
+        _declares(ride_x, template_fallback)
+    _group(root, "iberia", group_fallback)
+    city = _city(root, "x_group_iberia", template="ride")  # main.ml.ride_x_group_iberia
+
+    configs, errors = load_city_configs(root)
+
+    assert configs == []
+    [error] = errors
+    assert f"({city}) the registered model 'main.ml.ride_x_group_iberia'" in str(error)
+    assert f"parent 'ride_x.group.iberia' that {root / declared_in} declares" in str(error)
+
+
+def test_a_group_declaring_the_global_parent_reserves_it_for_every_template(root: Path) -> None:
+    _template(root, "ride", UNITY)
+    _template(root, "ride_x", UNITY)
+    group = _group(root, "iberia", "fallback: {parent: global}\n")  # ride_x's cities of iberia: its global parent
+    _city(root, "x_global", template="ride")
+
+    [error] = load_city_configs(root)[1]
+
+    assert f"parent 'ride_x.global' that {group} declares" in str(error)
+
+
+@pytest.mark.parametrize("fallback", [None, "{parent: none}", "{min_rows: 10}"])
+def test_a_fleet_whose_layers_declare_no_parent_keeps_the_city(root: Path, fallback: str | None) -> None:
+    from airflow_ml.templates import load_parent_configs
+
+    _template(root, "ride", UNITY)
+    ride_x = _template(root, "ride_x", UNITY)
+    if fallback:
+        _declares(ride_x, fallback)
+    _group(root, "iberia")
+    _city(root, "oslo", template="ride_x", extra="group: iberia\n")
+    _city(root, "x_global", template="ride")
+    _city(root, "x_group_iberia", template="ride")
+
+    configs, errors = load_city_configs(root)
+
+    assert errors == []
+    assert [c.model_name for c in configs] == [
+        "main.ml.ride_x_global",
+        "main.ml.ride_x_group_iberia",
+        "main.ml.ride_x_oslo",
+    ], "no parent is declared, so none can take these names"
+    assert load_parent_configs(root) == ([], [])
+
+
+def test_a_parent_declared_through_a_link_out_of_groups_reserves_nothing(root: Path) -> None:
+    _template(root, "ride", UNITY)
+    _template(root, "ride_x", UNITY)
+    outside = root / "outside.yaml"
+    outside.write_text("fallback: {parent: group}\n", encoding="utf-8")
+    (root / "groups").mkdir()
+    (root / "groups" / "iberia.yaml").symlink_to(outside)  # never read: its cities are refused
+    _city(root, "x_group_iberia", template="ride")
+
+    assert [c.city for c in load_city_configs(root)[0]] == ["x_group_iberia"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "other"),
+    [(None, None), (UNITY, "{template}-{city}")],  # 'main.ml.ride_' and 'ride_x-': no clash possible
+)
+def test_when_no_clash_is_possible_the_parent_check_reads_no_group_and_no_other_city(
+    root: Path, monkeypatch: pytest.MonkeyPatch, pattern: str | None, other: str | None
+) -> None:
+    _template(root, "ride", pattern)
+    _declares(_template(root, "ride_x", other), "{parent: group}")
+    _group(root, "iberia")  # declares the parent ride_x.group.iberia, which no city of ride can meet
+    city = _city(root, "x_group_iberia", template="ride")
+    _city(root, "oslo", template="ride_x", extra="fallback: {parent: none}\n")
+    reads = _reads(monkeypatch)
+
+    whole = load_city_configs(root)
+    whole_reads = list(reads)
+    reads.clear()
+    alone = load_city_configs(root, include=lambda name: name == "x_group_iberia")
+
+    assert whole[1] == []
+    assert alone[1] == []
+    assert not [p for p in whole_reads if "groups" in p.parts], "no group file: no city names one"
+    assert [p for p in reads if "cities" in p.parts or "groups" in p.parts] == [city]
