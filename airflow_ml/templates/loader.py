@@ -195,7 +195,9 @@ def load_parent_configs(root: Path) -> tuple[list[ParentConfig], list[ConfigErro
         try:
             _, merged, _ = layers.template(layers.layer(root / TEMPLATES_SUBDIR, template), _file(defaults))
             if group is not None:
-                merged = deep_merge(merged, layers.read(layers.layer(root / GROUPS_SUBDIR, group))[0])
+                data, lines, cols = layers.read(path := layers.layer(root / GROUPS_SUBDIR, group))
+                check_group_layer(path, data, (lines, cols))  # a group setting a pattern names no parent
+                merged = deep_merge(merged, data)
         except Exception:  # noqa: BLE001, S112 - the city's own load reports it, whatever it is
             continue
         kind = (merged.get("fallback") or {}).get("parent", "none")

@@ -107,6 +107,19 @@ def test_a_city_file_may_not_set_the_pattern(root: Path) -> None:
     assert "set 'registry: {name_pattern: ...}' in templates/ride_duration.yaml" in text
 
 
+@pytest.mark.parametrize("fallback", ["group", "global"])
+def test_a_group_file_that_sets_the_pattern_refuses_its_cities_and_makes_no_parent(root: Path, fallback: str) -> None:
+    (root / "groups").mkdir()
+    group = root / "groups" / "norway.yaml"
+    group.write_text(f"fallback: {{parent: {fallback}}}\nregistry:\n  name_pattern: '{UNITY}'\n", encoding="utf-8")
+    _city(root, "oslo", "group: norway\n")
+
+    [error] = load_city_configs(root)[1]
+
+    assert (error.file, error.located[0].line) == (str(group), line_of(group, "name_pattern"))
+    assert load_parent_configs(root) == ([], []), "a parent named by a pattern only a template may set"
+
+
 def test_under_a_custom_pattern_a_city_id_may_not_take_the_group_parents_names(root: Path) -> None:
     _pattern(root, UNITY)
 
