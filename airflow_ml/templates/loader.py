@@ -39,8 +39,10 @@ from airflow_ml.templates.files import (
 from airflow_ml.templates.model_claims import (
     ParentNames,
     city_refs,
+    dag_id_clash,
     model_name_clash,
     outside_claims,
+    parent_model_clash,
     parent_name_clash,
 )
 from airflow_ml.templates.models import CITY_ID_PATTERN, CityConfig, ParentConfig, TemplateConfig
@@ -126,14 +128,8 @@ def load_city_configs(
         except Exception as exc:  # noqa: BLE001 - a check no message foresaw: still this file's error alone
             errors.append(unexpected_error(path, exc))
             continue
-        clash = configs.get(config.dag_id)
-        if clash is not None:
-            problem = (
-                f"city: {config.city!r} with template {config.template!r} gives DAG id {config.dag_id!r}, "
-                f"already given by {clash[0]}; give one of them another city id"
-            )
-            line, col = origin.get(("city",), (path, 1, 1))[1:]
-            errors.append(ConfigError(str(path), [Problem(problem, line=line, col=col)]))
+        if (clash := configs.get(config.dag_id)) is not None:
+            errors.append(dag_id_clash(path, config, clash[0], origin))
             continue
         if (parent := parents.parent_of(config)) is not None:
             errors.append(parent_name_clash(path, config, parent, origin))
@@ -204,6 +200,7 @@ def load_parent_configs(root: Path) -> tuple[list[ParentConfig], list[ConfigErro
         if kind in ("global", "group") and (kind == "global" or group is not None):
             members.setdefault((template, group if kind == "group" else None), []).append(city)
     parents: list[ParentConfig] = []
+    named: dict[str, ParentConfig] = {}  # registered model name -> the first parent giving it (groups 'global'...)
     errors: list[ConfigError] = []
     for (template, group), cities in sorted(members.items(), key=lambda item: (item[0][0], item[0][1] or "")):
         where = layers.layer(root / TEMPLATES_SUBDIR, template)
@@ -214,7 +211,10 @@ def load_parent_configs(root: Path) -> tuple[list[ParentConfig], list[ConfigErro
                 merged, origin = layers._overlay(merged, origin, where)
             scope = "group" if group else "global"
             fields: dict[str, Any] = {"fallback": {}, "scope": scope, "group": group, "members": sorted(cities)}
-            parents.append(ParentConfig.model_validate({**merged, **fields}))
+            parent = ParentConfig.model_validate({**merged, **fields})
+            if (first := named.setdefault(parent.model_name, parent)) is not parent:
+                raise parent_model_clash(parent, first, origin, where)
+            parents.append(parent)
         except ValidationError as exc:
             errors.append(ConfigError(str(where), describe(exc, ParentConfig, origin)))
         except ConfigError as exc:

@@ -32,7 +32,9 @@ refused** (:class:`ParentNames`), in every load alike, whatever the other city f
   or not by whether another template has a city yet, and a one-city load would read every city file to know;
 - so the clash shows as soon as a layer declares the parent, before a member city exists to train it.
 
-Under the default pattern, or when :func:`clash_possible` says no, nothing more is read for a city.
+Under the default pattern, or when :func:`clash_possible` says no, nothing more is read for a city. Two parents
+may meet too (template ``ride``'s parent of group ``global`` and ``ride_group``'s ``global`` parent): the parents'
+load, which sees every parent, keeps the first in its order and refuses the other (:func:`parent_model_clash`).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from airflow_ml.templates.yaml_lines import YamlFileError, load_yaml_with_positi
 
 if TYPE_CHECKING:
     from airflow_ml.templates.describe import Origin
-    from airflow_ml.templates.models import CityConfig
+    from airflow_ml.templates.models import CityConfig, ParentConfig
 
 #: A file's data as the load reads it, or None when the load would not read it (not a regular file, a link out of
 #: the folder given, or broken): the loader's guards (``_Layers.data``), so this pass reads nothing the load refuses.
@@ -283,6 +285,32 @@ def model_name_clash(path: Path, config: CityConfig, named: tuple[Path, CityConf
         "{city} in the pattern, or give one of the cities another id"
     )
     where, line, col = origin.get(("registry", "name_pattern"), (path, 1, 1))
+    return ConfigError(str(where), [Problem(problem, line=line, col=col)])
+
+
+def dag_id_clash(path: Path, config: CityConfig, other_path: Path, origin: Origin) -> ConfigError:
+    """A city file whose (template, city) another file, first in the loader's order, already gives."""
+    problem = (
+        f"city: {config.city!r} with template {config.template!r} gives DAG id {config.dag_id!r}, "
+        f"already given by {other_path}; give one of them another city id"
+    )
+    line, col = origin.get(("city",), (path, 1, 1))[1:]
+    return ConfigError(str(path), [Problem(problem, line=line, col=col)])
+
+
+def parent_model_clash(parent: ParentConfig, first: ParentConfig, origin: Origin, where: Path) -> ConfigError:
+    """Two fallback parents of two templates whose ``registry.name_pattern`` give them one registered model.
+
+    Under ``main.ml.{template}_{city}``, template ``ride``'s parent of group ``global`` and template ``ride_group``'s
+    ``global`` parent are both ``main.ml.ride_group_global``; the first parent in the parents' order keeps it.
+    ``where`` is the parent's last layer file, named if the pattern's line is unknown.
+    """
+    problem = (
+        f"registry.name_pattern: {parent.registry.name_pattern!r} gives the fallback parent {parent.dag_id!r} the "
+        f"registered model {parent.model_name!r}, already the model of the fallback parent {first.dag_id!r}; put a "
+        "'.' between {template} and {city} in the pattern, or give the group another name"
+    )
+    where, line, col = origin.get(("registry", "name_pattern"), (where, 1, 1))
     return ConfigError(str(where), [Problem(problem, line=line, col=col)])
 
 

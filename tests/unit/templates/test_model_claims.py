@@ -354,3 +354,24 @@ def test_when_no_clash_is_possible_the_parent_check_reads_no_group_and_no_other_
     assert alone[1] == []
     assert not [p for p in whole_reads if "groups" in p.parts], "no group file: no city names one"
     assert [p for p in reads if "cities" in p.parts or "groups" in p.parts] == [city]
+
+
+def test_two_fallback_parents_giving_one_model_name_build_one_dag_and_the_other_is_refused(root: Path) -> None:
+    from airflow_ml.templates import load_parent_configs
+    from tests.support.city_files import line_of
+
+    _declares(_template(root, "ride", UNITY), "{parent: group}")
+    ride_group = _declares(_template(root, "ride_group", UNITY), "{parent: global}")
+    _group(root, "global")  # ride.group.global and ride_group.global: both main.ml.ride_group_global
+    _city(root, "oslo", extra="group: global\n", template="ride")
+    _city(root, "lisbon", template="ride_group")
+
+    parents, errors = load_parent_configs(root)
+
+    assert [p.dag_id for p in parents] == ["ride.group.global"]
+    [error] = errors
+    assert (error.file, error.located[0].line) == (str(ride_group), line_of(ride_group, "name_pattern"))
+    assert "gives the fallback parent 'ride_group.global' the registered model 'main.ml.ride_group_global'" in str(
+        error
+    )
+    assert "already the model of the fallback parent 'ride.group.global'" in str(error)
