@@ -121,8 +121,10 @@ def clash_possible(patterns: dict[str, str]) -> bool:
     - a template on the default ``{template}.{city}`` gives ``<template>.<city>``, and template names and city
       ids hold no dot (``NAME_PATTERN``, ``CITY_ID_PATTERN``): the one dot splits the name back into its pair,
       so two default templates never clash; nor does a default one with a custom one, as a custom pattern
-      whose sample name has that two-part shape is refused (``name_pattern_problems``), and the real names of
-      a pattern have that shape only when its sample does (the placeholders fill in letters, digits and ``_``);
+      whose sample name has that shape is refused (``name_pattern_problems``), and a real name of a custom
+      pattern that has it anyway (a placeholder filling a middle part with ``group``: ``x.{city}.{template}``
+      with city ``group`` gives ``x.group.t``, template ``x``'s parent of group ``t``) is refused with its city
+      (``CityConfig``), reading no file;
     - two custom patterns, each with its template filled in, read ``A + city + B``; a shared name needs one
       ``A`` to be a prefix of the other and one ``B`` a suffix of the other. Two templates failing that never
       clash (``main.ml.{template}_{city}`` for ``ride`` and ``food``), else they may (``ride`` and ``ride_x``).

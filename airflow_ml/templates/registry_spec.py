@@ -27,7 +27,8 @@ DEFAULT_NAME_PATTERN = "{template}.{city}"
 #: What a name pattern may hold besides its placeholders.
 _LITERAL = re.compile(r"[a-z0-9_.\-]*")
 #: A name of the default pattern's shape: ``<template>.<city>`` or ``<template>.group.<group>``. A custom pattern
-#: may never give one, so such a name is always the default pattern's (and its lineage can be read from it).
+#: never gives one (its sample may not have the shape, and a city whose name has it anyway, a placeholder making a
+#: middle part ``group``, is refused), so such a name is always the default pattern's (its lineage reads from it).
 DEFAULT_SHAPE = re.compile(r"(?P<template>[a-z][a-z0-9_]*)\.(?P<city>[a-z][a-z0-9_]*|group\.[a-z][a-z0-9_]*)")
 _PLACEHOLDERS = ("template", "city")
 #: The start of a group parent's id in a name under a custom pattern (``group_<group>``).

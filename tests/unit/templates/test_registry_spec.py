@@ -129,6 +129,41 @@ def test_under_a_custom_pattern_a_city_id_may_not_take_the_group_parents_names(r
     assert "give the city another id" in text
 
 
+@pytest.mark.parametrize(
+    ("pattern", "city", "name"),
+    [
+        ("x.{city}.{template}", "group", "x.group.ride_duration"),  # template x's parent of group ride_duration
+        ("a.gro{city}.{template}", "up", "a.group.ride_duration"),
+    ],
+)
+def test_under_a_custom_pattern_a_city_whose_name_reads_as_a_default_group_parents_is_refused(
+    root: Path, pattern: str, city: str, name: str
+) -> None:
+    template = _pattern(root, pattern)  # valid: its sample 'x.c.t' has no default shape
+    _city(root, "oslo")
+    path = _city(root, city)
+
+    configs, errors = load_city_configs(root)
+
+    assert [c.model_name for c in configs] == [pattern.format(city="oslo", template="ride_duration")]
+    [error] = errors
+    [problem] = error.located
+    assert (error.file, problem.file, problem.line) == (str(path), str(template), line_of(template, "name_pattern"))
+    assert f"gives city {city!r} of template 'ride_duration' the registered model {name!r}" in str(error)
+    assert f"which reads as the default pattern's model of {name.split('.', 1)[1]!r} of template" in str(error)
+    assert "give the city another id, or change the pattern so that no part of a name can be 'group'" in str(error)
+
+
+@pytest.mark.parametrize("city", ["groups", "grouper", "group1", "my_group"])
+def test_a_part_that_only_holds_group_keeps_the_city(root: Path, city: str) -> None:
+    _pattern(root, "x.{city}.{template}")
+    _city(root, city)
+
+    configs, errors = load_city_configs(root)
+
+    assert (errors, [c.city for c in configs]) == ([], [city])
+
+
 def test_lint_reports_two_templates_whose_patterns_give_one_model_name(
     root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
