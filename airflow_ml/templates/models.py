@@ -22,7 +22,7 @@ from airflow_ml.templates.filter_spec import RowFilterSpec
 from airflow_ml.templates.gate_spec import GateSpec
 from airflow_ml.templates.gx_context_spec import GxContextSpec
 from airflow_ml.templates.monitoring_spec import MONITOR_DAG_SUFFIX, MonitoringSpec
-from airflow_ml.templates.registry_spec import DEFAULT_SHAPE, PARENT_GROUP_SEGMENT, RegistrySpec
+from airflow_ml.templates.registry_spec import PARENT_GROUP_SEGMENT, RegistrySpec
 from airflow_ml.templates.retention_spec import RetentionSpec
 from airflow_ml.templates.scoring_spec import ScoringSpec
 from airflow_ml.templates.source_pattern import check_location_pattern
@@ -302,15 +302,7 @@ class CityConfig(UseCase):
                 f"city id {self.city!r} starts with {PARENT_GROUP_SEGMENT!r}, which registry.name_pattern "
                 f"{self.registry.name_pattern!r} gives the group parents' models; give the city another id"
             )
-        if self.registry.custom and (shape := DEFAULT_SHAPE.fullmatch(self.model_name)) is not None:
-            # The pattern's sample has no default shape (name_pattern_problems), but a placeholder can still fill a
-            # middle part with 'group' (x.{city}.{template}, city 'group'): the name of another template's parent.
-            raise ValueError(
-                f"registry.name_pattern {self.registry.name_pattern!r} gives city {self.city!r} of template "
-                f"{self.template!r} the registered model {self.model_name!r}, which reads as the default pattern's "
-                f"model of {shape['city']!r} of template {shape['template']!r} (the lineage checks read it so); "
-                "give the city another id, or change the pattern so that no part of a name can be 'group'"
-            )
+        self.registry.check_shape(f"city {self.city!r} of template {self.template!r}", self.model_name)
         if self.fallback.parent == "group" and self.group is None:
             raise ValueError(
                 "fallback.parent 'group' needs the city to belong to a group: add 'group: <country or client>' "
@@ -367,6 +359,11 @@ class ParentConfig(UseCase):
     scope: Literal["group", "global"]
     group: Name | None = None
     members: list[str] = Field(min_length=1, description="The cities whose data the parent trains on.")
+
+    @model_validator(mode="after")
+    def _name_reads_as_its_own(self) -> ParentConfig:
+        self.registry.check_shape(f"the fallback parent {self.dag_id!r}", self.model_name)
+        return self
 
     @property
     def city(self) -> str:

@@ -154,6 +154,25 @@ def test_under_a_custom_pattern_a_city_whose_name_reads_as_a_default_group_paren
     assert "give the city another id, or change the pattern so that no part of a name can be 'group'" in str(error)
 
 
+def test_a_fallback_parent_whose_name_reads_as_a_default_group_parents_is_not_built(root: Path) -> None:
+    source = (root / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
+    (root / "templates" / "group.yaml").write_text(source + "fallback: {parent: global}\n", encoding="utf-8")
+    template = _pattern(root, "x.{template}.{city}", template="group")  # group.global: x.group.global
+    _city(root, "oslo", template="group")  # x.group.oslo: refused too
+
+    parents, errors = load_parent_configs(root)
+
+    assert parents == []
+    [error] = errors
+    assert (error.located[0].file or error.file, error.located[0].line) == (
+        str(template),
+        line_of(template, "name_pattern"),
+    )
+    assert "gives the fallback parent 'group.global' the registered model 'x.group.global'" in str(error)
+    assert "reads as the default pattern's model of 'group.global' of template 'x'" in str(error)
+    assert [e.file for e in load_city_configs(root)[1]] == [str(root / "cities" / "oslo.yaml")]
+
+
 @pytest.mark.parametrize("city", ["groups", "grouper", "group1", "my_group"])
 def test_a_part_that_only_holds_group_keeps_the_city(root: Path, city: str) -> None:
     _pattern(root, "x.{city}.{template}")
