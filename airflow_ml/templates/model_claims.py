@@ -16,25 +16,8 @@ can come, under each other custom template, from one city id only (the name with
 stripped). Only the city files of those few ids are read (their ``template:`` key), and only those claiming a
 name of the load before one of its files are validated in full: a few files per city loaded, whatever the fleet.
 
-A city may also give the registered model of another template's fallback parent (template ``ride`` with city
-``x_global`` and template ``ride_x`` with a ``global`` parent, both under ``main.ml.{template}_{city}``). **A name
-that a fallback parent declared by the layer files would have is the parent's: every city file that gives it is
-refused** (:class:`ParentNames`), in every load alike, whatever the other city files. Why the parent, and why
-"declared by the layer files":
-
-- a parent serves many cities, and its name follows from the defaults, template and group files alone (a city
-  may only turn its fallback off), so a load of any part of the fleet knows it without reading other city files;
-- the parents declared are the templates' ``global`` parents whose defaults, template or some group sets
-  ``fallback.parent: global``, and the (template, group) parents whose merged layers set ``group``. That holds
-  every parent the parents' DAG file builds (those with a member city) and refuses nothing in a fleet whose
-  layers declare no parent. Reserving every *possible* parent (any template's ``global``) would refuse
-  ``ride.x_global`` in a fleet without fallback; reserving only parents with a member would make a city valid
-  or not by whether another template has a city yet, and a one-city load would read every city file to know;
-- so the clash shows as soon as a layer declares the parent, before a member city exists to train it.
-
-Under the default pattern, or when :func:`clash_possible` says no, nothing more is read for a city. Two parents
-may meet too (template ``ride``'s parent of group ``global`` and ``ride_group``'s ``global`` parent): the parents'
-load, which sees every parent, keeps the first in its order and refuses the other (:func:`parent_model_clash`).
+A city may also give the registered model of another template's fallback parent, and two parents one name:
+``parent_names.py`` holds that rule (the parent keeps its name), which needs no other city file.
 """
 
 from __future__ import annotations
@@ -46,22 +29,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_ml.exceptions import ConfigError, Problem
 from airflow_ml.templates.base import CITY_ID_PATTERN, is_name
-from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX
-from airflow_ml.templates.files import CITIES_SUBDIR, DEFAULTS_FILE, GROUPS_SUBDIR, TEMPLATES_SUBDIR, yaml_files
-from airflow_ml.templates.registry_spec import (
-    DEFAULT_NAME_PATTERN,
-    PARENT_GROUP_SEGMENT,
-    name_pattern_problems,
-    render_name,
-)
+from airflow_ml.templates.files import CITIES_SUBDIR, DEFAULTS_FILE, TEMPLATES_SUBDIR, yaml_files
+from airflow_ml.templates.registry_spec import DEFAULT_NAME_PATTERN, name_pattern_problems, render_name
 from airflow_ml.templates.yaml_lines import YamlFileError, load_yaml_with_positions
 
 if TYPE_CHECKING:
     from airflow_ml.templates.describe import Origin
-    from airflow_ml.templates.models import CityConfig, ParentConfig
+    from airflow_ml.templates.models import CityConfig
 
 #: A file's data as the load reads it, or None when the load would not read it (not a regular file, a link out of
-#: the folder given, or broken): the loader's guards (``_Layers.data``), so this pass reads nothing the load refuses.
+#: the folder given, or broken): the loader's guards (``Layers.data``), so this pass reads nothing the load refuses.
 Read = Callable[[Path, Path | None], dict[str, Any] | None]
 
 
@@ -129,7 +106,7 @@ def clash_possible(patterns: dict[str, str]) -> bool:
       ``A`` to be a prefix of the other and one ``B`` a suffix of the other. Two templates failing that never
       clash (``main.ml.{template}_{city}`` for ``ride`` and ``food``), else they may (``ride`` and ``ride_x``).
     """
-    ends = [_ends(pattern, template) for template, pattern in patterns.items() if pattern != DEFAULT_NAME_PATTERN]
+    ends = list(custom_ends(patterns).values())
     for index, (before, after) in enumerate(ends):
         for other_before, other_after in ends[index + 1 :]:
             prefix = before.startswith(other_before) or other_before.startswith(before)
@@ -138,8 +115,20 @@ def clash_possible(patterns: dict[str, str]) -> bool:
     return False
 
 
+def custom_ends(patterns: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Each custom-pattern template -> what its pattern puts before and after the city id (template filled in)."""
+    return {
+        template: _ends(pattern, template) for template, pattern in patterns.items() if pattern != DEFAULT_NAME_PATTERN
+    }
+
+
 def outside_claims(
-    root: Path, loaded: list[Path], include: Callable[[str], bool], read: Read, validate: Callable[[Path], CityConfig]
+    root: Path,
+    loaded: list[Path],
+    include: Callable[[str], bool],
+    read: Read,
+    validate: Callable[[Path], CityConfig],
+    known: Callable[[], dict[str, str]] | None = None,
 ) -> dict[str, tuple[Path, CityConfig]]:
     """Each model name a file of the load may claim -> the first valid file left out that claims it before one of them.
 
@@ -149,6 +138,7 @@ def outside_claims(
         include: The load's rule (a city file's name -> whether it is loaded), as ``load_city_configs`` takes it.
         read: Reads a file through the loader's guards (:data:`Read`).
         validate: Loads one city file in full, as the load does; whatever it raises makes the file claim nothing.
+        known: The templates' :func:`name_patterns`, when the load has them (read once per load); else read here.
 
     Returns:
         Empty unless :func:`clash_possible`: then the defaults, the templates and the files of the load are read,
@@ -156,12 +146,10 @@ def outside_claims(
     """
     if not loaded:
         return {}  # a load that keeps nothing refuses nothing
-    patterns = name_patterns(root, read)
+    patterns = name_patterns(root, read) if known is None else known()
     if not clash_possible(patterns):
         return {}  # the common case: a few layer files, nothing per city
-    ends = {
-        template: _ends(pattern, template) for template, pattern in patterns.items() if pattern != DEFAULT_NAME_PATTERN
-    }
+    ends = custom_ends(patterns)
     claims: dict[str, list[tuple[Path, bool]]] = {}
     rivals: set[str] = set()  # the ids left out that could claim a name of the load
     for path in loaded:
@@ -193,90 +181,6 @@ def outside_claims(
     return found
 
 
-class ParentName(NamedTuple):
-    """A fallback parent whose registered model a city's name would be: its DAG id and the file that declares it."""
-
-    dag_id: str
-    declared_in: Path
-
-
-class ParentNames:
-    """The registered models of the fallback parents that the layer files declare, looked up city by city.
-
-    One per load, reading through the load's guards (``read``). A city on the default pattern costs nothing; one
-    on a custom pattern costs the defaults and template files once (:func:`name_patterns`, which a load of part
-    of the fleet reads anyway), and, only when :func:`clash_possible`, the layers of the few parents its name
-    could be: the template its name gives back with ``global`` or ``group_<group>`` in the city's place, and
-    that group's file (every group file for a ``global`` parent that its template does not declare). Never a
-    city file.
-    """
-
-    def __init__(self, root: Path, read: Read) -> None:
-        self._root = root
-        self._read = read
-        self._ends: dict[str, tuple[str, str]] | None = None  # custom templates' ends; {} when no clash is possible
-        self._declared: dict[tuple[str, str | None], Path | None] = {}
-
-    def parent_of(self, config: CityConfig) -> ParentName | None:
-        """The declared parent of another template whose registered model is ``config.model_name``, or None."""
-        if not config.registry.custom:
-            return None  # a default-pattern name meets no other template's (clash_possible says why)
-        for template, (before, after) in self._custom_ends().items():
-            segment = _middle(config.model_name, before, after)
-            if template == config.template or segment is None:
-                continue  # its own template's parents have ids no city may take ('global', 'group_...')
-            group = segment.removeprefix(PARENT_GROUP_SEGMENT) if segment != GLOBAL_PARENT else None
-            if group is not None and (group == segment or not is_name(group)):
-                continue  # neither 'global' nor 'group_<group>': no parent's name
-            if (declared_in := self._declaration(template, group)) is not None:
-                city = GLOBAL_PARENT if group is None else f"{GROUP_PARENT_PREFIX}{group}"
-                return ParentName(f"{template}.{city}", declared_in)
-        return None
-
-    def _custom_ends(self) -> dict[str, tuple[str, str]]:
-        if self._ends is None:
-            patterns = name_patterns(self._root, self._read)
-            custom = {t: _ends(p, t) for t, p in patterns.items() if p != DEFAULT_NAME_PATTERN}
-            self._ends = custom if clash_possible(patterns) else {}
-        return self._ends
-
-    def _declaration(self, template: str, group: str | None) -> Path | None:
-        """The layer file whose ``fallback.parent`` declares this parent of ``template`` (of ``group``), or None."""
-        if (template, group) not in self._declared:
-            self._declared[template, group] = self._declaring(template, group)
-        return self._declared[template, group]
-
-    def _declaring(self, template: str, group: str | None) -> Path | None:
-        templates, groups = self._root / TEMPLATES_SUBDIR, self._root / GROUPS_SUBDIR
-        layers = [(path := self._root / DEFAULTS_FILE, self._read(path, None) or {})]
-        layers.append((path := templates / f"{template}.yaml", self._read(path, templates) or {}))
-        kind = "global" if group is None else "group"
-        # A global parent unites the cities of every group that declares it too, so each group may declare it.
-        names = [group] if group is not None else [None, *(p.stem for p in yaml_files(groups)[0])]
-        for name in names:
-            stack = layers
-            if name is not None:
-                if (data := self._read(path := groups / f"{name}.yaml", groups)) is None:
-                    continue  # a group the load would not read makes no parent
-                stack = [*layers, (path, data)]
-            if (where := _sets_parent(stack, kind)) is not None:
-                return where
-        return None
-
-
-def parent_name_clash(path: Path, config: CityConfig, parent: ParentName, origin: Origin) -> ConfigError:
-    """A city whose ``registry.name_pattern`` gives it the registered model of a declared fallback parent."""
-    problem = (
-        f"registry.name_pattern: {config.registry.name_pattern!r} gives city {config.city!r} of template "
-        f"{config.template!r} ({path}) the registered model {config.model_name!r}, the model of the fallback "
-        f"parent {parent.dag_id!r} that {parent.declared_in} declares (fallback.parent), and a parent's name is "
-        "its own, as it serves many cities; give the city another id, or put a '.' between {template} and "
-        "{city} in the pattern"
-    )
-    where, line, col = origin.get(("registry", "name_pattern"), (path, 1, 1))
-    return ConfigError(str(where), [Problem(problem, line=line, col=col)])
-
-
 def model_name_clash(path: Path, config: CityConfig, named: tuple[Path, CityConfig], origin: Origin) -> ConfigError:
     """Two cities of two templates whose ``registry.name_pattern`` give them one registered model."""
     other_path, other = named
@@ -300,35 +204,6 @@ def dag_id_clash(path: Path, config: CityConfig, other_path: Path, origin: Origi
     return ConfigError(str(path), [Problem(problem, line=line, col=col)])
 
 
-def parent_model_clash(parent: ParentConfig, first: ParentConfig, origin: Origin, where: Path) -> ConfigError:
-    """Two fallback parents of two templates whose ``registry.name_pattern`` give them one registered model.
-
-    Under ``main.ml.{template}_{city}``, template ``ride``'s parent of group ``global`` and template ``ride_group``'s
-    ``global`` parent are both ``main.ml.ride_group_global``; the first parent in the parents' order keeps it.
-    ``where`` is the parent's last layer file, named if the pattern's line is unknown.
-    """
-    problem = (
-        f"registry.name_pattern: {parent.registry.name_pattern!r} gives the fallback parent {parent.dag_id!r} the "
-        f"registered model {parent.model_name!r}, already the model of the fallback parent {first.dag_id!r}; put a "
-        "'.' between {template} and {city} in the pattern, or give the group another name"
-    )
-    where, line, col = origin.get(("registry", "name_pattern"), (where, 1, 1))
-    return ConfigError(str(where), [Problem(problem, line=line, col=col)])
-
-
-def _sets_parent(layers: list[tuple[Path, dict[str, Any]]], kind: str) -> Path | None:
-    """The file that makes ``fallback.parent`` of these layers, merged as the loader merges them, ``kind``."""
-    fallback: Any = {}
-    where = None
-    for path, data in layers:
-        if "fallback" in data:
-            value = data["fallback"]
-            merges = isinstance(fallback, dict) and isinstance(value, dict)
-            fallback = {**fallback, **value} if merges else value
-            where = path if not merges or "parent" in value else where
-    return where if isinstance(fallback, dict) and fallback.get("parent") == kind else None
-
-
 def _claim(path: Path, patterns: dict[str, str], read: Read) -> tuple[str, str] | None:
     """``(template, model name)`` a city file gives when valid, from its ``template:`` key and its name alone."""
     template = (read(path, None) or {}).get("template")
@@ -339,11 +214,11 @@ def _claim(path: Path, patterns: dict[str, str], read: Read) -> tuple[str, str] 
 
 def _city_of(name: str, before: str, after: str) -> str | None:
     """The one city id that a pattern with these ends renders as ``name``, or None."""
-    city = _middle(name, before, after)
+    city = middle(name, before, after)
     return city if city is not None and re.fullmatch(CITY_ID_PATTERN, city) else None
 
 
-def _middle(name: str, before: str, after: str) -> str | None:
+def middle(name: str, before: str, after: str) -> str | None:
     """What a pattern with these ends put where ``{city}`` stands to render ``name``, or None."""
     if not (len(name) > len(before) + len(after) and name.startswith(before) and name.endswith(after)):
         return None
