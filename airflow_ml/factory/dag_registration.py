@@ -29,8 +29,9 @@ from airflow_ml.factory.tasks import task_settings
 from airflow_ml.factory.template_dags import register_template_dags
 from airflow_ml.templates.describe import Origin
 from airflow_ml.templates.fallback_spec import GLOBAL_PARENT, GROUP_PARENT_PREFIX
-from airflow_ml.templates.loader import load_city_configs, load_parent_configs, misnamed_layers, unexpected_error
+from airflow_ml.templates.loader import load_city_configs, misnamed_layers, unexpected_error
 from airflow_ml.templates.models import CityConfig, ModelConfig
+from airflow_ml.templates.parent_loader import load_parent_configs
 
 log = logging.getLogger(__name__)
 

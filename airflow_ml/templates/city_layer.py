@@ -55,6 +55,11 @@ def check_group_layer(path: Path, data: dict[str, Any], where: _Positions) -> No
         raise ConfigError(str(path), problems)
 
 
+def sets_template_only(data: dict[str, Any]) -> bool:
+    """Whether a group file sets what only a template may (:func:`check_group_layer` refuses every city naming it)."""
+    return bool(_template_only(data, ({}, {}), ""))
+
+
 def _template_only(data: dict[str, Any], where: _Positions, template: str) -> list[Problem]:
     problems = []
     for key, why in TEMPLATE_ONLY.items():

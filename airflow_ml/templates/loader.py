@@ -36,8 +36,9 @@ from airflow_ml.templates.files import (
     YAML_SUFFIX,
     yaml_files,
 )
-from airflow_ml.templates.model_claims import city_refs, outside_claims
-from airflow_ml.templates.models import CITY_ID_PATTERN, CityConfig, ParentConfig, TemplateConfig
+from airflow_ml.templates.model_claims import dag_id_clash, model_name_clash, outside_claims
+from airflow_ml.templates.models import CITY_ID_PATTERN, CityConfig, TemplateConfig
+from airflow_ml.templates.parent_names import ParentNames
 from airflow_ml.templates.yaml_lines import Path_, YamlFileError, load_yaml_with_positions
 
 #: A file's data, and each key path's line and column.
@@ -50,7 +51,7 @@ def load_template(path: Path, *, defaults: Path | None = None) -> TemplateConfig
     Raises:
         ConfigError: naming the file, line, field and value of each problem.
     """
-    layers = _Layers()
+    layers = Layers()
     return layers.template(path, defaults)[0]
 
 
@@ -68,7 +69,7 @@ def load_city_file(
     Raises:
         ConfigError: naming the file, line, field and value of each problem.
     """
-    return _Layers().city(path, templates_dir, defaults, groups_dir)[0]
+    return Layers().city(path, templates_dir, defaults, groups_dir)[0]
 
 
 def load_city_configs(
@@ -88,7 +89,9 @@ def load_city_configs(
         include: Given a city file's name without extension (which must be its city id), whether to load
             it; files left out are not loaded. Files of one city id are always kept or left out together,
             so duplicates are still found; a city whose registered model a file left out keeps (the first
-            valid file that claims it: ``model_claims.py``) is refused as in a load of every file.
+            valid file that claims it: ``model_claims.py``) is refused as in a load of every file. In every
+            load, a city whose registered model, or its parent's, a fallback parent that the layer files declare
+            keeps is refused (``parent_names.py`` says why).
         origins: When given, filled with each valid config's DAG id -> where each of its settings was set
             (file, line, column), for tools that point at a setting.
 
@@ -96,16 +99,17 @@ def load_city_configs(
         The valid city configs sorted by DAG id, and one error per broken file (a template that breaks
         every city of its own is reported once).
     """
-    layers = _Layers()
+    layers = Layers()
     configs: dict[str, tuple[Path, CityConfig]] = {}
     models: dict[str, tuple[Path, CityConfig]] = {}  # registered model name -> its city
     paths, errors = yaml_files(root / CITIES_SUBDIR, recursive=True, include=include)
     errors += misnamed_layers(root)
     reported = {(e.file, tuple(e.problems)) for e in errors}
-    layer_dirs = (root / TEMPLATES_SUBDIR, _file(root / DEFAULTS_FILE), root / GROUPS_SUBDIR)  # once a load
+    layer_dirs = (root / TEMPLATES_SUBDIR, regular_file(root / DEFAULTS_FILE), root / GROUPS_SUBDIR)  # once a load
     # An unsharded load runs no pass: nothing is left out to claim a name before its files.
     validate = lambda p: layers.city(p, *layer_dirs)[0]  # noqa: E731
-    outside = {} if include is None else outside_claims(root, paths, include, layers.data, validate)
+    parents = ParentNames(root, layers.located)  # reads nothing until a city on a custom pattern asks
+    outside = {} if include is None else outside_claims(root, paths, include, layers.data, validate, parents.patterns)
     for path in paths:
         try:
             config, origin = layers.city(path, *layer_dirs)
@@ -117,39 +121,23 @@ def load_city_configs(
         except Exception as exc:  # noqa: BLE001 - a check no message foresaw: still this file's error alone
             errors.append(unexpected_error(path, exc))
             continue
-        clash = configs.get(config.dag_id)
-        if clash is not None:
-            problem = (
-                f"city: {config.city!r} with template {config.template!r} gives DAG id {config.dag_id!r}, "
-                f"already given by {clash[0]}; give one of them another city id"
-            )
-            line, col = origin.get(("city",), (path, 1, 1))[1:]
-            errors.append(ConfigError(str(path), [Problem(problem, line=line, col=col)]))
+        if (clash := configs.get(config.dag_id)) is not None:
+            errors.append(dag_id_clash(path, config, clash[0], origin))
+            continue
+        if (refused := parents.refusal(path, config, origin)) is not None:  # a declared parent keeps its name
+            errors.append(refused)
             continue
         named = models.get(config.model_name)
         if named is None and (kept := outside.get(config.model_name)) is not None and kept[0] < path:
             named = kept  # a file of another shard, earlier in the order: the whole-fleet load would refuse this one
         if named is not None:
-            errors.append(_model_name_clash(path, config, named, origin))
+            errors.append(model_name_clash(path, config, named, origin))
             continue
         configs[config.dag_id] = (path, config)
         models[config.model_name] = (path, config)
         if origins is not None:
             origins[config.dag_id] = origin
     return [configs[dag_id][1] for dag_id in sorted(configs)], errors
-
-
-def _model_name_clash(path: Path, config: CityConfig, named: tuple[Path, CityConfig], origin: Origin) -> ConfigError:
-    """Two cities of two templates whose ``registry.name_pattern`` give them one registered model."""
-    other_path, other = named
-    problem = (
-        f"registry.name_pattern: {config.registry.name_pattern!r} gives city {config.city!r} of template "
-        f"{config.template!r} ({path}) the registered model {config.model_name!r}, already the model of city "
-        f"{other.city!r} of template {other.template!r} ({other_path}); put a '.' between {{template}} and "
-        "{city} in the pattern, or give one of the cities another id"
-    )
-    where, line, col = origin.get(("registry", "name_pattern"), (path, 1, 1))
-    return ConfigError(str(where), [Problem(problem, line=line, col=col)])
 
 
 def unexpected_error(path: Path, exc: Exception) -> ConfigError:
@@ -175,73 +163,16 @@ def _is_defaults(stem: str) -> bool:
     return stem == Path(DEFAULTS_FILE).stem
 
 
-def load_parent_configs(root: Path) -> tuple[list[ParentConfig], list[ConfigError]]:
-    """The fallback parents that templates and groups declare, each with its members and its layers.
-
-    ``fallback.parent`` belongs to a template or a group (a city may only turn it off), so the parents are
-    known from those few files and each city file's ``template`` and ``group``: city files are scanned, not
-    validated, which keeps the DAG file that builds the parents cheap to parse with a thousand cities.
-    A ``global`` parent trains on every city of its template; a group's parent on its template's cities
-    of that group.
-
-    Returns:
-        The parent configs sorted by DAG id, and one error per parent whose layers do not validate.
-    """
-    layers = _Layers()
-    defaults = root / DEFAULTS_FILE
-    if not _declares_a_parent(layers, root):
-        return [], []  # the common case costs a few files, not one per city
-    members: dict[tuple[str, str | None], list[str]] = {}
-    for city, template, group in ((ref.city, ref.template, ref.group) for ref in city_refs(root)):
-        try:
-            _, merged, _ = layers.template(layers.layer(root / TEMPLATES_SUBDIR, template), _file(defaults))
-            if group is not None:
-                merged = deep_merge(merged, layers.read(layers.layer(root / GROUPS_SUBDIR, group))[0])
-        except Exception:  # noqa: BLE001, S112 - the city's own load reports it, whatever it is
-            continue
-        kind = (merged.get("fallback") or {}).get("parent", "none")
-        if kind in ("global", "group") and (kind == "global" or group is not None):
-            members.setdefault((template, group if kind == "group" else None), []).append(city)
-    parents: list[ParentConfig] = []
-    errors: list[ConfigError] = []
-    for (template, group), cities in sorted(members.items(), key=lambda item: (item[0][0], item[0][1] or "")):
-        where = layers.layer(root / TEMPLATES_SUBDIR, template)
-        try:
-            _, merged, origin = layers.template(where, _file(defaults))
-            if group is not None:
-                where = layers.layer(root / GROUPS_SUBDIR, group)
-                merged, origin = layers._overlay(merged, origin, where)
-            scope = "group" if group else "global"
-            fields: dict[str, Any] = {"fallback": {}, "scope": scope, "group": group, "members": sorted(cities)}
-            parents.append(ParentConfig.model_validate({**merged, **fields}))
-        except ValidationError as exc:
-            errors.append(ConfigError(str(where), describe(exc, ParentConfig, origin)))
-        except ConfigError as exc:
-            errors.append(exc)
-        except Exception as exc:  # noqa: BLE001 - a check no message foresaw: still this file's error alone
-            errors.append(unexpected_error(where, exc))
-    return sorted(parents, key=lambda p: p.dag_id), errors
-
-
-def _declares_a_parent(layers: _Layers, root: Path) -> bool:
-    """Whether the defaults, a template or a group file declares a fallback parent (broken files: no)."""
-    files = [root / DEFAULTS_FILE, *yaml_files(root / TEMPLATES_SUBDIR)[0], *yaml_files(root / GROUPS_SUBDIR)[0]]
-    for path in files:
-        fallback = (layers.data(path, path.parent) or {}).get("fallback")
-        if isinstance(fallback, dict) and fallback.get("parent") in ("group", "global"):
-            return True
-    return False
-
-
-def _file(path: Path) -> Path | None:
+def regular_file(path: Path) -> Path | None:
+    """``path`` if it is a regular file (links followed), else None."""
     return path if path.is_file() else None
 
 
-class _Layers:
-    """Reads and checks each layer file once per load, however many cities share it."""
+class Layers:
+    """Reads and checks each layer file once per load, however many cities share it (one per load)."""
 
     def __init__(self) -> None:
-        self._files: dict[Path, _Read] = {}
+        self._files: dict[Path, _Read | ConfigError] = {}
         self._templates: dict[tuple[Path, Path | None], tuple[TemplateConfig, dict[str, Any], Origin]] = {}
         self._inside: dict[tuple[Path, Path], bool] = {}
         self._named: dict[tuple[Path, str], Path] = {}  # (folder, name) -> the layer file that passed the checks
@@ -267,17 +198,28 @@ class _Layers:
     def data(self, path: Path, folder: Path | None) -> dict[str, Any] | None:
         """A file's data as a load reads it, else None: a broken file, one not regular (a FIFO or ``/dev/zero``
         could hang a read or never end it), or with ``folder`` one whose links leave it (as :meth:`named_file`)."""
-        if _file(path) is None or (folder is not None and not self.inside(path, folder)):
+        found = self.located(path, folder)
+        return None if found is None else found[0]
+
+    def located(self, path: Path, folder: Path | None) -> tuple[dict[str, Any], dict[Path_, int]] | None:
+        """:meth:`data` with each key path's line."""
+        if regular_file(path) is None or (folder is not None and not self.inside(path, folder)):
             return None
         try:
-            return self.read(path)[0]
+            return self.read(path)[:2]
         except ConfigError:
             return None
 
     def read(self, path: Path) -> _Read:
+        """A file's data and positions, read once per load; a broken file's ConfigError, raised each time."""
         if path not in self._files:
-            self._files[path] = _read(path)
-        return self._files[path]
+            try:
+                self._files[path] = _read(path)
+            except ConfigError as exc:
+                self._files[path] = exc  # a broken group named by a thousand cities is read once
+        if isinstance(found := self._files[path], ConfigError):
+            raise ConfigError(found.file, found.located)
+        return found
 
     def template(self, path: Path, defaults: Path | None) -> tuple[TemplateConfig, dict[str, Any], Origin]:
         key = (path, defaults)
@@ -289,8 +231,8 @@ class _Layers:
             merged: dict[str, Any] = {}
             origin: Origin = {}
             if defaults is not None:
-                merged, origin = self._overlay(merged, origin, defaults)
-            merged, origin = self._overlay(merged, origin, path)
+                merged, origin = self.overlay(merged, origin, defaults)
+            merged, origin = self.overlay(merged, origin, path)
             merged["template"] = path.stem
             try:
                 config = TemplateConfig.model_validate(merged)
@@ -311,9 +253,9 @@ class _Layers:
                 raise ConfigError(str(path), [_at("group: no groups folder to look in", ("group",), lines, cols)])
             group_path = self.named_file(path, data, (lines, cols), "group", groups_dir)
             check_group_layer(group_path, self.read(group_path)[0], self.read(group_path)[1:])
-            merged, origin = self._overlay(merged, origin, group_path)
+            merged, origin = self.overlay(merged, origin, group_path)
         check_city_layer(path, data, (lines, cols), merged)
-        merged, origin = self._overlay(merged, origin, path)
+        merged, origin = self.overlay(merged, origin, path)
         city = merged.get("city")
         if isinstance(city, str) and re.fullmatch(CITY_ID_PATTERN, city) and path.stem != city:
             problem = f"city: {show_value(city)} must equal the file name {path.stem!r}; rename one of them"
@@ -363,7 +305,8 @@ class _Layers:
         self._named[folder, name] = target
         return target
 
-    def _overlay(self, merged: dict[str, Any], origin: Origin, path: Path) -> tuple[dict[str, Any], Origin]:
+    def overlay(self, merged: dict[str, Any], origin: Origin, path: Path) -> tuple[dict[str, Any], Origin]:
+        """``path``'s data merged over ``merged``, and where each of its settings was set."""
         data, lines, cols = self.read(path)
         return deep_merge(merged, data), {**origin, **{k: (path, n, cols.get(k, 1)) for k, n in lines.items()}}
 

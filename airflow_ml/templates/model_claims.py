@@ -15,6 +15,9 @@ file against that one. It looks only when the templates make a clash between two
 can come, under each other custom template, from one city id only (the name with that template's ends
 stripped). Only the city files of those few ids are read (their ``template:`` key), and only those claiming a
 name of the load before one of its files are validated in full: a few files per city loaded, whatever the fleet.
+
+A city may also give the registered model of another template's fallback parent, and two parents one name:
+``parent_names.py`` holds that rule (the parent keeps its name), which needs no other city file.
 """
 
 from __future__ import annotations
@@ -24,16 +27,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from airflow_ml.exceptions import ConfigError, Problem
 from airflow_ml.templates.base import CITY_ID_PATTERN, is_name
 from airflow_ml.templates.files import CITIES_SUBDIR, DEFAULTS_FILE, TEMPLATES_SUBDIR, yaml_files
 from airflow_ml.templates.registry_spec import DEFAULT_NAME_PATTERN, name_pattern_problems, render_name
 from airflow_ml.templates.yaml_lines import YamlFileError, load_yaml_with_positions
 
 if TYPE_CHECKING:
+    from airflow_ml.templates.describe import Origin
     from airflow_ml.templates.models import CityConfig
 
 #: A file's data as the load reads it, or None when the load would not read it (not a regular file, a link out of
-#: the folder given, or broken): the loader's guards (``_Layers.data``), so this pass reads nothing the load refuses.
+#: the folder given, or broken): the loader's guards (``Layers.data``), so this pass reads nothing the load refuses.
 Read = Callable[[Path, Path | None], dict[str, Any] | None]
 
 
@@ -93,13 +98,15 @@ def clash_possible(patterns: dict[str, str]) -> bool:
     - a template on the default ``{template}.{city}`` gives ``<template>.<city>``, and template names and city
       ids hold no dot (``NAME_PATTERN``, ``CITY_ID_PATTERN``): the one dot splits the name back into its pair,
       so two default templates never clash; nor does a default one with a custom one, as a custom pattern
-      whose sample name has that two-part shape is refused (``name_pattern_problems``), and the real names of
-      a pattern have that shape only when its sample does (the placeholders fill in letters, digits and ``_``);
+      whose sample name has that shape is refused (``name_pattern_problems``), and a real name of a custom
+      pattern that has it anyway (a placeholder filling a middle part with ``group``: ``x.{city}.{template}``
+      with city ``group`` gives ``x.group.t``, template ``x``'s parent of group ``t``) is refused with its city
+      (``CityConfig``), reading no file;
     - two custom patterns, each with its template filled in, read ``A + city + B``; a shared name needs one
       ``A`` to be a prefix of the other and one ``B`` a suffix of the other. Two templates failing that never
       clash (``main.ml.{template}_{city}`` for ``ride`` and ``food``), else they may (``ride`` and ``ride_x``).
     """
-    ends = [_ends(pattern, template) for template, pattern in patterns.items() if pattern != DEFAULT_NAME_PATTERN]
+    ends = list(custom_ends(patterns).values())
     for index, (before, after) in enumerate(ends):
         for other_before, other_after in ends[index + 1 :]:
             prefix = before.startswith(other_before) or other_before.startswith(before)
@@ -108,8 +115,20 @@ def clash_possible(patterns: dict[str, str]) -> bool:
     return False
 
 
+def custom_ends(patterns: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """Each custom-pattern template -> what its pattern puts before and after the city id (template filled in)."""
+    return {
+        template: _ends(pattern, template) for template, pattern in patterns.items() if pattern != DEFAULT_NAME_PATTERN
+    }
+
+
 def outside_claims(
-    root: Path, loaded: list[Path], include: Callable[[str], bool], read: Read, validate: Callable[[Path], CityConfig]
+    root: Path,
+    loaded: list[Path],
+    include: Callable[[str], bool],
+    read: Read,
+    validate: Callable[[Path], CityConfig],
+    known: Callable[[], dict[str, str]] | None = None,
 ) -> dict[str, tuple[Path, CityConfig]]:
     """Each model name a file of the load may claim -> the first valid file left out that claims it before one of them.
 
@@ -119,6 +138,7 @@ def outside_claims(
         include: The load's rule (a city file's name -> whether it is loaded), as ``load_city_configs`` takes it.
         read: Reads a file through the loader's guards (:data:`Read`).
         validate: Loads one city file in full, as the load does; whatever it raises makes the file claim nothing.
+        known: The templates' :func:`name_patterns`, when the load has them (read once per load); else read here.
 
     Returns:
         Empty unless :func:`clash_possible`: then the defaults, the templates and the files of the load are read,
@@ -126,12 +146,10 @@ def outside_claims(
     """
     if not loaded:
         return {}  # a load that keeps nothing refuses nothing
-    patterns = name_patterns(root, read)
+    patterns = name_patterns(root, read) if known is None else known()
     if not clash_possible(patterns):
         return {}  # the common case: a few layer files, nothing per city
-    ends = {
-        template: _ends(pattern, template) for template, pattern in patterns.items() if pattern != DEFAULT_NAME_PATTERN
-    }
+    ends = custom_ends(patterns)
     claims: dict[str, list[tuple[Path, bool]]] = {}
     rivals: set[str] = set()  # the ids left out that could claim a name of the load
     for path in loaded:
@@ -163,6 +181,29 @@ def outside_claims(
     return found
 
 
+def model_name_clash(path: Path, config: CityConfig, named: tuple[Path, CityConfig], origin: Origin) -> ConfigError:
+    """Two cities of two templates whose ``registry.name_pattern`` give them one registered model."""
+    other_path, other = named
+    problem = (
+        f"registry.name_pattern: {config.registry.name_pattern!r} gives city {config.city!r} of template "
+        f"{config.template!r} ({path}) the registered model {config.model_name!r}, already the model of city "
+        f"{other.city!r} of template {other.template!r} ({other_path}); put a '.' between {{template}} and "
+        "{city} in the pattern, or give one of the cities another id"
+    )
+    where, line, col = origin.get(("registry", "name_pattern"), (path, 1, 1))
+    return ConfigError(str(where), [Problem(problem, line=line, col=col)])
+
+
+def dag_id_clash(path: Path, config: CityConfig, other_path: Path, origin: Origin) -> ConfigError:
+    """A city file whose (template, city) another file, first in the loader's order, already gives."""
+    problem = (
+        f"city: {config.city!r} with template {config.template!r} gives DAG id {config.dag_id!r}, "
+        f"already given by {other_path}; give one of them another city id"
+    )
+    line, col = origin.get(("city",), (path, 1, 1))[1:]
+    return ConfigError(str(path), [Problem(problem, line=line, col=col)])
+
+
 def _claim(path: Path, patterns: dict[str, str], read: Read) -> tuple[str, str] | None:
     """``(template, model name)`` a city file gives when valid, from its ``template:`` key and its name alone."""
     template = (read(path, None) or {}).get("template")
@@ -173,10 +214,15 @@ def _claim(path: Path, patterns: dict[str, str], read: Read) -> tuple[str, str] 
 
 def _city_of(name: str, before: str, after: str) -> str | None:
     """The one city id that a pattern with these ends renders as ``name``, or None."""
+    city = middle(name, before, after)
+    return city if city is not None and re.fullmatch(CITY_ID_PATTERN, city) else None
+
+
+def middle(name: str, before: str, after: str) -> str | None:
+    """What a pattern with these ends put where ``{city}`` stands to render ``name``, or None."""
     if not (len(name) > len(before) + len(after) and name.startswith(before) and name.endswith(after)):
         return None
-    city = name[len(before) : len(name) - len(after)]
-    return city if re.fullmatch(CITY_ID_PATTERN, city) else None
+    return name[len(before) : len(name) - len(after)]
 
 
 def _valid(validate: Callable[[Path], CityConfig], path: Path) -> CityConfig | None:

@@ -302,6 +302,7 @@ class CityConfig(UseCase):
                 f"city id {self.city!r} starts with {PARENT_GROUP_SEGMENT!r}, which registry.name_pattern "
                 f"{self.registry.name_pattern!r} gives the group parents' models; give the city another id"
             )
+        self.registry.check_shape(f"city {self.city!r} of template {self.template!r}", self.model_name)
         if self.fallback.parent == "group" and self.group is None:
             raise ValueError(
                 "fallback.parent 'group' needs the city to belong to a group: add 'group: <country or client>' "
@@ -358,6 +359,11 @@ class ParentConfig(UseCase):
     scope: Literal["group", "global"]
     group: Name | None = None
     members: list[str] = Field(min_length=1, description="The cities whose data the parent trains on.")
+
+    @model_validator(mode="after")
+    def _name_reads_as_its_own(self) -> ParentConfig:
+        self.registry.check_shape(f"the fallback parent {self.dag_id!r}", self.model_name)
+        return self
 
     @property
     def city(self) -> str:

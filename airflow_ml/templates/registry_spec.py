@@ -27,7 +27,8 @@ DEFAULT_NAME_PATTERN = "{template}.{city}"
 #: What a name pattern may hold besides its placeholders.
 _LITERAL = re.compile(r"[a-z0-9_.\-]*")
 #: A name of the default pattern's shape: ``<template>.<city>`` or ``<template>.group.<group>``. A custom pattern
-#: may never give one, so such a name is always the default pattern's (and its lineage can be read from it).
+#: never gives one (its sample may not have the shape, and a city or parent whose name has it anyway, a placeholder
+#: making a middle part ``group``, is refused), so such a name is always the default pattern's (lineage reads it).
 DEFAULT_SHAPE = re.compile(r"(?P<template>[a-z][a-z0-9_]*)\.(?P<city>[a-z][a-z0-9_]*|group\.[a-z][a-z0-9_]*)")
 _PLACEHOLDERS = ("template", "city")
 #: The start of a group parent's id in a name under a custom pattern (``group_<group>``).
@@ -77,6 +78,21 @@ class RegistrySpec(Strict):
                     f"{name!r}, {len(name)} characters; at most {MAX_MODEL_NAME} fit the DAG tag 'model:<name>' the "
                     "fleet view reads: shorten the pattern's fixed parts (or the group's id)"
                 )
+
+    def check_shape(self, whose: str, name: str) -> None:
+        """Raise ValueError if a custom pattern gave ``whose`` a name of the default shape (:data:`DEFAULT_SHAPE`).
+
+        The pattern's sample may not have it (:func:`name_pattern_problems`), but a placeholder can still fill a
+        middle part with ``group`` (``x.{city}.{template}`` with city ``group``, or ``x.{template}.{city}`` with
+        template ``group``): the name of another template's group parent, as the lineage checks read it.
+        """
+        if self.custom and (shape := DEFAULT_SHAPE.fullmatch(name)) is not None:
+            raise ValueError(
+                f"registry.name_pattern {self.name_pattern!r} gives {whose} the registered model {name!r}, which "
+                f"reads as the default pattern's model of {shape['city']!r} of template {shape['template']!r} (the "
+                "lineage checks read it so); give the city another id, or change the pattern so that no part of a "
+                "name can be 'group'"
+            )
 
     def model_name(self, template: str, city: str) -> str:
         """The registered model of ``city`` (a city id, ``global`` or ``group.<group>``) of ``template``."""

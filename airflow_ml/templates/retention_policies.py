@@ -11,8 +11,9 @@ from pathlib import Path
 
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates.files import TEMPLATES_SUBDIR, template_names, unknown_template
-from airflow_ml.templates.loader import load_city_configs, load_parent_configs
+from airflow_ml.templates.loader import load_city_configs
 from airflow_ml.templates.models import CityConfig, ParentConfig
+from airflow_ml.templates.parent_loader import load_parent_configs
 
 
 @dataclass(frozen=True)

@@ -142,12 +142,17 @@ def test_every_city_gets_its_own_form_with_its_own_descriptions(root: Path) -> N
     ]
 
 
+def _on_pattern(root: Path, pattern: str, templates: dict[str, str]) -> None:
+    """Copies of ride_duration named as ``templates``' keys, on ``pattern``, each with its value's YAML appended."""
+    source = (root / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
+    for template, extra in templates.items():
+        text = f"{source}\nregistry:\n  name_pattern: '{pattern}'\n{extra}"
+        (root / "templates" / f"{template}.yaml").write_text(text, encoding="utf-8")
+
+
 def _cross_shard_clash(root: Path) -> tuple[Path, Path]:
     """Two templates on '{template}_{city}' whose cities 'oslo' (shard 0 of 2) and 'duration_oslo' (1 of 2) meet."""
-    source = (root / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
-    pattern = "\nregistry:\n  name_pattern: '{template}_{city}'\n"
-    for template in ("ride", "ride_duration"):
-        (root / "templates" / f"{template}.yaml").write_text(source + pattern, encoding="utf-8")
+    _on_pattern(root, "{template}_{city}", {"ride": "", "ride_duration": ""})
     keeper = root / "cities" / "duration_oslo.yaml"  # first in path order: keeps ride_duration_oslo
     keeper.write_text("city: duration_oslo\ntemplate: ride\n")
     loser = root / "cities" / "oslo.yaml"
@@ -222,3 +227,45 @@ def test_the_sharded_reports_together_name_what_the_whole_fleet_report_names(roo
         assert [sum(e in parents for e in shard) for shard in shards] == [len(parents)] + [0] * (count - 1)
     assert len(parents) == 1
     assert len(whole) >= 10
+
+
+def _parent_clash(root: Path) -> tuple[Path, Path]:
+    """Template 'ride' with city 'x_global' and 'ride_x' with a global parent (of 'lisbon'): one model name.
+
+    Under 'main.ml.{template}_{city}' both are 'main.ml.ride_x_global'; the two cities lie in different shards of 2.
+    """
+    _on_pattern(root, "main.ml.{template}_{city}", {"ride": "", "ride_x": "fallback: {parent: global}\n"})
+    (root / "cities" / "lisbon.yaml").write_text("city: lisbon\ntemplate: ride_x\n")
+    city = root / "cities" / "x_global.yaml"
+    city.write_text("city: x_global\ntemplate: ride\n")
+    assert (Shard(1, 2).holds("lisbon"), Shard(0, 2).holds("x_global")) == (True, True)
+    return city, root / "templates" / "ride.yaml"
+
+
+def test_a_city_giving_a_fallback_parents_model_name_is_built_by_no_file_and_reported_at_the_pattern(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_ml.exceptions import BrokenCityFiles
+    from airflow_ml.factory import register_parent_dags, report_broken_cities
+    from tests.support.city_files import line_of
+
+    city, ride = _parent_clash(root)
+
+    whole = set(_register(root))
+    shards = [set(_register(root, Shard(index, 2))) for index in range(2)]
+    parents = register_parent_dags({}, templates_root=root, expectations_dir=REPO / "expectations")
+
+    assert "ride_x.lisbon" in whole
+    assert "ride.x_global" not in whole, "the city and the parent would train into one registered model"
+    assert set().union(*shards) == whole, "the shard files build what one file of the whole fleet builds"
+    assert list(parents) == ["ride_x.global"], "the parent keeps its name"
+    [error] = city_problems(root)
+    assert (error.file, error.located[0].line) == (str(ride), line_of(ride, "name_pattern"))
+    assert str(city) in str(error)
+    assert "the model of the fallback parent 'ride_x.global'" in str(error)
+    assert [str(e) for index in range(2) for e in city_problems(root, Shard(index, 2))] == [str(error)]
+    with pytest.raises(BrokenCityFiles) as raised:
+        report_broken_cities(templates_root=root, shard=Shard(0, 2))
+    assert f"{ride}: 1 problem(s)\n  - line {line_of(ride, 'name_pattern')}: registry.name_pattern" in str(raised.value)
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "ride.x_global")
+    assert _register(root, Shard(0, 2)) == {}, "a task process of the city builds nothing either"

@@ -398,3 +398,20 @@ def test_a_fleet_checks_each_location_pattern_once_and_a_bad_one_every_time(root
     assert [Path(e.file).stem for e in errors] == ["rome", "turin"]
     assert all("'..' segment" in str(e) for e in errors)
     assert check_location_pattern.cache_info().misses == first + 2  # only the bad pattern, once per city
+
+
+def test_a_broken_group_that_many_cities_name_is_read_once_per_load_and_reported_once(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.claim_fleets import city_of, group_file, recorded_reads
+
+    group = group_file(root, "norway", "training: [unclosed\n")
+    for city in ("bergen", "oslo", "tromso"):
+        city_of(root, city, extra="group: norway\n")
+    reads = recorded_reads(monkeypatch)
+
+    configs, errors = load_city_configs(root)
+
+    assert configs == []
+    assert [e.file for e in errors] == [str(group)], "the group's error, once"
+    assert reads.count(group) == 1

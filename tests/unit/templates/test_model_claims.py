@@ -9,27 +9,10 @@ from typing import Any
 import pytest
 
 from airflow_ml.templates import load_city_configs
-from airflow_ml.templates import loader as loader_module
-from airflow_ml.templates.loader import _Layers
+from airflow_ml.templates.loader import Layers
 from airflow_ml.templates.model_claims import clash_possible, name_patterns, outside_claims
 from airflow_ml.templates.registry_spec import DEFAULT_NAME_PATTERN
-from tests.support.city_files import write_city
-
-UNITY = "main.ml.{template}_{city}"
-JOINED = "{template}_{city}"
-
-
-def _template(root: Path, name: str, pattern: str | None) -> Path:
-    """A copy of ride_duration named ``name``, on ``pattern`` (the default when None)."""
-    text = (root / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
-    path = root / "templates" / f"{name}.yaml"
-    path.write_text(text + (f"\nregistry:\n  name_pattern: '{pattern}'\n" if pattern else ""), encoding="utf-8")
-    return path
-
-
-def _city(root: Path, city: str, template: str = "ride_duration", folder: str = "", extra: str = "") -> Path:
-    (root / "cities" / folder).mkdir(exist_ok=True)
-    return write_city(root, f"{folder}{city}", f"city: {city}\ntemplate: {template}\n{extra}")
+from tests.support.claim_fleets import JOINED, UNITY, city_of, recorded_reads, template_on
 
 
 @pytest.mark.parametrize(
@@ -60,36 +43,23 @@ def test_custom_patterns_whose_ends_overlap_make_a_clash_possible(patterns: dict
 
 def test_the_patterns_are_the_templates_over_the_defaults_and_a_refused_one_claims_nothing(root: Path) -> None:
     (root / "defaults.yaml").write_text(f"registry:\n  name_pattern: '{JOINED}'\n", encoding="utf-8")
-    _template(root, "unity", UNITY)
+    template_on(root, "unity", UNITY)
     (root / "templates" / "broken.yaml").write_text("registry: [1]\n", encoding="utf-8")
     (root / "templates" / "refused.yaml").write_text("registry: {name_pattern: '{city}'}\n", encoding="utf-8")
 
-    assert name_patterns(root, _Layers().data) == {"ride_duration": JOINED, "unity": UNITY}
-
-
-def _reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Every file the loader reads from now on (its own reader, recorded)."""
-    reads: list[Path] = []
-    read = loader_module._read
-
-    def recorded(path: Path) -> Any:
-        reads.append(path)
-        return read(path)
-
-    monkeypatch.setattr(loader_module, "_read", recorded)
-    return reads
+    assert name_patterns(root, Layers().data) == {"ride_duration": JOINED, "unity": UNITY}
 
 
 def test_no_city_file_is_read_when_no_clash_is_possible(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _template(root, "ride", UNITY)  # ride_duration keeps the default pattern: no name of one meets the other's
-    oslo = _city(root, "oslo")
-    _city(root, "duration_oslo", template="ride")
-    reads = _reads(monkeypatch)
+    template_on(root, "ride", UNITY)  # ride_duration keeps the default pattern: no name of one meets the other's
+    oslo = city_of(root, "oslo")
+    city_of(root, "duration_oslo", template="ride")
+    reads = recorded_reads(monkeypatch)
 
     def validate(path: Path) -> None:
         raise AssertionError(f"{path} validated")
 
-    found = outside_claims(root, [oslo], lambda city: city == "oslo", _Layers().data, validate)  # type: ignore[arg-type]
+    found = outside_claims(root, [oslo], lambda city: city == "oslo", Layers().data, validate)  # type: ignore[arg-type]
 
     assert found == {}
     assert sorted(p.name for p in reads) == ["ride.yaml", "ride_duration.yaml"], "the templates only"
@@ -98,16 +68,16 @@ def test_no_city_file_is_read_when_no_clash_is_possible(root: Path, monkeypatch:
 def test_a_partial_load_where_a_clash_is_possible_reads_its_files_and_the_few_that_could_claim_their_names(
     root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _template(root, "ride", JOINED)  # a copy of ride_duration before its pattern is added
-    _template(root, "ride_duration", JOINED)
-    _template(root, "food", JOINED)  # 'food_' starts no name of ride_duration's: no candidate
-    keeper = _city(root, "duration_oslo", template="ride")  # ride_duration_oslo, first in path order
-    oslo = _city(root, "oslo")
+    template_on(root, "ride", JOINED)  # a copy of ride_duration before its pattern is added
+    template_on(root, "ride_duration", JOINED)
+    template_on(root, "food", JOINED)  # 'food_' starts no name of ride_duration's: no candidate
+    keeper = city_of(root, "duration_oslo", template="ride")  # ride_duration_oslo, first in path order
+    oslo = city_of(root, "oslo")
     for index in range(10):
-        _city(root, f"city_{index}")
-        _city(root, f"duration_city_{index}", template="food")
+        city_of(root, f"city_{index}")
+        city_of(root, f"duration_city_{index}", template="food")
     whole = load_city_configs(root)
-    reads = _reads(monkeypatch)
+    reads = recorded_reads(monkeypatch)
 
     configs, errors = load_city_configs(root, include=lambda city: city == "oslo")
 
@@ -121,17 +91,17 @@ def test_a_partial_load_where_a_clash_is_possible_reads_its_files_and_the_few_th
 def test_defaults_that_are_no_regular_file_are_never_read_and_hang_no_load(
     root: Path, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
-    _template(root, "ride", JOINED)  # a clash is possible: the pass reads the layer files
-    _template(root, "ride_duration", JOINED)
-    _city(root, "duration_oslo", template="ride")
-    oslo = _city(root, "oslo")
+    template_on(root, "ride", JOINED)  # a clash is possible: the pass reads the layer files
+    template_on(root, "ride_duration", JOINED)
+    city_of(root, "duration_oslo", template="ride")
+    oslo = city_of(root, "oslo")
     defaults = root / "defaults.yaml"
     if kind == "fifo":
         os.mkfifo(defaults)  # an open for reading would wait for a writer forever
     else:
         defaults.symlink_to("/dev/zero")  # a read would never end
     whole = load_city_configs(root)
-    reads = _reads(monkeypatch)
+    reads = recorded_reads(monkeypatch)
 
     configs, errors = load_city_configs(root, include=lambda city: city == "oslo")
 
@@ -142,17 +112,17 @@ def test_defaults_that_are_no_regular_file_are_never_read_and_hang_no_load(
 
 @pytest.mark.timeout(20, method="signal")  # no Airflow task runs here to clear the alarm
 def test_a_template_linking_out_of_templates_is_never_read(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _template(root, "ride_duration", JOINED)
+    template_on(root, "ride_duration", JOINED)
     outside = root / "outside.yaml"  # would make 'ride' and 'ride_duration' clash, if it were read
     outside.write_text((root / "templates" / "ride_duration.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     link = root / "templates" / "ride.yaml"
     link.symlink_to(outside)
-    _city(root, "duration_oslo", template="ride")  # refused by the loader: its template links out
-    _city(root, "oslo")
+    city_of(root, "duration_oslo", template="ride")  # refused by the loader: its template links out
+    city_of(root, "oslo")
     whole = load_city_configs(root)
-    reads = _reads(monkeypatch)
+    reads = recorded_reads(monkeypatch)
 
-    patterns = name_patterns(root, _Layers().data)
+    patterns = name_patterns(root, Layers().data)
     alone = load_city_configs(root, include=lambda city: city == "oslo")
 
     assert patterns == {"ride_duration": JOINED}
@@ -163,10 +133,10 @@ def test_a_template_linking_out_of_templates_is_never_read(root: Path, monkeypat
 
 
 def test_a_city_whose_name_a_file_left_out_keeps_earlier_is_refused_naming_both_files(root: Path) -> None:
-    _template(root, "ride", JOINED)  # a copy of ride_duration before its pattern is added
-    _template(root, "ride_duration", JOINED)
-    keeper = _city(root, "duration_oslo", template="ride")  # ride_duration_oslo, first in path order
-    loser = _city(root, "oslo")  # ride_duration_oslo too
+    template_on(root, "ride", JOINED)  # a copy of ride_duration before its pattern is added
+    template_on(root, "ride_duration", JOINED)
+    keeper = city_of(root, "duration_oslo", template="ride")  # ride_duration_oslo, first in path order
+    loser = city_of(root, "oslo")  # ride_duration_oslo too
 
     configs, errors = load_city_configs(root, include=lambda city: city == "oslo")
 
@@ -183,11 +153,11 @@ def test_a_city_whose_name_a_file_left_out_keeps_earlier_is_refused_naming_both_
 
 
 def test_the_first_valid_file_in_path_order_keeps_the_name_a_broken_one_claims_nothing(root: Path) -> None:
-    _template(root, "ride", JOINED)  # a copy of ride_duration before its pattern is added
-    _template(root, "ride_duration", JOINED)
-    broken = _city(root, "duration_oslo", template="ride", folder="a/", extra="not_a_field: 1\n")
-    later = _city(root, "duration_oslo", template="ride", folder="b/")  # the first valid claimant
-    _city(root, "oslo")
+    template_on(root, "ride", JOINED)  # a copy of ride_duration before its pattern is added
+    template_on(root, "ride_duration", JOINED)
+    broken = city_of(root, "duration_oslo", template="ride", folder="a/", extra="not_a_field: 1\n")
+    later = city_of(root, "duration_oslo", template="ride", folder="b/")  # the first valid claimant
+    city_of(root, "oslo")
 
     whole = load_city_configs(root)
     alone = load_city_configs(root, include=lambda city: city == "oslo")
@@ -196,3 +166,29 @@ def test_the_first_valid_file_in_path_order_keeps_the_name_a_broken_one_claims_n
     assert whole[1][0].file == str(broken)
     assert [str(e) for e in alone[1]] == [str(e) for e in whole[1][1:]], "oslo's error, as the whole fleet says it"
     assert str(later) in str(alone[1][0])
+
+
+def test_a_partial_load_takes_the_templates_patterns_once_for_both_checks(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_ml.templates import model_claims, parent_names
+
+    calls: list[Path] = []
+
+    def counted(folder: Path, read: Any) -> dict[str, str]:
+        calls.append(folder)
+        return name_patterns(folder, read)
+
+    monkeypatch.setattr(model_claims, "name_patterns", counted)
+    monkeypatch.setattr(parent_names, "name_patterns", counted)
+    template_on(root, "ride", JOINED)
+    template_on(root, "ride_duration", JOINED)  # a clash is possible: the claims pass and the parents' check run
+    city_of(root, "duration_oslo", template="ride")
+    city_of(root, "oslo")
+    city_of(root, "lisbon")
+
+    configs, errors = load_city_configs(root, include=lambda city: city in ("oslo", "lisbon"))
+
+    assert [c.city for c in configs] == ["lisbon"]
+    assert len(errors) == 1
+    assert calls == [root], "one load, one reading of the patterns"

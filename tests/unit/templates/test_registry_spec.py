@@ -107,6 +107,19 @@ def test_a_city_file_may_not_set_the_pattern(root: Path) -> None:
     assert "set 'registry: {name_pattern: ...}' in templates/ride_duration.yaml" in text
 
 
+@pytest.mark.parametrize("fallback", ["group", "global"])
+def test_a_group_file_that_sets_the_pattern_refuses_its_cities_and_makes_no_parent(root: Path, fallback: str) -> None:
+    (root / "groups").mkdir()
+    group = root / "groups" / "norway.yaml"
+    group.write_text(f"fallback: {{parent: {fallback}}}\nregistry:\n  name_pattern: '{UNITY}'\n", encoding="utf-8")
+    _city(root, "oslo", "group: norway\n")
+
+    [error] = load_city_configs(root)[1]
+
+    assert (error.file, error.located[0].line) == (str(group), line_of(group, "name_pattern"))
+    assert load_parent_configs(root) == ([], []), "a parent named by a pattern only a template may set"
+
+
 def test_under_a_custom_pattern_a_city_id_may_not_take_the_group_parents_names(root: Path) -> None:
     _pattern(root, UNITY)
 
@@ -114,6 +127,60 @@ def test_under_a_custom_pattern_a_city_id_may_not_take_the_group_parents_names(r
 
     assert "city id 'group_norway' starts with 'group_'" in text
     assert "give the city another id" in text
+
+
+@pytest.mark.parametrize(
+    ("pattern", "city", "name"),
+    [
+        ("x.{city}.{template}", "group", "x.group.ride_duration"),  # template x's parent of group ride_duration
+        ("a.gro{city}.{template}", "up", "a.group.ride_duration"),
+    ],
+)
+def test_under_a_custom_pattern_a_city_whose_name_reads_as_a_default_group_parents_is_refused(
+    root: Path, pattern: str, city: str, name: str
+) -> None:
+    template = _pattern(root, pattern)  # valid: its sample 'x.c.t' has no default shape
+    _city(root, "oslo")
+    path = _city(root, city)
+
+    configs, errors = load_city_configs(root)
+
+    assert [c.model_name for c in configs] == [pattern.format(city="oslo", template="ride_duration")]
+    [error] = errors
+    [problem] = error.located
+    assert (error.file, problem.file, problem.line) == (str(path), str(template), line_of(template, "name_pattern"))
+    assert f"gives city {city!r} of template 'ride_duration' the registered model {name!r}" in str(error)
+    assert f"which reads as the default pattern's model of {name.split('.', 1)[1]!r} of template" in str(error)
+    assert "give the city another id, or change the pattern so that no part of a name can be 'group'" in str(error)
+
+
+def test_a_fallback_parent_whose_name_reads_as_a_default_group_parents_is_not_built(root: Path) -> None:
+    source = (root / "templates" / "ride_duration.yaml").read_text(encoding="utf-8")
+    (root / "templates" / "group.yaml").write_text(source + "fallback: {parent: global}\n", encoding="utf-8")
+    template = _pattern(root, "x.{template}.{city}", template="group")  # group.global: x.group.global
+    _city(root, "oslo", template="group")  # x.group.oslo: refused too
+
+    parents, errors = load_parent_configs(root)
+
+    assert parents == []
+    [error] = errors
+    assert (error.located[0].file or error.file, error.located[0].line) == (
+        str(template),
+        line_of(template, "name_pattern"),
+    )
+    assert "gives the fallback parent 'group.global' the registered model 'x.group.global'" in str(error)
+    assert "reads as the default pattern's model of 'group.global' of template 'x'" in str(error)
+    assert [e.file for e in load_city_configs(root)[1]] == [str(root / "cities" / "oslo.yaml")]
+
+
+@pytest.mark.parametrize("city", ["groups", "grouper", "group1", "my_group"])
+def test_a_part_that_only_holds_group_keeps_the_city(root: Path, city: str) -> None:
+    _pattern(root, "x.{city}.{template}")
+    _city(root, city)
+
+    configs, errors = load_city_configs(root)
+
+    assert (errors, [c.city for c in configs]) == ([], [city])
 
 
 def test_lint_reports_two_templates_whose_patterns_give_one_model_name(
