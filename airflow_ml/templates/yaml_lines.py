@@ -17,11 +17,17 @@ it holds:
 - a whole number longer than :data:`MAX_INT_CHARS` characters (Python builds none over 4,300 digits, and no
   setting takes one near this length), refused without printing it;
 - a value YAML cannot build (``2026-02-30`` reads as a date that does not exist), at its line.
+
+Before any of that, a path that is not a regular file (links followed: a FIFO, whose open waits for a writer
+forever, a link to ``/dev/zero``, which never ends) is not opened, and a file over :data:`MAX_YAML_BYTES` is not
+read whole: one such file in ``cities/`` would otherwise hang or exhaust every DAG file that reads the fleet.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -135,10 +141,43 @@ def load_yaml_with_lines(path: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
     return data, lines
 
 
+#: The most bytes a YAML file may hold: a template, group, city or suite file is a few kilobytes (the largest
+#: suite shipped is under 10 KB), so this bounds what a mistaken or hostile file can make a DAG file read.
+MAX_YAML_BYTES = 1024 * 1024
+
+
+def _bounded_text(path: Path) -> bytes:
+    """The bytes of ``path``, a regular file of at most :data:`MAX_YAML_BYTES` (else :class:`YamlFileError`)."""
+    mode = os.stat(path).st_mode  # links followed; FileNotFoundError and PermissionError go to the caller
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode) else "a device or socket"
+        raise YamlFileError(
+            [
+                Problem(
+                    f"{path.name} is {kind}, not a regular file, so it is not read (a read could wait forever or "
+                    "never end): replace it with a regular file, or remove it"
+                )
+            ]
+        )
+    with path.open("rb") as handle:
+        data = handle.read(MAX_YAML_BYTES + 1)  # the size may change between the stat and the read
+    if len(data) > MAX_YAML_BYTES:
+        raise YamlFileError(
+            [
+                Problem(
+                    f"{path.name} holds more than {MAX_YAML_BYTES:,} bytes, so it is not read: a template, group, "
+                    "city or suite file is a few kilobytes; split it, or remove what does not belong in it"
+                )
+            ]
+        )
+    return data
+
+
 def load_yaml_with_positions(path: Path) -> tuple[dict[str, Any], dict[Path_, int], dict[Path_, int]]:
     """As :func:`load_yaml_with_lines`, with a third map: each key path's 1-based column."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # As read_text did: universal newlines, so "\r\n" and "\r" end a line as "\n" does.
+        text = _bounded_text(path).decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as exc:
         raise YamlFileError([Problem(f"byte {exc.start} is not UTF-8; save the file as UTF-8 text")]) from None
     anchors = _MAYBE_ANCHOR.search(text) is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates import load_city_configs, load_parent_configs
 from airflow_ml.templates.suite_files import load_suite
-from airflow_ml.templates.yaml_lines import YamlFileError, load_yaml_with_lines
+from airflow_ml.templates.yaml_lines import MAX_YAML_BYTES, YamlFileError, load_yaml_with_lines
 from tests.support import REPO
 from tests.support.city_files import line_of, write_city
 
@@ -477,3 +478,49 @@ def test_the_projects_files_read_as_pyyaml_reads_them(path: Path) -> None:
     import yaml
 
     assert _alike(load_yaml_with_lines(path)[0], yaml.load(path.read_text(), Loader=yaml.CSafeLoader))
+
+
+# A FIFO's open waits for a writer forever: the signal method ends the test if the guard ever goes.
+@pytest.mark.timeout(20, method="signal")
+def test_a_city_file_that_is_a_fifo_is_reported_and_the_other_cities_load(root: Path) -> None:
+    write_city(root, "lisbon", CITY.format(city="lisbon"))
+    fifo = root / "cities" / "porto.yaml"
+    os.mkfifo(fifo)
+
+    configs, errors = load_city_configs(root)
+
+    assert [c.city for c in configs] == ["lisbon"]
+    assert [e.file for e in errors] == [str(fifo)]
+    assert "porto.yaml is a FIFO, not a regular file" in str(errors[0])
+    assert "replace it with a regular file" in str(errors[0])
+
+
+@pytest.mark.timeout(20, method="signal")
+def test_a_city_file_linked_to_dev_zero_is_not_read(root: Path) -> None:
+    # /dev/zero never ends: read whole, it would fill memory before any YAML check could run.
+    write_city(root, "lisbon", CITY.format(city="lisbon"))
+    (root / "cities" / "porto.yaml").symlink_to("/dev/zero")
+
+    configs, errors = load_city_configs(root)
+
+    assert [c.city for c in configs] == ["lisbon"]
+    assert "porto.yaml is a device or socket, not a regular file" in str(errors[0])
+
+
+def test_a_yaml_file_over_the_size_bound_is_refused_without_being_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text("# padding\n" * (MAX_YAML_BYTES // 10 + 1), encoding="utf-8")
+
+    with pytest.raises(YamlFileError, match=r"holds more than 1,048,576 bytes"):
+        load_yaml_with_lines(path)
+
+
+def test_a_file_at_the_size_bound_and_crlf_line_ends_read_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "city.yaml"
+    text = "city: lisbon\r\ntemplate: ride_duration\r\n"
+    path.write_bytes((text + "#" * (MAX_YAML_BYTES - len(text) - 1) + "\n").encode())
+
+    data, lines = load_yaml_with_lines(path)
+
+    assert data == {"city": "lisbon", "template": "ride_duration"}
+    assert lines[("template",)] == 2
