@@ -28,11 +28,6 @@ fork tasks; elsewhere it is ignored with a warning. A module that fails to impor
 Only modules are imported: no client, Python thread, database connection or GX context is created, so forking
 afterwards stays safe. The native pools that do start (pyarrow's jemalloc thread, OpenBLAS) register fork
 handlers; OpenMP (LightGBM's) does not, so nothing here may call into LightGBM. No Airflow import at module level.
-
-Once imported, the objects that exist are moved to the collector's permanent generation (``gc.freeze()``, as
-Python's documentation advises before forking): a task's full collections then skip the hundreds of thousands
-of objects the libraries hold (about 0.27 s per collection with Airflow, pandas, MLflow and GX loaded), and they
-never write to those objects' pages, which the forks share with the parent until written.
 """
 
 from __future__ import annotations
@@ -151,10 +146,6 @@ def preload_for_workers(
             failed.setdefault(f"{type(error).__name__}: {error}", []).append(name)
         else:
             imported.append(name)
-    if imported:
-        import gc
-
-        gc.freeze()  # see the module's docstring: long-lived, shared with every fork, never worth scanning
     for cause, names in failed.items():
         log.error(
             "%s=auto could not import %s (%s): this process starts cold and the tasks that need it will fail "
