@@ -40,6 +40,26 @@ from airflow_ml.exceptions import DataError
 log = logging.getLogger(__name__)
 
 PREFIX = "champion_predictions-"
+#: The most bytes a kept file's ``.npy`` header may take (numpy writes 128 or a few hundred).
+_MAX_HEADER = 4096
+
+
+def _float64_vector(data: bytes, rows: int) -> np.ndarray:
+    """``data`` as a ``.npy`` of exactly ``rows`` little-endian float64 values, else ValueError.
+
+    The header is checked before any array exists: ``np.load`` would build an archive from a zip, or allocate
+    whatever shape a corrupt header claims, before the length could be compared.
+    """
+    from numpy.lib import format as npy
+
+    stream = io.BytesIO(data)
+    version = npy.read_magic(stream)  # ValueError on anything that is not a .npy
+    header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+    shape, fortran_order, dtype = header(stream, max_header_size=_MAX_HEADER)
+    if shape != (rows,) or fortran_order or dtype != np.dtype("<f8"):
+        raise ValueError(f"holds {dtype} values of shape {shape}, not the snapshot's {rows} float64 values")
+    values = np.frombuffer(data, dtype="<f8", count=rows, offset=stream.tell())
+    return values.copy()  # writable and detached from the file's bytes, as a prediction is
 
 
 def cache_key(version: Any, features: Sequence[str], content_hash: str) -> str:
@@ -116,15 +136,14 @@ class ChampionPredictions:
             with storage_errors(uri, self._storage_options):
                 if not fs.exists(where):
                     return None
-                values = np.load(io.BytesIO(fs.cat_file(where)), allow_pickle=False)
+                size = fs.size(where)
+                # Never more than the values and a header: a file that claims more is not read at all.
+                if size is None or size > 8 * rows + _MAX_HEADER:
+                    raise ValueError(f"{size} bytes, more than {rows} float64 values and a header")
+                return _float64_vector(fs.cat_file(where), rows)
         except (OSError, ValueError, DataError) as exc:
-            log.warning("the champion's kept predictions %s could not be read (%s); predicting again", path, exc)
+            log.warning("the champion's kept predictions %s could not be used (%s); predicting again", path, exc)
             return None
-        if values.dtype != np.float64 or values.shape != (rows,):
-            shown = f"{path} do not fit the snapshot's {rows} rows"
-            log.warning("the champion's kept predictions %s; predicting again", shown)
-            return None
-        return values
 
     def _write(self, uri: str, path: str, values: np.ndarray) -> None:
         buffer = io.BytesIO()

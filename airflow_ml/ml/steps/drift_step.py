@@ -6,6 +6,7 @@ Plain Python over an ``MlflowClient``: the operator only resolves its inputs and
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
@@ -33,6 +34,8 @@ from airflow_ml.ml.lineage import this_citys_champion, training_snapshot
 from airflow_ml.ml.steps.drift_calibration_step import RunCalibration, apply_stop_rule, calibrate_run, record_history
 from airflow_ml.ml.steps.step_settings import DriftSettings
 from airflow_ml.ml.steps.xcom_payloads import DRIFT_FILE, DriftVerdict
+
+log = logging.getLogger(__name__)
 
 NO_CHAMPION = "no champion yet (first run): nothing to compare against"
 _BATCH = 1000  # MLflow's most metrics per log_batch call
@@ -126,7 +129,7 @@ def _with_predictions(
 
     Each whole snapshot is predicted once and kept beside it (:mod:`airflow_ml.ml.champion_predictions`): the
     champion's training snapshot, the previous one (often the same rows), and, with calibration, this one
-    whole, which the compared rows are sliced from and which tomorrow's run reads as its previous snapshot's.
+    whole, which tomorrow's run reads as its previous snapshot's (see :func:`_predicted` for the compared rows).
     """
     predictions = ChampionPredictions(
         champion, settings.features, lambda: registry.load_version(client, champion), storage_options=storage_options
@@ -162,16 +165,19 @@ def _predicted(
 ) -> np.ndarray:
     """The predictions on ``frame``, the rows ``rows`` (a mask; None: all) of ``snapshot``.
 
-    Sliced from the whole snapshot's predictions when all rows are compared or ``whole`` asks for them; should
-    the whole snapshot not be predictable (a row outside the compared ones, say), the compared rows alone are.
+    When all rows are compared, the whole snapshot's (kept, or made and kept). Otherwise the compared rows are
+    predicted as a frame of their own, never sliced from the whole snapshot's: how the preprocessing codes a
+    float categorical column depends on every value of the frame it is given (serving's level codes), so a slice
+    could differ from what these rows alone give. ``whole`` also makes and keeps the whole snapshot's, which
+    tomorrow's run reads as its previous snapshot's; should they not be predictable, the compared rows still are.
     """
-    if rows is None or whole:
+    if rows is None:
+        return predictions.whole(*snapshot)
+    if whole:
         try:
-            every = predictions.whole(*snapshot)
-            return every if rows is None else every[rows]
-        except _CANNOT_PREDICT:
-            if rows is None:
-                raise
+            predictions.whole(*snapshot)
+        except _CANNOT_PREDICT as exc:  # a row outside the compared ones, say: tomorrow predicts it again
+            log.warning("this snapshot's predictions were not kept for tomorrow's run (%s)", type(exc).__name__)
     return predictions.predict(frame)
 
 

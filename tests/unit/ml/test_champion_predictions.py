@@ -4,6 +4,7 @@ match, predicted again when any of them changes or the file does not fit; a real
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 from pathlib import Path
 from types import SimpleNamespace
@@ -132,11 +133,50 @@ def test_a_kept_file_that_does_not_fit_the_rows_is_predicted_again(
 
     assert cache.sources == ["predicted"]
     assert values.shape == (later.row_count,)
-    assert "could not be read" in caplog.text
+    assert "could not be used" in caplog.text
     np.save(path, np.zeros(3))  # an array of the wrong length
     short = predictions(world, loads)
     assert np.array_equal(short.whole(later, rows(later)), values)
     assert short.sources == ["predicted"]
+
+
+def _npy_header(shape: tuple[int, ...], descr: str = "<f8") -> bytes:
+    """A version 1.0 ``.npy`` header claiming ``shape`` of ``descr``, padded as numpy pads it."""
+    from numpy.lib import format as npy
+
+    buffer = io.BytesIO()
+    npy.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+#: Kept files that are no vector of a snapshot's rows, each made for a snapshot of ``n`` rows.
+HOSTILE = {
+    # np.load would open a zip as an archive (no dtype, no shape): the task would fail on it.
+    "a zip": lambda n: b"PK\x03\x04" + b"\0" * 64,
+    # np.load would allocate the 8 TiB the header claims before finding the data short.
+    "a header claiming 2**40 values": lambda n: _npy_header((2**40,)),
+    "int64 values of the right count": lambda n: _npy_header((n,), "<i8") + b"\0" * (8 * n),
+    "float64 values in Fortran order": lambda n: _npy_header((n, 1)) + b"\0" * (8 * n),
+    "more bytes than the values and a header": lambda n: _npy_header((n,)) + b"\0" * (8 * n + 8192),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_a_kept_file_that_is_no_vector_of_the_rows_is_never_loaded_and_is_predicted_again(
+    world: dict[str, Any], caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    later, loads = world["later"], []
+    values = predictions(world, loads).whole(later, rows(later))
+    (path,) = kept(later)
+    path.write_bytes(HOSTILE[name](later.row_count))
+    cache = predictions(world, loads)
+
+    with caplog.at_level(logging.WARNING):
+        again = cache.whole(later, rows(later))
+
+    assert cache.sources == ["predicted"]
+    assert np.array_equal(again, values)
+    assert "could not be used" in caplog.text
 
 
 def test_a_folder_that_cannot_be_written_keeps_nothing_and_still_predicts(

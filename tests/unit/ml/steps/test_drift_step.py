@@ -235,7 +235,8 @@ def test_the_champions_predictions_are_kept_beside_each_snapshot_and_a_rerun_rec
     client: Any, model: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Night 1 keeps the champion's predictions on its training snapshot and on the night's whole snapshot (the
-    previous snapshot of night 2); a rerun of night 2 finds all three and loads no model, recording the same."""
+    previous snapshot of night 2); a rerun of night 2 finds all three, predicting only its compared rows, and
+    records the same."""
     from airflow_ml.ml import model_registry as registry
     from airflow_ml.ml.champion_predictions import PREFIX
     from airflow_ml.ml.steps.step_settings import SplitSettings
@@ -288,12 +289,16 @@ def test_the_champions_predictions_are_kept_beside_each_snapshot_and_a_rerun_rec
     assert asked.count(night2.uri) == 1  # one read for the calibration and the champion comparison
     assert loads == ["loaded"]  # only night 2's own rows were predicted
     assert len(kept(night2)) == 1
+    mtimes = {path: path.stat().st_mtime_ns for path in [*kept(trained_on), *kept(night1), *kept(night2)]}
     rerun = check_drift(client, night2, settings)
-    assert loads == ["loaded"]  # the rerun found every prediction kept
+    # The rerun found every whole snapshot's predictions kept (none written again); the compared new rows are
+    # predicted on their own (never sliced), so the model is loaded once for them.
+    assert {path: path.stat().st_mtime_ns for path in mtimes} == mtimes
+    assert loads == ["loaded", "loaded"]
     for path in [*kept(trained_on), *kept(night1), *kept(night2)]:
         path.unlink()
     fresh = check_drift(client, night2, settings)
-    assert loads == ["loaded", "loaded"]
+    assert loads == ["loaded", "loaded", "loaded"]
 
     def prediction(record: dict[str, Any]) -> tuple[Any, ...]:
         check = next(c for c in record["checks"] if c["column"] == "prediction")
@@ -378,3 +383,37 @@ def test_partitioned_snapshots_are_compared_as_their_one_file_twins_reading_only
     assert [(c["column"], c["statistic"], c["value"]) for c in parts["checks"]] == [
         (c["column"], c["statistic"], c["value"]) for c in one["checks"]
     ]
+
+
+class _Recorded:
+    """A stand-in for ChampionPredictions that records what it is asked: which frames, which whole snapshots."""
+
+    def __init__(self) -> None:
+        self.frames: list[pd.DataFrame] = []
+        self.wholes: list[str] = []
+
+    def whole(self, manifest: Any, frame: pd.DataFrame) -> np.ndarray:
+        self.wholes.append(manifest)
+        return np.arange(len(frame), dtype=float)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        self.frames.append(frame)
+        return np.full(len(frame), -1.0)
+
+
+def test_compared_rows_are_predicted_on_their_own_never_sliced_from_the_whole_snapshot() -> None:
+    # Serving codes a float categorical column from every value of the frame it is given (a column of whole
+    # numbers reads as integers): a slice of the whole snapshot's predictions can differ from these rows' own.
+    from airflow_ml.ml.steps.drift_step import _predicted
+
+    snapshot = pd.DataFrame({"zone": [1.0, 2.0, 3.5, 1.0]})
+    compared = np.array([True, True, False, False])
+    recorded = _Recorded()
+
+    values = _predicted(recorded, ("snap", snapshot), compared, snapshot[compared], whole=True)  # type: ignore[arg-type]
+
+    assert values.tolist() == [-1.0, -1.0]  # these rows' own prediction
+    assert [len(f) for f in recorded.frames] == [2]
+    assert recorded.wholes == ["snap"]  # still made and kept for tomorrow's run
+    every = _predicted(recorded, ("snap", snapshot), None, snapshot, whole=False)  # type: ignore[arg-type]
+    assert every.tolist() == [0.0, 1.0, 2.0, 3.0]  # all rows compared: the whole snapshot's, kept
