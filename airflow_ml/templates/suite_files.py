@@ -29,7 +29,7 @@ from typing import Any
 from airflow_ml.exceptions import ConfigError, Problem, show_value
 from airflow_ml.templates.files import SUITE_SUFFIXES, misspelled_suite
 from airflow_ml.templates.json_lines import load_json_checked
-from airflow_ml.templates.yaml_lines import Path_, YamlFileError, load_yaml_with_lines
+from airflow_ml.templates.yaml_lines import Path_, YamlFileError, load_yaml_with_lines, read_bounded
 
 SEVERITIES = ("error", "warn")
 #: GX's own ``severity`` of an expectation (``FailureSeverity``) for each of ours, so that GX's tools read a warn
@@ -112,19 +112,26 @@ def load_suite(
     return {"name": name, "meta": meta, "expectations": expectations}
 
 
+#: The most bytes a suite file may hold, YAML or JSON: as much as a GX store record (``gx_context_files``), since
+#: a suite may list many values (``expect_column_values_to_be_in_set``); a FIFO or a device is never opened.
+MAX_SUITE_BYTES = 20 * 1024 * 1024
+
+
 def read_suite_file(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The meta and the expectations (GX form) of one suite file, YAML or JSON."""
     lines: dict[Path_, int] = {}
     if path.suffix == ".json":
         try:
-            data, problems = load_json_checked(path.read_text(encoding="utf-8"))
+            data, problems = load_json_checked(read_bounded(path, MAX_SUITE_BYTES).decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise ConfigError(str(path), [f"byte {exc.start} is not UTF-8; save the file as UTF-8 text"]) from None
+        except YamlFileError as exc:
+            raise ConfigError(str(path), exc.problems) from None
         if problems:
             raise ConfigError(str(path), problems)
     else:
         try:
-            data, lines = load_yaml_with_lines(path)
+            data, lines = load_yaml_with_lines(path, max_bytes=MAX_SUITE_BYTES)
         except YamlFileError as exc:
             raise ConfigError(str(path), exc.problems) from None
     if not isinstance(data, dict) or not isinstance(data.get("expectations"), list):

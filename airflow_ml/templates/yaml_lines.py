@@ -42,6 +42,9 @@ except ImportError:  # pragma: no cover - depends on the PyYAML build
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 Path_ = tuple[str | int, ...]
+#: The most bytes a layer file may hold: a template, group or city file is a few kilobytes, so this bounds what a
+#: mistaken or hostile file can make a DAG file read (suites, which may list many values, have their own bound).
+MAX_YAML_BYTES = 1024 * 1024
 #: The fastest safe loader this PyYAML build has (no Python objects, no tags beyond YAML's own).
 FastSafeLoader = _Loader
 
@@ -126,7 +129,7 @@ def too_deep_problem(path: Path_) -> str:
     )
 
 
-def load_yaml_with_lines(path: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
+def load_yaml_with_lines(path: Path, *, max_bytes: int = MAX_YAML_BYTES) -> tuple[dict[str, Any], dict[Path_, int]]:
     """Parse ``path`` with the safe loader and the checks above.
 
     Returns:
@@ -137,47 +140,44 @@ def load_yaml_with_lines(path: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
         YamlFileError: naming the line of each problem (syntax, anchors, merge keys, duplicate keys, Jinja),
             or a top level that is not a mapping.
     """
-    data, lines, _ = load_yaml_with_positions(path)
+    data, lines, _ = load_yaml_with_positions(path, max_bytes=max_bytes)
     return data, lines
 
 
-#: The most bytes a YAML file may hold: a template, group, city or suite file is a few kilobytes (the largest
-#: suite shipped is under 10 KB), so this bounds what a mistaken or hostile file can make a DAG file read.
-MAX_YAML_BYTES = 1024 * 1024
+def read_bounded(path: Path, max_bytes: int = MAX_YAML_BYTES) -> bytes:
+    """The bytes of ``path``, a regular file of at most ``max_bytes`` (else :class:`YamlFileError`, with the fix).
 
-
-def _bounded_text(path: Path) -> bytes:
-    """The bytes of ``path``, a regular file of at most :data:`MAX_YAML_BYTES` (else :class:`YamlFileError`)."""
-    mode = os.stat(path).st_mode  # links followed; FileNotFoundError and PermissionError go to the caller
-    if not stat.S_ISREG(mode):
-        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode) else "a device or socket"
-        raise YamlFileError(
-            [
-                Problem(
-                    f"{path.name} is {kind}, not a regular file, so it is not read (a read could wait forever or "
-                    "never end): replace it with a regular file, or remove it"
-                )
-            ]
+    The file is opened without blocking and checked on the open descriptor, so a FIFO swapped in after a check
+    still cannot make the open wait for a writer.
+    """
+    # Links followed; FileNotFoundError and PermissionError go to the caller, as a plain read's would.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode) else "a device or socket"
+            problem = (
+                f"{path.name} is {kind}, not a regular file, so it is not read (a read could wait forever or "
+                "never end): replace it with a regular file, or remove it"
+            )
+            raise YamlFileError([Problem(problem)])
+        data = handle.read(max_bytes + 1)  # the size may change after the open
+    if len(data) > max_bytes:
+        problem = (
+            f"{path.name} holds more than {max_bytes:,} bytes, so it is not read: a template, group or city file "
+            "is a few kilobytes and a suite rarely a few hundred; split it, or remove what does not belong in it"
         )
-    with path.open("rb") as handle:
-        data = handle.read(MAX_YAML_BYTES + 1)  # the size may change between the stat and the read
-    if len(data) > MAX_YAML_BYTES:
-        raise YamlFileError(
-            [
-                Problem(
-                    f"{path.name} holds more than {MAX_YAML_BYTES:,} bytes, so it is not read: a template, group, "
-                    "city or suite file is a few kilobytes; split it, or remove what does not belong in it"
-                )
-            ]
-        )
+        raise YamlFileError([Problem(problem)])
     return data
 
 
-def load_yaml_with_positions(path: Path) -> tuple[dict[str, Any], dict[Path_, int], dict[Path_, int]]:
+def load_yaml_with_positions(
+    path: Path, *, max_bytes: int = MAX_YAML_BYTES
+) -> tuple[dict[str, Any], dict[Path_, int], dict[Path_, int]]:
     """As :func:`load_yaml_with_lines`, with a third map: each key path's 1-based column."""
     try:
         # As read_text did: universal newlines, so "\r\n" and "\r" end a line as "\n" does.
-        text = _bounded_text(path).decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        text = read_bounded(path, max_bytes).decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as exc:
         raise YamlFileError([Problem(f"byte {exc.start} is not UTF-8; save the file as UTF-8 text")]) from None
     anchors = _MAYBE_ANCHOR.search(text) is not None

@@ -146,8 +146,8 @@ def test_a_warn_is_a_warning_in_gxs_own_validation_result(tmp_path: Path) -> Non
     assert verdict.status == "warned"
 
 
-def write_suite(folder: Path, name: str, content: str) -> Path:
-    path = folder / f"{name}.json"
+def write_suite(folder: Path, name: str, content: str, suffix: str = ".json") -> Path:
+    path = folder / f"{name}{suffix}"
     path.write_text(content, encoding="utf-8")
     return path
 
@@ -258,3 +258,49 @@ def test_lint_says_nothing_when_the_template_filters_null_targets(
 def test_the_repository_suite_requires_the_target(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["lint", str(REPO / "dag_templates"), "--expectations", str(REPO / "expectations")]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+# A FIFO's open for reading would wait for a writer forever: the signal method ends the test if the guard goes.
+@pytest.mark.timeout(20, method="signal")
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_a_suite_that_is_a_fifo_is_refused_with_the_fix_and_never_opened_for_good(tmp_path: Path, suffix: str) -> None:
+    import os
+
+    from airflow_ml.templates.suite_files import read_suite_file
+
+    fifo = tmp_path / f"trips{suffix}"
+    os.mkfifo(fifo)
+
+    with pytest.raises(ConfigError) as info:  # the reader itself, whoever hands it the path
+        read_suite_file(fifo)
+    assert info.value.file == str(fifo)
+    assert "is a FIFO, not a regular file" in str(info.value)
+    with pytest.raises(ConfigError):  # the lookup lists regular files only
+        load_suite(tmp_path, "trips")
+
+
+def _in_set_suite(values: int) -> dict[str, Any]:
+    """A suite whose one expectation lists ``values`` allowed values (a large in-set check)."""
+    kwargs = {"column": "zone", "value_set": [f"zone-{i:08d}" for i in range(values)]}
+    return {"expectations": [{"type": "expect_column_values_to_be_in_set", "kwargs": kwargs}]}
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_a_suite_past_a_city_files_bound_loads_in_either_format_and_one_past_its_own_is_refused(
+    tmp_path: Path, suffix: str
+) -> None:
+    import yaml
+
+    from airflow_ml.templates.suite_files import MAX_SUITE_BYTES
+    from airflow_ml.templates.yaml_lines import MAX_YAML_BYTES
+
+    data = _in_set_suite(80_000)
+    text = json.dumps(data) if suffix == ".json" else yaml.safe_dump(data)
+    big = write_suite(tmp_path, "big", text, suffix)
+    assert big.stat().st_size > MAX_YAML_BYTES  # past a city file's bound, well within a suite's
+    assert len(load_suite(tmp_path, "big")["expectations"][0]["kwargs"]["value_set"]) == 80_000
+    padding = " " * (MAX_SUITE_BYTES + 1 - len(text))  # trailing blanks: valid, but past the suite's bound
+    write_suite(tmp_path, "huge", text + padding, suffix)
+
+    with pytest.raises(ConfigError, match=rf"huge{suffix} holds more than {MAX_SUITE_BYTES:,} bytes"):
+        load_suite(tmp_path, "huge")
