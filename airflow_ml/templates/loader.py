@@ -106,9 +106,16 @@ def load_city_configs(
     errors += misnamed_layers(root)
     reported = {(e.file, tuple(e.problems)) for e in errors}
     layer_dirs = (root / TEMPLATES_SUBDIR, regular_file(root / DEFAULTS_FILE), root / GROUPS_SUBDIR)  # once a load
-    # An unsharded load runs no pass: nothing is left out to claim a name before its files.
-    validate = lambda p: layers.city(p, *layer_dirs)[0]  # noqa: E731
     parents = ParentNames(root, layers.located)  # reads nothing until a city on a custom pattern asks
+
+    def validate(path: Path) -> CityConfig:
+        """A file left out, as the whole-fleet load takes it: one a declared parent's name refuses claims nothing."""
+        config, origin = layers.city(path, *layer_dirs)
+        if (refused := parents.refusal(path, config, origin)) is not None:
+            raise refused
+        return config
+
+    # An unsharded load runs no pass: nothing is left out to claim a name before its files.
     outside = {} if include is None else outside_claims(root, paths, include, layers.data, validate, parents.patterns)
     for path in paths:
         try:

@@ -5,7 +5,9 @@ too), or two templates whose ``registry.name_pattern`` render two (template, cit
 with city ``c`` and template ``a`` with city ``b_c`` under ``{template}_{city}``). The rule, for the whole-fleet
 load, a shard's load, a task process's and the broken-files report alike: **among the valid city files that claim
 a name, the first in the loader's path order (the sorted paths under ``cities/``) keeps it; every other is
-refused.** A file that loses its DAG id loses its name too: one DAG id is one (template, city), so one name.
+refused.** A file that loses its DAG id loses its name too: one DAG id is one (template, city), so one name; one
+refused for a declared fallback parent's name (``parent_names.py``) is not valid and claims nothing, in a load that
+leaves it out as in one that reads it.
 
 A load of part of the fleet sees only its own files, and two cities of different ids can sit in different shards.
 So that it refuses exactly what the whole-fleet load refuses, :func:`outside_claims` gives, for each name its
@@ -137,7 +139,8 @@ def outside_claims(
         loaded: The city files of the load, sorted.
         include: The load's rule (a city file's name -> whether it is loaded), as ``load_city_configs`` takes it.
         read: Reads a file through the loader's guards (:data:`Read`).
-        validate: Loads one city file in full, as the load does; whatever it raises makes the file claim nothing.
+        validate: Loads one city file in full, as the load does, the parent-name refusal included; whatever it
+            raises makes the file claim nothing.
         known: The templates' :func:`name_patterns`, when the load has them (read once per load); else read here.
 
     Returns:

@@ -83,10 +83,15 @@ def load_parent_configs(root: Path) -> tuple[list[ParentConfig], list[ConfigErro
 
 
 def _declares_a_parent(layers: Layers, root: Path) -> bool:
-    """Whether the defaults, a template or a group file declares a fallback parent (broken files: no)."""
-    files = [root / DEFAULTS_FILE, *yaml_files(root / TEMPLATES_SUBDIR)[0], *yaml_files(root / GROUPS_SUBDIR)[0]]
-    for path in files:
-        fallback = (layers.data(path, path.parent) or {}).get("fallback")
+    """Whether the defaults, a template or a group file declares a fallback parent (broken files: no).
+
+    Each is read as the city load reads it: the defaults through a link from anywhere (``load_city_configs``
+    merges such a file, and ``ParentNames`` reserves its parent's name), a template or a group only from its folder.
+    """
+    layer_files = [*yaml_files(root / TEMPLATES_SUBDIR)[0], *yaml_files(root / GROUPS_SUBDIR)[0]]
+    files: list[tuple[Path, Path | None]] = [(root / DEFAULTS_FILE, None), *((p, p.parent) for p in layer_files)]
+    for path, folder in files:
+        fallback = (layers.data(path, folder) or {}).get("fallback")
         if isinstance(fallback, dict) and fallback.get("parent") in ("group", "global"):
             return True
     return False

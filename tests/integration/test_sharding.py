@@ -14,6 +14,7 @@ from airflow_ml.factory import Shard, city_problems, register_dags
 from airflow_ml.factory.params import SCHEMA_DIALECT
 from airflow_ml.templates.training_spec import LightGBMParams
 from tests.support import REPO
+from tests.support.claim_fleets import refused_before_a_rival
 
 pytestmark = pytest.mark.integration
 
@@ -269,3 +270,23 @@ def test_a_city_giving_a_fallback_parents_model_name_is_built_by_no_file_and_rep
     assert f"{ride}: 1 problem(s)\n  - line {line_of(ride, 'name_pattern')}: registry.name_pattern" in str(raised.value)
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "ride.x_global")
     assert _register(root, Shard(0, 2)) == {}, "a task process of the city builds nothing either"
+
+
+def test_a_city_whose_rival_a_declared_parents_name_refuses_is_kept_by_every_shard_as_by_the_whole_fleet(
+    root: Path,
+) -> None:
+    refused, kept = refused_before_a_rival(root)
+    assert (Shard(0, 2).holds("a_c"), Shard(1, 2).holds("c")) == (True, True), "the two cities in two shards"
+
+    whole = set(_register(root))
+    problems = sorted(str(e) for e in city_problems(root))
+
+    assert "ride_group_a.c" in whole, "a_c is refused, so it never claims main.ml.ride_group_a_c"
+    assert "ride_group.a_c" not in whole
+    assert [str(refused) in error for error in problems].count(True) == 1, "a_c is named once, with its parent"
+    assert not any(str(kept) in error for error in problems)
+    for count in (2, 3):
+        shards = [set(_register(root, Shard(index, count))) for index in range(count)]
+        reports = [str(e) for index in range(count) for e in city_problems(root, Shard(index, count))]
+        assert set().union(*shards) == whole, f"{count} shard files build what the whole-fleet file builds"
+        assert sorted(reports) == problems, f"{count} report files name what the whole-fleet report names"

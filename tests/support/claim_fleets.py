@@ -55,3 +55,18 @@ def recorded_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
     monkeypatch.setattr(loader_module, "_read", recorded)
     return reads
+
+
+def refused_before_a_rival(root: Path) -> tuple[Path, Path]:
+    """City ``a_c`` of ``ride_group``, refused as its parent loses its name, and ``c`` of ``ride_group_a``, kept.
+
+    Under :data:`UNITY`, ``ride.group.global`` (group ``global``) keeps ``main.ml.ride_group_global`` from
+    ``ride_group.global``, first by DAG id, so ``a_c``, which falls back to the latter, is refused in every load. Its
+    own name, ``main.ml.ride_group_a_c``, is also ``c``'s; ``a_c`` comes first in path order, yet never claims it.
+    Returns ``a_c``'s file and ``c``'s.
+    """
+    declares(template_on(root, "ride", UNITY), "{parent: group}")
+    declares(template_on(root, "ride_group", UNITY), "{parent: global}")
+    template_on(root, "ride_group_a", UNITY)
+    group_file(root, "global")
+    return city_of(root, "a_c", template="ride_group"), city_of(root, "c", template="ride_group_a")

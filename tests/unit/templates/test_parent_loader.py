@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from airflow_ml.templates import load_city_configs, load_parent_configs
+from airflow_ml.templates.loader import Layers
+from airflow_ml.templates.parent_names import ParentNames
 from tests.support.city_files import line_of
 from tests.support.claim_fleets import UNITY, city_of, declares, group_file, recorded_reads, template_on
 
@@ -65,3 +67,24 @@ def test_of_two_declared_parents_giving_one_name_the_first_by_dag_id_keeps_it_an
     assert "'ride_group.global' is not built and its cities are refused" in text
     assert "rename group 'global' (groups/global.yaml and its cities' 'group:')" in text
     assert "or set 'fallback: {parent: none}' where either parent is declared" in text
+
+
+def test_a_defaults_file_linked_from_outside_the_root_declares_its_parent_as_every_load_reads_it(
+    root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    shared = tmp_path_factory.mktemp("shared") / "defaults.yaml"  # one defaults file for several roots
+    shared.write_text("fallback: {parent: global}\n", encoding="utf-8")
+    defaults = root / "defaults.yaml"
+    defaults.symlink_to(shared)
+    city_of(root, "oslo")
+
+    cities, errors = load_city_configs(root)
+    parents, parent_errors = load_parent_configs(root)
+
+    assert errors == []
+    assert [(c.city, c.fallback.parent) for c in cities] == [("oslo", "global")], "the city load reads the link"
+    assert [(p.dag_id, p.members) for p in parents] == [("ride_duration.global", ["oslo"])], "so its parent is built"
+    assert parent_errors == []
+    declared = ParentNames(root, Layers().located).declaration("ride_duration", None)
+    assert declared is not None
+    assert (declared.dag_id, declared.declared_in) == ("ride_duration.global", defaults), "and its name reserved"
