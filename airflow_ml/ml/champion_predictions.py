@@ -23,6 +23,7 @@ unwritten with a warning, and the model is loaded only when a prediction is not 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airflow_ml.data.snapshot import Manifest
+from airflow_ml.data.snapshot import MANIFEST, Manifest
 from airflow_ml.data.storage import StorageOptions, filesystem, put_whole, storage_errors
 from airflow_ml.exceptions import DataError
 
@@ -62,9 +63,25 @@ def _float64_vector(data: bytes, rows: int) -> np.ndarray:
     return values.copy()  # writable and detached from the file's bytes, as a prediction is
 
 
+#: Bumped when what a kept file holds, or how a prediction is made, changes: every older file is then unread.
+_KEY_VERSION = 1
+
+
+@functools.cache
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {name: version(name) for name in ("lightgbm", "numpy", "pandas", "scikit-learn")}
+
+
 def cache_key(version: Any, features: Sequence[str], content_hash: str) -> str:
     """The key of a registered ``version``'s predictions from ``features`` on the rows of ``content_hash``."""
     identity = {
+        "key_version": _KEY_VERSION,
+        # An upgrade that could change a prediction (the model's code is logged with it; these libraries are not)
+        # makes a new key, so yesterday's values are never mixed with today's as drift.
+        "libraries": _library_versions(),
+        "created": str(getattr(version, "creation_timestamp", "")),  # a version re-created under one number
         "name": str(version.name),
         "version": str(version.version),
         "run_id": str(version.run_id),
@@ -151,6 +168,11 @@ class ChampionPredictions:
         fs, where = filesystem(path, self._storage_options)
         try:
             with storage_errors(uri, self._storage_options):
+                # Only beside a snapshot that is still there: retention may have removed it since it was read,
+                # and a file written then would leave a folder (an S3 prefix) holding nothing else, forever.
+                if not fs.exists(f"{where.rsplit('/', 1)[0]}/{MANIFEST}"):
+                    log.warning("the champion's predictions were not kept: the snapshot %s is gone", uri)
+                    return
                 put_whole(fs, where, buffer.getvalue())
         except (OSError, DataError) as exc:  # a read-only data root: the next run predicts again
             log.warning("the champion's predictions were not kept at %s (%s)", path, exc)

@@ -117,6 +117,44 @@ def test_another_champion_other_features_or_other_rows_are_predicted_again(world
     assert cache_key(newer, FEATURES, trained.content_hash) != ours
     assert cache_key(first, FEATURES[:-1], trained.content_hash) != ours
     assert cache_key(first, FEATURES, later.content_hash) != ours
+    recreated = SimpleNamespace(**{k: getattr(first, k) for k in ("name", "version", "run_id", "source")})
+    recreated.creation_timestamp = first.creation_timestamp + 1  # deleted, then registered again as version 1
+    assert cache_key(recreated, FEATURES, trained.content_hash) != ours
+
+
+def test_an_upgrade_of_the_libraries_that_predict_makes_a_new_key(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_ml.ml import champion_predictions
+
+    first, trained = world["version"], world["trained"]
+    ours = cache_key(first, FEATURES, trained.content_hash)
+    upgraded = {**champion_predictions._library_versions(), "lightgbm": "99.0.0"}
+    monkeypatch.setattr(champion_predictions, "_library_versions", lambda: upgraded)
+
+    assert cache_key(first, FEATURES, trained.content_hash) != ours
+
+
+def test_nothing_is_kept_beside_a_snapshot_that_retention_removed_after_it_was_read(
+    world: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    later = world["later"]
+    frame = rows(later)
+    gone = tmp_path / "gone"
+    shutil.copytree(Path(later.uri.removeprefix("file://")), gone)
+    for path in gone.glob(f"{PREFIX}*.npy"):
+        path.unlink()
+    copy = dataclasses.replace(later, uri=f"file://{gone}")
+    (gone / "manifest.json").unlink()  # retention removes the folder while the task predicts
+
+    with caplog.at_level(logging.WARNING):
+        values = predictions(world, []).whole(copy, frame)
+
+    assert values.shape == (later.row_count,)
+    assert kept(copy) == []
+    assert "is gone" in caplog.text
 
 
 def test_a_kept_file_that_does_not_fit_the_rows_is_predicted_again(
@@ -205,6 +243,8 @@ def test_predictions_are_kept_beside_a_snapshot_on_s3(world: dict[str, Any]) -> 
         bucket = f"kept-{uuid.uuid4().hex[:12]}"
         s3_client(url).create_bucket(Bucket=bucket)
         on_s3 = dataclasses.replace(later, uri=f"s3://{bucket}/snapshots/ride_duration/lisbon/later")
+        # A snapshot that exists (its manifest): nothing is kept beside one that is gone.
+        s3_client(url).put_object(Bucket=bucket, Key="snapshots/ride_duration/lisbon/later/manifest.json", Body=b"{}")
         options = storage_options(on_s3.uri)
 
         def run() -> ChampionPredictions:
@@ -217,4 +257,6 @@ def test_predictions_are_kept_beside_a_snapshot_on_s3(world: dict[str, Any]) -> 
 
     assert (first.sources, second.sources) == (["predicted"], ["file"])
     assert np.array_equal(made, read)
-    assert [o["Key"].rsplit("/", 1)[-1][: len(PREFIX)] for o in listed] == [PREFIX]
+    names = sorted(o["Key"].rsplit("/", 1)[-1] for o in listed)
+    assert names[-1] == "manifest.json"
+    assert [name[: len(PREFIX)] for name in names[:-1]] == [PREFIX]
