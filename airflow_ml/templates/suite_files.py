@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from airflow_ml.exceptions import ConfigError, Problem, show_value
+from airflow_ml.templates.bounded_read import UnreadableFile, read_bounded
 from airflow_ml.templates.files import SUITE_SUFFIXES, misspelled_suite
 from airflow_ml.templates.json_lines import load_json_checked
-from airflow_ml.templates.yaml_lines import Path_, YamlFileError, load_yaml_with_lines, read_bounded
+from airflow_ml.templates.yaml_lines import Path_, YamlFileError, load_yaml_with_lines
 
 SEVERITIES = ("error", "warn")
 #: GX's own ``severity`` of an expectation (``FailureSeverity``) for each of ours, so that GX's tools read a warn
@@ -125,7 +126,7 @@ def read_suite_file(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             data, problems = load_json_checked(read_bounded(path, MAX_SUITE_BYTES).decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise ConfigError(str(path), [f"byte {exc.start} is not UTF-8; save the file as UTF-8 text"]) from None
-        except YamlFileError as exc:
+        except UnreadableFile as exc:
             raise ConfigError(str(path), exc.problems) from None
         if problems:
             raise ConfigError(str(path), problems)

@@ -20,14 +20,13 @@ it holds:
 
 Before any of that, a path that is not a regular file (links followed: a FIFO, whose open waits for a writer
 forever, a link to ``/dev/zero``, which never ends) is not opened, and a file over :data:`MAX_YAML_BYTES` is not
-read whole: one such file in ``cities/`` would otherwise hang or exhaust every DAG file that reads the fleet.
+read whole (:mod:`airflow_ml.templates.bounded_read`): one such file in ``cities/`` would otherwise hang or
+exhaust every DAG file that reads the fleet.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from typing import Any
 import yaml
 
 from airflow_ml.exceptions import Problem, show_value
+from airflow_ml.templates.bounded_read import MAX_YAML_BYTES, UnreadableFile, read_bounded
 
 try:  # the C loader is about 7x faster; fall back to pure Python where libyaml is missing
     from yaml import CSafeLoader as _Loader
@@ -42,9 +42,6 @@ except ImportError:  # pragma: no cover - depends on the PyYAML build
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 Path_ = tuple[str | int, ...]
-#: The most bytes a layer file may hold: a template, group or city file is a few kilobytes, so this bounds what a
-#: mistaken or hostile file can make a DAG file read (suites, which may list many values, have their own bound).
-MAX_YAML_BYTES = 1024 * 1024
 #: The fastest safe loader this PyYAML build has (no Python objects, no tags beyond YAML's own).
 FastSafeLoader = _Loader
 
@@ -144,33 +141,6 @@ def load_yaml_with_lines(path: Path, *, max_bytes: int = MAX_YAML_BYTES) -> tupl
     return data, lines
 
 
-def read_bounded(path: Path, max_bytes: int = MAX_YAML_BYTES) -> bytes:
-    """The bytes of ``path``, a regular file of at most ``max_bytes`` (else :class:`YamlFileError`, with the fix).
-
-    The file is opened without blocking and checked on the open descriptor, so a FIFO swapped in after a check
-    still cannot make the open wait for a writer.
-    """
-    # Links followed; FileNotFoundError and PermissionError go to the caller, as a plain read's would.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode) else "a device or socket"
-            problem = (
-                f"{path.name} is {kind}, not a regular file, so it is not read (a read could wait forever or "
-                "never end): replace it with a regular file, or remove it"
-            )
-            raise YamlFileError([Problem(problem)])
-        data = handle.read(max_bytes + 1)  # the size may change after the open
-    if len(data) > max_bytes:
-        problem = (
-            f"{path.name} holds more than {max_bytes:,} bytes, so it is not read: a template, group or city file "
-            "is a few kilobytes and a suite rarely a few hundred; split it, or remove what does not belong in it"
-        )
-        raise YamlFileError([Problem(problem)])
-    return data
-
-
 def load_yaml_with_positions(
     path: Path, *, max_bytes: int = MAX_YAML_BYTES
 ) -> tuple[dict[str, Any], dict[Path_, int], dict[Path_, int]]:
@@ -178,6 +148,8 @@ def load_yaml_with_positions(
     try:
         # As read_text did: universal newlines, so "\r\n" and "\r" end a line as "\n" does.
         text = read_bounded(path, max_bytes).decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except UnreadableFile as exc:
+        raise YamlFileError(exc.problems) from None
     except UnicodeDecodeError as exc:
         raise YamlFileError([Problem(f"byte {exc.start} is not UTF-8; save the file as UTF-8 text")]) from None
     anchors = _MAYBE_ANCHOR.search(text) is not None

@@ -291,8 +291,8 @@ def test_a_suite_past_a_city_files_bound_loads_in_either_format_and_one_past_its
 ) -> None:
     import yaml
 
+    from airflow_ml.templates.bounded_read import MAX_YAML_BYTES
     from airflow_ml.templates.suite_files import MAX_SUITE_BYTES
-    from airflow_ml.templates.yaml_lines import MAX_YAML_BYTES
 
     data = _in_set_suite(80_000)
     text = json.dumps(data) if suffix == ".json" else yaml.safe_dump(data)

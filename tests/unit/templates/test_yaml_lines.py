@@ -16,8 +16,9 @@ import pytest
 
 from airflow_ml.exceptions import ConfigError
 from airflow_ml.templates import load_city_configs, load_parent_configs
+from airflow_ml.templates.bounded_read import MAX_YAML_BYTES
 from airflow_ml.templates.suite_files import load_suite
-from airflow_ml.templates.yaml_lines import MAX_YAML_BYTES, YamlFileError, load_yaml_with_lines
+from airflow_ml.templates.yaml_lines import YamlFileError, load_yaml_with_lines
 from tests.support import REPO
 from tests.support.city_files import line_of, write_city
 
