@@ -20,6 +20,13 @@ def pytest_configure(config: pytest.Config) -> None:
     use_session_home()
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the session's home (Airflow's SQLite, the dags folder): a run leaves no folder in the temp dir."""
+    import shutil
+
+    shutil.rmtree(use_session_home(), ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def dags_dir() -> Path:
     """The dags folder that Airflow parses in this test session."""

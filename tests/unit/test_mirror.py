@@ -42,6 +42,7 @@ PROJECT_CHECKS: dict[str, str] = {
     "test_fleet_plugin.py": "plugins/: the fleet view's Airflow plugin",
     "test_house_rules.py": "issue 12's size limits over airflow_ml/",
     "test_make_recipes.py": "the Makefile: what make demo and make ui print",
+    "test_test_session.py": "the test session of tests/conftest.py: its own Airflow home, removed at the end",
     "test_mirror.py": "this layout",
     "test_mlflow_public_api.py": "no private MLflow API anywhere in airflow_ml/",
     "test_module_names.py": "unique module names across airflow_ml/",
