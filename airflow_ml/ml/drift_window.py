@@ -38,7 +38,7 @@ class Selection:
             how the window was widened).
         fell_back: Whether new rows were asked for and the whole snapshot was compared instead.
         rows: Which of the snapshot's rows ``frame`` holds, as a boolean mask in the snapshot's order; None
-            when it holds them all (what the champion predicted on the whole snapshot is sliced with it).
+            when it holds them all (then the champion's predictions on the whole snapshot, kept, are theirs).
     """
 
     frame: pd.DataFrame
