@@ -150,11 +150,10 @@ def _run(dag: Any, name: str, *, log: Path, out: TextIO, **when: Any) -> Any:
 
     The run ends with the line ``-- <name> <state> (<seconds> s)``.
     """
-    from airflow_ml.cli.demo_task_logs import demo_task_logs
+    from airflow_ml.cli.demo_task_logs import dag_test_with_task_logs
 
     began = time.monotonic()
-    with demo_task_logs(terminal=out, between=log):
-        run = dag.test(**when)
+    run = dag_test_with_task_logs(dag, terminal=out, between=log, **when)
     print(f"-- {name} {run.state} ({time.monotonic() - began:.0f} s)", file=out, flush=True)
     return run
 

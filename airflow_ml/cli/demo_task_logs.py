@@ -44,6 +44,7 @@ class DemoTaskLogs:
         #: The task log files written, in order (what ``make ui`` shows).
         self.files: list[Path] = []
         self.running: dict[tuple[str, int], Path] = {}
+        self.reported: set[tuple[str, int]] = set()
 
     @hookimpl
     def on_task_instance_running(self, previous_state: Any, task_instance: Any) -> None:
@@ -72,9 +73,17 @@ class DemoTaskLogs:
         """Report that the task skipped itself."""
         self._finished(task_instance, "skipped")
 
+    def report_skipped_unrun(self, run: Any) -> None:
+        """A line for each task of ``run`` skipped without running (the gate skips ``approve`` when nobody is
+        asked), which no listener call reports."""
+        for ti in sorted(run.get_task_instances(), key=lambda ti: (ti.start_date is None, ti.start_date)):
+            if str(ti.state) == "skipped" and (ti.task_id, ti.map_index) not in self.reported:
+                print(task_line(task_city(ti), ti.task_id, 0.0, "skipped"), file=self.terminal, flush=True)
+
     def _finished(self, task_instance: Any, state: str) -> None:
         _redirect(self.between)
         key = (task_instance.task_id, task_instance.map_index)
+        self.reported.add(key)
         seconds = time.monotonic() - self.started.pop(key, time.monotonic())
         path = self.running.pop(key, None)
         print(
@@ -133,6 +142,18 @@ def demo_task_logs(*, terminal: TextIO, between: Path) -> Iterator[DemoTaskLogs]
         for fd, copy in zip((1, 2), saved, strict=True):
             os.dup2(copy, fd)
             os.close(copy)
+
+
+def dag_test_with_task_logs(dag: Any, *, terminal: TextIO, between: Path, **test_args: Any) -> Any:
+    """``dag.test(**test_args)`` within :func:`demo_task_logs`, then a line for each task skipped without running.
+
+    Returns:
+        The finished DAG run.
+    """
+    with demo_task_logs(terminal=terminal, between=between) as listener:
+        run = dag.test(**test_args)
+    listener.report_skipped_unrun(run)
+    return run
 
 
 def terminal_stream(fd: int = 1) -> TextIO:

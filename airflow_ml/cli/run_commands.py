@@ -142,14 +142,13 @@ def _test_with_task_logs(dag: Any, conf: dict[str, Any]) -> Any:
     """
     from airflow.configuration import conf as airflow_conf
 
-    from airflow_ml.cli.demo_task_logs import demo_task_logs, terminal_stream
+    from airflow_ml.cli.demo_task_logs import dag_test_with_task_logs, terminal_stream
 
     logs = Path(airflow_conf.get("logging", "base_log_folder"))
     logs.mkdir(parents=True, exist_ok=True)
     between = logs / "airflow-ml-run.log"
     with terminal_stream(2) as terminal:
-        with demo_task_logs(terminal=terminal, between=between):
-            run = dag.test(run_conf=conf or None)
+        run = dag_test_with_task_logs(dag, terminal=terminal, between=between, run_conf=conf or None)
         print(
             f"task logs: in the Airflow UI, files under {logs}/dag_id={dag.dag_id}/; the run's lines: {between}",
             file=terminal,

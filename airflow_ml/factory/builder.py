@@ -23,7 +23,7 @@ from airflow_ml.factory.dag_doc import retrain_doc
 from airflow_ml.factory.dag_schedule import retrain_schedule
 from airflow_ml.factory.display_names import retrain_display_name
 from airflow_ml.factory.params import attach_trigger_form, trigger_params
-from airflow_ml.factory.tasks import task_settings
+from airflow_ml.factory.tasks import TaskSettings, task_settings
 from airflow_ml.operators.approval_operator import PromotionApprovalOperator
 from airflow_ml.operators.drift_operator import DriftCheckOperator
 from airflow_ml.operators.gate_operator import PromotionGateOperator
@@ -37,6 +37,8 @@ from airflow_ml.templates.describe import Origin
 from airflow_ml.templates.models import ModelConfig
 
 _START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+#: The human-in-the-loop task, which the gate skips when its decision asks nobody (the fleet view looks it up).
+APPROVAL_TASK_ID = "approve"
 
 
 def model_tag(config: ModelConfig) -> list[str]:
@@ -52,6 +54,8 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path, origin: Orig
 
     snapshot → validate → drift → train → register → gate → approve → health_check; the last emits the
     city's champion Asset event (see :func:`~airflow_ml.factory.assets.champion_asset`) after a healthy promotion.
+    The gate skips the approval task unless its decision waits for a person, and the health check follows the
+    gate either way.
     ``origin`` (the loader's record of where each setting was set) lets the dataset contract name file and line.
     """
     spec = config.dag
@@ -83,25 +87,47 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path, origin: Orig
             tags=dict(tasks.training.tags),
         )
         promote = PromotionGateOperator(
-            task_id="gate", registration=register.output, snapshot=snapshot.output, settings=tasks.gate.to_dict()
-        )
-        approve = PromotionApprovalOperator(
-            task_id="approve",
-            model_name=config.model_name,
-            decision=promote.output,
-            snapshot=snapshot.output,
-            response_timeout=dt.timedelta(hours=config.gate.approval_timeout_hours),
-        )
-        health_check = ChampionHealthCheckOperator(
-            task_id="health_check",
+            task_id="gate",
             registration=register.output,
             snapshot=snapshot.output,
-            settings=tasks.health.to_dict(),
-            # The event is emitted only when the task succeeds: skipped (no move) and failed (rolled back) emit none.
-            outlets=[champion_asset(config)],
+            settings=tasks.gate.to_dict(),
+            approval_task_id=APPROVAL_TASK_ID,
         )
-        snapshot >> validate >> drift >> train >> register >> promote >> approve >> health_check
+        snapshot >> validate >> drift >> train >> register >> promote
+        _approval_then_health_check(config, tasks, snapshot=snapshot, register=register, gate=promote)
     # The trigger form is set once the tasks exist: a task made inside a DAG with Params keeps a copy, validated
     # and serialized again per task (85% of a DAG's serialization); at run time every task reads the DAG's.
     attach_trigger_form(dag, trigger_params(config))
     return dag
+
+
+def _approval_then_health_check(
+    config: ModelConfig,
+    tasks: TaskSettings,
+    *,
+    snapshot: SnapshotOperator,
+    register: RegisterModelOperator,
+    gate: PromotionGateOperator,
+) -> None:
+    """The tasks after the gate, in the DAG being built: ``approve`` (which the gate skips unless its decision
+    waits for a person), then ``health_check``, which follows the gate either way."""
+    approve = PromotionApprovalOperator(
+        task_id=APPROVAL_TASK_ID,
+        model_name=config.model_name,
+        decision=gate.output,
+        snapshot=snapshot.output,
+        response_timeout=dt.timedelta(hours=config.gate.approval_timeout_hours),
+    )
+    health_check = ChampionHealthCheckOperator(
+        task_id="health_check",
+        registration=register.output,
+        snapshot=snapshot.output,
+        settings=tasks.health.to_dict(),
+        # The event is emitted only when the task succeeds: skipped (no move) and failed (rolled back) emit none.
+        outlets=[champion_asset(config)],
+        # After the approval or its skip, never after a failure. In a run that registered nothing (a thin city
+        # served by its parent) the task skips itself.
+        trigger_rule="none_failed",
+    )
+    gate >> approve >> health_check
+    gate >> health_check

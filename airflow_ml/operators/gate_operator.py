@@ -8,10 +8,11 @@ from functools import partial
 from typing import Any
 
 from airflow.sdk import Context
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, DownstreamTasksSkipped
 
 from airflow_ml.hooks.storage_credentials import storage_options
 from airflow_ml.links.mlflow_links import MlflowModelVersionLink, chart_locations, model_version_url
+from airflow_ml.ml.gate.modes import AWAITING_APPROVAL  # pure Python: cheap at parse time
 from airflow_ml.ml.steps.xcom_payloads import snapshot_uri
 from airflow_ml.operators.base_operator import SnapshotStepOperator, airflow_run_url, mlflow_errors, run_overrides
 from airflow_ml.operators.dask_engine import engine_client
@@ -51,6 +52,12 @@ class PromotionGateOperator(SnapshotStepOperator):
             same rows), the gate's rules and the fallback parent whose champion serves the city while it has
             none (the challenger must then beat it, see :mod:`airflow_ml.ml.fallback`).
         aws_conn_id: Airflow connection (type ``aws``) for a snapshot on ``s3://``.
+        approval_task_id: The approval task that follows (a :class:`PromotionApprovalOperator
+            <airflow_ml.operators.approval_operator.PromotionApprovalOperator>`), which this task skips when its
+            decision asks nobody: no process is started for it and the run goes on a scheduler pass sooner.
+            The tasks after it must then accept a skipped upstream, as the factory's health check does (its
+            upstream tasks are this one and the approval, trigger rule ``none_failed``). None
+            (the default) skips nothing: the approval task then succeeds at once by itself.
 
     Returns (XCom): the decision record.
     """
@@ -59,9 +66,10 @@ class PromotionGateOperator(SnapshotStepOperator):
     operator_extra_links = (MlflowModelVersionLink(),)
     ui_color = "#fbeaea"
 
-    def __init__(self, *, registration: Any, **kwargs: Any) -> None:
+    def __init__(self, *, registration: Any, approval_task_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.registration = registration
+        self.approval_task_id = approval_task_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.data.snapshot import load_manifest
@@ -93,6 +101,11 @@ class PromotionGateOperator(SnapshotStepOperator):
         self.log.info("gate for %s v%s: %s", settings.model_name, record["challenger_version"], outcome.reason)
         for where in chart_locations(self.hook.tracking_uri, **record["charts"]) if record["charts"] else []:
             self.log.info("gate chart: %s", where)
+        if self.approval_task_id is not None and record.get("decision") != AWAITING_APPROVAL:
+            # Skipping ends execute with an exception, so the decision is pushed as the return value here.
+            context["ti"].xcom_push(key="return_value", value=record)
+            self.log.info("no approval needed: %s is skipped", self.approval_task_id)
+            raise DownstreamTasksSkipped(tasks=[self.approval_task_id])
         return record
 
 

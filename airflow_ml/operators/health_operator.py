@@ -50,6 +50,8 @@ class ChampionHealthCheckOperator(SnapshotStepOperator):
         from airflow_ml.ml.steps.step_settings import HealthSettings
 
         settings = HealthSettings.from_dict(self.settings)
+        if self.registration is None:  # the register task was skipped: nothing was trained, nothing can have moved
+            raise AirflowSkipException("nothing was registered in this run, so no champion was promoted to check")
         uri = snapshot_uri(self.snapshot)
         try:
             with mlflow_errors(self.hook, f"reading the champion of {settings.model_name!r}"):

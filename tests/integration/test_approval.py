@@ -49,28 +49,35 @@ class Responder(threading.Thread):
         self.stop = threading.Event()
         self.request: dict[str, Any] | None = None
         self.status: int | None = None
-        self.seen: list[int] = []  # every status of a look or an answer that failed, for the failure message
+        self.seen: list[int | str] = []  # each failed look or answer (status or error), for the failure message
 
     def run(self) -> None:
         while not self.stop.is_set() and self.request is None:
-            listing = self.api.get(f"/api/v2/dags/{MODEL}/dagRuns/~/hitlDetails", params={"response_received": False})
-            if listing.status_code != 200:
-                self.seen.append(listing.status_code)
-            for detail in listing.json().get("hitl_details", []) if listing.status_code == 200 else []:
-                ti = detail["task_instance"]
-                answer = self.api.patch(
-                    f"/api/v2/dags/{MODEL}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}/-1/hitlDetails",
-                    json={"chosen_options": [self.option], "params_input": {}},
-                )
-                self.status = answer.status_code
-                # A request seen a moment before its task is deferred is refused: ask again on the next look, as
-                # a person would, rather than leave the run waiting for an answer that never comes.
-                if answer.status_code == 200:
-                    self.request = detail
-                else:
-                    self.seen.append(answer.status_code)
-                break
+            try:
+                self._look_and_answer()
+            except Exception as exc:  # noqa: BLE001 - a thread that dies here leaves dag.test() waiting for ever
+                self.seen.append(repr(exc))
             self.stop.wait(0.5)
+
+    def _look_and_answer(self) -> None:
+        """Answer the first open request, if any; record each refused look or answer."""
+        listing = self.api.get(f"/api/v2/dags/{MODEL}/dagRuns/~/hitlDetails", params={"response_received": False})
+        if listing.status_code != 200:
+            self.seen.append(listing.status_code)
+        for detail in listing.json().get("hitl_details", []) if listing.status_code == 200 else []:
+            ti = detail["task_instance"]
+            answer = self.api.patch(
+                f"/api/v2/dags/{MODEL}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}/-1/hitlDetails",
+                json={"chosen_options": [self.option], "params_input": {}},
+            )
+            self.status = answer.status_code
+            # A request seen a moment before its task is deferred is refused: ask again on the next look, as
+            # a person would, rather than leave the run waiting for an answer that never comes.
+            if answer.status_code == 200:
+                self.request = detail
+            else:
+                self.seen.append(answer.status_code)
+            break
 
 
 def _run(world: dict[str, Any], conf: dict[str, Any], answer: str | None = None) -> dict[str, Any]:

@@ -100,6 +100,8 @@ def test_dags_have_the_designed_task_order(parsed: dict) -> None:
         chain += [["register", "gate"], ["gate", "approve"], ["approve", "health_check"]]
         # Extra edges carry XComs (snapshot feeds drift, train, register and gate) but never skip validation.
         assert all(edge in dag["edges"] for edge in chain), dag_id
+        # The health check follows the gate when the gate skipped the approval (no person asked).
+        assert ["gate", "health_check"] in dag["edges"], dag_id
         assert ["validate", "train"] not in dag["edges"], dag_id  # training waits for the drift check
 
 

@@ -104,7 +104,7 @@ def test_the_whole_dag_completes_on_workers_that_could_not_hold_the_frame(
     )
     assert not restarted, states
     assert str(run.state) == "success", states
-    assert set(states.values()) == {"success"}, states
+    assert states == {**dict.fromkeys(states, "success"), "approve": "skipped"}, states  # the gate asked nobody
     assert manifest.kind == "partitioned"
     assert manifest.row_count == rows
     assert any("validated on Dask in" in note for note in validation["notes"])

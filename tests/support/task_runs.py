@@ -45,6 +45,8 @@ class PushedXComs:
     task_id: str
     try_number: int = 1
     pushed: dict[str, Any] = field(default_factory=dict)
+    #: The downstream tasks the task skipped as it succeeded (``DownstreamTasksSkipped``).
+    skipped: list[str] = field(default_factory=list)
 
     def xcom_push(self, key: str, value: Any) -> None:
         """Keep ``value`` under ``key`` (the links' URLs, the drift verdict)."""
@@ -89,13 +91,23 @@ class OperatorWorld:
         return task_context(self.dag, task_id, conf, try_number)
 
     def run(self, task_id: str, conf: dict[str, Any] | None = None, **inputs: Any) -> tuple[Any, PushedXComs]:
-        """``execute`` of the factory's task with its template fields set to ``inputs``; returns (XCom, ti)."""
+        """``execute`` of the factory's task with its template fields set to ``inputs``; returns (XCom, ti).
+
+        A task that skips downstream tasks as it succeeds ends ``execute`` with ``DownstreamTasksSkipped``:
+        as Airflow's task runner, the run records them (``ti.skipped``) and the task's XCom is what it pushed.
+        """
+        from airflow.sdk.exceptions import DownstreamTasksSkipped
+
         task = self.task(task_id)
         for name, value in inputs.items():
             assert name in task.template_fields, f"{task_id}.{name} is no template field"
             setattr(task, name, value)
         context = {**self.context(task_id, conf), "task": task}
-        return task.execute(context), context["ti"]
+        try:
+            return task.execute(context), context["ti"]
+        except DownstreamTasksSkipped as skip:
+            context["ti"].skipped = list(skip.tasks)
+            return context["ti"].pushed.get("return_value"), context["ti"]
 
 
 @contextlib.contextmanager

@@ -42,8 +42,9 @@ DAG_BUILDERS = ("builder.py", "score_dags.py", "monitor_dags.py")
 
 
 def _task_ids() -> set[str]:
+    # A task id is written `task_id="x"`, or as a constant `X_TASK_ID = "x"` when another task names it too.
     sources = [(REPO / "airflow_ml" / "factory" / name).read_text(encoding="utf-8") for name in DAG_BUILDERS]
-    return {task for source in sources for task in re.findall(r'task_id="([a-z_]+)"', source)}
+    return {task for source in sources for task in re.findall(r'(?:task_id=|_TASK_ID = )"([a-z_]+)"', source)}
 
 
 def test_every_payload_has_a_row_with_its_fields_in_order() -> None:

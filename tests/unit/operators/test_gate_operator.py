@@ -66,6 +66,42 @@ def test_execute_promotes_the_first_model_and_links_it(
     assert not any(tag.startswith("gate.charts") for tag in champion.tags)
 
 
+def test_a_decision_that_asks_nobody_skips_the_approval_task_and_keeps_its_record(
+    world: OperatorWorld, snapshot: dict[str, Any], registration: dict[str, Any]
+) -> None:
+    assert world.task("gate").approval_task_id == "approve"  # the factory's gate skips the factory's approval
+
+    record, ti = world.run("gate", {"promotion_mode": "dry_run"}, snapshot=snapshot, registration=registration)
+
+    assert ti.skipped == ["approve"]  # no process is started for a task that would only say "not needed"
+    assert ti.pushed["return_value"] is record  # the decision is the gate's XCom, as a returned value would be
+    assert record["decision"] == "dry-run"
+
+
+def test_a_decision_that_waits_for_a_person_leaves_the_approval_task_to_run(
+    world: OperatorWorld, snapshot: dict[str, Any], registration: dict[str, Any]
+) -> None:
+    record, ti = world.run("gate", {"promotion_mode": "require_approval"}, snapshot=snapshot, registration=registration)
+
+    assert record["decision"] == AWAITING_APPROVAL
+    assert ti.skipped == []
+    assert "return_value" not in ti.pushed  # returned, as by any task
+
+
+def test_without_an_approval_task_the_gate_skips_nothing(
+    world: OperatorWorld, snapshot: dict[str, Any], registration: dict[str, Any]
+) -> None:
+    task = world.task("gate")
+    task.approval_task_id = None  # a hand-written DAG's gate, whose approval task then succeeds by itself
+    task.snapshot, task.registration = snapshot, registration
+    context = {**world.context("gate", {"promotion_mode": "dry_run"}), "task": task}
+
+    record = task.execute(context)
+
+    assert record["decision"] == "dry-run"
+    assert context["ti"].skipped == []
+
+
 @pytest.fixture(scope="module")
 def shadow_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A second city world: a weak first champion (1 boosting round, v1) and a better challenger (v2) to gate."""

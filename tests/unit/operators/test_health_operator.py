@@ -43,6 +43,17 @@ def test_a_challenger_that_did_not_become_champion_is_skipped(
         world.run("health_check", snapshot=snapshot, registration=registration)
 
 
+def test_a_run_that_registered_nothing_is_skipped_before_the_registry_is_read(
+    world: OperatorWorld, snapshot: dict[str, Any]
+) -> None:
+    # After a skipped gate and approval the task still runs (trigger rule none_failed); its registration XCom
+    # is None when the register task was skipped (a thin city served by its parent).
+    assert world.task("health_check").trigger_rule == "none_failed"
+
+    with pytest.raises(AirflowSkipException, match="nothing was registered in this run"):
+        world.run("health_check", snapshot=snapshot, registration=None)
+
+
 def test_execute_checks_the_new_champion(
     world: OperatorWorld, snapshot: dict[str, Any], registration: dict[str, Any], decision: dict[str, Any]
 ) -> None:
