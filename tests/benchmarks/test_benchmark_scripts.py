@@ -77,16 +77,20 @@ def test_retrain_benchmark_runs_the_dag_under_a_real_scheduler_cold_and_warm() -
     done = run_benchmark("retrain.py", "--mode", "scheduler", "--rows", "5000", "--repeat", "1", timeout=1800)
     header, row = done.stdout.strip().splitlines()
     assert header.split() == [
-        *("rows", "floor", "cold", "run", "tasks", "idle", "warm", "run", "tasks", "idle"),
+        *("rows", "floor", "cold", "run", "tasks", "idle", "sched", "warm", "run", "tasks", "idle", "sched"),
         *("cold/floor", "warm/floor"),
     ]
     figures = row.split()
     assert figures[0] == "5,000"
-    floor, cold_run, cold_tasks, cold_idle, warm_run, warm_tasks, warm_idle = map(float, figures[1:8])
+    floor = float(figures[1])
+    cold, warm = list(map(float, figures[2:6])), list(map(float, figures[6:10]))
     assert floor > 0
-    for run, tasks, idle in ((cold_run, cold_tasks, cold_idle), (warm_run, warm_tasks, warm_idle)):
+    for run, tasks, idle, scheduler_cpu in (cold, warm):
         assert tasks > 0
         assert 0 <= idle < run, "the run's idle seconds are part of it"
+        assert 0 < scheduler_cpu < run, "the scheduler's loop took some CPU, less than one core for the run"
+    # The deployment runs with the scheduler settings docker-compose.yaml ships, and says so.
+    assert "settings of every component: AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME=0.25" in done.stderr
     assert "repeat 1/1: cold world ready" in done.stderr
     assert "repeat 1/1: warm world ready" in done.stderr
 

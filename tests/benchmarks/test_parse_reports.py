@@ -6,7 +6,6 @@ nothing is measured.
 
 from __future__ import annotations
 
-import importlib.util
 import runpy
 from pathlib import Path
 from types import ModuleType
@@ -15,6 +14,7 @@ import pytest
 
 from airflow_ml.exceptions import BrokenCityFiles
 from airflow_ml.factory import Shard
+from tests.support.benchmark_scripts import load_benchmark_script
 
 pytestmark = pytest.mark.benchmark
 
@@ -23,12 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def parse() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("parse_benchmark", REPO / "benchmarks" / "parse.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("parse")
 
 
 def test_the_fleet_gets_one_report_file_per_shard_and_each_broken_file_is_named_once(

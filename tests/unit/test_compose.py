@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from tests.support import REPO
+from tests.support.benchmark_scripts import load_benchmark_script
 from tests.support.postgres import POSTGRES_DSN
 from tests.support.services import service_missing
 
@@ -647,3 +648,32 @@ def test_the_dask_profile_runs_a_scheduler_and_two_workers_the_dask_connection_r
         "AIRFLOW_CONN_DASK_DEFAULT", services["airflow-worker"]["environment"]["AIRFLOW_CONN_DASK_DEFAULT"]
     )
     assert DaskClusterHook().get_conn().address == joined["scheduler"]
+
+
+def test_the_scheduler_follows_a_task_quickly_with_the_setting_the_benchmark_measures(
+    services: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.configuration import conf
+
+    benchmark = _scheduler_benchmark()
+    shipped = benchmark.shipped_settings(COMPOSE)
+    name = "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"
+    assert shipped == {name: services["airflow-scheduler"]["environment"][name]}  # what compose gives the scheduler
+    monkeypatch.setenv(name, shipped[name])
+    # A name Airflow reads (a misspelt one would leave its 1 s default), with a value shorter than that default.
+    assert 0 < conf.getfloat("scheduler", "scheduler_idle_sleep_time") < 1
+    monkeypatch.delenv(name)
+    assert conf.getfloat("scheduler", "scheduler_idle_sleep_time") == 1.0
+
+
+def test_the_benchmark_names_a_shipped_setting_the_compose_file_lacks(tmp_path: Path) -> None:
+    benchmark = _scheduler_benchmark()
+    compose = tmp_path / "docker-compose.yaml"
+    compose.write_text("x-airflow-common:\n  environment:\n    AIRFLOW__CORE__EXECUTOR: CeleryExecutor\n")
+    with pytest.raises(SystemExit, match="sets no AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"):
+        benchmark.shipped_settings(compose)
+
+
+def _scheduler_benchmark() -> Any:
+    """benchmarks/retrain_scheduler.py, which measures a deployment with the settings this file ships."""
+    return load_benchmark_script("retrain_scheduler")
