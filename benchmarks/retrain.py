@@ -3,8 +3,8 @@
 The floor reads the same parquet partitions, runs the suite's checks as vectorised pandas, fits the same
 LightGBM model (same parameters, same early stopping, same split) and logs and registers it in MLflow.
 The DAG run is the city's real DAG through ``dag.test()``: snapshot, GX validation, drift, training,
-registration, the gate, the approval step and the health check. Each measurement is a fresh process
-(imports included), alternating DAG and floor.
+registration, the gate and the health check (the gate skips the approval step, which asks nobody). Each
+measurement is a fresh process (imports included), alternating DAG and floor.
 
 ``--mode scheduler`` runs the DAG as production does instead (benchmarks/retrain_scheduler.py): a real
 scheduler with the LocalExecutor, each task a process of its own, timed from the run's creation to its end,
@@ -93,8 +93,11 @@ def main() -> None:
             _run_dag(world, measured=args.child == "dag")
         return
     if args.mode == "scheduler":
-        from retrain_scheduler import shipped_settings
+        from retrain_scheduler import SHIPPED, shipped_settings
 
+        if args.airflow_defaults:  # nor the caller's own environment's values for them
+            for name in SHIPPED:
+                os.environ.pop(name, None)
         settings = {} if args.airflow_defaults else shipped_settings()
         settings |= dict(setting.split("=", 1) for setting in args.airflow_setting)
         _main_scheduler(args.rows, args.repeat, settings)

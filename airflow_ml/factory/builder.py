@@ -125,9 +125,9 @@ def _approval_then_health_check(
         settings=tasks.health.to_dict(),
         # The event is emitted only when the task succeeds: skipped (no move) and failed (rolled back) emit none.
         outlets=[champion_asset(config)],
-        # After the approval or its skip, never after a failure. In a run that registered nothing (a thin city
-        # served by its parent) the task skips itself.
-        trigger_rule="none_failed",
+        # After the gate's success, whether the approval ran or was skipped; never after a failure, and no process
+        # is started when the gate was skipped too (a thin city served by its parent: nothing was registered).
+        trigger_rule="none_failed_min_one_success",
     )
     gate >> approve >> health_check
     gate >> health_check

@@ -56,7 +56,7 @@ class PromotionGateOperator(SnapshotStepOperator):
             <airflow_ml.operators.approval_operator.PromotionApprovalOperator>`), which this task skips when its
             decision asks nobody: no process is started for it and the run goes on a scheduler pass sooner.
             The tasks after it must then accept a skipped upstream, as the factory's health check does (its
-            upstream tasks are this one and the approval, trigger rule ``none_failed``). None
+            upstream tasks are this one and the approval, trigger rule ``none_failed_min_one_success``). None
             (the default) skips nothing: the approval task then succeeds at once by itself.
 
     Returns (XCom): the decision record.
@@ -103,7 +103,8 @@ class PromotionGateOperator(SnapshotStepOperator):
             self.log.info("gate chart: %s", where)
         if self.approval_task_id is not None and record.get("decision") != AWAITING_APPROVAL:
             # Skipping ends execute with an exception, so the decision is pushed as the return value here.
-            context["ti"].xcom_push(key="return_value", value=record)
+            if self.do_xcom_push:
+                context["ti"].xcom_push(key="return_value", value=record)
             self.log.info("no approval needed: %s is skipped", self.approval_task_id)
             raise DownstreamTasksSkipped(tasks=[self.approval_task_id])
         return record

@@ -102,6 +102,23 @@ def test_without_an_approval_task_the_gate_skips_nothing(
     assert context["ti"].skipped == []
 
 
+def test_a_gate_that_pushes_no_xcom_pushes_none_when_it_skips_the_approval_task(
+    world: OperatorWorld, snapshot: dict[str, Any], registration: dict[str, Any]
+) -> None:
+    from airflow.sdk.exceptions import DownstreamTasksSkipped
+
+    task = world.task("gate")
+    task.do_xcom_push = False  # as for a returned value, which Airflow then does not store
+    task.snapshot, task.registration = snapshot, registration
+    context = {**world.context("gate", {"promotion_mode": "dry_run"}), "task": task}
+
+    with pytest.raises(DownstreamTasksSkipped) as skipped:
+        task.execute(context)
+
+    assert skipped.value.tasks == ["approve"]
+    assert "return_value" not in context["ti"].pushed
+
+
 @pytest.fixture(scope="module")
 def shadow_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A second city world: a weak first champion (1 boosting round, v1) and a better challenger (v2) to gate."""
