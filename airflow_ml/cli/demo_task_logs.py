@@ -74,8 +74,8 @@ class DemoTaskLogs:
         self._finished(task_instance, "skipped")
 
     def report_skipped_unrun(self, run: Any) -> None:
-        """A line for each task of ``run`` skipped without running (the gate skips ``approve`` when nobody is
-        asked), which no listener call reports."""
+        """A line for each task of ``run`` skipped without running (the gate skips ``approve`` when nobody is asked,
+        and ``health_check`` when the champion stays), which no listener call reports."""
         for ti in sorted(run.get_task_instances(), key=lambda ti: (ti.start_date is None, ti.start_date)):
             if str(ti.state) == "skipped" and (ti.task_id, ti.map_index) not in self.reported:
                 print(task_line(task_city(ti), ti.task_id, 0.0, "skipped"), file=self.terminal, flush=True)

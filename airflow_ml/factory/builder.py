@@ -39,6 +39,8 @@ from airflow_ml.templates.models import ModelConfig
 _START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 #: The human-in-the-loop task, which the gate skips when its decision asks nobody (the fleet view looks it up).
 APPROVAL_TASK_ID = "approve"
+#: The check of a new champion, which the gate skips when the champion stays where it was.
+HEALTH_TASK_ID = "health_check"
 
 
 def model_tag(config: ModelConfig) -> list[str]:
@@ -54,8 +56,8 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path, origin: Orig
 
     snapshot → validate → drift → train → register → gate → approve → health_check; the last emits the
     city's champion Asset event (see :func:`~airflow_ml.factory.assets.champion_asset`) after a healthy promotion.
-    The gate skips the approval task unless its decision waits for a person, and the health check follows the
-    gate either way.
+    The gate skips the approval task unless its decision waits for a person, and the health check when the
+    champion stays where it was.
     ``origin`` (the loader's record of where each setting was set) lets the dataset contract name file and line.
     """
     spec = config.dag
@@ -92,6 +94,7 @@ def build_dag(config: ModelConfig, *, expectations_dir: str | Path, origin: Orig
             snapshot=snapshot.output,
             settings=tasks.gate.to_dict(),
             approval_task_id=APPROVAL_TASK_ID,
+            health_task_id=HEALTH_TASK_ID,
         )
         snapshot >> validate >> drift >> train >> register >> promote
         _approval_then_health_check(config, tasks, snapshot=snapshot, register=register, gate=promote)
@@ -110,7 +113,8 @@ def _approval_then_health_check(
     gate: PromotionGateOperator,
 ) -> None:
     """The tasks after the gate, in the DAG being built: ``approve`` (which the gate skips unless its decision
-    waits for a person), then ``health_check``, which follows the gate either way."""
+    waits for a person), then ``health_check``, which the gate skips unless the champion moved or may move on
+    approval."""
     approve = PromotionApprovalOperator(
         task_id=APPROVAL_TASK_ID,
         model_name=config.model_name,
@@ -119,7 +123,7 @@ def _approval_then_health_check(
         response_timeout=dt.timedelta(hours=config.gate.approval_timeout_hours),
     )
     health_check = ChampionHealthCheckOperator(
-        task_id="health_check",
+        task_id=HEALTH_TASK_ID,
         registration=register.output,
         snapshot=snapshot.output,
         settings=tasks.health.to_dict(),

@@ -31,7 +31,7 @@ MODEL_TAG_PREFIX = "model:"
 DRIFT_TASK = "drift"
 #: The drift status of a drift task that failed without recording a verdict (a crash, not drift).
 CRASHED = "error"
-APPROVAL_TASK = "approve"  # airflow_ml.factory.builder: the human-in-the-loop task
+APPROVAL_TASK = "approve"  # airflow_ml.factory.builder.APPROVAL_TASK_ID: the human-in-the-loop task
 #: The states of a task that waits for a person: ``awaiting_input`` from Airflow 3.3, ``deferred`` before.
 WAITING_FOR_A_PERSON = ("awaiting_input", "deferred")
 

@@ -58,6 +58,11 @@ class PromotionGateOperator(SnapshotStepOperator):
             The tasks after it must then accept a skipped upstream, as the factory's health check does (its
             upstream tasks are this one and the approval, trigger rule ``none_failed_min_one_success``). None
             (the default) skips nothing: the approval task then succeeds at once by itself.
+        health_task_id: The health check after a promotion (a :class:`ChampionHealthCheckOperator
+            <airflow_ml.operators.health_operator.ChampionHealthCheckOperator>` downstream of this task), which
+            this task skips when its decision leaves the champion where it was (kept, dry run, shadow) and asks
+            nobody: most nightly runs keep their champion, and each then starts one process fewer. None (the
+            default) skips nothing: the health check then finds the champion unchanged and skips itself.
 
     Returns (XCom): the decision record.
     """
@@ -66,10 +71,18 @@ class PromotionGateOperator(SnapshotStepOperator):
     operator_extra_links = (MlflowModelVersionLink(),)
     ui_color = "#fbeaea"
 
-    def __init__(self, *, registration: Any, approval_task_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        registration: Any,
+        approval_task_id: str | None = None,
+        health_task_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.registration = registration
         self.approval_task_id = approval_task_id
+        self.health_task_id = health_task_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_ml.data.snapshot import load_manifest
@@ -101,13 +114,22 @@ class PromotionGateOperator(SnapshotStepOperator):
         self.log.info("gate for %s v%s: %s", settings.model_name, record["challenger_version"], outcome.reason)
         for where in chart_locations(self.hook.tracking_uri, **record["charts"]) if record["charts"] else []:
             self.log.info("gate chart: %s", where)
-        if self.approval_task_id is not None and record.get("decision") != AWAITING_APPROVAL:
+        not_needed = self._tasks_not_needed(record["decision"], moved=outcome.move_champion)
+        if not_needed:
             # Skipping ends execute with an exception, so the decision is pushed as the return value here.
             if self.do_xcom_push:
                 context["ti"].xcom_push(key="return_value", value=record)
-            self.log.info("no approval needed: %s is skipped", self.approval_task_id)
-            raise DownstreamTasksSkipped(tasks=[self.approval_task_id])
+            self.log.info("%s: %s skipped", outcome.label, " and ".join(not_needed))
+            raise DownstreamTasksSkipped(tasks=not_needed)
         return record
+
+    def _tasks_not_needed(self, decision: str, *, moved: bool) -> list[str]:
+        """The downstream tasks this decision leaves nothing to do: the approval unless it waits for a person, the
+        health check unless the champion moved now or may move on approval."""
+        if decision == AWAITING_APPROVAL:
+            return []
+        needed = {self.approval_task_id: False, self.health_task_id: moved}
+        return [task for task, run in needed.items() if task is not None and not run]
 
 
 @contextlib.contextmanager

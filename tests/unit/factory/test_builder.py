@@ -189,3 +189,14 @@ def test_the_fleet_view_selects_retraining_dags_by_the_tag_the_builder_sets() ->
     from airflow_ml.templates.dag_spec import RETRAIN_TAG as SET_BY_THE_FACTORY
 
     assert RETRAIN_TAG == SET_BY_THE_FACTORY  # two spellings: the fleet does not import the templates package
+
+
+def test_the_fleet_view_reads_tasks_that_every_retraining_dag_has() -> None:
+    from airflow_ml.fleet.metadata import APPROVAL_TASK, DRIFT_TASK
+
+    config = load_city_file(TEMPLATES / "cities" / "berlin.yaml", TEMPLATES / "templates")
+    dag = build_dag(config, expectations_dir=EXPECTATIONS)
+    # The fleet view finds a city's drift verdict and its waiting approval by these task ids (one query per fleet).
+    assert dag.get_task(DRIFT_TASK).task_type == "DriftCheckOperator"
+    assert dag.get_task(APPROVAL_TASK).task_type == "PromotionApprovalOperator"
+    assert dag.get_task("gate").approval_task_id == APPROVAL_TASK

@@ -73,7 +73,8 @@ def test_a_decision_that_asks_nobody_skips_the_approval_task_and_keeps_its_recor
 
     record, ti = world.run("gate", {"promotion_mode": "dry_run"}, snapshot=snapshot, registration=registration)
 
-    assert ti.skipped == ["approve"]  # no process is started for a task that would only say "not needed"
+    # No process is started for a task that would only say "not needed" (nothing moved: nothing to check).
+    assert ti.skipped == ["approve", "health_check"]
     assert ti.pushed["return_value"] is record  # the decision is the gate's XCom, as a returned value would be
     assert record["decision"] == "dry-run"
 
@@ -92,7 +93,8 @@ def test_without_an_approval_task_the_gate_skips_nothing(
     world: OperatorWorld, snapshot: dict[str, Any], registration: dict[str, Any]
 ) -> None:
     task = world.task("gate")
-    task.approval_task_id = None  # a hand-written DAG's gate, whose approval task then succeeds by itself
+    # A hand-written DAG's gate: its approval task then succeeds by itself, its health check skips itself.
+    task.approval_task_id = task.health_task_id = None
     task.snapshot, task.registration = snapshot, registration
     context = {**world.context("gate", {"promotion_mode": "dry_run"}), "task": task}
 
@@ -115,7 +117,7 @@ def test_a_gate_that_pushes_no_xcom_pushes_none_when_it_skips_the_approval_task(
     with pytest.raises(DownstreamTasksSkipped) as skipped:
         task.execute(context)
 
-    assert skipped.value.tasks == ["approve"]
+    assert skipped.value.tasks == ["approve", "health_check"]
     assert "return_value" not in context["ti"].pushed
 
 
@@ -233,6 +235,7 @@ def test_a_refused_challenger_is_linked_described_and_loses_its_alias(
 
     assert record["decision"] == "kept"
     assert _alias(world, CHAMPION) == champion
+    assert ti.skipped == ["approve", "health_check"]  # the champion stayed: there is no new one to check
     assert world.client.get_registered_model(MODEL).aliases.get(CHALLENGER) is None  # shadow scoring skips it
     link = ti.pushed[MlflowModelVersionLink().xcom_key]
     assert link == f"http://mlflow.example.com/#/models/{MODEL}/versions/{weak['version']}"  # not the champion
@@ -260,3 +263,16 @@ def test_a_chart_that_fails_does_not_stop_the_promotion(
 
     assert (record["decision"], record["charts"]) == ("promoted", None)
     assert _alias(world, CHAMPION) == better["version"]
+
+
+def test_a_promotion_skips_only_the_approval_task_and_leaves_the_new_champion_to_its_health_check(
+    shadow_world: dict[str, Any],
+) -> None:
+    world, weak, better = shadow_world["world"], shadow_world["weak"], shadow_world["better"]
+    world.client.set_registered_model_alias(MODEL, CHAMPION, weak["version"])
+
+    record, ti = world.run("gate", snapshot=shadow_world["snapshot"], registration=better)
+
+    assert record["decision"] == "promoted"
+    assert world.task("gate").health_task_id == "health_check"
+    assert ti.skipped == ["approve"]
