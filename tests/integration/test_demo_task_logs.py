@@ -75,6 +75,8 @@ def test_each_task_logs_where_the_airflow_ui_reads_it_and_the_terminal_gets_a_li
         reader = TaskLogReader()
         logs = {}
         assert finished["approve"] == "skipped"  # by the gate (nobody was asked): a line, though it never ran
+        order = [m.group(1) for m in lines if m]
+        assert order.index("approve") == order.index("gate") + 1  # when the gate skipped it, not after the run
         for task_id, ti in instances.items():
             if task_id == "approve":
                 continue  # no try, so no log file

@@ -10,7 +10,9 @@ from types import SimpleNamespace
 from airflow_ml.cli.demo_task_logs import demo_task_logs, task_city, task_line
 
 
-def test_a_task_writes_to_its_tries_file_and_the_output_around_it_to_the_demo_log(tmp_path: Path) -> None:
+def test_a_task_writes_to_its_tries_file_and_the_output_around_it_to_the_demo_log(
+    tmp_path: Path, airflow_db: Path
+) -> None:
     from airflow.configuration import conf
 
     terminal, between = io.StringIO(), tmp_path / "demo.log"
@@ -49,7 +51,7 @@ def test_the_line_names_city_task_seconds_and_state_in_columns() -> None:
     assert scored.index(" s  ") == monitored.index(" s  ")
 
 
-def test_a_failed_task_shows_the_end_of_its_log_on_the_terminal(tmp_path: Path) -> None:
+def test_a_failed_task_shows_the_end_of_its_log_on_the_terminal(tmp_path: Path, airflow_db: Path) -> None:
     terminal, between = io.StringIO(), tmp_path / "run.log"
     ti = SimpleNamespace(dag_id="ride_duration.lisbon", run_id="manual__2", task_id="train", map_index=-1, try_number=1)
     done = SimpleNamespace(dag_id="ride_duration.lisbon", run_id="manual__2", task_id="snapshot", map_index=-1)
