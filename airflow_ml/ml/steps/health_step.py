@@ -14,6 +14,7 @@ from mlflow import MlflowClient
 from airflow_ml.data.snapshot import read_snapshot, write_json
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml import model_registry as registry
+from airflow_ml.ml.dask_holdout import columns_read
 from airflow_ml.ml.health import SAMPLE_SEED, HealthThresholds, check_champion
 from airflow_ml.ml.steps.step_settings import HealthSettings, SplitSettings
 from airflow_ml.ml.steps.xcom_payloads import HEALTH_FILE
@@ -92,7 +93,10 @@ def health(
             with dask_session() as dask_client:
                 holdout = _sample_on_dask(dask_client, uri, settings, model, storage_options)
         else:
-            holdout = snapshot_holdout(uri, settings.split, storage_options=storage_options)
+            # Only what the model reads, and the time column the split sorts on (stably: the same rows, in the same
+            # order, as the whole frame's split): a key column of distinct strings costs more than the features.
+            columns = columns_read([model], [settings.split.time_column], snapshot_columns(uri, storage_options))
+            holdout = snapshot_holdout(uri, settings.split, storage_options=storage_options, columns=columns)
         thresholds = HealthThresholds(settings.max_mean_shift, settings.max_quantile_shift)
         record = check_and_settle(
             client,
@@ -157,10 +161,27 @@ def check_and_settle(
     return record
 
 
-def snapshot_holdout(uri: str, split: SplitSettings, storage_options: StorageOptions | None = None) -> pd.DataFrame:
-    """The holdout rows of the snapshot at ``uri``, split by time exactly as training and the gate split it."""
-    frame = read_snapshot(uri, storage_options=storage_options)
+def snapshot_holdout(
+    uri: str,
+    split: SplitSettings,
+    storage_options: StorageOptions | None = None,
+    *,
+    columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """The holdout rows of the snapshot at ``uri``, split by time exactly as training and the gate split it.
+
+    Args:
+        columns: The columns read (the split's time column among them); None reads every column.
+    """
+    frame = read_snapshot(uri, columns=columns, storage_options=storage_options)
     return time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction).holdout
+
+
+def snapshot_columns(uri: str, storage_options: StorageOptions | None) -> list[str]:
+    """The columns of the snapshot at ``uri``, from its manifest."""
+    from airflow_ml.data.snapshot import load_manifest
+
+    return list(load_manifest(uri, storage_options=storage_options).columns)
 
 
 def _sample_on_dask(
@@ -169,7 +190,7 @@ def _sample_on_dask(
     """The holdout rows :func:`~airflow_ml.ml.health.check_champion` samples, split and picked on the cluster (the
     columns ``model`` reads and the time column: a column it expects that the snapshot lacks is still missing)."""
     from airflow_ml.data.snapshot import load_manifest
-    from airflow_ml.ml.dask_holdout import columns_read, sample_on_dask, split_on_dask
+    from airflow_ml.ml.dask_holdout import sample_on_dask, split_on_dask
 
     manifest = load_manifest(uri, storage_options=storage_options)
     columns = columns_read([model], [settings.split.time_column], manifest.columns)

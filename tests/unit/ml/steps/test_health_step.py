@@ -127,3 +127,33 @@ def test_engine_dask_without_a_session_is_refused_naming_it(world: dict[str, Any
     settings = HealthSettings(model_name=MODEL, split=SPLIT, engine="dask")
     with pytest.raises(ValueError, match=r"^training\.engine 'dask' needs dask_session"):
         health(world["client"], world["uri"], settings, version=world["version"], run_id="r3")
+
+
+def test_the_local_check_reads_only_what_the_model_reads_and_judges_the_rows_of_the_whole_frame(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_ml.data.snapshot import load_manifest, read_snapshot
+    from airflow_ml.ml.health import HealthThresholds, check_champion
+    from airflow_ml.ml.steps import health_step
+
+    settings = HealthSettings(model_name=MODEL, split=SPLIT, sample_rows=150)
+    whole = health_step.snapshot_holdout(world["uri"], SPLIT)  # every column, as the step read it before
+    thresholds = HealthThresholds(settings.max_mean_shift, settings.max_quantile_shift)
+    expected = check_champion(world["client"], MODEL, whole, sample_rows=150, thresholds=thresholds)
+    asked: list[list[str] | None] = []
+
+    def reading(uri: str, columns: list[str] | None = None, **kwargs: Any) -> Any:
+        asked.append(columns)
+        return read_snapshot(uri, columns=columns, **kwargs)
+
+    monkeypatch.setattr(health_step, "read_snapshot", reading)
+    found = health(world["client"], world["uri"], settings, version=world["version"], run_id="r6")
+
+    [columns] = asked
+    assert columns is not None
+    assert SPLIT.time_column in columns
+    assert "duration_min" not in columns  # the target: the model does not read it
+    assert set(columns) < set(load_manifest(world["uri"]).columns)
+    assert found.record["passed"] is True
+    for key in ("rows", "mean", "reference_mean", "mean_shift", "q10_shift", "q50_shift", "q90_shift"):
+        assert found.record[key] == expected[key]  # the same rows sampled, the same predictions
