@@ -114,7 +114,9 @@ class PromotionGateOperator(SnapshotStepOperator):
         self.log.info("gate for %s v%s: %s", settings.model_name, record["challenger_version"], outcome.reason)
         for where in chart_locations(self.hook.tracking_uri, **record["charts"]) if record["charts"] else []:
             self.log.info("gate chart: %s", where)
-        not_needed = self._tasks_not_needed(record["decision"], moved=outcome.move_champion)
+        # A retry after a try that moved the alias finds this version already champion: it is still new, and checked.
+        moved = outcome.move_champion or record["baseline_version"] == record["challenger_version"]
+        not_needed = self._tasks_not_needed(record["decision"], moved=moved)
         if not_needed:
             # Skipping ends execute with an exception, so the decision is pushed as the return value here.
             if self.do_xcom_push:

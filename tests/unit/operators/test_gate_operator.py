@@ -66,19 +66,6 @@ def test_execute_promotes_the_first_model_and_links_it(
     assert not any(tag.startswith("gate.charts") for tag in champion.tags)
 
 
-def test_a_decision_that_asks_nobody_skips_the_approval_task_and_keeps_its_record(
-    world: OperatorWorld, snapshot: dict[str, Any], registration: dict[str, Any]
-) -> None:
-    assert world.task("gate").approval_task_id == "approve"  # the factory's gate skips the factory's approval
-
-    record, ti = world.run("gate", {"promotion_mode": "dry_run"}, snapshot=snapshot, registration=registration)
-
-    # No process is started for a task that would only say "not needed" (nothing moved: nothing to check).
-    assert ti.skipped == ["approve", "health_check"]
-    assert ti.pushed["return_value"] is record  # the decision is the gate's XCom, as a returned value would be
-    assert record["decision"] == "dry-run"
-
-
 def test_a_decision_that_waits_for_a_person_leaves_the_approval_task_to_run(
     world: OperatorWorld, snapshot: dict[str, Any], registration: dict[str, Any]
 ) -> None:
@@ -104,23 +91,6 @@ def test_without_an_approval_task_the_gate_skips_nothing(
     assert context["ti"].skipped == []
 
 
-def test_a_gate_that_pushes_no_xcom_pushes_none_when_it_skips_the_approval_task(
-    world: OperatorWorld, snapshot: dict[str, Any], registration: dict[str, Any]
-) -> None:
-    from airflow.sdk.exceptions import DownstreamTasksSkipped
-
-    task = world.task("gate")
-    task.do_xcom_push = False  # as for a returned value, which Airflow then does not store
-    task.snapshot, task.registration = snapshot, registration
-    context = {**world.context("gate", {"promotion_mode": "dry_run"}), "task": task}
-
-    with pytest.raises(DownstreamTasksSkipped) as skipped:
-        task.execute(context)
-
-    assert skipped.value.tasks == ["approve", "health_check"]
-    assert "return_value" not in context["ti"].pushed
-
-
 @pytest.fixture(scope="module")
 def shadow_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A second city world: a weak first champion (1 boosting round, v1) and a better challenger (v2) to gate."""
@@ -143,6 +113,13 @@ def _gate(shadow_world: dict[str, Any], conf: dict[str, Any] | None = None) -> d
 
 def _alias(world: OperatorWorld, alias: str) -> str:
     return str(world.client.get_model_version_by_alias(MODEL, alias).version)
+
+
+def _weak_champion(shadow_world: dict[str, Any]) -> OperatorWorld:
+    """The shadow world with its weak first model as champion again, whatever the tests before it moved."""
+    world: OperatorWorld = shadow_world["world"]
+    world.client.set_registered_model_alias(MODEL, CHAMPION, shadow_world["weak"]["version"])
+    return world
 
 
 def test_shadow_mode_records_a_winner_as_shadow_and_leaves_both_aliases(shadow_world: dict[str, Any]) -> None:
@@ -268,11 +245,59 @@ def test_a_chart_that_fails_does_not_stop_the_promotion(
 def test_a_promotion_skips_only_the_approval_task_and_leaves_the_new_champion_to_its_health_check(
     shadow_world: dict[str, Any],
 ) -> None:
-    world, weak, better = shadow_world["world"], shadow_world["weak"], shadow_world["better"]
-    world.client.set_registered_model_alias(MODEL, CHAMPION, weak["version"])
+    world = _weak_champion(shadow_world)
 
-    record, ti = world.run("gate", snapshot=shadow_world["snapshot"], registration=better)
+    record, ti = world.run("gate", snapshot=shadow_world["snapshot"], registration=shadow_world["better"])
 
     assert record["decision"] == "promoted"
     assert world.task("gate").health_task_id == "health_check"
     assert ti.skipped == ["approve"]
+
+
+def test_a_retry_after_the_alias_moved_leaves_the_new_champion_to_its_health_check(
+    shadow_world: dict[str, Any],
+) -> None:
+    world, better = shadow_world["world"], shadow_world["better"]
+    # What a first try left when it promoted and then failed (writing its record, say): this version is champion.
+    world.client.set_registered_model_alias(MODEL, CHAMPION, better["version"])
+
+    record, ti = world.run("gate", {"promotion_mode": "shadow"}, snapshot=shadow_world["snapshot"], registration=better)
+
+    assert record["decision"] != "promoted"  # judged against itself, the retry decides nothing moves now
+    assert record["baseline_version"] == better["version"]
+    assert ti.skipped == ["approve"]  # the champion this run made is still checked, and announced when healthy
+
+
+def test_a_decision_that_asks_nobody_skips_the_approval_task_and_keeps_its_record(
+    shadow_world: dict[str, Any],
+) -> None:
+    world = _weak_champion(shadow_world)
+    assert world.task("gate").approval_task_id == "approve"  # the factory's gate skips the factory's approval
+
+    record, ti = world.run(
+        "gate", {"promotion_mode": "dry_run"}, snapshot=shadow_world["snapshot"], registration=shadow_world["better"]
+    )
+
+    # No process is started for a task that would only say "not needed" (nothing moved: nothing to check).
+    assert ti.skipped == ["approve", "health_check"]
+    assert ti.pushed["return_value"] is record  # the decision is the gate's XCom, as a returned value would be
+    assert record["decision"] == "dry-run"
+    assert _alias(world, CHAMPION) == shadow_world["weak"]["version"]
+
+
+def test_a_gate_that_pushes_no_xcom_pushes_none_when_it_skips_the_approval_task(
+    shadow_world: dict[str, Any],
+) -> None:
+    from airflow.sdk.exceptions import DownstreamTasksSkipped
+
+    world = _weak_champion(shadow_world)
+    task = world.task("gate")
+    task.do_xcom_push = False  # as for a returned value, which Airflow then does not store
+    task.snapshot, task.registration = shadow_world["snapshot"], shadow_world["better"]
+    context = {**world.context("gate", {"promotion_mode": "dry_run"}), "task": task}
+
+    with pytest.raises(DownstreamTasksSkipped) as skipped:
+        task.execute(context)
+
+    assert skipped.value.tasks == ["approve", "health_check"]
+    assert "return_value" not in context["ti"].pushed
