@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 from mlflow import MlflowClient
 
-from airflow_ml.data.snapshot import read_snapshot, write_json
+from airflow_ml.data.snapshot import load_manifest, read_snapshot, write_json
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml import model_registry as registry
 from airflow_ml.ml.dask_holdout import columns_read
@@ -95,7 +95,8 @@ def health(
         else:
             # Only what the model reads, and the time column the split sorts on (stably: the same rows, in the same
             # order, as the whole frame's split): a key column of distinct strings costs more than the features.
-            columns = columns_read([model], [settings.split.time_column], snapshot_columns(uri, storage_options))
+            available = load_manifest(uri, storage_options=storage_options).columns
+            columns = columns_read([model], [settings.split.time_column], available)
             holdout = snapshot_holdout(uri, settings.split, storage_options=storage_options, columns=columns)
         thresholds = HealthThresholds(settings.max_mean_shift, settings.max_quantile_shift)
         record = check_and_settle(
@@ -177,19 +178,11 @@ def snapshot_holdout(
     return time_split(frame, split.time_column, split.validation_fraction, split.holdout_fraction).holdout
 
 
-def snapshot_columns(uri: str, storage_options: StorageOptions | None) -> list[str]:
-    """The columns of the snapshot at ``uri``, from its manifest."""
-    from airflow_ml.data.snapshot import load_manifest
-
-    return list(load_manifest(uri, storage_options=storage_options).columns)
-
-
 def _sample_on_dask(
     dask_client: Any, uri: str, settings: HealthSettings, model: Any, storage_options: StorageOptions | None
 ) -> pd.DataFrame:
     """The holdout rows :func:`~airflow_ml.ml.health.check_champion` samples, split and picked on the cluster (the
     columns ``model`` reads and the time column: a column it expects that the snapshot lacks is still missing)."""
-    from airflow_ml.data.snapshot import load_manifest
     from airflow_ml.ml.dask_holdout import sample_on_dask, split_on_dask
 
     manifest = load_manifest(uri, storage_options=storage_options)
