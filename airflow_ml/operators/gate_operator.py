@@ -61,7 +61,8 @@ class PromotionGateOperator(SnapshotStepOperator):
         health_task_id: The health check after a promotion (a :class:`ChampionHealthCheckOperator
             <airflow_ml.operators.health_operator.ChampionHealthCheckOperator>` downstream of this task), which
             this task skips when its decision leaves the champion where it was (kept, dry run, shadow) and asks
-            nobody: most nightly runs keep their champion, and each then starts one process fewer. None (the
+            nobody: most nightly runs keep their champion, and each then starts one process fewer. A retry that
+            finds this version champion already (its first try promoted it) leaves the check to run. None (the
             default) skips nothing: the health check then finds the champion unchanged and skips itself.
 
     Returns (XCom): the decision record.
