@@ -74,29 +74,20 @@ class DemoTaskLogs:
         self._finished(task_instance, "skipped")
 
     def report_skipped_unrun(self, run: Any) -> None:
-        """A line for each task of ``run`` skipped without running that has none yet (the tasks skipped after the
-        last task that ran: those of a thin city served by its parent, say)."""
-        for ti in sorted(run.get_task_instances(), key=lambda ti: (ti.start_date is None, ti.start_date)):
-            self._report_skip(ti)
-
-    def _report_skipped_so_far(self, task_instance: Any) -> None:
-        """Lines for the tasks of ``task_instance``'s run skipped without running (the gate skips ``approve`` when
-        nobody is asked, and ``health_check`` when the champion stays), which no listener call reports: right
-        after the line of the task that skipped them, in the order the tasks ran."""
+        """A line for each task of ``run`` (a DAG run, or any task instance of it) skipped without running that has
+        none yet: the gate skips ``approve`` when nobody is asked and ``health_check`` when the champion stays, and
+        no listener call reports them. Called after each task's success, so they follow the task that skipped
+        them, and once after the run (the tasks skipped after the last task that ran: a thin city's, say)."""
         from airflow.models.taskinstance import TaskInstance as TI
         from airflow.utils.session import create_session
         from sqlalchemy import select
 
-        run = (TI.dag_id == task_instance.dag_id, TI.run_id == task_instance.run_id)
+        of_run = (TI.dag_id == run.dag_id, TI.run_id == run.run_id, TI.state == "skipped")
         with create_session() as session:
-            for ti in session.scalars(select(TI).where(*run, TI.state == "skipped").order_by(TI.end_date, TI.task_id)):
-                self._report_skip(ti)
-
-    def _report_skip(self, ti: Any) -> None:
-        key = (ti.task_id, ti.map_index)
-        if str(ti.state) == "skipped" and key not in self.reported:
-            self.reported.add(key)
-            print(task_line(task_city(ti), ti.task_id, 0.0, "skipped"), file=self.terminal, flush=True)
+            for ti in session.scalars(select(TI).where(*of_run).order_by(TI.end_date, TI.task_id)):
+                if (ti.task_id, ti.map_index) not in self.reported:
+                    self.reported.add((ti.task_id, ti.map_index))
+                    print(task_line(task_city(ti), ti.task_id, 0.0, "skipped"), file=self.terminal, flush=True)
 
     def _finished(self, task_instance: Any, state: str) -> None:
         _redirect(self.between)
@@ -111,7 +102,7 @@ class DemoTaskLogs:
             # Why it failed belongs on the terminal too: the traceback is the end of the task's log.
             print(failure_tail(path), file=self.terminal, flush=True)
         if state == "success":
-            self._report_skipped_so_far(task_instance)
+            self.report_skipped_unrun(task_instance)
 
 
 #: The lines of a failed task's log shown on the terminal (its traceback and what led to it).

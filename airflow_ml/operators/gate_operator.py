@@ -131,8 +131,8 @@ class PromotionGateOperator(SnapshotStepOperator):
         health check unless the champion moved now or may move on approval."""
         if decision == AWAITING_APPROVAL:
             return []
-        needed = {self.approval_task_id: False, self.health_task_id: moved}
-        return [task for task, run in needed.items() if task is not None and not run]
+        skipped = [self.approval_task_id] if moved else [self.approval_task_id, self.health_task_id]
+        return [task for task in skipped if task is not None]
 
 
 @contextlib.contextmanager
