@@ -59,8 +59,21 @@ TASK_MODULES = (
     "airflow_ml.ml.steps.approve_step",
     "airflow_ml.ml.steps.health_step",
     "airflow_ml.scoring.score_step",
+    "airflow_ml.hooks.mlflow_auth",
+    "airflow_ml.ml.charts.chart_drawing",
+    "airflow_ml.ml.charts.drift_charts",
+    "airflow_ml.ml.charts.holdout_charts",
+    "airflow_ml.ml.gate.bootstrap",
+    "airflow_ml.ml.gate.slices",
+    "airflow_ml.templates.gx_context_files",
     "great_expectations",
+    "great_expectations.render.renderer.inline_renderer",
     "mlflow.lightgbm",
+    # MLflow's SQL stores (the embedded default's SQLite, or a database named as the tracking URI): importing them
+    # pulls alembic and mako, about half a second in every task that talks to MLflow. A tracking server (REST) needs
+    # none of it; imported all the same, they cost the parent that much once.
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
     "matplotlib.figure",
     "matplotlib.backends.backend_agg",
     "pyarrow.dataset",

@@ -1,4 +1,4 @@
-"""Processes of a test deployment: start, wait for, stop, kill.
+"""Processes of a test deployment: start, wait for, stop, kill; and Python code run in a fresh interpreter.
 
 Used by :mod:`tests.support.stack`; importable on its own (e.g. to manage one more server in a test).
 """
@@ -10,12 +10,35 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tests.support import REPO
+
+
+def run_fresh_python(code: str, *args: str, env: Mapping[str, str], cwd: Path, timeout: float = 600) -> Any:
+    """Run ``code`` in a fresh interpreter (the repository importable) and return the JSON its last line printed.
+
+    For what this test process cannot show once it has imported a library: what a process imports, or computes,
+    on its own. Fails the test with the tail of its stderr when the code fails.
+    """
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env={**env, "PYTHONPATH": str(REPO)},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 class StackError(RuntimeError):
