@@ -96,7 +96,9 @@ def load_pyfunc(client: MlflowClient, name: str, version: str) -> Any:
     so a client of an Airflow connection (:mod:`airflow_ml.hooks.mlflow_auth`) sends its credentials, proxied
     artifacts included; any other source goes through MLflow's download of the registry's location. The files go
     to a temporary folder that is removed once the model is loaded: the pyfunc flavors this project logs (its
-    LightGBM serving code, scikit-learn) read their artifacts at load time.
+    LightGBM serving code, scikit-learn) read their artifacts at load time. A model saved in another environment
+    (requirements, Python) is loaded with a warning naming each difference
+    (:func:`~airflow_ml.ml.model_requirements.warn_of_environment_mismatches`).
     """
     import mlflow.artifacts
     import mlflow.pyfunc

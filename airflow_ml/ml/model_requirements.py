@@ -1,11 +1,12 @@
-"""A model's saved environment against this process's: MLflow's load-time warning, without its scan of every package.
+"""A model's saved environment against this process's: MLflow's load-time checks, without its scan of every package.
 
-``mlflow.pyfunc.load_model`` warns when the process does not satisfy the model's ``requirements.txt`` or runs
-another Python than the one that saved it. Its first check in a process maps every installed distribution to its
-modules (``importlib.metadata.packages_distributions()``): about 0.4 s, paid again by every task process that
-loads a model (drift, the gate, the health check, scoring). :func:`environment_mismatches` looks each requirement
-up by its name alone (``importlib.metadata.version``, a millisecond), and :func:`warn_of_environment_mismatches`
-logs what MLflow's warning says; the loaders then call MLflow with ``suppress_warnings=True``.
+``mlflow.pyfunc.load_model`` warns when the process does not satisfy the model's ``requirements.txt``, runs
+another Python minor version than the one that saved it, or the model does not say which. Its first requirements
+check in a process maps every installed distribution to its modules (``importlib.metadata.packages_distributions``):
+about 0.4 s, paid again by every task process that loads a model (drift, the gate, the health check, scoring).
+:func:`environment_mismatches` makes the same checks with each requirement looked up by its name alone
+(``importlib.metadata.version``, a millisecond), and :func:`warn_of_environment_mismatches` logs them; the loaders
+then call MLflow with ``suppress_warnings=True``, which turns off exactly those checks.
 """
 
 from __future__ import annotations
@@ -20,24 +21,25 @@ log = logging.getLogger(__name__)
 #: The files MLflow writes in a model's folder: its pip requirements and its metadata (with the Python version).
 REQUIREMENTS_FILE = "requirements.txt"
 MLMODEL_FILE = "MLmodel"
+#: pip's options that name another requirements (or constraints) file, relative to the file that names it.
+_INCLUDES = ("-r", "--requirement", "-c", "--constraint")
 
 
 def environment_mismatches(model_dir: str | Path) -> list[str]:
     """What this process lacks of the model saved in ``model_dir``: one line per requirement it does not satisfy
-    (installed version and the model's requirement), and its Python when the minor version differs.
+    (installed version and the model's requirement), and its Python when the minor version differs or the model
+    does not say which.
 
-    Lines that are not a package requirement (a path, a URL, a pip option) and requirements whose environment
-    marker does not apply here are not checked, as MLflow does not check them.
+    Requirements are read as MLflow reads them (comments dropped, continued lines joined, ``-r`` and ``-c`` files
+    followed); a line that is no package requirement (a path, a URL, another pip option) and a requirement whose
+    environment marker does not apply here are not checked, nor is a development build of MLflow.
     """
     from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.version import Version
 
     folder = Path(model_dir)
     found = []
-    path = folder / REQUIREMENTS_FILE
-    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-    for line in (raw.split("#", 1)[0].strip() for raw in lines):
-        if not line or line.startswith("-"):
-            continue
+    for line in requirement_lines(folder / REQUIREMENTS_FILE, within=folder):
         try:
             requirement = Requirement(line)
         except InvalidRequirement:
@@ -47,18 +49,62 @@ def environment_mismatches(model_dir: str | Path) -> list[str]:
         installed = _installed_version(requirement.name)
         if installed is None:
             found.append(f"{requirement.name} is not installed (the model needs {line})")
-        elif requirement.specifier and not requirement.specifier.contains(installed, prereleases=True):
+        elif requirement.name.lower() == "mlflow" and Version(installed).is_devrelease:
+            continue
+        elif requirement.specifier and not requirement.specifier.contains(installed):
             found.append(f"{requirement.name} {installed} is installed (the model needs {line})")
-    saved_with = _python_version(folder)
-    if saved_with is not None and saved_with.split(".")[:2] != [str(part) for part in sys.version_info[:2]]:
-        running = ".".join(str(part) for part in sys.version_info[:3])
-        found.append(f"Python {running} runs it (the model was saved with Python {saved_with})")
+    if (folder / MLMODEL_FILE).exists():
+        found.extend(_python_mismatch(folder))
     return found
 
 
+def requirement_lines(path: Path, *, within: Path | None = None, followed: frozenset[Path] = frozenset()) -> list[str]:
+    """The requirement lines of the pip requirements file at ``path`` (none when it does not exist), as pip reads
+    them: comments and blank lines dropped, lines ending in a backslash joined, ``-r``/``-c`` files followed
+    (relative to the file naming them), other options left out.
+
+    Args:
+        within: The folder followed files must lie in (``path``'s own by default): a model's file naming
+            ``/etc/...`` or ``../..`` must not make a task read, and log, what lies outside the model.
+        followed: The files being read already, not read again (a file naming itself, two naming each other).
+    """
+    path = path.resolve()
+    folder = (within or path.parent).resolve()
+    if path in followed or not path.is_relative_to(folder) or not path.is_file():
+        return []
+    lines: list[str] = []
+    pending = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        line = line[: line.find(" #")].rstrip() if " #" in line else line
+        if line.endswith("\\"):
+            pending += line[:-1]
+            continue
+        line, pending = pending + line, ""
+        option, _, named = line.partition(" ")
+        if option in _INCLUDES:
+            lines += requirement_lines(path.parent / named.strip(), within=folder, followed=followed | {path})
+        elif line and not line.startswith(("#", "-")):
+            lines.append(line)
+    return lines
+
+
 def warn_of_environment_mismatches(model_dir: str | Path, model: str) -> list[str]:
-    """Log one warning for ``model`` (how the message names it) listing :func:`environment_mismatches`; returns them."""
-    found = environment_mismatches(model_dir)
+    """Log one warning for ``model`` (how the message names it) listing :func:`environment_mismatches`; returns them.
+
+    Never raises: a check that fails (a file that cannot be read, a version ``packaging`` cannot parse) is logged
+    as a warning and the model is loaded all the same, as MLflow's own check does.
+    """
+    try:
+        found = environment_mismatches(model_dir)
+    except Exception as exc:  # noqa: BLE001 - a warning's check must never stop the model from loading
+        log.warning(
+            "%s: its environment could not be compared with this process's (%s: %s); it is loaded all the same",
+            model,
+            type(exc).__name__,
+            exc,
+        )
+        return []
     if found:
         log.warning(
             "%s was saved in another environment than this process's: %s. Its predictions may differ or fail: install "
@@ -77,14 +123,21 @@ def _installed_version(name: str) -> str | None:
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
-        return None
+        pass
+    # Installed without metadata: the module's own version, as MLflow falls back to; only a module this process has
+    # imported already, since a requirement must never make it run code it would not have run.
+    module = sys.modules.get(name.replace("-", "_").lower())
+    version = getattr(module, "__version__", None)
+    return str(version) if version is not None else None
 
 
-def _python_version(folder: Path) -> str | None:
-    if not (folder / MLMODEL_FILE).exists():
-        return None
+def _python_mismatch(folder: Path) -> list[str]:
     from mlflow.models import Model
 
-    flavor = Model.load(str(folder / MLMODEL_FILE)).flavors.get("python_function", {})
-    version = flavor.get("python_version")
-    return str(version) if version else None
+    running = ".".join(str(part) for part in sys.version_info[:3])
+    saved_with = Model.load(str(folder / MLMODEL_FILE)).flavors.get("python_function", {}).get("python_version")
+    if not saved_with:
+        return [f"the model does not say which Python saved it (Python {running} runs it)"]
+    if str(saved_with).split(".")[:2] != running.split(".")[:2]:
+        return [f"Python {running} runs it (the model was saved with Python {saved_with})"]
+    return []
