@@ -30,7 +30,7 @@ def run_fresh_python(code: str, *args: str, env: Mapping[str, str], cwd: Path, t
 
     done = subprocess.run(
         [sys.executable, "-c", code, *args],
-        env={**env, "PYTHONPATH": str(REPO)},
+        env={**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))},
         cwd=cwd,
         capture_output=True,
         text=True,
