@@ -79,6 +79,8 @@ TASK_MODULES = (
     "pyarrow.dataset",
     "s3fs",
     "airflow_ml.factory",
+    "airflow_ml.factory.maintenance",
+    "airflow_ml.factory.rollback",
 )
 
 

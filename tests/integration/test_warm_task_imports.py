@@ -49,12 +49,16 @@ print(json.dumps({{"states": states, "new": sorted(set(sys.modules) - before)}})
 
 
 def test_a_warm_task_process_imports_no_heavy_module_of_its_own(
-    tmp_path: Path, airflow_db: Path, dags_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, airflow_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A dags folder of its own: dag.test() parses every file of its dags folder, and the session's holds other
+    # tests' DAG files, whose imports a task process (which parses only its own DAG's file) never makes.
+    dags = tmp_path / "dags"
+    dags.mkdir()
     root = tmp_path / "world"
-    data_root = make_city_world(root, dags_dir, CITY, template=TEMPLATE)
+    data_root = make_city_world(root, dags, CITY, template=TEMPLATE)
     wire_mlflow(tmp_path / "mlflow", monkeypatch)
-    env = {**os.environ, "AIRFLOW_ML_DATA_ROOT": str(data_root)}
+    env = {**os.environ, "AIRFLOW_ML_DATA_ROOT": str(data_root), "AIRFLOW__CORE__DAGS_FOLDER": str(dags)}
 
     found = run_fresh_python(RUNS.format(root=str(root), dag_id=f"{TEMPLATE}.{CITY}"), env=env, cwd=tmp_path)
 
