@@ -44,8 +44,10 @@ log = logging.getLogger(__name__)
 PRELOAD_ENV = "AIRFLOW_ML_PRELOAD"
 PRELOAD_CHOICES = ("auto", "off")
 #: What the tasks of a city's DAGs import: each step module (its libraries at its top), what the steps import
-#: inside their functions (GX, MLflow's LightGBM flavour, the charts' matplotlib, S3 through s3fs), and the factory
-#: and its operators, which a task process imports to build its DAG (Airflow's SDK is importable by then).
+#: inside their functions (GX, MLflow's LightGBM flavour and SQL stores, the charts' matplotlib, S3 through s3fs),
+#: and the factory and its operators, which a task process imports to build its DAG (the fleet's rollback and
+#: retention DAGs' too; Airflow's SDK is importable by then). tests/integration/test_warm_task_imports.py fails on
+#: a costly module a city's run still imports.
 #: Imports only: nothing may call into LightGBM or OpenMP here, since libgomp's pool does not survive a fork.
 TASK_MODULES = (
     "airflow_ml.ml.steps.snapshot_step",

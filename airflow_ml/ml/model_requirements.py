@@ -31,8 +31,9 @@ def environment_mismatches(model_dir: str | Path) -> list[str]:
     does not say which.
 
     Requirements are read as MLflow reads them (comments dropped, continued lines joined, ``-r`` and ``-c`` files
-    followed); a line that is no package requirement (a path, a URL, another pip option) and a requirement whose
-    environment marker does not apply here are not checked, nor is a development build of MLflow.
+    followed, though only inside the model's folder); a line that is no package requirement (a path, a URL,
+    another pip option) and a requirement whose environment marker does not apply here are not checked, nor is a
+    development build of MLflow.
     """
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.version import Version
