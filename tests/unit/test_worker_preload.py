@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from airflow_ml.worker_preload import (
     preload_setting,
 )
 from tests.support import REPO
+from tests.support.processes import run_fresh_python
 
 SETTINGS = REPO / "deploy" / "airflow" / "settings"
 #: Run in a fresh interpreter as ``airflow <argv>`` would start: what was imported, and which threads run.
@@ -40,16 +40,8 @@ print(json.dumps({{"imported": [m for m in heavy if m in sys.modules], "threads"
 
 def probe(body: str, argv: list[str], **env: str) -> dict[str, object]:
     """Run ``body`` in a fresh interpreter whose ``sys.argv`` is ``["airflow", *argv]``; what it imported."""
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(body=body), json.dumps(argv)],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(SETTINGS), str(REPO)]), **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    environ = {**os.environ, "PYTHONPATH": str(SETTINGS), **env}
+    return dict(run_fresh_python(PROBE.format(body=body), json.dumps(argv), env=environ, cwd=REPO))
 
 
 @pytest.mark.parametrize(
