@@ -44,6 +44,8 @@ class DaskSettings(FrozenSettings):
         listen_port: LightGBM's ``local_listen_port`` on every worker, or None (LightGBM finds free ports).
         network_timeout_minutes: LightGBM's ``time_out``: a socket that waits longer fails the training.
         wait_for_workers_seconds: How long the task waits for the cluster's first worker.
+        early_stopping_rows: The most validation rows copied to every worker to stop training early
+            (:mod:`airflow_ml.ml.dask_early_stopping`); above, every round is trained and the booster cut after.
     """
 
     nested: ClassVar[Mapping[str, Any]] = {"local_cluster": LocalClusterSettings}
@@ -53,6 +55,7 @@ class DaskSettings(FrozenSettings):
     listen_port: int | None = None
     network_timeout_minutes: int = 5
     wait_for_workers_seconds: int = 60
+    early_stopping_rows: int = 1_000_000
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ training, validation and holdout rows) and stay there. What matches the local pa
 - **Preprocessing**: :meth:`Preprocessor.fit <airflow_ml.ml.serving.Preprocessor.fit>` learns only each
   categorical column's levels, which depend only on the column's distinct values; the cluster computes those
   (``drop_duplicates``) and the very same ``fit`` runs on them, so the categories equal the local fit's exactly.
-- **Early stopping**: ``lightgbm.dask`` 4.7 does not support it; every round is trained and the booster is cut
-  at the round LightGBM's ``early_stopping`` callback would pick (:mod:`airflow_ml.ml.dask_curve`).
+- **Early stopping**: ``lightgbm.dask`` 4.7 does not support it. Each worker gets a copy of the validation rows
+  and LightGBM's ``early_stopping`` callback stops them all at the same round
+  (:mod:`airflow_ml.ml.dask_early_stopping`); above ``training.dask.early_stopping_rows`` validation rows every
+  round is trained and the booster cut at the round that callback would pick (:mod:`airflow_ml.ml.dask_curve`).
 - **Model**: ``.to_local()``'s booster with the preprocessor: the same pyfunc as the local path logs.
 
 LightGBM's distributed histograms differ from one process's (each worker bins its own rows' sample), so the
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_ml.data.storage import StorageOptions
 from airflow_ml.ml.dask_client import dask_client, run_guarded
 from airflow_ml.ml.dask_curve import MINIMIZED, early_stopping_point, validation_curve
+from airflow_ml.ml.dask_early_stopping import early_stopping_callbacks, evaluated_curve, stops_on_workers
 from airflow_ml.ml.dask_settings import ClusterAddress, DaskSettings
 from airflow_ml.ml.dask_split import DaskSplits, SplitLike, read_rows, time_split_on_dask
 from airflow_ml.ml.metrics import lightgbm_metric, score
@@ -132,10 +135,28 @@ def train_model_on_dask(
     # lightgbm.dask gives each worker as many threads as it has: num_threads would only be warned about.
     fit_params = {k: v for k, v in params.items() if k != "num_threads"}
     estimator = model_class(client=client, n_estimators=spec.num_boost_round, **fit_params, **network)
-    log.info("lightgbm.dask: %d rounds on %d training rows", spec.num_boost_round, splits.sizes["train"])
-    estimator.fit(inputs.features, inputs.labels, categorical_feature=spec.categorical or "auto")
-    booster = estimator.to_local().booster_
-    curve = validation_curve(client, booster, preprocessor, splits.validation, spec)
+    callbacks: list[Any] = []
+    why_not = (
+        stops_on_workers(client.nthreads(), splits.sizes["validation"], settings.early_stopping_rows)
+        if spec.early_stopping_rounds
+        else "no early_stopping_rounds"
+    )
+    if why_not is None and spec.early_stopping_rounds:
+        features = splits.validation.map_partitions(preprocessor.transform, meta=inputs.features._meta)
+        labels = splits.validation[spec.target].astype("float64")
+        callbacks = early_stopping_callbacks(client, features, labels, spec.early_stopping_rounds)
+        log.info("lightgbm.dask: up to %d rounds, stopping early on every worker", spec.num_boost_round)
+    else:
+        log.info("lightgbm.dask: %d rounds, cut afterwards (%s)", spec.num_boost_round, why_not)
+    estimator.fit(
+        inputs.features, inputs.labels, categorical_feature=spec.categorical or "auto", callbacks=callbacks or None
+    )
+    local = estimator.to_local()
+    booster = local.booster_
+    if callbacks:
+        curve = evaluated_curve(local)
+    else:
+        curve = validation_curve(client, booster, preprocessor, splits.validation, spec)
     best, stopped = early_stopping_point(
         curve, spec.early_stopping_rounds, minimize=lightgbm_metric(spec.metric) in MINIMIZED
     )
@@ -160,7 +181,13 @@ def train_model_on_dask(
         metrics=metrics,
         best_iteration=int(booster.current_iteration()),
         learning_curve=[float(v) for v in curve[:stopped]],
-        params={**params, **network, "engine": "dask", "dask_workers": len(client.nthreads())},
+        params={
+            **params,
+            **network,
+            "engine": "dask",
+            "dask_workers": len(client.nthreads()),
+            "dask_early_stopping": "on the workers" if callbacks else f"after every round: {why_not}",
+        },
     )
 
 

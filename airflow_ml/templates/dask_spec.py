@@ -88,6 +88,13 @@ class DaskSpec(Strict):
     wait_for_workers_seconds: int = Field(
         default=60, ge=1, le=3600, description="How long the task waits for the cluster's workers, 1 to 3600."
     )
+    early_stopping_rows: int = Field(
+        default=1_000_000,
+        ge=0,
+        le=1_000_000_000,
+        description="The most validation rows copied to every worker so that training stops early (each worker "
+        "holds them); above, every round is trained and the model cut afterwards; 0: always the latter.",
+    )
 
     @model_validator(mode="after")
     def _fixed_port_on_one_host(self) -> DaskSpec:

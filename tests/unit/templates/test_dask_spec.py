@@ -29,18 +29,22 @@ def load(root: Path, training: str) -> object:
 
 
 def test_a_city_trains_on_a_named_cluster_and_the_task_gets_its_settings(root: Path, tmp_path: Path) -> None:
-    config = load(root, "  engine: dask\n  dask:\n    connection: dask_prod\n    listen_port: 12400\n")
+    config = load(
+        root, "  engine: dask\n  dask:\n    connection: dask_prod\n    listen_port: 12400\n    early_stopping_rows: 0\n"
+    )
     settings = task_settings(config, expectations_dir=tmp_path).training  # type: ignore[arg-type]
 
     assert settings.engine == "dask"
     assert settings.dask.connection == "dask_prod"
     assert settings.dask.listen_port == 12400
+    assert settings.dask.early_stopping_rows == 0
     assert TrainingSettings.from_dict(settings.to_dict()) == settings  # what the operator gets back
 
 
 def test_local_is_the_default_and_a_local_cluster_is_sized_in_yaml(root: Path, tmp_path: Path) -> None:
     plain = task_settings(load(root, "  seed: 1\n"), expectations_dir=tmp_path).training  # type: ignore[arg-type]
     assert plain.engine == "local"
+    assert plain.dask.early_stopping_rows == 1_000_000  # the default copy of validation rows on each worker
     sized = load(root, "  engine: dask\n  dask:\n    local_cluster: {n_workers: 3, memory_limit: 512MiB}\n")
     cluster = task_settings(sized, expectations_dir=tmp_path).training.dask  # type: ignore[arg-type]
     assert cluster.connection is None
@@ -81,6 +85,7 @@ def test_every_task_that_reads_the_snapshot_works_where_training_does(root: Path
             r"memory_limit 'lots' is not a memory size.*2GiB",
         ),
         ("  engine: dask\n  dask:\n    listen_port: 80\n", r"listen_port.*1024"),
+        ("  engine: dask\n  dask:\n    early_stopping_rows: -5\n", r"line 6: training\.dask\.early_stopping_rows.*0"),
         ("  engine: dask\n  dask:\n    local_cluster: {memory_limit: 0GiB}\n", r"'0GiB' is 0 bytes, outside 256MiB"),
         ("  engine: dask\n  dask:\n    local_cluster: {memory_limit: 1kB}\n", r"memory_limit '1kB' .*2GiB"),
         ("  engine: dask\n  dask:\n    local_cluster: {memory_limit: 900000TiB}\n", r"outside 256MiB to 1TiB"),
