@@ -2,9 +2,10 @@
 holdout rows; used by training (:mod:`airflow_ml.ml.dask_train`), the gate and the health check
 (:mod:`airflow_ml.ml.dask_holdout`) of ``training.engine: dask``.
 
-Rows are numbered in read order and ordered by (time, number), the stable order of the local ``mergesort``,
-then cut at the local path's positions (:func:`airflow_ml.ml.train.split_bounds`). Partitions whose times
-follow each other (a snapshot of day partitions) are sorted each in place, with no shuffle.
+The rows are read once. They are numbered in read order and ordered by (time, number), the stable order of the
+local ``mergesort``, then cut at the local path's positions (:func:`airflow_ml.ml.train.split_bounds`): each split
+is the sorted partitions it overlaps, the two at its ends sliced. Partitions whose times follow each other (a
+snapshot of day partitions) are sorted each in place, with no shuffle.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
     from airflow_ml.data.snapshot import Manifest
 
-_ROW, _POS = "__airflow_ml_row", "__airflow_ml_pos"
+_ROW = "__airflow_ml_row"
 
 
 class SplitLike(Protocol):
@@ -129,41 +130,52 @@ def time_split_on_dask(
         ValueError: when the time column is missing or a split would be empty (the local path's messages).
     """
     import dask
+    import dask.dataframe as dd
     import numpy as np
 
     from airflow_ml.ml.train import split_bounds
 
     if time_column not in frame.columns:
         raise ValueError(f"time column {time_column!r} is not in the data; columns are {list(frame.columns)}")
+    # Read once: the rows are measured, numbered and sorted from the workers' memory, and each raw partition is
+    # freed as soon as its sorted one exists (nothing else holds it then).
+    rows = client.persist(frame)
     measure = dask.delayed(partition_time_range)
-    ranges = client.compute([measure(part, time_column) for part in frame.to_delayed()], sync=True)
-    offsets = _offsets([length for length, *_ in ranges])
-    numbered = frame.map_partitions(_numbered, _ROW, offsets, meta=frame._meta.assign(**{_ROW: np.int64(0)}))
+    ranges = client.compute([measure(part, time_column) for part in rows.to_delayed()], sync=True)
+    positions = _offsets([length for length, *_ in ranges])
+    numbered = rows.map_partitions(_numbered, _ROW, positions, meta=rows._meta.assign(**{_ROW: np.int64(0)}))
     if in_time_order(ranges):
         # Partitions whose times follow each other (a snapshot of day partitions): sorting each one in place is the
         # stable sort of the whole, with no shuffle (rows stay where they were read, never copied between workers).
         ordered = client.persist(numbered.map_partitions(_sorted, [time_column, _ROW], meta=numbered._meta))
     else:
         ordered = client.persist(numbered.sort_values([time_column, _ROW]))
-    positions = _offsets(client.compute(ordered.map_partitions(len)).result())
+        positions = _offsets(client.compute(ordered.map_partitions(len)).result())
+    del rows, numbered
     n = positions[-1]
     validation_start, holdout_start = split_bounds(n, validation_fraction, holdout_fraction)
-    placed = ordered.map_partitions(_numbered, _POS, positions, meta=ordered._meta.assign(**{_POS: np.int64(0)}))
     bounds = {
         "train": (0, validation_start),
         "validation": (validation_start, holdout_start),
         "holdout": (holdout_start, n),
     }
-    cuts = [
-        placed[(placed[_POS] >= low) & (placed[_POS] < high)].drop(columns=[_ROW, _POS])
-        for low, high in bounds.values()
-    ]
-    persisted = dict(zip(bounds, client.persist(cuts), strict=True))
+    # Each split is the sorted partitions it overlaps, the two at its ends sliced: no partition is left empty
+    # (a LightGBM worker given only empty parts fails) and none is filtered row by row.
+    parts, meta = ordered.to_delayed(), ordered._meta.drop(columns=[_ROW])
+    cut = dask.delayed(_rows_between)
+    pieces = {
+        name: [
+            cut(part, max(low - start, 0), min(high, end) - start)
+            for part, (start, end) in zip(parts, itertools.pairwise(positions), strict=True)
+            if start < high and end > low
+        ]
+        for name, (low, high) in bounds.items()
+    }
+    cuts = [dd.from_delayed(found, meta=meta, verify_meta=False) for found in pieces.values()]
+    kept = dict(zip(bounds, client.persist(cuts), strict=True))
     # Nothing but the cuts holds the sorted rows now: each sorted partition is freed once it is cut, so the
     # workers never hold the rows twice over.
-    del ordered, placed, cuts
-    kept = {name: _without_empty_partitions(client, rows) for name, rows in persisted.items()}
-    del persisted
+    del ordered, parts, pieces, cuts
     if spread:
         kept["train"] = _spread(client, kept["train"])
     sizes = {name: high - low for name, (low, high) in bounds.items()}
@@ -204,11 +216,9 @@ def _numbered(part: Any, column: str, offsets: list[int], partition_info: dict[s
     return part.assign(**{column: np.arange(start, start + len(part), dtype="int64")})
 
 
-def _without_empty_partitions(client: Client, rows: dd.DataFrame) -> dd.DataFrame:
-    # The cut leaves most partitions of each split empty; a LightGBM worker given only empty parts fails.
-    lengths = client.compute(rows.map_partitions(len)).result()
-    full = [i for i, length in enumerate(lengths) if length]
-    return rows.partitions[full] if full else rows
+def _rows_between(part: Any, start: int, stop: int) -> Any:
+    """Rows ``start`` to ``stop`` of a sorted partition, without its row numbers, indexed from 0."""
+    return part.iloc[start:stop].drop(columns=[_ROW]).reset_index(drop=True)
 
 
 def _spread(client: Client, rows: dd.DataFrame) -> dd.DataFrame:
