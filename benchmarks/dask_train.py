@@ -9,10 +9,17 @@ MLflow store in SQLite.
 steps the operators call, in order: ``snapshot_step.snapshot``, ``validate_step.validate``,
 ``train_step.train``, ``register_step.register``, ``gate_step.gate`` (the first model: no champion yet), each
 timed. The dask driver starts a LocalCluster of worker processes (one thread each: the machine's cores are shared)
-and warms them (the modules the steps load) before anything is timed; the steps then use that cluster, as
-tasks reaching one cluster through a ``dask`` connection do. Memory is each process's own peak resident size
-(``VmHWM``, ``peak_memory.py``) over its size once warm, started over (``clear_refs``) before the first step:
-the driver's, and each worker's (read inside it).
+and warms them before anything is timed; the steps then use that cluster, as tasks reaching one cluster through a
+``dask`` connection do. Memory is each process's own peak resident size (``VmHWM``, ``peak_memory.py``) over its
+size once warm, started over (``clear_refs``) before the first step: the driver's, and each worker's (read inside
+it).
+
+**Warm** means what production's processes hold before a run: the driver has imported
+``worker_preload.TASK_MODULES`` (GX among them), as a task process of an Airflow worker with ``AIRFLOW_ML_PRELOAD``
+(the compose file's setting) has, and each Dask worker has imported GX, as a long-lived worker has after its first
+check. ``--cold-imports`` warms only the libraries both paths' steps share (LightGBM's Dask module, MLflow's pyfunc,
+matplotlib, pyarrow and the project's Dask modules), so each step's first import of GX is counted, in the driver and
+in every worker at once, as on a freshly started Airflow worker and cluster.
 
     .venv/bin/python benchmarks/dask_train.py --rows 1000000 --repeat 1
 
@@ -58,10 +65,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="fresh processes per path (median)")
     parser.add_argument("--workers", type=int, default=2, help="Dask workers (processes, one thread each)")
     parser.add_argument("--memory", default="4GiB", help="each Dask worker's memory limit")
+    parser.add_argument(
+        "--cold-imports",
+        action="store_true",
+        help="warm only the libraries, not GX nor the task modules: each step's first import of GX is counted",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_run_child(Path(args.child[0]), args.child[1], args.workers, args.memory)))
+        child = _run_child(Path(args.child[0]), args.child[1], args.workers, args.memory, cold=args.cold_imports)
+        print(json.dumps(child))
         return
     loads = os.getloadavg()
     runs: dict[str, list[dict[str, Any]]] = {"local": [], "dask": []}
@@ -81,6 +94,7 @@ def main() -> None:
         f"\ndask against local: time {dask['total'] / local['total']:.2f}x (goal at most 1.5x), largest "
         f"per-process peak {dask['max'] / local['max']:.2f}x (goal at most 0.5x)"
     )
+    print(f"imports: {'cold (GX counted in each step)' if args.cold_imports else 'warm (as production holds them)'}")
     print(f"load average (1, 5, 15 min) at the start {_fmt(loads)}, at the end {_fmt(os.getloadavg())}")
 
 
@@ -131,6 +145,7 @@ def _prepare(root: Path, rows: int) -> tuple[int, float]:
 
 def _measure(world: Path, path: str, args: argparse.Namespace) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", str(world), path, "--workers", str(args.workers)]
+    cmd += ["--cold-imports"] if args.cold_imports else []
     done = subprocess.run(
         [*cmd, "--memory", args.memory], env=child_environment(REPO), cwd=world, capture_output=True, text=True
     )
@@ -139,7 +154,7 @@ def _measure(world: Path, path: str, args: argparse.Namespace) -> dict[str, Any]
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def _run_child(world: Path, path: str, workers: int, memory: str) -> dict[str, Any]:
+def _run_child(world: Path, path: str, workers: int, memory: str, *, cold: bool) -> dict[str, Any]:
     """One path's steps in this process (the dask path on a LocalCluster it starts); its seconds and peaks."""
     import contextlib
 
@@ -157,8 +172,10 @@ def _run_child(world: Path, path: str, workers: int, memory: str) -> dict[str, A
     with contextlib.ExitStack() as stack:
         cluster = None
         if path == "dask":
-            cluster = stack.enter_context(_cluster(workers, memory))
+            cluster = stack.enter_context(_cluster(workers, memory, cold=cold))
         _warm_up()
+        if not cold:
+            _warm_task_process()
         reset_peak()
         base = rss_mb()
         if cluster is not None:
@@ -223,7 +240,7 @@ def _steps(client: Any, world: Path, tasks: Any, path: str, cluster: Any, *, art
     return seconds
 
 
-def _cluster(workers: int, memory: str) -> Any:
+def _cluster(workers: int, memory: str, *, cold: bool) -> Any:
     """A client of a LocalCluster of ``workers`` worker processes (one thread each) started as a task starts it
     (``training.dask.local_cluster``), its workers warmed up; closed with it."""
     import contextlib
@@ -236,6 +253,8 @@ def _cluster(workers: int, memory: str) -> Any:
         size = LocalClusterSettings(n_workers=workers, threads_per_worker=1, memory_limit=memory, processes=True)
         with dask_client(DaskSettings(local_cluster=size), None) as client:
             client.run(_warm_up)
+            if not cold:
+                client.run(_import_engine)
             yield client
 
     return started()
@@ -252,6 +271,22 @@ def _warm_up() -> None:
     import airflow_ml.ml.dask_holdout
     import airflow_ml.ml.dask_train
     import airflow_ml.validation.partitioned  # noqa: F401
+
+
+def _warm_task_process() -> None:
+    """What a task process of a warm Airflow worker has imported (``AIRFLOW_ML_PRELOAD``, as the compose file sets
+    it): ``worker_preload.TASK_MODULES``, GX among them."""
+    import importlib
+
+    from airflow_ml.worker_preload import TASK_MODULES
+
+    for name in TASK_MODULES:
+        importlib.import_module(name)
+
+
+def _import_engine() -> None:
+    """In a worker: GX, as a long-lived worker holds it after its first check."""
+    import great_expectations  # noqa: F401
 
 
 def _reset_worker() -> None:

@@ -248,5 +248,6 @@ def test_dask_train_benchmark_runs_both_paths_at_a_tiny_size(tmp_path: Path) -> 
     assert rows["local"][10] == "-"  # no workers
     assert float(rows["dask"][10]) > 0
     assert "dask against local: time " in done.stdout
+    assert "imports: warm (as production holds them)" in done.stdout  # --cold-imports counts GX's in each step
     assert "load average (1, 5, 15 min) at the start" in done.stdout
     assert "repeat 1/1 done" in done.stderr
