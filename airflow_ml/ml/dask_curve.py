@@ -1,10 +1,11 @@
 """The validation curve of a model trained on Dask, and the round early stopping would have kept.
 
 ``lightgbm.dask`` 4.7 has no early stopping (each worker would judge only its own validation parts and stop at a
-different round, leaving the others waiting: LightGBM issues 3712, 4493, 6351). :mod:`airflow_ml.ml.dask_train`
-trains every round; this module computes LightGBM's early-stopping metric on the validation rows after each round,
-on the cluster (per partition: the sum of the per-row loss and the count; AUC, not a sum over rows, on a seeded
-sample of at most :data:`AUC_SAMPLE_ROWS` rows, all when fewer), and finds the round LightGBM's
+different round, leaving the others waiting: LightGBM issues 3712, 4493, 6351). When the validation rows are more
+than each worker may hold a copy of (:mod:`airflow_ml.ml.dask_early_stopping`), :mod:`airflow_ml.ml.dask_train`
+trains every round; this module then computes LightGBM's early-stopping metric on the validation rows after each
+round, on the cluster (per partition: the sum of the per-row loss and the count; AUC, not a sum over rows, on a
+seeded sample of at most :data:`AUC_SAMPLE_ROWS` rows, all when fewer), and finds the round LightGBM's
 ``early_stopping`` callback would pick. The trees up to that round are the ones early stopping would have kept.
 """
 

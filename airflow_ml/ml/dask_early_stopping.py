@@ -4,18 +4,20 @@
 at its own round while the others wait on the network (LightGBM issues 3712, 4493, 6351). Here each worker gets a
 copy of every validation row (transformed, with its label), added to its booster before the first round and binned
 by the training rows' bins. Data-parallel training syncs the histograms and splits, so every worker holds the same
-trees; with the same rows and as many threads each, every worker computes the same metric after each round, and
-LightGBM's own ``early_stopping`` callback (the local path's) stops them all at the same round.
+trees and so the same score for each row (each row's score is one thread's sum of its leaves). The metric must then
+come out the same to the last bit on every worker, or one could see a better round that the others do not and keep
+training alone: LightGBM's own metrics sum per-thread parts in the order the threads finish, so a metric that is a
+mean over rows is computed here instead, by numpy in one fixed order (:func:`worker_metric`), and LightGBM's own
+``early_stopping`` callback (the local path's rule) stops every worker at the same round. AUC stays LightGBM's: it
+counts rows over the sorted scores, which no thread order changes.
 
 The copies cost each worker the validation rows: they are made only up to ``training.dask.early_stopping_rows``
-rows and when every worker has as many threads (LightGBM's metric sums in per-thread parts, whose rounding
-follows the thread count); otherwise every round is trained and the booster cut afterwards
-(:mod:`airflow_ml.ml.dask_curve`).
+rows; above, every round is trained and the booster cut afterwards (:mod:`airflow_ml.ml.dask_curve`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,31 +47,86 @@ class ValidationOnEveryWorker:
             booster.add_valid(booster.train_set.create_valid(self.features, label=self.labels), VALIDATION_NAME)
 
 
-def stops_on_workers(threads: Mapping[str, int], validation_rows: int, max_rows: int) -> str | None:
-    """Why the workers (``threads``: each one's thread count, as ``Client.nthreads()`` gives them) cannot stop
-    early on copies of ``validation_rows`` validation rows, or None when they can."""
+def stops_on_workers(validation_rows: int, max_rows: int) -> str | None:
+    """Why the workers cannot stop early on copies of ``validation_rows`` validation rows, or None when they can."""
     if validation_rows > max_rows:
         return (
             f"{validation_rows} validation rows exceed training.dask.early_stopping_rows ({max_rows}), the copy "
             "each worker would hold"
         )
-    counts = sorted(set(threads.values()))
-    if len(counts) > 1:
-        return f"the workers have different thread counts {counts}: their metrics could round apart"
     return None
 
 
-def early_stopping_callbacks(client: Client, features: dd.DataFrame, labels: dd.Series, rounds: int) -> list[Any]:
-    """The callbacks for ``lightgbm.dask``'s ``fit``: the validation rows, copied to every worker, and LightGBM's
-    ``early_stopping`` after ``rounds`` rounds without a better score.
+def worker_metric(metric: str) -> Callable[[np.ndarray | None, np.ndarray], tuple[str, float, bool]] | None:
+    """LightGBM's ``metric`` (its name, as ``lightgbm_metric`` gives it) as a scikit-learn style ``eval_metric``
+    that every worker computes bit for bit alike, or None for ``auc`` (LightGBM's own is already alike).
 
-    The rows are concatenated on one worker and replicated from there: they never pass through this process.
+    The predictions it gets are LightGBM's: probabilities for the binary objective, values for regression.
+    """
+    if metric == "auc":
+        return None
+    if metric not in _LOSS:
+        raise ValueError(f"no early-stopping metric {metric!r} on Dask; one of {sorted([*_LOSS, 'auc'])}")
+    loss = _LOSS[metric]
+
+    def evaluate(labels: np.ndarray | None, predictions: np.ndarray) -> tuple[str, float, bool]:
+        import numpy as np
+
+        if labels is None:
+            raise ValueError("the validation rows have no labels: the early-stopping metric needs them")
+        y = np.asarray(labels, dtype="float64")
+        # numpy's sum of a float64 array adds in a fixed (pairwise) order, whatever the threads.
+        mean = float(np.sum(loss(y, np.asarray(predictions, dtype="float64")))) / max(len(y), 1)
+        return metric, mean**0.5 if metric == "rmse" else mean, False
+
+    return evaluate
+
+
+def _squared(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return (y - p) ** 2
+
+
+def _absolute(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.abs(y - p)
+
+
+def _relative(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.abs(y - p) / np.maximum(1.0, np.abs(y))  # LightGBM's mape
+
+
+def _logloss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    q = np.clip(p, 1e-15, 1 - 1e-15)  # LightGBM's kEpsilon
+    return -(y * np.log(q) + (1 - y) * np.log(1 - q))
+
+
+#: Each metric's per-row loss, of the labels and LightGBM's predictions; the metric is its mean (rmse: its root).
+_LOSS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "rmse": _squared,
+    "l2": _squared,
+    "l1": _absolute,
+    "mape": _relative,
+    "binary_logloss": _logloss,
+}
+
+
+def early_stopping_callbacks(client: Client, features: dd.DataFrame, labels: dd.Series, rounds: int) -> list[Any]:
+    """The callbacks for ``lightgbm.dask``'s ``fit``: the validation rows, which each worker fetches for itself,
+    and LightGBM's ``early_stopping`` after ``rounds`` rounds without a better score (of the first metric, the one
+    :func:`worker_metric` computes when it is not AUC).
+
+    The rows are concatenated on one worker (a future: each training task depends on it, so each worker fetches
+    it from there); they never pass through this process.
     """
     import dask
     import lightgbm as lgb
 
     carrier = client.compute(dask.delayed(_carrier)(features.to_delayed(), labels.to_delayed()))
-    client.replicate([carrier])
     return [carrier, lgb.early_stopping(rounds, first_metric_only=True, verbose=False)]
 
 

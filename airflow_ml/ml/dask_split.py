@@ -138,20 +138,22 @@ def time_split_on_dask(
     if time_column not in frame.columns:
         raise ValueError(f"time column {time_column!r} is not in the data; columns are {list(frame.columns)}")
     # Read once: the rows are measured, numbered and sorted from the workers' memory, and each raw partition is
-    # freed as soon as its sorted one exists (nothing else holds it then).
+    # freed once the sort has taken it (nothing else holds it then).
     rows = client.persist(frame)
     measure = dask.delayed(partition_time_range)
     ranges = client.compute([measure(part, time_column) for part in rows.to_delayed()], sync=True)
     positions = _offsets([length for length, *_ in ranges])
     numbered = rows.map_partitions(_numbered, _ROW, positions, meta=rows._meta.assign(**{_ROW: np.int64(0)}))
-    if in_time_order(ranges):
+    in_order = in_time_order(ranges)
+    if in_order:
         # Partitions whose times follow each other (a snapshot of day partitions): sorting each one in place is the
         # stable sort of the whole, with no shuffle (rows stay where they were read, never copied between workers).
         ordered = client.persist(numbered.map_partitions(_sorted, [time_column, _ROW], meta=numbered._meta))
     else:
         ordered = client.persist(numbered.sort_values([time_column, _ROW]))
+    del rows, numbered  # from here only the sorting holds the raw rows
+    if not in_order:
         positions = _offsets(client.compute(ordered.map_partitions(len)).result())
-    del rows, numbered
     n = positions[-1]
     validation_start, holdout_start = split_bounds(n, validation_fraction, holdout_fraction)
     bounds = {
@@ -167,7 +169,7 @@ def time_split_on_dask(
         name: [
             cut(part, max(low - start, 0), min(high, end) - start)
             for part, (start, end) in zip(parts, itertools.pairwise(positions), strict=True)
-            if start < high and end > low
+            if start < end and start < high and end > low
         ]
         for name, (low, high) in bounds.items()
     }

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from airflow_ml.ml.dask_curve import early_stopping_point, validation_curve
-from airflow_ml.ml.dask_early_stopping import stops_on_workers
+from airflow_ml.ml.dask_early_stopping import stops_on_workers, worker_metric
 from airflow_ml.ml.dask_split import read_rows, snapshot_files, time_split_on_dask
 from airflow_ml.ml.dask_train import train_snapshot_on_dask
 from airflow_ml.ml.steps.step_settings import SplitSettings
@@ -27,20 +28,60 @@ def trips_snapshot(tmp_path_factory: pytest.TempPathFactory) -> object:
     return snapshot(late_trips(days=8, scale=0.5), tmp_path_factory.mktemp("dask"), "run-1")
 
 
-def test_workers_alike_stop_early_up_to_the_rows_each_may_hold() -> None:
-    assert stops_on_workers({"tcp://a:1": 2, "tcp://b:1": 2}, 1_000, 1_000) is None
-    too_many = stops_on_workers({"tcp://a:1": 1}, 1_001, 1_000)
-    assert "1001 validation rows exceed training.dask.early_stopping_rows (1000)" in (too_many or "")
-    assert "exceed" in (stops_on_workers({"tcp://a:1": 1}, 1, 0) or "")  # 0: never on the workers
-    unlike = stops_on_workers({"tcp://a:1": 1, "tcp://b:1": 4}, 10, 1_000)
-    assert "different thread counts [1, 4]" in (unlike or "")
+def test_the_workers_stop_early_up_to_the_rows_each_may_hold() -> None:
+    assert stops_on_workers(1_000, 1_000) is None
+    assert "1001 validation rows exceed training.dask.early_stopping_rows (1000)" in (
+        stops_on_workers(1_001, 1_000) or ""
+    )
+    assert "exceed" in (stops_on_workers(1, 0) or "")  # 0: never on the workers
+
+
+@pytest.mark.parametrize(
+    ("metric", "expected"),
+    [
+        ("rmse", lambda y, p: np.sqrt(np.mean((y - p) ** 2))),
+        ("l2", lambda y, p: np.mean((y - p) ** 2)),
+        ("l1", lambda y, p: np.mean(np.abs(y - p))),
+        ("mape", lambda y, p: np.mean(np.abs(y - p) / np.maximum(1, np.abs(y)))),
+    ],
+)
+def test_the_workers_metric_is_lightgbms_mean_over_rows(metric: str, expected: object) -> None:
+    rng = np.random.default_rng(1)
+    y, p = rng.normal(10, 3, 5_000), rng.normal(10, 3, 5_000)
+    evaluate = worker_metric(metric)
+
+    assert evaluate is not None
+    name, value, higher_is_better = evaluate(y, p)
+    assert (name, higher_is_better) == (metric, False)
+    assert value == pytest.approx(expected(y, p), rel=1e-12)  # type: ignore[operator]
+    assert evaluate(y, p)[1] == value  # the same rows give the same bits
+
+
+def test_the_workers_logloss_clips_as_lightgbm_and_auc_stays_lightgbms() -> None:
+    evaluate = worker_metric("binary_logloss")
+    assert evaluate is not None
+    y, p = np.array([1.0, 0.0, 1.0, 0.0]), np.array([0.9, 0.2, 1.0, 0.0])  # certain and right: clipped, finite
+    expected = -np.mean([np.log(0.9), np.log(0.8), np.log(1 - 1e-15), np.log(1 - 1e-15)])
+    assert evaluate(y, p)[1] == pytest.approx(expected, rel=1e-12)
+    assert worker_metric("auc") is None
+    with pytest.raises(ValueError, match=r"no early-stopping metric 'ndcg' on Dask"):
+        worker_metric("ndcg")
+
+
+#: Two workers of two threads each: LightGBM's own metric, summed in per-thread parts, could round apart on them.
+THREADED = dataclasses.replace(
+    LOCAL_CLUSTER, local_cluster=dataclasses.replace(LOCAL_CLUSTER.local_cluster, threads_per_worker=2)
+)
 
 
 @pytest.mark.slow  # a Dask cluster of worker processes: make test-slow
-def test_every_worker_judges_the_whole_validation_split_and_training_stops_there(trips_snapshot: object) -> None:
+@pytest.mark.parametrize("cluster", [LOCAL_CLUSTER, THREADED], ids=["one-thread", "two-threads"])
+def test_every_worker_judges_the_whole_validation_split_and_training_stops_there(
+    trips_snapshot: object, cluster: object
+) -> None:
     spec = regression(num_boost_round=400, early_stopping_rounds=10)
 
-    _, trained = train_snapshot_on_dask(snapshot_files(trips_snapshot), spec, SPLIT, LOCAL_CLUSTER)  # type: ignore[arg-type, attr-defined]
+    _, trained = train_snapshot_on_dask(snapshot_files(trips_snapshot), spec, SPLIT, cluster)  # type: ignore[arg-type, attr-defined]
 
     assert trained.params["dask_early_stopping"] == "on the workers"
     best, stopped = early_stopping_point(trained.learning_curve, 10, minimize=True)

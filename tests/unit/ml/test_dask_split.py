@@ -83,3 +83,22 @@ def test_a_missing_time_or_overlapping_partitions_need_the_shuffle() -> None:
     assert not in_time_order([(5, day, day, 0), (5, day - pd.Timedelta(hours=1), day, 0)])
     assert not in_time_order([(5, day, day, 1), (5, day, day, 0)])  # a missing time sorts last, wherever it is
     assert in_time_order([(5, day, day, 0), (0, np.nan, np.nan, 0), (5, day, day, 0)])  # an empty partition
+
+
+def test_an_empty_partition_inside_a_split_is_left_out(client: Any) -> None:
+    """An empty row group (or an empty partition out of a shuffle) inside the training rows: no split keeps an
+    empty partition (a LightGBM worker given only empty parts fails), and the rows are the local ones."""
+    import dask.dataframe as dd
+
+    full = pd.DataFrame({"t": pd.date_range("2026-01-01", periods=20, freq="h"), "x": np.arange(20.0)})
+    pieces = [full.iloc[:6], full.iloc[:0], full.iloc[6:].reset_index(drop=True)]
+    rows = dd.from_map(lambda i: pieces[i], range(3), meta=pieces[1])
+
+    splits = time_split_on_dask(client, rows, "t", 0.25, 0.25)
+
+    local = time_split(full, "t", 0.25, 0.25)
+    for name in ("train", "validation", "holdout"):
+        lengths = client.compute(getattr(splits, name).map_partitions(len)).result().tolist()
+        assert all(lengths), (name, lengths)
+        ours = client.compute(getattr(splits, name)).result().reset_index(drop=True)
+        pd.testing.assert_frame_equal(ours, getattr(local, name).reset_index(drop=True))

@@ -52,6 +52,7 @@ def test_a_dask_model_is_close_to_the_local_one_on_the_same_rows(trips_snapshot:
     assert trained.preprocessor.to_dict() == local.preprocessor.to_dict()  # the exact local fit
     assert trained.params["engine"] == "dask"
     assert trained.params["dask_workers"] == 2
+    assert trained.params["dask_early_stopping"] == "on the workers"  # the binary's on LightGBM's own AUC or logloss
     metric = f"holdout_{spec.metric}"  # type: ignore[attr-defined]
     assert trained.metrics[metric] == pytest.approx(local.metrics[metric], rel=0.03)
     ours, theirs = (predict_raw(m.booster, m.preprocessor, splits.holdout) for m in (trained, local))
