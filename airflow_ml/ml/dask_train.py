@@ -149,7 +149,7 @@ def train_model_on_dask(
         if spec.early_stopping_rounds
         else "no early_stopping_rounds"
     )
-    evaluate = worker_metric(lightgbm_metric(spec.metric)) if why_not is None else None
+    evaluate = worker_metric(lightgbm_metric(spec.metric), client.nthreads().values()) if why_not is None else None
     if evaluate is not None:
         fit_params["metric"] = "None"  # only the workers' own computation of it: LightGBM's could round apart
     estimator = model_class(client=client, n_estimators=spec.num_boost_round, **fit_params, **network)

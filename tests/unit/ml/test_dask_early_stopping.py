@@ -48,7 +48,7 @@ def test_the_workers_stop_early_up_to_the_rows_each_may_hold() -> None:
 def test_the_workers_metric_is_lightgbms_mean_over_rows(metric: str, expected: object) -> None:
     rng = np.random.default_rng(1)
     y, p = rng.normal(10, 3, 5_000), rng.normal(10, 3, 5_000)
-    evaluate = worker_metric(metric)
+    evaluate = worker_metric(metric, [2, 2])
 
     assert evaluate is not None
     name, value, higher_is_better = evaluate(y, p)
@@ -57,15 +57,16 @@ def test_the_workers_metric_is_lightgbms_mean_over_rows(metric: str, expected: o
     assert evaluate(y, p)[1] == value  # the same rows give the same bits
 
 
-def test_the_workers_logloss_clips_as_lightgbm_and_auc_stays_lightgbms() -> None:
-    evaluate = worker_metric("binary_logloss")
+def test_the_workers_logloss_clips_as_lightgbm_and_lightgbms_own_metric_serves_where_it_is_alike() -> None:
+    evaluate = worker_metric("binary_logloss", [4, 1])
     assert evaluate is not None
     y, p = np.array([1.0, 0.0, 1.0, 0.0]), np.array([0.9, 0.2, 1.0, 0.0])  # certain and right: clipped, finite
     expected = -np.mean([np.log(0.9), np.log(0.8), np.log(1 - 1e-15), np.log(1 - 1e-15)])
     assert evaluate(y, p)[1] == pytest.approx(expected, rel=1e-12)
-    assert worker_metric("auc") is None
+    assert worker_metric("auc", [2, 2]) is None  # a count over sorted scores: alike whatever the threads
+    assert worker_metric("rmse", [1, 1]) is None  # one thread a worker: LightGBM's sum runs in one order
     with pytest.raises(ValueError, match=r"no early-stopping metric 'ndcg' on Dask"):
-        worker_metric("ndcg")
+        worker_metric("ndcg", [2])
 
 
 #: Two workers of two threads each: LightGBM's own metric, summed in per-thread parts, could round apart on them.
