@@ -9,9 +9,9 @@ come out the same to the last bit on every worker, or one could see a better rou
 training alone. LightGBM's own metrics are alike when each worker has one thread (the sum runs in one order) and for
 AUC (a count over the sorted scores); a worker of several threads sums per-thread parts in the order its threads
 finish, so there a metric that is a mean over rows is computed by numpy in one fixed order instead
-(:func:`worker_metric`; it costs LightGBM's predictions handed to Python every round: 4 s in 150 rounds at 720,000
-validation rows, measured). LightGBM's own ``early_stopping`` callback (the local path's rule) then stops every
-worker at the same round.
+(:func:`worker_metric`; it costs LightGBM's predictions handed to Python every round: about 8 s of a 32 s train
+step at 5M rows, benchmarks/README.md). LightGBM's own ``early_stopping`` callback (the local path's rule) then
+stops every worker at the same round.
 
 The copies cost each worker the validation rows: they are made only up to ``training.dask.early_stopping_rows``
 rows; above, every round is trained and the booster cut afterwards (:mod:`airflow_ml.ml.dask_curve`).
