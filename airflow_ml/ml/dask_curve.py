@@ -142,30 +142,40 @@ def _sigmoid(raw: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-raw))
 
 
-def _logloss(y: np.ndarray, raw: np.ndarray) -> np.ndarray:
+def _logloss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     import numpy as np
 
-    p = np.clip(_sigmoid(raw), 1e-15, 1 - 1e-15)
-    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    q = np.clip(p, 1e-15, 1 - 1e-15)  # LightGBM's kEpsilon
+    return -(y * np.log(q) + (1 - y) * np.log(1 - q))
 
 
-def _abs_error(y: np.ndarray, raw: np.ndarray) -> np.ndarray:
+def _squared_error(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return (y - p) ** 2
+
+
+def _abs_error(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     import numpy as np
 
-    return np.abs(y - raw)
+    return np.abs(y - p)
 
 
-def _relative_error(y: np.ndarray, raw: np.ndarray) -> np.ndarray:
+def _relative_error(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     import numpy as np
 
-    return np.abs(y - raw) / np.maximum(1.0, np.abs(y))  # LightGBM's mape
+    return np.abs(y - p) / np.maximum(1.0, np.abs(y))  # LightGBM's mape
 
 
-#: LightGBM's per-row loss of each early-stopping metric that is a mean over rows.
-_ROW_LOSS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "rmse": lambda y, raw: (y - raw) ** 2,
-    "l2": lambda y, raw: (y - raw) ** 2,
+#: LightGBM's per-row loss of each early-stopping metric that is a mean over rows, of the labels and LightGBM's
+#: predictions (probabilities for the binary objective); the metric is its mean (rmse: the mean's root).
+PREDICTION_LOSS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "rmse": _squared_error,
+    "l2": _squared_error,
     "l1": _abs_error,
     "mape": _relative_error,
     "binary_logloss": _logloss,
+}
+#: The same of raw scores (the curve's rounds add leaf values): a binary model's probability is their sigmoid.
+_ROW_LOSS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    **PREDICTION_LOSS,
+    "binary_logloss": lambda y, raw: _logloss(y, _sigmoid(raw)),
 }

@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
+from airflow_ml.ml.dask_curve import PREDICTION_LOSS
+
 if TYPE_CHECKING:
     import dask.dataframe as dd
     import numpy as np
@@ -70,9 +72,9 @@ def worker_metric(
     """
     if metric == "auc" or max(threads, default=1) <= 1:
         return None
-    if metric not in _LOSS:
-        raise ValueError(f"no early-stopping metric {metric!r} on Dask; one of {sorted([*_LOSS, 'auc'])}")
-    loss = _LOSS[metric]
+    if metric not in PREDICTION_LOSS:
+        raise ValueError(f"no early-stopping metric {metric!r} on Dask; one of {sorted([*PREDICTION_LOSS, 'auc'])}")
+    loss = PREDICTION_LOSS[metric]
 
     def evaluate(labels: np.ndarray | None, predictions: np.ndarray) -> tuple[str, float, bool]:
         import numpy as np
@@ -85,39 +87,6 @@ def worker_metric(
         return metric, mean**0.5 if metric == "rmse" else mean, False
 
     return evaluate
-
-
-def _squared(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    return (y - p) ** 2
-
-
-def _absolute(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    return np.abs(y - p)
-
-
-def _relative(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    return np.abs(y - p) / np.maximum(1.0, np.abs(y))  # LightGBM's mape
-
-
-def _logloss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    q = np.clip(p, 1e-15, 1 - 1e-15)  # LightGBM's kEpsilon
-    return -(y * np.log(q) + (1 - y) * np.log(1 - q))
-
-
-#: Each metric's per-row loss, of the labels and LightGBM's predictions; the metric is its mean (rmse: its root).
-_LOSS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "rmse": _squared,
-    "l2": _squared,
-    "l1": _absolute,
-    "mape": _relative,
-    "binary_logloss": _logloss,
-}
 
 
 def early_stopping_callbacks(client: Client, features: dd.DataFrame, labels: dd.Series, rounds: int) -> list[Any]:
