@@ -21,11 +21,19 @@ import importlib.machinery
 import itertools
 import pickle
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml.data.storage import StorageOptions
-from airflow_ml.ml.dask_split import DaskSplits, SplitLike, read_rows, snapshot_files, time_split_on_dask
+from airflow_ml.ml.dask_split import (
+    DaskSplits,
+    SplitLike,
+    partition_lengths,
+    read_rows,
+    snapshot_files,
+    split_lengths,
+    time_split_on_dask,
+)
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -133,15 +141,18 @@ def gather(client: Client, rows: dd.DataFrame, columns: list[str]) -> pd.DataFra
     return client.compute(rows[columns]).result().reset_index(drop=True)
 
 
-def sample_on_dask(client: Client, rows: dd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+def sample_on_dask(
+    client: Client, rows: dd.DataFrame, n: int, seed: int, lengths: list[int] | None = None
+) -> pd.DataFrame:
     """The rows ``frame.sample(n, random_state=seed)`` picks of ``rows`` gathered whole: only those are gathered.
 
-    Indexed from 0, in the sample's order; every row when there are at most ``n``.
+    Indexed from 0, in the sample's order; every row when there are at most ``n``. ``lengths``: the row count of
+    each partition when known (else counted on the cluster).
     """
     import numpy as np
     import pandas as pd
 
-    lengths = partition_lengths(client, rows)
+    lengths = partition_lengths(client, rows) if lengths is None else lengths
     # pandas draws positions from the row count alone: a range of it draws the same ones as the frame would.
     chosen = pd.RangeIndex(sum(lengths)).to_series().sample(n=min(n, sum(lengths)), random_state=seed).to_numpy()
     ordered = np.sort(chosen)
@@ -150,24 +161,28 @@ def sample_on_dask(client: Client, rows: dd.DataFrame, n: int, seed: int) -> pd.
     return picked.iloc[np.searchsorted(ordered, chosen)].reset_index(drop=True)
 
 
-def partition_lengths(client: Client, rows: dd.DataFrame) -> list[int]:
-    """The row count of each partition of ``rows``."""
-    return [int(n) for n in client.compute(rows.map_partitions(len)).result().tolist()]
-
-
 def rows_at(client: Client, rows: dd.DataFrame, positions: Any, lengths: list[int]) -> pd.DataFrame:
     """The rows of ``rows`` at ``positions`` (ascending, over all partitions of ``lengths``) in this process, in
     order and indexed from 0: only those are gathered."""
+    return client.compute(rows_at_task(rows, positions, lengths), sync=True)
+
+
+def rows_at_task(rows: dd.DataFrame, positions: Any, lengths: list[int]) -> Any:
+    """:func:`rows_at` as a delayed frame, to be computed with other work in one round trip."""
     import dask
     import numpy as np
-    import pandas as pd
 
     starts = np.cumsum([0, *lengths])
     keeps = [positions[(positions >= low) & (positions < high)] - low for low, high in itertools.pairwise(starts)]
     take = dask.delayed(_rows_at)
     parts = [take(part, keep) for part, keep in zip(rows.to_delayed(), keeps, strict=True) if len(keep)]
-    found = pd.concat(client.compute(parts, sync=True), ignore_index=True) if parts else rows._meta.copy()
-    return found.reset_index(drop=True)
+    return dask.delayed(_concatenated)(parts, rows._meta)
+
+
+def _concatenated(parts: list[pd.DataFrame], meta: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    return (pd.concat(parts, ignore_index=True) if parts else meta.copy()).reset_index(drop=True)
 
 
 def _rows_at(part: Any, positions: Any) -> Any:
@@ -185,9 +200,9 @@ class ClusterRows:
     """A holdout on the cluster as :func:`~airflow_ml.ml.logged_holdout.logged_holdout` checks it: its rows are
     hashed where they lie (eight bytes a row come back) and only the rows spot-checked are gathered."""
 
-    def __init__(self, client: Client, rows: dd.DataFrame) -> None:
+    def __init__(self, client: Client, rows: dd.DataFrame, lengths: list[int] | None = None) -> None:
         self.client, self.rows = client, rows
-        self._lengths: list[int] | None = None
+        self._lengths = lengths
 
     @property
     def columns(self) -> list[str]:
@@ -259,15 +274,27 @@ def _level_counts(part: Any, levels: dict[str, list[str]]) -> Any:
 class ClusterHoldout:
     """What the gate reads of a snapshot split on the cluster (the local counterpart is in the gate step).
 
+    The columns the gate judges (the holdout's target and ``slice_columns``, the training rows' target) start
+    coming to this process as soon as it is made, in one round trip, while the models are scored.
+
     Attributes:
         client: The cluster's client.
         splits: The splits, persisted on the cluster.
         target: The target column.
+        slice_columns: The holdout's slice columns the gate will ask for.
     """
 
     client: Any
     splits: DaskSplits
     target: str
+    slice_columns: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        judged = list(dict.fromkeys([self.target, *self.slice_columns]))
+        self._judged = self.client.compute([self.splits.holdout[judged], self.train[[self.target]]])
+
+    def _gathered(self, which: int) -> pd.DataFrame:
+        return self._judged[which].result().reset_index(drop=True)
 
     @property
     def columns(self) -> list[str]:
@@ -276,12 +303,15 @@ class ClusterHoldout:
 
     def labels(self) -> np.ndarray:
         """The holdout's target, in time order."""
-        return gather(self.client, self.splits.holdout, [self.target])[self.target].to_numpy()
+        return self._gathered(0)[self.target].to_numpy()
 
     def slices(self, names: list[str]) -> dict[str, Any]:
         """The holdout's values of each slice column."""
-        frame = gather(self.client, self.splits.holdout, names) if names else None
-        return {name: frame[name] for name in names} if frame is not None else {}
+        if not names:
+            return {}
+        gathered = set(names) <= set(self.slice_columns)
+        frame = self._gathered(0) if gathered else gather(self.client, self.splits.holdout, names)
+        return {name: frame[name] for name in names}
 
     @property
     def train(self) -> dd.DataFrame:
@@ -291,7 +321,7 @@ class ClusterHoldout:
 
     def training_target(self) -> np.ndarray:
         """The training rows' target (the naive baseline's constant is learnt from it)."""
-        return gather(self.client, self.train, [self.target])[self.target].to_numpy()
+        return self._gathered(1)[self.target].to_numpy()
 
     def predict(self, model: Any) -> np.ndarray:
         """``model``'s predictions of the holdout, on the cluster."""
@@ -306,7 +336,7 @@ class ClusterHoldout:
         checks, the rows hashed on the cluster and the spot-checked rows predicted here)."""
         from airflow_ml.ml.logged_holdout import logged_holdout
 
-        rows = ClusterRows(self.client, self.splits.holdout)
+        rows = ClusterRows(self.client, self.splits.holdout, split_lengths(self.client, self.splits, "holdout"))
         return logged_holdout(
             client, version, snapshot_hash, rows, predict=lambda picked: predict_rows(model, picked), **checks
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_ml.data.storage import StorageOptions, filesystem, shippable_options, storage_errors
@@ -39,15 +39,18 @@ class SplitLike(Protocol):
 
 @dataclass(frozen=True)
 class DaskSplits:
-    """The three time splits of a snapshot, persisted on the cluster, and their row counts.
+    """The three time splits of a snapshot, persisted on the cluster, their row counts and their partitions'.
 
     ``train`` is None once training has made LightGBM's inputs from it (:mod:`airflow_ml.ml.dask_train`).
+    ``lengths`` holds each split's row count per partition, known from the cut (no round trip to count them);
+    a split whose partitions were remade (training rows repartitioned to spread them) has none.
     """
 
     train: dd.DataFrame | None
     validation: dd.DataFrame
     holdout: dd.DataFrame
     sizes: dict[str, int]
+    lengths: dict[str, list[int]] = field(default_factory=dict)
 
 
 def snapshot_files(manifest: Manifest) -> list[str]:
@@ -165,23 +168,38 @@ def time_split_on_dask(
     # (a LightGBM worker given only empty parts fails) and none is filtered row by row.
     parts, meta = ordered.to_delayed(), ordered._meta.drop(columns=[_ROW])
     cut = dask.delayed(_rows_between)
-    pieces = {
+    spans = {
         name: [
-            cut(part, max(low - start, 0), min(high, end) - start)
+            (part, max(low, start) - start, min(high, end) - start)
             for part, (start, end) in zip(parts, itertools.pairwise(positions), strict=True)
             if start < end and start < high and end > low
         ]
         for name, (low, high) in bounds.items()
     }
-    cuts = [dd.from_delayed(found, meta=meta, verify_meta=False) for found in pieces.values()]
+    lengths = {name: [stop - start for _, start, stop in found] for name, found in spans.items()}
+    pieces = [[cut(part, start, stop) for part, start, stop in found] for found in spans.values()]
+    cuts = [dd.from_delayed(found, meta=meta, verify_meta=False) for found in pieces]
     kept = dict(zip(bounds, client.persist(cuts), strict=True))
     # Nothing but the cuts holds the sorted rows now: each sorted partition is freed once it is cut, so the
     # workers never hold the rows twice over.
-    del ordered, parts, pieces, cuts
+    del ordered, parts, spans, pieces, cuts
     if spread:
         kept["train"] = _spread(client, kept["train"])
+        if kept["train"].npartitions != len(lengths["train"]):
+            del lengths["train"]  # repartitioned: counted again where needed
     sizes = {name: high - low for name, (low, high) in bounds.items()}
-    return DaskSplits(kept["train"], kept["validation"], kept["holdout"], sizes)
+    return DaskSplits(kept["train"], kept["validation"], kept["holdout"], sizes, lengths)
+
+
+def split_lengths(client: Client, splits: DaskSplits, name: str) -> list[int]:
+    """The row count of each partition of split ``name``: known from the cut, or counted on the cluster."""
+    found = splits.lengths.get(name)
+    return list(found) if found is not None else partition_lengths(client, getattr(splits, name))
+
+
+def partition_lengths(client: Client, rows: dd.DataFrame) -> list[int]:
+    """The row count of each partition of ``rows``, counted on the cluster."""
+    return [int(n) for n in client.compute(rows.map_partitions(len)).result().tolist()]
 
 
 def partition_time_range(part: Any, column: str) -> tuple[int, Any, Any, int]:

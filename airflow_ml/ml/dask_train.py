@@ -38,7 +38,7 @@ from airflow_ml.ml.dask_early_stopping import (
     worker_metric,
 )
 from airflow_ml.ml.dask_settings import ClusterAddress, DaskSettings
-from airflow_ml.ml.dask_split import DaskSplits, SplitLike, read_rows, time_split_on_dask
+from airflow_ml.ml.dask_split import DaskSplits, SplitLike, read_rows, split_lengths, time_split_on_dask
 from airflow_ml.ml.metrics import lightgbm_metric, score
 from airflow_ml.ml.train_spec import TrainSpec
 
@@ -54,17 +54,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def fit_preprocessor_on_dask(client: Client, train: dd.DataFrame, spec: TrainSpec) -> Preprocessor:
-    """The preprocessor :meth:`Preprocessor.fit` learns from the training rows, from their distinct values."""
-    from airflow_ml.ml.serving import Preprocessor
-
+def _refuse_missing_features(train: dd.DataFrame, spec: TrainSpec) -> None:
     missing = [name for name in spec.features if name not in train.columns]
     if missing:
         raise ValueError(f"input is missing feature column(s) {missing}; it has {list(train.columns)}")
+
+
+def _distinct_levels(train: dd.DataFrame, spec: TrainSpec) -> list[dd.Series]:
     # Reduced to one partition on the workers, by a tree: the default (a partition per input) shuffles the column
     # between them (2.7-3.2 s at 1M rows against 0.6-0.9 s).
-    found = [train[name].drop_duplicates(split_out=1) for name in spec.categorical]
-    distinct = client.compute(found, sync=True)
+    return [train[name].drop_duplicates(split_out=1) for name in spec.categorical]
+
+
+def _preprocessor(spec: TrainSpec, distinct: Sequence[pd.Series]) -> Preprocessor:
+    """The preprocessor :meth:`Preprocessor.fit` learns from the training rows, from their distinct values."""
+    from airflow_ml.ml.serving import Preprocessor
+
     categories: dict[str, list[str]] = {}
     for name, values in zip(spec.categorical, distinct, strict=True):
         frame = values.to_frame(name).reset_index(drop=True)
@@ -93,30 +98,59 @@ class TrainingInputs:
     params: dict[str, Any]
 
 
-def training_inputs(client: Client, train: dd.DataFrame, spec: TrainSpec) -> TrainingInputs:
-    """Check the training rows' target, fit the preprocessor and make LightGBM's inputs from ``train``.
+def training_inputs(client: Client, splits: DaskSplits, spec: TrainSpec) -> TrainingInputs:
+    """Check the training and validation rows' target, fit the preprocessor and make LightGBM's inputs from the
+    training rows of ``splits``.
+
+    What is learnt from the rows (null targets, the categorical levels, the seeded sample, the first rows, the
+    class balance) comes back in one round trip; then the inputs are made and persisted where the rows lie.
 
     Raises:
-        ValueError: when the target has nulls in the training rows, or a feature column is missing.
+        ValueError: when a feature column is missing, or the target has nulls in the training or validation rows.
     """
+    import dask
     from distributed import wait
 
-    _refuse_null_target(client, train, spec.target, "train")
-    preprocessor = fit_preprocessor_on_dask(client, train, spec)
+    train = splits.train
+    assert train is not None
+    _refuse_missing_features(train, spec)
     labels = train[spec.target].astype("float64")
-    imbalance = spec.imbalance_params(client.compute(labels).result()) if spec.class_weight != "none" else {}
+    weighted = spec.class_weight != "none"
+    # Two graphs sent at once and gathered together (one list of both kinds would be reordered by Dask, which
+    # computes the frames' expressions first): one round trip.
+    of_frames = client.compute(
+        [
+            *(rows[spec.target].isna().sum() for rows in (train, splits.validation)),
+            *([labels] if weighted else []),
+            *_distinct_levels(train, spec),
+        ]
+    )
+    of_rows = client.compute(
+        [
+            _train_sample(train, split_lengths(client, splits, "train"), spec.seed),
+            dask.delayed(_first_rows)(train.to_delayed()[:3], 5),
+        ]
+    )
+    found, (sample, example) = client.gather([of_frames, of_rows])
+    nulls = found[:2]
+    weights, levels = (found[2], found[3:]) if weighted else (None, found[2:])
+    for name, count in zip(("train", "validation"), nulls, strict=True):
+        if count:
+            raise ValueError(
+                f"target {spec.target!r} has {int(count)} null(s) in the {name} split; fix the data or its suite"
+            )
+    preprocessor = _preprocessor(spec, levels)
+    imbalance = spec.imbalance_params(weights) if weighted else {}
     features = train.map_partitions(preprocessor.transform, meta=preprocessor.transform(train._meta))
     features, labels = client.persist([features, labels])
     wait([features, labels])
-    sample = _train_sample(client, train, spec.seed)
-    example = client.compute(train.partitions[: min(3, train.npartitions)]).result().head(5)
     return TrainingInputs(preprocessor, features, labels, sample, example, {**spec.lightgbm_params(), **imbalance})
 
 
-def _refuse_null_target(client: Client, rows: dd.DataFrame, target: str, name: str) -> None:
-    count = int(client.compute(rows[target].isna().sum()).result())
-    if count:
-        raise ValueError(f"target {target!r} has {count} null(s) in the {name} split; fix the data or its suite")
+def _first_rows(parts: list[pd.DataFrame], n: int) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.concat([part.head(n) for part in parts], ignore_index=True).head(n)
 
 
 def train_model_on_dask(
@@ -124,18 +158,15 @@ def train_model_on_dask(
 ) -> TrainedModel:
     """Train like :func:`airflow_ml.ml.train.train_model` with ``lightgbm.dask``; returns the local booster.
 
-    ``splits`` needs no training rows (``inputs`` holds what is needed of them): its validation rows draw the
-    early-stopping curve, and the validation and holdout rows are scored.
-
-    Raises:
-        ValueError: when the target has nulls in the validation rows.
+    ``splits`` needs no training rows (``inputs`` holds what is needed of them, and :func:`training_inputs` has
+    checked the validation rows' target): its validation rows draw the early-stopping curve, and the validation
+    and holdout rows are scored (in one round trip).
     """
     import lightgbm as lgb
 
     from airflow_ml.ml.serving import predict_raw
     from airflow_ml.ml.train import TrainedModel
 
-    _refuse_null_target(client, splits.validation, spec.target, "validation")
     preprocessor, params = inputs.preprocessor, inputs.params
     network: dict[str, Any] = {"time_out": settings.network_timeout_minutes}
     if settings.listen_port is not None:
@@ -187,10 +218,10 @@ def train_model_on_dask(
             spec.metric, sample[spec.target].to_numpy(dtype="float64"), predict_raw(booster, preprocessor, sample)
         ),
         **{
-            f"{name}_{spec.metric}": score(
-                spec.metric, *_labels_and_predictions(client, rows, booster, preprocessor, spec.target)
-            )
-            for name, rows in (("validation", splits.validation), ("holdout", splits.holdout))
+            f"{name}_{spec.metric}": score(spec.metric, *pair)
+            for name, pair in _labels_and_predictions(
+                client, {"validation": splits.validation, "holdout": splits.holdout}, booster, preprocessor, spec.target
+            ).items()
         },
     }
     return TrainedModel(
@@ -209,31 +240,31 @@ def train_model_on_dask(
     )
 
 
-def _train_sample(client: Client, train: dd.DataFrame, seed: int) -> pd.DataFrame:
-    """:func:`airflow_ml.ml.train.train_sample`'s rows, gathered from the training partitions, indexed from 0.
+def _train_sample(train: dd.DataFrame, lengths: list[int], seed: int) -> Any:
+    """:func:`airflow_ml.ml.train.train_sample`'s rows of the training partitions of ``lengths`` rows each, as a
+    delayed frame indexed from 0.
 
     The partitions hold the training rows in time order, so the local path's seeded positions over the whole
     split pick the very same rows; only those (at most ``TRAIN_SAMPLE_ROWS``) are gathered.
     """
     import numpy as np
 
-    from airflow_ml.ml.dask_holdout import partition_lengths, rows_at
+    from airflow_ml.ml.dask_holdout import rows_at_task
     from airflow_ml.ml.train import TRAIN_SAMPLE_ROWS
 
-    lengths = partition_lengths(client, train)
     total = sum(lengths)
     chosen = (
         np.arange(total)
         if total <= TRAIN_SAMPLE_ROWS
         else np.sort(np.random.default_rng(seed).choice(total, TRAIN_SAMPLE_ROWS, replace=False))
     )
-    return rows_at(client, train, chosen, lengths)
+    return rows_at_task(train, chosen, lengths)
 
 
 def _labels_and_predictions(
-    client: Client, rows: dd.DataFrame, booster: Any, preprocessor: Preprocessor, target: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """The labels and predictions of ``rows``, each partition predicted on its worker."""
+    client: Client, splits: dict[str, dd.DataFrame], booster: Any, preprocessor: Preprocessor, target: str
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The labels and predictions of each of ``splits``, each partition predicted on its worker, in one round trip."""
     import dask
     import numpy as np
 
@@ -242,8 +273,12 @@ def _labels_and_predictions(
     def pair(part: Any) -> tuple[np.ndarray, np.ndarray]:
         return part[target].to_numpy(dtype="float64"), predict_raw(booster, preprocessor, part)
 
-    pairs = client.compute([dask.delayed(pair)(p) for p in rows.to_delayed()], sync=True)
-    return np.concatenate([y for y, _ in pairs]), np.concatenate([p for _, p in pairs])
+    tasks = {name: [dask.delayed(pair)(p) for p in rows.to_delayed()] for name, rows in splits.items()}
+    found = client.compute(tasks, sync=True)
+    return {
+        name: (np.concatenate([y for y, _ in pairs]), np.concatenate([p for _, p in pairs]))
+        for name, pairs in found.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -287,11 +322,12 @@ def train_snapshot_on_dask(
             splits = time_split_on_dask(
                 client, frame, split.time_column, split.validation_fraction, split.holdout_fraction
             )
-            assert splits.train is not None
-            inputs = training_inputs(client, splits.train, spec)
+            inputs = training_inputs(client, splits, spec)
             splits = replace(splits, train=None)  # the raw training rows are freed: LightGBM needs only the inputs
+            # The holdout (this process keeps it for the lineage artifact and the charts) comes while LightGBM trains.
+            coming = client.compute(splits.holdout)
             trained = train_model_on_dask(client, inputs, splits, spec, settings)
-            holdout = client.compute(splits.holdout).result().reset_index(drop=True)
+            holdout = coming.result().reset_index(drop=True)
             kept = SampledSplits(train=inputs.example, holdout=holdout, row_counts=splits.sizes)
             return kept, trained  # type: ignore[return-value]
 

@@ -230,9 +230,8 @@ def _score_holdout(
     if settings.engine == "dask":
         from airflow_ml.ml.dask_holdout import ClusterHoldout, split_on_dask
 
-        rows: LocalHoldout | ClusterHoldout = ClusterHoldout(
-            dask_client, split_on_dask(dask_client, manifest, split, storage_options, columns=columns), target
-        )
+        splits = split_on_dask(dask_client, manifest, split, storage_options, columns=columns)
+        rows: LocalHoldout | ClusterHoldout = ClusterHoldout(dask_client, splits, target, slice_columns)
     else:
         frame = read_snapshot(manifest.uri, columns=columns, storage_options=storage_options)
         rows = LocalHoldout(

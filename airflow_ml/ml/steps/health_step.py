@@ -188,4 +188,6 @@ def _sample_on_dask(
     manifest = load_manifest(uri, storage_options=storage_options)
     columns = columns_read([model], [settings.split.time_column], manifest.columns)
     splits = split_on_dask(dask_client, manifest, settings.split, storage_options, columns=columns)
-    return sample_on_dask(dask_client, splits.holdout, settings.sample_rows, seed=SAMPLE_SEED)
+    return sample_on_dask(
+        dask_client, splits.holdout, settings.sample_rows, seed=SAMPLE_SEED, lengths=splits.lengths.get("holdout")
+    )

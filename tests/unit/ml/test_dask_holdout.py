@@ -15,6 +15,7 @@ import pytest
 
 from airflow_ml.data.snapshot import read_snapshot
 from airflow_ml.ml.dask_holdout import (
+    ClusterHoldout,
     ClusterRows,
     columns_read,
     gather,
@@ -82,6 +83,8 @@ def test_the_sample_gathered_is_the_rows_pandas_samples_and_no_more(twins: tuple
     sample = sample_on_dask(client, holdout, 100, seed=7)
 
     pd.testing.assert_frame_equal(sample, local.sample(n=100, random_state=7).reset_index(drop=True))
+    known = split_on_dask(client, twins[1], wide).lengths["holdout"]  # the cut's lengths: the same rows, uncounted
+    pd.testing.assert_frame_equal(sample_on_dask(client, holdout, 100, seed=7, lengths=known), sample)
     every = sample_on_dask(client, holdout, 10**6, seed=0)  # more than the holdout: all of it
     pd.testing.assert_frame_equal(every, local.sample(n=len(local), random_state=0).reset_index(drop=True))
 
@@ -126,6 +129,22 @@ def test_a_category_column_on_the_cluster_is_compared_by_its_values(twins: tuple
     assert rows.differing_row(logged) is None
     assert rows.differing_row(here.frame[key]) is None  # the same values as plain text
     assert rows.differing_row(tampered) == 3
+
+
+def test_the_gates_columns_come_from_the_cluster_as_the_local_split_gives_them(
+    twins: tuple[Any, Any], local: Splits, client: Any
+) -> None:
+    """The holdout's labels and slice columns and the training target, gathered in one round trip; a slice column
+    not named up front is gathered on its own."""
+    rows = ClusterHoldout(client, split_on_dask(client, twins[1], SPLIT), "duration_min", ["pickup_zone"])
+
+    np.testing.assert_array_equal(rows.labels(), local.holdout["duration_min"].to_numpy())
+    np.testing.assert_array_equal(rows.training_target(), local.train["duration_min"].to_numpy())
+    for names in (["pickup_zone"], ["pickup_zone", "pickup_hour"], []):
+        found = rows.slices(names)
+        assert list(found) == names
+        for name in names:
+            pd.testing.assert_series_equal(found[name], local.holdout[name].reset_index(drop=True))
 
 
 def test_level_shares_counted_per_partition_are_the_gates(twins: tuple[Any, Any], local: Splits, client: Any) -> None:

@@ -11,7 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airflow_ml.ml.dask_split import in_time_order, read_rows, time_split_on_dask
+from airflow_ml.ml.dask_split import (
+    DaskSplits,
+    in_time_order,
+    partition_lengths,
+    read_rows,
+    split_lengths,
+    time_split_on_dask,
+)
 from airflow_ml.ml.train import time_split
 from tests.support.dask_clusters import cluster_client
 from tests.support.s3_servers import task_s3_options
@@ -29,6 +36,17 @@ def _same_as_locally(client: Any, path: Path, frame: pd.DataFrame) -> None:
     for name in ("train", "validation", "holdout"):
         ours = client.compute(getattr(splits, name)).result().reset_index(drop=True)
         pd.testing.assert_frame_equal(ours, getattr(local, name).reset_index(drop=True))
+    _lengths_as_counted(client, splits)
+
+
+def _lengths_as_counted(client: Any, splits: DaskSplits) -> None:
+    """Each split's partition lengths known from the cut are those the cluster counts (no round trip to count)."""
+    for name in ("train", "validation", "holdout"):
+        counted = partition_lengths(client, getattr(splits, name))
+        assert split_lengths(client, splits, name) == counted, name
+        if name in splits.lengths:
+            assert splits.lengths[name] == counted, name
+    assert {"validation", "holdout"} <= set(splits.lengths)  # never remade: always known
 
 
 def test_rows_out_of_time_order_are_shuffled_into_the_local_order_of_equal_times(tmp_path: Path, client: Any) -> None:
@@ -102,3 +120,20 @@ def test_an_empty_partition_inside_a_split_is_left_out(client: Any) -> None:
         assert all(lengths), (name, lengths)
         ours = client.compute(getattr(splits, name)).result().reset_index(drop=True)
         pd.testing.assert_frame_equal(ours, getattr(local, name).reset_index(drop=True))
+    _lengths_as_counted(client, splits)
+
+
+def test_the_training_rows_dealt_to_the_workers_keep_their_known_lengths_unless_remade(client: Any) -> None:
+    """Enough partitions to deal as they are: the cut's lengths stand; too few (one file): remade, counted."""
+    import dask.dataframe as dd
+
+    full = pd.DataFrame({"t": pd.date_range("2026-01-01", periods=40, freq="h"), "x": np.arange(40.0)})
+    many = dd.from_map(lambda i: full.iloc[i * 5 : (i + 1) * 5].reset_index(drop=True), range(8), meta=full.iloc[:0])
+    one = dd.from_map(lambda i: full, range(1), meta=full.iloc[:0])
+
+    dealt, remade = (time_split_on_dask(client, rows, "t", 0.1, 0.1) for rows in (many, one))
+
+    assert "train" in dealt.lengths
+    assert "train" not in remade.lengths
+    for splits in (dealt, remade):
+        _lengths_as_counted(client, splits)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
@@ -113,6 +114,39 @@ def test_the_train_metric_is_the_local_ones_on_the_same_seeded_sample(
     assert len(sample) == 1_000 < len(splits.train)
     expected = score(spec.metric, sample[spec.target], predict_raw(trained.booster, trained.preprocessor, sample))
     assert trained.metrics[f"train_sample_{spec.metric}"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_the_training_inputs_are_learnt_in_one_round_trip_as_the_local_path_learns_them(
+    trips_snapshot: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seeded sample, the first rows (the model's input example) and the preprocessor's levels are the local
+    path's; a null target in the training or the validation rows is refused, naming the split."""
+    from airflow_ml.ml.dask_train import training_inputs
+    from airflow_ml.ml.serving import Preprocessor
+
+    monkeypatch.setattr("airflow_ml.ml.train.TRAIN_SAMPLE_ROWS", 500)
+    spec = regression()
+    columns = list(dict.fromkeys([*spec.features, spec.target, SPLIT.time_column]))
+    frame = read_snapshot(trips_snapshot.uri, columns=columns)  # type: ignore[attr-defined]
+    local = time_split(frame, "pickup_at", 0.15, 0.15)
+    with cluster_client() as client:
+        rows = read_rows(snapshot_files(trips_snapshot), columns, None)  # type: ignore[arg-type]
+        splits = time_split_on_dask(client, rows, "pickup_at", 0.15, 0.15)
+
+        inputs = training_inputs(client, splits, spec)
+
+        expected = train_sample(local.train, spec.seed, rows=500).reset_index(drop=True)
+        pd.testing.assert_frame_equal(inputs.sample, expected)
+        pd.testing.assert_frame_equal(inputs.example, local.train.head(5).reset_index(drop=True))
+        fitted = Preprocessor.fit(local.train, spec.features, spec.categorical, spec.task)
+        assert inputs.preprocessor.to_dict() == fitted.to_dict()
+        ordered = pd.concat([local.train, local.validation, local.holdout])  # positions 0..n-1 in time order
+        for broken, name in ((local.train.index[7], "train"), (local.validation.index[3], "validation")):
+            holed = ordered.copy()
+            holed.loc[broken, spec.target] = np.nan
+            rows = dd.from_pandas(holed, npartitions=4, sort=False)
+            with pytest.raises(ValueError, match=rf"target 'duration_min' has 1 null\(s\) in the {name} split"):
+                training_inputs(client, time_split_on_dask(client, rows, "pickup_at", 0.15, 0.15), spec)
 
 
 @pytest.fixture(scope="module")
