@@ -164,22 +164,23 @@ def sample_on_dask(
 def rows_at(client: Client, rows: dd.DataFrame, positions: Any, lengths: list[int]) -> pd.DataFrame:
     """The rows of ``rows`` at ``positions`` (ascending, over all partitions of ``lengths``) in this process, in
     order and indexed from 0: only those are gathered."""
-    return client.compute(rows_at_task(rows, positions, lengths), sync=True)
+    return concatenated(client.compute(rows_at_tasks(rows, positions, lengths), sync=True), rows._meta)
 
 
-def rows_at_task(rows: dd.DataFrame, positions: Any, lengths: list[int]) -> Any:
-    """:func:`rows_at` as a delayed frame, to be computed with other work in one round trip."""
+def rows_at_tasks(rows: dd.DataFrame, positions: Any, lengths: list[int]) -> list[Any]:
+    """:func:`rows_at`'s work, a delayed frame per partition holding some of ``positions``: to be computed with
+    other work in one round trip, then :func:`concatenated`."""
     import dask
     import numpy as np
 
     starts = np.cumsum([0, *lengths])
     keeps = [positions[(positions >= low) & (positions < high)] - low for low, high in itertools.pairwise(starts)]
     take = dask.delayed(_rows_at)
-    parts = [take(part, keep) for part, keep in zip(rows.to_delayed(), keeps, strict=True) if len(keep)]
-    return dask.delayed(_concatenated)(parts, rows._meta)
+    return [take(part, keep) for part, keep in zip(rows.to_delayed(), keeps, strict=True) if len(keep)]
 
 
-def _concatenated(parts: list[pd.DataFrame], meta: pd.DataFrame) -> pd.DataFrame:
+def concatenated(parts: list[pd.DataFrame], meta: pd.DataFrame) -> pd.DataFrame:
+    """``parts`` in order, indexed from 0 (``meta``'s empty copy when there are none)."""
     import pandas as pd
 
     return (pd.concat(parts, ignore_index=True) if parts else meta.copy()).reset_index(drop=True)
@@ -198,7 +199,10 @@ def _row_hashes(part: Any, as_values: list[str]) -> Any:
 
 class ClusterRows:
     """A holdout on the cluster as :func:`~airflow_ml.ml.logged_holdout.logged_holdout` checks it: its rows are
-    hashed where they lie (eight bytes a row come back) and only the rows spot-checked are gathered."""
+    hashed where they lie (eight bytes a row come back) and only the rows spot-checked are gathered.
+
+    ``lengths``: the row count of each partition when known (``DaskSplits.lengths``), else counted on first need.
+    """
 
     def __init__(self, client: Client, rows: dd.DataFrame, lengths: list[int] | None = None) -> None:
         self.client, self.rows = client, rows
@@ -274,8 +278,9 @@ def _level_counts(part: Any, levels: dict[str, list[str]]) -> Any:
 class ClusterHoldout:
     """What the gate reads of a snapshot split on the cluster (the local counterpart is in the gate step).
 
-    The columns the gate judges (the holdout's target and ``slice_columns``, the training rows' target) start
-    coming to this process as soon as it is made, in one round trip, while the models are scored.
+    The columns the gate judges (the holdout's target and ``slice_columns``, the training rows' target) are
+    computed on the cluster as soon as it is made, while the models are scored, and come to this process once, on
+    first use.
 
     Attributes:
         client: The cluster's client.
@@ -288,13 +293,19 @@ class ClusterHoldout:
     splits: DaskSplits
     target: str
     slice_columns: list[str] = field(default_factory=list)
+    _judged: Any = field(init=False, repr=False, default=None)
+    _gathered: tuple[pd.DataFrame, pd.DataFrame] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         judged = list(dict.fromkeys([self.target, *self.slice_columns]))
         self._judged = self.client.compute([self.splits.holdout[judged], self.train[[self.target]]])
 
-    def _gathered(self, which: int) -> pd.DataFrame:
-        return self._judged[which].result().reset_index(drop=True)
+    def _judged_columns(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The holdout's judged columns and the training target, gathered once (the futures then let go)."""
+        if self._gathered is None:
+            holdout, train = self.client.gather(self._judged)
+            self._gathered, self._judged = (holdout.reset_index(drop=True), train.reset_index(drop=True)), None
+        return self._gathered
 
     @property
     def columns(self) -> list[str]:
@@ -303,14 +314,14 @@ class ClusterHoldout:
 
     def labels(self) -> np.ndarray:
         """The holdout's target, in time order."""
-        return self._gathered(0)[self.target].to_numpy()
+        return self._judged_columns()[0][self.target].to_numpy()
 
     def slices(self, names: list[str]) -> dict[str, Any]:
         """The holdout's values of each slice column."""
         if not names:
             return {}
         gathered = set(names) <= set(self.slice_columns)
-        frame = self._gathered(0) if gathered else gather(self.client, self.splits.holdout, names)
+        frame = self._judged_columns()[0] if gathered else gather(self.client, self.splits.holdout, names)
         return {name: frame[name] for name in names}
 
     @property
@@ -321,7 +332,7 @@ class ClusterHoldout:
 
     def training_target(self) -> np.ndarray:
         """The training rows' target (the naive baseline's constant is learnt from it)."""
-        return self._gathered(1)[self.target].to_numpy()
+        return self._judged_columns()[1][self.target].to_numpy()
 
     def predict(self, model: Any) -> np.ndarray:
         """``model``'s predictions of the holdout, on the cluster."""

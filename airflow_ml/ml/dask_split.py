@@ -184,8 +184,8 @@ def time_split_on_dask(
     # workers never hold the rows twice over.
     del ordered, parts, spans, pieces, cuts
     if spread:
-        kept["train"] = _spread(client, kept["train"])
-        if kept["train"].npartitions != len(lengths["train"]):
+        kept["train"], remade = _spread(client, kept["train"])
+        if remade:
             del lengths["train"]  # repartitioned: counted again where needed
     sizes = {name: high - low for name, (low, high) in bounds.items()}
     return DaskSplits(kept["train"], kept["validation"], kept["holdout"], sizes, lengths)
@@ -241,8 +241,9 @@ def _rows_between(part: Any, start: int, stop: int) -> Any:
     return part.iloc[start:stop].drop(columns=[_ROW]).reset_index(drop=True)
 
 
-def _spread(client: Client, rows: dd.DataFrame) -> dd.DataFrame:
-    """The training rows in at least two partitions per worker, dealt to the workers in turn.
+def _spread(client: Client, rows: dd.DataFrame) -> tuple[dd.DataFrame, bool]:
+    """The training rows in at least two partitions per worker, dealt to the workers in turn, and whether their
+    partitions were remade for it (too few of them).
 
     ``lightgbm.dask`` trains on each worker the partitions it holds: rows left on one worker (a one-file snapshot
     is one partition) would train on one machine.
@@ -250,7 +251,8 @@ def _spread(client: Client, rows: dd.DataFrame) -> dd.DataFrame:
     import dask.dataframe as dd
 
     workers = sorted(client.nthreads())
-    if rows.npartitions < 2 * len(workers):
+    remade = rows.npartitions < 2 * len(workers)
+    if remade:
         rows = rows.repartition(npartitions=2 * len(workers))
     placed = [client.compute(rows.partitions[i], workers=[workers[i % len(workers)]]) for i in range(rows.npartitions)]
-    return dd.from_delayed(placed, meta=rows._meta, verify_meta=False)
+    return dd.from_delayed(placed, meta=rows._meta, verify_meta=False), remade

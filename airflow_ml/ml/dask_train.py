@@ -37,6 +37,7 @@ from airflow_ml.ml.dask_early_stopping import (
     stops_on_workers,
     worker_metric,
 )
+from airflow_ml.ml.dask_holdout import concatenated, rows_at_tasks
 from airflow_ml.ml.dask_settings import ClusterAddress, DaskSettings
 from airflow_ml.ml.dask_split import DaskSplits, SplitLike, read_rows, split_lengths, time_split_on_dask
 from airflow_ml.ml.metrics import lightgbm_metric, score
@@ -108,7 +109,6 @@ def training_inputs(client: Client, splits: DaskSplits, spec: TrainSpec) -> Trai
     Raises:
         ValueError: when a feature column is missing, or the target has nulls in the training or validation rows.
     """
-    import dask
     from distributed import wait
 
     train = splits.train
@@ -116,24 +116,21 @@ def training_inputs(client: Client, splits: DaskSplits, spec: TrainSpec) -> Trai
     _refuse_missing_features(train, spec)
     labels = train[spec.target].astype("float64")
     weighted = spec.class_weight != "none"
+    lengths = split_lengths(client, splits, "train")
     # Two graphs sent at once and gathered together (one list of both kinds would be reordered by Dask, which
     # computes the frames' expressions first): one round trip.
     of_frames = client.compute(
         [
             *(rows[spec.target].isna().sum() for rows in (train, splits.validation)),
+            train.head(5, npartitions=min(3, train.npartitions), compute=False),  # the model's input example
             *([labels] if weighted else []),
             *_distinct_levels(train, spec),
         ]
     )
-    of_rows = client.compute(
-        [
-            _train_sample(train, split_lengths(client, splits, "train"), spec.seed),
-            dask.delayed(_first_rows)(train.to_delayed()[:3], 5),
-        ]
-    )
-    found, (sample, example) = client.gather([of_frames, of_rows])
-    nulls = found[:2]
-    weights, levels = (found[2], found[3:]) if weighted else (None, found[2:])
+    of_sample = client.compute(rows_at_tasks(train, _train_sample(lengths, spec.seed), lengths))
+    found, picked = client.gather([of_frames, of_sample])
+    nulls, example, sample = found[:2], found[2].reset_index(drop=True), concatenated(picked, train._meta)
+    weights, levels = (found[3], found[4:]) if weighted else (None, found[3:])
     for name, count in zip(("train", "validation"), nulls, strict=True):
         if count:
             raise ValueError(
@@ -145,12 +142,6 @@ def training_inputs(client: Client, splits: DaskSplits, spec: TrainSpec) -> Trai
     features, labels = client.persist([features, labels])
     wait([features, labels])
     return TrainingInputs(preprocessor, features, labels, sample, example, {**spec.lightgbm_params(), **imbalance})
-
-
-def _first_rows(parts: list[pd.DataFrame], n: int) -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.concat([part.head(n) for part in parts], ignore_index=True).head(n)
 
 
 def train_model_on_dask(
@@ -240,25 +231,21 @@ def train_model_on_dask(
     )
 
 
-def _train_sample(train: dd.DataFrame, lengths: list[int], seed: int) -> Any:
-    """:func:`airflow_ml.ml.train.train_sample`'s rows of the training partitions of ``lengths`` rows each, as a
-    delayed frame indexed from 0.
+def _train_sample(lengths: list[int], seed: int) -> np.ndarray:
+    """The positions :func:`airflow_ml.ml.train.train_sample` picks of the training rows (partitions of
+    ``lengths`` rows).
 
     The partitions hold the training rows in time order, so the local path's seeded positions over the whole
     split pick the very same rows; only those (at most ``TRAIN_SAMPLE_ROWS``) are gathered.
     """
     import numpy as np
 
-    from airflow_ml.ml.dask_holdout import rows_at_task
     from airflow_ml.ml.train import TRAIN_SAMPLE_ROWS
 
     total = sum(lengths)
-    chosen = (
-        np.arange(total)
-        if total <= TRAIN_SAMPLE_ROWS
-        else np.sort(np.random.default_rng(seed).choice(total, TRAIN_SAMPLE_ROWS, replace=False))
-    )
-    return rows_at_task(train, chosen, lengths)
+    if total <= TRAIN_SAMPLE_ROWS:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).choice(total, TRAIN_SAMPLE_ROWS, replace=False))
 
 
 def _labels_and_predictions(
@@ -273,11 +260,13 @@ def _labels_and_predictions(
     def pair(part: Any) -> tuple[np.ndarray, np.ndarray]:
         return part[target].to_numpy(dtype="float64"), predict_raw(booster, preprocessor, part)
 
+    # One flat list (a dict would be one task gathering every pair on one worker first), cut back per split.
     tasks = {name: [dask.delayed(pair)(p) for p in rows.to_delayed()] for name, rows in splits.items()}
-    found = client.compute(tasks, sync=True)
+    found = iter(client.compute([task for parts in tasks.values() for task in parts], sync=True))
+    pairs = {name: [next(found) for _ in parts] for name, parts in tasks.items()}
     return {
-        name: (np.concatenate([y for y, _ in pairs]), np.concatenate([p for _, p in pairs]))
-        for name, pairs in found.items()
+        name: (np.concatenate([y for y, _ in some]), np.concatenate([p for _, p in some]))
+        for name, some in pairs.items()
     }
 
 
@@ -324,10 +313,8 @@ def train_snapshot_on_dask(
             )
             inputs = training_inputs(client, splits, spec)
             splits = replace(splits, train=None)  # the raw training rows are freed: LightGBM needs only the inputs
-            # The holdout (this process keeps it for the lineage artifact and the charts) comes while LightGBM trains.
-            coming = client.compute(splits.holdout)
             trained = train_model_on_dask(client, inputs, splits, spec, settings)
-            holdout = coming.result().reset_index(drop=True)
+            holdout = client.compute(splits.holdout).result().reset_index(drop=True)
             kept = SampledSplits(train=inputs.example, holdout=holdout, row_counts=splits.sizes)
             return kept, trained  # type: ignore[return-value]
 

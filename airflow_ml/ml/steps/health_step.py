@@ -184,10 +184,15 @@ def _sample_on_dask(
     """The holdout rows :func:`~airflow_ml.ml.health.check_champion` samples, split and picked on the cluster (the
     columns ``model`` reads and the time column: a column it expects that the snapshot lacks is still missing)."""
     from airflow_ml.ml.dask_holdout import sample_on_dask, split_on_dask
+    from airflow_ml.ml.dask_split import split_lengths
 
     manifest = load_manifest(uri, storage_options=storage_options)
     columns = columns_read([model], [settings.split.time_column], manifest.columns)
     splits = split_on_dask(dask_client, manifest, settings.split, storage_options, columns=columns)
     return sample_on_dask(
-        dask_client, splits.holdout, settings.sample_rows, seed=SAMPLE_SEED, lengths=splits.lengths.get("holdout")
+        dask_client,
+        splits.holdout,
+        settings.sample_rows,
+        seed=SAMPLE_SEED,
+        lengths=split_lengths(dask_client, splits, "holdout"),
     )

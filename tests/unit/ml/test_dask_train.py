@@ -119,14 +119,15 @@ def test_the_train_metric_is_the_local_ones_on_the_same_seeded_sample(
 def test_the_training_inputs_are_learnt_in_one_round_trip_as_the_local_path_learns_them(
     trips_snapshot: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The seeded sample, the first rows (the model's input example) and the preprocessor's levels are the local
-    path's; a null target in the training or the validation rows is refused, naming the split."""
+    """The seeded sample, the first rows (the model's input example), the preprocessor's levels and the class
+    balance are the local path's; a null target in the training or the validation rows is refused, naming the
+    split."""
     from airflow_ml.ml.dask_train import training_inputs
     from airflow_ml.ml.serving import Preprocessor
 
     monkeypatch.setattr("airflow_ml.ml.train.TRAIN_SAMPLE_ROWS", 500)
-    spec = regression()
-    columns = list(dict.fromkeys([*spec.features, spec.target, SPLIT.time_column]))
+    spec, weighted = regression(), binary(class_weight="balanced")
+    columns = list(dict.fromkeys([*spec.features, spec.target, weighted.target, SPLIT.time_column]))
     frame = read_snapshot(trips_snapshot.uri, columns=columns)  # type: ignore[attr-defined]
     local = time_split(frame, "pickup_at", 0.15, 0.15)
     with cluster_client() as client:
@@ -134,19 +135,24 @@ def test_the_training_inputs_are_learnt_in_one_round_trip_as_the_local_path_lear
         splits = time_split_on_dask(client, rows, "pickup_at", 0.15, 0.15)
 
         inputs = training_inputs(client, splits, spec)
+        balanced = training_inputs(client, splits, weighted)
 
         expected = train_sample(local.train, spec.seed, rows=500).reset_index(drop=True)
         pd.testing.assert_frame_equal(inputs.sample, expected)
         pd.testing.assert_frame_equal(inputs.example, local.train.head(5).reset_index(drop=True))
-        fitted = Preprocessor.fit(local.train, spec.features, spec.categorical, spec.task)
-        assert inputs.preprocessor.to_dict() == fitted.to_dict()
+        for found, wanted in ((inputs, spec), (balanced, weighted)):
+            fitted = Preprocessor.fit(local.train, wanted.features, wanted.categorical, wanted.task)
+            assert found.preprocessor.to_dict() == fitted.to_dict()
+        assert "scale_pos_weight" not in inputs.params
+        weight = weighted.imbalance_params(local.train[weighted.target])["scale_pos_weight"]
+        assert balanced.params["scale_pos_weight"] == pytest.approx(weight, rel=1e-12)
         ordered = pd.concat([local.train, local.validation, local.holdout])  # positions 0..n-1 in time order
         for broken, name in ((local.train.index[7], "train"), (local.validation.index[3], "validation")):
             holed = ordered.copy()
             holed.loc[broken, spec.target] = np.nan
-            rows = dd.from_pandas(holed, npartitions=4, sort=False)
+            holed_rows = dd.from_pandas(holed, npartitions=4, sort=False)
             with pytest.raises(ValueError, match=rf"target 'duration_min' has 1 null\(s\) in the {name} split"):
-                training_inputs(client, time_split_on_dask(client, rows, "pickup_at", 0.15, 0.15), spec)
+                training_inputs(client, time_split_on_dask(client, holed_rows, "pickup_at", 0.15, 0.15), spec)
 
 
 @pytest.fixture(scope="module")
